@@ -1,0 +1,37 @@
+import type { FastifyRequest } from 'fastify';
+
+/** What a request needs, in the Docker token-scope vocabulary. */
+export type Action = 'pull' | 'push' | 'delete' | '*';
+
+export type Scope =
+  | { type: 'repository'; name: string; actions: Action[] }
+  | { type: 'registry'; name: 'catalog'; actions: Action[] }
+  | { type: 'base' };
+
+/** Who is calling. `anonymous` until an authenticator says otherwise. */
+export interface Principal {
+  subject: string;
+  anonymous: boolean;
+}
+
+/**
+ * The single place a request's permission is decided. Routes declare their scope
+ * in the route table (http/v2/routes.ts); the router calls `authorize` once per request.
+ */
+export interface AccessPolicy {
+  /** Resolves the caller and checks `scope`; throws RegistryError UNAUTHORIZED/DENIED. */
+  authorize(request: FastifyRequest, scope: Scope): Promise<Principal>;
+  /** Whether `principal` may pull from `repository` (mount discovery, catalog filtering). */
+  canRead(principal: Principal, repository: string): Promise<boolean>;
+}
+
+/** auth: none — everyone may do everything. The zero-setup default. */
+export class OpenAccessPolicy implements AccessPolicy {
+  async authorize(): Promise<Principal> {
+    return { subject: 'anonymous', anonymous: true };
+  }
+
+  async canRead(): Promise<boolean> {
+    return true;
+  }
+}

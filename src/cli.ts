@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { ConfigError, loadConfig } from './config/load.js';
+import { startServer } from './server.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command()
+  .name('berth')
+  .description('Berth: an OCI Distribution Spec v1.1 container registry')
+  .version(pkg.version, '-v, --version')
+  .option('-c, --config <file>', 'configuration file (default: $BERTH_CONFIG, then ./berth.yaml)');
+
+program
+  .command('serve')
+  .description('run the registry server')
+  .action(async () => {
+    const { config } = loadConfig({ file: program.opts<{ config?: string }>().config });
+    const server = await startServer(config);
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      server.app.log.info({ signal }, 'shutting down');
+      await server.close();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+  });
+
+const configCommand = program.command('config').description('configuration tools');
+configCommand
+  .command('check')
+  .description('validate the configuration (file + BERTH_* environment) and print the effective result')
+  .action(() => {
+    const { config, file } = loadConfig({ file: program.opts<{ config?: string }>().config });
+    process.stdout.write(`configuration OK${file ? ` (${file})` : ' (defaults + environment)'}\n`);
+    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`berth: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`berth: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

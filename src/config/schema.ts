@@ -1,0 +1,104 @@
+import { z } from 'zod';
+
+/**
+ * Berth's configuration. Keys mirror CNCF Distribution's config.yml where the concept
+ * is the same (http.addr, http.tls.certificate, storage.delete.enabled, log.level …)
+ * so an existing config can be carried over. Every key can be overridden by an
+ * environment variable: `http.addr` → `BERTH_HTTP_ADDR`.
+ */
+const duration = z.union([z.number().nonnegative(), z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration like 30s, 15m, 24h')]);
+
+export const configSchema = z
+  .object({
+    version: z.union([z.string(), z.number()]).optional(),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .default({ level: 'info' }),
+    http: z
+      .object({
+        addr: z.string().regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:5000').default('0.0.0.0:5000'),
+        /** Public base URL, used for absolute Location headers when set. */
+        host: z.string().url().optional(),
+        tls: z
+          .object({
+            certificate: z.string().min(1),
+            key: z.string().min(1),
+          })
+          .strict()
+          .optional(),
+        /** Seconds to wait for a request's headers before closing the connection (slowloris guard). */
+        headerstimeout: duration.default('30s'),
+        /** Close a connection whose request body makes no progress for this long. */
+        idletimeout: duration.default('2m'),
+      })
+      .strict()
+      .default({ addr: '0.0.0.0:5000', headerstimeout: '30s', idletimeout: '2m' }),
+    data: z
+      .object({ dir: z.string().min(1).default('./data') })
+      .strict()
+      .default({ dir: './data' }),
+    storage: z
+      .object({
+        filesystem: z.object({ rootdirectory: z.string().min(1).optional() }).strict().optional(),
+        delete: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
+        maintenance: z
+          .object({
+            uploadpurging: z
+              .object({
+                enabled: z.boolean().default(true),
+                age: duration.default('24h'),
+                interval: duration.default('1h'),
+              })
+              .strict()
+              .default({ enabled: true, age: '24h', interval: '1h' }),
+          })
+          .strict()
+          .default({ uploadpurging: { enabled: true, age: '24h', interval: '1h' } }),
+      })
+      .strict()
+      .default({ delete: { enabled: true }, maintenance: { uploadpurging: { enabled: true, age: '24h', interval: '1h' } } }),
+    metadata: z
+      .object({
+        driver: z.enum(['sqlite', 'postgres']).default('sqlite'),
+        /** SQLite file path (default <data.dir>/berth.db). */
+        path: z.string().optional(),
+        /** PostgreSQL connection URL. */
+        url: z.string().optional(),
+      })
+      .strict()
+      .default({ driver: 'sqlite' }),
+    limits: z
+      .object({
+        /** Largest manifest accepted, in bytes (Distribution's default is 4 MiB). */
+        manifestsize: z.number().int().positive().default(4 * 1024 * 1024),
+        /** Largest blob accepted, in bytes; 0 means unlimited. */
+        blobsize: z.number().int().nonnegative().default(0),
+        /** Upload sessions in progress at once, across all clients. */
+        uploads: z.number().int().positive().default(1000),
+        /** Largest `n` honoured by tag and catalog listings. */
+        pagesize: z.number().int().positive().default(10_000),
+      })
+      .strict()
+      .default({ manifestsize: 4 * 1024 * 1024, blobsize: 0, uploads: 1000, pagesize: 10_000 }),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    if (cfg.metadata.driver === 'postgres' && !cfg.metadata.url) {
+      ctx.addIssue({ code: 'custom', path: ['metadata', 'url'], message: 'required when metadata.driver is postgres' });
+    }
+  });
+
+export type BerthConfig = z.infer<typeof configSchema>;
+
+/** Parses "30s", "15m", "24h", "7d", "250ms" or a number of seconds into milliseconds. */
+export function durationMs(value: string | number): number {
+  if (typeof value === 'number') return value * 1000;
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(value);
+  if (!m) throw new Error(`invalid duration "${value}"`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return n * unit;
+}

@@ -1,0 +1,270 @@
+import { randomUUID, type Hash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { newHash, parseDigest, type DigestAlgorithm } from './digest.js';
+import { RegistryError } from './errors.js';
+import type { BlobStore, MetadataStore, UploadRecord } from './ports.js';
+
+export interface UploadLimits {
+  /** Largest blob accepted, in bytes; 0 = unlimited. */
+  maxBlobSize: number;
+  /** Data-carrying upload requests in flight at once. */
+  maxConcurrentTransfers: number;
+}
+
+export interface ChunkRange {
+  start: number;
+  end: number;
+}
+
+/** What the HTTP layer reports back to the client after each step. */
+export interface UploadStatus {
+  id: string;
+  repository: string;
+  size: number;
+}
+
+/**
+ * Blob upload sessions: start, append chunks while hashing, verify, commit.
+ *
+ * The running SHA-256 of each session is kept in memory between chunks. A process
+ * that does not hold it (after a restart, or another replica) rebuilds it by re-reading
+ * the staged bytes, so any process can continue any session.
+ */
+export class UploadService {
+  private readonly hashes = new Map<string, { hash: Hash; size: number }>();
+  private readonly busy = new Set<string>();
+  private transfers = 0;
+
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly metadata: MetadataStore,
+    private readonly limits: UploadLimits,
+  ) {}
+
+  async start(repository: string): Promise<UploadStatus> {
+    const id = randomUUID();
+    const staging = await this.blobs.createUpload(id);
+    await this.metadata.createUpload({ id, repository, size: 0, staging, createdAt: new Date() });
+    return { id, repository, size: 0 };
+  }
+
+  async status(repository: string, id: string): Promise<UploadStatus> {
+    const record = await this.find(repository, id);
+    return { id, repository, size: record.size };
+  }
+
+  /**
+   * Appends a request body to the session. With `range` (PATCH Content-Range), the
+   * chunk must start exactly where the upload ends, else 416 with the current range.
+   */
+  async append(repository: string, id: string, body: Readable, range?: ChunkRange, declaredLength?: number): Promise<UploadStatus> {
+    return this.exclusive(id, async () => {
+      const record = await this.find(repository, id);
+      if (range) {
+        if (range.start !== record.size || range.end < range.start - 1) {
+          throw rangeError(record, `chunk range ${range.start}-${range.end} does not continue the upload at offset ${record.size}`);
+        }
+        const expected = range.end - range.start + 1;
+        if (declaredLength !== undefined && declaredLength !== expected) {
+          throw rangeError(record, `Content-Length ${declaredLength} does not match Content-Range ${range.start}-${range.end}`);
+        }
+      }
+      if (this.limits.maxBlobSize > 0 && declaredLength !== undefined && record.size + declaredLength > this.limits.maxBlobSize) {
+        throw tooBig(this.limits.maxBlobSize);
+      }
+      const size = await this.transfer(record, body, range ? range.end - range.start + 1 : undefined);
+      return { id, repository, size };
+    });
+  }
+
+  /**
+   * Completes the session: appends the final body if any, verifies `digest` against
+   * everything received, makes the bytes durable at their content address and links
+   * the blob into the repository. A mismatch discards the upload.
+   */
+  async complete(repository: string, id: string, digest: string, body?: Readable, range?: ChunkRange, declaredLength?: number): Promise<string> {
+    const expected = parseDigest(digest);
+    if (body) await this.append(repository, id, body, range, declaredLength);
+    return this.exclusive(id, async () => {
+      const record = await this.find(repository, id);
+      const actual = await this.digestOf(record, expected.algorithm);
+      if (actual !== expected.value) {
+        await this.discard(record);
+        throw new RegistryError('DIGEST_INVALID', `digest mismatch: content hashes to ${actual}, not ${expected.value}`, {
+          expected: expected.value,
+          actual,
+        });
+      }
+      await this.blobs.commitUpload(id, record.staging, expected.value, record.size);
+      await this.metadata.commitBlob(repository, expected.value, record.size, id);
+      this.hashes.delete(id);
+      return expected.value;
+    });
+  }
+
+  async cancel(repository: string, id: string): Promise<void> {
+    await this.exclusive(id, async () => this.discard(await this.find(repository, id)));
+  }
+
+  /** Deletes sessions idle since before `cutoff` with their staged bytes. Returns how many. */
+  async purgeOlderThan(cutoff: Date, batch = 100): Promise<number> {
+    let purged = 0;
+    for (;;) {
+      const stale = await this.metadata.listUploadsOlderThan(cutoff, batch);
+      for (const record of stale) {
+        if (this.busy.has(record.id)) continue;
+        await this.discard(record);
+        purged++;
+      }
+      if (stale.length < batch) return purged;
+    }
+  }
+
+  private async discard(record: UploadRecord): Promise<void> {
+    this.hashes.delete(record.id);
+    await this.metadata.deleteUpload(record.id);
+    await this.blobs.abortUpload(record.id, record.staging);
+  }
+
+  private async find(repository: string, id: string): Promise<UploadRecord> {
+    const record = /^[A-Za-z0-9-]{1,64}$/.test(id) ? await this.metadata.getUpload(id) : null;
+    // A session of another repository is reported as unknown: ids must not leak across repositories.
+    if (!record || record.repository !== repository) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is unknown, finished or cancelled`);
+    }
+    return record;
+  }
+
+  private async transfer(record: UploadRecord, body: Readable, expectedLength: number | undefined): Promise<number> {
+    if (this.transfers >= this.limits.maxConcurrentTransfers) {
+      body.resume();
+      throw new RegistryError('TOOMANYREQUESTS', `too many uploads in progress (limit ${this.limits.maxConcurrentTransfers}); retry later`);
+    }
+    this.transfers++;
+    try {
+      const state = await this.hashState(record);
+      const maxSize = this.limits.maxBlobSize > 0 ? this.limits.maxBlobSize - record.size : Infinity;
+      const meter = new HashingMeter(state.hash, maxSize);
+      let staging;
+      try {
+        staging = await this.blobs.appendUpload(record.id, record.staging, record.size, pipeAbortable(body, meter));
+      } catch (err) {
+        // Part of the chunk may have been hashed but not stored: forget the hash, rebuild it next time.
+        this.hashes.delete(record.id);
+        if (meter.tooBig) throw tooBig(this.limits.maxBlobSize);
+        throw storageError(err);
+      }
+      if (expectedLength !== undefined && meter.bytes !== expectedLength) {
+        this.hashes.delete(record.id);
+        throw rangeError(record, `received ${meter.bytes} bytes, but Content-Range announced ${expectedLength}`);
+      }
+      const size = record.size + meter.bytes;
+      if (!(await this.metadata.updateUpload(record.id, record.size, size, staging))) {
+        this.hashes.delete(record.id);
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'upload was modified concurrently; query its status and resume');
+      }
+      this.hashes.set(record.id, { hash: state.hash, size });
+      return size;
+    } finally {
+      this.transfers--;
+    }
+  }
+
+  /** The running SHA-256 for the session at its current size, rebuilt from staged bytes if needed. */
+  private async hashState(record: UploadRecord): Promise<{ hash: Hash; size: number }> {
+    const held = this.hashes.get(record.id);
+    if (held && held.size === record.size) return held;
+    const hash = await this.hashStaged(record, 'sha256');
+    return { hash, size: record.size };
+  }
+
+  private async digestOf(record: UploadRecord, algorithm: DigestAlgorithm): Promise<string> {
+    const held = this.hashes.get(record.id);
+    const hash =
+      algorithm === 'sha256' && held && held.size === record.size ? held.hash.copy() : await this.hashStaged(record, algorithm);
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  private async hashStaged(record: UploadRecord, algorithm: DigestAlgorithm): Promise<Hash> {
+    const hash = newHash(algorithm);
+    if (record.size === 0) return hash;
+    const stream = await this.blobs.readUpload(record.id, record.staging, record.size);
+    for await (const chunk of stream) hash.update(chunk as Buffer);
+    return hash;
+  }
+
+  private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    if (this.busy.has(id)) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload; wait for it, then resume');
+    }
+    this.busy.add(id);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(id);
+    }
+  }
+}
+
+/** Passes bytes through while hashing and counting them; fails once `maxSize` is exceeded. */
+class HashingMeter extends Transform {
+  bytes = 0;
+  tooBig = false;
+
+  constructor(
+    private readonly hash: Hash,
+    private readonly maxSize: number,
+  ) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxSize) {
+      this.tooBig = true;
+      done(new Error('blob exceeds the size limit'));
+      return;
+    }
+    this.hash.update(chunk);
+    done(null, chunk);
+  }
+}
+
+/**
+ * `source.pipe(dest)`, plus: a client that disconnects mid-body fails `dest` (pipe() alone
+ * would leave it waiting forever). Unlike pipeline(), a failing `dest` does not destroy
+ * `source`, so the request socket stays usable for an error response.
+ */
+function pipeAbortable(source: Readable, dest: Transform): Transform {
+  const abort = (err?: Error) => {
+    if (!source.readableEnded) dest.destroy(err ?? Object.assign(new Error('request body ended early'), { code: 'ECONNRESET' }));
+  };
+  source.once('error', abort);
+  source.once('close', () => abort());
+  dest.once('close', () => source.off('error', abort));
+  return source.pipe(dest);
+}
+
+function rangeError(record: UploadRecord, message: string): RegistryError {
+  return new RegistryError('RANGE_INVALID', message, { offset: record.size }, {
+    Range: `0-${Math.max(record.size - 1, 0)}`,
+    Location: `/v2/${record.repository}/blobs/uploads/${record.id}`,
+    'Docker-Upload-UUID': record.id,
+  });
+}
+
+function tooBig(limit: number): RegistryError {
+  return new RegistryError('SIZE_INVALID', `blob exceeds the configured size limit of ${limit} bytes`).withStatus(413);
+}
+
+/** Maps a storage failure to an API error a client can act on. */
+export function storageError(err: unknown): Error {
+  if (err instanceof RegistryError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new RegistryError('STORAGE_FULL', 'storage is full: the upload was not stored');
+  if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR') {
+    return new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended early; query the upload status and resume');
+  }
+  return err as Error;
+}
+

@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { AccessPolicy } from '../auth/access.js';
+import type { Registry } from '../core/registry.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { registerV2Routes } from './v2/routes.js';
+
+export interface AppOptions {
+  registry: Registry;
+  access: AccessPolicy;
+  logger: Logger;
+  /** Milliseconds allowed for a request's headers (slowloris guard). */
+  headersTimeout: number;
+  /** Milliseconds a connection may sit idle (including mid-body) before it is closed. */
+  idleTimeout: number;
+  https?: { key: Buffer; cert: Buffer };
+}
+
+/** Builds the Fastify application: /v2 (OCI distribution API), /healthz, /readyz. */
+export function buildApp(options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    // One line per request is logged by our own onResponse hook (with the fields we want).
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+    },
+    exposeHeadRoutes: false,
+    // Repository names and digests make long paths; the /v2 router validates them itself.
+    routerOptions: { maxParamLength: 8192 },
+    requestTimeout: 0,
+    connectionTimeout: options.idleTimeout,
+    keepAliveTimeout: 75_000,
+    http2: false,
+    ...(options.https ? { https: { ...options.https, minVersion: 'TLSv1.2' as const } } : {}),
+  }) as unknown as FastifyInstance;
+  app.server.headersTimeout = options.headersTimeout;
+
+  // Bodies are streamed by the handlers themselves (blobs) or read with a size limit
+  // (manifests), never parsed up front by the framework.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      'request',
+    );
+  });
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await options.registry.check();
+      return { status: 'ready' };
+    } catch (err) {
+      return reply.code(503).send({ status: 'unavailable', error: (err as Error).message });
+    }
+  });
+
+  registerV2Routes(app, { registry: options.registry, access: options.access });
+  return app;
+}

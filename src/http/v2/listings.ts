@@ -1,0 +1,44 @@
+import { MediaTypes } from '../../core/media-types.js';
+import { nextLink, type V2Handler } from './context.js';
+
+/** GET /v2/ — API version check. */
+export const apiVersion: V2Handler = async (_ctx, _request, reply) => {
+  return reply.header('content-type', 'application/json; charset=utf-8').send('{}');
+};
+
+/** GET /v2/<name>/tags/list[?n=&last=] */
+export const listTags: V2Handler = async ({ registry }, _request, reply, { name, query }) => {
+  const n = registry.pageSize(query.get('n') ?? undefined);
+  const page = await registry.listTags(name, n, query.get('last') ?? undefined);
+  if (page.more && n !== undefined) reply.header('link', nextLink(`/v2/${name}/tags/list`, n, page.items.at(-1)!));
+  return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify({ name, tags: page.items }));
+};
+
+/** GET /v2/_catalog[?n=&last=] — only repositories the caller may read. */
+export const listCatalog: V2Handler = async ({ registry, access }, _request, reply, { query, principal }) => {
+  const n = registry.pageSize(query.get('n') ?? undefined);
+  const page = await registry.listRepositories(n, query.get('last') ?? undefined);
+  const visible: string[] = [];
+  for (const repo of page.items) if (await access.canRead(principal, repo)) visible.push(repo);
+  if (page.more) reply.header('link', nextLink('/v2/_catalog', n ?? registry.options.maxPageSize, page.items.at(-1)!));
+  return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify({ repositories: visible }));
+};
+
+/** GET /v2/<name>/referrers/<digest>[?artifactType=] — an image index of the manifests whose subject is <digest>. */
+export const listReferrers: V2Handler = async ({ registry }, _request, reply, { name, ref: digest, query }) => {
+  const artifactType = query.get('artifactType') ?? undefined;
+  const referrers = await registry.listReferrers(name, digest, artifactType);
+  if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
+  const index = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociIndex,
+    manifests: referrers.map((r) => ({
+      mediaType: r.mediaType,
+      digest: r.digest,
+      size: r.size,
+      ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+      ...(r.annotations ? { annotations: r.annotations } : {}),
+    })),
+  };
+  return reply.header('content-type', MediaTypes.ociIndex).send(JSON.stringify(index));
+};

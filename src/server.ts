@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { OpenAccessPolicy } from './auth/access.js';
+import { durationMs, type BerthConfig } from './config/schema.js';
+import { Registry } from './core/registry.js';
+import { buildApp } from './http/app.js';
+import { Scheduler } from './jobs/scheduler.js';
+import { uploadPurgeJob } from './jobs/upload-purge.js';
+import { openMetadataStore } from './metadata/index.js';
+import { openBlobStore } from './storage/index.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  registry: Registry;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:5000 */
+  url: string;
+  close(): Promise<void>;
+}
+
+export function createLogger(config: BerthConfig): Logger {
+  return pino({ level: config.log.level, base: { service: 'berth' } });
+}
+
+/** Wires configuration → stores → core → HTTP, starts background jobs, and listens. */
+export async function startServer(config: BerthConfig, logger: Logger = createLogger(config)): Promise<RunningServer> {
+  const [blobs, metadata] = await Promise.all([openBlobStore(config), openMetadataStore(config)]);
+  const registry = new Registry(blobs, metadata, {
+    deleteEnabled: config.storage.delete.enabled,
+    maxManifestSize: config.limits.manifestsize,
+    maxBlobSize: config.limits.blobsize,
+    maxConcurrentUploads: config.limits.uploads,
+    maxPageSize: config.limits.pagesize,
+  });
+  const tls = config.http.tls;
+  const app = buildApp({
+    registry,
+    access: new OpenAccessPolicy(),
+    logger,
+    headersTimeout: durationMs(config.http.headerstimeout),
+    idleTimeout: durationMs(config.http.idletimeout),
+    https: tls ? { cert: readFileSync(tls.certificate), key: readFileSync(tls.key) } : undefined,
+  });
+
+  const scheduler = new Scheduler(logger);
+  const purging = config.storage.maintenance.uploadpurging;
+  if (purging.enabled) {
+    scheduler.add(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval), logger));
+  }
+
+  const { host, port } = splitAddr(config.http.addr);
+  await app.listen({ host, port });
+  const address = app.server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `${tls ? 'https' : 'http'}://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${address.port}`;
+  logger.info({ url, storage: config.storage.filesystem?.rootdirectory, metadata: config.metadata.driver }, 'berth is listening');
+
+  return {
+    app,
+    registry,
+    url,
+    async close() {
+      scheduler.stop();
+      await app.close();
+      await Promise.all([metadata.close(), blobs.close()]);
+    },
+  };
+}
+
+export function splitAddr(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  const host = addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0';
+  return { host, port: Number(addr.slice(i + 1)) };
+}

@@ -1,0 +1,123 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { configSchema, type BerthConfig } from '../../src/config/schema.js';
+import { applyEnvOverrides, resolveConfigPaths } from '../../src/config/load.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface TestServer extends RunningServer {
+  dataDir: string;
+  config: BerthConfig;
+  /** Stops the server and deletes its data directory. */
+  destroy(): Promise<void>;
+}
+
+/** A fresh temporary directory, removed by the caller (or by `destroy`). */
+export function tempDir(prefix = 'berth-test-'): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/**
+ * Starts an in-process Berth on 127.0.0.1 with a random port and a temporary data
+ * directory. `overrides` is merged into the config like a berth.yaml would be.
+ * Extra BERTH_* variables in `env` apply as they do for `berth serve`.
+ */
+export async function startTestServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
+  const dataDir = (overrides.data as { dir?: string } | undefined)?.dir ?? tempDir();
+  const raw = applyEnvOverrides(
+    deepMerge({ http: { addr: '127.0.0.1:0' }, data: { dir: dataDir }, log: { level: 'silent' } }, overrides),
+    { ...testMetadataEnv(), ...env },
+  );
+  const parsed = configSchema.parse(raw);
+  const config = resolveConfigPaths(parsed);
+  const server = await startServer(config, pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }));
+  return {
+    ...server,
+    dataDir,
+    config,
+    async destroy() {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Environment that selects the metadata back end under test. The suite runs once per
+ * back end: BERTH_TEST_METADATA=postgres points every test server at PostgreSQL.
+ */
+export function testMetadataEnv(): NodeJS.ProcessEnv {
+  return {};
+}
+
+export interface BerthProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait for exit (crash simulation). */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts `berth serve` as a real child process (as users run it), on a random port
+ * unless BERTH_HTTP_ADDR is given in `env`, and waits until it listens.
+ */
+export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<BerthProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args, 'serve'], {
+    cwd: ROOT,
+    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', ...testMetadataEnv(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`berth did not start within 30s:\n${out}`)), 30_000);
+    const onData = () => {
+      const m = /"url":"(https?:\/\/[^"]+)".*berth is listening/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`berth exited with ${code} before listening:\n${out}`));
+    });
+  });
+  const stopWith = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return {
+    url,
+    port: Number(new URL(url).port),
+    child,
+    output: () => out,
+    stop: () => stopWith('SIGTERM'),
+    kill: () => stopWith('SIGKILL'),
+  };
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+        ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
