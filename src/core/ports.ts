@@ -47,6 +47,14 @@ export interface BlobStore {
   /** Frees the staging area. Aborting an unknown upload is not an error. */
   abortUpload(uploadId: string, state: StagingState): Promise<void>;
 
+  /**
+   * Every committed blob (optional; used by `berth fsck`). Entries whose name is not a
+   * valid digest are still listed, with the name the adapter found, so fsck can report them.
+   */
+  listBlobs?(): AsyncIterable<{ digest: string; size: number }>;
+  /** Every staging area present, by upload id (optional; used by `berth fsck`). */
+  listUploads?(): AsyncIterable<{ id: string; size: number; modifiedAt: Date }>;
+
   /** Throws if the store cannot be reached (readiness). */
   check(): Promise<void>;
   close(): Promise<void>;

@@ -130,6 +130,33 @@ export class FilesystemBlobStore implements BlobStore {
     await fs.rm(this.uploadPath(uploadId), { force: true });
   }
 
+  /** Walks blobs/<algorithm>/<xx>/<hex> lazily, one directory at a time (bounded memory). */
+  async *listBlobs(): AsyncIterable<{ digest: string; size: number }> {
+    for await (const algorithm of await fs.opendir(this.blobsDir)) {
+      if (!algorithm.isDirectory()) continue;
+      const algorithmDir = path.join(this.blobsDir, algorithm.name);
+      for await (const prefix of await fs.opendir(algorithmDir)) {
+        if (!prefix.isDirectory()) continue;
+        const prefixDir = path.join(algorithmDir, prefix.name);
+        for await (const entry of await fs.opendir(prefixDir)) {
+          if (!entry.isFile()) continue;
+          // A blob deleted (e.g. by GC) while we listed is simply gone.
+          const stat = await fs.stat(path.join(prefixDir, entry.name)).catch(() => null);
+          if (stat) yield { digest: `${algorithm.name}:${entry.name}`, size: stat.size };
+        }
+      }
+    }
+  }
+
+  async *listUploads(): AsyncIterable<{ id: string; size: number; modifiedAt: Date }> {
+    for await (const entry of await fs.opendir(this.uploadsDir)) {
+      if (!entry.isFile()) continue;
+      // A staging file committed or aborted while we listed is simply gone.
+      const stat = await fs.stat(path.join(this.uploadsDir, entry.name)).catch(() => null);
+      if (stat) yield { id: entry.name, size: stat.size, modifiedAt: stat.mtime };
+    }
+  }
+
   async check(): Promise<void> {
     await fs.access(this.blobsDir);
     await fs.access(this.uploadsDir);
