@@ -102,6 +102,22 @@ export class UploadService {
     });
   }
 
+  /**
+   * POST ?digest=: one request carries the whole blob. The client never learns the
+   * session's id, so a failure of any kind discards the session instead of leaking it.
+   */
+  async monolithic(repository: string, digest: string, body: Readable, declaredLength?: number): Promise<string> {
+    parseDigest(digest);
+    const { id } = await this.start(repository);
+    try {
+      return await this.complete(repository, id, digest, body, undefined, declaredLength);
+    } catch (err) {
+      // A digest mismatch has already discarded it; anything else (size limit, early EOF) has not.
+      await this.cancel(repository, id).catch(() => undefined);
+      throw err;
+    }
+  }
+
   async cancel(repository: string, id: string): Promise<void> {
     await this.exclusive(id, async () => this.discard(await this.find(repository, id)));
   }

@@ -16,9 +16,7 @@ export const startUpload: V2Handler = async ({ registry, access }, request, repl
   }
   const digest = query.get('digest');
   if (digest !== null && mount === null) {
-    const upload = await registry.uploads.start(name);
-    const committed = await registry.uploads.complete(name, upload.id, digest, request.raw, undefined, contentLength(request));
-    return created(reply, name, committed);
+    return created(reply, name, await registry.uploads.monolithic(name, digest, request.raw, contentLength(request)));
   }
   return accepted(reply, await registry.uploads.start(name), 202);
 };
