@@ -101,7 +101,15 @@ export function parseManifest(payload: Buffer, contentType: string | undefined):
       supported: MANIFEST_MEDIA_TYPES,
     });
   }
+  if (declared === undefined && isDockerType(mediaType)) {
+    // Docker's formats require the field (CNCF Distribution refuses them without it); only OCI made it optional.
+    throw new RegistryError('MANIFEST_INVALID', `a ${mediaType} manifest must carry its mediaType field`);
+  }
   return isIndexMediaType(mediaType) ? parseIndex(json, mediaType) : parseImage(json, mediaType);
+}
+
+function isDockerType(mediaType: string): boolean {
+  return mediaType === MediaTypes.dockerManifest || mediaType === MediaTypes.dockerManifestList;
 }
 
 function isManifestType(mediaType: string | undefined): mediaType is string {
