@@ -25,7 +25,7 @@ export function createLogger(config: BerthConfig): Logger {
 
 /** Wires configuration → stores → core → HTTP, starts background jobs, and listens. */
 export async function startServer(config: BerthConfig, logger: Logger = createLogger(config)): Promise<RunningServer> {
-  const [blobs, metadata] = await Promise.all([openBlobStore(config), openMetadataStore(config)]);
+  const [blobs, metadata] = await Promise.all([openBlobStore(config), openMetadataStore(config, logger)]);
   const registry = new Registry(blobs, metadata, {
     deleteEnabled: config.storage.delete.enabled,
     maxManifestSize: config.limits.manifestsize,

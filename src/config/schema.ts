@@ -67,9 +67,23 @@ export const configSchema = z
         path: z.string().optional(),
         /** PostgreSQL connection URL. */
         url: z.string().optional(),
+        /** PostgreSQL connection pool (per process). */
+        pool: z
+          .object({
+            /** Most connections this process opens at once. */
+            max: z.number().int().positive().default(10),
+            /** Give up (503) when no connection is available within this time. */
+            connecttimeout: duration.default('5s'),
+            /** Close a pooled connection unused for this long. */
+            idletimeout: duration.default('30s'),
+          })
+          .strict()
+          .default({ max: 10, connecttimeout: '5s', idletimeout: '30s' }),
+        /** PostgreSQL aborts any statement running longer than this (0 = no limit). */
+        statementtimeout: duration.default('30s'),
       })
       .strict()
-      .default({ driver: 'sqlite' }),
+      .default({ driver: 'sqlite', pool: { max: 10, connecttimeout: '5s', idletimeout: '30s' }, statementtimeout: '30s' }),
     limits: z
       .object({
         /** Largest manifest accepted, in bytes (Distribution's default is 4 MiB). */

@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type Migration } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration } from 'kysely';
 import * as initial from './migrations/0001-initial.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -15,10 +15,27 @@ const MIGRATIONS: Record<string, MigrationModule> = {
 };
 
 /**
- * Brings the schema up to date. Kysely's migrator holds a lock row while it runs,
- * so several processes starting at once apply each migration exactly once.
+ * Brings the schema up to date, applying each migration exactly once even when several
+ * replicas start at the same moment: on PostgreSQL the whole run holds a session advisory
+ * lock (Kysely's own lock only starts after it has created its bookkeeping tables, and two
+ * concurrent `CREATE TABLE IF NOT EXISTS` can still collide); SQLite serialises writers itself.
  */
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<string[]> {
+  if (dialect === 'sqlite') return runMigrator(db, dialect);
+  return db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(${sql.lit(MIGRATION_LOCK_KEY)})`.execute(conn);
+    try {
+      return await runMigrator(conn, dialect);
+    } finally {
+      await sql`select pg_advisory_unlock(${sql.lit(MIGRATION_LOCK_KEY)})`.execute(conn);
+    }
+  });
+}
+
+/** Advisory lock key for schema migrations (any constant other tools are unlikely to use: "berthmig" in hex). */
+const MIGRATION_LOCK_KEY = BigInt('0x626572746d6967');
+
+async function runMigrator(db: Kysely<unknown>, dialect: Dialect): Promise<string[]> {
   const ctx: MigrationContext = { dialect };
   const migrations: Record<string, Migration> = {};
   for (const [name, mod] of Object.entries(MIGRATIONS)) {
@@ -28,7 +45,7 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Pr
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
-    throw new Error(`metadata migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`);
+    throw new Error(`metadata migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

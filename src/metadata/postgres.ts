@@ -1,0 +1,188 @@
+import { Kysely, PostgresDialect, type PostgresCursor, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely';
+import pg from 'pg';
+import { RegistryError } from '../core/errors.js';
+import type { Database } from './tables.js';
+import { KyselyMetadataStore } from './kysely-store.js';
+import { migrateToLatest } from './migrate.js';
+
+export interface PostgresOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Most connections this process opens at once. */
+  poolMax: number;
+  /** Milliseconds to wait for a connection (new or pooled) before failing with 503. */
+  connectTimeoutMs: number;
+  /** Milliseconds after which an unused pooled connection is closed. */
+  idleTimeoutMs: number;
+  /** Milliseconds PostgreSQL lets one statement run (0 = no limit). */
+  statementTimeoutMs: number;
+  /** Called for errors of idle pooled connections (the pool drops them and reconnects later). */
+  onPoolError?: (err: Error) => void;
+}
+
+/**
+ * A statement that PostgreSQL has not answered this long after its own statement_timeout
+ * means the server or the network is gone (e.g. a half-open TCP connection); pg then
+ * fails the query on the client side instead of waiting forever.
+ */
+const CLIENT_TIMEOUT_GRACE_MS = 5_000;
+
+/** Opens the PostgreSQL metadata store and brings its schema up to date. */
+export async function openPostgresMetadata(options: PostgresOptions): Promise<KyselyMetadataStore> {
+  await migratePostgres(options);
+  return new KyselyMetadataStore(createPostgresKysely(options), 'postgres');
+}
+
+/**
+ * Runs the migrations on a connection of its own without statement timeouts: waiting for
+ * another replica's migration lock, or a long data migration, is not a stuck request.
+ */
+export async function migratePostgres(options: PostgresOptions): Promise<string[]> {
+  const db = createPostgresKysely({ ...options, poolMax: 1, statementTimeoutMs: 0 });
+  try {
+    return await migrateToLatest(db as Kysely<unknown>, 'postgres');
+  } catch (err) {
+    throw new Error(`cannot prepare the PostgreSQL metadata database ${redactUrl(options.url)}: ${rootMessage(err)}`, { cause: err });
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** A Kysely instance over a pg Pool that answers BIGINT as numbers and fails fast (503) when the database is unreachable. */
+export function createPostgresKysely(options: PostgresOptions): Kysely<Database> {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolMax,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    idleTimeoutMillis: options.idleTimeoutMs,
+    statement_timeout: options.statementTimeoutMs || undefined,
+    query_timeout: options.statementTimeoutMs ? options.statementTimeoutMs + CLIENT_TIMEOUT_GRACE_MS : undefined,
+    keepAlive: true,
+    application_name: 'berth',
+    types: int8AsNumber(),
+  });
+  // Without a listener, an idle connection dropped by the server would crash the process.
+  pool.on('error', (err) => options.onPoolError?.(err));
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new FailFastPool(pool) }) });
+}
+
+/** BIGINT columns (sizes, epoch-millisecond times, ids) as JS numbers; every value we store is below 2^53. */
+function int8AsNumber(): pg.CustomTypesConfig {
+  const types = new pg.TypeOverrides();
+  types.setTypeParser(pg.types.builtins.INT8, (text: string) => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value)) throw new RangeError(`BIGINT ${text} does not fit a JavaScript number`);
+    return value;
+  });
+  return types;
+}
+
+/**
+ * Adapts pg's Pool to Kysely so that losing the database is a clean, fast failure:
+ * connection-level errors become RegistryError UNAVAILABLE (HTTP 503), and a connection
+ * that failed is destroyed on release instead of going back to the pool, so the next
+ * request reconnects once PostgreSQL is back.
+ */
+class FailFastPool implements PostgresPool {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async connect(): Promise<PostgresPoolClient> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw unavailable(err);
+    }
+    return new FailFastClient(client);
+  }
+
+  end(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+class FailFastClient implements PostgresPoolClient {
+  private failure: Error | undefined;
+  private readonly onError = (err: Error) => {
+    this.failure ??= err;
+  };
+
+  constructor(private readonly client: pg.PoolClient) {
+    // pg-pool listens for errors only while a connection is idle; a socket that dies while
+    // Kysely holds the connection (between statements of a transaction) would otherwise throw.
+    client.on('error', this.onError);
+  }
+
+  query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>>;
+  query<R>(cursor: PostgresCursor<R>): PostgresCursor<R>;
+  query<R>(sqlOrCursor: string | PostgresCursor<R>, parameters: ReadonlyArray<unknown> = []): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
+    // Kysely asks for a cursor only for .stream(), which needs the pg-cursor package Berth does not use.
+    if (typeof sqlOrCursor !== 'string') throw new Error('streaming queries are not supported by the PostgreSQL metadata store');
+    return this.run<R>(sqlOrCursor, parameters);
+  }
+
+  private async run<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
+    if (this.failure) throw unavailable(this.failure);
+    try {
+      return (await this.client.query(sql, [...parameters])) as unknown as PostgresQueryResult<R>;
+    } catch (err) {
+      if (isConnectionFailure(err)) {
+        this.failure ??= err as Error;
+        throw unavailable(err);
+      }
+      if (isStatementTimeout(err)) throw unavailable(err, 'metadata database did not answer in time');
+      throw err;
+    }
+  }
+
+  release(): void {
+    this.client.removeListener('error', this.onError);
+    this.client.release(this.failure);
+  }
+}
+
+const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+// SQLSTATE 57P01-57P03: the server is shutting down or starting; 53300: too many connections.
+const SERVER_UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+
+/** True when the error means the connection, not the statement, failed. */
+export function isConnectionFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (CONNECTION_ERROR_CODES.has(code) || SERVER_UNAVAILABLE_STATES.has(code) || code.startsWith('08')) return true;
+  }
+  // pg reports a dropped socket, its client-side query_timeout and an unusable client by message only.
+  return /Connection terminated|Query read timeout|not queryable|timeout exceeded when trying to connect/i.test(err.message);
+}
+
+function isStatementTimeout(err: unknown): boolean {
+  // 57014 query_canceled: statement_timeout expired.
+  return err instanceof Error && (err as { code?: unknown }).code === '57014';
+}
+
+/** A 503 for the client; the database's own message (host names, addresses) stays in `cause`, for the log. */
+function unavailable(err: unknown, message = 'metadata database unavailable'): RegistryError {
+  if (err instanceof RegistryError) return err;
+  const error = new RegistryError('UNAVAILABLE', message);
+  error.cause = err;
+  return error;
+}
+
+/** The message of the innermost `cause`: what the database or the network actually said. */
+function rootMessage(err: unknown): string {
+  let current = err;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable url)';
+  }
+}

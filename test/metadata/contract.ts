@@ -1,0 +1,459 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { ManifestReference } from '../../src/core/manifest.js';
+import type { MetadataStore, NewManifest } from '../../src/core/ports.js';
+
+/**
+ * The one MetadataStore contract: every adapter (SQLite, PostgreSQL) must pass it
+ * unchanged. Tests share one store and isolate themselves by repository name, except
+ * the catalog tests, which need a store of their own.
+ */
+export interface ContractSubject {
+  store: MetadataStore;
+  /** Closes the store and removes its database. */
+  destroy(): Promise<void>;
+}
+
+export type ContractFactory = () => Promise<ContractSubject>;
+
+const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+const INDEX_TYPE = 'application/vnd.oci.image.index.v1+json';
+
+let counter = 0;
+/** A repository name no other test uses. */
+function repo(label: string): string {
+  return `contract/${label}-${++counter}-${randomBytes(3).toString('hex')}`;
+}
+
+function digestOf(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+function randomDigest(): string {
+  return digestOf(randomBytes(16));
+}
+
+function manifest(repository: string, fields: Partial<NewManifest> = {}): NewManifest {
+  const payload = fields.payload ?? Buffer.from(JSON.stringify({ schemaVersion: 2, nonce: randomBytes(8).toString('hex') }));
+  return {
+    repository,
+    digest: digestOf(payload),
+    mediaType: MANIFEST_TYPE,
+    artifactType: null,
+    subjectDigest: null,
+    annotations: null,
+    size: payload.length,
+    payload,
+    references: [],
+    tags: [],
+    ...fields,
+  };
+}
+
+/** Commits a config and a layer blob into `repository` and returns their references. */
+async function blobsIn(store: MetadataStore, repository: string): Promise<ManifestReference[]> {
+  const config = randomDigest();
+  const layer = randomDigest();
+  await store.commitBlob(repository, config, 100);
+  await store.commitBlob(repository, layer, 2000);
+  return [
+    { digest: config, kind: 'config' },
+    { digest: layer, kind: 'layer' },
+  ];
+}
+
+/** Walks every page of a listing with page size `n`, checking `more` on each. */
+async function collectPages(list: (after?: string) => Promise<{ items: string[]; more: boolean }>, n: number): Promise<string[][]> {
+  const pages: string[][] = [];
+  let last: string | undefined;
+  for (;;) {
+    const page = await list(last);
+    assert.ok(page.items.length <= n, `a page holds at most n=${n} items`);
+    pages.push(page.items);
+    if (!page.more) return pages;
+    assert.equal(page.items.length, n, 'a page followed by more is full');
+    last = page.items.at(-1);
+  }
+}
+
+/** Byte order, as PostgreSQL's "C" collation and SQLite's BINARY sort (all names are ASCII). */
+function byteOrder(names: string[]): string[] {
+  return [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+export function runMetadataContract(name: string, factory: ContractFactory): void {
+  describe(`MetadataStore contract: ${name}`, () => {
+    let subject: ContractSubject;
+    let store: MetadataStore;
+    before(async () => {
+      subject = await factory();
+      store = subject.store;
+    });
+    after(async () => subject?.destroy());
+
+    describe('blobs', () => {
+      it('an unknown blob is null globally and in a repository', async () => {
+        const digest = randomDigest();
+        assert.equal(await store.getBlob(digest), null);
+        assert.equal(await store.getLinkedBlob(repo('none'), digest), null);
+      });
+
+      it('commitBlob records the blob and links it into that repository only', async () => {
+        const [a, b] = [repo('a'), repo('b')];
+        const digest = randomDigest();
+        await store.commitBlob(a, digest, 1234);
+        assert.deepEqual(await store.getBlob(digest), { size: 1234 });
+        assert.deepEqual(await store.getLinkedBlob(a, digest), { size: 1234 });
+        assert.equal(await store.getLinkedBlob(b, digest), null);
+        assert.equal(await store.repositoryExists(a), true);
+        assert.equal(await store.repositoryExists(b), false);
+      });
+
+      it('commitBlob is idempotent', async () => {
+        const r = repo('idem');
+        const digest = randomDigest();
+        await store.commitBlob(r, digest, 10);
+        await store.commitBlob(r, digest, 10);
+        assert.deepEqual(await store.getLinkedBlob(r, digest), { size: 10 });
+        assert.deepEqual(await store.repositoriesWithBlob(digest, 10), [r]);
+      });
+
+      it('sizes beyond 32 bits come back as exact numbers', async () => {
+        const r = repo('big');
+        const digest = randomDigest();
+        const size = 5 * 2 ** 30 + 7;
+        await store.commitBlob(r, digest, size);
+        const got = await store.getLinkedBlob(r, digest);
+        assert.equal(typeof got?.size, 'number');
+        assert.equal(got?.size, size);
+      });
+
+      it('commitBlob deletes the upload session it completes', async () => {
+        const r = repo('commit-upload');
+        const id = randomBytes(8).toString('hex');
+        await store.createUpload({ id, repository: r, size: 0, staging: null, createdAt: new Date() });
+        await store.commitBlob(r, randomDigest(), 5, id);
+        assert.equal(await store.getUpload(id), null);
+      });
+
+      it('linkBlob of an unknown blob answers false and creates nothing', async () => {
+        const r = repo('link-unknown');
+        assert.equal(await store.linkBlob(r, randomDigest()), false);
+        assert.equal(await store.repositoryExists(r), false);
+      });
+
+      it('linkBlob mounts a known blob; repositoriesWithBlob lists holders in order, up to the limit', async () => {
+        const [src, dst1, dst2] = [repo('src'), repo('dst'), repo('dst')];
+        const digest = randomDigest();
+        await store.commitBlob(src, digest, 42);
+        assert.equal(await store.linkBlob(dst1, digest), true);
+        assert.equal(await store.linkBlob(dst2, digest), true);
+        assert.equal(await store.linkBlob(dst2, digest), true, 'linking twice is fine');
+        assert.deepEqual(await store.getLinkedBlob(dst1, digest), { size: 42 });
+        const holders = byteOrder([src, dst1, dst2]);
+        assert.deepEqual(await store.repositoriesWithBlob(digest, 10), holders);
+        assert.deepEqual(await store.repositoriesWithBlob(digest, 2), holders.slice(0, 2));
+      });
+
+      it('unlinkBlob removes only that link, once', async () => {
+        const [a, b] = [repo('unlink'), repo('unlink')];
+        const digest = randomDigest();
+        await store.commitBlob(a, digest, 7);
+        await store.linkBlob(b, digest);
+        assert.equal(await store.unlinkBlob(a, digest), true);
+        assert.equal(await store.unlinkBlob(a, digest), false);
+        assert.equal(await store.unlinkBlob(repo('never'), digest), false);
+        assert.equal(await store.getLinkedBlob(a, digest), null);
+        assert.deepEqual(await store.getLinkedBlob(b, digest), { size: 7 });
+        assert.deepEqual(await store.getBlob(digest), { size: 7 }, 'the blob itself stays known');
+      });
+    });
+
+    describe('uploads', () => {
+      it('createUpload / getUpload round-trip every field', async () => {
+        const id = randomBytes(8).toString('hex');
+        const createdAt = new Date(Date.now() - 5000);
+        const staging = { path: '/x/y', parts: [{ n: 1, etag: '"abc"' }] };
+        await store.createUpload({ id, repository: repo('up'), size: 0, staging, createdAt });
+        const got = await store.getUpload(id);
+        assert.ok(got);
+        assert.equal(got.size, 0);
+        assert.deepEqual(got.staging, staging);
+        assert.equal(got.createdAt.getTime(), createdAt.getTime());
+        assert.equal(got.updatedAt.getTime(), createdAt.getTime());
+        assert.equal(await store.getUpload('no-such-upload'), null);
+      });
+
+      it('updateUpload is a compare-and-set on the size', async () => {
+        const id = randomBytes(8).toString('hex');
+        await store.createUpload({ id, repository: repo('cas'), size: 0, staging: { v: 0 }, createdAt: new Date() });
+        assert.equal(await store.updateUpload(id, 0, 100, { v: 1 }), true);
+        assert.equal(await store.updateUpload(id, 0, 200, { v: 2 }), false, 'a stale expected size is refused');
+        const got = await store.getUpload(id);
+        assert.equal(got?.size, 100);
+        assert.deepEqual(got?.staging, { v: 1 });
+        assert.equal(await store.updateUpload('no-such-upload', 0, 1, null), false);
+      });
+
+      it('concurrent updates from the same size: exactly one wins', async () => {
+        const id = randomBytes(8).toString('hex');
+        await store.createUpload({ id, repository: repo('race'), size: 0, staging: null, createdAt: new Date() });
+        const results = await Promise.all([1, 2, 3, 4, 5].map((n) => store.updateUpload(id, 0, n * 10, { n })));
+        assert.equal(results.filter(Boolean).length, 1);
+        const winner = results.indexOf(true) + 1;
+        assert.equal((await store.getUpload(id))?.size, winner * 10);
+      });
+
+      it('deleteUpload answers true once', async () => {
+        const id = randomBytes(8).toString('hex');
+        await store.createUpload({ id, repository: repo('del'), size: 0, staging: null, createdAt: new Date() });
+        assert.equal(await store.deleteUpload(id), true);
+        assert.equal(await store.deleteUpload(id), false);
+        assert.equal(await store.getUpload(id), null);
+      });
+
+      it('listUploadsOlderThan returns stale sessions, oldest first, up to the limit', async () => {
+        const r = repo('stale');
+        const ids = ['old-1', 'old-2', 'old-3'].map((label) => `${label}-${randomBytes(4).toString('hex')}`);
+        // Far in the past, so sessions created by other tests are never older.
+        for (const [i, id] of ids.entries()) {
+          await store.createUpload({ id, repository: r, size: 0, staging: null, createdAt: new Date(Date.UTC(2001, 0, 1 + i)) });
+        }
+        await store.createUpload({ id: `fresh-${randomBytes(4).toString('hex')}`, repository: r, size: 0, staging: null, createdAt: new Date(Date.UTC(2001, 6, 1)) });
+        const cutoff = new Date(Date.UTC(2001, 1, 1));
+        assert.deepEqual((await store.listUploadsOlderThan(cutoff, 10)).map((u) => u.id), ids);
+        assert.deepEqual((await store.listUploadsOlderThan(cutoff, 2)).map((u) => u.id), ids.slice(0, 2));
+        // An update refreshes the session: it is no longer stale.
+        assert.equal(await store.updateUpload(ids[0]!, 0, 1, null), true);
+        assert.deepEqual((await store.listUploadsOlderThan(cutoff, 10)).map((u) => u.id), ids.slice(1));
+        for (const id of ids) await store.deleteUpload(id);
+      });
+    });
+
+    describe('manifests and tags', () => {
+      it('putManifest with missing references answers {ok:false, missing} and stores nothing', async () => {
+        const r = repo('missing');
+        const [config, layer] = await blobsIn(store, r);
+        const absent: ManifestReference = { digest: randomDigest(), kind: 'layer' };
+        const m = manifest(r, { references: [config!, absent, layer!], tags: ['v1'] });
+        assert.deepEqual(await store.putManifest(m), { ok: false, missing: [absent] });
+        assert.equal(await store.getManifest(r, m.digest), null);
+        assert.equal(await store.getManifestByTag(r, 'v1'), null);
+        assert.deepEqual(await store.listTags(r, { limit: 10 }), { items: [], more: false });
+      });
+
+      it('a refused manifest does not create its repository (the catalog stays unchanged)', async () => {
+        const r = repo('refused');
+        const absent: ManifestReference = { digest: randomDigest(), kind: 'config' };
+        assert.deepEqual(await store.putManifest(manifest(r, { references: [absent], tags: ['v1'] })), { ok: false, missing: [absent] });
+        assert.equal(await store.repositoryExists(r), false);
+      });
+
+      it('a blob linked only to another repository counts as missing', async () => {
+        const [a, b] = [repo('other'), repo('other')];
+        const refs = await blobsIn(store, a);
+        const result = await store.putManifest(manifest(b, { references: refs }));
+        assert.equal(result.ok, false);
+        assert.deepEqual(!result.ok && result.missing, refs);
+      });
+
+      it('putManifest stores every field; the manifest resolves by digest and by tag', async () => {
+        const r = repo('put');
+        const refs = await blobsIn(store, r);
+        const subject = manifest(r);
+        assert.deepEqual(await store.putManifest(subject), { ok: true });
+        const m = manifest(r, {
+          references: refs,
+          tags: ['v1', 'latest'],
+          artifactType: 'application/vnd.example+type',
+          subjectDigest: subject.digest,
+          annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' },
+        });
+        const before = Date.now();
+        assert.deepEqual(await store.putManifest(m), { ok: true });
+        for (const got of [await store.getManifest(r, m.digest), await store.getManifestByTag(r, 'v1'), await store.getManifestByTag(r, 'latest')]) {
+          assert.ok(got);
+          assert.equal(got.repository, r);
+          assert.equal(got.digest, m.digest);
+          assert.equal(got.mediaType, MANIFEST_TYPE);
+          assert.equal(got.artifactType, 'application/vnd.example+type');
+          assert.equal(got.subjectDigest, subject.digest);
+          assert.deepEqual(got.annotations, m.annotations);
+          assert.equal(got.size, m.size);
+          assert.ok(Buffer.isBuffer(got.payload));
+          assert.deepEqual(got.payload, m.payload);
+          assert.ok(got.createdAt.getTime() >= before - 1000 && got.createdAt.getTime() <= Date.now() + 1000);
+        }
+        assert.equal(await store.getManifest(repo('elsewhere'), m.digest), null);
+        assert.equal(await store.getManifestByTag(r, 'nope'), null);
+      });
+
+      it('payload bytes survive exactly, including non-UTF-8 bytes', async () => {
+        const r = repo('bytes');
+        const payload = Buffer.concat([Buffer.from('{"x":"'), Buffer.from([0x00, 0xff, 0xfe, 0x80]), Buffer.from('"}')]);
+        const m = manifest(r, { payload, size: payload.length, digest: digestOf(payload) });
+        assert.deepEqual(await store.putManifest(m), { ok: true });
+        assert.deepEqual((await store.getManifest(r, m.digest))?.payload, payload);
+      });
+
+      it('putManifest of an existing manifest is idempotent and adds its tags', async () => {
+        const r = repo('again');
+        const m = manifest(r, { tags: ['a'] });
+        assert.deepEqual(await store.putManifest(m), { ok: true });
+        assert.deepEqual(await store.putManifest({ ...m, tags: ['b'] }), { ok: true });
+        assert.deepEqual((await store.listTags(r, { limit: 10 })).items, ['a', 'b']);
+      });
+
+      it('an index needs its child manifests in the repository', async () => {
+        const r = repo('index');
+        const child = manifest(r, { references: await blobsIn(store, r) });
+        const index = manifest(r, { mediaType: INDEX_TYPE, references: [{ digest: child.digest, kind: 'manifest' }], tags: ['multi'] });
+        assert.deepEqual(await store.putManifest(index), { ok: false, missing: [{ digest: child.digest, kind: 'manifest' }] });
+        assert.deepEqual(await store.putManifest(child), { ok: true });
+        assert.deepEqual(await store.putManifest(index), { ok: true });
+        assert.equal((await store.getManifestByTag(r, 'multi'))?.mediaType, INDEX_TYPE);
+      });
+
+      it('pushing a tag again moves it to the new manifest', async () => {
+        const r = repo('move');
+        const [m1, m2] = [manifest(r, { tags: ['latest', 'v1'] }), manifest(r, { tags: ['latest'] })];
+        await store.putManifest(m1);
+        await store.putManifest(m2);
+        assert.equal((await store.getManifestByTag(r, 'latest'))?.digest, m2.digest);
+        assert.equal((await store.getManifestByTag(r, 'v1'))?.digest, m1.digest);
+        assert.deepEqual((await store.listTags(r, { limit: 10 })).items, ['latest', 'v1']);
+      });
+
+      it('deleteManifest removes the manifest and its tags, not other manifests\' tags', async () => {
+        const r = repo('delete');
+        const [m1, m2] = [manifest(r, { tags: ['a', 'b'], references: await blobsIn(store, r) }), manifest(r, { tags: ['c'] })];
+        await store.putManifest(m1);
+        await store.putManifest(m2);
+        assert.equal(await store.deleteManifest(r, m1.digest), true);
+        assert.equal(await store.getManifest(r, m1.digest), null);
+        assert.equal(await store.getManifestByTag(r, 'a'), null);
+        assert.deepEqual((await store.listTags(r, { limit: 10 })).items, ['c']);
+        assert.equal(await store.deleteManifest(r, m1.digest), false);
+        assert.equal(await store.deleteManifest(repo('never'), m1.digest), false);
+        assert.deepEqual(await store.putManifest(m1), { ok: true }, 'it can be pushed again');
+      });
+
+      it('deleteTag removes the tag only; the manifest stays reachable by digest', async () => {
+        const r = repo('untag');
+        const m = manifest(r, { tags: ['x', 'y'] });
+        await store.putManifest(m);
+        assert.equal(await store.deleteTag(r, 'x'), true);
+        assert.equal(await store.deleteTag(r, 'x'), false);
+        assert.equal(await store.deleteTag(repo('never'), 'x'), false);
+        assert.equal(await store.getManifestByTag(r, 'x'), null);
+        assert.equal((await store.getManifest(r, m.digest))?.digest, m.digest);
+        assert.deepEqual((await store.listTags(r, { limit: 10 })).items, ['y']);
+      });
+
+      it('concurrent pushes into a new repository all succeed and create it once', async () => {
+        const r = repo('concurrent');
+        const ms = Array.from({ length: 8 }, (_, i) => manifest(r, { tags: [`t${i}`] }));
+        const results = await Promise.all(ms.map((m) => store.putManifest(m)));
+        assert.ok(results.every((x) => x.ok));
+        assert.equal((await store.listTags(r, { limit: 100 })).items.length, 8);
+      });
+    });
+
+    describe('listings', () => {
+      // Uppercase sorts before lowercase, '-' < '.' < digits < '_' in byte order; a
+      // linguistic collation (en_US) would interleave them and break `last` pagination.
+      const TAGS = ['latest', 'Latest', 'v1', 'V1', 'a-b', 'a.b', 'a_b', 'ab', 'a', 'A', '_x', '1.0', '10', '9', 'a-', 'z'];
+
+      it('listTags pages in byte order with keyset pagination and an exact `more`', async () => {
+        const r = repo('tags');
+        await store.putManifest(manifest(r, { tags: TAGS }));
+        const sorted = byteOrder(TAGS);
+        assert.deepEqual((await store.listTags(r, { limit: 100 })).items, sorted);
+        for (const n of [1, 3, TAGS.length]) {
+          const pages = await collectPages((last) => store.listTags(r, { limit: n, after: last }), n);
+          assert.deepEqual(pages.flat(), sorted, `n=${n}`);
+        }
+        assert.deepEqual(await store.listTags(r, { limit: TAGS.length }), { items: sorted, more: false }, 'a page that ends exactly at the end has more=false');
+        assert.deepEqual(await store.listTags(r, { limit: TAGS.length - 1 }), { items: sorted.slice(0, -1), more: true });
+      });
+
+      it('listTags `after` a value that is not a tag starts at the next one', async () => {
+        const r = repo('tags-after');
+        await store.putManifest(manifest(r, { tags: TAGS }));
+        const sorted = byteOrder(TAGS);
+        assert.deepEqual((await store.listTags(r, { limit: 3, after: 'Lz' })).items, sorted.filter((t) => t > 'Lz').slice(0, 3));
+        assert.deepEqual(await store.listTags(r, { limit: 3, after: 'zzz' }), { items: [], more: false });
+        assert.deepEqual(await store.listTags(repo('unknown'), { limit: 3 }), { items: [], more: false });
+      });
+    });
+
+    describe('catalog (a store of its own)', () => {
+      let own: ContractSubject;
+      before(async () => {
+        own = await factory();
+      });
+      after(async () => own?.destroy());
+
+      it('listRepositories pages every repository in byte order', async () => {
+        const names = ['b', 'a', 'a-b', 'a.b', 'a/b', 'a_b', 'ab', 'a0', 'library/ubuntu', 'library-x/y', 'z/z/z'];
+        for (const name of names) await own.store.commitBlob(name, randomDigest(), 1);
+        const sorted = byteOrder(names);
+        assert.deepEqual(await own.store.listRepositories({ limit: 100 }), { items: sorted, more: false });
+        for (const n of [1, 4, names.length]) {
+          const pages = await collectPages((last) => own.store.listRepositories({ limit: n, after: last }), n);
+          assert.deepEqual(pages.flat(), sorted, `n=${n}`);
+        }
+        assert.deepEqual(await own.store.listRepositories({ limit: 2, after: 'a/b' }), { items: sorted.slice(sorted.indexOf('a/b') + 1, sorted.indexOf('a/b') + 3), more: true });
+        for (const name of names) assert.equal(await own.store.repositoryExists(name), true);
+        assert.equal(await own.store.repositoryExists('a/c'), false);
+      });
+    });
+
+    describe('referrers', () => {
+      it('listReferrers lists manifests whose subject is the digest, filtered by artifactType', async () => {
+        const [r, other] = [repo('ref'), repo('ref-other')];
+        const subject = manifest(r);
+        await store.putManifest(subject);
+        const sig = manifest(r, { subjectDigest: subject.digest, artifactType: 'application/vnd.example.sig', annotations: { a: '1' } });
+        const sbom = manifest(r, { subjectDigest: subject.digest, artifactType: 'application/vnd.example.sbom' });
+        const plain = manifest(r, { subjectDigest: subject.digest });
+        const unrelated = manifest(r, { artifactType: 'application/vnd.example.sig' });
+        const elsewhere = manifest(other, { subjectDigest: subject.digest, artifactType: 'application/vnd.example.sig' });
+        for (const m of [sig, sbom, plain, unrelated, elsewhere]) assert.deepEqual(await store.putManifest(m), { ok: true });
+
+        const all = await store.listReferrers(r, subject.digest);
+        const expected = [sig, sbom, plain]
+          .map((m) => ({ digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, size: m.size, annotations: m.annotations }))
+          .sort((a, b) => (a.digest < b.digest ? -1 : 1));
+        assert.deepEqual(all, expected);
+        assert.deepEqual(
+          (await store.listReferrers(r, subject.digest, 'application/vnd.example.sig')).map((x) => x.digest),
+          [sig.digest],
+        );
+        assert.deepEqual(await store.listReferrers(r, subject.digest, 'application/vnd.none'), []);
+        assert.deepEqual(await store.listReferrers(r, randomDigest()), []);
+        assert.deepEqual(
+          (await store.listReferrers(other, subject.digest)).map((x) => x.digest),
+          [elsewhere.digest],
+          'a subject need not exist in the repository',
+        );
+      });
+
+      it('deleting a referrer removes it from the list', async () => {
+        const r = repo('ref-del');
+        const subject = manifest(r);
+        const sig = manifest(r, { subjectDigest: subject.digest, artifactType: 'application/vnd.example.sig' });
+        await store.putManifest(subject);
+        await store.putManifest(sig);
+        assert.equal((await store.listReferrers(r, subject.digest)).length, 1);
+        await store.deleteManifest(r, sig.digest);
+        assert.deepEqual(await store.listReferrers(r, subject.digest), []);
+      });
+    });
+
+    it('check() succeeds on a working store', async () => {
+      await store.check();
+    });
+  });
+}
