@@ -11,6 +11,8 @@ import type {
   UploadRecord,
 } from '../core/ports.js';
 import type { ManifestReference } from '../core/manifest.js';
+import { RegistryError } from '../core/errors.js';
+import { blobDeletionOverlaps, enqueueReview, manifestDependents } from './gc-store.js';
 import type { Database } from './tables.js';
 import type { Dialect } from './migrate.js';
 
@@ -46,17 +48,37 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   async commitBlob(repository: string, digest: string, size: number, uploadId?: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    const committed = await this.db.transaction().execute(async (trx) => {
       const now = Date.now();
       await trx
         .insertInto('blobs')
         .values({ digest, size, created_at: now })
         .onConflict((oc) => oc.column('digest').doNothing())
         .execute();
+      if (await this.collectedDuringUpload(trx, digest, uploadId, now)) return false;
       const repoId = await ensureRepository(trx, repository);
       await link(trx, repoId, digest, now);
+      await enqueueReview(trx, [{ kind: 'link', repositoryId: repoId, digest }], now);
       if (uploadId) await trx.deleteFrom('uploads').where('id', '=', uploadId).execute();
+      return true;
     });
+    if (!committed) {
+      if (uploadId) await this.deleteUpload(uploadId);
+      throw new RegistryError('BLOB_UPLOAD_INVALID', `blob ${digest} was being garbage-collected while this upload completed; push it again`, { digest });
+    }
+  }
+
+  /**
+   * GC bookkeeping: the upload's bytes were renamed into place before this transaction, so
+   * a collector deleting the same digest's bytes at that moment may have removed them.
+   * The row lock waits out a collector's deleting transaction (PostgreSQL); the journal
+   * says whether a byte deletion could have overlapped the upload (see docs/gc.md).
+   */
+  private async collectedDuringUpload(trx: Transaction<Database>, digest: string, uploadId: string | undefined, now: number): Promise<boolean> {
+    const row = await this.lockShared(trx.selectFrom('blobs').select('digest').where('digest', '=', digest)).executeTakeFirst();
+    if (!row) return true;
+    const upload = uploadId ? await trx.selectFrom('uploads').select('updated_at').where('id', '=', uploadId).executeTakeFirst() : undefined;
+    return blobDeletionOverlaps(trx, digest, upload ? Number(upload.updated_at) : now);
   }
 
   async linkBlob(repository: string, digest: string): Promise<boolean> {
@@ -64,20 +86,26 @@ export class KyselyMetadataStore implements MetadataStore {
       const blob = await this.lockShared(trx.selectFrom('blobs').select('digest').where('digest', '=', digest)).executeTakeFirst();
       if (!blob) return false;
       const repoId = await ensureRepository(trx, repository);
-      await link(trx, repoId, digest, Date.now());
+      const now = Date.now();
+      await link(trx, repoId, digest, now);
+      await enqueueReview(trx, [{ kind: 'link', repositoryId: repoId, digest }], now);
       return true;
     });
   }
 
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
-    const repoId = await this.repositoryId(this.db, repository);
-    if (repoId === null) return false;
-    const result = await this.db
-      .deleteFrom('repository_blobs')
-      .where('repository_id', '=', repoId)
-      .where('digest', '=', digest)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+    return this.db.transaction().execute(async (trx) => {
+      const repoId = await this.repositoryId(trx, repository);
+      if (repoId === null) return false;
+      const result = await trx
+        .deleteFrom('repository_blobs')
+        .where('repository_id', '=', repoId)
+        .where('digest', '=', digest)
+        .executeTakeFirst();
+      const unlinked = Number(result.numDeletedRows) > 0;
+      if (unlinked) await enqueueReview(trx, [{ kind: 'blob', repositoryId: 0, digest }], Date.now());
+      return unlinked;
+    });
   }
 
   async repositoriesWithBlob(digest: string, limit: number): Promise<string[]> {
@@ -140,7 +168,10 @@ export class KyselyMetadataStore implements MetadataStore {
 
   async putManifest(m: NewManifest): Promise<PutManifestResult> {
     return this.db.transaction().execute(async (trx) => {
-      const repoId = await ensureRepository(trx, m.repository);
+      // A refused manifest must not create its repository (it would then show in _catalog and tags/list).
+      const existing = await this.repositoryId(trx, m.repository);
+      if (existing === null && m.references.length > 0) return { ok: false, missing: m.references };
+      const repoId = existing ?? (await ensureRepository(trx, m.repository));
       const missing = await this.missingReferences(trx, repoId, m.references);
       if (missing.length > 0) return { ok: false, missing };
       const now = Date.now();
@@ -157,7 +188,9 @@ export class KyselyMetadataStore implements MetadataStore {
           payload: m.payload,
           created_at: now,
         })
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        // Re-pushing refreshes created_at, which is the GC grace period's start for untagged
+        // manifests; on PostgreSQL the upsert also waits for a collector deleting the row.
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: now }))
         .execute();
       if (m.references.length > 0) {
         await trx
@@ -166,6 +199,7 @@ export class KyselyMetadataStore implements MetadataStore {
           .onConflict((oc) => oc.columns(['repository_id', 'manifest_digest', 'child_digest']).doNothing())
           .execute();
       }
+      await this.enqueueUntaggedBy(trx, repoId, m, now);
       for (const tag of m.tags) {
         await trx
           .insertInto('tags')
@@ -175,6 +209,19 @@ export class KyselyMetadataStore implements MetadataStore {
       }
       return { ok: true };
     });
+  }
+
+  /** GC bookkeeping: the manifest itself when stored untagged, and manifests its tags move away from. */
+  private async enqueueUntaggedBy(trx: Transaction<Database>, repoId: number, m: NewManifest, now: number): Promise<void> {
+    const moved = m.tags.length === 0 ? [] : await trx
+      .selectFrom('tags')
+      .select('manifest_digest')
+      .where('repository_id', '=', repoId)
+      .where('name', 'in', m.tags)
+      .where('manifest_digest', '<>', m.digest)
+      .execute();
+    const digests = [...(m.tags.length === 0 ? [m.digest] : []), ...moved.map((r) => r.manifest_digest)];
+    await enqueueReview(trx, digests.map((digest) => ({ kind: 'manifest', repositoryId: repoId, digest })), now);
   }
 
   /** References that do not exist in the repository, checked (and share-locked on PostgreSQL) inside the transaction. */
@@ -224,6 +271,7 @@ export class KyselyMetadataStore implements MetadataStore {
     return this.db.transaction().execute(async (trx) => {
       const repoId = await this.repositoryId(trx, repository);
       if (repoId === null) return false;
+      await enqueueReview(trx, await manifestDependents(trx, repoId, digest), Date.now());
       await trx.deleteFrom('tags').where('repository_id', '=', repoId).where('manifest_digest', '=', digest).execute();
       await trx.deleteFrom('manifest_references').where('repository_id', '=', repoId).where('manifest_digest', '=', digest).execute();
       const result = await trx.deleteFrom('manifests').where('repository_id', '=', repoId).where('digest', '=', digest).executeTakeFirst();
@@ -232,10 +280,13 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
-    const repoId = await this.repositoryId(this.db, repository);
-    if (repoId === null) return false;
-    const result = await this.db.deleteFrom('tags').where('repository_id', '=', repoId).where('name', '=', tag).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+    return this.db.transaction().execute(async (trx) => {
+      const repoId = await this.repositoryId(trx, repository);
+      if (repoId === null) return false;
+      const deleted = await trx.deleteFrom('tags').where('repository_id', '=', repoId).where('name', '=', tag).returning('manifest_digest').executeTakeFirst();
+      if (deleted) await enqueueReview(trx, [{ kind: 'manifest', repositoryId: repoId, digest: deleted.manifest_digest }], Date.now());
+      return deleted !== undefined;
+    });
   }
 
   async listTags(repository: string, page: PageRequest): Promise<Page<string>> {
