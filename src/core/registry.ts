@@ -196,10 +196,13 @@ export class Registry {
     if (!(await this.metadata.repositoryExists(repository))) {
       throw new RegistryError('NAME_UNKNOWN', `repository ${repository} is not known to the registry`, { name: repository });
     }
+    // n=0 asks for nothing: an empty page with no next link, as CNCF Distribution answers.
+    if (limit === 0) return { items: [], more: false };
     return this.metadata.listTags(repository, { limit: limit ?? Number.MAX_SAFE_INTEGER, after: last });
   }
 
   async listRepositories(limit: number | undefined, last: string | undefined): Promise<Page<string>> {
+    if (limit === 0) return { items: [], more: false };
     return this.metadata.listRepositories({ limit: limit ?? this.options.maxPageSize, after: last });
   }
 
@@ -211,7 +214,8 @@ export class Registry {
 
   /** Checks a page-size parameter: a whole number ≥ 0, capped at the configured maximum. */
   pageSize(raw: string | undefined): number | undefined {
-    if (raw === undefined) return undefined;
+    // An empty `n=` means no limit, as in CNCF Distribution.
+    if (raw === undefined || raw === '') return undefined;
     if (!/^\d{1,15}$/.test(raw)) {
       throw new RegistryError('PAGINATION_NUMBER_INVALID', `n must be a whole number, got "${raw.slice(0, 32)}"`, { n: raw.slice(0, 32) });
     }
