@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { tempDir } from './server.js';
 
 /**
  * Runs the real container clients (skopeo, podman, buildah, umoci) for interop tests,
@@ -114,8 +115,15 @@ export class ClientSandbox {
     };
   }
 
+  /**
+   * The directory name is lowercase hex on purpose: `podman pull oci:<dir>:<tag>` names
+   * the image after the path, and image names must be lowercase. It is also short,
+   * because podman refuses a --runroot longer than 50 characters.
+   */
   static create(): ClientSandbox {
-    return new ClientSandbox(tempDir('berth-interop-'));
+    const dir = path.join(os.tmpdir(), `berth-interop-${randomBytes(4).toString('hex')}`);
+    mkdirSync(dir, { mode: 0o700 });
+    return new ClientSandbox(dir);
   }
 
   /** A path inside the sandbox; its parent directory is created, the path itself is not. */
@@ -149,7 +157,9 @@ export class ClientSandbox {
   }
 
   private storeFlags(store: string | undefined): string[] {
-    return ['--storage-driver', 'vfs', '--root', this.storePath(store, 'root'), '--runroot', this.storePath(store, 'runroot')];
+    const runroot = path.join(this.dir, 'rr', store ?? 'default');
+    if (runroot.length > 50) throw new Error(`podman refuses a --runroot over 50 characters: ${runroot}`);
+    return ['--storage-driver', 'vfs', '--root', this.storePath(store, 'root'), '--runroot', runroot];
   }
 
   private storePath(store: string | undefined, sub: string): string {
