@@ -129,7 +129,7 @@ describe('manifests: GET and HEAD /v2/<name>/manifests/<reference>', () => {
   it('no Accept header, or */*, serves whatever was pushed', async () => {
     // CNCF Distribution refuses OCI content to a client that sends no Accept at all; Berth serves
     // it (the spec only says clients SHOULD send Accept), which also keeps curl usable.
-    for (const headers of [{}, { accept: '*/*' }]) {
+    for (const headers of [{}, { accept: '*/*' }] as Record<string, string>[]) {
       const res = await client.fetch(`/v2/${repo}/manifests/oci-index`, { headers });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), OCI_INDEX);
