@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
+import { registerFsckCommand } from './cli/fsck.js';
 import { startServer } from './server.js';
 
 // src/cli.ts (run through tsx) sits one level below package.json; dist/src/cli.js two.
@@ -41,6 +42,8 @@ configCommand
     process.stdout.write(`configuration OK${file ? ` (${file})` : ' (defaults + environment)'}\n`);
     process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
   });
+
+registerFsckCommand(program, () => program.opts<{ config?: string }>().config);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

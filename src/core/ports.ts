@@ -51,7 +51,7 @@ export interface BlobStore {
    * Every committed blob (optional; used by `berth fsck`). Entries whose name is not a
    * valid digest are still listed, with the name the adapter found, so fsck can report them.
    */
-  listBlobs?(): AsyncIterable<{ digest: string; size: number }>;
+  listBlobs?(): AsyncIterable<{ digest: string; size: number; modifiedAt?: Date }>;
   /** Every staging area present, by upload id (optional; used by `berth fsck`). */
   listUploads?(): AsyncIterable<{ id: string; size: number; modifiedAt: Date }>;
 

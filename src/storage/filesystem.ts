@@ -131,7 +131,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   /** Walks blobs/<algorithm>/<xx>/<hex> lazily, one directory at a time (bounded memory). */
-  async *listBlobs(): AsyncIterable<{ digest: string; size: number }> {
+  async *listBlobs(): AsyncIterable<{ digest: string; size: number; modifiedAt: Date }> {
     for await (const algorithm of await fs.opendir(this.blobsDir)) {
       if (!algorithm.isDirectory()) continue;
       const algorithmDir = path.join(this.blobsDir, algorithm.name);
@@ -142,7 +142,7 @@ export class FilesystemBlobStore implements BlobStore {
           if (!entry.isFile()) continue;
           // A blob deleted (e.g. by GC) while we listed is simply gone.
           const stat = await fs.stat(path.join(prefixDir, entry.name)).catch(() => null);
-          if (stat) yield { digest: `${algorithm.name}:${entry.name}`, size: stat.size };
+          if (stat) yield { digest: `${algorithm.name}:${entry.name}`, size: stat.size, modifiedAt: stat.mtime };
         }
       }
     }

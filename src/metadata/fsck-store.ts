@@ -1,0 +1,128 @@
+import type { Kysely } from 'kysely';
+import type { BlobRow, BrokenReference, FsckMetadata, ManifestRow, ManifestUse, UploadRow } from '../fsck/types.js';
+import type { Database } from './tables.js';
+
+/** The queries `berth fsck` needs, on Kysely (SQLite and PostgreSQL alike). */
+export class KyselyFsckStore implements FsckMetadata {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async blobRows(after: string | undefined, limit: number): Promise<BlobRow[]> {
+    let query = this.db.selectFrom('blobs').select(['digest', 'size']).orderBy('digest').limit(limit);
+    if (after !== undefined) query = query.where('digest', '>', after);
+    return (await query.execute()).map((r) => ({ digest: r.digest, size: Number(r.size) }));
+  }
+
+  async knownBlobs(digests: string[]): Promise<Set<string>> {
+    if (digests.length === 0) return new Set();
+    const rows = await this.db.selectFrom('blobs').select('digest').where('digest', 'in', digests).execute();
+    return new Set(rows.map((r) => r.digest));
+  }
+
+  async linkingRepositories(digest: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('repository_blobs as rb')
+      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+      .select('r.name')
+      .where('rb.digest', '=', digest)
+      .orderBy('r.name')
+      .execute();
+    return rows.map((r) => r.name);
+  }
+
+  async manifestsUsing(digest: string): Promise<ManifestUse[]> {
+    const rows = await this.db
+      .selectFrom('manifest_references as mr')
+      .innerJoin('repositories as r', 'r.id', 'mr.repository_id')
+      .select(['r.name', 'mr.manifest_digest'])
+      .where('mr.child_digest', '=', digest)
+      .orderBy('r.name')
+      .orderBy('mr.manifest_digest')
+      .execute();
+    return rows.map((r) => ({ repository: r.name, manifest: r.manifest_digest }));
+  }
+
+  async brokenReferences(limit: number): Promise<BrokenReference[]> {
+    const toBlobs = await this.db
+      .selectFrom('manifest_references as mr')
+      .innerJoin('repositories as r', 'r.id', 'mr.repository_id')
+      .leftJoin('repository_blobs as rb', (join) => join.onRef('rb.repository_id', '=', 'mr.repository_id').onRef('rb.digest', '=', 'mr.child_digest'))
+      .select(['r.name', 'mr.manifest_digest', 'mr.child_digest', 'mr.kind'])
+      .where('mr.kind', '!=', 'manifest')
+      .where('rb.digest', 'is', null)
+      .orderBy('r.name')
+      .orderBy('mr.manifest_digest')
+      .limit(limit)
+      .execute();
+    const toManifests = await this.db
+      .selectFrom('manifest_references as mr')
+      .innerJoin('repositories as r', 'r.id', 'mr.repository_id')
+      .leftJoin('manifests as m', (join) => join.onRef('m.repository_id', '=', 'mr.repository_id').onRef('m.digest', '=', 'mr.child_digest'))
+      .select(['r.name', 'mr.manifest_digest', 'mr.child_digest', 'mr.kind'])
+      .where('mr.kind', '=', 'manifest')
+      .where('m.digest', 'is', null)
+      .orderBy('r.name')
+      .orderBy('mr.manifest_digest')
+      .limit(limit)
+      .execute();
+    return [...toBlobs, ...toManifests]
+      .slice(0, limit)
+      .map((r) => ({ repository: r.name, manifest: r.manifest_digest, child: r.child_digest, kind: r.kind }));
+  }
+
+  async manifests(after: { repository: string; digest: string } | undefined, limit: number): Promise<ManifestRow[]> {
+    let query = this.db
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .select(['r.name', 'm.digest', 'm.payload'])
+      .orderBy('r.name')
+      .orderBy('m.digest')
+      .limit(limit);
+    if (after !== undefined) {
+      query = query.where((eb) =>
+        eb.or([eb('r.name', '>', after.repository), eb.and([eb('r.name', '=', after.repository), eb('m.digest', '>', after.digest)])]),
+      );
+    }
+    return (await query.execute()).map((r) => ({
+      repository: r.name,
+      digest: r.digest,
+      payload: Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload),
+    }));
+  }
+
+  async countManifests(): Promise<number> {
+    const row = await this.db.selectFrom('manifests').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async uploadRows(after: string | undefined, limit: number): Promise<UploadRow[]> {
+    let query = this.db.selectFrom('uploads').select(['id', 'repository', 'size', 'updated_at']).orderBy('id').limit(limit);
+    if (after !== undefined) query = query.where('id', '>', after);
+    return (await query.execute()).map((r) => ({
+      id: r.id,
+      repository: r.repository,
+      size: Number(r.size),
+      updatedAt: new Date(Number(r.updated_at)),
+    }));
+  }
+
+  async knownUploads(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.db.selectFrom('uploads').select('id').where('id', 'in', ids).execute();
+    return new Set(rows.map((r) => r.id));
+  }
+
+  async deleteUnreferencedBlobRow(digest: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const used = await trx.selectFrom('manifest_references').select('child_digest').where('child_digest', '=', digest).limit(1).executeTakeFirst();
+      if (used) return false;
+      await trx.deleteFrom('repository_blobs').where('digest', '=', digest).execute();
+      const result = await trx.deleteFrom('blobs').where('digest', '=', digest).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+
+  async deleteUploadRow(id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('uploads').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+}
