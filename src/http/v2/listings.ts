@@ -40,5 +40,7 @@ export const listReferrers: V2Handler = async ({ registry }, _request, reply, { 
       ...(r.annotations ? { annotations: r.annotations } : {}),
     })),
   };
-  return reply.header('content-type', MediaTypes.ociIndex).send(JSON.stringify(index));
+  // A Buffer, not a string: Fastify would append "; charset=utf-8" to a string's Content-Type,
+  // and clients compare this media type exactly.
+  return reply.header('content-type', MediaTypes.ociIndex).send(Buffer.from(JSON.stringify(index)));
 };
