@@ -26,7 +26,11 @@ const remove = (name: string): Scope => ({ type: 'repository', name, actions: ['
  * upload patterns come before the blob pattern, and names are matched greedily.
  */
 const ENDPOINTS: Endpoint[] = [
-  { pattern: /^\/v2\/?$/, methods: { GET: { handler: apiVersion, scope: () => ({ type: 'base' }) } } },
+  {
+    // HEAD too: some clients probe the API with it (Distribution answers any method here).
+    pattern: /^\/v2\/?$/,
+    methods: { GET: { handler: apiVersion, scope: () => ({ type: 'base' }) }, HEAD: { handler: apiVersion, scope: () => ({ type: 'base' }) } },
+  },
   {
     pattern: /^\/v2\/_catalog$/,
     methods: { GET: { handler: listCatalog, scope: () => ({ type: 'registry', name: 'catalog', actions: ['*'] }) } },
