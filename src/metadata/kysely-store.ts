@@ -290,11 +290,12 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   async listTags(repository: string, page: PageRequest): Promise<Page<string>> {
+    // The repository id as a scalar subquery (not a join) lets PostgreSQL walk tags_pk
+    // (repository_id, name) in order from `after` and stop at the limit, instead of sorting every tag.
     let query = this.db
       .selectFrom('tags as t')
-      .innerJoin('repositories as r', 'r.id', 't.repository_id')
       .select('t.name')
-      .where('r.name', '=', repository)
+      .where('t.repository_id', '=', (eb) => eb.selectFrom('repositories').select('id').where('name', '=', repository))
       .orderBy('t.name')
       .limit(page.limit + 1);
     if (page.after !== undefined) query = query.where('t.name', '>', page.after);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import type { PostgresOptions } from '../../src/metadata/postgres.js';
 
 /**
  * Throwaway PostgreSQL databases for tests, on the real server (never a mock).
@@ -43,6 +44,7 @@ export async function adminQuery(statement: string): Promise<void> {
     throw new Error(
       `PostgreSQL is required by this test but ${ADMIN_URL} is unreachable (${(err as Error).message}). ` +
         'Start PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres, or set BERTH_TEST_POSTGRES_URL.',
+      { cause: err },
     );
   }
   try {
@@ -50,4 +52,9 @@ export async function adminQuery(statement: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** Pool settings for a store opened directly by a test (the server reads them from config). */
+export function postgresOptions(url: string): PostgresOptions {
+  return { url, poolMax: 10, connectTimeoutMs: 5_000, idleTimeoutMs: 10_000, statementTimeoutMs: 30_000 };
 }

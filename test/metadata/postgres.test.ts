@@ -1,10 +1,10 @@
-import { openPostgresMetadata, type PostgresOptions } from '../../src/metadata/postgres.js';
-import { createTestDatabase } from '../helpers/postgres.js';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { migrationNames } from '../../src/metadata/migrate.js';
+import { createPostgresKysely, openPostgresMetadata } from '../../src/metadata/postgres.js';
+import { createTestDatabase, postgresOptions, type TestDatabase } from '../helpers/postgres.js';
 import { runMetadataContract } from './contract.js';
-
-export function postgresOptions(url: string): PostgresOptions {
-  return { url, poolMax: 10, connectTimeoutMs: 5_000, idleTimeoutMs: 10_000, statementTimeoutMs: 30_000 };
-}
 
 runMetadataContract('PostgreSQL', async () => {
   const database = await createTestDatabase();
@@ -16,4 +16,62 @@ runMetadataContract('PostgreSQL', async () => {
       await database.drop();
     },
   };
+});
+
+describe('PostgreSQL schema', () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase();
+  });
+  after(async () => database?.drop());
+
+  it('four replicas starting at once on a fresh database all migrate successfully, each migration applied once', async () => {
+    const stores = await Promise.all(Array.from({ length: 4 }, () => openPostgresMetadata(postgresOptions(database.url))));
+    try {
+      for (const store of stores) await store.check();
+      const db = createPostgresKysely(postgresOptions(database.url));
+      try {
+        const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+        assert.deepEqual(
+          rows.map((r) => r.name),
+          migrationNames(),
+        );
+      } finally {
+        await db.destroy();
+      }
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('names that are listed with `last` use byte-order ("C") collation', async () => {
+    const store = await openPostgresMetadata(postgresOptions(database.url));
+    await store.close();
+    const db = createPostgresKysely(postgresOptions(database.url));
+    try {
+      const { rows } = await sql<{ table_name: string; column_name: string; collation_name: string | null }>`
+        select table_name, column_name, collation_name from information_schema.columns
+        where table_schema = 'public' and (table_name, column_name) in (('repositories', 'name'), ('tags', 'name'))
+        order by table_name`.execute(db);
+      assert.deepEqual(
+        rows.map((r) => [r.table_name, r.column_name, r.collation_name]),
+        [
+          ['repositories', 'name', 'C'],
+          ['tags', 'name', 'C'],
+        ],
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('BIGINT values come back as numbers (count(*) included)', async () => {
+    const db = createPostgresKysely(postgresOptions(database.url));
+    try {
+      const { rows } = await sql<{ n: unknown; big: unknown }>`select count(*) as n, 9007199254740991::bigint as big from (values (1)) as one(x)`.execute(db);
+      assert.deepEqual(rows[0], { n: 1, big: Number.MAX_SAFE_INTEGER });
+    } finally {
+      await db.destroy();
+    }
+  });
 });
