@@ -49,3 +49,8 @@ async function runMigrator(db: Kysely<unknown>, dialect: Dialect): Promise<strin
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
+
+/** Names of every migration this build knows, in order. */
+export function migrationNames(): string[] {
+  return Object.keys(MIGRATIONS);
+}
