@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
-import { createLayoutImage, readBlob } from '../helpers/images.js';
-import { DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient, sha256 } from '../helpers/registry-client.js';
+import { createLayoutImage, createLayoutIndex, readBlob } from '../helpers/images.js';
+import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, RegistryClient, sha256 } from '../helpers/registry-client.js';
 import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 import { loggedRequests, requestsSince, waitForRequest } from './request-log.js';
 
@@ -25,7 +25,7 @@ describe('podman and buildah against berth serve', () => {
   let client: RegistryClient;
 
   before(async () => {
-    requireTools(['podman', 'buildah']);
+    requireTools(['podman', 'buildah', 'skopeo']);
     dataDir = tempDir();
     berth = await startBerthProcess({ BERTH_DATA_DIR: dataDir });
     sandbox = ClientSandbox.create();
@@ -56,7 +56,11 @@ describe('podman and buildah against berth serve', () => {
     assert.equal(res.status, 200);
     const body = Buffer.from(await res.arrayBuffer());
     assert.equal(res.headers.get('docker-content-digest'), sha256(body));
-    return { digest: sha256(body), mediaType: res.headers.get('content-type'), manifest: JSON.parse(body.toString()) as { config: { digest: string }; layers: unknown[] } };
+    return {
+      digest: sha256(body),
+      mediaType: res.headers.get('content-type'),
+      manifest: JSON.parse(body.toString()) as { config: { digest: string }; layers: unknown[]; manifests?: { digest: string; platform?: unknown }[] },
+    };
   }
 
   it('buildah builds from scratch and pushes; podman pulls into an empty store with the same image id, digest and layers', async () => {
@@ -128,5 +132,52 @@ describe('podman and buildah against berth serve', () => {
     assert.equal(pulled.diffIds.length, image.layers.length);
     // The Docker config differs from the OCI one only in media type, not content: same id.
     assert.equal(`sha256:${pulled.id}`, image.config.digest);
+  });
+
+  it('podman pull --platform linux/arm64 of a 2-platform index takes the arm64 child', async () => {
+    const layout = sandbox.path('layouts', 'podman-index');
+    const platforms = [
+      { architecture: 'amd64', os: 'linux' },
+      { architecture: 'arm64', os: 'linux' },
+    ];
+    const { index, images } = await createLayoutIndex(layout, 'src', platforms, [100 * KB, 200 * KB, 150 * KB]);
+    await sandbox.skopeo(['copy', '--all', '--dest-tls-verify=false', `oci:${layout}:src`, `docker://${host}/interop/multi:v1`]);
+    const arm64 = images[1]!;
+
+    await sandbox.podman(['pull', '--tls-verify=false', '--platform', 'linux/arm64', `${host}/interop/multi:v1`], { store: 'fresh-arm64' });
+    const format = '{"id":"{{.Id}}","arch":"{{.Architecture}}","repoDigests":{{json .RepoDigests}}}';
+    const { stdout } = await sandbox.podman(['image', 'inspect', '--format', format, `${host}/interop/multi:v1`], { store: 'fresh-arm64' });
+    const pulled = JSON.parse(stdout) as { id: string; arch: string; repoDigests: string[] };
+    assert.equal(pulled.arch, 'arm64');
+    assert.equal(`sha256:${pulled.id}`, arm64.config.digest);
+    assert.deepEqual([...pulled.repoDigests].sort(), [`${host}/interop/multi@${index.digest}`, `${host}/interop/multi@${arm64.manifest.digest}`].sort());
+  });
+
+  it('podman manifest create/add/push --all stores an OCI index whose child is the added image', async () => {
+    const layout = sandbox.path('layouts', 'podman-manifest');
+    const image = await createLayoutImage(layout, 'src', [150 * KB, 150 * KB, 150 * KB]);
+    await sandbox.skopeo(['copy', '--dest-tls-verify=false', `oci:${layout}:src`, `docker://${host}/interop/single:v1`]);
+    await sandbox.podman(['manifest', 'create', 'localhost/interop/list:v1']);
+    await sandbox.podman(['manifest', 'add', '--tls-verify=false', 'localhost/interop/list:v1', `docker://${host}/interop/single:v1`]);
+    const digestFile = sandbox.path('podman-list.digest');
+    await sandbox.podman(['manifest', 'push', '--all', '--tls-verify=false', '--digestfile', digestFile, 'localhost/interop/list:v1', `docker://${host}/interop/list:v1`]);
+
+    const served = await servedManifest('interop/list', 'v1', OCI_INDEX);
+    assert.equal(served.mediaType, OCI_INDEX);
+    assert.equal(served.digest, readFileSync(digestFile, 'utf8').trim());
+    assert.deepEqual(
+      served.manifest.manifests?.map((m) => [m.digest, m.platform]),
+      [[image.manifest.digest, { architecture: 'amd64', os: 'linux' }]],
+    );
+  });
+
+  it('podman search lists the repositories from the catalog', async () => {
+    const layout = sandbox.path('layouts', 'podman-search');
+    await createLayoutImage(layout, 'src', [50 * KB, 50 * KB, 50 * KB]);
+    const repos = ['interop/search/one', 'interop/search/two'];
+    for (const repo of repos) await sandbox.skopeo(['copy', '--dest-tls-verify=false', `oci:${layout}:src`, `docker://${host}/${repo}:v1`]);
+    const { stdout } = await sandbox.podman(['search', '--tls-verify=false', '--format', '{{.Name}}', `${host}/interop/search`]);
+    const names = stdout.trim().split('\n');
+    for (const repo of repos) assert.ok(names.includes(`${host}/${repo}`), `${repo} in ${stdout}`);
   });
 });

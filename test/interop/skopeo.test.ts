@@ -11,7 +11,7 @@ import {
   taggedDescriptor,
   type LayoutImage,
 } from '../helpers/images.js';
-import { DOCKER_MANIFEST, OCI_INDEX, RegistryClient, sha256 } from '../helpers/registry-client.js';
+import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, RegistryClient, sha256 } from '../helpers/registry-client.js';
 import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 import { loggedRequests, requestsSince, waitForRequest } from './request-log.js';
 
@@ -164,6 +164,55 @@ describe('skopeo against berth serve', () => {
     }
     await sandbox.skopeo(['copy', '--dest-tls-verify=false', `dir:${out}`, remote('interop/docker-again:v1')]);
     assert.equal((JSON.parse(await inspect('interop/docker-again:v1')) as { Digest: string }).Digest, pushedDigest);
+  });
+
+  it('copy --all --format v2s2 stores a Docker manifest list whose children pull back byte-identical', async () => {
+    const dir = sandbox.path('layouts', 'docker-list');
+    const platforms = [
+      { architecture: 'amd64', os: 'linux' },
+      { architecture: 'arm64', os: 'linux' },
+    ];
+    const { images } = await createLayoutIndex(dir, 'src', platforms, [100 * KB, 200 * KB, 100 * KB]);
+    const digestFile = sandbox.path('docker-list.digest');
+    await pushLayout(dir, 'src', 'interop/docker-list:v1', ['--all', '--format', 'v2s2', '--digestfile', digestFile]);
+
+    const raw = await inspect('interop/docker-list:v1', ['--raw']);
+    assert.equal(sha256(raw), readFileSync(digestFile, 'utf8').trim());
+    const list = JSON.parse(raw) as { mediaType: string; manifests: { mediaType: string; digest: string; platform: { architecture: string } }[] };
+    assert.equal(list.mediaType, DOCKER_LIST);
+    assert.deepEqual(
+      list.manifests.map((m) => [m.mediaType, m.platform.architecture]),
+      [
+        [DOCKER_MANIFEST, 'amd64'],
+        [DOCKER_MANIFEST, 'arm64'],
+      ],
+    );
+    // Out and back in under another name with --preserve-digests: nothing may change.
+    await sandbox.skopeo(['copy', '--all', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', remote('interop/docker-list:v1'), remote('interop/docker-list-copy:v1')]);
+    assert.equal(await inspect('interop/docker-list-copy:v1', ['--raw']), raw);
+    for (const [i, child] of list.manifests.entries()) {
+      const childRaw = await inspect(`interop/docker-list-copy@${child.digest}`, ['--raw']);
+      assert.equal(sha256(childRaw), child.digest);
+      assert.equal((JSON.parse(childRaw) as { config: { digest: string } }).config.digest, images[i]!.config.digest);
+    }
+  });
+
+  it('zstd-compressed OCI layers (--dest-compress-format zstd) are stored and served as pushed', async () => {
+    const { dir, image } = await newImage('zstd', [300 * KB, 300 * KB, 300 * KB]);
+    const digestFile = sandbox.path('zstd.digest');
+    await pushLayout(dir, 'src', 'interop/zstd:v1', ['--dest-compress-format', 'zstd', '--digestfile', digestFile]);
+    const raw = await inspect('interop/zstd:v1', ['--raw']);
+    assert.equal(sha256(raw), readFileSync(digestFile, 'utf8').trim());
+    const manifest = JSON.parse(raw) as { config: { digest: string }; layers: { mediaType: string; digest: string }[] };
+    assert.equal(manifest.config.digest, image.config.digest);
+    assert.deepEqual(
+      manifest.layers.map((l) => l.mediaType),
+      image.layers.map(() => 'application/vnd.oci.image.layer.v1.tar+zstd'),
+    );
+    const out = sandbox.path('out', 'zstd');
+    await pullLayout('interop/zstd:v1', out, 'pulled', ['--preserve-digests']);
+    assert.equal(taggedDescriptor(out, 'pulled').digest, sha256(raw));
+    for (const layer of manifest.layers) assert.equal(layoutBlobs(out).get(layer.digest), layer.digest);
   });
 
   it('streams a ~20 MB layer with POST → PATCH → PUT and pulls it back intact', async () => {
