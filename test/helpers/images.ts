@@ -151,6 +151,22 @@ export async function createLayoutIndex(dir: string, tag: string, platforms: Pla
   return { index, images };
 }
 
+/** The OCI empty descriptor's content: `{}`, used as config by artifacts that need none. */
+export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
+
+/**
+ * A fresh layout at `dir` holding an OCI artifact tagged `tag`: `artifactType`, the
+ * empty config and one layer per entry of `files` (any bytes, zero-length included).
+ */
+export function createLayoutArtifact(dir: string, tag: string, artifactType: string, files: { mediaType: string; data: Buffer }[]): LayoutImage {
+  initLayout(dir);
+  const config = writeBlob(dir, Buffer.from('{}'), OCI_EMPTY);
+  const layers = files.map((file) => writeBlob(dir, file.data, file.mediaType));
+  const manifest = writeBlob(dir, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType, config, layers })), OCI_MANIFEST);
+  tagInLayout(dir, manifest, tag);
+  return { manifest, config, layers };
+}
+
 interface IndexJson {
   schemaVersion: number;
   mediaType?: string;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
 import {
+  createLayoutArtifact,
   createLayoutImage,
   createLayoutIndex,
   layoutBlobs,
@@ -213,6 +214,54 @@ describe('skopeo against berth serve', () => {
     await pullLayout('interop/zstd:v1', out, 'pulled', ['--preserve-digests']);
     assert.equal(taggedDescriptor(out, 'pulled').digest, sha256(raw));
     for (const layer of manifest.layers) assert.equal(layoutBlobs(out).get(layer.digest), layer.digest);
+  });
+
+  it('an OCI artifact (artifactType, empty config, zero-byte layer) round-trips unchanged', async () => {
+    const dir = sandbox.path('layouts', 'artifact');
+    const artifact = createLayoutArtifact(dir, 'src', 'application/vnd.example.berth.test', [
+      { mediaType: 'application/vnd.example.empty-file', data: Buffer.alloc(0) },
+      { mediaType: 'application/vnd.example.notes', data: Buffer.from('release notes\n') },
+    ]);
+    await pushLayout(dir, 'src', 'interop/artifact:v1');
+    assert.equal(await inspect('interop/artifact:v1', ['--raw']), readBlob(dir, artifact.manifest.digest).toString());
+    const out = sandbox.path('out', 'artifact');
+    await pullLayout('interop/artifact:v1', out, 'pulled');
+    assert.equal(taggedDescriptor(out, 'pulled').digest, artifact.manifest.digest);
+    assertSameBlobs(dir, out, [artifact.manifest, artifact.config, ...artifact.layers].map((d) => d.digest));
+  });
+
+  it('pushing an image that is already there uploads nothing: every blob HEAD answers 200', async () => {
+    const { dir, image } = await newImage('repush', [100 * KB, 100 * KB, 100 * KB]);
+    await pushLayout(dir, 'src', 'interop/repush:v1');
+    const mark = loggedRequests(berth.output()).length;
+    await pushLayout(dir, 'src', 'interop/repush:v2');
+    await waitForRequest(berth, mark, (r) => r.method === 'PUT' && r.url === '/v2/interop/repush/manifests/v2');
+
+    const requests = requestsSince(berth.output(), mark);
+    assert.deepEqual(
+      requests.filter((r) => r.url.includes('/blobs/uploads/')),
+      [],
+    );
+    for (const digest of [image.config.digest, ...image.layers.map((l) => l.digest)]) {
+      assert.ok(
+        requests.some((r) => r.method === 'HEAD' && r.url === `/v2/interop/repush/blobs/${digest}` && r.status === 200),
+        `HEAD ${digest} answered 200`,
+      );
+    }
+    assert.equal((JSON.parse(await inspect('interop/repush:v2')) as { Digest: string }).Digest, image.manifest.digest);
+  });
+
+  it('inspect of an unknown repository or tag fails with the spec error skopeo shows', async () => {
+    const { dir } = await newImage('known', [10 * KB, 10 * KB, 10 * KB]);
+    await pushLayout(dir, 'src', 'interop/known:v1');
+    for (const [ref, expected] of [
+      ['interop/never-pushed:v1', /manifest unknown|name unknown/],
+      ['interop/known:missing', /manifest unknown/],
+    ] as const) {
+      const res = await sandbox.skopeo(['inspect', '--tls-verify=false', remote(ref)], { allowFailure: true });
+      assert.notEqual(res.code, 0);
+      assert.match(res.stderr, expected);
+    }
   });
 
   it('streams a ~20 MB layer with POST → PATCH → PUT and pulls it back intact', async () => {
