@@ -5,6 +5,8 @@ import pino, { type Logger } from 'pino';
 import { OpenAccessPolicy } from './auth/access.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import { Registry } from './core/registry.js';
+import { createGc, type GcComponents } from './gc/index.js';
+import { scheduleGc } from './gc/schedule.js';
 import { buildApp } from './http/app.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { uploadPurgeJob } from './jobs/upload-purge.js';
@@ -14,6 +16,8 @@ import { openBlobStore } from './storage/index.js';
 export interface RunningServer {
   app: FastifyInstance;
   registry: Registry;
+  /** Garbage collector and storage accounting (docs/gc.md). */
+  gc: GcComponents;
   /** Base URL the server listens on, e.g. http://127.0.0.1:5000 */
   url: string;
   close(): Promise<void>;
@@ -33,8 +37,10 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     maxConcurrentUploads: config.limits.uploads,
     maxPageSize: config.limits.pagesize,
   });
+  const gc = createGc(config, blobs, metadata, logger);
   const tls = config.http.tls;
   const app = buildApp({
+    gc: { collector: gc.collector, usage: gc.store },
     registry,
     access: new OpenAccessPolicy(),
     logger,
@@ -46,8 +52,9 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const scheduler = new Scheduler(logger);
   const purging = config.storage.maintenance.uploadpurging;
   if (purging.enabled) {
-    scheduler.add(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval), logger));
+    scheduler.add(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval), logger, gc.store));
   }
+  const gcSchedule = config.gc.enabled ? scheduleGc(gc.collector, config.gc.schedule, logger) : null;
 
   const { host, port } = splitAddr(config.http.addr);
   await app.listen({ host, port });
@@ -59,9 +66,11 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   return {
     app,
     registry,
+    gc,
     url,
     async close() {
       scheduler.stop();
+      gcSchedule?.stop();
       await app.close();
       await Promise.all([metadata.close(), blobs.close()]);
     },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isCron } from '../gc/cron.js';
 
 /**
  * Berth's configuration. Keys mirror CNCF Distribution's config.yml where the concept
@@ -97,6 +98,25 @@ export const configSchema = z
       })
       .strict()
       .default({ manifestsize: 4 * 1024 * 1024, blobsize: 0, uploads: 1000, pagesize: 10_000 }),
+    /** Online garbage collection: see docs/gc.md. */
+    gc: z
+      .object({
+        /** Run on `schedule` inside the server (every replica schedules; one collects at a time). */
+        enabled: z.boolean().default(true),
+        /** Cron expression (minute hour day-of-month month day-of-week). */
+        schedule: z
+          .string()
+          .refine((expr) => isCron(expr), 'expected a cron expression like "0 * * * *"')
+          .default('0 * * * *'),
+        /** Nothing pushed, mounted or unreferenced more recently than this is collected. */
+        graceperiod: duration.default('1h'),
+        /** delete: untagged manifests are garbage unless an index or a live subject needs them. */
+        untagged: z.enum(['delete', 'keep']).default('delete'),
+        /** Review-queue rows read per batch. */
+        batchsize: z.number().int().positive().default(100),
+      })
+      .strict()
+      .default({ enabled: true, schedule: '0 * * * *', graceperiod: '1h', untagged: 'delete', batchsize: 100 }),
   })
   .strict()
   .superRefine((cfg, ctx) => {

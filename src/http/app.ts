@@ -3,6 +3,10 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AccessPolicy } from '../auth/access.js';
 import type { Registry } from '../core/registry.js';
+import type { GarbageCollector } from '../gc/collector.js';
+import type { StorageUsageQueries } from '../gc/ports.js';
+import { registerGcApi } from './api/gc.js';
+import { registerStorageApi } from './api/storage.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerV2Routes } from './v2/routes.js';
 
@@ -15,6 +19,8 @@ export interface AppOptions {
   /** Milliseconds a connection may sit idle (including mid-body) before it is closed. */
   idleTimeout: number;
   https?: { key: Buffer; cert: Buffer };
+  /** POST /api/v1/gc and GET /api/v1/storage (src/gc). */
+  gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
 }
 
 /** Builds the Fastify application: /v2 (OCI distribution API), /healthz, /readyz. */
@@ -63,5 +69,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   registerV2Routes(app, { registry: options.registry, access: options.access });
+  if (options.gc) {
+    registerGcApi(app, options.gc.collector);
+    registerStorageApi(app, options.gc.usage);
+  }
   return app;
 }

@@ -1,5 +1,6 @@
 import { Migrator, sql, type Kysely, type Migration } from 'kysely';
 import * as initial from './migrations/0001-initial.js';
+import * as gc from './migrations/0002-gc.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -12,6 +13,7 @@ type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise
 /** Every schema version, in order. Add new files as 0002-…, never edit a released one. */
 const MIGRATIONS: Record<string, MigrationModule> = {
   '0001-initial': initial,
+  '0002-gc': gc,
 };
 
 /**

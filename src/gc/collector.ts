@@ -1,0 +1,183 @@
+import type { Logger } from 'pino';
+import type { BlobStore } from '../core/ports.js';
+import { withLease, type LeaseStore } from '../jobs/leases.js';
+import type { BlobDeletion, Candidate, GcMetadata, GcQueries, ManifestFacts } from './ports.js';
+import { ReportBuilder, skippedReport, type GcCounts, type GcReport, type Verdict } from './report.js';
+
+export interface GcOptions {
+  /** Nothing younger than this (since its last push, mount or loss of a reference) is collected. */
+  gracePeriodMs: number;
+  /** 'keep' leaves untagged manifests alone (referrers whose subject is gone are still collected). */
+  untagged: 'delete' | 'keep';
+  /** Queue rows read per batch. */
+  batchSize: number;
+}
+
+export interface GcRunOptions {
+  dryRun?: boolean;
+  /** Called after every batch with the running totals. */
+  onProgress?: (counts: GcCounts) => void;
+}
+
+/** Runs `work` in a metadata transaction (a real run) or inside the dry run's single rolled-back one. */
+type UnitOfWork = <T>(work: (queries: GcQueries) => Promise<T>) => Promise<T>;
+
+export const GC_LEASE = 'gc';
+const PENDING_BATCH = 100;
+/** Finished byte deletions are remembered this long (uploads that overlapped them are refused). */
+const DELETION_JOURNAL_RETENTION_MS = 24 * 3_600_000;
+
+/**
+ * Online, incremental garbage collection. The write paths put candidates in a review
+ * queue; a run takes the `gc` lease, then reviews every due candidate in its own
+ * transaction, re-checking under row locks that it is still garbage and past the grace
+ * period before deleting it. Deleting a manifest queues what it referenced, deleting a
+ * link queues the blob, so one run follows garbage down to the bytes. Blob bytes are
+ * deleted only after the transaction that removed the blob's last row, through a journal
+ * that the next run finishes if this one is killed. Work is proportional to the queue,
+ * not to the size of the registry.
+ */
+export class GarbageCollector {
+  constructor(
+    private readonly blobs: Pick<BlobStore, 'delete'>,
+    private readonly metadata: GcMetadata,
+    private readonly leases: LeaseStore,
+    readonly options: GcOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  async run(runOptions: GcRunOptions = {}): Promise<GcReport> {
+    const settings = { dryRun: runOptions.dryRun ?? false, gracePeriodMs: this.options.gracePeriodMs, untagged: this.options.untagged };
+    const outcome = await withLease(this.leases, GC_LEASE, (lease) => this.collect(new ReportBuilder(settings), runOptions, lease.signal), {
+      onLost: (err) => this.logger.warn({ err }, 'gc: lease lost, stopping after the current candidate'),
+    });
+    if (!outcome.acquired) {
+      this.logger.info({ heldBy: outcome.heldBy }, 'gc: another collector holds the lease, skipping');
+      return skippedReport(settings, outcome.heldBy);
+    }
+    return outcome.value;
+  }
+
+  private async collect(report: ReportBuilder, runOptions: GcRunOptions, signal: AbortSignal): Promise<GcReport> {
+    const dryRun = runOptions.dryRun ?? false;
+    const now = Date.now();
+    const cutoff = now - this.options.gracePeriodMs;
+    this.logger.info({ dryRun, cutoff: new Date(cutoff).toISOString() }, 'gc: run started');
+    try {
+      if (!dryRun) await this.resumeByteDeletions(report, signal);
+      if (dryRun) await this.metadata.rolledBack((queries) => this.drainQueue((work) => work(queries), cutoff, report, runOptions, signal));
+      else await this.drainQueue((work) => this.metadata.transaction(work), cutoff, report, runOptions, signal);
+      if (!dryRun) await this.metadata.pruneBlobDeletions(now - DELETION_JOURNAL_RETENTION_MS);
+    } catch (err) {
+      this.logger.error({ err }, 'gc: run stopped early; the next run continues from the queue');
+      return report.finish(false, err);
+    }
+    const result = report.finish(true);
+    this.logger.info({ dryRun, ...result.counts, durationMs: result.durationMs }, 'gc: run finished');
+    return result;
+  }
+
+  /** Reviews due candidates batch by batch until none is left (cascades are due at once). */
+  private async drainQueue(unit: UnitOfWork, cutoff: number, report: ReportBuilder, runOptions: GcRunOptions, signal: AbortSignal): Promise<void> {
+    const dryRun = runOptions.dryRun ?? false;
+    for (;;) {
+      signal.throwIfAborted();
+      const batch = await unit((q) => q.dueCandidates(cutoff, this.options.batchSize));
+      if (batch.length === 0) return;
+      for (const candidate of batch) {
+        signal.throwIfAborted();
+        const verdict = await this.reviewSafely(unit, candidate, cutoff, report, dryRun);
+        if (!verdict) continue;
+        report.record(verdict);
+        if (verdict.action === 'blob-deleted' && !dryRun) await this.deleteBytes(verdict, report);
+      }
+      this.logger.info({ dryRun, ...report.counts }, 'gc: batch done');
+      runOptions.onProgress?.({ ...report.counts });
+    }
+  }
+
+  /** A candidate that fails (lock timeout, deadlock) is put back for the next run instead of stopping this one. */
+  private async reviewSafely(unit: UnitOfWork, candidate: Candidate, cutoff: number, report: ReportBuilder, dryRun: boolean): Promise<Verdict | null> {
+    try {
+      return await unit((q) => this.review(q, candidate, cutoff));
+    } catch (err) {
+      if (dryRun) throw err;
+      report.counts.errors++;
+      this.logger.warn({ err, candidate }, 'gc: candidate failed, re-queued for the next run');
+      await unit((q) => q.requeue(candidate, Date.now()));
+      return null;
+    }
+  }
+
+  /** Re-checks one candidate under row locks and deletes it if it is (still) garbage. */
+  private async review(q: GcQueries, c: Candidate, cutoff: number): Promise<Verdict> {
+    await q.dequeue(c);
+    switch (c.kind) {
+      case 'manifest': {
+        const facts = await q.lockManifest(c.repositoryId, c.digest);
+        if (!facts) return { action: 'gone' };
+        if (facts.createdAt > cutoff) return this.postpone(q, c, facts.createdAt);
+        if (!this.isGarbageManifest(facts)) return { action: 'kept' };
+        await q.deleteManifest(c.repositoryId, c.digest, cutoff);
+        return { action: 'manifest-deleted', repository: c.repository, digest: c.digest };
+      }
+      case 'link': {
+        const facts = await q.lockLink(c.repositoryId, c.digest);
+        if (!facts) return { action: 'gone' };
+        if (facts.referenced) return { action: 'kept' };
+        if (facts.createdAt > cutoff) return this.postpone(q, c, facts.createdAt);
+        await q.deleteLink(c.repositoryId, c.digest, cutoff);
+        return { action: 'unlinked', repository: c.repository, digest: c.digest };
+      }
+      case 'blob': {
+        const facts = await q.lockBlob(c.digest);
+        if (!facts) return { action: 'gone' };
+        if (facts.linked) return { action: 'kept' };
+        await q.deleteBlobRow(c.digest, facts.size, Date.now());
+        return { action: 'blob-deleted', digest: c.digest, size: facts.size };
+      }
+    }
+  }
+
+  private async postpone(q: GcQueries, c: Candidate, since: number): Promise<Verdict> {
+    await q.requeue(c, since);
+    return { action: 'postponed' };
+  }
+
+  /**
+   * Tagged manifests and children of another manifest (an index) live. A referrer lives
+   * exactly as long as its subject. Other untagged manifests follow `gc.untagged`.
+   */
+  private isGarbageManifest(facts: ManifestFacts): boolean {
+    if (facts.tagged || facts.childOfManifest) return false;
+    if (facts.subjectDigest !== null) return !facts.subjectExists;
+    return this.options.untagged === 'delete';
+  }
+
+  /** Deletes the bytes of a blob whose row is gone, then closes its journal entry. */
+  private async deleteBytes(blob: BlobDeletion, report: ReportBuilder): Promise<void> {
+    try {
+      await this.blobs.delete(blob.digest);
+      await this.metadata.finishBlobDeletion(blob.digest, Date.now());
+    } catch (err) {
+      report.counts.errors++;
+      this.logger.warn({ err, digest: blob.digest }, 'gc: deleting blob bytes failed; the next run retries');
+    }
+  }
+
+  /** Finishes byte deletions an interrupted run journalled but did not complete. */
+  private async resumeByteDeletions(report: ReportBuilder, signal: AbortSignal): Promise<void> {
+    const seen = new Set<string>();
+    for (;;) {
+      const pending = (await this.metadata.pendingBlobDeletions(PENDING_BATCH)).filter((p) => !seen.has(p.digest));
+      if (pending.length === 0) return;
+      for (const blob of pending) {
+        signal.throwIfAborted();
+        seen.add(blob.digest);
+        if (await this.metadata.blobRowExists(blob.digest)) await this.metadata.finishBlobDeletion(blob.digest, Date.now());
+        else await this.deleteBytes(blob, report);
+        report.counts.resumedByteDeletions++;
+      }
+    }
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The narrow metadata port garbage collection needs. The collector (src/gc) decides what
+ * is garbage from the facts these queries return; the adapter (src/metadata/gc-store.ts)
+ * holds all the SQL. Every `lock…` method locks the row it reads (FOR UPDATE on
+ * PostgreSQL; SQLite transactions are serialised) so a concurrent push either commits
+ * before the check — and the check sees it — or waits until the deletion is committed.
+ */
+
+export type CandidateKind = 'manifest' | 'link' | 'blob';
+
+/** A row of the review queue: something that may have become garbage. */
+export interface Candidate {
+  kind: CandidateKind;
+  /** 0 for kind 'blob' (blobs are global). */
+  repositoryId: number;
+  /** Repository name ('' for kind 'blob'). */
+  repository: string;
+  digest: string;
+  queuedAt: number;
+}
+
+export interface ManifestFacts {
+  createdAt: number;
+  tagged: boolean;
+  /** Referenced as a child by another manifest (an index) in the same repository. */
+  childOfManifest: boolean;
+  subjectDigest: string | null;
+  /** The manifest's `subject` is stored in the same repository. */
+  subjectExists: boolean;
+}
+
+export interface LinkFacts {
+  /** Time of the last upload or mount into the repository (refreshed on every link). */
+  createdAt: number;
+  /** Referenced by a manifest of the repository. */
+  referenced: boolean;
+}
+
+export interface BlobFacts {
+  size: number;
+  /** Linked into at least one repository. */
+  linked: boolean;
+}
+
+export interface BlobDeletion {
+  digest: string;
+  size: number;
+}
+
+/** Queries run inside one metadata transaction (or, for a dry run, one rolled-back transaction). */
+export interface GcQueries {
+  /** Queue rows with `queued_at <= cutoff`, oldest first. */
+  dueCandidates(cutoff: number, limit: number): Promise<Candidate[]>;
+  /** Removes the candidate's queue row. */
+  dequeue(candidate: Candidate): Promise<void>;
+  /** Re-queues the candidate to be reviewed again once `queuedAt` is past the grace period. */
+  requeue(candidate: Candidate, queuedAt: number): Promise<void>;
+
+  lockManifest(repositoryId: number, digest: string): Promise<ManifestFacts | null>;
+  /** Deletes the manifest and enqueues (at `queuedAt`) its blobs, child manifests and referrers. */
+  deleteManifest(repositoryId: number, digest: string, queuedAt: number): Promise<void>;
+
+  lockLink(repositoryId: number, digest: string): Promise<LinkFacts | null>;
+  /** Removes the link and enqueues the blob (at `queuedAt`). */
+  deleteLink(repositoryId: number, digest: string, queuedAt: number): Promise<void>;
+
+  lockBlob(digest: string): Promise<BlobFacts | null>;
+  /** Deletes the `blobs` row and journals the byte deletion as pending. */
+  deleteBlobRow(digest: string, size: number, now: number): Promise<void>;
+}
+
+export interface GcMetadata {
+  /** Runs `work` in one transaction (a write transaction from its first statement on SQLite). */
+  transaction<T>(work: (queries: GcQueries) => Promise<T>): Promise<T>;
+  /** Runs `work` in one transaction that is always rolled back (dry runs). */
+  rolledBack<T>(work: (queries: GcQueries) => Promise<T>): Promise<T>;
+  /** Byte deletions journalled but not finished (a run crashed), oldest first. */
+  pendingBlobDeletions(limit: number): Promise<BlobDeletion[]>;
+  /** True if a `blobs` row exists again for `digest` (its bytes must then be kept). */
+  blobRowExists(digest: string): Promise<boolean>;
+  finishBlobDeletion(digest: string, now: number): Promise<void>;
+  /** Forgets finished byte deletions older than `before`. */
+  pruneBlobDeletions(before: number): Promise<number>;
+  /** Queue rows in total and due at `cutoff` (for reports and progress). */
+  queueSize(cutoff: number): Promise<{ total: number; due: number }>;
+}
+
+export interface RepositoryUsage {
+  repository: string;
+  /** Unique blobs referenced by the repository's manifests. */
+  blobs: number;
+  /** Sum of those blobs' sizes (logical size). */
+  bytes: number;
+}
+
+export interface ProjectUsage {
+  project: string;
+  blobs: number;
+  bytes: number;
+}
+
+export interface StorageUsage {
+  repositories: RepositoryUsage[];
+  projects: ProjectUsage[];
+  /** Physical storage: every stored blob once (deduplicated). */
+  total: { blobs: number; bytes: number };
+}
+
+/** Storage accounting, computed by indexed queries (see docs/gc.md for the cost). */
+export interface StorageUsageQueries {
+  storageUsage(): Promise<StorageUsage>;
+  repositoryUsage(repository: string): Promise<RepositoryUsage | null>;
+}
