@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: install what npm cannot, type-check, lint, then run every test.
+# The whole test suite: install what npm cannot, type-check, lint, then run every test
+# (and the HTTP + interop suites a second time on PostgreSQL metadata).
 # Usage: npm test [-- test/http/blobs.test.ts …]   (default: every test/**/*.test.ts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,24 @@ npx eslint --max-warnings=0 .
 shopt -s globstar nullglob
 if [ "$#" -gt 0 ]; then files=("$@"); else files=(test/**/*.test.ts); fi
 [ "${#files[@]}" -gt 0 ] || { echo "no test files found" >&2; exit 1; }
-exec node --import tsx --test --test-reporter=spec --test-concurrency=2 "${files[@]}"
+
+# Pass 1: every suite on the default back ends (SQLite metadata).
+# Pass 2: the HTTP and interop suites again with PostgreSQL metadata (BERTH_TEST_METADATA=postgres:
+# test/helpers/server.ts gives each test server a fresh database on 127.0.0.1:5432).
+# Both must pass; their summaries are repeated at the end.
+pg_files=()
+for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*) pg_files+=("$f") ;; esac; done
+logs=$(mktemp -d /tmp/berth-test-logs.XXXXXX)
+trap 'rm -rf "$logs"' EXIT
+status=0
+node --import tsx --test --test-reporter=spec --test-concurrency=2 "${files[@]}" 2>&1 | tee "$logs/sqlite" || status=1
+if [ "${#pg_files[@]}" -gt 0 ]; then
+  echo "== again with PostgreSQL metadata: ${#pg_files[@]} HTTP/interop test files"
+  BERTH_TEST_METADATA=postgres node --import tsx --test --test-reporter=spec --test-concurrency=2 "${pg_files[@]}" 2>&1 | tee "$logs/postgres" || status=1
+fi
+echo "== summary"
+for pass in sqlite postgres; do
+  [ -f "$logs/$pass" ] || continue
+  echo "metadata=$pass: $(grep -E '^ℹ (tests|pass|fail|cancelled|skipped) ' "$logs/$pass" | sed 's/^ℹ //' | paste -sd, - | sed 's/,/, /g')"
+done
+exit "$status"

@@ -58,3 +58,39 @@ export async function adminQuery(statement: string): Promise<void> {
 export function postgresOptions(url: string): PostgresOptions {
   return { url, poolMax: 10, connectTimeoutMs: 5_000, idleTimeoutMs: 10_000, statementTimeoutMs: 30_000 };
 }
+
+/**
+ * One database per deployment under test, keyed by its data directory: a server restarted
+ * on the same data directory finds its metadata again (as with SQLite, whose file lives
+ * there). Databases not dropped by their test are dropped when the test process ends.
+ */
+const deployments = new Map<string, Promise<TestDatabase>>();
+let cleanupRegistered = false;
+
+export function databaseForDeployment(key: string): Promise<TestDatabase> {
+  let database = deployments.get(key);
+  if (!database) {
+    database = createTestDatabase();
+    deployments.set(key, database);
+    registerCleanup();
+  }
+  return database;
+}
+
+export async function dropDeploymentDatabase(key: string): Promise<void> {
+  const database = deployments.get(key);
+  deployments.delete(key);
+  await (await database?.catch(() => undefined))?.drop();
+}
+
+function registerCleanup(): void {
+  if (cleanupRegistered) return;
+  cleanupRegistered = true;
+  // beforeExit fires once the event loop is empty; the drops schedule more work, so guard
+  // against running twice by emptying the map first.
+  process.on('beforeExit', () => {
+    const keys = [...deployments.keys()];
+    if (keys.length === 0) return;
+    void Promise.allSettled(keys.map((key) => dropDeploymentDatabase(key)));
+  });
+}

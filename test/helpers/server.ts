@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import pino from 'pino';
 import { configSchema, type BerthConfig } from '../../src/config/schema.js';
 import { applyEnvOverrides, resolveConfigPaths } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { databaseForDeployment, dropDeploymentDatabase } from './postgres.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -31,7 +33,7 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, e
   const dataDir = (overrides.data as { dir?: string } | undefined)?.dir ?? tempDir();
   const raw = applyEnvOverrides(
     deepMerge({ http: { addr: '127.0.0.1:0' }, data: { dir: dataDir }, log: { level: 'silent' } }, overrides),
-    { ...testMetadataEnv(), ...env },
+    { ...(await testMetadataEnv(dataDir, { ...env, ...flattenMetadataOverride(overrides) })), ...env },
   );
   const parsed = configSchema.parse(raw);
   const config = resolveConfigPaths(parsed);
@@ -43,16 +45,29 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, e
     async destroy() {
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
+      await dropDeploymentDatabase(path.resolve(dataDir));
     },
   };
 }
 
 /**
  * Environment that selects the metadata back end under test. The suite runs once per
- * back end: BERTH_TEST_METADATA=postgres points every test server at PostgreSQL.
+ * back end: BERTH_TEST_METADATA=postgres points every test server at PostgreSQL, in a
+ * fresh database per data directory (restarting on the same directory keeps the
+ * metadata; `destroy()` or the end of the test process drops it). A test that chooses
+ * its metadata back end itself (`given` sets BERTH_METADATA_DRIVER/URL) is left alone.
  */
-export function testMetadataEnv(): NodeJS.ProcessEnv {
-  return {};
+export async function testMetadataEnv(dataDir?: string, given: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv> {
+  if (process.env.BERTH_TEST_METADATA !== 'postgres') return {};
+  if (given.BERTH_METADATA_DRIVER !== undefined || given.BERTH_METADATA_URL !== undefined) return {};
+  const database = await databaseForDeployment(dataDir ? path.resolve(dataDir) : `anonymous-${randomUUID()}`);
+  return { BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: database.url };
+}
+
+/** `metadata:` overrides given to startTestServer, seen as the env variables testMetadataEnv checks. */
+function flattenMetadataOverride(overrides: Record<string, unknown>): NodeJS.ProcessEnv {
+  const metadata = overrides.metadata as { driver?: string; url?: string } | undefined;
+  return { BERTH_METADATA_DRIVER: metadata?.driver, BERTH_METADATA_URL: metadata?.url };
 }
 
 export interface BerthProcess {
@@ -72,9 +87,10 @@ export interface BerthProcess {
  * unless BERTH_HTTP_ADDR is given in `env`, and waits until it listens.
  */
 export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<BerthProcess> {
+  const metadataEnv = await testMetadataEnv(env.BERTH_DATA_DIR, env);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args, 'serve'], {
     cwd: ROOT,
-    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', ...testMetadataEnv(), ...env },
+    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', ...metadataEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

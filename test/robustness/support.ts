@@ -16,11 +16,12 @@ export interface CliResult {
 }
 
 /** Runs the real `berth` CLI (through tsx, as `npm start` does from source) and collects its output. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const metadataEnv = await testMetadataEnv(env.BERTH_DATA_DIR, env);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
       cwd: ROOT,
-      env: { ...process.env, BERTH_LOG_LEVEL: 'silent', ...testMetadataEnv(), ...env },
+      env: { ...process.env, BERTH_LOG_LEVEL: 'silent', ...metadataEnv, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -56,7 +57,7 @@ export async function fsckInProcess(
   dataDir: string,
   options: { repair?: boolean; verifyContent?: boolean; graceMs?: number } = {},
 ): Promise<{ code: number; report: FsckReport }> {
-  const raw = applyEnvOverrides({ data: { dir: dataDir } }, testMetadataEnv());
+  const raw = applyEnvOverrides({ data: { dir: dataDir } }, await testMetadataEnv(dataDir));
   const config = resolveConfigPaths(configSchema.parse(raw));
   const report = await fsckStores(config, { repair: false, verifyContent: false, graceMs: 3_600_000, ...options });
   return { code: corruptionCount(report) > 0 ? 1 : 0, report };
