@@ -1,0 +1,120 @@
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import { describeMachine, measureMachineLimits } from './machine.js';
+import { scaledDownNotes, type BenchOptions } from './options.js';
+import { ResultCollector, type BenchResult } from './report.js';
+import { RssSampler } from './rss.js';
+import { ensureDistributionInstalled, prepareBerthBuild, startServerOfKind, tempDir, type BerthLaunch, type ServerKind } from './servers.js';
+import { CheckFailed, type Workload } from './workload.js';
+import { blobLoadWorkload } from './workloads/blob-load.js';
+import { blobStreamWorkload } from './workloads/blob-stream.js';
+import { listingsWorkload } from './workloads/listings.js';
+import { manifestLoadWorkload } from './workloads/manifest-load.js';
+import { skopeoPushWorkload } from './workloads/skopeo-push.js';
+
+function scaledNote(options: BenchOptions): string[] {
+  const changed = scaledDownNotes(options);
+  return changed.length === 0 ? [] : [`${options.quick ? 'Quick mode, s' : 'S'}izes differ from the issue's defaults: ${changed.join(', ')}.`];
+}
+
+export type Log = (line: string) => void;
+
+export const WORKLOAD_IDS = ['blob-stream', 'skopeo-push', 'manifest-load', 'blob-load', 'listings'] as const;
+
+export function createWorkloads(options: BenchOptions): Workload[] {
+  const all = [blobStreamWorkload(options), skopeoPushWorkload(options), manifestLoadWorkload(options), blobLoadWorkload(options), listingsWorkload(options)];
+  const unknown = options.only.filter((id) => !all.some((w) => w.id === id));
+  if (unknown.length > 0) throw new Error(`unknown workload ${unknown.join(', ')}; known: ${WORKLOAD_IDS.join(', ')}`);
+  return options.only.length === 0 ? all : all.filter((w) => options.only.includes(w.id));
+}
+
+interface RunState {
+  options: BenchOptions;
+  launch: BerthLaunch;
+  collector: ResultCollector;
+  notes: Set<string>;
+  log: Log;
+}
+
+/** One workload on one freshly started server; the server is stopped whatever happens. */
+async function runOnce(workload: Workload, kind: ServerKind, state: RunState): Promise<void> {
+  const server = await startServerOfKind(kind, state.launch);
+  const sampler = new RssSampler(server.pid);
+  try {
+    const measured = await workload.run({
+      server,
+      options: state.options,
+      startMeasuring: () => sampler.startMeasuring(),
+      check: (ok, what, detail) => {
+        if (!ok) throw new CheckFailed(`${kind}: check failed: ${what}${detail ? ` (${detail})` : ''}`);
+        state.collector.checks[kind].add(`${workload.id}: ${what}`);
+      },
+      note: (text) => state.notes.add(text),
+    });
+    const rss = sampler.stop();
+    state.collector.addFigures(workload.id, workload.figures, kind, measured);
+    state.collector.addRss(workload.id, kind, rss);
+    const shown = Object.entries(measured).map(([id, value]) => `${id}=${value.toFixed(2)}`);
+    state.log(`  ${kind.padEnd(12)} ${shown.join(' ')} peakRSS=${rss.peakMB.toFixed(0)}MB`);
+  } catch (err) {
+    sampler.stop();
+    const output = server.output().trim();
+    if (output) state.log(`  ${kind} output (tail):\n${output.slice(-2000)}`);
+    throw err;
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * Runs every selected workload against freshly started Berth and Distribution servers,
+ * alternating which goes first, for `options.rounds` rounds, and reduces the results.
+ */
+export async function runBench(options: BenchOptions, log: Log = (line) => process.stderr.write(`${line}\n`)): Promise<BenchResult> {
+  ensureDistributionInstalled();
+  const workDir = tempDir('berth-bench-');
+  const workloads = createWorkloads(options);
+  const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
+  try {
+    const machine = describeMachine();
+    if (machine.loadAverageAtStart > 1) log(`warning: load average is ${machine.loadAverageAtStart.toFixed(1)}; other work on this machine will skew the figures`);
+    log(`measuring machine limits (openssl ${options.openSslSeconds}s, dd ${options.ddSize} bytes)…`);
+    const limits = options.ddSize > 0 ? measureMachineLimits(workDir, options.openSslSeconds, options.ddSize) : null;
+    let buildDir: string | undefined;
+    if (options.berthRuntime === 'build') {
+      log('compiling Berth into a private build directory…');
+      buildDir = await prepareBerthBuild(workDir);
+    }
+    const state: RunState = { options, launch: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs }, collector: new ResultCollector(), notes: new Set(), log };
+    for (const workload of workloads) {
+      log(`preparing ${workload.id}… (${elapsed()})`);
+      await workload.prepare?.();
+    }
+    for (let round = 0; round < options.rounds; round++) {
+      for (const [index, workload] of workloads.entries()) {
+        const order: ServerKind[] = (round + index) % 2 === 0 ? ['berth', 'distribution'] : ['distribution', 'berth'];
+        log(`[round ${round + 1}/${options.rounds}] ${workload.title} (${elapsed()})`);
+        for (const kind of order) await runOnce(workload, kind, state);
+      }
+    }
+    const figures = state.collector.figures();
+    const push = figures.find((f) => f.id === 'blob-push');
+    return {
+      machine,
+      limits,
+      options,
+      notes: [...scaledNote(options), ...state.notes],
+      figures,
+      rss: state.collector.rss(),
+      checks: { berth: [...state.collector.checks.berth], distribution: [...state.collector.checks.distribution] },
+      loadAverageAtEnd: os.loadavg()[0]!,
+      durationSeconds: (Date.now() - started) / 1000,
+      pushEfficiency:
+        push && limits ? { berth: push.median.berth / limits.pushLimitMBps, distribution: push.median.distribution / limits.pushLimitMBps } : null,
+    };
+  } finally {
+    for (const workload of workloads) await workload.cleanup?.();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}

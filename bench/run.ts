@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: Berth side by side with CNCF Distribution (issue 6).
+ * Prints a Markdown table and writes bench/results/latest.{md,json}; exits 1 when a
+ * correctness check fails. `--quick` runs small sizes in about two minutes.
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { runBench, WORKLOAD_IDS } from './bench.js';
+import { parseSize, resolveOptions, type BenchOptions } from './options.js';
+import { renderMarkdown, writeResults } from './report.js';
+import { ROOT } from './servers.js';
+
+const integer = (text: string) => {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return value;
+};
+const size = (text: string) => {
+  try {
+    return parseSize(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+
+const program = new Command()
+  .name('bench')
+  .description('Benchmark Berth against CNCF Distribution over real HTTP')
+  .option('--quick', 'small sizes, one round (smoke run, about two minutes)')
+  .option('--rounds <n>', 'rounds per workload (default 3)', integer)
+  .option('--only <ids>', `comma-separated workloads: ${WORKLOAD_IDS.join(', ')}`, (text) => text.split(',').map((s) => s.trim()))
+  .option('--berth-runtime <runtime>', 'build (tsc into a temp dir, default) or tsx')
+  .option('--berth-node-args <args>', 'extra node flags for Berth, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"', (text) => text.split(/\s+/).filter(Boolean))
+  .option('--blob-size <size>', 'single-stream blob (default 1g)', size)
+  .option('--images <n>', 'images pushed with skopeo (default 20)', integer)
+  .option('--layers <n>', 'layers per image (default 5)', integer)
+  .option('--layer-size <size>', 'layer size (default 4m)', size)
+  .option('--parallel <n>', 'skopeo processes at once (default 8)', integer)
+  .option('--connections <n>', 'autocannon connections (default 64)', integer)
+  .option('--duration <seconds>', 'autocannon duration per figure (default 10)', integer)
+  .option('--load-blob-size <size>', 'blob fetched under load (default 1m)', size)
+  .option('--tags <n>', 'tags in the listed repository (default 5000)', integer)
+  .option('--repositories <n>', 'repositories in the catalog (default 2000)', integer)
+  .option('--results <dir>', 'directory for latest.md and latest.json (default bench/results)');
+
+interface Flags {
+  quick?: boolean;
+  rounds?: number;
+  only?: string[];
+  berthRuntime?: string;
+  berthNodeArgs?: string[];
+  blobSize?: number;
+  images?: number;
+  layers?: number;
+  layerSize?: number;
+  parallel?: number;
+  connections?: number;
+  duration?: number;
+  loadBlobSize?: number;
+  tags?: number;
+  repositories?: number;
+  results?: string;
+}
+
+function optionsFromFlags(flags: Flags): BenchOptions {
+  if (flags.berthRuntime !== undefined && flags.berthRuntime !== 'build' && flags.berthRuntime !== 'tsx') {
+    throw new InvalidArgumentError('--berth-runtime must be build or tsx');
+  }
+  const explicit: Partial<BenchOptions> = {
+    quick: flags.quick,
+    rounds: flags.rounds,
+    only: flags.only,
+    berthRuntime: flags.berthRuntime as BenchOptions['berthRuntime'] | undefined,
+    berthNodeArgs: flags.berthNodeArgs,
+    blobSize: flags.blobSize,
+    images: flags.images,
+    layersPerImage: flags.layers,
+    layerSize: flags.layerSize,
+    skopeoParallel: flags.parallel,
+    connections: flags.connections,
+    durationSeconds: flags.duration,
+    loadBlobSize: flags.loadBlobSize,
+    tags: flags.tags,
+    repositories: flags.repositories,
+    resultsDir: flags.results,
+  };
+  const defined = Object.fromEntries(Object.entries(explicit).filter(([, v]) => v !== undefined)) as Partial<BenchOptions>;
+  return resolveOptions(defined);
+}
+
+async function main(): Promise<void> {
+  const options = optionsFromFlags(program.parse(process.argv).opts<Flags>());
+  const started = Date.now();
+  const result = await runBench(options);
+  const markdown = renderMarkdown(result);
+  process.stdout.write(`\n${markdown}`);
+  if (options.resultsDir) {
+    const dir = path.resolve(ROOT, options.resultsDir);
+    writeResults(dir, result, markdown);
+    process.stderr.write(`results written to ${path.relative(process.cwd(), dir) || '.'}/latest.{md,json} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

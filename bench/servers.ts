@@ -1,0 +1,169 @@
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const DISTRIBUTION_BINARY = '/usr/bin/docker-registry';
+
+export type ServerKind = 'berth' | 'distribution';
+
+/** A freshly started registry, timed from outside over real HTTP. */
+export interface BenchServer {
+  kind: ServerKind;
+  url: string;
+  pid: number;
+  /** Temporary directory holding all of the server's data; removed by stop(). */
+  dataDir: string;
+  /** Everything the process printed (for error messages). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface BerthLaunch {
+  runtime: 'build' | 'tsx';
+  /** Compiled tree from prepareBerthBuild(), required for runtime 'build'. */
+  buildDir?: string;
+  nodeArgs?: string[];
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A port nobody listens on right now (the server binds it a moment later). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Compiles Berth with tsc into a private directory, so the benchmark runs the same
+ * JavaScript users run (`berth serve`) without touching the shared dist/.
+ */
+export async function prepareBerthBuild(workDir: string): Promise<string> {
+  const buildDir = path.join(workDir, 'berth-build');
+  const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+  // tsc emits even when someone's work in progress has type errors; only a missing cli.js is fatal.
+  await promisify(execFile)(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.json'), '--outDir', buildDir]).catch(() => undefined);
+  if (!existsSync(path.join(buildDir, 'src/cli.js'))) throw new Error(`tsc did not produce ${buildDir}/src/cli.js`);
+  copyFileSync(path.join(ROOT, 'package.json'), path.join(buildDir, 'package.json'));
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(buildDir, 'node_modules'));
+  return buildDir;
+}
+
+export async function startBerth(launch: BerthLaunch): Promise<BenchServer> {
+  const port = await freePort();
+  const dataDir = tempDir('berth-bench-data-');
+  const entry = launch.runtime === 'build' ? [path.join(launch.buildDir!, 'src/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
+  const child = spawn(process.execPath, [...(launch.nodeArgs ?? []), ...entry, 'serve'], {
+    cwd: ROOT,
+    env: {
+      ...withoutBerthVariables(process.env),
+      BERTH_DATA_DIR: dataDir,
+      BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
+      // Warn, so per-request logging does not dominate what is measured.
+      BERTH_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return watch('berth', child, `http://127.0.0.1:${port}`, dataDir);
+}
+
+/** The configuration Distribution is started with; cache as in its shipped config.yml. */
+export function distributionConfig(dataDir: string, port: number): string {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: error',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${path.join(dataDir, 'storage')}`,
+    '  delete:',
+    '    enabled: true',
+    '  cache:',
+    '    blobdescriptor: inmemory',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    '',
+  ].join('\n');
+}
+
+export async function startDistribution(): Promise<BenchServer> {
+  ensureDistributionInstalled();
+  const port = await freePort();
+  const dataDir = tempDir('distribution-bench-data-');
+  const configFile = path.join(dataDir, 'config.yml');
+  writeFileSync(configFile, distributionConfig(dataDir, port));
+  mkdirSync(path.join(dataDir, 'storage'));
+  const child = spawn(DISTRIBUTION_BINARY, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
+  return watch('distribution', child, `http://127.0.0.1:${port}`, dataDir);
+}
+
+export function startServerOfKind(kind: ServerKind, launch: BerthLaunch): Promise<BenchServer> {
+  return kind === 'berth' ? startBerth(launch) : startDistribution();
+}
+
+/** Installs the Debian package when the binary is missing (the harness runs as root). */
+export function ensureDistributionInstalled(): void {
+  if (existsSync(DISTRIBUTION_BINARY)) return;
+  if (process.getuid?.() !== 0) throw new Error(`${DISTRIBUTION_BINARY} is missing: apt-get install -y docker-registry (as root)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', 'docker-registry']]) {
+    const result = spawnSync('apt-get', args, { env, stdio: 'inherit' });
+    if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed with ${result.status}`);
+  }
+  // The package starts a system service on port 5000; the harness starts its own.
+  spawnSync('systemctl', ['disable', '--now', 'docker-registry'], { stdio: 'ignore' });
+}
+
+export function distributionVersion(): string {
+  const result = spawnSync(DISTRIBUTION_BINARY, ['--version'], { encoding: 'utf8' });
+  return result.stdout.trim() || 'unknown';
+}
+
+function withoutBerthVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('BERTH_')));
+}
+
+/** Waits until GET /v2/ answers, or fails with the process output. */
+async function watch(kind: ServerKind, child: ChildProcess, url: string, dataDir: string): Promise<BenchServer> {
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const server: BenchServer = {
+    kind,
+    url,
+    pid: child.pid!,
+    dataDir,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) break;
+    const ok = await fetch(`${url}/v2/`).then((res) => res.status === 200, () => false);
+    if (ok) return server;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await server.stop();
+  throw new Error(`${kind} did not answer GET /v2/ within 30s:\n${out}`);
+}
