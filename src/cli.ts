@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
 import { registerFsckCommand } from './cli/fsck.js';
+import { registerUserCommands } from './cli/users.js';
 import { startServer } from './server.js';
 
 // src/cli.ts (run through tsx) sits one level below package.json; dist/src/cli.js two.
@@ -31,6 +32,8 @@ program
     };
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
+    // SIGHUP re-reads the TLS certificate and key (renewals without a restart).
+    process.on('SIGHUP', () => server.reloadTls());
   });
 
 const configCommand = program.command('config').description('configuration tools');
@@ -44,6 +47,7 @@ configCommand
   });
 
 registerFsckCommand(program, () => program.opts<{ config?: string }>().config);
+registerUserCommands(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { OpenAccessPolicy } from './auth/access.js';
+import { openAuth } from './auth/index.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import { Registry } from './core/registry.js';
 import { createGc, type GcComponents } from './gc/index.js';
@@ -20,6 +21,8 @@ export interface RunningServer {
   gc: GcComponents;
   /** Base URL the server listens on, e.g. http://127.0.0.1:5000 */
   url: string;
+  /** Re-reads http.tls certificate and key (on SIGHUP), so a renewed certificate needs no restart. */
+  reloadTls(): void;
   close(): Promise<void>;
 }
 
@@ -37,12 +40,15 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     maxConcurrentUploads: config.limits.uploads,
     maxPageSize: config.limits.pagesize,
   });
+  const auth = await openAuth(config, metadata, logger);
   const gc = createGc(config, blobs, metadata, logger);
   const tls = config.http.tls;
   const app = buildApp({
     gc: { collector: gc.collector, usage: gc.store },
     registry,
-    access: new OpenAccessPolicy(),
+    access: auth.policy,
+    auth,
+    trustProxy: config.http.trustproxy,
     logger,
     headersTimeout: durationMs(config.http.headerstimeout),
     idleTimeout: durationMs(config.http.idletimeout),
@@ -68,6 +74,11 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     registry,
     gc,
     url,
+    reloadTls() {
+      if (!tls) return;
+      (app.server as HttpsServer).setSecureContext({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key), minVersion: 'TLSv1.2' });
+      logger.info({ certificate: tls.certificate }, 'reloaded TLS certificate');
+    },
     async close() {
       scheduler.stop();
       gcSchedule?.stop();

@@ -1,10 +1,17 @@
 import type { FastifyRequest } from 'fastify';
+import type { Identity } from './identity.js';
+import type { Permission } from './permissions.js';
+import type { Grant } from './scopes.js';
 
 /** What a request needs, in the Docker token-scope vocabulary. */
 export type Action = 'pull' | 'push' | 'delete' | '*';
 
 export type Scope =
-  | { type: 'repository'; name: string; actions: Action[] }
+  /**
+   * `requires` names Berth permissions checked beyond the wire actions (e.g. tag listing needs
+   * `list-tags`, which a limited-guest lacks although it may pull); tokens only carry actions.
+   */
+  | { type: 'repository'; name: string; actions: Action[]; requires?: Permission[] }
   | { type: 'registry'; name: 'catalog'; actions: Action[] }
   | { type: 'base' };
 
@@ -12,6 +19,10 @@ export type Scope =
 export interface Principal {
   subject: string;
   anonymous: boolean;
+  /** Set by the basic and token policies; absent with auth: none. */
+  identity?: Identity;
+  /** The verified token's `access` claim (token mode). */
+  grants?: Grant[];
 }
 
 /**

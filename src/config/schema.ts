@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { authConfigSchema } from '../auth/config.js';
 import { isCron } from '../gc/cron.js';
 
 /**
@@ -34,9 +35,11 @@ export const configSchema = z
         headerstimeout: duration.default('30s'),
         /** Close a connection whose request body makes no progress for this long. */
         idletimeout: duration.default('2m'),
+        /** Behind a TLS-terminating proxy: honour X-Forwarded-Proto/Host/For (token realm, audit IPs). */
+        trustproxy: z.boolean().default(false),
       })
       .strict()
-      .default({ addr: '0.0.0.0:5000', headerstimeout: '30s', idletimeout: '2m' }),
+      .default({ addr: '0.0.0.0:5000', headerstimeout: '30s', idletimeout: '2m', trustproxy: false }),
     data: z
       .object({ dir: z.string().min(1).default('./data') })
       .strict()
@@ -98,6 +101,8 @@ export const configSchema = z
       })
       .strict()
       .default({ manifestsize: 4 * 1024 * 1024, blobsize: 0, uploads: 1000, pagesize: 10_000 }),
+    /** Identity and access: see docs/security.md. */
+    auth: authConfigSchema,
     /** Online garbage collection: see docs/gc.md. */
     gc: z
       .object({

@@ -2,17 +2,24 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AccessPolicy } from '../auth/access.js';
+import type { AuthService } from '../auth/service.js';
 import type { Registry } from '../core/registry.js';
 import type { GarbageCollector } from '../gc/collector.js';
 import type { StorageUsageQueries } from '../gc/ports.js';
+import { registerAdminApi } from './api/index.js';
 import { registerGcApi } from './api/gc.js';
 import { registerStorageApi } from './api/storage.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { registerTokenRoutes } from './token.js';
 import { registerV2Routes } from './v2/routes.js';
 
 export interface AppOptions {
   registry: Registry;
   access: AccessPolicy;
+  /** Token server and admin API (/token, /api/v1); see src/auth. */
+  auth?: AuthService;
+  /** Honour X-Forwarded-* (http.trustproxy) for protocol, host and client IP. */
+  trustProxy?: boolean;
   logger: Logger;
   /** Milliseconds allowed for a request's headers (slowloris guard). */
   headersTimeout: number;
@@ -40,6 +47,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     connectionTimeout: options.idleTimeout,
     keepAliveTimeout: 75_000,
     http2: false,
+    trustProxy: options.trustProxy ?? false,
     ...(options.https ? { https: { ...options.https, minVersion: 'TLSv1.2' as const } } : {}),
   }) as unknown as FastifyInstance;
   app.server.headersTimeout = options.headersTimeout;
@@ -72,6 +80,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
   if (options.gc) {
     registerGcApi(app, options.gc.collector);
     registerStorageApi(app, options.gc.usage);
+  }
+  if (options.auth) {
+    if (options.auth.issuer) registerTokenRoutes(app, options.auth);
+    registerAdminApi(app, options.auth);
   }
   return app;
 }

@@ -1,6 +1,7 @@
 import { Migrator, sql, type Kysely, type Migration } from 'kysely';
 import * as initial from './migrations/0001-initial.js';
 import * as gc from './migrations/0002-gc.js';
+import * as auth from './migrations/0003-auth.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -14,6 +15,7 @@ type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise
 const MIGRATIONS: Record<string, MigrationModule> = {
   '0001-initial': initial,
   '0002-gc': gc,
+  '0003-auth': auth,
 };
 
 /**

@@ -19,6 +19,8 @@ interface Endpoint {
 const pull = (name: string): Scope => ({ type: 'repository', name, actions: ['pull'] });
 const push = (name: string): Scope => ({ type: 'repository', name, actions: ['pull', 'push'] });
 const remove = (name: string): Scope => ({ type: 'repository', name, actions: ['delete'] });
+/** Pull on the wire, plus Berth's list-tags permission (a limited-guest may pull but not list tags). */
+const listTagsScope = (name: string): Scope => ({ type: 'repository', name, actions: ['pull'], requires: ['list-tags'] });
 
 /**
  * Every /v2 endpoint, the handler that serves it and the access it requires — the one
@@ -35,7 +37,7 @@ const ENDPOINTS: Endpoint[] = [
     pattern: /^\/v2\/_catalog$/,
     methods: { GET: { handler: listCatalog, scope: () => ({ type: 'registry', name: 'catalog', actions: ['*'] }) } },
   },
-  { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: { handler: listTags, scope: pull } } },
+  { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: { handler: listTags, scope: listTagsScope } } },
   {
     pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
     methods: {

@@ -1,0 +1,140 @@
+import { RegistryError } from '../core/errors.js';
+import { validateRepositoryName } from '../core/names.js';
+import { ROBOT_PREFIX } from './identity.js';
+import { ROBOT_PERMISSIONS, isRole, type Role } from './permissions.js';
+import type { AuthStore, ProjectRecord, RobotPermission, RobotRecord, UserRecord } from './ports.js';
+import { generateSecret, hashSecret, validatePassword, validateUsername } from './secrets.js';
+
+/** Who performs a change and from where: recorded in the audit log. */
+export interface Actor {
+  name: string;
+  ip: string | null;
+}
+
+export interface NewRobot {
+  /** Short name; the login becomes robot$<project>+<name> (or robot$<name> for a system robot). */
+  name: string;
+  project: string | null;
+  permissions: RobotPermission[];
+  description?: string | null;
+  expiresAt?: Date | null;
+}
+
+const notFound = (what: string) => new RegistryError('NAME_UNKNOWN', `${what} not found`).withStatus(404);
+const conflict = (what: string) => new RegistryError('DENIED', `${what} already exists`).withStatus(409);
+const badRequest = (message: string) => new RegistryError('DENIED', message).withStatus(400);
+
+/**
+ * Account, project, membership and robot management — every change audited. Callers
+ * (admin API, CLI) decide who may call what; these methods validate the change itself.
+ */
+export class Accounts {
+  constructor(private readonly store: AuthStore) {}
+
+  async addUser(actor: Actor, username: string, password: string, admin = false): Promise<UserRecord> {
+    validateUsername(username);
+    const passwordHash = await hashSecret(validatePassword(password));
+    if (!(await this.store.createUser({ username, passwordHash, admin }))) throw conflict(`user ${username}`);
+    await this.audit(actor, 'user.create', username, { admin });
+    return (await this.store.getUser(username))!;
+  }
+
+  async setPassword(actor: Actor, username: string, password: string): Promise<void> {
+    const passwordHash = await hashSecret(validatePassword(password));
+    if (!(await this.store.setPassword(username, passwordHash))) throw notFound(`user ${username}`);
+    await this.audit(actor, 'user.password', username);
+  }
+
+  async setAdmin(actor: Actor, username: string, admin: boolean): Promise<void> {
+    if (!(await this.store.setAdmin(username, admin))) throw notFound(`user ${username}`);
+    await this.audit(actor, admin ? 'user.grant-admin' : 'user.revoke-admin', username);
+  }
+
+  async removeUser(actor: Actor, username: string): Promise<void> {
+    if (!(await this.store.deleteUser(username))) throw notFound(`user ${username}`);
+    await this.audit(actor, 'user.delete', username);
+  }
+
+  async createProject(actor: Actor, name: string, isPublic: boolean, owner?: string): Promise<ProjectRecord> {
+    validateProjectName(name);
+    if (!(await this.store.createProject({ name, public: isPublic, createdBy: actor.name }, owner))) throw conflict(`project ${name}`);
+    await this.audit(actor, 'project.create', name, { public: isPublic, owner });
+    return (await this.store.getProject(name))!;
+  }
+
+  async setVisibility(actor: Actor, name: string, isPublic: boolean): Promise<void> {
+    if (!(await this.store.setProjectVisibility(name, isPublic))) throw notFound(`project ${name}`);
+    await this.audit(actor, 'project.visibility', name, { public: isPublic });
+  }
+
+  async deleteProject(actor: Actor, name: string): Promise<void> {
+    if (!(await this.store.deleteProject(name))) throw notFound(`project ${name}`);
+    await this.audit(actor, 'project.delete', name);
+  }
+
+  async setMember(actor: Actor, project: string, username: string, role: unknown): Promise<void> {
+    if (!isRole(role)) throw badRequest(`role must be one of project-admin, maintainer, developer, guest, limited-guest`);
+    if (!(await this.store.getProject(project))) throw notFound(`project ${project}`);
+    if (!(await this.store.getUser(username))) throw notFound(`user ${username}`);
+    await this.store.setMember(project, username, role as Role);
+    await this.audit(actor, 'member.set', `${project}/${username}`, { role });
+  }
+
+  async removeMember(actor: Actor, project: string, username: string): Promise<void> {
+    if (!(await this.store.removeMember(project, username))) throw notFound(`member ${username} of project ${project}`);
+    await this.audit(actor, 'member.remove', `${project}/${username}`);
+  }
+
+  /** Creates a robot account; the returned secret is shown once and stored only as a bcrypt hash. */
+  async createRobot(actor: Actor, robot: NewRobot): Promise<{ robot: RobotRecord; secret: string }> {
+    validateUsername(robot.name);
+    if (robot.project !== null && !(await this.store.getProject(robot.project))) throw notFound(`project ${robot.project}`);
+    const permissions = validateRobotPermissions(robot.permissions, robot.project);
+    const name = `${ROBOT_PREFIX}${robot.project !== null ? `${robot.project}+` : ''}${robot.name}`;
+    const secret = generateSecret();
+    const created = await this.store.createRobot({
+      name,
+      project: robot.project,
+      secretHash: await hashSecret(secret),
+      permissions,
+      description: robot.description ?? null,
+      expiresAt: robot.expiresAt ?? null,
+      createdBy: actor.name,
+    });
+    if (!created) throw conflict(`robot ${name}`);
+    await this.audit(actor, 'robot.create', name, { permissions, expiresAt: robot.expiresAt ?? null });
+    return { robot: (await this.store.getRobot(name))!, secret };
+  }
+
+  async deleteRobot(actor: Actor, name: string): Promise<void> {
+    if (!(await this.store.deleteRobot(name))) throw notFound(`robot ${name}`);
+    await this.audit(actor, 'robot.delete', name);
+  }
+
+  private async audit(actor: Actor, action: string, target: string, detail?: unknown): Promise<void> {
+    await this.store.audit({ actor: actor.name, action, target, ip: actor.ip, detail });
+  }
+}
+
+export function validateProjectName(name: unknown): string {
+  if (typeof name !== 'string' || name.includes('/')) throw badRequest('project name must be a single repository path component');
+  try {
+    validateRepositoryName(name);
+  } catch {
+    throw badRequest('project name must be lowercase [a-z0-9] separated by ".", "_", "__" or "-"');
+  }
+  return name;
+}
+
+function validateRobotPermissions(value: unknown, project: string | null): RobotPermission[] {
+  if (!Array.isArray(value) || value.length === 0) throw badRequest('a robot needs at least one permission');
+  return value.map((entry: unknown) => {
+    const p = entry as Partial<RobotPermission> | null;
+    if (!p || typeof p.project !== 'string' || !Array.isArray(p.actions)) throw badRequest('permission must be {project, repository, actions}');
+    if (project !== null && p.project !== project) throw badRequest(`a robot of project ${project} may only be granted access to ${project}`);
+    const bad = p.actions.filter((a) => !(ROBOT_PERMISSIONS as readonly unknown[]).includes(a));
+    if (bad.length > 0) throw badRequest(`robot actions must be among ${ROBOT_PERMISSIONS.join(', ')}`);
+    return { project: validateProjectName(p.project), repository: typeof p.repository === 'string' ? p.repository : '*', actions: p.actions as string[] };
+  });
+}
+

@@ -1,0 +1,102 @@
+import type { FastifyRequest } from 'fastify';
+import { RegistryError } from '../core/errors.js';
+import type { AuthStore, RobotPermission } from './ports.js';
+import type { LoginRateLimiter } from './rate-limit.js';
+import { CredentialCache, verifySecret } from './secrets.js';
+
+/** Who a request acts as, once credentials or a token have been checked. */
+export type Identity =
+  | { kind: 'anonymous' }
+  | { kind: 'user'; name: string; admin: boolean }
+  | { kind: 'robot'; name: string; project: string | null; permissions: RobotPermission[] }
+  /** Someone an external token issuer vouches for; what they may do is exactly the token's `access`. */
+  | { kind: 'external'; name: string };
+
+export const ANONYMOUS: Identity = { kind: 'anonymous' };
+
+export const ROBOT_PREFIX = 'robot$';
+
+export function identityName(identity: Identity): string {
+  return identity.kind === 'anonymous' ? '' : identity.name;
+}
+
+export function isSystemAdmin(identity: Identity): boolean {
+  return identity.kind === 'user' && identity.admin;
+}
+
+/** `Authorization: Basic …` → credentials, or null when absent or not Basic. */
+export function basicCredentials(request: FastifyRequest): { username: string; password: string } | null {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return null;
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) return null;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return null;
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** `Authorization: Bearer …` → the token, or null. */
+export function bearerToken(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1]! : null;
+}
+
+/**
+ * Checks a name and secret against users (bcrypt) and robot accounts (bcrypt, expiry),
+ * throttled per account and per client IP.
+ */
+export class Authenticator {
+  private readonly cache = new CredentialCache();
+
+  constructor(
+    private readonly store: AuthStore,
+    private readonly limiter: LoginRateLimiter,
+  ) {}
+
+  /** Resolves the identity, or throws UNAUTHORIZED (bad credentials) / TOOMANYREQUESTS. */
+  async login(username: string, password: string, ip: string, challenge: Record<string, string>): Promise<Identity> {
+    const keys = [`account:${username.toLowerCase()}`, `ip:${ip}`];
+    this.limiter.check(keys);
+    const identity = await this.verify(username, password);
+    if (!identity) {
+      this.limiter.fail(keys);
+      throw new RegistryError('UNAUTHORIZED', 'invalid username or password', null, challenge);
+    }
+    this.limiter.succeed(keys[0]!);
+    return identity;
+  }
+
+  private async verify(name: string, secret: string): Promise<Identity | null> {
+    if (name.startsWith(ROBOT_PREFIX)) {
+      const robot = await this.store.getRobot(name);
+      if (robot && robot.expiresAt !== null && robot.expiresAt.getTime() <= Date.now()) return null;
+      if (!(await this.check(name, secret, robot?.secretHash ?? null))) return null;
+      return { kind: 'robot', name, project: robot!.project, permissions: robot!.permissions };
+    }
+    const user = await this.store.getUser(name);
+    if (!(await this.check(name, secret, user?.passwordHash ?? null))) return null;
+    return { kind: 'user', name, admin: user!.admin };
+  }
+
+  private async check(name: string, secret: string, storedHash: string | null): Promise<boolean> {
+    if (storedHash !== null && this.cache.matches(name, secret, storedHash)) return true;
+    const ok = await verifySecret(secret, storedHash);
+    if (ok) this.cache.remember(name, secret, storedHash!);
+    return ok;
+  }
+
+  /** The current identity behind a token subject issued by this server, or null if it no longer exists. */
+  async current(subject: string): Promise<Identity | null> {
+    if (subject === '') return ANONYMOUS;
+    if (subject.startsWith(ROBOT_PREFIX)) {
+      const robot = await this.store.getRobot(subject);
+      if (!robot || (robot.expiresAt !== null && robot.expiresAt.getTime() <= Date.now())) return null;
+      return { kind: 'robot', name: robot.name, project: robot.project, permissions: robot.permissions };
+    }
+    const user = await this.store.getUser(subject);
+    return user ? { kind: 'user', name: user.username, admin: user.admin } : null;
+  }
+}

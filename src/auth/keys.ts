@@ -1,0 +1,118 @@
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { calculateJwkThumbprint, createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, type JWK, type JWTVerifyGetKey } from 'jose';
+import type { AuthStore, SigningKeyRecord } from './ports.js';
+
+export const SIGNING_ALG = 'ES256';
+
+export interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey | KeyObject | Uint8Array;
+}
+
+/** Makes a fresh ES256 key pair, identified by its JWK thumbprint. */
+export async function newSigningKeyRecord(): Promise<Omit<SigningKeyRecord, 'retiredAt'>> {
+  const { privateKey, publicKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  const privateJwk = await exportJWK(privateKey);
+  return {
+    kid,
+    privateJwk: JSON.stringify({ ...privateJwk, kid, alg: SIGNING_ALG }),
+    publicJwk: JSON.stringify({ ...publicJwk, kid, alg: SIGNING_ALG, use: 'sig' }),
+    createdAt: new Date(),
+  };
+}
+
+/**
+ * Berth's own token keys, kept in the metadata DB so every replica signs and verifies with
+ * the same set. The newest unretired key signs; a retired key still verifies until every
+ * token it could have signed has expired (`graceMs` = token lifetime + clock tolerance).
+ * Reloads from the DB every `refreshMs`, and at once when a token names an unknown kid,
+ * so `berth auth rotate-key` run elsewhere takes effect without a restart.
+ */
+export class KeyRing {
+  private keys: SigningKeyRecord[] = [];
+  private loadedAt = 0;
+
+  constructor(
+    private readonly store: AuthStore,
+    private readonly graceMs: number,
+    private readonly refreshMs = 30_000,
+  ) {}
+
+  /** Creates the first key if there is none. */
+  async init(): Promise<void> {
+    await this.reload();
+    if (!this.keys.some((k) => k.retiredAt === null)) {
+      await this.store.addSigningKey(await newSigningKeyRecord());
+      await this.reload();
+    }
+  }
+
+  async rotate(): Promise<string> {
+    const key = await newSigningKeyRecord();
+    await this.store.addSigningKey(key);
+    await this.reload();
+    return key.kid;
+  }
+
+  async signingKey(): Promise<SigningKey> {
+    if (Date.now() - this.loadedAt > this.refreshMs) await this.reload();
+    const active = this.keys.find((k) => k.retiredAt === null);
+    if (!active) throw new Error('no active token signing key');
+    return { kid: active.kid, privateKey: await importJWK(JSON.parse(active.privateJwk) as JWK, SIGNING_ALG) };
+  }
+
+  /** jose key resolver: the public key named by the token's `kid`, if still trusted. */
+  readonly verificationKey: JWTVerifyGetKey = async (header) => {
+    if (header.alg !== SIGNING_ALG || typeof header.kid !== 'string') throw new Error('token is not signed by a Berth key');
+    let key = this.trusted(header.kid);
+    if (!key && Date.now() - this.loadedAt > 1000) {
+      await this.reload();
+      key = this.trusted(header.kid);
+    }
+    if (!key) throw new Error('token signed by an unknown or expired key');
+    return importJWK(JSON.parse(key.publicJwk) as JWK, SIGNING_ALG);
+  };
+
+  /** Public keys still trusted, as a JWKS document (served at /token/jwks.json). */
+  async publicJwks(): Promise<{ keys: JWK[] }> {
+    if (Date.now() - this.loadedAt > this.refreshMs) await this.reload();
+    return { keys: this.keys.filter((k) => this.trusted(k.kid)).map((k) => JSON.parse(k.publicJwk) as JWK) };
+  }
+
+  private trusted(kid: string): SigningKeyRecord | undefined {
+    const key = this.keys.find((k) => k.kid === kid);
+    if (!key) return undefined;
+    return key.retiredAt === null || key.retiredAt.getTime() + this.graceMs > Date.now() ? key : undefined;
+  }
+
+  private async reload(): Promise<void> {
+    this.keys = await this.store.listSigningKeys();
+    this.loadedAt = Date.now();
+  }
+}
+
+/** Key resolver for tokens from an external issuer: a JWKS (URL or file) or a PEM certificate bundle. */
+export function externalKeyResolver(options: { jwks?: string; certificates?: string }): JWTVerifyGetKey {
+  if (options.jwks !== undefined) {
+    if (/^https?:\/\//.test(options.jwks)) return createRemoteJWKSet(new URL(options.jwks));
+    return createLocalJWKSet(JSON.parse(readFileSync(options.jwks, 'utf8')) as { keys: JWK[] });
+  }
+  const certs = readCertificates(options.certificates!);
+  if (certs.length === 0) throw new Error(`no certificates found in ${options.certificates}`);
+  return async (header) => {
+    // Distribution-style issuers put the signing certificate in `x5c`; it must be one we trust.
+    const leaf = Array.isArray(header.x5c) && typeof header.x5c[0] === 'string' ? Buffer.from(header.x5c[0], 'base64') : null;
+    const cert = leaf ? certs.find((c) => c.raw.equals(leaf)) : certs.length === 1 ? certs[0] : undefined;
+    if (!cert) throw new Error('token is not signed by a trusted certificate');
+    return createPublicKey(cert.publicKey.export({ format: 'pem', type: 'spki' }));
+  };
+}
+
+function readCertificates(file: string): X509Certificate[] {
+  const pem = readFileSync(file, 'utf8');
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((block) => new X509Certificate(block));
+}

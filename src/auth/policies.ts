@@ -1,0 +1,149 @@
+import type { FastifyRequest } from 'fastify';
+import { RegistryError } from '../core/errors.js';
+import type { AccessPolicy, Principal, Scope } from './access.js';
+import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, identityName, type Identity } from './identity.js';
+import { ACTION_PERMISSION, type Permission } from './permissions.js';
+import type { AccessRules } from './rules.js';
+import { grantedActions, scopeString } from './scopes.js';
+import type { TokenVerifier, VerifiedToken } from './tokens.js';
+
+export const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="berth"' };
+
+/** The permissions a scope needs: one per wire action, plus any extra `requires`. */
+export function neededPermissions(scope: Scope): Permission[] {
+  if (scope.type !== 'repository') return [];
+  const fromActions = scope.actions.flatMap((a) => (a === '*' ? (['pull', 'push', 'delete'] as const) : [a])).map((a) => ACTION_PERMISSION[a]);
+  return [...new Set([...fromActions, ...(scope.requires ?? [])])];
+}
+
+function principalOf(identity: Identity, grants?: VerifiedToken['access']): Principal {
+  return { subject: identityName(identity) || 'anonymous', anonymous: identity.kind === 'anonymous', identity, grants };
+}
+
+function denied(identity: Identity, scope: Scope, missing: string[]): RegistryError {
+  const what = scope.type === 'repository' ? `repository ${scope.name}` : scope.type === 'registry' ? `registry ${scope.name}` : 'the registry';
+  return new RegistryError('DENIED', `${identityName(identity)} may not ${missing.join(', ')} ${what}`, {
+    type: scope.type,
+    name: scope.type === 'base' ? '' : scope.name,
+    actions: missing,
+  });
+}
+
+/** Base URL clients see this server at: http.host if configured, else the request's own (proxy-aware when trustproxy). */
+export type BaseUrl = (request: FastifyRequest) => string;
+
+/**
+ * auth: basic — HTTP Basic credentials on every request (users or robots). Anonymous callers
+ * may only pull from public projects; everything else answers 401 with a Basic challenge,
+ * and a signed-in identity lacking permission gets 403 DENIED.
+ */
+export class BasicAccessPolicy implements AccessPolicy {
+  constructor(
+    private readonly authenticator: Authenticator,
+    private readonly rules: AccessRules,
+  ) {}
+
+  async authorize(request: FastifyRequest, scope: Scope): Promise<Principal> {
+    const credentials = basicCredentials(request);
+    const identity = credentials
+      ? await this.authenticator.login(credentials.username, credentials.password, request.ip, BASIC_CHALLENGE)
+      : ANONYMOUS;
+    await checkScope(this.rules, identity, scope, () => new RegistryError('UNAUTHORIZED', 'authentication required', null, BASIC_CHALLENGE));
+    return principalOf(identity);
+  }
+
+  async canRead(principal: Principal, repository: string): Promise<boolean> {
+    return (await this.rules.permissions(principal.identity ?? ANONYMOUS, repository)).has('pull');
+  }
+}
+
+/** Throws unless `identity` holds every permission `scope` needs (`unauthenticated` builds the anonymous 401). */
+async function checkScope(rules: AccessRules, identity: Identity, scope: Scope, unauthenticated: () => RegistryError): Promise<void> {
+  if (scope.type !== 'repository') {
+    if (identity.kind === 'anonymous') throw unauthenticated();
+    return;
+  }
+  const needed = neededPermissions(scope);
+  const held = await rules.permissions(identity, scope.name, { forPush: needed.includes('push') });
+  const missing = needed.filter((p) => !held.has(p));
+  if (missing.length === 0) return;
+  if (identity.kind === 'anonymous') throw unauthenticated();
+  throw denied(identity, scope, missing);
+}
+
+/**
+ * auth: token — the Docker Registry token authentication spec. Requests carry a Bearer JWT
+ * from the token server (Berth's own /token, or an external issuer); without one, or with an
+ * invalid one, the answer is 401 with a Bearer challenge naming the realm, service and the
+ * scope the request needs. A valid token lacking the scope answers 401
+ * error="insufficient_scope" so the client fetches a better token — except when the caller
+ * (a known Berth user or robot) could never get one: then 403 DENIED says so directly.
+ */
+export class TokenAccessPolicy implements AccessPolicy {
+  constructor(
+    private readonly verifier: TokenVerifier,
+    private readonly rules: AccessRules,
+    /** Resolves a local token's subject to its current identity; null for an external issuer. */
+    private readonly authenticator: Authenticator | null,
+    private readonly challenge: { realm: (request: FastifyRequest) => string; service: string },
+  ) {}
+
+  async authorize(request: FastifyRequest, scope: Scope): Promise<Principal> {
+    const token = bearerToken(request);
+    if (!token) throw this.unauthorized(request, scope, 'authentication required');
+    const verified = await this.verify(request, scope, token);
+    const identity = await this.identityOf(request, scope, verified);
+    if (scope.type === 'base') return principalOf(identity, verified.access);
+
+    const granted = grantedActions(verified.access, scope.type, scope.name);
+    const missing = scope.actions.filter((a) => !granted.has(a) && !granted.has('*'));
+    if (missing.length > 0) {
+      if (this.authenticator && identity.kind !== 'anonymous' && scope.type === 'repository') {
+        // Would a new token help? Only if this identity actually holds the permission.
+        const held = await this.rules.permissions(identity, scope.name);
+        const hopeless = neededPermissions({ ...scope, actions: missing, requires: [] }).filter((p) => !held.has(p));
+        if (hopeless.length > 0) throw denied(identity, scope, hopeless);
+      }
+      throw this.unauthorized(request, scope, `token lacks ${missing.join(',')} access to ${scopeString(scope)}`, 'insufficient_scope');
+    }
+    if (scope.type === 'repository' && scope.requires && this.authenticator) {
+      // Extra Berth permissions (e.g. list-tags) are not in the token; check them here.
+      await checkScope(this.rules, identity, { ...scope, actions: [] }, () => this.unauthorized(request, scope, 'authentication required'));
+    }
+    return principalOf(identity, verified.access);
+  }
+
+  async canRead(principal: Principal, repository: string): Promise<boolean> {
+    const identity = principal.identity ?? ANONYMOUS;
+    if (identity.kind === 'external') {
+      const granted = grantedActions(principal.grants ?? [], 'repository', repository);
+      return granted.has('pull') || granted.has('*');
+    }
+    return (await this.rules.permissions(identity, repository)).has('pull');
+  }
+
+  private async verify(request: FastifyRequest, scope: Scope, token: string): Promise<VerifiedToken> {
+    try {
+      return await this.verifier.verify(token);
+    } catch (err) {
+      throw this.unauthorized(request, scope, `invalid token: ${(err as Error).message}`, 'invalid_token');
+    }
+  }
+
+  private async identityOf(request: FastifyRequest, scope: Scope, token: VerifiedToken): Promise<Identity> {
+    if (!this.authenticator) return token.subject ? { kind: 'external', name: token.subject } : ANONYMOUS;
+    // A deleted user or revoked robot loses access at once, not when its tokens expire.
+    const identity = await this.authenticator.current(token.subject);
+    if (!identity) throw this.unauthorized(request, scope, 'the token subject no longer exists', 'invalid_token');
+    return identity;
+  }
+
+  private unauthorized(request: FastifyRequest, scope: Scope, message: string, error?: string): RegistryError {
+    const params = [`realm="${this.challenge.realm(request)}"`, `service="${this.challenge.service}"`];
+    const wanted = scopeString(scope);
+    if (wanted) params.push(`scope="${wanted}"`);
+    if (error) params.push(`error="${error}"`);
+    const detail = scope.type === 'base' ? null : { type: scope.type, name: scope.name, actions: scope.actions };
+    return new RegistryError('UNAUTHORIZED', message, detail, { 'www-authenticate': `Bearer ${params.join(',')}` });
+  }
+}

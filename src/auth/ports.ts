@@ -1,0 +1,122 @@
+import type { Role } from './permissions.js';
+
+/**
+ * The auth layer's narrow port onto the metadata database: accounts, projects and their
+ * members, robot accounts, signing keys, refresh tokens and the audit log. Implemented on
+ * Kysely for SQLite and PostgreSQL in src/metadata/auth-store.ts. Times are Dates.
+ */
+
+export interface UserRecord {
+  username: string;
+  passwordHash: string;
+  admin: boolean;
+  createdAt: Date;
+}
+
+export interface ProjectRecord {
+  name: string;
+  public: boolean;
+  createdBy: string | null;
+  createdAt: Date;
+}
+
+export interface MemberRecord {
+  project: string;
+  username: string;
+  role: Role;
+}
+
+/** A robot's grant: `actions` on repositories of `project` matching `repository` ('*' = all). */
+export interface RobotPermission {
+  project: string;
+  repository: string;
+  actions: string[];
+}
+
+export interface RobotRecord {
+  /** Full login name, e.g. robot$team-a+ci */
+  name: string;
+  /** Owning project, or null for a system-level robot (created by an admin). */
+  project: string | null;
+  secretHash: string;
+  permissions: RobotPermission[];
+  description: string | null;
+  expiresAt: Date | null;
+  createdBy: string;
+  createdAt: Date;
+}
+
+export interface SigningKeyRecord {
+  kid: string;
+  privateJwk: string;
+  publicJwk: string;
+  createdAt: Date;
+  /** Set when a newer key replaced this one; it stays valid for verification a while longer. */
+  retiredAt: Date | null;
+}
+
+export interface RefreshTokenRecord {
+  /** sha256 of the opaque secret (the secret itself is never stored). */
+  hash: string;
+  username: string;
+  clientId: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  target: string;
+  ip: string | null;
+  detail?: unknown;
+}
+
+export interface AuditRecord extends AuditEntry {
+  id: number;
+  at: Date;
+}
+
+export interface AuthStore {
+  countUsers(): Promise<number>;
+  getUser(username: string): Promise<UserRecord | null>;
+  listUsers(): Promise<UserRecord[]>;
+  /** Returns false when the name is taken. */
+  createUser(user: Omit<UserRecord, 'createdAt'>): Promise<boolean>;
+  /** Changes the hash and revokes the user's refresh tokens, atomically. */
+  setPassword(username: string, passwordHash: string): Promise<boolean>;
+  setAdmin(username: string, admin: boolean): Promise<boolean>;
+  /** Removes the user with their memberships and refresh tokens. */
+  deleteUser(username: string): Promise<boolean>;
+
+  getProject(name: string): Promise<ProjectRecord | null>;
+  listProjects(): Promise<ProjectRecord[]>;
+  /** Creates the project and (when given) makes `owner` its project-admin, in one transaction. False if it exists. */
+  createProject(project: Omit<ProjectRecord, 'createdAt'>, owner?: string): Promise<boolean>;
+  setProjectVisibility(name: string, isPublic: boolean): Promise<boolean>;
+  /** Removes the project, its members and its robots. Repositories are left to the registry. */
+  deleteProject(name: string): Promise<boolean>;
+
+  getRole(project: string, username: string): Promise<Role | null>;
+  listMembers(project: string): Promise<MemberRecord[]>;
+  /** Projects `username` belongs to (any role). */
+  listMemberships(username: string): Promise<MemberRecord[]>;
+  setMember(project: string, username: string, role: Role): Promise<void>;
+  removeMember(project: string, username: string): Promise<boolean>;
+
+  getRobot(name: string): Promise<RobotRecord | null>;
+  listRobots(project: string | null): Promise<RobotRecord[]>;
+  createRobot(robot: Omit<RobotRecord, 'createdAt'>): Promise<boolean>;
+  deleteRobot(name: string): Promise<boolean>;
+
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+  /** Adds `key` as the active key and retires the previous active one, atomically. */
+  addSigningKey(key: Omit<SigningKeyRecord, 'retiredAt'>): Promise<void>;
+
+  saveRefreshToken(token: RefreshTokenRecord): Promise<void>;
+  getRefreshToken(hash: string): Promise<RefreshTokenRecord | null>;
+  revokeRefreshToken(hash: string): Promise<boolean>;
+
+  audit(entry: AuditEntry): Promise<void>;
+  listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]>;
+}

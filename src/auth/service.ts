@@ -1,0 +1,100 @@
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Kysely } from 'kysely';
+import { durationMs } from '../config/schema.js';
+import type { BerthConfig } from '../config/schema.js';
+import { KyselyAuthStore } from '../metadata/auth-store.js';
+import { OpenAccessPolicy, type AccessPolicy } from './access.js';
+import { Accounts } from './accounts.js';
+import { usesExternalIssuer, type AuthConfig } from './config.js';
+import { Authenticator } from './identity.js';
+import { KeyRing, externalKeyResolver } from './keys.js';
+import { BasicAccessPolicy, TokenAccessPolicy } from './policies.js';
+import type { AuthStore } from './ports.js';
+import { LoginRateLimiter } from './rate-limit.js';
+import { AccessRules } from './rules.js';
+import { generateSecret } from './secrets.js';
+import { CLOCK_TOLERANCE_S, TokenIssuer, TokenVerifier } from './tokens.js';
+
+/**
+ * Everything identity-related, wired from the `auth` config block over one metadata DB:
+ * the AccessPolicy the /v2 router calls, the token issuer behind /token, and the account
+ * operations behind /api/v1 and `berth user …`.
+ */
+export class AuthService {
+  readonly store: AuthStore;
+  readonly rules: AccessRules;
+  readonly accounts: Accounts;
+  readonly authenticator: Authenticator;
+  readonly keys: KeyRing;
+  readonly policy: AccessPolicy;
+  /** Berth's own token server; null in auth: none/basic and with an external issuer. */
+  readonly issuer: TokenIssuer | null;
+  readonly verifier: TokenVerifier | null;
+  readonly tokenLifetimeMs: number;
+  readonly refreshLifetimeMs: number;
+
+  constructor(
+    readonly config: AuthConfig,
+    db: Kysely<unknown>,
+    /** Base URL clients reach this server at, for the token realm. */
+    readonly baseUrl: (request: FastifyRequest) => string,
+  ) {
+    this.store = new KyselyAuthStore(db);
+    this.rules = new AccessRules(this.store, config, (actor, action, target, detail) => this.store.audit({ actor, action, target, ip: null, detail }));
+    this.accounts = new Accounts(this.store);
+    this.authenticator = new Authenticator(this.store, new LoginRateLimiter(config.ratelimit.failures, durationMs(config.ratelimit.window)));
+    this.tokenLifetimeMs = durationMs(config.token.expiration);
+    this.refreshLifetimeMs = durationMs(config.token.refreshexpiration);
+    this.keys = new KeyRing(this.store, this.tokenLifetimeMs + CLOCK_TOLERANCE_S * 1000);
+    const external = usesExternalIssuer(config);
+    const audience = config.token.audience ?? config.token.service;
+    this.issuer = config.mode === 'token' && !external ? new TokenIssuer(this.keys, { issuer: config.token.issuer, service: config.token.service, lifetimeMs: this.tokenLifetimeMs }) : null;
+    this.verifier =
+      config.mode !== 'token'
+        ? null
+        : new TokenVerifier(external ? externalKeyResolver(config.token) : this.keys.verificationKey, { issuer: config.token.issuer, audience, external });
+    this.policy = this.buildPolicy(external);
+  }
+
+  get mode(): AuthConfig['mode'] {
+    return this.config.mode;
+  }
+
+  private buildPolicy(external: boolean): AccessPolicy {
+    switch (this.config.mode) {
+      case 'none':
+        return new OpenAccessPolicy();
+      case 'basic':
+        return new BasicAccessPolicy(this.authenticator, this.rules);
+      case 'token':
+        return new TokenAccessPolicy(this.verifier!, this.rules, external ? null : this.authenticator, {
+          realm: (request) => this.config.token.realm ?? `${this.baseUrl(request)}/token`,
+          service: this.config.token.service,
+        });
+    }
+  }
+
+  /** First start: creates signing keys and, when the user table is empty and auth is on, the initial admin. */
+  async init(logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+    if (this.issuer) await this.keys.init();
+    if (this.config.mode === 'none' || (await this.store.countUsers()) > 0) return;
+    const username = this.config.admin.username;
+    const given = this.config.admin.password ?? env.BERTH_ADMIN_PASSWORD;
+    const password = given ?? generateSecret(18);
+    await this.accounts.addUser({ name: 'system', ip: null }, username, password, true);
+    if (given === undefined) {
+      // Shown once: only the bcrypt hash is kept.
+      logger.warn({ username, password }, 'created the initial admin with a generated password; change it with `berth user passwd`');
+      process.stderr.write(`\nberth: initial admin user "${username}" created with password: ${password}\n\n`);
+    } else {
+      logger.info({ username }, 'created the initial admin user');
+    }
+  }
+}
+
+/** Builds the function that tells the public base URL (http.host, else the request's, proxy-aware). */
+export function baseUrlResolver(config: BerthConfig): (request: FastifyRequest) => string {
+  const fixed = config.http.host?.replace(/\/+$/, '');
+  return (request) => fixed ?? `${request.protocol}://${request.host}`;
+}

@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto';
+import { jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { validateRepositoryName } from '../core/names.js';
+import { identityName, type Identity } from './identity.js';
+import { SIGNING_ALG, type KeyRing } from './keys.js';
+import type { AccessRules } from './rules.js';
+import { accessClaim, type Grant } from './scopes.js';
+
+/** Signature algorithms accepted from an external issuer. Never `none`, never HMAC (no shared secrets). */
+const EXTERNAL_ALGS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
+/** Clock skew tolerated between the issuer and this server. */
+export const CLOCK_TOLERANCE_S = 30;
+
+export interface VerifiedToken {
+  subject: string;
+  access: Grant[];
+  claims: JWTPayload;
+}
+
+export interface IssuedToken {
+  token: string;
+  expiresIn: number;
+  issuedAt: Date;
+  access: Grant[];
+}
+
+/** Builds the `access` claim: for each requested scope, the requested actions this identity holds — never more. */
+export async function grantsFor(rules: AccessRules, identity: Identity, requested: Grant[]): Promise<Grant[]> {
+  const out: Grant[] = [];
+  for (const scope of requested) {
+    const actions = await allowedActions(rules, identity, scope);
+    if (actions.length > 0) out.push({ type: scope.type, name: scope.name, actions });
+  }
+  return out;
+}
+
+async function allowedActions(rules: AccessRules, identity: Identity, scope: Grant): Promise<string[]> {
+  if (scope.type === 'registry') {
+    // The catalog is listed to every signed-in identity, filtered to what each may pull.
+    return scope.name === 'catalog' && identity.kind !== 'anonymous' ? scope.actions.filter((a) => a === '*') : [];
+  }
+  if (scope.type !== 'repository') return [];
+  try {
+    validateRepositoryName(scope.name);
+  } catch {
+    return [];
+  }
+  const wantsPush = scope.actions.includes('push') || scope.actions.includes('*');
+  const held = await rules.permissions(identity, scope.name, { forPush: wantsPush });
+  return scope.actions.filter((action) => {
+    if (action === '*') return held.has('pull') && held.has('push') && held.has('delete');
+    return (action === 'pull' || action === 'push' || action === 'delete') && held.has(action);
+  });
+}
+
+/** Issues and verifies Berth's own access tokens (Docker Registry token spec, ES256 JWTs). */
+export class TokenIssuer {
+  constructor(
+    private readonly keys: KeyRing,
+    private readonly options: { issuer: string; service: string; lifetimeMs: number },
+  ) {}
+
+  async issue(identity: Identity, access: Grant[]): Promise<IssuedToken> {
+    const key = await this.keys.signingKey();
+    const now = Math.floor(Date.now() / 1000);
+    const expiresIn = Math.floor(this.options.lifetimeMs / 1000);
+    const token = await new SignJWT({ access })
+      .setProtectedHeader({ alg: SIGNING_ALG, kid: key.kid, typ: 'JWT' })
+      .setIssuer(this.options.issuer)
+      .setSubject(identityName(identity))
+      .setAudience(this.options.service)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + expiresIn)
+      .setJti(randomUUID())
+      .sign(key.privateKey);
+    return { token, expiresIn, issuedAt: new Date(now * 1000), access };
+  }
+}
+
+/** Checks signature, algorithm, issuer, audience, exp and nbf; throws on any failure. */
+export class TokenVerifier {
+  constructor(
+    private readonly key: JWTVerifyGetKey,
+    private readonly options: { issuer: string; audience: string; external: boolean },
+  ) {}
+
+  async verify(token: string): Promise<VerifiedToken> {
+    const { payload } = await jwtVerify(token, this.key, {
+      issuer: this.options.issuer,
+      audience: this.options.audience,
+      algorithms: this.options.external ? EXTERNAL_ALGS : [SIGNING_ALG],
+      clockTolerance: CLOCK_TOLERANCE_S,
+      requiredClaims: ['exp'],
+    });
+    return { subject: typeof payload.sub === 'string' ? payload.sub : '', access: accessClaim(payload.access), claims: payload };
+  }
+}

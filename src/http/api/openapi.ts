@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import type { ApiRoute } from './route.js';
+
+const ERROR_BODY = {
+  type: 'object',
+  properties: {
+    errors: {
+      type: 'array',
+      items: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, detail: {} }, required: ['code', 'message'] },
+    },
+  },
+};
+
+/** OpenAPI 3.1 for the admin API, generated from the route table and its zod body schemas. */
+export function openApiDocument(routes: ApiRoute[], prefix: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const route of routes) {
+    const path = `${prefix}${route.path.replace(/:(\w+)/g, '{$1}')}`;
+    const parameters = [...route.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const status = String(route.status ?? 200);
+    (paths[path] ??= {})[route.method.toLowerCase()] = {
+      summary: route.summary,
+      'x-berth-access': route.access,
+      ...(parameters.length > 0 ? { parameters } : {}),
+      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input' }) } } } } : {}),
+      responses: {
+        [status]: { description: status === '204' ? 'done' : 'success' },
+        default: { description: 'error', content: { 'application/json': { schema: ERROR_BODY } } },
+      },
+      ...(route.access === 'public' ? { security: [] } : {}),
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Berth admin API', version: '1', description: 'Users, projects, members, robot accounts and the audit log. See docs/security.md.' },
+    components: { securitySchemes: { basic: { type: 'http', scheme: 'basic' }, bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    security: [{ basic: [] }, { bearer: [] }],
+    paths,
+  };
+}

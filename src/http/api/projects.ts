@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { isSystemAdmin } from '../../auth/identity.js';
+import { ROLES, type Permission } from '../../auth/permissions.js';
+import type { ProjectRecord } from '../../auth/ports.js';
+import { RegistryError } from '../../core/errors.js';
+import type { ApiContext, ApiRoute } from './route.js';
+
+const NewProject = z.object({ name: z.string(), public: z.boolean().default(false) }).strict();
+const ProjectUpdate = z.object({ public: z.boolean() }).strict();
+const Membership = z.object({ role: z.enum(ROLES) }).strict();
+
+function projectView(project: ProjectRecord) {
+  return { name: project.name, public: project.public, createdBy: project.createdBy, createdAt: project.createdAt.toISOString() };
+}
+
+/**
+ * Loads :project and checks the caller holds `permission` in it. A project the caller
+ * may not even read answers 404, so private project names do not leak.
+ */
+export async function projectWith(ctx: ApiContext, permission: Permission): Promise<ProjectRecord> {
+  const project = await ctx.auth.store.getProject(ctx.params.project!);
+  const held = project ? await ctx.auth.rules.projectPermissions(ctx.identity, project) : new Set<Permission>();
+  if (!project || !held.has('read-project')) throw new RegistryError('NAME_UNKNOWN', `project ${ctx.params.project} not found`).withStatus(404);
+  if (!held.has(permission)) throw new RegistryError('DENIED', `this needs the ${permission} permission in project ${project.name} (project-admin)`);
+  return project;
+}
+
+export const projectRoutes: ApiRoute[] = [
+  {
+    method: 'GET',
+    path: '/projects',
+    access: 'user',
+    summary: 'Projects the caller may see (all, for an admin)',
+    handler: async ({ auth, identity }) => {
+      const visible: ReturnType<typeof projectView>[] = [];
+      for (const project of await auth.store.listProjects()) {
+        if ((await auth.rules.projectPermissions(identity, project)).has('read-project')) visible.push(projectView(project));
+      }
+      return visible;
+    },
+  },
+  {
+    method: 'POST',
+    path: '/projects',
+    access: 'user',
+    summary: 'Create a project; the creator becomes its project-admin',
+    body: NewProject,
+    status: 201,
+    handler: async ({ auth, actor, identity, body }) => {
+      if (!auth.rules.mayCreateProjects(identity)) throw new RegistryError('DENIED', 'only administrators may create projects (auth.projects.creation: adminonly)');
+      const b = body as z.infer<typeof NewProject>;
+      const owner = identity.kind === 'user' && !isSystemAdmin(identity) ? identity.name : undefined;
+      return projectView(await auth.accounts.createProject(actor, b.name, b.public, owner));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/projects/:project',
+    access: 'user',
+    summary: 'A project',
+    handler: async (ctx) => projectView(await projectWith(ctx, 'read-project')),
+  },
+  {
+    method: 'PATCH',
+    path: '/projects/:project',
+    access: 'user',
+    summary: 'Make a project public or private (project-admin)',
+    body: ProjectUpdate,
+    status: 204,
+    handler: async (ctx) => {
+      const project = await projectWith(ctx, 'manage-project');
+      await ctx.auth.accounts.setVisibility(ctx.actor, project.name, (ctx.body as z.infer<typeof ProjectUpdate>).public);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/projects/:project',
+    access: 'user',
+    summary: 'Delete a project with its members and robots; its repositories become admin-only (project-admin)',
+    status: 204,
+    handler: async (ctx) => ctx.auth.accounts.deleteProject(ctx.actor, (await projectWith(ctx, 'manage-project')).name),
+  },
+  {
+    method: 'GET',
+    path: '/projects/:project/members',
+    access: 'user',
+    summary: "A project's members and their roles",
+    handler: async (ctx) => ctx.auth.store.listMembers((await projectWith(ctx, 'read-project')).name),
+  },
+  {
+    method: 'PUT',
+    path: '/projects/:project/members/:username',
+    access: 'user',
+    summary: 'Add a member or change their role (project-admin)',
+    body: Membership,
+    status: 204,
+    handler: async (ctx) => {
+      const project = await projectWith(ctx, 'manage-project');
+      await ctx.auth.accounts.setMember(ctx.actor, project.name, ctx.params.username!, (ctx.body as z.infer<typeof Membership>).role);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/projects/:project/members/:username',
+    access: 'user',
+    summary: 'Remove a member (project-admin)',
+    status: 204,
+    handler: async (ctx) => ctx.auth.accounts.removeMember(ctx.actor, (await projectWith(ctx, 'manage-project')).name, ctx.params.username!),
+  },
+];

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import { durationMs } from '../../config/schema.js';
+import type { RobotRecord } from '../../auth/ports.js';
+import { ROBOT_PERMISSIONS } from '../../auth/permissions.js';
+import { RegistryError } from '../../core/errors.js';
+import { projectWith } from './projects.js';
+import type { ApiContext, ApiRoute } from './route.js';
+
+const Grant = z.object({ project: z.string(), repository: z.string().default('*'), actions: z.array(z.enum(ROBOT_PERMISSIONS as unknown as [string, ...string[]])).min(1) }).strict();
+const NewRobot = z
+  .object({
+    name: z.string(),
+    description: z.string().max(1000).optional(),
+    /** Lifetime, e.g. "30d"; omit for a robot that never expires. */
+    expiresIn: z.string().regex(/^\d+(s|m|h|d)$/).optional(),
+    permissions: z.array(Grant).min(1),
+  })
+  .strict();
+
+function robotView(robot: RobotRecord) {
+  return {
+    name: robot.name,
+    project: robot.project,
+    description: robot.description,
+    permissions: robot.permissions,
+    expiresAt: robot.expiresAt?.toISOString() ?? null,
+    createdBy: robot.createdBy,
+    createdAt: robot.createdAt.toISOString(),
+  };
+}
+
+async function create(ctx: ApiContext, project: string | null) {
+  const b = ctx.body as z.infer<typeof NewRobot>;
+  const expiresAt = b.expiresIn ? new Date(Date.now() + durationMs(b.expiresIn)) : null;
+  const { robot, secret } = await ctx.auth.accounts.createRobot(ctx.actor, { name: b.name, project, permissions: b.permissions, description: b.description, expiresAt });
+  // The secret is returned this once; only its bcrypt hash is stored.
+  return { ...robotView(robot), secret };
+}
+
+async function remove(ctx: ApiContext, project: string | null) {
+  const robot = await ctx.auth.store.getRobot(ctx.params.robot!);
+  if (!robot || robot.project !== project) throw new RegistryError('NAME_UNKNOWN', `robot ${ctx.params.robot} not found`).withStatus(404);
+  await ctx.auth.accounts.deleteRobot(ctx.actor, robot.name);
+}
+
+export const robotRoutes: ApiRoute[] = [
+  {
+    method: 'GET',
+    path: '/projects/:project/robots',
+    access: 'user',
+    summary: "A project's robot accounts (project-admin)",
+    handler: async (ctx) => (await ctx.auth.store.listRobots((await projectWith(ctx, 'manage-project')).name)).map(robotView),
+  },
+  {
+    method: 'POST',
+    path: '/projects/:project/robots',
+    access: 'user',
+    summary: 'Create a project robot robot$<project>+<name>; the secret is shown once (project-admin)',
+    body: NewRobot,
+    status: 201,
+    handler: async (ctx) => create(ctx, (await projectWith(ctx, 'manage-project')).name),
+  },
+  {
+    method: 'DELETE',
+    path: '/projects/:project/robots/:robot',
+    access: 'user',
+    summary: 'Revoke a project robot (project-admin)',
+    status: 204,
+    handler: async (ctx) => remove(ctx, (await projectWith(ctx, 'manage-project')).name),
+  },
+  {
+    method: 'GET',
+    path: '/robots',
+    access: 'admin',
+    summary: 'System robot accounts (robot$<name>, may span projects)',
+    handler: async ({ auth }) => (await auth.store.listRobots(null)).map(robotView),
+  },
+  {
+    method: 'POST',
+    path: '/robots',
+    access: 'admin',
+    summary: 'Create a system robot; the secret is shown once',
+    body: NewRobot,
+    status: 201,
+    handler: async (ctx) => create(ctx, null),
+  },
+  {
+    method: 'DELETE',
+    path: '/robots/:robot',
+    access: 'admin',
+    summary: 'Revoke a system robot',
+    status: 204,
+    handler: async (ctx) => remove(ctx, null),
+  },
+];

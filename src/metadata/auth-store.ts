@@ -1,0 +1,310 @@
+import type { Generated, Kysely } from 'kysely';
+import type {
+  AuditEntry,
+  AuditRecord,
+  AuthStore,
+  MemberRecord,
+  ProjectRecord,
+  RefreshTokenRecord,
+  RobotPermission,
+  RobotRecord,
+  SigningKeyRecord,
+  UserRecord,
+} from '../auth/ports.js';
+import type { Role } from '../auth/permissions.js';
+
+/** Row types of the auth tables (DDL in migrations/0003-auth.ts). */
+export interface AuthTables {
+  users: { username: string; password_hash: string; admin: number; created_at: number; updated_at: number };
+  projects: { name: string; public: number; created_by: string | null; created_at: number };
+  project_members: { project: string; username: string; role: string };
+  robots: {
+    name: string;
+    project: string | null;
+    secret_hash: string;
+    permissions: string;
+    description: string | null;
+    expires_at: number | null;
+    created_by: string;
+    created_at: number;
+  };
+  signing_keys: { kid: string; private_jwk: string; public_jwk: string; created_at: number; retired_at: number | null };
+  refresh_tokens: { hash: string; username: string; client_id: string; created_at: number; expires_at: number };
+  audit_log: { id: Generated<number>; at: number; actor: string; action: string; target: string; ip: string | null; detail: string | null };
+}
+
+/** The AuthStore on Kysely: the same queries serve SQLite and PostgreSQL. */
+export class KyselyAuthStore implements AuthStore {
+  private readonly db: Kysely<AuthTables>;
+
+  /** `db` is the metadata store's Kysely instance (its schema includes the auth tables). */
+  constructor(db: Kysely<unknown>) {
+    this.db = db as Kysely<AuthTables>;
+  }
+
+  async countUsers(): Promise<number> {
+    const row = await this.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async getUser(username: string): Promise<UserRecord | null> {
+    const row = await this.db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+    return row ? toUser(row) : null;
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return (await this.db.selectFrom('users').selectAll().orderBy('username').execute()).map(toUser);
+  }
+
+  async createUser(user: Omit<UserRecord, 'createdAt'>): Promise<boolean> {
+    const now = Date.now();
+    const result = await this.db
+      .insertInto('users')
+      .values({ username: user.username, password_hash: user.passwordHash, admin: user.admin ? 1 : 0, created_at: now, updated_at: now })
+      .onConflict((oc) => oc.column('username').doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  async setPassword(username: string, passwordHash: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .updateTable('users')
+        .set({ password_hash: passwordHash, updated_at: Date.now() })
+        .where('username', '=', username)
+        .executeTakeFirst();
+      await trx.deleteFrom('refresh_tokens').where('username', '=', username).execute();
+      return Number(result.numUpdatedRows) > 0;
+    });
+  }
+
+  async setAdmin(username: string, admin: boolean): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ admin: admin ? 1 : 0, updated_at: Date.now() })
+      .where('username', '=', username)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async deleteUser(username: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('project_members').where('username', '=', username).execute();
+      await trx.deleteFrom('refresh_tokens').where('username', '=', username).execute();
+      const result = await trx.deleteFrom('users').where('username', '=', username).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+
+  async getProject(name: string): Promise<ProjectRecord | null> {
+    const row = await this.db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
+    return row ? toProject(row) : null;
+  }
+
+  async listProjects(): Promise<ProjectRecord[]> {
+    return (await this.db.selectFrom('projects').selectAll().orderBy('name').execute()).map(toProject);
+  }
+
+  async createProject(project: Omit<ProjectRecord, 'createdAt'>, owner?: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .insertInto('projects')
+        .values({ name: project.name, public: project.public ? 1 : 0, created_by: project.createdBy, created_at: Date.now() })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .executeTakeFirst();
+      if (Number(result.numInsertedOrUpdatedRows ?? 0) === 0) return false;
+      if (owner !== undefined) {
+        await trx.insertInto('project_members').values({ project: project.name, username: owner, role: 'project-admin' }).execute();
+      }
+      return true;
+    });
+  }
+
+  async setProjectVisibility(name: string, isPublic: boolean): Promise<boolean> {
+    const result = await this.db.updateTable('projects').set({ public: isPublic ? 1 : 0 }).where('name', '=', name).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async deleteProject(name: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('project_members').where('project', '=', name).execute();
+      await trx.deleteFrom('robots').where('project', '=', name).execute();
+      const result = await trx.deleteFrom('projects').where('name', '=', name).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+
+  async getRole(project: string, username: string): Promise<Role | null> {
+    const row = await this.db
+      .selectFrom('project_members')
+      .select('role')
+      .where('project', '=', project)
+      .where('username', '=', username)
+      .executeTakeFirst();
+    return row ? (row.role as Role) : null;
+  }
+
+  async listMembers(project: string): Promise<MemberRecord[]> {
+    const rows = await this.db.selectFrom('project_members').selectAll().where('project', '=', project).orderBy('username').execute();
+    return rows.map(toMember);
+  }
+
+  async listMemberships(username: string): Promise<MemberRecord[]> {
+    const rows = await this.db.selectFrom('project_members').selectAll().where('username', '=', username).orderBy('project').execute();
+    return rows.map(toMember);
+  }
+
+  async setMember(project: string, username: string, role: Role): Promise<void> {
+    await this.db
+      .insertInto('project_members')
+      .values({ project, username, role })
+      .onConflict((oc) => oc.columns(['project', 'username']).doUpdateSet({ role }))
+      .execute();
+  }
+
+  async removeMember(project: string, username: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('project_members').where('project', '=', project).where('username', '=', username).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async getRobot(name: string): Promise<RobotRecord | null> {
+    const row = await this.db.selectFrom('robots').selectAll().where('name', '=', name).executeTakeFirst();
+    return row ? toRobot(row) : null;
+  }
+
+  async listRobots(project: string | null): Promise<RobotRecord[]> {
+    let query = this.db.selectFrom('robots').selectAll().orderBy('name');
+    query = project === null ? query.where('project', 'is', null) : query.where('project', '=', project);
+    return (await query.execute()).map(toRobot);
+  }
+
+  async createRobot(robot: Omit<RobotRecord, 'createdAt'>): Promise<boolean> {
+    const result = await this.db
+      .insertInto('robots')
+      .values({
+        name: robot.name,
+        project: robot.project,
+        secret_hash: robot.secretHash,
+        permissions: JSON.stringify(robot.permissions),
+        description: robot.description,
+        expires_at: robot.expiresAt?.getTime() ?? null,
+        created_by: robot.createdBy,
+        created_at: Date.now(),
+      })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  async deleteRobot(name: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('robots').where('name', '=', name).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    const rows = await this.db.selectFrom('signing_keys').selectAll().orderBy('created_at', 'desc').execute();
+    return rows.map((r) => ({
+      kid: r.kid,
+      privateJwk: r.private_jwk,
+      publicJwk: r.public_jwk,
+      createdAt: new Date(Number(r.created_at)),
+      retiredAt: r.retired_at === null ? null : new Date(Number(r.retired_at)),
+    }));
+  }
+
+  async addSigningKey(key: Omit<SigningKeyRecord, 'retiredAt'>): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const now = Date.now();
+      await trx.updateTable('signing_keys').set({ retired_at: now }).where('retired_at', 'is', null).execute();
+      await trx
+        .insertInto('signing_keys')
+        .values({ kid: key.kid, private_jwk: key.privateJwk, public_jwk: key.publicJwk, created_at: key.createdAt.getTime(), retired_at: null })
+        .execute();
+    });
+  }
+
+  async saveRefreshToken(token: RefreshTokenRecord): Promise<void> {
+    await this.db
+      .insertInto('refresh_tokens')
+      .values({
+        hash: token.hash,
+        username: token.username,
+        client_id: token.clientId,
+        created_at: token.createdAt.getTime(),
+        expires_at: token.expiresAt.getTime(),
+      })
+      .execute();
+    // Housekeeping: expired rows are useless; dropping them here keeps the table small.
+    await this.db.deleteFrom('refresh_tokens').where('expires_at', '<', Date.now()).execute();
+  }
+
+  async getRefreshToken(hash: string): Promise<RefreshTokenRecord | null> {
+    const row = await this.db.selectFrom('refresh_tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    if (!row) return null;
+    return {
+      hash: row.hash,
+      username: row.username,
+      clientId: row.client_id,
+      createdAt: new Date(Number(row.created_at)),
+      expiresAt: new Date(Number(row.expires_at)),
+    };
+  }
+
+  async revokeRefreshToken(hash: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('refresh_tokens').where('hash', '=', hash).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async audit(entry: AuditEntry): Promise<void> {
+    await this.db
+      .insertInto('audit_log')
+      .values({
+        at: Date.now(),
+        actor: entry.actor,
+        action: entry.action,
+        target: entry.target,
+        ip: entry.ip,
+        detail: entry.detail === undefined ? null : JSON.stringify(entry.detail),
+      })
+      .execute();
+  }
+
+  async listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]> {
+    let query = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(limit);
+    if (beforeId !== undefined) query = query.where('id', '<', beforeId);
+    return (await query.execute()).map((r) => ({
+      id: Number(r.id),
+      at: new Date(Number(r.at)),
+      actor: r.actor,
+      action: r.action,
+      target: r.target,
+      ip: r.ip,
+      detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown),
+    }));
+  }
+}
+
+function toUser(row: AuthTables['users']): UserRecord {
+  return { username: row.username, passwordHash: row.password_hash, admin: Number(row.admin) === 1, createdAt: new Date(Number(row.created_at)) };
+}
+
+function toProject(row: AuthTables['projects']): ProjectRecord {
+  return { name: row.name, public: Number(row.public) === 1, createdBy: row.created_by, createdAt: new Date(Number(row.created_at)) };
+}
+
+function toMember(row: AuthTables['project_members']): MemberRecord {
+  return { project: row.project, username: row.username, role: row.role as Role };
+}
+
+function toRobot(row: AuthTables['robots']): RobotRecord {
+  return {
+    name: row.name,
+    project: row.project,
+    secretHash: row.secret_hash,
+    permissions: JSON.parse(row.permissions) as RobotPermission[],
+    description: row.description,
+    expiresAt: row.expires_at === null ? null : new Date(Number(row.expires_at)),
+    createdBy: row.created_by,
+    createdAt: new Date(Number(row.created_at)),
+  };
+}

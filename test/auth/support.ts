@@ -1,0 +1,70 @@
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import type { TestServer } from '../helpers/server.js';
+import { startTestServer } from '../helpers/server.js';
+
+export const ADMIN_PASSWORD = 'admin-secret-1';
+
+export function basic(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+}
+
+export const adminAuth = () => basic('admin', ADMIN_PASSWORD);
+
+/** A server with auth on, an admin whose password is ADMIN_PASSWORD, and `extra` auth settings. */
+export function startAuthServer(mode: 'basic' | 'token', extra: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): Promise<TestServer> {
+  return startTestServer({ ...overrides, auth: { mode, admin: { password: ADMIN_PASSWORD }, ...extra } });
+}
+
+/** Calls the admin API as `authorization` with a JSON body; returns the response. */
+export function api(server: TestServer, method: string, path: string, authorization: string, body?: unknown): Promise<Response> {
+  return fetch(`${server.url}/api/v1${path}`, {
+    method,
+    headers: { authorization, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** Creates a user through the admin API; throws unless it worked. */
+export async function addUser(server: TestServer, username: string, password: string, admin = false): Promise<void> {
+  const res = await api(server, 'POST', '/users', adminAuth(), { username, password, admin });
+  if (res.status !== 201) throw new Error(`user ${username}: ${res.status} ${await res.text()}`);
+}
+
+export async function addProject(server: TestServer, name: string, isPublic = false): Promise<void> {
+  const res = await api(server, 'POST', '/projects', adminAuth(), { name, public: isPublic });
+  if (res.status !== 201) throw new Error(`project ${name}: ${res.status} ${await res.text()}`);
+}
+
+export async function addMember(server: TestServer, project: string, username: string, role: string): Promise<void> {
+  const res = await api(server, 'PUT', `/projects/${project}/members/${username}`, adminAuth(), { role });
+  if (res.status !== 204) throw new Error(`member ${username}: ${res.status} ${await res.text()}`);
+}
+
+export interface TokenAnswer {
+  token: string;
+  access_token: string;
+  expires_in: number;
+  issued_at: string;
+  refresh_token?: string;
+}
+
+/** GET /token with the given scopes (and Basic credentials when `authorization` is set). */
+export async function getToken(server: TestServer, scopes: string[], authorization?: string, extra: Record<string, string> = {}): Promise<Response> {
+  const params = new URLSearchParams({ service: 'berth', ...extra });
+  for (const s of scopes) params.append('scope', s);
+  return fetch(`${server.url}/token?${params}`, { headers: authorization ? { authorization } : {} });
+}
+
+export async function token(server: TestServer, scopes: string[], authorization?: string): Promise<string> {
+  const res = await getToken(server, scopes, authorization);
+  if (res.status !== 200) throw new Error(`token: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as TokenAnswer).token;
+}
+
+export function claims(jwt: string): Record<string, unknown> & { access: { type: string; name: string; actions: string[] }[] } {
+  return decodeJwt(jwt) as Record<string, unknown> & { access: { type: string; name: string; actions: string[] }[] };
+}
+
+export const header = decodeProtectedHeader;
+
+export const bearer = (jwt: string) => `Bearer ${jwt}`;
