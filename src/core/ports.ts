@@ -54,10 +54,27 @@ export interface BlobStore {
   listBlobs?(): AsyncIterable<{ digest: string; size: number; modifiedAt?: Date }>;
   /** Every staging area present, by upload id (optional; used by `berth fsck`). */
   listUploads?(): AsyncIterable<{ id: string; size: number; modifiedAt: Date }>;
+  /**
+   * A short-lived URL from which a client may fetch a committed blob directly (optional; e.g.
+   * a presigned S3 URL), or null when the blob should be streamed through Berth.
+   */
+  redirectUrl?(digest: string): Promise<string | null>;
 
   /** Throws if the store cannot be reached (readiness). */
   check(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * An upload's staging area is gone: appendUpload/readUpload/commitUpload reject with this.
+ * It happens after a crash between `commitUpload` and the metadata commit; the session
+ * cannot continue and the client must start the upload again.
+ */
+export class UploadNotFoundError extends Error {
+  constructor(readonly uploadId: string) {
+    super(`staging area of upload ${uploadId} not found in storage`);
+    this.name = 'UploadNotFoundError';
+  }
 }
 
 export class BlobNotFoundError extends Error {

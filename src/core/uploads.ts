@@ -2,7 +2,7 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { newHash, parseDigest, type DigestAlgorithm } from './digest.js';
 import { RegistryError } from './errors.js';
-import type { BlobStore, MetadataStore, UploadRecord } from './ports.js';
+import { UploadNotFoundError, type BlobStore, type MetadataStore, type UploadRecord } from './ports.js';
 
 export interface UploadLimits {
   /** Largest blob accepted, in bytes; 0 = unlimited. */
@@ -95,7 +95,7 @@ export class UploadService {
           actual,
         });
       }
-      await this.blobs.commitUpload(id, record.staging, expected.value, record.size);
+      await this.blobs.commitUpload(id, record.staging, expected.value, record.size).catch((err) => this.lostIf(record, err));
       await this.metadata.commitBlob(repository, expected.value, record.size, id);
       this.hashes.delete(id);
       return expected.value;
@@ -168,6 +168,7 @@ export class UploadService {
         // Part of the chunk may have been hashed but not stored: forget the hash, rebuild it next time.
         this.hashes.delete(record.id);
         if (meter.tooBig) throw tooBig(this.limits.maxBlobSize);
+        if (err instanceof UploadNotFoundError) return this.lost(record);
         throw storageError(err);
       }
       if (expectedLength !== undefined && meter.bytes !== expectedLength) {
@@ -204,9 +205,25 @@ export class UploadService {
   private async hashStaged(record: UploadRecord, algorithm: DigestAlgorithm): Promise<Hash> {
     const hash = newHash(algorithm);
     if (record.size === 0) return hash;
-    const stream = await this.blobs.readUpload(record.id, record.staging, record.size);
+    const stream = await this.blobs.readUpload(record.id, record.staging, record.size).catch((err) => this.lostIf(record, err));
     for await (const chunk of stream) hash.update(chunk as Buffer);
     return hash;
+  }
+
+  /**
+   * The staging area is gone although the session row remains: a crash between committing
+   * the bytes and recording that. The session cannot continue; drop it and tell the client
+   * to start over (404 BLOB_UPLOAD_UNKNOWN, which clients handle by restarting the blob).
+   */
+  private async lost(record: UploadRecord): Promise<never> {
+    this.hashes.delete(record.id);
+    await this.metadata.deleteUpload(record.id);
+    throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${record.id} lost its staged data (interrupted commit); start the upload again`);
+  }
+
+  private async lostIf(record: UploadRecord, err: unknown): Promise<never> {
+    if (err instanceof UploadNotFoundError) return this.lost(record);
+    throw err;
   }
 
   private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {

@@ -233,16 +233,25 @@ class Fsck {
   private async brokenUpload(id: string, recorded: number, staged: number | undefined): Promise<void> {
     // A session committed or cancelled while we listed is gone from both sides now.
     if (!(await this.metadata.knownUploads([id])).has(id)) return;
-    const problem = this.add({
-      kind: 'broken-upload',
-      severity: 'corruption',
-      subject: id,
-      message:
-        staged === undefined
-          ? `upload session records ${recorded} bytes but has no staging area`
-          : `upload session records ${recorded} bytes but its staging area holds ${staged}`,
-      repairable: true,
-    });
+    // No staging at all is what a crash between committing the bytes and recording that leaves;
+    // fewer bytes than recorded means acknowledged bytes were lost.
+    const problem = this.add(
+      staged === undefined
+        ? {
+            kind: 'stale-upload',
+            severity: 'leftover',
+            subject: id,
+            message: `upload session (${recorded} bytes) whose staging area is gone; its client gets 404 and restarts the upload`,
+            repairable: true,
+          }
+        : {
+            kind: 'broken-upload',
+            severity: 'corruption',
+            subject: id,
+            message: `upload session records ${recorded} bytes but its staging area holds ${staged}`,
+            repairable: true,
+          },
+    );
     if (!this.options.repair) return;
     await this.metadata.deleteUploadRow(id);
     await this.blobs.abortUpload(id, null);

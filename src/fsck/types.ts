@@ -78,8 +78,10 @@ export type ProblemKind =
   | 'missing-reference'
   /** Manifest payload that does not hash to its digest (only with --verify-content). */
   | 'manifest-digest-mismatch'
-  /** Upload row whose staging area holds fewer bytes than recorded (or none). */
+  /** Upload row whose staging area holds fewer bytes than recorded: acknowledged bytes were lost. */
   | 'broken-upload'
+  /** Upload row whose staging area is gone (a crash between committing the bytes and recording it). */
+  | 'stale-upload'
   /** Blob bytes with no blob row. */
   | 'orphan-blob'
   /** Staging area with no upload row. */

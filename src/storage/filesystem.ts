@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BlobNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
+import { BlobNotFoundError, UploadNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
 
 /**
  * Blob storage on a local filesystem.
@@ -79,7 +79,7 @@ export class FilesystemBlobStore implements BlobStore {
   async appendUpload(uploadId: string, _state: StagingState, offset: number, source: Readable): Promise<StagingState> {
     const file = this.uploadPath(uploadId);
     const handle = await fs.open(file, 'r+').catch((err: unknown) => {
-      if (isNotFound(err)) throw new Error(`staging file of upload ${uploadId} is missing`);
+      if (isNotFound(err)) throw new UploadNotFoundError(uploadId);
       throw err;
     });
     try {
@@ -95,7 +95,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async readUpload(uploadId: string, _state: StagingState, length: number): Promise<Readable> {
-    const handle = await fs.open(this.uploadPath(uploadId), 'r');
+    const handle = await fs.open(this.uploadPath(uploadId), 'r').catch(notFoundAs(uploadId));
     if (length === 0) {
       await handle.close();
       return Readable.from([]);
@@ -106,7 +106,7 @@ export class FilesystemBlobStore implements BlobStore {
   async commitUpload(uploadId: string, _state: StagingState, digest: string, size: number): Promise<void> {
     const staging = this.uploadPath(uploadId);
     const target = this.blobPath(digest);
-    const handle = await fs.open(staging, 'r+');
+    const handle = await fs.open(staging, 'r+').catch(notFoundAs(uploadId));
     try {
       const stat = await handle.stat();
       if (stat.size > size) await handle.truncate(size);
@@ -173,6 +173,13 @@ async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Rejection handler: a missing staging file becomes UploadNotFoundError, anything else passes through. */
+function notFoundAs(uploadId: string): (err: unknown) => never {
+  return (err) => {
+    throw isNotFound(err) ? new UploadNotFoundError(uploadId) : err;
+  };
 }
 
 function isNotFound(err: unknown): boolean {

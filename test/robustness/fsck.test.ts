@@ -158,7 +158,7 @@ describe('berth fsck', () => {
     assert.match(missing[0]!.message, /fsck\/unlinked@sha256:/);
   });
 
-  it('upload sessions: staging that lost acknowledged bytes is broken (exit 1); --repair ends the session', async () => {
+  it('upload sessions: staging that lost acknowledged bytes is broken (exit 1), staging gone is stale; --repair ends both', async () => {
     const { dataDir } = await fresh();
     const server = await startTestServer({ data: { dir: dataDir } });
     const client = new RegistryClient(server.url);
@@ -175,7 +175,8 @@ describe('berth fsck', () => {
     rmSync(stagingFile(dataDir, idleId));
     const run = await fsckInProcess(dataDir, { graceMs: 0 });
     assert.equal(run.code, 1);
-    assert.deepEqual(problemsOf(run.report, 'broken-upload').map((p) => p.subject).sort(), [id, idleId].sort());
+    assert.deepEqual(problemsOf(run.report, 'broken-upload').map((p) => p.subject), [id]);
+    assert.deepEqual(problemsOf(run.report, 'stale-upload').map((p) => [p.subject, p.severity]), [[idleId, 'leftover']]);
 
     const repaired = await fsckInProcess(dataDir, { repair: true, graceMs: 0 });
     assert.equal(repaired.code, 0);
