@@ -14,6 +14,8 @@ import path from 'node:path';
 export interface RunResult {
   command: string;
   code: number | null;
+  /** The signal that ended the tool, if one did (e.g. SIGKILL after `abort`). */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   ms: number;
@@ -25,6 +27,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Resolve with the result instead of throwing when the tool exits non-zero. */
   allowFailure?: boolean;
+  /** Aborting it kills the tool (SIGKILL), as a user pressing ^C or a crash would. */
+  abort?: AbortSignal;
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -40,7 +44,12 @@ export function runTool(command: string, args: string[], options: RunOptions = {
   const started = Date.now();
   const shown = [command, ...args].join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      signal: options.abort,
+      killSignal: 'SIGKILL',
+    });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -50,15 +59,17 @@ export function runTool(command: string, args: string[], options: RunOptions = {
       timedOut = true;
       child.kill('SIGKILL');
     }, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    child.once('error', (err) => {
+    child.on('error', (err) => {
+      // An abort is reported here and then as an ordinary exit by signal below.
+      if (err.name === 'AbortError') return;
       clearTimeout(timer);
       reject(new Error(`cannot run ${shown}: ${err.message}`));
     });
-    child.once('close', (code) => {
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
-      const result = { command: shown, code, stdout, stderr, ms: Date.now() - started };
+      const result = { command: shown, code, signal, stdout, stderr, ms: Date.now() - started };
       if (timedOut) reject(new ToolError(result, `timed out (${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms)`));
-      else if (code !== 0 && !options.allowFailure) reject(new ToolError(result, `exited with ${code}`));
+      else if (code !== 0 && !options.allowFailure) reject(new ToolError(result, `exited with ${code ?? signal}`));
       else resolve(result);
     });
   });
