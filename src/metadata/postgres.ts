@@ -22,10 +22,14 @@ export interface PostgresOptions {
 
 /**
  * A statement that PostgreSQL has not answered this long after its own statement_timeout
- * means the server or the network is gone (e.g. a half-open TCP connection); pg then
- * fails the query on the client side instead of waiting forever.
+ * (at most the statement timeout again) means the server or the network is gone (e.g. a
+ * half-open TCP connection); pg then fails the query on the client side instead of waiting forever.
  */
 const CLIENT_TIMEOUT_GRACE_MS = 5_000;
+
+function clientTimeoutMs(statementTimeoutMs: number): number | undefined {
+  return statementTimeoutMs ? statementTimeoutMs + Math.min(CLIENT_TIMEOUT_GRACE_MS, statementTimeoutMs) : undefined;
+}
 
 /** Opens the PostgreSQL metadata store and brings its schema up to date. */
 export async function openPostgresMetadata(options: PostgresOptions): Promise<KyselyMetadataStore> {
@@ -56,7 +60,7 @@ export function createPostgresKysely(options: PostgresOptions): Kysely<Database>
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: options.idleTimeoutMs,
     statement_timeout: options.statementTimeoutMs || undefined,
-    query_timeout: options.statementTimeoutMs ? options.statementTimeoutMs + CLIENT_TIMEOUT_GRACE_MS : undefined,
+    query_timeout: clientTimeoutMs(options.statementTimeoutMs),
     keepAlive: true,
     application_name: 'berth',
     types: int8AsNumber(),
