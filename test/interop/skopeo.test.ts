@@ -264,6 +264,20 @@ describe('skopeo against berth serve', () => {
     }
   });
 
+  it('pushing another image to an existing tag moves the tag; the old image stays pullable by digest', async () => {
+    const repo = 'interop/retag/my_app.v2-x';
+    const first = await newImage('retag-1', [50 * KB, 50 * KB, 50 * KB]);
+    const second = await newImage('retag-2', [60 * KB, 60 * KB, 60 * KB]);
+    await pushLayout(first.dir, 'src', `${repo}:stable`);
+    await pushLayout(second.dir, 'src', `${repo}:stable`);
+
+    assert.equal((JSON.parse(await inspect(`${repo}:stable`)) as { Digest: string }).Digest, second.image.manifest.digest);
+    const out = sandbox.path('out', 'retag-old');
+    await pullLayout(`${repo}@${first.image.manifest.digest}`, out, 'old');
+    assert.equal(taggedDescriptor(out, 'old').digest, first.image.manifest.digest);
+    assertSameBlobs(first.dir, out, [first.image.manifest, first.image.config, ...first.image.layers].map((d) => d.digest));
+  });
+
   it('streams a ~20 MB layer with POST → PATCH → PUT and pulls it back intact', async () => {
     const { dir, image } = await newImage('large', [20 * MB]);
     const layer = image.layers[0]!;
