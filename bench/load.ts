@@ -2,6 +2,8 @@ import autocannon, { type Result } from 'autocannon';
 import type { WorkloadContext } from './workload.js';
 
 export interface LoadRequest {
+  /** Names the request in check messages, e.g. "manifest GET by tag". */
+  label: string;
   path: string;
   method?: 'GET' | 'HEAD';
   headers?: Record<string, string>;
@@ -65,7 +67,7 @@ export async function runLoad(ctx: WorkloadContext, request: LoadRequest): Promi
       if (request.discardBodies && client.pipelinedRequests) client.pipelinedRequests.addBody = () => undefined;
     },
   });
-  const what = `${method} ${request.path} under load`;
+  const what = `${request.label} under load`;
   ctx.check(result['2xx'] > 0, `${what}: some requests completed`);
   ctx.check(result.errors === 0 && result.timeouts === 0, `${what}: no errors or timeouts`, `${result.errors} errors, ${result.timeouts} timeouts`);
   ctx.check(result.non2xx === 0, `${what}: every response 2xx`, `${result.non2xx} were not: ${JSON.stringify(result.statusCodeStats)}`);

@@ -27,7 +27,7 @@ export function blobLoadWorkload(options: BenchOptions): Workload {
       await client.uploadBlob(REPO, blob);
       await verifyBlob(ctx, client, blob.digest, size, 'before the load');
       ctx.startMeasuring();
-      const load = await runLoad(ctx, { path: `/v2/${REPO}/blobs/${blob.digest}`, discardBodies: true });
+      const load = await runLoad(ctx, { label: `${formatSize(size)} blob GET`, path: `/v2/${REPO}/blobs/${blob.digest}`, discardBodies: true });
       await verifyBlob(ctx, client, blob.digest, size, 'after the load');
       ctx.check(load.bytes >= load.ok * size, 'every response under load carried the whole blob');
       // Payload bytes only: every 2xx response carried the whole blob (autocannon checked the framing).

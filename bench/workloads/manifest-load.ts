@@ -27,11 +27,12 @@ export function manifestLoadWorkload(options: BenchOptions): Workload {
       const accept = { accept: OCI_MANIFEST };
       ctx.startMeasuring();
       const get = await runLoad(ctx, {
+        label: 'manifest GET by tag',
         path: `/v2/${REPO}/manifests/latest`,
         headers: accept,
         expectBody: image.manifest.data.toString('utf8'),
       });
-      const head = await runLoad(ctx, { path: `/v2/${REPO}/manifests/${image.manifest.digest}`, method: 'HEAD', headers: accept });
+      const head = await runLoad(ctx, { label: 'manifest HEAD by digest', path: `/v2/${REPO}/manifests/${image.manifest.digest}`, method: 'HEAD', headers: accept });
       const after = await client.fetch(`/v2/${REPO}/manifests/${image.manifest.digest}`, { method: 'HEAD', headers: accept });
       ctx.check(
         after.headers.get('docker-content-digest') === image.manifest.digest && Number(after.headers.get('content-length')) === image.manifest.size,

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
+import { describe, it } from 'node:test';
+import { createWorkloads, runBench } from '../../bench/bench.js';
+import { parseDdRate, parseOpenSslSpeed } from '../../bench/machine.js';
+import { resolveOptions, type BenchOptions } from '../../bench/options.js';
+import { renderMarkdown } from '../../bench/report.js';
+import { startDistribution, type BenchServer } from '../../bench/servers.js';
+import { CheckFailed, type WorkloadContext } from '../../bench/workload.js';
+import { blobStreamWorkload } from '../../bench/workloads/blob-stream.js';
+
+/** The quick mode's pieces at tiny sizes: every workload, both servers, one round. */
+const TINY: Partial<BenchOptions> = {
+  quick: true,
+  rounds: 1,
+  berthRuntime: 'tsx',
+  blobSize: 4 * 1024 * 1024 + 123,
+  images: 2,
+  layersPerImage: 2,
+  layerSize: 256 * 1024,
+  skopeoParallel: 2,
+  connections: 8,
+  durationSeconds: 1,
+  tags: 150,
+  repositories: 120,
+  pageSize: 50,
+  listingRepeats: 3,
+  catalogWalkRepeats: 1,
+  openSslSeconds: 1,
+  ddSize: 8 * 1024 * 1024,
+  resultsDir: null,
+};
+
+describe('npm run bench (quick pieces, tiny sizes)', () => {
+  it('measures every figure on both servers with all correctness checks passing', { timeout: 180_000 }, async () => {
+    const options = resolveOptions(TINY);
+    const result = await runBench(options, () => undefined);
+    const expected = createWorkloads(options).flatMap((w) => w.figures.map((f) => f.id));
+    assert.deepEqual(result.figures.map((f) => f.id).sort(), [...expected].sort());
+    for (const figure of result.figures) {
+      for (const kind of ['berth', 'distribution'] as const) {
+        assert.ok(figure.median[kind] > 0 && Number.isFinite(figure.median[kind]), `${figure.id} on ${kind}: ${figure.median[kind]}`);
+      }
+      if (figure.target) assert.match(figure.status, /^(PASS|MISS)$/);
+    }
+    assert.deepEqual(result.rss.map((r) => r.workload).sort(), createWorkloads(options).map((w) => w.id).sort());
+    for (const rss of result.rss) assert.ok(rss.peakMB.berth > 10 && rss.peakMB.distribution > 5, `${rss.workload} RSS measured`);
+    assert.ok(result.checks.berth.length >= 15, `berth checks: ${result.checks.berth.length}`);
+    assert.deepEqual([...result.checks.berth].sort(), [...result.checks.distribution].sort());
+    assert.ok(result.limits && result.limits.pushLimitMBps > 0);
+
+    const markdown = renderMarkdown(result);
+    for (const figure of result.figures) assert.ok(markdown.includes(`| ${figure.label} |`), `table row for ${figure.label}`);
+    assert.match(markdown, /Machine limit for a single-stream push/);
+  });
+
+  it('a server that returns corrupted blob bytes fails the run instead of scoring', { timeout: 60_000 }, async () => {
+    const distribution = await startDistribution();
+    const proxy = await corruptingProxy(distribution.url);
+    try {
+      const options = resolveOptions({ ...TINY, blobSize: 1024 * 1024 });
+      const workload = blobStreamWorkload(options);
+      await workload.prepare!();
+      const server: BenchServer = { ...distribution, url: proxy.url };
+      await assert.rejects(workload.run(contextFor(server, options)), (err: Error) => err instanceof CheckFailed && /digest/.test(err.message));
+    } finally {
+      proxy.server.close();
+      await distribution.stop();
+    }
+  });
+
+  it('parses openssl speed and dd output', () => {
+    const speed = 'The \'numbers\' are in 1000s of bytes per second processed.\ntype          16384 bytes\nsha256         1501847.83k\n';
+    assert.equal(Math.round(parseOpenSslSpeed(speed)), 1502);
+    assert.equal(Math.round(parseDdRate('67108864 bytes (67 MB, 64 MiB) copied, 0.5 s, 134 MB/s')), 134);
+  });
+});
+
+function contextFor(server: BenchServer, options: BenchOptions): WorkloadContext {
+  return {
+    server,
+    options,
+    startMeasuring: () => undefined,
+    check: (ok, what) => {
+      if (!ok) throw new CheckFailed(what);
+    },
+    note: () => undefined,
+  };
+}
+
+/** Forwards to `target`, flipping one byte in every blob GET body (a fast wrong answer). */
+async function corruptingProxy(target: string): Promise<{ server: http.Server; url: string }> {
+  const server = http.createServer((req, res) => {
+    const upstream = http.request(new URL(req.url!, target), { method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode!, up.headers);
+      const corrupt = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url!);
+      let first = true;
+      const flip = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          if (corrupt && first && chunk.length > 0) {
+            chunk = Buffer.from(chunk);
+            chunk[chunk.length - 1] = chunk[chunk.length - 1]! ^ 0xff;
+            first = false;
+          }
+          done(null, chunk);
+        },
+      });
+      up.pipe(flip).pipe(res);
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
