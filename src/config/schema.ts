@@ -10,6 +10,33 @@ import { isCron } from '../gc/cron.js';
  */
 const duration = z.union([z.number().nonnegative(), z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration like 30s, 15m, 24h')]);
 
+const MiB = 1024 * 1024;
+
+/** Keys mirror Distribution's s3 storage driver. Secrets may come from BERTH_STORAGE_S3_* instead. */
+const s3StorageSchema = z
+  .object({
+    bucket: z.coerce.string().min(1),
+    region: z.string().min(1).default('us-east-1'),
+    /** Endpoint URL of an S3-compatible server (MinIO, Ceph…); AWS's own when omitted. */
+    regionendpoint: z.string().url().optional(),
+    /** Address buckets as <endpoint>/<bucket> rather than <bucket>.<endpoint> (needed by most non-AWS servers). */
+    forcepathstyle: z.boolean().default(false),
+    /** Static credentials; without them the AWS SDK's default chain applies (env, profile, instance role). */
+    accesskey: z.coerce.string().min(1).optional(),
+    secretkey: z.coerce.string().min(1).optional(),
+    /** Key prefix under which Berth stores everything. */
+    rootdirectory: z.string().default(''),
+    /** Upload segment size: bytes buffered per upload request and the multipart part size (S3's minimum is 5 MiB). */
+    chunksize: z.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(10 * MiB),
+    /** Answer blob GETs with a redirect to a presigned S3 URL instead of streaming through Berth. */
+    redirect: z.boolean().default(false),
+  })
+  .strict()
+  .refine((s3) => (s3.accesskey === undefined) === (s3.secretkey === undefined), {
+    message: 'accesskey and secretkey must be given together',
+    path: ['secretkey'],
+  });
+
 export const configSchema = z
   .object({
     version: z.union([z.string(), z.number()]).optional(),
@@ -47,6 +74,8 @@ export const configSchema = z
     storage: z
       .object({
         filesystem: z.object({ rootdirectory: z.string().min(1).optional() }).strict().optional(),
+        /** Blobs in an S3 bucket instead of the filesystem: see docs/storage.md. */
+        s3: s3StorageSchema.optional(),
         delete: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
         maintenance: z
           .object({
@@ -127,6 +156,9 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     if (cfg.metadata.driver === 'postgres' && !cfg.metadata.url) {
       ctx.addIssue({ code: 'custom', path: ['metadata', 'url'], message: 'required when metadata.driver is postgres' });
+    }
+    if (cfg.storage.s3 && cfg.storage.filesystem) {
+      ctx.addIssue({ code: 'custom', path: ['storage'], message: 'configure one storage driver: filesystem or s3, not both' });
     }
   });
 
