@@ -16,7 +16,12 @@ export function startAuthServer(mode: 'basic' | 'token', extra: Record<string, u
 }
 
 /** Calls the admin API as `authorization` with a JSON body; returns the response. */
-export function api(server: TestServer, method: string, path: string, authorization: string, body?: unknown): Promise<Response> {
+/** Anything with a base URL: an in-process TestServer or a `berth serve` child process. */
+export interface HasUrl {
+  url: string;
+}
+
+export function api(server: HasUrl, method: string, path: string, authorization: string, body?: unknown): Promise<Response> {
   return fetch(`${server.url}/api/v1${path}`, {
     method,
     headers: { authorization, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
@@ -25,17 +30,17 @@ export function api(server: TestServer, method: string, path: string, authorizat
 }
 
 /** Creates a user through the admin API; throws unless it worked. */
-export async function addUser(server: TestServer, username: string, password: string, admin = false): Promise<void> {
+export async function addUser(server: HasUrl, username: string, password: string, admin = false): Promise<void> {
   const res = await api(server, 'POST', '/users', adminAuth(), { username, password, admin });
   if (res.status !== 201) throw new Error(`user ${username}: ${res.status} ${await res.text()}`);
 }
 
-export async function addProject(server: TestServer, name: string, isPublic = false): Promise<void> {
+export async function addProject(server: HasUrl, name: string, isPublic = false): Promise<void> {
   const res = await api(server, 'POST', '/projects', adminAuth(), { name, public: isPublic });
   if (res.status !== 201) throw new Error(`project ${name}: ${res.status} ${await res.text()}`);
 }
 
-export async function addMember(server: TestServer, project: string, username: string, role: string): Promise<void> {
+export async function addMember(server: HasUrl, project: string, username: string, role: string): Promise<void> {
   const res = await api(server, 'PUT', `/projects/${project}/members/${username}`, adminAuth(), { role });
   if (res.status !== 204) throw new Error(`member ${username}: ${res.status} ${await res.text()}`);
 }
@@ -49,13 +54,13 @@ export interface TokenAnswer {
 }
 
 /** GET /token with the given scopes (and Basic credentials when `authorization` is set). */
-export async function getToken(server: TestServer, scopes: string[], authorization?: string, extra: Record<string, string> = {}): Promise<Response> {
+export async function getToken(server: HasUrl, scopes: string[], authorization?: string, extra: Record<string, string> = {}): Promise<Response> {
   const params = new URLSearchParams({ service: 'berth', ...extra });
   for (const s of scopes) params.append('scope', s);
   return fetch(`${server.url}/token?${params}`, { headers: authorization ? { authorization } : {} });
 }
 
-export async function token(server: TestServer, scopes: string[], authorization?: string): Promise<string> {
+export async function token(server: HasUrl, scopes: string[], authorization?: string): Promise<string> {
   const res = await getToken(server, scopes, authorization);
   if (res.status !== 200) throw new Error(`token: ${res.status} ${await res.text()}`);
   return ((await res.json()) as TokenAnswer).token;
