@@ -52,6 +52,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     logger,
     headersTimeout: durationMs(config.http.headerstimeout),
     idleTimeout: durationMs(config.http.idletimeout),
+    uploadsPerClient: config.limits.uploadsperclient,
     https: tls ? { cert: readFileSync(tls.certificate), key: readFileSync(tls.key) } : undefined,
   });
 

@@ -125,11 +125,13 @@ export const configSchema = z
         blobsize: z.number().int().nonnegative().default(0),
         /** Upload sessions in progress at once, across all clients. */
         uploads: z.number().int().positive().default(1000),
+        /** Upload transfers one client (remote address) may have in flight at once; 0 means no per-client limit. */
+        uploadsperclient: z.number().int().nonnegative().default(100),
         /** Largest `n` honoured by tag and catalog listings. */
         pagesize: z.number().int().positive().default(10_000),
       })
       .strict()
-      .default({ manifestsize: 4 * 1024 * 1024, blobsize: 0, uploads: 1000, pagesize: 10_000 }),
+      .default({ manifestsize: 4 * 1024 * 1024, blobsize: 0, uploads: 1000, uploadsperclient: 100, pagesize: 10_000 }),
     /** Identity and access: see docs/security.md. */
     auth: authConfigSchema,
     /** Online garbage collection: see docs/gc.md. */

@@ -275,6 +275,10 @@ function pipeAbortable(source: Readable, dest: Transform): Transform {
   source.once('error', abort);
   source.once('close', () => abort());
   dest.once('close', () => source.off('error', abort));
+  // The store subscribes to `dest` only after its own awaits (open, stat…). An error before
+  // that (size limit, client gone) must not be an unhandled 'error' event, which would kill
+  // the process; the store still sees it, since `dest` is destroyed and its pipeline rejects.
+  dest.on('error', () => {});
   return source.pipe(dest);
 }
 

@@ -10,6 +10,7 @@ import { registerAdminApi } from './api/index.js';
 import { registerGcApi } from './api/gc.js';
 import { registerStorageApi } from './api/storage.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { registerUploadLimits } from './limits.js';
 import { registerTokenRoutes } from './token.js';
 import { registerV2Routes } from './v2/routes.js';
 
@@ -25,6 +26,8 @@ export interface AppOptions {
   headersTimeout: number;
   /** Milliseconds a connection may sit idle (including mid-body) before it is closed. */
   idleTimeout: number;
+  /** Upload transfers one client address may have in flight (limits.uploadsperclient; 0 = no limit). */
+  uploadsPerClient?: number;
   https?: { key: Buffer; cert: Buffer };
   /** POST /api/v1/gc and GET /api/v1/storage (src/gc). */
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
@@ -48,7 +51,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
     keepAliveTimeout: 75_000,
     http2: false,
     trustProxy: options.trustProxy ?? false,
-    ...(options.https ? { https: { ...options.https, minVersion: 'TLSv1.2' as const } } : {}),
+    // Node enforces headersTimeout only when it sweeps connections (default every 30 s), so a
+    // slowloris client would get 30 s instead of http.headerstimeout: sweep at least every second.
+    http: { connectionsCheckingInterval: sweepInterval(options.headersTimeout) },
+    ...(options.https
+      ? { https: { ...options.https, minVersion: 'TLSv1.2' as const, connectionsCheckingInterval: sweepInterval(options.headersTimeout) } }
+      : {}),
   }) as unknown as FastifyInstance;
   app.server.headersTimeout = options.headersTimeout;
 
@@ -65,6 +73,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  registerUploadLimits(app, options.uploadsPerClient ?? 0);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
@@ -86,4 +95,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     registerAdminApi(app, options.auth);
   }
   return app;
+}
+
+/** How often Node checks connections for headersTimeout: often enough to honour small timeouts. */
+function sweepInterval(headersTimeout: number): number {
+  return Math.max(250, Math.min(1_000, Math.floor(headersTimeout / 4)));
 }
