@@ -3,7 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
 import { registerFsckCommand } from './cli/fsck.js';
+import { registerGcCommand } from './gc/cli.js';
 import { registerUserCommands } from './cli/users.js';
+import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
 import { startServer } from './server.js';
 
 // src/cli.ts (run through tsx) sits one level below package.json; dist/src/cli.js two.
@@ -47,7 +49,9 @@ configCommand
   });
 
 registerFsckCommand(program, () => program.opts<{ config?: string }>().config);
+registerGcCommand(program, () => program.opts<{ config?: string }>().config);
 registerUserCommands(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
+registerMigrateMetadataCommand(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {
