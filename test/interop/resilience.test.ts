@@ -40,7 +40,7 @@ describe('real clients against an interrupted push and a restarted berth serve',
     const abort = new AbortController();
     const running = sandbox.skopeo(push, { abort: abort.signal, allowFailure: true });
     await waitForRequest(berth, mark, (r) => r.method === 'POST' && r.url === '/v2/interop/killed/blobs/uploads/');
-    await sleep(200); // let part of the 60 MB PATCH body reach the server
+    await sleep(100); // let part of the 60 MB PATCH body reach the server, far from all of it
     abort.abort();
     const killed = await running;
     assert.equal(killed.signal, 'SIGKILL', 'skopeo was killed before it finished');
