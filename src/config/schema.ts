@@ -150,9 +150,11 @@ export const configSchema = z
         untagged: z.enum(['delete', 'keep']).default('delete'),
         /** Review-queue rows read per batch. */
         batchsize: z.number().int().positive().default(100),
+        /** A collector that stops renewing its lease (crashed) blocks others this long. */
+        leasettl: duration.default('60s'),
       })
       .strict()
-      .default({ enabled: true, schedule: '0 * * * *', graceperiod: '1h', untagged: 'delete', batchsize: 100 }),
+      .default({ enabled: true, schedule: '0 * * * *', graceperiod: '1h', untagged: 'delete', batchsize: 100, leasettl: '60s' }),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -11,6 +11,8 @@ export interface GcOptions {
   untagged: 'delete' | 'keep';
   /** Queue rows read per batch. */
   batchSize: number;
+  /** Lease duration without renewal (how long a crashed collector blocks the next). */
+  leaseTtlMs?: number;
 }
 
 export interface GcRunOptions {
@@ -49,6 +51,7 @@ export class GarbageCollector {
   async run(runOptions: GcRunOptions = {}): Promise<GcReport> {
     const settings = { dryRun: runOptions.dryRun ?? false, gracePeriodMs: this.options.gracePeriodMs, untagged: this.options.untagged };
     const outcome = await withLease(this.leases, GC_LEASE, (lease) => this.collect(new ReportBuilder(settings), runOptions, lease.signal), {
+      ttlMs: this.options.leaseTtlMs,
       onLost: (err) => this.logger.warn({ err }, 'gc: lease lost, stopping after the current candidate'),
     });
     if (!outcome.acquired) {

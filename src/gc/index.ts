@@ -10,7 +10,12 @@ export type { GcReport } from './report.js';
 
 /** The `gc:` block of the configuration as collector options. */
 export function gcOptions(config: BerthConfig): GcOptions {
-  return { gracePeriodMs: durationMs(config.gc.graceperiod), untagged: config.gc.untagged, batchSize: config.gc.batchsize };
+  return {
+    gracePeriodMs: durationMs(config.gc.graceperiod),
+    untagged: config.gc.untagged,
+    batchSize: config.gc.batchsize,
+    leaseTtlMs: durationMs(config.gc.leasettl),
+  };
 }
 
 export interface GcComponents {

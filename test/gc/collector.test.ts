@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeBlob, makeImage, sha256, type RegistryClient } from '../helpers/registry-client.js';
+import { makeBlob, makeImage, type RegistryClient } from '../helpers/registry-client.js';
 import type { TestServer } from '../helpers/server.js';
-import { blobStatus, bytesStored, imageBlobs, manifestStatus, pushIndex, runGc, startGcServer } from './support.js';
+import { blobStatus, bytesStored, imageBlobs, imageOver, manifestStatus, pushIndex, runGc, startGcServer } from './support.js';
 
 describe('gc: what is collected (grace period 0)', () => {
   let server: TestServer;
@@ -27,7 +27,7 @@ describe('gc: what is collected (grace period 0)', () => {
 
   it('a layer shared with a tagged image survives; only the unshared blobs go', async () => {
     const kept = makeImage({ layers: 2 });
-    const droppedImage = makeImageOver([makeBlob(700), kept.layers[0]!]);
+    const droppedImage = imageOver([makeBlob(700), kept.layers[0]!]);
     await client.pushImage('gc/shared', 'keep', kept);
     await client.pushImage('gc/shared', 'drop', droppedImage);
     await client.fetch(`/v2/gc/shared/manifests/${droppedImage.manifest.digest}`, { method: 'DELETE' });
@@ -40,7 +40,7 @@ describe('gc: what is collected (grace period 0)', () => {
 
   it('a blob deleted from one repository stays stored and pullable from another', async () => {
     const blob = makeBlob(2048);
-    const image = makeImageOver([blob]);
+    const image = imageOver([blob]);
     await client.pushImage('gc/a', 'v1', image);
     await client.pushImage('gc/b', 'v1', image);
     await client.fetch('/v2/gc/a/manifests/v1', { method: 'DELETE' });
@@ -165,12 +165,3 @@ describe('gc: grace period and policy', () => {
     }
   });
 });
-
-/** An OCI image manifest over the given layers (with a fresh config). */
-function makeImageOver(layers: ReturnType<typeof makeBlob>[]) {
-  const base = makeImage({ layers: 0 });
-  const manifest = JSON.parse(base.manifest.data.toString()) as { layers: unknown[] };
-  manifest.layers = layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.size }));
-  const data = Buffer.from(JSON.stringify(manifest));
-  return { ...base, layers, manifest: { data, size: data.length, digest: sha256(data) } };
-}

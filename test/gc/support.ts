@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { GcReport } from '../../src/gc/report.js';
-import { OCI_INDEX, RegistryClient, jsonBlob, type Blob, type Image } from '../helpers/registry-client.js';
+import { OCI_INDEX, OCI_LAYER, RegistryClient, jsonBlob, makeImage, sha256, type Blob, type Image } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /** A test server whose collector runs only when a test asks (no schedule), grace period 0 unless given. */
@@ -59,4 +59,13 @@ export async function pushIndex(client: RegistryClient, repo: string, tag: strin
 /** Every digest in the image (config, layers, manifest). */
 export function imageBlobs(image: Image): Blob[] {
   return [image.config, ...image.layers];
+}
+
+/** An OCI image manifest (with a fresh config) over the given layers, e.g. to share a layer between images. */
+export function imageOver(layers: Blob[]): Image {
+  const base = makeImage({ layers: 0 });
+  const manifest = JSON.parse(base.manifest.data.toString()) as { layers: unknown[] };
+  manifest.layers = layers.map((l) => ({ mediaType: OCI_LAYER, digest: l.digest, size: l.size }));
+  const data = Buffer.from(JSON.stringify(manifest));
+  return { ...base, layers, manifest: { data, size: data.length, digest: sha256(data) } };
 }

@@ -1,0 +1,99 @@
+import type { Command } from 'commander';
+import pino from 'pino';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { durationMs, type BerthConfig } from '../config/schema.js';
+import { UploadService } from '../core/uploads.js';
+import { purgeUploads } from '../jobs/upload-purge.js';
+import { openMetadataStore } from '../metadata/index.js';
+import { openBlobStore } from '../storage/index.js';
+import { createGc } from './index.js';
+import type { GcCounts, GcReport } from './report.js';
+
+/** Exit codes: 0 done, 1 the run stopped early, 2 usage or configuration error, 75 another collector is running (try later). */
+export const GC_EXIT = { done: 0, incomplete: 1, usage: 2, busy: 75 } as const;
+
+interface GcFlags {
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+/** Registers `berth gc [--dry-run] [--json]`. */
+export function registerGcCommand(program: Command, configFile: () => string | undefined): void {
+  program
+    .command('gc')
+    .description('collect garbage now: untagged manifests, unreferenced blobs, abandoned uploads (safe while the server runs)')
+    .option('--dry-run', 'report what would be deleted and the bytes it would free, delete nothing')
+    .option('--json', 'print the full report as JSON')
+    .action(async (flags: GcFlags) => {
+      process.exitCode = await gcCommand(configFile(), flags);
+    });
+}
+
+async function gcCommand(file: string | undefined, flags: GcFlags): Promise<number> {
+  let config: BerthConfig;
+  try {
+    config = loadConfig({ file }).config;
+  } catch (err) {
+    process.stderr.write(`berth gc: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
+    return GC_EXIT.usage;
+  }
+  const { report, uploadsPurged } = await collectStores(config, flags.dryRun === true, progressPrinter());
+  process.stdout.write(flags.json ? `${JSON.stringify({ ...report, uploadsPurged }, null, 2)}\n` : summary(report, uploadsPurged));
+  if (!report.ran) return GC_EXIT.busy;
+  return report.completed ? GC_EXIT.done : GC_EXIT.incomplete;
+}
+
+/** Opens the stores a configuration names, collects (then purges abandoned uploads), closes them. */
+export async function collectStores(config: BerthConfig, dryRun: boolean, onProgress: (counts: GcCounts) => void): Promise<{ report: GcReport; uploadsPurged: number }> {
+  const [blobs, metadata] = await Promise.all([openBlobStore(config), openMetadataStore(config)]);
+  try {
+    const logger = pino({ level: 'warn' }, pino.destination(2));
+    const { collector, store } = createGc(config, blobs, metadata, logger);
+    const report = await collector.run({ dryRun, onProgress });
+    const purging = config.storage.maintenance.uploadpurging;
+    let uploadsPurged = 0;
+    if (!dryRun && purging.enabled) {
+      const uploads = new UploadService(blobs, metadata, { maxBlobSize: 0, maxConcurrentTransfers: 1 });
+      uploadsPurged = await purgeUploads(uploads, durationMs(purging.age), store);
+    }
+    return { report, uploadsPurged };
+  } finally {
+    await Promise.all([metadata.close(), blobs.close()]);
+  }
+}
+
+/** One rewritten progress line on a terminal; one plain line per batch otherwise (logs, CI). */
+function progressPrinter(): (counts: GcCounts) => void {
+  const tty = process.stderr.isTTY === true;
+  return (c) => {
+    const line = `gc: reviewed ${c.reviewed}, deleted ${c.manifests} manifests, ${c.links} links, ${c.blobs} blobs, ${formatBytes(c.bytesFreed)} freed`;
+    process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+  };
+}
+
+function summary(report: GcReport, uploadsPurged: number): string {
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  if (!report.ran) return `berth gc: another collector is running (${report.heldBy ?? 'unknown holder'}); nothing done\n`;
+  const c = report.counts;
+  const verb = report.dryRun ? 'would delete' : 'deleted';
+  const lines = [
+    `gc ${report.dryRun ? '(dry run) ' : ''}${report.completed ? 'finished' : 'stopped early'} in ${report.durationMs} ms: reviewed ${c.reviewed} candidates (${c.kept} in use, ${c.postponed} within the grace period)`,
+    `${verb} ${c.manifests} manifests, ${c.links} blob links, ${c.blobs} blobs: ${formatBytes(c.bytesFreed)} (${c.bytesFreed} bytes) ${report.dryRun ? 'would be ' : ''}freed`,
+  ];
+  if (c.resumedByteDeletions > 0) lines.push(`finished ${c.resumedByteDeletions} byte deletions left by an interrupted run`);
+  if (uploadsPurged > 0) lines.push(`purged ${uploadsPurged} abandoned upload sessions`);
+  if (c.errors > 0 || report.error) lines.push(`${c.errors} errors${report.error ? `: ${report.error}` : ''} (the next run retries)`);
+  return `${lines.join('\n')}\n`;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
