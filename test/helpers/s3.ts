@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
@@ -12,6 +13,8 @@ export interface LocalS3 {
   secretAccessKey: string;
   /** Every request the server received so far (method, URL, copy source), oldest first. */
   requests: S3Request[];
+  /** Where s3rver keeps the bucket's objects. */
+  directory: string;
   close(): Promise<void>;
 }
 
@@ -43,8 +46,11 @@ export async function startLocalS3(bucket = 'berth-test'): Promise<LocalS3> {
     const copySource = req.headers['x-amz-copy-source'];
     requests.push({ method: req.method!, url: req.url!, ...(typeof copySource === 'string' ? { copySource } : {}) });
   });
+  // Connections keep the process alive while in use; the listening socket alone does not.
+  server.httpServer!.unref();
   return {
     requests,
+    directory,
     endpoint: `http://127.0.0.1:${address.port}`,
     bucket,
     // s3rver's only account; it rejects requests signed with any other key.
@@ -73,5 +79,44 @@ export function localS3Settings(s3: LocalS3, root: string) {
     rootdirectory: root,
     chunksize: 5 * 1024 * 1024,
     redirect: false,
+  };
+}
+
+let shared: Promise<LocalS3> | undefined;
+
+/**
+ * One local S3 for the whole test process (BERTH_TEST_STORAGE=s3 points every test server
+ * at it, each under its own key prefix). It does not keep the process alive, and its
+ * directory is removed when the process exits.
+ */
+export function sharedLocalS3(): Promise<LocalS3> {
+  shared ??= startLocalS3('berth-shared').then((s3) => {
+    process.once('exit', () => rmSync(s3.directory, { recursive: true, force: true }));
+    return s3;
+  });
+  return shared;
+}
+
+/**
+ * Environment that selects the blob storage under test. With BERTH_TEST_STORAGE=s3 every
+ * test server stores blobs in the shared local S3, under a key prefix derived from its data
+ * directory (restarting on the same directory finds the same blobs, as with the filesystem).
+ * A test that chooses its storage itself (`given` sets BERTH_STORAGE_FILESYSTEM_* or
+ * BERTH_STORAGE_S3_*) is left alone.
+ */
+export async function testStorageEnv(dataDir: string | undefined, given: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv> {
+  if (process.env.BERTH_TEST_STORAGE !== 's3') return {};
+  if (Object.entries(given).some(([name, value]) => value !== undefined && /^BERTH_STORAGE_(FILESYSTEM|S3)_/.test(name))) return {};
+  const s3 = await sharedLocalS3();
+  const deployment = createHash('sha256').update(path.resolve(dataDir ?? 'data')).digest('hex').slice(0, 16);
+  const settings = localS3Settings(s3, `deployment-${deployment}`);
+  return {
+    BERTH_STORAGE_S3_BUCKET: settings.bucket,
+    BERTH_STORAGE_S3_REGIONENDPOINT: settings.regionendpoint,
+    BERTH_STORAGE_S3_FORCEPATHSTYLE: 'true',
+    BERTH_STORAGE_S3_ACCESSKEY: settings.accesskey,
+    BERTH_STORAGE_S3_SECRETKEY: settings.secretkey,
+    BERTH_STORAGE_S3_ROOTDIRECTORY: settings.rootdirectory,
+    BERTH_STORAGE_S3_CHUNKSIZE: String(settings.chunksize),
   };
 }

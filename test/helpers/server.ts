@@ -9,6 +9,7 @@ import { configSchema, type BerthConfig } from '../../src/config/schema.js';
 import { applyEnvOverrides, resolveConfigPaths } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { databaseForDeployment, dropDeploymentDatabase } from './postgres.js';
+import { testStorageEnv } from './s3.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -33,7 +34,11 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, e
   const dataDir = (overrides.data as { dir?: string } | undefined)?.dir ?? tempDir();
   const raw = applyEnvOverrides(
     deepMerge({ http: { addr: '127.0.0.1:0' }, data: { dir: dataDir }, log: { level: 'silent' } }, overrides),
-    { ...(await testMetadataEnv(dataDir, { ...env, ...flattenMetadataOverride(overrides) })), ...env },
+    {
+      ...(await testMetadataEnv(dataDir, { ...env, ...flattenMetadataOverride(overrides) })),
+      ...(await testStorageEnv(dataDir, { ...env, ...flattenStorageOverride(overrides) })),
+      ...env,
+    },
   );
   const parsed = configSchema.parse(raw);
   const config = resolveConfigPaths(parsed);
@@ -64,6 +69,15 @@ export async function testMetadataEnv(dataDir?: string, given: NodeJS.ProcessEnv
   return { BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: database.url };
 }
 
+/** `storage:` overrides naming a driver, seen as the env variables testStorageEnv checks. */
+function flattenStorageOverride(overrides: Record<string, unknown>): NodeJS.ProcessEnv {
+  const storage = overrides.storage as { filesystem?: unknown; s3?: unknown } | undefined;
+  return {
+    BERTH_STORAGE_FILESYSTEM_ROOTDIRECTORY: storage?.filesystem === undefined ? undefined : 'set',
+    BERTH_STORAGE_S3_BUCKET: storage?.s3 === undefined ? undefined : 'set',
+  };
+}
+
 /** `metadata:` overrides given to startTestServer, seen as the env variables testMetadataEnv checks. */
 function flattenMetadataOverride(overrides: Record<string, unknown>): NodeJS.ProcessEnv {
   const metadata = overrides.metadata as { driver?: string; url?: string } | undefined;
@@ -88,9 +102,10 @@ export interface BerthProcess {
  */
 export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<BerthProcess> {
   const metadataEnv = await testMetadataEnv(env.BERTH_DATA_DIR, env);
+  const storageEnv = await testStorageEnv(env.BERTH_DATA_DIR, env);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args, 'serve'], {
     cwd: ROOT,
-    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', ...metadataEnv, ...env },
+    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', ...metadataEnv, ...storageEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

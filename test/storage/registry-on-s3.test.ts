@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createS3Client } from '../../src/storage/s3.js';
+import { RegistryClient, makeBlob, makeImage, type Blob } from '../helpers/registry-client.js';
+import { localS3Settings, startLocalS3, type LocalS3 } from '../helpers/s3.js';
+import { startBerthProcess, startTestServer, tempDir, type BerthProcess, type TestServer } from '../helpers/server.js';
+import { assertBytes } from './contract.js';
+
+/** The whole registry with blobs in S3 (s3rver), whatever BERTH_TEST_STORAGE says. */
+
+const MiB = 1024 * 1024;
+let s3: LocalS3;
+before(async () => {
+  s3 = await startLocalS3();
+});
+after(async () => s3.close());
+
+async function keysUnder(prefix: string): Promise<string[]> {
+  const client = createS3Client(localS3Settings(s3, ''));
+  try {
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
+    return (listed.Contents ?? []).map((o) => o.Key!);
+  } finally {
+    client.destroy();
+  }
+}
+
+async function pullBlob(client: RegistryClient, repo: string, blob: Blob, range?: string): Promise<Response> {
+  return client.fetch(`/v2/${repo}/blobs/${blob.digest}`, range ? { headers: { range } } : {});
+}
+
+describe('registry on S3: push and pull over HTTP', () => {
+  let server: TestServer;
+  let client: RegistryClient;
+  before(async () => {
+    server = await startTestServer({ storage: { s3: localS3Settings(s3, 'in-process') } });
+    client = new RegistryClient(server.url);
+  });
+  after(async () => server.destroy());
+
+  it('pushes layers chunked and monolithically, then pulls every byte back, ranges included', async () => {
+    const image = makeImage({ layers: 1, layerSize: 64 * 1024 });
+    const big = makeBlob(12 * MiB + 5);
+    const chunked = await client.pushBlobChunked('s3/app', big, 3 * MiB);
+    assert.equal(chunked.status, 201, await chunked.clone().text());
+    const tiny = await client.pushBlobChunked('s3/app', makeBlob(10), 4);
+    assert.equal(tiny.status, 201);
+    await client.pushImage('s3/app', 'v1', image);
+
+    const manifest = await client.fetch('/v2/s3/app/manifests/v1');
+    assert.equal(manifest.status, 200);
+    assertBytes(Buffer.from(await manifest.arrayBuffer()), image.manifest.data, 'manifest');
+    for (const blob of [big, image.config, ...image.layers]) {
+      const res = await pullBlob(client, 's3/app', blob);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('docker-content-digest'), blob.digest);
+      assertBytes(Buffer.from(await res.arrayBuffer()), blob.data, blob.digest);
+    }
+    for (const [start, end] of [
+      [0, 0],
+      [5 * MiB - 1, 5 * MiB + 1],
+      [big.size - 10, big.size - 1],
+    ] as const) {
+      const res = await pullBlob(client, 's3/app', big, `bytes=${start}-${end}`);
+      assert.equal(res.status, 206);
+      assertBytes(Buffer.from(await res.arrayBuffer()), big.data.subarray(start, end + 1), `range ${start}-${end}`);
+    }
+  });
+
+  it('the bytes live in the bucket under rootdirectory, and finished uploads leave no staging behind', async () => {
+    const blob = makeBlob(2 * MiB);
+    assert.equal((await client.pushBlob('s3/layout', blob)).status, 201);
+    const hex = blob.digest.slice('sha256:'.length);
+    assert.deepEqual(await keysUnder(`in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`), [`in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`]);
+    assert.deepEqual(await keysUnder('in-process/uploads/'), []);
+  });
+});
+
+describe('registry on S3: replicas share uploads', () => {
+  const dataDir = tempDir();
+  const env = {
+    BERTH_DATA_DIR: dataDir,
+    BERTH_STORAGE_S3_BUCKET: '',
+    BERTH_STORAGE_S3_REGIONENDPOINT: '',
+    BERTH_STORAGE_S3_FORCEPATHSTYLE: 'true',
+    BERTH_STORAGE_S3_ACCESSKEY: '',
+    BERTH_STORAGE_S3_SECRETKEY: '',
+    BERTH_STORAGE_S3_ROOTDIRECTORY: 'replicas',
+    BERTH_STORAGE_S3_CHUNKSIZE: String(5 * MiB),
+  };
+  const replicas: BerthProcess[] = [];
+  before(async () => {
+    Object.assign(env, {
+      BERTH_STORAGE_S3_BUCKET: s3.bucket,
+      BERTH_STORAGE_S3_REGIONENDPOINT: s3.endpoint,
+      BERTH_STORAGE_S3_ACCESSKEY: s3.accessKeyId,
+      BERTH_STORAGE_S3_SECRETKEY: s3.secretAccessKey,
+    });
+    // Two `berth serve` processes over one metadata database and one bucket.
+    replicas.push(await startBerthProcess(env));
+    replicas.push(await startBerthProcess(env));
+  });
+  after(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('an upload started on one replica continues on the other and completes on the first', async () => {
+    const [a, b] = replicas.map((r) => new RegistryClient(r.url)) as [RegistryClient, RegistryClient];
+    const blob = makeBlob(11 * MiB + 3);
+    const started = await a.fetch('/v2/s3/replicated/blobs/uploads/', { method: 'POST' });
+    assert.equal(started.status, 202);
+    let location = started.headers.get('location')!;
+    const cuts = [0, 3 * MiB, 8 * MiB, blob.size];
+    for (let i = 0; i < cuts.length - 1; i++) {
+      const [from, to] = [cuts[i]!, cuts[i + 1]!];
+      const replica = i % 2 === 0 ? a : b;
+      const res = await replica.fetch(location, {
+        method: 'PATCH',
+        body: new Uint8Array(blob.data.subarray(from, to)),
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${to - 1}` },
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      assert.equal(res.headers.get('range'), `0-${to - 1}`);
+      location = res.headers.get('location')!;
+    }
+    const done = await a.fetch(`${location}${location.includes('?') ? '&' : '?'}digest=${blob.digest}`, { method: 'PUT' });
+    assert.equal(done.status, 201, await done.clone().text());
+    for (const replica of [a, b]) {
+      const res = await pullBlob(replica, 's3/replicated', blob);
+      assert.equal(res.status, 200);
+      assertBytes(Buffer.from(await res.arrayBuffer()), blob.data, 'pulled blob');
+    }
+    const hex = blob.digest.slice('sha256:'.length);
+    assert.equal((await keysUnder(`replicas/blobs/sha256/${hex.slice(0, 2)}/${hex}`)).length, 1);
+    assert.deepEqual(await keysUnder('replicas/uploads/'), []);
+  });
+});
