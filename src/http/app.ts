@@ -11,6 +11,7 @@ import { registerGcApi } from './api/gc.js';
 import { registerStorageApi } from './api/storage.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerUploadLimits } from './limits.js';
+import { clientErrorHandler } from './client-errors.js';
 import { registerTokenRoutes } from './token.js';
 import { registerV2Routes } from './v2/routes.js';
 
@@ -51,6 +52,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     keepAliveTimeout: 75_000,
     http2: false,
     trustProxy: options.trustProxy ?? false,
+    clientErrorHandler,
     // Node enforces headersTimeout only when it sweeps connections (default every 30 s), so a
     // slowloris client would get 30 s instead of http.headerstimeout: sweep at least every second.
     http: { connectionsCheckingInterval: sweepInterval(options.headersTimeout) },
