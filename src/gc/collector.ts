@@ -25,6 +25,10 @@ export interface GcRunOptions {
 type UnitOfWork = <T>(work: (queries: GcQueries) => Promise<T>) => Promise<T>;
 
 export const GC_LEASE = 'gc';
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 const PENDING_BATCH = 100;
 /** Finished byte deletions are remembered this long (uploads that overlapped them are refused). */
 const DELETION_JOURNAL_RETENTION_MS = 24 * 3_600_000;
@@ -67,6 +71,7 @@ export class GarbageCollector {
     const cutoff = now - this.options.gracePeriodMs;
     this.logger.info({ dryRun, cutoff: new Date(cutoff).toISOString() }, 'gc: run started');
     try {
+      await yieldToEventLoop();
       if (!dryRun) await this.resumeByteDeletions(report, signal);
       if (dryRun) await this.metadata.rolledBack((queries) => this.drainQueue((work) => work(queries), cutoff, report, runOptions, signal));
       else await this.drainQueue((work) => this.metadata.transaction(work), cutoff, report, runOptions, signal);
@@ -87,24 +92,44 @@ export class GarbageCollector {
       signal.throwIfAborted();
       const batch = await unit((q) => q.dueCandidates(cutoff, this.options.batchSize));
       if (batch.length === 0) return;
-      for (const candidate of batch) {
-        signal.throwIfAborted();
-        const verdict = await this.reviewSafely(unit, candidate, cutoff, report, dryRun);
-        if (!verdict) continue;
-        report.record(verdict);
-        if (verdict.action === 'blob-deleted' && !dryRun) await this.deleteBytes(verdict, report);
-      }
+      const verdicts = await this.reviewBatch(unit, batch, cutoff, report, dryRun);
+      for (const verdict of verdicts) report.record(verdict);
+      if (!dryRun) await this.deleteBytes(verdicts.filter((v) => v.action === 'blob-deleted'), report);
       this.logger.info({ dryRun, ...report.counts }, 'gc: batch done');
       runOptions.onProgress?.({ ...report.counts });
+      // SQLite calls are synchronous: give queued requests their turn between batches.
+      await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * Reviews a batch in one transaction (one commit, one fsync). If that fails (deadlock,
+   * lock timeout), each candidate is retried in a transaction of its own.
+   */
+  private async reviewBatch(unit: UnitOfWork, batch: Candidate[], cutoff: number, report: ReportBuilder, dryRun: boolean): Promise<Verdict[]> {
+    try {
+      return await unit(async (q) => {
+        const verdicts: Verdict[] = [];
+        for (const candidate of batch) verdicts.push(await this.review(q, candidate, cutoff));
+        return verdicts;
+      });
+    } catch (err) {
+      if (dryRun) throw err;
+      this.logger.warn({ err }, 'gc: batch failed, reviewing its candidates one by one');
+      const verdicts: Verdict[] = [];
+      for (const candidate of batch) {
+        const verdict = await this.reviewSafely(unit, candidate, cutoff, report);
+        if (verdict) verdicts.push(verdict);
+      }
+      return verdicts;
     }
   }
 
   /** A candidate that fails (lock timeout, deadlock) is put back for the next run instead of stopping this one. */
-  private async reviewSafely(unit: UnitOfWork, candidate: Candidate, cutoff: number, report: ReportBuilder, dryRun: boolean): Promise<Verdict | null> {
+  private async reviewSafely(unit: UnitOfWork, candidate: Candidate, cutoff: number, report: ReportBuilder): Promise<Verdict | null> {
     try {
       return await unit((q) => this.review(q, candidate, cutoff));
     } catch (err) {
-      if (dryRun) throw err;
       report.counts.errors++;
       this.logger.warn({ err, candidate }, 'gc: candidate failed, re-queued for the next run');
       await unit((q) => q.requeue(candidate, Date.now()));
@@ -157,15 +182,19 @@ export class GarbageCollector {
     return this.options.untagged === 'delete';
   }
 
-  /** Deletes the bytes of a blob whose row is gone, then closes its journal entry. */
-  private async deleteBytes(blob: BlobDeletion, report: ReportBuilder): Promise<void> {
-    try {
-      await this.blobs.delete(blob.digest);
-      await this.metadata.finishBlobDeletion(blob.digest, Date.now());
-    } catch (err) {
-      report.counts.errors++;
-      this.logger.warn({ err, digest: blob.digest }, 'gc: deleting blob bytes failed; the next run retries');
+  /** Deletes the bytes of blobs whose rows are gone, then closes their journal entries. */
+  private async deleteBytes(blobs: BlobDeletion[], report: ReportBuilder): Promise<void> {
+    const deleted: string[] = [];
+    for (const blob of blobs) {
+      try {
+        await this.blobs.delete(blob.digest);
+        deleted.push(blob.digest);
+      } catch (err) {
+        report.counts.errors++;
+        this.logger.warn({ err, digest: blob.digest }, 'gc: deleting blob bytes failed; the next run retries');
+      }
     }
+    if (deleted.length > 0) await this.metadata.finishBlobDeletions(deleted, Date.now());
   }
 
   /** Finishes byte deletions an interrupted run journalled but did not complete. */
@@ -174,13 +203,18 @@ export class GarbageCollector {
     for (;;) {
       const pending = (await this.metadata.pendingBlobDeletions(PENDING_BATCH)).filter((p) => !seen.has(p.digest));
       if (pending.length === 0) return;
+      signal.throwIfAborted();
+      const revived: string[] = [];
+      const gone: BlobDeletion[] = [];
       for (const blob of pending) {
-        signal.throwIfAborted();
         seen.add(blob.digest);
-        if (await this.metadata.blobRowExists(blob.digest)) await this.metadata.finishBlobDeletion(blob.digest, Date.now());
-        else await this.deleteBytes(blob, report);
-        report.counts.resumedByteDeletions++;
+        // Uploads are refused while a deletion is pending, so a row here is not expected; keep its bytes if there is one.
+        if (await this.metadata.blobRowExists(blob.digest)) revived.push(blob.digest);
+        else gone.push(blob);
       }
+      if (revived.length > 0) await this.metadata.finishBlobDeletions(revived, Date.now());
+      await this.deleteBytes(gone, report);
+      report.counts.resumedByteDeletions += pending.length;
     }
   }
 }

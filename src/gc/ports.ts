@@ -78,7 +78,8 @@ export interface GcMetadata {
   pendingBlobDeletions(limit: number): Promise<BlobDeletion[]>;
   /** True if a `blobs` row exists again for `digest` (its bytes must then be kept). */
   blobRowExists(digest: string): Promise<boolean>;
-  finishBlobDeletion(digest: string, now: number): Promise<void>;
+  /** Marks byte deletions done (their bytes are gone). */
+  finishBlobDeletions(digests: string[], now: number): Promise<void>;
   /** Forgets finished byte deletions older than `before`. */
   pruneBlobDeletions(before: number): Promise<number>;
   /** Queue rows in total and due at `cutoff` (for reports and progress). */

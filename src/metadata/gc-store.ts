@@ -36,9 +36,10 @@ export interface ReviewRequest {
 
 /**
  * Uploads whose last append is this close to a finished byte deletion of the same digest
- * are refused: it covers clock differences between replicas (keep their clocks in sync).
+ * are refused. It covers clock differences between replicas (NTP keeps them far below it);
+ * larger would refuse the immediate re-push of content a collector has just deleted.
  */
-export const CLOCK_SKEW_MARGIN_MS = 1_000;
+export const CLOCK_SKEW_MARGIN_MS = 100;
 
 /**
  * Adds (or moves to `queuedAt`) review-queue rows. Called by the write paths of
@@ -263,8 +264,10 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
     return (await this.db.selectFrom('blobs').select('digest').where('digest', '=', digest).executeTakeFirst()) !== undefined;
   }
 
-  async finishBlobDeletion(digest: string, now: number): Promise<void> {
-    await this.db.updateTable('gc_blob_deletions').set({ finished_at: now }).where('digest', '=', digest).execute();
+  async finishBlobDeletions(digests: string[], now: number): Promise<void> {
+    for (let i = 0; i < digests.length; i += 500) {
+      await this.db.updateTable('gc_blob_deletions').set({ finished_at: now }).where('digest', 'in', digests.slice(i, i + 500)).execute();
+    }
   }
 
   async pruneBlobDeletions(before: number): Promise<number> {

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.js';
 import { RegistryClient, makeBlob, makeImage, type Image } from '../helpers/registry-client.js';
 import { ROOT, startTestServer, tempDir, testMetadataEnv, type TestServer } from '../helpers/server.js';
+import { assertConsistent } from './support.js';
 
 const GARBAGE_IMAGES = 40;
 /** The killed collector's lease blocks the next run this long. */
@@ -92,20 +93,3 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
     assert.equal(pending.length, 3, 'only the live image blobs remain');
   });
 });
-
-/** Every recorded blob has its bytes; every manifest reference resolves inside its repository. */
-async function assertConsistent(server: TestServer): Promise<void> {
-  const db = (server.registry.metadata as KyselyMetadataStore).db;
-  for (const row of await db.selectFrom('blobs').select(['digest', 'size']).execute()) {
-    const stat = await server.registry.blobs.stat(row.digest);
-    assert.equal(stat?.size, Number(row.size), `blob ${row.digest} is recorded but its bytes are missing`);
-  }
-  const dangling = await db
-    .selectFrom('manifest_references as mr')
-    .leftJoin('repository_blobs as rb', (j) => j.onRef('rb.repository_id', '=', 'mr.repository_id').onRef('rb.digest', '=', 'mr.child_digest'))
-    .leftJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 'mr.repository_id').onRef('m.digest', '=', 'mr.child_digest'))
-    .select(['mr.manifest_digest', 'mr.child_digest'])
-    .where((eb) => eb.and([eb('rb.digest', 'is', null), eb('m.digest', 'is', null)]))
-    .execute();
-  assert.deepEqual(dangling, [], 'manifests reference content missing from their repository');
-}

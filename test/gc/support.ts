@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { GcReport } from '../../src/gc/report.js';
+import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.js';
 import { OCI_INDEX, OCI_LAYER, RegistryClient, jsonBlob, makeImage, sha256, type Blob, type Image } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -68,4 +69,21 @@ export function imageOver(layers: Blob[]): Image {
   manifest.layers = layers.map((l) => ({ mediaType: OCI_LAYER, digest: l.digest, size: l.size }));
   const data = Buffer.from(JSON.stringify(manifest));
   return { ...base, layers, manifest: { data, size: data.length, digest: sha256(data) } };
+}
+
+/** Every recorded blob has its bytes; every manifest reference resolves inside its repository. */
+export async function assertConsistent(server: TestServer): Promise<void> {
+  const db = (server.registry.metadata as KyselyMetadataStore).db;
+  for (const row of await db.selectFrom('blobs').select(['digest', 'size']).execute()) {
+    const stat = await server.registry.blobs.stat(row.digest);
+    assert.equal(stat?.size, Number(row.size), `blob ${row.digest} is recorded but its bytes are missing`);
+  }
+  const dangling = await db
+    .selectFrom('manifest_references as mr')
+    .leftJoin('repository_blobs as rb', (j) => j.onRef('rb.repository_id', '=', 'mr.repository_id').onRef('rb.digest', '=', 'mr.child_digest'))
+    .leftJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 'mr.repository_id').onRef('m.digest', '=', 'mr.child_digest'))
+    .select(['mr.manifest_digest', 'mr.child_digest'])
+    .where((eb) => eb.and([eb('rb.digest', 'is', null), eb('m.digest', 'is', null)]))
+    .execute();
+  assert.deepEqual(dangling, [], 'manifests reference content missing from their repository');
 }
