@@ -77,8 +77,13 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     url,
     reloadTls() {
       if (!tls) return;
-      (app.server as HttpsServer).setSecureContext({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key), minVersion: 'TLSv1.2' });
-      logger.info({ certificate: tls.certificate }, 'reloaded TLS certificate');
+      try {
+        (app.server as HttpsServer).setSecureContext({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key), minVersion: 'TLSv1.2' });
+        logger.info({ certificate: tls.certificate }, 'reloaded TLS certificate');
+      } catch (err) {
+        // A half-written or unreadable renewal must not take the registry down: keep serving the old one.
+        logger.error({ err, certificate: tls.certificate }, 'TLS reload failed; still serving the previous certificate');
+      }
     },
     async close() {
       scheduler.stop();

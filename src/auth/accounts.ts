@@ -29,7 +29,11 @@ const badRequest = (message: string) => new RegistryError('DENIED', message).wit
  * (admin API, CLI) decide who may call what; these methods validate the change itself.
  */
 export class Accounts {
-  constructor(private readonly store: AuthStore) {}
+  constructor(
+    private readonly store: AuthStore,
+    /** Whether any repository lives in the project (a project with repositories cannot be deleted). */
+    private readonly projectHasRepositories: (project: string) => Promise<boolean>,
+  ) {}
 
   async addUser(actor: Actor, username: string, password: string, admin = false): Promise<UserRecord> {
     validateUsername(username);
@@ -68,6 +72,8 @@ export class Accounts {
   }
 
   async deleteProject(actor: Actor, name: string): Promise<void> {
+    // Otherwise anyone could re-create the name (autocreate) and inherit the old repositories.
+    if (await this.projectHasRepositories(name)) throw new RegistryError('DENIED', `project ${name} still has repositories; delete them first`).withStatus(409);
     if (!(await this.store.deleteProject(name))) throw notFound(`project ${name}`);
     await this.audit(actor, 'project.delete', name);
   }

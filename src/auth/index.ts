@@ -7,7 +7,7 @@ import { AuthService, baseUrlResolver } from './service.js';
 /** Builds and initialises the auth layer on the metadata DB; warns when an open registry is exposed. */
 export async function openAuth(config: BerthConfig, metadata: MetadataStore, logger: Logger): Promise<AuthService> {
   if (!(metadata instanceof KyselyMetadataStore)) throw new Error('auth needs the Kysely metadata store (sqlite or postgres)');
-  const auth = new AuthService(config.auth, metadata.db as never, baseUrlResolver(config));
+  const auth = new AuthService(config.auth, metadata, baseUrlResolver(config));
   await auth.init(logger);
   if (config.auth.mode === 'none' && !isLoopback(config.http.addr)) {
     logger.warn(

@@ -33,17 +33,18 @@ export const ACTION_PERMISSION: Record<'pull' | 'push' | 'delete', Permission> =
   delete: 'delete',
 };
 
-/** Each operation a client can perform → the permission it needs in the repository's project. */
-export const OPERATIONS: readonly { operation: string; permission: Permission | 'system-admin' | 'authenticated' }[] = [
-  { operation: 'GET /v2/<name>/manifests/<ref>, HEAD, GET blobs, GET referrers', permission: 'pull' },
-  { operation: 'mount a blob from <name> (POST uploads ?mount=&from=<name>)', permission: 'pull' },
-  { operation: 'GET /v2/<name>/tags/list', permission: 'list-tags' },
-  { operation: 'PUT manifests, POST/PATCH/PUT/DELETE blob uploads', permission: 'push' },
-  { operation: 'DELETE /v2/<name>/manifests/<ref>, DELETE blobs', permission: 'delete' },
-  { operation: 'GET /v2/_catalog (lists only repositories with pull)', permission: 'authenticated' },
-  { operation: 'GET /api/v1/projects/<p>, members, robots (read)', permission: 'read-project' },
-  { operation: 'PATCH/DELETE /api/v1/projects/<p>, members and robots (write)', permission: 'manage-project' },
-  { operation: 'users, system robots, audit log, gc, storage (/api/v1)', permission: 'system-admin' },
+/** Each operation a client can perform → what it needs in the repository's project (as checked by routes.ts and the API). */
+export const OPERATIONS: readonly { operation: string; needs: string }[] = [
+  { operation: 'GET/HEAD /v2/<name>/manifests/<ref>, GET/HEAD blobs, GET referrers', needs: 'pull' },
+  { operation: 'mount a blob from another repository (POST uploads ?mount=&from=<source>)', needs: 'push on the target, pull on the source' },
+  { operation: 'GET /v2/<name>/tags/list', needs: 'pull + list-tags' },
+  { operation: 'PUT manifests, POST/PATCH/PUT/DELETE blob uploads', needs: 'pull + push' },
+  { operation: 'DELETE /v2/<name>/manifests/<ref>, DELETE blobs', needs: 'delete' },
+  { operation: 'GET /v2/_catalog', needs: 'any signed-in identity; lists only repositories it may pull' },
+  { operation: 'GET /api/v1/projects/<p>, GET its members', needs: 'read-project' },
+  { operation: 'PATCH/DELETE /api/v1/projects/<p>, PUT/DELETE members, list/create/revoke its robots', needs: 'manage-project' },
+  { operation: 'POST /api/v1/projects', needs: 'any user (auth.projects.creation: everyone) or system admin' },
+  { operation: 'users, system robots, audit log, gc, storage and any other /api/v1 endpoint', needs: 'system admin' },
 ];
 
 export function isRole(value: unknown): value is Role {
@@ -74,7 +75,7 @@ export function renderPermissionTables(): string {
     const robot = ROBOT_PERMISSIONS.includes(permission) ? 'yes' : '—';
     return `| ${permission} | ${cells.join(' | ')} | ${pub} | ${robot} |`;
   });
-  const ops = OPERATIONS.map((o) => `| ${o.operation} | ${o.permission} |`);
+  const ops = OPERATIONS.map((o) => `| \`${o.operation}\` | ${o.needs} |`);
   return [
     header,
     rule,

@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { Kysely } from 'kysely';
 import { durationMs } from '../config/schema.js';
 import type { BerthConfig } from '../config/schema.js';
+import type { MetadataStore } from '../core/ports.js';
 import { KyselyAuthStore } from '../metadata/auth-store.js';
+import type { KyselyMetadataStore } from '../metadata/kysely-store.js';
 import { OpenAccessPolicy, type AccessPolicy } from './access.js';
 import { Accounts } from './accounts.js';
 import { usesExternalIssuer, type AuthConfig } from './config.js';
@@ -36,13 +38,14 @@ export class AuthService {
 
   constructor(
     readonly config: AuthConfig,
-    db: Kysely<unknown>,
+    /** The metadata store; the auth tables live in the same database. */
+    metadata: KyselyMetadataStore,
     /** Base URL clients reach this server at, for the token realm. */
     readonly baseUrl: (request: FastifyRequest) => string,
   ) {
-    this.store = new KyselyAuthStore(db);
+    this.store = new KyselyAuthStore(metadata.db as unknown as Kysely<unknown>);
     this.rules = new AccessRules(this.store, config, (actor, action, target, detail) => this.store.audit({ actor, action, target, ip: null, detail }));
-    this.accounts = new Accounts(this.store);
+    this.accounts = new Accounts(this.store, (project) => projectHasRepositories(metadata, project));
     this.authenticator = new Authenticator(this.store, new LoginRateLimiter(config.ratelimit.failures, durationMs(config.ratelimit.window)));
     this.tokenLifetimeMs = durationMs(config.token.expiration);
     this.refreshLifetimeMs = durationMs(config.token.refreshexpiration);
@@ -97,4 +100,11 @@ export class AuthService {
 export function baseUrlResolver(config: BerthConfig): (request: FastifyRequest) => string {
   const fixed = config.http.host?.replace(/\/+$/, '');
   return (request) => fixed ?? `${request.protocol}://${request.host}`;
+}
+
+/** Whether `project` or any `project/…` repository exists (names sort bytewise; '/' sorts below [a-z0-9]). */
+export async function projectHasRepositories(metadata: MetadataStore, project: string): Promise<boolean> {
+  if (await metadata.repositoryExists(project)) return true;
+  const next = await metadata.listRepositories({ limit: 1, after: `${project}/` });
+  return next.items[0]?.startsWith(`${project}/`) ?? false;
 }

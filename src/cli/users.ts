@@ -5,6 +5,7 @@ import { renderPermissionTables } from '../auth/permissions.js';
 import { generateSecret } from '../auth/secrets.js';
 import { AuthService } from '../auth/service.js';
 import { durationMs, type BerthConfig } from '../config/schema.js';
+import { RegistryError } from '../core/errors.js';
 import { openMetadataStore } from '../metadata/index.js';
 import { KyselyMetadataStore } from '../metadata/kysely-store.js';
 
@@ -16,8 +17,14 @@ async function withAuth<T>(loadConfig: LoadConfig, fn: (auth: AuthService, actor
   const metadata = await openMetadataStore(config);
   try {
     if (!(metadata instanceof KyselyMetadataStore)) throw new Error('user management needs the sqlite or postgres metadata store');
-    const auth = new AuthService(config.auth, metadata.db as never, () => '');
+    const auth = new AuthService(config.auth, metadata, () => '');
     return await fn(auth, { name: `cli:${safeUser()}`, ip: null });
+  } catch (err) {
+    // A refused change (bad name, unknown user…) is the user's mistake: say why, without a stack trace.
+    if (!(err instanceof RegistryError)) throw err;
+    process.stderr.write(`berth: ${err.message}\n`);
+    process.exitCode = 1;
+    return undefined as T;
   } finally {
     await metadata.close();
   }

@@ -105,6 +105,14 @@ describe('admin API /api/v1', () => {
     assert.equal((await fetch(`${server.url}/v2/ci/app/tags/list`, { headers: { authorization: bearer(jwt) } })).status, 401, 'its tokens die with it');
   });
 
+  it('a project with repositories cannot be deleted (its name could be re-created by anyone); an empty one can', async () => {
+    const busy = await api(server, 'DELETE', '/projects/ci', adminAuth());
+    assert.equal(busy.status, 409);
+    await addProject(server, 'empty');
+    assert.equal((await api(server, 'DELETE', '/projects/empty', adminAuth())).status, 204);
+    assert.equal((await api(server, 'GET', '/projects/empty', adminAuth())).status, 404);
+  });
+
   it('an expired robot cannot log in', async () => {
     const res = await api(server, 'POST', '/robots', adminAuth(), { name: 'shortlived', expiresIn: '1s', permissions: [{ project: 'ci', actions: ['pull'] }] });
     assert.equal(res.status, 201);
