@@ -30,15 +30,36 @@ export function createWorkloads(options: BenchOptions): Workload[] {
 
 interface RunState {
   options: BenchOptions;
+  /** Seeded data directories by `${workload}/${kind}`. */
+  templates: Map<string, string>;
   launch: BerthLaunch;
   collector: ResultCollector;
   notes: Set<string>;
   log: Log;
 }
 
+/** Seeds one server of `kind` for `workload` (once per run) and keeps its data as a template. */
+async function seedTemplate(workload: Workload, kind: ServerKind, state: RunState): Promise<string | undefined> {
+  const key = `${workload.id}/${kind}`;
+  if (!workload.seed || state.templates.has(key)) return state.templates.get(key);
+  const started = Date.now();
+  const server = await startServerOfKind(kind, state.launch);
+  try {
+    await workload.seed(server);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  await server.stop({ keepData: true });
+  state.templates.set(key, server.dataDir);
+  state.log(`  ${kind.padEnd(12)} seeded in ${((Date.now() - started) / 1000).toFixed(0)} s (not measured)`);
+  return server.dataDir;
+}
+
 /** One workload on one freshly started server; the server is stopped whatever happens. */
 async function runOnce(workload: Workload, kind: ServerKind, state: RunState): Promise<void> {
-  const server = await startServerOfKind(kind, state.launch);
+  const seedFrom = await seedTemplate(workload, kind, state);
+  const server = await startServerOfKind(kind, state.launch, { seedFrom });
   const sampler = new RssSampler(server.pid);
   try {
     const measured = await workload.run({
@@ -76,6 +97,7 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
   const workloads = createWorkloads(options);
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
+  let state: RunState | undefined;
   try {
     const machine = describeMachine();
     if (machine.loadAverageAtStart > 1) log(`warning: load average is ${machine.loadAverageAtStart.toFixed(1)}; other work on this machine will skew the figures`);
@@ -86,7 +108,7 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
       log('compiling Berth into a private build directory…');
       buildDir = await prepareBerthBuild(workDir);
     }
-    const state: RunState = { options, launch: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs }, collector: new ResultCollector(), notes: new Set(), log };
+    state = { options, templates: new Map(), launch: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs }, collector: new ResultCollector(), notes: new Set(), log };
     for (const workload of workloads) {
       log(`preparing ${workload.id}… (${elapsed()})`);
       await workload.prepare?.();
@@ -115,6 +137,7 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
     };
   } finally {
     for (const workload of workloads) await workload.cleanup?.();
+    for (const dir of state?.templates.values() ?? []) rmSync(dir, { recursive: true, force: true });
     rmSync(workDir, { recursive: true, force: true });
   }
 }

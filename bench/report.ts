@@ -108,7 +108,7 @@ export function renderMarkdown(result: BenchResult): string {
     `${machine.date} · ${machine.cpus} CPUs (${machine.cpuModel}) · ${machine.memoryGiB} GiB RAM · Linux ${machine.kernel} · Node ${machine.node} · ${machine.distribution}`,
   );
   lines.push(`Load average (1 min) ${num(machine.loadAverageAtStart)} at start, ${num(result.loadAverageAtEnd)} at end · run took ${num(result.durationSeconds)} s`);
-  lines.push(`Berth runtime: ${options.berthRuntime === 'build' ? 'compiled JavaScript (tsc)' : 'tsx loader'}, log level warn · rounds: ${options.rounds} (medians; servers alternate which goes first) · MB = 10^6 bytes`, '');
+  lines.push(`Berth runtime: ${options.berthRuntime === 'build' ? 'compiled JavaScript (esbuild transpile of src/)' : 'tsx loader'}, log level warn · rounds: ${options.rounds} (medians; servers alternate which goes first) · MB = 10^6 bytes`, '');
   if (result.notes.length > 0) lines.push(...result.notes.map((n) => `> ${n}`), '');
 
   lines.push('| Figure | Unit | Berth | Distribution | Berth/Distribution | Target | |', '|---|---|--:|--:|--:|--:|---|');

@@ -9,7 +9,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runBench, WORKLOAD_IDS } from './bench.js';
 import { parseSize, resolveOptions, type BenchOptions } from './options.js';
 import { renderMarkdown, writeResults } from './report.js';
-import { ROOT } from './servers.js';
+import { ROOT, stopAllServers } from './servers.js';
 
 const integer = (text: string) => {
   const value = Number(text);
@@ -100,6 +100,13 @@ async function main(): Promise<void> {
     writeResults(dir, result, markdown);
     process.stderr.write(`results written to ${path.relative(process.cwd(), dir) || '.'}/latest.{md,json} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
   }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`bench: ${signal}, stopping the servers\n`);
+    void stopAllServers().finally(() => process.exit(130));
+  });
 }
 
 main().catch((err: unknown) => {

@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +20,8 @@ export interface BenchServer {
   dataDir: string;
   /** Everything the process printed (for error messages). */
   output(): string;
-  stop(): Promise<void>;
+  /** Stops the process and removes dataDir, unless `keepData` (to seed later servers from it). */
+  stop(options?: { keepData?: boolean }): Promise<void>;
 }
 
 export interface BerthLaunch {
@@ -47,23 +48,38 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * Compiles Berth with tsc into a private directory, so the benchmark runs the same
- * JavaScript users run (`berth serve`) without touching the shared dist/.
+ * Transpiles src/ into a private directory with esbuild (the transpiler tsx itself uses;
+ * seconds faster than tsc on a busy machine), so the benchmark runs plain JavaScript as
+ * users run `berth serve`, without a loader thread, and without touching the shared dist/.
  */
 export async function prepareBerthBuild(workDir: string): Promise<string> {
   const buildDir = path.join(workDir, 'berth-build');
-  const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
-  // tsc emits even when someone's work in progress has type errors; only a missing cli.js is fatal.
-  await promisify(execFile)(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.json'), '--outDir', buildDir]).catch(() => undefined);
-  if (!existsSync(path.join(buildDir, 'src/cli.js'))) throw new Error(`tsc did not produce ${buildDir}/src/cli.js`);
+  const sources = readdirSync(path.join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
+    .map((file) => path.join(ROOT, 'src', file));
+  const esbuild = path.join(ROOT, 'node_modules/esbuild/bin/esbuild');
+  await promisify(execFile)(esbuild, [...sources, `--outdir=${path.join(buildDir, 'src')}`, '--format=esm', '--platform=node', '--target=node20', '--log-level=warning']);
+  if (!existsSync(path.join(buildDir, 'src/cli.js'))) throw new Error(`esbuild did not produce ${buildDir}/src/cli.js`);
   copyFileSync(path.join(ROOT, 'package.json'), path.join(buildDir, 'package.json'));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(buildDir, 'node_modules'));
   return buildDir;
 }
 
-export async function startBerth(launch: BerthLaunch): Promise<BenchServer> {
+/** What a server starts from: empty, or a copy of a data directory seeded earlier. */
+export interface StartOptions {
+  /** A stopped server's dataDir (kept with `keepData`), copied before the start. */
+  seedFrom?: string;
+}
+
+function freshDataDir(prefix: string, seedFrom: string | undefined): string {
+  const dataDir = tempDir(prefix);
+  if (seedFrom) cpSync(seedFrom, dataDir, { recursive: true });
+  return dataDir;
+}
+
+export async function startBerth(launch: BerthLaunch, start: StartOptions = {}): Promise<BenchServer> {
   const port = await freePort();
-  const dataDir = tempDir('berth-bench-data-');
+  const dataDir = freshDataDir('berth-bench-data-', start.seedFrom);
   const entry = launch.runtime === 'build' ? [path.join(launch.buildDir!, 'src/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
   const child = spawn(process.execPath, [...(launch.nodeArgs ?? []), ...entry, 'serve'], {
     cwd: ROOT,
@@ -100,19 +116,26 @@ export function distributionConfig(dataDir: string, port: number): string {
   ].join('\n');
 }
 
-export async function startDistribution(): Promise<BenchServer> {
+export async function startDistribution(start: StartOptions = {}): Promise<BenchServer> {
   ensureDistributionInstalled();
   const port = await freePort();
-  const dataDir = tempDir('distribution-bench-data-');
+  const dataDir = freshDataDir('distribution-bench-data-', start.seedFrom);
   const configFile = path.join(dataDir, 'config.yml');
   writeFileSync(configFile, distributionConfig(dataDir, port));
-  mkdirSync(path.join(dataDir, 'storage'));
+  mkdirSync(path.join(dataDir, 'storage'), { recursive: true });
   const child = spawn(DISTRIBUTION_BINARY, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
   return watch('distribution', child, `http://127.0.0.1:${port}`, dataDir);
 }
 
-export function startServerOfKind(kind: ServerKind, launch: BerthLaunch): Promise<BenchServer> {
-  return kind === 'berth' ? startBerth(launch) : startDistribution();
+export function startServerOfKind(kind: ServerKind, launch: BerthLaunch, start: StartOptions = {}): Promise<BenchServer> {
+  return kind === 'berth' ? startBerth(launch, start) : startDistribution(start);
+}
+
+const running = new Set<BenchServer>();
+
+/** Stops every server still running (on Ctrl-C), so none outlives the harness. */
+export async function stopAllServers(): Promise<void> {
+  await Promise.all([...running].map((server) => server.stop()));
 }
 
 /** Installs the Debian package when the binary is missing (the harness runs as root). */
@@ -149,14 +172,16 @@ async function watch(kind: ServerKind, child: ChildProcess, url: string, dataDir
     pid: child.pid!,
     dataDir,
     output: () => out,
-    async stop() {
+    async stop(options = {}) {
+      running.delete(server);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       await exited;
       clearTimeout(timer);
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!options.keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  running.add(server);
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;

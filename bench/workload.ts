@@ -29,15 +29,17 @@ export interface WorkloadContext {
 }
 
 /**
- * One workload. `prepare` builds inputs shared by every server and round (untimed);
- * `run` seeds a freshly started server, calls startMeasuring(), measures and returns
- * a value per figure id.
+ * One workload. `prepare` builds inputs shared by every server and round (untimed).
+ * `seed`, when present, fills one server of each kind once, through the API; every round
+ * then starts a fresh server on a copy of that data. `run` gets a freshly started server,
+ * does any small setup, calls startMeasuring(), measures and returns a value per figure id.
  */
 export interface Workload {
   id: string;
   title: string;
   figures: FigureSpec[];
   prepare?(): Promise<void>;
+  seed?(server: BenchServer): Promise<void>;
   run(ctx: WorkloadContext): Promise<Record<string, number>>;
   /** Removes what prepare() wrote. */
   cleanup?(): Promise<void>;

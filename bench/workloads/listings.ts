@@ -7,26 +7,31 @@ const TAG_REPO = 'bench/tags';
 
 const pad = (i: number) => String(i).padStart(6, '0');
 
-interface Seeded {
+interface Names {
   tags: string[];
-  /** Every repository the catalog must list, sorted. */
+  /** Repositories with one tag each, besides TAG_REPO. */
   repositories: string[];
 }
 
-/** One repository with `tags` tags and `repositories` more with one tag each, through the API. */
-async function seed(client: BenchClient, options: BenchOptions): Promise<Seeded> {
+function names(options: BenchOptions): Names {
+  return {
+    tags: Array.from({ length: options.tags }, (_, i) => `tag-${pad(i)}`),
+    repositories: Array.from({ length: options.repositories }, (_, i) => `bench/catalog/repo-${pad(i)}`),
+  };
+}
+
+/** One repository with every tag and the other repositories with one tag each, through the API. */
+async function seed(client: BenchClient, options: BenchOptions): Promise<void> {
+  const { tags, repositories } = names(options);
   const image = smallImage('listings');
   await client.uploadBlob(TAG_REPO, image.config);
   await client.uploadBlob(TAG_REPO, image.layer);
-  const tags = Array.from({ length: options.tags }, (_, i) => `tag-${pad(i)}`);
   await runPool(tags, options.seedConcurrency, (tag) => client.putManifest(TAG_REPO, tag, image.manifest));
-  const repos = Array.from({ length: options.repositories }, (_, i) => `bench/catalog/repo-${pad(i)}`);
-  await runPool(repos, options.seedConcurrency, async (repo) => {
+  await runPool(repositories, options.seedConcurrency, async (repo) => {
     await client.mountOrUpload(repo, TAG_REPO, image.config);
     await client.mountOrUpload(repo, TAG_REPO, image.layer);
     await client.putManifest(repo, 'latest', image.manifest);
   });
-  return { tags, repositories: [...repos, TAG_REPO].sort() };
 }
 
 /** Median wall time of `repeats` sequential requests, in ms; each result is verified untimed. */
@@ -81,9 +86,11 @@ export function listingsWorkload(options: BenchOptions): Workload {
       { id: 'catalog-page', label: `_catalog page (n=${n}&last=…)`, unit: 'ms', better: 'lower', target: { ratioAtMost: 0.5 } },
       { id: 'catalog-walk', label: `_catalog full walk (n=${n}, follow Link)`, unit: 'ms', better: 'lower', target: { ratioAtMost: 0.2 } },
     ],
+    seed: (server) => seed(new BenchClient(server.url), options),
     async run(ctx) {
       const client = new BenchClient(ctx.server.url);
-      const { tags, repositories } = await seed(client, options);
+      const { tags } = names(options);
+      const repositories = [...names(options).repositories, TAG_REPO].sort();
       ctx.startMeasuring();
       const midTag = tags[tags.length >> 1]!;
       const midRepo = repositories[repositories.length >> 1]!;
