@@ -30,6 +30,8 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 /** Server-side part copies in flight at once while assembling a blob. */
 const COPY_CONCURRENCY = 4;
+/** Connections to S3 open at once (per process). */
+const MAX_SOCKETS = 256;
 /** Lifetime of a presigned GET URL (Distribution's default is 20 minutes too). */
 const REDIRECT_EXPIRY_SECONDS = 20 * 60;
 
@@ -82,8 +84,12 @@ export class S3BlobStore implements BlobStore {
     this.chunkSize = config.chunksize;
   }
 
+  /**
+   * Key of a blob. Besides real digests this accepts any `<algorithm>:<name>` that
+   * listBlobs may report (fsck deletes leftovers by that name); a slash never passes.
+   */
   blobKey(digest: string): string {
-    const m = /^([a-z0-9]+):([a-f0-9]{32,})$/.exec(digest);
+    const m = /^([a-z0-9]+):([A-Za-z0-9._-]{2,})$/.exec(digest);
     if (!m) throw new Error(`invalid digest ${digest}`);
     return `${this.prefix}blobs/${m[1]}/${m[2]!.slice(0, 2)}/${m[2]}`;
   }
@@ -299,12 +305,15 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  /** Every committed blob (for `berth fsck`), listed page by page. */
+  /**
+   * Every committed blob (for `berth fsck`), listed page by page, named so that `delete` finds
+   * it again. Objects not shaped like blobs/<algorithm>/<xx>/<name> are not Berth's: skipped.
+   */
   async *listBlobs(): AsyncIterable<{ digest: string; size: number; modifiedAt?: Date }> {
     const root = `${this.prefix}blobs/`;
     for await (const object of this.listObjects(root)) {
-      const [algorithm, , hex] = object.key.slice(root.length).split('/');
-      yield { digest: `${algorithm}:${hex ?? ''}`, size: object.size, modifiedAt: object.modifiedAt };
+      const digest = blobNameOf(object.key.slice(root.length));
+      if (digest && this.blobKey(digest) === object.key) yield { digest, size: object.size, modifiedAt: object.modifiedAt };
     }
   }
 
@@ -419,6 +428,9 @@ export function createS3Client(config: S3StorageConfig): S3Client {
     forcePathStyle: config.forcepathstyle,
     // Without keys in the config the SDK's default chain applies: env, profile, instance/task role.
     credentials: config.accesskey && config.secretkey ? { accessKeyId: config.accesskey, secretAccessKey: config.secretkey } : undefined,
+    // A blob GET holds its connection for the whole download: with the SDK's default of 50
+    // sockets, slow pullers would make every other S3 call (HEAD, PUT…) queue behind them.
+    requestHandler: { httpAgent: { maxSockets: MAX_SOCKETS }, httpsAgent: { maxSockets: MAX_SOCKETS } },
   };
   const client = new S3Client(options);
   if (config.forcepathstyle) {
@@ -438,6 +450,12 @@ export function createS3Client(config: S3StorageConfig): S3Client {
     );
   }
   return client;
+}
+
+/** `<algorithm>:<name>` for a key below blobs/ of the form <algorithm>/<xx>/<name>, else null. */
+function blobNameOf(relativeKey: string): string | null {
+  const parts = relativeKey.split('/');
+  return parts.length === 3 && /^[a-z0-9]+$/.test(parts[0]!) && /^[A-Za-z0-9._-]{2,}$/.test(parts[2]!) ? `${parts[0]}:${parts[2]}` : null;
 }
 
 function parseStaging(state: StagingState, uploadId: string): Staging {

@@ -108,7 +108,10 @@ export async function testStorageEnv(dataDir: string | undefined, given: NodeJS.
   if (process.env.BERTH_TEST_STORAGE !== 's3') return {};
   if (Object.entries(given).some(([name, value]) => value !== undefined && /^BERTH_STORAGE_(FILESYSTEM|S3)_/.test(name))) return {};
   const s3 = await sharedLocalS3();
-  const deployment = createHash('sha256').update(path.resolve(dataDir ?? 'data')).digest('hex').slice(0, 16);
+  const deployment = createHash('sha256')
+    .update(path.resolve(dataDir ?? 'data'))
+    .digest('hex')
+    .slice(0, 16);
   const settings = localS3Settings(s3, `deployment-${deployment}`);
   return {
     BERTH_STORAGE_S3_BUCKET: settings.bucket,

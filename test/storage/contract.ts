@@ -178,24 +178,28 @@ export function runBlobStoreContract(name: string, setup: () => Promise<Contract
       await store.check();
     });
 
-    it('a 200 MB upload from a slow stream keeps memory bounded (RSS growth < 60 MB) and commits intact', { timeout: 300_000 }, async (t) => {
-      const size = 200 * MiB;
-      const source = new GeneratedStream(size);
-      const id = randomUUID();
-      const state = await store.createUpload(id);
-      const rss = new RssSampler();
-      const staged = await store.appendUpload(id, state, 0, source);
-      const growth = rss.stop();
-      t.diagnostic(`RSS growth while staging 200 MB: ${(growth / MiB).toFixed(1)} MiB`);
-      assert.ok(growth < 60 * MiB, `RSS grew by ${(growth / MiB).toFixed(1)} MiB while staging 200 MB`);
-      const digest = source.digest();
-      await store.commitUpload(id, staged, digest, size);
-      assert.deepEqual(await store.stat(digest), { size });
-      const hash = createHash('sha256');
-      for await (const chunk of await store.openRange(digest)) hash.update(chunk as Buffer);
-      assert.equal(`sha256:${hash.digest('hex')}`, digest);
-      await store.delete(digest);
-    });
+    it(
+      'a 200 MB upload from a slow stream keeps memory bounded (RSS growth < 60 MB) and commits intact',
+      { timeout: 300_000 },
+      async (t) => {
+        const size = 200 * MiB;
+        const source = new GeneratedStream(size);
+        const id = randomUUID();
+        const state = await store.createUpload(id);
+        const rss = new RssSampler();
+        const staged = await store.appendUpload(id, state, 0, source);
+        const growth = rss.stop();
+        t.diagnostic(`RSS growth while staging 200 MB: ${(growth / MiB).toFixed(1)} MiB`);
+        assert.ok(growth < 60 * MiB, `RSS grew by ${(growth / MiB).toFixed(1)} MiB while staging 200 MB`);
+        const digest = source.digest();
+        await store.commitUpload(id, staged, digest, size);
+        assert.deepEqual(await store.stat(digest), { size });
+        const hash = createHash('sha256');
+        for await (const chunk of await store.openRange(digest)) hash.update(chunk as Buffer);
+        assert.equal(`sha256:${hash.digest('hex')}`, digest);
+        await store.delete(digest);
+      },
+    );
   });
 }
 

@@ -73,7 +73,9 @@ describe('registry on S3: push and pull over HTTP', () => {
     const blob = makeBlob(2 * MiB);
     assert.equal((await client.pushBlob('s3/layout', blob)).status, 201);
     const hex = blob.digest.slice('sha256:'.length);
-    assert.deepEqual(await keysUnder(`in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`), [`in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`]);
+    assert.deepEqual(await keysUnder(`in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`), [
+      `in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`,
+    ]);
     assert.deepEqual(await keysUnder('in-process/uploads/'), []);
   });
 });

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../src/config/load.js';
+import type { RegistryError } from '../../src/core/errors.js';
 import { S3BlobStore, MIN_PART_SIZE, createS3Client, type S3StorageConfig } from '../../src/storage/s3.js';
 import { openBlobStore } from '../../src/storage/index.js';
 import { localS3Settings, startLocalS3, type LocalS3 } from '../helpers/s3.js';
@@ -106,6 +107,30 @@ describe('S3BlobStore specifics', () => {
     assert.deepEqual(await keysUnder(`uploads/${aborted.id}/`), []);
   });
 
+  it('a commit whose part copy fails rejects and leaves no blob visible', async () => {
+    const { id, state, data } = await stage([randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(10)]);
+    const segments = (state as { segments: { name: string; size: number }[] }).segments;
+    assert.equal(segments.length, 3);
+    // Lose the middle segment behind the adapter's back: its UploadPartCopy fails with NoSuchKey.
+    await raw.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `${root()}/uploads/${id}/${segments[1]!.name}` }));
+    await assert.rejects(store.commitUpload(id, state, sha256(data), data.length));
+    assert.equal(await store.stat(sha256(data)), null);
+  });
+
+  it('an upload needing more than 10,000 segments (S3 parts) is refused with SIZE_INVALID 413', async () => {
+    const id = randomUUID();
+    // Only the state matters here: 10,000 full segments recorded, none read back.
+    const full = {
+      segments: Array.from({ length: 10_000 }, (_, i) => ({ name: `${String(i).padStart(5, '0')}-000000000000`, size: MIN_PART_SIZE })),
+    };
+    const offset = 10_000 * MIN_PART_SIZE;
+    await assert.rejects(store.appendUpload(id, full, offset, Readable.from([Buffer.from('x')])), (err: RegistryError) => {
+      assert.equal(err.code, 'SIZE_INVALID');
+      assert.equal(err.status, 413);
+      return true;
+    });
+  });
+
   it('listUploads and listBlobs report what is stored (for fsck)', async () => {
     const { id, state, data } = await stage([randomBytes(6 * MiB), randomBytes(10)]);
     const uploads = [];
@@ -116,6 +141,17 @@ describe('S3BlobStore specifics', () => {
     const blobs = [];
     for await (const blob of store.listBlobs()) blobs.push(blob);
     assert.equal(blobs.find((b) => b.digest === sha256(data))?.size, data.length);
+
+    // Leftovers with a blob-like key are listed under a name delete() accepts; foreign keys are not Berth's.
+    for (const key of ['blobs/sha256/ab/abc.partial', 'blobs/README']) {
+      await raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${root()}/${key}`, Body: 'x' }));
+    }
+    const names = [];
+    for await (const blob of store.listBlobs()) names.push(blob.digest);
+    assert.ok(names.includes('sha256:abc.partial'));
+    assert.ok(!names.some((n) => n.includes('README')));
+    await store.delete('sha256:abc.partial');
+    assert.deepEqual(await keysUnder('blobs/sha256/ab/abc.partial'), []);
   });
 
   it('redirectUrl is null unless redirect is enabled; the presigned URL serves the blob, ranges included', async () => {
