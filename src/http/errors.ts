@@ -24,8 +24,22 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     const code = status === 413 ? 'SIZE_INVALID' : status === 429 ? 'TOOMANYREQUESTS' : 'UNSUPPORTED';
     return sendError(reply, new RegistryError(code, error.message).withStatus(status));
   }
+  if (isStorageFull(error)) {
+    request.log.error({ err: error }, 'storage full');
+    return sendError(reply, new RegistryError('STORAGE_FULL', 'storage is full: nothing was stored; retry once space is freed'));
+  }
   request.log.error({ err: error }, 'unhandled error');
   return sendError(reply, new RegistryError('UNKNOWN', 'internal error; see the server log for request ' + request.id));
+}
+
+/**
+ * A full disk seen by any layer: the filesystem (ENOSPC, EDQUOT), SQLite (SQLITE_FULL) or
+ * PostgreSQL (SQLSTATE 53100 disk_full). Blob writes map this in the core already; this
+ * catches metadata writes (session rows, manifests) so they answer 507 too, not 500.
+ */
+function isStorageFull(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === '53100';
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
