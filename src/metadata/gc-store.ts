@@ -310,19 +310,26 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
 
   // ── Storage accounting ───────────────────────────────────────────────────
 
+  /**
+   * Computed on demand: one pass over manifest_references (its (repository_id, child_digest)
+   * index covers the DISTINCT) with an index lookup in blobs per reference. Child manifests
+   * drop out in the join (manifests are not blob rows). Cost is linear in references:
+   * bench/gc-scaling.ts measures it. The per-repository form only reads that repository's rows.
+   */
   async storageUsage(): Promise<StorageUsage> {
     const perRepository = await sql<{ repository: string; blobs: number; bytes: number }>`
-      select r.name as repository, count(*) as blobs, coalesce(sum(b.size), 0) as bytes
-      from (select distinct repository_id, child_digest from manifest_references where kind <> 'manifest') x
-      join blobs b on b.digest = x.child_digest
+      select r.name as repository, x.blobs, x.bytes
+      from (select d.repository_id, count(*) as blobs, coalesce(sum(b.size), 0) as bytes
+            from (select distinct repository_id, child_digest from manifest_references) d
+            join blobs b on b.digest = d.child_digest
+            group by d.repository_id) x
       join repositories r on r.id = x.repository_id
-      group by r.name order by r.name`.execute(this.db);
+      order by r.name`.execute(this.db);
     const project = this.dialect === 'postgres' ? sql`split_part(r.name, '/', 1)` : sql`case when instr(r.name, '/') > 0 then substr(r.name, 1, instr(r.name, '/') - 1) else r.name end`;
     const perProject = await sql<{ project: string; blobs: number; bytes: number }>`
       select p.project, count(*) as blobs, coalesce(sum(b.size), 0) as bytes
       from (select distinct ${project} as project, mr.child_digest
-            from manifest_references mr join repositories r on r.id = mr.repository_id
-            where mr.kind <> 'manifest') p
+            from manifest_references mr join repositories r on r.id = mr.repository_id) p
       join blobs b on b.digest = p.child_digest
       group by p.project order by p.project`.execute(this.db);
     const total = await this.db
@@ -341,7 +348,7 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
     if (!repo) return null;
     const row = await sql<{ blobs: number; bytes: number }>`
       select count(*) as blobs, coalesce(sum(b.size), 0) as bytes
-      from (select distinct child_digest from manifest_references where repository_id = ${repo.id} and kind <> 'manifest') x
+      from (select distinct child_digest from manifest_references where repository_id = ${repo.id}) x
       join blobs b on b.digest = x.child_digest`.execute(this.db);
     const usage = row.rows[0];
     return { repository, blobs: Number(usage?.blobs ?? 0), bytes: Number(usage?.bytes ?? 0) };
