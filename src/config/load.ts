@@ -116,7 +116,10 @@ export function resolveConfigPaths(config: BerthConfig): BerthConfig {
     data: { dir: dataDir },
     storage: {
       ...config.storage,
-      filesystem: { rootdirectory: path.resolve(config.storage.filesystem?.rootdirectory ?? path.join(dataDir, 'storage')) },
+      // The filesystem driver is the default, so it gets a root only when S3 is not configured.
+      filesystem: config.storage.s3
+        ? undefined
+        : { rootdirectory: path.resolve(config.storage.filesystem?.rootdirectory ?? path.join(dataDir, 'storage')) },
     },
     metadata: {
       ...config.metadata,

@@ -203,6 +203,7 @@ describe('storage.s3 configuration', () => {
       BERTH_STORAGE_S3_ROOTDIRECTORY: '/from-env',
     });
     assert.deepEqual(config.storage.s3, { ...localS3Settings(s3, '/from-env'), chunksize: 10 * MiB });
+    assert.equal(config.storage.filesystem, undefined, 'no filesystem root is invented next to S3');
     const store = await openBlobStore(config);
     try {
       assert.ok(store instanceof S3BlobStore);
