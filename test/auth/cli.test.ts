@@ -20,10 +20,16 @@ describe('berth user / project / robot CLI against a running server\'s data', ()
   async function berth(args: string[], stdin?: string): Promise<string> {
     const child = exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
       cwd: ROOT,
-      env: { ...process.env, BERTH_DATA_DIR: server.dataDir, BERTH_AUTH_MODE: 'basic' },
+      env: { ...process.env, ...metadataEnv(), BERTH_DATA_DIR: server.dataDir, BERTH_AUTH_MODE: 'basic' },
     });
     if (stdin !== undefined) child.child.stdin!.end(stdin);
     return (await child).stdout;
+  }
+
+  /** The server's metadata back end (SQLite in its data dir, or the suite's PostgreSQL database). */
+  function metadataEnv(): NodeJS.ProcessEnv {
+    const { driver, url } = server.config.metadata;
+    return { BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}) };
   }
 
   const status = async (user: string, password: string) => (await fetch(`${server.url}/v2/`, { headers: { authorization: basic(user, password) } })).status;

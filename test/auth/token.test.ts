@@ -3,9 +3,11 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import SQLite from 'better-sqlite3';
+import type { Kysely } from 'kysely';
 import { SignJWT, generateKeyPair, importJWK, type JWK } from 'jose';
 import { RegistryClient, errorCode, makeImage } from '../helpers/registry-client.js';
+import { KyselyAuthStore } from '../../src/metadata/auth-store.js';
+import { openMetadataStore } from '../../src/metadata/index.js';
 import { ROOT, type TestServer } from '../helpers/server.js';
 import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, api, basic, bearer, claims, getToken, header, startAuthServer, token, type TokenAnswer } from './support.js';
 
@@ -28,10 +30,12 @@ describe('auth: token — Docker Registry token authentication', () => {
 
   /** Signs a token with the server's own current key (read from its DB), with claims of our choosing. */
   async function forge(payload: Record<string, unknown>, headerOverrides: Record<string, unknown> = {}): Promise<string> {
-    const db = new SQLite(server.config.metadata.path!, { readonly: true });
-    const row = db.prepare('select kid, private_jwk from signing_keys where retired_at is null').get() as { kid: string; private_jwk: string };
-    db.close();
-    const key = await importJWK(JSON.parse(row.private_jwk) as JWK, 'ES256');
+    // Through the store, so this works on SQLite and PostgreSQL alike.
+    const metadata = await openMetadataStore(server.config);
+    const keys = await new KyselyAuthStore(metadata.db as unknown as Kysely<unknown>).listSigningKeys();
+    await metadata.close();
+    const row = keys.find((k) => k.retiredAt === null)!;
+    const key = await importJWK(JSON.parse(row.privateJwk) as JWK, 'ES256');
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ access: [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }], ...payload })
       .setProtectedHeader({ alg: 'ES256', kid: row.kid, ...headerOverrides })
@@ -224,7 +228,8 @@ describe('auth: token — Docker Registry token authentication', () => {
 
   it('`berth auth rotate-key`: new tokens use the new kid, tokens signed with the old key stay valid', async () => {
     const before = await token(server, ['repository:team/app:pull'], alice);
-    const env = { ...process.env, BERTH_DATA_DIR: server.dataDir, BERTH_AUTH_MODE: 'token', BERTH_AUTH_ADMIN_PASSWORD: ADMIN_PASSWORD };
+    const { driver, url } = server.config.metadata;
+    const env = { ...process.env, BERTH_DATA_DIR: server.dataDir, BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}), BERTH_AUTH_MODE: 'token', BERTH_AUTH_ADMIN_PASSWORD: ADMIN_PASSWORD };
     const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'auth', 'rotate-key'], { cwd: ROOT, env });
     const kid = /new signing key (\S+)/.exec(stdout)?.[1];
     assert.ok(kid && kid !== header(before).kid);
