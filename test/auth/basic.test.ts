@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RegistryClient, errorCode, makeImage } from '../helpers/registry-client.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { rmSync } from 'node:fs';
+import { startBerthProcess, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, basic, startAuthServer } from './support.js';
 
 describe('auth: basic — every request carries HTTP Basic credentials', () => {
@@ -139,4 +140,23 @@ describe('initial admin', () => {
       await server.destroy();
     }
   });
+});
+
+describe('auth: none (the zero-setup default)', () => {
+  for (const [addr, warns] of [
+    ['127.0.0.1:0', false],
+    ['0.0.0.0:0', true],
+  ] as const) {
+    it(`${warns ? 'warns loudly' : 'does not warn'} when listening on ${addr}`, async () => {
+      const dataDir = tempDir();
+      const berth = await startBerthProcess({ BERTH_DATA_DIR: dataDir, BERTH_HTTP_ADDR: addr });
+      try {
+        assert.equal(/auth\.mode is none and Berth listens beyond loopback/.test(berth.output()), warns, berth.output());
+        assert.equal((await fetch(`${berth.url}/v2/`)).status, 200, 'no credentials needed');
+      } finally {
+        await berth.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair, importPKCS8, type CryptoKey, type KeyObject } from 'jose';
+import { requireTools } from '../helpers/clients.js';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { bearer } from './support.js';
@@ -92,6 +93,7 @@ describe('external token issuer: PEM certificate bundle', () => {
   let server: TestServer;
   let key: Key;
   before(async () => {
+    requireTools(['openssl']);
     dir = tempDir();
     const keyFile = path.join(dir, 'issuer.key');
     const certFile = path.join(dir, 'issuer.crt');
