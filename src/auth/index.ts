@@ -1,13 +1,21 @@
+import type { FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/schema.js';
 import type { MetadataStore } from '../core/ports.js';
+import { KyselyAuthStore } from '../metadata/auth-store.js';
 import { KyselyMetadataStore } from '../metadata/kysely-store.js';
 import { AuthService, baseUrlResolver } from './service.js';
 
-/** Builds and initialises the auth layer on the metadata DB; warns when an open registry is exposed. */
-export async function openAuth(config: BerthConfig, metadata: MetadataStore, logger: Logger): Promise<AuthService> {
+/** The auth layer over the metadata DB it shares with the registry (the one place that picks the AuthStore adapter). */
+export function createAuthService(config: BerthConfig, metadata: MetadataStore, baseUrl: (request: FastifyRequest) => string): AuthService {
   if (!(metadata instanceof KyselyMetadataStore)) throw new Error('auth needs the Kysely metadata store (sqlite or postgres)');
-  const auth = new AuthService(config.auth, metadata, baseUrlResolver(config));
+  return new AuthService(config.auth, new KyselyAuthStore(metadata.db as unknown as Kysely<unknown>), metadata, baseUrl);
+}
+
+/** Builds and initialises the auth layer for the server; warns when an open registry is exposed. */
+export async function openAuth(config: BerthConfig, metadata: MetadataStore, logger: Logger): Promise<AuthService> {
+  const auth = createAuthService(config, metadata, baseUrlResolver(config));
   await auth.init(logger);
   if (config.auth.mode === 'none' && !isLoopback(config.http.addr)) {
     logger.warn(

@@ -1,11 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Kysely } from 'kysely';
-import { durationMs } from '../config/schema.js';
-import type { BerthConfig } from '../config/schema.js';
+import { durationMs, type BerthConfig } from '../config/schema.js';
 import type { MetadataStore } from '../core/ports.js';
-import { KyselyAuthStore } from '../metadata/auth-store.js';
-import type { KyselyMetadataStore } from '../metadata/kysely-store.js';
 import { OpenAccessPolicy, type AccessPolicy } from './access.js';
 import { Accounts } from './accounts.js';
 import { usesExternalIssuer, type AuthConfig } from './config.js';
@@ -38,12 +34,13 @@ export class AuthService {
 
   constructor(
     readonly config: AuthConfig,
-    /** The metadata store; the auth tables live in the same database. */
-    metadata: KyselyMetadataStore,
+    store: AuthStore,
+    /** The registry's metadata (to tell whether a project still has repositories). */
+    metadata: MetadataStore,
     /** Base URL clients reach this server at, for the token realm. */
     readonly baseUrl: (request: FastifyRequest) => string,
   ) {
-    this.store = new KyselyAuthStore(metadata.db as unknown as Kysely<unknown>);
+    this.store = store;
     this.rules = new AccessRules(this.store, config, (actor, action, target, detail) => this.store.audit({ actor, action, target, ip: null, detail }));
     this.accounts = new Accounts(this.store, (project) => projectHasRepositories(metadata, project));
     this.authenticator = new Authenticator(this.store, new LoginRateLimiter(config.ratelimit.failures, durationMs(config.ratelimit.window)));

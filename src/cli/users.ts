@@ -3,11 +3,11 @@ import type { Command } from 'commander';
 import type { Actor } from '../auth/accounts.js';
 import { renderPermissionTables } from '../auth/permissions.js';
 import { generateSecret } from '../auth/secrets.js';
-import { AuthService } from '../auth/service.js';
+import { createAuthService } from '../auth/index.js';
+import type { AuthService } from '../auth/service.js';
 import { durationMs, type BerthConfig } from '../config/schema.js';
 import { RegistryError } from '../core/errors.js';
 import { openMetadataStore } from '../metadata/index.js';
-import { KyselyMetadataStore } from '../metadata/kysely-store.js';
 
 type LoadConfig = () => BerthConfig;
 
@@ -16,8 +16,7 @@ async function withAuth<T>(loadConfig: LoadConfig, fn: (auth: AuthService, actor
   const config = loadConfig();
   const metadata = await openMetadataStore(config);
   try {
-    if (!(metadata instanceof KyselyMetadataStore)) throw new Error('user management needs the sqlite or postgres metadata store');
-    const auth = new AuthService(config.auth, metadata, () => '');
+    const auth = createAuthService(config, metadata, () => '');
     return await fn(auth, { name: `cli:${safeUser()}`, ip: null });
   } catch (err) {
     // A refused change (bad name, unknown user…) is the user's mistake: say why, without a stack trace.
