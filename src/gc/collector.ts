@@ -103,10 +103,12 @@ export class GarbageCollector {
   }
 
   /**
-   * Reviews a batch in one transaction (one commit, one fsync). If that fails (deadlock,
-   * lock timeout), each candidate is retried in a transaction of its own.
+   * Where the store prefers it (SQLite: one writer at a time, so a batch costs one commit and
+   * one fsync), reviews a batch in one transaction; if that fails, or otherwise (PostgreSQL:
+   * row locks held briefly, no lock held across candidates), one transaction per candidate.
    */
   private async reviewBatch(unit: UnitOfWork, batch: Candidate[], cutoff: number, report: ReportBuilder, dryRun: boolean): Promise<Verdict[]> {
+    if (!dryRun && !this.metadata.batchTransactions) return this.reviewEach(unit, batch, cutoff, report);
     try {
       return await unit(async (q) => {
         const verdicts: Verdict[] = [];
@@ -116,13 +118,17 @@ export class GarbageCollector {
     } catch (err) {
       if (dryRun) throw err;
       this.logger.warn({ err }, 'gc: batch failed, reviewing its candidates one by one');
-      const verdicts: Verdict[] = [];
-      for (const candidate of batch) {
-        const verdict = await this.reviewSafely(unit, candidate, cutoff, report);
-        if (verdict) verdicts.push(verdict);
-      }
-      return verdicts;
+      return this.reviewEach(unit, batch, cutoff, report);
     }
+  }
+
+  private async reviewEach(unit: UnitOfWork, batch: Candidate[], cutoff: number, report: ReportBuilder): Promise<Verdict[]> {
+    const verdicts: Verdict[] = [];
+    for (const candidate of batch) {
+      const verdict = await this.reviewSafely(unit, candidate, cutoff, report);
+      if (verdict) verdicts.push(verdict);
+    }
+    return verdicts;
   }
 
   /** A candidate that fails (lock timeout, deadlock) is put back for the next run instead of stopping this one. */
@@ -137,9 +143,17 @@ export class GarbageCollector {
     }
   }
 
-  /** Re-checks one candidate under row locks and deletes it if it is (still) garbage. */
+  /**
+   * Re-checks one candidate under row locks and deletes it if it is (still) garbage. The
+   * queue row is removed last, so the candidate's row is always the first lock taken.
+   */
   private async review(q: GcQueries, c: Candidate, cutoff: number): Promise<Verdict> {
-    await q.dequeue(c);
+    const verdict = await this.decide(q, c, cutoff);
+    if (verdict.action !== 'postponed') await q.dequeue(c);
+    return verdict;
+  }
+
+  private async decide(q: GcQueries, c: Candidate, cutoff: number): Promise<Verdict> {
     switch (c.kind) {
       case 'manifest': {
         const facts = await q.lockManifest(c.repositoryId, c.digest);

@@ -70,6 +70,8 @@ export interface GcQueries {
 }
 
 export interface GcMetadata {
+  /** Review a whole batch in one transaction (true where writers are serialised anyway, e.g. SQLite). */
+  readonly batchTransactions: boolean;
   /** Runs `work` in one transaction (a write transaction from its first statement on SQLite). */
   transaction<T>(work: (queries: GcQueries) => Promise<T>): Promise<T>;
   /** Runs `work` in one transaction that is always rolled back (dry runs). */

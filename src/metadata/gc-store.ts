@@ -213,12 +213,14 @@ class KyselyGcQueries implements GcQueries {
 /** The GcMetadata and LeaseStore ports plus storage accounting, on the registry's Kysely database. */
 export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQueries {
   private readonly db: Db;
+  readonly batchTransactions: boolean;
 
   constructor(
     db: Kysely<Database>,
     private readonly dialect: Dialect,
   ) {
     this.db = db as unknown as Db;
+    this.batchTransactions = dialect === 'sqlite';
   }
 
   async transaction<T>(work: (queries: GcQueries) => Promise<T>): Promise<T> {

@@ -271,6 +271,11 @@ export class KyselyMetadataStore implements MetadataStore {
     return this.db.transaction().execute(async (trx) => {
       const repoId = await this.repositoryId(trx, repository);
       if (repoId === null) return false;
+      // Lock the manifest before its tags and references, in the order the collector locks them (no deadlock).
+      const manifest = this.dialect === 'postgres'
+        ? await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repoId).where('digest', '=', digest).forUpdate().executeTakeFirst()
+        : true;
+      if (!manifest) return false;
       await enqueueReview(trx, await manifestDependents(trx, repoId, digest), Date.now());
       await trx.deleteFrom('tags').where('repository_id', '=', repoId).where('manifest_digest', '=', digest).execute();
       await trx.deleteFrom('manifest_references').where('repository_id', '=', repoId).where('manifest_digest', '=', digest).execute();
