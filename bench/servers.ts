@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -71,15 +71,17 @@ export interface StartOptions {
   seedFrom?: string;
 }
 
-function freshDataDir(prefix: string, seedFrom: string | undefined): string {
+async function freshDataDir(prefix: string, seedFrom: string | undefined): Promise<string> {
   const dataDir = tempDir(prefix);
-  if (seedFrom) cpSync(seedFrom, dataDir, { recursive: true });
+  // cp(1): tens of thousands of small files (Distribution keeps a directory per tag) copy
+  // several times faster than with fs.cp.
+  if (seedFrom) await promisify(execFile)('cp', ['-a', `${seedFrom}/.`, dataDir]);
   return dataDir;
 }
 
 export async function startBerth(launch: BerthLaunch, start: StartOptions = {}): Promise<BenchServer> {
   const port = await freePort();
-  const dataDir = freshDataDir('berth-bench-data-', start.seedFrom);
+  const dataDir = await freshDataDir('berth-bench-data-', start.seedFrom);
   const entry = launch.runtime === 'build' ? [path.join(launch.buildDir!, 'src/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
   const child = spawn(process.execPath, [...(launch.nodeArgs ?? []), ...entry, 'serve'], {
     cwd: ROOT,
@@ -119,7 +121,7 @@ export function distributionConfig(dataDir: string, port: number): string {
 export async function startDistribution(start: StartOptions = {}): Promise<BenchServer> {
   ensureDistributionInstalled();
   const port = await freePort();
-  const dataDir = freshDataDir('distribution-bench-data-', start.seedFrom);
+  const dataDir = await freshDataDir('distribution-bench-data-', start.seedFrom);
   const configFile = path.join(dataDir, 'config.yml');
   writeFileSync(configFile, distributionConfig(dataDir, port));
   mkdirSync(path.join(dataDir, 'storage'), { recursive: true });
