@@ -38,6 +38,10 @@ describe('admin API /api/v1', () => {
       assert.equal((await api(server, method, path, pat)).status, 403, `${path} as a user`);
       assert.equal((await api(server, method, path, adminAuth())).status, 200, `${path} as admin`);
     }
+    for (const spelling of ['/api/v1/storage/', '/api//v1/storage', '/API/v1/storage', '/api/v1/%73torage', '/v2/../api/v1/storage']) {
+      const res = await fetch(`${server.url}${spelling}`, { headers: { authorization: pat } });
+      assert.ok(res.status === 403 || res.status === 404, `${spelling} answered ${res.status}`);
+    }
   });
 
   it('users: create, list, grant admin, change own password (with the current one), delete', async () => {

@@ -115,3 +115,23 @@ describe('external token issuer: PEM certificate bundle', () => {
     assert.equal((await new RegistryClient(server.url, { authorization: bearer(bad) }).pushBlob('certs/app', makeImage().config)).status, 401);
   });
 });
+
+describe('external token issuer: JWKS file', () => {
+  it('trusts the keys listed in a local JWKS file', async () => {
+    const dir = tempDir();
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const file = path.join(dir, 'jwks.json');
+    writeFileSync(file, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'file-1', alg: 'ES256' }] }));
+    const server = await startTestServer({ auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, jwks: file } } });
+    try {
+      const good = await sign(privateKey, 'ES256', pushPull('file/app'), { kid: 'file-1' });
+      assert.equal((await new RegistryClient(server.url, { authorization: bearer(good) }).pushBlob('file/app', makeImage().config)).status, 201);
+      const { privateKey: stranger } = await generateKeyPair('ES256');
+      const bad = await sign(stranger, 'ES256', pushPull('file/app'), { kid: 'file-1' });
+      assert.equal((await fetch(`${server.url}/v2/file/app/tags/list`, { headers: { authorization: bearer(bad) } })).status, 401);
+    } finally {
+      await server.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

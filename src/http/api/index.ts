@@ -36,7 +36,8 @@ export function apiActor(request: FastifyRequest): Actor {
  */
 export function registerAdminApi(app: FastifyInstance, auth: AuthService): void {
   app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith('/api/')) return;
+    // Judged by the matched route as well as the raw URL, so no spelling of a path slips past.
+    if (!request.url.startsWith('/api/') && !(request.routeOptions.url ?? '').startsWith('/api/')) return;
     const access = (request.routeOptions.config as { access?: ApiAccess } | undefined)?.access ?? 'admin';
     const identity = await authenticate(auth, request, access);
     identities.set(request, identity);
