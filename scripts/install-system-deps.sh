@@ -3,7 +3,9 @@
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
-for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci; do
+# command:package — clients the interop tests drive, openssl for test certificates,
+# docker-registry (CNCF Distribution) for the benchmark, nginx for the HA test.
+for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
