@@ -4,8 +4,9 @@
 set -euo pipefail
 need=()
 # command:package — clients the interop tests drive, openssl for test certificates,
-# docker-registry (CNCF Distribution) for the benchmark, nginx for the HA test.
-for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light; do
+# docker-registry (CNCF Distribution) for the benchmark, nginx for the HA test,
+# htpasswd (apache2-utils) to write real `htpasswd -B` files in the auth tests.
+for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
