@@ -61,6 +61,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       : {}),
   }) as unknown as FastifyInstance;
   app.server.headersTimeout = options.headersTimeout;
+  closeLingeringKeepAlives(app);
 
   // Bodies are streamed by the handlers themselves (blobs) or read with a size limit
   // (manifests), never parsed up front by the framework.
@@ -102,4 +103,22 @@ export function buildApp(options: AppOptions): FastifyInstance {
 /** How often Node checks connections for headersTimeout: often enough to honour small timeouts. */
 function sweepInterval(headersTimeout: number): number {
   return Math.max(250, Math.min(1_000, Math.floor(headersTimeout / 4)));
+}
+
+/**
+ * On close, Node ends the keep-alive connections that are idle at that instant. One still
+ * finishing a response becomes idle a moment later and would then hold close() (and a
+ * SIGTERM shutdown) for the whole keepAliveTimeout (75 s). Sweep until none is left.
+ */
+function closeLingeringKeepAlives(app: FastifyInstance): void {
+  app.addHook('preClose', (done) => {
+    const sweep = setInterval(() => {
+      app.server.closeIdleConnections();
+      app.server.getConnections((err, count) => {
+        if (err || count === 0) clearInterval(sweep);
+      });
+    }, 50);
+    sweep.unref();
+    done();
+  });
 }
