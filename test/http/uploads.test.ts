@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { RegistryClient, makeBlob, type Blob } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -167,6 +168,48 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
     assert.equal(res.headers.range, '0-0');
     assertErrorBody(res.headers['content-type'], res.body.toString(), 'RANGE_INVALID');
     assert.equal((await patchChunk(client, location, blob.data, 0)).status, 202);
+  });
+
+  it('PUT carrying the last chunk with Content-Range commits the whole blob', async () => {
+    const blob = makeBlob(1000);
+    const location = await openUpload(client, repo);
+    assert.equal((await patchChunk(client, location, blob.data.subarray(0, 600), 0)).status, 202);
+    const res = await client.fetch(withDigest(location, blob.digest), {
+      method: 'PUT',
+      body: new Uint8Array(blob.data.subarray(600)),
+      headers: { 'content-type': 'application/octet-stream', 'content-range': '600-999' },
+    });
+    assert.equal(res.status, 201, await res.text());
+    await assertPullable(repo, blob);
+  });
+
+  it('a PATCH cut off mid-body leaves the upload at its last good Range, and it can resume', async () => {
+    const blob = makeBlob(200_000);
+    const location = await openUpload(client, repo);
+    assert.equal((await patchChunk(client, location, blob.data.subarray(0, 50_000), 0)).status, 202);
+    const { hostname, port } = new URL(server.url);
+    await new Promise<void>((resolve) => {
+      const req = http.request({ host: hostname, port, method: 'PATCH', path: location, agent: false, headers: { 'content-range': '50000-199999', 'content-length': '150000' } });
+      req.on('error', () => resolve());
+      req.write(blob.data.subarray(50_000, 120_000), () => setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 100));
+    });
+    // The server notices the disconnect asynchronously; until then the session is busy (400).
+    let resumed: Response | undefined;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const status = await client.fetch(location);
+      assert.equal(status.headers.get('range'), '0-49999');
+      resumed = await patchChunk(client, location, blob.data.subarray(50_000), 50_000);
+      if (resumed.status !== 400) break;
+      await resumed.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(resumed?.status, 202);
+    assert.equal(resumed.headers.get('range'), '0-199999');
+    assert.equal((await client.fetch(withDigest(location, blob.digest), { method: 'PUT' })).status, 201);
+    await assertPullable(repo, blob);
   });
 
   it('PATCH with a malformed Content-Range answers 416 RANGE_INVALID', async () => {
