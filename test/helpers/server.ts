@@ -113,7 +113,11 @@ export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] =
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`berth did not start within 30s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      // Don't leave an orphan server behind (the caller never gets a handle to stop it).
+      child.kill('SIGKILL');
+      reject(new Error(`berth did not start within 30s (it must log "berth is listening" at level info):\n${out}`));
+    }, 30_000);
     const onData = () => {
       const m = /"url":"(https?:\/\/[^"]+)".*berth is listening/.exec(out);
       if (m) {
