@@ -356,3 +356,33 @@ describe('uploads: cross-repository mount POST ?mount=&from=', () => {
     assert.equal(put.status, 201);
   });
 });
+
+describe('uploads: size limit (limits.blobsize = 1000)', () => {
+  let server: TestServer;
+  let client: RegistryClient;
+  before(async () => {
+    server = await startTestServer({ limits: { blobsize: 1000 } });
+    client = new RegistryClient(server.url);
+  });
+  after(async () => server.destroy());
+
+  it('a monolithic push over the limit answers 413 SIZE_INVALID, commits nothing and leaves no session', async () => {
+    const blob = makeBlob(1001);
+    await expectError(await client.pushBlob('limit/app', blob), 413, 'SIZE_INVALID');
+    assert.equal((await client.fetch(`/v2/limit/app/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
+    assert.equal((await server.registry.metadata.listUploadsOlderThan(new Date(Date.now() + 3_600_000), 100)).length, 0);
+  });
+
+  it('a streamed PATCH that crosses the limit answers 413 and keeps the bytes received before it', async () => {
+    const blob = makeBlob(1500);
+    const location = await openUpload(client, 'limit/app');
+    assert.equal((await patchChunk(client, location, blob.data.subarray(0, 800), 0)).status, 202);
+    const res = await client.fetch(location, { method: 'PATCH', ...streamBody([blob.data.subarray(800, 1100), blob.data.subarray(1100)]) } as RequestInit);
+    await expectError(res, 413, 'SIZE_INVALID');
+    assert.equal((await client.fetch(location)).headers.get('range'), '0-799');
+  });
+
+  it('a blob at exactly the limit is accepted', async () => {
+    assert.equal((await client.pushBlob('limit/app', makeBlob(1000))).status, 201);
+  });
+});
