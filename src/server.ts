@@ -88,6 +88,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     async close() {
       scheduler.stop();
       gcSchedule?.stop();
+      auth.close();
       await app.close();
       await Promise.all([metadata.close(), blobs.close()]);
     },

@@ -49,6 +49,18 @@ export const authConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Users from an Apache htpasswd file (bcrypt entries, as written by `htpasswd -B`), for
+     * users coming from Distribution's `auth: htpasswd`. Re-read when the file changes.
+     */
+    htpasswd: z
+      .object({
+        path: z.string().min(1),
+        /** Realm of the Basic challenge /v2 answers with in auth.mode basic (default "berth"). */
+        realm: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
     ratelimit: z
       .object({
         /** Failed logins tolerated per account and per client IP within `window`. */
@@ -64,6 +76,10 @@ export const authConfigSchema = z
     const external = auth.token.jwks !== undefined || auth.token.certificates !== undefined;
     if (external && !auth.token.realm) {
       ctx.addIssue({ code: 'custom', path: ['token', 'realm'], message: 'required when tokens come from an external issuer (jwks/certificates)' });
+    }
+    if (auth.htpasswd && (auth.mode === 'none' || external)) {
+      // Silently ignoring the file would leave its users wondering why their passwords do nothing.
+      ctx.addIssue({ code: 'custom', path: ['htpasswd'], message: 'needs auth.mode basic or token with Berth issuing the tokens (not none, not an external issuer)' });
     }
   });
 

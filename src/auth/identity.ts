@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../core/errors.js';
-import type { AuthStore, RobotPermission } from './ports.js';
+import { HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
+import type { AuthStore, RobotPermission, UserRecord } from './ports.js';
 import type { LoginRateLimiter } from './rate-limit.js';
 import { CredentialCache, verifySecret } from './secrets.js';
 
@@ -45,8 +46,8 @@ export function bearerToken(request: FastifyRequest): string | null {
 }
 
 /**
- * Checks a name and secret against users (bcrypt) and robot accounts (bcrypt, expiry),
- * throttled per account and per client IP.
+ * Checks a name and secret against users (bcrypt), htpasswd users (bcrypt from the file) and
+ * robot accounts (bcrypt, expiry), throttled per account and per client IP.
  */
 export class Authenticator {
   private readonly cache = new CredentialCache();
@@ -54,6 +55,8 @@ export class Authenticator {
   constructor(
     private readonly store: AuthStore,
     private readonly limiter: LoginRateLimiter,
+    /** Users of auth.htpasswd, when configured. A Berth user of the same name takes precedence. */
+    private readonly htpasswd: HtpasswdUsers | null = null,
   ) {}
 
   /** Resolves the identity, or throws UNAUTHORIZED (bad credentials) / TOOMANYREQUESTS. */
@@ -77,8 +80,23 @@ export class Authenticator {
       return { kind: 'robot', name, project: robot!.project, permissions: robot!.permissions };
     }
     const user = await this.store.getUser(name);
-    if (!(await this.check(name, secret, user?.passwordHash ?? null))) return null;
-    return { kind: 'user', name, admin: user!.admin };
+    if (user && !isHtpasswdAccount(user.passwordHash)) {
+      if (!(await this.check(name, secret, user.passwordHash))) return null;
+      return { kind: 'user', name, admin: user.admin };
+    }
+    // An htpasswd user, or nobody: a name in neither place still costs one bcrypt compare.
+    const fileHash = this.htpasswd?.hashOf(name) ?? null;
+    if (!(await this.check(name, secret, fileHash))) return null;
+    const account = user ?? (await this.htpasswdAccount(name));
+    return account ? { kind: 'user', name, admin: account.admin } : null;
+  }
+
+  /** The users row of an htpasswd user the file watcher has not registered yet (it is created here). */
+  private async htpasswdAccount(name: string): Promise<UserRecord | null> {
+    await this.store.createUser({ username: name, passwordHash: HTPASSWD_MARKER, admin: false });
+    const user = await this.store.getUser(name);
+    // Someone created a Berth user of that name meanwhile: it takes precedence over the file.
+    return user && isHtpasswdAccount(user.passwordHash) ? user : null;
   }
 
   private async check(name: string, secret: string, storedHash: string | null): Promise<boolean> {
@@ -97,6 +115,9 @@ export class Authenticator {
       return { kind: 'robot', name: robot.name, project: robot.project, permissions: robot.permissions };
     }
     const user = await this.store.getUser(subject);
-    return user ? { kind: 'user', name: user.username, admin: user.admin } : null;
+    if (!user) return null;
+    // An htpasswd user removed from the file loses access on their next request.
+    if (isHtpasswdAccount(user.passwordHash) && !this.htpasswd?.has(subject)) return null;
+    return { kind: 'user', name: user.username, admin: user.admin };
   }
 }

@@ -41,14 +41,16 @@ export class BasicAccessPolicy implements AccessPolicy {
   constructor(
     private readonly authenticator: Authenticator,
     private readonly rules: AccessRules,
+    /** The 401 challenge (auth.htpasswd.realm may rename the realm, as in Distribution). */
+    private readonly challenge: Record<string, string> = BASIC_CHALLENGE,
   ) {}
 
   async authorize(request: FastifyRequest, scope: Scope): Promise<Principal> {
     const credentials = basicCredentials(request);
     const identity = credentials
-      ? await this.authenticator.login(credentials.username, credentials.password, request.ip, BASIC_CHALLENGE)
+      ? await this.authenticator.login(credentials.username, credentials.password, request.ip, this.challenge)
       : ANONYMOUS;
-    await checkScope(this.rules, identity, scope, () => new RegistryError('UNAUTHORIZED', 'authentication required', null, BASIC_CHALLENGE));
+    await checkScope(this.rules, identity, scope, () => new RegistryError('UNAUTHORIZED', 'authentication required', null, this.challenge));
     return principalOf(identity);
   }
 

@@ -5,9 +5,10 @@ import type { MetadataStore } from '../core/ports.js';
 import { OpenAccessPolicy, type AccessPolicy } from './access.js';
 import { Accounts } from './accounts.js';
 import { usesExternalIssuer, type AuthConfig } from './config.js';
+import { HTPASSWD_MARKER, HtpasswdUsers, HtpasswdWatcher, registerHtpasswdUsers } from './htpasswd.js';
 import { Authenticator } from './identity.js';
 import { KeyRing, externalKeyResolver } from './keys.js';
-import { BasicAccessPolicy, TokenAccessPolicy } from './policies.js';
+import { BASIC_CHALLENGE, BasicAccessPolicy, TokenAccessPolicy } from './policies.js';
 import type { AuthStore } from './ports.js';
 import { LoginRateLimiter } from './rate-limit.js';
 import { AccessRules } from './rules.js';
@@ -31,6 +32,9 @@ export class AuthService {
   readonly verifier: TokenVerifier | null;
   readonly tokenLifetimeMs: number;
   readonly refreshLifetimeMs: number;
+  /** Users of auth.htpasswd (null when not configured); kept current by `init`'s file watcher. */
+  readonly htpasswd: HtpasswdUsers | null;
+  private htpasswdWatcher: HtpasswdWatcher | null = null;
 
   constructor(
     readonly config: AuthConfig,
@@ -43,7 +47,8 @@ export class AuthService {
     this.store = store;
     this.rules = new AccessRules(this.store, config, (actor, action, target, detail) => this.store.audit({ actor, action, target, ip: null, detail }));
     this.accounts = new Accounts(this.store, (project) => projectHasRepositories(metadata, project));
-    this.authenticator = new Authenticator(this.store, new LoginRateLimiter(config.ratelimit.failures, durationMs(config.ratelimit.window)));
+    this.htpasswd = config.htpasswd && config.mode !== 'none' ? new HtpasswdUsers() : null;
+    this.authenticator = new Authenticator(this.store, new LoginRateLimiter(config.ratelimit.failures, durationMs(config.ratelimit.window)), this.htpasswd);
     this.tokenLifetimeMs = durationMs(config.token.expiration);
     this.refreshLifetimeMs = durationMs(config.token.refreshexpiration);
     this.keys = new KeyRing(this.store, this.tokenLifetimeMs + CLOCK_TOLERANCE_S * 1000);
@@ -66,7 +71,11 @@ export class AuthService {
       case 'none':
         return new OpenAccessPolicy();
       case 'basic':
-        return new BasicAccessPolicy(this.authenticator, this.rules);
+        return new BasicAccessPolicy(
+          this.authenticator,
+          this.rules,
+          this.config.htpasswd?.realm ? { 'www-authenticate': `Basic realm="${this.config.htpasswd.realm.replace(/["\\]/g, '')}"` } : BASIC_CHALLENGE,
+        );
       case 'token':
         return new TokenAccessPolicy(this.verifier!, this.rules, external ? null : this.authenticator, {
           realm: (request) => this.config.token.realm ?? `${this.baseUrl(request)}/token`,
@@ -75,12 +84,41 @@ export class AuthService {
     }
   }
 
-  /** First start: creates signing keys and, when the user table is empty and auth is on, the initial admin. */
+  /**
+   * Server start: creates signing keys; loads auth.htpasswd (an unreadable or malformed file
+   * is a startup error) and watches it; when the user table is empty and auth is on, creates
+   * the initial admin.
+   */
   async init(logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<void> {
     if (this.issuer) await this.keys.init();
-    if (this.config.mode === 'none' || (await this.store.countUsers()) > 0) return;
+    if (this.config.mode === 'none') return;
+    const watcher = this.htpasswd && this.config.htpasswd ? new HtpasswdWatcher(this.config.htpasswd.path, this.htpasswd, logger) : null;
+    const parsed = await watcher?.load();
+    if ((await this.store.countUsers()) === 0) await this.createInitialAdmin(logger, env);
+    if (watcher && parsed) {
+      const register = (users: typeof parsed) => registerHtpasswdUsers(this.store, users, logger);
+      await register(parsed);
+      watcher.watch(register);
+      this.htpasswdWatcher = watcher;
+    }
+  }
+
+  /** Stops watching the htpasswd file. */
+  close(): void {
+    this.htpasswdWatcher?.close();
+    this.htpasswdWatcher = null;
+  }
+
+  private async createInitialAdmin(logger: Logger, env: NodeJS.ProcessEnv): Promise<void> {
     const username = this.config.admin.username;
     const given = this.config.admin.password ?? env.BERTH_ADMIN_PASSWORD;
+    if (given === undefined && this.htpasswd?.has(username)) {
+      // Coming from Distribution: the admin keeps the password the htpasswd file gives them.
+      await this.store.createUser({ username, passwordHash: HTPASSWD_MARKER, admin: true });
+      await this.store.audit({ actor: 'system', action: 'user.create', target: username, ip: null, detail: { admin: true, source: 'htpasswd' } });
+      logger.info({ username }, 'the initial admin is the htpasswd user of that name (password from the htpasswd file)');
+      return;
+    }
     const password = given ?? generateSecret(18);
     await this.accounts.addUser({ name: 'system', ip: null }, username, password, true);
     if (given === undefined) {
