@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { durationMs, type BerthConfig } from '../config/schema.js';
 import type { KyselyMetadataStore } from './kysely-store.js';
-import { openPostgresMetadata, type PostgresOptions } from './postgres.js';
+import type { PostgresOptions } from './postgres.js';
 import { openSqliteMetadata } from './sqlite.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
@@ -9,8 +9,11 @@ export async function openMetadataStore(config: BerthConfig, logger?: Logger): P
   switch (config.metadata.driver) {
     case 'sqlite':
       return openSqliteMetadata(config.metadata.path!);
-    case 'postgres':
+    case 'postgres': {
+      // Loaded on demand: embedded (SQLite) installs never pay for the pg driver's memory.
+      const { openPostgresMetadata } = await import('./postgres.js');
       return openPostgresMetadata(postgresOptions(config, logger));
+    }
   }
 }
 
