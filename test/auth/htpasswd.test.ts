@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { parseHtpasswd, HtpasswdSyntaxError } from '../../src/auth/htpasswd.js';
+import pino from 'pino';
+import { HtpasswdSyntaxError, HtpasswdUsers, HtpasswdWatcher, parseHtpasswd } from '../../src/auth/htpasswd.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
 import { createLayoutImage } from '../helpers/images.js';
@@ -88,6 +89,55 @@ describe('htpasswd parsing', () => {
     assert.equal(external.success, false);
     assert.equal(configSchema.safeParse({ auth: { mode: 'basic', htpasswd: { path: '/x', realm: 'Registry Realm' } } }).success, true);
     assert.equal(configSchema.safeParse({ auth: { mode: 'basic', htpasswd: { path: '/x', bogus: 1 } } }).success, false);
+  });
+});
+
+describe('HtpasswdWatcher', () => {
+  let dir: string;
+  let watcher: HtpasswdWatcher | undefined;
+  before(() => {
+    dir = tempDir('berth-htpasswd-');
+  });
+  after(() => {
+    watcher?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the periodic re-read alone notices a change (no directory event in time: NFS and the like)', async () => {
+    const file = path.join(dir, 'poll');
+    writeFileSync(file, `${bcryptLine('alice', 'alice-password')}\n`);
+    const users = new HtpasswdUsers();
+    // A debounce far beyond the test's wait: only the 200 ms poll can reload in time.
+    watcher = new HtpasswdWatcher(file, users, pino({ level: 'silent' }), { pollMs: 200, debounceMs: 60_000 });
+    await watcher.load();
+    watcher.watch(async () => undefined);
+    appendFileSync(file, `${bcryptLine('bob', 'bob-password')}\n`);
+    const ms = await until('bob to appear', () => users.has('bob'), 3_000);
+    assert.ok(users.has('alice'));
+    assert.ok(ms < 3_000);
+    watcher.close();
+  });
+
+  it('a Kubernetes-style symlink swap (htpasswd -> ..data/htpasswd, ..data replaced) is picked up by the directory watch', async () => {
+    const mount = path.join(dir, 'mount');
+    mkdirSync(path.join(mount, '..v1'), { recursive: true });
+    mkdirSync(path.join(mount, '..v2'));
+    writeFileSync(path.join(mount, '..v1', 'htpasswd'), `${bcryptLine('alice', 'alice-password')}\n`);
+    writeFileSync(path.join(mount, '..v2', 'htpasswd'), `${bcryptLine('carol', 'carol-password')}\n`);
+    symlinkSync('..v1', path.join(mount, '..data'));
+    symlinkSync('..data/htpasswd', path.join(mount, 'htpasswd'));
+    const users = new HtpasswdUsers();
+    const changes: number[] = [];
+    // A poll far beyond the test's wait: only the directory watch can reload in time.
+    watcher = new HtpasswdWatcher(path.join(mount, 'htpasswd'), users, pino({ level: 'silent' }), { pollMs: 60_000, debounceMs: 50 });
+    await watcher.load();
+    watcher.watch(async (parsed) => void changes.push(parsed.users.size));
+    assert.ok(users.has('alice'));
+    symlinkSync('..v2', path.join(mount, '..data_tmp'));
+    renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
+    await until('carol to replace alice', () => users.has('carol') && !users.has('alice'), 3_000);
+    assert.deepEqual(changes, [1]);
+    watcher.close();
   });
 });
 
