@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import type { BerthConfig } from '../config/schema.js';
-import { copySqliteToPostgres, TargetNotEmptyError } from '../metadata/copy.js';
 import { postgresOptions } from '../metadata/index.js';
 
 interface MigrateFlags {
@@ -42,6 +41,8 @@ async function migrateMetadata(flags: MigrateFlags, loadConfig: () => BerthConfi
   if (!Number.isInteger(batchSize) || batchSize < 1) return usage('--batch-size must be a positive integer');
   const config = loadConfig();
   const target = postgresOptions({ ...config, metadata: { ...config.metadata, driver: 'postgres', url: flags.to } });
+  // Imported here so that every other berth command (serve above all) never loads the pg driver.
+  const { copySqliteToPostgres, TargetNotEmptyError } = await import('../metadata/copy.js');
   try {
     const started = Date.now();
     const result = await copySqliteToPostgres(flags.from.slice('sqlite:'.length), target, {
