@@ -24,11 +24,11 @@ export interface RegistryOptions {
   maxPageSize: number;
 }
 
-export interface BlobContent {
+export interface BlobHandle {
   size: number;
-  /** Present for GET, absent for HEAD. */
-  stream?: Readable;
-  range?: ByteRange;
+  open(range?: ByteRange): Promise<Readable>;
+  /** A URL the client may fetch the bytes from directly (S3 presigned), or null to stream through Berth. */
+  redirectUrl(): Promise<string | null>;
 }
 
 export interface StoredManifest {
@@ -60,24 +60,31 @@ export class Registry {
 
   // ── Blobs ────────────────────────────────────────────────────────────────
 
-  /** Size of a blob visible in `repository`; BLOB_UNKNOWN otherwise. */
-  async statBlob(repository: string, digest: string): Promise<number> {
+  /**
+   * Finds a blob visible in `repository` with one metadata lookup (BLOB_UNKNOWN otherwise),
+   * returning its size and how to read it. Manifests are content too: clients may fetch
+   * them through the blobs endpoint, so a manifest digest resolves here as well.
+   */
+  async findBlob(repository: string, digest: string): Promise<BlobHandle> {
     parseDigest(digest);
     const linked = await this.metadata.getLinkedBlob(repository, digest);
-    if (linked) return linked.size;
-    // Manifests are content too: clients may fetch them through the blobs endpoint.
+    if (linked) {
+      return {
+        size: linked.size,
+        open: (range) => this.openStored(digest, range),
+        redirectUrl: async () => (this.blobs.redirectUrl ? this.blobs.redirectUrl(digest) : null),
+      };
+    }
     const manifest = await this.metadata.getManifest(repository, digest);
-    if (manifest) return manifest.size;
-    throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${repository}`, { digest });
+    if (!manifest) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${repository}`, { digest });
+    return {
+      size: manifest.size,
+      open: async (range) => Readable.from([range ? manifest.payload.subarray(range.start, range.end + 1) : manifest.payload]),
+      redirectUrl: async () => null,
+    };
   }
 
-  async openBlob(repository: string, digest: string, range?: ByteRange): Promise<Readable> {
-    const linked = await this.metadata.getLinkedBlob(repository, digest);
-    if (!linked) {
-      const manifest = await this.metadata.getManifest(repository, digest);
-      if (!manifest) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${repository}`, { digest });
-      return Readable.from([range ? manifest.payload.subarray(range.start, range.end + 1) : manifest.payload]);
-    }
+  private async openStored(digest: string, range?: ByteRange): Promise<Readable> {
     try {
       return await this.blobs.openRange(digest, range);
     } catch (err) {

@@ -140,3 +140,37 @@ describe('registry on S3: replicas share uploads', () => {
     assert.deepEqual(await keysUnder('replicas/uploads/'), []);
   });
 });
+
+describe('registry on S3 with storage.s3.redirect', () => {
+  let server: TestServer;
+  let client: RegistryClient;
+  before(async () => {
+    server = await startTestServer({ storage: { s3: { ...localS3Settings(s3, 'redirect'), redirect: true } } });
+    client = new RegistryClient(server.url);
+  });
+  after(async () => server.destroy());
+
+  it('answers blob GET with 307 to a presigned URL that serves the exact bytes; HEAD and manifests stay local', async () => {
+    const image = makeImage({ layers: 1, layerSize: 32 * 1024 });
+    await client.pushImage('s3/redirect', 'v1', image);
+    const layer = image.layers[0]!;
+
+    const res = await client.fetch(`/v2/s3/redirect/blobs/${layer.digest}`, { redirect: 'manual' });
+    assert.equal(res.status, 307);
+    const location = res.headers.get('location')!;
+    assert.match(location, /X-Amz-Signature=/);
+    const direct = await fetch(location);
+    assert.equal(direct.status, 200);
+    assertBytes(Buffer.from(await direct.arrayBuffer()), layer.data, 'presigned blob');
+
+    const head = await client.fetch(`/v2/s3/redirect/blobs/${layer.digest}`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(layer.size));
+    // A manifest fetched through the blobs endpoint lives in the metadata DB: never redirected.
+    const viaBlobs = await client.fetch(`/v2/s3/redirect/blobs/${image.manifest.digest}`, { redirect: 'manual' });
+    assert.equal(viaBlobs.status, 200);
+    // An unknown blob is still a 404, not a redirect to nothing.
+    const unknown = await client.fetch(`/v2/s3/redirect/blobs/${makeBlob(8).digest}`, { redirect: 'manual' });
+    assert.equal(unknown.status, 404);
+  });
+});

@@ -4,7 +4,8 @@ import type { V2Handler } from './context.js';
 
 /** GET/HEAD /v2/<name>/blobs/<digest>, with single-range support. */
 export const getBlob: V2Handler = async ({ registry }, request, reply, { name, ref: digest }) => {
-  const size = await registry.statBlob(name, digest);
+  const blob = await registry.findBlob(name, digest);
+  const size = blob.size;
   const etag = `"${digest}"`;
   reply
     .header('docker-content-digest', digest)
@@ -26,12 +27,17 @@ export const getBlob: V2Handler = async ({ registry }, request, reply, { name, r
     }
     range = parsed;
   }
+  if (request.method === 'GET') {
+    // storage.s3.redirect: let the client fetch straight from the object store (it re-sends Range itself).
+    const redirect = await blob.redirectUrl();
+    if (redirect) return reply.code(307).header('location', redirect).header('content-length', 0).send();
+  }
   if (range) {
     reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`);
   }
   reply.header('content-length', range ? range.end - range.start + 1 : size);
   if (request.method === 'HEAD') return reply.send();
-  return reply.send(await registry.openBlob(name, digest, range));
+  return reply.send(await blob.open(range));
 };
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from this repository. */
