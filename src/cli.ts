@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ConfigError, loadConfig } from './config/load.js';
+import { ConfigError, loadConfig, redactConfig } from './config/load.js';
 import { registerFsckCommand } from './cli/fsck.js';
 import { registerGcCommand } from './gc/cli.js';
 import { registerUserCommands } from './cli/users.js';
@@ -45,7 +45,7 @@ configCommand
   .action(() => {
     const { config, file } = loadConfig({ file: program.opts<{ config?: string }>().config });
     process.stdout.write(`configuration OK${file ? ` (${file})` : ' (defaults + environment)'}\n`);
-    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
   });
 
 registerFsckCommand(program, () => program.opts<{ config?: string }>().config);

@@ -68,7 +68,10 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const address = app.server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${address.port}`;
-  logger.info({ url, storage: config.storage.filesystem?.rootdirectory, metadata: config.metadata.driver }, 'berth is listening');
+  const storage = config.storage.s3
+    ? `s3://${config.storage.s3.bucket}/${config.storage.s3.rootdirectory ?? ''}`
+    : config.storage.filesystem?.rootdirectory;
+  logger.info({ url, storage, metadata: config.metadata.driver }, 'berth is listening');
 
   return {
     app,

@@ -13,14 +13,22 @@ export function hashSecret(secret: string): Promise<string> {
 /** bcrypt's compare is constant-time in the secret; a missing hash still costs one compare. */
 export async function verifySecret(secret: string, hash: string | null): Promise<boolean> {
   if (hash === null) {
-    await bcrypt.compare(secret, DUMMY_HASH);
+    await bcrypt.compare(secret, dummyHash());
     return false;
   }
   return bcrypt.compare(secret, hash);
 }
 
-/** A hash of a random value, compared against when the account does not exist (no user-enumeration by timing). */
-const DUMMY_HASH = bcrypt.hashSync(randomBytes(16).toString('hex'), BCRYPT_ROUNDS);
+/**
+ * A hash of a random value, compared against when the account does not exist (no
+ * user-enumeration by timing). Made on first use: hashing at import cost every start
+ * (auth off included) 90–360 ms.
+ */
+let dummy: string | undefined;
+function dummyHash(): string {
+  dummy ??= bcrypt.hashSync(randomBytes(16).toString('hex'), BCRYPT_ROUNDS);
+  return dummy;
+}
 
 /** A random secret for generated passwords, robot secrets and refresh tokens (256 bits, URL-safe). */
 export function generateSecret(bytes = 32): string {

@@ -127,3 +127,21 @@ export function resolveConfigPaths(config: BerthConfig): BerthConfig {
     },
   };
 }
+
+const SECRET_KEY = /secret|password|passphrase|privatekey/i;
+
+/**
+ * The configuration with secrets masked, for printing (`berth config check`) or logging:
+ * values of secret-named keys, and passwords inside URLs (postgres://user:pw@host).
+ */
+export function redactConfig(value: unknown, key = ''): unknown {
+  if (typeof value === 'string') {
+    if (SECRET_KEY.test(key) && value !== '') return '********';
+    return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]+):[^@/\s]+@/i, '$1:********@');
+  }
+  if (Array.isArray(value)) return value.map((v) => redactConfig(v, key));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactConfig(v, k)]));
+  }
+  return value;
+}

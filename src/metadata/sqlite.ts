@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect, type Driver, type SqliteDatabase } from 'kysely';
+import { CompiledQuery, Kysely, SqliteDialect, type Driver, type SqliteDatabase } from 'kysely';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
 import { migrateToLatest } from './migrate.js';
@@ -35,6 +35,12 @@ class SafeRollbackSqliteDialect extends SqliteDialect {
   override createDriver(): Driver {
     const driver = super.createDriver();
     const rollback = driver.rollbackTransaction.bind(driver);
+    // BEGIN IMMEDIATE takes the write lock up front. A deferred BEGIN that reads, then writes,
+    // fails with SQLITE_BUSY (which busy_timeout cannot wait out) when another process —
+    // `berth gc`, `berth fsck --repair` — committed in between.
+    driver.beginTransaction = async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    };
     driver.rollbackTransaction = async (connection) => {
       if (this.sqlite.inTransaction) await rollback(connection);
     };
