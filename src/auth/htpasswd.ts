@@ -54,7 +54,8 @@ export function parseHtpasswd(text: string): ParsedHtpasswd {
     if (colon <= 0) throw new HtpasswdSyntaxError(`line ${line}: expected "user:hash"`);
     const user = entry.slice(0, colon);
     const hash = entry.slice(colon + 1).trim();
-    if (parsed.lines.has(user)) throw new HtpasswdSyntaxError(`line ${line}: user ${user} already defined at line ${parsed.lines.get(user)}`);
+    if (parsed.lines.has(user))
+      throw new HtpasswdSyntaxError(`line ${line}: user ${user} already defined at line ${parsed.lines.get(user)}`);
     parsed.lines.set(user, line);
     const reason = rejection(user, hash);
     if (reason) parsed.skipped.push({ line, user, reason });
@@ -149,7 +150,9 @@ export class HtpasswdWatcher {
         if (this.debounce) clearTimeout(this.debounce);
         this.debounce = setTimeout(trigger, this.options.debounceMs).unref();
       });
-      this.watcher.on('error', (err) => this.logger.warn({ err, path: this.file }, 'htpasswd: watching the directory failed; still re-reading periodically'));
+      this.watcher.on('error', (err) =>
+        this.logger.warn({ err, path: this.file }, 'htpasswd: watching the directory failed; still re-reading periodically'),
+      );
       this.watcher.unref();
     } catch (err) {
       this.logger.warn({ err, path: this.file }, 'htpasswd: cannot watch the directory; re-reading periodically');
@@ -182,7 +185,10 @@ export class HtpasswdWatcher {
       if (fingerprintOf(text) === this.fingerprint) return false;
       parsed = this.apply(text);
     } catch (err) {
-      this.logger.error({ err: describe(err), path: this.file, users: this.users.size }, `htpasswd reload failed, keeping the previous ${this.users.size} users: ${describe(err)}`);
+      this.logger.error(
+        { err: describe(err), path: this.file, users: this.users.size },
+        `htpasswd reload failed, keeping the previous ${this.users.size} users: ${describe(err)}`,
+      );
       return false;
     }
     try {
@@ -201,7 +207,10 @@ export class HtpasswdWatcher {
     }
     this.users.replace(parsed.users);
     this.fingerprint = fingerprintOf(text);
-    this.logger.info({ path: this.file, users: parsed.users.size, skipped: parsed.skipped.length }, `htpasswd: loaded ${parsed.users.size} users`);
+    this.logger.info(
+      { path: this.file, users: parsed.users.size, skipped: parsed.skipped.length },
+      `htpasswd: loaded ${parsed.users.size} users`,
+    );
     return parsed;
   }
 }
@@ -228,7 +237,10 @@ export async function registerHtpasswdUsers(store: AuthStore, parsed: ParsedHtpa
         await store.audit({ actor: 'htpasswd', action: 'user.create', target: name, ip: null, detail: { source: 'htpasswd' } });
       }
     } else if (!isHtpasswdAccount(user.passwordHash)) {
-      logger.warn({ user: name, line: parsed.lines.get(name) }, `htpasswd: user ${name} (line ${parsed.lines.get(name)}) is ignored: a Berth user of that name exists and keeps its own password`);
+      logger.warn(
+        { user: name, line: parsed.lines.get(name) },
+        `htpasswd: user ${name} (line ${parsed.lines.get(name)}) is ignored: a Berth user of that name exists and keeps its own password`,
+      );
     }
   }
 }

@@ -7,7 +7,12 @@ import type { AccessRules } from './rules.js';
 import { grantedActions, scopeString } from './scopes.js';
 import type { TokenVerifier, VerifiedToken } from './tokens.js';
 
-export const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="berth"' };
+/** The 401 challenge of Basic auth; the realm is "berth" unless auth.htpasswd.realm renames it (as in Distribution). */
+export function basicChallenge(realm = 'berth'): Record<string, string> {
+  return { 'www-authenticate': `Basic realm="${realm.replace(/["\\]/g, '')}"` };
+}
+
+export const BASIC_CHALLENGE = basicChallenge();
 
 /** The permissions a scope needs: one per wire action, plus any extra `requires`. */
 export function neededPermissions(scope: Scope): Permission[] {
@@ -41,7 +46,6 @@ export class BasicAccessPolicy implements AccessPolicy {
   constructor(
     private readonly authenticator: Authenticator,
     private readonly rules: AccessRules,
-    /** The 401 challenge (auth.htpasswd.realm may rename the realm, as in Distribution). */
     private readonly challenge: Record<string, string> = BASIC_CHALLENGE,
   ) {}
 

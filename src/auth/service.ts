@@ -5,10 +5,10 @@ import type { MetadataStore } from '../core/ports.js';
 import { OpenAccessPolicy, type AccessPolicy } from './access.js';
 import { Accounts } from './accounts.js';
 import { usesExternalIssuer, type AuthConfig } from './config.js';
-import { HTPASSWD_MARKER, HtpasswdUsers, HtpasswdWatcher, registerHtpasswdUsers } from './htpasswd.js';
+import { HTPASSWD_MARKER, HtpasswdUsers, HtpasswdWatcher, registerHtpasswdUsers, type ParsedHtpasswd } from './htpasswd.js';
 import { Authenticator } from './identity.js';
 import { KeyRing, externalKeyResolver } from './keys.js';
-import { BASIC_CHALLENGE, BasicAccessPolicy, TokenAccessPolicy } from './policies.js';
+import { BasicAccessPolicy, TokenAccessPolicy, basicChallenge } from './policies.js';
 import type { AuthStore } from './ports.js';
 import { LoginRateLimiter } from './rate-limit.js';
 import { AccessRules } from './rules.js';
@@ -71,11 +71,7 @@ export class AuthService {
       case 'none':
         return new OpenAccessPolicy();
       case 'basic':
-        return new BasicAccessPolicy(
-          this.authenticator,
-          this.rules,
-          this.config.htpasswd?.realm ? { 'www-authenticate': `Basic realm="${this.config.htpasswd.realm.replace(/["\\]/g, '')}"` } : BASIC_CHALLENGE,
-        );
+        return new BasicAccessPolicy(this.authenticator, this.rules, basicChallenge(this.config.htpasswd?.realm));
       case 'token':
         return new TokenAccessPolicy(this.verifier!, this.rules, external ? null : this.authenticator, {
           realm: (request) => this.config.token.realm ?? `${this.baseUrl(request)}/token`,
@@ -92,14 +88,15 @@ export class AuthService {
   async init(logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<void> {
     if (this.issuer) await this.keys.init();
     if (this.config.mode === 'none') return;
-    const watcher = this.htpasswd && this.config.htpasswd ? new HtpasswdWatcher(this.config.htpasswd.path, this.htpasswd, logger) : null;
-    const parsed = await watcher?.load();
+    // The file is read before the initial admin is created: its `admin` user may be that admin.
+    const htpasswd = this.htpasswd && this.config.htpasswd ? new HtpasswdWatcher(this.config.htpasswd.path, this.htpasswd, logger) : null;
+    const loaded = await htpasswd?.load();
     if ((await this.store.countUsers()) === 0) await this.createInitialAdmin(logger, env);
-    if (watcher && parsed) {
-      const register = (users: typeof parsed) => registerHtpasswdUsers(this.store, users, logger);
-      await register(parsed);
-      watcher.watch(register);
-      this.htpasswdWatcher = watcher;
+    if (htpasswd && loaded) {
+      const register = (parsed: ParsedHtpasswd) => registerHtpasswdUsers(this.store, parsed, logger);
+      await register(loaded);
+      htpasswd.watch(register);
+      this.htpasswdWatcher = htpasswd;
     }
   }
 

@@ -11,7 +11,19 @@ import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js
 import { createLayoutImage } from '../helpers/images.js';
 import { RegistryClient, errorCode, makeImage } from '../helpers/registry-client.js';
 import { startBerthProcess, startTestServer, tempDir, type BerthProcess, type TestServer } from '../helpers/server.js';
-import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, api, basic, bearer, claims, getToken, type TokenAnswer } from './support.js';
+import {
+  ADMIN_PASSWORD,
+  addMember,
+  addProject,
+  addUser,
+  adminAuth,
+  api,
+  basic,
+  bearer,
+  claims,
+  getToken,
+  type TokenAnswer,
+} from './support.js';
 
 /** Users from an htpasswd file (Distribution's auth: htpasswd): bcrypt only, hot-reloaded. */
 
@@ -39,7 +51,14 @@ const RELOAD_BUDGET_MS = 5_000;
 
 describe('htpasswd parsing', () => {
   it('accepts bcrypt entries ($2y$ from htpasswd -B, $2a$, $2b$) and ignores blank lines and comments', () => {
-    const text = ['# users', '', bcryptLine('alice', 'a-password', '$2a$'), bcryptLine('bob', 'b-password'), htpasswdTool('B', 'carol', 'c-password'), ''].join('\n');
+    const text = [
+      '# users',
+      '',
+      bcryptLine('alice', 'a-password', '$2a$'),
+      bcryptLine('bob', 'b-password'),
+      htpasswdTool('B', 'carol', 'c-password'),
+      '',
+    ].join('\n');
     const parsed = parseHtpasswd(text);
     assert.deepEqual([...parsed.users.keys()], ['alice', 'bob', 'carol']);
     assert.match(parsed.users.get('carol')!, /^\$2y\$/);
@@ -61,7 +80,15 @@ describe('htpasswd parsing', () => {
     assert.equal(parsed.users.size, 0);
     assert.deepEqual(
       parsed.skipped.map((s) => [s.line, s.user]),
-      [[1, 'dave'], [2, 'eve'], [3, 'gina'], [4, 'hank'], [5, 'Ida'], [6, 'robot$x'], [7, 'jo']],
+      [
+        [1, 'dave'],
+        [2, 'eve'],
+        [3, 'gina'],
+        [4, 'hank'],
+        [5, 'Ida'],
+        [6, 'robot$x'],
+        [7, 'jo'],
+      ],
     );
     assert.match(parsed.skipped[0]!.reason, /MD5 \(\$apr1\$\)/);
     assert.match(parsed.skipped[1]!.reason, /SHA1/);
@@ -74,9 +101,15 @@ describe('htpasswd parsing', () => {
   });
 
   it('a line without "user:" or a user given twice makes the whole file invalid', () => {
-    assert.throws(() => parseHtpasswd(`${bcryptLine('alice', 'x-password')}\ngarbage here\n`), (err: Error) => err instanceof HtpasswdSyntaxError && /line 2/.test(err.message));
+    assert.throws(
+      () => parseHtpasswd(`${bcryptLine('alice', 'x-password')}\ngarbage here\n`),
+      (err: Error) => err instanceof HtpasswdSyntaxError && /line 2/.test(err.message),
+    );
     assert.throws(() => parseHtpasswd(`${bcryptLine('alice', 'x')}\n:nohash\n`), /line 2/);
-    assert.throws(() => parseHtpasswd(`${bcryptLine('alice', 'x')}\n${bcryptLine('alice', 'y')}\n`), /line 2: user alice already defined at line 1/);
+    assert.throws(
+      () => parseHtpasswd(`${bcryptLine('alice', 'x')}\n${bcryptLine('alice', 'y')}\n`),
+      /line 2: user alice already defined at line 1/,
+    );
   });
 
   it('config: auth.htpasswd needs auth on and Berth issuing tokens', () => {
@@ -186,7 +219,10 @@ describe('auth.mode token with an htpasswd file (berth serve, hot reload)', () =
     assert.match(out, /skipped user gina at line 6: crypt or plain-text password/);
     for (const line of rejectedLines) {
       const hash = line.slice(line.indexOf(':') + 1);
-      assert.ok(!out.includes(hash) && !out.includes(JSON.stringify(hash).slice(1, -1)), `the hash of ${line.split(':')[0]} appeared in the log`);
+      assert.ok(
+        !out.includes(hash) && !out.includes(JSON.stringify(hash).slice(1, -1)),
+        `the hash of ${line.split(':')[0]} appeared in the log`,
+      );
     }
   });
 
@@ -207,7 +243,11 @@ describe('auth.mode token with an htpasswd file (berth serve, hot reload)', () =
   });
 
   it('a wrong password, an unknown user and a rejected (MD5) entry with its right password all get 401', async () => {
-    for (const [user, password] of [['alice', 'wrong-password'], ['nobody', 'alice-password'], ['dave', 'dave-password']] as const) {
+    for (const [user, password] of [
+      ['alice', 'wrong-password'],
+      ['nobody', 'alice-password'],
+      ['dave', 'dave-password'],
+    ] as const) {
       const res = await tokenFor(user, password);
       assert.equal(res.status, 401, `${user}`);
       assert.equal(await errorCode(res), 'UNAUTHORIZED');
@@ -218,14 +258,26 @@ describe('auth.mode token with an htpasswd file (berth serve, hot reload)', () =
     const users = (await (await api(berth, 'GET', '/users', adminAuth())).json()) as { username: string; admin: boolean }[];
     assert.deepEqual(
       users.filter((u) => ['alice', 'carol', 'dave'].includes(u.username)).map((u) => [u.username, u.admin]),
-      [['alice', false], ['carol', false]],
+      [
+        ['alice', false],
+        ['carol', false],
+      ],
     );
     await addProject(berth, 'team');
     await addMember(berth, 'team', 'carol', 'developer');
-    const jwt = ((await (await tokenFor('carol', 'carol-password', ['repository:team/app:pull,push', 'repository:alice/app:pull'])).json()) as TokenAnswer).token;
+    const jwt = (
+      (await (
+        await tokenFor('carol', 'carol-password', ['repository:team/app:pull,push', 'repository:alice/app:pull'])
+      ).json()) as TokenAnswer
+    ).token;
     assert.deepEqual(claims(jwt).access, [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }]);
     const me = await api(berth, 'GET', '/me', basic('carol', 'carol-password'));
-    assert.deepEqual(await me.json(), { name: 'carol', kind: 'user', admin: false, memberships: [{ project: 'team', username: 'carol', role: 'developer' }] });
+    assert.deepEqual(await me.json(), {
+      name: 'carol',
+      kind: 'user',
+      admin: false,
+      memberships: [{ project: 'team', username: 'carol', role: 'developer' }],
+    });
   });
 
   it('a user appended to the file can log in within a few seconds, without a restart', async () => {
@@ -236,12 +288,17 @@ describe('auth.mode token with an htpasswd file (berth serve, hot reload)', () =
   });
 
   it('a user removed from the file loses access on the next request: live token, refresh token and password', async () => {
-    const offline = await getToken(berth, ['repository:alice/app:pull'], basic('alice', 'alice-password'), { offline_token: 'true', client_id: 'test' });
+    const offline = await getToken(berth, ['repository:alice/app:pull'], basic('alice', 'alice-password'), {
+      offline_token: 'true',
+      client_id: 'test',
+    });
     const { token: jwt, refresh_token: refresh } = (await offline.json()) as TokenAnswer;
     const tags = () => fetch(`${berth.url}/v2/alice/app/tags/list`, { headers: { authorization: bearer(jwt) } });
     assert.equal((await tags()).status, 200);
 
-    const ms = await rewrite(() => writeFileSync(file, [htpasswdTool('B', 'carol', 'carol-password'), htpasswdTool('B', 'henry', 'henry-password'), ''].join('\n')));
+    const ms = await rewrite(() =>
+      writeFileSync(file, [htpasswdTool('B', 'carol', 'carol-password'), htpasswdTool('B', 'henry', 'henry-password'), ''].join('\n')),
+    );
     assert.ok(ms < RELOAD_BUDGET_MS, `reload took ${ms} ms`);
     const res = await tags();
     assert.equal(res.status, 401);
@@ -267,7 +324,10 @@ describe('auth.mode token with an htpasswd file (berth serve, hot reload)', () =
   });
 
   it('a corrupt file is refused with an error in the log, and the previous users keep working', async () => {
-    await rewrite(() => writeFileSync(file, `${bcryptLine('mallory', 'mallory-password')}\nthis is not an htpasswd file\n`), /htpasswd reload failed/g);
+    await rewrite(
+      () => writeFileSync(file, `${bcryptLine('mallory', 'mallory-password')}\nthis is not an htpasswd file\n`),
+      /htpasswd reload failed/g,
+    );
     assert.match(berth.output(), /htpasswd reload failed, keeping the previous 3 users: line 2: expected \\"user:hash\\"/);
     assert.equal((await tokenFor('ivan', 'ivan-password')).status, 200);
     assert.equal((await tokenFor('mallory', 'mallory-password')).status, 401);
@@ -280,7 +340,10 @@ describe('auth.mode token with an htpasswd file (berth serve, hot reload)', () =
 
   it('a Berth user of the same name takes precedence: the file entry is ignored with a warning', async () => {
     await addUser(berth, 'frank', 'frank-db-password');
-    await rewrite(() => appendFileSync(file, `${bcryptLine('frank', 'frank-file-password')}\n`), /user frank \(line 3\) is ignored: a Berth user of that name exists/g);
+    await rewrite(
+      () => appendFileSync(file, `${bcryptLine('frank', 'frank-file-password')}\n`),
+      /user frank \(line 3\) is ignored: a Berth user of that name exists/g,
+    );
     assert.equal((await tokenFor('frank', 'frank-file-password')).status, 401);
     assert.equal((await tokenFor('frank', 'frank-db-password')).status, 200);
   });
@@ -316,7 +379,9 @@ describe('auth.mode basic with an htpasswd file', () => {
     const file = path.join(dir, 'htpasswd');
     writeFileSync(file, [htpasswdTool('B', 'admin', 'file-admin-password'), htpasswdTool('B', 'alice', 'alice-password'), ''].join('\n'));
     // No admin password given: the file's `admin` becomes the initial admin.
-    server = await startTestServer({ auth: { mode: 'basic', htpasswd: { path: file, realm: 'Registry Realm' }, ratelimit: { failures: 3 } } });
+    server = await startTestServer({
+      auth: { mode: 'basic', htpasswd: { path: file, realm: 'Registry Realm' }, ratelimit: { failures: 3 } },
+    });
   });
   after(async () => {
     await server?.destroy();
@@ -360,7 +425,10 @@ describe('auth.htpasswd at startup', () => {
   it('a missing file stops the server from starting (a typo must not silently lock everyone out)', async () => {
     const dir = tempDir('berth-htpasswd-');
     try {
-      const config = { data: { dir: path.join(dir, 'data') }, auth: { mode: 'token', admin: { password: ADMIN_PASSWORD }, htpasswd: { path: path.join(dir, 'missing') } } };
+      const config = {
+        data: { dir: path.join(dir, 'data') },
+        auth: { mode: 'token', admin: { password: ADMIN_PASSWORD }, htpasswd: { path: path.join(dir, 'missing') } },
+      };
       await assert.rejects(startTestServer(config), /ENOENT/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
