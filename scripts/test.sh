@@ -27,8 +27,14 @@ if [ "${#pg_files[@]}" -gt 0 ]; then
   BERTH_TEST_METADATA=postgres node --import tsx --test --test-reporter=spec --test-concurrency=2 "${pg_files[@]}" 2>&1 | tee "$logs/postgres" || status=1
 fi
 echo "== summary"
+passed=0; failed=0
 for pass in sqlite postgres; do
   [ -f "$logs/$pass" ] || continue
   echo "metadata=$pass: $(grep -E '^ℹ (tests|pass|fail|cancelled|skipped) ' "$logs/$pass" | sed 's/^ℹ //' | paste -sd, - | sed 's/,/, /g')"
+  passed=$((passed + $(grep -E '^ℹ pass ' "$logs/$pass" | awk '{s+=$3} END {print s+0}')))
+  failed=$((failed + $(grep -E '^ℹ (fail|cancelled) ' "$logs/$pass" | awk '{s+=$3} END {print s+0}')))
 done
+[ "$failed" -eq 0 ] || status=1
+# One plain closing line over both passes (cancelled tests count as failed).
+echo "${passed} passed, ${failed} failed"
 exit "$status"
