@@ -117,7 +117,14 @@ export class AuthService {
       return;
     }
     const password = given ?? generateSecret(18);
-    await this.accounts.addUser({ name: 'system', ip: null }, username, password, true);
+    try {
+      await this.accounts.addUser({ name: 'system', ip: null }, username, password, true);
+    } catch (err) {
+      // Replicas starting together all see an empty user table; the first insert wins and the others carry on.
+      if (!(await this.store.getUser(username))) throw err;
+      logger.info({ username }, 'the initial admin was created by another replica starting at the same time');
+      return;
+    }
     if (given === undefined) {
       // Shown once: only the bcrypt hash is kept.
       logger.warn({ username, password }, 'created the initial admin with a generated password; change it with `berth user passwd`');
