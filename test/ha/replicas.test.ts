@@ -147,12 +147,13 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     const res = await client.pushBlobChunked('ha/chunked', blob, MB);
     assert.equal(res.status, 201, await res.clone().text());
 
-    const perReplica = since(mark).map((requests) => requests.filter((r) => r.url.startsWith('/v2/ha/chunked/blobs/uploads/')));
-    const served = perReplica.map((requests) => requests.length);
+    const uploadRequests = () => since(mark).map((requests) => requests.filter((r) => r.url.startsWith('/v2/ha/chunked/blobs/uploads/')).length);
+    // A replica logs a request once its response is sent, so the last line may still be on its way.
+    const served = await waitFor(uploadRequests, (counts) => counts.reduce((a, b) => a + b, 0) >= 1 + 7 + 1);
     assert.equal(
       served.reduce((a, b) => a + b, 0),
       1 + 7 + 1,
-      'POST, seven PATCHes and the PUT were each served once',
+      `POST, seven PATCHes and the PUT were each served once: ${served.join('/')}`,
     );
     assert.ok(
       served.every((n) => n >= 2),
@@ -213,7 +214,8 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     let retriedByTest = false;
     if (outcome instanceof Error) {
       // skopeo gave up despite its own retries: the operator (here, the test) runs the copy again.
-      console.log(`first push failed after the kill (${outcome.message.split('\n')[0]}); running it again`);
+      const reason = /--- stderr ---\n(?:…)?([^\n]*(?:\n[^\n]*)?)/.exec(outcome.message)?.[1] ?? outcome.message;
+      console.log(`first push failed after the kill: ${reason.trim()}; running it again`);
       retriedByTest = true;
       await push(dir, 'ha/killed:v1');
     }
@@ -225,7 +227,7 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     console.log(
       `kill mid-push: ${victim.name} killed after reading ${(readByVictim / MB).toFixed(1)} MB of a ${(layer.size / MB).toFixed(1)} MB layer; ` +
         `push ${retriedByTest ? 'completed when run again' : "completed by skopeo's own retry"}; ` +
-        `requests after the kill per survivor ${since(mark)
+        `requests served during the push per survivor ${since(mark)
           .filter((_, i) => replicas[i] !== victim)
           .map((r) => r.length)
           .join(' / ')}`,
@@ -260,6 +262,8 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
       const [prev, next] = [runs[i - 1]!, runs[i]!];
       assert.ok(next.start >= prev.end, `GC on ${next.replica} started at ${next.start} while ${prev.replica} ran until ${prev.end}`);
     }
+    const failures = replicas.flatMap((r) => r.process.output().split('\n').filter((l) => /gc: (run stopped early|scheduled run failed)/.test(l)));
+    assert.deepEqual(failures, [], 'no GC run failed');
     console.log(`gc: ${runs.length} runs, skips per replica ${skipped.join(' / ')}`);
   });
 });
@@ -279,6 +283,17 @@ function uploadsServedBy(perReplica: LoggedRequest[][], repo: string): { session
     }
   });
   return [...sessions].map(([session, replicas]) => ({ session, replicas }));
+}
+
+/** Polls `read` until `done` holds (or 5 s pass) and returns the last value. */
+async function waitFor<T>(read: () => T, done: (value: T) => boolean, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = read();
+  while (!done(value) && Date.now() < deadline) {
+    await sleep(50);
+    value = read();
+  }
+  return value;
 }
 
 /** Bytes the process has read through system calls (sockets included): Linux /proc/<pid>/io. */
