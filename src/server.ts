@@ -40,7 +40,11 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     maxConcurrentUploads: config.limits.uploads,
     maxPageSize: config.limits.pagesize,
   });
-  const auth = await openAuth(config, metadata, logger);
+  const auth = await openAuth(config, metadata, logger).catch(async (err: unknown) => {
+    // e.g. a missing htpasswd file: release the stores we opened before giving up.
+    await Promise.allSettled([metadata.close(), blobs.close()]);
+    throw err;
+  });
   const gc = createGc(config, blobs, metadata, logger);
   const tls = config.http.tls;
   const app = buildApp({
