@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
 import { blobPath, createLayoutImage, layoutBlobs, taggedDescriptor, type LayoutImage } from '../helpers/images.js';
-import { startNginx, requireNginx, type Nginx } from '../helpers/nginx.js';
+import { freePort, requireNginx, startNginx, type Nginx } from '../helpers/nginx.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { RegistryClient, makeBlob } from '../helpers/registry-client.js';
 import { startLocalS3, type LocalS3 } from '../helpers/s3.js';
-import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 import { loggedRequests, type LoggedRequest } from '../interop/request-log.js';
 import { fsck } from '../robustness/support.js';
 
@@ -44,10 +45,15 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     requireNginx();
     db = await createTestDatabase('berth_ha');
     s3 = await startLocalS3('berth-ha');
+    const balancerPort = await freePort();
     sharedEnv = {
+      // The example configuration from docs/deploy.md, with test-local endpoints on top.
+      BERTH_CONFIG: path.join(ROOT, 'examples/berth-ha.yaml'),
+      BERTH_HTTP_HOST: `http://127.0.0.1:${balancerPort}`,
       BERTH_METADATA_DRIVER: 'postgres',
       BERTH_METADATA_URL: db.url,
       BERTH_STORAGE_S3_BUCKET: s3.bucket,
+      BERTH_STORAGE_S3_REGION: 'us-east-1',
       BERTH_STORAGE_S3_REGIONENDPOINT: s3.endpoint,
       BERTH_STORAGE_S3_FORCEPATHSTYLE: 'true',
       BERTH_STORAGE_S3_ACCESSKEY: s3.accessKeyId,
@@ -77,7 +83,10 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     replicas.sort((a, b) => a.name.localeCompare(b.name));
-    nginx = await startNginx(replicas.map((r) => `127.0.0.1:${r.process.port}`));
+    nginx = await startNginx(
+      replicas.map((r) => `127.0.0.1:${r.process.port}`),
+      balancerPort,
+    );
     sandbox = ClientSandbox.create();
   });
 
@@ -117,7 +126,10 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     assert.deepEqual([...pulled.keys()].sort(), expected, `${replica.name}: the pulled layout holds exactly the image's blobs`);
     for (const digest of expected) {
       assert.equal(pulled.get(digest), digest, `${replica.name}: ${digest} pulled intact`);
-      assert.ok(readFileSync(blobPath(out, digest)).equals(readFileSync(blobPath(source, digest))), `${replica.name}: ${digest} byte-identical`);
+      assert.ok(
+        readFileSync(blobPath(out, digest)).equals(readFileSync(blobPath(source, digest))),
+        `${replica.name}: ${digest} byte-identical`,
+      );
     }
   }
 
@@ -147,7 +159,8 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     const res = await client.pushBlobChunked('ha/chunked', blob, MB);
     assert.equal(res.status, 201, await res.clone().text());
 
-    const uploadRequests = () => since(mark).map((requests) => requests.filter((r) => r.url.startsWith('/v2/ha/chunked/blobs/uploads/')).length);
+    const uploadRequests = () =>
+      since(mark).map((requests) => requests.filter((r) => r.url.startsWith('/v2/ha/chunked/blobs/uploads/')).length);
     // A replica logs a request once its response is sent, so the last line may still be on its way.
     const served = await waitFor(uploadRequests, (counts) => counts.reduce((a, b) => a + b, 0) >= 1 + 7 + 1);
     assert.equal(
@@ -160,7 +173,9 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
       `round-robin spread the session over all replicas: ${served.join('/')}`,
     );
     for (const replica of replicas) {
-      const pulled = await fetch(`${replica.process.url}/v2/ha/chunked/blobs/${blob.digest}`, { headers: { authorization: `Bearer ${token}` } });
+      const pulled = await fetch(`${replica.process.url}/v2/ha/chunked/blobs/${blob.digest}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       assert.equal(pulled.status, 200);
       assert.ok(Buffer.from(await pulled.arrayBuffer()).equals(blob.data), `${replica.name} serves the blob byte-identical`);
     }
@@ -242,7 +257,10 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     assert.equal(check.code, 0, `berth fsck finds no corruption:\n${check.stdout}\n${check.stderr}`);
     const { checked } = check.report;
     // Blobs: the chunked one, 2 images × (config + layers), plus the manifests stored as blobs.
-    assert.ok(checked.blobRows >= 1 + 4 + 2 && checked.manifests >= 2 && checked.contentVerified, `fsck checked everything: ${JSON.stringify(checked)}`);
+    assert.ok(
+      checked.blobRows >= 1 + 4 + 2 && checked.manifests >= 2 && checked.contentVerified,
+      `fsck checked everything: ${JSON.stringify(checked)}`,
+    );
     assert.deepEqual(check.report.skipped, [], 'fsck could run every check on S3 + PostgreSQL');
   });
 
@@ -250,19 +268,27 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     // Each replica tried every second for the whole suite; wait for a few more contested rounds.
     await sleep(3_000);
     const runs = replicas.flatMap((r) => gcRuns(r.process.output(), r.name));
-    const skipped = replicas.map((r) => r.process.output().split('\n').filter((l) => l.includes('another collector holds the lease')).length);
+    const skipped = replicas.map(
+      (r) =>
+        r.process
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('another collector holds the lease')).length,
+    );
     assert.ok(runs.length >= 5, `GC ran repeatedly (${runs.length} runs)`);
     assert.ok(new Set(runs.map((r) => r.replica)).size >= 2, 'more than one replica collected at some point');
-    assert.ok(
-      skipped.reduce((a, b) => a + b, 0) >= 1,
-      `replicas met the lease held by another (skips per replica: ${skipped.join('/')})`,
-    );
+    assert.ok(skipped.reduce((a, b) => a + b, 0) >= 1, `replicas met the lease held by another (skips per replica: ${skipped.join('/')})`);
     runs.sort((a, b) => a.start - b.start);
     for (let i = 1; i < runs.length; i++) {
       const [prev, next] = [runs[i - 1]!, runs[i]!];
       assert.ok(next.start >= prev.end, `GC on ${next.replica} started at ${next.start} while ${prev.replica} ran until ${prev.end}`);
     }
-    const failures = replicas.flatMap((r) => r.process.output().split('\n').filter((l) => /gc: (run stopped early|scheduled run failed)/.test(l)));
+    const failures = replicas.flatMap((r) =>
+      r.process
+        .output()
+        .split('\n')
+        .filter((l) => /gc: (run stopped early|scheduled run failed)/.test(l)),
+    );
     assert.deepEqual(failures, [], 'no GC run failed');
     console.log(`gc: ${runs.length} runs, skips per replica ${skipped.join(' / ')}`);
   });

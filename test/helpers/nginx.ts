@@ -61,6 +61,8 @@ ${upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=10s;`).join('\n
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_request_buffering off;
       proxy_buffering off;
@@ -78,18 +80,24 @@ export function requireNginx(): void {
   try {
     accessSync(NGINX_BINARY, constants.X_OK);
   } catch {
-    throw new Error(`nginx is required by this test but ${NGINX_BINARY} is missing (run scripts/install-system-deps.sh, or set BERTH_TEST_NGINX)`);
+    throw new Error(
+      `nginx is required by this test but ${NGINX_BINARY} is missing (run scripts/install-system-deps.sh, or set BERTH_TEST_NGINX)`,
+    );
   }
 }
 
-/** Starts nginx balancing over `upstreams` ("127.0.0.1:port" each) and waits until it accepts connections. */
-export async function startNginx(upstreams: string[]): Promise<Nginx> {
+/**
+ * Starts nginx balancing over `upstreams` ("127.0.0.1:port" each) and waits until it accepts
+ * connections. It listens on `port` (e.g. reserved with `freePort()` so the replicas can be told
+ * the balancer's URL before it starts), or on a free port.
+ */
+export async function startNginx(upstreams: string[], port?: number): Promise<Nginx> {
   requireNginx();
   const dir = tempDir('berth-nginx-');
   // When the tests run as root, nginx workers run as `nobody` and must reach the temp paths.
   chmodSync(dir, 0o755);
   for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, sub));
-  const port = await freePort();
+  port ??= await freePort();
   const configFile = path.join(dir, 'nginx.conf');
   writeFileSync(configFile, nginxConfig({ dir, port, upstreams }));
 
@@ -124,7 +132,7 @@ export async function startNginx(upstreams: string[]): Promise<Nginx> {
 }
 
 /** A port nothing listens on right now (the kernel's pick for port 0). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
