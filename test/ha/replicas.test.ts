@@ -185,11 +185,14 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     const dir = sandbox.path('layouts', 'spread');
     const image = await createLayoutImage(dir, 'src', [700 * KB, 2 * MB, 3 * MB]);
     const mark = marks();
+    const s3Mark = s3.requests.length;
     await push(dir, 'ha/spread:v1');
+    // Staged bytes read back from S3: a replica finishing an upload it did not receive re-hashes it.
+    const stagedReads = s3.requests.slice(s3Mark).filter((r) => r.method === 'GET' && r.url.includes('/uploads/')).length;
 
     const requests = since(mark);
     const distribution = requests.map((r) => r.length);
-    console.log(`skopeo push: requests served per replica ${distribution.join(' / ')}`);
+    console.log(`skopeo push: requests served per replica ${distribution.join(' / ')}; staged segments read back from S3: ${stagedReads}`);
     assert.ok(
       distribution.every((n) => n > 0),
       `every replica served part of the push: ${distribution.join('/')}`,

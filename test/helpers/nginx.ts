@@ -68,7 +68,7 @@ ${upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=10s;`).join('\n
       proxy_buffering off;
       proxy_read_timeout 300s;
       proxy_send_timeout 300s;
-      proxy_next_upstream error timeout;
+      proxy_next_upstream error timeout http_503;
     }
   }
 }
