@@ -10,7 +10,7 @@ import { ROOT, tempDir } from '../helpers/server.js';
 import { runCli } from '../robustness/support.js';
 
 /**
- * The copy-paste examples of docs/deploy.md stay valid: nginx accepts examples/nginx.conf,
+ * The copy-paste examples of docs/deploy.md stay valid and in the guide verbatim: nginx accepts examples/nginx.conf,
  * Berth accepts examples/berth-ha.yaml (test/ha/replicas.test.ts also runs its replicas on
  * it), and examples/kubernetes.yaml is consistent with itself and with berth-ha.yaml.
  */
@@ -29,6 +29,14 @@ describe('deployment examples', () => {
     dir = tempDir('berth-examples-');
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('docs/deploy.md shows every example file verbatim, so what readers copy is what the tests check', () => {
+    const guide = readFileSync(path.join(ROOT, 'docs/deploy.md'), 'utf8');
+    for (const name of ['berth-ha.yaml', 'nginx.conf', 'kubernetes.yaml']) {
+      const example = readFileSync(path.join(EXAMPLES, name), 'utf8').trimEnd();
+      assert.ok(guide.includes(`\n${example}\n\`\`\``), `docs/deploy.md contains examples/${name} in a code block`);
+    }
+  });
 
   it('nginx -t accepts examples/nginx.conf inside a stock http block', async () => {
     requireNginx();
