@@ -1,9 +1,13 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { calculateJwkThumbprint, createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { AuthStore, SigningKeyRecord } from './ports.js';
 
 export const SIGNING_ALG = 'ES256';
+
+/** Least time between two key reloads triggered by tokens naming unknown keys. */
+const UNKNOWN_KEY_RELOAD_MS = 1000;
 
 export interface SigningKey {
   kid: string;
@@ -34,6 +38,7 @@ export async function newSigningKeyRecord(): Promise<Omit<SigningKeyRecord, 'ret
 export class KeyRing {
   private keys: SigningKeyRecord[] = [];
   private loadedAt = 0;
+  private pendingReload: Promise<void> | null = null;
 
   constructor(
     private readonly store: AuthStore,
@@ -68,8 +73,8 @@ export class KeyRing {
   readonly verificationKey: JWTVerifyGetKey = async (header) => {
     if (header.alg !== SIGNING_ALG || typeof header.kid !== 'string') throw new Error('token is not signed by a Berth key');
     let key = this.trusted(header.kid);
-    if (!key && Date.now() - this.loadedAt > 1000) {
-      await this.reload();
+    if (!key) {
+      await this.reloadForUnknownKey();
       key = this.trusted(header.kid);
     }
     if (!key) throw new Error('token signed by an unknown or expired key');
@@ -86,6 +91,23 @@ export class KeyRing {
     const key = this.keys.find((k) => k.kid === kid);
     if (!key) return undefined;
     return key.retiredAt === null || key.retiredAt.getTime() + this.graceMs > Date.now() ? key : undefined;
+  }
+
+  /**
+   * A token names a key this process has not loaded: another replica may have just created it
+   * (replicas starting together, `berth auth rotate-key`). Reload, at most once a second however
+   * many such tokens arrive (bogus kids must not flood the database): a caller arriving within
+   * a second of the last load waits for the next one instead of being refused.
+   */
+  private reloadForUnknownKey(): Promise<void> {
+    this.pendingReload ??= (async () => {
+      const wait = this.loadedAt + UNKNOWN_KEY_RELOAD_MS - Date.now();
+      if (wait > 0) await sleep(wait);
+      await this.reload();
+    })().finally(() => {
+      this.pendingReload = null;
+    });
+    return this.pendingReload;
   }
 
   private async reload(): Promise<void> {
