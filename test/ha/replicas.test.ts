@@ -133,6 +133,22 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     }
   }
 
+  /**
+   * The replica receiving a large upload: the one whose process has read `threshold` bytes
+   * (from its sockets) since `before` was sampled. nginx logs and Berth's request log only
+   * name a replica once the request is over; this finds it while the body still streams.
+   */
+  async function receivingReplica(before: number[], threshold: number): Promise<{ replica: Replica; read: number }> {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const grown = replicas.map((r, i) => bytesRead(r.process) - before[i]!);
+      const busiest = grown.indexOf(Math.max(...grown));
+      if (grown[busiest]! >= threshold) return { replica: replicas[busiest]!, read: grown[busiest]! };
+      await sleep(20);
+    }
+    throw new Error(`no replica read ${threshold} bytes within 60 s`);
+  }
+
   it('replicas started together share one admin and one key set: a token issued by any replica is accepted by every replica', async () => {
     for (const issuer of replicas) {
       const token = await tokenFrom(issuer.process.url, 'repository:ha/tokens:pull,push');
@@ -203,6 +219,81 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     for (const replica of replicas) await assertPullsIdentical(replica, 'ha/spread:v1', image, dir);
   });
 
+  it("the replicas' scheduled GC runs never overlap: the lease admits one collector at a time", async () => {
+    // Each replica has tried every second since the suite started; wait for enough contested rounds.
+    const observe = () => ({
+      runs: replicas.flatMap((r) => gcRuns(r.process.output(), r.name)),
+      skipped: replicas.map(
+        (r) =>
+          r.process
+            .output()
+            .split('\n')
+            .filter((l) => l.includes('another collector holds the lease')).length,
+      ),
+    });
+    const { runs, skipped } = await waitFor(
+      observe,
+      (o) => o.runs.length >= 5 && new Set(o.runs.map((r) => r.replica)).size >= 2 && o.skipped.some((n) => n > 0),
+      20_000,
+    );
+    assert.ok(runs.length >= 5, `GC ran repeatedly (${runs.length} runs)`);
+    assert.ok(new Set(runs.map((r) => r.replica)).size >= 2, 'more than one replica collected at some point');
+    assert.ok(skipped.reduce((a, b) => a + b, 0) >= 1, `replicas met the lease held by another (skips per replica: ${skipped.join('/')})`);
+    runs.sort((a, b) => a.start - b.start);
+    for (let i = 1; i < runs.length; i++) {
+      const [prev, next] = [runs[i - 1]!, runs[i]!];
+      assert.ok(next.start >= prev.end, `GC on ${next.replica} started at ${next.start} while ${prev.replica} ran until ${prev.end}`);
+    }
+    const failures = replicas.flatMap((r) =>
+      r.process
+        .output()
+        .split('\n')
+        .filter((l) => /gc: (run stopped early|scheduled run failed)/.test(l)),
+    );
+    assert.deepEqual(failures, [], 'no GC run failed');
+    console.log(`gc: ${runs.length} runs, skips per replica ${skipped.join(' / ')}`);
+  });
+
+  it('a replica stopped (SIGTERM) while receiving a layer finishes that request first; the push succeeds and the restarted replica rejoins', async () => {
+    const dir = sandbox.path('layouts', 'drained');
+    const image = await createLayoutImage(dir, 'src', [48 * MB]);
+    const layer = image.layers[0]!;
+    const before = replicas.map((r) => bytesRead(r.process));
+    const mark = marks();
+    const pushing = push(dir, 'ha/drained:v1');
+    const { replica: stopped, read } = await receivingReplica(before, 4 * MB);
+    const index = replicas.indexOf(stopped);
+    await stopped.process.stop(); // SIGTERM; resolves once the process has exited
+    await pushing; // throws if skopeo failed
+    const served = since(mark)[index]!;
+    assert.ok(
+      served.some((r) => r.method === 'PATCH' && r.status === 202),
+      `${stopped.name}, stopped after ${(read / MB).toFixed(1)} MB, answered the layer's PATCH before exiting`,
+    );
+
+    const restarted = await startBerthProcess({
+      ...sharedEnv,
+      BERTH_DATA_DIR: stopped.dataDir,
+      BERTH_HTTP_ADDR: `127.0.0.1:${stopped.process.port}`,
+    });
+    replicas[index] = { ...stopped, process: restarted };
+    // nginx skipped the replica while it was down (fail_timeout 10 s); it must come back into the rotation.
+    const restartedAt = Date.now();
+    const rejoined = await waitFor(
+      async () => {
+        await fetch(`${nginx.url}/healthz`);
+        return loggedRequests(restarted.output()).some((r) => r.url === '/healthz');
+      },
+      (served) => served,
+      30_000,
+    );
+    assert.ok(rejoined, `nginx routes requests to the restarted ${stopped.name} again`);
+    for (const replica of replicas) await assertPullsIdentical(replica, 'ha/drained:v1', image, dir);
+    console.log(
+      `graceful stop: ${stopped.name} drained its PATCH of ${(layer.size / MB).toFixed(1)} MB (SIGTERM after ${(read / MB).toFixed(1)} MB); push succeeded first time; back in nginx's rotation ${Date.now() - restartedAt} ms after restarting`,
+    );
+  });
+
   it('a replica killed mid-layer: the push is retried through the survivors and the image is intact everywhere', async () => {
     const dir = sandbox.path('layouts', 'killed');
     const image = await createLayoutImage(dir, 'src', [64 * MB]);
@@ -211,19 +302,7 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     const mark = marks();
     const first = push(dir, 'ha/killed:v1', ['--retry-times', '3']).catch((err: unknown) => err as Error);
 
-    // The replica receiving the layer is the one whose process reads megabytes from its sockets.
-    let victim: Replica | undefined;
-    let readByVictim = 0;
-    const deadline = Date.now() + 60_000;
-    while (!victim && Date.now() < deadline) {
-      const grown = replicas.map((r, i) => bytesRead(r.process) - before[i]!);
-      const busiest = grown.indexOf(Math.max(...grown));
-      if (grown[busiest]! >= 8 * MB) {
-        victim = replicas[busiest]!;
-        readByVictim = grown[busiest]!;
-      } else await sleep(20);
-    }
-    assert.ok(victim, 'some replica started receiving the 64 MB layer');
+    const { replica: victim, read: readByVictim } = await receivingReplica(before, 8 * MB);
     await victim.process.kill();
     assert.ok(readByVictim < layer.size, `killed after ${readByVictim} of ${layer.size} layer bytes`);
     const survivors = replicas.filter((r) => r !== victim);
@@ -266,35 +345,6 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     );
     assert.deepEqual(check.report.skipped, [], 'fsck could run every check on S3 + PostgreSQL');
   });
-
-  it("the replicas' scheduled GC runs never overlap: the lease admits one collector at a time", async () => {
-    // Each replica tried every second for the whole suite; wait for a few more contested rounds.
-    await sleep(3_000);
-    const runs = replicas.flatMap((r) => gcRuns(r.process.output(), r.name));
-    const skipped = replicas.map(
-      (r) =>
-        r.process
-          .output()
-          .split('\n')
-          .filter((l) => l.includes('another collector holds the lease')).length,
-    );
-    assert.ok(runs.length >= 5, `GC ran repeatedly (${runs.length} runs)`);
-    assert.ok(new Set(runs.map((r) => r.replica)).size >= 2, 'more than one replica collected at some point');
-    assert.ok(skipped.reduce((a, b) => a + b, 0) >= 1, `replicas met the lease held by another (skips per replica: ${skipped.join('/')})`);
-    runs.sort((a, b) => a.start - b.start);
-    for (let i = 1; i < runs.length; i++) {
-      const [prev, next] = [runs[i - 1]!, runs[i]!];
-      assert.ok(next.start >= prev.end, `GC on ${next.replica} started at ${next.start} while ${prev.replica} ran until ${prev.end}`);
-    }
-    const failures = replicas.flatMap((r) =>
-      r.process
-        .output()
-        .split('\n')
-        .filter((l) => /gc: (run stopped early|scheduled run failed)/.test(l)),
-    );
-    assert.deepEqual(failures, [], 'no GC run failed');
-    console.log(`gc: ${runs.length} runs, skips per replica ${skipped.join(' / ')}`);
-  });
 });
 
 /** For each upload session of `repo`, the replicas that served its POST/PATCH/PUT requests. */
@@ -314,13 +364,13 @@ function uploadsServedBy(perReplica: LoggedRequest[][], repo: string): { session
   return [...sessions].map(([session, replicas]) => ({ session, replicas }));
 }
 
-/** Polls `read` until `done` holds (or 5 s pass) and returns the last value. */
-async function waitFor<T>(read: () => T, done: (value: T) => boolean, timeoutMs = 5_000): Promise<T> {
+/** Polls `read` until `done` holds (or `timeoutMs` passes) and returns the last value. */
+async function waitFor<T>(read: () => T | Promise<T>, done: (value: T) => boolean, timeoutMs = 5_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let value = read();
+  let value = await read();
   while (!done(value) && Date.now() < deadline) {
     await sleep(50);
-    value = read();
+    value = await read();
   }
   return value;
 }
