@@ -9,6 +9,8 @@ export interface UploadLimits {
   maxBlobSize: number;
   /** Data-carrying upload requests in flight at once. */
   maxConcurrentTransfers: number;
+  /** Running hashes kept in memory (default MAX_HELD_HASHES). */
+  maxHeldHashes?: number;
 }
 
 export interface ChunkRange {
@@ -31,6 +33,11 @@ export interface UploadStatus {
  * the staged bytes, so any process can continue any session.
  */
 export class UploadService {
+  /**
+   * Running hashes of sessions this process appended to. Bounded: with several replicas an
+   * upload is often finished elsewhere and its entry never deleted here; evicting the
+   * oldest only costs a rehash of staged bytes if that session comes back.
+   */
   private readonly hashes = new Map<string, { hash: Hash; size: number }>();
   private readonly busy = new Set<string>();
   private transfers = 0;
@@ -180,11 +187,22 @@ export class UploadService {
         this.hashes.delete(record.id);
         throw new RegistryError('BLOB_UPLOAD_INVALID', 'upload was modified concurrently; query its status and resume');
       }
-      this.hashes.set(record.id, { hash: state.hash, size });
+      this.rememberHash(record.id, { hash: state.hash, size });
       return size;
     } finally {
       this.transfers--;
     }
+  }
+
+  /** How many sessions' running hashes this process holds (observability, tests). */
+  get heldHashes(): number {
+    return this.hashes.size;
+  }
+
+  private rememberHash(id: string, state: { hash: Hash; size: number }): void {
+    this.hashes.delete(id); // re-insert so iteration order is least-recently-appended first
+    if (this.hashes.size >= (this.limits.maxHeldHashes ?? MAX_HELD_HASHES)) this.hashes.delete(this.hashes.keys().next().value!);
+    this.hashes.set(id, state);
   }
 
   /** The running SHA-256 for the session at its current size, rebuilt from staged bytes if needed. */
@@ -238,6 +256,9 @@ export class UploadService {
     }
   }
 }
+
+/** Upper bound on running hashes held in memory (each is a few hundred bytes of OpenSSL state). */
+export const MAX_HELD_HASHES = 4096;
 
 /** Passes bytes through while hashing and counting them; fails once `maxSize` is exceeded. */
 class HashingMeter extends Transform {
