@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { BlobRow, BrokenReference, FsckMetadata, ManifestRow, ManifestUse, UploadRow } from '../fsck/types.js';
 import type { Database } from './tables.js';
+import { repositoriesLinking } from './kysely-store.js';
 
 /** The queries `berth fsck` needs, on Kysely (SQLite and PostgreSQL alike). */
 export class KyselyFsckStore implements FsckMetadata {
@@ -19,14 +20,7 @@ export class KyselyFsckStore implements FsckMetadata {
   }
 
   async linkingRepositories(digest: string): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('repository_blobs as rb')
-      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-      .select('r.name')
-      .where('rb.digest', '=', digest)
-      .orderBy('r.name')
-      .execute();
-    return rows.map((r) => r.name);
+    return repositoriesLinking(this.db, digest);
   }
 
   async manifestsUsing(digest: string): Promise<ManifestUse[]> {

@@ -16,7 +16,7 @@ import { blobDeletionOverlaps, enqueueReview, manifestDependents } from './gc-st
 import type { Database } from './tables.js';
 import type { Dialect } from './migrate.js';
 
-type Db = Kysely<Database> | Transaction<Database>;
+export type Db = Kysely<Database> | Transaction<Database>;
 
 /**
  * The MetadataStore on Kysely. One implementation serves SQLite and PostgreSQL;
@@ -109,15 +109,7 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   async repositoriesWithBlob(digest: string, limit: number): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('repository_blobs as rb')
-      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-      .select('r.name')
-      .where('rb.digest', '=', digest)
-      .orderBy('r.name')
-      .limit(limit)
-      .execute();
-    return rows.map((r) => r.name);
+    return repositoriesLinking(this.db, digest, limit);
   }
 
   async createUpload(upload: Omit<UploadRecord, 'updatedAt'>): Promise<void> {
@@ -370,6 +362,18 @@ async function link(trx: Transaction<Database>, repositoryId: number, digest: st
     .values({ repository_id: repositoryId, digest, created_at: now })
     .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: now }))
     .execute();
+}
+
+/** Names of the repositories that link `digest`, in name order (shared with berth fsck). */
+export async function repositoriesLinking(db: Db, digest: string, limit?: number): Promise<string[]> {
+  let query = db
+    .selectFrom('repository_blobs as rb')
+    .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+    .select('r.name')
+    .where('rb.digest', '=', digest)
+    .orderBy('r.name');
+  if (limit !== undefined) query = query.limit(limit);
+  return (await query.execute()).map((r) => r.name);
 }
 
 function toPage<T>(rows: T[], limit: number): Page<T> {
