@@ -74,6 +74,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
       'request',
     );
   });
+  // A client that hangs up mid-request (a killed push) gets no response, so onResponse never
+  // fires; log it anyway so operators can see interrupted uploads.
+  app.addHook('onRequestAbort', async (request) => {
+    request.log.info({ method: request.method, url: request.url, status: 'aborted' }, 'request');
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   registerUploadLimits(app, options.uploadsPerClient ?? 0);
