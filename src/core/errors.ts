@@ -51,7 +51,3 @@ export class RegistryError extends Error {
     return copy;
   }
 }
-
-export function isRegistryError(err: unknown): err is RegistryError {
-  return err instanceof RegistryError;
-}

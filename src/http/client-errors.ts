@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ERROR_CODES } from '../core/errors.js';
+import { RegistryError } from '../core/errors.js';
+import { errorBody } from './errors.js';
 
 const MESSAGES: Record<number, string> = {
   400: 'malformed HTTP request',
@@ -19,7 +20,7 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
   const message = `${MESSAGES[status]}${err.code ? ` (${err.code})` : ''}`;
-  const body = JSON.stringify({ errors: [{ code: 'UNSUPPORTED' satisfies keyof typeof ERROR_CODES, message, detail: null }] });
+  const body = errorBody(new RegistryError('UNSUPPORTED', message));
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +

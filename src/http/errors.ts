@@ -1,13 +1,18 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../core/errors.js';
 
-/** Renders any error as the distribution-spec body: {"errors":[{"code","message","detail"}]}. */
+/** The distribution-spec error body: {"errors":[{"code","message","detail"}]}. */
+export function errorBody(err: RegistryError): string {
+  return JSON.stringify({ errors: [{ code: err.code, message: err.message, detail: err.detail ?? null }] });
+}
+
+/** Sends any error as the distribution-spec body, with the error's status and headers. */
 export function sendError(reply: FastifyReply, err: RegistryError): FastifyReply {
   reply.code(err.status);
   for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
   reply.header('content-type', 'application/json; charset=utf-8');
   if (reply.request.method === 'HEAD') return reply.send();
-  return reply.send(JSON.stringify({ errors: [{ code: err.code, message: err.message, detail: err.detail ?? null }] }));
+  return reply.send(errorBody(err));
 }
 
 export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
