@@ -15,6 +15,7 @@ import { RegistryError } from '../core/errors.js';
 import { blobDeletionOverlaps, enqueueReview, manifestDependents } from './gc-store.js';
 import type { Database } from './tables.js';
 import type { Dialect } from './migrate.js';
+import { precompiled } from './precompiled.js';
 
 export type Db = Kysely<Database> | Transaction<Database>;
 
@@ -24,26 +25,24 @@ export type Db = Kysely<Database> | Transaction<Database>;
  * need because it serialises writers.
  */
 export class KyselyMetadataStore implements MetadataStore {
+  /** The lookups every pull request makes, compiled once (see precompiled.ts). */
+  private readonly hot;
+
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
     private readonly onClose: () => Promise<void> = async () => db.destroy(),
-  ) {}
+  ) {
+    this.hot = hotQueries(db);
+  }
 
   async getBlob(digest: string): Promise<{ size: number } | null> {
-    const row = await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
+    const [row] = await this.hot.blob(digest);
     return row ? { size: Number(row.size) } : null;
   }
 
   async getLinkedBlob(repository: string, digest: string): Promise<{ size: number } | null> {
-    const row = await this.db
-      .selectFrom('repository_blobs as rb')
-      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-      .innerJoin('blobs as b', 'b.digest', 'rb.digest')
-      .select('b.size')
-      .where('r.name', '=', repository)
-      .where('rb.digest', '=', digest)
-      .executeTakeFirst();
+    const [row] = await this.hot.linkedBlob(repository, digest);
     return row ? { size: Number(row.size) } : null;
   }
 
@@ -128,7 +127,7 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   async getUpload(id: string): Promise<UploadRecord | null> {
-    const row = await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
+    const [row] = await this.hot.upload(id);
     return row ? toUpload(row) : null;
   }
 
@@ -237,25 +236,12 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   async getManifest(repository: string, digest: string): Promise<ManifestRecord | null> {
-    const row = await this.db
-      .selectFrom('manifests as m')
-      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-      .selectAll('m')
-      .where('r.name', '=', repository)
-      .where('m.digest', '=', digest)
-      .executeTakeFirst();
+    const [row] = await this.hot.manifest(repository, digest);
     return row ? toManifest(repository, row) : null;
   }
 
   async getManifestByTag(repository: string, tag: string): Promise<ManifestRecord | null> {
-    const row = await this.db
-      .selectFrom('tags as t')
-      .innerJoin('repositories as r', 'r.id', 't.repository_id')
-      .innerJoin('manifests as m', (join) => join.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
-      .selectAll('m')
-      .where('r.name', '=', repository)
-      .where('t.name', '=', tag)
-      .executeTakeFirst();
+    const [row] = await this.hot.manifestByTag(repository, tag);
     return row ? toManifest(repository, row) : null;
   }
 
@@ -386,6 +372,39 @@ function* chunks<T>(items: T[], size: number): Generator<T[]> {
 
 function serialiseStaging(staging: StagingState): string | null {
   return staging === undefined || staging === null ? null : JSON.stringify(staging);
+}
+
+function hotQueries(db: Kysely<Database>) {
+  return {
+    blob: precompiled(db, (digest: string) => db.selectFrom('blobs').select('size').where('digest', '=', digest)),
+    linkedBlob: precompiled(db, (repository: string, digest: string) =>
+      db
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+        .select('b.size')
+        .where('r.name', '=', repository)
+        .where('rb.digest', '=', digest),
+    ),
+    upload: precompiled(db, (id: string) => db.selectFrom('uploads').selectAll().where('id', '=', id)),
+    manifest: precompiled(db, (repository: string, digest: string) =>
+      db
+        .selectFrom('manifests as m')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .selectAll('m')
+        .where('r.name', '=', repository)
+        .where('m.digest', '=', digest),
+    ),
+    manifestByTag: precompiled(db, (repository: string, tag: string) =>
+      db
+        .selectFrom('tags as t')
+        .innerJoin('repositories as r', 'r.id', 't.repository_id')
+        .innerJoin('manifests as m', (join) => join.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
+        .selectAll('m')
+        .where('r.name', '=', repository)
+        .where('t.name', '=', tag),
+    ),
+  };
 }
 
 function toUpload(row: Database['uploads']): UploadRecord {
