@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { FileRangeStream } from './file-range-stream.js';
 import { BlobNotFoundError, UploadNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
 
 /**
@@ -58,12 +59,7 @@ export class FilesystemBlobStore implements BlobStore {
       if (isNotFound(err)) throw new BlobNotFoundError(digest);
       throw err;
     }
-    return handle.createReadStream({
-      start: range?.start,
-      end: range?.end,
-      highWaterMark: 256 * 1024,
-      autoClose: true,
-    });
+    return new FileRangeStream(handle, range?.start ?? 0, range?.end ?? Infinity);
   }
 
   async delete(digest: string): Promise<void> {
