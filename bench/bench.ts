@@ -7,6 +7,7 @@ import { RssSampler } from './rss.js';
 import { ensureDistributionInstalled, prepareBerthBuild, startServerOfKind, tempDir, type BerthLaunch, type ServerKind } from './servers.js';
 import { CheckFailed, type Workload } from './workload.js';
 import { blobLoadWorkload } from './workloads/blob-load.js';
+import { bigPushWorkload } from './workloads/big-push.js';
 import { blobStreamWorkload } from './workloads/blob-stream.js';
 import { listingsWorkload } from './workloads/listings.js';
 import { manifestLoadWorkload } from './workloads/manifest-load.js';
@@ -19,10 +20,10 @@ function scaledNote(options: BenchOptions): string[] {
 
 export type Log = (line: string) => void;
 
-export const WORKLOAD_IDS = ['blob-stream', 'skopeo-push', 'manifest-load', 'blob-load', 'listings'] as const;
+export const WORKLOAD_IDS = ['blob-stream', 'big-push', 'skopeo-push', 'manifest-load', 'blob-load', 'listings'] as const;
 
 export function createWorkloads(options: BenchOptions): Workload[] {
-  const all = [blobStreamWorkload(options), skopeoPushWorkload(options), manifestLoadWorkload(options), blobLoadWorkload(options), listingsWorkload(options)];
+  const all = [blobStreamWorkload(options), bigPushWorkload(options), skopeoPushWorkload(options), manifestLoadWorkload(options), blobLoadWorkload(options), listingsWorkload(options)];
   const unknown = options.only.filter((id) => !all.some((w) => w.id === id));
   if (unknown.length > 0) throw new Error(`unknown workload ${unknown.join(', ')}; known: ${WORKLOAD_IDS.join(', ')}`);
   return options.only.length === 0 ? all : all.filter((w) => options.only.includes(w.id));
@@ -76,7 +77,7 @@ async function runOnce(workload: Workload, kind: ServerKind, state: RunState): P
     state.collector.addFigures(workload.id, workload.figures, kind, measured);
     state.collector.addRss(workload.id, kind, rss);
     const shown = Object.entries(measured).map(([id, value]) => `${id}=${value.toFixed(2)}`);
-    state.log(`  ${kind.padEnd(12)} ${shown.join(' ')} peakRSS=${rss.peakMB.toFixed(0)}MB`);
+    state.log(`  ${kind.padEnd(12)} ${shown.join(' ')} peakRSS=${rss.peakMB.toFixed(0)}MB cpu=${rss.cpuSeconds.toFixed(2)}s`);
   } catch (err) {
     sampler.stop();
     const output = server.output().trim();
@@ -115,6 +116,7 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
     }
     for (let round = 0; round < options.rounds; round++) {
       for (const [index, workload] of workloads.entries()) {
+        if (round >= (workload.rounds ?? options.rounds)) continue;
         const order: ServerKind[] = (round + index) % 2 === 0 ? ['berth', 'distribution'] : ['distribution', 'berth'];
         log(`[round ${round + 1}/${options.rounds}] ${workload.title} (${elapsed()})`);
         for (const kind of order) await runOnce(workload, kind, state);

@@ -12,6 +12,8 @@ export interface BenchOptions {
   berthNodeArgs: string[];
   /** Workload 1: one blob pushed as a single stream, then pulled. */
   blobSize: number;
+  /** Memory over one long push (issue 6: "flat for a 4 GiB blob push"). */
+  bigBlobSize: number;
   /** Workload 2: skopeo pushes. */
   images: number;
   layersPerImage: number;
@@ -43,6 +45,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   berthRuntime: 'build',
   berthNodeArgs: [],
   blobSize: 1024 ** 3,
+  bigBlobSize: 4 * 1024 ** 3,
   images: 20,
   layersPerImage: 5,
   layerSize: 4 * 1024 ** 2,
@@ -66,6 +69,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
 export const QUICK_OPTIONS: Partial<BenchOptions> = {
   rounds: 1,
   blobSize: 64 * 1024 ** 2,
+  bigBlobSize: 256 * 1024 ** 2,
   images: 6,
   layersPerImage: 2,
   layerSize: 1024 ** 2,

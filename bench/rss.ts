@@ -5,6 +5,8 @@ export interface RssFigures {
   peakMB: number;
   /** Median of the VmRSS samples during the measured phase, MB. */
   steadyMB: number;
+  /** CPU time (user + system) the server spent during the measured phase, seconds. */
+  cpuSeconds: number;
 }
 
 const MB = 1e6;
@@ -21,8 +23,24 @@ export function readMemory(pid: number): { rss: number; hwm: number } | null {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
+/** User + system CPU time of a process so far, seconds, from /proc/<pid>/stat. */
+export function readCpuSeconds(pid: number): number | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // Fields after the parenthesised command name (which may contain spaces): utime is the 12th, stime the 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** USER_HZ: 100 on every Linux architecture Node supports. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 /**
- * Polls a server's memory every 100 ms. `startMeasuring()` marks the end of seeding: the
+ * Polls a server's memory every 100 ms and notes its CPU time. `startMeasuring()` marks the end of seeding: the
  * kernel's high-water mark is reset (writing 5 to /proc/<pid>/clear_refs) so the peak
  * belongs to the workload, not to its preparation.
  */
@@ -30,6 +48,7 @@ export class RssSampler {
   private samples: number[] = [];
   private sampledPeak = 0;
   private hwmReset = false;
+  private cpuAtStart = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -49,6 +68,7 @@ export class RssSampler {
     }
     this.samples = [];
     this.sampledPeak = 0;
+    this.cpuAtStart = readCpuSeconds(this.pid) ?? 0;
     this.sample();
   }
 
@@ -57,7 +77,12 @@ export class RssSampler {
     this.sample();
     clearInterval(this.timer);
     const hwm = this.hwmReset ? (readMemory(this.pid)?.hwm ?? 0) : 0;
-    return { peakMB: Math.max(hwm, this.sampledPeak) / MB, steadyMB: median(this.samples) / MB };
+    const cpu = readCpuSeconds(this.pid);
+    return {
+      peakMB: Math.max(hwm, this.sampledPeak) / MB,
+      steadyMB: median(this.samples) / MB,
+      cpuSeconds: cpu === null ? Number.NaN : cpu - this.cpuAtStart,
+    };
   }
 
   private sample(): void {

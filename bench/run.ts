@@ -33,6 +33,7 @@ const program = new Command()
   .option('--berth-runtime <runtime>', 'build (tsc into a temp dir, default) or tsx')
   .option('--berth-node-args <args>', 'extra node flags for Berth, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"', (text) => text.split(/\s+/).filter(Boolean))
   .option('--blob-size <size>', 'single-stream blob (default 1g)', size)
+  .option('--big-blob-size <size>', 'blob pushed once to watch memory (default 4g)', size)
   .option('--images <n>', 'images pushed with skopeo (default 20)', integer)
   .option('--layers <n>', 'layers per image (default 5)', integer)
   .option('--layer-size <size>', 'layer size (default 4m)', size)
@@ -51,6 +52,7 @@ interface Flags {
   berthRuntime?: string;
   berthNodeArgs?: string[];
   blobSize?: number;
+  bigBlobSize?: number;
   images?: number;
   layers?: number;
   layerSize?: number;
@@ -74,6 +76,7 @@ function optionsFromFlags(flags: Flags): BenchOptions {
     berthRuntime: flags.berthRuntime as BenchOptions['berthRuntime'] | undefined,
     berthNodeArgs: flags.berthNodeArgs,
     blobSize: flags.blobSize,
+    bigBlobSize: flags.bigBlobSize,
     images: flags.images,
     layersPerImage: flags.layers,
     layerSize: flags.layerSize,

@@ -1,8 +1,8 @@
 import type { BenchOptions } from './options.js';
 import type { BenchServer } from './servers.js';
 
-/** A target on the Berth/Distribution ratio of one figure. */
-export type Target = { ratioAtLeast: number } | { ratioAtMost: number };
+/** A target on the Berth/Distribution ratio of one figure, or on Berth's own value. */
+export type Target = { ratioAtLeast: number } | { ratioAtMost: number } | { atMost: number };
 
 export interface FigureSpec {
   id: string;
@@ -38,6 +38,8 @@ export interface Workload {
   id: string;
   title: string;
   figures: FigureSpec[];
+  /** Rounds to run when fewer than the run's (a bound measured once, not a speed). */
+  rounds?: number;
   prepare?(): Promise<void>;
   seed?(server: BenchServer): Promise<void>;
   run(ctx: WorkloadContext): Promise<Record<string, number>>;
