@@ -71,7 +71,9 @@ export class Registry {
     if (linked) {
       return {
         size: linked.size,
-        open: (range) => this.openStored(digest, range),
+        // The whole blob as an explicit range: the store then knows where it ends (no read(2)
+        // just to find EOF) and can tell a truncated file from a complete one.
+        open: (range) => this.openStored(digest, range ?? (linked.size > 0 ? { start: 0, end: linked.size - 1 } : undefined)),
         redirectUrl: async () => (this.blobs.redirectUrl ? this.blobs.redirectUrl(digest) : null),
       };
     }

@@ -91,23 +91,28 @@ export class FileRangeStream extends Readable {
 
   /** read(2) into one buffer while the other is being written; at most one write in flight. */
   private async pump(dest: Writable, end: boolean): Promise<void> {
+    const sink = new SocketSink(dest);
     let [buffer, spare] = [takeBuffer(), takeBuffer()];
     let inFlight: Promise<void> | undefined;
-    for (; this.position <= this.end; [buffer, spare] = [spare, buffer]) {
-      const length = Math.min(CHUNK_SIZE, this.end - this.position + 1);
-      const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
-      if (bytesRead === 0) {
-        if (this.endOfFile()) break;
-        throw truncated();
+    try {
+      for (; this.position <= this.end; [buffer, spare] = [spare, buffer]) {
+        const length = Math.min(CHUNK_SIZE, this.end - this.position + 1);
+        const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
+        if (bytesRead === 0) {
+          if (this.endOfFile()) break;
+          throw truncated();
+        }
+        this.position += bytesRead;
+        await inFlight;
+        inFlight = sink.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+        // Observed now, awaited next turn: a client hanging up during the next read(2) must not
+        // surface as an unhandled rejection.
+        inFlight.catch(() => undefined);
       }
-      this.position += bytesRead;
       await inFlight;
-      inFlight = writeChunk(dest, buffer.subarray(0, bytesRead));
-      // Observed now, awaited next turn: a client hanging up during the next read(2) must not
-      // surface as an unhandled rejection.
-      inFlight.catch(() => undefined);
+    } finally {
+      sink.release();
     }
-    await inFlight;
     // Only after a clean finish: an aborted write may still be queued with its buffer.
     returnBuffer(buffer);
     returnBuffer(spare);
@@ -115,17 +120,40 @@ export class FileRangeStream extends Readable {
   }
 }
 
-/** Resolves once `dest` has handed the chunk to the kernel; rejects if it fails or closes first. */
-function writeChunk(dest: Writable, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onClose = () => reject(Object.assign(new Error('destination closed before the blob was sent'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
-    dest.once('close', onClose);
-    dest.write(chunk, (err) => {
-      dest.off('close', onClose);
-      if (err) reject(err);
-      else resolve();
+/**
+ * Writes one chunk at a time into a socket-backed stream; each write resolves once the kernel
+ * has the bytes, or rejects if the stream fails or closes first (one 'close' listener for the
+ * whole transfer, not one per chunk: per-chunk garbage is what this file exists to avoid).
+ */
+class SocketSink {
+  private failure: Error | undefined;
+  private pending: ((err?: Error | null) => void) | undefined;
+  private readonly onClose = () => {
+    this.failure ??= Object.assign(new Error('destination closed before the blob was sent'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    this.pending?.(this.failure);
+  };
+
+  constructor(private readonly dest: Writable) {
+    dest.once('close', this.onClose);
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.failure) return reject(this.failure);
+      const settle = (err?: Error | null) => {
+        if (this.pending !== settle) return;
+        this.pending = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      this.pending = settle;
+      this.dest.write(chunk, settle);
     });
-  });
+  }
+
+  release(): void {
+    this.dest.off('close', this.onClose);
+  }
 }
 
 function truncated(): Error {
