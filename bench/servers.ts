@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,11 +79,22 @@ async function freshDataDir(prefix: string, seedFrom: string | undefined): Promi
   return dataDir;
 }
 
+/**
+ * The node flags `npm start` runs Berth with (package.json's start script), so the
+ * benchmark measures the process users get, e.g. with its young-generation size.
+ */
+export function startScriptNodeFlags(startScript: string): string[] {
+  const m = /\bnode((?:\s+--[\w-]+(?:=\S+)?)*)\s+dist\/src\/cli\.js serve/.exec(startScript);
+  if (!m) throw new Error(`package.json's start script does not run "node [flags] dist/src/cli.js serve": ${startScript}`);
+  return m[1]!.trim().split(/\s+/).filter(Boolean);
+}
+
 export async function startBerth(launch: BerthLaunch, start: StartOptions = {}): Promise<BenchServer> {
   const port = await freePort();
   const dataDir = await freshDataDir('berth-bench-data-', start.seedFrom);
   const entry = launch.runtime === 'build' ? [path.join(launch.buildDir!, 'src/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
-  const child = spawn(process.execPath, [...(launch.nodeArgs ?? []), ...entry, 'serve'], {
+  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const child = spawn(process.execPath, [...startScriptNodeFlags(scripts.start), ...(launch.nodeArgs ?? []), ...entry, 'serve'], {
     cwd: ROOT,
     env: {
       ...withoutBerthVariables(process.env),

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 import { existsSync, readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { Command } from 'commander';

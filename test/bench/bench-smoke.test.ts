@@ -7,7 +7,7 @@ import { createWorkloads, runBench } from '../../bench/bench.js';
 import { parseDdRate, parseOpenSslSpeed } from '../../bench/machine.js';
 import { resolveOptions, type BenchOptions } from '../../bench/options.js';
 import { renderMarkdown } from '../../bench/report.js';
-import { startDistribution, type BenchServer } from '../../bench/servers.js';
+import { startDistribution, startScriptNodeFlags, type BenchServer } from '../../bench/servers.js';
 import { CheckFailed, type WorkloadContext } from '../../bench/workload.js';
 import { blobStreamWorkload } from '../../bench/workloads/blob-stream.js';
 import { rssGrowthMB } from '../../bench/workloads/big-push.js';
@@ -81,6 +81,15 @@ describe('npm run bench (quick pieces, tiny sizes)', () => {
     const speed = 'The \'numbers\' are in 1000s of bytes per second processed.\ntype          16384 bytes\nsha256         1501847.83k\n';
     assert.equal(Math.round(parseOpenSslSpeed(speed)), 1502);
     assert.equal(Math.round(parseDdRate('67108864 bytes (67 MB, 64 MiB) copied, 0.5 s, 134 MB/s')), 134);
+  });
+
+  it("launches Berth with the node flags of package.json's start script, as npm start does", () => {
+    assert.deepEqual(startScriptNodeFlags('npm run build --silent && node --max-semi-space-size=4 --enable-source-maps dist/src/cli.js serve'), [
+      '--max-semi-space-size=4',
+      '--enable-source-maps',
+    ]);
+    assert.deepEqual(startScriptNodeFlags('node dist/src/cli.js serve'), []);
+    assert.throws(() => startScriptNodeFlags('tsx src/cli.ts serve'), /does not run "node \[flags\] dist\/src\/cli.js serve"/);
   });
 
   it('tells a flat memory curve from one that grows with the bytes pushed', () => {
