@@ -52,7 +52,11 @@ describe('npm run bench (quick pieces, tiny sizes)', () => {
     }
     assert.deepEqual(result.rss.map((r) => r.workload).sort(), createWorkloads(options).map((w) => w.id).sort());
     for (const rss of result.rss) assert.ok(rss.peakMB.berth > 10 && rss.peakMB.distribution > 5, `${rss.workload} RSS measured`);
-    for (const usage of result.rss) assert.ok(usage.cpuSeconds.berth > 0 && usage.cpuSeconds.distribution > 0, `${usage.workload} CPU time measured`);
+    // CPU time comes in 10 ms ticks: a tiny workload may measure 0, but never less, and not all of them 0.
+    for (const usage of result.rss) assert.ok(usage.cpuSeconds.berth >= 0 && usage.cpuSeconds.distribution >= 0, `${usage.workload} CPU time measured`);
+    for (const kind of ['berth', 'distribution'] as const) {
+      assert.ok(result.rss.reduce((sum, usage) => sum + usage.cpuSeconds[kind], 0) > 0, `${kind} used some CPU over all workloads`);
+    }
     assert.ok(result.checks.berth.length >= 15, `berth checks: ${result.checks.berth.length}`);
     assert.deepEqual([...result.checks.berth].sort(), [...result.checks.distribution].sort());
     assert.ok(result.limits && result.limits.pushLimitMBps > 0);
