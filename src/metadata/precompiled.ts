@@ -33,7 +33,8 @@ function compile<Args extends readonly string[], Row>(build: (...args: Args) => 
   });
   // Each argument must land in exactly one parameter, or the swap would bind the wrong values.
   for (let i = 0; i < arity; i++) {
-    if (slots.filter((slot) => slot === i).length !== 1) throw new Error(`precompiled query uses argument ${i} ${slots.filter((s) => s === i).length} times: ${sql}`);
+    const uses = slots.filter((slot) => slot === i).length;
+    if (uses !== 1) throw new Error(`precompiled query uses argument ${i} ${uses} times: ${sql}`);
   }
   return { sql, parameters, slots };
 }

@@ -52,17 +52,11 @@ export class FileRangeStream extends Readable {
   }
 
   override _read(): void {
-    const length = Math.min(CHUNK_SIZE, this.end - this.position + 1);
-    if (length <= 0) {
-      this.push(null);
-      return;
-    }
-    const buffer = Buffer.allocUnsafe(length);
-    this.handle.read(buffer, 0, length, this.position).then(({ bytesRead }) => {
-      if (bytesRead === 0) return this.endOfFile() ? this.push(null) : this.destroy(truncated());
-      this.position += bytesRead;
-      this.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
-    }, (err: Error) => this.destroy(err));
+    const buffer = Buffer.allocUnsafe(Math.max(0, Math.min(CHUNK_SIZE, this.end - this.position + 1)));
+    this.readNext(buffer).then(
+      (filled) => this.push(filled.length === 0 ? null : filled),
+      (err: Error) => this.destroy(err),
+    );
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
@@ -84,9 +78,17 @@ export class FileRangeStream extends Readable {
     return dest;
   }
 
-  /** read(2) returned nothing: fine when reading to the end of the file, else the file is short. */
-  private endOfFile(): boolean {
-    return this.end === Infinity;
+  /**
+   * Reads the next part of the range into `buffer`; returns the filled part, empty once the
+   * range is done. A file that ends before a bounded range does is truncated: that fails.
+   */
+  private async readNext(buffer: Buffer): Promise<Buffer> {
+    const length = Math.min(buffer.length, this.end - this.position + 1);
+    if (length <= 0) return buffer.subarray(0, 0);
+    const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
+    if (bytesRead === 0 && this.end !== Infinity) throw truncated();
+    this.position += bytesRead;
+    return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
   }
 
   /** read(2) into one buffer while the other is being written; at most one write in flight. */
@@ -95,16 +97,11 @@ export class FileRangeStream extends Readable {
     let [buffer, spare] = [takeBuffer(), takeBuffer()];
     let inFlight: Promise<void> | undefined;
     try {
-      for (; this.position <= this.end; [buffer, spare] = [spare, buffer]) {
-        const length = Math.min(CHUNK_SIZE, this.end - this.position + 1);
-        const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
-        if (bytesRead === 0) {
-          if (this.endOfFile()) break;
-          throw truncated();
-        }
-        this.position += bytesRead;
+      for (; ; [buffer, spare] = [spare, buffer]) {
+        const filled = await this.readNext(buffer);
+        if (filled.length === 0) break;
         await inFlight;
-        inFlight = sink.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+        inFlight = sink.write(filled);
         // Observed now, awaited next turn: a client hanging up during the next read(2) must not
         // surface as an unhandled rejection.
         inFlight.catch(() => undefined);
