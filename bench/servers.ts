@@ -89,12 +89,22 @@ export function startScriptNodeFlags(startScript: string): string[] {
   return m[1]!.trim().split(/\s+/).filter(Boolean);
 }
 
+let cachedNpmStartFlags: string[] | undefined;
+
+/** startScriptNodeFlags of this checkout's package.json, read once per run. */
+function npmStartNodeFlags(): string[] {
+  if (!cachedNpmStartFlags) {
+    const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+    cachedNpmStartFlags = startScriptNodeFlags(scripts.start);
+  }
+  return cachedNpmStartFlags;
+}
+
 export async function startBerth(launch: BerthLaunch, start: StartOptions = {}): Promise<BenchServer> {
   const port = await freePort();
   const dataDir = await freshDataDir('berth-bench-data-', start.seedFrom);
   const entry = launch.runtime === 'build' ? [path.join(launch.buildDir!, 'src/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
-  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  const child = spawn(process.execPath, [...startScriptNodeFlags(scripts.start), ...(launch.nodeArgs ?? []), ...entry, 'serve'], {
+  const child = spawn(process.execPath, [...npmStartNodeFlags(), ...(launch.nodeArgs ?? []), ...entry, 'serve'], {
     cwd: ROOT,
     env: {
       ...withoutBerthVariables(process.env),
