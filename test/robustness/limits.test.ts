@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryClient, errorCode, makeBlob, makeImage } from '../helpers/registry-client.js';
 import { startBerthProcess, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { streamBody } from '../http/support.js';
 import { stagingFile } from './support.js';
 
 /**
@@ -104,16 +105,7 @@ describe('limits: manifest and blob size', () => {
 
   it('a streamed (chunked) blob that grows past limits.blobsize is refused with 413 and never becomes visible', async () => {
     const blob = makeBlob(150_000);
-    const res = await client.fetch(`/v2/limits/app/blobs/uploads/?digest=${blob.digest}`, {
-      method: 'POST',
-      body: new ReadableStream({
-        start(c) {
-          c.enqueue(new Uint8Array(blob.data));
-          c.close();
-        },
-      }),
-      duplex: 'half',
-    } as RequestInit);
+    const res = await client.fetch(`/v2/limits/app/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', ...streamBody([blob.data]) } as RequestInit);
     assert.equal(res.status, 413);
     assert.equal(await errorCode(res), 'SIZE_INVALID');
     assert.equal((await client.fetch(`/v2/limits/app/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
@@ -135,16 +127,7 @@ describe('limits: a rejected body never takes the process down', () => {
       const client = new RegistryClient(server.url);
       for (let i = 0; i < 5; i++) {
         const blob = makeBlob(150_000);
-        const streamed = await client.fetch(`/v2/limits/crash/blobs/uploads/?digest=${blob.digest}`, {
-          method: 'POST',
-          body: new ReadableStream({
-            start(c) {
-              c.enqueue(new Uint8Array(blob.data));
-              c.close();
-            },
-          }),
-          duplex: 'half',
-        } as RequestInit);
+        const streamed = await client.fetch(`/v2/limits/crash/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', ...streamBody([blob.data]) } as RequestInit);
         assert.equal(streamed.status, 413, await streamed.text());
         const whole = await client.pushBlob('limits/crash', blob);
         assert.equal(whole.status, 413, await whole.text());
