@@ -11,12 +11,13 @@ import { scheduleGc } from './gc/schedule.js';
 import { buildApp } from './http/app.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { uploadPurgeJob } from './jobs/upload-purge.js';
-import { openMetadataStore } from './metadata/index.js';
-import { openBlobStore } from './storage/index.js';
+import { openStores, type Stores } from './stores.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   registry: Registry;
+  /** Every port, as the composition root opened them. */
+  stores: Stores;
   /** Garbage collector and storage accounting (docs/gc.md). */
   gc: GcComponents;
   /** Base URL the server listens on, e.g. http://127.0.0.1:5000 */
@@ -32,7 +33,8 @@ export function createLogger(config: BerthConfig): Logger {
 
 /** Wires configuration → stores → core → HTTP, starts background jobs, and listens. */
 export async function startServer(config: BerthConfig, logger: Logger = createLogger(config)): Promise<RunningServer> {
-  const [blobs, metadata] = await Promise.all([openBlobStore(config), openMetadataStore(config, logger)]);
+  const stores = await openStores(config, logger);
+  const { blobs, metadata } = stores;
   const registry = new Registry(blobs, metadata, {
     deleteEnabled: config.storage.delete.enabled,
     maxManifestSize: config.limits.manifestsize,
@@ -40,15 +42,15 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     maxConcurrentUploads: config.limits.uploads,
     maxPageSize: config.limits.pagesize,
   });
-  const auth = await openAuth(config, metadata, logger).catch(async (err: unknown) => {
+  const auth = await openAuth(config, stores.auth, metadata, logger).catch(async (err: unknown) => {
     // e.g. a missing htpasswd file: release the stores we opened before giving up.
-    await Promise.allSettled([metadata.close(), blobs.close()]);
+    await stores.close().catch(() => undefined);
     throw err;
   });
-  const gc = createGc(config, blobs, metadata, logger);
+  const gc = createGc(config, blobs, stores.gc, stores.leases, logger);
   const tls = config.http.tls;
   const app = buildApp({
-    gc: { collector: gc.collector, usage: gc.store },
+    gc: { collector: gc.collector, usage: gc.usage },
     registry,
     access: auth.policy,
     auth,
@@ -63,7 +65,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const scheduler = new Scheduler(logger);
   const purging = config.storage.maintenance.uploadpurging;
   if (purging.enabled) {
-    scheduler.add(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval), logger, gc.store));
+    scheduler.add(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval), logger, stores.leases));
   }
   const gcSchedule = config.gc.enabled ? scheduleGc(gc.collector, config.gc.schedule, logger) : null;
 
@@ -80,6 +82,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   return {
     app,
     registry,
+    stores,
     gc,
     url,
     reloadTls() {
@@ -97,7 +100,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
       gcSchedule?.stop();
       auth.close();
       await app.close();
-      await Promise.all([metadata.close(), blobs.close()]);
+      await stores.close();
     },
   };
 }

@@ -1,21 +1,18 @@
 import type { FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/schema.js';
 import type { MetadataStore } from '../core/ports.js';
-import { KyselyAuthStore } from '../metadata/auth-store.js';
-import { KyselyMetadataStore } from '../metadata/kysely-store.js';
+import type { AuthStore } from './ports.js';
 import { AuthService, baseUrlResolver } from './service.js';
 
-/** The auth layer over the metadata DB it shares with the registry (the one place that picks the AuthStore adapter). */
-export function createAuthService(config: BerthConfig, metadata: MetadataStore, baseUrl: (request: FastifyRequest) => string): AuthService {
-  if (!(metadata instanceof KyselyMetadataStore)) throw new Error('auth needs the Kysely metadata store (sqlite or postgres)');
-  return new AuthService(config.auth, new KyselyAuthStore(metadata.db as unknown as Kysely<unknown>), metadata, baseUrl);
+/** The auth layer over the ports the composition root gives it (its own store, the registry's metadata). */
+export function createAuthService(config: BerthConfig, store: AuthStore, metadata: MetadataStore, baseUrl: (request: FastifyRequest) => string): AuthService {
+  return new AuthService(config.auth, store, metadata, baseUrl);
 }
 
 /** Builds and initialises the auth layer for the server; warns when an open registry is exposed. */
-export async function openAuth(config: BerthConfig, metadata: MetadataStore, logger: Logger): Promise<AuthService> {
-  const auth = createAuthService(config, metadata, baseUrlResolver(config));
+export async function openAuth(config: BerthConfig, store: AuthStore, metadata: MetadataStore, logger: Logger): Promise<AuthService> {
+  const auth = createAuthService(config, store, metadata, baseUrlResolver(config));
   await auth.init(logger);
   if (config.auth.mode === 'none' && !isLoopback(config.http.addr)) {
     logger.warn(

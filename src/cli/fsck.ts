@@ -4,9 +4,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import { runFsck } from '../fsck/check.js';
 import { formatReport } from '../fsck/format.js';
 import { corruptionCount, type FsckOptions, type FsckReport } from '../fsck/types.js';
-import { KyselyFsckStore } from '../metadata/fsck-store.js';
-import { openMetadataStore } from '../metadata/index.js';
-import { openBlobStore } from '../storage/index.js';
+import { openStores } from '../stores.js';
 
 interface FsckFlags {
   repair?: boolean;
@@ -57,10 +55,10 @@ async function fsckCommand(file: string | undefined, flags: FsckFlags): Promise<
 
 /** Opens the stores a configuration names, checks them, closes them. */
 export async function fsckStores(config: BerthConfig, options: FsckOptions): Promise<FsckReport> {
-  const [blobs, metadata] = await Promise.all([openBlobStore(config), openMetadataStore(config)]);
+  const stores = await openStores(config);
   try {
-    return await runFsck(blobs, new KyselyFsckStore(metadata.db), options);
+    return await runFsck(stores.blobs, stores.fsck, options);
   } finally {
-    await Promise.all([metadata.close(), blobs.close()]);
+    await stores.close();
   }
 }

@@ -7,16 +7,16 @@ import { createAuthService } from '../auth/index.js';
 import type { AuthService } from '../auth/service.js';
 import { durationMs, type BerthConfig } from '../config/schema.js';
 import { RegistryError } from '../core/errors.js';
-import { openMetadataStore } from '../metadata/index.js';
+import { openMetadataAdapters } from '../metadata/index.js';
 
 type LoadConfig = () => BerthConfig;
 
 /** Opens the server's metadata DB (same config, same data dir), runs `fn`, closes it. */
 async function withAuth<T>(loadConfig: LoadConfig, fn: (auth: AuthService, actor: Actor) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const metadata = await openMetadataStore(config);
+  const { metadata, auth: store } = await openMetadataAdapters(config);
   try {
-    const auth = createAuthService(config, metadata, () => '');
+    const auth = createAuthService(config, store, metadata, () => '');
     return await fn(auth, { name: `cli:${safeUser()}`, ip: null });
   } catch (err) {
     // A refused change (bad name, unknown user…) is the user's mistake: say why, without a stack trace.

@@ -4,8 +4,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import { durationMs, type BerthConfig } from '../config/schema.js';
 import { UploadService } from '../core/uploads.js';
 import { purgeUploads } from '../jobs/upload-purge.js';
-import { openMetadataStore } from '../metadata/index.js';
-import { openBlobStore } from '../storage/index.js';
+import { openStores } from '../stores.js';
 import { createGc } from './index.js';
 import type { GcCounts, GcReport } from './report.js';
 
@@ -45,20 +44,21 @@ async function gcCommand(file: string | undefined, flags: GcFlags): Promise<numb
 
 /** Opens the stores a configuration names, collects (then purges abandoned uploads), closes them. */
 export async function collectStores(config: BerthConfig, dryRun: boolean, onProgress: (counts: GcCounts) => void): Promise<{ report: GcReport; uploadsPurged: number }> {
-  const [blobs, metadata] = await Promise.all([openBlobStore(config), openMetadataStore(config)]);
+  const stores = await openStores(config);
+  const { blobs, metadata } = stores;
   try {
     const logger = pino({ level: 'warn' }, pino.destination(2));
-    const { collector, store } = createGc(config, blobs, metadata, logger);
+    const { collector } = createGc(config, blobs, stores.gc, stores.leases, logger);
     const report = await collector.run({ dryRun, onProgress });
     const purging = config.storage.maintenance.uploadpurging;
     let uploadsPurged = 0;
     if (!dryRun && purging.enabled) {
       const uploads = new UploadService(blobs, metadata, { maxBlobSize: 0, maxConcurrentTransfers: 1 });
-      uploadsPurged = await purgeUploads(uploads, durationMs(purging.age), store);
+      uploadsPurged = await purgeUploads(uploads, durationMs(purging.age), stores.leases);
     }
     return { report, uploadsPurged };
   } finally {
-    await Promise.all([metadata.close(), blobs.close()]);
+    await stores.close();
   }
 }
 

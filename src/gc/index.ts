@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { durationMs, type BerthConfig } from '../config/schema.js';
 import type { BlobStore } from '../core/ports.js';
-import { KyselyGcStore } from '../metadata/gc-store.js';
-import type { KyselyMetadataStore } from '../metadata/kysely-store.js';
+import type { LeaseStore } from '../jobs/leases.js';
 import { GarbageCollector, type GcOptions } from './collector.js';
+import type { GcMetadata, StorageUsageQueries } from './ports.js';
 
 export { GarbageCollector } from './collector.js';
 export type { GcReport } from './report.js';
@@ -20,12 +20,11 @@ export function gcOptions(config: BerthConfig): GcOptions {
 
 export interface GcComponents {
   collector: GarbageCollector;
-  /** Leases and storage accounting live on the same tables' adapter. */
-  store: KyselyGcStore;
+  /** Storage accounting (GET /api/v1/storage). */
+  usage: StorageUsageQueries;
 }
 
-/** Builds the collector on the registry's own stores (server, CLI and tests share this wiring). */
-export function createGc(config: BerthConfig, blobs: BlobStore, metadata: KyselyMetadataStore, logger: Logger): GcComponents {
-  const store = new KyselyGcStore(metadata.db, metadata.dialect);
-  return { collector: new GarbageCollector(blobs, store, store, gcOptions(config), logger), store };
+/** Builds the collector on the ports the composition root gives it (server, CLI and tests share this wiring). */
+export function createGc(config: BerthConfig, blobs: BlobStore, store: GcMetadata & StorageUsageQueries, leases: LeaseStore, logger: Logger): GcComponents {
+  return { collector: new GarbageCollector(blobs, store, leases, gcOptions(config), logger), usage: store };
 }

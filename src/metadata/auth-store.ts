@@ -12,6 +12,7 @@ import type {
   UserRecord,
 } from '../auth/ports.js';
 import type { Role } from '../auth/permissions.js';
+import type { Database } from './tables.js';
 
 /** Row types of the auth tables (DDL in migrations/0003-auth.ts). */
 export interface AuthTables {
@@ -38,8 +39,8 @@ export class KyselyAuthStore implements AuthStore {
   private readonly db: Kysely<AuthTables>;
 
   /** `db` is the metadata store's Kysely instance (its schema includes the auth tables). */
-  constructor(db: Kysely<unknown>) {
-    this.db = db as Kysely<AuthTables>;
+  constructor(db: Kysely<Database>) {
+    this.db = db as unknown as Kysely<AuthTables>;
   }
 
   async countUsers(): Promise<number> {

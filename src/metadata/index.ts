@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
 import { durationMs, type BerthConfig } from '../config/schema.js';
+import { KyselyAuthStore } from './auth-store.js';
+import { KyselyFsckStore } from './fsck-store.js';
+import { KyselyGcStore } from './gc-store.js';
 import type { KyselyMetadataStore } from './kysely-store.js';
 import type { PostgresOptions } from './postgres.js';
 import { openSqliteMetadata } from './sqlite.js';
@@ -15,6 +18,22 @@ export async function openMetadataStore(config: BerthConfig, logger?: Logger): P
       return openPostgresMetadata(postgresOptions(config, logger));
     }
   }
+}
+
+/**
+ * Every metadata port on one database: the registry's own (core) and the feature ports
+ * (auth, gc and leases, fsck). Only the composition root (src/stores.ts) calls this.
+ */
+export async function openMetadataAdapters(config: BerthConfig, logger?: Logger) {
+  const metadata = await openMetadataStore(config, logger);
+  const gc = new KyselyGcStore(metadata.db, metadata.dialect);
+  return {
+    metadata,
+    auth: new KyselyAuthStore(metadata.db),
+    gc,
+    leases: gc,
+    fsck: new KyselyFsckStore(metadata.db),
+  };
 }
 
 /** The pg pool settings of `metadata:` (url, pool.*, statementtimeout). */

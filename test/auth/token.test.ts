@@ -3,11 +3,9 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import type { Kysely } from 'kysely';
 import { SignJWT, generateKeyPair, importJWK, type JWK } from 'jose';
 import { RegistryClient, errorCode, makeImage } from '../helpers/registry-client.js';
-import { KyselyAuthStore } from '../../src/metadata/auth-store.js';
-import { openMetadataStore } from '../../src/metadata/index.js';
+import { openStores } from '../../src/stores.js';
 import { ROOT, type TestServer } from '../helpers/server.js';
 import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, api, basic, bearer, claims, getToken, header, startAuthServer, token, type TokenAnswer } from './support.js';
 
@@ -31,9 +29,9 @@ describe('auth: token — Docker Registry token authentication', () => {
   /** Signs a token with the server's own current key (read from its DB), with claims of our choosing. */
   async function forge(payload: Record<string, unknown>, headerOverrides: Record<string, unknown> = {}): Promise<string> {
     // Through the store, so this works on SQLite and PostgreSQL alike.
-    const metadata = await openMetadataStore(server.config);
-    const keys = await new KyselyAuthStore(metadata.db as unknown as Kysely<unknown>).listSigningKeys();
-    await metadata.close();
+    const stores = await openStores(server.config);
+    const keys = await stores.auth.listSigningKeys();
+    await stores.close();
     const row = keys.find((k) => k.retiredAt === null)!;
     const key = await importJWK(JSON.parse(row.privateJwk) as JWK, 'ES256');
     const now = Math.floor(Date.now() / 1000);

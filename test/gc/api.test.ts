@@ -51,14 +51,14 @@ describe('POST /api/v1/gc', () => {
 
   it('answers 409 with the holder while another collector holds the lease, 200 once released', async () => {
     const now = Date.now();
-    assert.equal(await server.gc.store.tryAcquire(GC_LEASE, 'replica-2:42', now, now + 60_000), true);
+    assert.equal(await server.stores.leases.tryAcquire(GC_LEASE, 'replica-2:42', now, now + 60_000), true);
     try {
       const busy = await postGc(client);
       assert.equal(busy.status, 409);
       assert.equal(busy.report.ran, false);
       assert.equal(busy.report.heldBy, 'replica-2:42');
     } finally {
-      await server.gc.store.release(GC_LEASE, 'replica-2:42');
+      await server.stores.leases.release(GC_LEASE, 'replica-2:42');
     }
     assert.equal((await postGc(client)).status, 200);
   });

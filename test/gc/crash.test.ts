@@ -67,7 +67,7 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
 
     server = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false } });
     const db = (server.registry.metadata as KyselyMetadataStore).db;
-    assert.notEqual(await server.gc.store.holder('gc', Date.now()), null, 'the killed collector still holds its lease until it expires');
+    assert.notEqual(await server.stores.leases.holder('gc', Date.now()), null, 'the killed collector still holds its lease until it expires');
     await assertConsistent(server);
     // Manifests are reviewed first (their tags went first), then the links and blobs they cascade to.
     const blobRows = await db.selectFrom('blobs').select('digest').execute();

@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withLease } from '../../src/jobs/leases.js';
-import type { KyselyGcStore } from '../../src/metadata/gc-store.js';
+import type { LeaseStore } from '../../src/jobs/leases.js';
 import type { TestServer } from '../helpers/server.js';
 import { startGcServer } from './support.js';
 
 describe('leases (in the metadata DB)', () => {
   let server: TestServer;
-  let store: KyselyGcStore;
+  let store: LeaseStore;
   before(async () => {
     ({ server } = await startGcServer());
-    store = server.gc.store;
+    store = server.stores.leases;
   });
   after(async () => server.destroy());
 

@@ -164,7 +164,7 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     await verifyLiveImages();
     await assertConsistent(server);
     const liveBlobs = new Set(pushed.filter((p) => p.state === 'tagged').flatMap((p) => p.children.flatMap((c) => [c.config, ...c.layers].map((b) => b.digest))));
-    const stored = await server.gc.store.storageUsage();
+    const stored = await server.stores.gc.storageUsage();
     assert.equal(stored.total.blobs, liveBlobs.size, 'after a final run only live blobs are stored');
   });
 

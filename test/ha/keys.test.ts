@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Kysely } from 'kysely';
 import { KeyRing } from '../../src/auth/keys.js';
 import type { AuthStore } from '../../src/auth/ports.js';
 import { KyselyAuthStore } from '../../src/metadata/auth-store.js';
@@ -25,7 +24,7 @@ describe('signing keys shared by replicas (PostgreSQL)', () => {
   async function replicaStore(): Promise<AuthStore> {
     const metadata = await openPostgresMetadata(postgresOptions(db.url));
     stores.push(metadata);
-    const store = new KyselyAuthStore(metadata.db as unknown as Kysely<unknown>);
+    const store = new KyselyAuthStore(metadata.db);
     // The real store; only counts how often the key table is read.
     const listSigningKeys = store.listSigningKeys.bind(store);
     store.listSigningKeys = () => {

@@ -1,0 +1,36 @@
+import type { Logger } from 'pino';
+import type { AuthStore } from './auth/ports.js';
+import type { BerthConfig } from './config/schema.js';
+import type { BlobStore } from './core/ports.js';
+import type { FsckMetadata } from './fsck/types.js';
+import type { GcMetadata, StorageUsageQueries } from './gc/ports.js';
+import type { LeaseStore } from './jobs/leases.js';
+import { openMetadataAdapters } from './metadata/index.js';
+import type { KyselyMetadataStore } from './metadata/kysely-store.js';
+import { openBlobStore } from './storage/index.js';
+
+/**
+ * The composition root's half that picks adapters: every port Berth uses, opened on the
+ * back ends the configuration names. The server, the CLI commands and the tests open their
+ * stores here; feature folders receive ports and never build adapters themselves.
+ */
+export interface Stores {
+  blobs: BlobStore;
+  metadata: KyselyMetadataStore;
+  auth: AuthStore;
+  gc: GcMetadata & StorageUsageQueries;
+  leases: LeaseStore;
+  fsck: FsckMetadata;
+  close(): Promise<void>;
+}
+
+export async function openStores(config: BerthConfig, logger?: Logger): Promise<Stores> {
+  const [blobs, adapters] = await Promise.all([openBlobStore(config), openMetadataAdapters(config, logger)]);
+  return {
+    blobs,
+    ...adapters,
+    async close() {
+      await Promise.all([adapters.metadata.close(), blobs.close()]);
+    },
+  };
+}
