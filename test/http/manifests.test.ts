@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import {
   DOCKER_LIST,
   DOCKER_MANIFEST,
@@ -8,15 +8,14 @@ import {
   OCI_INDEX,
   OCI_LAYER,
   OCI_MANIFEST,
-  RegistryClient,
   jsonBlob,
   makeBlob,
   makeImage,
   type Blob,
   type Image,
 } from '../helpers/registry-client.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
 import { bytesOf, expectError, streamBody } from './support.js';
+import { useServer } from '../helpers/use-server.js';
 
 const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
 const DOCKER_LAYER = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
@@ -53,29 +52,25 @@ function tagsIn(res: Response): string[] {
 }
 
 describe('manifests: GET and HEAD /v2/<name>/manifests/<reference>', () => {
-  let server: TestServer;
-  let client: RegistryClient;
   const repo = 'man/pull';
   const oci = makeImage();
   const docker = makeDockerImage();
   let ociIndex: Blob;
   let dockerList: Blob;
 
+  const reg = useServer();
   before(async () => {
-    server = await startTestServer();
-    client = new RegistryClient(server.url);
-    await client.pushImage(repo, 'oci', oci);
-    await client.pushImage(repo, 'docker', docker);
+    await reg.client.pushImage(repo, 'oci', oci);
+    await reg.client.pushImage(repo, 'docker', docker);
     ociIndex = makeIndex([{ manifest: oci.manifest, mediaType: OCI_MANIFEST }]);
     dockerList = makeIndex([{ manifest: docker.manifest, mediaType: DOCKER_MANIFEST }], DOCKER_LIST);
-    assert.equal((await client.pushManifest(repo, 'oci-index', ociIndex, OCI_INDEX)).status, 201);
-    assert.equal((await client.pushManifest(repo, 'docker-list', dockerList, DOCKER_LIST)).status, 201);
+    assert.equal((await reg.client.pushManifest(repo, 'oci-index', ociIndex, OCI_INDEX)).status, 201);
+    assert.equal((await reg.client.pushManifest(repo, 'docker-list', dockerList, DOCKER_LIST)).status, 201);
   });
-  after(async () => server.destroy());
 
   it('GET by tag and by digest answers 200 with the pushed bytes, Docker-Content-Digest, Content-Type and Content-Length', async () => {
     for (const ref of ['oci', oci.manifest.digest]) {
-      const res = await client.fetch(`/v2/${repo}/manifests/${ref}`, { headers: { accept: OCI_MANIFEST } });
+      const res = await reg.client.fetch(`/v2/${repo}/manifests/${ref}`, { headers: { accept: OCI_MANIFEST } });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('docker-content-digest'), oci.manifest.digest);
       assert.equal(res.headers.get('content-type'), OCI_MANIFEST);
@@ -86,7 +81,7 @@ describe('manifests: GET and HEAD /v2/<name>/manifests/<reference>', () => {
 
   it('HEAD by tag and by digest answers 200 with the same headers and no body', async () => {
     for (const ref of ['oci', oci.manifest.digest]) {
-      const res = await client.fetch(`/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept: OCI_MANIFEST } });
+      const res = await reg.client.fetch(`/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept: OCI_MANIFEST } });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('docker-content-digest'), oci.manifest.digest);
       assert.equal(res.headers.get('content-type'), OCI_MANIFEST);
@@ -105,7 +100,7 @@ describe('manifests: GET and HEAD /v2/<name>/manifests/<reference>', () => {
     const acceptAll = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(', ');
     for (const [tag, manifest, mediaType] of cases) {
       for (const accept of [mediaType, acceptAll, `${mediaType};q=0.9`]) {
-        const res = await client.fetch(`/v2/${repo}/manifests/${tag}`, { headers: { accept } });
+        const res = await reg.client.fetch(`/v2/${repo}/manifests/${tag}`, { headers: { accept } });
         assert.equal(res.status, 200, `${tag} with Accept: ${accept}`);
         assert.equal(res.headers.get('content-type'), mediaType);
         assert.equal(res.headers.get('docker-content-digest'), manifest.digest);
@@ -122,7 +117,7 @@ describe('manifests: GET and HEAD /v2/<name>/manifests/<reference>', () => {
       ['docker-list', `${OCI_INDEX}, ${DOCKER_MANIFEST}`],
     ] as const;
     for (const [tag, accept] of cases) {
-      await expectError(await client.fetch(`/v2/${repo}/manifests/${tag}`, { headers: { accept } }), 404, 'MANIFEST_UNKNOWN');
+      await expectError(await reg.client.fetch(`/v2/${repo}/manifests/${tag}`, { headers: { accept } }), 404, 'MANIFEST_UNKNOWN');
     }
   });
 
@@ -130,7 +125,7 @@ describe('manifests: GET and HEAD /v2/<name>/manifests/<reference>', () => {
     // CNCF Distribution refuses OCI content to a client that sends no Accept at all; Berth serves
     // it (the spec only says clients SHOULD send Accept), which also keeps curl usable.
     for (const headers of [{}, { accept: '*/*' }] as Record<string, string>[]) {
-      const res = await client.fetch(`/v2/${repo}/manifests/oci-index`, { headers });
+      const res = await reg.client.fetch(`/v2/${repo}/manifests/oci-index`, { headers });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), OCI_INDEX);
     }
@@ -139,48 +134,44 @@ describe('manifests: GET and HEAD /v2/<name>/manifests/<reference>', () => {
   it('ETag is the quoted digest, and If-None-Match with it answers 304 on GET and HEAD, by tag and by digest', async () => {
     const etag = `"${oci.manifest.digest}"`;
     for (const ref of ['oci', oci.manifest.digest]) {
-      const res = await client.fetch(`/v2/${repo}/manifests/${ref}`);
+      const res = await reg.client.fetch(`/v2/${repo}/manifests/${ref}`);
       assert.equal(res.headers.get('etag'), etag);
       for (const method of ['GET', 'HEAD']) {
-        const cached = await client.fetch(`/v2/${repo}/manifests/${ref}`, { method, headers: { 'if-none-match': etag } });
+        const cached = await reg.client.fetch(`/v2/${repo}/manifests/${ref}`, { method, headers: { 'if-none-match': etag } });
         assert.equal(cached.status, 304);
         assert.equal(cached.headers.get('docker-content-digest'), oci.manifest.digest);
         assert.equal((await bytesOf(cached)).length, 0);
       }
     }
-    const stale = await client.fetch(`/v2/${repo}/manifests/oci`, { headers: { 'if-none-match': `"${docker.manifest.digest}"` } });
+    const stale = await reg.client.fetch(`/v2/${repo}/manifests/oci`, { headers: { 'if-none-match': `"${docker.manifest.digest}"` } });
     assert.equal(stale.status, 200);
   });
 
   it('an unknown tag or digest answers 404 MANIFEST_UNKNOWN', async () => {
-    await expectError(await client.fetch(`/v2/${repo}/manifests/nope`), 404, 'MANIFEST_UNKNOWN');
-    await expectError(await client.fetch(`/v2/${repo}/manifests/${makeBlob(5).digest}`), 404, 'MANIFEST_UNKNOWN');
-    const head = await client.fetch(`/v2/${repo}/manifests/nope`, { method: 'HEAD' });
+    await expectError(await reg.client.fetch(`/v2/${repo}/manifests/nope`), 404, 'MANIFEST_UNKNOWN');
+    await expectError(await reg.client.fetch(`/v2/${repo}/manifests/${makeBlob(5).digest}`), 404, 'MANIFEST_UNKNOWN');
+    const head = await reg.client.fetch(`/v2/${repo}/manifests/nope`, { method: 'HEAD' });
     assert.equal(head.status, 404);
   });
 
   it('a manifest is also readable through the blobs endpoint by its digest', async () => {
-    const res = await client.fetch(`/v2/${repo}/blobs/${oci.manifest.digest}`);
+    const res = await reg.client.fetch(`/v2/${repo}/blobs/${oci.manifest.digest}`);
     assert.equal(res.status, 200);
     assert.deepEqual(await bytesOf(res), oci.manifest.data);
   });
 });
 
 describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
-  let server: TestServer;
-  let client: RegistryClient;
   const repo = 'man/push';
   let config: Blob;
   let layer: Blob;
 
+  const reg = useServer();
   before(async () => {
-    server = await startTestServer();
-    client = new RegistryClient(server.url);
     config = jsonBlob({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
     layer = makeBlob(512);
-    for (const blob of [config, layer]) assert.equal((await client.pushBlob(repo, blob)).status, 201);
+    for (const blob of [config, layer]) assert.equal((await reg.client.pushBlob(repo, blob)).status, 201);
   });
-  after(async () => server.destroy());
 
   const ociBody = (extra: Record<string, unknown> = {}) => ({
     schemaVersion: 2,
@@ -191,7 +182,7 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
   });
 
   function put(reference: string, body: string | Buffer, contentType: string | undefined = OCI_MANIFEST): Promise<Response> {
-    return client.fetch(`/v2/${repo}/manifests/${reference}`, {
+    return reg.client.fetch(`/v2/${repo}/manifests/${reference}`, {
       method: 'PUT',
       body: typeof body === 'string' ? body : new Uint8Array(body),
       headers: contentType ? { 'content-type': contentType } : {},
@@ -199,7 +190,7 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
   }
 
   async function assertNoManifest(reference: string): Promise<void> {
-    assert.equal((await client.fetch(`/v2/${repo}/manifests/${reference}`, { method: 'HEAD' })).status, 404);
+    assert.equal((await reg.client.fetch(`/v2/${repo}/manifests/${reference}`, { method: 'HEAD' })).status, 404);
   }
 
   it('PUT by tag answers 201 with Location and Docker-Content-Digest', async () => {
@@ -216,7 +207,7 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
     const res = await put(manifest.digest, manifest.data);
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('docker-content-digest'), manifest.digest);
-    const pulled = await client.fetch(`/v2/${repo}/manifests/${manifest.digest}`);
+    const pulled = await reg.client.fetch(`/v2/${repo}/manifests/${manifest.digest}`);
     assert.deepEqual(await bytesOf(pulled), manifest.data);
   });
 
@@ -226,7 +217,7 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
     const res = await put(digest, manifest.data);
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('docker-content-digest'), digest);
-    assert.equal((await client.fetch(`/v2/${repo}/manifests/${digest}`)).status, 200);
+    assert.equal((await reg.client.fetch(`/v2/${repo}/manifests/${digest}`)).status, 200);
   });
 
   it('re-pushing a tag moves it to the new manifest', async () => {
@@ -234,9 +225,9 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
     const second = jsonBlob(ociBody({ annotations: { n: 'move-2' } }));
     assert.equal((await put('moving', first.data)).status, 201);
     assert.equal((await put('moving', second.data)).status, 201);
-    const res = await client.fetch(`/v2/${repo}/manifests/moving`);
+    const res = await reg.client.fetch(`/v2/${repo}/manifests/moving`);
     assert.equal(res.headers.get('docker-content-digest'), second.digest);
-    assert.equal((await client.fetch(`/v2/${repo}/manifests/${first.digest}`)).status, 200);
+    assert.equal((await reg.client.fetch(`/v2/${repo}/manifests/${first.digest}`)).status, 200);
   });
 
   it('a digest in the URL that does not match the body answers 400 DIGEST_INVALID and stores nothing', async () => {
@@ -320,7 +311,7 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
     const { mediaType: _omit, ...body } = ociBody({ annotations: { n: 'no-media-type' } });
     const manifest = jsonBlob(body);
     assert.equal((await put('no-media-type', manifest.data, OCI_MANIFEST)).status, 201);
-    const res = await client.fetch(`/v2/${repo}/manifests/no-media-type`);
+    const res = await reg.client.fetch(`/v2/${repo}/manifests/no-media-type`);
     assert.equal(res.headers.get('content-type'), OCI_MANIFEST);
   });
 
@@ -334,7 +325,7 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
 
   it('a blob present only in another repository does not satisfy a manifest here (MANIFEST_BLOB_UNKNOWN)', async () => {
     const elsewhere = makeBlob(100);
-    assert.equal((await client.pushBlob('man/other', elsewhere)).status, 201);
+    assert.equal((await reg.client.pushBlob('man/other', elsewhere)).status, 201);
     const body = ociBody({ layers: [{ mediaType: OCI_LAYER, digest: elsewhere.digest, size: elsewhere.size }] });
     await expectError(await put('foreign-layer', JSON.stringify(body)), 400, 'MANIFEST_BLOB_UNKNOWN');
   });
@@ -364,7 +355,7 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
 
   it('PUT <digest>?tag=a&tag=b tags both, echoes them in OCI-Tag, and tags/list shows them', async () => {
     const manifest = jsonBlob(ociBody({ annotations: { n: 'multi-tag' } }));
-    const res = await client.fetch(`/v2/${repo}/manifests/${manifest.digest}?tag=multi-a&tag=multi-b`, {
+    const res = await reg.client.fetch(`/v2/${repo}/manifests/${manifest.digest}?tag=multi-a&tag=multi-b`, {
       method: 'PUT',
       body: new Uint8Array(manifest.data),
       headers: { 'content-type': OCI_MANIFEST },
@@ -372,16 +363,16 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
     assert.equal(res.status, 201);
     assert.deepEqual(tagsIn(res), ['multi-a', 'multi-b']);
     for (const tag of ['multi-a', 'multi-b']) {
-      const pulled = await client.fetch(`/v2/${repo}/manifests/${tag}`);
+      const pulled = await reg.client.fetch(`/v2/${repo}/manifests/${tag}`);
       assert.equal(pulled.headers.get('docker-content-digest'), manifest.digest);
     }
-    const list = (await (await client.fetch(`/v2/${repo}/tags/list`)).json()) as { tags: string[] };
+    const list = (await (await reg.client.fetch(`/v2/${repo}/tags/list`)).json()) as { tags: string[] };
     assert.ok(list.tags.includes('multi-a') && list.tags.includes('multi-b'));
   });
 
   it('an invalid ?tag= answers 400 TAG_INVALID and stores nothing', async () => {
     const manifest = jsonBlob(ociBody({ annotations: { n: 'bad-extra-tag' } }));
-    const res = await client.fetch(`/v2/${repo}/manifests/${manifest.digest}?tag=ok&tag=-bad`, {
+    const res = await reg.client.fetch(`/v2/${repo}/manifests/${manifest.digest}?tag=ok&tag=-bad`, {
       method: 'PUT',
       body: new Uint8Array(manifest.data),
       headers: { 'content-type': OCI_MANIFEST },
@@ -393,11 +384,11 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
 
   it('a Docker schema 2 manifest and manifest list round-trip with their own Content-Type', async () => {
     const image = makeDockerImage();
-    await client.pushImage(repo, 'docker-v2', image);
+    await reg.client.pushImage(repo, 'docker-v2', image);
     const list = makeIndex([{ manifest: image.manifest, mediaType: DOCKER_MANIFEST }], DOCKER_LIST);
     assert.equal((await put('docker-list', list.data, DOCKER_LIST)).status, 201);
     for (const [tag, blob, type] of [['docker-v2', image.manifest, DOCKER_MANIFEST], ['docker-list', list, DOCKER_LIST]] as const) {
-      const res = await client.fetch(`/v2/${repo}/manifests/${tag}`, { headers: { accept: type } });
+      const res = await reg.client.fetch(`/v2/${repo}/manifests/${tag}`, { headers: { accept: type } });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), type);
       assert.equal(res.headers.get('docker-content-digest'), blob.digest);
@@ -410,102 +401,84 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
     assert.equal((await put(child.digest, child.data)).status, 201);
     const index = makeIndex([{ manifest: child, mediaType: OCI_MANIFEST }]);
     assert.equal((await put('index', index.data, OCI_INDEX)).status, 201);
-    const res = await client.fetch(`/v2/${repo}/manifests/index`, { headers: { accept: OCI_INDEX } });
+    const res = await reg.client.fetch(`/v2/${repo}/manifests/index`, { headers: { accept: OCI_INDEX } });
     assert.equal(res.headers.get('content-type'), OCI_INDEX);
     assert.deepEqual(await bytesOf(res), index.data);
   });
 });
 
 describe('manifests: size limit (limits.manifestsize = 1024)', () => {
-  let server: TestServer;
-  let client: RegistryClient;
-  before(async () => {
-    server = await startTestServer({ limits: { manifestsize: 1024 } });
-    client = new RegistryClient(server.url);
-  });
-  after(async () => server.destroy());
+  const reg = useServer({ limits: { manifestsize: 1024 } });
 
   it('a manifest over the limit answers 413 MANIFEST_INVALID, with or without Content-Length', async () => {
     const big = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, annotations: { pad: 'x'.repeat(2000) } });
     await expectError(
-      await client.fetch('/v2/small/app/manifests/big', { method: 'PUT', body: big, headers: { 'content-type': OCI_MANIFEST } }),
+      await reg.client.fetch('/v2/small/app/manifests/big', { method: 'PUT', body: big, headers: { 'content-type': OCI_MANIFEST } }),
       413,
       'MANIFEST_INVALID',
     );
-    const chunked = await client.fetch('/v2/small/app/manifests/big', {
+    const chunked = await reg.client.fetch('/v2/small/app/manifests/big', {
       method: 'PUT',
       headers: { 'content-type': OCI_MANIFEST },
       ...streamBody([Buffer.from(big.slice(0, 1000)), Buffer.from(big.slice(1000))]),
     } as RequestInit);
     await expectError(chunked, 413, 'MANIFEST_INVALID');
-    assert.equal((await client.fetch('/v2/small/app/manifests/big', { method: 'HEAD' })).status, 404);
+    assert.equal((await reg.client.fetch('/v2/small/app/manifests/big', { method: 'HEAD' })).status, 404);
   });
 
   it('a manifest under the limit is accepted', async () => {
     const image = makeImage({ layers: 1, layerSize: 10 });
     assert.ok(image.manifest.size < 1024);
-    assert.equal((await client.pushImage('small/app', 'ok', image)).status, 201);
+    assert.equal((await reg.client.pushImage('small/app', 'ok', image)).status, 201);
   });
 });
 
 describe('manifests: DELETE /v2/<name>/manifests/<reference>', () => {
-  let server: TestServer;
-  let client: RegistryClient;
   const repo = 'man/del';
-  before(async () => {
-    server = await startTestServer();
-    client = new RegistryClient(server.url);
-  });
-  after(async () => server.destroy());
+  const reg = useServer();
 
   async function tags(): Promise<string[]> {
-    return ((await (await client.fetch(`/v2/${repo}/tags/list`)).json()) as { tags: string[] }).tags;
+    return ((await (await reg.client.fetch(`/v2/${repo}/tags/list`)).json()) as { tags: string[] }).tags;
   }
 
   it('by digest answers 202; the manifest and every tag pointing at it are gone', async () => {
     const image = makeImage();
-    await client.pushImage(repo, 'd1', image);
-    assert.equal((await client.pushManifest(repo, 'd2', image.manifest)).status, 201);
-    const res = await client.fetch(`/v2/${repo}/manifests/${image.manifest.digest}`, { method: 'DELETE' });
+    await reg.client.pushImage(repo, 'd1', image);
+    assert.equal((await reg.client.pushManifest(repo, 'd2', image.manifest)).status, 201);
+    const res = await reg.client.fetch(`/v2/${repo}/manifests/${image.manifest.digest}`, { method: 'DELETE' });
     assert.equal(res.status, 202);
-    await expectError(await client.fetch(`/v2/${repo}/manifests/${image.manifest.digest}`), 404, 'MANIFEST_UNKNOWN');
-    await expectError(await client.fetch(`/v2/${repo}/manifests/d1`), 404, 'MANIFEST_UNKNOWN');
+    await expectError(await reg.client.fetch(`/v2/${repo}/manifests/${image.manifest.digest}`), 404, 'MANIFEST_UNKNOWN');
+    await expectError(await reg.client.fetch(`/v2/${repo}/manifests/d1`), 404, 'MANIFEST_UNKNOWN');
     assert.deepEqual((await tags()).filter((t) => t.startsWith('d')), []);
   });
 
   it('by tag answers 202; only the tag goes, the manifest stays pullable by digest', async () => {
     const image = makeImage();
-    await client.pushImage(repo, 't1', image);
-    assert.equal((await client.pushManifest(repo, 't2', image.manifest)).status, 201);
-    const res = await client.fetch(`/v2/${repo}/manifests/t1`, { method: 'DELETE' });
+    await reg.client.pushImage(repo, 't1', image);
+    assert.equal((await reg.client.pushManifest(repo, 't2', image.manifest)).status, 201);
+    const res = await reg.client.fetch(`/v2/${repo}/manifests/t1`, { method: 'DELETE' });
     assert.equal(res.status, 202);
-    await expectError(await client.fetch(`/v2/${repo}/manifests/t1`), 404, 'MANIFEST_UNKNOWN');
-    assert.equal((await client.fetch(`/v2/${repo}/manifests/${image.manifest.digest}`)).status, 200);
-    assert.equal((await client.fetch(`/v2/${repo}/manifests/t2`)).status, 200);
+    await expectError(await reg.client.fetch(`/v2/${repo}/manifests/t1`), 404, 'MANIFEST_UNKNOWN');
+    assert.equal((await reg.client.fetch(`/v2/${repo}/manifests/${image.manifest.digest}`)).status, 200);
+    assert.equal((await reg.client.fetch(`/v2/${repo}/manifests/t2`)).status, 200);
     assert.ok(!(await tags()).includes('t1'));
   });
 
   it('an unknown tag or digest answers 404 MANIFEST_UNKNOWN', async () => {
-    await expectError(await client.fetch(`/v2/${repo}/manifests/never`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
-    await expectError(await client.fetch(`/v2/${repo}/manifests/${makeBlob(3).digest}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
+    await expectError(await reg.client.fetch(`/v2/${repo}/manifests/never`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
+    await expectError(await reg.client.fetch(`/v2/${repo}/manifests/${makeBlob(3).digest}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
   });
 });
 
 describe('manifests: DELETE with storage.delete.enabled=false', () => {
-  let server: TestServer;
-  let client: RegistryClient;
-  before(async () => {
-    server = await startTestServer({ storage: { delete: { enabled: false } } });
-    client = new RegistryClient(server.url);
-  });
-  after(async () => server.destroy());
+  const reg = useServer({ storage: { delete: { enabled: false } } });
 
   it('answers 405 UNSUPPORTED by digest and by tag, and keeps the manifest', async () => {
     const image = makeImage();
-    await client.pushImage('nodel/man', 'v1', image);
+    await reg.client.pushImage('nodel/man', 'v1', image);
     for (const ref of [image.manifest.digest, 'v1']) {
-      await expectError(await client.fetch(`/v2/nodel/man/manifests/${ref}`, { method: 'DELETE' }), 405, 'UNSUPPORTED');
+      await expectError(await reg.client.fetch(`/v2/nodel/man/manifests/${ref}`, { method: 'DELETE' }), 405, 'UNSUPPORTED');
     }
-    assert.equal((await client.fetch('/v2/nodel/man/manifests/v1')).status, 200);
+    assert.equal((await reg.client.fetch('/v2/nodel/man/manifests/v1')).status, 200);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { OCI_INDEX, OCI_MANIFEST, RegistryClient, jsonBlob, makeBlob, makeImage, type Blob } from '../helpers/registry-client.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { before, describe, it } from 'node:test';
+import { OCI_INDEX, OCI_MANIFEST, jsonBlob, makeBlob, makeImage, type Blob } from '../helpers/registry-client.js';
+import { useServer } from '../helpers/use-server.js';
 import { expectError } from './support.js';
 
 const SBOM = 'application/vnd.example.sbom.v1+json';
@@ -15,8 +15,6 @@ interface ReferrersIndex {
 }
 
 describe('referrers: GET /v2/<name>/referrers/<digest>', () => {
-  let server: TestServer;
-  let client: RegistryClient;
   const repo = 'ref/app';
   const subject = makeImage();
   const subjectDescriptor = { mediaType: OCI_MANIFEST, digest: subject.manifest.digest, size: subject.manifest.size };
@@ -28,24 +26,23 @@ describe('referrers: GET /v2/<name>/referrers/<digest>', () => {
   /** An artifact manifest whose subject is the test image; pushed by digest, as oras and cosign do. */
   async function pushArtifact(body: Record<string, unknown>, mediaType = OCI_MANIFEST): Promise<Blob> {
     const manifest = jsonBlob({ schemaVersion: 2, mediaType, subject: subjectDescriptor, ...body });
-    const res = await client.pushManifest(repo, manifest.digest, manifest, mediaType);
+    const res = await reg.client.pushManifest(repo, manifest.digest, manifest, mediaType);
     assert.equal(res.status, 201, await res.text());
     assert.equal(res.headers.get('oci-subject'), subject.manifest.digest);
     return manifest;
   }
 
   async function referrers(query = '', digest = subject.manifest.digest, name = repo): Promise<{ res: Response; body: ReferrersIndex }> {
-    const res = await client.fetch(`/v2/${name}/referrers/${digest}${query}`);
+    const res = await reg.client.fetch(`/v2/${name}/referrers/${digest}${query}`);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), OCI_INDEX);
     return { res, body: (await res.json()) as ReferrersIndex };
   }
 
+  const reg = useServer();
   before(async () => {
-    server = await startTestServer();
-    client = new RegistryClient(server.url);
     emptyConfig = jsonBlob({});
-    assert.equal((await client.pushBlob(repo, emptyConfig)).status, 201);
+    assert.equal((await reg.client.pushBlob(repo, emptyConfig)).status, 201);
     // Referrers pushed before their subject exists must still be listed once it does.
     sbom = await pushArtifact({
       artifactType: SBOM,
@@ -53,13 +50,12 @@ describe('referrers: GET /v2/<name>/referrers/<digest>', () => {
       layers: [{ mediaType: EMPTY, digest: emptyConfig.digest, size: emptyConfig.size }],
       annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' },
     });
-    await client.pushImage(repo, 'v1', subject);
+    await reg.client.pushImage(repo, 'v1', subject);
     const sigConfig = jsonBlob({ signed: true });
-    assert.equal((await client.pushBlob(repo, sigConfig)).status, 201);
+    assert.equal((await reg.client.pushBlob(repo, sigConfig)).status, 201);
     signature = await pushArtifact({ config: { mediaType: SIG_CONFIG, digest: sigConfig.digest, size: sigConfig.size }, layers: [] });
     index = await pushArtifact({ artifactType: SBOM, manifests: [], annotations: { kind: 'index' } }, OCI_INDEX);
   });
-  after(async () => server.destroy());
 
   it('answers 200 with an OCI image index listing every referrer as a descriptor', async () => {
     const { res, body } = await referrers();
@@ -112,20 +108,20 @@ describe('referrers: GET /v2/<name>/referrers/<digest>', () => {
 
   it('referrers in another repository are not listed', async () => {
     const other = 'ref/other';
-    await client.pushImage(other, 'v1', subject);
+    await reg.client.pushImage(other, 'v1', subject);
     const { body } = await referrers('', subject.manifest.digest, other);
     assert.deepEqual(body.manifests, []);
   });
 
   it('a malformed digest answers 400 DIGEST_INVALID', async () => {
-    await expectError(await client.fetch(`/v2/${repo}/referrers/sha256:nothex`), 400, 'DIGEST_INVALID');
-    await expectError(await client.fetch(`/v2/${repo}/referrers/v1`), 400, 'DIGEST_INVALID');
+    await expectError(await reg.client.fetch(`/v2/${repo}/referrers/sha256:nothex`), 400, 'DIGEST_INVALID');
+    await expectError(await reg.client.fetch(`/v2/${repo}/referrers/v1`), 400, 'DIGEST_INVALID');
   });
 
   it('a deleted referrer disappears from the list', async () => {
     const extra = await pushArtifact({ artifactType: 'application/vnd.example.temp', config: { mediaType: EMPTY, digest: emptyConfig.digest, size: emptyConfig.size }, layers: [] });
     assert.ok((await referrers()).body.manifests.some((m) => m.digest === extra.digest));
-    assert.equal((await client.fetch(`/v2/${repo}/manifests/${extra.digest}`, { method: 'DELETE' })).status, 202);
+    assert.equal((await reg.client.fetch(`/v2/${repo}/manifests/${extra.digest}`, { method: 'DELETE' })).status, 202);
     assert.ok(!(await referrers()).body.manifests.some((m) => m.digest === extra.digest));
   });
 });
