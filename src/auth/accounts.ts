@@ -20,9 +20,9 @@ export interface NewRobot {
   expiresAt?: Date | null;
 }
 
-const notFound = (what: string) => new RegistryError('NAME_UNKNOWN', `${what} not found`).withStatus(404);
-const conflict = (what: string) => new RegistryError('DENIED', `${what} already exists`).withStatus(409);
-const badRequest = (message: string) => new RegistryError('DENIED', message).withStatus(400);
+const notFound = (what: string) => new RegistryError('NOT_FOUND', `${what} not found`);
+const conflict = (what: string) => new RegistryError('CONFLICT', `${what} already exists`);
+const badRequest = (message: string) => new RegistryError('INVALID_ARGUMENT', message);
 
 /**
  * Account, project, membership and robot management — every change audited. Callers
@@ -73,7 +73,7 @@ export class Accounts {
 
   async deleteProject(actor: Actor, name: string): Promise<void> {
     // Otherwise anyone could re-create the name (autocreate) and inherit the old repositories.
-    if (await this.projectHasRepositories(name)) throw new RegistryError('DENIED', `project ${name} still has repositories; delete them first`).withStatus(409);
+    if (await this.projectHasRepositories(name)) throw new RegistryError('CONFLICT', `project ${name} still has repositories; delete them first`);
     if (!(await this.store.deleteProject(name))) throw notFound(`project ${name}`);
     await this.audit(actor, 'project.delete', name);
   }

@@ -46,7 +46,7 @@ export function safeEqual(a: Buffer, b: Buffer): boolean {
 
 export function validatePassword(password: unknown): string {
   if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH || password.length > 256) {
-    throw new RegistryError('DENIED', `password must be ${MIN_PASSWORD_LENGTH} to 256 characters long`).withStatus(400);
+    throw new RegistryError('INVALID_ARGUMENT', `password must be ${MIN_PASSWORD_LENGTH} to 256 characters long`);
   }
   return password;
 }
@@ -55,7 +55,7 @@ const USERNAME = /^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$/;
 
 export function validateUsername(username: unknown): string {
   if (typeof username !== 'string' || !USERNAME.test(username)) {
-    throw new RegistryError('DENIED', 'username must be 1-64 characters of [a-z0-9._-], starting and ending with a letter or digit').withStatus(400);
+    throw new RegistryError('INVALID_ARGUMENT', 'username must be 1-64 characters of [a-z0-9._-], starting and ending with a letter or digit');
   }
   return username;
 }

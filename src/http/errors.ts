@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { RegistryError } from '../core/errors.js';
+import { ERRORS, RegistryError, StorageFullError, clientErrorKind, domainError } from '../core/errors.js';
 
 /** The distribution-spec error body: {"errors":[{"code","message","detail"}]}. */
 export function errorBody(err: RegistryError): string {
@@ -15,39 +15,36 @@ export function sendError(reply: FastifyReply, err: RegistryError): FastifyReply
   return reply.send(errorBody(err));
 }
 
+/** Every error leaves through here, its status and wire code taken from the table in src/core/errors.ts. */
 export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   // A request whose body we did not read must not keep its connection: the rest of
   // the body would be parsed as the next request (and a huge one would be drained).
   if (!request.raw.complete) reply.header('connection', 'close');
-  if (error instanceof RegistryError) {
-    if (error.status >= 500) request.log.error({ err: error }, error.message);
-    return sendError(reply, error);
+  const mapped = domainError(error) ?? (isRawStorageFull(error) ? domainError(new StorageFullError()) : null);
+  if (mapped) {
+    if (mapped.status >= 500) request.log.error({ err: error }, mapped.message);
+    return sendError(reply, mapped);
   }
   const status = (error as FastifyError).statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     // Framework-level client errors (bad headers, body too large, timeouts).
-    const code = status === 413 ? 'SIZE_INVALID' : status === 429 ? 'TOOMANYREQUESTS' : 'UNSUPPORTED';
-    return sendError(reply, new RegistryError(code, error.message).withStatus(status));
-  }
-  if (isStorageFull(error)) {
-    request.log.error({ err: error }, 'storage full');
-    return sendError(reply, new RegistryError('STORAGE_FULL', 'storage is full: nothing was stored; retry once space is freed'));
+    return sendError(reply, new RegistryError(clientErrorKind(status), error.message));
   }
   request.log.error({ err: error }, 'unhandled error');
   return sendError(reply, new RegistryError('UNKNOWN', 'internal error; see the server log for request ' + request.id));
 }
 
 /**
- * A full disk seen by any layer: the filesystem (ENOSPC, EDQUOT), SQLite (SQLITE_FULL) or
- * PostgreSQL (SQLSTATE 53100 disk_full). Blob writes map this in the core already; this
- * catches metadata writes (session rows, manifests) so they answer 507 too, not 500.
+ * Driver codes for a full disk (ENOSPC, EDQUOT, SQLITE_FULL, PostgreSQL 53100). Recognising
+ * them belongs to the adapters (src/metadata/errors.ts `asStorageFull`), which do not wrap
+ * their errors yet; until they do, this keeps metadata writes that hit a full disk at 507
+ * instead of 500. Remove once every adapter throws StorageFullError.
  */
-function isStorageFull(error: Error): boolean {
+function isRawStorageFull(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
   return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === '53100';
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendError(reply, new RegistryError('UNSUPPORTED', `no such endpoint: ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`).withStatus(404));
+  return sendError(reply, new RegistryError('ENDPOINT_NOT_FOUND', `${ERRORS.ENDPOINT_NOT_FOUND.message}: ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`));
 }
-

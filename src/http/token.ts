@@ -11,7 +11,7 @@ const REFRESH_PREFIX = 'berth_rt_';
 const FORM_LIMIT = 64 * 1024;
 
 const invalidGrant = (message: string) => new RegistryError('UNAUTHORIZED', message);
-const badRequest = (message: string) => new RegistryError('UNSUPPORTED', message).withStatus(400);
+const badRequest = (message: string) => new RegistryError('INVALID_ARGUMENT', message);
 
 /**
  * Berth's token server (Docker Registry token authentication):

@@ -19,7 +19,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { z } from 'zod';
 import type { BerthConfig } from '../config/schema.js';
-import { RegistryError } from '../core/errors.js';
+import { BlobTooLargeError } from '../core/errors.js';
 import { BlobNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
 
 export type S3StorageConfig = NonNullable<BerthConfig['storage']['s3']>;
@@ -407,10 +407,7 @@ class SegmentWriter {
   private async flush(): Promise<void> {
     const index = this.firstIndex + this.written.length;
     if (index >= MAX_PARTS) {
-      throw new RegistryError(
-        'SIZE_INVALID',
-        `blob exceeds ${MAX_PARTS} segments of ${this.chunkSize} bytes, the most S3 can assemble; raise storage.s3.chunksize`,
-      ).withStatus(413);
+      throw new BlobTooLargeError(`blob exceeds ${MAX_PARTS} segments of ${this.chunkSize} bytes, the most S3 can assemble; raise storage.s3.chunksize`);
     }
     const name = `${String(index).padStart(5, '0')}-${randomBytes(6).toString('hex')}`;
     // The SDK is done with the body once the request resolves, so the buffer can be reused.

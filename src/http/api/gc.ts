@@ -18,5 +18,5 @@ export function registerGcApi(app: FastifyInstance, collector: GarbageCollector)
 function parseFlag(value: string | undefined): boolean {
   if (value === undefined || value === 'false' || value === '0') return false;
   if (value === '' || value === 'true' || value === '1') return true;
-  throw new RegistryError('UNSUPPORTED', `dryRun must be true or false, got "${value.slice(0, 32)}"`, { dryRun: value.slice(0, 32) }).withStatus(400);
+  throw new RegistryError('INVALID_ARGUMENT', `dryRun must be true or false, got "${value.slice(0, 32)}"`, { dryRun: value.slice(0, 32) });
 }

@@ -52,7 +52,7 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService): void 
         try {
           done(null, body === '' ? undefined : JSON.parse(body as string));
         } catch {
-          done(new RegistryError('UNSUPPORTED', 'request body is not valid JSON').withStatus(400), undefined);
+          done(new RegistryError('INVALID_ARGUMENT', 'request body is not valid JSON'), undefined);
         }
       });
       for (const route of routes) registerRoute(scope, auth, route);
@@ -90,7 +90,7 @@ function parseBody(schema: z.ZodType, body: unknown): unknown {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-  throw new RegistryError('UNSUPPORTED', `invalid request body: ${issues.map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ')}`, issues).withStatus(400);
+  throw new RegistryError('INVALID_ARGUMENT', `invalid request body: ${issues.map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ')}`, issues);
 }
 
 /** Basic credentials or a Bearer token from this server (or the external issuer); anonymous only for public routes. */

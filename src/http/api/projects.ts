@@ -20,7 +20,7 @@ function projectView(project: ProjectRecord) {
 export async function projectWith(ctx: ApiContext, permission: Permission): Promise<ProjectRecord> {
   const project = await ctx.auth.store.getProject(ctx.params.project!);
   const held = project ? await ctx.auth.rules.projectPermissions(ctx.identity, project) : new Set<Permission>();
-  if (!project || !held.has('read-project')) throw new RegistryError('NAME_UNKNOWN', `project ${ctx.params.project} not found`).withStatus(404);
+  if (!project || !held.has('read-project')) throw new RegistryError('NOT_FOUND', `project ${ctx.params.project} not found`);
   if (!held.has(permission)) throw new RegistryError('DENIED', `this needs the ${permission} permission in project ${project.name} (project-admin)`);
   return project;
 }

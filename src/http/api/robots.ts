@@ -39,7 +39,7 @@ async function create(ctx: ApiContext, project: string | null) {
 
 async function remove(ctx: ApiContext, project: string | null) {
   const robot = await ctx.auth.store.getRobot(ctx.params.robot!);
-  if (!robot || robot.project !== project) throw new RegistryError('NAME_UNKNOWN', `robot ${ctx.params.robot} not found`).withStatus(404);
+  if (!robot || robot.project !== project) throw new RegistryError('NOT_FOUND', `robot ${ctx.params.robot} not found`);
   await ctx.auth.accounts.deleteRobot(ctx.actor, robot.name);
 }
 

@@ -15,7 +15,7 @@ export function userView(user: UserRecord) {
 
 async function findUser(ctx: ApiContext): Promise<UserRecord> {
   const user = await ctx.auth.store.getUser(ctx.params.username!);
-  if (!user) throw new RegistryError('NAME_UNKNOWN', `user ${ctx.params.username} not found`).withStatus(404);
+  if (!user) throw new RegistryError('NOT_FOUND', `user ${ctx.params.username} not found`);
   return user;
 }
 

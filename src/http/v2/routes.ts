@@ -82,7 +82,7 @@ export function registerV2Routes(app: FastifyInstance, ctx: V2Context): void {
       const route = endpoint.methods[request.method as Method];
       if (!route) {
         reply.header('allow', Object.keys(endpoint.methods).join(', '));
-        throw new RegistryError('UNSUPPORTED', `${request.method} is not supported on ${path.slice(0, 200)}`).withStatus(405);
+        throw new RegistryError('METHOD_NOT_ALLOWED', `${request.method} is not supported on ${path.slice(0, 200)}`);
       }
       const name = match[1] === undefined ? '' : validateRepositoryName(match[1]);
       const principal = await ctx.access.authorize(request, route.scope(name));
@@ -92,7 +92,7 @@ export function registerV2Routes(app: FastifyInstance, ctx: V2Context): void {
       // Right shape, but the name part is not a valid repository name (e.g. "a//b" or "../x").
       throw new RegistryError('NAME_INVALID', `invalid repository name in ${path.slice(0, 200)}`);
     }
-    throw new RegistryError('UNSUPPORTED', `no such endpoint: ${request.method} ${path.slice(0, 200)}`).withStatus(404);
+    throw new RegistryError('ENDPOINT_NOT_FOUND', `no such endpoint: ${request.method} ${path.slice(0, 200)}`);
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'], url: '/v2', handler: dispatch });
   app.route({ method: ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'], url: '/v2/*', handler: dispatch });
