@@ -1,0 +1,196 @@
+/**
+ * One HTTP request to a registry, with everything every call needs done in one place:
+ * base URL resolution, authentication challenges (auth.ts), retries with backoff
+ * (retry.ts) and redirects. Operations (blobs.ts, manifests.ts) describe requests; this
+ * file sends them. `send` never throws for an HTTP status — the operation decides which
+ * statuses are success — only for a network failure after the last retry.
+ *
+ * Uses Node's built-in fetch (undici): no dependency, and streaming bodies both ways.
+ */
+import { Readable } from 'node:stream';
+import { Authenticator, parseChallenge, type Credentials } from './auth.js';
+import { RegistryClientError } from './errors.js';
+import { backoffDelay, DEFAULT_RETRY, isIdempotentMethod, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
+
+/** Buffers and strings can be sent again; streams only once. */
+export type RequestBody = Buffer | Uint8Array | string | Readable | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+export interface ClientRequest {
+  method: string;
+  /** A path (`/v2/…`) resolved against the registry, or an absolute URL (an upload Location). */
+  url: string | URL;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  /** Token scopes the request needs (`repository:library/alpine:pull`), for the token flow. */
+  scopes?: readonly string[];
+  /**
+   * Overrides the method's idempotency for retries: an upload PATCH with a Buffer and a
+   * Content-Range may be repeated, a POST starting an upload only leaks a session.
+   */
+  idempotent?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface TransportOptions {
+  /** The registry, e.g. `http://127.0.0.1:5000`. */
+  baseUrl: string;
+  credentials?: Credentials;
+  /** Headers sent with every request (a User-Agent, a fixed Authorization). */
+  headers?: Record<string, string>;
+  retry?: Partial<RetryPolicy>;
+  /** Redirects followed per request (307 to a presigned URL, then none). */
+  maxRedirects?: number;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** A 401 is answered at most this often per request: one token, then one wider token for insufficient_scope. */
+const MAX_AUTH_ROUNDS = 2;
+
+export class Transport {
+  readonly base: URL;
+  readonly retry: RetryPolicy;
+  private readonly auth: Authenticator;
+  private readonly headers: Record<string, string>;
+  private readonly maxRedirects: number;
+
+  constructor(options: TransportOptions) {
+    this.base = new URL(options.baseUrl);
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.headers = lowerKeys(options.headers ?? {});
+    this.maxRedirects = options.maxRedirects ?? 5;
+    this.auth = new Authenticator(options.credentials, (url, headers) => fetch(url, { headers }));
+  }
+
+  resolve(url: string | URL): URL {
+    return new URL(url, this.base);
+  }
+
+  async send(req: ClientRequest): Promise<Response> {
+    let method = req.method.toUpperCase();
+    let url = this.resolve(req.url);
+    let body = req.body;
+    const scopes = req.scopes ?? [];
+    const oneShot = body !== undefined && !isReplayable(body);
+    const retryable = !oneShot && (req.idempotent ?? isIdempotentMethod(method));
+    const explicit = lowerKeys(req.headers ?? {});
+    // A caller's own Authorization (or a fixed one from the options) wins over the flow.
+    let authorization = explicit.authorization ?? this.headers.authorization ?? this.auth.preemptive(scopes);
+    let bodySent = false;
+    let attempt = 0;
+    let authRounds = 0;
+    let redirects = 0;
+
+    for (;;) {
+      attempt++;
+      if (oneShot && bodySent) throw RegistryClientError.local(method, url, 'cannot resend a streamed request body', 'BODY_NOT_REPLAYABLE');
+      const headers: Record<string, string> = { ...this.headers, ...explicit };
+      delete headers.authorization;
+      // Credentials go to the registry's own origin only: a redirect to a presigned
+      // storage URL must not receive them (the signature is the credential there).
+      const ownOrigin = url.origin === this.base.origin;
+      if (authorization && ownOrigin) headers.authorization = authorization;
+
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method,
+          headers,
+          body: toFetchBody(body),
+          redirect: 'manual',
+          signal: req.signal,
+          ...(oneShot ? { duplex: 'half' } : {}),
+        } as RequestInit);
+      } catch (err) {
+        if (req.signal?.aborted) throw err;
+        bodySent ||= oneShot;
+        if (retryable && attempt < this.retry.attempts) {
+          await sleep(backoffDelay(attempt, this.retry), req.signal);
+          continue;
+        }
+        throw RegistryClientError.local(method, url, `network error: ${describe(err)}`, 'NETWORK', err);
+      }
+      bodySent ||= oneShot;
+
+      if (res.status === 401 && ownOrigin && authRounds < MAX_AUTH_ROUNDS && !oneShot) {
+        const challenge = parseChallenge(res.headers.get('www-authenticate'));
+        const next = challenge ? await this.auth.respond(challenge, scopes, authorization) : undefined;
+        if (next) {
+          await discard(res);
+          authRounds++;
+          attempt--; // an auth round is not a failure
+          authorization = next;
+          continue;
+        }
+      }
+
+      const location = res.headers.get('location');
+      if (REDIRECTS.has(res.status) && location && redirects < this.maxRedirects && (method === 'GET' || method === 'HEAD' || !oneShot)) {
+        await discard(res);
+        redirects++;
+        attempt--;
+        url = new URL(location, url);
+        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+          method = method === 'HEAD' ? 'HEAD' : 'GET';
+          body = undefined;
+        }
+        continue;
+      }
+
+      if (isRetryableStatus(res.status) && retryable && attempt < this.retry.attempts) {
+        const wait = backoffDelay(attempt, this.retry, parseRetryAfter(res.headers.get('retry-after')));
+        await discard(res);
+        await sleep(wait, req.signal);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  /** Sends the request and throws a RegistryClientError unless the status is one of `ok`. */
+  async expect(req: ClientRequest, ok: readonly number[]): Promise<Response> {
+    const res = await this.send(req);
+    if (ok.includes(res.status)) return res;
+    throw await RegistryClientError.fromResponse(req.method.toUpperCase(), res.url || this.resolve(req.url), res);
+  }
+}
+
+function isReplayable(body: RequestBody): body is Buffer | Uint8Array | string {
+  return typeof body === 'string' || body instanceof Uint8Array;
+}
+
+function toFetchBody(body: RequestBody | undefined): BodyInit | undefined {
+  if (body === undefined || typeof body === 'string') return body;
+  // A fresh view each time: fetch may detach the buffer it is given.
+  if (body instanceof Uint8Array) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength) as unknown as BodyInit;
+  return body as unknown as BodyInit;
+}
+
+/** Reads and drops a response body so the keep-alive connection can be reused. */
+export async function discard(res: Response): Promise<void> {
+  try {
+    await res.arrayBuffer();
+  } catch {
+    // The connection is gone anyway.
+  }
+}
+
+function lowerKeys(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+/** undici wraps the socket error in `cause`; that is the useful part (ECONNRESET, ECONNREFUSED). */
+export function describe(err: unknown): string {
+  const e = err as { message?: string; cause?: { code?: string; message?: string } };
+  const cause = e.cause?.code ?? e.cause?.message;
+  return cause ? `${e.message ?? String(err)} (${cause})` : (e.message ?? String(err));
+}
+
+/** The target of a `Link: <…>; rel="next"` header (RFC 8288), or null on the last page. */
+export function nextLink(header: string | null): string | null {
+  if (!header) return null;
+  for (const part of header.split(/,(?=\s*<)/)) {
+    const m = /<([^>]+)>\s*;(.*)$/.exec(part.trim());
+    if (m && /\brel\s*=\s*"?([^";]*\s)?next(\s[^";]*)?"?/.test(m[2]!)) return m[1]!;
+  }
+  return null;
+}
