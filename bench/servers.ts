@@ -69,6 +69,8 @@ export async function prepareBerthBuild(workDir: string): Promise<string> {
 export interface StartOptions {
   /** A stopped server's dataDir (kept with `keepData`), copied before the start. */
   seedFrom?: string;
+  /** Distribution only: require Basic auth against this htpasswd file (bcrypt, `htpasswd -Bbn`). */
+  htpasswd?: string;
 }
 
 async function freshDataDir(prefix: string, seedFrom: string | undefined): Promise<string> {
@@ -119,7 +121,8 @@ export async function startBerth(launch: BerthLaunch, start: StartOptions = {}):
 }
 
 /** The configuration Distribution is started with; cache as in its shipped config.yml. */
-export function distributionConfig(dataDir: string, port: number): string {
+export function distributionConfig(dataDir: string, port: number, htpasswd?: string): string {
+  const auth = htpasswd ? ['auth:', '  htpasswd:', '    realm: berth-test', `    path: ${htpasswd}`] : [];
   return [
     'version: 0.1',
     'log:',
@@ -135,6 +138,7 @@ export function distributionConfig(dataDir: string, port: number): string {
     '    blobdescriptor: inmemory',
     'http:',
     `  addr: 127.0.0.1:${port}`,
+    ...auth,
     '',
   ].join('\n');
 }
@@ -144,7 +148,7 @@ export async function startDistribution(start: StartOptions = {}): Promise<Bench
   const port = await freePort();
   const dataDir = await freshDataDir('distribution-bench-data-', start.seedFrom);
   const configFile = path.join(dataDir, 'config.yml');
-  writeFileSync(configFile, distributionConfig(dataDir, port));
+  writeFileSync(configFile, distributionConfig(dataDir, port, start.htpasswd));
   mkdirSync(path.join(dataDir, 'storage'), { recursive: true });
   const child = spawn(DISTRIBUTION_BINARY, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
   return watch('distribution', child, `http://127.0.0.1:${port}`, dataDir);
@@ -208,7 +212,8 @@ async function watch(kind: ServerKind, child: ChildProcess, url: string, dataDir
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
-    const ok = await fetch(`${url}/v2/`).then((res) => res.status === 200, () => false);
+    // 401 is an answer too: a Distribution started with htpasswd auth.
+    const ok = await fetch(`${url}/v2/`).then((res) => res.status === 200 || res.status === 401, () => false);
     if (ok) return server;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
