@@ -1,56 +1,54 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { RegistryClient, errorCode, makeImage } from '../helpers/registry-client.js';
 import { rmSync } from 'node:fs';
 import { startBerthProcess, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
-import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, basic, startAuthServer } from './support.js';
+import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, basic, useAuthServer } from './support.js';
 
 describe('auth: basic — every request carries HTTP Basic credentials', () => {
-  let server: TestServer;
+  const reg = useAuthServer('basic', { projects: { autocreate: true } });
   before(async () => {
-    server = await startAuthServer('basic', { projects: { autocreate: true } });
-    await addUser(server, 'alice', 'alice-password');
-    await addUser(server, 'bob', 'bob-password');
-    await addProject(server, 'public-stuff', true);
-    await addProject(server, 'shared');
-    await addMember(server, 'shared', 'bob', 'guest');
+    await addUser(reg.server, 'alice', 'alice-password');
+    await addUser(reg.server, 'bob', 'bob-password');
+    await addProject(reg.server, 'public-stuff', true);
+    await addProject(reg.server, 'shared');
+    await addMember(reg.server, 'shared', 'bob', 'guest');
   });
-  after(async () => server.destroy());
 
   it('GET /v2/ without credentials answers 401 with a Basic challenge and a spec error body', async () => {
-    const res = await fetch(`${server.url}/v2/`);
+    const res = await fetch(`${reg.url}/v2/`);
     assert.equal(res.status, 401);
     assert.equal(res.headers.get('www-authenticate'), 'Basic realm="berth"');
     assert.equal(await errorCode(res), 'UNAUTHORIZED');
   });
 
   it('a wrong password answers 401, the right one 200', async () => {
-    const wrong = await fetch(`${server.url}/v2/`, { headers: { authorization: basic('alice', 'nope-nope') } });
+    const wrong = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('alice', 'nope-nope') } });
     assert.equal(wrong.status, 401);
     assert.equal(wrong.headers.get('www-authenticate'), 'Basic realm="berth"');
-    const right = await fetch(`${server.url}/v2/`, { headers: { authorization: basic('alice', 'alice-password') } });
+    const right = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('alice', 'alice-password') } });
     assert.equal(right.status, 200);
   });
 
   it('the initial admin exists with the configured password and is an admin', async () => {
-    const res = await fetch(`${server.url}/api/v1/me`, { headers: { authorization: adminAuth() } });
+    const res = await fetch(`${reg.url}/api/v1/me`, { headers: { authorization: adminAuth() } });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { name: 'admin', kind: 'user', admin: true, memberships: [] });
   });
 
   it('a user pushing to a new project creates it and becomes its project-admin', async () => {
-    const alice = new RegistryClient(server.url, { authorization: basic('alice', 'alice-password') });
+    const alice = new RegistryClient(reg.url, { authorization: basic('alice', 'alice-password') });
     const image = makeImage();
     await alice.pushImage('alice-team/app', 'v1', image);
     const pulled = await alice.fetch('/v2/alice-team/app/manifests/v1');
     assert.equal(pulled.status, 200);
     assert.deepEqual(Buffer.from(await pulled.arrayBuffer()), image.manifest.data);
-    const members = await fetch(`${server.url}/api/v1/projects/alice-team/members`, { headers: { authorization: adminAuth() } });
+    const members = await fetch(`${reg.url}/api/v1/projects/alice-team/members`, { headers: { authorization: adminAuth() } });
     assert.deepEqual(await members.json(), [{ project: 'alice-team', username: 'alice', role: 'project-admin' }]);
   });
 
   it("pushing to someone else's project answers 403 DENIED naming the user, the repository and the action", async () => {
-    const bob = new RegistryClient(server.url, { authorization: basic('bob', 'bob-password') });
+    const bob = new RegistryClient(reg.url, { authorization: basic('bob', 'bob-password') });
     const res = await bob.pushBlob('alice-team/app', makeImage().config);
     assert.equal(res.status, 403);
     const body = (await res.json()) as { errors: { code: string; message: string }[] };
@@ -59,55 +57,53 @@ describe('auth: basic — every request carries HTTP Basic credentials', () => {
   });
 
   it('pulling a private project answers 401 to anonymous callers and 403 to a signed-in stranger', async () => {
-    const anonymous = await fetch(`${server.url}/v2/alice-team/app/manifests/v1`);
+    const anonymous = await fetch(`${reg.url}/v2/alice-team/app/manifests/v1`);
     assert.equal(anonymous.status, 401);
-    const stranger = await fetch(`${server.url}/v2/alice-team/app/manifests/v1`, { headers: { authorization: basic('bob', 'bob-password') } });
+    const stranger = await fetch(`${reg.url}/v2/alice-team/app/manifests/v1`, { headers: { authorization: basic('bob', 'bob-password') } });
     assert.equal(stranger.status, 403);
     assert.equal(await errorCode(stranger), 'DENIED');
   });
 
   it('anonymous callers may pull from a public project but not push to it', async () => {
-    const admin = new RegistryClient(server.url, { authorization: adminAuth() });
+    const admin = new RegistryClient(reg.url, { authorization: adminAuth() });
     const image = makeImage();
     await admin.pushImage('public-stuff/tool', 'latest', image);
-    const pulled = await fetch(`${server.url}/v2/public-stuff/tool/manifests/latest`);
+    const pulled = await fetch(`${reg.url}/v2/public-stuff/tool/manifests/latest`);
     assert.equal(pulled.status, 200);
-    const push = await new RegistryClient(server.url).pushBlob('public-stuff/tool', makeImage().config);
+    const push = await new RegistryClient(reg.url).pushBlob('public-stuff/tool', makeImage().config);
     assert.equal(push.status, 401);
   });
 
   it('a guest may pull but not push', async () => {
-    const admin = new RegistryClient(server.url, { authorization: adminAuth() });
+    const admin = new RegistryClient(reg.url, { authorization: adminAuth() });
     await admin.pushImage('shared/lib', 'v1', makeImage());
-    const bob = new RegistryClient(server.url, { authorization: basic('bob', 'bob-password') });
+    const bob = new RegistryClient(reg.url, { authorization: basic('bob', 'bob-password') });
     assert.equal((await bob.fetch('/v2/shared/lib/manifests/v1')).status, 200);
     assert.equal((await bob.pushBlob('shared/lib', makeImage().config)).status, 403);
   });
 
   it('the catalog needs credentials and lists only what the caller may pull', async () => {
-    assert.equal((await fetch(`${server.url}/v2/_catalog`)).status, 401);
-    const res = await fetch(`${server.url}/v2/_catalog`, { headers: { authorization: basic('bob', 'bob-password') } });
+    assert.equal((await fetch(`${reg.url}/v2/_catalog`)).status, 401);
+    const res = await fetch(`${reg.url}/v2/_catalog`, { headers: { authorization: basic('bob', 'bob-password') } });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { repositories: ['public-stuff/tool', 'shared/lib'] });
-    const all = await fetch(`${server.url}/v2/_catalog`, { headers: { authorization: adminAuth() } });
+    const all = await fetch(`${reg.url}/v2/_catalog`, { headers: { authorization: adminAuth() } });
     assert.deepEqual(await all.json(), { repositories: ['alice-team/app', 'public-stuff/tool', 'shared/lib'] });
   });
 });
 
 describe('failed-login rate limiting', () => {
-  let server: TestServer;
+  const reg = useAuthServer('basic', { ratelimit: { failures: 3, window: '5m' } });
   before(async () => {
-    server = await startAuthServer('basic', { ratelimit: { failures: 3, window: '5m' } });
-    await addUser(server, 'carol', 'carol-password');
+    await addUser(reg.server, 'carol', 'carol-password');
   });
-  after(async () => server.destroy());
 
   it('after too many failures an account answers 429 TOOMANYREQUESTS with Retry-After, even with the right password', async () => {
     for (let i = 0; i < 3; i++) {
-      const res = await fetch(`${server.url}/v2/`, { headers: { authorization: basic('carol', `wrong-${i}-password`) } });
+      const res = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('carol', `wrong-${i}-password`) } });
       assert.equal(res.status, 401);
     }
-    const blocked = await fetch(`${server.url}/v2/`, { headers: { authorization: basic('carol', 'carol-password') } });
+    const blocked = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('carol', 'carol-password') } });
     assert.equal(blocked.status, 429);
     assert.equal(await errorCode(blocked), 'TOOMANYREQUESTS');
     const retryAfter = Number(blocked.headers.get('retry-after'));
@@ -115,7 +111,7 @@ describe('failed-login rate limiting', () => {
   });
 
   it('the client IP is throttled too: other accounts from the same address are refused while it is blocked', async () => {
-    const res = await fetch(`${server.url}/v2/`, { headers: { authorization: basic('admin', ADMIN_PASSWORD) } });
+    const res = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('admin', ADMIN_PASSWORD) } });
     assert.equal(res.status, 429);
   });
 });

@@ -1,26 +1,22 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
-import { ROOT, type TestServer } from '../helpers/server.js';
-import { basic, startAuthServer } from './support.js';
+import { ROOT } from '../helpers/server.js';
+import { basic, useAuthServer } from './support.js';
 
 const exec = promisify(execFile);
 
 describe('berth user / project / robot CLI against a running server\'s data', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthServer('basic');
-  });
-  after(async () => server.destroy());
+  const reg = useAuthServer('basic');
 
   /** Runs `berth <args>` on the same data directory (and so the same SQLite DB) as the server. */
   async function berth(args: string[], stdin?: string): Promise<string> {
     const child = exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...metadataEnv(), BERTH_DATA_DIR: server.dataDir, BERTH_AUTH_MODE: 'basic' },
+      env: { ...process.env, ...metadataEnv(), BERTH_DATA_DIR: reg.server.dataDir, BERTH_AUTH_MODE: 'basic' },
     });
     if (stdin !== undefined) child.child.stdin!.end(stdin);
     return (await child).stdout;
@@ -28,11 +24,11 @@ describe('berth user / project / robot CLI against a running server\'s data', ()
 
   /** The server's metadata back end (SQLite in its data dir, or the suite's PostgreSQL database). */
   function metadataEnv(): NodeJS.ProcessEnv {
-    const { driver, url } = server.config.metadata;
+    const { driver, url } = reg.server.config.metadata;
     return { BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}) };
   }
 
-  const status = async (user: string, password: string) => (await fetch(`${server.url}/v2/`, { headers: { authorization: basic(user, password) } })).status;
+  const status = async (user: string, password: string) => (await fetch(`${reg.url}/v2/`, { headers: { authorization: basic(user, password) } })).status;
 
   it('user add (password from stdin) creates an account the server accepts at once; user list shows it', async () => {
     assert.match(await berth(['user', 'add', 'carl', '--password-stdin'], 'carl-password\n'), /created user carl/);
@@ -56,12 +52,12 @@ describe('berth user / project / robot CLI against a running server\'s data', ()
   it('project add, project member and robot add set up a project a robot can push to', async () => {
     await berth(['project', 'add', 'team']);
     assert.match(await berth(['project', 'member', 'team', 'carl', 'developer']), /carl in team: developer/);
-    const carl = new RegistryClient(server.url, { authorization: basic('carl', 'carl-password-2') });
+    const carl = new RegistryClient(reg.url, { authorization: basic('carl', 'carl-password-2') });
     assert.equal((await carl.pushBlob('team/app', makeImage().config)).status, 201);
     const out = await berth(['robot', 'add', 'team', 'ci', '--actions', 'pull,push']);
     const [, name, secret] = /created (\S+)\nsecret: (\S+)/.exec(out) ?? [];
     assert.equal(name, 'robot$team+ci');
-    const robot = new RegistryClient(server.url, { authorization: basic(name!, secret!) });
+    const robot = new RegistryClient(reg.url, { authorization: basic(name!, secret!) });
     await robot.pushImage('team/app', 'v1', makeImage());
   });
 

@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair, importPKCS8, type CryptoKey, type KeyObject } from 'jose';
 import { requireTools } from '../helpers/clients.js';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
-import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { startTestServer, tempDir } from '../helpers/server.js';
+import { useServer } from '../helpers/use-server.js';
 import { bearer } from './support.js';
 
 const ISSUER = 'https://auth.example.test';
@@ -34,7 +35,7 @@ const pushPull = (name: string) => [{ type: 'repository', name, actions: ['pull'
 
 describe('external token issuer: JWKS served over HTTP on loopback', () => {
   let jwksServer: Server;
-  let server: TestServer;
+  let jwksUrl: string;
   let privateKey: Key;
   before(async () => {
     const pair = await generateKeyPair('RS256');
@@ -42,24 +43,23 @@ describe('external token issuer: JWKS served over HTTP on loopback', () => {
     const jwks = { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'ext-1', alg: 'RS256', use: 'sig' }] };
     jwksServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)));
     await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
-    const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
-    server = await startTestServer({ auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, jwks: jwksUrl } } });
+    jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
   });
+  const reg = useServer(() => ({ auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, jwks: jwksUrl } } }));
   after(async () => {
-    await server.destroy();
     await new Promise((resolve) => jwksServer.close(resolve));
   });
 
   it('challenges with the external realm and does not serve /token itself', async () => {
-    const res = await fetch(`${server.url}/v2/ext/app/manifests/v1`);
+    const res = await fetch(`${reg.url}/v2/ext/app/manifests/v1`);
     assert.equal(res.status, 401);
     assert.equal(res.headers.get('www-authenticate'), `Bearer realm="${REALM}",service="${SERVICE}",scope="repository:ext/app:pull"`);
-    assert.equal((await fetch(`${server.url}/token?service=${SERVICE}`)).status, 404);
+    assert.equal((await fetch(`${reg.url}/token?service=${SERVICE}`)).status, 404);
   });
 
   it("accepts the issuer's tokens for exactly the access they carry", async () => {
     const jwt = await sign(privateKey, 'RS256', pushPull('ext/app'), { kid: 'ext-1' });
-    const client = new RegistryClient(server.url, { authorization: bearer(jwt) });
+    const client = new RegistryClient(reg.url, { authorization: bearer(jwt) });
     await client.pushImage('ext/app', 'v1', makeImage());
     assert.equal((await client.fetch('/v2/ext/app/tags/list')).status, 200);
     const other = await client.fetch('/v2/ext/other/tags/list');
@@ -74,7 +74,7 @@ describe('external token issuer: JWKS served over HTTP on loopback', () => {
       await sign(privateKey, 'RS256', pushPull('ext/app'), { kid: 'ext-1', aud: 'other-registry' }),
       await sign(stranger, 'RS256', pushPull('ext/app'), { kid: 'ext-1' }),
     ]) {
-      const res = await fetch(`${server.url}/v2/ext/app/tags/list`, { headers: { authorization: bearer(jwt) } });
+      const res = await fetch(`${reg.url}/v2/ext/app/tags/list`, { headers: { authorization: bearer(jwt) } });
       assert.equal(res.status, 401);
       assert.match(res.headers.get('www-authenticate')!, /error="invalid_token"/);
     }
@@ -82,7 +82,7 @@ describe('external token issuer: JWKS served over HTTP on loopback', () => {
 
   it('the catalog lists only repositories the token grants pull on', async () => {
     const jwt = await sign(privateKey, 'RS256', [...pushPull('ext/app'), { type: 'registry', name: 'catalog', actions: ['*'] }], { kid: 'ext-1' });
-    const res = await fetch(`${server.url}/v2/_catalog`, { headers: { authorization: bearer(jwt) } });
+    const res = await fetch(`${reg.url}/v2/_catalog`, { headers: { authorization: bearer(jwt) } });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { repositories: ['ext/app'] });
   });
@@ -90,7 +90,6 @@ describe('external token issuer: JWKS served over HTTP on loopback', () => {
 
 describe('external token issuer: PEM certificate bundle', () => {
   let dir: string;
-  let server: TestServer;
   let key: Key;
   before(async () => {
     requireTools(['openssl']);
@@ -100,19 +99,18 @@ describe('external token issuer: PEM certificate bundle', () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=token-issuer'], { stdio: 'ignore' });
     key = await importPKCS8(readFileSync(keyFile, 'utf8'), 'ES256');
     writeFileSync(path.join(dir, 'bundle.pem'), readFileSync(certFile));
-    server = await startTestServer({ auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, certificates: path.join(dir, 'bundle.pem') } } });
   });
-  after(async () => {
-    await server.destroy();
+  const reg = useServer(() => ({ auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, certificates: path.join(dir, 'bundle.pem') } } }));
+  after(() => {
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('accepts tokens signed by the certificate key and rejects others', async () => {
     const good = await sign(key, 'ES256', pushPull('certs/app'));
-    assert.equal((await new RegistryClient(server.url, { authorization: bearer(good) }).pushBlob('certs/app', makeImage().config)).status, 201);
+    assert.equal((await new RegistryClient(reg.url, { authorization: bearer(good) }).pushBlob('certs/app', makeImage().config)).status, 201);
     const { privateKey: stranger } = await generateKeyPair('ES256');
     const bad = await sign(stranger, 'ES256', pushPull('certs/app'));
-    assert.equal((await new RegistryClient(server.url, { authorization: bearer(bad) }).pushBlob('certs/app', makeImage().config)).status, 401);
+    assert.equal((await new RegistryClient(reg.url, { authorization: bearer(bad) }).pushBlob('certs/app', makeImage().config)).status, 401);
   });
 });
 

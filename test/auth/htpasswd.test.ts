@@ -10,7 +10,8 @@ import { configSchema } from '../../src/config/schema.js';
 import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
 import { createLayoutImage } from '../helpers/images.js';
 import { RegistryClient, errorCode, makeImage } from '../helpers/registry-client.js';
-import { startBerthProcess, startTestServer, tempDir, type BerthProcess, type TestServer } from '../helpers/server.js';
+import { startBerthProcess, startTestServer, tempDir, type BerthProcess } from '../helpers/server.js';
+import { useServer } from '../helpers/use-server.js';
 import {
   ADMIN_PASSWORD,
   addMember,
@@ -371,37 +372,34 @@ describe('auth.mode token with an htpasswd file (berth serve, hot reload)', () =
 
 describe('auth.mode basic with an htpasswd file', () => {
   let dir: string;
-  let server: TestServer;
 
-  before(async () => {
+  before(() => {
     requireTools(['htpasswd']);
     dir = tempDir('berth-htpasswd-');
-    const file = path.join(dir, 'htpasswd');
-    writeFileSync(file, [htpasswdTool('B', 'admin', 'file-admin-password'), htpasswdTool('B', 'alice', 'alice-password'), ''].join('\n'));
-    // No admin password given: the file's `admin` becomes the initial admin.
-    server = await startTestServer({
-      auth: { mode: 'basic', htpasswd: { path: file, realm: 'Registry Realm' }, ratelimit: { failures: 3 } },
-    });
+    writeFileSync(path.join(dir, 'htpasswd'), [htpasswdTool('B', 'admin', 'file-admin-password'), htpasswdTool('B', 'alice', 'alice-password'), ''].join('\n'));
   });
-  after(async () => {
-    await server?.destroy();
+  // No admin password given: the file's `admin` becomes the initial admin.
+  const reg = useServer(() => ({
+    auth: { mode: 'basic', htpasswd: { path: path.join(dir, 'htpasswd'), realm: 'Registry Realm' }, ratelimit: { failures: 3 } },
+  }));
+  after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('the 401 challenge names auth.htpasswd.realm', async () => {
-    const res = await fetch(`${server.url}/v2/`);
+    const res = await fetch(`${reg.url}/v2/`);
     assert.equal(res.status, 401);
     assert.equal(res.headers.get('www-authenticate'), 'Basic realm="Registry Realm"');
   });
 
   it('on first start the htpasswd user named like auth.admin.username is the initial admin, with the file password', async () => {
-    const me = await fetch(`${server.url}/api/v1/me`, { headers: { authorization: basic('admin', 'file-admin-password') } });
+    const me = await fetch(`${reg.url}/api/v1/me`, { headers: { authorization: basic('admin', 'file-admin-password') } });
     assert.equal(me.status, 200);
     assert.deepEqual(await me.json(), { name: 'admin', kind: 'user', admin: true, memberships: [] });
   });
 
   it('Basic login on /v2 works: push and pull with the file password', async () => {
-    const alice = new RegistryClient(server.url, { authorization: basic('alice', 'alice-password') });
+    const alice = new RegistryClient(reg.url, { authorization: basic('alice', 'alice-password') });
     const image = makeImage();
     assert.equal((await alice.pushImage('alice/app', 'v1', image)).status, 201);
     const pulled = await alice.fetch('/v2/alice/app/manifests/v1');
@@ -411,11 +409,11 @@ describe('auth.mode basic with an htpasswd file', () => {
 
   it('wrong passwords get 401, and the failed-login throttle applies to htpasswd users (429, even with the right password)', async () => {
     for (let i = 0; i < 3; i++) {
-      const res = await fetch(`${server.url}/v2/`, { headers: { authorization: basic('alice', `wrong-${i}-password`) } });
+      const res = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('alice', `wrong-${i}-password`) } });
       assert.equal(res.status, 401);
       assert.equal(res.headers.get('www-authenticate'), 'Basic realm="Registry Realm"');
     }
-    const blocked = await fetch(`${server.url}/v2/`, { headers: { authorization: basic('alice', 'alice-password') } });
+    const blocked = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('alice', 'alice-password') } });
     assert.equal(blocked.status, 429);
     assert.ok(Number(blocked.headers.get('retry-after')) > 0);
   });

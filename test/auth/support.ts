@@ -1,6 +1,7 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { TestServer } from '../helpers/server.js';
 import { startTestServer } from '../helpers/server.js';
+import { useServer, type ServerFixture, type UseServerOptions } from '../helpers/use-server.js';
 
 export const ADMIN_PASSWORD = 'admin-secret-1';
 
@@ -10,9 +11,19 @@ export function basic(username: string, password: string): string {
 
 export const adminAuth = () => basic('admin', ADMIN_PASSWORD);
 
+/** Config overrides for auth on, an admin whose password is ADMIN_PASSWORD, and `extra` auth settings. */
+export function authConfig(mode: 'basic' | 'token', extra: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...overrides, auth: { mode, admin: { password: ADMIN_PASSWORD }, ...extra } };
+}
+
 /** A server with auth on, an admin whose password is ADMIN_PASSWORD, and `extra` auth settings. */
 export function startAuthServer(mode: 'basic' | 'token', extra: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): Promise<TestServer> {
-  return startTestServer({ ...overrides, auth: { mode, admin: { password: ADMIN_PASSWORD }, ...extra } });
+  return startTestServer(authConfig(mode, extra, overrides));
+}
+
+/** useServer() for the calling describe with startAuthServer's settings. */
+export function useAuthServer(mode: 'basic' | 'token', extra: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}, options?: UseServerOptions): ServerFixture {
+  return useServer(authConfig(mode, extra, overrides), options);
 }
 
 /** Calls the admin API as `authorization` with a JSON body; returns the response. */
