@@ -55,10 +55,18 @@ export class Transport {
 
   constructor(options: TransportOptions) {
     this.base = new URL(options.baseUrl);
+    // `https://user:pass@host` is a common way to configure a registry; fetch refuses such
+    // URLs, and they would leak into error messages. Take them as credentials instead.
+    let credentials = options.credentials;
+    if (this.base.username) {
+      credentials ??= { username: decodeURIComponent(this.base.username), password: decodeURIComponent(this.base.password) };
+      this.base.username = '';
+      this.base.password = '';
+    }
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.headers = lowerKeys(options.headers ?? {});
     this.maxRedirects = options.maxRedirects ?? 5;
-    this.auth = new Authenticator(options.credentials, (url, headers) => fetch(url, { headers }));
+    this.auth = new Authenticator(credentials, (url, headers) => fetch(url, { headers }));
   }
 
   resolve(url: string | URL): URL {
@@ -182,7 +190,9 @@ function lowerKeys(headers: Record<string, string>): Record<string, string> {
 export function describe(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e.cause?.code ?? e.cause?.message;
-  return cause ? `${e.message ?? String(err)} (${cause})` : (e.message ?? String(err));
+  const text = cause ? `${e.message ?? String(err)} (${cause})` : (e.message ?? String(err));
+  // Messages may quote a URL; never let user info through.
+  return text.replace(/\/\/[^/@\s]+@/g, '//');
 }
 
 /** The target of a `Link: <…>; rel="next"` header (RFC 8288), or null on the last page. */
