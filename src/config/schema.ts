@@ -87,18 +87,20 @@ export const configSchema = z
               })
               .strict()
               .default({ enabled: true, age: '24h', interval: '1h' }),
+            /** Refuse every write (405 UNSUPPORTED) while pulls go on, as Distribution's read-only mode. */
+            readonly: z.object({ enabled: z.boolean().default(false) }).strict().default({ enabled: false }),
           })
           .strict()
-          .default({ uploadpurging: { enabled: true, age: '24h', interval: '1h' } }),
+          .default({ uploadpurging: { enabled: true, age: '24h', interval: '1h' }, readonly: { enabled: false } }),
       })
       .strict()
-      .default({ delete: { enabled: true }, maintenance: { uploadpurging: { enabled: true, age: '24h', interval: '1h' } } }),
+      .default({ delete: { enabled: true }, maintenance: { uploadpurging: { enabled: true, age: '24h', interval: '1h' }, readonly: { enabled: false } } }),
     metadata: z
       .object({
-        driver: z.enum(['sqlite', 'postgres']).default('sqlite'),
+        driver: z.enum(['sqlite', 'postgres', 'mysql']).default('sqlite'),
         /** SQLite file path (default <data.dir>/berth.db). */
         path: z.string().optional(),
-        /** PostgreSQL connection URL. */
+        /** PostgreSQL or MySQL/MariaDB connection URL. */
         url: z.string().optional(),
         /** PostgreSQL connection pool (per process). */
         pool: z
@@ -155,11 +157,23 @@ export const configSchema = z
       })
       .strict()
       .default({ enabled: true, schedule: '0 * * * *', graceperiod: '1h', untagged: 'delete', batchsize: 100, leasettl: '60s' }),
+    /** The domain-event outbox and its consumers: see docs/architecture.md. */
+    events: z
+      .object({
+        /** How often one replica delivers new events to the consumers (GC's review queue, …). */
+        interval: duration.default('1s'),
+        /** Events every consumer has handled are deleted once this old. */
+        retention: duration.default('24h'),
+        /** How often each process writes the pull counts it gathered in memory. */
+        pullflushinterval: duration.default('10s'),
+      })
+      .strict()
+      .default({ interval: '1s', retention: '24h', pullflushinterval: '10s' }),
   })
   .strict()
   .superRefine((cfg, ctx) => {
-    if (cfg.metadata.driver === 'postgres' && !cfg.metadata.url) {
-      ctx.addIssue({ code: 'custom', path: ['metadata', 'url'], message: 'required when metadata.driver is postgres' });
+    if ((cfg.metadata.driver === 'postgres' || cfg.metadata.driver === 'mysql') && !cfg.metadata.url) {
+      ctx.addIssue({ code: 'custom', path: ['metadata', 'url'], message: `required when metadata.driver is ${cfg.metadata.driver}` });
     }
     if (cfg.storage.s3 && cfg.storage.filesystem) {
       ctx.addIssue({ code: 'custom', path: ['storage'], message: 'configure one storage driver: filesystem or s3, not both' });

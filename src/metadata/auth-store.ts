@@ -12,6 +12,7 @@ import type {
   UserRecord,
 } from '../auth/ports.js';
 import type { Role } from '../auth/permissions.js';
+import { insertIfAbsent, insertOrUpdate, type Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 
 /** Row types of the auth tables (DDL in migrations/0003-auth.ts). */
@@ -34,12 +35,15 @@ export interface AuthTables {
   audit_log: { id: Generated<number>; at: number; actor: string; action: string; target: string; ip: string | null; detail: string | null };
 }
 
-/** The AuthStore on Kysely: the same queries serve SQLite and PostgreSQL. */
+/** The AuthStore on Kysely: the same queries serve SQLite, PostgreSQL and MySQL (upserts through dialect.ts). */
 export class KyselyAuthStore implements AuthStore {
   private readonly db: Kysely<AuthTables>;
 
   /** `db` is the metadata store's Kysely instance (its schema includes the auth tables). */
-  constructor(db: Kysely<Database>) {
+  constructor(
+    db: Kysely<Database>,
+    private readonly dialect: Dialect = 'sqlite',
+  ) {
     this.db = db as unknown as Kysely<AuthTables>;
   }
 
@@ -59,12 +63,10 @@ export class KyselyAuthStore implements AuthStore {
 
   async createUser(user: Omit<UserRecord, 'createdAt'>): Promise<boolean> {
     const now = Date.now();
-    const result = await this.db
+    const insert = this.db
       .insertInto('users')
-      .values({ username: user.username, password_hash: user.passwordHash, admin: user.admin ? 1 : 0, created_at: now, updated_at: now })
-      .onConflict((oc) => oc.column('username').doNothing())
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+      .values({ username: user.username, password_hash: user.passwordHash, admin: user.admin ? 1 : 0, created_at: now, updated_at: now });
+    return insertIfAbsent(insert, this.dialect, ['username']);
   }
 
   async setPassword(username: string, passwordHash: string): Promise<boolean> {
@@ -108,12 +110,10 @@ export class KyselyAuthStore implements AuthStore {
 
   async createProject(project: Omit<ProjectRecord, 'createdAt'>, owner?: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      const result = await trx
+      const insert = trx
         .insertInto('projects')
-        .values({ name: project.name, public: project.public ? 1 : 0, created_by: project.createdBy, created_at: Date.now() })
-        .onConflict((oc) => oc.column('name').doNothing())
-        .executeTakeFirst();
-      if (Number(result.numInsertedOrUpdatedRows ?? 0) === 0) return false;
+        .values({ name: project.name, public: project.public ? 1 : 0, created_by: project.createdBy, created_at: Date.now() });
+      if (!(await insertIfAbsent(insert, this.dialect, ['name']))) return false;
       if (owner !== undefined) {
         await trx.insertInto('project_members').values({ project: project.name, username: owner, role: 'project-admin' }).execute();
       }
@@ -156,11 +156,7 @@ export class KyselyAuthStore implements AuthStore {
   }
 
   async setMember(project: string, username: string, role: Role): Promise<void> {
-    await this.db
-      .insertInto('project_members')
-      .values({ project, username, role })
-      .onConflict((oc) => oc.columns(['project', 'username']).doUpdateSet({ role }))
-      .execute();
+    await insertOrUpdate(this.db.insertInto('project_members').values({ project, username, role }), this.dialect, ['project', 'username'], { role }).execute();
   }
 
   async removeMember(project: string, username: string): Promise<boolean> {
@@ -180,7 +176,7 @@ export class KyselyAuthStore implements AuthStore {
   }
 
   async createRobot(robot: Omit<RobotRecord, 'createdAt'>): Promise<boolean> {
-    const result = await this.db
+    const insert = this.db
       .insertInto('robots')
       .values({
         name: robot.name,
@@ -191,10 +187,8 @@ export class KyselyAuthStore implements AuthStore {
         expires_at: robot.expiresAt?.getTime() ?? null,
         created_by: robot.createdBy,
         created_at: Date.now(),
-      })
-      .onConflict((oc) => oc.column('name').doNothing())
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+      });
+    return insertIfAbsent(insert, this.dialect, ['name']);
   }
 
   async deleteRobot(name: string): Promise<boolean> {

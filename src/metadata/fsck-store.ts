@@ -1,11 +1,18 @@
 import type { Kysely } from 'kysely';
 import type { BlobRow, BrokenReference, FsckMetadata, ManifestRow, ManifestUse, UploadRow } from '../fsck/types.js';
+import type { Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 import { repositoriesLinking } from './kysely-store.js';
 
-/** The queries `berth fsck` needs, on Kysely (SQLite and PostgreSQL alike). */
+/**
+ * The queries `berth fsck` needs, on Kysely (SQLite, PostgreSQL and MySQL alike: plain
+ * SELECTs and DELETEs, nothing dialect-specific; `dialect` is kept for parity with the other adapters).
+ */
 export class KyselyFsckStore implements FsckMetadata {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly dialect: Dialect = 'sqlite',
+  ) {}
 
   async blobRows(after: string | undefined, limit: number): Promise<BlobRow[]> {
     let query = this.db.selectFrom('blobs').select(['digest', 'size']).orderBy('digest').limit(limit);

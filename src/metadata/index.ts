@@ -3,7 +3,10 @@ import { durationMs, type BerthConfig } from '../config/schema.js';
 import { KyselyAuthStore } from './auth-store.js';
 import { KyselyFsckStore } from './fsck-store.js';
 import { KyselyGcStore } from './gc-store.js';
-import type { KyselyMetadataStore } from './kysely-store.js';
+import { KyselyJobRunStore } from './jobs-store.js';
+import { transactionOf, type KyselyMetadataStore } from './kysely-store.js';
+import { KyselyOutboxStore } from './outbox-store.js';
+import type { MysqlOptions } from './mysql.js';
 import type { PostgresOptions } from './postgres.js';
 import { openSqliteMetadata } from './sqlite.js';
 
@@ -17,22 +20,29 @@ export async function openMetadataStore(config: BerthConfig, logger?: Logger): P
       const { openPostgresMetadata } = await import('./postgres.js');
       return openPostgresMetadata(postgresOptions(config, logger));
     }
+    case 'mysql': {
+      // Loaded on demand, like pg: only MySQL/MariaDB deployments load mysql2.
+      const { openMysqlMetadata } = await import('./mysql.js');
+      return openMysqlMetadata(mysqlOptions(config, logger));
+    }
   }
 }
 
 /**
  * Every metadata port on one database: the registry's own (core) and the feature ports
- * (auth, gc and leases, fsck). Only the composition root (src/stores.ts) calls this.
+ * (outbox, job history, auth, gc and leases, fsck). Only the composition root (src/stores.ts) calls this.
  */
 export async function openMetadataAdapters(config: BerthConfig, logger?: Logger) {
   const metadata = await openMetadataStore(config, logger);
-  const gc = new KyselyGcStore(metadata.db, metadata.dialect);
+  const gc = new KyselyGcStore(metadata.db, metadata.dialect, transactionOf);
   return {
     metadata,
-    auth: new KyselyAuthStore(metadata.db),
+    outbox: new KyselyOutboxStore(metadata.db, metadata.dialect, transactionOf),
+    jobs: new KyselyJobRunStore(metadata.db, metadata.dialect),
+    auth: new KyselyAuthStore(metadata.db, metadata.dialect),
     gc,
     leases: gc,
-    fsck: new KyselyFsckStore(metadata.db),
+    fsck: new KyselyFsckStore(metadata.db, metadata.dialect),
   };
 }
 
@@ -47,5 +57,19 @@ export function postgresOptions(config: BerthConfig, logger?: Logger): PostgresO
     idleTimeoutMs: durationMs(pool.idletimeout),
     statementTimeoutMs: durationMs(statementtimeout),
     onPoolError: (err) => logger?.warn({ err }, 'idle PostgreSQL connection failed; it will be replaced'),
+  };
+}
+
+/** The mysql2 pool settings of `metadata:` (the same keys as PostgreSQL's). */
+export function mysqlOptions(config: BerthConfig, logger?: Logger): MysqlOptions {
+  const { url, pool, statementtimeout } = config.metadata;
+  if (!url) throw new Error('metadata.url is required when metadata.driver is mysql');
+  return {
+    url,
+    poolMax: pool.max,
+    connectTimeoutMs: durationMs(pool.connecttimeout),
+    idleTimeoutMs: durationMs(pool.idletimeout),
+    statementTimeoutMs: durationMs(statementtimeout),
+    onPoolError: (err) => logger?.warn({ err }, 'idle MySQL connection failed; it will be replaced'),
   };
 }

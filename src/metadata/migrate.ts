@@ -1,12 +1,16 @@
 import { Migrator, sql, type Kysely, type Migration } from 'kysely';
+import { mysqlBinaryCollation, type Dialect } from './dialect.js';
 import * as initial from './migrations/0001-initial.js';
 import * as gc from './migrations/0002-gc.js';
 import * as auth from './migrations/0003-auth.js';
+import * as seams from './migrations/0004-seams.js';
 
-export type Dialect = 'sqlite' | 'postgres';
+export type { Dialect } from './dialect.js';
 
 export interface MigrationContext {
   dialect: Dialect;
+  /** MySQL/MariaDB only: the binary NO PAD collation of identifier columns (see dialect.ts schemaTypes). */
+  mysqlCollation?: string;
 }
 
 type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> };
@@ -16,16 +20,19 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0001-initial': initial,
   '0002-gc': gc,
   '0003-auth': auth,
+  '0004-seams': seams,
 };
 
 /**
  * Brings the schema up to date, applying each migration exactly once even when several
  * replicas start at the same moment: on PostgreSQL the whole run holds a session advisory
- * lock (Kysely's own lock only starts after it has created its bookkeeping tables, and two
- * concurrent `CREATE TABLE IF NOT EXISTS` can still collide); SQLite serialises writers itself.
+ * lock, on MySQL/MariaDB a named lock (`GET_LOCK`) of the connection that migrates (Kysely's
+ * own lock only starts after it has created its bookkeeping tables, and two concurrent
+ * `CREATE TABLE IF NOT EXISTS` can still collide); SQLite serialises writers itself.
  */
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<string[]> {
   if (dialect === 'sqlite') return runMigrator(db, dialect);
+  if (dialect === 'mysql') return migrateMysqlLocked(db);
   return db.connection().execute(async (conn) => {
     await sql`select pg_advisory_lock(${sql.lit(MIGRATION_LOCK_KEY)})`.execute(conn);
     try {
@@ -39,8 +46,28 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Pr
 /** Advisory lock key for schema migrations (any constant other tools are unlikely to use: "berthmig" in hex). */
 const MIGRATION_LOCK_KEY = BigInt('0x626572746d6967');
 
-async function runMigrator(db: Kysely<unknown>, dialect: Dialect): Promise<string[]> {
-  const ctx: MigrationContext = { dialect };
+/** Name of the MySQL/MariaDB named lock held while migrating (names are server-wide, so it names the database). */
+const MYSQL_LOCK_PREFIX = 'berth-migrate:';
+/** How long a replica waits for another one's migration run before giving up. */
+const MYSQL_LOCK_WAIT_SECONDS = 3600;
+
+async function migrateMysqlLocked(db: Kysely<unknown>): Promise<string[]> {
+  return db.connection().execute(async (conn) => {
+    // GET_LOCK names are global to the server: include the database so two registries on one server do not wait for each other.
+    const lockName = sql`left(concat(${MYSQL_LOCK_PREFIX}, coalesce(database(), '')), 64)`;
+    const { rows } = await sql<{ locked: number | null }>`select get_lock(${lockName}, ${sql.lit(MYSQL_LOCK_WAIT_SECONDS)}) as locked`.execute(conn);
+    if (Number(rows[0]?.locked) !== 1) throw new Error(`another process held the migration lock for ${MYSQL_LOCK_WAIT_SECONDS} s`);
+    try {
+      const { rows: version } = await sql<{ v: string }>`select version() as v`.execute(conn);
+      return await runMigrator(conn, 'mysql', mysqlBinaryCollation(version[0]?.v ?? ''));
+    } finally {
+      await sql`select release_lock(${lockName})`.execute(conn);
+    }
+  });
+}
+
+async function runMigrator(db: Kysely<unknown>, dialect: Dialect, mysqlCollation?: string): Promise<string[]> {
+  const ctx: MigrationContext = { dialect, mysqlCollation };
   const migrations: Record<string, Migration> = {};
   for (const [name, mod] of Object.entries(MIGRATIONS)) {
     migrations[name] = { up: (trx) => mod.up(trx, ctx) };

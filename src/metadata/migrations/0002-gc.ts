@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { schemaTypes } from '../dialect.js';
 import type { MigrationContext } from '../migrate.js';
 
 /**
@@ -14,15 +15,16 @@ import type { MigrationContext } from '../migrate.js';
  * Existing data is enqueued once, so an upgraded registry collects its old garbage too.
  */
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {
-  const pg = ctx.dialect === 'postgres';
-  const text = pg ? sql`text collate "C"` : sql`text`;
+  const t = schemaTypes(ctx.dialect, ctx.mysqlCollation);
+  const digest = t.key(255);
+  const text = t.text;
 
   await db.schema
     .createTable('gc_review_queue')
-    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('kind', t.plainKey(32), (c) => c.notNull())
     // 0 for kind 'blob' (blobs are global).
     .addColumn('repository_id', 'bigint', (c) => c.notNull())
-    .addColumn('digest', text, (c) => c.notNull())
+    .addColumn('digest', digest, (c) => c.notNull())
     .addColumn('queued_at', 'bigint', (c) => c.notNull())
     .addPrimaryKeyConstraint('gc_review_queue_pk', ['kind', 'repository_id', 'digest'])
     .execute();
@@ -30,7 +32,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('gc_blob_deletions')
-    .addColumn('digest', text, (c) => c.primaryKey())
+    .addColumn('digest', digest, (c) => c.primaryKey())
     .addColumn('size', 'bigint', (c) => c.notNull())
     .addColumn('started_at', 'bigint', (c) => c.notNull())
     .addColumn('finished_at', 'bigint')
@@ -39,8 +41,8 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('leases')
-    .addColumn('name', 'text', (c) => c.primaryKey())
-    .addColumn('holder', 'text', (c) => c.notNull())
+    .addColumn('name', t.plainKey(255), (c) => c.primaryKey())
+    .addColumn('holder', text, (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .execute();
 

@@ -1,0 +1,262 @@
+import { CompiledQuery, Kysely, MysqlDialect, type MysqlPool, type MysqlPoolConnection, type MysqlQueryResult, type MysqlStream, type MysqlStreamOptions } from 'kysely';
+import mysql from 'mysql2';
+import { RegistryError } from '../core/errors.js';
+import type { Database } from './tables.js';
+import { KyselyMetadataStore } from './kysely-store.js';
+import { migrateToLatest } from './migrate.js';
+import { redactUrl } from './postgres.js';
+
+/** The same settings as PostgreSQL's (see postgres.ts); `url` is mysql://user:password@host:port/database. */
+export interface MysqlOptions {
+  url: string;
+  /** Most connections this process opens at once. */
+  poolMax: number;
+  /** Milliseconds to wait for a connection (new or pooled) before failing with 503. */
+  connectTimeoutMs: number;
+  /** Milliseconds after which an unused pooled connection is closed. */
+  idleTimeoutMs: number;
+  /** Milliseconds the server lets one statement run, and lock waits last (0 = no limit). */
+  statementTimeoutMs: number;
+  /** Called for errors of idle pooled connections (the pool drops them and reconnects later). */
+  onPoolError?: (err: Error) => void;
+}
+
+/** As in postgres.ts: a statement unanswered this long after the server's own timeout means the server or network is gone. */
+const CLIENT_TIMEOUT_GRACE_MS = 5_000;
+
+function clientTimeoutMs(statementTimeoutMs: number): number | undefined {
+  return statementTimeoutMs ? statementTimeoutMs + Math.min(CLIENT_TIMEOUT_GRACE_MS, statementTimeoutMs) : undefined;
+}
+
+/** Opens the MySQL/MariaDB metadata store and brings its schema up to date. */
+export async function openMysqlMetadata(options: MysqlOptions): Promise<KyselyMetadataStore> {
+  await migrateMysql(options);
+  return new KyselyMetadataStore(createMysqlKysely(options), 'mysql');
+}
+
+/** Runs the migrations on a connection of their own, without statement timeouts (see postgres.ts). */
+export async function migrateMysql(options: MysqlOptions): Promise<string[]> {
+  const db = createMysqlKysely({ ...options, poolMax: 1, statementTimeoutMs: 0 });
+  try {
+    return await migrateToLatest(db as Kysely<unknown>, 'mysql');
+  } catch (err) {
+    throw new Error(`cannot prepare the MySQL metadata database ${redactUrl(options.url)}: ${rootMessage(err)}`, { cause: err });
+  } finally {
+    await db.destroy();
+  }
+}
+
+/**
+ * Session settings of every connection, so that MySQL and MariaDB behave like the
+ * PostgreSQL store:
+ * - strict SQL mode: a value that does not fit is an error, never silently truncated;
+ * - READ COMMITTED: each statement sees everything committed before it (InnoDB's default
+ *   REPEATABLE READ would read an old snapshot after a row lock, which the GC relies on not doing);
+ * - the statement timeout: `max_statement_time` (seconds, every statement) on MariaDB,
+ *   `max_execution_time` (milliseconds, SELECTs only) on MySQL, and row-lock waits
+ *   (`innodb_lock_wait_timeout`, whole seconds) on both.
+ */
+async function sessionStatements(run: (statement: string) => Promise<Array<Record<string, unknown>>>, statementTimeoutMs: number): Promise<void> {
+  await run(`set session sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'`);
+  await run('set session transaction isolation level read committed');
+  if (statementTimeoutMs > 0) {
+    const [row] = await run('select version() as v');
+    const mariadb = /mariadb/i.test(String(row?.v ?? ''));
+    if (mariadb) await run(`set session max_statement_time = ${(statementTimeoutMs / 1000).toFixed(3)}`);
+    else await run(`set session max_execution_time = ${Math.trunc(statementTimeoutMs)}`);
+    await run(`set session innodb_lock_wait_timeout = ${Math.max(1, Math.ceil(statementTimeoutMs / 1000))}`);
+  }
+}
+
+/** A Kysely instance over a mysql2 pool that answers BIGINT as numbers and fails fast (503) when the database is unreachable. */
+export function createMysqlKysely(options: MysqlOptions): Kysely<Database> {
+  const pool = mysql.createPool({
+    uri: options.url,
+    connectionLimit: options.poolMax,
+    maxIdle: options.poolMax,
+    idleTimeout: options.idleTimeoutMs,
+    connectTimeout: options.connectTimeoutMs,
+    waitForConnections: true,
+    queueLimit: 0,
+    enableKeepAlive: true,
+    // utf8mb4_bin: parameters compare byte-wise too (columns carry their own collation).
+    charset: 'UTF8MB4_BIN',
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    typeCast: castNumbers,
+    multipleStatements: false,
+  });
+  // An idle connection dropped by the server emits 'error'; without a listener that would crash the process.
+  pool.on('connection', (connection) => connection.on('error', (err: Error) => options.onPoolError?.(err)));
+  return new Kysely<Database>({
+    dialect: new MysqlDialect({
+      pool: new FailFastPool(pool as unknown as RawPool, options),
+      onCreateConnection: async (connection) => {
+        await sessionStatements(async (statement) => (await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(statement))).rows, options.statementTimeoutMs);
+      },
+    }),
+  });
+}
+
+interface CastField {
+  type: string;
+  string(): string | null;
+}
+
+/**
+ * BIGINT (sizes, epoch-millisecond times, ids, COUNT) and DECIMAL (SUM of BIGINT) as JS
+ * numbers; a value that a number cannot hold exactly is refused, not rounded.
+ */
+function castNumbers(field: CastField, next: () => unknown): unknown {
+  if (field.type === 'LONGLONG' || field.type === 'NEWDECIMAL') {
+    const text = field.string();
+    if (text === null) return null;
+    const value = Number(text);
+    if (field.type === 'LONGLONG' || /^-?\d+$/.test(text)) {
+      if (!Number.isSafeInteger(value)) throw new RangeError(`integer ${text} does not fit a JavaScript number`);
+    }
+    return value;
+  }
+  return next();
+}
+
+// The parts of mysql2's callback API that Kysely and this file use.
+interface RawConnection {
+  query(options: { sql: string; values: unknown[]; timeout?: number }, callback: (err: Error | null, result: unknown) => void): unknown;
+  query(sql: string, values: unknown[]): { stream(options: MysqlStreamOptions): unknown };
+  release(): void;
+  destroy(): void;
+}
+interface RawPool {
+  getConnection(callback: (err: Error | null, connection: RawConnection) => void): void;
+  end(callback: (err: Error | null) => void): void;
+}
+
+/**
+ * Adapts mysql2's pool to Kysely so that losing the database is a clean, fast failure, as
+ * postgres.ts's FailFastPool does: connection-level errors become RegistryError
+ * UNAVAILABLE (HTTP 503), a wait for a pooled connection is bounded by connecttimeout
+ * (mysql2 would wait for ever), and a connection that failed is destroyed on release
+ * instead of going back to the pool.
+ */
+class FailFastPool implements MysqlPool {
+  /** Kysely keys its per-connection state (onCreateConnection) by connection object: reuse one wrapper per raw connection. */
+  private readonly wrappers = new WeakMap<RawConnection, FailFastConnection>();
+
+  constructor(
+    private readonly pool: RawPool,
+    private readonly options: MysqlOptions,
+  ) {}
+
+  getConnection(callback: (error: unknown, connection: MysqlPoolConnection) => void): void {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      callback(unavailable(new Error(`no metadata database connection within ${this.options.connectTimeoutMs} ms`)), undefined as never);
+    }, this.options.connectTimeoutMs);
+    this.pool.getConnection((err, connection) => {
+      clearTimeout(timer);
+      if (settled) {
+        // Too late for the caller that asked: give it back.
+        if (!err) connection.release();
+        return;
+      }
+      settled = true;
+      if (err) return callback(unavailable(err), undefined as never);
+      let wrapper = this.wrappers.get(connection);
+      if (!wrapper) {
+        wrapper = new FailFastConnection(connection, clientTimeoutMs(this.options.statementTimeoutMs));
+        this.wrappers.set(connection, wrapper);
+      }
+      callback(null, wrapper);
+    });
+  }
+
+  end(callback: (error: unknown) => void): void {
+    this.pool.end(callback);
+  }
+}
+
+class FailFastConnection implements MysqlPoolConnection {
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly connection: RawConnection,
+    private readonly timeoutMs: number | undefined,
+  ) {}
+
+  query(sql: string, parameters: Array<unknown>): { stream: <T>(options: MysqlStreamOptions) => MysqlStream<T> };
+  query(sql: string, parameters: Array<unknown>, callback: (error: unknown, result: MysqlQueryResult) => void): void;
+  query(
+    sql: string,
+    parameters: Array<unknown>,
+    callback?: (error: unknown, result: MysqlQueryResult) => void,
+  ): void | { stream: <T>(options: MysqlStreamOptions) => MysqlStream<T> } {
+    if (!callback) throw new Error('streaming queries are not supported by the MySQL metadata store');
+    if (this.failure) return callback(unavailable(this.failure), undefined as never);
+    this.connection.query({ sql, values: [...parameters], timeout: this.timeoutMs }, (err, result) => {
+      if (!err) return callback(null, result as MysqlQueryResult);
+      if (isConnectionFailure(err)) {
+        this.failure ??= err;
+        return callback(unavailable(err), undefined as never);
+      }
+      if (isStatementTimeout(err)) return callback(unavailable(err, 'metadata database did not answer in time'), undefined as never);
+      callback(err, undefined as never);
+    });
+  }
+
+  release(): void {
+    if (this.failure) this.connection.destroy();
+    else this.connection.release();
+  }
+}
+
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  // 1040 too many connections, 1053 server shutdown, 1927 connection killed (MariaDB), 2006/2013 server gone / lost.
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
+  'CR_SERVER_GONE_ERROR',
+  'CR_SERVER_LOST',
+]);
+const CONNECTION_ERRNOS = new Set([1040, 1053, 1927, 2006, 2013]);
+
+/** True when the error means the connection, not the statement, failed. mysql2 marks errors that killed the connection `fatal`. */
+export function isConnectionFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const { code, errno, fatal } = err as { code?: unknown; errno?: unknown; fatal?: unknown };
+  if (fatal === true) return true;
+  if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
+  if (typeof errno === 'number' && CONNECTION_ERRNOS.has(errno)) return true;
+  return /closed state|connection lost|Connection is closed/i.test(err.message);
+}
+
+/** MySQL 3024 (max_execution_time), MariaDB 1969 (max_statement_time), 1205 lock wait timeout. */
+function isStatementTimeout(err: unknown): boolean {
+  const errno = (err as { errno?: unknown } | undefined)?.errno;
+  return errno === 3024 || errno === 1969 || errno === 1205;
+}
+
+/** A 503 for the client; the database's own message stays in `cause`, for the log. */
+function unavailable(err: unknown, message = 'metadata database unavailable'): RegistryError {
+  if (err instanceof RegistryError) return err;
+  const error = new RegistryError('UNAVAILABLE', message);
+  error.cause = err;
+  return error;
+}
+
+function rootMessage(err: unknown): string {
+  let current = err;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
