@@ -4,13 +4,12 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { openAuth } from './auth/index.js';
+import { compose, type Composition } from './compose.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
-import { Registry } from './core/registry.js';
-import { createGc, type GcComponents } from './gc/index.js';
-import { scheduleGc } from './gc/schedule.js';
+import type { Registry } from './core/registry.js';
+import type { GcComponents } from './gc/index.js';
 import { buildApp } from './http/app.js';
 import { Scheduler } from './jobs/scheduler.js';
-import { uploadPurgeJob } from './jobs/upload-purge.js';
 import { openStores, type Stores } from './stores.js';
 
 export interface RunningServer {
@@ -20,6 +19,10 @@ export interface RunningServer {
   stores: Stores;
   /** Garbage collector and storage accounting (docs/gc.md). */
   gc: GcComponents;
+  /** Core, policies, event dispatch and jobs as wired (src/compose.ts). */
+  composition: Composition;
+  /** The one scheduler of background jobs. */
+  scheduler: Scheduler;
   /** Base URL the server listens on, e.g. http://127.0.0.1:5000 */
   url: string;
   /** Re-reads http.tls certificate and key (on SIGHUP), so a renewed certificate needs no restart. */
@@ -34,20 +37,15 @@ export function createLogger(config: BerthConfig): Logger {
 /** Wires configuration → stores → core → HTTP, starts background jobs, and listens. */
 export async function startServer(config: BerthConfig, logger: Logger = createLogger(config)): Promise<RunningServer> {
   const stores = await openStores(config, logger);
-  const { blobs, metadata } = stores;
-  const registry = new Registry(blobs, metadata, {
-    deleteEnabled: config.storage.delete.enabled,
-    maxManifestSize: config.limits.manifestsize,
-    maxBlobSize: config.limits.blobsize,
-    maxConcurrentUploads: config.limits.uploads,
-    maxPageSize: config.limits.pagesize,
-  });
-  const auth = await openAuth(config, stores.auth, metadata, logger).catch(async (err: unknown) => {
+  const composition = compose(config, stores, logger);
+  const { registry, gc } = composition;
+  const auth = await openAuth(config, stores.auth, stores.metadata, logger).catch(async (err: unknown) => {
     // e.g. a missing htpasswd file: release the stores we opened before giving up.
     await stores.close().catch(() => undefined);
     throw err;
   });
-  const gc = createGc(config, blobs, stores.gc, stores.leases, logger);
+  const scheduler = new Scheduler(logger, stores.leases, stores.jobs);
+  for (const job of composition.jobs) scheduler.add(job);
   const tls = config.http.tls;
   const app = buildApp({
     gc: { collector: gc.collector, usage: gc.usage },
@@ -62,12 +60,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     https: tls ? { cert: readFileSync(tls.certificate), key: readFileSync(tls.key) } : undefined,
   });
 
-  const scheduler = new Scheduler(logger);
-  const purging = config.storage.maintenance.uploadpurging;
-  if (purging.enabled) {
-    scheduler.add(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval), logger, stores.leases));
-  }
-  const gcSchedule = config.gc.enabled ? scheduleGc(gc.collector, config.gc.schedule, logger) : null;
+  scheduler.start();
 
   const { host, port } = splitAddr(config.http.addr);
   await app.listen({ host, port });
@@ -84,6 +77,8 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     registry,
     stores,
     gc,
+    composition,
+    scheduler,
     url,
     reloadTls() {
       if (!tls) return;
@@ -96,10 +91,11 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
       }
     },
     async close() {
-      scheduler.stop();
-      gcSchedule?.stop();
       auth.close();
       await app.close();
+      await scheduler.stop();
+      // Pull counts gathered since the last flush; a failure only loses statistics.
+      await composition.pulls.flush().catch((err: unknown) => logger.warn({ err }, 'could not write the last pull counts'));
       await stores.close();
     },
   };

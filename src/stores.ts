@@ -2,9 +2,11 @@ import type { Logger } from 'pino';
 import type { AuthStore } from './auth/ports.js';
 import type { BerthConfig } from './config/schema.js';
 import type { BlobStore } from './core/ports.js';
+import type { OutboxStore } from './events/ports.js';
 import type { FsckMetadata } from './fsck/types.js';
 import type { GcMetadata, StorageUsageQueries } from './gc/ports.js';
 import type { LeaseStore } from './jobs/leases.js';
+import type { JobRunStore } from './jobs/ports.js';
 import { openMetadataAdapters } from './metadata/index.js';
 import type { KyselyMetadataStore } from './metadata/kysely-store.js';
 import { openBlobStore } from './storage/index.js';
@@ -17,6 +19,10 @@ import { openBlobStore } from './storage/index.js';
 export interface Stores {
   blobs: BlobStore;
   metadata: KyselyMetadataStore;
+  /** The domain-event outbox (core appends through the metadata transaction; src/events reads). */
+  outbox: OutboxStore;
+  /** History of background job runs. */
+  jobs: JobRunStore;
   auth: AuthStore;
   gc: GcMetadata & StorageUsageQueries;
   leases: LeaseStore;

@@ -1,19 +1,32 @@
-import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { durationMs, type BerthConfig } from '../config/schema.js';
+import { RegistryError } from '../core/errors.js';
 import type { MetadataStore } from '../core/ports.js';
-import { OpenAccessPolicy, type AccessPolicy } from './access.js';
+import { OpenAccessPolicy, type AccessPolicy, type RequestCredentials } from './access.js';
 import { Accounts } from './accounts.js';
 import { usesExternalIssuer, type AuthConfig } from './config.js';
 import { HTPASSWD_MARKER, HtpasswdUsers, HtpasswdWatcher, registerHtpasswdUsers, type ParsedHtpasswd } from './htpasswd.js';
-import { Authenticator } from './identity.js';
+import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, isSystemAdmin, type Identity } from './identity.js';
+import { Directory } from './directory.js';
 import { KeyRing, externalKeyResolver } from './keys.js';
+import type { ApiAccess } from './permissions.js';
 import { BasicAccessPolicy, TokenAccessPolicy, basicChallenge } from './policies.js';
 import type { AuthStore } from './ports.js';
 import { LoginRateLimiter } from './rate-limit.js';
+import { RefreshTokens } from './refresh.js';
 import { AccessRules } from './rules.js';
 import { generateSecret } from './secrets.js';
+import { TokenService } from './token-service.js';
 import { CLOCK_TOLERANCE_S, TokenIssuer, TokenVerifier } from './tokens.js';
+
+/** Where a request came in, as the HTTP layer saw it (proxy-aware when http.trustproxy). */
+export interface RequestOrigin {
+  protocol: string;
+  host: string;
+}
+
+/** With auth: none there are no accounts: every admin-API caller acts as an administrator. */
+const OPEN_ADMIN: Identity = { kind: 'user', name: 'anonymous', admin: true };
 
 /**
  * Everything identity-related, wired from the `auth` config block over one metadata DB:
@@ -24,11 +37,15 @@ export class AuthService {
   readonly store: AuthStore;
   readonly rules: AccessRules;
   readonly accounts: Accounts;
+  /** Read side of accounts, projects, robots and the audit log (admin API, CLI). */
+  readonly directory: Directory;
   readonly authenticator: Authenticator;
   readonly keys: KeyRing;
   readonly policy: AccessPolicy;
   /** Berth's own token server; null in auth: none/basic and with an external issuer. */
   readonly issuer: TokenIssuer | null;
+  /** The token server's logic (access and refresh tokens); null when Berth issues no tokens. */
+  readonly tokens: TokenService | null;
   readonly verifier: TokenVerifier | null;
   readonly tokenLifetimeMs: number;
   readonly refreshLifetimeMs: number;
@@ -41,8 +58,8 @@ export class AuthService {
     store: AuthStore,
     /** The registry's metadata (to tell whether a project still has repositories). */
     metadata: MetadataStore,
-    /** Base URL clients reach this server at, for the token realm. */
-    readonly baseUrl: (request: FastifyRequest) => string,
+    /** Base URL clients reach this server at (http.host, else the request's origin), for the token realm. */
+    readonly baseUrl: (origin: RequestOrigin) => string,
   ) {
     this.store = store;
     this.rules = new AccessRules(this.store, config, (actor, action, target, detail) => this.store.audit({ actor, action, target, ip: null, detail }));
@@ -59,6 +76,8 @@ export class AuthService {
       config.mode !== 'token'
         ? null
         : new TokenVerifier(external ? externalKeyResolver(config.token) : this.keys.verificationKey, { issuer: config.token.issuer, audience, external });
+    this.directory = new Directory(this.store, this.rules);
+    this.tokens = this.issuer ? new TokenService(this.rules, this.issuer, new RefreshTokens(this.store, this.authenticator, this.refreshLifetimeMs)) : null;
     this.policy = this.buildPolicy(external);
   }
 
@@ -74,9 +93,56 @@ export class AuthService {
         return new BasicAccessPolicy(this.authenticator, this.rules, basicChallenge(this.config.htpasswd?.realm));
       case 'token':
         return new TokenAccessPolicy(this.verifier!, this.rules, external ? null : this.authenticator, {
-          realm: (request) => this.config.token.realm ?? `${this.baseUrl(request)}/token`,
+          realm: (baseUrl) => this.realm(baseUrl),
           service: this.config.token.service,
         });
+    }
+  }
+
+  /** The token realm clients are sent to. */
+  realm(baseUrl: string): string {
+    return this.config.token.realm ?? `${baseUrl}/token`;
+  }
+
+  /**
+   * The admin API's gate: Basic credentials or a Bearer token from this server (or the
+   * external issuer) → the caller's identity, checked against the route's `access` from the
+   * permission table (API_OPERATIONS). Anonymous callers pass only for public routes;
+   * `admin` routes need a system administrator. Finer checks (project roles, self-service)
+   * are the Directory's.
+   */
+  async authorizeApi(credentials: RequestCredentials, access: ApiAccess): Promise<Identity> {
+    const identity = await this.apiIdentity(credentials, access);
+    if (access === 'admin' && !isSystemAdmin(identity)) throw new RegistryError('DENIED', 'this operation needs a system administrator');
+    return identity;
+  }
+
+  private async apiIdentity(credentials: RequestCredentials, access: ApiAccess): Promise<Identity> {
+    if (this.mode === 'none') return OPEN_ADMIN;
+    const challenge =
+      this.mode === 'basic'
+        ? basicChallenge(this.config.htpasswd?.realm)
+        : { 'www-authenticate': `Bearer realm="${this.realm(credentials.baseUrl)}",service="${this.config.token.service}"` };
+    const basic = basicCredentials(credentials.authorization);
+    if (basic) return this.authenticator.login(basic.username, basic.password, credentials.ip, challenge);
+    const token = bearerToken(credentials.authorization);
+    if (token && this.verifier) {
+      const identity = await this.identityFromToken(token);
+      if (identity) return identity;
+      throw new RegistryError('UNAUTHORIZED', 'invalid token', null, challenge);
+    }
+    if (access === 'public') return ANONYMOUS;
+    throw new RegistryError('UNAUTHORIZED', 'authentication required', null, challenge);
+  }
+
+  private async identityFromToken(token: string): Promise<Identity | null> {
+    try {
+      const verified = await this.verifier!.verify(token);
+      if (!this.issuer) return verified.subject ? { kind: 'external', name: verified.subject } : null;
+      const identity = await this.authenticator.current(verified.subject);
+      return identity && identity.kind !== 'anonymous' ? identity : null;
+    } catch {
+      return null;
     }
   }
 
@@ -136,14 +202,14 @@ export class AuthService {
 }
 
 /** Builds the function that tells the public base URL (http.host, else the request's, proxy-aware). */
-export function baseUrlResolver(config: BerthConfig): (request: FastifyRequest) => string {
+export function baseUrlResolver(config: BerthConfig): (origin: RequestOrigin) => string {
   const fixed = config.http.host?.replace(/\/+$/, '');
-  return (request) => fixed ?? `${request.protocol}://${request.host}`;
+  return (origin) => fixed ?? `${origin.protocol}://${origin.host}`;
 }
 
 /** Whether `project` or any `project/…` repository exists (names sort bytewise; '/' sorts below [a-z0-9]). */
 export async function projectHasRepositories(metadata: MetadataStore, project: string): Promise<boolean> {
-  if (await metadata.repositoryExists(project)) return true;
-  const next = await metadata.listRepositories({ limit: 1, after: `${project}/` });
+  if (await metadata.repositories.exists(project)) return true;
+  const next = await metadata.repositories.list({ limit: 1, after: `${project}/` });
   return next.items[0]?.startsWith(`${project}/`) ?? false;
 }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { DomainEvent } from './events.js';
 import type { ManifestReference } from './manifest.js';
 
 /**
@@ -105,11 +106,6 @@ export interface ManifestRecord {
   createdAt: Date;
 }
 
-export type NewManifest = Omit<ManifestRecord, 'createdAt'> & {
-  references: ManifestReference[];
-  tags: string[];
-};
-
 export interface Page<T> {
   items: T[];
   /** True when more items follow the last one returned. */
@@ -131,50 +127,112 @@ export interface ReferrerRecord {
   annotations: Record<string, string> | null;
 }
 
-export type PutManifestResult =
-  | { ok: true }
-  | { ok: false; missing: ManifestReference[] };
+/** A manifest row to store (its tags are set separately, one decision per tag). */
+export type NewManifest = Omit<ManifestRecord, 'createdAt' | 'repository'> & { repositoryId: number };
 
-/**
- * Registry metadata: which repositories exist, which blobs each may see, manifests,
- * tags and upload sessions. Every method is atomic on its own.
- */
-export interface MetadataStore {
+// ── The metadata port, by aggregate ─────────────────────────────────────────
+//
+// Reads that serve pulls run outside transactions (they are the hot path). Every write runs
+// inside `MetadataStore.transaction`, where core applies the registry's rules, asks the
+// policy hooks and appends the domain events it causes, so all of it commits together or
+// not at all. The adapter moves rows; it never decides what is allowed.
+
+/** Repositories and which blobs each may see (blob links). */
+export interface RepositoryReads {
+  exists(repository: string): Promise<boolean>;
+  /** Repository names in byte order, after `page.after`. */
+  list(page: PageRequest): Promise<Page<string>>;
   /** Size of a blob known to the registry (in any repository), or null. */
-  getBlob(digest: string): Promise<{ size: number } | null>;
+  blob(digest: string): Promise<{ size: number } | null>;
   /** Size of a blob if it is linked into `repository`, else null. */
-  getLinkedBlob(repository: string, digest: string): Promise<{ size: number } | null>;
-  /** Records a committed blob and links it into `repository`; deletes the upload row if given. */
-  commitBlob(repository: string, digest: string, size: number, uploadId?: string): Promise<void>;
-  /** Links an already-known blob into `repository` (cross-repository mount). False if the blob is unknown. */
-  linkBlob(repository: string, digest: string): Promise<boolean>;
-  /** Removes a repository's link to a blob. False if there was none. */
-  unlinkBlob(repository: string, digest: string): Promise<boolean>;
-  /** Repositories that link `digest` (for mount without `from`), at most `limit`. */
-  repositoriesWithBlob(digest: string, limit: number): Promise<string[]>;
+  linkedBlob(repository: string, digest: string): Promise<{ size: number } | null>;
+  /** Repositories that link `digest` (for mount without `from`), at most `limit`, in name order. */
+  linking(digest: string, limit: number): Promise<string[]>;
+}
 
-  createUpload(upload: Omit<UploadRecord, 'updatedAt'>): Promise<void>;
-  getUpload(id: string): Promise<UploadRecord | null>;
+export interface RepositoryWrites {
+  /** The repository's id, or null when it does not exist. */
+  id(repository: string): Promise<number | null>;
+  /** Creates the repository if needed; `created` tells whether this call created it. */
+  ensure(repository: string): Promise<{ id: number; created: boolean }>;
+  /** Records blob bytes (keeps an existing row). */
+  recordBlob(digest: string, size: number): Promise<void>;
+  /** True when the blob row exists; share-locks it until the transaction ends (no collector may delete it meanwhile). */
+  lockBlob(digest: string): Promise<boolean>;
+  /** Links a blob into a repository (refreshing the link's time if it exists). */
+  link(repositoryId: number, digest: string): Promise<void>;
+  /** True when the link existed. */
+  unlink(repositoryId: number, digest: string): Promise<boolean>;
+  /** True when the blob is linked into the repository (share-locked until the transaction ends). */
+  isLinked(repositoryId: number, digest: string): Promise<boolean>;
+}
+
+/** Upload sessions. Each call is atomic on its own (sessions change on every chunk, outside transactions). */
+export interface UploadRows {
+  create(upload: Omit<UploadRecord, 'updatedAt'>): Promise<void>;
+  get(id: string): Promise<UploadRecord | null>;
   /** Compare-and-set: updates only if the stored size is still `expectedSize`. */
-  updateUpload(id: string, expectedSize: number, size: number, staging: StagingState): Promise<boolean>;
-  deleteUpload(id: string): Promise<boolean>;
-  listUploadsOlderThan(cutoff: Date, limit: number): Promise<UploadRecord[]>;
+  update(id: string, expectedSize: number, size: number, staging: StagingState): Promise<boolean>;
+  delete(id: string): Promise<boolean>;
+  listOlderThan(cutoff: Date, limit: number): Promise<UploadRecord[]>;
+}
 
-  /**
-   * Stores a manifest with its references and tags in one transaction, after checking
-   * inside that transaction that every reference exists in the repository.
-   */
-  putManifest(manifest: NewManifest): Promise<PutManifestResult>;
-  getManifest(repository: string, digest: string): Promise<ManifestRecord | null>;
-  getManifestByTag(repository: string, tag: string): Promise<ManifestRecord | null>;
-  /** Deletes a manifest and every tag pointing at it. False if absent. */
-  deleteManifest(repository: string, digest: string): Promise<boolean>;
-  deleteTag(repository: string, tag: string): Promise<boolean>;
-  listTags(repository: string, page: PageRequest): Promise<Page<string>>;
-  listRepositories(page: PageRequest): Promise<Page<string>>;
-  repositoryExists(repository: string): Promise<boolean>;
-  listReferrers(repository: string, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]>;
+/** Manifests, tags and referrers: reads. */
+export interface ManifestReads {
+  get(repository: string, digest: string): Promise<ManifestRecord | null>;
+  byTag(repository: string, tag: string): Promise<ManifestRecord | null>;
+  tags(repository: string, page: PageRequest): Promise<Page<string>>;
+  referrers(repository: string, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]>;
+}
 
+/** Manifests, tags and referrers: writes, inside a transaction. */
+export interface ManifestWrites {
+  /** References that are not stored in the repository; the found ones are share-locked until the transaction ends. */
+  missingReferences(repositoryId: number, references: ManifestReference[]): Promise<ManifestReference[]>;
+  /** Stores the manifest and its references; re-storing it refreshes its time. */
+  put(manifest: NewManifest, references: ManifestReference[]): Promise<void>;
+  /** Locks the manifest row for deletion; null when it does not exist. */
+  lock(repositoryId: number, digest: string): Promise<{ subject: string | null } | null>;
+  references(repositoryId: number, digest: string): Promise<ManifestReference[]>;
+  /** Removes the manifest with its references and tags; returns the tags it had. */
+  delete(repositoryId: number, digest: string): Promise<string[]>;
+  /** Where each of `tags` points now (absent: the tag does not exist). */
+  tagTargets(repositoryId: number, tags: string[]): Promise<Map<string, string>>;
+  setTag(repositoryId: number, tag: string, digest: string): Promise<void>;
+  /** Removes a tag; returns the digest it pointed at, or null. */
+  deleteTag(repositoryId: number, tag: string): Promise<string | null>;
+}
+
+/** Appends domain events to the durable outbox, in the transaction of the change that caused them. */
+export interface EventAppender {
+  append(events: DomainEvent[], actor: string | null): Promise<void>;
+}
+
+/** Everything a transaction can touch. Feature ports bind to it through their own adapters (`within(tx)`). */
+export interface MetadataTx {
+  readonly repositories: RepositoryWrites;
+  readonly manifests: ManifestWrites;
+  readonly uploads: Pick<UploadRows, 'get' | 'delete'>;
+  readonly events: EventAppender;
+}
+
+/** Per-manifest pull counts, flushed in batches (see core/pulls.ts). */
+export interface PullCount {
+  repository: string;
+  digest: string;
+  pulls: number;
+  lastPulledAt: number;
+}
+
+/** Registry metadata: reads by aggregate, and one way to write — a transaction. */
+export interface MetadataStore {
+  readonly repositories: RepositoryReads;
+  readonly manifests: ManifestReads;
+  readonly uploads: UploadRows;
+  /** Runs `work` in one transaction (on SQLite, a write transaction from its first statement). */
+  transaction<T>(work: (tx: MetadataTx) => Promise<T>): Promise<T>;
+  /** Adds pull counts (one statement batch; counts are aggregates, not events). */
+  recordPulls(counts: PullCount[]): Promise<void>;
   check(): Promise<void>;
   close(): Promise<void>;
 }

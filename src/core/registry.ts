@@ -4,16 +4,21 @@ import { RegistryError } from './errors.js';
 import { parseManifest } from './manifest.js';
 import { acceptAdmits } from './media-types.js';
 import { validateRepositoryName, validateTag } from './names.js';
+import type { DomainEvent, Operation } from './events.js';
+import type { ManifestReference } from './manifest.js';
+import { PolicyHooks } from './policies.js';
 import {
   BlobNotFoundError,
   type BlobStore,
   type ByteRange,
   type ManifestRecord,
   type MetadataStore,
+  type MetadataTx,
   type Page,
   type ReferrerRecord,
 } from './ports.js';
-import { UploadService } from './uploads.js';
+import type { PullCounter } from './pulls.js';
+import { UploadService, type BlobCommit } from './uploads.js';
 
 export interface RegistryOptions {
   deleteEnabled: boolean;
@@ -40,21 +45,36 @@ export interface StoredManifest {
 /** Decides whether the caller may read a repository (used by mounts without `from`). */
 export type CanRead = (repository: string) => Promise<boolean>;
 
+/** Options of a manifest read. */
+export interface ManifestRead {
+  accept?: string;
+  /** Count this read as a pull (a GET; HEAD requests are not pulls). */
+  pull?: boolean;
+}
+
 /**
  * The registry's rules, free of HTTP and SQL: what may be stored, what must exist
- * first, what a reference resolves to. Routes call this; it calls the two ports.
+ * first, what a reference resolves to. Routes call this; it calls the ports. Every
+ * change runs in one metadata transaction that also asks the policy hooks and appends
+ * the domain events the change causes (see docs/architecture.md).
  */
 export class Registry {
   readonly uploads: UploadService;
 
   constructor(
-    readonly blobs: BlobStore,
-    readonly metadata: MetadataStore,
+    private readonly blobs: BlobStore,
+    private readonly metadata: MetadataStore,
     readonly options: RegistryOptions,
+    private readonly policies: PolicyHooks = new PolicyHooks(),
+    private readonly pulls: PullCounter | null = null,
   ) {
-    this.uploads = new UploadService(blobs, metadata, {
+    this.uploads = new UploadService(blobs, metadata.uploads, {
       maxBlobSize: options.maxBlobSize,
       maxConcurrentTransfers: options.maxConcurrentUploads,
+    }, {
+      start: (repository, op) => this.policies.check('upload.start', { repository, actor: op.actor ?? null }, null),
+      check: (commit) => this.checkBlob(commit),
+      commit: (commit) => this.recordBlob(commit),
     });
   }
 
@@ -67,7 +87,7 @@ export class Registry {
    */
   async findBlob(repository: string, digest: string): Promise<BlobHandle> {
     parseDigest(digest);
-    const linked = await this.metadata.getLinkedBlob(repository, digest);
+    const linked = await this.metadata.repositories.linkedBlob(repository, digest);
     if (linked) {
       return {
         size: linked.size,
@@ -77,7 +97,7 @@ export class Registry {
         redirectUrl: async () => (this.blobs.redirectUrl ? this.blobs.redirectUrl(digest) : null),
       };
     }
-    const manifest = await this.metadata.getManifest(repository, digest);
+    const manifest = await this.metadata.manifests.get(repository, digest);
     if (!manifest) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${repository}`, { digest });
     return {
       size: manifest.size,
@@ -97,12 +117,17 @@ export class Registry {
     }
   }
 
-  async deleteBlob(repository: string, digest: string): Promise<void> {
+  async deleteBlob(repository: string, digest: string, op: Operation = {}): Promise<void> {
     this.requireDelete();
     parseDigest(digest);
-    if (!(await this.metadata.unlinkBlob(repository, digest))) {
-      throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${repository}`, { digest });
-    }
+    const unknown = () => new RegistryError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${repository}`, { digest });
+    await this.change(op, async (tx, events) => {
+      const repositoryId = await tx.repositories.id(repository);
+      if (repositoryId === null) throw unknown();
+      await this.policies.check('blob.delete', { repository, digest, actor: op.actor ?? null }, tx);
+      if (!(await tx.repositories.unlink(repositoryId, digest))) throw unknown();
+      events.push({ type: 'blob.deleted', repository, digest });
+    });
   }
 
   /**
@@ -110,10 +135,10 @@ export class Registry {
    * caller may read it; without, when any repository the caller may read has it.
    * Returns false when the client should fall back to a normal upload.
    */
-  async mountBlob(repository: string, digest: string, from: string | undefined, canRead: CanRead): Promise<boolean> {
+  async mountBlob(repository: string, digest: string, from: string | undefined, canRead: CanRead, op: Operation = {}): Promise<boolean> {
     parseDigest(digest);
-    if (await this.metadata.getLinkedBlob(repository, digest)) return true;
-    const candidates = from !== undefined ? [from] : await this.metadata.repositoriesWithBlob(digest, 100);
+    if (await this.metadata.repositories.linkedBlob(repository, digest)) return true;
+    const candidates = from !== undefined ? [from] : await this.metadata.repositories.linking(digest, 100);
     for (const source of candidates) {
       try {
         validateRepositoryName(source);
@@ -121,19 +146,59 @@ export class Registry {
         return false;
       }
       if (!(await canRead(source))) continue;
-      if (!(await this.metadata.getLinkedBlob(source, digest))) continue;
-      return this.metadata.linkBlob(repository, digest);
+      if (!(await this.metadata.repositories.linkedBlob(source, digest))) continue;
+      return this.change(op, async (tx, events) => {
+        await this.policies.check('blob.mount', { repository, digest, from: source, actor: op.actor ?? null }, tx);
+        // The row lock keeps a collector from deleting the blob until this link commits.
+        if (!(await tx.repositories.lockBlob(digest))) return false;
+        const repositoryId = await this.ensureRepository(tx, repository, events);
+        await tx.repositories.link(repositoryId, digest);
+        events.push({ type: 'blob.mounted', repository, digest, from: source });
+        return true;
+      });
     }
     return false;
+  }
+
+  /**
+   * Records a blob whose bytes were just made durable and links it into the repository,
+   * ending its upload session (called by UploadService once the bytes are in place).
+   */
+  private async recordBlob(commit: BlobCommit): Promise<void> {
+    const { repository, digest, size, uploadId } = commit;
+    try {
+      await this.change(commit, async (tx, events) => {
+        await tx.repositories.recordBlob(digest, size);
+        // Gone again at once: a collector deleted the row between our insert and this lock (PostgreSQL).
+        if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
+        await this.policies.check('blob.commit', { repository, digest, size, phase: 'commit', lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null }, tx);
+        const repositoryId = await this.ensureRepository(tx, repository, events);
+        await tx.repositories.link(repositoryId, digest);
+        await tx.uploads.delete(uploadId);
+        events.push({ type: 'blob.committed', repository, digest, size });
+      });
+    } catch (err) {
+      // The staged bytes are gone (moved to their content address): the session cannot go on.
+      if (err instanceof RegistryError && err.status < 500) await this.metadata.uploads.delete(uploadId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Asks the blob.commit policies before the bytes move (the commit transaction asks again, atomically). */
+  private async checkBlob(commit: BlobCommit): Promise<void> {
+    if (!this.policies.has('blob.commit')) return;
+    const { repository, digest, size, lastAppendAt } = commit;
+    await this.metadata.transaction((tx) => this.policies.check('blob.commit', { repository, digest, size, lastAppendAt, phase: 'check', actor: commit.actor ?? null }, tx));
   }
 
   // ── Manifests ────────────────────────────────────────────────────────────
 
   /** Resolves a tag or digest; MANIFEST_UNKNOWN also when the stored type is not acceptable. */
-  async getManifest(repository: string, reference: string, accept?: string): Promise<ManifestRecord> {
+  async getManifest(repository: string, reference: string, read: ManifestRead = {}, op: Operation = {}): Promise<ManifestRecord> {
+    const accept = read.accept;
     const manifest = isDigest(reference)
-      ? await this.metadata.getManifest(repository, parseDigest(reference).value)
-      : await this.metadata.getManifestByTag(repository, validateTag(reference));
+      ? await this.metadata.manifests.get(repository, parseDigest(reference).value)
+      : await this.metadata.manifests.byTag(repository, validateTag(reference));
     if (!manifest) {
       throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${repository}`, {
         name: repository,
@@ -145,6 +210,10 @@ export class Registry {
         mediaType: manifest.mediaType,
       });
     }
+    if (this.policies.has('manifest.serve')) {
+      await this.policies.check('manifest.serve', { repository, digest: manifest.digest, mediaType: manifest.mediaType, reference, actor: op.actor ?? null }, null);
+    }
+    if (read.pull) this.pulls?.count(repository, manifest.digest);
     return manifest;
   }
 
@@ -152,7 +221,14 @@ export class Registry {
    * Stores a manifest under `reference` (a tag, or its own digest) plus any `extraTags`.
    * Every referenced blob and child manifest must already exist in the repository.
    */
-  async putManifest(repository: string, reference: string, payload: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<StoredManifest> {
+  async putManifest(
+    repository: string,
+    reference: string,
+    payload: Buffer,
+    contentType: string | undefined,
+    extraTags: string[] = [],
+    op: Operation = {},
+  ): Promise<StoredManifest> {
     if (payload.length > this.options.maxManifestSize) {
       throw manifestTooBig(this.options.maxManifestSize);
     }
@@ -164,61 +240,84 @@ export class Registry {
     }
     const tags = [...new Set([...(byDigest ? [] : [reference]), ...extraTags])].map(validateTag);
     const parsed = parseManifest(payload, contentType);
-    const result = await this.metadata.putManifest({
-      repository,
-      digest,
-      mediaType: parsed.mediaType,
-      artifactType: parsed.artifactType,
-      subjectDigest: parsed.subject?.digest ?? null,
-      annotations: parsed.annotations,
-      size: payload.length,
-      payload,
-      references: parsed.references,
-      tags,
-    });
-    if (!result.ok) {
-      const first = result.missing[0]!;
-      throw new RegistryError(
-        'MANIFEST_BLOB_UNKNOWN',
-        `manifest references ${first.kind === 'manifest' ? 'manifest' : 'blob'} ${first.digest}, which is not in repository ${repository}` +
-          (result.missing.length > 1 ? ` (and ${result.missing.length - 1} more)` : ''),
-        { digest: first.digest, missing: result.missing.map((m) => m.digest) },
+    const subject = parsed.subject?.digest ?? null;
+    const actor = op.actor ?? null;
+    await this.change(op, async (tx, events) => {
+      const existing = await tx.repositories.id(repository);
+      // Every reference must already be in this repository (share-locked, so no collector removes it before commit).
+      const missing = existing === null ? parsed.references : await tx.manifests.missingReferences(existing, parsed.references);
+      if (missing.length > 0) throw missingReferences(repository, missing);
+      const facts = { repository, digest, mediaType: parsed.mediaType, artifactType: parsed.artifactType, subject, size: payload.length };
+      await this.policies.check('manifest.put', { ...facts, tags, references: parsed.references, actor }, tx);
+      const repositoryId = existing ?? (await this.ensureRepository(tx, repository, events));
+      const targets = await tx.manifests.tagTargets(repositoryId, tags);
+      for (const tag of tags) {
+        const previous = targets.get(tag) ?? null;
+        if (previous !== digest) await this.policies.check('tag.put', { repository, tag, digest, previous, actor }, tx);
+      }
+      await tx.manifests.put(
+        { repositoryId, digest, mediaType: parsed.mediaType, artifactType: parsed.artifactType, subjectDigest: subject, annotations: parsed.annotations, size: payload.length, payload },
+        parsed.references,
       );
-    }
-    return { digest, subjectDigest: parsed.subject?.digest ?? null, tags };
+      events.push({ type: 'manifest.pushed', ...facts, tags });
+      for (const tag of tags) {
+        await tx.manifests.setTag(repositoryId, tag, digest);
+        const previous = targets.get(tag);
+        if (previous === undefined) events.push({ type: 'tag.created', repository, tag, digest });
+        else if (previous !== digest) events.push({ type: 'tag.moved', repository, tag, digest, previous });
+      }
+    });
+    return { digest, subjectDigest: subject, tags };
   }
 
   /** By digest: deletes the manifest and its tags. By tag: deletes only the tag. */
-  async deleteManifest(repository: string, reference: string): Promise<void> {
+  async deleteManifest(repository: string, reference: string, op: Operation = {}): Promise<void> {
     this.requireDelete();
-    const deleted = isDigest(reference)
-      ? await this.metadata.deleteManifest(repository, parseDigest(reference).value)
-      : await this.metadata.deleteTag(repository, validateTag(reference));
-    if (!deleted) {
-      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${repository}`, { reference });
-    }
+    const unknown = () => new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${repository}`, { reference });
+    const actor = op.actor ?? null;
+    const digest = isDigest(reference) ? parseDigest(reference).value : null;
+    const tag = digest === null ? validateTag(reference) : null;
+    await this.change(op, async (tx, events) => {
+      const repositoryId = await tx.repositories.id(repository);
+      if (repositoryId === null) throw unknown();
+      if (tag !== null) {
+        const target = (await tx.manifests.tagTargets(repositoryId, [tag])).get(tag);
+        if (target === undefined) throw unknown();
+        await this.policies.check('tag.delete', { repository, tag, digest: target, actor }, tx);
+        await tx.manifests.deleteTag(repositoryId, tag);
+        events.push({ type: 'tag.deleted', repository, tag, digest: target });
+        return;
+      }
+      // Locked first, in the order a collector locks (manifest, then its tags and references): no deadlock.
+      const locked = await tx.manifests.lock(repositoryId, digest!);
+      if (!locked) throw unknown();
+      await this.policies.check('manifest.delete', { repository, digest: digest!, actor }, tx);
+      const references = await tx.manifests.references(repositoryId, digest!);
+      const tags = await tx.manifests.delete(repositoryId, digest!);
+      events.push({ type: 'manifest.deleted', repository, digest: digest!, tags, references, subject: locked.subject });
+    });
   }
 
   // ── Discovery ────────────────────────────────────────────────────────────
 
   async listTags(repository: string, limit: number | undefined, last: string | undefined): Promise<Page<string>> {
-    if (!(await this.metadata.repositoryExists(repository))) {
+    if (!(await this.metadata.repositories.exists(repository))) {
       throw new RegistryError('NAME_UNKNOWN', `repository ${repository} is not known to the registry`, { name: repository });
     }
     // n=0 asks for nothing: an empty page with no next link, as CNCF Distribution answers.
     if (limit === 0) return { items: [], more: false };
-    return this.metadata.listTags(repository, { limit: limit ?? Number.MAX_SAFE_INTEGER, after: last });
+    return this.metadata.manifests.tags(repository, { limit: limit ?? Number.MAX_SAFE_INTEGER, after: last });
   }
 
   async listRepositories(limit: number | undefined, last: string | undefined): Promise<Page<string>> {
     if (limit === 0) return { items: [], more: false };
-    return this.metadata.listRepositories({ limit: limit ?? this.options.maxPageSize, after: last });
+    return this.metadata.repositories.list({ limit: limit ?? this.options.maxPageSize, after: last });
   }
 
   /** Manifests whose `subject` is `digest`, as descriptors; empty (not an error) when none. */
   async listReferrers(repository: string, digest: string, artifactType?: string): Promise<ReferrerRecord[]> {
     parseDigest(digest);
-    return this.metadata.listReferrers(repository, digest, artifactType);
+    return this.metadata.manifests.referrers(repository, digest, artifactType);
   }
 
   /** Checks a page-size parameter: a whole number ≥ 0, capped at the configured maximum. */
@@ -235,6 +334,22 @@ export class Registry {
     await Promise.all([this.metadata.check(), this.blobs.check()]);
   }
 
+  /** Runs `work` in one metadata transaction and appends the events it collected, in that same transaction. */
+  private async change<T>(op: Operation, work: (tx: MetadataTx, events: DomainEvent[]) => Promise<T>): Promise<T> {
+    return this.metadata.transaction(async (tx) => {
+      const events: DomainEvent[] = [];
+      const result = await work(tx, events);
+      if (events.length > 0) await tx.events.append(events, op.actor ?? null);
+      return result;
+    });
+  }
+
+  private async ensureRepository(tx: MetadataTx, repository: string, events: DomainEvent[]): Promise<number> {
+    const { id, created } = await tx.repositories.ensure(repository);
+    if (created) events.push({ type: 'repository.created', repository });
+    return id;
+  }
+
   private requireDelete(): void {
     if (!this.options.deleteEnabled) {
       throw new RegistryError('UNSUPPORTED', 'deletion is disabled on this registry (storage.delete.enabled: false)');
@@ -246,4 +361,18 @@ function manifestTooBig(limit: number): RegistryError {
   return new RegistryError('MANIFEST_TOO_LARGE', `manifest exceeds the size limit of ${limit} bytes`, { limit });
 }
 
-export { manifestTooBig };
+function missingReferences(repository: string, missing: ManifestReference[]): RegistryError {
+  const first = missing[0]!;
+  return new RegistryError(
+    'MANIFEST_BLOB_UNKNOWN',
+    `manifest references ${first.kind === 'manifest' ? 'manifest' : 'blob'} ${first.digest}, which is not in repository ${repository}` +
+      (missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''),
+    { digest: first.digest, missing: missing.map((m) => m.digest) },
+  );
+}
+
+function collectedMeanwhile(digest: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_INVALID', `blob ${digest} was being garbage-collected while this upload completed; push it again`, { digest });
+}
+
+export { manifestTooBig, collectedMeanwhile };

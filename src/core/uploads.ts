@@ -2,7 +2,8 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { newHash, parseDigest, type DigestAlgorithm } from './digest.js';
 import { RegistryError, domainError } from './errors.js';
-import { UploadNotFoundError, type BlobStore, type MetadataStore, type UploadRecord } from './ports.js';
+import type { Operation } from './events.js';
+import { UploadNotFoundError, type BlobStore, type UploadRecord, type UploadRows } from './ports.js';
 
 export interface UploadLimits {
   /** Largest blob accepted, in bytes; 0 = unlimited. */
@@ -12,6 +13,35 @@ export interface UploadLimits {
   /** Running hashes kept in memory (default MAX_HELD_HASHES). */
   maxHeldHashes?: number;
 }
+
+/** A blob whose bytes are complete and verified, about to be recorded. */
+export interface BlobCommit extends Operation {
+  repository: string;
+  digest: string;
+  size: number;
+  uploadId: string;
+  /** When the session last received bytes (GC's race rule compares it with byte deletions). */
+  lastAppendAt: number;
+}
+
+/** Where the upload flow hands over to the registry's rules (policies, the commit transaction). */
+export interface UploadHooks {
+  /** Before a session starts: policies may refuse, sparing the client the transfer. */
+  start(repository: string, op: Operation): Promise<void>;
+  /** Before the verified bytes move to their content address: policies may refuse early. */
+  check(commit: BlobCommit): Promise<void>;
+  /** Records and links the blob once its bytes are durable at their content address. */
+  commit(commit: BlobCommit): Promise<void>;
+}
+
+/** Hooks for a standalone UploadService (e.g. purging from the CLI): nothing to ask, nothing to record. */
+export const NO_UPLOAD_HOOKS: UploadHooks = {
+  start: async () => undefined,
+  check: async () => undefined,
+  commit: async () => {
+    throw new Error('this UploadService cannot commit blobs');
+  },
+};
 
 export interface ChunkRange {
   start: number;
@@ -44,14 +74,16 @@ export class UploadService {
 
   constructor(
     private readonly blobs: BlobStore,
-    private readonly metadata: MetadataStore,
+    private readonly sessions: UploadRows,
     private readonly limits: UploadLimits,
+    private readonly hooks: UploadHooks = NO_UPLOAD_HOOKS,
   ) {}
 
-  async start(repository: string): Promise<UploadStatus> {
+  async start(repository: string, op: Operation = {}): Promise<UploadStatus> {
+    await this.hooks.start(repository, op);
     const id = randomUUID();
     const staging = await this.blobs.createUpload(id);
-    await this.metadata.createUpload({ id, repository, size: 0, staging, createdAt: new Date() });
+    await this.sessions.create({ id, repository, size: 0, staging, createdAt: new Date() });
     return { id, repository, size: 0 };
   }
 
@@ -89,7 +121,7 @@ export class UploadService {
    * everything received, makes the bytes durable at their content address and links
    * the blob into the repository. A mismatch discards the upload.
    */
-  async complete(repository: string, id: string, digest: string, body?: Readable, range?: ChunkRange, declaredLength?: number): Promise<string> {
+  async complete(repository: string, id: string, digest: string, body?: Readable, range?: ChunkRange, declaredLength?: number, op: Operation = {}): Promise<string> {
     const expected = parseDigest(digest);
     if (body) await this.append(repository, id, body, range, declaredLength);
     return this.exclusive(id, async () => {
@@ -102,8 +134,10 @@ export class UploadService {
           actual,
         });
       }
+      const commit: BlobCommit = { repository, digest: expected.value, size: record.size, uploadId: id, lastAppendAt: record.updatedAt.getTime(), actor: op.actor };
+      await this.hooks.check(commit);
       await this.blobs.commitUpload(id, record.staging, expected.value, record.size).catch((err) => this.lostIf(record, err));
-      await this.metadata.commitBlob(repository, expected.value, record.size, id);
+      await this.hooks.commit(commit);
       this.hashes.delete(id);
       return expected.value;
     });
@@ -113,11 +147,11 @@ export class UploadService {
    * POST ?digest=: one request carries the whole blob. The client never learns the
    * session's id, so a failure of any kind discards the session instead of leaking it.
    */
-  async monolithic(repository: string, digest: string, body: Readable, declaredLength?: number): Promise<string> {
+  async monolithic(repository: string, digest: string, body: Readable, declaredLength?: number, op: Operation = {}): Promise<string> {
     parseDigest(digest);
-    const { id } = await this.start(repository);
+    const { id } = await this.start(repository, op);
     try {
-      return await this.complete(repository, id, digest, body, undefined, declaredLength);
+      return await this.complete(repository, id, digest, body, undefined, declaredLength, op);
     } catch (err) {
       // A digest mismatch has already discarded it; anything else (size limit, early EOF) has not.
       await this.cancel(repository, id).catch(() => undefined);
@@ -133,7 +167,7 @@ export class UploadService {
   async purgeOlderThan(cutoff: Date, batch = 100): Promise<number> {
     let purged = 0;
     for (;;) {
-      const stale = await this.metadata.listUploadsOlderThan(cutoff, batch);
+      const stale = await this.sessions.listOlderThan(cutoff, batch);
       for (const record of stale) {
         if (this.busy.has(record.id)) continue;
         await this.discard(record);
@@ -145,12 +179,12 @@ export class UploadService {
 
   private async discard(record: UploadRecord): Promise<void> {
     this.hashes.delete(record.id);
-    await this.metadata.deleteUpload(record.id);
+    await this.sessions.delete(record.id);
     await this.blobs.abortUpload(record.id, record.staging);
   }
 
   private async find(repository: string, id: string): Promise<UploadRecord> {
-    const record = /^[A-Za-z0-9-]{1,64}$/.test(id) ? await this.metadata.getUpload(id) : null;
+    const record = /^[A-Za-z0-9-]{1,64}$/.test(id) ? await this.sessions.get(id) : null;
     // A session of another repository is reported as unknown: ids must not leak across repositories.
     if (!record || record.repository !== repository) {
       throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is unknown, finished or cancelled`);
@@ -183,7 +217,7 @@ export class UploadService {
         throw rangeError(record, `received ${meter.bytes} bytes, but Content-Range announced ${expectedLength}`);
       }
       const size = record.size + meter.bytes;
-      if (!(await this.metadata.updateUpload(record.id, record.size, size, staging))) {
+      if (!(await this.sessions.update(record.id, record.size, size, staging))) {
         this.hashes.delete(record.id);
         throw new RegistryError('BLOB_UPLOAD_INVALID', 'upload was modified concurrently; query its status and resume');
       }
@@ -235,7 +269,7 @@ export class UploadService {
    */
   private async lost(record: UploadRecord): Promise<never> {
     this.hashes.delete(record.id);
-    await this.metadata.deleteUpload(record.id);
+    await this.sessions.delete(record.id);
     throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${record.id} lost its staged data (interrupted commit); start the upload again`);
   }
 

@@ -2,10 +2,9 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { durationMs, type BerthConfig } from '../config/schema.js';
-import { UploadService } from '../core/uploads.js';
 import { purgeUploads } from '../jobs/upload-purge.js';
+import { compose } from '../compose.js';
 import { openStores } from '../stores.js';
-import { createGc } from './index.js';
 import type { GcCounts, GcReport } from './report.js';
 
 /** Exit codes: 0 done, 1 the run stopped early, 2 usage or configuration error, 75 another collector is running (try later). */
@@ -45,17 +44,14 @@ async function gcCommand(file: string | undefined, flags: GcFlags): Promise<numb
 /** Opens the stores a configuration names, collects (then purges abandoned uploads), closes them. */
 export async function collectStores(config: BerthConfig, dryRun: boolean, onProgress: (counts: GcCounts) => void): Promise<{ report: GcReport; uploadsPurged: number }> {
   const stores = await openStores(config);
-  const { blobs, metadata } = stores;
   try {
     const logger = pino({ level: 'warn' }, pino.destination(2));
-    const { collector } = createGc(config, blobs, stores.gc, stores.leases, logger);
-    const report = await collector.run({ dryRun, onProgress });
+    // The same wiring as the server: the collector first delivers pending events to its review queue.
+    const { gc, registry } = compose(config, stores, logger);
+    const report = await gc.collector.run({ dryRun, onProgress });
     const purging = config.storage.maintenance.uploadpurging;
     let uploadsPurged = 0;
-    if (!dryRun && purging.enabled) {
-      const uploads = new UploadService(blobs, metadata, { maxBlobSize: 0, maxConcurrentTransfers: 1 });
-      uploadsPurged = await purgeUploads(uploads, durationMs(purging.age), stores.leases);
-    }
+    if (!dryRun && purging.enabled) uploadsPurged = await purgeUploads(registry.uploads, durationMs(purging.age), stores.leases);
     return { report, uploadsPurged };
   } finally {
     await stores.close();

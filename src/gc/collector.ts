@@ -50,9 +50,12 @@ export class GarbageCollector {
     private readonly leases: LeaseStore,
     readonly options: GcOptions,
     private readonly logger: Logger,
+    /** Brings the review queue up to date before a run (the composition root delivers pending events). */
+    private readonly prepare: () => Promise<unknown> = async () => undefined,
   ) {}
 
   async run(runOptions: GcRunOptions = {}): Promise<GcReport> {
+    await this.prepare();
     const settings = { dryRun: runOptions.dryRun ?? false, gracePeriodMs: this.options.gracePeriodMs, untagged: this.options.untagged };
     const outcome = await withLease(this.leases, GC_LEASE, (lease) => this.collect(new ReportBuilder(settings), runOptions, lease.signal), {
       ttlMs: this.options.leaseTtlMs,

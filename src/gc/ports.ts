@@ -6,7 +6,30 @@
  * before the check — and the check sees it — or waits until the deletion is committed.
  */
 
+import type { MetadataTx } from '../core/ports.js';
+
 export type CandidateKind = 'manifest' | 'link' | 'blob';
+
+/** Something that may have become garbage, as the review-queue consumer records it. */
+export interface ReviewRequest {
+  kind: CandidateKind;
+  /** 0 for kind 'blob' (blobs are global). */
+  repositoryId: number;
+  digest: string;
+}
+
+/** GC's queries inside another transaction (the event consumer's, or a blob commit's). */
+export interface GcTxQueries {
+  /** Adds review-queue rows (or moves existing ones to `queuedAt`). */
+  enqueue(requests: ReviewRequest[], queuedAt: number): Promise<void>;
+  /** Manifests of the repository whose subject is `digest`. */
+  referrersOf(repositoryId: number, digest: string): Promise<string[]>;
+  /**
+   * True when a byte deletion of `digest` may have run concurrently with an upload whose last
+   * append was at `lastAppendAt` (unfinished, or finished after it): the upload's bytes may be gone.
+   */
+  deletionOverlaps(digest: string, lastAppendAt: number): Promise<boolean>;
+}
 
 /** A row of the review queue: something that may have become garbage. */
 export interface Candidate {
@@ -70,6 +93,8 @@ export interface GcQueries {
 }
 
 export interface GcMetadata {
+  /** GC's queries bound to a transaction of the same metadata database. */
+  within(tx: MetadataTx): GcTxQueries;
   /** Review a whole batch in one transaction (true where writers are serialised anyway, e.g. SQLite). */
   readonly batchTransactions: boolean;
   /** Runs `work` in one transaction (a write transaction from its first statement on SQLite). */

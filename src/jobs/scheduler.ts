@@ -1,39 +1,152 @@
+import { Cron } from 'croner';
 import type { Logger } from 'pino';
+import { newHolderId, withLease, type LeaseStore } from './leases.js';
+import type { JobRunStore } from './ports.js';
 
-export interface Job {
-  name: string;
-  intervalMs: number;
-  run(): Promise<void>;
+/** When a job runs: every `everyMs`, or on a cron expression (minute hour day-of-month month day-of-week). */
+export type Schedule = { everyMs: number } | { cron: string };
+
+export interface JobResult {
+  /** What the run did, for the history (JSON). */
+  summary?: unknown;
+  /** Nothing to do this time: frequent jobs leave no history row for such runs. */
+  idle?: boolean;
 }
 
 /**
- * Runs background jobs on fixed intervals, never two runs of the same job at once.
- * Timers are unref'd so they never keep the process alive.
+ * One background job. Everything Berth does on a timer is a Job on the one Scheduler: GC,
+ * upload purge, event dispatch, outbox pruning, pull-count flushes (and later retention,
+ * replication, scans, webhook delivery).
+ */
+export interface Job {
+  name: string;
+  schedule: Schedule;
+  /**
+   * 'lease' (default): the run holds the lease named after the job in the metadata DB, so
+   * exactly one process of a cluster runs it at a time (the others skip that tick).
+   * 'process': every process runs it (e.g. flushing its own in-memory counters), or the job
+   * takes its own lease (GC shares the `gc` lease with `berth gc`).
+   */
+  scope?: 'lease' | 'process';
+  leaseTtlMs?: number;
+  /** 'runs' (default): every run is recorded. 'work': only runs that were not idle (for jobs ticking every second). */
+  history?: 'runs' | 'work';
+  run(signal: AbortSignal): Promise<JobResult | void>;
+}
+
+export interface JobInfo {
+  name: string;
+  schedule: Schedule;
+  scope: 'lease' | 'process';
+  running: boolean;
+  nextRunAt: string | null;
+}
+
+/**
+ * Runs jobs on their schedules, never two runs of one job at once in a process, recording
+ * each run (started, finished, outcome, summary) in the metadata DB. Timers are unref'd so
+ * they never keep the process alive.
  */
 export class Scheduler {
-  private readonly timers: NodeJS.Timeout[] = [];
-  private readonly running = new Set<string>();
+  private readonly jobs = new Map<string, { job: Job; timer: { stop(): void; next(): Date | null } | null }>();
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly holder = newHolderId();
+  private readonly controller = new AbortController();
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly leases: LeaseStore,
+    private readonly history: JobRunStore,
+  ) {}
 
+  /** Registers a job (its timer starts with `start`). */
   add(job: Job): void {
-    const tick = async () => {
-      if (this.running.has(job.name)) return;
-      this.running.add(job.name);
-      try {
-        await job.run();
-      } catch (err) {
-        this.logger.error({ err, job: job.name }, 'background job failed');
-      } finally {
-        this.running.delete(job.name);
-      }
-    };
-    const timer = setInterval(() => void tick(), job.intervalMs);
-    timer.unref();
-    this.timers.push(timer);
+    if (this.jobs.has(job.name)) throw new Error(`job ${job.name} is registered twice`);
+    this.jobs.set(job.name, { job, timer: null });
   }
 
-  stop(): void {
-    for (const timer of this.timers) clearInterval(timer);
+  start(): void {
+    for (const entry of this.jobs.values()) entry.timer ??= this.timerFor(entry.job);
+  }
+
+  list(): JobInfo[] {
+    return [...this.jobs.values()].map(({ job, timer }) => ({
+      name: job.name,
+      schedule: job.schedule,
+      scope: job.scope ?? 'lease',
+      running: this.running.has(job.name),
+      nextRunAt: timer?.next()?.toISOString() ?? null,
+    }));
+  }
+
+  /** Runs a job now (unless this process is already running it) and waits for it. */
+  async runNow(name: string): Promise<void> {
+    const entry = this.jobs.get(name);
+    if (!entry) throw new Error(`no job named ${name}`);
+    await this.tick(entry.job);
+  }
+
+  /** Stops the timers and waits for runs in progress (they see their signal aborted). */
+  async stop(): Promise<void> {
+    for (const entry of this.jobs.values()) entry.timer?.stop();
+    this.controller.abort(new Error('scheduler stopped'));
+    await Promise.allSettled(this.running.values());
+  }
+
+  private timerFor(job: Job): { stop(): void; next(): Date | null } {
+    const fire = () => void this.tick(job);
+    if ('cron' in job.schedule) {
+      const cron = new Cron(job.schedule.cron, { protect: true, unref: true, name: job.name }, fire);
+      return { stop: () => cron.stop(), next: () => cron.nextRun() };
+    }
+    const every = job.schedule.everyMs;
+    let nextAt = Date.now() + every;
+    const interval = setInterval(() => {
+      nextAt = Date.now() + every;
+      fire();
+    }, every);
+    interval.unref();
+    return { stop: () => clearInterval(interval), next: () => new Date(nextAt) };
+  }
+
+  private tick(job: Job): Promise<void> {
+    const inFlight = this.running.get(job.name);
+    if (inFlight) return inFlight;
+    const run = this.runRecorded(job).finally(() => this.running.delete(job.name));
+    this.running.set(job.name, run);
+    return run;
+  }
+
+  private async runRecorded(job: Job): Promise<void> {
+    if (this.controller.signal.aborted) return;
+    const leased = (job.scope ?? 'lease') === 'lease';
+    const work = (signal: AbortSignal) => this.record(job, signal);
+    try {
+      if (!leased) return await work(this.controller.signal);
+      const outcome = await withLease(this.leases, job.name, (lease) => work(AbortSignal.any([lease.signal, this.controller.signal])), {
+        ttlMs: job.leaseTtlMs,
+        onLost: (err) => this.logger.warn({ err, job: job.name }, 'job lease lost; the run stops'),
+      });
+      if (!outcome.acquired) this.logger.debug({ job: job.name, heldBy: outcome.heldBy }, 'job runs elsewhere this time');
+    } catch (err) {
+      this.logger.error({ err, job: job.name }, 'background job failed');
+    }
+  }
+
+  private async record(job: Job, signal: AbortSignal): Promise<void> {
+    const startedAt = new Date();
+    const always = (job.history ?? 'runs') === 'runs';
+    const id = always ? await this.history.start(job.name, this.holder, startedAt) : null;
+    let result: JobResult | void;
+    try {
+      result = await job.run(signal);
+    } catch (err) {
+      const runId = id ?? (await this.history.start(job.name, this.holder, startedAt));
+      await this.history.finish(runId, 'failed', { error: (err as Error).message ?? String(err) }, new Date());
+      throw err;
+    }
+    if (id === null && result?.idle) return;
+    const runId = id ?? (await this.history.start(job.name, this.holder, startedAt));
+    await this.history.finish(runId, result?.idle ? 'skipped' : 'ok', result?.summary, new Date());
   }
 }

@@ -1,29 +1,23 @@
-import type { Logger } from 'pino';
 import type { UploadService } from '../core/uploads.js';
 import { withLease, type LeaseStore } from './leases.js';
 import type { Job } from './scheduler.js';
 
 export const UPLOAD_PURGE_LEASE = 'upload-purge';
 
-/**
- * Deletes upload sessions idle for longer than `maxAgeMs`, with their staged bytes. With
- * `leases`, only one process (replica or `berth gc`) purges at a time.
- */
-export function uploadPurgeJob(uploads: UploadService, maxAgeMs: number, intervalMs: number, logger: Logger, leases?: LeaseStore): Job {
+/** Deletes upload sessions idle for longer than `maxAgeMs`, with their staged bytes (one process at a time: the job's lease). */
+export function uploadPurgeJob(uploads: UploadService, maxAgeMs: number, intervalMs: number): Job {
   return {
-    name: 'upload-purge',
-    intervalMs,
+    name: UPLOAD_PURGE_LEASE,
+    schedule: { everyMs: intervalMs },
     async run() {
-      const purged = await purgeUploads(uploads, maxAgeMs, leases);
-      if (purged > 0) logger.info({ purged }, 'purged abandoned upload sessions');
+      const purged = await uploads.purgeOlderThan(new Date(Date.now() - maxAgeMs));
+      return { summary: { purged }, idle: purged === 0 };
     },
   };
 }
 
-/** Purges abandoned sessions under the upload-purge lease; 0 when another process holds it. */
-export async function purgeUploads(uploads: UploadService, maxAgeMs: number, leases?: LeaseStore): Promise<number> {
-  const purge = () => uploads.purgeOlderThan(new Date(Date.now() - maxAgeMs));
-  if (!leases) return purge();
-  const outcome = await withLease(leases, UPLOAD_PURGE_LEASE, purge);
+/** Purges abandoned sessions under the upload-purge lease (for `berth gc`); 0 when another process holds it. */
+export async function purgeUploads(uploads: UploadService, maxAgeMs: number, leases: LeaseStore): Promise<number> {
+  const outcome = await withLease(leases, UPLOAD_PURGE_LEASE, () => uploads.purgeOlderThan(new Date(Date.now() - maxAgeMs)));
   return outcome.acquired ? outcome.value : 0;
 }

@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import type { MetadataTx } from '../core/ports.js';
 import type {
   BlobDeletion,
   BlobFacts,
@@ -6,10 +7,12 @@ import type {
   CandidateKind,
   GcMetadata,
   GcQueries,
+  GcTxQueries,
   LinkFacts,
   ManifestFacts,
   ProjectUsage,
   RepositoryUsage,
+  ReviewRequest,
   StorageUsage,
   StorageUsageQueries,
 } from '../gc/ports.js';
@@ -27,13 +30,6 @@ export interface GcTables {
 type GcDatabase = Database & GcTables;
 type Db = Kysely<GcDatabase>;
 
-/** A queue entry as the write paths produce it. */
-export interface ReviewRequest {
-  kind: CandidateKind;
-  repositoryId: number;
-  digest: string;
-}
-
 /**
  * Uploads whose last append is this close to a finished byte deletion of the same digest
  * are refused. It covers clock differences between replicas (NTP keeps them far below it);
@@ -42,10 +38,10 @@ export interface ReviewRequest {
 export const CLOCK_SKEW_MARGIN_MS = 100;
 
 /**
- * Adds (or moves to `queuedAt`) review-queue rows. Called by the write paths of
- * KyselyMetadataStore inside their own transactions, and by the collector's cascades.
+ * Adds (or moves to `queuedAt`) review-queue rows. Called by the review-queue event consumer
+ * (in the transaction that moves its cursor) and by the collector's cascades.
  */
-export async function enqueueReview(db: Kysely<Database> | Transaction<Database>, requests: ReviewRequest[], queuedAt: number): Promise<void> {
+async function enqueueReview(db: Kysely<Database> | Transaction<Database>, requests: ReviewRequest[], queuedAt: number): Promise<void> {
   const gdb = db as unknown as Db;
   const unique = new Map(requests.map((r) => [`${r.kind} ${r.repositoryId} ${r.digest}`, r]));
   const rows = [...unique.values()].map((r) => ({ kind: r.kind, repository_id: r.repositoryId, digest: r.digest, queued_at: queuedAt }));
@@ -59,7 +55,7 @@ export async function enqueueReview(db: Kysely<Database> | Transaction<Database>
 }
 
 /** What deleting a manifest may turn into garbage: its blobs, its child manifests and its referrers. */
-export async function manifestDependents(db: Kysely<Database> | Transaction<Database>, repositoryId: number, digest: string): Promise<ReviewRequest[]> {
+async function manifestDependents(db: Kysely<Database> | Transaction<Database>, repositoryId: number, digest: string): Promise<ReviewRequest[]> {
   const refs = await db
     .selectFrom('manifest_references')
     .select(['child_digest', 'kind'])
@@ -84,7 +80,7 @@ export async function manifestDependents(db: Kysely<Database> | Transaction<Data
  * that is unfinished, or finished after that append (the upload's rename may have
  * landed before the delete). The caller must then refuse to record the blob.
  */
-export async function blobDeletionOverlaps(trx: Transaction<Database>, digest: string, lastAppendAt: number): Promise<boolean> {
+async function blobDeletionOverlaps(trx: Kysely<Database> | Transaction<Database>, digest: string, lastAppendAt: number): Promise<boolean> {
   const row = await (trx as unknown as Transaction<GcDatabase>)
     .selectFrom('gc_blob_deletions')
     .select('finished_at')
@@ -218,9 +214,21 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
   constructor(
     db: Kysely<Database>,
     private readonly dialect: Dialect,
+    /** Binds a MetadataTx of the same database to its Kysely transaction. */
+    private readonly transactionOf: (tx: MetadataTx) => Transaction<Database>,
   ) {
     this.db = db as unknown as Db;
     this.batchTransactions = dialect === 'sqlite';
+  }
+
+  within(tx: MetadataTx): GcTxQueries {
+    const trx = this.transactionOf(tx);
+    return {
+      enqueue: (requests, queuedAt) => enqueueReview(trx, requests, queuedAt),
+      referrersOf: async (repositoryId, digest) =>
+        (await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('subject_digest', '=', digest).execute()).map((r) => r.digest),
+      deletionOverlaps: (digest, lastAppendAt) => blobDeletionOverlaps(trx, digest, lastAppendAt),
+    };
   }
 
   async transaction<T>(work: (queries: GcQueries) => Promise<T>): Promise<T> {

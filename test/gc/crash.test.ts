@@ -66,7 +66,7 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
     assert.equal(killed.signal, 'SIGKILL', `gc should have been killed mid-run, it exited with ${killed.code}:\n${killed.output}`);
 
     server = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false } });
-    const db = (server.registry.metadata as KyselyMetadataStore).db;
+    const db = server.stores.metadata.db;
     assert.notEqual(await server.stores.leases.holder('gc', Date.now()), null, 'the killed collector still holds its lease until it expires');
     await assertConsistent(server);
     // Manifests are reviewed first (their tags went first), then the links and blobs they cascade to.
@@ -83,13 +83,13 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
     const client = new RegistryClient(server.url);
     for (const image of garbage) {
       assert.equal((await client.fetch(`/v2/crash/junk/manifests/${image.manifest.digest}`, { method: 'HEAD' })).status, 404);
-      for (const blob of [image.config, ...image.layers]) assert.equal(await server.registry.blobs.stat(blob.digest), null, `bytes of ${blob.digest} left behind`);
+      for (const blob of [image.config, ...image.layers]) assert.equal(await server.stores.blobs.stat(blob.digest), null, `bytes of ${blob.digest} left behind`);
     }
     for (const blob of [live.config, ...live.layers]) {
       const res = await client.fetch(`/v2/crash/live/blobs/${blob.digest}`);
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), blob.data);
     }
-    const pending = await (server.registry.metadata as KyselyMetadataStore).db.selectFrom('blobs').select('digest').execute();
+    const pending = await server.stores.metadata.db.selectFrom('blobs').select('digest').execute();
     assert.equal(pending.length, 3, 'only the live image blobs remain');
   });
 });

@@ -19,7 +19,7 @@ export async function runGc(server: TestServer, dryRun = false): Promise<GcRepor
 
 /** True when the blob's bytes are in storage. */
 export async function bytesStored(server: TestServer, digest: string): Promise<boolean> {
-  return (await server.registry.blobs.stat(digest)) !== null;
+  return (await server.stores.blobs.stat(digest)) !== null;
 }
 
 export async function manifestStatus(client: RegistryClient, repo: string, reference: string): Promise<number> {
@@ -73,9 +73,9 @@ export function imageOver(layers: Blob[]): Image {
 
 /** Every recorded blob has its bytes; every manifest reference resolves inside its repository. */
 export async function assertConsistent(server: TestServer): Promise<void> {
-  const db = (server.registry.metadata as KyselyMetadataStore).db;
+  const db = server.stores.metadata.db;
   for (const row of await db.selectFrom('blobs').select(['digest', 'size']).execute()) {
-    const stat = await server.registry.blobs.stat(row.digest);
+    const stat = await server.stores.blobs.stat(row.digest);
     assert.equal(stat?.size, Number(row.size), `blob ${row.digest} is recorded but its bytes are missing`);
   }
   const dangling = await db

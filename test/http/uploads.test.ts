@@ -25,7 +25,7 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
   }
 
   async function openSessions(): Promise<number> {
-    return (await reg.server.registry.metadata.listUploadsOlderThan(new Date(Date.now() + 3_600_000), 10_000)).length;
+    return (await reg.server.stores.metadata.uploads.listOlderThan(new Date(Date.now() + 3_600_000), 10_000)).length;
   }
 
   it('POST starts a session: 202 with Location, Docker-Upload-UUID and Range 0-0', async () => {
@@ -354,7 +354,7 @@ describe('uploads: size limit (limits.blobsize = 1000)', () => {
     const blob = makeBlob(1001);
     await expectError(await reg.client.pushBlob('limit/app', blob), 413, 'SIZE_INVALID');
     assert.equal((await reg.client.fetch(`/v2/limit/app/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
-    assert.equal((await reg.server.registry.metadata.listUploadsOlderThan(new Date(Date.now() + 3_600_000), 100)).length, 0);
+    assert.equal((await reg.server.stores.metadata.uploads.listOlderThan(new Date(Date.now() + 3_600_000), 100)).length, 0);
   });
 
   it('a streamed PATCH that crosses the limit answers 413 and keeps the bytes received before it', async () => {

@@ -1,6 +1,6 @@
 import type { ByteRange } from '../../core/ports.js';
 import { RegistryError } from '../../core/errors.js';
-import type { V2Handler } from './context.js';
+import { operation, type V2Handler } from './context.js';
 
 /** GET/HEAD /v2/<name>/blobs/<digest>, with single-range support. */
 export const getBlob: V2Handler = async ({ registry }, request, reply, { name, ref: digest }) => {
@@ -41,8 +41,8 @@ export const getBlob: V2Handler = async ({ registry }, request, reply, { name, r
 };
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from this repository. */
-export const deleteBlob: V2Handler = async ({ registry }, _request, reply, { name, ref: digest }) => {
-  await registry.deleteBlob(name, digest);
+export const deleteBlob: V2Handler = async ({ registry }, _request, reply, { name, ref: digest, principal }) => {
+  await registry.deleteBlob(name, digest, operation(principal));
   return reply.code(202).header('content-length', 0).send();
 };
 

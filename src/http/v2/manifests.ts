@@ -2,11 +2,11 @@ import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../../core/errors.js';
 import { manifestTooBig } from '../../core/registry.js';
 import { isDigest } from '../../core/digest.js';
-import type { V2Handler } from './context.js';
+import { operation, type V2Handler } from './context.js';
 
 /** GET/HEAD /v2/<name>/manifests/<reference> — by tag or digest, honouring Accept and If-None-Match. */
-export const getManifest: V2Handler = async ({ registry }, request, reply, { name, ref }) => {
-  const manifest = await registry.getManifest(name, ref, request.headers.accept);
+export const getManifest: V2Handler = async ({ registry }, request, reply, { name, ref, principal }) => {
+  const manifest = await registry.getManifest(name, ref, { accept: request.headers.accept, pull: request.method === 'GET' }, operation(principal));
   const etag = `"${manifest.digest}"`;
   reply.header('docker-content-digest', manifest.digest).header('etag', etag).header('content-type', manifest.mediaType);
   if (isDigest(ref)) reply.header('cache-control', 'max-age=31536000');
@@ -20,9 +20,9 @@ export const getManifest: V2Handler = async ({ registry }, request, reply, { nam
 };
 
 /** PUT /v2/<name>/manifests/<reference>[?tag=a&tag=b] */
-export const putManifest: V2Handler = async ({ registry }, request, reply, { name, ref, query }) => {
+export const putManifest: V2Handler = async ({ registry }, request, reply, { name, ref, query, principal }) => {
   const payload = await readBody(request, registry.options.maxManifestSize);
-  const stored = await registry.putManifest(name, ref, payload, request.headers['content-type'], query.getAll('tag'));
+  const stored = await registry.putManifest(name, ref, payload, request.headers['content-type'], query.getAll('tag'), operation(principal));
   reply
     .code(201)
     .header('location', `/v2/${name}/manifests/${stored.digest}`)
@@ -34,8 +34,8 @@ export const putManifest: V2Handler = async ({ registry }, request, reply, { nam
 };
 
 /** DELETE /v2/<name>/manifests/<reference> — digest: manifest and its tags; tag: the tag only. */
-export const deleteManifest: V2Handler = async ({ registry }, _request, reply, { name, ref }) => {
-  await registry.deleteManifest(name, ref);
+export const deleteManifest: V2Handler = async ({ registry }, _request, reply, { name, ref, principal }) => {
+  await registry.deleteManifest(name, ref, operation(principal));
   return reply.code(202).header('content-length', 0).send();
 };
 

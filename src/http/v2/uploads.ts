@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../core/errors.js';
 import type { ChunkRange, UploadStatus } from '../../core/uploads.js';
-import { contentLength, hasBody, type V2Handler } from './context.js';
+import { contentLength, hasBody, operation, type V2Handler } from './context.js';
 
 /**
  * POST /v2/<name>/blobs/uploads/ — starts an upload; or, with `?digest=`, a monolithic
@@ -11,14 +11,14 @@ export const startUpload: V2Handler = async ({ registry, access }, request, repl
   const mount = query.get('mount');
   if (mount !== null) {
     const from = query.get('from') ?? undefined;
-    const mounted = await registry.mountBlob(name, mount, from, (repo) => access.canRead(principal, repo));
+    const mounted = await registry.mountBlob(name, mount, from, (repo) => access.canRead(principal, repo), operation(principal));
     if (mounted) return created(reply, name, mount);
   }
   const digest = query.get('digest');
   if (digest !== null && mount === null) {
-    return created(reply, name, await registry.uploads.monolithic(name, digest, request.raw, contentLength(request)));
+    return created(reply, name, await registry.uploads.monolithic(name, digest, request.raw, contentLength(request), operation(principal)));
   }
-  return accepted(reply, await registry.uploads.start(name), 202);
+  return accepted(reply, await registry.uploads.start(name, operation(principal)), 202);
 };
 
 /** GET /v2/<name>/blobs/uploads/<id> — where the upload stands. */
@@ -34,13 +34,13 @@ export const patchUpload: V2Handler = async ({ registry }, request, reply, { nam
 };
 
 /** PUT ?digest= — optional last chunk, then verify and commit. */
-export const putUpload: V2Handler = async ({ registry }, request, reply, { name, ref: id, query }) => {
+export const putUpload: V2Handler = async ({ registry }, request, reply, { name, ref: id, query, principal }) => {
   const digest = query.get('digest');
   if (digest === null) {
     throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload');
   }
   const body = hasBody(request) ? request.raw : undefined;
-  const committed = await registry.uploads.complete(name, id, digest, body, body ? chunkRange(request) : undefined, contentLength(request));
+  const committed = await registry.uploads.complete(name, id, digest, body, body ? chunkRange(request) : undefined, contentLength(request), operation(principal));
   return created(reply, name, committed);
 };
 

@@ -1,0 +1,73 @@
+import type { ManifestReference } from './manifest.js';
+import type { MetadataTx } from './ports.js';
+
+/**
+ * Domain events: what changed, appended to the durable outbox in the same transaction as the
+ * change itself (so an event exists exactly when its change committed). Consumers — GC's
+ * review queue today; webhooks, audit export, replication and metrics later — read them in
+ * order through src/events. Payloads name repositories and digests, never row ids, so an
+ * event means the same thing to any consumer on any replica.
+ */
+export type DomainEvent =
+  | { type: 'repository.created'; repository: string }
+  | { type: 'blob.committed'; repository: string; digest: string; size: number }
+  | { type: 'blob.mounted'; repository: string; digest: string; from: string | null }
+  /** The blob was unlinked from the repository (its bytes may still serve other repositories). */
+  | { type: 'blob.deleted'; repository: string; digest: string }
+  | {
+      type: 'manifest.pushed';
+      repository: string;
+      digest: string;
+      mediaType: string;
+      artifactType: string | null;
+      subject: string | null;
+      size: number;
+      /** Tags this push set (empty for a push by digest). */
+      tags: string[];
+    }
+  | { type: 'tag.created'; repository: string; tag: string; digest: string }
+  | { type: 'tag.moved'; repository: string; tag: string; digest: string; previous: string }
+  | { type: 'tag.deleted'; repository: string; tag: string; digest: string }
+  | {
+      type: 'manifest.deleted';
+      repository: string;
+      digest: string;
+      /** Tags removed with it. */
+      tags: string[];
+      /** What it referenced: consumers such as GC need it after the rows are gone. */
+      references: ManifestReference[];
+      subject: string | null;
+    };
+
+export type DomainEventType = DomainEvent['type'];
+
+/** An event as stored in the outbox: its position in the total order, when and by whom. */
+export interface StoredEvent {
+  /** Position in the outbox's total order (gap-free for consumers: assigned at sequencing). */
+  seq: number;
+  at: number;
+  actor: string | null;
+  event: DomainEvent;
+}
+
+/** Who caused a change (for events and audit): a user, robot or system name. */
+export interface Operation {
+  actor?: string;
+}
+
+/**
+ * A reader of the outbox (registered in the composition root, run by src/events). It sees
+ * every event at least once, in order; after a crash the batch it was handling comes again,
+ * so handling must be idempotent.
+ */
+export interface EventConsumer {
+  /** Unique and stable: it names the consumer's durable cursor. */
+  name: string;
+  /**
+   * True: `handle` runs inside the transaction that moves the cursor, so effects written
+   * through `tx` (e.g. GC's review queue) happen exactly once. False: `handle` runs first,
+   * the cursor moves after it succeeded (effects outside the database, e.g. webhooks).
+   */
+  transactional: boolean;
+  handle(events: StoredEvent[], tx: MetadataTx | null): Promise<void>;
+}

@@ -1,0 +1,87 @@
+import { RegistryError, type ErrorCode } from './errors.js';
+import type { ManifestReference } from './manifest.js';
+import type { MetadataTx } from './ports.js';
+
+/**
+ * Policy hooks: named decision points in core that policies (read-only mode today; quotas,
+ * immutable tags, signature and vulnerability policy later) register on. Write hooks run
+ * inside the transaction of the change they judge, so a decision and the write it allows
+ * commit together; `manifest.serve` runs before a manifest is served. A policy denies by
+ * throwing (see `deny`); clients see its message in the spec's error body.
+ */
+export interface HookContexts {
+  /** A blob upload session is about to start (refusing here spares the client the transfer). */
+  'upload.start': { repository: string };
+  /**
+   * A blob is about to be recorded and linked. `phase: 'check'` runs before the bytes move to
+   * their content address (to refuse early), `'commit'` in the transaction that records them.
+   */
+  'blob.commit': { repository: string; digest: string; size: number; phase: 'check' | 'commit'; lastAppendAt: number };
+  'blob.mount': { repository: string; digest: string; from: string };
+  'blob.delete': { repository: string; digest: string };
+  'manifest.put': {
+    repository: string;
+    digest: string;
+    mediaType: string;
+    artifactType: string | null;
+    subject: string | null;
+    size: number;
+    tags: string[];
+    references: ManifestReference[];
+  };
+  /** Each tag a manifest PUT creates or moves (`previous` null: the tag is new). */
+  'tag.put': { repository: string; tag: string; digest: string; previous: string | null };
+  'manifest.delete': { repository: string; digest: string };
+  'tag.delete': { repository: string; tag: string; digest: string };
+  'manifest.serve': { repository: string; digest: string; mediaType: string; reference: string };
+}
+
+export type HookName = keyof HookContexts;
+
+/** Who is asking (for messages and audit); null when unknown (auth: none, system jobs). */
+export interface HookCaller {
+  actor: string | null;
+}
+
+export type Hook<H extends HookName> = (context: HookContexts[H] & HookCaller, tx: MetadataTx | null) => Promise<void> | void;
+
+export interface Policy {
+  /** Shown in denials, e.g. "read-only". */
+  name: string;
+  hooks: { [H in HookName]?: Hook<H> };
+}
+
+/** A policy's refusal: a spec error whose message names the policy. */
+export function deny(policy: string, code: ErrorCode, message: string, detail?: Record<string, unknown>): RegistryError {
+  return new RegistryError(code, `${message} (policy: ${policy})`, { policy, ...detail });
+}
+
+export class PolicyHooks {
+  private readonly byHook = new Map<HookName, { policy: string; hook: Hook<HookName> }[]>();
+
+  register(policy: Policy): this {
+    for (const [name, hook] of Object.entries(policy.hooks) as [HookName, Hook<HookName>][]) {
+      const list = this.byHook.get(name) ?? [];
+      list.push({ policy: policy.name, hook });
+      this.byHook.set(name, list);
+    }
+    return this;
+  }
+
+  /** True when some policy listens on `hook` (lets hot paths skip building a context). */
+  has(hook: HookName): boolean {
+    return this.byHook.has(hook);
+  }
+
+  /** Runs every policy on `hook` in registration order; the first refusal stops the operation. */
+  async check<H extends HookName>(hook: H, context: HookContexts[H] & HookCaller, tx: MetadataTx | null): Promise<void> {
+    const hooks = this.byHook.get(hook);
+    if (!hooks) return;
+    for (const { hook: run } of hooks) await (run as Hook<H>)(context, tx);
+  }
+
+  /** Names of the registered policies per hook (for start-up logs and docs). */
+  describe(): Record<string, string[]> {
+    return Object.fromEntries([...this.byHook].map(([hook, list]) => [hook, list.map((h) => h.policy)]));
+  }
+}
