@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseRangeHeader } from '../../src/http/v2/blobs.js';
-import { RegistryClient, makeBlob, type Blob } from '../helpers/registry-client.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { makeBlob, type Blob } from '../helpers/registry-client.js';
+import { useServer } from '../helpers/use-server.js';
 
 /** Range handling: the parser stays inside the blob, and real GETs return exactly that slice. */
 const num = fc.oneof(fc.nat({ max: 2_000 }), fc.constantFrom(0, 1, 999, 1000, 1001, 2 ** 53, 1e21), fc.bigInt({ min: 0n, max: 10n ** 30n }));
@@ -29,21 +29,17 @@ describe('fuzz: parseRangeHeader', () => {
 });
 
 describe('fuzz: GET with random Range headers over HTTP', () => {
-  let server: TestServer;
-  let client: RegistryClient;
   let blob: Blob;
+  const reg = useServer();
   before(async () => {
-    server = await startTestServer();
-    client = new RegistryClient(server.url);
     blob = makeBlob(1000);
-    assert.equal((await client.pushBlob('fuzz/range', blob)).status, 201);
+    assert.equal((await reg.client.pushBlob('fuzz/range', blob)).status, 201);
   });
-  after(async () => server.destroy());
 
   it('206 bodies equal the slice named by Content-Range; 200 is the whole blob; 416 only when unsatisfiable', async () => {
     await fc.assert(
       fc.asyncProperty(rangeHeader.filter((h) => /^[\x21-\x7e ]*$/.test(h)), async (header) => {
-        const res = await client.fetch(`/v2/fuzz/range/blobs/${blob.digest}`, { headers: { range: header } });
+        const res = await reg.client.fetch(`/v2/fuzz/range/blobs/${blob.digest}`, { headers: { range: header } });
         const body = Buffer.from(await res.arrayBuffer());
         const expected = parseRangeHeader(header, blob.size);
         if (res.status === 206) {

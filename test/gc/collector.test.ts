@@ -1,26 +1,23 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeBlob, makeImage, type RegistryClient } from '../helpers/registry-client.js';
-import type { TestServer } from '../helpers/server.js';
+import { makeBlob, makeImage } from '../helpers/registry-client.js';
+import { useServer } from '../helpers/use-server.js';
 import { blobStatus, bytesStored, imageBlobs, imageOver, manifestStatus, pushIndex, runGc, startGcServer } from './support.js';
 
 describe('gc: what is collected (grace period 0)', () => {
-  let server: TestServer;
-  let client: RegistryClient;
-  before(async () => ({ server, client } = await startGcServer()));
-  after(async () => server.destroy());
+  const reg = useServer({ gc: { enabled: false, graceperiod: 0 } });
 
   it('an image whose tag was deleted is collected down to its bytes', async () => {
     const image = makeImage();
-    await client.pushImage('gc/untag', 'v1', image);
-    assert.equal((await client.fetch('/v2/gc/untag/manifests/v1', { method: 'DELETE' })).status, 202);
-    const report = await runGc(server);
+    await reg.client.pushImage('gc/untag', 'v1', image);
+    assert.equal((await reg.client.fetch('/v2/gc/untag/manifests/v1', { method: 'DELETE' })).status, 202);
+    const report = await runGc(reg.server);
     assert.deepEqual(report.deleted.manifests, [{ repository: 'gc/untag', digest: image.manifest.digest }]);
-    assert.equal(await manifestStatus(client, 'gc/untag', image.manifest.digest), 404);
+    assert.equal(await manifestStatus(reg.client, 'gc/untag', image.manifest.digest), 404);
     for (const blob of imageBlobs(image)) {
-      assert.equal(await blobStatus(client, 'gc/untag', blob.digest), 404);
-      assert.equal(await bytesStored(server, blob.digest), false, `bytes of ${blob.digest} should be gone`);
+      assert.equal(await blobStatus(reg.client, 'gc/untag', blob.digest), 404);
+      assert.equal(await bytesStored(reg.server, blob.digest), false, `bytes of ${blob.digest} should be gone`);
     }
     assert.equal(report.counts.bytesFreed, imageBlobs(image).reduce((sum, b) => sum + b.size, 0));
   });
@@ -28,102 +25,99 @@ describe('gc: what is collected (grace period 0)', () => {
   it('a layer shared with a tagged image survives; only the unshared blobs go', async () => {
     const kept = makeImage({ layers: 2 });
     const droppedImage = imageOver([makeBlob(700), kept.layers[0]!]);
-    await client.pushImage('gc/shared', 'keep', kept);
-    await client.pushImage('gc/shared', 'drop', droppedImage);
-    await client.fetch(`/v2/gc/shared/manifests/${droppedImage.manifest.digest}`, { method: 'DELETE' });
-    await runGc(server);
-    assert.equal(await blobStatus(client, 'gc/shared', kept.layers[0]!.digest), 200);
-    assert.equal(await bytesStored(server, kept.layers[0]!.digest), true);
-    assert.equal(await bytesStored(server, droppedImage.layers[0]!.digest), false);
-    assert.equal(await manifestStatus(client, 'gc/shared', 'keep'), 200);
+    await reg.client.pushImage('gc/shared', 'keep', kept);
+    await reg.client.pushImage('gc/shared', 'drop', droppedImage);
+    await reg.client.fetch(`/v2/gc/shared/manifests/${droppedImage.manifest.digest}`, { method: 'DELETE' });
+    await runGc(reg.server);
+    assert.equal(await blobStatus(reg.client, 'gc/shared', kept.layers[0]!.digest), 200);
+    assert.equal(await bytesStored(reg.server, kept.layers[0]!.digest), true);
+    assert.equal(await bytesStored(reg.server, droppedImage.layers[0]!.digest), false);
+    assert.equal(await manifestStatus(reg.client, 'gc/shared', 'keep'), 200);
   });
 
   it('a blob deleted from one repository stays stored and pullable from another', async () => {
     const blob = makeBlob(2048);
     const image = imageOver([blob]);
-    await client.pushImage('gc/a', 'v1', image);
-    await client.pushImage('gc/b', 'v1', image);
-    await client.fetch('/v2/gc/a/manifests/v1', { method: 'DELETE' });
-    const report = await runGc(server);
+    await reg.client.pushImage('gc/a', 'v1', image);
+    await reg.client.pushImage('gc/b', 'v1', image);
+    await reg.client.fetch('/v2/gc/a/manifests/v1', { method: 'DELETE' });
+    const report = await runGc(reg.server);
     assert.ok(report.deleted.links.some((l) => l.repository === 'gc/a' && l.digest === blob.digest));
     assert.ok(!report.deleted.blobs.some((b) => b.digest === blob.digest));
-    assert.equal(await blobStatus(client, 'gc/a', blob.digest), 404);
-    const res = await client.fetch(`/v2/gc/b/blobs/${blob.digest}`);
+    assert.equal(await blobStatus(reg.client, 'gc/a', blob.digest), 404);
+    const res = await reg.client.fetch(`/v2/gc/b/blobs/${blob.digest}`);
     assert.deepEqual(Buffer.from(await res.arrayBuffer()), blob.data);
   });
 
   it('children of a tagged index live; untagging the index collects index, children and blobs', async () => {
     const children = [makeImage(), makeImage()];
-    const index = await pushIndex(client, 'gc/multi', 'latest', children);
-    let report = await runGc(server);
+    const index = await pushIndex(reg.client, 'gc/multi', 'latest', children);
+    let report = await runGc(reg.server);
     assert.deepEqual(report.deleted.manifests, []);
-    for (const child of children) assert.equal(await manifestStatus(client, 'gc/multi', child.manifest.digest), 200);
+    for (const child of children) assert.equal(await manifestStatus(reg.client, 'gc/multi', child.manifest.digest), 200);
 
-    await client.fetch('/v2/gc/multi/manifests/latest', { method: 'DELETE' });
-    report = await runGc(server);
+    await reg.client.fetch('/v2/gc/multi/manifests/latest', { method: 'DELETE' });
+    report = await runGc(reg.server);
     const deleted = report.deleted.manifests.map((m) => m.digest).sort();
     assert.deepEqual(deleted, [index.digest, ...children.map((c) => c.manifest.digest)].sort());
-    for (const blob of children.flatMap(imageBlobs)) assert.equal(await bytesStored(server, blob.digest), false);
+    for (const blob of children.flatMap(imageBlobs)) assert.equal(await bytesStored(reg.server, blob.digest), false);
   });
 
   it('a referrer (signature) of a live image survives; deleting the image collects the referrer', async () => {
     const image = makeImage();
-    await client.pushImage('gc/signed', 'v1', image);
+    await reg.client.pushImage('gc/signed', 'v1', image);
     const signature = makeImage({ layers: 1, artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json', subject: { digest: image.manifest.digest, size: image.manifest.size, mediaType: image.mediaType } });
-    await client.pushImage('gc/signed', signature.manifest.digest, signature);
-    let report = await runGc(server);
+    await reg.client.pushImage('gc/signed', signature.manifest.digest, signature);
+    let report = await runGc(reg.server);
     assert.deepEqual(report.deleted.manifests, []);
-    assert.equal(await manifestStatus(client, 'gc/signed', signature.manifest.digest), 200);
+    assert.equal(await manifestStatus(reg.client, 'gc/signed', signature.manifest.digest), 200);
 
-    await client.fetch(`/v2/gc/signed/manifests/${image.manifest.digest}`, { method: 'DELETE' });
-    report = await runGc(server);
+    await reg.client.fetch(`/v2/gc/signed/manifests/${image.manifest.digest}`, { method: 'DELETE' });
+    report = await runGc(reg.server);
     assert.deepEqual(report.deleted.manifests.map((m) => m.digest), [signature.manifest.digest]);
-    assert.equal(await bytesStored(server, signature.layers[0]!.digest), false);
+    assert.equal(await bytesStored(reg.server, signature.layers[0]!.digest), false);
   });
 
   it('an untagged manifest pushed by digest is garbage once the grace period is over', async () => {
     const image = makeImage();
-    await client.pushImage('gc/bydigest', image.manifest.digest, image);
-    const report = await runGc(server);
+    await reg.client.pushImage('gc/bydigest', image.manifest.digest, image);
+    const report = await runGc(reg.server);
     assert.ok(report.deleted.manifests.some((m) => m.digest === image.manifest.digest));
   });
 
   it('a blob uploaded but never referenced is collected', async () => {
     const blob = makeBlob(512);
-    assert.equal((await client.pushBlob('gc/loose', blob)).status, 201);
-    const report = await runGc(server);
+    assert.equal((await reg.client.pushBlob('gc/loose', blob)).status, 201);
+    const report = await runGc(reg.server);
     assert.ok(report.deleted.blobs.some((b) => b.digest === blob.digest));
-    assert.equal(await bytesStored(server, blob.digest), false);
+    assert.equal(await bytesStored(reg.server, blob.digest), false);
   });
 
   it('a run with nothing queued reviews nothing and deletes nothing', async () => {
-    await runGc(server);
-    const report = await runGc(server);
+    await runGc(reg.server);
+    const report = await runGc(reg.server);
     assert.equal(report.counts.reviewed, 0);
     assert.equal(report.counts.bytesFreed, 0);
   });
 });
 
 describe('gc: grace period and policy', () => {
-  let server: TestServer;
-  let client: RegistryClient;
-  before(async () => ({ server, client } = await startGcServer({ graceperiod: '1h', untagged: 'keep' })));
-  after(async () => server.destroy());
+  const reg = useServer({ gc: { enabled: false, graceperiod: '1h', untagged: 'keep' } });
 
   it('fresh uploads, mounts and deleted images wait in the queue until the grace period is over', async () => {
     const blob = makeBlob(100);
-    await client.pushBlob('grace/src', blob);
-    const mount = await client.fetch(`/v2/grace/dst/blobs/uploads/?mount=${blob.digest}&from=grace/src`, { method: 'POST' });
+    await reg.client.pushBlob('grace/src', blob);
+    const mount = await reg.client.fetch(`/v2/grace/dst/blobs/uploads/?mount=${blob.digest}&from=grace/src`, { method: 'POST' });
     assert.equal(mount.status, 201);
     const image = makeImage();
-    await client.pushImage('grace/img', 'v1', image);
-    await client.fetch('/v2/grace/img/manifests/v1', { method: 'DELETE' });
-    const report = await runGc(server);
+    await reg.client.pushImage('grace/img', 'v1', image);
+    await reg.client.fetch('/v2/grace/img/manifests/v1', { method: 'DELETE' });
+    const report = await runGc(reg.server);
     assert.equal(report.counts.reviewed, 0);
     assert.equal(report.counts.manifests + report.counts.links + report.counts.blobs, 0);
-    assert.equal(await blobStatus(client, 'grace/dst', blob.digest), 200);
-    assert.equal(await manifestStatus(client, 'grace/img', image.manifest.digest), 200);
-    assert.equal(await bytesStored(server, blob.digest), true);
+    assert.equal(await blobStatus(reg.client, 'grace/dst', blob.digest), 200);
+    assert.equal(await manifestStatus(reg.client, 'grace/img', image.manifest.digest), 200);
+    assert.equal(await bytesStored(reg.server, blob.digest), true);
   });
 
   it('a layer re-uploaded within the grace period outlives the image that is collected', async () => {

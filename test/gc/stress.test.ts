@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GcReport } from '../../src/gc/report.js';
-import { OCI_INDEX, RegistryClient, jsonBlob, makeBlob, type Blob, type Image } from '../helpers/registry-client.js';
-import type { TestServer } from '../helpers/server.js';
-import { assertConsistent, imageOver, startGcServer } from './support.js';
+import { OCI_INDEX, jsonBlob, makeBlob, type Blob, type Image } from '../helpers/registry-client.js';
+import { useServer } from '../helpers/use-server.js';
+import { assertConsistent, imageOver } from './support.js';
 
 /** How long pushes, deletes and GC run concurrently (BERTH_GC_STRESS_MS to change). */
 const DURATION_MS = Number(process.env.BERTH_GC_STRESS_MS ?? 20_000);
@@ -40,8 +40,6 @@ const RETRYABLE: Record<string, RegExp> = {
 };
 
 describe(`gc stress: pushes and deletes over HTTP while GC loops with grace period ${GRACE} (${DURATION_MS} ms)`, () => {
-  let server: TestServer;
-  let client: RegistryClient;
   const pushed: Pushed[] = [];
   const retries = new Map<string, number>();
   const failures: string[] = [];
@@ -49,16 +47,15 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
   // A few base layers shared by many images: deleted and re-pushed content, deduplication.
   const baseLayers = Array.from({ length: 4 }, () => makeBlob(4096));
 
-  before(async () => ({ server, client } = await startGcServer({ graceperiod: GRACE, batchsize: 10 })));
-  after(async () => server.destroy());
+  const reg = useServer({ gc: { enabled: false, graceperiod: GRACE, batchsize: 10 } });
 
   async function pushBlobIfMissing(repository: string, blob: Blob): Promise<void> {
-    if ((await client.fetch(`/v2/${repository}/blobs/${blob.digest}`, { method: 'HEAD' })).status === 200) return;
-    await expectCreated(await client.pushBlob(repository, blob), `blob ${blob.digest}`);
+    if ((await reg.client.fetch(`/v2/${repository}/blobs/${blob.digest}`, { method: 'HEAD' })).status === 200) return;
+    await expectCreated(await reg.client.pushBlob(repository, blob), `blob ${blob.digest}`);
   }
 
   async function pushManifest(repository: string, reference: string, manifest: Blob, mediaType: string): Promise<void> {
-    await expectCreated(await client.pushManifest(repository, reference, manifest, mediaType), `manifest ${reference}`);
+    await expectCreated(await reg.client.pushManifest(repository, reference, manifest, mediaType), `manifest ${reference}`);
   }
 
   async function expectCreated(res: Response, what: string): Promise<void> {
@@ -125,7 +122,7 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
       }
       const victim = victims[Math.floor(Math.random() * victims.length)]!;
       const byDigest = n++ % 2 === 0;
-      const res = await client.fetch(`/v2/${victim.repository}/manifests/${byDigest ? victim.manifest.digest : victim.tag}`, { method: 'DELETE' });
+      const res = await reg.client.fetch(`/v2/${victim.repository}/manifests/${byDigest ? victim.manifest.digest : victim.tag}`, { method: 'DELETE' });
       if (res.status !== 202) failures.push(`delete ${victim.repository}:${victim.tag}: ${res.status} ${await res.text()}`);
       victim.state = byDigest ? 'deleted' : 'untagged';
       await sleep(5);
@@ -134,7 +131,7 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
 
   async function collector(deadline: number): Promise<void> {
     while (Date.now() < deadline) {
-      const res = await client.fetch('/api/v1/gc', { method: 'POST' });
+      const res = await reg.client.fetch('/api/v1/gc', { method: 'POST' });
       const report = (await res.json()) as GcReport;
       if (res.status !== 200 || !report.completed || report.counts.errors > 0) failures.push(`gc: ${res.status} ${JSON.stringify(report).slice(0, 300)}`);
       reports.push(report);
@@ -156,15 +153,15 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     assert.ok(pushed.length > 20 && reports.length > 5 && deletedBlobs > 0, 'the stress run should push, delete and collect');
 
     await verifyLiveImages();
-    await assertConsistent(server);
+    await assertConsistent(reg.server);
     // With writers stopped and the grace period over, one more run collects everything that is not live.
-    await sleep(server.gc.collector.options.gracePeriodMs + 50);
-    const final = (await (await client.fetch('/api/v1/gc', { method: 'POST' })).json()) as GcReport;
+    await sleep(reg.server.gc.collector.options.gracePeriodMs + 50);
+    const final = (await (await reg.client.fetch('/api/v1/gc', { method: 'POST' })).json()) as GcReport;
     assert.equal(final.completed, true);
     await verifyLiveImages();
-    await assertConsistent(server);
+    await assertConsistent(reg.server);
     const liveBlobs = new Set(pushed.filter((p) => p.state === 'tagged').flatMap((p) => p.children.flatMap((c) => [c.config, ...c.layers].map((b) => b.digest))));
-    const stored = await server.stores.gc.storageUsage();
+    const stored = await reg.server.stores.gc.storageUsage();
     assert.equal(stored.total.blobs, liveBlobs.size, 'after a final run only live blobs are stored');
   });
 
@@ -179,7 +176,7 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
   }
 
   async function expectContent(path: string, data: Buffer, accept?: string): Promise<void> {
-    const res = await client.fetch(path, accept ? { headers: { accept } } : {});
+    const res = await reg.client.fetch(path, accept ? { headers: { accept } } : {});
     assert.equal(res.status, 200, `${path} should be pullable`);
     assert.ok(Buffer.from(await res.arrayBuffer()).equals(data), `${path} differs from what was pushed`);
   }

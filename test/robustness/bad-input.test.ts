@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import { RegistryClient, OCI_MANIFEST, makeBlob, makeImage, sha256, type Image } from '../helpers/registry-client.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { before, describe, it } from 'node:test';
+import { OCI_MANIFEST, makeBlob, makeImage, sha256, type Image } from '../helpers/registry-client.js';
+import { useServer } from '../helpers/use-server.js';
 import { assertErrorBody, expectError, rawRequest } from '../http/support.js';
 
 /**
@@ -21,26 +21,22 @@ interface Snapshot {
 }
 
 describe('bad input: hostile requests get spec errors and change nothing', () => {
-  let server: TestServer;
-  let client: RegistryClient;
   let image: Image;
   let baseline: Snapshot;
 
+  const reg = useServer({ log: { level: 'silent' } });
   before(async () => {
-    server = await startTestServer({ log: { level: 'silent' } });
-    client = new RegistryClient(server.url);
     image = makeImage({ layers: 2 });
-    await client.pushImage(REPO, 'v1', image);
+    await reg.client.pushImage(REPO, 'v1', image);
     baseline = await snapshot();
   });
-  after(async () => server.destroy());
 
   /** What a client can observe of the registry: catalog, tags, the manifest, every blob's HEAD status. */
   async function snapshot(): Promise<Snapshot> {
-    const json = async (path: string) => (await client.fetch(path)).json();
-    const manifest = await client.fetch(`/v2/${REPO}/manifests/v1`);
+    const json = async (path: string) => (await reg.client.fetch(path)).json();
+    const manifest = await reg.client.fetch(`/v2/${REPO}/manifests/v1`);
     const blobs = await Promise.all(
-      [image.config, ...image.layers].map(async (b) => (await client.fetch(`/v2/${REPO}/blobs/${b.digest}`, { method: 'HEAD' })).status),
+      [image.config, ...image.layers].map(async (b) => (await reg.client.fetch(`/v2/${REPO}/blobs/${b.digest}`, { method: 'HEAD' })).status),
     );
     return { catalog: await json('/v2/_catalog'), tags: await json(`/v2/${REPO}/tags/list`), manifest: sha256(Buffer.from(await manifest.arrayBuffer())), blobs };
   }
@@ -50,7 +46,7 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
   }
 
   function putManifest(body: Buffer | string, ref = 'evil', contentType: string | undefined = OCI_MANIFEST): Promise<Response> {
-    return client.fetch(`/v2/${REPO}/manifests/${ref}`, {
+    return reg.client.fetch(`/v2/${REPO}/manifests/${ref}`, {
       method: 'PUT',
       body: new Uint8Array(Buffer.from(body)),
       headers: contentType ? { 'content-type': contentType } : {},
@@ -108,9 +104,9 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
       const deepManifest = withRaw('config', configWithPlatform(deep(100_000, '[', ']')));
       const res = await putManifest(deepManifest, 'deep');
       assert.equal(res.status, 201, await res.text());
-      const stored = await client.fetch(`/v2/${REPO}/manifests/deep`);
+      const stored = await reg.client.fetch(`/v2/${REPO}/manifests/deep`);
       assert.equal(sha256(Buffer.from(await stored.arrayBuffer())), sha256(deepManifest));
-      assert.equal((await client.fetch(`/v2/${REPO}/manifests/${sha256(deepManifest)}`, { method: 'DELETE' })).status, 202);
+      assert.equal((await reg.client.fetch(`/v2/${REPO}/manifests/${sha256(deepManifest)}`, { method: 'DELETE' })).status, 202);
       await assertUntouched('deep platform');
     });
 
@@ -122,10 +118,10 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
       // …and the in-process server's prototypes are untouched.
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
       if (res.status === 201) {
-        const stored = await client.fetch(`/v2/${REPO}/manifests/proto`);
+        const stored = await reg.client.fetch(`/v2/${REPO}/manifests/proto`);
         assert.equal(await stored.text(), hostile, 'stored byte-for-byte');
-        assert.equal((await client.fetch(`/v2/${REPO}/manifests/proto`, { method: 'DELETE' })).status, 202);
-        await client.fetch(`/v2/${REPO}/manifests/${sha256(hostile)}`, { method: 'DELETE' });
+        assert.equal((await reg.client.fetch(`/v2/${REPO}/manifests/proto`, { method: 'DELETE' })).status, 202);
+        await reg.client.fetch(`/v2/${REPO}/manifests/${sha256(hostile)}`, { method: 'DELETE' });
       }
     });
 
@@ -146,7 +142,7 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
 
     it('a tag with percent-encoded space, slash or NUL: 400 (TAG_INVALID or NAME_INVALID), nothing stored', async () => {
       for (const ref of ['a%20b', 'a%2Fb', 'a%00', '%2e%2e']) {
-        const res = await rawRequest(server.url, 'PUT', `/v2/${REPO}/manifests/${ref}`, { 'content-type': OCI_MANIFEST }, image.manifest.data);
+        const res = await rawRequest(reg.url, 'PUT', `/v2/${REPO}/manifests/${ref}`, { 'content-type': OCI_MANIFEST }, image.manifest.data);
         assert.equal(res.status, 400, `${ref}: ${res.body}`);
         assertErrorBody(res.headers['content-type'], res.body.toString(), ref === 'a%2Fb' ? 'TAG_INVALID' : 'TAG_INVALID');
       }
@@ -158,7 +154,7 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
     for (const digest of ['md5:d41d8cd98f00b204e9800998ecf8427e', 'sha256:xyz', `sha256:${'A'.repeat(64)}`, `sha512:${'0'.repeat(64)}`, 'sha256', 'sha256:', `sha256:${'0'.repeat(65)}`]) {
       it(`GET/HEAD/DELETE blobs/${digest.slice(0, 20)}…: 400 DIGEST_INVALID`, async () => {
         for (const method of ['GET', 'DELETE']) {
-          const res = await rawRequest(server.url, method, `/v2/${REPO}/blobs/${digest}`);
+          const res = await rawRequest(reg.url, method, `/v2/${REPO}/blobs/${digest}`);
           assert.equal(res.status, 400, `${method} ${digest}: ${res.body}`);
           assertErrorBody(res.headers['content-type'], res.body.toString(), 'DIGEST_INVALID');
         }
@@ -168,15 +164,15 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
 
     it('completing an upload with an unsupported digest: 400 DIGEST_INVALID, the session survives and completes later', async () => {
       const blob = makeBlob(500);
-      const start = await client.fetch(`/v2/${REPO}/blobs/uploads/`, { method: 'POST' });
+      const start = await reg.client.fetch(`/v2/${REPO}/blobs/uploads/`, { method: 'POST' });
       const location = start.headers.get('location')!;
-      assert.equal((await client.fetch(location, { method: 'PATCH', body: new Uint8Array(blob.data) })).status, 202);
-      await expectError(await client.fetch(`${location}?digest=md5:d41d8cd98f00b204e9800998ecf8427e`, { method: 'PUT' }), 400, 'DIGEST_INVALID');
-      const status = await client.fetch(location);
+      assert.equal((await reg.client.fetch(location, { method: 'PATCH', body: new Uint8Array(blob.data) })).status, 202);
+      await expectError(await reg.client.fetch(`${location}?digest=md5:d41d8cd98f00b204e9800998ecf8427e`, { method: 'PUT' }), 400, 'DIGEST_INVALID');
+      const status = await reg.client.fetch(location);
       assert.equal(status.status, 204);
       assert.equal(status.headers.get('range'), '0-499');
-      assert.equal((await client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT' })).status, 201);
-      await client.fetch(`/v2/${REPO}/blobs/${blob.digest}`, { method: 'DELETE' });
+      assert.equal((await reg.client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT' })).status, 201);
+      await reg.client.fetch(`/v2/${REPO}/blobs/${blob.digest}`, { method: 'DELETE' });
     });
   });
 
@@ -209,7 +205,7 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
           ['POST', `/v2/${name}/blobs/uploads/`],
           ['PUT', `/v2/${name}/manifests/v1`],
         ] as const) {
-          const res = await rawRequest(server.url, method, path, { 'content-type': OCI_MANIFEST }, method === 'PUT' ? image.manifest.data : undefined);
+          const res = await rawRequest(reg.url, method, path, { 'content-type': OCI_MANIFEST }, method === 'PUT' ? image.manifest.data : undefined);
           assert.ok(res.status === 400 || res.status === 404, `${method} ${path.slice(0, 60)} answered ${res.status}`);
           assertErrorBody(res.headers['content-type'], res.body.toString(), res.status === 400 ? 'NAME_INVALID' : 'UNSUPPORTED');
         }
@@ -222,14 +218,14 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
     for (const n of ['-1', '1e9', '99999999999999999999', 'abc', '1.5', '0x10', '%00', '+5', ' 5']) {
       it(`n=${n}: 400 PAGINATION_NUMBER_INVALID on tags and catalog`, async () => {
         for (const path of [`/v2/${REPO}/tags/list?n=${encodeURIComponent(n)}`, `/v2/_catalog?n=${encodeURIComponent(n)}`]) {
-          const res = await client.fetch(path);
+          const res = await reg.client.fetch(path);
           await expectError(res, 400, 'PAGINATION_NUMBER_INVALID');
         }
       });
     }
 
     it('n=1000000000 is capped, not allocated: 200 with every tag', async () => {
-      const res = await client.fetch(`/v2/${REPO}/tags/list?n=1000000000`);
+      const res = await reg.client.fetch(`/v2/${REPO}/tags/list?n=1000000000`);
       assert.equal(res.status, 200);
       assert.deepEqual(((await res.json()) as { tags: string[] }).tags, ['v1']);
     });
@@ -237,7 +233,7 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
     for (const last of ['%00', '%ff%fe', 'z'.repeat(10_000), '%F0%9F%92%A9', '%27;%20DROP%20TABLE%20tags;%20--']) {
       it(`last=${last.slice(0, 20)}: 200 with a well-formed (possibly empty) list`, async () => {
         for (const path of [`/v2/${REPO}/tags/list?n=5&last=${last}`, `/v2/_catalog?n=5&last=${last}`]) {
-          const res = await rawRequest(server.url, 'GET', path);
+          const res = await rawRequest(reg.url, 'GET', path);
           assert.equal(res.status, 200, `${path.slice(0, 80)}: ${res.body}`);
           const body = JSON.parse(res.body.toString()) as { tags?: unknown; repositories?: unknown };
           assert.ok(Array.isArray(body.tags ?? body.repositories));
@@ -249,18 +245,18 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
 
   describe('upload abuse', () => {
     async function session(repo = REPO): Promise<{ location: string; id: string }> {
-      const res = await client.fetch(`/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+      const res = await reg.client.fetch(`/v2/${repo}/blobs/uploads/`, { method: 'POST' });
       assert.equal(res.status, 202);
       return { location: res.headers.get('location')!, id: res.headers.get('docker-upload-uuid')! };
     }
     async function sizeOf(location: string): Promise<number> {
-      const res = await client.fetch(location);
+      const res = await reg.client.fetch(location);
       assert.equal(res.status, 204);
       const end = Number(/^0-(\d+)$/.exec(res.headers.get('range')!)![1]);
       return end === 0 ? 0 : end + 1;
     }
     function patch(location: string, data: Buffer, range?: string): Promise<Response> {
-      return client.fetch(location, {
+      return reg.client.fetch(location, {
         method: 'PATCH',
         body: new Uint8Array(data),
         headers: { 'content-type': 'application/octet-stream', ...(range ? { 'content-range': range } : {}) },
@@ -293,39 +289,39 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
 
     it('Content-Length disagreeing with Content-Range: 416, nothing appended', async () => {
       const { location } = await session();
-      const res = await rawSend(server.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Range: 0-9\r\nContent-Length: 5\r\n\r\nabcde`);
+      const res = await rawSend(reg.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Range: 0-9\r\nContent-Length: 5\r\n\r\nabcde`);
       assert.equal(statusOf(res), 416, res);
       assert.equal(await sizeOf(location), 0);
     });
 
     it('a body shorter than its Content-Length (client hangs up): nothing recorded, the session resumes at 0', async () => {
       const { location } = await session();
-      const res = await rawSend(server.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Range: 0-99\r\nContent-Length: 100\r\n\r\n${'a'.repeat(50)}`, { end: true });
+      const res = await rawSend(reg.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Range: 0-99\r\nContent-Length: 100\r\n\r\n${'a'.repeat(50)}`, { end: true });
       assertSpecError(res, 400);
       assert.equal(await sizeOf(location), 0);
       const blob = makeBlob(100);
       assert.equal((await untilIdle(() => patch(location, blob.data, '0-99'))).status, 202);
-      assert.equal((await client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT' })).status, 201);
+      assert.equal((await reg.client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT' })).status, 201);
     });
 
     it('a body longer than its Content-Length: only Content-Length bytes are taken, the excess is a bad next request', async () => {
       const { location } = await session();
-      const res = await rawSend(server.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789GARBAGE-NOT-HTTP\r\n\r\n`);
+      const res = await rawSend(reg.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789GARBAGE-NOT-HTTP\r\n\r\n`);
       // The excess is parsed as a next request and refused; the connection closes (possibly
       // before the PATCH's own 202 is written). The session holds all 10 bytes or none.
       assertSpecError(res.slice(res.lastIndexOf('HTTP/1.1 ')), 400);
-      await untilIdle(() => client.fetch(location));
+      await untilIdle(() => reg.client.fetch(location));
       const size = await sizeOf(location);
       assert.ok(size === 0 || size === 10, `size ${size}`);
       if (size === 10) {
-        assert.equal((await client.fetch(`${location}?digest=${sha256('0123456789')}`, { method: 'PUT' })).status, 201, 'exactly those bytes');
+        assert.equal((await reg.client.fetch(`${location}?digest=${sha256('0123456789')}`, { method: 'PUT' })).status, 201, 'exactly those bytes');
       }
     });
 
     it('Content-Length together with Transfer-Encoding (request smuggling): 400, connection closed, nothing appended', async () => {
       const { location } = await session();
       const res = await rawSend(
-        server.url,
+        reg.url,
         `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n`,
       );
       assertSpecError(res, 400);
@@ -336,7 +332,7 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
     for (const length of ['-1', 'abc', '1e3', '99999999999999999999999']) {
       it(`Content-Length "${length}": 4xx, nothing appended`, async () => {
         const { location } = await session();
-        const res = await rawSend(server.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n\r\nabc`);
+        const res = await rawSend(reg.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n\r\nabc`);
         assertSpecError(res, 400);
         assert.equal(await sizeOf(location), 0);
       });
@@ -346,15 +342,15 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
       const { location } = await session();
       const blob = makeBlob(64);
       assert.equal((await patch(location, blob.data)).status, 202);
-      assert.equal((await client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT' })).status, 201);
+      assert.equal((await reg.client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT' })).status, 201);
       await expectError(await patch(location, Buffer.alloc(10), '64-73'), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await expectError(await client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT' }), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await expectError(await client.fetch(location), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await expectError(await reg.client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await expectError(await reg.client.fetch(location), 404, 'BLOB_UPLOAD_UNKNOWN');
     });
 
     it('PATCH on a cancelled upload: 404 BLOB_UPLOAD_UNKNOWN', async () => {
       const { location } = await session();
-      assert.equal((await client.fetch(location, { method: 'DELETE' })).status, 204);
+      assert.equal((await reg.client.fetch(location, { method: 'DELETE' })).status, 204);
       await expectError(await patch(location, Buffer.alloc(10)), 404, 'BLOB_UPLOAD_UNKNOWN');
     });
 
@@ -364,17 +360,17 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
       assert.equal((await patch(location, blob.data, '0-99')).status, 202);
       const foreign = `/v2/${REPO}/blobs/uploads/${id}`;
       await expectError(await patch(foreign, Buffer.alloc(10), '100-109'), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await expectError(await client.fetch(`${foreign}?digest=${blob.digest}`, { method: 'PUT' }), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await expectError(await client.fetch(foreign), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await expectError(await client.fetch(foreign, { method: 'DELETE' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await expectError(await reg.client.fetch(`${foreign}?digest=${blob.digest}`, { method: 'PUT' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await expectError(await reg.client.fetch(foreign), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await expectError(await reg.client.fetch(foreign, { method: 'DELETE' }), 404, 'BLOB_UPLOAD_UNKNOWN');
       assert.equal(await sizeOf(location), 100, "the victim's session is intact");
-      assert.equal((await client.fetch(`/v2/${REPO}/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
-      assert.equal((await client.fetch(location, { method: 'DELETE' })).status, 204, 'its owner can still act on it');
+      assert.equal((await reg.client.fetch(`/v2/${REPO}/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
+      assert.equal((await reg.client.fetch(location, { method: 'DELETE' })).status, 204, 'its owner can still act on it');
     });
 
     for (const id of ['00000000-0000-4000-8000-000000000000', '..%2F..%2Fberth.db', 'x'.repeat(300), '%00']) {
       it(`an unknown or malformed session id "${id.slice(0, 24)}": 404 BLOB_UPLOAD_UNKNOWN`, async () => {
-        const res = await rawRequest(server.url, 'PATCH', `/v2/${REPO}/blobs/uploads/${id}`, { 'content-type': 'application/octet-stream' }, Buffer.alloc(10));
+        const res = await rawRequest(reg.url, 'PATCH', `/v2/${REPO}/blobs/uploads/${id}`, { 'content-type': 'application/octet-stream' }, Buffer.alloc(10));
         assert.equal(res.status, 404, res.body.toString());
         assertErrorBody(res.headers['content-type'], res.body.toString(), 'BLOB_UPLOAD_UNKNOWN');
       });

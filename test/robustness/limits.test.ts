@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryClient, errorCode, makeBlob, makeImage } from '../helpers/registry-client.js';
-import { startBerthProcess, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { startBerthProcess, startTestServer, tempDir } from '../helpers/server.js';
+import { useServer } from '../helpers/use-server.js';
 import { streamBody } from '../http/support.js';
 import { stagingFile } from './support.js';
 
@@ -60,17 +61,13 @@ async function openUpload(client: RegistryClient, repo: string): Promise<string>
 }
 
 describe('limits: manifest and blob size', () => {
-  let server: TestServer;
-  let client: RegistryClient;
+  const reg = useServer({ limits: { manifestsize: 2048, blobsize: 100_000 } });
   before(async () => {
-    server = await startTestServer({ limits: { manifestsize: 2048, blobsize: 100_000 } });
-    client = new RegistryClient(server.url);
-    await client.pushImage('limits/app', 'v1', makeImage({ layers: 1 }));
+    await reg.client.pushImage('limits/app', 'v1', makeImage({ layers: 1 }));
   });
-  after(async () => server.destroy());
 
   it('a manifest PUT declaring a huge Content-Length gets 413 before any body byte is sent, and the connection is closed', async () => {
-    const { socket, closed } = rawConnection(server.url);
+    const { socket, closed } = rawConnection(reg.url);
     socket.write(
       'PUT /v2/limits/app/manifests/huge HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 10000000000\r\n\r\n',
     );
@@ -81,39 +78,39 @@ describe('limits: manifest and blob size', () => {
   });
 
   it('a chunked manifest body that grows past the limit is cut off with 413; tags stay as they were', async () => {
-    const res = await client.fetch('/v2/limits/app/manifests/big', {
+    const res = await reg.client.fetch('/v2/limits/app/manifests/big', {
       method: 'PUT',
       body: new Uint8Array(Buffer.alloc(3000, 0x20)),
       headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
     });
     assert.equal(res.status, 413);
     assert.equal(await errorCode(res), 'MANIFEST_INVALID');
-    const tags = (await (await client.fetch('/v2/limits/app/tags/list')).json()) as { tags: string[] };
+    const tags = (await (await reg.client.fetch('/v2/limits/app/tags/list')).json()) as { tags: string[] };
     assert.deepEqual(tags.tags, ['v1']);
   });
 
   it('a blob PATCH declaring more than limits.blobsize gets 413 SIZE_INVALID without reading, and the session keeps its size', async () => {
-    const location = await openUpload(client, 'limits/app');
-    const { socket, closed } = rawConnection(server.url);
+    const location = await openUpload(reg.client, 'limits/app');
+    const { socket, closed } = rawConnection(reg.url);
     socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000000000\r\n\r\n`);
     const { data } = await closed;
     assert.deepEqual(parseRaw(data), { status: 413, code: 'SIZE_INVALID' });
-    const status = await client.fetch(location);
+    const status = await reg.client.fetch(location);
     assert.equal(status.status, 204);
     assert.equal(status.headers.get('range'), '0-0');
   });
 
   it('a streamed (chunked) blob that grows past limits.blobsize is refused with 413 and never becomes visible', async () => {
     const blob = makeBlob(150_000);
-    const res = await client.fetch(`/v2/limits/app/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', ...streamBody([blob.data]) } as RequestInit);
+    const res = await reg.client.fetch(`/v2/limits/app/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', ...streamBody([blob.data]) } as RequestInit);
     assert.equal(res.status, 413);
     assert.equal(await errorCode(res), 'SIZE_INVALID');
-    assert.equal((await client.fetch(`/v2/limits/app/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
+    assert.equal((await reg.client.fetch(`/v2/limits/app/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
   });
 
   it('a blob at exactly limits.blobsize is accepted', async () => {
     const blob = makeBlob(100_000);
-    assert.equal((await client.pushBlob('limits/app', blob)).status, 201);
+    assert.equal((await reg.client.pushBlob('limits/app', blob)).status, 201);
   });
 });
 
@@ -185,14 +182,10 @@ describe('limits: concurrent uploads', () => {
 });
 
 describe('limits: slow and stalled clients', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startTestServer({ http: { headerstimeout: '2s', idletimeout: '2s' } });
-  });
-  after(async () => server.destroy());
+  const reg = useServer({ http: { headerstimeout: '2s', idletimeout: '2s' } });
 
   it('slowloris: headers sent one byte per second are cut off after http.headerstimeout', async () => {
-    const { socket, closed } = rawConnection(server.url);
+    const { socket, closed } = rawConnection(reg.url);
     socket.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n');
     const trickle = setInterval(() => socket.writable && socket.write('X'), 1000);
     try {
@@ -203,11 +196,11 @@ describe('limits: slow and stalled clients', () => {
       socket.destroy();
     }
     // Other clients were served all along.
-    assert.equal((await fetch(`${server.url}/v2/`)).status, 200);
+    assert.equal((await fetch(`${reg.url}/v2/`)).status, 200);
   });
 
   it('a client that stalls mid-body is disconnected after http.idletimeout, and the upload resumes from its last Range', async () => {
-    const client = new RegistryClient(server.url);
+    const client = new RegistryClient(reg.url);
     const blob = makeBlob(200_000);
     const location = await openUpload(client, 'limits/stall');
     const first = await client.fetch(location, {
@@ -217,7 +210,7 @@ describe('limits: slow and stalled clients', () => {
     });
     assert.equal(first.status, 202);
 
-    const { socket, closed } = rawConnection(server.url);
+    const { socket, closed } = rawConnection(reg.url);
     socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Range: 50000-199999\r\nContent-Length: 150000\r\n\r\n`);
     socket.write(blob.data.subarray(50_000, 100_000));
     const { afterMs } = await Promise.race([closed, sleep(15_000).then(() => ({ afterMs: Infinity, data: '' }))]);

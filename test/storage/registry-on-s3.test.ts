@@ -5,7 +5,8 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../src/storage/s3.js';
 import { RegistryClient, makeBlob, makeImage, type Blob } from '../helpers/registry-client.js';
 import { localS3Settings, startLocalS3, type LocalS3 } from '../helpers/s3.js';
-import { startBerthProcess, startTestServer, tempDir, type BerthProcess, type TestServer } from '../helpers/server.js';
+import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { useServer } from '../helpers/use-server.js';
 import { assertBytes } from './contract.js';
 
 /** The whole registry with blobs in S3 (s3rver), whatever BERTH_TEST_STORAGE says. */
@@ -32,28 +33,22 @@ async function pullBlob(client: RegistryClient, repo: string, blob: Blob, range?
 }
 
 describe('registry on S3: push and pull over HTTP', () => {
-  let server: TestServer;
-  let client: RegistryClient;
-  before(async () => {
-    server = await startTestServer({ storage: { s3: localS3Settings(s3, 'in-process') } });
-    client = new RegistryClient(server.url);
-  });
-  after(async () => server.destroy());
+  const reg = useServer(() => ({ storage: { s3: localS3Settings(s3, 'in-process') } }));
 
   it('pushes layers chunked and monolithically, then pulls every byte back, ranges included', async () => {
     const image = makeImage({ layers: 1, layerSize: 64 * 1024 });
     const big = makeBlob(12 * MiB + 5);
-    const chunked = await client.pushBlobChunked('s3/app', big, 3 * MiB);
+    const chunked = await reg.client.pushBlobChunked('s3/app', big, 3 * MiB);
     assert.equal(chunked.status, 201, await chunked.clone().text());
-    const tiny = await client.pushBlobChunked('s3/app', makeBlob(10), 4);
+    const tiny = await reg.client.pushBlobChunked('s3/app', makeBlob(10), 4);
     assert.equal(tiny.status, 201);
-    await client.pushImage('s3/app', 'v1', image);
+    await reg.client.pushImage('s3/app', 'v1', image);
 
-    const manifest = await client.fetch('/v2/s3/app/manifests/v1');
+    const manifest = await reg.client.fetch('/v2/s3/app/manifests/v1');
     assert.equal(manifest.status, 200);
     assertBytes(Buffer.from(await manifest.arrayBuffer()), image.manifest.data, 'manifest');
     for (const blob of [big, image.config, ...image.layers]) {
-      const res = await pullBlob(client, 's3/app', blob);
+      const res = await pullBlob(reg.client, 's3/app', blob);
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('docker-content-digest'), blob.digest);
       assertBytes(Buffer.from(await res.arrayBuffer()), blob.data, blob.digest);
@@ -63,7 +58,7 @@ describe('registry on S3: push and pull over HTTP', () => {
       [5 * MiB - 1, 5 * MiB + 1],
       [big.size - 10, big.size - 1],
     ] as const) {
-      const res = await pullBlob(client, 's3/app', big, `bytes=${start}-${end}`);
+      const res = await pullBlob(reg.client, 's3/app', big, `bytes=${start}-${end}`);
       assert.equal(res.status, 206);
       assertBytes(Buffer.from(await res.arrayBuffer()), big.data.subarray(start, end + 1), `range ${start}-${end}`);
     }
@@ -71,7 +66,7 @@ describe('registry on S3: push and pull over HTTP', () => {
 
   it('the bytes live in the bucket under rootdirectory, and finished uploads leave no staging behind', async () => {
     const blob = makeBlob(2 * MiB);
-    assert.equal((await client.pushBlob('s3/layout', blob)).status, 201);
+    assert.equal((await reg.client.pushBlob('s3/layout', blob)).status, 201);
     const hex = blob.digest.slice('sha256:'.length);
     assert.deepEqual(await keysUnder(`in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`), [
       `in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`,
@@ -142,20 +137,14 @@ describe('registry on S3: replicas share uploads', () => {
 });
 
 describe('registry on S3 with storage.s3.redirect', () => {
-  let server: TestServer;
-  let client: RegistryClient;
-  before(async () => {
-    server = await startTestServer({ storage: { s3: { ...localS3Settings(s3, 'redirect'), redirect: true } } });
-    client = new RegistryClient(server.url);
-  });
-  after(async () => server.destroy());
+  const reg = useServer(() => ({ storage: { s3: { ...localS3Settings(s3, 'redirect'), redirect: true } } }));
 
   it('answers blob GET with 307 to a presigned URL that serves the exact bytes; HEAD and manifests stay local', async () => {
     const image = makeImage({ layers: 1, layerSize: 32 * 1024 });
-    await client.pushImage('s3/redirect', 'v1', image);
+    await reg.client.pushImage('s3/redirect', 'v1', image);
     const layer = image.layers[0]!;
 
-    const res = await client.fetch(`/v2/s3/redirect/blobs/${layer.digest}`, { redirect: 'manual' });
+    const res = await reg.client.fetch(`/v2/s3/redirect/blobs/${layer.digest}`, { redirect: 'manual' });
     assert.equal(res.status, 307);
     const location = res.headers.get('location')!;
     assert.match(location, /X-Amz-Signature=/);
@@ -163,14 +152,14 @@ describe('registry on S3 with storage.s3.redirect', () => {
     assert.equal(direct.status, 200);
     assertBytes(Buffer.from(await direct.arrayBuffer()), layer.data, 'presigned blob');
 
-    const head = await client.fetch(`/v2/s3/redirect/blobs/${layer.digest}`, { method: 'HEAD' });
+    const head = await reg.client.fetch(`/v2/s3/redirect/blobs/${layer.digest}`, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(head.headers.get('content-length'), String(layer.size));
     // A manifest fetched through the blobs endpoint lives in the metadata DB: never redirected.
-    const viaBlobs = await client.fetch(`/v2/s3/redirect/blobs/${image.manifest.digest}`, { redirect: 'manual' });
+    const viaBlobs = await reg.client.fetch(`/v2/s3/redirect/blobs/${image.manifest.digest}`, { redirect: 'manual' });
     assert.equal(viaBlobs.status, 200);
     // An unknown blob is still a 404, not a redirect to nothing.
-    const unknown = await client.fetch(`/v2/s3/redirect/blobs/${makeBlob(8).digest}`, { redirect: 'manual' });
+    const unknown = await reg.client.fetch(`/v2/s3/redirect/blobs/${makeBlob(8).digest}`, { redirect: 'manual' });
     assert.equal(unknown.status, 404);
   });
 });
