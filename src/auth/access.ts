@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify';
 import type { Identity } from './identity.js';
 import type { Permission } from './permissions.js';
 import type { Grant } from './scopes.js';
@@ -14,6 +13,19 @@ export type Scope =
   | { type: 'repository'; name: string; actions: Action[]; requires?: Permission[] }
   | { type: 'registry'; name: 'catalog'; actions: Action[] }
   | { type: 'base' };
+
+/**
+ * What a request presents, as the HTTP layer read it: auth never sees the framework's
+ * request object. `baseUrl` is where clients reach this server (http.host, else the
+ * request's own, proxy-aware), for the token realm.
+ */
+export interface RequestCredentials {
+  /** The Authorization header, if any. */
+  authorization?: string;
+  /** Client address (honours http.trustproxy); keys the failed-login throttle. */
+  ip: string;
+  baseUrl: string;
+}
 
 /** Who is calling. `anonymous` until an authenticator says otherwise. */
 export interface Principal {
@@ -31,7 +43,7 @@ export interface Principal {
  */
 export interface AccessPolicy {
   /** Resolves the caller and checks `scope`; throws RegistryError UNAUTHORIZED/DENIED. */
-  authorize(request: FastifyRequest, scope: Scope): Promise<Principal>;
+  authorize(credentials: RequestCredentials, scope: Scope): Promise<Principal>;
   /** Whether `principal` may pull from `repository` (mount discovery, catalog filtering). */
   canRead(principal: Principal, repository: string): Promise<boolean>;
 }

@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../core/errors.js';
 import { HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
 import type { AuthStore, RobotPermission, UserRecord } from './ports.js';
@@ -26,8 +25,7 @@ export function isSystemAdmin(identity: Identity): boolean {
 }
 
 /** `Authorization: Basic …` → credentials, or null when absent or not Basic. */
-export function basicCredentials(request: FastifyRequest): { username: string; password: string } | null {
-  const header = request.headers.authorization;
+export function basicCredentials(header: string | undefined): { username: string; password: string } | null {
   if (typeof header !== 'string') return null;
   const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
   if (!m) return null;
@@ -38,8 +36,7 @@ export function basicCredentials(request: FastifyRequest): { username: string; p
 }
 
 /** `Authorization: Bearer …` → the token, or null. */
-export function bearerToken(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
+export function bearerToken(header: string | undefined): string | null {
   if (typeof header !== 'string') return null;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m ? m[1]! : null;

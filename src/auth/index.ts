@@ -1,12 +1,11 @@
-import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/schema.js';
 import type { MetadataStore } from '../core/ports.js';
 import type { AuthStore } from './ports.js';
-import { AuthService, baseUrlResolver } from './service.js';
+import { AuthService, baseUrlResolver, type RequestOrigin } from './service.js';
 
 /** The auth layer over the ports the composition root gives it (its own store, the registry's metadata). */
-export function createAuthService(config: BerthConfig, store: AuthStore, metadata: MetadataStore, baseUrl: (request: FastifyRequest) => string): AuthService {
+export function createAuthService(config: BerthConfig, store: AuthStore, metadata: MetadataStore, baseUrl: (origin: RequestOrigin) => string): AuthService {
   return new AuthService(config.auth, store, metadata, baseUrl);
 }
 

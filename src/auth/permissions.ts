@@ -41,11 +41,60 @@ export const OPERATIONS: readonly { operation: string; needs: string }[] = [
   { operation: 'PUT manifests, POST/PATCH/PUT/DELETE blob uploads', needs: 'pull + push' },
   { operation: 'DELETE /v2/<name>/manifests/<ref>, DELETE blobs', needs: 'delete' },
   { operation: 'GET /v2/_catalog', needs: 'any signed-in identity; lists only repositories it may pull' },
-  { operation: 'GET /api/v1/projects/<p>, GET its members', needs: 'read-project' },
-  { operation: 'PATCH/DELETE /api/v1/projects/<p>, PUT/DELETE members, list/create/revoke its robots', needs: 'manage-project' },
-  { operation: 'POST /api/v1/projects', needs: 'any user (auth.projects.creation: everyone) or system admin' },
-  { operation: 'users, system robots, audit log, gc, storage and any other /api/v1 endpoint', needs: 'system admin' },
 ];
+
+/** Who may reach an admin-API route at all: anyone, any signed-in identity, or a system admin. */
+export type ApiAccess = 'public' | 'user' | 'admin';
+
+export interface ApiOperation {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Path under /api/v1, in Fastify's syntax (e.g. /projects/:project). */
+  path: string;
+  /** The gate every request passes before its handler (src/auth/service.ts authorizeApi). */
+  access: ApiAccess;
+  /** What it needs beyond `access`, checked by the Directory (project permissions, self-service). */
+  needs: string;
+}
+
+/**
+ * Every /api/v1 endpoint and who may call it. The admin API registers a route only if it
+ * is in this table (and takes its `access` from here); any other /api/ path answers to
+ * system admins only. test/http/api-routes.test.ts checks the registered routes against it.
+ */
+export const API_OPERATIONS: readonly ApiOperation[] = [
+  { method: 'GET', path: '/openapi.json', access: 'public', needs: 'nothing' },
+  { method: 'GET', path: '/me', access: 'user', needs: 'any signed-in identity' },
+  { method: 'GET', path: '/users', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/users', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/users/:username', access: 'user', needs: 'system admin, or the user themself' },
+  { method: 'PATCH', path: '/users/:username', access: 'admin', needs: 'system admin' },
+  { method: 'PUT', path: '/users/:username/password', access: 'user', needs: 'system admin, or the user themself with currentPassword' },
+  { method: 'DELETE', path: '/users/:username', access: 'admin', needs: 'system admin (not their own account)' },
+  { method: 'GET', path: '/projects', access: 'user', needs: 'any signed-in identity; lists the projects it may read-project' },
+  { method: 'POST', path: '/projects', access: 'user', needs: 'any user (auth.projects.creation: everyone) or system admin' },
+  { method: 'GET', path: '/projects/:project', access: 'user', needs: 'read-project' },
+  { method: 'PATCH', path: '/projects/:project', access: 'user', needs: 'manage-project' },
+  { method: 'DELETE', path: '/projects/:project', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/members', access: 'user', needs: 'read-project' },
+  { method: 'PUT', path: '/projects/:project/members/:username', access: 'user', needs: 'manage-project' },
+  { method: 'DELETE', path: '/projects/:project/members/:username', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/robots', access: 'user', needs: 'manage-project' },
+  { method: 'POST', path: '/projects/:project/robots', access: 'user', needs: 'manage-project' },
+  { method: 'DELETE', path: '/projects/:project/robots/:robot', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/robots', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/robots', access: 'admin', needs: 'system admin' },
+  { method: 'DELETE', path: '/robots/:robot', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/audit', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/gc', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/storage', access: 'admin', needs: 'system admin' },
+];
+
+/** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */
+export function apiOperation(method: string, path: string): ApiOperation {
+  const found = API_OPERATIONS.find((o) => o.method === method && o.path === path);
+  if (!found) throw new Error(`${method} /api/v1${path} is not in API_OPERATIONS (src/auth/permissions.ts): add it there first`);
+  return found;
+}
 
 export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
@@ -75,7 +124,11 @@ export function renderPermissionTables(): string {
     const robot = ROBOT_PERMISSIONS.includes(permission) ? 'yes' : '—';
     return `| ${permission} | ${cells.join(' | ')} | ${pub} | ${robot} |`;
   });
-  const ops = OPERATIONS.map((o) => `| \`${o.operation}\` | ${o.needs} |`);
+  const ops = [
+    ...OPERATIONS.map((o) => `| \`${o.operation}\` | ${o.needs} |`),
+    ...API_OPERATIONS.map((o) => `| \`${o.method} /api/v1${o.path}\` | ${o.needs} |`),
+    '| `any other /api/ path` | system admin (then 404) |',
+  ];
   return [
     header,
     rule,

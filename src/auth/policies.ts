@@ -1,6 +1,5 @@
-import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../core/errors.js';
-import type { AccessPolicy, Principal, Scope } from './access.js';
+import type { AccessPolicy, Principal, RequestCredentials, Scope } from './access.js';
 import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, identityName, type Identity } from './identity.js';
 import { ACTION_PERMISSION, type Permission } from './permissions.js';
 import type { AccessRules } from './rules.js';
@@ -34,9 +33,6 @@ function denied(identity: Identity, scope: Scope, missing: string[]): RegistryEr
   });
 }
 
-/** Base URL clients see this server at: http.host if configured, else the request's own (proxy-aware when trustproxy). */
-export type BaseUrl = (request: FastifyRequest) => string;
-
 /**
  * auth: basic — HTTP Basic credentials on every request (users or robots). Anonymous callers
  * may only pull from public projects; everything else answers 401 with a Basic challenge,
@@ -49,8 +45,8 @@ export class BasicAccessPolicy implements AccessPolicy {
     private readonly challenge: Record<string, string> = BASIC_CHALLENGE,
   ) {}
 
-  async authorize(request: FastifyRequest, scope: Scope): Promise<Principal> {
-    const credentials = basicCredentials(request);
+  async authorize(request: RequestCredentials, scope: Scope): Promise<Principal> {
+    const credentials = basicCredentials(request.authorization);
     const identity = credentials
       ? await this.authenticator.login(credentials.username, credentials.password, request.ip, this.challenge)
       : ANONYMOUS;
@@ -91,11 +87,11 @@ export class TokenAccessPolicy implements AccessPolicy {
     private readonly rules: AccessRules,
     /** Resolves a local token's subject to its current identity; null for an external issuer. */
     private readonly authenticator: Authenticator | null,
-    private readonly challenge: { realm: (request: FastifyRequest) => string; service: string },
+    private readonly challenge: { realm: (baseUrl: string) => string; service: string },
   ) {}
 
-  async authorize(request: FastifyRequest, scope: Scope): Promise<Principal> {
-    const token = bearerToken(request);
+  async authorize(request: RequestCredentials, scope: Scope): Promise<Principal> {
+    const token = bearerToken(request.authorization);
     if (!token) throw this.unauthorized(request, scope, 'authentication required');
     const verified = await this.verify(request, scope, token);
     const identity = await this.identityOf(request, scope, verified);
@@ -128,7 +124,7 @@ export class TokenAccessPolicy implements AccessPolicy {
     return (await this.rules.permissions(identity, repository)).has('pull');
   }
 
-  private async verify(request: FastifyRequest, scope: Scope, token: string): Promise<VerifiedToken> {
+  private async verify(request: RequestCredentials, scope: Scope, token: string): Promise<VerifiedToken> {
     try {
       return await this.verifier.verify(token);
     } catch (err) {
@@ -136,7 +132,7 @@ export class TokenAccessPolicy implements AccessPolicy {
     }
   }
 
-  private async identityOf(request: FastifyRequest, scope: Scope, token: VerifiedToken): Promise<Identity> {
+  private async identityOf(request: RequestCredentials, scope: Scope, token: VerifiedToken): Promise<Identity> {
     if (!this.authenticator) return token.subject ? { kind: 'external', name: token.subject } : ANONYMOUS;
     // A deleted user or revoked robot loses access at once, not when its tokens expire.
     const identity = await this.authenticator.current(token.subject);
@@ -144,8 +140,8 @@ export class TokenAccessPolicy implements AccessPolicy {
     return identity;
   }
 
-  private unauthorized(request: FastifyRequest, scope: Scope, message: string, error?: string): RegistryError {
-    const params = [`realm="${this.challenge.realm(request)}"`, `service="${this.challenge.service}"`];
+  private unauthorized(request: RequestCredentials, scope: Scope, message: string, error?: string): RegistryError {
+    const params = [`realm="${this.challenge.realm(request.baseUrl)}"`, `service="${this.challenge.service}"`];
     const wanted = scopeString(scope);
     if (wanted) params.push(`scope="${wanted}"`);
     if (error) params.push(`error="${error}"`);

@@ -7,8 +7,7 @@ import type { Registry } from '../core/registry.js';
 import type { GarbageCollector } from '../gc/collector.js';
 import type { StorageUsageQueries } from '../gc/ports.js';
 import { registerAdminApi } from './api/index.js';
-import { registerGcApi } from './api/gc.js';
-import { registerStorageApi } from './api/storage.js';
+import { credentialsReader } from './credentials.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerUploadLimits } from './limits.js';
 import { clientErrorHandler } from './client-errors.js';
@@ -30,7 +29,7 @@ export interface AppOptions {
   /** Upload transfers one client address may have in flight (limits.uploadsperclient; 0 = no limit). */
   uploadsPerClient?: number;
   https?: { key: Buffer; cert: Buffer };
-  /** POST /api/v1/gc and GET /api/v1/storage (src/gc). */
+  /** POST /api/v1/gc and GET /api/v1/storage (src/gc); served with the admin API, so only with `auth`. */
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
 }
 
@@ -61,6 +60,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       : {}),
   }) as unknown as FastifyInstance;
   app.server.headersTimeout = options.headersTimeout;
+  recordRoutes(app);
   closeLingeringKeepAlives(app);
 
   // Bodies are streamed by the handlers themselves (blobs) or read with a size limit
@@ -93,16 +93,27 @@ export function buildApp(options: AppOptions): FastifyInstance {
     }
   });
 
-  registerV2Routes(app, { registry: options.registry, access: options.access });
-  if (options.gc) {
-    registerGcApi(app, options.gc.collector);
-    registerStorageApi(app, options.gc.usage);
-  }
+  registerV2Routes(app, { registry: options.registry, access: options.access, credentials: credentialsReader(options.auth?.baseUrl) });
   if (options.auth) {
-    if (options.auth.issuer) registerTokenRoutes(app, options.auth);
-    registerAdminApi(app, options.auth);
+    if (options.auth.tokens) registerTokenRoutes(app, options.auth);
+    registerAdminApi(app, options.auth, { gc: options.gc });
   }
   return app;
+}
+
+const registered = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+
+/** Every route registered on `app` (method × URL), as collected at build time. For tests and diagnostics. */
+export function registeredRoutes(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return registered.get(app) ?? [];
+}
+
+function recordRoutes(app: FastifyInstance): void {
+  const routes: { method: string; url: string }[] = [];
+  registered.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
 }
 
 /** How often Node checks connections for headersTimeout: often enough to honour small timeouts. */

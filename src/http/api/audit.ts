@@ -5,7 +5,6 @@ export const auditRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/audit',
-    access: 'admin',
     summary: 'Audit log, newest first (?limit=1..1000, ?before=<id> to page)',
     handler: async ({ auth, query }) => {
       const limit = query.limit === undefined ? 100 : Number(query.limit);
@@ -13,7 +12,7 @@ export const auditRoutes: ApiRoute[] = [
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000 || (before !== undefined && !Number.isInteger(before))) {
         throw new RegistryError('PAGINATION_NUMBER_INVALID', 'limit must be 1..1000 and before an entry id');
       }
-      const entries = await auth.store.listAudit(limit, before);
+      const entries = await auth.directory.audit(limit, before);
       return entries.map((e) => ({ ...e, at: e.at.toISOString() }));
     },
   },

@@ -1,26 +1,25 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Actor } from '../../auth/accounts.js';
-import { ANONYMOUS, basicCredentials, bearerToken, identityName, isSystemAdmin, type Identity } from '../../auth/identity.js';
-import { BASIC_CHALLENGE } from '../../auth/policies.js';
+import { ANONYMOUS, identityName, type Identity } from '../../auth/identity.js';
+import { apiOperation, type ApiOperation } from '../../auth/permissions.js';
 import type { AuthService } from '../../auth/service.js';
 import { RegistryError } from '../../core/errors.js';
+import { credentialsReader } from '../credentials.js';
 import { auditRoutes } from './audit.js';
+import { gcRoutes } from './gc.js';
 import { openApiDocument } from './openapi.js';
 import { projectRoutes } from './projects.js';
-import type { ApiAccess, ApiRoute } from './route.js';
+import type { ApiFeatures, ApiRoute } from './route.js';
 import { robotRoutes } from './robots.js';
 import { userRoutes } from './users.js';
 
 export const API_PREFIX = '/api/v1';
 const JSON_LIMIT = 1024 * 1024;
 
-/** With auth: none there are no accounts: every caller acts as an administrator. */
-const OPEN_ADMIN: Identity = { kind: 'user', name: 'anonymous', admin: true };
-
 const identities = new WeakMap<FastifyRequest, Identity>();
 
-/** The authenticated caller of an /api request (set by the hook below). */
+/** The authenticated caller of an /api request (set by the gate). */
 export function apiIdentity(request: FastifyRequest): Identity {
   return identities.get(request) ?? ANONYMOUS;
 }
@@ -29,22 +28,32 @@ export function apiActor(request: FastifyRequest): Actor {
   return { name: identityName(apiIdentity(request)) || 'anonymous', ip: request.ip };
 }
 
+/** Every admin-API route this server serves, given its features: the one route table. */
+export function apiRoutes(features: ApiFeatures): ApiRoute[] {
+  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...(features.gc ? gcRoutes : [])];
+}
+
 /**
- * The admin REST API under /api/v1. Authentication and the coarse access check run in a
- * root-level hook for EVERY /api/ path, so endpoints other modules add there (gc, storage)
- * are admin-only unless their route config says `{ access: 'user' | 'public' }`.
+ * The admin REST API under /api/v1. Each route comes from the route table (apiRoutes) and is
+ * gated by its row in the permission table (API_OPERATIONS, src/auth/permissions.ts) before its
+ * handler runs; openapi.json is generated from the same table.
  */
-export function registerAdminApi(app: FastifyInstance, auth: AuthService): void {
+export function registerAdminApi(app: FastifyInstance, auth: AuthService, features: ApiFeatures = {}): void {
+  const credentials = credentialsReader(auth.baseUrl);
+  const gated = new WeakSet<ApiOperation>();
+
+  // Deny-by-default safety net, not the source of truth: an /api/ request that matched no table
+  // route (an unknown path, or an endpoint registered outside the table) needs a system admin.
+  // Judged by the matched route as well as the raw URL, so no spelling of a path slips past.
   app.addHook('onRequest', async (request) => {
-    // Judged by the matched route as well as the raw URL, so no spelling of a path slips past.
     if (!request.url.startsWith('/api/') && !(request.routeOptions.url ?? '').startsWith('/api/')) return;
-    const access = (request.routeOptions.config as { access?: ApiAccess } | undefined)?.access ?? 'admin';
-    const identity = await authenticate(auth, request, access);
-    identities.set(request, identity);
-    if (access === 'admin' && !isSystemAdmin(identity)) throw new RegistryError('DENIED', 'this operation needs a system administrator');
+    const operation = (request.routeOptions.config as { apiOperation?: ApiOperation } | undefined)?.apiOperation;
+    if (operation && gated.has(operation)) return;
+    identities.set(request, await auth.authorizeApi(credentials(request), 'admin'));
   });
 
-  const routes: ApiRoute[] = [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes];
+  const routes = apiRoutes(features);
+  const document = openApiDocument([...routes, openApiRoute(() => document)], API_PREFIX);
   app.register(
     async (scope) => {
       // Only the admin API parses JSON; /v2 streams its bodies untouched.
@@ -55,33 +64,52 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService): void 
           done(new RegistryError('INVALID_ARGUMENT', 'request body is not valid JSON'), undefined);
         }
       });
-      for (const route of routes) registerRoute(scope, auth, route);
-      const document = openApiDocument(routes, API_PREFIX);
-      scope.get('/openapi.json', { config: { access: 'public' } }, async () => document);
+      for (const route of [...routes, openApiRoute(() => document)]) {
+        const operation = apiOperation(route.method, route.path);
+        gated.add(operation);
+        registerRoute(scope, auth, features, route, operation, credentials);
+      }
     },
     { prefix: API_PREFIX },
   );
 }
 
-function registerRoute(scope: FastifyInstance, auth: AuthService, route: ApiRoute): void {
+function openApiRoute(document: () => Record<string, unknown>): ApiRoute {
+  return { method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', handler: async () => document() };
+}
+
+function registerRoute(
+  scope: FastifyInstance,
+  auth: AuthService,
+  features: ApiFeatures,
+  route: ApiRoute,
+  operation: ApiOperation,
+  credentials: ReturnType<typeof credentialsReader>,
+): void {
   scope.route({
     method: route.method,
     url: route.path,
-    config: { access: route.access },
+    config: { apiOperation: operation },
+    // The gate: the route's row in the permission table, before the body is even parsed.
+    onRequest: async (request) => {
+      identities.set(request, await auth.authorizeApi(credentials(request), operation.access));
+    },
     handler: async (request, reply) => {
       const body = route.body ? parseBody(route.body, request.body) : undefined;
+      reply.code(route.status ?? 200);
       const result = await route.handler({
         auth,
+        features,
         identity: apiIdentity(request),
         actor: apiActor(request),
+        credentials: credentials(request),
         params: request.params as Record<string, string>,
         query: request.query as Record<string, string | undefined>,
         body,
         request,
         reply,
       });
-      reply.code(route.status ?? 200);
-      return route.status === 204 ? reply.send() : result;
+      return reply.statusCode === 204 ? reply.send() : result;
     },
   });
 }
@@ -91,31 +119,4 @@ function parseBody(schema: z.ZodType, body: unknown): unknown {
   if (result.success) return result.data;
   const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
   throw new RegistryError('INVALID_ARGUMENT', `invalid request body: ${issues.map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ')}`, issues);
-}
-
-/** Basic credentials or a Bearer token from this server (or the external issuer); anonymous only for public routes. */
-async function authenticate(auth: AuthService, request: FastifyRequest, access: ApiAccess): Promise<Identity> {
-  if (auth.mode === 'none') return OPEN_ADMIN;
-  const challenge = auth.mode === 'basic' ? BASIC_CHALLENGE : { 'www-authenticate': `Bearer realm="${auth.config.token.realm ?? `${auth.baseUrl(request)}/token`}",service="${auth.config.token.service}"` };
-  const credentials = basicCredentials(request);
-  if (credentials) return auth.authenticator.login(credentials.username, credentials.password, request.ip, challenge);
-  const token = bearerToken(request);
-  if (token && auth.verifier) {
-    const identity = await identityFromToken(auth, token);
-    if (identity) return identity;
-    throw new RegistryError('UNAUTHORIZED', 'invalid token', null, challenge);
-  }
-  if (access === 'public') return ANONYMOUS;
-  throw new RegistryError('UNAUTHORIZED', 'authentication required', null, challenge);
-}
-
-async function identityFromToken(auth: AuthService, token: string): Promise<Identity | null> {
-  try {
-    const verified = await auth.verifier!.verify(token);
-    if (!auth.issuer) return verified.subject ? { kind: 'external', name: verified.subject } : null;
-    const identity = await auth.authenticator.current(verified.subject);
-    return identity && identity.kind !== 'anonymous' ? identity : null;
-  } catch {
-    return null;
-  }
 }

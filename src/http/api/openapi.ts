@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { apiOperation } from '../../auth/permissions.js';
 import type { ApiRoute } from './route.js';
 
 const ERROR_BODY = {
@@ -18,21 +19,23 @@ export function openApiDocument(routes: ApiRoute[], prefix: string): Record<stri
     const path = `${prefix}${route.path.replace(/:(\w+)/g, '{$1}')}`;
     const parameters = [...route.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
     const status = String(route.status ?? 200);
+    const { access, needs } = apiOperation(route.method, route.path);
     (paths[path] ??= {})[route.method.toLowerCase()] = {
       summary: route.summary,
-      'x-berth-access': route.access,
+      'x-berth-access': access,
+      'x-berth-needs': needs,
       ...(parameters.length > 0 ? { parameters } : {}),
       ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input' }) } } } } : {}),
       responses: {
         [status]: { description: status === '204' ? 'done' : 'success' },
         default: { description: 'error', content: { 'application/json': { schema: ERROR_BODY } } },
       },
-      ...(route.access === 'public' ? { security: [] } : {}),
+      ...(access === 'public' ? { security: [] } : {}),
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Berth admin API', version: '1', description: 'Users, projects, members, robot accounts and the audit log. See docs/security.md.' },
+    info: { title: 'Berth admin API', version: '1', description: 'Users, projects, members, robot accounts, the audit log, garbage collection and storage usage. See docs/security.md.' },
     components: { securitySchemes: { basic: { type: 'http', scheme: 'basic' }, bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     security: [{ basic: [] }, { bearer: [] }],
     paths,

@@ -13,41 +13,26 @@ function projectView(project: ProjectRecord) {
   return { name: project.name, public: project.public, createdBy: project.createdBy, createdAt: project.createdAt.toISOString() };
 }
 
-/**
- * Loads :project and checks the caller holds `permission` in it. A project the caller
- * may not even read answers 404, so private project names do not leak.
- */
-export async function projectWith(ctx: ApiContext, permission: Permission): Promise<ProjectRecord> {
-  const project = await ctx.auth.store.getProject(ctx.params.project!);
-  const held = project ? await ctx.auth.rules.projectPermissions(ctx.identity, project) : new Set<Permission>();
-  if (!project || !held.has('read-project')) throw new RegistryError('NOT_FOUND', `project ${ctx.params.project} not found`);
-  if (!held.has(permission)) throw new RegistryError('DENIED', `this needs the ${permission} permission in project ${project.name} (project-admin)`);
-  return project;
+/** :project, if the caller holds `permission` in it (NOT_FOUND when they may not even read it, so private names do not leak). */
+export function projectWith(ctx: ApiContext, permission: Permission): Promise<ProjectRecord> {
+  return ctx.auth.directory.project(ctx.identity, ctx.params.project!, permission);
 }
 
 export const projectRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/projects',
-    access: 'user',
     summary: 'Projects the caller may see (all, for an admin)',
-    handler: async ({ auth, identity }) => {
-      const visible: ReturnType<typeof projectView>[] = [];
-      for (const project of await auth.store.listProjects()) {
-        if ((await auth.rules.projectPermissions(identity, project)).has('read-project')) visible.push(projectView(project));
-      }
-      return visible;
-    },
+    handler: async ({ auth, identity }) => (await auth.directory.projects(identity)).map(projectView),
   },
   {
     method: 'POST',
     path: '/projects',
-    access: 'user',
     summary: 'Create a project; the creator becomes its project-admin',
     body: NewProject,
     status: 201,
     handler: async ({ auth, actor, identity, body }) => {
-      if (!auth.rules.mayCreateProjects(identity)) throw new RegistryError('DENIED', 'only administrators may create projects (auth.projects.creation: adminonly)');
+      if (!auth.directory.mayCreateProjects(identity)) throw new RegistryError('DENIED', 'only administrators may create projects (auth.projects.creation: adminonly)');
       const b = body as z.infer<typeof NewProject>;
       const owner = identity.kind === 'user' && !isSystemAdmin(identity) ? identity.name : undefined;
       return projectView(await auth.accounts.createProject(actor, b.name, b.public, owner));
@@ -56,14 +41,12 @@ export const projectRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/projects/:project',
-    access: 'user',
     summary: 'A project',
     handler: async (ctx) => projectView(await projectWith(ctx, 'read-project')),
   },
   {
     method: 'PATCH',
     path: '/projects/:project',
-    access: 'user',
     summary: 'Make a project public or private (project-admin)',
     body: ProjectUpdate,
     status: 204,
@@ -75,7 +58,6 @@ export const projectRoutes: ApiRoute[] = [
   {
     method: 'DELETE',
     path: '/projects/:project',
-    access: 'user',
     summary: 'Delete a project with its members and robots; its repositories become admin-only (project-admin)',
     status: 204,
     handler: async (ctx) => ctx.auth.accounts.deleteProject(ctx.actor, (await projectWith(ctx, 'manage-project')).name),
@@ -83,14 +65,12 @@ export const projectRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/projects/:project/members',
-    access: 'user',
     summary: "A project's members and their roles",
-    handler: async (ctx) => ctx.auth.store.listMembers((await projectWith(ctx, 'read-project')).name),
+    handler: async (ctx) => ctx.auth.directory.members((await projectWith(ctx, 'read-project')).name),
   },
   {
     method: 'PUT',
     path: '/projects/:project/members/:username',
-    access: 'user',
     summary: 'Add a member or change their role (project-admin)',
     body: Membership,
     status: 204,
@@ -102,7 +82,6 @@ export const projectRoutes: ApiRoute[] = [
   {
     method: 'DELETE',
     path: '/projects/:project/members/:username',
-    access: 'user',
     summary: 'Remove a member (project-admin)',
     status: 204,
     handler: async (ctx) => ctx.auth.accounts.removeMember(ctx.actor, (await projectWith(ctx, 'manage-project')).name, ctx.params.username!),

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { durationMs } from '../../config/schema.js';
 import type { RobotRecord } from '../../auth/ports.js';
 import { ROBOT_PERMISSIONS } from '../../auth/permissions.js';
-import { RegistryError } from '../../core/errors.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
@@ -38,8 +37,7 @@ async function create(ctx: ApiContext, project: string | null) {
 }
 
 async function remove(ctx: ApiContext, project: string | null) {
-  const robot = await ctx.auth.store.getRobot(ctx.params.robot!);
-  if (!robot || robot.project !== project) throw new RegistryError('NOT_FOUND', `robot ${ctx.params.robot} not found`);
+  const robot = await ctx.auth.directory.robot(ctx.params.robot!, project);
   await ctx.auth.accounts.deleteRobot(ctx.actor, robot.name);
 }
 
@@ -47,14 +45,12 @@ export const robotRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/projects/:project/robots',
-    access: 'user',
     summary: "A project's robot accounts (project-admin)",
-    handler: async (ctx) => (await ctx.auth.store.listRobots((await projectWith(ctx, 'manage-project')).name)).map(robotView),
+    handler: async (ctx) => (await ctx.auth.directory.robots((await projectWith(ctx, 'manage-project')).name)).map(robotView),
   },
   {
     method: 'POST',
     path: '/projects/:project/robots',
-    access: 'user',
     summary: 'Create a project robot robot$<project>+<name>; the secret is shown once (project-admin)',
     body: NewRobot,
     status: 201,
@@ -63,7 +59,6 @@ export const robotRoutes: ApiRoute[] = [
   {
     method: 'DELETE',
     path: '/projects/:project/robots/:robot',
-    access: 'user',
     summary: 'Revoke a project robot (project-admin)',
     status: 204,
     handler: async (ctx) => remove(ctx, (await projectWith(ctx, 'manage-project')).name),
@@ -71,14 +66,12 @@ export const robotRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/robots',
-    access: 'admin',
     summary: 'System robot accounts (robot$<name>, may span projects)',
-    handler: async ({ auth }) => (await auth.store.listRobots(null)).map(robotView),
+    handler: async ({ auth }) => (await auth.directory.robots(null)).map(robotView),
   },
   {
     method: 'POST',
     path: '/robots',
-    access: 'admin',
     summary: 'Create a system robot; the secret is shown once',
     body: NewRobot,
     status: 201,
@@ -87,7 +80,6 @@ export const robotRoutes: ApiRoute[] = [
   {
     method: 'DELETE',
     path: '/robots/:robot',
-    access: 'admin',
     summary: 'Revoke a system robot',
     status: 204,
     handler: async (ctx) => remove(ctx, null),

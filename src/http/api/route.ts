@@ -1,16 +1,25 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
+import type { RequestCredentials } from '../../auth/access.js';
 import type { Actor } from '../../auth/accounts.js';
 import type { Identity } from '../../auth/identity.js';
 import type { AuthService } from '../../auth/service.js';
+import type { GarbageCollector } from '../../gc/collector.js';
+import type { StorageUsageQueries } from '../../gc/ports.js';
 
-/** Who may reach a route at all; finer checks (project roles, self-service) happen in the handler. */
-export type ApiAccess = 'public' | 'user' | 'admin';
+export type { ApiAccess } from '../../auth/permissions.js';
+
+/** Optional features whose endpoints live under /api/v1 (buildApp's `gc` option). */
+export interface ApiFeatures {
+  gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
+}
 
 export interface ApiContext {
   auth: AuthService;
+  features: ApiFeatures;
   identity: Identity;
   actor: Actor;
+  credentials: RequestCredentials;
   params: Record<string, string>;
   query: Record<string, string | undefined>;
   body: unknown;
@@ -18,15 +27,18 @@ export interface ApiContext {
   reply: FastifyReply;
 }
 
-/** One admin-API endpoint: the same table registers the routes and writes openapi.json. */
+/**
+ * One admin-API endpoint: the same table registers the routes and writes openapi.json. Who
+ * may call it is not declared here but in API_OPERATIONS (src/auth/permissions.ts), the
+ * permission table; a route missing there refuses to register.
+ */
 export interface ApiRoute {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Fastify path under /api/v1, e.g. /projects/:project/members/:username */
   path: string;
-  access: ApiAccess;
   summary: string;
   body?: z.ZodType;
-  /** Status of a successful answer (default 200; 204 sends no body). */
+  /** Status of a successful answer (default 200; 204 sends no body). A handler may set another on ctx.reply. */
   status?: number;
   handler(ctx: ApiContext): Promise<unknown>;
 }

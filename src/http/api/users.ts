@@ -1,9 +1,7 @@
 import { z } from 'zod';
-import { isSystemAdmin } from '../../auth/identity.js';
 import type { UserRecord } from '../../auth/ports.js';
-import { verifySecret } from '../../auth/secrets.js';
 import { RegistryError } from '../../core/errors.js';
-import type { ApiContext, ApiRoute } from './route.js';
+import type { ApiRoute } from './route.js';
 
 const NewUser = z.object({ username: z.string(), password: z.string(), admin: z.boolean().default(false) }).strict();
 const PasswordChange = z.object({ password: z.string(), currentPassword: z.string().optional() }).strict();
@@ -13,42 +11,22 @@ export function userView(user: UserRecord) {
   return { username: user.username, admin: user.admin, createdAt: user.createdAt.toISOString() };
 }
 
-async function findUser(ctx: ApiContext): Promise<UserRecord> {
-  const user = await ctx.auth.store.getUser(ctx.params.username!);
-  if (!user) throw new RegistryError('NOT_FOUND', `user ${ctx.params.username} not found`);
-  return user;
-}
-
-/** Admins manage everyone; a user may read and change only their own account. */
-function requireSelfOrAdmin(ctx: ApiContext): void {
-  const self = ctx.identity.kind === 'user' && ctx.identity.name === ctx.params.username;
-  if (!self && !isSystemAdmin(ctx.identity)) throw new RegistryError('DENIED', 'only an administrator may manage other users');
-}
-
 export const userRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/me',
-    access: 'user',
     summary: 'The caller: name, kind, admin flag and project memberships',
-    handler: async ({ auth, identity }) => ({
-      name: identity.kind === 'anonymous' ? '' : identity.name,
-      kind: identity.kind,
-      admin: isSystemAdmin(identity),
-      memberships: identity.kind === 'user' ? await auth.store.listMemberships(identity.name) : [],
-    }),
+    handler: async ({ auth, identity }) => auth.directory.me(identity),
   },
   {
     method: 'GET',
     path: '/users',
-    access: 'admin',
     summary: 'List users',
-    handler: async ({ auth }) => (await auth.store.listUsers()).map(userView),
+    handler: async ({ auth }) => (await auth.directory.listUsers()).map(userView),
   },
   {
     method: 'POST',
     path: '/users',
-    access: 'admin',
     summary: 'Create a user',
     body: NewUser,
     status: 201,
@@ -60,18 +38,16 @@ export const userRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/users/:username',
-    access: 'user',
     summary: 'A user and their project memberships (admin, or the user themself)',
-    handler: async (ctx) => {
-      requireSelfOrAdmin(ctx);
-      const user = await findUser(ctx);
-      return { ...userView(user), memberships: await ctx.auth.store.listMemberships(user.username) };
+    handler: async ({ auth, identity, params }) => {
+      auth.directory.requireSelfOrAdmin(identity, params.username!);
+      const user = await auth.directory.user(params.username!);
+      return { ...userView(user), memberships: await auth.directory.memberships(user.username) };
     },
   },
   {
     method: 'PATCH',
     path: '/users/:username',
-    access: 'admin',
     summary: 'Grant or revoke system administrator',
     body: UserUpdate,
     status: 204,
@@ -80,26 +56,19 @@ export const userRoutes: ApiRoute[] = [
   {
     method: 'PUT',
     path: '/users/:username/password',
-    access: 'user',
     summary: 'Change a password (users changing their own must give currentPassword); revokes refresh tokens',
     body: PasswordChange,
     status: 204,
-    handler: async (ctx) => {
-      requireSelfOrAdmin(ctx);
-      const b = ctx.body as z.infer<typeof PasswordChange>;
-      if (!isSystemAdmin(ctx.identity)) {
-        const user = await findUser(ctx);
-        if (b.currentPassword === undefined || !(await verifySecret(b.currentPassword, user.passwordHash))) {
-          throw new RegistryError('DENIED', 'currentPassword is missing or wrong');
-        }
-      }
-      await ctx.auth.accounts.setPassword(ctx.actor, ctx.params.username!, b.password);
+    handler: async ({ auth, identity, actor, params, body }) => {
+      const b = body as z.infer<typeof PasswordChange>;
+      auth.directory.requireSelfOrAdmin(identity, params.username!);
+      await auth.directory.requireCurrentPassword(identity, params.username!, b.currentPassword);
+      await auth.accounts.setPassword(actor, params.username!, b.password);
     },
   },
   {
     method: 'DELETE',
     path: '/users/:username',
-    access: 'admin',
     summary: 'Delete a user (with their memberships and refresh tokens)',
     status: 204,
     handler: async ({ auth, actor, params, identity }) => {

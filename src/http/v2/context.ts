@@ -1,11 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AccessPolicy, Principal } from '../../auth/access.js';
+import type { AccessPolicy, Principal, RequestCredentials } from '../../auth/access.js';
 import type { Registry } from '../../core/registry.js';
 
 /** What every /v2 handler gets: the core, the access policy, and the parsed path. */
 export interface V2Context {
   registry: Registry;
   access: AccessPolicy;
+  /** What the request presents to the access policy (built here, so auth never sees Fastify). */
+  credentials: (request: FastifyRequest) => RequestCredentials;
 }
 
 export interface V2Params {

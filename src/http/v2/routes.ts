@@ -85,7 +85,7 @@ export function registerV2Routes(app: FastifyInstance, ctx: V2Context): void {
         throw new RegistryError('METHOD_NOT_ALLOWED', `${request.method} is not supported on ${path.slice(0, 200)}`);
       }
       const name = match[1] === undefined ? '' : validateRepositoryName(match[1]);
-      const principal = await ctx.access.authorize(request, route.scope(name));
+      const principal = await ctx.access.authorize(ctx.credentials(request), route.scope(name));
       return route.handler(ctx, request, reply, { name, ref: match[2] ?? '', query, principal });
     }
     if (/^\/v2\/.+\/(manifests|blobs|tags|referrers)\//.test(path)) {

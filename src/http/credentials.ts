@@ -1,0 +1,20 @@
+import type { FastifyRequest } from 'fastify';
+import type { RequestCredentials } from '../auth/access.js';
+import type { RequestOrigin } from '../auth/service.js';
+
+/** How the base URL is found from a request's origin (AuthService.baseUrl: http.host, else the origin). */
+export type BaseUrlOf = (origin: RequestOrigin) => string;
+
+const ownOrigin: BaseUrlOf = (origin) => `${origin.protocol}://${origin.host}`;
+
+/** Reads what auth needs from a request (auth never sees Fastify's request). */
+export function credentialsReader(baseUrl: BaseUrlOf = ownOrigin): (request: FastifyRequest) => RequestCredentials {
+  return (request) => {
+    const authorization = request.headers.authorization;
+    return {
+      ...(typeof authorization === 'string' ? { authorization } : {}),
+      ip: request.ip,
+      baseUrl: baseUrl({ protocol: request.protocol, host: request.host }),
+    };
+  };
+}
