@@ -209,7 +209,7 @@ export function baseUrlResolver(config: BerthConfig): (origin: RequestOrigin) =>
 
 /** Whether `project` or any `project/…` repository exists (names sort bytewise; '/' sorts below [a-z0-9]). */
 export async function projectHasRepositories(metadata: MetadataStore, project: string): Promise<boolean> {
-  if (await metadata.repositoryExists(project)) return true;
-  const next = await metadata.listRepositories({ limit: 1, after: `${project}/` });
+  if (await metadata.repositories.exists(project)) return true;
+  const next = await metadata.repositories.list({ limit: 1, after: `${project}/` });
   return next.items[0]?.startsWith(`${project}/`) ?? false;
 }
