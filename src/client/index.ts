@@ -48,6 +48,8 @@ export interface OciClientOptions {
   headers?: Record<string, string>;
   retry?: Partial<RetryPolicy>;
   maxRedirects?: number;
+  /** Answer 401 challenges with credentials or tokens (default true). */
+  answerChallenges?: boolean;
 }
 
 export class OciClient {

@@ -29,6 +29,8 @@ export interface ClientRequest {
    */
   idempotent?: boolean;
   signal?: AbortSignal;
+  /** `manual` hands redirects back to the caller (a test asserting on the 307 itself). */
+  redirect?: 'follow' | 'manual';
 }
 
 export interface TransportOptions {
@@ -40,6 +42,11 @@ export interface TransportOptions {
   retry?: Partial<RetryPolicy>;
   /** Redirects followed per request (307 to a presigned URL, then none). */
   maxRedirects?: number;
+  /**
+   * Answer 401 challenges (default true). Off for callers that assert on the 401 itself
+   * (the spec tests), so the client never fetches a token behind their back.
+   */
+  answerChallenges?: boolean;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -52,6 +59,7 @@ export class Transport {
   private readonly auth: Authenticator;
   private readonly headers: Record<string, string>;
   private readonly maxRedirects: number;
+  private readonly answerChallenges: boolean;
 
   constructor(options: TransportOptions) {
     this.base = new URL(options.baseUrl);
@@ -66,6 +74,7 @@ export class Transport {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.headers = lowerKeys(options.headers ?? {});
     this.maxRedirects = options.maxRedirects ?? 5;
+    this.answerChallenges = options.answerChallenges ?? true;
     this.auth = new Authenticator(credentials, (url, headers) => fetch(url, { headers }));
   }
 
@@ -82,7 +91,8 @@ export class Transport {
     const retryable = !oneShot && (req.idempotent ?? isIdempotentMethod(method));
     const explicit = lowerKeys(req.headers ?? {});
     // A caller's own Authorization (or a fixed one from the options) wins over the flow.
-    let authorization = explicit.authorization ?? this.headers.authorization ?? this.auth.preemptive(scopes);
+    const fixed = explicit.authorization ?? this.headers.authorization;
+    let authorization = fixed ?? this.auth.preemptive(scopes);
     let bodySent = false;
     let attempt = 0;
     let authRounds = 0;
@@ -94,9 +104,10 @@ export class Transport {
       const headers: Record<string, string> = { ...this.headers, ...explicit };
       delete headers.authorization;
       // Credentials go to the registry's own origin only: a redirect to a presigned
-      // storage URL must not receive them (the signature is the credential there).
+      // storage URL must not receive them (the signature is the credential there). A
+      // header the caller fixed still goes to the URL the caller named, on any origin.
       const ownOrigin = url.origin === this.base.origin;
-      if (authorization && ownOrigin) headers.authorization = authorization;
+      if (authorization && (ownOrigin || (redirects === 0 && authorization === fixed))) headers.authorization = authorization;
 
       let res: Response;
       try {
@@ -119,7 +130,7 @@ export class Transport {
       }
       bodySent ||= oneShot;
 
-      if (res.status === 401 && ownOrigin && authRounds < MAX_AUTH_ROUNDS && !oneShot) {
+      if (res.status === 401 && this.answerChallenges && ownOrigin && authRounds < MAX_AUTH_ROUNDS && !oneShot) {
         const challenge = parseChallenge(res.headers.get('www-authenticate'));
         const next = challenge ? await this.auth.respond(challenge, scopes, authorization) : undefined;
         if (next) {
@@ -132,7 +143,7 @@ export class Transport {
       }
 
       const location = res.headers.get('location');
-      if (REDIRECTS.has(res.status) && location && redirects < this.maxRedirects && (method === 'GET' || method === 'HEAD' || !oneShot)) {
+      if (REDIRECTS.has(res.status) && location && req.redirect !== 'manual' && redirects < this.maxRedirects && (method === 'GET' || method === 'HEAD' || !oneShot)) {
         await discard(res);
         redirects++;
         attempt--;

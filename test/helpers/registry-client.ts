@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { blobRequests, manifestRequests, OciClient, type RequestBody } from '../../src/client/index.js';
 
 /**
  * A small OCI distribution client for tests, speaking plain HTTP through fetch, so
@@ -55,54 +56,57 @@ export function makeImage(options: { layers?: number; layerSize?: number; subjec
   return { config, layers, manifest, mediaType: OCI_MANIFEST };
 }
 
+/**
+ * The spec tests' client: a thin layer over src/client (OciClient) that hands back the raw
+ * Response, because these tests assert on statuses and headers, error ones included.
+ * It therefore turns off what the real client does for its users: no retries, no answers
+ * to 401 challenges (the headers given here are all the auth there is).
+ */
 export class RegistryClient {
+  readonly oci: OciClient;
+
   constructor(
     readonly baseUrl: string,
     readonly headers: Record<string, string> = {},
-  ) {}
+  ) {
+    this.oci = new OciClient({ baseUrl, headers, retry: { attempts: 1 }, answerChallenges: false });
+  }
 
   url(path: string): string {
     return new URL(path, this.baseUrl).toString();
   }
 
   fetch(path: string, init: RequestInit = {}): Promise<Response> {
-    return fetch(this.url(path), { ...init, headers: { ...this.headers, ...(init.headers as Record<string, string>) } });
+    return this.oci.send({
+      method: init.method ?? 'GET',
+      url: this.url(path),
+      headers: init.headers as Record<string, string> | undefined,
+      body: (init.body ?? undefined) as RequestBody | undefined,
+      signal: init.signal ?? undefined,
+      redirect: init.redirect === 'manual' ? 'manual' : 'follow',
+    });
   }
 
   /** Monolithic upload: POST ?digest= with the whole body. */
   async pushBlob(repo: string, blob: Blob): Promise<Response> {
-    return this.fetch(`/v2/${repo}/blobs/uploads/?digest=${blob.digest}`, {
-      method: 'POST',
-      body: new Uint8Array(blob.data),
-      headers: { 'content-type': 'application/octet-stream' },
-    });
+    return this.oci.send(blobRequests.postWhole(repo, blob.digest, blob.data));
   }
 
   /** POST to start, then PATCH chunks with Content-Range, then PUT ?digest=. */
   async pushBlobChunked(repo: string, blob: Blob, chunkSize: number): Promise<Response> {
-    let res = await this.fetch(`/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+    let res = await this.oci.send(blobRequests.start(repo));
     if (res.status !== 202) return res;
     let location = res.headers.get('location')!;
     for (let offset = 0; offset < blob.size; offset += chunkSize) {
-      const chunk = blob.data.subarray(offset, offset + chunkSize);
-      res = await this.fetch(location, {
-        method: 'PATCH',
-        body: new Uint8Array(chunk),
-        headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + chunk.length - 1}` },
-      });
+      res = await this.oci.send(blobRequests.patch(location, offset, blob.data.subarray(offset, offset + chunkSize)));
       if (res.status !== 202) return res;
       location = res.headers.get('location')!;
     }
-    const sep = location.includes('?') ? '&' : '?';
-    return this.fetch(`${location}${sep}digest=${blob.digest}`, { method: 'PUT' });
+    return this.oci.send(blobRequests.complete(location, blob.digest));
   }
 
   async pushManifest(repo: string, reference: string, manifest: Blob, mediaType: string = OCI_MANIFEST): Promise<Response> {
-    return this.fetch(`/v2/${repo}/manifests/${reference}`, {
-      method: 'PUT',
-      body: new Uint8Array(manifest.data),
-      headers: { 'content-type': mediaType },
-    });
+    return this.oci.send(manifestRequests.put(repo, reference, manifest.data, mediaType));
   }
 
   /** Pushes config, layers and manifest; throws unless every step succeeds. */
