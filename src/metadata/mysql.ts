@@ -83,7 +83,6 @@ export function createMysqlKysely(options: MysqlOptions): Kysely<Database> {
     charset: 'UTF8MB4_BIN',
     supportBigNumbers: true,
     bigNumberStrings: true,
-    typeCast: castNumbers,
     multipleStatements: false,
   });
   // An idle connection dropped by the server emits 'error'; without a listener that would crash the process.
@@ -104,25 +103,25 @@ interface CastField {
 }
 
 /**
- * BIGINT (sizes, epoch-millisecond times, ids, COUNT) and DECIMAL (SUM of BIGINT) as JS
- * numbers; a value that a number cannot hold exactly is refused, not rounded.
+ * A mysql2 `typeCast` for one query: BIGINT (sizes, epoch-millisecond times, ids, COUNT)
+ * and DECIMAL (SUM of BIGINT) as JS numbers. A value that a number cannot hold exactly is
+ * reported to `overflow` (the query then fails) instead of being rounded; throwing inside
+ * typeCast would break mysql2's packet parser and leave the connection hanging.
  */
-function castNumbers(field: CastField, next: () => unknown): unknown {
-  if (field.type === 'LONGLONG' || field.type === 'NEWDECIMAL') {
+function numberCast(overflow: (text: string) => void) {
+  return (field: CastField, next: () => unknown): unknown => {
+    if (field.type !== 'LONGLONG' && field.type !== 'NEWDECIMAL') return next();
     const text = field.string();
     if (text === null) return null;
     const value = Number(text);
-    if (field.type === 'LONGLONG' || /^-?\d+$/.test(text)) {
-      if (!Number.isSafeInteger(value)) throw new RangeError(`integer ${text} does not fit a JavaScript number`);
-    }
+    if ((field.type === 'LONGLONG' || /^-?\d+$/.test(text)) && !Number.isSafeInteger(value)) overflow(text);
     return value;
-  }
-  return next();
+  };
 }
 
 // The parts of mysql2's callback API that Kysely and this file use.
 interface RawConnection {
-  query(options: { sql: string; values: unknown[]; timeout?: number }, callback: (err: Error | null, result: unknown) => void): unknown;
+  query(options: { sql: string; values: unknown[]; timeout?: number; typeCast?: unknown }, callback: (err: Error | null, result: unknown) => void): unknown;
   query(sql: string, values: unknown[]): { stream(options: MysqlStreamOptions): unknown };
   release(): void;
   destroy(): void;
@@ -194,7 +193,10 @@ class FailFastConnection implements MysqlPoolConnection {
   ): void | { stream: <T>(options: MysqlStreamOptions) => MysqlStream<T> } {
     if (!callback) throw new Error('streaming queries are not supported by the MySQL metadata store');
     if (this.failure) return callback(unavailable(this.failure), undefined as never);
-    this.connection.query({ sql, values: [...parameters], timeout: this.timeoutMs }, (err, result) => {
+    let overflow: string | undefined;
+    const typeCast = numberCast((text) => (overflow ??= text));
+    this.connection.query({ sql, values: [...parameters], timeout: this.timeoutMs, typeCast }, (err, result) => {
+      if (!err && overflow !== undefined) return callback(new RangeError(`integer ${overflow} does not fit a JavaScript number`), undefined as never);
       if (!err) return callback(null, result as MysqlQueryResult);
       if (isConnectionFailure(err)) {
         this.failure ??= err;
