@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessPolicy, Principal, RequestCredentials } from '../../auth/access.js';
+import type { Operation } from '../../core/events.js';
 import type { Registry } from '../../core/registry.js';
 
 /** What every /v2 handler gets: the core, the access policy, and the parsed path. */
@@ -20,6 +21,11 @@ export interface V2Params {
 }
 
 export type V2Handler = (ctx: V2Context, request: FastifyRequest, reply: FastifyReply, params: V2Params) => Promise<unknown>;
+
+/** Who makes a change, as core records it in events (the principal's subject). */
+export function operation(principal: Principal): Operation {
+  return { actor: principal.subject };
+}
 
 /** Whether the request carries a body (a PUT that only finalises an upload carries none). */
 export function hasBody(request: FastifyRequest): boolean {
