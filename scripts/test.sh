@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
+bash scripts/start-mariadb.sh
 [ -d node_modules ] || npm ci
 npx tsc -p tsconfig.json --noEmit
 npx eslint --max-warnings=0 .
@@ -15,7 +16,9 @@ if [ "$#" -gt 0 ]; then files=("$@"); else files=(test/**/*.test.ts); fi
 # Pass 1: every suite on the default back ends (SQLite metadata).
 # Pass 2: the HTTP and interop suites again with PostgreSQL metadata (BERTH_TEST_METADATA=postgres:
 # test/helpers/server.ts gives each test server a fresh database on 127.0.0.1:5432).
-# Both must pass; their summaries are repeated at the end.
+# Pass 3 (only with BERTH_TEST_MYSQL_PASS=1 until it passes): the same files with MySQL/MariaDB
+# metadata (BERTH_TEST_METADATA=mysql: a fresh database per test server on 127.0.0.1:3306).
+# Every pass that runs must pass; their summaries are repeated at the end.
 pg_files=()
 for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*) pg_files+=("$f") ;; esac; done
 logs=$(mktemp -d /tmp/berth-test-logs.XXXXXX)
@@ -26,9 +29,13 @@ if [ "${#pg_files[@]}" -gt 0 ]; then
   echo "== again with PostgreSQL metadata: ${#pg_files[@]} HTTP/interop test files"
   BERTH_TEST_METADATA=postgres node --import tsx --test --test-reporter=spec --test-concurrency=2 "${pg_files[@]}" 2>&1 | tee "$logs/postgres" || status=1
 fi
+if [ "${BERTH_TEST_MYSQL_PASS:-0}" = 1 ] && [ "${#pg_files[@]}" -gt 0 ]; then
+  echo "== again with MySQL/MariaDB metadata: ${#pg_files[@]} HTTP/interop test files"
+  BERTH_TEST_METADATA=mysql node --import tsx --test --test-reporter=spec --test-concurrency=2 "${pg_files[@]}" 2>&1 | tee "$logs/mysql" || status=1
+fi
 echo "== summary"
 passed=0; failed=0
-for pass in sqlite postgres; do
+for pass in sqlite postgres mysql; do
   [ -f "$logs/$pass" ] || continue
   echo "metadata=$pass: $(grep -E '^ℹ (tests|pass|fail|cancelled|skipped) ' "$logs/$pass" | sed 's/^ℹ //' | paste -sd, - | sed 's/,/, /g')"
   passed=$((passed + $(grep -E '^ℹ pass ' "$logs/$pass" | awk '{s+=$3} END {print s+0}')))

@@ -9,6 +9,7 @@ import { configSchema, type BerthConfig } from '../../src/config/schema.js';
 import { applyEnvOverrides, resolveConfigPaths } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { databaseForDeployment, dropDeploymentDatabase } from './postgres.js';
+import { databaseForDeployment as mysqlDatabaseForDeployment } from './mysql.js';
 import { testStorageEnv } from './s3.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -57,16 +58,19 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, e
 
 /**
  * Environment that selects the metadata back end under test. The suite runs once per
- * back end: BERTH_TEST_METADATA=postgres points every test server at PostgreSQL, in a
- * fresh database per data directory (restarting on the same directory keeps the
- * metadata; `destroy()` or the end of the test process drops it). A test that chooses
- * its metadata back end itself (`given` sets BERTH_METADATA_DRIVER/URL) is left alone.
+ * back end: BERTH_TEST_METADATA=postgres (or mysql) points every test server at
+ * PostgreSQL (or MySQL/MariaDB), in a fresh database per data directory (restarting on the
+ * same directory keeps the metadata; PostgreSQL's is dropped by `destroy()`, and every one
+ * at the end of the test process). A test that chooses its metadata back end itself
+ * (`given` sets BERTH_METADATA_DRIVER/URL) is left alone.
  */
 export async function testMetadataEnv(dataDir?: string, given: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv> {
-  if (process.env.BERTH_TEST_METADATA !== 'postgres') return {};
+  const driver = process.env.BERTH_TEST_METADATA;
+  if (driver !== 'postgres' && driver !== 'mysql') return {};
   if (given.BERTH_METADATA_DRIVER !== undefined || given.BERTH_METADATA_URL !== undefined) return {};
-  const database = await databaseForDeployment(dataDir ? path.resolve(dataDir) : `anonymous-${randomUUID()}`);
-  return { BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: database.url };
+  const key = dataDir ? path.resolve(dataDir) : `anonymous-${randomUUID()}`;
+  const database = await (driver === 'mysql' ? mysqlDatabaseForDeployment(key) : databaseForDeployment(key));
+  return { BERTH_METADATA_DRIVER: driver, BERTH_METADATA_URL: database.url };
 }
 
 /** `storage:` overrides naming a driver, seen as the env variables testStorageEnv checks. */
