@@ -36,6 +36,9 @@ async function migrateMetadata(flags: MigrateFlags, loadConfig: () => BerthConfi
     return MIGRATE_EXIT.usage;
   };
   if (!flags.from.startsWith('sqlite:') || flags.from.length === 'sqlite:'.length) return usage('--from must be sqlite:<path>');
+  if (/^(mysql|mariadb):\/\//.test(flags.to)) {
+    return usage('copying into MySQL/MariaDB is not supported yet: --to must be a postgres:// URL (a MySQL deployment starts from an empty database)');
+  }
   if (!/^postgres(ql)?:\/\//.test(flags.to)) return usage('--to must be a postgres:// URL');
   const batchSize = Number(flags.batchSize);
   if (!Number.isInteger(batchSize) || batchSize < 1) return usage('--batch-size must be a positive integer');
