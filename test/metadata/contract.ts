@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import type { Kysely } from 'kysely';
 import type { ManifestReference } from '../../src/core/manifest.js';
-import type { MetadataStore, NewManifest } from '../../src/core/ports.js';
+import type { ManifestRecord, MetadataStore, UploadRecord } from '../../src/core/ports.js';
+import type { OutboxStore } from '../../src/events/ports.js';
+import type { JobRunStore } from '../../src/jobs/ports.js';
+import { KyselyJobRunStore } from '../../src/metadata/jobs-store.js';
+import { transactionOf, type KyselyMetadataStore } from '../../src/metadata/kysely-store.js';
+import { KyselyOutboxStore } from '../../src/metadata/outbox-store.js';
 
 /**
  * The one MetadataStore contract: every adapter (SQLite, PostgreSQL) must pass it
@@ -11,11 +17,24 @@ import type { MetadataStore, NewManifest } from '../../src/core/ports.js';
  */
 export interface ContractSubject {
   store: MetadataStore;
+  /** The outbox and job-history adapters on the same database. */
+  outbox: OutboxStore;
+  jobs: JobRunStore;
   /** Closes the store and removes its database. */
   destroy(): Promise<void>;
 }
 
 export type ContractFactory = () => Promise<ContractSubject>;
+
+/** A subject for a Kysely-backed store: the outbox and job history on the same database. */
+export function kyselySubject(store: KyselyMetadataStore, destroy: () => Promise<void>): ContractSubject {
+  return {
+    store,
+    outbox: new KyselyOutboxStore(store.db, store.dialect, transactionOf),
+    jobs: new KyselyJobRunStore(store.db, store.dialect),
+    destroy,
+  };
+}
 
 const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 const INDEX_TYPE = 'application/vnd.oci.image.index.v1+json';
@@ -34,7 +53,92 @@ function randomDigest(): string {
   return digestOf(randomBytes(16));
 }
 
-function manifest(repository: string, fields: Partial<NewManifest> = {}): NewManifest {
+/** A manifest as these tests write it: the row, its references and the tags to point at it. */
+interface ContractManifest extends Omit<ManifestRecord, 'createdAt'> {
+  references: ManifestReference[];
+  tags: string[];
+}
+
+type PutResult = { ok: true } | { ok: false; missing: ManifestReference[] };
+
+/**
+ * The port exercised through small transactions shaped like core's (src/core/registry.ts):
+ * each helper is one use of `transaction` with the row adapters, so the contract checks the
+ * rows, locks and atomicity every adapter must provide, not core's rules.
+ */
+function operations(store: MetadataStore) {
+  const missingMarker = Symbol('missing');
+  return {
+    getBlob: (digest: string) => store.repositories.blob(digest),
+    getLinkedBlob: (repository: string, digest: string) => store.repositories.linkedBlob(repository, digest),
+    repositoriesWithBlob: (digest: string, limit: number) => store.repositories.linking(digest, limit),
+    repositoryExists: (repository: string) => store.repositories.exists(repository),
+    listRepositories: (page: { limit: number; after?: string }) => store.repositories.list(page),
+    commitBlob: (repository: string, digest: string, size: number, uploadId?: string) =>
+      store.transaction(async (tx) => {
+        await tx.repositories.recordBlob(digest, size);
+        assert.equal(await tx.repositories.lockBlob(digest), true);
+        const { id } = await tx.repositories.ensure(repository);
+        await tx.repositories.link(id, digest);
+        if (uploadId) await tx.uploads.delete(uploadId);
+      }),
+    linkBlob: (repository: string, digest: string) =>
+      store.transaction(async (tx) => {
+        if (!(await tx.repositories.lockBlob(digest))) return false;
+        const { id } = await tx.repositories.ensure(repository);
+        await tx.repositories.link(id, digest);
+        return true;
+      }),
+    unlinkBlob: (repository: string, digest: string) =>
+      store.transaction(async (tx) => {
+        const id = await tx.repositories.id(repository);
+        return id === null ? false : tx.repositories.unlink(id, digest);
+      }),
+    createUpload: (upload: Omit<UploadRecord, 'updatedAt'>) => store.uploads.create(upload),
+    getUpload: (id: string) => store.uploads.get(id),
+    updateUpload: (id: string, expected: number, size: number, staging: unknown) => store.uploads.update(id, expected, size, staging),
+    deleteUpload: (id: string) => store.uploads.delete(id),
+    listUploadsOlderThan: (cutoff: Date, limit: number) => store.uploads.listOlderThan(cutoff, limit),
+    async putManifest(m: ContractManifest): Promise<PutResult> {
+      try {
+        await store.transaction(async (tx) => {
+          const existing = await tx.repositories.id(m.repository);
+          const missing = existing === null ? m.references : await tx.manifests.missingReferences(existing, m.references);
+          if (missing.length > 0) throw { [missingMarker]: missing };
+          const id = existing ?? (await tx.repositories.ensure(m.repository)).id;
+          const { references: _r, tags: _t, repository: _n, ...row } = m;
+          await tx.manifests.put({ ...row, repositoryId: id }, m.references);
+          for (const tag of m.tags) await tx.manifests.setTag(id, tag, m.digest);
+        });
+        return { ok: true };
+      } catch (err) {
+        if (err && typeof err === 'object' && missingMarker in err) return { ok: false, missing: (err as Record<symbol, ManifestReference[]>)[missingMarker]! };
+        throw err;
+      }
+    },
+    getManifest: (repository: string, digest: string) => store.manifests.get(repository, digest),
+    getManifestByTag: (repository: string, tag: string) => store.manifests.byTag(repository, tag),
+    deleteManifest: (repository: string, digest: string) =>
+      store.transaction(async (tx) => {
+        const id = await tx.repositories.id(repository);
+        if (id === null || !(await tx.manifests.lock(id, digest))) return false;
+        await tx.manifests.delete(id, digest);
+        return true;
+      }),
+    deleteTag: (repository: string, tag: string) =>
+      store.transaction(async (tx) => {
+        const id = await tx.repositories.id(repository);
+        return id !== null && (await tx.manifests.deleteTag(id, tag)) !== null;
+      }),
+    listTags: (repository: string, page: { limit: number; after?: string }) => store.manifests.tags(repository, page),
+    listReferrers: (repository: string, subject: string, artifactType?: string) => store.manifests.referrers(repository, subject, artifactType),
+    check: () => store.check(),
+  };
+}
+
+type Operations = ReturnType<typeof operations>;
+
+function manifest(repository: string, fields: Partial<ContractManifest> = {}): ContractManifest {
   const payload = fields.payload ?? Buffer.from(JSON.stringify({ schemaVersion: 2, nonce: randomBytes(8).toString('hex') }));
   return {
     repository,
@@ -52,7 +156,7 @@ function manifest(repository: string, fields: Partial<NewManifest> = {}): NewMan
 }
 
 /** Commits a config and a layer blob into `repository` and returns their references. */
-async function blobsIn(store: MetadataStore, repository: string): Promise<ManifestReference[]> {
+async function blobsIn(store: Operations, repository: string): Promise<ManifestReference[]> {
   const config = randomDigest();
   const layer = randomDigest();
   await store.commitBlob(repository, config, 100);
@@ -85,10 +189,10 @@ function byteOrder(names: string[]): string[] {
 export function runMetadataContract(name: string, factory: ContractFactory): void {
   describe(`MetadataStore contract: ${name}`, () => {
     let subject: ContractSubject;
-    let store: MetadataStore;
+    let store: Operations;
     before(async () => {
       subject = await factory();
-      store = subject.store;
+      store = operations(subject.store);
     });
     after(async () => subject?.destroy());
 
@@ -397,16 +501,16 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
 
       it('listRepositories pages every repository in byte order', async () => {
         const names = ['b', 'a', 'a-b', 'a.b', 'a/b', 'a_b', 'ab', 'a0', 'library/ubuntu', 'library-x/y', 'z/z/z'];
-        for (const name of names) await own.store.commitBlob(name, randomDigest(), 1);
+        for (const name of names) await operations(own.store).commitBlob(name, randomDigest(), 1);
         const sorted = byteOrder(names);
-        assert.deepEqual(await own.store.listRepositories({ limit: 100 }), { items: sorted, more: false });
+        assert.deepEqual(await operations(own.store).listRepositories({ limit: 100 }), { items: sorted, more: false });
         for (const n of [1, 4, names.length]) {
-          const pages = await collectPages((last) => own.store.listRepositories({ limit: n, after: last }), n);
+          const pages = await collectPages((last) => operations(own.store).listRepositories({ limit: n, after: last }), n);
           assert.deepEqual(pages.flat(), sorted, `n=${n}`);
         }
-        assert.deepEqual(await own.store.listRepositories({ limit: 2, after: 'a/b' }), { items: sorted.slice(sorted.indexOf('a/b') + 1, sorted.indexOf('a/b') + 3), more: true });
-        for (const name of names) assert.equal(await own.store.repositoryExists(name), true);
-        assert.equal(await own.store.repositoryExists('a/c'), false);
+        assert.deepEqual(await operations(own.store).listRepositories({ limit: 2, after: 'a/b' }), { items: sorted.slice(sorted.indexOf('a/b') + 1, sorted.indexOf('a/b') + 3), more: true });
+        for (const name of names) assert.equal(await operations(own.store).repositoryExists(name), true);
+        assert.equal(await operations(own.store).repositoryExists('a/c'), false);
       });
     });
 
@@ -449,6 +553,93 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         assert.equal((await store.listReferrers(r, subject.digest)).length, 1);
         await store.deleteManifest(r, sig.digest);
         assert.deepEqual(await store.listReferrers(r, subject.digest), []);
+      });
+    });
+
+    describe('transactions and the outbox', () => {
+      it('a transaction that throws leaves no row and no event behind', async () => {
+        const r = repo('rollback');
+        const before = await subject.outbox.status();
+        await assert.rejects(
+          subject.store.transaction(async (tx) => {
+            await tx.repositories.ensure(r);
+            await tx.events.append([{ type: 'repository.created', repository: r }], 'alice');
+            throw new Error('refused');
+          }),
+          /refused/,
+        );
+        assert.equal(await subject.store.repositories.exists(r), false);
+        assert.deepEqual(await subject.outbox.status(), before);
+      });
+
+      it('events are positioned once, read in order after a cursor, and pruned only when every consumer passed them', async () => {
+        const r = repo('events');
+        await subject.outbox.sequence(10_000);
+        const start = (await subject.outbox.status()).lastSeq;
+        for (let i = 0; i < 3; i++) {
+          await subject.store.transaction((tx) => tx.events.append([{ type: 'tag.created', repository: r, tag: `t${i}`, digest: randomDigest() }], i === 0 ? 'alice' : null));
+        }
+        assert.equal((await subject.outbox.status()).unsequenced, 3);
+        assert.deepEqual(await subject.outbox.read(start, 10), [], 'unpositioned events are not delivered');
+        assert.equal(await subject.outbox.sequence(2), 2);
+        assert.equal(await subject.outbox.sequence(10), 1);
+        assert.equal(await subject.outbox.sequence(10), 0, 'each event is positioned once');
+        const events = await subject.outbox.read(start, 10);
+        assert.deepEqual(events.map((e) => e.seq), [start + 1, start + 2, start + 3]);
+        assert.deepEqual(events.map((e) => (e.event as { tag: string }).tag), ['t0', 't1', 't2']);
+        assert.equal(events[0]!.actor, 'alice');
+        assert.equal(events[1]!.actor, null);
+        assert.ok(events.every((e) => Math.abs(e.at - Date.now()) < 60_000));
+
+        const [a, b] = [`contract-a-${counter}`, `contract-b-${counter}`];
+        assert.equal(await subject.outbox.position(a), 0);
+        await subject.outbox.advance(a, start + 3);
+        await subject.outbox.advance(b, start + 1);
+        assert.equal(await subject.outbox.position(a), start + 3);
+        assert.ok((await subject.outbox.prune([a, b], Date.now() + 1000)) >= 1);
+        assert.equal((await subject.outbox.read(0, 1))[0]?.seq, start + 2, 'everything both consumers passed is gone');
+        assert.deepEqual((await subject.outbox.read(start, 10)).map((e) => e.seq), [start + 2, start + 3], 'what b has not passed stays');
+        assert.equal(await subject.outbox.prune([a, b], 0), 0, 'nothing younger than the cutoff goes');
+      });
+
+      it('a cursor moved inside a transaction moves only if it commits', async () => {
+        const name = `contract-tx-${counter}`;
+        await assert.rejects(
+          subject.store.transaction(async (tx) => {
+            await subject.outbox.advance(name, 42, tx);
+            throw new Error('rolled back');
+          }),
+        );
+        assert.equal(await subject.outbox.position(name), 0);
+        await subject.store.transaction((tx) => subject.outbox.advance(name, 42, tx));
+        assert.equal(await subject.outbox.position(name), 42);
+      });
+
+      it('pull counts add up per manifest and keep the latest time', async () => {
+        const r = repo('pulls');
+        const digest = randomDigest();
+        await store.commitBlob(r, randomDigest(), 1);
+        await subject.store.recordPulls([{ repository: r, digest, pulls: 2, lastPulledAt: 2000 }]);
+        await subject.store.recordPulls([
+          { repository: r, digest, pulls: 3, lastPulledAt: 1000 },
+          { repository: repo('no-such-repository'), digest, pulls: 1, lastPulledAt: 1 },
+        ]);
+        const db = (subject.store as KyselyMetadataStore).db as unknown as Kysely<{ pull_stats: { digest: string; pulls: number; last_pulled_at: number } }>;
+        const row = await db.selectFrom('pull_stats').select(['pulls', 'last_pulled_at']).where('digest', '=', digest).execute();
+        assert.deepEqual(row.map((x) => ({ pulls: Number(x.pulls), last: Number(x.last_pulled_at) })), [{ pulls: 5, last: 2000 }]);
+      });
+
+      it('job runs are recorded, listed newest first and pruned keeping the newest', async () => {
+        const job = `contract-job-${counter}`;
+        const first = await subject.jobs.start(job, 'host:1', new Date(Date.UTC(2001, 0, 1)));
+        await subject.jobs.finish(first, 'ok', { purged: 3 }, new Date(Date.UTC(2001, 0, 1, 0, 1)));
+        const second = await subject.jobs.start(job, 'host:1', new Date(Date.UTC(2001, 0, 2)));
+        await subject.jobs.finish(second, 'failed', { error: 'boom' }, new Date(Date.UTC(2001, 0, 2, 0, 1)));
+        const runs = await subject.jobs.list(10, job);
+        assert.deepEqual(runs.map((r) => [r.id, r.outcome, r.summary]), [[second, 'failed', { error: 'boom' }], [first, 'ok', { purged: 3 }]]);
+        assert.equal(runs[1]!.finishedAt?.getTime(), Date.UTC(2001, 0, 1, 0, 1));
+        assert.equal(await subject.jobs.prune(new Date(), 1), 1);
+        assert.deepEqual((await subject.jobs.list(10, job)).map((r) => r.id), [second]);
       });
     });
 

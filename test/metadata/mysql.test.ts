@@ -5,18 +5,15 @@ import { KyselyAuthStore } from '../../src/metadata/auth-store.js';
 import { migrationNames } from '../../src/metadata/migrate.js';
 import { createMysqlKysely, isConnectionFailure, openMysqlMetadata } from '../../src/metadata/mysql.js';
 import { createTestDatabase, mysqlOptions, type TestDatabase } from '../helpers/mysql.js';
-import { runMetadataContract } from './contract.js';
+import { kyselySubject, runMetadataContract } from './contract.js';
 
 runMetadataContract('MySQL', async () => {
   const database = await createTestDatabase();
   const store = await openMysqlMetadata(mysqlOptions(database.url));
-  return {
-    store,
-    async destroy() {
-      await store.close();
-      await database.drop();
-    },
-  };
+  return kyselySubject(store, async () => {
+    await store.close();
+    await database.drop();
+  });
 });
 
 describe('MySQL schema', () => {

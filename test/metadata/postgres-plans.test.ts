@@ -39,17 +39,21 @@ describe('PostgreSQL query plans with 50,000 tags', () => {
     db = createPostgresKysely(postgresOptions(database.url));
     store = new KyselyMetadataStore(db.withPlugin(capture), 'postgres', async () => {});
     const payload = Buffer.from('{"schemaVersion":2}');
-    await store.putManifest({
-      repository: REPOSITORY,
-      digest: 'sha256:' + 'a'.repeat(64),
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      artifactType: null,
-      subjectDigest: null,
-      annotations: null,
-      size: payload.length,
-      payload,
-      references: [],
-      tags: [],
+    await store.transaction(async (tx) => {
+      const { id } = await tx.repositories.ensure(REPOSITORY);
+      await tx.manifests.put(
+        {
+          repositoryId: id,
+          digest: 'sha256:' + 'a'.repeat(64),
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          artifactType: null,
+          subjectDigest: null,
+          annotations: null,
+          size: payload.length,
+          payload,
+        },
+        [],
+      );
     });
     await sql`
       insert into tags (repository_id, name, manifest_digest, updated_at)
@@ -89,35 +93,35 @@ describe('PostgreSQL query plans with 50,000 tags', () => {
   }
 
   it('tag page n=100&last=… uses the tags index, and is timed', async () => {
-    const page = await store.listTags(REPOSITORY, { limit: 100, after: 'v025000' });
+    const page = await store.manifests.tags(REPOSITORY, { limit: 100, after: 'v025000' });
     assert.equal(page.items.length, 100);
     assert.equal(page.items[0], 'v025001');
     assert.equal(page.more, true);
 
-    const plan = await explainLast(() => store.listTags(REPOSITORY, { limit: 100, after: 'v025000' }));
+    const plan = await explainLast(() => store.manifests.tags(REPOSITORY, { limit: 100, after: 'v025000' }));
     console.log(`tag page plan:\n${plan}`);
     assert.doesNotMatch(plan, /Seq Scan on tags/);
     assert.match(plan, /Index (Only )?Scan using tags_pk on tags/);
     assert.doesNotMatch(plan, /Sort Method/, 'rows come in index order; no sort over the repository\'s tags');
 
-    const middle = await medianMs(() => store.listTags(REPOSITORY, { limit: 100, after: 'v025000' }));
-    const first = await medianMs(() => store.listTags(REPOSITORY, { limit: 100 }));
-    const last = await medianMs(() => store.listTags(REPOSITORY, { limit: 100, after: 'v049950' }));
+    const middle = await medianMs(() => store.manifests.tags(REPOSITORY, { limit: 100, after: 'v025000' }));
+    const first = await medianMs(() => store.manifests.tags(REPOSITORY, { limit: 100 }));
+    const last = await medianMs(() => store.manifests.tags(REPOSITORY, { limit: 100, after: 'v049950' }));
     console.log(`tag page timings (median of 25, ${TAG_COUNT} tags): first page ${first} ms, last=v025000 ${middle} ms, last page ${last} ms`);
     assert.ok(middle < 250, `a tag page took ${middle} ms`);
   });
 
   it('catalog page n=100&last=… uses the repositories name index, and is timed', async () => {
-    const page = await store.listRepositories({ limit: 100, after: 'team-5/' });
+    const page = await store.repositories.list({ limit: 100, after: 'team-5/' });
     assert.equal(page.items.length, 100);
     assert.ok(page.items.every((name) => name > 'team-5/'));
 
-    const plan = await explainLast(() => store.listRepositories({ limit: 100, after: 'team-5/' }));
+    const plan = await explainLast(() => store.repositories.list({ limit: 100, after: 'team-5/' }));
     console.log(`catalog page plan:\n${plan}`);
     assert.doesNotMatch(plan, /Seq Scan/);
     assert.match(plan, /Index (Only )?Scan using repositories_name_key on repositories/);
 
-    const ms = await medianMs(() => store.listRepositories({ limit: 100, after: 'team-5/' }));
+    const ms = await medianMs(() => store.repositories.list({ limit: 100, after: 'team-5/' }));
     console.log(`catalog page timing (median of 25, ${TAG_COUNT + 1} repositories): ${ms} ms`);
     assert.ok(ms < 250, `a catalog page took ${ms} ms`);
   });

@@ -4,18 +4,15 @@ import { sql } from 'kysely';
 import { migrationNames } from '../../src/metadata/migrate.js';
 import { createPostgresKysely, openPostgresMetadata } from '../../src/metadata/postgres.js';
 import { createTestDatabase, postgresOptions, type TestDatabase } from '../helpers/postgres.js';
-import { runMetadataContract } from './contract.js';
+import { kyselySubject, runMetadataContract } from './contract.js';
 
 runMetadataContract('PostgreSQL', async () => {
   const database = await createTestDatabase();
   const store = await openPostgresMetadata(postgresOptions(database.url));
-  return {
-    store,
-    async destroy() {
-      await store.close();
-      await database.drop();
-    },
-  };
+  return kyselySubject(store, async () => {
+    await store.close();
+    await database.drop();
+  });
 });
 
 describe('PostgreSQL schema', () => {
