@@ -1,35 +1,36 @@
 import { jsonBlob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, sha256, type Blob } from '../test/helpers/registry-client.js';
+import { nextLink, OciClient, type RequestBody } from '../src/client/index.js';
 
 export { jsonBlob, sha256, OCI_MANIFEST, type Blob };
 
 /**
- * The few registry calls the benchmark needs for seeding and verification, in the form
- * both servers accept: Distribution 2.8 ignores the body of a monolithic `POST ?digest=`,
- * so a blob is pushed as POST + `PUT ?digest=` with the bytes.
+ * The few registry calls the benchmark needs for seeding and verification: a thin layer
+ * over src/client (OciClient) in the form both servers accept — Distribution 2.8 ignores
+ * the body of a monolithic `POST ?digest=`, so a blob is pushed as POST + `PUT ?digest=`
+ * with the bytes. No retries: a failure must show in the results, not be hidden.
  */
 export class BenchClient {
-  constructor(readonly baseUrl: string) {}
+  readonly oci: OciClient;
+
+  constructor(readonly baseUrl: string) {
+    this.oci = new OciClient({ baseUrl, retry: { attempts: 1 } });
+  }
 
   url(pathOrUrl: string): string {
     return new URL(pathOrUrl, this.baseUrl).toString();
   }
 
   async uploadBlob(repo: string, blob: Blob): Promise<void> {
-    const start = await this.expect(`/v2/${repo}/blobs/uploads/`, { method: 'POST' }, 202);
-    await this.finishUpload(start.headers.get('location')!, blob);
+    await this.oci.pushBlob(repo, blob.data, { digest: blob.digest, mode: 'post-put' });
   }
 
   /** Cross-repository mount; uploads the bytes when the server answers with a new session. */
   async mountOrUpload(repo: string, from: string, blob: Blob): Promise<void> {
-    const res = await this.fetch(`/v2/${repo}/blobs/uploads/?mount=${blob.digest}&from=${from}`, { method: 'POST' });
-    await res.arrayBuffer();
-    if (res.status === 201) return;
-    if (res.status !== 202) throw new Error(`mount into ${repo}: HTTP ${res.status}`);
-    await this.finishUpload(res.headers.get('location')!, blob);
+    await this.oci.pushBlob(repo, blob.data, { digest: blob.digest, mountFrom: from });
   }
 
   async putManifest(repo: string, reference: string, manifest: Blob, mediaType = OCI_MANIFEST): Promise<void> {
-    await this.expect(`/v2/${repo}/manifests/${reference}`, { method: 'PUT', body: new Uint8Array(manifest.data), headers: { 'content-type': mediaType } }, 201);
+    await this.oci.putManifest(repo, reference, manifest.data, mediaType);
   }
 
   /** GET returning the exact body bytes. */
@@ -39,7 +40,7 @@ export class BenchClient {
   }
 
   async getJson<T>(path: string): Promise<{ body: T; next: string | null }> {
-    const res = await this.expect(path, {}, 200);
+    const res = await this.oci.transport.expect({ method: 'GET', url: path }, [200]);
     return { body: (await res.json()) as T, next: nextLink(res.headers.get('link')) };
   }
 
@@ -48,28 +49,16 @@ export class BenchClient {
   }
 
   fetch(path: string, init: RequestInit = {}): Promise<Response> {
-    return fetch(this.url(path), init);
-  }
-
-  private async finishUpload(location: string, blob: Blob): Promise<void> {
-    const target = new URL(location, this.baseUrl);
-    target.searchParams.set('digest', blob.digest);
-    await this.expect(target.toString(), { method: 'PUT', body: new Uint8Array(blob.data), headers: { 'content-type': 'application/octet-stream' } }, 201);
-  }
-
-  private async expect(path: string, init: RequestInit, status: number): Promise<Response> {
-    const res = await this.fetch(path, init);
-    if (res.status !== status) throw new Error(`${init.method ?? 'GET'} ${path}: expected ${status}, got ${res.status} ${await res.text()}`);
-    if (init.method !== undefined && init.method !== 'GET') await res.arrayBuffer();
-    return res;
+    return this.oci.send({
+      method: init.method ?? 'GET',
+      url: this.url(path),
+      headers: init.headers as Record<string, string> | undefined,
+      body: (init.body ?? undefined) as RequestBody | undefined,
+    });
   }
 }
 
-/** The target of a `Link: <…>; rel="next"` header. */
-export function nextLink(header: string | null): string | null {
-  if (!header) return null;
-  return /<([^>]+)>\s*;\s*rel="?next"?/.exec(header)?.[1] ?? null;
-}
+export { nextLink };
 
 /** A small image (config + one layer) and its manifest, for seeding. */
 export function smallImage(nonce: string): { config: Blob; layer: Blob; manifest: Blob } {
