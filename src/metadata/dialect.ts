@@ -294,3 +294,17 @@ export function foreignKeys(dialect: Dialect) {
     },
   };
 }
+
+/**
+ * In the update part of an upsert (insertOrUpdate's `set`), the value the INSERT proposed for
+ * `column`: `excluded.col` on SQLite/PostgreSQL, `values(col)` on MySQL/MariaDB (deprecated
+ * but still accepted by MySQL 8, the only form MariaDB knows).
+ */
+export function proposedValue<T = unknown>(column: string, dialect: Dialect): RawBuilder<T> {
+  return dialect === 'mysql' ? sql<T>`values(${sql.ref(column)})` : sql<T>`${sql.ref(`excluded.${column}`)}`;
+}
+
+/** The larger of two values: `max(a, b)` on SQLite, `greatest(a, b)` elsewhere. */
+export function greatestOf<T>(a: Expression<T>, b: Expression<T>, dialect: Dialect): RawBuilder<T> {
+  return dialect === 'sqlite' ? sql<T>`max(${a}, ${b})` : sql<T>`greatest(${a}, ${b})`;
+}
