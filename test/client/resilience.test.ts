@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { OciClient, RegistryClientError, backoffDelay, nextLink, parseRetryAfter } from '../../src/client/index.js';
 import { makeBlob, sha256 } from '../helpers/registry-client.js';
@@ -174,5 +176,41 @@ describe('client resilience: resume, retry, redirect', () => {
     assert.equal(nextLink('</a>; rel="prev", </b>; rel="next"'), '/b');
     assert.equal(nextLink('</a>; rel="prev"'), null);
     assert.equal(nextLink(null), null);
+  });
+});
+
+describe('client memory', () => {
+  it('streams a 64 MiB blob with flat memory (no whole-blob buffering)', { timeout: 120_000 }, async () => {
+    const size = 64 * 1024 * 1024;
+    const piece = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < piece.length; i++) piece[i] = (i * 31) & 0xff;
+    const hash = createHash('sha256');
+    for (let sent = 0; sent < size; sent += piece.length) hash.update(piece);
+    const digest = `sha256:${hash.digest('hex')}`;
+    const source = await httpServer(async (_req, res) => {
+      res.writeHead(200, { 'content-length': size });
+      for (let sent = 0; sent < size; sent += piece.length) {
+        if (!res.write(piece)) await once(res, 'drain');
+      }
+      res.end();
+    });
+    try {
+      const client = new OciClient({ baseUrl: source.url, retry: FAST_RETRY });
+      global.gc?.();
+      const before = process.memoryUsage();
+      let peak = 0;
+      let received = 0;
+      for await (const chunk of client.getBlob('mem/app', digest) as AsyncIterable<Buffer>) {
+        received += chunk.length;
+        if (received % (8 * 1024 * 1024) < chunk.length) {
+          const now = process.memoryUsage();
+          peak = Math.max(peak, now.arrayBuffers - before.arrayBuffers + now.heapUsed - before.heapUsed);
+        }
+      }
+      assert.equal(received, size);
+      assert.ok(peak < 32 * 1024 * 1024, `memory grew by ${Math.round(peak / 1024 / 1024)} MiB while streaming 64 MiB`);
+    } finally {
+      await source.close();
+    }
   });
 });
