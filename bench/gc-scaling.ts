@@ -6,8 +6,8 @@
  *   node --import tsx bench/gc-scaling.ts [liveSizes…]      e.g. … 1000 50000 200000
  *
  * The registry is seeded directly through the metadata database (bulk inserts, not HTTP),
- * then the garbage is made the way users make it: tags deleted through the MetadataStore
- * write path, which queues the candidates. The collector then runs for real (SQLite file,
+ * then the garbage is made the way users make it: tags deleted through core, whose events
+ * GC's review-queue consumer turns into candidates at the start of the run. The collector then runs for real (SQLite file,
  * filesystem blob store, bytes deleted).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -16,8 +16,12 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { GarbageCollector } from '../src/gc/collector.js';
+import { Registry } from '../src/core/registry.js';
+import { EventDispatcher } from '../src/events/dispatcher.js';
+import { gcReviewConsumer } from '../src/gc/review-consumer.js';
 import { KyselyGcStore } from '../src/metadata/gc-store.js';
-import type { KyselyMetadataStore } from '../src/metadata/kysely-store.js';
+import { transactionOf, type KyselyMetadataStore } from '../src/metadata/kysely-store.js';
+import { KyselyOutboxStore } from '../src/metadata/outbox-store.js';
 import { openSqliteMetadata } from '../src/metadata/sqlite.js';
 import { FilesystemBlobStore } from '../src/storage/filesystem.js';
 
@@ -42,10 +46,15 @@ async function scenario(liveBlobs: number): Promise<Result> {
   try {
     await seedManifests(metadata, 'live', liveBlobs);
     const garbageTags = await seedManifests(metadata, 'junk', GARBAGE_BLOBS, blobs);
-    for (const { repository, tag } of garbageTags) await metadata.deleteTag(repository, tag);
+    // Through core, as a client's DELETE would: each deletion appends a tag.deleted event.
+    const registry = new Registry(blobs, metadata, { deleteEnabled: true, maxManifestSize: 1 << 22, maxBlobSize: 0, maxConcurrentUploads: 1, maxPageSize: 100 });
+    for (const { repository, tag } of garbageTags) await registry.deleteManifest(repository, tag);
 
-    const store = new KyselyGcStore(metadata.db, metadata.dialect);
-    const collector = new GarbageCollector(blobs, store, store, { gracePeriodMs: 0, untagged: 'delete', batchSize: 100 }, pino({ level: 'silent' }));
+    const logger = pino({ level: 'silent' });
+    const store = new KyselyGcStore(metadata.db, metadata.dialect, transactionOf);
+    const events = new EventDispatcher(metadata, new KyselyOutboxStore(metadata.db, metadata.dialect, transactionOf), [gcReviewConsumer(store)], logger);
+    // The run includes delivering the deletions' events to GC's review queue (as every run does).
+    const collector = new GarbageCollector(blobs, store, store, { gracePeriodMs: 0, untagged: 'delete', batchSize: 100 }, logger, () => events.drain(store));
     const started = performance.now();
     const report = await collector.run();
     const gcMs = performance.now() - started;

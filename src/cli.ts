@@ -4,6 +4,7 @@ import v8 from 'node:v8';
 import { Command } from 'commander';
 import { ConfigError, loadConfig, redactConfig } from './config/load.js';
 import { registerFsckCommand } from './cli/fsck.js';
+import { registerJobsCommand } from './cli/jobs.js';
 import { registerGcCommand } from './gc/cli.js';
 import { registerUserCommands } from './cli/users.js';
 import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
@@ -64,6 +65,7 @@ configCommand
 
 registerFsckCommand(program, () => program.opts<{ config?: string }>().config);
 registerGcCommand(program, () => program.opts<{ config?: string }>().config);
+registerJobsCommand(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
 registerUserCommands(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
 registerMigrateMetadataCommand(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
 

@@ -49,6 +49,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const tls = config.http.tls;
   const app = buildApp({
     gc: { collector: gc.collector, usage: gc.usage },
+    jobs: { list: () => scheduler.list(), history: stores.jobs },
     registry,
     access: auth.policy,
     auth,

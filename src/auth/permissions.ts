@@ -87,6 +87,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'GET', path: '/audit', access: 'admin', needs: 'system admin' },
   { method: 'POST', path: '/gc', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/storage', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/jobs', access: 'admin', needs: 'system admin' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

@@ -27,6 +27,8 @@ export interface RegistryOptions {
   maxConcurrentUploads: number;
   /** Largest page a listing returns. */
   maxPageSize: number;
+  /** Running upload hashes kept in memory (default MAX_HELD_HASHES). */
+  maxHeldHashes?: number;
 }
 
 export interface BlobHandle {
@@ -71,6 +73,7 @@ export class Registry {
     this.uploads = new UploadService(blobs, metadata.uploads, {
       maxBlobSize: options.maxBlobSize,
       maxConcurrentTransfers: options.maxConcurrentUploads,
+      maxHeldHashes: options.maxHeldHashes,
     }, {
       start: (repository, op) => this.policies.check('upload.start', { repository, actor: op.actor ?? null }, null),
       check: (commit) => this.checkBlob(commit),

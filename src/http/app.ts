@@ -7,6 +7,7 @@ import type { Registry } from '../core/registry.js';
 import type { GarbageCollector } from '../gc/collector.js';
 import type { StorageUsageQueries } from '../gc/ports.js';
 import { registerAdminApi } from './api/index.js';
+import type { ApiFeatures } from './api/route.js';
 import { credentialsReader } from './credentials.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerUploadLimits } from './limits.js';
@@ -31,6 +32,8 @@ export interface AppOptions {
   https?: { key: Buffer; cert: Buffer };
   /** POST /api/v1/gc and GET /api/v1/storage (src/gc); served with the admin API, so only with `auth`. */
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
+  /** GET /api/v1/jobs (src/jobs): served with the admin API. */
+  jobs?: ApiFeatures['jobs'];
 }
 
 /** Builds the Fastify application: /v2 (OCI distribution API), /healthz, /readyz. */
@@ -96,7 +99,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access: options.access, credentials: credentialsReader(options.auth?.baseUrl) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth);
-    registerAdminApi(app, options.auth, { gc: options.gc });
+    registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs });
   }
   return app;
 }

@@ -18,7 +18,7 @@ import type {
 } from '../gc/ports.js';
 import type { LeaseStore } from '../jobs/leases.js';
 import type { Database } from './tables.js';
-import type { Dialect } from './migrate.js';
+import { firstPathSegment, insertOrUpdate, insertOrUpdateIf, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
 
 /** Row types of migrations/0002-gc.ts. */
 export interface GcTables {
@@ -41,16 +41,12 @@ export const CLOCK_SKEW_MARGIN_MS = 100;
  * Adds (or moves to `queuedAt`) review-queue rows. Called by the review-queue event consumer
  * (in the transaction that moves its cursor) and by the collector's cascades.
  */
-async function enqueueReview(db: Kysely<Database> | Transaction<Database>, requests: ReviewRequest[], queuedAt: number): Promise<void> {
+async function enqueueReview(db: Kysely<Database> | Transaction<Database>, dialect: Dialect, requests: ReviewRequest[], queuedAt: number): Promise<void> {
   const gdb = db as unknown as Db;
   const unique = new Map(requests.map((r) => [`${r.kind} ${r.repositoryId} ${r.digest}`, r]));
   const rows = [...unique.values()].map((r) => ({ kind: r.kind, repository_id: r.repositoryId, digest: r.digest, queued_at: queuedAt }));
   for (let i = 0; i < rows.length; i += 500) {
-    await gdb
-      .insertInto('gc_review_queue')
-      .values(rows.slice(i, i + 500))
-      .onConflict((oc) => oc.columns(['kind', 'repository_id', 'digest']).doUpdateSet({ queued_at: queuedAt }))
-      .execute();
+    await insertOrUpdate(gdb.insertInto('gc_review_queue').values(rows.slice(i, i + 500)), dialect, ['kind', 'repository_id', 'digest'], { queued_at: queuedAt }).execute();
   }
 }
 
@@ -128,7 +124,7 @@ class KyselyGcQueries implements GcQueries {
   }
 
   async requeue(c: Candidate, queuedAt: number): Promise<void> {
-    await enqueueReview(this.db as unknown as Kysely<Database>, [c], queuedAt);
+    await enqueueReview(this.db as unknown as Kysely<Database>, this.dialect, [c], queuedAt);
   }
 
   async lockManifest(repositoryId: number, digest: string): Promise<ManifestFacts | null> {
@@ -162,7 +158,7 @@ class KyselyGcQueries implements GcQueries {
     const dependents = await manifestDependents(this.db as unknown as Kysely<Database>, repositoryId, digest);
     await this.db.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
     await this.db.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).execute();
-    await enqueueReview(this.db as unknown as Kysely<Database>, dependents, queuedAt);
+    await enqueueReview(this.db as unknown as Kysely<Database>, this.dialect, dependents, queuedAt);
   }
 
   async lockLink(repositoryId: number, digest: string): Promise<LinkFacts | null> {
@@ -182,7 +178,7 @@ class KyselyGcQueries implements GcQueries {
 
   async deleteLink(repositoryId: number, digest: string, queuedAt: number): Promise<void> {
     await this.db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).execute();
-    await enqueueReview(this.db as unknown as Kysely<Database>, [{ kind: 'blob', repositoryId: 0, digest }], queuedAt);
+    await enqueueReview(this.db as unknown as Kysely<Database>, this.dialect, [{ kind: 'blob', repositoryId: 0, digest }], queuedAt);
   }
 
   async lockBlob(digest: string): Promise<BlobFacts | null> {
@@ -197,12 +193,12 @@ class KyselyGcQueries implements GcQueries {
     await this.db
       .insertInto('gc_blob_deletions')
       .values({ digest, size, started_at: now, finished_at: null })
-      .onConflict((oc) => oc.column('digest').doUpdateSet({ size, started_at: now, finished_at: null }))
+      .$call((q) => insertOrUpdate(q, this.dialect, ['digest'], { size, started_at: now, finished_at: null }))
       .execute();
   }
 
   private forUpdate<Q extends { forUpdate(): Q }>(query: Q): Q {
-    return this.dialect === 'postgres' ? query.forUpdate() : query;
+    return lockForUpdate(query, this.dialect);
   }
 }
 
@@ -224,7 +220,7 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
   within(tx: MetadataTx): GcTxQueries {
     const trx = this.transactionOf(tx);
     return {
-      enqueue: (requests, queuedAt) => enqueueReview(trx, requests, queuedAt),
+      enqueue: (requests, queuedAt) => enqueueReview(trx, this.dialect, requests, queuedAt),
       referrersOf: async (repositoryId, digest) =>
         (await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('subject_digest', '=', digest).execute()).map((r) => r.digest),
       deletionOverlaps: (digest, lastAppendAt) => blobDeletionOverlaps(trx, digest, lastAppendAt),
@@ -232,23 +228,10 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
   }
 
   async transaction<T>(work: (queries: GcQueries) => Promise<T>): Promise<T> {
-    if (this.dialect === 'postgres') {
-      return this.db.transaction().execute((trx) => work(new KyselyGcQueries(trx, this.dialect)));
-    }
-    // BEGIN IMMEDIATE takes SQLite's write lock up front: a deferred transaction that reads
-    // and then writes fails with SQLITE_BUSY when another process (the server next to
-    // `berth gc`) committed in between, and busy_timeout cannot help it.
-    return this.db.connection().execute(async (conn) => {
-      await sql`begin immediate`.execute(conn);
-      try {
-        const value = await work(new KyselyGcQueries(conn, this.dialect));
-        await sql`commit`.execute(conn);
-        return value;
-      } catch (err) {
-        await sql`rollback`.execute(conn);
-        throw err;
-      }
-    });
+    // A write transaction from the first statement (BEGIN IMMEDIATE on SQLite, see sqlite.ts):
+    // a deferred one that reads then writes fails with SQLITE_BUSY when another process
+    // (the server next to `berth gc`) committed in between.
+    return writeTransaction(this.db, (trx) => work(new KyselyGcQueries(trx, this.dialect)));
   }
 
   async rolledBack<T>(work: (queries: GcQueries) => Promise<T>): Promise<T> {
@@ -299,7 +282,7 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
     await this.db
       .insertInto('leases')
       .values({ name, holder, expires_at: expiresAt })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ holder, expires_at: expiresAt }).where('leases.expires_at', '<', now))
+      .$call((q) => insertOrUpdateIf(q, this.dialect, ['name'], { holder, expires_at: expiresAt }, sql`${sql.ref('leases.expires_at')} < ${now}`))
       .execute();
     return (await this.holder(name, now)) === holder;
   }
@@ -335,7 +318,7 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
             group by d.repository_id) x
       join repositories r on r.id = x.repository_id
       order by r.name`.execute(this.db);
-    const project = this.dialect === 'postgres' ? sql`split_part(r.name, '/', 1)` : sql`case when instr(r.name, '/') > 0 then substr(r.name, 1, instr(r.name, '/') - 1) else r.name end`;
+    const project = firstPathSegment('r.name', this.dialect);
     const perProject = await sql<{ project: string; blobs: number; bytes: number }>`
       select p.project, count(*) as blobs, coalesce(sum(b.size), 0) as bytes
       from (select distinct ${project} as project, mr.child_digest

@@ -13,7 +13,7 @@ import type {
   UploadRecord,
   UploadRows,
 } from '../core/ports.js';
-import { insertOrUpdate, writeTransaction, type AnyDb, type Dialect } from './dialect.js';
+import { greatestOf, insertOrUpdate, proposedValue, writeTransaction, type AnyDb, type Dialect } from './dialect.js';
 import { OutboxAppender, type OutboxTables } from './outbox-store.js';
 import { precompiled } from './precompiled.js';
 import { ManifestRows, RepositoryRows } from './registry-rows.js';
@@ -55,13 +55,8 @@ export class KyselyMetadataStore implements MetadataStore {
       for (const c of counts) {
         const repository = await trx.selectFrom('repositories').select('id').where('name', '=', c.repository).executeTakeFirst();
         if (!repository) continue;
-        const add = this.dialect === 'mysql' ? sql<number>`pulls + values(pulls)` : sql<number>`pull_stats.pulls + excluded.pulls`;
-        const last =
-          this.dialect === 'mysql'
-            ? sql<number>`greatest(last_pulled_at, values(last_pulled_at))`
-            : this.dialect === 'postgres'
-              ? sql<number>`greatest(pull_stats.last_pulled_at, excluded.last_pulled_at)`
-              : sql<number>`max(pull_stats.last_pulled_at, excluded.last_pulled_at)`;
+        const add = sql<number>`${sql.ref('pull_stats.pulls')} + ${proposedValue('pulls', this.dialect)}`;
+        const last = greatestOf(sql.ref('pull_stats.last_pulled_at'), proposedValue('last_pulled_at', this.dialect), this.dialect);
         await insertOrUpdate(
           trx.insertInto('pull_stats').values({ repository_id: Number(repository.id), digest: c.digest, pulls: c.pulls, last_pulled_at: c.lastPulledAt }),
           this.dialect,

@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { UploadService } from '../../src/core/uploads.js';
+import { Registry } from '../../src/core/registry.js';
 import { openSqliteMetadata } from '../../src/metadata/sqlite.js';
 import { FilesystemBlobStore } from '../../src/storage/filesystem.js';
 import { makeBlob } from '../helpers/registry-client.js';
@@ -17,7 +17,8 @@ describe('UploadService running hashes', () => {
     const blobs = await new FilesystemBlobStore(path.join(dir, 'storage')).init();
     const metadata = await openSqliteMetadata(path.join(dir, 'berth.db'));
     try {
-      const uploads = new UploadService(blobs, metadata, { maxBlobSize: 0, maxConcurrentTransfers: 10, maxHeldHashes: 2 });
+      // Through the Registry, which gives its UploadService the commit transaction.
+      const uploads = new Registry(blobs, metadata, { deleteEnabled: true, maxManifestSize: 1 << 20, maxBlobSize: 0, maxConcurrentUploads: 10, maxPageSize: 100, maxHeldHashes: 2 }).uploads;
       const blobsToPush = [makeBlob(3000), makeBlob(3000), makeBlob(3000)];
       const sessions = [];
       for (const blob of blobsToPush) {
@@ -31,7 +32,7 @@ describe('UploadService running hashes', () => {
       for (const [i, blob] of blobsToPush.entries()) {
         const digest = await uploads.complete('hash/cap', sessions[i]!.id, blob.digest, Readable.from([blob.data.subarray(1000)]));
         assert.equal(digest, blob.digest);
-        assert.deepEqual(await metadata.getLinkedBlob('hash/cap', blob.digest), { size: blob.size });
+        assert.deepEqual(await metadata.repositories.linkedBlob('hash/cap', blob.digest), { size: blob.size });
       }
       assert.equal(uploads.heldHashes, 0);
     } finally {

@@ -8,6 +8,7 @@ import { RegistryError } from '../../core/errors.js';
 import { credentialsReader } from '../credentials.js';
 import { auditRoutes } from './audit.js';
 import { gcRoutes } from './gc.js';
+import { jobRoutes } from './jobs.js';
 import { openApiDocument } from './openapi.js';
 import { projectRoutes } from './projects.js';
 import type { ApiFeatures, ApiRoute } from './route.js';
@@ -30,7 +31,7 @@ export function apiActor(request: FastifyRequest): Actor {
 
 /** Every admin-API route this server serves, given its features: the one route table. */
 export function apiRoutes(features: ApiFeatures): ApiRoute[] {
-  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...(features.gc ? gcRoutes : [])];
+  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : [])];
 }
 
 /**

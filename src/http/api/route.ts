@@ -6,12 +6,16 @@ import type { Identity } from '../../auth/identity.js';
 import type { AuthService } from '../../auth/service.js';
 import type { GarbageCollector } from '../../gc/collector.js';
 import type { StorageUsageQueries } from '../../gc/ports.js';
+import type { JobRunStore } from '../../jobs/ports.js';
+import type { JobInfo } from '../../jobs/scheduler.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
 /** Optional features whose endpoints live under /api/v1 (buildApp's `gc` option). */
 export interface ApiFeatures {
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
+  /** GET /api/v1/jobs: the scheduler's jobs and the run history (src/jobs). */
+  jobs?: { list(): JobInfo[]; history: JobRunStore };
 }
 
 export interface ApiContext {
