@@ -1,6 +1,42 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layer rules of docs/architecture.md, enforced: each entry says what a folder of src/
+ * may not import. Core imports nothing outside itself; adapters (metadata, storage) never
+ * see HTTP; features depend inward (core, config, the jobs model) and never sideways on
+ * each other; only the composition root (server.ts, compose.ts, stores.ts, cli/) wires them.
+ */
+const DRIVERS = ['kysely', 'pg', 'better-sqlite3', 'mysql2', '@aws-sdk/*'];
+const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck'];
+const ROOT = ['**/server.js', '**/compose.js', '**/stores.js', '**/cli.js', '**/cli/**'];
+const ADAPTERS = ['**/metadata/**', '**/storage/**'];
+
+function forbid(files, { groups = [], packages = [], message }) {
+  return {
+    files,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...(groups.length > 0 ? [{ group: groups, message }] : []),
+            ...(packages.length > 0 ? [{ group: packages, message: `${message} (no drivers, no HTTP framework)` }] : []),
+          ],
+        },
+      ],
+    },
+  };
+}
+
+const featureRules = FEATURES.map((feature) =>
+  forbid([`src/${feature}/**/*.ts`], {
+    groups: [...ROOT, ...ADAPTERS, '**/http/**', ...FEATURES.filter((f) => f !== feature).map((f) => `**/${f}/**`)],
+    packages: [...DRIVERS, 'fastify'],
+    message: `src/${feature} is a feature: it may import core, config and the jobs model, never adapters, HTTP, the composition root or another feature (docs/architecture.md)`,
+  }),
+);
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'data/', 'bench/results/'] },
   js.configs.recommended,
@@ -11,4 +47,39 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  forbid(['src/core/**/*.ts'], {
+    groups: ['../**'],
+    packages: [...DRIVERS, 'fastify', 'pino'],
+    message: 'src/core holds the registry rules: it imports nothing outside src/core (docs/architecture.md)',
+  }),
+  forbid(['src/config/**/*.ts'], {
+    groups: [...ROOT, ...ADAPTERS, '**/http/**', '**/jobs/**', ...FEATURES.map((f) => `**/${f}/**`)],
+    message: 'src/config is the configuration schema: it imports no feature, adapter or HTTP code',
+  }),
+  forbid(['src/jobs/**/*.ts'], {
+    groups: [...ROOT, ...ADAPTERS, '**/http/**', ...FEATURES.map((f) => `**/${f}/**`)],
+    packages: [...DRIVERS, 'fastify'],
+    message: 'src/jobs is the jobs model every feature uses: it imports only core',
+  }),
+  ...featureRules,
+  forbid(['src/metadata/**/*.ts', 'src/storage/**/*.ts'], {
+    groups: [
+      ...ROOT,
+      '**/http/**',
+      // Adapters implement ports: they may import a feature's port file, not its logic.
+      '../auth/*', '!../auth/ports.js', '!../auth/permissions.js',
+      '../gc/*', '!../gc/ports.js',
+      '../jobs/*', '!../jobs/ports.js', '!../jobs/leases.js',
+      '../events/*', '!../events/ports.js',
+      '../fsck/*', '!../fsck/types.js',
+      '../policies/**', '../client/**',
+    ],
+    packages: ['fastify'],
+    message: 'adapters move bytes and rows: they never import HTTP, the composition root or feature logic (only port files)',
+  }),
+  forbid(['src/http/**/*.ts'], {
+    groups: ['**/metadata/**', '**/storage/**', ...ROOT],
+    packages: DRIVERS,
+    message: 'src/http is thin: it calls core and the features it is given, never adapters or drivers',
+  }),
 );

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig, redactConfig } from './config/load.js';
 import { registerFsckCommand } from './cli/fsck.js';
 import { registerJobsCommand } from './cli/jobs.js';
-import { registerGcCommand } from './gc/cli.js';
+import { registerGcCommand } from './cli/gc.js';
 import { registerUserCommands } from './cli/users.js';
 import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
 import { startServer } from './server.js';

@@ -1,4 +1,4 @@
-import type { AuthConfig } from './config.js';
+import type { AuthConfig } from '../config/auth.js';
 import { isSystemAdmin, type Identity } from './identity.js';
 import { PERMISSIONS, PUBLIC_PERMISSIONS, ROBOT_PERMISSIONS, ROLE_PERMISSIONS, projectOf, type Permission } from './permissions.js';
 import type { AuthStore, ProjectRecord } from './ports.js';

@@ -4,7 +4,7 @@ import { RegistryError } from '../core/errors.js';
 import type { MetadataStore } from '../core/ports.js';
 import { OpenAccessPolicy, type AccessPolicy, type RequestCredentials } from './access.js';
 import { Accounts } from './accounts.js';
-import { usesExternalIssuer, type AuthConfig } from './config.js';
+import { usesExternalIssuer, type AuthConfig } from '../config/auth.js';
 import { HTPASSWD_MARKER, HtpasswdUsers, HtpasswdWatcher, registerHtpasswdUsers, type ParsedHtpasswd } from './htpasswd.js';
 import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, isSystemAdmin, type Identity } from './identity.js';
 import { Directory } from './directory.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { authConfigSchema } from '../auth/config.js';
-import { isCron } from '../gc/cron.js';
+import { authConfigSchema } from './auth.js';
+import { isCron } from './cron.js';
 
 /**
  * Berth's configuration. Keys mirror CNCF Distribution's config.yml where the concept

@@ -5,7 +5,7 @@ import { durationMs, type BerthConfig } from '../config/schema.js';
 import { purgeUploads } from '../jobs/upload-purge.js';
 import { compose } from '../compose.js';
 import { openStores } from '../stores.js';
-import type { GcCounts, GcReport } from './report.js';
+import type { GcCounts, GcReport } from '../gc/report.js';
 
 /** Exit codes: 0 done, 1 the run stopped early, 2 usage or configuration error, 75 another collector is running (try later). */
 export const GC_EXIT = { done: 0, incomplete: 1, usage: 2, busy: 75 } as const;
