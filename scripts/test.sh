@@ -14,24 +14,27 @@ if [ "$#" -gt 0 ]; then files=("$@"); else files=(test/**/*.test.ts); fi
 [ "${#files[@]}" -gt 0 ] || { echo "no test files found" >&2; exit 1; }
 
 # Pass 1: every suite on the default back ends (SQLite metadata).
-# Pass 2: the HTTP and interop suites again with PostgreSQL metadata (BERTH_TEST_METADATA=postgres:
-# test/helpers/server.ts gives each test server a fresh database on 127.0.0.1:5432).
-# Pass 3 (only with BERTH_TEST_MYSQL_PASS=1 until it passes): the same files with MySQL/MariaDB
-# metadata (BERTH_TEST_METADATA=mysql: a fresh database per test server on 127.0.0.1:3306).
+# Pass 2: the HTTP, interop, auth, gc and policy suites again with PostgreSQL metadata
+# (BERTH_TEST_METADATA=postgres: test/helpers/server.ts gives each test server a fresh database
+# on 127.0.0.1:5432).
+# Pass 3: the HTTP, interop and policy suites with MySQL/MariaDB metadata (BERTH_TEST_METADATA=mysql:
+# a fresh database per test server on 127.0.0.1:3306). The metadata contract runs on all three in pass 1.
 # Every pass that runs must pass; their summaries are repeated at the end.
 pg_files=()
-for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*) pg_files+=("$f") ;; esac; done
+mysql_files=()
+for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*|test/auth/*|test/gc/*|test/policies/*) pg_files+=("$f") ;; esac; done
+for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*|test/policies/*) mysql_files+=("$f") ;; esac; done
 logs=$(mktemp -d /tmp/berth-test-logs.XXXXXX)
 trap 'rm -rf "$logs"' EXIT
 status=0
 node --import tsx --test --test-reporter=spec --test-concurrency=2 "${files[@]}" 2>&1 | tee "$logs/sqlite" || status=1
 if [ "${#pg_files[@]}" -gt 0 ]; then
-  echo "== again with PostgreSQL metadata: ${#pg_files[@]} HTTP/interop test files"
+  echo "== again with PostgreSQL metadata: ${#pg_files[@]} test files"
   BERTH_TEST_METADATA=postgres node --import tsx --test --test-reporter=spec --test-concurrency=2 "${pg_files[@]}" 2>&1 | tee "$logs/postgres" || status=1
 fi
-if [ "${BERTH_TEST_MYSQL_PASS:-0}" = 1 ] && [ "${#pg_files[@]}" -gt 0 ]; then
-  echo "== again with MySQL/MariaDB metadata: ${#pg_files[@]} HTTP/interop test files"
-  BERTH_TEST_METADATA=mysql node --import tsx --test --test-reporter=spec --test-concurrency=2 "${pg_files[@]}" 2>&1 | tee "$logs/mysql" || status=1
+if [ "${#mysql_files[@]}" -gt 0 ]; then
+  echo "== again with MySQL/MariaDB metadata: ${#mysql_files[@]} test files"
+  BERTH_TEST_METADATA=mysql node --import tsx --test --test-reporter=spec --test-concurrency=2 "${mysql_files[@]}" 2>&1 | tee "$logs/mysql" || status=1
 fi
 echo "== summary"
 passed=0; failed=0

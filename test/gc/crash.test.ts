@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.js';
 import { RegistryClient, makeBlob, makeImage, type Image } from '../helpers/registry-client.js';
 import { ROOT, startTestServer, tempDir, testMetadataEnv, type TestServer } from '../helpers/server.js';
 import { assertConsistent } from './support.js';

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import type { GcReport } from '../../src/gc/report.js';
-import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.js';
 import { OCI_INDEX, OCI_LAYER, RegistryClient, jsonBlob, makeImage, sha256, type Blob, type Image } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
