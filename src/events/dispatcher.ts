@@ -6,6 +6,11 @@ import type { Job } from '../jobs/scheduler.js';
 import type { OutboxStore } from './ports.js';
 
 export const EVENTS_LEASE = 'events';
+/**
+ * The events lease is renewed every third of this while a round runs; short, so a process
+ * killed mid-round holds up delivery (and GC's review queue) for seconds, not a minute.
+ */
+const EVENTS_LEASE_TTL_MS = 10_000;
 
 export interface DispatchResult {
   sequenced: number;
@@ -65,7 +70,7 @@ export class EventDispatcher {
   async drain(leases: LeaseStore, timeoutMs = 10_000): Promise<DispatchResult> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const outcome = await withLease(leases, EVENTS_LEASE, (lease) => this.dispatch(lease.signal));
+      const outcome = await withLease(leases, EVENTS_LEASE, (lease) => this.dispatch(lease.signal), { ttlMs: EVENTS_LEASE_TTL_MS });
       if (outcome.acquired) return outcome.value;
       if (Date.now() > deadline) throw new Error(`the event outbox is being dispatched by ${outcome.heldBy ?? 'another process'}; try again`);
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -101,6 +106,7 @@ export function dispatchJob(dispatcher: EventDispatcher, everyMs: number): Job {
     name: EVENTS_LEASE,
     schedule: { everyMs },
     history: 'work',
+    leaseTtlMs: EVENTS_LEASE_TTL_MS,
     async run(signal) {
       const result = await dispatcher.dispatch(signal);
       const delivered = Object.values(result.delivered).reduce((a, b) => a + b, 0);

@@ -35,14 +35,13 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
 }
 
 /**
- * Driver codes for a full disk (ENOSPC, EDQUOT, SQLITE_FULL, PostgreSQL 53100). Recognising
- * them belongs to the adapters (src/metadata/errors.ts `asStorageFull`), which do not wrap
- * their errors yet; until they do, this keeps metadata writes that hit a full disk at 507
- * instead of 500. Remove once every adapter throws StorageFullError.
+ * A full filesystem seen by the filesystem blob store outside an upload's data path (e.g.
+ * creating a staging file); the metadata adapters already throw StorageFullError themselves
+ * (src/metadata/errors.ts), and uploads map it in core (storageError).
  */
 function isRawStorageFull(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
-  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === '53100';
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {

@@ -2,12 +2,12 @@ import { StorageFullError } from '../core/errors.js';
 
 /**
  * Recognises "the disk or database is full" in the errors the metadata back ends raise:
- * SQLite's SQLITE_FULL, PostgreSQL's SQLSTATE 53100 (disk_full), and the filesystem's
- * ENOSPC / EDQUOT (SQLite writes through the filesystem). Adapters call
- * `asStorageFull` where they catch driver errors, so the core and HTTP see a domain
+ * SQLite's SQLITE_FULL, PostgreSQL's SQLSTATE 53100 (disk_full), MySQL's ER_RECORD_FILE_FULL
+ * and ER_DISK_FULL, and the filesystem's ENOSPC / EDQUOT (SQLite writes through the filesystem). Adapters call
+ * `asStorageFull` where their connections catch driver errors (sqlite.ts, postgres.ts, mysql.ts), so the core and HTTP see a domain
  * StorageFullError and never driver codes.
  */
-const FULL_CODES = new Set(['SQLITE_FULL', '53100', 'ENOSPC', 'EDQUOT']);
+const FULL_CODES = new Set(['SQLITE_FULL', '53100', 'ER_RECORD_FILE_FULL', 'ER_DISK_FULL', 'ENOSPC', 'EDQUOT']);
 
 export function isStorageFull(err: unknown): boolean {
   if (err instanceof StorageFullError) return true;

@@ -1,6 +1,7 @@
 import { CompiledQuery, Kysely, MysqlDialect, type MysqlPool, type MysqlPoolConnection, type MysqlQueryResult, type MysqlStream, type MysqlStreamOptions } from 'kysely';
 import mysql from 'mysql2';
 import { RegistryError } from '../core/errors.js';
+import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
 import { migrateToLatest } from './migrate.js';
@@ -203,7 +204,7 @@ class FailFastConnection implements MysqlPoolConnection {
         return callback(unavailable(err), undefined as never);
       }
       if (isStatementTimeout(err)) return callback(unavailable(err, 'metadata database did not answer in time'), undefined as never);
-      callback(err, undefined as never);
+      callback(asStorageFull(err), undefined as never);
     });
   }
 

@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, type PostgresCursor, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely';
 import pg from 'pg';
 import { RegistryError } from '../core/errors.js';
+import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
 import { migrateToLatest } from './migrate.js';
@@ -135,7 +136,7 @@ class FailFastClient implements PostgresPoolClient {
         throw unavailable(err);
       }
       if (isStatementTimeout(err)) throw unavailable(err, 'metadata database did not answer in time');
-      throw err;
+      throw asStorageFull(err);
     }
   }
 

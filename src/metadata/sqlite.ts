@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { CompiledQuery, Kysely, SqliteDialect, type Driver, type SqliteDatabase } from 'kysely';
+import { CompiledQuery, Kysely, SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase } from 'kysely';
+import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
 import { migrateToLatest } from './migrate.js';
@@ -44,8 +45,24 @@ class SafeRollbackSqliteDialect extends SqliteDialect {
     driver.rollbackTransaction = async (connection) => {
       if (this.sqlite.inTransaction) await rollback(connection);
     };
+    // A full disk is a domain condition (StorageFullError → 507), not a driver code.
+    const acquire = driver.acquireConnection.bind(driver);
+    driver.acquireConnection = async () => fullDiskAware(await acquire());
     return driver;
   }
+}
+
+function fullDiskAware(connection: DatabaseConnection): DatabaseConnection {
+  return {
+    executeQuery: async (query) => {
+      try {
+        return await connection.executeQuery(query);
+      } catch (err) {
+        throw asStorageFull(err);
+      }
+    },
+    streamQuery: (query, chunkSize) => connection.streamQuery(query, chunkSize),
+  };
 }
 
 /** Distinct SQL texts kept prepared; queries with `IN (…)` lists of varying length are the only churn. */
