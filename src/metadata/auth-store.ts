@@ -12,7 +12,7 @@ import type {
   UserRecord,
 } from '../auth/ports.js';
 import type { Role } from '../auth/permissions.js';
-import { insertIfAbsent, insertOrUpdate, type Dialect } from './dialect.js';
+import { insertIfAbsent, insertOrUpdate, lockForUpdate, type Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 
 /** Row types of the auth tables (DDL in migrations/0003-auth.ts). */
@@ -209,6 +209,11 @@ export class KyselyAuthStore implements AuthStore {
 
   async addSigningKey(key: Omit<SigningKeyRecord, 'retiredAt'>): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
+      // Lock the active key first, then retire in a statement of its own: under READ COMMITTED
+      // a concurrent rotation waits on the lock, and its UPDATE, which starts after the other
+      // rotation committed, sees (and retires) the key that rotation added. A lone UPDATE reads
+      // a snapshot from before that commit and left two active keys on PostgreSQL.
+      await lockForUpdate(trx.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null), this.dialect).execute();
       const now = Date.now();
       await trx.updateTable('signing_keys').set({ retired_at: now }).where('retired_at', 'is', null).execute();
       await trx

@@ -1,0 +1,3 @@
+import { authStoreContract } from './auth-store.js';
+
+authStoreContract('mysql');
