@@ -2,14 +2,11 @@ import { RegistryError } from '../core/errors.js';
 import { validateRepositoryName } from '../core/names.js';
 import { ROBOT_PREFIX } from './identity.js';
 import { ROBOT_PERMISSIONS, isRole, type Role } from './permissions.js';
-import type { AuthStore, ProjectRecord, RobotPermission, RobotRecord, UserRecord } from './ports.js';
+import type { AuthStore, ChangeActor, ProjectRecord, RobotPermission, RobotRecord, UserRecord } from './ports.js';
 import { generateSecret, hashSecret, validatePassword, validateUsername } from './secrets.js';
 
-/** Who performs a change and from where: recorded in the audit log. */
-export interface Actor {
-  name: string;
-  ip: string | null;
-}
+/** Who performs a change and from where: recorded in the audit log and as the event's actor. */
+export type Actor = Pick<ChangeActor, 'name' | 'ip'>;
 
 export interface NewRobot {
   /** Short name; the login becomes robot$<project>+<name> (or robot$<name> for a system robot). */
@@ -25,7 +22,8 @@ const conflict = (what: string) => new RegistryError('CONFLICT', `${what} alread
 const badRequest = (message: string) => new RegistryError('INVALID_ARGUMENT', message);
 
 /**
- * Account, project, membership and robot management — every change audited. Callers
+ * Account, project, membership and robot management. Every change is audited and becomes a
+ * domain event: the store writes both in the change's own transaction (ChangeActor). Callers
  * (admin API, CLI) decide who may call what; these methods validate the change itself.
  */
 export class Accounts {
@@ -38,57 +36,48 @@ export class Accounts {
   async addUser(actor: Actor, username: string, password: string, admin = false): Promise<UserRecord> {
     validateUsername(username);
     const passwordHash = await hashSecret(validatePassword(password));
-    if (!(await this.store.createUser({ username, passwordHash, admin }))) throw conflict(`user ${username}`);
-    await this.audit(actor, 'user.create', username, { admin });
+    if (!(await this.store.createUser({ username, passwordHash, admin }, actor))) throw conflict(`user ${username}`);
     return (await this.store.getUser(username))!;
   }
 
   async setPassword(actor: Actor, username: string, password: string): Promise<void> {
     const passwordHash = await hashSecret(validatePassword(password));
-    if (!(await this.store.setPassword(username, passwordHash))) throw notFound(`user ${username}`);
-    await this.audit(actor, 'user.password', username);
+    if (!(await this.store.setPassword(username, passwordHash, actor))) throw notFound(`user ${username}`);
   }
 
   async setAdmin(actor: Actor, username: string, admin: boolean): Promise<void> {
-    if (!(await this.store.setAdmin(username, admin))) throw notFound(`user ${username}`);
-    await this.audit(actor, admin ? 'user.grant-admin' : 'user.revoke-admin', username);
+    if (!(await this.store.setAdmin(username, admin, actor))) throw notFound(`user ${username}`);
   }
 
   async removeUser(actor: Actor, username: string): Promise<void> {
-    if (!(await this.store.deleteUser(username))) throw notFound(`user ${username}`);
-    await this.audit(actor, 'user.delete', username);
+    if (!(await this.store.deleteUser(username, actor))) throw notFound(`user ${username}`);
   }
 
   async createProject(actor: Actor, name: string, isPublic: boolean, owner?: string): Promise<ProjectRecord> {
     validateProjectName(name);
-    if (!(await this.store.createProject({ name, public: isPublic, createdBy: actor.name }, owner))) throw conflict(`project ${name}`);
-    await this.audit(actor, 'project.create', name, { public: isPublic, owner });
+    if (!(await this.store.createProject({ name, public: isPublic, createdBy: actor.name }, owner, actor))) throw conflict(`project ${name}`);
     return (await this.store.getProject(name))!;
   }
 
   async setVisibility(actor: Actor, name: string, isPublic: boolean): Promise<void> {
-    if (!(await this.store.setProjectVisibility(name, isPublic))) throw notFound(`project ${name}`);
-    await this.audit(actor, 'project.visibility', name, { public: isPublic });
+    if (!(await this.store.setProjectVisibility(name, isPublic, actor))) throw notFound(`project ${name}`);
   }
 
   async deleteProject(actor: Actor, name: string): Promise<void> {
     // Otherwise anyone could re-create the name (autocreate) and inherit the old repositories.
     if (await this.projectHasRepositories(name)) throw new RegistryError('CONFLICT', `project ${name} still has repositories; delete them first`);
-    if (!(await this.store.deleteProject(name))) throw notFound(`project ${name}`);
-    await this.audit(actor, 'project.delete', name);
+    if (!(await this.store.deleteProject(name, actor))) throw notFound(`project ${name}`);
   }
 
   async setMember(actor: Actor, project: string, username: string, role: unknown): Promise<void> {
     if (!isRole(role)) throw badRequest(`role must be one of project-admin, maintainer, developer, guest, limited-guest`);
     if (!(await this.store.getProject(project))) throw notFound(`project ${project}`);
     if (!(await this.store.getUser(username))) throw notFound(`user ${username}`);
-    await this.store.setMember(project, username, role as Role);
-    await this.audit(actor, 'member.set', `${project}/${username}`, { role });
+    await this.store.setMember(project, username, role as Role, actor);
   }
 
   async removeMember(actor: Actor, project: string, username: string): Promise<void> {
-    if (!(await this.store.removeMember(project, username))) throw notFound(`member ${username} of project ${project}`);
-    await this.audit(actor, 'member.remove', `${project}/${username}`);
+    if (!(await this.store.removeMember(project, username, actor))) throw notFound(`member ${username} of project ${project}`);
   }
 
   /** Creates a robot account; the returned secret is shown once and stored only as a bcrypt hash. */
@@ -98,27 +87,24 @@ export class Accounts {
     const permissions = validateRobotPermissions(robot.permissions, robot.project);
     const name = `${ROBOT_PREFIX}${robot.project !== null ? `${robot.project}+` : ''}${robot.name}`;
     const secret = generateSecret();
-    const created = await this.store.createRobot({
-      name,
-      project: robot.project,
-      secretHash: await hashSecret(secret),
-      permissions,
-      description: robot.description ?? null,
-      expiresAt: robot.expiresAt ?? null,
-      createdBy: actor.name,
-    });
+    const created = await this.store.createRobot(
+      {
+        name,
+        project: robot.project,
+        secretHash: await hashSecret(secret),
+        permissions,
+        description: robot.description ?? null,
+        expiresAt: robot.expiresAt ?? null,
+        createdBy: actor.name,
+      },
+      actor,
+    );
     if (!created) throw conflict(`robot ${name}`);
-    await this.audit(actor, 'robot.create', name, { permissions, expiresAt: robot.expiresAt ?? null });
     return { robot: (await this.store.getRobot(name))!, secret };
   }
 
   async deleteRobot(actor: Actor, name: string): Promise<void> {
-    if (!(await this.store.deleteRobot(name))) throw notFound(`robot ${name}`);
-    await this.audit(actor, 'robot.delete', name);
-  }
-
-  private async audit(actor: Actor, action: string, target: string, detail?: unknown): Promise<void> {
-    await this.store.audit({ actor: actor.name, action, target, ip: actor.ip, detail });
+    if (!(await this.store.deleteRobot(name, actor))) throw notFound(`robot ${name}`);
   }
 }
 

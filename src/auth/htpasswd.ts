@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AuthStore } from './ports.js';
+import type { AuthStore, ChangeActor } from './ports.js';
 import { validateUsername } from './secrets.js';
 
 /**
@@ -14,6 +14,9 @@ import { validateUsername } from './secrets.js';
  * ever matches it, and the password always comes from the file.
  */
 export const HTPASSWD_MARKER = '!htpasswd';
+
+/** The actor of the users rows created for htpasswd users (audit log and events). */
+export const HTPASSWD_ACTOR: ChangeActor = { name: 'htpasswd', ip: null, audit: { detail: { source: 'htpasswd' } } };
 
 export function isHtpasswdAccount(passwordHash: string): boolean {
   return passwordHash === HTPASSWD_MARKER;
@@ -233,9 +236,8 @@ export async function registerHtpasswdUsers(store: AuthStore, parsed: ParsedHtpa
   for (const name of parsed.users.keys()) {
     const user = existing.get(name);
     if (!user) {
-      if (await store.createUser({ username: name, passwordHash: HTPASSWD_MARKER, admin: false })) {
-        await store.audit({ actor: 'htpasswd', action: 'user.create', target: name, ip: null, detail: { source: 'htpasswd' } });
-      }
+      // Audited (and its user.created event appended) in the same transaction as the row.
+      await store.createUser({ username: name, passwordHash: HTPASSWD_MARKER, admin: false }, HTPASSWD_ACTOR);
     } else if (!isHtpasswdAccount(user.passwordHash)) {
       logger.warn(
         { user: name, line: parsed.lines.get(name) },

@@ -1,5 +1,5 @@
 import { RegistryError } from '../core/errors.js';
-import { HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
+import { HTPASSWD_ACTOR, HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
 import type { AuthStore, RobotPermission, UserRecord } from './ports.js';
 import type { LoginRateLimiter } from './rate-limit.js';
 import { CredentialCache, verifySecret } from './secrets.js';
@@ -90,7 +90,8 @@ export class Authenticator {
 
   /** The users row of an htpasswd user the file watcher has not registered yet (it is created here). */
   private async htpasswdAccount(name: string): Promise<UserRecord | null> {
-    await this.store.createUser({ username: name, passwordHash: HTPASSWD_MARKER, admin: false });
+    // Recorded as the file watcher records it (whichever of the two creates the row audits it).
+    await this.store.createUser({ username: name, passwordHash: HTPASSWD_MARKER, admin: false }, HTPASSWD_ACTOR);
     const user = await this.store.getUser(name);
     // Someone created a Berth user of that name meanwhile: it takes precedence over the file.
     return user && isHtpasswdAccount(user.passwordHash) ? user : null;

@@ -3,7 +3,7 @@ import type { Role } from './permissions.js';
 /**
  * The auth layer's narrow port onto the metadata database: accounts, projects and their
  * members, robot accounts, signing keys, refresh tokens and the audit log. Implemented on
- * Kysely for SQLite and PostgreSQL in src/metadata/auth-store.ts. Times are Dates.
+ * Kysely for SQLite, PostgreSQL and MySQL in src/metadata/auth-store.ts. Times are Dates.
  */
 
 export interface UserRecord {
@@ -72,42 +72,61 @@ export interface AuditEntry {
   detail?: unknown;
 }
 
+/**
+ * Who makes a change and from where. Given to a mutating AuthStore method, it is the actor of
+ * the change's domain event and of its audit entry, both written in the change's own
+ * transaction (so the change, its event and its audit row commit together or not at all).
+ * Without it the change still appends its event (actor null) but writes no audit entry.
+ */
+export interface ChangeActor {
+  name: string;
+  ip: string | null;
+  /** The audit entry's action and detail where they differ from the method's own (e.g. project.autocreate, source: htpasswd). */
+  audit?: { action?: string; detail?: unknown };
+}
+
 export interface AuditRecord extends AuditEntry {
   id: number;
   at: Date;
 }
 
+/**
+ * Mutating methods (users, projects, members, robots) append their domain event
+ * (src/core/events.ts) to the outbox in the same transaction as their rows, and — when given
+ * an `actor` — their audit entry too. A refused change (taken name, nothing to update)
+ * writes neither.
+ */
 export interface AuthStore {
   countUsers(): Promise<number>;
   getUser(username: string): Promise<UserRecord | null>;
   listUsers(): Promise<UserRecord[]>;
   /** Returns false when the name is taken. */
-  createUser(user: Omit<UserRecord, 'createdAt'>): Promise<boolean>;
+  createUser(user: Omit<UserRecord, 'createdAt'>, actor?: ChangeActor): Promise<boolean>;
   /** Changes the hash and revokes the user's refresh tokens, atomically. */
-  setPassword(username: string, passwordHash: string): Promise<boolean>;
-  setAdmin(username: string, admin: boolean): Promise<boolean>;
+  setPassword(username: string, passwordHash: string, actor?: ChangeActor): Promise<boolean>;
+  setAdmin(username: string, admin: boolean, actor?: ChangeActor): Promise<boolean>;
   /** Removes the user with their memberships and refresh tokens. */
-  deleteUser(username: string): Promise<boolean>;
+  deleteUser(username: string, actor?: ChangeActor): Promise<boolean>;
 
   getProject(name: string): Promise<ProjectRecord | null>;
   listProjects(): Promise<ProjectRecord[]>;
   /** Creates the project and (when given) makes `owner` its project-admin, in one transaction. False if it exists. */
-  createProject(project: Omit<ProjectRecord, 'createdAt'>, owner?: string): Promise<boolean>;
-  setProjectVisibility(name: string, isPublic: boolean): Promise<boolean>;
+  createProject(project: Omit<ProjectRecord, 'createdAt'>, owner?: string, actor?: ChangeActor): Promise<boolean>;
+  setProjectVisibility(name: string, isPublic: boolean, actor?: ChangeActor): Promise<boolean>;
   /** Removes the project, its members and its robots. Repositories are left to the registry. */
-  deleteProject(name: string): Promise<boolean>;
+  deleteProject(name: string, actor?: ChangeActor): Promise<boolean>;
 
   getRole(project: string, username: string): Promise<Role | null>;
   listMembers(project: string): Promise<MemberRecord[]>;
   /** Projects `username` belongs to (any role). */
   listMemberships(username: string): Promise<MemberRecord[]>;
-  setMember(project: string, username: string, role: Role): Promise<void>;
-  removeMember(project: string, username: string): Promise<boolean>;
+  setMember(project: string, username: string, role: Role, actor?: ChangeActor): Promise<void>;
+  removeMember(project: string, username: string, actor?: ChangeActor): Promise<boolean>;
 
   getRobot(name: string): Promise<RobotRecord | null>;
   listRobots(project: string | null): Promise<RobotRecord[]>;
-  createRobot(robot: Omit<RobotRecord, 'createdAt'>): Promise<boolean>;
-  deleteRobot(name: string): Promise<boolean>;
+  createRobot(robot: Omit<RobotRecord, 'createdAt'>, actor?: ChangeActor): Promise<boolean>;
+  deleteRobot(name: string, actor?: ChangeActor): Promise<boolean>;
 
   listSigningKeys(): Promise<SigningKeyRecord[]>;
   /** Adds `key` as the active key and retires the previous active one, atomically. */

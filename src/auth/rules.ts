@@ -3,9 +3,6 @@ import { isSystemAdmin, type Identity } from './identity.js';
 import { PERMISSIONS, PUBLIC_PERMISSIONS, ROBOT_PERMISSIONS, ROLE_PERMISSIONS, projectOf, type Permission } from './permissions.js';
 import type { AuthStore, ProjectRecord } from './ports.js';
 
-/** Audit sink the rules use when they create a project on first push. */
-export type AuditFn = (actor: string, action: string, target: string, detail?: unknown) => Promise<void>;
-
 /**
  * Answers "what may this identity do here?" from the permission table, the project's
  * visibility and the identity's role or robot grants. Every decision goes through here.
@@ -14,7 +11,6 @@ export class AccessRules {
   constructor(
     private readonly store: AuthStore,
     private readonly config: AuthConfig,
-    private readonly audit: AuditFn,
   ) {}
 
   /**
@@ -53,8 +49,12 @@ export class AccessRules {
 
   private async autocreate(identity: Identity, projectName: string): Promise<boolean> {
     if (!this.config.projects.autocreate || !this.mayCreateProjects(identity) || identity.kind !== 'user') return false;
-    const created = await this.store.createProject({ name: projectName, public: false, createdBy: identity.name }, identity.name);
-    if (created) await this.audit(identity.name, 'project.autocreate', projectName, { owner: identity.name });
+    // Audited (and its project.created event appended) in the same transaction as the project.
+    await this.store.createProject({ name: projectName, public: false, createdBy: identity.name }, identity.name, {
+      name: identity.name,
+      ip: null,
+      audit: { action: 'project.autocreate', detail: { owner: identity.name } },
+    });
     return true;
   }
 }

@@ -62,7 +62,7 @@ export class AuthService {
     readonly baseUrl: (origin: RequestOrigin) => string,
   ) {
     this.store = store;
-    this.rules = new AccessRules(this.store, config, (actor, action, target, detail) => this.store.audit({ actor, action, target, ip: null, detail }));
+    this.rules = new AccessRules(this.store, config);
     this.accounts = new Accounts(this.store, (project) => projectHasRepositories(metadata, project));
     this.htpasswd = config.htpasswd && config.mode !== 'none' ? new HtpasswdUsers() : null;
     this.authenticator = new Authenticator(this.store, new LoginRateLimiter(config.ratelimit.failures, durationMs(config.ratelimit.window)), this.htpasswd);
@@ -177,8 +177,10 @@ export class AuthService {
     const given = this.config.admin.password ?? env.BERTH_ADMIN_PASSWORD;
     if (given === undefined && this.htpasswd?.has(username)) {
       // Coming from Distribution: the admin keeps the password the htpasswd file gives them.
-      await this.store.createUser({ username, passwordHash: HTPASSWD_MARKER, admin: true });
-      await this.store.audit({ actor: 'system', action: 'user.create', target: username, ip: null, detail: { admin: true, source: 'htpasswd' } });
+      await this.store.createUser(
+        { username, passwordHash: HTPASSWD_MARKER, admin: true },
+        { name: 'system', ip: null, audit: { detail: { admin: true, source: 'htpasswd' } } },
+      );
       logger.info({ username }, 'the initial admin is the htpasswd user of that name (password from the htpasswd file)');
       return;
     }

@@ -37,7 +37,23 @@ export type DomainEvent =
       /** What it referenced: consumers such as GC need it after the rows are gone. */
       references: ManifestReference[];
       subject: string | null;
-    };
+    }
+  // Account changes (src/auth). Payloads never carry passwords, secrets or hashes.
+  | { type: 'user.created'; username: string; admin: boolean }
+  /** What changed: the password (the user's refresh tokens were revoked with it) or the admin flag. */
+  | { type: 'user.updated'; username: string; changes: ('password' | 'admin')[] }
+  /** Its memberships and refresh tokens went with it. */
+  | { type: 'user.deleted'; username: string }
+  /** `owner`, when set, became its project-admin in the same change (no separate member.set). */
+  | { type: 'project.created'; project: string; public: boolean; owner: string | null }
+  | { type: 'project.updated'; project: string; public: boolean }
+  /** Its members and robots went with it (no separate member.removed / robot.deleted). */
+  | { type: 'project.deleted'; project: string }
+  | { type: 'member.set'; project: string; username: string; role: string }
+  | { type: 'member.removed'; project: string; username: string }
+  /** `robot` is the login name (robot$…); `project` null for a system robot. */
+  | { type: 'robot.created'; robot: string; project: string | null; permissions: { project: string; repository: string; actions: string[] }[] }
+  | { type: 'robot.deleted'; robot: string; project: string | null };
 
 export type DomainEventType = DomainEvent['type'];
 

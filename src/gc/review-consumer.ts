@@ -35,8 +35,23 @@ export function gcReviewConsumer(store: GcMetadata): EventConsumer {
 
 async function reviewsFor(stored: StoredEvent, repositoryId: (name: string) => Promise<number | null>, queries: GcTxQueries): Promise<ReviewRequest[]> {
   const e = stored.event;
-  if (e.type === 'repository.created') return [];
-  if (e.type === 'blob.deleted') return [{ kind: 'blob', repositoryId: 0, digest: e.digest }];
+  // Account changes (src/auth) leave no garbage: a deleted project keeps its repositories.
+  switch (e.type) {
+    case 'repository.created':
+    case 'user.created':
+    case 'user.updated':
+    case 'user.deleted':
+    case 'project.created':
+    case 'project.updated':
+    case 'project.deleted':
+    case 'member.set':
+    case 'member.removed':
+    case 'robot.created':
+    case 'robot.deleted':
+      return [];
+    case 'blob.deleted':
+      return [{ kind: 'blob', repositoryId: 0, digest: e.digest }];
+  }
   // A repository that is gone took its rows with it: nothing left to review there.
   const id = await repositoryId(e.repository);
   if (id === null) return [];

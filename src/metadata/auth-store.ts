@@ -1,8 +1,9 @@
-import type { Generated, Kysely } from 'kysely';
+import type { Generated, Kysely, Transaction } from 'kysely';
 import type {
   AuditEntry,
   AuditRecord,
   AuthStore,
+  ChangeActor,
   MemberRecord,
   ProjectRecord,
   RefreshTokenRecord,
@@ -12,7 +13,9 @@ import type {
   UserRecord,
 } from '../auth/ports.js';
 import type { Role } from '../auth/permissions.js';
-import { insertIfAbsent, insertOrUpdate, lockForUpdate, type Dialect } from './dialect.js';
+import type { DomainEvent } from '../core/events.js';
+import { insertIfAbsent, insertOrUpdate, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
+import { OutboxAppender } from './outbox-store.js';
 import type { Database } from './tables.js';
 
 /** Row types of the auth tables (DDL in migrations/0003-auth.ts). */
@@ -35,7 +38,19 @@ export interface AuthTables {
   audit_log: { id: Generated<number>; at: number; actor: string; action: string; target: string; ip: string | null; detail: string | null };
 }
 
-/** The AuthStore on Kysely: the same queries serve SQLite, PostgreSQL and MySQL (upserts through dialect.ts). */
+/** What a change that happened records: its domain event and (when the caller named an actor) its audit entry. */
+interface Outcome {
+  event: DomainEvent;
+  action: string;
+  target: string;
+  detail?: unknown;
+}
+
+/**
+ * The AuthStore on Kysely: the same queries serve SQLite, PostgreSQL and MySQL (upserts through
+ * dialect.ts). Every mutating method of users, projects, members and robots is one write
+ * transaction holding its rows, its domain event (outbox) and its audit entry (see `change`).
+ */
 export class KyselyAuthStore implements AuthStore {
   private readonly db: Kysely<AuthTables>;
 
@@ -61,41 +76,54 @@ export class KyselyAuthStore implements AuthStore {
     return (await this.db.selectFrom('users').selectAll().orderBy('username').execute()).map(toUser);
   }
 
-  async createUser(user: Omit<UserRecord, 'createdAt'>): Promise<boolean> {
-    const now = Date.now();
-    const insert = this.db
-      .insertInto('users')
-      .values({ username: user.username, password_hash: user.passwordHash, admin: user.admin ? 1 : 0, created_at: now, updated_at: now });
-    return insertIfAbsent(insert, this.dialect, ['username']);
+  async createUser(user: Omit<UserRecord, 'createdAt'>, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
+      const now = Date.now();
+      const insert = trx
+        .insertInto('users')
+        .values({ username: user.username, password_hash: user.passwordHash, admin: user.admin ? 1 : 0, created_at: now, updated_at: now });
+      if (!(await insertIfAbsent(insert, this.dialect, ['username']))) return null;
+      return {
+        event: { type: 'user.created', username: user.username, admin: user.admin },
+        action: 'user.create',
+        target: user.username,
+        detail: { admin: user.admin },
+      };
+    });
   }
 
-  async setPassword(username: string, passwordHash: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+  async setPassword(username: string, passwordHash: string, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
       const result = await trx
         .updateTable('users')
         .set({ password_hash: passwordHash, updated_at: Date.now() })
         .where('username', '=', username)
         .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return null;
       await trx.deleteFrom('refresh_tokens').where('username', '=', username).execute();
-      return Number(result.numUpdatedRows) > 0;
+      return { event: { type: 'user.updated', username, changes: ['password'] }, action: 'user.password', target: username };
     });
   }
 
-  async setAdmin(username: string, admin: boolean): Promise<boolean> {
-    const result = await this.db
-      .updateTable('users')
-      .set({ admin: admin ? 1 : 0, updated_at: Date.now() })
-      .where('username', '=', username)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+  async setAdmin(username: string, admin: boolean, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
+      const result = await trx
+        .updateTable('users')
+        .set({ admin: admin ? 1 : 0, updated_at: Date.now() })
+        .where('username', '=', username)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return null;
+      return { event: { type: 'user.updated', username, changes: ['admin'] }, action: admin ? 'user.grant-admin' : 'user.revoke-admin', target: username };
+    });
   }
 
-  async deleteUser(username: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+  async deleteUser(username: string, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
       await trx.deleteFrom('project_members').where('username', '=', username).execute();
       await trx.deleteFrom('refresh_tokens').where('username', '=', username).execute();
       const result = await trx.deleteFrom('users').where('username', '=', username).executeTakeFirst();
-      return Number(result.numDeletedRows) > 0;
+      if (Number(result.numDeletedRows) === 0) return null;
+      return { event: { type: 'user.deleted', username }, action: 'user.delete', target: username };
     });
   }
 
@@ -108,30 +136,39 @@ export class KyselyAuthStore implements AuthStore {
     return (await this.db.selectFrom('projects').selectAll().orderBy('name').execute()).map(toProject);
   }
 
-  async createProject(project: Omit<ProjectRecord, 'createdAt'>, owner?: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+  async createProject(project: Omit<ProjectRecord, 'createdAt'>, owner?: string, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
       const insert = trx
         .insertInto('projects')
         .values({ name: project.name, public: project.public ? 1 : 0, created_by: project.createdBy, created_at: Date.now() });
-      if (!(await insertIfAbsent(insert, this.dialect, ['name']))) return false;
+      if (!(await insertIfAbsent(insert, this.dialect, ['name']))) return null;
       if (owner !== undefined) {
         await trx.insertInto('project_members').values({ project: project.name, username: owner, role: 'project-admin' }).execute();
       }
-      return true;
+      return {
+        event: { type: 'project.created', project: project.name, public: project.public, owner: owner ?? null },
+        action: 'project.create',
+        target: project.name,
+        detail: { public: project.public, owner },
+      };
     });
   }
 
-  async setProjectVisibility(name: string, isPublic: boolean): Promise<boolean> {
-    const result = await this.db.updateTable('projects').set({ public: isPublic ? 1 : 0 }).where('name', '=', name).executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+  async setProjectVisibility(name: string, isPublic: boolean, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
+      const result = await trx.updateTable('projects').set({ public: isPublic ? 1 : 0 }).where('name', '=', name).executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return null;
+      return { event: { type: 'project.updated', project: name, public: isPublic }, action: 'project.visibility', target: name, detail: { public: isPublic } };
+    });
   }
 
-  async deleteProject(name: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+  async deleteProject(name: string, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
       await trx.deleteFrom('project_members').where('project', '=', name).execute();
       await trx.deleteFrom('robots').where('project', '=', name).execute();
       const result = await trx.deleteFrom('projects').where('name', '=', name).executeTakeFirst();
-      return Number(result.numDeletedRows) > 0;
+      if (Number(result.numDeletedRows) === 0) return null;
+      return { event: { type: 'project.deleted', project: name }, action: 'project.delete', target: name };
     });
   }
 
@@ -155,13 +192,19 @@ export class KyselyAuthStore implements AuthStore {
     return rows.map(toMember);
   }
 
-  async setMember(project: string, username: string, role: Role): Promise<void> {
-    await insertOrUpdate(this.db.insertInto('project_members').values({ project, username, role }), this.dialect, ['project', 'username'], { role }).execute();
+  async setMember(project: string, username: string, role: Role, actor?: ChangeActor): Promise<void> {
+    await this.change(actor, async (trx) => {
+      await insertOrUpdate(trx.insertInto('project_members').values({ project, username, role }), this.dialect, ['project', 'username'], { role }).execute();
+      return { event: { type: 'member.set', project, username, role }, action: 'member.set', target: `${project}/${username}`, detail: { role } };
+    });
   }
 
-  async removeMember(project: string, username: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('project_members').where('project', '=', project).where('username', '=', username).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+  async removeMember(project: string, username: string, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
+      const result = await trx.deleteFrom('project_members').where('project', '=', project).where('username', '=', username).executeTakeFirst();
+      if (Number(result.numDeletedRows) === 0) return null;
+      return { event: { type: 'member.removed', project, username }, action: 'member.remove', target: `${project}/${username}` };
+    });
   }
 
   async getRobot(name: string): Promise<RobotRecord | null> {
@@ -175,10 +218,9 @@ export class KyselyAuthStore implements AuthStore {
     return (await query.execute()).map(toRobot);
   }
 
-  async createRobot(robot: Omit<RobotRecord, 'createdAt'>): Promise<boolean> {
-    const insert = this.db
-      .insertInto('robots')
-      .values({
+  async createRobot(robot: Omit<RobotRecord, 'createdAt'>, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
+      const insert = trx.insertInto('robots').values({
         name: robot.name,
         project: robot.project,
         secret_hash: robot.secretHash,
@@ -188,12 +230,26 @@ export class KyselyAuthStore implements AuthStore {
         created_by: robot.createdBy,
         created_at: Date.now(),
       });
-    return insertIfAbsent(insert, this.dialect, ['name']);
+      if (!(await insertIfAbsent(insert, this.dialect, ['name']))) return null;
+      // The secret's hash stays in the robots row: neither the event nor the audit entry carries it.
+      const permissions = robot.permissions.map((p) => ({ project: p.project, repository: p.repository, actions: [...p.actions] }));
+      return {
+        event: { type: 'robot.created', robot: robot.name, project: robot.project, permissions },
+        action: 'robot.create',
+        target: robot.name,
+        detail: { permissions, expiresAt: robot.expiresAt },
+      };
+    });
   }
 
-  async deleteRobot(name: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('robots').where('name', '=', name).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+  async deleteRobot(name: string, actor?: ChangeActor): Promise<boolean> {
+    return this.change(actor, async (trx) => {
+      const row = await trx.selectFrom('robots').select('project').where('name', '=', name).executeTakeFirst();
+      if (!row) return null;
+      const result = await trx.deleteFrom('robots').where('name', '=', name).executeTakeFirst();
+      if (Number(result.numDeletedRows) === 0) return null;
+      return { event: { type: 'robot.deleted', robot: name, project: row.project }, action: 'robot.delete', target: name };
+    });
   }
 
   async listSigningKeys(): Promise<SigningKeyRecord[]> {
@@ -208,7 +264,7 @@ export class KyselyAuthStore implements AuthStore {
   }
 
   async addSigningKey(key: Omit<SigningKeyRecord, 'retiredAt'>): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    await writeTransaction(this.db, async (trx) => {
       // Lock the active key first, then retire in a statement of its own: under READ COMMITTED
       // a concurrent rotation waits on the lock, and its UPDATE, which starts after the other
       // rotation committed, sees (and retires) the key that rotation added. A lone UPDATE reads
@@ -256,17 +312,31 @@ export class KyselyAuthStore implements AuthStore {
   }
 
   async audit(entry: AuditEntry): Promise<void> {
-    await this.db
-      .insertInto('audit_log')
-      .values({
-        at: Date.now(),
-        actor: entry.actor,
-        action: entry.action,
-        target: entry.target,
-        ip: entry.ip,
-        detail: entry.detail === undefined ? null : JSON.stringify(entry.detail),
-      })
-      .execute();
+    await insertAudit(this.db, entry);
+  }
+
+  /**
+   * Runs a change in one write transaction. When `work` reports that it happened, its event is
+   * appended to the outbox and (with an `actor`) its audit entry written, in that transaction;
+   * when it returns null (nothing to change: taken name, unknown row) neither is.
+   */
+  private change(actor: ChangeActor | undefined, work: (trx: Transaction<AuthTables>) => Promise<Outcome | null>): Promise<boolean> {
+    return writeTransaction(this.db, async (trx) => {
+      const outcome = await work(trx);
+      if (!outcome) return false;
+      await new OutboxAppender(trx as unknown as Transaction<Database>).append([outcome.event], actor?.name ?? null);
+      if (actor) {
+        const override = actor.audit;
+        await insertAudit(trx, {
+          actor: actor.name,
+          action: override?.action ?? outcome.action,
+          target: outcome.target,
+          ip: actor.ip,
+          detail: override && 'detail' in override ? override.detail : outcome.detail,
+        });
+      }
+      return true;
+    });
   }
 
   async listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]> {
@@ -282,6 +352,20 @@ export class KyselyAuthStore implements AuthStore {
       detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown),
     }));
   }
+}
+
+async function insertAudit(db: Kysely<AuthTables> | Transaction<AuthTables>, entry: AuditEntry): Promise<void> {
+  await db
+    .insertInto('audit_log')
+    .values({
+      at: Date.now(),
+      actor: entry.actor,
+      action: entry.action,
+      target: entry.target,
+      ip: entry.ip,
+      detail: entry.detail === undefined ? null : JSON.stringify(entry.detail),
+    })
+    .execute();
 }
 
 function toUser(row: AuthTables['users']): UserRecord {
