@@ -1,0 +1,3 @@
+import { gcStoreContract } from './gc-store.js';
+
+gcStoreContract('sqlite');
