@@ -26,11 +26,9 @@
  * callers that need the raw Response (the spec tests assert on statuses).
  */
 import type { Readable } from 'node:stream';
-import type { Credentials } from './auth.js';
 import * as blobs from './blobs.js';
 import * as manifests from './manifests.js';
-import type { RetryPolicy } from './retry.js';
-import { Transport, type ClientRequest } from './transport.js';
+import { Transport, type ClientRequest, type TransportOptions } from './transport.js';
 
 export { RegistryClientError, redactUrl, type SpecError } from './errors.js';
 export { parseChallenge, unionScopes, repositoryScope, basicAuthorization, type Credentials, type Challenge } from './auth.js';
@@ -39,18 +37,8 @@ export { Transport, nextLink, discard, type ClientRequest, type RequestBody, typ
 export { blobRequests, withParams, type BlobInfo, type GetBlobOptions, type PushBlobOptions, type PushBlobResult } from './blobs.js';
 export { manifestRequests, referrersTag, MANIFEST_ACCEPT, type Manifest, type ManifestInfo, type ReferrersIndex } from './manifests.js';
 
-export interface OciClientOptions {
-  /** The registry's base URL, e.g. `http://127.0.0.1:5000`. */
-  baseUrl: string;
-  /** For Basic auth and for the token realm; omit for anonymous access. */
-  credentials?: Credentials;
-  /** Sent with every request. A fixed `authorization` here disables the challenge flow's header. */
-  headers?: Record<string, string>;
-  retry?: Partial<RetryPolicy>;
-  maxRedirects?: number;
-  /** Answer 401 challenges with credentials or tokens (default true). */
-  answerChallenges?: boolean;
-}
+/** The client's options are its transport's (base URL, credentials, headers, retries, redirects, challenges). */
+export type OciClientOptions = TransportOptions;
 
 export class OciClient {
   readonly transport: Transport;

@@ -46,30 +46,26 @@ export async function openMetadataAdapters(config: BerthConfig, logger?: Logger)
   };
 }
 
-/** The pg pool settings of `metadata:` (url, pool.*, statementtimeout). */
-export function postgresOptions(config: BerthConfig, logger?: Logger): PostgresOptions {
+/** The pool settings of `metadata:` (url, pool.*, statementtimeout), the same keys for PostgreSQL and MySQL. */
+function poolOptions(config: BerthConfig, database: string, logger?: Logger) {
   const { url, pool, statementtimeout } = config.metadata;
-  if (!url) throw new Error('metadata.url is required when metadata.driver is postgres');
+  if (!url) throw new Error(`metadata.url is required when metadata.driver is ${config.metadata.driver}`);
   return {
     url,
     poolMax: pool.max,
     connectTimeoutMs: durationMs(pool.connecttimeout),
     idleTimeoutMs: durationMs(pool.idletimeout),
     statementTimeoutMs: durationMs(statementtimeout),
-    onPoolError: (err) => logger?.warn({ err }, 'idle PostgreSQL connection failed; it will be replaced'),
+    onPoolError: (err: Error) => logger?.warn({ err }, `idle ${database} connection failed; it will be replaced`),
   };
 }
 
-/** The mysql2 pool settings of `metadata:` (the same keys as PostgreSQL's). */
+/** The pg pool settings of `metadata:`. */
+export function postgresOptions(config: BerthConfig, logger?: Logger): PostgresOptions {
+  return poolOptions(config, 'PostgreSQL', logger);
+}
+
+/** The mysql2 pool settings of `metadata:`. */
 export function mysqlOptions(config: BerthConfig, logger?: Logger): MysqlOptions {
-  const { url, pool, statementtimeout } = config.metadata;
-  if (!url) throw new Error('metadata.url is required when metadata.driver is mysql');
-  return {
-    url,
-    poolMax: pool.max,
-    connectTimeoutMs: durationMs(pool.connecttimeout),
-    idleTimeoutMs: durationMs(pool.idletimeout),
-    statementTimeoutMs: durationMs(statementtimeout),
-    onPoolError: (err) => logger?.warn({ err }, 'idle MySQL connection failed; it will be replaced'),
-  };
+  return poolOptions(config, 'MySQL', logger);
 }
