@@ -271,6 +271,38 @@ describe('account changes become domain events, committed with their audit entry
     assert.deepEqual(audit[0]!.detail, { owner: 'gus' });
   });
 
+  it('the change, its event and its audit row commit together: an audit write that fails takes the change and the event with it', async () => {
+    const seq = await lastSeq(reg.server);
+    const auditId = await lastAuditId(reg.server);
+    const store = reg.server.stores.auth;
+    // A BigInt detail cannot be serialised: the audit insert throws after the row and the event were written.
+    const failingAudit = { name: 'test', ip: null, audit: { detail: 1n } };
+    await assert.rejects(store.createUser({ username: 'half', passwordHash: 'not-a-hash', admin: false }, failingAudit));
+    assert.equal(await store.getUser('half'), null, 'the user row was rolled back');
+    await assert.rejects(store.createProject({ name: 'halfproj', public: false, createdBy: 'test' }, undefined, failingAudit));
+    assert.equal(await store.getProject('halfproj'), null, 'the project row was rolled back');
+    assert.equal(await store.setProjectVisibility('taken', true, failingAudit).catch(() => 'failed'), 'failed');
+    assert.equal((await store.getProject('taken'))!.public, false, 'the visibility change was rolled back');
+    assert.deepEqual(await authEventsAfter(reg.server, seq), [], 'no event');
+    assert.deepEqual(
+      (await auditLog(reg.server)).filter((row) => row.id > auditId),
+      [],
+      'no audit row',
+    );
+
+    // Without an actor (older callers) the change still appends its event, actor null, and writes no audit row.
+    assert.equal(await store.createUser({ username: 'quiet', passwordHash: 'not-a-hash', admin: false }), true);
+    assert.deepEqual(
+      (await authEventsAfter(reg.server, seq)).map((e) => [e.actor, e.event]),
+      [[null, { type: 'user.created', username: 'quiet', admin: false }]],
+    );
+    assert.deepEqual(
+      (await auditLog(reg.server)).filter((row) => row.id > auditId),
+      [],
+    );
+    assert.equal(await store.deleteUser('quiet', { name: 'test', ip: null }), true);
+  });
+
   it('no event carries a password, a robot secret or a hash', async () => {
     assert.ok(secrets.length >= 5, 'the other tests ran first and collected their secrets');
     const serialized = JSON.stringify(await allEvents(reg.server));
