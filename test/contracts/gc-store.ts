@@ -36,7 +36,7 @@ export function gcStoreContract(backend: Backend): void {
         const before = await stores.gc.storageUsage();
         const p = unique('usage');
         const [appA, libA, appB, solo, upper] = [`${p}-a/app`, `${p}-a/team/lib`, `${p}-b/app`, `${p}-solo`, `${p.toUpperCase()}-Z/app`];
-        const [c1, l1, l2, l3, orphan, unlinked] = Array.from({ length: 6 }, randomDigest);
+        const [c1, l1, l2, l3, orphan, unlinked] = [randomDigest(), randomDigest(), randomDigest(), randomDigest(), randomDigest(), randomDigest()];
         await write.commitBlob(appA, c1, 100);
         await write.commitBlob(appA, l1, 1000);
         await write.commitBlob(appA, l2, 2000);

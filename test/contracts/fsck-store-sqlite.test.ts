@@ -1,0 +1,3 @@
+import { fsckStoreContract } from './fsck-store.js';
+
+fsckStoreContract('sqlite');
