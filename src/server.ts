@@ -48,7 +48,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   for (const job of composition.jobs) scheduler.add(job);
   const tls = config.http.tls;
   const app = buildApp({
-    gc: { collector: gc.collector, usage: gc.usage },
+    gc: { collector: gc.collector, usage: stores.usage },
     jobs: { list: () => scheduler.list(), history: stores.jobs },
     registry,
     access: auth.policy,

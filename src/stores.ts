@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { AuthStore } from './auth/ports.js';
 import type { BerthConfig } from './config/schema.js';
-import type { BlobStore } from './core/ports.js';
+import type { BlobStore, StorageUsageQueries } from './core/ports.js';
 import type { OutboxStore } from './events/ports.js';
 import type { FsckMetadata } from './fsck/types.js';
-import type { GcMetadata, StorageUsageQueries } from './gc/ports.js';
+import type { GcMetadata } from './gc/ports.js';
 import type { LeaseStore } from './jobs/leases.js';
 import type { JobRunStore } from './jobs/ports.js';
 import { openMetadataAdapters } from './metadata/index.js';
@@ -24,7 +24,9 @@ export interface Stores {
   /** History of background job runs. */
   jobs: JobRunStore;
   auth: AuthStore;
-  gc: GcMetadata & StorageUsageQueries;
+  gc: GcMetadata;
+  /** Storage accounting per repository and project (a core port; policies such as quotas read it). */
+  usage: StorageUsageQueries;
   leases: LeaseStore;
   fsck: FsckMetadata;
   close(): Promise<void>;

@@ -105,15 +105,8 @@ export function isPermission(value: unknown): value is Permission {
   return typeof value === 'string' && (PERMISSIONS as readonly string[]).includes(value);
 }
 
-/**
- * The project a repository belongs to: its first path component. `team-a/app/api` is in
- * project `team-a`; a single-component name such as `alpine` is the root repository of
- * project `alpine` (Harbor has no project-less repositories, and `library/` is not implied).
- */
-export function projectOf(repository: string): string {
-  const slash = repository.indexOf('/');
-  return slash === -1 ? repository : repository.slice(0, slash);
-}
+/** The project a repository belongs to (core's rule, used by every feature): see core/names.ts. */
+export { projectOf } from '../core/names.js';
 
 /** Renders the role table and the operation table as Markdown (for docs/security.md). */
 export function renderPermissionTables(): string {

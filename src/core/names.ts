@@ -35,3 +35,13 @@ export function validateTag(tag: string): string {
   }
   return tag;
 }
+
+/**
+ * The project a repository belongs to: its first path component. `team-a/app/api` is in
+ * project `team-a`; a single-component name such as `alpine` is the root repository of
+ * project `alpine` (Harbor has no project-less repositories, and `library/` is not implied).
+ */
+export function projectOf(repository: string): string {
+  const slash = repository.indexOf('/');
+  return slash === -1 ? repository : repository.slice(0, slash);
+}

@@ -236,3 +236,32 @@ export interface MetadataStore {
   check(): Promise<void>;
   close(): Promise<void>;
 }
+
+// ── Storage accounting (implemented beside GC, which keeps the same rows) ────────────
+
+export interface RepositoryUsage {
+  repository: string;
+  /** Unique blobs referenced by the repository's manifests. */
+  blobs: number;
+  /** Sum of those blobs' sizes (logical size). */
+  bytes: number;
+}
+
+export interface ProjectUsage {
+  project: string;
+  blobs: number;
+  bytes: number;
+}
+
+export interface StorageUsage {
+  repositories: RepositoryUsage[];
+  projects: ProjectUsage[];
+  /** Physical storage: every stored blob once (deduplicated). */
+  total: { blobs: number; bytes: number };
+}
+
+/** Storage accounting, computed by indexed queries (see docs/gc.md for the cost). */
+export interface StorageUsageQueries {
+  storageUsage(): Promise<StorageUsage>;
+  repositoryUsage(repository: string): Promise<RepositoryUsage | null>;
+}

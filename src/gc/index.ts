@@ -4,7 +4,7 @@ import type { BlobStore } from '../core/ports.js';
 import type { LeaseStore } from '../jobs/leases.js';
 import type { Job } from '../jobs/scheduler.js';
 import { GarbageCollector, type GcOptions } from './collector.js';
-import type { GcMetadata, StorageUsageQueries } from './ports.js';
+import type { GcMetadata } from './ports.js';
 
 export { GarbageCollector } from './collector.js';
 export type { GcReport } from './report.js';
@@ -21,20 +21,18 @@ export function gcOptions(config: BerthConfig): GcOptions {
 
 export interface GcComponents {
   collector: GarbageCollector;
-  /** Storage accounting (GET /api/v1/storage). */
-  usage: StorageUsageQueries;
 }
 
 /** Builds the collector on the ports the composition root gives it (server, CLI and tests share this wiring). */
 export function createGc(
   config: BerthConfig,
   blobs: BlobStore,
-  store: GcMetadata & StorageUsageQueries,
+  store: GcMetadata,
   leases: LeaseStore,
   logger: Logger,
   prepare?: () => Promise<unknown>,
 ): GcComponents {
-  return { collector: new GarbageCollector(blobs, store, leases, gcOptions(config), logger, prepare), usage: store };
+  return { collector: new GarbageCollector(blobs, store, leases, gcOptions(config), logger, prepare) };
 }
 
 /** The scheduled collection (gc.schedule). The collector takes the `gc` lease itself, shared with `berth gc` and the API. */

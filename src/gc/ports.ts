@@ -113,29 +113,5 @@ export interface GcMetadata {
   queueSize(cutoff: number): Promise<{ total: number; due: number }>;
 }
 
-export interface RepositoryUsage {
-  repository: string;
-  /** Unique blobs referenced by the repository's manifests. */
-  blobs: number;
-  /** Sum of those blobs' sizes (logical size). */
-  bytes: number;
-}
-
-export interface ProjectUsage {
-  project: string;
-  blobs: number;
-  bytes: number;
-}
-
-export interface StorageUsage {
-  repositories: RepositoryUsage[];
-  projects: ProjectUsage[];
-  /** Physical storage: every stored blob once (deduplicated). */
-  total: { blobs: number; bytes: number };
-}
-
-/** Storage accounting, computed by indexed queries (see docs/gc.md for the cost). */
-export interface StorageUsageQueries {
-  storageUsage(): Promise<StorageUsage>;
-  repositoryUsage(repository: string): Promise<RepositoryUsage | null>;
-}
+// Storage accounting is core's (quotas and UI read it); re-exported for GC's adapter.
+export type { ProjectUsage, RepositoryUsage, StorageUsage, StorageUsageQueries } from '../core/ports.js';

@@ -41,6 +41,7 @@ export async function openMetadataAdapters(config: BerthConfig, logger?: Logger)
     jobs: new KyselyJobRunStore(metadata.db, metadata.dialect),
     auth: new KyselyAuthStore(metadata.db, metadata.dialect),
     gc,
+    usage: gc,
     leases: gc,
     fsck: new KyselyFsckStore(metadata.db, metadata.dialect),
   };

@@ -33,7 +33,7 @@ export function gcStoreContract(backend: Backend): void {
 
     describe('storage usage', () => {
       it('per repository and per project (first path segment) counts each referenced blob once; the total counts every blob row once', async () => {
-        const before = await stores.gc.storageUsage();
+        const before = await stores.usage.storageUsage();
         const p = unique('usage');
         const [appA, libA, appB, solo, upper] = [`${p}-a/app`, `${p}-a/team/lib`, `${p}-b/app`, `${p}-solo`, `${p.toUpperCase()}-Z/app`];
         const [c1, l1, l2, l3, orphan, unlinked] = [randomDigest(), randomDigest(), randomDigest(), randomDigest(), randomDigest(), randomDigest()];
@@ -58,7 +58,7 @@ export function gcStoreContract(backend: Backend): void {
         await write.putManifest(upper, { references: [layer(l3)] });
         await write.repositoryId(`${p}-empty/none`); // a repository without manifests
 
-        const usage = await stores.gc.storageUsage();
+        const usage = await stores.usage.storageUsage();
         const mine = usage.repositories.filter((r) => r.repository.toLowerCase().startsWith(p.toLowerCase()));
         assert.deepEqual(mine, [
           { repository: upper, blobs: 1, bytes: 4000 },
@@ -82,11 +82,11 @@ export function gcStoreContract(backend: Backend): void {
           assert.equal(typeof r.bytes, 'number');
         }
 
-        assert.deepEqual(await stores.gc.repositoryUsage(appA), { repository: appA, blobs: 3, bytes: 3100 });
-        assert.deepEqual(await stores.gc.repositoryUsage(upper), { repository: upper, blobs: 1, bytes: 4000 });
-        assert.deepEqual(await stores.gc.repositoryUsage(`${p}-empty/none`), { repository: `${p}-empty/none`, blobs: 0, bytes: 0 });
-        assert.equal(await stores.gc.repositoryUsage(`${p}-no/such`), null);
-        assert.equal(await stores.gc.repositoryUsage(appA.toUpperCase()), null, 'repository names compare byte-wise');
+        assert.deepEqual(await stores.usage.repositoryUsage(appA), { repository: appA, blobs: 3, bytes: 3100 });
+        assert.deepEqual(await stores.usage.repositoryUsage(upper), { repository: upper, blobs: 1, bytes: 4000 });
+        assert.deepEqual(await stores.usage.repositoryUsage(`${p}-empty/none`), { repository: `${p}-empty/none`, blobs: 0, bytes: 0 });
+        assert.equal(await stores.usage.repositoryUsage(`${p}-no/such`), null);
+        assert.equal(await stores.usage.repositoryUsage(appA.toUpperCase()), null, 'repository names compare byte-wise');
       });
     });
 

@@ -161,7 +161,7 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     await verifyLiveImages();
     await assertConsistent(reg.server);
     const liveBlobs = new Set(pushed.filter((p) => p.state === 'tagged').flatMap((p) => p.children.flatMap((c) => [c.config, ...c.layers].map((b) => b.digest))));
-    const stored = await reg.server.stores.gc.storageUsage();
+    const stored = await reg.server.stores.usage.storageUsage();
     assert.equal(stored.total.blobs, liveBlobs.size, 'after a final run only live blobs are stored');
   });
 
