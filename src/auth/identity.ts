@@ -1,6 +1,6 @@
 import { RegistryError } from '../core/errors.js';
 import { HTPASSWD_ACTOR, HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
-import type { AuthStore, RobotPermission, UserRecord } from './ports.js';
+import type { RobotPermission, RobotRows, UserRecord, UserRows } from './ports.js';
 import type { LoginRateLimiter } from './rate-limit.js';
 import { CredentialCache, verifySecret } from './secrets.js';
 
@@ -50,7 +50,7 @@ export class Authenticator {
   private readonly cache = new CredentialCache();
 
   constructor(
-    private readonly store: AuthStore,
+    private readonly store: UserRows & RobotRows,
     private readonly limiter: LoginRateLimiter,
     /** Users of auth.htpasswd, when configured. A Berth user of the same name takes precedence. */
     private readonly htpasswd: HtpasswdUsers | null = null,

@@ -2,7 +2,7 @@ import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { calculateJwkThumbprint, createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, type JWK, type JWTVerifyGetKey } from 'jose';
-import type { AuthStore, SigningKeyRecord } from './ports.js';
+import type { SigningKeyRecord, SigningKeyRows } from './ports.js';
 
 export const SIGNING_ALG = 'ES256';
 
@@ -41,7 +41,7 @@ export class KeyRing {
   private pendingReload: Promise<void> | null = null;
 
   constructor(
-    private readonly store: AuthStore,
+    private readonly store: SigningKeyRows,
     private readonly graceMs: number,
     private readonly refreshMs = 30_000,
   ) {}

@@ -96,7 +96,8 @@ export interface AuditRecord extends AuditEntry {
  * an `actor` — their audit entry too. A refused change (taken name, nothing to update)
  * writes neither.
  */
-export interface AuthStore {
+/** Accounts. */
+export interface UserRows {
   countUsers(): Promise<number>;
   getUser(username: string): Promise<UserRecord | null>;
   listUsers(): Promise<UserRecord[]>;
@@ -107,7 +108,10 @@ export interface AuthStore {
   setAdmin(username: string, admin: boolean, actor?: ChangeActor): Promise<boolean>;
   /** Removes the user with their memberships and refresh tokens. */
   deleteUser(username: string, actor?: ChangeActor): Promise<boolean>;
+}
 
+/** Projects and their members. */
+export interface ProjectRows {
   getProject(name: string): Promise<ProjectRecord | null>;
   listProjects(): Promise<ProjectRecord[]>;
   /** Creates the project and (when given) makes `owner` its project-admin, in one transaction. False if it exists. */
@@ -122,20 +126,38 @@ export interface AuthStore {
   listMemberships(username: string): Promise<MemberRecord[]>;
   setMember(project: string, username: string, role: Role, actor?: ChangeActor): Promise<void>;
   removeMember(project: string, username: string, actor?: ChangeActor): Promise<boolean>;
+}
 
+/** Robot accounts (credentials of machines). */
+export interface RobotRows {
   getRobot(name: string): Promise<RobotRecord | null>;
   listRobots(project: string | null): Promise<RobotRecord[]>;
   createRobot(robot: Omit<RobotRecord, 'createdAt'>, actor?: ChangeActor): Promise<boolean>;
   deleteRobot(name: string, actor?: ChangeActor): Promise<boolean>;
+}
 
+/** The token signing keys. */
+export interface SigningKeyRows {
   listSigningKeys(): Promise<SigningKeyRecord[]>;
   /** Adds `key` as the active key and retires the previous active one, atomically. */
   addSigningKey(key: Omit<SigningKeyRecord, 'retiredAt'>): Promise<void>;
+}
 
+/** Refresh tokens (stored as hashes). */
+export interface RefreshTokenRows {
   saveRefreshToken(token: RefreshTokenRecord): Promise<void>;
   getRefreshToken(hash: string): Promise<RefreshTokenRecord | null>;
   revokeRefreshToken(hash: string): Promise<boolean>;
+}
 
+/** The audit log. */
+export interface AuditRows {
   audit(entry: AuditEntry): Promise<void>;
   listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]>;
 }
+
+/**
+ * The auth layer's port, by aggregate: each consumer asks for the narrowest part it uses
+ * (KeyRing: SigningKeyRows; AccessRules: ProjectRows …). One adapter implements all of them.
+ */
+export type AuthStore = UserRows & ProjectRows & RobotRows & SigningKeyRows & RefreshTokenRows & AuditRows;

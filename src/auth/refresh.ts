@@ -1,6 +1,6 @@
 import { RegistryError } from '../core/errors.js';
 import type { Authenticator, Identity } from './identity.js';
-import type { AuthStore } from './ports.js';
+import type { RefreshTokenRows } from './ports.js';
 import { generateSecret, sha256Hex } from './secrets.js';
 
 const REFRESH_PREFIX = 'berth_rt_';
@@ -12,7 +12,7 @@ const REFRESH_PREFIX = 'berth_rt_';
  */
 export class RefreshTokens {
   constructor(
-    private readonly store: AuthStore,
+    private readonly store: RefreshTokenRows,
     private readonly authenticator: Authenticator,
     private readonly lifetimeMs: number,
   ) {}

@@ -1,7 +1,7 @@
 import type { AuthConfig } from '../config/auth.js';
 import { isSystemAdmin, type Identity } from './identity.js';
 import { PERMISSIONS, PUBLIC_PERMISSIONS, ROBOT_PERMISSIONS, ROLE_PERMISSIONS, projectOf, type Permission } from './permissions.js';
-import type { AuthStore, ProjectRecord } from './ports.js';
+import type { ProjectRecord, ProjectRows } from './ports.js';
 
 /**
  * Answers "what may this identity do here?" from the permission table, the project's
@@ -9,7 +9,7 @@ import type { AuthStore, ProjectRecord } from './ports.js';
  */
 export class AccessRules {
   constructor(
-    private readonly store: AuthStore,
+    private readonly store: ProjectRows,
     private readonly config: AuthConfig,
   ) {}
 
