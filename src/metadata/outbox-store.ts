@@ -2,7 +2,7 @@ import type { Generated, Kysely, Transaction } from 'kysely';
 import type { DomainEvent, StoredEvent } from '../core/events.js';
 import type { EventAppender, MetadataTx } from '../core/ports.js';
 import type { OutboxStore } from '../events/ports.js';
-import { insertOrUpdate, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
+import { insertOrKeep, insertOrUpdate, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 
 /** Row types of migrations/0004-seams.ts. */
@@ -61,6 +61,7 @@ export class KyselyOutboxStore implements OutboxStore {
     if (!waiting) return 0;
     return writeTransaction(this.db, async (trx) => {
       // One sequencer at a time: the counter row's lock orders them (SQLite: the write lock).
+      await insertOrKeep(trx.insertInto('event_cursors').values({ name: SEQUENCE_ROW, position: 0, updated_at: Date.now() }), this.dialect, ['name']).execute();
       const counter = await lockForUpdate(trx.selectFrom('event_cursors').select('position').where('name', '=', SEQUENCE_ROW), this.dialect).executeTakeFirstOrThrow();
       const rows = await trx.selectFrom('events').select('id').where('seq', 'is', null).orderBy('id').limit(limit).execute();
       let next = Number(counter.position);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
+import { RegistryClientError } from '../../src/client/index.js';
 import { RegistryClient, errorCode, makeBlob, makeImage, sha256, type Blob, type Image } from '../helpers/registry-client.js';
 import { startBerthProcess, startTestServer, tempDir, type BerthProcess } from '../helpers/server.js';
 import { blobFile, fsck, fsckInProcess, stagingFile } from './support.js';
@@ -305,8 +306,12 @@ function rangeEnd(range: string | null): number {
   return Number(m[1]);
 }
 
-/** fetch against a killed server fails with a TypeError whose cause is a socket error. */
+/**
+ * fetch against a killed server fails with a TypeError whose cause is a socket error; the
+ * registry client (src/client) wraps it in a RegistryClientError with code NETWORK.
+ */
 function isConnectionFailure(err: unknown): boolean {
+  if (err instanceof RegistryClientError) return err.status === 0 && err.errors[0]?.code === 'NETWORK' && isConnectionFailure(err.cause);
   if (!(err instanceof TypeError)) return false;
   const cause = (err as { cause?: { code?: string } }).cause;
   return ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED'].includes(cause?.code ?? '') || /fetch failed|terminated/.test(err.message);

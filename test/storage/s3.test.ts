@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../src/config/load.js';
-import type { RegistryError } from '../../src/core/errors.js';
+import { BlobTooLargeError, domainError } from '../../src/core/errors.js';
 import { S3BlobStore, MIN_PART_SIZE, createS3Client, type S3StorageConfig } from '../../src/storage/s3.js';
 import { openBlobStore } from '../../src/storage/index.js';
 import { localS3Settings, startLocalS3, type LocalS3 } from '../helpers/s3.js';
@@ -124,9 +124,12 @@ describe('S3BlobStore specifics', () => {
       segments: Array.from({ length: 10_000 }, (_, i) => ({ name: `${String(i).padStart(5, '0')}-000000000000`, size: MIN_PART_SIZE })),
     };
     const offset = 10_000 * MIN_PART_SIZE;
-    await assert.rejects(store.appendUpload(id, full, offset, Readable.from([Buffer.from('x')])), (err: RegistryError) => {
-      assert.equal(err.code, 'SIZE_INVALID');
-      assert.equal(err.status, 413);
+    // The adapter says what happened (a domain error); the error table turns it into the answer.
+    await assert.rejects(store.appendUpload(id, full, offset, Readable.from([Buffer.from('x')])), (err: Error) => {
+      assert.ok(err instanceof BlobTooLargeError, String(err));
+      const answer = domainError(err);
+      assert.equal(answer?.code, 'SIZE_INVALID');
+      assert.equal(answer?.status, 413);
       return true;
     });
   });

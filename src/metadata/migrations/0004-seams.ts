@@ -6,7 +6,8 @@ import type { MigrationContext } from '../migrate.js';
  * The core seams (docs/architecture.md):
  * - `events`: the durable outbox. Core appends a row per domain event in the transaction of
  *   the change; `seq` is null until the sequencer positions it (see src/events/ports.ts for why).
- * - `event_cursors`: each consumer's position, plus the sequencer's counter (`$sequence`).
+ * - `event_cursors`: each consumer's position, plus the sequencer's counter (`$sequence`,
+ *   created by the first sequencing so a fresh database holds no rows).
  * - `pull_stats`: pull counts per manifest, flushed in batches from memory.
  * - `job_runs`: the history of background job runs (GET /api/v1/jobs, `berth jobs`).
  */
@@ -31,10 +32,6 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
     .addColumn('name', t.plainKey(128), (c) => c.primaryKey())
     .addColumn('position', 'bigint', (c) => c.notNull())
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
-    .execute();
-  await (db as Kysely<{ event_cursors: { name: string; position: number; updated_at: number } }>)
-    .insertInto('event_cursors')
-    .values({ name: '$sequence', position: 0, updated_at: Date.now() })
     .execute();
 
   await db.schema
