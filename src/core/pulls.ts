@@ -8,39 +8,45 @@ import type { PullCount } from './ports.js';
  * not records (docs/architecture.md).
  */
 export class PullCounter {
-  private pending = new Map<string, PullCount>();
+  /** repository → digest → count: two lookups and no key string built per pull (the hot path). */
+  private pending = new Map<string, Map<string, PullCount>>();
 
   constructor(private readonly flushTo: (counts: PullCount[]) => Promise<void>) {}
 
   count(repository: string, digest: string, at = Date.now()): void {
-    const key = `${repository}@${digest}`;
-    const entry = this.pending.get(key);
-    if (entry) {
-      entry.pulls++;
-      entry.lastPulledAt = at;
+    const known = this.pending.get(repository)?.get(digest);
+    if (known) {
+      known.pulls++;
+      known.lastPulledAt = at;
     } else {
-      this.pending.set(key, { repository, digest, pulls: 1, lastPulledAt: at });
+      this.add({ repository, digest, pulls: 1, lastPulledAt: at });
     }
   }
 
   /** Writes what was counted since the last flush; returns how many manifests it covered. */
   async flush(): Promise<number> {
     if (this.pending.size === 0) return 0;
-    const batch = this.pending;
+    const batch = [...this.pending.values()].flatMap((digests) => [...digests.values()]);
     this.pending = new Map();
     try {
-      await this.flushTo([...batch.values()]);
-      return batch.size;
+      await this.flushTo(batch);
+      return batch.length;
     } catch (err) {
       // Put the counts back (merged with any counted meanwhile) for the next flush.
-      for (const [key, entry] of batch) {
-        const newer = this.pending.get(key);
-        if (newer) {
-          newer.pulls += entry.pulls;
-          newer.lastPulledAt = Math.max(newer.lastPulledAt, entry.lastPulledAt);
-        } else this.pending.set(key, entry);
-      }
+      for (const entry of batch) this.add(entry);
       throw err;
     }
+  }
+
+  private add(entry: PullCount): void {
+    let digests = this.pending.get(entry.repository);
+    if (!digests) this.pending.set(entry.repository, (digests = new Map()));
+    const known = digests.get(entry.digest);
+    if (!known) {
+      digests.set(entry.digest, entry);
+      return;
+    }
+    known.pulls += entry.pulls;
+    known.lastPulledAt = Math.max(known.lastPulledAt, entry.lastPulledAt);
   }
 }

@@ -7,14 +7,22 @@ export type BaseUrlOf = (origin: RequestOrigin) => string;
 
 const ownOrigin: BaseUrlOf = (origin) => `${origin.protocol}://${origin.host}`;
 
-/** Reads what auth needs from a request (auth never sees Fastify's request). */
+/**
+ * Reads what auth needs from a request (auth never sees Fastify's request). The address and
+ * base URL are read only when a policy asks (a 401 challenge, an audit row): every /v2
+ * request builds credentials, and with auth: none nobody reads them.
+ */
 export function credentialsReader(baseUrl: BaseUrlOf = ownOrigin): (request: FastifyRequest) => RequestCredentials {
   return (request) => {
     const authorization = request.headers.authorization;
     return {
-      ...(typeof authorization === 'string' ? { authorization } : {}),
-      ip: request.ip,
-      baseUrl: baseUrl({ protocol: request.protocol, host: request.host }),
+      authorization: typeof authorization === 'string' ? authorization : undefined,
+      get ip() {
+        return request.ip;
+      },
+      get baseUrl() {
+        return baseUrl({ protocol: request.protocol, host: request.host });
+      },
     };
   };
 }
