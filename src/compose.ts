@@ -8,6 +8,7 @@ import { dispatchJob, EventDispatcher, pruneJob } from './events/dispatcher.js';
 import { createGc, gcJob, type GcComponents } from './gc/index.js';
 import { gcRacePolicy } from './gc/race-policy.js';
 import { gcReviewConsumer } from './gc/review-consumer.js';
+import { jobHistoryPruneJob } from './jobs/history.js';
 import type { Job } from './jobs/scheduler.js';
 import { uploadPurgeJob } from './jobs/upload-purge.js';
 import { readOnlyPolicy } from './policies/read-only.js';
@@ -60,6 +61,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger): Co
     dispatchJob(events, durationMs(eventsConfig.interval)),
     pruneJob(stores.outbox, events.consumerNames, durationMs(eventsConfig.retention), Math.min(durationMs(eventsConfig.retention), 3_600_000)),
     pullFlushJob(pulls, durationMs(eventsConfig.pullflushinterval)),
+    jobHistoryPruneJob(stores.jobs),
   ];
   const purging = config.storage.maintenance.uploadpurging;
   if (purging.enabled) jobs.push(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval)));

@@ -123,13 +123,32 @@ export class Scheduler {
     const work = (signal: AbortSignal) => this.record(job, signal);
     try {
       if (!leased) return await work(this.controller.signal);
-      const outcome = await withLease(this.leases, job.name, (lease) => work(AbortSignal.any([lease.signal, this.controller.signal])), {
+      const outcome = await withLease(this.leases, job.name, (lease) => this.untilStopped(lease.signal, work), {
         ttlMs: job.leaseTtlMs,
         onLost: (err) => this.logger.warn({ err, job: job.name }, 'job lease lost; the run stops'),
       });
       if (!outcome.acquired) this.logger.debug({ job: job.name, heldBy: outcome.heldBy }, 'job runs elsewhere this time');
     } catch (err) {
       this.logger.error({ err, job: job.name }, 'background job failed');
+    }
+  }
+
+  /**
+   * Runs `work` with a signal aborted when `signal` is or the scheduler stops. (Not
+   * AbortSignal.any: on Node 20 a long-lived source signal keeps every combined signal made
+   * from it, and the events job makes one a second.)
+   */
+  private async untilStopped<T>(signal: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const both = new AbortController();
+    const abort = () => both.abort(this.controller.signal.reason ?? signal.reason);
+    if (signal.aborted || this.controller.signal.aborted) abort();
+    signal.addEventListener('abort', abort, { once: true });
+    this.controller.signal.addEventListener('abort', abort, { once: true });
+    try {
+      return await work(both.signal);
+    } finally {
+      signal.removeEventListener('abort', abort);
+      this.controller.signal.removeEventListener('abort', abort);
     }
   }
 
