@@ -241,13 +241,16 @@ describe('limits: upload purging', () => {
       const id = start.headers.get('docker-upload-uuid')!;
       assert.equal((await client.fetch(location, { method: 'PATCH', body: new Uint8Array(1000) })).status, 202);
       assert.ok(existsSync(stagingFile(server.dataDir, id)));
+      // The purge deletes the session row, then its staged bytes: wait for both.
       let status = 0;
-      for (let i = 0; i < 20 && status !== 404; i++) {
+      let staged = true;
+      for (let i = 0; i < 20 && (status !== 404 || staged); i++) {
         await sleep(500);
         status = (await client.fetch(location)).status;
+        staged = existsSync(stagingFile(server.dataDir, id));
       }
       assert.equal(status, 404, 'the idle session was purged');
-      assert.equal(existsSync(stagingFile(server.dataDir, id)), false, 'its staging file too');
+      assert.equal(staged, false, 'its staging file too');
     } finally {
       await server.destroy();
     }
