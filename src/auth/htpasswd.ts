@@ -184,7 +184,13 @@ export class HtpasswdWatcher {
   private async reloadOnce(onChange?: (parsed: ParsedHtpasswd) => Promise<void>): Promise<boolean> {
     let parsed: ParsedHtpasswd | null;
     try {
-      const text = await readFile(this.file, 'utf8');
+      let text = await readFile(this.file, 'utf8');
+      // writeFile truncates, then writes: a change event can land in between. An empty file is
+      // believed only if it is still empty a moment later (emptying it does revoke everyone).
+      if (text === '') {
+        await new Promise((resolve) => setTimeout(resolve, EMPTY_FILE_RECHECK_MS));
+        text = await readFile(this.file, 'utf8');
+      }
       if (fingerprintOf(text) === this.fingerprint) return false;
       parsed = this.apply(text);
     } catch (err) {
@@ -217,6 +223,8 @@ export class HtpasswdWatcher {
     return parsed;
   }
 }
+
+const EMPTY_FILE_RECHECK_MS = 250;
 
 function fingerprintOf(text: string): string {
   return createHash('sha256').update(text).digest('hex');
