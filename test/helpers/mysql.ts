@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { MysqlOptions } from '../../src/metadata/mysql.js';
+import { deploymentDatabases } from './deployments.js';
 
 /**
  * Throwaway MySQL/MariaDB databases for tests, on the real server (never a mock).
@@ -60,36 +61,8 @@ export function mysqlOptions(url: string): MysqlOptions {
   return { url, poolMax: 10, connectTimeoutMs: 5_000, idleTimeoutMs: 10_000, statementTimeoutMs: 30_000 };
 }
 
-/**
- * One database per deployment under test, keyed by its data directory: a server restarted
- * on the same data directory finds its metadata again (as with SQLite, whose file lives
- * there). Databases not dropped by their test are dropped when the test process ends.
- */
-const deployments = new Map<string, Promise<TestDatabase>>();
-let cleanupRegistered = false;
+const deployments = deploymentDatabases(() => createTestDatabase());
 
-export function databaseForDeployment(key: string): Promise<TestDatabase> {
-  let database = deployments.get(key);
-  if (!database) {
-    database = createTestDatabase();
-    deployments.set(key, database);
-    registerCleanup();
-  }
-  return database;
-}
-
-export async function dropDeploymentDatabase(key: string): Promise<void> {
-  const database = deployments.get(key);
-  deployments.delete(key);
-  await (await database?.catch(() => undefined))?.drop();
-}
-
-function registerCleanup(): void {
-  if (cleanupRegistered) return;
-  cleanupRegistered = true;
-  process.on('beforeExit', () => {
-    const keys = [...deployments.keys()];
-    if (keys.length === 0) return;
-    void Promise.allSettled(keys.map((key) => dropDeploymentDatabase(key)));
-  });
-}
+/** The database of a deployment under test (see deployments.ts), created on first use. */
+export const databaseForDeployment = deployments.forDeployment;
+export const dropDeploymentDatabase = deployments.drop;

@@ -9,7 +9,7 @@ import { configSchema, type BerthConfig } from '../../src/config/schema.js';
 import { applyEnvOverrides, resolveConfigPaths } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { databaseForDeployment, dropDeploymentDatabase } from './postgres.js';
-import { databaseForDeployment as mysqlDatabaseForDeployment } from './mysql.js';
+import { databaseForDeployment as mysqlDatabaseForDeployment, dropDeploymentDatabase as dropMysqlDeploymentDatabase } from './mysql.js';
 import { testStorageEnv } from './s3.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -52,6 +52,7 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, e
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
       await dropDeploymentDatabase(path.resolve(dataDir));
+      await dropMysqlDeploymentDatabase(path.resolve(dataDir));
     },
   };
 }
