@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { ManifestReference } from '../../src/core/manifest.js';
 import type { ManifestRecord, MetadataStore, UploadRecord } from '../../src/core/ports.js';
 import type { OutboxStore } from '../../src/events/ports.js';
 import type { JobRunStore } from '../../src/jobs/ports.js';
 import { KyselyJobRunStore } from '../../src/metadata/jobs-store.js';
+import { migrationNames } from '../../src/metadata/migrate.js';
 import { transactionOf, type KyselyMetadataStore } from '../../src/metadata/kysely-store.js';
 import { KyselyOutboxStore } from '../../src/metadata/outbox-store.js';
 
@@ -647,4 +648,22 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
       await store.check();
     });
   });
+}
+
+/**
+ * Replicas starting together on a fresh database: every one migrates successfully and each
+ * migration is applied once (advisory lock on PostgreSQL, GET_LOCK on MySQL).
+ */
+export async function assertConcurrentFirstStarts(open: () => Promise<KyselyMetadataStore>, replicas = 4): Promise<void> {
+  const stores = await Promise.all(Array.from({ length: replicas }, open));
+  try {
+    for (const store of stores) await store.check();
+    const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(stores[0]!.db);
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      migrationNames(),
+    );
+  } finally {
+    await Promise.all(stores.map((s) => s.close()));
+  }
 }

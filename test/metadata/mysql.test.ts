@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { KyselyAuthStore } from '../../src/metadata/auth-store.js';
-import { migrationNames } from '../../src/metadata/migrate.js';
 import { createMysqlKysely, isConnectionFailure, openMysqlMetadata } from '../../src/metadata/mysql.js';
 import { createTestDatabase, mysqlOptions, type TestDatabase } from '../helpers/mysql.js';
-import { kyselySubject, runMetadataContract } from './contract.js';
+import { assertConcurrentFirstStarts, kyselySubject, runMetadataContract } from './contract.js';
 
 runMetadataContract('MySQL', async () => {
   const database = await createTestDatabase();
@@ -24,22 +23,7 @@ describe('MySQL schema', () => {
   after(async () => database?.drop());
 
   it('four replicas starting at once on a fresh database all migrate successfully, each migration applied once', async () => {
-    const stores = await Promise.all(Array.from({ length: 4 }, () => openMysqlMetadata(mysqlOptions(database.url))));
-    try {
-      for (const store of stores) await store.check();
-      const db = createMysqlKysely(mysqlOptions(database.url));
-      try {
-        const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
-        assert.deepEqual(
-          rows.map((r) => r.name),
-          migrationNames(),
-        );
-      } finally {
-        await db.destroy();
-      }
-    } finally {
-      await Promise.all(stores.map((s) => s.close()));
-    }
+    await assertConcurrentFirstStarts(() => openMysqlMetadata(mysqlOptions(database.url)));
   });
 
   it('names that are listed with `last` use a binary NO PAD collation (byte order, trailing spaces count)', async () => {

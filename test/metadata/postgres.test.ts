@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import { migrationNames } from '../../src/metadata/migrate.js';
 import { createPostgresKysely, openPostgresMetadata } from '../../src/metadata/postgres.js';
 import { createTestDatabase, postgresOptions, type TestDatabase } from '../helpers/postgres.js';
-import { kyselySubject, runMetadataContract } from './contract.js';
+import { assertConcurrentFirstStarts, kyselySubject, runMetadataContract } from './contract.js';
 
 runMetadataContract('PostgreSQL', async () => {
   const database = await createTestDatabase();
@@ -23,22 +22,7 @@ describe('PostgreSQL schema', () => {
   after(async () => database?.drop());
 
   it('four replicas starting at once on a fresh database all migrate successfully, each migration applied once', async () => {
-    const stores = await Promise.all(Array.from({ length: 4 }, () => openPostgresMetadata(postgresOptions(database.url))));
-    try {
-      for (const store of stores) await store.check();
-      const db = createPostgresKysely(postgresOptions(database.url));
-      try {
-        const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
-        assert.deepEqual(
-          rows.map((r) => r.name),
-          migrationNames(),
-        );
-      } finally {
-        await db.destroy();
-      }
-    } finally {
-      await Promise.all(stores.map((s) => s.close()));
-    }
+    await assertConcurrentFirstStarts(() => openPostgresMetadata(postgresOptions(database.url)));
   });
 
   it('names that are listed with `last` use byte-order ("C") collation', async () => {
