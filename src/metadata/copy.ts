@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { sql, type Kysely } from 'kysely';
-import { createPostgresKysely, migratePostgres, redactUrl, type PostgresOptions } from './postgres.js';
+import { redactUrl } from './pool.js';
+import { createPostgresKysely, migratePostgres, type PostgresOptions } from './postgres.js';
 import { openSqliteMetadata } from './sqlite.js';
 
 /**

@@ -1,33 +1,12 @@
 import { CompiledQuery, Kysely, MysqlDialect, type MysqlPool, type MysqlPoolConnection, type MysqlQueryResult, type MysqlStream, type MysqlStreamOptions } from 'kysely';
 import mysql from 'mysql2';
-import { RegistryError } from '../core/errors.js';
 import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
-import { migrateToLatest } from './migrate.js';
-import { redactUrl } from './postgres.js';
+import { clientTimeoutMs, migrateOnOwnConnection, unavailable, type PoolOptions } from './pool.js';
 
-/** The same settings as PostgreSQL's (see postgres.ts); `url` is mysql://user:password@host:port/database. */
-export interface MysqlOptions {
-  url: string;
-  /** Most connections this process opens at once. */
-  poolMax: number;
-  /** Milliseconds to wait for a connection (new or pooled) before failing with 503. */
-  connectTimeoutMs: number;
-  /** Milliseconds after which an unused pooled connection is closed. */
-  idleTimeoutMs: number;
-  /** Milliseconds the server lets one statement run, and lock waits last (0 = no limit). */
-  statementTimeoutMs: number;
-  /** Called for errors of idle pooled connections (the pool drops them and reconnects later). */
-  onPoolError?: (err: Error) => void;
-}
-
-/** As in postgres.ts: a statement unanswered this long after the server's own timeout means the server or network is gone. */
-const CLIENT_TIMEOUT_GRACE_MS = 5_000;
-
-function clientTimeoutMs(statementTimeoutMs: number): number | undefined {
-  return statementTimeoutMs ? statementTimeoutMs + Math.min(CLIENT_TIMEOUT_GRACE_MS, statementTimeoutMs) : undefined;
-}
+/** The pool settings (see pool.ts); `url` is mysql://user:password@host:port/database. */
+export type MysqlOptions = PoolOptions;
 
 /** Opens the MySQL/MariaDB metadata store and brings its schema up to date. */
 export async function openMysqlMetadata(options: MysqlOptions): Promise<KyselyMetadataStore> {
@@ -35,16 +14,9 @@ export async function openMysqlMetadata(options: MysqlOptions): Promise<KyselyMe
   return new KyselyMetadataStore(createMysqlKysely(options), 'mysql');
 }
 
-/** Runs the migrations on a connection of their own, without statement timeouts (see postgres.ts). */
-export async function migrateMysql(options: MysqlOptions): Promise<string[]> {
-  const db = createMysqlKysely({ ...options, poolMax: 1, statementTimeoutMs: 0 });
-  try {
-    return await migrateToLatest(db as Kysely<unknown>, 'mysql');
-  } catch (err) {
-    throw new Error(`cannot prepare the MySQL metadata database ${redactUrl(options.url)}: ${rootMessage(err)}`, { cause: err });
-  } finally {
-    await db.destroy();
-  }
+/** Runs the migrations on a connection of their own, without statement timeouts (see pool.ts). */
+export function migrateMysql(options: MysqlOptions): Promise<string[]> {
+  return migrateOnOwnConnection(options, 'mysql', 'MySQL', createMysqlKysely);
 }
 
 /**
@@ -250,16 +222,3 @@ function isStatementTimeout(err: unknown): boolean {
   return errno === 3024 || errno === 1969 || errno === 1205;
 }
 
-/** A 503 for the client; the database's own message stays in `cause`, for the log. */
-function unavailable(err: unknown, message = 'metadata database unavailable'): RegistryError {
-  if (err instanceof RegistryError) return err;
-  const error = new RegistryError('UNAVAILABLE', message);
-  error.cause = err;
-  return error;
-}
-
-function rootMessage(err: unknown): string {
-  let current = err;
-  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
-  return current instanceof Error ? current.message : String(current);
-}

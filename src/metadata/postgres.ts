@@ -1,36 +1,12 @@
 import { Kysely, PostgresDialect, type PostgresCursor, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely';
 import pg from 'pg';
-import { RegistryError } from '../core/errors.js';
 import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
-import { migrateToLatest } from './migrate.js';
+import { clientTimeoutMs, migrateOnOwnConnection, unavailable, type PoolOptions } from './pool.js';
 
-export interface PostgresOptions {
-  /** postgres://user:password@host:port/database */
-  url: string;
-  /** Most connections this process opens at once. */
-  poolMax: number;
-  /** Milliseconds to wait for a connection (new or pooled) before failing with 503. */
-  connectTimeoutMs: number;
-  /** Milliseconds after which an unused pooled connection is closed. */
-  idleTimeoutMs: number;
-  /** Milliseconds PostgreSQL lets one statement run (0 = no limit). */
-  statementTimeoutMs: number;
-  /** Called for errors of idle pooled connections (the pool drops them and reconnects later). */
-  onPoolError?: (err: Error) => void;
-}
-
-/**
- * A statement that PostgreSQL has not answered this long after its own statement_timeout
- * (at most the statement timeout again) means the server or the network is gone (e.g. a
- * half-open TCP connection); pg then fails the query on the client side instead of waiting forever.
- */
-const CLIENT_TIMEOUT_GRACE_MS = 5_000;
-
-function clientTimeoutMs(statementTimeoutMs: number): number | undefined {
-  return statementTimeoutMs ? statementTimeoutMs + Math.min(CLIENT_TIMEOUT_GRACE_MS, statementTimeoutMs) : undefined;
-}
+/** The pool settings (see pool.ts); `url` is postgres://user:password@host:port/database. */
+export type PostgresOptions = PoolOptions;
 
 /** Opens the PostgreSQL metadata store and brings its schema up to date. */
 export async function openPostgresMetadata(options: PostgresOptions): Promise<KyselyMetadataStore> {
@@ -38,19 +14,8 @@ export async function openPostgresMetadata(options: PostgresOptions): Promise<Ky
   return new KyselyMetadataStore(createPostgresKysely(options), 'postgres');
 }
 
-/**
- * Runs the migrations on a connection of its own without statement timeouts: waiting for
- * another replica's migration lock, or a long data migration, is not a stuck request.
- */
-export async function migratePostgres(options: PostgresOptions): Promise<string[]> {
-  const db = createPostgresKysely({ ...options, poolMax: 1, statementTimeoutMs: 0 });
-  try {
-    return await migrateToLatest(db as Kysely<unknown>, 'postgres');
-  } catch (err) {
-    throw new Error(`cannot prepare the PostgreSQL metadata database ${redactUrl(options.url)}: ${rootMessage(err)}`, { cause: err });
-  } finally {
-    await db.destroy();
-  }
+export function migratePostgres(options: PostgresOptions): Promise<string[]> {
+  return migrateOnOwnConnection(options, 'postgres', 'PostgreSQL', createPostgresKysely);
 }
 
 /** A Kysely instance over a pg Pool that answers BIGINT as numbers and fails fast (503) when the database is unreachable. */
@@ -164,30 +129,4 @@ export function isConnectionFailure(err: unknown): boolean {
 function isStatementTimeout(err: unknown): boolean {
   // 57014 query_canceled: statement_timeout expired.
   return err instanceof Error && (err as { code?: unknown }).code === '57014';
-}
-
-/** A 503 for the client; the database's own message (host names, addresses) stays in `cause`, for the log. */
-function unavailable(err: unknown, message = 'metadata database unavailable'): RegistryError {
-  if (err instanceof RegistryError) return err;
-  const error = new RegistryError('UNAVAILABLE', message);
-  error.cause = err;
-  return error;
-}
-
-/** The message of the innermost `cause`: what the database or the network actually said. */
-function rootMessage(err: unknown): string {
-  let current = err;
-  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
-  return current instanceof Error ? current.message : String(current);
-}
-
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable url)';
-  }
 }
