@@ -1,3 +1,5 @@
+import type { PoolOptions } from '../../src/metadata/pool.js';
+
 /** A database a test made, and how to remove it. */
 export interface DeploymentDatabase {
   url: string;
@@ -44,4 +46,9 @@ export function deploymentDatabases<D extends DeploymentDatabase>(create: () => 
     },
     drop,
   };
+}
+
+/** Pool settings for a store a test opens directly (the server reads them from config). */
+export function testPoolOptions(url: string): PoolOptions {
+  return { url, poolMax: 10, connectTimeoutMs: 5_000, idleTimeoutMs: 10_000, statementTimeoutMs: 30_000 };
 }

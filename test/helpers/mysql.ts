@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { MysqlOptions } from '../../src/metadata/mysql.js';
-import { deploymentDatabases } from './deployments.js';
+import { deploymentDatabases, testPoolOptions } from './deployments.js';
 
 /**
  * Throwaway MySQL/MariaDB databases for tests, on the real server (never a mock).
@@ -56,10 +56,8 @@ export async function adminQuery(statement: string): Promise<unknown> {
   }
 }
 
-/** Pool settings for a store opened directly by a test (the server reads them from config). */
-export function mysqlOptions(url: string): MysqlOptions {
-  return { url, poolMax: 10, connectTimeoutMs: 5_000, idleTimeoutMs: 10_000, statementTimeoutMs: 30_000 };
-}
+/** Pool settings for a store opened directly by a test. */
+export const mysqlOptions: (url: string) => MysqlOptions = testPoolOptions;
 
 const deployments = deploymentDatabases(() => createTestDatabase());
 

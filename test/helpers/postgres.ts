@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { PostgresOptions } from '../../src/metadata/postgres.js';
-import { deploymentDatabases } from './deployments.js';
+import { deploymentDatabases, testPoolOptions } from './deployments.js';
 
 /**
  * Throwaway PostgreSQL databases for tests, on the real server (never a mock).
@@ -55,10 +55,8 @@ export async function adminQuery(statement: string): Promise<void> {
   }
 }
 
-/** Pool settings for a store opened directly by a test (the server reads them from config). */
-export function postgresOptions(url: string): PostgresOptions {
-  return { url, poolMax: 10, connectTimeoutMs: 5_000, idleTimeoutMs: 10_000, statementTimeoutMs: 30_000 };
-}
+/** Pool settings for a store opened directly by a test. */
+export const postgresOptions: (url: string) => PostgresOptions = testPoolOptions;
 
 const deployments = deploymentDatabases(() => createTestDatabase());
 
