@@ -163,8 +163,6 @@ export interface RepositoryWrites {
   link(repositoryId: number, digest: string): Promise<void>;
   /** True when the link existed. */
   unlink(repositoryId: number, digest: string): Promise<boolean>;
-  /** True when the blob is linked into the repository (share-locked until the transaction ends). */
-  isLinked(repositoryId: number, digest: string): Promise<boolean>;
 }
 
 /** Upload sessions. Each call is atomic on its own (sessions change on every chunk, outside transactions). */
@@ -212,7 +210,7 @@ export interface EventAppender {
 export interface MetadataTx {
   readonly repositories: RepositoryWrites;
   readonly manifests: ManifestWrites;
-  readonly uploads: Pick<UploadRows, 'get' | 'delete'>;
+  readonly uploads: Pick<UploadRows, 'delete'>;
   readonly events: EventAppender;
 }
 

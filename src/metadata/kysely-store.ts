@@ -80,7 +80,7 @@ export class KyselyMetadataStore implements MetadataStore {
 export class KyselyTx implements MetadataTx {
   readonly repositories: RepositoryRows;
   readonly manifests: ManifestRows;
-  readonly uploads: Pick<UploadRows, 'get' | 'delete'>;
+  readonly uploads: Pick<UploadRows, 'delete'>;
   readonly events: OutboxAppender;
 
   constructor(
@@ -90,10 +90,6 @@ export class KyselyTx implements MetadataTx {
     this.repositories = new RepositoryRows(trx, dialect);
     this.manifests = new ManifestRows(trx, dialect);
     this.uploads = {
-      get: async (id) => {
-        const row = await trx.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
-        return row ? toUpload(row) : null;
-      },
       delete: async (id) => Number((await trx.deleteFrom('uploads').where('id', '=', id).executeTakeFirst()).numDeletedRows) > 0,
     };
     this.events = new OutboxAppender(trx);

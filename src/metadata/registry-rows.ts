@@ -46,14 +46,6 @@ export class RepositoryRows implements RepositoryWrites {
     const result = await this.trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
-
-  async isLinked(repositoryId: number, digest: string): Promise<boolean> {
-    const row = await lockShared(
-      this.trx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repositoryId).where('digest', '=', digest),
-      this.dialect,
-    ).executeTakeFirst();
-    return row !== undefined;
-  }
 }
 
 export class ManifestRows implements ManifestWrites {
