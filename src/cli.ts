@@ -2,13 +2,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { Command } from 'commander';
-import { ConfigError, loadConfig, redactConfig } from './config/load.js';
+import type { BerthConfig } from './config/schema.js';
 import { registerFsckCommand } from './cli/fsck.js';
 import { registerJobsCommand } from './cli/jobs.js';
 import { registerGcCommand } from './cli/gc.js';
+import { registerProjectCommands } from './cli/projects.js';
 import { registerUserCommands } from './cli/users.js';
 import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
-import { startServer } from './server.js';
+
+// Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
+// command imports what it runs (the server, the stores, zod and the YAML parser) when it runs,
+// so `berth --help` or `berth user list` do not load the whole server first.
 
 // src/cli.ts (run through tsx) sits one level below package.json; dist/src/cli.js two.
 const pkgUrl = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u))!;
@@ -26,6 +30,19 @@ function tuneGarbageCollector(): void {
   v8.setFlagsFromString('--no-allocation-site-pretenuring');
 }
 
+/** Settings that are not Berth's (a misspelt BERTH_* variable…): said on stderr, not fatal. */
+function printWarnings(warnings: string[]): void {
+  for (const warning of warnings) process.stderr.write(`berth: warning: ${warning}\n`);
+}
+
+/** The configuration (--config, else $BERTH_CONFIG, else ./berth.yaml, plus BERTH_* variables), with its warnings printed. */
+async function loadConfigured(): Promise<BerthConfig> {
+  const { loadConfig } = await import('./config/load.js');
+  const { config, warnings } = loadConfig({ file: program.opts<{ config?: string }>().config });
+  printWarnings(warnings);
+  return config;
+}
+
 const program = new Command()
   .name('berth')
   .description('Berth: an OCI Distribution Spec v1.1 container registry')
@@ -36,8 +53,9 @@ program
   .command('serve')
   .description('run the registry server')
   .action(async () => {
-    const { config } = loadConfig({ file: program.opts<{ config?: string }>().config });
+    const config = await loadConfigured();
     tuneGarbageCollector();
+    const { startServer } = await import('./server.js');
     const server = await startServer(config);
     let stopping = false;
     const stop = async (signal: string) => {
@@ -57,21 +75,25 @@ const configCommand = program.command('config').description('configuration tools
 configCommand
   .command('check')
   .description('validate the configuration (file + BERTH_* environment) and print the effective result')
-  .action(() => {
-    const { config, file } = loadConfig({ file: program.opts<{ config?: string }>().config });
+  .action(async () => {
+    const { loadConfig, redactConfig } = await import('./config/load.js');
+    const { config, file, warnings } = loadConfig({ file: program.opts<{ config?: string }>().config });
+    printWarnings(warnings);
     process.stdout.write(`configuration OK${file ? ` (${file})` : ' (defaults + environment)'}\n`);
     process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
   });
 
 registerFsckCommand(program, () => program.opts<{ config?: string }>().config);
 registerGcCommand(program, () => program.opts<{ config?: string }>().config);
-registerJobsCommand(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
-registerUserCommands(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
-registerMigrateMetadataCommand(program, () => loadConfig({ file: program.opts<{ config?: string }>().config }).config);
+registerJobsCommand(program, loadConfigured);
+registerUserCommands(program, loadConfigured);
+registerProjectCommands(program, loadConfigured);
+registerMigrateMetadataCommand(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`berth: ${err.message}\n`);
+  // A ConfigError (src/config/load.ts, not imported here to keep startup light): the message says it all.
+  if ((err as Error | null)?.name === 'ConfigError') {
+    process.stderr.write(`berth: ${(err as Error).message}\n`);
     process.exit(2);
   }
   process.stderr.write(`berth: ${(err as Error).stack ?? String(err)}\n`);

@@ -1,10 +1,5 @@
 import type { Command } from 'commander';
-import pino from 'pino';
-import { ConfigError, loadConfig } from '../config/load.js';
-import { durationMs, type BerthConfig } from '../config/schema.js';
-import { purgeUploads } from '../jobs/upload-purge.js';
-import { compose } from '../compose.js';
-import { openStores } from '../stores.js';
+import type { BerthConfig } from '../config/schema.js';
 import type { GcCounts, GcReport } from '../gc/report.js';
 
 /** Exit codes: 0 done, 1 the run stopped early, 2 usage or configuration error, 75 another collector is running (try later). */
@@ -28,9 +23,12 @@ export function registerGcCommand(program: Command, configFile: () => string | u
 }
 
 async function gcCommand(file: string | undefined, flags: GcFlags): Promise<number> {
+  const { ConfigError, loadConfig } = await import('../config/load.js');
   let config: BerthConfig;
   try {
-    config = loadConfig({ file }).config;
+    const loaded = loadConfig({ file });
+    for (const warning of loaded.warnings) process.stderr.write(`berth: warning: ${warning}\n`);
+    config = loaded.config;
   } catch (err) {
     process.stderr.write(`berth gc: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
     return GC_EXIT.usage;
@@ -43,6 +41,14 @@ async function gcCommand(file: string | undefined, flags: GcFlags): Promise<numb
 
 /** Opens the stores a configuration names, collects (then purges abandoned uploads), closes them. */
 export async function collectStores(config: BerthConfig, dryRun: boolean, onProgress: (counts: GcCounts) => void): Promise<{ report: GcReport; uploadsPurged: number }> {
+  // Imported when a collection runs, so that `berth --help` does not load the stores.
+  const [{ default: pino }, { durationMs }, { purgeUploads }, { compose }, { openStores }] = await Promise.all([
+    import('pino'),
+    import('../config/schema.js'),
+    import('../jobs/upload-purge.js'),
+    import('../compose.js'),
+    import('../stores.js'),
+  ]);
   const stores = await openStores(config);
   try {
     const logger = pino({ level: 'warn' }, pino.destination(2));

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import type { BerthConfig } from '../config/schema.js';
-import { openStores } from '../stores.js';
 
 interface JobsFlags {
   job?: string;
@@ -9,7 +8,7 @@ interface JobsFlags {
 }
 
 /** Registers `berth jobs [--job <name>] [--limit <n>] [--json]`: the run history of background jobs. */
-export function registerJobsCommand(program: Command, loadConfig: () => BerthConfig): void {
+export function registerJobsCommand(program: Command, loadConfig: () => Promise<BerthConfig>): void {
   program
     .command('jobs')
     .description('show the recent runs of background jobs (gc, upload purge, event dispatch, …) across all replicas, newest first')
@@ -23,7 +22,8 @@ export function registerJobsCommand(program: Command, loadConfig: () => BerthCon
         process.exitCode = 2;
         return;
       }
-      const stores = await openStores(loadConfig());
+      const { openStores } = await import('../stores.js');
+      const stores = await openStores(await loadConfig());
       try {
         const runs = await stores.jobs.list(limit, flags.job);
         if (flags.json) {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import type { BerthConfig } from '../config/schema.js';
-import { postgresOptions } from '../metadata/index.js';
 
 interface MigrateFlags {
   from: string;
@@ -16,7 +15,7 @@ export const MIGRATE_EXIT = { copied: 0, failed: 1, usage: 2 } as const;
  * Registers `berth migrate-metadata --from sqlite:<path> --to postgres://… [--force]`.
  * Pool settings (metadata.pool, statementtimeout) come from the configuration as for `serve`.
  */
-export function registerMigrateMetadataCommand(program: Command, loadConfig: () => BerthConfig): void {
+export function registerMigrateMetadataCommand(program: Command, loadConfig: () => Promise<BerthConfig>): void {
   program
     .command('migrate-metadata')
     .description('copy all metadata from a SQLite database into PostgreSQL (one transaction; refuses a non-empty target unless --force)')
@@ -30,7 +29,7 @@ export function registerMigrateMetadataCommand(program: Command, loadConfig: () 
     });
 }
 
-async function migrateMetadata(flags: MigrateFlags, loadConfig: () => BerthConfig): Promise<number> {
+async function migrateMetadata(flags: MigrateFlags, loadConfig: () => Promise<BerthConfig>): Promise<number> {
   const usage = (message: string) => {
     process.stderr.write(`berth migrate-metadata: ${message}\n`);
     return MIGRATE_EXIT.usage;
@@ -42,7 +41,8 @@ async function migrateMetadata(flags: MigrateFlags, loadConfig: () => BerthConfi
   if (!/^postgres(ql)?:\/\//.test(flags.to)) return usage('--to must be a postgres:// URL');
   const batchSize = Number(flags.batchSize);
   if (!Number.isInteger(batchSize) || batchSize < 1) return usage('--batch-size must be a positive integer');
-  const config = loadConfig();
+  const config = await loadConfig();
+  const { postgresOptions } = await import('../metadata/index.js');
   const target = postgresOptions({ ...config, metadata: { ...config.metadata, driver: 'postgres', url: flags.to } });
   // Imported here so that every other berth command (serve above all) never loads the pg driver.
   const { copySqliteToPostgres, TargetNotEmptyError } = await import('../metadata/copy.js');

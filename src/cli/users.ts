@@ -1,25 +1,33 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { Actor } from '../auth/accounts.js';
-import { renderPermissionTables } from '../auth/permissions.js';
-import { generateSecret } from '../auth/secrets.js';
-import { createAuthService } from '../auth/index.js';
+import type { Identity } from '../auth/identity.js';
 import type { AuthService } from '../auth/service.js';
-import { durationMs, type BerthConfig } from '../config/schema.js';
-import { RegistryError } from '../core/errors.js';
-import { openMetadataAdapters } from '../metadata/index.js';
+import type { BerthConfig } from '../config/schema.js';
 
-type LoadConfig = () => BerthConfig;
+/** Loads the configuration (asynchronously: zod and the YAML parser load only when a command runs). */
+export type LoadConfig = () => Promise<BerthConfig>;
 
-/** Opens the server's metadata DB (same config, same data dir), runs `fn`, closes it. */
-async function withAuth<T>(loadConfig: LoadConfig, fn: (auth: AuthService, actor: Actor) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+/**
+ * Opens the server's metadata DB (same config, same data dir), runs `fn` on the same
+ * application services the admin API calls (auth.accounts for changes, auth.directory for
+ * reads), closes it. A refused change (bad name, unknown user…) is the user's mistake: its
+ * message is printed without a stack trace and the exit status is 1.
+ */
+export async function withAuth<T>(loadConfig: LoadConfig, fn: (auth: AuthService, actor: Actor, identity: Identity) => Promise<T>): Promise<T> {
+  const config = await loadConfig();
+  const [{ openMetadataAdapters }, { createAuthService }, { RegistryError }] = await Promise.all([
+    import('../metadata/index.js'),
+    import('../auth/index.js'),
+    import('../core/errors.js'),
+  ]);
   const { metadata, auth: store } = await openMetadataAdapters(config);
   try {
     const auth = createAuthService(config, store, metadata, () => '');
-    return await fn(auth, { name: `cli:${safeUser()}`, ip: null });
+    // Whoever runs the CLI on the server's host acts as a system administrator; the audit log names them.
+    const name = `cli:${safeUser()}`;
+    return await fn(auth, { name, ip: null }, { kind: 'user', name, admin: true });
   } catch (err) {
-    // A refused change (bad name, unknown user…) is the user's mistake: say why, without a stack trace.
     if (!(err instanceof RegistryError)) throw err;
     process.stderr.write(`berth: ${err.message}\n`);
     process.exitCode = 1;
@@ -47,12 +55,15 @@ async function readStdin(): Promise<string> {
 async function passwordFrom(opts: { password?: string; passwordStdin?: boolean }): Promise<{ password: string; generated: boolean }> {
   if (opts.passwordStdin) return { password: await readStdin(), generated: false };
   if (opts.password !== undefined) return { password: opts.password, generated: false };
+  const { generateSecret } = await import('../auth/secrets.js');
   return { password: generateSecret(18), generated: true };
 }
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
+export function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
 
-/** `berth user …`, `berth project …`, `berth robot …`, `berth auth …` — against the server's own DB. */
+/** `berth user …` and `berth auth …` — against the server's own DB (projects, members, robots: projects.ts). */
 export function registerUserCommands(program: Command, loadConfig: LoadConfig): void {
   const user = program.command('user').description('manage user accounts (in the metadata DB the server uses)');
   user
@@ -91,50 +102,14 @@ export function registerUserCommands(program: Command, loadConfig: LoadConfig): 
     );
   user
     .command('list')
-    .description('list users')
-    .action(() =>
+    .description('list users (name, then "admin" for system administrators)')
+    .option('--json', 'print the users as JSON (as GET /api/v1/users does)')
+    .action((opts: { json?: boolean }) =>
       withAuth(loadConfig, async (auth) => {
-        for (const u of await auth.store.listUsers()) out(`${u.username}${u.admin ? '\tadmin' : ''}`);
-      }),
-    );
-
-  const project = program.command('project').description('manage projects and their members');
-  project
-    .command('add <name>')
-    .description('create a project')
-    .option('--public', 'anyone (even anonymous) may pull')
-    .option('--owner <username>', 'make this user its project-admin')
-    .action((name: string, opts: { public?: boolean; owner?: string }) =>
-      withAuth(loadConfig, async (auth, actor) => {
-        await auth.accounts.createProject(actor, name, opts.public ?? false, opts.owner);
-        out(`created ${opts.public ? 'public' : 'private'} project ${name}`);
-      }),
-    );
-  project
-    .command('member <project> <username> <role>')
-    .description('add a member or change their role: project-admin, maintainer, developer, guest, limited-guest (or "none" to remove)')
-    .action((name: string, username: string, role: string) =>
-      withAuth(loadConfig, async (auth, actor) => {
-        if (role === 'none') await auth.accounts.removeMember(actor, name, username);
-        else await auth.accounts.setMember(actor, name, username, role);
-        out(`${username} in ${name}: ${role}`);
-      }),
-    );
-
-  program
-    .command('robot')
-    .description('robot accounts')
-    .command('add <project> <name>')
-    .description('create robot$<project>+<name> with the given actions on the project; prints the secret once')
-    .option('--actions <list>', 'comma-separated: pull,push,delete,list-tags', 'pull')
-    .option('--repository <pattern>', 'repositories it may touch (glob, * = all in the project)', '*')
-    .option('--expires-in <duration>', 'e.g. 90d (default: never)')
-    .action((projectName: string, name: string, opts: { actions: string; repository: string; expiresIn?: string }) =>
-      withAuth(loadConfig, async (auth, actor) => {
-        const expiresAt = opts.expiresIn ? new Date(Date.now() + durationMs(opts.expiresIn)) : null;
-        const permissions = [{ project: projectName, repository: opts.repository, actions: opts.actions.split(',') }];
-        const { robot, secret } = await auth.accounts.createRobot(actor, { name, project: projectName, permissions, expiresAt });
-        out(`created ${robot.name}\nsecret: ${secret}`);
+        const users = await auth.directory.listUsers();
+        const { userView } = await import('../http/api/users.js');
+        if (opts.json) return out(JSON.stringify(users.map(userView), null, 2));
+        for (const u of users) out(`${u.username}${u.admin ? '\tadmin' : ''}`);
       }),
     );
 
@@ -150,7 +125,8 @@ export function registerUserCommands(program: Command, loadConfig: LoadConfig): 
   authCommand
     .command('permissions')
     .description('print the permission table (Markdown)')
-    .action(() => {
+    .action(async () => {
+      const { renderPermissionTables } = await import('../auth/permissions.js');
       process.stdout.write(renderPermissionTables());
     });
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -59,7 +60,7 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
   it('a bad value is refused with a message naming the key', () => {
     assert.throws(
       () => loadConfig({ env: { BERTH_HTTP_ADDR: 'not an address' } }),
-      (err: unknown) => err instanceof ConfigError && /http\.addr: expected host:port/.test(err.message),
+      (err: unknown) => err instanceof ConfigError && /http\.addr \(from BERTH_HTTP_ADDR="not an address"\): expected a listen address such as ':5000'/.test(err.message),
     );
     assert.throws(
       () => loadConfig({ env: { BERTH_LIMITS_MANIFESTSIZE: '-5' } }),
@@ -82,6 +83,47 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
       () => loadConfig({ file: path.join(dir, 'missing.yaml'), env: {} }),
       (err: unknown) => err instanceof ConfigError && /cannot read config file/.test(err.message),
     );
+  });
+
+  it('a bad boolean from the environment names the variable and the accepted words', () => {
+    assert.throws(
+      () => loadConfig({ env: { BERTH_STORAGE_DELETE_ENABLED: 'maybe' } }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message.includes('storage.delete.enabled (from BERTH_STORAGE_DELETE_ENABLED="maybe"): expected true or false (yes/no, on/off, 1/0 are accepted too)'),
+    );
+  });
+
+  it('booleans accept yes/no, on/off, 1/0 and true/false in any case, from the environment and from the file', () => {
+    for (const [word, expected] of [['yes', true], ['NO', false], ['on', true], ['Off', false], ['1', true], ['0', false], ['TRUE', true], ['false', false]] as const) {
+      assert.equal(loadConfig({ env: { BERTH_STORAGE_DELETE_ENABLED: word } }).config.storage.delete.enabled, expected, `BERTH_STORAGE_DELETE_ENABLED=${word}`);
+    }
+    const file = configFile('bool.yaml', 'storage:\n  delete:\n    enabled: no\n  maintenance:\n    readonly:\n      enabled: yes\n');
+    const { config } = loadConfig({ file, env: {} });
+    assert.equal(config.storage.delete.enabled, false);
+    assert.equal(config.storage.maintenance.readonly.enabled, true);
+  });
+
+  it('addr: 5000 (a number) is a port on every interface; any other non-address says what an address looks like', () => {
+    assert.equal(loadConfig({ file: configFile('port.yaml', 'http:\n  addr: 5000\n'), env: {} }).config.http.addr, '0.0.0.0:5000');
+    assert.equal(loadConfig({ env: { BERTH_HTTP_ADDR: '6123' } }).config.http.addr, '0.0.0.0:6123');
+    assert.throws(
+      () => loadConfig({ file: configFile('addr.yaml', 'http:\n  addr: [5000]\n'), env: {} }),
+      (err: unknown) => err instanceof ConfigError && /http\.addr: expected a listen address such as ':5000', '0\.0\.0\.0:5000' or '127\.0\.0\.1:5000' \(or a port number\)/.test(err.message),
+    );
+  });
+
+  it('a misspelt BERTH_* variable is a warning naming the closest setting; BERTH_CONFIG, BERTH_ADMIN_PASSWORD and BERTH_TEST_* are not', () => {
+    const { config, warnings } = loadConfig({
+      env: { BERTH_STORAGE_DELETE_ENABLE: 'false', BERTH_HTTP_ADR: '127.0.0.1:1', BERTH_ADMIN_PASSWORD: 'x', BERTH_TEST_METADATA: 'postgres', BERTH_QQQQQQQQQQQQQQQQQQQQQQQQ: '1' },
+    });
+    assert.equal(config.storage.delete.enabled, true, 'the misspelt variable changes nothing');
+    assert.deepEqual(warnings, [
+      'BERTH_HTTP_ADR is not a Berth setting and is ignored; did you mean BERTH_HTTP_ADDR?',
+      'BERTH_QQQQQQQQQQQQQQQQQQQQQQQQ is not a Berth setting and is ignored (`berth config check` lists every key)',
+      'BERTH_STORAGE_DELETE_ENABLE is not a Berth setting and is ignored; did you mean BERTH_STORAGE_DELETE_ENABLED?',
+    ]);
+    assert.deepEqual(loadConfig({ env: { BERTH_HTTP_ADDR: '127.0.0.1:1' } }).warnings, []);
   });
 
   it('postgres without a url is refused', () => {
@@ -131,6 +173,34 @@ describe('berth CLI', () => {
     assert.match(stdout, /configuration OK/);
     assert.match(stdout, /"addr": "127\.0\.0\.1:6500"/);
     assert.doesNotMatch(stdout, /topsecret/);
+  });
+
+  it('berth config check warns about a misspelt BERTH_* variable on stderr, naming the closest one, and still succeeds', async () => {
+    const { stdout, stderr } = await cli(['config', 'check'], { BERTH_STORAGE_DELETE_ENABLE: 'false' });
+    assert.match(stdout, /configuration OK/);
+    assert.match(stderr, /berth: warning: BERTH_STORAGE_DELETE_ENABLE is not a Berth setting and is ignored; did you mean BERTH_STORAGE_DELETE_ENABLED\?/);
+  });
+
+  it('berth serve warns about a misspelt BERTH_* variable at start', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_DATA_DIR: path.join(dir, 'serve-data'), BERTH_GC_GRACEPERIODE: '2h' },
+    });
+    try {
+      let stderr = '';
+      const warned = await new Promise<boolean>((resolve) => {
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes('BERTH_GC_GRACEPERIODE')) resolve(true);
+        });
+        child.once('exit', () => resolve(false));
+      });
+      assert.ok(warned, `no warning; stderr: ${stderr}`);
+      assert.match(stderr, /berth: warning: BERTH_GC_GRACEPERIODE is not a Berth setting and is ignored; did you mean BERTH_GC_GRACEPERIOD\?/);
+    } finally {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await once(child, 'exit');
+    }
   });
 
   it('berth config check exits 2 naming the bad key', async () => {

@@ -16,7 +16,7 @@ const NewRobot = z
   })
   .strict();
 
-function robotView(robot: RobotRecord) {
+export function robotView(robot: RobotRecord) {
   return {
     name: robot.name,
     project: robot.project,
