@@ -25,13 +25,23 @@ export function isIndexMediaType(mediaType: string): boolean {
   return mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerManifestList;
 }
 
-/** Whether an `Accept` header admits the given media type (absent header or wildcard admits all). */
+/** A media range as RFC 9110 writes it: token "/" token (parameters are cut off before the test). */
+const MEDIA_RANGE = /^[!#$%&'*+.^_`|~0-9a-z-]+\/[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/**
+ * Whether an `Accept` header admits the given media type. An absent header, a wildcard, or a
+ * header naming no parseable media range at all (`Accept: garbage`, `Accept: ;;`) admits all:
+ * a header the server cannot read says nothing against the manifest, so it is served (as CNCF
+ * Distribution, which skips what it cannot parse, serves it) rather than answered 404.
+ */
 export function acceptAdmits(accept: string | undefined, mediaType: string): boolean {
-  if (accept === undefined || accept.trim() === '') return true;
+  if (accept === undefined) return true;
+  let named = false;
   for (const part of accept.split(',')) {
     const type = part.split(';')[0]?.trim().toLowerCase();
     if (!type) continue;
     if (type === '*/*' || type === mediaType || type === 'application/*') return true;
+    if (!named && MEDIA_RANGE.test(type)) named = true;
   }
-  return false;
+  return !named;
 }

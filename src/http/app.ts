@@ -11,7 +11,7 @@ import type { ApiFeatures } from './api/route.js';
 import { credentialsReader } from './credentials.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerUploadLimits } from './limits.js';
-import { clientErrorHandler } from './client-errors.js';
+import { clientErrorHandler, refuseDuplicateHost } from './client-errors.js';
 import { registerTokenRoutes } from './token.js';
 import { registerV2Routes } from './v2/routes.js';
 
@@ -82,6 +82,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.addHook('onRequestAbort', async (request) => {
     request.log.info({ method: request.method, url: request.url, status: 'aborted' }, 'request');
   });
+  app.addHook('onRequest', refuseDuplicateHost);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   registerUploadLimits(app, options.uploadsPerClient ?? 0);

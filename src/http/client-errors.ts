@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ERRORS, RegistryError, type ErrorKind } from '../core/errors.js';
 import { errorBody } from './errors.js';
 
@@ -27,4 +28,22 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
     );
   }
   socket.destroy();
+}
+
+/**
+ * onRequest hook: a request with more than one Host header answers 400 (RFC 9112 §3.2: a
+ * server MUST). Node keeps the first and drops the others from `headers`, so the raw list is
+ * counted: a loop over the header names, with no allocation, on every request.
+ */
+export function refuseDuplicateHost(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const raw = request.raw.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) {
+      done(new RegistryError('MALFORMED_REQUEST', 'more than one Host header (RFC 9112 section 3.2 requires exactly one)'));
+      return;
+    }
+  }
+  done();
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Scope } from '../../auth/access.js';
+import type { Principal, Scope } from '../../auth/access.js';
 import { RegistryError } from '../../core/errors.js';
 import { validateRepositoryName } from '../../core/names.js';
 import { deleteBlob, getBlob } from './blobs.js';
@@ -22,6 +22,13 @@ const remove = (name: string): Scope => ({ type: 'repository', name, actions: ['
 /** Pull on the wire, plus Berth's list-tags permission (a limited-guest may pull but not list tags). */
 const listTagsScope = (name: string): Scope => ({ type: 'repository', name, actions: ['pull'], requires: ['list-tags'] });
 
+const MANIFEST_METHODS: Endpoint['methods'] = {
+  GET: { handler: getManifest, scope: pull },
+  HEAD: { handler: getManifest, scope: pull },
+  PUT: { handler: putManifest, scope: push },
+  DELETE: { handler: deleteManifest, scope: remove },
+};
+
 /**
  * Every /v2 endpoint, the handler that serves it and the access it requires — the one
  * place to read to know where a request goes and who may make it. Order matters: the
@@ -38,15 +45,7 @@ const ENDPOINTS: Endpoint[] = [
     methods: { GET: { handler: listCatalog, scope: () => ({ type: 'registry', name: 'catalog', actions: ['*'] }) } },
   },
   { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: { handler: listTags, scope: listTagsScope } } },
-  {
-    pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
-    methods: {
-      GET: { handler: getManifest, scope: pull },
-      HEAD: { handler: getManifest, scope: pull },
-      PUT: { handler: putManifest, scope: push },
-      DELETE: { handler: deleteManifest, scope: remove },
-    },
-  },
+  { pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/, methods: MANIFEST_METHODS },
   { pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, methods: { POST: { handler: startUpload, scope: push } } },
   {
     pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
@@ -66,7 +65,25 @@ const ENDPOINTS: Endpoint[] = [
     },
   },
   { pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, methods: { GET: { handler: listReferrers, scope: pull } } },
+  {
+    // Last: a reference with a "/" in it, or an empty one (no tag can be either). The name ends
+    // at the first "/manifests/", so PUT answers TAG_INVALID and GET/HEAD MANIFEST_UNKNOWN (the
+    // handlers' rules for any invalid reference) instead of NAME_INVALID for a name that is fine.
+    pattern: /^\/v2\/(.+?)\/manifests\/(.*)$/,
+    methods: MANIFEST_METHODS,
+  },
 ];
+
+/**
+ * A HEAD answer has no body, so a 403 would reach the user as a bare "403 (Forbidden)". A
+ * refusal that carries a Bearer challenge (token mode: error="insufficient_scope" with the
+ * reason as error_description) is sent as 401 instead, the status on which clients read the
+ * challenge and print its description; on GET and every other method it stays 403 with its body.
+ */
+function bodilessRefusal(err: unknown): unknown {
+  if (!(err instanceof RegistryError) || err.status !== 403 || err.headers['www-authenticate'] === undefined) return err;
+  return new RegistryError('UNAUTHORIZED', err.message, err.detail, err.headers);
+}
 
 /** Registers the OCI distribution API under /v2. */
 export function registerV2Routes(app: FastifyInstance, ctx: V2Context): void {
@@ -85,11 +102,16 @@ export function registerV2Routes(app: FastifyInstance, ctx: V2Context): void {
         throw new RegistryError('METHOD_NOT_ALLOWED', `${request.method} is not supported on ${path.slice(0, 200)}`);
       }
       const name = match[1] === undefined ? '' : validateRepositoryName(match[1]);
-      const principal = await ctx.access.authorize(ctx.credentials(request), route.scope(name));
+      let principal: Principal;
+      try {
+        principal = await ctx.access.authorize(ctx.credentials(request), route.scope(name));
+      } catch (err) {
+        throw request.method === 'HEAD' ? bodilessRefusal(err) : err;
+      }
       return route.handler(ctx, request, reply, { name, ref: match[2] ?? '', query, principal });
     }
-    if (/^\/v2\/.+\/(manifests|blobs|tags|referrers)\//.test(path)) {
-      // Right shape, but the name part is not a valid repository name (e.g. "a//b" or "../x").
+    if (/^\/v2\/.*\/(manifests|blobs|tags|referrers)\//.test(path)) {
+      // Right shape, but the name part is not a valid repository name (e.g. "a//b", "../x", or empty in "/v2//tags/list").
       throw new RegistryError('NAME_INVALID', `invalid repository name in ${path.slice(0, 200)}`);
     }
     throw new RegistryError('ENDPOINT_NOT_FOUND', `no such endpoint: ${request.method} ${path.slice(0, 200)}`);
