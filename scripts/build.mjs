@@ -6,7 +6,7 @@
 //                                      so a restart skips tsc (about a second instead of 20+).
 // Plain JavaScript on purpose: it runs before anything is compiled, without a loader.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,8 @@ if (result.status !== 0) {
   say(`tsc failed (exit ${result.status ?? result.signal})`);
   process.exit(result.status ?? 1);
 }
+// The bin (package.json "bin": `npx berth`, `npm link`) must be executable; tsc writes 0644.
+chmodSync(path.join(root, 'dist', 'src', 'cli.js'), 0o755);
 mkdirSync(path.dirname(stamp), { recursive: true });
 writeFileSync(stamp, `${new Date().toISOString()}\n`);
 say(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);

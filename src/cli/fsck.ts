@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
-import { durationMs, type BerthConfig } from '../config/schema.js';
-import { ConfigError, loadConfig } from '../config/load.js';
-import { runFsck } from '../fsck/check.js';
+import type { BerthConfig } from '../config/schema.js';
 import { formatReport } from '../fsck/format.js';
 import { corruptionCount, type FsckOptions, type FsckReport } from '../fsck/types.js';
-import { openStores } from '../stores.js';
 
 interface FsckFlags {
   repair?: boolean;
@@ -32,6 +29,8 @@ export function registerFsckCommand(program: Command, configFile: () => string |
 }
 
 async function fsckCommand(file: string | undefined, flags: FsckFlags): Promise<number> {
+  // Imported when the command runs, so that `berth --help` does not load zod, YAML and the stores.
+  const [{ durationMs }, { ConfigError, loadConfig }] = await Promise.all([import('../config/schema.js'), import('../config/load.js')]);
   let graceMs: number;
   let config;
   try {
@@ -55,6 +54,7 @@ async function fsckCommand(file: string | undefined, flags: FsckFlags): Promise<
 
 /** Opens the stores a configuration names, checks them, closes them. */
 export async function fsckStores(config: BerthConfig, options: FsckOptions): Promise<FsckReport> {
+  const [{ openStores }, { runFsck }] = await Promise.all([import('../stores.js'), import('../fsck/check.js')]);
   const stores = await openStores(config);
   try {
     return await runFsck(stores.blobs, stores.fsck, options);
