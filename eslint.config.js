@@ -11,6 +11,8 @@ const DRIVERS = ['kysely', 'pg', 'better-sqlite3', 'mysql2', '@aws-sdk/*'];
 const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck'];
 const ROOT = ['**/server.js', '**/compose.js', '**/stores.js', '**/cli.js', '**/cli/**'];
 const ADAPTERS = ['**/metadata/**', '**/storage/**'];
+/** The secrets-at-rest implementation (src/secrets): chosen by the composition root; everyone else uses core's SecretSealer port. */
+const SECRETS = ['**/secrets/**'];
 
 function forbid(files, { groups = [], packages = [], message }) {
   return {
@@ -31,7 +33,7 @@ function forbid(files, { groups = [], packages = [], message }) {
 
 const featureRules = FEATURES.map((feature) =>
   forbid([`src/${feature}/**/*.ts`], {
-    groups: [...ROOT, ...ADAPTERS, '**/http/**', ...FEATURES.filter((f) => f !== feature).map((f) => `**/${f}/**`)],
+    groups: [...ROOT, ...ADAPTERS, ...SECRETS, '**/http/**', ...FEATURES.filter((f) => f !== feature).map((f) => `**/${f}/**`)],
     packages: [...DRIVERS, 'fastify'],
     message: `src/${feature} is a feature: it may import core, config and the jobs model, never adapters, HTTP, the composition root or another feature (docs/architecture.md)`,
   }),
@@ -53,11 +55,11 @@ export default tseslint.config(
     message: 'src/core holds the registry rules: it imports nothing outside src/core (docs/architecture.md)',
   }),
   forbid(['src/config/**/*.ts'], {
-    groups: [...ROOT, ...ADAPTERS, '**/http/**', '**/jobs/**', ...FEATURES.map((f) => `**/${f}/**`)],
+    groups: [...ROOT, ...ADAPTERS, ...SECRETS, '**/http/**', '**/jobs/**', ...FEATURES.map((f) => `**/${f}/**`)],
     message: 'src/config is the configuration schema: it imports no feature, adapter or HTTP code',
   }),
   forbid(['src/jobs/**/*.ts'], {
-    groups: [...ROOT, ...ADAPTERS, '**/http/**', ...FEATURES.map((f) => `**/${f}/**`)],
+    groups: [...ROOT, ...ADAPTERS, ...SECRETS, '**/http/**', ...FEATURES.map((f) => `**/${f}/**`)],
     packages: [...DRIVERS, 'fastify'],
     message: 'src/jobs is the jobs model every feature uses: it imports only core',
   }),
@@ -73,12 +75,18 @@ export default tseslint.config(
       '../events/*', '!../events/ports.js',
       '../fsck/*', '!../fsck/types.js',
       '../policies/**', '../client/**',
+      ...SECRETS,
     ],
     packages: ['fastify'],
     message: 'adapters move bytes and rows: they never import HTTP, the composition root or feature logic (only port files)',
   }),
+  forbid(['src/secrets/**/*.ts'], {
+    groups: [...ROOT, ...ADAPTERS, '**/http/**', '**/jobs/**', ...FEATURES.map((f) => `**/${f}/**`)],
+    packages: [...DRIVERS, 'fastify'],
+    message: 'src/secrets seals secrets at rest behind core\'s SecretSealer port: it imports only core and config (docs/architecture.md)',
+  }),
   forbid(['src/http/**/*.ts'], {
-    groups: ['**/metadata/**', '**/storage/**', ...ROOT],
+    groups: ['**/metadata/**', '**/storage/**', ...SECRETS, ...ROOT],
     packages: DRIVERS,
     message: 'src/http is thin: it calls core and the features it is given, never adapters or drivers',
   }),

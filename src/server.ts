@@ -10,6 +10,7 @@ import type { Registry } from './core/registry.js';
 import type { GcComponents } from './gc/index.js';
 import { buildApp } from './http/app.js';
 import { Scheduler } from './jobs/scheduler.js';
+import { reportSecretsAtRest } from './secrets/index.js';
 import { openStores, type Stores } from './stores.js';
 
 export interface RunningServer {
@@ -37,6 +38,7 @@ export function createLogger(config: BerthConfig): Logger {
 /** Wires configuration → stores → core → HTTP, starts background jobs, and listens. */
 export async function startServer(config: BerthConfig, logger: Logger = createLogger(config)): Promise<RunningServer> {
   const stores = await openStores(config, logger);
+  reportSecretsAtRest(config, stores.sealer, logger);
   const composition = compose(config, stores, logger);
   const { registry, gc } = composition;
   const auth = await openAuth(config, stores.auth, stores.metadata, logger).catch(async (err: unknown) => {

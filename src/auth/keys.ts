@@ -2,6 +2,7 @@ import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { calculateJwkThumbprint, createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, type JWK, type JWTVerifyGetKey } from 'jose';
+import { SealedSecretError } from '../core/secrets.js';
 import type { SigningKeyRecord, SigningKeyRows } from './ports.js';
 
 export const SIGNING_ALG = 'ES256';
@@ -46,9 +47,20 @@ export class KeyRing {
     private readonly refreshMs = 30_000,
   ) {}
 
-  /** Creates the first key if there is none. */
+  /**
+   * Creates the first key if there is none. Keys that cannot be opened (sealed at rest, and the
+   * secrets key is missing or another one) stop the start: making a new key in their place would
+   * invalidate every token already issued, and the sealed keys would stay unusable.
+   */
   async init(): Promise<void> {
-    await this.reload();
+    try {
+      await this.reload();
+    } catch (err) {
+      if (!(err instanceof SealedSecretError)) throw err;
+      throw new SealedSecretError(
+        `cannot load the token signing keys: ${err.message}. Berth does not make a new key in their place: that would invalidate every token already issued`,
+      );
+    }
     if (!this.keys.some((k) => k.retiredAt === null)) {
       await this.store.addSigningKey(await newSigningKeyRecord());
       await this.reload();

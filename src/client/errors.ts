@@ -6,6 +6,8 @@
  * errors end up in logs.
  */
 
+import { redactUrl as maskUrl } from '../config/redact.js';
+
 /** One entry of the spec's `{"errors":[{code,message,detail}]}` body. */
 export interface SpecError {
   code: string;
@@ -64,21 +66,10 @@ async function readSpecErrors(res: Response): Promise<SpecError[]> {
   }
 }
 
-/** Query parameters that authorize a request by themselves (presigned S3/GCS/Azure URLs, tokens). */
-const SECRET_PARAM = /sig|signature|token|credential|secret|password|key|auth|^se$|^sp$/i;
-
-/** The URL without user info and with secret-bearing query values replaced. */
+/**
+ * Credentials in error messages are masked the one way Berth masks URLs (src/config/redact.ts);
+ * the client also drops the user name, which some registries take as a token by itself.
+ */
 export function redactUrl(input: string | URL): string {
-  let url: URL;
-  try {
-    url = new URL(input);
-  } catch {
-    return String(input);
-  }
-  url.username = '';
-  url.password = '';
-  for (const name of [...url.searchParams.keys()]) {
-    if (SECRET_PARAM.test(name)) url.searchParams.set(name, 'redacted');
-  }
-  return url.toString();
+  return maskUrl(input, { dropUser: true });
 }

@@ -2,6 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { MASK, redactUrl } from './redact.js';
 import { configSchema, type BerthConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -231,19 +232,23 @@ export function resolveConfigPaths(config: BerthConfig): BerthConfig {
 }
 
 const SECRET_KEY = /secret|password|passphrase|privatekey/i;
+/** Secret settings whose own name does not say so. */
+const SECRET_PATHS = new Set(['secrets.key']);
+const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 /**
  * The configuration with secrets masked, for printing (`berth config check`) or logging:
- * values of secret-named keys, and passwords inside URLs (postgres://user:pw@host).
+ * values of secret-named keys and of `secrets.key`, and credentials inside URLs
+ * (postgres://user:pw@host, ?password=…) through redactUrl, the one URL masking.
  */
-export function redactConfig(value: unknown, key = ''): unknown {
+export function redactConfig(value: unknown, key = '', keyPath = key): unknown {
   if (typeof value === 'string') {
-    if (SECRET_KEY.test(key) && value !== '') return '********';
-    return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]+):[^@/\s]+@/i, '$1:********@');
+    if ((SECRET_KEY.test(key) || SECRET_PATHS.has(keyPath)) && value !== '') return MASK;
+    return URL_LIKE.test(value) ? redactUrl(value) : value;
   }
-  if (Array.isArray(value)) return value.map((v) => redactConfig(v, key));
+  if (Array.isArray(value)) return value.map((v) => redactConfig(v, key, keyPath));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactConfig(v, k)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactConfig(v, k, keyPath ? `${keyPath}.${k}` : k)]));
   }
   return value;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authConfigSchema } from './auth.js';
+import { decodeSecretsKey } from '../core/secrets.js';
 import { isCron } from './cron.js';
 
 /**
@@ -157,6 +158,30 @@ export const configSchema = z
       })
       .strict()
       .default({ enabled: true, schedule: '0 * * * *', graceperiod: '1h', untagged: 'delete', batchsize: 100, leasettl: '60s' }),
+    /**
+     * Encryption of secrets at rest (token signing keys): see docs/security.md#secrets-at-rest.
+     * Without a key they are stored in plain text (in a 0600 database file).
+     */
+    secrets: z
+      .object({
+        /** 32 random bytes, base64 or hex (`openssl rand -base64 32`); better given as BERTH_SECRETS_KEY. */
+        key: z
+          .string()
+          .optional()
+          .superRefine((key, ctx) => {
+            if (key === undefined) return;
+            try {
+              decodeSecretsKey(key);
+            } catch (err) {
+              ctx.addIssue({ code: 'custom', message: (err as Error).message });
+            }
+          }),
+        /** A file holding the key (e.g. a mounted secret), instead of `key`. */
+        keyfile: z.string().min(1).optional(),
+      })
+      .strict()
+      .refine((s) => s.key === undefined || s.keyfile === undefined, { message: 'give secrets.key or secrets.keyfile, not both', path: ['keyfile'] })
+      .default({}),
     /** The domain-event outbox and its consumers: see docs/architecture.md. */
     events: z
       .object({

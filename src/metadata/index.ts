@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { durationMs, type BerthConfig } from '../config/schema.js';
-import { KyselyAuthStore } from './auth-store.js';
+import { PLAINTEXT_SEALER, type SecretSealer } from '../core/secrets.js';
 import { KyselyFsckStore } from './fsck-store.js';
 import { KyselyGcStore } from './gc-store.js';
 import { KyselyJobRunStore } from './jobs-store.js';
@@ -8,6 +8,7 @@ import { transactionOf, type KyselyMetadataStore } from './kysely-store.js';
 import { KyselyOutboxStore } from './outbox-store.js';
 import type { MysqlOptions } from './mysql.js';
 import type { PostgresOptions } from './postgres.js';
+import { SealedAuthStore } from './sealed-auth-store.js';
 import { openSqliteMetadata } from './sqlite.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
@@ -32,14 +33,15 @@ export async function openMetadataStore(config: BerthConfig, logger?: Logger): P
  * Every metadata port on one database: the registry's own (core) and the feature ports
  * (outbox, job history, auth, gc and leases, fsck). Only the composition root (src/stores.ts) calls this.
  */
-export async function openMetadataAdapters(config: BerthConfig, logger?: Logger) {
+export async function openMetadataAdapters(config: BerthConfig, logger?: Logger, sealer: SecretSealer = PLAINTEXT_SEALER) {
   const metadata = await openMetadataStore(config, logger);
   const gc = new KyselyGcStore(metadata.db, metadata.dialect, transactionOf);
   return {
     metadata,
     outbox: new KyselyOutboxStore(metadata.db, metadata.dialect, transactionOf),
     jobs: new KyselyJobRunStore(metadata.db, metadata.dialect),
-    auth: new KyselyAuthStore(metadata.db, metadata.dialect),
+    // Token signing keys sealed at rest when a secrets key is configured (docs/security.md#secrets-at-rest).
+    auth: new SealedAuthStore(metadata.db, metadata.dialect, sealer),
     gc,
     usage: gc,
     leases: gc,

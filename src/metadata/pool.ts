@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { redactUrl } from '../config/redact.js';
 import { RegistryError } from '../core/errors.js';
 import type { Dialect } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
@@ -69,13 +70,5 @@ function rootMessage(err: unknown): string {
   return current instanceof Error ? current.message : String(current);
 }
 
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable url)';
-  }
-}
+/** The one URL masking (src/config/redact.ts), re-exported for the metadata drivers and `berth migrate-metadata`. */
+export { redactUrl };

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase } from 'kysely';
@@ -9,7 +9,7 @@ import { migrateToLatest } from './migrate.js';
 
 /** Opens (creating if needed) the embedded SQLite metadata database and migrates it. */
 export async function openSqliteMetadata(file: string): Promise<KyselyMetadataStore> {
-  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ':memory:') createPrivately(file);
   const sqlite = new SQLite(file);
   // WAL lets readers run beside the writer; synchronous=FULL makes every committed
   // transaction survive a crash or power loss; busy_timeout lets `berth gc` share the file.
@@ -21,6 +21,21 @@ export async function openSqliteMetadata(file: string): Promise<KyselyMetadataSt
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
   return new KyselyMetadataStore(db, 'sqlite');
 }
+
+/**
+ * The database holds password hashes and token signing keys: its directory is created 0700
+ * and the file 0600 before SQLite opens it (SQLite itself would create it 0644). SQLite gives
+ * the -wal and -shm files the main file's mode (test/unit/data-permissions.test.ts checks).
+ * An existing file keeps its mode; the server warns at start when it is looser.
+ */
+function createPrivately(file: string): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: DATA_DIR_MODE });
+  closeSync(openSync(file, 'a', DATA_FILE_MODE));
+}
+
+/** Modes of what Berth creates for its data (the same numbers as src/secrets/permissions.ts). */
+const DATA_DIR_MODE = 0o700;
+const DATA_FILE_MODE = 0o600;
 
 /**
  * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR…).
