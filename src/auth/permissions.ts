@@ -26,6 +26,25 @@ export const PUBLIC_PERMISSIONS: readonly Permission[] = ['pull', 'list-tags', '
 /** Permissions a robot account may be given (it never manages a project). */
 export const ROBOT_PERMISSIONS: readonly Permission[] = ['pull', 'push', 'delete', 'list-tags'];
 
+/**
+ * What each action of a robot grant gives. `pull` includes listing the repository's tags: the
+ * OCI distribution spec puts tags/list under pull, and a CI robot granted `pull,push` is expected
+ * to run `skopeo list-tags` (users' roles keep list-tags apart for Harbor's limited-guest).
+ * `list-tags` alone stays accepted but gives nothing without pull. The catalog is never part of
+ * a grant: GET /v2/_catalog answers any signed-in identity with what it may pull.
+ */
+export const ROBOT_GRANTS: Readonly<Record<string, readonly Permission[]>> = {
+  pull: ['pull', 'list-tags'],
+  push: ['push'],
+  delete: ['delete'],
+  'list-tags': ['list-tags'],
+};
+
+/** The permissions one action of a robot grant gives (none for an unknown action). */
+export function robotGrant(action: string): readonly Permission[] {
+  return Object.hasOwn(ROBOT_GRANTS, action) ? ROBOT_GRANTS[action]! : [];
+}
+
 /** Token-scope actions (Docker vocabulary) → the permission each needs. */
 export const ACTION_PERMISSION: Record<'pull' | 'push' | 'delete', Permission> = {
   pull: 'pull',
@@ -37,7 +56,7 @@ export const ACTION_PERMISSION: Record<'pull' | 'push' | 'delete', Permission> =
 export const OPERATIONS: readonly { operation: string; needs: string }[] = [
   { operation: 'GET/HEAD /v2/<name>/manifests/<ref>, GET/HEAD blobs, GET referrers', needs: 'pull' },
   { operation: 'mount a blob from another repository (POST uploads ?mount=&from=<source>)', needs: 'push on the target, pull on the source' },
-  { operation: 'GET /v2/<name>/tags/list', needs: 'pull + list-tags' },
+  { operation: 'GET /v2/<name>/tags/list', needs: 'pull + list-tags (a robot granted pull has both)' },
   { operation: 'PUT manifests, POST/PATCH/PUT/DELETE blob uploads', needs: 'pull + push' },
   { operation: 'DELETE /v2/<name>/manifests/<ref>, DELETE blobs', needs: 'delete' },
   { operation: 'GET /v2/_catalog', needs: 'any signed-in identity; lists only repositories it may pull' },
@@ -115,7 +134,7 @@ export function renderPermissionTables(): string {
   const rows = PERMISSIONS.map((permission) => {
     const cells = ROLES.map((role) => (ROLE_PERMISSIONS[role].includes(permission) ? 'yes' : '—'));
     const pub = PUBLIC_PERMISSIONS.includes(permission) ? 'yes' : '—';
-    const robot = ROBOT_PERMISSIONS.includes(permission) ? 'yes' : '—';
+    const robot = !ROBOT_PERMISSIONS.includes(permission) ? '—' : robotGrant('pull').includes(permission) && permission !== 'pull' ? 'yes (with pull)' : 'yes';
     return `| ${permission} | ${cells.join(' | ')} | ${pub} | ${robot} |`;
   });
   const ops = [

@@ -104,9 +104,10 @@ export class TokenAccessPolicy implements AccessPolicy {
         // Would a new token help? Only if this identity actually holds the permission.
         const held = await this.rules.permissions(identity, scope.name);
         const hopeless = neededPermissions({ ...scope, actions: missing, requires: [] }).filter((p) => !held.has(p));
-        if (hopeless.length > 0) throw denied(identity, scope, hopeless);
+        if (hopeless.length > 0) throw this.forbidden(request, scope, denied(identity, scope, hopeless));
       }
-      throw this.unauthorized(request, scope, `token lacks ${missing.join(',')} access to ${scopeString(scope)}`, 'insufficient_scope');
+      const message = identity.kind === 'anonymous' ? `anonymous may not ${missing.join(', ')} ${scope.type} ${scope.name}: log in first` : `token lacks ${missing.join(',')} access to ${scopeString(scope)}`;
+      throw this.unauthorized(request, scope, message, 'insufficient_scope');
     }
     if (scope.type === 'repository' && scope.requires && this.authenticator) {
       // Extra Berth permissions (e.g. list-tags) are not in the token; check them here.
@@ -144,8 +145,25 @@ export class TokenAccessPolicy implements AccessPolicy {
     const params = [`realm="${this.challenge.realm(request.baseUrl)}"`, `service="${this.challenge.service}"`];
     const wanted = scopeString(scope);
     if (wanted) params.push(`scope="${wanted}"`);
-    if (error) params.push(`error="${error}"`);
+    // error_description carries the message to clients that read only the header (a HEAD has no body).
+    if (error) params.push(`error="${error}"`, `error_description="${challengeText(message)}"`);
     const detail = scope.type === 'base' ? null : { type: scope.type, name: scope.name, actions: scope.actions };
     return new RegistryError('UNAUTHORIZED', message, detail, { 'www-authenticate': `Bearer ${params.join(',')}` });
   }
+
+  /**
+   * A 403 DENIED that also carries the challenge with error="insufficient_scope" and the
+   * message as error_description (RFC 6750 §3.1 allows it on a 403). A HEAD answer has no body,
+   * so the /v2 router sends such a refusal as 401 there: clients (containers/image, docker)
+   * print the description of a 401 challenge, and only "403 Forbidden" for a bodiless 403.
+   */
+  private forbidden(request: RequestCredentials, scope: Scope, refusal: RegistryError): RegistryError {
+    const { headers } = this.unauthorized(request, scope, refusal.message, 'insufficient_scope');
+    return new RegistryError('DENIED', refusal.message, refusal.detail, headers);
+  }
+}
+
+/** A message as an auth-param quoted-string (RFC 6750 §3: printable ASCII without '"' and '\\'). */
+function challengeText(message: string): string {
+  return message.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?').slice(0, 500);
 }

@@ -1,6 +1,6 @@
 import type { AuthConfig } from '../config/auth.js';
 import { isSystemAdmin, type Identity } from './identity.js';
-import { PERMISSIONS, PUBLIC_PERMISSIONS, ROBOT_PERMISSIONS, ROLE_PERMISSIONS, projectOf, type Permission } from './permissions.js';
+import { PERMISSIONS, PUBLIC_PERMISSIONS, ROLE_PERMISSIONS, projectOf, robotGrant, type Permission } from './permissions.js';
 import type { ProjectRecord, ProjectRows } from './ports.js';
 
 /**
@@ -64,7 +64,7 @@ function robotPermissions(robot: Extract<Identity, { kind: 'robot' }>, project: 
   for (const grant of robot.permissions) {
     if (grant.project !== project || !globMatch(grant.repository, repository)) continue;
     for (const action of grant.actions) {
-      if ((ROBOT_PERMISSIONS as readonly string[]).includes(action)) out.push(action as Permission);
+      out.push(...robotGrant(action));
     }
   }
   return out;

@@ -115,7 +115,7 @@ describe('auth: token — Docker Registry token authentication', () => {
     const jwt = await token(reg.server, ['repository:team/app:pull'], alice);
     const res = await tagsList(jwt, 'team/other');
     assert.equal(res.status, 401);
-    assert.equal(res.headers.get('www-authenticate'), `Bearer realm="${reg.url}/token",service="berth",scope="repository:team/other:pull",error="insufficient_scope"`);
+    assert.equal(res.headers.get('www-authenticate'), `Bearer realm="${reg.url}/token",service="berth",scope="repository:team/other:pull",error="insufficient_scope",error_description="token lacks pull access to repository:team/other:pull"`);
   });
 
   it('a pull-only token used to push answers 401 insufficient_scope when the user could get push', async () => {

@@ -1,11 +1,20 @@
 import { z } from 'zod';
 import { durationMs } from '../../config/schema.js';
 import type { RobotRecord } from '../../auth/ports.js';
-import { ROBOT_PERMISSIONS } from '../../auth/permissions.js';
+import { ROBOT_PERMISSIONS, robotGrant } from '../../auth/permissions.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const Grant = z.object({ project: z.string(), repository: z.string().default('*'), actions: z.array(z.enum(ROBOT_PERMISSIONS as unknown as [string, ...string[]])).min(1) }).strict();
+const Grant = z
+  .object({
+    project: z.string(),
+    repository: z.string().default('*'),
+    actions: z
+      .array(z.enum(ROBOT_PERMISSIONS as unknown as [string, ...string[]]))
+      .min(1)
+      .describe('pull (includes listing the tags of the matching repositories), push, delete; list-tags is accepted but gives nothing pull does not'),
+  })
+  .strict();
 const NewRobot = z
   .object({
     name: z.string(),
@@ -21,7 +30,8 @@ export function robotView(robot: RobotRecord) {
     name: robot.name,
     project: robot.project,
     description: robot.description,
-    permissions: robot.permissions,
+    // `gives`: what each grant's actions amount to (pull includes list-tags; ROBOT_GRANTS in src/auth/permissions.ts).
+    permissions: robot.permissions.map((grant) => ({ ...grant, gives: [...new Set(grant.actions.flatMap((action) => robotGrant(action)))] })),
     expiresAt: robot.expiresAt?.toISOString() ?? null,
     createdBy: robot.createdBy,
     createdAt: robot.createdAt.toISOString(),
