@@ -79,13 +79,41 @@ function summary(report: GcReport, uploadsPurged: number): string {
   const c = report.counts;
   const verb = report.dryRun ? 'would delete' : 'deleted';
   const lines = [
-    `gc ${report.dryRun ? '(dry run) ' : ''}${report.completed ? 'finished' : 'stopped early'} in ${report.durationMs} ms: reviewed ${c.reviewed} candidates (${c.kept} in use, ${c.postponed} within the grace period)`,
+    `gc ${report.dryRun ? '(dry run) ' : ''}${report.completed ? 'finished' : 'stopped early'} in ${report.durationMs} ms: reviewed ${c.reviewed} candidates past the grace period (${c.kept} still in use${c.postponed > 0 ? `, ${c.postponed} changed since and postponed` : ''})`,
     `${verb} ${c.manifests} manifests, ${c.links} blob links, ${c.blobs} blobs: ${formatBytes(c.bytesFreed)} (${c.bytesFreed} bytes) ${report.dryRun ? 'would be ' : ''}freed`,
   ];
+  const waiting = waitingLine(report);
+  if (waiting) lines.push(waiting);
   if (c.resumedByteDeletions > 0) lines.push(`finished ${c.resumedByteDeletions} byte deletions left by an interrupted run`);
   if (uploadsPurged > 0) lines.push(`purged ${uploadsPurged} abandoned upload sessions`);
   if (c.errors > 0 || report.error) lines.push(`${c.errors} errors${report.error ? `: ${report.error}` : ''} (the next run retries)`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Candidates inside the grace period are not reviewed at all, so "reviewed 0" alone reads as
+ * "nothing to do" while the queue holds work: say how much waits and from when it can go.
+ */
+function waitingLine(report: GcReport): string | null {
+  const w = report.waiting;
+  if (!w || w.candidates === 0 || !w.firstCollectableAt || !w.lastCollectableAt) return null;
+  const grace = formatDuration(report.gracePeriodMs);
+  const when = (iso: string) => `${iso.replace(/\.\d+Z$/, 'Z')} (in ${formatDuration(Date.parse(iso) - Date.now())})`;
+  const [first, last] = [when(w.firstCollectableAt), when(w.lastCollectableAt)];
+  const span = first === last ? `collectable from ${first}` : `the first collectable from ${first}, all by ${last}`;
+  return `${w.candidates} ${w.candidates === 1 ? 'candidate is' : 'candidates are'} waiting out the ${grace} grace period (gc.graceperiod): ${span}; a run after that deletes what is still unused`;
+}
+
+/** 1 h 5 min, 59 min, 30 s. */
+function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  const d = Math.floor(h / 24);
+  if (d > 0) return `${d} d${h % 24 ? ` ${h % 24} h` : ''}`;
+  return `${h} h${m % 60 ? ` ${m % 60} min` : ''}`;
 }
 
 function formatBytes(n: number): string {

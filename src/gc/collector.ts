@@ -76,8 +76,17 @@ export class GarbageCollector {
     try {
       await yieldToEventLoop();
       if (!dryRun) await this.resumeByteDeletions(report, signal);
-      if (dryRun) await this.metadata.rolledBack((queries) => this.drainQueue((work) => work(queries), cutoff, report, runOptions, signal));
-      else await this.drainQueue((work) => this.metadata.transaction(work), cutoff, report, runOptions, signal);
+      // What is left for later runs is read where the run's changes are visible: inside the dry
+      // run's rolled-back transaction (its postponements included), after a real run's commits.
+      if (dryRun) {
+        await this.metadata.rolledBack(async (queries) => {
+          await this.drainQueue((work) => work(queries), cutoff, report, runOptions, signal);
+          report.recordWaiting(await queries.waiting(cutoff));
+        });
+      } else {
+        await this.drainQueue((work) => this.metadata.transaction(work), cutoff, report, runOptions, signal);
+        report.recordWaiting(await this.metadata.transaction((queries) => queries.waiting(cutoff)));
+      }
       if (!dryRun) await this.metadata.pruneBlobDeletions(now - DELETION_JOURNAL_RETENTION_MS);
     } catch (err) {
       this.logger.error({ err }, 'gc: run stopped early; the next run continues from the queue');

@@ -70,6 +70,14 @@ export interface BlobDeletion {
   size: number;
 }
 
+/** Review-queue rows not due yet: still inside the grace period. */
+export interface WaitingCandidates {
+  count: number;
+  /** Smallest and largest `queued_at` among them (null when there are none). */
+  oldestQueuedAt: number | null;
+  newestQueuedAt: number | null;
+}
+
 /** Queries run inside one metadata transaction (or, for a dry run, one rolled-back transaction). */
 export interface GcQueries {
   /** Queue rows with `queued_at <= cutoff`, oldest first. */
@@ -78,6 +86,8 @@ export interface GcQueries {
   dequeue(candidate: Candidate): Promise<void>;
   /** Re-queues the candidate to be reviewed again once `queuedAt` is past the grace period. */
   requeue(candidate: Candidate, queuedAt: number): Promise<void>;
+  /** Queue rows with `queued_at > cutoff`: what a run leaves for later (for its report). */
+  waiting(cutoff: number): Promise<WaitingCandidates>;
 
   lockManifest(repositoryId: number, digest: string): Promise<ManifestFacts | null>;
   /** Deletes the manifest and enqueues (at `queuedAt`) its blobs, child manifests and referrers. */

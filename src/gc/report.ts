@@ -1,3 +1,5 @@
+import type { WaitingCandidates } from './ports.js';
+
 /** What one garbage-collection run did (or, for a dry run, would do). */
 export interface GcReport {
   dryRun: boolean;
@@ -19,7 +21,21 @@ export interface GcReport {
     blobs: { digest: string; size: number }[];
   };
   truncated: boolean;
+  /**
+   * Candidates the run left in the queue because they are still inside the grace period (pushed,
+   * mounted or unreferenced less than `gracePeriodMs` ago), and when they can be collected: the
+   * first run after `firstCollectableAt` reviews the oldest, the first after `lastCollectableAt`
+   * all of them (each is deleted then if it is still unused). Absent when the run stopped early.
+   */
+  waiting?: WaitingReport;
   error?: string;
+}
+
+export interface WaitingReport {
+  candidates: number;
+  /** ISO times; null when nothing is waiting. */
+  firstCollectableAt: string | null;
+  lastCollectableAt: string | null;
 }
 
 export interface GcCounts {
@@ -53,6 +69,7 @@ export class ReportBuilder {
   readonly counts: GcCounts = { reviewed: 0, kept: 0, postponed: 0, manifests: 0, links: 0, blobs: 0, bytesFreed: 0, resumedByteDeletions: 0, errors: 0 };
   private readonly deleted: GcReport['deleted'] = { manifests: [], links: [], blobs: [] };
   private truncated = false;
+  private waiting: WaitingReport | undefined;
 
   constructor(private readonly settings: Pick<GcReport, 'dryRun' | 'gracePeriodMs' | 'untagged'>) {}
 
@@ -79,6 +96,12 @@ export class ReportBuilder {
     }
   }
 
+  /** What is left in the queue for later runs (queue times + the grace period = when it can go). */
+  recordWaiting(waiting: WaitingCandidates): void {
+    const at = (queuedAt: number | null) => (queuedAt === null ? null : new Date(queuedAt + this.settings.gracePeriodMs).toISOString());
+    this.waiting = { candidates: waiting.count, firstCollectableAt: at(waiting.oldestQueuedAt), lastCollectableAt: at(waiting.newestQueuedAt) };
+  }
+
   finish(completed: boolean, error?: unknown): GcReport {
     return {
       ...this.settings,
@@ -89,6 +112,7 @@ export class ReportBuilder {
       counts: { ...this.counts },
       deleted: this.deleted,
       truncated: this.truncated,
+      ...(this.waiting ? { waiting: this.waiting } : {}),
       ...(error ? { error: (error as Error).message ?? String(error) } : {}),
     };
   }

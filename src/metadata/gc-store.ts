@@ -15,6 +15,7 @@ import type {
   ReviewRequest,
   StorageUsage,
   StorageUsageQueries,
+  WaitingCandidates,
 } from '../gc/ports.js';
 import type { LeaseStore } from '../jobs/leases.js';
 import type { Database } from './tables.js';
@@ -112,6 +113,16 @@ class KyselyGcQueries implements GcQueries {
       digest: r.digest,
       queuedAt: Number(r.queued_at),
     }));
+  }
+
+  async waiting(cutoff: number): Promise<WaitingCandidates> {
+    const row = await this.db
+      .selectFrom('gc_review_queue')
+      .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('queued_at').as('oldest'), eb.fn.max('queued_at').as('newest')])
+      .where('queued_at', '>', cutoff)
+      .executeTakeFirstOrThrow();
+    const at = (value: unknown) => (value === null || value === undefined ? null : Number(value));
+    return { count: Number(row.count), oldestQueuedAt: at(row.oldest), newestQueuedAt: at(row.newest) };
   }
 
   async dequeue(c: Candidate): Promise<void> {

@@ -143,6 +143,10 @@ export function gcStoreContract(backend: Backend): void {
         assert.deepEqual(await stores.gc.transaction((q) => q.dueCandidates(499, 100)), []);
         assert.deepEqual(await stores.gc.queueSize(0), { total: 5, due: 0 });
         assert.deepEqual(await stores.gc.queueSize(Number.MAX_SAFE_INTEGER), { total: 5, due: 5 });
+        // What a run leaves for later: rows queued after the cutoff, with the oldest and newest queue time.
+        assert.deepEqual(await stores.gc.transaction((q) => q.waiting(1000)), { count: 2, oldestQueuedAt: 2000, newestQueuedAt: 3000 });
+        assert.deepEqual(await stores.gc.transaction((q) => q.waiting(0)), { count: 5, oldestQueuedAt: 500, newestQueuedAt: 3000 });
+        assert.deepEqual(await stores.gc.transaction((q) => q.waiting(3000)), { count: 0, oldestQueuedAt: null, newestQueuedAt: null });
       });
 
       it('dequeue removes one row; requeue moves it; both only touch their own row', async () => {

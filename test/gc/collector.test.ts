@@ -120,6 +120,37 @@ describe('gc: grace period and policy', () => {
     assert.equal(await bytesStored(reg.server, blob.digest), true);
   });
 
+  it('candidates inside the grace period are reported as waiting, with when they become collectable (dry run and real run alike)', async () => {
+    const { server, client } = await startGcServer({ graceperiod: '1h' });
+    try {
+      const before = Date.now();
+      const image = makeImage({ layers: 2 });
+      await client.pushImage('grace/waiting', 'v1', image);
+      assert.equal((await client.fetch('/v2/grace/waiting/manifests/v1', { method: 'DELETE' })).status, 202);
+      const after = Date.now();
+      const dry = await runGc(server, true);
+      const real = await runGc(server);
+      assert.equal(real.counts.reviewed, 0, 'nothing is due yet');
+      // The manifest and a link per blob (config + 2 layers) wait in the queue.
+      assert.equal(real.waiting?.candidates, 4);
+      const first = Date.parse(real.waiting!.firstCollectableAt!);
+      const last = Date.parse(real.waiting!.lastCollectableAt!);
+      assert.ok(first >= before + 3_600_000 && last <= after + 3_600_000 && first <= last, `${real.waiting!.firstCollectableAt} … ${real.waiting!.lastCollectableAt}`);
+      assert.deepEqual(dry.waiting, real.waiting, 'a dry run reports the same');
+    } finally {
+      await server.destroy();
+    }
+  });
+
+  it('a run with an empty queue reports nothing waiting', async () => {
+    const { server } = await startGcServer({ graceperiod: '1h' });
+    try {
+      assert.deepEqual((await runGc(server)).waiting, { candidates: 0, firstCollectableAt: null, lastCollectableAt: null });
+    } finally {
+      await server.destroy();
+    }
+  });
+
   it('a layer re-uploaded within the grace period outlives the image that is collected', async () => {
     const { server: short, client: c } = await startGcServer({ graceperiod: '1s' });
     try {
