@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { SigningKeyRecord } from '../auth/ports.js';
 import type { SecretSealer } from '../core/secrets.js';
 import { KyselyAuthStore, type AuthTables } from './auth-store.js';
@@ -25,10 +25,10 @@ export class SealedAuthStore extends KyselyAuthStore {
 
   constructor(
     db: Kysely<Database>,
-    dialect: Dialect,
+    private readonly rowsDialect: Dialect,
     private readonly sealer: SecretSealer,
   ) {
-    super(db, dialect);
+    super(db, rowsDialect);
     this.rows = db as unknown as Kysely<AuthTables>;
   }
 
@@ -62,6 +62,8 @@ export class SealedAuthStore extends KyselyAuthStore {
         .executeTakeFirst();
       sealed += Number(result.numUpdatedRows);
     }
+    // The replaced plain text may still sit in SQLite's write-ahead log: empty it.
+    if (sealed > 0 && this.rowsDialect === 'sqlite') await sql`pragma wal_checkpoint(TRUNCATE)`.execute(this.rows);
     return sealed;
   }
 }
