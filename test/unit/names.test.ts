@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { RegistryError } from '../../src/core/errors.js';
 import { MAX_NAME_LENGTH, isValidTag, validateRepositoryName, validateTag } from '../../src/core/names.js';
+import { MediaTypes, acceptAdmits } from '../../src/core/media-types.js';
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -47,6 +48,28 @@ describe('tag grammar', () => {
   it('refuses anything else with TAG_INVALID', () => {
     for (const tag of ['', '-a', '.a', 'a'.repeat(129), 'a:b', 'a/b', 'a b', 'a+b', 'é']) {
       assert.equal(code(() => validateTag(tag)), 'TAG_INVALID', tag);
+    }
+  });
+});
+
+describe('Accept header (acceptAdmits)', () => {
+  const oci = MediaTypes.ociManifest;
+
+  it('admits the named type, wildcards, and no header at all', () => {
+    for (const accept of [undefined, oci, `${MediaTypes.dockerManifest}, ${oci};q=0.5`, '*/*', 'application/*', ` ${oci.toUpperCase()} `]) {
+      assert.ok(acceptAdmits(accept, oci), String(accept));
+    }
+  });
+
+  it('excludes a type when the header names readable types and not that one', () => {
+    for (const accept of [MediaTypes.dockerManifest, 'application/json', `garbage, ${MediaTypes.ociIndex}`, 'text/*']) {
+      assert.equal(acceptAdmits(accept, oci), false, accept);
+    }
+  });
+
+  it('treats a header naming no parseable media type like no header (serve, not 404)', () => {
+    for (const accept of ['', ' ', 'garbage', ';;', ',', ', ;q=1', 'a b/c', '/', 'application', 'application/', '/json', 'a/b/c']) {
+      assert.ok(acceptAdmits(accept, oci), JSON.stringify(accept));
     }
   });
 });
