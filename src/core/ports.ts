@@ -47,6 +47,12 @@ export interface BlobStore {
   commitUpload(uploadId: string, state: StagingState, digest: string, size: number): Promise<void>;
   /** Frees the staging area. Aborting an unknown upload is not an error. */
   abortUpload(uploadId: string, state: StagingState): Promise<void>;
+  /**
+   * How many bytes of `state` the staging area really holds from offset 0 (the recorded ones
+   * still readable), or null when it is gone (optional; an upload's status checks it, so a
+   * session answers 204 + Range only when its staged bytes can complete it).
+   */
+  stagedSize?(uploadId: string, state: StagingState): Promise<number | null>;
 
   /**
    * Every committed blob (optional; used by `berth fsck`). Entries whose name is not a

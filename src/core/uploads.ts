@@ -1,5 +1,6 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { newHash, parseDigest, type DigestAlgorithm } from './digest.js';
 import { RegistryError, domainError } from './errors.js';
 import type { Operation } from './events.js';
@@ -69,7 +70,8 @@ export class UploadService {
    * oldest only costs a rehash of staged bytes if that session comes back.
    */
   private readonly hashes = new Map<string, { hash: Hash; size: number }>();
-  private readonly busy = new Set<string>();
+  /** Sessions a request of this process is writing to or committing, with that request's state. */
+  private readonly busy = new Map<string, Writer>();
   private transfers = 0;
 
   constructor(
@@ -87,8 +89,17 @@ export class UploadService {
     return { id, repository, size: 0 };
   }
 
+  /**
+   * Where the session stands. It answers with its Range only when its staging area holds the
+   * recorded bytes, so the PUT that follows can complete it: a session whose staged bytes are
+   * gone (a crash after its bytes moved to their content address but before that was
+   * recorded, or power lost before they reached the disk) is dropped here and reported as
+   * unknown, before the client re-sends anything.
+   */
   async status(repository: string, id: string): Promise<UploadStatus> {
     const record = await this.find(repository, id);
+    // A request of this process is writing or committing it: its staging area is in flux.
+    if (!this.busy.has(id)) await this.verifyStaged(record);
     return { id, repository, size: record.size };
   }
 
@@ -113,7 +124,7 @@ export class UploadService {
       }
       const size = await this.transfer(record, body, range ? range.end - range.start + 1 : undefined);
       return { id, repository, size };
-    });
+    }, body);
   }
 
   /**
@@ -134,7 +145,7 @@ export class UploadService {
           actual,
         });
       }
-      const commit: BlobCommit = { repository, digest: expected.value, size: record.size, uploadId: id, lastAppendAt: record.updatedAt.getTime(), actor: op.actor };
+      const commit: BlobCommit = { repository, digest: expected.value, size: record.size, uploadId: id, lastAppendAt: record.updatedAt.getTime(), actor: op.actor, ip: op.ip };
       await this.hooks.check(commit);
       await this.blobs.commitUpload(id, record.staging, expected.value, record.size).catch((err) => this.lostIf(record, err));
       await this.hooks.commit(commit);
@@ -175,6 +186,13 @@ export class UploadService {
       }
       if (stale.length < batch) return purged;
     }
+  }
+
+  /** Throws 404 BLOB_UPLOAD_UNKNOWN (ending the session) when its staging area lacks recorded bytes. */
+  private async verifyStaged(record: UploadRecord): Promise<void> {
+    if (!this.blobs.stagedSize) return;
+    const staged = await this.blobs.stagedSize(record.id, record.staging);
+    if ((staged === null || staged < record.size) && !this.busy.has(record.id)) await this.lost(record);
   }
 
   private async discard(record: UploadRecord): Promise<void> {
@@ -257,8 +275,17 @@ export class UploadService {
   private async hashStaged(record: UploadRecord, algorithm: DigestAlgorithm): Promise<Hash> {
     const hash = newHash(algorithm);
     if (record.size === 0) return hash;
-    const stream = await this.blobs.readUpload(record.id, record.staging, record.size).catch((err) => this.lostIf(record, err));
-    for await (const chunk of stream) hash.update(chunk as Buffer);
+    let read = 0;
+    try {
+      for await (const chunk of await this.blobs.readUpload(record.id, record.staging, record.size)) {
+        hash.update(chunk as Buffer);
+        read += (chunk as Buffer).length;
+      }
+    } catch (err) {
+      return this.lostIf(record, err);
+    }
+    // Fewer bytes staged than recorded: the hash cannot be rebuilt, the session cannot continue.
+    if (read < record.size) return this.lost(record);
     return hash;
   }
 
@@ -270,6 +297,8 @@ export class UploadService {
   private async lost(record: UploadRecord): Promise<never> {
     this.hashes.delete(record.id);
     await this.sessions.delete(record.id);
+    // What is left of the staging area (a partial one) is of no use now; fsck removes it otherwise.
+    await this.blobs.abortUpload(record.id, record.staging).catch(() => undefined);
     throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${record.id} lost its staged data (interrupted commit); start the upload again`);
   }
 
@@ -278,18 +307,51 @@ export class UploadService {
     throw err;
   }
 
-  private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    if (this.busy.has(id)) {
+  /**
+   * Runs `fn` as the only request on session `id` in this process. A request whose client
+   * went away mid-body (`body` closed before its end) is still unwinding for a moment; a
+   * request that arrives meanwhile (the client resuming at once) waits for it instead of
+   * being refused. A live writer makes a second request fail at once.
+   */
+  private async exclusive<T>(id: string, fn: () => Promise<T>, body?: Readable): Promise<T> {
+    const deadline = Date.now() + ABANDONED_WRITER_WAIT_MS;
+    let holder = this.busy.get(id);
+    while (holder?.abandoned && Date.now() < deadline) {
+      await Promise.race([holder.done, sleep(Math.max(deadline - Date.now(), 0), undefined, { ref: false })]);
+      holder = this.busy.get(id);
+    }
+    if (holder) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload; wait for it, then resume');
     }
-    this.busy.add(id);
+    let release!: () => void;
+    const writer: Writer = { abandoned: false, done: new Promise<void>((resolve) => (release = resolve)) };
+    const abandon = () => {
+      if (!body!.readableEnded) writer.abandoned = true;
+    };
+    body?.once('close', abandon);
+    body?.once('aborted', abandon);
+    this.busy.set(id, writer);
     try {
       return await fn();
     } finally {
+      body?.off('close', abandon);
+      body?.off('aborted', abandon);
       this.busy.delete(id);
+      release();
     }
   }
 }
+
+/** A request on an upload session, as seen by the next one. */
+interface Writer {
+  /** Its client disconnected before the end of the body: it only has to unwind. */
+  abandoned: boolean;
+  /** Settles when it has left the session. */
+  done: Promise<void>;
+}
+
+/** How long a request waits for an abandoned one on the same session to unwind. */
+const ABANDONED_WRITER_WAIT_MS = 10_000;
 
 /** Upper bound on running hashes held in memory (each is a few hundred bytes of OpenSSL state). */
 export const MAX_HELD_HASHES = 4096;

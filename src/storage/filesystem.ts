@@ -74,20 +74,30 @@ export class FilesystemBlobStore implements BlobStore {
 
   async appendUpload(uploadId: string, _state: StagingState, offset: number, source: Readable): Promise<StagingState> {
     const file = this.uploadPath(uploadId);
-    const handle = await fs.open(file, 'r+').catch((err: unknown) => {
-      if (isNotFound(err)) throw new UploadNotFoundError(uploadId);
-      throw err;
-    });
+    const handle = await fs.open(file, 'r+').catch(notFoundAs(uploadId));
     try {
       const { size } = await handle.stat();
-      if (size < offset) throw new Error(`staging file of upload ${uploadId} holds ${size} bytes, expected ${offset}`);
+      // Fewer bytes than the session recorded (lost in a power failure): it cannot continue.
+      if (size < offset) throw new UploadNotFoundError(uploadId);
       // Bytes past `offset` come from a request that failed before its size was recorded: drop them.
       if (size > offset) await handle.truncate(offset);
+      await pipeline(source, createWriteStream(file, { flags: 'r+', start: offset, highWaterMark: 1024 * 1024 }));
+      // The caller records the new size next and answers 202: the bytes must be on disk first
+      // (fsync through any descriptor of the file flushes all of its data).
+      await handle.sync();
     } finally {
       await handle.close();
     }
-    await pipeline(source, createWriteStream(file, { flags: 'r+', start: offset, highWaterMark: 1024 * 1024 }));
     return null;
+  }
+
+  async stagedSize(uploadId: string): Promise<number | null> {
+    try {
+      return (await fs.stat(this.uploadPath(uploadId))).size;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
   }
 
   async readUpload(uploadId: string, _state: StagingState, length: number): Promise<Readable> {
@@ -106,7 +116,7 @@ export class FilesystemBlobStore implements BlobStore {
     try {
       const stat = await handle.stat();
       if (stat.size > size) await handle.truncate(size);
-      else if (stat.size < size) throw new Error(`staging file of upload ${uploadId} holds ${stat.size} bytes, expected ${size}`);
+      else if (stat.size < size) throw new UploadNotFoundError(uploadId);
       await handle.sync();
     } finally {
       await handle.close();

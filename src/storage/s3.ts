@@ -20,7 +20,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { z } from 'zod';
 import type { BerthConfig } from '../config/schema.js';
 import { BlobTooLargeError } from '../core/errors.js';
-import { BlobNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
+import { BlobNotFoundError, UploadNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
 
 export type S3StorageConfig = NonNullable<BerthConfig['storage']['s3']>;
 
@@ -171,7 +171,7 @@ export class S3BlobStore implements BlobStore {
       // so every segment but the last stays ≥ MIN_PART_SIZE; the old object becomes garbage,
       // removed at commit or abort (deleting it now would break the persisted state if this
       // request's result is never recorded).
-      for await (const chunk of await this.readObject(this.segmentKey(uploadId, carry.name), { start: 0, end: carry.length - 1 })) {
+      for await (const chunk of await this.readSegment(uploadId, carry.name, { start: 0, end: carry.length - 1 })) {
         await writer.write(chunk as Buffer);
       }
     }
@@ -217,9 +217,36 @@ export class S3BlobStore implements BlobStore {
 
   async readUpload(uploadId: string, state: StagingState, length: number): Promise<Readable> {
     const slices = sliceSegments(parseStaging(state, uploadId).segments, length, uploadId);
-    const read = (slice: SegmentSlice) =>
-      this.readObject(this.segmentKey(uploadId, slice.name), slice.whole ? undefined : { start: 0, end: slice.length - 1 });
+    const read = (slice: SegmentSlice) => this.readSegment(uploadId, slice.name, slice.whole ? undefined : { start: 0, end: slice.length - 1 });
     return Readable.from(concatStreams(slices.filter((s) => s.length > 0).map((slice) => () => read(slice))));
+  }
+
+  /**
+   * The staged bytes still readable: the recorded segments up to the first one missing or
+   * shorter than recorded (e.g. deleted by a commit that crashed before it was recorded).
+   * One listing of the upload's prefix, not a request per segment.
+   */
+  async stagedSize(uploadId: string, state: StagingState): Promise<number | null> {
+    const { segments } = parseStaging(state, uploadId);
+    if (segments.length === 0) return 0;
+    const stored = new Map<string, number>();
+    for await (const object of this.listObjects(this.uploadPrefix(uploadId))) stored.set(object.key, object.size);
+    let size = 0;
+    for (const segment of segments) {
+      if ((stored.get(this.segmentKey(uploadId, segment.name)) ?? -1) < segment.size) return size;
+      size += segment.size;
+    }
+    return size;
+  }
+
+  /** A staged segment (or its first bytes); a missing one means the staging area is gone. */
+  private async readSegment(uploadId: string, name: string, range?: ByteRange): Promise<Readable> {
+    try {
+      return await this.readObject(this.segmentKey(uploadId, name), range);
+    } catch (err) {
+      if (isNotFound(err)) throw new UploadNotFoundError(uploadId);
+      throw err;
+    }
   }
 
   async commitUpload(uploadId: string, state: StagingState, digest: string, size: number): Promise<void> {
@@ -227,20 +254,23 @@ export class S3BlobStore implements BlobStore {
     const slices = sliceSegments(segments, size, uploadId).filter((s) => s.length > 0);
     const target = this.blobKey(digest);
     // Content-addressed: if the bytes are already stored under this name, they are these bytes.
-    if (!(await this.stat(digest))) {
-      const only = slices[0];
-      if (slices.length === 0) {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: target, Body: Buffer.alloc(0), ContentLength: 0 }));
-      } else if (slices.length === 1 && only!.whole) {
-        // Segments are at most chunksize (≤ 5 GiB, CopyObject's limit): one server-side copy.
-        await this.client.send(
-          new CopyObjectCommand({ Bucket: this.bucket, Key: target, CopySource: this.copySource(this.segmentKey(uploadId, only!.name)) }),
-        );
-      } else {
-        await this.assembleMultipart(uploadId, target, slices);
-      }
-    }
+    if (!(await this.stat(digest))) await this.assemble(uploadId, target, slices).catch(notFoundAs(uploadId));
     await this.deleteStaging(uploadId, segments);
+  }
+
+  /** Writes `target` from the staged slices: an empty object, one server-side copy, or a multipart copy. */
+  private async assemble(uploadId: string, target: string, slices: SegmentSlice[]): Promise<void> {
+    const only = slices[0];
+    if (slices.length === 0) {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: target, Body: Buffer.alloc(0), ContentLength: 0 }));
+    } else if (slices.length === 1 && only!.whole) {
+      // Segments are at most chunksize (≤ 5 GiB, CopyObject's limit): one server-side copy.
+      await this.client.send(
+        new CopyObjectCommand({ Bucket: this.bucket, Key: target, CopySource: this.copySource(this.segmentKey(uploadId, only!.name)) }),
+      );
+    } else {
+      await this.assembleMultipart(uploadId, target, slices);
+    }
   }
 
   /** Builds `target` from segment slices with server-side part copies; nothing becomes visible unless all succeed. */
@@ -517,6 +547,13 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: nu
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/** Rejection handler: a staged segment that is gone becomes UploadNotFoundError. */
+function notFoundAs(uploadId: string): (err: unknown) => never {
+  return (err) => {
+    throw isNotFound(err) ? new UploadNotFoundError(uploadId) : err;
+  };
 }
 
 /** The object is absent (GetObject says NoSuchKey; HeadObject, having no body, just NotFound). */
