@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { projectPolicy } from './auth/project-policy.js';
+import { usesExternalIssuer } from './config/auth.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { EventConsumer } from './core/events.js';
 import { PolicyHooks } from './core/policies.js';
@@ -35,6 +37,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger): Co
   const policies = new PolicyHooks();
   if (config.storage.maintenance.readonly.enabled) policies.register(readOnlyPolicy());
   policies.register(gcRacePolicy(stores.gc));
+  // Projects are created by their first write and pushes re-checked against current roles, where Berth knows the identities.
+  if (config.auth.mode !== 'none' && !usesExternalIssuer(config.auth)) policies.register(projectPolicy(config.auth, stores.auth));
 
   const consumers: EventConsumer[] = [gcReviewConsumer(stores.gc)];
   const events = new EventDispatcher(metadata, stores.outbox, consumers, logger);

@@ -35,6 +35,8 @@ export interface Principal {
   identity?: Identity;
   /** The verified token's `access` claim (token mode). */
   grants?: Grant[];
+  /** Client address (RequestCredentials.ip), recorded in the audit entry of a project its first push creates. */
+  ip?: string;
 }
 
 /**
@@ -44,8 +46,10 @@ export interface Principal {
 export interface AccessPolicy {
   /** Resolves the caller and checks `scope`; throws RegistryError UNAUTHORIZED/DENIED. */
   authorize(credentials: RequestCredentials, scope: Scope): Promise<Principal>;
-  /** Whether `principal` may pull from `repository` (mount discovery, catalog filtering). */
+  /** Whether `principal` may pull from `repository` (mount discovery). */
   canRead(principal: Principal, repository: string): Promise<boolean>;
+  /** `canRead` for many repositories in a row (the catalog): each project's row and role are read once. */
+  readFilter(principal: Principal): (repository: string) => Promise<boolean>;
 }
 
 /** auth: none — everyone may do everything. The zero-setup default. */
@@ -56,5 +60,9 @@ export class OpenAccessPolicy implements AccessPolicy {
 
   async canRead(): Promise<boolean> {
     return true;
+  }
+
+  readFilter(): (repository: string) => Promise<boolean> {
+    return async () => true;
   }
 }

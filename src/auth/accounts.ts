@@ -53,8 +53,18 @@ export class Accounts {
     if (!(await this.store.deleteUser(username, actor))) throw notFound(`user ${username}`);
   }
 
-  async createProject(actor: Actor, name: string, isPublic: boolean, owner?: string): Promise<ProjectRecord> {
+  /**
+   * Creates a project. Over repositories that already exist under its name (pushed with
+   * auth.mode none, or by an admin with autocreate off) only when `overExisting` says the
+   * caller is a system admin (admin API) or the operator (CLI): otherwise whoever names a
+   * project first would own content they never had access to.
+   */
+  async createProject(actor: Actor, name: string, isPublic: boolean, owner?: string, options: { overExisting?: boolean } = {}): Promise<ProjectRecord> {
     validateProjectName(name);
+    if (!options.overExisting && !(await this.store.getProject(name)) && (await this.projectHasRepositories(name))) {
+      // The name is taken, as by an existing project (409); the message tells an admin what to do.
+      throw new RegistryError('CONFLICT', `project name ${name} is taken: repositories exist under it without a project, and only a system administrator may create it`);
+    }
     if (!(await this.store.createProject({ name, public: isPublic, createdBy: actor.name }, owner, actor))) throw conflict(`project ${name}`);
     return (await this.store.getProject(name))!;
   }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/schema.js';
 import type { MetadataStore } from '../core/ports.js';
 import type { AuthStore } from './ports.js';
+import { adoptOrphanRepositories } from './orphans.js';
 import { AuthService, baseUrlResolver, type RequestOrigin } from './service.js';
 
 /** The auth layer over the ports the composition root gives it (its own store, the registry's metadata). */
@@ -13,6 +14,8 @@ export function createAuthService(config: BerthConfig, store: AuthStore, metadat
 export async function openAuth(config: BerthConfig, store: AuthStore, metadata: MetadataStore, logger: Logger): Promise<AuthService> {
   const auth = createAuthService(config, store, metadata, baseUrlResolver(config));
   await auth.init(logger);
+  // Auth switched on over existing data: repositories without a project go to the system admin, before anyone can claim them.
+  if (config.auth.mode === 'token') await adoptOrphanRepositories(store, config.auth.admin.username, logger);
   if (config.auth.mode === 'none' && !isLoopback(config.http.addr)) {
     logger.warn(
       { addr: config.http.addr },

@@ -1,7 +1,7 @@
 import { RegistryError } from '../core/errors.js';
 import type { AccessPolicy, Principal, RequestCredentials, Scope } from './access.js';
-import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, identityName, type Identity } from './identity.js';
-import { ACTION_PERMISSION, type Permission } from './permissions.js';
+import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, identityName, isSystemAdmin, type Identity } from './identity.js';
+import { ACTION_PERMISSION, projectOf, type Permission } from './permissions.js';
 import type { AccessRules } from './rules.js';
 import { grantedActions, scopeString } from './scopes.js';
 import type { TokenVerifier, VerifiedToken } from './tokens.js';
@@ -13,6 +13,13 @@ export function basicChallenge(realm = 'berth'): Record<string, string> {
 
 export const BASIC_CHALLENGE = basicChallenge();
 
+/**
+ * How far apart the clocks of the replica that issued a token (`iat`, whole seconds) and the
+ * one that created a project may be. A project created less than this before a token's `iat`
+ * counts as created after it (its grants are checked again, which is only ever safer).
+ */
+const REPLICA_CLOCK_SKEW_MS = 1000;
+
 /** The permissions a scope needs: one per wire action, plus any extra `requires`. */
 export function neededPermissions(scope: Scope): Permission[] {
   if (scope.type !== 'repository') return [];
@@ -20,8 +27,8 @@ export function neededPermissions(scope: Scope): Permission[] {
   return [...new Set([...fromActions, ...(scope.requires ?? [])])];
 }
 
-function principalOf(identity: Identity, grants?: VerifiedToken['access']): Principal {
-  return { subject: identityName(identity) || 'anonymous', anonymous: identity.kind === 'anonymous', identity, grants };
+function principalOf(identity: Identity, ip: string, grants?: VerifiedToken['access']): Principal {
+  return { subject: identityName(identity) || 'anonymous', anonymous: identity.kind === 'anonymous', identity, grants, ip };
 }
 
 function denied(identity: Identity, scope: Scope, missing: string[]): RegistryError {
@@ -51,11 +58,15 @@ export class BasicAccessPolicy implements AccessPolicy {
       ? await this.authenticator.login(credentials.username, credentials.password, request.ip, this.challenge)
       : ANONYMOUS;
     await checkScope(this.rules, identity, scope, () => new RegistryError('UNAUTHORIZED', 'authentication required', null, this.challenge));
-    return principalOf(identity);
+    return principalOf(identity, request.ip);
   }
 
   async canRead(principal: Principal, repository: string): Promise<boolean> {
     return (await this.rules.permissions(principal.identity ?? ANONYMOUS, repository)).has('pull');
+  }
+
+  readFilter(principal: Principal): (repository: string) => Promise<boolean> {
+    return this.rules.readChecker(principal.identity ?? ANONYMOUS);
   }
 }
 
@@ -95,14 +106,14 @@ export class TokenAccessPolicy implements AccessPolicy {
     if (!token) throw this.unauthorized(request, scope, 'authentication required');
     const verified = await this.verify(request, scope, token);
     const identity = await this.identityOf(request, scope, verified);
-    if (scope.type === 'base') return principalOf(identity, verified.access);
+    if (scope.type === 'base') return principalOf(identity, request.ip, verified.access);
 
     const granted = grantedActions(verified.access, scope.type, scope.name);
     const missing = scope.actions.filter((a) => !granted.has(a) && !granted.has('*'));
     if (missing.length > 0) {
       if (this.authenticator && identity.kind !== 'anonymous' && scope.type === 'repository') {
         // Would a new token help? Only if this identity actually holds the permission.
-        const held = await this.rules.permissions(identity, scope.name);
+        const held = await this.rules.permissions(identity, scope.name, { forPush: missing.includes('push') || missing.includes('*') });
         const hopeless = neededPermissions({ ...scope, actions: missing, requires: [] }).filter((p) => !held.has(p));
         if (hopeless.length > 0) throw this.forbidden(request, scope, denied(identity, scope, hopeless));
       }
@@ -113,7 +124,28 @@ export class TokenAccessPolicy implements AccessPolicy {
       // Extra Berth permissions (e.g. list-tags) are not in the token; check them here.
       await checkScope(this.rules, identity, { ...scope, actions: [] }, () => this.unauthorized(request, scope, 'authentication required'));
     }
-    return principalOf(identity, verified.access);
+    if (scope.type === 'repository' && this.authenticator && !isSystemAdmin(identity) && (await this.grantsStale(scope, verified))) {
+      // The current permissions decide, not the token.
+      const held = await this.rules.permissions(identity, scope.name, { forPush: scope.actions.includes('push') });
+      const lost = neededPermissions({ ...scope, requires: [] }).filter((p) => !held.has(p));
+      if (lost.length > 0) throw identity.kind === 'anonymous' ? this.unauthorized(request, scope, 'authentication required') : this.forbidden(request, scope, denied(identity, scope, lost));
+    }
+    return principalOf(identity, request.ip, verified.access);
+  }
+
+  /**
+   * Whether a token's grants on this repository must be checked again instead of trusted for
+   * the token's lifetime: always for deletes (a role removed since the token was issued ends
+   * them at once), and when the repository's project was created after the token was issued
+   * (give or take REPLICA_CLOCK_SKEW_MS) — the grants were then given for a project that did not exist
+   * yet (a would-be creator's pull,push; someone else's push created it first) or for a
+   * deleted predecessor of the same name.
+   */
+  private async grantsStale(scope: Extract<Scope, { type: 'repository' }>, verified: VerifiedToken): Promise<boolean> {
+    if (scope.actions.some((a) => a === 'delete' || a === '*')) return true;
+    const project = await this.rules.project(projectOf(scope.name));
+    const issuedMs = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
+    return project !== null && project.createdAt.getTime() >= issuedMs - REPLICA_CLOCK_SKEW_MS;
   }
 
   async canRead(principal: Principal, repository: string): Promise<boolean> {
@@ -123,6 +155,12 @@ export class TokenAccessPolicy implements AccessPolicy {
       return granted.has('pull') || granted.has('*');
     }
     return (await this.rules.permissions(identity, repository)).has('pull');
+  }
+
+  readFilter(principal: Principal): (repository: string) => Promise<boolean> {
+    const identity = principal.identity ?? ANONYMOUS;
+    if (identity.kind === 'external') return (repository) => this.canRead(principal, repository);
+    return this.rules.readChecker(identity);
   }
 
   private async verify(request: RequestCredentials, scope: Scope, token: string): Promise<VerifiedToken> {

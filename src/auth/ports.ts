@@ -1,3 +1,4 @@
+import type { MetadataTx } from '../core/ports.js';
 import type { Role } from './permissions.js';
 
 /**
@@ -126,6 +127,28 @@ export interface ProjectRows {
   listMemberships(username: string): Promise<MemberRecord[]>;
   setMember(project: string, username: string, role: Role, actor?: ChangeActor): Promise<void>;
   removeMember(project: string, username: string, actor?: ChangeActor): Promise<boolean>;
+
+  /** Whether a repository `project` or `project/…` exists (the registry's rows: a project over them would take them over). */
+  projectHasRepositories(project: string): Promise<boolean>;
+  /** Repositories whose project has no row (orphans), by name, strictly after `after`. */
+  orphanRepositories(after: string | undefined, limit: number): Promise<string[]>;
+  /** The rows first-write project creation reads and writes, inside a registry write transaction. */
+  within(tx: MetadataTx): ProjectTxRows;
+}
+
+/**
+ * Projects as seen from inside a registry write (src/auth/project-policy.ts): the project a
+ * first push creates is inserted, with its event and audit entry, in the transaction of that
+ * write, so it exists exactly when the write committed.
+ */
+export interface ProjectTxRows {
+  getProject(name: string): Promise<ProjectRecord | null>;
+  getRole(project: string, username: string): Promise<Role | null>;
+  getUser(username: string): Promise<UserRecord | null>;
+  getRobot(name: string): Promise<RobotRecord | null>;
+  projectHasRepositories(project: string): Promise<boolean>;
+  /** As ProjectRows.createProject, in this transaction. False if it exists. */
+  createProject(project: Omit<ProjectRecord, 'createdAt'>, owner: string | undefined, actor: ChangeActor): Promise<boolean>;
 }
 
 /** Robot accounts (credentials of machines). */

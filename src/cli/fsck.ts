@@ -57,7 +57,8 @@ export async function fsckStores(config: BerthConfig, options: FsckOptions): Pro
   const [{ openStores }, { runFsck }] = await Promise.all([import('../stores.js'), import('../fsck/check.js')]);
   const stores = await openStores(config);
   try {
-    return await runFsck(stores.blobs, stores.fsck, options);
+    // With auth on, repositories without a project are admin-only until adopted: report them.
+    return await runFsck(stores.blobs, stores.fsck, { orphans: config.auth.mode !== 'none', ...options });
   } finally {
     await stores.close();
   }

@@ -69,6 +69,8 @@ export interface StoredEvent {
 /** Who caused a change (for events and audit): a user, robot or system name. */
 export interface Operation {
   actor?: string;
+  /** The client address the change came from (for audit entries a write causes, e.g. a project created by a push). */
+  ip?: string;
 }
 
 /**

@@ -41,6 +41,8 @@ export type HookName = keyof HookContexts;
 /** Who is asking (for messages and audit); null when unknown (auth: none, system jobs). */
 export interface HookCaller {
   actor: string | null;
+  /** The caller's client address, where the hook may record it (write hooks); absent when unknown. */
+  ip?: string | null;
 }
 
 export type Hook<H extends HookName> = (context: HookContexts[H] & HookCaller, tx: MetadataTx | null) => Promise<void> | void;

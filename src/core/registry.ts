@@ -151,7 +151,7 @@ export class Registry {
       if (!(await canRead(source))) continue;
       if (!(await this.metadata.repositories.linkedBlob(source, digest))) continue;
       return this.change(op, async (tx, events) => {
-        await this.policies.check('blob.mount', { repository, digest, from: source, actor: op.actor ?? null }, tx);
+        await this.policies.check('blob.mount', { repository, digest, from: source, actor: op.actor ?? null, ip: op.ip ?? null }, tx);
         // The row lock keeps a collector from deleting the blob until this link commits.
         if (!(await tx.repositories.lockBlob(digest))) return false;
         const repositoryId = await this.ensureRepository(tx, repository, events);
@@ -174,7 +174,7 @@ export class Registry {
         await tx.repositories.recordBlob(digest, size);
         // Gone again at once: a collector deleted the row between our insert and this lock (PostgreSQL).
         if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
-        await this.policies.check('blob.commit', { repository, digest, size, phase: 'commit', lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null }, tx);
+        await this.policies.check('blob.commit', { repository, digest, size, phase: 'commit', lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null, ip: commit.ip ?? null }, tx);
         const repositoryId = await this.ensureRepository(tx, repository, events);
         await tx.repositories.link(repositoryId, digest);
         await tx.uploads.delete(uploadId);
@@ -251,7 +251,7 @@ export class Registry {
       const missing = existing === null ? parsed.references : await tx.manifests.missingReferences(existing, parsed.references);
       if (missing.length > 0) throw missingReferences(repository, missing);
       const facts = { repository, digest, mediaType: parsed.mediaType, artifactType: parsed.artifactType, subject, size: payload.length };
-      await this.policies.check('manifest.put', { ...facts, tags, references: parsed.references, actor }, tx);
+      await this.policies.check('manifest.put', { ...facts, tags, references: parsed.references, actor, ip: op.ip ?? null }, tx);
       const repositoryId = existing ?? (await this.ensureRepository(tx, repository, events));
       const targets = await tx.manifests.tagTargets(repositoryId, tags);
       for (const tag of tags) {

@@ -1,4 +1,5 @@
 import { newHash, parseDigest } from '../core/digest.js';
+import { projectOf } from '../core/names.js';
 import type { BlobStore } from '../core/ports.js';
 import type { FsckMetadata, FsckOptions, FsckReport, Problem } from './types.js';
 
@@ -7,6 +8,9 @@ const PAGE = 500;
 const PARALLEL = 16;
 /** Broken manifest references listed before the report says "and more". */
 const MAX_BROKEN_REFERENCES = 10_000;
+/** Orphan repositories listed by name; the rest are counted. */
+const MAX_LISTED_ORPHANS = 1_000;
+
 
 /**
  * Compares metadata and blob storage through their ports and reports (and with
@@ -44,6 +48,7 @@ class Fsck {
     await this.checkReferences();
     await this.checkManifests();
     await this.checkUploads();
+    if (this.options.orphans) await this.checkOrphanRepositories();
     this.report.checked.contentVerified = this.options.verifyContent;
     return this.report;
   }
@@ -270,6 +275,32 @@ class Fsck {
     if (!this.options.repair || !problem.repairable) return;
     await this.blobs.abortUpload(id, null);
     problem.repaired = true;
+  }
+
+  /**
+   * Repositories whose project has no row: nobody but an admin can reach them, and no user may
+   * create the project over them. Reported (at most MAX_LISTED_ORPHANS by name), never repaired.
+   */
+  private async checkOrphanRepositories(): Promise<void> {
+    let count = 0;
+    let after: string | undefined;
+    for (;;) {
+      const names = await this.metadata.orphanRepositories(after, PAGE);
+      for (const name of names) {
+        if (count++ >= MAX_LISTED_ORPHANS) continue;
+        this.add({
+          kind: 'orphan-repository',
+          severity: 'notice',
+          subject: name,
+          message: `repository ${name} has no project ${projectOf(name)}: only admins can reach it (berth serve in token mode assigns it to an admin-owned project at start; or berth project add ${projectOf(name)})`,
+          repairable: false,
+        });
+      }
+      if (names.length < PAGE) break;
+      after = names.at(-1)!;
+    }
+    if (count > MAX_LISTED_ORPHANS) this.report.skipped.push(`orphan repositories beyond the first ${MAX_LISTED_ORPHANS} (${count} in all)`);
+    this.report.checked.orphanRepositories = count;
   }
 
   private async countUploadRows(): Promise<number> {

@@ -6,6 +6,7 @@ export function formatReport(report: FsckReport, repair: boolean): string {
   const lines = [
     `checked ${checked.blobRows} blob rows, ${checked.blobFiles ?? '?'} stored blobs, ${checked.manifests} manifests, ` +
       `${checked.uploadRows} upload sessions, ${checked.stagingAreas ?? '?'} staging areas` +
+      (checked.orphanRepositories != null ? `, ${checked.orphanRepositories} repositories without a project` : '') +
       (checked.contentVerified ? ' (content re-hashed)' : ''),
   ];
   for (const problem of report.problems) lines.push(formatProblem(problem));
@@ -15,7 +16,7 @@ export function formatReport(report: FsckReport, repair: boolean): string {
 }
 
 function formatProblem(problem: Problem): string {
-  const label = problem.severity === 'corruption' ? 'CORRUPT ' : 'LEFTOVER';
+  const label = problem.severity === 'corruption' ? 'CORRUPT ' : problem.severity === 'notice' ? 'NOTICE  ' : 'LEFTOVER';
   const state = problem.repaired ? ' [repaired]' : '';
   return `${label}  ${problem.kind} ${problem.subject}: ${problem.message}${state}`;
 }
@@ -24,7 +25,9 @@ function verdict(report: FsckReport, repair: boolean): string {
   const corrupt = corruptionCount(report);
   const leftovers = report.problems.filter((p) => p.severity === 'leftover' && !p.repaired).length;
   const repaired = report.problems.filter((p) => p.repaired).length;
+  const orphans = report.checked.orphanRepositories ?? 0;
   const parts: string[] = [];
+  if (orphans > 0) parts.push(`${orphans} repositor${orphans === 1 ? 'y' : 'ies'} without a project, admin-only`);
   if (repaired > 0) parts.push(`${repaired} repaired`);
   if (leftovers > 0) parts.push(`${leftovers} leftover${leftovers === 1 ? '' : 's'}${repair ? '' : ' (run with --repair to remove)'}`);
   const suffix = parts.length > 0 ? ` (${parts.join('; ')})` : '';

@@ -58,14 +58,17 @@ export interface FsckMetadata {
   /** Deletes a blob row and its repository links, in one transaction, unless a manifest references it. */
   deleteUnreferencedBlobRow(digest: string): Promise<boolean>;
   deleteUploadRow(id: string): Promise<boolean>;
+  /** Repositories whose project has no row (nobody but an admin may reach them), by name, strictly after `after`. */
+  orphanRepositories(after: string | undefined, limit: number): Promise<string[]>;
 }
 
 /**
  * Corruption means recorded data is missing or wrong (an image may not pull).
  * Leftovers are garbage a crash or an interrupted request leaves behind; they waste
- * space but every recorded image is intact.
+ * space but every recorded image is intact. A notice is intact data worth knowing about
+ * (orphan repositories): never repaired, never a failure.
  */
-export type Severity = 'corruption' | 'leftover';
+export type Severity = 'corruption' | 'leftover' | 'notice';
 
 export type ProblemKind =
   /** Blob row (and links) whose bytes are missing from storage. */
@@ -85,7 +88,13 @@ export type ProblemKind =
   /** Blob bytes with no blob row. */
   | 'orphan-blob'
   /** Staging area with no upload row. */
-  | 'orphan-staging';
+  | 'orphan-staging'
+  /**
+   * Repository whose project has no row (pushed with auth.mode none, or by an admin with
+   * autocreate off): only admins reach it; `berth serve` in token mode assigns it to an
+   * admin-owned project at start (docs/security.md).
+   */
+  | 'orphan-repository';
 
 export interface Problem {
   kind: ProblemKind;
@@ -105,6 +114,8 @@ export interface FsckOptions {
   /** Leftovers younger than this (ms) may belong to a request in flight: reported, never repaired. */
   graceMs: number;
   now?: Date;
+  /** Report repositories without a project (meaningful with auth on; every repository is one with auth.mode none). */
+  orphans?: boolean;
 }
 
 export interface FsckReport {
@@ -115,6 +126,8 @@ export interface FsckReport {
     uploadRows: number;
     stagingAreas: number | null;
     contentVerified: boolean;
+    /** Repositories without a project row (null: not checked, auth.mode none). */
+    orphanRepositories?: number | null;
   };
   problems: Problem[];
   /** Checks the storage adapter could not perform (e.g. it cannot list). */

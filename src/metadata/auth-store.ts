@@ -6,6 +6,7 @@ import type {
   ChangeActor,
   MemberRecord,
   ProjectRecord,
+  ProjectTxRows,
   RefreshTokenRecord,
   RobotPermission,
   RobotRecord,
@@ -14,8 +15,11 @@ import type {
 } from '../auth/ports.js';
 import type { Role } from '../auth/permissions.js';
 import type { DomainEvent } from '../core/events.js';
+import type { MetadataTx } from '../core/ports.js';
 import { insertIfAbsent, insertOrUpdate, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
 import { OutboxAppender } from './outbox-store.js';
+import { orphanRepositoryNames, projectHasRepositories } from './fsck-store.js';
+import { transactionOf } from './kysely-store.js';
 import type { Database } from './tables.js';
 
 /** Row types of the auth tables (DDL in migrations/0003-auth.ts). */
@@ -137,21 +141,45 @@ export class KyselyAuthStore implements AuthStore {
   }
 
   async createProject(project: Omit<ProjectRecord, 'createdAt'>, owner?: string, actor?: ChangeActor): Promise<boolean> {
-    return this.change(actor, async (trx) => {
-      const insert = trx
-        .insertInto('projects')
-        .values({ name: project.name, public: project.public ? 1 : 0, created_by: project.createdBy, created_at: Date.now() });
-      if (!(await insertIfAbsent(insert, this.dialect, ['name']))) return null;
-      if (owner !== undefined) {
-        await trx.insertInto('project_members').values({ project: project.name, username: owner, role: 'project-admin' }).execute();
-      }
-      return {
-        event: { type: 'project.created', project: project.name, public: project.public, owner: owner ?? null },
-        action: 'project.create',
-        target: project.name,
-        detail: { public: project.public, owner },
-      };
-    });
+    return this.change(actor, (trx) => insertProject(trx, this.dialect, project, owner));
+  }
+
+  projectHasRepositories(project: string): Promise<boolean> {
+    return projectHasRepositories(this.db as unknown as Kysely<Database>, project);
+  }
+
+  orphanRepositories(after: string | undefined, limit: number): Promise<string[]> {
+    return orphanRepositoryNames(this.db as unknown as Kysely<Database>, this.dialect, after, limit);
+  }
+
+  within(tx: MetadataTx): ProjectTxRows {
+    const trx = transactionOf(tx) as unknown as Transaction<AuthTables>;
+    const dialect = this.dialect;
+    return {
+      getProject: async (name) => {
+        const row = await trx.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
+        return row ? toProject(row) : null;
+      },
+      getRole: async (project, username) => {
+        const row = await trx.selectFrom('project_members').select('role').where('project', '=', project).where('username', '=', username).executeTakeFirst();
+        return row ? (row.role as Role) : null;
+      },
+      getUser: async (username) => {
+        const row = await trx.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+        return row ? toUser(row) : null;
+      },
+      getRobot: async (name) => {
+        const row = await trx.selectFrom('robots').selectAll().where('name', '=', name).executeTakeFirst();
+        return row ? toRobot(row) : null;
+      },
+      projectHasRepositories: (project) => projectHasRepositories(trx as unknown as Transaction<Database>, project),
+      createProject: async (project, owner, actor) => {
+        const outcome = await insertProject(trx, dialect, project, owner);
+        if (!outcome) return false;
+        await record(trx, actor, outcome);
+        return true;
+      },
+    };
   }
 
   async setProjectVisibility(name: string, isPublic: boolean, actor?: ChangeActor): Promise<boolean> {
@@ -324,17 +352,7 @@ export class KyselyAuthStore implements AuthStore {
     return writeTransaction(this.db, async (trx) => {
       const outcome = await work(trx);
       if (!outcome) return false;
-      await new OutboxAppender(trx as unknown as Transaction<Database>).append([outcome.event], actor?.name ?? null);
-      if (actor) {
-        const override = actor.audit;
-        await insertAudit(trx, {
-          actor: actor.name,
-          action: override?.action ?? outcome.action,
-          target: outcome.target,
-          ip: actor.ip,
-          detail: override && 'detail' in override ? override.detail : outcome.detail,
-        });
-      }
+      await record(trx, actor, outcome);
       return true;
     });
   }
@@ -352,6 +370,35 @@ export class KyselyAuthStore implements AuthStore {
       detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown),
     }));
   }
+}
+
+/** Appends a change's event to the outbox and (with an `actor`) writes its audit entry, in `trx`. */
+async function record(trx: Transaction<AuthTables>, actor: ChangeActor | undefined, outcome: Outcome): Promise<void> {
+  await new OutboxAppender(trx as unknown as Transaction<Database>).append([outcome.event], actor?.name ?? null);
+  if (!actor) return;
+  const override = actor.audit;
+  await insertAudit(trx, {
+    actor: actor.name,
+    action: override?.action ?? outcome.action,
+    target: outcome.target,
+    ip: actor.ip,
+    detail: override && 'detail' in override ? override.detail : outcome.detail,
+  });
+}
+
+/** Inserts the project row (and its owner's membership); null when the name is taken. */
+async function insertProject(trx: Transaction<AuthTables>, dialect: Dialect, project: Omit<ProjectRecord, 'createdAt'>, owner: string | undefined): Promise<Outcome | null> {
+  const insert = trx.insertInto('projects').values({ name: project.name, public: project.public ? 1 : 0, created_by: project.createdBy, created_at: Date.now() });
+  if (!(await insertIfAbsent(insert, dialect, ['name']))) return null;
+  if (owner !== undefined) {
+    await trx.insertInto('project_members').values({ project: project.name, username: owner, role: 'project-admin' }).execute();
+  }
+  return {
+    event: { type: 'project.created', project: project.name, public: project.public, owner: owner ?? null },
+    action: 'project.create',
+    target: project.name,
+    detail: { public: project.public, owner },
+  };
 }
 
 async function insertAudit(db: Kysely<AuthTables> | Transaction<AuthTables>, entry: AuditEntry): Promise<void> {

@@ -1,6 +1,6 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { BlobRow, BrokenReference, FsckMetadata, ManifestRow, ManifestUse, UploadRow } from '../fsck/types.js';
-import type { Dialect } from './dialect.js';
+import { firstPathSegment, type AnyDb, type Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 import { repositoriesLinking } from './kysely-store.js';
 
@@ -126,4 +126,34 @@ export class KyselyFsckStore implements FsckMetadata {
     const result = await this.db.deleteFrom('uploads').where('id', '=', id).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
+
+  orphanRepositories(after: string | undefined, limit: number): Promise<string[]> {
+    return orphanRepositoryNames(this.db, this.dialect, after, limit);
+  }
+}
+
+/**
+ * Repositories whose project (the first path component) has no `projects` row, by name,
+ * strictly after `after`: content pushed with auth.mode none, or by an admin with project
+ * autocreation off. (Shared by fsck and the auth store's start-up adoption of orphans.)
+ */
+export async function orphanRepositoryNames(db: AnyDb<Database>, dialect: Dialect, after: string | undefined, limit: number): Promise<string[]> {
+  const project = firstPathSegment('r.name', dialect);
+  const from = after === undefined ? sql`` : sql`and r.name > ${after}`;
+  const rows = await sql<{ name: string }>`
+    select r.name from repositories r
+    where not exists (select 1 from projects p where p.name = ${project}) ${from}
+    order by r.name limit ${sql.raw(String(Math.max(0, Math.trunc(limit))))}`.execute(db);
+  return rows.rows.map((r) => r.name);
+}
+
+/** Whether repository `project` or any `project/…` exists (names compare bytewise; '/' + 1 is '0'). */
+export async function projectHasRepositories(db: AnyDb<Database>, project: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('repositories')
+    .select('name')
+    .where((eb) => eb.or([eb('name', '=', project), eb.and([eb('name', '>', `${project}/`), eb('name', '<', `${project}0`)])]))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
 }

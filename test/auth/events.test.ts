@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { DomainEvent, StoredEvent } from '../../src/core/events.js';
+import { RegistryClient, makeBlob } from '../helpers/registry-client.js';
 import type { TestServer } from '../helpers/server.js';
 import { addUser, adminAuth, api, basic, bearer, claims, getToken, token, useAuthServer, type TokenAnswer } from './support.js';
 
@@ -258,7 +259,11 @@ describe('account changes become domain events, committed with their audit entry
     const auditId = await lastAuditId(reg.server);
     const res = await getToken(reg.server, ['repository:gusproj/app:pull,push'], basic('gus', 'gus-password-1'));
     assert.equal(res.status, 200);
-    assert.deepEqual(claims(((await res.json()) as TokenAnswer).token).access[0]!.actions.sort(), ['pull', 'push']);
+    const jwt = ((await res.json()) as TokenAnswer).token;
+    assert.deepEqual(claims(jwt).access[0]!.actions.sort(), ['pull', 'push']);
+    assert.deepEqual(await authEventsAfter(reg.server, seq), [], 'the token request alone creates nothing');
+    // The project is created by the first successful write, in its transaction.
+    assert.equal((await new RegistryClient(reg.url, { authorization: bearer(jwt) }).pushBlob('gusproj/app', makeBlob(16))).status, 201);
 
     const events = await authEventsAfter(reg.server, seq);
     assert.deepEqual(

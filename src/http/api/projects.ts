@@ -34,8 +34,10 @@ export const projectRoutes: ApiRoute[] = [
     handler: async ({ auth, actor, identity, body }) => {
       if (!auth.directory.mayCreateProjects(identity)) throw new RegistryError('DENIED', 'only administrators may create projects (auth.projects.creation: adminonly)');
       const b = body as z.infer<typeof NewProject>;
-      const owner = identity.kind === 'user' && !isSystemAdmin(identity) ? identity.name : undefined;
-      return projectView(await auth.accounts.createProject(actor, b.name, b.public, owner));
+      const admin = isSystemAdmin(identity);
+      const owner = identity.kind === 'user' && !admin ? identity.name : undefined;
+      // Only an admin may create a project over repositories that exist without one.
+      return projectView(await auth.accounts.createProject(actor, b.name, b.public, owner, { overExisting: admin }));
     },
   },
   {

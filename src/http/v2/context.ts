@@ -24,7 +24,7 @@ export type V2Handler = (ctx: V2Context, request: FastifyRequest, reply: Fastify
 
 /** Who makes a change, as core records it in events (the principal's subject). */
 export function operation(principal: Principal): Operation {
-  return { actor: principal.subject };
+  return { actor: principal.subject, ...(principal.ip !== undefined ? { ip: principal.ip } : {}) };
 }
 
 /** Whether the request carries a body (a PUT that only finalises an upload carries none). */

@@ -14,13 +14,33 @@ export const listTags: V2Handler = async ({ registry }, _request, reply, { name,
   return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify({ name, tags: page.items }));
 };
 
-/** GET /v2/_catalog[?n=&last=] — only repositories the caller may read. */
+/**
+ * GET /v2/_catalog[?n=&last=] — only repositories the caller may read. Pages are cut from the
+ * visible names alone: a page holds up to n of them, and the Link's `last` is the last name
+ * on the page, never a repository the caller cannot see. (Rows the caller may not read are
+ * skipped while filling the page; a Link may lead to an empty last page.)
+ */
 export const listCatalog: V2Handler = async ({ registry, access }, _request, reply, { query, principal }) => {
   const n = registry.pageSize(query.get('n') ?? undefined);
-  const page = await registry.listRepositories(n, query.get('last') ?? undefined);
+  const limit = n ?? registry.options.maxPageSize;
+  const readable = access.readFilter(principal);
   const visible: string[] = [];
-  for (const repo of page.items) if (await access.canRead(principal, repo)) visible.push(repo);
-  if (page.more) reply.header('link', nextLink('/v2/_catalog', n ?? registry.options.maxPageSize, page.items.at(-1)!));
+  let after = query.get('last') ?? undefined;
+  let more = false;
+  while (limit > 0) {
+    const page = await registry.listRepositories(registry.options.maxPageSize, after);
+    for (const [i, repo] of page.items.entries()) {
+      if (!(await readable(repo))) continue;
+      visible.push(repo);
+      if (visible.length === limit) {
+        more = i < page.items.length - 1 || page.more;
+        break;
+      }
+    }
+    if (visible.length === limit || !page.more) break;
+    after = page.items.at(-1);
+  }
+  if (more) reply.header('link', nextLink('/v2/_catalog', limit, visible.at(-1)!));
   return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify({ repositories: visible }));
 };
 
