@@ -3,6 +3,7 @@ import net from 'node:net';
 import { before, describe, it } from 'node:test';
 import { DOCKER_MANIFEST, OCI_INDEX, jsonBlob, makeImage } from '../helpers/registry-client.js';
 import { useServer } from '../helpers/use-server.js';
+import { addProject, addUser, basic, bearer, token, useAuthServer } from '../auth/support.js';
 import { assertErrorBody, expectError, rawRequest } from './support.js';
 
 /**
@@ -122,5 +123,36 @@ describe('protocol corners: references, names, Accept and Host', () => {
     const head = splitResponse(await rawExchange(reg.url, `HEAD /v2/ HTTP/1.1\r\nhost: a.example\r\nHOST: a.example\r\nConnection: close\r\n\r\n`));
     assert.equal(head.status, 400);
     assert.equal(head.body, '');
+  });
+});
+
+describe('protocol corners: a refusal that must reach the user without a body (auth.mode token)', () => {
+  const reg = useAuthServer('token');
+  const digest = `sha256:${'0'.repeat(64)}`;
+  before(async () => {
+    await addUser(reg.server, 'bob', 'bob-password');
+    await addProject(reg.server, 'team');
+  });
+
+  it('a HEAD no token can cure answers 401 with error="insufficient_scope" and the reason as error_description; GET answers 403 DENIED with the body and the same challenge', async () => {
+    const jwt = await token(reg.server, ['repository:team/app:pull,push'], basic('bob', 'bob-password'));
+    const head = await fetch(`${reg.url}/v2/team/app/blobs/${digest}`, { method: 'HEAD', headers: { authorization: bearer(jwt) } });
+    assert.equal(head.status, 401);
+    const challenge = head.headers.get('www-authenticate') ?? '';
+    assert.match(challenge, /^Bearer realm="[^"]+",service="berth",scope="repository:team\/app:pull",error="insufficient_scope",error_description="bob may not pull repository team\/app"$/, challenge);
+    const get = await fetch(`${reg.url}/v2/team/app/manifests/v1`, { headers: { authorization: bearer(jwt) } });
+    assert.equal(get.headers.get('www-authenticate'), challenge);
+    const error = await expectError(get, 403, 'DENIED');
+    assert.equal(error.message, 'bob may not pull repository team/app');
+  });
+
+  it('an anonymous token lacking a scope is told to log in, in the body and in error_description', async () => {
+    const jwt = await token(reg.server, ['repository:team/app:pull']);
+    const head = await fetch(`${reg.url}/v2/team/app/manifests/v1`, { method: 'HEAD', headers: { authorization: bearer(jwt) } });
+    assert.equal(head.status, 401);
+    assert.match(head.headers.get('www-authenticate') ?? '', /error="insufficient_scope",error_description="anonymous may not pull repository team\/app: log in first"$/);
+    const get = await fetch(`${reg.url}/v2/team/app/manifests/v1`, { headers: { authorization: bearer(jwt) } });
+    const error = await expectError(get, 401, 'UNAUTHORIZED');
+    assert.equal(error.message, 'anonymous may not pull repository team/app: log in first');
   });
 });
