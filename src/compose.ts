@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { auditConsumer } from './auth/audit-consumer.js';
 import { projectPolicy } from './auth/project-policy.js';
 import { usesExternalIssuer } from './config/auth.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
@@ -41,6 +42,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger): Co
   if (config.auth.mode !== 'none' && !usesExternalIssuer(config.auth)) policies.register(projectPolicy(config.auth, stores.auth));
 
   const consumers: EventConsumer[] = [gcReviewConsumer(stores.gc)];
+  // /v2 deletes into the audit log, exactly once (with auth: none there is no one to record).
+  if (config.auth.mode !== 'none') consumers.push(auditConsumer(stores.auth));
   const events = new EventDispatcher(metadata, stores.outbox, consumers, logger);
 
   const pulls = new PullCounter((counts) => metadata.recordPulls(counts));

@@ -1,6 +1,6 @@
 import { RegistryError } from '../core/errors.js';
 import { HTPASSWD_ACTOR, HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
-import type { RobotPermission, RobotRows, UserRecord, UserRows } from './ports.js';
+import type { AuditRows, RobotPermission, RobotRows, UserRecord, UserRows } from './ports.js';
 import type { LoginRateLimiter } from './rate-limit.js';
 import { CredentialCache, verifySecret } from './secrets.js';
 
@@ -24,15 +24,28 @@ export function isSystemAdmin(identity: Identity): boolean {
   return identity.kind === 'user' && identity.admin;
 }
 
-/** `Authorization: Basic …` → credentials, or null when absent or not Basic. */
+/**
+ * `Authorization: Basic …` → credentials, or null when absent, not Basic, or malformed (not
+ * canonical base64, no colon, empty username). Callers that must not treat a malformed header
+ * as anonymous check isBasicScheme as well.
+ */
 export function basicCredentials(header: string | undefined): { username: string; password: string } | null {
   if (typeof header !== 'string') return null;
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  const m = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(header);
   if (!m) return null;
-  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const bytes = Buffer.from(m[1]!, 'base64');
+  // Base64 that does not round-trip (wrong length or padding; unpadded is tolerated) is garbage, not credentials.
+  const canonical = bytes.toString('base64');
+  if (m[1] !== canonical && m[1] !== canonical.replace(/=+$/, '')) return null;
+  const decoded = bytes.toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon <= 0) return null;
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** Whether the header uses the Basic scheme at all (well-formed or not). */
+export function isBasicScheme(header: string | undefined): boolean {
+  return typeof header === 'string' && /^basic(?:\s|$)/i.test(header);
 }
 
 /** `Authorization: Bearer …` → the token, or null. */
@@ -42,48 +55,112 @@ export function bearerToken(header: string | undefined): string | null {
   return m ? m[1]! : null;
 }
 
+/** Where a login came in (the audit entry's detail): /v2 Basic auth, /token, /api/v1, or a password change's currentPassword. */
+export type LoginVia = 'v2' | 'token' | 'api' | 'password-change';
+
+/**
+ * The throttle's account key. currentPassword guesses count apart from logins: the caller of a
+ * password change is already signed in (often with a token), and each of its logins would
+ * otherwise clear the count of its guesses.
+ */
+function limiterAccount(username: string, via: LoginVia): string {
+  return via === 'password-change' ? `${username}\u0000current-password` : username;
+}
+
+/** Audited names are cut to this length: a failed attempt may carry any string as its username. */
+const MAX_AUDITED_NAME = 128;
+
 /**
  * Checks a name and secret against users (bcrypt), htpasswd users (bcrypt from the file) and
- * robot accounts (bcrypt, expiry), throttled per account and per client IP.
+ * robot accounts (bcrypt, expiry), throttled per account and client IP (LoginRateLimiter), and
+ * audits the outcome: `login` when a secret was checked against its stored hash (repeats
+ * served by the credential cache within its minute are not recorded again), `login.failed`
+ * (the attempted username, never the password), and `login.ratelimited` once per block.
  */
 export class Authenticator {
   private readonly cache = new CredentialCache();
 
   constructor(
-    private readonly store: UserRows & RobotRows,
+    private readonly store: UserRows & RobotRows & AuditRows,
     private readonly limiter: LoginRateLimiter,
     /** Users of auth.htpasswd, when configured. A Berth user of the same name takes precedence. */
     private readonly htpasswd: HtpasswdUsers | null = null,
   ) {}
 
   /** Resolves the identity, or throws UNAUTHORIZED (bad credentials) / TOOMANYREQUESTS. */
-  async login(username: string, password: string, ip: string, challenge: Record<string, string>): Promise<Identity> {
-    const keys = [`account:${username.toLowerCase()}`, `ip:${ip}`];
-    this.limiter.check(keys);
-    const identity = await this.verify(username, password);
-    if (!identity) {
-      this.limiter.fail(keys);
+  async login(username: string, password: string, ip: string, challenge: Record<string, string>, via: LoginVia = 'v2'): Promise<Identity> {
+    await this.throttle(username, ip, via);
+    const outcome = await this.verify(username, password);
+    if (!outcome) {
+      await this.failed(username, ip, via);
       throw new RegistryError('UNAUTHORIZED', 'invalid username or password', null, challenge);
     }
-    this.limiter.succeed(keys[0]!);
-    return identity;
+    this.limiter.succeed(limiterAccount(username, via), ip);
+    if (outcome.checked) await this.audit('login', username, ip, { via });
+    return outcome.identity;
   }
 
-  private async verify(name: string, secret: string): Promise<Identity | null> {
+  /**
+   * Whether `password` is the current password of user `username` (a password change by the
+   * user themself), under the same throttle and audit as a login: guessing it is guessing a password.
+   */
+  async confirmPassword(username: string, password: string, ip: string): Promise<boolean> {
+    const via: LoginVia = 'password-change';
+    await this.throttle(username, ip, via);
+    const outcome = await this.verify(username, password);
+    if (outcome?.identity.kind !== 'user' || outcome.identity.name !== username) {
+      await this.failed(username, ip, via);
+      return false;
+    }
+    this.limiter.succeed(limiterAccount(username, via), ip);
+    return true;
+  }
+
+  private async throttle(username: string, ip: string, via: LoginVia): Promise<void> {
+    const blocked = this.limiter.blocked(limiterAccount(username, via), ip);
+    if (!blocked) return;
+    const retryAfter = Math.max(1, Math.ceil(blocked.retryAfterMs / 1000));
+    if (blocked.first) await this.audit('login.ratelimited', username, ip, { via, retryAfter });
+    throw new RegistryError(
+      'TOOMANYREQUESTS',
+      'too many failed login attempts; try again later',
+      { retryAfter },
+      { 'retry-after': String(retryAfter) },
+    );
+  }
+
+  private async failed(username: string, ip: string, via: LoginVia): Promise<void> {
+    this.limiter.fail(limiterAccount(username, via), ip);
+    await this.audit('login.failed', username, ip, { via });
+  }
+
+  private audit(action: string, username: string, ip: string, detail: Record<string, unknown>): Promise<void> {
+    const name = username.slice(0, MAX_AUDITED_NAME);
+    return this.store.audit({ actor: name, action, target: name, ip, detail });
+  }
+
+  /** The identity behind a name and secret (null: wrong), and whether a stored hash was checked (not the cache). */
+  private async verify(name: string, secret: string): Promise<{ identity: Identity; checked: boolean } | null> {
+    const checked = { value: false };
+    const identity = await this.resolve(name, secret, checked);
+    return identity ? { identity, checked: checked.value } : null;
+  }
+
+  private async resolve(name: string, secret: string, checked: { value: boolean }): Promise<Identity | null> {
     if (name.startsWith(ROBOT_PREFIX)) {
       const robot = await this.store.getRobot(name);
       if (robot && robot.expiresAt !== null && robot.expiresAt.getTime() <= Date.now()) return null;
-      if (!(await this.check(name, secret, robot?.secretHash ?? null))) return null;
+      if (!(await this.check(name, secret, robot?.secretHash ?? null, checked))) return null;
       return { kind: 'robot', name, project: robot!.project, permissions: robot!.permissions };
     }
     const user = await this.store.getUser(name);
     if (user && !isHtpasswdAccount(user.passwordHash)) {
-      if (!(await this.check(name, secret, user.passwordHash))) return null;
+      if (!(await this.check(name, secret, user.passwordHash, checked))) return null;
       return { kind: 'user', name, admin: user.admin };
     }
     // An htpasswd user, or nobody: a name in neither place still costs one bcrypt compare.
     const fileHash = this.htpasswd?.hashOf(name) ?? null;
-    if (!(await this.check(name, secret, fileHash))) return null;
+    if (!(await this.check(name, secret, fileHash, checked))) return null;
     const account = user ?? (await this.htpasswdAccount(name));
     return account ? { kind: 'user', name, admin: account.admin } : null;
   }
@@ -97,8 +174,9 @@ export class Authenticator {
     return user && isHtpasswdAccount(user.passwordHash) ? user : null;
   }
 
-  private async check(name: string, secret: string, storedHash: string | null): Promise<boolean> {
+  private async check(name: string, secret: string, storedHash: string | null, checked: { value: boolean }): Promise<boolean> {
     if (storedHash !== null && this.cache.matches(name, secret, storedHash)) return true;
+    checked.value = true;
     const ok = await verifySecret(secret, storedHash);
     if (ok) this.cache.remember(name, secret, storedHash!);
     return ok;

@@ -177,6 +177,13 @@ export interface RefreshTokenRows {
 export interface AuditRows {
   audit(entry: AuditEntry): Promise<void>;
   listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]>;
+  /** Writes `entries` inside `tx` (an outbox consumer's: they commit with its cursor, exactly once), each at its own time. */
+  auditWithin(tx: MetadataTx, entries: DatedAuditEntry[]): Promise<void>;
+}
+
+/** An audit entry of something that happened earlier (an event's time). */
+export interface DatedAuditEntry extends AuditEntry {
+  at: Date;
 }
 
 /**

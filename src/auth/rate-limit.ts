@@ -1,50 +1,89 @@
-import { RegistryError } from '../core/errors.js';
+/** The failed-login throttle's settings (auth.ratelimit). */
+export interface RateLimitSettings {
+  /** Failures tolerated for one account from one client address within `windowMs`. */
+  failures: number;
+  /** Failures tolerated from one client address across all accounts within `windowMs` (password spraying). */
+  perIp: number;
+  windowMs: number;
+  /** The first wait once a limit is reached; it doubles with each further failure, up to `windowMs`. */
+  backoffMs: number;
+}
+
+/** A refusal: how long until the next attempt is allowed, and whether this is the first refusal of the block. */
+export interface Blocked {
+  retryAfterMs: number;
+  first: boolean;
+}
+
+interface Entry {
+  /** Failure times within the window, oldest first. */
+  times: number[];
+  /** No attempt is allowed before this instant (epoch ms). */
+  until: number;
+  /** Whether a refusal has been reported since `until` was last set (the audit records one per block). */
+  reported: boolean;
+}
 
 /**
- * Failed-login throttle: more than `limit` failures for one key (an account or a client IP)
- * within `windowMs` blocks further attempts for that key until the oldest failure ages out.
- * Counters live in this process, so with several replicas the limit applies per replica.
+ * Failed-login throttle, keyed by account *and* client address, so a stranger cannot lock
+ * anyone out (the admin included): after `failures` failures of one account from one address
+ * within the window, that pair waits `backoffMs`, then twice as long after each further
+ * failure (at most the window). A client address failing `perIp` times across accounts waits
+ * the same way for every account. A success clears the pair (not the address: one good password
+ * must not reset a spray). Counters live in this process: with several replicas each applies
+ * the limits on its own (docs/security.md).
  */
 export class LoginRateLimiter {
-  private readonly failures = new Map<string, number[]>();
+  private readonly entries = new Map<string, Entry>();
 
-  constructor(
-    private readonly limit: number,
-    private readonly windowMs: number,
-  ) {}
+  constructor(private readonly settings: RateLimitSettings) {}
 
-  /** Throws TOOMANYREQUESTS (429 + Retry-After) if any of `keys` is blocked. */
-  check(keys: string[]): void {
+  /** Null when `account` may try from `ip` now; otherwise how long to wait. */
+  blocked(account: string, ip: string): Blocked | null {
     const now = Date.now();
-    for (const key of keys) {
-      const recent = this.recent(key, now);
-      if (recent.length >= this.limit) {
-        const retryAfter = Math.max(1, Math.ceil((recent[0]! + this.windowMs - now) / 1000));
-        throw new RegistryError('TOOMANYREQUESTS', 'too many failed login attempts; try again later', { retryAfter }, { 'retry-after': String(retryAfter) });
-      }
+    let worst: Entry | null = null;
+    for (const key of this.keys(account, ip)) {
+      const entry = this.entries.get(key);
+      if (entry && entry.until > now && (!worst || entry.until > worst.until)) worst = entry;
     }
+    if (!worst) return null;
+    const first = !worst.reported;
+    worst.reported = true;
+    return { retryAfterMs: worst.until - now, first };
   }
 
-  fail(keys: string[]): void {
+  fail(account: string, ip: string): void {
     const now = Date.now();
-    for (const key of keys) {
-      const recent = this.recent(key, now);
-      recent.push(now);
-      this.failures.set(key, recent);
+    const [pair, address] = this.keys(account, ip);
+    this.record(pair!, this.settings.failures, now);
+    this.record(address!, this.settings.perIp, now);
+    if (this.entries.size > 100_000) this.prune(now);
+  }
+
+  succeed(account: string, ip: string): void {
+    this.entries.delete(this.keys(account, ip)[0]!);
+  }
+
+  private keys(account: string, ip: string): [string, string] {
+    return [`${account.toLowerCase()}\n${ip}`, `\n${ip}`];
+  }
+
+  private record(key: string, limit: number, now: number): void {
+    const { windowMs, backoffMs } = this.settings;
+    const entry = this.entries.get(key) ?? { times: [], until: 0, reported: false };
+    entry.times = entry.times.filter((t) => t > now - windowMs);
+    entry.times.push(now);
+    const over = entry.times.length - limit;
+    if (over >= 0) {
+      entry.until = now + Math.min(windowMs, backoffMs * 2 ** Math.min(over, 30));
+      entry.reported = false;
     }
-    if (this.failures.size > 100_000) this.prune(now);
-  }
-
-  /** A successful login clears the account's counter (not the IP's: one good password must not reset a spray). */
-  succeed(key: string): void {
-    this.failures.delete(key);
-  }
-
-  private recent(key: string, now: number): number[] {
-    return (this.failures.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    this.entries.set(key, entry);
   }
 
   private prune(now: number): void {
-    for (const [key, times] of this.failures) if (!times.some((t) => t > now - this.windowMs)) this.failures.delete(key);
+    for (const [key, entry] of this.entries) {
+      if (entry.until <= now && !entry.times.some((t) => t > now - this.settings.windowMs)) this.entries.delete(key);
+    }
   }
 }

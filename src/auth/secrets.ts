@@ -5,6 +5,8 @@ import { RegistryError } from '../core/errors.js';
 /** bcrypt work factor: ~70 ms per check in bcryptjs; verified logins are cached (see CredentialCache). */
 const BCRYPT_ROUNDS = 10;
 const MIN_PASSWORD_LENGTH = 8;
+/** bcrypt reads at most 72 bytes: a longer password would be cut silently (its tail never checked). */
+export const MAX_PASSWORD_BYTES = 72;
 
 export function hashSecret(secret: string): Promise<string> {
   return bcrypt.hash(secret, BCRYPT_ROUNDS);
@@ -44,9 +46,20 @@ export function safeEqual(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/**
+ * A new password: at least 8 characters and at most 72 bytes in UTF-8 (bcrypt's limit; refused
+ * rather than cut, so every character counts). Only setting a password checks this: hashes
+ * stored before the limit keep verifying as they always did.
+ */
 export function validatePassword(password: unknown): string {
-  if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH || password.length > 256) {
-    throw new RegistryError('INVALID_ARGUMENT', `password must be ${MIN_PASSWORD_LENGTH} to 256 characters long`);
+  if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH) {
+    throw new RegistryError('INVALID_ARGUMENT', `password must be at least ${MIN_PASSWORD_LENGTH} characters long`);
+  }
+  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
+    throw new RegistryError(
+      'INVALID_ARGUMENT',
+      `password must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt ignores anything longer)`,
+    );
   }
   return password;
 }

@@ -6,7 +6,7 @@ import { OpenAccessPolicy, type AccessPolicy, type RequestCredentials } from './
 import { Accounts } from './accounts.js';
 import { usesExternalIssuer, type AuthConfig } from '../config/auth.js';
 import { HTPASSWD_MARKER, HtpasswdUsers, HtpasswdWatcher, registerHtpasswdUsers, type ParsedHtpasswd } from './htpasswd.js';
-import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, isSystemAdmin, type Identity } from './identity.js';
+import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, isBasicScheme, isSystemAdmin, type Identity } from './identity.js';
 import { Directory } from './directory.js';
 import { KeyRing, externalKeyResolver } from './keys.js';
 import type { ApiAccess } from './permissions.js';
@@ -17,7 +17,7 @@ import { RefreshTokens } from './refresh.js';
 import { AccessRules } from './rules.js';
 import { generateSecret } from './secrets.js';
 import { TokenService } from './token-service.js';
-import { CLOCK_TOLERANCE_S, TokenIssuer, TokenVerifier } from './tokens.js';
+import { API_SCOPE, CLOCK_TOLERANCE_S, TokenIssuer, TokenVerifier, apiAudience } from './tokens.js';
 
 /** Where a request came in, as the HTTP layer saw it (proxy-aware when http.trustproxy). */
 export interface RequestOrigin {
@@ -47,6 +47,8 @@ export class AuthService {
   /** The token server's logic (access and refresh tokens); null when Berth issues no tokens. */
   readonly tokens: TokenService | null;
   readonly verifier: TokenVerifier | null;
+  /** Verifies Berth's own tokens for /api/v1: accepts both audiences so a registry token can be told apart (and refused). */
+  private readonly apiVerifier: TokenVerifier | null;
   readonly tokenLifetimeMs: number;
   readonly refreshLifetimeMs: number;
   /** Users of auth.htpasswd (null when not configured); kept current by `init`'s file watcher. */
@@ -65,7 +67,16 @@ export class AuthService {
     this.rules = new AccessRules(this.store, config);
     this.accounts = new Accounts(this.store, (project) => projectHasRepositories(metadata, project));
     this.htpasswd = config.htpasswd && config.mode !== 'none' ? new HtpasswdUsers() : null;
-    this.authenticator = new Authenticator(this.store, new LoginRateLimiter(config.ratelimit.failures, durationMs(config.ratelimit.window)), this.htpasswd);
+    this.authenticator = new Authenticator(
+      this.store,
+      new LoginRateLimiter({
+        failures: config.ratelimit.failures,
+        perIp: config.ratelimit.perip,
+        windowMs: durationMs(config.ratelimit.window),
+        backoffMs: durationMs(config.ratelimit.backoff),
+      }),
+      this.htpasswd,
+    );
     this.tokenLifetimeMs = durationMs(config.token.expiration);
     this.refreshLifetimeMs = durationMs(config.token.refreshexpiration);
     this.keys = new KeyRing(this.store, this.tokenLifetimeMs + CLOCK_TOLERANCE_S * 1000);
@@ -76,6 +87,13 @@ export class AuthService {
       config.mode !== 'token'
         ? null
         : new TokenVerifier(external ? externalKeyResolver(config.token) : this.keys.verificationKey, { issuer: config.token.issuer, audience, external });
+    this.apiVerifier = this.issuer
+      ? new TokenVerifier(this.keys.verificationKey, {
+          issuer: config.token.issuer,
+          audience: [apiAudience(config.token.service), config.token.service],
+          external: false,
+        })
+      : null;
     this.directory = new Directory(this.store, this.rules);
     this.tokens = this.issuer ? new TokenService(this.rules, this.issuer, new RefreshTokens(this.store, this.authenticator, this.refreshLifetimeMs)) : null;
     this.policy = this.buildPolicy(external);
@@ -119,30 +137,56 @@ export class AuthService {
 
   private async apiIdentity(credentials: RequestCredentials, access: ApiAccess): Promise<Identity> {
     if (this.mode === 'none') return OPEN_ADMIN;
-    const challenge =
+    const challenge = (error?: string): Record<string, string> =>
       this.mode === 'basic'
         ? basicChallenge(this.config.htpasswd?.realm)
-        : { 'www-authenticate': `Bearer realm="${this.realm(credentials.baseUrl)}",service="${this.config.token.service}"` };
+        : {
+            'www-authenticate': `Bearer realm="${this.realm(credentials.baseUrl)}",service="${this.config.token.service}",scope="${API_SCOPE}"${error ? `,error="${error}"` : ''}`,
+          };
     const basic = basicCredentials(credentials.authorization);
-    if (basic) return this.authenticator.login(basic.username, basic.password, credentials.ip, challenge);
+    if (basic) return this.authenticator.login(basic.username, basic.password, credentials.ip, challenge(), 'api');
+    if (isBasicScheme(credentials.authorization))
+      throw new RegistryError('UNAUTHORIZED', 'malformed Basic credentials (expected base64 of username:password)', null, challenge());
     const token = bearerToken(credentials.authorization);
-    if (token && this.verifier) {
-      const identity = await this.identityFromToken(token);
-      if (identity) return identity;
-      throw new RegistryError('UNAUTHORIZED', 'invalid token', null, challenge);
-    }
+    if (token && this.verifier) return this.identityFromApiToken(token, challenge('invalid_token'));
     if (access === 'public') return ANONYMOUS;
-    throw new RegistryError('UNAUTHORIZED', 'authentication required', null, challenge);
+    throw new RegistryError('UNAUTHORIZED', 'authentication required', null, challenge());
   }
 
-  private async identityFromToken(token: string): Promise<Identity | null> {
+  /**
+   * The admin API takes API tokens only (GET /token?service=…&scope=api): a registry token
+   * grants its scopes on /v2 and nothing more, so a pull token handed to a CI job cannot
+   * manage its owner's projects. Tokens of an external issuer are registry tokens.
+   */
+  private async identityFromApiToken(token: string, challenge: Record<string, string>): Promise<Identity> {
+    const refuse = (message: string) => new RegistryError('UNAUTHORIZED', message, null, challenge);
+    if (!this.apiVerifier) throw refuse('the admin API does not accept tokens of the external issuer; use Basic credentials');
+    let verified;
     try {
-      const verified = await this.verifier!.verify(token);
-      if (!this.issuer) return verified.subject ? { kind: 'external', name: verified.subject } : null;
-      const identity = await this.authenticator.current(verified.subject);
-      return identity && identity.kind !== 'anonymous' ? identity : null;
+      verified = await this.apiVerifier.verify(token);
     } catch {
-      return null;
+      throw refuse('invalid token');
+    }
+    const audiences = [verified.claims.aud ?? []].flat();
+    if (!audiences.includes(apiAudience(this.config.token.service))) {
+      throw refuse(
+        `a registry token (for /v2, limited to its scopes) is not accepted on /api/v1; use Basic credentials or an API token: GET /token?service=${this.config.token.service}&scope=${API_SCOPE}`,
+      );
+    }
+    const identity = await this.authenticator.current(verified.subject);
+    if (!identity || identity.kind === 'anonymous') throw refuse('the token subject no longer exists');
+    return identity;
+  }
+
+  /**
+   * A user changing their own password must give the current one (admins need not). Wrong
+   * guesses count as failed logins of that account from that address: throttled (429 with
+   * backoff) and audited like any other.
+   */
+  async requireCurrentPassword(identity: Identity, username: string, current: string | undefined, ip: string): Promise<void> {
+    if (isSystemAdmin(identity)) return;
+    if (current === undefined || !(await this.authenticator.confirmPassword(username, current, ip))) {
+      throw new RegistryError('DENIED', 'currentPassword is missing or wrong');
     }
   }
 
@@ -206,7 +250,22 @@ export class AuthService {
 /** Builds the function that tells the public base URL (http.host, else the request's, proxy-aware). */
 export function baseUrlResolver(config: BerthConfig): (origin: RequestOrigin) => string {
   const fixed = config.http.host?.replace(/\/+$/, '');
-  return (origin) => fixed ?? `${origin.protocol}://${origin.host}`;
+  return (origin) => fixed ?? originUrl(origin);
+}
+
+/** A hostname, IPv4 address or [IPv6] literal, with an optional port: nothing that could break out of a quoted header parameter. */
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+
+/**
+ * `<protocol>://<host>` of a request, for the token realm in a challenge when http.host is not
+ * set. The Host (or X-Forwarded-Host) header is the client's to choose: anything but a plain
+ * host[:port] — quotes, commas, spaces, paths — is refused with 400 rather than copied into
+ * WWW-Authenticate.
+ */
+export function originUrl(origin: RequestOrigin): string {
+  const protocol = origin.protocol === 'https' ? 'https' : 'http';
+  if (!HOST.test(origin.host)) throw new RegistryError('INVALID_ARGUMENT', 'invalid Host header: expected host[:port] (or set http.host)');
+  return `${protocol}://${origin.host}`;
 }
 
 /** Whether `project` or any `project/…` repository exists (names sort bytewise; '/' sorts below [a-z0-9]). */

@@ -11,6 +11,21 @@ const EXTERNAL_ALGS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS
 /** Clock skew tolerated between the issuer and this server. */
 export const CLOCK_TOLERANCE_S = 30;
 
+/**
+ * The scope a token request names to get an API token (for /api/v1) instead of a registry
+ * token. Not a Docker scope (it has no colons), so no registry client asks for it by accident.
+ */
+export const API_SCOPE = 'api';
+
+/**
+ * The `aud` of API tokens: `<service>/api`. Registry tokens carry `aud` = the service, so
+ * each kind is refused where the other is expected (a pull token cannot manage accounts, an
+ * API token cannot push).
+ */
+export function apiAudience(service: string): string {
+  return `${service}/api`;
+}
+
 export interface VerifiedToken {
   subject: string;
   access: Grant[];
@@ -60,7 +75,17 @@ export class TokenIssuer {
     private readonly options: { issuer: string; service: string; lifetimeMs: number },
   ) {}
 
-  async issue(identity: Identity, access: Grant[]): Promise<IssuedToken> {
+  /** A registry token: `aud` = the service, `access` = the granted scopes (for /v2). */
+  issue(identity: Identity, access: Grant[]): Promise<IssuedToken> {
+    return this.sign(identity, access, this.options.service);
+  }
+
+  /** An API token: `aud` = apiAudience(service), no `access` (for /api/v1, acting as `identity`). */
+  issueApi(identity: Identity): Promise<IssuedToken> {
+    return this.sign(identity, [], apiAudience(this.options.service));
+  }
+
+  private async sign(identity: Identity, access: Grant[], audience: string): Promise<IssuedToken> {
     const key = await this.keys.signingKey();
     const now = Math.floor(Date.now() / 1000);
     const expiresIn = Math.floor(this.options.lifetimeMs / 1000);
@@ -68,7 +93,7 @@ export class TokenIssuer {
       .setProtectedHeader({ alg: SIGNING_ALG, kid: key.kid, typ: 'JWT' })
       .setIssuer(this.options.issuer)
       .setSubject(identityName(identity))
-      .setAudience(this.options.service)
+      .setAudience(audience)
       .setIssuedAt(now)
       .setNotBefore(now)
       .setExpirationTime(now + expiresIn)
@@ -82,7 +107,7 @@ export class TokenIssuer {
 export class TokenVerifier {
   constructor(
     private readonly key: JWTVerifyGetKey,
-    private readonly options: { issuer: string; audience: string; external: boolean },
+    private readonly options: { issuer: string; audience: string | string[]; external: boolean },
   ) {}
 
   async verify(token: string): Promise<VerifiedToken> {

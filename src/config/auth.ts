@@ -63,9 +63,13 @@ export const authConfigSchema = z
       .optional(),
     ratelimit: z
       .object({
-        /** Failed logins tolerated per account and per client IP within `window`. */
+        /** Failed logins tolerated for one account from one client IP within `window` (never a lock-out for other addresses). */
         failures: z.number().int().positive().default(10),
+        /** Failed logins tolerated from one client IP across all accounts within `window` (password spraying). */
+        perip: z.number().int().positive().default(100),
         window: duration.default('5m'),
+        /** First wait once a limit is reached; doubles with each further failure, at most `window`. */
+        backoff: duration.default('5s'),
       })
       .strict()
       .prefault({}),

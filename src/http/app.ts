@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AccessPolicy } from '../auth/access.js';
 import type { AuthService } from '../auth/service.js';
@@ -8,7 +8,10 @@ import type { GarbageCollector } from '../gc/collector.js';
 import type { StorageUsageQueries } from '../gc/ports.js';
 import { registerAdminApi } from './api/index.js';
 import type { ApiFeatures } from './api/route.js';
-import { credentialsReader } from './credentials.js';
+import { RegistryError } from '../core/errors.js';
+import { claimedIdentity, credentialsReader, identityNotingPolicy, notedIdentity } from './credentials.js';
+import { apiIdentity } from './api/index.js';
+import { identityName } from '../auth/identity.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerUploadLimits } from './limits.js';
 import { clientErrorHandler, refuseDuplicateHost } from './client-errors.js';
@@ -71,17 +74,48 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+  // The client address (request.ip: X-Forwarded-For's client with http.trustproxy, else the
+  // peer) and, once auth accepted the credentials, who the request acted as.
+  const actingAs = (request: FastifyRequest) => notedIdentity(request) ?? (identityName(apiIdentity(request)) || undefined);
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ip: request.ip,
+        user: actingAs(request),
+      },
       'request',
     );
   });
   // A client that hangs up mid-request (a killed push) gets no response, so onResponse never
   // fires; log it anyway so operators can see interrupted uploads.
   app.addHook('onRequestAbort', async (request) => {
-    request.log.info({ method: request.method, url: request.url, status: 'aborted' }, 'request');
+    request.log.info({ method: request.method, url: request.url, status: 'aborted', ip: request.ip, user: actingAs(request) }, 'request');
   });
+  const auth = options.auth;
+  if (auth && auth.mode !== 'none') {
+    // A refused authorization (403 DENIED, on /v2 or /api/v1) is an audit entry. Auth answers
+    // 403 only to a caller whose credentials it accepted, so the name they claim is theirs.
+    app.addHook('onError', async (request, _reply, error) => {
+      if (!(error instanceof RegistryError) || error.code !== 'DENIED') return;
+      const actor = actingAs(request) ?? claimedIdentity(request.headers.authorization) ?? 'anonymous';
+      const path = (request.raw.url ?? '').split('?')[0]!.slice(0, 512);
+      try {
+        await auth.store.audit({
+          actor,
+          action: 'access.denied',
+          target: `${request.method} ${path}`,
+          ip: request.ip,
+          detail: { message: error.message.slice(0, 512) },
+        });
+      } catch (err) {
+        request.log.error({ err }, 'could not write the audit entry of a refused request');
+      }
+    });
+  }
   app.addHook('onRequest', refuseDuplicateHost);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
@@ -97,7 +131,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     }
   });
 
-  registerV2Routes(app, { registry: options.registry, access: options.access, credentials: credentialsReader(options.auth?.baseUrl) });
+  const access = auth && auth.mode !== 'none' ? identityNotingPolicy(options.access) : options.access;
+  registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth);
     registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs });

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ANONYMOUS, basicCredentials } from '../auth/identity.js';
+import { ANONYMOUS, basicCredentials, identityName } from '../auth/identity.js';
 import { BASIC_CHALLENGE } from '../auth/policies.js';
 import type { AuthService } from '../auth/service.js';
 import type { TokenAnswer, TokenService } from '../auth/token-service.js';
 import { RegistryError } from '../core/errors.js';
+import { noteIdentity } from './credentials.js';
 
 const FORM_LIMIT = 64 * 1024;
 
@@ -47,8 +48,21 @@ function checkService(auth: AuthService, service: string | null): void {
 async function getToken(auth: AuthService, tokens: TokenService, request: FastifyRequest): Promise<TokenAnswer> {
   const params = queryParams(request);
   checkService(auth, params.get('service'));
-  const credentials = basicCredentials(request.headers.authorization);
-  const identity = credentials ? await auth.authenticator.login(credentials.username, credentials.password, request.ip, BASIC_CHALLENGE) : ANONYMOUS;
+  const authorization = request.headers.authorization;
+  const credentials = basicCredentials(authorization);
+  // A header that is there but unreadable is a client bug or a probe: never an anonymous token.
+  if (!credentials && authorization !== undefined) {
+    throw new RegistryError(
+      'UNAUTHORIZED',
+      'malformed Authorization header: the token endpoint takes Basic credentials (base64 of username:password)',
+      null,
+      BASIC_CHALLENGE,
+    );
+  }
+  const identity = credentials
+    ? await auth.authenticator.login(credentials.username, credentials.password, request.ip, BASIC_CHALLENGE, 'token')
+    : ANONYMOUS;
+  noteIdentity(request, identityName(identity));
   const wantsRefresh = params.get('offline_token') === 'true';
   return tokens.issue(identity, params.getAll('scope'), wantsRefresh ? params.get('client_id') : null);
 }
@@ -61,7 +75,8 @@ async function postToken(auth: AuthService, tokens: TokenService, request: Fasti
   const scopes = form.getAll('scope');
   switch (form.get('grant_type')) {
     case 'password': {
-      const identity = await auth.authenticator.login(form.get('username') ?? '', form.get('password') ?? '', request.ip, {});
+      const identity = await auth.authenticator.login(form.get('username') ?? '', form.get('password') ?? '', request.ip, {}, 'token');
+      noteIdentity(request, identityName(identity));
       return tokens.issue(identity, scopes, form.get('access_type') === 'offline' ? clientId : null);
     }
     case 'refresh_token':

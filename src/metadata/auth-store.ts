@@ -4,6 +4,7 @@ import type {
   AuditRecord,
   AuthStore,
   ChangeActor,
+  DatedAuditEntry,
   MemberRecord,
   ProjectRecord,
   ProjectTxRows,
@@ -357,6 +358,11 @@ export class KyselyAuthStore implements AuthStore {
     });
   }
 
+  async auditWithin(tx: MetadataTx, entries: DatedAuditEntry[]): Promise<void> {
+    const trx = transactionOf(tx) as unknown as Transaction<AuthTables>;
+    for (const entry of entries) await insertAudit(trx, entry, entry.at.getTime());
+  }
+
   async listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]> {
     let query = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(limit);
     if (beforeId !== undefined) query = query.where('id', '<', beforeId);
@@ -401,11 +407,11 @@ async function insertProject(trx: Transaction<AuthTables>, dialect: Dialect, pro
   };
 }
 
-async function insertAudit(db: Kysely<AuthTables> | Transaction<AuthTables>, entry: AuditEntry): Promise<void> {
+async function insertAudit(db: Kysely<AuthTables> | Transaction<AuthTables>, entry: AuditEntry, at = Date.now()): Promise<void> {
   await db
     .insertInto('audit_log')
     .values({
-      at: Date.now(),
+      at,
       actor: entry.actor,
       action: entry.action,
       target: entry.target,

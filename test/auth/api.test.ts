@@ -19,8 +19,8 @@ describe('admin API /api/v1', () => {
     assert.equal((await api(reg.server, 'GET', '/users', adminAuth())).status, 200);
   });
 
-  it('accepts a Bearer token from /token as well as Basic credentials', async () => {
-    const jwt = await token(reg.server, [], adminAuth());
+  it('accepts an API token from /token (scope api) as well as Basic credentials', async () => {
+    const jwt = await token(reg.server, ['api'], adminAuth());
     const res = await fetch(`${reg.url}/api/v1/me`, { headers: { authorization: bearer(jwt) } });
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { name: string }).name, 'admin');

@@ -93,7 +93,7 @@ describe('auth: basic — every request carries HTTP Basic credentials', () => {
 });
 
 describe('failed-login rate limiting', () => {
-  const reg = useAuthServer('basic', { ratelimit: { failures: 3, window: '5m' } });
+  const reg = useAuthServer('basic', { ratelimit: { failures: 3, perip: 3, window: '5m', backoff: '1m' } });
   before(async () => {
     await addUser(reg.server, 'carol', 'carol-password');
   });
@@ -110,7 +110,7 @@ describe('failed-login rate limiting', () => {
     assert.ok(retryAfter > 0 && retryAfter <= 300, `Retry-After ${retryAfter}`);
   });
 
-  it('the client IP is throttled too: other accounts from the same address are refused while it is blocked', async () => {
+  it('the client IP is throttled too (auth.ratelimit.perip): other accounts from the same address are refused while it is blocked', async () => {
     const res = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('admin', ADMIN_PASSWORD) } });
     assert.equal(res.status, 429);
   });

@@ -148,9 +148,9 @@ describe('account changes become domain events, committed with their audit entry
     secrets.push(system.secret);
     await call(reg.server, 'DELETE', `/robots/${encodeURIComponent(system.name)}`, admin, 204);
 
-    // A user acting with a Bearer token from /token: the event's actor is that user, and
-    // the project they create names them as its owner.
-    const erin = bearer(await token(reg.server, [], basic('erin', 'erin-password-2')));
+    // A user acting with an API token from /token (scope api): the event's actor is that user,
+    // and the project they create names them as its owner.
+    const erin = bearer(await token(reg.server, ['api'], basic('erin', 'erin-password-2')));
     await call(reg.server, 'POST', '/projects', erin, 201, { name: 'erins', public: false });
     await call(reg.server, 'PUT', '/projects/erins/members/admin', erin, 204, { role: 'guest' });
     await call(reg.server, 'DELETE', '/projects/erins/members/admin', erin, 204);

@@ -56,13 +56,14 @@ export const userRoutes: ApiRoute[] = [
   {
     method: 'PUT',
     path: '/users/:username/password',
-    summary: 'Change a password (users changing their own must give currentPassword); revokes refresh tokens',
+    summary:
+      'Change a password (8 characters to 72 bytes; users changing their own must give currentPassword, throttled like logins); revokes refresh tokens',
     body: PasswordChange,
     status: 204,
-    handler: async ({ auth, identity, actor, params, body }) => {
+    handler: async ({ auth, identity, actor, params, body, credentials }) => {
       const b = body as z.infer<typeof PasswordChange>;
       auth.directory.requireSelfOrAdmin(identity, params.username!);
-      await auth.directory.requireCurrentPassword(identity, params.username!, b.currentPassword);
+      await auth.requireCurrentPassword(identity, params.username!, b.currentPassword, credentials.ip);
       await auth.accounts.setPassword(actor, params.username!, b.password);
     },
   },
