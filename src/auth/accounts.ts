@@ -55,11 +55,12 @@ export class Accounts {
 
   /**
    * Creates a project. Over repositories that already exist under its name (pushed with
-   * auth.mode none, or by an admin with autocreate off) only when `overExisting` says the
-   * caller is a system admin (admin API) or the operator (CLI): otherwise whoever names a
-   * project first would own content they never had access to.
+   * auth.mode none, or by an admin with autocreate off) only with `overExisting`: the admin
+   * API passes false unless the caller is a system admin, since otherwise whoever names a
+   * project first would own content they never had access to; the CLI (the operator, who
+   * holds the database) keeps the default.
    */
-  async createProject(actor: Actor, name: string, isPublic: boolean, owner?: string, options: { overExisting?: boolean } = {}): Promise<ProjectRecord> {
+  async createProject(actor: Actor, name: string, isPublic: boolean, owner?: string, options: { overExisting: boolean } = { overExisting: true }): Promise<ProjectRecord> {
     validateProjectName(name);
     if (!options.overExisting && !(await this.store.getProject(name)) && (await this.projectHasRepositories(name))) {
       // The name is taken, as by an existing project (409); the message tells an admin what to do.

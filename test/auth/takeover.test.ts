@@ -97,9 +97,11 @@ describe('switching from auth none to basic, then token, over existing repositor
     assert.equal(await status(s, 'GET', '/projects/secretteam', adminAuth()), 404, 'and nothing was created');
     const catalog = await m.fetch('/v2/_catalog');
     assert.deepEqual(((await catalog.json()) as { repositories: string[] }).repositories, []);
-    // Admins still reach everything.
+    // Admins still reach everything, and may create a project over orphans (claiming them).
     const admin = new RegistryClient(s.url, { authorization: adminAuth() });
     assert.equal((await admin.fetch(`/v2/secretteam/app/manifests/${images['secretteam/app']!.manifest.digest}`)).status, 200);
+    assert.equal(await status(s, 'POST', '/projects', adminAuth(), { name: 'solo' }), 201);
+    assert.equal((await fsck(s)).checked.orphanRepositories, 2, 'solo is no orphan any more');
   });
 
   it('auth.mode token: at start every orphan repository gets a private project owned by the admin, audited as project.adopt', async () => {
@@ -111,7 +113,7 @@ describe('switching from auth none to basic, then token, over existing repositor
       [
         ['demo', false, 'system'],
         ['secretteam', false, 'system'],
-        ['solo', false, 'system'],
+        ['solo', false, 'admin'],
       ],
     );
     const members = (await (await api(s, 'GET', '/projects/demo/members', adminAuth())).json()) as { username: string; role: string }[];
@@ -122,7 +124,6 @@ describe('switching from auth none to basic, then token, over existing repositor
       [
         ['system', 'demo', 'admin', 1],
         ['system', 'secretteam', 'admin', 1],
-        ['system', 'solo', 'admin', 1],
       ],
     );
   });
