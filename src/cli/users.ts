@@ -16,12 +16,14 @@ export type LoadConfig = () => Promise<BerthConfig>;
  */
 export async function withAuth<T>(loadConfig: LoadConfig, fn: (auth: AuthService, actor: Actor, identity: Identity) => Promise<T>): Promise<T> {
   const config = await loadConfig();
-  const [{ openMetadataAdapters }, { createAuthService }, { RegistryError }] = await Promise.all([
+  const [{ openMetadataAdapters }, { createAuthService }, { RegistryError }, { openSealer }] = await Promise.all([
     import('../metadata/index.js'),
     import('../auth/index.js'),
     import('../core/errors.js'),
+    import('../secrets/index.js'),
   ]);
-  const { metadata, auth: store } = await openMetadataAdapters(config);
+  // Signing keys sealed at rest open (and `berth auth rotate-key` seals) with the server's secrets key.
+  const { metadata, auth: store } = await openMetadataAdapters(config, undefined, openSealer(config.secrets));
   try {
     const auth = createAuthService(config, store, metadata, () => '');
     // Whoever runs the CLI on the server's host acts as a system administrator; the audit log names them.

@@ -84,7 +84,8 @@ function mergeEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): { merge
       unknown.push(name);
       continue;
     }
-    sources.set(keyPath.join('.'), `${name}=${JSON.stringify(value)}`);
+    // The value is shown in error messages: a secret (BERTH_SECRETS_KEY, a URL's password) is masked.
+    sources.set(keyPath.join('.'), `${name}=${JSON.stringify(redactConfig(value, keyPath[keyPath.length - 1], keyPath.join('.')))}`);
     let target: Record<string, unknown> = out;
     for (const key of keyPath.slice(0, -1)) {
       const next = target[key];

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { durationMs, type BerthConfig } from '../config/schema.js';
-import { PLAINTEXT_SEALER, type SecretSealer } from '../core/secrets.js';
+import type { SecretSealer } from '../core/secrets.js';
 import { KyselyFsckStore } from './fsck-store.js';
 import { KyselyGcStore } from './gc-store.js';
 import { KyselyJobRunStore } from './jobs-store.js';
@@ -32,8 +32,9 @@ export async function openMetadataStore(config: BerthConfig, logger?: Logger): P
 /**
  * Every metadata port on one database: the registry's own (core) and the feature ports
  * (outbox, job history, auth, gc and leases, fsck). Only the composition root (src/stores.ts) calls this.
+ * `sealer` seals secrets at rest (src/secrets' openSealer; required so that no caller forgets it).
  */
-export async function openMetadataAdapters(config: BerthConfig, logger?: Logger, sealer: SecretSealer = PLAINTEXT_SEALER) {
+export async function openMetadataAdapters(config: BerthConfig, logger: Logger | undefined, sealer: SecretSealer) {
   const metadata = await openMetadataStore(config, logger);
   const gc = new KyselyGcStore(metadata.db, metadata.dialect, transactionOf);
   return {

@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import { newSigningKeyRecord } from '../../src/auth/keys.js';
 import { SealedAuthStore } from '../../src/metadata/sealed-auth-store.js';
 import { AesGcmSealer } from '../../src/secrets/index.js';
-import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { useServer } from '../helpers/use-server.js';
 import { adminAuth, authConfig, token } from './support.js';
+
+const exec = promisify(execFile);
 
 /**
  * Token signing keys sealed at rest (docs/security.md#secrets-at-rest), on the suite's metadata
@@ -99,6 +103,24 @@ describe('token signing keys at rest', () => {
     if (sqlite) assert.ok(!onDisk(freshD) && !onDisk(d));
   });
 
+  it('berth auth rotate-key with the key seals the key it makes, and the server opens it', async () => {
+    await restart({ BERTH_SECRETS_KEY: key });
+    const { driver, url } = server!.config.metadata;
+    const { stdout } = await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'auth', 'rotate-key'], {
+      cwd: ROOT,
+      env: { ...process.env, BERTH_DATA_DIR: dataDir, BERTH_AUTH_MODE: 'token', BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}), BERTH_SECRETS_KEY: key },
+    });
+    const kid = /new signing key (\S+)/.exec(stdout)?.[1];
+    assert.ok(kid, stdout);
+    const rows = await storedRows();
+    assert.equal(rows.length, 3);
+    assert.ok(rows.every((row) => row.startsWith('berth:v1:')));
+    // The server opens it with its key (it signs with it once its key ring reloads, within 30 s).
+    const active = (await server!.stores.auth.listSigningKeys()).find((k) => k.retiredAt === null);
+    assert.equal(active?.kid, kid);
+    assert.match(JSON.parse(active.privateJwk).d as string, /^[\w-]{43}$/);
+  });
+
   it('a wrong key stops the start with a message naming both key ids, and changes nothing', async () => {
     await assert.rejects(restart({ BERTH_SECRETS_KEY: randomBytes(32).toString('hex') }), /signing key \S+ is sealed with secrets key [0-9a-f]{8}, but the configured secrets key is [0-9a-f]{8}/);
   });
@@ -106,7 +128,7 @@ describe('token signing keys at rest', () => {
   it('no key at all stops the start too: Berth never makes a new signing key in place of sealed ones', async () => {
     await assert.rejects(restart(), /cannot load the token signing keys: signing key \S+ is sealed with secrets key [0-9a-f]{8}, but no secrets key is configured.*does not make a new key/);
     await restart({ BERTH_SECRETS_KEY: key });
-    assert.equal((await storedRows()).length, 2);
+    assert.equal((await storedRows()).length, 3);
     assert.equal(await v2(oldToken), 200);
   });
 });
