@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuthStore, RobotRecord } from '../../src/auth/ports.js';
 import { byteOrder, deploy, type Backend, type Deployment } from './deployment.js';
+import { rows } from './fixtures.js';
 
 /**
  * The AuthStore contract (src/auth/ports.ts), run on every metadata back end by
@@ -187,6 +188,68 @@ export function authStoreContract(backend: Backend): void {
         assert.equal(await auth.deleteProject('p6-doomed'), false, 'deleting twice');
         assert.equal(await auth.createProject({ name: 'p6-doomed', public: true, createdBy: null }), true, 'the name is free again');
         assert.deepEqual(await auth.listMembers('p6-doomed'), [], 'a new project with the name inherits no member');
+      });
+    });
+
+    describe('projects and the repositories under them', () => {
+      it('projectHasRepositories: the repository named like the project, or any under "<project>/"; names compare byte-wise', async () => {
+        const write = rows(deployment.stores.metadata);
+        await write.repositoryId('o1-solo');
+        await write.repositoryId('o1-team/app/x');
+        await write.repositoryId('o1-team-b/app');
+        assert.equal(await auth.projectHasRepositories('o1-solo'), true);
+        assert.equal(await auth.projectHasRepositories('o1-team'), true);
+        assert.equal(await auth.projectHasRepositories('o1-team-b'), true);
+        for (const empty of ['o1-sol', 'o1-tea', 'O1-team', 'o1-team-', 'o1-team-c']) assert.equal(await auth.projectHasRepositories(empty), false, empty);
+        const orphans = (await auth.orphanRepositories(undefined, 10_000)).filter((n) => n.startsWith('o1-'));
+        assert.deepEqual(orphans, ['o1-solo', 'o1-team-b/app', 'o1-team/app/x']);
+        assert.equal(await auth.createProject({ name: 'o1-team', public: false, createdBy: null }), true);
+        assert.deepEqual((await auth.orphanRepositories('o1-', 10_000)).filter((n) => n.startsWith('o1-')), ['o1-solo', 'o1-team-b/app']);
+      });
+
+      it('within(tx): reads and creates a project inside a registry write, which commits or rolls back with it', async () => {
+        await auth.createUser(user('o2-owner'));
+        const metadata = deployment.stores.metadata;
+        await assert.rejects(
+          metadata.transaction(async (tx) => {
+            const rows = auth.within(tx);
+            assert.equal(await rows.createProject({ name: 'o2-gone', public: false, createdBy: 'o2-owner' }, 'o2-owner', { name: 'o2-owner', ip: '192.0.2.1' }), true);
+            assert.equal((await rows.getProject('o2-gone'))?.createdBy, 'o2-owner', 'visible inside');
+            throw new Error('the write fails');
+          }),
+          /the write fails/,
+        );
+        assert.equal(await auth.getProject('o2-gone'), null, 'rolled back with the write');
+        assert.equal((await auth.listAudit(1000)).filter((a) => a.target === 'o2-gone').length, 0, 'its audit row too');
+
+        await metadata.transaction(async (tx) => {
+          const rows = auth.within(tx);
+          const actor = { name: 'o2-owner', ip: '192.0.2.1', audit: { action: 'project.autocreate', detail: { owner: 'o2-owner' } } };
+          assert.equal(await rows.createProject({ name: 'o2-kept', public: false, createdBy: 'o2-owner' }, 'o2-owner', actor), true);
+          assert.equal(await rows.createProject({ name: 'o2-kept', public: true, createdBy: 'o2-owner' }, 'o2-owner', actor), false, 'a taken name is false');
+          assert.equal(await rows.getRole('o2-kept', 'o2-owner'), 'project-admin');
+          assert.equal((await rows.getUser('o2-owner'))?.username, 'o2-owner');
+          assert.equal(await rows.getRobot('robot$o2-none'), null);
+          assert.equal(await rows.projectHasRepositories('o2-kept'), false);
+        });
+        assert.equal((await auth.getProject('o2-kept'))?.public, false);
+        const audit = (await auth.listAudit(1000)).filter((a) => a.target === 'o2-kept');
+        assert.deepEqual(audit.map((a) => [a.actor, a.action, a.ip, a.detail]), [['o2-owner', 'project.autocreate', '192.0.2.1', { owner: 'o2-owner' }]]);
+      });
+
+      it('within(tx): two writes creating the same project at once: one creates it, the other sees it exists', async () => {
+        await auth.createUser(user('o3-a'));
+        await auth.createUser(user('o3-b'));
+        const metadata = deployment.stores.metadata;
+        const attempt = (owner: string) =>
+          metadata.transaction(async (tx) => {
+            const rows = auth.within(tx);
+            if (await rows.getProject('o3-race')) return 'existed';
+            return (await rows.createProject({ name: 'o3-race', public: false, createdBy: owner }, owner, { name: owner, ip: null })) ? 'created' : 'taken';
+          });
+        const outcomes = await Promise.all([attempt('o3-a'), attempt('o3-b')]);
+        assert.equal(outcomes.filter((o) => o === 'created').length, 1, JSON.stringify(outcomes));
+        assert.equal((await auth.listMembers('o3-race')).length, 1, 'one owner');
       });
     });
 

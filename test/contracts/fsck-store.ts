@@ -63,6 +63,20 @@ export function fsckStoreContract(backend: Backend): void {
     });
     after(async () => deployment?.destroy());
 
+    it('orphanRepositories: repositories whose project has no row, in byte order, paged strictly after `after`', async () => {
+      const all = [repos.upper, repos.app, repos.dash, repos.dot, repos.nested];
+      assert.deepEqual(await fsck.orphanRepositories(undefined, 100), all, "'T' < 't', '-' < '.' < '/'");
+      assert.deepEqual(await fsck.orphanRepositories(undefined, 2), all.slice(0, 2));
+      assert.deepEqual(await fsck.orphanRepositories(repos.app, 2), all.slice(2, 4));
+      // The project is the first path component, compared byte-wise: project "team" is not "Team".
+      assert.equal(await stores.auth.createProject({ name: 'team', public: false, createdBy: null }), true);
+      try {
+        assert.deepEqual(await fsck.orphanRepositories(undefined, 100), [repos.upper]);
+      } finally {
+        assert.equal(await stores.auth.deleteProject('team'), true);
+      }
+    });
+
     it('blobRows: every row in digest order, paged strictly after `after`', async () => {
       const expected = [
         { digest: shared, size: 100 },
