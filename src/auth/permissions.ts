@@ -90,7 +90,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'PUT', path: '/users/:username/password', access: 'user', needs: 'system admin, or the user themself with currentPassword' },
   { method: 'DELETE', path: '/users/:username', access: 'admin', needs: 'system admin (not their own account)' },
   { method: 'GET', path: '/projects', access: 'user', needs: 'any signed-in identity; lists the projects it may read-project' },
-  { method: 'POST', path: '/projects', access: 'user', needs: 'any user (auth.projects.creation: everyone) or system admin' },
+  { method: 'POST', path: '/projects', access: 'user', needs: 'any user (auth.projects.creation: everyone) or system admin; over existing repositories without a project, system admin only' },
   { method: 'GET', path: '/projects/:project', access: 'user', needs: 'read-project' },
   { method: 'PATCH', path: '/projects/:project', access: 'user', needs: 'manage-project' },
   { method: 'DELETE', path: '/projects/:project', access: 'user', needs: 'manage-project' },
