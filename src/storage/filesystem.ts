@@ -17,6 +17,14 @@ import { BlobNotFoundError, UploadNotFoundError, type BlobStore, type ByteRange,
  * file (both live on the same filesystem), so a reader never sees a partial blob,
  * and a crash leaves either the old state or the complete new one.
  */
+/**
+ * Only the user Berth runs as reads blobs and staging files (docs/security.md#secrets-at-rest):
+ * directories are created 0700, staging files 0600 (a blob keeps its staging file's mode
+ * through the rename). Existing ones keep their modes.
+ */
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
 export class FilesystemBlobStore implements BlobStore {
   private readonly blobsDir: string;
   private readonly uploadsDir: string;
@@ -27,8 +35,8 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async init(): Promise<this> {
-    await fs.mkdir(this.blobsDir, { recursive: true });
-    await fs.mkdir(this.uploadsDir, { recursive: true });
+    await fs.mkdir(this.blobsDir, { recursive: true, mode: DIR_MODE });
+    await fs.mkdir(this.uploadsDir, { recursive: true, mode: DIR_MODE });
     return this;
   }
 
@@ -67,7 +75,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async createUpload(uploadId: string): Promise<StagingState> {
-    const handle = await fs.open(this.uploadPath(uploadId), 'wx');
+    const handle = await fs.open(this.uploadPath(uploadId), 'wx', FILE_MODE);
     await handle.close();
     return null;
   }
@@ -127,7 +135,7 @@ export class FilesystemBlobStore implements BlobStore {
       return;
     }
     const dir = path.dirname(target);
-    await fs.mkdir(dir, { recursive: true });
+    await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
     await fs.rename(staging, target);
     await syncDirectory(dir);
   }
