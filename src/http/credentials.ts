@@ -73,14 +73,19 @@ class LazyCredentials implements RequestCredentials {
 /**
  * The access policy the /v2 router is given: `policy`, and the principal it accepts is noted
  * on the request (the request log names who acted). One wrapper here instead of a line in
- * every policy; every other method is `policy`'s own (through the prototype chain).
+ * every policy; every other method is `policy`'s own, called on `policy` itself.
  */
 export function identityNotingPolicy(policy: AccessPolicy): AccessPolicy {
-  const noting = Object.create(policy) as AccessPolicy;
-  noting.authorize = async (credentials: RequestCredentials, scope: Scope): Promise<Principal> => {
+  const authorize = async (credentials: RequestCredentials, scope: Scope): Promise<Principal> => {
     const principal = await policy.authorize(credentials, scope);
     if (!principal.anonymous && credentials instanceof LazyCredentials) noteIdentity(credentials.request, principal.subject);
     return principal;
   };
-  return noting;
+  return new Proxy(policy, {
+    get(target, property) {
+      if (property === 'authorize') return authorize;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
