@@ -97,8 +97,11 @@ export class UploadService {
    * unknown, before the client re-sends anything.
    */
   async status(repository: string, id: string): Promise<UploadStatus> {
+    // A request of this process that is finishing, or whose client went away, settles first: the
+    // client asking right after a cut connection gets the durable Range, not one about to change.
+    await this.settled(id);
     const record = await this.find(repository, id);
-    // A request of this process is writing or committing it: its staging area is in flux.
+    // Still a request of this process writing or committing it: its staging area is in flux.
     if (!this.busy.has(id)) await this.verifyStaged(record);
     return { id, repository, size: record.size };
   }
@@ -314,44 +317,52 @@ export class UploadService {
    * being refused. A live writer makes a second request fail at once.
    */
   private async exclusive<T>(id: string, fn: () => Promise<T>, body?: Readable): Promise<T> {
-    const deadline = Date.now() + ABANDONED_WRITER_WAIT_MS;
-    let holder = this.busy.get(id);
-    while (holder?.abandoned && Date.now() < deadline) {
-      await Promise.race([holder.done, sleep(Math.max(deadline - Date.now(), 0), undefined, { ref: false })]);
-      holder = this.busy.get(id);
-    }
-    if (holder) {
+    if (!(await this.settled(id))) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload; wait for it, then resume');
     }
     let release!: () => void;
-    const writer: Writer = { abandoned: false, done: new Promise<void>((resolve) => (release = resolve)) };
-    const abandon = () => {
-      if (!body!.readableEnded) writer.abandoned = true;
-    };
-    body?.once('close', abandon);
-    body?.once('aborted', abandon);
+    const writer: Writer = { receiving: body !== undefined && !body.readableEnded, done: new Promise<void>((resolve) => (release = resolve)) };
+    // The body ended, or its client went away (cut mid-body): either way nothing more arrives.
+    const received = () => (writer.receiving = false);
+    for (const event of ['end', 'close', 'aborted']) body?.once(event, received);
     this.busy.set(id, writer);
     try {
       return await fn();
     } finally {
-      body?.off('close', abandon);
-      body?.off('aborted', abandon);
+      for (const event of ['end', 'close', 'aborted']) body?.off(event, received);
       this.busy.delete(id);
       release();
     }
+  }
+
+  /**
+   * Waits until no request of this process works on session `id`; true when none does. A
+   * request that received its whole body, or whose client went away, only has to finish or
+   * unwind: waited for (up to SETTLING_WAIT_MS). One still receiving its body gets a short
+   * grace (a disconnect may reach this process a moment after the client's next request).
+   */
+  private async settled(id: string): Promise<boolean> {
+    const started = Date.now();
+    for (let holder = this.busy.get(id); holder; holder = this.busy.get(id)) {
+      if (Date.now() - started >= (holder.receiving ? RECEIVING_WRITER_GRACE_MS : SETTLING_WAIT_MS)) return false;
+      await Promise.race([holder.done, sleep(25, undefined, { ref: false })]);
+    }
+    return true;
   }
 }
 
 /** A request on an upload session, as seen by the next one. */
 interface Writer {
-  /** Its client disconnected before the end of the body: it only has to unwind. */
-  abandoned: boolean;
+  /** Its body is still arriving (else it only has to finish, or unwind after a disconnect). */
+  receiving: boolean;
   /** Settles when it has left the session. */
   done: Promise<void>;
 }
 
-/** How long a request waits for an abandoned one on the same session to unwind. */
-const ABANDONED_WRITER_WAIT_MS = 10_000;
+/** How long a request waits for one on the same session that is finishing or unwinding. */
+const SETTLING_WAIT_MS = 10_000;
+/** How long a request waits for one on the same session that is still receiving its body. */
+const RECEIVING_WRITER_GRACE_MS = 250;
 
 /** Upper bound on running hashes held in memory (each is a few hundred bytes of OpenSSL state). */
 export const MAX_HELD_HASHES = 4096;
