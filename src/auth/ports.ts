@@ -143,6 +143,8 @@ export interface ProjectRows {
  */
 export interface ProjectTxRows {
   getProject(name: string): Promise<ProjectRecord | null>;
+  /** The project and `username`'s role in it, in one query (the common case of every write); null if no such project. */
+  getProjectAndRole(name: string, username: string): Promise<{ project: ProjectRecord; role: Role | null } | null>;
   getRole(project: string, username: string): Promise<Role | null>;
   getUser(username: string): Promise<UserRecord | null>;
   getRobot(name: string): Promise<RobotRecord | null>;

@@ -49,7 +49,12 @@ class WriteGuard {
     if (actor === null) return;
     const rows = this.store.within(tx);
     const project = projectOf(repository);
-    if (await rows.getProject(project)) return this.requirePush(rows, actor, project, repository);
+    // One query in the common case: the project exists and the writer's role in it allows pushing.
+    const existing = actor.startsWith(ROBOT_PREFIX) ? await rows.getProject(project) : await rows.getProjectAndRole(project, actor);
+    if (existing) {
+      if ('role' in existing && existing.role && ROLE_PERMISSIONS[existing.role].includes('push')) return;
+      return this.requirePush(rows, actor, project, repository);
+    }
 
     const user = actor.startsWith(ROBOT_PREFIX) ? null : await rows.getUser(actor);
     const { autocreate, creation } = this.config.projects;

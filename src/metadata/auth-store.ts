@@ -161,6 +161,15 @@ export class KyselyAuthStore implements AuthStore {
         const row = await trx.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
         return row ? toProject(row) : null;
       },
+      getProjectAndRole: async (name, username) => {
+        const row = await trx
+          .selectFrom('projects as p')
+          .leftJoin('project_members as m', (join) => join.onRef('m.project', '=', 'p.name').on('m.username', '=', username))
+          .select(['p.name', 'p.public', 'p.created_by', 'p.created_at', 'm.role'])
+          .where('p.name', '=', name)
+          .executeTakeFirst();
+        return row ? { project: toProject(row), role: (row.role ?? null) as Role | null } : null;
+      },
       getRole: async (project, username) => {
         const row = await trx.selectFrom('project_members').select('role').where('project', '=', project).where('username', '=', username).executeTakeFirst();
         return row ? (row.role as Role) : null;

@@ -228,6 +228,10 @@ export function authStoreContract(backend: Backend): void {
           assert.equal(await rows.createProject({ name: 'o2-kept', public: false, createdBy: 'o2-owner' }, 'o2-owner', actor), true);
           assert.equal(await rows.createProject({ name: 'o2-kept', public: true, createdBy: 'o2-owner' }, 'o2-owner', actor), false, 'a taken name is false');
           assert.equal(await rows.getRole('o2-kept', 'o2-owner'), 'project-admin');
+          const both = await rows.getProjectAndRole('o2-kept', 'o2-owner');
+          assert.deepEqual([both?.project.name, both?.project.createdBy, both?.project.public, both?.role], ['o2-kept', 'o2-owner', false, 'project-admin']);
+          assert.equal((await rows.getProjectAndRole('o2-kept', 'o2-stranger'))?.role, null, 'the project, without a role');
+          assert.equal(await rows.getProjectAndRole('o2-none', 'o2-owner'), null);
           assert.equal((await rows.getUser('o2-owner'))?.username, 'o2-owner');
           assert.equal(await rows.getRobot('robot$o2-none'), null);
           assert.equal(await rows.projectHasRepositories('o2-kept'), false);
