@@ -151,7 +151,7 @@ function describeIssue(issue: z.core.$ZodIssue, sources: Map<string, string>): s
   let message = issue.message;
   if (issue.code === 'invalid_type' && issue.expected === 'boolean') message = BOOLEAN_HINT;
   else if (key === 'http.addr') message = ADDR_HINT;
-  return `${key || '(root)'}${source ? ` (from ${source})` : ''}: ${message}`;
+  return `${key || '(root)'}: ${message}${source ? `; set by ${source}` : ''}`;
 }
 
 /** Every key as its environment variable (http.addr → BERTH_HTTP_ADDR), for "did you mean". */

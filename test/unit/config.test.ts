@@ -60,7 +60,7 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
   it('a bad value is refused with a message naming the key', () => {
     assert.throws(
       () => loadConfig({ env: { BERTH_HTTP_ADDR: 'not an address' } }),
-      (err: unknown) => err instanceof ConfigError && /http\.addr \(from BERTH_HTTP_ADDR="not an address"\): expected a listen address such as ':5000'/.test(err.message),
+      (err: unknown) => err instanceof ConfigError && /http\.addr: expected a listen address such as ':5000'.*; set by BERTH_HTTP_ADDR="not an address"/.test(err.message),
     );
     assert.throws(
       () => loadConfig({ env: { BERTH_LIMITS_MANIFESTSIZE: '-5' } }),
@@ -90,7 +90,7 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
       () => loadConfig({ env: { BERTH_STORAGE_DELETE_ENABLED: 'maybe' } }),
       (err: unknown) =>
         err instanceof ConfigError &&
-        err.message.includes('storage.delete.enabled (from BERTH_STORAGE_DELETE_ENABLED="maybe"): expected true or false (yes/no, on/off, 1/0 are accepted too)'),
+        err.message.includes('storage.delete.enabled: expected true or false (yes/no, on/off, 1/0 are accepted too); set by BERTH_STORAGE_DELETE_ENABLED="maybe"'),
     );
   });
 
