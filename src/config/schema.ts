@@ -178,10 +178,31 @@ export const configSchema = z
           }),
         /** A file holding the key (e.g. a mounted secret), instead of `key`. */
         keyfile: z.string().min(1).optional(),
+        /**
+         * Keys used before `key` (BERTH_SECRETS_PREVIOUSKEYS, comma-separated): values sealed with
+         * them still open, and are sealed again with `key` at start. Drop them once every process has restarted.
+         */
+        previouskeys: z
+          .union([z.string(), z.array(z.string())])
+          .optional()
+          .transform((keys) => (typeof keys === 'string' ? keys.split(',') : (keys ?? [])).map((k) => k.trim()).filter((k) => k !== ''))
+          .superRefine((keys, ctx) => {
+            keys.forEach((key, i) => {
+              try {
+                decodeSecretsKey(key);
+              } catch (err) {
+                ctx.addIssue({ code: 'custom', path: [i], message: (err as Error).message });
+              }
+            });
+          }),
       })
       .strict()
       .refine((s) => s.key === undefined || s.keyfile === undefined, { message: 'give secrets.key or secrets.keyfile, not both', path: ['keyfile'] })
-      .default({}),
+      .refine((s) => s.previouskeys.length === 0 || s.key !== undefined || s.keyfile !== undefined, {
+        message: 'previous keys need the current one: set secrets.key or secrets.keyfile too',
+        path: ['previouskeys'],
+      })
+      .default({ previouskeys: [] }),
     /** The domain-event outbox and its consumers: see docs/architecture.md. */
     events: z
       .object({

@@ -43,20 +43,20 @@ export class SealedAuthStore extends KyselyAuthStore {
   /**
    * Start-up, with a secrets key: checks that every sealed private key opens with it (a wrong
    * key is a start-up error, before anything is sealed with it) and seals those stored in
-   * plain text. Each row is replaced only if it still holds the plain text read (compare and
-   * set), so replicas starting together seal each row once and never overwrite each other.
-   * Returns the number of rows this call sealed.
+   * plain text or sealed with a previous key (`secrets.previouskeys`). Each row is replaced
+   * only if it still holds the value read (compare and set), so replicas starting together
+   * seal each row once and never overwrite each other. Returns the number of rows it sealed.
    */
   async sealSigningKeys(): Promise<number> {
     if (!this.sealer.enabled) return 0;
     const rows = await this.rows.selectFrom('signing_keys').select(['kid', 'private_jwk']).execute();
-    for (const row of rows) this.sealer.open(row.private_jwk, signingKeyContext(row.kid));
+    const opened = rows.map((row) => this.sealer.open(row.private_jwk, signingKeyContext(row.kid)));
     let sealed = 0;
-    for (const row of rows) {
+    for (const [i, row] of rows.entries()) {
       if (!this.sealer.needsSealing(row.private_jwk)) continue;
       const result = await this.rows
         .updateTable('signing_keys')
-        .set({ private_jwk: this.sealer.seal(row.private_jwk, signingKeyContext(row.kid)) })
+        .set({ private_jwk: this.sealer.seal(opened[i]!, signingKeyContext(row.kid)) })
         .where('kid', '=', row.kid)
         .where('private_jwk', '=', row.private_jwk)
         .executeTakeFirst();

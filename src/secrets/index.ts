@@ -14,10 +14,19 @@ export { checkDataPermissions, DATA_DIR_MODE, DATA_FILE_MODE, type LoosePath } f
  * bytes is a start-up error whose message names the setting, never the value.
  */
 export function openSealer(secrets: BerthConfig['secrets']): SecretSealer {
-  return sealerFor(readSecretsKey(secrets));
+  return sealerFor(
+    readSecretsKey(secrets),
+    (secrets.previouskeys ?? []).map((key, i) => {
+      try {
+        return decodeSecretsKey(key);
+      } catch (err) {
+        throw new Error(`secrets.previouskeys[${i}]: ${(err as Error).message}`, { cause: err });
+      }
+    }),
+  );
 }
 
-export function readSecretsKey(secrets: BerthConfig['secrets']): Buffer | null {
+export function readSecretsKey(secrets: Pick<BerthConfig['secrets'], 'key' | 'keyfile'>): Buffer | null {
   if (secrets.key !== undefined) {
     try {
       return decodeSecretsKey(secrets.key);

@@ -24,9 +24,17 @@ export function secretsKeyId(key: Buffer): string {
 export class AesGcmSealer implements SecretSealer {
   readonly enabled = true;
   readonly keyId: string;
+  /** Every key that opens values, by key id: the current one and the previous ones (key rotation). */
+  private readonly keys = new Map<string, Buffer>();
 
-  constructor(private readonly key: Buffer) {
-    if (key.length !== 32) throw new Error('AES-256-GCM needs a 32-byte key');
+  constructor(
+    private readonly key: Buffer,
+    previous: Buffer[] = [],
+  ) {
+    for (const k of [key, ...previous]) {
+      if (k.length !== 32) throw new Error('AES-256-GCM needs a 32-byte key');
+      if (!this.keys.has(secretsKeyId(k))) this.keys.set(secretsKeyId(k), k);
+    }
     this.keyId = secretsKeyId(key);
   }
 
@@ -45,20 +53,21 @@ export class AesGcmSealer implements SecretSealer {
       if (stored.startsWith('berth:')) throw new SealedSecretError(`${context} is sealed in a format this version of Berth does not know (${stored.slice(0, 12)}…)`);
       return stored;
     }
-    if (keyId !== this.keyId) {
+    const key = this.keys.get(keyId);
+    if (!key) {
       throw new SealedSecretError(
-        `${context} is sealed with secrets key ${keyId}, but the configured secrets key is ${this.keyId}: configure the key it was sealed with (docs/security.md#secrets-at-rest)`,
+        `${context} is sealed with secrets key ${keyId}, but the configured secrets key is ${this.keyId}: configure the key it was sealed with (as secrets.key, or in secrets.previouskeys while changing keys; docs/security.md#secrets-at-rest)`,
       );
     }
     const raw = Buffer.from(stored.slice(SEALED_PREFIX.length + keyId.length + 1), 'base64url');
     if (raw.length < NONCE_BYTES + TAG_BYTES) throw new SealedSecretError(`${context} is damaged (sealed value too short)`);
-    const decipher = createDecipheriv(ALGORITHM, this.key, raw.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv(ALGORITHM, key, raw.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
     try {
       return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8');
     } catch {
-      throw new SealedSecretError(`${context} does not open with secrets key ${this.keyId}: the value is damaged or belongs to another row`);
+      throw new SealedSecretError(`${context} does not open with secrets key ${keyId}: the value is damaged or belongs to another row`);
     }
   }
 
@@ -67,7 +76,7 @@ export class AesGcmSealer implements SecretSealer {
   }
 }
 
-/** The sealer for a decoded key, or the plain-text one without a key. */
-export function sealerFor(key: Buffer | null): SecretSealer {
-  return key ? new AesGcmSealer(key) : PLAINTEXT_SEALER;
+/** The sealer for a decoded key (and the keys used before it), or the plain-text one without a key. */
+export function sealerFor(key: Buffer | null, previous: Buffer[] = []): SecretSealer {
+  return key ? new AesGcmSealer(key, previous) : PLAINTEXT_SEALER;
 }

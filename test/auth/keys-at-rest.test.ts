@@ -21,7 +21,7 @@ const exec = promisify(execFile);
  */
 describe('token signing keys at rest', () => {
   const dataDir = tempDir();
-  const key = randomBytes(32).toString('base64');
+  let key = randomBytes(32).toString('base64');
   let server: TestServer | undefined;
   after(async () => {
     await server?.destroy();
@@ -119,6 +119,20 @@ describe('token signing keys at rest', () => {
     const active = (await server!.stores.auth.listSigningKeys()).find((k) => k.retiredAt === null);
     assert.equal(active?.kid, kid);
     assert.match(JSON.parse(active.privateJwk).d as string, /^[\w-]{43}$/);
+  });
+
+  it('changing the secrets key: with the old one in previouskeys every signing key is sealed again with the new one; then the new one alone opens them', async () => {
+    const newKey = randomBytes(32).toString('hex');
+    const oldIds = new Set((await storedRows()).map((row) => row.split(':')[2]));
+    assert.equal(oldIds.size, 1);
+    await restart({ BERTH_SECRETS_KEY: newKey, BERTH_SECRETS_PREVIOUSKEYS: key });
+    const ids = new Set((await storedRows()).map((row) => row.split(':')[2]));
+    assert.equal(ids.size, 1);
+    assert.notDeepEqual(ids, oldIds);
+    key = newKey;
+    await restart({ BERTH_SECRETS_KEY: key });
+    assert.equal(await v2(oldToken), 200);
+    assert.equal((await privateParts()).length, 3);
   });
 
   it('a wrong key stops the start with a message naming both key ids, and changes nothing', async () => {

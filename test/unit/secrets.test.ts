@@ -48,6 +48,17 @@ describe('secrets at rest: AES-256-GCM sealing', () => {
     assert.equal(sealer.needsSealing(sealer.seal('x', 'c')), false);
   });
 
+  it('while changing keys, values sealed with a previous key open and are marked for sealing again with the current one', () => {
+    const old = new AesGcmSealer(OTHER).seal('secret', 'signing key k1');
+    const rotating = new AesGcmSealer(KEY, [OTHER]);
+    assert.equal(rotating.open(old, 'signing key k1'), 'secret');
+    assert.equal(rotating.needsSealing(old), true);
+    const resealed = rotating.seal('secret', 'signing key k1');
+    assert.equal(rotating.needsSealing(resealed), false);
+    assert.ok(resealed.startsWith(`berth:v1:${secretsKeyId(KEY)}:`));
+    assert.throws(() => new AesGcmSealer(OTHER).open(resealed, 'signing key k1'), /secrets.previouskeys/);
+  });
+
   it('without a key: values stay plain text, and a sealed one is a clear error, not a silent miss', () => {
     assert.equal(PLAINTEXT_SEALER.seal('x', 'c'), 'x');
     assert.equal(PLAINTEXT_SEALER.needsSealing('x'), false);
@@ -73,7 +84,11 @@ describe('secrets at rest: the key setting', () => {
     const nearlyKey = randomBytes(31).toString('base64');
     assert.throws(
       () => loadConfig({ env: { BERTH_SECRETS_KEY: nearlyKey } }),
-      (err: Error) => err instanceof ConfigError && /secrets\.key \(from BERTH_SECRETS_KEY="\*{8}"\): a secrets key must be 32 random bytes/.test(err.message) && !err.message.includes(nearlyKey),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        /secrets\.key.*: a secrets key must be 32 random bytes/.test(err.message) &&
+        /BERTH_SECRETS_KEY="\*{8}"/.test(err.message) &&
+        !err.message.includes(nearlyKey),
     );
     assert.throws(() => loadConfig({ env: { BERTH_SECRETS_KEY: KEY.toString('hex'), BERTH_SECRETS_KEYFILE: '/k' } }), /not both/);
   });
@@ -87,6 +102,14 @@ describe('secrets at rest: the key setting', () => {
     assert.throws(() => readSecretsKey({ keyfile: path.join(dir, 'missing') }), /cannot read secrets.keyfile .*missing: ENOENT/);
     writeFileSync(file, 'abc');
     assert.throws(() => readSecretsKey({ keyfile: file }), /secrets.keyfile .*secrets.key: a secrets key must be 32 random bytes/);
+  });
+
+  it('BERTH_SECRETS_PREVIOUSKEYS takes a comma-separated list, needs a current key, and is masked like it', () => {
+    const previous = [randomBytes(32).toString('hex'), randomBytes(32).toString('base64')];
+    const { config } = loadConfig({ env: { BERTH_SECRETS_KEY: KEY.toString('base64'), BERTH_SECRETS_PREVIOUSKEYS: previous.join(', ') } });
+    assert.deepEqual(config.secrets.previouskeys, previous);
+    assert.deepEqual((redactConfig(config) as { secrets: { previouskeys: string[] } }).secrets.previouskeys, ['********', '********']);
+    assert.throws(() => loadConfig({ env: { BERTH_SECRETS_PREVIOUSKEYS: previous[0] } }), /previous keys need the current one/);
   });
 
   it('redactConfig masks secrets.key', () => {
