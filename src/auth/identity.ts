@@ -1,6 +1,6 @@
 import { RegistryError } from '../core/errors.js';
 import { HTPASSWD_ACTOR, HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
-import type { AuditRows, RobotPermission, RobotRows, UserRecord, UserRows } from './ports.js';
+import type { AuditEntry, AuditRows, RobotPermission, RobotRows, UserRecord, UserRows } from './ports.js';
 import type { LoginRateLimiter } from './rate-limit.js';
 import { CredentialCache, verifySecret } from './secrets.js';
 
@@ -134,9 +134,21 @@ export class Authenticator {
     await this.audit('login.failed', username, ip, { via });
   }
 
-  private audit(action: string, username: string, ip: string, detail: Record<string, unknown>): Promise<void> {
+  /**
+   * Where a login's audit entry goes when the database refuses it (a full disk, a read-only
+   * replica): the server log (AuthService.init). Logging in — and so pulling — must keep
+   * working then, as pulls do on a full disk.
+   */
+  auditFailed: (entry: AuditEntry, err: unknown) => void = () => {};
+
+  private async audit(action: string, username: string, ip: string, detail: Record<string, unknown>): Promise<void> {
     const name = username.slice(0, MAX_AUDITED_NAME);
-    return this.store.audit({ actor: name, action, target: name, ip, detail });
+    const entry: AuditEntry = { actor: name, action, target: name, ip, detail };
+    try {
+      await this.store.audit(entry);
+    } catch (err) {
+      this.auditFailed(entry, err);
+    }
   }
 
   /** The identity behind a name and secret (null: wrong), and whether a stored hash was checked (not the cache). */

@@ -196,6 +196,7 @@ export class AuthService {
    * the initial admin.
    */
   async init(logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+    this.authenticator.auditFailed = (entry, err) => logger.error({ err, audit: entry }, 'could not write a login audit entry; it is logged here instead');
     if (this.issuer) await this.keys.init();
     if (this.config.mode === 'none') return;
     // The file is read before the initial admin is created: its `admin` user may be that admin.

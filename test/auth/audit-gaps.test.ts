@@ -81,6 +81,23 @@ describe('audit log: logins, refusals and /v2 deletes', () => {
     ]);
   });
 
+  it('a login still succeeds when its audit entry cannot be written (e.g. a full disk): pulls must keep working', async () => {
+    await addUser(reg.server, 'hank', 'hank-password'); // not in the verified-login cache: its login is audited
+    const store = reg.server.stores.auth;
+    let attempts = 0;
+    store.audit = async () => {
+      attempts++;
+      throw new Error('SQLITE_FULL: database or disk is full');
+    };
+    try {
+      assert.equal((await tokenAt(basic('hank', 'hank-password'), '203.0.113.60')).status, 200);
+      assert.equal((await tokenAt(basic('hank', 'not-hank-password'), '203.0.113.60')).status, 401, 'a failed login is still a 401');
+    } finally {
+      delete (store as { audit?: unknown }).audit;
+    }
+    assert.equal(attempts, 2, 'both entries were attempted');
+  });
+
   it('/v2 deletes of a tag, a manifest and a blob are recorded with their actor (through the outbox)', async () => {
     const start = await lastId();
     const admin = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['repository:team/app:pull,push,delete'], adminAuth())) });
