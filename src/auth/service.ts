@@ -254,8 +254,8 @@ export function baseUrlResolver(config: BerthConfig): (origin: RequestOrigin) =>
   return (origin) => fixed ?? originUrl(origin);
 }
 
-/** A hostname, IPv4 address or [IPv6] literal, with an optional port: nothing that could break out of a quoted header parameter. */
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+/** A hostname (underscores allowed, as in container names), IPv4 address or [IPv6] literal, with an optional port: nothing that could break out of a quoted header parameter. */
+const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
 /**
  * `<protocol>://<host>` of a request, for the token realm in a challenge when http.host is not

@@ -35,6 +35,8 @@ describe('Bearer challenge realm: built from the Host only when it is a plain ho
     const res = await rawGet(reg.url, '/v2/', { host: 'registry.example.com:5000' });
     assert.equal(res.status, 401);
     assert.match(String(res.headers['www-authenticate']), /^Bearer realm="http:\/\/registry\.example\.com:5000\/token",service="berth"/);
+    const container = await rawGet(reg.url, '/v2/', { host: 'berth_registry_1:5000' });
+    assert.match(String(container.headers['www-authenticate']), /^Bearer realm="http:\/\/berth_registry_1:5000\/token"/);
     const proxied = await rawGet(reg.url, '/v2/', { host: 'internal:5000', 'x-forwarded-host': '[2001:db8::1]:443', 'x-forwarded-proto': 'https' });
     assert.match(String(proxied.headers['www-authenticate']), /^Bearer realm="https:\/\/\[2001:db8::1\]:443\/token"/);
   });
