@@ -264,7 +264,7 @@ export async function worker(ctx: WorkerContext): Promise<void> {
     const op = ctx.random.next();
     let alive: boolean;
     if (op < 0.15 && ownImages(ctx).length > 0) alive = await deleteImage(ctx, ctx.random.pick(ownImages(ctx)));
-    else if (op < 0.35 && foreignImages(ctx).length > 0) alive = await copyImage(ctx, ctx.random.pick(foreignImages(ctx)), `m${n}`);
+    else if (op < 0.35 && foreignImages(ctx).length > 0) alive = await copyImage(ctx, ctx.random.pick(foreignImages(ctx)), `m${n}-${randomBytes(3).toString('hex')}`);
     else alive = await pushImage(ctx, `t${n}-${randomBytes(3).toString('hex')}`);
     if (!alive) return;
   }
@@ -281,7 +281,10 @@ function foreignImages(ctx: WorkerContext) {
 async function pushImage(ctx: WorkerContext, tag: string): Promise<boolean> {
   const { random } = ctx;
   const config = blobOf(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(8).toString('hex') })));
-  const layers = Array.from({ length: random.int(1, 2) }, () => blobOf(random.bytes(random.int(64 * 1024, 8 * 1024 * 1024))));
+  // Mostly small layers (so images complete between kills), now and then one of 2–8 MiB.
+  const layers = Array.from({ length: random.int(1, 2) }, () =>
+    blobOf(random.bytes(random.chance(0.3) ? random.int(2 * 1024 * 1024, 8 * 1024 * 1024) : random.int(16 * 1024, 1024 * 1024))),
+  );
   for (const blob of [config, ...layers]) {
     const outcome = random.chance(0.15) || blob === config ? await monolithic(ctx, blob) : await chunked(ctx, blob);
     if (outcome === 'dead') return false;
@@ -303,7 +306,7 @@ async function monolithic(ctx: WorkerContext, blob: Blob): Promise<Outcome> {
   return 'ok';
 }
 
-/** POST, PATCH chunks of 1–4 MiB, then a PUT carrying the last chunk (as the issue's client did). */
+/** POST, PATCH chunks of 256 KiB–4 MiB, then a PUT carrying the last chunk (as the issue's client did). */
 async function chunked(ctx: WorkerContext, blob: Blob): Promise<Outcome> {
   const { random } = ctx;
   const entry = { repo: ctx.repo, blob };
@@ -313,7 +316,7 @@ async function chunked(ctx: WorkerContext, blob: Blob): Promise<Outcome> {
   assert.equal(start.status, 202);
   const session: Session = { repo: ctx.repo, blob, location: start.headers.get('location')!, acked: 0 };
   ctx.ledger.sessions.push(session);
-  const chunkSize = random.int(1, 4) * 1024 * 1024;
+  const chunkSize = random.pick([256 * 1024, 1024 * 1024, 2 * 1024 * 1024, 4 * 1024 * 1024]);
   let offset = 0;
   while (blob.data.length - offset > chunkSize) {
     const chunk = blob.data.subarray(offset, offset + chunkSize);

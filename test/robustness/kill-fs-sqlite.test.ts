@@ -6,7 +6,7 @@ import { faultRounds, faultSeed, openBackend, runFaultRounds } from './faults.js
 
 /** kill -9 fault rounds on the embedded default: filesystem blobs, SQLite metadata (see faults.ts). */
 const SEED = faultSeed(20261202);
-const ROUNDS = faultRounds(4);
+const ROUNDS = faultRounds(3);
 
 describe('kill -9 faults on filesystem + SQLite', () => {
   it(`keeps every acknowledged push; interrupted sessions complete or are unknown on GET (seed ${SEED}, ${ROUNDS} rounds)`, async (t) => {
