@@ -92,7 +92,8 @@ registerMigrateMetadataCommand(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // A ConfigError (src/config/load.ts, not imported here to keep startup light): the message says it all.
-  if ((err as Error | null)?.name === 'ConfigError') {
+  // So is a SealedSecretError (src/core/secrets.ts): a missing or wrong secrets key.
+  if ((err as Error | null)?.name === 'ConfigError' || (err as Error | null)?.name === 'SealedSecretError') {
     process.stderr.write(`berth: ${(err as Error).message}\n`);
     process.exit(2);
   }
