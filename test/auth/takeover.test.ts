@@ -178,73 +178,6 @@ describe('adopting orphans: idempotent, safe with replicas starting together', (
   });
 });
 
-describe('project creation happens at the first successful write, never at a token request', () => {
-  const reg = useAuthServer('token');
-  before(async () => {
-    for (const name of ['alice', 'bob', 'carol']) await addUser(reg.server, name, `${name}-password`);
-  });
-  const creds = (name: string) => basic(name, `${name}-password`);
-
-  it('a token request with push on a missing project grants pull,push but creates nothing', async () => {
-    const jwt = await token(reg.server, ['repository:newproj/app:pull,push'], creds('alice'));
-    assert.deepEqual(claims(jwt).access, [{ type: 'repository', name: 'newproj/app', actions: ['pull', 'push'] }]);
-    assert.equal(await reg.server.stores.auth.getProject('newproj'), null);
-    assert.equal((await audit(reg.server, 'project.autocreate')).length, 0);
-  });
-
-  it('a refused write creates nothing: a digest mismatch and a manifest with unknown blobs', async () => {
-    const alice = await tokenClient(reg.server, ['repository:newproj/app:pull,push'], creds('alice'));
-    const blob = makeBlob(64);
-    const bad = await alice.fetch(`/v2/newproj/app/blobs/uploads/?digest=sha256:${'0'.repeat(64)}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: new Uint8Array(blob.data),
-    });
-    assert.equal(bad.status, 400);
-    const image = makeImage();
-    assert.equal((await alice.pushManifest('newproj/app', 'v1', image.manifest)).status, 400);
-    assert.equal(await reg.server.stores.auth.getProject('newproj'), null);
-  });
-
-  it('the first blob creates the project: the pusher is project-admin, audited as project.autocreate with the client IP', async () => {
-    const alice = await tokenClient(reg.server, ['repository:newproj/app:pull,push'], creds('alice'));
-    await alice.pushImage('newproj/app', 'v1', makeImage());
-    const project = await reg.server.stores.auth.getProject('newproj');
-    assert.equal(project?.createdBy, 'alice');
-    assert.equal(await reg.server.stores.auth.getRole('newproj', 'alice'), 'project-admin');
-    const rows = await audit(reg.server, 'project.autocreate');
-    assert.deepEqual(
-      rows.map((r) => [r.actor, r.target, r.detail]),
-      [['alice', 'newproj', { owner: 'alice' }]],
-    );
-    assert.match(rows[0]!.ip ?? '', /127\.0\.0\.1/, 'the audit row names the client address');
-  });
-
-  it('a mount into a missing project creates it too', async () => {
-    const alice = await tokenClient(reg.server, ['repository:newproj/app:pull', 'repository:mounted/x:pull,push'], creds('alice'));
-    const source = makeImage({ layers: 1 });
-    await (await tokenClient(reg.server, ['repository:newproj/app:pull,push'], creds('alice'))).pushImage('newproj/app', 'm', source);
-    const res = await alice.fetch(`/v2/mounted/x/blobs/uploads/?mount=${source.layers[0]!.digest}&from=newproj/app`, { method: 'POST' });
-    assert.equal(res.status, 201);
-    assert.equal(await reg.server.stores.auth.getRole('mounted', 'alice'), 'project-admin');
-  });
-
-  it('two users racing for a new project: the first write wins, the other token is refused at once (push and pull)', async () => {
-    const bob = await tokenClient(reg.server, ['repository:race/app:pull,push'], creds('bob'));
-    const carol = await tokenClient(reg.server, ['repository:race/app:pull,push'], creds('carol'));
-    const image = makeImage();
-    await bob.pushImage('race/app', 'v1', image);
-    const push = await carol.pushBlob('race/app', makeBlob(64));
-    assert.equal(push.status, 403, `carol may not push into bob’s project with a token from before it existed: ${push.status} ${await push.clone().text()}`);
-    assert.equal(await errorCode(push), 'DENIED');
-    assert.equal((await carol.fetch(`/v2/race/app/manifests/${image.manifest.digest}`)).status, 403, 'nor pull from it');
-    const head = await carol.fetch(`/v2/race/app/blobs/${image.layers[0]!.digest}`, { method: 'HEAD' });
-    // HEAD carries no body: the refusal may come as a 401 challenge naming the reason.
-    assert.ok(head.status === 403 || head.status === 401, `HEAD answered ${head.status}`);
-    assert.equal(await reg.server.stores.auth.getRole('race', 'carol'), null);
-  });
-});
-
 describe('creation: adminonly — the permission table decides', () => {
   const reg = useAuthServer('token', { projects: { creation: 'adminonly' } });
 
@@ -257,80 +190,148 @@ describe('creation: adminonly — the permission table decides', () => {
   });
 });
 
-describe('a removed role ends deletes and pushes at once; pulls last until the token expires', () => {
+describe('token auth with the default settings', () => {
   const reg = useAuthServer('token');
-  const image = makeImage();
-  before(async () => {
-    await addProject(reg.server, 'team');
-    await addUser(reg.server, 'dave', 'dave-password');
-    await addMember(reg.server, 'team', 'dave', 'maintainer');
-    await (await tokenClient(reg.server, ['repository:team/app:pull,push'], adminAuth())).pushImage('team/app', 'v1', image);
-    // Tokens issued within a second of a project's creation are checked as if issued before it (clock skew between replicas).
-    await sleep(2100);
-  });
 
-  it('DELETE and push with a token issued before the removal are refused; a pull still works', async () => {
-    const dave = await tokenClient(reg.server, ['repository:team/app:pull,push,delete'], basic('dave', 'dave-password'));
-    const extra = makeImage({ layers: 1 });
-    await dave.pushImage('team/app', 'extra', extra);
-    assert.equal(await status(reg.server, 'DELETE', '/projects/team/members/dave', adminAuth()), 204);
-
-    const del = await dave.fetch(`/v2/team/app/manifests/${extra.manifest.digest}`, { method: 'DELETE' });
-    assert.equal(del.status, 403);
-    assert.equal(await errorCode(del), 'DENIED');
-    assert.equal((await dave.fetch(`/v2/team/app/blobs/${extra.layers[0]!.digest}`, { method: 'DELETE' })).status, 403);
-    const push = await dave.pushBlob('team/app', makeBlob(32));
-    assert.equal(push.status, 403);
-    assert.equal(await errorCode(push), 'DENIED');
-    // Documented bound: a pull is taken on the token's word until it expires (auth.token.expiration).
-    const pull = await dave.fetch(`/v2/team/app/manifests/${image.manifest.digest}`);
-    assert.equal(pull.status, 200, `${pull.headers.get('www-authenticate')} ${await pull.clone().text()}`);
-    // The manifest is still there for the admin.
-    const admin = await tokenClient(reg.server, ['repository:team/app:pull'], adminAuth());
-    assert.equal((await admin.fetch(`/v2/team/app/manifests/${extra.manifest.digest}`)).status, 200);
-  });
-
-  it('a role lowered to developer loses delete at once as well', async () => {
-    await addMember(reg.server, 'team', 'dave', 'maintainer');
-    const dave = await tokenClient(reg.server, ['repository:team/app:pull,push,delete'], basic('dave', 'dave-password'));
-    await addMember(reg.server, 'team', 'dave', 'developer');
-    assert.equal((await dave.fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'DELETE' })).status, 403);
-  });
-});
-
-describe('member endpoints do not reveal which user names exist', () => {
-  const reg = useAuthServer('token');
-  before(async () => {
-    await addProject(reg.server, 'proj');
-    for (const name of ['owner', 'guest', 'outsider', 'realuser']) await addUser(reg.server, name, `${name}-password`);
-    await addMember(reg.server, 'proj', 'owner', 'project-admin');
-    await addMember(reg.server, 'proj', 'guest', 'guest');
-  });
-  const creds = (name: string) => basic(name, `${name}-password`);
-
-  /** Status and body of a call, with the probed name masked. */
-  async function answer(method: string, username: string, authorization: string): Promise<[number, string]> {
-    const res = await api(reg.server, method, `/projects/proj/members/${username}`, authorization, method === 'PUT' ? { role: 'guest' } : undefined);
-    return [res.status, (await res.text()).replaceAll(username, '<name>')];
-  }
-
-  for (const caller of ['guest', 'outsider']) {
-    it(`${caller}: adding or removing an unknown and an existing user answer alike`, async () => {
-      for (const method of ['PUT', 'DELETE']) {
-        const unknown = await answer(method, 'nosuchuser', creds(caller));
-        const known = await answer(method, 'realuser', creds(caller));
-        assert.deepEqual(unknown, known, `${method} as ${caller}`);
-        assert.equal(unknown[0], caller === 'guest' ? 403 : 404);
-      }
-      assert.equal(await reg.server.stores.auth.getRole('proj', 'realuser'), null, 'nothing changed');
+  describe('project creation happens at the first successful write, never at a token request', () => {
+    before(async () => {
+      for (const name of ['alice', 'bob', 'carol']) await addUser(reg.server, name, `${name}-password`);
     });
-  }
+    const creds = (name: string) => basic(name, `${name}-password`);
 
-  it('anonymous: 401 for both', async () => {
-    for (const name of ['nosuchuser', 'realuser']) assert.equal((await fetch(`${reg.url}/api/v1/projects/proj/members/${name}`, { method: 'DELETE' })).status, 401);
+    it('a token request with push on a missing project grants pull,push but creates nothing', async () => {
+      const jwt = await token(reg.server, ['repository:newproj/app:pull,push'], creds('alice'));
+      assert.deepEqual(claims(jwt).access, [{ type: 'repository', name: 'newproj/app', actions: ['pull', 'push'] }]);
+      assert.equal(await reg.server.stores.auth.getProject('newproj'), null);
+      assert.equal((await audit(reg.server, 'project.autocreate')).length, 0);
+    });
+
+    it('a refused write creates nothing: a digest mismatch and a manifest with unknown blobs', async () => {
+      const alice = await tokenClient(reg.server, ['repository:newproj/app:pull,push'], creds('alice'));
+      const blob = makeBlob(64);
+      const bad = await alice.fetch(`/v2/newproj/app/blobs/uploads/?digest=sha256:${'0'.repeat(64)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(blob.data),
+      });
+      assert.equal(bad.status, 400);
+      const image = makeImage();
+      assert.equal((await alice.pushManifest('newproj/app', 'v1', image.manifest)).status, 400);
+      assert.equal(await reg.server.stores.auth.getProject('newproj'), null);
+    });
+
+    it('the first blob creates the project: the pusher is project-admin, audited as project.autocreate with the client IP', async () => {
+      const alice = await tokenClient(reg.server, ['repository:newproj/app:pull,push'], creds('alice'));
+      await alice.pushImage('newproj/app', 'v1', makeImage());
+      const project = await reg.server.stores.auth.getProject('newproj');
+      assert.equal(project?.createdBy, 'alice');
+      assert.equal(await reg.server.stores.auth.getRole('newproj', 'alice'), 'project-admin');
+      const rows = await audit(reg.server, 'project.autocreate');
+      assert.deepEqual(
+        rows.map((r) => [r.actor, r.target, r.detail]),
+        [['alice', 'newproj', { owner: 'alice' }]],
+      );
+      assert.match(rows[0]!.ip ?? '', /127\.0\.0\.1/, 'the audit row names the client address');
+    });
+
+    it('a mount into a missing project creates it too', async () => {
+      const alice = await tokenClient(reg.server, ['repository:newproj/app:pull', 'repository:mounted/x:pull,push'], creds('alice'));
+      const source = makeImage({ layers: 1 });
+      await (await tokenClient(reg.server, ['repository:newproj/app:pull,push'], creds('alice'))).pushImage('newproj/app', 'm', source);
+      const res = await alice.fetch(`/v2/mounted/x/blobs/uploads/?mount=${source.layers[0]!.digest}&from=newproj/app`, { method: 'POST' });
+      assert.equal(res.status, 201);
+      assert.equal(await reg.server.stores.auth.getRole('mounted', 'alice'), 'project-admin');
+    });
+
+    it('two users racing for a new project: the first write wins, the other token is refused at once (push and pull)', async () => {
+      const bob = await tokenClient(reg.server, ['repository:race/app:pull,push'], creds('bob'));
+      const carol = await tokenClient(reg.server, ['repository:race/app:pull,push'], creds('carol'));
+      const image = makeImage();
+      await bob.pushImage('race/app', 'v1', image);
+      const push = await carol.pushBlob('race/app', makeBlob(64));
+      assert.equal(push.status, 403, `carol may not push into bob’s project with a token from before it existed: ${push.status} ${await push.clone().text()}`);
+      assert.equal(await errorCode(push), 'DENIED');
+      assert.equal((await carol.fetch(`/v2/race/app/manifests/${image.manifest.digest}`)).status, 403, 'nor pull from it');
+      const head = await carol.fetch(`/v2/race/app/blobs/${image.layers[0]!.digest}`, { method: 'HEAD' });
+      // HEAD carries no body: the refusal may come as a 401 challenge naming the reason.
+      assert.ok(head.status === 403 || head.status === 401, `HEAD answered ${head.status}`);
+      assert.equal(await reg.server.stores.auth.getRole('race', 'carol'), null);
+    });
   });
 
-  it('project-admin: removing an unknown user and a non-member answer alike', async () => {
-    assert.deepEqual(await answer('DELETE', 'nosuchuser', creds('owner')), await answer('DELETE', 'realuser', creds('owner')));
+  describe('a removed role ends deletes and pushes at once; pulls last until the token expires', () => {
+    const image = makeImage();
+    before(async () => {
+      await addProject(reg.server, 'team');
+      await addUser(reg.server, 'dave', 'dave-password');
+      await addMember(reg.server, 'team', 'dave', 'maintainer');
+      await (await tokenClient(reg.server, ['repository:team/app:pull,push'], adminAuth())).pushImage('team/app', 'v1', image);
+      // Tokens issued within a second of a project's creation are checked as if issued before it (clock skew between replicas).
+      await sleep(2100);
+    });
+
+    it('DELETE and push with a token issued before the removal are refused; a pull still works', async () => {
+      const dave = await tokenClient(reg.server, ['repository:team/app:pull,push,delete'], basic('dave', 'dave-password'));
+      const extra = makeImage({ layers: 1 });
+      await dave.pushImage('team/app', 'extra', extra);
+      assert.equal(await status(reg.server, 'DELETE', '/projects/team/members/dave', adminAuth()), 204);
+
+      const del = await dave.fetch(`/v2/team/app/manifests/${extra.manifest.digest}`, { method: 'DELETE' });
+      assert.equal(del.status, 403);
+      assert.equal(await errorCode(del), 'DENIED');
+      assert.equal((await dave.fetch(`/v2/team/app/blobs/${extra.layers[0]!.digest}`, { method: 'DELETE' })).status, 403);
+      const push = await dave.pushBlob('team/app', makeBlob(32));
+      assert.equal(push.status, 403);
+      assert.equal(await errorCode(push), 'DENIED');
+      // Documented bound: a pull is taken on the token's word until it expires (auth.token.expiration).
+      const pull = await dave.fetch(`/v2/team/app/manifests/${image.manifest.digest}`);
+      assert.equal(pull.status, 200, `${pull.headers.get('www-authenticate')} ${await pull.clone().text()}`);
+      // The manifest is still there for the admin.
+      const admin = await tokenClient(reg.server, ['repository:team/app:pull'], adminAuth());
+      assert.equal((await admin.fetch(`/v2/team/app/manifests/${extra.manifest.digest}`)).status, 200);
+    });
+
+    it('a role lowered to developer loses delete at once as well', async () => {
+      await addMember(reg.server, 'team', 'dave', 'maintainer');
+      const dave = await tokenClient(reg.server, ['repository:team/app:pull,push,delete'], basic('dave', 'dave-password'));
+      await addMember(reg.server, 'team', 'dave', 'developer');
+      assert.equal((await dave.fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'DELETE' })).status, 403);
+    });
+  });
+
+  describe('member endpoints do not reveal which user names exist', () => {
+    before(async () => {
+      await addProject(reg.server, 'proj');
+      for (const name of ['owner', 'guest', 'outsider', 'realuser']) await addUser(reg.server, name, `${name}-password`);
+      await addMember(reg.server, 'proj', 'owner', 'project-admin');
+      await addMember(reg.server, 'proj', 'guest', 'guest');
+    });
+    const creds = (name: string) => basic(name, `${name}-password`);
+
+    /** Status and body of a call, with the probed name masked. */
+    async function answer(method: string, username: string, authorization: string): Promise<[number, string]> {
+      const res = await api(reg.server, method, `/projects/proj/members/${username}`, authorization, method === 'PUT' ? { role: 'guest' } : undefined);
+      return [res.status, (await res.text()).replaceAll(username, '<name>')];
+    }
+
+    for (const caller of ['guest', 'outsider']) {
+      it(`${caller}: adding or removing an unknown and an existing user answer alike`, async () => {
+        for (const method of ['PUT', 'DELETE']) {
+          const unknown = await answer(method, 'nosuchuser', creds(caller));
+          const known = await answer(method, 'realuser', creds(caller));
+          assert.deepEqual(unknown, known, `${method} as ${caller}`);
+          assert.equal(unknown[0], caller === 'guest' ? 403 : 404);
+        }
+        assert.equal(await reg.server.stores.auth.getRole('proj', 'realuser'), null, 'nothing changed');
+      });
+    }
+
+    it('anonymous: 401 for both', async () => {
+      for (const name of ['nosuchuser', 'realuser']) assert.equal((await fetch(`${reg.url}/api/v1/projects/proj/members/${name}`, { method: 'DELETE' })).status, 401);
+    });
+
+    it('project-admin: removing an unknown user and a non-member answer alike', async () => {
+      assert.deepEqual(await answer('DELETE', 'nosuchuser', creds('owner')), await answer('DELETE', 'realuser', creds('owner')));
+    });
   });
 });
