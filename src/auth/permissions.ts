@@ -58,6 +58,10 @@ export const OPERATIONS: readonly { operation: string; needs: string }[] = [
   { operation: 'mount a blob from another repository (POST uploads ?mount=&from=<source>)', needs: 'push on the target, pull on the source' },
   { operation: 'GET /v2/<name>/tags/list', needs: 'pull + list-tags (a robot granted pull has both)' },
   { operation: 'PUT manifests, POST/PATCH/PUT/DELETE blob uploads', needs: 'pull + push' },
+  {
+    operation: 'push into a project that does not exist yet (auth.projects.autocreate)',
+    needs: 'a user who may create projects (auth.projects.creation) and no repository under that name; the first successful write creates the project, the pusher its project-admin',
+  },
   { operation: 'DELETE /v2/<name>/manifests/<ref>, DELETE blobs', needs: 'delete' },
   { operation: 'GET /v2/_catalog', needs: 'any signed-in identity; lists only repositories it may pull' },
 ];
