@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, requireNginx, startNginx, type Nginx } from '../helpers/nginx.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { startLocalS3, type LocalS3 } from '../helpers/s3.js';
+import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { blobOf, faultRounds, faultSeed, imageOf, Random, s3Env, type Blob, type Image } from '../robustness/faults.js';
+import { fsck } from '../robustness/support.js';
+
+/**
+ * Three `berth serve` on one PostgreSQL database and one S3 bucket behind nginx; one replica
+ * is SIGKILLed at seeded random moments (and restarted on its port) while raw-HTTP clients keep
+ * pushing through the balancer. The clients retry as registry clients do: a failed request
+ * (502 from nginx, a reset) is followed by GET of the session, which another replica answers;
+ * they resume from its Range. Asserted: every push finishes; a session GET answering 204 is
+ * always completable on whichever replica gets the PUT (the issue 20 invariant across replicas);
+ * every acknowledged manifest pulls intact through the balancer afterwards; fsck finds no
+ * corruption.
+ */
+const SEED = faultSeed(20261207);
+const KILLS = faultRounds(4);
+const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+
+interface Replica {
+  dataDir: string;
+  port: number;
+  process: BerthProcess;
+}
+
+interface Counts {
+  images: number;
+  failedRequests: number;
+  resumedOnAnotherReplica: number;
+  unknownOnGet: number;
+}
+
+/** A request through the balancer; null when it failed for the client (reset, 502/504 from nginx). */
+async function call(url: string, init: RequestInit = {}): Promise<Response | null> {
+  try {
+    const res = await fetch(url, init);
+    const body = Buffer.from(await res.arrayBuffer());
+    if (res.status === 502 || res.status === 504) return null;
+    return new Response(res.status === 204 ? null : body, { status: res.status, headers: res.headers });
+  } catch (err) {
+    if (err instanceof TypeError) return null;
+    throw err;
+  }
+}
+
+/** Retries an idempotent-enough request until the balancer finds a live replica. */
+async function retried(url: string, init: RequestInit = {}): Promise<Response> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const res = await call(url, init);
+    if (res && res.status !== 503) return res;
+    await sleep(100);
+  }
+  throw new Error(`${init.method ?? 'GET'} ${url}: no replica answered`);
+}
+
+function rangeOffset(res: Response): number {
+  const m = /^0-(\d+)$/.exec(res.headers.get('range') ?? '');
+  assert.ok(m, `Range ${res.headers.get('range')}`);
+  return Number(m[1]) + 1;
+}
+
+/** A chunked upload that survives replica kills: on a failed request it asks the session's status and resumes. */
+async function pushBlob(base: string, repo: string, blob: Blob, random: Random, counts: Counts): Promise<void> {
+  for (;;) {
+    const start = await retried(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+    assert.equal(start.status, 202);
+    const location = start.headers.get('location')!;
+    const chunk = random.pick([1024 * 1024, 2 * 1024 * 1024, 4 * 1024 * 1024]);
+    let offset = 0;
+    let interrupted = false;
+    for (;;) {
+      const last = blob.data.length - offset <= chunk;
+      const piece = new Uint8Array(blob.data.subarray(offset, last ? blob.data.length : offset + chunk));
+      const res = last
+        ? await call(`${base}${location}?digest=${blob.digest}`, { method: 'PUT', body: piece })
+        : await call(`${base}${location}`, { method: 'PATCH', body: piece, headers: { 'content-range': `${offset}-${offset + piece.length - 1}` } });
+      if (res && res.status === 201) {
+        if (interrupted) counts.resumedOnAnotherReplica++;
+        return;
+      }
+      if (res && res.status === 202) {
+        offset = rangeOffset(res);
+        continue;
+      }
+      // The request failed with its replica (or a 503 while shutting down): ask where the session stands.
+      if (res) assert.ok(res.status === 503, `${res.status} ${await res.text()}`);
+      counts.failedRequests++;
+      interrupted = true;
+      const status = await retried(`${base}${location}`);
+      if (status.status === 404) {
+        // Unknown on GET (its commit may have happened): the blob is there whole, or the client starts it again.
+        const head = await retried(`${base}/v2/${repo}/blobs/${blob.digest}`, { method: 'HEAD' });
+        counts.unknownOnGet++;
+        if (head.status === 200) return;
+        break;
+      }
+      assert.equal(status.status, 204, `GET of the session after a failed request: ${status.status}`);
+      offset = status.headers.get('range') === '0-0' && offset <= 1 ? 0 : rangeOffset(status);
+      // The PUT that follows a 204 must complete; if it fails again it is only because another replica died under it.
+      if (blob.data.length - offset <= chunk) {
+        const put = await call(`${base}${location}?digest=${blob.digest}`, { method: 'PUT', body: new Uint8Array(blob.data.subarray(offset)) });
+        if (put && put.status !== 503) {
+          assert.equal(put.status, 201, `a session that answered 204 + Range did not complete: ${put.status} ${await put.text()}`);
+          counts.resumedOnAnotherReplica++;
+          return;
+        }
+      }
+    }
+  }
+}
+
+describe('replicas: one killed at random moments while pushes continue through nginx (PostgreSQL + S3)', () => {
+  let db: TestDatabase;
+  let s3: LocalS3;
+  let nginx: Nginx;
+  let env: NodeJS.ProcessEnv;
+  const replicas: Replica[] = [];
+
+  before(async () => {
+    requireNginx();
+    db = await createTestDatabase('berth_ha_kill');
+    s3 = await startLocalS3('berth-ha-kill');
+    env = { BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: db.url, BERTH_GC_ENABLED: 'false', ...s3Env(s3, 'ha-kill') };
+    for (let i = 0; i < 3; i++) {
+      const dataDir = tempDir('berth-ha-kill-');
+      const port = await freePort();
+      replicas.push({ dataDir, port, process: await startBerthProcess({ ...env, BERTH_DATA_DIR: dataDir, BERTH_HTTP_ADDR: `127.0.0.1:${port}` }) });
+    }
+    nginx = await startNginx(replicas.map((r) => `127.0.0.1:${r.port}`));
+  });
+
+  after(async () => {
+    await nginx?.stop();
+    await Promise.all(replicas.map((r) => r.process.kill()));
+    for (const r of replicas) rmSync(r.dataDir, { recursive: true, force: true });
+    await s3?.close();
+    await db?.drop();
+  });
+
+  it(`every push finishes and every acknowledged image is intact (seed ${SEED}, ${KILLS} kills)`, async (t) => {
+    const random = new Random(SEED);
+    const counts: Counts = { images: 0, failedRequests: 0, resumedOnAnotherReplica: 0, unknownOnGet: 0 };
+    const pushed: { repo: string; tag: string; image: Image }[] = [];
+    let stopping = false;
+    const workers = Array.from({ length: 4 }, async (_, w) => {
+      const wr = new Random(random.int(0, 2 ** 31));
+      for (let n = 0; !stopping; n++) {
+        const repo = `ha/kill${w}`;
+        const config = blobOf(Buffer.from(JSON.stringify({ nonce: randomBytes(8).toString('hex') })));
+        const layers = [blobOf(randomBytes(wr.int(512 * 1024, 7 * 1024 * 1024)))];
+        for (const blob of [config, ...layers]) await pushBlob(nginx.url, repo, blob, wr, counts);
+        const image = imageOf(config, layers);
+        const tag = `t${n}`;
+        const res = await retried(`${nginx.url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: new Uint8Array(image.manifest.data), headers: { 'content-type': MANIFEST_TYPE } });
+        assert.equal(res.status, 201, await res.text());
+        pushed.push({ repo, tag, image });
+        counts.images++;
+      }
+    });
+    let kills = 0;
+    const killer = (async () => {
+      for (; kills < KILLS; kills++) {
+        await sleep(random.int(800, 3000));
+        const victim = random.pick(replicas);
+        await victim.process.kill();
+        await sleep(random.int(200, 1000));
+        victim.process = await startBerthProcess({ ...env, BERTH_DATA_DIR: victim.dataDir, BERTH_HTTP_ADDR: `127.0.0.1:${victim.port}` });
+      }
+    })();
+    try {
+      await killer;
+      await sleep(1000);
+    } finally {
+      stopping = true;
+      await Promise.all(workers);
+    }
+    t.diagnostic(`${kills} kills; ${JSON.stringify(counts)}`);
+    assert.ok(counts.failedRequests > 0, 'some request died with its replica (else the kills proved nothing)');
+    for (const { repo, tag, image } of pushed) {
+      const res = await retried(`${nginx.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: MANIFEST_TYPE } });
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), image.manifest.data, `${repo}:${tag}`);
+      for (const blob of image.layers) {
+        const pulled = await retried(`${nginx.url}/v2/${repo}/blobs/${blob.digest}`);
+        assert.equal(blobOf(Buffer.from(await pulled.arrayBuffer())).digest, blob.digest, `${repo}@${blob.digest}`);
+      }
+    }
+    const check = await fsck(tempDir('berth-ha-kill-fsck-'), [], env);
+    assert.equal(check.code, 0, `berth fsck finds no corruption:\n${check.stdout}\n${check.stderr}`);
+  });
+});
