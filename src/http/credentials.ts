@@ -73,19 +73,26 @@ class LazyCredentials implements RequestCredentials {
 /**
  * The access policy the /v2 router is given: `policy`, and the principal it accepts is noted
  * on the request (the request log names who acted). One wrapper here instead of a line in
- * every policy; every other method is `policy`'s own, called on `policy` itself.
+ * every policy. A plain class (not a Proxy): authorize runs on every /v2 request.
  */
 export function identityNotingPolicy(policy: AccessPolicy): AccessPolicy {
-  const authorize = async (credentials: RequestCredentials, scope: Scope): Promise<Principal> => {
-    const principal = await policy.authorize(credentials, scope);
+  return new IdentityNotingPolicy(policy);
+}
+
+class IdentityNotingPolicy implements AccessPolicy {
+  constructor(private readonly policy: AccessPolicy) {}
+
+  async authorize(credentials: RequestCredentials, scope: Scope): Promise<Principal> {
+    const principal = await this.policy.authorize(credentials, scope);
     if (!principal.anonymous && credentials instanceof LazyCredentials) noteIdentity(credentials.request, principal.subject);
     return principal;
-  };
-  return new Proxy(policy, {
-    get(target, property) {
-      if (property === 'authorize') return authorize;
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  }
+
+  canRead(principal: Principal, repository: string): Promise<boolean> {
+    return this.policy.canRead(principal, repository);
+  }
+
+  readFilter(principal: Principal): (repository: string) => Promise<boolean> {
+    return this.policy.readFilter(principal);
+  }
 }
