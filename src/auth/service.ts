@@ -239,8 +239,9 @@ export class AuthService {
       return;
     }
     if (given === undefined) {
-      // Shown once: only the bcrypt hash is kept.
-      logger.warn({ username, password }, 'created the initial admin with a generated password; change it with `berth user passwd`');
+      // Shown once, on stderr only: the JSON log goes to collectors and must never carry a secret;
+      // only the bcrypt hash is kept.
+      logger.warn({ username }, 'created the initial admin with a generated password, printed once on stderr; change it with `npx berth user passwd`');
       process.stderr.write(`\nberth: initial admin user "${username}" created with password: ${password}\n\n`);
     } else {
       logger.info({ username }, 'created the initial admin user');

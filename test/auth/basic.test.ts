@@ -136,6 +136,21 @@ describe('initial admin', () => {
       await server.destroy();
     }
   });
+
+  it('a real berth serve prints the generated password on stderr only, never in the JSON log', async () => {
+    const dataDir = tempDir();
+    const berth = await startBerthProcess({ BERTH_DATA_DIR: dataDir, BERTH_AUTH_MODE: 'basic' });
+    try {
+      const password = /initial admin user "admin" created with password: (\S+)/.exec(berth.output())?.[1];
+      assert.ok(password, berth.output());
+      assert.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('admin', password) } })).status, 200);
+      assert.match(berth.logOutput(), /created the initial admin with a generated password/);
+      assert.ok(!berth.logOutput().includes(password), 'the password is not in the JSON log');
+    } finally {
+      await berth.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('auth: none (the zero-setup default)', () => {

@@ -95,6 +95,8 @@ export interface BerthProcess {
   child: ChildProcess;
   /** Everything the process printed so far. */
   output(): string;
+  /** What it wrote to stdout only: the JSON log (stderr carries what is meant for the operator's eyes only). */
+  logOutput(): string;
   /** SIGTERM and wait for exit. */
   stop(): Promise<void>;
   /** SIGKILL and wait for exit (crash simulation). */
@@ -114,7 +116,8 @@ export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] =
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  let log = '';
+  child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), (log += d.toString())));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -145,6 +148,7 @@ export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] =
     port: Number(new URL(url).port),
     child,
     output: () => out,
+    logOutput: () => log,
     stop: () => stopWith('SIGTERM'),
     kill: () => stopWith('SIGKILL'),
   };
