@@ -19,7 +19,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { z } from 'zod';
 import type { BerthConfig } from '../config/schema.js';
-import { BlobTooLargeError } from '../core/errors.js';
+import { BlobTooLargeError, RegistryError } from '../core/errors.js';
 import { BlobNotFoundError, UploadNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
 
 export type S3StorageConfig = NonNullable<BerthConfig['storage']['s3']>;
@@ -460,6 +460,18 @@ export function createS3Client(config: S3StorageConfig): S3Client {
     requestHandler: { httpAgent: { maxSockets: MAX_SOCKETS }, httpsAgent: { maxSockets: MAX_SOCKETS } },
   };
   const client = new S3Client(options);
+  // Outermost, so after the SDK's own retries: an endpoint that cannot be reached is a 503
+  // for the client (retry later), not a 500.
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        throw unreachable(err);
+      }
+    },
+    { step: 'initialize', name: 'berthStorageUnavailable' },
+  );
   if (config.forcepathstyle) {
     // Path-style bucket requests (HeadBucket, ListObjectsV2, DeleteObjects) are sent as
     // /<bucket>?… rather than /<bucket>/?…: S3 treats both alike, but some S3-compatible
@@ -547,6 +559,19 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: nu
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/** Errors of the connection to S3 (no HTTP response at all) that mean "unreachable". */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** A failure to reach S3 as 503 UNAVAILABLE (S3's own answers, with a status, pass through). */
+function unreachable(err: unknown): unknown {
+  const e = err as { code?: string; name?: string; $metadata?: { httpStatusCode?: number } };
+  if (e?.$metadata?.httpStatusCode !== undefined || err instanceof RegistryError) return err;
+  if (!UNREACHABLE_CODES.has(e?.code ?? '') && e?.name !== 'TimeoutError') return err;
+  const error = new RegistryError('UNAVAILABLE', 'blob storage unavailable; retry later');
+  error.cause = err;
+  return error;
 }
 
 /** Rejection handler: a staged segment that is gone becomes UploadNotFoundError. */
