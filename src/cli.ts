@@ -97,6 +97,13 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.stderr.write(`berth: ${(err as Error).message}\n`);
     process.exit(2);
   }
+  // A StorageFullError (src/core/errors.ts): the disk or the database is full. No stack: the
+  // operator needs the fact and the remedy. (berth gc records its work before it deletes, so it
+  // too needs a little room.)
+  if ((err as Error | null)?.name === 'StorageFullError') {
+    process.stderr.write(`berth: ${(err as Error).message}: the disk or database is full; free some space and run the command again\n`);
+    process.exit(1);
+  }
   process.stderr.write(`berth: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });
