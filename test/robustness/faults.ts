@@ -563,6 +563,11 @@ export async function runFaultRounds(options: RunOptions): Promise<Tally> {
       const gc = random.chance(options.gcChance) ? startGc(env, random.int(0, 1500)) : undefined;
       if (gc) tally.gcRuns++;
       const target = server;
+      // Arm the kill only once this round has acknowledged a manifest (or after 30 s): on a loaded
+      // machine the first manifest can take seconds, and a run whose kills all land before any
+      // manifest proves nothing about keeping acknowledged pushes. The draws below stay seeded.
+      const acknowledgedBefore = tally.acknowledgedManifests;
+      for (let waited = 0; tally.acknowledgedManifests === acknowledgedBefore && waited < 30_000; waited += 50) await sleep(50);
       const point = random.pick(options.killPoints.filter((p) => p !== 'rehash'));
       const isSession = (id: string) => ledger.sessions.some((s) => s.location.endsWith(`/${id}`));
       const killed =
