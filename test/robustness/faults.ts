@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
 import { fsckStores } from '../../src/cli/fsck.js';
 import { applyEnvOverrides, resolveConfigPaths } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -11,7 +12,7 @@ import { corruptionCount, type FsckReport } from '../../src/fsck/types.js';
 import { createTestDatabase as createPostgresDatabase } from '../helpers/postgres.js';
 import { createTestDatabase as createMysqlDatabase } from '../helpers/mysql.js';
 import { localS3Settings, startLocalS3, type LocalS3 } from '../helpers/s3.js';
-import { ROOT, startBerthProcess, type BerthProcess } from '../helpers/server.js';
+import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 
 /**
  * The kill -9 fault harness shared by test/robustness/kill-*.test.ts (one file per back-end
@@ -659,4 +660,28 @@ function startGc(env: NodeJS.ProcessEnv, delayMs: number): { kill(): void; exite
     },
     exited,
   };
+}
+
+/**
+ * One back end's fault suite (each back end has its own test file, so each picks its own
+ * back ends): `rounds` kill -9 rounds from `seed` (BERTH_FAULT_SEED / BERTH_FAULT_ROUNDS
+ * override them for longer local runs).
+ */
+export function describeFaultRounds(title: string, name: BackendName, defaultSeed: number, killPoints: KillPoint[]): void {
+  const seed = faultSeed(defaultSeed);
+  const rounds = faultRounds(3);
+  describe(`kill -9 faults on ${title}`, () => {
+    it(`keeps every acknowledged push; interrupted sessions complete or are unknown on GET (seed ${seed}, ${rounds} rounds)`, async (t) => {
+      const dataDir = tempDir(`berth-kill-${name}-`);
+      const backend = await openBackend(name, dataDir);
+      try {
+        const tally = await runFaultRounds({ backend, seed, rounds, workers: 4, killPoints, gcChance: 0.3, log: (l) => t.diagnostic(l) });
+        t.diagnostic(JSON.stringify(tally));
+        assert.ok(tally.acknowledgedManifests > 0 && tally.interrupted > 0, 'the rounds pushed something and interrupted sessions (else they prove nothing)');
+      } finally {
+        await backend.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
 }

@@ -1,24 +1,4 @@
-import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { describe, it } from 'node:test';
-import { tempDir } from '../helpers/server.js';
-import { faultRounds, faultSeed, openBackend, runFaultRounds } from './faults.js';
+import { describeFaultRounds } from './faults.js';
 
-/** kill -9 fault rounds on the embedded default: filesystem blobs, SQLite metadata (see faults.ts). */
-const SEED = faultSeed(20261202);
-const ROUNDS = faultRounds(3);
-
-describe('kill -9 faults on filesystem + SQLite', () => {
-  it(`keeps every acknowledged push; interrupted sessions complete or are unknown on GET (seed ${SEED}, ${ROUNDS} rounds)`, async (t) => {
-    const dataDir = tempDir('berth-kill-fs-sqlite-');
-    const backend = await openBackend('fs-sqlite', dataDir);
-    try {
-      const tally = await runFaultRounds({ backend, seed: SEED, rounds: ROUNDS, workers: 4, killPoints: ['random', 'commit', 'rehash'], gcChance: 0.3, log: (l) => t.diagnostic(l) });
-      t.diagnostic(JSON.stringify(tally));
-      assert.ok(tally.acknowledgedManifests > 0 && tally.interrupted > 0, 'the rounds pushed something and interrupted sessions (else they prove nothing)');
-    } finally {
-      await backend.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  });
-});
+/** kill -9 fault rounds on the embedded default: filesystem blobs, SQLite metadata (see faults.ts; BERTH_FAULT_SEED, BERTH_FAULT_ROUNDS for longer runs). */
+describeFaultRounds('filesystem + SQLite', 'fs-sqlite', 20261202, ['random', 'commit', 'rehash']);
