@@ -4,7 +4,6 @@ import type { Permission } from './permissions.js';
 import type { AuditRecord, MemberRecord, ProjectRecord, RobotRecord, UserRecord } from './ports.js';
 import type { AuthStore } from './ports.js';
 import type { AccessRules } from './rules.js';
-import { verifySecret } from './secrets.js';
 
 /**
  * The read side of accounts, as the admin API and the CLI see it: lookups that answer
@@ -45,13 +44,6 @@ export class Directory {
   requireSelfOrAdmin(identity: Identity, username: string): void {
     const self = identity.kind === 'user' && identity.name === username;
     if (!self && !isSystemAdmin(identity)) throw new RegistryError('DENIED', 'only an administrator may manage other users');
-  }
-
-  /** A user changing their own password must give the current one (admins need not). */
-  async requireCurrentPassword(identity: Identity, username: string, current: string | undefined): Promise<void> {
-    if (isSystemAdmin(identity)) return;
-    const user = await this.user(username);
-    if (current === undefined || !(await verifySecret(current, user.passwordHash))) throw new RegistryError('DENIED', 'currentPassword is missing or wrong');
   }
 
   /** Projects `identity` may see (all, for an admin). */
