@@ -4,16 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
 import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
-import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, api, basic, bearer, token, useAuthServer } from './support.js';
+import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, api, auditLog, basic, bearer, token, useAuthServer, type AuditEntry } from './support.js';
 
-interface Audit {
-  id: number;
-  actor: string;
-  action: string;
-  target: string;
-  ip: string | null;
-  detail?: Record<string, unknown>;
-}
+type Audit = AuditEntry;
 
 /** Issue 12: logins, failed and rate-limited logins, refusals and /v2 deletes reach the audit log. */
 describe('audit log: logins, refusals and /v2 deletes', () => {
@@ -26,9 +19,7 @@ describe('audit log: logins, refusals and /v2 deletes', () => {
   });
 
   async function auditSince(id: number): Promise<Audit[]> {
-    const res = await api(reg.server, 'GET', '/audit?limit=1000', adminAuth());
-    assert.equal(res.status, 200);
-    return ((await res.json()) as Audit[]).filter((e) => e.id > id).reverse();
+    return (await auditLog(reg.server)).filter((e) => e.id > id);
   }
   async function lastId(): Promise<number> {
     return ((await (await api(reg.server, 'GET', '/audit?limit=1', adminAuth())).json()) as Audit[])[0]?.id ?? 0;

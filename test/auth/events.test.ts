@@ -3,7 +3,7 @@ import { before, describe, it } from 'node:test';
 import type { DomainEvent, StoredEvent } from '../../src/core/events.js';
 import { RegistryClient, makeBlob } from '../helpers/registry-client.js';
 import type { TestServer } from '../helpers/server.js';
-import { addUser, adminAuth, api, basic, bearer, claims, getToken, token, useAuthServer, type TokenAnswer } from './support.js';
+import { addUser, adminAuth, api, auditLog, basic, bearer, claims, getToken, token, useAuthServer, type AuditEntry, type TokenAnswer } from './support.js';
 
 /**
  * Account changes through the admin API (and a project created by a push) become domain
@@ -25,14 +25,7 @@ const AUTH_EVENTS = new Set([
   'robot.deleted',
 ]);
 
-interface AuditRow {
-  id: number;
-  actor: string;
-  action: string;
-  target: string;
-  ip: string | null;
-  detail?: unknown;
-}
+type AuditRow = AuditEntry;
 
 /** Every event in the outbox (sequenced first, as the dispatcher would). */
 async function allEvents(server: TestServer): Promise<StoredEvent[]> {
@@ -53,14 +46,12 @@ async function authEventsAfter(server: TestServer, seq: number): Promise<StoredE
 const NOT_CHANGES = new Set(['login', 'login.failed', 'login.ratelimited', 'access.denied']);
 
 /** The audit log's account changes, oldest first. */
-async function auditLog(server: TestServer): Promise<AuditRow[]> {
-  const res = await api(server, 'GET', '/audit?limit=1000', adminAuth());
-  assert.equal(res.status, 200);
-  return ((await res.json()) as AuditRow[]).filter((row) => !NOT_CHANGES.has(row.action)).reverse();
+async function changesAudited(server: TestServer): Promise<AuditRow[]> {
+  return (await auditLog(server)).filter((row) => !NOT_CHANGES.has(row.action));
 }
 
 async function lastAuditId(server: TestServer): Promise<number> {
-  return (await auditLog(server)).at(-1)?.id ?? 0;
+  return (await changesAudited(server)).at(-1)?.id ?? 0;
 }
 
 /** Performs an admin-API call and checks its status. */
@@ -191,7 +182,7 @@ describe('account changes become domain events, committed with their audit entry
     // Account events name no repository (the outbox's repository column stays empty for them).
     assert.ok(events.every((e) => !('repository' in e.event)));
 
-    const audit = (await auditLog(reg.server)).filter((row) => row.id > auditId);
+    const audit = (await changesAudited(reg.server)).filter((row) => row.id > auditId);
     assertMatchesAudit(events, audit);
     assert.deepEqual(
       audit.map((row) => row.action),
@@ -250,7 +241,7 @@ describe('account changes become domain events, committed with their audit entry
 
     assert.deepEqual(await authEventsAfter(reg.server, seq), [], 'no event');
     assert.deepEqual(
-      (await auditLog(reg.server)).filter((row) => row.id > auditId),
+      (await changesAudited(reg.server)).filter((row) => row.id > auditId),
       [],
       'no audit row',
     );
@@ -273,7 +264,7 @@ describe('account changes become domain events, committed with their audit entry
       events.map((e) => [e.actor, e.event]),
       [['gus', { type: 'project.created', project: 'gusproj', public: false, owner: 'gus' }]],
     );
-    const audit = (await auditLog(reg.server)).filter((row) => row.id > auditId);
+    const audit = (await changesAudited(reg.server)).filter((row) => row.id > auditId);
     assertMatchesAudit(events, audit);
     assert.equal(audit[0]!.action, 'project.autocreate');
     assert.deepEqual(audit[0]!.detail, { owner: 'gus' });
@@ -293,7 +284,7 @@ describe('account changes become domain events, committed with their audit entry
     assert.equal((await store.getProject('taken'))!.public, false, 'the visibility change was rolled back');
     assert.deepEqual(await authEventsAfter(reg.server, seq), [], 'no event');
     assert.deepEqual(
-      (await auditLog(reg.server)).filter((row) => row.id > auditId),
+      (await changesAudited(reg.server)).filter((row) => row.id > auditId),
       [],
       'no audit row',
     );
@@ -305,7 +296,7 @@ describe('account changes become domain events, committed with their audit entry
       [[null, { type: 'user.created', username: 'quiet', admin: false }]],
     );
     assert.deepEqual(
-      (await auditLog(reg.server)).filter((row) => row.id > auditId),
+      (await changesAudited(reg.server)).filter((row) => row.id > auditId),
       [],
     );
     assert.equal(await store.deleteUser('quiet', { name: 'test', ip: null }), true);
@@ -317,7 +308,7 @@ describe('account changes become domain events, committed with their audit entry
     for (const secret of secrets) assert.ok(!serialized.includes(secret), 'a password or robot secret in the outbox');
     assert.doesNotMatch(serialized, /\$2[aby]\$/, 'a bcrypt hash in the outbox');
     assert.doesNotMatch(serialized, /"(password|passwordHash|secret|secretHash|hash)"\s*:/i, 'a credential field in the outbox');
-    const audit = JSON.stringify(await auditLog(reg.server));
+    const audit = JSON.stringify(await changesAudited(reg.server));
     for (const secret of secrets) assert.ok(!audit.includes(secret), 'a password or robot secret in the audit log');
   });
 });

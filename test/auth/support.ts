@@ -40,6 +40,23 @@ export function api(server: HasUrl, method: string, path: string, authorization:
   });
 }
 
+/** One row of GET /api/v1/audit. */
+export interface AuditEntry {
+  id: number;
+  actor: string;
+  action: string;
+  target: string;
+  ip: string | null;
+  detail?: Record<string, unknown>;
+}
+
+/** The audit log (its newest 1000 rows, as the admin reads it), oldest first; throws unless it answered 200. */
+export async function auditLog(server: HasUrl): Promise<AuditEntry[]> {
+  const res = await api(server, 'GET', '/audit?limit=1000', adminAuth());
+  if (res.status !== 200) throw new Error(`GET /api/v1/audit answered ${res.status}`);
+  return ((await res.json()) as AuditEntry[]).reverse();
+}
+
 /** Creates a user through the admin API; throws unless it worked. */
 export async function addUser(server: HasUrl, username: string, password: string, admin = false): Promise<void> {
   const res = await api(server, 'POST', '/users', adminAuth(), { username, password, admin });

@@ -7,7 +7,7 @@ import { runFsck } from '../../src/fsck/check.js';
 import { corruptionCount } from '../../src/fsck/types.js';
 import { RegistryClient, errorCode, makeBlob, makeImage, type Image } from '../helpers/registry-client.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
-import { addMember, addProject, addUser, adminAuth, api, authConfig, basic, bearer, claims, token, useAuthServer } from './support.js';
+import { addMember, addProject, addUser, adminAuth, api, auditLog, authConfig, basic, bearer, claims, token, useAuthServer, type AuditEntry } from './support.js';
 
 /**
  * Issue 12: nobody gains access to existing content by creating a project, explicitly or by
@@ -17,19 +17,10 @@ import { addMember, addProject, addUser, adminAuth, api, authConfig, basic, bear
  * its first successful write; a token's grants do not outlive a role or a project's re-creation.
  */
 
-interface AuditRow {
-  id: number;
-  actor: string;
-  action: string;
-  target: string;
-  ip: string | null;
-  detail?: Record<string, unknown>;
-}
+type AuditRow = AuditEntry;
 
 async function audit(server: { url: string }, action: string): Promise<AuditRow[]> {
-  const res = await api(server, 'GET', '/audit?limit=1000', adminAuth());
-  assert.equal(res.status, 200);
-  return ((await res.json()) as AuditRow[]).filter((row) => row.action === action).reverse();
+  return (await auditLog(server)).filter((row) => row.action === action);
 }
 
 async function status(server: { url: string }, method: string, path: string, authorization: string, body?: unknown): Promise<number> {
