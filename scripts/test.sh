@@ -24,17 +24,21 @@ pg_files=()
 mysql_files=()
 for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*|test/auth/*|test/gc/*|test/policies/*) pg_files+=("$f") ;; esac; done
 for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*|test/policies/*) mysql_files+=("$f") ;; esac; done
+# --test-timeout bounds each test FILE (the runner applies it per file): a hung file fails
+# with "test timed out" after 10 minutes and the run goes on, instead of CI's 90-minute limit
+# ending the run with no summary.
+runner=(node --import tsx --test --test-reporter=spec --test-concurrency=2 --test-timeout=600000)
 logs=$(mktemp -d /tmp/berth-test-logs.XXXXXX)
 trap 'rm -rf "$logs"' EXIT
 status=0
-node --import tsx --test --test-reporter=spec --test-concurrency=2 "${files[@]}" 2>&1 | tee "$logs/sqlite" || status=1
+"${runner[@]}" "${files[@]}" 2>&1 | tee "$logs/sqlite" || status=1
 if [ "${#pg_files[@]}" -gt 0 ]; then
   echo "== again with PostgreSQL metadata: ${#pg_files[@]} test files"
-  BERTH_TEST_METADATA=postgres node --import tsx --test --test-reporter=spec --test-concurrency=2 "${pg_files[@]}" 2>&1 | tee "$logs/postgres" || status=1
+  BERTH_TEST_METADATA=postgres "${runner[@]}" "${pg_files[@]}" 2>&1 | tee "$logs/postgres" || status=1
 fi
 if [ "${#mysql_files[@]}" -gt 0 ]; then
   echo "== again with MySQL/MariaDB metadata: ${#mysql_files[@]} test files"
-  BERTH_TEST_METADATA=mysql node --import tsx --test --test-reporter=spec --test-concurrency=2 "${mysql_files[@]}" 2>&1 | tee "$logs/mysql" || status=1
+  BERTH_TEST_METADATA=mysql "${runner[@]}" "${mysql_files[@]}" 2>&1 | tee "$logs/mysql" || status=1
 fi
 echo "== summary"
 passed=0; failed=0
