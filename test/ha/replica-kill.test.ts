@@ -37,14 +37,23 @@ interface Counts {
   unknownOnGet: number;
 }
 
+/** Failed requests one blob may see before the test gives up (4 kills cause a handful). */
+const MAX_FAILURES_PER_BLOB = 30;
+/** No single request may take longer: a stuck replica fails the test with the request named. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
 /** A request through the balancer; null when it failed for the client (reset, 502/504 from nginx). */
 async function call(url: string, init: RequestInit = {}): Promise<Response | null> {
+  const started = Date.now();
   try {
-    const res = await fetch(url, init);
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status === 502 || res.status === 504) return null;
     return new Response(res.status === 204 ? null : body, { status: res.status, headers: res.headers });
   } catch (err) {
+    if (err instanceof Error && err.name === 'TimeoutError') {
+      throw new Error(`${init.method ?? 'GET'} ${url} got no answer within ${Date.now() - started} ms`, { cause: err });
+    }
     if (err instanceof TypeError) return null;
     throw err;
   }
@@ -68,6 +77,7 @@ function rangeOffset(res: Response): number {
 
 /** A chunked upload that survives replica kills: on a failed request it asks the session's status and resumes. */
 async function pushBlob(base: string, repo: string, blob: Blob, random: Random, counts: Counts): Promise<void> {
+  let failures = 0;
   for (;;) {
     const start = await retried(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
     assert.equal(start.status, 202);
@@ -90,8 +100,12 @@ async function pushBlob(base: string, repo: string, blob: Blob, random: Random, 
         continue;
       }
       // The request failed with its replica (or a 503 while shutting down): ask where the session stands.
-      if (res) assert.ok(res.status === 503, `${res.status} ${await res.text()}`);
+      const answer = res ? `${res.status} ${await res.text()}` : 'no answer (reset or 502/504 from nginx)';
+      if (res) assert.ok(res.status === 503, answer);
       counts.failedRequests++;
+      // Bounded, so a replica that keeps refusing fails the test with its answer instead of spinning.
+      assert.ok(++failures <= MAX_FAILURES_PER_BLOB, `${blob.digest}: ${failures} failed requests, the last: ${answer}`);
+      await sleep(50);
       interrupted = true;
       const status = await retried(`${base}${location}`);
       if (status.status === 404) {
@@ -149,6 +163,12 @@ describe('replicas: one killed at random moments while pushes continue through n
     const counts: Counts = { images: 0, failedRequests: 0, resumedOnAnotherReplica: 0, unknownOnGet: 0 };
     const pushed: { repo: string; tag: string; image: Image }[] = [];
     let stopping = false;
+    // The first worker failure stops everything (the killer too) and is rethrown at the end.
+    let failure: unknown = null;
+    const stopOn = (err: unknown) => {
+      failure ??= err;
+      stopping = true;
+    };
     const workers = Array.from({ length: 4 }, async (_, w) => {
       const wr = new Random(random.int(0, 2 ** 31));
       for (let n = 0; !stopping; n++) {
@@ -163,10 +183,10 @@ describe('replicas: one killed at random moments while pushes continue through n
         pushed.push({ repo, tag, image });
         counts.images++;
       }
-    });
+    }).map((worker) => worker.catch(stopOn));
     let kills = 0;
     const killer = (async () => {
-      for (; kills < KILLS; kills++) {
+      for (; kills < KILLS && !stopping; kills++) {
         await sleep(random.int(800, 3000));
         const victim = random.pick(replicas);
         await victim.process.kill();
@@ -174,13 +194,11 @@ describe('replicas: one killed at random moments while pushes continue through n
         victim.process = await startBerthProcess({ ...env, BERTH_DATA_DIR: victim.dataDir, BERTH_HTTP_ADDR: `127.0.0.1:${victim.port}` });
       }
     })();
-    try {
-      await killer;
-      await sleep(1000);
-    } finally {
-      stopping = true;
-      await Promise.all(workers);
-    }
+    await killer.catch(stopOn);
+    if (!stopping) await sleep(1000);
+    stopping = true;
+    await Promise.all(workers);
+    if (failure) throw failure;
     t.diagnostic(`${kills} kills; ${JSON.stringify(counts)}`);
     assert.ok(counts.failedRequests > 0, 'some request died with its replica (else the kills proved nothing)');
     for (const { repo, tag, image } of pushed) {
