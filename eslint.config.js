@@ -8,7 +8,7 @@ import tseslint from 'typescript-eslint';
  * each other; only the composition root (server.ts, compose.ts, stores.ts, cli/) wires them.
  */
 const DRIVERS = ['kysely', 'pg', 'better-sqlite3', 'mysql2', '@aws-sdk/*'];
-const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck'];
+const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck', 'metrics', 'retention', 'audit', 'quotas', 'tags', 'webhooks'];
 const ROOT = ['**/server.js', '**/compose.js', '**/stores.js', '**/cli.js', '**/cli/**'];
 const ADAPTERS = ['**/metadata/**', '**/storage/**'];
 /** The secrets-at-rest implementation (src/secrets): chosen by the composition root; everyone else uses core's SecretSealer port. */
@@ -74,6 +74,11 @@ export default tseslint.config(
       '../jobs/*', '!../jobs/ports.js', '!../jobs/leases.js',
       '../events/*', '!../events/ports.js',
       '../fsck/*', '!../fsck/types.js',
+      '../retention/*', '!../retention/ports.js',
+      '../metrics/*', '!../metrics/ports.js',
+      '../quotas/*', '!../quotas/ports.js',
+      '../tags/*', '!../tags/ports.js',
+      '../webhooks/*', '!../webhooks/ports.js',
       '../policies/**', '../client/**',
       ...SECRETS,
     ],

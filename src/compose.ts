@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
+import { auditSinkConsumers } from './audit/index.js';
 import { auditConsumer } from './auth/audit-consumer.js';
 import { projectPolicy } from './auth/project-policy.js';
 import { usesExternalIssuer } from './config/auth.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { EventConsumer } from './core/events.js';
+import { NO_METRICS, type MetricsRegistry } from './core/metrics.js';
 import { PolicyHooks } from './core/policies.js';
 import { PullCounter } from './core/pulls.js';
 import { Registry } from './core/registry.js';
@@ -15,7 +17,10 @@ import { jobHistoryPruneJob } from './jobs/history.js';
 import type { Job } from './jobs/scheduler.js';
 import { uploadPurgeJob } from './jobs/upload-purge.js';
 import { readOnlyPolicy } from './policies/read-only.js';
+import { quotaPolicy, QuotaService } from './quotas/index.js';
 import type { Stores } from './stores.js';
+import { RetentionService } from './retention/service.js';
+import { ImmutableRules, tagHistoryPruneJob, tagsPolicy, TagsService } from './tags/index.js';
 
 /**
  * The composition root's other half: core, its policies, event consumers and jobs, wired on
@@ -30,9 +35,17 @@ export interface Composition {
   gc: GcComponents;
   /** Every background job, for the scheduler (server) to run. */
   jobs: Job[];
+  /** Retention policies, their runs and the job that runs them on their schedules (src/retention). */
+  retention: RetentionService;
+  /** Immutable tag rules, tag history and rollback (src/tags). */
+  tags: TagsService;
+  /** Where features register their Prometheus series (NO_METRICS when metrics are off or in the CLI). */
+  metrics: MetricsRegistry;
+  /** Storage quotas: limits and usage per project (admin API, CLI). */
+  quotas: QuotaService;
 }
 
-export function compose(config: BerthConfig, stores: Stores, logger: Logger): Composition {
+export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
   const { blobs, metadata } = stores;
 
   const policies = new PolicyHooks();
@@ -40,10 +53,17 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger): Co
   policies.register(gcRacePolicy(stores.gc));
   // Projects are created by their first write and pushes re-checked against current roles, where Berth knows the identities.
   if (config.auth.mode !== 'none' && !usesExternalIssuer(config.auth)) policies.register(projectPolicy(config.auth, stores.auth));
+  // Immutable tags refuse moves and deletes; every tag change goes to the tag history, in the change's transaction.
+  const immutableRules = new ImmutableRules();
+  policies.register(tagsPolicy(stores.tags, immutableRules));
+  // Storage quotas: usage kept on every push and removal, limits enforced under the project's row lock.
+  policies.register(quotaPolicy(stores.quotas, metadata, { warningPercent: config.quotas.warning }, logger));
 
   const consumers: EventConsumer[] = [gcReviewConsumer(stores.gc)];
   // /v2 deletes into the audit log, exactly once (with auth: none there is no one to record).
   if (config.auth.mode !== 'none') consumers.push(auditConsumer(stores.auth));
+  // Audit export (audit.sinks): each sink reads the audit.recorded events after its own cursor.
+  consumers.push(...auditSinkConsumers(config.audit.sinks));
   const events = new EventDispatcher(metadata, stores.outbox, consumers, logger);
 
   const pulls = new PullCounter((counts) => metadata.recordPulls(counts));
@@ -61,7 +81,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger): Co
     pulls,
   );
   // GC reviews what the outbox says may be garbage: deliver pending events before each run.
-  const gc = createGc(config, blobs, stores.gc, stores.leases, logger, () => events.drain(stores.leases));
+  const gc = createGc(config, blobs, stores.gc, stores.leases, logger, () => events.drain(stores.leases), policies);
 
   const eventsConfig = config.events;
   const jobs: Job[] = [
@@ -73,8 +93,16 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger): Co
   const purging = config.storage.maintenance.uploadpurging;
   if (purging.enabled) jobs.push(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval)));
   if (config.gc.enabled) jobs.push(gcJob(gc.collector, config.gc.schedule));
+  const historyRetentionMs = durationMs(config.tags.history.retention);
+  jobs.push(tagHistoryPruneJob(stores.tags, historyRetentionMs));
+  // Rule changes are audited in their own transaction (with auth: none there is no one to record).
+  const auditRuleChanges = config.auth.mode !== 'none' ? stores.auth.auditWithin.bind(stores.auth) : null;
+  const tags = new TagsService(metadata, stores.tags, immutableRules, registry, auditRuleChanges, { historyRetentionMs });
+  // Retention deletes tags through core (hooks, events); its job runs each project's policy on the policy's cron.
+  const retention = new RetentionService(registry, metadata, stores.retention, stores.leases, logger);
+  jobs.push(retention.job());
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
-  return { registry, policies, pulls, events, gc, jobs };
+  return { registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention };
 }
 
 /** Each process writes the pull counts it gathered (no lease: the counts are its own). */

@@ -9,6 +9,8 @@ import { durationMs, type BerthConfig } from './config/schema.js';
 import type { Registry } from './core/registry.js';
 import type { GcComponents } from './gc/index.js';
 import { buildApp } from './http/app.js';
+import { listenForMetrics, type AppMetrics } from './http/metrics.js';
+import { BerthMetrics } from './metrics/index.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { reportSecretsAtRest } from './secrets/index.js';
 import { openStores, type Stores } from './stores.js';
@@ -26,6 +28,8 @@ export interface RunningServer {
   scheduler: Scheduler;
   /** Base URL the server listens on, e.g. http://127.0.0.1:5000 */
   url: string;
+  /** Where GET /metrics is served (undefined with metrics.enabled false). */
+  metricsUrl: string | undefined;
   /** Re-reads http.tls certificate and key (on SIGHUP), so a renewed certificate needs no restart. */
   reloadTls(): void;
   close(): Promise<void>;
@@ -37,21 +41,43 @@ export function createLogger(config: BerthConfig): Logger {
 
 /** Wires configuration → stores → core → HTTP, starts background jobs, and listens. */
 export async function startServer(config: BerthConfig, logger: Logger = createLogger(config)): Promise<RunningServer> {
-  const stores = await openStores(config, logger);
+  const metrics = createMetrics(config, logger);
+  const stores = await openStores(config, logger, metrics ? (store, driver) => metrics.instrumentBlobStore(store, driver) : undefined);
   reportSecretsAtRest(config, stores.sealer, logger);
-  const composition = compose(config, stores, logger);
+  const composition = compose(config, stores, logger, metrics?.registry);
   const { registry, gc } = composition;
   const auth = await openAuth(config, stores.auth, stores.metadata, logger).catch(async (err: unknown) => {
     // e.g. a missing htpasswd file: release the stores we opened before giving up.
     await stores.close().catch(() => undefined);
     throw err;
   });
-  const scheduler = new Scheduler(logger, stores.leases, stores.jobs);
+  const scheduler = new Scheduler(logger, stores.leases, stores.jobs, metrics?.jobs);
   for (const job of composition.jobs) scheduler.add(job);
+  if (metrics) {
+    auth.authenticator.observeLogin = metrics.logins;
+    metrics.watch({
+      queries: stores.metricsQueries,
+      usage: stores.usage,
+      outbox: stores.outbox,
+      consumers: composition.events.consumerNames,
+      jobRuns: stores.jobs,
+      jobNames: () => scheduler.list().map((j) => j.name),
+      ready: () => registry.check(),
+    });
+  }
+  const appMetrics: AppMetrics | undefined = metrics ? {
+    http: metrics.http,
+    scrape: () => metrics.scrape(),
+    serve: config.metrics.addr === undefined,
+    auth: config.metrics.auth,
+  } : undefined;
   const tls = config.http.tls;
   const app = buildApp({
     gc: { collector: gc.collector, usage: stores.usage },
     jobs: { list: () => scheduler.list(), history: stores.jobs },
+    quotas: composition.quotas,
+    retention: composition.retention,
+    tags: composition.tags,
     registry,
     access: auth.policy,
     auth,
@@ -61,6 +87,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     idleTimeout: durationMs(config.http.idletimeout),
     uploadsPerClient: config.limits.uploadsperclient,
     https: tls ? { cert: readFileSync(tls.certificate), key: readFileSync(tls.key) } : undefined,
+    metrics: appMetrics,
   });
 
   scheduler.start();
@@ -74,6 +101,8 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     ? `s3://${config.storage.s3.bucket}/${config.storage.s3.rootdirectory ?? ''}`
     : config.storage.filesystem?.rootdirectory;
   logger.info({ url, storage, metadata: config.metadata.driver }, 'berth is listening');
+  const metricsListener = appMetrics && config.metrics.addr ? await listenForMetrics(...hostPort(config.metrics.addr), appMetrics.scrape) : undefined;
+  if (metricsListener) logger.info({ url: `${metricsListener.url}/metrics` }, 'metrics are served on their own listener');
 
   return {
     app,
@@ -83,6 +112,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     composition,
     scheduler,
     url,
+    metricsUrl: metricsListener ? `${metricsListener.url}/metrics` : appMetrics ? `${url}/metrics` : undefined,
     reloadTls() {
       if (!tls) return;
       try {
@@ -95,6 +125,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     },
     async close() {
       auth.close();
+      metricsListener?.server.close();
       await app.close();
       await scheduler.stop();
       // Pull counts gathered since the last flush; a failure only loses statistics.
@@ -102,6 +133,18 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
       await stores.close();
     },
   };
+}
+
+/** The process's metrics (null with metrics.enabled false); gauge queries that fail are logged, scrapes still answer. */
+function createMetrics(config: BerthConfig, logger: Logger): BerthMetrics | null {
+  if (!config.metrics.enabled) return null;
+  const settings = { refreshMs: durationMs(config.metrics.refresh), projectLabels: config.metrics.projectlabels, storageCapacityBytes: config.metrics.storagecapacity };
+  return new BerthMetrics(settings, (metric, err) => logger.warn({ err, metric }, 'a metrics gauge could not be computed; it keeps its last value'));
+}
+
+function hostPort(addr: string): [string, number] {
+  const { host, port } = splitAddr(addr);
+  return [host, port];
 }
 
 export function splitAddr(addr: string): { host: string; port: number } {

@@ -10,8 +10,14 @@ import type { LeaseStore } from './jobs/leases.js';
 import type { JobRunStore } from './jobs/ports.js';
 import { openMetadataAdapters } from './metadata/index.js';
 import type { KyselyMetadataStore } from './metadata/kysely-store.js';
+import { KyselyMetricsStore } from './metadata/metrics-store.js';
+import type { MetricsQueries } from './metrics/ports.js';
 import { openSealer } from './secrets/index.js';
 import { openBlobStore } from './storage/index.js';
+import type { RetentionStore } from './retention/ports.js';
+import type { TagsMetadata } from './tags/ports.js';
+import type { QuotaStore } from './quotas/ports.js';
+import type { WebhookStore } from './webhooks/ports.js';
 
 /**
  * The composition root's half that picks adapters: every port Berth uses, opened on the
@@ -33,12 +39,26 @@ export interface Stores {
   fsck: FsckMetadata;
   /** Seals secrets at rest (a no-op pass-through without a secrets key): docs/security.md#secrets-at-rest. */
   sealer: SecretSealer;
+  /** Retention policies and their runs (src/retention). */
+  retention: RetentionStore;
+  /** Immutable tag rules and tag history (src/tags). */
+  tags: TagsMetadata;
+  /** The counts behind the metrics' inventory gauges (src/metrics/ports.ts). */
+  metricsQueries: MetricsQueries;
+  /** Storage quota limits and usage per project (src/quotas). */
+  quotas: QuotaStore;
+  /** Webhook policies and the delivery queue and log (src/webhooks). */
+  webhooks: WebhookStore;
   close(): Promise<void>;
 }
 
-export async function openStores(config: BerthConfig, logger?: Logger): Promise<Stores> {
+/** Wraps the BlobStore adapter once (metrics: every operation timed by driver and action). */
+export type BlobStoreDecorator = (store: BlobStore, driver: string) => BlobStore;
+
+export async function openStores(config: BerthConfig, logger?: Logger, decorateBlobs?: BlobStoreDecorator): Promise<Stores> {
   const sealer = openSealer(config.secrets);
-  const [blobs, adapters] = await Promise.all([openBlobStore(config), openMetadataAdapters(config, logger, sealer)]);
+  const [opened, adapters] = await Promise.all([openBlobStore(config), openMetadataAdapters(config, logger, sealer)]);
+  const blobs = decorateBlobs ? decorateBlobs(opened, config.storage.s3 ? 's3' : 'filesystem') : opened;
   const close = async () => {
     await Promise.all([adapters.metadata.close(), blobs.close()]);
   };
@@ -50,5 +70,5 @@ export async function openStores(config: BerthConfig, logger?: Logger): Promise<
     });
     if (sealed > 0) logger?.info({ sealed }, 'sealed token signing keys stored in plain text with the secrets key');
   }
-  return { blobs, ...adapters, sealer, close };
+  return { blobs, ...adapters, sealer, metricsQueries: new KyselyMetricsStore(adapters.metadata.db, adapters.metadata.dialect), close };
 }

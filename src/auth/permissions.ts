@@ -111,6 +111,22 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'POST', path: '/gc', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/storage', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/jobs', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/quotas', access: 'user', needs: 'any signed-in identity; lists the projects it may read-project' },
+  { method: 'GET', path: '/projects/:project/quota', access: 'user', needs: 'read-project' },
+  { method: 'PUT', path: '/projects/:project/quota', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/projects/:project/audit', access: 'user', needs: "manage-project; only the project's own entries" },
+  { method: 'GET', path: '/projects/:project/retention', access: 'user', needs: 'manage-project' },
+  { method: 'PUT', path: '/projects/:project/retention', access: 'user', needs: 'manage-project' },
+  { method: 'DELETE', path: '/projects/:project/retention', access: 'user', needs: 'manage-project' },
+  { method: 'POST', path: '/projects/:project/retention/runs', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/retention/runs', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/retention/runs/:id', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/immutable-rules', access: 'user', needs: 'read-project' },
+  { method: 'POST', path: '/projects/:project/immutable-rules', access: 'user', needs: 'manage-project' },
+  { method: 'PUT', path: '/projects/:project/immutable-rules/:id', access: 'user', needs: 'manage-project' },
+  { method: 'DELETE', path: '/projects/:project/immutable-rules/:id', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/repositories/:name/tag-history', access: 'user', needs: 'pull on the repository (name URL-encoded)' },
+  { method: 'POST', path: '/repositories/:name/tags/:tag/restore', access: 'user', needs: 'pull + push on the repository (name URL-encoded)' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

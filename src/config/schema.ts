@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { authConfigSchema } from './auth.js';
 import { decodeSecretsKey } from '../core/secrets.js';
 import { isCron } from './cron.js';
+import { auditConfigSchema } from './audit.js';
 
 /**
  * Berth's configuration. Keys mirror CNCF Distribution's config.yml where the concept
@@ -37,6 +38,55 @@ const s3StorageSchema = z
     message: 'accesskey and secretkey must be given together',
     path: ['secretkey'],
   });
+
+/** One webhook endpoint: Distribution's notifications.endpoints[] keys, plus Berth's format, secret, events and maxattempts. */
+const webhookEndpointSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][\w.-]{0,99}$/, 'letters, digits, ".", "_" and "-", at most 100'),
+    url: z.string().url(),
+    /** Sent with every request; Distribution writes each value as a list. */
+    headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+    timeout: duration.default('5s'),
+    /** Failures retried after `backoff` before the delay starts doubling (Distribution's threshold). */
+    threshold: z.number().int().positive().default(1),
+    /** Delay before the first retry; it doubles with each failure past `threshold`, up to notifications.maxbackoff. */
+    backoff: duration.default('1s'),
+    ignoredmediatypes: z.array(z.string()).default([]),
+    ignore: z
+      .object({ mediatypes: z.array(z.string()).default([]), actions: z.array(z.string()).default([]) })
+      .strict()
+      .default({ mediatypes: [], actions: [] }),
+    disabled: z.boolean().default(false),
+    /** distribution (…events.v1+json, as Distribution 2.8), distribution-v2 (3.x), harbor (Default JSON) or cloudevents (1.0 structured). */
+    format: z.enum(['distribution', 'distribution-v2', 'harbor', 'cloudevents']).default('distribution'),
+    /** Key of the X-Berth-Signature: sha256=<HMAC of the body> header. */
+    secret: z.string().min(1).optional(),
+    /** Event kinds to send (artifact.pushed, …); empty sends every kind the format has. */
+    events: z.array(z.string()).default([]),
+    /** Attempts before a delivery is given up (default notifications.maxattempts). */
+    maxattempts: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const notificationsSchema = z
+  .object({
+    endpoints: z.array(webhookEndpointSchema).default([]),
+    /** Distribution's notifications.events block, accepted so its configuration carries over. */
+    events: z.object({ includereferences: z.boolean().default(false) }).strict().optional(),
+    /** How often each process looks for due deliveries. */
+    interval: duration.default('1s'),
+    /** Endpoints one process delivers to at once (each in order, one request at a time). */
+    concurrency: z.number().int().positive().default(8),
+    /** Attempts before a delivery is given up (it stays in the log and can be redelivered). */
+    maxattempts: z.number().int().positive().default(10),
+    /** Longest delay between two attempts. */
+    maxbackoff: duration.default('5m'),
+    /** Request timeout and first retry delay of project webhook policies (config endpoints set their own). */
+    timeout: duration.default('5s'),
+    backoff: duration.default('1s'),
+  })
+  .strict()
+  .default({ endpoints: [], interval: '1s', concurrency: 8, maxattempts: 10, maxbackoff: '5m', timeout: '5s', backoff: '1s' });
 
 export const configSchema = z
   .object({
@@ -215,6 +265,53 @@ export const configSchema = z
       })
       .strict()
       .default({ interval: '1s', retention: '24h', pullflushinterval: '10s' }),
+    /** Tag history and rollback: see docs/policies.md. */
+    tags: z
+      .object({
+        history: z
+          .object({
+            /** Tag changes are kept this long; a tag can be restored to any digest it pointed to within it. */
+            retention: duration.default('14d'),
+            /** GC keeps manifests a tag pointed to within `retention` (off: collected as soon as untagged). */
+            protectgc: z.boolean().default(true),
+          })
+          .strict()
+          .default({ retention: '14d', protectgc: true }),
+      })
+      .strict()
+      .default({ history: { retention: '14d', protectgc: true } }),
+    /** Webhooks: Distribution's notifications.endpoints plus Berth's delivery settings (docs/observability.md#webhooks). */
+    notifications: notificationsSchema,
+    /** Prometheus metrics: GET /metrics (docs/observability.md#metrics). */
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        /**
+         * A listener of its own for GET /metrics, open to whoever reaches it (as Distribution's
+         * http.debug.addr; bind it to an internal address). When set, the main listener serves no /metrics.
+         */
+        addr: z.string().regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:5001').optional(),
+        /** On the main listener: admin (a system admin's Basic credentials or API token; open with auth.mode none) or none. */
+        auth: z.enum(['admin', 'none']).default('admin'),
+        /** How long gauges computed by a database query (storage, projects, outbox, jobs) keep their value. */
+        refresh: duration.default('30s'),
+        /** Distinct project label values per series; further projects share the value _other. */
+        projectlabels: z.number().int().positive().default(500),
+        /** Bytes the storage may hold, exported as berth_storage_capacity_bytes for the usage alert (0: not exported). */
+        storagecapacity: z.number().int().nonnegative().default(0),
+      })
+      .strict()
+      .default({ enabled: true, auth: 'admin', refresh: '30s', projectlabels: 500, storagecapacity: 0 }),
+    /** Audit export to SIEMs (src/audit, docs/observability.md#audit-export). */
+    audit: auditConfigSchema,
+    /** Storage quotas per project (limits are set through the API or `berth quota set`): docs/policies.md#storage-quotas. */
+    quotas: z
+      .object({
+        /** A quota.warning event when a push takes a project's usage across this % of its limit. */
+        warning: z.number().min(1).max(100).default(85),
+      })
+      .strict()
+      .default({ warning: 85 }),
   })
   .strict()
   .superRefine((cfg, ctx) => {

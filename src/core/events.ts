@@ -53,7 +53,45 @@ export type DomainEvent =
   | { type: 'member.removed'; project: string; username: string }
   /** `robot` is the login name (robot$…); `project` null for a system robot. */
   | { type: 'robot.created'; robot: string; project: string | null; permissions: { project: string; repository: string; actions: string[] }[] }
-  | { type: 'robot.deleted'; robot: string; project: string | null };
+  | { type: 'robot.deleted'; robot: string; project: string | null }
+  /** A push raised the project's storage usage across `threshold` % of its limit (src/quotas; quotas.warning). */
+  | { type: 'quota.warning'; project: string; used: number; limit: number; threshold: number }
+  /** A push was refused: `requested` more bytes would have taken `used` over `limit` (src/quotas; appended after the refusal). */
+  | { type: 'quota.exceeded'; project: string; repository: string; requested: number; used: number; limit: number }
+  /**
+   * A retention run ended (src/retention). `tagsRemoved`: tags it deleted (a dry run: would
+   * delete); `manifestsUntagged`: artifacts left without a tag (GC collects them); `bytes`: what
+   * GC will then free (blobs no other manifest references).
+   */
+  | { type: 'retention.finished'; project: string; runId: number; dryRun: boolean; tagsRemoved: number; manifestsUntagged: number; bytes: number }
+  /**
+   * An audit entry was written (src/auth; appended in the audit row's own transaction, so the
+   * audit sinks of src/audit export every entry). Carries the row: `id` lets a SIEM deduplicate.
+   */
+  | {
+      type: 'audit.recorded';
+      id: number;
+      /** Epoch milliseconds: when it happened. */
+      at: number;
+      actor: string;
+      action: string;
+      target: string;
+      project: string | null;
+      outcome: AuditOutcome;
+      ip: string | null;
+      detail?: unknown;
+    }
+  /**
+   * Pulls of a manifest counted by one process since its last flush (core/pulls.ts): one event
+   * per manifest per flush (events.pullflushinterval), written with the counts — never one per pull.
+   */
+  | { type: 'manifest.pulled'; repository: string; digest: string; pulls: number; lastPulledAt: number }
+  /** A garbage-collection run completed (not a dry run): what it deleted (src/gc). */
+  | { type: 'gc.finished'; manifests: number; links: number; blobs: number; bytesFreed: number; errors: number; durationMs: number };
+
+/** How an audited action ended: done, refused for bad credentials (a failed login), or refused by authorization. */
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['success', 'failure', 'denied'];
 
 export type DomainEventType = DomainEvent['type'];
 
@@ -71,7 +109,12 @@ export interface Operation {
   actor?: string;
   /** The client address the change came from (for audit entries a write causes, e.g. a project created by a push). */
   ip?: string;
+  /** Why a tag changes when it is not a client's own push or delete (tag history records it; hooks see it). */
+  reason?: ChangeReason;
 }
+
+/** A tag change made on a client's behalf: a rollback to an earlier digest, or a retention run untagging. */
+export type ChangeReason = 'restore' | 'retention';
 
 /**
  * A reader of the outbox (registered in the composition root, run by src/events). It sees

@@ -1,4 +1,5 @@
 import { RegistryError, type ErrorCode } from './errors.js';
+import type { ChangeReason } from './events.js';
 import type { ManifestReference } from './manifest.js';
 import type { MetadataTx } from './ports.js';
 
@@ -43,6 +44,8 @@ export interface HookCaller {
   actor: string | null;
   /** The caller's client address, where the hook may record it (write hooks); absent when unknown. */
   ip?: string | null;
+  /** Set when a tag changes on a client's behalf (a restore, a retention run); absent for a client's own push or delete. */
+  reason?: ChangeReason;
 }
 
 export type Hook<H extends HookName> = (context: HookContexts[H] & HookCaller, tx: MetadataTx | null) => Promise<void> | void;
@@ -51,7 +54,23 @@ export interface Policy {
   /** Shown in denials, e.g. "read-only". */
   name: string;
   hooks: { [H in HookName]?: Hook<H> };
+  /** Told what content left repositories, in the transaction that removed it (see RemovalListener). */
+  removed?: RemovalListener;
 }
+
+/** Content that left a repository: a blob link or a stored manifest. */
+export interface ContentRemoval {
+  repository: string;
+  digest: string;
+}
+
+/**
+ * Runs in the transaction of a removal — a /v2 blob or manifest delete (core) or a deletion by
+ * the garbage collector (src/gc, which is given the hooks by the composition root) — after the
+ * rows are gone. It keeps a policy's own records in step (quota usage); it judges nothing, so
+ * it must not refuse: a throw fails (rolls back) the removal.
+ */
+export type RemovalListener = (removed: ContentRemoval[], tx: MetadataTx) => Promise<void>;
 
 /** A policy's refusal: a spec error whose message names the policy. */
 export function deny(policy: string, code: ErrorCode, message: string, detail?: Record<string, unknown>): RegistryError {
@@ -60,6 +79,7 @@ export function deny(policy: string, code: ErrorCode, message: string, detail?: 
 
 export class PolicyHooks {
   private readonly byHook = new Map<HookName, { policy: string; hook: Hook<HookName> }[]>();
+  private readonly removalListeners: RemovalListener[] = [];
 
   register(policy: Policy): this {
     for (const [name, hook] of Object.entries(policy.hooks) as [HookName, Hook<HookName>][]) {
@@ -67,7 +87,14 @@ export class PolicyHooks {
       list.push({ policy: policy.name, hook });
       this.byHook.set(name, list);
     }
+    if (policy.removed) this.removalListeners.push(policy.removed);
     return this;
+  }
+
+  /** Tells the policies that listen for removals what left which repository (in the removal's transaction). */
+  async removed(removed: ContentRemoval[], tx: MetadataTx): Promise<void> {
+    if (removed.length === 0) return;
+    for (const listener of this.removalListeners) await listener(removed, tx);
   }
 
   /** True when some policy listens on `hook` (lets hot paths skip building a context). */

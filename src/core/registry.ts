@@ -44,6 +44,29 @@ export interface StoredManifest {
   tags: string[];
 }
 
+/**
+ * Deletes inside one `Registry.changeBatch` transaction. Each resolves with null when done, or
+ * with the refusal of the policy that protects the tag or manifest (nothing was deleted then).
+ */
+export interface ChangeBatch {
+  readonly tx: MetadataTx;
+  /** Deletes `tag`, which points at `digest`, as DELETE /v2/<name>/manifests/<tag> does (hook `tag.delete`, event `tag.deleted`). */
+  deleteTag(repository: string, repositoryId: number, tag: string, digest: string): Promise<RegistryError | null>;
+  /** Deletes a manifest with its tags, as DELETE /v2/<name>/manifests/<digest> does (hook `manifest.delete`, event `manifest.deleted`). */
+  deleteManifest(repository: string, repositoryId: number, digest: string): Promise<RegistryError | null>;
+}
+
+/** Runs a delete, turning a refusal (a RegistryError: a policy's, or a row that is gone) into its value. */
+async function refusalOf(remove: () => Promise<void>): Promise<RegistryError | null> {
+  try {
+    await remove();
+    return null;
+  } catch (err) {
+    if (err instanceof RegistryError) return err;
+    throw err;
+  }
+}
+
 /** Decides whether the caller may read a repository (used by mounts without `from`). */
 export type CanRead = (repository: string) => Promise<boolean>;
 
@@ -129,6 +152,7 @@ export class Registry {
       if (repositoryId === null) throw unknown();
       await this.policies.check('blob.delete', { repository, digest, actor: op.actor ?? null }, tx);
       if (!(await tx.repositories.unlink(repositoryId, digest))) throw unknown();
+      await this.policies.removed([{ repository, digest }], tx);
       events.push({ type: 'blob.deleted', repository, digest });
     });
   }
@@ -256,7 +280,7 @@ export class Registry {
       const targets = await tx.manifests.tagTargets(repositoryId, tags);
       for (const tag of tags) {
         const previous = targets.get(tag) ?? null;
-        if (previous !== digest) await this.policies.check('tag.put', { repository, tag, digest, previous, actor }, tx);
+        if (previous !== digest) await this.policies.check('tag.put', { repository, tag, digest, previous, actor, reason: op.reason }, tx);
       }
       await tx.manifests.put(
         { repositoryId, digest, mediaType: parsed.mediaType, artifactType: parsed.artifactType, subjectDigest: subject, annotations: parsed.annotations, size: payload.length, payload },
@@ -286,7 +310,7 @@ export class Registry {
       if (tag !== null) {
         const target = (await tx.manifests.tagTargets(repositoryId, [tag])).get(tag);
         if (target === undefined) throw unknown();
-        await this.policies.check('tag.delete', { repository, tag, digest: target, actor }, tx);
+        await this.policies.check('tag.delete', { repository, tag, digest: target, actor, reason: op.reason }, tx);
         await tx.manifests.deleteTag(repositoryId, tag);
         events.push({ type: 'tag.deleted', repository, tag, digest: target });
         return;
@@ -294,11 +318,76 @@ export class Registry {
       // Locked first, in the order a collector locks (manifest, then its tags and references): no deadlock.
       const locked = await tx.manifests.lock(repositoryId, digest!);
       if (!locked) throw unknown();
-      await this.policies.check('manifest.delete', { repository, digest: digest!, actor }, tx);
+      await this.policies.check('manifest.delete', { repository, digest: digest!, actor, reason: op.reason }, tx);
       const references = await tx.manifests.references(repositoryId, digest!);
       const tags = await tx.manifests.delete(repositoryId, digest!);
+      await this.policies.removed([{ repository, digest: digest! }], tx);
       events.push({ type: 'manifest.deleted', repository, digest: digest!, tags, references, subject: locked.subject });
     });
+  }
+
+  /**
+   * Points `tag` at a manifest already stored in the repository (a rollback: `op.reason`
+   * 'restore'), in one transaction that runs the `tag.put` hook and appends the tag event a
+   * push would. MANIFEST_UNKNOWN when the manifest is gone (deleted or garbage-collected).
+   * Returns the digest the tag pointed to before (null: it did not exist).
+   */
+  async tagManifest(repository: string, tag: string, digest: string, op: Operation = {}): Promise<string | null> {
+    validateTag(tag);
+    parseDigest(digest);
+    const gone = () => new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is no longer stored in repository ${repository} (deleted or garbage-collected)`, { digest });
+    return this.change(op, async (tx, events) => {
+      const repositoryId = await tx.repositories.id(repository);
+      // Locked like a delete locks it, so no collector removes the manifest before the tag commits.
+      if (repositoryId === null || !(await tx.manifests.lock(repositoryId, digest))) throw gone();
+      const previous = (await tx.manifests.tagTargets(repositoryId, [tag])).get(tag) ?? null;
+      if (previous === digest) return previous;
+      await this.policies.check('tag.put', { repository, tag, digest, previous, actor: op.actor ?? null, reason: op.reason }, tx);
+      await tx.manifests.setTag(repositoryId, tag, digest);
+      events.push(previous === null ? { type: 'tag.created', repository, tag, digest } : { type: 'tag.moved', repository, tag, digest, previous });
+      return previous;
+    });
+  }
+
+  /**
+   * Runs `work` in one transaction whose deletes go through the same policy hooks and append the
+   * same events as the /v2 deletes (retention uses it). A policy's refusal of one delete is
+   * returned, not thrown, so one protected tag does not stop the others. With `rollback`, the
+   * transaction is rolled back once `work` returns: a dry run that asks the same policies about
+   * the same rows as the real run, and so reports exactly what the real run would do.
+   */
+  async changeBatch<T>(op: Operation, work: (batch: ChangeBatch) => Promise<T>, options: { rollback?: boolean } = {}): Promise<T> {
+    const actor = op.actor ?? null;
+    const rollback = Symbol('rollback');
+    let outcome: { value: T } | undefined;
+    try {
+      await this.change(op, async (tx, events) => {
+        const batch: ChangeBatch = {
+          tx,
+          deleteTag: (repository, repositoryId, tag, digest) =>
+            refusalOf(async () => {
+              await this.policies.check('tag.delete', { repository, tag, digest, actor }, tx);
+              await tx.manifests.deleteTag(repositoryId, tag);
+              events.push({ type: 'tag.deleted', repository, tag, digest });
+            }),
+          deleteManifest: (repository, repositoryId, digest) =>
+            refusalOf(async () => {
+              const locked = await tx.manifests.lock(repositoryId, digest);
+              if (!locked) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is unknown to repository ${repository}`, { digest });
+              await this.policies.check('manifest.delete', { repository, digest, actor }, tx);
+              const references = await tx.manifests.references(repositoryId, digest);
+              const tags = await tx.manifests.delete(repositoryId, digest);
+              events.push({ type: 'manifest.deleted', repository, digest, tags, references, subject: locked.subject });
+            }),
+        };
+        outcome = { value: await work(batch) };
+        // A dry run: nothing of the work commits, its events included.
+        if (options.rollback) throw rollback;
+      });
+    } catch (err) {
+      if (err !== rollback) throw err;
+    }
+    return outcome!.value;
   }
 
   // ── Discovery ────────────────────────────────────────────────────────────

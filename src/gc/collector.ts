@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { PolicyHooks } from '../core/policies.js';
 import type { BlobStore } from '../core/ports.js';
 import { withLease, type LeaseStore } from '../jobs/leases.js';
 import type { BlobDeletion, Candidate, GcMetadata, GcQueries, ManifestFacts } from './ports.js';
@@ -52,6 +53,8 @@ export class GarbageCollector {
     private readonly logger: Logger,
     /** Brings the review queue up to date before a run (the composition root delivers pending events). */
     private readonly prepare: () => Promise<unknown> = async () => undefined,
+    /** Core's policy hooks: told, in the deleting transaction, about every link and manifest a run removes (quota usage). */
+    private readonly policies?: Pick<PolicyHooks, 'removed'>,
   ) {}
 
   async run(runOptions: GcRunOptions = {}): Promise<GcReport> {
@@ -172,7 +175,10 @@ export class GarbageCollector {
         if (!facts) return { action: 'gone' };
         if (facts.createdAt > cutoff) return this.postpone(q, c, facts.createdAt);
         if (!this.isGarbageManifest(facts)) return { action: 'kept' };
+        // A tag pointed to it within the tag history window: reviewed again once the window has passed.
+        if (facts.retainedUntil !== null && facts.retainedUntil > Date.now()) return this.postpone(q, c, facts.retainedUntil - this.options.gracePeriodMs);
         await q.deleteManifest(c.repositoryId, c.digest, cutoff);
+        await this.policies?.removed([{ repository: c.repository, digest: c.digest }], q.tx);
         return { action: 'manifest-deleted', repository: c.repository, digest: c.digest };
       }
       case 'link': {
@@ -181,6 +187,7 @@ export class GarbageCollector {
         if (facts.referenced) return { action: 'kept' };
         if (facts.createdAt > cutoff) return this.postpone(q, c, facts.createdAt);
         await q.deleteLink(c.repositoryId, c.digest, cutoff);
+        await this.policies?.removed([{ repository: c.repository, digest: c.digest }], q.tx);
         return { action: 'unlinked', repository: c.repository, digest: c.digest };
       }
       case 'blob': {

@@ -50,6 +50,11 @@ export interface ManifestFacts {
   subjectDigest: string | null;
   /** The manifest's `subject` is stored in the same repository. */
   subjectExists: boolean;
+  /**
+   * Until when tag history keeps it for a restore (a tag pointed to it within
+   * `tags.history.retention`, with `tags.history.protectgc` on); null: history does not keep it.
+   */
+  retainedUntil: number | null;
 }
 
 export interface LinkFacts {
@@ -80,6 +85,8 @@ export interface WaitingCandidates {
 
 /** Queries run inside one metadata transaction (or, for a dry run, one rolled-back transaction). */
 export interface GcQueries {
+  /** The same transaction as core's MetadataTx: removal listeners (quota usage) record deletions in it. */
+  readonly tx: MetadataTx;
   /** Queue rows with `queued_at <= cutoff`, oldest first. */
   dueCandidates(cutoff: number, limit: number): Promise<Candidate[]>;
   /** Removes the candidate's queue row. */

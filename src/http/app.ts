@@ -14,6 +14,7 @@ import { apiIdentity } from './api/index.js';
 import { identityName } from '../auth/identity.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerUploadLimits } from './limits.js';
+import { registerMetrics, type AppMetrics } from './metrics.js';
 import { clientErrorHandler, refuseDuplicateHost } from './client-errors.js';
 import { registerTokenRoutes } from './token.js';
 import { registerV2Routes } from './v2/routes.js';
@@ -37,6 +38,14 @@ export interface AppOptions {
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
   /** GET /api/v1/jobs (src/jobs): served with the admin API. */
   jobs?: ApiFeatures['jobs'];
+  /** Project storage quotas (src/quotas): served with the admin API. */
+  quotas?: ApiFeatures['quotas'];
+  /** Retention policies and runs (src/retention): served with the admin API. */
+  retention?: ApiFeatures['retention'];
+  /** Immutable tag rules, tag history and restores (src/tags): served with the admin API. */
+  tags?: ApiFeatures['tags'];
+  /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
+  metrics?: AppMetrics;
 }
 
 /** Builds the Fastify application: /v2 (OCI distribution API), /healthz, /readyz. */
@@ -109,6 +118,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
           action: 'access.denied',
           target: `${request.method} ${path}`,
           ip: request.ip,
+          outcome: 'denied',
+          project: deniedProject(path),
           detail: { message: error.message.slice(0, 512) },
         });
       } catch (err) {
@@ -116,6 +127,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       }
     });
   }
+  if (options.metrics) registerMetrics(app, options.metrics, options.auth);
   app.addHook('onRequest', refuseDuplicateHost);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
@@ -135,9 +147,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth);
-    registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs });
+    registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags });
   }
   return app;
+}
+
+/** The project a refused request aimed at (/v2/<project>/…, /api/v1/projects/<project>…): its admins may read the entry. */
+function deniedProject(path: string): string | null {
+  const match = /^\/v2\/([^/_][^/]*)\//.exec(path) ?? /^\/api\/v1\/projects\/([^/]+)/.exec(path);
+  return match ? match[1]! : null;
 }
 
 const registered = new WeakMap<FastifyInstance, { method: string; url: string }[]>();

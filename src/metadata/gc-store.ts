@@ -18,7 +18,9 @@ import type {
   WaitingCandidates,
 } from '../gc/ports.js';
 import type { LeaseStore } from '../jobs/leases.js';
+import { KyselyTx } from './kysely-store.js';
 import type { Database } from './tables.js';
+import { lastPointedAt } from './tags-store.js';
 import { firstPathSegment, insertOrUpdate, insertOrUpdateIf, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
 
 /** Row types of migrations/0002-gc.ts. */
@@ -87,12 +89,20 @@ async function blobDeletionOverlaps(trx: Kysely<Database> | Transaction<Database
   return row.finished_at === null || Number(row.finished_at) >= lastAppendAt - CLOCK_SKEW_MARGIN_MS;
 }
 
-/** GcQueries on one Kysely connection or transaction. */
+/** GcQueries on one Kysely transaction. */
 class KyselyGcQueries implements GcQueries {
+  private metadataTx: MetadataTx | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly dialect: Dialect,
+    private readonly tagHistoryWindowMs: number | null,
   ) {}
+
+  get tx(): MetadataTx {
+    // Built on first use: only runs that delete something need it.
+    return (this.metadataTx ??= new KyselyTx(this.db as unknown as Transaction<Database>, this.dialect));
+  }
 
   async dueCandidates(cutoff: number, limit: number): Promise<Candidate[]> {
     const rows = await this.db
@@ -162,7 +172,15 @@ class KyselyGcQueries implements GcQueries {
       childOfManifest: parent !== undefined,
       subjectDigest: row.subject_digest,
       subjectExists: subject !== undefined,
+      retainedUntil: await this.retainedUntil(repositoryId, digest),
     };
+  }
+
+  /** The end of the tag history window for the last time a tag pointed to the manifest (null: no protection, or no tag ever did). */
+  private async retainedUntil(repositoryId: number, digest: string): Promise<number | null> {
+    if (this.tagHistoryWindowMs === null) return null;
+    const at = await lastPointedAt(this.db as unknown as Kysely<Database>, repositoryId, digest);
+    return at === null ? null : at + this.tagHistoryWindowMs;
   }
 
   async deleteManifest(repositoryId: number, digest: string, queuedAt: number): Promise<void> {
@@ -223,6 +241,8 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
     private readonly dialect: Dialect,
     /** Binds a MetadataTx of the same database to its Kysely transaction. */
     private readonly transactionOf: (tx: MetadataTx) => Transaction<Database>,
+    /** Manifests a tag pointed to this recently are kept (`tags.history.protectgc`); null: not. */
+    private readonly tagHistoryWindowMs: number | null = null,
   ) {
     this.db = db as unknown as Db;
     this.batchTransactions = dialect === 'sqlite';
@@ -242,7 +262,7 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
     // A write transaction from the first statement (BEGIN IMMEDIATE on SQLite, see sqlite.ts):
     // a deferred one that reads then writes fails with SQLITE_BUSY when another process
     // (the server next to `berth gc`) committed in between.
-    return writeTransaction(this.db, (trx) => work(new KyselyGcQueries(trx, this.dialect)));
+    return writeTransaction(this.db, (trx) => work(new KyselyGcQueries(trx, this.dialect, this.tagHistoryWindowMs)));
   }
 
   async rolledBack<T>(work: (queries: GcQueries) => Promise<T>): Promise<T> {

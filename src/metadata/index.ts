@@ -10,6 +10,10 @@ import type { MysqlOptions } from './mysql.js';
 import type { PostgresOptions } from './postgres.js';
 import { SealedAuthStore } from './sealed-auth-store.js';
 import { openSqliteMetadata } from './sqlite.js';
+import { KyselyWebhookStore } from './webhook-store.js';
+import { KyselyRetentionStore } from './retention-store.js';
+import { KyselyTagsStore } from './tags-store.js';
+import { KyselyQuotaStore } from './quota-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
 export async function openMetadataStore(config: BerthConfig, logger?: Logger): Promise<KyselyMetadataStore> {
@@ -36,7 +40,9 @@ export async function openMetadataStore(config: BerthConfig, logger?: Logger): P
  */
 export async function openMetadataAdapters(config: BerthConfig, logger: Logger | undefined, sealer: SecretSealer) {
   const metadata = await openMetadataStore(config, logger);
-  const gc = new KyselyGcStore(metadata.db, metadata.dialect, transactionOf);
+  // GC keeps manifests a tag pointed to within the tag history window (tags.history.protectgc).
+  const history = config.tags.history;
+  const gc = new KyselyGcStore(metadata.db, metadata.dialect, transactionOf, history.protectgc ? durationMs(history.retention) : null);
   return {
     metadata,
     outbox: new KyselyOutboxStore(metadata.db, metadata.dialect, transactionOf),
@@ -47,6 +53,11 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     usage: gc,
     leases: gc,
     fsck: new KyselyFsckStore(metadata.db, metadata.dialect),
+    // Webhook policies' secrets and Authorization headers sealed at rest like the signing keys.
+    webhooks: new KyselyWebhookStore(metadata.db, metadata.dialect, sealer, transactionOf),
+    retention: new KyselyRetentionStore(metadata.db, metadata.dialect, transactionOf),
+    tags: new KyselyTagsStore(metadata.db, metadata.dialect, transactionOf),
+    quotas: new KyselyQuotaStore(metadata.db, metadata.dialect, transactionOf),
   };
 }
 

@@ -11,8 +11,11 @@ import { gcRoutes } from './gc.js';
 import { jobRoutes } from './jobs.js';
 import { openApiDocument } from './openapi.js';
 import { projectRoutes } from './projects.js';
+import { retentionRoutes } from './retention.js';
+import { quotaRoutes } from './quotas.js';
 import type { ApiFeatures, ApiRoute } from './route.js';
 import { robotRoutes } from './robots.js';
+import { tagRoutes } from './tags.js';
 import { userRoutes } from './users.js';
 
 export const API_PREFIX = '/api/v1';
@@ -31,7 +34,7 @@ export function apiActor(request: FastifyRequest): Actor {
 
 /** Every admin-API route this server serves, given its features: the one route table. */
 export function apiRoutes(features: ApiFeatures): ApiRoute[] {
-  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : [])];
+  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : [])];
 }
 
 /**

@@ -8,6 +8,9 @@ import type { GarbageCollector } from '../../gc/collector.js';
 import type { StorageUsageQueries } from '../../gc/ports.js';
 import type { JobRunStore } from '../../jobs/ports.js';
 import type { JobInfo } from '../../jobs/scheduler.js';
+import type { TagsService } from '../../tags/service.js';
+import type { RetentionService } from '../../retention/service.js';
+import type { QuotaService } from '../../quotas/service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -16,6 +19,12 @@ export interface ApiFeatures {
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
   /** GET /api/v1/jobs: the scheduler's jobs and the run history (src/jobs). */
   jobs?: { list(): JobInfo[]; history: JobRunStore };
+  /** GET/PUT /api/v1/projects/:project/quota, GET /api/v1/quotas (src/quotas). */
+  quotas?: QuotaService;
+  /** /api/v1/projects/:project/retention[/runs] (src/retention). */
+  retention?: RetentionService;
+  /** /api/v1/projects/:project/immutable-rules, /api/v1/repositories/:name/tag-history and …/restore (src/tags). */
+  tags?: TagsService;
 }
 
 export interface ApiContext {
@@ -42,6 +51,8 @@ export interface ApiRoute {
   path: string;
   summary: string;
   body?: z.ZodType;
+  /** The query parameters it takes (for openapi.json; the handler validates them). */
+  query?: z.ZodObject;
   /** Status of a successful answer (default 200; 204 sends no body). A handler may set another on ctx.reply. */
   status?: number;
   handler(ctx: ApiContext): Promise<unknown>;

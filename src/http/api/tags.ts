@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { RegistryError } from '../../core/errors.js';
+import { validateRepositoryName, validateTag } from '../../core/names.js';
+import type { ImmutableRule, TagHistoryEntry, TagsService } from '../../tags/index.js';
+import { projectWith } from './projects.js';
+import type { ApiContext, ApiRoute } from './route.js';
+
+const Selector = z
+  .object({
+    pattern: z.string().min(1).max(255).describe('doublestar glob: * within a path segment, ** across segments'),
+    decoration: z.enum(['matches', 'excludes']).default('matches'),
+  })
+  .strict();
+const Rule = z
+  .object({
+    /** Matched against the repository name without its project (`app` in `team/app`). */
+    repository: Selector.default({ pattern: '**', decoration: 'matches' }),
+    tag: Selector,
+    disabled: z.boolean().default(false),
+  })
+  .strict();
+const Restore = z.object({ digest: z.string() }).strict();
+
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
+
+export function ruleView(rule: ImmutableRule) {
+  return { id: rule.id, project: rule.project, repository: rule.repository, tag: rule.tag, disabled: rule.disabled, createdBy: rule.createdBy, createdAt: rule.createdAt.toISOString() };
+}
+
+export function historyView(entry: TagHistoryEntry) {
+  return { id: entry.id, tag: entry.tag, oldDigest: entry.oldDigest, newDigest: entry.newDigest, at: entry.at.toISOString(), actor: entry.actor, via: entry.via };
+}
+
+function tagsOf(ctx: ApiContext): TagsService {
+  return ctx.features.tags!;
+}
+
+function ruleId(ctx: ApiContext): number {
+  const raw = ctx.params.id!;
+  if (!/^\d{1,15}$/.test(raw)) throw new RegistryError('NOT_FOUND', `project ${ctx.params.project} has no immutable rule ${raw.slice(0, 32)}`);
+  return Number(raw);
+}
+
+/**
+ * :name (URL-encoded: team%2Fapp), if the caller holds `permission` on it. Without pull the
+ * repository answers NOT_FOUND, as a project one cannot read does, so names do not leak.
+ */
+async function repositoryWith(ctx: ApiContext, permission: 'pull' | 'push'): Promise<string> {
+  const name = validateRepositoryName(ctx.params.name!);
+  const held = await ctx.auth.rules.permissions(ctx.identity, name);
+  if (!held.has('pull')) throw new RegistryError('NOT_FOUND', `repository ${name} not found`);
+  if (!held.has(permission)) throw new RegistryError('DENIED', `this needs the ${permission} permission on repository ${name}`);
+  return name;
+}
+
+function pageQuery(ctx: ApiContext): { tag?: string; limit: number; beforeId?: number } {
+  const { tag, n, last } = ctx.query;
+  const number = (raw: string, what: string) => {
+    if (!/^\d{1,15}$/.test(raw)) throw new RegistryError('INVALID_ARGUMENT', `${what} must be a whole number, got "${raw.slice(0, 32)}"`);
+    return Number(raw);
+  };
+  const limit = n === undefined || n === '' ? DEFAULT_PAGE : Math.min(Math.max(number(n, 'n'), 1), MAX_PAGE);
+  return {
+    limit,
+    ...(tag ? { tag: validateTag(tag) } : {}),
+    ...(last ? { beforeId: number(last, 'last') } : {}),
+  };
+}
+
+export const tagRoutes: ApiRoute[] = [
+  {
+    method: 'GET',
+    path: '/projects/:project/immutable-rules',
+    summary: "A project's immutable tag rules",
+    handler: async (ctx) => (await tagsOf(ctx).listRules((await projectWith(ctx, 'read-project')).name)).map(ruleView),
+  },
+  {
+    method: 'POST',
+    path: '/projects/:project/immutable-rules',
+    summary: 'Add an immutable tag rule: repository glob × tag glob, each matches or excludes (project-admin)',
+    body: Rule,
+    status: 201,
+    handler: async (ctx) => {
+      const project = await projectWith(ctx, 'manage-project');
+      return ruleView(await tagsOf(ctx).addRule(ctx.actor, project.name, ctx.body as z.infer<typeof Rule>));
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/projects/:project/immutable-rules/:id',
+    summary: 'Replace an immutable tag rule (project-admin)',
+    body: Rule,
+    status: 204,
+    handler: async (ctx) => {
+      const project = await projectWith(ctx, 'manage-project');
+      await tagsOf(ctx).updateRule(ctx.actor, project.name, ruleId(ctx), ctx.body as z.infer<typeof Rule>);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/projects/:project/immutable-rules/:id',
+    summary: 'Delete an immutable tag rule (project-admin)',
+    status: 204,
+    handler: async (ctx) => {
+      const project = await projectWith(ctx, 'manage-project');
+      await tagsOf(ctx).deleteRule(ctx.actor, project.name, ruleId(ctx));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/repositories/:name/tag-history',
+    summary: 'Tag creations, moves and deletes of a repository (name URL-encoded), newest first; ?tag=, ?n= (≤ 1000), ?last= (the previous page\'s next)',
+    handler: async (ctx) => {
+      const name = await repositoryWith(ctx, 'pull');
+      const page = await tagsOf(ctx).history(name, pageQuery(ctx));
+      return { repository: name, entries: page.entries.map(historyView), next: page.next };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/repositories/:name/tags/:tag/restore',
+    summary: 'Point a tag back at a digest it pointed to within the tag history window (push on the repository)',
+    body: Restore,
+    handler: async (ctx) => {
+      const name = await repositoryWith(ctx, 'push');
+      const tag = validateTag(ctx.params.tag!);
+      const { digest } = ctx.body as z.infer<typeof Restore>;
+      const { previous } = await tagsOf(ctx).restore(ctx.actor, name, tag, digest);
+      return { repository: name, tag, digest, previous };
+    },
+  },
+];
