@@ -1,4 +1,5 @@
 import type { EventConsumer, StoredEvent } from '../core/events.js';
+import { projectOf } from '../core/names.js';
 import type { AuditRows, DatedAuditEntry } from './ports.js';
 
 export const AUDIT_CONSUMER = 'audit';
@@ -26,7 +27,7 @@ export function auditConsumer(store: Pick<AuditRows, 'auditWithin'>): EventConsu
 
 function auditEntryOf(stored: StoredEvent): DatedAuditEntry[] {
   const e = stored.event;
-  const base = { actor: stored.actor ?? 'anonymous', ip: null, at: new Date(stored.at) };
+  const base = { actor: stored.actor ?? 'anonymous', ip: null, at: new Date(stored.at), project: 'repository' in e ? projectOf(e.repository) : null };
   switch (e.type) {
     case 'tag.deleted':
       return [{ ...base, action: 'tag.delete', target: `${e.repository}:${e.tag}`, detail: { digest: e.digest } }];

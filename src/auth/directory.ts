@@ -1,7 +1,7 @@
 import { RegistryError } from '../core/errors.js';
 import { identityName, isSystemAdmin, type Identity } from './identity.js';
 import type { Permission } from './permissions.js';
-import type { AuditRecord, MemberRecord, ProjectRecord, RobotRecord, UserRecord } from './ports.js';
+import type { AuditQuery, AuditRecord, MemberRecord, ProjectRecord, RobotRecord, UserRecord } from './ports.js';
 import type { AuthStore } from './ports.js';
 import type { AccessRules } from './rules.js';
 
@@ -87,7 +87,8 @@ export class Directory {
     return robot;
   }
 
-  audit(limit: number, before?: number): Promise<AuditRecord[]> {
-    return this.store.listAudit(limit, before);
+  /** Audit entries matching `query` (the caller decides who may ask: the admin API's permission table). */
+  audit(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.store.queryAudit(query);
   }
 }

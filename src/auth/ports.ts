@@ -1,3 +1,4 @@
+import type { AuditOutcome } from '../core/events.js';
 import type { MetadataTx } from '../core/ports.js';
 import type { Role } from './permissions.js';
 
@@ -71,6 +72,10 @@ export interface AuditEntry {
   target: string;
   ip: string | null;
   detail?: unknown;
+  /** The project the entry belongs to (its project admins may read it); null or absent: system-wide. */
+  project?: string | null;
+  /** Absent: success. */
+  outcome?: AuditOutcome;
 }
 
 /**
@@ -89,6 +94,25 @@ export interface ChangeActor {
 export interface AuditRecord extends AuditEntry {
   id: number;
   at: Date;
+  project: string | null;
+  outcome: AuditOutcome;
+}
+
+/** Filters of the audit log (each optional; all given must hold), newest first. */
+export interface AuditQuery {
+  limit: number;
+  /** Only entries with a smaller id (the next page after the last id seen). */
+  beforeId?: number;
+  actor?: string;
+  action?: string;
+  project?: string;
+  /** The target itself, or anything under it: `team/app` matches `team/app:1.0`, `team/app@sha256:…`, `team/app/sub`. */
+  resource?: string;
+  /** At or after (epoch ms). */
+  from?: number;
+  /** Before (epoch ms). */
+  to?: number;
+  outcome?: AuditOutcome;
 }
 
 /**
@@ -179,6 +203,8 @@ export interface RefreshTokenRows {
 export interface AuditRows {
   audit(entry: AuditEntry): Promise<void>;
   listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]>;
+  /** The entries matching `query`, newest first (indexed on every filter: migrations/0009-audit.ts). */
+  queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
   /** Writes `entries` inside `tx` (an outbox consumer's: they commit with its cursor, exactly once), each at its own time. */
   auditWithin(tx: MetadataTx, entries: DatedAuditEntry[]): Promise<void>;
 }

@@ -1,6 +1,7 @@
-import type { Generated, Kysely, Transaction } from 'kysely';
+import { sql, type Generated, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type {
   AuditEntry,
+  AuditQuery,
   AuditRecord,
   AuthStore,
   ChangeActor,
@@ -15,9 +16,9 @@ import type {
   UserRecord,
 } from '../auth/ports.js';
 import type { Role } from '../auth/permissions.js';
-import type { DomainEvent } from '../core/events.js';
+import type { AuditOutcome, DomainEvent } from '../core/events.js';
 import type { MetadataTx } from '../core/ports.js';
-import { insertIfAbsent, insertOrUpdate, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
+import { insertIfAbsent, insertOrUpdate, insertReturningId, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
 import { OutboxAppender } from './outbox-store.js';
 import { orphanRepositoryNames, projectHasRepositories } from './fsck-store.js';
 import { transactionOf } from './kysely-store.js';
@@ -40,7 +41,18 @@ export interface AuthTables {
   };
   signing_keys: { kid: string; private_jwk: string; public_jwk: string; created_at: number; retired_at: number | null };
   refresh_tokens: { hash: string; username: string; client_id: string; created_at: number; expires_at: number };
-  audit_log: { id: Generated<number>; at: number; actor: string; action: string; target: string; ip: string | null; detail: string | null };
+  audit_log: {
+    id: Generated<number>;
+    at: number;
+    actor: string;
+    action: string;
+    target: string;
+    ip: string | null;
+    detail: string | null;
+    /** migrations/0009-audit.ts */
+    project: string | null;
+    outcome: string;
+  };
 }
 
 /** What a change that happened records: its domain event and (when the caller named an actor) its audit entry. */
@@ -186,7 +198,7 @@ export class KyselyAuthStore implements AuthStore {
       createProject: async (project, owner, actor) => {
         const outcome = await insertProject(trx, dialect, project, owner);
         if (!outcome) return false;
-        await record(trx, actor, outcome);
+        await record(trx, this.dialect, actor, outcome);
         return true;
       },
     };
@@ -350,7 +362,7 @@ export class KyselyAuthStore implements AuthStore {
   }
 
   async audit(entry: AuditEntry): Promise<void> {
-    await insertAudit(this.db, entry);
+    await writeTransaction(this.db, (trx) => insertAudit(trx, this.dialect, entry));
   }
 
   /**
@@ -362,38 +374,48 @@ export class KyselyAuthStore implements AuthStore {
     return writeTransaction(this.db, async (trx) => {
       const outcome = await work(trx);
       if (!outcome) return false;
-      await record(trx, actor, outcome);
+      await record(trx, this.dialect, actor, outcome);
       return true;
     });
   }
 
   async auditWithin(tx: MetadataTx, entries: DatedAuditEntry[]): Promise<void> {
     const trx = transactionOf(tx) as unknown as Transaction<AuthTables>;
-    for (const entry of entries) await insertAudit(trx, entry, entry.at.getTime());
+    for (const entry of entries) await insertAudit(trx, this.dialect, entry, entry.at.getTime());
   }
 
-  async listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]> {
-    let query = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(limit);
-    if (beforeId !== undefined) query = query.where('id', '<', beforeId);
-    return (await query.execute()).map((r) => ({
-      id: Number(r.id),
-      at: new Date(Number(r.at)),
-      actor: r.actor,
-      action: r.action,
-      target: r.target,
-      ip: r.ip,
-      detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown),
-    }));
+  listAudit(limit: number, beforeId?: number): Promise<AuditRecord[]> {
+    return this.queryAudit({ limit, beforeId });
+  }
+
+  async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    let query = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(q.limit);
+    if (q.beforeId !== undefined) query = query.where('id', '<', q.beforeId);
+    if (q.actor !== undefined) query = query.where('actor', '=', q.actor);
+    if (q.action !== undefined) query = query.where('action', '=', q.action);
+    if (q.project !== undefined) query = query.where('project', '=', q.project);
+    if (q.outcome !== undefined) query = query.where('outcome', '=', q.outcome);
+    if (q.from !== undefined) query = query.where('at', '>=', q.from);
+    if (q.to !== undefined) query = query.where('at', '<', q.to);
+    if (q.resource !== undefined) {
+      const resource = q.resource;
+      // '!' escapes LIKE's wildcards: the same ESCAPE clause works on all three databases ('\\' does not on MySQL).
+      const under = (separator: string) => sql<boolean>`target like ${escapeLike(resource) + separator + '%'} escape '!'`;
+      query = query.where((eb) => eb.or([eb('target', '=', resource), under('/'), under(':'), under('@')]));
+    }
+    return (await query.execute()).map(toAuditRecord);
   }
 }
 
 /** Appends a change's event to the outbox and (with an `actor`) writes its audit entry, in `trx`. */
-async function record(trx: Transaction<AuthTables>, actor: ChangeActor | undefined, outcome: Outcome): Promise<void> {
+async function record(trx: Transaction<AuthTables>, dialect: Dialect, actor: ChangeActor | undefined, outcome: Outcome): Promise<void> {
   await new OutboxAppender(trx as unknown as Transaction<Database>).append([outcome.event], actor?.name ?? null);
   if (!actor) return;
   const override = actor.audit;
-  await insertAudit(trx, {
+  await insertAudit(trx, dialect, {
     actor: actor.name,
+    // Project, member and robot changes belong to their project (its admins may read them); user changes are system-wide.
+    project: 'project' in outcome.event ? outcome.event.project : null,
     action: override?.action ?? outcome.action,
     target: outcome.target,
     ip: actor.ip,
@@ -416,18 +438,44 @@ async function insertProject(trx: Transaction<AuthTables>, dialect: Dialect, pro
   };
 }
 
-async function insertAudit(db: Kysely<AuthTables> | Transaction<AuthTables>, entry: AuditEntry, at = Date.now()): Promise<void> {
-  await db
-    .insertInto('audit_log')
-    .values({
-      at,
-      actor: entry.actor,
-      action: entry.action,
-      target: entry.target,
-      ip: entry.ip,
-      detail: entry.detail === undefined ? null : JSON.stringify(entry.detail),
-    })
-    .execute();
+/**
+ * Writes an audit entry and, in the same transaction, its `audit.recorded` event: the audit
+ * sinks (src/audit) export from the outbox, so an entry is exported exactly when it committed.
+ */
+async function insertAudit(trx: Transaction<AuthTables>, dialect: Dialect, entry: AuditEntry, at = Date.now()): Promise<void> {
+  const row = {
+    at,
+    actor: entry.actor,
+    action: entry.action,
+    target: entry.target,
+    ip: entry.ip,
+    detail: entry.detail === undefined ? null : JSON.stringify(entry.detail),
+    project: entry.project ?? null,
+    outcome: entry.outcome ?? 'success',
+  };
+  const id = await insertReturningId(trx.insertInto('audit_log').values(row), dialect);
+  const { detail: _json, ...fields } = row;
+  const event: DomainEvent = { type: 'audit.recorded', id, ...fields, ...(entry.detail === undefined ? {} : { detail: entry.detail }) };
+  await new OutboxAppender(trx as unknown as Transaction<Database>).append([event], entry.actor);
+}
+
+function toAuditRecord(r: Selectable<AuthTables['audit_log']>): AuditRecord {
+  return {
+    id: Number(r.id),
+    at: new Date(Number(r.at)),
+    actor: r.actor,
+    action: r.action,
+    target: r.target,
+    ip: r.ip,
+    detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown),
+    project: r.project,
+    outcome: r.outcome as AuditOutcome,
+  };
+}
+
+/** `value` as a LIKE pattern matching itself only, with '!' as the escape character. */
+function escapeLike(value: string): string {
+  return value.replace(/[!%_]/g, (c) => `!${c}`);
 }
 
 function toUser(row: AuthTables['users']): UserRecord {
