@@ -6,8 +6,9 @@ need=()
 # command:package — clients the interop tests drive, openssl for test certificates,
 # docker-registry (CNCF Distribution) for the benchmark, nginx for the HA test,
 # htpasswd (apache2-utils) to write real `htpasswd -B` files in the auth tests,
-# mariadbd (mariadb-server) for the MySQL/MariaDB metadata tests (scripts/start-mariadb.sh).
-for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils mariadbd:mariadb-server; do
+# mariadbd (mariadb-server) for the MySQL/MariaDB metadata tests (scripts/start-mariadb.sh),
+# promtool (prometheus) to check /metrics and the shipped alert rules (test/metrics).
+for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils mariadbd:mariadb-server promtool:prometheus; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -1,4 +1,5 @@
 import { RegistryError } from '../core/errors.js';
+import type { AuditOutcome } from '../core/events.js';
 import { HTPASSWD_ACTOR, HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
 import type { AuditEntry, AuditRows, RobotPermission, RobotRows, UserRecord, UserRows } from './ports.js';
 import type { LoginRateLimiter } from './rate-limit.js';
@@ -96,7 +97,8 @@ export class Authenticator {
       throw new RegistryError('UNAUTHORIZED', 'invalid username or password', null, challenge);
     }
     this.limiter.succeed(limiterAccount(username, via), ip);
-    if (outcome.checked) await this.audit('login', username, ip, { via });
+    this.observeLogin('success');
+    if (outcome.checked) await this.audit('login', 'success', username, ip, { via });
     return outcome.identity;
   }
 
@@ -120,7 +122,8 @@ export class Authenticator {
     const blocked = this.limiter.blocked(limiterAccount(username, via), ip);
     if (!blocked) return;
     const retryAfter = Math.max(1, Math.ceil(blocked.retryAfterMs / 1000));
-    if (blocked.first) await this.audit('login.ratelimited', username, ip, { via, retryAfter });
+    this.observeLogin('ratelimited');
+    if (blocked.first) await this.audit('login.ratelimited', 'failure', username, ip, { via, retryAfter });
     throw new RegistryError(
       'TOOMANYREQUESTS',
       'too many failed login attempts; try again later',
@@ -131,7 +134,8 @@ export class Authenticator {
 
   private async failed(username: string, ip: string, via: LoginVia): Promise<void> {
     this.limiter.fail(limiterAccount(username, via), ip);
-    await this.audit('login.failed', username, ip, { via });
+    this.observeLogin('failure');
+    await this.audit('login.failed', 'failure', username, ip, { via });
   }
 
   /**
@@ -141,9 +145,12 @@ export class Authenticator {
    */
   auditFailed: (entry: AuditEntry, err: unknown) => void = () => {};
 
-  private async audit(action: string, username: string, ip: string, detail: Record<string, unknown>): Promise<void> {
+  /** Told of each login's outcome (metrics: the composition root sets it; auth never imports src/metrics). */
+  observeLogin: (outcome: 'success' | 'failure' | 'ratelimited') => void = () => {};
+
+  private async audit(action: string, outcome: AuditOutcome, username: string, ip: string, detail: Record<string, unknown>): Promise<void> {
     const name = username.slice(0, MAX_AUDITED_NAME);
-    const entry: AuditEntry = { actor: name, action, target: name, ip, detail };
+    const entry: AuditEntry = { actor: name, action, target: name, ip, detail, outcome };
     try {
       await this.store.audit(entry);
     } catch (err) {

@@ -34,6 +34,11 @@ export interface Job {
   run(signal: AbortSignal): Promise<JobResult | void>;
 }
 
+/** Told of every run that finished in this process (metrics), with how long it took. */
+export interface JobObserver {
+  finished(job: string, outcome: 'ok' | 'failed' | 'skipped' | 'idle', seconds: number): void;
+}
+
 export interface JobInfo {
   name: string;
   schedule: Schedule;
@@ -57,6 +62,7 @@ export class Scheduler {
     private readonly logger: Logger,
     private readonly leases: LeaseStore,
     private readonly history: JobRunStore,
+    private readonly observer?: JobObserver,
   ) {}
 
   /** Registers a job (its timer starts with `start`). */
@@ -160,10 +166,12 @@ export class Scheduler {
     try {
       result = await job.run(signal);
     } catch (err) {
+      this.observer?.finished(job.name, 'failed', (Date.now() - startedAt.getTime()) / 1000);
       const runId = id ?? (await this.history.start(job.name, this.holder, startedAt));
       await this.history.finish(runId, 'failed', { error: (err as Error).message ?? String(err) }, new Date());
       throw err;
     }
+    this.observer?.finished(job.name, result?.idle ? (always ? 'skipped' : 'idle') : 'ok', (Date.now() - startedAt.getTime()) / 1000);
     if (id === null && result?.idle) return;
     const runId = id ?? (await this.history.start(job.name, this.holder, startedAt));
     await this.history.finish(runId, result?.idle ? 'skipped' : 'ok', result?.summary, new Date());

@@ -1,0 +1,19 @@
+/**
+ * The metadata port of metrics: counts a scrape reads (through a cache, at most once per
+ * metrics.refresh), each one grouped query over an index, never a walk of the registry.
+ * Implemented once for SQLite, PostgreSQL and MySQL in src/metadata/metrics-store.ts.
+ */
+
+export interface ProjectInventory {
+  project: string;
+  repositories: number;
+  /** Manifests stored (images, indexes, signatures, SBOMs…): Harbor's artifacts. */
+  artifacts: number;
+}
+
+export interface MetricsQueries {
+  /** Repositories and artifacts per project (first path component of the repository name). */
+  projects(): Promise<ProjectInventory[]>;
+  /** Physical storage: every stored blob once (the `blobs` table, deduplicated by digest). */
+  stored(): Promise<{ blobs: number; bytes: number }>;
+}
