@@ -178,17 +178,18 @@ export class BerthMetrics {
   }
 
   private jobObserver(): JobObserver {
-    const runs = this.prom.counter<'job' | 'outcome'>({ name: 'berth_job_runs_total', help: 'Background job runs in this process by job and outcome: ok, failed, skipped, idle', labels: ['job', 'outcome'] });
-    const duration = this.prom.histogram<'job'>({
+    // `job_name`, not `job`: Prometheus gives every scraped series its own `job` label (the scrape job).
+    const runs = this.prom.counter<'job_name' | 'outcome'>({ name: 'berth_job_runs_total', help: 'Background job runs in this process by job and outcome: ok, failed, skipped, idle', labels: ['job_name', 'outcome'] });
+    const duration = this.prom.histogram<'job_name'>({
       name: 'berth_job_duration_seconds',
       help: 'Background job run time by job (idle ticks excluded)',
-      labels: ['job'],
+      labels: ['job_name'],
       buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
     });
     return {
       finished: (job, outcome, seconds) => {
-        runs.inc({ job, outcome });
-        if (outcome !== 'idle') duration.observe({ job }, seconds);
+        runs.inc({ job_name: job, outcome });
+        if (outcome !== 'idle') duration.observe({ job_name: job }, seconds);
         if (outcome !== 'failed') this.lastSuccess.set(job, Date.now() / 1000);
       },
     };
@@ -205,11 +206,11 @@ export class BerthMetrics {
         }),
       ),
     );
-    this.prom.gauge<'job'>({
+    this.prom.gauge<'job_name'>({
       name: 'berth_job_last_success_timestamp_seconds',
       help: 'When a job last finished without failing (Unix seconds; 0: never), from this process or the run history',
-      labels: ['job'],
-      collect: async () => (await recorded()).map(({ job, at }) => ({ labels: { job }, value: Math.max(at, this.lastSuccess.get(job) ?? 0) })),
+      labels: ['job_name'],
+      collect: async () => (await recorded()).map(({ job, at }) => ({ labels: { job_name: job }, value: Math.max(at, this.lastSuccess.get(job) ?? 0) })),
     });
   }
 }

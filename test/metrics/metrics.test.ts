@@ -73,8 +73,8 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
     assert.ok(used !== undefined && used >= 2048, `usage ${used}`);
     assert.equal(sample(text, 'harbor_project_quota_usage_byte', { project_name: 'team' }), used);
     assert.equal(sample(text, 'berth_ready'), 1);
-    assert.equal(sample(text, 'berth_job_runs_total', { job: 'job-history-prune', outcome: 'skipped' }), 1);
-    assert.ok(sample(text, 'berth_job_last_success_timestamp_seconds', { job: 'job-history-prune' })! > Date.now() / 1000 - 60);
+    assert.equal(sample(text, 'berth_job_runs_total', { job_name: 'job-history-prune', outcome: 'skipped' }), 1);
+    assert.ok(sample(text, 'berth_job_last_success_timestamp_seconds', { job_name: 'job-history-prune' })! > Date.now() / 1000 - 60);
     assert.notEqual(sample(text, 'berth_outbox_pending_events', { consumer: 'gc-review' }), undefined);
     assert.ok(families(text).has('process_cpu_user_seconds_total'), 'Node process metrics are missing');
   });
