@@ -7,7 +7,7 @@ import { durationMs, type BerthConfig } from './config/schema.js';
 import type { EventConsumer } from './core/events.js';
 import { NO_METRICS, type MetricsRegistry } from './core/metrics.js';
 import { PolicyHooks } from './core/policies.js';
-import { PullCounter } from './core/pulls.js';
+import { PullCounter, pulledEvents } from './core/pulls.js';
 import { Registry } from './core/registry.js';
 import { dispatchJob, EventDispatcher, pruneJob } from './events/dispatcher.js';
 import { createGc, gcJob, type GcComponents } from './gc/index.js';
@@ -19,6 +19,7 @@ import { uploadPurgeJob } from './jobs/upload-purge.js';
 import { readOnlyPolicy } from './policies/read-only.js';
 import { quotaPolicy, QuotaService } from './quotas/index.js';
 import type { Stores } from './stores.js';
+import { createWebhooks, webhookMetrics, type WebhookComponents } from './webhooks/index.js';
 import { RetentionService } from './retention/service.js';
 import { ImmutableRules, tagHistoryPruneJob, tagsPolicy, TagsService } from './tags/index.js';
 
@@ -43,6 +44,8 @@ export interface Composition {
   metrics: MetricsRegistry;
   /** Storage quotas: limits and usage per project (admin API, CLI). */
   quotas: QuotaService;
+  /** Webhooks: the outbox consumer, the delivery job, and the service of the admin API and CLI (src/webhooks). */
+  webhooks: WebhookComponents;
 }
 
 export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
@@ -64,9 +67,18 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   if (config.auth.mode !== 'none') consumers.push(auditConsumer(stores.auth));
   // Audit export (audit.sinks): each sink reads the audit.recorded events after its own cursor.
   consumers.push(...auditSinkConsumers(config.audit.sinks));
+  // Webhooks: each event queued once per endpoint that wants it; sent by their own job, never in the outbox round.
+  const webhooks = createWebhooks(config, {
+    store: stores.webhooks,
+    leases: stores.leases,
+    logger,
+    observer: webhookMetrics(metrics, stores.webhooks),
+  });
+  consumers.push(webhooks.consumer);
   const events = new EventDispatcher(metadata, stores.outbox, consumers, logger);
 
-  const pulls = new PullCounter((counts) => metadata.recordPulls(counts));
+  // Each flush also appends one aggregated manifest.pulled event per manifest (webhooks' pull events).
+  const pulls = new PullCounter((counts) => metadata.recordPulls(counts, pulledEvents(counts)));
   const registry = new Registry(
     blobs,
     metadata,
@@ -101,8 +113,9 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   // Retention deletes tags through core (hooks, events); its job runs each project's policy on the policy's cron.
   const retention = new RetentionService(registry, metadata, stores.retention, stores.leases, logger);
   jobs.push(retention.job());
+  jobs.push(webhooks.job);
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
-  return { registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention };
+  return { registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks };
 }
 
 /** Each process writes the pull counts it gathered (no lease: the counts are its own). */

@@ -235,8 +235,11 @@ export interface MetadataStore {
   readonly uploads: UploadRows;
   /** Runs `work` in one transaction (on SQLite, a write transaction from its first statement). */
   transaction<T>(work: (tx: MetadataTx) => Promise<T>): Promise<T>;
-  /** Adds pull counts (one statement batch; counts are aggregates, not events). */
-  recordPulls(counts: PullCount[]): Promise<void>;
+  /**
+   * Adds pull counts (one statement batch; counts are aggregates, not events), and appends
+   * `events` (the flush's aggregated manifest.pulled events) to the outbox in the same transaction.
+   */
+  recordPulls(counts: PullCount[], events?: DomainEvent[]): Promise<void>;
   check(): Promise<void>;
   close(): Promise<void>;
 }

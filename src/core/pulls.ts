@@ -1,4 +1,14 @@
+import type { DomainEvent } from './events.js';
 import type { PullCount } from './ports.js';
+
+/**
+ * The outbox events of one flush: one `manifest.pulled` per manifest with the flush's count,
+ * written with the counts themselves (webhooks report pulls from these), so a pull never adds a
+ * database write of its own.
+ */
+export function pulledEvents(counts: PullCount[]): DomainEvent[] {
+  return counts.map((c) => ({ type: 'manifest.pulled', repository: c.repository, digest: c.digest, pulls: c.pulls, lastPulledAt: c.lastPulledAt }));
+}
 
 /**
  * Pull counts, kept in memory and flushed in batches: a row write per pull would cost more

@@ -88,7 +88,12 @@ export class GarbageCollector {
         });
       } else {
         await this.drainQueue((work) => this.metadata.transaction(work), cutoff, report, runOptions, signal);
-        report.recordWaiting(await this.metadata.transaction((queries) => queries.waiting(cutoff)));
+        await this.metadata.transaction(async (queries) => {
+          report.recordWaiting(await queries.waiting(cutoff));
+          // gc.finished (webhooks) commits with the run's last read: one event per completed run, never for a dry run.
+          const { manifests, links, blobs, bytesFreed, errors } = report.counts;
+          await queries.tx.events.append([{ type: 'gc.finished', manifests, links, blobs, bytesFreed, errors, durationMs: Date.now() - now }], null);
+        });
       }
       if (!dryRun) await this.metadata.pruneBlobDeletions(now - DELETION_JOURNAL_RETENTION_MS);
     } catch (err) {

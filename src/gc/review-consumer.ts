@@ -48,6 +48,12 @@ async function reviewsFor(stored: StoredEvent, repositoryId: (name: string) => P
     case 'member.removed':
     case 'robot.created':
     case 'robot.deleted':
+    case 'quota.warning':
+    case 'quota.exceeded':
+    case 'retention.finished':
+    case 'audit.recorded':
+    case 'gc.finished':
+    case 'manifest.pulled':
       return [];
     case 'blob.deleted':
       return [{ kind: 'blob', repositoryId: 0, digest: e.digest }];

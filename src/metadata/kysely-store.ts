@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import type { DomainEvent } from '../core/events.js';
 import type {
   ManifestReads,
   ManifestRecord,
@@ -48,7 +49,7 @@ export class KyselyMetadataStore implements MetadataStore {
     return writeTransaction(this.db, (trx) => work(new KyselyTx(trx, this.dialect)));
   }
 
-  async recordPulls(counts: PullCount[]): Promise<void> {
+  async recordPulls(counts: PullCount[], events: DomainEvent[] = []): Promise<void> {
     if (counts.length === 0) return;
     const pdb = this.db as unknown as Kysely<Database & OutboxTables>;
     await writeTransaction(pdb, async (trx) => {
@@ -64,6 +65,7 @@ export class KyselyMetadataStore implements MetadataStore {
           { pulls: add, last_pulled_at: last },
         ).execute();
       }
+      if (events.length > 0) await new OutboxAppender(trx as unknown as Transaction<Database>).append(events, null);
     });
   }
 
