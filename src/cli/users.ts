@@ -39,7 +39,7 @@ export async function withAuth<T>(loadConfig: LoadConfig, fn: (auth: AuthService
   }
 }
 
-function safeUser(): string {
+export function safeUser(): string {
   try {
     return userInfo().username;
   } catch {
