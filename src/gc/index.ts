@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { durationMs, type BerthConfig } from '../config/schema.js';
+import type { PolicyHooks } from '../core/policies.js';
 import type { BlobStore } from '../core/ports.js';
 import type { LeaseStore } from '../jobs/leases.js';
 import type { Job } from '../jobs/scheduler.js';
@@ -31,8 +32,9 @@ export function createGc(
   leases: LeaseStore,
   logger: Logger,
   prepare?: () => Promise<unknown>,
+  policies?: Pick<PolicyHooks, 'removed'>,
 ): GcComponents {
-  return { collector: new GarbageCollector(blobs, store, leases, gcOptions(config), logger, prepare) };
+  return { collector: new GarbageCollector(blobs, store, leases, gcOptions(config), logger, prepare, policies) };
 }
 
 /** The scheduled collection (gc.schedule). The collector takes the `gc` lease itself, shared with `berth gc` and the API. */
