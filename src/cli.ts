@@ -7,9 +7,11 @@ import { registerFsckCommand } from './cli/fsck.js';
 import { registerJobsCommand } from './cli/jobs.js';
 import { registerGcCommand } from './cli/gc.js';
 import { registerProjectCommands } from './cli/projects.js';
+import { registerRetentionCommands } from './cli/retention.js';
 import { registerUserCommands } from './cli/users.js';
 import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
 import { registerQuotaCommands } from './cli/quotas.js';
+import { registerTagCommands } from './cli/tags.js';
 
 // Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
 // command imports what it runs (the server, the stores, zod and the YAML parser) when it runs,
@@ -91,6 +93,10 @@ registerUserCommands(program, loadConfigured);
 registerProjectCommands(program, loadConfigured);
 registerMigrateMetadataCommand(program, loadConfigured);
 registerQuotaCommands(program, loadConfigured);
+
+registerRetentionCommands(program, loadConfigured);
+
+registerTagCommands(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // A ConfigError (src/config/load.ts, not imported here to keep startup light): the message says it all.
