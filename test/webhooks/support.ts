@@ -17,6 +17,8 @@ export interface Received {
 export class Receiver {
   readonly requests: Received[] = [];
   respond: (request: Omit<Received, 'status'>) => number = () => 200;
+  /** Milliseconds to hold each answer (a slow receiver). */
+  delay: (request: Omit<Received, 'status'>) => number = () => 0;
   private server: Server | null = null;
   private port = 0;
 
@@ -33,8 +35,13 @@ export class Receiver {
       req.on('end', () => {
         const request = { at: Date.now(), path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
         const status = this.respond(request);
-        this.requests.push({ ...request, status });
-        res.writeHead(status).end();
+        const answer = () => {
+          this.requests.push({ ...request, status });
+          res.writeHead(status).end();
+        };
+        const wait = this.delay(request);
+        if (wait > 0) setTimeout(answer, wait).unref();
+        else answer();
       });
     });
     await new Promise<void>((resolve, reject) => {
