@@ -377,6 +377,7 @@ export class Registry {
               await this.policies.check('manifest.delete', { repository, digest, actor }, tx);
               const references = await tx.manifests.references(repositoryId, digest);
               const tags = await tx.manifests.delete(repositoryId, digest);
+              await this.policies.removed([{ repository, digest }], tx);
               events.push({ type: 'manifest.deleted', repository, digest, tags, references, subject: locked.subject });
             }),
         };
