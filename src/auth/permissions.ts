@@ -127,6 +127,16 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'DELETE', path: '/projects/:project/immutable-rules/:id', access: 'user', needs: 'manage-project' },
   { method: 'GET', path: '/repositories/:name/tag-history', access: 'user', needs: 'pull on the repository (name URL-encoded)' },
   { method: 'POST', path: '/repositories/:name/tags/:tag/restore', access: 'user', needs: 'pull + push on the repository (name URL-encoded)' },
+  { method: 'GET', path: '/projects/:project/webhooks', access: 'user', needs: 'manage-project' },
+  { method: 'POST', path: '/projects/:project/webhooks', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/webhooks/:id', access: 'user', needs: 'manage-project' },
+  { method: 'PATCH', path: '/projects/:project/webhooks/:id', access: 'user', needs: 'manage-project' },
+  { method: 'DELETE', path: '/projects/:project/webhooks/:id', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/webhooks/:id/deliveries', access: 'user', needs: 'manage-project' },
+  { method: 'POST', path: '/projects/:project/webhooks/:id/deliveries/:delivery/redeliver', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/webhooks/deliveries', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/webhooks/deliveries/:delivery', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/webhooks/deliveries/:delivery/redeliver', access: 'admin', needs: 'system admin' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

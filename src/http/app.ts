@@ -44,6 +44,8 @@ export interface AppOptions {
   retention?: ApiFeatures['retention'];
   /** Immutable tag rules, tag history and restores (src/tags): served with the admin API. */
   tags?: ApiFeatures['tags'];
+  /** Webhook policies and delivery logs (src/webhooks): served with the admin API. */
+  webhooks?: ApiFeatures['webhooks'];
   /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
   metrics?: AppMetrics;
 }
@@ -147,7 +149,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth);
-    registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags });
+    registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks });
   }
   return app;
 }

@@ -129,7 +129,7 @@ describe('audit query filters', () => {
     const seen: FilteredEntry[] = [];
     let next: string | null = '/api/v1/audit?project=alpha&limit=2';
     while (next) {
-      const res = await fetch(`${reg.url}${next}`, { headers: { authorization: adminAuth() } });
+      const res: Response = await fetch(`${reg.url}${next}`, { headers: { authorization: adminAuth() } });
       assert.equal(res.status, 200);
       const page = (await res.json()) as FilteredEntry[];
       assert.ok(page.length <= 2);

@@ -17,7 +17,10 @@ export function openApiDocument(routes: ApiRoute[], prefix: string): Record<stri
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const path = `${prefix}${route.path.replace(/:(\w+)/g, '{$1}')}`;
-    const parameters = [...route.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const parameters = [
+      ...[...route.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
+      ...Object.entries(route.query?.shape ?? {}).map(([name, schema]) => queryParameter(name, schema as z.ZodType)),
+    ];
     const status = String(route.status ?? 200);
     const { access, needs } = apiOperation(route.method, route.path);
     (paths[path] ??= {})[route.method.toLowerCase()] = {
@@ -40,4 +43,11 @@ export function openApiDocument(routes: ApiRoute[], prefix: string): Record<stri
     security: [{ basic: [] }, { bearer: [] }],
     paths,
   };
+}
+
+/** An optional query parameter, its schema and description from the route's zod query object. */
+function queryParameter(name: string, schema: z.ZodType): Record<string, unknown> {
+  const { description, ...json } = z.toJSONSchema(schema, { io: 'input' }) as { description?: string } & Record<string, unknown>;
+  delete json.$schema;
+  return { name, in: 'query', required: false, ...(description ? { description } : {}), schema: json };
 }

@@ -11,6 +11,7 @@ import type { JobInfo } from '../../jobs/scheduler.js';
 import type { TagsService } from '../../tags/service.js';
 import type { RetentionService } from '../../retention/service.js';
 import type { QuotaService } from '../../quotas/service.js';
+import type { WebhookService } from '../../webhooks/service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -25,6 +26,8 @@ export interface ApiFeatures {
   retention?: RetentionService;
   /** /api/v1/projects/:project/immutable-rules, /api/v1/repositories/:name/tag-history and …/restore (src/tags). */
   tags?: TagsService;
+  /** /api/v1/projects/:project/webhooks[…] and /api/v1/webhooks/deliveries[…] (src/webhooks). */
+  webhooks?: WebhookService;
 }
 
 export interface ApiContext {
