@@ -37,7 +37,18 @@ export interface BenchOptions {
   /** Where latest.md / latest.json go; null = do not write files. */
   resultsDir: string | null;
   quick: boolean;
+  /** A named Berth configuration to run instead of the default one (BERTH_VARIANTS), or null. */
+  variant: string | null;
 }
+
+/**
+ * Berth configurations a run can measure instead of the defaults (`--variant <name>`), as
+ * BERTH_* variables: compare a run with and without to see what a feature costs.
+ */
+export const BERTH_VARIANTS: Record<string, Record<string, string>> = {
+  /** Metrics are on by default; this measures Berth without them (docs/observability.md#measured-overhead). */
+  'metrics-off': { BERTH_METRICS_ENABLED: 'false' },
+};
 
 export const DEFAULT_OPTIONS: BenchOptions = {
   rounds: 3,
@@ -63,6 +74,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   ddSize: 1024 ** 3,
   resultsDir: 'bench/results',
   quick: false,
+  variant: null,
 };
 
 /** Small sizes and one round: the whole run takes about two minutes. */

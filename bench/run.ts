@@ -7,7 +7,8 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { runBench, WORKLOAD_IDS } from './bench.js';
-import { parseSize, resolveOptions, type BenchOptions } from './options.js';
+import { runMetricsOverhead } from './metrics-overhead.js';
+import { BERTH_VARIANTS, parseSize, resolveOptions, type BenchOptions } from './options.js';
 import { renderMarkdown, writeResults } from './report.js';
 import { ROOT, stopAllServers } from './servers.js';
 
@@ -43,7 +44,9 @@ const program = new Command()
   .option('--load-blob-size <size>', 'blob fetched under load (default 1m)', size)
   .option('--tags <n>', 'tags in the listed repository (default 5000)', integer)
   .option('--repositories <n>', 'repositories in the catalog (default 2000)', integer)
-  .option('--results <dir>', 'directory for latest.md and latest.json (default bench/results)');
+  .option('--results <dir>', 'directory for latest.md and latest.json (default bench/results)')
+  .option('--variant <name>', `run Berth configured as: ${Object.keys(BERTH_VARIANTS).join(', ')}`)
+  .option('--metrics-overhead', 'only compare manifest GET throughput with metrics on and off (A/B rounds)');
 
 interface Flags {
   quick?: boolean;
@@ -63,11 +66,16 @@ interface Flags {
   tags?: number;
   repositories?: number;
   results?: string;
+  variant?: string;
+  metricsOverhead?: boolean;
 }
 
 function optionsFromFlags(flags: Flags): BenchOptions {
   if (flags.berthRuntime !== undefined && flags.berthRuntime !== 'build' && flags.berthRuntime !== 'tsx') {
     throw new InvalidArgumentError('--berth-runtime must be build or tsx');
+  }
+  if (flags.variant !== undefined && !(flags.variant in BERTH_VARIANTS)) {
+    throw new InvalidArgumentError(`--variant must be one of ${Object.keys(BERTH_VARIANTS).join(', ')}`);
   }
   const explicit: Partial<BenchOptions> = {
     quick: flags.quick,
@@ -87,13 +95,19 @@ function optionsFromFlags(flags: Flags): BenchOptions {
     tags: flags.tags,
     repositories: flags.repositories,
     resultsDir: flags.results,
+    variant: flags.variant,
   };
   const defined = Object.fromEntries(Object.entries(explicit).filter(([, v]) => v !== undefined)) as Partial<BenchOptions>;
   return resolveOptions(defined);
 }
 
 async function main(): Promise<void> {
-  const options = optionsFromFlags(program.parse(process.argv).opts<Flags>());
+  const flags = program.parse(process.argv).opts<Flags>();
+  const options = optionsFromFlags(flags);
+  if (flags.metricsOverhead) {
+    process.stdout.write(`\n${await runMetricsOverhead(options)}`);
+    return;
+  }
   const started = Date.now();
   const result = await runBench(options);
   const markdown = renderMarkdown(result);

@@ -29,6 +29,8 @@ export interface BerthLaunch {
   /** Compiled tree from prepareBerthBuild(), required for runtime 'build'. */
   buildDir?: string;
   nodeArgs?: string[];
+  /** Extra BERTH_* settings for every Berth started (a --variant, e.g. metrics off). */
+  env?: Record<string, string>;
 }
 
 export function tempDir(prefix: string): string {
@@ -114,6 +116,7 @@ export async function startBerth(launch: BerthLaunch, start: StartOptions = {}):
       BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
       // Warn, so per-request logging does not dominate what is measured.
       BERTH_LOG_LEVEL: 'warn',
+      ...launch.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

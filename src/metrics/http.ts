@@ -1,4 +1,4 @@
-import type { Counter, Gauge, Histogram } from 'prom-client';
+import { CounterFamily, HistogramFamily, type FastCounter, type FastHistogram } from './fast.js';
 import type { PromMetrics } from './registry.js';
 
 /**
@@ -12,14 +12,25 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 /** 1 KiB × 2^n up to 4 GiB, as Distribution's size histograms. */
 const SIZE_BUCKETS = Array.from({ length: 23 }, (_, n) => 1024 * 2 ** n);
 
-/** The pre-bound children of one (route, method, code): no label objects are built per request. */
+/** The children of one (route, method, code), bound on first use: a request builds no label objects. */
 interface Series {
-  requests: Counter.Internal;
-  duration: Histogram.Internal<string>;
-  requestBytes: Counter.Internal;
-  responseBytes: Counter.Internal;
+  requests: FastCounter;
+  duration: FastHistogram;
+  requestBytes: FastCounter;
+  responseBytes: FastCounter;
   /** Distribution's series, for /v2 requests only. */
-  registry: { requests: Counter.Internal; duration: Histogram.Internal<string>; requestSize: Histogram.Internal<string>; responseSize: Histogram.Internal<string> } | null;
+  registry: { requests: FastCounter; duration: FastHistogram; requestSize: FastHistogram; responseSize: FastHistogram } | null;
+}
+
+/** Children of a family by one label value, bound on first use. */
+class ByValue<C> {
+  private readonly children = new Map<string, C>();
+  constructor(private readonly bind: (value: string) => C) {}
+  get(value: string): C {
+    let child = this.children.get(value);
+    if (!child) this.children.set(value, (child = this.bind(value)));
+    return child;
+  }
 }
 
 /**
@@ -30,63 +41,67 @@ interface Series {
  */
 export class HttpMetrics {
   private readonly series = new Map<string, Map<string, Map<number, Series>>>();
-  private readonly requests: Counter<'route' | 'method' | 'code'>;
-  private readonly duration: Histogram<'route' | 'method'>;
-  private readonly requestBytes: Counter<'route'>;
-  private readonly responseBytes: Counter<'route'>;
-  private readonly inFlight: Gauge;
-  private readonly registryRequests: Counter<'handler' | 'code' | 'method'>;
-  private readonly registryDuration: Histogram<'handler' | 'method'>;
-  private readonly registryRequestSize: Histogram<'handler'>;
-  private readonly registryResponseSize: Histogram<'handler'>;
-  private readonly registryInFlight: Gauge<'handler'>;
-  private readonly registryInFlightChildren = new Map<string, Gauge.Internal<'handler'>>();
-  private readonly uploadsInFlight: Gauge;
-  private readonly pushes: Counter<'project'>;
-  private readonly pulls: Counter<'project'>;
-  private readonly deletes: Counter<'project'>;
-  private readonly blobBytesSent: Counter;
-  private readonly authFailures: Counter<'code'>;
-  private readonly tokenRequests: Counter<'outcome'>;
+  private readonly requests: CounterFamily;
+  private readonly duration: HistogramFamily;
+  private readonly requestBytes: ByValue<FastCounter>;
+  private readonly responseBytes: ByValue<FastCounter>;
+  private readonly registryRequests: CounterFamily;
+  private readonly registryDuration: HistogramFamily;
+  private readonly registryRequestSize: ByValue<FastHistogram>;
+  private readonly registryResponseSize: ByValue<FastHistogram>;
+  private readonly inFlight: FastCounter;
+  private readonly registryInFlight: ByValue<FastCounter>;
+  private readonly uploadsInFlight: FastCounter;
+  private readonly pushes: ByValue<FastCounter>;
+  private readonly pulls: ByValue<FastCounter>;
+  private readonly deletes: ByValue<FastCounter>;
+  private readonly blobBytesSent: FastCounter;
+  private readonly authFailures: ByValue<FastCounter>;
+  private readonly tokenRequests: ByValue<FastCounter>;
 
   constructor(
     metrics: PromMetrics,
     /** The `project` label of a repository's counters (capped: see ProjectLabels). */
     private readonly projectLabel: (project: string) => string,
   ) {
-    this.requests = metrics.counter({ name: 'berth_http_requests_total', help: 'HTTP requests by route template, method and status code', labels: ['route', 'method', 'code'] }).prom;
-    this.duration = metrics.histogram({ name: 'berth_http_request_duration_seconds', help: 'HTTP request latency by route template and method', labels: ['route', 'method'], buckets: DURATION_BUCKETS }).prom;
-    this.requestBytes = metrics.counter({ name: 'berth_http_request_bytes_total', help: 'Request body bytes received, by route template', labels: ['route'] }).prom;
-    this.responseBytes = metrics.counter({ name: 'berth_http_response_bytes_total', help: 'Response bytes sent, by route template', labels: ['route'] }).prom;
-    this.inFlight = metrics.gauge({ name: 'berth_http_requests_in_flight', help: 'HTTP requests being served' }).prom;
-    this.registryRequests = metrics.counter({ name: 'registry_http_requests_total', help: 'Distribution-compatible: /v2 requests by handler, code and method', labels: ['handler', 'code', 'method'] }).prom;
-    this.registryDuration = metrics.histogram({ name: 'registry_http_request_duration_seconds', help: 'Distribution-compatible: /v2 request latency by handler and method', labels: ['handler', 'method'], buckets: DURATION_BUCKETS }).prom;
-    this.registryRequestSize = metrics.histogram({ name: 'registry_http_request_size_bytes', help: 'Distribution-compatible: /v2 request sizes by handler', labels: ['handler'], buckets: SIZE_BUCKETS }).prom;
-    this.registryResponseSize = metrics.histogram({ name: 'registry_http_response_size_bytes', help: 'Distribution-compatible: /v2 response sizes by handler', labels: ['handler'], buckets: SIZE_BUCKETS }).prom;
-    this.registryInFlight = metrics.gauge({ name: 'registry_http_in_flight_requests', help: 'Distribution-compatible: /v2 requests being served, by handler', labels: ['handler'] }).prom;
-    this.uploadsInFlight = metrics.gauge({ name: 'berth_registry_uploads_in_flight', help: 'Blob upload requests (PATCH, PUT, monolithic POST) transferring now' }).prom;
-    this.pushes = metrics.counter({ name: 'berth_registry_pushes_total', help: 'Manifests pushed (PUT answered 201), by project', labels: ['project'] }).prom;
-    this.pulls = metrics.counter({ name: 'berth_registry_pulls_total', help: 'Manifests pulled (GET answered 200), by project', labels: ['project'] }).prom;
-    this.deletes = metrics.counter({ name: 'berth_registry_deletes_total', help: 'Manifests and tags deleted (DELETE answered 202), by project', labels: ['project'] }).prom;
-    this.blobBytesSent = metrics.counter({ name: 'berth_registry_blob_bytes_sent_total', help: 'Blob bytes sent to clients (redirected downloads not included)' }).prom;
-    this.authFailures = metrics.counter({ name: 'berth_auth_failures_total', help: 'Requests refused for their credentials (401) or permissions (403)', labels: ['code'] }).prom;
-    this.tokenRequests = metrics.counter({ name: 'berth_auth_token_requests_total', help: 'Token endpoint requests by outcome: issued, refused, ratelimited, invalid, error', labels: ['outcome'] }).prom;
+    const registry = metrics.registry;
+    const counter = (name: string, help: string, type: 'counter' | 'gauge' = 'counter') => new CounterFamily(name, help, type, registry);
+    const byLabel = (family: CounterFamily, label: string) => new ByValue((value) => family.child({ [label]: value }));
+    this.requests = counter('berth_http_requests_total', 'HTTP requests by route template, method and status code');
+    this.duration = new HistogramFamily('berth_http_request_duration_seconds', 'HTTP request latency by route template and method', registry, DURATION_BUCKETS);
+    this.requestBytes = byLabel(counter('berth_http_request_bytes_total', 'Request body bytes received, by route template'), 'route');
+    this.responseBytes = byLabel(counter('berth_http_response_bytes_total', 'Response bytes sent, by route template'), 'route');
+    this.inFlight = counter('berth_http_requests_in_flight', 'HTTP requests being served', 'gauge').child({});
+    this.registryRequests = counter('registry_http_requests_total', 'Distribution-compatible: /v2 requests by handler, code and method');
+    this.registryDuration = new HistogramFamily('registry_http_request_duration_seconds', 'Distribution-compatible: /v2 request latency by handler and method', registry, DURATION_BUCKETS);
+    const requestSize = new HistogramFamily('registry_http_request_size_bytes', 'Distribution-compatible: /v2 request sizes by handler', registry, SIZE_BUCKETS);
+    this.registryRequestSize = new ByValue((handler) => requestSize.child({ handler }));
+    const responseSize = new HistogramFamily('registry_http_response_size_bytes', 'Distribution-compatible: /v2 response sizes by handler', registry, SIZE_BUCKETS);
+    this.registryResponseSize = new ByValue((handler) => responseSize.child({ handler }));
+    this.registryInFlight = byLabel(counter('registry_http_in_flight_requests', 'Distribution-compatible: /v2 requests being served, by handler', 'gauge'), 'handler');
+    this.uploadsInFlight = counter('berth_registry_uploads_in_flight', 'Blob upload requests (PATCH, PUT, monolithic POST) transferring now', 'gauge').child({});
+    this.pushes = byLabel(counter('berth_registry_pushes_total', 'Manifests pushed (PUT answered 201), by project'), 'project');
+    this.pulls = byLabel(counter('berth_registry_pulls_total', 'Manifests pulled (GET answered 200), by project'), 'project');
+    this.deletes = byLabel(counter('berth_registry_deletes_total', 'Manifests and tags deleted (DELETE answered 202), by project'), 'project');
+    this.blobBytesSent = counter('berth_registry_blob_bytes_sent_total', 'Blob bytes sent to clients (redirected downloads not included)').child({});
+    this.authFailures = byLabel(counter('berth_auth_failures_total', 'Requests refused for their credentials (401) or permissions (403)'), 'code');
+    this.tokenRequests = byLabel(counter('berth_auth_token_requests_total', 'Token endpoint requests by outcome: issued, refused, ratelimited, invalid, error'), 'outcome');
   }
 
   /** A request arrived (`handler` null outside /v2). */
   started(handler: V2HandlerName | null, method: string): void {
-    this.inFlight.inc();
+    this.inFlight.value++;
     if (handler === null) return;
-    this.registryInFlightChild(handler).inc();
-    if (isUploadTransfer(handler, method)) this.uploadsInFlight.inc();
+    this.registryInFlight.get(handler).value++;
+    if (isUploadTransfer(handler, method)) this.uploadsInFlight.value++;
   }
 
   /** The request ended without a response (the client went away). */
   aborted(handler: V2HandlerName | null, method: string): void {
-    this.inFlight.dec();
+    this.inFlight.value--;
     if (handler === null) return;
-    this.registryInFlightChild(handler).dec();
-    if (isUploadTransfer(handler, method)) this.uploadsInFlight.dec();
+    this.registryInFlight.get(handler).value--;
+    if (isUploadTransfer(handler, method)) this.uploadsInFlight.value--;
   }
 
   /**
@@ -96,15 +111,15 @@ export class HttpMetrics {
   finished(route: string, handler: V2HandlerName | null, method: string, code: number, seconds: number, requestBytes: number, responseBytes: number, project: string | null): void {
     this.aborted(handler, method);
     const series = this.seriesFor(route, handler, method, code);
-    series.requests.inc();
+    series.requests.value++;
     series.duration.observe(seconds);
-    if (requestBytes > 0) series.requestBytes.inc(requestBytes);
-    if (responseBytes > 0) series.responseBytes.inc(responseBytes);
-    if (code === 401 || code === 403) this.authFailures.inc({ code: String(code) });
-    if (route === '/token') this.tokenRequests.inc({ outcome: tokenOutcome(code) });
+    series.requestBytes.value += requestBytes;
+    series.responseBytes.value += responseBytes;
+    if (code === 401 || code === 403) this.authFailures.get(String(code)).value++;
+    if (route === '/token') this.tokenRequests.get(tokenOutcome(code)).value++;
     const registry = series.registry;
     if (!registry) return;
-    registry.requests.inc();
+    registry.requests.value++;
     registry.duration.observe(seconds);
     registry.requestSize.observe(requestBytes);
     registry.responseSize.observe(responseBytes);
@@ -114,11 +129,11 @@ export class HttpMetrics {
 
   /** Pulls, pushes, deletes and blob bytes sent; blob bytes received are counted where they are staged (blob-store.ts). */
   private countRegistryWork(handler: V2HandlerName, method: string, code: number, responseBytes: number, project: string | null): void {
-    if (handler === 'blob' && method === 'GET') this.blobBytesSent.inc(responseBytes);
+    if (handler === 'blob' && method === 'GET') this.blobBytesSent.value += responseBytes;
     else if (handler === 'manifest' && project !== null) {
-      if (method === 'GET' && code === 200) this.pulls.inc({ project: this.projectLabel(project) });
-      else if (method === 'PUT' && code === 201) this.pushes.inc({ project: this.projectLabel(project) });
-      else if (method === 'DELETE' && code === 202) this.deletes.inc({ project: this.projectLabel(project) });
+      if (method === 'GET' && code === 200) this.pulls.get(this.projectLabel(project)).value++;
+      else if (method === 'PUT' && code === 201) this.pushes.get(this.projectLabel(project)).value++;
+      else if (method === 'DELETE' && code === 202) this.deletes.get(this.projectLabel(project)).value++;
     }
   }
 
@@ -132,29 +147,25 @@ export class HttpMetrics {
     return series;
   }
 
+  /** The children of a new (route, method, code); the latency histograms of (route, method) are shared across codes. */
   private bind(route: string, handler: V2HandlerName | null, method: string, code: number): Series {
     const status = String(code);
+    const sibling = this.series.get(route)?.get(method)?.values().next().value;
     return {
-      requests: this.requests.labels({ route, method, code: status }),
-      duration: this.duration.labels({ route, method }),
-      requestBytes: this.requestBytes.labels({ route }),
-      responseBytes: this.responseBytes.labels({ route }),
+      requests: this.requests.child({ route, method, code: status }),
+      duration: sibling?.duration ?? this.duration.child({ route, method }),
+      requestBytes: this.requestBytes.get(route),
+      responseBytes: this.responseBytes.get(route),
       registry:
         handler === null
           ? null
           : {
-              requests: this.registryRequests.labels({ handler, code: status, method }),
-              duration: this.registryDuration.labels({ handler, method }),
-              requestSize: this.registryRequestSize.labels({ handler }),
-              responseSize: this.registryResponseSize.labels({ handler }),
+              requests: this.registryRequests.child({ handler, code: status, method }),
+              duration: sibling?.registry?.duration ?? this.registryDuration.child({ handler, method }),
+              requestSize: this.registryRequestSize.get(handler),
+              responseSize: this.registryResponseSize.get(handler),
             },
     };
-  }
-
-  private registryInFlightChild(handler: V2HandlerName): Gauge.Internal<'handler'> {
-    let child = this.registryInFlightChildren.get(handler);
-    if (!child) this.registryInFlightChildren.set(handler, (child = this.registryInFlight.labels({ handler })));
-    return child;
   }
 }
 

@@ -30,8 +30,10 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
   });
   after(async () => server?.destroy());
 
-  it('passes promtool check metrics', () => {
+  it('passes promtool check metrics, each series once', () => {
     promtoolCheckMetrics(text);
+    const series = text.split('\n').filter((line) => line && !line.startsWith('#')).map((line) => line.slice(0, line.lastIndexOf(' ')));
+    assert.equal(new Set(series).size, series.length, 'a series appears twice');
   });
 
   it('counts the pulls and the push of the project, never per repository or tag', () => {
