@@ -77,7 +77,11 @@ export function registerRetentionCommands(program: Command, loadConfig: LoadConf
       withRetention(loadConfig, async (service) => {
         const { policyView } = await import('../http/api/retention.js');
         const policy = await service.policy(project);
-        if (!policy) return void process.stderr.write(`berth: project ${project} has no retention policy\n`);
+        if (!policy) {
+          process.stderr.write(`berth: project ${project} has no retention policy\n`);
+          process.exitCode = 1;
+          return;
+        }
         out(JSON.stringify(policyView(policy), null, opts.json ? 2 : undefined));
       }),
     );
