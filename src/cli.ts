@@ -12,6 +12,7 @@ import { registerUserCommands } from './cli/users.js';
 import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
 import { registerQuotaCommands } from './cli/quotas.js';
 import { registerTagCommands } from './cli/tags.js';
+import { registerWebhookCommands } from './cli/webhooks.js';
 
 // Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
 // command imports what it runs (the server, the stores, zod and the YAML parser) when it runs,
@@ -97,6 +98,7 @@ registerQuotaCommands(program, loadConfigured);
 registerRetentionCommands(program, loadConfigured);
 
 registerTagCommands(program, loadConfigured);
+registerWebhookCommands(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // A ConfigError (src/config/load.ts, not imported here to keep startup light): the message says it all.
