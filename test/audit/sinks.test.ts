@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addMember, addProject, addUser, adminAuth, api, authConfig, basic } from '../auth/support.js';
 import { makeImage, RegistryClient } from '../helpers/registry-client.js';
-import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { loadConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+import { ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { parseSyslog, readJsonLines, tcpReceiver, udpReceiver, waitFor, type ExportedEntry } from './support.js';
 
 const DEV = basic('dev', 'dev-secret-1');
@@ -130,4 +132,31 @@ describe('audit sinks: every audited action of a scripted sequence reaches a fil
       });
     });
   }
+});
+
+describe('docs/observability.md › Audit export', () => {
+  it('its berth.yaml example is a valid configuration as written', () => {
+    const doc = readFileSync(path.join(ROOT, 'docs/observability.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Audit export'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(yaml, 'a yaml block in the section');
+    const dir = tempDir('berth-audit-doc-');
+    try {
+      writeFileSync(path.join(dir, 'berth.yaml'), yaml);
+      const { config } = loadConfig({ file: path.join(dir, 'berth.yaml'), env: {} });
+      assert.deepEqual(
+        config.audit.sinks.map((s) => s.type),
+        ['file', 'syslog', 'syslog'],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a sink missing its host is refused, naming the key', () => {
+    assert.throws(() => configSchema.parse({ audit: { sinks: [{ type: 'syslog', facility: 'local9' }] } }), /audit.*sinks/s);
+    const result = configSchema.safeParse({ audit: { sinks: [{ type: 'file', path: '/tmp/a' }, { type: 'syslog', port: 514 }] } });
+    assert.equal(result.success, false);
+    assert.deepEqual(result.error!.issues[0]!.path, ['audit', 'sinks', 1, 'host']);
+  });
 });
