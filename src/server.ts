@@ -42,7 +42,7 @@ export function createLogger(config: BerthConfig): Logger {
 /** Wires configuration → stores → core → HTTP, starts background jobs, and listens. */
 export async function startServer(config: BerthConfig, logger: Logger = createLogger(config)): Promise<RunningServer> {
   const metrics = createMetrics(config, logger);
-  const stores = await openStores(config, logger, metrics ? (store, driver) => metrics.instrumentBlobStore(store, driver) : undefined);
+  const stores = await openStores(config, logger, metrics?.storeInstruments());
   reportSecretsAtRest(config, stores.sealer, logger);
   const composition = compose(config, stores, logger, metrics?.registry);
   const { registry, gc } = composition;
@@ -58,6 +58,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     metrics.watch({
       queries: stores.metricsQueries,
       usage: stores.usage,
+      quotas: () => stores.quotas.list(),
       outbox: stores.outbox,
       consumers: composition.events.consumerNames,
       jobRuns: stores.jobs,
@@ -78,6 +79,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     quotas: composition.quotas,
     retention: composition.retention,
     tags: composition.tags,
+    webhooks: composition.webhooks.service,
     registry,
     access: auth.policy,
     auth,

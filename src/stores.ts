@@ -11,7 +11,7 @@ import type { JobRunStore } from './jobs/ports.js';
 import { openMetadataAdapters } from './metadata/index.js';
 import type { KyselyMetadataStore } from './metadata/kysely-store.js';
 import { KyselyMetricsStore } from './metadata/metrics-store.js';
-import type { MetricsQueries } from './metrics/ports.js';
+import type { MetadataObserver, MetricsQueries } from './metrics/ports.js';
 import { openSealer } from './secrets/index.js';
 import { openBlobStore } from './storage/index.js';
 import type { RetentionStore } from './retention/ports.js';
@@ -52,13 +52,17 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-/** Wraps the BlobStore adapter once (metrics: every operation timed by driver and action). */
-export type BlobStoreDecorator = (store: BlobStore, driver: string) => BlobStore;
+/** What metrics wrap or observe in the adapters (the server passes it when metrics are on). */
+export interface StoreInstruments {
+  /** Wraps the BlobStore adapter once: every operation timed by driver and action. */
+  blobs(store: BlobStore, driver: string): BlobStore;
+  metadata: MetadataObserver;
+}
 
-export async function openStores(config: BerthConfig, logger?: Logger, decorateBlobs?: BlobStoreDecorator): Promise<Stores> {
+export async function openStores(config: BerthConfig, logger?: Logger, instruments?: StoreInstruments): Promise<Stores> {
   const sealer = openSealer(config.secrets);
-  const [opened, adapters] = await Promise.all([openBlobStore(config), openMetadataAdapters(config, logger, sealer)]);
-  const blobs = decorateBlobs ? decorateBlobs(opened, config.storage.s3 ? 's3' : 'filesystem') : opened;
+  const [opened, adapters] = await Promise.all([openBlobStore(config), openMetadataAdapters(config, logger, sealer, instruments?.metadata)]);
+  const blobs = instruments ? instruments.blobs(opened, config.storage.s3 ? 's3' : 'filesystem') : opened;
   const close = async () => {
     await Promise.all([adapters.metadata.close(), blobs.close()]);
   };

@@ -10,25 +10,26 @@ import type { MysqlOptions } from './mysql.js';
 import type { PostgresOptions } from './postgres.js';
 import { SealedAuthStore } from './sealed-auth-store.js';
 import { openSqliteMetadata } from './sqlite.js';
+import type { MetadataObserver } from '../metrics/ports.js';
 import { KyselyWebhookStore } from './webhook-store.js';
 import { KyselyRetentionStore } from './retention-store.js';
 import { KyselyTagsStore } from './tags-store.js';
 import { KyselyQuotaStore } from './quota-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
-export async function openMetadataStore(config: BerthConfig, logger?: Logger): Promise<KyselyMetadataStore> {
+export async function openMetadataStore(config: BerthConfig, logger?: Logger, observer?: MetadataObserver): Promise<KyselyMetadataStore> {
   switch (config.metadata.driver) {
     case 'sqlite':
-      return openSqliteMetadata(config.metadata.path!);
+      return openSqliteMetadata(config.metadata.path!, observer);
     case 'postgres': {
       // Loaded on demand: embedded (SQLite) installs never pay for the pg driver's memory.
       const { openPostgresMetadata } = await import('./postgres.js');
-      return openPostgresMetadata(postgresOptions(config, logger));
+      return openPostgresMetadata({ ...postgresOptions(config, logger), observer });
     }
     case 'mysql': {
       // Loaded on demand, like pg: only MySQL/MariaDB deployments load mysql2.
       const { openMysqlMetadata } = await import('./mysql.js');
-      return openMysqlMetadata(mysqlOptions(config, logger));
+      return openMysqlMetadata({ ...mysqlOptions(config, logger), observer });
     }
   }
 }
@@ -38,8 +39,8 @@ export async function openMetadataStore(config: BerthConfig, logger?: Logger): P
  * (outbox, job history, auth, gc and leases, fsck). Only the composition root (src/stores.ts) calls this.
  * `sealer` seals secrets at rest (src/secrets' openSealer; required so that no caller forgets it).
  */
-export async function openMetadataAdapters(config: BerthConfig, logger: Logger | undefined, sealer: SecretSealer) {
-  const metadata = await openMetadataStore(config, logger);
+export async function openMetadataAdapters(config: BerthConfig, logger: Logger | undefined, sealer: SecretSealer, observer?: MetadataObserver) {
+  const metadata = await openMetadataStore(config, logger, observer);
   // GC keeps manifests a tag pointed to within the tag history window (tags.history.protectgc).
   const history = config.tags.history;
   const gc = new KyselyGcStore(metadata.db, metadata.dialect, transactionOf, history.protectgc ? durationMs(history.retention) : null);

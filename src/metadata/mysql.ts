@@ -3,6 +3,7 @@ import mysql from 'mysql2';
 import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
+import { queryLog } from './observe.js';
 import { clientTimeoutMs, migrateOnOwnConnection, unavailable, type PoolOptions } from './pool.js';
 
 /** The pool settings (see pool.ts); `url` is mysql://user:password@host:port/database. */
@@ -67,6 +68,7 @@ export function createMysqlKysely(options: MysqlOptions): Kysely<Database> {
         await sessionStatements(async (statement) => (await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(statement))).rows, options.statementTimeoutMs);
       },
     }),
+    log: queryLog(options.observer),
   });
 }
 

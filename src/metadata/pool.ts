@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { redactUrl } from '../config/redact.js';
 import { RegistryError } from '../core/errors.js';
+import type { MetadataObserver } from '../metrics/ports.js';
 import type { Dialect } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
 import type { Database } from './tables.js';
@@ -22,6 +23,8 @@ export interface PoolOptions {
   statementTimeoutMs: number;
   /** Called for errors of idle pooled connections (the pool drops them and reconnects later). */
   onPoolError?: (err: Error) => void;
+  /** Statement latency and pool counters, when metrics are on. */
+  observer?: MetadataObserver;
 }
 
 /**
@@ -53,7 +56,7 @@ export async function migrateOnOwnConnection(
   label: string,
   create: (options: PoolOptions) => Kysely<Database>,
 ): Promise<string[]> {
-  const db = create({ ...options, poolMax: 1, statementTimeoutMs: 0 });
+  const db = create({ ...options, poolMax: 1, statementTimeoutMs: 0, observer: undefined });
   try {
     return await migrateToLatest(db as Kysely<unknown>, dialect);
   } catch (err) {

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
+import { queryLog } from './observe.js';
 import { clientTimeoutMs, migrateOnOwnConnection, unavailable, type PoolOptions } from './pool.js';
 
 /** The pool settings (see pool.ts); `url` is postgres://user:password@host:port/database. */
@@ -33,7 +34,8 @@ export function createPostgresKysely(options: PostgresOptions): Kysely<Database>
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (err) => options.onPoolError?.(err));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new FailFastPool(pool) }) });
+  options.observer?.pool(() => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }));
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new FailFastPool(pool) }), log: queryLog(options.observer) });
 }
 
 /** BIGINT columns (sizes, epoch-millisecond times, ids) as JS numbers; every value we store is below 2^53. */

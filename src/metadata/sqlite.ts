@@ -6,9 +6,11 @@ import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
 import { migrateToLatest } from './migrate.js';
+import type { MetadataObserver } from '../metrics/ports.js';
+import { queryLog } from './observe.js';
 
 /** Opens (creating if needed) the embedded SQLite metadata database and migrates it. */
-export async function openSqliteMetadata(file: string): Promise<KyselyMetadataStore> {
+export async function openSqliteMetadata(file: string, observer?: MetadataObserver): Promise<KyselyMetadataStore> {
   if (file !== ':memory:') createPrivately(file);
   const sqlite = new SQLite(file);
   // WAL lets readers run beside the writer; synchronous=FULL makes every committed
@@ -20,7 +22,7 @@ export async function openSqliteMetadata(file: string): Promise<KyselyMetadataSt
   // Overwrite deleted and replaced row content with zeros where that costs no extra I/O: a
   // signing key sealed at start (docs/security.md#secrets-at-rest) leaves no plain copy in the page.
   sqlite.pragma('secure_delete = FAST');
-  const db = new Kysely<Database>({ dialect: new SafeRollbackSqliteDialect(sqlite) });
+  const db = new Kysely<Database>({ dialect: new SafeRollbackSqliteDialect(sqlite), log: queryLog(observer) });
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
   return new KyselyMetadataStore(db, 'sqlite');
 }

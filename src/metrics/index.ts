@@ -4,9 +4,13 @@ import type { JobRunStore } from '../jobs/ports.js';
 import type { JobObserver } from '../jobs/scheduler.js';
 import { instrumentBlobStore } from './blob-store.js';
 import { HttpMetrics } from './http.js';
-import type { MetricsQueries } from './ports.js';
+import type { MetadataObserver, MetricsQueries, PoolUsage } from './ports.js';
 import { ProjectLabels } from './projects.js';
 import { PromMetrics } from './registry.js';
+import { CounterFamily, HistogramFamily, type FastCounter, type FastHistogram } from './fast.js';
+
+/** Statement latency: most indexed reads take well under a millisecond. */
+const QUERY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
 
 export { HttpMetrics } from './http.js';
 
@@ -86,9 +90,32 @@ export class BerthMetrics {
     return this.prom;
   }
 
-  /** Wraps a BlobStore adapter so each operation's latency is measured (once, in the composition root). */
-  instrumentBlobStore(store: BlobStore, driver: string): BlobStore {
-    return instrumentBlobStore(store, driver, this.prom);
+  /** What the composition root applies to the adapters: the BlobStore wrapper and the metadata observer. */
+  storeInstruments(): { blobs(store: BlobStore, driver: string): BlobStore; metadata: MetadataObserver } {
+    return { blobs: (store, driver) => instrumentBlobStore(store, driver, this.prom), metadata: this.metadataObserver() };
+  }
+
+  private metadataObserver(): MetadataObserver {
+    const duration = new HistogramFamily('berth_metadata_query_duration_seconds', 'Metadata database statement latency by statement (select, insert, update, delete, other)', this.prom.registry, QUERY_BUCKETS);
+    const failures = new CounterFamily('berth_metadata_query_errors_total', 'Metadata database statements that failed, by statement', 'counter', this.prom.registry);
+    const children = new Map<string, { duration: FastHistogram; failures: FastCounter }>();
+    return {
+      query: (statement, seconds, failed) => {
+        let child = children.get(statement);
+        if (!child) children.set(statement, (child = { duration: duration.child({ statement }), failures: failures.child({ statement }) }));
+        child.duration.observe(seconds);
+        if (failed) child.failures.value++;
+      },
+      // Registered only where there is a pool (PostgreSQL), and once: a label-less gauge would otherwise show 0.
+      pool: (read) => {
+        if (this.prom.registry.getSingleMetric('berth_metadata_pool_connections')) return;
+        const gauge = (name: string, help: string, pick: (usage: PoolUsage) => number) =>
+          this.prom.gauge({ name, help, collect: async () => [{ labels: {}, value: pick(read()) }] });
+        gauge('berth_metadata_pool_connections', 'Connections the metadata pool holds (PostgreSQL)', (u) => u.total);
+        gauge('berth_metadata_pool_idle_connections', 'Idle connections in the metadata pool (PostgreSQL)', (u) => u.idle);
+        gauge('berth_metadata_pool_waiting_queries', 'Queries waiting for a metadata pool connection (PostgreSQL)', (u) => u.waiting);
+      },
+    };
   }
 
   /** Registers the gauges a scrape computes from the stores (cached for metrics.refresh). */

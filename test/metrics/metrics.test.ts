@@ -80,6 +80,14 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
     assert.notEqual(sample(text, 'berth_outbox_pending_events', { consumer: 'gc-review' }), undefined);
     assert.ok(families(text).has('process_cpu_user_seconds_total'), 'Node process metrics are missing');
   });
+
+  it('times metadata statements by kind; pool gauges only where there is a pool (PostgreSQL)', () => {
+    assert.ok(sample(text, 'berth_metadata_query_duration_seconds_count', { statement: 'select' })! > 0);
+    assert.ok(sample(text, 'berth_metadata_query_duration_seconds_count', { statement: 'insert' })! > 0);
+    const pooled = server.config.metadata.driver === 'postgres';
+    assert.equal(sample(text, 'berth_metadata_pool_connections') !== undefined, pooled, `pool gauges on ${server.config.metadata.driver}`);
+    if (pooled) assert.ok(sample(text, 'berth_metadata_pool_connections')! >= 1);
+  });
 });
 
 describe('/metrics access', () => {
