@@ -8,7 +8,7 @@ import { makeImage, RegistryClient } from '../helpers/registry-client.js';
 import { loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
-import { parseSyslog, readJsonLines, tcpReceiver, udpReceiver, waitFor, type ExportedEntry } from './support.js';
+import { closedPort, parseSyslog, readJsonLines, tcpReceiver, udpReceiver, waitFor, type ExportedEntry } from './support.js';
 
 const DEV = basic('dev', 'dev-secret-1');
 /** RFC 5424 facilities of the two syslog sinks: local3 (given) and authpriv (the default). */
@@ -19,6 +19,8 @@ describe('audit sinks: every audited action of a scripted sequence reaches a fil
   let server: TestServer;
   let udp: Awaited<ReturnType<typeof udpReceiver>>;
   let tcp: Awaited<ReturnType<typeof tcpReceiver>>;
+  let late: Awaited<ReturnType<typeof tcpReceiver>> | undefined;
+  let latePort = 0;
   const dir = tempDir('berth-audit-sinks-');
   const file = path.join(dir, 'audit.jsonl');
   const refusals = path.join(dir, 'refusals.jsonl');
@@ -27,6 +29,7 @@ describe('audit sinks: every audited action of a scripted sequence reaches a fil
   before(async () => {
     udp = await udpReceiver();
     tcp = await tcpReceiver();
+    latePort = await closedPort();
     server = await startTestServer(
       authConfig(
         'basic',
@@ -39,6 +42,8 @@ describe('audit sinks: every audited action of a scripted sequence reaches a fil
               { type: 'file', path: refusals, outcomes: ['failure', 'denied'] },
               { type: 'syslog', host: '127.0.0.1', port: udp.port, facility: 'local3' },
               { type: 'syslog', host: '127.0.0.1', port: tcp.port, protocol: 'tcp' },
+              // A receiver that is down until the last test: the sink waits at its cursor.
+              { type: 'syslog', host: '127.0.0.1', port: latePort, protocol: 'tcp', name: 'late' },
             ],
           },
         },
@@ -66,6 +71,7 @@ describe('audit sinks: every audited action of a scripted sequence reaches a fil
     await server?.destroy();
     await udp?.close();
     await tcp?.close();
+    await late?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -132,6 +138,15 @@ describe('audit sinks: every audited action of a scripted sequence reaches a fil
       });
     });
   }
+
+  it('a TCP receiver that was down gets every entry, in order, once it listens', async () => {
+    late = await tcpReceiver(latePort);
+    await waitFor('every entry at the receiver that came up', () => late!.messages.length >= audited.length);
+    assert.deepEqual(
+      late.messages.map((m) => Number(parseSyslog(m).params.id)),
+      audited.map((e) => e.id),
+    );
+  });
 });
 
 describe('docs/observability.md › Audit export', () => {

@@ -80,7 +80,7 @@ export async function udpReceiver(): Promise<{ port: number; messages: string[];
 }
 
 /** A local syslog receiver over TCP with RFC 6587 octet-counting framing (`<length> <message>`). */
-export async function tcpReceiver(): Promise<{ port: number; messages: string[]; close(): Promise<void> }> {
+export async function tcpReceiver(port = 0): Promise<{ port: number; messages: string[]; close(): Promise<void> }> {
   const messages: string[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -100,7 +100,7 @@ export async function tcpReceiver(): Promise<{ port: number; messages: string[];
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
     messages,
@@ -110,4 +110,13 @@ export async function tcpReceiver(): Promise<{ port: number; messages: string[];
         server.close(() => resolve());
       }),
   };
+}
+
+/** A TCP port on 127.0.0.1 nobody listens on (yet). */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
