@@ -15,7 +15,10 @@ export interface Received {
  * default). It can be stopped and started again on the same port (a receiver that is down).
  */
 export class Receiver {
+  /** Every answered request (status as answered). */
   readonly requests: Received[] = [];
+  /** Every request as it arrived, before its (possibly delayed) answer: a sender killed meanwhile never saw the answer. */
+  readonly arrivals: Omit<Received, 'status'>[] = [];
   respond: (request: Omit<Received, 'status'>) => number = () => 200;
   /** Milliseconds to hold each answer (a slow receiver). */
   delay: (request: Omit<Received, 'status'>) => number = () => 0;
@@ -34,6 +37,7 @@ export class Receiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const request = { at: Date.now(), path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+        this.arrivals.push(request);
         const status = this.respond(request);
         const answer = () => {
           this.requests.push({ ...request, status });

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import YAML from 'yaml';
+import { RegistryClient, makeImage } from '../helpers/registry-client.js';
+import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { Receiver, json, type Received } from './support.js';
+
+const idOf = (r: Pick<Received, 'headers'>): string => String(r.headers['x-berth-event-id']);
+const tagOf = (r: Pick<Received, 'body'>): string => json(r as Received).events[0].target.tag;
+
+/**
+ * kill -9 of a real `berth serve` between a push and its webhook, and while a delivery is in
+ * flight: after the restart every event arrives, each under its one event id.
+ */
+describe('webhooks survive kill -9 of berth serve', () => {
+  let receiver: Receiver;
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+  let berth: BerthProcess | undefined;
+
+  before(async () => {
+    receiver = await Receiver.start();
+    dataDir = tempDir('berth-webhook-crash-');
+    const configFile = path.join(dataDir, 'berth.yaml');
+    writeFileSync(
+      configFile,
+      YAML.stringify({
+        events: { interval: '100ms' },
+        gc: { enabled: false },
+        notifications: { interval: '100ms', endpoints: [{ name: 'ci', url: receiver.url('/hook'), backoff: '100ms', timeout: '10s', ignore: { actions: ['pull'] } }] },
+      }),
+    );
+    env = { BERTH_CONFIG: configFile, BERTH_DATA_DIR: dataDir };
+  });
+  after(async () => {
+    await berth?.kill();
+    await receiver?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const start = async () => {
+    berth = await startBerthProcess(env);
+    return new RegistryClient(berth.url);
+  };
+
+  it('killed right after the pushes, before any delivery: both events arrive after the restart, once each', async () => {
+    await receiver.stop();
+    const client = await start();
+    await client.pushImage('crash/app', 'k1', makeImage({ layers: 1, layerSize: 32 }));
+    await client.pushImage('crash/app', 'k2', makeImage({ layers: 1, layerSize: 32 }));
+    await berth!.kill();
+    await receiver.listen();
+    await start();
+    await receiver.waitFor('k1 and k2', () => receiver.delivered('/hook').length >= 2, 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const delivered = receiver.delivered('/hook');
+    assert.deepEqual(delivered.map(tagOf), ['k1', 'k2']);
+    assert.equal(new Set(delivered.map(idOf)).size, 2, 'one delivery per event id');
+  });
+
+  it('killed while the receiver holds its answer: the event is sent again after the restart under the same id', async () => {
+    // The server restarted by the previous test goes on.
+    receiver.delay = () => 60_000;
+    const client = new RegistryClient(berth!.url);
+    await client.pushImage('crash/app', 'k3', makeImage({ layers: 1, layerSize: 32 }));
+    await receiver.waitFor('k3 in flight', () => receiver.arrivals.some((r) => tagOf(r) === 'k3'), 20_000);
+    const first = receiver.arrivals.find((r) => tagOf(r) === 'k3')!;
+    await berth!.kill();
+    receiver.delay = () => 0;
+    await start();
+    await receiver.waitFor('k3 answered', () => receiver.delivered('/hook').some((r) => tagOf(r) === 'k3' && r.at > first.at), 20_000);
+    const k3 = receiver.arrivals.filter((r) => tagOf(r) === 'k3');
+    assert.ok(k3.length >= 2, 'at-least-once: the unanswered attempt is repeated');
+    assert.ok(k3.every((r) => idOf(r) === idOf(first)), 'under the same event id, so the receiver can drop the repeat');
+    assert.equal(new Set(receiver.arrivals.map(idOf)).size, 3, 'three events in all (k1, k2, k3)');
+  });
+});
