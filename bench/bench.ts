@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import { describeMachine, measureMachineLimits } from './machine.js';
-import { BERTH_VARIANTS, scaledDownNotes, type BenchOptions } from './options.js';
+import { BERTH_VARIANT_SETUP, BERTH_VARIANTS, scaledDownNotes, type BenchOptions } from './options.js';
 import { ResultCollector, type BenchResult } from './report.js';
 import { RssSampler } from './rss.js';
 import { ensureDistributionInstalled, prepareBerthBuild, startServerOfKind, tempDir, type BerthLaunch, type ServerKind } from './servers.js';
@@ -110,7 +110,8 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
       buildDir = await prepareBerthBuild(workDir);
     }
     const env = options.variant === null ? undefined : BERTH_VARIANTS[options.variant];
-    state = { options, templates: new Map(), launch: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs, env }, collector: new ResultCollector(), notes: new Set(), log };
+    const setup = options.variant === null ? undefined : BERTH_VARIANT_SETUP[options.variant];
+    state = { options, templates: new Map(), launch: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs, env, setup }, collector: new ResultCollector(), notes: new Set(), log };
     for (const workload of workloads) {
       log(`preparing ${workload.id}… (${elapsed()})`);
       await workload.prepare?.();

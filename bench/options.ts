@@ -48,6 +48,31 @@ export interface BenchOptions {
 export const BERTH_VARIANTS: Record<string, Record<string, string>> = {
   /** Metrics are on by default; this measures Berth without them (docs/observability.md#measured-overhead). */
   'metrics-off': { BERTH_METRICS_ENABLED: 'false' },
+  /** Issue 13's project policies on the bench project (BERTH_VARIANT_SETUP configures them): compare with the default. */
+  policies: {},
+};
+
+/** A `berth` command run against a Berth's fresh data directory before it serves (`stdin`: its input). */
+export interface SetupCommand {
+  args: string[];
+  stdin?: string;
+}
+
+/**
+ * Variants that need state in the metadata DB, not only settings: the commands that create it,
+ * run with the server's environment before `berth serve`. `policies`: project `bench` (every
+ * bench repository is in it) gets a 1 TiB quota (never refuses, but every push is checked and
+ * counted under the project's row lock), an immutable rule (tags release-*: checked on every
+ * tag a push sets, matches none of the bench's) and a retention policy (keep the 10 latest
+ * pushed, nightly: its job is scheduled, it does not run during a bench).
+ */
+export const BERTH_VARIANT_SETUP: Record<string, SetupCommand[]> = {
+  policies: [
+    { args: ['project', 'add', 'bench', '--public'] },
+    { args: ['quota', 'set', 'bench', '1TiB'] },
+    { args: ['tag', 'rule', 'add', 'bench', '--tag', 'release-*'] },
+    { args: ['retention', 'set', 'bench', '-f', '-'], stdin: JSON.stringify({ rules: [{ template: 'latestPushedK', count: 10 }], schedule: '0 3 * * *' }) },
+  ],
 };
 
 export const DEFAULT_OPTIONS: BenchOptions = {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { runBench, WORKLOAD_IDS } from './bench.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
+import { runPoliciesOverhead } from './policies-overhead.js';
 import { BERTH_VARIANTS, parseSize, resolveOptions, type BenchOptions } from './options.js';
 import { renderMarkdown, writeResults } from './report.js';
 import { ROOT, stopAllServers } from './servers.js';
@@ -46,7 +47,8 @@ const program = new Command()
   .option('--repositories <n>', 'repositories in the catalog (default 2000)', integer)
   .option('--results <dir>', 'directory for latest.md and latest.json (default bench/results)')
   .option('--variant <name>', `run Berth configured as: ${Object.keys(BERTH_VARIANTS).join(', ')}`)
-  .option('--metrics-overhead', 'only compare manifest GET throughput with metrics on and off (A/B rounds)');
+  .option('--metrics-overhead', 'only compare manifest GET throughput with metrics on and off (A/B rounds)')
+  .option('--policies-overhead', 'only compare manifest GET and push throughput with and without project policies (A/B rounds)');
 
 interface Flags {
   quick?: boolean;
@@ -68,6 +70,7 @@ interface Flags {
   results?: string;
   variant?: string;
   metricsOverhead?: boolean;
+  policiesOverhead?: boolean;
 }
 
 function optionsFromFlags(flags: Flags): BenchOptions {
@@ -106,6 +109,10 @@ async function main(): Promise<void> {
   const options = optionsFromFlags(flags);
   if (flags.metricsOverhead) {
     process.stdout.write(`\n${await runMetricsOverhead(options)}`);
+    return;
+  }
+  if (flags.policiesOverhead) {
+    process.stdout.write(`\n${await runPoliciesOverhead(options)}`);
     return;
   }
   const started = Date.now();

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { SetupCommand } from './options.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DISTRIBUTION_BINARY = '/usr/bin/docker-registry';
@@ -31,6 +32,8 @@ export interface BerthLaunch {
   nodeArgs?: string[];
   /** Extra BERTH_* settings for every Berth started (a --variant, e.g. metrics off). */
   env?: Record<string, string>;
+  /** `berth` commands run on each fresh data directory before it serves (a --variant's state, e.g. policies). */
+  setup?: SetupCommand[];
 }
 
 export function tempDir(prefix: string): string {
@@ -108,16 +111,22 @@ export async function startBerth(launch: BerthLaunch, start: StartOptions = {}):
   const port = await freePort();
   const dataDir = await freshDataDir('berth-bench-data-', start.seedFrom);
   const entry = launch.runtime === 'build' ? [path.join(launch.buildDir!, 'src/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
+  const env = {
+    ...withoutBerthVariables(process.env),
+    BERTH_DATA_DIR: dataDir,
+    BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
+    // Warn, so per-request logging does not dominate what is measured.
+    BERTH_LOG_LEVEL: 'warn',
+    ...launch.env,
+  };
+  // A seeded data directory was made by a Berth started the same way: its setup is in it already.
+  for (const command of start.seedFrom ? [] : (launch.setup ?? [])) {
+    const done = spawnSync(process.execPath, [...entry, ...command.args], { cwd: ROOT, env, input: command.stdin, encoding: 'utf8', timeout: 60_000 });
+    if (done.status !== 0) throw new Error(`berth ${command.args.join(' ')} failed (${done.status ?? done.signal}): ${done.stderr}`);
+  }
   const child = spawn(process.execPath, [...npmStartNodeFlags(), ...(launch.nodeArgs ?? []), ...entry, 'serve'], {
     cwd: ROOT,
-    env: {
-      ...withoutBerthVariables(process.env),
-      BERTH_DATA_DIR: dataDir,
-      BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
-      // Warn, so per-request logging does not dominate what is measured.
-      BERTH_LOG_LEVEL: 'warn',
-      ...launch.env,
-    },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return watch('berth', child, `http://127.0.0.1:${port}`, dataDir);
