@@ -246,7 +246,7 @@ export function gcStoreContract(backend: Backend): void {
           unknown: await q.lockManifest(id, randomDigest()),
           otherRepository: await q.lockManifest(id, otherSubject),
         }));
-        const plain = { tagged: false, childOfManifest: false, subjectDigest: null, subjectExists: false };
+        const plain = { tagged: false, childOfManifest: false, subjectDigest: null, subjectExists: false, retainedUntil: null };
         const drop = (f: typeof facts.tagged) => (f ? { ...f, createdAt: undefined } : f);
         assert.deepEqual(drop(facts.tagged), { ...plain, tagged: true, createdAt: undefined });
         assert.deepEqual(drop(facts.loose), { ...plain, createdAt: undefined }, 'a tag or an index in another repository does not count');

@@ -13,7 +13,7 @@ async function postGc(client: RegistryClient, query = ''): Promise<{ status: num
 }
 
 describe('POST /api/v1/gc', () => {
-  const reg = useServer({ gc: { enabled: false, graceperiod: 0 } });
+  const reg = useServer({ gc: { enabled: false, graceperiod: 0 }, tags: { history: { protectgc: false } } });
 
   it("a dry run deletes nothing and reports exactly what the real run then deletes", async () => {
     const untagged = makeImage();
@@ -68,7 +68,7 @@ describe('POST /api/v1/gc', () => {
 });
 
 describe('GET /api/v1/storage', () => {
-  const reg = useServer({ gc: { enabled: false, graceperiod: 0 } });
+  const reg = useServer({ gc: { enabled: false, graceperiod: 0 }, tags: { history: { protectgc: false } } });
 
   const usage = async (): Promise<StorageUsage> => (await (await reg.client.fetch('/api/v1/storage')).json()) as StorageUsage;
   const sizeOf = (...blobs: { size: number }[]) => blobs.reduce((sum, b) => sum + b.size, 0);

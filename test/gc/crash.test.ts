@@ -25,7 +25,7 @@ interface GcProcess {
 async function runGcProcess(dataDir: string, killAfterBlobs?: number): Promise<GcProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'gc'], {
     cwd: ROOT,
-    env: { ...process.env, BERTH_DATA_DIR: dataDir, BERTH_GC_BATCHSIZE: '1', BERTH_GC_GRACEPERIOD: '0', BERTH_GC_LEASETTL: `${LEASE_TTL_MS}ms`, ...(await testMetadataEnv(dataDir)) },
+    env: { ...process.env, BERTH_DATA_DIR: dataDir, BERTH_GC_BATCHSIZE: '1', BERTH_GC_GRACEPERIOD: '0', BERTH_GC_LEASETTL: `${LEASE_TTL_MS}ms`, BERTH_TAGS_HISTORY_PROTECTGC: 'false', ...(await testMetadataEnv(dataDir)) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -45,7 +45,7 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
   let server: TestServer | undefined;
 
   before(async () => {
-    const seeding = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false } });
+    const seeding = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false }, tags: { history: { protectgc: false } } });
     const client = new RegistryClient(seeding.url);
     live = makeImage({ layers: 2 });
     await client.pushImage('crash/live', 'v1', live);
@@ -64,7 +64,7 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
     const killedAt = Date.now();
     assert.equal(killed.signal, 'SIGKILL', `gc should have been killed mid-run, it exited with ${killed.code}:\n${killed.output}`);
 
-    server = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false } });
+    server = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false }, tags: { history: { protectgc: false } } });
     const db = server.stores.metadata.db;
     assert.notEqual(await server.stores.leases.holder('gc', Date.now()), null, 'the killed collector still holds its lease until it expires');
     await assertConsistent(server);
@@ -77,7 +77,7 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
     await sleep(Math.max(0, killedAt + LEASE_TTL_MS - Date.now()));
     const finished = await runGcProcess(dataDir);
     assert.equal(finished.code, 0, finished.output);
-    server = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false } });
+    server = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false }, tags: { history: { protectgc: false } } });
     await assertConsistent(server);
     const client = new RegistryClient(server.url);
     for (const image of garbage) {

@@ -47,7 +47,7 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
   // A few base layers shared by many images: deleted and re-pushed content, deduplication.
   const baseLayers = Array.from({ length: 4 }, () => makeBlob(4096));
 
-  const reg = useServer({ gc: { enabled: false, graceperiod: GRACE, batchsize: 10 } });
+  const reg = useServer({ gc: { enabled: false, graceperiod: GRACE, batchsize: 10 }, tags: { history: { protectgc: false } } });
 
   async function pushBlobIfMissing(repository: string, blob: Blob): Promise<void> {
     if ((await reg.client.fetch(`/v2/${repository}/blobs/${blob.digest}`, { method: 'HEAD' })).status === 200) return;

@@ -3,9 +3,12 @@ import type { GcReport } from '../../src/gc/report.js';
 import { OCI_INDEX, OCI_LAYER, RegistryClient, jsonBlob, makeImage, sha256, type Blob, type Image } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
-/** A test server whose collector runs only when a test asks (no schedule), grace period 0 unless given. */
+/**
+ * A test server whose collector runs only when a test asks (no schedule), grace period 0 unless given.
+ * Tag history does not protect manifests here (GC alone; test/policies/tag-history.test.ts tests the protection).
+ */
 export async function startGcServer(gc: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): Promise<{ server: TestServer; client: RegistryClient }> {
-  const server = await startTestServer({ gc: { enabled: false, graceperiod: 0, ...gc }, ...overrides });
+  const server = await startTestServer({ gc: { enabled: false, graceperiod: 0, ...gc }, tags: { history: { protectgc: false } }, ...overrides });
   return { server, client: new RegistryClient(server.url) };
 }
 

@@ -7,9 +7,8 @@ import { adminAuth, api, useAuthServer, type HasUrl } from '../auth/support.js';
 import { runGc } from '../gc/support.js';
 import type { Image } from '../helpers/registry-client.js';
 import { ROOT, type TestServer } from '../helpers/server.js';
-import { useServer } from '../helpers/use-server.js';
 import { tagHistoryPruneJob } from '../../src/tags/index.js';
-import { addRule, clientAs, refusal, seedTeam, smallImage, USERS, variant } from './tags-support.js';
+import { addRule, clientAs, refusal, seedDeveloper, seedTeam, smallImage, USERS, variant } from './tags-support.js';
 
 const exec = promisify(execFile);
 
@@ -129,8 +128,8 @@ describe('tag history and rollback (default window, GC protection on)', () => {
 });
 
 describe('tag history with GC protection off, and with a window that has passed', () => {
-  const off = useServer({ auth: { mode: 'basic', admin: { password: 'admin-secret-1' } }, gc: { enabled: false, graceperiod: 0 }, tags: { history: { protectgc: false } } }, { setup: seedTeam });
-  const short = useServer({ auth: { mode: 'basic', admin: { password: 'admin-secret-1' } }, gc: { enabled: false, graceperiod: 0 }, tags: { history: { retention: '1s' } } }, { setup: seedTeam });
+  const off = useAuthServer('basic', {}, { gc: { enabled: false, graceperiod: 0 }, tags: { history: { protectgc: false } } }, { setup: seedDeveloper });
+  const short = useAuthServer('basic', {}, { gc: { enabled: false, graceperiod: 0 }, tags: { history: { retention: '1s' } } }, { setup: seedDeveloper });
   const a = smallImage();
   const b = variant(a, 'b');
 

@@ -20,6 +20,13 @@ export async function seedTeam(server: HasUrl): Promise<void> {
   await addMember(server, 'other', 'outsider', 'project-admin');
 }
 
+/** Only what a push and a restore need: project `team` and its developer `dev` (fewer password hashes, faster start). */
+export async function seedDeveloper(server: HasUrl): Promise<void> {
+  await addUser(server, 'dev', 'dev-password');
+  await addProject(server, 'team');
+  await addMember(server, 'team', 'dev', 'developer');
+}
+
 /** A registry client signed in as `authorization` (auth.mode basic). */
 export function clientAs(server: HasUrl, authorization: string): RegistryClient {
   return new RegistryClient(server.url, { authorization });
