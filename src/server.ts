@@ -57,7 +57,6 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     auth.authenticator.observeLogin = metrics.logins;
     metrics.watch({
       queries: stores.metricsQueries,
-      usage: stores.usage,
       quotas: () => stores.quotas.list(),
       outbox: stores.outbox,
       consumers: composition.events.consumerNames,

@@ -1,5 +1,5 @@
 import type { GaugeSample, MetricsRegistry } from '../core/metrics.js';
-import type { BlobStore, StorageUsageQueries } from '../core/ports.js';
+import type { BlobStore } from '../core/ports.js';
 import type { JobRunStore } from '../jobs/ports.js';
 import type { JobObserver } from '../jobs/scheduler.js';
 import { instrumentBlobStore } from './blob-store.js';
@@ -39,10 +39,8 @@ export interface OutboxReader {
 /** What the scrape-time gauges read, each through a cache (metrics.refresh). */
 export interface MetricSources {
   queries: MetricsQueries;
-  /** Per-project logical usage when no quota rows are available (one pass over manifest references). */
-  usage: StorageUsageQueries;
-  /** Per-project usage and limits kept by the quotas feature, when it is wired. */
-  quotas?: () => Promise<ProjectQuota[]>;
+  /** Per-project usage and limits as the quotas feature keeps them (a table read, not a scan). */
+  quotas: () => Promise<ProjectQuota[]>;
   outbox: OutboxReader;
   consumers: readonly string[];
   jobRuns: JobRunStore;
@@ -145,7 +143,7 @@ export class BerthMetrics {
       prom.gauge({ name: 'berth_storage_capacity_bytes', help: 'Capacity of the storage as configured (metrics.storagecapacity)' }).set({}, this.settings.storageCapacityBytes);
     }
 
-    const quotas = prom.cached('berth_project_usage_bytes', () => this.projectQuotas(sources));
+    const quotas = prom.cached('berth_project_usage_bytes', sources.quotas);
     const usage = (project: string) => this.capped(quotas, (q) => q.used, project);
     const limits = (project: string) => this.capped(quotas, (q) => q.limit, project);
     prom.gauge<'project'>({ name: 'berth_project_usage_bytes', help: 'Bytes a project uses (each distinct blob once per project)', labels: ['project'], collect: () => usage('project') });
@@ -156,13 +154,6 @@ export class BerthMetrics {
     const inventory = prom.cached('berth_project_repositories', () => sources.queries.projects());
     prom.gauge<'project'>({ name: 'berth_project_repositories', help: 'Repositories per project', labels: ['project'], collect: () => this.capped(inventory, (p) => p.repositories, 'project') });
     prom.gauge<'project'>({ name: 'berth_project_artifacts', help: 'Artifacts (manifests: images, indexes, signatures…) per project', labels: ['project'], collect: () => this.capped(inventory, (p) => p.artifacts, 'project') });
-  }
-
-  /** The quotas feature's rows when wired (a table read); else the usage query (one pass over references). */
-  private async projectQuotas(sources: MetricSources): Promise<ProjectQuota[]> {
-    if (sources.quotas) return sources.quotas();
-    const usage = await sources.usage.storageUsage();
-    return usage.projects.map((p) => ({ project: p.project, used: p.bytes, limit: null }));
   }
 
   /**

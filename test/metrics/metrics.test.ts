@@ -26,6 +26,7 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
     assert.equal((await client.fetch('/v2/team/app/manifests/missing')).status, 404);
     assert.equal((await client.fetch('/v2/_catalog')).status, 200);
     await server.scheduler.runNow('job-history-prune');
+    await server.stores.quotas.setLimit('team', 1_000_000);
     text = await scrape(`${server.url}/metrics`);
   });
   after(async () => server?.destroy());
@@ -74,6 +75,8 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
     const used = sample(text, 'berth_project_usage_bytes', { project: 'team' });
     assert.ok(used !== undefined && used >= 2048, `usage ${used}`);
     assert.equal(sample(text, 'harbor_project_quota_usage_byte', { project_name: 'team' }), used);
+    assert.equal(sample(text, 'berth_project_quota_bytes', { project: 'team' }), 1_000_000);
+    assert.equal(sample(text, 'harbor_project_quota_byte', { project_name: 'team' }), 1_000_000);
     assert.equal(sample(text, 'berth_ready'), 1);
     assert.equal(sample(text, 'berth_job_runs_total', { job_name: 'job-history-prune', outcome: 'skipped' }), 1);
     assert.ok(sample(text, 'berth_job_last_success_timestamp_seconds', { job_name: 'job-history-prune' })! > Date.now() / 1000 - 60);
