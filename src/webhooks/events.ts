@@ -61,11 +61,9 @@ function repositoryEvent(kind: WebhookEventKind, repository: string, fields: Par
   return { kind, project: projectOf(repository), repository, digest: null, mediaType: null, size: null, tags: [], details: {}, ...fields };
 }
 
-/**
- * Events other features append (quota, retention) are read by name with their payload as
- * details, so this table needs no change when their payloads grow.
- */
-function projectEvent(kind: WebhookEventKind, payload: Record<string, unknown>): Fields {
+/** Events of other features (quota, retention): their payload (without the type) goes out as details, so new fields reach receivers unchanged. */
+function projectEvent(kind: WebhookEventKind, event: object): Fields {
+  const payload = event as Record<string, unknown>;
   const repository = typeof payload.repository === 'string' ? payload.repository : null;
   const project = typeof payload.project === 'string' ? payload.project : repository ? projectOf(repository) : null;
   const { type: _type, ...details } = payload;
@@ -88,11 +86,19 @@ function fieldsOf(stored: StoredEvent): Fields | null {
       const { type: _type, ...details } = e;
       return { kind: 'gc.finished', project: null, repository: null, digest: null, mediaType: null, size: null, tags: [], details };
     }
+    // Harbor's messages (pkg/quota/errors.go, middleware/quota), which its receivers read from custom_attributes.Details.
+    case 'quota.warning':
+      return projectEvent('quota.warning', { ...e, message: `quota usage reach ${e.threshold}%: resource storage used ${e.used} of ${e.limit}` });
+    case 'quota.exceeded':
+      return projectEvent('quota.exceeded', {
+        ...e,
+        message: `Quota exceeded when processing the request of adding ${e.requested} of storage resource, which when updated to current usage of ${e.used} will exceed the configured upper limit of ${e.limit}.`,
+      });
+    case 'retention.finished':
+      return projectEvent('retention.finished', e);
+    default:
+      return null;
   }
-  const name = (e as { type: string }).type;
-  const payload = e as unknown as Record<string, unknown>;
-  if (name === 'quota.warning' || name === 'quota.exceeded' || name === 'retention.finished') return projectEvent(name, payload);
-  return null;
 }
 
 export function webhookEventOf(stored: StoredEvent): WebhookEvent | null {
