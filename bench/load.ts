@@ -1,5 +1,9 @@
 import autocannon, { type Result } from 'autocannon';
-import type { WorkloadContext } from './workload.js';
+import { BenchClient, OCI_MANIFEST, smallImage } from './client.js';
+import type { BenchOptions } from './options.js';
+import { readCpuSeconds } from './rss.js';
+import type { BenchServer } from './servers.js';
+import { CheckFailed, type WorkloadContext } from './workload.js';
 
 export interface LoadRequest {
   /** Names the request in check messages, e.g. "manifest GET by tag". */
@@ -80,4 +84,31 @@ export async function runLoad(ctx: WorkloadContext, request: LoadRequest): Promi
     bytes: result.throughput.total,
     seconds: result.duration,
   };
+}
+
+/**
+ * Manifest GET by tag under load on a fresh server (a small image pushed first), with the
+ * server's CPU time per request: steadier than throughput when others share the machine.
+ * The overhead benches (--metrics-overhead, --policies-overhead) measure their GET side with it.
+ */
+export async function measureManifestGets(server: BenchServer, options: BenchOptions, repo: string): Promise<{ perSecond: number; cpuMicros: number }> {
+  const client = new BenchClient(server.url);
+  const image = smallImage(`${repo}-gets`);
+  await client.uploadBlob(repo, image.config);
+  await client.uploadBlob(repo, image.layer);
+  await client.putManifest(repo, 'latest', image.manifest);
+  const before = readCpuSeconds(server.pid) ?? 0;
+  const figures = await runLoad(
+    {
+      server,
+      options,
+      startMeasuring: () => undefined,
+      check: (ok, what, detail) => {
+        if (!ok) throw new CheckFailed(`${what}${detail ? ` (${detail})` : ''}`);
+      },
+      note: () => undefined,
+    },
+    { label: 'manifest GET by tag', path: `/v2/${repo}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: image.manifest.data.toString('utf8') },
+  );
+  return { perSecond: figures.requestsPerSecond, cpuMicros: (((readCpuSeconds(server.pid) ?? 0) - before) * 1e6) / figures.ok };
 }
