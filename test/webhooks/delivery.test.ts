@@ -48,9 +48,9 @@ describe('webhooks: delivery, retries, order, isolation', () => {
     const attempts = receiver.requests.filter((r) => r.path === '/flaky');
     assert.deepEqual(attempts.map((r) => [tagOf(r), r.status]), [['a1', 500], ['a1', 500], ['a1', 500], ['a1', 200], ['a2', 200]]);
     const gaps = attempts.slice(1, 4).map((r, i) => r.at - attempts[i]!.at);
-    // backoff 200 ms doubling: ~200, ~400, ~800 (plus up to a poll interval each)
-    assert.ok(gaps[0]! >= 190 && gaps[1]! > gaps[0]! && gaps[2]! > gaps[1]!, `spacing grows: ${gaps.join(', ')} ms`);
-    assert.ok(gaps[2]! >= 750, `third retry waits about 800 ms: ${gaps[2]} ms`);
+    // backoff 200 ms doubling: no retry before 200, 400, 800 ms (a loaded machine only adds to them).
+    const floors = [200, 400, 800];
+    assert.ok(gaps.every((gap, i) => gap >= floors[i]! - 15), `spacing at least ${floors.join(', ')} ms: ${gaps.join(', ')} ms`);
 
     const log = await server.composition.webhooks.service.deliveries({ endpoint: 'config:flaky', limit: 10 });
     const first = log.find((d) => d.body.includes('"tag":"a1"'))!;
@@ -79,14 +79,15 @@ describe('webhooks: delivery, retries, order, isolation', () => {
   });
 
   it('a slow receiver delays neither the push nor another endpoint', async () => {
-    receiver.delay = (r) => (r.path === '/slow' ? 3_000 : 0);
-    const started = Date.now();
+    receiver.delay = (r) => (r.path === '/slow' ? 4_000 : 0);
     await client.pushImage('iso/app', 's1', makeImage({ layers: 1, layerSize: 32 }));
-    assert.ok(Date.now() - started < 2_000, 'the push does not wait for webhooks');
-    await receiver.waitFor('s1 on /fast', () => receiver.delivered('/fast').some((r) => tagOf(r) === 's1'));
-    assert.ok(Date.now() - started < 2_500, `fast endpoint served in ${Date.now() - started} ms while /slow holds its answer`);
-    assert.equal(receiver.delivered('/slow').some((r) => tagOf(r) === 's1'), false, '/slow has not answered yet');
+    const pushed = Date.now();
     await receiver.waitFor('s1 on /slow', () => receiver.delivered('/slow').some((r) => tagOf(r) === 's1'));
+    const slowAnswered = receiver.delivered('/slow').find((r) => tagOf(r) === 's1')!.answeredAt;
+    const fast = receiver.delivered('/fast').find((r) => tagOf(r) === 's1');
+    // Structural, not wall-clock (CI machines are loaded): had anything waited for /slow, it would come after its answer.
+    assert.ok(pushed < slowAnswered, 'the push returned while /slow held its answer');
+    assert.ok(fast && fast.at < slowAnswered, `/fast got s1 ${fast ? slowAnswered - fast.at : '-'} ms before /slow answered`);
     receiver.delay = () => 0;
   });
 

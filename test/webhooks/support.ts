@@ -3,12 +3,16 @@ import type { AddressInfo } from 'node:net';
 
 /** One request the receiver got. */
 export interface Received {
+  /** When the request arrived (its answer may come later: see `delay`). */
   at: number;
+  answeredAt: number;
   path: string;
   headers: IncomingHttpHeaders;
   body: string;
   status: number;
 }
+
+export type Arrival = Omit<Received, 'status' | 'answeredAt'>;
 
 /**
  * A real HTTP webhook receiver: records every POST and answers what `respond` says (200 by
@@ -18,10 +22,10 @@ export class Receiver {
   /** Every answered request (status as answered). */
   readonly requests: Received[] = [];
   /** Every request as it arrived, before its (possibly delayed) answer: a sender killed meanwhile never saw the answer. */
-  readonly arrivals: Omit<Received, 'status'>[] = [];
-  respond: (request: Omit<Received, 'status'>) => number = () => 200;
+  readonly arrivals: Arrival[] = [];
+  respond: (request: Arrival) => number = () => 200;
   /** Milliseconds to hold each answer (a slow receiver). */
-  delay: (request: Omit<Received, 'status'>) => number = () => 0;
+  delay: (request: Arrival) => number = () => 0;
   private server: Server | null = null;
   private port = 0;
 
@@ -40,7 +44,7 @@ export class Receiver {
         this.arrivals.push(request);
         const status = this.respond(request);
         const answer = () => {
-          this.requests.push({ ...request, status });
+          this.requests.push({ ...request, status, answeredAt: Date.now() });
           res.writeHead(status).end();
         };
         const wait = this.delay(request);
