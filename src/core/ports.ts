@@ -205,6 +205,8 @@ export interface ManifestWrites {
   setTag(repositoryId: number, tag: string, digest: string): Promise<void>;
   /** Removes a tag; returns the digest it pointed at, or null. */
   deleteTag(repositoryId: number, tag: string): Promise<string | null>;
+  /** Removes several tags in a few statements (retention: one round trip per 500 tags, not per tag). */
+  deleteTags(repositoryId: number, tags: string[]): Promise<void>;
 }
 
 /** Appends domain events to the durable outbox, in the transaction of the change that caused them. */

@@ -50,8 +50,11 @@ export interface StoredManifest {
  */
 export interface ChangeBatch {
   readonly tx: MetadataTx;
-  /** Deletes `tag`, which points at `digest`, as DELETE /v2/<name>/manifests/<tag> does (hook `tag.delete`, event `tag.deleted`). */
-  deleteTag(repository: string, repositoryId: number, tag: string, digest: string): Promise<RegistryError | null>;
+  /**
+   * Deletes tags as DELETE /v2/<name>/manifests/<tag> does (hook `tag.delete` and event
+   * `tag.deleted` per tag), the rows in one statement per 500; resolves with the refused ones.
+   */
+  deleteTags(repository: string, repositoryId: number, tags: { tag: string; digest: string }[]): Promise<Map<string, RegistryError>>;
   /** Deletes a manifest with its tags, as DELETE /v2/<name>/manifests/<digest> does (hook `manifest.delete`, event `manifest.deleted`). */
   deleteManifest(repository: string, repositoryId: number, digest: string): Promise<RegistryError | null>;
 }
@@ -364,12 +367,18 @@ export class Registry {
       await this.change(op, async (tx, events) => {
         const batch: ChangeBatch = {
           tx,
-          deleteTag: (repository, repositoryId, tag, digest) =>
-            refusalOf(async () => {
-              await this.policies.check('tag.delete', { repository, tag, digest, actor }, tx);
-              await tx.manifests.deleteTag(repositoryId, tag);
-              events.push({ type: 'tag.deleted', repository, tag, digest });
-            }),
+          deleteTags: async (repository, repositoryId, tags) => {
+            const refused = new Map<string, RegistryError>();
+            const agreed: { tag: string; digest: string }[] = [];
+            for (const { tag, digest } of tags) {
+              const refusal = await refusalOf(() => this.policies.check('tag.delete', { repository, tag, digest, actor }, tx));
+              if (refusal) refused.set(tag, refusal);
+              else agreed.push({ tag, digest });
+            }
+            await tx.manifests.deleteTags(repositoryId, agreed.map((t) => t.tag));
+            for (const { tag, digest } of agreed) events.push({ type: 'tag.deleted', repository, tag, digest });
+            return refused;
+          },
           deleteManifest: (repository, repositoryId, digest) =>
             refusalOf(async () => {
               const locked = await tx.manifests.lock(repositoryId, digest);

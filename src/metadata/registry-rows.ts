@@ -144,6 +144,10 @@ export class ManifestRows implements ManifestWrites {
     await this.trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).execute();
     return row.manifest_digest;
   }
+
+  async deleteTags(repositoryId: number, tags: string[]): Promise<void> {
+    for (const chunk of chunks(tags, 500)) await this.trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', 'in', chunk).execute();
+  }
 }
 
 function* chunks<T>(items: T[], size: number): Generator<T[]> {

@@ -143,7 +143,8 @@ export class KyselyRetentionStore implements RetentionStore {
     const byId = new Map<number, RepositorySnapshot>(repositories.map((r) => [r.id, { ...r, tags: [], manifests: [], children: [] }]));
     for (const part of chunks([...byId.keys()])) {
       const [tags, manifests, children, pulls] = await Promise.all([
-        this.db.selectFrom('tags').select(['repository_id', 'name', 'manifest_digest', 'updated_at']).where('repository_id', 'in', part).execute(),
+        // Ordered, so that two runs over the same rows (a dry run and the real one) report in the same order.
+        this.db.selectFrom('tags').select(['repository_id', 'name', 'manifest_digest', 'updated_at']).where('repository_id', 'in', part).orderBy('repository_id').orderBy('name').execute(),
         this.db.selectFrom('manifests').select(['repository_id', 'digest', 'created_at', 'subject_digest']).where('repository_id', 'in', part).execute(),
         this.db
           .selectFrom('manifest_references')
@@ -185,10 +186,17 @@ export class KyselyRetentionStore implements RetentionStore {
         for (const row of rows) candidates.add(row.child_digest);
       }
     }
-    // …less those any other manifest references, in any repository.
+    // …less those any other manifest references, in any repository. A referenced blob is linked
+    // into the manifest's repository, so the links (indexed by digest) lead to the references
+    // (indexed by repository and child): no scan of manifest_references.
     let bytes = 0;
     for (const part of chunks([...candidates])) {
-      const users = await this.db.selectFrom('manifest_references').select(['repository_id', 'manifest_digest', 'child_digest']).where('child_digest', 'in', part).execute();
+      const users = await this.db
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('manifest_references as mr', (join) => join.onRef('mr.repository_id', '=', 'rb.repository_id').onRef('mr.child_digest', '=', 'rb.digest'))
+        .select(['mr.repository_id', 'mr.manifest_digest', 'mr.child_digest'])
+        .where('rb.digest', 'in', part)
+        .execute();
       const kept = new Set(users.filter((u) => !isGarbage(Number(u.repository_id), u.manifest_digest)).map((u) => u.child_digest));
       const freed = part.filter((digest) => !kept.has(digest));
       if (freed.length === 0) continue;

@@ -199,13 +199,15 @@ export class RetentionService {
     const removed: { tag: string; digest: string }[] = [];
     const refused: RefusedTag[] = [];
     const now = await batch.tx.manifests.tagTargets(snapshot.id, [...plan.remove.keys()]);
+    const unchanged: { tag: string; digest: string }[] = [];
     for (const [tag, digest] of plan.remove) {
-      if (now.get(tag) !== digest) {
-        // Pushed or deleted since the snapshot: the rules judged another tag; leave it for the next run.
-        plan.kept.set(tag, ['changed during the run']);
-        continue;
-      }
-      const refusal = await batch.deleteTag(snapshot.name, snapshot.id, tag, digest);
+      // Pushed or deleted since the snapshot: the rules judged another tag; leave it for the next run.
+      if (now.get(tag) !== digest) plan.kept.set(tag, ['changed during the run']);
+      else unchanged.push({ tag, digest });
+    }
+    const refusals = await batch.deleteTags(snapshot.name, snapshot.id, unchanged);
+    for (const { tag, digest } of unchanged) {
+      const refusal = refusals.get(tag);
       if (refusal) refused.push(refusalOf(tag, digest, refusal));
       else removed.push({ tag, digest });
     }

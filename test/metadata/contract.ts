@@ -131,6 +131,11 @@ function operations(store: MetadataStore) {
         const id = await tx.repositories.id(repository);
         return id !== null && (await tx.manifests.deleteTag(id, tag)) !== null;
       }),
+    deleteTags: (repository: string, tags: string[]) =>
+      store.transaction(async (tx) => {
+        const id = await tx.repositories.id(repository);
+        if (id !== null) await tx.manifests.deleteTags(id, tags);
+      }),
     listTags: (repository: string, page: { limit: number; after?: string }) => store.manifests.tags(repository, page),
     listReferrers: (repository: string, subject: string, artifactType?: string) => store.manifests.referrers(repository, subject, artifactType),
     check: () => store.check(),
@@ -454,6 +459,16 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         assert.equal(await store.getManifestByTag(r, 'x'), null);
         assert.equal((await store.getManifest(r, m.digest))?.digest, m.digest);
         assert.deepEqual((await store.listTags(r, { limit: 10 })).items, ['y']);
+      });
+
+      it('deleteTags removes the named tags (absent ones ignored) and leaves the others and the manifest', async () => {
+        const r = repo('untag-many');
+        const m = manifest(r, { tags: ['a', 'b', 'c', 'd'] });
+        await store.putManifest(m);
+        await store.deleteTags(r, ['a', 'c', 'nope']);
+        await store.deleteTags(r, []);
+        assert.deepEqual((await store.listTags(r, { limit: 10 })).items, ['b', 'd']);
+        assert.equal((await store.getManifest(r, m.digest))?.digest, m.digest);
       });
 
       it('concurrent pushes into a new repository all succeed and create it once', async () => {
