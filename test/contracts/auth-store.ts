@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AuthStore, RobotRecord } from '../../src/auth/ports.js';
+import type { AuditQuery, AuthStore, RobotRecord } from '../../src/auth/ports.js';
 import { byteOrder, deploy, type Backend, type Deployment } from './deployment.js';
 import { rows } from './fixtures.js';
 
@@ -482,7 +482,9 @@ export function authStoreContract(backend: Backend): void {
           const { id, at, ...rest } = r;
           assert.ok(Number.isInteger(id));
           assert.ok(at.getTime() >= started - 1000 && at.getTime() <= Date.now() + 1000);
-          assert.deepEqual(rest, i === 5 ? { ...entries[i], detail: undefined } : entries[i]);
+          // Entries given no project or outcome are system-wide successes (migrations/0009-audit.ts).
+          const stored = { ...entries[i], project: null, outcome: 'success' };
+          assert.deepEqual(rest, i === 5 ? { ...stored, detail: undefined } : stored);
         }
         assert.equal(mine.find((r) => r.actor === 'a-actor-5')?.detail, undefined, 'no detail stays undefined');
 
@@ -494,6 +496,46 @@ export function authStoreContract(backend: Backend): void {
         assert.deepEqual(rest, all.slice(6));
         assert.deepEqual(await auth.listAudit(10, Math.min(...all.map((r) => r.id))), [], 'nothing before the oldest entry');
         assert.deepEqual(await auth.listAudit(0), []);
+      });
+
+      it('queryAudit: each filter, combined, paged; every entry has its audit.recorded event', async () => {
+        const base = Date.now();
+        const rows = [
+          { actor: 'q-ann', action: 'login', target: 'q-ann', ip: null, outcome: 'success' as const },
+          { actor: 'q-ann', action: 'tag.delete', target: 'q_proj/app:1', ip: null, project: 'q_proj' },
+          { actor: 'q-bob', action: 'access.denied', target: 'GET /v2/q_proj/app2/manifests/1', ip: '10.0.0.9', project: 'q_proj', outcome: 'denied' as const },
+          { actor: 'q-bob', action: 'login.failed', target: 'q-bob', ip: '10.0.0.9', outcome: 'failure' as const },
+          { actor: 'q-ann', action: 'manifest.delete', target: 'q_proj/app@sha256:00', ip: null, project: 'q_proj' },
+          { actor: 'q-ann', action: 'tag.delete', target: 'q_proj/app2:1', ip: null, project: 'q_proj' },
+        ];
+        for (const row of rows) await auth.audit(row);
+        const ours = (q: Omit<AuditQuery, 'limit'> & { limit?: number }) => auth.queryAudit({ limit: 1000, ...q });
+        const ids = async (q: Omit<AuditQuery, 'limit'> & { limit?: number }) => (await ours(q)).filter((r) => r.actor.startsWith('q-')).map((r) => `${r.actor} ${r.action} ${r.target}`);
+        assert.deepEqual(await ids({ actor: 'q-bob' }), ['q-bob login.failed q-bob', 'q-bob access.denied GET /v2/q_proj/app2/manifests/1']);
+        assert.deepEqual(await ids({ outcome: 'denied', actor: 'q-bob' }), ['q-bob access.denied GET /v2/q_proj/app2/manifests/1']);
+        assert.deepEqual(await ids({ project: 'q_proj', action: 'tag.delete' }), ['q-ann tag.delete q_proj/app2:1', 'q-ann tag.delete q_proj/app:1']);
+        // resource: the target or below it at / : @ — and LIKE's '_' in the name matches itself only.
+        assert.deepEqual(await ids({ resource: 'q_proj/app' }), ['q-ann manifest.delete q_proj/app@sha256:00', 'q-ann tag.delete q_proj/app:1']);
+        assert.deepEqual(await ids({ resource: 'qXproj/app' }), []);
+        assert.deepEqual(await ids({ resource: 'q_proj/ap' }), []);
+        const all = await ours({ actor: 'q-ann' });
+        assert.equal(all.length, 4);
+        assert.deepEqual(await ours({ actor: 'q-ann', from: base - 1000, to: Date.now() + 1000 }), all);
+        assert.deepEqual(await ours({ actor: 'q-ann', from: Date.now() + 60_000 }), []);
+        assert.deepEqual(await ours({ actor: 'q-ann', to: base - 60_000 }), []);
+        const page1 = await ours({ actor: 'q-ann', limit: 3 });
+        const page2 = await ours({ actor: 'q-ann', limit: 3, beforeId: page1.at(-1)!.id });
+        assert.deepEqual([...page1, ...page2], all);
+        // Each row's event, in the outbox with the row's id and fields.
+        const outbox = deployment.stores.outbox;
+        while ((await outbox.sequence(500)) === 500);
+        const events = (await outbox.read(0, 100_000)).flatMap((e) => (e.event.type === 'audit.recorded' && e.event.actor.startsWith('q-') ? [e.event] : []));
+        for (const row of await ours({ resource: 'q_proj' })) {
+          if (!row.actor.startsWith('q-')) continue;
+          const event = events.find((e) => e.id === row.id);
+          assert.ok(event, `audit.recorded for entry ${row.id}`);
+          assert.deepEqual([event.actor, event.action, event.target, event.project, event.outcome, event.at], [row.actor, row.action, row.target, row.project, row.outcome, row.at.getTime()]);
+        }
       });
     });
   });
