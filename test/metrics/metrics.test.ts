@@ -96,7 +96,7 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
 describe('/metrics access', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ auth: { mode: 'token', admin: { password: ADMIN_PASSWORD } }, metrics: { refresh: 0 } });
+    server = await startTestServer({ auth: { mode: 'token', admin: { password: ADMIN_PASSWORD }, ratelimit: { failures: 2, backoff: '1m' } }, metrics: { refresh: 0 } });
     await addUser(server, 'ursula', 'ursula-password');
   });
   after(async () => server?.destroy());
@@ -119,6 +119,24 @@ describe('/metrics access', () => {
     assert.ok(sample(text, 'berth_auth_failures_total', { code: '401' })! >= 2);
     assert.equal(sample(text, 'berth_auth_failures_total', { code: '403' }), 1);
     assert.equal(sample(text, 'berth_auth_token_requests_total', { outcome: 'refused' }), 1);
+  });
+
+  it('counts rate-limited logins and token requests', async () => {
+    const wrong = { headers: { authorization: basic('rita', 'guess') } };
+    assert.equal((await fetch(`${server.url}/token?service=berth`, wrong)).status, 401);
+    assert.equal((await fetch(`${server.url}/token?service=berth`, wrong)).status, 401);
+    assert.equal((await fetch(`${server.url}/token?service=berth`, wrong)).status, 429);
+    const text = await scrape(`${server.url}/metrics`, adminAuth());
+    assert.equal(sample(text, 'berth_auth_logins_total', { outcome: 'ratelimited' }), 1);
+    assert.equal(sample(text, 'berth_auth_token_requests_total', { outcome: 'ratelimited' }), 1);
+  });
+
+  it('counts a failed job run for the job', async () => {
+    server.scheduler.add({ name: 'metrics-boom', schedule: { everyMs: 3_600_000 }, scope: 'process', run: async () => Promise.reject(new Error('boom')) });
+    await server.scheduler.runNow('metrics-boom');
+    const text = await scrape(`${server.url}/metrics`, adminAuth());
+    assert.equal(sample(text, 'berth_job_runs_total', { job_name: 'metrics-boom', outcome: 'failed' }), 1);
+    assert.equal(sample(text, 'berth_job_last_success_timestamp_seconds', { job_name: 'metrics-boom' }), 0);
   });
 });
 
