@@ -1,0 +1,3 @@
+import { webhookStoreContract } from './webhook-store.js';
+
+webhookStoreContract('mysql');
