@@ -231,6 +231,16 @@ export class KyselyRetentionStore implements RetentionStore {
       .execute();
   }
 
+  async failUnfinished(project: string, error: string, at: Date): Promise<number> {
+    const result = await this.db
+      .updateTable('retention_runs')
+      .set({ status: 'failed' satisfies RunStatus, finished_at: at.getTime(), summary: JSON.stringify({ error }) })
+      .where('project', '=', project)
+      .where('status', '=', 'running' satisfies RunStatus)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   async runs(project: string, limit: number): Promise<RetentionRun[]> {
     const rows = await this.db
       .selectFrom('retention_runs')

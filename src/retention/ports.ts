@@ -158,6 +158,8 @@ export interface RetentionStore {
 
   startRun(run: { project: string; dryRun: boolean; trigger: RunTrigger; actor: string | null; at: Date }): Promise<number>;
   failRun(id: number, error: string, at: Date): Promise<void>;
+  /** Marks the project's runs still recorded as running failed with `error` (called under the project's lease: none can be running). */
+  failUnfinished(project: string, error: string, at: Date): Promise<number>;
   /** A project's runs, newest first, without their reports. */
   runs(project: string, limit: number): Promise<RetentionRun[]>;
   /** One run with its report. */

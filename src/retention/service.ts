@@ -141,6 +141,8 @@ export class RetentionService {
     const policy = await this.store.policy(project);
     if (!policy) throw noPolicy(project);
     const outcome = await withLease(this.leases, `retention:${project}`, async (lease) => {
+      // A run still marked running lost its process (a crash, a shutdown mid-run): with the lease held, none is running.
+      await this.store.failUnfinished(project, 'interrupted: its process stopped before the run finished', new Date());
       const id = await this.store.startRun({ project, dryRun: options.dryRun, trigger: options.trigger, actor: options.actor, at: new Date() });
       started?.(id);
       try {

@@ -135,6 +135,14 @@ describe('retention admin API, schedule and CLI', () => {
     assert.deepEqual(await tagsOf(admin, 'alpha/cli'), ['c2', 'c3']);
   });
 
+  it('a run left "running" by a stopped process is marked failed (interrupted) by the next run of its project', async () => {
+    const stale = await reg.server.stores.retention.startRun({ project: 'beta', dryRun: false, trigger: 'manual', actor: 'crashed', at: new Date(Date.now() - 60_000) });
+    await reg.server.composition.retention.run('beta', { dryRun: true, trigger: 'manual', actor: 'admin' });
+    const run = await reg.server.composition.retention.runById('beta', stale);
+    assert.equal(run.status, 'failed');
+    assert.match((run.summary as { error: string }).error, /interrupted/);
+  });
+
   it("the proxy-cache default policy (a later issue) is a valid policy: pulled within 7 days, daily", () => {
     const parsed = PolicySchema.parse(proxyCacheDefaultPolicy());
     assert.deepEqual([parsed.rules[0]!.template, parsed.rules[0]!.template === 'nDaysSinceLastPull' && parsed.rules[0]!.days, parsed.schedule], ['nDaysSinceLastPull', 7, '0 0 * * *']);
