@@ -113,7 +113,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   // Retention deletes tags through core (hooks, events); its job runs each project's policy on the policy's cron.
   const retention = new RetentionService(registry, metadata, stores.retention, stores.leases, logger);
   jobs.push(retention.job());
-  jobs.push(webhooks.job);
+  jobs.push(...webhooks.jobs);
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   return { registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks };
 }

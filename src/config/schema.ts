@@ -84,9 +84,11 @@ const notificationsSchema = z
     /** Request timeout and first retry delay of project webhook policies (config endpoints set their own). */
     timeout: duration.default('5s'),
     backoff: duration.default('1s'),
+    /** Delivered and given-up deliveries stay in the log this long (pending ones until they finish). */
+    retention: duration.default('7d'),
   })
   .strict()
-  .default({ endpoints: [], interval: '1s', concurrency: 8, maxattempts: 10, maxbackoff: '5m', timeout: '5s', backoff: '1s' });
+  .default({ endpoints: [], interval: '1s', concurrency: 8, maxattempts: 10, maxbackoff: '5m', timeout: '5s', backoff: '1s', retention: '7d' });
 
 export const configSchema = z
   .object({

@@ -317,6 +317,11 @@ export class KyselyWebhookStore implements WebhookStore {
     return this.delivery(newId);
   }
 
+  async prune(before: number): Promise<number> {
+    const result = await this.db.deleteFrom('webhook_deliveries').where('status', '<>', 'pending').where('created_at', '<', before).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async pendingCounts(): Promise<Record<string, number>> {
     const rows = await this.db
       .selectFrom('webhook_deliveries')

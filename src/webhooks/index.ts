@@ -17,7 +17,8 @@ export { SIGNATURE_HEADER, signature } from './delivery.js';
 
 export interface WebhookComponents {
   consumer: EventConsumer;
-  job: Job;
+  /** Delivery (every notifications.interval) and log pruning (hourly). */
+  jobs: Job[];
   service: WebhookService;
   deliverer: WebhookDeliverer;
 }
@@ -61,6 +62,15 @@ export function createWebhooks(config: BerthConfig, wiring: WebhookWiring): Webh
     resolve,
     observer: wiring.observer,
   });
-  return { consumer, job: deliverer.job(), service: new WebhookService(wiring.store), deliverer };
+  const retentionMs = durationMs(config.notifications.retention);
+  const prune: Job = {
+    name: 'webhooks-prune',
+    schedule: { everyMs: Math.min(retentionMs, 3_600_000) },
+    async run() {
+      const pruned = await wiring.store.prune(Date.now() - retentionMs);
+      return { summary: { pruned }, idle: pruned === 0 };
+    },
+  };
+  return { consumer, jobs: [deliverer.job(), prune], service: new WebhookService(wiring.store), deliverer };
 }
 export { webhookMetrics } from './metrics.js';
