@@ -8,12 +8,11 @@
  * with the server's CPU time per request or per image, steadier than throughput when others
  * share the machine.
  */
-import { BenchClient, OCI_MANIFEST, smallImage } from './client.js';
-import { runLoad } from './load.js';
+import { BenchClient, smallImage } from './client.js';
+import { measureManifestGets } from './load.js';
 import { BERTH_VARIANT_SETUP, type BenchOptions } from './options.js';
 import { median, readCpuSeconds } from './rss.js';
 import { prepareBerthBuild, startBerth, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
-import { CheckFailed } from './workload.js';
 
 type Side = 'default' | 'policies';
 
@@ -26,29 +25,6 @@ interface Figures {
 
 function cpuSeconds(server: BenchServer): number {
   return readCpuSeconds(server.pid) ?? 0;
-}
-
-async function measureGets(server: BenchServer, options: BenchOptions): Promise<{ perSecond: number; cpuMicros: number }> {
-  const client = new BenchClient(server.url);
-  const repo = 'bench/policies-get';
-  const image = smallImage('policies-overhead');
-  await client.uploadBlob(repo, image.config);
-  await client.uploadBlob(repo, image.layer);
-  await client.putManifest(repo, 'latest', image.manifest);
-  const before = cpuSeconds(server);
-  const figures = await runLoad(
-    {
-      server,
-      options,
-      startMeasuring: () => undefined,
-      check: (ok, what, detail) => {
-        if (!ok) throw new CheckFailed(`${what}${detail ? ` (${detail})` : ''}`);
-      },
-      note: () => undefined,
-    },
-    { label: 'manifest GET by tag', path: `/v2/${repo}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: image.manifest.data.toString('utf8') },
-  );
-  return { perSecond: figures.requestsPerSecond, cpuMicros: ((cpuSeconds(server) - before) * 1e6) / figures.ok };
 }
 
 /** Pushes small images (2 blobs + a tagged manifest each) for `seconds` with `clients` at once. */
@@ -77,7 +53,7 @@ async function measurePushes(server: BenchServer, clients: number, seconds: numb
 async function measure(launch: BerthLaunch, options: BenchOptions, round: number): Promise<Figures> {
   const server = await startBerth(launch);
   try {
-    const gets = await measureGets(server, options);
+    const gets = await measureManifestGets(server, options, 'bench/policies-get');
     const pushes = await measurePushes(server, Math.max(1, Math.round(options.connections / 8)), options.durationSeconds, round);
     return { getPerSecond: gets.perSecond, getCpuMicros: gets.cpuMicros, pushesPerSecond: pushes.perSecond, pushCpuMicros: pushes.cpuMicros };
   } finally {

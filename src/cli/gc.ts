@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { BerthConfig } from '../config/schema.js';
 import type { GcCounts, GcReport } from '../gc/report.js';
+import { humanBytes } from '../quotas/bytes.js';
 
 /** Exit codes: 0 done, 1 the run stopped early, 2 usage or configuration error, 75 another collector is running (try later). */
 export const GC_EXIT = { done: 0, incomplete: 1, usage: 2, busy: 75 } as const;
@@ -68,7 +69,7 @@ export async function collectStores(config: BerthConfig, dryRun: boolean, onProg
 function progressPrinter(): (counts: GcCounts) => void {
   const tty = process.stderr.isTTY === true;
   return (c) => {
-    const line = `gc: reviewed ${c.reviewed}, deleted ${c.manifests} manifests, ${c.links} links, ${c.blobs} blobs, ${formatBytes(c.bytesFreed)} freed`;
+    const line = `gc: reviewed ${c.reviewed}, deleted ${c.manifests} manifests, ${c.links} links, ${c.blobs} blobs, ${humanBytes(c.bytesFreed)} freed`;
     process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
   };
 }
@@ -80,7 +81,7 @@ function summary(report: GcReport, uploadsPurged: number): string {
   const verb = report.dryRun ? 'would delete' : 'deleted';
   const lines = [
     `gc ${report.dryRun ? '(dry run) ' : ''}${report.completed ? 'finished' : 'stopped early'} in ${report.durationMs} ms: reviewed ${c.reviewed} candidates past the grace period (${c.kept} still in use${c.postponed > 0 ? `, ${c.postponed} changed since and postponed` : ''})`,
-    `${verb} ${c.manifests} manifests, ${c.links} blob links, ${c.blobs} blobs: ${formatBytes(c.bytesFreed)} (${c.bytesFreed} bytes) ${report.dryRun ? 'would be ' : ''}freed`,
+    `${verb} ${c.manifests} manifests, ${c.links} blob links, ${c.blobs} blobs: ${humanBytes(c.bytesFreed)} (${c.bytesFreed} bytes) ${report.dryRun ? 'would be ' : ''}freed`,
   ];
   const waiting = waitingLine(report);
   if (waiting) lines.push(waiting);
@@ -116,14 +117,3 @@ function formatDuration(ms: number): string {
   return `${h} h${m % 60 ? ` ${m % 60} min` : ''}`;
 }
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}

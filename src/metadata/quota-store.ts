@@ -113,24 +113,19 @@ class KyselyQuotaTxQueries implements QuotaTxQueries {
 
   /** Linked or stored by a repository of the project (index lookups by digest: repository_blobs_digest, manifests_digest). */
   private async stillInProject(project: string, digest: string): Promise<boolean> {
-    const link = await this.db
-      .selectFrom('repository_blobs as rb')
-      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-      .select('rb.digest')
-      .where('rb.digest', '=', digest)
-      .where(inProject(sql.ref('r.name'), project))
-      .limit(1)
-      .executeTakeFirst();
-    if (link) return true;
-    const manifest = await this.db
-      .selectFrom('manifests as m')
-      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-      .select('m.digest')
-      .where('m.digest', '=', digest)
-      .where(inProject(sql.ref('r.name'), project))
-      .limit(1)
-      .executeTakeFirst();
-    return manifest !== undefined;
+    for (const table of ['repository_blobs', 'manifests'] as const) {
+      // Both tables key on (repository_id, digest): one query shape, typed as the first.
+      const row = await this.db
+        .selectFrom(`${table} as t` as 'repository_blobs as t')
+        .innerJoin('repositories as r', 'r.id', 't.repository_id')
+        .select('t.digest')
+        .where('t.digest', '=', digest)
+        .where(inProject(sql.ref('r.name'), project))
+        .limit(1)
+        .executeTakeFirst();
+      if (row) return true;
+    }
+    return false;
   }
 
   private async adjust(project: string, delta: number): Promise<void> {
