@@ -12,8 +12,20 @@ export function precompiled<DB, Args extends readonly string[], Row>(
   db: Kysely<DB>,
   build: (...args: Args) => Compilable<Row>,
 ): (...args: Args) => Promise<Row[]> {
+  const run = precompiledOn<DB, Args, Row>(build);
+  return (...args: Args) => run(db, ...args);
+}
+
+/**
+ * As `precompiled`, run on the connection or transaction given with each call (a write in
+ * core's transaction: the tag history row of every push). Arguments are placeholders when
+ * compiling; at run time any bindable value (a number, null) may take their place.
+ */
+export function precompiledOn<DB, Args extends readonly string[], Row>(
+  build: (...args: Args) => Compilable<Row>,
+): (db: Kysely<DB>, ...args: { [K in keyof Args]: unknown }) => Promise<Row[]> {
   let compiled: { sql: string; parameters: readonly unknown[]; slots: (number | undefined)[] } | undefined;
-  return async (...args: Args) => {
+  return async (db, ...args) => {
     compiled ??= compile(build, args.length);
     const parameters = compiled.parameters.map((value, i) => {
       const slot = compiled!.slots[i];

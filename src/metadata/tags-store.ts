@@ -13,6 +13,7 @@ import type {
   TagsTxQueries,
 } from '../tags/ports.js';
 import { insertOrUpdate, insertReturningId, type AnyDb, type Dialect } from './dialect.js';
+import { precompiledOn } from './precompiled.js';
 import type { Database } from './tables.js';
 
 /** Row types of migrations/0006-tags.ts. */
@@ -43,8 +44,6 @@ export interface TagsTables {
 
 type TagsDatabase = Database & TagsTables;
 type Db = AnyDb<TagsDatabase>;
-
-const HISTORY_INSERT_BATCH = 500;
 
 type RuleRow = Omit<TagsTables['immutable_rules'], 'id'> & { id: number };
 
@@ -82,23 +81,51 @@ async function rulesOf(db: Db, project: string): Promise<RuleSnapshot> {
 }
 
 /**
- * The newest time `digest` was a target (old or new) of a tag of the repository, or null: what
- * GC's liveness check consults (src/metadata/gc-store.ts) to keep manifests a tag pointed to
- * within the history window. Two index look-ups (tag_history_old, tag_history_new).
+ * The last time a tag of the repository stopped pointing to `digest` (moved away or deleted),
+ * or null: what GC's liveness check consults (src/metadata/gc-store.ts) to keep manifests a
+ * tag pointed to within the history window. A tag that still points to it keeps it anyway
+ * (tagged), and every entry that set a tag to `digest` precedes the one that moved it away, so
+ * the old digest alone answers it: one look-up in tag_history_old.
  */
 export async function lastPointedAt(db: AnyDb<Database>, repositoryId: number, digest: string): Promise<number | null> {
-  const tdb = db as unknown as Db;
-  const newest = async (column: 'old_digest' | 'new_digest') =>
-    (await tdb.selectFrom('tag_history').select((eb) => eb.fn.max('at').as('at')).where('repository_id', '=', repositoryId).where(column, '=', digest).executeTakeFirst())?.at;
-  const times = [await newest('old_digest'), await newest('new_digest')].filter((at) => at !== null && at !== undefined).map(Number);
-  return times.length === 0 ? null : Math.max(...times);
+  const row = await (db as unknown as Db)
+    .selectFrom('tag_history')
+    .select((eb) => eb.fn.max('at').as('at'))
+    .where('repository_id', '=', repositoryId)
+    .where('old_digest', '=', digest)
+    .executeTakeFirst();
+  return row?.at === null || row?.at === undefined ? null : Number(row.at);
 }
+
+/**
+ * The two statements every tag change of a push runs, compiled once (Kysely's builder costs
+ * more CPU than the indexed SQLite statements it builds; bench/tags-overhead.ts).
+ */
+function historyStatements(db: Kysely<TagsDatabase>) {
+  return {
+    repositoryId: precompiledOn<TagsDatabase, [string], { id: number }>((name) => db.selectFrom('repositories').select('id').where('name', '=', name)),
+    insert: precompiledOn<TagsDatabase, [string, string, string, string, string, string, string], never>((repositoryId, tag, oldDigest, newDigest, at, actor, via) =>
+      db.insertInto('tag_history').values({
+        repository_id: repositoryId as unknown as number,
+        tag,
+        old_digest: oldDigest,
+        new_digest: newDigest,
+        at: at as unknown as number,
+        actor,
+        via,
+      }),
+    ),
+  };
+}
+
+type HistoryStatements = ReturnType<typeof historyStatements>;
 
 /** TagsTxQueries on one Kysely transaction (core's, joined through `within`). */
 class TagsTxRows implements TagsTxQueries {
   constructor(
     private readonly db: Transaction<TagsDatabase>,
     private readonly dialect: Dialect,
+    private readonly statements: HistoryStatements,
   ) {}
 
   ruleVersion(project: string): Promise<number> {
@@ -144,18 +171,11 @@ class TagsTxRows implements TagsTxQueries {
   }
 
   async record(repository: string, changes: TagChange[], at: Date): Promise<void> {
-    const repo = await this.db.selectFrom('repositories').select('id').where('name', '=', repository).executeTakeFirst();
-    if (!repo || changes.length === 0) return;
-    const rows = changes.map((c) => ({
-      repository_id: Number(repo.id),
-      tag: c.tag,
-      old_digest: c.oldDigest,
-      new_digest: c.newDigest,
-      at: at.getTime(),
-      actor: c.actor,
-      via: c.via,
-    }));
-    for (let i = 0; i < rows.length; i += HISTORY_INSERT_BATCH) await this.db.insertInto('tag_history').values(rows.slice(i, i + HISTORY_INSERT_BATCH)).execute();
+    if (changes.length === 0) return;
+    const [repo] = await this.statements.repositoryId(this.db, repository);
+    if (!repo) return;
+    const repositoryId = Number(repo.id);
+    for (const c of changes) await this.statements.insert(this.db, repositoryId, c.tag, c.oldDigest, c.newDigest, at.getTime(), c.actor, c.via);
   }
 
   private async bumpVersion(project: string): Promise<void> {
@@ -168,6 +188,7 @@ class TagsTxRows implements TagsTxQueries {
 /** The TagsMetadata port on the registry's Kysely database. */
 export class KyselyTagsStore implements TagsMetadata {
   private readonly db: Kysely<TagsDatabase>;
+  private readonly statements: HistoryStatements;
 
   constructor(
     db: Kysely<Database>,
@@ -176,10 +197,11 @@ export class KyselyTagsStore implements TagsMetadata {
     private readonly transactionOf: (tx: MetadataTx) => Transaction<Database>,
   ) {
     this.db = db as unknown as Kysely<TagsDatabase>;
+    this.statements = historyStatements(this.db);
   }
 
   within(tx: MetadataTx): TagsTxQueries {
-    return new TagsTxRows(this.transactionOf(tx) as unknown as Transaction<TagsDatabase>, this.dialect);
+    return new TagsTxRows(this.transactionOf(tx) as unknown as Transaction<TagsDatabase>, this.dialect, this.statements);
   }
 
   rules(project: string): Promise<RuleSnapshot> {

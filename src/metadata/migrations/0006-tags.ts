@@ -48,10 +48,11 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
     .addColumn('via', t.plainKey(16), (c) => c.notNull())
     .$call(fk.table('tag_history'))
     .execute();
-  // Pages of one repository (optionally one tag), newest first; GC's look-ups by digest; pruning by age.
+  // Pages of one repository (optionally one tag), newest first; GC's look-up of when a tag last
+  // left a digest (tags-store.ts lastPointedAt: no new_digest index is needed); pruning by age.
+  // Each index is written on every push: no more than these.
   await db.schema.createIndex('tag_history_repository').on('tag_history').columns(['repository_id', 'id']).execute();
   await db.schema.createIndex('tag_history_tag').on('tag_history').columns(['repository_id', 'tag', 'id']).execute();
   await db.schema.createIndex('tag_history_old').on('tag_history').columns(['repository_id', 'old_digest', 'at']).execute();
-  await db.schema.createIndex('tag_history_new').on('tag_history').columns(['repository_id', 'new_digest', 'at']).execute();
   await db.schema.createIndex('tag_history_at').on('tag_history').column('at').execute();
 }
