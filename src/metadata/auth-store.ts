@@ -1,4 +1,4 @@
-import { sql, type Generated, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, type Generated, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type {
   AuditEntry,
   AuditQuery,
@@ -399,8 +399,7 @@ export class KyselyAuthStore implements AuthStore {
     if (q.to !== undefined) query = query.where('at', '<', q.to);
     if (q.resource !== undefined) {
       const resource = q.resource;
-      // '!' escapes LIKE's wildcards: the same ESCAPE clause works on all three databases ('\\' does not on MySQL).
-      const under = (separator: string) => sql<boolean>`target like ${escapeLike(resource) + separator + '%'} escape '!'`;
+      const under = (separator: string) => startsWith('target', resource + separator, this.dialect);
       query = query.where((eb) => eb.or([eb('target', '=', resource), under('/'), under(':'), under('@')]));
     }
     return (await query.execute()).map(toAuditRecord);
@@ -473,9 +472,15 @@ function toAuditRecord(r: Selectable<AuthTables['audit_log']>): AuditRecord {
   };
 }
 
-/** `value` as a LIKE pattern matching itself only, with '!' as the escape character. */
-function escapeLike(value: string): string {
-  return value.replace(/[!%_]/g, (c) => `!${c}`);
+/**
+ * `column` starts with `prefix`, case-sensitively and served by an index on each database:
+ * GLOB on SQLite (its LIKE ignores case, and no index serves it), LIKE elsewhere (PostgreSQL:
+ * the text_pattern_ops index of migrations/0009-audit.ts; MySQL: binary collation). '!' escapes
+ * LIKE's wildcards: the same ESCAPE clause works on PostgreSQL and MySQL ('\\' does not on MySQL).
+ */
+function startsWith(column: string, prefix: string, dialect: Dialect): RawBuilder<boolean> {
+  if (dialect === 'sqlite') return sql<boolean>`${sql.ref(column)} glob ${`${prefix.replace(/[*?[]/g, (c) => `[${c}]`)}*`}`;
+  return sql<boolean>`${sql.ref(column)} like ${`${prefix.replace(/[!%_]/g, (c) => `!${c}`)}%`} escape '!'`;
 }
 
 function toUser(row: AuthTables['users']): UserRecord {

@@ -518,6 +518,8 @@ export function authStoreContract(backend: Backend): void {
         assert.deepEqual(await ids({ resource: 'q_proj/app' }), ['q-ann manifest.delete q_proj/app@sha256:00', 'q-ann tag.delete q_proj/app:1']);
         assert.deepEqual(await ids({ resource: 'qXproj/app' }), []);
         assert.deepEqual(await ids({ resource: 'q_proj/ap' }), []);
+        assert.deepEqual(await ids({ resource: 'Q_PROJ/app' }), [], 'case-sensitive on every database');
+        assert.deepEqual(await ids({ resource: 'q_proj/a*' }), [], "GLOB's wildcards match themselves only");
         const all = await ours({ actor: 'q-ann' });
         assert.equal(all.length, 4);
         assert.deepEqual(await ours({ actor: 'q-ann', from: base - 1000, to: Date.now() + 1000 }), all);
