@@ -371,7 +371,7 @@ export class Registry {
             const refused = new Map<string, RegistryError>();
             const agreed: { tag: string; digest: string }[] = [];
             for (const { tag, digest } of tags) {
-              const refusal = await refusalOf(() => this.policies.check('tag.delete', { repository, tag, digest, actor }, tx));
+              const refusal = await refusalOf(() => this.policies.check('tag.delete', { repository, tag, digest, actor, reason: op.reason }, tx));
               if (refusal) refused.set(tag, refusal);
               else agreed.push({ tag, digest });
             }
@@ -383,7 +383,7 @@ export class Registry {
             refusalOf(async () => {
               const locked = await tx.manifests.lock(repositoryId, digest);
               if (!locked) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is unknown to repository ${repository}`, { digest });
-              await this.policies.check('manifest.delete', { repository, digest, actor }, tx);
+              await this.policies.check('manifest.delete', { repository, digest, actor, reason: op.reason }, tx);
               const references = await tx.manifests.references(repositoryId, digest);
               const tags = await tx.manifests.delete(repositoryId, digest);
               await this.policies.removed([{ repository, digest }], tx);
