@@ -126,7 +126,9 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     },
     async close() {
       auth.close();
+      // Prometheus keeps its scrape connection alive: end it, or close() would wait for it.
       metricsListener?.server.close();
+      metricsListener?.server.closeAllConnections();
       await app.close();
       await scheduler.stop();
       // Pull counts gathered since the last flush; a failure only loses statistics.
