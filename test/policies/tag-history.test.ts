@@ -49,16 +49,21 @@ describe('tag history and rollback (default window, GC protection on)', () => {
   const b = variant(a, 'b');
   const c = variant(a, 'c');
 
-  it('records pushes, moves and deletes with who and how, newest first', async () => {
+  it('records pushes, moves, tag deletes and manifest deletes with who and how, newest first', async () => {
     await pushThenMove(reg.server, a, b);
     const dev = clientAs(reg.server, USERS.dev);
+    const admin = clientAs(reg.server, adminAuth());
     await dev.pushManifest('team/app', 'tmp', c.manifest);
-    assert.equal((await clientAs(reg.server, adminAuth()).fetch('/v2/team/app/manifests/tmp', { method: 'DELETE' })).status, 202);
+    await dev.pushManifest('team/app', 'tmp2', c.manifest);
+    assert.equal((await admin.fetch('/v2/team/app/manifests/tmp2', { method: 'DELETE' })).status, 202);
+    assert.equal((await admin.fetch(`/v2/team/app/manifests/${c.manifest.digest}`, { method: 'DELETE' })).status, 202);
     const { entries } = await history(reg.server);
     assert.deepEqual(
       entries.map(({ tag, oldDigest, newDigest, actor, via }) => ({ tag, oldDigest, newDigest, actor, via })),
       [
         { tag: 'tmp', oldDigest: c.manifest.digest, newDigest: null, actor: 'admin', via: 'delete' },
+        { tag: 'tmp2', oldDigest: c.manifest.digest, newDigest: null, actor: 'admin', via: 'delete' },
+        { tag: 'tmp2', oldDigest: null, newDigest: c.manifest.digest, actor: 'dev', via: 'push' },
         { tag: 'tmp', oldDigest: null, newDigest: c.manifest.digest, actor: 'dev', via: 'push' },
         { tag: 'v1', oldDigest: a.manifest.digest, newDigest: b.manifest.digest, actor: 'dev', via: 'push' },
         { tag: 'v1', oldDigest: null, newDigest: a.manifest.digest, actor: 'dev', via: 'push' },
@@ -71,7 +76,8 @@ describe('tag history and rollback (default window, GC protection on)', () => {
     assert.equal(first.entries.length, 3);
     assert.notEqual(first.next, null);
     const second = await history(reg.server, `?n=3&last=${first.next}`);
-    assert.deepEqual(second.entries.map((e) => [e.tag, e.newDigest]), [['v1', a.manifest.digest]]);
+    assert.deepEqual(second.entries.map((e) => [e.tag, e.via]), [['tmp', 'push'], ['v1', 'push'], ['v1', 'push']]);
+    assert.equal(second.entries.at(-1)!.newDigest, a.manifest.digest, 'the oldest entry last');
     assert.equal(second.next, null);
     assert.deepEqual((await history(reg.server, '?tag=tmp')).entries.map((e) => e.via), ['delete', 'push']);
     assert.equal((await api(reg.server, 'GET', `/repositories/${REPO}/tag-history?n=x`, adminAuth())).status, 400);
