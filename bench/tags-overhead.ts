@@ -15,7 +15,7 @@ import { digestOf } from '../src/core/digest.js';
 import { PolicyHooks } from '../src/core/policies.js';
 import { Registry } from '../src/core/registry.js';
 import { openStores, type Stores } from '../src/stores.js';
-import { ImmutableRules, tagsPolicy } from '../src/tags/index.js';
+import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy } from '../src/tags/index.js';
 
 const PUSHES = Number(process.argv[2] ?? 500);
 const ROUNDS = 7;
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const stores = await openStores(resolveConfigPaths(configSchema.parse({ data: { dir }, log: { level: 'silent' } })));
   try {
     const options = { deleteEnabled: true, maxManifestSize: 4 << 20, maxBlobSize: 0, maxConcurrentUploads: 100, maxPageSize: 1000 };
-    const withPolicy = new PolicyHooks().register(tagsPolicy(stores.tags, new ImmutableRules()));
+    const withPolicy = new PolicyHooks().register(immutableTagsPolicy(stores.tags, new ImmutableRules())).register(tagHistoryPolicy(stores.tags));
     const sides = { policy: new Registry(stores.blobs, stores.metadata, options, withPolicy), none: new Registry(stores.blobs, stores.metadata, options, new PolicyHooks()) };
     await stores.auth.createProject({ name: 'bench', public: true, createdBy: null });
     await stores.metadata.transaction(async (tx) => {

@@ -21,7 +21,7 @@ import { quotaPolicy, QuotaService } from './quotas/index.js';
 import type { Stores } from './stores.js';
 import { createWebhooks, webhookMetrics, type WebhookComponents } from './webhooks/index.js';
 import { RetentionService } from './retention/service.js';
-import { ImmutableRules, tagHistoryPruneJob, tagsPolicy, TagsService } from './tags/index.js';
+import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy, tagHistoryPruneJob, TagsService } from './tags/index.js';
 
 /**
  * The composition root's other half: core, its policies, event consumers and jobs, wired on
@@ -56,11 +56,13 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   policies.register(gcRacePolicy(stores.gc));
   // Projects are created by their first write and pushes re-checked against current roles, where Berth knows the identities.
   if (config.auth.mode !== 'none' && !usesExternalIssuer(config.auth)) policies.register(projectPolicy(config.auth, stores.auth));
-  // Immutable tags refuse moves and deletes; every tag change goes to the tag history, in the change's transaction.
+  // Immutable tags refuse moves and deletes of the tags a project's rules protect.
   const immutableRules = new ImmutableRules();
-  policies.register(tagsPolicy(stores.tags, immutableRules));
+  policies.register(immutableTagsPolicy(stores.tags, immutableRules));
   // Storage quotas: usage kept on every push and removal, limits enforced under the project's row lock.
   policies.register(quotaPolicy(stores.quotas, metadata, { warningPercent: config.quotas.warning }, logger));
+  // Keep last: tag history records each tag change once every policy above has agreed to it.
+  policies.register(tagHistoryPolicy(stores.tags));
 
   const consumers: EventConsumer[] = [gcReviewConsumer(stores.gc)];
   // /v2 deletes into the audit log, exactly once (with auth: none there is no one to record).

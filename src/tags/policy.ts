@@ -4,18 +4,19 @@ import type { TagChange, TagChangeKind, TagsMetadata, TagsTxQueries } from './po
 import { describeRule, type ImmutableRules } from './rules.js';
 
 export const IMMUTABLE_POLICY = 'immutable-tags';
+export const TAG_HISTORY_POLICY = 'tag-history';
+
+function queriesOf(store: TagsMetadata, tx: MetadataTx | null): TagsTxQueries {
+  if (!tx) throw new Error('tag hooks run inside the transaction of the change');
+  return store.within(tx);
+}
 
 /**
- * Immutable tags and tag history on core's write hooks, inside the transaction of the change:
- * a tag an immutable rule protects is never moved to another digest nor deleted (its manifest
- * neither), and every tag created, moved or deleted is appended to the repository's history
- * with who did it and how, so the history commits exactly with the change.
+ * Immutable tags on core's write hooks, inside the transaction of the change: a tag an
+ * immutable rule protects is never moved to another digest nor deleted, and neither is the
+ * manifest it points to. A push of the digest it already has never reaches `tag.put`.
  */
-export function tagsPolicy(store: TagsMetadata, rules: ImmutableRules): Policy {
-  const queries = (tx: MetadataTx | null): TagsTxQueries => {
-    if (!tx) throw new Error('tag hooks run inside the transaction of the change');
-    return store.within(tx);
-  };
+export function immutableTagsPolicy(store: TagsMetadata, rules: ImmutableRules): Policy {
   const refuseIfImmutable = async (q: TagsTxQueries, repository: string, tag: string, what: string) => {
     const rule = await rules.protecting(q, repository, tag);
     if (rule) throw deny(IMMUTABLE_POLICY, 'DENIED', `'${repository}:${tag}' configured as immutable by ${describeRule(rule)}: ${what}`, { rule: rule.id });
@@ -24,20 +25,36 @@ export function tagsPolicy(store: TagsMetadata, rules: ImmutableRules): Policy {
     name: IMMUTABLE_POLICY,
     hooks: {
       'tag.put': async (ctx, tx) => {
-        const q = queries(tx);
-        if (ctx.previous !== null) await refuseIfImmutable(q, ctx.repository, ctx.tag, `it cannot be moved from ${ctx.previous} to another digest; push under a new tag`);
-        await q.record(ctx.repository, [change(ctx, ctx.tag, ctx.previous, ctx.digest, 'push')], new Date());
+        if (ctx.previous === null) return;
+        await refuseIfImmutable(queriesOf(store, tx), ctx.repository, ctx.tag, `it cannot be moved from ${ctx.previous} to another digest; push under a new tag`);
       },
-      'tag.delete': async (ctx, tx) => {
-        const q = queries(tx);
-        await refuseIfImmutable(q, ctx.repository, ctx.tag, 'it cannot be deleted');
-        await q.record(ctx.repository, [change(ctx, ctx.tag, ctx.digest, null, 'delete')], new Date());
-      },
+      'tag.delete': (ctx, tx) => refuseIfImmutable(queriesOf(store, tx), ctx.repository, ctx.tag, 'it cannot be deleted'),
       'manifest.delete': async (ctx, tx) => {
-        const q = queries(tx);
+        const q = queriesOf(store, tx);
+        for (const tag of await q.tagsOf(ctx.repository, ctx.digest)) {
+          await refuseIfImmutable(q, ctx.repository, tag, `manifest ${ctx.digest} cannot be deleted while the tag points to it`);
+        }
+      },
+    },
+  };
+}
+
+/**
+ * Every tag created, moved or deleted, appended to the repository's history with who and how,
+ * in the transaction of the change (it commits exactly with it). Registered after every policy
+ * that may refuse: a change batch (retention) goes on after a refused delete, and only the
+ * changes all policies agreed to may be recorded.
+ */
+export function tagHistoryPolicy(store: TagsMetadata): Policy {
+  return {
+    name: TAG_HISTORY_POLICY,
+    hooks: {
+      'tag.put': (ctx, tx) => queriesOf(store, tx).record(ctx.repository, [change(ctx, ctx.tag, ctx.previous, ctx.digest, 'push')], new Date()),
+      'tag.delete': (ctx, tx) => queriesOf(store, tx).record(ctx.repository, [change(ctx, ctx.tag, ctx.digest, null, 'delete')], new Date()),
+      'manifest.delete': async (ctx, tx) => {
+        const q = queriesOf(store, tx);
         const tags = await q.tagsOf(ctx.repository, ctx.digest);
-        for (const tag of tags) await refuseIfImmutable(q, ctx.repository, tag, `manifest ${ctx.digest} cannot be deleted while the tag points to it`);
-        if (tags.length > 0) await q.record(ctx.repository, tags.map((tag) => change(ctx, tag, ctx.digest, null, 'delete')), new Date());
+        await q.record(ctx.repository, tags.map((tag) => change(ctx, tag, ctx.digest, null, 'delete')), new Date());
       },
     },
   };
