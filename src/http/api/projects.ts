@@ -43,8 +43,11 @@ export const projectRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/projects/:project',
-    summary: 'A project',
-    handler: async (ctx) => projectView(await projectWith(ctx, 'read-project')),
+    summary: 'A project, with its storage quota (used, limit, percent: one row)',
+    handler: async (ctx) => {
+      const project = projectView(await projectWith(ctx, 'read-project'));
+      return ctx.features.quotas ? { ...project, quota: await ctx.features.quotas.show(project.name) } : project;
+    },
   },
   {
     method: 'PATCH',
