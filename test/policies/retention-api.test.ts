@@ -8,7 +8,7 @@ import type { RetentionRun } from '../../src/retention/ports.js';
 import { addMember, addProject, addUser, adminAuth, api, basic, useAuthServer } from '../auth/support.js';
 import { RegistryClient } from '../helpers/registry-client.js';
 import { ROOT } from '../helpers/server.js';
-import { pushTagged, rule, setPolicy, tagsOf } from './retention-support.js';
+import { pushTagged, rule, runRetention, setPolicy, tagsOf } from './retention-support.js';
 
 const exec = promisify(execFile);
 
@@ -114,7 +114,7 @@ describe('retention admin API, schedule and CLI', () => {
     assert.equal((await job.run(new AbortController().signal))?.idle, true, 'and not run twice');
   });
 
-  it('npx berth retention run --dry-run --json / run on the server\'s data; --json equals the API', async () => {
+  it('npx berth retention run --dry-run --json on the server\'s data: --json equals the API, the real run then does what it said', async () => {
     const { driver, url } = reg.server.config.metadata;
     const env = { ...process.env, BERTH_DATA_DIR: reg.server.dataDir, BERTH_AUTH_MODE: 'basic', BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}) };
     const berth = async (args: string[]) => (await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env })).stdout;
@@ -129,9 +129,8 @@ describe('retention admin API, schedule and CLI', () => {
     assert.deepEqual(await tagsOf(admin, 'alpha/cli'), ['c1', 'c2', 'c3']);
     assert.deepEqual(dry, await (await api(reg.server, 'GET', `/projects/alpha/retention/runs/${dry.id}`, adminAuth())).json());
 
-    const human = await berth(['retention', 'run', 'alpha']);
-    assert.match(human, /run \(manual by cli\) {2}ok {2}1 tags removed/);
-    assert.match(human, /removed c1 {2}sha256:/);
+    // The real run (through the API: one berth process per test keeps CI lean) does what the CLI's dry run said.
+    assert.deepEqual((await runRetention(reg.server, 'alpha', false)).report, dry.report);
     assert.deepEqual(await tagsOf(admin, 'alpha/cli'), ['c2', 'c3']);
   });
 
