@@ -186,7 +186,8 @@ export class RetentionService {
     if (plan.kept.size === 0 && plan.remove.size === 0 && plan.deleteUntagged.length === 0) return null;
     if (plan.remove.size === 0 && plan.deleteUntagged.length === 0) return { report: reportOf(snapshot, plan, [], [], []), garbage: [] };
     return this.registry.changeBatch(
-      { actor: options.actor ?? 'retention' },
+      // The tag history records these deletes as retention's (via: retention), by whoever started the run.
+      { actor: options.actor ?? 'retention', reason: 'retention' },
       async (batch) => {
         const { removed, refused, deleted } = await this.delete(batch, snapshot, plan);
         const { untagged, garbage } = consequences(graph, new Set(removed.map((r) => r.tag)), deleted);
