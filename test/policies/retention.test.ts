@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deny } from '../../src/core/policies.js';
 import type { RetentionRun } from '../../src/retention/ports.js';
-import { addProject, adminAuth, useAuthServer } from '../auth/support.js';
+import { addProject, adminAuth, api, useAuthServer } from '../auth/support.js';
 import { imageOver, manifestStatus, pushIndex, runGc } from '../gc/support.js';
 import { makeImage, RegistryClient } from '../helpers/registry-client.js';
 import { pushTagged, rule, runRetention, setPolicy, smallImage, tagsOf } from './retention-support.js';
@@ -165,6 +165,21 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
     assert.match(reasons(run, 'refuse/app', 'protected')![0]!, /is protected \(policy: guard\)/);
     assert.deepEqual(removed(run, 'refuse/app'), ['plain']);
     assert.equal(run.report?.totals.tagsRefused, 1);
+  });
+
+  it('an immutable tag rule (src/tags) refuses retention like any delete: the tag stays and the report names immutable-tags', async () => {
+    await addProject(reg.server, 'frozen');
+    await pushTagged(admin(), 'frozen/app', ['v1']);
+    await pushTagged(admin(), 'frozen/app', ['v2']);
+    await pushTagged(admin(), 'frozen/app', ['dev']);
+    const res = await api(reg.server, 'POST', '/projects/frozen/immutable-rules', adminAuth(), { repository: { pattern: '**' }, tag: { pattern: 'v*' } });
+    assert.equal(res.status, 201, await res.clone().text());
+    await setPolicy(reg.server, 'frozen', [rule('latestPushedK', { count: 0 })]);
+    const run = await runRetention(reg.server, 'frozen', false);
+    assert.deepEqual(await tagsOf(admin(), 'frozen/app'), ['v1', 'v2']);
+    assert.deepEqual(removed(run, 'frozen/app'), ['dev']);
+    assert.deepEqual(run.report!.repositories[0]!.refused.map((r) => [r.tag, r.policy]), [['v1', 'immutable-tags'], ['v2', 'immutable-tags']]);
+    assert.match(reasons(run, 'frozen/app', 'v1')![0]!, /'frozen\/app:v1' configured as immutable/);
   });
 
   it('a dry run changes nothing and reports exactly what the real run then does; bytes equal what GC frees', async () => {
