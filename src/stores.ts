@@ -73,6 +73,12 @@ export async function openStores(config: BerthConfig, logger?: Logger, instrumen
       throw err;
     });
     if (sealed > 0) logger?.info({ sealed }, 'sealed token signing keys stored in plain text with the secrets key');
+    // Webhook policy secrets and Authorization headers likewise.
+    const webhookSecrets = await adapters.webhooks.sealStoredSecrets().catch(async (err: unknown) => {
+      await close().catch(() => undefined);
+      throw err;
+    });
+    if (webhookSecrets > 0) logger?.info({ sealed: webhookSecrets }, 'sealed webhook secrets stored in plain text with the secrets key');
   }
   return { blobs, ...adapters, sealer, metricsQueries: new KyselyMetricsStore(adapters.metadata.db, adapters.metadata.dialect), close };
 }

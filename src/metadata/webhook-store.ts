@@ -317,6 +317,27 @@ export class KyselyWebhookStore implements WebhookStore {
     return this.delivery(newId);
   }
 
+  async sealStoredSecrets(): Promise<number> {
+    const rows = await this.db.selectFrom('webhook_policies').select(['id', 'auth_header', 'secret']).execute();
+    let sealed = 0;
+    for (const row of rows) {
+      for (const column of ['auth_header', 'secret'] as const) {
+        const stored = row[column];
+        if (stored === null || !this.sealer.needsSealing(stored)) continue;
+        const context = sealContext(Number(row.id), column);
+        // Compare-and-set: a replica starting at the same moment (or an API change) may have written it meanwhile.
+        const result = await this.db
+          .updateTable('webhook_policies')
+          .set({ [column]: this.sealer.seal(this.sealer.open(stored, context), context) })
+          .where('id', '=', row.id)
+          .where(column, '=', stored)
+          .executeTakeFirst();
+        sealed += Number(result.numUpdatedRows);
+      }
+    }
+    return sealed;
+  }
+
   async prune(before: number): Promise<number> {
     const result = await this.db.deleteFrom('webhook_deliveries').where('status', '<>', 'pending').where('created_at', '<', before).executeTakeFirst();
     return Number(result.numDeletedRows);

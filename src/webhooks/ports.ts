@@ -113,6 +113,11 @@ export interface WebhookStore {
   delivery(id: number): Promise<Delivery | null>;
   /** A new pending delivery with the same endpoint, event id and body (the log of the original stays). */
   redeliver(id: number, now: number): Promise<Delivery | null>;
+  /**
+   * Seals policy secrets and Authorization headers stored before the secrets key was configured
+   * (or under a previous key), each by compare-and-set; returns how many values it sealed.
+   */
+  sealStoredSecrets(): Promise<number>;
   /** Deletes delivered and failed deliveries created before `before` (epoch ms); returns how many. */
   prune(before: number): Promise<number>;
   /** Pending deliveries per endpoint (for metrics and the API). */

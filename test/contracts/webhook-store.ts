@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import { transactionOf } from '../../src/metadata/kysely-store.js';
+import { KyselyWebhookStore } from '../../src/metadata/webhook-store.js';
+import { openSealer } from '../../src/secrets/index.js';
 import type { Stores } from '../../src/stores.js';
 import type { NewDelivery, WebhookPolicyInput } from '../../src/webhooks/ports.js';
 import { deploy, type Backend, type Deployment } from './deployment.js';
@@ -60,6 +64,23 @@ export function webhookStoreContract(backend: Backend): void {
       assert.deepEqual(inTx, [], 'disabled policies queue nothing');
       assert.equal(await stores.webhooks.deletePolicy(project, created.id), true);
       assert.deepEqual(await stores.webhooks.policies(project), []);
+    });
+
+    it('secrets stored before a secrets key was configured are sealed at start, and still open', async () => {
+      const project = unique('sealp');
+      const plain = await stores.webhooks.createPolicy(project, policy('old'), 1);
+      const sealed = new KyselyWebhookStore(stores.metadata.db, stores.metadata.dialect, openSealer({ key: randomBytes(32).toString('base64'), previouskeys: [] }), transactionOf);
+      assert.ok((await sealed.sealStoredSecrets()) >= 2);
+      assert.equal(await sealed.sealStoredSecrets(), 0, 'once');
+      const reread = (await sealed.policy(project, plain.id))!;
+      assert.deepEqual([reread.secret, reread.authHeader], ['s3cret', 'Bearer t']);
+      const raw = await (stores.metadata.db as unknown as import('kysely').Kysely<{ webhook_policies: { id: number; secret: string } }>)
+        .selectFrom('webhook_policies')
+        .select('secret')
+        .where('id', '=', plain.id)
+        .executeTakeFirstOrThrow();
+      assert.match(raw.secret, /^berth:v1:/);
+      await stores.webhooks.deletePolicy(project, plain.id);
     });
 
     it('the queue: only the oldest pending row of an endpoint is its head; an attempt is a compare-and-set on attempts', async () => {
