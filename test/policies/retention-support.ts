@@ -52,8 +52,3 @@ export async function runRetention(server: HasUrl, project: string, dryRun: bool
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
-
-/** The run's report without what differs between two runs of the same data (id, times, dry-run flag). */
-export function comparable(run: RetentionRun): unknown {
-  return run.report;
-}
