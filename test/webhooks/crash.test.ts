@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
-import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 import { Receiver, json, type Received } from './support.js';
 
 const idOf = (r: Pick<Received, 'headers'>): string => String(r.headers['x-berth-event-id']);
@@ -75,5 +76,31 @@ describe('webhooks survive kill -9 of berth serve', () => {
     assert.ok(k3.length >= 2, 'at-least-once: the unanswered attempt is repeated');
     assert.ok(k3.every((r) => idOf(r) === idOf(first)), 'under the same event id, so the receiver can drop the repeat');
     assert.equal(new Set(receiver.arrivals.map(idOf)).size, 3, 'three events in all (k1, k2, k3)');
+  });
+
+  it('berth webhooks deliveries and redeliver, next to the running server', async () => {
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'webhooks', ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const listed = await cli('deliveries', '--endpoint', 'config:ci', '--status', 'delivered', '--json');
+    assert.equal(listed.code, 0, listed.stderr);
+    const log = JSON.parse(listed.stdout) as { id: number; eventId: string; status: string; attempts: number }[];
+    const k1 = receiver.delivered('/hook').find((r) => tagOf(r) === 'k1')!;
+    const entry = log.find((d) => d.eventId === idOf(k1))!;
+    assert.ok(entry && entry.status === 'delivered' && entry.attempts >= 1, listed.stdout);
+    const before = receiver.delivered('/hook').filter((r) => idOf(r) === entry.eventId).length;
+    const again = await cli('redeliver', String(entry.id));
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`redelivery of ${entry.id}`));
+    await receiver.waitFor('the redelivery', () => receiver.delivered('/hook').filter((r) => idOf(r) === entry.eventId).length > before, 20_000);
+    const missing = await cli('redeliver', '99999999');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /webhook delivery 99999999 not found/);
+    const wrong = await cli('deliveries', '--status', 'bogus');
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /--status must be pending, delivered or failed/);
   });
 });
