@@ -236,6 +236,8 @@ const SECRET_KEY = /secret|password|passphrase|privatekey/i;
 /** Secret settings whose own name does not say so. */
 const SECRET_PATHS = new Set(['secrets.key', 'secrets.previouskeys']);
 const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
+/** Webhook endpoint headers (Distribution's notifications.endpoints[].headers) usually carry a token: every value is masked. */
+const WEBHOOK_HEADERS = 'notifications.endpoints.headers.';
 
 /**
  * The configuration with secrets masked, for printing (`berth config check`) or logging:
@@ -244,7 +246,7 @@ const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
  */
 export function redactConfig(value: unknown, key = '', keyPath = key): unknown {
   if (typeof value === 'string') {
-    if ((SECRET_KEY.test(key) || SECRET_PATHS.has(keyPath)) && value !== '') return MASK;
+    if ((SECRET_KEY.test(key) || SECRET_PATHS.has(keyPath) || keyPath.startsWith(WEBHOOK_HEADERS)) && value !== '') return MASK;
     return URL_LIKE.test(value) ? redactUrl(value) : value;
   }
   if (Array.isArray(value)) return value.map((v) => redactConfig(v, key, keyPath));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig, redactConfig } from '../../src/config/load.js';
 import type { StoredEvent } from '../../src/core/events.js';
 import { webhookEventOf } from '../../src/webhooks/events.js';
 import { render } from '../../src/webhooks/formats.js';
@@ -94,6 +94,9 @@ describe('webhooks: event mapping, filters, backoff, configuration', () => {
     assert.equal(endpoint!.timeoutMs, 1_000);
     assert.equal(endpoint!.threshold, 10);
     assert.deepEqual(endpoint!.ignoredActions, ['pull']);
+    // `berth config` masks the endpoint's headers and secret (they carry tokens).
+    const shown = JSON.stringify(redactConfig({ notifications: { endpoints: [{ url: 'https://x', secret: 'S1', headers: { Authorization: ['Bearer T1'], 'X-Token': 'T2' } }] } }));
+    assert.ok(!/S1|T1|T2/.test(shown), shown);
     writeFileSync(file, 'notifications:\n  endpoints:\n    - name: x\n      url: https://x\n      format: xml\n');
     assert.throws(() => loadConfig({ file, env: {} }), /notifications\.endpoints\.0\.format/);
     rmSync(dir, { recursive: true, force: true });
