@@ -33,18 +33,28 @@ interface Addition {
  * bytes of digests no repository of the project holds any more.
  */
 export function quotaPolicy(store: QuotaStore, metadata: Pick<MetadataStore, 'transaction'>, options: QuotaPolicyOptions, logger: Logger): Policy {
+  const refuse = (addition: Addition, project: string, usage: QuotaUsage & { limit: number }): never => {
+    recordExceeded(metadata, logger, { type: 'quota.exceeded', project, repository: addition.repository, requested: addition.size, used: usage.used, limit: usage.limit }, addition.actor);
+    throw quotaExceeded(project, addition.size, usage.used, usage.limit);
+  };
+  const overLimit = (usage: QuotaUsage, size: number): usage is QuotaUsage & { limit: number } => usage.limit !== null && usage.used + size > usage.limit;
+
   const admit = async (addition: Addition, tx: MetadataTx | null): Promise<void> => {
     if (!tx) return;
     const project = projectOf(addition.repository);
     const queries = store.within(tx);
-    const usage = await queries.usage(project, addition.phase === 'commit');
-    if (await queries.counts(project, addition.digest)) return;
-    if (usage.limit !== null && usage.used + addition.size > usage.limit) {
-      recordExceeded(metadata, logger, { type: 'quota.exceeded', project, repository: addition.repository, requested: addition.size, used: usage.used, limit: usage.limit }, addition.actor);
-      throw quotaExceeded(project, addition.size, usage.used, usage.limit);
+    if (addition.phase === 'check') {
+      // Reads only, to refuse before the bytes move; an unlimited project has nothing to check.
+      const usage = await queries.usage(project, false);
+      if (overLimit(usage, addition.size) && !(await queries.counts(project, addition.digest))) refuse(addition, project, usage);
+      return;
     }
-    if (addition.phase === 'check') return;
+    // Locked first: concurrent pushes into the project serialise here, so none overshoots the limit.
+    const usage = await queries.usage(project, true);
+    // Counted in this transaction (0: the project holds the digest already); a refusal below rolls it back.
     const added = await queries.add(project, addition.digest, addition.size);
+    if (added === 0) return;
+    if (overLimit(usage, added)) refuse(addition, project, usage);
     const warning = crossedWarning(usage, added, options.warningPercent);
     if (warning) await tx.events.append([warning], addition.actor);
   };
