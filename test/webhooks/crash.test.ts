@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
-import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { ROOT, startBerthProcess, tempDir, testMetadataEnv, type BerthProcess } from '../helpers/server.js';
 import { Receiver, json, type Received } from './support.js';
 
 const idOf = (r: Pick<Received, 'headers'>): string => String(r.headers['x-berth-event-id']);
@@ -79,9 +79,11 @@ describe('webhooks survive kill -9 of berth serve', () => {
   });
 
   it('berth webhooks deliveries and redeliver, next to the running server', async () => {
+    // The server's metadata database (PostgreSQL or MySQL in those passes), as startBerthProcess chose it.
+    const cliEnv = { ...process.env, ...(await testMetadataEnv(dataDir, env)), ...env };
     const cli = (...args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'webhooks', ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+        execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'webhooks', ...args], { cwd: ROOT, env: cliEnv, timeout: 60_000 }, (err, stdout, stderr) =>
           resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
         );
       });
