@@ -79,6 +79,7 @@ export default tseslint.config(
       '../quotas/*', '!../quotas/ports.js',
       '../tags/*', '!../tags/ports.js',
       '../webhooks/*', '!../webhooks/ports.js',
+      '../audit/**',
       '../policies/**', '../client/**',
       ...SECRETS,
     ],
