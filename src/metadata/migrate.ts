@@ -4,10 +4,10 @@ import * as initial from './migrations/0001-initial.js';
 import * as gc from './migrations/0002-gc.js';
 import * as auth from './migrations/0003-auth.js';
 import * as seams from './migrations/0004-seams.js';
-import * as webhooks from './migrations/0008-webhooks.js';
 import * as quotas from './migrations/0005-quotas.js';
-import * as retention from './migrations/0007-retention.js';
 import * as tags from './migrations/0006-tags.js';
+import * as retention from './migrations/0007-retention.js';
+import * as webhooks from './migrations/0008-webhooks.js';
 import * as audit from './migrations/0009-audit.js';
 
 export type { Dialect } from './dialect.js';
@@ -26,10 +26,10 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0002-gc': gc,
   '0003-auth': auth,
   '0004-seams': seams,
-  '0008-webhooks': webhooks,
   '0005-quotas': quotas,
   '0006-tags': tags,
   '0007-retention': retention,
+  '0008-webhooks': webhooks,
   '0009-audit': audit,
 };
 

@@ -103,7 +103,18 @@ describe('GET /api/v1/jobs and berth jobs', () => {
     const res = await fetch(`${reg.url}/api/v1/jobs`);
     assert.equal(res.status, 200);
     const body = (await res.json()) as { jobs: { name: string; scope: string }[]; runs: { job: string; outcome: string; summary: unknown }[] };
-    assert.deepEqual(body.jobs.map((j) => j.name).sort(), ['events', 'events-prune', 'gc', 'job-history-prune', 'pull-flush', 'upload-purge']);
+    assert.deepEqual(body.jobs.map((j) => j.name).sort(), [
+      'events',
+      'events-prune',
+      'gc',
+      'job-history-prune',
+      'pull-flush',
+      'retention',
+      'tag-history-prune',
+      'upload-purge',
+      'webhooks',
+      'webhooks-prune',
+    ]);
     assert.equal(body.jobs.find((j) => j.name === 'gc')?.scope, 'process');
     const purge = body.runs.find((r) => r.job === 'upload-purge');
     assert.equal(purge?.outcome, 'skipped', 'nothing to purge is a skipped run');
