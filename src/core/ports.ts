@@ -43,7 +43,11 @@ export interface BlobStore {
   appendUpload(uploadId: string, state: StagingState, offset: number, source: Readable): Promise<StagingState>;
   /** Streams the first `length` staged bytes (used to rebuild hash state after a restart). */
   readUpload(uploadId: string, state: StagingState, length: number): Promise<Readable>;
-  /** Durably moves `size` staged bytes to the content address `digest`, then frees the staging area. */
+  /**
+   * Durably moves `size` staged bytes to the content address `digest`. What is left of the
+   * staging area stays until core, once the blob is recorded, calls `abortUpload`: a session
+   * whose row still exists must keep its bytes (a crash before the record leaves it completable).
+   */
   commitUpload(uploadId: string, state: StagingState, digest: string, size: number): Promise<void>;
   /** Frees the staging area. Aborting an unknown upload is not an error. */
   abortUpload(uploadId: string, state: StagingState): Promise<void>;

@@ -153,6 +153,9 @@ export class UploadService {
       await this.blobs.commitUpload(id, record.staging, expected.value, record.size).catch((err) => this.lostIf(record, err));
       await this.hooks.commit(commit);
       this.hashes.delete(id);
+      // The session row is gone with the commit: only now may its staging area go (best effort:
+      // a crash here leaves segments no session names, which fsck --repair removes).
+      await this.blobs.abortUpload(id, record.staging).catch(() => undefined);
       return expected.value;
     });
   }

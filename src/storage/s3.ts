@@ -255,7 +255,9 @@ export class S3BlobStore implements BlobStore {
     const target = this.blobKey(digest);
     // Content-addressed: if the bytes are already stored under this name, they are these bytes.
     if (!(await this.stat(digest))) await this.assemble(uploadId, target, slices).catch(notFoundAs(uploadId));
-    await this.deleteStaging(uploadId, segments);
+    // The segments stay until core has recorded the blob and calls abortUpload: a DeleteObjects
+    // sent here would still run at S3 after this process died, and the session (its row not
+    // yet gone) would answer 204 to a status request and then fail for want of its bytes.
   }
 
   /** Writes `target` from the staged slices: an empty object, one server-side copy, or a multipart copy. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { deny } from '../../src/core/policies.js';
 import { createS3Client } from '../../src/storage/s3.js';
 import { RegistryClient, makeBlob, makeImage, type Blob } from '../helpers/registry-client.js';
 import { localS3Settings, startLocalS3, type LocalS3 } from '../helpers/s3.js';
@@ -72,6 +73,41 @@ describe('registry on S3: push and pull over HTTP', () => {
       `in-process/blobs/sha256/${hex.slice(0, 2)}/${hex}`,
     ]);
     assert.deepEqual(await keysUnder('in-process/uploads/'), []);
+  });
+
+  it('a commit whose record fails (where a crash would stop it) leaves the session completable: 204 with its Range, then the PUT succeeds', async () => {
+    // A DeleteObjects of the segments sent before the record would still run at S3 after a
+    // crash: the session would answer 204 and then fail for want of its bytes (issue 20).
+    let failNext = true;
+    reg.server.composition.policies.register({
+      name: 'crash-before-record',
+      hooks: {
+        'blob.commit': ({ phase }) => {
+          if (phase === 'commit' && failNext) {
+            failNext = false;
+            throw deny('crash-before-record', 'UNAVAILABLE', 'the record of this commit fails once');
+          }
+        },
+      },
+    });
+    const blob = makeBlob(6 * MiB + 7);
+    const started = await reg.client.fetch('/v2/s3/record/blobs/uploads/', { method: 'POST' });
+    assert.equal(started.status, 202);
+    const location = started.headers.get('location')!;
+    const id = location.split('/').pop()!.split('?')[0]!;
+    const patched = await reg.client.fetch(location, { method: 'PATCH', body: new Uint8Array(blob.data), headers: { 'content-range': `0-${blob.size - 1}` } });
+    assert.equal(patched.status, 202);
+    const sep = location.includes('?') ? '&' : '?';
+    const failed = await reg.client.fetch(`${location}${sep}digest=${blob.digest}`, { method: 'PUT' });
+    assert.equal(failed.status, 503, await failed.text());
+    const status = await reg.client.fetch(location);
+    assert.equal(status.status, 204);
+    assert.equal(status.headers.get('range'), `0-${blob.size - 1}`);
+    assert.ok((await keysUnder(`in-process/uploads/${id}/`)).length > 0, 'the staged segments are still there');
+    const put = await reg.client.fetch(`${location}${sep}digest=${blob.digest}`, { method: 'PUT' });
+    assert.equal(put.status, 201, await put.text());
+    assertBytes(Buffer.from(await (await pullBlob(reg.client, 's3/record', blob)).arrayBuffer()), blob.data, blob.digest);
+    assert.deepEqual(await keysUnder(`in-process/uploads/${id}/`), [], 'freed once the blob is recorded');
   });
 });
 

@@ -64,6 +64,9 @@ describe('S3BlobStore specifics', () => {
     const hex = sha256(data).slice('sha256:'.length);
     const head = await raw.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `${root()}/blobs/sha256/${hex.slice(0, 2)}/${hex}` }));
     assert.equal(head.ContentLength, 1000);
+    // The segment stays until core has recorded the blob and frees the staging area.
+    assert.equal((await keysUnder(`uploads/${id}/`)).length, 1);
+    await store.abortUpload(id, state);
     assert.deepEqual(await keysUnder(`uploads/${id}/`), []);
   });
 
@@ -94,12 +97,13 @@ describe('S3BlobStore specifics', () => {
     assertBytes(await readAll(await store.openRange(sha256(data))), data);
   });
 
-  it('commit and abort delete segments no state records (left by failed or superseded appends)', async () => {
+  it('abort, after a commit or instead of one, deletes segments no state records (left by failed or superseded appends)', async () => {
     const { id, state, data } = await stage([randomBytes(MiB), randomBytes(MiB)]);
     // The first 1 MiB segment was merged into a new one; a failed append left another orphan.
     await assert.rejects(store.appendUpload(id, state, data.length, Readable.from(failing(randomBytes(6 * MiB)))));
     assert.ok((await keysUnder(`uploads/${id}/`)).length >= 3);
     await store.commitUpload(id, state, sha256(data), data.length);
+    await store.abortUpload(id, state);
     assert.deepEqual(await keysUnder(`uploads/${id}/`), []);
 
     const aborted = await stage([randomBytes(MiB), randomBytes(MiB)]);
