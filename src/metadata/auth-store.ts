@@ -315,11 +315,13 @@ export class KyselyAuthStore implements AuthStore {
 
   async addSigningKey(key: Omit<SigningKeyRecord, 'retiredAt'>): Promise<void> {
     await writeTransaction(this.db, async (trx) => {
-      // Lock the active key first, then retire in a statement of its own: under READ COMMITTED
-      // a concurrent rotation waits on the lock, and its UPDATE, which starts after the other
-      // rotation committed, sees (and retires) the key that rotation added. A lone UPDATE reads
-      // a snapshot from before that commit and left two active keys on PostgreSQL.
-      await lockForUpdate(trx.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null), this.dialect).execute();
+      // Lock every key row first (not only the active one), then retire in a statement of its
+      // own. Under READ COMMITTED a concurrent rotation waits on those locks until this one
+      // committed, and its UPDATE, a later statement, sees (and retires) the key added here.
+      // Locking only the active row let a third rotation through as soon as the first retired
+      // it (the row no longer matched), beside the second: two active keys on PostgreSQL.
+      // In kid order, so that concurrent rotations take the locks in one order (no deadlock).
+      await lockForUpdate(trx.selectFrom('signing_keys').select('kid').orderBy('kid'), this.dialect).execute();
       const now = Date.now();
       await trx.updateTable('signing_keys').set({ retired_at: now }).where('retired_at', 'is', null).execute();
       await trx
