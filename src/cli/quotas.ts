@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { QuotaService, QuotaView } from '../quotas/service.js';
-import { out, type LoadConfig } from './users.js';
+import { out, usageError as fail, type LoadConfig } from './users.js';
 
 /**
  * Opens the server's metadata DB (same config), runs `fn` on the quota service the admin API
@@ -24,11 +24,6 @@ async function withQuotas(loadConfig: LoadConfig, fn: (quotas: QuotaService) => 
   } finally {
     await adapters.metadata.close();
   }
-}
-
-function fail(message: string): void {
-  process.stderr.write(`berth: ${message}\n`);
-  process.exitCode = 2;
 }
 
 async function describe(view: QuotaView): Promise<string> {

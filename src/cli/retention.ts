@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { RetentionRun, RunTotals } from '../retention/ports.js';
 import type { RetentionService } from '../retention/service.js';
-import { out, type LoadConfig } from './users.js';
+import { out, withComposition, type LoadConfig } from './users.js';
 
 interface JsonFlag {
   json?: boolean;
@@ -14,24 +14,7 @@ interface JsonFlag {
  * (no policy, invalid policy, a run in progress) prints its message and exits 1.
  */
 async function withRetention(loadConfig: LoadConfig, fn: (retention: RetentionService) => Promise<void>): Promise<void> {
-  const config = await loadConfig();
-  const [{ default: pino }, { compose }, { openStores }, { RegistryError }] = await Promise.all([
-    import('pino'),
-    import('../compose.js'),
-    import('../stores.js'),
-    import('../core/errors.js'),
-  ]);
-  const stores = await openStores(config);
-  try {
-    const { retention } = compose(config, stores, pino({ level: 'warn' }, pino.destination(2)));
-    await fn(retention);
-  } catch (err) {
-    if (!(err instanceof RegistryError)) throw err;
-    process.stderr.write(`berth: ${err.message}\n`);
-    process.exitCode = 1;
-  } finally {
-    await stores.close();
-  }
+  await withComposition(loadConfig, ({ retention }) => fn(retention));
 }
 
 /** The policy from --file (JSON; `-` reads stdin); INVALID_ARGUMENT when it is not JSON. */

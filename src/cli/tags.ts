@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Decoration, ImmutableRuleInput, TagsActor, TagsService } from '../tags/index.js';
-import { out, safeUser, type LoadConfig } from './users.js';
+import { out, safeUser, usageError as fail, withComposition, type LoadConfig } from './users.js';
 
 interface JsonFlag {
   json?: boolean;
@@ -12,29 +12,9 @@ interface JsonFlag {
  * commands), and closes them. A refusal prints its message and exits 1.
  */
 async function withTags(loadConfig: LoadConfig, fn: (tags: TagsService, actor: TagsActor, projectExists: (name: string) => Promise<boolean>) => Promise<void>): Promise<void> {
-  const config = await loadConfig();
-  const [{ default: pino }, { openStores }, { compose }, { RegistryError }] = await Promise.all([
-    import('pino'),
-    import('../stores.js'),
-    import('../compose.js'),
-    import('../core/errors.js'),
-  ]);
-  const stores = await openStores(config);
-  try {
-    const { tags } = compose(config, stores, pino({ level: 'warn' }, pino.destination(2)));
-    await fn(tags, { name: `cli:${safeUser()}`, ip: null }, async (name) => (await stores.auth.getProject(name)) !== null);
-  } catch (err) {
-    if (!(err instanceof RegistryError)) throw err;
-    process.stderr.write(`berth: ${err.message}\n`);
-    process.exitCode = 1;
-  } finally {
-    await stores.close();
-  }
-}
-
-function fail(message: string): void {
-  process.stderr.write(`berth: ${message}\n`);
-  process.exitCode = 2;
+  await withComposition(loadConfig, ({ tags }, stores) =>
+    fn(tags, { name: `cli:${safeUser()}`, ip: null }, async (name) => (await stores.auth.getProject(name)) !== null),
+  );
 }
 
 /** `team/app:v1` → ['team/app', 'v1'] (the tag is after the last colon: registry ports never appear here). */

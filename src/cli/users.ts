@@ -3,7 +3,9 @@ import type { Command } from 'commander';
 import type { Actor } from '../auth/accounts.js';
 import type { Identity } from '../auth/identity.js';
 import type { AuthService } from '../auth/service.js';
+import type { Composition } from '../compose.js';
 import type { BerthConfig } from '../config/schema.js';
+import type { Stores } from '../stores.js';
 
 /** Loads the configuration (asynchronously: zod and the YAML parser load only when a command runs). */
 export type LoadConfig = () => Promise<BerthConfig>;
@@ -59,6 +61,40 @@ async function passwordFrom(opts: { password?: string; passwordStdin?: boolean }
   if (opts.password !== undefined) return { password: opts.password, generated: false };
   const { generateSecret } = await import('../auth/secrets.js');
   return { password: generateSecret(18), generated: true };
+}
+
+/** A wrong argument the command itself detects: its message, exit status 2 (as commander's own). */
+export function usageError(message: string): void {
+  process.stderr.write(`berth: ${message}\n`);
+  process.exitCode = 2;
+}
+
+/**
+ * Opens the server's stores with the server's wiring (core with its policies, so a command is
+ * refused where a request would be), runs `fn`, closes them. A refusal (RegistryError) prints its
+ * message without a stack trace and the exit status is 1.
+ */
+export async function withComposition(
+  loadConfig: LoadConfig,
+  fn: (composition: Composition, stores: Stores) => Promise<void>,
+): Promise<void> {
+  const config = await loadConfig();
+  const [{ default: pino }, { openStores }, { compose }, { RegistryError }] = await Promise.all([
+    import('pino'),
+    import('../stores.js'),
+    import('../compose.js'),
+    import('../core/errors.js'),
+  ]);
+  const stores = await openStores(config);
+  try {
+    await fn(compose(config, stores, pino({ level: 'warn' }, pino.destination(2))), stores);
+  } catch (err) {
+    if (!(err instanceof RegistryError)) throw err;
+    process.stderr.write(`berth: ${err.message}\n`);
+    process.exitCode = 1;
+  } finally {
+    await stores.close();
+  }
 }
 
 export function out(line: string): void {
