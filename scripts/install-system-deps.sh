@@ -7,8 +7,9 @@ need=()
 # docker-registry (CNCF Distribution) for the benchmark, nginx for the HA test,
 # htpasswd (apache2-utils) to write real `htpasswd -B` files in the auth tests,
 # mariadbd (mariadb-server) for the MySQL/MariaDB metadata tests (scripts/start-mariadb.sh),
-# promtool (prometheus) to check /metrics and the shipped alert rules (test/metrics).
-for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils mariadbd:mariadb-server promtool:prometheus; do
+# promtool (prometheus) to check /metrics and the shipped alert rules (test/metrics),
+# slapd + ldapadd (ldap-utils): the LDAP tests start their own OpenLDAP on a loopback port (test/auth/ldap*).
+for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils mariadbd:mariadb-server promtool:prometheus slapd:slapd ldapadd:ldap-utils; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
