@@ -14,6 +14,9 @@ const duration = z.union([z.number().nonnegative(), z.string().regex(/^\d+(ms|s|
 
 const MiB = 1024 * 1024;
 
+/** One path or a list of them (a single value is what an environment variable can give). */
+const pathList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => [v].flat());
+
 /** Keys mirror Distribution's s3 storage driver. Secrets may come from BERTH_STORAGE_S3_* instead. */
 const s3StorageSchema = z
   .object({
@@ -108,8 +111,29 @@ export const configSchema = z
           .object({
             certificate: z.string().min(1),
             key: z.string().min(1),
+            /**
+             * Client-certificate authentication (Distribution's name): PEM files of the CAs client
+             * certificates must chain to. Clients without a certificate still use passwords and
+             * tokens; a presented certificate that fails verification is refused (401).
+             * docs/security.md › mTLS and SPIFFE workload identity.
+             */
+            clientcas: pathList.optional(),
+            /** PEM file(s) of CRLs, one for every CA in the clients' chains; re-read when they change. Needs clientcas. */
+            clientcrl: pathList.optional(),
+            /** SPIFFE X.509-SVIDs: the trust domains whose IDs authenticate (as workloads whose roles come from bindings). */
+            spiffe: z
+              .object({ trustdomains: z.array(z.string().regex(/^[a-z0-9._-]{1,255}$/, 'a SPIFFE trust domain: lowercase letters, digits, ".", "_" and "-"')).min(1) })
+              .strict()
+              .optional(),
+            /** Client certificates without a SPIFFE ID: `ignore` (they authenticate nobody) or `user` (the subject CN names an existing Berth user). */
+            clientcn: z.enum(['ignore', 'user']).default('ignore'),
           })
           .strict()
+          .superRefine((tls, ctx) => {
+            if (!tls.clientcas && (tls.clientcrl || tls.spiffe || tls.clientcn !== 'ignore')) {
+              ctx.addIssue({ code: 'custom', path: ['clientcas'], message: 'required by clientcrl, spiffe and clientcn: client certificates are verified against these CAs' });
+            }
+          })
           .optional(),
         /** Seconds to wait for a request's headers before closing the connection (slowloris guard). */
         headerstimeout: duration.default('30s'),
