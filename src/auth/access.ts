@@ -1,4 +1,5 @@
 import type { Identity } from './identity.js';
+import type { ClientCertificate } from './mtls/listener.js';
 import type { Permission } from './permissions.js';
 import type { Grant } from './scopes.js';
 
@@ -25,6 +26,8 @@ export interface RequestCredentials {
   /** Client address (honours http.trustproxy); keys the failed-login throttle. */
   ip: string;
   baseUrl: string;
+  /** The TLS connection's client certificate (http.tls.clientcas), as verified at its handshake; absent or null: none. */
+  clientCertificate?: ClientCertificate | null;
 }
 
 /** Who is calling. `anonymous` until an authenticator says otherwise. */

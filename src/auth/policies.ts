@@ -27,7 +27,7 @@ export function neededPermissions(scope: Scope): Permission[] {
   return [...new Set([...fromActions, ...(scope.requires ?? [])])];
 }
 
-function principalOf(identity: Identity, ip: string, grants?: VerifiedToken['access']): Principal {
+export function principalOf(identity: Identity, ip: string, grants?: VerifiedToken['access']): Principal {
   return { subject: identityName(identity) || 'anonymous', anonymous: identity.kind === 'anonymous', identity, grants, ip };
 }
 
@@ -71,7 +71,7 @@ export class BasicAccessPolicy implements AccessPolicy {
 }
 
 /** Throws unless `identity` holds every permission `scope` needs (`unauthenticated` builds the anonymous 401). */
-async function checkScope(rules: AccessRules, identity: Identity, scope: Scope, unauthenticated: () => RegistryError): Promise<void> {
+export async function checkScope(rules: AccessRules, identity: Identity, scope: Scope, unauthenticated: () => RegistryError): Promise<void> {
   if (scope.type !== 'repository') {
     if (identity.kind === 'anonymous') throw unauthenticated();
     return;

@@ -66,6 +66,9 @@ export class AccessRules {
       for (const p of role ? ROLE_PERMISSIONS[role] : []) granted.add(p);
     } else if (identity.kind === 'robot' && repository !== undefined) {
       for (const p of robotPermissions(identity, project.name, repository)) granted.add(p);
+    } else if (identity.kind === 'workload') {
+      const role = identity.roles[project.name];
+      for (const p of role ? ROLE_PERMISSIONS[role] : []) granted.add(p);
     }
     return granted;
   }

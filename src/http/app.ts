@@ -16,7 +16,7 @@ import { errorHandler, notFoundHandler } from './errors.js';
 import { registerUploadLimits } from './limits.js';
 import { registerMetrics, type AppMetrics } from './metrics.js';
 import { clientErrorHandler, refuseDuplicateHost } from './client-errors.js';
-import { registerTokenRoutes } from './token.js';
+import { registerTokenRoutes, type TokenCertificates } from './token.js';
 import { registerV2Routes } from './v2/routes.js';
 
 export interface AppOptions {
@@ -33,7 +33,10 @@ export interface AppOptions {
   idleTimeout: number;
   /** Upload transfers one client address may have in flight (limits.uploadsperclient; 0 = no limit). */
   uploadsPerClient?: number;
-  https?: { key: Buffer; cert: Buffer };
+  /** TLS listener: certificate and key, and with client certificates (src/auth/mtls) their CAs and CRLs. */
+  https?: { key: Buffer; cert: Buffer; requestCert?: boolean; rejectUnauthorized?: boolean; ca?: Buffer[]; crl?: string[] };
+  /** Client-certificate authentication (http.tls.clientcas): `access` already puts it first on /v2; /token uses it too. */
+  clientCertificates?: TokenCertificates;
   /** POST /api/v1/gc and GET /api/v1/storage (src/gc); served with the admin API, so only with `auth`. */
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
   /** GET /api/v1/jobs (src/jobs): served with the admin API. */
@@ -146,9 +149,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   const access = auth && auth.mode !== 'none' ? identityNotingPolicy(options.access) : options.access;
-  registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl) });
+  registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
   if (options.auth) {
-    if (options.auth.tokens) registerTokenRoutes(app, options.auth);
+    if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
     registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks });
   }
   return app;

@@ -1,7 +1,9 @@
+import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { decodeJwt } from 'jose';
 import type { AccessPolicy, Principal, RequestCredentials, Scope } from '../auth/access.js';
 import { basicCredentials, bearerToken } from '../auth/identity.js';
+import type { ClientCertificate } from '../auth/mtls/index.js';
 import { originUrl, type RequestOrigin } from '../auth/service.js';
 
 /** How the base URL is found from a request's origin (AuthService.baseUrl: http.host, else the origin). */
@@ -46,8 +48,16 @@ export function claimedIdentity(authorization: string | undefined): string | und
  * request builds credentials, and with auth: none nobody reads them. A class, so the getters
  * live on its prototype (getters written per object cost ~50 MB of RSS under load).
  */
-export function credentialsReader(baseUrl: BaseUrlOf = ownOrigin): (request: FastifyRequest) => RequestCredentials {
-  return (request) => new LazyCredentials(request, baseUrl);
+export function credentialsReader(baseUrl: BaseUrlOf = ownOrigin, peer?: PeerCertificateOf): (request: FastifyRequest) => RequestCredentials {
+  return (request) => new LazyCredentials(request, baseUrl, peer);
+}
+
+/** The client certificate of a TLS connection (src/auth/mtls: verified at the handshake), null for none. */
+export type PeerCertificateOf = (socket: TLSSocket) => ClientCertificate | null;
+
+/** The client certificate `request` came with, or null (none, or client certificates are off). */
+export function requestCertificate(request: FastifyRequest, peer: PeerCertificateOf | undefined): ClientCertificate | null {
+  return peer ? peer(request.raw.socket as TLSSocket) : null;
 }
 
 class LazyCredentials implements RequestCredentials {
@@ -56,6 +66,7 @@ class LazyCredentials implements RequestCredentials {
   constructor(
     readonly request: FastifyRequest,
     private readonly baseUrlOf: BaseUrlOf,
+    private readonly peer: PeerCertificateOf | undefined,
   ) {
     const authorization = request.headers.authorization;
     this.authorization = typeof authorization === 'string' ? authorization : undefined;
@@ -67,6 +78,10 @@ class LazyCredentials implements RequestCredentials {
 
   get baseUrl(): string {
     return this.baseUrlOf({ protocol: this.request.protocol, host: this.request.host });
+  }
+
+  get clientCertificate(): ClientCertificate | null {
+    return requestCertificate(this.request, this.peer);
   }
 }
 

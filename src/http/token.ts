@@ -4,7 +4,14 @@ import { BASIC_CHALLENGE } from '../auth/policies.js';
 import type { AuthService } from '../auth/service.js';
 import type { TokenAnswer, TokenService } from '../auth/token-service.js';
 import { RegistryError } from '../core/errors.js';
-import { noteIdentity } from './credentials.js';
+import type { CertificateAuthenticator } from '../auth/mtls/index.js';
+import { noteIdentity, requestCertificate, type PeerCertificateOf } from './credentials.js';
+
+/** Client-certificate authentication at /token (http.tls.clientcas): each connection's certificate and who it names. */
+export interface TokenCertificates {
+  peer: PeerCertificateOf;
+  authenticator: CertificateAuthenticator;
+}
 
 const FORM_LIMIT = 64 * 1024;
 
@@ -17,14 +24,14 @@ const badRequest = (message: string) => new RegistryError('INVALID_ARGUMENT', me
  *   GET  /token/jwks.json  the public keys tokens are signed with (for other services)
  * Each handler parses the request, makes one call to auth (authenticator, auth.tokens) and renders.
  */
-export function registerTokenRoutes(app: FastifyInstance, auth: AuthService): void {
+export function registerTokenRoutes(app: FastifyInstance, auth: AuthService, certificates?: TokenCertificates): void {
   const tokens = auth.tokens!;
   app.register(async (scope) => {
     // Only this scope parses forms; the rest of the app streams bodies untouched.
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_LIMIT }, (_request, body, done) =>
       done(null, new URLSearchParams(body as string)),
     );
-    scope.get('/token', async (request, reply) => render(reply, await getToken(auth, tokens, request)));
+    scope.get('/token', async (request, reply) => render(reply, await getToken(auth, tokens, request, certificates)));
     scope.post('/token', async (request, reply) => render(reply, await postToken(auth, tokens, request)));
     scope.get('/token/jwks.json', async () => auth.keys.publicJwks());
   });
@@ -45,10 +52,20 @@ function checkService(auth: AuthService, service: string | null): void {
   if (service !== null && service !== auth.config.token.service) throw badRequest(`unknown service "${service.slice(0, 100)}"; this server is "${auth.config.token.service}"`);
 }
 
-async function getToken(auth: AuthService, tokens: TokenService, request: FastifyRequest): Promise<TokenAnswer> {
+async function getToken(auth: AuthService, tokens: TokenService, request: FastifyRequest, certificates: TokenCertificates | undefined): Promise<TokenAnswer> {
   const params = queryParams(request);
   checkService(auth, params.get('service'));
   const authorization = request.headers.authorization;
+  // A client certificate: refused → 401 with its reason; otherwise it speaks unless Basic credentials do (as on /v2).
+  const certificate = requestCertificate(request, certificates?.peer);
+  if (certificates && certificate && (certificate.state === 'refused' || authorization === undefined)) {
+    const identity = await certificates.authenticator.identify(certificate, request.ip, 'token');
+    if (identity) {
+      noteIdentity(request, identityName(identity));
+      // No refresh token: it would outlive the certificate (and its revocation).
+      return tokens.issue(identity, params.getAll('scope'), null);
+    }
+  }
   const credentials = basicCredentials(authorization);
   // A header that is there but unreadable is a client bug or a probe: never an anonymous token.
   if (!credentials && authorization !== undefined) {
