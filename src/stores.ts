@@ -18,6 +18,7 @@ import type { RetentionStore } from './retention/ports.js';
 import type { TagsMetadata } from './tags/ports.js';
 import type { QuotaStore } from './quotas/ports.js';
 import type { WebhookStore } from './webhooks/ports.js';
+import type { SignatureStore } from './signatures/ports.js';
 
 /**
  * The composition root's half that picks adapters: every port Berth uses, opened on the
@@ -49,6 +50,8 @@ export interface Stores {
   quotas: QuotaStore;
   /** Webhook policies and the delivery queue and log (src/webhooks). */
   webhooks: WebhookStore;
+  /** Signature trust policies per project (src/signatures). */
+  signatures: SignatureStore;
   close(): Promise<void>;
 }
 

@@ -15,6 +15,7 @@ import { KyselyWebhookStore } from './webhook-store.js';
 import { KyselyRetentionStore } from './retention-store.js';
 import { KyselyTagsStore } from './tags-store.js';
 import { KyselyQuotaStore } from './quota-store.js';
+import { KyselySignatureStore } from './signature-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
 export async function openMetadataStore(config: BerthConfig, logger?: Logger, observer?: MetadataObserver): Promise<KyselyMetadataStore> {
@@ -59,6 +60,8 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     retention: new KyselyRetentionStore(metadata.db, metadata.dialect, transactionOf),
     tags: new KyselyTagsStore(metadata.db, metadata.dialect, transactionOf),
     quotas: new KyselyQuotaStore(metadata.db, metadata.dialect, transactionOf),
+    // Signature trust policies and the counters verdict caches compare with (src/signatures).
+    signatures: new KyselySignatureStore(metadata.db, metadata.dialect, transactionOf),
   };
 }
 
