@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import { auditSinkConsumers } from './audit/index.js';
 import { auditConsumer } from './auth/audit-consumer.js';
+import { LdapSource } from './auth/ldap/index.js';
 import { projectPolicy } from './auth/project-policy.js';
+import type { PasswordSource } from './auth/sources.js';
 import { usesExternalIssuer } from './config/auth.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { EventConsumer } from './core/events.js';
@@ -118,6 +120,18 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   jobs.push(...webhooks.jobs);
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   return { registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks };
+}
+
+/**
+ * The external identity sources the Authenticator asks for Basic credentials of names that are
+ * not local (src/auth/sources.ts), in the order asked: LDAP/AD (auth.ldap). A new source (OIDC
+ * CLI secrets and ID tokens) is added here. The server passes them to the auth layer.
+ */
+export function passwordSources(config: BerthConfig, logger: Logger): PasswordSource[] {
+  const sources: PasswordSource[] = [];
+  if (config.auth.mode === 'none') return sources;
+  if (config.auth.ldap) sources.push(new LdapSource(config.auth.ldap, logger));
+  return sources;
 }
 
 /** Each process writes the pull counts it gathered (no lease: the counts are its own). */

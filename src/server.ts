@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { openAuth } from './auth/index.js';
-import { compose, type Composition } from './compose.js';
+import { compose, passwordSources, type Composition } from './compose.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { Registry } from './core/registry.js';
 import type { GcComponents } from './gc/index.js';
@@ -46,7 +46,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   reportSecretsAtRest(config, stores.sealer, logger);
   const composition = compose(config, stores, logger, metrics?.registry);
   const { registry, gc } = composition;
-  const auth = await openAuth(config, stores.auth, stores.metadata, logger).catch(async (err: unknown) => {
+  const auth = await openAuth(config, stores.auth, stores.metadata, logger, passwordSources(config, logger)).catch(async (err: unknown) => {
     // e.g. a missing htpasswd file: release the stores we opened before giving up.
     await stores.close().catch(() => undefined);
     throw err;

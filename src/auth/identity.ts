@@ -2,29 +2,22 @@ import { RegistryError } from '../core/errors.js';
 import type { AuditOutcome } from '../core/events.js';
 import { HTPASSWD_ACTOR, HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
 import type { AuditEntry, AuditRows, RobotPermission, RobotRows, UserRecord, UserRows } from './ports.js';
-import type { Role } from './permissions.js';
 import type { LoginRateLimiter } from './rate-limit.js';
 import { CredentialCache, verifySecret } from './secrets.js';
+import { sourceOfAccount, type ExternalIdentities } from './sources.js';
 
 /** Who a request acts as, once credentials or a token have been checked. */
 export type Identity =
   | { kind: 'anonymous' }
-  | { kind: 'user'; name: string; admin: boolean }
+  /** `source`: the identity source of an external user (ldap, oidc:<provider>; src/auth/sources.ts); absent for local and htpasswd users. */
+  | { kind: 'user'; name: string; admin: boolean; source?: string }
   | { kind: 'robot'; name: string; project: string | null; permissions: RobotPermission[] }
   /** Someone an external token issuer vouches for; what they may do is exactly the token's `access`. */
-  | { kind: 'external'; name: string }
-  /**
-   * A workload known by its SPIFFE ID (a client certificate, src/auth/mtls): `roles` are the
-   * project roles its identity bindings give, resolved when it authenticated.
-   */
-  | { kind: 'workload'; name: string; source: 'spiffe'; roles: Readonly<Record<string, Role>> };
+  | { kind: 'external'; name: string };
 
 export const ANONYMOUS: Identity = { kind: 'anonymous' };
 
 export const ROBOT_PREFIX = 'robot$';
-
-/** Token subjects of workloads (SPIFFE IDs); no username can start so. */
-export const SPIFFE_SCHEME = 'spiffe://';
 
 export function identityName(identity: Identity): string {
   return identity.kind === 'anonymous' ? '' : identity.name;
@@ -95,19 +88,28 @@ export class Authenticator {
     private readonly limiter: LoginRateLimiter,
     /** Users of auth.htpasswd, when configured. A Berth user of the same name takes precedence. */
     private readonly htpasswd: HtpasswdUsers | null = null,
+    /** External identity sources (LDAP, OIDC; src/auth/sources.ts), asked for names that are not local. */
+    private readonly external: ExternalIdentities | null = null,
   ) {}
 
   /** Resolves the identity, or throws UNAUTHORIZED (bad credentials) / TOOMANYREQUESTS. */
   async login(username: string, password: string, ip: string, challenge: Record<string, string>, via: LoginVia = 'v2'): Promise<Identity> {
     await this.throttle(username, ip, via);
-    const outcome = await this.verify(username, password);
+    const outcome = await this.verify(username, password, ip);
+    if (outcome && 'unavailable' in outcome) {
+      // Never "allow": the credentials could not be checked. Not a guess, so not throttled.
+      this.observeLogin('failure');
+      await this.audit('login.failed', 'failure', username, ip, { via, source: outcome.unavailable.join(','), reason: 'unavailable' });
+      throw new RegistryError('UNAVAILABLE', `the identity source (${outcome.unavailable.join(', ')}) is unavailable: the credentials could not be checked; try again later`);
+    }
     if (!outcome) {
       await this.failed(username, ip, via);
       throw new RegistryError('UNAUTHORIZED', 'invalid username or password', null, challenge);
     }
     this.limiter.succeed(limiterAccount(username, via), ip);
     this.observeLogin('success');
-    if (outcome.checked) await this.audit('login', 'success', username, ip, { via });
+    const source = outcome.identity.kind === 'user' ? outcome.identity.source : undefined;
+    if (outcome.checked) await this.audit('login', 'success', username, ip, source ? { via, source } : { via });
     return outcome.identity;
   }
 
@@ -118,8 +120,8 @@ export class Authenticator {
   async confirmPassword(username: string, password: string, ip: string): Promise<boolean> {
     const via: LoginVia = 'password-change';
     await this.throttle(username, ip, via);
-    const outcome = await this.verify(username, password);
-    if (outcome?.identity.kind !== 'user' || outcome.identity.name !== username) {
+    const outcome = await this.verify(username, password, ip);
+    if (!outcome || 'unavailable' in outcome || outcome.identity.kind !== 'user' || outcome.identity.name !== username) {
       await this.failed(username, ip, via);
       return false;
     }
@@ -167,14 +169,18 @@ export class Authenticator {
     }
   }
 
-  /** The identity behind a name and secret (null: wrong), and whether a stored hash was checked (not the cache). */
-  private async verify(name: string, secret: string): Promise<{ identity: Identity; checked: boolean } | null> {
+  /**
+   * The identity behind a name and secret (null: wrong), and whether a stored hash or an
+   * identity source was checked (not a cache); `unavailable`: the sources that had to answer could not.
+   */
+  private async verify(name: string, secret: string, ip: string): Promise<{ identity: Identity; checked: boolean } | { unavailable: string[] } | null> {
     const checked = { value: false };
-    const identity = await this.resolve(name, secret, checked);
+    const identity = await this.resolve(name, secret, checked, ip);
+    if (identity && 'unavailable' in identity) return identity;
     return identity ? { identity, checked: checked.value } : null;
   }
 
-  private async resolve(name: string, secret: string, checked: { value: boolean }): Promise<Identity | null> {
+  private async resolve(name: string, secret: string, checked: { value: boolean }, ip: string): Promise<Identity | { unavailable: string[] } | null> {
     if (name.startsWith(ROBOT_PREFIX)) {
       const robot = await this.store.getRobot(name);
       if (robot && robot.expiresAt !== null && robot.expiresAt.getTime() <= Date.now()) return null;
@@ -182,15 +188,29 @@ export class Authenticator {
       return { kind: 'robot', name, project: robot!.project, permissions: robot!.permissions };
     }
     const user = await this.store.getUser(name);
+    if (user && sourceOfAccount(user.passwordHash) !== null) return this.fromSource(name, secret, user, checked, ip);
     if (user && !isHtpasswdAccount(user.passwordHash)) {
-      if (!(await this.check(name, secret, user.passwordHash, checked))) return null;
+      if (!(await this.check(name, secret, user.passwordHash, checked))) {
+        // A source configured to take over local users of its names may still vouch for this one.
+        return this.external?.takesOver ? this.fromSource(name, secret, user, checked, ip) : null;
+      }
       return { kind: 'user', name, admin: user.admin };
     }
+    // Nobody here or in the htpasswd file: the identity sources, when configured.
+    if (!user && this.external?.enabled && !this.htpasswd?.has(name)) return this.fromSource(name, secret, null, checked, ip);
     // An htpasswd user, or nobody: a name in neither place still costs one bcrypt compare.
     const fileHash = this.htpasswd?.hashOf(name) ?? null;
     if (!(await this.check(name, secret, fileHash, checked))) return null;
     const account = user ?? (await this.htpasswdAccount(name));
     return account ? { kind: 'user', name, admin: account.admin } : null;
+  }
+
+  /** A user of an identity source (sources.ts): the source vouches for them, or cannot tell. */
+  private async fromSource(name: string, secret: string, user: UserRecord | null, checked: { value: boolean }, ip: string): Promise<Identity | { unavailable: string[] } | null> {
+    const outcome = this.external ? await this.external.login(name, secret, user, ip) : null;
+    if (!outcome || 'unavailable' in outcome) return outcome;
+    checked.value = outcome.checked;
+    return { kind: 'user', name: outcome.name, admin: outcome.admin, source: outcome.source };
   }
 
   /** The users row of an htpasswd user the file watcher has not registered yet (it is created here). */
@@ -210,13 +230,9 @@ export class Authenticator {
     return ok;
   }
 
-  /** Resolves token subjects that are SPIFFE IDs (src/auth/mtls sets it when client certificates are on). */
-  workloads: ((subject: string) => Promise<Identity | null>) | null = null;
-
   /** The current identity behind a token subject issued by this server, or null if it no longer exists. */
   async current(subject: string): Promise<Identity | null> {
     if (subject === '') return ANONYMOUS;
-    if (subject.startsWith(SPIFFE_SCHEME)) return this.workloads ? this.workloads(subject) : null;
     if (subject.startsWith(ROBOT_PREFIX)) {
       const robot = await this.store.getRobot(subject);
       if (!robot || (robot.expiresAt !== null && robot.expiresAt.getTime() <= Date.now())) return null;
@@ -224,6 +240,9 @@ export class Authenticator {
     }
     const user = await this.store.getUser(subject);
     if (!user) return null;
+    const source = sourceOfAccount(user.passwordHash);
+    // A user of an identity source that is no longer configured matches nothing.
+    if (source !== null) return this.external?.has(source) ? { kind: 'user', name: user.username, admin: user.admin, source } : null;
     // An htpasswd user removed from the file loses access on their next request.
     if (isHtpasswdAccount(user.passwordHash) && !this.htpasswd?.has(subject)) return null;
     return { kind: 'user', name: user.username, admin: user.admin };

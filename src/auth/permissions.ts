@@ -146,6 +146,16 @@ export function apiOperation(method: string, path: string): ApiOperation {
   return found;
 }
 
+/** The strongest of `roles` (ROLES is ordered strongest first), or null when none is given. */
+export function strongestRole(roles: readonly (Role | string | null | undefined)[]): Role | null {
+  let best: Role | null = null;
+  for (const role of roles) {
+    if (!isRole(role)) continue;
+    if (best === null || ROLES.indexOf(role) < ROLES.indexOf(best)) best = role;
+  }
+  return best;
+}
+
 export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
 }

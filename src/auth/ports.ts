@@ -2,6 +2,9 @@ import type { AuditOutcome } from '../core/events.js';
 import type { MetadataTx } from '../core/ports.js';
 import type { Role } from './permissions.js';
 
+/** Adapters merge membership and binding roles with it (they import nothing of auth but this file). */
+export { strongestRole } from './permissions.js';
+
 /**
  * The auth layer's narrow port onto the metadata database: accounts, projects and their
  * members, robot accounts, signing keys, refresh tokens and the audit log. Implemented on
@@ -26,6 +29,12 @@ export interface MemberRecord {
   project: string;
   username: string;
   role: Role;
+  /**
+   * Set when the role comes from identity bindings of that source (an external user's
+   * identity_grants as of their last login, src/auth/bindings.ts), not from a membership row.
+   * A user holding both is listed once, with the stronger role.
+   */
+  source?: string;
 }
 
 /** A robot's grant: `actions` on repositories of `project` matching `repository` ('*' = all). */
@@ -209,6 +218,52 @@ export interface AuditRows {
   auditWithin(tx: MetadataTx, entries: DatedAuditEntry[]): Promise<void>;
 }
 
+/** How a binding's subject is matched: a group the source reports, the identity itself, or a path prefix of it (SPIFFE IDs). */
+export type BindingKind = 'group' | 'id' | 'prefix';
+
+/**
+ * An identity binding (src/auth/bindings.ts): what an external identity of `source` ('ldap',
+ * 'oidc:<provider>', 'spiffe') matching `kind` + `subject` may do in `project`.
+ */
+export interface IdentityBindingRecord {
+  id: number;
+  source: string;
+  kind: BindingKind;
+  subject: string;
+  project: string;
+  role: Role;
+  createdBy: string;
+  createdAt: Date;
+}
+
+/** A project role an identity holds (through bindings). */
+export interface ProjectGrant {
+  project: string;
+  role: Role;
+}
+
+/**
+ * Identity bindings and the roles external users hold through them. A binding change appends
+ * its `binding.created` / `binding.deleted` event (and, with an actor, its audit entry) in its
+ * own transaction, like the account changes.
+ */
+export interface IdentityBindingRows {
+  /** Bindings, oldest first; optionally only those of one source or project. */
+  listBindings(filter?: { source?: string; project?: string }): Promise<IdentityBindingRecord[]>;
+  getBinding(id: number): Promise<IdentityBindingRecord | null>;
+  /** Null when the same (source, kind, subject, project) is already bound. */
+  createBinding(binding: Omit<IdentityBindingRecord, 'id' | 'createdAt'>, actor?: ChangeActor): Promise<IdentityBindingRecord | null>;
+  /**
+   * Removes the binding and, in the same transaction, the grants users of its source hold in
+   * its project: access ends at once, and their next login derives what other bindings give.
+   */
+  deleteBinding(id: number, actor?: ChangeActor): Promise<boolean>;
+  /** The bindings of `source` that may match: kind group with a subject among `groups`, kind id equal to `id`, and every kind prefix. */
+  candidateBindings(source: string, groups: string[], id: string | undefined): Promise<IdentityBindingRecord[]>;
+  /** Replaces, atomically, the project roles `username` holds through bindings of `source`. */
+  setGrants(username: string, source: string, grants: ProjectGrant[]): Promise<void>;
+}
+
 /** An audit entry of something that happened earlier (an event's time). */
 export interface DatedAuditEntry extends AuditEntry {
   at: Date;
@@ -218,4 +273,4 @@ export interface DatedAuditEntry extends AuditEntry {
  * The auth layer's port, by aggregate: each consumer asks for the narrowest part it uses
  * (KeyRing: SigningKeyRows; AccessRules: ProjectRows …). One adapter implements all of them.
  */
-export type AuthStore = UserRows & ProjectRows & RobotRows & SigningKeyRows & RefreshTokenRows & AuditRows;
+export type AuthStore = UserRows & ProjectRows & RobotRows & SigningKeyRows & RefreshTokenRows & AuditRows & IdentityBindingRows;

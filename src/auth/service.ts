@@ -4,6 +4,7 @@ import { RegistryError } from '../core/errors.js';
 import type { MetadataStore } from '../core/ports.js';
 import { OpenAccessPolicy, type AccessPolicy, type RequestCredentials } from './access.js';
 import { Accounts } from './accounts.js';
+import { IdentityBindings } from './bindings.js';
 import { usesExternalIssuer, type AuthConfig } from '../config/auth.js';
 import { HTPASSWD_MARKER, HtpasswdUsers, HtpasswdWatcher, registerHtpasswdUsers, type ParsedHtpasswd } from './htpasswd.js';
 import { ANONYMOUS, Authenticator, basicCredentials, bearerToken, isBasicScheme, isSystemAdmin, type Identity } from './identity.js';
@@ -16,6 +17,7 @@ import { LoginRateLimiter } from './rate-limit.js';
 import { RefreshTokens } from './refresh.js';
 import { AccessRules } from './rules.js';
 import { generateSecret } from './secrets.js';
+import { ExternalIdentities, type PasswordSource } from './sources.js';
 import { TokenService } from './token-service.js';
 import { API_SCOPE, CLOCK_TOLERANCE_S, TokenIssuer, TokenVerifier, apiAudience } from './tokens.js';
 
@@ -51,6 +53,10 @@ export class AuthService {
   private readonly apiVerifier: TokenVerifier | null;
   readonly tokenLifetimeMs: number;
   readonly refreshLifetimeMs: number;
+  /** Identity bindings: external subjects → project roles (admin API, CLI; src/auth/bindings.ts). */
+  readonly bindings: IdentityBindings;
+  /** External identity sources (LDAP, OIDC) the Authenticator asks (src/auth/sources.ts). */
+  readonly external: ExternalIdentities;
   /** Users of auth.htpasswd (null when not configured); kept current by `init`'s file watcher. */
   readonly htpasswd: HtpasswdUsers | null;
   private htpasswdWatcher: HtpasswdWatcher | null = null;
@@ -62,8 +68,12 @@ export class AuthService {
     metadata: MetadataStore,
     /** Base URL clients reach this server at (http.host, else the request's origin), for the token realm. */
     readonly baseUrl: (origin: RequestOrigin) => string,
+    /** Identity sources built by the composition root (src/compose.ts passwordSources), asked in this order. */
+    sources: readonly PasswordSource[] = [],
   ) {
     this.store = store;
+    this.bindings = new IdentityBindings(this.store);
+    this.external = new ExternalIdentities(this.store, this.bindings, config.mode === 'none' ? [] : sources);
     this.rules = new AccessRules(this.store, config);
     this.accounts = new Accounts(this.store, (project) => projectHasRepositories(metadata, project));
     this.htpasswd = config.htpasswd && config.mode !== 'none' ? new HtpasswdUsers() : null;
@@ -76,6 +86,7 @@ export class AuthService {
         backoffMs: durationMs(config.ratelimit.backoff),
       }),
       this.htpasswd,
+      this.external,
     );
     this.tokenLifetimeMs = durationMs(config.token.expiration);
     this.refreshLifetimeMs = durationMs(config.token.refreshexpiration);
@@ -211,10 +222,11 @@ export class AuthService {
     }
   }
 
-  /** Stops watching the htpasswd file. */
+  /** Stops watching the htpasswd file and closes the identity sources' connections. */
   close(): void {
     this.htpasswdWatcher?.close();
     this.htpasswdWatcher = null;
+    void this.external.close().catch(() => undefined);
   }
 
   private async createInitialAdmin(logger: Logger, env: NodeJS.ProcessEnv): Promise<void> {

@@ -48,7 +48,8 @@ export class TokenService {
   /** An access token for `identity`; with `refreshFor` (a client id), a user also gets a refresh token. */
   async issue(identity: Identity, scopes: string[], refreshFor: string | null = null): Promise<TokenAnswer> {
     wantsApiToken(scopes); // a malformed request is refused before a refresh token is stored
-    const refresh = refreshFor !== null && identity.kind === 'user' ? await this.refresh.issue(identity.name, refreshFor) : undefined;
+    // Users of an identity source get none: their client logs in again with the password, so the source (and their groups) is asked again.
+    const refresh = refreshFor !== null && identity.kind === 'user' && identity.source === undefined ? await this.refresh.issue(identity.name, refreshFor) : undefined;
     return this.answer(identity, scopes, refresh);
   }
 

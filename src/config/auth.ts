@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ldapConfigSchema } from './ldap.js';
 
 /**
  * The `auth` block of berth.yaml. Lives beside the code that reads it; src/config/schema.ts
@@ -131,6 +132,8 @@ export const authConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Users of an LDAP directory or Active Directory (src/config/ldap.ts, docs/security.md#ldap--active-directory). */
+    ldap: ldapConfigSchema.optional(),
     ratelimit: z
       .object({
         /** Failed logins tolerated for one account from one client IP within `window` (never a lock-out for other addresses). */
@@ -158,6 +161,9 @@ export const authConfigSchema = z
     const names = auth.oidc.providers.map((p) => p.name);
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice !== undefined) ctx.addIssue({ code: 'custom', path: ['oidc', 'providers'], message: `provider name ${twice} is given twice` });
+    if (auth.ldap && (auth.mode === 'none' || external)) {
+      ctx.addIssue({ code: 'custom', path: ['ldap'], message: 'needs auth.mode basic or token with Berth issuing the tokens (not none, not an external issuer)' });
+    }
     if (auth.htpasswd && (auth.mode === 'none' || external)) {
       // Silently ignoring the file would leave its users wondering why their passwords do nothing.
       ctx.addIssue({ code: 'custom', path: ['htpasswd'], message: 'needs auth.mode basic or token with Berth issuing the tokens (not none, not an external issuer)' });

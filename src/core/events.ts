@@ -54,6 +54,10 @@ export type DomainEvent =
   /** `robot` is the login name (robot$…); `project` null for a system robot. */
   | { type: 'robot.created'; robot: string; project: string | null; permissions: { project: string; repository: string; actions: string[] }[] }
   | { type: 'robot.deleted'; robot: string; project: string | null }
+  /** An identity binding (src/auth/bindings.ts): identities of `source` matching `kind` + `subject` hold `role` in `project`. */
+  | { type: 'binding.created'; id: number; source: string; kind: string; subject: string; project: string; role: string }
+  /** The users of its source lost the grants they held in `project` with it (re-derived at their next login). */
+  | { type: 'binding.deleted'; id: number; source: string; kind: string; subject: string; project: string; role: string }
   /** A push raised the project's storage usage across `threshold` % of its limit (src/quotas; quotas.warning). */
   | { type: 'quota.warning'; project: string; used: number; limit: number; threshold: number }
   /** A push was refused: `requested` more bytes would have taken `used` over `limit` (src/quotas; appended after the refusal). */

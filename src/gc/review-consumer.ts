@@ -48,6 +48,8 @@ async function reviewsFor(stored: StoredEvent, repositoryId: (name: string) => P
     case 'member.removed':
     case 'robot.created':
     case 'robot.deleted':
+    case 'binding.created':
+    case 'binding.deleted':
     case 'quota.warning':
     case 'quota.exceeded':
     case 'retention.finished':

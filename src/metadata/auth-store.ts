@@ -6,7 +6,10 @@ import type {
   AuthStore,
   ChangeActor,
   DatedAuditEntry,
+  IdentityBindingRecord,
+  IdentityBindingRows,
   MemberRecord,
+  ProjectGrant,
   ProjectRecord,
   ProjectTxRows,
   RefreshTokenRecord,
@@ -15,17 +18,19 @@ import type {
   SigningKeyRecord,
   UserRecord,
 } from '../auth/ports.js';
+import { strongestRole } from '../auth/ports.js';
 import type { Role } from '../auth/permissions.js';
 import type { AuditOutcome, DomainEvent } from '../core/events.js';
 import type { MetadataTx } from '../core/ports.js';
 import { insertIfAbsent, insertOrUpdate, insertReturningId, lockForUpdate, writeTransaction, type Dialect } from './dialect.js';
 import { OutboxAppender } from './outbox-store.js';
 import { orphanRepositoryNames, projectHasRepositories } from './fsck-store.js';
+import { KyselyIdentityBindings, type IdentityTables } from './identity-store.js';
 import { transactionOf } from './kysely-store.js';
 import type { Database } from './tables.js';
 
-/** Row types of the auth tables (DDL in migrations/0003-auth.ts). */
-export interface AuthTables {
+/** Row types of the auth tables (DDL in migrations/0003-auth.ts; identity tables: 0011-identity.ts). */
+export interface AuthTables extends IdentityTables {
   users: { username: string; password_hash: string; admin: number; created_at: number; updated_at: number };
   projects: { name: string; public: number; created_by: string | null; created_at: number };
   project_members: { project: string; username: string; role: string };
@@ -70,6 +75,8 @@ interface Outcome {
  */
 export class KyselyAuthStore implements AuthStore {
   private readonly db: Kysely<AuthTables>;
+  /** Identity bindings and external users' grants (identity-store.ts), changed through `change`. */
+  private readonly bindings: IdentityBindingRows;
 
   /** `db` is the metadata store's Kysely instance (its schema includes the auth tables). */
   constructor(
@@ -77,6 +84,31 @@ export class KyselyAuthStore implements AuthStore {
     private readonly dialect: Dialect = 'sqlite',
   ) {
     this.db = db as unknown as Kysely<AuthTables>;
+    this.bindings = new KyselyIdentityBindings(this.db, dialect, (actor, work) => this.change(actor, work as (trx: Transaction<AuthTables>) => Promise<Outcome | null>));
+  }
+
+  listBindings(filter?: { source?: string; project?: string }): Promise<IdentityBindingRecord[]> {
+    return this.bindings.listBindings(filter);
+  }
+
+  getBinding(id: number): Promise<IdentityBindingRecord | null> {
+    return this.bindings.getBinding(id);
+  }
+
+  createBinding(binding: Omit<IdentityBindingRecord, 'id' | 'createdAt'>, actor?: ChangeActor): Promise<IdentityBindingRecord | null> {
+    return this.bindings.createBinding(binding, actor);
+  }
+
+  deleteBinding(id: number, actor?: ChangeActor): Promise<boolean> {
+    return this.bindings.deleteBinding(id, actor);
+  }
+
+  candidateBindings(source: string, groups: string[], id: string | undefined): Promise<IdentityBindingRecord[]> {
+    return this.bindings.candidateBindings(source, groups, id);
+  }
+
+  setGrants(username: string, source: string, grants: ProjectGrant[]): Promise<void> {
+    return this.bindings.setGrants(username, source, grants);
   }
 
   async countUsers(): Promise<number> {
@@ -177,15 +209,14 @@ export class KyselyAuthStore implements AuthStore {
         const row = await trx
           .selectFrom('projects as p')
           .leftJoin('project_members as m', (join) => join.onRef('m.project', '=', 'p.name').on('m.username', '=', username))
-          .select(['p.name', 'p.public', 'p.created_by', 'p.created_at', 'm.role'])
+          // An external user's role through identity bindings (at most one row per user and project).
+          .leftJoin('identity_grants as g', (join) => join.onRef('g.project', '=', 'p.name').on('g.username', '=', username))
+          .select(['p.name', 'p.public', 'p.created_by', 'p.created_at', 'm.role', 'g.role as grant_role'])
           .where('p.name', '=', name)
           .executeTakeFirst();
-        return row ? { project: toProject(row), role: (row.role ?? null) as Role | null } : null;
+        return row ? { project: toProject(row), role: strongestRole([row.role, row.grant_role]) } : null;
       },
-      getRole: async (project, username) => {
-        const row = await trx.selectFrom('project_members').select('role').where('project', '=', project).where('username', '=', username).executeTakeFirst();
-        return row ? (row.role as Role) : null;
-      },
+      getRole: (project, username) => roleOf(trx, project, username),
       getUser: async (username) => {
         const row = await trx.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
         return row ? toUser(row) : null;
@@ -222,24 +253,20 @@ export class KyselyAuthStore implements AuthStore {
     });
   }
 
-  async getRole(project: string, username: string): Promise<Role | null> {
-    const row = await this.db
-      .selectFrom('project_members')
-      .select('role')
-      .where('project', '=', project)
-      .where('username', '=', username)
-      .executeTakeFirst();
-    return row ? (row.role as Role) : null;
+  getRole(project: string, username: string): Promise<Role | null> {
+    return roleOf(this.db, project, username);
   }
 
   async listMembers(project: string): Promise<MemberRecord[]> {
     const rows = await this.db.selectFrom('project_members').selectAll().where('project', '=', project).orderBy('username').execute();
-    return rows.map(toMember);
+    const grants = await this.db.selectFrom('identity_grants').selectAll().where('project', '=', project).execute();
+    return withGrants(rows.map(toMember), grants, (m) => m.username).sort((a, b) => byteCompare(a.username, b.username));
   }
 
   async listMemberships(username: string): Promise<MemberRecord[]> {
     const rows = await this.db.selectFrom('project_members').selectAll().where('username', '=', username).orderBy('project').execute();
-    return rows.map(toMember);
+    const grants = await this.db.selectFrom('identity_grants').selectAll().where('username', '=', username).execute();
+    return withGrants(rows.map(toMember), grants, (m) => m.project).sort((a, b) => byteCompare(a.project, b.project));
   }
 
   async setMember(project: string, username: string, role: Role, actor?: ChangeActor): Promise<void> {
@@ -491,6 +518,33 @@ function toUser(row: AuthTables['users']): UserRecord {
 
 function toProject(row: AuthTables['projects']): ProjectRecord {
   return { name: row.name, public: Number(row.public) === 1, createdBy: row.created_by, createdAt: new Date(Number(row.created_at)) };
+}
+
+/** A user's role in a project: their membership or their grant through bindings, whichever is stronger. */
+async function roleOf(db: Kysely<AuthTables> | Transaction<AuthTables>, project: string, username: string): Promise<Role | null> {
+  const rows = await db
+    .selectFrom('project_members')
+    .select('role')
+    .where('project', '=', project)
+    .where('username', '=', username)
+    .unionAll(db.selectFrom('identity_grants').select('role').where('project', '=', project).where('username', '=', username))
+    .execute();
+  return strongestRole(rows.map((r) => r.role));
+}
+
+/** Members plus grants through bindings; one entry per key, the stronger role (a grant that wins carries its source). */
+function withGrants(members: MemberRecord[], grants: AuthTables['identity_grants'][], key: (m: MemberRecord) => string): MemberRecord[] {
+  const byKey = new Map(members.map((m) => [key(m), m]));
+  for (const g of grants) {
+    const granted: MemberRecord = { project: g.project, username: g.username, role: g.role as Role, source: g.source };
+    const member = byKey.get(key(granted));
+    if (!member || strongestRole([member.role, granted.role]) !== member.role) byKey.set(key(granted), granted);
+  }
+  return [...byKey.values()];
+}
+
+function byteCompare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 function toMember(row: AuthTables['project_members']): MemberRecord {

@@ -16,6 +16,7 @@ import { KyselyRetentionStore } from './retention-store.js';
 import { KyselyTagsStore } from './tags-store.js';
 import { KyselyQuotaStore } from './quota-store.js';
 import { KyselySignatureStore } from './signature-store.js';
+import { KyselyVulnDbStore } from './vulndb-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
 export async function openMetadataStore(config: BerthConfig, logger?: Logger, observer?: MetadataObserver): Promise<KyselyMetadataStore> {
@@ -62,6 +63,8 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     quotas: new KyselyQuotaStore(metadata.db, metadata.dialect, transactionOf),
     // Signature trust policies and the counters verdict caches compare with (src/signatures).
     signatures: new KyselySignatureStore(metadata.db, metadata.dialect, transactionOf),
+    // The offline vulnerability database: OSV advisories and their import runs (src/scanning).
+    vulndb: new KyselyVulnDbStore(metadata.db, metadata.dialect),
   };
 }
 
