@@ -70,6 +70,7 @@ export default tseslint.config(
       '**/http/**',
       // Adapters implement ports: they may import a feature's port file, not its logic.
       '../auth/*', '!../auth/ports.js', '!../auth/permissions.js',
+      '!../auth/oidc', '../auth/oidc/*', '!../auth/oidc/ports.js',
       '../gc/*', '!../gc/ports.js',
       '../jobs/*', '!../jobs/ports.js', '!../jobs/leases.js',
       '../events/*', '!../events/ports.js',

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AuthStore } from './auth/ports.js';
+import type { OidcStore } from './auth/oidc/ports.js';
 import type { BerthConfig } from './config/schema.js';
 import type { BlobStore, StorageUsageQueries } from './core/ports.js';
 import type { SecretSealer } from './core/secrets.js';
@@ -18,6 +19,7 @@ import type { RetentionStore } from './retention/ports.js';
 import type { TagsMetadata } from './tags/ports.js';
 import type { QuotaStore } from './quotas/ports.js';
 import type { WebhookStore } from './webhooks/ports.js';
+import type { VulnDbStore } from './scanning/ports.js';
 import type { SignatureStore } from './signatures/ports.js';
 
 /**
@@ -52,6 +54,10 @@ export interface Stores {
   webhooks: WebhookStore;
   /** Signature trust policies per project (src/signatures). */
   signatures: SignatureStore;
+  /** The offline vulnerability database: OSV advisories and import runs (src/scanning). */
+  vulndb: VulnDbStore;
+  /** OIDC users' provider identities and registry CLI secrets (src/auth/oidc). */
+  oidc: OidcStore;
   close(): Promise<void>;
 }
 
