@@ -183,6 +183,21 @@ export interface UploadRows {
   update(id: string, expectedSize: number, size: number, staging: StagingState): Promise<boolean>;
   delete(id: string): Promise<boolean>;
   listOlderThan(cutoff: Date, limit: number): Promise<UploadRecord[]>;
+  /** The receipt of a finished session (see UploadFinish), or null. */
+  receipt(id: string): Promise<UploadReceipt | null>;
+  /** Deletes receipts of sessions finished before `cutoff`; returns how many. */
+  pruneReceipts(cutoff: Date): Promise<number>;
+}
+
+/** What a finished upload session committed: kept a while so a re-sent closing PUT gets its 201 again. */
+export interface UploadReceipt {
+  repository: string;
+  digest: string;
+}
+
+/** Ends an upload session inside the commit transaction: deletes its row and leaves its receipt. */
+export interface UploadFinish {
+  finish(id: string, receipt: UploadReceipt): Promise<void>;
 }
 
 /** Manifests, tags and referrers: reads. */
@@ -222,7 +237,7 @@ export interface EventAppender {
 export interface MetadataTx {
   readonly repositories: RepositoryWrites;
   readonly manifests: ManifestWrites;
-  readonly uploads: Pick<UploadRows, 'delete'>;
+  readonly uploads: Pick<UploadRows, 'delete'> & UploadFinish;
   readonly events: EventAppender;
 }
 

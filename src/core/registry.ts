@@ -204,7 +204,7 @@ export class Registry {
         await this.policies.check('blob.commit', { repository, digest, size, phase: 'commit', lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null, ip: commit.ip ?? null }, tx);
         const repositoryId = await this.ensureRepository(tx, repository, events);
         await tx.repositories.link(repositoryId, digest);
-        await tx.uploads.delete(uploadId);
+        await tx.uploads.finish(uploadId, { repository, digest });
         events.push({ type: 'blob.committed', repository, digest, size });
       });
     } catch (err) {

@@ -1,7 +1,7 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newHash, parseDigest, type DigestAlgorithm } from './digest.js';
+import { newHash, parseDigest, type DigestAlgorithm, type ParsedDigest } from './digest.js';
 import { RegistryError, domainError } from './errors.js';
 import type { Operation } from './events.js';
 import { UploadNotFoundError, type BlobStore, type UploadRecord, type UploadRows } from './ports.js';
@@ -137,7 +137,23 @@ export class UploadService {
    */
   async complete(repository: string, id: string, digest: string, body?: Readable, range?: ChunkRange, declaredLength?: number, op: Operation = {}): Promise<string> {
     const expected = parseDigest(digest);
-    if (body) await this.append(repository, id, body, range, declaredLength);
+    try {
+      return await this.finish(repository, id, expected, body, range, declaredLength, op);
+    } catch (err) {
+      // A re-sent closing PUT of a session that already committed this blob: the same answer again.
+      if (!isUnknownUpload(err) || !(await this.finishedAs(repository, id, expected.value))) throw err;
+      body?.resume();
+      return expected.value;
+    }
+  }
+
+  private async finish(repository: string, id: string, expected: ParsedDigest, body: Readable | undefined, range: ChunkRange | undefined, declaredLength: number | undefined, op: Operation): Promise<string> {
+    if (body) {
+      // The closing PUT sent twice (its answer was lost; a proxy or the client re-sent it) after the
+      // first copy's bytes were appended: the staged bytes are already the blob, the body a copy.
+      if (await this.alreadyHolds(repository, id, expected)) body.resume();
+      else await this.append(repository, id, body, range, declaredLength);
+    }
     return this.exclusive(id, async () => {
       const record = await this.find(repository, id);
       const actual = await this.digestOf(record, expected.algorithm);
@@ -182,6 +198,7 @@ export class UploadService {
 
   /** Deletes sessions idle since before `cutoff` with their staged bytes. Returns how many. */
   async purgeOlderThan(cutoff: Date, batch = 100): Promise<number> {
+    await this.sessions.pruneReceipts(new Date(Date.now() - RECEIPT_TTL_MS));
     let purged = 0;
     for (;;) {
       const stale = await this.sessions.listOlderThan(cutoff, batch);
@@ -192,6 +209,28 @@ export class UploadService {
       }
       if (stale.length < batch) return purged;
     }
+  }
+
+  /** Whether session `id` of `repository` already finished by committing `digest` (its receipt says so). */
+  private async finishedAs(repository: string, id: string, digest: string): Promise<boolean> {
+    if (!SESSION_ID.test(id)) return false;
+    const receipt = await this.sessions.receipt(id);
+    return receipt !== null && receipt.repository === repository && receipt.digest === digest;
+  }
+
+  /**
+   * Whether the session's staged bytes already hash to `expected`, so a body sent with the
+   * closing PUT can only be a second copy of the last chunk. Costs nothing for a session that
+   * has no bytes yet or whose running hash this process holds; otherwise the hash rebuilt here
+   * is kept for the append that follows.
+   */
+  private async alreadyHolds(repository: string, id: string, expected: ParsedDigest): Promise<boolean> {
+    if (expected.algorithm !== 'sha256') return false;
+    const record = await this.find(repository, id);
+    if (record.size === 0 || this.busy.has(id)) return false;
+    const state = await this.hashState(record);
+    this.rememberHash(id, state);
+    return `sha256:${state.hash.copy().digest('hex')}` === expected.value;
   }
 
   /** Throws 404 BLOB_UPLOAD_UNKNOWN (ending the session) when its staging area lacks recorded bytes. */
@@ -208,7 +247,7 @@ export class UploadService {
   }
 
   private async find(repository: string, id: string): Promise<UploadRecord> {
-    const record = /^[A-Za-z0-9-]{1,64}$/.test(id) ? await this.sessions.get(id) : null;
+    const record = SESSION_ID.test(id) ? await this.sessions.get(id) : null;
     // A session of another repository is reported as unknown: ids must not leak across repositories.
     if (!record || record.repository !== repository) {
       throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is unknown, finished or cancelled`);
@@ -366,6 +405,20 @@ interface Writer {
 const SETTLING_WAIT_MS = 10_000;
 /** How long a request waits for one on the same session that is still receiving its body. */
 const RECEIVING_WRITER_GRACE_MS = 250;
+
+/** Upload session ids as this service makes them (UUIDs), or clients could probe with anything else. */
+const SESSION_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+/**
+ * How long a finished session's receipt answers a re-sent closing PUT, at least (the
+ * upload-purge job, hourly by default, prunes older ones). A lost answer is re-sent within
+ * seconds to minutes.
+ */
+const RECEIPT_TTL_MS = 60 * 60 * 1000;
+
+function isUnknownUpload(err: unknown): boolean {
+  return err instanceof RegistryError && err.code === 'BLOB_UPLOAD_UNKNOWN';
+}
 
 /** Upper bound on running hashes held in memory (each is a few hundred bytes of OpenSSL state). */
 export const MAX_HELD_HASHES = 4096;

@@ -12,6 +12,8 @@ import type {
   RepositoryReads,
   StagingState,
   UploadRecord,
+  UploadFinish,
+  UploadReceipt,
   UploadRows,
 } from '../core/ports.js';
 import { greatestOf, insertOrUpdate, proposedValue, writeTransaction, type AnyDb, type Dialect } from './dialect.js';
@@ -82,7 +84,7 @@ export class KyselyMetadataStore implements MetadataStore {
 export class KyselyTx implements MetadataTx {
   readonly repositories: RepositoryRows;
   readonly manifests: ManifestRows;
-  readonly uploads: Pick<UploadRows, 'delete'>;
+  readonly uploads: Pick<UploadRows, 'delete'> & UploadFinish;
   readonly events: OutboxAppender;
 
   constructor(
@@ -93,6 +95,10 @@ export class KyselyTx implements MetadataTx {
     this.manifests = new ManifestRows(trx, dialect);
     this.uploads = {
       delete: async (id) => Number((await trx.deleteFrom('uploads').where('id', '=', id).executeTakeFirst()).numDeletedRows) > 0,
+      finish: async (id, { repository, digest }) => {
+        await trx.deleteFrom('uploads').where('id', '=', id).execute();
+        await trx.insertInto('upload_receipts').values({ id, repository, digest, finished_at: Date.now() }).execute();
+      },
     };
     this.events = new OutboxAppender(trx);
   }
@@ -223,6 +229,16 @@ class UploadQueries implements UploadRows {
   async listOlderThan(cutoff: Date, limit: number): Promise<UploadRecord[]> {
     const rows = await this.db.selectFrom('uploads').selectAll().where('updated_at', '<', cutoff.getTime()).orderBy('updated_at').limit(limit).execute();
     return rows.map(toUpload);
+  }
+
+  async receipt(id: string): Promise<UploadReceipt | null> {
+    const row = await this.db.selectFrom('upload_receipts').select(['repository', 'digest']).where('id', '=', id).executeTakeFirst();
+    return row ?? null;
+  }
+
+  async pruneReceipts(cutoff: Date): Promise<number> {
+    const result = await this.db.deleteFrom('upload_receipts').where('finished_at', '<', cutoff.getTime()).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 }
 

@@ -10,6 +10,8 @@ import * as retention from './migrations/0007-retention.js';
 import * as webhooks from './migrations/0008-webhooks.js';
 import * as audit from './migrations/0009-audit.js';
 import * as identity from './migrations/0011-identity.js';
+import * as vulndb from './migrations/0012-vulndb.js';
+import * as uploadReceipts from './migrations/0014-upload-receipts.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -33,6 +35,8 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0008-webhooks': webhooks,
   '0009-audit': audit,
   '0011-identity': identity,
+  '0012-vulndb': vulndb,
+  '0014-upload-receipts': uploadReceipts,
 };
 
 /**

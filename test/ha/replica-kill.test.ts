@@ -18,7 +18,9 @@ import { fsck } from '../robustness/support.js';
  * they resume from its Range. Asserted: every push finishes; a session GET answering 204 is
  * always completable on whichever replica gets the PUT (the issue 20 invariant across replicas);
  * every acknowledged manifest pulls intact through the balancer afterwards; fsck finds no
- * corruption.
+ * corruption. nginx re-sends a PUT (idempotent in HTTP) to the next replica when the first
+ * died before answering: a closing PUT whose session already committed, or whose body was
+ * already appended, must still answer 201 (upload receipts, UploadService.complete).
  */
 const SEED = faultSeed(20261207);
 const KILLS = faultRounds(4);
@@ -168,12 +170,7 @@ describe('replicas: one killed at random moments while pushes continue through n
     await db?.drop();
   });
 
-  // TODO (open bug, found 2026-12-02 at the end of a session; see the issue notes): with the
-  // issue-13/14 features in, a session whose POST answered 202 on a replica killed about then is
-  // unknown (404) to the next replica within a second; with no kills every push passes. Marked
-  // todo so that CI shows it as an open failure (reported, not counted) until it is fixed.
-  const todo = 'open bug: an upload session acknowledged by a replica killed moments later is unknown to the others';
-  it(`every push finishes and every acknowledged image is intact (seed ${SEED}, ${KILLS} kills)`, { todo }, async (t) => {
+  it(`every push finishes and every acknowledged image is intact (seed ${SEED}, ${KILLS} kills)`, async (t) => {
     const random = new Random(SEED);
     const counts: Counts = { images: 0, failedRequests: 0, resumedOnAnotherReplica: 0, unknownOnGet: 0 };
     const pushed: { repo: string; tag: string; image: Image }[] = [];
