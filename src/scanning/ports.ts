@@ -1,0 +1,82 @@
+/**
+ * The metadata port of the offline vulnerability database (src/scanning). The importer and
+ * the matcher decide; the adapter (src/metadata/vulndb-store.ts) holds the SQL, written once
+ * for SQLite, PostgreSQL and MySQL.
+ *
+ * An advisory is one OSV record, kept as its validated JSON (without `details`, the long
+ * markdown text findings never show) plus one index row per package it names
+ * (ecosystem, name), which is how the matcher finds it.
+ */
+
+/** One OSV record ready to store. */
+export interface StoredAdvisory {
+  id: string;
+  /** OSV `modified`, epoch milliseconds: a re-import replaces a record only when this grows. */
+  modified: number;
+  /** OSV `withdrawn`, epoch milliseconds (null: not withdrawn). Withdrawn advisories never match. */
+  withdrawn: number | null;
+  /** The packages it names, as (OSV ecosystem string, package name as matched: see packageKey). */
+  packages: { ecosystem: string; name: string }[];
+  /** The record as JSON text (validated OSV, `details` dropped). */
+  document: string;
+}
+
+/** What one batch did. */
+export interface BatchOutcome {
+  /** Records not stored before. */
+  inserted: number;
+  /** Records stored before with an older `modified`, now replaced. */
+  updated: number;
+  /** Records stored with the same or a newer `modified`, left as they were. */
+  unchanged: number;
+}
+
+/** One `berth vulndb import` run, as recorded. */
+export interface VulnImportRun {
+  id: number;
+  /** What was imported (the path given, as given). */
+  source: string;
+  startedAt: number;
+  /** null while running, or when the run was interrupted (killed) before it finished. */
+  finishedAt: number | null;
+  /** complete, failed (stopped by an error: the batches before it are kept) or running. */
+  outcome: 'running' | 'complete' | 'failed';
+  /** JSON files read. */
+  files: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  /** Files or records refused (not JSON, not OSV), with the first reasons kept in `errors`. */
+  invalid: number;
+  errors: string[];
+}
+
+export interface VulnDbCounts {
+  advisories: number;
+  withdrawn: number;
+  /** Advisories per OSV ecosystem string (an advisory naming several counts in each). */
+  byEcosystem: Record<string, number>;
+  /** The newest `modified` of any advisory (epoch ms), null when empty. */
+  newestModified: number | null;
+}
+
+export interface VulnDbStore {
+  /**
+   * Stores a batch in ONE transaction: each record replaces the stored one with the same id
+   * when its `modified` is newer (rows of the packages it names replaced with it), else it is
+   * left alone. A batch is all-or-nothing, so an interrupted import leaves every record either
+   * as it was or as it is in the source, and running it again resumes where it stopped.
+   */
+  storeBatch(records: StoredAdvisory[]): Promise<BatchOutcome>;
+  /** The stored documents of the non-withdrawn advisories naming any of `names` in any of `ecosystems`. */
+  affecting(ecosystems: string[], names: string[]): Promise<{ id: string; document: string }[]>;
+  /** One advisory's stored document (null: unknown id). */
+  advisory(id: string): Promise<string | null>;
+  counts(): Promise<VulnDbCounts>;
+  /** Records a run as started; returns its id. */
+  startImport(source: string, at: number): Promise<number>;
+  /** Updates the run's counts (after each batch) and, with `finishedAt`, its end. */
+  updateImport(run: Omit<VulnImportRun, 'source' | 'startedAt'>): Promise<void>;
+  /** The newest runs first. */
+  imports(limit: number): Promise<VulnImportRun[]>;
+}
