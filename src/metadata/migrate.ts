@@ -11,6 +11,7 @@ import * as webhooks from './migrations/0008-webhooks.js';
 import * as audit from './migrations/0009-audit.js';
 import * as identity from './migrations/0011-identity.js';
 import * as vulndb from './migrations/0012-vulndb.js';
+import * as oidc from './migrations/0013-oidc.js';
 import * as uploadReceipts from './migrations/0014-upload-receipts.js';
 
 export type { Dialect } from './dialect.js';
@@ -36,6 +37,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0009-audit': audit,
   '0011-identity': identity,
   '0012-vulndb': vulndb,
+  '0013-oidc': oidc,
   '0014-upload-receipts': uploadReceipts,
 };
 
