@@ -81,7 +81,7 @@ function operations(store: MetadataStore) {
         assert.equal(await tx.repositories.lockBlob(digest), true);
         const { id } = await tx.repositories.ensure(repository);
         await tx.repositories.link(id, digest);
-        if (uploadId) await tx.uploads.delete(uploadId);
+        if (uploadId) await tx.uploads.finish(uploadId, { repository, digest });
       }),
     linkBlob: (repository: string, digest: string) =>
       store.transaction(async (tx) => {
@@ -100,6 +100,13 @@ function operations(store: MetadataStore) {
     updateUpload: (id: string, expected: number, size: number, staging: unknown) => store.uploads.update(id, expected, size, staging),
     deleteUpload: (id: string) => store.uploads.delete(id),
     listUploadsOlderThan: (cutoff: Date, limit: number) => store.uploads.listOlderThan(cutoff, limit),
+    receipt: (id: string) => store.uploads.receipt(id),
+    pruneReceipts: (cutoff: Date) => store.uploads.pruneReceipts(cutoff),
+    finishThenFail: (id: string, receipt: { repository: string; digest: string }) =>
+      store.transaction(async (tx) => {
+        await tx.uploads.finish(id, receipt);
+        throw new Error('rolled back');
+      }),
     async putManifest(m: ContractManifest): Promise<PutResult> {
       try {
         await store.transaction(async (tx) => {
@@ -245,6 +252,26 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         await store.createUpload({ id, repository: r, size: 0, staging: null, createdAt: new Date() });
         await store.commitBlob(r, randomDigest(), 5, id);
         assert.equal(await store.getUpload(id), null);
+      });
+
+      it('commitBlob leaves a receipt of what the session committed, pruned by age; a rolled-back commit leaves none', async () => {
+        const r = repo('receipt');
+        const id = randomBytes(8).toString('hex');
+        const digest = randomDigest();
+        assert.equal(await store.receipt(id), null);
+        await store.createUpload({ id, repository: r, size: 0, staging: null, createdAt: new Date() });
+        await store.commitBlob(r, digest, 5, id);
+        assert.deepEqual(await store.receipt(id), { repository: r, digest });
+        // Only receipts finished before the cutoff go.
+        assert.equal(await store.pruneReceipts(new Date(Date.now() - 60_000)), 0);
+        assert.deepEqual(await store.receipt(id), { repository: r, digest });
+        assert.ok((await store.pruneReceipts(new Date(Date.now() + 60_000))) >= 1);
+        assert.equal(await store.receipt(id), null);
+        const rolledBack = randomBytes(8).toString('hex');
+        await store.createUpload({ id: rolledBack, repository: r, size: 0, staging: null, createdAt: new Date() });
+        await assert.rejects(store.finishThenFail(rolledBack, { repository: r, digest }), /rolled back/);
+        assert.equal(await store.receipt(rolledBack), null);
+        assert.notEqual(await store.getUpload(rolledBack), null);
       });
 
       it('linkBlob of an unknown blob answers false and creates nothing', async () => {
