@@ -24,6 +24,7 @@ import type { Stores } from './stores.js';
 import { createWebhooks, webhookMetrics, type WebhookComponents } from './webhooks/index.js';
 import { RetentionService } from './retention/service.js';
 import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy, tagHistoryPruneJob, TagsService } from './tags/index.js';
+import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, violationRecorder } from './signatures/index.js';
 
 /**
  * The composition root's other half: core, its policies, event consumers and jobs, wired on
@@ -48,6 +49,8 @@ export interface Composition {
   quotas: QuotaService;
   /** Webhooks: the outbox consumer, the delivery job, and the service of the admin API and CLI (src/webhooks). */
   webhooks: WebhookComponents;
+  /** Signature trust policies and artifact signature status (src/signatures). */
+  signatures: SignatureService;
 }
 
 export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
@@ -63,6 +66,12 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   policies.register(immutableTagsPolicy(stores.tags, immutableRules));
   // Storage quotas: usage kept on every push and removal, limits enforced under the project's row lock.
   policies.register(quotaPolicy(stores.quotas, metadata, { warningPercent: config.quotas.warning }, logger));
+  // Signatures: a pull of a manifest without a valid signature is refused (enforce) or recorded (audit), per project;
+  // verdicts are cached per project until its policy, keys or signatures change. Blobs are read through core's Registry.
+  const auditWriter = config.auth.mode !== 'none' ? stores.auth.auditWithin.bind(stores.auth) : null;
+  const trustCache = new TrustCache(stores.signatures);
+  const artifacts = coreArtifactReader(metadata, (repository, digest) => registry.findBlob(repository, digest));
+  policies.register(signaturePolicy(stores.signatures, trustCache, artifacts, violationRecorder(metadata, auditWriter, logger)));
   // Keep last: tag history records each tag change once every policy above has agreed to it.
   policies.register(tagHistoryPolicy(stores.tags));
 
@@ -119,7 +128,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   jobs.push(retention.job());
   jobs.push(...webhooks.jobs);
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
-  return { registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks };
+  const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
+  return { registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures };
 }
 
 /**

@@ -79,6 +79,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     retention: composition.retention,
     tags: composition.tags,
     webhooks: composition.webhooks.service,
+    signatures: composition.signatures,
     registry,
     access: auth.policy,
     auth,

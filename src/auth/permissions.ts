@@ -137,6 +137,11 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'GET', path: '/webhooks/deliveries', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/webhooks/deliveries/:delivery', access: 'admin', needs: 'system admin' },
   { method: 'POST', path: '/webhooks/deliveries/:delivery/redeliver', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/projects/:project/signature-policy', access: 'user', needs: 'read-project' },
+  { method: 'PUT', path: '/projects/:project/signature-policy', access: 'user', needs: 'manage-project' },
+  { method: 'POST', path: '/projects/:project/signature-policy/keys', access: 'user', needs: 'manage-project' },
+  { method: 'DELETE', path: '/projects/:project/signature-policy/keys/:id', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/signatures', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

@@ -49,6 +49,8 @@ export interface AppOptions {
   tags?: ApiFeatures['tags'];
   /** Webhook policies and delivery logs (src/webhooks): served with the admin API. */
   webhooks?: ApiFeatures['webhooks'];
+  /** Signature trust policies and artifact signature status (src/signatures): served with the admin API. */
+  signatures?: ApiFeatures['signatures'];
   /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
   metrics?: AppMetrics;
 }
@@ -152,7 +154,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
-    registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks });
+    registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures });
   }
   return app;
 }

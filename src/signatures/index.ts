@@ -3,3 +3,4 @@ export { SignatureService, type SignatureAuditWriter, type SignatureAuditEntry }
 export { verifyArtifact, type ArtifactReader, type ArtifactSignatures, type SignatureReport } from './discover.js';
 export type { SignatureStore, TrustMode } from './ports.js';
 export { TRUST_MODES } from './ports.js';
+export { coreArtifactReader, violationRecorder } from './reader.js';

@@ -12,6 +12,7 @@ import type { TagsService } from '../../tags/service.js';
 import type { RetentionService } from '../../retention/service.js';
 import type { QuotaService } from '../../quotas/service.js';
 import type { WebhookService } from '../../webhooks/service.js';
+import type { SignatureService } from '../../signatures/service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -28,6 +29,8 @@ export interface ApiFeatures {
   tags?: TagsService;
   /** /api/v1/projects/:project/webhooks[…] and /api/v1/webhooks/deliveries[…] (src/webhooks). */
   webhooks?: WebhookService;
+  /** /api/v1/projects/:project/signature-policy[…] and …/artifacts/:digest/signatures (src/signatures). */
+  signatures?: SignatureService;
 }
 
 export interface ApiContext {
