@@ -104,6 +104,13 @@ export interface BerthProcess {
 }
 
 /**
+ * How long a `berth serve` child may take to listen. tsx compiles src/ at each start: about 2 s on
+ * a quiet machine, 12 s at load 12, over 30 s seen at load 17 (a replica restarted by
+ * test/ha/replica-kill.test.ts while other suites ran).
+ */
+const START_TIMEOUT_MS = 60_000;
+
+/**
  * Starts `berth serve` as a real child process (as users run it), on a random port
  * unless BERTH_HTTP_ADDR is given in `env`, and waits until it listens.
  */
@@ -124,8 +131,8 @@ export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] =
     const timer = setTimeout(() => {
       // Don't leave an orphan server behind (the caller never gets a handle to stop it).
       child.kill('SIGKILL');
-      reject(new Error(`berth did not start within 30s (it must log "berth is listening" at level info):\n${out}`));
-    }, 30_000);
+      reject(new Error(`berth did not start within ${START_TIMEOUT_MS / 1000}s (it must log "berth is listening" at level info):\n${out}`));
+    }, START_TIMEOUT_MS);
     const onData = () => {
       const m = /"url":"(https?:\/\/[^"]+)".*berth is listening/.exec(out);
       if (m) {
