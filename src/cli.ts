@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { Command } from 'commander';
 import type { BerthConfig } from './config/schema.js';
+import { registerBindingCommands } from './cli/bindings.js';
 import { registerFsckCommand } from './cli/fsck.js';
 import { registerJobsCommand } from './cli/jobs.js';
 import { registerGcCommand } from './cli/gc.js';
@@ -13,6 +14,7 @@ import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
 import { registerQuotaCommands } from './cli/quotas.js';
 import { registerTagCommands } from './cli/tags.js';
 import { registerWebhookCommands } from './cli/webhooks.js';
+import { registerVulnDbCommands } from './cli/vulndb.js';
 
 // Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
 // command imports what it runs (the server, the stores, zod and the YAML parser) when it runs,
@@ -91,6 +93,7 @@ registerFsckCommand(program, () => program.opts<{ config?: string }>().config);
 registerGcCommand(program, () => program.opts<{ config?: string }>().config);
 registerJobsCommand(program, loadConfigured);
 registerUserCommands(program, loadConfigured);
+registerBindingCommands(program, loadConfigured);
 registerProjectCommands(program, loadConfigured);
 registerMigrateMetadataCommand(program, loadConfigured);
 registerQuotaCommands(program, loadConfigured);
@@ -99,6 +102,7 @@ registerRetentionCommands(program, loadConfigured);
 
 registerTagCommands(program, loadConfigured);
 registerWebhookCommands(program, loadConfigured);
+registerVulnDbCommands(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // A ConfigError (src/config/load.ts, not imported here to keep startup light): the message says it all.

@@ -4,6 +4,7 @@ import { ROBOT_PREFIX } from './identity.js';
 import { ROBOT_PERMISSIONS, isRole, type Role } from './permissions.js';
 import type { AuthStore, ChangeActor, ProjectRecord, RobotPermission, RobotRecord, UserRecord } from './ports.js';
 import { generateSecret, hashSecret, validatePassword, validateUsername } from './secrets.js';
+import { sourceOfAccount } from './sources.js';
 
 /** Who performs a change and from where: recorded in the audit log and as the event's actor. */
 export type Actor = Pick<ChangeActor, 'name' | 'ip'>;
@@ -41,6 +42,9 @@ export class Accounts {
   }
 
   async setPassword(actor: Actor, username: string, password: string): Promise<void> {
+    const source = sourceOfAccount((await this.store.getUser(username))?.passwordHash ?? '');
+    // A local password would turn the directory's user into a local one (and outlive their removal there).
+    if (source !== null) throw new RegistryError('CONFLICT', `user ${username} comes from the identity source ${source}: its password is managed there`);
     const passwordHash = await hashSecret(validatePassword(password));
     if (!(await this.store.setPassword(username, passwordHash, actor))) throw notFound(`user ${username}`);
   }

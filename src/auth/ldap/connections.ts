@@ -15,7 +15,9 @@ export interface DirectoryEndpoint {
 /** A connected client, TLS set up as configured (StartTLS done), not yet bound. */
 export async function connect(endpoint: DirectoryEndpoint): Promise<Client> {
   const tlsOptions = tlsFor(endpoint);
-  const client = new Client({ url: endpoint.url, timeout: endpoint.timeoutMs, connectTimeout: endpoint.timeoutMs, tlsOptions, strictDN: false });
+  // ldapts speaks TLS from the first byte whenever tlsOptions are given: only for ldaps://; StartTLS gets them below.
+  const implicit = endpoint.url.startsWith('ldaps:');
+  const client = new Client({ url: endpoint.url, timeout: endpoint.timeoutMs, connectTimeout: endpoint.timeoutMs, ...(implicit ? { tlsOptions } : {}), strictDN: false });
   try {
     if (endpoint.starttls) await withTimeout(client.startTLS(tlsOptions), endpoint.timeoutMs, 'StartTLS');
     return client;

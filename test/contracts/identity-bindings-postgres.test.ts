@@ -1,0 +1,3 @@
+import { identityBindingsContract } from './identity-bindings.js';
+
+identityBindingsContract('postgres');
