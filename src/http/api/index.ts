@@ -1,0 +1,129 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Actor } from '../../auth/accounts.js';
+import { ANONYMOUS, identityName, type Identity } from '../../auth/identity.js';
+import { apiOperation, type ApiOperation } from '../../auth/permissions.js';
+import type { AuthService } from '../../auth/service.js';
+import { RegistryError } from '../../core/errors.js';
+import { credentialsReader } from '../credentials.js';
+import { auditRoutes } from './audit.js';
+import { bindingRoutes } from './bindings.js';
+import { gcRoutes } from './gc.js';
+import { jobRoutes } from './jobs.js';
+import { openApiDocument } from './openapi.js';
+import { projectRoutes } from './projects.js';
+import { retentionRoutes } from './retention.js';
+import { quotaRoutes } from './quotas.js';
+import type { ApiFeatures, ApiRoute } from './route.js';
+import { robotRoutes } from './robots.js';
+import { tagRoutes } from './tags.js';
+import { userRoutes } from './users.js';
+import { webhookRoutes } from './webhooks.js';
+import { signatureRoutes } from './signatures.js';
+
+export const API_PREFIX = '/api/v1';
+const JSON_LIMIT = 1024 * 1024;
+
+const identities = new WeakMap<FastifyRequest, Identity>();
+
+/** The authenticated caller of an /api request (set by the gate). */
+export function apiIdentity(request: FastifyRequest): Identity {
+  return identities.get(request) ?? ANONYMOUS;
+}
+
+export function apiActor(request: FastifyRequest): Actor {
+  return { name: identityName(apiIdentity(request)) || 'anonymous', ip: request.ip };
+}
+
+/** Every admin-API route this server serves, given its features: the one route table. */
+export function apiRoutes(features: ApiFeatures): ApiRoute[] {
+  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : [])];
+}
+
+/**
+ * The admin REST API under /api/v1. Each route comes from the route table (apiRoutes) and is
+ * gated by its row in the permission table (API_OPERATIONS, src/auth/permissions.ts) before its
+ * handler runs; openapi.json is generated from the same table.
+ */
+export function registerAdminApi(app: FastifyInstance, auth: AuthService, features: ApiFeatures = {}): void {
+  const credentials = credentialsReader(auth.baseUrl);
+  const gated = new WeakSet<ApiOperation>();
+
+  // Deny-by-default safety net, not the source of truth: an /api/ request that matched no table
+  // route (an unknown path, or an endpoint registered outside the table) needs a system admin.
+  // Judged by the matched route as well as the raw URL, so no spelling of a path slips past.
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith('/api/') && !(request.routeOptions.url ?? '').startsWith('/api/')) return;
+    const operation = (request.routeOptions.config as { apiOperation?: ApiOperation } | undefined)?.apiOperation;
+    if (operation && gated.has(operation)) return;
+    identities.set(request, await auth.authorizeApi(credentials(request), 'admin'));
+  });
+
+  const routes = apiRoutes(features);
+  const document = openApiDocument([...routes, openApiRoute(() => document)], API_PREFIX);
+  app.register(
+    async (scope) => {
+      // Only the admin API parses JSON; /v2 streams its bodies untouched.
+      scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: JSON_LIMIT }, (_request, body, done) => {
+        try {
+          done(null, body === '' ? undefined : JSON.parse(body as string));
+        } catch {
+          done(new RegistryError('INVALID_ARGUMENT', 'request body is not valid JSON'), undefined);
+        }
+      });
+      for (const route of [...routes, openApiRoute(() => document)]) {
+        const operation = apiOperation(route.method, route.path);
+        gated.add(operation);
+        registerRoute(scope, auth, features, route, operation, credentials);
+      }
+    },
+    { prefix: API_PREFIX },
+  );
+}
+
+function openApiRoute(document: () => Record<string, unknown>): ApiRoute {
+  return { method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', handler: async () => document() };
+}
+
+function registerRoute(
+  scope: FastifyInstance,
+  auth: AuthService,
+  features: ApiFeatures,
+  route: ApiRoute,
+  operation: ApiOperation,
+  credentials: ReturnType<typeof credentialsReader>,
+): void {
+  scope.route({
+    method: route.method,
+    url: route.path,
+    config: { apiOperation: operation },
+    // The gate: the route's row in the permission table, before the body is even parsed.
+    onRequest: async (request) => {
+      identities.set(request, await auth.authorizeApi(credentials(request), operation.access));
+    },
+    handler: async (request, reply) => {
+      const body = route.body ? parseBody(route.body, request.body) : undefined;
+      reply.code(route.status ?? 200);
+      const result = await route.handler({
+        auth,
+        features,
+        identity: apiIdentity(request),
+        actor: apiActor(request),
+        credentials: credentials(request),
+        params: request.params as Record<string, string>,
+        query: request.query as Record<string, string | undefined>,
+        body,
+        request,
+        reply,
+      });
+      return reply.statusCode === 204 ? reply.send() : result;
+    },
+  });
+}
+
+function parseBody(schema: z.ZodType, body: unknown): unknown {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+  throw new RegistryError('INVALID_ARGUMENT', `invalid request body: ${issues.map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ')}`, issues);
+}
