@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { openAuth } from './auth/index.js';
+import { openClientCertificateAuth } from './auth/mtls/index.js';
 import { compose, passwordSources, type Composition } from './compose.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { Registry } from './core/registry.js';
@@ -72,6 +74,9 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     auth: config.metrics.auth,
   } : undefined;
   const tls = config.http.tls;
+  // Client certificates (http.tls.clientcas, src/auth/mtls): asked for on the TLS listener, in front of auth's policy.
+  const clientCerts = tls ? openClientCertificateAuth(tls, auth, logger) : null;
+  const secureContext = (): SecureContextOptions => ({ cert: readFileSync(tls!.certificate), key: readFileSync(tls!.key), minVersion: 'TLSv1.2', ...clientCerts?.listener.contextOptions() });
   const app = buildApp({
     gc: { collector: gc.collector, usage: stores.usage },
     jobs: { list: () => scheduler.list(), history: stores.jobs },
@@ -81,17 +86,20 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     webhooks: composition.webhooks.service,
     signatures: composition.signatures,
     registry,
-    access: auth.policy,
+    access: clientCerts?.policy ?? auth.policy,
     auth,
+    clientCertificates: clientCerts ? { peer: (socket) => clientCerts.listener.peer(socket), authenticator: clientCerts.authenticator } : undefined,
     trustProxy: config.http.trustproxy,
     logger,
     headersTimeout: durationMs(config.http.headerstimeout),
     idleTimeout: durationMs(config.http.idletimeout),
     uploadsPerClient: config.limits.uploadsperclient,
-    https: tls ? { cert: readFileSync(tls.certificate), key: readFileSync(tls.key) } : undefined,
+    https: tls ? { cert: readFileSync(tls.certificate), key: readFileSync(tls.key), ...clientCerts?.listener.serverOptions() } : undefined,
     metrics: appMetrics,
   });
 
+  // A changed CRL file applies without a restart; connections verified before are closed.
+  clientCerts?.listener.attach(app.server as HttpsServer, () => (app.server as HttpsServer).setSecureContext(secureContext()));
   scheduler.start();
 
   const { host, port } = splitAddr(config.http.addr);
@@ -118,8 +126,10 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     reloadTls() {
       if (!tls) return;
       try {
-        (app.server as HttpsServer).setSecureContext({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key), minVersion: 'TLSv1.2' });
+        (app.server as HttpsServer).setSecureContext(secureContext());
         logger.info({ certificate: tls.certificate }, 'reloaded TLS certificate');
+        // The client CAs and CRLs were read again too: connections verified before are closed.
+        clientCerts?.listener.crlChanged(() => undefined);
       } catch (err) {
         // A half-written or unreadable renewal must not take the registry down: keep serving the old one.
         logger.error({ err, certificate: tls.certificate }, 'TLS reload failed; still serving the previous certificate');
@@ -127,6 +137,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     },
     async close() {
       auth.close();
+      clientCerts?.listener.close();
       // Prometheus keeps its scrape connection alive: end it, or close() would wait for it.
       metricsListener?.server.close();
       metricsListener?.server.closeAllConnections();

@@ -1,9 +1,10 @@
 import type { AuthConfig } from '../config/auth.js';
 import { deny, type Policy } from '../core/policies.js';
 import type { MetadataTx } from '../core/ports.js';
-import { ROBOT_PREFIX } from './identity.js';
+import { IdentityBindings } from './bindings.js';
+import { ROBOT_PREFIX, SPIFFE_SCHEME } from './identity.js';
 import { ROLE_PERMISSIONS, projectOf } from './permissions.js';
-import type { ProjectRows, ProjectTxRows } from './ports.js';
+import type { IdentityBindingRows, ProjectGrant, ProjectRows, ProjectTxRows } from './ports.js';
 import { robotPermissions } from './rules.js';
 
 const POLICY = 'projects';
@@ -26,8 +27,10 @@ const POLICY = 'projects';
  * Registered when Berth itself knows the identities (auth.mode basic, or token with Berth
  * issuing the tokens); the actor is the request's principal (user or robot name).
  */
-export function projectPolicy(config: AuthConfig, store: Pick<ProjectRows, 'within'>): Policy {
-  const guard = new WriteGuard(config, store);
+export function projectPolicy(config: AuthConfig, store: Pick<ProjectRows, 'within' | 'getProject'> & IdentityBindingRows): Policy {
+  // A workload (SPIFFE ID, src/auth/mtls) holds the roles its bindings give now.
+  const bindings = new IdentityBindings(store);
+  const guard = new WriteGuard(config, store, (id) => bindings.rolesFor('spiffe', [], id));
   return {
     name: POLICY,
     hooks: {
@@ -42,6 +45,7 @@ class WriteGuard {
   constructor(
     private readonly config: AuthConfig,
     private readonly store: Pick<ProjectRows, 'within'>,
+    private readonly workloadRoles: (spiffeId: string) => Promise<ProjectGrant[]>,
   ) {}
 
   async write(tx: MetadataTx, repository: string, actor: string | null, ip: string | null): Promise<void> {
@@ -83,7 +87,10 @@ class WriteGuard {
 
   /** The writer's current permission (not the token's): a role with push, a robot grant, or admin. */
   private async requirePush(rows: ProjectTxRows, actor: string, project: string, repository: string): Promise<void> {
-    if (actor.startsWith(ROBOT_PREFIX)) {
+    if (actor.startsWith(SPIFFE_SCHEME)) {
+      const grant = (await this.workloadRoles(actor)).find((g) => g.project === project);
+      if (grant && ROLE_PERMISSIONS[grant.role].includes('push')) return;
+    } else if (actor.startsWith(ROBOT_PREFIX)) {
       const robot = await rows.getRobot(actor);
       const live = robot !== null && (robot.expiresAt === null || robot.expiresAt.getTime() > Date.now());
       if (live && robotPermissions({ kind: 'robot', name: robot.name, project: robot.project, permissions: robot.permissions }, project, repository).includes('push')) return;
