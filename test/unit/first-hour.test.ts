@@ -125,15 +125,24 @@ describe('the CLI starts fast', () => {
 });
 
 describe('npm ci prints no EBADENGINE', () => {
-  it('every package in package-lock.json admits the Node version running the tests, which package.json admits', () => {
-    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
-    assert.ok(semver.satisfies(process.versions.node, pkg.engines.node), `Node ${process.versions.node} is outside package.json's engines ${pkg.engines.node}`);
-    const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { engines?: { node?: string } | string[] }> };
-    const refusing = Object.entries(lock.packages)
-      .map(([name, p]) => [name, Array.isArray(p.engines) ? undefined : p.engines?.node] as const)
-      .filter(([, range]) => range !== undefined && !semver.satisfies(process.versions.node, range))
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+  const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { engines?: { node?: string } | string[] }> };
+  /** The packages npm would warn about on Node `version`. */
+  const refusing = (version: string) =>
+    Object.entries(lock.packages)
+      .map(([name, p]) => [name || 'berth', Array.isArray(p.engines) ? undefined : p.engines?.node] as const)
+      .filter(([, range]) => range !== undefined && !semver.satisfies(version, range))
       .map(([name, range]) => `${name} wants node ${range}`);
-    assert.deepEqual(refusing, [], `npm ci on Node ${process.versions.node} would print EBADENGINE (pin a release that admits it, with package.json "overrides")`);
+
+  it('every package in package-lock.json admits the Node version running the tests', () => {
+    assert.deepEqual(refusing(process.versions.node), [], `npm ci on Node ${process.versions.node} would print EBADENGINE (pin a release that admits it, with package.json "overrides")`);
+  });
+
+  it("every package admits the lowest release of each Node line package.json's engines supports", () => {
+    // "^20.19.0 || ^22.13.0 || ^24.0.0" → 20.19.0, 22.13.0, 24.0.0: what a user may install with.
+    const lowest = new semver.Range(pkg.engines.node).set.map((comparators) => semver.minVersion(comparators.map((c) => c.value).join(' '))!.version);
+    assert.ok(lowest.length > 0);
+    for (const version of lowest) assert.deepEqual(refusing(version), [], `package.json's engines (${pkg.engines.node}) admit Node ${version}, but npm ci would print EBADENGINE there`);
   });
 });
 
