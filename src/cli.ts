@@ -14,6 +14,7 @@ import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
 import { registerQuotaCommands } from './cli/quotas.js';
 import { registerTagCommands } from './cli/tags.js';
 import { registerWebhookCommands } from './cli/webhooks.js';
+import { registerVulnDbCommands } from './cli/vulndb.js';
 
 // Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
 // command imports what it runs (the server, the stores, zod and the YAML parser) when it runs,
@@ -101,6 +102,7 @@ registerRetentionCommands(program, loadConfigured);
 
 registerTagCommands(program, loadConfigured);
 registerWebhookCommands(program, loadConfigured);
+registerVulnDbCommands(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // A ConfigError (src/config/load.ts, not imported here to keep startup light): the message says it all.

@@ -1,0 +1,3 @@
+import { vulnDbStoreContract } from './vulndb-store-contract.js';
+
+vulnDbStoreContract('sqlite');
