@@ -8,8 +8,9 @@ need=()
 # htpasswd (apache2-utils) to write real `htpasswd -B` files in the auth tests,
 # mariadbd (mariadb-server) for the MySQL/MariaDB metadata tests (scripts/start-mariadb.sh),
 # promtool (prometheus) to check /metrics and the shipped alert rules (test/metrics),
-# slapd + ldapadd (ldap-utils): the LDAP tests start their own OpenLDAP on a loopback port (test/auth/ldap*).
-for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils mariadbd:mariadb-server promtool:prometheus slapd:slapd ldapadd:ldap-utils; do
+# slapd + ldapadd (ldap-utils): the LDAP tests start their own OpenLDAP on a loopback port (test/auth/ldap*),
+# rpm (rpmbuild + rpm --justdb): the SBOM tests build a real sqlite rpmdb (test/sbom).
+for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils mariadbd:mariadb-server promtool:prometheus slapd:slapd ldapadd:ldap-utils rpmbuild:rpm; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
