@@ -1,0 +1,3 @@
+import { signatureStoreContract } from './signature-store.js';
+
+signatureStoreContract('mysql');
