@@ -13,6 +13,7 @@ import * as identity from './migrations/0011-identity.js';
 import * as vulndb from './migrations/0012-vulndb.js';
 import * as oidc from './migrations/0013-oidc.js';
 import * as uploadReceipts from './migrations/0014-upload-receipts.js';
+import * as scans from './migrations/0015-scans.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -39,6 +40,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0012-vulndb': vulndb,
   '0013-oidc': oidc,
   '0014-upload-receipts': uploadReceipts,
+  '0015-scans': scans,
 };
 
 /**
