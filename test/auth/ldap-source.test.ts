@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { configSchema } from '../../src/config/schema.js';
 import { LdapSource } from '../../src/auth/ldap/index.js';
 import { ldapConfigSchema } from '../../src/config/ldap.js';
 import { GROUPS, PEOPLE, SERVICE_DN, TestDirectory, ldapConfig } from './ldap-server.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /**
  * The LDAP source alone (src/auth/ldap) against a real slapd: StartTLS and ldaps:// with the
@@ -105,5 +110,18 @@ describe('LdapSource against a real slapd', () => {
     assert.doesNotThrow(() => ldapConfigSchema.parse({ ...ldapConfig(directory), starttls: false, insecure: true }));
     assert.throws(() => ldapConfigSchema.parse({ ...ldapConfig(directory), group: { nested: true } }), /nested/);
     assert.throws(() => ldapConfigSchema.parse({ ...ldapConfig(directory), bindpasswordfile: '/x' }), /not both/);
+  });
+
+  it('the configurations docs/security.md gives for OpenLDAP and Active Directory are valid', () => {
+    const doc = readFileSync(path.join(ROOT, 'docs/security.md'), 'utf8');
+    const start = doc.indexOf('## LDAP / Active Directory');
+    const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
+    const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    assert.equal(blocks.length, 2);
+    const openldap = configSchema.parse(YAML.parse(blocks[0]!));
+    assert.equal(openldap.auth.ldap?.starttls, true);
+    // The AD block is the `ldap:` part of auth.
+    const ad = configSchema.parse({ auth: { mode: 'token', ...YAML.parse(blocks[1]!) } });
+    assert.equal(ad.auth.ldap?.group.nested, true);
   });
 });
