@@ -83,6 +83,13 @@ describe('LdapSource against a real slapd', () => {
     for (let i = 0; i < 6; i++) assert.ok(directory.binds(`uid=user${i},${PEOPLE}`) >= 1);
   });
 
+  it('pooled connections dropped by a directory restart are replaced: the next login works', async () => {
+    const s = source({ poolsize: 1 });
+    assert.equal(((await s.verify('user1', 'password-1')) as { username: string }).username, 'user1');
+    await directory.restart();
+    assert.equal(((await s.verify('user1', 'password-1')) as { username: string }).username, 'user1');
+  });
+
   it('a directory that accepts but never answers is unavailable after the timeout', async () => {
     const sockets: Socket[] = [];
     const silent: Server = createServer((socket) => void sockets.push(socket));

@@ -84,9 +84,13 @@ export class ServicePool {
     private readonly onBind: () => void = () => {},
   ) {}
 
-  /** Runs `work` on a service connection; the connection is closed instead of reused when `work` throws. */
-  async use<T>(work: (client: Client) => Promise<T>): Promise<T> {
-    const client = await this.acquire();
+  /**
+   * Runs `work` on a service connection; the connection is closed instead of reused when `work`
+   * throws. A reused connection that fails (the directory or a firewall dropped it while idle)
+   * is replaced by a new one and `work` tried once more.
+   */
+  async use<T>(work: (client: Client) => Promise<T>, retry = true): Promise<T> {
+    const { client, reused } = await this.acquire();
     try {
       const result = await work(client);
       this.release(client);
@@ -95,14 +99,15 @@ export class ServicePool {
       this.open--;
       void discard(client);
       this.wake();
+      if (reused && retry) return this.use(work, false);
       throw err;
     }
   }
 
-  private async acquire(): Promise<Client> {
+  private async acquire(): Promise<{ client: Client; reused: boolean }> {
     if (this.closed) throw new Error('the LDAP connection pool is closed');
     const idle = this.idle.pop();
-    if (idle && idle.isConnected) return idle;
+    if (idle && idle.isConnected) return { client: idle, reused: true };
     if (idle) {
       this.open--;
       void discard(idle);
@@ -110,7 +115,7 @@ export class ServicePool {
     if (this.open < this.size) {
       this.open++;
       try {
-        return await this.create();
+        return { client: await this.create(), reused: false };
       } catch (err) {
         this.open--;
         this.wake();
@@ -118,7 +123,7 @@ export class ServicePool {
       }
     }
     const client = await new Promise<Client | null>((resolve) => this.waiting.push(resolve));
-    return client ?? this.acquire();
+    return client ? { client, reused: true } : this.acquire();
   }
 
   private async create(): Promise<Client> {
