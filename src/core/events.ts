@@ -91,7 +91,11 @@ export type DomainEvent =
    */
   | { type: 'manifest.pulled'; repository: string; digest: string; pulls: number; lastPulledAt: number }
   /** A garbage-collection run completed (not a dry run): what it deleted (src/gc). */
-  | { type: 'gc.finished'; manifests: number; links: number; blobs: number; bytesFreed: number; errors: number; durationMs: number };
+  | { type: 'gc.finished'; manifests: number; links: number; blobs: number; bytesFreed: number; errors: number; durationMs: number }
+  /** An artifact was scanned for vulnerabilities (src/scanning): packages matched and the findings counted by severity (Critical…Unknown, total). */
+  | { type: 'scan.completed'; repository: string; digest: string; packages: number; summary: Record<string, number> }
+  /** A vulnerability scan of an artifact could not complete (no package list, empty database…). */
+  | { type: 'scan.failed'; repository: string; digest: string; error: string };
 
 /** How an audited action ended: done, refused for bad credentials (a failed login), or refused by authorization. */
 export type AuditOutcome = 'success' | 'failure' | 'denied';

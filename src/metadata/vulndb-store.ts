@@ -1,6 +1,6 @@
 import { sql, type Generated, type Kysely } from 'kysely';
-import type { BatchOutcome, StoredAdvisory, VulnDbCounts, VulnDbStore, VulnImportRun } from '../scanning/ports.js';
-import { insertReturningId, writeTransaction, type Dialect } from './dialect.js';
+import type { BatchOutcome, ScanRecord, StoredAdvisory, VulnDbCounts, VulnDbStore, VulnImportRun } from '../scanning/ports.js';
+import { insertOrUpdate, insertReturningId, proposedValue, writeTransaction, type Dialect } from './dialect.js';
 
 /** Row types of migrations/0012-vulndb.ts. */
 export interface VulnDbTables {
@@ -18,6 +18,18 @@ export interface VulnDbTables {
     unchanged: number;
     invalid: number;
     errors: string;
+  };
+  /** migrations/0015-scans.ts */
+  scan_results: {
+    digest: string;
+    status: string;
+    scanned_at: number;
+    source: string;
+    database_import: number | null;
+    packages: number;
+    summary: string;
+    findings: string;
+    error: string | null;
   };
 }
 
@@ -178,7 +190,41 @@ export class KyselyVulnDbStore implements VulnDbStore {
       errors: JSON.parse(r.errors) as string[],
     }));
   }
+
+  async saveScan(scan: ScanRecord): Promise<void> {
+    const row = {
+      digest: scan.digest,
+      status: scan.status,
+      scanned_at: scan.scannedAt,
+      source: scan.source,
+      database_import: scan.databaseImport,
+      packages: scan.packages,
+      summary: JSON.stringify(scan.summary),
+      findings: JSON.stringify(scan.findings),
+      error: scan.error,
+    };
+    const set = Object.fromEntries(SCAN_COLUMNS.map((c) => [c, proposedValue(c, this.dialect)]));
+    await insertOrUpdate(this.db.insertInto('scan_results').values(row), this.dialect, ['digest'], set).execute();
+  }
+
+  async scanOf(digest: string): Promise<ScanRecord | null> {
+    const r = await this.db.selectFrom('scan_results').selectAll().where('digest', '=', digest).executeTakeFirst();
+    if (!r) return null;
+    return {
+      digest: r.digest,
+      status: r.status as ScanRecord['status'],
+      scannedAt: Number(r.scanned_at),
+      source: r.source,
+      databaseImport: r.database_import === null ? null : Number(r.database_import),
+      packages: Number(r.packages),
+      summary: JSON.parse(r.summary) as Record<string, number>,
+      findings: JSON.parse(r.findings) as unknown[],
+      error: r.error,
+    };
+  }
 }
+
+const SCAN_COLUMNS = ['status', 'scanned_at', 'source', 'database_import', 'packages', 'summary', 'findings', 'error'] as const;
 
 /** An advisory's (ecosystem, name) pairs, each once (OSV may list a package in several `affected` entries). */
 function uniquePackages(record: StoredAdvisory): { ecosystem: string; name: string }[] {

@@ -60,6 +60,25 @@ export interface VulnDbCounts {
   newestModified: number | null;
 }
 
+/** The vulnerability scan of one artifact (manifest digest), as stored (`scan_results`). */
+export interface ScanRecord {
+  digest: string;
+  /** complete: matched (findings may be empty); failed: `error` says why. */
+  status: 'complete' | 'failed';
+  scannedAt: number;
+  /** Where the package list came from: `request` (given to the scan API), or the lister's name (e.g. `sbom`). */
+  source: string;
+  /** The database import run the scan matched against (null: none yet), so a rescan can follow a newer import. */
+  databaseImport: number | null;
+  /** Packages matched. */
+  packages: number;
+  /** Counts by severity (Critical…Unknown) and total. */
+  summary: Record<string, number>;
+  /** The findings (src/scanning/match.ts Finding), most severe first. */
+  findings: unknown[];
+  error: string | null;
+}
+
 export interface VulnDbStore {
   /**
    * Stores a batch in ONE transaction: each record replaces the stored one with the same id
@@ -79,4 +98,8 @@ export interface VulnDbStore {
   updateImport(run: Omit<VulnImportRun, 'source' | 'startedAt'>): Promise<void>;
   /** The newest runs first. */
   imports(limit: number): Promise<VulnImportRun[]>;
+  /** Stores an artifact's scan, replacing its previous one. */
+  saveScan(scan: ScanRecord): Promise<void>;
+  /** The artifact's last scan (null: never scanned). */
+  scanOf(digest: string): Promise<ScanRecord | null>;
 }

@@ -1,0 +1,76 @@
+import { RegistryError } from '../core/errors.js';
+import type { MetadataStore } from '../core/ports.js';
+import { matchPackages, type InstalledPackage } from './match.js';
+import type { ScanRecord, VulnDbStore } from './ports.js';
+
+/**
+ * The port that lists what is installed in an artifact — the SBOM extractor that reads image
+ * layers (dpkg, apk, rpm databases, language lock files) implements it and is wired in
+ * compose.ts. Until one is, scans take their package list from the request.
+ */
+export interface PackageLister {
+  /** Names the source in scan records (`sbom`, …). */
+  readonly name: string;
+  /** The packages installed in the artifact, or null when this lister cannot read it. */
+  packagesOf(repository: string, digest: string): Promise<InstalledPackage[] | null>;
+}
+
+/**
+ * Scans of artifacts: the package list (given, or from the lister) matched against the
+ * offline database, the result stored per manifest digest, and a `scan.completed` or
+ * `scan.failed` event appended to the outbox (for webhooks) once the result is stored.
+ */
+export class ArtifactScanner {
+  constructor(
+    private readonly metadata: Pick<MetadataStore, 'manifests' | 'transaction'>,
+    private readonly store: VulnDbStore,
+    private readonly lister: PackageLister | null = null,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  private async requireArtifact(repository: string, digest: string): Promise<void> {
+    if (!(await this.metadata.manifests.get(repository, digest))) throw new RegistryError('MANIFEST_UNKNOWN', `artifact ${digest} not found in ${repository}`);
+  }
+
+  /** Scans `repository@digest` with `packages` (else the lister's), stores the result and appends its event. */
+  async scan(repository: string, digest: string, packages?: InstalledPackage[]): Promise<ScanRecord> {
+    await this.requireArtifact(repository, digest);
+    const lastImport = (await this.store.imports(50)).find((r) => r.outcome === 'complete') ?? null;
+    const base = { digest, scannedAt: this.clock(), databaseImport: lastImport?.id ?? null };
+    let record: ScanRecord;
+    try {
+      const source = packages ? 'request' : (this.lister?.name ?? 'none');
+      const list = packages ?? (this.lister ? await this.lister.packagesOf(repository, digest) : null);
+      if (list === null) {
+        record = { ...base, status: 'failed', source, packages: 0, summary: {}, findings: [], error: 'no package list: give one in the request (no SBOM extractor could read this artifact)' };
+      } else if (lastImport === null) {
+        record = { ...base, status: 'failed', source, packages: list.length, summary: {}, findings: [], error: 'the vulnerability database is empty: run berth vulndb import first' };
+      } else {
+        const result = await matchPackages(this.store, list);
+        record = { ...base, status: 'complete', source, packages: list.length, summary: result.summary, findings: result.findings, error: null };
+      }
+    } catch (err) {
+      record = { ...base, status: 'failed', source: packages ? 'request' : (this.lister?.name ?? 'none'), packages: 0, summary: {}, findings: [], error: (err as Error).message };
+    }
+    await this.store.saveScan(record);
+    await this.metadata.transaction((tx) =>
+      tx.events.append(
+        [
+          record.status === 'complete'
+            ? { type: 'scan.completed', repository, digest, packages: record.packages, summary: record.summary }
+            : { type: 'scan.failed', repository, digest, error: record.error ?? 'failed' },
+        ],
+        null,
+      ),
+    );
+    return record;
+  }
+
+  /** The artifact's last scan; MANIFEST_UNKNOWN when the repository has no such artifact, NOT_FOUND when never scanned. */
+  async report(repository: string, digest: string): Promise<ScanRecord> {
+    await this.requireArtifact(repository, digest);
+    const record = await this.store.scanOf(digest);
+    if (!record) throw new RegistryError('NOT_FOUND', `artifact ${digest} in ${repository} has not been scanned yet`);
+    return record;
+  }
+}
