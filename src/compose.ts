@@ -3,6 +3,7 @@ import { auditSinkConsumers } from './audit/index.js';
 import { auditConsumer } from './auth/audit-consumer.js';
 import { LdapSource } from './auth/ldap/index.js';
 import { projectPolicy } from './auth/project-policy.js';
+import { OidcService } from './auth/oidc/service.js';
 import type { PasswordSource } from './auth/sources.js';
 import { usesExternalIssuer } from './config/auth.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
@@ -32,6 +33,8 @@ import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, viol
  * hook, a consumer of the outbox, a job — and touches no route handler or SQL adapter.
  */
 export interface Composition {
+  /** OIDC single sign-on: providers, their password sources, browser login and CLI secrets (src/auth/oidc). */
+  oidc: OidcService;
   registry: Registry;
   policies: PolicyHooks;
   pulls: PullCounter;
@@ -129,7 +132,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   jobs.push(...webhooks.jobs);
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
-  return { registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures };
+  const oidc = new OidcService(config.auth.oidc, stores.oidc);
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures };
 }
 
 /**
@@ -137,9 +141,11 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
  * not local (src/auth/sources.ts), in the order asked: LDAP/AD (auth.ldap). A new source (OIDC
  * CLI secrets and ID tokens) is added here. The server passes them to the auth layer.
  */
-export function passwordSources(config: BerthConfig, logger: Logger): PasswordSource[] {
+export function passwordSources(config: BerthConfig, logger: Logger, oidc?: OidcService): PasswordSource[] {
   const sources: PasswordSource[] = [];
   if (config.auth.mode === 'none') return sources;
+  // OIDC first: it answers a plain password at once (only CLI secrets and JWTs are its), without a directory round trip.
+  if (oidc) sources.push(...oidc.sources());
   if (config.auth.ldap) sources.push(new LdapSource(config.auth.ldap, logger));
   return sources;
 }

@@ -48,11 +48,14 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   reportSecretsAtRest(config, stores.sealer, logger);
   const composition = compose(config, stores, logger, metrics?.registry);
   const { registry, gc } = composition;
-  const auth = await openAuth(config, stores.auth, stores.metadata, logger, passwordSources(config, logger)).catch(async (err: unknown) => {
+  const auth = await openAuth(config, stores.auth, stores.metadata, logger, passwordSources(config, logger, composition.oidc)).catch(async (err: unknown) => {
     // e.g. a missing htpasswd file: release the stores we opened before giving up.
     await stores.close().catch(() => undefined);
     throw err;
   });
+  // OIDC's browser login and CLI secrets use auth's keys, token issuer and identity sources; discovery starts now, in the background.
+  composition.oidc.attach(auth);
+  composition.oidc.warmUp((provider, err) => logger.warn({ provider, err: (err as Error).message }, 'OIDC provider discovery failed; retried at its next use'));
   const scheduler = new Scheduler(logger, stores.leases, stores.jobs, metrics?.jobs);
   for (const job of composition.jobs) scheduler.add(job);
   if (metrics) {
@@ -80,6 +83,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const app = buildApp({
     gc: { collector: gc.collector, usage: stores.usage },
     jobs: { list: () => scheduler.list(), history: stores.jobs },
+    oidc: composition.oidc,
     quotas: composition.quotas,
     retention: composition.retention,
     tags: composition.tags,

@@ -87,6 +87,12 @@ export interface ApiOperation {
 export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'GET', path: '/openapi.json', access: 'public', needs: 'nothing' },
   { method: 'GET', path: '/me', access: 'user', needs: 'any signed-in identity' },
+  { method: 'GET', path: '/oidc/providers', access: 'public', needs: 'nothing (the configured OIDC providers and their login URLs)' },
+  { method: 'GET', path: '/oidc/:provider/login', access: 'public', needs: 'nothing (starts a browser login at the provider)' },
+  { method: 'GET', path: '/oidc/:provider/callback', access: 'public', needs: "this browser's login cookie, the provider's code, state and nonce" },
+  { method: 'GET', path: '/users/:username/cli-secret', access: 'user', needs: 'system admin, or the OIDC user themself' },
+  { method: 'POST', path: '/users/:username/cli-secret', access: 'user', needs: 'the OIDC user themself (not an admin for someone else)' },
+  { method: 'DELETE', path: '/users/:username/cli-secret', access: 'user', needs: 'system admin, or the OIDC user themself' },
   { method: 'GET', path: '/users', access: 'admin', needs: 'system admin' },
   { method: 'POST', path: '/users', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/users/:username', access: 'user', needs: 'system admin, or the user themself' },

@@ -207,6 +207,18 @@ export class ExternalIdentities {
     return { name, admin, source: source.name, checked: true };
   }
 
+  /**
+   * A user `sourceName` vouched for outside a password check (OIDC's browser login, whose code
+   * flow verified them): their row created or brought up to date and their grants replaced, as
+   * for a verified login. Null when the name is not the source's to take (a local user, another
+   * source's user) or the source is not configured.
+   */
+  async admit(sourceName: string, external: ExternalUser, ip: string): Promise<ExternalLogin | null> {
+    const source = this.sources.find((s) => s.name === sourceName);
+    if (!source || !validName(external.username)) return null;
+    return this.register(source, external, await this.store.getUser(external.username), ip);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.sources.map(async (s) => s.close?.()));
   }

@@ -41,6 +41,8 @@ export interface AppOptions {
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
   /** GET /api/v1/jobs (src/jobs): served with the admin API. */
   jobs?: ApiFeatures['jobs'];
+  /** OIDC browser login and CLI secrets (src/auth/oidc); served with the admin API. */
+  oidc?: ApiFeatures['oidc'];
   /** Project storage quotas (src/quotas): served with the admin API. */
   quotas?: ApiFeatures['quotas'];
   /** Retention policies and runs (src/retention): served with the admin API. */
@@ -154,7 +156,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
-    registerAdminApi(app, options.auth, { gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures });
+    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures });
   }
   return app;
 }

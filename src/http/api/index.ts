@@ -10,6 +10,7 @@ import { auditRoutes } from './audit.js';
 import { bindingRoutes } from './bindings.js';
 import { gcRoutes } from './gc.js';
 import { jobRoutes } from './jobs.js';
+import { oidcRoutes } from './oidc.js';
 import { openApiDocument } from './openapi.js';
 import { projectRoutes } from './projects.js';
 import { retentionRoutes } from './retention.js';
@@ -37,7 +38,7 @@ export function apiActor(request: FastifyRequest): Actor {
 
 /** Every admin-API route this server serves, given its features: the one route table. */
 export function apiRoutes(features: ApiFeatures): ApiRoute[] {
-  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : [])];
+  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.oidc ? oidcRoutes : []), ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : [])];
 }
 
 /**

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import type { RequestCredentials } from '../../auth/access.js';
 import type { Actor } from '../../auth/accounts.js';
 import type { Identity } from '../../auth/identity.js';
+import type { OidcService } from '../../auth/oidc/service.js';
 import type { AuthService } from '../../auth/service.js';
 import type { GarbageCollector } from '../../gc/collector.js';
 import type { StorageUsageQueries } from '../../gc/ports.js';
@@ -18,6 +19,8 @@ export type { ApiAccess } from '../../auth/permissions.js';
 
 /** Optional features whose endpoints live under /api/v1 (buildApp's `gc` option). */
 export interface ApiFeatures {
+  /** /api/v1/oidc/… browser login and /api/v1/users/:username/cli-secret (src/auth/oidc). */
+  oidc?: OidcService;
   gc?: { collector: GarbageCollector; usage: StorageUsageQueries };
   /** GET /api/v1/jobs: the scheduler's jobs and the run history (src/jobs). */
   jobs?: { list(): JobInfo[]; history: JobRunStore };
