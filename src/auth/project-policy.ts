@@ -1,10 +1,9 @@
 import type { AuthConfig } from '../config/auth.js';
 import { deny, type Policy } from '../core/policies.js';
 import type { MetadataTx } from '../core/ports.js';
-import { IdentityBindings } from './bindings.js';
 import { ROBOT_PREFIX, SPIFFE_SCHEME } from './identity.js';
 import { ROLE_PERMISSIONS, projectOf } from './permissions.js';
-import type { IdentityBindingRows, ProjectGrant, ProjectRows, ProjectTxRows } from './ports.js';
+import type { ProjectRows, ProjectTxRows } from './ports.js';
 import { robotPermissions } from './rules.js';
 
 const POLICY = 'projects';
@@ -27,10 +26,8 @@ const POLICY = 'projects';
  * Registered when Berth itself knows the identities (auth.mode basic, or token with Berth
  * issuing the tokens); the actor is the request's principal (user or robot name).
  */
-export function projectPolicy(config: AuthConfig, store: Pick<ProjectRows, 'within' | 'getProject'> & IdentityBindingRows): Policy {
-  // A workload (SPIFFE ID, src/auth/mtls) holds the roles its bindings give now.
-  const bindings = new IdentityBindings(store);
-  const guard = new WriteGuard(config, store, (id) => bindings.rolesFor('spiffe', [], id));
+export function projectPolicy(config: AuthConfig, store: Pick<ProjectRows, 'within'>): Policy {
+  const guard = new WriteGuard(config, store);
   return {
     name: POLICY,
     hooks: {
@@ -45,7 +42,6 @@ class WriteGuard {
   constructor(
     private readonly config: AuthConfig,
     private readonly store: Pick<ProjectRows, 'within'>,
-    private readonly workloadRoles: (spiffeId: string) => Promise<ProjectGrant[]>,
   ) {}
 
   async write(tx: MetadataTx, repository: string, actor: string | null, ip: string | null): Promise<void> {
@@ -53,6 +49,13 @@ class WriteGuard {
     if (actor === null) return;
     const rows = this.store.within(tx);
     const project = projectOf(repository);
+    if (actor.startsWith(SPIFFE_SCHEME)) {
+      // A workload (src/auth/mtls) has no row to re-read here: its push was judged with the
+      // roles its bindings gave when the request was authorized (each request with a client
+      // certificate; within a token's lifetime with a token). It never creates a project.
+      if (!(await rows.getProject(project))) throw deny(POLICY, 'DENIED', `${actor} may not create project ${project}`, { project });
+      return;
+    }
     // One query in the common case: the project exists and the writer's role in it allows pushing.
     const existing = actor.startsWith(ROBOT_PREFIX) ? await rows.getProject(project) : await rows.getProjectAndRole(project, actor);
     if (existing) {
@@ -87,10 +90,7 @@ class WriteGuard {
 
   /** The writer's current permission (not the token's): a role with push, a robot grant, or admin. */
   private async requirePush(rows: ProjectTxRows, actor: string, project: string, repository: string): Promise<void> {
-    if (actor.startsWith(SPIFFE_SCHEME)) {
-      const grant = (await this.workloadRoles(actor)).find((g) => g.project === project);
-      if (grant && ROLE_PERMISSIONS[grant.role].includes('push')) return;
-    } else if (actor.startsWith(ROBOT_PREFIX)) {
+    if (actor.startsWith(ROBOT_PREFIX)) {
       const robot = await rows.getRobot(actor);
       const live = robot !== null && (robot.expiresAt === null || robot.expiresAt.getTime() > Date.now());
       if (live && robotPermissions({ kind: 'robot', name: robot.name, project: robot.project, permissions: robot.permissions }, project, repository).includes('push')) return;
