@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runBench, WORKLOAD_IDS } from './bench.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPoliciesOverhead } from './policies-overhead.js';
+import { runSignaturesOverhead } from './signatures-overhead.js';
 import { BERTH_VARIANTS, parseSize, resolveOptions, type BenchOptions } from './options.js';
 import { renderMarkdown, writeResults } from './report.js';
 import { ROOT, stopAllServers } from './servers.js';
@@ -48,7 +49,8 @@ const program = new Command()
   .option('--results <dir>', 'directory for latest.md and latest.json (default bench/results)')
   .option('--variant <name>', `run Berth configured as: ${Object.keys(BERTH_VARIANTS).join(', ')}`)
   .option('--metrics-overhead', 'only compare manifest GET throughput with metrics on and off (A/B rounds)')
-  .option('--policies-overhead', 'only compare manifest GET and push throughput with and without project policies (A/B rounds)');
+  .option('--policies-overhead', 'only compare manifest GET and push throughput with and without project policies (A/B rounds)')
+  .option('--signatures-overhead', 'only compare signed manifest GET throughput with the signature trust policy off and enforced (A/B rounds)');
 
 interface Flags {
   quick?: boolean;
@@ -71,6 +73,7 @@ interface Flags {
   variant?: string;
   metricsOverhead?: boolean;
   policiesOverhead?: boolean;
+  signaturesOverhead?: boolean;
 }
 
 function optionsFromFlags(flags: Flags): BenchOptions {
@@ -113,6 +116,10 @@ async function main(): Promise<void> {
   }
   if (flags.policiesOverhead) {
     process.stdout.write(`\n${await runPoliciesOverhead(options)}`);
+    return;
+  }
+  if (flags.signaturesOverhead) {
+    process.stdout.write(`\n${await runSignaturesOverhead(options)}`);
     return;
   }
   const started = Date.now();

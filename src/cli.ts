@@ -14,6 +14,7 @@ import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
 import { registerQuotaCommands } from './cli/quotas.js';
 import { registerTagCommands } from './cli/tags.js';
 import { registerWebhookCommands } from './cli/webhooks.js';
+import { registerSignatureCommands } from './cli/signatures.js';
 import { registerVulnDbCommands } from './cli/vulndb.js';
 
 // Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
@@ -102,6 +103,7 @@ registerRetentionCommands(program, loadConfigured);
 
 registerTagCommands(program, loadConfigured);
 registerWebhookCommands(program, loadConfigured);
+registerSignatureCommands(program, loadConfigured);
 registerVulnDbCommands(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
