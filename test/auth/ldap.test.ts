@@ -61,8 +61,11 @@ describe('LDAP users against a real slapd (auth.mode token, StartTLS, no cache)'
     const client = new RegistryClient(reg.url, { authorization: bearer(jwt) });
     assert.equal((await client.pushBlob('team-a/app', makeBlob(2048))).status, 201);
     // The users row is the source's; the audit log names it.
-    const user = (await (await api(reg.server, 'GET', '/users/alice', adminAuth())).json()) as { memberships: { project: string; role: string; source?: string }[] };
+    const user = (await (await api(reg.server, 'GET', '/users/alice', adminAuth())).json()) as { source?: string; memberships: { project: string; role: string; source?: string }[] };
+    assert.equal(user.source, 'ldap');
     assert.deepEqual(user.memberships, [{ project: 'team-a', username: 'alice', role: 'developer', source: 'ldap' }]);
+    const local = (await (await api(reg.server, 'GET', '/users/dave', adminAuth())).json()) as { source?: string };
+    assert.equal(local.source, undefined);
     const audit = await auditLog(reg.server);
     const created = audit.find((e) => e.action === 'user.create' && e.target === 'alice');
     assert.equal(created?.actor, 'ldap');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { UserRecord } from '../../auth/ports.js';
+import { sourceOfAccount } from '../../auth/sources.js';
 import { RegistryError } from '../../core/errors.js';
 import type { ApiRoute } from './route.js';
 
@@ -8,7 +9,9 @@ const PasswordChange = z.object({ password: z.string(), currentPassword: z.strin
 const UserUpdate = z.object({ admin: z.boolean() }).strict();
 
 export function userView(user: UserRecord) {
-  return { username: user.username, admin: user.admin, createdAt: user.createdAt.toISOString() };
+  // `source`: the identity source of an external user (ldap, oidc:<provider>), absent for local users.
+  const source = sourceOfAccount(user.passwordHash);
+  return { username: user.username, admin: user.admin, createdAt: user.createdAt.toISOString(), ...(source !== null ? { source } : {}) };
 }
 
 export const userRoutes: ApiRoute[] = [
