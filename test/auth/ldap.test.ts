@@ -239,3 +239,32 @@ describe('LDAP verification cache (60 s) against a real slapd', () => {
     assert.ok(median(ldapCached) <= 2 * median(localCached) + 1, JSON.stringify(report));
   });
 });
+
+describe('LDAP users with auth.mode basic (Basic credentials on every /v2 request)', () => {
+  let directory: TestDirectory;
+  before(async () => {
+    directory = await TestDirectory.start();
+    directory.addUser({ uid: 'alice', password: 'alice-ldap-pw' });
+    directory.addGroup('devs', ['alice']);
+  });
+  after(async () => directory?.destroy());
+
+  const reg = useServer(() => authConfig('basic', { ldap: ldapConfig(directory) }), {
+    setup: async (server) => {
+      await addProject(server, 'team-a');
+      await addProject(server, 'team-b');
+    },
+  });
+
+  it('pushes with Basic LDAP credentials; the requests of one push cost one user bind (the cache)', async () => {
+    await bindGroup(reg.server, 'devs', 'team-a', 'developer');
+    const client = new RegistryClient(reg.url, { authorization: basic('alice', 'alice-ldap-pw') });
+    for (let i = 0; i < 3; i++) assert.equal((await client.pushBlob('team-a/app', makeBlob(256, `b${i}`))).status, 201);
+    assert.equal(directory.binds(dnOf('alice')), 1);
+    const wrong = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('alice', 'wrong-password') } });
+    assert.equal(wrong.status, 401);
+    assert.match(wrong.headers.get('www-authenticate') ?? '', /^Basic /);
+    const refused = await new RegistryClient(reg.url, { authorization: basic('alice', 'alice-ldap-pw') }).pushBlob('team-b/app', makeBlob(64));
+    assert.equal(refused.status, 403, 'no binding into team-b');
+  });
+});
