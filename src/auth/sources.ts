@@ -219,6 +219,11 @@ export class ExternalIdentities {
     return this.register(source, external, await this.store.getUser(external.username), ip);
   }
 
+  /** Drops `username`'s cached logins through `sourceName` on this process (a revoked credential must not outlive its revocation here). */
+  forget(sourceName: string, username: string): void {
+    this.caches.get(sourceName)?.forget(username);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.sources.map(async (s) => s.close?.()));
   }

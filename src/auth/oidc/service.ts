@@ -255,6 +255,8 @@ export class OidcService {
     const createdAt = new Date();
     const expiresAt = new Date(createdAt.getTime() + Math.min(lifetimeMs, maxMs));
     await this.store.saveCliSecret({ username, hash: sha256Hex(secret), createdAt, expiresAt });
+    // The previous secret stops working here at once, not when its cached login expires.
+    this.attached().external.forget(provider.source, username);
     await this.attached().store.audit({ actor: username, action: 'cli-secret.create', target: username, ip, detail: { source: provider.source, expiresAt: expiresAt.toISOString() } });
     return { username, secret, createdAt: createdAt.toISOString(), expiresAt: expiresAt.toISOString() };
   }
@@ -262,8 +264,9 @@ export class OidcService {
   /** Revokes the CLI secret at once (the user themself or an administrator); NOT_FOUND when there is none. */
   async revokeCliSecret(identity: Identity, username: string, ip: string): Promise<void> {
     this.attached().directory.requireSelfOrAdmin(identity, username);
-    await this.oidcUser(username);
+    const provider = await this.oidcUser(username);
     if (!(await this.store.deleteCliSecret(username))) throw new RegistryError('NOT_FOUND', `user ${username} has no CLI secret`);
+    this.attached().external.forget(provider.source, username);
     const actor = identity.kind === 'user' ? identity.name : 'anonymous';
     await this.attached().store.audit({ actor, action: 'cli-secret.revoke', target: username, ip, detail: { admin: isSystemAdmin(identity) && actor !== username } });
   }

@@ -6,6 +6,9 @@ import { OidcRefusal, ProviderUnavailableError, type OidcProvider, type Verified
 /** Every registry CLI secret starts so: it is told apart from a JWT and from a password at a glance (and by secret scanners). */
 export const CLI_SECRET_PREFIX = 'berth_cli_';
 
+/** How long a verified login through an OIDC source is reused without checking again. */
+export const CLI_SECRET_CACHE_MS = 10_000;
+
 /** Three base64url segments: a compact JWS (an ID or access token given as the password). */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -45,12 +48,14 @@ export async function bindSubject(store: OidcStore, provider: OidcProvider, user
  * - a **direct token** (CI): an ID or access token of this issuer, verified (signature by the
  *   provider's JWKS, iss, aud among `audiences`, exp); its username claim must equal the Basic
  *   username, and its groups claim is used as given.
- * Nothing is cached (cacheTtlMs 0): a revoked CLI secret fails at once, and the check is one
- * indexed read and a sha256, far cheaper than the bcrypt of a local password.
+ * A verified login is reused for CLI_SECRET_CACHE_MS (a `podman login` burst, Basic auth on
+ * each /v2 request: the grants refresh and the audit row of a checked login are then skipped);
+ * revoking or replacing a CLI secret drops the cached logins of that user on this process at
+ * once (OidcService), other replicas stop accepting it within that time.
  */
 export class OidcPasswordSource implements PasswordSource {
   readonly name: string;
-  readonly cacheTtlMs = 0;
+  readonly cacheTtlMs = CLI_SECRET_CACHE_MS;
 
   constructor(
     private readonly provider: OidcProvider,
