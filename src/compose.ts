@@ -26,6 +26,7 @@ import { createWebhooks, webhookMetrics, type WebhookComponents } from './webhoo
 import { RetentionService } from './retention/service.js';
 import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy, tagHistoryPruneJob, TagsService } from './tags/index.js';
 import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, violationRecorder } from './signatures/index.js';
+import { ArtifactScanner } from './scanning/scanner.js';
 
 /**
  * The composition root's other half: core, its policies, event consumers and jobs, wired on
@@ -54,6 +55,8 @@ export interface Composition {
   webhooks: WebhookComponents;
   /** Signature trust policies and artifact signature status (src/signatures). */
   signatures: SignatureService;
+  /** Vulnerability scans of artifacts against the offline OSV database (src/scanning). */
+  scanning: ArtifactScanner;
 }
 
 export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
@@ -132,8 +135,10 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   jobs.push(...webhooks.jobs);
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
+  // Package lists come with the scan request until the SBOM extractor implements scanning's PackageLister.
+  const scanning = new ArtifactScanner(metadata, stores.vulndb);
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures };
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning };
 }
 
 /**

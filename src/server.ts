@@ -89,6 +89,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     tags: composition.tags,
     webhooks: composition.webhooks.service,
     signatures: composition.signatures,
+    scanning: composition.scanning,
     registry,
     access: clientCerts?.policy ?? auth.policy,
     auth,

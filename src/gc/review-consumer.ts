@@ -56,6 +56,8 @@ async function reviewsFor(stored: StoredEvent, repositoryId: (name: string) => P
     case 'audit.recorded':
     case 'gc.finished':
     case 'manifest.pulled':
+    case 'scan.completed':
+    case 'scan.failed':
       return [];
     case 'blob.deleted':
       return [{ kind: 'blob', repositoryId: 0, digest: e.digest }];

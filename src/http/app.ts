@@ -53,6 +53,8 @@ export interface AppOptions {
   webhooks?: ApiFeatures['webhooks'];
   /** Signature trust policies and artifact signature status (src/signatures): served with the admin API. */
   signatures?: ApiFeatures['signatures'];
+  /** Vulnerability scans of artifacts (src/scanning): served with the admin API. */
+  scanning?: ApiFeatures['scanning'];
   /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
   metrics?: AppMetrics;
 }
@@ -156,7 +158,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
-    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures });
+    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures, scanning: options.scanning });
   }
   return app;
 }

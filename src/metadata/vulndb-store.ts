@@ -1,6 +1,7 @@
 import { sql, type Generated, type Kysely } from 'kysely';
 import type { BatchOutcome, ScanRecord, StoredAdvisory, VulnDbCounts, VulnDbStore, VulnImportRun } from '../scanning/ports.js';
 import { insertOrUpdate, insertReturningId, proposedValue, writeTransaction, type Dialect } from './dialect.js';
+import type { Database } from './tables.js';
 
 /** Row types of migrations/0012-vulndb.ts. */
 export interface VulnDbTables {
@@ -49,7 +50,7 @@ export class KyselyVulnDbStore implements VulnDbStore {
   private readonly db: Db;
 
   constructor(
-    db: Kysely<unknown>,
+    db: Kysely<Database>,
     private readonly dialect: Dialect,
   ) {
     this.db = db as unknown as Db;

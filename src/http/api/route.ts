@@ -14,6 +14,7 @@ import type { RetentionService } from '../../retention/service.js';
 import type { QuotaService } from '../../quotas/service.js';
 import type { WebhookService } from '../../webhooks/service.js';
 import type { SignatureService } from '../../signatures/service.js';
+import type { ArtifactScanner } from '../../scanning/scanner.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -34,6 +35,8 @@ export interface ApiFeatures {
   webhooks?: WebhookService;
   /** /api/v1/projects/:project/signature-policy[…] and …/artifacts/:digest/signatures (src/signatures). */
   signatures?: SignatureService;
+  /** …/artifacts/:digest/vulnerabilities and …/scan: vulnerability scans against the offline database (src/scanning). */
+  scanning?: ArtifactScanner;
 }
 
 export interface ApiContext {

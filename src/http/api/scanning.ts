@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { isDigest } from '../../core/digest.js';
+import { RegistryError } from '../../core/errors.js';
+import { validateRepositoryName } from '../../core/names.js';
+import { packageListSchema } from '../../scanning/packages.js';
+import type { ArtifactScanner } from '../../scanning/scanner.js';
+import { projectWith } from './projects.js';
+import type { ApiContext, ApiRoute } from './route.js';
+
+const ScanRequest = z
+  .object({
+    packages: packageListSchema
+      .optional()
+      .describe('the installed packages ({ecosystem, name, version}; Debian source packages as "Debian:12", Alpine origins as "Alpine:v3.19", npm, Go, PyPI, crates.io); without it the SBOM extractor lists them'),
+  })
+  .strict();
+
+function scanner(ctx: ApiContext): ArtifactScanner {
+  return ctx.features.scanning!;
+}
+
+/**
+ * `project/repository` and the digest from the path (repository URL-encoded when it has
+ * slashes), when the caller holds `action` on the repository; NOT_FOUND otherwise, so no
+ * names leak.
+ */
+async function artifact(ctx: ApiContext, action: 'pull' | 'push'): Promise<{ repository: string; digest: string }> {
+  const project = (await projectWith(ctx, 'read-project')).name;
+  const repository = validateRepositoryName(`${project}/${ctx.params.repository!}`);
+  const held = await ctx.auth.rules.permissions(ctx.identity, repository);
+  if (!held.has('pull')) throw new RegistryError('NOT_FOUND', `repository ${repository} not found`);
+  if (!held.has(action)) throw new RegistryError('DENIED', `scanning ${repository} needs ${action} access`);
+  const digest = ctx.params.digest!;
+  if (!isDigest(digest)) throw new RegistryError('DIGEST_INVALID', `"${digest.slice(0, 80)}" is not a digest`);
+  return { repository, digest };
+}
+
+export const scanningRoutes: ApiRoute[] = [
+  {
+    method: 'GET',
+    path: '/projects/:project/repositories/:repository/artifacts/:digest/vulnerabilities',
+    summary: "An artifact's last vulnerability scan: status, the findings (advisory, aliases, package, installed and fixed version, severity, CVSS, links) most severe first, counts by severity; repository without the project, URL-encoded",
+    handler: async (ctx) => {
+      const { repository, digest } = await artifact(ctx, 'pull');
+      return scanner(ctx).report(repository, digest);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/projects/:project/repositories/:repository/artifacts/:digest/scan',
+    summary: 'Scan an artifact against the offline vulnerability database now, with the package list given (push access); the result replaces the last one and a scan.completed or scan.failed event follows',
+    body: ScanRequest,
+    handler: async (ctx) => {
+      const { repository, digest } = await artifact(ctx, 'push');
+      return scanner(ctx).scan(repository, digest, (ctx.body as z.infer<typeof ScanRequest> | undefined)?.packages);
+    },
+  },
+];
