@@ -32,7 +32,7 @@ export function registerTokenRoutes(app: FastifyInstance, auth: AuthService, cer
       done(null, new URLSearchParams(body as string)),
     );
     scope.get('/token', async (request, reply) => render(reply, await getToken(auth, tokens, request, certificates)));
-    scope.post('/token', async (request, reply) => render(reply, await postToken(auth, tokens, request)));
+    scope.post('/token', async (request, reply) => render(reply, await postToken(auth, tokens, request, certificates)));
     scope.get('/token/jwks.json', async () => auth.keys.publicJwks());
   });
 }
@@ -84,7 +84,10 @@ async function getToken(auth: AuthService, tokens: TokenService, request: Fastif
   return tokens.issue(identity, params.getAll('scope'), wantsRefresh ? params.get('client_id') : null);
 }
 
-async function postToken(auth: AuthService, tokens: TokenService, request: FastifyRequest): Promise<TokenAnswer> {
+async function postToken(auth: AuthService, tokens: TokenService, request: FastifyRequest, certificates: TokenCertificates | undefined): Promise<TokenAnswer> {
+  const certificate = requestCertificate(request, certificates?.peer);
+  // The form's credentials decide here, but a presented certificate that failed is refused (as on GET and /v2).
+  if (certificates && certificate?.state === 'refused') await certificates.authenticator.identify(certificate, request.ip, 'token');
   if (!(request.body instanceof URLSearchParams)) throw badRequest('POST /token takes an application/x-www-form-urlencoded body');
   const form = request.body;
   checkService(auth, form.get('service'));

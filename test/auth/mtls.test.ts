@@ -168,6 +168,13 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
     assert.match(answer.body, /expired/);
     const token = await v2('/token?service=berth&scope=repository:apps/web:pull', expired, { headers: { authorization: basic('admin', ADMIN_PASSWORD) } });
     assert.equal(token.status, 401, 'a presented certificate that fails is never ignored');
+    const form = await v2('/token', expired, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'password', username: 'admin', password: ADMIN_PASSWORD, service: 'berth' }).toString(),
+    });
+    assert.equal(form.status, 401);
+    assert.match(form.body, /client certificate refused/);
   });
 
   it('a certificate of another CA is refused with 401 (not treated as anonymous)', async () => {
