@@ -55,7 +55,7 @@ describe('signature verdict cache', () => {
     return { reads, snapshot, reader, store, sign };
   }
 
-  const serve = (policy: ReturnType<typeof signaturePolicy>) => policy.hooks['manifest.serve']!({ repository: 'team/app', digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', reference: 'v1', actor: 'dev' }, null);
+  const serve = async (policy: ReturnType<typeof signaturePolicy>): Promise<void> => policy.hooks['manifest.serve']!({ repository: 'team/app', digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', reference: 'v1', actor: 'dev' }, null);
 
   it('a verified manifest is judged once: later pulls read nothing and verify nothing', async () => {
     const w = world();
