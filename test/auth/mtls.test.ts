@@ -154,6 +154,15 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
     assert.equal((await push('stranger/app', 'v1', svid.stranger)).status, 403, 'a workload never creates projects');
   });
 
+  it('a binding made through the admin API applies at the next request, and its removal too', async () => {
+    const created = await adminApi(server, ca, 'POST', '/identity/bindings', { source: 'spiffe', kind: 'id', subject: STRANGER, project: 'apps', role: 'guest' });
+    const { id } = JSON.parse(created.body) as { id: number };
+    const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
+    assert.equal((await v2('/v2/apps/web/manifests/v1', svid.stranger, { headers: accept })).status, 200);
+    await adminApi(server, ca, 'DELETE', `/identity/bindings/${id}`);
+    assert.equal((await v2('/v2/apps/web/manifests/v1', svid.stranger, { headers: accept })).status, 403);
+  });
+
   it('a wrong trust domain is refused with 401 and says so', async () => {
     const evil = pki.issue('evil', { uris: ['spiffe://evil.example/ns/ci/sa/builder'] });
     const answer = await v2('/v2/apps/web/manifests/v1', evil);
