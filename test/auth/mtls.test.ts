@@ -304,6 +304,40 @@ describe('mTLS: clientcn user maps a plain client certificate to a Berth user', 
   });
 });
 
+describe('mTLS: a TLS reload (SIGHUP) re-reads the client CAs with the server certificate', () => {
+  it('after the CA file is replaced, certificates of the new CA authenticate and those of the old one are refused', async () => {
+    requireTools(['openssl']);
+    const dir = tempDir('berth-mtls-reload-');
+    const server = { current: undefined as TestServer | undefined };
+    try {
+      const first = TestPki.create(dir, 'first');
+      const second = TestPki.create(dir, 'second');
+      const serverCert = serverCertificate(dir);
+      const ca = readFileSync(serverCert.cert);
+      const caFile = path.join(dir, 'clients-ca.crt');
+      copyFileSync(first.rootCert, caFile);
+      server.current = await startTestServer({
+        auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } },
+        http: { tls: { certificate: serverCert.cert, key: serverCert.key, clientcas: caFile, spiffe: { trustdomains: [TRUST_DOMAIN] } } },
+      });
+      const url = `${server.current.url}/v2/`;
+      const fromFirst = first.issue('a', { uris: [BUILDER] });
+      const fromSecond = second.issue('b', { uris: [BUILDER] });
+      assert.equal((await call(url, { ca, client: fromFirst })).status, 200);
+      assert.equal((await call(url, { ca, client: fromSecond })).status, 401);
+      copyFileSync(second.rootCert, caFile);
+      server.current.reloadTls();
+      assert.equal((await call(url, { ca, client: fromSecond })).status, 200);
+      const old = await call(url, { ca, client: fromFirst });
+      assert.equal(old.status, 401);
+      assert.match(old.body, /does not chain|not in http.tls.clientcas/);
+    } finally {
+      await server.current?.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('mTLS with skopeo: --dest-cert-dir carries the SVID', () => {
   let dir: string;
   let server: TestServer;
