@@ -69,7 +69,7 @@ describe('vulnerability scan API', () => {
     assert.deepEqual(body.findings[0]!.aliases, ['CVE-2099-0001']);
     assert.deepEqual(body.summary, { Unknown: 0, Negligible: 0, Low: 0, Medium: 0, High: 1, Critical: 1, total: 2 });
 
-    const db = reg.server.stores.metadata.db as unknown as Kysely<{ events: { type: string; repository: string | null; payload: string } }>;
+    const db = reg.server.stores.metadata.db as unknown as Kysely<{ events: { id: number; type: string; repository: string | null; payload: string } }>;
     const events = await db.selectFrom('events').select(['type', 'repository', 'payload']).where('type', 'like', 'scan.%').orderBy('id').execute();
     assert.deepEqual(
       events.map((e) => [e.type, e.repository]),
