@@ -27,6 +27,8 @@ import { RetentionService } from './retention/service.js';
 import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy, tagHistoryPruneJob, TagsService } from './tags/index.js';
 import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, violationRecorder } from './signatures/index.js';
 import { ArtifactScanner } from './scanning/scanner.js';
+import { coreArtifactStore, SbomService } from './sbom/index.js';
+import { sqliteRpmDbReader } from './metadata/rpmdb.js';
 
 /**
  * The composition root's other half: core, its policies, event consumers and jobs, wired on
@@ -57,6 +59,8 @@ export interface Composition {
   signatures: SignatureService;
   /** Vulnerability scans of artifacts against the offline OSV database (src/scanning). */
   scanning: ArtifactScanner;
+  /** SBOMs of images: generated from their layers or pushed by clients, attached as OCI referrers (src/sbom). */
+  sbom: SbomService;
 }
 
 export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
@@ -135,10 +139,11 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   jobs.push(...webhooks.jobs);
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
-  // Package lists come with the scan request until the SBOM extractor implements scanning's PackageLister.
-  const scanning = new ArtifactScanner(metadata, stores.vulndb);
+  // SBOMs read the layers through core and attach as referrers through core's write path; scans list packages from them.
+  const sbom = new SbomService(coreArtifactStore(registry, metadata), sqliteRpmDbReader, { registryHost: config.http.host ? new URL(config.http.host).host : config.http.addr });
+  const scanning = new ArtifactScanner(metadata, stores.vulndb, { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) });
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning };
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom };
 }
 
 /**

@@ -153,6 +153,8 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/signatures', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
   { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/vulnerabilities', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
   { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/scan', access: 'user', needs: 'push on the repository (project/repository, URL-encoded)' },
+  { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
+  { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom', access: 'user', needs: 'pull + push on the repository (the SBOM is attached to it)' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

@@ -43,7 +43,7 @@ function spdxId(prefix: string, key: string): string {
 /** A licence as SPDX 2.3 takes it: a listed id as is, anything else as a LicenseRef with its text kept. */
 function spdxLicense(text: string | undefined, extracted: Map<string, string>): string {
   if (!text) return 'NOASSERTION';
-  if (CDX.SPDX.isSupportedSpdxId(text)) return text;
+  if (CDX.SPDX.isSupportedSpdxId(text as unknown)) return text;
   const id = `LicenseRef-${text.replace(/[^A-Za-z0-9.-]+/g, '-').slice(0, 60)}-${createHash('sha256').update(text).digest('hex').slice(0, 8)}`;
   extracted.set(id, text);
   return id;

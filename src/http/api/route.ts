@@ -15,6 +15,7 @@ import type { QuotaService } from '../../quotas/service.js';
 import type { WebhookService } from '../../webhooks/service.js';
 import type { SignatureService } from '../../signatures/service.js';
 import type { ArtifactScanner } from '../../scanning/scanner.js';
+import type { SbomService } from '../../sbom/service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -37,6 +38,8 @@ export interface ApiFeatures {
   signatures?: SignatureService;
   /** …/artifacts/:digest/vulnerabilities and …/scan: vulnerability scans against the offline database (src/scanning). */
   scanning?: ArtifactScanner;
+  /** …/artifacts/:digest/sbom: SBOMs generated from image layers or pushed by clients (src/sbom). */
+  sbom?: SbomService;
 }
 
 export interface ApiContext {
