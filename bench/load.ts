@@ -97,6 +97,11 @@ export async function measureManifestGets(server: BenchServer, options: BenchOpt
   await client.uploadBlob(repo, image.config);
   await client.uploadBlob(repo, image.layer);
   await client.putManifest(repo, 'latest', image.manifest);
+  return measureRequest(server, options, { label: 'manifest GET by tag', path: `/v2/${repo}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: image.manifest.data.toString('utf8') });
+}
+
+/** Requests per second and the server's CPU µs per answered request of `request` under load (any failure throws). */
+export async function measureRequest(server: BenchServer, options: BenchOptions, request: LoadRequest): Promise<{ perSecond: number; cpuMicros: number }> {
   const before = readCpuSeconds(server.pid) ?? 0;
   const figures = await runLoad(
     {
@@ -108,7 +113,7 @@ export async function measureManifestGets(server: BenchServer, options: BenchOpt
       },
       note: () => undefined,
     },
-    { label: 'manifest GET by tag', path: `/v2/${repo}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: image.manifest.data.toString('utf8') },
+    request,
   );
   return { perSecond: figures.requestsPerSecond, cpuMicros: (((readCpuSeconds(server.pid) ?? 0) - before) * 1e6) / figures.ok };
 }

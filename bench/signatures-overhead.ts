@@ -9,9 +9,9 @@
  */
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { BenchClient, jsonBlob, OCI_MANIFEST, sha256, smallImage, type Blob } from './client.js';
-import { runLoad } from './load.js';
+import { measureRequest } from './load.js';
 import type { BenchOptions, SetupCommand } from './options.js';
-import { median, readCpuSeconds } from './rss.js';
+import { median } from './rss.js';
 import { prepareBerthBuild, startBerth, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
 import { CheckFailed } from './workload.js';
 
@@ -55,20 +55,7 @@ async function measure(launch: BerthLaunch, options: BenchOptions, privateKey: R
     // Served (not refused) on both sides: the signature verifies.
     const first = await client.getBytes(`/v2/${REPO}/manifests/latest`, { accept: OCI_MANIFEST });
     if (first.status !== 200) throw new CheckFailed(`the signed manifest answered ${first.status}: ${first.body.toString().slice(0, 300)}`);
-    const before = readCpuSeconds(server.pid) ?? 0;
-    const figures = await runLoad(
-      {
-        server,
-        options,
-        startMeasuring: () => undefined,
-        check: (ok, what, detail) => {
-          if (!ok) throw new CheckFailed(`${what}${detail ? ` (${detail})` : ''}`);
-        },
-        note: () => undefined,
-      },
-      { label: 'signed manifest GET by tag', path: `/v2/${REPO}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: manifest.data.toString('utf8') },
-    );
-    return { perSecond: figures.requestsPerSecond, cpuMicros: (((readCpuSeconds(server.pid) ?? 0) - before) * 1e6) / figures.ok };
+    return await measureRequest(server, options, { label: 'signed manifest GET by tag', path: `/v2/${REPO}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: manifest.data.toString('utf8') });
   } finally {
     await server.stop();
   }
