@@ -130,7 +130,7 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
   it('a closing PUT sent again after it succeeded answers 201 again (its answer may have been lost), and only for that blob', async () => {
     const blob = makeBlob(300);
     const location = await openUpload(reg.client, repo);
-    const put = () => reg.client.fetch(withDigest(location, blob.digest), { method: 'PUT', body: blob.data });
+    const put = () => reg.client.fetch(withDigest(location, blob.digest), { method: 'PUT', body: new Uint8Array(blob.data) });
     const first = await put();
     assert.equal(first.status, 201);
     // What nginx does when the replica that committed died before answering: the same PUT, elsewhere.
@@ -143,9 +143,9 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
     await expectError(await reg.client.fetch(location), 404, 'BLOB_UPLOAD_UNKNOWN');
     await expectError(await patchChunk(reg.client, location, blob.data, 300), 404, 'BLOB_UPLOAD_UNKNOWN');
     const other = makeBlob(301);
-    await expectError(await reg.client.fetch(withDigest(location, other.digest), { method: 'PUT', body: other.data }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    await expectError(await reg.client.fetch(withDigest(location, other.digest), { method: 'PUT', body: new Uint8Array(other.data) }), 404, 'BLOB_UPLOAD_UNKNOWN');
     // Nor does a receipt answer for another repository's path.
-    await expectError(await reg.client.fetch(withDigest(location.replace(repo, `${repo}-other`), blob.digest), { method: 'PUT', body: blob.data }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    await expectError(await reg.client.fetch(withDigest(location.replace(repo, `${repo}-other`), blob.digest), { method: 'PUT', body: new Uint8Array(blob.data) }), 404, 'BLOB_UPLOAD_UNKNOWN');
   });
 
   it('a closing PUT whose body repeats bytes the session already holds completes the blob (a re-sent last chunk)', async () => {
@@ -154,14 +154,14 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
     // The first copy of the PUT got its body appended, then its process died before the commit.
     const patched = await patchChunk(reg.client, location, blob.data, 0);
     assert.equal(patched.status, 202);
-    const res = await reg.client.fetch(withDigest(patched.headers.get('location')!, blob.digest), { method: 'PUT', body: blob.data });
+    const res = await reg.client.fetch(withDigest(patched.headers.get('location')!, blob.digest), { method: 'PUT', body: new Uint8Array(blob.data) });
     assert.equal(res.status, 201, await res.text());
     await assertPullable(repo, blob);
     // A body that does not repeat the held bytes is still appended, and a wrong total is still refused.
     const mixed = makeBlob(1000);
     const second = await openUpload(reg.client, repo);
     const half = await patchChunk(reg.client, second, mixed.data.subarray(0, 400), 0);
-    await expectError(await reg.client.fetch(withDigest(half.headers.get('location')!, mixed.digest), { method: 'PUT', body: mixed.data }), 400, 'DIGEST_INVALID');
+    await expectError(await reg.client.fetch(withDigest(half.headers.get('location')!, mixed.digest), { method: 'PUT', body: new Uint8Array(mixed.data) }), 400, 'DIGEST_INVALID');
   });
 
   it('PATCH with a gap answers 416 with the current Range and keeps the upload', async () => {
