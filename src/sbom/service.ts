@@ -1,6 +1,8 @@
 import { digestOf, isDigest } from '../core/digest.js';
 import { RegistryError } from '../core/errors.js';
 import { MediaTypes, isIndexMediaType } from '../core/media-types.js';
+import { projectOf } from '../core/names.js';
+import type { MetadataStore } from '../core/ports.js';
 import type { ArtifactStore } from './artifacts.js';
 import { CYCLONEDX_MEDIA_TYPE, mediaTypeOf, render, SPDX_MEDIA_TYPE, TOOL_NAME, type SbomFormat } from './formats.js';
 import { inventory, matchable, DEFAULT_LIMITS, type InventoryLimits } from './inventory.js';
@@ -103,6 +105,47 @@ export class SbomService {
       sboms.push(await this.attach(repository, { digest, mediaType: manifest.mediaType, size: manifest.size }, format, document, created, opts.actor));
     }
     return { repository, digest, reused: false, sboms, packages: inv.packages.length, notes: inv.notes };
+  }
+
+  /**
+   * Every tagged image of the registry (or of one project): each repository in name order, each
+   * tag's manifest once; an SBOM already there is reused. `onResult` hears each image (or its
+   * failure) as it goes. Untagged manifests are left out.
+   */
+  async generateAll(listing: Pick<MetadataStore, 'repositories' | 'manifests'>, opts: { project?: string; formats?: SbomFormat[]; actor?: string; onResult?: (r: GenerateResult | { repository: string; digest: string; error: string }) => void } = {}): Promise<{ images: number; generated: number; reused: number; failed: number }> {
+    const totals = { images: 0, generated: 0, reused: 0, failed: 0 };
+    let after: string | undefined;
+    for (;;) {
+      const page = await listing.repositories.list({ limit: 100, after });
+      for (const repository of page.items) {
+        if (opts.project && projectOf(repository) !== opts.project) continue;
+        const done = new Set<string>();
+        let tagAfter: string | undefined;
+        for (;;) {
+          const tags = await listing.manifests.tags(repository, { limit: 500, after: tagAfter });
+          for (const tag of tags.items) {
+            const manifest = await listing.manifests.byTag(repository, tag);
+            if (!manifest || done.has(manifest.digest)) continue;
+            done.add(manifest.digest);
+            totals.images++;
+            try {
+              const result = await this.generate(repository, manifest.digest, { formats: opts.formats, actor: opts.actor });
+              if (result.reused) totals.reused++;
+              else totals.generated++;
+              opts.onResult?.(result);
+            } catch (err) {
+              totals.failed++;
+              opts.onResult?.({ repository, digest: manifest.digest, error: (err as Error).message });
+            }
+          }
+          if (!tags.more || tags.items.length === 0) break;
+          tagAfter = tags.items[tags.items.length - 1];
+        }
+      }
+      if (!page.more || page.items.length === 0) break;
+      after = page.items[page.items.length - 1];
+    }
+    return totals;
   }
 
   /** Stores the document as a blob and an OCI image manifest (artifactType = its media type, subject = the image). */

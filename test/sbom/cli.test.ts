@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { jsonBlob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, type Image } from '../helpers/registry-client.js';
+import { ROOT } from '../helpers/server.js';
+import { useServer } from '../helpers/use-server.js';
+import { layerOf } from './support.js';
+import { createHash } from 'node:crypto';
+
+const exec = promisify(execFile);
+
+async function alpineImage(pkg: string): Promise<Image> {
+  const data = await layerOf([
+    { path: 'etc/os-release', data: 'ID=alpine\nVERSION_ID=3.19.1\n' },
+    { path: 'lib/apk/db/installed', data: `P:${pkg}\nV:1.0-r0\no:${pkg}\nL:MIT\n` },
+  ]);
+  const layer = { data, size: data.length, digest: `sha256:${createHash('sha256').update(data).digest('hex')}` };
+  const config = jsonBlob({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
+  const manifest = jsonBlob({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.size }, layers: [{ mediaType: OCI_LAYER, digest: layer.digest, size: layer.size }] });
+  return { config, layers: [layer], manifest, mediaType: OCI_MANIFEST };
+}
+
+describe('npx berth sbom generate', () => {
+  const reg = useServer();
+
+  async function berth(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = { ...process.env, BERTH_DATA_DIR: reg.server.dataDir };
+    try {
+      const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, timeout: 120_000 });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const failed = err as { code: number; stdout: string; stderr: string };
+      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  }
+
+  it('generates for every tagged image of a project, reuses them the second time; the referrers are served by the running server', async () => {
+    const a = await alpineImage('musl');
+    const b = await alpineImage('zlib');
+    const other = await alpineImage('curl');
+    await reg.client.pushImage('team/a', 'v1', a);
+    await reg.client.pushImage('team/b', 'v1', b);
+    await reg.client.pushImage('team/b', 'v1-alias', b);
+    await reg.client.pushImage('other/c', 'v1', other);
+    const first = await berth(['sbom', 'generate', '--project', 'team', '--format', 'cyclonedx']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, new RegExp(`^team/a@${a.manifest.digest}  generated  cyclonedx:generated  1 packages\nteam/b@${b.manifest.digest}  generated  cyclonedx:generated  1 packages\n2 images: 2 generated, 0 reused, 0 failed\n$`));
+    const referrers = (await (await fetch(`${reg.url}/v2/team/b/referrers/${b.manifest.digest}`)).json()) as { manifests: { artifactType: string }[] };
+    assert.deepEqual(referrers.manifests.map((m) => m.artifactType), ['application/vnd.cyclonedx+json']);
+    assert.deepEqual(((await (await fetch(`${reg.url}/v2/other/c/referrers/${other.manifest.digest}`)).json()) as { manifests: unknown[] }).manifests, []);
+    const second = await berth(['sbom', 'generate', '--project', 'team']);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /\n2 images: 0 generated, 2 reused, 0 failed\n$/);
+    const bad = await berth(['sbom', 'generate', '--format', 'xml']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--format xml: spdx or cyclonedx/);
+  });
+});
