@@ -34,6 +34,10 @@ export interface BerthLaunch {
   env?: Record<string, string>;
   /** `berth` commands run on each fresh data directory before it serves (a --variant's state, e.g. policies). */
   setup?: SetupCommand[];
+  /** A command node runs under, with its flags, e.g. valgrind's (bench/metrics-instructions.ts). */
+  wrapper?: string[];
+  /** How long the server may take to answer GET /v2/ (default 30 s; under valgrind it takes minutes). */
+  readyTimeoutMs?: number;
 }
 
 export function tempDir(prefix: string): string {
@@ -124,12 +128,13 @@ export async function startBerth(launch: BerthLaunch, start: StartOptions = {}):
     const done = spawnSync(process.execPath, [...entry, ...command.args], { cwd: ROOT, env, input: command.stdin, encoding: 'utf8', timeout: 60_000 });
     if (done.status !== 0) throw new Error(`berth ${command.args.join(' ')} failed (${done.status ?? done.signal}): ${done.stderr}`);
   }
-  const child = spawn(process.execPath, [...npmStartNodeFlags(), ...(launch.nodeArgs ?? []), ...entry, 'serve'], {
+  const [command, ...wrapperArgs] = [...(launch.wrapper ?? []), process.execPath];
+  const child = spawn(command!, [...wrapperArgs, ...npmStartNodeFlags(), ...(launch.nodeArgs ?? []), ...entry, 'serve'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  return watch('berth', child, `http://127.0.0.1:${port}`, dataDir);
+  return watch('berth', child, `http://127.0.0.1:${port}`, dataDir, launch.readyTimeoutMs);
 }
 
 /** The configuration Distribution is started with; cache as in its shipped config.yml. */
@@ -200,7 +205,7 @@ function withoutBerthVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 /** Waits until GET /v2/ answers, or fails with the process output. */
-async function watch(kind: ServerKind, child: ChildProcess, url: string, dataDir: string): Promise<BenchServer> {
+async function watch(kind: ServerKind, child: ChildProcess, url: string, dataDir: string, readyTimeoutMs = 30_000): Promise<BenchServer> {
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
@@ -221,7 +226,7 @@ async function watch(kind: ServerKind, child: ChildProcess, url: string, dataDir
     },
   };
   running.add(server);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + readyTimeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
     // 401 is an answer too: a Distribution started with htpasswd auth.
@@ -230,5 +235,5 @@ async function watch(kind: ServerKind, child: ChildProcess, url: string, dataDir
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await server.stop();
-  throw new Error(`${kind} did not answer GET /v2/ within 30s:\n${out}`);
+  throw new Error(`${kind} did not answer GET /v2/ within ${readyTimeoutMs / 1000}s:\n${out}`);
 }
