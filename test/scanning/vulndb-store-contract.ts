@@ -7,7 +7,7 @@ import { deploy, type Backend, type Deployment } from '../contracts/deployment.j
  * The vulnerability database's port contract (VulnDbStore in src/scanning/ports.ts) on every
  * metadata back end, through the composition root's `stores.vulndb`: batches replace records
  * only when `modified` grew, a failing batch stores nothing, look-ups by ecosystem and name skip
- * withdrawn advisories, counts, and the import run log.
+ * withdrawn advisories, counts, the import run log and per-artifact scan results.
  */
 export function vulnDbStoreContract(backend: Backend): void {
   describe(`vulnerability database store contract: ${backend}`, () => {
@@ -104,6 +104,18 @@ export function vulnDbStoreContract(backend: Backend): void {
         ],
       );
       assert.equal((await store.imports(1)).length, 1);
+    });
+
+    it('scan results: stored per digest, replaced by the next scan, read back exactly (unicode, nulls); unknown digest null', async () => {
+      const digest = `sha256:${'a'.repeat(64)}`;
+      assert.equal(await store.scanOf(digest), null);
+      const first = { digest, status: 'failed' as const, scannedAt: 10, source: 'none', databaseImport: null, packages: 0, summary: {}, findings: [], error: 'no package list ü' };
+      await store.saveScan(first);
+      assert.deepEqual(await store.scanOf(digest), first);
+      const second = { ...first, status: 'complete' as const, scannedAt: 20, source: 'request', databaseImport: 7, packages: 2, summary: { High: 1, total: 1 }, findings: [{ id: 'X-1', severity: 'High' }], error: null };
+      await store.saveScan(second);
+      assert.deepEqual(await store.scanOf(digest), second);
+      assert.equal(await store.scanOf(`sha256:${'b'.repeat(64)}`), null);
     });
   });
 }
