@@ -35,10 +35,35 @@ abstract class Family<Child> {
   }
 
   protected abstract create(): Child;
-  protected abstract values(labels: LabelSet, child: Child): MetricValue[];
+  /** The samples of one child, named after the family `name` (a relabelled copy renders under its own name). */
+  protected abstract values(name: string, labels: LabelSet, child: Child): MetricValue[];
 
   get(): { name: string; help: string; type: string; values: MetricValue[]; aggregator: string } {
-    return { name: this.name, help: this.help, type: this.type, values: this.children.flatMap(({ labels, child }) => this.values(labels, child)), aggregator: 'sum' };
+    return { name: this.name, help: this.help, type: this.type, values: this.children.flatMap(({ labels, child }) => this.values(this.name, labels, child)), aggregator: 'sum' };
+  }
+
+  /**
+   * Registers a second family, rendered at scrape time from this one's children with their
+   * labels mapped by `relabel` (null leaves a child out): series that carry the same numbers
+   * under another name (Distribution's) cost no update per request. `relabel` must map distinct
+   * label sets to distinct ones (it renames, it does not aggregate).
+   */
+  relabelled(name: string, help: string, registry: Registry, relabel: (labels: LabelSet) => LabelSet | null): void {
+    const metric = {
+      name,
+      help,
+      type: this.type,
+      get: () => {
+        const values: MetricValue[] = [];
+        for (const { labels, child } of this.children) {
+          const mapped = relabel(labels);
+          if (mapped) values.push(...this.values(name, mapped, child));
+        }
+        return { name, help, type: this.type, values, aggregator: 'sum' };
+      },
+      reset: () => undefined,
+    };
+    registry.registerMetric(metric as never);
   }
 
   /** Series live as long as the process (what a counter means); nothing to reset. */
@@ -58,7 +83,7 @@ export class CounterFamily extends Family<FastCounter> {
     return new FastCounter();
   }
 
-  protected values(labels: LabelSet, child: FastCounter): MetricValue[] {
+  protected values(_name: string, labels: LabelSet, child: FastCounter): MetricValue[] {
     return [{ labels, value: child.value }];
   }
 }
@@ -95,17 +120,17 @@ export class HistogramFamily extends Family<FastHistogram> {
     return new FastHistogram(this.bounds);
   }
 
-  protected values(labels: LabelSet, child: FastHistogram): MetricValue[] {
+  protected values(name: string, labels: LabelSet, child: FastHistogram): MetricValue[] {
     let cumulative = 0;
     const buckets = this.bounds.map((le, i) => {
       cumulative += child.counts[i]!;
-      return { labels: { ...labels, le: String(le) }, value: cumulative, metricName: `${this.name}_bucket` };
+      return { labels: { ...labels, le: String(le) }, value: cumulative, metricName: `${name}_bucket` };
     });
     return [
       ...buckets,
-      { labels: { ...labels, le: '+Inf' }, value: child.count, metricName: `${this.name}_bucket` },
-      { labels, value: child.sum, metricName: `${this.name}_sum` },
-      { labels, value: child.count, metricName: `${this.name}_count` },
+      { labels: { ...labels, le: '+Inf' }, value: child.count, metricName: `${name}_bucket` },
+      { labels, value: child.sum, metricName: `${name}_sum` },
+      { labels, value: child.count, metricName: `${name}_count` },
     ];
   }
 }

@@ -18,8 +18,8 @@ interface Series {
   duration: FastHistogram;
   requestBytes: FastCounter;
   responseBytes: FastCounter;
-  /** Distribution's series, for /v2 requests only. */
-  registry: { requests: FastCounter; duration: FastHistogram; requestSize: FastHistogram; responseSize: FastHistogram } | null;
+  /** Distribution's size histograms, for /v2 requests only (its request counter and latency are Berth's, relabelled at scrape time). */
+  registry: { requestSize: FastHistogram; responseSize: FastHistogram } | null;
 }
 
 /** Children of a family by one label value, bound on first use. */
@@ -45,8 +45,6 @@ export class HttpMetrics {
   private readonly duration: HistogramFamily;
   private readonly requestBytes: ByValue<FastCounter>;
   private readonly responseBytes: ByValue<FastCounter>;
-  private readonly registryRequests: CounterFamily;
-  private readonly registryDuration: HistogramFamily;
   private readonly registryRequestSize: ByValue<FastHistogram>;
   private readonly registryResponseSize: ByValue<FastHistogram>;
   private readonly inFlight: FastCounter;
@@ -58,6 +56,8 @@ export class HttpMetrics {
   private readonly blobBytesSent: FastCounter;
   private readonly authFailures: ByValue<FastCounter>;
   private readonly tokenRequests: ByValue<FastCounter>;
+  /** The Distribution handler of each /v2 route template seen (the `registry_http_*` relabelling). */
+  private readonly handlers = new Map<string, V2HandlerName>();
 
   constructor(
     metrics: PromMetrics,
@@ -72,8 +72,16 @@ export class HttpMetrics {
     this.requestBytes = byLabel(counter('berth_http_request_bytes_total', 'Request body bytes received, by route template'), 'route');
     this.responseBytes = byLabel(counter('berth_http_response_bytes_total', 'Response bytes sent, by route template'), 'route');
     this.inFlight = counter('berth_http_requests_in_flight', 'HTTP requests being served', 'gauge').child({});
-    this.registryRequests = counter('registry_http_requests_total', 'Distribution-compatible: /v2 requests by handler, code and method');
-    this.registryDuration = new HistogramFamily('registry_http_request_duration_seconds', 'Distribution-compatible: /v2 request latency by handler and method', registry, DURATION_BUCKETS);
+    // Distribution's request counter and latency carry the same numbers as Berth's for /v2 routes
+    // (one route template per handler): rendered from Berth's children at scrape time.
+    this.requests.relabelled('registry_http_requests_total', 'Distribution-compatible: /v2 requests by handler, code and method', registry, ({ route, method, code }) => {
+      const handler = this.handlers.get(route!);
+      return handler === undefined ? null : { handler, code: code!, method: method! };
+    });
+    this.duration.relabelled('registry_http_request_duration_seconds', 'Distribution-compatible: /v2 request latency by handler and method', registry, ({ route, method }) => {
+      const handler = this.handlers.get(route!);
+      return handler === undefined ? null : { handler, method: method! };
+    });
     const requestSize = new HistogramFamily('registry_http_request_size_bytes', 'Distribution-compatible: /v2 request sizes by handler', registry, SIZE_BUCKETS);
     this.registryRequestSize = new ByValue((handler) => requestSize.child({ handler }));
     const responseSize = new HistogramFamily('registry_http_response_size_bytes', 'Distribution-compatible: /v2 response sizes by handler', registry, SIZE_BUCKETS);
@@ -119,8 +127,6 @@ export class HttpMetrics {
     if (route === '/token') this.tokenRequests.get(tokenOutcome(code)).value++;
     const registry = series.registry;
     if (!registry) return;
-    registry.requests.value++;
-    registry.duration.observe(seconds);
     registry.requestSize.observe(requestBytes);
     registry.responseSize.observe(responseBytes);
     if (code < 200 || code > 299) return;
@@ -150,6 +156,7 @@ export class HttpMetrics {
   /** The children of a new (route, method, code); the latency histograms of (route, method) are shared across codes. */
   private bind(route: string, handler: V2HandlerName | null, method: string, code: number): Series {
     const status = String(code);
+    if (handler !== null) this.handlers.set(route, handler);
     const sibling = this.series.get(route)?.get(method)?.values().next().value;
     return {
       requests: this.requests.child({ route, method, code: status }),
@@ -160,8 +167,6 @@ export class HttpMetrics {
         handler === null
           ? null
           : {
-              requests: this.registryRequests.child({ handler, code: status, method }),
-              duration: sibling?.registry?.duration ?? this.registryDuration.child({ handler, method }),
               requestSize: this.registryRequestSize.get(handler),
               responseSize: this.registryResponseSize.get(handler),
             },
