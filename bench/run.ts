@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { runBench, WORKLOAD_IDS } from './bench.js';
+import { runMetricsInstructions } from './metrics-instructions.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPoliciesOverhead } from './policies-overhead.js';
 import { runSignaturesOverhead } from './signatures-overhead.js';
@@ -49,6 +50,8 @@ const program = new Command()
   .option('--results <dir>', 'directory for latest.md and latest.json (default bench/results)')
   .option('--variant <name>', `run Berth configured as: ${Object.keys(BERTH_VARIANTS).join(', ')}`)
   .option('--metrics-overhead', 'only compare manifest GET throughput with metrics on and off (A/B rounds)')
+  .option('--metrics-instructions', 'only compare instructions per manifest GET with metrics on and off, under callgrind (slow)')
+  .option('--metrics-instructions-dir <dir>', 'keep the callgrind dumps of --metrics-instructions here')
   .option('--policies-overhead', 'only compare manifest GET and push throughput with and without project policies (A/B rounds)')
   .option('--signatures-overhead', 'only compare signed manifest GET throughput with the signature trust policy off and enforced (A/B rounds)');
 
@@ -72,6 +75,8 @@ interface Flags {
   results?: string;
   variant?: string;
   metricsOverhead?: boolean;
+  metricsInstructions?: boolean;
+  metricsInstructionsDir?: string;
   policiesOverhead?: boolean;
   signaturesOverhead?: boolean;
 }
@@ -112,6 +117,10 @@ async function main(): Promise<void> {
   const options = optionsFromFlags(flags);
   if (flags.metricsOverhead) {
     process.stdout.write(`\n${await runMetricsOverhead(options)}`);
+    return;
+  }
+  if (flags.metricsInstructions) {
+    process.stdout.write(`\n${await runMetricsInstructions(options, { warmup: 2000, requests: 1000, keepDumpsIn: flags.metricsInstructionsDir })}`);
     return;
   }
   if (flags.policiesOverhead) {
