@@ -2,6 +2,7 @@ import { RegistryError } from '../core/errors.js';
 import type { AuditOutcome } from '../core/events.js';
 import { HTPASSWD_ACTOR, HTPASSWD_MARKER, isHtpasswdAccount, type HtpasswdUsers } from './htpasswd.js';
 import type { AuditEntry, AuditRows, RobotPermission, RobotRows, UserRecord, UserRows } from './ports.js';
+import type { Role } from './permissions.js';
 import type { LoginRateLimiter } from './rate-limit.js';
 import { CredentialCache, verifySecret } from './secrets.js';
 import { sourceOfAccount, type ExternalIdentities } from './sources.js';
@@ -13,11 +14,19 @@ export type Identity =
   | { kind: 'user'; name: string; admin: boolean; source?: string }
   | { kind: 'robot'; name: string; project: string | null; permissions: RobotPermission[] }
   /** Someone an external token issuer vouches for; what they may do is exactly the token's `access`. */
-  | { kind: 'external'; name: string };
+  | { kind: 'external'; name: string }
+  /**
+   * A workload known by its SPIFFE ID (a client certificate, src/auth/mtls): `roles` are the
+   * project roles its identity bindings give, resolved when it authenticated.
+   */
+  | { kind: 'workload'; name: string; source: 'spiffe'; roles: Readonly<Record<string, Role>> };
 
 export const ANONYMOUS: Identity = { kind: 'anonymous' };
 
 export const ROBOT_PREFIX = 'robot$';
+
+/** Token subjects of workloads (SPIFFE IDs); no username can start so. */
+export const SPIFFE_SCHEME = 'spiffe://';
 
 export function identityName(identity: Identity): string {
   return identity.kind === 'anonymous' ? '' : identity.name;
@@ -230,9 +239,13 @@ export class Authenticator {
     return ok;
   }
 
+  /** Resolves token subjects that are SPIFFE IDs (src/auth/mtls sets it when client certificates are on). */
+  workloads: ((subject: string) => Promise<Identity | null>) | null = null;
+
   /** The current identity behind a token subject issued by this server, or null if it no longer exists. */
   async current(subject: string): Promise<Identity | null> {
     if (subject === '') return ANONYMOUS;
+    if (subject.startsWith(SPIFFE_SCHEME)) return this.workloads ? this.workloads(subject) : null;
     if (subject.startsWith(ROBOT_PREFIX)) {
       const robot = await this.store.getRobot(subject);
       if (!robot || (robot.expiresAt !== null && robot.expiresAt.getTime() <= Date.now())) return null;

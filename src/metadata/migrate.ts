@@ -9,6 +9,7 @@ import * as tags from './migrations/0006-tags.js';
 import * as retention from './migrations/0007-retention.js';
 import * as webhooks from './migrations/0008-webhooks.js';
 import * as audit from './migrations/0009-audit.js';
+import * as signatures from './migrations/0010-signatures.js';
 import * as identity from './migrations/0011-identity.js';
 import * as vulndb from './migrations/0012-vulndb.js';
 import * as oidc from './migrations/0013-oidc.js';
@@ -36,6 +37,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0007-retention': retention,
   '0008-webhooks': webhooks,
   '0009-audit': audit,
+  '0010-signatures': signatures,
   '0011-identity': identity,
   '0012-vulndb': vulndb,
   '0013-oidc': oidc,
