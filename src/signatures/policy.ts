@@ -25,6 +25,8 @@ export interface Verdict {
   summary: string;
   /** A violation was recorded for this verdict already (once per process, not once per pull). */
   recorded?: boolean;
+  /** Epoch ms after which a positive verdict no longer holds (its certificates or signature expire); absent: no expiry. */
+  validUntil?: number;
 }
 
 interface ProjectTrust {
@@ -135,20 +137,27 @@ export async function judge(
 ): Promise<Verdict> {
   if (await cache.isArtifact(reader, repository, digest)) return { verified: true, via: 'artifact', summary: 'a signature or supply-chain artifact' };
   const own = await verifyArtifact(reader, repository, digest, trust.anchors);
-  if (own.verified) return { verified: true, via: 'signature', summary: signedBy(own) };
+  if (own.verified) return { verified: true, via: 'signature', summary: signedBy(own), ...expiryOf(own) };
   if (trust.policy?.inheritIndex) {
     for (const index of await parents.parents(repository, digest, MAX_PARENTS)) {
       const key = `${repository}@${index}`;
       let verdict = trust.verdicts.get(key);
+      if (verdict?.validUntil !== undefined && Date.now() > verdict.validUntil) verdict = undefined;
       if (!verdict) {
         const theirs = await verifyArtifact(reader, repository, index, trust.anchors);
-        verdict = theirs.verified ? { verified: true, via: 'signature', summary: signedBy(theirs) } : { verified: false, via: 'none', summary: whyNot(theirs) };
+        verdict = theirs.verified ? { verified: true, via: 'signature', summary: signedBy(theirs), ...expiryOf(theirs) } : { verified: false, via: 'none', summary: whyNot(theirs) };
         cache.remember(trust, key, verdict);
       }
-      if (verdict.verified) return { verified: true, via: 'index', summary: `listed by the verified index ${index}` };
+      if (verdict.verified) return { verified: true, via: 'index', summary: `listed by the verified index ${index}`, ...(verdict.validUntil === undefined ? {} : { validUntil: verdict.validUntil }) };
     }
   }
   return { verified: false, via: 'none', summary: whyNot(own) };
+}
+
+/** A verified artifact stays verified while its longest-lived valid signature holds (certificates expire; keys do not). */
+function expiryOf(found: ArtifactSignatures): { validUntil?: number } {
+  const until = Math.max(...found.signatures.flatMap((s) => (s.outcome.valid ? [s.outcome.validUntil ?? Number.POSITIVE_INFINITY] : [])));
+  return Number.isFinite(until) ? { validUntil: until } : {};
 }
 
 function signedBy(found: ArtifactSignatures): string {
@@ -187,8 +196,12 @@ export function signaturePolicy(store: SignatureStore, cache: TrustCache, reader
         if (!trust.policy || trust.policy.mode === 'off') return;
         const key = `${ctx.repository}@${ctx.digest}`;
         let verdict = trust.verdicts.get(key);
-        if (verdict?.verified) return;
-        if (verdict) {
+        if (verdict?.verified && (verdict.validUntil === undefined || Date.now() <= verdict.validUntil)) return;
+        if (verdict?.verified) {
+          // A certificate or the signature expired since it was judged: judge it again.
+          trust.verdicts.delete(key);
+          verdict = undefined;
+        } else if (verdict) {
           // A refusal is re-judged as soon as the counters move (a signature just pushed, anywhere).
           trust = await cache.current(project, true);
           if (!trust.policy || trust.policy.mode === 'off') return;

@@ -112,7 +112,7 @@ export function subjectOf(cert: X509Certificate): string {
  * issued by) a trusted certificate, and every certificate valid at each of `times` (the
  * signing time and now). Returns the anchor, or why not.
  */
-export function validateChain(chain: X509Certificate[], anchors: TrustAnchors, times: Date[]): { anchor: AnchorCertificate } | { reason: string } {
+export function validateChain(chain: X509Certificate[], anchors: TrustAnchors, times: Date[]): { anchor: AnchorCertificate; validUntil: number } | { reason: string } {
   if (chain.length === 0) return { reason: 'no certificate chain' };
   for (let i = 0; i + 1 < chain.length; i++) {
     const [cert, issuer] = [chain[i]!, chain[i + 1]!];
@@ -140,7 +140,7 @@ export function validateChain(chain: X509Certificate[], anchors: TrustAnchors, t
       if (at > to) return { reason: `certificate "${subjectOf(cert)}" expired at ${to.toISOString()} (checked at ${at.toISOString()})` };
     }
   }
-  return { anchor };
+  return { anchor, validUntil: Math.min(...checked.map((c) => new Date(c.validTo).getTime())) };
 }
 
 /** Parses PEM certificates (a cosign certificate or chain annotation). */

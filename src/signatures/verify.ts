@@ -20,7 +20,7 @@ export interface Subject {
 }
 
 /** One signature's verdict: who verified it, or why it does not count. */
-export type Outcome = { valid: true; signer: Signer; signedAt?: string } | { valid: false; reason: string; signedAt?: string };
+export type Outcome = { valid: true; signer: Signer; signedAt?: string; validUntil?: number } | { valid: false; reason: string; signedAt?: string };
 
 export const KEYLESS_UNSUPPORTED =
   'keyless signatures (a Fulcio certificate with a Rekor transparency-log entry) are not verified by Berth: that needs online or separately distributed Sigstore trust roots; sign with a key (cosign sign --key) or add the signing certificate chain\'s root to the trust policy';
@@ -39,11 +39,12 @@ export function verifyCosignLayer(subject: Subject, annotations: Record<string, 
   const signature = Buffer.from(signatureB64, 'base64');
   if (signature.length === 0) return invalid('the signature annotation is empty or not base64');
   let signer: Signer;
+  let validUntil: number | undefined;
   const certificate = annotations[COSIGN_CERTIFICATE_ANNOTATION];
   if (certificate) {
     const byCertificate = certificateVerifies(certificate, annotations[COSIGN_CHAIN_ANNOTATION] ?? '', anchors, now, (leaf) => verifyRaw(leaf.publicKey, payload, signature));
     if (!byCertificate.valid) return byCertificate;
-    signer = byCertificate.signer;
+    ({ signer, validUntil } = byCertificate);
   } else {
     const key = keyVerifying(anchors, payload, signature);
     if (!key) return invalid(noKey(anchors));
@@ -53,7 +54,7 @@ export function verifyCosignLayer(subject: Subject, annotations: Record<string, 
   if ('reason' in claims) return invalid(claims.reason);
   if (claims.type !== 'cosign container image signature') return invalid(`payload critical.type is ${JSON.stringify(claims.type)}, not "cosign container image signature"`);
   if (claims.digest !== subject.digest) return invalid(`payload signs ${JSON.stringify(claims.digest)} (critical.image.docker-manifest-digest), not ${subject.digest}`);
-  return { valid: true, signer };
+  return validUntil === undefined ? { valid: true, signer } : { valid: true, signer, validUntil };
 }
 
 function noKey(anchors: TrustAnchors): string {
@@ -93,7 +94,7 @@ function certificateVerifies(leafPem: string, chainPem: string, anchors: TrustAn
   if (!verifies(leaf)) return invalid('the signature does not verify with the public key of its certificate');
   const checked = validateChain(chain, anchors, [now]);
   if ('reason' in checked) return invalid(`${checked.reason}; ${KEYLESS_UNSUPPORTED}`);
-  return { valid: true, signer: certificateSigner(checked.anchor, leaf) };
+  return { valid: true, signer: certificateSigner(checked.anchor, leaf), validUntil: checked.validUntil };
 }
 
 // ── Sigstore bundle (cosign v3) with a DSSE envelope ─────────────────────────────────────
@@ -134,12 +135,13 @@ export function verifyBundle(subject: Subject, bundleBytes: Buffer, anchors: Tru
   const signatures = envelope.signatures.map((s) => Buffer.from(typeof s?.sig === 'string' ? s.sig : '', 'base64'));
   const material = bundle.verificationMaterial ?? {};
   let signer: Signer | null = null;
+  let validUntil: number | undefined;
   const certificates = material.x509CertificateChain?.certificates?.map((c) => c.rawBytes) ?? (material.certificate ? [material.certificate.rawBytes] : []);
   if (certificates.length > 0) {
     const pem = certificates.map((raw) => `-----BEGIN CERTIFICATE-----\n${String(raw)}\n-----END CERTIFICATE-----\n`);
     const outcome = certificateVerifies(pem[0]!, pem.slice(1).join(''), anchors, now, (leaf) => signatures.some((sig) => verifyRaw(leaf.publicKey, signed, sig)));
     if (!outcome.valid) return outcome;
-    signer = outcome.signer;
+    ({ signer, validUntil } = outcome);
   } else {
     for (const sig of signatures) {
       const key = keyVerifying(anchors, signed, sig);
@@ -163,7 +165,7 @@ export function verifyBundle(subject: Subject, bundleBytes: Buffer, anchors: Tru
   if (statement.predicateType !== COSIGN_SIGN_PREDICATE) {
     return invalid(`an attestation (predicateType ${JSON.stringify(statement.predicateType)}), not a signature (${COSIGN_SIGN_PREDICATE})`);
   }
-  return { valid: true, signer };
+  return validUntil === undefined ? { valid: true, signer } : { valid: true, signer, validUntil };
 }
 
 // ── Notation JWS envelope ────────────────────────────────────────────────────────────────
@@ -212,11 +214,13 @@ export async function verifyNotation(subject: Subject, envelopeBytes: Buffer, an
   if (!critical.includes('io.cncf.notary.signingScheme')) return invalid('io.cncf.notary.signingScheme is not marked critical');
   if (header['io.cncf.notary.expiry'] !== undefined && !critical.includes('io.cncf.notary.expiry')) return invalid('io.cncf.notary.expiry is not marked critical');
   const signed = signingTime ? new Date(signingTime) : null;
+  let expiresAt = Number.POSITIVE_INFINITY;
   if (!signed || Number.isNaN(signed.getTime())) return invalid('io.cncf.notary.signingTime is missing or not a time');
   if (header['io.cncf.notary.expiry'] !== undefined) {
     const expiry = new Date(String(header['io.cncf.notary.expiry']));
     if (Number.isNaN(expiry.getTime())) return at(invalid('io.cncf.notary.expiry is not a time'));
     if (expiry < now) return at(invalid(`the signature expired at ${expiry.toISOString()} (io.cncf.notary.expiry)`));
+    expiresAt = expiry.getTime();
   }
   const x5c = jws.header?.x5c;
   if (!Array.isArray(x5c) || x5c.length === 0) return at(invalid('the unprotected header has no x5c certificate chain'));
@@ -246,5 +250,5 @@ export async function verifyNotation(subject: Subject, envelopeBytes: Buffer, an
   if (!target) return at(invalid('the payload has no targetArtifact'));
   if (target.digest !== subject.digest) return at(invalid(`the payload's targetArtifact is ${JSON.stringify(target.digest)}, not ${subject.digest}`));
   if (target.size !== subject.size || target.mediaType !== subject.mediaType) return at(invalid(`the payload's targetArtifact size or mediaType (${String(target.size)}, ${String(target.mediaType)}) differ from the artifact's`));
-  return at({ valid: true, signer: certificateSigner(checked.anchor, leaf) });
+  return at({ valid: true, signer: certificateSigner(checked.anchor, leaf), validUntil: Math.min(expiresAt, checked.validUntil) });
 }
