@@ -13,6 +13,8 @@ import type { Registry } from '../core/registry.js';
 export interface ArtifactStore {
   manifest(repository: string, digest: string): Promise<ManifestRecord | null>;
   referrers(repository: string, digest: string): Promise<ReferrerRecord[]>;
+  /** The manifest a tag points at (null: no such tag). */
+  tagged(repository: string, tag: string): Promise<ManifestRecord | null>;
   /** A blob's bytes, streamed (null: not stored in the repository). */
   openBlob(repository: string, digest: string): Promise<Readable | null>;
   /** Stores `bytes` as a blob of the repository; returns its digest. */
@@ -25,6 +27,7 @@ export function coreArtifactStore(registry: Registry, metadata: Pick<MetadataSto
   return {
     manifest: (repository, digest) => metadata.manifests.get(repository, digest),
     referrers: (repository, digest) => metadata.manifests.referrers(repository, digest),
+    tagged: (repository, tag) => metadata.manifests.byTag(repository, tag),
     async openBlob(repository, digest) {
       if (!(await metadata.repositories.linkedBlob(repository, digest))) return null;
       const handle = await registry.findBlob(repository, digest);

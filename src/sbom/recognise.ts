@@ -5,7 +5,7 @@ import { ecosystemOf } from './inventory.js';
 import type { Inventory, OsRelease, PackageType } from './model.js';
 
 /** Where an SBOM came from. */
-export type SbomOrigin = 'generated' | 'referrer' | 'cosign-referrer' | 'buildkit-attestation';
+export type SbomOrigin = 'generated' | 'referrer' | 'cosign-referrer' | 'cosign-tag' | 'buildkit-attestation';
 
 /**
  * Referrers that are SBOMs, as clients push them: Trivy/oras (`application/spdx+json`,
@@ -75,4 +75,12 @@ export function purlsOfDocument(doc: unknown): Inventory['packages'] {
     out.push({ type, name, version, source, arch: q.arch, path: '', layer: '', purl: text, ecosystem: ecosystemOf({ type }, os) });
   }
   return out;
+}
+
+/** The format of a layer of cosign's legacy `sha256-<hex>.sbom` tag (`cosign attach sbom`), by its media type. */
+export function cosignSbomLayerFormat(mediaType: string): SbomFormat | 'other' | null {
+  if (mediaType === 'text/spdx+json' || mediaType === 'text/spdx' || mediaType === SPDX_MEDIA_TYPE) return 'spdx';
+  if (mediaType === CYCLONEDX_MEDIA_TYPE) return 'cyclonedx';
+  if (mediaType === 'application/vnd.syft+json' || mediaType === 'application/vnd.cyclonedx+xml') return 'other';
+  return null;
 }

@@ -9,7 +9,7 @@ import { inventory, matchable, DEFAULT_LIMITS, type InventoryLimits } from './in
 import type { LayerRef } from './layers.js';
 import type { MatchablePackage } from './model.js';
 import type { RpmDbReader } from './ports.js';
-import { purlsOfDocument, recogniseReferrer, type SbomOrigin } from './recognise.js';
+import { cosignSbomLayerFormat, purlsOfDocument, recogniseReferrer, type SbomOrigin } from './recognise.js';
 
 /**
  * SBOMs of image manifests: found when a client pushed one (an OCI 1.1 referrer of an SBOM
@@ -186,6 +186,12 @@ export class SbomService {
       if (!layer) continue;
       found.push({ format: recognised.format, mediaType: layer.mediaType, manifest: ref.digest, blob: layer.digest, origin: recognised.origin });
     }
+    // cosign's legacy tag scheme: sha256-<hex>.sbom, one layer holding the document.
+    const legacy = await this.artifacts.tagged(repository, `${digest.replace(':', '-')}.sbom`);
+    for (const layer of legacy ? ((JSON.parse(legacy.payload.toString('utf8')) as ImageJson).layers ?? []) : []) {
+      const format = cosignSbomLayerFormat(layer.mediaType);
+      if (format) found.push({ format, mediaType: layer.mediaType, manifest: legacy!.digest, blob: layer.digest, origin: 'cosign-tag' });
+    }
     if (index) found.push(...(await this.attestations(repository, index, digest)));
     return found.sort((a, b) => Number(b.origin === 'generated') - Number(a.origin === 'generated') || (a.manifest < b.manifest ? -1 : 1));
   }
@@ -240,7 +246,13 @@ export class SbomService {
       await this.generate(repository, digest);
       doc = await this.document(repository, digest);
     }
-    return matchable(purlsOfDocument(JSON.parse(doc.body.toString('utf8'))));
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(doc.body.toString('utf8'));
+    } catch {
+      throw new RegistryError('INVALID_ARGUMENT', `the SBOM of ${repository}@${digest} is not JSON (an XML CycloneDX document?): its packages cannot be listed`);
+    }
+    return matchable(purlsOfDocument(parsed));
   }
 
   private async readBlob(repository: string, digest: string, limit = 256 * 1024 * 1024): Promise<Buffer | null> {

@@ -102,6 +102,22 @@ describe('SBOM API', () => {
     assert.equal(got.headers.get('berth-sbom-origin'), 'referrer');
   });
 
+  it("cosign's legacy sha256-<hex>.sbom tag (cosign attach sbom) is used instead of generating", async () => {
+    const client = clientAs(reg.server, USERS.dev);
+    const image = imageOf([await layerOf([{ path: 'etc/os-release', data: 'ID=debian\nVERSION_ID=12\n' }])]);
+    await client.pushImage('team/cosign', 'v1', image);
+    const doc = jsonBlob({ spdxVersion: 'SPDX-2.3', SPDXID: 'SPDXRef-DOCUMENT', name: 'from-cosign', packages: [] });
+    const config = jsonBlob({});
+    for (const b of [doc, config]) assert.equal((await client.pushBlob('team/cosign', b)).status, 201);
+    const sbomManifest = jsonBlob({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size }, layers: [{ mediaType: 'text/spdx+json', digest: doc.digest, size: doc.size }] });
+    assert.equal((await client.pushManifest('team/cosign', `${image.manifest.digest.replace(':', '-')}.sbom`, sbomManifest)).status, 201);
+    const res = await api(reg.server, 'POST', path(image.manifest.digest, 'cosign'), USERS.dev);
+    assert.equal(res.status, 200);
+    assert.deepEqual(((await res.json()) as Generated).sboms.map((s) => [s.format, s.origin, s.manifest]), [['spdx', 'cosign-tag', sbomManifest.digest]]);
+    const got = await api(reg.server, 'GET', `${path(image.manifest.digest, 'cosign')}?format=spdx`, USERS.guest);
+    assert.equal(((await got.json()) as { name: string }).name, 'from-cosign');
+  });
+
   it('a BuildKit attestation manifest inside the index is used for its image', async () => {
     const client = clientAs(reg.server, USERS.dev);
     const image = imageOf([await layerOf([{ path: 'etc/os-release', data: 'ID=debian\nVERSION_ID=12\n' }])]);
