@@ -37,6 +37,7 @@ interface Counts {
   failedRequests: number;
   resumedOnAnotherReplica: number;
   unknownOnGet: number;
+  unknownOnWrite: number;
 }
 
 /** Failed requests one blob may see before the test gives up (4 kills cause a handful). */
@@ -87,6 +88,8 @@ async function pushBlob(base: string, repo: string, blob: Blob, random: Random, 
     const chunk = random.pick([1024 * 1024, 2 * 1024 * 1024, 4 * 1024 * 1024]);
     let offset = 0;
     let interrupted = false;
+    /** The last word on this session was a GET's 204 + Range: its next write must not find it unknown. */
+    let resumedAfter204 = false;
     for (;;) {
       const last = blob.data.length - offset <= chunk;
       const piece = new Uint8Array(blob.data.subarray(offset, last ? blob.data.length : offset + chunk));
@@ -99,11 +102,18 @@ async function pushBlob(base: string, repo: string, blob: Blob, random: Random, 
       }
       if (res && res.status === 202) {
         offset = rangeOffset(res);
+        resumedAfter204 = false;
         continue;
       }
       // The request failed with its replica (or a 503 while shutting down): ask where the session stands.
       let answer = res ? `${res.status} ${await res.text()}` : 'no answer (reset or 502/504 from nginx)';
-      if (res) assert.ok(res.status === 503, answer);
+      // A session may also end cleanly unknown (404 BLOB_UPLOAD_UNKNOWN) when a kill left it
+      // without its staged bytes; the client then starts that blob again. Counted and reported.
+      // What is never allowed is a 404 after a GET answered 204 (asserted below).
+      if (res?.status === 404 && answer.includes('BLOB_UPLOAD_UNKNOWN')) {
+        assert.ok(!resumedAfter204, `a session whose GET answered 204 + Range failed its next write: ${answer}`);
+        counts.unknownOnWrite++;
+      } else if (res) assert.ok(res.status === 503, answer);
       interrupted = true;
       let outcome: 'done' | 'restart' | 'continue';
       // Asked again after every failed attempt: a PUT whose answer was lost may have finished the session.
@@ -124,6 +134,7 @@ async function pushBlob(base: string, repo: string, blob: Blob, random: Random, 
         offset = status.headers.get('range') === '0-0' && offset <= 1 ? 0 : rangeOffset(status);
         if (blob.data.length - offset > chunk) {
           outcome = 'continue';
+          resumedAfter204 = true;
           break;
         }
         // The PUT that follows a 204 must complete; if it fails again it is only because a replica died under it.
@@ -172,7 +183,7 @@ describe('replicas: one killed at random moments while pushes continue through n
 
   it(`every push finishes and every acknowledged image is intact (seed ${SEED}, ${KILLS} kills)`, async (t) => {
     const random = new Random(SEED);
-    const counts: Counts = { images: 0, failedRequests: 0, resumedOnAnotherReplica: 0, unknownOnGet: 0 };
+    const counts: Counts = { images: 0, failedRequests: 0, resumedOnAnotherReplica: 0, unknownOnGet: 0, unknownOnWrite: 0 };
     const pushed: { repo: string; tag: string; image: Image }[] = [];
     let stopping = false;
     // The first worker failure stops everything (the killer too) and is rethrown at the end.
