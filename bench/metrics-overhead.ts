@@ -28,6 +28,13 @@ export async function runMetricsOverhead(options: BenchOptions, log = (line: str
     off: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs, env: BERTH_VARIANTS['metrics-off'] },
   };
   const results: Record<Side, { perSecond: number; cpuMicros: number }[]> = { on: [], off: [] };
+  // The first server measured in a run is slow (disk cache, the load generator's own JIT): 6–7k
+  // req/s where later ones do 9–11k on the same build. One discarded measurement per side keeps
+  // that out of whichever side round 1 starts with.
+  for (const side of ['on', 'off'] as const) {
+    const figures = await measure(launches[side], options);
+    log(`[warm-up, discarded] metrics ${side}: ${figures.perSecond.toFixed(0)} req/s, ${figures.cpuMicros.toFixed(0)} µs CPU/request`);
+  }
   for (let round = 0; round < options.rounds; round++) {
     const order: Side[] = round % 2 === 0 ? ['on', 'off'] : ['off', 'on'];
     for (const side of order) {
