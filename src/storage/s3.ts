@@ -254,10 +254,29 @@ export class S3BlobStore implements BlobStore {
     const slices = sliceSegments(segments, size, uploadId).filter((s) => s.length > 0);
     const target = this.blobKey(digest);
     // Content-addressed: if the bytes are already stored under this name, they are these bytes.
-    if (!(await this.stat(digest))) await this.assemble(uploadId, target, slices).catch(notFoundAs(uploadId));
+    if (!(await this.stat(digest))) await this.assembleStaged(uploadId, state, size, target, slices);
     // The segments stay until core has recorded the blob and calls abortUpload: a DeleteObjects
     // sent here would still run at S3 after this process died, and the session (its row not
     // yet gone) would answer 204 to a status request and then fail for want of its bytes.
+  }
+
+  /**
+   * Assembles, and tells a lost staging area from a copy that failed for another reason. A copy
+   * can answer NoSuchKey while every staged segment is there (seen with s3rver under load, e.g.
+   * while a collector deleted an older object of the same content address): the session is not
+   * lost then, so the copy is tried once more, and a second failure is an error, not a 404 that
+   * would end a session the client could still complete.
+   */
+  private async assembleStaged(uploadId: string, state: StagingState, size: number, target: string, slices: SegmentSlice[]): Promise<void> {
+    try {
+      await this.assemble(uploadId, target, slices);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      if ((await this.stagedSize(uploadId, state)) !== size) throw new UploadNotFoundError(uploadId);
+      await this.assemble(uploadId, target, slices).catch((again: unknown) => {
+        throw isNotFound(again) ? new Error(`upload ${uploadId}: copying its staged segments failed twice with ${(again as Error).name}`, { cause: again }) : again;
+      });
+    }
   }
 
   /** Writes `target` from the staged slices: an empty object, one server-side copy, or a multipart copy. */
@@ -574,13 +593,6 @@ function unreachable(err: unknown): unknown {
   const error = new RegistryError('UNAVAILABLE', 'blob storage unavailable; retry later');
   error.cause = err;
   return error;
-}
-
-/** Rejection handler: a staged segment that is gone becomes UploadNotFoundError. */
-function notFoundAs(uploadId: string): (err: unknown) => never {
-  return (err) => {
-    throw isNotFound(err) ? new UploadNotFoundError(uploadId) : err;
-  };
 }
 
 /** The object is absent (GetObject says NoSuchKey; HeadObject, having no body, just NotFound). */
