@@ -1,31 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import { addProject, adminAuth, useAuthServer } from '../auth/support.js';
+import { metadataEnvOf, runBerth } from '../helpers/cli.js';
 import { RegistryClient, makeBlob } from '../helpers/registry-client.js';
-import { ROOT } from '../helpers/server.js';
 import { getQuota } from '../policies/quota-support.js';
 
-const exec = promisify(execFile);
 
 describe('berth quota set / show / recount on the server\'s own data', () => {
   const reg = useAuthServer('basic', {}, {}, { setup: (server) => addProject(server, 'cli') });
 
   /** Runs `berth <args>` on the server's data directory and metadata database; the exit code and output. */
-  async function berth(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const { driver, url } = reg.server.config.metadata;
-    const env = { ...process.env, BERTH_DATA_DIR: reg.server.dataDir, BERTH_AUTH_MODE: 'basic', BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}) };
-    try {
-      const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, timeout: 60_000 });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const failed = err as { code: number; stdout: string; stderr: string };
-      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-    }
-  }
+  const berth = (args: string[]) => runBerth(args, { ...metadataEnvOf(reg.server.dataDir, reg.server.config.metadata), BERTH_AUTH_MODE: 'basic' }, 60_000);
 
   it('set takes effect on the running server at once; show --json equals the API; a bad size exits 2 naming it', async () => {
     const admin = new RegistryClient(reg.url, { authorization: adminAuth() });

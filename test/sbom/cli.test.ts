@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { runBerth } from '../helpers/cli.js';
 import { jsonBlob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, type Image } from '../helpers/registry-client.js';
-import { ROOT } from '../helpers/server.js';
 import { useServer } from '../helpers/use-server.js';
 import { layerOf } from './support.js';
 import { createHash } from 'node:crypto';
 
-const exec = promisify(execFile);
 
 async function alpineImage(pkg: string): Promise<Image> {
   const data = await layerOf([
@@ -25,16 +21,7 @@ async function alpineImage(pkg: string): Promise<Image> {
 describe('npx berth sbom generate', () => {
   const reg = useServer();
 
-  async function berth(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const env = { ...process.env, BERTH_DATA_DIR: reg.server.dataDir };
-    try {
-      const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, timeout: 120_000 });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const failed = err as { code: number; stdout: string; stderr: string };
-      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-    }
-  }
+  const berth = (args: string[]) => runBerth(args, { BERTH_DATA_DIR: reg.server.dataDir });
 
   it('generates for every tagged image of a project, reuses them the second time; the referrers are served by the running server', async () => {
     const a = await alpineImage('musl');

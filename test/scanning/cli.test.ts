@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { deploy, type Backend, type Deployment } from '../contracts/deployment.js';
-import { ROOT, tempDir } from '../helpers/server.js';
+import { metadataEnvOf, runBerth } from '../helpers/cli.js';
+import { tempDir } from '../helpers/server.js';
 
-const exec = promisify(execFile);
 const FIXTURE = new URL('./fixtures/osv', import.meta.url).pathname;
 const backend = (process.env.BERTH_TEST_METADATA ?? 'sqlite') as Backend;
 
@@ -23,17 +21,7 @@ describe(`npx berth vulndb import / status / match (${backend})`, () => {
   });
 
   /** Runs `berth <args>` on the deployment's data directory and metadata database: exit code and output. */
-  async function berth(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const { driver, url } = deployment.config.metadata;
-    const env = { ...process.env, BERTH_DATA_DIR: deployment.config.data.dir, BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}) };
-    try {
-      const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, timeout: 120_000 });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const failed = err as { code: number; stdout: string; stderr: string };
-      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-    }
-  }
+  const berth = (args: string[]) => runBerth(args, metadataEnvOf(deployment.config.data.dir, deployment.config.metadata));
 
   it('import prints the counts; status shows the advisories per ecosystem and a fresh age; --check exits 1 once stale; match prints the findings', async () => {
     const imported = await berth(['vulndb', 'import', FIXTURE]);
