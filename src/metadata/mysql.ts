@@ -3,7 +3,7 @@ import mysql from 'mysql2';
 import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
-import { queryLog } from './observe.js';
+import { observedDialect } from './observe.js';
 import { clientTimeoutMs, migrateOnOwnConnection, unavailable, type PoolOptions } from './pool.js';
 
 /** The pool settings (see pool.ts); `url` is mysql://user:password@host:port/database. */
@@ -62,13 +62,15 @@ export function createMysqlKysely(options: MysqlOptions): Kysely<Database> {
   // An idle connection dropped by the server emits 'error'; without a listener that would crash the process.
   pool.on('connection', (connection) => connection.on('error', (err: Error) => options.onPoolError?.(err)));
   return new Kysely<Database>({
-    dialect: new MysqlDialect({
-      pool: new FailFastPool(pool as unknown as RawPool, options),
-      onCreateConnection: async (connection) => {
-        await sessionStatements(async (statement) => (await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(statement))).rows, options.statementTimeoutMs);
-      },
-    }),
-    log: queryLog(options.observer),
+    dialect: observedDialect(
+      new MysqlDialect({
+        pool: new FailFastPool(pool as unknown as RawPool, options),
+        onCreateConnection: async (connection) => {
+          await sessionStatements(async (statement) => (await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(statement))).rows, options.statementTimeoutMs);
+        },
+      }),
+      options.observer,
+    ),
   });
 }
 

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
-import { queryLog } from './observe.js';
+import { observedDialect } from './observe.js';
 import { clientTimeoutMs, migrateOnOwnConnection, unavailable, type PoolOptions } from './pool.js';
 
 /** The pool settings (see pool.ts); `url` is postgres://user:password@host:port/database. */
@@ -35,7 +35,7 @@ export function createPostgresKysely(options: PostgresOptions): Kysely<Database>
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (err) => options.onPoolError?.(err));
   options.observer?.pool(() => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new FailFastPool(pool) }), log: queryLog(options.observer) });
+  return new Kysely<Database>({ dialect: observedDialect(new PostgresDialect({ pool: new FailFastPool(pool) }), options.observer) });
 }
 
 /** BIGINT columns (sizes, epoch-millisecond times, ids) as JS numbers; every value we store is below 2^53. */

@@ -7,7 +7,7 @@ import type { Database } from './tables.js';
 import { KyselyMetadataStore } from './kysely-store.js';
 import { migrateToLatest } from './migrate.js';
 import type { MetadataObserver } from '../metrics/ports.js';
-import { queryLog } from './observe.js';
+import { observedDialect } from './observe.js';
 
 /** Opens (creating if needed) the embedded SQLite metadata database and migrates it. */
 export async function openSqliteMetadata(file: string, observer?: MetadataObserver): Promise<KyselyMetadataStore> {
@@ -22,7 +22,7 @@ export async function openSqliteMetadata(file: string, observer?: MetadataObserv
   // Overwrite deleted and replaced row content with zeros where that costs no extra I/O: a
   // signing key sealed at start (docs/security.md#secrets-at-rest) leaves no plain copy in the page.
   sqlite.pragma('secure_delete = FAST');
-  const db = new Kysely<Database>({ dialect: new SafeRollbackSqliteDialect(sqlite), log: queryLog(observer) });
+  const db = new Kysely<Database>({ dialect: observedDialect(new SafeRollbackSqliteDialect(sqlite), observer) });
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
   return new KyselyMetadataStore(db, 'sqlite');
 }
@@ -66,8 +66,16 @@ class SafeRollbackSqliteDialect extends SqliteDialect {
       if (this.sqlite.inTransaction) await rollback(connection);
     };
     // A full disk is a domain condition (StorageFullError → 507), not a driver code.
+    // SQLite has one connection: wrap it once, so a query allocates no wrapper (and metrics,
+    // observe.ts, patch the same object every time).
     const acquire = driver.acquireConnection.bind(driver);
-    driver.acquireConnection = async () => fullDiskAware(await acquire());
+    const wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>();
+    driver.acquireConnection = () =>
+      acquire().then((connection) => {
+        let aware = wrapped.get(connection);
+        if (!aware) wrapped.set(connection, (aware = fullDiskAware(connection)));
+        return aware;
+      });
     return driver;
   }
 }
