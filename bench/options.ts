@@ -10,6 +10,11 @@ export interface BenchOptions {
   berthRuntime: 'build' | 'tsx';
   /** Extra node flags for Berth, e.g. --cpu-prof (profiling runs). */
   berthNodeArgs: string[];
+  /**
+   * A/B overhead variants only: run Berth on CPU 0 and the load generator on CPU 1 (taskset),
+   * so the two never trade cores between rounds and each round measures one saturated core.
+   */
+  pin: boolean;
   /** Workload 1: one blob pushed as a single stream, then pulled. */
   blobSize: number;
   /** Memory over one long push (issue 6: "flat for a 4 GiB blob push"). */
@@ -80,6 +85,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   only: [],
   berthRuntime: 'build',
   berthNodeArgs: [],
+  pin: false,
   blobSize: 1024 ** 3,
   bigBlobSize: 4 * 1024 ** 3,
   images: 20,
@@ -148,7 +154,7 @@ export function scaledDownNotes(options: BenchOptions): string[] {
   const notes: string[] = [];
   const keys = Object.keys(DEFAULT_OPTIONS) as (keyof BenchOptions)[];
   for (const key of keys) {
-    if (['only', 'resultsDir', 'quick', 'berthRuntime', 'berthNodeArgs'].includes(key)) continue;
+    if (['only', 'resultsDir', 'quick', 'berthRuntime', 'berthNodeArgs', 'pin'].includes(key)) continue;
     const value = options[key];
     const base = DEFAULT_OPTIONS[key];
     if (value !== base) notes.push(`${key}=${String(value)} (default ${String(base)})`);

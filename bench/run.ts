@@ -49,6 +49,7 @@ const program = new Command()
   .option('--repositories <n>', 'repositories in the catalog (default 2000)', integer)
   .option('--results <dir>', 'directory for latest.md and latest.json (default bench/results)')
   .option('--variant <name>', `run Berth configured as: ${Object.keys(BERTH_VARIANTS).join(', ')}`)
+  .option('--pin', 'with --metrics-overhead: Berth on CPU 0, the load generator on CPU 1 (taskset)')
   .option('--metrics-overhead', 'only compare manifest GET throughput with metrics on and off (A/B rounds)')
   .option('--metrics-instructions', 'only compare instructions per manifest GET with metrics on and off, under callgrind (slow)')
   .option('--metrics-instructions-dir <dir>', 'keep the callgrind dumps of --metrics-instructions here')
@@ -61,6 +62,7 @@ interface Flags {
   only?: string[];
   berthRuntime?: string;
   berthNodeArgs?: string[];
+  pin?: boolean;
   blobSize?: number;
   bigBlobSize?: number;
   images?: number;
@@ -94,6 +96,7 @@ function optionsFromFlags(flags: Flags): BenchOptions {
     only: flags.only,
     berthRuntime: flags.berthRuntime as BenchOptions['berthRuntime'] | undefined,
     berthNodeArgs: flags.berthNodeArgs,
+    pin: flags.pin,
     blobSize: flags.blobSize,
     bigBlobSize: flags.bigBlobSize,
     images: flags.images,
