@@ -149,7 +149,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const sbom = new SbomService(coreArtifactStore(registry, metadata), sqliteRpmDbReader, { registryHost: config.http.host ? new URL(config.http.host).host : config.http.addr });
   const scanning = new ArtifactScanner(metadata, stores.vulndb, { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) });
   // The queue worker and the rescan after a database import (leased jobs, never on a push's path); SBOMs reach it as a port.
-  const sbomPort = { generate: (repository: string, digest: string) => sbom.generate(repository, digest, { actor: 'berth-sbom' }), has: async (repository: string, digest: string) => (await sbom.find(repository, digest)).length > 0 };
+  const sbomPort = { generate: (repository: string, digest: string) => sbom.generate(repository, digest, { actor: null }), has: async (repository: string, digest: string) => (await sbom.find(repository, digest)).length > 0 };
   const supplyChain = new SupplyChainService(metadata, stores.supplyChain, stores.vulndb, scanning, sbomPort, {
     concurrency: config.scanning.concurrency,
     intervalMs: durationMs(config.scanning.interval),

@@ -49,7 +49,8 @@ export interface GenerateResult {
 export interface GenerateOptions {
   formats?: SbomFormat[];
   regenerate?: boolean;
-  actor?: string;
+  /** Who the SBOM's push is recorded as (default berth-sbom); null: the system's own write, which no project's role check refuses (generation on push). */
+  actor?: string | null;
   /** The index the image was reached through (its BuildKit attestations are looked at). */
   index?: string;
 }
@@ -149,8 +150,8 @@ export class SbomService {
   }
 
   /** Stores the document as a blob and an OCI image manifest (artifactType = its media type, subject = the image). */
-  private async attach(repository: string, subject: { digest: string; mediaType: string; size: number }, format: SbomFormat, document: Buffer, created: Date, actor?: string): Promise<SbomRef> {
-    const op = { actor: actor ?? TOOL_NAME };
+  private async attach(repository: string, subject: { digest: string; mediaType: string; size: number }, format: SbomFormat, document: Buffer, created: Date, actor?: string | null): Promise<SbomRef> {
+    const op = actor === null ? {} : { actor: actor ?? TOOL_NAME };
     const mediaType = mediaTypeOf(format);
     const blob = await this.artifacts.pushBlob(repository, document, op);
     await this.artifacts.pushBlob(repository, EMPTY_CONFIG, op);

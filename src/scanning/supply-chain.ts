@@ -53,6 +53,7 @@ export const SUPPLY_CHAIN_CONSUMER = 'supply-chain';
 export const SUPPLY_CHAIN_JOB = 'supply-chain';
 export const RESCAN_JOB = 'vuln-rescan';
 const ACTOR = 'berth-scanner';
+const IMAGE_CONFIGS = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
 
 /** Tags cosign writes beside an image (`sha256-<hex>.sig|.att|.sbom`): artifacts, never images. */
 const COSIGN_TAG = /^sha256-[0-9a-f]{64}\.(sig|att|sbom)$/;
@@ -60,7 +61,7 @@ const COSIGN_TAG = /^sha256-[0-9a-f]{64}\.(sig|att|sbom)$/;
 /**
  * The outbox consumer: a pushed manifest of a project with SBOM or scan on push becomes a queue
  * row, in the transaction that moves the cursor (exactly once). Referrers (signatures, SBOMs,
- * attestations: they have a subject or an artifactType) and cosign's tagged artifacts are left
+ * attestations: they have a subject, or an artifact type that is no image config) and cosign's tagged artifacts are left
  * out here already; what remains is classified by the job, which reads the manifest.
  */
 export function supplyChainConsumer(store: SupplyChainStore, clock: () => number = Date.now): EventConsumer {
@@ -70,7 +71,7 @@ export function supplyChainConsumer(store: SupplyChainStore, clock: () => number
     async handle(events: StoredEvent[], tx: MetadataTx | null) {
       if (!tx) throw new Error('the supply-chain consumer runs inside a transaction');
       const pushes = events.flatMap((s) => (s.event.type === 'manifest.pushed' ? [s.event] : []));
-      const candidates = pushes.filter((e) => e.subject === null && e.artifactType === null && !(e.tags.length > 0 && e.tags.every((t) => COSIGN_TAG.test(t))));
+      const candidates = pushes.filter((e) => !e.subject && !(e.artifactType && !IMAGE_CONFIGS.has(e.artifactType)) && !(e.tags.length > 0 && e.tags.every((t) => COSIGN_TAG.test(t))));
       if (candidates.length === 0) return;
       const rows = store.within(tx);
       const settings = await rows.settingsOf([...new Set(candidates.map((e) => projectOf(e.repository)))]);
@@ -97,8 +98,6 @@ interface ManifestJson {
   layers?: Desc[];
   manifests?: Desc[];
 }
-
-const IMAGE_CONFIGS = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
 
 /**
  * What a stored manifest is to the worker: an index (its platform images listed), an image (a
@@ -193,6 +192,7 @@ export class SupplyChainService {
         for (;;) {
           const tags = await this.metadata.manifests.tags(repository, { limit: 500, after: tagAfter });
           for (const tag of tags.items) {
+            if (COSIGN_TAG.test(tag)) continue;
             const manifest = await this.metadata.manifests.byTag(repository, tag);
             if (!manifest || done.has(manifest.digest)) continue;
             done.add(manifest.digest);
