@@ -152,6 +152,8 @@ export interface SupplyChainStatus {
  */
 export class SupplyChainService {
   private readonly clock: () => number;
+  /** Scans under way in this worker, by digest. */
+  private readonly scanning = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly metadata: Pick<MetadataStore, 'manifests' | 'repositories'>,
@@ -228,15 +230,24 @@ export class SupplyChainService {
         if (!child || classifyManifest(child.mediaType, child.payload).kind !== 'image') continue;
       }
       if (item.sbom) await this.sbom.generate(item.repository, digest);
-      if (item.scan) {
-        // At least once: a row seen again after a crash, or an image queued by its own push and by its index's, scans once.
-        const previous = await this.vulndb.scanOf(digest);
-        const fresh = previous !== null && previous.scannedAt >= item.enqueuedAt && previous.databaseImport === lastImport;
-        if (!fresh) await this.scanner.scan(item.repository, digest, undefined, ACTOR);
-      }
+      if (item.scan) await this.scanOnce(item, digest, lastImport);
       handled++;
     }
     return { images: handled };
+  }
+
+  /**
+   * At least once, scanned once: a row seen again after a crash, or an image queued by its own
+   * push and by its index's (worked at the same time), is not scanned again when a scan newer
+   * than the row, against the current database, is there (or under way in this worker).
+   */
+  private async scanOnce(item: QueuedArtifact, digest: string, lastImport: number | null): Promise<void> {
+    for (let pending = this.scanning.get(digest); pending; pending = this.scanning.get(digest)) await pending.catch(() => undefined);
+    const previous = await this.vulndb.scanOf(digest);
+    if (previous !== null && previous.scannedAt >= item.enqueuedAt && previous.databaseImport === lastImport) return;
+    const work = this.scanner.scan(item.repository, digest, undefined, ACTOR).finally(() => this.scanning.delete(digest));
+    this.scanning.set(digest, work);
+    await work;
   }
 
   /** One round of the queue worker: due rows, `concurrency` at a time, until none is due or the job is stopped. */
