@@ -6,6 +6,7 @@ import { jsonBlob, makeImage, OCI_INDEX, type Image } from '../helpers/registry-
 import { useServer } from '../helpers/use-server.js';
 import { clientAs, refusal, seedTeam, USERS } from '../policies/tags-support.js';
 import { Receiver, json, type Received } from '../webhooks/support.js';
+import { sample, scrape } from '../metrics/support.js';
 import { readOsvSource } from '../../src/scanning/sources.js';
 import { VulnDb } from '../../src/scanning/vulndb.js';
 import { debianImage, eventually, opensslAdvisory, osvDir } from './support.js';
@@ -222,5 +223,13 @@ describe('supply chain: SBOM and scan on push, rescans', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const after = await status();
     assert.deepEqual([after.rescan!.databaseImport, after.vulndb.changedImport, after.vulndb.lastImport], [run.id, run.id, again.id]);
+
+    // The database's age as Prometheus gauges (read from the import runs, cached; no scan at scrape).
+    const text = await scrape(`${reg.url}/metrics`, adminAuth());
+    assert.equal(sample(text, 'berth_vulndb_last_import_timestamp_seconds'), again.finishedAt! / 1000);
+    const age = sample(text, 'berth_vulndb_age_seconds')!;
+    assert.ok(age >= 0 && age < 60, `age ${age}`);
+    assert.equal(sample(text, 'berth_supply_chain_queue_items', { state: 'pending' }), 0);
+    assert.equal(sample(text, 'berth_vulndb_rescan_remaining'), 0);
   });
 });
