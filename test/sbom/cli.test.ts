@@ -44,4 +44,24 @@ describe('npx berth sbom generate', () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /--format xml: spdx or cyclonedx/);
   });
+
+  it('--queue hands the images without an SBOM to the running server\'s supply-chain job, which attaches them', async () => {
+    const image = await alpineImage('busybox');
+    await reg.client.pushImage('queued/app', 'v1', image);
+    const queued = await berth(['sbom', 'generate', '--queue', '--project', 'queued', '--json']);
+    assert.equal(queued.code, 0, queued.stderr);
+    assert.deepEqual(JSON.parse(queued.stdout), { manifests: 1, queued: 1 });
+    const deadline = Date.now() + 20_000;
+    let types: string[] = [];
+    while (Date.now() < deadline && types.length < 2) {
+      types = ((await (await fetch(`${reg.url}/v2/queued/app/referrers/${image.manifest.digest}`)).json()) as { manifests: { artifactType: string }[] }).manifests.map((m) => m.artifactType).sort();
+      if (types.length < 2) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.deepEqual(types, ['application/spdx+json', 'application/vnd.cyclonedx+json']);
+    const again = await berth(['sbom', 'generate', '--queue', '--project', 'queued', '--json']);
+    assert.deepEqual(JSON.parse(again.stdout), { manifests: 1, queued: 0 }, 'it has one now');
+    const bad = await berth(['sbom', 'generate', '--scan']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--scan goes with --queue/);
+  });
 });
