@@ -31,7 +31,7 @@ export interface SupplyChainTables {
     failed: number;
     resume_after: string | null;
   };
-  scan_results: { digest: string; database_import: number | null };
+  scan_results: { digest: string; source: string; database_import: number | null };
   manifests: { repository_id: number; digest: string };
   repositories: { id: number; name: string };
 }
@@ -152,10 +152,15 @@ export class KyselySupplyChainStore implements SupplyChainStore {
     return rows.map(queued);
   }
 
-  /** Scans matched against an import older than `target` (or none), of digests some repository still holds. */
+  /**
+   * Scans matched against an import older than `target` (or none), of digests some repository
+   * still holds. Scans of a package list given in the request (source `request`) are left out:
+   * the list is not kept, so Berth cannot redo them.
+   */
   private stale(target: number) {
     return this.db
       .selectFrom('scan_results as s')
+      .where('s.source', '<>', 'request')
       .where((eb) => eb.or([eb('s.database_import', 'is', null), eb('s.database_import', '<', target)]))
       .where((eb) => eb.exists(eb.selectFrom('manifests as m').select(sql<number>`1`.as('one')).whereRef('m.digest', '=', 's.digest')));
   }

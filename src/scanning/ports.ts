@@ -180,7 +180,7 @@ export interface SupplyChainStore {
   /** Failed rows, newest first. */
   failedItems(limit: number): Promise<QueuedArtifact[]>;
 
-  /** How many scanned artifacts (still held by some repository) were matched against an import older than `target` (or none). */
+  /** How many scanned artifacts (still held by some repository) were matched against an import older than `target` (or none); scans of a package list given in the request are not counted (the list is not kept). */
   countStale(target: number): Promise<number>;
   /** The next of them in digest order after `after`, each with one repository holding it. */
   staleScans(target: number, after: string | null, limit: number): Promise<{ digest: string; repository: string }[]>;

@@ -229,22 +229,26 @@ export class SupplyChainService {
         const child = await this.metadata.manifests.get(item.repository, digest);
         if (!child || classifyManifest(child.mediaType, child.payload).kind !== 'image') continue;
       }
-      if (item.sbom) await this.sbom.generate(item.repository, digest);
+      let sbomError: unknown = null;
+      if (item.sbom) await this.sbom.generate(item.repository, digest).catch((err: unknown) => (sbomError = err));
+      // The scan runs even when the SBOM could not be written: its failed result says why, and its event reaches webhooks.
       if (item.scan) await this.scanOnce(item, digest, lastImport);
+      if (sbomError) throw sbomError;
       handled++;
     }
     return { images: handled };
   }
 
   /**
-   * At least once, scanned once: a row seen again after a crash, or an image queued by its own
-   * push and by its index's (worked at the same time), is not scanned again when a scan newer
-   * than the row, against the current database, is there (or under way in this worker).
+   * At least once, scanned once: a digest's content never changes, so an image that already has
+   * a complete scan of its SBOM against the current database import would scan the same again —
+   * a row seen again after a crash, an image queued by its own push and by its index's, the same
+   * image pushed under another tag. Scans under way in this worker are waited for first.
    */
   private async scanOnce(item: QueuedArtifact, digest: string, lastImport: number | null): Promise<void> {
     for (let pending = this.scanning.get(digest); pending; pending = this.scanning.get(digest)) await pending.catch(() => undefined);
     const previous = await this.vulndb.scanOf(digest);
-    if (previous !== null && previous.scannedAt >= item.enqueuedAt && previous.databaseImport === lastImport) return;
+    if (previous !== null && previous.status === 'complete' && previous.source !== 'request' && previous.databaseImport === lastImport) return;
     const work = this.scanner.scan(item.repository, digest, undefined, ACTOR).finally(() => this.scanning.delete(digest));
     this.scanning.set(digest, work);
     await work;
