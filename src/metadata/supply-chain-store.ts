@@ -112,6 +112,9 @@ export class KyselySupplyChainStore implements SupplyChainStore {
         return out;
       },
       enqueue: (items: NewQueuedArtifact[], at: number) => insertQueue(trx, items, at),
+      async forgetProject(project: string, deletedAt: number) {
+        await trx.deleteFrom('supply_chain_settings').where('project', '=', project).where('updated_at', '<=', deletedAt).execute();
+      },
     };
   }
 

@@ -166,6 +166,8 @@ export interface SupplyChainStore {
   within(tx: MetadataTx): {
     settingsOf(projects: string[]): Promise<Map<string, { sbom: boolean; scan: boolean }>>;
     enqueue(items: NewQueuedArtifact[], at: number): Promise<void>;
+    /** A deleted project's settings go with it, unless set after `deletedAt` (a project created again under its name starts with both off). */
+    forgetProject(project: string, deletedAt: number): Promise<void>;
   };
   /** Queues outside any registry write (the backfill). */
   enqueue(items: NewQueuedArtifact[], at: number): Promise<void>;

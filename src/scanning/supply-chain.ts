@@ -62,7 +62,8 @@ const COSIGN_TAG = /^sha256-[0-9a-f]{64}\.(sig|att|sbom)$/;
  * The outbox consumer: a pushed manifest of a project with SBOM or scan on push becomes a queue
  * row, in the transaction that moves the cursor (exactly once). Referrers (signatures, SBOMs,
  * attestations: they have a subject, or an artifact type that is no image config) and cosign's tagged artifacts are left
- * out here already; what remains is classified by the job, which reads the manifest.
+ * out here already; what remains is classified by the job, which reads the manifest. A deleted
+ * project's settings are forgotten with its `project.deleted` event.
  */
 export function supplyChainConsumer(store: SupplyChainStore, clock: () => number = Date.now): EventConsumer {
   return {
@@ -70,6 +71,7 @@ export function supplyChainConsumer(store: SupplyChainStore, clock: () => number
     transactional: true,
     async handle(events: StoredEvent[], tx: MetadataTx | null) {
       if (!tx) throw new Error('the supply-chain consumer runs inside a transaction');
+      for (const s of events) if (s.event.type === 'project.deleted') await store.within(tx).forgetProject(s.event.project, s.at);
       const pushes = events.flatMap((s) => (s.event.type === 'manifest.pushed' ? [s.event] : []));
       const candidates = pushes.filter((e) => !e.subject && !(e.artifactType && !IMAGE_CONFIGS.has(e.artifactType)) && !(e.tags.length > 0 && e.tags.every((t) => COSIGN_TAG.test(t))));
       if (candidates.length === 0) return;

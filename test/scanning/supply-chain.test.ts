@@ -86,6 +86,15 @@ describe('supply chain: SBOM and scan on push, rescans', () => {
     assert.deepEqual(((await (await api(reg.server, 'GET', '/projects/team/supply-chain', USERS.owner)).json()) as { scanOnPush: boolean }).scanOnPush, false);
   });
 
+  it('a deleted project takes its settings with it: created again, both are off', async () => {
+    assert.equal((await api(reg.server, 'POST', '/projects', adminAuth(), { name: 'gone' })).status, 201);
+    assert.equal((await api(reg.server, 'PUT', '/projects/gone/supply-chain', adminAuth(), { sbomOnPush: true, scanOnPush: true })).status, 200);
+    assert.equal((await api(reg.server, 'DELETE', '/projects/gone', adminAuth())).status, 204);
+    await eventually('the settings forgotten', async () => ((await reg.server.stores.supplyChain.settings('gone')) === null ? true : undefined));
+    assert.equal((await api(reg.server, 'POST', '/projects', adminAuth(), { name: 'gone' })).status, 201);
+    assert.deepEqual(((await (await api(reg.server, 'GET', '/projects/gone/supply-chain', adminAuth())).json()) as { scanOnPush: boolean }).scanOnPush, false);
+  });
+
   it('off: a push queues nothing and nothing is scanned', async () => {
     image = await debianImage();
     await clientAs(reg.server, USERS.dev).pushImage('team/app', 'v0', image);
