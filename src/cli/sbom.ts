@@ -35,7 +35,8 @@ export function registerSbomCommands(program: Command, loadConfig: LoadConfig): 
         const totals = await service.generateAll(stores.metadata, {
           project: flags.project,
           formats: flags.format ? [flags.format as SbomFormat] : undefined,
-          actor: 'berth-cli',
+          // The system's own writes (as on push): with auth on no project role is asked of a CLI name.
+          actor: null,
           onResult: (r) => {
             if (flags.json) return out(JSON.stringify(r));
             if ('error' in r) return out(`${r.repository}@${r.digest}  failed: ${r.error}`);

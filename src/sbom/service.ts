@@ -113,7 +113,7 @@ export class SbomService {
    * tag's manifest once; an SBOM already there is reused. `onResult` hears each image (or its
    * failure) as it goes. Untagged manifests are left out.
    */
-  async generateAll(listing: Pick<MetadataStore, 'repositories' | 'manifests'>, opts: { project?: string; formats?: SbomFormat[]; actor?: string; onResult?: (r: GenerateResult | { repository: string; digest: string; error: string }) => void } = {}): Promise<{ images: number; generated: number; reused: number; failed: number }> {
+  async generateAll(listing: Pick<MetadataStore, 'repositories' | 'manifests'>, opts: { project?: string; formats?: SbomFormat[]; actor?: string | null; onResult?: (r: GenerateResult | { repository: string; digest: string; error: string }) => void } = {}): Promise<{ images: number; generated: number; reused: number; failed: number }> {
     const totals = { images: 0, generated: 0, reused: 0, failed: 0 };
     let after: string | undefined;
     for (;;) {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runBerth } from '../helpers/cli.js';
-import { jsonBlob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, type Image } from '../helpers/registry-client.js';
+import { metadataEnvOf, runBerth } from '../helpers/cli.js';
+import { adminAuth, authConfig } from '../auth/support.js';
+import { jsonBlob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, RegistryClient, type Image } from '../helpers/registry-client.js';
 import { useServer } from '../helpers/use-server.js';
 import { layerOf } from './support.js';
 import { createHash } from 'node:crypto';
@@ -63,5 +64,17 @@ describe('npx berth sbom generate', () => {
     const bad = await berth(['sbom', 'generate', '--scan']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /--scan goes with --queue/);
+  });
+});
+
+describe('npx berth sbom generate with auth on', () => {
+  const reg = useServer(authConfig('basic'));
+
+  it('attaches the SBOMs as the system (no project role is asked of the CLI)', async () => {
+    const image = await alpineImage('musl');
+    await new RegistryClient(reg.url, { authorization: adminAuth() }).pushImage('team/a', 'v1', image);
+    const run = await runBerth(['sbom', 'generate', '--project', 'team'], { BERTH_AUTH_MODE: 'basic', ...metadataEnvOf(reg.server.dataDir, reg.server.config.metadata) });
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /1 images: 1 generated, 0 reused, 0 failed\n$/);
   });
 });
