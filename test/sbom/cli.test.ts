@@ -22,7 +22,7 @@ async function alpineImage(pkg: string): Promise<Image> {
 describe('npx berth sbom generate', () => {
   const reg = useServer();
 
-  const berth = (args: string[]) => runBerth(args, { BERTH_DATA_DIR: reg.server.dataDir });
+  const berth = (args: string[]) => runBerth(args, metadataEnvOf(reg.server.dataDir, reg.server.config.metadata));
 
   it('generates for every tagged image of a project, reuses them the second time; the referrers are served by the running server', async () => {
     const a = await alpineImage('musl');
