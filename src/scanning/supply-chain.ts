@@ -219,7 +219,7 @@ export class SupplyChainService {
   }
 
   /** The work of one queue row: an SBOM and/or a scan of each image it stands for. */
-  private async work(item: QueuedArtifact, lastImport: number | null): Promise<{ images: number; skipped?: string }> {
+  private async work(item: QueuedArtifact, changedImport: number | null): Promise<{ images: number; skipped?: string }> {
     const manifest = await this.metadata.manifests.get(item.repository, item.digest);
     if (!manifest) return { images: 0, skipped: 'deleted since' };
     const kind = classifyManifest(manifest.mediaType, manifest.payload);
@@ -234,7 +234,7 @@ export class SupplyChainService {
       let sbomError: unknown = null;
       if (item.sbom) await this.sbom.generate(item.repository, digest).catch((err: unknown) => (sbomError = err));
       // The scan runs even when the SBOM could not be written: its failed result says why, and its event reaches webhooks.
-      if (item.scan) await this.scanOnce(item, digest, lastImport);
+      if (item.scan) await this.scanOnce(item, digest, changedImport);
       if (sbomError) throw sbomError;
       handled++;
     }
@@ -243,14 +243,16 @@ export class SupplyChainService {
 
   /**
    * At least once, scanned once: a digest's content never changes, so an image that already has
-   * a complete scan of its SBOM against the current database import would scan the same again —
+   * a complete scan of its SBOM against the database as it is (an import at or after the last one
+   * that changed it) would scan the same again —
    * a row seen again after a crash, an image queued by its own push and by its index's, the same
    * image pushed under another tag. Scans under way in this worker are waited for first.
    */
-  private async scanOnce(item: QueuedArtifact, digest: string, lastImport: number | null): Promise<void> {
+  private async scanOnce(item: QueuedArtifact, digest: string, changedImport: number | null): Promise<void> {
     for (let pending = this.scanning.get(digest); pending; pending = this.scanning.get(digest)) await pending.catch(() => undefined);
     const previous = await this.vulndb.scanOf(digest);
-    if (previous !== null && previous.status === 'complete' && previous.source !== 'request' && previous.databaseImport === lastImport) return;
+    const current = previous !== null && changedImport !== null && previous.databaseImport !== null && previous.databaseImport >= changedImport;
+    if (previous !== null && current && previous.status === 'complete' && previous.source !== 'request') return;
     const work = this.scanner.scan(item.repository, digest, undefined, ACTOR).finally(() => this.scanning.delete(digest));
     this.scanning.set(digest, work);
     await work;
@@ -263,12 +265,12 @@ export class SupplyChainService {
     for (let round = 0; round < 100 && !signal.aborted; round++) {
       const due = await this.store.due(this.clock(), this.options.concurrency * 4);
       if (due.length === 0) break;
-      const { last } = importsOf(await this.vulndb.imports(50));
+      const { changed } = importsOf(await this.vulndb.imports(50));
       await pool(due, this.options.concurrency, async (item) => {
         if (signal.aborted) return;
         totals.items++;
         try {
-          const outcome = await this.work(item, last?.id ?? null);
+          const outcome = await this.work(item, changed?.id ?? null);
           totals.images += outcome.images;
           if (outcome.skipped) totals.skipped++;
           await this.store.done(item.id);
