@@ -363,6 +363,8 @@ export class SupplyChainService {
         name: SUPPLY_CHAIN_JOB,
         schedule: { everyMs: this.options.intervalMs },
         history: 'work',
+        // Renewed every third of it while working: a replica killed mid-round holds the queue up for seconds, not a minute.
+        leaseTtlMs: 15_000,
         run: async (signal) => {
           const summary = await this.workQueue(signal);
           return { summary, idle: summary.items === 0 };
@@ -372,8 +374,8 @@ export class SupplyChainService {
         name: RESCAN_JOB,
         schedule: { everyMs: this.options.rescanIntervalMs },
         history: 'work',
-        // A rescan of a large registry takes long: the lease is renewed while it works.
-        leaseTtlMs: 120_000,
+        // A rescan of a large registry takes long: the lease is renewed (every 10 s) while it works; a killed holder's expires in 30 s.
+        leaseTtlMs: 30_000,
         run: async (signal) => {
           const summary = await this.rescan(signal);
           return { summary, idle: summary === null };

@@ -37,10 +37,15 @@ describe('supply chain survives kill -9 of berth serve', () => {
   };
   const status = async (url: string) => (await (await call(url, 'GET', '/supply-chain/status')).json()) as Status;
   const done = async (url: string, digest: string) => {
-    const scan = await eventually('the scan after the restart', async () => {
-      const res = await call(url, 'GET', `/projects/crash/repositories/app/artifacts/${digest}/vulnerabilities`);
-      return res.status === 200 ? ((await res.json()) as { status: string; error: string | null }) : undefined;
-    });
+    // Killed while working, the process held the supply-chain lease: it expires within 15 s.
+    const scan = await eventually(
+      'the scan after the restart',
+      async () => {
+        const res = await call(url, 'GET', `/projects/crash/repositories/app/artifacts/${digest}/vulnerabilities`);
+        return res.status === 200 ? ((await res.json()) as { status: string; error: string | null }) : undefined;
+      },
+      40_000,
+    );
     // No database imported: the scan ran and says so.
     assert.deepEqual([scan.status, scan.error], ['failed', 'the vulnerability database is empty: run berth vulndb import first']);
     assert.equal((await call(url, 'GET', `/projects/crash/repositories/app/artifacts/${digest}/sbom`)).status, 200, 'the SBOM was attached');
