@@ -247,3 +247,27 @@ describe('supply chain: SBOM and scan on push, rescans', () => {
     assert.equal(sample(text, 'berth_vulndb_rescan_remaining'), 0);
   });
 });
+
+/**
+ * An image whose layers are no filesystem: its SBOM cannot be written, yet its scan runs and
+ * stores the failure (and its event); the queue row is retried later and, after its attempts,
+ * kept as failed with the error for the status API.
+ */
+describe('supply chain: an unreadable image', () => {
+  const reg = useServer({ events: { interval: '100ms', pullflushinterval: '1h' }, gc: { enabled: false }, scanning: { interval: '200ms' } });
+
+  it('the scan fails with the reason at once; the row waits for its next attempt with the error', async () => {
+    assert.equal((await fetch(`${reg.url}/api/v1/projects`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'team' }) })).status, 201);
+    const put = await fetch(`${reg.url}/api/v1/projects/team/supply-chain`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sbomOnPush: true, scanOnPush: true }) });
+    assert.equal(put.status, 200);
+    const random = makeImage({ layers: 1, layerSize: 64 });
+    await reg.client.pushImage('team/noise', 'v1', random);
+    const scan = await eventually('the failed scan', async () => (await reg.server.stores.vulndb.scanOf(random.manifest.digest)) ?? undefined, 10_000);
+    assert.equal(scan.status, 'failed');
+    const row = await eventually('the row retried', async () => (await reg.server.stores.supplyChain.due(Date.now() + 3_600_000, 10)).find((q) => q.attempts >= 1));
+    assert.equal(row.digest, random.manifest.digest);
+    assert.ok(row.lastError && row.lastError.length > 0);
+    assert.ok(row.nextAt > Date.now(), 'not before its backoff');
+    assert.equal(row.state, 'pending');
+  });
+});
