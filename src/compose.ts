@@ -27,6 +27,8 @@ import { RetentionService } from './retention/service.js';
 import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy, tagHistoryPruneJob, TagsService } from './tags/index.js';
 import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, violationRecorder } from './signatures/index.js';
 import { ArtifactScanner } from './scanning/scanner.js';
+import { supplyChainConsumer, SupplyChainService } from './scanning/supply-chain.js';
+import { supplyChainMetrics } from './scanning/metrics.js';
 import { coreArtifactStore, SbomService } from './sbom/index.js';
 import { sqliteRpmDbReader } from './metadata/rpmdb.js';
 
@@ -61,6 +63,8 @@ export interface Composition {
   scanning: ArtifactScanner;
   /** SBOMs of images: generated from their layers or pushed by clients, attached as OCI referrers (src/sbom). */
   sbom: SbomService;
+  /** SBOM and scan on push per project, backfills, rescans after a database import (src/scanning/supply-chain.ts). */
+  supplyChain: SupplyChainService;
 }
 
 export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
@@ -98,6 +102,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
     observer: webhookMetrics(metrics, stores.webhooks),
   });
   consumers.push(webhooks.consumer);
+  // SBOM and scan on push: a pushed image of a project that asked for them is queued in the cursor's transaction.
+  consumers.push(supplyChainConsumer(stores.supplyChain));
   const events = new EventDispatcher(metadata, stores.outbox, consumers, logger);
 
   // Each flush also appends one aggregated manifest.pulled event per manifest (webhooks' pull events).
@@ -142,8 +148,18 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   // SBOMs read the layers through core and attach as referrers through core's write path; scans list packages from them.
   const sbom = new SbomService(coreArtifactStore(registry, metadata), sqliteRpmDbReader, { registryHost: config.http.host ? new URL(config.http.host).host : config.http.addr });
   const scanning = new ArtifactScanner(metadata, stores.vulndb, { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) });
+  // The queue worker and the rescan after a database import (leased jobs, never on a push's path); SBOMs reach it as a port.
+  const sbomPort = { generate: (repository: string, digest: string) => sbom.generate(repository, digest, { actor: null }), has: async (repository: string, digest: string) => (await sbom.find(repository, digest)).length > 0 };
+  const supplyChain = new SupplyChainService(metadata, stores.supplyChain, stores.vulndb, scanning, sbomPort, {
+    concurrency: config.scanning.concurrency,
+    intervalMs: durationMs(config.scanning.interval),
+    rescanIntervalMs: durationMs(config.scanning.rescaninterval),
+    rescanBatch: config.scanning.rescanbatch,
+  });
+  jobs.push(...supplyChain.jobs());
+  supplyChainMetrics(metrics, stores.vulndb, stores.supplyChain);
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom };
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom, supplyChain };
 }
 
 /**

@@ -155,6 +155,10 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/scan', access: 'user', needs: 'push on the repository (project/repository, URL-encoded)' },
   { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
   { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom', access: 'user', needs: 'pull + push on the repository (the SBOM is attached to it)' },
+  { method: 'GET', path: '/projects/:project/supply-chain', access: 'user', needs: 'read-project' },
+  { method: 'PUT', path: '/projects/:project/supply-chain', access: 'user', needs: 'manage-project' },
+  { method: 'POST', path: '/projects/:project/supply-chain/backfill', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/supply-chain/status', access: 'admin', needs: 'system admin' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

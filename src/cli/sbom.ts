@@ -6,6 +6,8 @@ interface GenerateFlags {
   project?: string;
   format?: string;
   json?: boolean;
+  queue?: boolean;
+  scan?: boolean;
 }
 
 /** `berth sbom generate [--project p]`: SBOMs for existing images, on the server's own stores (safe while it runs). */
@@ -17,14 +19,24 @@ export function registerSbomCommands(program: Command, loadConfig: LoadConfig): 
     .option('--project <project>', 'only the repositories of this project')
     .option('--format <format>', 'spdx or cyclonedx (default: both)')
     .option('--json', 'print one JSON object per image and the totals')
+    .option('--queue', "queue the images without an SBOM for the running server's supply-chain job instead of generating here (both formats)")
+    .option('--scan', 'with --queue: scan every image too')
     .action((flags: GenerateFlags) =>
-      withComposition(loadConfig, async ({ sbom: service }, stores) => {
+      withComposition(loadConfig, async ({ sbom: service, supplyChain }, stores) => {
         const { RegistryError } = await import('../core/errors.js');
+        if (flags.scan && !flags.queue) throw new RegistryError('INVALID_ARGUMENT', '--scan goes with --queue');
+        if (flags.queue) {
+          if (flags.format) throw new RegistryError('INVALID_ARGUMENT', '--format does not go with --queue: the job writes both formats');
+          const queued = await supplyChain.backfill(flags.project ?? null, { sbom: true, scan: flags.scan === true });
+          out(flags.json ? JSON.stringify(queued) : `${queued.manifests} tagged manifests: ${queued.queued} queued for the supply-chain job (GET /api/v1/supply-chain/status shows the queue)`);
+          return;
+        }
         if (flags.format && flags.format !== 'spdx' && flags.format !== 'cyclonedx') throw new RegistryError('INVALID_ARGUMENT', `--format ${flags.format}: spdx or cyclonedx`);
         const totals = await service.generateAll(stores.metadata, {
           project: flags.project,
           formats: flags.format ? [flags.format as SbomFormat] : undefined,
-          actor: 'berth-cli',
+          // The system's own writes (as on push): with auth on no project role is asked of a CLI name.
+          actor: null,
           onResult: (r) => {
             if (flags.json) return out(JSON.stringify(r));
             if ('error' in r) return out(`${r.repository}@${r.digest}  failed: ${r.error}`);

@@ -330,6 +330,20 @@ export const configSchema = z
       .default({ enabled: true, auth: 'admin', refresh: '30s', projectlabels: 500, storagecapacity: 0 }),
     /** Audit export to SIEMs (src/audit, docs/observability.md#audit-export). */
     audit: auditConfigSchema,
+    /** SBOM and scan on push, backfills and rescans after a database import (docs/supply-chain.md#on-push). */
+    scanning: z
+      .object({
+        /** How often one replica works the queue of pushed images waiting for an SBOM or a scan. */
+        interval: duration.default('2s'),
+        /** Images one replica reads (SBOM, scan) at once. */
+        concurrency: z.number().int().positive().default(2),
+        /** How often one replica looks for a database import that changed the database, to rescan. */
+        rescaninterval: duration.default('1m'),
+        /** Artifacts per rescan batch (progress is stored after each). */
+        rescanbatch: z.number().int().positive().default(50),
+      })
+      .strict()
+      .default({ interval: '2s', concurrency: 2, rescaninterval: '1m', rescanbatch: 50 }),
     /** Storage quotas per project (limits are set through the API or `berth quota set`): docs/policies.md#storage-quotas. */
     quotas: z
       .object({

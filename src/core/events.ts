@@ -93,7 +93,7 @@ export type DomainEvent =
   /** A garbage-collection run completed (not a dry run): what it deleted (src/gc). */
   | { type: 'gc.finished'; manifests: number; links: number; blobs: number; bytesFreed: number; errors: number; durationMs: number }
   /** An artifact was scanned for vulnerabilities (src/scanning): packages matched and the findings counted by severity (Critical…Unknown, total). */
-  | { type: 'scan.completed'; repository: string; digest: string; packages: number; summary: Record<string, number> }
+  | { type: 'scan.completed'; repository: string; digest: string; packages: number; summary: Record<string, number>; /** Findings with a fixed version (events before this field have none). */ fixable?: number }
   /** A vulnerability scan of an artifact could not complete (no package list, empty database…). */
   | { type: 'scan.failed'; repository: string; digest: string; error: string };
 

@@ -17,6 +17,7 @@ import { KyselyTagsStore } from './tags-store.js';
 import { KyselyQuotaStore } from './quota-store.js';
 import { KyselySignatureStore } from './signature-store.js';
 import { KyselyVulnDbStore } from './vulndb-store.js';
+import { KyselySupplyChainStore } from './supply-chain-store.js';
 import { KyselyOidcStore } from './oidc-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
@@ -65,7 +66,9 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     // Signature trust policies and the counters verdict caches compare with (src/signatures).
     signatures: new KyselySignatureStore(metadata.db, metadata.dialect, transactionOf),
     // The offline vulnerability database: OSV advisories and their import runs (src/scanning).
-    vulndb: new KyselyVulnDbStore(metadata.db, metadata.dialect),
+    vulndb: new KyselyVulnDbStore(metadata.db, metadata.dialect, transactionOf),
+    // Scan/SBOM on push settings, their durable work queue and the rescans after an import (src/scanning).
+    supplyChain: new KyselySupplyChainStore(metadata.db, metadata.dialect, transactionOf),
     // OIDC users' provider identities and CLI secrets (src/auth/oidc).
     oidc: new KyselyOidcStore(metadata.db, metadata.dialect),
   };

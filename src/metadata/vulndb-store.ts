@@ -1,4 +1,5 @@
-import { sql, type Generated, type Kysely } from 'kysely';
+import { sql, type Generated, type Kysely, type Transaction } from 'kysely';
+import type { MetadataTx } from '../core/ports.js';
 import type { BatchOutcome, ScanRecord, StoredAdvisory, VulnDbCounts, VulnDbStore, VulnImportRun } from '../scanning/ports.js';
 import { insertOrUpdate, insertReturningId, proposedValue, writeTransaction, type Dialect } from './dialect.js';
 import type { Database } from './tables.js';
@@ -52,8 +53,15 @@ export class KyselyVulnDbStore implements VulnDbStore {
   constructor(
     db: Kysely<Database>,
     private readonly dialect: Dialect,
+    private readonly transactionOf?: (tx: MetadataTx) => Transaction<Database>,
   ) {
     this.db = db as unknown as Db;
+  }
+
+  within(tx: MetadataTx): { saveScan(scan: ScanRecord): Promise<void> } {
+    if (!this.transactionOf) throw new Error('KyselyVulnDbStore was opened without transactionOf');
+    const trx = this.transactionOf(tx) as unknown as Kysely<VulnDbTables>;
+    return { saveScan: (scan) => this.saveScanOn(trx, scan) };
   }
 
   async storeBatch(records: StoredAdvisory[]): Promise<BatchOutcome> {
@@ -193,6 +201,10 @@ export class KyselyVulnDbStore implements VulnDbStore {
   }
 
   async saveScan(scan: ScanRecord): Promise<void> {
+    await this.saveScanOn(this.db, scan);
+  }
+
+  private async saveScanOn(db: Kysely<VulnDbTables>, scan: ScanRecord): Promise<void> {
     const row = {
       digest: scan.digest,
       status: scan.status,
@@ -205,7 +217,7 @@ export class KyselyVulnDbStore implements VulnDbStore {
       error: scan.error,
     };
     const set = Object.fromEntries(SCAN_COLUMNS.map((c) => [c, proposedValue(c, this.dialect)]));
-    await insertOrUpdate(this.db.insertInto('scan_results').values(row), this.dialect, ['digest'], set).execute();
+    await insertOrUpdate(db.insertInto('scan_results').values(row), this.dialect, ['digest'], set).execute();
   }
 
   async scanOf(digest: string): Promise<ScanRecord | null> {

@@ -49,7 +49,8 @@ export interface GenerateResult {
 export interface GenerateOptions {
   formats?: SbomFormat[];
   regenerate?: boolean;
-  actor?: string;
+  /** Who the SBOM's push is recorded as (default berth-sbom); null: the system's own write, which no project's role check refuses (generation on push). */
+  actor?: string | null;
   /** The index the image was reached through (its BuildKit attestations are looked at). */
   index?: string;
 }
@@ -112,7 +113,7 @@ export class SbomService {
    * tag's manifest once; an SBOM already there is reused. `onResult` hears each image (or its
    * failure) as it goes. Untagged manifests are left out.
    */
-  async generateAll(listing: Pick<MetadataStore, 'repositories' | 'manifests'>, opts: { project?: string; formats?: SbomFormat[]; actor?: string; onResult?: (r: GenerateResult | { repository: string; digest: string; error: string }) => void } = {}): Promise<{ images: number; generated: number; reused: number; failed: number }> {
+  async generateAll(listing: Pick<MetadataStore, 'repositories' | 'manifests'>, opts: { project?: string; formats?: SbomFormat[]; actor?: string | null; onResult?: (r: GenerateResult | { repository: string; digest: string; error: string }) => void } = {}): Promise<{ images: number; generated: number; reused: number; failed: number }> {
     const totals = { images: 0, generated: 0, reused: 0, failed: 0 };
     let after: string | undefined;
     for (;;) {
@@ -149,8 +150,8 @@ export class SbomService {
   }
 
   /** Stores the document as a blob and an OCI image manifest (artifactType = its media type, subject = the image). */
-  private async attach(repository: string, subject: { digest: string; mediaType: string; size: number }, format: SbomFormat, document: Buffer, created: Date, actor?: string): Promise<SbomRef> {
-    const op = { actor: actor ?? TOOL_NAME };
+  private async attach(repository: string, subject: { digest: string; mediaType: string; size: number }, format: SbomFormat, document: Buffer, created: Date, actor?: string | null): Promise<SbomRef> {
+    const op = actor === null ? {} : { actor: actor ?? TOOL_NAME };
     const mediaType = mediaTypeOf(format);
     const blob = await this.artifacts.pushBlob(repository, document, op);
     await this.artifacts.pushBlob(repository, EMPTY_CONFIG, op);

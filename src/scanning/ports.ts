@@ -1,3 +1,5 @@
+import type { MetadataTx } from '../core/ports.js';
+
 /**
  * The metadata port of the offline vulnerability database (src/scanning). The importer and
  * the matcher decide; the adapter (src/metadata/vulndb-store.ts) holds the SQL, written once
@@ -100,6 +102,93 @@ export interface VulnDbStore {
   imports(limit: number): Promise<VulnImportRun[]>;
   /** Stores an artifact's scan, replacing its previous one. */
   saveScan(scan: ScanRecord): Promise<void>;
+  /** The scan rows inside a registry write transaction: a scan and its event commit together. */
+  within(tx: MetadataTx): { saveScan(scan: ScanRecord): Promise<void> };
   /** The artifact's last scan (null: never scanned). */
   scanOf(digest: string): Promise<ScanRecord | null>;
+}
+
+/** A project's supply-chain settings: what happens to the images pushed into it. */
+export interface SupplyChainSettings {
+  project: string;
+  /** Generate (or find) an SBOM of each pushed image and attach it as a referrer. */
+  sbomOnPush: boolean;
+  /** Scan each pushed image against the offline vulnerability database. */
+  scanOnPush: boolean;
+  /** Epoch ms of the last change (null: never set, the defaults apply). */
+  updatedAt: number | null;
+  updatedBy: string | null;
+}
+
+/** One unit of queued work: an artifact (image or index) to give an SBOM and/or a scan. */
+export interface QueuedArtifact {
+  id: number;
+  repository: string;
+  digest: string;
+  sbom: boolean;
+  scan: boolean;
+  /** push (the outbox consumer) or backfill (the bulk trigger). */
+  reason: 'push' | 'backfill';
+  state: 'pending' | 'failed';
+  attempts: number;
+  enqueuedAt: number;
+  nextAt: number;
+  lastError: string | null;
+}
+
+export type NewQueuedArtifact = Pick<QueuedArtifact, 'repository' | 'digest' | 'sbom' | 'scan' | 'reason'>;
+
+/** The rescan that follows a database import which changed the database. */
+export interface RescanRecord {
+  /** The import run whose changes it follows: every scan matched against an older one (or none) is redone. */
+  databaseImport: number;
+  state: 'running' | 'complete' | 'superseded';
+  startedAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+  /** Artifacts to rescan when it started. */
+  total: number;
+  /** Rescanned so far (a failed scan counts: its result is stored). */
+  scanned: number;
+  /** Of those, scans that ended `failed`, or artifacts that could not be scanned at all. */
+  failed: number;
+  /** The last digest handled: a restarted job resumes after it. */
+  resumeAfter: string | null;
+}
+
+/**
+ * The metadata port of scan/SBOM on push, the bulk backfill and rescans (src/metadata/supply-chain-store.ts).
+ */
+export interface SupplyChainStore {
+  settings(project: string): Promise<SupplyChainSettings | null>;
+  setSettings(settings: SupplyChainSettings & { updatedAt: number }): Promise<void>;
+  /** Inside the outbox consumer's transaction: the settings of `projects` and the queue insert. */
+  within(tx: MetadataTx): {
+    settingsOf(projects: string[]): Promise<Map<string, { sbom: boolean; scan: boolean }>>;
+    enqueue(items: NewQueuedArtifact[], at: number): Promise<void>;
+    /** A deleted project's settings go with it, unless set after `deletedAt` (a project created again under its name starts with both off). */
+    forgetProject(project: string, deletedAt: number): Promise<void>;
+  };
+  /** Queues outside any registry write (the backfill). */
+  enqueue(items: NewQueuedArtifact[], at: number): Promise<void>;
+  /** Pending rows due at `now`, oldest first. */
+  due(now: number, limit: number): Promise<QueuedArtifact[]>;
+  /** The work is done: the row goes. */
+  done(id: number): Promise<void>;
+  /** The work failed: try again at `nextAt`, or give up (`failed`: kept for the status API). */
+  retry(id: number, attempts: number, nextAt: number, error: string, giveUp: boolean): Promise<void>;
+  /** Rows per state, and the oldest pending row's enqueue time (null when none). */
+  queueCounts(): Promise<{ pending: number; failed: number; oldestPendingAt: number | null }>;
+  /** Failed rows, newest first. */
+  failedItems(limit: number): Promise<QueuedArtifact[]>;
+
+  /** How many scanned artifacts (still held by some repository) were matched against an import older than `target` (or none); scans of a package list given in the request are not counted (the list is not kept). */
+  countStale(target: number): Promise<number>;
+  /** The next of them in digest order after `after`, each with one repository holding it. */
+  staleScans(target: number, after: string | null, limit: number): Promise<{ digest: string; repository: string }[]>;
+  /** The newest rescan (any state), or the one for `databaseImport`. */
+  rescan(databaseImport?: number): Promise<RescanRecord | null>;
+  /** Starts (or, when present, keeps) the rescan of `databaseImport`; marks older running ones superseded. */
+  startRescan(databaseImport: number, total: number, at: number): Promise<RescanRecord>;
+  updateRescan(record: RescanRecord): Promise<void>;
 }

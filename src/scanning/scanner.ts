@@ -18,7 +18,7 @@ export interface PackageLister {
 /**
  * Scans of artifacts: the package list (given, or from the lister) matched against the
  * offline database, the result stored per manifest digest, and a `scan.completed` or
- * `scan.failed` event appended to the outbox (for webhooks) once the result is stored.
+ * `scan.failed` event appended to the outbox (for webhooks) in the transaction that stores it.
  */
 export class ArtifactScanner {
   constructor(
@@ -32,8 +32,8 @@ export class ArtifactScanner {
     if (!(await this.metadata.manifests.get(repository, digest))) throw new RegistryError('MANIFEST_UNKNOWN', `artifact ${digest} not found in ${repository}`);
   }
 
-  /** Scans `repository@digest` with `packages` (else the lister's), stores the result and appends its event. */
-  async scan(repository: string, digest: string, packages?: InstalledPackage[]): Promise<ScanRecord> {
+  /** Scans `repository@digest` with `packages` (else the lister's), stores the result and appends its event in one transaction. */
+  async scan(repository: string, digest: string, packages?: InstalledPackage[], actor?: string): Promise<ScanRecord> {
     await this.requireArtifact(repository, digest);
     const lastImport = (await this.store.imports(50)).find((r) => r.outcome === 'complete') ?? null;
     const base = { digest, scannedAt: this.clock(), databaseImport: lastImport?.id ?? null };
@@ -52,17 +52,18 @@ export class ArtifactScanner {
     } catch (err) {
       record = { ...base, status: 'failed', source: packages ? 'request' : (this.lister?.name ?? 'none'), packages: 0, summary: {}, findings: [], error: (err as Error).message };
     }
-    await this.store.saveScan(record);
-    await this.metadata.transaction((tx) =>
-      tx.events.append(
+    // The scan row and its event commit together: the event exists exactly when the result does.
+    await this.metadata.transaction(async (tx) => {
+      await this.store.within(tx).saveScan(record);
+      await tx.events.append(
         [
           record.status === 'complete'
-            ? { type: 'scan.completed', repository, digest, packages: record.packages, summary: record.summary }
+            ? { type: 'scan.completed', repository, digest, packages: record.packages, summary: record.summary, fixable: (record.findings as { fixed?: string | null }[]).filter((f) => f.fixed).length }
             : { type: 'scan.failed', repository, digest, error: record.error ?? 'failed' },
         ],
-        null,
-      ),
-    );
+        actor ?? null,
+      );
+    });
     return record;
   }
 

@@ -16,6 +16,9 @@ export const WEBHOOK_EVENT_KINDS = {
   'quota.exceeded': { distribution: null, harbor: 'QUOTA_EXCEED', cloudevents: 'io.berth.quota.exceeded' },
   'retention.finished': { distribution: null, harbor: 'TAG_RETENTION', cloudevents: 'io.berth.tag_retention.finished' },
   'gc.finished': { distribution: null, harbor: 'GC_FINISHED', cloudevents: 'io.berth.gc.finished' },
+  // Distribution has no scan notifications; Harbor's names and Default payload (scan_overview per resource).
+  'scan.completed': { distribution: null, harbor: 'SCANNING_COMPLETED', cloudevents: 'io.berth.scan.completed' },
+  'scan.failed': { distribution: null, harbor: 'SCANNING_FAILED', cloudevents: 'io.berth.scan.failed' },
 } as const satisfies Record<string, { distribution: string | null; harbor: string; cloudevents: string }>;
 
 export type WebhookEventKind = keyof typeof WEBHOOK_EVENT_KINDS;
@@ -96,6 +99,10 @@ function fieldsOf(stored: StoredEvent): Fields | null {
       });
     case 'retention.finished':
       return projectEvent('retention.finished', e);
+    case 'scan.completed':
+      return repositoryEvent('scan.completed', e.repository, { digest: e.digest, details: { packages: e.packages, summary: e.summary, ...(e.fixable !== undefined ? { fixable: e.fixable } : {}) } });
+    case 'scan.failed':
+      return repositoryEvent('scan.failed', e.repository, { digest: e.digest, details: { error: e.error } });
     default:
       return null;
   }

@@ -106,9 +106,29 @@ function harborDefault(event: WebhookEvent, ctx: RenderContext) {
   } else if (event.project) {
     eventData.repository = { namespace: event.project };
   }
-  if (event.kind === 'retention.finished') eventData.retention = { harbor_hostname: host(ctx), project_name: event.project, ...event.details };
+  if (event.kind === 'scan.completed' || event.kind === 'scan.failed') {
+    // Harbor's SCANNING_* payload: each resource carries the scan's overview under the native report's MIME type.
+    const overview = { [HARBOR_REPORT_MIME]: harborScanOverview(event) };
+    eventData.resources = (eventData.resources as Record<string, unknown>[]).map((r) => ({ ...r, scan_overview: overview }));
+    eventData.scan = { scan_type: 'vulnerability' };
+    if (event.kind === 'scan.failed') eventData.custom_attributes = { Details: String(event.details.error ?? '') };
+  } else if (event.kind === 'retention.finished') eventData.retention = { harbor_hostname: host(ctx), project_name: event.project, ...event.details };
   else if (Object.keys(event.details).length > 0) eventData.custom_attributes = customAttributes(event);
   return { type: WEBHOOK_EVENT_KINDS[event.kind].harbor, occur_at: Math.floor(event.at / 1000), operator: event.actor ?? 'anonymous', event_data: eventData };
+}
+
+const HARBOR_REPORT_MIME = 'application/vnd.security.vulnerability.report; version=1.1';
+const HARBOR_SEVERITIES = ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'] as const;
+
+/** Harbor's NativeReportSummary of a scan (report_id, scan_status, severity, summary{total, fixable, summary}, times, scanner). */
+function harborScanOverview(event: WebhookEvent): Record<string, unknown> {
+  const time = new Date(event.at).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const common = { report_id: event.id, duration: 0, start_time: time, end_time: time, scanner: { name: 'Berth', vendor: 'Berth', version: '1.0' }, complete_percent: 100 };
+  if (event.kind === 'scan.failed') return { ...common, scan_status: 'Error', severity: 'Unknown' };
+  const counts = (event.details.summary ?? {}) as Record<string, number>;
+  const severities = Object.fromEntries(HARBOR_SEVERITIES.filter((s) => (counts[s] ?? 0) > 0).map((s) => [s, counts[s]!]));
+  const severity = HARBOR_SEVERITIES.find((s) => (counts[s] ?? 0) > 0) ?? 'None';
+  return { ...common, scan_status: 'Success', severity, summary: { total: counts.total ?? 0, fixable: Number(event.details.fixable ?? 0), summary: severities } };
 }
 
 /** Harbor's custom_attributes are strings; a quota event's message goes to `Details` as Harbor's does. */

@@ -110,8 +110,10 @@ describe('GET /api/v1/jobs and berth jobs', () => {
       'job-history-prune',
       'pull-flush',
       'retention',
+      'supply-chain',
       'tag-history-prune',
       'upload-purge',
+      'vuln-rescan',
       'webhooks',
       'webhooks-prune',
     ]);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runBerth } from '../helpers/cli.js';
-import { jsonBlob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, type Image } from '../helpers/registry-client.js';
+import { metadataEnvOf, runBerth } from '../helpers/cli.js';
+import { adminAuth, authConfig } from '../auth/support.js';
+import { jsonBlob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, RegistryClient, type Image } from '../helpers/registry-client.js';
 import { useServer } from '../helpers/use-server.js';
 import { layerOf } from './support.js';
 import { createHash } from 'node:crypto';
@@ -21,7 +22,7 @@ async function alpineImage(pkg: string): Promise<Image> {
 describe('npx berth sbom generate', () => {
   const reg = useServer();
 
-  const berth = (args: string[]) => runBerth(args, { BERTH_DATA_DIR: reg.server.dataDir });
+  const berth = (args: string[]) => runBerth(args, metadataEnvOf(reg.server.dataDir, reg.server.config.metadata));
 
   it('generates for every tagged image of a project, reuses them the second time; the referrers are served by the running server', async () => {
     const a = await alpineImage('musl');
@@ -43,5 +44,37 @@ describe('npx berth sbom generate', () => {
     const bad = await berth(['sbom', 'generate', '--format', 'xml']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /--format xml: spdx or cyclonedx/);
+  });
+
+  it('--queue hands the images without an SBOM to the running server\'s supply-chain job, which attaches them', async () => {
+    const image = await alpineImage('busybox');
+    await reg.client.pushImage('queued/app', 'v1', image);
+    const queued = await berth(['sbom', 'generate', '--queue', '--project', 'queued', '--json']);
+    assert.equal(queued.code, 0, queued.stderr);
+    assert.deepEqual(JSON.parse(queued.stdout), { manifests: 1, queued: 1 });
+    const deadline = Date.now() + 20_000;
+    let types: string[] = [];
+    while (Date.now() < deadline && types.length < 2) {
+      types = ((await (await fetch(`${reg.url}/v2/queued/app/referrers/${image.manifest.digest}`)).json()) as { manifests: { artifactType: string }[] }).manifests.map((m) => m.artifactType).sort();
+      if (types.length < 2) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.deepEqual(types, ['application/spdx+json', 'application/vnd.cyclonedx+json']);
+    const again = await berth(['sbom', 'generate', '--queue', '--project', 'queued', '--json']);
+    assert.deepEqual(JSON.parse(again.stdout), { manifests: 1, queued: 0 }, 'it has one now');
+    const bad = await berth(['sbom', 'generate', '--scan']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--scan goes with --queue/);
+  });
+});
+
+describe('npx berth sbom generate with auth on', () => {
+  const reg = useServer(authConfig('basic'));
+
+  it('attaches the SBOMs as the system (no project role is asked of the CLI)', async () => {
+    const image = await alpineImage('musl');
+    await new RegistryClient(reg.url, { authorization: adminAuth() }).pushImage('team/a', 'v1', image);
+    const run = await runBerth(['sbom', 'generate', '--project', 'team'], { BERTH_AUTH_MODE: 'basic', ...metadataEnvOf(reg.server.dataDir, reg.server.config.metadata) });
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /1 images: 1 generated, 0 reused, 0 failed\n$/);
   });
 });

@@ -117,5 +117,51 @@ export function vulnDbStoreContract(backend: Backend): void {
       assert.deepEqual(await store.scanOf(digest), second);
       assert.equal(await store.scanOf(`sha256:${'b'.repeat(64)}`), null);
     });
+
+    it('a scan saved in a registry write commits with its event, or neither does (within(tx))', async () => {
+      const metadata = deployment.stores.metadata;
+      const digest = `sha256:${'c'.repeat(64)}`;
+      const scan = { digest, status: 'complete' as const, scannedAt: 30, source: 'sbom', databaseImport: 1, packages: 1, summary: { total: 0 }, findings: [], error: null };
+      await assert.rejects(
+        metadata.transaction(async (tx) => {
+          await store.within(tx).saveScan(scan);
+          await tx.events.append([{ type: 'scan.completed', repository: 'team/app', digest, packages: 1, summary: { total: 0 } }], null);
+          throw new Error('rolled back');
+        }),
+        /rolled back/,
+      );
+      assert.equal(await store.scanOf(digest), null, 'no row without its event');
+      await metadata.transaction(async (tx) => {
+        await store.within(tx).saveScan(scan);
+        await tx.events.append([{ type: 'scan.completed', repository: 'team/app', digest, packages: 1, summary: { total: 0 } }], null);
+      });
+      assert.deepEqual(await store.scanOf(digest), scan);
+    });
+
+    it('supply chain: settings upserted per project; the queue in order of due time, retried with a later due time, given up as failed, done rows gone; counts', async () => {
+      const chain = deployment.stores.supplyChain;
+      assert.equal(await chain.settings('team'), null);
+      await chain.setSettings({ project: 'team', sbomOnPush: true, scanOnPush: false, updatedAt: 5, updatedBy: 'ü-owner' });
+      await chain.setSettings({ project: 'team', sbomOnPush: true, scanOnPush: true, updatedAt: 6, updatedBy: 'owner' });
+      assert.deepEqual(await chain.settings('team'), { project: 'team', sbomOnPush: true, scanOnPush: true, updatedAt: 6, updatedBy: 'owner' });
+      const d = (c: string) => `sha256:${c.repeat(64)}`;
+      await chain.enqueue([{ repository: 'team/app', digest: d('1'), sbom: true, scan: false, reason: 'push' }, { repository: 'team/app', digest: d('2'), sbom: false, scan: true, reason: 'backfill' }], 100);
+      await deployment.stores.metadata.transaction(async (tx) => {
+        const rows = chain.within(tx);
+        assert.deepEqual([...(await rows.settingsOf(['team', 'nobody']))], [['team', { sbom: true, scan: true }]]);
+        await rows.enqueue([{ repository: 'team/x', digest: d('3'), sbom: true, scan: true, reason: 'push' }], 200);
+      });
+      assert.deepEqual(await chain.queueCounts(), { pending: 3, failed: 0, oldestPendingAt: 100 });
+      const due = await chain.due(150, 10);
+      assert.deepEqual(due.map((q) => [q.digest, q.sbom, q.scan, q.reason, q.attempts, q.state]), [[d('1'), true, false, 'push', 0, 'pending'], [d('2'), false, true, 'backfill', 0, 'pending']]);
+      await chain.retry(due[0]!.id, 1, 1_000, 'layer unreadable ü', false);
+      await chain.retry(due[1]!.id, 5, 1_000, 'gave up', true);
+      assert.deepEqual((await chain.due(999, 10)).map((q) => q.digest), [d('3')]);
+      const later = await chain.due(1_000, 10);
+      assert.deepEqual(later.map((q) => [q.digest, q.attempts, q.lastError]), [[d('3'), 0, null], [d('1'), 1, 'layer unreadable ü']]);
+      assert.deepEqual((await chain.failedItems(10)).map((q) => [q.digest, q.state, q.lastError]), [[d('2'), 'failed', 'gave up']]);
+      for (const q of later) await chain.done(q.id);
+      assert.deepEqual(await chain.queueCounts(), { pending: 0, failed: 1, oldestPendingAt: null });
+    });
   });
 }

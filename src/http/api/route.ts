@@ -15,6 +15,7 @@ import type { QuotaService } from '../../quotas/service.js';
 import type { WebhookService } from '../../webhooks/service.js';
 import type { SignatureService } from '../../signatures/service.js';
 import type { ArtifactScanner } from '../../scanning/scanner.js';
+import type { SupplyChainService } from '../../scanning/supply-chain.js';
 import type { SbomService } from '../../sbom/service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
@@ -40,6 +41,8 @@ export interface ApiFeatures {
   scanning?: ArtifactScanner;
   /** …/artifacts/:digest/sbom: SBOMs generated from image layers or pushed by clients (src/sbom). */
   sbom?: SbomService;
+  /** /api/v1/projects/:project/supply-chain[…] and /api/v1/supply-chain/status: SBOM and scan on push, backfill, rescans (src/scanning). */
+  supplyChain?: SupplyChainService;
 }
 
 export interface ApiContext {

@@ -50,7 +50,7 @@ export const scanningRoutes: ApiRoute[] = [
     body: ScanRequest,
     handler: async (ctx) => {
       const { repository, digest } = await artifact(ctx, 'push');
-      return scanner(ctx).scan(repository, digest, (ctx.body as z.infer<typeof ScanRequest> | undefined)?.packages);
+      return scanner(ctx).scan(repository, digest, (ctx.body as z.infer<typeof ScanRequest> | undefined)?.packages, ctx.actor.name);
     },
   },
 ];
