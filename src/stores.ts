@@ -19,7 +19,7 @@ import type { RetentionStore } from './retention/ports.js';
 import type { TagsMetadata } from './tags/ports.js';
 import type { QuotaStore } from './quotas/ports.js';
 import type { WebhookStore } from './webhooks/ports.js';
-import type { VulnDbStore } from './scanning/ports.js';
+import type { VulnDbStore, VulnPolicyStore } from './scanning/ports.js';
 import type { SignatureStore } from './signatures/ports.js';
 
 /**
@@ -56,6 +56,8 @@ export interface Stores {
   signatures: SignatureStore;
   /** The offline vulnerability database: OSV advisories and import runs (src/scanning). */
   vulndb: VulnDbStore;
+  /** Vulnerability pull policies per project (src/scanning/policy.ts). */
+  vulnPolicies: VulnPolicyStore;
   /** OIDC users' provider identities and registry CLI secrets (src/auth/oidc). */
   oidc: OidcStore;
   close(): Promise<void>;

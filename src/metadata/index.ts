@@ -17,6 +17,7 @@ import { KyselyTagsStore } from './tags-store.js';
 import { KyselyQuotaStore } from './quota-store.js';
 import { KyselySignatureStore } from './signature-store.js';
 import { KyselyVulnDbStore } from './vulndb-store.js';
+import { KyselyVulnPolicyStore } from './vuln-policy-store.js';
 import { KyselyOidcStore } from './oidc-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
@@ -66,6 +67,8 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     signatures: new KyselySignatureStore(metadata.db, metadata.dialect, transactionOf),
     // The offline vulnerability database: OSV advisories and their import runs (src/scanning).
     vulndb: new KyselyVulnDbStore(metadata.db, metadata.dialect),
+    // Vulnerability pull policies and the counters verdict caches compare with (src/scanning/policy.ts).
+    vulnPolicies: new KyselyVulnPolicyStore(metadata.db, metadata.dialect, transactionOf),
     // OIDC users' provider identities and CLI secrets (src/auth/oidc).
     oidc: new KyselyOidcStore(metadata.db, metadata.dialect),
   };

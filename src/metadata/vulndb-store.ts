@@ -193,19 +193,7 @@ export class KyselyVulnDbStore implements VulnDbStore {
   }
 
   async saveScan(scan: ScanRecord): Promise<void> {
-    const row = {
-      digest: scan.digest,
-      status: scan.status,
-      scanned_at: scan.scannedAt,
-      source: scan.source,
-      database_import: scan.databaseImport,
-      packages: scan.packages,
-      summary: JSON.stringify(scan.summary),
-      findings: JSON.stringify(scan.findings),
-      error: scan.error,
-    };
-    const set = Object.fromEntries(SCAN_COLUMNS.map((c) => [c, proposedValue(c, this.dialect)]));
-    await insertOrUpdate(this.db.insertInto('scan_results').values(row), this.dialect, ['digest'], set).execute();
+    await saveScanRow(this.db, this.dialect, scan);
   }
 
   async scanOf(digest: string): Promise<ScanRecord | null> {
@@ -223,6 +211,23 @@ export class KyselyVulnDbStore implements VulnDbStore {
       error: r.error,
     };
   }
+}
+
+/** Writes (or replaces) an artifact's scan row on `db` (the store's database, or a transaction of it). */
+export async function saveScanRow(db: Kysely<VulnDbTables>, dialect: Dialect, scan: ScanRecord): Promise<void> {
+  const row = {
+    digest: scan.digest,
+    status: scan.status,
+    scanned_at: scan.scannedAt,
+    source: scan.source,
+    database_import: scan.databaseImport,
+    packages: scan.packages,
+    summary: JSON.stringify(scan.summary),
+    findings: JSON.stringify(scan.findings),
+    error: scan.error,
+  };
+  const set = Object.fromEntries(SCAN_COLUMNS.map((c) => [c, proposedValue(c, dialect)]));
+  await insertOrUpdate(db.insertInto('scan_results').values(row), dialect, ['digest'], set).execute();
 }
 
 const SCAN_COLUMNS = ['status', 'scanned_at', 'source', 'database_import', 'packages', 'summary', 'findings', 'error'] as const;

@@ -1,7 +1,7 @@
 import { RegistryError } from '../core/errors.js';
 import type { MetadataStore } from '../core/ports.js';
 import { matchPackages, type InstalledPackage } from './match.js';
-import type { ScanRecord, VulnDbStore } from './ports.js';
+import type { ScanRecord, VulnDbStore, VulnPolicyStore } from './ports.js';
 
 /**
  * The port that lists what is installed in an artifact — the SBOM extractor that reads image
@@ -26,6 +26,12 @@ export class ArtifactScanner {
     private readonly store: VulnDbStore,
     private readonly lister: PackageLister | null = null,
     private readonly clock: () => number = Date.now,
+    /**
+     * With the vulnerability policies' store: the result is written in one transaction with
+     * its event and the `scans` counter of every project holding the artifact (so verdict
+     * caches see it), and `committed` runs after (this replica's cache applies it at once).
+     */
+    private readonly policies: { store: Pick<VulnPolicyStore, 'within'>; committed(digest: string): void } | null = null,
   ) {}
 
   private async requireArtifact(repository: string, digest: string): Promise<void> {
@@ -52,17 +58,23 @@ export class ArtifactScanner {
     } catch (err) {
       record = { ...base, status: 'failed', source: packages ? 'request' : (this.lister?.name ?? 'none'), packages: 0, summary: {}, findings: [], error: (err as Error).message };
     }
-    await this.store.saveScan(record);
-    await this.metadata.transaction((tx) =>
-      tx.events.append(
-        [
-          record.status === 'complete'
-            ? { type: 'scan.completed', repository, digest, packages: record.packages, summary: record.summary }
-            : { type: 'scan.failed', repository, digest, error: record.error ?? 'failed' },
-        ],
-        null,
-      ),
-    );
+    const event =
+      record.status === 'complete'
+        ? { type: 'scan.completed' as const, repository, digest, packages: record.packages, summary: record.summary }
+        : { type: 'scan.failed' as const, repository, digest, error: record.error ?? 'failed' };
+    const policies = this.policies;
+    if (policies) {
+      await this.metadata.transaction(async (tx) => {
+        const rows = policies.store.within(tx);
+        await rows.saveScan(record);
+        await rows.scanChanged(digest);
+        await tx.events.append([event], null);
+      });
+      policies.committed(digest);
+    } else {
+      await this.store.saveScan(record);
+      await this.metadata.transaction((tx) => tx.events.append([event], null));
+    }
     return record;
   }
 

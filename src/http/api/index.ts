@@ -22,6 +22,7 @@ import { userRoutes } from './users.js';
 import { webhookRoutes } from './webhooks.js';
 import { signatureRoutes } from './signatures.js';
 import { scanningRoutes } from './scanning.js';
+import { vulnPolicyRoutes } from './vuln-policy.js';
 import { sbomRoutes } from './sbom.js';
 
 export const API_PREFIX = '/api/v1';
@@ -40,7 +41,7 @@ export function apiActor(request: FastifyRequest): Actor {
 
 /** Every admin-API route this server serves, given its features: the one route table. */
 export function apiRoutes(features: ApiFeatures): ApiRoute[] {
-  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.oidc ? oidcRoutes : []), ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : []), ...(features.scanning ? scanningRoutes : []), ...(features.sbom ? sbomRoutes : [])];
+  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.oidc ? oidcRoutes : []), ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : []), ...(features.scanning ? scanningRoutes : []), ...(features.sbom ? sbomRoutes : []), ...(features.vulnPolicy ? vulnPolicyRoutes : [])];
 }
 
 /**

@@ -16,6 +16,7 @@ import type { WebhookService } from '../../webhooks/service.js';
 import type { SignatureService } from '../../signatures/service.js';
 import type { ArtifactScanner } from '../../scanning/scanner.js';
 import type { SbomService } from '../../sbom/service.js';
+import type { VulnPolicyService } from '../../scanning/policy-service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -40,6 +41,8 @@ export interface ApiFeatures {
   scanning?: ArtifactScanner;
   /** …/artifacts/:digest/sbom: SBOMs generated from image layers or pushed by clients (src/sbom). */
   sbom?: SbomService;
+  /** /api/v1/projects/:project/vulnerability-policy: vulnerability pull policies (src/scanning/policy.ts). */
+  vulnPolicy?: VulnPolicyService;
 }
 
 export interface ApiContext {
