@@ -12,7 +12,7 @@ export const vulnPolicySettingsSchema = z
     mode: z.enum(VULN_POLICY_MODES as [VulnPolicyMode, ...VulnPolicyMode[]]).describe('off: nothing checked; audit: pulls allowed, violations recorded; enforce: refused pulls answer 403 DENIED'),
     severity: z.enum(VULN_THRESHOLDS as [VulnThreshold, ...VulnThreshold[]]).default('critical').describe('the lowest severity that refuses a pull'),
     allowlist: z
-      .array(z.string().regex(/^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9._:-]{0,100}$/, 'a vulnerability id such as CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx'))
+      .array(z.string().trim().regex(/^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9._:-]{0,100}$/, 'a vulnerability id such as CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx'))
       .max(1000)
       .default([])
       .describe("vulnerability ids that never refuse, matched against each finding's id and its aliases (case-insensitive)"),
