@@ -1,0 +1,164 @@
+/**
+ * `npm run bench -- --supply-chain-overhead`: what the two pull policies of issue 16 cost a
+ * manifest GET together — the signature trust policy and the vulnerability policy, both
+ * enforcing — against both off (target: enforced within 10 % of unenforced). Project `bench`
+ * trusts a fresh cosign key and has a vulnerability policy (severity high, unscanned artifacts
+ * refused) on both sides; an offline OSV database of one advisory is imported. The image pulled
+ * is signed (cosign `.sig` tag) and scanned clean through the admin API. Side `off` has both
+ * policies in mode off, side `enforced` both in mode enforce; a second, unsigned and unscanned
+ * image checks that enforcement is really on (403) or off (200). The same build, alternating
+ * A/B rounds: manifest GET by tag under load and the server's CPU time per GET.
+ *
+ * `--supply-chain-instructions` counts instructions per GET of the same setup under callgrind
+ * (bench/metrics-instructions.ts's machinery): independent of the machine's load, slow.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BenchClient, OCI_MANIFEST, smallImage } from './client.js';
+import { measureRequest } from './load.js';
+import { instructionsPerGet, type InstructionCounts, type PrepareGet } from './metrics-instructions.js';
+import type { BenchOptions, SetupCommand } from './options.js';
+import { median } from './rss.js';
+import { prepareBerthBuild, startBerth, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
+import { pushSigned, REPO } from './signatures-overhead.js';
+import { CheckFailed } from './workload.js';
+
+type Side = 'off' | 'enforced';
+type PrivateKey = ReturnType<typeof generateKeyPairSync>['privateKey'];
+
+/** One OSV advisory (npm bench-pkg < 2.0.0, High): the database the scan matches against. */
+function writeOsvDatabase(): string {
+  const dir = path.join(tempDir('berth-bench-osv-'), 'osv');
+  mkdirSync(dir, { recursive: true });
+  const advisory = {
+    id: 'BENCH-2099-0001',
+    modified: '2026-01-01T00:00:00Z',
+    aliases: ['CVE-2099-9999'],
+    summary: 'bench advisory',
+    affected: [{ package: { ecosystem: 'npm', name: 'bench-pkg' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '2.0.0' }] }] }],
+    database_specific: { severity: 'HIGH' },
+  };
+  writeFileSync(path.join(dir, 'BENCH-2099-0001.json'), JSON.stringify(advisory));
+  return dir;
+}
+
+/** The `berth` commands that give project `bench` its two policies in `mode` (the variant's state). */
+export function supplyChainSetup(publicPem: string, osvDir: string, mode: 'off' | 'enforce'): SetupCommand[] {
+  return [
+    { args: ['project', 'add', 'bench', '--public'] },
+    { args: ['signature', 'trust', 'bench', 'bench-key', '-'], stdin: publicPem },
+    { args: ['signature', 'policy', 'bench', '--mode', mode] },
+    { args: ['vulndb', 'import', osvDir] },
+    { args: ['vuln-policy', 'bench', '--mode', mode, '--severity', 'high', '--unscanned', 'deny'] },
+  ];
+}
+
+/** Pushes the signed image, scans it clean, checks both policies answer as the side says; returns the GET to measure. */
+function prepareSigned(privateKey: PrivateKey, nonce: string, side: Side): PrepareGet {
+  return async (client: BenchClient, baseUrl: string) => {
+    const manifest = await pushSigned(client, privateKey, nonce);
+    const scan = await fetch(`${baseUrl}/api/v1/projects/bench/repositories/${REPO.slice('bench/'.length)}/artifacts/${manifest.digest}/scan`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ packages: [{ ecosystem: 'npm', name: 'bench-pkg', version: '2.0.0' }] }),
+    });
+    const scanned = (await scan.json()) as { status?: string; findings?: unknown[]; error?: string };
+    if (scan.status !== 200 || scanned.status !== 'complete' || scanned.findings?.length !== 0) throw new CheckFailed(`the scan answered ${scan.status}: ${JSON.stringify(scanned).slice(0, 300)}`);
+    const first = await client.getBytes(`/v2/${REPO}/manifests/latest`, { accept: OCI_MANIFEST });
+    if (first.status !== 200) throw new CheckFailed(`the signed, clean manifest answered ${first.status}: ${first.body.toString().slice(0, 300)}`);
+    // Enforcement really on (or off): an unsigned, unscanned image in the same project.
+    const other = smallImage(`${nonce}-unsigned`);
+    for (const blob of [other.config, other.layer]) await client.uploadBlob(REPO, blob);
+    await client.putManifest(REPO, 'unsigned', other.manifest);
+    const refused = await client.getBytes(`/v2/${REPO}/manifests/unsigned`, { accept: OCI_MANIFEST });
+    const want = side === 'enforced' ? 403 : 200;
+    if (refused.status !== want) throw new CheckFailed(`side ${side}: an unsigned, unscanned manifest answered ${refused.status}, expected ${want}`);
+    return { path: `/v2/${REPO}/manifests/latest`, expected: manifest.data.toString('utf8') };
+  };
+}
+
+async function measure(launch: BerthLaunch, options: BenchOptions, privateKey: PrivateKey, side: Side, round: number): Promise<{ perSecond: number; cpuMicros: number }> {
+  const server: BenchServer = await startBerth(launch);
+  try {
+    const get = await prepareSigned(privateKey, `sc-${side}-${round}`, side)(new BenchClient(server.url), server.url);
+    return await measureRequest(server, options, { label: 'signed, scanned manifest GET by tag', path: get.path, headers: { accept: OCI_MANIFEST }, expectBody: get.expected });
+  } finally {
+    await server.stop();
+  }
+}
+
+async function launchesOf(options: BenchOptions): Promise<{ launches: Record<Side, BerthLaunch>; privateKey: PrivateKey }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const publicPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  const osvDir = writeOsvDatabase();
+  const buildDir = options.berthRuntime === 'build' ? await prepareBerthBuild(tempDir('berth-bench-')) : undefined;
+  const base: BerthLaunch = { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs };
+  return {
+    privateKey,
+    launches: {
+      off: { ...base, setup: supplyChainSetup(publicPem, osvDir, 'off') },
+      enforced: { ...base, setup: supplyChainSetup(publicPem, osvDir, 'enforce') },
+    },
+  };
+}
+
+/** Runs the A/B rounds (one discarded warm-up measurement per side first) and returns a Markdown report. */
+export async function runSupplyChainOverhead(options: BenchOptions, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+  const { launches, privateKey } = await launchesOf(options);
+  for (const side of ['off', 'enforced'] as Side[]) {
+    const f = await measure(launches[side], options, privateKey, side, -1);
+    log(`[warm-up, discarded] ${side}: ${f.perSecond.toFixed(0)} req/s, ${f.cpuMicros.toFixed(0)} µs CPU/request`);
+  }
+  const results: Record<Side, { perSecond: number; cpuMicros: number }[]> = { off: [], enforced: [] };
+  for (let round = 0; round < options.rounds; round++) {
+    const order: Side[] = round % 2 === 0 ? ['off', 'enforced'] : ['enforced', 'off'];
+    for (const side of order) {
+      const f = await measure(launches[side], options, privateKey, side, round);
+      results[side].push(f);
+      log(`[round ${round + 1}/${options.rounds}] ${side}: ${f.perSecond.toFixed(0)} req/s, ${f.cpuMicros.toFixed(0)} µs CPU/request`);
+    }
+  }
+  const rps = (side: Side) => median(results[side].map((f) => f.perSecond));
+  const cpu = (side: Side) => median(results[side].map((f) => f.cpuMicros));
+  const row = (side: Side, label: string) => `| ${label} | ${rps(side).toFixed(0)} | ${cpu(side).toFixed(0)} | ${results[side].map((f) => `${f.perSecond.toFixed(0)} / ${f.cpuMicros.toFixed(0)}`).join(', ')} |`;
+  return [
+    `## Supply-chain policies overhead: signed, scanned manifest GET by tag (${options.connections} connections, ${options.durationSeconds} s, ${options.rounds} A/B rounds)`,
+    '',
+    '| policies of project bench | req/s (median) | server CPU µs per request (median) | rounds (req/s / µs) |',
+    '|---|---|---|---|',
+    row('off', 'signatures off, vulnerabilities off'),
+    row('enforced', 'signatures enforce, vulnerabilities enforce (severity high, unscanned denied)'),
+    '',
+    `Throughput enforced / off: ${((rps('enforced') / rps('off')) * 100).toFixed(1)} %; CPU per request enforced / off: ${((cpu('enforced') / cpu('off')) * 100).toFixed(1)} % (target: enforced within 10 % of off).`,
+    '',
+  ].join('\n');
+}
+
+/** The same two sides under callgrind: instructions per GET, A/B rounds. */
+export async function runSupplyChainInstructions(options: BenchOptions, counts: InstructionCounts, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+  const { launches, privateKey } = await launchesOf(options);
+  const results: Record<Side, number[]> = { off: [], enforced: [] };
+  for (let round = 0; round < options.rounds; round++) {
+    const order: Side[] = round % 2 === 0 ? ['off', 'enforced'] : ['enforced', 'off'];
+    for (const side of order) {
+      const perRequest = await instructionsPerGet(launches[side], counts, tempDir('berth-callgrind-'), `supply-chain-${side}.${round + 1}`, prepareSigned(privateKey, `sci-${side}-${round}`, side));
+      results[side].push(perRequest);
+      log(`[round ${round + 1}/${options.rounds}] ${side}: ${Math.round(perRequest)} instructions/request`);
+    }
+  }
+  const off = median(results.off);
+  const on = median(results.enforced);
+  const row = (side: Side, label: string) => `| ${label} | ${Math.round(median(results[side]))} | ${results[side].map((n) => Math.round(n)).join(', ')} |`;
+  return [
+    `## Supply-chain policies overhead in instructions: signed, scanned manifest GET by tag (callgrind, ${counts.requests} requests after ${counts.warmup} warm-up, ${options.rounds} A/B rounds)`,
+    '',
+    '| policies of project bench | instructions per request (median) | rounds |',
+    '|---|---|---|',
+    row('off', 'signatures off, vulnerabilities off'),
+    row('enforced', 'signatures enforce, vulnerabilities enforce'),
+    '',
+    `Instructions per request enforced / off: ${((on / off) * 100).toFixed(1)} % (${on >= off ? '+' : ''}${Math.round(on - off)} per request; target: within 10 %).`,
+    '',
+  ].join('\n');
+}
