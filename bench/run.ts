@@ -11,7 +11,7 @@ import { runMetricsInstructions } from './metrics-instructions.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPoliciesOverhead } from './policies-overhead.js';
 import { runSignaturesOverhead } from './signatures-overhead.js';
-import { runSupplyChainInstructions, runSupplyChainOverhead } from './supply-chain-overhead.js';
+import { runSupplyChainInProcess, runSupplyChainInstructions, runSupplyChainOverhead } from './supply-chain-overhead.js';
 import { BERTH_VARIANTS, parseSize, resolveOptions, type BenchOptions } from './options.js';
 import { renderMarkdown, writeResults } from './report.js';
 import { ROOT, stopAllServers } from './servers.js';
@@ -56,6 +56,7 @@ const program = new Command()
   .option('--policies-overhead', 'only compare manifest GET and push throughput with and without project policies (A/B rounds)')
   .option('--signatures-overhead', 'only compare signed manifest GET throughput with the signature trust policy off and enforced (A/B rounds)')
   .option('--supply-chain-overhead', 'only compare signed, scanned manifest GET throughput with the signature and vulnerability policies both off and both enforced (A/B rounds)')
+  .option('--supply-chain-inprocess', 'the same two sides as --supply-chain-overhead inside one process (policies switched between rounds, GETs through inject): CPU per GET')
   .option('--supply-chain-instructions', 'the same two sides as --supply-chain-overhead, counted in instructions per GET under callgrind (slow)')
   .option('--instructions-warmup <n>', 'GETs before callgrind counts (--metrics-instructions, --supply-chain-instructions; default 2000)', integer)
   .option('--instructions-requests <n>', 'GETs callgrind counts (default 1000)', integer);
@@ -86,6 +87,7 @@ interface Flags {
   signaturesOverhead?: boolean;
   supplyChainOverhead?: boolean;
   supplyChainInstructions?: boolean;
+  supplyChainInprocess?: boolean;
   instructionsWarmup?: number;
   instructionsRequests?: number;
 }
@@ -142,6 +144,10 @@ async function main(): Promise<void> {
   }
   if (flags.supplyChainOverhead) {
     process.stdout.write(`\n${await runSupplyChainOverhead(options)}`);
+    return;
+  }
+  if (flags.supplyChainInprocess) {
+    process.stdout.write(`\n${await runSupplyChainInProcess(options)}`);
     return;
   }
   if (flags.supplyChainInstructions) {

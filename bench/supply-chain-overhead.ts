@@ -14,7 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { BenchClient, OCI_MANIFEST, smallImage } from './client.js';
@@ -183,4 +183,81 @@ export async function runSupplyChainInstructions(options: BenchOptions, counts: 
       : []),
     '',
   ].join('\n');
+}
+
+/**
+ * `--supply-chain-inprocess`: the same comparison inside one Berth process, so both sides share
+ * one JIT state and one machine moment: the policies are switched between off and enforce
+ * through the services (as the admin API does) before each measurement, and manifest GETs are
+ * sent through Fastify's `inject` (no sockets, no client process), one after another; the
+ * process's CPU time per GET is compared, over alternating rounds. Load on a shared machine
+ * still adds noise to each round, but not a bias to one side.
+ */
+export async function runSupplyChainInProcess(options: BenchOptions, requests = 4000, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+  const [{ default: pino }, { configSchema }, { resolveConfigPaths }, { startServer }, { VulnDb }, { readOsvSource }] = await Promise.all([
+    import('pino'),
+    import('../src/config/schema.js'),
+    import('../src/config/load.js'),
+    import('../src/server.js'),
+    import('../src/scanning/vulndb.js'),
+    import('../src/scanning/sources.js'),
+  ]);
+  const dataDir = tempDir('berth-bench-inprocess-');
+  const config = resolveConfigPaths(configSchema.parse({ data: { dir: dataDir }, http: { addr: '127.0.0.1:0' }, log: { level: 'silent' } }));
+  const server = await startServer(config, pino({ level: 'silent' }));
+  try {
+    const c = server.composition;
+    const actor = { name: 'bench', ip: null };
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    await server.stores.auth.createProject({ name: 'bench', public: true, createdBy: 'bench' });
+    await c.signatures.addKey(actor, 'bench', 'bench-key', publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    const osv = writeOsvDatabase();
+    await new VulnDb(server.stores.vulndb).import(osv, readOsvSource(osv));
+    const manifest = await pushSigned(new BenchClient(server.url), privateKey, 'inprocess');
+    const scan = await c.scanning.scan(REPO, manifest.digest, [{ ecosystem: 'npm', name: 'bench-pkg', version: '2.0.0' }]);
+    if (scan.status !== 'complete' || scan.findings.length !== 0) throw new CheckFailed(`the scan: ${JSON.stringify(scan).slice(0, 300)}`);
+    const set = async (mode: 'off' | 'enforce') => {
+      await c.signatures.setPolicy(actor, 'bench', { mode, inheritIndex: true });
+      await c.vulnPolicy.setPolicy(actor, 'bench', { mode, severity: 'high', allowlist: [], unscanned: 'deny', graceSeconds: 0, inheritIndex: true });
+    };
+    const get = async () => {
+      const res = await server.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/latest`, headers: { accept: OCI_MANIFEST } });
+      if (res.statusCode !== 200 || res.body !== manifest.data.toString('utf8')) throw new CheckFailed(`manifest GET answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
+    };
+    const measureSide = async (mode: 'off' | 'enforce') => {
+      await set(mode);
+      await get(); // judged here (crypto, reads); every later GET is served from the caches
+      const before = process.cpuUsage();
+      for (let i = 0; i < requests; i++) await get();
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / requests;
+    };
+    await measureSide('off');
+    await measureSide('enforce');
+    const results: Record<'off' | 'enforce', number[]> = { off: [], enforce: [] };
+    const rounds = Math.max(options.rounds, 2) * 2;
+    for (let round = 0; round < rounds; round++) {
+      for (const mode of (round % 2 === 0 ? ['off', 'enforce'] : ['enforce', 'off']) as ('off' | 'enforce')[]) {
+        const micros = await measureSide(mode);
+        results[mode].push(micros);
+        log(`[round ${round + 1}/${rounds}] ${mode}: ${micros.toFixed(1)} µs CPU per GET`);
+      }
+    }
+    const off = median(results.off);
+    const on = median(results.enforce);
+    return [
+      `## Supply-chain policies overhead in one process: signed, scanned manifest GET by tag (inject, ${requests} GETs per measurement, ${rounds} A/B rounds)`,
+      '',
+      '| policies of project bench | CPU µs per GET (median) | rounds |',
+      '|---|---|---|',
+      `| signatures off, vulnerabilities off | ${off.toFixed(1)} | ${results.off.map((n) => n.toFixed(1)).join(', ')} |`,
+      `| signatures enforce, vulnerabilities enforce | ${on.toFixed(1)} | ${results.enforce.map((n) => n.toFixed(1)).join(', ')} |`,
+      '',
+      `CPU per GET enforced / off: ${((on / off) * 100).toFixed(1)} % (target: within 10 %).`,
+      '',
+    ].join('\n');
+  } finally {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }
