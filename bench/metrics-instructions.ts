@@ -38,22 +38,30 @@ export interface InstructionCounts {
 const execFileAsync = promisify(execFile);
 
 /** Instructions per manifest GET of one fresh server under callgrind (`name`: of its kept dump). */
-export async function instructionsPerGet(launch: BerthLaunch, counts: InstructionCounts, outDir: string, name: string): Promise<number> {
+/** What a variant GETs: it pushes (and prepares) its manifest and says which path answers which body. */
+export type PrepareGet = (client: BenchClient, baseUrl: string) => Promise<{ path: string; expected: string }>;
+
+/** metrics-instructions' own request: a small unsigned image, tagged latest, by tag. */
+const pushSmallImage: PrepareGet = async (client) => {
+  const repo = 'bench/metrics';
+  const image = smallImage(`${repo}-instructions`);
+  await client.uploadBlob(repo, image.config);
+  await client.uploadBlob(repo, image.layer);
+  await client.putManifest(repo, 'latest', image.manifest);
+  return { path: `/v2/${repo}/manifests/latest`, expected: image.manifest.data.toString('utf8') };
+};
+
+export async function instructionsPerGet(launch: BerthLaunch, counts: InstructionCounts, outDir: string, name: string, prepare: PrepareGet = pushSmallImage): Promise<number> {
   const server = await startBerth({
     ...launch,
     wrapper: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${path.join(outDir, 'callgrind.out')}`, '--dump-line=no'],
     readyTimeoutMs: 600_000,
   });
   try {
-    const repo = 'bench/metrics';
     const client = new BenchClient(server.url);
-    const image = smallImage(`${repo}-instructions`);
-    await client.uploadBlob(repo, image.config);
-    await client.uploadBlob(repo, image.layer);
-    await client.putManifest(repo, 'latest', image.manifest);
-    const expected = image.manifest.data.toString('utf8');
+    const { path: getPath, expected } = await prepare(client, server.url);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const url = `${server.url}/v2/${repo}/manifests/latest`;
+    const url = `${server.url}${getPath}`;
     const get = () =>
       new Promise<void>((resolve, reject) => {
         httpGet(url, { agent, headers: { accept: OCI_MANIFEST } }, (res) => {

@@ -11,6 +11,7 @@ import { runMetricsInstructions } from './metrics-instructions.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPoliciesOverhead } from './policies-overhead.js';
 import { runSignaturesOverhead } from './signatures-overhead.js';
+import { runSupplyChainInProcess, runSupplyChainInstructions, runSupplyChainOverhead } from './supply-chain-overhead.js';
 import { BERTH_VARIANTS, parseSize, resolveOptions, type BenchOptions } from './options.js';
 import { renderMarkdown, writeResults } from './report.js';
 import { ROOT, stopAllServers } from './servers.js';
@@ -54,7 +55,12 @@ const program = new Command()
   .option('--metrics-instructions', 'only compare instructions per manifest GET with metrics on and off, under callgrind (slow)')
   .option('--metrics-instructions-dir <dir>', 'keep the callgrind dumps of --metrics-instructions here')
   .option('--policies-overhead', 'only compare manifest GET and push throughput with and without project policies (A/B rounds)')
-  .option('--signatures-overhead', 'only compare signed manifest GET throughput with the signature trust policy off and enforced (A/B rounds)');
+  .option('--signatures-overhead', 'only compare signed manifest GET throughput with the signature trust policy off and enforced (A/B rounds)')
+  .option('--supply-chain-overhead', 'only compare signed, scanned manifest GET throughput with the signature and vulnerability policies both off and both enforced (A/B rounds)')
+  .option('--supply-chain-inprocess', 'the same two sides as --supply-chain-overhead inside one process (policies switched between rounds, GETs through inject): CPU per GET')
+  .option('--supply-chain-instructions', 'the same two sides as --supply-chain-overhead, counted in instructions per GET under callgrind (slow)')
+  .option('--instructions-warmup <n>', 'GETs before callgrind counts (--metrics-instructions, --supply-chain-instructions; default 2000)', integer)
+  .option('--instructions-requests <n>', 'GETs callgrind counts (default 1000)', integer);
 
 interface Flags {
   quick?: boolean;
@@ -81,6 +87,11 @@ interface Flags {
   metricsInstructionsDir?: string;
   policiesOverhead?: boolean;
   signaturesOverhead?: boolean;
+  supplyChainOverhead?: boolean;
+  supplyChainInstructions?: boolean;
+  supplyChainInprocess?: boolean;
+  instructionsWarmup?: number;
+  instructionsRequests?: number;
 }
 
 function optionsFromFlags(flags: Flags): BenchOptions {
@@ -123,7 +134,7 @@ async function main(): Promise<void> {
     return;
   }
   if (flags.metricsInstructions) {
-    process.stdout.write(`\n${await runMetricsInstructions(options, { warmup: 2000, requests: 1000, keepDumpsIn: flags.metricsInstructionsDir })}`);
+    process.stdout.write(`\n${await runMetricsInstructions(options, { warmup: flags.instructionsWarmup ?? 2000, requests: flags.instructionsRequests ?? 1000, keepDumpsIn: flags.metricsInstructionsDir })}`);
     return;
   }
   if (flags.policiesOverhead) {
@@ -132,6 +143,18 @@ async function main(): Promise<void> {
   }
   if (flags.signaturesOverhead) {
     process.stdout.write(`\n${await runSignaturesOverhead(options)}`);
+    return;
+  }
+  if (flags.supplyChainOverhead) {
+    process.stdout.write(`\n${await runSupplyChainOverhead(options)}`);
+    return;
+  }
+  if (flags.supplyChainInprocess) {
+    process.stdout.write(`\n${await runSupplyChainInProcess(options)}`);
+    return;
+  }
+  if (flags.supplyChainInstructions) {
+    process.stdout.write(`\n${await runSupplyChainInstructions(options, { warmup: flags.instructionsWarmup ?? 2000, requests: flags.instructionsRequests ?? 1000, keepDumpsIn: flags.metricsInstructionsDir })}`);
     return;
   }
   const started = Date.now();

@@ -16,7 +16,7 @@ import { prepareBerthBuild, startBerth, tempDir, type BenchServer, type BerthLau
 import { CheckFailed } from './workload.js';
 
 type Side = 'off' | 'signatures-enforced';
-const REPO = 'bench/signed';
+export const REPO = 'bench/signed';
 
 /** The `berth` commands that give project `bench` its policy (the variant's state). */
 export function signatureSetup(publicPem: string, mode: 'off' | 'enforce'): SetupCommand[] {
@@ -28,7 +28,7 @@ export function signatureSetup(publicPem: string, mode: 'off' | 'enforce'): Setu
 }
 
 /** Pushes a small image tagged latest and its cosign signature (legacy tag, one simple-signing layer). */
-async function pushSigned(client: BenchClient, privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'], nonce: string): Promise<Blob> {
+export async function pushSigned(client: BenchClient, privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'], nonce: string): Promise<Blob> {
   const image = smallImage(nonce);
   for (const blob of [image.config, image.layer]) await client.uploadBlob(REPO, blob);
   await client.putManifest(REPO, 'latest', image.manifest);

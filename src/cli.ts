@@ -15,6 +15,7 @@ import { registerQuotaCommands } from './cli/quotas.js';
 import { registerTagCommands } from './cli/tags.js';
 import { registerWebhookCommands } from './cli/webhooks.js';
 import { registerSignatureCommands } from './cli/signatures.js';
+import { registerVulnPolicyCommands } from './cli/vuln-policy.js';
 import { registerVulnDbCommands } from './cli/vulndb.js';
 import { registerSbomCommands } from './cli/sbom.js';
 
@@ -106,6 +107,7 @@ registerTagCommands(program, loadConfigured);
 registerWebhookCommands(program, loadConfigured);
 registerSignatureCommands(program, loadConfigured);
 registerVulnDbCommands(program, loadConfigured);
+registerVulnPolicyCommands(program, loadConfigured);
 registerSbomCommands(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -29,6 +29,7 @@ import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, viol
 import { ArtifactScanner } from './scanning/scanner.js';
 import { supplyChainConsumer, SupplyChainService } from './scanning/supply-chain.js';
 import { supplyChainMetrics } from './scanning/metrics.js';
+import { vulnerabilityPolicy, VulnPolicyService, VulnVerdictCache, vulnViolationRecorder } from './scanning/index.js';
 import { coreArtifactStore, SbomService } from './sbom/index.js';
 import { sqliteRpmDbReader } from './metadata/rpmdb.js';
 
@@ -61,6 +62,8 @@ export interface Composition {
   signatures: SignatureService;
   /** Vulnerability scans of artifacts against the offline OSV database (src/scanning). */
   scanning: ArtifactScanner;
+  /** Vulnerability pull policies per project (src/scanning/policy.ts). */
+  vulnPolicy: VulnPolicyService;
   /** SBOMs of images: generated from their layers or pushed by clients, attached as OCI referrers (src/sbom). */
   sbom: SbomService;
   /** SBOM and scan on push per project, backfills, rescans after a database import (src/scanning/supply-chain.ts). */
@@ -86,6 +89,11 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const trustCache = new TrustCache(stores.signatures);
   const artifacts = coreArtifactReader(metadata, (repository, digest) => registry.findBlob(repository, digest));
   policies.register(signaturePolicy(stores.signatures, trustCache, artifacts, violationRecorder(metadata, auditWriter, logger)));
+  // Vulnerabilities: a pull of a manifest whose last scan has findings at or above the project's threshold (or unscanned,
+  // when the policy says so) is refused or recorded; verdicts cached like signatures', signature artifacts exempt alike.
+  const vulnCache = new VulnVerdictCache(stores.vulnPolicies);
+  const vulnReads = { scans: stores.vulndb, isExempt: (repository: string, digest: string) => trustCache.isArtifact(artifacts, repository, digest) };
+  policies.register(vulnerabilityPolicy(stores.vulnPolicies, vulnCache, vulnReads, vulnViolationRecorder(metadata, auditWriter, logger)));
   // Keep last: tag history records each tag change once every policy above has agreed to it.
   policies.register(tagHistoryPolicy(stores.tags));
 
@@ -147,7 +155,11 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
   // SBOMs read the layers through core and attach as referrers through core's write path; scans list packages from them.
   const sbom = new SbomService(coreArtifactStore(registry, metadata), sqliteRpmDbReader, { registryHost: config.http.host ? new URL(config.http.host).host : config.http.addr });
-  const scanning = new ArtifactScanner(metadata, stores.vulndb, { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) });
+  const scanning = new ArtifactScanner(metadata, stores.vulndb, { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) }, Date.now, {
+    store: stores.vulnPolicies,
+    committed: () => vulnCache.touch(),
+  });
+  const vulnPolicy = new VulnPolicyService(metadata, stores.vulnPolicies, vulnCache, auditWriter);
   // The queue worker and the rescan after a database import (leased jobs, never on a push's path); SBOMs reach it as a port.
   const sbomPort = { generate: (repository: string, digest: string) => sbom.generate(repository, digest, { actor: null }), has: async (repository: string, digest: string) => (await sbom.find(repository, digest)).length > 0 };
   const supplyChain = new SupplyChainService(metadata, stores.supplyChain, stores.vulndb, scanning, sbomPort, {
@@ -159,7 +171,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   jobs.push(...supplyChain.jobs());
   supplyChainMetrics(metrics, stores.vulndb, stores.supplyChain);
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom, supplyChain };
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, vulnPolicy, sbom, supplyChain };
 }
 
 /**

@@ -90,6 +90,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     webhooks: composition.webhooks.service,
     signatures: composition.signatures,
     scanning: composition.scanning,
+    vulnPolicy: composition.vulnPolicy,
     sbom: composition.sbom,
     supplyChain: composition.supplyChain,
     registry,

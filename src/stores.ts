@@ -19,7 +19,7 @@ import type { RetentionStore } from './retention/ports.js';
 import type { TagsMetadata } from './tags/ports.js';
 import type { QuotaStore } from './quotas/ports.js';
 import type { WebhookStore } from './webhooks/ports.js';
-import type { SupplyChainStore, VulnDbStore } from './scanning/ports.js';
+import type { SupplyChainStore, VulnDbStore, VulnPolicyStore } from './scanning/ports.js';
 import type { SignatureStore } from './signatures/ports.js';
 
 /**
@@ -58,6 +58,8 @@ export interface Stores {
   vulndb: VulnDbStore;
   /** Scan/SBOM on push settings, the durable queue of that work, and rescans after imports (src/scanning). */
   supplyChain: SupplyChainStore;
+  /** Vulnerability pull policies per project (src/scanning/policy.ts). */
+  vulnPolicies: VulnPolicyStore;
   /** OIDC users' provider identities and registry CLI secrets (src/auth/oidc). */
   oidc: OidcStore;
   close(): Promise<void>;

@@ -150,6 +150,8 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'PUT', path: '/projects/:project/signature-policy', access: 'user', needs: 'manage-project' },
   { method: 'POST', path: '/projects/:project/signature-policy/keys', access: 'user', needs: 'manage-project' },
   { method: 'DELETE', path: '/projects/:project/signature-policy/keys/:id', access: 'user', needs: 'manage-project' },
+  { method: 'GET', path: '/projects/:project/vulnerability-policy', access: 'user', needs: 'read-project' },
+  { method: 'PUT', path: '/projects/:project/vulnerability-policy', access: 'user', needs: 'manage-project' },
   { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/signatures', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
   { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/vulnerabilities', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
   { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/scan', access: 'user', needs: 'push on the repository (project/repository, URL-encoded)' },

@@ -55,6 +55,8 @@ export interface AppOptions {
   signatures?: ApiFeatures['signatures'];
   /** Vulnerability scans of artifacts (src/scanning): served with the admin API. */
   scanning?: ApiFeatures['scanning'];
+  /** Vulnerability pull policies (src/scanning/policy.ts): served with the admin API. */
+  vulnPolicy?: ApiFeatures['vulnPolicy'];
   /** SBOMs of images (src/sbom): served with the admin API. */
   sbom?: ApiFeatures['sbom'];
   /** SBOM and scan on push, backfills, rescans (src/scanning/supply-chain.ts): served with the admin API. */
@@ -162,7 +164,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
-    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures, scanning: options.scanning, sbom: options.sbom, supplyChain: options.supplyChain });
+    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures, scanning: options.scanning, sbom: options.sbom, supplyChain: options.supplyChain, vulnPolicy: options.vulnPolicy });
   }
   return app;
 }

@@ -18,6 +18,7 @@ import { KyselyQuotaStore } from './quota-store.js';
 import { KyselySignatureStore } from './signature-store.js';
 import { KyselyVulnDbStore } from './vulndb-store.js';
 import { KyselySupplyChainStore } from './supply-chain-store.js';
+import { KyselyVulnPolicyStore } from './vuln-policy-store.js';
 import { KyselyOidcStore } from './oidc-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
@@ -69,6 +70,8 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     vulndb: new KyselyVulnDbStore(metadata.db, metadata.dialect, transactionOf),
     // Scan/SBOM on push settings, their durable work queue and the rescans after an import (src/scanning).
     supplyChain: new KyselySupplyChainStore(metadata.db, metadata.dialect, transactionOf),
+    // Vulnerability pull policies and the counters verdict caches compare with (src/scanning/policy.ts).
+    vulnPolicies: new KyselyVulnPolicyStore(metadata.db, metadata.dialect, transactionOf),
     // OIDC users' provider identities and CLI secrets (src/auth/oidc).
     oidc: new KyselyOidcStore(metadata.db, metadata.dialect),
   };

@@ -61,7 +61,7 @@ export class KyselyVulnDbStore implements VulnDbStore {
   within(tx: MetadataTx): { saveScan(scan: ScanRecord): Promise<void> } {
     if (!this.transactionOf) throw new Error('KyselyVulnDbStore was opened without transactionOf');
     const trx = this.transactionOf(tx) as unknown as Kysely<VulnDbTables>;
-    return { saveScan: (scan) => this.saveScanOn(trx, scan) };
+    return { saveScan: (scan) => saveScanRow(trx, this.dialect, scan) };
   }
 
   async storeBatch(records: StoredAdvisory[]): Promise<BatchOutcome> {
@@ -201,23 +201,7 @@ export class KyselyVulnDbStore implements VulnDbStore {
   }
 
   async saveScan(scan: ScanRecord): Promise<void> {
-    await this.saveScanOn(this.db, scan);
-  }
-
-  private async saveScanOn(db: Kysely<VulnDbTables>, scan: ScanRecord): Promise<void> {
-    const row = {
-      digest: scan.digest,
-      status: scan.status,
-      scanned_at: scan.scannedAt,
-      source: scan.source,
-      database_import: scan.databaseImport,
-      packages: scan.packages,
-      summary: JSON.stringify(scan.summary),
-      findings: JSON.stringify(scan.findings),
-      error: scan.error,
-    };
-    const set = Object.fromEntries(SCAN_COLUMNS.map((c) => [c, proposedValue(c, this.dialect)]));
-    await insertOrUpdate(db.insertInto('scan_results').values(row), this.dialect, ['digest'], set).execute();
+    await saveScanRow(this.db, this.dialect, scan);
   }
 
   async scanOf(digest: string): Promise<ScanRecord | null> {
@@ -235,6 +219,23 @@ export class KyselyVulnDbStore implements VulnDbStore {
       error: r.error,
     };
   }
+}
+
+/** Writes (or replaces) an artifact's scan row on `db` (the store's database, or a transaction of it). */
+export async function saveScanRow(db: Kysely<VulnDbTables>, dialect: Dialect, scan: ScanRecord): Promise<void> {
+  const row = {
+    digest: scan.digest,
+    status: scan.status,
+    scanned_at: scan.scannedAt,
+    source: scan.source,
+    database_import: scan.databaseImport,
+    packages: scan.packages,
+    summary: JSON.stringify(scan.summary),
+    findings: JSON.stringify(scan.findings),
+    error: scan.error,
+  };
+  const set = Object.fromEntries(SCAN_COLUMNS.map((c) => [c, proposedValue(c, dialect)]));
+  await insertOrUpdate(db.insertInto('scan_results').values(row), dialect, ['digest'], set).execute();
 }
 
 const SCAN_COLUMNS = ['status', 'scanned_at', 'source', 'database_import', 'packages', 'summary', 'findings', 'error'] as const;

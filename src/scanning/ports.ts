@@ -192,3 +192,69 @@ export interface SupplyChainStore {
   startRescan(databaseImport: number, total: number, at: number): Promise<RescanRecord>;
   updateRescan(record: RescanRecord): Promise<void>;
 }
+
+/** The vulnerability pull policy's mode: off (nothing checked), audit (pulls allowed, violations recorded), enforce (refused). */
+export type VulnPolicyMode = 'off' | 'audit' | 'enforce';
+export const VULN_POLICY_MODES: readonly VulnPolicyMode[] = ['off', 'audit', 'enforce'];
+/** The lowest severity that refuses a pull. */
+export type VulnThreshold = 'low' | 'medium' | 'high' | 'critical';
+export const VULN_THRESHOLDS: readonly VulnThreshold[] = ['low', 'medium', 'high', 'critical'];
+/** What happens to an artifact without a complete scan: allowed, refused, or allowed for `graceSeconds` after its push. */
+export type VulnUnscanned = 'allow' | 'deny' | 'grace';
+export const VULN_UNSCANNED: readonly VulnUnscanned[] = ['allow', 'deny', 'grace'];
+
+export interface VulnPolicySettings {
+  mode: VulnPolicyMode;
+  severity: VulnThreshold;
+  /** Vulnerability ids (CVE-…, GHSA-…, DSA-…) that never refuse, matched against a finding's id and its aliases. */
+  allowlist: string[];
+  unscanned: VulnUnscanned;
+  /** With `unscanned: grace`: how long after its push an unscanned artifact stays pullable. */
+  graceSeconds: number;
+  /** A child manifest without a scan of its own is judged by the scan of an index listing it. */
+  inheritIndex: boolean;
+}
+
+export interface VulnPolicy extends VulnPolicySettings {
+  project: string;
+  updatedAt: Date;
+  updatedBy: string | null;
+}
+
+/**
+ * The counters replicas compare their caches with: `version` moves with every policy change,
+ * `scans` with every scan result stored for an artifact the project holds and every removal
+ * of content from the project.
+ */
+export interface VulnPolicyState {
+  version: number;
+  scans: number;
+}
+
+export interface VulnPolicySnapshot extends VulnPolicyState {
+  /** null: the project has no policy (mode off). */
+  policy: VulnPolicy | null;
+}
+
+/** Rows written inside a metadata transaction. */
+export interface VulnPolicyTxQueries {
+  /** Creates or updates the project's policy; bumps `version`. */
+  setPolicy(project: string, settings: VulnPolicySettings, actor: string | null, at: Date): Promise<VulnPolicy>;
+  /** Bumps `scans` of every project with a policy that holds `digest` in one of its repositories. */
+  scanChanged(digest: string): Promise<void>;
+  /** Bumps `scans` of the project (content left it). */
+  contentRemoved(project: string): Promise<void>;
+  /** Stores an artifact's scan, replacing its previous one (in the transaction that moves the counters). */
+  saveScan(scan: ScanRecord): Promise<void>;
+}
+
+export interface VulnPolicyStore {
+  within(tx: MetadataTx): VulnPolicyTxQueries;
+  /** The counters alone (null: no policy row): one primary-key read. */
+  state(project: string): Promise<VulnPolicyState | null>;
+  snapshot(project: string): Promise<VulnPolicySnapshot>;
+  /** When `digest` was pushed into `repository` (epoch ms; null: not there). */
+  pushedAt(repository: string, digest: string): Promise<number | null>;
+  /** Image indexes of `repository` listing `digest` as a child manifest (at most `limit`). */
+  parents(repository: string, digest: string, limit: number): Promise<string[]>;
+}

@@ -1,7 +1,7 @@
 import { RegistryError } from '../core/errors.js';
 import type { MetadataStore } from '../core/ports.js';
 import { matchPackages, type InstalledPackage } from './match.js';
-import type { ScanRecord, VulnDbStore } from './ports.js';
+import type { ScanRecord, VulnDbStore, VulnPolicyStore } from './ports.js';
 
 /**
  * The port that lists what is installed in an artifact — the SBOM extractor that reads image
@@ -26,6 +26,12 @@ export class ArtifactScanner {
     private readonly store: VulnDbStore,
     private readonly lister: PackageLister | null = null,
     private readonly clock: () => number = Date.now,
+    /**
+     * With the vulnerability policies' store: the result is written in one transaction with
+     * its event and the `scans` counter of every project holding the artifact (so verdict
+     * caches see it), and `committed` runs after (this replica's cache applies it at once).
+     */
+    private readonly policies: { store: Pick<VulnPolicyStore, 'within'>; committed(digest: string): void } | null = null,
   ) {}
 
   private async requireArtifact(repository: string, digest: string): Promise<void> {
@@ -52,18 +58,20 @@ export class ArtifactScanner {
     } catch (err) {
       record = { ...base, status: 'failed', source: packages ? 'request' : (this.lister?.name ?? 'none'), packages: 0, summary: {}, findings: [], error: (err as Error).message };
     }
-    // The scan row and its event commit together: the event exists exactly when the result does.
+    const event =
+      record.status === 'complete'
+        ? { type: 'scan.completed' as const, repository, digest, packages: record.packages, summary: record.summary, fixable: (record.findings as { fixed?: string | null }[]).filter((f) => f.fixed).length }
+        : { type: 'scan.failed' as const, repository, digest, error: record.error ?? 'failed' };
+    // The scan row, its event and (with vulnerability policies) the `scans` counter of every
+    // project holding the artifact commit together: the event exists exactly when the result
+    // does, and verdict caches see the result with it.
+    const policies = this.policies;
     await this.metadata.transaction(async (tx) => {
       await this.store.within(tx).saveScan(record);
-      await tx.events.append(
-        [
-          record.status === 'complete'
-            ? { type: 'scan.completed', repository, digest, packages: record.packages, summary: record.summary, fixable: (record.findings as { fixed?: string | null }[]).filter((f) => f.fixed).length }
-            : { type: 'scan.failed', repository, digest, error: record.error ?? 'failed' },
-        ],
-        actor ?? null,
-      );
+      if (policies) await policies.store.within(tx).scanChanged(digest);
+      await tx.events.append([event], actor ?? null);
     });
+    policies?.committed(digest);
     return record;
   }
 

@@ -23,6 +23,7 @@ import { webhookRoutes } from './webhooks.js';
 import { signatureRoutes } from './signatures.js';
 import { scanningRoutes } from './scanning.js';
 import { supplyChainRoutes } from './supply-chain.js';
+import { vulnPolicyRoutes } from './vuln-policy.js';
 import { sbomRoutes } from './sbom.js';
 
 export const API_PREFIX = '/api/v1';
@@ -41,7 +42,7 @@ export function apiActor(request: FastifyRequest): Actor {
 
 /** Every admin-API route this server serves, given its features: the one route table. */
 export function apiRoutes(features: ApiFeatures): ApiRoute[] {
-  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.oidc ? oidcRoutes : []), ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : []), ...(features.scanning ? scanningRoutes : []), ...(features.sbom ? sbomRoutes : []), ...(features.supplyChain ? supplyChainRoutes : [])];
+  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.oidc ? oidcRoutes : []), ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : []), ...(features.scanning ? scanningRoutes : []), ...(features.sbom ? sbomRoutes : []), ...(features.supplyChain ? supplyChainRoutes : []), ...(features.vulnPolicy ? vulnPolicyRoutes : [])];
 }
 
 /**

@@ -17,6 +17,7 @@ import type { SignatureService } from '../../signatures/service.js';
 import type { ArtifactScanner } from '../../scanning/scanner.js';
 import type { SupplyChainService } from '../../scanning/supply-chain.js';
 import type { SbomService } from '../../sbom/service.js';
+import type { VulnPolicyService } from '../../scanning/policy-service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -43,6 +44,8 @@ export interface ApiFeatures {
   sbom?: SbomService;
   /** /api/v1/projects/:project/supply-chain[…] and /api/v1/supply-chain/status: SBOM and scan on push, backfill, rescans (src/scanning). */
   supplyChain?: SupplyChainService;
+  /** /api/v1/projects/:project/vulnerability-policy: vulnerability pull policies (src/scanning/policy.ts). */
+  vulnPolicy?: VulnPolicyService;
 }
 
 export interface ApiContext {

@@ -1,0 +1,3 @@
+import { vulnPolicyStoreContract } from './vuln-policy-store.js';
+
+vulnPolicyStoreContract('sqlite');
