@@ -338,6 +338,35 @@ export const configSchema = z
       })
       .strict()
       .default({ warning: 85 }),
+    /** Vulnerability scanning (docs/supply-chain.md#harbor-scanner-adapters): the built-in matcher or a Harbor Pluggable Scanner API v1.2 adapter. */
+    scanning: z
+      .object({
+        scanner: z
+          .object({
+            /** builtin: the offline OSV database; harbor: an existing adapter (Trivy, Clair…) at `url`. */
+            kind: z.enum(['builtin', 'harbor']).default('builtin'),
+            /** The adapter's base URL (its API is served under /api/v1). */
+            url: z.string().url().optional(),
+            /** The Authorization header value sent to the adapter (`Bearer …`, `Basic …`); masked by `berth config`, never logged. Or authorizationfile. */
+            authorization: z.string().min(1).optional(),
+            /** A file holding that value (one line, e.g. a mounted secret), instead of authorization. */
+            authorizationfile: z.string().min(1).optional(),
+            /** The URL the adapter pulls from Berth at (default: http.host, else the address Berth listens on). */
+            registryurl: z.string().url().optional(),
+            /** The longest one scan may take, adapter requests and polling included; after it the scan fails. */
+            timeout: duration.default('5m'),
+            /** Wait between report polls when the adapter does not say (Refresh-After). */
+            pollinterval: duration.default('2s'),
+          })
+          .strict()
+          .superRefine((s, ctx) => {
+            if (s.kind === 'harbor' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when kind is harbor' });
+            if (s.authorization !== undefined && s.authorizationfile !== undefined) ctx.addIssue({ code: 'custom', path: ['authorizationfile'], message: 'give authorization or authorizationfile, not both' });
+          })
+          .default({ kind: 'builtin', timeout: '5m', pollinterval: '2s' }),
+      })
+      .strict()
+      .default({ scanner: { kind: 'builtin', timeout: '5m', pollinterval: '2s' } }),
   })
   .strict()
   .superRefine((cfg, ctx) => {
