@@ -8,6 +8,7 @@ import { api, authConfig, token as tokenFor } from '../auth/support.js';
 import { RegistryClient } from '../helpers/registry-client.js';
 import type { HasUrl } from '../auth/support.js';
 import { useServer } from '../helpers/use-server.js';
+import { chooseReportType, findingOf, findingsOf, ScannerError } from '../../src/scanning/harbor.js';
 import { clientAs, refusal, seedTeam, smallImage, USERS, variant } from '../policies/tags-support.js';
 
 /**
@@ -349,5 +350,28 @@ describe('Harbor scanner adapter with auth.mode basic: no token server, so the s
     const body = (await res.json()) as ScanBody;
     assert.equal(body.status, 'failed');
     assert.match(body.error!, /needs auth\.mode token with Berth's own token server \(auth\.mode is basic\)/);
+  });
+});
+
+describe('Harbor scanner adapter: metadata and report mapping (no server)', () => {
+  const OCI = 'application/vnd.oci.image.manifest.v1+json';
+
+  it('a capability without type is a vulnerability one; the v1.1 security report is taken when the Harbor report is not offered (parameters compared loosely)', () => {
+    const metadata = { scanner: { name: 'Clair' }, capabilities: [{ consumes_mime_types: [OCI], produces_mime_types: ['application/vnd.security.vulnerability.report;version=1.1'] }] };
+    assert.equal(chooseReportType(metadata, OCI), 'application/vnd.security.vulnerability.report; version=1.1');
+  });
+
+  it('an index, or an adapter producing only raw reports, is refused with what the adapter offers', () => {
+    const metadata = { capabilities: [{ type: 'vulnerability', consumes_mime_types: [OCI], produces_mime_types: ['application/vnd.scanner.adapter.vuln.report.raw'] }, { type: 'sbom', consumes_mime_types: ['application/vnd.oci.image.index.v1+json'], produces_mime_types: [] }] };
+    assert.throws(() => chooseReportType(metadata, 'application/vnd.oci.image.index.v1+json'), (err: Error) => err instanceof ScannerError && err.message === `the adapter does not scan artifacts of media type application/vnd.oci.image.index.v1+json (it consumes: ${OCI})`);
+    assert.throws(() => chooseReportType(metadata, OCI), /produces no vulnerability report Berth reads \(it produces: application\/vnd\.scanner\.adapter\.vuln\.report\.raw;/);
+    assert.throws(() => chooseReportType({}, OCI), /has no capabilities/);
+  });
+
+  it('CVSS v2 when v3 is absent; a report whose vulnerabilities is not a list is refused; none at all is an empty result', () => {
+    const f = findingOf({ id: 'CVE-1', package: 'p', version: '1', severity: 'Low', preferred_cvss: { score_v2: 5, vector_v2: 'AV:N/AC:L/Au:N/C:N/I:N/A:P' } }, 'Clair')!;
+    assert.deepEqual([f.cvss, f.severity, f.fixed, f.ecosystem], [{ type: 'CVSS_V2', vector: 'AV:N/AC:L/Au:N/C:N/I:N/A:P', score: 5 }, 'Low', null, 'Clair']);
+    assert.throws(() => findingsOf({ vulnerabilities: {} }, 'x'), ScannerError);
+    assert.deepEqual(findingsOf({ generated_at: '2026-01-01T00:00:00Z' }, 'x'), []);
   });
 });
