@@ -26,6 +26,10 @@ import { createWebhooks, webhookMetrics, type WebhookComponents } from './webhoo
 import { RetentionService } from './retention/service.js';
 import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy, tagHistoryPruneJob, TagsService } from './tags/index.js';
 import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, violationRecorder } from './signatures/index.js';
+import { readFileSync } from 'node:fs';
+import type { AuthService } from './auth/service.js';
+import type { Identity } from './auth/identity.js';
+import { HarborScanner, ScannerError, type PullCredentials } from './scanning/harbor.js';
 import { ArtifactScanner } from './scanning/scanner.js';
 import { supplyChainConsumer, SupplyChainService } from './scanning/supply-chain.js';
 import { supplyChainMetrics } from './scanning/metrics.js';
@@ -155,10 +159,14 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
   // SBOMs read the layers through core and attach as referrers through core's write path; scans list packages from them.
   const sbom = new SbomService(coreArtifactStore(registry, metadata), sqliteRpmDbReader, { registryHost: config.http.host ? new URL(config.http.host).host : config.http.addr });
-  const scanning = new ArtifactScanner(metadata, stores.vulndb, { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) }, Date.now, {
-    store: stores.vulnPolicies,
-    committed: () => vulnCache.touch(),
-  });
+  const scanning = new ArtifactScanner(
+    metadata,
+    stores.vulndb,
+    { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) },
+    Date.now,
+    { store: stores.vulnPolicies, committed: () => vulnCache.touch() },
+    harborScanner(config),
+  );
   const vulnPolicy = new VulnPolicyService(metadata, stores.vulnPolicies, vulnCache, auditWriter);
   // The queue worker and the rescan after a database import (leased jobs, never on a push's path); SBOMs reach it as a port.
   const sbomPort = { generate: (repository: string, digest: string) => sbom.generate(repository, digest, { actor: null }), has: async (repository: string, digest: string) => (await sbom.find(repository, digest)).length > 0 };
@@ -172,6 +180,34 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   supplyChainMetrics(metrics, stores.vulndb, stores.supplyChain);
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
   return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, vulnPolicy, sbom, supplyChain };
+}
+
+/** The Harbor scanner adapter client (scanning.scanner.kind: harbor), or null for the built-in matcher; the server attaches its credentials. */
+function harborScanner(config: BerthConfig): HarborScanner | null {
+  const s = config.scanning.scanner;
+  if (s.kind !== 'harbor') return null;
+  const authorization = s.authorizationfile !== undefined ? readFileSync(s.authorizationfile, 'utf8').trim() : s.authorization;
+  return new HarborScanner({ url: s.url!, authorization, timeoutMs: durationMs(s.timeout), pollIntervalMs: durationMs(s.pollinterval) });
+}
+
+/**
+ * The credential a Harbor scanner adapter pulls with: a registry token of Berth's own token
+ * server holding `repository:<name>:pull` and nothing else, for the one who asked for the scan
+ * (so never more than they hold), living no longer than the scan's timeout (and at most
+ * auth.token.expiration). With auth.mode none the adapter needs none. Basic mode and an
+ * external issuer have no tokens to hand out: the scan fails saying so.
+ */
+export function scannerCredentials(config: BerthConfig, auth: AuthService): PullCredentials {
+  return {
+    async pullOnly(repository, requester, lifetimeMs) {
+      if (config.auth.mode === 'none') return null;
+      if (!auth.issuer) throw new ScannerError(`a Harbor scanner adapter needs auth.mode token with Berth's own token server (auth.mode is ${config.auth.mode}${usesExternalIssuer(config.auth) ? ' with an external issuer' : ''}): Berth hands the adapter a short-lived pull-only token`);
+      const identity = (requester ?? { kind: 'anonymous' }) as Identity;
+      if (identity.kind === 'anonymous') throw new ScannerError('a scan with a Harbor scanner adapter needs a signed-in caller: the pull token is issued on their behalf');
+      const issued = await auth.issuer.issue(identity, [{ type: 'repository', name: repository, actions: ['pull'] }], lifetimeMs);
+      return `Bearer ${issued.token}`;
+    },
+  };
 }
 
 /**

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { openAuth } from './auth/index.js';
 import { openClientCertificateAuth } from './auth/mtls/index.js';
-import { compose, passwordSources, type Composition } from './compose.js';
+import { compose, passwordSources, scannerCredentials, type Composition } from './compose.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { Registry } from './core/registry.js';
 import type { GcComponents } from './gc/index.js';
@@ -119,6 +119,8 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     ? `s3://${config.storage.s3.bucket}/${config.storage.s3.rootdirectory ?? ''}`
     : config.storage.filesystem?.rootdirectory;
   logger.info({ url, storage, metadata: config.metadata.driver }, 'berth is listening');
+  // A Harbor scanner adapter pulls from Berth with pull-only tokens for the repository it scans.
+  composition.scanning.remote?.attach(scannerCredentials(config, auth), config.scanning.scanner.registryurl ?? config.http.host ?? url);
   const metricsListener = appMetrics && config.metrics.addr ? await listenForMetrics(...hostPort(config.metrics.addr), appMetrics.scrape) : undefined;
   if (metricsListener) logger.info({ url: `${metricsListener.url}/metrics` }, 'metrics are served on their own listener');
 

@@ -75,9 +75,9 @@ export class TokenIssuer {
     private readonly options: { issuer: string; service: string; lifetimeMs: number },
   ) {}
 
-  /** A registry token: `aud` = the service, `access` = the granted scopes (for /v2). */
-  issue(identity: Identity, access: Grant[]): Promise<IssuedToken> {
-    return this.sign(identity, access, this.options.service);
+  /** A registry token: `aud` = the service, `access` = the granted scopes (for /v2); `lifetimeMs` shortens it (never lengthens). */
+  issue(identity: Identity, access: Grant[], lifetimeMs?: number): Promise<IssuedToken> {
+    return this.sign(identity, access, this.options.service, lifetimeMs);
   }
 
   /** An API token: `aud` = apiAudience(service), no `access` (for /api/v1, acting as `identity`). */
@@ -85,10 +85,10 @@ export class TokenIssuer {
     return this.sign(identity, [], apiAudience(this.options.service));
   }
 
-  private async sign(identity: Identity, access: Grant[], audience: string): Promise<IssuedToken> {
+  private async sign(identity: Identity, access: Grant[], audience: string, lifetimeMs = this.options.lifetimeMs): Promise<IssuedToken> {
     const key = await this.keys.signingKey();
     const now = Math.floor(Date.now() / 1000);
-    const expiresIn = Math.floor(this.options.lifetimeMs / 1000);
+    const expiresIn = Math.max(1, Math.floor(Math.min(lifetimeMs, this.options.lifetimeMs) / 1000));
     const token = await new SignJWT({ access })
       .setProtectedHeader({ alg: SIGNING_ALG, kid: key.kid, typ: 'JWT' })
       .setIssuer(this.options.issuer)

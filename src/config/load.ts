@@ -234,7 +234,7 @@ export function resolveConfigPaths(config: BerthConfig): BerthConfig {
 
 const SECRET_KEY = /secret|password|passphrase|privatekey/i;
 /** Secret settings whose own name does not say so. */
-const SECRET_PATHS = new Set(['secrets.key', 'secrets.previouskeys']);
+const SECRET_PATHS = new Set(['secrets.key', 'secrets.previouskeys', 'scanning.scanner.authorization']);
 const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
 /** Webhook endpoint headers (Distribution's notifications.endpoints[].headers) usually carry a token: every value is masked. */
 const WEBHOOK_HEADERS = 'notifications.endpoints.headers.';

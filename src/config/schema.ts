@@ -330,20 +330,6 @@ export const configSchema = z
       .default({ enabled: true, auth: 'admin', refresh: '30s', projectlabels: 500, storagecapacity: 0 }),
     /** Audit export to SIEMs (src/audit, docs/observability.md#audit-export). */
     audit: auditConfigSchema,
-    /** SBOM and scan on push, backfills and rescans after a database import (docs/supply-chain.md#on-push). */
-    scanning: z
-      .object({
-        /** How often one replica works the queue of pushed images waiting for an SBOM or a scan. */
-        interval: duration.default('2s'),
-        /** Images one replica reads (SBOM, scan) at once. */
-        concurrency: z.number().int().positive().default(2),
-        /** How often one replica looks for a database import that changed the database, to rescan. */
-        rescaninterval: duration.default('1m'),
-        /** Artifacts per rescan batch (progress is stored after each). */
-        rescanbatch: z.number().int().positive().default(50),
-      })
-      .strict()
-      .default({ interval: '2s', concurrency: 2, rescaninterval: '1m', rescanbatch: 50 }),
     /** Storage quotas per project (limits are set through the API or `berth quota set`): docs/policies.md#storage-quotas. */
     quotas: z
       .object({
@@ -352,6 +338,47 @@ export const configSchema = z
       })
       .strict()
       .default({ warning: 85 }),
+    /**
+     * Vulnerability scanning: SBOM and scan on push, rescans after a database import
+     * (docs/supply-chain.md#scan-and-sbom-on-push), and the scanner — the built-in matcher or a
+     * Harbor Pluggable Scanner API v1.2 adapter (docs/supply-chain.md#harbor-scanner-adapters-trivy-clair).
+     */
+    scanning: z
+      .object({
+        /** How often one replica works the queue of pushed images waiting for an SBOM or a scan (docs/supply-chain.md#scan-and-sbom-on-push). */
+        interval: duration.default('2s'),
+        /** Images one replica reads (SBOM, scan) at once. */
+        concurrency: z.number().int().positive().default(2),
+        /** How often one replica looks for a database import that changed the database, to rescan. */
+        rescaninterval: duration.default('1m'),
+        /** Artifacts per rescan batch (progress is stored after each). */
+        rescanbatch: z.number().int().positive().default(50),
+        scanner: z
+          .object({
+            /** builtin: the offline OSV database; harbor: an existing adapter (Trivy, Clair…) at `url`. */
+            kind: z.enum(['builtin', 'harbor']).default('builtin'),
+            /** The adapter's base URL (its API is served under /api/v1). */
+            url: z.string().url().optional(),
+            /** The Authorization header value sent to the adapter (`Bearer …`, `Basic …`); masked by `berth config`, never logged. Or authorizationfile. */
+            authorization: z.string().min(1).optional(),
+            /** A file holding that value (one line, e.g. a mounted secret), instead of authorization. */
+            authorizationfile: z.string().min(1).optional(),
+            /** The URL the adapter pulls from Berth at (default: http.host, else the address Berth listens on). */
+            registryurl: z.string().url().optional(),
+            /** The longest one scan may take, adapter requests and polling included; after it the scan fails. */
+            timeout: duration.default('5m'),
+            /** Wait between report polls when the adapter does not say (Refresh-After). */
+            pollinterval: duration.default('2s'),
+          })
+          .strict()
+          .superRefine((s, ctx) => {
+            if (s.kind === 'harbor' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when kind is harbor' });
+            if (s.authorization !== undefined && s.authorizationfile !== undefined) ctx.addIssue({ code: 'custom', path: ['authorizationfile'], message: 'give authorization or authorizationfile, not both' });
+          })
+          .default({ kind: 'builtin', timeout: '5m', pollinterval: '2s' }),
+      })
+      .strict()
+      .default({ interval: '2s', concurrency: 2, rescaninterval: '1m', rescanbatch: 50, scanner: { kind: 'builtin', timeout: '5m', pollinterval: '2s' } }),
   })
   .strict()
   .superRefine((cfg, ctx) => {

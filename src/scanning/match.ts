@@ -37,9 +37,14 @@ export interface Finding {
   fixed: string | null;
   severity: Severity;
   cvss: CvssScore | null;
-  severitySource: 'cvss' | 'database' | 'none';
+  /** cvss, database (the advisory's own rating), none, or scanner (a Harbor scanner adapter's report rated it). */
+  severitySource: 'cvss' | 'database' | 'none' | 'scanner';
   /** Reference URLs of the advisory. */
   links: string[];
+  /** CWE ids, when a Harbor scanner adapter reported them. */
+  cweIds?: string[];
+  /** A Harbor scanner adapter's `vendor_attributes` of the vulnerability, kept as given (e.g. Trivy's CVSS per source). */
+  vendorAttributes?: Record<string, unknown>;
 }
 
 export type SeverityCounts = Record<Severity, number> & { total: number };

@@ -1,6 +1,7 @@
 import { RegistryError } from '../core/errors.js';
 import type { MetadataStore } from '../core/ports.js';
-import { matchPackages, type InstalledPackage } from './match.js';
+import { ScannerError, type HarborScanner } from './harbor.js';
+import { matchPackages, summarize, type InstalledPackage } from './match.js';
 import type { ScanRecord, VulnDbStore, VulnPolicyStore } from './ports.js';
 
 /**
@@ -32,14 +33,27 @@ export class ArtifactScanner {
      * caches see it), and `committed` runs after (this replica's cache applies it at once).
      */
     private readonly policies: { store: Pick<VulnPolicyStore, 'within'>; committed(digest: string): void } | null = null,
+    /** A Harbor scanner adapter that scans instead of the built-in matcher (scanning.scanner.kind: harbor), or null. */
+    readonly remote: HarborScanner | null = null,
   ) {}
 
   private async requireArtifact(repository: string, digest: string): Promise<void> {
     if (!(await this.metadata.manifests.get(repository, digest))) throw new RegistryError('MANIFEST_UNKNOWN', `artifact ${digest} not found in ${repository}`);
   }
 
-  /** Scans `repository@digest` with `packages` (else the lister's), stores the result and appends its event in one transaction. */
-  async scan(repository: string, digest: string, packages?: InstalledPackage[], actor?: string): Promise<ScanRecord> {
+  /**
+   * Scans `repository@digest` with `packages` (else the lister's), stores the result and appends
+   * its event in one transaction. With a Harbor adapter configured, the adapter scans the image
+   * instead (pulling it with a pull-only credential made for `by.requester`, who asked for the
+   * scan); a package list cannot be given then. `by.actor` names who asked in the event.
+   */
+  async scan(repository: string, digest: string, packages?: InstalledPackage[], by: { actor?: string; requester?: unknown } = {}): Promise<ScanRecord> {
+    if (this.remote) {
+      if (packages) throw new RegistryError('INVALID_ARGUMENT', 'this registry scans with a Harbor scanner adapter (scanning.scanner.kind: harbor), which reads the image itself: a package list cannot be given');
+      const manifest = await this.metadata.manifests.get(repository, digest);
+      if (!manifest) throw new RegistryError('MANIFEST_UNKNOWN', `artifact ${digest} not found in ${repository}`);
+      return this.finish(repository, await this.remoteScan(this.remote, repository, digest, manifest.mediaType, by.requester), by.actor);
+    }
     await this.requireArtifact(repository, digest);
     const lastImport = (await this.store.imports(50)).find((r) => r.outcome === 'complete') ?? null;
     const base = { digest, scannedAt: this.clock(), databaseImport: lastImport?.id ?? null };
@@ -58,13 +72,32 @@ export class ArtifactScanner {
     } catch (err) {
       record = { ...base, status: 'failed', source: packages ? 'request' : (this.lister?.name ?? 'none'), packages: 0, summary: {}, findings: [], error: (err as Error).message };
     }
+    return this.finish(repository, record, by.actor);
+  }
+
+  private async remoteScan(remote: HarborScanner, repository: string, digest: string, mediaType: string, requester: unknown): Promise<ScanRecord> {
+    const base = { digest, scannedAt: this.clock(), databaseImport: null };
+    try {
+      const result = await remote.scan(repository, digest, mediaType, requester);
+      return { ...base, status: 'complete', source: result.source, packages: result.packages, summary: summarize(result.findings), findings: result.findings, error: null };
+    } catch (err) {
+      // Only the adapter's own failures are the user's to read; anything else is a fault of Berth's and is thrown.
+      if (!(err instanceof ScannerError)) throw err;
+      return { ...base, status: 'failed', source: 'harbor', packages: 0, summary: {}, findings: [], error: err.message };
+    }
+  }
+
+  /**
+   * Stores the record with its event and (with vulnerability policies) the `scans` counter of
+   * every project holding the artifact, in one transaction: the event exists exactly when the
+   * result does, and verdict caches see the result with it.
+   */
+  private async finish(repository: string, record: ScanRecord, actor: string | undefined): Promise<ScanRecord> {
+    const digest = record.digest;
     const event =
       record.status === 'complete'
         ? { type: 'scan.completed' as const, repository, digest, packages: record.packages, summary: record.summary, fixable: (record.findings as { fixed?: string | null }[]).filter((f) => f.fixed).length }
         : { type: 'scan.failed' as const, repository, digest, error: record.error ?? 'failed' };
-    // The scan row, its event and (with vulnerability policies) the `scans` counter of every
-    // project holding the artifact commit together: the event exists exactly when the result
-    // does, and verdict caches see the result with it.
     const policies = this.policies;
     await this.metadata.transaction(async (tx) => {
       await this.store.within(tx).saveScan(record);

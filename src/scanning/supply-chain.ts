@@ -253,7 +253,7 @@ export class SupplyChainService {
     const previous = await this.vulndb.scanOf(digest);
     const current = previous !== null && changedImport !== null && previous.databaseImport !== null && previous.databaseImport >= changedImport;
     if (previous !== null && current && previous.status === 'complete' && previous.source !== 'request') return;
-    const work = this.scanner.scan(item.repository, digest, undefined, ACTOR).finally(() => this.scanning.delete(digest));
+    const work = this.scanner.scan(item.repository, digest, undefined, { actor: ACTOR }).finally(() => this.scanning.delete(digest));
     this.scanning.set(digest, work);
     await work;
   }
@@ -313,7 +313,7 @@ export class SupplyChainService {
       let batchFailed = 0;
       await pool(batch, this.options.concurrency, async ({ repository, digest }) => {
         try {
-          const result = await this.scanner.scan(repository, digest, undefined, ACTOR);
+          const result = await this.scanner.scan(repository, digest, undefined, { actor: ACTOR });
           if (result.status === 'failed') batchFailed++;
         } catch {
           batchFailed++;

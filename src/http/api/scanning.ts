@@ -46,11 +46,11 @@ export const scanningRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/projects/:project/repositories/:repository/artifacts/:digest/scan',
-    summary: 'Scan an artifact against the offline vulnerability database now, with the package list given (push access); the result replaces the last one and a scan.completed or scan.failed event follows',
+    summary: 'Scan an artifact now (push access): against the offline vulnerability database with the package list given or its SBOM, or with the configured Harbor scanner adapter; the result replaces the last one and a scan.completed or scan.failed event follows',
     body: ScanRequest,
     handler: async (ctx) => {
       const { repository, digest } = await artifact(ctx, 'push');
-      return scanner(ctx).scan(repository, digest, (ctx.body as z.infer<typeof ScanRequest> | undefined)?.packages, ctx.actor.name);
+      return scanner(ctx).scan(repository, digest, (ctx.body as z.infer<typeof ScanRequest> | undefined)?.packages, { actor: ctx.actor.name, requester: ctx.identity });
     },
   },
 ];
