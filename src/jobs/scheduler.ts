@@ -102,7 +102,9 @@ export class Scheduler {
   private timerFor(job: Job): { stop(): void; next(): Date | null } {
     const fire = () => void this.tick(job);
     if ('cron' in job.schedule) {
-      const cron = new Cron(job.schedule.cron, { protect: true, unref: true, name: job.name }, fire);
+      // No croner `name`: it registers the job in a process-wide list, so a second Scheduler in
+      // the process (two servers in one test, a CLI next to a server) could not add it.
+      const cron = new Cron(job.schedule.cron, { protect: true, unref: true }, fire);
       return { stop: () => cron.stop(), next: () => cron.nextRun() };
     }
     const every = job.schedule.everyMs;
