@@ -29,6 +29,7 @@ import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, viol
 import { ArtifactScanner } from './scanning/scanner.js';
 import { coreArtifactStore, SbomService } from './sbom/index.js';
 import { sqliteRpmDbReader } from './metadata/rpmdb.js';
+import { RegistryService } from './registries/service.js';
 
 /**
  * The composition root's other half: core, its policies, event consumers and jobs, wired on
@@ -61,6 +62,8 @@ export interface Composition {
   scanning: ArtifactScanner;
   /** SBOMs of images: generated from their layers or pushed by clients, attached as OCI referrers (src/sbom). */
   sbom: SbomService;
+  /** Remote registry endpoints, for the admin API, the CLI, replication and cache projects (src/registries). */
+  registries: RegistryService;
 }
 
 export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
@@ -143,7 +146,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const sbom = new SbomService(coreArtifactStore(registry, metadata), sqliteRpmDbReader, { registryHost: config.http.host ? new URL(config.http.host).host : config.http.addr });
   const scanning = new ArtifactScanner(metadata, stores.vulndb, { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) });
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom };
+  const registries = new RegistryService(stores.registries);
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom, registries };
 }
 
 /**

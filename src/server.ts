@@ -91,6 +91,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     signatures: composition.signatures,
     scanning: composition.scanning,
     sbom: composition.sbom,
+    registries: composition.registries,
     registry,
     access: clientCerts?.policy ?? auth.policy,
     auth,

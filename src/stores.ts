@@ -21,6 +21,7 @@ import type { QuotaStore } from './quotas/ports.js';
 import type { WebhookStore } from './webhooks/ports.js';
 import type { VulnDbStore } from './scanning/ports.js';
 import type { SignatureStore } from './signatures/ports.js';
+import type { RegistryEndpointStore } from './registries/ports.js';
 
 /**
  * The composition root's half that picks adapters: every port Berth uses, opened on the
@@ -58,6 +59,8 @@ export interface Stores {
   vulndb: VulnDbStore;
   /** OIDC users' provider identities and registry CLI secrets (src/auth/oidc). */
   oidc: OidcStore;
+  /** Remote registry endpoints for replication and pull-through cache projects (src/registries). */
+  registries: RegistryEndpointStore;
   close(): Promise<void>;
 }
 
@@ -88,6 +91,12 @@ export async function openStores(config: BerthConfig, logger?: Logger, instrumen
       throw err;
     });
     if (webhookSecrets > 0) logger?.info({ sealed: webhookSecrets }, 'sealed webhook secrets stored in plain text with the secrets key');
+    // Registry endpoint credentials likewise.
+    const endpointSecrets = await adapters.registries.sealStoredSecrets().catch(async (err: unknown) => {
+      await close().catch(() => undefined);
+      throw err;
+    });
+    if (endpointSecrets > 0) logger?.info({ sealed: endpointSecrets }, 'sealed registry endpoint credentials stored in plain text with the secrets key');
   }
   return { blobs, ...adapters, sealer, metricsQueries: new KyselyMetricsStore(adapters.metadata.db, adapters.metadata.dialect), close };
 }

@@ -155,6 +155,12 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/scan', access: 'user', needs: 'push on the repository (project/repository, URL-encoded)' },
   { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
   { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom', access: 'user', needs: 'pull + push on the repository (the SBOM is attached to it)' },
+  { method: 'GET', path: '/registries', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/registries', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/registries/:name', access: 'admin', needs: 'system admin' },
+  { method: 'PATCH', path: '/registries/:name', access: 'admin', needs: 'system admin' },
+  { method: 'DELETE', path: '/registries/:name', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/registries/:name/ping', access: 'admin', needs: 'system admin' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

@@ -57,6 +57,8 @@ export interface AppOptions {
   scanning?: ApiFeatures['scanning'];
   /** SBOMs of images (src/sbom): served with the admin API. */
   sbom?: ApiFeatures['sbom'];
+  /** Remote registry endpoints (src/registries): served with the admin API. */
+  registries?: ApiFeatures['registries'];
   /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
   metrics?: AppMetrics;
 }
@@ -160,7 +162,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
-    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures, scanning: options.scanning, sbom: options.sbom });
+    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures, scanning: options.scanning, sbom: options.sbom, registries: options.registries });
   }
   return app;
 }

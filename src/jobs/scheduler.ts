@@ -102,8 +102,8 @@ export class Scheduler {
   private timerFor(job: Job): { stop(): void; next(): Date | null } {
     const fire = () => void this.tick(job);
     if ('cron' in job.schedule) {
-      // No croner `name`: it registers the job in a process-wide list, so a second Scheduler in
-      // the process (two servers in one test, a CLI next to a server) could not add it.
+      // No croner `name`: croner keeps named jobs in one process-wide registry, so a second
+      // scheduler in the same process (two servers in one test) would be refused.
       const cron = new Cron(job.schedule.cron, { protect: true, unref: true }, fire);
       return { stop: () => cron.stop(), next: () => cron.nextRun() };
     }

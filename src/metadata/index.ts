@@ -18,6 +18,7 @@ import { KyselyQuotaStore } from './quota-store.js';
 import { KyselySignatureStore } from './signature-store.js';
 import { KyselyVulnDbStore } from './vulndb-store.js';
 import { KyselyOidcStore } from './oidc-store.js';
+import { KyselyRegistryEndpointStore } from './registry-endpoint-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
 export async function openMetadataStore(config: BerthConfig, logger?: Logger, observer?: MetadataObserver): Promise<KyselyMetadataStore> {
@@ -68,6 +69,8 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     vulndb: new KyselyVulnDbStore(metadata.db, metadata.dialect),
     // OIDC users' provider identities and CLI secrets (src/auth/oidc).
     oidc: new KyselyOidcStore(metadata.db, metadata.dialect),
+    // Remote registry endpoints, credentials sealed at rest (src/registries).
+    registries: new KyselyRegistryEndpointStore(metadata.db, metadata.dialect, sealer),
   };
 }
 

@@ -15,6 +15,7 @@ import * as vulndb from './migrations/0012-vulndb.js';
 import * as oidc from './migrations/0013-oidc.js';
 import * as uploadReceipts from './migrations/0014-upload-receipts.js';
 import * as scans from './migrations/0015-scans.js';
+import * as registries from './migrations/0019-registries.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -43,6 +44,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0013-oidc': oidc,
   '0014-upload-receipts': uploadReceipts,
   '0015-scans': scans,
+  '0019-registries': registries,
 };
 
 /**

@@ -16,6 +16,7 @@ import type { WebhookService } from '../../webhooks/service.js';
 import type { SignatureService } from '../../signatures/service.js';
 import type { ArtifactScanner } from '../../scanning/scanner.js';
 import type { SbomService } from '../../sbom/service.js';
+import type { RegistryService } from '../../registries/service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -40,6 +41,8 @@ export interface ApiFeatures {
   scanning?: ArtifactScanner;
   /** …/artifacts/:digest/sbom: SBOMs generated from image layers or pushed by clients (src/sbom). */
   sbom?: SbomService;
+  /** /api/v1/registries[…]: remote registry endpoints and their connection test (src/registries). */
+  registries?: RegistryService;
 }
 
 export interface ApiContext {
