@@ -30,6 +30,8 @@ import { ArtifactScanner } from './scanning/scanner.js';
 import { coreArtifactStore, SbomService } from './sbom/index.js';
 import { sqliteRpmDbReader } from './metadata/rpmdb.js';
 import { RegistryService } from './registries/service.js';
+import { openRegistryClient } from './registries/open-client.js';
+import { LocalRegistry, ReplicationService } from './replication/index.js';
 
 /**
  * The composition root's other half: core, its policies, event consumers and jobs, wired on
@@ -64,6 +66,8 @@ export interface Composition {
   sbom: SbomService;
   /** Remote registry endpoints, for the admin API, the CLI, replication and cache projects (src/registries). */
   registries: RegistryService;
+  /** Replication policies, executions, the leased job and the push consumer (src/replication). */
+  replication: ReplicationService;
 }
 
 export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
@@ -101,6 +105,24 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
     observer: webhookMetrics(metrics, stores.webhooks),
   });
   consumers.push(webhooks.consumer);
+  // Replication: push-triggered policies queue an execution per push; the leased job runs executions.
+  const replicationConfig = config.replication;
+  const replication = new ReplicationService({
+    store: stores.replication,
+    endpoint: (name) => stores.registries.byName(name),
+    open: (endpoint) => openRegistryClient(endpoint, { retry: { attempts: 3, baseDelayMs: 200, maxDelayMs: 5_000 } }),
+    local: () => new LocalRegistry(registry),
+    logger,
+    metrics,
+    tuning: {
+      tickMs: durationMs(replicationConfig.interval),
+      chunkSize: replicationConfig.chunksize,
+      attempts: replicationConfig.attempts,
+      taskAttempts: replicationConfig.taskattempts,
+      baseDelayMs: durationMs(replicationConfig.backoff),
+    },
+  });
+  consumers.push(replication.consumer());
   const events = new EventDispatcher(metadata, stores.outbox, consumers, logger);
 
   // Each flush also appends one aggregated manifest.pulled event per manifest (webhooks' pull events).
@@ -140,6 +162,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const retention = new RetentionService(registry, metadata, stores.retention, stores.leases, logger);
   jobs.push(retention.job());
   jobs.push(...webhooks.jobs);
+  jobs.push(replication.job());
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
   // SBOMs read the layers through core and attach as referrers through core's write path; scans list packages from them.
@@ -147,7 +170,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const scanning = new ArtifactScanner(metadata, stores.vulndb, { name: 'sbom', packagesOf: (repository, digest) => sbom.packages(repository, digest) });
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
   const registries = new RegistryService(stores.registries);
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom, registries };
+  registries.addUsageCheck(async (endpoint) => (await stores.replication.policiesUsing(endpoint.name)).map((p) => `replication policy ${p}`));
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom, registries, replication };
 }
 
 /**

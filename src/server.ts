@@ -92,6 +92,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     scanning: composition.scanning,
     sbom: composition.sbom,
     registries: composition.registries,
+    replication: composition.replication,
     registry,
     access: clientCerts?.policy ?? auth.policy,
     auth,

@@ -161,6 +161,15 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'PATCH', path: '/registries/:name', access: 'admin', needs: 'system admin' },
   { method: 'DELETE', path: '/registries/:name', access: 'admin', needs: 'system admin' },
   { method: 'POST', path: '/registries/:name/ping', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/replication/policies', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/replication/policies', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/replication/policies/:name', access: 'admin', needs: 'system admin' },
+  { method: 'PUT', path: '/replication/policies/:name', access: 'admin', needs: 'system admin' },
+  { method: 'DELETE', path: '/replication/policies/:name', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/replication/policies/:name/run', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/replication/executions', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/replication/executions/:id', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/replication/executions/:id/tasks', access: 'admin', needs: 'system admin' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

@@ -291,6 +291,20 @@ export const configSchema = z
       })
       .strict()
       .default({ interval: '1s', retention: '24h', pullflushinterval: '10s' }),
+    /** Replication (docs/replication.md): how often the leased job looks for executions to run, and the upload chunk. */
+    replication: z
+      .object({
+        interval: duration.default('2s'),
+        /** PATCH size of a blob copy: a checkpoint is kept after each; an interruption re-sends at most one. */
+        chunksize: z.number().int().min(65_536).default(8 * 1024 * 1024),
+        /** Tries per blob (each resumes from its checkpoint) and per artifact. */
+        attempts: z.number().int().min(1).max(20).default(5),
+        taskattempts: z.number().int().min(1).max(10).default(3),
+        /** First backoff between tries, doubling. */
+        backoff: duration.default('1s'),
+      })
+      .strict()
+      .default({ interval: '2s', chunksize: 8 * 1024 * 1024, attempts: 5, taskattempts: 3, backoff: '1s' }),
     /** Tag history and rollback: see docs/policies.md. */
     tags: z
       .object({

@@ -59,6 +59,8 @@ export interface AppOptions {
   sbom?: ApiFeatures['sbom'];
   /** Remote registry endpoints (src/registries): served with the admin API. */
   registries?: ApiFeatures['registries'];
+  /** Replication policies and executions (src/replication): served with the admin API. */
+  replication?: ApiFeatures['replication'];
   /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
   metrics?: AppMetrics;
 }
@@ -162,7 +164,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
-    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures, scanning: options.scanning, sbom: options.sbom, registries: options.registries });
+    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures, scanning: options.scanning, sbom: options.sbom, registries: options.registries, replication: options.replication });
   }
   return app;
 }

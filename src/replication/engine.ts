@@ -20,15 +20,41 @@
  * is retried from the checkpoint: the registry says how many bytes it holds, and the source
  * is read again from there with Range. Nothing already sent is sent again.
  */
-import type { OciClient, UploadSession } from '../client/index.js';
+import type { Readable } from 'node:stream';
+import type { BlobInfo, ClientRequest, GetBlobOptions, Manifest, ManifestInfo, ReferrersIndex, UploadSession } from '../client/index.js';
 import { RegistryClientError } from '../client/index.js';
 import { MediaTypes } from '../core/media-types.js';
 import { parseManifest, type Descriptor } from './graph.js';
 import { backoff, Bandwidth, delay, Semaphore } from './limits.js';
 
+/**
+ * What the engine needs of a registry: the subset of src/client's OciClient it uses (an
+ * OciClient is one), so this Berth itself can be a side without HTTP (local.ts).
+ */
+export interface RegistryAccess {
+  readonly baseUrl: string;
+  getManifest(repo: string, reference: string): Promise<Manifest | null>;
+  headManifest(repo: string, reference: string): Promise<ManifestInfo | null>;
+  putManifest(repo: string, reference: string, bytes: Buffer, mediaType?: string): Promise<string>;
+  deleteManifest(repo: string, reference: string): Promise<void>;
+  headBlob(repo: string, digest: string): Promise<BlobInfo | null>;
+  getBlob(repo: string, digest: string, options?: GetBlobOptions): Readable;
+  mountBlob(repo: string, from: string, digest: string): Promise<{ mounted: boolean; location: string }>;
+  startUpload(repo: string): Promise<UploadSession>;
+  uploadStatus(repo: string, location: string): Promise<UploadSession | null>;
+  appendChunk(repo: string, session: UploadSession, chunk: Buffer, signal?: AbortSignal): Promise<UploadSession>;
+  completeUpload(repo: string, session: UploadSession, digest: string): Promise<void>;
+  cancelUpload(repo: string, location: string): Promise<void>;
+  referrers(repo: string, digest: string): Promise<ReferrersIndex>;
+  listTags(repo: string): Promise<string[]>;
+  catalog(): Promise<string[]>;
+  /** Raw requests (an OciClient): used to probe for the referrers API. A side without it has that API. */
+  send?(req: ClientRequest): Promise<Response>;
+}
+
 /** One side of a copy: a registry and a repository in it. */
 export interface CopySide {
-  client: OciClient;
+  client: RegistryAccess;
   repository: string;
 }
 
@@ -96,6 +122,8 @@ export interface CopyResult {
   /** The tag copied, or null for a copy by digest. */
   tag: string | null;
   reason?: string;
+  /** A failed copy worth trying again (a network or server failure, not a refusal). */
+  retryable?: boolean;
   stats: CopyStats;
   durationMs: number;
 }
@@ -174,7 +202,7 @@ export class CopyEngine {
       return { status: moved > 0 ? 'copied' : 'skipped', digest, tag, stats, durationMs: Date.now() - started };
     } catch (err) {
       if (this.options.signal?.aborted) throw err;
-      return { status: 'failed', digest, tag, reason: reasonOf(err), stats, durationMs: Date.now() - started };
+      return { status: 'failed', digest, tag, reason: reasonOf(err), retryable: !(err instanceof CopyRefused), stats, durationMs: Date.now() - started };
     }
   }
 
@@ -253,11 +281,13 @@ export class CopyEngine {
   private hasReferrersApi(destination: CopySide): Promise<boolean> {
     const base = destination.client.baseUrl;
     let known = this.referrersApi.get(base);
+    const send = destination.client.send?.bind(destination.client);
+    if (!send) return Promise.resolve(true);
     if (!known) {
       known = (async () => {
         // A digest nobody has: the API answers 200 with an empty index; a registry without it 404.
         const probe = `sha256:${'0'.repeat(64)}`;
-        const res = await destination.client.send({ method: 'GET', url: `/v2/${destination.repository}/referrers/${probe}`, headers: { accept: MediaTypes.ociIndex }, scopes: [`repository:${destination.repository}:pull`] });
+        const res = await send({ method: 'GET', url: `/v2/${destination.repository}/referrers/${probe}`, headers: { accept: MediaTypes.ociIndex }, scopes: [`repository:${destination.repository}:pull`] });
         await res.arrayBuffer().catch(() => undefined);
         return res.status === 200;
       })();
