@@ -89,6 +89,8 @@ export async function respawnDistribution(dataDir: string, url: string): Promise
  */
 export class RecordingFront {
   readonly seen: { method: string; url: string; status: number }[] = [];
+  /** Response body bytes sent to clients (blob bytes a copy downloaded through the front). */
+  bytesOut = 0;
   private constructor(private readonly server: Server) {}
 
   static async start(target: string): Promise<RecordingFront> {
@@ -100,6 +102,7 @@ export class RecordingFront {
         const upstream = httpRequest({ host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
           entry.status = up.statusCode!;
           res.writeHead(up.statusCode!, up.headers);
+          up.on('data', (chunk: Buffer) => (front.bytesOut += chunk.length));
           up.pipe(res);
         });
         upstream.on('error', () => res.destroy());
