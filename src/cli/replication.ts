@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { RegistryError } from '../core/errors.js';
 import type { ReplicationPolicyInput } from '../replication/ports.js';
 import { out, withComposition, type LoadConfig } from './users.js';
 
@@ -24,10 +25,10 @@ interface PolicyFlags {
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function policyInput(name: string, flags: PolicyFlags): ReplicationPolicyInput {
-  if (flags.direction !== 'push' && flags.direction !== 'pull') throw Object.assign(new Error('--direction must be push or pull'), { usage: true });
-  if (!flags.registry) throw Object.assign(new Error('--registry <endpoint> is required'), { usage: true });
+  if (flags.direction !== 'push' && flags.direction !== 'pull') throw new RegistryError('INVALID_ARGUMENT', '--direction must be push or pull');
+  if (!flags.registry) throw new RegistryError('INVALID_ARGUMENT', '--registry <endpoint> is required');
   const trigger = (flags.trigger ?? 'manual') as ReplicationPolicyInput['trigger'];
-  if (!['manual', 'cron', 'event'].includes(trigger)) throw Object.assign(new Error('--trigger must be manual, cron or event'), { usage: true });
+  if (!['manual', 'cron', 'event'].includes(trigger)) throw new RegistryError('INVALID_ARGUMENT', '--trigger must be manual, cron or event');
   return {
     name,
     description: flags.description ?? '',
