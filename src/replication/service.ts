@@ -233,7 +233,15 @@ export class ReplicationService {
       for (const repository of repositories) {
         if (signal.aborted) break;
         const destRepository = rewriteRepository(repository, { namespace: policy.destNamespace, flatten: policy.flatten });
-        const sourceTags = (await source.listTags(repository)).filter((t) => !REFERRERS_TAG.test(t));
+        let sourceTags: string[];
+        try {
+          sourceTags = (await source.listTags(repository)).filter((t) => !REFERRERS_TAG.test(t));
+        } catch (err) {
+          // One repository that cannot be listed (gone, no access) is a failed task, not a failed execution.
+          if (signal.aborted) throw err;
+          await this.record(execution.id, policy, { repository, destRepository, tag: '*', started: Date.now() }, { status: 'failed', digest: null, tag: null, reason: `listing tags: ${(err as Error).message}`, stats: emptyStats(), durationMs: 0 });
+          continue;
+        }
         let tags = sourceTags.filter((t) => matches(policy.tags, t));
         if (execution.scope?.tags) tags = tags.filter((t) => execution.scope!.tags!.includes(t));
         await pool(tags, Math.min(4, Math.max(1, policy.concurrency)), async (tag) => {

@@ -156,6 +156,16 @@ describe('replication policies', () => {
     assert.ok(await local.headManifest('mirror/lib/tool', '1.1'));
   });
 
+  it('a source repository that cannot be listed is a failed task with the reason', async () => {
+    assert.equal((await call('POST', '/replication/policies', { name: 'missing', direction: 'pull', registry: 'dist', repositories: ['lib/missing'] })).status, 201);
+    const execution = await run('missing');
+    assert.equal(execution.status, 'failed');
+    const tasks = await call('GET', `/replication/executions/${execution.id}/tasks`);
+    assert.equal(tasks.body.length, 1);
+    assert.match(tasks.body[0].reason, /listing tags: .*404/);
+    assert.equal((await call('DELETE', '/replication/policies/missing')).status, 204);
+  });
+
   it('event trigger: a push queues an execution for that repository and tag', async () => {
     const created = await call('POST', '/replication/policies', { name: 'on-push', direction: 'push', registry: 'dr', repositories: ['hot/**'], trigger: 'event' });
     assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -177,6 +187,11 @@ describe('replication policies', () => {
     const jobs = await call('GET', '/jobs');
     assert.equal(jobs.status, 200);
     assert.ok(JSON.stringify(jobs.body).includes('replication'));
+    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: adminAuth() } })).text();
+    assert.match(metrics, /berth_replication_executions_total\{direction="push",status="succeeded"\} [1-9]/);
+    assert.match(metrics, /berth_replication_executions_total\{direction="push",status="partial"\} 1/);
+    assert.match(metrics, /berth_replication_artifacts_total\{direction="pull",status="deleted"\} 1/);
+    assert.match(metrics, /berth_replication_bytes_total\{direction="push"\} [1-9]/);
   });
 
   it('refuses what it must, with the right status (real HTTP)', async () => {
