@@ -114,6 +114,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
     local: () => new LocalRegistry(registry),
     logger,
     metrics,
+    emit: (event) => metadata.transaction((tx) => tx.events.append([event], null)),
     tuning: {
       tickMs: durationMs(replicationConfig.interval),
       chunkSize: replicationConfig.chunksize,

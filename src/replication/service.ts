@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
 import picomatch from 'picomatch';
 import { RegistryError } from '../core/errors.js';
-import type { EventConsumer, StoredEvent } from '../core/events.js';
+import type { DomainEvent, EventConsumer, StoredEvent } from '../core/events.js';
 import { isIndexMediaType } from '../core/media-types.js';
 import type { MetricsRegistry } from '../core/metrics.js';
 import type { Job } from '../jobs/scheduler.js';
@@ -32,6 +32,8 @@ export interface ReplicationDeps {
   local(): RegistryAccess;
   logger: ReplicationLogger;
   metrics: MetricsRegistry;
+  /** Appends a domain event to the outbox (its own transaction): `replication.finished` per execution. */
+  emit?(event: DomainEvent): Promise<void>;
   /** Tuning for tests: per-blob tries and backoff, chunk size, task tries. */
   tuning?: { attempts?: number; baseDelayMs?: number; chunkSize?: number; taskAttempts?: number; tickMs?: number };
 }
@@ -286,8 +288,13 @@ export class ReplicationService {
     const count = (s: TaskStatus) => tasks.filter((t) => t.status === s).length;
     const totals = { copied: count('copied'), skipped: count('skipped'), failed: count('failed'), deleted: count('deleted'), bytes: tasks.reduce((n, t) => n + t.bytes, 0) };
     const status = error !== null ? 'failed' : totals.failed === 0 ? 'succeeded' : totals.copied + totals.skipped + totals.deleted > 0 ? 'partial' : 'failed';
-    await store.finishExecution(execution.id, { status, ...totals, error }, Date.now());
+    const finishedAt = Date.now();
+    await store.finishExecution(execution.id, { status, ...totals, error }, finishedAt);
     this.executionsTotal.inc({ direction: policy.direction, status });
+    const startedAt = (await store.execution(execution.id))?.startedAt ?? finishedAt;
+    await this.deps
+      .emit?.({ type: 'replication.finished', policy: policy.name, executionId: execution.id, direction: policy.direction, registry: policy.registry, trigger: execution.trigger, status, ...totals, durationMs: finishedAt - startedAt })
+      .catch((err: unknown) => logger.warn({ err, execution: execution.id }, 'could not append replication.finished'));
     logger.info({ execution: execution.id, policy: policy.name, status, ...totals }, 'replication execution finished');
     return status;
   }

@@ -13,7 +13,7 @@ import { FAST_RETRY, pushImage, pushReferrer, skopeoRaw } from './support.js';
  * executions and per-artifact tasks through /api/v1/replication; every refusal of the API.
  */
 
-const N = 20;
+const N = 50;
 const UPSTREAM_ADMIN = 'upstream-admin-1';
 const SIG = 'application/vnd.dev.cosign.artifact.sig.v1+json';
 
@@ -192,6 +192,19 @@ describe('replication policies', () => {
     assert.match(metrics, /berth_replication_executions_total\{direction="push",status="partial"\} 1/);
     assert.match(metrics, /berth_replication_artifacts_total\{direction="pull",status="deleted"\} 1/);
     assert.match(metrics, /berth_replication_bytes_total\{direction="push"\} [1-9]/);
+    // One replication.finished event per execution, in the outbox (webhooks, audit sinks read it there).
+    const executions = await call('GET', '/replication/executions?limit=1000');
+    const ended = executions.body.filter((e: { status: string }) => !['pending', 'running'].includes(e.status)).length;
+    const deadline = Date.now() + 10_000;
+    let finishedEvents: { policy: string; status: string; bytes: number }[] = [];
+    while (Date.now() < deadline) {
+      const stored = await server.stores.outbox.read(0, 100_000);
+      finishedEvents = stored.map((e) => e.event).filter((e) => e.type === 'replication.finished') as unknown as typeof finishedEvents;
+      if (finishedEvents.length >= ended) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(finishedEvents.length, ended);
+    assert.ok(finishedEvents.some((e) => e.policy === 'dr-copy' && e.status === 'succeeded' && e.bytes > 0));
   });
 
   it('refuses what it must, with the right status (real HTTP)', async () => {
