@@ -206,12 +206,29 @@ export class CopyEngine {
     }
   }
 
-  /** Deletes `tag` at the destination (deletion propagation); true when it was there. */
+  /**
+   * Deletes `tag` at the destination (deletion propagation); true when it was there. The tag
+   * alone where the registry can (Berth, Distribution 3); a registry that deletes manifests
+   * only by digest (Distribution 2.8: 400/405) gets the manifest deleted only when no other
+   * tag there points at it, else the deletion is refused with the reason.
+   */
   async deleteTag(destination: CopySide, tag: string): Promise<boolean> {
-    const info = await destination.client.headManifest(destination.repository, tag);
+    const { client, repository } = destination;
+    const info = await client.headManifest(repository, tag);
     if (!info) return false;
-    // Registries delete manifests by digest; the tag goes with it.
-    await destination.client.deleteManifest(destination.repository, info.digest);
+    try {
+      await client.deleteManifest(repository, tag);
+      return true;
+    } catch (err) {
+      if (!(err instanceof RegistryClientError) || ![400, 405].includes(err.status)) throw err;
+    }
+    for (const other of await client.listTags(repository)) {
+      if (other === tag) continue;
+      if ((await client.headManifest(repository, other))?.digest === info.digest) {
+        throw new CopyRefused(`${repository}:${tag} shares its manifest with tag ${other}, and the registry deletes manifests only by digest`);
+      }
+    }
+    await client.deleteManifest(repository, info.digest);
     return true;
   }
 
@@ -359,7 +376,8 @@ export class CopyEngine {
       if (session) stats.resumedBytes += session.offset;
     }
     session ??= await dst.startUpload(repo);
-    await this.checkpoints.put(key, session);
+    // A blob of one chunk has nothing to resume: no checkpoint writes for it (most configs and small layers).
+    const resumable = blob.size > this.chunkSize;
 
     if (session.offset < blob.size) {
       const signal = this.options.signal;
@@ -373,7 +391,7 @@ export class CopyEngine {
         pendingBytes = 0;
         session = await dst.appendChunk(repo, session!, chunk, signal);
         stats.bytes += chunk.length;
-        await this.checkpoints.put(key, session);
+        if (resumable) await this.checkpoints.put(key, session);
       };
       try {
         for await (const piece of body as AsyncIterable<Buffer>) {
@@ -396,7 +414,7 @@ export class CopyEngine {
       }
     }
     await dst.completeUpload(repo, session, blob.digest);
-    await this.checkpoints.delete(key);
+    if (resumable || saved) await this.checkpoints.delete(key);
   }
 
   private check(): void {

@@ -154,6 +154,20 @@ describe('replication copy engine', () => {
     assert.equal(forced.stats.bytes, 0, 'blobs already there');
   });
 
+  it('deletion: a tag alone on Berth; on Distribution 2.8 by digest, unless another tag shares the manifest', async () => {
+    const engine = new CopyEngine();
+    const target = new OciClient({ baseUrl: second.url, retry: FAST_RETRY });
+    assert.equal(await engine.deleteTag({ client: target, repository: 'mirror/app' }, 'v1'), true);
+    assert.equal(await target.headManifest('mirror/app', 'v1'), null);
+    assert.ok(await target.headManifest('mirror/app', images[1]!.manifest.digest), 'Berth deleted the tag only');
+    // v9 and v2 point at the same manifest at Distribution, which cannot delete a tag alone.
+    await assert.rejects(engine.deleteTag({ client: dst, repository: 'dr/team/app' }, 'v9'), /shares its manifest with tag v2/);
+    assert.ok(await dst.headManifest('dr/team/app', 'v2'));
+    assert.equal(await engine.deleteTag({ client: dst, repository: 'dr/team/app' }, 'v0'), true);
+    assert.equal(await dst.headManifest('dr/team/app', 'v0'), null);
+    assert.equal(await engine.deleteTag({ client: dst, repository: 'dr/team/app' }, 'v0'), false, 'already gone');
+  });
+
   it('a cut source connection mid-blob resumes with Range: every byte is sent once', async () => {
     const image = bigImage(24 * MiB);
     await pushImage(src, 'prod/big', 'cut', image);

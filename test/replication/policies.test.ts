@@ -41,11 +41,11 @@ describe('replication policies', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
   };
-  const run = async (name: string) => {
+  const run = async (name: string, timeoutMs?: number) => {
     const res = await call('POST', `/replication/policies/${name}/run`);
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.status, 'pending');
-    return finished(res.body.id);
+    return finished(res.body.id, timeoutMs);
   };
 
   before(async () => {
@@ -82,7 +82,7 @@ describe('replication policies', () => {
     const created = await call('POST', '/replication/policies', { name: 'dr-copy', direction: 'push', registry: 'dr', repositories: ['prod/**'], tags: ['v*'], destNamespace: 'dr', flatten: 1 });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.trigger, 'manual');
-    const execution = await run('dr-copy');
+    const execution = await run('dr-copy', 240_000);
     assert.equal(execution.status, 'succeeded', JSON.stringify(execution));
     assert.equal(execution.copied, N);
     assert.equal(execution.failed, 0);
