@@ -183,6 +183,30 @@ describe('replication policies', () => {
     assert.equal((await remote.headManifest('hot/app', 'live'))?.digest, image.manifest.digest);
   });
 
+  it('cron trigger: the leased job queues and runs an execution when the expression comes due', async () => {
+    // Croner takes a seconds field: every second here, so the test does not wait for a minute boundary.
+    const created = await call('POST', '/replication/policies', { name: 'nightly', direction: 'push', registry: 'dr', repositories: ['prod/team/app0'], tags: ['v0'], destNamespace: 'dr', flatten: 1, trigger: 'cron', cron: '* * * * * *' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const deadline = Date.now() + 30_000;
+    let list;
+    do {
+      await new Promise((r) => setTimeout(r, 200));
+      list = await call('GET', '/replication/executions?policy=nightly');
+    } while (list.body.length === 0 && Date.now() < deadline);
+    assert.equal(list.body[0]?.trigger, 'cron');
+    const execution = await finished(list.body[list.body.length - 1].id);
+    assert.equal(execution.status, 'succeeded');
+    const tasks = (await call('GET', `/replication/executions/${execution.id}/tasks`)).body;
+    assert.deepEqual(tasks.map((t: { reference: string; status: string; bytes: number }) => [t.reference, t.status, t.bytes]), [['v0', 'skipped', 0]], JSON.stringify({ execution, tasks }));
+    assert.equal((await call('PUT', '/replication/policies/nightly', { enabled: false })).status, 200);
+    // Disabled: no new cron run is queued; the ones queued already run to their end.
+    for (const e of (await call('GET', '/replication/executions?policy=nightly')).body) await finished(e.id);
+    const count = (await call('GET', '/replication/executions?policy=nightly')).body.length;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await call('GET', '/replication/executions?policy=nightly')).body.length, count, 'a disabled cron policy is not queued');
+    assert.equal((await call('DELETE', '/replication/policies/nightly')).status, 204);
+  });
+
   it('the job records its runs; metrics count executions', async () => {
     const jobs = await call('GET', '/jobs');
     assert.equal(jobs.status, 200);
