@@ -161,6 +161,10 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'PATCH', path: '/registries/:name', access: 'admin', needs: 'system admin' },
   { method: 'DELETE', path: '/registries/:name', access: 'admin', needs: 'system admin' },
   { method: 'POST', path: '/registries/:name/ping', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/proxy-cache', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/projects/:project/proxy-cache', access: 'admin', needs: 'system admin' },
+  { method: 'PUT', path: '/projects/:project/proxy-cache', access: 'admin', needs: 'system admin' },
+  { method: 'DELETE', path: '/projects/:project/proxy-cache', access: 'admin', needs: 'system admin' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */
