@@ -12,12 +12,17 @@ export interface UpstreamBody {
   body: Readable;
 }
 
+/** A stalled upstream body (no bytes for this long) fails the fill, so waiting clients get an error instead of hanging. */
+const DEFAULT_IDLE_MS = 30_000;
+
 export interface FillDeps {
   blobs: Pick<BlobStore, 'createUpload' | 'appendUpload' | 'commitUpload' | 'abortUpload' | 'openRange'>;
   /** Records the committed bytes and links them into the repository (Registry.linkCachedBlob). */
   link(repository: string, digest: string, size: number): Promise<void>;
   /** Where downloads in progress are spooled (one file per fill, removed when it ends). */
   spoolDir: string;
+  /** Fail a download that receives no bytes for this long (ms; default 30 s). */
+  idleTimeoutMs?: number;
   onBytes?(n: number): void;
   onStored?(repository: string, digest: string, size: number): void;
   onFailed?(repository: string, digest: string, err: Error): void;
@@ -76,14 +81,15 @@ export class BlobFill extends EventEmitter {
       await mkdir(this.deps.spoolDir, { recursive: true });
       spool = await open(this.file, 'w');
       const hash = createHash('sha256');
-      for await (const chunk of upstream) {
-        const bytes = chunk as Buffer;
-        if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
-        hash.update(bytes);
-        await spool.write(bytes, 0, bytes.length, this.written);
-        this.written += bytes.length;
-        this.deps.onBytes?.(bytes.length);
-        this.emit('progress');
+      const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+      const idle = setTimeout(() => upstream.destroy(new Error(`the upstream sent no bytes for ${idleMs} ms`)), idleMs);
+      try {
+        for await (const chunk of upstream) {
+          idle.refresh();
+          await this.append(chunk as Buffer, hash, spool);
+        }
+      } finally {
+        clearTimeout(idle);
       }
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
       const computed = `sha256:${hash.digest('hex')}`;
@@ -104,6 +110,15 @@ export class BlobFill extends EventEmitter {
       this.emit('progress');
       await spool?.close().catch(() => undefined);
     }
+  }
+
+  private async append(bytes: Buffer, hash: ReturnType<typeof createHash>, spool: FileHandle): Promise<void> {
+    if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
+    hash.update(bytes);
+    await spool.write(bytes, 0, bytes.length, this.written);
+    this.written += bytes.length;
+    this.deps.onBytes?.(bytes.length);
+    this.emit('progress');
   }
 
   /** Staging → content address → blob row and link. */
@@ -141,7 +156,7 @@ export class BlobFill extends EventEmitter {
       fd = await open(this.file, 'r');
     } catch {
       if (this.settled && !this.error) return this.deps.blobs.openRange(this.digest, this.size > 0 ? { start, end } : undefined);
-      if (this.error) throw this.error;
+      if (this.error || this.settled) throw this.error ?? new Error('the download ended');
       // Not created yet: wait for the first bytes.
       await this.next();
       return this.reader(range);
@@ -153,7 +168,8 @@ export class BlobFill extends EventEmitter {
     try {
       let pos = start;
       while (pos <= end) {
-        if (this.error) throw this.error;
+        // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
+        if (this.error && !this.verified) throw this.error;
         const available = this.written;
         if (pos >= available) {
           await this.next();
@@ -162,7 +178,6 @@ export class BlobFill extends EventEmitter {
         const want = Math.min(READ_CHUNK, available - pos, end - pos + 1);
         // The last bytes of the blob wait for the digest check.
         if (pos + want > this.size - 1 && !this.verified) {
-          if (this.error) throw this.error;
           if (available === this.size) {
             await this.next();
             continue;

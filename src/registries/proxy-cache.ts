@@ -58,7 +58,7 @@ export function proxyMetrics(metrics: MetricsRegistry): ProxyMetrics {
   const misses = metrics.counter<'kind'>({ name: 'berth_proxy_cache_misses_total', help: 'Pull-through cache reads fetched from the upstream (kind: manifest, blob)', labels: ['kind'] });
   const joined = metrics.counter<'kind'>({ name: 'berth_proxy_cache_coalesced_total', help: 'Pull-through cache misses that joined a fetch already running (no upstream request of their own)', labels: ['kind'] });
   const bytes = metrics.counter({ name: 'berth_proxy_cache_upstream_bytes_total', help: 'Blob bytes received from upstreams' });
-  const errors = metrics.counter<'reason'>({ name: 'berth_proxy_cache_upstream_errors_total', help: 'Failed upstream requests (reason: unreachable, timeout, ratelimited, denied, status, digest)', labels: ['reason'] });
+  const errors = metrics.counter<'reason'>({ name: 'berth_proxy_cache_upstream_errors_total', help: 'Failed upstream requests (reason: unreachable, timeout, ratelimited, denied, status, digest, body = a blob download that failed midway)', labels: ['reason'] });
   return {
     hit: (kind) => hits.inc({ kind }),
     miss: (kind) => misses.inc({ kind }),
@@ -97,7 +97,12 @@ export class ProxyCache implements ReadThrough {
     private readonly metrics: ProxyMetrics,
     private readonly mirror: MirrorConfig | null = null,
   ) {
-    this.fills = new BlobFills({ ...fill, onBytes: (n) => metrics.upstreamBytes(n) });
+    this.fills = new BlobFills({
+      ...fill,
+      idleTimeoutMs: options.upstreamTimeoutMs,
+      onBytes: (n) => metrics.upstreamBytes(n),
+      onFailed: () => metrics.upstreamError('body'),
+    });
     this.mirrorClient = mirror
       ? openRegistryClient({ url: mirror.remoteurl, username: mirror.username ?? null, credential: mirror.password ?? null, insecure: false, caBundle: null }, { retry: { attempts: 2 } })
       : null;
@@ -272,8 +277,16 @@ export class ProxyCache implements ReadThrough {
     try {
       ({ fill, joined } = await this.fills.get(repository, digest, async () => {
         const req = blobRequests.get(up.name, digest);
-        const signal = this.signal();
-        const res = await up.client.send({ ...req, signal });
+        // The timeout covers the answer's headers only: the body may take long (a 1 GiB layer);
+        // a stalled body is the fill's idle timeout.
+        const controller = new AbortController();
+        const timer = setTimeout(() => controller.abort(new DOMException('upstream timeout', 'TimeoutError')), this.options.upstreamTimeoutMs);
+        let res: Response;
+        try {
+          res = await up.client.send({ ...req, signal: controller.signal });
+        } finally {
+          clearTimeout(timer);
+        }
         if (res.status === 404) {
           await discard(res);
           return null;
