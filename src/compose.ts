@@ -131,7 +131,12 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
     stores.proxyCache,
     stores.registries,
     { blobs, link: (repository, digest, size) => registry.linkCachedBlob(repository, digest, size), spoolDir: path.join(config.data.dir, 'proxy-spool') },
-    { upstreamTimeoutMs: durationMs(proxyConfig.upstreamtimeout), refreshMs: 10_000, defaultTagTtlMs: durationMs(proxyConfig.tagttl) },
+    {
+      upstreamTimeoutMs: durationMs(proxyConfig.upstreamtimeout),
+      refreshMs: 10_000,
+      defaultTagTtlMs: durationMs(proxyConfig.tagttl),
+      onFillFailed: (repository, digest, err) => logger.warn({ repository, digest, err: err.message, stack: process.env.BERTH_DEBUG_FILL ? err.stack : undefined }, 'pull-through cache: blob download failed; nothing was stored'),
+    },
     proxyMetrics(metrics),
     proxyConfig.remoteurl ? { remoteurl: proxyConfig.remoteurl, username: proxyConfig.username, password: proxyConfig.password, tagTtlMs: durationMs(proxyConfig.tagttl) } : null,
   );

@@ -153,6 +153,8 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
       metricsListener?.server.close();
       metricsListener?.server.closeAllConnections();
       await app.close();
+      // Blob downloads of the pull-through cache finish storing before the stores close.
+      await composition.proxyCache.cache.stop();
       await scheduler.stop();
       // Pull counts gathered since the last flush; a failure only loses statistics.
       await composition.pulls.flush().catch((err: unknown) => logger.warn({ err }, 'could not write the last pull counts'));

@@ -87,6 +87,8 @@ export class BlobFill extends EventEmitter {
         for await (const chunk of upstream) {
           idle.refresh();
           await this.append(chunk as Buffer, hash, spool);
+          // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
+          if (this.written === this.size) break;
         }
       } finally {
         clearTimeout(idle);
@@ -206,6 +208,12 @@ export class BlobFills {
 
   get inProgress(): number {
     return this.fills.size;
+  }
+
+  /** Waits for the fills in progress to end (at shutdown), at most `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    const running = [...this.fills.values()].map((p) => p.then((fill) => fill?.finished(), () => undefined));
+    await Promise.race([Promise.all(running), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
   }
 
   /**

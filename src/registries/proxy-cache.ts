@@ -31,6 +31,8 @@ export interface ProxyCacheOptions {
   refreshMs: number;
   /** Default tag TTL of a new cache project (ms). */
   defaultTagTtlMs: number;
+  /** Told about every blob download that failed (for the log). */
+  onFillFailed?(repository: string, digest: string, err: Error): void;
 }
 
 /** The upstream of one covered repository. */
@@ -99,9 +101,13 @@ export class ProxyCache implements ReadThrough {
   ) {
     this.fills = new BlobFills({
       ...fill,
+      link: (repository, digest, size) => this.serialised(repository, () => withRetries(() => fill.link(repository, digest, size))),
       idleTimeoutMs: options.upstreamTimeoutMs,
       onBytes: (n) => metrics.upstreamBytes(n),
-      onFailed: () => metrics.upstreamError('body'),
+      onFailed: (repository, digest, err) => {
+        metrics.upstreamError('body');
+        options.onFillFailed?.(repository, digest, err);
+      },
     });
     this.mirrorClient = mirror
       ? openRegistryClient({ url: mirror.remoteurl, username: mirror.username ?? null, credential: mirror.password ?? null, insecure: false, caBundle: null }, { retry: { attempts: 2 } })
@@ -115,8 +121,10 @@ export class ProxyCache implements ReadThrough {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops the refresh timer and lets blob downloads in progress finish storing (at most 10 s). */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await this.fills.drain(10_000);
   }
 
   async refresh(): Promise<void> {
@@ -156,6 +164,23 @@ export class ProxyCache implements ReadThrough {
       this.clients.set(binding.endpointId, entry);
     }
     return { label: `${entry.endpoint.name} (${entry.endpoint.url})`, client: entry.client, name: upstreamName(binding, entry.endpoint.kind, repository), tagTtlMs: binding.tagTtlMs };
+  }
+
+  private readonly linking = new Map<string, Promise<unknown>>();
+
+  /**
+   * Runs the links of one repository one after the other in this process: concurrent fills of
+   * a new repository would otherwise race to create its row (MySQL answers with deadlocks).
+   */
+  private serialised<T>(repository: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.linking.get(repository) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const tail = next.catch(() => undefined);
+    this.linking.set(repository, tail);
+    void tail.then(() => {
+      if (this.linking.get(repository) === tail) this.linking.delete(repository);
+    });
+    return next;
   }
 
   /** Runs `work` once for concurrent callers with the same key. */
@@ -341,6 +366,18 @@ export class ProxyCache implements ReadThrough {
     }
     this.metrics.upstreamError(reason);
     return error;
+  }
+}
+
+/** Retries a metadata write that lost a race with another replica (deadlock, lock timeout): 3 attempts. */
+async function withRetries<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof RegistryError) || err.status < 500) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
   }
 }
 
