@@ -44,7 +44,10 @@ const READ_CHUNK = 256 * 1024;
  * and nothing is recorded: the stored copy is whole or absent.
  */
 export class BlobFill extends EventEmitter {
+  /** Bytes received from the upstream, spooled and handed to live readers. */
   written = 0;
+  /** Bytes in the spool file (equal to `written`: each chunk is spooled before it is handed on). */
+  spooled = 0;
   /** Set once the digest matched (readers may then finish). */
   verified = false;
   /** Set once the blob is committed and linked (or the fill failed). */
@@ -114,13 +117,16 @@ export class BlobFill extends EventEmitter {
     }
   }
 
+  /** Spools a chunk (awaited: the upstream is read at the disk's pace), then hands it to the clients following live. */
   private async append(bytes: Buffer, hash: ReturnType<typeof createHash>, spool: FileHandle): Promise<void> {
     if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
     hash.update(bytes);
-    await spool.write(bytes, 0, bytes.length, this.written);
+    const start = this.written;
+    await spool.write(bytes, 0, bytes.length, start);
     this.written += bytes.length;
+    this.spooled = this.written;
     this.deps.onBytes?.(bytes.length);
-    this.emit('progress');
+    this.emit('progress', { start, bytes });
   }
 
   /** Staging → content address → blob row and link. */
@@ -142,7 +148,8 @@ export class BlobFill extends EventEmitter {
     await rm(this.file, { force: true });
   }
 
-  private next(): Promise<void> {
+  /** The next event: a chunk just spooled (`{start, bytes}`), or undefined for any other progress. */
+  private next(): Promise<{ start: number; bytes: Buffer } | undefined> {
     return new Promise((resolve) => this.once('progress', resolve));
   }
 
@@ -172,8 +179,22 @@ export class BlobFill extends EventEmitter {
       while (pos <= end) {
         // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
         if (this.error && !this.verified) throw this.error;
-        const available = this.written;
+        const available = this.spooled;
+        if (pos >= this.written) {
+          // Caught up with the download: take the next chunk from memory instead of reading it back.
+          const chunk = await this.next();
+          if (chunk && chunk.start === pos) {
+            const take = Math.min(chunk.bytes.length, end - pos + 1);
+            // The blob's last bytes still wait for the digest check (read from the spool after it).
+            if (pos + take <= this.size - 1 || this.verified) {
+              pos += take;
+              yield take === chunk.bytes.length ? chunk.bytes : chunk.bytes.subarray(0, take);
+            }
+          }
+          continue;
+        }
         if (pos >= available) {
+          // Received but not yet in the spool file: wait for the disk.
           await this.next();
           continue;
         }
