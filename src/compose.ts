@@ -135,6 +135,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
       upstreamTimeoutMs: durationMs(proxyConfig.upstreamtimeout),
       refreshMs: 10_000,
       defaultTagTtlMs: durationMs(proxyConfig.tagttl),
+      linked: (repository, digest) => metadata.repositories.linkedBlob(repository, digest),
       onFillFailed: (repository, digest, err) => logger.warn({ repository, digest, err: err.message, stack: process.env.BERTH_DEBUG_FILL ? err.stack : undefined }, 'pull-through cache: blob download failed; nothing was stored'),
     },
     proxyMetrics(metrics),

@@ -223,7 +223,7 @@ export class BlobFill extends EventEmitter {
 
 /** The fills in progress, by repository and digest: a second request for the same blob joins the first. */
 export class BlobFills {
-  private readonly fills = new Map<string, Promise<BlobFill | null>>();
+  private readonly fills = new Map<string, Promise<BlobFill | 'stored' | null>>();
 
   constructor(private readonly deps: FillDeps) {}
 
@@ -233,21 +233,22 @@ export class BlobFills {
 
   /** Waits for the fills in progress to end (at shutdown), at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    const running = [...this.fills.values()].map((p) => p.then((fill) => fill?.finished(), () => undefined));
+    const running = [...this.fills.values()].map((p) => p.then((fill) => (fill instanceof BlobFill ? fill.finished() : undefined), () => undefined));
     await Promise.race([Promise.all(running), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
   }
 
   /**
    * The fill of `digest` in `repository`: the running one, or a new one started with
-   * `fetch` (null when the upstream has no such blob). `joined` tells whether it was running.
+   * `fetch` (null when the upstream has no such blob; 'stored' when `fetch` found it stored
+   * meanwhile: a fill that just ended). `joined` tells whether it was running.
    */
-  async get(repository: string, digest: string, fetch: () => Promise<UpstreamBody | null>): Promise<{ fill: BlobFill | null; joined: boolean }> {
+  async get(repository: string, digest: string, fetch: () => Promise<UpstreamBody | 'stored' | null>): Promise<{ fill: BlobFill | 'stored' | null; joined: boolean }> {
     const key = `${repository}@${digest}`;
     const running = this.fills.get(key);
     if (running) return { fill: await running, joined: true };
     const started = (async () => {
       const upstream = await fetch();
-      if (!upstream) return null;
+      if (upstream === null || upstream === 'stored') return upstream;
       const fill = new BlobFill(repository, digest, upstream.size, upstream.body, this.deps);
       void fill.finished().then(async () => {
         this.fills.delete(key);
@@ -258,7 +259,7 @@ export class BlobFills {
     this.fills.set(key, started);
     started.then(
       (fill) => {
-        if (!fill) this.fills.delete(key);
+        if (!(fill instanceof BlobFill)) this.fills.delete(key);
       },
       () => this.fills.delete(key),
     );

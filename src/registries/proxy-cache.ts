@@ -31,6 +31,8 @@ export interface ProxyCacheOptions {
   refreshMs: number;
   /** Default tag TTL of a new cache project (ms). */
   defaultTagTtlMs: number;
+  /** The size of a blob linked into a repository, or null (core's linkedBlob): re-checked before a download starts. */
+  linked?(repository: string, digest: string): Promise<{ size: number } | null>;
   /** Told about every blob download that failed (for the log). */
   onFillFailed?(repository: string, digest: string, err: Error): void;
 }
@@ -89,6 +91,7 @@ export class ProxyCache implements ReadThrough {
   private readonly mirrorClient: OciClient | null;
   private readonly inflight = new Map<string, Promise<unknown>>();
   private readonly fills: BlobFills;
+  private readonly blobs: FillDeps['blobs'];
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -99,6 +102,7 @@ export class ProxyCache implements ReadThrough {
     private readonly metrics: ProxyMetrics,
     private readonly mirror: MirrorConfig | null = null,
   ) {
+    this.blobs = fill.blobs;
     this.fills = new BlobFills({
       ...fill,
       link: (repository, digest, size) => this.serialised(repository, () => withRetries(() => fill.link(repository, digest, size))),
@@ -211,6 +215,9 @@ export class ProxyCache implements ReadThrough {
       this.metrics.miss('manifest');
       const up = await this.upstream(repository);
       return this.coalesce(`m:${repository}@${reference}`, 'manifest', async () => {
+        // Stored by a fetch that ended between the lookup above and now.
+        const stored = await this.store.manifest(repository, reference);
+        if (stored) return record(stored);
         try {
           const fetched = await this.fetchManifest(up, repository, reference);
           return fetched ? record(fetched) : null;
@@ -227,6 +234,15 @@ export class ProxyCache implements ReadThrough {
       return record(cached);
     }
     return this.coalesce(`t:${repository}:${reference}`, 'manifest', async () => {
+      // A fetch that ended between the lookup above and now has stored (or revalidated) the tag.
+      const now = await this.store.tag(repository, reference);
+      if (now && (!tag || now.validatedAt > tag.validatedAt) && Date.now() - now.validatedAt < up.tagTtlMs) {
+        const fresh = await this.store.manifest(repository, now.digest);
+        if (fresh) {
+          this.metrics.hit('manifest');
+          return record(fresh);
+        }
+      }
       if (tag && cached) {
         // Revalidate with a HEAD (free of Docker Hub's pull rate limit); on any upstream trouble serve what we have.
         try {
@@ -301,6 +317,8 @@ export class ProxyCache implements ReadThrough {
     let fill;
     try {
       ({ fill, joined } = await this.fills.get(repository, digest, async () => {
+        // A fill that ended between core's lookup and this one has linked the blob: no second download.
+        if (this.options.linked && (await this.options.linked(repository, digest))) return 'stored';
         const req = blobRequests.get(up.name, digest);
         // The timeout covers the answer's headers only: the body may take long (a 1 GiB layer);
         // a stalled body is the fill's idle timeout.
@@ -328,6 +346,12 @@ export class ProxyCache implements ReadThrough {
       throw this.upstreamFailure(up, err, `blob ${digest} of ${up.name}`);
     }
     if (!fill) return null;
+    if (fill === 'stored') {
+      const stored = await this.options.linked!(repository, digest);
+      if (!stored) return null;
+      const size = stored.size;
+      return { size, open: (range) => this.blobs.openRange(digest, range ?? (size > 0 ? { start: 0, end: size - 1 } : undefined)), redirectUrl: async () => null };
+    }
     if (joined) this.metrics.coalesced('blob');
     else this.metrics.miss('blob');
     const running = fill;
