@@ -176,11 +176,13 @@ describe('pull-through cache projects', () => {
   });
 
   it('upstream stopped: cached pulls still work with skopeo; the metrics count hits, misses, bytes and errors', async () => {
-    proxy.mode = 'down';
+    // The docker-registry process itself is stopped (the proxy in front of it then fails every request).
+    await upstream.stop();
+    const never = await fetch(`${server.url}/v2/hub/lib/gone/manifests/v1`, { headers: { authorization: adminAuth() } });
+    assert.equal(never.status, 502, 'a never-cached tag with the upstream stopped');
     const out = sandbox.path('offline');
     await sandbox.skopeo(['copy', '--src-tls-verify=false', '--src-creds', `admin:${ADMIN_PASSWORD}`, `docker://${registryHost(server.url)}/hub/lib/app:v1`, `dir:${out}`]);
     for (const blob of image.layers) assert.ok(readFileSync(path.join(out, blob.digest.slice(7))).equals(blob.data));
-    proxy.mode = 'pass';
     const metrics = await (await fetch(server.metricsUrl!, { headers: { authorization: adminAuth() } })).text();
     for (const series of ['berth_proxy_cache_hits_total{kind="manifest"}', 'berth_proxy_cache_misses_total{kind="blob"}', 'berth_proxy_cache_upstream_bytes_total', 'berth_proxy_cache_upstream_errors_total{reason="timeout"}', 'berth_proxy_cache_coalesced_total{kind="blob"}']) {
       assert.match(metrics, new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} [1-9]`, 'm'), series);
