@@ -88,7 +88,7 @@ export default tseslint.config(
       '../scanning/*', '!../scanning/ports.js',
       '../signatures/*', '!../signatures/ports.js',
       '../sbom/*', '!../sbom/ports.js',
-      '../registries/*', '!../registries/ports.js',
+      '../registries/*', '!../registries/ports.js', '!../registries/proxy-ports.js',
       '../audit/**',
       '../policies/**', '../client/**',
       ...SECRETS,

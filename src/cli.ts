@@ -17,7 +17,7 @@ import { registerWebhookCommands } from './cli/webhooks.js';
 import { registerSignatureCommands } from './cli/signatures.js';
 import { registerVulnDbCommands } from './cli/vulndb.js';
 import { registerSbomCommands } from './cli/sbom.js';
-import { registerRegistryCommands } from './cli/registries.js';
+import { registerCacheCommands, registerRegistryCommands } from './cli/registries.js';
 import { registerReplicationCommands } from './cli/replication.js';
 
 // Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
@@ -110,6 +110,7 @@ registerSignatureCommands(program, loadConfigured);
 registerVulnDbCommands(program, loadConfigured);
 registerSbomCommands(program, loadConfigured);
 registerRegistryCommands(program, loadConfigured);
+registerCacheCommands(program, loadConfigured);
 registerReplicationCommands(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

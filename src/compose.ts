@@ -29,7 +29,11 @@ import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, viol
 import { ArtifactScanner } from './scanning/scanner.js';
 import { coreArtifactStore, SbomService } from './sbom/index.js';
 import { sqliteRpmDbReader } from './metadata/rpmdb.js';
+import path from 'node:path';
 import { RegistryService } from './registries/service.js';
+import { ProxyCache, proxyMetrics } from './registries/proxy-cache.js';
+import { proxyCachePolicy } from './registries/proxy-policy.js';
+import { ProxyCacheService } from './registries/proxy-service.js';
 import { openRegistryClient } from './registries/open-client.js';
 import { LocalRegistry, ReplicationService } from './replication/index.js';
 
@@ -66,6 +70,8 @@ export interface Composition {
   sbom: SbomService;
   /** Remote registry endpoints, for the admin API, the CLI, replication and cache projects (src/registries). */
   registries: RegistryService;
+  /** Pull-through cache: core's read-through source for cache projects (or the mirror), and its bindings service. */
+  proxyCache: { cache: ProxyCache; service: ProxyCacheService };
   /** Replication policies, executions, the leased job and the push consumer (src/replication). */
   replication: ReplicationService;
 }
@@ -141,6 +147,25 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
     policies,
     pulls,
   );
+  // Pull-through cache projects (and proxy.remoteurl): reads of their repositories go through
+  // core's ReadThrough seam; writes are refused by the proxy-cache policy.
+  const proxyConfig = config.proxy;
+  const proxyCache = new ProxyCache(
+    stores.proxyCache,
+    stores.registries,
+    { blobs, link: (repository, digest, size) => registry.linkCachedBlob(repository, digest, size), spoolDir: path.join(config.data.dir, 'proxy-spool') },
+    {
+      upstreamTimeoutMs: durationMs(proxyConfig.upstreamtimeout),
+      refreshMs: 10_000,
+      defaultTagTtlMs: durationMs(proxyConfig.tagttl),
+      linked: (repository, digest) => metadata.repositories.linkedBlob(repository, digest),
+      onFillFailed: (repository, digest, err) => logger.warn({ repository, digest, err: err.message, stack: process.env.BERTH_DEBUG_FILL ? err.stack : undefined }, 'pull-through cache: blob download failed; nothing was stored'),
+    },
+    proxyMetrics(metrics),
+    proxyConfig.remoteurl ? { remoteurl: proxyConfig.remoteurl, username: proxyConfig.username, password: proxyConfig.password, tagTtlMs: durationMs(proxyConfig.tagttl) } : null,
+  );
+  registry.attachReadThrough(proxyCache);
+  policies.register(proxyCachePolicy(proxyCache, proxyConfig.remoteurl ?? null));
   // GC reviews what the outbox says may be garbage: deliver pending events before each run.
   const gc = createGc(config, blobs, stores.gc, stores.leases, logger, () => events.drain(stores.leases), policies);
 
@@ -172,7 +197,9 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
   const registries = new RegistryService(stores.registries);
   registries.addUsageCheck(async (endpoint) => (await stores.replication.policiesUsing(endpoint.name)).map((p) => `replication policy ${p}`));
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom, registries, replication };
+  const proxyService = new ProxyCacheService(stores.proxyCache, stores.registries, proxyCache);
+  registries.addUsageCheck((endpoint) => proxyService.usersOf(endpoint.id));
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, sbom, registries, proxyCache: { cache: proxyCache, service: proxyService }, replication };
 }
 
 /**

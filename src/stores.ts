@@ -22,6 +22,7 @@ import type { WebhookStore } from './webhooks/ports.js';
 import type { VulnDbStore } from './scanning/ports.js';
 import type { SignatureStore } from './signatures/ports.js';
 import type { RegistryEndpointStore } from './registries/ports.js';
+import type { ProxyCacheStore } from './registries/proxy-ports.js';
 import type { ReplicationStore } from './replication/ports.js';
 
 /**
@@ -62,6 +63,8 @@ export interface Stores {
   oidc: OidcStore;
   /** Remote registry endpoints for replication and pull-through cache projects (src/registries). */
   registries: RegistryEndpointStore;
+  /** Pull-through cache projects, cached manifests and tags (src/registries). */
+  proxyCache: ProxyCacheStore;
   /** Replication policies, executions, tasks and upload checkpoints (src/replication). */
   replication: ReplicationStore;
   close(): Promise<void>;

@@ -23,7 +23,12 @@ async function withRegistries(loadConfig: LoadConfig, fn: (service: RegistryServ
   const [{ openStores }, { RegistryService }, { RegistryError }] = await Promise.all([import('../stores.js'), import('../registries/service.js'), import('../core/errors.js')]);
   const stores = await openStores(config);
   try {
-    await fn(new RegistryService(stores.registries));
+    const service = new RegistryService(stores.registries);
+    // As in compose.ts: an endpoint a cache project uses cannot be removed.
+    const { ProxyCacheService } = await import('../registries/proxy-service.js');
+    const proxy = new ProxyCacheService(stores.proxyCache, stores.registries, { refresh: async () => undefined });
+    service.addUsageCheck((endpoint) => proxy.usersOf(endpoint.id));
+    await fn(service);
   } catch (err) {
     const wrongOption = (err as { usage?: boolean }).usage === true;
     if (!(err instanceof RegistryError) && !wrongOption) throw err;
@@ -117,6 +122,70 @@ export function registerRegistryCommands(program: Command, loadConfig: LoadConfi
         const result = await service.ping(name);
         out(flags.json ? JSON.stringify(result, null, 2) : result.ok ? `ok: ${name} answered in ${result.latencyMs} ms (auth: ${result.auth})` : `failed: ${result.reason}`);
         if (!result.ok) process.exitCode = 1;
+      }),
+    );
+}
+
+/**
+ * `berth registry cache set|list|remove`: pull-through cache projects, as
+ * /api/v1/projects/<project>/proxy-cache. Bindings changed here apply to running servers within
+ * their refresh interval (10 s).
+ */
+export function registerCacheCommands(program: Command, loadConfig: LoadConfig): void {
+  const registry = program.commands.find((c) => c.name() === 'registry')!;
+  const cache = registry.command('cache').description('pull-through cache projects bound to an endpoint (docs/proxy-cache.md)');
+  const withCache = async (fn: (service: import('../registries/proxy-service.js').ProxyCacheService, ttlMs: number) => Promise<void>) => {
+    const config = await loadConfig();
+    const [{ openStores }, { ProxyCacheService }, { RegistryError }, { durationMs }] = await Promise.all([
+      import('../stores.js'),
+      import('../registries/proxy-service.js'),
+      import('../core/errors.js'),
+      import('../config/schema.js'),
+    ]);
+    const stores = await openStores(config);
+    try {
+      await fn(new ProxyCacheService(stores.proxyCache, stores.registries, { refresh: async () => undefined }), durationMs(config.proxy.tagttl));
+    } catch (err) {
+      const wrongOption = (err as { usage?: boolean }).usage === true;
+      if (!(err instanceof RegistryError) && !wrongOption) throw err;
+      process.stderr.write(`berth: ${(err as Error).message}\n`);
+      process.exitCode = wrongOption ? 2 : 1;
+    } finally {
+      await stores.close();
+    }
+  };
+  cache
+    .command('set <project> <endpoint>')
+    .description('make a project a pull-through cache of an endpoint (pushes to it are refused from then on)')
+    .option('--namespace <prefix>', 'prefix of repository names upstream (<project>/app pulls <prefix>/app)')
+    .option('--tag-ttl <seconds>', 'revalidate a cached tag upstream only after this many seconds (default proxy.tagttl)')
+    .action((project: string, endpoint: string, flags: { namespace?: string; tagTtl?: string }) =>
+      withCache(async (service, defaultTtlMs) => {
+        if (flags.tagTtl !== undefined && !/^\d{1,8}$/.test(flags.tagTtl)) throw usage('--tag-ttl must be a whole number of seconds');
+        const ttl = flags.tagTtl === undefined ? defaultTtlMs : Number(flags.tagTtl) * 1000;
+        const saved = await service.view(await service.set(project, { endpoint, namespace: flags.namespace ?? null, tagTtlMs: ttl }));
+        out(`project ${saved.project} pulls through ${saved.endpoint}${saved.namespace ? ` (namespace ${saved.namespace})` : ''}, tags revalidated after ${saved.tagTtlSeconds} s`);
+      }),
+    );
+  cache
+    .command('list')
+    .description('the cache projects and their endpoints')
+    .option('--json', 'print them as JSON (as GET /api/v1/proxy-cache)')
+    .action((flags: { json?: boolean }) =>
+      withCache(async (service) => {
+        const views = await Promise.all((await service.list()).map((b) => service.view(b)));
+        if (flags.json) return out(JSON.stringify(views, null, 2));
+        if (views.length === 0) return out('no cache projects');
+        for (const v of views) out(`${v.project.padEnd(20)} ${String(v.endpoint).padEnd(20)} ${v.namespace ?? '-'}  ttl ${v.tagTtlSeconds} s`);
+      }),
+    );
+  cache
+    .command('remove <project>')
+    .description('unbind a cache project (cached blobs stay; it becomes a normal project)')
+    .action((project: string) =>
+      withCache(async (service) => {
+        await service.remove(project);
+        out(`project ${project} is no longer a pull-through cache`);
       }),
     );
 }

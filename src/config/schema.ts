@@ -344,6 +344,25 @@ export const configSchema = z
       .default({ enabled: true, auth: 'admin', refresh: '30s', projectlabels: 500, storagecapacity: 0 }),
     /** Audit export to SIEMs (src/audit, docs/observability.md#audit-export). */
     audit: auditConfigSchema,
+    /**
+     * Pull-through caching (docs/proxy-cache.md). `remoteurl` makes the whole registry a mirror of
+     * one upstream, as Distribution's `proxy:` section does (pushes refused); cache projects are
+     * bound to endpoints through the API instead. `ttl` is Distribution's blob expiry, accepted
+     * for compatibility (cache retention is not enforced yet).
+     */
+    proxy: z
+      .object({
+        remoteurl: z.string().url().optional(),
+        username: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+        ttl: duration.optional(),
+        /** A cached tag is revalidated upstream (one HEAD) only when last checked longer ago than this. */
+        tagttl: duration.default('5m'),
+        /** How long to wait for an upstream's answer before serving cached content or failing with 504. */
+        upstreamtimeout: duration.default('30s'),
+      })
+      .strict()
+      .default({ tagttl: '5m', upstreamtimeout: '30s' }),
     /** Storage quotas per project (limits are set through the API or `berth quota set`): docs/policies.md#storage-quotas. */
     quotas: z
       .object({

@@ -19,6 +19,7 @@ import { KyselySignatureStore } from './signature-store.js';
 import { KyselyVulnDbStore } from './vulndb-store.js';
 import { KyselyOidcStore } from './oidc-store.js';
 import { KyselyRegistryEndpointStore } from './registry-endpoint-store.js';
+import { KyselyProxyCacheStore } from './proxy-cache-store.js';
 import { KyselyReplicationStore } from './replication-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
@@ -72,6 +73,8 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     oidc: new KyselyOidcStore(metadata.db, metadata.dialect),
     // Remote registry endpoints, credentials sealed at rest (src/registries).
     registries: new KyselyRegistryEndpointStore(metadata.db, metadata.dialect, sealer),
+    // Pull-through cache projects and the manifests and tags fetched for them (src/registries).
+    proxyCache: new KyselyProxyCacheStore(metadata.db, metadata.dialect),
     // Replication policies, executions, tasks, upload checkpoints (src/replication).
     replication: new KyselyReplicationStore(metadata.db, metadata.dialect),
   };

@@ -16,6 +16,7 @@ import * as oidc from './migrations/0013-oidc.js';
 import * as uploadReceipts from './migrations/0014-upload-receipts.js';
 import * as scans from './migrations/0015-scans.js';
 import * as registries from './migrations/0019-registries.js';
+import * as proxyCache from './migrations/0020-proxy-cache.js';
 import * as replication from './migrations/0021-replication.js';
 
 export type { Dialect } from './dialect.js';
@@ -46,6 +47,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0014-upload-receipts': uploadReceipts,
   '0015-scans': scans,
   '0019-registries': registries,
+  '0020-proxy-cache': proxyCache,
   '0021-replication': replication,
 };
 

@@ -119,6 +119,12 @@ export class RegistryService {
   }
 }
 
+/** What to do about a certificate the endpoint's TLS settings do not trust. */
+function tlsHint(err: unknown): string {
+  const code = String((err as { cause?: { code?: unknown } }).cause?.code ?? '');
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code) ? ': the TLS certificate is not trusted (give the endpoint its CA as caBundle, or set insecure)' : '';
+}
+
 function check(input: RegistryEndpointInput): void {
   if (!ENDPOINT_NAME.test(input.name)) throw new RegistryError('INVALID_ARGUMENT', 'endpoint name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
   if (input.credential !== null && input.username === null) throw new RegistryError('INVALID_ARGUMENT', 'a credential needs a username');
@@ -141,7 +147,7 @@ export async function pingEndpoint(endpoint: RegistryEndpoint, timeoutMs = 10_00
     first = await endpointFetch(endpoint)(where, { signal, redirect: 'manual' });
     await first.arrayBuffer().catch(() => undefined);
   } catch (err) {
-    const reason = signal.aborted ? `no answer from ${where} within ${timeoutMs} ms` : `cannot reach ${where}: ${describeError(err)}`;
+    const reason = signal.aborted ? `no answer from ${where} within ${timeoutMs} ms` : `cannot reach ${where}: ${describeError(err)}${tlsHint(err)}`;
     return result({ ok: false, status: 0, auth: 'unknown', apiVersion: null, reason });
   }
   if (first.status === 401) {

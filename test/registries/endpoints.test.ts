@@ -184,6 +184,18 @@ describe('registry endpoints', () => {
     assert.match(dup.stderr, /already exists/);
     const badKind = await berth(['registry', 'add', 'x', locked.url, '--kind', 'nope']);
     assert.equal(badKind.code, 2);
+    const bound = await berth(['registry', 'cache', 'set', 'mirror', 'cli-dist', '--namespace', 'lib', '--tag-ttl', '60']);
+    assert.equal(bound.code, 0, bound.stderr);
+    assert.match(bound.stdout, /project mirror pulls through cli-dist \(namespace lib\), tags revalidated after 60 s/);
+    const caches = await berth(['registry', 'cache', 'list', '--json']);
+    assert.deepEqual((JSON.parse(caches.stdout) as { project: string; endpoint: string }[]).map((c) => [c.project, c.endpoint]), [['mirror', 'cli-dist']]);
+    const inUse = await berth(['registry', 'remove', 'cli-dist']);
+    assert.equal(inUse.code, 1);
+    assert.match(inUse.stderr, /in use by cache project mirror/);
+    const badTtl = await berth(['registry', 'cache', 'set', 'mirror', 'cli-dist', '--tag-ttl', 'soon']);
+    assert.equal(badTtl.code, 2);
+    const unbound = await berth(['registry', 'cache', 'remove', 'mirror']);
+    assert.equal(unbound.code, 0, unbound.stderr);
     const removed = await berth(['registry', 'remove', 'cli-dist']);
     assert.equal(removed.code, 0, removed.stderr);
     assert.equal(await server.stores.registries.byName('cli-dist'), null);

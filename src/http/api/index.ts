@@ -23,7 +23,7 @@ import { webhookRoutes } from './webhooks.js';
 import { signatureRoutes } from './signatures.js';
 import { scanningRoutes } from './scanning.js';
 import { sbomRoutes } from './sbom.js';
-import { registryRoutes } from './registries.js';
+import { proxyCacheRoutes, registryRoutes } from './registries.js';
 import { replicationRoutes } from './replication.js';
 
 export const API_PREFIX = '/api/v1';
@@ -42,7 +42,7 @@ export function apiActor(request: FastifyRequest): Actor {
 
 /** Every admin-API route this server serves, given its features: the one route table. */
 export function apiRoutes(features: ApiFeatures): ApiRoute[] {
-  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.oidc ? oidcRoutes : []), ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : []), ...(features.scanning ? scanningRoutes : []), ...(features.sbom ? sbomRoutes : []), ...(features.registries ? registryRoutes : []), ...(features.replication ? replicationRoutes : [])];
+  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.oidc ? oidcRoutes : []), ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : []), ...(features.scanning ? scanningRoutes : []), ...(features.sbom ? sbomRoutes : []), ...(features.registries ? registryRoutes : []), ...(features.proxyCache ? proxyCacheRoutes : []), ...(features.replication ? replicationRoutes : [])];
 }
 
 /**

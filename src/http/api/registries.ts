@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { REGISTRY_KINDS, endpointView, type RegistryService } from '../../registries/index.js';
+import type { ProxyCacheService } from '../../registries/proxy-service.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
 const EndpointFields = {
@@ -72,5 +73,53 @@ export const registryRoutes: ApiRoute[] = [
     path: '/registries/:name/ping',
     summary: 'Test connection: GET /v2/ on the endpoint, authenticating as it asks (Basic or Bearer token); answers ok, status, auth scheme, latency and the reason of a failure',
     handler: async (ctx) => service(ctx).ping(ctx.params.name!),
+  },
+];
+
+const ProxyBinding = z
+  .object({
+    endpoint: z.string().min(1).max(64).describe('name of the registry endpoint to pull through from'),
+    namespace: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/).nullable().default(null).describe('prefix of repository names upstream (hub/app pulls <namespace>/app); null: none'),
+    tagTtlSeconds: z.number().int().min(0).max(365 * 86_400).optional().describe('a cached tag is revalidated upstream (one HEAD) only after this many seconds (default proxy.tagttl)'),
+  })
+  .strict();
+
+function proxyService(ctx: ApiContext): ProxyCacheService {
+  return ctx.features.proxyCache!;
+}
+
+/** Pull-through cache projects (src/registries): system administrators only. */
+export const proxyCacheRoutes: ApiRoute[] = [
+  {
+    method: 'GET',
+    path: '/proxy-cache',
+    summary: 'The pull-through cache projects and their upstream endpoints',
+    handler: async (ctx) => Promise.all((await proxyService(ctx).list()).map((b) => proxyService(ctx).view(b))),
+  },
+  {
+    method: 'GET',
+    path: '/projects/:project/proxy-cache',
+    summary: "A cache project's upstream binding (404 when the project is not a cache)",
+    handler: async (ctx) => proxyService(ctx).view(await proxyService(ctx).get(ctx.params.project!)),
+  },
+  {
+    method: 'PUT',
+    path: '/projects/:project/proxy-cache',
+    summary: 'Make a project a pull-through cache of a registry endpoint (or change its binding); pushes to it are refused from then on',
+    body: ProxyBinding,
+    handler: async (ctx) => {
+      const body = ctx.body as z.infer<typeof ProxyBinding>;
+      const ttl = body.tagTtlSeconds === undefined ? ctx.features.proxyCacheDefaultTtlMs ?? 300_000 : body.tagTtlSeconds * 1000;
+      return proxyService(ctx).view(await proxyService(ctx).set(ctx.params.project!, { endpoint: body.endpoint, namespace: body.namespace, tagTtlMs: ttl }));
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/projects/:project/proxy-cache',
+    summary: 'Unbind a cache project from its upstream (cached blobs stay; its repositories then read and write as a normal project)',
+    status: 204,
+    handler: async (ctx) => {
+      await proxyService(ctx).remove(ctx.params.project!);
+    },
   },
 ];

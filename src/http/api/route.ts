@@ -17,6 +17,7 @@ import type { SignatureService } from '../../signatures/service.js';
 import type { ArtifactScanner } from '../../scanning/scanner.js';
 import type { SbomService } from '../../sbom/service.js';
 import type { RegistryService } from '../../registries/service.js';
+import type { ProxyCacheService } from '../../registries/proxy-service.js';
 import type { ReplicationService } from '../../replication/service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
@@ -44,6 +45,10 @@ export interface ApiFeatures {
   sbom?: SbomService;
   /** /api/v1/registries[…]: remote registry endpoints and their connection test (src/registries). */
   registries?: RegistryService;
+  /** /api/v1/proxy-cache and /api/v1/projects/:project/proxy-cache: pull-through cache projects (src/registries). */
+  proxyCache?: ProxyCacheService;
+  /** The default tag TTL of a new cache project (proxy.tagttl), ms. */
+  proxyCacheDefaultTtlMs?: number;
   /** /api/v1/replication/…: replication policies, executions and tasks (src/replication). */
   replication?: ReplicationService;
 }
