@@ -168,6 +168,17 @@ describe('replication copy engine', () => {
     assert.equal(await engine.deleteTag({ client: dst, repository: 'dr/team/app' }, 'v0'), false, 'already gone');
   });
 
+  it('a bandwidth limit holds over the copy (token bucket, one second of burst)', async () => {
+    const image = bigImage(12 * MiB);
+    await pushImage(src, 'prod/slow', 'v1', image);
+    const started = Date.now();
+    const r = await new CopyEngine({ bandwidth: 4 * MiB, chunkSize: 2 * MiB }).copy({ client: src, repository: 'prod/slow' }, { client: dst, repository: 'dr/slow' }, 'v1');
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(r.status, 'copied', r.reason);
+    // 12 MiB at 4 MiB/s with a 4 MiB burst: at least 2 s.
+    assert.ok(seconds >= 1.9, `12 MiB took ${seconds} s at 4 MiB/s`);
+  });
+
   it('a cut source connection mid-blob resumes with Range: every byte is sent once', async () => {
     const image = bigImage(24 * MiB);
     await pushImage(src, 'prod/big', 'cut', image);
