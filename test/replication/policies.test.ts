@@ -156,6 +156,24 @@ describe('replication policies', () => {
     assert.ok(await local.headManifest('mirror/lib/tool', '1.1'));
   });
 
+  it('filters: only signed artifacts, and by artifact type, with the reason on each skipped task', async () => {
+    assert.equal((await call('POST', '/replication/policies', { name: 'signed', direction: 'push', registry: 'dr', repositories: ['prod/team/app0'], tags: ['v0', 'v4'], onlySigned: true, destNamespace: 'signed', flatten: -1 })).status, 201);
+    const execution = await run('signed');
+    assert.equal(execution.status, 'succeeded');
+    const tasks = (await call('GET', `/replication/executions/${execution.id}/tasks`)).body as { reference: string; status: string; reason: string | null }[];
+    const byTag = Object.fromEntries(tasks.map((t) => [t.reference, t]));
+    assert.equal(byTag.v0?.status, 'copied', 'v0 carries a cosign signature referrer');
+    assert.equal(byTag.v4?.status, 'skipped');
+    assert.match(byTag.v4?.reason ?? '', /not signed/);
+    assert.ok(await remote.headManifest('signed/app0', 'v0'));
+    assert.equal(await remote.headManifest('signed/app0', 'v4'), null);
+    assert.equal((await call('PUT', '/replication/policies/signed', { onlySigned: false, artifactTypes: ['application/vnd.example.other'] })).status, 200);
+    const typed = await run('signed');
+    const typedTasks = (await call('GET', `/replication/executions/${typed.id}/tasks`)).body as { status: string; reason: string }[];
+    assert.ok(typedTasks.every((t) => t.status === 'skipped' && /artifact type application\/vnd.oci.image.config.v1\+json is not one of/.test(t.reason)), JSON.stringify(typedTasks));
+    assert.equal((await call('DELETE', '/replication/policies/signed')).status, 204);
+  });
+
   it('a source repository that cannot be listed is a failed task with the reason', async () => {
     assert.equal((await call('POST', '/replication/policies', { name: 'missing', direction: 'pull', registry: 'dist', repositories: ['lib/missing'] })).status, 201);
     const execution = await run('missing');
