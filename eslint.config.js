@@ -8,7 +8,7 @@ import tseslint from 'typescript-eslint';
  * each other; only the composition root (server.ts, compose.ts, stores.ts, cli/) wires them.
  */
 const DRIVERS = ['kysely', 'pg', 'better-sqlite3', 'mysql2', '@aws-sdk/*'];
-const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck', 'metrics', 'retention', 'audit', 'quotas', 'tags', 'webhooks', 'scanning', 'signatures', 'sbom'];
+const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck', 'metrics', 'retention', 'audit', 'quotas', 'tags', 'webhooks', 'scanning', 'signatures', 'sbom', 'registries', 'replication'];
 const ROOT = ['**/server.js', '**/compose.js', '**/stores.js', '**/cli.js', '**/cli/**'];
 const ADAPTERS = ['**/metadata/**', '**/storage/**'];
 /** The secrets-at-rest implementation (src/secrets): chosen by the composition root; everyone else uses core's SecretSealer port. */
@@ -31,9 +31,14 @@ function forbid(files, { groups = [], packages = [], message }) {
   };
 }
 
+/**
+ * What a feature may use of another: the distribution client (it depends only on core), and the
+ * registry endpoints' port and client opener (replication and cache projects reach remotes through them).
+ */
+const SHARED_FEATURE_FILES = ['!**/registries/ports.js', '!**/registries/open-client.js', '!**/registries/tls-fetch.js'];
 const featureRules = FEATURES.map((feature) =>
   forbid([`src/${feature}/**/*.ts`], {
-    groups: [...ROOT, ...ADAPTERS, ...SECRETS, '**/http/**', ...FEATURES.filter((f) => f !== feature).map((f) => `**/${f}/**`)],
+    groups: [...ROOT, ...ADAPTERS, ...SECRETS, '**/http/**', ...FEATURES.filter((f) => f !== feature && f !== 'client').map((f) => `**/${f}/**`), ...SHARED_FEATURE_FILES],
     packages: [...DRIVERS, 'fastify'],
     message: `src/${feature} is a feature: it may import core, config and the jobs model, never adapters, HTTP, the composition root or another feature (docs/architecture.md)`,
   }),
@@ -83,6 +88,7 @@ export default tseslint.config(
       '../scanning/*', '!../scanning/ports.js',
       '../signatures/*', '!../signatures/ports.js',
       '../sbom/*', '!../sbom/ports.js',
+      '../registries/*', '!../registries/ports.js', '!../registries/proxy-ports.js',
       '../audit/**',
       '../policies/**', '../client/**',
       ...SECRETS,

@@ -18,6 +18,8 @@ import { registerSignatureCommands } from './cli/signatures.js';
 import { registerVulnPolicyCommands } from './cli/vuln-policy.js';
 import { registerVulnDbCommands } from './cli/vulndb.js';
 import { registerSbomCommands } from './cli/sbom.js';
+import { registerCacheCommands, registerRegistryCommands } from './cli/registries.js';
+import { registerReplicationCommands } from './cli/replication.js';
 
 // Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
 // command imports what it runs (the server, the stores, zod and the YAML parser) when it runs,
@@ -109,6 +111,9 @@ registerSignatureCommands(program, loadConfigured);
 registerVulnDbCommands(program, loadConfigured);
 registerVulnPolicyCommands(program, loadConfigured);
 registerSbomCommands(program, loadConfigured);
+registerRegistryCommands(program, loadConfigured);
+registerCacheCommands(program, loadConfigured);
+registerReplicationCommands(program, loadConfigured);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // A ConfigError (src/config/load.ts, not imported here to keep startup light): the message says it all.

@@ -36,6 +36,13 @@ import { supplyChainMetrics } from './scanning/metrics.js';
 import { vulnerabilityPolicy, VulnPolicyService, VulnVerdictCache, vulnViolationRecorder } from './scanning/index.js';
 import { coreArtifactStore, SbomService } from './sbom/index.js';
 import { sqliteRpmDbReader } from './metadata/rpmdb.js';
+import path from 'node:path';
+import { RegistryService } from './registries/service.js';
+import { ProxyCache, proxyMetrics } from './registries/proxy-cache.js';
+import { proxyCachePolicy } from './registries/proxy-policy.js';
+import { ProxyCacheService } from './registries/proxy-service.js';
+import { openRegistryClient } from './registries/open-client.js';
+import { LocalRegistry, ReplicationService } from './replication/index.js';
 
 /**
  * The composition root's other half: core, its policies, event consumers and jobs, wired on
@@ -72,6 +79,12 @@ export interface Composition {
   sbom: SbomService;
   /** SBOM and scan on push per project, backfills, rescans after a database import (src/scanning/supply-chain.ts). */
   supplyChain: SupplyChainService;
+  /** Remote registry endpoints, for the admin API, the CLI, replication and cache projects (src/registries). */
+  registries: RegistryService;
+  /** Pull-through cache: core's read-through source for cache projects (or the mirror), and its bindings service. */
+  proxyCache: { cache: ProxyCache; service: ProxyCacheService };
+  /** Replication policies, executions, the leased job and the push consumer (src/replication). */
+  replication: ReplicationService;
 }
 
 export function compose(config: BerthConfig, stores: Stores, logger: Logger, metrics: MetricsRegistry = NO_METRICS): Composition {
@@ -116,6 +129,25 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   consumers.push(webhooks.consumer);
   // SBOM and scan on push: a pushed image of a project that asked for them is queued in the cursor's transaction.
   consumers.push(supplyChainConsumer(stores.supplyChain));
+  // Replication: push-triggered policies queue an execution per push; the leased job runs executions.
+  const replicationConfig = config.replication;
+  const replication = new ReplicationService({
+    store: stores.replication,
+    endpoint: (name) => stores.registries.byName(name),
+    open: (endpoint) => openRegistryClient(endpoint, { retry: { attempts: 3, baseDelayMs: 200, maxDelayMs: 5_000 } }),
+    local: () => new LocalRegistry(registry),
+    logger,
+    metrics,
+    emit: (event) => metadata.transaction((tx) => tx.events.append([event], null)),
+    tuning: {
+      tickMs: durationMs(replicationConfig.interval),
+      chunkSize: replicationConfig.chunksize,
+      attempts: replicationConfig.attempts,
+      taskAttempts: replicationConfig.taskattempts,
+      baseDelayMs: durationMs(replicationConfig.backoff),
+    },
+  });
+  consumers.push(replication.consumer());
   const events = new EventDispatcher(metadata, stores.outbox, consumers, logger);
 
   // Each flush also appends one aggregated manifest.pulled event per manifest (webhooks' pull events).
@@ -133,6 +165,25 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
     policies,
     pulls,
   );
+  // Pull-through cache projects (and proxy.remoteurl): reads of their repositories go through
+  // core's ReadThrough seam; writes are refused by the proxy-cache policy.
+  const proxyConfig = config.proxy;
+  const proxyCache = new ProxyCache(
+    stores.proxyCache,
+    stores.registries,
+    { blobs, link: (repository, digest, size) => registry.linkCachedBlob(repository, digest, size), spoolDir: path.join(config.data.dir, 'proxy-spool') },
+    {
+      upstreamTimeoutMs: durationMs(proxyConfig.upstreamtimeout),
+      refreshMs: 10_000,
+      defaultTagTtlMs: durationMs(proxyConfig.tagttl),
+      linked: (repository, digest) => metadata.repositories.linkedBlob(repository, digest),
+      onFillFailed: (repository, digest, err) => logger.warn({ repository, digest, err: err.message, stack: process.env.BERTH_DEBUG_FILL ? err.stack : undefined }, 'pull-through cache: blob download failed; nothing was stored'),
+    },
+    proxyMetrics(metrics),
+    proxyConfig.remoteurl ? { remoteurl: proxyConfig.remoteurl, username: proxyConfig.username, password: proxyConfig.password, tagTtlMs: durationMs(proxyConfig.tagttl) } : null,
+  );
+  registry.attachReadThrough(proxyCache);
+  policies.register(proxyCachePolicy(proxyCache, proxyConfig.remoteurl ?? null));
   // GC reviews what the outbox says may be garbage: deliver pending events before each run.
   const gc = createGc(config, blobs, stores.gc, stores.leases, logger, () => events.drain(stores.leases), policies);
 
@@ -155,6 +206,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const retention = new RetentionService(registry, metadata, stores.retention, stores.leases, logger);
   jobs.push(retention.job());
   jobs.push(...webhooks.jobs);
+  jobs.push(replication.job());
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
   // SBOMs read the layers through core and attach as referrers through core's write path; scans list packages from them.
@@ -179,7 +231,11 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   jobs.push(...supplyChain.jobs());
   supplyChainMetrics(metrics, stores.vulndb, stores.supplyChain);
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, vulnPolicy, sbom, supplyChain };
+  const registries = new RegistryService(stores.registries);
+  registries.addUsageCheck(async (endpoint) => (await stores.replication.policiesUsing(endpoint.name)).map((p) => `replication policy ${p}`));
+  const proxyService = new ProxyCacheService(stores.proxyCache, stores.registries, proxyCache);
+  registries.addUsageCheck((endpoint) => proxyService.usersOf(endpoint.id));
+  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, vulnPolicy, sbom, supplyChain, registries, proxyCache: { cache: proxyCache, service: proxyService }, replication };
 }
 
 /** The Harbor scanner adapter client (scanning.scanner.kind: harbor), or null for the built-in matcher; the server attaches its credentials. */

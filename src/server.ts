@@ -47,6 +47,8 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const stores = await openStores(config, logger, metrics?.storeInstruments());
   reportSecretsAtRest(config, stores.sealer, logger);
   const composition = compose(config, stores, logger, metrics?.registry);
+  // Cache project bindings are read before the first request (core asks `covers` synchronously).
+  await composition.proxyCache.cache.start();
   const { registry, gc } = composition;
   const auth = await openAuth(config, stores.auth, stores.metadata, logger, passwordSources(config, logger, composition.oidc)).catch(async (err: unknown) => {
     // e.g. a missing htpasswd file: release the stores we opened before giving up.
@@ -93,6 +95,10 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     vulnPolicy: composition.vulnPolicy,
     sbom: composition.sbom,
     supplyChain: composition.supplyChain,
+    registries: composition.registries,
+    proxyCache: composition.proxyCache.service,
+    proxyCacheDefaultTtlMs: durationMs(config.proxy.tagttl),
+    replication: composition.replication,
     registry,
     access: clientCerts?.policy ?? auth.policy,
     auth,
@@ -152,6 +158,8 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
       metricsListener?.server.close();
       metricsListener?.server.closeAllConnections();
       await app.close();
+      // Blob downloads of the pull-through cache finish storing before the stores close.
+      await composition.proxyCache.cache.stop();
       await scheduler.stop();
       // Pull counts gathered since the last flush; a failure only loses statistics.
       await composition.pulls.flush().catch((err: unknown) => logger.warn({ err }, 'could not write the last pull counts'));

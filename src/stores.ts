@@ -21,6 +21,9 @@ import type { QuotaStore } from './quotas/ports.js';
 import type { WebhookStore } from './webhooks/ports.js';
 import type { SupplyChainStore, VulnDbStore, VulnPolicyStore } from './scanning/ports.js';
 import type { SignatureStore } from './signatures/ports.js';
+import type { RegistryEndpointStore } from './registries/ports.js';
+import type { ProxyCacheStore } from './registries/proxy-ports.js';
+import type { ReplicationStore } from './replication/ports.js';
 
 /**
  * The composition root's half that picks adapters: every port Berth uses, opened on the
@@ -62,6 +65,12 @@ export interface Stores {
   vulnPolicies: VulnPolicyStore;
   /** OIDC users' provider identities and registry CLI secrets (src/auth/oidc). */
   oidc: OidcStore;
+  /** Remote registry endpoints for replication and pull-through cache projects (src/registries). */
+  registries: RegistryEndpointStore;
+  /** Pull-through cache projects, cached manifests and tags (src/registries). */
+  proxyCache: ProxyCacheStore;
+  /** Replication policies, executions, tasks and upload checkpoints (src/replication). */
+  replication: ReplicationStore;
   close(): Promise<void>;
 }
 
@@ -92,6 +101,12 @@ export async function openStores(config: BerthConfig, logger?: Logger, instrumen
       throw err;
     });
     if (webhookSecrets > 0) logger?.info({ sealed: webhookSecrets }, 'sealed webhook secrets stored in plain text with the secrets key');
+    // Registry endpoint credentials likewise.
+    const endpointSecrets = await adapters.registries.sealStoredSecrets().catch(async (err: unknown) => {
+      await close().catch(() => undefined);
+      throw err;
+    });
+    if (endpointSecrets > 0) logger?.info({ sealed: endpointSecrets }, 'sealed registry endpoint credentials stored in plain text with the secrets key');
   }
   return { blobs, ...adapters, sealer, metricsQueries: new KyselyMetricsStore(adapters.metadata.db, adapters.metadata.dialect), close };
 }

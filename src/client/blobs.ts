@@ -75,6 +75,12 @@ export interface GetBlobOptions {
   /** How often a dropped body is resumed before giving up (default: the retry policy's attempts). */
   maxResumes?: number;
   signal?: AbortSignal;
+  /**
+   * Start at this byte (`Range: bytes=<offset>-`): a transfer continuing where an earlier
+   * one stopped. The prefix is not read, so the digest cannot be checked here: `verify`
+   * must be false (the receiving registry checks the digest of the whole blob).
+   */
+  offset?: number;
 }
 
 /**
@@ -92,7 +98,9 @@ async function* blobChunks(t: Transport, repo: string, digest: string, options: 
   if (verify && !(algorithm in DIGEST_ALGORITHMS)) throw RegistryClientError.local('GET', t.resolve(`/v2/${repo}/blobs/${digest}`), `cannot verify digest algorithm "${algorithm}"`, 'DIGEST_INVALID');
   const hash = verify ? createHash(algorithm as DigestAlgorithm) : null;
   const maxResumes = options.maxResumes ?? t.retry.attempts;
-  let offset = 0;
+  const start = options.offset ?? 0;
+  if (start > 0 && verify) throw new TypeError('getBlob: a download from an offset cannot verify the digest (pass verify: false)');
+  let offset = start;
   let total: number | undefined;
   let resumes = 0;
 
@@ -109,11 +117,12 @@ async function* blobChunks(t: Transport, repo: string, digest: string, options: 
       const length = res.headers.get('content-length');
       if (length !== null) total = Number(length);
     } else if (res.status === 206) {
-      const start = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')?.[1];
-      if (start === undefined || Number(start) !== offset) {
+      const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+      if (range === null || Number(range[1]) !== offset) {
         await discard(res);
         throw RegistryClientError.local('GET', url, `resumed at byte ${offset} but the server sent ${res.headers.get('content-range')}`, 'RANGE_INVALID');
       }
+      if (total === undefined && range[2] !== '*') total = Number(range[2]);
     } else {
       throw await RegistryClientError.fromResponse('GET', url, res);
     }
@@ -303,3 +312,65 @@ export function withParams(location: string, params: Record<string, string>): st
 
 const pull = (repo: string) => repositoryScope(repo, 'pull');
 const push = (repo: string) => repositoryScope(repo, 'pull', 'push');
+
+/**
+ * An upload session driven step by step, for a caller that must survive its own restart
+ * (replication): it keeps `location` and `offset` after each chunk, and later asks the
+ * registry where the session stands (`uploadStatus`) and continues with `appendChunk` from
+ * there. Registries that sign their upload state into the Location (Distribution's
+ * `_state`) need the Location of the latest answer, which each step returns.
+ */
+export interface UploadSession {
+  location: string;
+  /** Bytes the registry holds in the session. */
+  offset: number;
+}
+
+/** Opens an upload session (POST). */
+export async function startUpload(t: Transport, repo: string): Promise<UploadSession> {
+  const res = await t.expect(blobRequests.start(repo), [202]);
+  await discard(res);
+  return { location: requireLocation(res, 'POST'), offset: 0 };
+}
+
+/**
+ * Where a session stands (GET on its Location: 204 with `Range: 0-<last>`), or null when the
+ * registry no longer knows it (404: completed, cancelled, purged) or refuses it (400
+ * BLOB_UPLOAD_INVALID). `Range: 0-0` is read as empty: both registries answer it for 0 and
+ * for 1 byte, and a replication chunk is never 1 byte long.
+ */
+export async function uploadStatus(t: Transport, repo: string, location: string): Promise<UploadSession | null> {
+  const res = await t.send({ ...blobRequests.status(location), scopes: [push(repo)] });
+  await discard(res);
+  if (res.status === 404 || res.status === 400) return null;
+  if (res.status !== 204) throw await RegistryClientError.fromResponse('GET', t.resolve(location), res);
+  const end = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '')?.[1];
+  const offset = end === undefined || end === '0' ? 0 : Number(end) + 1;
+  return { location: res.headers.get('location') ?? location, offset };
+}
+
+/** Appends one chunk at the session's offset (PATCH with Content-Range); returns the session after it. */
+export async function appendChunk(t: Transport, repo: string, session: UploadSession, chunk: Buffer, signal?: AbortSignal): Promise<UploadSession> {
+  const res = await t.send({ ...blobRequests.patch(session.location, session.offset, chunk), scopes: [push(repo)], signal });
+  if (res.status === 416) {
+    // A retried PATCH whose first try did arrive: the server may already be past this chunk.
+    await discard(res);
+    const status = await uploadStatus(t, repo, session.location);
+    if (status?.offset === session.offset + chunk.length) return status;
+    throw RegistryClientError.local('PATCH', t.resolve(session.location), `registry refused the chunk at ${session.offset} (it holds ${status?.offset ?? 'no session'})`, 'RANGE_INVALID');
+  }
+  if (res.status !== 202) throw await RegistryClientError.fromResponse('PATCH', t.resolve(session.location), res);
+  await discard(res);
+  return { location: res.headers.get('location') ?? session.location, offset: session.offset + chunk.length };
+}
+
+/** Completes a session (PUT ?digest=, no body): the registry verifies the digest over everything appended. */
+export async function completeUpload(t: Transport, repo: string, session: UploadSession, digest: string): Promise<void> {
+  await discard(await t.expect({ ...blobRequests.complete(session.location, digest), scopes: [push(repo)] }, [201]));
+}
+
+/** Abandons a session (DELETE on its Location); a session already gone is fine. */
+export async function cancelUpload(t: Transport, repo: string, location: string): Promise<void> {
+  const res = await t.send({ method: 'DELETE', url: location, scopes: [push(repo)] });
+  await discard(res);
+}

@@ -34,7 +34,7 @@ export { RegistryClientError, redactUrl, type SpecError } from './errors.js';
 export { parseChallenge, unionScopes, repositoryScope, basicAuthorization, type Credentials, type Challenge } from './auth.js';
 export { DEFAULT_RETRY, backoffDelay, parseRetryAfter, isRetryableStatus, type RetryPolicy } from './retry.js';
 export { Transport, nextLink, discard, type ClientRequest, type RequestBody, type TransportOptions } from './transport.js';
-export { blobRequests, withParams, type BlobInfo, type GetBlobOptions, type PushBlobOptions, type PushBlobResult } from './blobs.js';
+export { blobRequests, withParams, type BlobInfo, type GetBlobOptions, type PushBlobOptions, type PushBlobResult, type UploadSession } from './blobs.js';
 export { manifestRequests, referrersTag, MANIFEST_ACCEPT, type Manifest, type ManifestInfo, type ReferrersIndex } from './manifests.js';
 
 /** The client's options are its transport's (base URL, credentials, headers, retries, redirects, challenges). */
@@ -77,6 +77,27 @@ export class OciClient {
 
   pushBlob(repo: string, source: Buffer | Readable, options?: blobs.PushBlobOptions): Promise<blobs.PushBlobResult> {
     return blobs.pushBlob(this.transport, repo, source, options);
+  }
+
+  /** A step-by-step upload (replication's resumable copies): start, status, append, complete, cancel. */
+  startUpload(repo: string): Promise<blobs.UploadSession> {
+    return blobs.startUpload(this.transport, repo);
+  }
+
+  uploadStatus(repo: string, location: string): Promise<blobs.UploadSession | null> {
+    return blobs.uploadStatus(this.transport, repo, location);
+  }
+
+  appendChunk(repo: string, session: blobs.UploadSession, chunk: Buffer, signal?: AbortSignal): Promise<blobs.UploadSession> {
+    return blobs.appendChunk(this.transport, repo, session, chunk, signal);
+  }
+
+  completeUpload(repo: string, session: blobs.UploadSession, digest: string): Promise<void> {
+    return blobs.completeUpload(this.transport, repo, session, digest);
+  }
+
+  cancelUpload(repo: string, location: string): Promise<void> {
+    return blobs.cancelUpload(this.transport, repo, location);
   }
 
   mountBlob(repo: string, from: string, digest: string): Promise<{ mounted: boolean; location: string }> {

@@ -47,6 +47,12 @@ export interface TransportOptions {
    * (the spec tests), so the client never fetches a token behind their back.
    */
   answerChallenges?: boolean;
+  /**
+   * The fetch to send with (default: Node's global fetch). A caller with TLS options Node's
+   * fetch cannot take per request (a CA bundle, skipping verification for an `insecure`
+   * endpoint: src/registries/tls-fetch.ts) passes its own; token requests use it too.
+   */
+  fetch?: typeof fetch;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -60,6 +66,7 @@ export class Transport {
   private readonly headers: Record<string, string>;
   private readonly maxRedirects: number;
   private readonly answerChallenges: boolean;
+  private readonly fetch: typeof fetch;
 
   constructor(options: TransportOptions) {
     this.base = new URL(options.baseUrl);
@@ -75,7 +82,9 @@ export class Transport {
     this.headers = lowerKeys(options.headers ?? {});
     this.maxRedirects = options.maxRedirects ?? 5;
     this.answerChallenges = options.answerChallenges ?? true;
-    this.auth = new Authenticator(credentials, (url, headers) => fetch(url, { headers }));
+    const send = options.fetch ?? ((input: Parameters<typeof fetch>[0], init?: RequestInit) => fetch(input, init));
+    this.fetch = send;
+    this.auth = new Authenticator(credentials, (url, headers) => send(url, { headers }));
   }
 
   resolve(url: string | URL): URL {
@@ -111,7 +120,7 @@ export class Transport {
 
       let res: Response;
       try {
-        res = await fetch(url, {
+        res = await this.fetch(url, {
           method,
           headers,
           body: toFetchBody(body),

@@ -291,6 +291,20 @@ export const configSchema = z
       })
       .strict()
       .default({ interval: '1s', retention: '24h', pullflushinterval: '10s' }),
+    /** Replication (docs/replication.md): how often the leased job looks for executions to run, and the upload chunk. */
+    replication: z
+      .object({
+        interval: duration.default('2s'),
+        /** PATCH size of a blob copy: a checkpoint is kept after each; an interruption re-sends at most one. */
+        chunksize: z.number().int().min(65_536).default(8 * 1024 * 1024),
+        /** Tries per blob (each resumes from its checkpoint) and per artifact. */
+        attempts: z.number().int().min(1).max(20).default(5),
+        taskattempts: z.number().int().min(1).max(10).default(3),
+        /** First backoff between tries, doubling. */
+        backoff: duration.default('1s'),
+      })
+      .strict()
+      .default({ interval: '2s', chunksize: 8 * 1024 * 1024, attempts: 5, taskattempts: 3, backoff: '1s' }),
     /** Tag history and rollback: see docs/policies.md. */
     tags: z
       .object({
@@ -330,6 +344,25 @@ export const configSchema = z
       .default({ enabled: true, auth: 'admin', refresh: '30s', projectlabels: 500, storagecapacity: 0 }),
     /** Audit export to SIEMs (src/audit, docs/observability.md#audit-export). */
     audit: auditConfigSchema,
+    /**
+     * Pull-through caching (docs/proxy-cache.md). `remoteurl` makes the whole registry a mirror of
+     * one upstream, as Distribution's `proxy:` section does (pushes refused); cache projects are
+     * bound to endpoints through the API instead. `ttl` is Distribution's blob expiry, accepted
+     * for compatibility (cache retention is not enforced yet).
+     */
+    proxy: z
+      .object({
+        remoteurl: z.string().url().optional(),
+        username: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+        ttl: duration.optional(),
+        /** A cached tag is revalidated upstream (one HEAD) only when last checked longer ago than this. */
+        tagttl: duration.default('5m'),
+        /** How long to wait for an upstream's answer before serving cached content or failing with 504. */
+        upstreamtimeout: duration.default('30s'),
+      })
+      .strict()
+      .default({ tagttl: '5m', upstreamtimeout: '30s' }),
     /** Storage quotas per project (limits are set through the API or `berth quota set`): docs/policies.md#storage-quotas. */
     quotas: z
       .object({

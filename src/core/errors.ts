@@ -59,6 +59,9 @@ export const ERRORS = {
 
   // ── Server-side conditions (not in the OCI table; named as CNCF Distribution does) ───
   UNAVAILABLE: { code: 'UNAVAILABLE', status: 503, message: 'service unavailable' },
+  /** A pull-through cache's upstream could not be reached or answered an error (502), or did not answer in time (504). */
+  UPSTREAM_FAILED: { code: 'UNAVAILABLE', status: 502, message: 'upstream registry failed' },
+  UPSTREAM_TIMEOUT: { code: 'UNAVAILABLE', status: 504, message: 'upstream registry did not answer in time' },
   STORAGE_FULL: { code: 'STORAGE_FULL', status: 507, message: 'insufficient storage' },
   UNKNOWN: { code: 'UNKNOWN', status: 500, message: 'unknown error' },
 } as const satisfies Record<string, { code: string; status: number; message: string }>;

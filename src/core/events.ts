@@ -95,7 +95,23 @@ export type DomainEvent =
   /** An artifact was scanned for vulnerabilities (src/scanning): packages matched and the findings counted by severity (Critical…Unknown, total). */
   | { type: 'scan.completed'; repository: string; digest: string; packages: number; summary: Record<string, number>; /** Findings with a fixed version (events before this field have none). */ fixable?: number }
   /** A vulnerability scan of an artifact could not complete (no package list, empty database…). */
-  | { type: 'scan.failed'; repository: string; digest: string; error: string };
+  | { type: 'scan.failed'; repository: string; digest: string; error: string }
+  /** A replication execution ended (src/replication): its policy, outcome and totals (`bytes`: blob bytes sent). */
+  | {
+      type: 'replication.finished';
+      policy: string;
+      executionId: number;
+      direction: 'push' | 'pull';
+      registry: string;
+      trigger: string;
+      status: string;
+      copied: number;
+      skipped: number;
+      failed: number;
+      deleted: number;
+      bytes: number;
+      durationMs: number;
+    };
 
 /** How an audited action ended: done, refused for bad credentials (a failed login), or refused by authorization. */
 export type AuditOutcome = 'success' | 'failure' | 'denied';

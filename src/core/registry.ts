@@ -18,6 +18,7 @@ import {
   type ReferrerRecord,
 } from './ports.js';
 import type { PullCounter } from './pulls.js';
+import type { ReadThrough } from './read-through.js';
 import { UploadService, type BlobCommit } from './uploads.js';
 
 export interface RegistryOptions {
@@ -88,6 +89,7 @@ export interface ManifestRead {
  */
 export class Registry {
   readonly uploads: UploadService;
+  private readThrough: ReadThrough | null = null;
 
   constructor(
     private readonly blobs: BlobStore,
@@ -105,6 +107,11 @@ export class Registry {
       check: (commit) => this.checkBlob(commit),
       commit: (commit) => this.recordBlob(commit),
     });
+  }
+
+  /** Attaches the read-through source of covered repositories (the pull-through cache; see read-through.ts). */
+  attachReadThrough(readThrough: ReadThrough): void {
+    this.readThrough = readThrough;
   }
 
   // ── Blobs ────────────────────────────────────────────────────────────────
@@ -126,6 +133,10 @@ export class Registry {
         redirectUrl: async () => (this.blobs.redirectUrl ? this.blobs.redirectUrl(digest) : null),
       };
     }
+    if (this.readThrough?.covers(repository)) {
+      const fetched = await this.readThrough.blob(repository, digest);
+      if (fetched) return fetched;
+    }
     const manifest = await this.metadata.manifests.get(repository, digest);
     if (!manifest) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${repository}`, { digest });
     return {
@@ -146,8 +157,24 @@ export class Registry {
     }
   }
 
+  /**
+   * Records bytes a read-through cache just committed to the BlobStore at `digest` and links
+   * them into `repository`. No blob event and no hook: a cache fill is not a push (quota,
+   * webhooks and GC's review queue do not see it; the cache's own retention removes it).
+   */
+  async linkCachedBlob(repository: string, digest: string, size: number): Promise<void> {
+    parseDigest(digest);
+    await this.change({}, async (tx, events) => {
+      await tx.repositories.recordBlob(digest, size);
+      if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
+      const repositoryId = await this.ensureRepository(tx, repository, events);
+      await tx.repositories.link(repositoryId, digest);
+    });
+  }
+
   async deleteBlob(repository: string, digest: string, op: Operation = {}): Promise<void> {
     this.requireDelete();
+    if (this.readThrough?.covers(repository)) throw this.readThrough.refusal(repository);
     parseDigest(digest);
     const unknown = () => new RegistryError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${repository}`, { digest });
     await this.change(op, async (tx, events) => {
@@ -226,9 +253,12 @@ export class Registry {
   /** Resolves a tag or digest; MANIFEST_UNKNOWN also when the stored type is not acceptable. */
   async getManifest(repository: string, reference: string, read: ManifestRead = {}, op: Operation = {}): Promise<ManifestRecord> {
     const accept = read.accept;
-    const manifest = isDigest(reference)
-      ? await this.metadata.manifests.get(repository, parseDigest(reference).value)
-      : await this.metadata.manifests.byTag(repository, validateTag(reference));
+    const key = isDigest(reference) ? parseDigest(reference).value : validateTag(reference);
+    const manifest = this.readThrough?.covers(repository)
+      ? await this.readThrough.manifest(repository, key, accept)
+      : isDigest(reference)
+        ? await this.metadata.manifests.get(repository, key)
+        : await this.metadata.manifests.byTag(repository, key);
     if (!manifest) {
       throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${repository}`, {
         name: repository,
@@ -303,6 +333,7 @@ export class Registry {
   /** By digest: deletes the manifest and its tags. By tag: deletes only the tag. */
   async deleteManifest(repository: string, reference: string, op: Operation = {}): Promise<void> {
     this.requireDelete();
+    if (this.readThrough?.covers(repository)) throw this.readThrough.refusal(repository);
     const unknown = () => new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${repository}`, { reference });
     const actor = op.actor ?? null;
     const digest = isDigest(reference) ? parseDigest(reference).value : null;

@@ -58,6 +58,7 @@ async function reviewsFor(stored: StoredEvent, repositoryId: (name: string) => P
     case 'manifest.pulled':
     case 'scan.completed':
     case 'scan.failed':
+    case 'replication.finished':
       return [];
     case 'blob.deleted':
       return [{ kind: 'blob', repositoryId: 0, digest: e.digest }];

@@ -61,6 +61,13 @@ export interface AppOptions {
   sbom?: ApiFeatures['sbom'];
   /** SBOM and scan on push, backfills, rescans (src/scanning/supply-chain.ts): served with the admin API. */
   supplyChain?: ApiFeatures['supplyChain'];
+  /** Remote registry endpoints (src/registries): served with the admin API. */
+  registries?: ApiFeatures['registries'];
+  /** Pull-through cache projects (src/registries) and the default tag TTL of a new one. */
+  proxyCache?: ApiFeatures['proxyCache'];
+  proxyCacheDefaultTtlMs?: number;
+  /** Replication policies and executions (src/replication): served with the admin API. */
+  replication?: ApiFeatures['replication'];
   /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
   metrics?: AppMetrics;
 }
@@ -164,7 +171,24 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
-    registerAdminApi(app, options.auth, { oidc: options.oidc, gc: options.gc, jobs: options.jobs, quotas: options.quotas, retention: options.retention, tags: options.tags, webhooks: options.webhooks, signatures: options.signatures, scanning: options.scanning, sbom: options.sbom, supplyChain: options.supplyChain, vulnPolicy: options.vulnPolicy });
+    registerAdminApi(app, options.auth, {
+      oidc: options.oidc,
+      gc: options.gc,
+      jobs: options.jobs,
+      quotas: options.quotas,
+      retention: options.retention,
+      tags: options.tags,
+      webhooks: options.webhooks,
+      signatures: options.signatures,
+      scanning: options.scanning,
+      sbom: options.sbom,
+      supplyChain: options.supplyChain,
+      vulnPolicy: options.vulnPolicy,
+      registries: options.registries,
+      proxyCache: options.proxyCache,
+      proxyCacheDefaultTtlMs: options.proxyCacheDefaultTtlMs,
+      replication: options.replication,
+    });
   }
   return app;
 }

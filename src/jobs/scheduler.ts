@@ -102,7 +102,9 @@ export class Scheduler {
   private timerFor(job: Job): { stop(): void; next(): Date | null } {
     const fire = () => void this.tick(job);
     if ('cron' in job.schedule) {
-      const cron = new Cron(job.schedule.cron, { protect: true, unref: true, name: job.name }, fire);
+      // No croner `name`: croner keeps named jobs in one process-wide registry, so a second
+      // scheduler in the same process (two servers in one test) would be refused.
+      const cron = new Cron(job.schedule.cron, { protect: true, unref: true }, fire);
       return { stop: () => cron.stop(), next: () => cron.nextRun() };
     }
     const every = job.schedule.everyMs;

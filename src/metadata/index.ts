@@ -20,6 +20,9 @@ import { KyselyVulnDbStore } from './vulndb-store.js';
 import { KyselySupplyChainStore } from './supply-chain-store.js';
 import { KyselyVulnPolicyStore } from './vuln-policy-store.js';
 import { KyselyOidcStore } from './oidc-store.js';
+import { KyselyRegistryEndpointStore } from './registry-endpoint-store.js';
+import { KyselyProxyCacheStore } from './proxy-cache-store.js';
+import { KyselyReplicationStore } from './replication-store.js';
 
 /** Opens (and migrates) the metadata store the configuration names. */
 export async function openMetadataStore(config: BerthConfig, logger?: Logger, observer?: MetadataObserver): Promise<KyselyMetadataStore> {
@@ -74,6 +77,12 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     vulnPolicies: new KyselyVulnPolicyStore(metadata.db, metadata.dialect, transactionOf),
     // OIDC users' provider identities and CLI secrets (src/auth/oidc).
     oidc: new KyselyOidcStore(metadata.db, metadata.dialect),
+    // Remote registry endpoints, credentials sealed at rest (src/registries).
+    registries: new KyselyRegistryEndpointStore(metadata.db, metadata.dialect, sealer),
+    // Pull-through cache projects and the manifests and tags fetched for them (src/registries).
+    proxyCache: new KyselyProxyCacheStore(metadata.db, metadata.dialect),
+    // Replication policies, executions, tasks, upload checkpoints (src/replication).
+    replication: new KyselyReplicationStore(metadata.db, metadata.dialect),
   };
 }
 

@@ -17,6 +17,9 @@ import * as uploadReceipts from './migrations/0014-upload-receipts.js';
 import * as scans from './migrations/0015-scans.js';
 import * as supplyChain from './migrations/0016-supply-chain.js';
 import * as vulnPolicies from './migrations/0017-vuln-policies.js';
+import * as registries from './migrations/0019-registries.js';
+import * as proxyCache from './migrations/0020-proxy-cache.js';
+import * as replication from './migrations/0021-replication.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -47,6 +50,9 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0015-scans': scans,
   '0016-supply-chain': supplyChain,
   '0017-vuln-policies': vulnPolicies,
+  '0019-registries': registries,
+  '0020-proxy-cache': proxyCache,
+  '0021-replication': replication,
 };
 
 /**

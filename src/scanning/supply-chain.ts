@@ -250,12 +250,18 @@ export class SupplyChainService {
    */
   private async scanOnce(item: QueuedArtifact, digest: string, changedImport: number | null): Promise<void> {
     for (let pending = this.scanning.get(digest); pending; pending = this.scanning.get(digest)) await pending.catch(() => undefined);
+    // Registered before the first await of the check: two rows of one digest worked at once
+    // (its own push and its index's) must not both read "no scan yet" and both scan.
+    const work = this.scanIfStale(item.repository, digest, changedImport).finally(() => this.scanning.delete(digest));
+    this.scanning.set(digest, work);
+    await work;
+  }
+
+  private async scanIfStale(repository: string, digest: string, changedImport: number | null): Promise<void> {
     const previous = await this.vulndb.scanOf(digest);
     const current = previous !== null && changedImport !== null && previous.databaseImport !== null && previous.databaseImport >= changedImport;
     if (previous !== null && current && previous.status === 'complete' && previous.source !== 'request') return;
-    const work = this.scanner.scan(item.repository, digest, undefined, { actor: ACTOR }).finally(() => this.scanning.delete(digest));
-    this.scanning.set(digest, work);
-    await work;
+    await this.scanner.scan(repository, digest, undefined, { actor: ACTOR });
   }
 
   /** One round of the queue worker: due rows, `concurrency` at a time, until none is due or the job is stopped. */

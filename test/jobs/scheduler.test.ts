@@ -109,6 +109,7 @@ describe('GET /api/v1/jobs and berth jobs', () => {
       'gc',
       'job-history-prune',
       'pull-flush',
+      'replication',
       'retention',
       'supply-chain',
       'tag-history-prune',

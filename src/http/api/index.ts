@@ -25,6 +25,8 @@ import { scanningRoutes } from './scanning.js';
 import { supplyChainRoutes } from './supply-chain.js';
 import { vulnPolicyRoutes } from './vuln-policy.js';
 import { sbomRoutes } from './sbom.js';
+import { proxyCacheRoutes, registryRoutes } from './registries.js';
+import { replicationRoutes } from './replication.js';
 
 export const API_PREFIX = '/api/v1';
 const JSON_LIMIT = 1024 * 1024;
@@ -42,7 +44,29 @@ export function apiActor(request: FastifyRequest): Actor {
 
 /** Every admin-API route this server serves, given its features: the one route table. */
 export function apiRoutes(features: ApiFeatures): ApiRoute[] {
-  return [...userRoutes, ...projectRoutes, ...robotRoutes, ...auditRoutes, ...bindingRoutes, ...(features.oidc ? oidcRoutes : []), ...(features.gc ? gcRoutes : []), ...(features.jobs ? jobRoutes : []), ...(features.quotas ? quotaRoutes : []), ...(features.retention ? retentionRoutes : []), ...(features.tags ? tagRoutes : []), ...(features.webhooks ? webhookRoutes : []), ...(features.signatures ? signatureRoutes : []), ...(features.scanning ? scanningRoutes : []), ...(features.sbom ? sbomRoutes : []), ...(features.supplyChain ? supplyChainRoutes : []), ...(features.vulnPolicy ? vulnPolicyRoutes : [])];
+  // One entry per line: features add theirs at the end.
+  return [
+    ...userRoutes,
+    ...projectRoutes,
+    ...robotRoutes,
+    ...auditRoutes,
+    ...bindingRoutes,
+    ...(features.oidc ? oidcRoutes : []),
+    ...(features.gc ? gcRoutes : []),
+    ...(features.jobs ? jobRoutes : []),
+    ...(features.quotas ? quotaRoutes : []),
+    ...(features.retention ? retentionRoutes : []),
+    ...(features.tags ? tagRoutes : []),
+    ...(features.webhooks ? webhookRoutes : []),
+    ...(features.signatures ? signatureRoutes : []),
+    ...(features.scanning ? scanningRoutes : []),
+    ...(features.sbom ? sbomRoutes : []),
+    ...(features.supplyChain ? supplyChainRoutes : []),
+    ...(features.vulnPolicy ? vulnPolicyRoutes : []),
+    ...(features.registries ? registryRoutes : []),
+    ...(features.proxyCache ? proxyCacheRoutes : []),
+    ...(features.replication ? replicationRoutes : []),
+  ];
 }
 
 /**

@@ -18,6 +18,9 @@ import type { ArtifactScanner } from '../../scanning/scanner.js';
 import type { SupplyChainService } from '../../scanning/supply-chain.js';
 import type { SbomService } from '../../sbom/service.js';
 import type { VulnPolicyService } from '../../scanning/policy-service.js';
+import type { RegistryService } from '../../registries/service.js';
+import type { ProxyCacheService } from '../../registries/proxy-service.js';
+import type { ReplicationService } from '../../replication/service.js';
 
 export type { ApiAccess } from '../../auth/permissions.js';
 
@@ -46,6 +49,14 @@ export interface ApiFeatures {
   supplyChain?: SupplyChainService;
   /** /api/v1/projects/:project/vulnerability-policy: vulnerability pull policies (src/scanning/policy.ts). */
   vulnPolicy?: VulnPolicyService;
+  /** /api/v1/registries[…]: remote registry endpoints and their connection test (src/registries). */
+  registries?: RegistryService;
+  /** /api/v1/proxy-cache and /api/v1/projects/:project/proxy-cache: pull-through cache projects (src/registries). */
+  proxyCache?: ProxyCacheService;
+  /** The default tag TTL of a new cache project (proxy.tagttl), ms. */
+  proxyCacheDefaultTtlMs?: number;
+  /** /api/v1/replication/…: replication policies, executions and tasks (src/replication). */
+  replication?: ReplicationService;
 }
 
 export interface ApiContext {

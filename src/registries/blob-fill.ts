@@ -1,0 +1,268 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { BlobStore, ByteRange } from '../core/ports.js';
+
+/** What a fill needs from the upstream: the response body and its length. */
+export interface UpstreamBody {
+  size: number;
+  body: Readable;
+}
+
+/** A stalled upstream body (no bytes for this long) fails the fill, so waiting clients get an error instead of hanging. */
+const DEFAULT_IDLE_MS = 30_000;
+
+export interface FillDeps {
+  blobs: Pick<BlobStore, 'createUpload' | 'appendUpload' | 'commitUpload' | 'abortUpload' | 'openRange'>;
+  /** Records the committed bytes and links them into the repository (Registry.linkCachedBlob). */
+  link(repository: string, digest: string, size: number): Promise<void>;
+  /** Where downloads in progress are spooled (one file per fill, removed when it ends). */
+  spoolDir: string;
+  /** Fail a download that receives no bytes for this long (ms; default 30 s). */
+  idleTimeoutMs?: number;
+  onBytes?(n: number): void;
+  onStored?(repository: string, digest: string, size: number): void;
+  onFailed?(repository: string, digest: string, err: Error): void;
+}
+
+const READ_CHUNK = 256 * 1024;
+
+/**
+ * One download of one blob from an upstream, shared by every client that asks for it while it
+ * runs (request coalescing), streamed to each of them as it arrives (tee), and stored once it is
+ * complete and verified.
+ *
+ * The upstream body is spooled to a local file while it is hashed; readers follow that file
+ * (each from its own offset, at its own pace), so a slow or vanished client never slows or
+ * breaks the download, and memory stays constant whatever the blob size. The last bytes reach
+ * a reader only after the digest is verified, so no client receives a complete response of
+ * bad content. A verified blob goes through the BlobStore's staging (commitUpload: fsync and
+ * rename, or S3 complete) and is then linked; a failed or mismatched download is discarded
+ * and nothing is recorded: the stored copy is whole or absent.
+ */
+export class BlobFill extends EventEmitter {
+  /** Bytes received from the upstream, spooled and handed to live readers. */
+  written = 0;
+  /** Bytes in the spool file (equal to `written`: each chunk is spooled before it is handed on). */
+  spooled = 0;
+  /** Set once the digest matched (readers may then finish). */
+  verified = false;
+  /** Set once the blob is committed and linked (or the fill failed). */
+  settled = false;
+  error: Error | null = null;
+  private readonly file: string;
+  private readonly done: Promise<void>;
+
+  constructor(
+    readonly repository: string,
+    readonly digest: string,
+    readonly size: number,
+    upstream: Readable,
+    private readonly deps: FillDeps,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.file = path.join(deps.spoolDir, `${randomUUID()}.part`);
+    this.done = this.run(upstream);
+    this.done.catch(() => undefined);
+  }
+
+  /** Resolves when the fill has ended, stored or not. */
+  finished(): Promise<void> {
+    return this.done.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  private async run(upstream: Readable): Promise<void> {
+    let spool: FileHandle | null = null;
+    try {
+      await mkdir(this.deps.spoolDir, { recursive: true });
+      spool = await open(this.file, 'w');
+      const hash = createHash('sha256');
+      const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+      const idle = setTimeout(() => upstream.destroy(new Error(`the upstream sent no bytes for ${idleMs} ms`)), idleMs);
+      try {
+        for await (const chunk of upstream) {
+          idle.refresh();
+          await this.append(chunk as Buffer, hash, spool);
+          // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
+          if (this.written === this.size) break;
+        }
+      } finally {
+        clearTimeout(idle);
+      }
+      if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
+      const computed = `sha256:${hash.digest('hex')}`;
+      if (computed !== this.digest) throw new Error(`upstream content has digest ${computed}, not ${this.digest}`);
+      await spool.close();
+      spool = null;
+      this.verified = true;
+      this.emit('progress');
+      await this.store();
+      this.deps.onStored?.(this.repository, this.digest, this.size);
+    } catch (err) {
+      this.error = err instanceof Error ? err : new Error(String(err));
+      upstream.destroy();
+      this.deps.onFailed?.(this.repository, this.digest, this.error);
+      throw this.error;
+    } finally {
+      this.settled = true;
+      this.emit('progress');
+      await spool?.close().catch(() => undefined);
+    }
+  }
+
+  /** Spools a chunk (awaited: the upstream is read at the disk's pace), then hands it to the clients following live. */
+  private async append(bytes: Buffer, hash: ReturnType<typeof createHash>, spool: FileHandle): Promise<void> {
+    if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
+    hash.update(bytes);
+    const start = this.written;
+    await spool.write(bytes, 0, bytes.length, start);
+    this.written += bytes.length;
+    this.spooled = this.written;
+    this.deps.onBytes?.(bytes.length);
+    this.emit('progress', { start, bytes });
+  }
+
+  /** Staging → content address → blob row and link. */
+  private async store(): Promise<void> {
+    const id = `proxy-${randomUUID()}`;
+    const { blobs } = this.deps;
+    let state = await blobs.createUpload(id);
+    try {
+      state = await blobs.appendUpload(id, state, 0, createReadStream(this.file));
+      await blobs.commitUpload(id, state, this.digest, this.size);
+      await this.deps.link(this.repository, this.digest, this.size);
+    } finally {
+      await blobs.abortUpload(id, state).catch(() => undefined);
+    }
+  }
+
+  /** Removes the spool file (after the fill left the coalescing map: readers that opened it keep their descriptor). */
+  async cleanup(): Promise<void> {
+    await rm(this.file, { force: true });
+  }
+
+  /** The next event: a chunk just spooled (`{start, bytes}`), or undefined for any other progress. */
+  private next(): Promise<{ start: number; bytes: Buffer } | undefined> {
+    return new Promise((resolve) => this.once('progress', resolve));
+  }
+
+  /**
+   * A reader of `range` (default: all) of the blob, following the download. Falls back to the
+   * stored blob when the spool file is already gone (the fill ended in between).
+   */
+  async reader(range?: ByteRange): Promise<Readable> {
+    const start = range?.start ?? 0;
+    const end = range?.end ?? this.size - 1;
+    let fd: FileHandle;
+    try {
+      fd = await open(this.file, 'r');
+    } catch {
+      if (this.settled && !this.error) return this.deps.blobs.openRange(this.digest, this.size > 0 ? { start, end } : undefined);
+      if (this.error || this.settled) throw this.error ?? new Error('the download ended');
+      // Not created yet: wait for the first bytes.
+      await this.next();
+      return this.reader(range);
+    }
+    return Readable.from(this.follow(fd, start, end), { objectMode: false });
+  }
+
+  private async *follow(fd: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
+    try {
+      let pos = start;
+      while (pos <= end) {
+        // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
+        if (this.error && !this.verified) throw this.error;
+        const available = this.spooled;
+        if (pos >= this.written) {
+          // Caught up with the download: take the next chunk from memory instead of reading it back.
+          const chunk = await this.next();
+          if (chunk && chunk.start === pos) {
+            const take = Math.min(chunk.bytes.length, end - pos + 1);
+            // The blob's last bytes still wait for the digest check (read from the spool after it).
+            if (pos + take <= this.size - 1 || this.verified) {
+              pos += take;
+              yield take === chunk.bytes.length ? chunk.bytes : chunk.bytes.subarray(0, take);
+            }
+          }
+          continue;
+        }
+        if (pos >= available) {
+          // Received but not yet in the spool file: wait for the disk.
+          await this.next();
+          continue;
+        }
+        const want = Math.min(READ_CHUNK, available - pos, end - pos + 1);
+        // The last bytes of the blob wait for the digest check.
+        if (pos + want > this.size - 1 && !this.verified) {
+          if (available === this.size) {
+            await this.next();
+            continue;
+          }
+        }
+        const buffer = Buffer.allocUnsafe(want);
+        const { bytesRead } = await fd.read(buffer, 0, want, pos);
+        if (bytesRead === 0) {
+          await this.next();
+          continue;
+        }
+        pos += bytesRead;
+        yield bytesRead === want ? buffer : buffer.subarray(0, bytesRead);
+      }
+    } finally {
+      await fd.close().catch(() => undefined);
+    }
+  }
+}
+
+/** The fills in progress, by repository and digest: a second request for the same blob joins the first. */
+export class BlobFills {
+  private readonly fills = new Map<string, Promise<BlobFill | 'stored' | null>>();
+
+  constructor(private readonly deps: FillDeps) {}
+
+  get inProgress(): number {
+    return this.fills.size;
+  }
+
+  /** Waits for the fills in progress to end (at shutdown), at most `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    const running = [...this.fills.values()].map((p) => p.then((fill) => (fill instanceof BlobFill ? fill.finished() : undefined), () => undefined));
+    await Promise.race([Promise.all(running), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+  }
+
+  /**
+   * The fill of `digest` in `repository`: the running one, or a new one started with
+   * `fetch` (null when the upstream has no such blob; 'stored' when `fetch` found it stored
+   * meanwhile: a fill that just ended). `joined` tells whether it was running.
+   */
+  async get(repository: string, digest: string, fetch: () => Promise<UpstreamBody | 'stored' | null>): Promise<{ fill: BlobFill | 'stored' | null; joined: boolean }> {
+    const key = `${repository}@${digest}`;
+    const running = this.fills.get(key);
+    if (running) return { fill: await running, joined: true };
+    const started = (async () => {
+      const upstream = await fetch();
+      if (upstream === null || upstream === 'stored') return upstream;
+      const fill = new BlobFill(repository, digest, upstream.size, upstream.body, this.deps);
+      void fill.finished().then(async () => {
+        this.fills.delete(key);
+        await fill.cleanup();
+      });
+      return fill;
+    })();
+    this.fills.set(key, started);
+    started.then(
+      (fill) => {
+        if (!(fill instanceof BlobFill)) this.fills.delete(key);
+      },
+      () => this.fills.delete(key),
+    );
+    return { fill: await started, joined: false };
+  }
+}

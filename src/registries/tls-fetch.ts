@@ -1,0 +1,61 @@
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+
+/** TLS options of an endpoint that Node's global fetch cannot take per request. */
+export interface TlsOptions {
+  /** Skip certificate verification. */
+  insecure: boolean;
+  /** PEM CA certificates trusted in addition to the system's. */
+  caBundle: string | null;
+}
+
+/**
+ * A `fetch` for an endpoint: Node's own when the endpoint has no TLS options, otherwise one
+ * sent with node:https and an agent of its own (`rejectUnauthorized: false` for an insecure
+ * endpoint, the system roots plus the CA bundle otherwise). It does what the client's
+ * Transport asks of fetch: any method, streamed request and response bodies, headers,
+ * `redirect: 'manual'` (it never follows one), an AbortSignal.
+ */
+export function endpointFetch(tls: TlsOptions): typeof fetch {
+  if (!tls.insecure && !tls.caBundle) return (input, init) => fetch(input, init);
+  const agent = new https.Agent({
+    keepAlive: true,
+    rejectUnauthorized: !tls.insecure,
+    ...(tls.caBundle ? { ca: [...rootCertificates, tls.caBundle] } : {}),
+  });
+  const plain = new http.Agent({ keepAlive: true });
+  return (input, init) => nodeFetch(new URL(input instanceof Request ? input.url : String(input)), init ?? {}, agent, plain);
+}
+
+const NO_BODY = new Set([101, 204, 205, 304]);
+
+function nodeFetch(url: URL, init: RequestInit, agent: https.Agent, plain: http.Agent): Promise<Response> {
+  return new Promise<Response>((resolve, reject) => {
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((value, key) => (headers[key] = value));
+    const method = (init.method ?? 'GET').toUpperCase();
+    const secure = url.protocol === 'https:';
+    const req = (secure ? https : http).request(url, { method, headers, agent: secure ? agent : plain, signal: init.signal ?? undefined }, (res) => {
+      const responseHeaders = new Headers();
+      for (const [key, value] of Object.entries(res.headers)) {
+        if (value === undefined) continue;
+        for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(key, v);
+      }
+      const status = res.statusCode ?? 502;
+      const empty = NO_BODY.has(status) || method === 'HEAD';
+      if (empty) res.resume();
+      const response = new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage, headers: responseHeaders });
+      Object.defineProperty(response, 'url', { value: url.toString() });
+      resolve(response);
+    });
+    req.on('error', (err) => reject(Object.assign(new TypeError('fetch failed'), { cause: err })));
+    const body = init.body as unknown;
+    if (body === undefined || body === null) return void req.end();
+    if (typeof body === 'string' || body instanceof Uint8Array) return void req.end(body);
+    const source = body instanceof ReadableStream ? Readable.fromWeb(body as import('node:stream/web').ReadableStream) : Readable.from(body as AsyncIterable<Uint8Array>);
+    source.on('error', (err) => req.destroy(err));
+    source.pipe(req);
+  });
+}

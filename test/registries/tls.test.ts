@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { OciClient } from '../../src/client/index.js';
+import { ADMIN_PASSWORD, adminAuth, api } from '../auth/support.js';
+import { requireTools } from '../helpers/clients.js';
+import { OCI_MANIFEST, makeImage } from '../helpers/registry-client.js';
+import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Endpoints over HTTPS with a self-signed certificate (a Berth upstream with http.tls and token
+ * auth): refused by default with the TLS reason, accepted with `insecure` or with the
+ * certificate as `caBundle`; a cache project pulls through the CA-bundle endpoint (the
+ * endpoint's own fetch: streamed bodies, token requests).
+ */
+describe('registry endpoints over TLS: insecure and caBundle', () => {
+  let upstream: TestServer;
+  let server: TestServer;
+  let dir: string;
+  let pem: string;
+  const image = makeImage({ layers: 1, layerSize: 2 * 1024 * 1024 });
+
+  before(async () => {
+    requireTools(['openssl']);
+    dir = tempDir('berth-registries-tls-');
+    const cert = path.join(dir, 'up.crt');
+    const key = path.join(dir, 'up.key');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=upstream', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    pem = readFileSync(cert, 'utf8');
+    upstream = await startTestServer({ http: { tls: { certificate: cert, key } }, auth: { mode: 'token', admin: { password: 'upstream-admin-1' } } });
+    server = await startTestServer({ auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } } });
+    // Push with a client that trusts the certificate (the same fetch the endpoints use).
+    const { openRegistryClient } = await import('../../src/registries/index.js');
+    const pusher = openRegistryClient({ url: upstream.url, username: 'admin', credential: 'upstream-admin-1', insecure: false, caBundle: pem });
+    for (const blob of [image.config, ...image.layers]) await pusher.pushBlob('team/app', blob.data);
+    await pusher.putManifest('team/app', 'v1', image.manifest.data, OCI_MANIFEST);
+  });
+  after(async () => {
+    await server?.destroy();
+    await upstream?.destroy();
+  });
+
+  const ping = async (name: string) => (await (await api(server, 'POST', `/registries/${name}/ping`, adminAuth())).json()) as { ok: boolean; reason: string | null; auth: string };
+
+  it('a self-signed upstream is refused with the TLS reason, accepted with insecure or its certificate as caBundle', async () => {
+    assert.match(upstream.url, /^https:/);
+    const base = { url: upstream.url, kind: 'berth', username: 'admin', credential: 'upstream-admin-1' };
+    assert.equal((await api(server, 'POST', '/registries', adminAuth(), { ...base, name: 'strict' })).status, 201);
+    assert.equal((await api(server, 'POST', '/registries', adminAuth(), { ...base, name: 'insecure', insecure: true })).status, 201);
+    assert.equal((await api(server, 'POST', '/registries', adminAuth(), { ...base, name: 'pinned', caBundle: pem })).status, 201);
+    const strict = await ping('strict');
+    assert.equal(strict.ok, false);
+    assert.match(strict.reason!, /DEPTH_ZERO_SELF_SIGNED_CERT\): the TLS certificate is not trusted \(give the endpoint its CA as caBundle, or set insecure\)/);
+    const insecure = await ping('insecure');
+    assert.equal(insecure.ok, true, insecure.reason ?? '');
+    assert.equal(insecure.auth, 'bearer');
+    const pinned = await ping('pinned');
+    assert.equal(pinned.ok, true, pinned.reason ?? '');
+  });
+
+  it('a cache project pulls through the caBundle endpoint', async () => {
+    assert.equal((await api(server, 'PUT', '/projects/sec/proxy-cache', adminAuth(), { endpoint: 'pinned' })).status, 200);
+    const client = new OciClient({ baseUrl: server.url, credentials: { username: 'admin', password: ADMIN_PASSWORD }, retry: { attempts: 1 } });
+    const manifest = await client.getManifest('sec/team/app', 'v1');
+    assert.equal(manifest?.digest, image.manifest.digest);
+    assert.ok((await readAll(client.getBlob('sec/team/app', image.layers[0]!.digest))).equals(image.layers[0]!.data));
+    assert.equal((await api(server, 'PUT', '/projects/strict/proxy-cache', adminAuth(), { endpoint: 'strict' })).status, 200);
+    const refused = await fetch(`${server.url}/v2/strict/team/app/manifests/v1`, { headers: { authorization: adminAuth() } });
+    assert.equal(refused.status, 502);
+    assert.match(await refused.text(), /upstream strict/);
+  });
+});
