@@ -54,6 +54,16 @@ async function loadConfigured(): Promise<BerthConfig> {
   return config;
 }
 
+/**
+ * `berth vulndb status | head`: the reader closing the pipe early is a normal end for a
+ * listing, not a crash (Node would throw an unhandled EPIPE with a stack trace); other output
+ * errors still fail loudly.
+ */
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command()
   .name('berth')
   .description('Berth: an OCI Distribution Spec v1.1 container registry')
