@@ -46,15 +46,21 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const metrics = createMetrics(config, logger);
   const stores = await openStores(config, logger, metrics?.storeInstruments());
   reportSecretsAtRest(config, stores.sealer, logger);
-  const composition = compose(config, stores, logger, metrics?.registry);
-  // Cache project bindings are read before the first request (core asks `covers` synchronously).
-  await composition.proxyCache.cache.start();
+  // Anything that fails while wiring (a missing htpasswd file, an unreadable LDAP CA file, a
+  // bad cache binding) releases the stores opened above before the error reaches the caller.
+  const { composition, auth } = await (async () => {
+    try {
+      const composition = compose(config, stores, logger, metrics?.registry);
+      // Cache project bindings are read before the first request (core asks `covers` synchronously).
+      await composition.proxyCache.cache.start();
+      const auth = await openAuth(config, stores.auth, stores.metadata, logger, passwordSources(config, logger, composition.oidc));
+      return { composition, auth };
+    } catch (err) {
+      await stores.close().catch(() => undefined);
+      throw err;
+    }
+  })();
   const { registry, gc } = composition;
-  const auth = await openAuth(config, stores.auth, stores.metadata, logger, passwordSources(config, logger, composition.oidc)).catch(async (err: unknown) => {
-    // e.g. a missing htpasswd file: release the stores we opened before giving up.
-    await stores.close().catch(() => undefined);
-    throw err;
-  });
   // OIDC's browser login and CLI secrets use auth's keys, token issuer and identity sources; discovery starts now, in the background.
   composition.oidc.attach(auth);
   composition.oidc.warmUp((provider, err) => logger.warn({ provider, err: (err as Error).message }, 'OIDC provider discovery failed; retried at its next use'));
