@@ -19,6 +19,8 @@ export const WEBHOOK_EVENT_KINDS = {
   // Distribution has no scan notifications; Harbor's names and Default payload (scan_overview per resource).
   'scan.completed': { distribution: null, harbor: 'SCANNING_COMPLETED', cloudevents: 'io.berth.scan.completed' },
   'scan.failed': { distribution: null, harbor: 'SCANNING_FAILED', cloudevents: 'io.berth.scan.failed' },
+  // Harbor's REPLICATION (event_data.replication); registry-wide, like GC.
+  'replication.finished': { distribution: null, harbor: 'REPLICATION', cloudevents: 'io.berth.replication.finished' },
 } as const satisfies Record<string, { distribution: string | null; harbor: string; cloudevents: string }>;
 
 export type WebhookEventKind = keyof typeof WEBHOOK_EVENT_KINDS;
@@ -103,6 +105,10 @@ function fieldsOf(stored: StoredEvent): Fields | null {
       return repositoryEvent('scan.completed', e.repository, { digest: e.digest, details: { packages: e.packages, summary: e.summary, ...(e.fixable !== undefined ? { fixable: e.fixable } : {}) } });
     case 'scan.failed':
       return repositoryEvent('scan.failed', e.repository, { digest: e.digest, details: { error: e.error } });
+    case 'replication.finished': {
+      const { type: _type, ...details } = e;
+      return { kind: 'replication.finished', project: null, repository: null, digest: null, mediaType: null, size: null, tags: [], details };
+    }
     default:
       return null;
   }

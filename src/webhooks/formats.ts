@@ -113,8 +113,30 @@ function harborDefault(event: WebhookEvent, ctx: RenderContext) {
     eventData.scan = { scan_type: 'vulnerability' };
     if (event.kind === 'scan.failed') eventData.custom_attributes = { Details: String(event.details.error ?? '') };
   } else if (event.kind === 'retention.finished') eventData.retention = { harbor_hostname: host(ctx), project_name: event.project, ...event.details };
+  else if (event.kind === 'replication.finished') eventData.replication = harborReplication(event, ctx);
   else if (Object.keys(event.details).length > 0) eventData.custom_attributes = customAttributes(event);
   return { type: WEBHOOK_EVENT_KINDS[event.kind].harbor, occur_at: Math.floor(event.at / 1000), operator: event.actor ?? 'anonymous', event_data: eventData };
+}
+
+/**
+ * Harbor's REPLICATION event_data.replication (controller/event/model/event.go), from what a
+ * Berth execution reports: Harbor lists artifacts one by one, Berth gives counts (copied,
+ * skipped, failed, deleted, bytes) beside its own policy, execution and direction fields.
+ */
+function harborReplication(event: WebhookEvent, ctx: RenderContext): Record<string, unknown> {
+  const d = event.details;
+  const remote = String(d.registry ?? '');
+  return {
+    harbor_hostname: host(ctx),
+    job_status: d.status,
+    description: `replication policy ${String(d.policy)} (${String(d.direction)}), execution ${String(d.executionId)}`,
+    trigger_type: d.trigger,
+    policy_creator: event.actor ?? 'system',
+    execution_timestamp: Math.floor(event.at / 1000),
+    src_resource: d.direction === 'pull' ? { registry_name: remote } : { registry_name: 'local' },
+    dest_resource: d.direction === 'push' ? { registry_name: remote } : { registry_name: 'local' },
+    ...d,
+  };
 }
 
 const HARBOR_REPORT_MIME = 'application/vnd.security.vulnerability.report; version=1.1';

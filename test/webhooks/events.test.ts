@@ -13,6 +13,23 @@ const ctx = { baseUrl: 'https://registry.example.com', instanceId: 'i', sourceAd
 const stored = (event: StoredEvent['event'], seq = 7): StoredEvent => ({ seq, at: Date.parse('2026-12-02T10:00:00Z'), actor: 'alice', event });
 
 describe('webhooks: event mapping, filters, backoff, configuration', () => {
+  it('a replication execution: Harbor REPLICATION with its job status and counts, CloudEvents io.berth.replication.finished, no Distribution event', () => {
+    const finished = webhookEventOf(
+      stored({ type: 'replication.finished', policy: 'dr', executionId: 12, direction: 'push', registry: 'dr-site', trigger: 'manual', status: 'partial', copied: 3, skipped: 40, failed: 1, deleted: 0, bytes: 1024, durationMs: 900 }),
+    )!;
+    assert.equal(finished.kind, 'replication.finished');
+    assert.equal(finished.project, null, 'registry-wide, like gc.finished');
+    const harbor = JSON.parse(render('harbor', finished, ctx)!.body);
+    assert.equal(harbor.type, 'REPLICATION');
+    assert.equal(harbor.event_data.replication.job_status, 'partial');
+    assert.equal(harbor.event_data.replication.trigger_type, 'manual');
+    assert.deepEqual(harbor.event_data.replication.dest_resource, { registry_name: 'dr-site' });
+    assert.deepEqual([harbor.event_data.replication.copied, harbor.event_data.replication.failed], [3, 1]);
+    const ce = JSON.parse(render('cloudevents', finished, ctx)!.body);
+    assert.equal(ce.type, 'io.berth.replication.finished');
+    assert.equal(render('distribution', finished, ctx), null);
+  });
+
   it('a quota refusal: Harbor QUOTA_EXCEED with its message in custom_attributes.Details, CloudEvents io.berth.quota.exceeded, no Distribution event', () => {
     const event = webhookEventOf(stored({ type: 'quota.exceeded', project: 'shop', repository: 'shop/web', requested: 10, used: 95, limit: 100 }))!;
     const harbor = JSON.parse(render('harbor', event, ctx)!.body);
