@@ -235,9 +235,11 @@ export class ReplicationService {
       for (const repository of repositories) {
         if (signal.aborted) break;
         const destRepository = rewriteRepository(repository, { namespace: policy.destNamespace, flatten: policy.flatten });
+        // Docker Hub's official images live under library/: `nginx` in a pull policy is library/nginx there.
+        const sourceRepository = policy.direction === 'pull' && endpoint.kind === 'docker-hub' && !repository.includes('/') ? `library/${repository}` : repository;
         let sourceTags: string[];
         try {
-          sourceTags = (await source.listTags(repository)).filter((t) => !REFERRERS_TAG.test(t));
+          sourceTags = (await source.listTags(sourceRepository)).filter((t) => !REFERRERS_TAG.test(t));
         } catch (err) {
           // One repository that cannot be listed (gone, no access) is a failed task, not a failed execution.
           if (signal.aborted) throw err;
@@ -249,14 +251,14 @@ export class ReplicationService {
         await pool(tags, Math.min(4, Math.max(1, policy.concurrency)), async (tag) => {
           if (done.has(`${repository}|${tag}`) || signal.aborted) return;
           const started = Date.now();
-          const filtered = await this.filterOut(policy, source, repository, tag);
+          const filtered = await this.filterOut(policy, source, sourceRepository, tag);
           if (filtered) {
             await this.record(execution.id, policy, { repository, destRepository, tag, started }, { status: 'skipped', digest: filtered.digest, tag, reason: filtered.reason, stats: emptyStats(), durationMs: Date.now() - started });
             return;
           }
           let result: CopyResult;
           for (let attempt = 1; ; attempt++) {
-            result = await engine.copy({ client: source, repository }, { client: destination, repository: destRepository }, tag);
+            result = await engine.copy({ client: source, repository: sourceRepository }, { client: destination, repository: destRepository }, tag);
             if (result.status !== 'failed' || !result.retryable || attempt >= (tuning.taskAttempts ?? 3) || signal.aborted) break;
             await delay(backoff(attempt, tuning.baseDelayMs ?? 1000), signal);
           }

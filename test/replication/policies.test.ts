@@ -146,6 +146,19 @@ describe('replication policies', () => {
     assert.equal((await run('from-dist')).bytes, 0);
   });
 
+  it('pull policy from a docker-hub endpoint: a single-segment name is library/<name> upstream, and keeps its own name here', async () => {
+    const image = makeImage({ layers: 1, layerSize: 12_345 });
+    await pushImage(dist, 'library/busybox', '1.36', image);
+    const endpoint = await call('POST', '/registries', { name: 'hub', url: distribution.url, username: 'dist', credential: 'dist-pass-1', kind: 'docker-hub' });
+    assert.equal(endpoint.status, 201, JSON.stringify(endpoint.body));
+    const created = await call('POST', '/replication/policies', { name: 'from-hub', direction: 'pull', registry: 'hub', repositories: ['busybox'], destNamespace: 'hub' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const execution = await run('from-hub');
+    assert.equal(execution.status, 'succeeded', JSON.stringify((await call('GET', `/replication/executions/${execution.id}/tasks`)).body));
+    assert.equal(execution.copied, 1);
+    assert.equal(await skopeoRaw(server.url, 'hub/busybox:1.36', { username: 'admin', password: ADMIN_PASSWORD }), image.manifest.data.toString());
+  });
+
   it('deletion propagation removes destination tags gone at the source', async () => {
     await call('PUT', '/replication/policies/from-dist', { deletion: true });
     const digest = (await dist.headManifest('lib/tool', '1.2'))!.digest;
