@@ -206,7 +206,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const retention = new RetentionService(registry, metadata, stores.retention, stores.leases, logger);
   jobs.push(retention.job());
   jobs.push(...webhooks.jobs);
-  jobs.push(replication.job());
+  jobs.push(replication.job(), replication.pruneJob(durationMs(config.replication.retention)));
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
   // SBOMs read the layers through core and attach as referrers through core's write path; scans list packages from them.

@@ -302,9 +302,11 @@ export const configSchema = z
         taskattempts: z.number().int().min(1).max(10).default(3),
         /** First backoff between tries, doubling. */
         backoff: duration.default('1s'),
+        /** Finished executions (and their task results) are kept this long; the newest of each policy always. */
+        retention: duration.default('30d'),
       })
       .strict()
-      .default({ interval: '2s', chunksize: 8 * 1024 * 1024, attempts: 5, taskattempts: 3, backoff: '1s' }),
+      .default({ interval: '2s', chunksize: 8 * 1024 * 1024, attempts: 5, taskattempts: 3, backoff: '1s', retention: '30d' }),
     /** Tag history and rollback: see docs/policies.md. */
     tags: z
       .object({

@@ -251,6 +251,31 @@ export class KyselyReplicationStore implements ReplicationStore {
       .execute();
   }
 
+  async pruneExecutions(before: number): Promise<number> {
+    // Two steps, in batches: MySQL refuses a DELETE whose subquery reads the table it deletes from.
+    const newest = this.db.selectFrom('replication_executions').select((eb) => eb.fn.max('id').as('id')).groupBy('policy');
+    let pruned = 0;
+    for (;;) {
+      const ids = (
+        await this.db
+          .selectFrom('replication_executions')
+          .select('id')
+          .where('finished_at', '<', before)
+          .where('status', 'not in', ['pending', 'running'])
+          .where('id', 'not in', newest)
+          .orderBy('id')
+          .limit(500)
+          .execute()
+      ).map((r) => r.id);
+      if (ids.length === 0) return pruned;
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('replication_tasks').where('execution_id', 'in', ids).execute();
+        await trx.deleteFrom('replication_executions').where('id', 'in', ids).execute();
+      });
+      pruned += ids.length;
+    }
+  }
+
   async addTask(task: NewTask): Promise<void> {
     await this.db
       .insertInto('replication_tasks')

@@ -112,6 +112,13 @@ export interface ReplicationStore {
   markRunning(id: number, now: number): Promise<void>;
   finishExecution(id: number, result: Pick<Execution, 'status' | 'copied' | 'skipped' | 'failed' | 'deleted' | 'bytes' | 'error'>, now: number): Promise<void>;
 
+  /**
+   * Deletes finished executions that finished before `before`, with their tasks — except the
+   * newest execution of each policy (cron scheduling counts from it, and the API shows it).
+   * Returns how many executions went.
+   */
+  pruneExecutions(before: number): Promise<number>;
+
   addTask(task: NewTask): Promise<void>;
   tasks(executionId: number, query: { status?: TaskStatus; after?: number; limit: number }): Promise<Task[]>;
 

@@ -154,6 +154,18 @@ export class ReplicationService {
     };
   }
 
+  /** Bounds the execution history: finished executions older than `retentionMs` go with their tasks (the newest of each policy stays). */
+  pruneJob(retentionMs: number): Job {
+    return {
+      name: 'replication-prune',
+      schedule: { everyMs: 3_600_000 },
+      run: async () => {
+        const pruned = await this.deps.store.pruneExecutions(Date.now() - retentionMs);
+        return { summary: { pruned }, idle: pruned === 0 };
+      },
+    };
+  }
+
   /** Push-triggered policies: a `manifest.pushed` with tags in a matching repository queues an execution for them. */
   consumer(): EventConsumer {
     return {

@@ -110,6 +110,7 @@ describe('GET /api/v1/jobs and berth jobs', () => {
       'job-history-prune',
       'pull-flush',
       'replication',
+      'replication-prune',
       'retention',
       'supply-chain',
       'tag-history-prune',
