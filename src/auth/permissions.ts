@@ -178,6 +178,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'DELETE', path: '/replication/policies/:name', access: 'admin', needs: 'system admin' },
   { method: 'POST', path: '/replication/policies/:name/run', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/replication/executions', access: 'admin', needs: 'system admin' },
+  { method: 'POST', path: '/replication/executions/:id/stop', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/replication/executions/:id', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/replication/executions/:id/tasks', access: 'admin', needs: 'system admin' },
 ];

@@ -124,6 +124,15 @@ export function registerReplicationCommands(program: Command, loadConfig: LoadCo
       }),
     );
   replication
+    .command('stop <execution>')
+    .description('stop an execution: a pending one at once, a running one before its next artifact')
+    .action((id: string) =>
+      withComposition(loadConfig, async ({ replication: service }) => {
+        const e = await service.stop(Number(id));
+        out(`${e.id}\t${e.policy}\t${e.status}`);
+      }),
+    );
+  replication
     .command('tasks <execution>')
     .description('per-artifact results of an execution')
     .option('--status <status>', 'copied, skipped, failed or deleted')

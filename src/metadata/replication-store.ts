@@ -229,7 +229,8 @@ export class KyselyReplicationStore implements ReplicationStore {
   }
 
   async runnable(limit: number): Promise<Execution[]> {
-    const rows = await this.db.selectFrom('replication_executions').selectAll().where('status', 'in', ['pending', 'running']).orderBy('id').limit(limit).execute();
+    // `stopping` too: its runner died before it could end it; the next runner ends it as stopped.
+    const rows = await this.db.selectFrom('replication_executions').selectAll().where('status', 'in', ['pending', 'running', 'stopping']).orderBy('id').limit(limit).execute();
     return rows.map(executionOf);
   }
 
@@ -239,8 +240,15 @@ export class KyselyReplicationStore implements ReplicationStore {
   }
 
   async markRunning(id: number, now: number): Promise<void> {
-    await this.db.updateTable('replication_executions').set({ status: 'running', started_at: now }).where('id', '=', id).where('started_at', 'is', null).execute();
-    await this.db.updateTable('replication_executions').set({ status: 'running' }).where('id', '=', id).execute();
+    await this.db.updateTable('replication_executions').set({ status: 'running', started_at: now }).where('id', '=', id).where('started_at', 'is', null).where('status', '=', 'pending').execute();
+    await this.db.updateTable('replication_executions').set({ status: 'running' }).where('id', '=', id).where('status', '=', 'pending').execute();
+  }
+
+  async requestStop(id: number, now: number): Promise<Execution | null> {
+    const pending = await this.db.updateTable('replication_executions').set({ status: 'stopped', finished_at: now }).where('id', '=', id).where('status', '=', 'pending').executeTakeFirst();
+    const running = pending.numUpdatedRows > 0n ? null : await this.db.updateTable('replication_executions').set({ status: 'stopping' }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
+    if (pending.numUpdatedRows === 0n && (running?.numUpdatedRows ?? 0n) === 0n) return null;
+    return this.execution(id);
   }
 
   async finishExecution(id: number, result: Pick<Execution, 'status' | 'copied' | 'skipped' | 'failed' | 'deleted' | 'bytes' | 'error'>, now: number): Promise<void> {

@@ -6,7 +6,8 @@
 
 export type Direction = 'push' | 'pull';
 export type TriggerKind = 'manual' | 'cron' | 'event';
-export type ExecutionStatus = 'pending' | 'running' | 'succeeded' | 'partial' | 'failed';
+/** `stopping`: a stop was asked while it ran; the runner ends it as `stopped` before its next artifact. */
+export type ExecutionStatus = 'pending' | 'running' | 'stopping' | 'succeeded' | 'partial' | 'failed' | 'stopped';
 export type TaskStatus = 'copied' | 'skipped' | 'failed' | 'deleted';
 
 export interface ReplicationPolicy {
@@ -110,6 +111,8 @@ export interface ReplicationStore {
   /** The newest execution of a policy with this trigger (cron scheduling). */
   lastExecution(policy: string, trigger: TriggerKind): Promise<Execution | null>;
   markRunning(id: number, now: number): Promise<void>;
+  /** A pending execution becomes `stopped` at once, a running one `stopping`; null when it was not pending or running. */
+  requestStop(id: number, now: number): Promise<Execution | null>;
   finishExecution(id: number, result: Pick<Execution, 'status' | 'copied' | 'skipped' | 'failed' | 'deleted' | 'bytes' | 'error'>, now: number): Promise<void>;
 
   /**

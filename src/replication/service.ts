@@ -127,6 +127,14 @@ export class ReplicationService {
     return execution;
   }
 
+  /** Stops an execution: a pending one at once, a running one before its next artifact (what is being copied finishes). */
+  async stop(id: number): Promise<Execution> {
+    const stopped = await this.deps.store.requestStop(id, Date.now());
+    if (stopped) return stopped;
+    const execution = await this.execution(id);
+    throw new RegistryError('CONFLICT', `replication execution ${id} is ${execution.status}: only a pending or running execution can be stopped`);
+  }
+
   async tasks(id: number, query: { status?: TaskStatus; after?: number; limit: number }): Promise<Task[]> {
     await this.execution(id);
     return this.deps.store.tasks(id, query);
@@ -211,6 +219,8 @@ export class ReplicationService {
   async execute(execution: Execution, signal: AbortSignal): Promise<string> {
     const { store, logger } = this.deps;
     await store.markRunning(execution.id, Date.now());
+    // A stop asked before this runner took the row (or while a runner that died had it).
+    const stopRequested = async () => ['stopping', 'stopped'].includes((await store.execution(execution.id))?.status ?? 'stopped');
     const policy = await store.policy(execution.policy);
     const endpoint = policy ? await this.deps.endpoint(policy.registry) : null;
     if (!policy || !endpoint) {
@@ -242,10 +252,11 @@ export class ReplicationService {
     // Artifacts an earlier (interrupted) run of this execution finished.
     const done = new Set((await store.tasks(execution.id, { limit: 1_000_000 })).filter((t) => t.status !== 'failed').map((t) => `${t.sourceRepository}|${t.reference}`));
     let error: string | null = null;
+    let stopped = await stopRequested();
     try {
-      const repositories = await this.sourceRepositories(policy, source, execution.scope);
+      const repositories = stopped ? [] : await this.sourceRepositories(policy, source, execution.scope);
       for (const repository of repositories) {
-        if (signal.aborted) break;
+        if (signal.aborted || stopped) break;
         const destRepository = rewriteRepository(repository, { namespace: policy.destNamespace, flatten: policy.flatten });
         // Docker Hub's official images live under library/: `nginx` in a pull policy is library/nginx there.
         const sourceRepository = policy.direction === 'pull' && endpoint.kind === 'docker-hub' && !repository.includes('/') ? `library/${repository}` : repository;
@@ -261,7 +272,12 @@ export class ReplicationService {
         let tags = sourceTags.filter((t) => matches(policy.tags, t));
         if (execution.scope?.tags) tags = tags.filter((t) => execution.scope!.tags!.includes(t));
         await pool(tags, Math.min(4, Math.max(1, policy.concurrency)), async (tag) => {
-          if (done.has(`${repository}|${tag}`) || signal.aborted) return;
+          if (done.has(`${repository}|${tag}`) || signal.aborted || stopped) return;
+          // One primary-key read per artifact: a stop asked through the API ends the execution here.
+          if (await stopRequested()) {
+            stopped = true;
+            return;
+          }
           const started = Date.now();
           const filtered = await this.filterOut(policy, source, sourceRepository, tag);
           if (filtered) {
@@ -276,7 +292,7 @@ export class ReplicationService {
           }
           await this.record(execution.id, policy, { repository, destRepository, tag, started }, result);
         });
-        if (policy.deletion && !execution.scope?.tags) {
+        if (policy.deletion && !execution.scope?.tags && !stopped) {
           const gone = (await destination.listTags(destRepository)).filter((t) => !REFERRERS_TAG.test(t) && matches(policy.tags, t) && !sourceTags.includes(t));
           for (const tag of gone) {
             const started = Date.now();
@@ -301,7 +317,7 @@ export class ReplicationService {
     const tasks = await store.tasks(execution.id, { limit: 1_000_000 });
     const count = (s: TaskStatus) => tasks.filter((t) => t.status === s).length;
     const totals = { copied: count('copied'), skipped: count('skipped'), failed: count('failed'), deleted: count('deleted'), bytes: tasks.reduce((n, t) => n + t.bytes, 0) };
-    const status = error !== null ? 'failed' : totals.failed === 0 ? 'succeeded' : totals.copied + totals.skipped + totals.deleted > 0 ? 'partial' : 'failed';
+    const status = stopped ? 'stopped' : error !== null ? 'failed' : totals.failed === 0 ? 'succeeded' : totals.copied + totals.skipped + totals.deleted > 0 ? 'partial' : 'failed';
     const finishedAt = Date.now();
     await store.finishExecution(execution.id, { status, ...totals, error }, finishedAt);
     this.executionsTotal.inc({ direction: policy.direction, status });

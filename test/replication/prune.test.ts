@@ -7,11 +7,11 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { FAST_RETRY, pushImage } from './support.js';
 
 /**
- * The execution history is bounded: `replication-prune` deletes finished executions older than
+ * Stopping an execution through the API, and the bounded history. The history is bounded: `replication-prune` deletes finished executions older than
  * replication.retention with their task results, and keeps the newest of each policy (cron
  * scheduling counts from it). A Berth replicates into itself (prod/… → copy/prod/…).
  */
-describe('replication: pruning the execution history', () => {
+describe('replication: stopping executions, pruning the history', () => {
   let server: TestServer;
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await api(server, method, path, adminAuth(), body);
@@ -42,6 +42,36 @@ describe('replication: pruning the execution history', () => {
   });
   after(async () => {
     await server?.destroy();
+  });
+
+  it('a running execution stops before its next artifact (stopping → stopped); a stopped or finished one answers 409, an unknown one 404', async () => {
+    const local = new OciClient({ baseUrl: server.url, credentials: { username: 'admin', password: ADMIN_PASSWORD }, retry: FAST_RETRY });
+    for (let i = 0; i < 6; i++) await pushImage(local, 'slow/app', `v${i}`, makeImage({ layers: 1, layerSize: 150_000 + i }));
+    // 100 kB/s: each artifact takes over a second, so the stop lands while it runs.
+    const created = await call('POST', '/replication/policies', { name: 'slow', direction: 'push', registry: 'self', repositories: ['slow/app'], destNamespace: 'copy-slow', concurrency: 1, bandwidth: 100_000 });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const started = await call('POST', '/replication/policies/slow/run');
+    assert.equal(started.status, 202);
+    const id = started.body.id as number;
+    for (const deadline = Date.now() + 30_000; (await call('GET', `/replication/executions/${id}`)).body.status !== 'running'; ) {
+      if (Date.now() > deadline) assert.fail('the execution never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const stop = await call('POST', `/replication/executions/${id}/stop`);
+    assert.equal(stop.status, 202, JSON.stringify(stop.body));
+    assert.ok(['stopping', 'stopped'].includes(stop.body.status), stop.body.status);
+    let execution: { status: string; copied: number };
+    for (const deadline = Date.now() + 30_000; ; ) {
+      execution = (await call('GET', `/replication/executions/${id}`)).body;
+      if (execution.status === 'stopped') break;
+      if (Date.now() > deadline) assert.fail(`still ${execution.status}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(execution.copied < 6, `stopped before the end: ${execution.copied} of 6 copied`);
+    assert.equal((await call('POST', `/replication/executions/${id}/stop`)).status, 409);
+    assert.equal((await call('POST', '/replication/executions/999999/stop')).status, 404);
+    const refused = await fetch(`${server.url}/api/v1/replication/executions/${id}/stop`, { method: 'POST' });
+    assert.equal(refused.status, 401, 'anonymous');
   });
 
   it('older finished executions go with their tasks; the newest of each policy stays', async () => {

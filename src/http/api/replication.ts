@@ -113,6 +113,13 @@ export const replicationRoutes: ApiRoute[] = [
       return service(ctx).executions({ policy: q.policy, before: q.before === undefined ? undefined : Number(q.before), limit: limitOf(q.limit, 50) });
     },
   },
+  {
+    method: 'POST',
+    path: '/replication/executions/:id/stop',
+    summary: 'Stop an execution: a pending one at once (stopped), a running one before its next artifact (stopping, then stopped); 409 when it already ended',
+    status: 202,
+    handler: async (ctx) => service(ctx).stop(idOf(ctx.params.id)),
+  },
   { method: 'GET', path: '/replication/executions/:id', summary: 'A replication execution with its totals (copied, skipped, failed, deleted, bytes)', handler: async (ctx) => service(ctx).execution(idOf(ctx.params.id)) },
   {
     method: 'GET',
