@@ -248,9 +248,18 @@ async function verifyImages(client: RegistryClient, ledger: Ledger, where: strin
 async function resume(client: RegistryClient, session: Ledger['sessions'][number], ledger: Ledger, where: string): Promise<void> {
   const status = await client.fetch(session.location);
   if (status.status === 404) {
-    // The kill landed after the commit but before the 201 reached us: the blob must be whole.
     const blob = await client.fetch(`/v2/${session.repo}/blobs/${session.blob.digest}`);
-    assert.equal(blob.status, 200, `session gone but blob absent (${where})`);
+    if (blob.status === 404) {
+      // The kill landed between moving the staged bytes to their content address and recording
+      // them: the GET ends the session (docs/robustness.md › "A session that answers 204 + Range
+      // completes"), no 201 was given, and the client restarts the blob — which must succeed.
+      const again = await client.pushBlob(session.repo, session.blob);
+      assert.equal(again.status, 201, `restarting a blob whose session ended: ${await again.text()} (${where})`);
+      ledger.blobs.push({ repo: session.repo, blob: session.blob });
+      return;
+    }
+    // The kill landed after the commit but before the 201 reached us: the blob must be whole.
+    assert.equal(blob.status, 200, `session gone, blob neither absent nor present (${where})`);
     assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), session.blob.digest);
     return;
   }
