@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { durationMs } from '../config/schema.js';
-import { vulnPolicySettingsSchema } from '../scanning/policy-service.js';
 import { out, safeUser, usageError as fail, withComposition, type LoadConfig } from './users.js';
 
 interface PolicyOptions {
@@ -30,6 +28,9 @@ export function registerVulnPolicyCommands(program: Command, loadConfig: LoadCon
     .option('--no-inherit-index', 'each platform manifest needs its own scan')
     .action((project: string, opts: PolicyOptions) =>
       withComposition(loadConfig, async ({ vulnPolicy }, stores) => {
+        // Imported here, not at the top: `berth --help` loads no zod or scheduler (test/unit/first-hour.test.ts).
+        const { durationMs } = await import('../config/schema.js');
+        const { vulnPolicySettingsSchema } = await import('../scanning/policy-service.js');
         if ((await stores.auth.getProject(project)) === null) return fail(`project ${project} does not exist (berth project add ${project})`);
         const current = await vulnPolicy.show(project);
         const changing = ['mode', 'severity', 'allow', 'clearAllowlist', 'unscanned', 'grace', 'inheritIndex'].some((k) => opts[k as keyof PolicyOptions] !== undefined);
