@@ -25,7 +25,8 @@ import type { BlobInfo, ClientRequest, GetBlobOptions, Manifest, ManifestInfo, R
 import { RegistryClientError } from '../client/index.js';
 import { MediaTypes } from '../core/media-types.js';
 import { parseManifest, type Descriptor } from './graph.js';
-import { backoff, Bandwidth, delay, Semaphore } from './limits.js';
+import { sleep } from '../client/retry.js';
+import { backoff, Bandwidth, Semaphore } from './limits.js';
 
 /**
  * What the engine needs of a registry: the subset of src/client's OciClient it uses (an
@@ -360,7 +361,7 @@ export class CopyEngine {
           await this.checkpoints.delete(key);
         }
         stats.retries++;
-        await delay(backoff(attempt, this.baseDelayMs), this.options.signal);
+        await sleep(backoff(attempt, this.baseDelayMs), this.options.signal);
       }
     }
   }

@@ -2,6 +2,7 @@
  * The two limits a copy runs under: how many blobs move at once (a semaphore) and how
  * many bytes per second move in all (a token bucket shared by every blob of a run).
  */
+import { sleep } from '../client/retry.js';
 
 /** A counting semaphore: `use(fn)` runs fn when one of `size` slots is free. */
 export class Semaphore {
@@ -57,24 +58,9 @@ export class Bandwidth {
         return;
       }
       const missing = Math.min(bytes, this.bytesPerSecond) - this.tokens;
-      await delay(Math.max(5, Math.ceil((missing / this.bytesPerSecond) * 1000)), signal);
+      await sleep(Math.max(5, Math.ceil((missing / this.bytesPerSecond) * 1000)), signal);
     }
   }
-}
-
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Exponential backoff with equal jitter: attempt 1 waits about `base`, doubling up to `max`. */

@@ -8,7 +8,8 @@ import type { Job } from '../jobs/scheduler.js';
 import type { RegistryEndpoint } from '../registries/ports.js';
 import { CopyEngine, emptyStats, type CopyResult, type RegistryAccess, type UploadCheckpoints } from './engine.js';
 import { parseManifest, rewriteRepository } from './graph.js';
-import { backoff, delay } from './limits.js';
+import { sleep } from '../client/retry.js';
+import { backoff } from './limits.js';
 import type { Execution, ExecutionScope, ReplicationPolicy, ReplicationPolicyInput, ReplicationStore, Task, TaskStatus, TriggerKind } from './ports.js';
 
 /** Signature artifact types an `onlySigned` policy accepts as "signed". */
@@ -288,7 +289,7 @@ export class ReplicationService {
           for (let attempt = 1; ; attempt++) {
             result = await engine.copy({ client: source, repository: sourceRepository }, { client: destination, repository: destRepository }, tag);
             if (result.status !== 'failed' || !result.retryable || attempt >= (tuning.taskAttempts ?? 3) || signal.aborted) break;
-            await delay(backoff(attempt, tuning.baseDelayMs ?? 1000), signal);
+            await sleep(backoff(attempt, tuning.baseDelayMs ?? 1000), signal);
           }
           await this.record(execution.id, policy, { repository, destRepository, tag, started }, result);
         });
