@@ -139,6 +139,11 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.stderr.write(`berth: ${(err as Error).message}: the disk or database is full; free some space and run the command again\n`);
     process.exit(1);
   }
+  // A LeaseBusyError (src/jobs/leases.ts): another process holds the work's lease; the message names it.
+  if ((err as Error | null)?.name === 'LeaseBusyError') {
+    process.stderr.write(`berth: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`berth: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { EventConsumer } from '../core/events.js';
 import type { MetadataStore } from '../core/ports.js';
-import { withLease, type LeaseStore } from '../jobs/leases.js';
+import { LeaseBusyError, withLease, type LeaseStore } from '../jobs/leases.js';
 import type { Job } from '../jobs/scheduler.js';
 import type { OutboxStore } from './ports.js';
 
@@ -64,15 +64,20 @@ export class EventDispatcher {
   }
 
   /**
-   * Dispatches under the events lease, waiting (up to `timeoutMs`) while another process holds
-   * it: e.g. `berth gc` makes sure the review queue holds every change committed before it.
+   * Dispatches under the events lease, waiting while another process holds it: e.g. `berth gc`
+   * makes sure the review queue holds every change committed before it. The default wait is
+   * longer than the lease lasts, so a lease its holder could not release (killed, or a full
+   * disk refused the release) expires while we wait instead of failing the caller.
    */
-  async drain(leases: LeaseStore, timeoutMs = 10_000): Promise<DispatchResult> {
+  async drain(leases: LeaseStore, timeoutMs = 2 * EVENTS_LEASE_TTL_MS + 1_000): Promise<DispatchResult> {
     const deadline = Date.now() + timeoutMs;
+    let told = false;
     for (;;) {
       const outcome = await withLease(leases, EVENTS_LEASE, (lease) => this.dispatch(lease.signal), { ttlMs: EVENTS_LEASE_TTL_MS });
       if (outcome.acquired) return outcome.value;
-      if (Date.now() > deadline) throw new Error(`the event outbox is being dispatched by ${outcome.heldBy ?? 'another process'}; try again`);
+      if (Date.now() > deadline) throw new LeaseBusyError(`the event outbox is being dispatched by ${outcome.heldBy ?? 'another process'}; try again`);
+      if (!told) this.logger.info({ heldBy: outcome.heldBy }, 'events: waiting for the outbox dispatch another process runs');
+      told = true;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

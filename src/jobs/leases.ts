@@ -35,6 +35,14 @@ export interface LeaseOptions {
 
 const DEFAULT_TTL_MS = 60_000;
 
+/** A lease another process holds past the caller's patience: an operator's fact ("try again"), not a crash. */
+export class LeaseBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LeaseBusyError';
+  }
+}
+
 /** A holder id that tells an operator which process holds a lease. */
 export function newHolderId(): string {
   return `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
