@@ -106,6 +106,9 @@ describe('rescan: resumable', () => {
       digests.push(image.manifest.digest);
     }
     for (const d of digests) await eventually(`the scan of ${d}`, async () => ((await reg.server.stores.vulndb.scanOf(d)) ? true : undefined));
+    // The queue rows too: a row still pending when the second import lands would be scanned
+    // against it by the worker, and the rescan would find fewer stale scans than it expects.
+    await eventually('an empty scan queue', async () => ((await reg.server.stores.supplyChain.queueCounts()).pending === 0 ? true : undefined));
 
     const second = osvDir([opensslAdvisory('DSA-9401-1', '3.0.11-1~deb12u2', '2026-01-10T00:00:00Z'), opensslAdvisory('DSA-9402-1', '3.0.11-1~deb12u3', '2026-02-10T00:00:00Z')]);
     dirs.push(second);
