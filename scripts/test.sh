@@ -49,6 +49,12 @@ for pass in sqlite postgres mysql; do
   failed=$((failed + $(grep -E '^ℹ (fail|cancelled) ' "$logs/$pass" | awk '{s+=$3} END {print s+0}')))
 done
 [ "$failed" -eq 0 ] || status=1
+# The failures' details again at the very end (CI keeps only the tail of a long log).
+for pass in sqlite postgres mysql; do
+  [ -f "$logs/$pass" ] && grep -q '^✖ failing tests:' "$logs/$pass" || continue
+  echo "== failing tests, metadata=$pass"
+  sed -n '/^✖ failing tests:/,$p' "$logs/$pass" | grep -vE '^ℹ ' | head -n 120
+done
 # One plain closing line over both passes (cancelled tests count as failed).
 echo "${passed} passed, ${failed} failed"
 exit "$status"
