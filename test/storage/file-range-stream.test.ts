@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { CHUNK_SIZE, FileRangeStream, pooledBuffers } from '../../src/storage/file-range-stream.js';
+import { BIG_RANGE, CHUNK_SIZE, FileRangeStream, MAX_CHUNK_SIZE, chunkSizeFor, pooledBuffers } from '../../src/storage/file-range-stream.js';
 import { tempDir } from '../helpers/server.js';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -17,7 +17,8 @@ const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 describe('FileRangeStream', () => {
   const dir = tempDir('berth-range-stream-');
   const file = path.join(dir, 'blob');
-  const data = randomBytes(CHUNK_SIZE * 5 + 12345);
+  // A big range (1 MiB chunks), more than the kernel's socket buffers take: a client that hangs up leaves some unsent.
+  const data = randomBytes(BIG_RANGE + 12345);
   let server: http.Server;
   let base: string;
   /** What the server's piping ended with, per request path. */
@@ -67,6 +68,10 @@ describe('FileRangeStream', () => {
     const ranges = Array.from({ length: 12 }, (_, i) => ({ start: i * 7919, end: data.length - 1 - i * 20011 }));
     const bodies = await Promise.all(ranges.map((r, i) => get(`/concurrent-${i}?start=${r.start}&end=${r.end}`)));
     bodies.forEach((body, i) => assert.equal(sha(body), sha(data.subarray(ranges[i]!.start, ranges[i]!.end + 1)), `range ${i}`));
+  });
+
+  it('sizes chunks by how many transfers run: 1 MiB for a few, down to 128 KiB for 64 and more', () => {
+    assert.deepEqual([1, 8, 9, 16, 17, 32, 64, 1000].map(chunkSizeFor), [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125].map((m) => m * MAX_CHUNK_SIZE));
   });
 
   it('serves a byte range, including one inside a single chunk', async () => {
