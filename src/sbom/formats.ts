@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import * as CDX from '@cyclonedx/cyclonedx-library';
+import type * as CDXModule from '@cyclonedx/cyclonedx-library';
+import { lazyPackage } from '../core/lazy.js';
 import type { Inventory } from './model.js';
 
 /**
@@ -7,6 +8,8 @@ import type { Inventory } from './model.js';
  * no maintained SPDX 2.3 writer exists on npm) and CycloneDX 1.6 JSON (CycloneDX's own library).
  * Both are deterministic apart from the creation time and the document's unique id.
  */
+
+const cyclonedx = lazyPackage<typeof CDXModule>('@cyclonedx/cyclonedx-library');
 
 export const SBOM_FORMATS = ['spdx', 'cyclonedx'] as const;
 export type SbomFormat = (typeof SBOM_FORMATS)[number];
@@ -43,7 +46,7 @@ function spdxId(prefix: string, key: string): string {
 /** A licence as SPDX 2.3 takes it: a listed id as is, anything else as a LicenseRef with its text kept. */
 function spdxLicense(text: string | undefined, extracted: Map<string, string>): string {
   if (!text) return 'NOASSERTION';
-  if (CDX.SPDX.isSupportedSpdxId(text as unknown)) return text;
+  if (cyclonedx().SPDX.isSupportedSpdxId(text as unknown)) return text;
   const id = `LicenseRef-${text.replace(/[^A-Za-z0-9.-]+/g, '-').slice(0, 60)}-${createHash('sha256').update(text).digest('hex').slice(0, 8)}`;
   extracted.set(id, text);
   return id;
@@ -102,6 +105,7 @@ function isoSeconds(d: Date): string {
 }
 
 export function toCycloneDx(inv: Inventory, subject: SbomSubject, created: Date = new Date()): Record<string, unknown> {
+  const CDX = cyclonedx();
   const { Models, Enums } = CDX;
   const bom = new Models.Bom({ serialNumber: `urn:uuid:${randomUUID()}` });
   bom.metadata.timestamp = created;

@@ -2,12 +2,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { PackageURL } from 'packageurl-js';
+import type * as packageUrlModule from 'packageurl-js';
+import { lazyPackage } from '../core/lazy.js';
 import { goBuildInfoSink, parseCargoLock, parsePackageJson, parsePackageLock, parsePythonMetadata } from './lang-packages.js';
 import { bufferSink, readLayers, type FileHeader, type FileSink, type LayerRef } from './layers.js';
 import type { FoundPackage, Inventory, MatchablePackage, OsRelease } from './model.js';
 import { osEcosystem, parseApkInstalled, parseDpkgStatus, parseOsRelease, parseRpmHeader, type Parsed } from './os-packages.js';
 import type { RpmDbReader } from './ports.js';
+
+const packageUrl = lazyPackage<typeof packageUrlModule>('packageurl-js');
 
 /** What one selected file yields. */
 type FileValue = { os: OsRelease } | { packages: Parsed[] };
@@ -157,20 +160,20 @@ export function purlOf(p: FoundPackage, os: OsRelease | null): string {
         qualifiers.upstream = p.source.version !== p.version && p.type === 'deb' ? `${p.source.name}@${p.source.version}` : p.source.name;
       }
       const namespace = os ? (DISTRO_NAMESPACE[os.id] ?? os.id) : p.type === 'deb' ? 'debian' : p.type === 'apk' ? 'alpine' : null;
-      return new PackageURL(p.type, namespace, p.name, version, qualifiers).toString();
+      return new (packageUrl().PackageURL)(p.type, namespace, p.name, version, qualifiers).toString();
     }
     case 'npm': {
       const slash = p.name.startsWith('@') ? p.name.indexOf('/') : -1;
-      return new PackageURL('npm', slash > 0 ? p.name.slice(0, slash) : null, slash > 0 ? p.name.slice(slash + 1) : p.name, p.version).toString();
+      return new (packageUrl().PackageURL)('npm', slash > 0 ? p.name.slice(0, slash) : null, slash > 0 ? p.name.slice(slash + 1) : p.name, p.version).toString();
     }
     case 'golang': {
       const slash = p.name.lastIndexOf('/');
-      return new PackageURL('golang', slash > 0 ? p.name.slice(0, slash) : null, slash > 0 ? p.name.slice(slash + 1) : p.name, p.version).toString();
+      return new (packageUrl().PackageURL)('golang', slash > 0 ? p.name.slice(0, slash) : null, slash > 0 ? p.name.slice(slash + 1) : p.name, p.version).toString();
     }
     case 'pypi':
-      return new PackageURL('pypi', null, p.name, p.version).toString();
+      return new (packageUrl().PackageURL)('pypi', null, p.name, p.version).toString();
     case 'cargo':
-      return new PackageURL('cargo', null, p.name, p.version).toString();
+      return new (packageUrl().PackageURL)('cargo', null, p.name, p.version).toString();
   }
 }
 

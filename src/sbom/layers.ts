@@ -1,9 +1,14 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Decompress } from 'fzstd';
-import tar from 'tar-stream';
+import type * as fzstdModule from 'fzstd';
+import type tarModule from 'tar-stream';
+import type { Header as TarHeader } from 'tar-stream';
+import { lazyPackage } from '../core/lazy.js';
 
+
+const fzstd = lazyPackage<typeof fzstdModule>('fzstd');
+const tar = lazyPackage<typeof tarModule>('tar-stream');
 /**
  * Reads an image's layers in order, streaming: each layer is decompressed (gzip with zlib,
  * zstd with fzstd — Node 20 has no zstd in zlib — or plain tar, told apart by the magic bytes,
@@ -98,7 +103,7 @@ async function* untarred(source: Readable): AsyncGenerator<Buffer> {
     await feeding;
   } else if (first.length >= 4 && first.readUInt32LE(0) === 0xfd2fb528) {
     const out: Buffer[] = [];
-    const zstd = new Decompress((data) => void out.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength)));
+    const zstd = new (fzstd().Decompress)((data) => void out.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength)));
     for await (const chunk of rest()) {
       zstd.push(chunk);
       yield* out.splice(0);
@@ -124,14 +129,14 @@ export async function readLayers<T>(layers: LayerRef[], open: (layer: LayerRef) 
       notes.push(`layer ${layer.digest} (${layer.mediaType}) is not stored in the registry: not read`);
       continue;
     }
-    const extract = tar.extract();
+    const extract = tar().extract();
     extract.on('entry', (header, stream, next) => {
       void handleEntry(header, stream as unknown as AsyncIterable<Buffer> & { resume(): void }).then(
         () => next(),
         (err: unknown) => next(err as Error),
       );
     });
-    async function handleEntry(header: tar.Header, stream: AsyncIterable<Buffer> & { resume(): void }): Promise<void> {
+    async function handleEntry(header: TarHeader, stream: AsyncIterable<Buffer> & { resume(): void }): Promise<void> {
       const path = normalisePath(header.name);
       const slash = path.lastIndexOf('/');
       const base = path.slice(slash + 1);

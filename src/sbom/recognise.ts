@@ -1,8 +1,12 @@
-import { PackageURL } from 'packageurl-js';
+import type { PackageURL } from 'packageurl-js';
+import type * as packageUrlModule from 'packageurl-js';
+import { lazyPackage } from '../core/lazy.js';
 import type { ReferrerRecord } from '../core/ports.js';
 import { CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, TOOL_NAME, type SbomFormat } from './formats.js';
 import { ecosystemOf } from './inventory.js';
 import type { Inventory, OsRelease, PackageType } from './model.js';
+
+const packageUrl = lazyPackage<typeof packageUrlModule>('packageurl-js');
 
 /** Where an SBOM came from. */
 export type SbomOrigin = 'generated' | 'referrer' | 'cosign-referrer' | 'cosign-tag' | 'buildkit-attestation';
@@ -49,7 +53,7 @@ export function purlsOfDocument(doc: unknown): Inventory['packages'] {
   for (const text of purls(doc)) {
     let purl: PackageURL;
     try {
-      purl = PackageURL.fromString(text);
+      purl = packageUrl().PackageURL.fromString(text);
     } catch {
       continue;
     }

@@ -1,8 +1,10 @@
-import cvssCalculator from 'ae-cvss-calculator';
+import type cvssCalculatorModule from 'ae-cvss-calculator';
+import { lazyPackage } from '../core/lazy.js';
 
 // A CommonJS bundle whose named exports Node's ESM loader cannot see: take them from the default export.
-const { Cvss2, Cvss3P0, Cvss3P1, Cvss4P0 } = cvssCalculator;
-type Calculator = InstanceType<typeof Cvss2 | typeof Cvss3P0 | typeof Cvss3P1 | typeof Cvss4P0>;
+const cvssCalculator = lazyPackage<typeof cvssCalculatorModule>('ae-cvss-calculator');
+type Calculators = typeof cvssCalculatorModule;
+type Calculator = InstanceType<Calculators['Cvss2'] | Calculators['Cvss3P0'] | Calculators['Cvss3P1'] | Calculators['Cvss4P0']>;
 import type { OsvAffected, OsvRecord, OsvSeverity } from './osv.js';
 
 /** Severity levels, as Harbor's scanner API names them (lowest first). */
@@ -37,6 +39,7 @@ export interface RatedSeverity {
 export function cvssBaseScore(entry: OsvSeverity): number | null {
   const vector = entry.score.trim();
   try {
+    const { Cvss2, Cvss3P0, Cvss3P1, Cvss4P0 } = cvssCalculator();
     let calculator: Calculator;
     if (entry.type === 'CVSS_V3' && vector.startsWith('CVSS:3.1/')) calculator = new Cvss3P1(vector);
     else if (entry.type === 'CVSS_V3' && vector.startsWith('CVSS:3.0/')) calculator = new Cvss3P0(vector);

@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import yauzl from 'yauzl';
+import type yauzlModule from 'yauzl';
+import { lazyPackage } from '../core/lazy.js';
 
 /**
  * Where `berth vulndb import` reads OSV records: a directory (walked recursively), a zip
@@ -61,9 +62,11 @@ async function readStream(stream: Readable, name: string, max: number): Promise<
   return { name, text: Buffer.concat(chunks).toString('utf8') };
 }
 
-function openZip(file: string): Promise<yauzl.ZipFile> {
+const yauzl = lazyPackage<typeof yauzlModule>('yauzl');
+
+function openZip(file: string): Promise<yauzlModule.ZipFile> {
   return new Promise((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true, autoClose: true, strictFileNames: false }, (err, zip) =>
+    yauzl().open(file, { lazyEntries: true, autoClose: true, strictFileNames: false }, (err, zip) =>
       err ? reject(new Error(`${file}: not a readable zip archive (${err.message})`)) : resolve(zip),
     );
   });
@@ -74,8 +77,8 @@ async function* readZip(file: string, max: number): AsyncGenerator<SourceFile> {
   let ended = false;
   try {
     for (;;) {
-      const entry = await new Promise<yauzl.Entry | null>((resolve, reject) => {
-        const onEntry = (e: yauzl.Entry) => done(() => resolve(e));
+      const entry = await new Promise<yauzlModule.Entry | null>((resolve, reject) => {
+        const onEntry = (e: yauzlModule.Entry) => done(() => resolve(e));
         const onEnd = () => done(() => resolve(null));
         const onError = (err: Error) => done(() => reject(new Error(`${file}: not a readable zip archive (${err.message})`)));
         const done = (settle: () => void) => {

@@ -1,5 +1,6 @@
-import pep440 from '@renovatebot/pep440';
-import semver from 'semver';
+import type pep440Module from '@renovatebot/pep440';
+import type semverModule from 'semver';
+import { lazyPackage } from '../../core/lazy.js';
 import { compareApkVersions, isValidApkVersion } from './apk.js';
 import { compareDebianVersions, parseDebianVersion } from './dpkg.js';
 
@@ -33,17 +34,20 @@ export const APK: VersionScheme = {
  * module versions, `v1.2.3`) is accepted; Go pseudo-versions (`v0.0.0-20210101000000-abcdef123456`)
  * are semver pre-releases and sort as Go sorts them; `+incompatible` is build metadata.
  */
+const semver = lazyPackage<typeof semverModule>('semver');
+const pep440 = lazyPackage<typeof pep440Module>('@renovatebot/pep440');
+
 export const SEMVER: VersionScheme = {
   name: 'semver',
-  valid: (v) => semver.valid(stripV(v)) !== null,
-  compare: (a, b) => semver.compare(stripV(a), stripV(b)),
+  valid: (v) => semver().valid(stripV(v)) !== null,
+  compare: (a, b) => semver().compare(stripV(a), stripV(b)),
 };
 
 /** PEP 440 (PyPI), with Renovate's `@renovatebot/pep440`: epochs, pre/post/dev releases, local versions. */
 export const PEP440: VersionScheme = {
   name: 'pep440',
-  valid: (v) => pep440.valid(v) !== null,
-  compare: (a, b) => pep440.compare(a, b),
+  valid: (v) => pep440().valid(v) !== null,
+  compare: (a, b) => pep440().compare(a, b),
 };
 
 function stripV(version: string): string {
