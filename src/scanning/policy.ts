@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { projectOf } from '../core/names.js';
 import { deny, type Policy } from '../core/policies.js';
 import type { MetadataStore, MetadataTx } from '../core/ports.js';
+import { CounterCheckedCache, type CachedProject } from '../core/verdict-cache.js';
 import type { Finding } from './match.js';
 import type { ScanRecord, VulnDbStore, VulnPolicy, VulnPolicyState, VulnPolicyStore, VulnThreshold } from './ports.js';
 import { SEVERITIES, severityRank, type Severity } from './severity.js';
@@ -10,8 +11,6 @@ export const VULNERABILITY_POLICY = 'vulnerabilities';
 
 /** How long a replica trusts a project's cached policy and allowing verdicts before comparing the counters again. */
 export const VULN_REFRESH_MS = 1000;
-/** Verdicts kept per project (the cache starts over beyond). */
-const MAX_VERDICTS = 20_000;
 /** Indexes asked when a child inherits an index's scan. */
 const MAX_PARENTS = 8;
 
@@ -30,11 +29,8 @@ export interface VulnVerdict {
   validUntil?: number;
 }
 
-export interface ProjectVulnPolicy {
-  state: VulnPolicyState | null;
+export interface ProjectVulnPolicy extends CachedProject<VulnPolicyState, VulnVerdict> {
   policy: VulnPolicy | null;
-  checkedAt: number;
-  verdicts: Map<string, VulnVerdict>;
 }
 
 /**
@@ -46,62 +42,21 @@ export interface ProjectVulnPolicy {
  *
  * `now` is the clock the grace period is measured with (injectable: tests move it).
  */
-export class VulnVerdictCache {
-  private readonly projects = new Map<string, ProjectVulnPolicy>();
+export class VulnVerdictCache extends CounterCheckedCache<VulnPolicyState, VulnVerdict, ProjectVulnPolicy> {
   now: () => number;
 
-  constructor(
-    private readonly store: Pick<VulnPolicyStore, 'state' | 'snapshot'>,
-    private readonly refreshMs = VULN_REFRESH_MS,
-    now: () => number = Date.now,
-  ) {
+  constructor(store: Pick<VulnPolicyStore, 'state' | 'snapshot'>, refreshMs = VULN_REFRESH_MS, now: () => number = Date.now) {
+    super(
+      (project) => store.state(project),
+      async (project, state, checkedAt) => {
+        const snapshot = state === null ? null : await store.snapshot(project);
+        return { state: snapshot ? { version: snapshot.version, scans: snapshot.scans } : null, policy: snapshot?.policy ?? null, checkedAt, verdicts: new Map() };
+      },
+      (a, b) => a.version === b.version && a.scans === b.scans,
+      refreshMs,
+    );
     this.now = now;
   }
-
-  /** The project's policy, re-read when the counters moved (`fresh`: compare them now). */
-  async current(project: string, fresh = false): Promise<ProjectVulnPolicy> {
-    const now = Date.now();
-    const cached = this.projects.get(project);
-    if (cached && !fresh && now - cached.checkedAt < this.refreshMs) return cached;
-    const state = await this.store.state(project);
-    if (cached && sameState(cached.state, state)) {
-      cached.checkedAt = now;
-      return cached;
-    }
-    const snapshot = state === null ? null : await this.store.snapshot(project);
-    const loaded: ProjectVulnPolicy = {
-      state: snapshot ? { version: snapshot.version, scans: snapshot.scans } : null,
-      policy: snapshot?.policy ?? null,
-      checkedAt: now,
-      verdicts: new Map(),
-    };
-    this.projects.set(project, loaded);
-    return loaded;
-  }
-
-  /** Drops a project's cache (after a change on this replica: it applies here at once). */
-  forget(project: string): void {
-    this.projects.delete(project);
-  }
-
-  /** Compare the counters at the next pull of `project` (or of every project: a scan may concern several). */
-  touch(project?: string): void {
-    if (project === undefined) {
-      for (const cached of this.projects.values()) cached.checkedAt = 0;
-      return;
-    }
-    const cached = this.projects.get(project);
-    if (cached) cached.checkedAt = 0;
-  }
-
-  remember(trust: ProjectVulnPolicy, key: string, verdict: VulnVerdict): void {
-    if (trust.verdicts.size >= MAX_VERDICTS) trust.verdicts.clear();
-    trust.verdicts.set(key, verdict);
-  }
-}
-
-function sameState(a: VulnPolicyState | null, b: VulnPolicyState | null): boolean {
-  return a === b || (a !== null && b !== null && a.version === b.version && a.scans === b.scans);
 }
 
 /** What the policy compares a scan with. */

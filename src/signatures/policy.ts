@@ -1,5 +1,6 @@
 import { projectOf } from '../core/names.js';
 import { deny, type Policy } from '../core/policies.js';
+import { CounterCheckedCache, type CachedProject } from '../core/verdict-cache.js';
 import type { SignatureStore, TrustPolicy, TrustState } from './ports.js';
 import { isSignaturePush, isSupplyChainArtifact } from './formats.js';
 import { verifyArtifact, type ArtifactReader, type ArtifactSignatures } from './discover.js';
@@ -9,8 +10,6 @@ export const SIGNATURE_POLICY = 'signatures';
 
 /** How long a replica trusts a project's cached policy and positive verdicts before comparing the counters again. */
 export const TRUST_REFRESH_MS = 1000;
-/** Verdicts kept per project (the cache starts over beyond). */
-const MAX_VERDICTS = 20_000;
 /** Classified manifests kept (signature artifact or not: content never changes). */
 const MAX_CLASSIFIED = 50_000;
 /** Indexes asked when a child inherits (a child listed by more indexes is judged by these). */
@@ -29,12 +28,9 @@ export interface Verdict {
   validUntil?: number;
 }
 
-interface ProjectTrust {
-  state: TrustState | null;
+interface ProjectTrust extends CachedProject<TrustState, Verdict> {
   policy: TrustPolicy | null;
   anchors: TrustAnchors;
-  checkedAt: number;
-  verdicts: Map<string, Verdict>;
 }
 
 /**
@@ -45,51 +41,25 @@ interface ProjectTrust {
  * applies at the next pull and a removed key or signature within a second. A verified pull
  * costs two map look-ups: no crypto, no query.
  */
-export class TrustCache {
-  private readonly projects = new Map<string, ProjectTrust>();
+export class TrustCache extends CounterCheckedCache<TrustState, Verdict, ProjectTrust> {
   private readonly classified = new Map<string, boolean>();
 
-  constructor(
-    private readonly store: SignatureStore,
-    private readonly refreshMs = TRUST_REFRESH_MS,
-  ) {}
-
-  /** The project's trust, re-read when the counters moved (`fresh`: compare them now). */
-  async current(project: string, fresh = false): Promise<ProjectTrust> {
-    const now = Date.now();
-    const cached = this.projects.get(project);
-    if (cached && !fresh && now - cached.checkedAt < this.refreshMs) return cached;
-    const state = await this.store.state(project);
-    if (cached && sameState(cached.state, state)) {
-      cached.checkedAt = now;
-      return cached;
-    }
-    const snapshot = state === null ? null : await this.store.snapshot(project);
-    const loaded: ProjectTrust = {
-      state: snapshot ? { version: snapshot.version, signatures: snapshot.signatures } : null,
-      policy: snapshot?.policy ?? null,
-      anchors: compileAnchors(snapshot?.keys ?? []),
-      checkedAt: now,
-      verdicts: new Map(),
-    };
-    this.projects.set(project, loaded);
-    return loaded;
-  }
-
-  /** Drops a project's cache (after a change on this replica: it applies here at once). */
-  forget(project: string): void {
-    this.projects.delete(project);
-  }
-
-  /** Compare the counters at the next pull (a signature arrived through this replica). */
-  touch(project: string): void {
-    const cached = this.projects.get(project);
-    if (cached) cached.checkedAt = 0;
-  }
-
-  remember(trust: ProjectTrust, key: string, verdict: Verdict): void {
-    if (trust.verdicts.size >= MAX_VERDICTS) trust.verdicts.clear();
-    trust.verdicts.set(key, verdict);
+  constructor(store: SignatureStore, refreshMs = TRUST_REFRESH_MS) {
+    super(
+      (project) => store.state(project),
+      async (project, state, checkedAt) => {
+        const snapshot = state === null ? null : await store.snapshot(project);
+        return {
+          state: snapshot ? { version: snapshot.version, signatures: snapshot.signatures } : null,
+          policy: snapshot?.policy ?? null,
+          anchors: compileAnchors(snapshot?.keys ?? []),
+          checkedAt,
+          verdicts: new Map(),
+        };
+      },
+      (a, b) => a.version === b.version && a.signatures === b.signatures,
+      refreshMs,
+    );
   }
 
   /** Whether a manifest is a signature or other supply-chain artifact (cached: content never changes). */
@@ -105,9 +75,6 @@ export class TrustCache {
   }
 }
 
-function sameState(a: TrustState | null, b: TrustState | null): boolean {
-  return a === b || (a !== null && b !== null && a.version === b.version && a.signatures === b.signatures);
-}
 
 /** A violation to record (audit mode: allowed; enforce: refused). */
 export interface Violation {
