@@ -17,8 +17,11 @@ const DEFAULT_IDLE_MS = 30_000;
 
 export interface FillDeps {
   blobs: Pick<BlobStore, 'createUpload' | 'appendUpload' | 'commitUpload' | 'abortUpload' | 'openRange'>;
-  /** Records the committed bytes and links them into the repository (Registry.linkCachedBlob). */
-  link(repository: string, digest: string, size: number): Promise<void>;
+  /**
+   * Records the committed bytes and links them into the repository (Registry.linkCachedBlob);
+   * `lastAppendAt`: when the bytes started moving to storage (GC's race rule compares it).
+   */
+  link(repository: string, digest: string, size: number, lastAppendAt: number): Promise<void>;
   /** Where downloads in progress are spooled (one file per fill, removed when it ends). */
   spoolDir: string;
   /** Fail a download that receives no bytes for this long (ms; default 30 s). */
@@ -135,9 +138,10 @@ export class BlobFill extends EventEmitter {
     const { blobs } = this.deps;
     let state = await blobs.createUpload(id);
     try {
+      const appendAt = Date.now();
       state = await blobs.appendUpload(id, state, 0, createReadStream(this.file));
       await blobs.commitUpload(id, state, this.digest, this.size);
-      await this.deps.link(this.repository, this.digest, this.size);
+      await this.deps.link(this.repository, this.digest, this.size, appendAt);
     } finally {
       await blobs.abortUpload(id, state).catch(() => undefined);
     }
