@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { RegistryError } from '../core/errors.js';
 import type { BlobStore, ByteRange } from '../core/ports.js';
 
 /** What a fill needs from the upstream: the response body and its length. */
@@ -11,6 +12,9 @@ export interface UpstreamBody {
   size: number;
   body: Readable;
 }
+
+/** Wait before writing bytes again after GC's race rule refused their link (longer than its clock-skew margin, 100 ms). */
+const RACE_RETRY_MS = 250;
 
 /** A stalled upstream body (no bytes for this long) fails the fill, so waiting clients get an error instead of hanging. */
 const DEFAULT_IDLE_MS = 30_000;
@@ -132,8 +136,23 @@ export class BlobFill extends EventEmitter {
     this.emit('progress', { start, bytes });
   }
 
-  /** Staging → content address → blob row and link. */
+  /**
+   * Staging → content address → blob row and link. A link GC's race rule refused (a collector
+   * deleted this digest's bytes while they were being written: BLOB_UPLOAD_INVALID) writes the
+   * bytes again from the spool file a moment later, as a client would push again (3 attempts).
+   */
   private async store(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.storeOnce();
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof RegistryError) || err.code !== 'BLOB_UPLOAD_INVALID') throw err;
+        await new Promise((resolve) => setTimeout(resolve, RACE_RETRY_MS * attempt));
+      }
+    }
+  }
+
+  private async storeOnce(): Promise<void> {
     const id = `proxy-${randomUUID()}`;
     const { blobs } = this.deps;
     let state = await blobs.createUpload(id);
