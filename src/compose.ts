@@ -24,6 +24,7 @@ import { quotaPolicy, QuotaService } from './quotas/index.js';
 import type { Stores } from './stores.js';
 import { createWebhooks, webhookMetrics, type WebhookComponents } from './webhooks/index.js';
 import { RetentionService } from './retention/service.js';
+import { ensureProxyCachePolicy, proxyCacheRetentionDays } from './retention/policy.js';
 import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy, tagHistoryPruneJob, TagsService } from './tags/index.js';
 import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, violationRecorder } from './signatures/index.js';
 import { readFileSync } from 'node:fs';
@@ -171,8 +172,14 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const proxyCache = new ProxyCache(
     stores.proxyCache,
     stores.registries,
-    { blobs, link: (repository, digest, size) => registry.linkCachedBlob(repository, digest, size), spoolDir: path.join(config.data.dir, 'proxy-spool') },
+    { blobs, link: (repository, digest, size, lastAppendAt) => registry.linkCachedBlob(repository, digest, size, lastAppendAt), spoolDir: path.join(config.data.dir, 'proxy-spool') },
     {
+      core: {
+        byDigest: (repository, digest) => metadata.manifests.get(repository, digest),
+        byTag: (repository, tag) => metadata.manifests.byTag(repository, tag),
+        store: async (repository, reference, payload, mediaType) => void (await registry.storeCachedManifest(repository, reference, payload, mediaType)),
+        admitBlob: (repository, digest, size) => registry.admitCachedBlob(repository, digest, size),
+      },
       upstreamTimeoutMs: durationMs(proxyConfig.upstreamtimeout),
       refreshMs: 10_000,
       defaultTagTtlMs: durationMs(proxyConfig.tagttl),
@@ -233,7 +240,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
   const registries = new RegistryService(stores.registries);
   registries.addUsageCheck(async (endpoint) => (await stores.replication.policiesUsing(endpoint.name)).map((p) => `replication policy ${p}`));
-  const proxyService = new ProxyCacheService(stores.proxyCache, stores.registries, proxyCache);
+  const cacheRetentionDays = proxyCacheRetentionDays(durationMs(proxyConfig.ttl));
+  const proxyService = new ProxyCacheService(stores.proxyCache, stores.registries, proxyCache, async (project) => void (await ensureProxyCachePolicy(stores.retention, project, cacheRetentionDays)));
   registries.addUsageCheck((endpoint) => proxyService.usersOf(endpoint.id));
   return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, vulnPolicy, sbom, supplyChain, registries, proxyCache: { cache: proxyCache, service: proxyService }, replication };
 }

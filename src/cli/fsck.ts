@@ -54,11 +54,15 @@ async function fsckCommand(file: string | undefined, flags: FsckFlags): Promise<
 
 /** Opens the stores a configuration names, checks them, closes them. */
 export async function fsckStores(config: BerthConfig, options: FsckOptions): Promise<FsckReport> {
-  const [{ openStores }, { runFsck }] = await Promise.all([import('../stores.js'), import('../fsck/check.js')]);
+  const [{ openStores }, { runFsck }, { projectOf }] = await Promise.all([import('../stores.js'), import('../fsck/check.js'), import('../core/names.js')]);
   const stores = await openStores(config);
   try {
+    // Pull-through cache repositories may reference content not fetched yet (docs/proxy-cache.md).
+    const cacheProjects = new Set((await stores.proxyCache.projects()).map((p) => p.project));
+    const mirror = config.proxy.remoteurl !== undefined;
+    const readThrough = (repository: string) => mirror || cacheProjects.has(projectOf(repository));
     // With auth on, repositories without a project are admin-only until adopted: report them.
-    return await runFsck(stores.blobs, stores.fsck, { orphans: config.auth.mode !== 'none', ...options });
+    return await runFsck(stores.blobs, stores.fsck, { orphans: config.auth.mode !== 'none', readThrough, ...options });
   } finally {
     await stores.close();
   }

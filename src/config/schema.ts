@@ -349,22 +349,23 @@ export const configSchema = z
     /**
      * Pull-through caching (docs/proxy-cache.md). `remoteurl` makes the whole registry a mirror of
      * one upstream, as Distribution's `proxy:` section does (pushes refused); cache projects are
-     * bound to endpoints through the API instead. `ttl` is Distribution's blob expiry, accepted
-     * for compatibility (cache retention is not enforced yet).
+     * bound to endpoints through the API instead. `ttl` (Distribution's expiry, default 168h) is
+     * the default retention of a cache project: binding a project without a retention policy
+     * gives it "keep what was pulled within ttl" (whole days, rounded up), run daily; 0 gives none.
      */
     proxy: z
       .object({
         remoteurl: z.string().url().optional(),
         username: z.string().min(1).optional(),
         password: z.string().min(1).optional(),
-        ttl: duration.optional(),
+        ttl: duration.default('168h'),
         /** A cached tag is revalidated upstream (one HEAD) only when last checked longer ago than this. */
         tagttl: duration.default('5m'),
         /** How long to wait for an upstream's answer before serving cached content or failing with 504. */
         upstreamtimeout: duration.default('30s'),
       })
       .strict()
-      .default({ tagttl: '5m', upstreamtimeout: '30s' }),
+      .default({ ttl: '168h', tagttl: '5m', upstreamtimeout: '30s' }),
     /** Storage quotas per project (limits are set through the API or `berth quota set`): docs/policies.md#storage-quotas. */
     quotas: z
       .object({

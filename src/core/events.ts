@@ -137,8 +137,12 @@ export interface Operation {
   reason?: ChangeReason;
 }
 
-/** A tag change made on a client's behalf: a rollback to an earlier digest, or a retention run untagging. */
-export type ChangeReason = 'restore' | 'retention';
+/**
+ * A change made on a client's behalf: a rollback to an earlier digest, a retention run untagging,
+ * or a pull-through cache storing what it fetched from its upstream (a system write that the
+ * proxy-cache policy lets through while it refuses users' pushes).
+ */
+export type ChangeReason = 'restore' | 'retention' | 'proxy-cache';
 
 /**
  * A reader of the outbox (registered in the composition root, run by src/events). It sees

@@ -44,7 +44,10 @@ export interface HookCaller {
   actor: string | null;
   /** The caller's client address, where the hook may record it (write hooks); absent when unknown. */
   ip?: string | null;
-  /** Set when a tag changes on a client's behalf (a restore, a retention run); absent for a client's own push or delete. */
+  /**
+   * Set when content changes on a client's behalf (a restore, a retention run, a pull-through
+   * cache fill: `proxy-cache`); absent for a client's own push or delete.
+   */
   reason?: ChangeReason;
 }
 

@@ -71,6 +71,12 @@ async function refusalOf(remove: () => Promise<void>): Promise<RegistryError | n
   }
 }
 
+/**
+ * The operation of a read-through cache's writes: a system write (no actor, as other system
+ * changes) that the proxy-cache policy lets through by its reason.
+ */
+const READ_THROUGH = { reason: 'proxy-cache' } as const satisfies Operation;
+
 /** Decides whether the caller may read a repository (used by mounts without `from`). */
 export type CanRead = (repository: string) => Promise<boolean>;
 
@@ -158,18 +164,40 @@ export class Registry {
   }
 
   /**
-   * Records bytes a read-through cache just committed to the BlobStore at `digest` and links
-   * them into `repository`. No blob event and no hook: a cache fill is not a push (quota,
-   * webhooks and GC's review queue do not see it; the cache's own retention removes it).
+   * Asks the blob.commit policies (phase `check`) whether a read-through cache may store a blob
+   * of `size` bytes in `repository`, before it downloads it (a full quota refuses here).
    */
-  async linkCachedBlob(repository: string, digest: string, size: number): Promise<void> {
+  async admitCachedBlob(repository: string, digest: string, size: number): Promise<void> {
     parseDigest(digest);
-    await this.change({}, async (tx, events) => {
+    await this.checkBlob({ repository, digest, size, lastAppendAt: Date.now(), reason: READ_THROUGH.reason, uploadId: '' });
+  }
+
+  /**
+   * Records bytes a read-through cache just committed to the BlobStore at `digest` and links
+   * them into `repository` as a system write (`reason: 'proxy-cache'`): the blob.commit hook
+   * runs (quota counts it, GC's race rule judges it) and `blob.committed` is appended, so GC's
+   * review queue sees it like a pushed blob.
+   */
+  async linkCachedBlob(repository: string, digest: string, size: number, lastAppendAt = Date.now()): Promise<void> {
+    parseDigest(digest);
+    await this.change(READ_THROUGH, async (tx, events) => {
       await tx.repositories.recordBlob(digest, size);
       if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
+      await this.policies.check('blob.commit', { repository, digest, size, phase: 'commit', lastAppendAt, actor: null, reason: READ_THROUGH.reason }, tx);
       const repositoryId = await this.ensureRepository(tx, repository, events);
       await tx.repositories.link(repositoryId, digest);
+      events.push({ type: 'blob.committed', repository, digest, size });
     });
+  }
+
+  /**
+   * Stores a manifest a read-through cache fetched from its upstream, under `reference` (a tag
+   * or its digest), through the path a push takes (hooks, tags, referrers, events in one
+   * transaction) as a system write (`reason: 'proxy-cache'`). Unlike a push, the blobs and child
+   * manifests it references need not be there yet: the cache fetches them when a client asks.
+   */
+  async storeCachedManifest(repository: string, reference: string, payload: Buffer, contentType: string | undefined): Promise<StoredManifest> {
+    return this.storeManifest(repository, reference, payload, contentType, [], READ_THROUGH, false);
   }
 
   async deleteBlob(repository: string, digest: string, op: Operation = {}): Promise<void> {
@@ -245,7 +273,7 @@ export class Registry {
   private async checkBlob(commit: BlobCommit): Promise<void> {
     if (!this.policies.has('blob.commit')) return;
     const { repository, digest, size, lastAppendAt } = commit;
-    await this.metadata.transaction((tx) => this.policies.check('blob.commit', { repository, digest, size, lastAppendAt, phase: 'check', actor: commit.actor ?? null }, tx));
+    await this.metadata.transaction((tx) => this.policies.check('blob.commit', { repository, digest, size, lastAppendAt, phase: 'check', actor: commit.actor ?? null, reason: commit.reason }, tx));
   }
 
   // ── Manifests ────────────────────────────────────────────────────────────
@@ -289,6 +317,18 @@ export class Registry {
     extraTags: string[] = [],
     op: Operation = {},
   ): Promise<StoredManifest> {
+    return this.storeManifest(repository, reference, payload, contentType, extraTags, op, true);
+  }
+
+  private async storeManifest(
+    repository: string,
+    reference: string,
+    payload: Buffer,
+    contentType: string | undefined,
+    extraTags: string[],
+    op: Operation,
+    requireReferences: boolean,
+  ): Promise<StoredManifest> {
     if (payload.length > this.options.maxManifestSize) {
       throw manifestTooBig(this.options.maxManifestSize);
     }
@@ -305,10 +345,12 @@ export class Registry {
     await this.change(op, async (tx, events) => {
       const existing = await tx.repositories.id(repository);
       // Every reference must already be in this repository (share-locked, so no collector removes it before commit).
-      const missing = existing === null ? parsed.references : await tx.manifests.missingReferences(existing, parsed.references);
-      if (missing.length > 0) throw missingReferences(repository, missing);
+      if (requireReferences) {
+        const missing = existing === null ? parsed.references : await tx.manifests.missingReferences(existing, parsed.references);
+        if (missing.length > 0) throw missingReferences(repository, missing);
+      }
       const facts = { repository, digest, mediaType: parsed.mediaType, artifactType: parsed.artifactType, subject, size: payload.length };
-      await this.policies.check('manifest.put', { ...facts, tags, references: parsed.references, actor, ip: op.ip ?? null }, tx);
+      await this.policies.check('manifest.put', { ...facts, tags, references: parsed.references, actor, ip: op.ip ?? null, reason: op.reason }, tx);
       const repositoryId = existing ?? (await this.ensureRepository(tx, repository, events));
       const targets = await tx.manifests.tagTargets(repositoryId, tags);
       for (const tag of tags) {

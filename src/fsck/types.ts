@@ -116,6 +116,12 @@ export interface FsckOptions {
   now?: Date;
   /** Report repositories without a project (meaningful with auth on; every repository is one with auth.mode none). */
   orphans?: boolean;
+  /**
+   * True for a repository that reads through an upstream (a pull-through cache project, or every
+   * repository with `proxy.remoteurl`): its manifests may reference content not fetched yet
+   * (fetched on the first pull), which is not a problem there.
+   */
+  readThrough?: (repository: string) => boolean;
 }
 
 export interface FsckReport {

@@ -20,6 +20,7 @@ import * as vulnPolicies from './migrations/0017-vuln-policies.js';
 import * as registries from './migrations/0019-registries.js';
 import * as proxyCache from './migrations/0020-proxy-cache.js';
 import * as replication from './migrations/0021-replication.js';
+import * as proxyCacheCore from './migrations/0022-proxy-cache-core.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -53,6 +54,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0019-registries': registries,
   '0020-proxy-cache': proxyCache,
   '0021-replication': replication,
+  '0022-proxy-cache-core': proxyCacheCore,
 };
 
 /**

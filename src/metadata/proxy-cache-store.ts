@@ -1,12 +1,11 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { CachedManifest, CachedTag, ProxyCacheStore, ProxyProject } from '../registries/proxy-ports.js';
-import { insertOrKeep, insertOrUpdate, type Dialect } from './dialect.js';
+import type { CachedTag, ProxyCacheStore, ProxyProject } from '../registries/proxy-ports.js';
+import { insertOrUpdate, type Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 
-/** Row types of migrations/0020-proxy-cache.ts. */
+/** Row types of migrations/0020-proxy-cache.ts (proxy_cache_manifests dropped by 0022). */
 export interface ProxyCacheTables {
   proxy_cache_projects: { project: string; endpoint_id: number; namespace: string | null; tag_ttl_ms: number; created_at: number; updated_at: number };
-  proxy_cache_manifests: { repository: string; digest: string; media_type: string; payload: Buffer; fetched_at: number };
   proxy_cache_tags: { repository: string; tag: string; digest: string; validated_at: number };
 }
 
@@ -54,20 +53,9 @@ export class KyselyProxyCacheStore implements ProxyCacheStore {
     return Number(result.numDeletedRows) > 0;
   }
 
-  async manifest(repository: string, digest: string): Promise<CachedManifest | null> {
-    const row = await this.db.selectFrom('proxy_cache_manifests').selectAll().where('repository', '=', repository).where('digest', '=', digest).executeTakeFirst();
-    if (!row) return null;
-    return { repository: row.repository, digest: row.digest, mediaType: row.media_type, payload: Buffer.from(row.payload), fetchedAt: Number(row.fetched_at) };
-  }
-
   async tag(repository: string, tag: string): Promise<CachedTag | null> {
     const row = await this.db.selectFrom('proxy_cache_tags').select(['digest', 'validated_at']).where('repository', '=', repository).where('tag', '=', tag).executeTakeFirst();
     return row ? { digest: row.digest, validatedAt: Number(row.validated_at) } : null;
-  }
-
-  async putManifest(m: CachedManifest): Promise<void> {
-    const values = { repository: m.repository, digest: m.digest, media_type: m.mediaType, payload: m.payload, fetched_at: m.fetchedAt };
-    await insertOrKeep(this.db.insertInto('proxy_cache_manifests').values(values), this.dialect, ['repository', 'digest']).execute();
   }
 
   async putTag(repository: string, tag: string, digest: string, now: number): Promise<void> {

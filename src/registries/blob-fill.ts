@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { RegistryError } from '../core/errors.js';
 import type { BlobStore, ByteRange } from '../core/ports.js';
 
 /** What a fill needs from the upstream: the response body and its length. */
@@ -12,13 +13,19 @@ export interface UpstreamBody {
   body: Readable;
 }
 
+/** Wait before writing bytes again after GC's race rule refused their link (longer than its clock-skew margin, 100 ms). */
+const RACE_RETRY_MS = 250;
+
 /** A stalled upstream body (no bytes for this long) fails the fill, so waiting clients get an error instead of hanging. */
 const DEFAULT_IDLE_MS = 30_000;
 
 export interface FillDeps {
   blobs: Pick<BlobStore, 'createUpload' | 'appendUpload' | 'commitUpload' | 'abortUpload' | 'openRange'>;
-  /** Records the committed bytes and links them into the repository (Registry.linkCachedBlob). */
-  link(repository: string, digest: string, size: number): Promise<void>;
+  /**
+   * Records the committed bytes and links them into the repository (Registry.linkCachedBlob);
+   * `lastAppendAt`: when the bytes started moving to storage (GC's race rule compares it).
+   */
+  link(repository: string, digest: string, size: number, lastAppendAt: number): Promise<void>;
   /** Where downloads in progress are spooled (one file per fill, removed when it ends). */
   spoolDir: string;
   /** Fail a download that receives no bytes for this long (ms; default 30 s). */
@@ -129,15 +136,31 @@ export class BlobFill extends EventEmitter {
     this.emit('progress', { start, bytes });
   }
 
-  /** Staging → content address → blob row and link. */
+  /**
+   * Staging → content address → blob row and link. A link GC's race rule refused (a collector
+   * deleted this digest's bytes while they were being written: BLOB_UPLOAD_INVALID) writes the
+   * bytes again from the spool file a moment later, as a client would push again (3 attempts).
+   */
   private async store(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.storeOnce();
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof RegistryError) || err.code !== 'BLOB_UPLOAD_INVALID') throw err;
+        await new Promise((resolve) => setTimeout(resolve, RACE_RETRY_MS * attempt));
+      }
+    }
+  }
+
+  private async storeOnce(): Promise<void> {
     const id = `proxy-${randomUUID()}`;
     const { blobs } = this.deps;
     let state = await blobs.createUpload(id);
     try {
+      const appendAt = Date.now();
       state = await blobs.appendUpload(id, state, 0, createReadStream(this.file));
       await blobs.commitUpload(id, state, this.digest, this.size);
-      await this.deps.link(this.repository, this.digest, this.size);
+      await this.deps.link(this.repository, this.digest, this.size, appendAt);
     } finally {
       await blobs.abortUpload(id, state).catch(() => undefined);
     }

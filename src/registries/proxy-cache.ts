@@ -13,7 +13,7 @@ import { BlobFills, type FillDeps } from './blob-fill.js';
 import { proxyRefusal } from './proxy-policy.js';
 import { openRegistryClient } from './open-client.js';
 import type { RegistryEndpoint, RegistryEndpointStore } from './ports.js';
-import type { CachedManifest, ProxyCacheStore, ProxyProject } from './proxy-ports.js';
+import type { CoreContent, ProxyCacheStore, ProxyProject } from './proxy-ports.js';
 
 /** Distribution's `proxy:` section: the whole registry as a mirror of one upstream. */
 export interface MirrorConfig {
@@ -31,6 +31,8 @@ export interface ProxyCacheOptions {
   refreshMs: number;
   /** Default tag TTL of a new cache project (ms). */
   defaultTagTtlMs: number;
+  /** Core's manifests and tags: cached content is read from and stored into them. */
+  core: CoreContent;
   /** The size of a blob linked into a repository, or null (core's linkedBlob): re-checked before a download starts. */
   linked?(repository: string, digest: string): Promise<{ size: number } | null>;
   /** Told about every blob download that failed (for the log). */
@@ -82,8 +84,10 @@ export function upstreamName(binding: Pick<ProxyProject, 'project' | 'namespace'
 
 /**
  * The pull-through cache: core's ReadThrough for repositories of cache projects (or every
- * repository with `proxy.remoteurl`). Manifests and tags are kept in the cache's own tables
- * (ProxyCacheStore), blobs as core blobs linked into the repository. See docs/proxy-cache.md.
+ * repository with `proxy.remoteurl`). What it fetches is stored in core as system writes
+ * (manifests and tags through core's manifest write path, blobs linked through the blob.commit
+ * hook), so listings, quotas, retention and GC see cached content like pushed content; its own
+ * table (ProxyCacheStore) keeps when the upstream last confirmed each tag. See docs/proxy-cache.md.
  */
 export class ProxyCache implements ReadThrough {
   private bindings = new Map<string, ProxyProject>();
@@ -105,7 +109,7 @@ export class ProxyCache implements ReadThrough {
     this.blobs = fill.blobs;
     this.fills = new BlobFills({
       ...fill,
-      link: (repository, digest, size) => this.serialised(repository, () => withRetries(() => fill.link(repository, digest, size))),
+      link: (repository, digest, size, lastAppendAt) => this.serialised(repository, () => withRetries(() => fill.link(repository, digest, size, lastAppendAt))),
       idleTimeoutMs: options.upstreamTimeoutMs,
       onBytes: (n) => metrics.upstreamBytes(n),
       onFailed: (repository, digest, err) => {
@@ -206,57 +210,59 @@ export class ProxyCache implements ReadThrough {
   // ── Manifests ──────────────────────────────────────────────────────────
 
   async manifest(repository: string, reference: string, _accept: string | undefined): Promise<ManifestRecord | null> {
+    const core = this.options.core;
     if (isDigest(reference)) {
-      const cached = await this.store.manifest(repository, reference);
-      if (cached) {
+      const stored = await core.byDigest(repository, reference);
+      if (stored) {
         this.metrics.hit('manifest');
-        return record(cached);
+        return stored;
       }
       this.metrics.miss('manifest');
       const up = await this.upstream(repository);
       return this.coalesce(`m:${repository}@${reference}`, 'manifest', async () => {
         // Stored by a fetch that ended between the lookup above and now.
-        const stored = await this.store.manifest(repository, reference);
-        if (stored) return record(stored);
+        const now = await core.byDigest(repository, reference);
+        if (now) return now;
         try {
-          const fetched = await this.fetchManifest(up, repository, reference);
-          return fetched ? record(fetched) : null;
+          return await this.fetchManifest(up, repository, reference);
         } catch (err) {
           throw this.upstreamFailure(up, err, `manifest ${reference} of ${up.name}`);
         }
       });
     }
-    const tag = await this.store.tag(repository, reference);
-    const cached = tag ? await this.store.manifest(repository, tag.digest) : null;
+    // Core holds the tag; the cache's own row says when the upstream last confirmed that digest.
+    const cached = await core.byTag(repository, reference);
+    const tag = cached ? await this.store.tag(repository, reference) : null;
+    const validatedAt = tag && tag.digest === cached!.digest ? tag.validatedAt : 0;
     const up = await this.upstream(repository);
-    if (tag && cached && Date.now() - tag.validatedAt < up.tagTtlMs) {
+    if (cached && Date.now() - validatedAt < up.tagTtlMs) {
       this.metrics.hit('manifest');
-      return record(cached);
+      return cached;
     }
     return this.coalesce(`t:${repository}:${reference}`, 'manifest', async () => {
       // A fetch that ended between the lookup above and now has stored (or revalidated) the tag.
       const now = await this.store.tag(repository, reference);
-      if (now && (!tag || now.validatedAt > tag.validatedAt) && Date.now() - now.validatedAt < up.tagTtlMs) {
-        const fresh = await this.store.manifest(repository, now.digest);
-        if (fresh) {
+      if (now && now.validatedAt > validatedAt && Date.now() - now.validatedAt < up.tagTtlMs) {
+        const fresh = await core.byTag(repository, reference);
+        if (fresh && fresh.digest === now.digest) {
           this.metrics.hit('manifest');
-          return record(fresh);
+          return fresh;
         }
       }
-      if (tag && cached) {
+      if (cached) {
         // Revalidate with a HEAD (free of Docker Hub's pull rate limit); on any upstream trouble serve what we have.
         try {
           const info = await this.headManifest(up, reference);
-          if (info === null || info === tag.digest) {
+          if (info === null || info === cached.digest) {
             // Gone upstream (deleted tag): the cached copy stays pullable.
-            if (info !== null) await this.store.putTag(repository, reference, tag.digest, Date.now());
+            if (info !== null) await this.store.putTag(repository, reference, cached.digest, Date.now());
             this.metrics.hit('manifest');
-            return record(cached);
+            return cached;
           }
         } catch (err) {
           this.upstreamFailure(up, err, `tag ${reference} of ${up.name}`);
           this.metrics.hit('manifest');
-          return record(cached);
+          return cached;
         }
       }
       this.metrics.miss('manifest');
@@ -264,10 +270,10 @@ export class ProxyCache implements ReadThrough {
         const fetched = await this.fetchManifest(up, repository, reference);
         if (!fetched) return null;
         await this.store.putTag(repository, reference, fetched.digest, Date.now());
-        return record(fetched);
+        return fetched;
       } catch (err) {
         const failure = this.upstreamFailure(up, err, `tag ${reference} of ${up.name}`);
-        if (cached) return record(cached);
+        if (cached) return cached;
         throw failure;
       }
     });
@@ -284,8 +290,11 @@ export class ProxyCache implements ReadThrough {
     return digest;
   }
 
-  /** GETs a manifest upstream, checks it, stores it (and nothing when the upstream has none). */
-  private async fetchManifest(up: Upstream, repository: string, reference: string): Promise<CachedManifest | null> {
+  /**
+   * GETs a manifest upstream, checks it and stores it in core under `reference` (a system write:
+   * policies such as a full quota may refuse it); null when the upstream has none.
+   */
+  private async fetchManifest(up: Upstream, repository: string, reference: string): Promise<ManifestRecord | null> {
     const req = manifestRequests.get(up.name, reference);
     const res = await up.client.send({ ...req, signal: this.signal() });
     const url = up.client.transport.resolve(req.url);
@@ -304,9 +313,8 @@ export class ProxyCache implements ReadThrough {
     } catch (err) {
       throw RegistryClientError.local('GET', url, `the upstream's manifest is invalid: ${(err as Error).message}`, 'MANIFEST_INVALID');
     }
-    const manifest: CachedManifest = { repository, digest, mediaType, payload, fetchedAt: Date.now() };
-    await this.store.putManifest(manifest);
-    return manifest;
+    await this.serialised(repository, () => withRetries(() => this.options.core.store(repository, reference, payload, mediaType)));
+    return record(repository, digest, mediaType, payload);
   }
 
   // ── Blobs ──────────────────────────────────────────────────────────────
@@ -339,6 +347,13 @@ export class ProxyCache implements ReadThrough {
         if (!Number.isSafeInteger(size)) {
           await discard(res);
           throw RegistryClientError.local('GET', up.client.transport.resolve(req.url), 'the upstream sent no Content-Length', 'SIZE_INVALID');
+        }
+        // Refused before the download (a full quota), as a push is refused before its bytes move.
+        try {
+          await this.options.core.admitBlob(repository, digest, size);
+        } catch (err) {
+          await discard(res);
+          throw err;
         }
         return { size, body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) };
       }));
@@ -405,22 +420,18 @@ async function withRetries<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-function record(m: CachedManifest): ManifestRecord {
-  let parsed: ReturnType<typeof parseManifest> | null;
-  try {
-    parsed = parseManifest(m.payload, m.mediaType);
-  } catch {
-    parsed = null;
-  }
+/** The record of a manifest just stored in core (what core's own lookup would answer). */
+function record(repository: string, digest: string, mediaType: string, payload: Buffer): ManifestRecord {
+  const parsed = parseManifest(payload, mediaType);
   return {
-    repository: m.repository,
-    digest: m.digest,
-    mediaType: m.mediaType,
-    artifactType: parsed?.artifactType ?? null,
-    subjectDigest: parsed?.subject?.digest ?? null,
-    annotations: parsed?.annotations ?? null,
-    size: m.payload.length,
-    payload: m.payload,
-    createdAt: new Date(m.fetchedAt),
+    repository,
+    digest,
+    mediaType,
+    artifactType: parsed.artifactType,
+    subjectDigest: parsed.subject?.digest ?? null,
+    annotations: parsed.annotations,
+    size: payload.length,
+    payload,
+    createdAt: new Date(),
   };
 }

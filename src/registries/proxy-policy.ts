@@ -1,6 +1,7 @@
 import { deny, type Policy } from '../core/policies.js';
 import { projectOf } from '../core/names.js';
 import type { RegistryError } from '../core/errors.js';
+import type { ChangeReason } from '../core/events.js';
 import type { ProxyCache } from './proxy-cache.js';
 
 /** The refusal of a write to `repository`, or null when it is not read-through. */
@@ -14,10 +15,13 @@ export function proxyRefusal(cache: Pick<ProxyCache, 'binding'>, mirrorUrl: stri
 /**
  * Refuses every write to a pull-through cache project (its content is the upstream's), and with
  * `proxy.remoteurl` to the whole registry, as Distribution's proxy mode does: 403 DENIED naming
- * the project's proxy mode (405 UNSUPPORTED for a mirror).
+ * the project's proxy mode (405 UNSUPPORTED for a mirror). System writes pass: the cache's own
+ * fills (`reason: 'proxy-cache'`, Registry.storeCachedManifest / linkCachedBlob) and a retention
+ * run's deletes (`reason: 'retention'`); GC's deletions do not ask the write hooks.
  */
 export function proxyCachePolicy(cache: Pick<ProxyCache, 'binding' | 'mirrorMode'>, mirrorUrl: string | null): Policy {
-  const refuse = ({ repository }: { repository: string }) => {
+  const refuse = ({ repository, reason }: { repository: string; reason?: ChangeReason }) => {
+    if (reason === 'proxy-cache') return;
     const refusal = proxyRefusal(cache, mirrorUrl, repository);
     if (refusal) throw refusal;
   };
@@ -29,8 +33,8 @@ export function proxyCachePolicy(cache: Pick<ProxyCache, 'binding' | 'mirrorMode
       'blob.commit': refuse,
       'manifest.put': refuse,
       'tag.put': refuse,
-      'manifest.delete': refuse,
-      'tag.delete': refuse,
+      'manifest.delete': (c) => (c.reason === 'retention' ? undefined : refuse(c)),
+      'tag.delete': (c) => (c.reason === 'retention' ? undefined : refuse(c)),
       'blob.delete': refuse,
     },
   };

@@ -1,7 +1,9 @@
+import type { ManifestRecord } from '../core/ports.js';
+
 /**
- * The pull-through cache's tables (src/metadata/proxy-cache-store.ts, migration 0020):
- * which projects are caches of which endpoint, and the manifests and tags fetched for them.
- * Cached blobs are core's (linked with Registry.linkCachedBlob), not here.
+ * The pull-through cache's tables (src/metadata/proxy-cache-store.ts, migrations 0020, 0022):
+ * which projects are caches of which endpoint, and when the upstream last confirmed each cached
+ * tag. Cached manifests, tags and blobs are core's (CoreContent), not here.
  */
 
 /** A project bound to an upstream endpoint. */
@@ -16,12 +18,20 @@ export interface ProxyProject {
   updatedAt: number;
 }
 
-export interface CachedManifest {
-  repository: string;
-  digest: string;
-  mediaType: string;
-  payload: Buffer;
-  fetchedAt: number;
+/**
+ * Core's content as the cache reads and writes it (wired to Registry and core's metadata by the
+ * composition root): what a cache fetched is stored through core's write path as a system write
+ * (Registry.storeCachedManifest), so tags/list, the catalog, quotas, retention and GC see it.
+ */
+export interface CoreContent {
+  /** The manifest stored in core under this digest, or null. */
+  byDigest(repository: string, digest: string): Promise<ManifestRecord | null>;
+  /** The manifest core's tag points to, or null. */
+  byTag(repository: string, tag: string): Promise<ManifestRecord | null>;
+  /** Stores a fetched manifest under `reference` (a tag or its digest); policies may refuse (a full quota). */
+  store(repository: string, reference: string, payload: Buffer, mediaType: string): Promise<void>;
+  /** Refuses (a full quota) before a blob of `size` bytes is downloaded into `repository`. */
+  admitBlob(repository: string, digest: string, size: number): Promise<void>;
 }
 
 export interface CachedTag {
@@ -36,10 +46,7 @@ export interface ProxyCacheStore {
   /** Creates or replaces the binding of a project. */
   setProject(binding: Omit<ProxyProject, 'createdAt' | 'updatedAt'>, now: number): Promise<ProxyProject>;
   deleteProject(name: string): Promise<boolean>;
-  manifest(repository: string, digest: string): Promise<CachedManifest | null>;
   tag(repository: string, tag: string): Promise<CachedTag | null>;
-  /** Stores a fetched manifest (kept when already there). */
-  putManifest(manifest: CachedManifest): Promise<void>;
   /** Points a tag at a digest, validated at `now`. */
   putTag(repository: string, tag: string, digest: string, now: number): Promise<void>;
 }

@@ -18,6 +18,8 @@ export class ProxyCacheService {
     private readonly store: ProxyCacheStore,
     private readonly endpoints: RegistryEndpointStore,
     private readonly cache: Pick<ProxyCache, 'refresh'>,
+    /** Called after a project is bound: gives it the default retention unless it has a policy (the composition root wires src/retention). */
+    private readonly onBound: (project: string) => Promise<void> = async () => undefined,
   ) {}
 
   async view(binding: ProxyProject) {
@@ -46,6 +48,7 @@ export class ProxyCacheService {
     const endpoint = await this.endpoints.byName(input.endpoint);
     if (!endpoint) throw new RegistryError('INVALID_ARGUMENT', `registry endpoint ${input.endpoint} does not exist (add it with POST /api/v1/registries)`);
     const saved = await this.store.setProject({ project, endpointId: endpoint.id, namespace: input.namespace, tagTtlMs: input.tagTtlMs }, Date.now());
+    await this.onBound(project);
     await this.cache.refresh();
     return saved;
   }

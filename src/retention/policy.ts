@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { isCron } from '../config/cron.js';
-import type { RetentionPolicy, RetentionRule } from './ports.js';
+import type { RetentionPolicy, RetentionRule, RetentionStore } from './ports.js';
 
 /** Harbor's limits: K, N < 32767; days up to ~55 000 years is silly, 100 years is plenty. */
 const MAX_COUNT = 32_766;
@@ -55,20 +55,37 @@ export function nextRun(schedule: string | null, now: Date): Date | null {
 
 /**
  * The policy a proxy-cache project starts with (the pull-through cache issue): keep what was
- * pulled within the last 7 days, checked daily — Harbor's default for proxy projects.
+ * pulled within the last `days` (7: Harbor's default for proxy projects), checked daily.
  */
-export function proxyCacheDefaultPolicy(): RetentionPolicy {
+export function proxyCacheDefaultPolicy(days = 7): RetentionPolicy {
   return {
     rules: [
       {
         template: 'nDaysSinceLastPull',
-        days: 7,
+        days,
         repositories: { decoration: 'matches', pattern: '**' },
         tags: { decoration: 'matches', pattern: '**', untagged: true },
       },
     ],
     schedule: '0 0 * * *',
   };
+}
+
+/** The default retention window of cache projects from `proxy.ttl` (ms): whole days rounded up, 0 for none. */
+export function proxyCacheRetentionDays(ttlMs: number): number {
+  return ttlMs <= 0 ? 0 : Math.min(MAX_DAYS, Math.ceil(ttlMs / 86_400_000));
+}
+
+/**
+ * Gives a project just bound as a pull-through cache the default policy
+ * (`proxyCacheDefaultPolicy(days)`) unless it has a policy already; `days` 0: nothing. True when
+ * it created one.
+ */
+export async function ensureProxyCachePolicy(store: Pick<RetentionStore, 'policy' | 'setPolicy'>, project: string, days: number, now = new Date()): Promise<boolean> {
+  if (days <= 0 || (await store.policy(project))) return false;
+  const policy = proxyCacheDefaultPolicy(days);
+  await store.setPolicy(project, policy, nextRun(policy.schedule, now), 'proxy-cache', now);
+  return true;
 }
 
 /** How a report names a rule: `rule 2: latestPushedK 3`. */

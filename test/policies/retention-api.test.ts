@@ -142,7 +142,7 @@ describe('retention admin API, schedule and CLI', () => {
     assert.match((run.summary as { error: string }).error, /interrupted/);
   });
 
-  it("the proxy-cache default policy (a later issue) is a valid policy: pulled within 7 days, daily", () => {
+  it("the proxy-cache default policy (given to cache projects when bound) is a valid policy: pulled within 7 days, daily", () => {
     const parsed = PolicySchema.parse(proxyCacheDefaultPolicy());
     assert.deepEqual([parsed.rules[0]!.template, parsed.rules[0]!.template === 'nDaysSinceLastPull' && parsed.rules[0]!.days, parsed.schedule], ['nDaysSinceLastPull', 7, '0 0 * * *']);
   });
