@@ -5,7 +5,8 @@ import { OciClient } from '../../src/client/index.js';
 import type { Execution, Task } from '../../src/replication/ports.js';
 import { api, basic } from '../auth/support.js';
 import { startDistribution, type DistributionServer } from '../helpers/distribution.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createTestDatabase as createMysqlDatabase } from '../helpers/mysql.js';
+import { createTestDatabase as createPostgresDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { makeImage, type Image } from '../helpers/registry-client.js';
 import { startLocalS3, type LocalS3 } from '../helpers/s3.js';
 import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
@@ -13,9 +14,8 @@ import { s3Env } from '../robustness/faults.js';
 import { FAST_RETRY, pushImage, RecordingFront } from './support.js';
 
 /**
- * Several replicas, one replication: two `berth serve` processes on one PostgreSQL database
- * and one S3 bucket (replicas share nothing else; SQLite and filesystem storage cannot be
- * shared, so this file runs on PostgreSQL in every pass) with one push policy to CNCF
+ * Several replicas, one replication: two `berth serve` processes on one database and one S3
+ * bucket (replicas share nothing else) with one push policy to CNCF
  * Distribution, triggered by cron every second and by manual runs asked of either replica.
  * Both replicas run the leased `replication` job every 200 ms, so they contend for every
  * execution. Asserted: each execution was started by exactly one process, its tasks are not
@@ -23,6 +23,12 @@ import { FAST_RETRY, pushImage, RecordingFront } from './support.js';
  * each blob once (one upload session and one closing PUT per digest, counted on the requests
  * it got) and each manifest once.
  */
+/**
+ * The shared database: PostgreSQL in the PostgreSQL pass; SQLite cannot be shared, so the
+ * default pass runs the replicas on MySQL/MariaDB (started by scripts/test.sh), and the two
+ * passes cover both back ends a cluster can use.
+ */
+const DRIVER = process.env.BERTH_TEST_METADATA === 'postgres' ? 'postgres' : 'mysql';
 const PASSWORD = 'replicas-admin-1';
 const admin = basic('admin', PASSWORD);
 const IMAGES = 6;
@@ -46,7 +52,7 @@ function startedExecutions(process: BerthProcess): number[] {
   return ids;
 }
 
-describe('two replicas on one database: each replication execution runs once', () => {
+describe(`two replicas on one ${DRIVER} database: each replication execution runs once`, () => {
   let db: TestDatabase;
   let s3: LocalS3;
   let destination: DistributionServer;
@@ -56,12 +62,12 @@ describe('two replicas on one database: each replication execution runs once', (
   const images: Image[] = [];
 
   before(async () => {
-    db = await createTestDatabase('berth_repl_replicas');
+    db = await (DRIVER === 'postgres' ? createPostgresDatabase : createMysqlDatabase)('berth_repl_replicas');
     s3 = await startLocalS3('berth-repl-replicas');
     destination = await startDistribution();
     front = await RecordingFront.start(destination.url);
     const shared = {
-      BERTH_METADATA_DRIVER: 'postgres',
+      BERTH_METADATA_DRIVER: DRIVER,
       BERTH_METADATA_URL: db.url,
       ...s3Env(s3, 'replicas'),
       BERTH_AUTH_MODE: 'basic',
