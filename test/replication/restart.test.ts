@@ -41,10 +41,11 @@ const CHUNK = 8 * MiB;
 const SLACK = 16 * MiB;
 /**
  * Most bytes that may cross the wire for the layer: the layer, plus what was in flight at the
- * kill (the chunk being sent, the one being read, buffers). Starting the blob over would cost
- * at least KILL_AT more.
+ * kill and is read again (the chunk being sent, the one being filled, socket and stream
+ * buffers: 0-42 MiB seen on a loaded machine). Starting the blob over would cost at least
+ * KILL_AT more, so this tells a resumed copy from a restarted one with room for slow machines.
  */
-const MAX_WIRE = SIZE + 4 * CHUNK + 2 * SLACK;
+const MAX_WIRE = SIZE + KILL_AT / 2;
 /** The least a resumed upload must have kept: half of what crossed before the kill (whole chunks held by the destination). */
 const MIN_RESUMED = KILL_AT / 2;
 const PASSWORD = 'restart-admin-1';
@@ -222,21 +223,25 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     assert.equal(tasks[0]!.status, 'copied');
 
     // After the restart: the session asked for (GET → 204 with Range), then PATCHes from its end on.
+    // (A PATCH the client's transport re-sent as the destination came back may come first: it
+    // continues at the same offset, which the destination accepts.)
     const later = front.seen.filter((r) => r.at >= killedAt && r.url.includes('/blobs/uploads/'));
-    const statusAt = later.findIndex((r) => r.method === 'GET' && r.status === 204);
-    assert.ok(statusAt >= 0, `the session was asked for after the restart: ${JSON.stringify(later.slice(0, 10))}`);
-    const patches = later.slice(statusAt).filter((r) => r.method === 'PATCH');
-    assert.ok(patches.length > 0);
+    const patches = later.filter((r) => r.method === 'PATCH' && r.status === 202);
+    assert.ok(patches.length > 0, `no PATCH accepted after the restart: ${JSON.stringify(later.slice(0, 10))}`);
+    const asked = later.some((r) => r.method === 'GET' && r.status === 204 && r.at <= patches[0]!.at);
     const starts = patches.map((r) => Number(/^(\d+)-/.exec(r.range ?? '')?.[1]));
     const resumedAt = starts[0]!;
     assert.ok(resumedAt >= MIN_RESUMED && resumedAt <= atKill, `continued at byte ${resumedAt} (the kill came at ${atKill} sent)`);
-    assert.ok(starts.every((s) => s >= resumedAt), 'no PATCH after the restart went back before the resumed offset');
+    assert.ok(
+      starts.every((start, i) => start === resumedAt + i * CHUNK),
+      `the PATCHes after the restart continued chunk after chunk from ${resumedAt}: ${starts.slice(0, 5).join(', ')}…`,
+    );
     assert.equal(later.filter((r) => r.method === 'POST').length, 0, 'no new upload session: the blob was not started over');
     const sent = front.bytesIn;
     const afterKill = sent - atKill;
     t.diagnostic(
       `(b) push, kill -9 of the destination: sent to the destination ${mib(sent)} in all for a ${mib(SIZE)} layer (${mib(atKill)} before the kill, ${mib(afterKill)} after); ` +
-        `the upload continued at ${mib(resumedAt)} (GET → 204 Range), task: ${tasks[0]!.bytes} B sent, ${tasks[0]!.resumedBytes} B resumed`,
+        `the upload continued at ${mib(resumedAt)} (${asked ? 'GET → 204 Range' : 'a re-sent PATCH'}), task: ${tasks[0]!.bytes} B sent, ${tasks[0]!.resumedBytes} B resumed`,
     );
     // PATCHes re-sent while the destination was down may have crossed the front in part.
     assert.ok(afterKill <= SIZE - resumedAt + 2 * CHUNK + SLACK, `after the restart ${afterKill} bytes were sent: only the rest of the blob`);
