@@ -146,6 +146,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
       attempts: replicationConfig.attempts,
       taskAttempts: replicationConfig.taskattempts,
       baseDelayMs: durationMs(replicationConfig.backoff),
+      leaseTtlMs: durationMs(replicationConfig.leasettl),
     },
   });
   consumers.push(replication.consumer());

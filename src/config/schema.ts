@@ -304,9 +304,11 @@ export const configSchema = z
         backoff: duration.default('1s'),
         /** Finished executions (and their task results) are kept this long; the newest of each policy always. */
         retention: duration.default('30d'),
+        /** The `replication` job's lease: a process killed mid-execution blocks the other replicas (and its own restart) this long. */
+        leasettl: duration.default('60s'),
       })
       .strict()
-      .default({ interval: '2s', chunksize: 8 * 1024 * 1024, attempts: 5, taskattempts: 3, backoff: '1s', retention: '30d' }),
+      .default({ interval: '2s', chunksize: 8 * 1024 * 1024, attempts: 5, taskattempts: 3, backoff: '1s', retention: '30d', leasettl: '60s' }),
     /** Tag history and rollback: see docs/policies.md. */
     tags: z
       .object({

@@ -36,7 +36,7 @@ export interface ReplicationDeps {
   /** Appends a domain event to the outbox (its own transaction): `replication.finished` per execution. */
   emit?(event: DomainEvent): Promise<void>;
   /** Tuning for tests: per-blob tries and backoff, chunk size, task tries. */
-  tuning?: { attempts?: number; baseDelayMs?: number; chunkSize?: number; taskAttempts?: number; tickMs?: number };
+  tuning?: { attempts?: number; baseDelayMs?: number; chunkSize?: number; taskAttempts?: number; tickMs?: number; leaseTtlMs?: number };
 }
 
 /**
@@ -147,6 +147,7 @@ export class ReplicationService {
       name: 'replication',
       schedule: { everyMs: this.deps.tuning?.tickMs ?? 2000 },
       scope: 'lease',
+      leaseTtlMs: this.deps.tuning?.leaseTtlMs,
       history: 'work',
       run: async (signal) => {
         const queued = await this.queueCron();
