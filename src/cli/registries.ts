@@ -162,12 +162,15 @@ export function registerCacheCommands(program: Command, loadConfig: LoadConfig):
     .description('make a project a pull-through cache of an endpoint (pushes to it are refused from then on)')
     .option('--namespace <prefix>', 'prefix of repository names upstream (<project>/app pulls <prefix>/app)')
     .option('--tag-ttl <seconds>', 'revalidate a cached tag upstream only after this many seconds (default proxy.tagttl)')
-    .action((project: string, endpoint: string, flags: { namespace?: string; tagTtl?: string }) =>
+    .option('--keep-deleted-tags', 'a tag deleted upstream stays pullable from the cache (default proxy.keepdeletedtags)')
+    .option('--no-keep-deleted-tags', 'a tag deleted upstream is deleted from the cache when revalidated')
+    .action((project: string, endpoint: string, flags: { namespace?: string; tagTtl?: string; keepDeletedTags?: boolean }) =>
       withCache(async (service, defaultTtlMs) => {
         if (flags.tagTtl !== undefined && !/^\d{1,8}$/.test(flags.tagTtl)) throw usage('--tag-ttl must be a whole number of seconds');
         const ttl = flags.tagTtl === undefined ? defaultTtlMs : Number(flags.tagTtl) * 1000;
-        const saved = await service.view(await service.set(project, { endpoint, namespace: flags.namespace ?? null, tagTtlMs: ttl }));
-        out(`project ${saved.project} pulls through ${saved.endpoint}${saved.namespace ? ` (namespace ${saved.namespace})` : ''}, tags revalidated after ${saved.tagTtlSeconds} s`);
+        const saved = await service.view(await service.set(project, { endpoint, namespace: flags.namespace ?? null, tagTtlMs: ttl, keepDeletedTags: flags.keepDeletedTags ?? null }));
+        const deleted = saved.keepDeletedTags === null ? '' : saved.keepDeletedTags ? ', tags deleted upstream stay' : ', tags deleted upstream are deleted';
+        out(`project ${saved.project} pulls through ${saved.endpoint}${saved.namespace ? ` (namespace ${saved.namespace})` : ''}, tags revalidated after ${saved.tagTtlSeconds} s${deleted}`);
       }),
     );
   cache

@@ -365,9 +365,15 @@ export const configSchema = z
         tagttl: duration.default('5m'),
         /** How long to wait for an upstream's answer before serving cached content or failing with 504. */
         upstreamtimeout: duration.default('30s'),
+        /**
+         * A cached tag the upstream answers 404 for on revalidation stays pullable (true), or is
+         * deleted from the cache (false: the pull answers 404 MANIFEST_UNKNOWN naming the upstream).
+         * A cache project's binding may override it (`keepDeletedTags`).
+         */
+        keepdeletedtags: z.boolean().default(true),
       })
       .strict()
-      .default({ ttl: '168h', tagttl: '5m', upstreamtimeout: '30s' }),
+      .default({ ttl: '168h', tagttl: '5m', upstreamtimeout: '30s', keepdeletedtags: true }),
     /** Storage quotas per project (limits are set through the API or `berth quota set`): docs/policies.md#storage-quotas. */
     quotas: z
       .object({

@@ -200,6 +200,23 @@ export class Registry {
     return this.storeManifest(repository, reference, payload, contentType, [], READ_THROUGH, false);
   }
 
+  /**
+   * Deletes a tag a read-through cache found deleted upstream, as a system delete
+   * (`reason: 'proxy-cache'`: hook `tag.delete`, event `tag.deleted`, in one transaction); only
+   * while it still points to `digest` (a fill may have moved it meanwhile). The manifest stays:
+   * pulls by digest keep working until retention or GC decide.
+   */
+  async deleteCachedTag(repository: string, tag: string, digest: string): Promise<void> {
+    validateTag(tag);
+    await this.change(READ_THROUGH, async (tx, events) => {
+      const repositoryId = await tx.repositories.id(repository);
+      if (repositoryId === null || (await tx.manifests.tagTargets(repositoryId, [tag])).get(tag) !== digest) return;
+      await this.policies.check('tag.delete', { repository, tag, digest, actor: null, reason: READ_THROUGH.reason }, tx);
+      await tx.manifests.deleteTag(repositoryId, tag);
+      events.push({ type: 'tag.deleted', repository, tag, digest });
+    });
+  }
+
   async deleteBlob(repository: string, digest: string, op: Operation = {}): Promise<void> {
     this.requireDelete();
     if (this.readThrough?.covers(repository)) throw this.readThrough.refusal(repository);

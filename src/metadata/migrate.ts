@@ -21,6 +21,7 @@ import * as registries from './migrations/0019-registries.js';
 import * as proxyCache from './migrations/0020-proxy-cache.js';
 import * as replication from './migrations/0021-replication.js';
 import * as proxyCacheCore from './migrations/0022-proxy-cache-core.js';
+import * as proxyKeepDeletedTags from './migrations/0023-proxy-keep-deleted-tags.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -55,6 +56,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0020-proxy-cache': proxyCache,
   '0021-replication': replication,
   '0022-proxy-cache-core': proxyCacheCore,
+  '0023-proxy-keep-deleted-tags': proxyKeepDeletedTags,
 };
 
 /**

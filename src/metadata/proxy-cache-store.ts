@@ -3,9 +3,9 @@ import type { CachedTag, ProxyCacheStore, ProxyProject } from '../registries/pro
 import { insertOrUpdate, type Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 
-/** Row types of migrations/0020-proxy-cache.ts (proxy_cache_manifests dropped by 0022). */
+/** Row types of migrations/0020-proxy-cache.ts (proxy_cache_manifests dropped by 0022; keep_deleted_tags added by 0023). */
 export interface ProxyCacheTables {
-  proxy_cache_projects: { project: string; endpoint_id: number; namespace: string | null; tag_ttl_ms: number; created_at: number; updated_at: number };
+  proxy_cache_projects: { project: string; endpoint_id: number; namespace: string | null; tag_ttl_ms: number; keep_deleted_tags: number | null; created_at: number; updated_at: number };
   proxy_cache_tags: { repository: string; tag: string; digest: string; validated_at: number };
 }
 
@@ -17,6 +17,7 @@ function projectOf(row: Selectable<ProxyCacheTables['proxy_cache_projects']>): P
     endpointId: Number(row.endpoint_id),
     namespace: row.namespace,
     tagTtlMs: Number(row.tag_ttl_ms),
+    keepDeletedTags: row.keep_deleted_tags === null ? null : Number(row.keep_deleted_tags) !== 0,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
@@ -43,7 +44,7 @@ export class KyselyProxyCacheStore implements ProxyCacheStore {
   }
 
   async setProject(binding: Omit<ProxyProject, 'createdAt' | 'updatedAt'>, now: number): Promise<ProxyProject> {
-    const set = { endpoint_id: binding.endpointId, namespace: binding.namespace, tag_ttl_ms: binding.tagTtlMs, updated_at: now };
+    const set = { endpoint_id: binding.endpointId, namespace: binding.namespace, tag_ttl_ms: binding.tagTtlMs, keep_deleted_tags: binding.keepDeletedTags === null ? null : binding.keepDeletedTags ? 1 : 0, updated_at: now };
     await insertOrUpdate(this.db.insertInto('proxy_cache_projects').values({ project: binding.project, ...set, created_at: now }), this.dialect, ['project'], set).execute();
     return (await this.project(binding.project))!;
   }

@@ -31,6 +31,8 @@ export interface ProxyCacheOptions {
   refreshMs: number;
   /** Default tag TTL of a new cache project (ms). */
   defaultTagTtlMs: number;
+  /** `proxy.keepdeletedtags`: a tag deleted upstream stays pullable unless a binding says otherwise. */
+  keepDeletedTags: boolean;
   /** Core's manifests and tags: cached content is read from and stored into them. */
   core: CoreContent;
   /** The size of a blob linked into a repository, or null (core's linkedBlob): re-checked before a download starts. */
@@ -47,6 +49,8 @@ interface Upstream {
   /** The repository's name upstream. */
   name: string;
   tagTtlMs: number;
+  /** A tag the upstream answers 404 for on revalidation stays pullable (else it is deleted from the cache). */
+  keepDeletedTags: boolean;
 }
 
 type Kind = 'manifest' | 'blob';
@@ -159,7 +163,7 @@ export class ProxyCache implements ReadThrough {
   }
 
   private async upstream(repository: string): Promise<Upstream> {
-    if (this.mirror) return { label: this.mirror.remoteurl, client: this.mirrorClient!, name: repository, tagTtlMs: this.mirror.tagTtlMs };
+    if (this.mirror) return { label: this.mirror.remoteurl, client: this.mirrorClient!, name: repository, tagTtlMs: this.mirror.tagTtlMs, keepDeletedTags: this.options.keepDeletedTags };
     const binding = this.bindings.get(projectOf(repository));
     if (!binding) throw new RegistryError('NAME_UNKNOWN', `repository ${repository} is not in a cache project`);
     let entry = this.clients.get(binding.endpointId);
@@ -171,7 +175,7 @@ export class ProxyCache implements ReadThrough {
       } else entry.updatedAt = Date.now();
       this.clients.set(binding.endpointId, entry);
     }
-    return { label: `${entry.endpoint.name} (${entry.endpoint.url})`, client: entry.client, name: upstreamName(binding, entry.endpoint.kind, repository), tagTtlMs: binding.tagTtlMs };
+    return { label: `${entry.endpoint.name} (${entry.endpoint.url})`, client: entry.client, name: upstreamName(binding, entry.endpoint.kind, repository), tagTtlMs: binding.tagTtlMs, keepDeletedTags: binding.keepDeletedTags ?? this.options.keepDeletedTags };
   }
 
   private readonly linking = new Map<string, Promise<unknown>>();
@@ -251,32 +255,52 @@ export class ProxyCache implements ReadThrough {
       }
       if (cached) {
         // Revalidate with a HEAD (free of Docker Hub's pull rate limit); on any upstream trouble serve what we have.
+        let info: string | null;
         try {
-          const info = await this.headManifest(up, reference);
-          if (info === null || info === cached.digest) {
-            // Gone upstream (deleted tag): the cached copy stays pullable.
-            if (info !== null) await this.store.putTag(repository, reference, cached.digest, Date.now());
-            this.metrics.hit('manifest');
-            return cached;
-          }
+          info = await this.headManifest(up, reference);
         } catch (err) {
           this.upstreamFailure(up, err, `tag ${reference} of ${up.name}`);
           this.metrics.hit('manifest');
           return cached;
         }
+        if (info === cached.digest) {
+          await this.store.putTag(repository, reference, cached.digest, Date.now());
+          this.metrics.hit('manifest');
+          return cached;
+        }
+        // A definite 404: gone upstream (deleted tag). The cached copy stays pullable, or (keepDeletedTags off) the tag is deleted from the cache.
+        if (info === null && (up.keepDeletedTags || !(await this.deleteGoneTag(repository, reference, cached.digest)))) {
+          this.metrics.hit('manifest');
+          return cached;
+        }
+        if (info === null) throw deletedUpstream(up, repository, reference);
       }
       this.metrics.miss('manifest');
+      let fetched: ManifestRecord | null;
       try {
-        const fetched = await this.fetchManifest(up, repository, reference);
-        if (!fetched) return null;
-        await this.store.putTag(repository, reference, fetched.digest, Date.now());
-        return fetched;
+        fetched = await this.fetchManifest(up, repository, reference);
       } catch (err) {
         const failure = this.upstreamFailure(up, err, `tag ${reference} of ${up.name}`);
         if (cached) return cached;
         throw failure;
       }
+      // Cached before (the cache's row of the tag is left), unknown upstream now: say so.
+      if (!fetched && now) throw deletedUpstream(up, repository, reference);
+      if (!fetched) return null;
+      await this.store.putTag(repository, reference, fetched.digest, Date.now());
+      return fetched;
     });
+  }
+
+  /** Deletes a tag gone upstream from core; false when a policy keeps it (an immutable tag), which then stays pullable. */
+  private async deleteGoneTag(repository: string, tag: string, digest: string): Promise<boolean> {
+    try {
+      await this.serialised(repository, () => withRetries(() => this.options.core.deleteTag(repository, tag, digest)));
+      return true;
+    } catch (err) {
+      if (err instanceof RegistryError) return false;
+      throw err;
+    }
   }
 
   private async headManifest(up: Upstream, reference: string): Promise<string | null> {
@@ -406,6 +430,11 @@ export class ProxyCache implements ReadThrough {
     this.metrics.upstreamError(reason);
     return error;
   }
+}
+
+/** The pull of a tag the upstream deleted (404 MANIFEST_UNKNOWN naming the upstream). */
+function deletedUpstream(up: Upstream, repository: string, tag: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} of ${repository} was deleted upstream in ${up.label} (${up.name}:${tag})`, { name: repository, reference: tag });
 }
 
 /** Retries a metadata write that lost a race with another replica (deadlock, lock timeout): 3 attempts. */

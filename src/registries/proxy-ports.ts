@@ -1,7 +1,7 @@
 import type { ManifestRecord } from '../core/ports.js';
 
 /**
- * The pull-through cache's tables (src/metadata/proxy-cache-store.ts, migrations 0020, 0022):
+ * The pull-through cache's tables (src/metadata/proxy-cache-store.ts, migrations 0020, 0022, 0023):
  * which projects are caches of which endpoint, and when the upstream last confirmed each cached
  * tag. Cached manifests, tags and blobs are core's (CoreContent), not here.
  */
@@ -14,6 +14,8 @@ export interface ProxyProject {
   namespace: string | null;
   /** A cached tag is revalidated upstream (HEAD) only when it was last checked longer ago than this. */
   tagTtlMs: number;
+  /** A tag deleted upstream stays pullable from the cache (true) or is deleted from it (false); null: `proxy.keepdeletedtags`. */
+  keepDeletedTags: boolean | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -32,6 +34,8 @@ export interface CoreContent {
   store(repository: string, reference: string, payload: Buffer, mediaType: string): Promise<void>;
   /** Refuses (a full quota) before a blob of `size` bytes is downloaded into `repository`. */
   admitBlob(repository: string, digest: string, size: number): Promise<void>;
+  /** Deletes a cached tag gone upstream, if it still points to `digest` (a system delete; the manifest stays). */
+  deleteTag(repository: string, tag: string, digest: string): Promise<void>;
 }
 
 export interface CachedTag {

@@ -7,6 +7,8 @@ export interface ProxyProjectInput {
   endpoint: string;
   namespace: string | null;
   tagTtlMs: number;
+  /** Overrides `proxy.keepdeletedtags` for this project; null: follow it. */
+  keepDeletedTags: boolean | null;
 }
 
 /**
@@ -29,6 +31,7 @@ export class ProxyCacheService {
       endpoint: endpoint?.name ?? null,
       namespace: binding.namespace,
       tagTtlSeconds: binding.tagTtlMs / 1000,
+      keepDeletedTags: binding.keepDeletedTags,
       createdAt: new Date(binding.createdAt).toISOString(),
       updatedAt: new Date(binding.updatedAt).toISOString(),
     };
@@ -47,7 +50,7 @@ export class ProxyCacheService {
   async set(project: string, input: ProxyProjectInput): Promise<ProxyProject> {
     const endpoint = await this.endpoints.byName(input.endpoint);
     if (!endpoint) throw new RegistryError('INVALID_ARGUMENT', `registry endpoint ${input.endpoint} does not exist (add it with POST /api/v1/registries)`);
-    const saved = await this.store.setProject({ project, endpointId: endpoint.id, namespace: input.namespace, tagTtlMs: input.tagTtlMs }, Date.now());
+    const saved = await this.store.setProject({ project, endpointId: endpoint.id, namespace: input.namespace, tagTtlMs: input.tagTtlMs, keepDeletedTags: input.keepDeletedTags }, Date.now());
     await this.onBound(project);
     await this.cache.refresh();
     return saved;

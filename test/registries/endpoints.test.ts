@@ -188,7 +188,14 @@ describe('registry endpoints', () => {
     assert.equal(bound.code, 0, bound.stderr);
     assert.match(bound.stdout, /project mirror pulls through cli-dist \(namespace lib\), tags revalidated after 60 s/);
     const caches = await berth(['registry', 'cache', 'list', '--json']);
-    assert.deepEqual((JSON.parse(caches.stdout) as { project: string; endpoint: string }[]).map((c) => [c.project, c.endpoint]), [['mirror', 'cli-dist']]);
+    assert.deepEqual((JSON.parse(caches.stdout) as { project: string; endpoint: string; keepDeletedTags: boolean | null }[]).map((c) => [c.project, c.endpoint, c.keepDeletedTags]), [['mirror', 'cli-dist', null]]);
+    const dropping = await berth(['registry', 'cache', 'set', 'mirror', 'cli-dist', '--namespace', 'lib', '--no-keep-deleted-tags']);
+    assert.equal(dropping.code, 0, dropping.stderr);
+    assert.match(dropping.stdout, /tags deleted upstream are deleted/);
+    assert.equal((await server.stores.proxyCache.project('mirror'))?.keepDeletedTags, false);
+    const keeping = await berth(['registry', 'cache', 'set', 'mirror', 'cli-dist', '--namespace', 'lib', '--keep-deleted-tags']);
+    assert.equal(keeping.code, 0, keeping.stderr);
+    assert.equal((await server.stores.proxyCache.project('mirror'))?.keepDeletedTags, true);
     const inUse = await berth(['registry', 'remove', 'cli-dist']);
     assert.equal(inUse.code, 1);
     assert.match(inUse.stderr, /in use by cache project mirror/);

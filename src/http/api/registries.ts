@@ -81,6 +81,7 @@ const ProxyBinding = z
     endpoint: z.string().min(1).max(64).describe('name of the registry endpoint to pull through from'),
     namespace: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/).nullable().default(null).describe('prefix of repository names upstream (hub/app pulls <namespace>/app); null: none'),
     tagTtlSeconds: z.number().int().min(0).max(365 * 86_400).optional().describe('a cached tag is revalidated upstream (one HEAD) only after this many seconds (default proxy.tagttl)'),
+    keepDeletedTags: z.boolean().nullable().default(null).describe('a tag deleted upstream stays pullable from the cache (true) or is deleted from it on revalidation (false); null: proxy.keepdeletedtags'),
   })
   .strict();
 
@@ -110,7 +111,7 @@ export const proxyCacheRoutes: ApiRoute[] = [
     handler: async (ctx) => {
       const body = ctx.body as z.infer<typeof ProxyBinding>;
       const ttl = body.tagTtlSeconds === undefined ? ctx.features.proxyCacheDefaultTtlMs ?? 300_000 : body.tagTtlSeconds * 1000;
-      return proxyService(ctx).view(await proxyService(ctx).set(ctx.params.project!, { endpoint: body.endpoint, namespace: body.namespace, tagTtlMs: ttl }));
+      return proxyService(ctx).view(await proxyService(ctx).set(ctx.params.project!, { endpoint: body.endpoint, namespace: body.namespace, tagTtlMs: ttl, keepDeletedTags: body.keepDeletedTags }));
     },
   },
   {
