@@ -16,7 +16,7 @@ export interface UpstreamBody {
 const DEFAULT_IDLE_MS = 30_000;
 
 export interface FillDeps {
-  blobs: Pick<BlobStore, 'createUpload' | 'appendUpload' | 'commitUpload' | 'abortUpload' | 'openRange'>;
+  blobs: Pick<BlobStore, 'createUpload' | 'appendUpload' | 'adoptUpload' | 'commitUpload' | 'abortUpload' | 'openRange'>;
   /** Records the committed bytes and links them into the repository (Registry.linkCachedBlob). */
   link(repository: string, digest: string, size: number): Promise<void>;
   /** Where downloads in progress are spooled (one file per fill, removed when it ends). */
@@ -29,6 +29,67 @@ export interface FillDeps {
 }
 
 const READ_CHUNK = 256 * 1024;
+/** The spool write in flight may lag the upstream by this much before the upstream is paused. */
+const MAX_UNSPOOLED = 16 * 1024 * 1024;
+/** At most this many chunks per writev (the OS's IOV_MAX is 1024). */
+const MAX_BATCH = 512;
+
+/**
+ * Appends chunks to the spool file in batches: one writev in flight, the chunks received
+ * meanwhile gathered for the next one (no copy), so the download never waits for a disk round
+ * trip per chunk. `add` resolves at once unless MAX_UNSPOOLED bytes wait (then when they are
+ * written): memory stays bounded whatever the disk's pace.
+ */
+class SpoolWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private offset = 0;
+  private writing: Promise<void> | null = null;
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly file: FileHandle,
+    private readonly onSpooled: (bytes: number) => void,
+  ) {}
+
+  async add(bytes: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    this.writing ??= this.drain();
+    if (this.pendingBytes >= MAX_UNSPOOLED) await this.writing;
+  }
+
+  /** Resolves once every chunk added is written (rejects with the write's error). */
+  async flush(): Promise<void> {
+    if (this.writing) await this.writing;
+    if (this.failure) throw this.failure;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_BATCH);
+        const length = batch.reduce((sum, b) => sum + b.length, 0);
+        this.pendingBytes -= length;
+        let { bytesWritten } = await this.file.writev(batch, this.offset);
+        // A short write (rare): the rest, one buffer at a time.
+        if (bytesWritten < length) {
+          const rest = Buffer.concat(batch).subarray(bytesWritten);
+          for (let done = 0; done < rest.length; ) done += (await this.file.write(rest, done, rest.length - done, this.offset + bytesWritten + done)).bytesWritten;
+          bytesWritten = length;
+        }
+        this.offset += length;
+        this.onSpooled(this.offset);
+      }
+    } catch (err) {
+      // Reported by the next add() or flush(): nobody may be waiting on this write.
+      this.failure = err instanceof Error ? err : new Error(String(err));
+    } finally {
+      this.writing = null;
+    }
+  }
+}
 
 /**
  * One download of one blob from an upstream, shared by every client that asks for it while it
@@ -46,7 +107,7 @@ const READ_CHUNK = 256 * 1024;
 export class BlobFill extends EventEmitter {
   /** Bytes received from the upstream, spooled and handed to live readers. */
   written = 0;
-  /** Bytes in the spool file (equal to `written`: each chunk is spooled before it is handed on). */
+  /** Bytes in the spool file (at most `written`: chunks are handed on first, then spooled in batches). */
   spooled = 0;
   /** Set once the digest matched (readers may then finish). */
   verified = false;
@@ -82,14 +143,27 @@ export class BlobFill extends EventEmitter {
     let spool: FileHandle | null = null;
     try {
       await mkdir(this.deps.spoolDir, { recursive: true });
-      spool = await open(this.file, 'w');
+      spool = await open(this.file, 'w', 0o600);
       const hash = createHash('sha256');
+      const writer = new SpoolWriter(spool, (spooled) => {
+        this.spooled = spooled;
+        this.emit('progress');
+      });
       const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
       const idle = setTimeout(() => upstream.destroy(new Error(`the upstream sent no bytes for ${idleMs} ms`)), idleMs);
       try {
         for await (const chunk of upstream) {
           idle.refresh();
-          await this.append(chunk as Buffer, hash, spool);
+          const bytes = chunk as Buffer;
+          if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
+          hash.update(bytes);
+          const start = this.written;
+          this.written += bytes.length;
+          this.deps.onBytes?.(bytes.length);
+          // Live readers get the chunk now; the spool catches up in batches (one write in
+          // flight, the upstream paused only when too much waits for the disk).
+          this.emit('progress', { start, bytes });
+          await writer.add(bytes);
           // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
           if (this.written === this.size) break;
         }
@@ -99,8 +173,10 @@ export class BlobFill extends EventEmitter {
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
       const computed = `sha256:${hash.digest('hex')}`;
       if (computed !== this.digest) throw new Error(`upstream content has digest ${computed}, not ${this.digest}`);
+      await writer.flush();
       await spool.close();
       spool = null;
+      // Every byte is in the spool before the tail is released: a reader behind finds them there.
       this.verified = true;
       this.emit('progress');
       await this.store();
@@ -117,25 +193,19 @@ export class BlobFill extends EventEmitter {
     }
   }
 
-  /** Spools a chunk (awaited: the upstream is read at the disk's pace), then hands it to the clients following live. */
-  private async append(bytes: Buffer, hash: ReturnType<typeof createHash>, spool: FileHandle): Promise<void> {
-    if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
-    hash.update(bytes);
-    const start = this.written;
-    await spool.write(bytes, 0, bytes.length, start);
-    this.written += bytes.length;
-    this.spooled = this.written;
-    this.deps.onBytes?.(bytes.length);
-    this.emit('progress', { start, bytes });
-  }
-
-  /** Staging → content address → blob row and link. */
+  /**
+   * Staging → content address → blob row and link. The spool file itself becomes the staged
+   * upload when the storage back end can adopt it (the filesystem: a rename, so the bytes are
+   * written once); otherwise it is copied through appendUpload (S3). Readers that opened the
+   * spool keep their descriptor; later ones read the stored blob.
+   */
   private async store(): Promise<void> {
     const id = `proxy-${randomUUID()}`;
     const { blobs } = this.deps;
-    let state = await blobs.createUpload(id);
+    const adopted = blobs.adoptUpload ? await blobs.adoptUpload(id, this.file) : null;
+    let state = adopted ? adopted.state : await blobs.createUpload(id);
     try {
-      state = await blobs.appendUpload(id, state, 0, createReadStream(this.file));
+      if (!adopted) state = await blobs.appendUpload(id, state, 0, createReadStream(this.file, { highWaterMark: READ_CHUNK }));
       await blobs.commitUpload(id, state, this.digest, this.size);
       await this.deps.link(this.repository, this.digest, this.size);
     } finally {
@@ -164,7 +234,9 @@ export class BlobFill extends EventEmitter {
     try {
       fd = await open(this.file, 'r');
     } catch {
-      if (this.settled && !this.error) return this.deps.blobs.openRange(this.digest, this.size > 0 ? { start, end } : undefined);
+      // Gone: renamed into the store (adopted), or removed after the fill. A fill that failed
+      // after verification (linking) may still have committed the bytes: openRange tells.
+      if (this.settled && (!this.error || this.verified)) return this.deps.blobs.openRange(this.digest, this.size > 0 ? { start, end } : undefined);
       if (this.error || this.settled) throw this.error ?? new Error('the download ended');
       // Not created yet: wait for the first bytes.
       await this.next();

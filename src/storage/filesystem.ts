@@ -140,6 +140,19 @@ export class FilesystemBlobStore implements BlobStore {
     await syncDirectory(dir);
   }
 
+  async adoptUpload(uploadId: string, file: string): Promise<{ state: StagingState } | null> {
+    const staging = this.uploadPath(uploadId);
+    try {
+      await fs.chmod(file, FILE_MODE);
+      await fs.rename(file, staging);
+    } catch (err) {
+      // Another filesystem (a spool directory elsewhere): the caller copies instead.
+      if ((err as NodeJS.ErrnoException).code === 'EXDEV') return null;
+      throw err;
+    }
+    return { state: null };
+  }
+
   async abortUpload(uploadId: string): Promise<void> {
     await fs.rm(this.uploadPath(uploadId), { force: true });
   }

@@ -1,0 +1,173 @@
+/**
+ * `npm run bench -- --proxy-cache`: the pull-through cache against its upstream (issue 15).
+ * CNCF Distribution is the upstream; one Berth has a cache project `cache` bound to it and a
+ * normal project `normal`. Every round pushes a fresh random layer of `--big-blob-size`
+ * (default 1 GiB) to the upstream and to `normal`, untimed, then times four single-stream GETs
+ * of it, each hashing every byte as a client does:
+ *
+ * - direct: from Distribution itself;
+ * - uncached: through the cache project, a real miss (the layer and its repository are new);
+ * - cached: through the cache project again, once the first pull has stored the layer;
+ * - normal: from Berth's normal project (pushed there).
+ *
+ * Targets: uncached within 20 % of direct (time uncached / direct ≤ 1.2) and cached within
+ * 10 % of normal (throughput cached / normal ≥ 0.9). Direct and normal alternate with the
+ * uncached/cached pair between rounds, so the drift of a shared machine hits every side alike;
+ * ratios are given per round and as the median of the rounds.
+ */
+import { readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatSize, type BenchOptions } from './options.js';
+import { median } from './rss.js';
+import { prepareBerthBuild, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
+import { CheckFailed } from './workload.js';
+import { PatternBlob, pullAndHash, streamPush } from './workloads/blob-stream.js';
+
+type Side = 'direct' | 'uncached' | 'cached' | 'normal';
+
+/** The layer size when the run does not name one: the issue's 1 GiB, or --quick's big blob. */
+export const PROXY_CACHE_DEFAULT_SIZE = 1024 ** 3;
+
+interface Round {
+  seconds: Record<Side, number>;
+  loadAverage: number;
+}
+
+/** One timed GET that must return exactly the layer. */
+async function timedPull(server: BenchServer, repo: string, digest: string, size: number, what: string): Promise<number> {
+  const started = performance.now();
+  const pulled = await pullAndHash(server.url, digest, repo);
+  const seconds = (performance.now() - started) / 1000;
+  if (pulled.status !== 200 || pulled.bytes !== size || pulled.digest !== digest) {
+    throw new CheckFailed(`${what}: GET answered ${pulled.status} with ${pulled.bytes} bytes of digest ${pulled.digest}, expected ${size} bytes of ${digest}`);
+  }
+  return seconds;
+}
+
+/** Waits until the cache has no download in progress (its spool directory is empty): the layer is stored. */
+async function fillsEnded(berth: BenchServer, timeoutMs = 120_000): Promise<void> {
+  const spool = path.join(berth.dataDir, 'proxy-spool');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let left: string[];
+    try {
+      left = readdirSync(spool);
+    } catch {
+      left = [];
+    }
+    if (left.length === 0) break;
+    if (Date.now() > deadline) throw new CheckFailed(`the cache still had downloads in progress after ${timeoutMs / 1000} s: ${left.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // The spool file leaves before the link's transaction commits: give it a moment.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+
+/** A counter's value in Berth's /metrics (open with auth mode none), 0 when absent. */
+async function counter(berth: BenchServer, series: string): Promise<number> {
+  const text = await (await fetch(`${berth.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** Runs the rounds and returns a Markdown report (also logged as it goes). */
+export async function runProxyCacheBench(options: BenchOptions, size: number, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+  const workDir = tempDir('berth-bench-');
+  const buildDir = options.berthRuntime === 'build' ? await prepareBerthBuild(workDir) : undefined;
+  const upstream = await startDistribution();
+  let berth: BenchServer | undefined;
+  const rounds: Round[] = [];
+  const loadAtStart = os.loadavg()[0]!;
+  try {
+    const launch: BerthLaunch = {
+      runtime: options.berthRuntime,
+      buildDir,
+      nodeArgs: options.berthNodeArgs,
+      setup: [
+        { args: ['registry', 'add', 'upstream', upstream.url, '--kind', 'distribution'] },
+        { args: ['project', 'add', 'normal', '--public'] },
+        { args: ['project', 'add', 'cache', '--public'] },
+        { args: ['registry', 'cache', 'set', 'cache', 'upstream'] },
+      ],
+    };
+    berth = await startBerth(launch);
+    const blobMisses = 'berth_proxy_cache_misses_total{kind="blob"}';
+    const blobJoined = 'berth_proxy_cache_coalesced_total{kind="blob"}';
+    for (let round = 0; round < options.rounds; round++) {
+      const blob = new PatternBlob(size);
+      const digest = blob.digest();
+      const upstreamRepo = `lib/layer-${round + 1}`;
+      for (const [server, repo] of [[upstream, upstreamRepo], [berth, 'normal/layer']] as const) {
+        const pushed = await streamPush(server.url, blob, digest, repo);
+        if (pushed.status !== 201) throw new CheckFailed(`push of the ${formatSize(size)} layer to ${server.kind} answered ${pushed.status}`);
+      }
+      const seconds = {} as Record<Side, number>;
+      const berthServer = berth;
+      const steps: Record<'direct' | 'normal' | 'cache', () => Promise<void>> = {
+        direct: async () => {
+          seconds.direct = await timedPull(upstream, upstreamRepo, digest, size, 'direct');
+        },
+        normal: async () => {
+          seconds.normal = await timedPull(berthServer, 'normal/layer', digest, size, 'normal project');
+        },
+        cache: async () => {
+          const missesBefore = await counter(berthServer, blobMisses);
+          seconds.uncached = await timedPull(berthServer, `cache/${upstreamRepo}`, digest, size, 'uncached pull through the cache');
+          await fillsEnded(berthServer);
+          if ((await counter(berthServer, blobMisses)) !== missesBefore + 1) throw new CheckFailed('the first pull through the cache was not one upstream download');
+          seconds.cached = await timedPull(berthServer, `cache/${upstreamRepo}`, digest, size, 'cached pull');
+          if ((await counter(berthServer, blobMisses)) !== missesBefore + 1 || (await counter(berthServer, blobJoined)) !== 0) {
+            throw new CheckFailed('the cached pull went upstream (or joined a download) instead of reading the stored layer');
+          }
+        },
+      };
+      const order = round % 2 === 0 ? (['direct', 'cache', 'normal'] as const) : (['normal', 'cache', 'direct'] as const);
+      for (const step of order) await steps[step]();
+      const r: Round = { seconds, loadAverage: os.loadavg()[0]! };
+      rounds.push(r);
+      log(
+        `[round ${round + 1}/${options.rounds}] ${formatSize(size)}: direct ${seconds.direct.toFixed(2)} s, uncached ${seconds.uncached.toFixed(2)} s (${(seconds.uncached / seconds.direct).toFixed(2)}×), ` +
+          `cached ${seconds.cached.toFixed(2)} s, normal ${seconds.normal.toFixed(2)} s (cached/normal throughput ${(seconds.normal / seconds.cached).toFixed(2)}), load ${r.loadAverage.toFixed(1)}`,
+      );
+    }
+  } catch (err) {
+    const output = berth?.output().trim();
+    if (output) log(`berth output (tail):\n${output.slice(-2000)}`);
+    throw err;
+  } finally {
+    await berth?.stop();
+    await upstream.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+  return renderProxyCacheReport(rounds, size, loadAtStart);
+}
+
+const mbps = (size: number, seconds: number) => (size / 1e6 / seconds).toFixed(0);
+
+export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStart: number): string {
+  const firstRatios = rounds.map((r) => r.seconds.uncached / r.seconds.direct);
+  const cachedRatios = rounds.map((r) => r.seconds.normal / r.seconds.cached);
+  const first = median(firstRatios);
+  const cached = median(cachedRatios);
+  const side = (s: Side) => `${median(rounds.map((r) => r.seconds[s])).toFixed(2)} s (${mbps(size, median(rounds.map((r) => r.seconds[s])))} MB/s)`;
+  const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(', ');
+  return [
+    `## Pull-through cache: one ${formatSize(size)} layer, single-stream GET hashed by the client (${rounds.length} rounds)`,
+    '',
+    `Load average (1 min) ${loadAtStart.toFixed(1)} at start, per round: ${rounds.map((r) => r.loadAverage.toFixed(1)).join(', ')} · MB = 10^6 bytes`,
+    '',
+    '| GET of the layer | median time |',
+    '|---|--:|',
+    `| direct from Distribution (the upstream) | ${side('direct')} |`,
+    `| first pull through the cache project (miss) | ${side('uncached')} |`,
+    `| cached pull from the cache project | ${side('cached')} |`,
+    `| normal project (the layer pushed to Berth) | ${side('normal')} |`,
+    '',
+    '| Ratio | per round | median | target | |',
+    '|---|---|--:|--:|---|',
+    `| first pull time / direct time | ${list(firstRatios)} | ${first.toFixed(2)}× | ≤ 1.2× | ${first <= 1.2 ? 'PASS' : 'MISS'} |`,
+    `| cached throughput / normal throughput | ${list(cachedRatios)} | ${cached.toFixed(2)}× | ≥ 0.9× | ${cached >= 0.9 ? 'PASS' : 'MISS'} |`,
+    '',
+  ].join('\n');
+}
