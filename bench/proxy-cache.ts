@@ -10,6 +10,9 @@
  * - cached: through the cache project again, once the first pull has stored the layer;
  * - normal: from Berth's normal project (pushed there).
  *
+ * A discarded warm-up round with a small layer comes first. Berth's CPU time per GET is
+ * reported too: it depends less on the machine's load than the times do.
+ *
  * Targets: uncached within 20 % of direct (time uncached / direct ≤ 1.2) and cached within
  * 10 % of normal (throughput cached / normal ≥ 0.9). Direct and normal alternate with the
  * uncached/cached pair between rounds, so the drift of a shared machine hits every side alike;
@@ -19,7 +22,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatSize, type BenchOptions } from './options.js';
-import { median } from './rss.js';
+import { median, readCpuSeconds } from './rss.js';
 import { prepareBerthBuild, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
 import { CheckFailed } from './workload.js';
 import { PatternBlob, pullAndHash, streamPush } from './workloads/blob-stream.js';
@@ -31,18 +34,25 @@ export const PROXY_CACHE_DEFAULT_SIZE = 1024 ** 3;
 
 interface Round {
   seconds: Record<Side, number>;
+  /** CPU seconds (user + system) the Berth process spent during each of its GETs. */
+  berthCpu: Record<Exclude<Side, 'direct'>, number>;
   loadAverage: number;
 }
 
-/** One timed GET that must return exactly the layer. */
-async function timedPull(server: BenchServer, repo: string, digest: string, size: number, what: string): Promise<number> {
+/** A discarded first round of this size warms Berth up (JIT, heap): the first pull of a fresh process costs twice the CPU. */
+const WARM_UP_SIZE = 32 * 1024 * 1024;
+
+/** One timed GET that must return exactly the layer: seconds, and CPU seconds of `cpuOf` meanwhile. */
+async function timedPull(server: BenchServer, repo: string, digest: string, size: number, what: string, cpuOf?: BenchServer): Promise<{ seconds: number; cpu: number }> {
+  const cpuBefore = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) : Number.NaN;
   const started = performance.now();
   const pulled = await pullAndHash(server.url, digest, repo);
   const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) - cpuBefore : Number.NaN;
   if (pulled.status !== 200 || pulled.bytes !== size || pulled.digest !== digest) {
     throw new CheckFailed(`${what}: GET answered ${pulled.status} with ${pulled.bytes} bytes of digest ${pulled.digest}, expected ${size} bytes of ${digest}`);
   }
-  return seconds;
+  return { seconds, cpu };
 }
 
 /** Waits until the cache has no download in progress (its spool directory is empty): the layer is stored. */
@@ -94,29 +104,32 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
     berth = await startBerth(launch);
     const blobMisses = 'berth_proxy_cache_misses_total{kind="blob"}';
     const blobJoined = 'berth_proxy_cache_coalesced_total{kind="blob"}';
-    for (let round = 0; round < options.rounds; round++) {
-      const blob = new PatternBlob(size);
+    for (let round = -1; round < options.rounds; round++) {
+      const layerSize = round < 0 ? Math.min(WARM_UP_SIZE, size) : size;
+      const blob = new PatternBlob(layerSize);
       const digest = blob.digest();
-      const upstreamRepo = `lib/layer-${round + 1}`;
+      const upstreamRepo = round < 0 ? 'lib/warm-up' : `lib/layer-${round + 1}`;
       for (const [server, repo] of [[upstream, upstreamRepo], [berth, 'normal/layer']] as const) {
         const pushed = await streamPush(server.url, blob, digest, repo);
-        if (pushed.status !== 201) throw new CheckFailed(`push of the ${formatSize(size)} layer to ${server.kind} answered ${pushed.status}`);
+        if (pushed.status !== 201) throw new CheckFailed(`push of the ${formatSize(layerSize)} layer to ${server.kind} answered ${pushed.status}`);
       }
       const seconds = {} as Record<Side, number>;
+      const berthCpu = {} as Round['berthCpu'];
       const berthServer = berth;
+      const pull = async (side: Side, server: BenchServer, repo: string, what: string) => {
+        const { seconds: s, cpu } = await timedPull(server, repo, digest, layerSize, what, berthServer);
+        seconds[side] = s;
+        if (side !== 'direct') berthCpu[side] = cpu;
+      };
       const steps: Record<'direct' | 'normal' | 'cache', () => Promise<void>> = {
-        direct: async () => {
-          seconds.direct = await timedPull(upstream, upstreamRepo, digest, size, 'direct');
-        },
-        normal: async () => {
-          seconds.normal = await timedPull(berthServer, 'normal/layer', digest, size, 'normal project');
-        },
+        direct: () => pull('direct', upstream, upstreamRepo, 'direct'),
+        normal: () => pull('normal', berthServer, 'normal/layer', 'normal project'),
         cache: async () => {
           const missesBefore = await counter(berthServer, blobMisses);
-          seconds.uncached = await timedPull(berthServer, `cache/${upstreamRepo}`, digest, size, 'uncached pull through the cache');
+          await pull('uncached', berthServer, `cache/${upstreamRepo}`, 'uncached pull through the cache');
           await fillsEnded(berthServer);
           if ((await counter(berthServer, blobMisses)) !== missesBefore + 1) throw new CheckFailed('the first pull through the cache was not one upstream download');
-          seconds.cached = await timedPull(berthServer, `cache/${upstreamRepo}`, digest, size, 'cached pull');
+          await pull('cached', berthServer, `cache/${upstreamRepo}`, 'cached pull');
           if ((await counter(berthServer, blobMisses)) !== missesBefore + 1 || (await counter(berthServer, blobJoined)) !== 0) {
             throw new CheckFailed('the cached pull went upstream (or joined a download) instead of reading the stored layer');
           }
@@ -124,11 +137,12 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
       };
       const order = round % 2 === 0 ? (['direct', 'cache', 'normal'] as const) : (['normal', 'cache', 'direct'] as const);
       for (const step of order) await steps[step]();
-      const r: Round = { seconds, loadAverage: os.loadavg()[0]! };
-      rounds.push(r);
+      const r: Round = { seconds, berthCpu, loadAverage: os.loadavg()[0]! };
+      if (round >= 0) rounds.push(r);
       log(
-        `[round ${round + 1}/${options.rounds}] ${formatSize(size)}: direct ${seconds.direct.toFixed(2)} s, uncached ${seconds.uncached.toFixed(2)} s (${(seconds.uncached / seconds.direct).toFixed(2)}×), ` +
-          `cached ${seconds.cached.toFixed(2)} s, normal ${seconds.normal.toFixed(2)} s (cached/normal throughput ${(seconds.normal / seconds.cached).toFixed(2)}), load ${r.loadAverage.toFixed(1)}`,
+        `[${round < 0 ? 'warm-up, discarded' : `round ${round + 1}/${options.rounds}`}] ${formatSize(layerSize)}: direct ${seconds.direct.toFixed(2)} s, uncached ${seconds.uncached.toFixed(2)} s (${(seconds.uncached / seconds.direct).toFixed(2)}×), ` +
+          `cached ${seconds.cached.toFixed(2)} s, normal ${seconds.normal.toFixed(2)} s (cached/normal throughput ${(seconds.normal / seconds.cached).toFixed(2)}); ` +
+          `Berth CPU s uncached ${berthCpu.uncached.toFixed(2)}, cached ${berthCpu.cached.toFixed(2)}, normal ${berthCpu.normal.toFixed(2)}; load ${r.loadAverage.toFixed(1)}`,
       );
     }
   } catch (err) {
@@ -150,19 +164,20 @@ export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStar
   const cachedRatios = rounds.map((r) => r.seconds.normal / r.seconds.cached);
   const first = median(firstRatios);
   const cached = median(cachedRatios);
-  const side = (s: Side) => `${median(rounds.map((r) => r.seconds[s])).toFixed(2)} s (${mbps(size, median(rounds.map((r) => r.seconds[s])))} MB/s)`;
+  const side = (s: Side) => `${median(rounds.map((r) => r.seconds[s])).toFixed(2)} s | ${mbps(size, median(rounds.map((r) => r.seconds[s])))} MB/s`;
+  const cpu = (s: Exclude<Side, 'direct'>) => `${median(rounds.map((r) => r.berthCpu[s])).toFixed(2)} s`;
   const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(', ');
   return [
-    `## Pull-through cache: one ${formatSize(size)} layer, single-stream GET hashed by the client (${rounds.length} rounds)`,
+    `## Pull-through cache: one ${formatSize(size)} layer, single-stream GET hashed by the client (${rounds.length} rounds after a discarded ${formatSize(Math.min(WARM_UP_SIZE, size))} warm-up)`,
     '',
     `Load average (1 min) ${loadAtStart.toFixed(1)} at start, per round: ${rounds.map((r) => r.loadAverage.toFixed(1)).join(', ')} · MB = 10^6 bytes`,
     '',
-    '| GET of the layer | median time |',
-    '|---|--:|',
-    `| direct from Distribution (the upstream) | ${side('direct')} |`,
-    `| first pull through the cache project (miss) | ${side('uncached')} |`,
-    `| cached pull from the cache project | ${side('cached')} |`,
-    `| normal project (the layer pushed to Berth) | ${side('normal')} |`,
+    '| GET of the layer | median time | throughput | Berth CPU (user + system) |',
+    '|---|--:|--:|--:|',
+    `| direct from Distribution (the upstream) | ${side('direct')} | — |`,
+    `| first pull through the cache project (miss) | ${side('uncached')} | ${cpu('uncached')} |`,
+    `| cached pull from the cache project | ${side('cached')} | ${cpu('cached')} |`,
+    `| normal project (the layer pushed to Berth) | ${side('normal')} | ${cpu('normal')} |`,
     '',
     '| Ratio | per round | median | target | |',
     '|---|---|--:|--:|---|',

@@ -29,6 +29,8 @@ export interface FillDeps {
 }
 
 const READ_CHUNK = 256 * 1024;
+/** Recent chunks kept in memory per fill: readers behind by less than this never read the spool. */
+const RECENT_BYTES = 4 * 1024 * 1024;
 /** The spool write in flight may lag the upstream by this much before the upstream is paused. */
 const MAX_UNSPOOLED = 16 * 1024 * 1024;
 /** At most this many chunks per writev (the OS's IOV_MAX is 1024). */
@@ -114,6 +116,9 @@ export class BlobFill extends EventEmitter {
   /** Set once the blob is committed and linked (or the fill failed). */
   settled = false;
   error: Error | null = null;
+  /** The latest chunks received (at most RECENT_BYTES), for readers a little behind: no disk read. */
+  private recent: { start: number; bytes: Buffer }[] = [];
+  private recentBytes = 0;
   private readonly file: string;
   private readonly done: Promise<void>;
 
@@ -150,25 +155,35 @@ export class BlobFill extends EventEmitter {
         this.emit('progress');
       });
       const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
-      const idle = setTimeout(() => upstream.destroy(new Error(`the upstream sent no bytes for ${idleMs} ms`)), idleMs);
+      // Checked a few times per idleMs (re-arming a timer for every chunk costs more than the hashing).
+      let seen = -1;
+      let lastBytesAt = Date.now();
+      const idle = setInterval(
+        () => {
+          if (this.written !== seen) {
+            seen = this.written;
+            lastBytesAt = Date.now();
+          } else if (Date.now() - lastBytesAt >= idleMs) upstream.destroy(new Error(`the upstream sent no bytes for ${idleMs} ms`));
+        },
+        Math.max(10, Math.floor(idleMs / 4)),
+      );
       try {
         for await (const chunk of upstream) {
-          idle.refresh();
           const bytes = chunk as Buffer;
           if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
           hash.update(bytes);
-          const start = this.written;
+          this.remember(this.written, bytes);
           this.written += bytes.length;
           this.deps.onBytes?.(bytes.length);
-          // Live readers get the chunk now; the spool catches up in batches (one write in
-          // flight, the upstream paused only when too much waits for the disk).
-          this.emit('progress', { start, bytes });
+          // Readers take the chunk from memory now; the spool catches up in batches (one write
+          // in flight, the upstream paused only when too much waits for the disk).
+          this.emit('progress');
           await writer.add(bytes);
           // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
           if (this.written === this.size) break;
         }
       } finally {
-        clearTimeout(idle);
+        clearInterval(idle);
       }
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
       const computed = `sha256:${hash.digest('hex')}`;
@@ -188,6 +203,8 @@ export class BlobFill extends EventEmitter {
       throw this.error;
     } finally {
       this.settled = true;
+      this.recent = [];
+      this.recentBytes = 0;
       this.emit('progress');
       await spool?.close().catch(() => undefined);
     }
@@ -218,9 +235,34 @@ export class BlobFill extends EventEmitter {
     await rm(this.file, { force: true });
   }
 
-  /** The next event: a chunk just spooled (`{start, bytes}`), or undefined for any other progress. */
-  private next(): Promise<{ start: number; bytes: Buffer } | undefined> {
-    return new Promise((resolve) => this.once('progress', resolve));
+  /** Keeps a chunk among the recent ones, dropping the oldest beyond RECENT_BYTES. */
+  private remember(start: number, bytes: Buffer): void {
+    this.recent.push({ start, bytes });
+    this.recentBytes += bytes.length;
+    while (this.recent.length > 1 && this.recentBytes - this.recent[0]!.bytes.length >= RECENT_BYTES) this.recentBytes -= this.recent.shift()!.bytes.length;
+  }
+
+  /** Bytes [pos, stop) or a first part of them from the recent chunks, or null when pos is not among them. */
+  private fromMemory(pos: number, stop: number): Buffer | null {
+    const recent = this.recent;
+    if (recent.length === 0 || pos < recent[0]!.start) return null;
+    let lo = 0;
+    let hi = recent.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (recent[mid]!.start <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    const chunk = recent[lo]!;
+    const from = pos - chunk.start;
+    if (from >= chunk.bytes.length) return null;
+    const to = Math.min(chunk.bytes.length, stop - chunk.start);
+    return from === 0 && to === chunk.bytes.length ? chunk.bytes : chunk.bytes.subarray(from, to);
+  }
+
+  /** The next progress: a chunk received, a batch spooled, the digest verified, the end. */
+  private next(): Promise<void> {
+    return new Promise((resolve) => this.once('progress', () => resolve()));
   }
 
   /**
@@ -245,39 +287,35 @@ export class BlobFill extends EventEmitter {
     return Readable.from(this.follow(fd, start, end), { objectMode: false });
   }
 
+  /**
+   * The bytes of [start, end] as they arrive: from the recent chunks in memory when the reader
+   * keeps up, from the spool file when it fell behind. The blob's last byte is handed out only
+   * once the digest matched, so a reader never completes a response of bad content.
+   */
   private async *follow(fd: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
     try {
       let pos = start;
       while (pos <= end) {
         // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
         if (this.error && !this.verified) throw this.error;
-        const available = this.spooled;
-        if (pos >= this.written) {
-          // Caught up with the download: take the next chunk from memory instead of reading it back.
-          const chunk = await this.next();
-          if (chunk && chunk.start === pos) {
-            const take = Math.min(chunk.bytes.length, end - pos + 1);
-            // The blob's last bytes still wait for the digest check (read from the spool after it).
-            if (pos + take <= this.size - 1 || this.verified) {
-              pos += take;
-              yield take === chunk.bytes.length ? chunk.bytes : chunk.bytes.subarray(0, take);
-            }
-          }
-          continue;
-        }
-        if (pos >= available) {
-          // Received but not yet in the spool file: wait for the disk.
+        const releasable = this.verified ? this.size : Math.min(this.written, this.size - 1);
+        if (pos >= releasable) {
           await this.next();
           continue;
         }
-        const want = Math.min(READ_CHUNK, available - pos, end - pos + 1);
-        // The last bytes of the blob wait for the digest check.
-        if (pos + want > this.size - 1 && !this.verified) {
-          if (available === this.size) {
-            await this.next();
-            continue;
-          }
+        const stop = Math.min(end + 1, releasable);
+        const memory = this.fromMemory(pos, stop);
+        if (memory) {
+          pos += memory.length;
+          yield memory;
+          continue;
         }
+        if (pos >= this.spooled) {
+          // Received, no longer among the recent chunks and not yet in the spool file: wait for the disk.
+          await this.next();
+          continue;
+        }
+        const want = Math.min(READ_CHUNK, this.spooled - pos, stop - pos);
         const buffer = Buffer.allocUnsafe(want);
         const { bytesRead } = await fd.read(buffer, 0, want, pos);
         if (bytesRead === 0) {
