@@ -28,7 +28,8 @@ export interface FillDeps {
   onFailed?(repository: string, digest: string, err: Error): void;
 }
 
-const READ_CHUNK = 256 * 1024;
+/** Spool reads of a reader behind the download (one read ahead while the previous part is sent). */
+const READ_CHUNK = 512 * 1024;
 /** Recent chunks kept in memory per fill: readers behind by less than this never read the spool. */
 const RECENT_BYTES = 4 * 1024 * 1024;
 /** The spool write in flight may lag the upstream by this much before the upstream is paused. */
@@ -293,6 +294,14 @@ export class BlobFill extends EventEmitter {
    * once the digest matched, so a reader never completes a response of bad content.
    */
   private async *follow(fd: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
+    // The next part of the spool, read while the current one is written to the client.
+    let ahead: { pos: number; read: Promise<Buffer> } | null = null;
+    const readAt = (pos: number, want: number): Promise<Buffer> => {
+      const buffer = Buffer.allocUnsafe(want);
+      const read = fd.read(buffer, 0, want, pos).then(({ bytesRead }) => (bytesRead === want ? buffer : buffer.subarray(0, bytesRead)));
+      read.catch(() => undefined);
+      return read;
+    };
     try {
       let pos = start;
       while (pos <= end) {
@@ -315,17 +324,21 @@ export class BlobFill extends EventEmitter {
           await this.next();
           continue;
         }
-        const want = Math.min(READ_CHUNK, this.spooled - pos, stop - pos);
-        const buffer = Buffer.allocUnsafe(want);
-        const { bytesRead } = await fd.read(buffer, 0, want, pos);
-        if (bytesRead === 0) {
+        const read: Promise<Buffer> = ahead?.pos === pos ? ahead.read : readAt(pos, Math.min(READ_CHUNK, this.spooled - pos, stop - pos));
+        ahead = null;
+        const bytes = await read;
+        if (bytes.length === 0) {
           await this.next();
           continue;
         }
-        pos += bytesRead;
-        yield bytesRead === want ? buffer : buffer.subarray(0, bytesRead);
+        pos += bytes.length;
+        const more = Math.min(READ_CHUNK, this.spooled - pos, stop - pos);
+        if (more > 0) ahead = { pos, read: readAt(pos, more) };
+        yield bytes;
       }
     } finally {
+      // No read may still use the descriptor when it is closed.
+      await ahead?.read.catch(() => undefined);
       await fd.close().catch(() => undefined);
     }
   }
