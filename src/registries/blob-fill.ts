@@ -30,66 +30,108 @@ export interface FillDeps {
 
 /** Spool reads of a reader behind the download (one read ahead while the previous part is sent). */
 const READ_CHUNK = 512 * 1024;
-/** Recent chunks kept in memory per fill: readers behind by less than this never read the spool. */
-const RECENT_BYTES = 4 * 1024 * 1024;
-/** The spool write in flight may lag the upstream by this much before the upstream is paused. */
-const MAX_UNSPOOLED = 16 * 1024 * 1024;
-/** At most this many chunks per writev (the OS's IOV_MAX is 1024). */
-const MAX_BATCH = 512;
+/** The in-memory stretch of a download (per fill; less for a smaller blob): what waits for the disk, and what readers a little behind read. */
+const RING_BYTES = 8 * 1024 * 1024;
+/** At most this much per spool write. */
+const MAX_WRITE = 4 * 1024 * 1024;
 
 /**
- * Appends chunks to the spool file in batches: one writev in flight, the chunks received
- * meanwhile gathered for the next one (no copy), so the download never waits for a disk round
- * trip per chunk. `add` resolves at once unless MAX_UNSPOOLED bytes wait (then when they are
- * written): memory stays bounded whatever the disk's pace.
+ * The bytes of a download on their way from the upstream to the spool file: copied into one
+ * buffer allocated per fill and reused as a ring, so an upstream chunk is garbage as soon as it
+ * is hashed and copied (chunks kept alive across garbage collections get promoted and made V8
+ * run a full collection every few megabytes). One write in flight takes everything received
+ * meanwhile (at most MAX_WRITE); `add` waits only when the ring is full of unspooled bytes.
+ * The last RING_BYTES received stay readable from memory (copied out) for readers that are
+ * a little behind the download.
  */
-class SpoolWriter {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private offset = 0;
+class SpoolRing {
+  /** Bytes copied in. */
+  received = 0;
+  /** Bytes written to the spool file. */
+  spooled = 0;
+  private readonly ring: Buffer;
   private writing: Promise<void> | null = null;
   private failure: Error | null = null;
 
   constructor(
     private readonly file: FileHandle,
-    private readonly onSpooled: (bytes: number) => void,
-  ) {}
-
-  async add(bytes: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
-    this.pending.push(bytes);
-    this.pendingBytes += bytes.length;
-    this.writing ??= this.drain();
-    if (this.pendingBytes >= MAX_UNSPOOLED) await this.writing;
+    size: number,
+    private readonly onSpooled: () => void,
+  ) {
+    this.ring = Buffer.allocUnsafeSlow(Math.max(1, Math.min(size, RING_BYTES)));
   }
 
-  /** Resolves once every chunk added is written (rejects with the write's error). */
+  async add(bytes: Buffer): Promise<void> {
+    const capacity = this.ring.length;
+    for (let offset = 0; offset < bytes.length; ) {
+      if (this.failure) throw this.failure;
+      const room = capacity - (this.received - this.spooled);
+      if (room === 0) {
+        this.kick();
+        await this.writing;
+        continue;
+      }
+      const n = Math.min(room, bytes.length - offset);
+      const at = this.received % capacity;
+      const first = Math.min(n, capacity - at);
+      bytes.copy(this.ring, at, offset, offset + first);
+      if (first < n) bytes.copy(this.ring, 0, offset + first, offset + n);
+      this.received += n;
+      offset += n;
+    }
+    this.kick();
+  }
+
+  /** A copy of bytes [pos, stop) or of a first part of them, or null when they are not in the ring (any more). */
+  read(pos: number, stop: number): Buffer | null {
+    const capacity = this.ring.length;
+    if (pos < this.received - capacity || pos >= this.received) return null;
+    const n = Math.min(stop, this.received, pos + READ_CHUNK) - pos;
+    if (n <= 0) return null;
+    const out = Buffer.allocUnsafe(n);
+    const at = pos % capacity;
+    const first = Math.min(n, capacity - at);
+    this.ring.copy(out, 0, at, at + first);
+    if (first < n) this.ring.copy(out, first, 0, n - first);
+    return out;
+  }
+
+  /** Resolves once every byte added is in the spool file (rejects with a write's error). */
   async flush(): Promise<void> {
-    if (this.writing) await this.writing;
+    while (this.spooled < this.received) {
+      if (this.failure) throw this.failure;
+      this.kick();
+      await this.writing;
+    }
     if (this.failure) throw this.failure;
+  }
+
+  private kick(): void {
+    if (this.writing || this.failure || this.spooled >= this.received) return;
+    const run = this.drain();
+    this.writing = run;
+    void run.finally(() => {
+      if (this.writing === run) this.writing = null;
+    });
   }
 
   private async drain(): Promise<void> {
+    const capacity = this.ring.length;
     try {
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0, MAX_BATCH);
-        const length = batch.reduce((sum, b) => sum + b.length, 0);
-        this.pendingBytes -= length;
-        let { bytesWritten } = await this.file.writev(batch, this.offset);
-        // A short write (rare): the rest, one buffer at a time.
-        if (bytesWritten < length) {
-          const rest = Buffer.concat(batch).subarray(bytesWritten);
-          for (let done = 0; done < rest.length; ) done += (await this.file.write(rest, done, rest.length - done, this.offset + bytesWritten + done)).bytesWritten;
-          bytesWritten = length;
-        }
-        this.offset += length;
-        this.onSpooled(this.offset);
+      while (this.spooled < this.received) {
+        const from = this.spooled;
+        const to = Math.min(this.received, from + MAX_WRITE);
+        const at = from % capacity;
+        const first = Math.min(to - from, capacity - at);
+        const parts = first < to - from ? [this.ring.subarray(at, at + first), this.ring.subarray(0, to - from - first)] : [this.ring.subarray(at, at + first)];
+        const { bytesWritten } = await this.file.writev(parts, from);
+        if (bytesWritten === 0) throw new Error('the spool file took no bytes');
+        this.spooled = from + bytesWritten;
+        this.onSpooled();
       }
     } catch (err) {
       // Reported by the next add() or flush(): nobody may be waiting on this write.
       this.failure = err instanceof Error ? err : new Error(String(err));
-    } finally {
-      this.writing = null;
     }
   }
 }
@@ -117,9 +159,8 @@ export class BlobFill extends EventEmitter {
   /** Set once the blob is committed and linked (or the fill failed). */
   settled = false;
   error: Error | null = null;
-  /** The latest chunks received (at most RECENT_BYTES), for readers a little behind: no disk read. */
-  private recent: { start: number; bytes: Buffer }[] = [];
-  private recentBytes = 0;
+  /** The download's bytes in memory (until it ends), for the spool writes and readers a little behind. */
+  private ring: SpoolRing | null = null;
   private readonly file: string;
   private readonly done: Promise<void>;
 
@@ -151,10 +192,11 @@ export class BlobFill extends EventEmitter {
       await mkdir(this.deps.spoolDir, { recursive: true });
       spool = await open(this.file, 'w', 0o600);
       const hash = createHash('sha256');
-      const writer = new SpoolWriter(spool, (spooled) => {
-        this.spooled = spooled;
+      const ring = new SpoolRing(spool, this.size, () => {
+        this.spooled = ring.spooled;
         this.emit('progress');
       });
+      this.ring = ring;
       const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
       // Checked a few times per idleMs (re-arming a timer for every chunk costs more than the hashing).
       let seen = -1;
@@ -173,13 +215,12 @@ export class BlobFill extends EventEmitter {
           const bytes = chunk as Buffer;
           if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
           hash.update(bytes);
-          this.remember(this.written, bytes);
+          // Into the ring: readers take the bytes from memory now; the spool catches up in
+          // batches (one write in flight, the upstream paused only when the ring is full).
+          await ring.add(bytes);
           this.written += bytes.length;
           this.deps.onBytes?.(bytes.length);
-          // Readers take the chunk from memory now; the spool catches up in batches (one write
-          // in flight, the upstream paused only when too much waits for the disk).
           this.emit('progress');
-          await writer.add(bytes);
           // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
           if (this.written === this.size) break;
         }
@@ -189,7 +230,7 @@ export class BlobFill extends EventEmitter {
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
       const computed = `sha256:${hash.digest('hex')}`;
       if (computed !== this.digest) throw new Error(`upstream content has digest ${computed}, not ${this.digest}`);
-      await writer.flush();
+      await ring.flush();
       await spool.close();
       spool = null;
       // Every byte is in the spool before the tail is released: a reader behind finds them there.
@@ -204,8 +245,7 @@ export class BlobFill extends EventEmitter {
       throw this.error;
     } finally {
       this.settled = true;
-      this.recent = [];
-      this.recentBytes = 0;
+      this.ring = null;
       this.emit('progress');
       await spool?.close().catch(() => undefined);
     }
@@ -236,31 +276,6 @@ export class BlobFill extends EventEmitter {
     await rm(this.file, { force: true });
   }
 
-  /** Keeps a chunk among the recent ones, dropping the oldest beyond RECENT_BYTES. */
-  private remember(start: number, bytes: Buffer): void {
-    this.recent.push({ start, bytes });
-    this.recentBytes += bytes.length;
-    while (this.recent.length > 1 && this.recentBytes - this.recent[0]!.bytes.length >= RECENT_BYTES) this.recentBytes -= this.recent.shift()!.bytes.length;
-  }
-
-  /** Bytes [pos, stop) or a first part of them from the recent chunks, or null when pos is not among them. */
-  private fromMemory(pos: number, stop: number): Buffer | null {
-    const recent = this.recent;
-    if (recent.length === 0 || pos < recent[0]!.start) return null;
-    let lo = 0;
-    let hi = recent.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (recent[mid]!.start <= pos) lo = mid;
-      else hi = mid - 1;
-    }
-    const chunk = recent[lo]!;
-    const from = pos - chunk.start;
-    if (from >= chunk.bytes.length) return null;
-    const to = Math.min(chunk.bytes.length, stop - chunk.start);
-    return from === 0 && to === chunk.bytes.length ? chunk.bytes : chunk.bytes.subarray(from, to);
-  }
-
   /** The next progress: a chunk received, a batch spooled, the digest verified, the end. */
   private next(): Promise<void> {
     return new Promise((resolve) => this.once('progress', () => resolve()));
@@ -289,7 +304,7 @@ export class BlobFill extends EventEmitter {
   }
 
   /**
-   * The bytes of [start, end] as they arrive: from the recent chunks in memory when the reader
+   * The bytes of [start, end] as they arrive: from the ring in memory when the reader
    * keeps up, from the spool file when it fell behind. The blob's last byte is handed out only
    * once the digest matched, so a reader never completes a response of bad content.
    */
@@ -313,14 +328,14 @@ export class BlobFill extends EventEmitter {
           continue;
         }
         const stop = Math.min(end + 1, releasable);
-        const memory = this.fromMemory(pos, stop);
+        const memory = this.ring?.read(pos, stop) ?? null;
         if (memory) {
           pos += memory.length;
           yield memory;
           continue;
         }
         if (pos >= this.spooled) {
-          // Received, no longer among the recent chunks and not yet in the spool file: wait for the disk.
+          // Received, no longer in the ring and not yet in the spool file: wait for the disk.
           await this.next();
           continue;
         }
