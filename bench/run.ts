@@ -10,6 +10,7 @@ import { runBench, WORKLOAD_IDS } from './bench.js';
 import { runMetricsInstructions } from './metrics-instructions.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPoliciesOverhead } from './policies-overhead.js';
+import { PROXY_CACHE_DEFAULT_SIZE, runProxyCacheBench } from './proxy-cache.js';
 import { runSignaturesOverhead } from './signatures-overhead.js';
 import { runSupplyChainInProcess, runSupplyChainInstructions, runSupplyChainOverhead } from './supply-chain-overhead.js';
 import { BERTH_VARIANTS, parseSize, resolveOptions, type BenchOptions } from './options.js';
@@ -59,6 +60,7 @@ const program = new Command()
   .option('--supply-chain-overhead', 'only compare signed, scanned manifest GET throughput with the signature and vulnerability policies both off and both enforced (A/B rounds)')
   .option('--supply-chain-inprocess', 'the same two sides as --supply-chain-overhead inside one process (policies switched between rounds, GETs through inject): CPU per GET')
   .option('--supply-chain-instructions', 'the same two sides as --supply-chain-overhead, counted in instructions per GET under callgrind (slow)')
+  .option('--proxy-cache', 'only time pulls of one --big-blob-size layer (default 1g) directly from Distribution, through a cache project bound to it (first and cached pull) and from a normal project, in rounds')
   .option('--instructions-warmup <n>', 'GETs before callgrind counts (--metrics-instructions, --supply-chain-instructions; default 2000)', integer)
   .option('--instructions-requests <n>', 'GETs callgrind counts (default 1000)', integer);
 
@@ -90,6 +92,7 @@ interface Flags {
   supplyChainOverhead?: boolean;
   supplyChainInstructions?: boolean;
   supplyChainInprocess?: boolean;
+  proxyCache?: boolean;
   instructionsWarmup?: number;
   instructionsRequests?: number;
 }
@@ -151,6 +154,10 @@ async function main(): Promise<void> {
   }
   if (flags.supplyChainInprocess) {
     process.stdout.write(`\n${await runSupplyChainInProcess(options)}`);
+    return;
+  }
+  if (flags.proxyCache) {
+    process.stdout.write(`\n${await runProxyCacheBench(options, flags.bigBlobSize ?? (options.quick ? options.bigBlobSize : PROXY_CACHE_DEFAULT_SIZE))}`);
     return;
   }
   if (flags.supplyChainInstructions) {

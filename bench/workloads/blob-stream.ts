@@ -58,8 +58,8 @@ async function send(url: string, method: string, headers: http.OutgoingHttpHeade
 }
 
 /** POST, one streamed PATCH without Content-Range, PUT ?digest= — as docker pushes a layer. */
-export async function streamPush(baseUrl: string, blob: PatternBlob, digest: string): Promise<RawResponse> {
-  const started = await send(`${baseUrl}/v2/${REPO}/blobs/uploads/`, 'POST', { 'content-length': 0 });
+export async function streamPush(baseUrl: string, blob: PatternBlob, digest: string, repo = REPO): Promise<RawResponse> {
+  const started = await send(`${baseUrl}/v2/${repo}/blobs/uploads/`, 'POST', { 'content-length': 0 });
   if (started.status !== 202) return started;
   const patchUrl = new URL(started.headers.location!, baseUrl);
   const patched = await send(patchUrl.toString(), 'PATCH', { 'content-type': 'application/octet-stream', 'content-length': blob.size }, blob.chunks());
@@ -70,8 +70,8 @@ export async function streamPush(baseUrl: string, blob: PatternBlob, digest: str
 }
 
 /** GET the blob, hashing every byte received. */
-export async function pullAndHash(baseUrl: string, digest: string): Promise<{ status: number; bytes: number; digest: string }> {
-  const req = http.get(`${baseUrl}/v2/${REPO}/blobs/${digest}`);
+export async function pullAndHash(baseUrl: string, digest: string, repo = REPO): Promise<{ status: number; bytes: number; digest: string }> {
+  const req = http.get(`${baseUrl}/v2/${repo}/blobs/${digest}`);
   const [res] = (await once(req, 'response')) as [http.IncomingMessage];
   const hash = createHash('sha256');
   let bytes = 0;

@@ -52,6 +52,14 @@ export interface BlobStore {
   /** Frees the staging area. Aborting an unknown upload is not an error. */
   abortUpload(uploadId: string, state: StagingState): Promise<void>;
   /**
+   * Makes a complete local file the staging area of a new upload without copying it (optional;
+   * the filesystem back end hard-links it when it is on the same filesystem), or null when it
+   * cannot: the caller then copies the bytes with createUpload + appendUpload. The file stays
+   * at `file` (the caller removes it; it must not change it afterwards). Used by the pull-through cache,
+   * whose downloads are spooled to a local file.
+   */
+  adoptUpload?(uploadId: string, file: string): Promise<{ state: StagingState } | null>;
+  /**
    * How many bytes of `state` the staging area really holds from offset 0 (the recorded ones
    * still readable), or null when it is gone (optional; an upload's status checks it, so a
    * session answers 204 + Range only when its staged bytes can complete it).

@@ -5,7 +5,7 @@ import type { BlobStore, ByteRange, StagingState } from '../core/ports.js';
 /** Distribution's storage buckets are its HTTP ones; object stores need the long tail. */
 const STORAGE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-type Action = 'stat' | 'openRange' | 'delete' | 'createUpload' | 'appendUpload' | 'readUpload' | 'commitUpload' | 'abortUpload' | 'stagedSize' | 'redirectUrl' | 'check';
+type Action = 'stat' | 'openRange' | 'delete' | 'createUpload' | 'appendUpload' | 'adoptUpload' | 'readUpload' | 'commitUpload' | 'abortUpload' | 'stagedSize' | 'redirectUrl' | 'check';
 
 /**
  * Every BlobStore adapter, wrapped once by the composition root (as Distribution's
@@ -63,6 +63,7 @@ export function instrumentBlobStore(store: BlobStore, driver: string, metrics: M
   // Optional methods stay optional: core and fsck test for their presence.
   if (store.stagedSize) wrapped.stagedSize = (id, state) => timed('stagedSize', () => store.stagedSize!(id, state));
   if (store.redirectUrl) wrapped.redirectUrl = (digest) => timed('redirectUrl', () => store.redirectUrl!(digest));
+  if (store.adoptUpload) wrapped.adoptUpload = (id, file) => timed('adoptUpload', () => store.adoptUpload!(id, file));
   if (store.listBlobs) wrapped.listBlobs = () => store.listBlobs!();
   if (store.listUploads) wrapped.listUploads = () => store.listUploads!();
   return wrapped;

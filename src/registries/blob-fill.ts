@@ -20,7 +20,7 @@ const RACE_RETRY_MS = 250;
 const DEFAULT_IDLE_MS = 30_000;
 
 export interface FillDeps {
-  blobs: Pick<BlobStore, 'createUpload' | 'appendUpload' | 'commitUpload' | 'abortUpload' | 'openRange'>;
+  blobs: Pick<BlobStore, 'createUpload' | 'appendUpload' | 'adoptUpload' | 'commitUpload' | 'abortUpload' | 'openRange'>;
   /**
    * Records the committed bytes and links them into the repository (Registry.linkCachedBlob);
    * `lastAppendAt`: when the bytes started moving to storage (GC's race rule compares it).
@@ -35,7 +35,113 @@ export interface FillDeps {
   onFailed?(repository: string, digest: string, err: Error): void;
 }
 
-const READ_CHUNK = 256 * 1024;
+/** Spool reads of a reader behind the download (one read ahead while the previous part is sent). */
+const READ_CHUNK = 512 * 1024;
+/** The in-memory stretch of a download (per fill; less for a smaller blob): what waits for the disk, and what readers a little behind read. */
+const RING_BYTES = 8 * 1024 * 1024;
+/** At most this much per spool write. */
+const MAX_WRITE = 4 * 1024 * 1024;
+
+/**
+ * The bytes of a download on their way from the upstream to the spool file: copied into one
+ * buffer allocated per fill and reused as a ring, so an upstream chunk is garbage as soon as it
+ * is hashed and copied (chunks kept alive across garbage collections get promoted and made V8
+ * run a full collection every few megabytes). One write in flight takes everything received
+ * meanwhile (at most MAX_WRITE); `add` waits only when the ring is full of unspooled bytes.
+ * The last RING_BYTES received stay readable from memory (copied out) for readers that are
+ * a little behind the download.
+ */
+class SpoolRing {
+  /** Bytes copied in. */
+  received = 0;
+  /** Bytes written to the spool file. */
+  spooled = 0;
+  private readonly ring: Buffer;
+  private writing: Promise<void> | null = null;
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly file: FileHandle,
+    size: number,
+    private readonly onSpooled: () => void,
+  ) {
+    this.ring = Buffer.allocUnsafeSlow(Math.max(1, Math.min(size, RING_BYTES)));
+  }
+
+  async add(bytes: Buffer): Promise<void> {
+    const capacity = this.ring.length;
+    for (let offset = 0; offset < bytes.length; ) {
+      if (this.failure) throw this.failure;
+      const room = capacity - (this.received - this.spooled);
+      if (room === 0) {
+        this.kick();
+        await this.writing;
+        continue;
+      }
+      const n = Math.min(room, bytes.length - offset);
+      const at = this.received % capacity;
+      const first = Math.min(n, capacity - at);
+      bytes.copy(this.ring, at, offset, offset + first);
+      if (first < n) bytes.copy(this.ring, 0, offset + first, offset + n);
+      this.received += n;
+      offset += n;
+    }
+    this.kick();
+  }
+
+  /** A copy of bytes [pos, stop) or of a first part of them, or null when they are not in the ring (any more). */
+  read(pos: number, stop: number): Buffer | null {
+    const capacity = this.ring.length;
+    if (pos < this.received - capacity || pos >= this.received) return null;
+    const n = Math.min(stop, this.received, pos + READ_CHUNK) - pos;
+    if (n <= 0) return null;
+    const out = Buffer.allocUnsafe(n);
+    const at = pos % capacity;
+    const first = Math.min(n, capacity - at);
+    this.ring.copy(out, 0, at, at + first);
+    if (first < n) this.ring.copy(out, first, 0, n - first);
+    return out;
+  }
+
+  /** Resolves once every byte added is in the spool file (rejects with a write's error). */
+  async flush(): Promise<void> {
+    while (this.spooled < this.received) {
+      if (this.failure) throw this.failure;
+      this.kick();
+      await this.writing;
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  private kick(): void {
+    if (this.writing || this.failure || this.spooled >= this.received) return;
+    const run = this.drain();
+    this.writing = run;
+    void run.finally(() => {
+      if (this.writing === run) this.writing = null;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    const capacity = this.ring.length;
+    try {
+      while (this.spooled < this.received) {
+        const from = this.spooled;
+        const to = Math.min(this.received, from + MAX_WRITE);
+        const at = from % capacity;
+        const first = Math.min(to - from, capacity - at);
+        const parts = first < to - from ? [this.ring.subarray(at, at + first), this.ring.subarray(0, to - from - first)] : [this.ring.subarray(at, at + first)];
+        const { bytesWritten } = await this.file.writev(parts, from);
+        if (bytesWritten === 0) throw new Error('the spool file took no bytes');
+        this.spooled = from + bytesWritten;
+        this.onSpooled();
+      }
+    } catch (err) {
+      // Reported by the next add() or flush(): nobody may be waiting on this write.
+      this.failure = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+}
 
 /**
  * One download of one blob from an upstream, shared by every client that asks for it while it
@@ -53,13 +159,15 @@ const READ_CHUNK = 256 * 1024;
 export class BlobFill extends EventEmitter {
   /** Bytes received from the upstream, spooled and handed to live readers. */
   written = 0;
-  /** Bytes in the spool file (equal to `written`: each chunk is spooled before it is handed on). */
+  /** Bytes in the spool file (at most `written`: chunks are handed on first, then spooled in batches). */
   spooled = 0;
   /** Set once the digest matched (readers may then finish). */
   verified = false;
   /** Set once the blob is committed and linked (or the fill failed). */
   settled = false;
   error: Error | null = null;
+  /** The download's bytes in memory (until it ends), for the spool writes and readers a little behind. */
+  private ring: SpoolRing | null = null;
   private readonly file: string;
   private readonly done: Promise<void>;
 
@@ -89,25 +197,50 @@ export class BlobFill extends EventEmitter {
     let spool: FileHandle | null = null;
     try {
       await mkdir(this.deps.spoolDir, { recursive: true });
-      spool = await open(this.file, 'w');
+      spool = await open(this.file, 'w', 0o600);
       const hash = createHash('sha256');
+      const ring = new SpoolRing(spool, this.size, () => {
+        this.spooled = ring.spooled;
+        this.emit('progress');
+      });
+      this.ring = ring;
       const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
-      const idle = setTimeout(() => upstream.destroy(new Error(`the upstream sent no bytes for ${idleMs} ms`)), idleMs);
+      // Checked a few times per idleMs (re-arming a timer for every chunk costs more than the hashing).
+      let seen = -1;
+      let lastBytesAt = Date.now();
+      const idle = setInterval(
+        () => {
+          if (this.written !== seen) {
+            seen = this.written;
+            lastBytesAt = Date.now();
+          } else if (Date.now() - lastBytesAt >= idleMs) upstream.destroy(new Error(`the upstream sent no bytes for ${idleMs} ms`));
+        },
+        Math.max(10, Math.floor(idleMs / 4)),
+      );
       try {
         for await (const chunk of upstream) {
-          idle.refresh();
-          await this.append(chunk as Buffer, hash, spool);
+          const bytes = chunk as Buffer;
+          if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
+          hash.update(bytes);
+          // Into the ring: readers take the bytes from memory now; the spool catches up in
+          // batches (one write in flight, the upstream paused only when the ring is full).
+          await ring.add(bytes);
+          this.written += bytes.length;
+          this.deps.onBytes?.(bytes.length);
+          this.emit('progress');
           // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
           if (this.written === this.size) break;
         }
       } finally {
-        clearTimeout(idle);
+        clearInterval(idle);
       }
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
       const computed = `sha256:${hash.digest('hex')}`;
       if (computed !== this.digest) throw new Error(`upstream content has digest ${computed}, not ${this.digest}`);
+      await ring.flush();
       await spool.close();
       spool = null;
+      // Every byte is in the spool before the tail is released: a reader behind finds them there.
       this.verified = true;
       this.emit('progress');
       await this.store();
@@ -119,27 +252,19 @@ export class BlobFill extends EventEmitter {
       throw this.error;
     } finally {
       this.settled = true;
+      this.ring = null;
       this.emit('progress');
       await spool?.close().catch(() => undefined);
     }
   }
 
-  /** Spools a chunk (awaited: the upstream is read at the disk's pace), then hands it to the clients following live. */
-  private async append(bytes: Buffer, hash: ReturnType<typeof createHash>, spool: FileHandle): Promise<void> {
-    if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
-    hash.update(bytes);
-    const start = this.written;
-    await spool.write(bytes, 0, bytes.length, start);
-    this.written += bytes.length;
-    this.spooled = this.written;
-    this.deps.onBytes?.(bytes.length);
-    this.emit('progress', { start, bytes });
-  }
-
   /**
-   * Staging → content address → blob row and link. A link GC's race rule refused (a collector
-   * deleted this digest's bytes while they were being written: BLOB_UPLOAD_INVALID) writes the
-   * bytes again from the spool file a moment later, as a client would push again (3 attempts).
+   * Staging → content address → blob row and link. The spool file itself becomes the staged
+   * upload when the storage back end can adopt it (the filesystem: a hard link, so the bytes are
+   * written once and the spool stays readable for a retry); otherwise it is copied through
+   * appendUpload (S3). A link GC's race rule refused (a collector deleted this digest's bytes
+   * while they were being written: BLOB_UPLOAD_INVALID) stores the bytes again from the spool a
+   * moment later, as a client would push again (3 attempts).
    */
   private async store(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
@@ -155,10 +280,11 @@ export class BlobFill extends EventEmitter {
   private async storeOnce(): Promise<void> {
     const id = `proxy-${randomUUID()}`;
     const { blobs } = this.deps;
-    let state = await blobs.createUpload(id);
+    const appendAt = Date.now();
+    const adopted = blobs.adoptUpload ? await blobs.adoptUpload(id, this.file) : null;
+    let state = adopted ? adopted.state : await blobs.createUpload(id);
     try {
-      const appendAt = Date.now();
-      state = await blobs.appendUpload(id, state, 0, createReadStream(this.file));
+      if (!adopted) state = await blobs.appendUpload(id, state, 0, createReadStream(this.file, { highWaterMark: READ_CHUNK }));
       await blobs.commitUpload(id, state, this.digest, this.size);
       await this.deps.link(this.repository, this.digest, this.size, appendAt);
     } finally {
@@ -171,9 +297,9 @@ export class BlobFill extends EventEmitter {
     await rm(this.file, { force: true });
   }
 
-  /** The next event: a chunk just spooled (`{start, bytes}`), or undefined for any other progress. */
-  private next(): Promise<{ start: number; bytes: Buffer } | undefined> {
-    return new Promise((resolve) => this.once('progress', resolve));
+  /** The next progress: a chunk received, a batch spooled, the digest verified, the end. */
+  private next(): Promise<void> {
+    return new Promise((resolve) => this.once('progress', () => resolve()));
   }
 
   /**
@@ -187,7 +313,9 @@ export class BlobFill extends EventEmitter {
     try {
       fd = await open(this.file, 'r');
     } catch {
-      if (this.settled && !this.error) return this.deps.blobs.openRange(this.digest, this.size > 0 ? { start, end } : undefined);
+      // Gone: removed after the fill (its bytes then are in the store). A fill that failed
+      // after verification (linking) may still have committed the bytes: openRange tells.
+      if (this.settled && (!this.error || this.verified)) return this.deps.blobs.openRange(this.digest, this.size > 0 ? { start, end } : undefined);
       if (this.error || this.settled) throw this.error ?? new Error('the download ended');
       // Not created yet: wait for the first bytes.
       await this.next();
@@ -196,49 +324,57 @@ export class BlobFill extends EventEmitter {
     return Readable.from(this.follow(fd, start, end), { objectMode: false });
   }
 
+  /**
+   * The bytes of [start, end] as they arrive: from the ring in memory when the reader
+   * keeps up, from the spool file when it fell behind. The blob's last byte is handed out only
+   * once the digest matched, so a reader never completes a response of bad content.
+   */
   private async *follow(fd: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
+    // The next part of the spool, read while the current one is written to the client.
+    let ahead: { pos: number; read: Promise<Buffer> } | null = null;
+    const readAt = (pos: number, want: number): Promise<Buffer> => {
+      const buffer = Buffer.allocUnsafe(want);
+      const read = fd.read(buffer, 0, want, pos).then(({ bytesRead }) => (bytesRead === want ? buffer : buffer.subarray(0, bytesRead)));
+      read.catch(() => undefined);
+      return read;
+    };
     try {
       let pos = start;
       while (pos <= end) {
         // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
         if (this.error && !this.verified) throw this.error;
-        const available = this.spooled;
-        if (pos >= this.written) {
-          // Caught up with the download: take the next chunk from memory instead of reading it back.
-          const chunk = await this.next();
-          if (chunk && chunk.start === pos) {
-            const take = Math.min(chunk.bytes.length, end - pos + 1);
-            // The blob's last bytes still wait for the digest check (read from the spool after it).
-            if (pos + take <= this.size - 1 || this.verified) {
-              pos += take;
-              yield take === chunk.bytes.length ? chunk.bytes : chunk.bytes.subarray(0, take);
-            }
-          }
-          continue;
-        }
-        if (pos >= available) {
-          // Received but not yet in the spool file: wait for the disk.
+        const releasable = this.verified ? this.size : Math.min(this.written, this.size - 1);
+        if (pos >= releasable) {
           await this.next();
           continue;
         }
-        const want = Math.min(READ_CHUNK, available - pos, end - pos + 1);
-        // The last bytes of the blob wait for the digest check.
-        if (pos + want > this.size - 1 && !this.verified) {
-          if (available === this.size) {
-            await this.next();
-            continue;
-          }
+        const stop = Math.min(end + 1, releasable);
+        const memory = this.ring?.read(pos, stop) ?? null;
+        if (memory) {
+          pos += memory.length;
+          yield memory;
+          continue;
         }
-        const buffer = Buffer.allocUnsafe(want);
-        const { bytesRead } = await fd.read(buffer, 0, want, pos);
-        if (bytesRead === 0) {
+        if (pos >= this.spooled) {
+          // Received, no longer in the ring and not yet in the spool file: wait for the disk.
           await this.next();
           continue;
         }
-        pos += bytesRead;
-        yield bytesRead === want ? buffer : buffer.subarray(0, bytesRead);
+        const read: Promise<Buffer> = ahead?.pos === pos ? ahead.read : readAt(pos, Math.min(READ_CHUNK, this.spooled - pos, stop - pos));
+        ahead = null;
+        const bytes = await read;
+        if (bytes.length === 0) {
+          await this.next();
+          continue;
+        }
+        pos += bytes.length;
+        const more = Math.min(READ_CHUNK, this.spooled - pos, stop - pos);
+        if (more > 0) ahead = { pos, read: readAt(pos, more) };
+        yield bytes;
       }
     } finally {
+      // No read may still use the descriptor when it is closed.
+      await ahead?.read.catch(() => undefined);
       await fd.close().catch(() => undefined);
     }
   }

@@ -140,6 +140,20 @@ export class FilesystemBlobStore implements BlobStore {
     await syncDirectory(dir);
   }
 
+  async adoptUpload(uploadId: string, file: string): Promise<{ state: StagingState } | null> {
+    const staging = this.uploadPath(uploadId);
+    try {
+      await fs.chmod(file, FILE_MODE);
+      // A hard link, not a rename: the caller's file stays readable (a retry stores it again).
+      await fs.link(file, staging);
+    } catch (err) {
+      // Another filesystem (a spool directory elsewhere): the caller copies instead.
+      if ((err as NodeJS.ErrnoException).code === 'EXDEV') return null;
+      throw err;
+    }
+    return { state: null };
+  }
+
   async abortUpload(uploadId: string): Promise<void> {
     await fs.rm(this.uploadPath(uploadId), { force: true });
   }

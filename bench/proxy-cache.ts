@@ -1,0 +1,199 @@
+/**
+ * `npm run bench -- --proxy-cache`: the pull-through cache against its upstream (issue 15).
+ * CNCF Distribution is the upstream; one Berth has a cache project `cache` bound to it and a
+ * normal project `normal`. Every round pushes a fresh random layer of `--big-blob-size`
+ * (default 1 GiB) to the upstream and to `normal`, untimed, then times four single-stream GETs
+ * of it, each hashing every byte as a client does:
+ *
+ * - direct: from Distribution itself;
+ * - uncached: through the cache project, a real miss (the layer and its repository are new);
+ * - cached: through the cache project again, once the first pull has stored the layer;
+ * - normal: from Berth's normal project (pushed there).
+ *
+ * A discarded warm-up round with a small layer comes first. Berth's CPU time per GET is
+ * reported too: it depends less on the machine's load than the times do.
+ *
+ * Targets: uncached within 20 % of direct (time uncached / direct ≤ 1.2) and cached within
+ * 10 % of normal (throughput cached / normal ≥ 0.9). Direct and normal alternate with the
+ * uncached/cached pair between rounds, so the drift of a shared machine hits every side alike;
+ * ratios are given per round and as the median of the rounds.
+ */
+import { readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatSize, type BenchOptions } from './options.js';
+import { median, readCpuSeconds } from './rss.js';
+import { prepareBerthBuild, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
+import { CheckFailed } from './workload.js';
+import { PatternBlob, pullAndHash, streamPush } from './workloads/blob-stream.js';
+
+type Side = 'direct' | 'uncached' | 'cached' | 'normal';
+
+/** The layer size when the run does not name one: the issue's 1 GiB, or --quick's big blob. */
+export const PROXY_CACHE_DEFAULT_SIZE = 1024 ** 3;
+
+interface Round {
+  seconds: Record<Side, number>;
+  /** CPU seconds (user + system) the Berth process spent during each of its GETs. */
+  berthCpu: Record<Exclude<Side, 'direct'>, number>;
+  loadAverage: number;
+}
+
+/** A discarded first round of this size warms Berth up (JIT, heap): the first pull of a fresh process costs twice the CPU. */
+const WARM_UP_SIZE = 32 * 1024 * 1024;
+
+/** One timed GET that must return exactly the layer: seconds, and CPU seconds of `cpuOf` meanwhile. */
+async function timedPull(server: BenchServer, repo: string, digest: string, size: number, what: string, cpuOf?: BenchServer): Promise<{ seconds: number; cpu: number }> {
+  const cpuBefore = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) : Number.NaN;
+  const started = performance.now();
+  const pulled = await pullAndHash(server.url, digest, repo);
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) - cpuBefore : Number.NaN;
+  if (pulled.status !== 200 || pulled.bytes !== size || pulled.digest !== digest) {
+    throw new CheckFailed(`${what}: GET answered ${pulled.status} with ${pulled.bytes} bytes of digest ${pulled.digest}, expected ${size} bytes of ${digest}`);
+  }
+  return { seconds, cpu };
+}
+
+/**
+ * Waits until the cache has no download in progress: its spool directory is empty and no
+ * `proxy-*` staging file is left (the spool file is renamed into staging, then committed).
+ */
+async function fillsEnded(berth: BenchServer, timeoutMs = 300_000): Promise<void> {
+  const busy = () => {
+    const list = (dir: string) => {
+      try {
+        return readdirSync(dir);
+      } catch {
+        return [];
+      }
+    };
+    return [...list(path.join(berth.dataDir, 'proxy-spool')), ...list(path.join(berth.dataDir, 'storage', 'uploads')).filter((name) => name.startsWith('proxy-'))];
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (let left = busy(); left.length > 0; left = busy()) {
+    if (Date.now() > deadline) throw new CheckFailed(`the cache still had downloads in progress after ${timeoutMs / 1000} s: ${left.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // The staging file leaves before the link's transaction commits: give it a moment.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+}
+
+/** A counter's value in Berth's /metrics (open with auth mode none), 0 when absent. */
+async function counter(berth: BenchServer, series: string): Promise<number> {
+  const text = await (await fetch(`${berth.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** Runs the rounds and returns a Markdown report (also logged as it goes). */
+export async function runProxyCacheBench(options: BenchOptions, size: number, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+  const workDir = tempDir('berth-bench-');
+  const buildDir = options.berthRuntime === 'build' ? await prepareBerthBuild(workDir) : undefined;
+  const upstream = await startDistribution();
+  let berth: BenchServer | undefined;
+  const rounds: Round[] = [];
+  const loadAtStart = os.loadavg()[0]!;
+  try {
+    const launch: BerthLaunch = {
+      runtime: options.berthRuntime,
+      buildDir,
+      nodeArgs: options.berthNodeArgs,
+      setup: [
+        { args: ['registry', 'add', 'upstream', upstream.url, '--kind', 'distribution'] },
+        { args: ['project', 'add', 'normal', '--public'] },
+        { args: ['project', 'add', 'cache', '--public'] },
+        { args: ['registry', 'cache', 'set', 'cache', 'upstream'] },
+      ],
+    };
+    berth = await startBerth(launch);
+    const blobMisses = 'berth_proxy_cache_misses_total{kind="blob"}';
+    const blobJoined = 'berth_proxy_cache_coalesced_total{kind="blob"}';
+    for (let round = -1; round < options.rounds; round++) {
+      const layerSize = round < 0 ? Math.min(WARM_UP_SIZE, size) : size;
+      const blob = new PatternBlob(layerSize);
+      const digest = blob.digest();
+      const upstreamRepo = round < 0 ? 'lib/warm-up' : `lib/layer-${round + 1}`;
+      for (const [server, repo] of [[upstream, upstreamRepo], [berth, 'normal/layer']] as const) {
+        const pushed = await streamPush(server.url, blob, digest, repo);
+        if (pushed.status !== 201) throw new CheckFailed(`push of the ${formatSize(layerSize)} layer to ${server.kind} answered ${pushed.status}`);
+      }
+      const seconds = {} as Record<Side, number>;
+      const berthCpu = {} as Round['berthCpu'];
+      const berthServer = berth;
+      const pull = async (side: Side, server: BenchServer, repo: string, what: string) => {
+        const { seconds: s, cpu } = await timedPull(server, repo, digest, layerSize, what, berthServer);
+        seconds[side] = s;
+        if (side !== 'direct') berthCpu[side] = cpu;
+      };
+      const steps: Record<'direct' | 'normal' | 'cache', () => Promise<void>> = {
+        direct: () => pull('direct', upstream, upstreamRepo, 'direct'),
+        normal: () => pull('normal', berthServer, 'normal/layer', 'normal project'),
+        cache: async () => {
+          const missesBefore = await counter(berthServer, blobMisses);
+          await pull('uncached', berthServer, `cache/${upstreamRepo}`, 'uncached pull through the cache');
+          await fillsEnded(berthServer);
+          if ((await counter(berthServer, blobMisses)) !== missesBefore + 1) throw new CheckFailed('the first pull through the cache was not one upstream download');
+          // A pull that joined the download (still linking on a busy machine) is measured again.
+          for (let attempt = 1; ; attempt++) {
+            const joinedBefore = await counter(berthServer, blobJoined);
+            await pull('cached', berthServer, `cache/${upstreamRepo}`, 'cached pull');
+            if ((await counter(berthServer, blobMisses)) !== missesBefore + 1) throw new CheckFailed('the cached pull went upstream instead of reading the stored layer');
+            if ((await counter(berthServer, blobJoined)) === joinedBefore) break;
+            if (attempt === 3) throw new CheckFailed('three cached pulls in a row joined the download instead of reading the stored layer');
+            log('  the cached pull joined the download still being stored; measuring it again');
+            await new Promise((resolve) => setTimeout(resolve, 2000));
+          }
+        },
+      };
+      const order = round % 2 === 0 ? (['direct', 'cache', 'normal'] as const) : (['normal', 'cache', 'direct'] as const);
+      for (const step of order) await steps[step]();
+      const r: Round = { seconds, berthCpu, loadAverage: os.loadavg()[0]! };
+      if (round >= 0) rounds.push(r);
+      log(
+        `[${round < 0 ? 'warm-up, discarded' : `round ${round + 1}/${options.rounds}`}] ${formatSize(layerSize)}: direct ${seconds.direct.toFixed(2)} s, uncached ${seconds.uncached.toFixed(2)} s (${(seconds.uncached / seconds.direct).toFixed(2)}×), ` +
+          `cached ${seconds.cached.toFixed(2)} s, normal ${seconds.normal.toFixed(2)} s (cached/normal throughput ${(seconds.normal / seconds.cached).toFixed(2)}); ` +
+          `Berth CPU s uncached ${berthCpu.uncached.toFixed(2)}, cached ${berthCpu.cached.toFixed(2)}, normal ${berthCpu.normal.toFixed(2)}; load ${r.loadAverage.toFixed(1)}`,
+      );
+    }
+  } catch (err) {
+    const output = berth?.output().trim();
+    if (output) log(`berth output (tail):\n${output.slice(-2000)}`);
+    throw err;
+  } finally {
+    await berth?.stop();
+    await upstream.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+  return renderProxyCacheReport(rounds, size, loadAtStart);
+}
+
+const mbps = (size: number, seconds: number) => (size / 1e6 / seconds).toFixed(0);
+
+export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStart: number): string {
+  const firstRatios = rounds.map((r) => r.seconds.uncached / r.seconds.direct);
+  const cachedRatios = rounds.map((r) => r.seconds.normal / r.seconds.cached);
+  const first = median(firstRatios);
+  const cached = median(cachedRatios);
+  const side = (s: Side) => `${median(rounds.map((r) => r.seconds[s])).toFixed(2)} s | ${mbps(size, median(rounds.map((r) => r.seconds[s])))} MB/s`;
+  const cpu = (s: Exclude<Side, 'direct'>) => `${median(rounds.map((r) => r.berthCpu[s])).toFixed(2)} s`;
+  const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(', ');
+  return [
+    `## Pull-through cache: one ${formatSize(size)} layer, single-stream GET hashed by the client (${rounds.length} rounds after a discarded ${formatSize(Math.min(WARM_UP_SIZE, size))} warm-up)`,
+    '',
+    `Load average (1 min) ${loadAtStart.toFixed(1)} at start, per round: ${rounds.map((r) => r.loadAverage.toFixed(1)).join(', ')} · MB = 10^6 bytes`,
+    '',
+    '| GET of the layer | median time | throughput | Berth CPU (user + system) |',
+    '|---|--:|--:|--:|',
+    `| direct from Distribution (the upstream) | ${side('direct')} | — |`,
+    `| first pull through the cache project (miss) | ${side('uncached')} | ${cpu('uncached')} |`,
+    `| cached pull from the cache project | ${side('cached')} | ${cpu('cached')} |`,
+    `| normal project (the layer pushed to Berth) | ${side('normal')} | ${cpu('normal')} |`,
+    '',
+    '| Ratio | per round | median | target | |',
+    '|---|---|--:|--:|---|',
+    `| first pull time / direct time | ${list(firstRatios)} | ${first.toFixed(2)}× | ≤ 1.2× | ${first <= 1.2 ? 'PASS' : 'MISS'} |`,
+    `| cached throughput / normal throughput | ${list(cachedRatios)} | ${cached.toFixed(2)}× | ≥ 0.9× | ${cached >= 0.9 ? 'PASS' : 'MISS'} |`,
+    '',
+  ].join('\n');
+}

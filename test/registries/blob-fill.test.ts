@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { BlobFill, type FillDeps } from '../../src/registries/blob-fill.js';
+import { FilesystemBlobStore } from '../../src/storage/filesystem.js';
+
+const digestOf = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** An upstream body that sends `data` in `chunk`-byte pieces, yielding to the event loop between them. */
+function upstreamOf(data: Buffer, chunk = 64 * 1024): Readable {
+  return Readable.from(
+    (async function* () {
+      for (let offset = 0; offset < data.length; offset += chunk) {
+        yield data.subarray(offset, offset + chunk);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })(),
+    { objectMode: false },
+  );
+}
+
+/**
+ * BlobFill on a real filesystem store: the spool file becomes the staged upload (renamed, not
+ * copied), readers at any pace get exactly the blob, the last bytes wait for the digest, and a
+ * mismatch or short body stores nothing.
+ */
+describe('blob fill (pull-through cache downloads)', () => {
+  let dir: string;
+  let blobs: FilesystemBlobStore;
+  let deps: FillDeps;
+  const linked: string[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'berth-fill-'));
+    blobs = await new FilesystemBlobStore(path.join(dir, 'storage')).init();
+    deps = { blobs, spoolDir: path.join(dir, 'proxy-spool'), link: async (repo, digest) => void linked.push(`${repo}@${digest}`) };
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('streams to a live reader, a slow reader and a late reader; stores the spool file itself', async () => {
+    const data = randomBytes(9 * 1024 * 1024 + 123);
+    const digest = digestOf(data);
+    const fill = new BlobFill('hub/app', digest, data.length, upstreamOf(data), deps);
+    const live = readAll(await fill.reader());
+    // A reader that pauses falls behind the download and catches up from the spool file.
+    const slow = (async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of await fill.reader({ start: 1000, end: data.length - 1 })) {
+        chunks.push(chunk as Buffer);
+        if (chunks.length % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      return Buffer.concat(chunks);
+    })();
+    assert.ok((await live).equals(data), 'the live reader got the blob');
+    assert.ok((await slow).equals(data.subarray(1000)), 'the slow reader got its range');
+    await fill.finished();
+    assert.equal(fill.error, null);
+    assert.deepEqual(linked, [`hub/app@${digest}`]);
+    assert.deepEqual(readdirSync(deps.spoolDir), [], 'the spool file was renamed into the store');
+    assert.ok(readFileSync(blobs.blobPath(digest)).equals(data), 'the stored blob is the content');
+    assert.deepEqual(readdirSync(path.join(dir, 'storage', 'uploads')), [], 'no staging left');
+    const late = await readAll(await fill.reader({ start: 5, end: 20 }));
+    assert.ok(late.equals(data.subarray(5, 21)), 'a reader after the fill reads the stored blob');
+  });
+
+  it('a digest mismatch never hands out the last bytes and stores nothing', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const claimed = digestOf(randomBytes(16));
+    const fill = new BlobFill('hub/bad', claimed, data.length, upstreamOf(data), deps);
+    let received = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of await fill.reader()) received += (chunk as Buffer).length;
+      })(),
+      /digest/,
+    );
+    await fill.finished();
+    assert.ok(received < data.length, `the reader got ${received} of ${data.length} bytes, not all`);
+    assert.match(String(fill.error), /digest/);
+    assert.equal(await blobs.stat(claimed), null, 'nothing stored');
+    assert.ok(!linked.some((l) => l.startsWith('hub/bad')), 'nothing linked');
+    await fill.cleanup();
+    assert.deepEqual(readdirSync(deps.spoolDir), []);
+  });
+
+  it('an upstream that ends early fails the fill; readers get an error, not a short blob', async () => {
+    const data = randomBytes(2 * 1024 * 1024);
+    const body = new PassThrough();
+    const fill = new BlobFill('hub/short', digestOf(data), data.length, body, deps);
+    const reading = fill.reader().then(readAll);
+    body.end(data.subarray(0, 1024 * 1024));
+    await assert.rejects(reading, /ended after 1048576 of 2097152 bytes/);
+    await fill.finished();
+    assert.equal(await blobs.stat(digestOf(data)), null);
+    await fill.cleanup();
+  });
+});
