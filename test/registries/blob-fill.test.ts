@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -66,8 +66,10 @@ describe('blob fill (pull-through cache downloads)', () => {
     await fill.finished();
     assert.equal(fill.error, null);
     assert.deepEqual(linked, [`hub/app@${digest}`]);
-    assert.deepEqual(readdirSync(deps.spoolDir), [], 'the spool file was renamed into the store');
     assert.ok(readFileSync(blobs.blobPath(digest)).equals(data), 'the stored blob is the content');
+    assert.equal(statSync(blobs.blobPath(digest)).ino, statSync(path.join(deps.spoolDir, readdirSync(deps.spoolDir)[0]!)).ino, 'the stored blob is the spool file itself (a hard link: written once)');
+    await fill.cleanup();
+    assert.deepEqual(readdirSync(deps.spoolDir), [], 'the spool file is removed once the fill ends');
     assert.deepEqual(readdirSync(path.join(dir, 'storage', 'uploads')), [], 'no staging left');
     const late = await readAll(await fill.reader({ start: 5, end: 20 }));
     assert.ok(late.equals(data.subarray(5, 21)), 'a reader after the fill reads the stored blob');
