@@ -14,21 +14,10 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { runRetention } from '../policies/retention-support.js';
 import { eventually, getQuota, setQuota } from '../policies/quota-support.js';
 import { CountingProxy } from './upstream-proxy.js';
+import { FAST, pushImage, pushTwoPlatformIndex, readAll } from './support.js';
 
-const FAST = { attempts: 1 };
 const PULL_FLUSH_MS = 100;
 const DAY_MS = 86_400_000;
-
-async function pushImage(client: OciClient, repo: string, tag: string, image: Image): Promise<void> {
-  for (const blob of [image.config, ...image.layers]) await client.pushBlob(repo, blob.data);
-  await client.putManifest(repo, tag, image.manifest.data, OCI_MANIFEST);
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /** Every byte an image adds to a project's usage: manifest, config and layers. */
 function sizeOf(image: Image): number {
@@ -206,18 +195,7 @@ describe('pull-through cache content in core: listings, quota, default retention
   });
 
   it('an index whose other children were never pulled is not corruption for berth fsck', async () => {
-    const amd = makeImage({ layers: 1 });
-    const arm = makeImage({ layers: 1 });
-    for (const child of [amd, arm]) {
-      for (const blob of [child.config, ...child.layers]) await pusher.pushBlob('lib/multi', blob.data);
-      await pusher.putManifest('lib/multi', child.manifest.digest, child.manifest.data, OCI_MANIFEST);
-    }
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_INDEX,
-      manifests: [amd, arm].map((c, i) => ({ mediaType: OCI_MANIFEST, digest: c.manifest.digest, size: c.manifest.size, platform: { architecture: ['amd64', 'arm64'][i], os: 'linux' } })),
-    }));
-    await pusher.putManifest('lib/multi', 'latest', index, OCI_INDEX);
+    const { amd } = await pushTwoPlatformIndex(pusher, 'lib/multi', 'latest');
     assert.equal((await berth.getManifest('hub/lib/multi', 'latest'))?.mediaType, OCI_INDEX);
     await pull('hub/lib/multi', amd.manifest.digest, amd);
     const report = await fsckStores(server.config, { repair: false, verifyContent: false, graceMs: 0 });

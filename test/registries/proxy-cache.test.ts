@@ -6,22 +6,10 @@ import { OciClient, RegistryClientError } from '../../src/client/index.js';
 import { ADMIN_PASSWORD, adminAuth, api } from '../auth/support.js';
 import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
 import { startDistribution, type DistributionServer } from '../helpers/distribution.js';
-import { OCI_INDEX, OCI_MANIFEST, jsonBlob, makeBlob, makeImage, sha256, type Image } from '../helpers/registry-client.js';
+import { OCI_INDEX, OCI_MANIFEST, jsonBlob, makeBlob, makeImage, sha256 } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { CountingProxy } from './upstream-proxy.js';
-
-const FAST = { attempts: 1 };
-
-async function pushImage(client: OciClient, repo: string, tag: string, image: Image): Promise<void> {
-  for (const blob of [image.config, ...image.layers]) await client.pushBlob(repo, blob.data);
-  await client.putManifest(repo, tag, image.manifest.data, OCI_MANIFEST);
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
+import { FAST, pushImage, pushTwoPlatformIndex, readAll } from './support.js';
 
 /**
  * Pull-through cache projects against a real upstream (CNCF Distribution, docker-registry) behind
@@ -116,21 +104,7 @@ describe('pull-through cache projects', () => {
   });
 
   it('multi-arch: an index, then a child manifest and its blobs, on the first pull', async () => {
-    const amd = makeImage({ layers: 1 });
-    const arm = makeImage({ layers: 1 });
-    for (const child of [amd, arm]) {
-      for (const blob of [child.config, ...child.layers]) await pusher.pushBlob('lib/multi', blob.data);
-      await pusher.putManifest('lib/multi', child.manifest.digest, child.manifest.data, OCI_MANIFEST);
-    }
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_INDEX,
-      manifests: [
-        { mediaType: OCI_MANIFEST, digest: amd.manifest.digest, size: amd.manifest.size, platform: { architecture: 'amd64', os: 'linux' } },
-        { mediaType: OCI_MANIFEST, digest: arm.manifest.digest, size: arm.manifest.size, platform: { architecture: 'arm64', os: 'linux' } },
-      ],
-    }));
-    await pusher.putManifest('lib/multi', 'latest', index, OCI_INDEX);
+    const { arm } = await pushTwoPlatformIndex(pusher, 'lib/multi', 'latest');
     const got = await berth.getManifest('hub/lib/multi', 'latest');
     assert.equal(got?.mediaType, OCI_INDEX);
     const child = await berth.getManifest('hub/lib/multi', arm.manifest.digest);

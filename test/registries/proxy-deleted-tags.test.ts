@@ -3,14 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { OciClient } from '../../src/client/index.js';
 import { ADMIN_PASSWORD, adminAuth, api } from '../auth/support.js';
 import { startDistribution, type DistributionServer } from '../helpers/distribution.js';
-import { OCI_MANIFEST, makeImage, type Image } from '../helpers/registry-client.js';
+import { OCI_MANIFEST, makeImage } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { CountingProxy } from './upstream-proxy.js';
-
-async function pushImage(client: OciClient, repo: string, tag: string, image: Image): Promise<void> {
-  for (const blob of [image.config, ...image.layers]) await client.pushBlob(repo, blob.data);
-  await client.putManifest(repo, tag, image.manifest.data, OCI_MANIFEST);
-}
+import { pushImage } from './support.js';
 
 interface Pulled {
   status: number;

@@ -3,21 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import { OciClient, RegistryClientError } from '../../src/client/index.js';
 import { ADMIN_PASSWORD, adminAuth, api } from '../auth/support.js';
 import { startDistribution, type DistributionServer } from '../helpers/distribution.js';
-import { OCI_MANIFEST, makeBlob, makeImage, sha256, type Image } from '../helpers/registry-client.js';
+import { makeBlob, makeImage, sha256 } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-
-const FAST = { attempts: 1 };
-
-async function pushImage(client: OciClient, repo: string, tag: string, image: Image): Promise<void> {
-  for (const blob of [image.config, ...image.layers]) await client.pushBlob(repo, blob.data);
-  await client.putManifest(repo, tag, image.manifest.data, OCI_MANIFEST);
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
+import { FAST, pushImage, readAll } from './support.js';
 
 /**
  * Cache projects with a second Berth as the upstream (token auth, Bearer flow): Docker-Hub-style

@@ -8,12 +8,7 @@ import { ADMIN_PASSWORD, adminAuth, api } from '../auth/support.js';
 import { requireTools } from '../helpers/clients.js';
 import { OCI_MANIFEST, makeImage } from '../helpers/registry-client.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
+import { readAll } from './support.js';
 
 /**
  * Endpoints over HTTPS with a self-signed certificate (a Berth upstream with http.tls and token
