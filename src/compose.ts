@@ -24,7 +24,7 @@ import { quotaPolicy, QuotaService } from './quotas/index.js';
 import type { Stores } from './stores.js';
 import { createWebhooks, webhookMetrics, type WebhookComponents } from './webhooks/index.js';
 import { RetentionService } from './retention/service.js';
-import { ensureProxyCachePolicy, proxyCacheRetentionDays } from './retention/policy.js';
+import { proxyCachePolicyOnBind } from './retention/policy.js';
 import { ImmutableRules, immutableTagsPolicy, tagHistoryPolicy, tagHistoryPruneJob, TagsService } from './tags/index.js';
 import { coreArtifactReader, signaturePolicy, SignatureService, TrustCache, violationRecorder } from './signatures/index.js';
 import { readFileSync } from 'node:fs';
@@ -243,8 +243,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
   const registries = new RegistryService(stores.registries);
   registries.addUsageCheck(async (endpoint) => (await stores.replication.policiesUsing(endpoint.name)).map((p) => `replication policy ${p}`));
-  const cacheRetentionDays = proxyCacheRetentionDays(durationMs(proxyConfig.ttl));
-  const proxyService = new ProxyCacheService(stores.proxyCache, stores.registries, proxyCache, async (project) => void (await ensureProxyCachePolicy(stores.retention, project, cacheRetentionDays)));
+  const proxyService = new ProxyCacheService(stores.proxyCache, stores.registries, proxyCache, proxyCachePolicyOnBind(stores.retention, durationMs(proxyConfig.ttl)));
   registries.addUsageCheck((endpoint) => proxyService.usersOf(endpoint.id));
   return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, vulnPolicy, sbom, supplyChain, registries, proxyCache: { cache: proxyCache, service: proxyService }, replication };
 }

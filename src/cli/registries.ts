@@ -136,7 +136,7 @@ export function registerCacheCommands(program: Command, loadConfig: LoadConfig):
   const cache = registry.command('cache').description('pull-through cache projects bound to an endpoint (docs/proxy-cache.md)');
   const withCache = async (fn: (service: import('../registries/proxy-service.js').ProxyCacheService, ttlMs: number) => Promise<void>) => {
     const config = await loadConfig();
-    const [{ openStores }, { ProxyCacheService }, { RegistryError }, { durationMs }, { ensureProxyCachePolicy, proxyCacheRetentionDays }] = await Promise.all([
+    const [{ openStores }, { ProxyCacheService }, { RegistryError }, { durationMs }, { proxyCachePolicyOnBind }] = await Promise.all([
       import('../stores.js'),
       import('../registries/proxy-service.js'),
       import('../core/errors.js'),
@@ -144,9 +144,8 @@ export function registerCacheCommands(program: Command, loadConfig: LoadConfig):
       import('../retention/policy.js'),
     ]);
     const stores = await openStores(config);
-    const retentionDays = proxyCacheRetentionDays(durationMs(config.proxy.ttl));
     try {
-      const service = new ProxyCacheService(stores.proxyCache, stores.registries, { refresh: async () => undefined }, async (project) => void (await ensureProxyCachePolicy(stores.retention, project, retentionDays)));
+      const service = new ProxyCacheService(stores.proxyCache, stores.registries, { refresh: async () => undefined }, proxyCachePolicyOnBind(stores.retention, durationMs(config.proxy.ttl)));
       await fn(service, durationMs(config.proxy.tagttl));
     } catch (err) {
       const wrongOption = (err as { usage?: boolean }).usage === true;

@@ -169,7 +169,7 @@ export class Registry {
    */
   async admitCachedBlob(repository: string, digest: string, size: number): Promise<void> {
     parseDigest(digest);
-    await this.checkBlob({ repository, digest, size, lastAppendAt: Date.now(), reason: READ_THROUGH.reason, uploadId: '' });
+    await this.checkBlob({ repository, digest, size, lastAppendAt: Date.now(), reason: READ_THROUGH.reason });
   }
 
   /**
@@ -180,14 +180,7 @@ export class Registry {
    */
   async linkCachedBlob(repository: string, digest: string, size: number, lastAppendAt = Date.now()): Promise<void> {
     parseDigest(digest);
-    await this.change(READ_THROUGH, async (tx, events) => {
-      await tx.repositories.recordBlob(digest, size);
-      if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
-      await this.policies.check('blob.commit', { repository, digest, size, phase: 'commit', lastAppendAt, actor: null, reason: READ_THROUGH.reason }, tx);
-      const repositoryId = await this.ensureRepository(tx, repository, events);
-      await tx.repositories.link(repositoryId, digest);
-      events.push({ type: 'blob.committed', repository, digest, size });
-    });
+    await this.change(READ_THROUGH, (tx, events) => this.linkBlob(tx, events, { ...READ_THROUGH, repository, digest, size, lastAppendAt }));
   }
 
   /**
@@ -267,17 +260,11 @@ export class Registry {
    * ending its upload session (called by UploadService once the bytes are in place).
    */
   private async recordBlob(commit: BlobCommit): Promise<void> {
-    const { repository, digest, size, uploadId } = commit;
+    const { repository, digest, uploadId } = commit;
     try {
       await this.change(commit, async (tx, events) => {
-        await tx.repositories.recordBlob(digest, size);
-        // Gone again at once: a collector deleted the row between our insert and this lock (PostgreSQL).
-        if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
-        await this.policies.check('blob.commit', { repository, digest, size, phase: 'commit', lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null, ip: commit.ip ?? null }, tx);
-        const repositoryId = await this.ensureRepository(tx, repository, events);
-        await tx.repositories.link(repositoryId, digest);
+        await this.linkBlob(tx, events, commit);
         await tx.uploads.finish(uploadId, { repository, digest });
-        events.push({ type: 'blob.committed', repository, digest, size });
       });
     } catch (err) {
       // The staged bytes are gone (moved to their content address): the session cannot go on.
@@ -286,8 +273,25 @@ export class Registry {
     }
   }
 
+  /**
+   * The commit transaction of a blob whose bytes are at their content address (an upload's, or
+   * a read-through cache's): records it, locks it against a collector, asks blob.commit, links
+   * it into the repository and appends `blob.committed`.
+   */
+  private async linkBlob(tx: MetadataTx, events: DomainEvent[], commit: Omit<BlobCommit, 'uploadId'>): Promise<void> {
+    const { repository, digest, size } = commit;
+    await tx.repositories.recordBlob(digest, size);
+    // Gone again at once: a collector deleted the row between our insert and this lock (PostgreSQL).
+    if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
+    const facts = { repository, digest, size, phase: 'commit' as const, lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null, ip: commit.ip ?? null, reason: commit.reason };
+    await this.policies.check('blob.commit', facts, tx);
+    const repositoryId = await this.ensureRepository(tx, repository, events);
+    await tx.repositories.link(repositoryId, digest);
+    events.push({ type: 'blob.committed', repository, digest, size });
+  }
+
   /** Asks the blob.commit policies before the bytes move (the commit transaction asks again, atomically). */
-  private async checkBlob(commit: BlobCommit): Promise<void> {
+  private async checkBlob(commit: Omit<BlobCommit, 'uploadId'>): Promise<void> {
     if (!this.policies.has('blob.commit')) return;
     const { repository, digest, size, lastAppendAt } = commit;
     await this.metadata.transaction((tx) => this.policies.check('blob.commit', { repository, digest, size, lastAppendAt, phase: 'check', actor: commit.actor ?? null, reason: commit.reason }, tx));

@@ -72,20 +72,23 @@ export function proxyCacheDefaultPolicy(days = 7): RetentionPolicy {
 }
 
 /** The default retention window of cache projects from `proxy.ttl` (ms): whole days rounded up, 0 for none. */
-export function proxyCacheRetentionDays(ttlMs: number): number {
+function proxyCacheRetentionDays(ttlMs: number): number {
   return ttlMs <= 0 ? 0 : Math.min(MAX_DAYS, Math.ceil(ttlMs / 86_400_000));
 }
 
 /**
- * Gives a project just bound as a pull-through cache the default policy
- * (`proxyCacheDefaultPolicy(days)`) unless it has a policy already; `days` 0: nothing. True when
- * it created one.
+ * What to do when a project is bound as a pull-through cache (the server and the CLI wire this):
+ * give it the default policy (`proxyCacheDefaultPolicy` over `proxy.ttl`, `ttlMs`) unless it has
+ * a policy already; a ttl of 0 gives none.
  */
-export async function ensureProxyCachePolicy(store: Pick<RetentionStore, 'policy' | 'setPolicy'>, project: string, days: number, now = new Date()): Promise<boolean> {
-  if (days <= 0 || (await store.policy(project))) return false;
-  const policy = proxyCacheDefaultPolicy(days);
-  await store.setPolicy(project, policy, nextRun(policy.schedule, now), 'proxy-cache', now);
-  return true;
+export function proxyCachePolicyOnBind(store: Pick<RetentionStore, 'policy' | 'setPolicy'>, ttlMs: number): (project: string) => Promise<void> {
+  const days = proxyCacheRetentionDays(ttlMs);
+  return async (project) => {
+    if (days <= 0 || (await store.policy(project))) return;
+    const policy = proxyCacheDefaultPolicy(days);
+    const now = new Date();
+    await store.setPolicy(project, policy, nextRun(policy.schedule, now), 'proxy-cache', now);
+  };
 }
 
 /** How a report names a rule: `rule 2: latestPushedK 3`. */
