@@ -1,4 +1,7 @@
-import { CloudEvent, HTTP } from 'cloudevents';
+import { lazyPackage } from '../core/lazy.js';
+
+/** Loaded at the first CloudEvents delivery: a registry without such webhooks keeps it (and its JSON-schema validator) out of memory. */
+const cloudevents = lazyPackage<typeof import('cloudevents')>('cloudevents');
 import { WEBHOOK_EVENT_KINDS, type WebhookEvent } from './events.js';
 import type { WebhookFormat } from './ports.js';
 
@@ -167,6 +170,7 @@ function cloudEvent(event: WebhookEvent, ctx: RenderContext): RenderedBody {
   if (event.tags.length > 0) data.tags = event.tags;
   Object.assign(data, event.details);
   const subject = event.repository ? `${event.repository}${event.digest ? `@${event.digest}` : ''}` : undefined;
+  const { CloudEvent, HTTP } = cloudevents();
   const ce = new CloudEvent({
     specversion: '1.0',
     id: event.id,

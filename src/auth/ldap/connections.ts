@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { Client } from 'ldapts';
+import type { Client } from 'ldapts';
+import { lazyPackage } from '../../core/lazy.js';
+
+/** The LDAP client library, loaded at the first directory call: a registry without LDAP never loads it (idle memory). */
+export const ldapts = lazyPackage<typeof import('ldapts')>('ldapts');
 
 /** How to reach the directory: URL, TLS (ldaps:// or StartTLS with a CA) and timeouts. */
 export interface DirectoryEndpoint {
@@ -17,7 +21,7 @@ export async function connect(endpoint: DirectoryEndpoint): Promise<Client> {
   const tlsOptions = tlsFor(endpoint);
   // ldapts speaks TLS from the first byte whenever tlsOptions are given: only for ldaps://; StartTLS gets them below.
   const implicit = endpoint.url.startsWith('ldaps:');
-  const client = new Client({ url: endpoint.url, timeout: endpoint.timeoutMs, connectTimeout: endpoint.timeoutMs, ...(implicit ? { tlsOptions } : {}), strictDN: false });
+  const client = new (ldapts().Client)({ url: endpoint.url, timeout: endpoint.timeoutMs, connectTimeout: endpoint.timeoutMs, ...(implicit ? { tlsOptions } : {}), strictDN: false });
   try {
     if (endpoint.starttls) await withTimeout(client.startTLS(tlsOptions), endpoint.timeoutMs, 'StartTLS');
     return client;

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { Filter, InvalidCredentialsError, type Client, type Entry } from 'ldapts';
+import type { Client, Entry } from 'ldapts';
 import type { LdapConfig } from '../../config/ldap.js';
 import { durationMs } from '../../config/schema.js';
 import type { ExternalUser, PasswordSource, Verification } from '../sources.js';
-import { connect, discard, readCa, ServicePool, type DirectoryEndpoint } from './connections.js';
+import { connect, discard, ldapts, readCa, ServicePool, type DirectoryEndpoint } from './connections.js';
 
 /** Logs what the directory did wrong (never a password); the composition root passes the server's logger. */
 export interface LdapLog {
@@ -93,7 +93,7 @@ export class LdapSource implements PasswordSource {
       await client.bind(dn, password);
       return true;
     } catch (err) {
-      if (err instanceof InvalidCredentialsError) return false;
+      if (err instanceof ldapts().InvalidCredentialsError) return false;
       throw err;
     } finally {
       await discard(client);
@@ -133,7 +133,7 @@ export class LdapSource implements PasswordSource {
 
 /** `{username}` and `{dn}` in a filter, escaped per RFC 4515 (a login name cannot widen the filter). */
 function substitute(filter: string, values: Record<string, string>): string {
-  return filter.replace(/\{(username|dn)\}/g, (whole, key: string) => (values[key] === undefined ? whole : Filter.escape(values[key])));
+  return filter.replace(/\{(username|dn)\}/g, (whole, key: string) => (values[key] === undefined ? whole : ldapts().Filter.escape(values[key])));
 }
 
 function values(attribute: Entry[string] | undefined): string[] {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import * as client from 'openid-client';
+import type * as client from 'openid-client';
 import type { OidcProviderConfig } from '../../config/auth.js';
 import { validateUsername } from '../secrets.js';
 import type { ExternalUser } from '../sources.js';
@@ -71,14 +71,15 @@ export class OidcProvider {
 
   private async discover(): Promise<client.Configuration> {
     const secret = this.clientSecret();
-    const configuration = await client.discovery(
+    const oidc = await import('openid-client');
+    const configuration = await oidc.discovery(
       new URL(this.issuer),
       this.config.clientid ?? 'berth-direct-tokens',
       secret !== undefined ? { client_secret: secret } : undefined,
-      secret !== undefined ? client.ClientSecretBasic(secret) : client.None(),
+      secret !== undefined ? oidc.ClientSecretBasic(secret) : oidc.None(),
       {
         timeout: PROVIDER_TIMEOUT_MS / 1000,
-        ...(this.config.insecure ? { execute: [client.allowInsecureRequests] } : {}),
+        ...(this.config.insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
       },
     );
     const jwksUri = configuration.serverMetadata().jwks_uri;

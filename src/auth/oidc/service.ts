@@ -1,5 +1,4 @@
 import { jwtVerify, SignJWT } from 'jose';
-import * as client from 'openid-client';
 import type { AuthConfig } from '../../config/auth.js';
 import { durationMs } from '../../config/schema.js';
 import { RegistryError } from '../../core/errors.js';
@@ -12,6 +11,9 @@ import { sourceOfAccount, type PasswordSource } from '../sources.js';
 import type { OidcStore } from './ports.js';
 import { OidcProvider, OidcRefusal, ProviderUnavailableError } from './provider.js';
 import { bindSubject, CLI_SECRET_PREFIX, OidcPasswordSource } from './source.js';
+
+/** The OIDC relying-party library, loaded at the first browser login: a registry without OIDC never loads it (idle memory). */
+const openidClient = () => import('openid-client');
 
 /** The cookie that carries a browser login from /login to /callback (signed by Berth's token keys). */
 export const LOGIN_COOKIE = 'berth_oidc_login';
@@ -117,6 +119,7 @@ export class OidcService {
     const provider = this.provider(name);
     const configuration = await unavailableAs503(provider.metadata());
     const redirectUri = provider.config.redirecturl ?? defaultRedirect;
+    const client = await openidClient();
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
@@ -160,6 +163,7 @@ export class OidcService {
     const configuration = await unavailableAs503(provider.metadata());
     const current = new URL(login.r);
     current.search = params.toString();
+    const client = await openidClient();
     let idToken: string | undefined;
     try {
       const tokens = await client.authorizationCodeGrant(configuration, current, { pkceCodeVerifier: login.v, expectedState: login.s, expectedNonce: login.n });
