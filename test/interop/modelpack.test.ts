@@ -120,13 +120,23 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
   const dataDir = tempDir('berth-modelpack-');
   const work = tempDir('berth-modelpack-client-');
   const stateFile = path.join(work, 'push-state.json');
-  const env = { BERTH_DATA_DIR: dataDir, BERTH_LOG_LEVEL: 'warn' };
+  const env = { BERTH_DATA_DIR: dataDir };
   let server: BerthProcess;
   let registry: string;
   let expected: string[];
   let manifestDigest: string;
   let sandbox: ClientSandbox;
   const serverPeaks: { phase: string; peak: number; idle: number }[] = [];
+  /** Log output of servers that were killed (the running one's is read from it). */
+  let earlierLogs = '';
+  /** The servers' log lines at warn level or above, as "level msg". */
+  const serverComplaints = () =>
+    `${earlierLogs}${server.logOutput()}`
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: number; msg: string; err?: { message?: string } })
+      .filter((entry) => entry.level >= 40)
+      .map((entry) => `${entry.level} ${entry.msg}${entry.err?.message ? `: ${entry.err.message}` : ''}`);
 
   before(async () => {
     requireTools(['skopeo']);
@@ -179,6 +189,7 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
     const port = server.port;
     serverPeaks.push({ phase: 'push before the server kill', peak: peakRss(server.child.pid!), idle });
     await server.kill();
+    earlierLogs += server.logOutput();
     server = await startBerthProcess({ ...env, BERTH_HTTP_ADDR: `127.0.0.1:${port}` });
     idle = rss(server.child.pid!);
     const done = await second.done();
@@ -191,6 +202,9 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
     const pushed = second.events.filter((e) => e.event === 'layer-pushed').map((e) => e.digest!);
     assert.deepEqual(pushed, expected);
     manifestDigest = done.manifestDigest!;
+    // Layer 0's rest went uninterrupted: the steady chunked push rate (generation, hashing and 64 MiB PATCHes).
+    const layer0 = second.events.find((e) => e.event === 'layer-pushed' && e.layer === 0)!;
+    t.diagnostic(`layer 0 from ${resumed.offset} to the end: ${layer0.seconds} s, ${MB((LAYER_SIZE - resumed.offset!) / layer0.seconds!)}/s`);
     const seconds = (Date.now() - started) / 1000;
     serverPeaks.push({ phase: 'push after the restart', peak: peakRss(server.child.pid!), idle });
     t.diagnostic(
@@ -199,6 +213,7 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
         `server peak RSS ${serverPeaks.map((p) => `${MB(p.peak)} (${p.phase}, idle ${MB(p.idle)})`).join(', ')}`,
     );
     assert.ok(done.peakRss! < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(done.peakRss!)}`);
+    t.diagnostic(`server log lines at warn or above: ${JSON.stringify(serverComplaints())}`);
     for (const p of serverPeaks) {
       assert.ok(p.peak < SERVER_PEAK_LIMIT && p.peak - p.idle < SERVER_GROWTH_LIMIT, `server peak RSS ${MB(p.peak)} over idle ${MB(p.idle)} (${p.phase})`);
     }
@@ -226,6 +241,7 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
     assert.ok(done.peakRss! < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(done.peakRss!)}`);
     assert.ok(serverPeak < SERVER_PEAK_LIMIT && serverPeak - idle < SERVER_GROWTH_LIMIT, `server peak RSS ${MB(serverPeak)} over idle ${MB(idle)}`);
     rmSync(path.join(work, 'pulled'), { recursive: true, force: true });
+    t.diagnostic(`server log lines at warn or above: ${JSON.stringify(serverComplaints())}`);
   });
 
   it('the model is an artifact like any other: tags list, referrers (a fine-tune whose subject is the base model), skopeo inspect --raw and skopeo copy to an OCI layout', { timeout: 5 * 60_000 }, async () => {
