@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
+import { ClientSandbox, registryHost, requireTools, runTool } from '../helpers/clients.js';
 import { GiB, MiB, MODELPACK, OCI_MANIFEST, layerDigest, peakRss, pushModel, sha256, weightPath, type ModelManifest } from '../helpers/modelpack.js';
 import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 
@@ -139,7 +139,7 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
       .map((entry) => `${entry.level} ${entry.msg}${entry.err?.message ? `: ${entry.err.message}` : ''}`);
 
   before(async () => {
-    requireTools(['skopeo']);
+    requireTools(['skopeo', 'curl', 'dd', 'sha256sum']);
     sandbox = ClientSandbox.create();
     server = await startBerthProcess(env);
     registry = server.url;
@@ -296,5 +296,20 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
       const blob = readFileSync(path.join(layout, 'blobs', 'sha256', d.digest.slice('sha256:'.length)));
       assert.equal(sha256(blob), d.digest, `${d.mediaType} copied intact`);
     }
+  });
+
+  it('docs/ai-models.md: the curl HTTP flow (chunked push, manifest, 8-range pull) runs as written', { timeout: 5 * 60_000 }, async () => {
+    const docs = readFileSync(path.join(ROOT, 'docs/ai-models.md'), 'utf8');
+    const block = /```sh\n(# modelpack-http-flow\n[\s\S]*?)```/.exec(docs)?.[1];
+    assert.ok(block, 'docs/ai-models.md has the # modelpack-http-flow block');
+    const dir = sandbox.path('http-flow', 'cwd');
+    mkdirSync(dir, { recursive: true });
+    const script = `set -euo pipefail\ncd ${JSON.stringify(dir)}\n${block.replaceAll('localhost:5000', registryHost(registry))}`;
+    const out = (await runTool('bash', ['-c', script], { timeoutMs: 240_000 })).stdout;
+    assert.match(out, /pulled 100000000 bytes, digest verified/);
+    assert.match(out, /\{"name":"models\/demo","tags":\["v1"\]\}/);
+    const manifest = (await (await fetch(`${registry}/v2/models/demo/manifests/v1`, { headers: { accept: OCI_MANIFEST } })).json()) as ModelManifest;
+    assert.equal(manifest.artifactType, MODELPACK.artifactType);
+    assert.equal(manifest.layers[0]!.size, 100_000_000);
   });
 });
