@@ -51,6 +51,11 @@ const print = (event: object) => process.stdout.write(`${JSON.stringify(event)}\
 async function main(): Promise<void> {
   const started = process.hrtime.bigint();
   const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage();
+  const cpuSeconds = () => {
+    const used = process.cpuUsage(cpu);
+    return (used.user + used.system) / 1e6;
+  };
   const command = positionals[0];
   if (command === 'push') {
     let subject: Descriptor | undefined;
@@ -65,7 +70,7 @@ async function main(): Promise<void> {
       stateFile: values.state,
       onEvent: print,
     });
-    print({ event: 'done', command, manifestDigest: result.manifestDigest, bytes: spec.layers * spec.layerSize, seconds: seconds(), peakRss: peakRss() });
+    print({ event: 'done', command, manifestDigest: result.manifestDigest, bytes: spec.layers * spec.layerSize, seconds: seconds(), cpuSeconds: cpuSeconds(), peakRss: peakRss() });
   } else if (command === 'pull') {
     const outDir = required('out');
     mkdirSync(outDir, { recursive: true });
@@ -78,7 +83,7 @@ async function main(): Promise<void> {
       onEvent: print,
     });
     const total = result.files.reduce((sum, f) => sum + f.size, 0);
-    print({ event: 'done', command, manifestDigest: result.manifestDigest, files: result.files, bytes: total, seconds: seconds(), peakRss: peakRss() });
+    print({ event: 'done', command, manifestDigest: result.manifestDigest, files: result.files, bytes: total, seconds: seconds(), cpuSeconds: cpuSeconds(), peakRss: peakRss() });
   } else {
     throw new Error('usage: modelpack-cli.ts push|pull [options] (see the comment at the top of this file)');
   }

@@ -447,7 +447,7 @@ export interface PullOptions {
   outDir: string;
   /** Concurrent Range GETs per layer. */
   parallel: number;
-  onEvent?: (event: { event: 'layer-pulled'; layer: number; path: string; digest: string; size: number; seconds: number }) => void;
+  onEvent?: (event: { event: 'layer-pulled'; layer: number; path: string; digest: string; size: number; transferSeconds: number; hashSeconds: number }) => void;
 }
 
 export interface PullResult {
@@ -470,10 +470,11 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     if (name.includes('..') || path.isAbsolute(name)) throw new Error(`refusing file path ${name}`);
     const file = path.join(options.outDir, name);
     await pullRanges(`${repoUrl}/blobs/${layer.digest}`, file, layer.size, options.parallel);
+    const transferred = Date.now();
     const digest = await fileDigest(file);
     if (digest !== layer.digest) throw new Error(`${name}: pulled bytes hash to ${digest}, manifest says ${layer.digest}`);
     files.push({ path: file, digest, size: layer.size });
-    options.onEvent?.({ event: 'layer-pulled', layer: index, path: file, digest, size: layer.size, seconds: (Date.now() - started) / 1000 });
+    options.onEvent?.({ event: 'layer-pulled', layer: index, path: file, digest, size: layer.size, transferSeconds: (transferred - started) / 1000, hashSeconds: (Date.now() - transferred) / 1000 });
   }
   return { manifestDigest, manifest, files };
 }

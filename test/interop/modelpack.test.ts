@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readCpuSeconds } from '../../bench/rss.js';
 import { ClientSandbox, registryHost, requireTools, runTool } from '../helpers/clients.js';
 import { GiB, MiB, MODELPACK, OCI_MANIFEST, layerDigest, peakRss, pushModel, sha256, weightPath, type ModelManifest } from '../helpers/modelpack.js';
 import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
@@ -47,6 +48,9 @@ interface ClientEvent {
   end?: number;
   digest?: string;
   seconds?: number;
+  cpuSeconds?: number;
+  transferSeconds?: number;
+  hashSeconds?: number;
   resumedAt?: number[];
   peakRss?: number;
   manifestDigest?: string;
@@ -110,6 +114,13 @@ class ClientProcess {
   }
 }
 
+/** Resets a process's VmHWM to its current RSS (Linux clear_refs), so the next peak is the next phase's own. */
+function resetPeak(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+}
+
+const cpuOf = (pid: number) => readCpuSeconds(pid) ?? Number.NaN;
+
 /** The idle server's RSS after its first requests, the baseline of the growth bound. */
 function rss(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -166,12 +177,14 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
   it('pushes in 64 MiB chunks and resumes from the upload Range after the client is SIGKILLed and after the server is SIGKILLed and restarted, both mid-layer', { timeout: 20 * 60_000 }, async (t) => {
     const started = Date.now();
     let idle = await idleRss();
+    let serverCpu = -cpuOf(server.child.pid!);
 
     // 1. The client dies (SIGKILL) while a chunk of layer 0 is on the wire.
     const first = new ClientProcess(['push', '--registry', registry, ...pushArgs.slice(1)]);
     const sending = await first.waitFor(midLayer(0));
     await sleep(100);
     const firstPeak = peakRss(first.child.pid!);
+    const firstCpu = cpuOf(first.child.pid!);
     first.child.kill('SIGKILL');
     await first.exited;
     const acked = Math.max(0, ...first.events.filter((e) => e.event === 'chunk-acked' && e.layer === 0).map((e) => e.offset!));
@@ -188,11 +201,14 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
     await sleep(100);
     const port = server.port;
     serverPeaks.push({ phase: 'push before the server kill', peak: peakRss(server.child.pid!), idle });
+    serverCpu += cpuOf(server.child.pid!);
     await server.kill();
     earlierLogs += server.logOutput();
     server = await startBerthProcess({ ...env, BERTH_HTTP_ADDR: `127.0.0.1:${port}` });
     idle = rss(server.child.pid!);
+    serverCpu -= cpuOf(server.child.pid!);
     const done = await second.done();
+    serverCpu += cpuOf(server.child.pid!);
     const restartResume = second.events.find((e) => e.event === 'resume' && e.layer === 1);
     assert.ok(restartResume, `the client resumed layer 1 after the restart: ${second.log()}`);
     assert.ok(second.events.some((e) => e.event === 'interrupted' && e.layer === 1), 'the restart interrupted a chunk of layer 1');
@@ -212,6 +228,11 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
         `resumed layer 0 at ${resumed.offset}, layer 1 at ${restartResume.offset}; client peak RSS ${MB(done.peakRss!)}; ` +
         `server peak RSS ${serverPeaks.map((p) => `${MB(p.peak)} (${p.phase}, idle ${MB(p.idle)})`).join(', ')}`,
     );
+    const gib = (LAYERS * LAYER_SIZE) / GiB;
+    t.diagnostic(
+      `CPU: server ${serverCpu.toFixed(1)} s (${(serverCpu / gib).toFixed(2)} s/GiB, start-up of the restarted server excluded), ` +
+        `clients ${(firstCpu + done.cpuSeconds!).toFixed(1)} s (killed ${firstCpu.toFixed(1)} + resumed ${done.cpuSeconds!.toFixed(1)}; ${((firstCpu + done.cpuSeconds!) / gib).toFixed(2)} s/GiB, keystream generation and hashing included)`,
+    );
     assert.ok(done.peakRss! < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(done.peakRss!)}`);
     t.diagnostic(`server log lines at warn or above: ${JSON.stringify(serverComplaints())}`);
     for (const p of serverPeaks) {
@@ -222,6 +243,8 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
   it('pulls with 8 concurrent Range GETs per layer, byte-identical, with flat memory on both sides', { timeout: 20 * 60_000 }, async (t) => {
     assert.ok(manifestDigest, 'the push test ran');
     const idle = rss(server.child.pid!);
+    resetPeak(server.child.pid!);
+    const cpuBefore = cpuOf(server.child.pid!);
     const pull = new ClientProcess(['pull', '--registry', registry, '--repository', REPO, '--reference', 'v1', '--out', path.join(work, 'pulled'), '--parallel', '8']);
     const done = await pull.done();
     assert.equal(done.manifestDigest, manifestDigest);
@@ -236,8 +259,16 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
       Array.from({ length: LAYERS }, (_, i) => weightPath(i, LAYERS)),
     );
     const serverPeak = peakRss(server.child.pid!);
-    const rate = (LAYERS * LAYER_SIZE) / done.seconds!;
-    t.diagnostic(`pulled ${LAYERS} × ${LAYER_SIZE / GiB} GiB in ${done.seconds!.toFixed(1)} s (${MB(rate)}/s, hashing included); client peak RSS ${MB(done.peakRss!)}; server peak RSS ${MB(serverPeak)} (idle ${MB(idle)})`);
+    const serverCpu = cpuOf(server.child.pid!) - cpuBefore;
+    const gib = (LAYERS * LAYER_SIZE) / GiB;
+    const pulled = pull.events.filter((e) => e.event === 'layer-pulled').slice(0, LAYERS);
+    const transfer = pulled.reduce((sum, e) => sum + e.transferSeconds!, 0);
+    const hashing = pulled.reduce((sum, e) => sum + e.hashSeconds!, 0);
+    t.diagnostic(
+      `pulled ${LAYERS} × ${LAYER_SIZE / GiB} GiB in ${done.seconds!.toFixed(1)} s: transfer ${transfer.toFixed(1)} s (${MB((LAYERS * LAYER_SIZE) / transfer)}/s), ` +
+        `hashing the files ${hashing.toFixed(1)} s; client peak RSS ${MB(done.peakRss!)}, CPU ${(done.cpuSeconds! / gib).toFixed(2)} s/GiB; ` +
+        `server peak RSS ${MB(serverPeak)} during the pull (idle ${MB(idle)}), CPU ${(serverCpu / gib).toFixed(2)} s/GiB`,
+    );
     assert.ok(done.peakRss! < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(done.peakRss!)}`);
     assert.ok(serverPeak < SERVER_PEAK_LIMIT && serverPeak - idle < SERVER_GROWTH_LIMIT, `server peak RSS ${MB(serverPeak)} over idle ${MB(idle)}`);
     rmSync(path.join(work, 'pulled'), { recursive: true, force: true });
