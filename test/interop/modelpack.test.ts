@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readCpuSeconds } from '../../bench/rss.js';
 import { ClientSandbox, registryHost, requireTools, runTool } from '../helpers/clients.js';
-import { GiB, MiB, MODELPACK, OCI_MANIFEST, layerDigest, peakRss, pushModel, sha256, weightPath, type ModelManifest } from '../helpers/modelpack.js';
+import { GiB, MiB, MODELPACK, OCI_MANIFEST, layerBytes, layerDigest, peakRss, pushModel, sha256, weightPath, type ModelManifest } from '../helpers/modelpack.js';
 import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 
 /**
@@ -173,6 +173,17 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
 
   const pushArgs = ['push', '--repository', REPO, '--tag', 'v1', '--seed', SEED, '--layers', String(LAYERS), '--layer-size', String(LAYER_SIZE), '--chunk-size', String(CHUNK), '--state', stateFile];
   const midLayer = (layer: number) => (e: ClientEvent) => e.event === 'chunk-sending' && e.layer === layer && e.start! >= Math.min(4 * CHUNK, LAYER_SIZE / 2);
+
+  it('the generated layer bytes can be regenerated from any offset (what a resume at an unaligned Range needs)', () => {
+    const whole = Buffer.concat([...layerBytes(SEED, 7, 0, 3 * MiB + 5)]);
+    assert.equal(whole.length, 3 * MiB + 5);
+    for (const [start, end] of [[0, 1], [15, 17], [16, 32], [1_000_003, 2 * MiB + 9], [MiB - 1, 3 * MiB + 5]] as const) {
+      const part = Buffer.concat([...layerBytes(SEED, 7, start, end)]);
+      assert.ok(part.equals(whole.subarray(start, end)), `bytes ${start}-${end}`);
+    }
+    assert.ok(!whole.subarray(0, 64).equals(Buffer.concat([...layerBytes(SEED, 8, 0, 64)])), 'each layer has its own bytes');
+    assert.equal(layerDigest(SEED, 7, 3 * MiB + 5), sha256(whole));
+  });
 
   it('pushes in 64 MiB chunks and resumes from the upload Range after the client is SIGKILLed and after the server is SIGKILLed and restarted, both mid-layer', { timeout: 20 * 60_000 }, async (t) => {
     const started = Date.now();
