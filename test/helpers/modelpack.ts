@@ -280,13 +280,13 @@ export async function pushModel(options: PushOptions): Promise<PushResult> {
   const small: Descriptor[] = [];
   for (const file of smallFiles(spec)) {
     const digest = sha256(file.data);
-    await pushSmall(repoUrl, digest, file.data);
+    await pushSmall(options, repoUrl, digest, file.data);
     small.push({ mediaType: file.mediaType, digest, size: file.data.length, annotations: { [MODELPACK.filepath]: file.path } });
   }
   const layers = [...weights, ...small];
   const configData = modelConfig(spec, layers);
   const config: Descriptor = { mediaType: MODELPACK.config, digest: sha256(configData), size: configData.length };
-  await pushSmall(repoUrl, config.digest, configData);
+  await pushSmall(options, repoUrl, config.digest, configData);
   const manifestData = modelManifest(spec, config, layers);
   const put = await withRetry(options, () => send('PUT', `${repoUrl}/manifests/${options.tag}`, { 'content-type': OCI_MANIFEST }, manifestData));
   expect(put, 201, 'manifest PUT');
@@ -297,9 +297,10 @@ export async function pushModel(options: PushOptions): Promise<PushResult> {
 }
 
 /** HEAD, then POST ?digest= with the whole (small) body, as oras does for small blobs. */
-async function pushSmall(repoUrl: string, digest: string, data: Buffer): Promise<void> {
-  if ((await send('HEAD', `${repoUrl}/blobs/${digest}`)).status === 200) return;
-  expect(await send('POST', `${repoUrl}/blobs/uploads/?digest=${digest}`, { 'content-type': 'application/octet-stream', 'content-length': data.length }, data), 201, `blob ${digest}`);
+async function pushSmall(options: PushOptions, repoUrl: string, digest: string, data: Buffer): Promise<void> {
+  if ((await withRetry(options, () => send('HEAD', `${repoUrl}/blobs/${digest}`))).status === 200) return;
+  const post = await withRetry(options, () => send('POST', `${repoUrl}/blobs/uploads/?digest=${digest}`, { 'content-type': 'application/octet-stream', 'content-length': data.length }, data));
+  expect(post, 201, `blob ${digest}`);
 }
 
 /** Pushes weight layer `index` in chunks, resuming a recorded session; returns its digest. */

@@ -36,7 +36,7 @@ const CLIENT_PEAK_LIMIT = 200 * 1e6;
  * the TypeScript compiler's leftovers); what must not happen is growth with the bytes moved,
  * so the bound is on growth over the idle figure, plus an absolute ceiling.
  */
-const SERVER_GROWTH_LIMIT = 120 * 1e6;
+const SERVER_GROWTH_LIMIT = 100 * 1e6;
 const SERVER_PEAK_LIMIT = 320 * 1e6;
 const MB = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 
