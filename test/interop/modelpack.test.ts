@@ -317,10 +317,11 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
       assert.equal(res.status, 200);
       const index = (await res.json()) as { manifests: { digest: string; artifactType: string; annotations?: Record<string, string> }[] };
       assert.deepEqual(
-        index.manifests.map((m) => [m.digest, m.artifactType]),
-        [[fineTune.manifestDigest, MODELPACK.artifactType]],
+        index.manifests.map((m) => [m.digest, m.artifactType, m.annotations?.['org.opencontainers.image.title']]),
+        [[fineTune.manifestDigest, MODELPACK.artifactType, 'llama-lora']],
         `referrers${query}`,
       );
+      assert.equal(res.headers.get('oci-filters-applied'), query ? 'artifactType' : null);
     }
     const none = (await (await fetch(`${registry}/v2/${REPO}/referrers/${manifestDigest}?artifactType=application/example`)).json()) as { manifests: unknown[] };
     assert.deepEqual(none.manifests, []);
