@@ -121,6 +121,33 @@ function resetPeak(pid: number): void {
 
 const cpuOf = (pid: number) => readCpuSeconds(pid) ?? Number.NaN;
 
+/**
+ * Samples a process's RSS every 100 ms and remembers the highest sample with what `label()` said
+ * then (the client's last event), so a peak can be traced to the step that caused it.
+ */
+class RssWatch {
+  peak = { rss: 0, at: '' };
+  private readonly timer: NodeJS.Timeout;
+  constructor(
+    private pid: () => number,
+    private label: () => string,
+  ) {
+    this.timer = setInterval(() => {
+      try {
+        const now = rss(this.pid());
+        if (now > this.peak.rss) this.peak = { rss: now, at: this.label() };
+      } catch {
+        // the process is being restarted
+      }
+    }, 100);
+    this.timer.unref(); // a failed test does not leave it running
+  }
+  stop(): string {
+    clearInterval(this.timer);
+    return `${MB(this.peak.rss)} at ${this.peak.at}`;
+  }
+}
+
 /** The idle server's RSS after its first requests, the baseline of the growth bound. */
 function rss(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -192,6 +219,11 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
 
     // 1. The client dies (SIGKILL) while a chunk of layer 0 is on the wire.
     const first = new ClientProcess(['push', '--registry', registry, ...pushArgs.slice(1)]);
+    let active = first;
+    const watch = new RssWatch(
+      () => server.child.pid!,
+      () => `${active === first ? 'first' : 'second'} client after ${JSON.stringify(active.events.at(-1) ?? {})}`,
+    );
     const sending = await first.waitFor(midLayer(0));
     await sleep(100);
     const firstPeak = peakRss(first.child.pid!);
@@ -204,6 +236,7 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
 
     // 2. A new client process resumes from the state file; the server dies mid-layer 1 and comes back on the same port.
     const second = new ClientProcess(['push', '--registry', registry, ...pushArgs.slice(1)]);
+    active = second;
     const resumed = await second.waitFor((e) => e.event === 'resume' && e.layer === 0);
     assert.ok(resumed.offset! >= acked && resumed.offset! < LAYER_SIZE, `resumed layer 0 at ${resumed.offset}, after ${acked} acknowledged bytes`);
     assert.equal(resumed.offset! % CHUNK, 0, 'the server kept whole chunks only (the cut chunk is re-sent)');
@@ -220,6 +253,7 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
     serverCpu -= cpuOf(server.child.pid!);
     const done = await second.done();
     serverCpu += cpuOf(server.child.pid!);
+    t.diagnostic(`server RSS sampled every 100 ms peaked at ${watch.stop()}`);
     const restartResume = second.events.find((e) => e.event === 'resume' && e.layer === 1);
     assert.ok(restartResume, `the client resumed layer 1 after the restart: ${second.log()}`);
     assert.ok(second.events.some((e) => e.event === 'interrupted' && e.layer === 1), 'the restart interrupted a chunk of layer 1');
