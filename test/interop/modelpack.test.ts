@@ -34,9 +34,11 @@ const CLIENT_PEAK_LIMIT = 200 * 1e6;
 /**
  * Peak RSS of the server. It runs from source under tsx here (about 165 MB at idle, most of it
  * the TypeScript compiler's leftovers); what must not happen is growth with the bytes moved,
- * so the bound is on growth over the idle figure, plus an absolute ceiling.
+ * so the bound is on growth over the idle figure, plus an absolute ceiling. Observed growth:
+ * 7–91 MB with 1 and 4 GiB layers on a loaded machine (the peak falls at a layer's first chunks
+ * and varies with GC timing); buffering in proportion to a layer would be 1 GiB or more.
  */
-const SERVER_GROWTH_LIMIT = 100 * 1e6;
+const SERVER_GROWTH_LIMIT = 150 * 1e6;
 const SERVER_PEAK_LIMIT = 320 * 1e6;
 const MB = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 
