@@ -150,7 +150,7 @@ class RssWatch {
   }
 }
 
-/** The idle server's RSS after its first requests, the baseline of the growth bound. */
+/** Resident set size of a process now, in bytes (VmRSS). */
 function rss(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
