@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { openAuth } from './auth/index.js';
 import { openClientCertificateAuth } from './auth/mtls/index.js';
+import { BrowserSessions } from './auth/sessions.js';
 import { compose, passwordSources, scannerCredentials, type Composition } from './compose.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { Registry } from './core/registry.js';
@@ -105,6 +106,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     proxyCache: composition.proxyCache.service,
     proxyCacheDefaultTtlMs: durationMs(config.proxy.tagttl),
     replication: composition.replication,
+    sessions: new BrowserSessions(stores.sessions, auth.authenticator, { ttlMs: durationMs(config.ui.sessionttl), idleMs: durationMs(config.ui.sessionidle) }),
     registry,
     access: clientCerts?.policy ?? auth.policy,
     auth,

@@ -66,6 +66,8 @@ export interface AppOptions {
   /** Pull-through cache projects (src/registries) and the default tag TTL of a new one. */
   proxyCache?: ApiFeatures['proxyCache'];
   proxyCacheDefaultTtlMs?: number;
+  /** Browser sessions of the web UI (src/auth/sessions.ts): /api/v1/session and cookie sign-in on /api/v1. */
+  sessions?: ApiFeatures['sessions'];
   /** Replication policies and executions (src/replication): served with the admin API. */
   replication?: ApiFeatures['replication'];
   /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
@@ -188,6 +190,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       proxyCache: options.proxyCache,
       proxyCacheDefaultTtlMs: options.proxyCacheDefaultTtlMs,
       replication: options.replication,
+      sessions: options.sessions,
     });
   }
   return app;
