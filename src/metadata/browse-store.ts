@@ -55,7 +55,9 @@ export class KyselyBrowseStore implements BrowseQueries {
   }
 
   private projectRange(project: string): RawBuilder<unknown> {
-    return sql`(r.name = ${project} or (r.name >= ${`${project}/`} and r.name < ${`${project}0`})) and exists (select 1 from manifests m where m.repository_id = r.id)`;
+    // One index range [p, p0) (an OR of two ranges would make SQLite sort the whole project),
+    // then names between p and p/ that belong to other projects (p-x, p.x) are filtered out.
+    return sql`r.name >= ${project} and r.name < ${`${project}0`} and (r.name = ${project} or r.name >= ${`${project}/`}) and exists (select 1 from manifests m where m.repository_id = r.id)`;
   }
 
   async repositories(project: string, q: string | undefined, sort: RepositorySort, order: Order, limit: number, after: After | null): Promise<RepositoryRow[]> {
