@@ -108,7 +108,7 @@ function decodeCursor(last: string | undefined): After | null {
 const SIGNATURE_SUFFIXES = ['.sig', '.att', '.sbom'] as const;
 
 /**
- * The web UI's listings (docs/ui.md): repositories of a project, tags of a repository with
+ * The web UI's listings (docs/api.md#web-ui-api): repositories of a project, tags of a repository with
  * their kind and badges, search, artifact detail. Access is decided by the HTTP layer
  * (src/auth's rules) before and, for search, through `mayRead`.
  */

@@ -29,7 +29,7 @@ type Page = { items: { name?: string; tag?: string }[]; next: string | null; tot
  * The UI's listings at scale: 10,000 repositories in one project and 20,000 tags in one
  * repository (one manifest, seeded through the metadata database: what a page costs does not
  * depend on how the rows got there). A page must answer from the indexes (keyset), not by
- * reading every row; the timings are printed for docs/ui.md.
+ * reading every row; the timings are printed for docs/api.md#web-ui-api.
  */
 describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 600_000 }, () => {
   const reg = useAuthServer('basic');
