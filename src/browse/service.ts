@@ -1,4 +1,5 @@
 import { RegistryError } from '../core/errors.js';
+import { projectOf } from '../core/names.js';
 import { artifactKind, type ArtifactKind } from './kinds.js';
 import type { After, BrowseQueries, ManifestRow, Order, RepositorySort, TagRow, TagSort } from './ports.js';
 
@@ -214,7 +215,7 @@ export class BrowseService {
     let afterRepo: string | null = null;
     for (let round = 0; round < 20 && repositories.length < limit; round++) {
       const names = await this.queries.searchRepositories(q, batch, afterRepo);
-      for (const name of names) if (repositories.length < limit && (await mayRead(name))) repositories.push({ name, project: name.split('/')[0]! });
+      for (const name of names) if (repositories.length < limit && (await mayRead(name))) repositories.push({ name, project: projectOf(name) });
       if (names.length < batch) break;
       afterRepo = names.at(-1)!;
     }
