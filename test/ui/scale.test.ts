@@ -104,7 +104,7 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
   });
 
   it('reports', () => {
-    console.log(`# ${process.env.BERTH_TEST_METADATA ?? 'sqlite'} timings (ms): ${JSON.stringify(timings)}`);
+    console.log(`# ${process.env.BERTH_TEST_METADATA || 'sqlite'} timings (ms): ${JSON.stringify(timings)}`);
     // Generous bounds: the machine is shared; a page reading every row would still pass on a quiet
     // machine, so the keyset plans are checked by the deep page costing about what the first does.
     for (const [what, ms] of Object.entries(timings)) assert.ok(ms < 5_000, `${what}: ${ms} ms`);
