@@ -112,14 +112,18 @@ const START_TIMEOUT_MS = 60_000;
 
 /**
  * Starts `berth serve` as a real child process (as users run it), on a random port
- * unless BERTH_HTTP_ADDR is given in `env`, and waits until it listens.
+ * unless BERTH_HTTP_ADDR is given in `env`, and waits until it listens. `args` go before
+ * `serve` (global options such as --config), `serveArgs` after it (--workers 2). One worker
+ * unless `env` or `serveArgs` ask for more (BERTH_SERVER_WORKERS, --workers): the tests that
+ * start processes are about other things, and a cluster per process would multiply their cost;
+ * test/cluster runs clusters.
  */
-export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<BerthProcess> {
+export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] = [], serveArgs: string[] = []): Promise<BerthProcess> {
   const metadataEnv = await testMetadataEnv(env.BERTH_DATA_DIR, env);
   const storageEnv = await testStorageEnv(env.BERTH_DATA_DIR, env);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args, 'serve'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args, 'serve', ...serveArgs], {
     cwd: ROOT,
-    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', ...metadataEnv, ...storageEnv, ...env },
+    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', BERTH_SERVER_WORKERS: '1', ...metadataEnv, ...storageEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
