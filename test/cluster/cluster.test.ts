@@ -26,15 +26,16 @@ interface Answer {
 }
 
 /** One request on a connection of its own. */
-function request(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<Answer> {
+function request(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer, timeoutMs = 60_000): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(new URL(path, url), { method, agent: false, headers: { connection: 'close', ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+    const req = http.request(new URL(path, url), { method, agent: false, timeout: timeoutMs, headers: { connection: 'close', ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, worker: res.headers['berth-worker'] as string | undefined, headers: res.headers, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
     req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
     req.end(body);
   });
 }
@@ -208,15 +209,26 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       const victim = pids.get(1)!;
       assert.ok(victim > 0, server.logOutput());
       process.kill(victim, 'SIGKILL');
-      // Every request meanwhile is answered (by worker 0 until worker 1 is back).
+      // Requests meanwhile are answered (by worker 0 until worker 1 is back). The one connection
+      // the primary may have been handing to worker 1 as it died is lost with it (node:cluster
+      // keeps it and never answers): that request, and only that one, may fail.
       const deadline = Date.now() + 90_000;
+      const failures: string[] = [];
+      let answered = 0;
       for (;;) {
-        const res = await request(server.url, 'GET', '/v2/', { authorization: BASIC });
-        assert.equal(res.status, 200);
-        if (res.worker === '1' && workerPids(server).get(1) !== victim) break;
+        try {
+          const res = await request(server.url, 'GET', '/v2/', { authorization: BASIC }, undefined, 5_000);
+          assert.equal(res.status, 200);
+          answered++;
+          if (res.worker === '1' && workerPids(server).get(1) !== victim) break;
+        } catch (err) {
+          if (err instanceof assert.AssertionError) throw err;
+          failures.push((err as Error).message);
+        }
         assert.ok(Date.now() < deadline, `worker 1 was not restarted:\n${server.logOutput().slice(-3000)}`);
         await sleep(100);
       }
+      assert.ok(failures.length <= 1, `${failures.length} requests failed (${answered} answered): ${failures.join('; ')}`);
       assert.match(server.logOutput(), /"worker":1,"pid":\d+,"code":null,"signal":"SIGKILL","restartInMs":\d+,"msg":"worker exited; restarting it"/);
       assert.match(server.logOutput(), /"msg":"worker restarted"/);
     });
