@@ -5,6 +5,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { runBerth } from '../helpers/cli.js';
 import { databaseForDeployment } from '../helpers/postgres.js';
 import { promtoolCheckMetrics, sample } from '../metrics/support.js';
 
@@ -260,3 +261,17 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('the number of workers: refused when it is not one', () => {
+  it('--workers 0 and server.workers "many" are refused before anything starts, naming the setting', async () => {
+    const dataDir = tempDir('berth-cluster-bad-');
+    const flag = await runBerth(['serve', '--workers', '0'], { BERTH_DATA_DIR: dataDir, BERTH_HTTP_ADDR: '127.0.0.1:0' });
+    assert.notEqual(flag.code, 0);
+    assert.match(flag.stderr, /--workers.*expected a number of workers from 1 to 256, or auto/);
+    const config = await runBerth(['config', 'check'], { BERTH_DATA_DIR: dataDir, BERTH_SERVER_WORKERS: 'many' });
+    assert.equal(config.code, 2);
+    assert.match(config.stderr, /server\.workers/);
+    const auto = await runBerth(['config', 'check'], { BERTH_DATA_DIR: dataDir });
+    assert.match(auto.stdout, /"workers": "auto"/);
+  });
+});
