@@ -109,7 +109,7 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
       log('compiling Berth into a private build directory…');
       buildDir = await prepareBerthBuild(workDir);
     }
-    const env = options.variant === null ? undefined : BERTH_VARIANTS[options.variant];
+    const env = { ...(options.variant === null ? {} : BERTH_VARIANTS[options.variant]), ...(options.berthWorkers === undefined ? {} : { BERTH_SERVER_WORKERS: String(options.berthWorkers) }) };
     const setup = options.variant === null ? undefined : BERTH_VARIANT_SETUP[options.variant];
     state = { options, templates: new Map(), launch: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs, env, setup }, collector: new ResultCollector(), notes: new Set(), log };
     for (const workload of workloads) {

@@ -1,7 +1,7 @@
 import autocannon, { type Result } from 'autocannon';
 import { BenchClient, OCI_MANIFEST, smallImage } from './client.js';
 import type { BenchOptions } from './options.js';
-import { readCpuSeconds } from './rss.js';
+import { readTreeCpuSeconds } from './rss.js';
 import type { BenchServer } from './servers.js';
 import { CheckFailed, type WorkloadContext } from './workload.js';
 
@@ -100,9 +100,9 @@ export async function measureManifestGets(server: BenchServer, options: BenchOpt
   return measureRequest(server, options, { label: 'manifest GET by tag', path: `/v2/${repo}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: image.manifest.data.toString('utf8') });
 }
 
-/** Requests per second and the server's CPU µs per answered request of `request` under load (any failure throws). */
+/** Requests per second and the server's CPU µs per answered request of `request` under load (any failure throws); a cluster's CPU is its primary's and workers' together. */
 export async function measureRequest(server: BenchServer, options: BenchOptions, request: LoadRequest): Promise<{ perSecond: number; cpuMicros: number }> {
-  const before = readCpuSeconds(server.pid) ?? 0;
+  const before = readTreeCpuSeconds(server.pid) ?? 0;
   const figures = await runLoad(
     {
       server,
@@ -115,5 +115,5 @@ export async function measureRequest(server: BenchServer, options: BenchOptions,
     },
     request,
   );
-  return { perSecond: figures.requestsPerSecond, cpuMicros: (((readCpuSeconds(server.pid) ?? 0) - before) * 1e6) / figures.ok };
+  return { perSecond: figures.requestsPerSecond, cpuMicros: (((readTreeCpuSeconds(server.pid) ?? 0) - before) * 1e6) / figures.ok };
 }

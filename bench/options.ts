@@ -11,6 +11,12 @@ export interface BenchOptions {
   /** Extra node flags for Berth, e.g. --cpu-prof (profiling runs). */
   berthNodeArgs: string[];
   /**
+   * `berth serve --workers` for every Berth started (BERTH_SERVER_WORKERS). Default 1 (undefined):
+   * the figures are one process's (its RSS, its CPU), as before cluster mode. --cluster-scaling
+   * compares 1 with this (default: one per core).
+   */
+  berthWorkers?: number;
+  /**
    * A/B overhead variants only: run Berth on CPU 0 and the load generator on CPU 1 (taskset),
    * so the two never trade cores between rounds and each round measures one saturated core.
    */
@@ -154,7 +160,7 @@ export function scaledDownNotes(options: BenchOptions): string[] {
   const notes: string[] = [];
   const keys = Object.keys(DEFAULT_OPTIONS) as (keyof BenchOptions)[];
   for (const key of keys) {
-    if (['only', 'resultsDir', 'quick', 'berthRuntime', 'berthNodeArgs', 'pin'].includes(key)) continue;
+    if (['only', 'resultsDir', 'quick', 'berthRuntime', 'berthNodeArgs', 'berthWorkers', 'pin'].includes(key)) continue;
     const value = options[key];
     const base = DEFAULT_OPTIONS[key];
     if (value !== base) notes.push(`${key}=${String(value)} (default ${String(base)})`);

@@ -36,6 +36,24 @@ export function readCpuSeconds(pid: number): number | null {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
+/** The pids of a process and all its descendants (a `berth serve` primary and its cluster workers). */
+export function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // Gone, or a kernel without /proc/<pid>/task/<tid>/children: the process alone.
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
+/** readCpuSeconds summed over a process and its descendants alive now (a cluster's workers). */
+export function readTreeCpuSeconds(pid: number): number | null {
+  const own = readCpuSeconds(pid);
+  if (own === null) return null;
+  return processTree(pid).slice(1).reduce((sum, child) => sum + (readCpuSeconds(child) ?? 0), own);
+}
+
 /** USER_HZ: 100 on every Linux architecture Node supports. */
 const CLOCK_TICKS_PER_SECOND = 100;
 

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { runBench, WORKLOAD_IDS } from './bench.js';
+import { runClusterScaling } from './cluster-scaling.js';
 import { runMetricsInstructions } from './metrics-instructions.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPoliciesOverhead } from './policies-overhead.js';
@@ -37,6 +38,8 @@ const program = new Command()
   .option('--rounds <n>', 'rounds per workload (default 3)', integer)
   .option('--only <ids>', `comma-separated workloads: ${WORKLOAD_IDS.join(', ')}`, (text) => text.split(',').map((s) => s.trim()))
   .option('--berth-runtime <runtime>', 'build (tsc into a temp dir, default) or tsx')
+  .option('--berth-workers <n>', 'berth serve --workers for every Berth started (default 1: one process, as the figures have always been; --cluster-scaling: one per core)', integer)
+  .option('--cluster-scaling', 'only compare manifest GET throughput of berth serve with 1 worker and with --berth-workers (A/B rounds)')
   .option('--berth-node-args <args>', 'extra node flags for Berth, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"', (text) => text.split(/\s+/).filter(Boolean))
   .option('--blob-size <size>', 'single-stream blob (default 1g)', size)
   .option('--big-blob-size <size>', 'blob pushed once to watch memory (default 4g)', size)
@@ -70,6 +73,8 @@ interface Flags {
   only?: string[];
   berthRuntime?: string;
   berthNodeArgs?: string[];
+  berthWorkers?: number;
+  clusterScaling?: boolean;
   pin?: boolean;
   blobSize?: number;
   bigBlobSize?: number;
@@ -110,6 +115,7 @@ function optionsFromFlags(flags: Flags): BenchOptions {
     only: flags.only,
     berthRuntime: flags.berthRuntime as BenchOptions['berthRuntime'] | undefined,
     berthNodeArgs: flags.berthNodeArgs,
+    berthWorkers: flags.berthWorkers,
     pin: flags.pin,
     blobSize: flags.blobSize,
     bigBlobSize: flags.bigBlobSize,
@@ -132,6 +138,10 @@ function optionsFromFlags(flags: Flags): BenchOptions {
 async function main(): Promise<void> {
   const flags = program.parse(process.argv).opts<Flags>();
   const options = optionsFromFlags(flags);
+  if (flags.clusterScaling) {
+    process.stdout.write(`\n${await runClusterScaling(options)}`);
+    return;
+  }
   if (flags.metricsOverhead) {
     process.stdout.write(`\n${await runMetricsOverhead(options)}`);
     return;

@@ -121,6 +121,8 @@ export async function startBerth(launch: BerthLaunch, start: StartOptions = {}):
     BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
     // Warn, so per-request logging does not dominate what is measured.
     BERTH_LOG_LEVEL: 'warn',
+    // One process unless asked (--berth-workers, a --cluster-scaling side): the figures (RSS, CPU) are a process's.
+    BERTH_SERVER_WORKERS: '1',
     ...launch.env,
   };
   // A seeded data directory was made by a Berth started the same way: its setup is in it already.

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 import { existsSync, readFileSync } from 'node:fs';
 import v8 from 'node:v8';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import type { BerthConfig } from './config/schema.js';
 import { registerBindingCommands } from './cli/bindings.js';
 import { registerFsckCommand } from './cli/fsck.js';
@@ -73,11 +73,24 @@ const program = new Command()
 program
   .command('serve')
   .description('run the registry server')
-  .action(async () => {
+  .option('-w, --workers <n>', 'worker processes serving HTTP on the same port: a number, or auto for one per core (default: server.workers, auto)', parseWorkers)
+  .action(async (options: { workers?: number | 'auto' }) => {
     const config = await loadConfigured();
+    const { joinCluster, runPrimary, workerCount, workerPlace } = await import('./cluster.js');
+    const place = workerPlace();
+    // A worker of a cluster (src/cluster.ts) knows how many they are from the primary.
+    const workers = place ? place.count : workerCount(options.workers ?? config.server.workers);
+    config.server.workers = workers;
+    if (workers > 1 && !place) {
+      // The primary: forks and supervises the workers, serves nothing itself.
+      const { default: pino } = await import('pino');
+      process.exit(await runPrimary(workers, pino({ level: config.log.level, base: { service: 'berth', role: 'primary' } })));
+    }
+    const member = joinCluster();
     tuneGarbageCollector();
-    const { startServer } = await import('./server.js');
-    const server = await startServer(config);
+    const { createLogger, startServer } = await import('./server.js');
+    const logger = member ? createLogger(config).child({ worker: member.index }) : createLogger(config);
+    const server = await startServer(config, logger, member);
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
@@ -88,9 +101,19 @@ program
     };
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
+    // A worker whose primary is gone (killed) stops too, cleanly.
+    if (member) process.on('disconnect', () => void stop('primary gone'));
     // SIGHUP re-reads the TLS certificate and key (renewals without a restart).
     process.on('SIGHUP', () => server.reloadTls());
   });
+
+/** --workers: a positive number or `auto`. */
+function parseWorkers(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected a number of workers from 1 to 256, or auto');
+  return n;
+}
 
 const configCommand = program.command('config').description('configuration tools');
 configCommand

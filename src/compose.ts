@@ -163,6 +163,8 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
       maxBlobSize: config.limits.blobsize,
       maxConcurrentUploads: config.limits.uploads,
       maxPageSize: config.limits.pagesize,
+      // Several processes may write an upload session unless this is the one process on its SQLite file.
+      claimUploadWriters: !(config.metadata.driver === 'sqlite' && config.server.workers === 1),
     },
     policies,
     pulls,
@@ -296,6 +298,8 @@ function pullFlushJob(pulls: PullCounter, everyMs: number): Job {
     name: 'pull-flush',
     schedule: { everyMs },
     scope: 'process',
+    // Each worker of a cluster flushes the counts it gathered.
+    local: true,
     history: 'work',
     async run() {
       const manifests = await pulls.flush();

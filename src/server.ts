@@ -15,6 +15,7 @@ import { compose, passwordSources, scannerCredentials, type Composition } from '
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { Registry } from './core/registry.js';
 import type { GcComponents } from './gc/index.js';
+import type { ClusterMember } from './cluster.js';
 import { buildApp } from './http/app.js';
 import { listenForMetrics, type AppMetrics } from './http/metrics.js';
 import { BerthMetrics } from './metrics/index.js';
@@ -46,9 +47,14 @@ export function createLogger(config: BerthConfig): Logger {
   return pino({ level: config.log.level, base: { service: 'berth' } });
 }
 
-/** Wires configuration → stores → core → HTTP, starts background jobs, and listens. */
-export async function startServer(config: BerthConfig, logger: Logger = createLogger(config)): Promise<RunningServer> {
+/**
+ * Wires configuration → stores → core → HTTP, starts background jobs, and listens. As a worker
+ * of a `berth serve` cluster (`member`, src/cluster.ts) it runs the background jobs only in
+ * worker 0, answers /metrics with every worker's sum, and names itself in a `Berth-Worker` header.
+ */
+export async function startServer(config: BerthConfig, logger: Logger = createLogger(config), member: ClusterMember | null = null): Promise<RunningServer> {
   const metrics = createMetrics(config, logger);
+  if (metrics && member) metrics.prom.joinClusterAggregation();
   const stores = await openStores(config, logger, metrics?.storeInstruments());
   reportSecretsAtRest(config, stores.sealer, logger);
   // Anything that fails while wiring (a missing htpasswd file, an unreadable LDAP CA file, a
@@ -85,7 +91,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   }
   const appMetrics: AppMetrics | undefined = metrics ? {
     http: metrics.http,
-    scrape: () => metrics.scrape(),
+    scrape: member ? () => member.scrape() : () => metrics.scrape(),
     serve: config.metrics.addr === undefined,
     auth: config.metrics.auth,
   } : undefined;
@@ -135,7 +141,15 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
 
   // A changed CRL file applies without a restart; connections verified before are closed.
   clientCerts?.listener.attach(app.server as HttpsServer, () => (app.server as HttpsServer).setSecureContext(secureContext()));
-  scheduler.start();
+  if (member) {
+    const worker = String(member.index);
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.header('berth-worker', worker);
+      done();
+    });
+  }
+  // In a cluster, worker 0 runs the background jobs; every worker flushes its own pull counts.
+  scheduler.start(member && !member.jobs ? (job) => job.local === true : undefined);
 
   const { host, port } = splitAddr(config.http.addr);
   await app.listen({ host, port });
@@ -145,7 +159,12 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const storage = config.storage.s3
     ? `s3://${config.storage.s3.bucket}/${config.storage.s3.rootdirectory ?? ''}`
     : config.storage.filesystem?.rootdirectory;
-  logger.info({ url, storage, metadata: config.metadata.driver }, 'berth is listening');
+  if (member) {
+    logger.info({ url, worker: member.index, pid: process.pid }, 'worker is listening');
+    member.listening(url);
+  } else {
+    logger.info({ url, storage, metadata: config.metadata.driver }, 'berth is listening');
+  }
   // A Harbor scanner adapter pulls from Berth with pull-only tokens for the repository it scans.
   composition.scanning.remote?.attach(scannerCredentials(config, auth), config.scanning.scanner.registryurl ?? config.http.host ?? url);
   const metricsListener = appMetrics && config.metrics.addr ? await listenForMetrics(...hostPort(config.metrics.addr), appMetrics.scrape) : undefined;

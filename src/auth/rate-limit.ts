@@ -1,3 +1,5 @@
+import { peers } from '../core/peers.js';
+
 /** The failed-login throttle's settings (auth.ratelimit). */
 export interface RateLimitSettings {
   /** Failures tolerated for one account from one client address within `windowMs`. */
@@ -15,6 +17,9 @@ export interface Blocked {
   first: boolean;
 }
 
+/** What a worker tells its siblings about each login (src/core/peers.ts). */
+const PEER_TOPIC = 'login-throttle';
+
 interface Entry {
   /** Failure times within the window, oldest first. */
   times: number[];
@@ -30,13 +35,21 @@ interface Entry {
  * within the window, that pair waits `backoffMs`, then twice as long after each further
  * failure (at most the window). A client address failing `perIp` times across accounts waits
  * the same way for every account. A success clears the pair (not the address: one good password
- * must not reset a spray). Counters live in this process: with several replicas each applies
- * the limits on its own (docs/security.md).
+ * must not reset a spray). Counters live in this process: the workers of one server tell each
+ * other every failure and success (src/core/peers.ts), so they count together; with several
+ * replicas each applies the limits on its own (docs/security.md).
  */
 export class LoginRateLimiter {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly settings: RateLimitSettings) {}
+  constructor(private readonly settings: RateLimitSettings) {
+    peers().subscribe(PEER_TOPIC, (message) => {
+      const { op, account, ip, at } = (message ?? {}) as { op?: unknown; account?: unknown; ip?: unknown; at?: unknown };
+      if (typeof account !== 'string' || typeof ip !== 'string') return;
+      if (op === 'fail' && typeof at === 'number') this.failAt(account, ip, at);
+      else if (op === 'succeed') this.entries.delete(this.keys(account, ip)[0]);
+    });
+  }
 
   /** Null when `account` may try from `ip` now; otherwise how long to wait. */
   blocked(account: string, ip: string): Blocked | null {
@@ -54,14 +67,20 @@ export class LoginRateLimiter {
 
   fail(account: string, ip: string): void {
     const now = Date.now();
+    this.failAt(account, ip, now);
+    peers().publish(PEER_TOPIC, { op: 'fail', account, ip, at: now });
+  }
+
+  succeed(account: string, ip: string): void {
+    // Every worker holds the same entries (failures are told to all): nothing to tell when none is here.
+    if (this.entries.delete(this.keys(account, ip)[0])) peers().publish(PEER_TOPIC, { op: 'succeed', account, ip });
+  }
+
+  private failAt(account: string, ip: string, now: number): void {
     const [pair, address] = this.keys(account, ip);
     this.record(pair!, this.settings.failures, now);
     this.record(address!, this.settings.perIp, now);
     if (this.entries.size > 100_000) this.prune(now);
-  }
-
-  succeed(account: string, ip: string): void {
-    this.entries.delete(this.keys(account, ip)[0]!);
   }
 
   private keys(account: string, ip: string): [string, string] {

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { peers } from '../core/peers.js';
 import type { IdentityBindings } from './bindings.js';
 import type { ChangeActor, IdentityBindingRows, UserRecord, UserRows } from './ports.js';
 import { safeEqual, validateUsername } from './secrets.js';
@@ -116,6 +117,9 @@ export type ExternalOutcome = ExternalLogin | null | { unavailable: string[] };
  * The Authenticator's side of the seam: asks the sources, creates and updates the users rows
  * of external users and replaces their grants from the bindings.
  */
+/** What a worker tells its siblings when a cached external login must go (src/core/peers.ts). */
+const FORGET_TOPIC = 'external-logins.forget';
+
 export class ExternalIdentities {
   private readonly caches = new Map<string, VerificationCache>();
 
@@ -130,6 +134,11 @@ export class ExternalIdentities {
       names.add(source.name);
       this.caches.set(source.name, new VerificationCache(source.cacheTtlMs ?? 0));
     }
+    // A credential revoked through another worker of this server is dropped here too.
+    peers().subscribe(FORGET_TOPIC, (message) => {
+      const { source, username } = (message ?? {}) as { source?: unknown; username?: unknown };
+      if (typeof source === 'string' && typeof username === 'string') this.caches.get(source)?.forget(username);
+    });
   }
 
   get enabled(): boolean {
@@ -222,6 +231,7 @@ export class ExternalIdentities {
   /** Drops `username`'s cached logins through `sourceName` on this process (a revoked credential must not outlive its revocation here). */
   forget(sourceName: string, username: string): void {
     this.caches.get(sourceName)?.forget(username);
+    peers().publish(FORGET_TOPIC, { source: sourceName, username });
   }
 
   async close(): Promise<void> {

@@ -68,9 +68,10 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
 
 /**
  * BERTH_* variables that are not configuration keys but are read elsewhere: the config file's
- * name, the initial admin's password, and the test suite's switches (BERTH_TEST_*).
+ * name, the initial admin's password, a cluster worker's place (BERTH_WORKER, src/cluster.ts),
+ * and the test suite's switches (BERTH_TEST_*).
  */
-const NON_KEY_VARIABLES = /^BERTH_(CONFIG|ADMIN_PASSWORD|TEST_\w+)$/;
+const NON_KEY_VARIABLES = /^BERTH_(CONFIG|ADMIN_PASSWORD|WORKER|TEST_\w+)$/;
 
 /** applyEnvOverrides, also telling which variable set which key, and which BERTH_* variables name no key. */
 function mergeEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): { merged: Record<string, unknown>; sources: Map<string, string>; unknown: string[] } {

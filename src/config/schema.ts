@@ -144,6 +144,17 @@ export const configSchema = z
       })
       .strict()
       .default({ addr: '0.0.0.0:5000', headerstimeout: '30s', idletimeout: '2m', trustproxy: false }),
+    /**
+     * The server's processes (docs/deploy.md › Workers). `workers`: how many worker processes
+     * `berth serve` forks, each serving HTTP on the same port (node:cluster); `auto` (the
+     * default) is one per core (os.availableParallelism()); 1 runs today's single process.
+     */
+    server: z
+      .object({
+        workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
+      })
+      .strict()
+      .default({ workers: 'auto' }),
     data: z
       .object({ dir: z.string().min(1).default('./data') })
       .strict()

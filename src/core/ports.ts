@@ -187,8 +187,19 @@ export interface RepositoryWrites {
 export interface UploadRows {
   create(upload: Omit<UploadRecord, 'updatedAt'>): Promise<void>;
   get(id: string): Promise<UploadRecord | null>;
-  /** Compare-and-set: updates only if the stored size is still `expectedSize`. */
-  update(id: string, expectedSize: number, size: number, staging: StagingState): Promise<boolean>;
+  /**
+   * Compare-and-set: updates only if the stored size is still `expectedSize` (and, with
+   * `writer`, only while that writer holds the session, which the update then frees).
+   */
+  update(id: string, expectedSize: number, size: number, staging: StagingState, writer?: string): Promise<boolean>;
+  /**
+   * Makes `writer` the session's only writer until `until` (epoch ms) when nobody holds it,
+   * its holder's time ran out before `now`, or `writer` holds it already (a renewal). One
+   * conditional update, so two processes never both hold it. False: another writer does.
+   */
+  claim(id: string, writer: string, now: number, until: number): Promise<boolean>;
+  /** Frees the session if `writer` still holds it. */
+  unclaim(id: string, writer: string): Promise<void>;
   delete(id: string): Promise<boolean>;
   listOlderThan(cutoff: Date, limit: number): Promise<UploadRecord[]>;
   /** The receipt of a finished session (see UploadFinish), or null. */

@@ -30,6 +30,8 @@ export interface RegistryOptions {
   maxPageSize: number;
   /** Running upload hashes kept in memory (default MAX_HELD_HASHES). */
   maxHeldHashes?: number;
+  /** Upload requests hold their session in the metadata database against other processes (default true; see UploadLimits). */
+  claimUploadWriters?: boolean;
 }
 
 export interface BlobHandle {
@@ -108,6 +110,7 @@ export class Registry {
       maxBlobSize: options.maxBlobSize,
       maxConcurrentTransfers: options.maxConcurrentUploads,
       maxHeldHashes: options.maxHeldHashes,
+      claimWriters: options.claimUploadWriters,
     }, {
       start: (repository, op) => this.policies.check('upload.start', { repository, actor: op.actor ?? null }, null),
       check: (commit) => this.checkBlob(commit),

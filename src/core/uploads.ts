@@ -13,6 +13,11 @@ export interface UploadLimits {
   maxConcurrentTransfers: number;
   /** Running hashes kept in memory (default MAX_HELD_HASHES). */
   maxHeldHashes?: number;
+  /**
+   * Whether a request holds its session in the metadata database against other processes
+   * (default true). Only a single process on its own SQLite file can do without.
+   */
+  claimWriters?: boolean;
 }
 
 /** A blob whose bytes are complete and verified, about to be recorded. */
@@ -111,7 +116,7 @@ export class UploadService {
    * chunk must start exactly where the upload ends, else 416 with the current range.
    */
   async append(repository: string, id: string, body: Readable, range?: ChunkRange, declaredLength?: number): Promise<UploadStatus> {
-    return this.exclusive(id, async () => {
+    return this.exclusive(id, async (claim) => {
       const record = await this.find(repository, id);
       if (range) {
         if (range.start !== record.size || range.end < range.start - 1) {
@@ -125,7 +130,7 @@ export class UploadService {
       if (this.limits.maxBlobSize > 0 && declaredLength !== undefined && record.size + declaredLength > this.limits.maxBlobSize) {
         throw tooBig(this.limits.maxBlobSize);
       }
-      const size = await this.transfer(record, body, range ? range.end - range.start + 1 : undefined);
+      const size = await this.transfer(record, body, range ? range.end - range.start + 1 : undefined, claim);
       return { id, repository, size };
     }, body);
   }
@@ -154,7 +159,7 @@ export class UploadService {
       if (await this.alreadyHolds(repository, id, expected)) body.resume();
       else await this.append(repository, id, body, range, declaredLength);
     }
-    return this.exclusive(id, async () => {
+    return this.exclusive(id, async (claim) => {
       const record = await this.find(repository, id);
       const actual = await this.digestOf(record, expected.algorithm);
       if (actual !== expected.value) {
@@ -168,6 +173,8 @@ export class UploadService {
       await this.hooks.check(commit);
       await this.blobs.commitUpload(id, record.staging, expected.value, record.size).catch((err) => this.lostIf(record, err));
       await this.hooks.commit(commit);
+      // The commit deleted the session row, and its claim with it.
+      claim.released = true;
       this.hashes.delete(id);
       // The session row is gone with the commit: only now may its staging area go (best effort:
       // a crash here leaves segments no session names, which fsck --repair removes).
@@ -255,7 +262,7 @@ export class UploadService {
     return record;
   }
 
-  private async transfer(record: UploadRecord, body: Readable, expectedLength: number | undefined): Promise<number> {
+  private async transfer(record: UploadRecord, body: Readable, expectedLength: number | undefined, claim: Claim): Promise<number> {
     if (this.transfers >= this.limits.maxConcurrentTransfers) {
       body.resume();
       throw new RegistryError('TOOMANYREQUESTS', `too many uploads in progress (limit ${this.limits.maxConcurrentTransfers}); retry later`);
@@ -280,10 +287,11 @@ export class UploadService {
         throw rangeError(record, `received ${meter.bytes} bytes, but Content-Range announced ${expectedLength}`);
       }
       const size = record.size + meter.bytes;
-      if (!(await this.sessions.update(record.id, record.size, size, staging))) {
+      if (!(await this.sessions.update(record.id, record.size, size, staging, claim.renewal ? claim.writer : undefined))) {
         this.hashes.delete(record.id);
         throw new RegistryError('BLOB_UPLOAD_INVALID', 'upload was modified concurrently; query its status and resume');
       }
+      claim.released = true;
       this.rememberHash(record.id, { hash: state.hash, size });
       return size;
     } finally {
@@ -358,23 +366,59 @@ export class UploadService {
    * request that arrives meanwhile (the client resuming at once) waits for it instead of
    * being refused. A live writer makes a second request fail at once.
    */
-  private async exclusive<T>(id: string, fn: () => Promise<T>, body?: Readable): Promise<T> {
-    if (!(await this.settled(id))) {
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload; wait for it, then resume');
-    }
+  private async exclusive<T>(id: string, fn: (claim: Claim) => Promise<T>, body?: Readable): Promise<T> {
+    if (!(await this.settled(id))) throw anotherWriter();
     let release!: () => void;
     const writer: Writer = { receiving: body !== undefined && !body.readableEnded, done: new Promise<void>((resolve) => (release = resolve)) };
     // The body ended, or its client went away (cut mid-body): either way nothing more arrives.
     const received = () => (writer.receiving = false);
     for (const event of ['end', 'close', 'aborted']) body?.once(event, received);
     this.busy.set(id, writer);
+    let claim: Claim | null = null;
     try {
-      return await fn();
+      claim = await this.claim(id);
+      return await fn(claim);
     } finally {
       for (const event of ['end', 'close', 'aborted']) body?.off(event, received);
+      if (claim) await this.unclaim(id, claim);
       this.busy.delete(id);
       release();
     }
+  }
+
+  /**
+   * Holds session `id` in the metadata database for this request, against requests of other
+   * processes (the server's other workers, other replicas): two of them appending at once would
+   * write the same staging bytes. Renewed while the request works; a crashed holder's claim runs
+   * out after WRITER_TTL_MS. A session another process holds is waited for briefly (a request
+   * whose client went away there is unwinding), then refused like a writer of this process.
+   * Unknown sessions pass here: the request's own look-up reports them.
+   */
+  private async claim(id: string): Promise<Claim> {
+    const claim: Claim = { writer: `${WRITER_PREFIX}${randomUUID()}`, released: false, renewal: null };
+    if (this.limits.claimWriters === false || !SESSION_ID.test(id)) return claim;
+    const started = Date.now();
+    for (;;) {
+      const now = Date.now();
+      if (await this.sessions.claim(id, claim.writer, now, now + WRITER_TTL_MS)) break;
+      if ((await this.sessions.get(id)) === null) return claim;
+      if (Date.now() - started >= OTHER_PROCESS_WAIT_MS) throw anotherWriter();
+      await sleep(25);
+    }
+    claim.renewal = setInterval(() => {
+      const now = Date.now();
+      this.sessions.claim(id, claim.writer, now, now + WRITER_TTL_MS).catch(() => undefined);
+    }, WRITER_TTL_MS / 3);
+    claim.renewal.unref();
+    return claim;
+  }
+
+  private async unclaim(id: string, claim: Claim): Promise<void> {
+    if (claim.renewal) clearInterval(claim.renewal);
+    // Freed already by the size update that recorded the request's bytes, or never taken.
+    if (claim.released || !claim.renewal) return;
+    // Best effort: a claim left behind runs out after WRITER_TTL_MS.
+    await this.sessions.unclaim(id, claim.writer).catch(() => undefined);
   }
 
   /**
@@ -392,6 +436,26 @@ export class UploadService {
     return true;
   }
 }
+
+/** This request's hold on a session in the metadata database (see UploadService.claim). */
+interface Claim {
+  writer: string;
+  /** The size update that recorded this request's bytes freed the session too. */
+  released: boolean;
+  /** Renews the claim while the request works (null: nothing was claimed, the session is unknown). */
+  renewal: NodeJS.Timeout | null;
+}
+
+function anotherWriter(): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload; wait for it, then resume');
+}
+
+/** How long a session's writer holds it without renewing (renewed every third of it). */
+const WRITER_TTL_MS = 15_000;
+/** How long a request waits for a writer of another process to leave the session. */
+const OTHER_PROCESS_WAIT_MS = 500;
+/** Tells an operator which process holds a session (`uploads.writer`). */
+const WRITER_PREFIX = `${process.pid}:`;
 
 /** A request on an upload session, as seen by the next one. */
 interface Writer {

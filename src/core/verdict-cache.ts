@@ -1,3 +1,5 @@
+import { peers } from './peers.js';
+
 /**
  * What a pull policy caches per project: the project's counters as last read (`state`; null: no
  * policy), when they were last compared, and the verdicts reached under them.
@@ -7,6 +9,9 @@ export interface CachedProject<S, V> {
   checkedAt: number;
   verdicts: Map<string, V>;
 }
+
+/** What a worker tells its siblings when a project's verdicts may have changed (src/core/peers.ts). */
+const PEER_TOPIC = 'verdict-cache.touch';
 
 /** Verdicts kept per project (the cache starts over beyond). */
 const MAX_VERDICTS = 20_000;
@@ -28,7 +33,10 @@ export class CounterCheckedCache<S, V, E extends CachedProject<S, V>> {
     /** Whether two readings of the counters are the same (nothing changed in between). */
     private readonly same: (a: S, b: S) => boolean,
     private readonly refreshMs: number,
-  ) {}
+  ) {
+    // A change on another worker of this server applies here at the next pull, not after refreshMs.
+    peers().subscribe(PEER_TOPIC, (project) => this.touch(typeof project === 'string' ? project : undefined, false));
+  }
 
   /** The project's entry, re-read when the counters moved (`fresh`: compare them now). */
   async current(project: string, fresh = false): Promise<E> {
@@ -45,13 +53,15 @@ export class CounterCheckedCache<S, V, E extends CachedProject<S, V>> {
     return loaded;
   }
 
-  /** Drops a project's entry (after a change on this replica: it applies here at once). */
+  /** Drops a project's entry (after a change on this replica: it applies here at once, and on this server's other workers at their next pull). */
   forget(project: string): void {
     this.projects.delete(project);
+    peers().publish(PEER_TOPIC, project);
   }
 
-  /** Compare the counters at the next pull of `project` (or of every project). */
-  touch(project?: string): void {
+  /** Compare the counters at the next pull of `project` (or of every project), here and in this server's other workers. */
+  touch(project?: string, tellPeers = true): void {
+    if (tellPeers) peers().publish(PEER_TOPIC, project ?? null);
     if (project === undefined) {
       for (const cached of this.projects.values()) cached.checkedAt = 0;
       return;

@@ -28,6 +28,11 @@ export interface Job {
    * takes its own lease (GC shares the `gc` lease with `berth gc`).
    */
   scope?: 'lease' | 'process';
+  /**
+   * The job handles this process's own memory (flushing its pull counts): every worker of a
+   * `berth serve` cluster runs it. Other jobs run in one worker of each server (`start`'s `only`).
+   */
+  local?: boolean;
   leaseTtlMs?: number;
   /** 'runs' (default): every run is recorded. 'work': only runs that were not idle (for jobs ticking every second). */
   history?: 'runs' | 'work';
@@ -71,8 +76,12 @@ export class Scheduler {
     this.jobs.set(job.name, { job, timer: null });
   }
 
-  start(): void {
-    for (const entry of this.jobs.values()) entry.timer ??= this.timerFor(entry.job);
+  /**
+   * Starts the timers. With `only`, the other jobs get no timer that fires, only one that tells
+   * when they next run (another worker of this server runs them; `list` still answers for them).
+   */
+  start(only?: (job: Job) => boolean): void {
+    for (const entry of this.jobs.values()) entry.timer ??= !only || only(entry.job) ? this.timerFor(entry.job) : passiveTimer(entry.job);
   }
 
   list(): JobInfo[] {
@@ -178,4 +187,15 @@ export class Scheduler {
     const runId = id ?? (await this.history.start(job.name, this.holder, startedAt));
     await this.history.finish(runId, result?.idle ? 'skipped' : 'ok', result?.summary, new Date());
   }
+}
+
+/** When a job another process runs is next due, by its schedule (nothing fires here). */
+function passiveTimer(job: Job): { stop(): void; next(): Date | null } {
+  if ('cron' in job.schedule) {
+    const cron = new Cron(job.schedule.cron, { paused: true });
+    return { stop: () => cron.stop(), next: () => cron.nextRun() };
+  }
+  const every = job.schedule.everyMs;
+  const started = Date.now();
+  return { stop: () => undefined, next: () => new Date(started + Math.ceil((Date.now() - started + 1) / every) * every) };
 }

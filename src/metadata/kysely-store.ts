@@ -211,14 +211,29 @@ class UploadQueries implements UploadRows {
     return row ? toUpload(row) : null;
   }
 
-  async update(id: string, expectedSize: number, size: number, staging: StagingState): Promise<boolean> {
+  async update(id: string, expectedSize: number, size: number, staging: StagingState, writer?: string): Promise<boolean> {
+    let query = this.db
+      .updateTable('uploads')
+      .set({ size, staging: serialiseStaging(staging), updated_at: Date.now(), ...(writer === undefined ? {} : { writer: null, writer_until: null }) })
+      .where('id', '=', id)
+      .where('size', '=', expectedSize);
+    if (writer !== undefined) query = query.where('writer', '=', writer);
+    const result = await query.executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async claim(id: string, writer: string, now: number, until: number): Promise<boolean> {
     const result = await this.db
       .updateTable('uploads')
-      .set({ size, staging: serialiseStaging(staging), updated_at: Date.now() })
+      .set({ writer, writer_until: until })
       .where('id', '=', id)
-      .where('size', '=', expectedSize)
+      .where((eb) => eb.or([eb('writer', 'is', null), eb('writer', '=', writer), eb('writer_until', '<', now)]))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
+  }
+
+  async unclaim(id: string, writer: string): Promise<void> {
+    await this.db.updateTable('uploads').set({ writer: null, writer_until: null }).where('id', '=', id).where('writer', '=', writer).execute();
   }
 
   async delete(id: string): Promise<boolean> {
@@ -227,7 +242,16 @@ class UploadQueries implements UploadRows {
   }
 
   async listOlderThan(cutoff: Date, limit: number): Promise<UploadRecord[]> {
-    const rows = await this.db.selectFrom('uploads').selectAll().where('updated_at', '<', cutoff.getTime()).orderBy('updated_at').limit(limit).execute();
+    // A session a request is writing right now (in any process) is not idle, whatever its last append.
+    const now = Date.now();
+    const rows = await this.db
+      .selectFrom('uploads')
+      .selectAll()
+      .where('updated_at', '<', cutoff.getTime())
+      .where((eb) => eb.or([eb('writer_until', 'is', null), eb('writer_until', '<', now)]))
+      .orderBy('updated_at')
+      .limit(limit)
+      .execute();
     return rows.map(toUpload);
   }
 

@@ -23,6 +23,7 @@ import * as replication from './migrations/0021-replication.js';
 import * as proxyCacheCore from './migrations/0022-proxy-cache-core.js';
 import * as proxyKeepDeletedTags from './migrations/0023-proxy-keep-deleted-tags.js';
 import * as ui from './migrations/0024-ui.js';
+import * as uploadWriters from './migrations/0026-upload-writers.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -59,6 +60,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0022-proxy-cache-core': proxyCacheCore,
   '0023-proxy-keep-deleted-tags': proxyKeepDeletedTags,
   '0024-ui': ui,
+  '0026-upload-writers': uploadWriters,
 };
 
 /**

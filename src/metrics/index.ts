@@ -108,7 +108,7 @@ export class BerthMetrics {
       pool: (read) => {
         if (this.prom.registry.getSingleMetric('berth_metadata_pool_connections')) return;
         const gauge = (name: string, help: string, pick: (usage: PoolUsage) => number) =>
-          this.prom.gauge({ name, help, collect: async () => [{ labels: {}, value: pick(read()) }] });
+          this.prom.gauge({ name, help, aggregate: 'sum', collect: async () => [{ labels: {}, value: pick(read()) }] });
         gauge('berth_metadata_pool_connections', 'Connections the metadata pool holds (PostgreSQL)', (u) => u.total);
         gauge('berth_metadata_pool_idle_connections', 'Idle connections in the metadata pool (PostgreSQL)', (u) => u.idle);
         gauge('berth_metadata_pool_waiting_queries', 'Queries waiting for a metadata pool connection (PostgreSQL)', (u) => u.waiting);
@@ -127,7 +127,7 @@ export class BerthMetrics {
         () => [{ labels: {}, value: 0 }],
       ),
     );
-    this.prom.gauge({ name: 'berth_ready', help: '1 when this replica can serve (its metadata database and storage answer), else 0', collect: ready });
+    this.prom.gauge({ name: 'berth_ready', help: '1 when this replica can serve (its metadata database and storage answer), else 0', aggregate: 'min', collect: ready });
   }
 
   async scrape(): Promise<{ contentType: string; body: string }> {
@@ -140,7 +140,7 @@ export class BerthMetrics {
     prom.gauge({ name: 'berth_storage_physical_bytes', help: 'Bytes stored: every blob once, after deduplication', collect: async () => (await stored()).map((s) => ({ labels: {}, value: s.bytes })) });
     prom.gauge({ name: 'berth_storage_blobs', help: 'Blobs stored (deduplicated)', collect: async () => (await stored()).map((s) => ({ labels: {}, value: s.blobs })) });
     if (this.settings.storageCapacityBytes > 0) {
-      prom.gauge({ name: 'berth_storage_capacity_bytes', help: 'Capacity of the storage as configured (metrics.storagecapacity)' }).set({}, this.settings.storageCapacityBytes);
+      prom.gauge({ name: 'berth_storage_capacity_bytes', help: 'Capacity of the storage as configured (metrics.storagecapacity)', aggregate: 'max' }).set({}, this.settings.storageCapacityBytes);
     }
 
     const quotas = prom.cached('berth_project_usage_bytes', sources.quotas);

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CounterMetric, GaugeMetric, GaugeSample, HistogramMetric, Labels, MetricSpec, MetricsRegistry } from '../core/metrics.js';
 
 /**
@@ -24,6 +24,16 @@ export class PromMetrics implements MetricsRegistry {
     return this;
   }
 
+  /**
+   * This process is a worker of a `berth serve` cluster: its series are what the primary's
+   * prom-client AggregatorRegistry gathers and sums with the other workers' (src/cluster.ts).
+   */
+  joinClusterAggregation(): void {
+    AggregatorRegistry.setRegistries([this.registry]);
+    // Constructing one installs prom-client's listener for the primary's requests in this worker.
+    new AggregatorRegistry();
+  }
+
   counter<L extends string = never>(spec: MetricSpec<L>): CounterMetric<L> & { prom: Counter<L> } {
     const prom = new Counter<L>({ name: spec.name, help: spec.help, labelNames: spec.labels ?? [], registers: [this.registry] });
     return {
@@ -32,13 +42,19 @@ export class PromMetrics implements MetricsRegistry {
     };
   }
 
-  gauge<L extends string = never>(spec: MetricSpec<L> & { collect?: () => Promise<GaugeSample<L>[]> }): GaugeMetric<L> & { prom: Gauge<L> } {
+  /**
+   * A gauge. `aggregate`: how a cluster's workers' values combine (src/cluster.ts). By default a
+   * gauge a scrape computes (`collect`: a count in the shared database) is the same in every
+   * worker, so the largest is shown, not the sum; one each process moves itself is summed.
+   */
+  gauge<L extends string = never>(spec: MetricSpec<L> & { collect?: () => Promise<GaugeSample<L>[]>; aggregate?: 'sum' | 'max' | 'min' }): GaugeMetric<L> & { prom: Gauge<L> } {
     const load = spec.collect ? this.cached(spec.name, spec.collect) : undefined;
     const prom = new Gauge<L>({
       name: spec.name,
       help: spec.help,
       labelNames: spec.labels ?? [],
       registers: [this.registry],
+      aggregator: spec.aggregate ?? (spec.collect ? 'max' : 'sum'),
       ...(load
         ? {
             async collect(this: Gauge<L>) {

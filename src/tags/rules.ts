@@ -1,6 +1,10 @@
 import picomatch from 'picomatch';
 import { projectOf } from '../core/names.js';
+import { peers } from '../core/peers.js';
 import type { ImmutableRule, RuleSnapshot, Selector, TagsTxQueries } from './ports.js';
+
+/** What a worker tells its siblings when a project's rules changed (src/core/peers.ts). */
+const PEER_TOPIC = 'tag-rules.forget';
 
 /** A rule with its globs compiled once per load, not per push. */
 interface CompiledRule {
@@ -45,7 +49,10 @@ export function describeRule(rule: ImmutableRule): string {
 export class ImmutableRules {
   private readonly cache = new Map<string, CachedRules>();
 
-  constructor(private readonly refreshMs = RULE_REFRESH_MS) {}
+  constructor(private readonly refreshMs = RULE_REFRESH_MS) {
+    // A rule changed on another worker of this server: re-check its version at the next push.
+    peers().subscribe(PEER_TOPIC, (project) => typeof project === 'string' && this.cache.delete(project));
+  }
 
   /** The first enabled rule that makes `repository:tag` immutable, or null (Harbor: first match wins). */
   async protecting(queries: TagsTxQueries, repository: string, tag: string): Promise<ImmutableRule | null> {
@@ -55,9 +62,10 @@ export class ImmutableRules {
     return rules.find((r) => r.repository(name) && r.tag(tag))?.rule ?? null;
   }
 
-  /** Drops a project's cached rules (after a change on this replica: applies at once here). */
+  /** Drops a project's cached rules (after a change on this replica: applies at once here, and in this server's other workers). */
   forget(project: string): void {
     this.cache.delete(project);
+    peers().publish(PEER_TOPIC, project);
   }
 
   private async current(queries: TagsTxQueries, project: string): Promise<CompiledRule[]> {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,17 +44,48 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, e
   const parsed = configSchema.parse(raw);
   const config = resolveConfigPaths(parsed);
   const server = await startServer(config, pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }));
+  const cluster = TEST_WORKERS > 1 ? await startClusterBeside(server, raw, dataDir, env) : null;
+  const close = async () => {
+    await cluster?.stop();
+    await server.close();
+  };
   return {
     ...server,
+    ...(cluster ? { url: cluster.url, metricsUrl: server.metricsUrl?.replace(server.url, cluster.url), close } : {}),
     dataDir,
     config,
     async destroy() {
-      await server.close();
+      await close();
       rmSync(dataDir, { recursive: true, force: true });
       await dropDeploymentDatabase(path.resolve(dataDir));
       await dropMysqlDeploymentDatabase(path.resolve(dataDir));
     },
   };
+}
+
+/**
+ * BERTH_TEST_WORKERS=N (scripts/test.sh runs the HTTP and interop suites once with 2): every
+ * test server is `berth serve --workers N`, a real child process with the same configuration,
+ * and its `url` is the cluster's. The in-process server started first (it migrates the database)
+ * stays up beside it, so tests that read the stores (`server.stores`) still see what the cluster
+ * wrote; what lives in a process's memory (its pull counter, its app's routes) is the in-process
+ * server's, and the tests that read it are not run in that pass (scripts/test.sh names them).
+ * `berth serve` children (startBerthProcess) get N workers too.
+ */
+const TEST_WORKERS = Number(process.env.BERTH_TEST_WORKERS ?? '1');
+
+async function startClusterBeside(server: RunningServer, raw: Record<string, unknown>, dataDir: string, env: NodeJS.ProcessEnv): Promise<BerthProcess> {
+  const file = path.join(os.tmpdir(), `berth-cluster-config-${randomUUID()}.json`);
+  // JSON is YAML: the child reads the very configuration the in-process server runs with.
+  writeFileSync(file, JSON.stringify(raw));
+  try {
+    return await startBerthProcess({ ...env, BERTH_DATA_DIR: dataDir, BERTH_SERVER_WORKERS: String(TEST_WORKERS) }, ['--config', file]);
+  } catch (err) {
+    await server.close();
+    throw err;
+  } finally {
+    rmSync(file, { force: true });
+  }
 }
 
 /**
@@ -112,14 +143,18 @@ const START_TIMEOUT_MS = 60_000;
 
 /**
  * Starts `berth serve` as a real child process (as users run it), on a random port
- * unless BERTH_HTTP_ADDR is given in `env`, and waits until it listens.
+ * unless BERTH_HTTP_ADDR is given in `env`, and waits until it listens. `args` go before
+ * `serve` (global options such as --config), `serveArgs` after it (--workers 2). One worker
+ * (BERTH_TEST_WORKERS in the cluster pass) unless `env` or `serveArgs` ask for more
+ * (BERTH_SERVER_WORKERS, --workers): the tests that start processes are about other things, and
+ * a cluster per process would multiply their cost; test/cluster runs clusters.
  */
-export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<BerthProcess> {
+export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] = [], serveArgs: string[] = []): Promise<BerthProcess> {
   const metadataEnv = await testMetadataEnv(env.BERTH_DATA_DIR, env);
   const storageEnv = await testStorageEnv(env.BERTH_DATA_DIR, env);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args, 'serve'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args, 'serve', ...serveArgs], {
     cwd: ROOT,
-    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', ...metadataEnv, ...storageEnv, ...env },
+    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', BERTH_SERVER_WORKERS: String(TEST_WORKERS), ...metadataEnv, ...storageEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -97,7 +97,9 @@ function operations(store: MetadataStore) {
       }),
     createUpload: (upload: Omit<UploadRecord, 'updatedAt'>) => store.uploads.create(upload),
     getUpload: (id: string) => store.uploads.get(id),
-    updateUpload: (id: string, expected: number, size: number, staging: unknown) => store.uploads.update(id, expected, size, staging),
+    updateUpload: (id: string, expected: number, size: number, staging: unknown, writer?: string) => store.uploads.update(id, expected, size, staging, writer),
+    claimUpload: (id: string, writer: string, now: number, until: number) => store.uploads.claim(id, writer, now, until),
+    unclaimUpload: (id: string, writer: string) => store.uploads.unclaim(id, writer),
     deleteUpload: (id: string) => store.uploads.delete(id),
     listUploadsOlderThan: (cutoff: Date, limit: number) => store.uploads.listOlderThan(cutoff, limit),
     receipt: (id: string) => store.uploads.receipt(id),
@@ -331,6 +333,27 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         assert.equal(got?.size, 100);
         assert.deepEqual(got?.staging, { v: 1 });
         assert.equal(await store.updateUpload('no-such-upload', 0, 1, null), false);
+      });
+
+      it('claimUpload: one writer at a time across processes; renewals, expiry, unclaim, and the freeing size update', async () => {
+        const id = randomBytes(8).toString('hex');
+        await store.createUpload({ id, repository: repo('claim'), size: 0, staging: null, createdAt: new Date() });
+        const now = Date.now();
+        assert.equal(await store.claimUpload(id, 'a', now, now + 10_000), true);
+        assert.equal(await store.claimUpload(id, 'b', now, now + 10_000), false, 'held by a');
+        assert.equal(await store.claimUpload(id, 'a', now + 1, now + 20_000), true, 'a renews');
+        assert.equal(await store.claimUpload(id, 'b', now + 15_000, now + 30_000), false, 'a renewed past this instant');
+        assert.equal(await store.claimUpload(id, 'b', now + 20_001, now + 30_000), true, 'a ran out: b takes over');
+        assert.equal(await store.updateUpload(id, 0, 10, null, 'a'), false, 'a no longer holds it: its bytes are not recorded');
+        assert.equal(await store.updateUpload(id, 0, 10, null, 'b'), true, 'the holder records its bytes');
+        assert.equal(await store.claimUpload(id, 'c', now + 20_002, now + 40_000), true, 'that update freed the session');
+        await store.unclaimUpload(id, 'b');
+        assert.equal(await store.claimUpload(id, 'd', now + 20_003, now + 40_000), false, 'unclaim by a non-holder changes nothing');
+        await store.unclaimUpload(id, 'c');
+        assert.equal(await store.claimUpload(id, 'd', now + 20_003, now + 40_000), true);
+        const racers = await Promise.all(['e', 'f', 'g', 'h'].map((w) => store.claimUpload(id, w, now + 40_001, now + 50_000)));
+        assert.equal(racers.filter(Boolean).length, 1, 'of writers racing for an expired claim exactly one wins');
+        assert.equal(await store.claimUpload('no-such-upload', 'a', now, now + 1), false);
       });
 
       it('concurrent updates from the same size: exactly one wins', async () => {
