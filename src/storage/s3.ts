@@ -32,11 +32,6 @@ const MAX_PARTS = 10_000;
 const COPY_CONCURRENCY = 4;
 /** Connections to S3 open at once (per process). */
 const MAX_SOCKETS = 256;
-/** Bytes per GET of a big read: while one part goes to the client, the next is fetched (read-ahead). */
-export const READ_PART_SIZE = 8 * 1024 * 1024;
-/** Big reads with read-ahead at once (two parts in memory each); more stream as one GET each. */
-const READ_AHEAD_STREAMS = 4;
-let readingAhead = 0;
 /** Lifetime of a presigned GET URL (Distribution's default is 20 minutes too). */
 const REDIRECT_EXPIRY_SECONDS = 20 * 60;
 
@@ -120,8 +115,6 @@ export class S3BlobStore implements BlobStore {
 
   async openRange(digest: string, range?: ByteRange): Promise<Readable> {
     try {
-      const length = range ? range.end - range.start + 1 : 0;
-      if (range && Number.isFinite(length) && length > READ_PART_SIZE && readingAhead < READ_AHEAD_STREAMS) return await this.readAhead(this.blobKey(digest), range);
       return await this.readObject(this.blobKey(digest), range);
     } catch (err) {
       if (isNotFound(err)) throw new BlobNotFoundError(digest);
@@ -418,56 +411,9 @@ export class S3BlobStore implements BlobStore {
    * Range they consider trivial (s3rver answers `bytes=0-0` with the whole object), so the
    * stream is cut at the requested length rather than trusting the server.
    */
-  /**
-   * A big range as consecutive READ_PART_SIZE GETs, the next one fetched (into memory, at most
-   * one part) while the current one is sent: one GET's stream stalls whenever the client's
-   * socket is full, and its first bytes wait a round trip. The first part is requested before
-   * this returns, so a missing blob fails here as with one GET.
-   */
-  private async readAhead(key: string, range: ByteRange): Promise<Readable> {
-    const partOf = (start: number): ByteRange => ({ start, end: Math.min(range.end, start + READ_PART_SIZE - 1) });
-    const fetchPart = (part: ByteRange, signal: AbortSignal) => this.readObject(key, part, signal).then((body) => collect(body, signal));
-    const controller = new AbortController();
-    const first = partOf(range.start);
-    const firstBody = await this.readObject(key, first, controller.signal);
-    readingAhead++;
-    let open = true;
-    // Once, whether the parts ran to their end, failed, or the stream was destroyed before it started them.
-    const release = () => {
-      if (!open) return;
-      open = false;
-      readingAhead--;
-      controller.abort();
-      firstBody.destroy();
-    };
-    async function* parts(): AsyncGenerator<Buffer> {
-      let next: Promise<Buffer[]> | undefined;
-      try {
-        let part = first;
-        let body: Readable | Buffer[] = firstBody;
-        for (;;) {
-          const following = part.end < range.end ? partOf(part.end + 1) : undefined;
-          next = following && fetchPart(following, controller.signal);
-          // Observed now, awaited after this part: a client gone meanwhile must not leave an unhandled rejection.
-          next?.catch(() => undefined);
-          yield* body as AsyncIterable<Buffer> | Buffer[];
-          if (!following || !next) return;
-          [part, body] = [following, await next];
-        }
-      } finally {
-        release();
-        await next?.catch(() => undefined);
-      }
-    }
-    const stream = Readable.from(parts(), { objectMode: false, highWaterMark: 1024 * 1024 });
-    stream.once('close', release);
-    return stream;
-  }
-
-  private async readObject(key: string, range?: ByteRange, abortSignal?: AbortSignal): Promise<Readable> {
+  private async readObject(key: string, range?: ByteRange): Promise<Readable> {
     const response = await this.client.send(
       new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
-      { abortSignal },
     );
     const body = response.Body as Readable;
     if (!range) return body;
@@ -620,20 +566,6 @@ async function* takeBytes(stream: Readable, length: number): AsyncGenerator<Buff
   } finally {
     stream.destroy();
   }
-}
-
-/** Every chunk of `stream`, in memory (a read-ahead part: bounded by READ_PART_SIZE). */
-async function collect(stream: Readable, signal: AbortSignal): Promise<Buffer[]> {
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of stream) {
-      signal.throwIfAborted();
-      chunks.push(chunk as Buffer);
-    }
-  } finally {
-    stream.destroy();
-  }
-  return chunks;
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */

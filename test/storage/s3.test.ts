@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../src/config/load.js';
 import { BlobTooLargeError, domainError } from '../../src/core/errors.js';
-import { S3BlobStore, MIN_PART_SIZE, READ_PART_SIZE, createS3Client, type S3StorageConfig } from '../../src/storage/s3.js';
+import { S3BlobStore, MIN_PART_SIZE, createS3Client, type S3StorageConfig } from '../../src/storage/s3.js';
 import { openBlobStore } from '../../src/storage/index.js';
 import { localS3Settings, startLocalS3, type LocalS3 } from '../helpers/s3.js';
 import { assertBytes, readAll, runBlobStoreContract, sha256 } from './contract.js';
@@ -159,30 +159,6 @@ describe('S3BlobStore specifics', () => {
     assert.ok(!names.some((n) => n.includes('README')));
     await store.delete('sha256:abc.partial');
     assert.deepEqual(await keysUnder('blobs/sha256/ab/abc.partial'), []);
-  });
-
-  it('a range longer than one read part is fetched as consecutive part GETs (read-ahead), byte for byte; a stream dropped early releases its read-ahead', async () => {
-    const data = randomBytes(2 * READ_PART_SIZE + 12_345);
-    const { id, state } = await stage([data.subarray(0, 6 * MiB), data.subarray(6 * MiB)]);
-    const digest = sha256(data);
-    await store.commitUpload(id, state, digest, data.length);
-    const gets = (requests: { method: string; url: string }[]) => requests.filter((r) => r.method === 'GET' && r.url.includes(digest.slice(7)));
-    let whole!: Buffer;
-    const requests = await requestsDuring(async () => (whole = await readAll(await store.openRange(digest, { start: 0, end: data.length - 1 }))));
-    assertBytes(whole, data, 'whole blob through read-ahead');
-    assert.equal(gets(requests).length, 3, 'three part GETs for 2 parts and a bit');
-    const middle = { start: READ_PART_SIZE - 100, end: 2 * READ_PART_SIZE + 99 };
-    assertBytes(await readAll(await store.openRange(digest, middle)), data.subarray(middle.start, middle.end + 1), 'a range across parts');
-    // Ten streams destroyed before or after their first bytes: none keeps a read-ahead slot, so the next read still reads ahead.
-    for (let i = 0; i < 10; i++) {
-      const stream = await store.openRange(digest, { start: 0, end: data.length - 1 });
-      if (i % 2) await new Promise((resolve) => stream.once('data', resolve));
-      stream.destroy();
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const again = await requestsDuring(async () => assertBytes(await readAll(await store.openRange(digest, { start: 0, end: data.length - 1 })), data, 'after dropped streams'));
-    assert.equal(gets(again).length, 3, 'still read ahead in parts');
-    await assert.rejects(store.openRange(`sha256:${'0'.repeat(64)}`, { start: 0, end: 3 * READ_PART_SIZE }), (err: Error) => err.name === 'BlobNotFoundError' || /not found/i.test(err.message));
   });
 
   it('redirectUrl is null unless redirect is enabled; the presigned URL serves the blob, ranges included', async () => {
