@@ -193,15 +193,19 @@ export class FilesystemBlobStore implements BlobStore {
 }
 
 /**
- * Bytes per write(2) of an upload while at most eight are staged at once; halved as more run,
+ * Bytes per write(2) of an upload while at most four are staged at once; halved as more run,
  * down to STAGE_MIN. Not more: on the bench machine (Linux 6.18, ext4, a VM) writing 1 GiB in
  * 2 or 4 MiB write(2)s took 6 to 10 s and 2 to 3 s of system CPU, in 1 MiB ones 0.3 to 0.6 s
  * and 0.3 s (the kernel copies larger writes into large folios it must first find memory for).
  */
 const STAGE_MAX = 1024 * 1024;
 const STAGE_MIN = 128 * 1024;
-/** What the staging buffers of all uploads being written may take together (two each). */
-const STAGE_BUDGET = 16 * 1024 * 1024;
+/**
+ * What the staging buffers of all uploads being written may take together (two each): 8
+ * skopeo processes pushing layers get 512 KiB each. 16 MiB raised that workload's peak RSS
+ * by ~5 MB, past the 150 MB budget.
+ */
+const STAGE_BUDGET = 8 * 1024 * 1024;
 let staging = 0;
 /**
  * Bytes after which a staged upload starts an fdatasync(2) in the background (one at a time)
