@@ -7,6 +7,7 @@ import { RssSampler } from './rss.js';
 import { ensureDistributionInstalled, prepareBerthBuild, startServerOfKind, tempDir, type BerthLaunch, type ServerKind } from './servers.js';
 import { CheckFailed, type Workload } from './workload.js';
 import { blobLoadWorkload } from './workloads/blob-load.js';
+import { bigBlobWorkload } from './workloads/big-blob.js';
 import { bigPushWorkload } from './workloads/big-push.js';
 import { blobStreamWorkload } from './workloads/blob-stream.js';
 import { listingsWorkload } from './workloads/listings.js';
@@ -20,13 +21,17 @@ function scaledNote(options: BenchOptions): string[] {
 
 export type Log = (line: string) => void;
 
-export const WORKLOAD_IDS = ['blob-stream', 'big-push', 'skopeo-push', 'manifest-load', 'blob-load', 'listings'] as const;
+export const WORKLOAD_IDS = ['blob-stream', 'big-push', 'skopeo-push', 'manifest-load', 'blob-load', 'listings', 'big-blob'] as const;
+
+/** Workloads a run includes only when asked for (`--big`, or named in `--only`). */
+const OPT_IN = new Set(['big-blob']);
 
 export function createWorkloads(options: BenchOptions): Workload[] {
-  const all = [blobStreamWorkload(options), bigPushWorkload(options), skopeoPushWorkload(options), manifestLoadWorkload(options), blobLoadWorkload(options), listingsWorkload(options)];
+  const all = [blobStreamWorkload(options), bigPushWorkload(options), skopeoPushWorkload(options), manifestLoadWorkload(options), blobLoadWorkload(options), listingsWorkload(options), bigBlobWorkload(options)];
   const unknown = options.only.filter((id) => !all.some((w) => w.id === id));
   if (unknown.length > 0) throw new Error(`unknown workload ${unknown.join(', ')}; known: ${WORKLOAD_IDS.join(', ')}`);
-  return options.only.length === 0 ? all : all.filter((w) => options.only.includes(w.id));
+  if (options.only.length > 0) return all.filter((w) => options.only.includes(w.id));
+  return all.filter((w) => !OPT_IN.has(w.id) || (w.id === 'big-blob' && options.big));
 }
 
 interface RunState {

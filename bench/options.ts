@@ -4,8 +4,10 @@
  */
 export interface BenchOptions {
   rounds: number;
-  /** Workload ids to run (default: all). */
+  /** Workload ids to run (default: all but the opt-in ones). */
   only: string[];
+  /** Also run the opt-in big-blob rows (issue 19: push, GET and ranged GET of one bigBlobSize blob). */
+  big: boolean;
   /** How Berth is started: a private tsc build (as users run it) or through the tsx loader. */
   berthRuntime: 'build' | 'tsx';
   /** Extra node flags for Berth, e.g. --cpu-prof (profiling runs). */
@@ -89,6 +91,7 @@ export const BERTH_VARIANT_SETUP: Record<string, SetupCommand[]> = {
 export const DEFAULT_OPTIONS: BenchOptions = {
   rounds: 3,
   only: [],
+  big: false,
   berthRuntime: 'build',
   berthNodeArgs: [],
   pin: false,
@@ -160,7 +163,7 @@ export function scaledDownNotes(options: BenchOptions): string[] {
   const notes: string[] = [];
   const keys = Object.keys(DEFAULT_OPTIONS) as (keyof BenchOptions)[];
   for (const key of keys) {
-    if (['only', 'resultsDir', 'quick', 'berthRuntime', 'berthNodeArgs', 'berthWorkers', 'pin'].includes(key)) continue;
+    if (['only', 'big', 'resultsDir', 'quick', 'berthRuntime', 'berthNodeArgs', 'berthWorkers', 'pin'].includes(key)) continue;
     const value = options[key];
     const base = DEFAULT_OPTIONS[key];
     if (value !== base) notes.push(`${key}=${String(value)} (default ${String(base)})`);

@@ -41,8 +41,9 @@ const program = new Command()
   .option('--berth-workers <n>', 'berth serve --workers for every Berth started (default 1: one process, as the figures have always been; --cluster-scaling: one per core)', integer)
   .option('--cluster-scaling', 'only compare manifest GET throughput of berth serve with 1 worker and with --berth-workers (A/B rounds)')
   .option('--berth-node-args <args>', 'extra node flags for Berth, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"', (text) => text.split(/\s+/).filter(Boolean))
+  .option('--big', 'also run the big-blob rows: push, GET and 8-range GET of one --big-blob-size blob (default 4g), machine limits before each server, CPU-s per GiB')
   .option('--blob-size <size>', 'single-stream blob (default 1g)', size)
-  .option('--big-blob-size <size>', 'blob pushed once to watch memory (default 4g)', size)
+  .option('--big-blob-size <size>', 'blob pushed once to watch memory, and the --big rows\' blob (default 4g)', size)
   .option('--images <n>', 'images pushed with skopeo (default 20)', integer)
   .option('--layers <n>', 'layers per image (default 5)', integer)
   .option('--layer-size <size>', 'layer size (default 4m)', size)
@@ -71,6 +72,7 @@ interface Flags {
   quick?: boolean;
   rounds?: number;
   only?: string[];
+  big?: boolean;
   berthRuntime?: string;
   berthNodeArgs?: string[];
   berthWorkers?: number;
@@ -113,6 +115,7 @@ function optionsFromFlags(flags: Flags): BenchOptions {
     quick: flags.quick,
     rounds: flags.rounds,
     only: flags.only,
+    big: flags.big,
     berthRuntime: flags.berthRuntime as BenchOptions['berthRuntime'] | undefined,
     berthNodeArgs: flags.berthNodeArgs,
     berthWorkers: flags.berthWorkers,

@@ -1,8 +1,8 @@
 import type { BenchOptions } from './options.js';
 import type { BenchServer } from './servers.js';
 
-/** A target on the Berth/Distribution ratio of one figure, or on Berth's own value. */
-export type Target = { ratioAtLeast: number } | { ratioAtMost: number } | { atMost: number };
+/** A target on the Berth/Distribution ratio of one figure, or on Berth's own value (atMost, atLeast). */
+export type Target = { ratioAtLeast: number } | { ratioAtMost: number } | { atMost: number } | { atLeast: number };
 
 export interface FigureSpec {
   id: string;

@@ -26,6 +26,32 @@ export class PatternBlob {
     }
   }
 
+  /**
+   * Whether `chunk` is this blob's bytes from `offset` on: compared with the pattern (memcmp
+   * speed, so a client checking every byte of a multi-GB pull is not bound by hashing).
+   */
+  matches(offset: number, chunk: Buffer): boolean {
+    if (offset + chunk.length > this.size) return false;
+    for (let at = 0; at < chunk.length; ) {
+      const position = offset + at;
+      const index = Math.floor(position / PATTERN_SIZE);
+      const within = position - index * PATTERN_SIZE;
+      const chunkLength = Math.min(PATTERN_SIZE, this.size - index * PATTERN_SIZE);
+      const length = Math.min(chunk.length - at, chunkLength - within);
+      const got = chunk.subarray(at, at + length);
+      if (chunkLength >= 8 && within < 8) {
+        const stamp = Buffer.allocUnsafe(8);
+        this.pattern.copy(stamp, 0, 0, 8);
+        stamp.writeBigUInt64LE(BigInt(index), 0);
+        const stamped = Math.min(8 - within, length);
+        if (!got.subarray(0, stamped).equals(stamp.subarray(within, within + stamped))) return false;
+        if (!got.subarray(stamped).equals(this.pattern.subarray(within + stamped, within + length))) return false;
+      } else if (!got.equals(this.pattern.subarray(within, within + length))) return false;
+      at += length;
+    }
+    return true;
+  }
+
   /** One untimed pass, so the client's hashing stays out of the push timing. */
   digest(): string {
     const hash = createHash('sha256');

@@ -2,6 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
+import { pooledBuffers, returnBuffer, sizeWithin, takeBuffer } from './buffer-pool.js';
 
 /** Bytes per read(2) of a small range, of many big ones at once, and of a stream not piped into a socket. */
 export const CHUNK_SIZE = 128 * 1024;
@@ -15,40 +16,14 @@ export const BIG_RANGE = 16 * 1024 * 1024;
  * memory of 64 clients fetching 1 MiB blobs is what it was.
  */
 const CHUNK_BUDGET = 16 * 1024 * 1024;
-/** Idle chunk buffers kept for reuse, in bytes of all sizes together. */
-const POOL_LIMIT_BYTES = 32 * 1024 * 1024;
-const pools = new Map<number, Buffer[]>();
-let pooledBytes = 0;
 let bigTransfers = 0;
 
 /** The chunk size of a big transfer while `transfers` big ones run: a power of two from CHUNK_SIZE to MAX_CHUNK_SIZE. */
 export function chunkSizeFor(transfers: number): number {
-  let size = MAX_CHUNK_SIZE;
-  while (size > CHUNK_SIZE && size * 2 * transfers > CHUNK_BUDGET) size /= 2;
-  return size;
+  return sizeWithin(CHUNK_BUDGET, transfers, CHUNK_SIZE, MAX_CHUNK_SIZE);
 }
 
-function takeBuffer(size: number): Buffer {
-  const buffer = pools.get(size)?.pop();
-  if (!buffer) return Buffer.allocUnsafeSlow(size);
-  pooledBytes -= size;
-  return buffer;
-}
-
-function returnBuffer(buffer: Buffer): void {
-  if (pooledBytes + buffer.length > POOL_LIMIT_BYTES) return;
-  const pool = pools.get(buffer.length) ?? [];
-  pools.set(buffer.length, pool);
-  pool.push(buffer);
-  pooledBytes += buffer.length;
-}
-
-/** Buffers finished transfers handed back for reuse (observability, tests). */
-export function pooledBuffers(): number {
-  let n = 0;
-  for (const pool of pools.values()) n += pool.length;
-  return n;
-}
+export { pooledBuffers };
 
 /**
  * A byte range of an open file as a Readable, which closes the file when done.

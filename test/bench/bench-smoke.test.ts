@@ -9,12 +9,16 @@ import { resolveOptions, type BenchOptions } from '../../bench/options.js';
 import { renderMarkdown } from '../../bench/report.js';
 import { startDistribution, startScriptNodeFlags, type BenchServer } from '../../bench/servers.js';
 import { CheckFailed, type WorkloadContext } from '../../bench/workload.js';
-import { blobStreamWorkload } from '../../bench/workloads/blob-stream.js';
+import { processTreeCpuSeconds } from '../../bench/cpu.js';
+import { bigBlobWorkload, splitRanges } from '../../bench/workloads/big-blob.js';
+import { blobStreamWorkload, PatternBlob } from '../../bench/workloads/blob-stream.js';
 import { rssGrowthMB } from '../../bench/workloads/big-push.js';
 
 /** The quick mode's pieces at tiny sizes: every workload, both servers, one round. */
 const TINY: Partial<BenchOptions> = {
   quick: true,
+  // The opt-in big-blob rows too (issue 19), on the small bigBlobSize below.
+  big: true,
   rounds: 1,
   berthRuntime: 'tsx',
   blobSize: 4 * 1024 * 1024 + 123,
@@ -79,6 +83,44 @@ describe('npm run bench (quick pieces, tiny sizes)', () => {
       proxy.server.close();
       await distribution.stop();
     }
+  });
+
+  it('the big-blob rows check every byte pulled against the pattern, whole and in 8 ranges, and fail on a flipped byte', { timeout: 60_000 }, async () => {
+    const blob = new PatternBlob(3 * 4 * 1024 * 1024 + 5);
+    let offset = 0;
+    const chunks = [...blob.chunks()];
+    for (const chunk of chunks) {
+      assert.ok(blob.matches(offset, chunk), `chunk at ${offset}`);
+      // Cut anywhere, including inside a chunk's 8-byte stamp (the last chunk, 5 bytes, has none).
+      if (chunk.length > 5000) assert.ok(blob.matches(offset + 3, chunk.subarray(3, 1000)) && blob.matches(offset + 5000, chunk.subarray(5000, 5001)));
+      offset += chunk.length;
+    }
+    const wrong = Buffer.from(chunks[1]!);
+    wrong[2] = wrong[2]! ^ 1; // inside the stamp
+    assert.equal(blob.matches(4 * 1024 * 1024, wrong), false);
+    assert.equal(blob.matches(0, chunks[1]!), false, 'chunk 1 is not chunk 0: the stamps differ');
+    assert.equal(blob.matches(blob.size - 2, Buffer.alloc(3)), false, 'past the end');
+    assert.deepEqual(splitRanges(10, 8).map((r) => [r.start, r.end]), [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]);
+    assert.equal(splitRanges(blob.size, 8).reduce((sum, r) => sum + r.end - r.start + 1, 0), blob.size);
+
+    const distribution = await startDistribution();
+    const proxy = await corruptingProxy(distribution.url);
+    try {
+      const options = resolveOptions({ ...TINY, bigBlobSize: 2 * 1024 * 1024 });
+      const workload = bigBlobWorkload(options);
+      await workload.prepare!();
+      const server: BenchServer = { ...distribution, url: proxy.url };
+      await assert.rejects(workload.run(contextFor(server, options)), (err: Error) => err instanceof CheckFailed && /GET returned every byte/.test(err.message));
+    } finally {
+      proxy.server.close();
+      await distribution.stop();
+    }
+  });
+
+  it('counts the CPU time of a process and of its children', () => {
+    const own = processTreeCpuSeconds(process.pid);
+    assert.ok(own !== null && own > 0, `this process used CPU: ${own}`);
+    assert.equal(processTreeCpuSeconds(2 ** 22 + 12345), null, 'no such process');
   });
 
   it('parses openssl speed and dd output', () => {
