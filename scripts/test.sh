@@ -8,7 +8,10 @@ bash scripts/install-system-deps.sh
 bash scripts/start-mariadb.sh
 [ -d node_modules ] || npm ci
 npx tsc -p tsconfig.json --noEmit
+npx tsc -p ui/tsconfig.json --noEmit
 npx eslint --max-warnings=0 .
+# The web UI's component tests (vitest + jsdom, ~30 s) before the long node:test passes.
+npm run --silent test:ui
 shopt -s globstar nullglob
 if [ "$#" -gt 0 ]; then files=("$@"); else files=(test/**/*.test.ts); fi
 [ "${#files[@]}" -gt 0 ] || { echo "no test files found" >&2; exit 1; }
