@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -6,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { openAuth } from './auth/index.js';
 import { openClientCertificateAuth } from './auth/mtls/index.js';
+import { BrowserSessions } from './auth/sessions.js';
 import { compose, passwordSources, scannerCredentials, type Composition } from './compose.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { Registry } from './core/registry.js';
@@ -105,6 +108,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     proxyCache: composition.proxyCache.service,
     proxyCacheDefaultTtlMs: durationMs(config.proxy.tagttl),
     replication: composition.replication,
+    sessions: new BrowserSessions(stores.sessions, auth.authenticator, { ttlMs: durationMs(config.ui.sessionttl), idleMs: durationMs(config.ui.sessionidle) }),
     registry,
     access: clientCerts?.policy ?? auth.policy,
     auth,
@@ -116,6 +120,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     uploadsPerClient: config.limits.uploadsperclient,
     https: tls ? { cert: readFileSync(tls.certificate), key: readFileSync(tls.key), ...clientCerts?.listener.serverOptions() } : undefined,
     metrics: appMetrics,
+    ui: config.ui.enabled ? { root: path.resolve(config.ui.root ?? defaultUiRoot()) } : undefined,
   });
 
   // A changed CRL file applies without a restart; connections verified before are closed.
@@ -179,6 +184,13 @@ function createMetrics(config: BerthConfig, logger: Logger): BerthMetrics | null
   if (!config.metrics.enabled) return null;
   const settings = { refreshMs: durationMs(config.metrics.refresh), projectLabels: config.metrics.projectlabels, storageCapacityBytes: config.metrics.storagecapacity };
   return new BerthMetrics(settings, (metric, err) => logger.warn({ err, metric }, 'a metrics gauge could not be computed; it keeps its last value'));
+}
+
+/** dist/ui of the installation (next to package.json, from src/ under tsx or from the built output). */
+function defaultUiRoot(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const base = [path.resolve(here, '..'), path.resolve(here, '../..')].find((dir) => existsSync(path.join(dir, 'package.json'))) ?? process.cwd();
+  return path.join(base, 'dist/ui');
 }
 
 function hostPort(addr: string): [string, number] {

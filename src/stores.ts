@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AuthStore } from './auth/ports.js';
+import type { AuthStore, SessionRows } from './auth/ports.js';
 import type { OidcStore } from './auth/oidc/ports.js';
 import type { BerthConfig } from './config/schema.js';
 import type { BlobStore, StorageUsageQueries } from './core/ports.js';
@@ -65,6 +65,8 @@ export interface Stores {
   vulnPolicies: VulnPolicyStore;
   /** OIDC users' provider identities and registry CLI secrets (src/auth/oidc). */
   oidc: OidcStore;
+  /** Browser sessions of the web UI (src/auth/sessions.ts). */
+  sessions: SessionRows;
   /** Remote registry endpoints for replication and pull-through cache projects (src/registries). */
   registries: RegistryEndpointStore;
   /** Pull-through cache projects, cached manifests and tags (src/registries). */

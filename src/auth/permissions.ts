@@ -87,6 +87,9 @@ export interface ApiOperation {
 export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'GET', path: '/openapi.json', access: 'public', needs: 'nothing' },
   { method: 'GET', path: '/me', access: 'user', needs: 'any signed-in identity' },
+  { method: 'POST', path: '/session', access: 'public', needs: "a user's username and password (robots refused; the login throttle applies)" },
+  { method: 'GET', path: '/session', access: 'public', needs: 'a live session cookie (else 401)' },
+  { method: 'DELETE', path: '/session', access: 'public', needs: "nothing (ends this browser's session; with a live session cookie, its CSRF token)" },
   { method: 'GET', path: '/oidc/providers', access: 'public', needs: 'nothing (the configured OIDC providers and their login URLs)' },
   { method: 'GET', path: '/oidc/:provider/login', access: 'public', needs: 'nothing (starts a browser login at the provider)' },
   { method: 'GET', path: '/oidc/:provider/callback', access: 'public', needs: "this browser's login cookie, the provider's code, state and nonce" },

@@ -274,3 +274,27 @@ export interface DatedAuditEntry extends AuditEntry {
  * (KeyRing: SigningKeyRows; AccessRules: ProjectRows …). One adapter implements all of them.
  */
 export type AuthStore = UserRows & ProjectRows & RobotRows & SigningKeyRows & RefreshTokenRows & AuditRows & IdentityBindingRows;
+
+/**
+ * A browser session of the web UI (src/auth/sessions.ts): the id itself is never stored, only
+ * its sha256. `expiresAt` is the absolute end; the idle expiry is counted from `lastSeenAt`.
+ */
+export interface SessionRecord {
+  idHash: string;
+  username: string;
+  csrfToken: string;
+  createdAt: Date;
+  expiresAt: Date;
+  lastSeenAt: Date;
+}
+
+/** Browser sessions in the metadata database (src/metadata/session-store.ts), so every replica sees them. */
+export interface SessionRows {
+  createSession(session: SessionRecord): Promise<void>;
+  getSession(idHash: string): Promise<SessionRecord | null>;
+  /** Moves the session's last use forward (the idle expiry). */
+  touchSession(idHash: string, at: Date): Promise<void>;
+  deleteSession(idHash: string): Promise<boolean>;
+  /** Deletes sessions past their absolute end or idle since before `idleBefore`; returns how many. */
+  deleteExpiredSessions(now: Date, idleBefore: Date): Promise<number>;
+}

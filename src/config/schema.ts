@@ -148,6 +148,20 @@ export const configSchema = z
       .object({ dir: z.string().min(1).default('./data') })
       .strict()
       .default({ dir: './data' }),
+    /** The web UI (docs/ui.md): the SPA served at / and the browser sessions behind it. */
+    ui: z
+      .object({
+        /** Serve the built SPA (dist/ui) at /. The /api/v1 session endpoints work either way. */
+        enabled: z.boolean().default(true),
+        /** Where the built SPA is (index.html and assets/); default: dist/ui of the installation. */
+        root: z.string().min(1).optional(),
+        /** Absolute lifetime of a browser session, from sign-in. */
+        sessionttl: duration.default('12h'),
+        /** A browser session unused for this long ends. */
+        sessionidle: duration.default('2h'),
+      })
+      .strict()
+      .default({ enabled: true, sessionttl: '12h', sessionidle: '2h' }),
     storage: z
       .object({
         filesystem: z.object({ rootdirectory: z.string().min(1).optional() }).strict().optional(),

@@ -18,6 +18,7 @@ import { registerMetrics, type AppMetrics } from './metrics.js';
 import { clientErrorHandler, refuseDuplicateHost } from './client-errors.js';
 import { registerTokenRoutes, type TokenCertificates } from './token.js';
 import { registerV2Routes } from './v2/routes.js';
+import { registerUiStatic, type UiStaticOptions } from './ui-static.js';
 
 export interface AppOptions {
   registry: Registry;
@@ -66,8 +67,12 @@ export interface AppOptions {
   /** Pull-through cache projects (src/registries) and the default tag TTL of a new one. */
   proxyCache?: ApiFeatures['proxyCache'];
   proxyCacheDefaultTtlMs?: number;
+  /** Browser sessions of the web UI (src/auth/sessions.ts): /api/v1/session and cookie sign-in on /api/v1. */
+  sessions?: ApiFeatures['sessions'];
   /** Replication policies and executions (src/replication): served with the admin API. */
   replication?: ApiFeatures['replication'];
+  /** The web UI's built SPA, served at / (ui.enabled; absent: not served). */
+  ui?: UiStaticOptions;
   /** Request metrics and GET /metrics (src/metrics); absent with metrics.enabled false. */
   metrics?: AppMetrics;
 }
@@ -154,7 +159,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
   if (options.metrics) registerMetrics(app, options.metrics, options.auth);
   app.addHook('onRequest', refuseDuplicateHost);
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler(notFoundHandler);
+  if (options.ui) {
+    // Browser navigations outside /v2, /api… get the SPA's index.html; everything else the JSON 404.
+    const spa = registerUiStatic(app, options.ui);
+    app.setNotFoundHandler(async (request, reply) => ((await spa(request, reply)) ? reply : notFoundHandler(request, reply)));
+  } else {
+    app.setNotFoundHandler(notFoundHandler);
+  }
   registerUploadLimits(app, options.uploadsPerClient ?? 0);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -188,6 +199,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       proxyCache: options.proxyCache,
       proxyCacheDefaultTtlMs: options.proxyCacheDefaultTtlMs,
       replication: options.replication,
+      sessions: options.sessions,
     });
   }
   return app;

@@ -9,6 +9,7 @@ import { KyselyOutboxStore } from './outbox-store.js';
 import type { MysqlOptions } from './mysql.js';
 import type { PostgresOptions } from './postgres.js';
 import { SealedAuthStore } from './sealed-auth-store.js';
+import { KyselySessionStore } from './session-store.js';
 import { openSqliteMetadata } from './sqlite.js';
 import type { MetadataObserver } from '../metrics/ports.js';
 import { KyselyWebhookStore } from './webhook-store.js';
@@ -77,6 +78,8 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     vulnPolicies: new KyselyVulnPolicyStore(metadata.db, metadata.dialect, transactionOf),
     // OIDC users' provider identities and CLI secrets (src/auth/oidc).
     oidc: new KyselyOidcStore(metadata.db, metadata.dialect),
+    // Browser sessions of the web UI, shared by every replica (src/auth/sessions.ts).
+    sessions: new KyselySessionStore(metadata.db),
     // Remote registry endpoints, credentials sealed at rest (src/registries).
     registries: new KyselyRegistryEndpointStore(metadata.db, metadata.dialect, sealer),
     // Pull-through cache projects and the manifests and tags fetched for them (src/registries).

@@ -22,6 +22,7 @@ import * as proxyCache from './migrations/0020-proxy-cache.js';
 import * as replication from './migrations/0021-replication.js';
 import * as proxyCacheCore from './migrations/0022-proxy-cache-core.js';
 import * as proxyKeepDeletedTags from './migrations/0023-proxy-keep-deleted-tags.js';
+import * as ui from './migrations/0024-ui.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -57,6 +58,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0021-replication': replication,
   '0022-proxy-cache-core': proxyCacheCore,
   '0023-proxy-keep-deleted-tags': proxyKeepDeletedTags,
+  '0024-ui': ui,
 };
 
 /**

@@ -33,7 +33,7 @@ describe('auth: basic — every request carries HTTP Basic credentials', () => {
   it('the initial admin exists with the configured password and is an admin', async () => {
     const res = await fetch(`${reg.url}/api/v1/me`, { headers: { authorization: adminAuth() } });
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { name: 'admin', kind: 'user', admin: true, memberships: [] });
+    assert.deepEqual(await res.json(), { name: 'admin', kind: 'user', admin: true, memberships: [], username: 'admin', projects: [] });
   });
 
   it('a user pushing to a new project creates it and becomes its project-admin', async () => {

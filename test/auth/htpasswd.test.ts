@@ -395,7 +395,7 @@ describe('auth.mode basic with an htpasswd file', () => {
   it('on first start the htpasswd user named like auth.admin.username is the initial admin, with the file password', async () => {
     const me = await fetch(`${reg.url}/api/v1/me`, { headers: { authorization: basic('admin', 'file-admin-password') } });
     assert.equal(me.status, 200);
-    assert.deepEqual(await me.json(), { name: 'admin', kind: 'user', admin: true, memberships: [] });
+    assert.deepEqual(await me.json(), { name: 'admin', kind: 'user', admin: true, memberships: [], username: 'admin', projects: [] });
   });
 
   it('Basic login on /v2 works: push and pull with the file password', async () => {

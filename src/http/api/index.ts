@@ -27,9 +27,13 @@ import { vulnPolicyRoutes } from './vuln-policy.js';
 import { sbomRoutes } from './sbom.js';
 import { proxyCacheRoutes, registryRoutes } from './registries.js';
 import { replicationRoutes } from './replication.js';
+import { sessionCookie, sessionRoutes } from './session.js';
+import { BrowserSessions, CSRF_HEADER } from '../../auth/sessions.js';
+import { isSystemAdmin } from '../../auth/identity.js';
 
 export const API_PREFIX = '/api/v1';
 const JSON_LIMIT = 1024 * 1024;
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 const identities = new WeakMap<FastifyRequest, Identity>();
 
@@ -47,6 +51,7 @@ export function apiRoutes(features: ApiFeatures): ApiRoute[] {
   // One entry per line: features add theirs at the end.
   return [
     ...userRoutes,
+    ...sessionRoutes,
     ...projectRoutes,
     ...robotRoutes,
     ...auditRoutes,
@@ -85,8 +90,41 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
     if (!request.url.startsWith('/api/') && !(request.routeOptions.url ?? '').startsWith('/api/')) return;
     const operation = (request.routeOptions.config as { apiOperation?: ApiOperation } | undefined)?.apiOperation;
     if (operation && gated.has(operation)) return;
-    identities.set(request, await auth.authorizeApi(credentials(request), 'admin'));
+    identities.set(request, await gate(request, 'admin'));
   });
+
+  /**
+   * Who the caller is, for a route of `access`: a browser session cookie (only when no
+   * Authorization header is sent; mutating calls must echo the session's CSRF token), else
+   * Basic credentials or an API token (AuthService.authorizeApi). POST /session signs in with
+   * a password whatever cookie the browser still holds.
+   */
+  const gate = async (request: FastifyRequest, access: ApiOperation['access'], operation?: ApiOperation): Promise<Identity> => {
+    const sessions = features.sessions;
+    const signingIn = operation?.method === 'POST' && operation.path === '/session';
+    if (sessions && auth.mode !== 'none' && request.headers.authorization === undefined && !signingIn) {
+      const id = sessionCookie(request);
+      if (id !== undefined) {
+        const live = await sessions.resolve(id);
+        if (live) {
+          if (MUTATING.has(request.method)) {
+            const given = request.headers[CSRF_HEADER];
+            if (!BrowserSessions.csrfMatches(live, typeof given === 'string' ? given : undefined)) {
+              throw new RegistryError(
+                'DENIED',
+                `${given === undefined ? 'missing' : 'wrong'} CSRF token: a ${request.method} signed in by the session cookie must send the X-CSRF-Token header that /api/v1/session answered`,
+              );
+            }
+          }
+          if (access === 'admin' && !isSystemAdmin(live.identity)) throw new RegistryError('DENIED', 'this operation needs a system administrator');
+          return live.identity;
+        }
+        // A stale cookie: 401 without a challenge, so the browser shows the UI's sign-in page, not its own dialog.
+        if (access !== 'public') throw new RegistryError('UNAUTHORIZED', 'the browser session has expired or was signed out; sign in again');
+      }
+    }
+    return auth.authorizeApi(credentials(request), access);
+  };
 
   const routes = apiRoutes(features);
   const document = openApiDocument([...routes, openApiRoute(() => document)], API_PREFIX);
@@ -103,7 +141,7 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
       for (const route of [...routes, openApiRoute(() => document)]) {
         const operation = apiOperation(route.method, route.path);
         gated.add(operation);
-        registerRoute(scope, auth, features, route, operation, credentials);
+        registerRoute(scope, auth, features, route, operation, credentials, gate);
       }
     },
     { prefix: API_PREFIX },
@@ -121,6 +159,7 @@ function registerRoute(
   route: ApiRoute,
   operation: ApiOperation,
   credentials: ReturnType<typeof credentialsReader>,
+  gate: (request: FastifyRequest, access: ApiOperation['access'], operation: ApiOperation) => Promise<Identity>,
 ): void {
   scope.route({
     method: route.method,
@@ -128,7 +167,7 @@ function registerRoute(
     config: { apiOperation: operation },
     // The gate: the route's row in the permission table, before the body is even parsed.
     onRequest: async (request) => {
-      identities.set(request, await auth.authorizeApi(credentials(request), operation.access));
+      identities.set(request, await gate(request, operation.access, operation));
     },
     handler: async (request, reply) => {
       const body = route.body ? parseBody(route.body, request.body) : undefined;

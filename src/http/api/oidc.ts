@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { LOGIN_COOKIE, type OidcService } from '../../auth/oidc/service.js';
 import { RegistryError } from '../../core/errors.js';
 import type { ApiContext, ApiRoute } from './route.js';
+import { startSession } from './session.js';
 
 const API_PREFIX = '/api/v1';
 /** The login cookie is sent back only to the OIDC paths. */
@@ -31,10 +32,17 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 function setCookie(ctx: ApiContext, value: string, maxAgeS: number): void {
+  ctx.reply.header('set-cookie', cookieLine(ctx, LOGIN_COOKIE, value, maxAgeS));
+}
+
+function cookieLine(ctx: ApiContext, name: string, value: string, maxAgeS: number): string {
   // Secure when clients reach Berth over https; SameSite=Lax: the provider's redirect back is a top-level GET.
   const secure = ctx.credentials.baseUrl.startsWith('https:') ? '; Secure' : '';
-  ctx.reply.header('set-cookie', `${LOGIN_COOKIE}=${value}; Path=${COOKIE_PATH}; Max-Age=${maxAgeS}; HttpOnly; SameSite=Lax${secure}`);
+  return `${name}=${value}; Path=${COOKIE_PATH}; Max-Age=${maxAgeS}; HttpOnly; SameSite=Lax${secure}`;
 }
+
+/** Marks a browser login started by the web UI (GET …/login?ui=1). */
+const UI_COOKIE = 'berth_oidc_ui';
 
 /** The raw query string of the request (the authorization response, passed on untouched). */
 function queryOf(ctx: ApiContext): URLSearchParams {
@@ -57,12 +65,14 @@ export const oidcRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/oidc/:provider/login',
-    summary: 'Starts a browser login: redirects (302) to the provider with PKCE, state and nonce, kept in an HttpOnly login cookie',
+    summary: 'Starts a browser login: redirects (302) to the provider with PKCE, state and nonce, kept in an HttpOnly login cookie; with ?ui=1 the callback ends in a web UI session and a redirect to /',
     status: 302,
     handler: async (ctx) => {
       const name = ctx.params.provider!;
       const start = await oidc(ctx).begin(name, `${ctx.credentials.baseUrl}${API_PREFIX}/oidc/${name}/callback`);
       setCookie(ctx, start.cookie.value, start.cookie.maxAgeS);
+      // ?ui=1: the web UI's sign-in; the callback then ends in a session cookie and a redirect to /.
+      if (ctx.query.ui === '1') ctx.reply.header('set-cookie', cookieLine(ctx, UI_COOKIE, '1', start.cookie.maxAgeS));
       ctx.reply.header('cache-control', 'no-store');
       return ctx.reply.redirect(start.location, 302);
     },
@@ -76,6 +86,11 @@ export const oidcRoutes: ApiRoute[] = [
       const result = await oidc(ctx).complete(ctx.params.provider!, queryOf(ctx), cookieValue(ctx.request.headers.cookie, LOGIN_COOKIE), ctx.credentials.ip);
       setCookie(ctx, '', 0);
       ctx.reply.header('cache-control', 'no-store');
+      if (cookieValue(ctx.request.headers.cookie, UI_COOKIE) === '1' && ctx.features.sessions) {
+        ctx.reply.header('set-cookie', cookieLine(ctx, UI_COOKIE, '', 0));
+        await startSession(ctx.features.sessions, ctx, { kind: 'user', name: result.username, admin: result.admin });
+        return ctx.reply.redirect('/', 302);
+      }
       return result;
     },
   },

@@ -18,8 +18,11 @@ export const userRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/me',
-    summary: 'The caller: name, kind, admin flag and project memberships',
-    handler: async ({ auth, identity }) => auth.directory.me(identity),
+    summary: 'The caller: name (also as username), kind, admin flag, project memberships, and projects with the role held in each (web UI)',
+    handler: async ({ auth, identity }) => {
+      const me = await auth.directory.me(identity);
+      return { ...me, username: me.name, projects: me.memberships.map((m) => ({ name: m.project, role: m.role })) };
+    },
   },
   {
     method: 'GET',
