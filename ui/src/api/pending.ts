@@ -12,7 +12,6 @@ type Item<T> = { parameters: { query?: never; header?: never; path?: never; cook
 type Listing = { q?: string; sort?: string; order?: 'asc' | 'desc'; n?: number; last?: string };
 
 export interface PendingPaths {
-  '/api/v1/session': Item<{ get: Op; post: Op<never, never, { username: string; password: string }>; delete: Op }>;
   '/api/v1/system/info': Item<{ get: Op }>;
   '/api/v1/search': Item<{ get: Op<never, { q: string; n?: number }> }>;
   '/api/v1/projects/{project}/repositories': Item<{ get: Op<{ project: string }, Listing> }>;

@@ -328,7 +328,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller: name, kind, admin flag and project memberships */
+        /** The caller: name (also as username), kind, admin flag, project memberships, and projects with the role held in each (web UI) */
         get: {
             parameters: {
                 query?: never;
@@ -428,7 +428,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Starts a browser login: redirects (302) to the provider with PKCE, state and nonce, kept in an HttpOnly login cookie */
+        /** Starts a browser login: redirects (302) to the provider with PKCE, state and nonce, kept in an HttpOnly login cookie; with ?ui=1 the callback ends in a web UI session and a redirect to / */
         get: {
             parameters: {
                 query?: never;
@@ -4489,6 +4489,128 @@ export interface paths {
                 path: {
                     robot: string;
                 };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description done */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description error */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            errors?: {
+                                code: string;
+                                detail?: unknown;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The current browser session (401 when signed out or expired) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description error */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            errors?: {
+                                code: string;
+                                detail?: unknown;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Sign in to the web UI: {username, password} → a session cookie (HttpOnly, SameSite=Strict) and the CSRF token mutating calls must send as X-CSRF-Token */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        password: string;
+                        username: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description error */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            errors?: {
+                                code: string;
+                                detail?: unknown;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        /** Sign out: the session ends on the server and its cookie is cleared */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
                 cookie?: never;
             };
             requestBody?: never;
