@@ -188,11 +188,15 @@ export interface Delivery {
 
 export interface SignatureStatus {
   verified: boolean;
+  policy?: { mode: string };
   signatures: {
     format: string;
     source: { kind: string; tag?: string };
     manifest: string;
-    outcome: { valid: boolean; reason?: string; signer?: unknown; signedAt?: string };
+    valid: boolean;
+    reason?: string;
+    signer?: { kind?: string; name?: string; fingerprint?: string; subject?: string };
+    signedAt?: string;
   }[];
 }
 

@@ -18,7 +18,7 @@ describe('Artifact view', () => {
   it('shows the image config, layers, verified signature, SBOM packages, filtered vulnerabilities and restores a tag', async () => {
     const calls = fakeApi({
       'GET /api/v1/repositories/team%2Fapp/artifacts/v1': () => IMAGE,
-      [`GET /api/v1/projects/team/repositories/app/artifacts/${DIGEST}/signatures`]: () => ({ verified: true, signatures: [{ format: 'cosign', source: { kind: 'tag', tag: 'sha256-b.sig' }, manifest: `sha256:${'e'.repeat(64)}`, outcome: { valid: true, signer: { key: 'release-key' } } }] }),
+      [`GET /api/v1/projects/team/repositories/app/artifacts/${DIGEST}/signatures`]: () => ({ verified: true, signatures: [{ format: 'cosign', source: { kind: 'tag', tag: 'sha256-b.sig' }, manifest: `sha256:${'e'.repeat(64)}`, valid: true, signer: { kind: 'key', name: 'release-key' } }] }),
       [`GET /api/v1/projects/team/repositories/app/artifacts/${DIGEST}/sbom`]: () => ({ spdxVersion: 'SPDX-2.3', packages: [{ name: 'openssl', versionInfo: '3.0.1' }, { name: 'zlib', versionInfo: '1.3' }] }),
       [`GET /api/v1/projects/team/repositories/app/artifacts/${DIGEST}/vulnerabilities`]: () => ({
         digest: DIGEST, status: 'complete', scannedAt: Date.now(), packages: 2, summary: { Critical: 1, High: 0, Medium: 1, Low: 0, Unknown: 0 }, error: null,

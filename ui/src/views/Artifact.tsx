@@ -84,6 +84,7 @@ function Signatures({ repository, digest }: { repository: string; digest: string
     <section className="panel" aria-labelledby="sig-title">
       <h2 id="sig-title">
         Signatures{' '}
+        {s?.policy && s.policy.mode !== 'off' ? <span className="muted small">policy: {s.policy.mode} </span> : null}
         {s ? (s.signatures.length === 0 ? <Badge tone="muted">unsigned</Badge> : s.verified ? <Badge tone="ok">✓ verified</Badge> : <Badge tone="warn">not verified</Badge>) : null}
       </h2>
       {status.error ? <p className="muted">{status.error.message}</p> : null}
@@ -98,7 +99,7 @@ function Signatures({ repository, digest }: { repository: string; digest: string
                 <td>{sig.format}</td>
                 <td>{sig.source.kind === 'tag' ? `tag ${sig.source.tag}` : 'referrer'}</td>
                 <td><Digest digest={sig.manifest} /></td>
-                <td>{sig.outcome.valid ? <Badge tone="ok">valid</Badge> : <Badge tone="warn" title={sig.outcome.reason}>not verified</Badge>} <span className="muted small">{sig.outcome.valid ? signerText(sig.outcome.signer) : sig.outcome.reason}</span></td>
+                <td>{sig.valid ? <Badge tone="ok">valid</Badge> : <Badge tone="warn" title={sig.reason}>not verified</Badge>} <span className="muted small">{sig.valid ? (sig.signer?.name ?? sig.signer?.subject ?? '') : sig.reason}</span></td>
               </tr>
             ))}
           </tbody>
@@ -108,11 +109,6 @@ function Signatures({ repository, digest }: { repository: string; digest: string
   );
 }
 
-function signerText(signer: unknown): string {
-  if (!signer || typeof signer !== 'object') return '';
-  const s = signer as Record<string, unknown>;
-  return String(s.key ?? s.keyId ?? s.subject ?? s.name ?? '');
-}
 
 type Json = Record<string, unknown>;
 const asObject = (v: unknown): Json | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : null);
