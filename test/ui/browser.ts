@@ -109,7 +109,7 @@ export function tinyManifest(): ReturnType<typeof jsonBlob> {
 export async function seedRepositories(client: RegistryClient, prefix: string, count: number): Promise<void> {
   const manifest = tinyManifest();
   const names = Array.from({ length: count }, (_, i) => `${prefix}-${String(i).padStart(5, '0')}`);
-  await pool(names, 8, async (name) => {
+  await pool(names, 16, async (name) => {
     const blob = await client.pushBlob(name, EMPTY);
     assert.equal(blob.status, 201, `blob push to ${name}: ${blob.status}`);
     const put = await client.pushManifest(name, 'v1', manifest);

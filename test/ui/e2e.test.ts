@@ -46,10 +46,11 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
 
     assert.equal((await api(server, 'POST', '/projects', adminAuth(), { name: 'team', public: false })).status, 201);
     assert.equal((await api(server, 'POST', '/projects', adminAuth(), { name: 'big', public: false })).status, 201);
-    // Images pushed by skopeo: team/app v1..v3, and del-1..del-3 for the batch delete.
-    const layout = sandbox.path('layout');
-    await createLayoutImage(layout, 'src', [4096, 2048]);
-    for (const tag of ['v1', 'v2', 'v3', 'del-1', 'del-2', 'del-3']) {
+    // Images pushed by skopeo: team/app v1..v3 (three images, so retention has something to
+    // remove), and del-1..del-3 for the batch delete.
+    for (const tag of ['v3', 'v2', 'v1', 'del-1', 'del-2', 'del-3']) {
+      const layout = sandbox.path(`layout-${tag}`);
+      await createLayoutImage(layout, 'src', [4096, 2048]);
       const pushed = await skopeoPush(layout, 'src', `team/app:${tag}`);
       assert.equal(pushed.code, 0, pushed.stderr);
     }

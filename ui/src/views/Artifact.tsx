@@ -285,7 +285,7 @@ function Sbom({ repository, digest }: { repository: string; digest: string }) {
     <section className="panel" aria-labelledby="sbom-title">
       <h2 id="sbom-title">SBOM <span className="muted small">{sbomPackages(doc.data).length} packages</span></h2>
       <label htmlFor="sbom-filter">Filter packages</label> <input id="sbom-filter" type="search" value={filter} onChange={(e) => setFilter(e.target.value)} />
-      <div className="scroll">
+      <div className="scroll" tabIndex={0} role="region" aria-label="SBOM packages">
         <table className="grid compact">
           <thead><tr><th scope="col">Package</th><th scope="col">Version</th><th scope="col">Package URL</th></tr></thead>
           <tbody>

@@ -8,7 +8,7 @@ type Row = Record<string, unknown>;
 export function ObjectTable({ rows, columns, caption, actions }: { rows: Row[]; columns?: string[]; caption: string; actions?: (row: Row) => React.ReactNode }) {
   const keys = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))].slice(0, 8);
   return (
-    <div className="scroll">
+    <div className="scroll" tabIndex={0} role="region" aria-label={caption}>
       <table className="grid compact">
         <caption className="visually-hidden">{caption}</caption>
         <thead>
