@@ -8,7 +8,7 @@ import tseslint from 'typescript-eslint';
  * each other; only the composition root (server.ts, compose.ts, stores.ts, cli/) wires them.
  */
 const DRIVERS = ['kysely', 'pg', 'better-sqlite3', 'mysql2', '@aws-sdk/*'];
-const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck', 'metrics', 'retention', 'audit', 'quotas', 'tags', 'webhooks', 'scanning', 'signatures', 'sbom', 'registries', 'replication'];
+const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck', 'metrics', 'retention', 'audit', 'quotas', 'tags', 'webhooks', 'scanning', 'signatures', 'sbom', 'registries', 'replication', 'browse'];
 const ROOT = ['**/server.js', '**/compose.js', '**/stores.js', '**/cli.js', '**/cli/**'];
 const ADAPTERS = ['**/metadata/**', '**/storage/**'];
 /** The secrets-at-rest implementation (src/secrets): chosen by the composition root; everyone else uses core's SecretSealer port. */
@@ -93,6 +93,7 @@ export default tseslint.config(
       '../scanning/*', '!../scanning/ports.js',
       '../signatures/*', '!../signatures/ports.js',
       '../sbom/*', '!../sbom/ports.js',
+      '../browse/*', '!../browse/ports.js',
       '../registries/*', '!../registries/ports.js', '!../registries/proxy-ports.js',
       '../audit/**',
       '../policies/**', '../client/**',

@@ -9,6 +9,8 @@ import pino, { type Logger } from 'pino';
 import { openAuth } from './auth/index.js';
 import { openClientCertificateAuth } from './auth/mtls/index.js';
 import { BrowserSessions } from './auth/sessions.js';
+import { BrowseService } from './browse/service.js';
+import type { SystemInfo } from './http/api/browse.js';
 import { compose, passwordSources, scannerCredentials, type Composition } from './compose.js';
 import { durationMs, type BerthConfig } from './config/schema.js';
 import type { Registry } from './core/registry.js';
@@ -109,6 +111,14 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     proxyCacheDefaultTtlMs: durationMs(config.proxy.tagttl),
     replication: composition.replication,
     sessions: new BrowserSessions(stores.sessions, auth.authenticator, { ttlMs: durationMs(config.ui.sessionttl), idleMs: durationMs(config.ui.sessionidle) }),
+    browse: {
+      service: new BrowseService(stores.browse),
+      registry,
+      system: systemInfo(config),
+      runJob: (name) => scheduler.runNow(name),
+      jobNames: () => scheduler.list().map((j) => j.name),
+      oidcProviders: () => composition.oidc.list('').filter((p) => p.login !== null).map((p) => ({ name: p.name, displayName: p.name })),
+    },
     registry,
     access: clientCerts?.policy ?? auth.policy,
     auth,
@@ -184,6 +194,33 @@ function createMetrics(config: BerthConfig, logger: Logger): BerthMetrics | null
   if (!config.metrics.enabled) return null;
   const settings = { refreshMs: durationMs(config.metrics.refresh), projectLabels: config.metrics.projectlabels, storageCapacityBytes: config.metrics.storagecapacity };
   return new BerthMetrics(settings, (metric, err) => logger.warn({ err, metric }, 'a metrics gauge could not be computed; it keeps its last value'));
+}
+
+/** What GET /api/v1/system/info reports: the version and which features this configuration has. */
+function systemInfo(config: BerthConfig): SystemInfo {
+  const pkg = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u));
+  const version = pkg ? (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version : 'unknown';
+  return {
+    version,
+    registryHost: config.http.host ? new URL(config.http.host).host : null,
+    features: {
+      auth: config.auth.mode !== 'none',
+      quotas: true,
+      retention: true,
+      immutableTags: true,
+      tagHistory: true,
+      webhooks: true,
+      signatures: true,
+      scanning: true,
+      sbom: true,
+      replication: true,
+      proxyCache: true,
+      gc: config.storage.delete.enabled,
+      oidc: config.auth.oidc.providers.length > 0,
+      metrics: config.metrics.enabled,
+      readOnly: config.storage.maintenance.readonly.enabled,
+    },
+  };
 }
 
 /** dist/ui of the installation (next to package.json, from src/ under tsx or from the built output). */

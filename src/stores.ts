@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AuthStore, SessionRows } from './auth/ports.js';
+import type { BrowseQueries } from './browse/ports.js';
 import type { OidcStore } from './auth/oidc/ports.js';
 import type { BerthConfig } from './config/schema.js';
 import type { BlobStore, StorageUsageQueries } from './core/ports.js';
@@ -67,6 +68,8 @@ export interface Stores {
   oidc: OidcStore;
   /** Browser sessions of the web UI (src/auth/sessions.ts). */
   sessions: SessionRows;
+  /** The web UI's listings, searches and badges (src/browse). */
+  browse: BrowseQueries;
   /** Remote registry endpoints for replication and pull-through cache projects (src/registries). */
   registries: RegistryEndpointStore;
   /** Pull-through cache projects, cached manifests and tags (src/registries). */

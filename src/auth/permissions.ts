@@ -184,6 +184,14 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'POST', path: '/replication/executions/:id/stop', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/replication/executions/:id', access: 'admin', needs: 'system admin' },
   { method: 'GET', path: '/replication/executions/:id/tasks', access: 'admin', needs: 'system admin' },
+  { method: 'GET', path: '/system/info', access: 'user', needs: 'any signed-in identity' },
+  { method: 'GET', path: '/search', access: 'user', needs: 'any signed-in identity; finds only repositories and tags it may pull' },
+  { method: 'GET', path: '/projects/:project/repositories', access: 'user', needs: 'read-project' },
+  { method: 'DELETE', path: '/repositories/:name', access: 'user', needs: 'pull + delete on the repository (name URL-encoded)' },
+  { method: 'GET', path: '/repositories/:name/tags', access: 'user', needs: 'pull + list-tags on the repository (name URL-encoded)' },
+  { method: 'POST', path: '/repositories/:name/tags/delete', access: 'user', needs: 'pull + delete on the repository (name URL-encoded); immutable tags fail per tag' },
+  { method: 'GET', path: '/repositories/:name/artifacts/:reference', access: 'user', needs: 'pull on the repository (name URL-encoded)' },
+  { method: 'POST', path: '/jobs/:name/run', access: 'admin', needs: 'system admin' },
 ];
 
 /** The table row of an admin-API route; throws when the route is missing (it must not be served unchecked). */

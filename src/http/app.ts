@@ -69,6 +69,8 @@ export interface AppOptions {
   proxyCacheDefaultTtlMs?: number;
   /** Browser sessions of the web UI (src/auth/sessions.ts): /api/v1/session and cookie sign-in on /api/v1. */
   sessions?: ApiFeatures['sessions'];
+  /** The web UI's browse endpoints (src/browse): served with the admin API. */
+  browse?: ApiFeatures['browse'];
   /** Replication policies and executions (src/replication): served with the admin API. */
   replication?: ApiFeatures['replication'];
   /** The web UI's built SPA, served at / (ui.enabled; absent: not served). */
@@ -200,6 +202,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       proxyCacheDefaultTtlMs: options.proxyCacheDefaultTtlMs,
       replication: options.replication,
       sessions: options.sessions,
+      browse: options.browse,
     });
   }
   return app;

@@ -10,6 +10,7 @@ import type { MysqlOptions } from './mysql.js';
 import type { PostgresOptions } from './postgres.js';
 import { SealedAuthStore } from './sealed-auth-store.js';
 import { KyselySessionStore } from './session-store.js';
+import { KyselyBrowseStore } from './browse-store.js';
 import { openSqliteMetadata } from './sqlite.js';
 import type { MetadataObserver } from '../metrics/ports.js';
 import { KyselyWebhookStore } from './webhook-store.js';
@@ -80,6 +81,8 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     oidc: new KyselyOidcStore(metadata.db, metadata.dialect),
     // Browser sessions of the web UI, shared by every replica (src/auth/sessions.ts).
     sessions: new KyselySessionStore(metadata.db),
+    // The web UI's listings, searches and badges (src/browse).
+    browse: new KyselyBrowseStore(metadata.db),
     // Remote registry endpoints, credentials sealed at rest (src/registries).
     registries: new KyselyRegistryEndpointStore(metadata.db, metadata.dialect, sealer),
     // Pull-through cache projects and the manifests and tags fetched for them (src/registries).

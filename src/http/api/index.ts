@@ -28,6 +28,7 @@ import { sbomRoutes } from './sbom.js';
 import { proxyCacheRoutes, registryRoutes } from './registries.js';
 import { replicationRoutes } from './replication.js';
 import { sessionCookie, sessionRoutes } from './session.js';
+import { browseRoutes } from './browse.js';
 import { BrowserSessions, CSRF_HEADER } from '../../auth/sessions.js';
 import { isSystemAdmin } from '../../auth/identity.js';
 
@@ -71,6 +72,7 @@ export function apiRoutes(features: ApiFeatures): ApiRoute[] {
     ...(features.registries ? registryRoutes : []),
     ...(features.proxyCache ? proxyCacheRoutes : []),
     ...(features.replication ? replicationRoutes : []),
+    ...(features.browse ? browseRoutes : []),
   ];
 }
 

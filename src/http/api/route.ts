@@ -6,6 +6,7 @@ import type { Identity } from '../../auth/identity.js';
 import type { OidcService } from '../../auth/oidc/service.js';
 import type { AuthService } from '../../auth/service.js';
 import type { BrowserSessions } from '../../auth/sessions.js';
+import type { BrowseFeature } from './browse.js';
 import type { GarbageCollector } from '../../gc/collector.js';
 import type { StorageUsageQueries } from '../../gc/ports.js';
 import type { JobRunStore } from '../../jobs/ports.js';
@@ -27,6 +28,8 @@ export type { ApiAccess } from '../../auth/permissions.js';
 
 /** Optional features whose endpoints live under /api/v1 (buildApp's `gc` option). */
 export interface ApiFeatures {
+  /** The web UI's browse endpoints: system info, search, repositories, tags, artifacts, job runs (src/browse). */
+  browse?: BrowseFeature;
   /** /api/v1/session: browser sessions of the web UI; their cookie authenticates /api/v1 calls (src/auth/sessions.ts). */
   sessions?: BrowserSessions;
   /** /api/v1/oidc/… browser login and /api/v1/users/:username/cli-secret (src/auth/oidc). */
