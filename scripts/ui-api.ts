@@ -22,7 +22,7 @@ export function fullOpenApiDocument(): Record<string, unknown> {
   const on = true as never;
   const features: Required<Record<keyof ApiFeatures, never>> = {
     oidc: on, gc: on, jobs: on, quotas: on, retention: on, tags: on, webhooks: on, signatures: on, scanning: on, sbom: on,
-    supplyChain: on, vulnPolicy: on, registries: on, proxyCache: on, proxyCacheDefaultTtlMs: on, replication: on, sessions: on,
+    supplyChain: on, vulnPolicy: on, registries: on, proxyCache: on, proxyCacheDefaultTtlMs: on, replication: on, sessions: on, browse: on,
   };
   const routes = apiRoutes(features as ApiFeatures);
   routes.push({ method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', handler: async () => undefined });

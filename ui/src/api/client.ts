@@ -1,12 +1,11 @@
 // The UI's API client: openapi-fetch over the paths generated from /api/v1/openapi.json
-// (schema.d.ts, `npm run ui:api`) plus the contract endpoints not described there yet (pending.ts).
-// Every call of the UI goes through `api`; there is no hand-written fetch.
+// (schema.d.ts, `npm run ui:api`). Every call of the UI goes through `api`; there is no
+// hand-written fetch (the OIDC buttons are plain links: a full-page redirect to the provider).
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { paths } from './schema';
-import type { PendingPaths } from './pending';
 import type { ErrorBody } from './client-types';
 
-export type ApiPaths = paths & PendingPaths;
+export type ApiPaths = paths;
 
 /** The browser session's CSRF token: sent as X-CSRF-Token on every mutating call. */
 let csrfToken: string | null = null;

@@ -8,7 +8,7 @@ import { Link, href, useTitle } from '../router';
 /** Repository count of one project: the total of a one-row page. */
 function RepoCount({ project }: { project: string }) {
   const count = useAsync(
-    () => ok<Page<RepositoryRow>>(api.GET('/api/v1/projects/{project}/repositories', { params: { path: { project }, query: { n: 1 } } })),
+    () => ok<Page<RepositoryRow>>(api.GET('/api/v1/projects/{project}/repositories', { params: { path: { project }, query: { n: '1' } } })),
     [project],
   );
   return <span className="num">{count.data?.total?.toLocaleString() ?? (count.error ? '—' : '…')}</span>;

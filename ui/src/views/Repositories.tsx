@@ -20,7 +20,7 @@ export function Repositories({ project }: { project: string }) {
   const page = useAsync(
     () =>
       ok<Page<RepositoryRow>>(
-        api.GET('/api/v1/projects/{project}/repositories', { params: { path: { project }, query: { q: query || undefined, sort, order, n: PAGE, last: pager.last } } }),
+        api.GET('/api/v1/projects/{project}/repositories', { params: { path: { project }, query: { q: query || undefined, sort, order, n: String(PAGE), last: pager.last } } }),
       ),
     [project, query, sort, order, pager.last],
   );

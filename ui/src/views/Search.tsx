@@ -5,7 +5,7 @@ import { Link, href, useTitle } from '../router';
 
 export function SearchView({ q }: { q: string }) {
   useTitle(`Search ${q}`);
-  const result = useAsync(() => ok<SearchResult>(api.GET('/api/v1/search', { params: { query: { q, n: 50 } } })), [q]);
+  const result = useAsync(() => ok<SearchResult>(api.GET('/api/v1/search', { params: { query: { q, n: '50' } } })), [q]);
   const r = result.data;
   return (
     <section aria-labelledby="search-title">

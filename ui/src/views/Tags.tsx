@@ -50,7 +50,7 @@ export function Tags({ repository }: { repository: string }) {
   const query = useDebounced(q);
   const pager = usePager(`${repository}|${query}|${sort}|${order}`);
   const page = useAsync(
-    () => ok<Page<TagRow>>(api.GET('/api/v1/repositories/{name}/tags', { params: { path: { name: repository }, query: { q: query || undefined, sort, order, n: PAGE, last: pager.last } } })),
+    () => ok<Page<TagRow>>(api.GET('/api/v1/repositories/{name}/tags', { params: { path: { name: repository }, query: { q: query || undefined, sort, order, n: String(PAGE), last: pager.last } } })),
     [repository, query, sort, order, pager.last],
   );
   const [selected, setSelected] = useState<Set<string>>(new Set());
