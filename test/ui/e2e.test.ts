@@ -131,10 +131,10 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     await page.getByRole('link', { name: 'team/app', exact: true }).click();
     await page.getByRole('heading', { name: 'team/app' }).waitFor();
     const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'v1', exact: true }) });
-    await row.getByText('✓ signed').waitFor();
+    await row.getByText('signed', { exact: true }).waitFor();
     await row.getByText('SBOM').waitFor();
-    await row.getByRole('button', { name: /Copy the pull command of v1/ }).click();
-    await row.getByText('Copied').waitFor();
+    await row.getByRole('button', { name: 'Copy pull command of v1' }).click();
+    await row.getByText('copied to the clipboard').waitFor({ state: 'attached' });
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), `podman pull ${host}/team/app:v1`);
     axe.tags = await checkAxe(page, 'tags');
     await screenshot(page, 'tags');
@@ -214,15 +214,25 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
 
   it(`renders the repositories page with ${REPOS} repositories and the tags page with ${TAGS} tags in under 1 s`, async () => {
     // Warm: the hashed assets are cached (immutable) as for any returning user; each measure is a full page load.
-    const measure = async (url: string, ready: string) => {
+    const measure = async (name: string, url: string, ready: string) => {
       const started = Date.now();
       await page.goto(url);
       await page.locator(ready).first().waitFor();
-      return Date.now() - started;
+      const ms = Date.now() - started;
+      // Where the time went: the slowest /api/v1 call of the load, as the browser timed it.
+      const api = await page.evaluate(() =>
+        performance
+          .getEntriesByType('resource')
+          .filter((e) => e.name.includes('/api/v1/'))
+          .map((e) => ({ path: new URL(e.name).pathname, ms: Math.round(e.duration) })),
+      );
+      timings[`${name}SlowestApiMs`] = Math.max(0, ...api.map((a) => a.ms));
+      return ms;
     };
-    await measure('/projects/big', 'table.grid tbody a');
-    timings.repositoriesFirstRenderMs = await measure('/projects/big', 'table.grid tbody a');
-    await page.getByText(`of ${REPOS.toLocaleString('en-US')} repositories`).waitFor();
+    await measure('warmup', '/projects/big', 'table.grid tbody a');
+    timings.repositoriesFirstRenderMs = await measure('repositories', '/projects/big', 'table.grid tbody a');
+    // big/many is in project big too.
+    await page.getByText(`of ${(REPOS + 1).toLocaleString('en-US')} repositories`).waitFor();
     axe.repositories = await checkAxe(page, 'repositories');
     await screenshot(page, 'repositories');
     timings.repositoriesSortedByPullsMs = await (async () => {
@@ -232,7 +242,7 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
       await page.locator('table.grid tbody a').first().waitFor();
       return Date.now() - started;
     })();
-    timings.tagsFirstRenderMs = await measure(`/repository?name=${encodeURIComponent('big/many')}`, 'table.grid tbody a');
+    timings.tagsFirstRenderMs = await measure('tags', `/repository?name=${encodeURIComponent('big/many')}`, 'table.grid tbody a');
     await page.getByText(`of ${TAGS.toLocaleString('en-US')} tags`).waitFor();
     timings.tagsSearchMs = await (async () => {
       const started = Date.now();

@@ -15,6 +15,22 @@ import { ThemeToggle } from './theme';
 
 type State = { phase: 'loading' } | { phase: 'signed-out'; reason?: string } | { phase: 'signed-in'; session: Session };
 
+/**
+ * A hint (not a credential) that this browser had a session: then the views render and fetch
+ * their data while GET /api/v1/session confirms it, instead of one round trip after the other.
+ */
+const HINT = 'berth.session';
+function hint(value?: boolean): boolean {
+  try {
+    if (value === true) localStorage.setItem(HINT, '1');
+    else if (value === false) localStorage.removeItem(HINT);
+    return localStorage.getItem(HINT) === '1';
+  } catch {
+    return false;
+  }
+}
+const PROVISIONAL: Session = { username: '', admin: false, csrfToken: '', expiresAt: '' };
+
 export function App() {
   const [state, setState] = useState<State>({ phase: 'loading' });
   const [info, setInfo] = useState<SystemInfo | null>(null);
@@ -22,16 +38,19 @@ export function App() {
 
   const signedIn = useCallback((session: Session) => {
     setCsrfToken(session.csrfToken);
+    hint(true);
     setState({ phase: 'signed-in', session });
+  }, []);
+  const signedOut = useCallback((reason?: string) => {
+    setCsrfToken(null);
+    hint(false);
+    setState({ phase: 'signed-out', reason });
   }, []);
 
   useEffect(() => {
-    setUnauthorizedHandler(() => {
-      setCsrfToken(null);
-      setState({ phase: 'signed-out', reason: 'Your session expired. Sign in again.' });
-    });
-    ok<Session>(api.GET('/api/v1/session')).then(signedIn, () => setState({ phase: 'signed-out' }));
-  }, [signedIn]);
+    setUnauthorizedHandler(() => signedOut('Your session expired. Sign in again.'));
+    ok<Session>(api.GET('/api/v1/session')).then(signedIn, () => signedOut());
+  }, [signedIn, signedOut]);
 
   useEffect(() => {
     if (state.phase !== 'signed-in') return;
@@ -40,23 +59,21 @@ export function App() {
     // Expiry: the server ends the session at expiresAt; so does the UI.
     const left = Date.parse(state.session.expiresAt) - Date.now();
     if (!(left > 0)) return;
-    const timer = setTimeout(() => {
-      setCsrfToken(null);
-      setState({ phase: 'signed-out', reason: 'Your session expired. Sign in again.' });
-    }, Math.min(left, 2 ** 31 - 1));
+    const timer = setTimeout(() => signedOut('Your session expired. Sign in again.'), Math.min(left, 2 ** 31 - 1));
     return () => clearTimeout(timer);
-  }, [state]);
+  }, [state, signedOut]);
 
   const signOut = useCallback(async () => {
     await api.DELETE('/api/v1/session').catch(() => undefined);
-    setCsrfToken(null);
-    setState({ phase: 'signed-out', reason: 'You are signed out.' });
+    signedOut('You are signed out.');
     navigate('/', true);
-  }, []);
+  }, [signedOut]);
 
-  if (state.phase === 'loading') return <div className="boot" aria-busy="true" />;
+  if (state.phase === 'loading' && !hint()) return <div className="boot" aria-busy="true" />;
   if (state.phase === 'signed-out') return <SignIn reason={state.reason} onSignedIn={signedIn} />;
-  const ctx: SessionContext = { session: state.session, info, me, signOut };
+  // Signed in, or (with the hint) provisionally until the session check answers: nothing is
+  // offered that needs a role until then, and a 401 there shows the sign-in form.
+  const ctx: SessionContext = { session: state.phase === 'signed-in' ? state.session : PROVISIONAL, info, me, signOut };
   return (
     <SessionCtx.Provider value={ctx}>
       <Shell />

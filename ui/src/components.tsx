@@ -94,7 +94,7 @@ export function Badge({ tone, children, title }: { tone: 'ok' | 'warn' | 'bad' |
   );
 }
 
-/** Copies `text` to the clipboard; says so in a live region. */
+/** Copies `text` to the clipboard; says so in a live region. `label` must start with "Copy pull" (its visible text). */
 export function CopyButton({ text, label }: { text: string; label: string }) {
   const [done, setDone] = useState<'copied' | 'failed' | null>(null);
   const copy = async () => {
@@ -107,10 +107,10 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
     setTimeout(() => setDone(null), 2000);
   };
   return (
-    <button type="button" className="copy" onClick={copy} aria-label={`${label}: ${text}`} title={text}>
-      <span aria-hidden="true">⧉</span> {done === 'copied' ? 'Copied' : done === 'failed' ? 'Copy failed' : 'Copy pull'}
+    <button type="button" className="copy" onClick={copy} aria-label={label} title={text}>
+      <span aria-hidden="true">{done === 'copied' ? '✓' : done === 'failed' ? '✗' : '⧉'}</span> Copy pull
       <span className="visually-hidden" aria-live="polite">
-        {done === 'copied' ? 'copied to the clipboard' : ''}
+        {done === 'copied' ? 'copied to the clipboard' : done === 'failed' ? 'copying failed' : ''}
       </span>
     </button>
   );

@@ -70,7 +70,8 @@ export interface TagRow {
   platforms: Platform[];
   pushedAt: string | null;
   pulledAt: string | null;
-  signatures: { count: number; verified: boolean };
+  /** verified: null when the list did not verify (the artifact's signatures endpoint does). */
+  signatures: { count: number; verified: boolean | null };
   scan: { status: string; critical: number; high: number; medium: number; low: number; unknown: number } | null;
   sbom: boolean;
 }

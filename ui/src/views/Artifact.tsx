@@ -50,7 +50,7 @@ export function ArtifactView({ repository, reference }: { repository: string; re
             <dt>Pull</dt>
             <dd>
               <code>podman pull {host}/{repository}{isTag ? `:${reference}` : `@${a.digest}`}</code>{' '}
-              <CopyButton text={`podman pull ${host}/${repository}${isTag ? `:${reference}` : `@${a.digest}`}`} label="Copy the pull command" />
+              <CopyButton text={`podman pull ${host}/${repository}${isTag ? `:${reference}` : `@${a.digest}`}`} label="Copy pull command" />
             </dd>
           </dl>
           <Signatures repository={repository} digest={a.digest} />

@@ -22,6 +22,9 @@ export const KIND_LABEL: Record<string, string> = {
 
 export function SignatureBadge({ signatures }: { signatures: TagRow['signatures'] | undefined }) {
   if (!signatures || signatures.count === 0) return <Badge tone="muted">unsigned</Badge>;
+  // The list does not verify (that needs the keys and the signature bytes): the artifact view does.
+  if (signatures.verified === null || signatures.verified === undefined)
+    return <Badge tone="info" title={`${signatures.count} signature(s); open the tag to see their verification`}>signed</Badge>;
   return signatures.verified ? (
     <Badge tone="ok" title={`${signatures.count} signature(s), at least one verified`}>✓ signed</Badge>
   ) : (
@@ -170,7 +173,7 @@ export function Tags({ repository }: { repository: string }) {
               <td><SignatureBadge signatures={t.signatures} /></td>
               <td><ScanBadge scan={t.scan} /></td>
               <td>
-                <CopyButton text={`podman pull ${host}/${repository}:${t.tag}`} label={`Copy the pull command of ${t.tag}`} />
+                <CopyButton text={`podman pull ${host}/${repository}:${t.tag}`} label={`Copy pull command of ${t.tag}`} />
               </td>
             </tr>
           ))}
