@@ -237,8 +237,7 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     await screenshot(page, 'repositories');
     timings.repositoriesSortedByPullsMs = await (async () => {
       const started = Date.now();
-      await page.getByRole('button', { name: /Pulls/ }).click();
-      await page.waitForResponse((r) => r.url().includes('sort=pulls'));
+      await Promise.all([page.waitForResponse((r) => r.url().includes('sort=pulls')), page.getByRole('button', { name: /Pulls/ }).click()]);
       await page.locator('table.grid tbody a').first().waitFor();
       return Date.now() - started;
     })();
