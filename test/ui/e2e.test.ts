@@ -83,7 +83,7 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
 
     // Many repositories in project big, many tags in big/many: through the registry API.
     const started = Date.now();
-    await seedRepositories(admin, 'big/repo', REPOS);
+    await seedRepositories(admin, 'big/repo', REPOS, server.registry);
     timings.seedRepositoriesMs = Date.now() - started;
     const tagsStarted = Date.now();
     await seedTags(admin, 'big/many', TAGS);
