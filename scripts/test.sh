@@ -17,16 +17,16 @@ if [ "$#" -gt 0 ]; then files=("$@"); else files=(test/**/*.test.ts); fi
 [ "${#files[@]}" -gt 0 ] || { echo "no test files found" >&2; exit 1; }
 
 # Pass 1: every suite on the default back ends (SQLite metadata).
-# Pass 2: the HTTP, interop, auth, gc, policy, scanning, registries and replication suites again with PostgreSQL metadata
+# Pass 2: the HTTP, interop, auth, gc, policy, scanning, registries, replication and web UI suites again with PostgreSQL metadata
 # (BERTH_TEST_METADATA=postgres: test/helpers/server.ts gives each test server a fresh database
 # on 127.0.0.1:5432).
-# Pass 3: the HTTP, interop and policy suites with MySQL/MariaDB metadata (BERTH_TEST_METADATA=mysql:
+# Pass 3: the HTTP, interop, policy and web UI suites with MySQL/MariaDB metadata (BERTH_TEST_METADATA=mysql:
 # a fresh database per test server on 127.0.0.1:3306). The metadata contract runs on all three in pass 1.
 # Every pass that runs must pass; their summaries are repeated at the end.
 pg_files=()
 mysql_files=()
-for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*|test/auth/*|test/gc/*|test/policies/*|test/scanning/*|test/registries/*|test/replication/*) pg_files+=("$f") ;; esac; done
-for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*|test/policies/*) mysql_files+=("$f") ;; esac; done
+for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*|test/auth/*|test/gc/*|test/policies/*|test/scanning/*|test/registries/*|test/replication/*|test/ui/*) pg_files+=("$f") ;; esac; done
+for f in "${files[@]}"; do case "$f" in test/http/*|test/interop/*|test/policies/*|test/ui/*) mysql_files+=("$f") ;; esac; done
 # --test-timeout bounds each test FILE (the runner applies it per file): a hung file fails
 # with "test timed out" after 10 minutes and the run goes on, instead of CI's 90-minute limit
 # ending the run with no summary.

@@ -3,7 +3,7 @@ import { RegistryError } from '../core/errors.js';
 import type { Authenticator, Identity } from './identity.js';
 import type { SessionRecord, SessionRows } from './ports.js';
 
-/** The cookie that carries a browser session's id (docs/ui.md). */
+/** The cookie that carries a browser session's id (docs/api.md#web-ui-api). */
 export const SESSION_COOKIE = 'berth_session';
 /** The header a mutating call authenticated by the cookie must carry. */
 export const CSRF_HEADER = 'x-csrf-token';

@@ -1,4 +1,5 @@
 import { RegistryError } from '../core/errors.js';
+import { projectOf } from '../core/names.js';
 import { artifactKind, type ArtifactKind } from './kinds.js';
 import type { After, BrowseQueries, ManifestRow, Order, RepositorySort, TagRow, TagSort } from './ports.js';
 
@@ -108,7 +109,7 @@ function decodeCursor(last: string | undefined): After | null {
 const SIGNATURE_SUFFIXES = ['.sig', '.att', '.sbom'] as const;
 
 /**
- * The web UI's listings (docs/ui.md): repositories of a project, tags of a repository with
+ * The web UI's listings (docs/api.md#web-ui-api): repositories of a project, tags of a repository with
  * their kind and badges, search, artifact detail. Access is decided by the HTTP layer
  * (src/auth's rules) before and, for search, through `mayRead`.
  */
@@ -214,7 +215,7 @@ export class BrowseService {
     let afterRepo: string | null = null;
     for (let round = 0; round < 20 && repositories.length < limit; round++) {
       const names = await this.queries.searchRepositories(q, batch, afterRepo);
-      for (const name of names) if (repositories.length < limit && (await mayRead(name))) repositories.push({ name, project: name.split('/')[0]! });
+      for (const name of names) if (repositories.length < limit && (await mayRead(name))) repositories.push({ name, project: projectOf(name) });
       if (names.length < batch) break;
       afterRepo = names.at(-1)!;
     }

@@ -148,7 +148,7 @@ export const configSchema = z
       .object({ dir: z.string().min(1).default('./data') })
       .strict()
       .default({ dir: './data' }),
-    /** The web UI (docs/ui.md): the SPA served at / and the browser sessions behind it. */
+    /** The web UI (docs/api.md#web-ui-api): the SPA served at / and the browser sessions behind it. */
     ui: z
       .object({
         /** Serve the built SPA (dist/ui) at /. The /api/v1 session endpoints work either way. */

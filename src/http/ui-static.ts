@@ -31,7 +31,7 @@ const NOT_BUILT =
   'The registry (/v2/) and the API (/api/v1/) work without it; set ui.enabled: false to stop serving the UI.\n';
 
 /**
- * Serves the web UI from the same process (docs/ui.md): /assets/* (hashed names: cached for a
+ * Serves the web UI from the same process (docs/api.md#web-ui-api): /assets/* (hashed names: cached for a
  * year, immutable), / and — for browser navigations (GET accepting text/html) outside the
  * registry and API prefixes — index.html, never cached, with a strict CSP. Returns the
  * fallback the not-found handler asks first: true when it answered the request with the SPA.

@@ -55,7 +55,9 @@ export class KyselyBrowseStore implements BrowseQueries {
   }
 
   private projectRange(project: string): RawBuilder<unknown> {
-    return sql`(r.name = ${project} or (r.name >= ${`${project}/`} and r.name < ${`${project}0`})) and exists (select 1 from manifests m where m.repository_id = r.id)`;
+    // One index range [p, p0) (an OR of two ranges would make SQLite sort the whole project),
+    // then names between p and p/ that belong to other projects (p-x, p.x) are filtered out.
+    return sql`r.name >= ${project} and r.name < ${`${project}0`} and (r.name = ${project} or r.name >= ${`${project}/`}) and exists (select 1 from manifests m where m.repository_id = r.id)`;
   }
 
   async repositories(project: string, q: string | undefined, sort: RepositorySort, order: Order, limit: number, after: After | null): Promise<RepositoryRow[]> {
@@ -110,11 +112,15 @@ export class KyselyBrowseStore implements BrowseQueries {
         ? sql`and t.name ${cmp} ${after.name}`
         : sql`and (t.updated_at ${cmp} ${after.key ?? 0} or (t.updated_at = ${after.key ?? 0} and t.name ${cmp} ${after.name}))`;
     const orderBy = sort === 'name' ? sql`t.name ${dir}` : sql`t.updated_at ${dir}, t.name ${dir}`;
+    // The page of tags first (an index range and LIMIT), then its manifests: a planner that
+    // misjudges the repository's size (stale statistics after a bulk push) joins 51 rows, not 20,000.
     const rows = await this.rows(sql`
       select t.name as tag, t.manifest_digest as digest, t.updated_at, m.media_type, m.artifact_type, m.annotations, m.size, m.payload
-      from tags t join manifests m on m.repository_id = t.repository_id and m.digest = t.manifest_digest
-      where t.repository_id = ${repositoryId} ${like('t.name', q)} ${keyset}
-      order by ${orderBy} limit ${limit}`);
+      from (select t.repository_id, t.name, t.manifest_digest, t.updated_at from tags t
+            where t.repository_id = ${repositoryId} ${like('t.name', q)} ${keyset}
+            order by ${orderBy} limit ${limit}) t
+      join manifests m on m.repository_id = t.repository_id and m.digest = t.manifest_digest
+      order by ${orderBy}`);
     return rows.map((r) => ({
       tag: r.tag as string,
       digest: r.digest as string,

@@ -278,6 +278,8 @@ describe('auth.mode token with an htpasswd file (berth serve, hot reload)', () =
       kind: 'user',
       admin: false,
       memberships: [{ project: 'team', username: 'carol', role: 'developer' }],
+      username: 'carol',
+      projects: [{ name: 'team', role: 'developer' }],
     });
   });
 

@@ -149,6 +149,23 @@ describe('OIDC single sign-on', () => {
     assert.equal((await browserLogin('alice')).status, 200);
   });
 
+  it('?ui=1: the callback ends in a web UI session cookie and a redirect to /', async () => {
+    const browser = new TestBrowser();
+    const end = await browser.follow(`${server.url}/api/v1/oidc/test/login?ui=1`, { login: 'alice', stopAt: (u) => u.host === new URL(server.url).host && u.pathname === '/' });
+    assert.equal(end.url.pathname, '/', 'redirected to the UI');
+    const cookie = browser.cookieHeader(new URL(server.url));
+    assert.match(cookie, /berth_session=[A-Za-z0-9_-]{43}/);
+    assert.doesNotMatch(cookie, /berth_oidc_ui/, 'the ui marker is cleared');
+    const session = await fetch(`${server.url}/api/v1/session`, { headers: { cookie } });
+    assert.equal(session.status, 200);
+    const body = (await session.json()) as { username: string; csrfToken: string };
+    assert.equal(body.username, 'alice');
+    // Without ?ui=1 the callback still answers JSON and sets no session.
+    const plain = new TestBrowser();
+    assert.equal((await browserLogin('alice', plain)).status, 200);
+    assert.doesNotMatch(plain.cookieHeader(new URL(server.url)), /berth_session/);
+  });
+
   it('the admin group makes a system administrator; a user outside the allowed groups is refused (403)', async () => {
     const bob = await browserLogin('bob');
     assert.equal(bob.status, 200, bob.body);

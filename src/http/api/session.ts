@@ -48,7 +48,7 @@ function sessionsOf(ctx: ApiContext): BrowserSessions {
 const OPEN_SESSION = { username: 'anonymous', admin: true, csrfToken: '', expiresAt: null };
 
 /**
- * Browser sessions of the web UI (docs/ui.md#sessions): sign in with a user's password (the
+ * Browser sessions of the web UI (docs/api.md#web-ui-api): sign in with a user's password (the
  * same accounts, identity sources and login throttle as `docker login`; robots refused), read
  * the session, sign out.
  */

@@ -3,7 +3,7 @@ import { foreignKeys, schemaTypes } from '../dialect.js';
 import type { MigrationContext } from '../migrate.js';
 
 /**
- * The web UI (issue 18, docs/ui.md):
+ * The web UI (issue 18, docs/api.md#web-ui-api):
  * - `ui_sessions`: browser sessions, shared by every replica. The session id is kept only as its
  *   sha256 (`id_hash`); the CSRF token the browser must echo on mutating calls is kept as given.
  *   `expires_at` is the absolute end (ui.sessionttl), `last_seen_at` drives the idle expiry
