@@ -108,7 +108,7 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
   };
   return (
     <button type="button" className="copy" onClick={copy} aria-label={label} title={text}>
-      <span aria-hidden="true">{done === 'copied' ? '✓' : done === 'failed' ? '✗' : '⧉'}</span> Copy pull
+      <span aria-hidden="true" className="copy-mark">{done === 'copied' ? '✓' : done === 'failed' ? '✗' : ''}</span>Copy pull
       <span className="visually-hidden" aria-live="polite">
         {done === 'copied' ? 'copied to the clipboard' : done === 'failed' ? 'copying failed' : ''}
       </span>

@@ -158,7 +158,7 @@ export function Tags({ repository }: { repository: string }) {
                   <input type="checkbox" aria-label={`Select tag ${t.tag}`} checked={selected.has(t.tag)} onChange={() => toggle(t.tag)} />
                 </td>
               ) : null}
-              <td>
+              <td className="tag" title={t.tag}>
                 <Link to={href.artifact(repository, t.tag)}>{t.tag}</Link>
               </td>
               <td>
