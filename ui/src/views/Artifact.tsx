@@ -40,7 +40,13 @@ export function ArtifactView({ repository, reference }: { repository: string; re
             <dt>Digest</dt>
             <dd><code className="wrap">{a.digest}</code></dd>
             <dt>Media type</dt>
-            <dd><code>{a.artifactType ?? a.mediaType}</code></dd>
+            <dd><code>{a.mediaType}</code></dd>
+            {a.artifactType ? (
+              <>
+                <dt>Artifact type</dt>
+                <dd><code>{a.artifactType}</code></dd>
+              </>
+            ) : null}
             <dt>Size</dt>
             <dd>{bytes(a.size)}</dd>
             <dt>Pushed</dt>
