@@ -245,10 +245,12 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     })();
     timings.tagsFirstRenderMs = await measure('tags', `/repository?name=${encodeURIComponent('big/many')}`, 'table.grid tbody a');
     await page.getByText(`of ${TAGS.toLocaleString('en-US')} tags`).waitFor();
+    // Search: from typing to the filtered page (the UI waits 250 ms for typing to pause).
+    const matching = Array.from({ length: TAGS }, (_, i) => `t${String(i).padStart(5, '0')}`).filter((t) => t.includes('t1999')).length;
     timings.tagsSearchMs = await (async () => {
       const started = Date.now();
       await page.getByLabel('Search tags').fill('t1999');
-      await page.getByRole('link', { name: 't19999', exact: true }).waitFor();
+      await page.getByText(`shown of ${matching.toLocaleString('en-US')} tags`).waitFor();
       return Date.now() - started;
     })();
     assert.ok(timings.repositoriesFirstRenderMs < FIRST_RENDER_LIMIT_MS, `repositories page first render ${timings.repositoriesFirstRenderMs} ms`);
