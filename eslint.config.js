@@ -14,6 +14,11 @@ const ADAPTERS = ['**/metadata/**', '**/storage/**'];
 /** The secrets-at-rest implementation (src/secrets): chosen by the composition root; everyone else uses core's SecretSealer port. */
 const SECRETS = ['**/secrets/**'];
 
+/** Globals of the browser code under ui/ (readonly). */
+const BROWSER_GLOBALS = Object.fromEntries(
+  ['window', 'document', 'location', 'history', 'navigator', 'localStorage', 'fetch', 'Request', 'Response', 'Headers', 'URL', 'URLSearchParams', 'setTimeout', 'clearTimeout', 'console', 'HTMLElement', 'Event'].map((name) => [name, 'readonly']),
+);
+
 function forbid(files, { groups = [], packages = [], message }) {
   return {
     files,
@@ -45,7 +50,7 @@ const featureRules = FEATURES.map((feature) =>
 );
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'bench/results/'] },
+  { ignores: ['dist/', 'node_modules/', 'data/', 'bench/results/', 'ui/src/api/schema.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -106,5 +111,16 @@ export default tseslint.config(
     groups: ['**/metadata/**', '**/storage/**', ...SECRETS, ...ROOT],
     packages: DRIVERS,
     message: 'src/http is thin: it calls core and the features it is given, never adapters or drivers',
+  }),
+  // The web UI (ui/): browser code. It talks to the server only through /api/v1 (the generated
+  // client in ui/src/api), so it imports nothing of the server's source.
+  {
+    files: ['ui/**/*.{ts,tsx}'],
+    languageOptions: { globals: BROWSER_GLOBALS },
+  },
+  forbid(['ui/src/**/*.{ts,tsx}'], {
+    groups: ['**/src/core/**', '**/src/http/**', ...FEATURES.map((f) => `**/src/${f}/**`), ...ROOT, ...ADAPTERS],
+    packages: ['fastify', 'node:*', ...DRIVERS],
+    message: 'ui/ is the browser app: it reaches the server through /api/v1 (ui/src/api), never by importing server code or Node modules',
   }),
 );

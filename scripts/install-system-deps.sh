@@ -9,11 +9,13 @@ need=()
 # mariadbd (mariadb-server) for the MySQL/MariaDB metadata tests (scripts/start-mariadb.sh),
 # promtool (prometheus) to check /metrics and the shipped alert rules (test/metrics),
 # slapd + ldapadd (ldap-utils): the LDAP tests start their own OpenLDAP on a loopback port (test/auth/ldap*),
-# rpm (rpmbuild + rpm --justdb): the SBOM tests build a real sqlite rpmdb (test/sbom).
-for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils mariadbd:mariadb-server promtool:prometheus slapd:slapd ldapadd:ldap-utils rpmbuild:rpm; do
+# rpm (rpmbuild + rpm --justdb): the SBOM tests build a real sqlite rpmdb (test/sbom),
+# chromium (+ fonts-liberation for readable screenshots): the web UI's browser tests (test/ui/e2e) drive it with playwright-core.
+for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci openssl:openssl docker-registry:docker-registry nginx:nginx-light htpasswd:apache2-utils mariadbd:mariadb-server promtool:prometheus slapd:slapd ldapadd:ldap-utils rpmbuild:rpm chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
+[ -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || need+=(fonts-liberation)
 [ "${#need[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install -y ${need[*]})" >&2

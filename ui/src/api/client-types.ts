@@ -1,0 +1,3 @@
+export interface ErrorBody {
+  errors?: { code: string; message: string; detail?: unknown }[];
+}

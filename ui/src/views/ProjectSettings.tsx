@@ -1,0 +1,427 @@
+import { useState, type FormEvent } from 'react';
+import { api, ok } from '../api/client';
+import type { Delivery, ImmutableRule, Member, Quota, RetentionPolicy, RetentionRun, Robot, Webhook } from '../api/types';
+import { Badge, ErrorBox, Tabs, Time, UsageBar, useAsync } from '../components';
+import { bytes } from '../format';
+import { Link, href, useTitle } from '../router';
+import { useSession } from '../session';
+import { JsonEditor, ObjectTable } from './generic';
+
+const TABS: [string, string][] = [
+  ['members', 'Members'],
+  ['robots', 'Robot accounts'],
+  ['quota', 'Quota'],
+  ['immutable', 'Immutable tags'],
+  ['retention', 'Retention'],
+  ['webhooks', 'Webhooks'],
+  ['policies', 'Signature & vulnerability policy'],
+  ['proxy', 'Proxy cache'],
+];
+
+export function ProjectSettings({ project, tab }: { project: string; tab: string }) {
+  useTitle(`${project} · settings`);
+  const { info } = useSession();
+  const tabs = TABS.filter(([id]) => id !== 'proxy' || info?.features.proxyCache !== false);
+  return (
+    <section aria-labelledby="settings-title">
+      <nav aria-label="Breadcrumb" className="crumbs">
+        <Link to="/">Projects</Link> / <Link to={href.project(project)}>{project}</Link> / <span>settings</span>
+      </nav>
+      <h1 id="settings-title">{project} settings</h1>
+      <Tabs label="Project settings" tabs={tabs} current={tab} hrefOf={(t) => href.settings(project, t)} />
+      <div className="tab-panel">
+        {tab === 'members' ? <Members project={project} /> : null}
+        {tab === 'robots' ? <Robots project={project} /> : null}
+        {tab === 'quota' ? <QuotaTab project={project} /> : null}
+        {tab === 'immutable' ? <Immutable project={project} /> : null}
+        {tab === 'retention' ? <Retention project={project} /> : null}
+        {tab === 'webhooks' ? <Webhooks project={project} /> : null}
+        {tab === 'policies' ? <Policies project={project} /> : null}
+        {tab === 'proxy' ? <ProxyCache project={project} /> : null}
+      </div>
+    </section>
+  );
+}
+
+const ROLES = ['project-admin', 'maintainer', 'developer', 'guest', 'limited-guest'] as const;
+
+function Members({ project }: { project: string }) {
+  const members = useAsync(() => ok<Member[]>(api.GET('/api/v1/projects/{project}/members', { params: { path: { project } } })), [project]);
+  const [username, setUsername] = useState('');
+  const [role, setRole] = useState<(typeof ROLES)[number]>('developer');
+  const [error, setError] = useState<Error>();
+  const act = async (p: Promise<{ response: Response; error?: unknown }>) => {
+    try {
+      await ok(p);
+      setError(undefined);
+      members.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  const add = (event: FormEvent) => {
+    event.preventDefault();
+    void act(api.PUT('/api/v1/projects/{project}/members/{username}', { params: { path: { project, username } }, body: { role } }));
+  };
+  return (
+    <>
+      <h2>Members</h2>
+      <ErrorBox error={members.error ?? error} />
+      <ObjectTable caption="Members" rows={(members.data ?? []) as never[]} columns={['username', 'role']} actions={(m) => (
+        <button type="button" className="danger small" onClick={() => act(api.DELETE('/api/v1/projects/{project}/members/{username}', { params: { path: { project, username: String(m.username) } } }))}>Remove</button>
+      )} />
+      <form className="inline-form" onSubmit={add} aria-label="Add a member">
+        <label htmlFor="member-name">User</label>
+        <input id="member-name" required value={username} onChange={(e) => setUsername(e.target.value)} />
+        <label htmlFor="member-role">Role</label>
+        <select id="member-role" value={role} onChange={(e) => setRole(e.target.value as typeof role)}>
+          {ROLES.map((r) => <option key={r}>{r}</option>)}
+        </select>
+        <button type="submit" className="primary">Add or change</button>
+      </form>
+    </>
+  );
+}
+
+export function Robots({ project }: { project: string }) {
+  const robots = useAsync(() => ok<Robot[]>(api.GET('/api/v1/projects/{project}/robots', { params: { path: { project } } })), [project]);
+  const [name, setName] = useState('');
+  const [actions, setActions] = useState<string[]>(['pull', 'push']);
+  const [expiresIn, setExpiresIn] = useState('');
+  const [created, setCreated] = useState<Robot | null>(null);
+  const [error, setError] = useState<Error>();
+  const create = async (event: FormEvent) => {
+    event.preventDefault();
+    try {
+      const robot = await ok<Robot>(
+        api.POST('/api/v1/projects/{project}/robots', {
+          params: { path: { project } },
+          body: { name, permissions: [{ project, repository: '*', actions: actions as ('pull' | 'push' | 'delete')[] }], ...(expiresIn ? { expiresIn } : {}) },
+        }),
+      );
+      setCreated(robot);
+      setName('');
+      setError(undefined);
+      robots.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  const revoke = async (robot: string) => {
+    if (!window.confirm(`Revoke ${robot}? Clients using its secret stop working.`)) return;
+    try {
+      await ok(api.DELETE('/api/v1/projects/{project}/robots/{robot}', { params: { path: { project, robot } } }));
+      robots.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  const toggle = (action: string) => setActions((a) => (a.includes(action) ? a.filter((x) => x !== action) : [...a, action]));
+  return (
+    <>
+      <h2>Robot accounts</h2>
+      <ErrorBox error={robots.error ?? error} />
+      {created?.secret ? (
+        <div className="secret" role="status">
+          <p>
+            <strong>{created.name}</strong> created. Its secret is shown only now: copy it.
+          </p>
+          <label htmlFor="robot-secret">Secret</label>
+          <input id="robot-secret" readOnly value={created.secret} onFocus={(e) => e.target.select()} />
+          <button type="button" onClick={() => void navigator.clipboard?.writeText(created.secret!)}>Copy secret</button>
+          <button type="button" onClick={() => setCreated(null)}>Done</button>
+        </div>
+      ) : null}
+      <table className="grid compact">
+        <caption className="visually-hidden">Robot accounts</caption>
+        <thead><tr><th scope="col">Name</th><th scope="col">Permissions</th><th scope="col">Expires</th><th scope="col">Created</th><th scope="col"><span className="visually-hidden">Actions</span></th></tr></thead>
+        <tbody>
+          {(robots.data ?? []).map((r) => (
+            <tr key={r.name}>
+              <td><code>{r.name}</code></td>
+              <td>{r.permissions.map((p) => `${p.repository}: ${p.actions.join(', ')}`).join('; ')}</td>
+              <td>{r.expiresAt ? <Time at={r.expiresAt} /> : 'never'}</td>
+              <td><Time at={r.createdAt} /></td>
+              <td><button type="button" className="danger small" onClick={() => revoke(r.name)} aria-label={`Revoke ${r.name}`}>Revoke</button></td>
+            </tr>
+          ))}
+          {robots.data?.length === 0 ? <tr><td colSpan={5} className="muted">No robot accounts.</td></tr> : null}
+        </tbody>
+      </table>
+      <form className="inline-form" onSubmit={create} aria-label="New robot account">
+        <label htmlFor="robot-name">Name</label>
+        <input id="robot-name" required value={name} onChange={(e) => setName(e.target.value)} pattern="[a-z0-9][a-z0-9._-]*" />
+        <fieldset>
+          <legend>Permissions</legend>
+          {['pull', 'push', 'delete'].map((a) => (
+            <label key={a}><input type="checkbox" checked={actions.includes(a)} onChange={() => toggle(a)} /> {a}</label>
+          ))}
+        </fieldset>
+        <label htmlFor="robot-expiry">Expires in</label>
+        <input id="robot-expiry" placeholder="e.g. 30d (empty: never)" value={expiresIn} onChange={(e) => setExpiresIn(e.target.value)} pattern="\d+[smhd]" size={14} />
+        <button type="submit" className="primary">Create robot</button>
+      </form>
+    </>
+  );
+}
+
+function QuotaTab({ project }: { project: string }) {
+  const { session } = useSession();
+  const quota = useAsync(() => ok<Quota>(api.GET('/api/v1/projects/{project}/quota', { params: { path: { project } } })), [project]);
+  const [limit, setLimit] = useState('');
+  const [error, setError] = useState<Error>();
+  const [saved, setSaved] = useState(false);
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    setSaved(false);
+    try {
+      const value = limit.trim() === '' ? null : /^\d+$/.test(limit.trim()) ? Number(limit.trim()) : limit.trim();
+      await ok(api.PUT('/api/v1/projects/{project}/quota', { params: { path: { project } }, body: { limit: value } }));
+      setError(undefined);
+      setSaved(true);
+      quota.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  const q = quota.data;
+  return (
+    <>
+      <h2>Storage quota</h2>
+      <ErrorBox error={quota.error ?? error} />
+      {q ? (
+        <p>
+          Using <strong>{bytes(q.used)}</strong> {q.limit !== null ? <>of <strong>{bytes(q.limit)}</strong></> : '(no limit)'} <UsageBar used={q.used} limit={q.limit} label="storage used of the quota" />
+        </p>
+      ) : null}
+      {session.admin ? (
+        <form className="inline-form" onSubmit={save} aria-label="Set the quota">
+          <label htmlFor="quota-limit">Limit</label>
+          <input id="quota-limit" placeholder="e.g. 10GiB, 500MB; empty: unlimited" value={limit} onChange={(e) => setLimit(e.target.value)} size={30} />
+          <button type="submit" className="primary">Set quota</button>
+          {saved ? <span role="status">Quota saved.</span> : null}
+        </form>
+      ) : <p className="muted">Only a system administrator sets quotas.</p>}
+    </>
+  );
+}
+
+function Immutable({ project }: { project: string }) {
+  const rules = useAsync(() => ok<ImmutableRule[]>(api.GET('/api/v1/projects/{project}/immutable-rules', { params: { path: { project } } })), [project]);
+  const [repository, setRepository] = useState('**');
+  const [tag, setTag] = useState('');
+  const [error, setError] = useState<Error>();
+  const act = async (p: Promise<{ response: Response; error?: unknown }>) => {
+    try {
+      await ok(p);
+      setError(undefined);
+      rules.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  const add = (event: FormEvent) => {
+    event.preventDefault();
+    void act(api.POST('/api/v1/projects/{project}/immutable-rules', { params: { path: { project } }, body: { repository: { pattern: repository, decoration: 'matches' }, tag: { pattern: tag, decoration: 'matches' } } }));
+  };
+  return (
+    <>
+      <h2>Immutable tag rules</h2>
+      <ErrorBox error={rules.error ?? error} />
+      <ObjectTable caption="Immutable rules" rows={(rules.data ?? []) as never[]} columns={['id', 'repository', 'tag', 'disabled']} actions={(r) => (
+        <button type="button" className="danger small" onClick={() => act(api.DELETE('/api/v1/projects/{project}/immutable-rules/{id}', { params: { path: { project, id: String(r.id) } } }))}>Delete</button>
+      )} />
+      <form className="inline-form" onSubmit={add} aria-label="New immutable rule">
+        <label htmlFor="imm-repo">Repositories</label>
+        <input id="imm-repo" value={repository} onChange={(e) => setRepository(e.target.value)} />
+        <label htmlFor="imm-tag">Tags</label>
+        <input id="imm-tag" required placeholder="e.g. v*" value={tag} onChange={(e) => setTag(e.target.value)} />
+        <button type="submit" className="primary">Add rule</button>
+      </form>
+    </>
+  );
+}
+
+const TEMPLATES = ['latestPushedK', 'latestPulledN', 'nDaysSinceLastPush', 'nDaysSinceLastPull', 'always'] as const;
+
+export function Retention({ project }: { project: string }) {
+  const policy = useAsync(() => ok<RetentionPolicy>(api.GET('/api/v1/projects/{project}/retention', { params: { path: { project } } })).catch(() => null), [project]);
+  const runs = useAsync(() => ok<RetentionRun[]>(api.GET('/api/v1/projects/{project}/retention/runs', { params: { path: { project } } })), [project]);
+  const [template, setTemplate] = useState<(typeof TEMPLATES)[number]>('latestPushedK');
+  const [value, setValue] = useState('10');
+  const [tags, setTags] = useState('**');
+  const [schedule, setSchedule] = useState('');
+  const [error, setError] = useState<Error>();
+  const [preview, setPreview] = useState<RetentionRun | null>(null);
+  const [busy, setBusy] = useState(false);
+  const rule = () => ({
+    template,
+    ...(template.startsWith('latest') ? { count: Number(value) } : template.startsWith('nDays') ? { days: Number(value) } : {}),
+    tags: { decoration: 'matches' as const, pattern: tags },
+  });
+
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    try {
+      await ok(api.PUT('/api/v1/projects/{project}/retention', { params: { path: { project } }, body: { rules: [rule()], schedule: schedule || null } as never }));
+      setError(undefined);
+      policy.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+
+  /** A dry run of the saved policy: what a real run would remove, nothing removed. */
+  const dryRun = async () => {
+    setBusy(true);
+    setPreview(null);
+    try {
+      const started = await ok<{ id: number }>(api.POST('/api/v1/projects/{project}/retention/runs', { params: { path: { project } }, body: { dryRun: true } }));
+      for (let i = 0; i < 120; i++) {
+        const run = await ok<RetentionRun>(api.GET('/api/v1/projects/{project}/retention/runs/{id}', { params: { path: { project, id: String(started.id) } } }));
+        if (run.status !== 'running') {
+          setPreview(run);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      runs.reload();
+      setError(undefined);
+    } catch (e) {
+      setError(e as Error);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <>
+      <h2>Retention</h2>
+      <ErrorBox error={error} />
+      {policy.data ? (
+        <div className="panel">
+          <p>
+            Current policy: {policy.data.rules.map((r, i) => <code key={i}>{r.template} {r.count ?? r.days ?? ''} tags {r.tags?.pattern ?? '**'}</code>)}
+            {policy.data.schedule ? <> · schedule <code>{policy.data.schedule}</code></> : ' · on demand only'}
+          </p>
+          <button type="button" onClick={dryRun} disabled={busy}>{busy ? 'Dry run…' : 'Dry run (preview)'}</button>
+        </div>
+      ) : policy.loading ? null : <p className="muted">No retention policy yet.</p>}
+      <form className="inline-form" onSubmit={save} aria-label="Retention policy">
+        <label htmlFor="ret-template">Keep</label>
+        <select id="ret-template" value={template} onChange={(e) => setTemplate(e.target.value as typeof template)}>
+          {TEMPLATES.map((t) => <option key={t}>{t}</option>)}
+        </select>
+        <label htmlFor="ret-value">Count or days</label>
+        <input id="ret-value" type="number" min={0} value={value} onChange={(e) => setValue(e.target.value)} size={6} />
+        <label htmlFor="ret-tags">Tags</label>
+        <input id="ret-tags" value={tags} onChange={(e) => setTags(e.target.value)} size={10} />
+        <label htmlFor="ret-schedule">Schedule (cron)</label>
+        <input id="ret-schedule" placeholder="empty: on demand" value={schedule} onChange={(e) => setSchedule(e.target.value)} size={12} />
+        <button type="submit" className="primary">Save policy</button>
+      </form>
+      {preview ? <RunReport run={preview} /> : null}
+      <h3>Runs</h3>
+      <ObjectTable caption="Retention runs" rows={(runs.data ?? []) as never[]} columns={['id', 'dryRun', 'status', 'startedAt', 'summary']} />
+    </>
+  );
+}
+
+function RunReport({ run }: { run: RetentionRun }) {
+  const repos = run.report?.repositories ?? [];
+  return (
+    <section className="panel" aria-labelledby="preview-title">
+      <h3 id="preview-title">Dry run #{run.id}: {run.status}</h3>
+      {run.summary && 'error' in run.summary ? <p className="error">{String(run.summary.error)}</p> : null}
+      <table className="grid compact preview">
+        <caption className="visually-hidden">What the policy would keep and remove</caption>
+        <thead><tr><th scope="col">Repository</th><th scope="col">Tag</th><th scope="col">Outcome</th><th scope="col">Why</th></tr></thead>
+        <tbody>
+          {repos.flatMap((r) => [
+            ...r.removed.map((t) => <tr key={`${r.repository}:${t.tag}:rm`}><td>{r.repository}</td><td>{t.tag}</td><td><Badge tone="bad">would remove</Badge></td><td /></tr>),
+            ...r.refused.map((t) => <tr key={`${r.repository}:${t.tag}:ref`}><td>{r.repository}</td><td>{t.tag}</td><td><Badge tone="warn">refused</Badge></td><td>{t.reason}</td></tr>),
+            ...r.kept.map((t) => <tr key={`${r.repository}:${t.tag}:kept`}><td>{r.repository}</td><td>{t.tag}</td><td><Badge tone="ok">keep</Badge></td><td>{t.reasons.join('; ')}</td></tr>),
+          ])}
+          {repos.length === 0 ? <tr><td colSpan={4} className="muted">Nothing matched.</td></tr> : null}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Webhooks({ project }: { project: string }) {
+  const hooks = useAsync(() => ok<Webhook[]>(api.GET('/api/v1/projects/{project}/webhooks', { params: { path: { project } } })), [project]);
+  const [open, setOpen] = useState<number | null>(null);
+  const [name, setName] = useState('');
+  const [url, setUrl] = useState('');
+  const [error, setError] = useState<Error>();
+  const create = async (event: FormEvent) => {
+    event.preventDefault();
+    try {
+      await ok(api.POST('/api/v1/projects/{project}/webhooks', { params: { path: { project } }, body: { name, url } as never }));
+      setError(undefined);
+      hooks.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  return (
+    <>
+      <h2>Webhooks</h2>
+      <ErrorBox error={hooks.error ?? error} />
+      <ObjectTable caption="Webhooks" rows={(hooks.data ?? []) as never[]} columns={['id', 'name', 'url', 'format', 'events', 'enabled']} actions={(w) => (
+        <button type="button" className="small" onClick={() => setOpen(Number(w.id))}>Deliveries</button>
+      )} />
+      {open !== null ? <Deliveries project={project} id={open} /> : null}
+      <form className="inline-form" onSubmit={create} aria-label="New webhook">
+        <label htmlFor="hook-name">Name</label>
+        <input id="hook-name" required value={name} onChange={(e) => setName(e.target.value)} />
+        <label htmlFor="hook-url">URL</label>
+        <input id="hook-url" type="url" required value={url} onChange={(e) => setUrl(e.target.value)} size={40} />
+        <button type="submit" className="primary">Add webhook</button>
+      </form>
+    </>
+  );
+}
+
+function Deliveries({ project, id }: { project: string; id: number }) {
+  const deliveries = useAsync(() => ok<Delivery[] | { items: Delivery[] }>(api.GET('/api/v1/projects/{project}/webhooks/{id}/deliveries', { params: { path: { project, id: String(id) } } })), [project, id]);
+  const rows = Array.isArray(deliveries.data) ? deliveries.data : (deliveries.data?.items ?? []);
+  return (
+    <section className="panel" aria-label={`Deliveries of webhook ${id}`}>
+      <h3>Deliveries of webhook {id}</h3>
+      <ErrorBox error={deliveries.error} />
+      <ObjectTable caption="Deliveries" rows={rows as never[]} />
+    </section>
+  );
+}
+
+function Policies({ project }: { project: string }) {
+  const signature = useAsync(() => ok<unknown>(api.GET('/api/v1/projects/{project}/signature-policy', { params: { path: { project } } })), [project]);
+  const vulnerability = useAsync(() => ok<unknown>(api.GET('/api/v1/projects/{project}/vulnerability-policy', { params: { path: { project } } })), [project]);
+  return (
+    <>
+      <h2>Signature policy</h2>
+      <ErrorBox error={signature.error} />
+      {signature.data !== undefined ? (
+        <JsonEditor label="Signature policy" value={signature.data} save={(body) => ok(api.PUT('/api/v1/projects/{project}/signature-policy', { params: { path: { project } }, body: body as never }))} />
+      ) : null}
+      <h2>Vulnerability policy</h2>
+      <ErrorBox error={vulnerability.error} />
+      {vulnerability.data !== undefined ? (
+        <JsonEditor label="Vulnerability policy" value={vulnerability.data} save={(body) => ok(api.PUT('/api/v1/projects/{project}/vulnerability-policy', { params: { path: { project } }, body: body as never }))} />
+      ) : null}
+    </>
+  );
+}
+
+function ProxyCache({ project }: { project: string }) {
+  const binding = useAsync(() => ok<unknown>(api.GET('/api/v1/projects/{project}/proxy-cache', { params: { path: { project } } })), [project]);
+  return (
+    <>
+      <h2>Proxy cache</h2>
+      {binding.error ? <p className="muted">{binding.error.message}</p> : null}
+      {binding.data ? <pre className="json">{JSON.stringify(binding.data, null, 2)}</pre> : null}
+    </>
+  );
+}
