@@ -95,6 +95,39 @@ describe('blob fill (pull-through cache downloads)', () => {
     assert.deepEqual(readdirSync(deps.spoolDir), []);
   });
 
+  it('hashed on a worker thread from the spool file: two readers get the blob, it is stored', async () => {
+    const data = randomBytes(6 * 1024 * 1024 + 7);
+    const digest = digestOf(data);
+    const fill = new BlobFill('hub/threaded', digest, data.length, upstreamOf(data), { ...deps, hashThreadFrom: 0 });
+    const [first, second] = await Promise.all([fill.reader().then(readAll), fill.reader({ start: 4096, end: data.length - 1 }).then(readAll)]);
+    assert.ok(first.equals(data));
+    assert.ok(second.equals(data.subarray(4096)));
+    await fill.finished();
+    assert.equal(fill.error, null);
+    assert.ok(readFileSync(blobs.blobPath(digest)).equals(data), 'the stored blob is the content');
+    await fill.cleanup();
+  });
+
+  it('hashed on a worker thread: one flipped byte is a digest mismatch, the last bytes never go out, nothing is stored', async () => {
+    const data = randomBytes(5 * 1024 * 1024);
+    const digest = digestOf(data);
+    const corrupted = Buffer.from(data);
+    corrupted[2 * 1024 * 1024] = corrupted[2 * 1024 * 1024]! ^ 1;
+    const fill = new BlobFill('hub/threaded-bad', digest, data.length, upstreamOf(corrupted), { ...deps, hashThreadFrom: 0 });
+    let received = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of await fill.reader()) received += (chunk as Buffer).length;
+      })(),
+      /digest/,
+    );
+    await fill.finished();
+    assert.ok(received < data.length, `the reader got ${received} of ${data.length} bytes, not all`);
+    assert.equal(await blobs.stat(digest), null, 'nothing stored');
+    assert.ok(!linked.some((l) => l.startsWith('hub/threaded-bad')), 'nothing linked');
+    await fill.cleanup();
+  });
+
   it('an upstream that ends early fails the fill; readers get an error, not a short blob', async () => {
     const data = randomBytes(2 * 1024 * 1024);
     const body = new PassThrough();
