@@ -81,7 +81,9 @@ function nodeFetch(url: URL, init: RequestInit, agent: https.Agent, plain: http.
       });
       resolve(response);
     });
-    req.on('error', (err) => reject(Object.assign(new TypeError('fetch failed'), { cause: err })));
+    // As fetch does: an aborted request rejects with the signal's reason (a TimeoutError of
+    // AbortSignal.timeout tells a hung upstream from an unreachable one).
+    req.on('error', (err) => reject(init.signal?.aborted ? (init.signal.reason as Error) : Object.assign(new TypeError('fetch failed'), { cause: err })));
     const body = init.body as unknown;
     if (body === undefined || body === null) return void req.end();
     if (typeof body === 'string' || body instanceof Uint8Array) return void req.end(body);
