@@ -128,6 +128,35 @@ describe('blob fill (pull-through cache downloads)', () => {
     await fill.cleanup();
   });
 
+  it('an upstream that trickles: a reader gets the bytes as they come, not once a 1 MiB batch is full', async () => {
+    const data = randomBytes(64 * 1024);
+    const body = new PassThrough();
+    const fill = new BlobFill('hub/trickle', digestOf(data), data.length, body, deps);
+    const reader = await (async () => {
+      body.write(data.subarray(0, 1024));
+      return fill.reader();
+    })();
+    let sent = 1024;
+    const got: Buffer[] = [];
+    let firstAt = -1;
+    const reading = (async () => {
+      for await (const chunk of reader) {
+        if (firstAt < 0) firstAt = sent;
+        got.push(chunk as Buffer);
+      }
+    })();
+    for (; sent < data.length; sent += 1024) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      body.write(data.subarray(sent, sent + 1024));
+    }
+    body.end();
+    await reading;
+    assert.ok(Buffer.concat(got).equals(data));
+    assert.ok(firstAt >= 0 && firstAt < data.length / 2, `the first bytes reached the reader when ${firstAt} of ${data.length} had been sent`);
+    await fill.finished();
+    await fill.cleanup();
+  });
+
   it('an upstream that ends early fails the fill; readers get an error, not a short blob', async () => {
     const data = randomBytes(2 * 1024 * 1024);
     const body = new PassThrough();
