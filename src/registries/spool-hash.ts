@@ -3,9 +3,10 @@ import { Worker } from 'node:worker_threads';
 /**
  * The digest of a spool file as it grows, computed off the main thread: a worker thread reads
  * what has been written (from the page cache, 4 MiB at a time) and hashes it while the main
- * thread keeps receiving from the upstream and serving readers. SHA-256 runs at about 1.7 GB/s
- * on one core here: on the main thread it capped a download at that, and every other byte
- * moved waited behind it. The read back costs ~0.15 CPU-s per GiB more in all.
+ * thread keeps receiving from the upstream and serving readers. Used for blobs of
+ * FillDeps.hashThreadFrom bytes and more (default: none). It frees the main thread of SHA-256
+ * (~0.6 CPU-s per GiB) at the price of reading the spool once more; on the shared 2-core
+ * machine measured, that cost more than it gained (docs/proxy-cache.md › Performance).
  *
  * The writer tells how far the file is written through shared memory (Atomics.store and
  * notify: a postMessage per spool write cost ~1 CPU-s per GiB); the worker sleeps in
