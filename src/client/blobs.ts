@@ -13,7 +13,7 @@ import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../core/digest.js';
 import { repositoryScope } from './auth.js';
 import { RegistryClientError } from './errors.js';
 import { backoffDelay, sleep } from './retry.js';
-import { describe, discard, type ClientRequest, type RequestBody, type Transport } from './transport.js';
+import { describe, discard, nodeBody, type ClientRequest, type RequestBody, type Transport } from './transport.js';
 
 export interface BlobInfo {
   digest: string;
@@ -128,8 +128,8 @@ async function* blobChunks(t: Transport, repo: string, digest: string, options: 
     }
 
     try {
-      for await (const piece of res.body ?? []) {
-        let chunk = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+      for await (const piece of (nodeBody(res) ?? []) as AsyncIterable<Uint8Array>) {
+        let chunk = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
         if (skip > 0) {
           const drop = Math.min(skip, chunk.length);
           skip -= drop;

@@ -3,9 +3,12 @@ import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import http from 'node:http';
+import net from 'node:net';
+import { Readable, type Writable } from 'node:stream';
 import { RegistryError } from '../core/errors.js';
 import type { BlobStore, ByteRange } from '../core/ports.js';
+import { workerSpoolHash, type SpoolHash } from './spool-hash.js';
 
 /** What a fill needs from the upstream: the response body and its length. */
 export interface UpstreamBody {
@@ -30,28 +33,39 @@ export interface FillDeps {
   spoolDir: string;
   /** Fail a download that receives no bytes for this long (ms; default 30 s). */
   idleTimeoutMs?: number;
+  /** Blobs of at least this many bytes are hashed on a worker thread from the spool file (default: none, all inline as they arrive). */
+  hashThreadFrom?: number;
   onBytes?(n: number): void;
   onStored?(repository: string, digest: string, size: number): void;
   onFailed?(repository: string, digest: string, err: Error): void;
 }
 
-/** Spool reads of a reader behind the download (one read ahead while the previous part is sent). */
-const READ_CHUNK = 512 * 1024;
-/** The in-memory stretch of a download (per fill; less for a smaller blob): what waits for the disk, and what readers a little behind read. */
+/**
+ * Blobs of at least this size are hashed on a worker thread from the spool file; by default
+ * none: on the 2-core machine measured, the worker's re-read of the spool cost more CPU than it
+ * freed on the main thread (512 MiB first pulls side by side: 7.5–7.9 CPU-s per GiB with the
+ * worker, 4.0–6.6 inline). A machine with cores to spare may set FillDeps.hashThreadFrom.
+ */
+const HASH_THREAD_FROM = Number.POSITIVE_INFINITY;
+/** Bytes per spool read of a reader (and so per write to its client: few, large socket writes). */
+const READ_CHUNK = 1024 * 1024;
+/** The in-memory stretch of a download (per fill; less for a smaller blob): what waits for the disk. */
 const RING_BYTES = 8 * 1024 * 1024;
 /** At most this much per spool write. */
 const MAX_WRITE = 4 * 1024 * 1024;
+/** At least this much per spool write, unless the upstream paused for MIN_WAIT_MS or the download ended. */
+const MIN_WRITE = 1024 * 1024;
+const MIN_WAIT_MS = 5;
 
 /**
  * The bytes of a download on their way from the upstream to the spool file: copied into one
  * buffer allocated per fill and reused as a ring, so an upstream chunk is garbage as soon as it
- * is hashed and copied (chunks kept alive across garbage collections get promoted and made V8
- * run a full collection every few megabytes). One write in flight takes everything received
- * meanwhile (at most MAX_WRITE); `add` waits only when the ring is full of unspooled bytes.
- * The last RING_BYTES received stay readable from memory (copied out) for readers that are
- * a little behind the download.
+ * is hashed and copied. Chunks kept alive until a write took them get promoted and make V8 run
+ * a full collection every few megabytes (holding them instead of copying: 6.5–7.5 s of GC per
+ * GiB). One write in flight takes everything received meanwhile (at most MAX_WRITE); `add`
+ * waits only when the ring is full of unspooled bytes. Readers read the spool file.
  */
-class SpoolRing {
+class SpoolWriter {
   /** Bytes copied in. */
   received = 0;
   /** Bytes written to the spool file. */
@@ -59,6 +73,8 @@ class SpoolRing {
   private readonly ring: Buffer;
   private writing: Promise<void> | null = null;
   private failure: Error | null = null;
+  /** Writes less than MIN_WRITE only after this (an upstream sending slowly); one timer at a time. */
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly file: FileHandle,
@@ -74,7 +90,7 @@ class SpoolRing {
       if (this.failure) throw this.failure;
       const room = capacity - (this.received - this.spooled);
       if (room === 0) {
-        this.kick();
+        this.kick(true);
         await this.writing;
         continue;
       }
@@ -89,36 +105,37 @@ class SpoolRing {
     this.kick();
   }
 
-  /** A copy of bytes [pos, stop) or of a first part of them, or null when they are not in the ring (any more). */
-  read(pos: number, stop: number): Buffer | null {
-    const capacity = this.ring.length;
-    if (pos < this.received - capacity || pos >= this.received) return null;
-    const n = Math.min(stop, this.received, pos + READ_CHUNK) - pos;
-    if (n <= 0) return null;
-    const out = Buffer.allocUnsafe(n);
-    const at = pos % capacity;
-    const first = Math.min(n, capacity - at);
-    this.ring.copy(out, 0, at, at + first);
-    if (first < n) this.ring.copy(out, first, 0, n - first);
-    return out;
-  }
-
   /** Resolves once every byte added is in the spool file (rejects with a write's error). */
   async flush(): Promise<void> {
     while (this.spooled < this.received) {
       if (this.failure) throw this.failure;
-      this.kick();
+      this.kick(true);
       await this.writing;
     }
     if (this.failure) throw this.failure;
   }
 
-  private kick(): void {
+  /** True while bytes received wait for a write (readers then expect more soon). */
+  get behind(): boolean {
+    return this.spooled < this.received;
+  }
+
+  /** Starts a write of what is pending: at least MIN_WRITE of it (few, large writes), or all of it when `force`d or MIN_WAIT_MS later. */
+  private kick(force = false): void {
     if (this.writing || this.failure || this.spooled >= this.received) return;
+    if (!force && this.received - this.spooled < Math.min(MIN_WRITE, this.ring.length)) {
+      this.timer ??= setTimeout(() => {
+        this.timer = null;
+        this.kick(true);
+      }, MIN_WAIT_MS);
+      return;
+    }
     const run = this.drain();
     this.writing = run;
     void run.finally(() => {
       if (this.writing === run) this.writing = null;
+      // Less than MIN_WRITE left over: written when more comes, or by the timer.
+      this.kick();
     });
   }
 
@@ -135,11 +152,142 @@ class SpoolRing {
         if (bytesWritten === 0) throw new Error('the spool file took no bytes');
         this.spooled = from + bytesWritten;
         this.onSpooled();
+        // The rest waits for MIN_WRITE (or the timer) like any other bytes.
+        if (this.received - this.spooled < Math.min(MIN_WRITE, capacity)) break;
       }
     } catch (err) {
       // Reported by the next add() or flush(): nobody may be waiting on this write.
       this.failure = err instanceof Error ? err : new Error(String(err));
     }
+  }
+}
+
+
+/**
+ * A reader of bytes [start, end] of a fill, following the spool file as it grows: reads of up
+ * to READ_CHUNK on the thread pool (the page cache; the main thread copies nothing), so the
+ * client gets few, large socket writes. The blob's last byte is handed out only once the
+ * digest matched, so a reader never completes a response of bad content; a fill that fails
+ * before that destroys the reader with its error (the client's response is cut).
+ *
+ * Piped into an HTTP response or a socket (a GET), it recycles two buffers, each refilled once
+ * the kernel has taken its bytes (the write callback), as the filesystem store's
+ * FileRangeStream does: a fresh 1 MiB buffer per read, alive until the client took it, is
+ * promoted and freed only by a full collection. Elsewhere (a test's for await) it allocates one
+ * per read.
+ */
+class SpoolReader extends Readable {
+  private pos: number;
+  private busy = false;
+  private piped = false;
+  private reading: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly fill: BlobFill,
+    private readonly fd: FileHandle,
+    start: number,
+    private readonly end: number,
+  ) {
+    super({ highWaterMark: 2 * READ_CHUNK });
+    this.pos = start;
+  }
+
+  /** The next bytes into `buffer` (waiting for them to be spooled, the last one for the digest); empty at the end. */
+  private async next(buffer: Buffer): Promise<Buffer> {
+    const fill = this.fill;
+    for (;;) {
+      if (this.pos > this.end || this.destroyed) return buffer.subarray(0, 0);
+      // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
+      if (fill.error && !fill.verified) throw fill.error;
+      const releasable = fill.verified ? fill.size : Math.min(fill.spooled, fill.size - 1);
+      const full = Math.min(buffer.length, this.end + 1 - this.pos);
+      // Caught up with a download in full flow: wait for a whole buffer (few, large reads and
+      // socket writes) rather than read each spool write as it lands.
+      if (this.pos >= releasable || (releasable - this.pos < full && fill.spooling)) {
+        await fill.next();
+        continue;
+      }
+      const want = Math.min(full, releasable - this.pos);
+      const read = this.fd.read(buffer, 0, want, this.pos);
+      this.reading = read;
+      const { bytesRead } = await read.finally(() => (this.reading = null));
+      if (bytesRead === 0) throw new Error(`the spool file ended at byte ${this.pos} of ${fill.size}`);
+      this.pos += bytesRead;
+      return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+    }
+  }
+
+  override _read(): void {
+    if (this.busy || this.piped) return;
+    this.busy = true;
+    this.next(Buffer.allocUnsafe(READ_CHUNK)).then(
+      (bytes) => {
+        this.busy = false;
+        this.push(bytes.length === 0 ? null : bytes);
+      },
+      (err: Error) => this.destroy(err),
+    );
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(dest: T, options?: { end?: boolean }): T {
+    const socketBacked = dest instanceof http.ServerResponse || dest instanceof net.Socket;
+    if (!socketBacked || this.busy || this.piped || this.readableFlowing !== null) return super.pipe(dest, options);
+    this.piped = true;
+    this.pump(dest as unknown as Writable, options?.end !== false).then(
+      () => {
+        // Nothing was pushed: end the readable side so 'end' and 'close' reach its observers.
+        this.push(null);
+        this.resume();
+      },
+      (err: Error) => this.destroy(err),
+    );
+    return dest;
+  }
+
+  /** Reads into one buffer while the other is being written; at most one write in flight. */
+  private async pump(dest: Writable, end: boolean): Promise<void> {
+    let failure: Error | null = null;
+    let pending: ((err: Error) => void) | null = null;
+    // A write the destination drops when it closes may never call back: 'close' settles it.
+    const onClose = () => {
+      failure ??= Object.assign(new Error('destination closed before the blob was sent'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+      pending?.(failure);
+    };
+    dest.once('close', onClose);
+    let [buffer, spare] = [Buffer.allocUnsafeSlow(READ_CHUNK), Buffer.allocUnsafeSlow(READ_CHUNK)];
+    let inFlight: Promise<void> | undefined;
+    try {
+      for (; ; [buffer, spare] = [spare, buffer]) {
+        const bytes = await this.next(buffer);
+        if (bytes.length === 0) break;
+        await inFlight;
+        if (failure) throw failure;
+        inFlight = new Promise<void>((resolve, reject) => {
+          pending = reject;
+          dest.write(bytes, (err) => {
+            pending = null;
+            if (err) reject(err);
+            else resolve();
+          });
+        });
+        // Observed now, awaited next turn: a client hanging up meanwhile must not be an unhandled rejection.
+        inFlight.catch(() => undefined);
+      }
+      await inFlight;
+    } finally {
+      dest.off('close', onClose);
+    }
+    if (failure) throw failure;
+    if (end) dest.end();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    // No read may still use the descriptor when it is closed.
+    void Promise.resolve(this.reading)
+      .catch(() => undefined)
+      .then(() => this.fd.close())
+      .catch(() => undefined)
+      .then(() => callback(err));
   }
 }
 
@@ -157,17 +305,16 @@ class SpoolRing {
  * and nothing is recorded: the stored copy is whole or absent.
  */
 export class BlobFill extends EventEmitter {
-  /** Bytes received from the upstream, spooled and handed to live readers. */
+  /** Bytes received from the upstream (and hashed). */
   written = 0;
-  /** Bytes in the spool file (at most `written`: chunks are handed on first, then spooled in batches). */
+  /** Bytes in the spool file, which readers follow (at most `written`: chunks are spooled in batches). */
   spooled = 0;
   /** Set once the digest matched (readers may then finish). */
   verified = false;
   /** Set once the blob is committed and linked (or the fill failed). */
   settled = false;
   error: Error | null = null;
-  /** The download's bytes in memory (until it ends), for the spool writes and readers a little behind. */
-  private ring: SpoolRing | null = null;
+  private writer: SpoolWriter | null = null;
   private readonly file: string;
   private readonly done: Promise<void>;
 
@@ -185,6 +332,11 @@ export class BlobFill extends EventEmitter {
     this.done.catch(() => undefined);
   }
 
+  /** True while bytes received wait for a spool write: more are about to be readable. */
+  get spooling(): boolean {
+    return !this.verified && !this.error && (this.writer?.behind ?? false);
+  }
+
   /** Resolves when the fill has ended, stored or not. */
   finished(): Promise<void> {
     return this.done.then(
@@ -195,15 +347,21 @@ export class BlobFill extends EventEmitter {
 
   private async run(upstream: Readable): Promise<void> {
     let spool: FileHandle | null = null;
+    let threaded: SpoolHash | null = null;
     try {
       await mkdir(this.deps.spoolDir, { recursive: true });
       spool = await open(this.file, 'w', 0o600);
-      const hash = createHash('sha256');
-      const ring = new SpoolRing(spool, this.size, () => {
-        this.spooled = ring.spooled;
+      // Hashed here as the bytes arrive, or (hashThreadFrom) by a worker thread from the spool
+      // file right behind the writes, off the main thread.
+      const inline = this.size >= (this.deps.hashThreadFrom ?? HASH_THREAD_FROM) ? null : createHash('sha256');
+      threaded = inline ? null : workerSpoolHash(this.file);
+      const hashing = threaded;
+      const writer = new SpoolWriter(spool, this.size, () => {
+        this.spooled = writer.spooled;
+        hashing?.written(writer.spooled);
         this.emit('progress');
       });
-      this.ring = ring;
+      this.writer = writer;
       const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
       // Checked a few times per idleMs (re-arming a timer for every chunk costs more than the hashing).
       let seen = -1;
@@ -221,13 +379,12 @@ export class BlobFill extends EventEmitter {
         for await (const chunk of upstream) {
           const bytes = chunk as Buffer;
           if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
-          hash.update(bytes);
-          // Into the ring: readers take the bytes from memory now; the spool catches up in
-          // batches (one write in flight, the upstream paused only when the ring is full).
-          await ring.add(bytes);
+          inline?.update(bytes);
+          // Readers see the bytes once they are in the spool file: written in batches, one
+          // write in flight, the upstream paused only when the ring is full.
           this.written += bytes.length;
+          await writer.add(bytes);
           this.deps.onBytes?.(bytes.length);
-          this.emit('progress');
           // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
           if (this.written === this.size) break;
         }
@@ -235,9 +392,9 @@ export class BlobFill extends EventEmitter {
         clearInterval(idle);
       }
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
-      const computed = `sha256:${hash.digest('hex')}`;
+      await writer.flush();
+      const computed = `sha256:${inline ? inline.digest('hex') : await threaded!.digest(this.size)}`;
       if (computed !== this.digest) throw new Error(`upstream content has digest ${computed}, not ${this.digest}`);
-      await ring.flush();
       await spool.close();
       spool = null;
       // Every byte is in the spool before the tail is released: a reader behind finds them there.
@@ -247,12 +404,13 @@ export class BlobFill extends EventEmitter {
       this.deps.onStored?.(this.repository, this.digest, this.size);
     } catch (err) {
       this.error = err instanceof Error ? err : new Error(String(err));
+      threaded?.close();
       upstream.destroy();
       this.deps.onFailed?.(this.repository, this.digest, this.error);
       throw this.error;
     } finally {
       this.settled = true;
-      this.ring = null;
+      this.writer = null;
       this.emit('progress');
       await spool?.close().catch(() => undefined);
     }
@@ -298,7 +456,7 @@ export class BlobFill extends EventEmitter {
   }
 
   /** The next progress: a chunk received, a batch spooled, the digest verified, the end. */
-  private next(): Promise<void> {
+  next(): Promise<void> {
     return new Promise((resolve) => this.once('progress', () => resolve()));
   }
 
@@ -321,62 +479,7 @@ export class BlobFill extends EventEmitter {
       await this.next();
       return this.reader(range);
     }
-    return Readable.from(this.follow(fd, start, end), { objectMode: false });
-  }
-
-  /**
-   * The bytes of [start, end] as they arrive: from the ring in memory when the reader
-   * keeps up, from the spool file when it fell behind. The blob's last byte is handed out only
-   * once the digest matched, so a reader never completes a response of bad content.
-   */
-  private async *follow(fd: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
-    // The next part of the spool, read while the current one is written to the client.
-    let ahead: { pos: number; read: Promise<Buffer> } | null = null;
-    const readAt = (pos: number, want: number): Promise<Buffer> => {
-      const buffer = Buffer.allocUnsafe(want);
-      const read = fd.read(buffer, 0, want, pos).then(({ bytesRead }) => (bytesRead === want ? buffer : buffer.subarray(0, bytesRead)));
-      read.catch(() => undefined);
-      return read;
-    };
-    try {
-      let pos = start;
-      while (pos <= end) {
-        // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
-        if (this.error && !this.verified) throw this.error;
-        const releasable = this.verified ? this.size : Math.min(this.written, this.size - 1);
-        if (pos >= releasable) {
-          await this.next();
-          continue;
-        }
-        const stop = Math.min(end + 1, releasable);
-        const memory = this.ring?.read(pos, stop) ?? null;
-        if (memory) {
-          pos += memory.length;
-          yield memory;
-          continue;
-        }
-        if (pos >= this.spooled) {
-          // Received, no longer in the ring and not yet in the spool file: wait for the disk.
-          await this.next();
-          continue;
-        }
-        const read: Promise<Buffer> = ahead?.pos === pos ? ahead.read : readAt(pos, Math.min(READ_CHUNK, this.spooled - pos, stop - pos));
-        ahead = null;
-        const bytes = await read;
-        if (bytes.length === 0) {
-          await this.next();
-          continue;
-        }
-        pos += bytes.length;
-        const more = Math.min(READ_CHUNK, this.spooled - pos, stop - pos);
-        if (more > 0) ahead = { pos, read: readAt(pos, more) };
-        yield bytes;
-      }
-    } finally {
-      // No read may still use the descriptor when it is closed.
-      await ahead?.read.catch(() => undefined);
-      await fd.close().catch(() => undefined);
-    }
+    return new SpoolReader(this, fd, start, end);
   }
 }
 

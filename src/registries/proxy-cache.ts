@@ -1,5 +1,4 @@
-import { Readable } from 'node:stream';
-import { RegistryClientError, blobRequests, manifestRequests, type OciClient } from '../client/index.js';
+import { RegistryClientError, blobRequests, manifestRequests, nodeBody, type OciClient } from '../client/index.js';
 import { discard } from '../client/transport.js';
 import { digestOf, isDigest } from '../core/digest.js';
 import { RegistryError } from '../core/errors.js';
@@ -379,7 +378,8 @@ export class ProxyCache implements ReadThrough {
           await discard(res);
           throw err;
         }
-        return { size, body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) };
+        // The socket's own stream (the endpoint's fetch hands it out): no WHATWG stream per chunk.
+        return { size, body: nodeBody(res)! };
       }));
     } catch (err) {
       throw this.upstreamFailure(up, err, `blob ${digest} of ${up.name}`);

@@ -95,6 +95,68 @@ describe('blob fill (pull-through cache downloads)', () => {
     assert.deepEqual(readdirSync(deps.spoolDir), []);
   });
 
+  it('hashed on a worker thread from the spool file: two readers get the blob, it is stored', async () => {
+    const data = randomBytes(6 * 1024 * 1024 + 7);
+    const digest = digestOf(data);
+    const fill = new BlobFill('hub/threaded', digest, data.length, upstreamOf(data), { ...deps, hashThreadFrom: 0 });
+    const [first, second] = await Promise.all([fill.reader().then(readAll), fill.reader({ start: 4096, end: data.length - 1 }).then(readAll)]);
+    assert.ok(first.equals(data));
+    assert.ok(second.equals(data.subarray(4096)));
+    await fill.finished();
+    assert.equal(fill.error, null);
+    assert.ok(readFileSync(blobs.blobPath(digest)).equals(data), 'the stored blob is the content');
+    await fill.cleanup();
+  });
+
+  it('hashed on a worker thread: one flipped byte is a digest mismatch, the last bytes never go out, nothing is stored', async () => {
+    const data = randomBytes(5 * 1024 * 1024);
+    const digest = digestOf(data);
+    const corrupted = Buffer.from(data);
+    corrupted[2 * 1024 * 1024] = corrupted[2 * 1024 * 1024]! ^ 1;
+    const fill = new BlobFill('hub/threaded-bad', digest, data.length, upstreamOf(corrupted), { ...deps, hashThreadFrom: 0 });
+    let received = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of await fill.reader()) received += (chunk as Buffer).length;
+      })(),
+      /digest/,
+    );
+    await fill.finished();
+    assert.ok(received < data.length, `the reader got ${received} of ${data.length} bytes, not all`);
+    assert.equal(await blobs.stat(digest), null, 'nothing stored');
+    assert.ok(!linked.some((l) => l.startsWith('hub/threaded-bad')), 'nothing linked');
+    await fill.cleanup();
+  });
+
+  it('an upstream that trickles: a reader gets the bytes as they come, not once a 1 MiB batch is full', async () => {
+    const data = randomBytes(64 * 1024);
+    const body = new PassThrough();
+    const fill = new BlobFill('hub/trickle', digestOf(data), data.length, body, deps);
+    const reader = await (async () => {
+      body.write(data.subarray(0, 1024));
+      return fill.reader();
+    })();
+    let sent = 1024;
+    const got: Buffer[] = [];
+    let firstAt = -1;
+    const reading = (async () => {
+      for await (const chunk of reader) {
+        if (firstAt < 0) firstAt = sent;
+        got.push(chunk as Buffer);
+      }
+    })();
+    for (; sent < data.length; sent += 1024) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      body.write(data.subarray(sent, sent + 1024));
+    }
+    body.end();
+    await reading;
+    assert.ok(Buffer.concat(got).equals(data));
+    assert.ok(firstAt >= 0 && firstAt < data.length / 2, `the first bytes reached the reader when ${firstAt} of ${data.length} had been sent`);
+    await fill.finished();
+    await fill.cleanup();
+  });
+
   it('an upstream that ends early fails the fill; readers get an error, not a short blob', async () => {
     const data = randomBytes(2 * 1024 * 1024);
     const body = new PassThrough();

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createServer as createHttpServer } from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
+import { IncomingMessage, createServer as createHttpServer } from 'node:http';
+import { Readable } from 'node:stream';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { blobRequests, nodeBody } from '../../src/client/index.js';
 import { ADMIN_PASSWORD, addUser, adminAuth, api, basic } from '../auth/support.js';
 import { metadataEnvOf, runBerth } from '../helpers/cli.js';
 import { startDistribution, type DistributionServer } from '../helpers/distribution.js';
@@ -122,6 +124,34 @@ describe('registry endpoints', () => {
     const c = await ping('berth');
     assert.equal(c.ok, true, c.reason);
     assert.equal(c.auth, 'bearer');
+  });
+
+  it("an endpoint's client reads blob bodies as the raw Node response: Distribution with htpasswd (Basic), Berth with token auth (Bearer)", async () => {
+    const { openRegistryClient } = await import('../../src/registries/index.js');
+    const data = randomBytes(3 * 1024 * 1024 + 5);
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    for (const [url, username, credential] of [
+      [locked.url, 'dist', SECRET],
+      [upstreamBerth.url, 'admin', 'upstream-admin-1'],
+    ] as const) {
+      const client = openRegistryClient({ url, username, credential, insecure: false, caBundle: null }, { retry: { attempts: 1 } });
+      await client.pushBlob('team/raw', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), { digest, size: data.length });
+      const res = await client.send(blobRequests.get('team/raw', digest));
+      assert.equal(res.status, 200, url);
+      const body = nodeBody(res);
+      assert.ok(body instanceof IncomingMessage, `the socket's own stream (${url})`);
+      const chunks: Buffer[] = [];
+      for await (const chunk of body) chunks.push(chunk as Buffer);
+      assert.ok(Buffer.concat(chunks).equals(data), url);
+      await assert.rejects(res.arrayBuffer(), 'the web body is gone once the Node one was taken');
+      const again = [] as Buffer[];
+      for await (const chunk of client.getBlob('team/raw', digest)) again.push(chunk as Buffer);
+      assert.ok(Buffer.concat(again).equals(data), `getBlob verifies over the raw stream (${url})`);
+      const wrong = client.getBlob('team/raw', digest.replace(/.$/, (c) => (c === '0' ? '1' : '0')));
+      await assert.rejects(async () => {
+        for await (const _ of wrong) void _;
+      }, /404|BLOB_UNKNOWN|unknown/i);
+    }
   });
 
   it('test connection failures say why: wrong password, no credential, token refused, nothing listening, no answer, not a registry', async () => {

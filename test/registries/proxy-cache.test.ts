@@ -103,6 +103,34 @@ describe('pull-through cache projects', () => {
     assert.equal(proxy.count('GET', `/blobs/${layer.digest}`), 1);
   });
 
+  it('a corrupted byte from the upstream (20 MiB layer) cuts the client short and stores nothing', async () => {
+    const layer = makeBlob(20 * 1024 * 1024);
+    await pusher.pushBlob('lib/bad', layer.data);
+    proxy.reset();
+    proxy.mode = 'corrupt';
+    let received = 0;
+    try {
+      const res = await fetch(`${server.url}/v2/hub/lib/bad/blobs/${layer.digest}`, { headers: { authorization: adminAuth() } });
+      assert.equal(res.status, 200);
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of res.body!) received += chunk.length;
+        })(),
+        'the response is cut, not completed',
+      );
+    } finally {
+      proxy.mode = 'pass';
+    }
+    assert.ok(received < layer.size, `the client got ${received} of ${layer.size} bytes`);
+    assert.equal(proxy.count('GET', `/blobs/${layer.digest}`), 1);
+    assert.equal(await server.stores.metadata.repositories.linkedBlob('hub/lib/bad', layer.digest), null, 'nothing linked');
+    assert.equal(await server.stores.blobs.stat(layer.digest), null, 'nothing stored');
+    // The upstream sends the right bytes again: the next pull downloads and stores them.
+    const bytes = await readAll(berth.getBlob('hub/lib/bad', layer.digest));
+    assert.equal(sha256(bytes), layer.digest);
+    assert.equal(proxy.count('GET', `/blobs/${layer.digest}`), 2);
+  });
+
   it('multi-arch: an index, then a child manifest and its blobs, on the first pull', async () => {
     const { arm } = await pushTwoPlatformIndex(pusher, 'lib/multi', 'latest');
     const got = await berth.getManifest('hub/lib/multi', 'latest');

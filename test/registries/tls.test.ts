@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { OciClient } from '../../src/client/index.js';
+import { OciClient, blobRequests, nodeBody } from '../../src/client/index.js';
 import { ADMIN_PASSWORD, adminAuth, api } from '../auth/support.js';
 import { requireTools } from '../helpers/clients.js';
 import { OCI_MANIFEST, makeImage } from '../helpers/registry-client.js';
@@ -59,6 +60,20 @@ describe('registry endpoints over TLS: insecure and caBundle', () => {
     assert.equal(insecure.auth, 'bearer');
     const pinned = await ping('pinned');
     assert.equal(pinned.ok, true, pinned.reason ?? '');
+  });
+
+  it("the endpoint's fetch over TLS hands out the raw Node response of a blob GET (token auth), with the bytes intact", async () => {
+    const { openRegistryClient } = await import('../../src/registries/index.js');
+    const client = openRegistryClient({ url: upstream.url, username: 'admin', credential: 'upstream-admin-1', insecure: false, caBundle: pem }, { retry: { attempts: 1 } });
+    const layer = image.layers[0]!;
+    const res = await client.send(blobRequests.get('team/app', layer.digest));
+    assert.equal(res.status, 200);
+    const body = nodeBody(res);
+    assert.ok(body instanceof IncomingMessage, "the TLS socket's own stream");
+    assert.ok((await readAll(body)).equals(layer.data));
+    // Not taken: a manifest GET's web body reads the same response stream.
+    const manifest = await client.getManifest('team/app', 'v1');
+    assert.equal(manifest?.digest, image.manifest.digest);
   });
 
   it('a cache project pulls through the caBundle endpoint', async () => {

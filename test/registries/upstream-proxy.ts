@@ -1,12 +1,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type ProxyMode = 'pass' | 'down' | 'ratelimit' | 'hang';
+export type ProxyMode = 'pass' | 'down' | 'ratelimit' | 'hang' | 'corrupt';
 
 /**
  * A tiny HTTP proxy in front of an upstream registry that counts the requests it forwards
  * (method + path) and can play a failing upstream: `down` drops connections, `ratelimit`
- * answers 429, `hang` never answers. Tests count upstream fetches with it.
+ * answers 429, `hang` never answers, `corrupt` flips one byte in the middle of every blob GET's
+ * body (same length). Tests count upstream fetches with it.
  */
 export class CountingProxy {
   mode: ProxyMode = 'pass';
@@ -58,7 +59,20 @@ export class CountingProxy {
       { host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.target.host } },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+        const length = Number(answer.headers['content-length']);
+        if (this.mode !== 'corrupt' || req.method !== 'GET' || !req.url?.includes('/blobs/sha256:') || !(length > 0)) return void answer.pipe(res);
+        const middle = Math.floor(length / 2);
+        let at = 0;
+        answer.on('data', (chunk: Buffer) => {
+          if (middle >= at && middle < at + chunk.length) {
+            chunk = Buffer.from(chunk);
+            chunk[middle - at] = chunk[middle - at]! ^ 0xff;
+          }
+          at += chunk.length;
+          if (!res.write(chunk)) answer.pause();
+        });
+        res.on('drain', () => answer.resume());
+        answer.on('end', () => res.end());
       },
     );
     upstream.on('error', () => res.destroy());
