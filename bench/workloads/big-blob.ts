@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import http from 'node:http';
-import { processTreeCpuSeconds } from '../cpu.js';
+import { readTreeCpuSeconds } from '../rss.js';
 import { measureMachineLimits } from '../machine.js';
 import { formatSize, type BenchOptions } from '../options.js';
 import { mbPerSecond, type Workload, type WorkloadContext } from '../workload.js';
@@ -74,7 +74,7 @@ export function bigBlobWorkload(options: BenchOptions): Workload {
     async run(ctx: WorkloadContext) {
       const limits = measureMachineLimits(ctx.server.dataDir, 1, options.ddSize);
       const url = `${ctx.server.url}/v2/${REPO}/blobs/${digest}`;
-      const cpu = () => processTreeCpuSeconds(ctx.server.pid) ?? Number.NaN;
+      const cpu = () => readTreeCpuSeconds(ctx.server.pid) ?? Number.NaN;
       ctx.startMeasuring();
 
       let cpuStart = cpu();

@@ -4,7 +4,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { processTreeCpuSeconds } from '../cpu.js';
+import { readTreeCpuSeconds } from '../rss.js';
 import { BenchClient, jsonBlob, OCI_MANIFEST, runPool, sha256, type Blob } from '../client.js';
 import { formatSize, type BenchOptions } from '../options.js';
 import { tempDir } from '../servers.js';
@@ -87,11 +87,11 @@ export function skopeoPushWorkload(options: BenchOptions): Workload {
     async run(ctx) {
       const host = new URL(ctx.server.url).host;
       ctx.startMeasuring();
-      const cpuStart = processTreeCpuSeconds(ctx.server.pid) ?? Number.NaN;
+      const cpuStart = readTreeCpuSeconds(ctx.server.pid) ?? Number.NaN;
       const started = performance.now();
       await runPool(layouts, options.skopeoParallel, (layout, i) => skopeoCopy(layout.dir, `docker://${host}/bench/skopeo-${i}:latest`));
       const seconds = (performance.now() - started) / 1000;
-      const cpuSeconds = (processTreeCpuSeconds(ctx.server.pid) ?? Number.NaN) - cpuStart;
+      const cpuSeconds = (readTreeCpuSeconds(ctx.server.pid) ?? Number.NaN) - cpuStart;
       await verifyPushed(ctx, layouts);
       return { 'skopeo-push': layouts.length / seconds, 'skopeo-push-cpu': (1000 * cpuSeconds) / layouts.length };
     },

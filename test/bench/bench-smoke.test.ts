@@ -9,7 +9,7 @@ import { resolveOptions, type BenchOptions } from '../../bench/options.js';
 import { renderMarkdown } from '../../bench/report.js';
 import { startDistribution, startScriptNodeFlags, type BenchServer } from '../../bench/servers.js';
 import { CheckFailed, type WorkloadContext } from '../../bench/workload.js';
-import { processTreeCpuSeconds } from '../../bench/cpu.js';
+import { readTreeCpuSeconds } from '../../bench/rss.js';
 import { bigBlobWorkload, splitRanges } from '../../bench/workloads/big-blob.js';
 import { blobStreamWorkload, PatternBlob } from '../../bench/workloads/blob-stream.js';
 import { rssGrowthMB } from '../../bench/workloads/big-push.js';
@@ -118,9 +118,9 @@ describe('npm run bench (quick pieces, tiny sizes)', () => {
   });
 
   it('counts the CPU time of a process and of its children', () => {
-    const own = processTreeCpuSeconds(process.pid);
+    const own = readTreeCpuSeconds(process.pid);
     assert.ok(own !== null && own > 0, `this process used CPU: ${own}`);
-    assert.equal(processTreeCpuSeconds(2 ** 22 + 12345), null, 'no such process');
+    assert.equal(readTreeCpuSeconds(2 ** 22 + 12345), null, 'no such process');
   });
 
   it('parses openssl speed and dd output', () => {
