@@ -390,7 +390,7 @@ export class UploadService {
    * Holds session `id` in the metadata database for this request, against requests of other
    * processes (the server's other workers, other replicas): two of them appending at once would
    * write the same staging bytes. Renewed while the request works; a crashed holder's claim runs
-   * out after WRITER_TTL_MS. A session another process holds is waited for briefly (a request
+   * out after WRITER_STALE_MS without renewals. A session another process holds is waited for briefly (a request
    * whose client went away there is unwinding), then refused like a writer of this process.
    * Unknown sessions pass here: the request's own look-up reports them.
    */
@@ -400,7 +400,9 @@ export class UploadService {
     const started = Date.now();
     for (;;) {
       const now = Date.now();
-      if (await this.sessions.claim(id, claim.writer, now, now + WRITER_TTL_MS)) break;
+      // Taken when free, expired, or not renewed for WRITER_STALE_MS: the holder's process died (a
+      // killed worker or replica), and its client, resuming at once elsewhere, must not wait out the TTL.
+      if (await this.sessions.claim(id, claim.writer, now + WRITER_TTL_MS - WRITER_STALE_MS, now + WRITER_TTL_MS)) break;
       if ((await this.sessions.get(id)) === null) return claim;
       if (Date.now() - started >= OTHER_PROCESS_WAIT_MS) throw anotherWriter();
       await sleep(25);
@@ -408,7 +410,7 @@ export class UploadService {
     claim.renewal = setInterval(() => {
       const now = Date.now();
       this.sessions.claim(id, claim.writer, now, now + WRITER_TTL_MS).catch(() => undefined);
-    }, WRITER_TTL_MS / 3);
+    }, WRITER_RENEW_MS);
     claim.renewal.unref();
     return claim;
   }
@@ -417,7 +419,7 @@ export class UploadService {
     if (claim.renewal) clearInterval(claim.renewal);
     // Freed already by the size update that recorded the request's bytes, or never taken.
     if (claim.released || !claim.renewal) return;
-    // Best effort: a claim left behind runs out after WRITER_TTL_MS.
+    // Best effort: a claim left behind is taken over once stale (WRITER_STALE_MS).
     await this.sessions.unclaim(id, claim.writer).catch(() => undefined);
   }
 
@@ -450,10 +452,17 @@ function anotherWriter(): RegistryError {
   return new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload; wait for it, then resume');
 }
 
-/** How long a session's writer holds it without renewing (renewed every third of it). */
+/** How long a session's writer holds it without renewing, whatever others think of it. */
 const WRITER_TTL_MS = 15_000;
-/** How long a request waits for a writer of another process to leave the session. */
-const OTHER_PROCESS_WAIT_MS = 500;
+/** How often a working request renews its claim. */
+const WRITER_RENEW_MS = 500;
+/** A claim not renewed for this long is taken over: its holder is gone (four missed renewals). */
+const WRITER_STALE_MS = 2_000;
+/**
+ * How long a request waits for a writer of another process to leave the session: longer than
+ * WRITER_STALE_MS, so a dead holder's claim is taken over within the wait instead of refused.
+ */
+const OTHER_PROCESS_WAIT_MS = 2_500;
 /** Tells an operator which process holds a session (`uploads.writer`). */
 const WRITER_PREFIX = `${process.pid}:`;
 
