@@ -25,7 +25,7 @@ describe('App session', () => {
     });
     render(<App />);
     fireEvent.change(await screen.findByLabelText('Username'), { target: { value: 'alice' } });
-    expect(screen.getByRole('link', { name: 'Sign in with Corp SSO' }).getAttribute('href')).toBe('/api/v1/oidc/corp/login?ui=1');
+    expect((await screen.findByRole('link', { name: 'Sign in with Corp SSO' })).getAttribute('href')).toBe('/api/v1/oidc/corp/login?ui=1');
     fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'wrong' } });
     fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
     expect(await screen.findByText('invalid username or password')).toBeTruthy();
