@@ -43,6 +43,12 @@ export class EventDispatcher {
     return this.consumers.map((c) => c.name);
   }
 
+  /** Whether a round would find anything: events not yet positioned, or a consumer behind the last position (reads only). */
+  async hasWork(): Promise<boolean> {
+    const { unsequenced, lastSeq, cursors } = await this.outbox.status();
+    return unsequenced > 0 || this.consumers.some((c) => (cursors[c.name] ?? 0) < lastSeq);
+  }
+
   /** One round: sequence everything committed, deliver it all (call under the events lease). */
   async dispatch(signal?: AbortSignal): Promise<DispatchResult> {
     const result: DispatchResult = { sequenced: 0, delivered: {}, failed: [] };
@@ -112,6 +118,7 @@ export function dispatchJob(dispatcher: EventDispatcher, everyMs: number): Job {
     schedule: { everyMs },
     history: 'work',
     leaseTtlMs: EVENTS_LEASE_TTL_MS,
+    hasWork: () => dispatcher.hasWork(),
     async run(signal) {
       const result = await dispatcher.dispatch(signal);
       const delivered = Object.values(result.delivered).reduce((a, b) => a + b, 0);

@@ -36,6 +36,14 @@ export interface Job {
   leaseTtlMs?: number;
   /** 'runs' (default): every run is recorded. 'work': only runs that were not idle (for jobs ticking every second). */
   history?: 'runs' | 'work';
+  /**
+   * A cheap read telling whether a run would find anything to do. When it says no, a timer's
+   * tick ends there: no lease taken, nothing written. Jobs that tick every second or two would
+   * otherwise write (and on SQLite fsync, on the event loop) a lease twice a tick on an idle
+   * registry. A wrong "yes" costs one idle run; work that appears after a "no" is found at the
+   * next tick. Not asked for runNow.
+   */
+  hasWork?(): Promise<boolean>;
   run(signal: AbortSignal): Promise<JobResult | void>;
 }
 
@@ -98,7 +106,7 @@ export class Scheduler {
   async runNow(name: string): Promise<void> {
     const entry = this.jobs.get(name);
     if (!entry) throw new Error(`no job named ${name}`);
-    await this.tick(entry.job);
+    await this.tick(entry.job, true);
   }
 
   /** Stops the timers and waits for runs in progress (they see their signal aborted). */
@@ -126,19 +134,23 @@ export class Scheduler {
     return { stop: () => clearInterval(interval), next: () => new Date(nextAt) };
   }
 
-  private tick(job: Job): Promise<void> {
+  private tick(job: Job, asked = false): Promise<void> {
     const inFlight = this.running.get(job.name);
     if (inFlight) return inFlight;
-    const run = this.runRecorded(job).finally(() => this.running.delete(job.name));
+    const run = this.runRecorded(job, asked).finally(() => this.running.delete(job.name));
     this.running.set(job.name, run);
     return run;
   }
 
-  private async runRecorded(job: Job): Promise<void> {
+  private async runRecorded(job: Job, asked: boolean): Promise<void> {
     if (this.controller.signal.aborted) return;
     const leased = (job.scope ?? 'lease') === 'lease';
     const work = (signal: AbortSignal) => this.record(job, signal);
     try {
+      if (!asked && job.hasWork && !(await job.hasWork())) {
+        this.observer?.finished(job.name, 'idle', 0);
+        return;
+      }
       if (!leased) return await work(this.controller.signal);
       const outcome = await withLease(this.leases, job.name, (lease) => this.untilStopped(lease.signal, work), {
         ttlMs: job.leaseTtlMs,

@@ -149,6 +149,7 @@ export class ReplicationService {
       scope: 'lease',
       leaseTtlMs: this.deps.tuning?.leaseTtlMs,
       history: 'work',
+      hasWork: async () => (await this.deps.store.runnable(1)).length > 0 || (await this.dueCronPolicies(Date.now())).length > 0,
       run: async (signal) => {
         const queued = await this.queueCron();
         const done: { id: number; policy: string; status: string }[] = [];
@@ -202,19 +203,23 @@ export class ReplicationService {
   }
 
   private async queueCron(): Promise<number> {
-    let queued = 0;
     const now = Date.now();
+    const due = await this.dueCronPolicies(now);
+    for (const policy of due) await this.deps.store.createExecution(policy, 'cron', null, now);
+    return due.length;
+  }
+
+  /** The enabled cron policies whose next run after their last cron execution (or last change) is due at `now`. */
+  private async dueCronPolicies(now: number): Promise<string[]> {
+    const due: string[] = [];
     for (const policy of await this.deps.store.listPolicies()) {
       if (!policy.enabled || policy.trigger !== 'cron' || !policy.cron) continue;
       const last = await this.deps.store.lastExecution(policy.name, 'cron');
       const base = new Date(Math.max(last?.createdAt ?? 0, policy.updatedAt));
       const next = new Cron(policy.cron, { paused: true }).nextRun(base);
-      if (next && next.getTime() <= now) {
-        await this.deps.store.createExecution(policy.name, 'cron', null, now);
-        queued++;
-      }
+      if (next && next.getTime() <= now) due.push(policy.name);
     }
-    return queued;
+    return due;
   }
 
   /** Runs one execution to its end; returns its final status. */

@@ -371,6 +371,7 @@ export class SupplyChainService {
         history: 'work',
         // Renewed every third of it while working: a replica killed mid-round holds the queue up for seconds, not a minute.
         leaseTtlMs: 15_000,
+        hasWork: async () => (await this.store.due(this.clock(), 1)).length > 0,
         run: async (signal) => {
           const summary = await this.workQueue(signal);
           return { summary, idle: summary.items === 0 };

@@ -9,6 +9,7 @@ import pino from 'pino';
 import type { BerthConfig } from '../../src/config/schema.js';
 import { Scheduler, type Job } from '../../src/jobs/scheduler.js';
 import { openStores, type Stores } from '../../src/stores.js';
+import { makeImage } from '../helpers/registry-client.js';
 import { ROOT, tempDir } from '../helpers/server.js';
 import { useServer } from '../helpers/use-server.js';
 import { leaseConfig } from './lease-contract.js';
@@ -75,6 +76,30 @@ describe('Scheduler: leased jobs and their run history', () => {
     await scheduler.stop();
   });
 
+  it('a tick whose job says it has no work takes no lease and does not run; runNow runs it anyway', async () => {
+    const acquired: string[] = [];
+    const store = replicas[0]!.leases;
+    const counting = { ...store, holder: store.holder.bind(store), renew: store.renew.bind(store), release: store.release.bind(store), tryAcquire: (name: string, holder: string, now: number, until: number) => (acquired.push(name), store.tryAcquire(name, holder, now, until)) };
+    const scheduler = new Scheduler(silent, counting, replicas[0]!.jobs);
+    let work = false;
+    let runs = 0;
+    scheduler.add({ name: 'frequent', schedule: { everyMs: 50 }, history: 'work', hasWork: async () => work, run: async () => ({ idle: !work, summary: { runs: ++runs } }) });
+    scheduler.start();
+    await sleep(400);
+    assert.deepEqual([runs, acquired.length], [0, 0], 'no work: neither a run nor a lease');
+    work = true;
+    await sleep(300);
+    assert.ok(runs >= 1, 'work: it runs at the next tick');
+    assert.ok(acquired.length >= 1 && acquired.every((n) => n === 'frequent'), 'under its lease');
+    await scheduler.stop();
+    const manual = new Scheduler(silent, counting, replicas[0]!.jobs);
+    let manualRuns = 0;
+    manual.add({ name: 'asked', schedule: { everyMs: 3_600_000 }, hasWork: async () => false, run: async () => void manualRuns++ });
+    await manual.runNow('asked');
+    assert.equal(manualRuns, 1, 'runNow does not ask hasWork');
+    await manual.stop();
+  });
+
   it('list() shows every job with its schedule; a job name is registered once; stop() waits for a run in progress', async () => {
     const scheduler = new Scheduler(silent, replicas[1]!.leases, replicas[1]!.jobs);
     let finished = false;
@@ -91,6 +116,28 @@ describe('Scheduler: leased jobs and their run history', () => {
     await scheduler.stop();
     assert.equal(finished, true);
     await run;
+  });
+});
+
+describe('an idle server writes no leases', () => {
+  const reg = useServer({ events: { interval: '200ms' }, replication: { interval: '200ms' }, scanning: { interval: '200ms' } });
+
+  it('the frequent jobs (events, replication, supply chain) take their lease only when there is work: a push makes the events job run', async () => {
+    const leases = reg.server.stores.leases;
+    const taken: string[] = [];
+    const tryAcquire = leases.tryAcquire.bind(leases);
+    leases.tryAcquire = (name, holder, now, until) => (taken.push(name), tryAcquire(name, holder, now, until));
+    try {
+      await sleep(1_500);
+      const frequent = ['events', 'replication', 'supply-chain'];
+      assert.deepEqual(taken.filter((n) => frequent.includes(n)), [], `idle for 1.5 s at 200 ms ticks; leases taken: ${taken.join(', ')}`);
+      await reg.client.pushImage('idle/app', 'v1', makeImage());
+      const deadline = Date.now() + 5_000;
+      while (!taken.includes('events') && Date.now() < deadline) await sleep(50);
+      assert.ok(taken.includes('events'), 'the push\'s events were dispatched under the events lease');
+    } finally {
+      leases.tryAcquire = tryAcquire;
+    }
   });
 });
 

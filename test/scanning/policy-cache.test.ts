@@ -90,12 +90,13 @@ describe('vulnerability policy: judgement and verdict cache', () => {
   it('an allowed verdict follows a rescan elsewhere once the refresh interval passed (counter compared)', async () => {
     const w = world();
     w.rescan(scan([]));
-    const cache = new VulnVerdictCache(w.store, 20);
+    // 500 ms, not less: the second serve must land inside the interval even on a loaded machine (20 ms failed under load).
+    const cache = new VulnVerdictCache(w.store, 500);
     const policy = vulnerabilityPolicy(w.store, cache, w.reader, () => undefined);
     await serve(policy);
     w.rescan(scan([finding('GHSA-9', 'Critical')]));
     await serve(policy);
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await new Promise((resolve) => setTimeout(resolve, 550));
     await assert.rejects(serve(policy), /1 critical at or above high/);
   });
 
