@@ -106,6 +106,16 @@ function decodeCursor(last: string | undefined): After | null {
   throw new RegistryError('INVALID_ARGUMENT', 'last is not a cursor this listing returned (pass the previous page\'s next)');
 }
 
+/**
+ * A keyset page from `limit + 1` rows (the extra row only tells that a next page exists) and the
+ * listing's total: the page, the cursor after its last row (null on the last page), the total.
+ */
+export function keysetPage<R>(rows: R[], total: number, limit: number, cursorOf: (row: R) => After): { page: R[]; next: string | null; total: number } {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { page, next: rows.length > limit && last !== undefined ? encodeCursor(cursorOf(last)) : null, total };
+}
+
 const SIGNATURE_SUFFIXES = ['.sig', '.att', '.sbom'] as const;
 
 /**
@@ -122,14 +132,12 @@ export class BrowseService {
 
   async repositories(project: string, options: PageOptions<RepositorySort>) {
     const after = decodeCursor(options.last);
-    const [rows, total] = await Promise.all([
+    const [rows, count] = await Promise.all([
       this.queries.repositories(project, options.q, options.sort, options.order, options.limit + 1, after),
       this.queries.countRepositories(project, options.q),
     ]);
-    const page = rows.slice(0, options.limit);
+    const { page, next, total } = keysetPage(rows, count, options.limit, (r) => ({ key: options.sort === 'pushed' ? r.pushedAt : options.sort === 'pulls' ? r.pulls : null, name: r.name }));
     const stats = await this.queries.repositoryStats(page.map((r) => r.id));
-    const last = page.at(-1);
-    const next = rows.length > options.limit && last ? encodeCursor({ key: options.sort === 'pushed' ? last.pushedAt : options.sort === 'pulls' ? last.pulls : null, name: last.name }) : null;
     return {
       items: page.map((r) => ({
         name: r.name,
@@ -145,13 +153,11 @@ export class BrowseService {
 
   async tags(repositoryId: number, options: PageOptions<TagSort>) {
     const after = decodeCursor(options.last);
-    const [rows, total] = await Promise.all([
+    const [rows, count] = await Promise.all([
       this.queries.tags(repositoryId, options.q, options.sort, options.order, options.limit + 1, after),
       this.queries.countTags(repositoryId, options.q),
     ]);
-    const page = rows.slice(0, options.limit);
-    const last = page.at(-1);
-    const next = rows.length > options.limit && last ? encodeCursor({ key: options.sort === 'pushed' ? last.pushedAt : null, name: last.tag }) : null;
+    const { page, next, total } = keysetPage(rows, count, options.limit, (t) => ({ key: options.sort === 'pushed' ? t.pushedAt : null, name: t.tag }));
     return { items: await this.tagItems(repositoryId, page), next, total };
   }
 
