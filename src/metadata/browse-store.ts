@@ -183,10 +183,10 @@ export class KyselyBrowseStore implements BrowseQueries {
     return (await this.rows(sql`select * from manifests where repository_id = ${repositoryId} and subject_digest in ${inList(digests)}`)).map(manifestRow);
   }
 
-  async existingTags(repositoryId: number, names: string[]): Promise<Set<string>> {
-    if (names.length === 0) return new Set();
-    const rows = await this.rows(sql`select name from tags where repository_id = ${repositoryId} and name in ${inList(names)}`);
-    return new Set(rows.map((r) => r.name as string));
+  async existingTags(repositoryId: number, names: string[]): Promise<Map<string, string>> {
+    if (names.length === 0) return new Map();
+    const rows = await this.rows(sql`select name, manifest_digest from tags where repository_id = ${repositoryId} and name in ${inList(names)}`);
+    return new Map(rows.map((r) => [r.name as string, r.manifest_digest as string]));
   }
 
   async tagDigest(repositoryId: number, tag: string): Promise<string | null> {
