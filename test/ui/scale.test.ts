@@ -3,6 +3,7 @@ import { before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
 import { addProject, adminAuth, api, useAuthServer } from '../auth/support.js';
+import { cosignKeys, cosignSign, pushCosignReferrer, simpleSigningPayload, trust } from '../signatures/support.js';
 
 const REPOSITORIES = 10_000;
 const TAGS = 20_000;
@@ -132,6 +133,31 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
           : JSON.stringify((await sql`explain query plan select t.name from tags t where t.rowid in (select rowid from tags_search where tags_search match '"t1999"')`.execute(db)).rows);
     console.log(`# ${driver} search plan: ${plan}`);
     assert.match(plan, driver === 'postgres' ? /tags_name_trgm/ : driver === 'mysql' ? /PRIMARY/ : /VIRTUAL TABLE INDEX/);
+  });
+
+  it('the first page of 20,000 tags with 50 signed artifacts on it: verified filled, cold (verifies) and warm (cached)', async () => {
+    const admin = new RegistryClient(reg.url, { authorization: adminAuth() });
+    const key = cosignKeys();
+    for (let i = 0; i < 50; i++) {
+      const image = makeImage();
+      assert.equal((await admin.pushImage('scale/big', `a${String(i).padStart(2, '0')}`, image)).status, 201);
+      const target = { repository: 'scale/big', digest: image.manifest.digest, mediaType: image.mediaType, size: image.manifest.size };
+      const payload = simpleSigningPayload(`127.0.0.1/scale/big`, target.digest);
+      await pushCosignReferrer(admin, target, [{ payload, signature: cosignSign(key.privateKey, payload) }]);
+    }
+    const page = () => api(reg.server, 'GET', '/repositories/scale%2Fbig/tags?n=50', adminAuth());
+    type Signed = { items: { tag: string; signatures: { count: number; verified: number | null } }[] };
+    const unverified = await timed<Signed>(page);
+    assert.deepEqual(new Set(unverified.body.items.map((t) => `${t.signatures.count}/${t.signatures.verified}`)), new Set(['1/null']));
+    timings['tags: first page, 50 signed, no keys (verified null)'] = unverified.ms;
+    await trust(reg.server, adminAuth(), 'scale', 'release', key.publicPem);
+    const start = process.hrtime.bigint();
+    const cold = await page();
+    timings['tags: first page, 50 signed, verifying (cold)'] = Math.round(Number(process.hrtime.bigint() - start) / 1e5) / 10;
+    assert.deepEqual(new Set(((await cold.json()) as Signed).items.map((t) => `${t.signatures.count}/${t.signatures.verified}`)), new Set(['1/1']));
+    const warm = await timed<Signed>(page);
+    assert.deepEqual(new Set(warm.body.items.map((t) => `${t.signatures.count}/${t.signatures.verified}`)), new Set(['1/1']));
+    timings['tags: first page, 50 signed, verdicts cached (warm)'] = warm.ms;
   });
 
   it('reports', () => {
