@@ -124,10 +124,29 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
     timings['search: tags q=t1999 (indexed)'] = tagSearch.ms;
     const short = await timed<{ tags: unknown[] }>(() => api(reg.server, 'GET', '/search?q=99&n=20', adminAuth()));
     timings['search: q=99 (2 chars, scan)'] = short.ms;
+    // The store's indexed query against the scan it replaced, in this process, alternating (same load).
+    const median = async (call: () => Promise<unknown>) => {
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const start = process.hrtime.bigint();
+        await call();
+        times.push(Number(process.hrtime.bigint() - start) / 1e6);
+      }
+      return Math.round(times.sort((a, b) => a - b)[2]! * 10) / 10;
+    };
+    const scan = () => sql`select r.name as repository, t.name as tag from tags t join repositories r on r.id = t.repository_id where lower(t.name) like '%t1999%' order by r.name, t.name limit 100`.execute(db);
+    timings['sql: tags q=t1999, scan (before)'] = await median(scan);
+    timings['sql: tags q=t1999, indexed'] = await median(() => reg.server.stores.browse.searchTags('t1999', 100, null));
+    timings['sql: tags q=latest (10,000 matches), indexed'] = await median(() => reg.server.stores.browse.searchTags('latest', 100, null));
     // The plan of the search's candidate lookup names the index.
     const plan =
       driver === 'postgres'
-        ? (await sql<{ 'QUERY PLAN': string }>`explain select t.name from tags t where lower(t.name) like '%t1999%'`.execute(db)).rows.map((r) => r['QUERY PLAN']).join('\n')
+        ? (
+            await sql<{ 'QUERY PLAN': string }>`explain select r.name as repository, t.name as tag, t.manifest_digest as digest from tags t join repositories r on r.id = t.repository_id
+              where lower(t.name) like '%t1999%' escape '!' order by r.name, t.name limit 100`.execute(db)
+          ).rows
+            .map((r) => r['QUERY PLAN'])
+            .join('\n')
         : driver === 'mysql'
           ? JSON.stringify((await sql`explain select g.repository_id, g.name from tag_trigrams g where g.gram in ('t19', '199', '999') group by g.repository_id, g.name having count(*) = 3`.execute(db)).rows)
           : JSON.stringify((await sql`explain query plan select t.name from tags t where t.rowid in (select rowid from tags_search where tags_search match '"t1999"')`.execute(db)).rows);
