@@ -3,6 +3,7 @@ import { auditSinkConsumers } from './audit/index.js';
 import { auditConsumer } from './auth/audit-consumer.js';
 import { LdapSource } from './auth/ldap/index.js';
 import { projectPolicy } from './auth/project-policy.js';
+import { sessionPurgeJob } from './auth/sessions.js';
 import { OidcService } from './auth/oidc/service.js';
 import type { PasswordSource } from './auth/sources.js';
 import { usesExternalIssuer } from './config/auth.js';
@@ -205,6 +206,7 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
     pruneJob(stores.outbox, events.consumerNames, durationMs(eventsConfig.retention), Math.min(durationMs(eventsConfig.retention), 3_600_000)),
     pullFlushJob(pulls, durationMs(eventsConfig.pullflushinterval)),
     jobHistoryPruneJob(stores.jobs),
+    sessionPurgeJob(stores.sessions, { ttlMs: durationMs(config.ui.sessionttl), idleMs: durationMs(config.ui.sessionidle) }),
   ];
   const purging = config.storage.maintenance.uploadpurging;
   if (purging.enabled) jobs.push(uploadPurgeJob(registry.uploads, durationMs(purging.age), durationMs(purging.interval)));

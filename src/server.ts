@@ -118,7 +118,7 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     replication: composition.replication,
     sessions: new BrowserSessions(stores.sessions, auth.authenticator, { ttlMs: durationMs(config.ui.sessionttl), idleMs: durationMs(config.ui.sessionidle) }),
     browse: {
-      service: new BrowseService(stores.browse),
+      service: new BrowseService(stores.browse, composition.signatures),
       registry,
       system: systemInfo(config),
       runJob: (name) => scheduler.runNow(name),

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { RegistryError } from '../core/errors.js';
+import type { Job } from '../jobs/scheduler.js';
 import type { Authenticator, Identity } from './identity.js';
 import type { SessionRecord, SessionRows } from './ports.js';
 
@@ -44,8 +45,6 @@ export class BrowserSessions {
   async create(identity: Identity): Promise<{ id: string; session: LiveSession }> {
     if (identity.kind !== 'user') throw new RegistryError('DENIED', 'only users can sign in to the web UI (robot accounts and workloads use the registry API)');
     const now = this.now();
-    // Expired rows go at each sign-in: cheap (index on expires_at), and no job is needed.
-    await this.store.deleteExpiredSessions(new Date(now), new Date(now - this.settings.idleMs));
     const id = randomBytes(32).toString('base64url');
     const record: SessionRecord = {
       idHash: hashId(id),
@@ -110,6 +109,25 @@ export class BrowserSessions {
       identity,
     };
   }
+}
+
+export const SESSION_PURGE_JOB = 'session-purge';
+
+/**
+ * Deletes expired browser sessions (absolute or idle end passed) every `everyMs` (hourly by
+ * default), one process of a cluster at a time (the job's lease). A stale row is harmless
+ * meanwhile: `resolve` refuses and deletes an expired session when its cookie comes back.
+ */
+export function sessionPurgeJob(store: Pick<SessionRows, 'deleteExpiredSessions'>, settings: SessionSettings, everyMs = 3_600_000): Job {
+  return {
+    name: SESSION_PURGE_JOB,
+    schedule: { everyMs },
+    async run() {
+      const now = Date.now();
+      const purged = await store.deleteExpiredSessions(new Date(now), new Date(now - settings.idleMs));
+      return { summary: { purged }, idle: purged === 0 };
+    },
+  };
 }
 
 function hashId(id: string): string {

@@ -75,8 +75,8 @@ export interface BrowseQueries {
   manifests(repositoryId: number, digests: string[]): Promise<ManifestRow[]>;
   /** Manifests whose subject is one of `digests` (a page's referrers). */
   referrersOf(repositoryId: number, digests: string[]): Promise<ManifestRow[]>;
-  /** Which of `names` are tags of the repository (cosign's sha256-<hex>.sig/.att/.sbom tag scheme). */
-  existingTags(repositoryId: number, names: string[]): Promise<Set<string>>;
+  /** Which of `names` are tags of the repository, with their digests (cosign's sha256-<hex>.sig/.att/.sbom tag scheme). */
+  existingTags(repositoryId: number, names: string[]): Promise<Map<string, string>>;
   /** The digest a tag points at, or null. */
   tagDigest(repositoryId: number, tag: string): Promise<string | null>;
   /** Tags pointing at a manifest. */
@@ -91,4 +91,19 @@ export interface BrowseQueries {
   searchTags(q: string, limit: number, after: { repository: string; tag: string } | null): Promise<{ repository: string; tag: string; digest: string }[]>;
   /** Every manifest digest of a repository, referrers first (repository delete). */
   manifestDigests(repositoryId: number): Promise<string[]>;
+}
+
+/** A signed artifact of a listing page: its digest and its signature manifests (referrers and cosign's .sig tag). */
+export interface SignedSubject {
+  digest: string;
+  signatures: string[];
+}
+
+/**
+ * Signature verification for the tag listing (src/signatures, wired by the composition root):
+ * how many signatures of each subject verify under the project's trust policy keys now, or null
+ * when the project trusts no key or certificate (nothing to verify with).
+ */
+export interface SignatureVerdicts {
+  verifiedCounts(repository: string, subjects: SignedSubject[]): Promise<Map<string, number> | null>;
 }

@@ -1,7 +1,7 @@
 import { RegistryError } from '../core/errors.js';
 import { projectOf } from '../core/names.js';
 import { artifactKind, type ArtifactKind } from './kinds.js';
-import type { After, BrowseQueries, ManifestRow, Order, RepositorySort, TagRow, TagSort } from './ports.js';
+import type { After, BrowseQueries, ManifestRow, Order, RepositorySort, SignatureVerdicts, TagRow, TagSort } from './ports.js';
 
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 1000;
@@ -106,6 +106,37 @@ function decodeCursor(last: string | undefined): After | null {
   throw new RegistryError('INVALID_ARGUMENT', 'last is not a cursor this listing returned (pass the previous page\'s next)');
 }
 
+/**
+ * A keyset page from `limit + 1` rows (the extra row only tells that a next page exists) and the
+ * listing's total: the page, the cursor after its last row (null on the last page), the total.
+ */
+export function keysetPage<R>(rows: R[], total: number, limit: number, cursorOf: (row: R) => After): { page: R[]; next: string | null; total: number } {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { page, next: rows.length > limit && last !== undefined ? encodeCursor(cursorOf(last)) : null, total };
+}
+
+/** What DELETE /api/v1/repositories/:name did. */
+export interface RepositoryDeletion {
+  /** Manifests deleted, with their tags. */
+  deleted: string[];
+  /** Tags deleted from manifests that stayed. */
+  untagged: string[];
+  /** Manifests that stayed: why, and the tags still pointing at them with why each stayed. */
+  failed: { digest: string; code: string; message: string; tags: { tag: string; code: string; message: string }[] }[];
+}
+
+/** Runs a delete: 'done', 'gone' (deleted meanwhile, e.g. with its index) or the refusal. */
+async function attempt(remove: () => Promise<void>): Promise<'done' | 'gone' | RegistryError> {
+  try {
+    await remove();
+    return 'done';
+  } catch (err) {
+    if (!(err instanceof RegistryError)) throw err;
+    return err.code === 'MANIFEST_UNKNOWN' ? 'gone' : err;
+  }
+}
+
 const SIGNATURE_SUFFIXES = ['.sig', '.att', '.sbom'] as const;
 
 /**
@@ -114,7 +145,11 @@ const SIGNATURE_SUFFIXES = ['.sig', '.att', '.sbom'] as const;
  * (src/auth's rules) before and, for search, through `mayRead`.
  */
 export class BrowseService {
-  constructor(private readonly queries: BrowseQueries) {}
+  constructor(
+    private readonly queries: BrowseQueries,
+    /** Verifies the signed tags of a page (null: the listing answers `verified: null`). */
+    private readonly signatures: SignatureVerdicts | null = null,
+  ) {}
 
   repositoryId(name: string): Promise<number | null> {
     return this.queries.repositoryId(name);
@@ -122,14 +157,12 @@ export class BrowseService {
 
   async repositories(project: string, options: PageOptions<RepositorySort>) {
     const after = decodeCursor(options.last);
-    const [rows, total] = await Promise.all([
+    const [rows, count] = await Promise.all([
       this.queries.repositories(project, options.q, options.sort, options.order, options.limit + 1, after),
       this.queries.countRepositories(project, options.q),
     ]);
-    const page = rows.slice(0, options.limit);
+    const { page, next, total } = keysetPage(rows, count, options.limit, (r) => ({ key: options.sort === 'pushed' ? r.pushedAt : options.sort === 'pulls' ? r.pulls : null, name: r.name }));
     const stats = await this.queries.repositoryStats(page.map((r) => r.id));
-    const last = page.at(-1);
-    const next = rows.length > options.limit && last ? encodeCursor({ key: options.sort === 'pushed' ? last.pushedAt : options.sort === 'pulls' ? last.pulls : null, name: last.name }) : null;
     return {
       items: page.map((r) => ({
         name: r.name,
@@ -143,20 +176,19 @@ export class BrowseService {
     };
   }
 
-  async tags(repositoryId: number, options: PageOptions<TagSort>) {
+  async tags(repository: { id: number; name: string }, options: PageOptions<TagSort>) {
+    const repositoryId = repository.id;
     const after = decodeCursor(options.last);
-    const [rows, total] = await Promise.all([
+    const [rows, count] = await Promise.all([
       this.queries.tags(repositoryId, options.q, options.sort, options.order, options.limit + 1, after),
       this.queries.countTags(repositoryId, options.q),
     ]);
-    const page = rows.slice(0, options.limit);
-    const last = page.at(-1);
-    const next = rows.length > options.limit && last ? encodeCursor({ key: options.sort === 'pushed' ? last.pushedAt : null, name: last.tag }) : null;
-    return { items: await this.tagItems(repositoryId, page), next, total };
+    const { page, next, total } = keysetPage(rows, count, options.limit, (t) => ({ key: options.sort === 'pushed' ? t.pushedAt : null, name: t.tag }));
+    return { items: await this.tagItems(repository, page), next, total };
   }
 
   /** Kinds, sizes, platforms and badges of a page of tags: a fixed number of statements per page. */
-  private async tagItems(repositoryId: number, page: TagRow[]): Promise<TagItem[]> {
+  private async tagItems({ id: repositoryId, name: repository }: { id: number; name: string }, page: TagRow[]): Promise<TagItem[]> {
     const digests = [...new Set(page.map((t) => t.digest))];
     const parsed = new Map(page.map((t) => [t.digest, parseManifest(t.payload)]));
     const children = [...new Set([...parsed.values()].flatMap((p) => (p.manifests ?? []).map((m) => m.digest ?? '')).filter(Boolean))];
@@ -169,21 +201,29 @@ export class BrowseService {
       this.queries.existingTags(repositoryId, cosignTags),
     ]);
     const childSize = new Map(childRows.map((c) => [c.digest, imageSize(c.size, parseManifest(c.payload))]));
-    const badges = new Map<string, { signatures: number; sbom: boolean }>();
+    const badges = new Map<string, { signatures: string[]; sbom: boolean }>();
     for (const r of referrers) {
       const kind = kindOf(r, parseManifest(r.payload));
-      const badge = badges.get(r.subject!) ?? { signatures: 0, sbom: false };
-      if (kind === 'signature') badge.signatures++;
+      const badge = badges.get(r.subject!) ?? { signatures: [], sbom: false };
+      if (kind === 'signature') badge.signatures.push(r.digest);
       if (kind === 'sbom') badge.sbom = true;
       badges.set(r.subject!, badge);
     }
     const scanOf = new Map(scans.map((s) => [s.digest, s]));
+    const signed = digests.flatMap((digest) => {
+      const legacy = schemeTags.get(`${digest.replace(':', '-')}.sig`);
+      const signatures = [...(badges.get(digest)?.signatures ?? []), ...(legacy ? [legacy] : [])];
+      return signatures.length > 0 ? [{ digest, signatures }] : [];
+    });
+    // One call per page (verdicts cached by the verifier); null: the project has no keys to verify with.
+    const verified = this.signatures ? await this.signatures.verifiedCounts(repository, signed) : null;
+    const signatureCount = new Map(signed.map((s) => [s.digest, s.signatures.length]));
     return page.map((t) => {
       const p = parsed.get(t.digest)!;
       const kind = kindOf(t, p);
-      const badge = badges.get(t.digest) ?? { signatures: 0, sbom: false };
+      const badge = badges.get(t.digest) ?? { signatures: [], sbom: false };
       const scheme = t.digest.replace(':', '-');
-      const signatures = badge.signatures + (schemeTags.has(`${scheme}.sig`) ? 1 : 0);
+      const signatures = signatureCount.get(t.digest) ?? 0;
       const scan = scanOf.get(t.digest);
       const size = p.manifests ? t.size + p.manifests.reduce((sum, m) => sum + (childSize.get(m.digest ?? '') ?? m.size ?? 0), 0) : imageSize(t.size, p);
       const pulled = pulls.get(t.digest);
@@ -197,8 +237,7 @@ export class BrowseService {
         platforms: platformsOf(p).map(({ digest: _d, ...platform }) => platform),
         pushedAt: new Date(t.pushedAt).toISOString(),
         pulledAt: pulled ? new Date(pulled.lastPulledAt).toISOString() : null,
-        // Verification needs the keys and the signature bytes: GET …/artifacts/:digest/signatures.
-        signatures: { count: signatures, verified: null },
+        signatures: { count: signatures, verified: verified === null ? null : (verified.get(t.digest) ?? 0) },
         scan: scan ? scanBadge(scan.status, scan.summary) : null,
         sbom: badge.sbom || schemeTags.has(`${scheme}.sbom`),
       };
@@ -230,6 +269,45 @@ export class BrowseService {
     return { repositories, tags };
   }
 
+  /**
+   * Deletes every manifest of a repository that may go, each through `remove` (core's delete: its
+   * own transaction, policies, events), referrers first, in passes until one deletes nothing (a
+   * manifest refused while another still refers to it goes once that one is gone). Of a manifest
+   * that must stay (e.g. an immutable tag points at it) the tags that may go are deleted. Answers
+   * what went and what stayed, and why.
+   */
+  async deleteRepository(repositoryId: number, remove: (reference: string) => Promise<void>): Promise<RepositoryDeletion> {
+    const deleted: string[] = [];
+    const untagged: string[] = [];
+    let pending = await this.queries.manifestDigests(repositoryId);
+    const refusals = new Map<string, RegistryError>();
+    while (pending.length > 0) {
+      const refused: string[] = [];
+      for (const digest of pending) {
+        const outcome = await attempt(() => remove(digest));
+        if (outcome === 'done') deleted.push(digest);
+        else if (outcome !== 'gone') {
+          refusals.set(digest, outcome);
+          refused.push(digest);
+        }
+      }
+      if (refused.length === pending.length) break;
+      pending = refused;
+    }
+    const failed: RepositoryDeletion['failed'] = [];
+    for (const digest of pending) {
+      const tags: RepositoryDeletion['failed'][number]['tags'] = [];
+      for (const tag of await this.queries.tagsOf(repositoryId, digest)) {
+        const outcome = await attempt(() => remove(tag));
+        if (outcome === 'done') untagged.push(tag);
+        else if (outcome !== 'gone') tags.push({ tag, code: outcome.code, message: outcome.message });
+      }
+      const why = refusals.get(digest)!;
+      failed.push({ digest, code: why.code, message: why.message, tags });
+    }
+    return { deleted, untagged, failed };
+  }
+
   /** A manifest of the repository by digest, with its tags, kind and parsed payload; null when unknown. */
   async artifact(repositoryId: number, digest: string) {
     const [row] = await this.queries.manifests(repositoryId, [digest]);
@@ -255,10 +333,6 @@ export class BrowseService {
 
   referrersOf(repositoryId: number, digest: string): Promise<ManifestRow[]> {
     return this.queries.referrersOf(repositoryId, [digest]);
-  }
-
-  manifestDigests(repositoryId: number): Promise<string[]> {
-    return this.queries.manifestDigests(repositoryId);
   }
 }
 

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { After, BrowseQueries, ManifestRow, Order, RepositoryRow, RepositorySort, RepositoryStats, ScanBadgeRow, TagRow, TagSort } from '../browse/ports.js';
+import type { Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 
 type Row = Record<string, unknown>;
@@ -18,6 +19,20 @@ function inList(values: readonly (string | number)[]): RawBuilder<unknown> {
 }
 
 const asNumber = (v: unknown): number => Number(v ?? 0);
+
+/** The search index's unit: a query shorter than this is answered by the scan alone. */
+const TRIGRAM = 3;
+
+/** The distinct 3-character windows of the lower-cased `q` (MySQL's trigram tables). */
+function trigramsOf(q: string): string[] {
+  const lower = [...q.toLowerCase()];
+  return [...new Set(lower.slice(0, lower.length - TRIGRAM + 1).map((_, i) => lower.slice(i, i + TRIGRAM).join('')))];
+}
+
+/** `q` as an FTS5 phrase: with the trigram tokenizer, the rows whose name contains it (case-insensitive). */
+function ftsPhrase(q: string): string {
+  return `"${q.replace(/"/g, '""')}"`;
+}
 
 function manifestRow(r: Row): ManifestRow {
   return {
@@ -40,9 +55,29 @@ function manifestRow(r: Row): ManifestRow {
  */
 export class KyselyBrowseStore implements BrowseQueries {
   private readonly db: Kysely<Database>;
+  private readonly dialect: Dialect;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, dialect: Dialect) {
     this.db = db;
+    this.dialect = dialect;
+  }
+
+  /**
+   * Candidates from the search index of migration 0027 (repositories by id, tags by row), ANDed
+   * with the LIKE that decides: SQLite's FTS5 trigram table, MySQL's trigram table; on PostgreSQL
+   * the LIKE itself is answered from the pg_trgm GIN index. Empty below 3 characters (the scan).
+   */
+  private indexed(kind: 'repositories' | 'tags', q: string): RawBuilder<unknown> {
+    if ([...q].length < TRIGRAM || this.dialect === 'postgres') return sql``;
+    if (this.dialect === 'sqlite') {
+      return kind === 'repositories'
+        ? sql`and r.id in (select rowid from repositories_search where repositories_search match ${ftsPhrase(q)})`
+        : sql`and t.rowid in (select rowid from tags_search where tags_search match ${ftsPhrase(q)})`;
+    }
+    const grams = trigramsOf(q);
+    return kind === 'repositories'
+      ? sql`and r.id in (select g.repository_id from repository_trigrams g where g.gram in ${inList(grams)} group by g.repository_id having count(*) = ${grams.length})`
+      : sql`and (t.repository_id, t.name) in (select g.repository_id, g.name from tag_trigrams g where g.gram in ${inList(grams)} group by g.repository_id, g.name having count(*) = ${grams.length})`;
   }
 
   private async rows(query: RawBuilder<unknown>): Promise<Row[]> {
@@ -148,10 +183,10 @@ export class KyselyBrowseStore implements BrowseQueries {
     return (await this.rows(sql`select * from manifests where repository_id = ${repositoryId} and subject_digest in ${inList(digests)}`)).map(manifestRow);
   }
 
-  async existingTags(repositoryId: number, names: string[]): Promise<Set<string>> {
-    if (names.length === 0) return new Set();
-    const rows = await this.rows(sql`select name from tags where repository_id = ${repositoryId} and name in ${inList(names)}`);
-    return new Set(rows.map((r) => r.name as string));
+  async existingTags(repositoryId: number, names: string[]): Promise<Map<string, string>> {
+    if (names.length === 0) return new Map();
+    const rows = await this.rows(sql`select name, manifest_digest from tags where repository_id = ${repositoryId} and name in ${inList(names)}`);
+    return new Map(rows.map((r) => [r.name as string, r.manifest_digest as string]));
   }
 
   async tagDigest(repositoryId: number, tag: string): Promise<string | null> {
@@ -182,7 +217,7 @@ export class KyselyBrowseStore implements BrowseQueries {
   async searchRepositories(q: string, limit: number, after: string | null): Promise<string[]> {
     const rows = await this.rows(sql`
       select r.name from repositories r
-      where lower(r.name) like ${containing(q)} escape '!' ${after !== null ? sql`and r.name > ${after}` : sql``}
+      where lower(r.name) like ${containing(q)} escape '!' ${this.indexed('repositories', q)} ${after !== null ? sql`and r.name > ${after}` : sql``}
         and exists (select 1 from manifests m where m.repository_id = r.id)
       order by r.name limit ${limit}`);
     return rows.map((r) => r.name as string);
@@ -191,7 +226,7 @@ export class KyselyBrowseStore implements BrowseQueries {
   async searchTags(q: string, limit: number, after: { repository: string; tag: string } | null): Promise<{ repository: string; tag: string; digest: string }[]> {
     const rows = await this.rows(sql`
       select r.name as repository, t.name as tag, t.manifest_digest as digest from tags t join repositories r on r.id = t.repository_id
-      where lower(t.name) like ${containing(q)} escape '!'
+      where lower(t.name) like ${containing(q)} escape '!' ${this.indexed('tags', q)}
         ${after ? sql`and (r.name > ${after.repository} or (r.name = ${after.repository} and t.name > ${after.tag}))` : sql``}
       order by r.name, t.name limit ${limit}`);
     return rows.map((r) => ({ repository: r.repository as string, tag: r.tag as string, digest: r.digest as string }));

@@ -109,11 +109,14 @@ export function topologicalOrder(nodes: string[], edges: Array<{ child: string; 
   return order;
 }
 
-/** Both databases were migrated by this build, so their tables and columns must match; say so clearly if not. */
+/**
+ * Both databases were migrated by this build, so their tables and columns must match; say so clearly if not.
+ * SQLite's search index (FTS5 virtual tables and their shadow tables, migration 0027) is not a table here.
+ */
 async function assertSameSchema(source: AnyDb, target: AnyDb, tables: string[]): Promise<void> {
   const { rows } = await sql<{ name: string }>`
-    select name from sqlite_master
-    where type = 'table' and name not like 'sqlite\\_%' escape '\\' and name not like 'kysely\\_%' escape '\\'`.execute(source);
+    select name from pragma_table_list
+    where schema = 'main' and type = 'table' and name not like 'sqlite\\_%' escape '\\' and name not like 'kysely\\_%' escape '\\'`.execute(source);
   const sourceTables = new Set(rows.map((r) => r.name));
   const onlyInSource = [...sourceTables].filter((t) => !tables.includes(t));
   const onlyInTarget = tables.filter((t) => !sourceTables.has(t));

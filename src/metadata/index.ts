@@ -82,7 +82,7 @@ export async function openMetadataAdapters(config: BerthConfig, logger: Logger |
     // Browser sessions of the web UI, shared by every replica (src/auth/sessions.ts).
     sessions: new KyselySessionStore(metadata.db),
     // The web UI's listings, searches and badges (src/browse).
-    browse: new KyselyBrowseStore(metadata.db),
+    browse: new KyselyBrowseStore(metadata.db, metadata.dialect),
     // Remote registry endpoints, credentials sealed at rest (src/registries).
     registries: new KyselyRegistryEndpointStore(metadata.db, metadata.dialect, sealer),
     // Pull-through cache projects and the manifests and tags fetched for them (src/registries).

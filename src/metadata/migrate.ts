@@ -24,6 +24,7 @@ import * as proxyCacheCore from './migrations/0022-proxy-cache-core.js';
 import * as proxyKeepDeletedTags from './migrations/0023-proxy-keep-deleted-tags.js';
 import * as ui from './migrations/0024-ui.js';
 import * as uploadWriters from './migrations/0026-upload-writers.js';
+import * as searchIndex from './migrations/0027-search-index.js';
 
 export type { Dialect } from './dialect.js';
 
@@ -61,6 +62,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0023-proxy-keep-deleted-tags': proxyKeepDeletedTags,
   '0024-ui': ui,
   '0026-upload-writers': uploadWriters,
+  '0027-search-index': searchIndex,
 };
 
 /**

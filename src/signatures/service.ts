@@ -1,5 +1,6 @@
 import { parseDigest } from '../core/digest.js';
 import { RegistryError } from '../core/errors.js';
+import { projectOf } from '../core/names.js';
 import type { MetadataStore, MetadataTx } from '../core/ports.js';
 import { verifyArtifact, type ArtifactReader, type SignatureReport } from './discover.js';
 import type { SignatureStore, TrustedKey, TrustPolicySettings, TrustSnapshot } from './ports.js';
@@ -59,6 +60,13 @@ function reportView(report: SignatureReport) {
   };
 }
 
+/** Listing verdicts kept (the cache starts over beyond). */
+const MAX_LISTING_VERDICTS = 20_000;
+/** How long a listing verdict holds (a certificate may expire meanwhile). */
+const LISTING_VERDICT_MS = 10 * 60_000;
+/** Artifacts of a page verified at once. */
+const LISTING_CONCURRENCY = 4;
+
 /**
  * Trust policies (changed in one transaction with their audit entry and the version bump other
  * replicas watch) and the signature status of artifacts. Authorization is the caller's.
@@ -71,6 +79,9 @@ export class SignatureService {
     private readonly reader: ArtifactReader,
     private readonly audit: SignatureAuditWriter | null,
   ) {}
+
+  /** Valid-signature counts of listed artifacts by (policy version, repository, digest, signature manifests). */
+  private readonly listingVerdicts = new Map<string, { valid: number; until: number }>();
 
   async show(project: string) {
     return policyView(project, await this.store.snapshot(project));
@@ -108,6 +119,42 @@ export class SignatureService {
       signatures: found.signatures.map(reportView),
       keyless: KEYLESS_UNSUPPORTED,
     };
+  }
+
+  /**
+   * How many signatures of each listed artifact verify under the project's keys and certificates
+   * now (the same verification as `status`), or null when the project trusts none. Verdicts are
+   * cached by (policy version, artifact, its signature manifests) for 10 minutes, so a page costs
+   * crypto only for artifacts newly signed, or after a key change.
+   */
+  async verifiedCounts(repository: string, subjects: { digest: string; signatures: string[] }[]): Promise<Map<string, number> | null> {
+    const trust = await this.cache.current(projectOf(repository));
+    if (trust.anchors.keys.length + trust.anchors.certificates.length === 0) return null;
+    const now = Date.now();
+    const counts = new Map<string, number>();
+    const todo: { digest: string; key: string }[] = [];
+    for (const subject of subjects) {
+      const key = `${trust.state?.version ?? 0}|${repository}@${subject.digest}|${[...subject.signatures].sort().join(',')}`;
+      const cached = this.listingVerdicts.get(key);
+      if (cached && cached.until > now) counts.set(subject.digest, cached.valid);
+      else todo.push({ digest: subject.digest, key });
+    }
+    const verifyNext = async (): Promise<void> => {
+      for (let next = todo.shift(); next; next = todo.shift()) {
+        let valid = 0;
+        try {
+          valid = (await verifyArtifact(this.reader, repository, next.digest, trust.anchors)).signatures.filter((s) => s.outcome.valid).length;
+        } catch (err) {
+          // Deleted since the page was read: nothing verifies.
+          if (!(err instanceof RegistryError && err.code === 'NOT_FOUND')) throw err;
+        }
+        if (this.listingVerdicts.size >= MAX_LISTING_VERDICTS) this.listingVerdicts.clear();
+        this.listingVerdicts.set(next.key, { valid, until: now + LISTING_VERDICT_MS });
+        counts.set(next.digest, valid);
+      }
+    };
+    await Promise.all(Array.from({ length: LISTING_CONCURRENCY }, verifyNext));
+    return counts;
   }
 
   private async change<T>(actor: SignaturesActor, project: string, action: string, detail: unknown, work: (q: ReturnType<SignatureStore['within']>) => Promise<T>): Promise<T> {

@@ -159,6 +159,7 @@ describe('GET /api/v1/jobs and berth jobs', () => {
       'replication',
       'replication-prune',
       'retention',
+      'session-purge',
       'supply-chain',
       'tag-history-prune',
       'upload-purge',

@@ -3,6 +3,7 @@ import { before, describe, it } from 'node:test';
 import { OCI_INDEX, OCI_MANIFEST, RegistryClient, jsonBlob, makeBlob, makeImage, type Blob } from '../helpers/registry-client.js';
 import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, api, basic, useAuthServer } from '../auth/support.js';
 import { signIn, ui } from './support.js';
+import { cosignKeys, cosignSign, pushCosignReferrer, pushCosignTag, simpleSigningPayload, trust, type Target } from '../signatures/support.js';
 
 const alice = basic('alice', 'alice-password');
 const bob = basic('bob', 'bob-password');
@@ -233,14 +234,43 @@ describe('web UI browse endpoints', () => {
     assert.equal((await admin.fetch('/v2/alpha/batch/manifests/del-1')).status, 404);
   });
 
-  it('repository delete: 403 without delete, 204 for an admin, then gone from listings', async () => {
+  it('repository delete: 403 without delete, 200 {deleted, untagged, failed} for an admin, then gone from listings', async () => {
     const denied = await api(reg.server, 'DELETE', '/repositories/alpha%2Ftmp', alice);
     assert.equal(denied.status, 403);
-    assert.equal((await api(reg.server, 'DELETE', '/repositories/alpha%2Ftmp', adminAuth())).status, 204);
+    assert.match((await errorOf(denied)).message, /delete permission/);
+    const done = await json<{ deleted: string[]; untagged: string[]; failed: unknown[] }>(await api(reg.server, 'DELETE', '/repositories/alpha%2Ftmp', adminAuth()));
+    assert.ok(done.deleted.length > 0);
+    assert.deepEqual(done.untagged, []);
+    assert.deepEqual(done.failed, []);
     assert.equal((await api(reg.server, 'GET', '/repositories/alpha%2Ftmp/tags', adminAuth())).status, 200);
     const repos = await json<{ items: { name: string }[] }>(await api(reg.server, 'GET', '/projects/alpha/repositories', alice));
     assert.ok(!repos.items.some((r) => r.name === 'alpha/tmp'));
     assert.equal((await admin.fetch('/v2/alpha/tmp/manifests/x')).status, 404);
+  });
+
+  it('repository delete goes on past a refusal: deletes what may go (other manifests, mutable tags) and answers what stayed and why', async () => {
+    // alpha has the immutable rule keep-* (batch tag delete test): `kept` cannot be deleted by digest.
+    const kept = makeImage();
+    const other = makeImage();
+    assert.equal((await admin.pushImage('alpha/mixed', 'keep-9', kept)).status, 201);
+    assert.equal((await admin.pushManifest('alpha/mixed', 'also-kept', kept.manifest)).status, 201);
+    assert.equal((await admin.pushImage('alpha/mixed', 'other', other)).status, 201);
+    const sig = artifact('application/vnd.oci.empty.v1+json', 'application/vnd.dev.cosign.simplesigning.v1+json', { artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', subject: { mediaType: OCI_MANIFEST, digest: kept.manifest.digest, size: kept.manifest.size } });
+    const referrer = await pushArtifact(admin, 'alpha/mixed', 'sig-of-kept', sig.manifest, sig.blobs);
+    const browser = await signIn(reg.server, 'admin', ADMIN_PASSWORD);
+    const body = await json<{ deleted: string[]; untagged: string[]; failed: { digest: string; code: string; message: string; tags: { tag: string; code: string; message: string }[] }[] }>(
+      await ui(reg.server, browser, 'DELETE', '/repositories/alpha%2Fmixed'),
+    );
+    assert.deepEqual(new Set(body.deleted), new Set([other.manifest.digest, referrer.digest]));
+    assert.deepEqual(body.untagged, ['also-kept']);
+    assert.equal(body.failed.length, 1);
+    assert.equal(body.failed[0]!.digest, kept.manifest.digest);
+    assert.equal(body.failed[0]!.code, 'DENIED');
+    assert.match(body.failed[0]!.message, /immutable/);
+    assert.deepEqual(body.failed[0]!.tags.map((t) => `${t.tag}:${t.code}`), ['keep-9:DENIED']);
+    const left = await json<TagPage>(await api(reg.server, 'GET', '/repositories/alpha%2Fmixed/tags', adminAuth()));
+    assert.deepEqual(left.items.map((t) => t.tag), ['keep-9']);
+    assert.equal((await admin.fetch(`/v2/alpha/mixed/manifests/${other.manifest.digest}`)).status, 404);
   });
 
   it('system info for any signed-in user; job run now for admins only', async () => {
@@ -255,5 +285,39 @@ describe('web UI browse endpoints', () => {
     const body = await json<{ run: { job: string } }>(run, 202);
     assert.equal(body.run.job, 'events-prune');
     assert.equal((await api(reg.server, 'POST', '/jobs/nope/run', adminAuth())).status, 404);
+  });
+});
+
+describe('web UI tag listing: signatures verified with the project\'s trust policy keys', () => {
+  const reg = useAuthServer('basic');
+
+  it('verified is null without keys, then the count of valid signatures per tag (tag and referrer forms), following key changes', async () => {
+    await addProject(reg.server, 'signed');
+    const admin = new RegistryClient(reg.url, { authorization: adminAuth() });
+    const trusted = cosignKeys();
+    const other = cosignKeys();
+    const targets: Record<string, Target> = {};
+    for (const tag of ['by-tag', 'by-referrer', 'by-other', 'unsigned']) {
+      const image = makeImage();
+      assert.equal((await admin.pushImage('signed/app', tag, image)).status, 201);
+      targets[tag] = { repository: 'signed/app', digest: image.manifest.digest, mediaType: OCI_MANIFEST, size: image.manifest.size };
+    }
+    const layer = (key: typeof trusted, target: Target) => {
+      const payload = simpleSigningPayload(`127.0.0.1/${target.repository}`, target.digest);
+      return { payload, signature: cosignSign(key.privateKey, payload) };
+    };
+    await pushCosignTag(admin, targets['by-tag']!, [layer(trusted, targets['by-tag']!)]);
+    await pushCosignReferrer(admin, targets['by-referrer']!, [layer(trusted, targets['by-referrer']!)]);
+    await pushCosignReferrer(admin, targets['by-other']!, [layer(other, targets['by-other']!)]);
+    const badges = async () => {
+      const page = await json<TagPage>(await api(reg.server, 'GET', '/repositories/signed%2Fapp/tags', adminAuth()));
+      return Object.fromEntries(page.items.filter((t) => !t.tag.endsWith('.sig')).map((t) => [t.tag, `${t.signatures.count}/${t.signatures.verified}`]));
+    };
+    assert.deepEqual(await badges(), { 'by-other': '1/null', 'by-referrer': '1/null', 'by-tag': '1/null', unsigned: '0/null' }, 'no keys: nothing to verify with');
+    await trust(reg.server, adminAuth(), 'signed', 'release', trusted.publicPem);
+    assert.deepEqual(await badges(), { 'by-other': '1/0', 'by-referrer': '1/1', 'by-tag': '1/1', unsigned: '0/0' });
+    assert.deepEqual(await badges(), { 'by-other': '1/0', 'by-referrer': '1/1', 'by-tag': '1/1', unsigned: '0/0' }, 'cached verdicts answer the same');
+    await trust(reg.server, adminAuth(), 'signed', 'other', other.publicPem);
+    assert.deepEqual(await badges(), { 'by-other': '1/1', 'by-referrer': '1/1', 'by-tag': '1/1', unsigned: '0/0' }, 'a new key applies at once');
   });
 });

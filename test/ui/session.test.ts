@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { addMember, addProject, addUser, adminAuth, api, useAuthServer } from '../auth/support.js';
@@ -170,6 +171,26 @@ describe('web UI session expiry', () => {
       await sleep(300);
     }
     assert.equal((await ui(reg.server, used, 'GET', '/me', undefined, false)).status, 401, 'past the absolute 4 s');
+  });
+});
+
+describe('web UI session purge job', () => {
+  const reg = useAuthServer('token', {}, { ui: { sessionidle: '1s', sessionttl: '1h' } });
+  const rowOf = (browser: { cookie: string }) => reg.server.stores.sessions.getSession(createHash('sha256').update(browser.cookie.split('=')[1]!).digest('hex'));
+
+  it('session-purge deletes expired sessions (not live ones), is listed in GET /api/v1/jobs and records its run', async () => {
+    const stale = await signIn(reg.server, 'admin', 'admin-secret-1');
+    await sleep(1_200);
+    const fresh = await signIn(reg.server, 'admin', 'admin-secret-1');
+    assert.notEqual(await rowOf(stale), null, 'signing in leaves expired rows to the job');
+    await reg.server.scheduler.runNow('session-purge');
+    assert.equal(await rowOf(stale), null, 'the idle session is gone');
+    assert.notEqual(await rowOf(fresh), null, 'the live session stays');
+    assert.equal((await ui(reg.server, fresh, 'GET', '/session', undefined, false)).status, 200);
+    const jobs = (await (await api(reg.server, 'GET', '/jobs?job=session-purge', adminAuth())).json()) as { jobs: { name: string; schedule: unknown }[]; runs: { job: string; outcome: string; summary: unknown }[] };
+    assert.deepEqual(jobs.jobs.find((j) => j.name === 'session-purge')?.schedule, { everyMs: 3_600_000 });
+    assert.equal(jobs.runs[0]?.outcome, 'ok');
+    assert.deepEqual(jobs.runs[0]?.summary, { purged: 1 });
   });
 });
 

@@ -118,21 +118,11 @@ export const browseRoutes: ApiRoute[] = [
   {
     method: 'DELETE',
     path: '/repositories/:name',
-    summary: 'Delete a repository (name URL-encoded): every manifest with its tags, through the same policies and events as DELETE /v2/<name>/manifests/<digest> (delete permission)',
-    status: 204,
+    summary: 'Delete a repository (name URL-encoded): every manifest that may go with its tags, through the same policies and events as DELETE /v2/<name>/manifests/<digest>; of a manifest that must stay, the tags that may go; answers {deleted, untagged, failed} (delete permission)',
     handler: async (ctx) => {
       const { name, id } = await repositoryWith(ctx, ['delete']);
       const feature = browse(ctx);
-      // Referrers first, then the rest; each delete is its own transaction with hooks and events.
-      for (const digest of await feature.service.manifestDigests(id)) {
-        try {
-          await feature.registry.deleteManifest(name, digest, { actor: ctx.actor.name });
-        } catch (err) {
-          // Gone meanwhile (an index's child deleted with it by a concurrent delete): carry on.
-          if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') continue;
-          throw err;
-        }
-      }
+      return feature.service.deleteRepository(id, (reference) => feature.registry.deleteManifest(name, reference, { actor: ctx.actor.name }));
     },
   },
   {
@@ -141,9 +131,9 @@ export const browseRoutes: ApiRoute[] = [
     summary: 'Tags of a repository (name URL-encoded) with kind, size, platforms, pushes, pulls and signature/scan/SBOM badges; ?q=, ?sort=name|pushed, ?order=, ?n=, ?last= (keyset), with the total',
     query: pageQuery.extend({ sort: z.enum(['name', 'pushed']).optional() }),
     handler: async (ctx) => {
-      const { id } = await repositoryWith(ctx, ['list-tags']);
+      const repository = await repositoryWith(ctx, ['list-tags']);
       const options = pageOptions<TagSort>(ctx, ['name', 'pushed'], (sort) => (sort === 'name' ? 'asc' : 'desc'));
-      return browse(ctx).service.tags(id, options);
+      return browse(ctx).service.tags(repository, options);
     },
   },
   {

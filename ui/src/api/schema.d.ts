@@ -4386,7 +4386,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete a repository (name URL-encoded): every manifest with its tags, through the same policies and events as DELETE /v2/<name>/manifests/<digest> (delete permission) */
+        /** Delete a repository (name URL-encoded): every manifest that may go with its tags, through the same policies and events as DELETE /v2/<name>/manifests/<digest>; of a manifest that must stay, the tags that may go; answers {deleted, untagged, failed} (delete permission) */
         delete: {
             parameters: {
                 query?: never;
@@ -4398,8 +4398,8 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description done */
-                204: {
+                /** @description success */
+                200: {
                     headers: {
                         [name: string]: unknown;
                     };
