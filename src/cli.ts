@@ -91,11 +91,17 @@ program
     const { createLogger, startServer } = await import('./server.js');
     const logger = member ? createLogger(config).child({ worker: member.index }) : createLogger(config);
     const server = await startServer(config, logger, member);
+    const { compactWhenIdle } = await import('./idle-compaction.js');
+    const compaction = compactWhenIdle({
+      onCompaction: ({ ms, heapBefore, heapAfter }) =>
+        server.app.log.debug({ ms: Math.round(ms), heapMB: [heapBefore, heapAfter].map((b) => Math.round(b / 1e6)) }, 'idle: heap compacted'),
+    });
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       server.app.log.info({ signal }, 'shutting down');
+      compaction.stop();
       await server.close();
       process.exit(0);
     };

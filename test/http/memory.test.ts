@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 
 const GiB = 1024 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
@@ -90,5 +93,55 @@ describe('memory: a 1 GiB blob streams through a real berth process in bounded m
     const growth = hwm - baseline;
     t.diagnostic(`1 GiB push ${pushSeconds.toFixed(1)}s (${(1024 / pushSeconds).toFixed(0)} MiB/s); server RSS baseline ${baseline.toFixed(0)} MB, peak ${hwm.toFixed(0)} MB, now ${rss.toFixed(0)} MB, peak growth ${growth.toFixed(0)} MB`);
     assert.ok(growth < RSS_GROWTH_LIMIT_MB, `server peak RSS grew by ${growth.toFixed(0)} MB (baseline ${baseline.toFixed(0)}, peak ${hwm.toFixed(0)})`);
+  });
+});
+
+/**
+ * Issue 19: idle RSS per worker. Measured the production way (`npm start`: the compiled dist/,
+ * the same node flags), SQLite + filesystem, one worker, after 25 s without requests.
+ * docs/performance.md › Memory at idle has the breakdown; the floor is node itself (~40 MB).
+ */
+const IDLE_RSS_LIMIT_MB = 96;
+const IDLE_SECONDS = 25;
+
+describe('memory: an idle berth serve (dist/, one worker) stays small', () => {
+  const dataDir = tempDir('berth-idle-');
+  let child: ChildProcess | undefined;
+  after(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((resolve) => child!.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it(`RSS after ${IDLE_SECONDS} s idle is <= ${IDLE_RSS_LIMIT_MB} MB, with the heap compacted once`, { timeout: 5 * 60_000 }, async (t) => {
+    const build = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--if-stale'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(build.status, 0, build.stderr);
+    child = spawn(process.execPath, ['--max-semi-space-size=4', '--enable-source-maps', path.join(ROOT, 'dist/src/cli.js'), 'serve'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, BERTH_DATA_DIR: dataDir, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_SERVER_WORKERS: '1', BERTH_LOG_LEVEL: 'debug' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!/"url":"(https?:\/\/[^"]+)".*berth is listening/.test(log)) {
+      assert.ok(Date.now() < deadline && child.exitCode === null, `berth did not start:\n${log}`);
+      await sleep(100);
+    }
+    const url = /"url":"(https?:\/\/[^"]+)".*berth is listening/.exec(log)![1]!;
+    assert.equal((await fetch(`${url}/v2/`)).status, 200);
+    await sleep(IDLE_SECONDS * 1000);
+    const rollup = readFileSync(`/proc/${child.pid}/smaps_rollup`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)![1]);
+    const rss = kb('Rss') / 1024;
+    const anon = kb('Anonymous') / 1024;
+    const compactions = log.match(/idle: heap compacted/g)?.length ?? 0;
+    t.diagnostic(`idle RSS ${rss.toFixed(1)} MB (anonymous ${anon.toFixed(1)}, file-backed ${(rss - anon).toFixed(1)}), idle compactions ${compactions}`);
+    assert.equal(compactions, 1, `one compaction per idle spell:\n${log}`);
+    assert.ok(rss <= IDLE_RSS_LIMIT_MB, `idle RSS ${rss.toFixed(1)} MB > ${IDLE_RSS_LIMIT_MB} MB`);
   });
 });
