@@ -176,7 +176,7 @@ export function PolicyForm({ initial, onDone }: { initial: ReplicationPolicy | n
         <select required value={f.registry} onChange={(e) => set('registry', e.target.value)}>
           <option value="">(choose)</option>
           {(endpoints.data ?? []).map((r) => <option key={r.name}>{r.name}</option>)}
-          {f.registry && endpoints.data && !endpoints.data.some((r) => r.name === f.registry) ? <option>{f.registry}</option> : null}
+          {f.registry && !(endpoints.data ?? []).some((r) => r.name === f.registry) ? <option>{f.registry}</option> : null}
         </select>
       </label>
       <label>Repositories (globs, empty: all)<input value={f.repositories} onChange={(e) => set('repositories', e.target.value)} placeholder="team/**" /></label>
