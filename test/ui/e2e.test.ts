@@ -284,8 +284,22 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     await policy.getByLabel(/^Flatten/).fill('1');
     axe.replication = await checkAxe(page, 'administration: replication form');
     await policy.getByRole('button', { name: 'Create policy' }).click();
-    await page.getByRole('button', { name: 'Run mirror now' }).click();
+    await page.getByRole('button', { name: 'Run now (mirror)' }).click();
     await page.getByRole('status').filter({ hasText: /Execution \d+ of mirror queued/ }).waitFor();
+  });
+
+  it('the signature / vulnerability policy forms and the proxy-cache binding form pass axe', async () => {
+    await page.goto('/projects/team/settings/policies');
+    const vuln = page.getByRole('form', { name: 'Vulnerability policy' });
+    await vuln.getByLabel('Unscanned artifacts').selectOption('grace');
+    await vuln.getByLabel('Grace (seconds)').waitFor();
+    await page.getByRole('form', { name: 'Signature policy' }).getByLabel('Mode').waitFor();
+    await page.getByRole('cell', { name: 'release', exact: true }).waitFor();
+    axe.policies = await checkAxe(page, 'project settings: policies');
+    await page.goto('/projects/team/settings/proxy');
+    await page.getByRole('button', { name: 'Bind to a registry endpoint' }).click();
+    await page.getByRole('form', { name: 'Proxy-cache binding' }).getByRole('option', { name: 'self' }).waitFor({ state: 'attached' });
+    axe.proxyCache = await checkAxe(page, 'project settings: proxy-cache binding form');
   });
 
   it('batch-deletes selected tags', async () => {

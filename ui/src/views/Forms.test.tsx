@@ -174,7 +174,7 @@ describe('Replication form', () => {
     fireEvent.click(within(edit).getByRole('button', { name: 'Save policy' }));
     await waitFor(() => expect(calls.some((c) => c.method === 'PUT' && (c.body as ReplicationPolicy).concurrency === 8)).toBe(true));
 
-    fireEvent.click(within(row).getByRole('button', { name: 'Run mirror now' }));
+    fireEvent.click(within(row).getByRole('button', { name: 'Run now (mirror)' }));
     expect((await screen.findByRole('status')).textContent).toBe('Execution 42 of mirror queued.');
     fireEvent.click(await screen.findByRole('button', { name: 'Tasks of execution 42' }));
     const tasks = await screen.findByRole('region', { name: 'Tasks of execution 42' });

@@ -79,7 +79,7 @@ export function SignatureForm({ project, policy, manage, onSaved }: { project: s
           {policy.keys.map((k) => (
             <tr key={k.id}>
               <td>{k.name}</td><td>{k.kind}</td><td><code className="small">{k.fingerprint}</code></td>
-              {manage ? <td><button type="button" className="danger small" onClick={() => removeKey(k.id, k.name)} aria-label={`Stop trusting ${k.name}`}>Remove</button></td> : null}
+              {manage ? <td><button type="button" className="danger small" onClick={() => removeKey(k.id, k.name)} aria-label={`Remove ${k.name}`}>Remove</button></td> : null}
             </tr>
           ))}
           {policy.keys.length === 0 ? <tr><td colSpan={manage ? 4 : 3} className="muted">No trusted keys.</td></tr> : null}

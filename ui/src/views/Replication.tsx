@@ -45,7 +45,7 @@ export function Replication() {
                 <td>{p.trigger}{p.cron ? <> <code>{p.cron}</code></> : null}</td>
                 <td>{p.enabled ? <Badge tone="ok">enabled</Badge> : <Badge tone="muted">disabled</Badge>}</td>
                 <td>
-                  <button type="button" className="small" onClick={() => run(p.name)} aria-label={`Run ${p.name} now`}>Run now</button>{' '}
+                  <button type="button" className="small" onClick={() => run(p.name)} aria-label={`Run now (${p.name})`}>Run now</button>{' '}
                   <button type="button" className="small" onClick={() => setFilter(p.name)} aria-label={`Executions of ${p.name}`}>Executions</button>{' '}
                   <button type="button" className="small" onClick={() => setEditing(p)} aria-label={`Edit ${p.name}`}>Edit</button>{' '}
                   <button type="button" className="danger small" onClick={() => remove(p.name)} aria-label={`Delete ${p.name}`}>Delete</button>
