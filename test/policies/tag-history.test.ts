@@ -83,6 +83,21 @@ describe('tag history and rollback (default window, GC protection on)', () => {
     assert.equal((await api(reg.server, 'GET', `/repositories/${REPO}/tag-history?n=x`, adminAuth())).status, 400);
   });
 
+  it('pages through one tag\'s changes (?tag= with n and last, as the web UI asks) and declares the three in openapi.json', async () => {
+    const first = await history(reg.server, '?tag=v1&n=1');
+    assert.deepEqual(first.entries.map((e) => [e.tag, e.newDigest]), [['v1', b.manifest.digest]]);
+    assert.notEqual(first.next, null);
+    const second = await history(reg.server, `?tag=v1&n=1&last=${first.next}`);
+    assert.deepEqual(second.entries.map((e) => [e.tag, e.newDigest]), [['v1', a.manifest.digest]]);
+    assert.equal(second.next, null, 'the tag has no older change');
+    const bad = await api(reg.server, 'GET', `/repositories/${REPO}/tag-history?tag=${encodeURIComponent('-not a tag')}`, adminAuth());
+    assert.equal(bad.status, 400);
+    assert.ok(((await bad.json()) as { errors: { code: string }[] }).errors[0]!.code, 'a registry JSON error');
+    const doc = (await (await api(reg.server, 'GET', '/openapi.json', adminAuth())).json()) as { paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>> };
+    const params = doc.paths['/api/v1/repositories/{name}/tag-history']?.get?.parameters ?? [];
+    assert.deepEqual(params.filter((p) => p.in === 'query').map((p) => p.name).sort(), ['last', 'n', 'tag']);
+  });
+
   it('GC keeps the manifest v1 pointed to before the move (within the window)', async () => {
     const report = await runGc(reg.server);
     assert.equal(await manifestStatus(reg.server, a), 200, JSON.stringify(report.counts));

@@ -1,8 +1,9 @@
 // The web UI end to end in a real browser (Debian chromium via playwright-core) against a started
 // Berth with data pushed by skopeo: sign in, search, tags, copy the pull command, signature badge
 // and SBOM, a robot used by `skopeo login`, a quota refusing a push, a retention dry run, batch
-// delete, sign out; axe-core on each main view; time to first render with 10,000 repositories
-// and 20,000 tags. BERTH_UI_SCREENSHOTS=1 (npm run screenshots) also writes docs/ui/*.png.
+// delete, the webhook, registry endpoint (test connection) and replication forms, sign out;
+// axe-core on each main view; time to first render and layout shift (CLS < 0.1) with 10,000
+// repositories and 20,000 tags. BERTH_UI_SCREENSHOTS=1 (npm run screenshots) also writes docs/ui/*.png.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
@@ -31,6 +32,7 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
   let v1Digest: string;
   const axe: Record<string, string[]> = {};
   const timings: Record<string, number> = {};
+  const shifts: Record<string, string[]> = {};
 
   const skopeoPush = (layout: string, tag: string, dest: string, creds = `admin:${ADMIN_PASSWORD}`) =>
     sandbox.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:${tag}`, `docker://${host}/${dest}`], { allowFailure: true });
@@ -93,12 +95,28 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
 
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, baseURL: server.url, colorScheme: 'light' });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    // Cumulative layout shift of each page load (shifts right after a click or key press are not counted, as in CLS).
+    await context.addInitScript(() => {
+      const w = window as unknown as { __cls: number; __shifts: string[] };
+      w.__cls = 0;
+      w.__shifts = [];
+      type Shift = { value: number; hadRecentInput: boolean; startTime: number; sources?: { node?: Node | null }[] };
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries() as unknown as Shift[]) {
+          if (entry.hadRecentInput) continue;
+          w.__cls += entry.value;
+          // What moved (for the failure message): tag.class of each source node.
+          const nodes = (entry.sources ?? []).map((s) => (s.node instanceof Element ? `${s.node.tagName.toLowerCase()}.${s.node.className}` : String(s.node?.nodeName)));
+          w.__shifts.push(`${entry.value.toFixed(4)}@${Math.round(entry.startTime)}ms: ${nodes.join(', ')}`);
+        }
+      }).observe({ type: 'layout-shift', buffered: true });
+    });
     page = await context.newPage();
     page.on('dialog', (dialog) => void dialog.accept());
   });
 
   after(async () => {
-    process.stdout.write(`# web UI timings (ms): ${JSON.stringify(timings)}\n# axe violations (all impacts) per view: ${JSON.stringify(axe)}\n`);
+    process.stdout.write(`# web UI timings (ms): ${JSON.stringify(timings)}\n# axe violations (all impacts) per view: ${JSON.stringify(axe)}\n# layout shifts per page: ${JSON.stringify(shifts)}\n`);
     if (process.env.BERTH_UI_REPORT) writeFileSync(process.env.BERTH_UI_REPORT, JSON.stringify({ timings, axe }, null, 2));
     await context?.close();
     await browser?.close();
@@ -203,6 +221,87 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     for (const tag of ['v1', 'v2', 'v3']) assert.ok(tags.tags.includes(tag), `the dry run left ${tag}`);
   });
 
+  it('creates a webhook in its form, sees it listed, disables it; a refused body shows the API error', async () => {
+    await page.goto('/projects/team/settings/webhooks');
+    await page.getByRole('button', { name: 'New webhook' }).click();
+    const form = page.getByRole('form', { name: 'New webhook' });
+    await form.getByLabel('Name').fill('ci-hook');
+    await form.getByLabel('URL').fill('http://127.0.0.1:9/hook');
+    await form.getByLabel('artifact.pushed').check();
+    await form.getByLabel(/^Secret/).fill('hmac-key');
+    axe.webhooks = await checkAxe(page, 'project settings: webhooks form');
+    await form.getByRole('button', { name: 'Create webhook' }).click();
+    const row = page.getByRole('row').filter({ hasText: 'ci-hook' });
+    await row.getByText('enabled', { exact: true }).waitFor();
+    await row.getByText('artifact.pushed').waitFor();
+    await row.getByRole('button', { name: 'Disable ci-hook' }).click();
+    await row.getByText('disabled', { exact: true }).waitFor();
+    const hooks = (await (await api(server, 'GET', '/projects/team/webhooks', adminAuth())).json()) as { name: string; enabled: boolean; hasSecret: boolean; events: string[] }[];
+    assert.deepEqual(hooks.map((h) => [h.name, h.enabled, h.hasSecret, h.events]), [['ci-hook', false, true, ['artifact.pushed']]]);
+    // A second webhook of the same name: the server's error is shown next to the form.
+    await page.getByRole('button', { name: 'New webhook' }).click();
+    await form.getByLabel('Name').fill('ci-hook');
+    await form.getByLabel('URL').fill('http://127.0.0.1:9/other');
+    await form.getByRole('button', { name: 'Create webhook' }).click();
+    await form.getByRole('alert').filter({ hasText: /./ }).waitFor();
+  });
+
+  it('creates a registry endpoint pointing at this Berth, tests the connection, and runs a replication policy over it', async () => {
+    await page.goto('/admin/registries');
+    await page.getByRole('button', { name: 'New registry endpoint' }).click();
+    const form = page.getByRole('form', { name: 'New registry endpoint' });
+    await form.getByLabel('Name', { exact: true }).fill('self');
+    await form.getByLabel('URL').fill(server.url);
+    await form.getByLabel('Kind').selectOption('berth');
+    await form.getByLabel(/^Username/).fill('admin');
+    await form.getByLabel(/^Password or token/).fill(ADMIN_PASSWORD);
+    axe.registries = await checkAxe(page, 'administration: registry endpoint form');
+    await form.getByRole('button', { name: 'Create endpoint' }).click();
+    const row = page.getByRole('row').filter({ hasText: 'self' });
+    await row.getByText('admin (secret set)').waitFor();
+    await row.getByRole('button', { name: 'Test connection to self' }).click();
+    await row.getByText('reachable').waitFor({ timeout: 15_000 });
+    // Edited with a blank password: the stored credential is kept (the connection still works).
+    await row.getByRole('button', { name: 'Edit self' }).click();
+    const edit = page.getByRole('form', { name: 'Edit registry endpoint self' });
+    await edit.getByLabel('Description').fill('this Berth');
+    await edit.getByRole('button', { name: 'Save endpoint' }).click();
+    await edit.waitFor({ state: 'detached' });
+    const [endpoint] = (await (await api(server, 'GET', '/registries', adminAuth())).json()) as { description: string; hasCredential: boolean }[];
+    assert.deepEqual([endpoint!.description, endpoint!.hasCredential], ['this Berth', true]);
+    await row.getByRole('button', { name: 'Test connection to self' }).click();
+    await row.getByText('reachable').waitFor({ timeout: 15_000 });
+
+    await page.goto('/admin/replication');
+    await page.getByRole('button', { name: 'New replication policy' }).click();
+    const policy = page.getByRole('form', { name: 'New replication policy' });
+    await policy.getByLabel('Name', { exact: true }).fill('mirror');
+    await policy.getByLabel('Registry endpoint').selectOption('self');
+    await policy.getByLabel(/^Repositories/).fill('team/app');
+    await policy.getByLabel(/^Tags/).fill('v1');
+    // Onto itself (team/app → team/app): every artifact is already there, nothing else changes.
+    await policy.getByLabel(/^Destination namespace/).fill('team');
+    await policy.getByLabel(/^Flatten/).fill('1');
+    axe.replication = await checkAxe(page, 'administration: replication form');
+    await policy.getByRole('button', { name: 'Create policy' }).click();
+    await page.getByRole('button', { name: 'Run now (mirror)' }).click();
+    await page.getByRole('status').filter({ hasText: /Execution \d+ of mirror queued/ }).waitFor();
+  });
+
+  it('the signature / vulnerability policy forms and the proxy-cache binding form pass axe', async () => {
+    await page.goto('/projects/team/settings/policies');
+    const vuln = page.getByRole('form', { name: 'Vulnerability policy' });
+    await vuln.getByLabel('Unscanned artifacts').selectOption('grace');
+    await vuln.getByLabel('Grace (seconds)').waitFor();
+    await page.getByRole('form', { name: 'Signature policy' }).getByLabel('Mode').waitFor();
+    await page.getByRole('cell', { name: 'release', exact: true }).waitFor();
+    axe.policies = await checkAxe(page, 'project settings: policies');
+    await page.goto('/projects/team/settings/proxy');
+    await page.getByRole('button', { name: 'Bind to a registry endpoint' }).click();
+    await page.getByRole('form', { name: 'Proxy-cache binding' }).getByRole('option', { name: 'self' }).waitFor({ state: 'attached' });
+    axe.proxyCache = await checkAxe(page, 'project settings: proxy-cache binding form');
+  });
+
   it('batch-deletes selected tags', async () => {
     await page.goto(`/repository?name=${encodeURIComponent('team/app')}`);
     await page.getByRole('checkbox', { name: 'Select tag del-1' }).check();
@@ -216,6 +315,16 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
 
   it(`renders the repositories page with ${REPOS} repositories and the tags page with ${TAGS} tags in under 1 s`, async () => {
     // Warm: the hashed assets are cached (immutable) as for any returning user; each measure is a full page load.
+    // Layout shift of the page load so far (after the network settles and one more frame).
+    const cls = async () => {
+      await page.waitForLoadState('networkidle');
+      const [value, sources] = await page.evaluate(() => new Promise<[number, string[]]>((resolve) => requestAnimationFrame(() => setTimeout(() => {
+        const w = window as unknown as { __cls: number; __shifts: string[] };
+        resolve([w.__cls, w.__shifts]);
+      }, 100))));
+      shifts[page.url()] = sources;
+      return value;
+    };
     const measure = async (name: string, url: string, ready: string) => {
       const started = Date.now();
       await page.goto(url);
@@ -235,6 +344,7 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     timings.repositoriesFirstRenderMs = await measure('repositories', '/projects/big', 'table.grid tbody a');
     // big/many is in project big too.
     await page.getByText(`of ${(REPOS + 1).toLocaleString('en-US')} repositories`).waitFor();
+    timings.repositoriesCls = await cls();
     axe.repositories = await checkAxe(page, 'repositories');
     await screenshot(page, 'repositories');
     timings.repositoriesSortedByPullsMs = await (async () => {
@@ -243,7 +353,15 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
       await page.locator('table.grid tbody a').first().waitFor();
       return Date.now() - started;
     })();
-    timings.tagsFirstRenderMs = await measure('tags', `/repository?name=${encodeURIComponent('big/many')}`, 'table.grid tbody a');
+    const timingsTagsUrl = `/repository?name=${encodeURIComponent('big/many')}`;
+    timings.tagsFirstRenderMs = await measure('tags', timingsTagsUrl, 'table.grid tbody a');
+    await page.getByText(`of ${TAGS.toLocaleString('en-US')} tags`).waitFor();
+    timings.tagsCls = await cls();
+    // Tags of team/app: an admin's delete checkboxes are there from the first paint.
+    await page.goto(`/repository?name=${encodeURIComponent('team/app')}`);
+    await page.getByRole('checkbox', { name: 'Select tag v1' }).waitFor();
+    timings.tagsWithDeleteCls = await cls();
+    await page.goto(timingsTagsUrl);
     await page.getByText(`of ${TAGS.toLocaleString('en-US')} tags`).waitFor();
     // Search: from typing to the filtered page (the UI waits 250 ms for typing to pause).
     const matching = Array.from({ length: TAGS }, (_, i) => `t${String(i).padStart(5, '0')}`).filter((t) => t.includes('t1999')).length;
@@ -255,6 +373,8 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     })();
     assert.ok(timings.repositoriesFirstRenderMs < FIRST_RENDER_LIMIT_MS, `repositories page first render ${timings.repositoriesFirstRenderMs} ms`);
     assert.ok(timings.tagsFirstRenderMs < FIRST_RENDER_LIMIT_MS, `tags page first render ${timings.tagsFirstRenderMs} ms`);
+    // No layout shift (CLS < 0.1 is "good"; the pages are built to shift nothing).
+    for (const key of ['repositoriesCls', 'tagsCls', 'tagsWithDeleteCls']) assert.ok(timings[key]! < 0.1, `${key} ${timings[key]}: ${JSON.stringify(shifts)}`);
   });
 
   it('the administration views pass axe', async () => {

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, ok, setCsrfToken, setUnauthorizedHandler } from './api/client';
 import type { Me, Session, SystemInfo } from './api/types';
 import { SessionCtx, useSession, type SessionContext } from './session';
@@ -14,10 +14,12 @@ import { SearchView } from './views/Search';
 import { ThemeToggle } from './theme';
 
 type State = { phase: 'loading' } | { phase: 'signed-out'; reason?: string } | { phase: 'signed-in'; session: Session };
+/** What role-dependent views need before their first paint: the caller's roles and the features. */
+type Context = { me: Me | null; info: SystemInfo | null };
 
 /**
- * A hint (not a credential) that this browser had a session: then the views render and fetch
- * their data while GET /api/v1/session confirms it, instead of one round trip after the other.
+ * A hint (not a credential) that this browser had a session: then /me and /system/info are asked
+ * at once, beside GET /api/v1/session, instead of one round trip after the other.
  */
 const HINT = 'berth.session';
 function hint(value?: boolean): boolean {
@@ -29,21 +31,30 @@ function hint(value?: boolean): boolean {
     return false;
   }
 }
-const PROVISIONAL: Session = { username: '', admin: false, csrfToken: '', expiresAt: '' };
+
+function loadContext(): Promise<Context> {
+  return Promise.all([ok<Me>(api.GET('/api/v1/me')).catch(() => null), ok<SystemInfo>(api.GET('/api/v1/system/info')).catch(() => null)]).then(([me, info]) => ({ me, info }));
+}
 
 export function App() {
   const [state, setState] = useState<State>({ phase: 'loading' });
-  const [info, setInfo] = useState<SystemInfo | null>(null);
-  const [me, setMe] = useState<Me | null>(null);
+  const [context, setContext] = useState<Context | null>(null);
+  const early = useRef<Promise<Context> | null>(null);
+  if (early.current === null && state.phase === 'loading' && hint()) early.current = loadContext();
 
   const signedIn = useCallback((session: Session) => {
     setCsrfToken(session.csrfToken);
     hint(true);
+    const pending = early.current ?? loadContext();
+    early.current = null;
     setState({ phase: 'signed-in', session });
+    void pending.then(setContext);
   }, []);
   const signedOut = useCallback((reason?: string) => {
     setCsrfToken(null);
     hint(false);
+    early.current = null;
+    setContext(null);
     setState({ phase: 'signed-out', reason });
   }, []);
 
@@ -54,8 +65,6 @@ export function App() {
 
   useEffect(() => {
     if (state.phase !== 'signed-in') return;
-    ok<SystemInfo>(api.GET('/api/v1/system/info')).then(setInfo, () => setInfo(null));
-    ok<Me>(api.GET('/api/v1/me')).then(setMe, () => setMe(null));
     // Expiry: the server ends the session at expiresAt; so does the UI.
     const left = Date.parse(state.session.expiresAt) - Date.now();
     if (!(left > 0)) return;
@@ -69,11 +78,11 @@ export function App() {
     navigate('/', true);
   }, [signedOut]);
 
-  if (state.phase === 'loading' && !hint()) return <div className="boot" aria-busy="true" />;
   if (state.phase === 'signed-out') return <SignIn reason={state.reason} onSignedIn={signedIn} />;
-  // Signed in, or (with the hint) provisionally until the session check answers: nothing is
-  // offered that needs a role until then, and a 401 there shows the sign-in form.
-  const ctx: SessionContext = { session: state.phase === 'signed-in' ? state.session : PROVISIONAL, info, me, signOut };
+  // Nothing renders before the session, the roles and the features are known: the first paint
+  // is final (no delete column, settings link or administration tab appearing a moment later).
+  if (state.phase !== 'signed-in' || !context) return <div className="boot" aria-busy="true" />;
+  const ctx: SessionContext = { session: state.session, info: context.info, me: context.me, signOut };
   return (
     <SessionCtx.Provider value={ctx}>
       <Shell />

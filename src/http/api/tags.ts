@@ -111,6 +111,11 @@ export const tagRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/repositories/:name/tag-history',
     summary: 'Tag creations, moves and deletes of a repository (name URL-encoded), newest first; ?tag=, ?n= (≤ 1000), ?last= (the previous page\'s next)',
+    query: z.object({
+      tag: z.string().optional().describe('only the changes of this tag'),
+      n: z.string().optional().describe('entries a page (≤ 1000)'),
+      last: z.string().optional().describe("the previous page's next"),
+    }),
     handler: async (ctx) => {
       const name = await repositoryWith(ctx, 'pull');
       const page = await tagsOf(ctx).history(name, pageQuery(ctx));

@@ -4489,7 +4489,14 @@ export interface paths {
         /** Tag creations, moves and deletes of a repository (name URL-encoded), newest first; ?tag=, ?n= (≤ 1000), ?last= (the previous page's next) */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description the previous page's next */
+                    last?: string;
+                    /** @description entries a page (≤ 1000) */
+                    n?: string;
+                    /** @description only the changes of this tag */
+                    tag?: string;
+                };
                 header?: never;
                 path: {
                     name: string;

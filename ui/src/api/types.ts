@@ -245,3 +245,120 @@ export interface AuditEntry {
   resource?: string;
   [key: string]: unknown;
 }
+
+// Forms of the settings and administration views (helper/uiforms).
+export interface WebhookPolicy {
+  id: number;
+  project: string;
+  name: string;
+  url: string;
+  format: 'distribution' | 'distribution-v2' | 'harbor' | 'cloudevents';
+  events: string[];
+  repositories: string[];
+  tags: string[];
+  enabled: boolean;
+  hasAuthHeader: boolean;
+  hasSecret: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface RegistryEndpoint {
+  id: number;
+  name: string;
+  url: string;
+  kind: 'distribution' | 'berth' | 'harbor' | 'docker-hub' | 'other';
+  description: string;
+  username: string | null;
+  hasCredential: boolean;
+  insecure: boolean;
+  hasCaBundle: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PingResult {
+  ok: boolean;
+  status: number;
+  auth: string;
+  apiVersion: string | null;
+  latencyMs: number;
+  reason?: string | null;
+}
+
+export interface ReplicationPolicy {
+  id: number;
+  name: string;
+  description: string;
+  direction: 'push' | 'pull';
+  registry: string;
+  repositories: string[];
+  tags: string[];
+  artifactTypes: string[];
+  onlySigned: boolean;
+  destNamespace: string | null;
+  flatten: number;
+  trigger: 'manual' | 'cron' | 'event';
+  cron: string | null;
+  override: boolean;
+  deletion: boolean;
+  concurrency: number;
+  bandwidth: number | null;
+  enabled: boolean;
+}
+
+export interface ReplicationExecution {
+  id: number;
+  policy: string;
+  trigger: string;
+  status: string;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  copied: number;
+  skipped: number;
+  failed: number;
+  deleted: number;
+  bytes: number;
+  error: string | null;
+}
+
+export interface ReplicationTask {
+  id: number;
+  sourceRepository: string;
+  destRepository: string;
+  reference: string;
+  digest: string | null;
+  status: 'copied' | 'skipped' | 'failed' | 'deleted';
+  reason: string | null;
+  bytes: number;
+  durationMs: number;
+  finishedAt: number;
+}
+
+export interface ProxyBinding {
+  project: string;
+  endpoint: string | null;
+  namespace: string | null;
+  tagTtlSeconds: number;
+  keepDeletedTags: boolean | null;
+}
+
+export interface SignaturePolicy {
+  project: string;
+  mode: 'off' | 'audit' | 'enforce';
+  inheritIndex: boolean;
+  keys: { id: number; name: string; kind: string; fingerprint: string; [key: string]: unknown }[];
+  updatedBy: string | null;
+  updatedAt: string | null;
+}
+
+export interface VulnPolicy {
+  mode: 'off' | 'audit' | 'enforce';
+  severity: 'low' | 'medium' | 'high' | 'critical';
+  allowlist: string[];
+  unscanned: 'allow' | 'deny' | 'grace';
+  graceSeconds: number;
+  inheritIndex: boolean;
+  [key: string]: unknown;
+}

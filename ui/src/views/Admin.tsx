@@ -6,6 +6,8 @@ import { bytes } from '../format';
 import { useTitle, href } from '../router';
 import { useSession } from '../session';
 import { ObjectTable } from './generic';
+import { Registries } from './Registries';
+import { Replication } from './Replication';
 
 const TABS: [string, string][] = [
   ['users', 'Users'],
@@ -28,8 +30,8 @@ export function Admin({ tab }: { tab: string }) {
       <div className="tab-panel">
         {tab === 'users' ? <Users /> : null}
         {tab === 'robots' ? <SystemRobots /> : null}
-        {tab === 'registries' ? <Simple title="Registry endpoints" load={() => ok(api.GET('/api/v1/registries'))} /> : null}
-        {tab === 'replication' ? <Simple title="Replication policies" load={() => ok(api.GET('/api/v1/replication/policies'))} /> : null}
+        {tab === 'registries' ? <Registries /> : null}
+        {tab === 'replication' ? <Replication /> : null}
         {tab === 'jobs' ? <Jobs /> : null}
         {tab === 'audit' ? <Audit /> : null}
         {tab === 'storage' ? <Storage /> : null}
@@ -43,17 +45,6 @@ function rowsOf(data: unknown): Record<string, unknown>[] {
   const o = data as Record<string, unknown> | undefined;
   for (const key of ['items', 'entries', 'policies', 'registries', 'runs']) if (o && Array.isArray(o[key])) return o[key] as Record<string, unknown>[];
   return [];
-}
-
-function Simple({ title, load }: { title: string; load: () => Promise<unknown> }) {
-  const data = useAsync(load, [title]);
-  return (
-    <>
-      <h2>{title}</h2>
-      <ErrorBox error={data.error} />
-      <ObjectTable caption={title} rows={rowsOf(data.data)} />
-    </>
-  );
 }
 
 function Users() {

@@ -27,7 +27,10 @@ describe('Artifact view', () => {
           { id: 'CVE-2024-2', aliases: [], summary: null, package: 'zlib', installed: '1.3', fixed: null, severity: 'Medium', links: [] },
         ],
       }),
-      'GET /api/v1/repositories/team%2Fapp/tag-history': () => ({ entries: [{ id: 1, tag: 'v1', oldDigest: `sha256:${'f'.repeat(64)}`, newDigest: DIGEST, at: new Date().toISOString(), actor: 'bob', via: null }, { id: 2, tag: 'other', oldDigest: null, newDigest: DIGEST, at: new Date().toISOString(), actor: 'bob', via: null }], next: null }),
+      // Two pages of v1's changes: the server filters (?tag=) and pages (?n=, ?last=).
+      'GET /api/v1/repositories/team%2Fapp/tag-history': (c) => (c.query.get('tag') !== 'v1' ? { entries: [], next: null } : c.query.get('last') === '5'
+        ? { entries: [{ id: 4, tag: 'v1', oldDigest: null, newDigest: `sha256:${'f'.repeat(64)}`, at: new Date().toISOString(), actor: 'carol', via: null }], next: null }
+        : { entries: [{ id: 5, tag: 'v1', oldDigest: `sha256:${'f'.repeat(64)}`, newDigest: DIGEST, at: new Date().toISOString(), actor: 'bob', via: null }], next: '5' }),
       'POST /api/v1/repositories/team%2Fapp/tags/v1/restore': () => ({ repository: 'team/app', tag: 'v1', digest: `sha256:${'f'.repeat(64)}`, previous: DIGEST }),
     });
     window.confirm = () => true;
@@ -50,6 +53,12 @@ describe('Artifact view', () => {
     fireEvent.click(await within(history).findByRole('button', { name: /Restore/ }));
     await screen.findAllByText('bob');
     expect(calls.some((c) => c.method === 'POST' && (c.body as { digest: string }).digest === `sha256:${'f'.repeat(64)}`)).toBe(true);
+    const first = calls.find((c) => c.path.endsWith('/tag-history'))!;
+    expect([first.query.get('tag'), first.query.get('n'), first.query.get('last')]).toEqual(['v1', '20', null]);
+    fireEvent.click(within(history).getByRole('button', { name: 'Next →' }));
+    expect(await within(history).findByText('carol')).toBeTruthy();
+    expect(within(history).queryByText('bob')).toBeNull();
+    expect(calls.filter((c) => c.path.endsWith('/tag-history')).at(-1)!.query.get('last')).toBe('5');
   });
 
   it('reads packages of SPDX and CycloneDX documents', () => {

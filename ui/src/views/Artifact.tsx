@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { api, ok } from '../api/client';
 import type { Artifact, SignatureStatus, TagHistoryEntry, VulnReport } from '../api/types';
-import { Badge, CopyButton, Digest, ErrorBox, Time, useAsync } from '../components';
+import { Badge, CopyButton, Digest, ErrorBox, Pager, Time, useAsync, usePager } from '../components';
 import { bytes } from '../format';
 import { Link, href, useTitle } from '../router';
 import { can, projectOf, useSession } from '../session';
@@ -355,10 +355,17 @@ export function Vulnerabilities({ repository, digest }: { repository: string; di
   );
 }
 
+const HISTORY_PAGE = 20;
+
 function TagHistory({ repository, tag, mayRestore, onRestored }: { repository: string; tag: string; mayRestore: boolean; onRestored: () => void }) {
-  const history = useAsync(() => ok<{ entries: TagHistoryEntry[] }>(api.GET('/api/v1/repositories/{name}/tag-history', { params: { path: { name: repository } } })), [repository]);
+  // Filtered and paged by the server (?tag=, ?n=, ?last=): a busy repository's other tags never load.
+  const pager = usePager(`${repository}:${tag}`);
+  const history = useAsync(
+    () => ok<{ entries: TagHistoryEntry[]; next: string | null }>(api.GET('/api/v1/repositories/{name}/tag-history', { params: { path: { name: repository }, query: { tag, n: String(HISTORY_PAGE), ...(pager.last ? { last: pager.last } : {}) } } })),
+    [repository, tag, pager.last],
+  );
   const [error, setError] = useState<Error>();
-  const entries = (history.data?.entries ?? []).filter((e) => e.tag === tag);
+  const entries = history.data?.entries ?? [];
   const restore = async (digest: string) => {
     if (!window.confirm(`Point ${tag} back at ${digest}?`)) return;
     try {
@@ -391,6 +398,9 @@ function TagHistory({ repository, tag, mayRestore, onRestored }: { repository: s
           {history.data && entries.length === 0 ? <tr><td colSpan={5} className="muted">No changes recorded for this tag.</td></tr> : null}
         </tbody>
       </table>
+      {pager.page > 1 || history.data?.next ? (
+        <Pager label="tag changes" page={pager.page} next={history.data?.next} count={entries.length} onNext={pager.next} onPrevious={pager.previous} />
+      ) : null}
     </section>
   );
 }

@@ -1,11 +1,13 @@
 import { useState, type FormEvent } from 'react';
 import { api, ok } from '../api/client';
-import type { Delivery, ImmutableRule, Member, Quota, RetentionPolicy, RetentionRun, Robot, Webhook } from '../api/types';
+import type { ImmutableRule, Member, Quota, RetentionPolicy, RetentionRun, Robot } from '../api/types';
 import { Badge, ErrorBox, Tabs, Time, UsageBar, useAsync } from '../components';
 import { bytes } from '../format';
 import { Link, href, useTitle } from '../router';
-import { useSession } from '../session';
-import { JsonEditor, ObjectTable } from './generic';
+import { can, useSession } from '../session';
+import { Policies, ProxyCache } from './ProjectPolicies';
+import { Webhooks } from './Webhooks';
+import { ObjectTable } from './generic';
 
 const TABS: [string, string][] = [
   ['members', 'Members'],
@@ -20,7 +22,8 @@ const TABS: [string, string][] = [
 
 export function ProjectSettings({ project, tab }: { project: string; tab: string }) {
   useTitle(`${project} · settings`);
-  const { info } = useSession();
+  const ctx = useSession();
+  const { info } = ctx;
   const tabs = TABS.filter(([id]) => id !== 'proxy' || info?.features.proxyCache !== false);
   return (
     <section aria-labelledby="settings-title">
@@ -35,9 +38,9 @@ export function ProjectSettings({ project, tab }: { project: string; tab: string
         {tab === 'quota' ? <QuotaTab project={project} /> : null}
         {tab === 'immutable' ? <Immutable project={project} /> : null}
         {tab === 'retention' ? <Retention project={project} /> : null}
-        {tab === 'webhooks' ? <Webhooks project={project} /> : null}
-        {tab === 'policies' ? <Policies project={project} /> : null}
-        {tab === 'proxy' ? <ProxyCache project={project} /> : null}
+        {tab === 'webhooks' ? <Webhooks project={project} manage={can(ctx, project, 'manage')} /> : null}
+        {tab === 'policies' ? <Policies project={project} manage={can(ctx, project, 'manage')} /> : null}
+        {tab === 'proxy' ? <ProxyCache project={project} admin={ctx.session.admin} /> : null}
       </div>
     </section>
   );
@@ -346,82 +349,5 @@ function RunReport({ run }: { run: RetentionRun }) {
         </tbody>
       </table>
     </section>
-  );
-}
-
-function Webhooks({ project }: { project: string }) {
-  const hooks = useAsync(() => ok<Webhook[]>(api.GET('/api/v1/projects/{project}/webhooks', { params: { path: { project } } })), [project]);
-  const [open, setOpen] = useState<number | null>(null);
-  const [name, setName] = useState('');
-  const [url, setUrl] = useState('');
-  const [error, setError] = useState<Error>();
-  const create = async (event: FormEvent) => {
-    event.preventDefault();
-    try {
-      await ok(api.POST('/api/v1/projects/{project}/webhooks', { params: { path: { project } }, body: { name, url } as never }));
-      setError(undefined);
-      hooks.reload();
-    } catch (e) {
-      setError(e as Error);
-    }
-  };
-  return (
-    <>
-      <h2>Webhooks</h2>
-      <ErrorBox error={hooks.error ?? error} />
-      <ObjectTable caption="Webhooks" rows={(hooks.data ?? []) as never[]} columns={['id', 'name', 'url', 'format', 'events', 'enabled']} actions={(w) => (
-        <button type="button" className="small" onClick={() => setOpen(Number(w.id))}>Deliveries</button>
-      )} />
-      {open !== null ? <Deliveries project={project} id={open} /> : null}
-      <form className="inline-form" onSubmit={create} aria-label="New webhook">
-        <label htmlFor="hook-name">Name</label>
-        <input id="hook-name" required value={name} onChange={(e) => setName(e.target.value)} />
-        <label htmlFor="hook-url">URL</label>
-        <input id="hook-url" type="url" required value={url} onChange={(e) => setUrl(e.target.value)} size={40} />
-        <button type="submit" className="primary">Add webhook</button>
-      </form>
-    </>
-  );
-}
-
-function Deliveries({ project, id }: { project: string; id: number }) {
-  const deliveries = useAsync(() => ok<Delivery[] | { items: Delivery[] }>(api.GET('/api/v1/projects/{project}/webhooks/{id}/deliveries', { params: { path: { project, id: String(id) } } })), [project, id]);
-  const rows = Array.isArray(deliveries.data) ? deliveries.data : (deliveries.data?.items ?? []);
-  return (
-    <section className="panel" aria-label={`Deliveries of webhook ${id}`}>
-      <h3>Deliveries of webhook {id}</h3>
-      <ErrorBox error={deliveries.error} />
-      <ObjectTable caption="Deliveries" rows={rows as never[]} />
-    </section>
-  );
-}
-
-function Policies({ project }: { project: string }) {
-  const signature = useAsync(() => ok<unknown>(api.GET('/api/v1/projects/{project}/signature-policy', { params: { path: { project } } })), [project]);
-  const vulnerability = useAsync(() => ok<unknown>(api.GET('/api/v1/projects/{project}/vulnerability-policy', { params: { path: { project } } })), [project]);
-  return (
-    <>
-      <h2>Signature policy</h2>
-      <ErrorBox error={signature.error} />
-      {signature.data !== undefined ? (
-        <JsonEditor label="Signature policy" value={signature.data} save={(body) => ok(api.PUT('/api/v1/projects/{project}/signature-policy', { params: { path: { project } }, body: body as never }))} />
-      ) : null}
-      <h2>Vulnerability policy</h2>
-      <ErrorBox error={vulnerability.error} />
-      {vulnerability.data !== undefined ? (
-        <JsonEditor label="Vulnerability policy" value={vulnerability.data} save={(body) => ok(api.PUT('/api/v1/projects/{project}/vulnerability-policy', { params: { path: { project } }, body: body as never }))} />
-      ) : null}
-    </>
-  );
-}
-
-function ProxyCache({ project }: { project: string }) {
-  const binding = useAsync(() => ok<unknown>(api.GET('/api/v1/projects/{project}/proxy-cache', { params: { path: { project } } })), [project]);
-  return (
-    <>
-      <h2>Proxy cache</h2>
-      {binding.error ? <p className="muted">{binding.error.message}</p> : null}
-      {binding.data ? <pre className="json">{JSON.stringify(binding.data, null, 2)}</pre> : null}
-    </>
   );
 }

@@ -106,7 +106,10 @@ export function Repositories({ project }: { project: string }) {
           ) : null}
         </tbody>
       </table>
-      <Pager label="repositories" page={pager.page} next={page.data?.next} total={page.data?.total} count={page.data?.items.length ?? 0} onNext={pager.next} onPrevious={pager.previous} />
+      {/* Rendered once the first page is there: below a table that grows from its skeleton, it would be pushed down (a layout shift). */}
+      {page.data ? (
+        <Pager label="repositories" page={pager.page} next={page.data?.next} total={page.data?.total} count={page.data?.items.length ?? 0} onNext={pager.next} onPrevious={pager.previous} />
+      ) : null}
     </section>
   );
 }

@@ -184,7 +184,10 @@ export function Tags({ repository }: { repository: string }) {
           ) : null}
         </tbody>
       </table>
-      <Pager label="tags" page={pager.page} next={page.data?.next} total={page.data?.total} count={items.length} onNext={pager.next} onPrevious={pager.previous} />
+      {/* Rendered once the first page is there: below a table that grows from its skeleton, it would be pushed down (a layout shift). */}
+      {page.data ? (
+        <Pager label="tags" page={pager.page} next={page.data?.next} total={page.data?.total} count={items.length} onNext={pager.next} onPrevious={pager.previous} />
+      ) : null}
     </section>
   );
 }

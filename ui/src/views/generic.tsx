@@ -1,6 +1,5 @@
-import { useState, type FormEvent } from 'react';
 import { ok } from '../api/client';
-import { ErrorBox, Time } from '../components';
+import { Time } from '../components';
 
 type Row = Record<string, unknown>;
 
@@ -37,33 +36,6 @@ function Cell({ name, value }: { name: string; value: unknown }) {
   if (typeof value === 'boolean') return <>{value ? 'yes' : 'no'}</>;
   if (typeof value === 'object') return <code className="small">{JSON.stringify(value)}</code>;
   return <>{String(value)}</>;
-}
-
-/** Edit a JSON document and PUT it (policies whose shape the API validates and explains). */
-export function JsonEditor({ label, value, save }: { label: string; value: unknown; save: (body: unknown) => Promise<unknown> }) {
-  const [text, setText] = useState(() => JSON.stringify(value ?? {}, null, 2));
-  const [error, setError] = useState<Error>();
-  const [saved, setSaved] = useState(false);
-  const id = label.replace(/\W+/g, '-').toLowerCase();
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setSaved(false);
-    try {
-      await save(JSON.parse(text));
-      setError(undefined);
-      setSaved(true);
-    } catch (e) {
-      setError(e as Error);
-    }
-  };
-  return (
-    <form onSubmit={submit} className="json-editor">
-      <label htmlFor={id}>{label} (JSON)</label>
-      <textarea id={id} rows={10} value={text} onChange={(e) => setText(e.target.value)} spellCheck={false} />
-      <button type="submit" className="primary">Save</button> {saved ? <span role="status">Saved.</span> : null}
-      <ErrorBox error={error} />
-    </form>
-  );
 }
 
 export const call = ok;
