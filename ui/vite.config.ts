@@ -29,5 +29,7 @@ export default defineConfig({
     environment: 'jsdom',
     include: ['src/**/*.test.tsx'],
     setupFiles: ['src/test-setup.ts'],
+    // jsdom renders of the bigger views took over the 5 s default on a busy 2-core machine.
+    testTimeout: 30_000,
   },
 });
