@@ -53,6 +53,8 @@ const READ_CHUNK = 1024 * 1024;
 const SEGMENT_BYTES = 1024 * 1024;
 /** Segments a download keeps in memory (8 MiB): what waits for the disk, and how far a reader may lag and still be served from memory. */
 const SEGMENTS = 8;
+/** A reader that takes no bytes for this long no longer paces the download (a stalled or very slow client: < 1 MiB per STALL_MS). */
+const STALL_MS = 500;
 /** At most this much per spool write. */
 const MAX_WRITE = 4 * 1024 * 1024;
 /** At least this much per spool write, unless the upstream paused for MIN_WAIT_MS or the download ended. */
@@ -101,6 +103,8 @@ class SpoolWriter {
     private readonly size: number,
     private readonly onSpooled: () => void,
     private readonly onSegment: () => void,
+    /** Resolves once `oldest` (its bytes end there) may be reused as far as the readers are concerned. */
+    private readonly readersDone: (end: number) => Promise<void> | null,
   ) {
     this.segmentBytes = Math.max(1, Math.min(size, SEGMENT_BYTES));
     this.capacity = Math.max(1, Math.min(SEGMENTS, Math.ceil(size / this.segmentBytes)));
@@ -137,7 +141,13 @@ class SpoolWriter {
         return segment;
       }
       const oldest = this.live.values().next().value!;
-      if ((oldest.index + 1) * this.segmentBytes <= this.spooled) {
+      const end = (oldest.index + 1) * this.segmentBytes;
+      if (end <= this.spooled) {
+        const pacing = this.readersDone(end);
+        if (pacing) {
+          await pacing;
+          continue;
+        }
         this.live.delete(oldest.index);
         // A socket write still holding it keeps it: a fresh one is taken instead.
         if (oldest.writes === 0) this.idle.push(oldest.buf);
@@ -229,6 +239,8 @@ class SpoolWriter {
  */
 class SpoolReader extends Readable {
   private pos: number;
+  /** When it last took bytes (a reader that takes none for STALL_MS no longer paces the download). */
+  lastSentAt = Date.now();
   private busy = false;
   private piped = false;
   private reading: Promise<unknown> | null = null;
@@ -241,6 +253,18 @@ class SpoolReader extends Readable {
   ) {
     super({ highWaterMark: 2 * READ_CHUNK });
     this.pos = start;
+    fill.attach(this);
+  }
+
+  /** The next byte it will send. */
+  get position(): number {
+    return this.pos;
+  }
+
+  private took(n: number): void {
+    this.pos += n;
+    this.lastSentAt = Date.now();
+    this.fill.emit('sent');
   }
 
   /**
@@ -252,7 +276,10 @@ class SpoolReader extends Readable {
   private async next(buffer: () => Buffer): Promise<{ bytes: Buffer; segment?: Segment } | null> {
     const fill = this.fill;
     for (;;) {
-      if (this.pos > this.end || this.destroyed) return null;
+      if (this.pos > this.end || this.destroyed) {
+        fill.detach(this);
+        return null;
+      }
       // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
       if (fill.error && !fill.verified) throw fill.error;
       const limit = fill.verified ? fill.size : fill.size - 1;
@@ -265,7 +292,8 @@ class SpoolReader extends Readable {
         // writes) rather than send each upstream chunk as it lands.
         if (have > this.pos && (have === stop || !fill.spooling)) {
           const bytes = segment.buf.subarray(this.pos - base, have - base);
-          this.pos = have;
+          this.took(bytes.length);
+          fill.served.memory += bytes.length;
           // Held (or copied) now, before any await: the download reuses a segment nothing holds.
           if (!this.piped) return { bytes: Buffer.from(bytes) };
           segment.writes++;
@@ -287,7 +315,8 @@ class SpoolReader extends Readable {
       this.reading = read;
       const { bytesRead } = await read.finally(() => (this.reading = null));
       if (bytesRead === 0) throw new Error(`the spool file ended at byte ${this.pos} of ${fill.size}`);
-      this.pos += bytesRead;
+      this.took(bytesRead);
+      fill.served.spool += bytesRead;
       return { bytes: bytesRead === into.length ? into : into.subarray(0, bytesRead) };
     }
   }
@@ -363,6 +392,7 @@ class SpoolReader extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.fill.detach(this);
     // No read may still use the descriptor when it is closed.
     void Promise.resolve(this.reading)
       .catch(() => undefined)
@@ -395,6 +425,9 @@ export class BlobFill extends EventEmitter {
   /** Set once the blob is committed and linked (or the fill failed). */
   settled = false;
   error: Error | null = null;
+  /** Bytes its readers sent from the in-memory segments and read from the spool file (observability, tests). */
+  readonly served = { memory: 0, spool: 0 };
+  private readonly readers = new Set<SpoolReader>();
   private writer: SpoolWriter | null = null;
   private readonly file: string;
   private readonly done: Promise<void>;
@@ -411,6 +444,38 @@ export class BlobFill extends EventEmitter {
     this.file = path.join(deps.spoolDir, `${randomUUID()}.part`);
     this.done = this.run(upstream);
     this.done.catch(() => undefined);
+  }
+
+  attach(reader: SpoolReader): void {
+    this.readers.add(reader);
+  }
+
+  detach(reader: SpoolReader): void {
+    if (this.readers.delete(reader)) this.emit('sent');
+  }
+
+  /**
+   * The download waits for its fastest reader: a segment that reader has not sent yet is kept
+   * until it has (or STALL_MS passed without it taking bytes), so a client that keeps up is
+   * served from memory even when the upstream is faster than it. Readers behind it, and
+   * readers that stall, read the spool. Null: no reader to wait for.
+   */
+  private paced(end: number): Promise<void> | null {
+    const now = Date.now();
+    let lead: SpoolReader | null = null;
+    for (const reader of this.readers) {
+      if (now - reader.lastSentAt < STALL_MS && (!lead || reader.position > lead.position)) lead = reader;
+    }
+    if (!lead || lead.position >= end) return null;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('sent', done);
+        resolve();
+      };
+      const timer = setTimeout(done, STALL_MS - (now - lead.lastSentAt));
+      this.on('sent', done);
+    });
   }
 
   /** The in-memory segment holding byte `offset` (received), if any: while the download runs, and after it stored the blob. */
@@ -456,6 +521,7 @@ export class BlobFill extends EventEmitter {
           this.emit('progress');
         },
         () => this.emit('progress'),
+        (end) => this.paced(end),
       );
       this.writer = writer;
       const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
