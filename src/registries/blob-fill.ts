@@ -407,9 +407,11 @@ class SpoolReader extends Readable {
  * runs (request coalescing), streamed to each of them as it arrives (tee), and stored once it is
  * complete and verified.
  *
- * The upstream body is spooled to a local file while it is hashed; readers follow that file
- * (each from its own offset, at its own pace), so a slow or vanished client never slows or
- * breaks the download, and memory stays constant whatever the blob size. The last bytes reach
+ * The upstream body is copied into in-memory segments and spooled to a local file while it is
+ * hashed; readers that keep up are sent the segments, readers behind follow that file (each
+ * from its own offset, at its own pace). The download waits for its fastest reader while that
+ * one takes bytes (STALL_MS), so a stalled or vanished client never stalls or breaks it, and
+ * memory stays bounded whatever the blob size. The last bytes reach
  * a reader only after the digest is verified, so no client receives a complete response of
  * bad content. A verified blob goes through the BlobStore's staging (commitUpload: fsync and
  * rename, or S3 complete) and is then linked; a failed or mismatched download is discarded
