@@ -49,28 +49,50 @@ export interface FillDeps {
 const HASH_THREAD_FROM = Number.POSITIVE_INFINITY;
 /** Bytes per spool read of a reader (and so per write to its client: few, large socket writes). */
 const READ_CHUNK = 1024 * 1024;
-/** The in-memory stretch of a download (per fill; less for a smaller blob): what waits for the disk. */
-const RING_BYTES = 8 * 1024 * 1024;
+/** Bytes per segment of a download's in-memory stretch (less for a smaller blob): readers that keep up are served these buffers. */
+const SEGMENT_BYTES = 1024 * 1024;
+/** Segments a download keeps in memory (8 MiB): what waits for the disk, and how far a reader may lag and still be served from memory. */
+const SEGMENTS = 8;
+/** A reader that takes no bytes for this long no longer paces the download (a stalled or very slow client: < 1 MiB per STALL_MS). */
+const STALL_MS = 500;
 /** At most this much per spool write. */
 const MAX_WRITE = 4 * 1024 * 1024;
 /** At least this much per spool write, unless the upstream paused for MIN_WAIT_MS or the download ended. */
 const MIN_WRITE = 1024 * 1024;
 const MIN_WAIT_MS = 5;
 
+/** One SEGMENT_BYTES stretch of a download in memory; `writes`: socket writes of it still in flight. */
+interface Segment {
+  readonly buf: Buffer;
+  readonly index: number;
+  writes: number;
+}
+
 /**
- * The bytes of a download on their way from the upstream to the spool file: copied into one
- * buffer allocated per fill and reused as a ring, so an upstream chunk is garbage as soon as it
- * is hashed and copied. Chunks kept alive until a write took them get promoted and make V8 run
- * a full collection every few megabytes (holding them instead of copying: 6.5–7.5 s of GC per
- * GiB). One write in flight takes everything received meanwhile (at most MAX_WRITE); `add`
- * waits only when the ring is full of unspooled bytes. Readers read the spool file.
+ * The bytes of a download on their way from the upstream to the spool file and to the readers
+ * that keep up: copied into segments (at most SEGMENTS, recycled), so an upstream chunk is
+ * garbage as soon as it is hashed and copied. Chunks kept alive until a write took them get
+ * promoted and make V8 run a full collection every few megabytes (holding them instead of
+ * copying: 6.5–7.5 s of GC per GiB). One spool write in flight takes everything received
+ * meanwhile (at most MAX_WRITE); `add` waits only when every segment holds unspooled bytes.
+ *
+ * A reader whose next byte is still in a segment is served from it (a socket write of the
+ * segment itself, no spool read: each byte crosses the kernel three times instead of four); a
+ * reader that fell further behind than the segments reach reads the spool file. A segment that
+ * a client's socket write still holds when it is due for reuse is left to that write (and the
+ * garbage collector) and a fresh one is taken: a stalled client never stalls the download, and
+ * holds at most the segment of its one write in flight.
  */
 class SpoolWriter {
   /** Bytes copied in. */
   received = 0;
   /** Bytes written to the spool file. */
   spooled = 0;
-  private readonly ring: Buffer;
+  readonly segmentBytes: number;
+  /** The segments in memory by index, oldest first (inserted in increasing index order). */
+  private readonly live = new Map<number, Segment>();
+  private readonly idle: Buffer[] = [];
+  private readonly capacity: number;
   private writing: Promise<void> | null = null;
   private failure: Error | null = null;
   /** Writes less than MIN_WRITE only after this (an upstream sending slowly); one timer at a time. */
@@ -78,31 +100,62 @@ class SpoolWriter {
 
   constructor(
     private readonly file: FileHandle,
-    size: number,
+    private readonly size: number,
     private readonly onSpooled: () => void,
+    private readonly onSegment: () => void,
+    /** Resolves once `oldest` (its bytes end there) may be reused as far as the readers are concerned. */
+    private readonly readersDone: (end: number) => Promise<void> | null,
   ) {
-    this.ring = Buffer.allocUnsafeSlow(Math.max(1, Math.min(size, RING_BYTES)));
+    this.segmentBytes = Math.max(1, Math.min(size, SEGMENT_BYTES));
+    this.capacity = Math.max(1, Math.min(SEGMENTS, Math.ceil(size / this.segmentBytes)));
+  }
+
+  /** The segment holding byte `offset`, if it is in memory and received (up to `received`). */
+  segmentAt(offset: number): Segment | undefined {
+    return this.live.get(Math.floor(offset / this.segmentBytes));
   }
 
   async add(bytes: Buffer): Promise<void> {
-    const capacity = this.ring.length;
+    const size = this.segmentBytes;
     for (let offset = 0; offset < bytes.length; ) {
       if (this.failure) throw this.failure;
-      const room = capacity - (this.received - this.spooled);
-      if (room === 0) {
-        this.kick(true);
-        await this.writing;
-        continue;
-      }
-      const n = Math.min(room, bytes.length - offset);
-      const at = this.received % capacity;
-      const first = Math.min(n, capacity - at);
-      bytes.copy(this.ring, at, offset, offset + first);
-      if (first < n) bytes.copy(this.ring, 0, offset + first, offset + n);
+      const index = Math.floor(this.received / size);
+      const segment = this.live.get(index) ?? (await this.take(index));
+      const at = this.received - index * size;
+      const n = Math.min(size - at, bytes.length - offset);
+      bytes.copy(segment.buf, at, offset, offset + n);
       this.received += n;
       offset += n;
+      if (at + n === size || this.received === this.size) this.onSegment();
     }
     this.kick();
+  }
+
+  /** A segment for `index`: a new one while fewer than `capacity` are live, else the oldest once it is spooled. */
+  private async take(index: number): Promise<Segment> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      if (this.live.size < this.capacity) {
+        const segment: Segment = { buf: this.idle.pop() ?? Buffer.allocUnsafeSlow(this.segmentBytes), index, writes: 0 };
+        this.live.set(index, segment);
+        return segment;
+      }
+      const oldest = this.live.values().next().value!;
+      const end = (oldest.index + 1) * this.segmentBytes;
+      if (end <= this.spooled) {
+        const pacing = this.readersDone(end);
+        if (pacing) {
+          await pacing;
+          continue;
+        }
+        this.live.delete(oldest.index);
+        // A socket write still holding it keeps it: a fresh one is taken instead.
+        if (oldest.writes === 0) this.idle.push(oldest.buf);
+        continue;
+      }
+      this.kick(true);
+      await this.writing;
+    }
   }
 
   /** Resolves once every byte added is in the spool file (rejects with a write's error). */
@@ -123,7 +176,7 @@ class SpoolWriter {
   /** Starts a write of what is pending: at least MIN_WRITE of it (few, large writes), or all of it when `force`d or MIN_WAIT_MS later. */
   private kick(force = false): void {
     if (this.writing || this.failure || this.spooled >= this.received) return;
-    if (!force && this.received - this.spooled < Math.min(MIN_WRITE, this.ring.length)) {
+    if (!force && this.received - this.spooled < Math.min(MIN_WRITE, this.segmentBytes * this.capacity)) {
       this.timer ??= setTimeout(() => {
         this.timer = null;
         this.kick(true);
@@ -140,20 +193,25 @@ class SpoolWriter {
   }
 
   private async drain(): Promise<void> {
-    const capacity = this.ring.length;
+    const size = this.segmentBytes;
     try {
       while (this.spooled < this.received) {
         const from = this.spooled;
         const to = Math.min(this.received, from + MAX_WRITE);
-        const at = from % capacity;
-        const first = Math.min(to - from, capacity - at);
-        const parts = first < to - from ? [this.ring.subarray(at, at + first), this.ring.subarray(0, to - from - first)] : [this.ring.subarray(at, at + first)];
+        const parts: Buffer[] = [];
+        for (let at = from; at < to; ) {
+          const segment = this.live.get(Math.floor(at / size))!;
+          const within = at - segment.index * size;
+          const n = Math.min(size - within, to - at);
+          parts.push(segment.buf.subarray(within, within + n));
+          at += n;
+        }
         const { bytesWritten } = await this.file.writev(parts, from);
         if (bytesWritten === 0) throw new Error('the spool file took no bytes');
         this.spooled = from + bytesWritten;
         this.onSpooled();
         // The rest waits for MIN_WRITE (or the timer) like any other bytes.
-        if (this.received - this.spooled < Math.min(MIN_WRITE, capacity)) break;
+        if (this.received - this.spooled < Math.min(MIN_WRITE, size * this.capacity)) break;
       }
     } catch (err) {
       // Reported by the next add() or flush(): nobody may be waiting on this write.
@@ -164,20 +222,25 @@ class SpoolWriter {
 
 
 /**
- * A reader of bytes [start, end] of a fill, following the spool file as it grows: reads of up
- * to READ_CHUNK on the thread pool (the page cache; the main thread copies nothing), so the
- * client gets few, large socket writes. The blob's last byte is handed out only once the
- * digest matched, so a reader never completes a response of bad content; a fill that fails
- * before that destroys the reader with its error (the client's response is cut).
+ * A reader of bytes [start, end] of a fill, following the download: bytes still in one of its
+ * in-memory segments are served from there (a socket write of the segment itself, or a copy
+ * for other consumers); bytes already gone from memory (a reader that fell behind, or started
+ * late) are read from the spool file in reads of up to READ_CHUNK on the thread pool. It moves
+ * back to memory by itself once it catches up. Either way the client gets few, large socket
+ * writes. The blob's last byte is handed out only once the digest matched, so a reader never
+ * completes a response of bad content; a fill that fails before that destroys the reader with
+ * its error (the client's response is cut).
  *
- * Piped into an HTTP response or a socket (a GET), it recycles two buffers, each refilled once
- * the kernel has taken its bytes (the write callback), as the filesystem store's
- * FileRangeStream does: a fresh 1 MiB buffer per read, alive until the client took it, is
- * promoted and freed only by a full collection. Elsewhere (a test's for await) it allocates one
- * per read.
+ * Piped into an HTTP response or a socket (a GET), segment bytes are written without a copy
+ * (the segment is held until the kernel took them) and spool reads recycle two buffers, each
+ * refilled once the kernel has taken its bytes, as the filesystem store's FileRangeStream
+ * does: a fresh 1 MiB buffer per read, alive until the client took it, is promoted and freed
+ * only by a full collection. Elsewhere (a test's for await) it allocates one per read.
  */
 class SpoolReader extends Readable {
   private pos: number;
+  /** When it last took bytes (a reader that takes none for STALL_MS no longer paces the download). */
+  lastSentAt = Date.now();
   private busy = false;
   private piped = false;
   private reading: Promise<unknown> | null = null;
@@ -190,40 +253,81 @@ class SpoolReader extends Readable {
   ) {
     super({ highWaterMark: 2 * READ_CHUNK });
     this.pos = start;
+    fill.attach(this);
   }
 
-  /** The next bytes into `buffer` (waiting for them to be spooled, the last one for the digest); empty at the end. */
-  private async next(buffer: Buffer): Promise<Buffer> {
+  /** The next byte it will send. */
+  get position(): number {
+    return this.pos;
+  }
+
+  private took(n: number): void {
+    this.pos += n;
+    this.lastSentAt = Date.now();
+    this.fill.emit('sent');
+  }
+
+  /**
+   * The next bytes (waiting for them, the last one for the digest): piped, a stretch of a
+   * segment (`segment` set, its `writes` already counted: the write's callback uncounts it; a
+   * count never uncounted only keeps the segment from reuse), else a copy; or read from the
+   * spool into `buffer()`; null at the end.
+   */
+  private async next(buffer: () => Buffer): Promise<{ bytes: Buffer; segment?: Segment } | null> {
     const fill = this.fill;
     for (;;) {
-      if (this.pos > this.end || this.destroyed) return buffer.subarray(0, 0);
+      if (this.pos > this.end || this.destroyed) {
+        fill.detach(this);
+        return null;
+      }
       // A failure after verification (storing failed) leaves verified bytes in the spool: keep serving them.
       if (fill.error && !fill.verified) throw fill.error;
-      const releasable = fill.verified ? fill.size : Math.min(fill.spooled, fill.size - 1);
-      const full = Math.min(buffer.length, this.end + 1 - this.pos);
-      // Caught up with a download in full flow: wait for a whole buffer (few, large reads and
-      // socket writes) rather than read each spool write as it lands.
+      const limit = fill.verified ? fill.size : fill.size - 1;
+      const segment = fill.segmentAt(this.pos);
+      if (segment) {
+        const base = segment.index * segment.buf.length;
+        const stop = Math.min(base + segment.buf.length, this.end + 1, limit);
+        const have = Math.min(stop, fill.received);
+        // Caught up with a download in full flow: wait for the whole segment (few, large socket
+        // writes) rather than send each upstream chunk as it lands.
+        if (have > this.pos && (have === stop || !fill.spooling)) {
+          const bytes = segment.buf.subarray(this.pos - base, have - base);
+          this.took(bytes.length);
+          fill.served.memory += bytes.length;
+          // Held (or copied) now, before any await: the download reuses a segment nothing holds.
+          if (!this.piped) return { bytes: Buffer.from(bytes) };
+          segment.writes++;
+          return { bytes, segment };
+        }
+        await fill.next();
+        continue;
+      }
+      const releasable = fill.verified ? fill.size : Math.min(fill.spooled, limit);
+      const into = buffer();
+      const full = Math.min(into.length, this.end + 1 - this.pos);
+      // Caught up with a download in full flow: wait for a whole buffer rather than read each spool write as it lands.
       if (this.pos >= releasable || (releasable - this.pos < full && fill.spooling)) {
         await fill.next();
         continue;
       }
       const want = Math.min(full, releasable - this.pos);
-      const read = this.fd.read(buffer, 0, want, this.pos);
+      const read = this.fd.read(into, 0, want, this.pos);
       this.reading = read;
       const { bytesRead } = await read.finally(() => (this.reading = null));
       if (bytesRead === 0) throw new Error(`the spool file ended at byte ${this.pos} of ${fill.size}`);
-      this.pos += bytesRead;
-      return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+      this.took(bytesRead);
+      fill.served.spool += bytesRead;
+      return { bytes: bytesRead === into.length ? into : into.subarray(0, bytesRead) };
     }
   }
 
   override _read(): void {
     if (this.busy || this.piped) return;
     this.busy = true;
-    this.next(Buffer.allocUnsafe(READ_CHUNK)).then(
-      (bytes) => {
+    this.next(() => Buffer.allocUnsafe(READ_CHUNK)).then(
+      (got) => {
         this.busy = false;
-        this.push(bytes.length === 0 ? null : bytes);
+        this.push(got === null ? null : got.bytes);
       },
       (err: Error) => this.destroy(err),
     );
@@ -244,7 +348,7 @@ class SpoolReader extends Readable {
     return dest;
   }
 
-  /** Reads into one buffer while the other is being written; at most one write in flight. */
+  /** Segment bytes, or spool reads into one buffer while the other is being written; at most one write in flight. */
   private async pump(dest: Writable, end: boolean): Promise<void> {
     let failure: Error | null = null;
     let pending: ((err: Error) => void) | null = null;
@@ -254,17 +358,23 @@ class SpoolReader extends Readable {
       pending?.(failure);
     };
     dest.once('close', onClose);
-    let [buffer, spare] = [Buffer.allocUnsafeSlow(READ_CHUNK), Buffer.allocUnsafeSlow(READ_CHUNK)];
+    // Spool buffers only for a reader that reads the spool; the one not written last is refilled.
+    const buffers: Buffer[] = [];
+    let turn = 0;
+    const spare = () => (buffers[turn] ??= Buffer.allocUnsafeSlow(READ_CHUNK));
     let inFlight: Promise<void> | undefined;
     try {
-      for (; ; [buffer, spare] = [spare, buffer]) {
-        const bytes = await this.next(buffer);
-        if (bytes.length === 0) break;
+      for (;;) {
+        const got = await this.next(spare);
+        if (got === null) break;
+        if (!got.segment) turn ^= 1;
         await inFlight;
         if (failure) throw failure;
+        const segment = got.segment;
         inFlight = new Promise<void>((resolve, reject) => {
           pending = reject;
-          dest.write(bytes, (err) => {
+          dest.write(got.bytes, (err) => {
+            if (segment) segment.writes--;
             pending = null;
             if (err) reject(err);
             else resolve();
@@ -282,6 +392,7 @@ class SpoolReader extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.fill.detach(this);
     // No read may still use the descriptor when it is closed.
     void Promise.resolve(this.reading)
       .catch(() => undefined)
@@ -296,9 +407,11 @@ class SpoolReader extends Readable {
  * runs (request coalescing), streamed to each of them as it arrives (tee), and stored once it is
  * complete and verified.
  *
- * The upstream body is spooled to a local file while it is hashed; readers follow that file
- * (each from its own offset, at its own pace), so a slow or vanished client never slows or
- * breaks the download, and memory stays constant whatever the blob size. The last bytes reach
+ * The upstream body is copied into in-memory segments and spooled to a local file while it is
+ * hashed; readers that keep up are sent the segments, readers behind follow that file (each
+ * from its own offset, at its own pace). The download waits for its fastest reader while that
+ * one takes bytes (STALL_MS), so a stalled or vanished client never stalls or breaks it, and
+ * memory stays bounded whatever the blob size. The last bytes reach
  * a reader only after the digest is verified, so no client receives a complete response of
  * bad content. A verified blob goes through the BlobStore's staging (commitUpload: fsync and
  * rename, or S3 complete) and is then linked; a failed or mismatched download is discarded
@@ -314,6 +427,9 @@ export class BlobFill extends EventEmitter {
   /** Set once the blob is committed and linked (or the fill failed). */
   settled = false;
   error: Error | null = null;
+  /** Bytes its readers sent from the in-memory segments and read from the spool file (observability, tests). */
+  readonly served = { memory: 0, spool: 0 };
+  private readonly readers = new Set<SpoolReader>();
   private writer: SpoolWriter | null = null;
   private readonly file: string;
   private readonly done: Promise<void>;
@@ -330,6 +446,48 @@ export class BlobFill extends EventEmitter {
     this.file = path.join(deps.spoolDir, `${randomUUID()}.part`);
     this.done = this.run(upstream);
     this.done.catch(() => undefined);
+  }
+
+  attach(reader: SpoolReader): void {
+    this.readers.add(reader);
+  }
+
+  detach(reader: SpoolReader): void {
+    if (this.readers.delete(reader)) this.emit('sent');
+  }
+
+  /**
+   * The download waits for its fastest reader: a segment that reader has not sent yet is kept
+   * until it has (or STALL_MS passed without it taking bytes), so a client that keeps up is
+   * served from memory even when the upstream is faster than it. Readers behind it, and
+   * readers that stall, read the spool. Null: no reader to wait for.
+   */
+  private paced(end: number): Promise<void> | null {
+    const now = Date.now();
+    let lead: SpoolReader | null = null;
+    for (const reader of this.readers) {
+      if (now - reader.lastSentAt < STALL_MS && (!lead || reader.position > lead.position)) lead = reader;
+    }
+    if (!lead || lead.position >= end) return null;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('sent', done);
+        resolve();
+      };
+      const timer = setTimeout(done, STALL_MS - (now - lead.lastSentAt));
+      this.on('sent', done);
+    });
+  }
+
+  /** The in-memory segment holding byte `offset` (received), if any: while the download runs, and after it stored the blob. */
+  segmentAt(offset: number): Segment | undefined {
+    return this.writer?.segmentAt(offset);
+  }
+
+  /** Bytes copied into the segments (readers may send those before they reach the spool). */
+  get received(): number {
+    return this.writer?.received ?? 0;
   }
 
   /** True while bytes received wait for a spool write: more are about to be readable. */
@@ -356,11 +514,17 @@ export class BlobFill extends EventEmitter {
       const inline = this.size >= (this.deps.hashThreadFrom ?? HASH_THREAD_FROM) ? null : createHash('sha256');
       threaded = inline ? null : workerSpoolHash(this.file);
       const hashing = threaded;
-      const writer = new SpoolWriter(spool, this.size, () => {
-        this.spooled = writer.spooled;
-        hashing?.written(writer.spooled);
-        this.emit('progress');
-      });
+      const writer = new SpoolWriter(
+        spool,
+        this.size,
+        () => {
+          this.spooled = writer.spooled;
+          hashing?.written(writer.spooled);
+          this.emit('progress');
+        },
+        () => this.emit('progress'),
+        (end) => this.paced(end),
+      );
       this.writer = writer;
       const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
       // Checked a few times per idleMs (re-arming a timer for every chunk costs more than the hashing).
@@ -410,7 +574,8 @@ export class BlobFill extends EventEmitter {
       throw this.error;
     } finally {
       this.settled = true;
-      this.writer = null;
+      // The segments serve readers still sending a stored blob's last bytes; a failed fill has none to serve.
+      if (this.error) this.writer = null;
       this.emit('progress');
       await spool?.close().catch(() => undefined);
     }
