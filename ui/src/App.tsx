@@ -57,7 +57,7 @@ export function App() {
     ok<SystemInfo>(api.GET('/api/v1/system/info')).then(setInfo, () => setInfo(null));
     ok<Me>(api.GET('/api/v1/me')).then(setMe, () => setMe(null));
     // Expiry: the server ends the session at expiresAt; so does the UI.
-    const left = Date.parse(state.session.expiresAt) - Date.now();
+    const left = Date.parse(state.session.expiresAt ?? '') - Date.now();
     if (!(left > 0)) return;
     const timer = setTimeout(() => signedOut('Your session expired. Sign in again.'), Math.min(left, 2 ** 31 - 1));
     return () => clearTimeout(timer);
