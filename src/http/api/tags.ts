@@ -130,7 +130,7 @@ export const tagRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/repositories/:name/tag-history',
     summary: 'Tag creations, moves and deletes of a repository (name URL-encoded), newest first; ?tag=, ?n= (≤ 1000), ?last= (the previous page\'s next)',
-    response: z.strictObject({ repository: z.string(), entries: z.array(TagHistoryEntrySchema), next: z.string().nullable().describe('pass as ?last= for older entries; null: no more') }),
+    response: z.strictObject({ repository: z.string(), entries: z.array(TagHistoryEntrySchema), next: z.number().nullable().describe('the id to pass as ?last= for older entries; null: no more') }),
     handler: async (ctx) => {
       const name = await repositoryWith(ctx, 'pull');
       const page = await tagsOf(ctx).history(name, pageQuery(ctx));

@@ -4667,8 +4667,8 @@ export interface paths {
                     content: {
                         "application/json": {
                             entries: components["schemas"]["TagHistoryEntry"][];
-                            /** @description pass as ?last= for older entries; null: no more */
-                            next: string | null;
+                            /** @description the id to pass as ?last= for older entries; null: no more */
+                            next: number | null;
                             repository: string;
                         };
                     };
