@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
-import { API_PREFIX, apiRoutes } from '../src/http/api/index.js';
+import { API_PREFIX, OPENAPI_DOCUMENT, apiRoutes } from '../src/http/api/index.js';
 import type { ApiFeatures } from '../src/http/api/route.js';
 import { openApiDocument } from '../src/http/api/openapi.js';
 
@@ -25,7 +25,7 @@ export function fullOpenApiDocument(): Record<string, unknown> {
     supplyChain: on, vulnPolicy: on, registries: on, proxyCache: on, proxyCacheDefaultTtlMs: on, replication: on, sessions: on, browse: on,
   };
   const routes = apiRoutes(features as ApiFeatures);
-  routes.push({ method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', handler: async () => undefined });
+  routes.push({ method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', response: OPENAPI_DOCUMENT, handler: async () => undefined });
   return openApiDocument(routes, API_PREFIX);
 }
 

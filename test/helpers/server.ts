@@ -12,6 +12,9 @@ import { databaseForDeployment, dropDeploymentDatabase } from './postgres.js';
 import { databaseForDeployment as mysqlDatabaseForDeployment, dropDeploymentDatabase as dropMysqlDeploymentDatabase } from './mysql.js';
 import { testStorageEnv } from './s3.js';
 
+// Every /api/v1 answer of a test server is checked against its route's response schema (src/http/api/index.ts).
+process.env.BERTH_API_CHECK_RESPONSES ??= '1';
+
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface TestServer extends RunningServer {

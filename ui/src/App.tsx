@@ -66,7 +66,7 @@ export function App() {
   useEffect(() => {
     if (state.phase !== 'signed-in') return;
     // Expiry: the server ends the session at expiresAt; so does the UI.
-    const left = Date.parse(state.session.expiresAt) - Date.now();
+    const left = Date.parse(state.session.expiresAt ?? '') - Date.now();
     if (!(left > 0)) return;
     const timer = setTimeout(() => signedOut('Your session expired. Sign in again.'), Math.min(left, 2 ** 31 - 1));
     return () => clearTimeout(timer);

@@ -39,9 +39,10 @@ export function json(body: unknown, status = 200): Response {
 export const INFO: SystemInfo = { version: '0.1.0', registryHost: 'registry.example:5000', features: { quotas: true, proxyCache: false }, oidcProviders: [] };
 
 /** Renders `ui` as signed in: `admin`, or a member of projects with roles. */
-export function renderSignedIn(ui: ReactNode, who: { admin?: boolean; projects?: { name: string; role: string }[] } = {}) {
+export function renderSignedIn(ui: ReactNode, who: { admin?: boolean; projects?: Me['projects'] } = {}) {
   setCsrfToken('csrf-test');
-  const me: Me = { username: 'alice', admin: who.admin ?? false, projects: who.projects ?? [] };
+  const projects = who.projects ?? [];
+  const me: Me = { name: 'alice', username: 'alice', kind: 'user', admin: who.admin ?? false, projects, memberships: projects.map((p) => ({ project: p.name, username: 'alice', role: p.role })) };
   const ctx: SessionContext = { session: { username: 'alice', admin: who.admin ?? false, csrfToken: 'csrf-test', expiresAt: new Date(Date.now() + 3600_000).toISOString() }, info: INFO, me, signOut: () => {} };
   return render(<SessionCtx.Provider value={ctx}>{ui}</SessionCtx.Provider>);
 }

@@ -4,6 +4,7 @@ import { RegistryError } from '../../core/errors.js';
 import { AUDIT_OUTCOMES } from '../../core/events.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
+import { Timestamp } from './schemas.js';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -21,6 +22,19 @@ const ProjectAuditFilters = z
     outcome: z.enum(AUDIT_OUTCOMES).optional().describe('success, failure (failed or rate-limited login) or denied (authorization refused)'),
   })
   .strict();
+const AuditEntry = z
+  .strictObject({
+    id: z.number(),
+    at: Timestamp,
+    actor: z.string(),
+    action: z.string(),
+    target: z.string(),
+    ip: z.string().nullable(),
+    detail: z.unknown().optional().describe('action-specific JSON'),
+    project: z.string().nullable().describe('the project the entry belongs to; null: system-wide'),
+    outcome: z.enum(AUDIT_OUTCOMES),
+  })
+  .meta({ id: 'AuditEntry' });
 const AuditFilters = ProjectAuditFilters.extend({ project: z.string().min(1).optional().describe('the project an entry belongs to') }).strict();
 
 export const auditRoutes: ApiRoute[] = [
@@ -29,6 +43,7 @@ export const auditRoutes: ApiRoute[] = [
     path: '/audit',
     summary: 'Audit log, newest first, filtered (?actor, ?action, ?project, ?resource, ?from, ?to, ?outcome; ?limit, ?before=<id> to page)',
     query: AuditFilters,
+    response: z.array(AuditEntry),
     handler: async (ctx) => auditPage(ctx, auditQuery(AuditFilters, ctx.query)),
   },
   {
@@ -36,6 +51,7 @@ export const auditRoutes: ApiRoute[] = [
     path: '/projects/:project/audit',
     summary: "A project's audit entries, newest first, with the same filters (project-admin)",
     query: ProjectAuditFilters,
+    response: z.array(AuditEntry),
     handler: async (ctx) => {
       const project = await projectWith(ctx, 'manage-project');
       return auditPage(ctx, { ...auditQuery(ProjectAuditFilters, ctx.query), project: project.name });

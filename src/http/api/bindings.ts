@@ -4,6 +4,7 @@ import { ROLES } from '../../auth/permissions.js';
 import type { IdentityBindingRecord } from '../../auth/ports.js';
 import { RegistryError } from '../../core/errors.js';
 import type { ApiRoute } from './route.js';
+import { Timestamp } from './schemas.js';
 
 const NewBinding = z
   .object({
@@ -14,6 +15,19 @@ const NewBinding = z
     role: z.enum(ROLES as unknown as [string, ...string[]]),
   })
   .strict();
+
+const Binding = z
+  .strictObject({
+    id: z.number(),
+    source: z.string(),
+    kind: z.enum(BINDING_KINDS as unknown as [string, ...string[]]),
+    subject: z.string(),
+    project: z.string(),
+    role: z.enum(ROLES),
+    createdBy: z.string(),
+    createdAt: Timestamp,
+  })
+  .meta({ id: 'IdentityBinding' });
 
 const Filter = z.object({
   source: z.string().optional().describe('only bindings of this source'),
@@ -36,6 +50,7 @@ export const bindingRoutes: ApiRoute[] = [
     path: '/identity/bindings',
     summary: 'List identity bindings (external group, identity or SPIFFE ID prefix → project role), oldest first',
     query: Filter,
+    response: z.array(Binding),
     handler: async ({ auth, query }) => (await auth.bindings.list({ source: query.source, project: query.project })).map(bindingView),
   },
   {
@@ -43,6 +58,7 @@ export const bindingRoutes: ApiRoute[] = [
     path: '/identity/bindings',
     summary: 'Bind an external subject to a project role (effective at each matching identity’s next login)',
     body: NewBinding,
+    response: Binding,
     status: 201,
     handler: async ({ auth, actor, body }) => bindingView(await auth.bindings.add(actor, body as z.infer<typeof NewBinding>)),
   },

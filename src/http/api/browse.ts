@@ -9,6 +9,92 @@ import { projectOf, validateRepositoryName, validateTag } from '../../core/names
 import type { Registry } from '../../core/registry.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
+import { ARTIFACT_KINDS } from '../../browse/kinds.js';
+
+const Kind = z.enum(ARTIFACT_KINDS).describe('what the artifact is, from its media types');
+const Platform = z.strictObject({ os: z.string(), architecture: z.string(), variant: z.string().optional() }).meta({ id: 'Platform' });
+const Cursor = z.string().nullable().describe('pass as ?last= for the next page; null on the last page');
+
+const SystemInfoSchema = z
+  .strictObject({
+    version: z.string(),
+    registryHost: z.string().describe("host[:port] for pull commands (http.host's, else the request's Host)"),
+    features: z.record(z.string(), z.boolean()).describe('which optional features this server has'),
+    oidcProviders: z.array(z.strictObject({ name: z.string(), displayName: z.string() })).describe('OIDC providers with a browser login'),
+  })
+  .meta({ id: 'SystemInfo' });
+const SearchResult = z
+  .strictObject({
+    repositories: z.array(z.strictObject({ name: z.string(), project: z.string() })),
+    tags: z.array(z.strictObject({ repository: z.string(), tag: z.string(), digest: z.string() })),
+  })
+  .meta({ id: 'SearchResult' });
+const RepositoryRow = z
+  .strictObject({
+    name: z.string(),
+    tagCount: z.number(),
+    pushedAt: z.string().nullable(),
+    pulls: z.number(),
+    size: z.number().describe('bytes of its unique blobs'),
+  })
+  .meta({ id: 'RepositoryRow' });
+const SeverityCounts = { critical: z.number(), high: z.number(), medium: z.number(), low: z.number(), unknown: z.number() };
+const TagRow = z
+  .strictObject({
+    tag: z.string(),
+    digest: z.string(),
+    mediaType: z.string(),
+    artifactType: z.string().nullable(),
+    kind: Kind,
+    size: z.number().describe('bytes of the manifest, its config and layers (an index: with its images)'),
+    platforms: z.array(Platform),
+    pushedAt: z.string(),
+    pulledAt: z.string().nullable(),
+    signatures: z.strictObject({
+      count: z.number().describe('signatures attached (cosign tag or referrer)'),
+      verified: z.number().nullable().describe("how many verify with the project's trusted keys/certificates; null: the project trusts none"),
+    }),
+    scan: z.strictObject({ status: z.string(), ...SeverityCounts }).nullable().describe('the last vulnerability scan; null: never scanned'),
+    sbom: z.boolean(),
+  })
+  .meta({ id: 'TagRow' });
+const Refusal = { code: z.string().describe('the error code that refused it, e.g. DENIED for an immutable tag'), message: z.string() };
+const RepositoryDeleted = z
+  .strictObject({
+    deleted: z.array(z.string()).describe('digests of the manifests deleted'),
+    untagged: z.array(z.string()).describe('tags removed from manifests that had to stay'),
+    failed: z
+      .array(z.strictObject({ digest: z.string(), ...Refusal, tags: z.array(z.strictObject({ tag: z.string(), ...Refusal })).describe('its tags that could not go either') }))
+      .describe('manifests that stay, and why; empty: the repository is gone'),
+  })
+  .meta({ id: 'RepositoryDeleted' });
+const Descriptor = z.strictObject({
+  digest: z.string().nullable(),
+  mediaType: z.string().nullable(),
+  size: z.number(),
+  annotations: z.record(z.string(), z.string()),
+});
+const Referrer = z
+  .strictObject({ digest: z.string(), mediaType: z.string(), artifactType: z.string().nullable(), kind: Kind, size: z.number(), annotations: z.record(z.string(), z.string()) })
+  .meta({ id: 'Referrer' });
+const Artifact = z
+  .strictObject({
+    repository: z.string(),
+    project: z.string(),
+    digest: z.string(),
+    mediaType: z.string(),
+    artifactType: z.string().nullable(),
+    kind: Kind,
+    size: z.number(),
+    manifest: z.record(z.string(), z.unknown()).describe('the manifest as stored'),
+    config: z.unknown().describe('the config blob when it is JSON of at most 1 MiB, else null'),
+    layers: z.array(Descriptor),
+    platforms: z.array(z.strictObject({ ...Platform.shape, digest: z.string() })).describe("an index's images"),
+    referrers: z.array(Referrer),
+    tags: z.array(z.string()),
+    pushedAt: z.string(),
+  })
+  .meta({ id: 'Artifact' });
 
 /** What GET /api/v1/system/info tells the UI (built by the composition root from the configuration). */
 export interface SystemInfo {
@@ -85,6 +171,7 @@ export const browseRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/system/info',
     summary: 'Version, the registry host for pull commands, which features this server has, and its OIDC providers (web UI)',
+    response: SystemInfoSchema,
     handler: async (ctx) => {
       const feature = browse(ctx);
       return { version: feature.system.version, registryHost: registryHost(ctx), features: feature.system.features, oidcProviders: feature.oidcProviders() };
@@ -95,6 +182,7 @@ export const browseRoutes: ApiRoute[] = [
     path: '/search',
     summary: 'Repositories and tags whose names contain q (case-insensitive), only those the caller may pull; ?n= (default 20, at most 100) of each',
     query: z.object({ q: z.string().describe('substring to find'), n: z.string().optional() }),
+    response: SearchResult,
     handler: async (ctx) => {
       const q = ctx.query.q ?? '';
       if (q.length < 1 || q.length > 255) throw new RegistryError('INVALID_ARGUMENT', 'q must be 1 to 255 characters');
@@ -109,6 +197,7 @@ export const browseRoutes: ApiRoute[] = [
     path: '/projects/:project/repositories',
     summary: "A project's repositories with tag count, last push, pulls and size; ?q=, ?sort=name|pushed|pulls, ?order=asc|desc, ?n=, ?last= (keyset), with the total",
     query: pageQuery.extend({ sort: z.enum(['name', 'pushed', 'pulls']).optional() }),
+    response: z.strictObject({ items: z.array(RepositoryRow), next: Cursor, total: z.number() }).meta({ id: 'RepositoryPage' }),
     handler: async (ctx) => {
       const project = await projectWith(ctx, 'read-project');
       const options = pageOptions<RepositorySort>(ctx, ['name', 'pushed', 'pulls'], (sort) => (sort === 'name' ? 'asc' : 'desc'));
@@ -119,6 +208,7 @@ export const browseRoutes: ApiRoute[] = [
     method: 'DELETE',
     path: '/repositories/:name',
     summary: 'Delete a repository (name URL-encoded): every manifest that may go with its tags, through the same policies and events as DELETE /v2/<name>/manifests/<digest>; of a manifest that must stay, the tags that may go; answers {deleted, untagged, failed} (delete permission)',
+    response: RepositoryDeleted,
     handler: async (ctx) => {
       const { name, id } = await repositoryWith(ctx, ['delete']);
       const feature = browse(ctx);
@@ -130,6 +220,7 @@ export const browseRoutes: ApiRoute[] = [
     path: '/repositories/:name/tags',
     summary: 'Tags of a repository (name URL-encoded) with kind, size, platforms, pushes, pulls and signature/scan/SBOM badges; ?q=, ?sort=name|pushed, ?order=, ?n=, ?last= (keyset), with the total',
     query: pageQuery.extend({ sort: z.enum(['name', 'pushed']).optional() }),
+    response: z.strictObject({ items: z.array(TagRow), next: Cursor, total: z.number() }).meta({ id: 'TagPage' }),
     handler: async (ctx) => {
       const repository = await repositoryWith(ctx, ['list-tags']);
       const options = pageOptions<TagSort>(ctx, ['name', 'pushed'], (sort) => (sort === 'name' ? 'asc' : 'desc'));
@@ -141,6 +232,9 @@ export const browseRoutes: ApiRoute[] = [
     path: '/repositories/:name/tags/delete',
     summary: 'Delete tags (not their manifests), each as DELETE /v2/<name>/manifests/<tag> does (immutable tag rules, events, audit); answers which were deleted and which failed and why (delete permission)',
     body: TagsDelete,
+    response: z
+      .strictObject({ deleted: z.array(z.string()), failed: z.array(z.strictObject({ tag: z.string(), code: z.string(), message: z.string() })) })
+      .meta({ id: 'TagsDeleted' }),
     handler: async (ctx) => {
       const { name } = await repositoryWith(ctx, ['delete']);
       const { tags } = ctx.body as z.infer<typeof TagsDelete>;
@@ -163,6 +257,7 @@ export const browseRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/repositories/:name/artifacts/:reference',
     summary: 'One artifact (tag or digest) of a repository: manifest, config (JSON ≤ 1 MiB), layers, platforms, referrers with their kinds, tags',
+    response: Artifact,
     handler: async (ctx) => {
       const { name, id } = await repositoryWith(ctx, ['pull']);
       const feature = browse(ctx);
@@ -204,6 +299,7 @@ export const browseRoutes: ApiRoute[] = [
     path: '/jobs/:name/run',
     summary: 'Run a scheduled job now on this replica (under its lease; recorded in GET /api/v1/jobs)',
     status: 202,
+    response: z.strictObject({ run: z.strictObject({ job: z.string(), requestedAt: z.string(), history: z.string().describe('where its run will be listed') }) }),
     handler: async (ctx) => {
       const feature = browse(ctx);
       const name = ctx.params.name!;

@@ -150,8 +150,11 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
   );
 }
 
+/** The response schema of GET /openapi.json (an OpenAPI 3.1 document). */
+export const OPENAPI_DOCUMENT = z.record(z.string(), z.unknown()).describe('an OpenAPI 3.1 document');
+
 function openApiRoute(document: () => Record<string, unknown>): ApiRoute {
-  return { method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', handler: async () => document() };
+  return { method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', response: OPENAPI_DOCUMENT, handler: async () => document() };
 }
 
 function registerRoute(
@@ -163,6 +166,7 @@ function registerRoute(
   credentials: ReturnType<typeof credentialsReader>,
   gate: (request: FastifyRequest, access: ApiOperation['access'], operation: ApiOperation) => Promise<Identity>,
 ): void {
+  const check = process.env.BERTH_API_CHECK_RESPONSES === '1';
   scope.route({
     method: route.method,
     url: route.path,
@@ -186,9 +190,26 @@ function registerRoute(
         request,
         reply,
       });
-      return reply.statusCode === 204 ? reply.send() : result;
+      if (reply.statusCode === 204) return reply.send();
+      if (check && route.response && !reply.sent) checkResponse(route, result, request);
+      return result;
     },
   });
+}
+
+/**
+ * BERTH_API_CHECK_RESPONSES=1 (set by the tests, off in production; read when the routes register): every answer is parsed with
+ * its route's response schema, as JSON would carry it, so openapi.json cannot drift from what
+ * the handlers send. A mismatch answers 500 naming the route and the zod issues, and is logged.
+ */
+function checkResponse(route: ApiRoute, result: unknown, request: FastifyRequest): void {
+  const sent: unknown = result === undefined ? undefined : JSON.parse(JSON.stringify(result));
+  const parsed = route.response!.safeParse(sent);
+  if (parsed.success) return;
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+  const message = `response of ${route.method} ${API_PREFIX}${route.path} does not match its schema: ${issues}`;
+  request.log.error({ route: `${route.method} ${route.path}`, issues: parsed.error.issues }, message);
+  throw new RegistryError('UNKNOWN', message, { route: `${route.method} ${API_PREFIX}${route.path}`, issues: parsed.error.issues });
 }
 
 function parseBody(schema: z.ZodType, body: unknown): unknown {

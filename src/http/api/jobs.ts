@@ -1,5 +1,28 @@
 import { RegistryError } from '../../core/errors.js';
+import { z } from 'zod';
 import type { ApiRoute } from './route.js';
+import { JobSchedule, Timestamp } from './schemas.js';
+
+const Job = z
+  .strictObject({
+    name: z.string(),
+    schedule: JobSchedule,
+    scope: z.enum(['lease', 'process']).describe('lease: one replica of the cluster runs it at a time; process: every replica'),
+    running: z.boolean().describe('running in this process now'),
+    nextRunAt: z.string().nullable(),
+  })
+  .meta({ id: 'Job' });
+const JobRun = z
+  .strictObject({
+    id: z.number(),
+    job: z.string(),
+    holder: z.string().describe('the process that ran it (host:pid:nonce)'),
+    startedAt: Timestamp,
+    finishedAt: z.string().nullable(),
+    outcome: z.enum(['running', 'ok', 'failed', 'skipped']),
+    summary: z.unknown().describe('what the run did (job-specific JSON), or the error of a failed run'),
+  })
+  .meta({ id: 'JobRun' });
 
 const MAX_RUNS = 500;
 
@@ -9,6 +32,7 @@ export const jobRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/jobs',
     summary: 'Background jobs (schedule, next run on this replica) and their recent runs (?job=<name>&limit=<n>, newest first)',
+    response: z.strictObject({ jobs: z.array(Job), runs: z.array(JobRun) }),
     handler: async (ctx) => {
       const jobs = ctx.features.jobs!;
       const limit = parseLimit(ctx.query.limit);

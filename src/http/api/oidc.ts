@@ -2,6 +2,29 @@ import { z } from 'zod';
 import { LOGIN_COOKIE, type OidcService } from '../../auth/oidc/service.js';
 import { RegistryError } from '../../core/errors.js';
 import type { ApiContext, ApiRoute } from './route.js';
+
+const CliSecretInfo = z
+  .strictObject({
+    username: z.string(),
+    exists: z.boolean(),
+    createdAt: z.string().nullable(),
+    expiresAt: z.string().nullable(),
+    expired: z.boolean(),
+  })
+  .meta({ id: 'CliSecretInfo' });
+const LoginResult = z
+  .strictObject({
+    username: z.string(),
+    admin: z.boolean(),
+    provider: z.string(),
+    email: z.string().nullable(),
+    groups: z.array(z.string()),
+    token: z.string().describe('an API token acting as the user, as GET /token?scope=api issues'),
+    expires_in: z.number(),
+    issued_at: z.string(),
+    cliSecret: z.strictObject({ ...CliSecretInfo.shape, create: z.string().describe('where to create the CLI secret') }),
+  })
+  .meta({ id: 'OidcLoginResult' });
 import { startSession } from './session.js';
 
 const API_PREFIX = '/api/v1';
@@ -60,6 +83,7 @@ export const oidcRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/oidc/providers',
     summary: 'The configured OIDC providers and where their browser login starts',
+    response: z.array(z.strictObject({ name: z.string(), issuer: z.string(), login: z.string().nullable().describe('where the browser login starts; null: no clientid'), directTokens: z.boolean().describe('ID tokens of the provider are accepted directly') })),
     handler: async (ctx) => oidc(ctx).list(`${ctx.credentials.baseUrl}${API_PREFIX}`),
   },
   {
@@ -82,6 +106,7 @@ export const oidcRoutes: ApiRoute[] = [
     path: '/oidc/:provider/callback',
     summary:
       "The provider's redirect back: checks state, exchanges the code with the PKCE verifier, verifies the ID token (nonce, signature, issuer, audience, expiry), creates or updates the user and answers with a short-lived API token and the CLI secret's state",
+    response: LoginResult.describe('without ?ui=1; with it the answer is a 302 to / with a session cookie'),
     handler: async (ctx) => {
       const result = await oidc(ctx).complete(ctx.params.provider!, queryOf(ctx), cookieValue(ctx.request.headers.cookie, LOGIN_COOKIE), ctx.credentials.ip);
       setCookie(ctx, '', 0);
@@ -98,12 +123,14 @@ export const oidcRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/users/:username/cli-secret',
     summary: "Whether the OIDC user has a registry CLI secret, and when it expires (never the secret)",
+    response: CliSecretInfo,
     handler: async (ctx) => oidc(ctx).cliSecretInfo(ctx.identity, ctx.params.username!),
   },
   {
     method: 'POST',
     path: '/users/:username/cli-secret',
     summary: 'Creates (or replaces) the caller\'s registry CLI secret, shown once: docker/podman login -u <user> -p <secret>',
+    response: z.strictObject({ username: z.string(), secret: z.string().describe('shown once'), createdAt: z.string(), expiresAt: z.string() }),
     body: NewCliSecret,
     status: 201,
     handler: async (ctx) => {

@@ -4,6 +4,12 @@ import { ROLES, type Permission } from '../../auth/permissions.js';
 import type { ProjectRecord } from '../../auth/ports.js';
 import { RegistryError } from '../../core/errors.js';
 import type { ApiContext, ApiRoute } from './route.js';
+import { Quota, Timestamp } from './schemas.js';
+import { MemberSchema } from './users.js';
+
+const Project = z
+  .strictObject({ name: z.string(), public: z.boolean(), createdBy: z.string().nullable(), createdAt: Timestamp })
+  .meta({ id: 'Project' });
 
 const NewProject = z.object({ name: z.string(), public: z.boolean().default(false) }).strict();
 const ProjectUpdate = z.object({ public: z.boolean() }).strict();
@@ -23,6 +29,7 @@ export const projectRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects',
     summary: 'Projects the caller may see (all, for an admin)',
+    response: z.array(Project),
     handler: async ({ auth, identity }) => (await auth.directory.projects(identity)).map(projectView),
   },
   {
@@ -30,6 +37,7 @@ export const projectRoutes: ApiRoute[] = [
     path: '/projects',
     summary: 'Create a project; the creator becomes its project-admin',
     body: NewProject,
+    response: Project,
     status: 201,
     handler: async ({ auth, actor, identity, body }) => {
       if (!auth.directory.mayCreateProjects(identity)) throw new RegistryError('DENIED', 'only administrators may create projects (auth.projects.creation: adminonly)');
@@ -44,6 +52,7 @@ export const projectRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project',
     summary: 'A project, with its storage quota (used, limit, percent: one row)',
+    response: z.strictObject({ ...Project.shape, quota: Quota.optional().describe('absent when quotas are off') }).meta({ id: 'ProjectDetail' }),
     handler: async (ctx) => {
       const project = projectView(await projectWith(ctx, 'read-project'));
       return ctx.features.quotas ? { ...project, quota: await ctx.features.quotas.show(project.name) } : project;
@@ -71,6 +80,7 @@ export const projectRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/members',
     summary: "A project's members and their roles",
+    response: z.array(MemberSchema),
     handler: async (ctx) => ctx.auth.directory.members((await projectWith(ctx, 'read-project')).name),
   },
   {

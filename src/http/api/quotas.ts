@@ -5,6 +5,7 @@ import { parseBytes } from '../../quotas/bytes.js';
 import type { QuotaService } from '../../quotas/service.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
+import { Quota } from './schemas.js';
 
 /** `{"limit": 10737418240}`, `{"limit": "10GiB"}`, or `{"limit": null}` (unlimited). */
 const QuotaLimit = z
@@ -30,6 +31,7 @@ export const quotaRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/quotas',
     summary: 'Storage usage and quota of every project the caller may read (all, for an admin)',
+    response: z.array(Quota),
     handler: async (ctx) => {
       if (isSystemAdmin(ctx.identity)) return quotas(ctx).list();
       const readable = new Set((await ctx.auth.directory.projects(ctx.identity)).map((p) => p.name));
@@ -40,6 +42,7 @@ export const quotaRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/quota',
     summary: "A project's storage usage and quota: used and limit in bytes (null: unlimited), percent",
+    response: Quota,
     handler: async (ctx) => quotas(ctx).show((await projectWith(ctx, 'read-project')).name),
   },
   {
@@ -47,6 +50,7 @@ export const quotaRoutes: ApiRoute[] = [
     path: '/projects/:project/quota',
     summary: "Set a project's storage quota in bytes (a number, a size such as \"10GiB\", or null for unlimited; system admin)",
     body: QuotaLimit,
+    response: Quota,
     handler: async (ctx) => {
       const project = await projectWith(ctx, 'manage-project');
       return quotas(ctx).setLimit(project.name, limitOf(ctx.body as z.infer<typeof QuotaLimit>));

@@ -3,6 +3,43 @@ import { REGISTRY_KINDS, endpointView, type RegistryService } from '../../regist
 import type { ProxyCacheService } from '../../registries/proxy-service.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
+const Endpoint = z
+  .strictObject({
+    id: z.number(),
+    name: z.string(),
+    url: z.string(),
+    kind: z.enum(REGISTRY_KINDS),
+    description: z.string(),
+    username: z.string().nullable(),
+    hasCredential: z.boolean().describe('a credential is stored (never shown)'),
+    insecure: z.boolean(),
+    hasCaBundle: z.boolean(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'RegistryEndpoint' });
+const Ping = z
+  .strictObject({
+    ok: z.boolean(),
+    status: z.number().describe('the final HTTP status of GET /v2/ (0: unreachable)'),
+    auth: z.enum(['none', 'basic', 'bearer', 'unknown']),
+    apiVersion: z.string().nullable().describe('the Docker-Distribution-API-Version header, when sent'),
+    latencyMs: z.number(),
+    reason: z.string().nullable().describe('why it failed (null when ok)'),
+  })
+  .meta({ id: 'RegistryPing' });
+const ProxyCacheProject = z
+  .strictObject({
+    project: z.string(),
+    endpoint: z.string().nullable().describe('the registry endpoint it caches'),
+    namespace: z.string().nullable(),
+    tagTtlSeconds: z.number(),
+    keepDeletedTags: z.boolean().nullable().describe('null: the server default (proxy.keepdeletedtags)'),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'ProxyCacheProject' });
+
 const EndpointFields = {
   url: z.string().min(1).max(2048).describe('base URL of the registry, http(s)://host[:port]; no credentials in it'),
   kind: z.enum(REGISTRY_KINDS).describe('distribution, berth, harbor, docker-hub (single-segment names map to library/<name>) or other'),
@@ -36,12 +73,14 @@ export const registryRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/registries',
     summary: 'Remote registry endpoints (replication, pull-through cache); credentials are never shown, only hasCredential',
+    response: z.array(Endpoint),
     handler: async (ctx) => (await service(ctx).list()).map(endpointView),
   },
   {
     method: 'POST',
     path: '/registries',
     summary: 'Add a registry endpoint; the credential is stored sealed with the secrets key',
+    response: Endpoint,
     body: NewEndpoint,
     status: 201,
     handler: async (ctx) => endpointView(await service(ctx).create(ctx.body as z.infer<typeof NewEndpoint>)),
@@ -50,12 +89,14 @@ export const registryRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/registries/:name',
     summary: 'A registry endpoint',
+    response: Endpoint,
     handler: async (ctx) => endpointView(await service(ctx).get(ctx.params.name!)),
   },
   {
     method: 'PATCH',
     path: '/registries/:name',
     summary: 'Change a registry endpoint; omitted fields keep their value, null clears username, credential or caBundle',
+    response: Endpoint,
     body: EndpointUpdate,
     handler: async (ctx) => endpointView(await service(ctx).update(ctx.params.name!, ctx.body as z.infer<typeof EndpointUpdate>)),
   },
@@ -72,6 +113,7 @@ export const registryRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/registries/:name/ping',
     summary: 'Test connection: GET /v2/ on the endpoint, authenticating as it asks (Basic or Bearer token); answers ok, status, auth scheme, latency and the reason of a failure',
+    response: Ping,
     handler: async (ctx) => service(ctx).ping(ctx.params.name!),
   },
 ];
@@ -95,18 +137,21 @@ export const proxyCacheRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/proxy-cache',
     summary: 'The pull-through cache projects and their upstream endpoints',
+    response: z.array(ProxyCacheProject),
     handler: async (ctx) => Promise.all((await proxyService(ctx).list()).map((b) => proxyService(ctx).view(b))),
   },
   {
     method: 'GET',
     path: '/projects/:project/proxy-cache',
     summary: "A cache project's upstream binding (404 when the project is not a cache)",
+    response: ProxyCacheProject,
     handler: async (ctx) => proxyService(ctx).view(await proxyService(ctx).get(ctx.params.project!)),
   },
   {
     method: 'PUT',
     path: '/projects/:project/proxy-cache',
     summary: 'Make a project a pull-through cache of a registry endpoint (or change its binding); pushes to it are refused from then on',
+    response: ProxyCacheProject,
     body: ProxyBinding,
     handler: async (ctx) => {
       const body = ctx.body as z.infer<typeof ProxyBinding>;

@@ -3,6 +3,65 @@ import { RegistryError } from '../../core/errors.js';
 import type { ReplicationService } from '../../replication/index.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
+const Policy = z
+  .strictObject({
+    id: z.number(),
+    name: z.string(),
+    description: z.string(),
+    direction: z.enum(['push', 'pull']),
+    registry: z.string().describe('the registry endpoint it replicates to or from'),
+    repositories: z.array(z.string()),
+    tags: z.array(z.string()),
+    artifactTypes: z.array(z.string()),
+    onlySigned: z.boolean(),
+    destNamespace: z.string().nullable(),
+    flatten: z.number(),
+    trigger: z.enum(['manual', 'cron', 'event']),
+    cron: z.string().nullable(),
+    override: z.boolean().describe('re-point destination tags that point elsewhere'),
+    deletion: z.boolean().describe('delete destination tags that are gone at the source'),
+    concurrency: z.number().describe('blobs in flight at once'),
+    bandwidth: z.number().nullable().describe('bytes per second over the execution; null: unlimited'),
+    enabled: z.boolean(),
+    createdAt: z.number().describe('epoch ms'),
+    updatedAt: z.number().describe('epoch ms'),
+  })
+  .meta({ id: 'ReplicationPolicy' });
+const Execution = z
+  .strictObject({
+    id: z.number(),
+    policy: z.string(),
+    trigger: z.enum(['manual', 'cron', 'event']),
+    status: z.enum(['pending', 'running', 'stopping', 'succeeded', 'partial', 'failed', 'stopped']),
+    scope: z.strictObject({ repository: z.string().optional(), tags: z.array(z.string()).optional() }).nullable().describe('an event-triggered execution: the pushed repository and tags'),
+    createdAt: z.number().describe('epoch ms'),
+    startedAt: z.number().nullable(),
+    finishedAt: z.number().nullable(),
+    copied: z.number(),
+    skipped: z.number(),
+    failed: z.number(),
+    deleted: z.number(),
+    bytes: z.number(),
+    error: z.string().nullable(),
+  })
+  .meta({ id: 'ReplicationExecution' });
+const Task = z
+  .strictObject({
+    id: z.number(),
+    executionId: z.number(),
+    sourceRepository: z.string(),
+    destRepository: z.string(),
+    reference: z.string(),
+    digest: z.string().nullable(),
+    status: z.enum(['copied', 'skipped', 'failed', 'deleted']),
+    reason: z.string().nullable(),
+    bytes: z.number(),
+    resumedBytes: z.number(),
+    durationMs: z.number(),
+    finishedAt: z.number().describe('epoch ms'),
+  })
+  .meta({ id: 'ReplicationTask' });
+
 const Globs = z.array(z.string().min(1).max(512)).max(100);
 const PolicyFields = {
   description: z.string().max(1024),
@@ -70,20 +129,22 @@ function limitOf(raw: string | undefined, fallback: number): number {
 
 /** Replication policies, executions and tasks (src/replication): system administrators only. */
 export const replicationRoutes: ApiRoute[] = [
-  { method: 'GET', path: '/replication/policies', summary: 'Replication policies', handler: async (ctx) => service(ctx).list() },
+  { method: 'GET', path: '/replication/policies', summary: 'Replication policies', response: z.array(Policy), handler: async (ctx) => service(ctx).list() },
   {
     method: 'POST',
     path: '/replication/policies',
     summary: 'Create a replication policy (push or pull over a registry endpoint)',
+    response: Policy,
     body: NewPolicy,
     status: 201,
     handler: async (ctx) => service(ctx).create(ctx.body as z.infer<typeof NewPolicy>),
   },
-  { method: 'GET', path: '/replication/policies/:name', summary: 'A replication policy', handler: async (ctx) => service(ctx).get(ctx.params.name!) },
+  { method: 'GET', path: '/replication/policies/:name', summary: 'A replication policy', response: Policy, handler: async (ctx) => service(ctx).get(ctx.params.name!) },
   {
     method: 'PUT',
     path: '/replication/policies/:name',
     summary: 'Change a replication policy; omitted fields keep their value',
+    response: Policy,
     body: PolicyUpdate,
     handler: async (ctx) => service(ctx).update(ctx.params.name!, ctx.body as z.infer<typeof PolicyUpdate>),
   },
@@ -100,6 +161,7 @@ export const replicationRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/replication/policies/:name/run',
     summary: 'Run a policy now: queues an execution (status pending) that the replication job starts within seconds',
+    response: Execution,
     status: 202,
     handler: async (ctx) => service(ctx).run(ctx.params.name!, 'manual'),
   },
@@ -107,6 +169,7 @@ export const replicationRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/replication/executions',
     summary: 'Replication executions, newest first (?policy=, ?before=<id>, ?limit=)',
+    response: z.array(Execution),
     query: ExecutionsQuery,
     handler: async (ctx) => {
       const q = queryOf(ExecutionsQuery, ctx.query);
@@ -117,14 +180,16 @@ export const replicationRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/replication/executions/:id/stop',
     summary: 'Stop an execution: a pending one at once (stopped), a running one before its next artifact (stopping, then stopped); 409 when it already ended',
+    response: Execution,
     status: 202,
     handler: async (ctx) => service(ctx).stop(idOf(ctx.params.id)),
   },
-  { method: 'GET', path: '/replication/executions/:id', summary: 'A replication execution with its totals (copied, skipped, failed, deleted, bytes)', handler: async (ctx) => service(ctx).execution(idOf(ctx.params.id)) },
+  { method: 'GET', path: '/replication/executions/:id', summary: 'A replication execution with its totals (copied, skipped, failed, deleted, bytes)', response: Execution, handler: async (ctx) => service(ctx).execution(idOf(ctx.params.id)) },
   {
     method: 'GET',
     path: '/replication/executions/:id/tasks',
     summary: 'Per-artifact results of an execution: copied, skipped, failed (with the reason), deleted; bytes and duration',
+    response: z.array(Task),
     query: TasksQuery,
     handler: async (ctx) => {
       const q = queryOf(TasksQuery, ctx.query);

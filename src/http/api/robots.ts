@@ -4,6 +4,27 @@ import type { RobotRecord } from '../../auth/ports.js';
 import { ROBOT_PERMISSIONS, robotGrant } from '../../auth/permissions.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
+import { Timestamp } from './schemas.js';
+
+const Robot = z
+  .strictObject({
+    name: z.string().describe('robot$<project>+<name> or robot$<name> (system robot)'),
+    project: z.string().nullable().describe('null: a system robot'),
+    description: z.string().nullable(),
+    permissions: z.array(
+      z.strictObject({
+        project: z.string(),
+        repository: z.string().describe("repository pattern in the project ('*': all)"),
+        actions: z.array(z.string()),
+        gives: z.array(z.string()).describe('what the actions amount to (pull includes list-tags)'),
+      }),
+    ),
+    expiresAt: z.string().nullable().describe('RFC 3339; null: never'),
+    createdBy: z.string().nullable(),
+    createdAt: Timestamp,
+  })
+  .meta({ id: 'Robot' });
+const NewRobotAnswer = z.strictObject({ ...Robot.shape, secret: z.string().describe('shown this once; only its hash is stored') }).meta({ id: 'RobotWithSecret' });
 
 const Grant = z
   .object({
@@ -56,6 +77,7 @@ export const robotRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/robots',
     summary: "A project's robot accounts (project-admin)",
+    response: z.array(Robot),
     handler: async (ctx) => (await ctx.auth.directory.robots((await projectWith(ctx, 'manage-project')).name)).map(robotView),
   },
   {
@@ -63,6 +85,7 @@ export const robotRoutes: ApiRoute[] = [
     path: '/projects/:project/robots',
     summary: 'Create a project robot robot$<project>+<name>; the secret is shown once (project-admin)',
     body: NewRobot,
+    response: NewRobotAnswer,
     status: 201,
     handler: async (ctx) => create(ctx, (await projectWith(ctx, 'manage-project')).name),
   },
@@ -77,6 +100,7 @@ export const robotRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/robots',
     summary: 'System robot accounts (robot$<name>, may span projects)',
+    response: z.array(Robot),
     handler: async ({ auth }) => (await auth.directory.robots(null)).map(robotView),
   },
   {
@@ -84,6 +108,7 @@ export const robotRoutes: ApiRoute[] = [
     path: '/robots',
     summary: 'Create a system robot; the secret is shown once',
     body: NewRobot,
+    response: NewRobotAnswer,
     status: 201,
     handler: async (ctx) => create(ctx, null),
   },

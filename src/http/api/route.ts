@@ -91,6 +91,12 @@ export interface ApiRoute {
   body?: z.ZodType;
   /** The query parameters it takes (for openapi.json; the handler validates them). */
   query?: z.ZodObject;
+  /**
+   * The JSON body of a successful answer, for openapi.json (`responses[status]`; schemas given an
+   * id with `.meta({ id })` become components.schemas). Every route that answers with a JSON body
+   * declares one; with BERTH_API_CHECK_RESPONSES=1 (the tests) each answer is checked against it.
+   */
+  response?: z.ZodType;
   /** Status of a successful answer (default 200; 204 sends no body). A handler may set another on ctx.reply. */
   status?: number;
   handler(ctx: ApiContext): Promise<unknown>;

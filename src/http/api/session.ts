@@ -5,6 +5,15 @@ import { SESSION_COOKIE, type BrowserSessions, type LiveSession } from '../../au
 import { RegistryError } from '../../core/errors.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
+const Session = z
+  .strictObject({
+    username: z.string(),
+    admin: z.boolean(),
+    csrfToken: z.string().describe('send it as X-CSRF-Token with every mutating call signed in by the cookie; empty with auth.mode none'),
+    expiresAt: z.string().nullable().describe('RFC 3339; null with auth.mode none (no session)'),
+  })
+  .meta({ id: 'Session' });
+
 const Login = z.object({ username: z.string().min(1).max(255), password: z.string().min(1).max(1024) }).strict();
 
 /** The session cookie's value in a request, if any (parsed by @fastify/cookie). */
@@ -58,6 +67,7 @@ export const sessionRoutes: ApiRoute[] = [
     path: '/session',
     summary: 'Sign in to the web UI: {username, password} → a session cookie (HttpOnly, SameSite=Strict) and the CSRF token mutating calls must send as X-CSRF-Token',
     body: Login,
+    response: Session,
     handler: async (ctx) => {
       if (ctx.auth.mode === 'none') return OPEN_SESSION;
       const sessions = sessionsOf(ctx);
@@ -73,6 +83,7 @@ export const sessionRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/session',
     summary: 'The current browser session (401 when signed out or expired)',
+    response: Session,
     handler: async (ctx) => {
       if (ctx.auth.mode === 'none') return OPEN_SESSION;
       const id = sessionCookie(ctx.request);

@@ -5,6 +5,62 @@ import { TRUST_MODES, type TrustMode } from '../../signatures/index.js';
 import type { SignatureService } from '../../signatures/service.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
+import { Timestamp } from './schemas.js';
+
+const KEYLESS = z.string().describe('why keyless (Fulcio/Rekor) signatures are not verified');
+const TrustedKeySchema = z
+  .strictObject({
+    id: z.number(),
+    name: z.string(),
+    kind: z.enum(['key', 'certificate']),
+    fingerprint: z.string(),
+    createdBy: z.string().nullable(),
+    createdAt: Timestamp,
+    pem: z.string(),
+    subject: z.string().optional().describe('a certificate: its subject'),
+    notBefore: z.string().optional(),
+    notAfter: z.string().optional(),
+  })
+  .meta({ id: 'TrustedKey' });
+const SignaturePolicySchema = z
+  .strictObject({
+    project: z.string(),
+    mode: z.enum(TRUST_MODES),
+    inheritIndex: z.boolean(),
+    keys: z.array(TrustedKeySchema),
+    updatedBy: z.string().nullable(),
+    updatedAt: z.string().nullable(),
+    keyless: KEYLESS,
+  })
+  .meta({ id: 'SignaturePolicy' });
+const Signer = z.strictObject({
+  kind: z.enum(['key', 'certificate']),
+  id: z.number(),
+  name: z.string(),
+  fingerprint: z.string(),
+  subject: z.string().optional(),
+});
+const SignatureStatusSchema = z
+  .strictObject({
+    repository: z.string(),
+    digest: z.string(),
+    policy: z.strictObject({ mode: z.enum(TRUST_MODES), inheritIndex: z.boolean() }),
+    verified: z.boolean().describe('at least one signature is valid'),
+    signatures: z.array(
+      z.strictObject({
+        format: z.enum(['cosign', 'sigstore-bundle', 'notation']),
+        source: z.union([z.strictObject({ kind: z.literal('tag'), tag: z.string() }), z.strictObject({ kind: z.literal('referrer') })]),
+        manifest: z.string().describe("the signature manifest's digest"),
+        layer: z.string().nullable(),
+        valid: z.boolean(),
+        signer: Signer.optional().describe('a valid signature: the key or certificate that verified it'),
+        reason: z.string().optional().describe('an invalid signature: why'),
+        signedAt: z.string().optional(),
+      }),
+    ),
+    keyless: KEYLESS,
+  })
+  .meta({ id: 'SignatureStatus' });
 
 const PolicySettings = z
   .object({
@@ -43,12 +99,14 @@ export const signatureRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/signature-policy',
     summary: "A project's signature trust policy: mode, index inheritance, trusted keys and certificates",
+    response: SignaturePolicySchema,
     handler: async (ctx) => signatures(ctx).show((await projectWith(ctx, 'read-project')).name),
   },
   {
     method: 'PUT',
     path: '/projects/:project/signature-policy',
     summary: 'Set the signature trust policy: mode off | audit | enforce, inheritIndex (project-admin)',
+    response: SignaturePolicySchema,
     body: PolicySettings,
     handler: async (ctx) => {
       const project = await projectWith(ctx, 'manage-project');
@@ -59,6 +117,7 @@ export const signatureRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/projects/:project/signature-policy/keys',
     summary: 'Trust a public key (cosign) or a certificate (Notation root), given as PEM (project-admin)',
+    response: TrustedKeySchema,
     body: NewKey,
     status: 201,
     handler: async (ctx) => {
@@ -81,6 +140,7 @@ export const signatureRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/repositories/:repository/artifacts/:digest/signatures',
     summary: "Every signature of an artifact (cosign tag, cosign/bundle/Notation referrers), each valid with the key or certificate that verified it, or why not; repository without the project, URL-encoded",
+    response: SignatureStatusSchema,
     handler: async (ctx) => {
       const { project, repository } = await pullable(ctx);
       return signatures(ctx).status(project, repository, ctx.params.digest!);

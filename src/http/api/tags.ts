@@ -4,6 +4,23 @@ import { validateRepositoryName, validateTag } from '../../core/names.js';
 import type { ImmutableRule, TagHistoryEntry, TagsService } from '../../tags/index.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
+import { Timestamp } from './schemas.js';
+
+const RuleSelector = z.strictObject({ pattern: z.string().describe('doublestar glob'), decoration: z.enum(['matches', 'excludes']) });
+const ImmutableRuleSchema = z
+  .strictObject({ id: z.number(), project: z.string(), repository: RuleSelector.describe('matched against the repository name without its project'), tag: RuleSelector, disabled: z.boolean(), createdBy: z.string().nullable(), createdAt: Timestamp })
+  .meta({ id: 'ImmutableRule' });
+const TagHistoryEntrySchema = z
+  .strictObject({
+    id: z.number(),
+    tag: z.string(),
+    oldDigest: z.string().nullable().describe('null: the tag was created'),
+    newDigest: z.string().nullable().describe('null: the tag was deleted'),
+    at: Timestamp,
+    actor: z.string().nullable(),
+    via: z.enum(['push', 'delete', 'restore', 'retention', 'proxy-cache']),
+  })
+  .meta({ id: 'TagHistoryEntry' });
 
 const Selector = z
   .object({
@@ -73,12 +90,14 @@ export const tagRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/immutable-rules',
     summary: "A project's immutable tag rules",
+    response: z.array(ImmutableRuleSchema),
     handler: async (ctx) => (await tagsOf(ctx).listRules((await projectWith(ctx, 'read-project')).name)).map(ruleView),
   },
   {
     method: 'POST',
     path: '/projects/:project/immutable-rules',
     summary: 'Add an immutable tag rule: repository glob × tag glob, each matches or excludes (project-admin)',
+    response: ImmutableRuleSchema,
     body: Rule,
     status: 201,
     handler: async (ctx) => {
@@ -116,6 +135,7 @@ export const tagRoutes: ApiRoute[] = [
       n: z.string().optional().describe('entries a page (≤ 1000)'),
       last: z.string().optional().describe("the previous page's next"),
     }),
+    response: z.strictObject({ repository: z.string(), entries: z.array(TagHistoryEntrySchema), next: z.number().nullable().describe('the id to pass as ?last= for older entries; null: no more') }),
     handler: async (ctx) => {
       const name = await repositoryWith(ctx, 'pull');
       const page = await tagsOf(ctx).history(name, pageQuery(ctx));
@@ -126,6 +146,7 @@ export const tagRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/repositories/:name/tags/:tag/restore',
     summary: 'Point a tag back at a digest it pointed to within the tag history window (push on the repository)',
+    response: z.strictObject({ repository: z.string(), tag: z.string(), digest: z.string(), previous: z.string().nullable().describe('the digest the tag pointed at before; null: it did not exist') }),
     body: Restore,
     handler: async (ctx) => {
       const name = await repositoryWith(ctx, 'push');

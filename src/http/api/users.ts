@@ -3,6 +3,38 @@ import type { UserRecord } from '../../auth/ports.js';
 import { sourceOfAccount } from '../../auth/sources.js';
 import { RegistryError } from '../../core/errors.js';
 import type { ApiRoute } from './route.js';
+import { Role, Timestamp } from './schemas.js';
+
+const User = z
+  .strictObject({
+    username: z.string(),
+    admin: z.boolean(),
+    createdAt: Timestamp,
+    source: z.string().optional().describe('identity source of an external user (ldap, oidc:<provider>); absent for local users'),
+  })
+  .meta({ id: 'User' });
+
+const Membership = z
+  .strictObject({
+    project: z.string(),
+    username: z.string(),
+    role: Role,
+    source: z.string().optional().describe('set when the role comes from identity bindings of that source, not a membership'),
+  })
+  .meta({ id: 'Member' });
+
+const Me = z
+  .strictObject({
+    name: z.string(),
+    username: z.string().describe('the same as name'),
+    kind: z.enum(['anonymous', 'user', 'robot', 'external', 'workload']),
+    admin: z.boolean(),
+    memberships: z.array(Membership),
+    projects: z.array(z.strictObject({ name: z.string(), role: Role })).describe('the memberships as project name and role'),
+  })
+  .meta({ id: 'Me' });
+
+export { Membership as MemberSchema };
 
 const NewUser = z.object({ username: z.string(), password: z.string(), admin: z.boolean().default(false) }).strict();
 const PasswordChange = z.object({ password: z.string(), currentPassword: z.string().optional() }).strict();
@@ -19,6 +51,7 @@ export const userRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/me',
     summary: 'The caller: name (also as username), kind, admin flag, project memberships, and projects with the role held in each (web UI)',
+    response: Me,
     handler: async ({ auth, identity }) => {
       const me = await auth.directory.me(identity);
       return { ...me, username: me.name, projects: me.memberships.map((m) => ({ name: m.project, role: m.role })) };
@@ -28,6 +61,7 @@ export const userRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/users',
     summary: 'List users',
+    response: z.array(User),
     handler: async ({ auth }) => (await auth.directory.listUsers()).map(userView),
   },
   {
@@ -35,6 +69,7 @@ export const userRoutes: ApiRoute[] = [
     path: '/users',
     summary: 'Create a user',
     body: NewUser,
+    response: User,
     status: 201,
     handler: async ({ auth, actor, body }) => {
       const b = body as z.infer<typeof NewUser>;
@@ -45,6 +80,7 @@ export const userRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/users/:username',
     summary: 'A user and their project memberships (admin, or the user themself)',
+    response: z.strictObject({ ...User.shape, memberships: z.array(Membership) }),
     handler: async ({ auth, identity, params }) => {
       auth.directory.requireSelfOrAdmin(identity, params.username!);
       const user = await auth.directory.user(params.username!);

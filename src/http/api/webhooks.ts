@@ -31,6 +31,43 @@ const NewPolicy = z
   .strict();
 const PolicyUpdate = z.object(PolicyFields).partial().strict();
 
+const WebhookPolicySchema = z
+  .strictObject({
+    id: z.number(),
+    project: z.string(),
+    name: z.string(),
+    url: z.string(),
+    format: z.enum(WEBHOOK_FORMATS),
+    events: z.array(z.string()).describe('event kinds sent; empty: all'),
+    repositories: z.array(z.string()),
+    tags: z.array(z.string()),
+    enabled: z.boolean(),
+    hasAuthHeader: z.boolean().describe('an Authorization header is set (never shown)'),
+    hasSecret: z.boolean().describe('an HMAC secret is set (never shown)'),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'WebhookPolicy' });
+const DeliveryFields = {
+  id: z.number(),
+  endpoint: z.string().describe('config:<name> for a configured endpoint, policy:<id> for a project policy'),
+  project: z.string().nullable(),
+  eventId: z.string(),
+  event: z.string().describe('the event kind, e.g. artifact.pushed'),
+  repository: z.string().nullable(),
+  status: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number(),
+  lastStatusCode: z.number().nullable(),
+  lastError: z.string().nullable(),
+  lastLatencyMs: z.number().nullable(),
+  createdAt: z.string(),
+  nextAttemptAt: z.string().nullable().describe('when pending: the next attempt'),
+  deliveredAt: z.string().nullable(),
+  redeliveryOf: z.number().nullable().describe('the delivery this one sends again'),
+};
+const DeliverySchema = z.strictObject(DeliveryFields).meta({ id: 'WebhookDelivery' });
+const DeliveryWithBody = z.strictObject({ ...DeliveryFields, contentType: z.string(), body: z.string() }).meta({ id: 'WebhookDeliveryWithBody' });
+
 function service(ctx: ApiContext): WebhookService {
   return ctx.features.webhooks!;
 }
@@ -61,12 +98,14 @@ export const webhookRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/webhooks',
     summary: "A project's webhook policies (project-admin); secrets and Authorization headers are never shown",
+    response: z.array(WebhookPolicySchema),
     handler: async (ctx) => (await service(ctx).policies((await projectWith(ctx, 'manage-project')).name)).map(policyView),
   },
   {
     method: 'POST',
     path: '/projects/:project/webhooks',
     summary: 'Create a webhook policy (project-admin)',
+    response: WebhookPolicySchema,
     body: NewPolicy,
     status: 201,
     handler: async (ctx) => {
@@ -79,6 +118,7 @@ export const webhookRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/webhooks/:id',
     summary: 'A webhook policy (project-admin)',
+    response: WebhookPolicySchema,
     handler: async (ctx) => {
       const { project, id } = await policyPath(ctx);
       return policyView(await service(ctx).policy(project, id));
@@ -88,6 +128,7 @@ export const webhookRoutes: ApiRoute[] = [
     method: 'PATCH',
     path: '/projects/:project/webhooks/:id',
     summary: 'Change a webhook policy; omitted fields keep their value, null clears authHeader or secret (project-admin)',
+    response: WebhookPolicySchema,
     body: PolicyUpdate,
     handler: async (ctx) => {
       const { project, id } = await policyPath(ctx);
@@ -108,6 +149,7 @@ export const webhookRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project/webhooks/:id/deliveries',
     summary: "A webhook policy's delivery log, newest first: attempts, status, latency, last error (project-admin)",
+    response: z.array(DeliverySchema),
     handler: async (ctx) => {
       const { project, id } = await policyPath(ctx);
       return (await service(ctx).policyDeliveries(project, id, deliveryQuery(ctx))).map((d) => deliveryView(d));
@@ -117,6 +159,7 @@ export const webhookRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/projects/:project/webhooks/:id/deliveries/:delivery/redeliver',
     summary: 'Send a delivery again (same body and event id) as a new delivery (project-admin)',
+    response: DeliverySchema,
     status: 202,
     handler: async (ctx) => {
       const { project, id } = await policyPath(ctx);
@@ -129,6 +172,7 @@ export const webhookRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/webhooks/deliveries',
     summary: 'Every delivery log, configured endpoints (config:<name>) and project policies (policy:<id>) alike; ?endpoint= filters',
+    response: z.array(DeliverySchema),
     handler: async (ctx) => {
       const endpoint = ctx.query.endpoint;
       return (await service(ctx).deliveries({ ...deliveryQuery(ctx), ...(endpoint ? { endpoint } : {}) })).map((d) => deliveryView(d));
@@ -138,12 +182,14 @@ export const webhookRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/webhooks/deliveries/:delivery',
     summary: 'One delivery with its body',
+    response: DeliveryWithBody,
     handler: async (ctx) => deliveryView(await service(ctx).delivery(numberParam(ctx, 'delivery')), true),
   },
   {
     method: 'POST',
     path: '/webhooks/deliveries/:delivery/redeliver',
     summary: 'Send any delivery again (same body and event id) as a new delivery',
+    response: DeliverySchema,
     status: 202,
     handler: async (ctx) => deliveryView(await service(ctx).redeliver(numberParam(ctx, 'delivery'))),
   },

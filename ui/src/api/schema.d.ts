@@ -41,7 +41,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["AuditEntry"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -92,7 +94,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["GcReport"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -144,7 +148,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["IdentityBinding"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -196,7 +202,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["IdentityBinding"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -294,7 +302,12 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            jobs: components["schemas"]["Job"][];
+                            runs: components["schemas"]["JobRun"][];
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -347,7 +360,16 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            run: {
+                                /** @description where its run will be listed */
+                                history: string;
+                                job: string;
+                                requestedAt: string;
+                            };
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -394,7 +416,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Me"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -445,7 +469,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["OidcLoginResult"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -545,7 +571,16 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            /** @description ID tokens of the provider are accepted directly */
+                            directTokens: boolean;
+                            issuer: string;
+                            /** @description where the browser login starts; null: no clientid */
+                            login: string | null;
+                            name: string;
+                        }[];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -594,7 +629,11 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            [key: string]: unknown;
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -643,7 +682,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Project"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -686,7 +727,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Project"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -735,7 +778,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ProjectDetail"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -879,7 +924,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["AuditEntry"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -930,7 +977,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ImmutableRule"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -998,7 +1047,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ImmutableRule"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1166,7 +1217,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Member"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1312,7 +1365,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ProxyCacheProject"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1367,7 +1422,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ProxyCacheProject"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1452,7 +1509,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Quota"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1494,7 +1553,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Quota"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1553,7 +1614,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RepositoryPage"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1613,7 +1676,11 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            [key: string]: unknown;
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1659,7 +1726,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SbomGenerateResult"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1723,7 +1792,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["VulnerabilityReport"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1774,7 +1845,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SignatureStatus"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1827,7 +1900,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["VulnerabilityReport"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -1878,7 +1953,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RetentionPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2148,7 +2225,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RetentionPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2236,7 +2315,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RetentionRun"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2283,7 +2364,15 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            dryRun: boolean;
+                            id: number;
+                            project: string;
+                            /** @constant */
+                            status: "running";
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2333,7 +2422,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RetentionRun"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2384,7 +2475,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Robot"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2436,7 +2529,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RobotWithSecret"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2537,7 +2632,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SignaturePolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2588,7 +2685,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SignaturePolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2648,7 +2747,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["TrustedKey"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2749,7 +2850,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SupplyChainSettings"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2794,7 +2897,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SupplyChainSettings"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2861,7 +2966,13 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            manifests: number;
+                            project: string;
+                            queued: number;
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2910,7 +3021,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["VulnerabilityPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -2983,7 +3096,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["VulnerabilityPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3033,7 +3148,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookPolicy"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3111,7 +3228,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3161,7 +3280,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3262,7 +3383,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3308,7 +3431,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookDelivery"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3363,7 +3488,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookDelivery"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3410,7 +3537,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ProxyCacheProject"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3459,7 +3588,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Quota"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3508,7 +3639,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RegistryEndpoint"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3579,7 +3712,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RegistryEndpoint"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3628,7 +3763,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RegistryEndpoint"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3725,7 +3862,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RegistryEndpoint"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3772,7 +3911,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RegistryPing"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3823,7 +3964,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationExecution"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3874,7 +4017,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationExecution"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3927,7 +4072,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationExecution"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -3980,7 +4127,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationTask"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4029,7 +4178,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationPolicy"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4139,7 +4290,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4188,7 +4341,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4264,7 +4419,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationPolicy"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4351,7 +4508,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["ReplicationExecution"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4403,7 +4562,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RepositoryDeleted"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4452,7 +4613,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Artifact"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4510,7 +4673,14 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            entries: components["schemas"]["TagHistoryEntry"][];
+                            /** @description the id to pass as ?last= for older entries; null: no more */
+                            next: number | null;
+                            repository: string;
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4570,7 +4740,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["TagPage"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4630,7 +4802,15 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            digest: string;
+                            /** @description the digest the tag pointed at before; null: it did not exist */
+                            previous: string | null;
+                            repository: string;
+                            tag: string;
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4687,7 +4867,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["TagsDeleted"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4734,7 +4916,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Robot"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4784,7 +4968,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["RobotWithSecret"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4886,7 +5072,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SearchResult"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4935,7 +5123,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Session"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -4977,7 +5167,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["Session"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5057,7 +5249,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["StorageUsage"] | components["schemas"]["RepositoryUsage"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5106,7 +5300,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SupplyChainStatus"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5155,7 +5351,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["SystemInfo"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5204,7 +5402,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["User"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5248,7 +5448,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["User"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5297,7 +5499,17 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            admin: boolean;
+                            /** @description RFC 3339 time (UTC) */
+                            createdAt: string;
+                            memberships: components["schemas"]["Member"][];
+                            /** @description identity source of an external user (ldap, oidc:<provider>); absent for local users */
+                            source?: string;
+                            username: string;
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5424,7 +5636,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["CliSecretInfo"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5467,7 +5681,15 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            createdAt: string;
+                            expiresAt: string;
+                            /** @description shown once */
+                            secret: string;
+                            username: string;
+                        };
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5607,7 +5829,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookDelivery"][];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5658,7 +5882,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookDeliveryWithBody"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5711,7 +5937,9 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["WebhookDelivery"];
+                    };
                 };
                 /** @description error */
                 default: {
@@ -5739,7 +5967,1105 @@ export interface paths {
 }
 export type webhooks = Record<string, never>;
 export interface components {
-    schemas: never;
+    schemas: {
+        Artifact: {
+            artifactType: string | null;
+            /** @description the config blob when it is JSON of at most 1 MiB, else null */
+            config: unknown;
+            digest: string;
+            /**
+             * @description what the artifact is, from its media types
+             * @enum {string}
+             */
+            kind: "image" | "index" | "helm" | "sbom" | "signature" | "attestation" | "model" | "wasm" | "artifact";
+            layers: {
+                annotations: {
+                    [key: string]: string;
+                };
+                digest: string | null;
+                mediaType: string | null;
+                size: number;
+            }[];
+            /** @description the manifest as stored */
+            manifest: {
+                [key: string]: unknown;
+            };
+            mediaType: string;
+            /** @description an index's images */
+            platforms: {
+                architecture: string;
+                digest: string;
+                os: string;
+                variant?: string;
+            }[];
+            project: string;
+            pushedAt: string;
+            referrers: components["schemas"]["Referrer"][];
+            repository: string;
+            size: number;
+            tags: string[];
+        };
+        AuditEntry: {
+            action: string;
+            actor: string;
+            /** @description RFC 3339 time (UTC) */
+            at: string;
+            /** @description action-specific JSON */
+            detail?: unknown;
+            id: number;
+            ip: string | null;
+            /** @enum {string} */
+            outcome: "success" | "failure" | "denied";
+            /** @description the project the entry belongs to; null: system-wide */
+            project: string | null;
+            target: string;
+        };
+        CliSecretInfo: {
+            createdAt: string | null;
+            exists: boolean;
+            expired: boolean;
+            expiresAt: string | null;
+            username: string;
+        };
+        GcReport: {
+            /** @description false when the run stopped early (lease lost, storage error): the next run continues */
+            completed: boolean;
+            counts: {
+                blobs: number;
+                bytesFreed: number;
+                errors: number;
+                kept: number;
+                links: number;
+                manifests: number;
+                postponed: number;
+                resumedByteDeletions: number;
+                reviewed: number;
+            };
+            deleted: {
+                blobs: {
+                    digest: string;
+                    size: number;
+                }[];
+                links: {
+                    digest: string;
+                    repository: string;
+                }[];
+                manifests: {
+                    digest: string;
+                    repository: string;
+                }[];
+            };
+            dryRun: boolean;
+            durationMs: number;
+            error?: string;
+            gracePeriodMs: number;
+            /** @description holder of the lease when ran is false */
+            heldBy?: string | null;
+            /** @description false (with 409) when another process held the GC lease: nothing was done */
+            ran: boolean;
+            startedAt: string;
+            /** @description a deleted list was capped */
+            truncated: boolean;
+            /** @enum {string} */
+            untagged: "delete" | "keep";
+            /** @description candidates still inside the grace period and when they can be collected */
+            waiting?: {
+                candidates: number;
+                firstCollectableAt: string | null;
+                lastCollectableAt: string | null;
+            };
+        };
+        IdentityBinding: {
+            /** @description RFC 3339 time (UTC) */
+            createdAt: string;
+            createdBy: string;
+            id: number;
+            /** @enum {string} */
+            kind: "group" | "id" | "prefix";
+            project: string;
+            /** @enum {string} */
+            role: "project-admin" | "maintainer" | "developer" | "guest" | "limited-guest";
+            source: string;
+            subject: string;
+        };
+        ImmutableRule: {
+            /** @description RFC 3339 time (UTC) */
+            createdAt: string;
+            createdBy: string | null;
+            disabled: boolean;
+            id: number;
+            project: string;
+            /** @description matched against the repository name without its project */
+            repository: {
+                /** @enum {string} */
+                decoration: "matches" | "excludes";
+                /** @description doublestar glob */
+                pattern: string;
+            };
+            tag: {
+                /** @enum {string} */
+                decoration: "matches" | "excludes";
+                /** @description doublestar glob */
+                pattern: string;
+            };
+        };
+        Job: {
+            name: string;
+            nextRunAt: string | null;
+            /** @description running in this process now */
+            running: boolean;
+            schedule: {
+                everyMs: number;
+            } | {
+                cron: string;
+            };
+            /**
+             * @description lease: one replica of the cluster runs it at a time; process: every replica
+             * @enum {string}
+             */
+            scope: "lease" | "process";
+        };
+        JobRun: {
+            finishedAt: string | null;
+            /** @description the process that ran it (host:pid:nonce) */
+            holder: string;
+            id: number;
+            job: string;
+            /** @enum {string} */
+            outcome: "running" | "ok" | "failed" | "skipped";
+            /** @description RFC 3339 time (UTC) */
+            startedAt: string;
+            /** @description what the run did (job-specific JSON), or the error of a failed run */
+            summary: unknown;
+        };
+        Me: {
+            admin: boolean;
+            /** @enum {string} */
+            kind: "anonymous" | "user" | "robot" | "external" | "workload";
+            memberships: components["schemas"]["Member"][];
+            name: string;
+            /** @description the memberships as project name and role */
+            projects: {
+                name: string;
+                /** @enum {string} */
+                role: "project-admin" | "maintainer" | "developer" | "guest" | "limited-guest";
+            }[];
+            /** @description the same as name */
+            username: string;
+        };
+        Member: {
+            project: string;
+            /** @enum {string} */
+            role: "project-admin" | "maintainer" | "developer" | "guest" | "limited-guest";
+            /** @description set when the role comes from identity bindings of that source, not a membership */
+            source?: string;
+            username: string;
+        };
+        OidcLoginResult: {
+            admin: boolean;
+            cliSecret: {
+                /** @description where to create the CLI secret */
+                create: string;
+                createdAt: string | null;
+                exists: boolean;
+                expired: boolean;
+                expiresAt: string | null;
+                username: string;
+            };
+            email: string | null;
+            expires_in: number;
+            groups: string[];
+            issued_at: string;
+            provider: string;
+            /** @description an API token acting as the user, as GET /token?scope=api issues */
+            token: string;
+            username: string;
+        };
+        Platform: {
+            architecture: string;
+            os: string;
+            variant?: string;
+        };
+        Project: {
+            /** @description RFC 3339 time (UTC) */
+            createdAt: string;
+            createdBy: string | null;
+            name: string;
+            public: boolean;
+        };
+        ProjectDetail: {
+            /** @description RFC 3339 time (UTC) */
+            createdAt: string;
+            createdBy: string | null;
+            name: string;
+            public: boolean;
+            /** @description absent when quotas are off */
+            quota?: components["schemas"]["Quota"];
+        };
+        ProxyCacheProject: {
+            createdAt: string;
+            /** @description the registry endpoint it caches */
+            endpoint: string | null;
+            /** @description null: the server default (proxy.keepdeletedtags) */
+            keepDeletedTags: boolean | null;
+            namespace: string | null;
+            project: string;
+            tagTtlSeconds: number;
+            updatedAt: string;
+        };
+        Quota: {
+            /** @description bytes allowed; null: unlimited */
+            limit: number | null;
+            /** @description used / limit in %, one decimal; null when unlimited */
+            percent: number | null;
+            project: string;
+            /** @description bytes the project uses (deduplicated) */
+            used: number;
+        };
+        Referrer: {
+            annotations: {
+                [key: string]: string;
+            };
+            artifactType: string | null;
+            digest: string;
+            /**
+             * @description what the artifact is, from its media types
+             * @enum {string}
+             */
+            kind: "image" | "index" | "helm" | "sbom" | "signature" | "attestation" | "model" | "wasm" | "artifact";
+            mediaType: string;
+            size: number;
+        };
+        RegistryEndpoint: {
+            createdAt: string;
+            description: string;
+            hasCaBundle: boolean;
+            /** @description a credential is stored (never shown) */
+            hasCredential: boolean;
+            id: number;
+            insecure: boolean;
+            /** @enum {string} */
+            kind: "distribution" | "berth" | "harbor" | "docker-hub" | "other";
+            name: string;
+            updatedAt: string;
+            url: string;
+            username: string | null;
+        };
+        RegistryPing: {
+            /** @description the Docker-Distribution-API-Version header, when sent */
+            apiVersion: string | null;
+            /** @enum {string} */
+            auth: "none" | "basic" | "bearer" | "unknown";
+            latencyMs: number;
+            ok: boolean;
+            /** @description why it failed (null when ok) */
+            reason: string | null;
+            /** @description the final HTTP status of GET /v2/ (0: unreachable) */
+            status: number;
+        };
+        ReplicationExecution: {
+            bytes: number;
+            copied: number;
+            /** @description epoch ms */
+            createdAt: number;
+            deleted: number;
+            error: string | null;
+            failed: number;
+            finishedAt: number | null;
+            id: number;
+            policy: string;
+            /** @description an event-triggered execution: the pushed repository and tags */
+            scope: {
+                repository?: string;
+                tags?: string[];
+            } | null;
+            skipped: number;
+            startedAt: number | null;
+            /** @enum {string} */
+            status: "pending" | "running" | "stopping" | "succeeded" | "partial" | "failed" | "stopped";
+            /** @enum {string} */
+            trigger: "manual" | "cron" | "event";
+        };
+        ReplicationPolicy: {
+            artifactTypes: string[];
+            /** @description bytes per second over the execution; null: unlimited */
+            bandwidth: number | null;
+            /** @description blobs in flight at once */
+            concurrency: number;
+            /** @description epoch ms */
+            createdAt: number;
+            cron: string | null;
+            /** @description delete destination tags that are gone at the source */
+            deletion: boolean;
+            description: string;
+            destNamespace: string | null;
+            /** @enum {string} */
+            direction: "push" | "pull";
+            enabled: boolean;
+            flatten: number;
+            id: number;
+            name: string;
+            onlySigned: boolean;
+            /** @description re-point destination tags that point elsewhere */
+            override: boolean;
+            /** @description the registry endpoint it replicates to or from */
+            registry: string;
+            repositories: string[];
+            tags: string[];
+            /** @enum {string} */
+            trigger: "manual" | "cron" | "event";
+            /** @description epoch ms */
+            updatedAt: number;
+        };
+        ReplicationTask: {
+            bytes: number;
+            destRepository: string;
+            digest: string | null;
+            durationMs: number;
+            executionId: number;
+            /** @description epoch ms */
+            finishedAt: number;
+            id: number;
+            reason: string | null;
+            reference: string;
+            resumedBytes: number;
+            sourceRepository: string;
+            /** @enum {string} */
+            status: "copied" | "skipped" | "failed" | "deleted";
+        };
+        RepositoryDeleted: {
+            /** @description digests of the manifests deleted */
+            deleted: string[];
+            /** @description manifests that stay, and why; empty: the repository is gone */
+            failed: {
+                /** @description the error code that refused it, e.g. DENIED for an immutable tag */
+                code: string;
+                digest: string;
+                message: string;
+                /** @description its tags that could not go either */
+                tags: {
+                    /** @description the error code that refused it, e.g. DENIED for an immutable tag */
+                    code: string;
+                    message: string;
+                    tag: string;
+                }[];
+            }[];
+            /** @description tags removed from manifests that had to stay */
+            untagged: string[];
+        };
+        RepositoryPage: {
+            items: components["schemas"]["RepositoryRow"][];
+            /** @description pass as ?last= for the next page; null on the last page */
+            next: string | null;
+            total: number;
+        };
+        RepositoryRow: {
+            name: string;
+            pulls: number;
+            pushedAt: string | null;
+            /** @description bytes of its unique blobs */
+            size: number;
+            tagCount: number;
+        };
+        RepositoryUsage: {
+            blobs: number;
+            /** @description logical size */
+            bytes: number;
+            repository: string;
+        };
+        RetentionPolicy: {
+            nextRunAt: string | null;
+            project: string;
+            rules: ({
+                /** @default 10 */
+                count: number;
+                /** @default false */
+                disabled: boolean;
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                repositories: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                };
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                tags: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                    /** @description untagged artifacts are candidates too (default: true for matches, false for excludes) */
+                    untagged?: boolean;
+                };
+                /** @constant */
+                template: "latestPushedK";
+            } | {
+                /** @default 10 */
+                count: number;
+                /** @default false */
+                disabled: boolean;
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                repositories: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                };
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                tags: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                    /** @description untagged artifacts are candidates too (default: true for matches, false for excludes) */
+                    untagged?: boolean;
+                };
+                /** @constant */
+                template: "latestPulledN";
+            } | {
+                /** @default 30 */
+                days: number;
+                /** @default false */
+                disabled: boolean;
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                repositories: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                };
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                tags: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                    /** @description untagged artifacts are candidates too (default: true for matches, false for excludes) */
+                    untagged?: boolean;
+                };
+                /** @constant */
+                template: "nDaysSinceLastPush";
+            } | {
+                /** @default 30 */
+                days: number;
+                /** @default false */
+                disabled: boolean;
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                repositories: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                };
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                tags: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                    /** @description untagged artifacts are candidates too (default: true for matches, false for excludes) */
+                    untagged?: boolean;
+                };
+                /** @constant */
+                template: "nDaysSinceLastPull";
+            } | {
+                /** @default false */
+                disabled: boolean;
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                repositories: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                };
+                /**
+                 * @default {
+                 *       "decoration": "matches",
+                 *       "pattern": "**"
+                 *     }
+                 */
+                tags: {
+                    /**
+                     * @default matches
+                     * @enum {string}
+                     */
+                    decoration: "matches" | "excludes";
+                    /**
+                     * @description doublestar glob; empty or ** matches everything
+                     * @default **
+                     */
+                    pattern: string;
+                    /** @description untagged artifacts are candidates too (default: true for matches, false for excludes) */
+                    untagged?: boolean;
+                };
+                /** @constant */
+                template: "always";
+            })[];
+            /** @description cron expression; null: only on demand */
+            schedule: string | null;
+            /** @description RFC 3339 time (UTC) */
+            updatedAt: string;
+            updatedBy: string | null;
+        };
+        RetentionRun: {
+            actor: string | null;
+            dryRun: boolean;
+            finishedAt: string | null;
+            id: number;
+            project: string;
+            /** @description the full report (only when one run is read) */
+            report?: {
+                repositories: {
+                    /** @description untagged artifacts a rule selected and none kept */
+                    deleted: string[];
+                    kept: {
+                        digest: string;
+                        /** @description the rules that kept it, or the referrer or race that saved it */
+                        reasons: string[];
+                        tag: string;
+                    }[];
+                    refused: {
+                        digest: string;
+                        policy: string | null;
+                        reason: string;
+                        tag: string;
+                    }[];
+                    removed: {
+                        digest: string;
+                        tag: string;
+                    }[];
+                    repository: string;
+                    /** @description artifacts whose last tag this run removed */
+                    untagged: string[];
+                }[];
+                totals: {
+                    /** @description bytes only the artifacts left untagged or deleted reference: what GC will then free */
+                    bytes: number;
+                    manifestsDeleted: number;
+                    manifestsUntagged: number;
+                    repositories: number;
+                    tagsKept: number;
+                    tagsRefused: number;
+                    tagsRemoved: number;
+                };
+            } | null;
+            /** @description RFC 3339 time (UTC) */
+            startedAt: string;
+            /** @enum {string} */
+            status: "running" | "ok" | "failed";
+            /** @description totals of a finished run, { error } of a failed one */
+            summary: {
+                /** @description bytes only the artifacts left untagged or deleted reference: what GC will then free */
+                bytes: number;
+                manifestsDeleted: number;
+                manifestsUntagged: number;
+                repositories: number;
+                tagsKept: number;
+                tagsRefused: number;
+                tagsRemoved: number;
+            } | {
+                error: string;
+            } | null;
+            /** @enum {string} */
+            trigger: "manual" | "schedule";
+        };
+        Robot: {
+            /** @description RFC 3339 time (UTC) */
+            createdAt: string;
+            createdBy: string | null;
+            description: string | null;
+            /** @description RFC 3339; null: never */
+            expiresAt: string | null;
+            /** @description robot$<project>+<name> or robot$<name> (system robot) */
+            name: string;
+            permissions: {
+                actions: string[];
+                /** @description what the actions amount to (pull includes list-tags) */
+                gives: string[];
+                project: string;
+                /** @description repository pattern in the project ('*': all) */
+                repository: string;
+            }[];
+            /** @description null: a system robot */
+            project: string | null;
+        };
+        RobotWithSecret: {
+            /** @description RFC 3339 time (UTC) */
+            createdAt: string;
+            createdBy: string | null;
+            description: string | null;
+            /** @description RFC 3339; null: never */
+            expiresAt: string | null;
+            /** @description robot$<project>+<name> or robot$<name> (system robot) */
+            name: string;
+            permissions: {
+                actions: string[];
+                /** @description what the actions amount to (pull includes list-tags) */
+                gives: string[];
+                project: string;
+                /** @description repository pattern in the project ('*': all) */
+                repository: string;
+            }[];
+            /** @description null: a system robot */
+            project: string | null;
+            /** @description shown this once; only its hash is stored */
+            secret: string;
+        };
+        SbomGenerateResult: {
+            digest: string;
+            notes: string[];
+            packages: number | null;
+            repository: string;
+            /** @description an SBOM already there is used (200; 201 when generated) */
+            reused: boolean;
+            sboms: ({
+                manifest: string;
+                origin: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+        } & {
+            [key: string]: unknown;
+        };
+        SearchResult: {
+            repositories: {
+                name: string;
+                project: string;
+            }[];
+            tags: {
+                digest: string;
+                repository: string;
+                tag: string;
+            }[];
+        };
+        Session: {
+            admin: boolean;
+            /** @description send it as X-CSRF-Token with every mutating call signed in by the cookie; empty with auth.mode none */
+            csrfToken: string;
+            /** @description RFC 3339; null with auth.mode none (no session) */
+            expiresAt: string | null;
+            username: string;
+        };
+        SignaturePolicy: {
+            inheritIndex: boolean;
+            /** @description why keyless (Fulcio/Rekor) signatures are not verified */
+            keyless: string;
+            keys: components["schemas"]["TrustedKey"][];
+            /** @enum {string} */
+            mode: "off" | "audit" | "enforce";
+            project: string;
+            updatedAt: string | null;
+            updatedBy: string | null;
+        };
+        SignatureStatus: {
+            digest: string;
+            /** @description why keyless (Fulcio/Rekor) signatures are not verified */
+            keyless: string;
+            policy: {
+                inheritIndex: boolean;
+                /** @enum {string} */
+                mode: "off" | "audit" | "enforce";
+            };
+            repository: string;
+            signatures: {
+                /** @enum {string} */
+                format: "cosign" | "sigstore-bundle" | "notation";
+                layer: string | null;
+                /** @description the signature manifest's digest */
+                manifest: string;
+                /** @description an invalid signature: why */
+                reason?: string;
+                signedAt?: string;
+                /** @description a valid signature: the key or certificate that verified it */
+                signer?: {
+                    fingerprint: string;
+                    id: number;
+                    /** @enum {string} */
+                    kind: "key" | "certificate";
+                    name: string;
+                    subject?: string;
+                };
+                source: {
+                    /** @constant */
+                    kind: "tag";
+                    tag: string;
+                } | {
+                    /** @constant */
+                    kind: "referrer";
+                };
+                valid: boolean;
+            }[];
+            /** @description at least one signature is valid */
+            verified: boolean;
+        };
+        StorageUsage: {
+            projects: {
+                blobs: number;
+                bytes: number;
+                project: string;
+            }[];
+            repositories: components["schemas"]["RepositoryUsage"][];
+            /** @description physical storage: every stored blob once */
+            total: {
+                blobs: number;
+                bytes: number;
+            };
+        };
+        SupplyChainSettings: {
+            project: string;
+            sbomOnPush: boolean;
+            scanOnPush: boolean;
+            /** @description epoch ms of the last change; null: never set */
+            updatedAt: number | null;
+            updatedBy: string | null;
+        };
+        SupplyChainStatus: {
+            queue: {
+                failed: number;
+                failures: {
+                    attempts: number;
+                    digest: string;
+                    error: string | null;
+                    repository: string;
+                }[];
+                oldestPendingAt: string | null;
+                pending: number;
+            };
+            /** @description the rescan after the last database change */
+            rescan: ({
+                finishedAt: string | null;
+                remaining: number;
+                startedAt: string;
+                updatedAt: string;
+            } & {
+                [key: string]: unknown;
+            }) | null;
+            vulndb: {
+                changedImport: number | null;
+                lastImport: number | null;
+                lastImportAt: string | null;
+            };
+        };
+        SystemInfo: {
+            /** @description which optional features this server has */
+            features: {
+                [key: string]: boolean;
+            };
+            /** @description OIDC providers with a browser login */
+            oidcProviders: {
+                displayName: string;
+                name: string;
+            }[];
+            /** @description host[:port] for pull commands (http.host's, else the request's Host) */
+            registryHost: string;
+            version: string;
+        };
+        TagHistoryEntry: {
+            actor: string | null;
+            /** @description RFC 3339 time (UTC) */
+            at: string;
+            id: number;
+            /** @description null: the tag was deleted */
+            newDigest: string | null;
+            /** @description null: the tag was created */
+            oldDigest: string | null;
+            tag: string;
+            /** @enum {string} */
+            via: "push" | "delete" | "restore" | "retention" | "proxy-cache";
+        };
+        TagPage: {
+            items: components["schemas"]["TagRow"][];
+            /** @description pass as ?last= for the next page; null on the last page */
+            next: string | null;
+            total: number;
+        };
+        TagRow: {
+            artifactType: string | null;
+            digest: string;
+            /**
+             * @description what the artifact is, from its media types
+             * @enum {string}
+             */
+            kind: "image" | "index" | "helm" | "sbom" | "signature" | "attestation" | "model" | "wasm" | "artifact";
+            mediaType: string;
+            platforms: components["schemas"]["Platform"][];
+            pulledAt: string | null;
+            pushedAt: string;
+            sbom: boolean;
+            /** @description the last vulnerability scan; null: never scanned */
+            scan: {
+                critical: number;
+                high: number;
+                low: number;
+                medium: number;
+                status: string;
+                unknown: number;
+            } | null;
+            signatures: {
+                /** @description signatures attached (cosign tag or referrer) */
+                count: number;
+                /** @description how many verify with the project's trusted keys/certificates; null: the project trusts none */
+                verified: number | null;
+            };
+            /** @description bytes of the manifest, its config and layers (an index: with its images) */
+            size: number;
+            tag: string;
+        };
+        TagsDeleted: {
+            deleted: string[];
+            failed: {
+                code: string;
+                message: string;
+                tag: string;
+            }[];
+        };
+        TrustedKey: {
+            /** @description RFC 3339 time (UTC) */
+            createdAt: string;
+            createdBy: string | null;
+            fingerprint: string;
+            id: number;
+            /** @enum {string} */
+            kind: "key" | "certificate";
+            name: string;
+            notAfter?: string;
+            notBefore?: string;
+            pem: string;
+            /** @description a certificate: its subject */
+            subject?: string;
+        };
+        User: {
+            admin: boolean;
+            /** @description RFC 3339 time (UTC) */
+            createdAt: string;
+            /** @description identity source of an external user (ldap, oidc:<provider>); absent for local users */
+            source?: string;
+            username: string;
+        };
+        VulnerabilityFinding: {
+            aliases: string[];
+            cvss: unknown;
+            cweIds?: string[];
+            ecosystem: string;
+            /** @description the lowest version that fixes it (null: no fix known) */
+            fixed: string | null;
+            /** @description the advisory id (DSA-…, GHSA-…, CVE-…) */
+            id: string;
+            installed: string;
+            links: string[];
+            package: string;
+            severity: string;
+            /** @enum {string} */
+            severitySource: "cvss" | "database" | "none" | "scanner";
+            summary: string | null;
+            vendorAttributes?: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        VulnerabilityPolicy: {
+            /** @description vulnerabilities that never count */
+            allowlist: string[];
+            graceSeconds: number;
+            inheritIndex: boolean;
+            /** @enum {string} */
+            mode: "off" | "audit" | "enforce";
+            project: string;
+            /**
+             * @description the lowest severity that counts
+             * @enum {string}
+             */
+            severity: "low" | "medium" | "high" | "critical";
+            /** @enum {string} */
+            unscanned: "allow" | "deny" | "grace";
+            updatedAt: string | null;
+            updatedBy: string | null;
+        };
+        VulnerabilityReport: {
+            /** @description the database import it matched against */
+            databaseImport: number | null;
+            digest: string;
+            error: string | null;
+            /** @description most severe first */
+            findings: components["schemas"]["VulnerabilityFinding"][];
+            packages: number;
+            /** @description epoch ms */
+            scannedAt: number;
+            /** @description where the package list came from: request, or the lister (e.g. sbom) */
+            source: string;
+            /** @enum {string} */
+            status: "complete" | "failed";
+            /** @description counts by severity and total */
+            summary: {
+                [key: string]: number;
+            };
+        };
+        WebhookDelivery: {
+            attempts: number;
+            createdAt: string;
+            deliveredAt: string | null;
+            /** @description config:<name> for a configured endpoint, policy:<id> for a project policy */
+            endpoint: string;
+            /** @description the event kind, e.g. artifact.pushed */
+            event: string;
+            eventId: string;
+            id: number;
+            lastError: string | null;
+            lastLatencyMs: number | null;
+            lastStatusCode: number | null;
+            /** @description when pending: the next attempt */
+            nextAttemptAt: string | null;
+            project: string | null;
+            /** @description the delivery this one sends again */
+            redeliveryOf: number | null;
+            repository: string | null;
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+        };
+        WebhookDeliveryWithBody: {
+            attempts: number;
+            body: string;
+            contentType: string;
+            createdAt: string;
+            deliveredAt: string | null;
+            /** @description config:<name> for a configured endpoint, policy:<id> for a project policy */
+            endpoint: string;
+            /** @description the event kind, e.g. artifact.pushed */
+            event: string;
+            eventId: string;
+            id: number;
+            lastError: string | null;
+            lastLatencyMs: number | null;
+            lastStatusCode: number | null;
+            /** @description when pending: the next attempt */
+            nextAttemptAt: string | null;
+            project: string | null;
+            /** @description the delivery this one sends again */
+            redeliveryOf: number | null;
+            repository: string | null;
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+        };
+        WebhookPolicy: {
+            createdAt: string;
+            enabled: boolean;
+            /** @description event kinds sent; empty: all */
+            events: string[];
+            /** @enum {string} */
+            format: "distribution" | "distribution-v2" | "harbor" | "cloudevents";
+            /** @description an Authorization header is set (never shown) */
+            hasAuthHeader: boolean;
+            /** @description an HMAC secret is set (never shown) */
+            hasSecret: boolean;
+            id: number;
+            name: string;
+            project: string;
+            repositories: string[];
+            tags: string[];
+            updatedAt: string;
+            url: string;
+        };
+    };
     responses: never;
     parameters: never;
     requestBodies: never;

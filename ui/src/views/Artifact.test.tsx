@@ -6,6 +6,7 @@ import { ArtifactView, sbomPackages } from './Artifact';
 
 const DIGEST = `sha256:${'b'.repeat(64)}`;
 const IMAGE: Artifact = {
+  repository: 'team/app', project: 'team',
   digest: DIGEST, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: null, kind: 'image', size: 1234,
   manifest: { schemaVersion: 2, layers: [] },
   config: { os: 'linux', architecture: 'arm64', config: { Env: ['PATH=/usr/bin', 'MODE=prod'], Entrypoint: ['/app'], Cmd: ['--serve'] }, history: [{ created_by: 'COPY app /app' }, { created_by: 'ENV MODE=prod', empty_layer: true }] },

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { api, ok } from '../api/client';
-import type { Page, RepositoryRow } from '../api/types';
+import type { Page, RepositoryDeleted, RepositoryRow } from '../api/types';
 import { ErrorBox, Pager, SkeletonRows, Time, useAsync, useDebounced, usePager } from '../components';
 import { bytes } from '../format';
 import { Link, href, useTitle } from '../router';
@@ -30,8 +30,13 @@ export function Repositories({ project }: { project: string }) {
   const remove = async (name: string) => {
     if (!window.confirm(`Delete repository ${name} with all its tags and artifacts?`)) return;
     try {
-      await ok(api.DELETE('/api/v1/repositories/{name}', { params: { path: { name } } }));
+      const result = await ok<RepositoryDeleted>(api.DELETE('/api/v1/repositories/{name}', { params: { path: { name } } }));
       page.reload();
+      // A repository with immutable tags (or manifests another policy keeps) is only partly deleted: say what stayed and why.
+      if (result.failed.length > 0) {
+        const kept = result.failed.map((f) => `${f.digest.slice(0, 19)}… (${[...new Set([f.message, ...f.tags.map((t) => `${t.tag}: ${t.message}`)])].join('; ')})`);
+        setError(new Error(`${name}: deleted ${result.deleted.length} artifact(s); ${result.failed.length} stayed: ${kept.join(' · ')}`));
+      }
     } catch (e) {
       setError(e as Error);
     }
