@@ -151,7 +151,8 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     await page.getByRole('link', { name: 'team/app', exact: true }).click();
     await page.getByRole('heading', { name: 'team/app' }).waitFor();
     const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'v1', exact: true }) });
-    await row.getByText('signed', { exact: true }).waitFor();
+    // The listing verifies with the project's trusted key (the artifact page shows the same).
+    await row.getByText('✓ signed', { exact: true }).waitFor();
     await row.getByText('SBOM').waitFor();
     await row.getByRole('button', { name: 'Copy pull command of v1' }).click();
     await row.getByText('copied to the clipboard').waitFor({ state: 'attached' });

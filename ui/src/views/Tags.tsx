@@ -22,9 +22,9 @@ export const KIND_LABEL: Record<string, string> = {
 
 export function SignatureBadge({ signatures }: { signatures: TagRow['signatures'] | undefined }) {
   if (!signatures || signatures.count === 0) return <Badge tone="muted">unsigned</Badge>;
-  // The list does not verify (that needs the keys and the signature bytes): the artifact view does.
+  // verified is null when the project trusts no key or certificate: nothing to verify with.
   if (signatures.verified === null || signatures.verified === undefined)
-    return <Badge tone="info" title={`${signatures.count} signature(s); open the tag to see their verification`}>signed</Badge>;
+    return <Badge tone="info" title={`${signatures.count} signature(s); the project trusts no key to verify them with`}>signed</Badge>;
   return signatures.verified ? (
     <Badge tone="ok" title={`${signatures.count} signature(s), at least one verified`}>✓ signed</Badge>
   ) : (
