@@ -1,11 +1,12 @@
 import { useState, type FormEvent } from 'react';
 import { api, ok } from '../api/client';
-import type { AuditEntry, Job, Robot, User } from '../api/types';
+import type { AuditEntry, Job, User } from '../api/types';
 import { ErrorBox, Tabs, useAsync } from '../components';
 import { bytes } from '../format';
 import { useTitle, href } from '../router';
 import { useSession } from '../session';
 import { ObjectTable } from './generic';
+import { Robots } from './ProjectSettings';
 import { Registries } from './Registries';
 import { Replication } from './Replication';
 
@@ -53,6 +54,15 @@ function Users() {
   const [password, setPassword] = useState('');
   const [admin, setAdmin] = useState(false);
   const [error, setError] = useState<Error>();
+  const act = async (call: Promise<{ response: Response; error?: unknown }>) => {
+    try {
+      await ok(call);
+      setError(undefined);
+      users.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
   const create = async (event: FormEvent) => {
     event.preventDefault();
     try {
@@ -69,7 +79,16 @@ function Users() {
     <>
       <h2>Users</h2>
       <ErrorBox error={users.error ?? error} />
-      <ObjectTable caption="Users" rows={(users.data ?? []) as never[]} />
+      <ObjectTable caption="Users" rows={(users.data ?? []) as never[]} actions={(u) => (
+        <>
+          <button type="button" className="small" onClick={() => void act(api.PATCH('/api/v1/users/{username}', { params: { path: { username: String(u.username) } }, body: { admin: !u.admin } }))}>
+            {u.admin ? `Revoke administrator (${String(u.username)})` : `Make administrator (${String(u.username)})`}
+          </button>{' '}
+          <button type="button" className="danger small" onClick={() => window.confirm(`Delete user ${String(u.username)}?`) && void act(api.DELETE('/api/v1/users/{username}', { params: { path: { username: String(u.username) } } }))}>
+            Delete {String(u.username)}
+          </button>
+        </>
+      )} />
       <form className="inline-form" onSubmit={create} aria-label="New user">
         <label htmlFor="user-name">Username</label>
         <input id="user-name" required value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" />
@@ -83,26 +102,7 @@ function Users() {
 }
 
 function SystemRobots() {
-  const robots = useAsync(() => ok<Robot[]>(api.GET('/api/v1/robots')), []);
-  const [error, setError] = useState<Error>();
-  const revoke = async (name: string) => {
-    if (!window.confirm(`Revoke ${name}?`)) return;
-    try {
-      await ok(api.DELETE('/api/v1/robots/{robot}', { params: { path: { robot: name } } }));
-      robots.reload();
-    } catch (e) {
-      setError(e as Error);
-    }
-  };
-  return (
-    <>
-      <h2>System robot accounts</h2>
-      <ErrorBox error={robots.error ?? error} />
-      <ObjectTable caption="System robots" rows={(robots.data ?? []) as never[]} columns={['name', 'description', 'permissions', 'expiresAt', 'createdAt']} actions={(r) => (
-        <button type="button" className="danger small" onClick={() => revoke(String(r.name))}>Revoke</button>
-      )} />
-    </>
-  );
+  return <Robots project={null} />;
 }
 
 function Jobs() {

@@ -1,7 +1,7 @@
 import { fireEvent, screen } from '@testing-library/react';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { fakeApi, renderSignedIn } from '../test-utils';
-import { Retention, Robots } from './ProjectSettings';
+import { ProjectSettings, Retention, Robots } from './ProjectSettings';
 
 describe('Project settings', () => {
   it('creates a robot and shows its secret once', async () => {
@@ -23,6 +23,43 @@ describe('Project settings', () => {
     expect((calls.find((c) => c.method === 'POST')!.body as { permissions: { actions: string[] }[] }).permissions[0]!.actions).toEqual(['pull', 'push']);
     fireEvent.click(screen.getByRole('button', { name: 'Done' }));
     expect(screen.queryByLabelText('Secret')).toBeNull();
+  });
+
+  it('creates a system robot (project null): POST /api/v1/robots with the project its grant names', async () => {
+    const calls = fakeApi({
+      'GET /api/v1/robots': () => [],
+      'POST /api/v1/robots': (c) => ({ name: `robot$${(c.body as { name: string }).name}`, project: null, description: null, permissions: [{ project: 'team', repository: '*', actions: ['pull'] }], expiresAt: null, createdBy: 'alice', createdAt: new Date().toISOString(), secret: 'sys-secret' }),
+    });
+    renderSignedIn(<Robots project={null} />, { admin: true });
+    expect(await screen.findByRole('heading', { name: 'System robot accounts' })).toBeTruthy();
+    fireEvent.change(screen.getByLabelText('Name'), { target: { value: 'mirror' } });
+    fireEvent.change(screen.getByLabelText('Project'), { target: { value: 'team' } });
+    fireEvent.click(screen.getByLabelText('push'));
+    fireEvent.click(screen.getByRole('button', { name: 'Create robot' }));
+    expect(((await screen.findByLabelText('Secret')) as HTMLInputElement).value).toBe('sys-secret');
+    const post = calls.find((c) => c.method === 'POST')!;
+    expect(post.path).toBe('/api/v1/robots');
+    expect((post.body as { permissions: unknown }).permissions).toEqual([{ project: 'team', repository: '*', actions: ['pull'] }]);
+  });
+
+  it('General: a project admin makes the project public and deletes it; a developer is offered neither', async () => {
+    let isPublic = false;
+    const calls = fakeApi({
+      'GET /api/v1/projects/team': () => ({ name: 'team', public: isPublic, createdBy: 'alice', createdAt: new Date().toISOString(), members: [], robots: [] }),
+      'PATCH /api/v1/projects/team': (c) => void (isPublic = (c.body as { public: boolean }).public),
+      'DELETE /api/v1/projects/team': () => undefined,
+    });
+    vi.spyOn(window, 'confirm').mockReturnValue(true);
+    const view = renderSignedIn(<ProjectSettings project="team" tab="general" />, { projects: [{ name: 'team', role: 'project-admin' }] });
+    fireEvent.click(await screen.findByRole('button', { name: 'Make public' }));
+    expect(await screen.findByRole('button', { name: 'Make private' })).toBeTruthy();
+    expect(calls.find((c) => c.method === 'PATCH')!.body).toEqual({ public: true });
+    fireEvent.click(screen.getByRole('button', { name: 'Delete project' }));
+    await vi.waitFor(() => expect(calls.some((c) => c.method === 'DELETE' && c.path === '/api/v1/projects/team')).toBe(true));
+    view.unmount();
+    renderSignedIn(<ProjectSettings project="team" tab="general" />, { projects: [{ name: 'team', role: 'developer' }] });
+    expect(await screen.findByText('only members pull', { exact: false })).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Delete project' })).toBeNull();
   });
 
   it('previews a retention dry run: what would be removed and what is kept, and why', async () => {

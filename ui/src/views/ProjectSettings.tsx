@@ -1,15 +1,16 @@
 import { useState, type FormEvent } from 'react';
 import { api, ok } from '../api/client';
-import type { ImmutableRule, Member, Quota, RetentionPolicy, RetentionRun, Robot } from '../api/types';
+import type { ImmutableRule, Member, ProjectDetail, Quota, RetentionPolicy, RetentionRun, Robot } from '../api/types';
 import { Badge, ErrorBox, Tabs, Time, UsageBar, useAsync } from '../components';
 import { bytes } from '../format';
-import { Link, href, useTitle } from '../router';
+import { Link, href, navigate, useTitle } from '../router';
 import { can, useSession } from '../session';
 import { Policies, ProxyCache } from './ProjectPolicies';
 import { Webhooks } from './Webhooks';
 import { ObjectTable } from './generic';
 
 const TABS: [string, string][] = [
+  ['general', 'General'],
   ['members', 'Members'],
   ['robots', 'Robot accounts'],
   ['quota', 'Quota'],
@@ -33,6 +34,7 @@ export function ProjectSettings({ project, tab }: { project: string; tab: string
       <h1 id="settings-title">{project} settings</h1>
       <Tabs label="Project settings" tabs={tabs} current={tab} hrefOf={(t) => href.settings(project, t)} />
       <div className="tab-panel">
+        {tab === 'general' ? <General project={project} manage={can(ctx, project, 'manage')} /> : null}
         {tab === 'members' ? <Members project={project} /> : null}
         {tab === 'robots' ? <Robots project={project} /> : null}
         {tab === 'quota' ? <QuotaTab project={project} /> : null}
@@ -43,6 +45,51 @@ export function ProjectSettings({ project, tab }: { project: string; tab: string
         {tab === 'proxy' ? <ProxyCache project={project} admin={ctx.session.admin} /> : null}
       </div>
     </section>
+  );
+}
+
+/** Visibility and deletion of the project (project-admin; the API refuses others anyway). */
+function General({ project, manage }: { project: string; manage: boolean }) {
+  const detail = useAsync(() => ok<ProjectDetail>(api.GET('/api/v1/projects/{project}', { params: { path: { project } } })), [project]);
+  const [error, setError] = useState<Error>();
+  const setVisibility = async (isPublic: boolean) => {
+    try {
+      await ok(api.PATCH('/api/v1/projects/{project}', { params: { path: { project } }, body: { public: isPublic } }));
+      setError(undefined);
+      detail.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  const remove = async () => {
+    if (!window.confirm(`Delete project ${project} with its members and robot accounts? Its repositories stay, visible to administrators only.`)) return;
+    try {
+      await ok(api.DELETE('/api/v1/projects/{project}', { params: { path: { project } } }));
+      navigate('/');
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  const isPublic = detail.data?.public;
+  return (
+    <>
+      <h2>General</h2>
+      <ErrorBox error={detail.error ?? error} />
+      <p>
+        Visibility: {isPublic === undefined ? '…' : isPublic ? <Badge tone="info">public</Badge> : <Badge tone="muted">private</Badge>}{' '}
+        <span className="muted">{isPublic ? 'anyone may pull, signed in or not' : 'only members pull'}</span>
+      </p>
+      {manage ? (
+        <div className="inline-form">
+          <button type="button" onClick={() => void setVisibility(!isPublic)} disabled={isPublic === undefined}>
+            {isPublic ? 'Make private' : 'Make public'}
+          </button>
+          <button type="button" className="danger" onClick={() => void remove()}>
+            Delete project
+          </button>
+        </div>
+      ) : null}
+    </>
   );
 }
 
@@ -86,8 +133,13 @@ function Members({ project }: { project: string }) {
   );
 }
 
-export function Robots({ project }: { project: string }) {
-  const robots = useAsync(() => ok<Robot[]>(api.GET('/api/v1/projects/{project}/robots', { params: { path: { project } } })), [project]);
+/** A project's robot accounts, or (project null) the system robots, whose grants name their project. */
+export function Robots({ project }: { project: string | null }) {
+  const robots = useAsync(
+    () => ok<Robot[]>(project === null ? api.GET('/api/v1/robots') : api.GET('/api/v1/projects/{project}/robots', { params: { path: { project } } })),
+    [project],
+  );
+  const [grantProject, setGrantProject] = useState('');
   const [name, setName] = useState('');
   const [actions, setActions] = useState<string[]>(['pull', 'push']);
   const [expiresIn, setExpiresIn] = useState('');
@@ -96,11 +148,13 @@ export function Robots({ project }: { project: string }) {
   const create = async (event: FormEvent) => {
     event.preventDefault();
     try {
+      const body = {
+        name,
+        permissions: [{ project: project ?? grantProject, repository: '*', actions: actions as ('pull' | 'push' | 'delete')[] }],
+        ...(expiresIn ? { expiresIn } : {}),
+      };
       const robot = await ok<Robot>(
-        api.POST('/api/v1/projects/{project}/robots', {
-          params: { path: { project } },
-          body: { name, permissions: [{ project, repository: '*', actions: actions as ('pull' | 'push' | 'delete')[] }], ...(expiresIn ? { expiresIn } : {}) },
-        }),
+        project === null ? api.POST('/api/v1/robots', { body }) : api.POST('/api/v1/projects/{project}/robots', { params: { path: { project } }, body }),
       );
       setCreated(robot);
       setName('');
@@ -113,7 +167,11 @@ export function Robots({ project }: { project: string }) {
   const revoke = async (robot: string) => {
     if (!window.confirm(`Revoke ${robot}? Clients using its secret stop working.`)) return;
     try {
-      await ok(api.DELETE('/api/v1/projects/{project}/robots/{robot}', { params: { path: { project, robot } } }));
+      await ok(
+        project === null
+          ? api.DELETE('/api/v1/robots/{robot}', { params: { path: { robot } } })
+          : api.DELETE('/api/v1/projects/{project}/robots/{robot}', { params: { path: { project, robot } } }),
+      );
       robots.reload();
     } catch (e) {
       setError(e as Error);
@@ -122,7 +180,7 @@ export function Robots({ project }: { project: string }) {
   const toggle = (action: string) => setActions((a) => (a.includes(action) ? a.filter((x) => x !== action) : [...a, action]));
   return (
     <>
-      <h2>Robot accounts</h2>
+      <h2>{project === null ? 'System robot accounts' : 'Robot accounts'}</h2>
       <ErrorBox error={robots.error ?? error} />
       {created?.secret ? (
         <div className="secret" role="status">
@@ -142,7 +200,7 @@ export function Robots({ project }: { project: string }) {
           {(robots.data ?? []).map((r) => (
             <tr key={r.name}>
               <td><code>{r.name}</code></td>
-              <td>{r.permissions.map((p) => `${p.repository}: ${p.actions.join(', ')}`).join('; ')}</td>
+              <td>{r.permissions.map((p) => `${project === null ? `${p.project}/` : ''}${p.repository}: ${p.actions.join(', ')}`).join('; ')}</td>
               <td>{r.expiresAt ? <Time at={r.expiresAt} /> : 'never'}</td>
               <td><Time at={r.createdAt} /></td>
               <td><button type="button" className="danger small" onClick={() => revoke(r.name)} aria-label={`Revoke ${r.name}`}>Revoke</button></td>
@@ -154,6 +212,12 @@ export function Robots({ project }: { project: string }) {
       <form className="inline-form" onSubmit={create} aria-label="New robot account">
         <label htmlFor="robot-name">Name</label>
         <input id="robot-name" required value={name} onChange={(e) => setName(e.target.value)} pattern="[a-z0-9][a-z0-9._-]*" />
+        {project === null ? (
+          <>
+            <label htmlFor="robot-project">Project</label>
+            <input id="robot-project" required value={grantProject} onChange={(e) => setGrantProject(e.target.value)} />
+          </>
+        ) : null}
         <fieldset>
           <legend>Permissions</legend>
           {['pull', 'push', 'delete'].map((a) => (
