@@ -51,15 +51,17 @@ describe('Project settings', () => {
     });
     vi.spyOn(window, 'confirm').mockReturnValue(true);
     const view = renderSignedIn(<ProjectSettings project="team" tab="general" />, { projects: [{ name: 'team', role: 'project-admin' }] });
-    fireEvent.click(await screen.findByRole('button', { name: 'Make public' }));
-    expect(await screen.findByRole('button', { name: 'Make private' })).toBeTruthy();
-    expect(calls.find((c) => c.method === 'PATCH')!.body).toEqual({ public: true });
+    // The button exists (disabled) before the project has loaded: wait for its visibility first.
+    await screen.findByText('private', { exact: true });
+    fireEvent.click(screen.getByRole('button', { name: 'Make public' }));
+    await vi.waitFor(() => expect(calls.find((c) => c.method === 'PATCH')?.body).toEqual({ public: true }));
     fireEvent.click(screen.getByRole('button', { name: 'Delete project' }));
     await vi.waitFor(() => expect(calls.some((c) => c.method === 'DELETE' && c.path === '/api/v1/projects/team')).toBe(true));
     view.unmount();
     renderSignedIn(<ProjectSettings project="team" tab="general" />, { projects: [{ name: 'team', role: 'developer' }] });
-    expect(await screen.findByText('only members pull', { exact: false })).toBeTruthy();
+    expect(await screen.findByText('anyone may pull', { exact: false })).toBeTruthy();
     expect(screen.queryByRole('button', { name: 'Delete project' })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Make private' })).toBeNull();
   });
 
   it('previews a retention dry run: what would be removed and what is kept, and why', async () => {

@@ -77,7 +77,7 @@ function General({ project, manage }: { project: string; manage: boolean }) {
       <ErrorBox error={detail.error ?? error} />
       <p>
         Visibility: {isPublic === undefined ? '…' : isPublic ? <Badge tone="info">public</Badge> : <Badge tone="muted">private</Badge>}{' '}
-        <span className="muted">{isPublic ? 'anyone may pull, signed in or not' : 'only members pull'}</span>
+        <span className="muted">{isPublic === undefined ? '' : isPublic ? 'anyone may pull, signed in or not' : 'only members pull'}</span>
       </p>
       {manage ? (
         <div className="inline-form">
