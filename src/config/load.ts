@@ -69,9 +69,10 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
 /**
  * BERTH_* variables that are not configuration keys but are read elsewhere: the config file's
  * name, the initial admin's password, a cluster worker's place (BERTH_WORKER, src/cluster.ts),
- * and the test suite's switches (BERTH_TEST_*).
+ * the admin API's response check (BERTH_API_CHECK_RESPONSES, src/http/api/index.ts; the tests
+ * turn it on) and the test suite's switches (BERTH_TEST_*).
  */
-const NON_KEY_VARIABLES = /^BERTH_(CONFIG|ADMIN_PASSWORD|WORKER|TEST_\w+)$/;
+const NON_KEY_VARIABLES = /^BERTH_(CONFIG|ADMIN_PASSWORD|WORKER|API_CHECK_RESPONSES|TEST_\w+)$/;
 
 /** applyEnvOverrides, also telling which variable set which key, and which BERTH_* variables name no key. */
 function mergeEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): { merged: Record<string, unknown>; sources: Map<string, string>; unknown: string[] } {
