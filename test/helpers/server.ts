@@ -20,6 +20,11 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export interface TestServer extends RunningServer {
   dataDir: string;
   config: BerthConfig;
+  /**
+   * The in-process server's own URL. It equals `url` except in the cluster pass, where `url` is the
+   * cluster of `berth serve` children beside it: a test that patches code in this process asks here.
+   */
+  inProcessUrl: string;
   /** Stops the server and deletes its data directory. */
   destroy(): Promise<void>;
 }
@@ -54,6 +59,7 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, e
   };
   return {
     ...server,
+    inProcessUrl: server.url,
     ...(cluster ? { url: cluster.url, metricsUrl: server.metricsUrl?.replace(server.url, cluster.url), close } : {}),
     dataDir,
     config,

@@ -60,7 +60,8 @@ describe('the response check (BERTH_API_CHECK_RESPONSES=1)', () => {
   });
 
   it('answers 500 naming the route and the zod issue when a handler sends what its schema refuses', async () => {
-    const response = await fetch(`${server.url}/api/v1/me`, { headers: { authorization: adminAuth() } });
+    // The patched handler lives in this process, not in the cluster pass's `berth serve` children.
+    const response = await fetch(`${server.inProcessUrl}/api/v1/me`, { headers: { authorization: adminAuth() } });
     assert.equal(response.status, 500);
     const body = (await response.json()) as { errors: { code: string; message: string; detail: { route: string } }[] };
     assert.equal(body.errors[0]!.code, 'UNKNOWN');

@@ -56,6 +56,12 @@ describe('supply chain: SBOM and scan on push, rescans', () => {
     const res = await api(reg.server, 'GET', `/projects/${project}/repositories/${repo}/artifacts/${digest}/vulnerabilities`, adminAuth());
     return res.status === 200 ? ((await res.json()) as Scan) : undefined;
   };
+  /** The stored scan once it has one; a failed scan fails the test with its error (findings [] would hide it). */
+  const completedScanOf = async (what: string, repo: string, digest: string): Promise<Scan> => {
+    const scan = await eventually(what, () => scanOf(repo, digest));
+    assert.equal(scan.status, 'complete', `${what}: ${JSON.stringify(scan)}`);
+    return scan;
+  };
   const status = async (): Promise<Status> => (await (await api(reg.server, 'GET', '/supply-chain/status', adminAuth())).json()) as Status;
   const drained = async () =>
     eventually('the queue to drain', async () => ((await status()).queue.pending === 0 ? true : undefined)).catch(async (err: Error) => {
@@ -171,8 +177,8 @@ describe('supply chain: SBOM and scan on push, rescans', () => {
       ],
     });
     assert.equal((await client.pushManifest('team/multi', 'latest', index, OCI_INDEX)).status, 201);
-    const amdScan = await eventually('the amd64 scan', () => scanOf('multi', amd.manifest.digest));
-    const armScan = await eventually('the arm64 scan', () => scanOf('multi', arm.manifest.digest));
+    const amdScan = await completedScanOf('the amd64 scan', 'multi', amd.manifest.digest);
+    const armScan = await completedScanOf('the arm64 scan', 'multi', arm.manifest.digest);
     assert.deepEqual(amdScan.findings.map((f) => f.id), ['DSA-9301-1']);
     assert.deepEqual(armScan.findings, [], '3.0.11-1~deb12u2 is the fixed version');
     await drained();

@@ -6,7 +6,7 @@
 // repositories and 20,000 tags. BERTH_UI_SCREENSHOTS=1 (npm run screenshots) also writes docs/ui/*.png.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it as nodeIt } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ADMIN_PASSWORD, adminAuth, api, startAuthServer } from '../auth/support.js';
 import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
@@ -23,6 +23,18 @@ const TAGS = Number(process.env.BERTH_UI_TAGS ?? 20_000);
 const FIRST_RENDER_LIMIT_MS = 1000;
 
 describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
+  // What the page said and showed when a step failed: its errors, its URL and main's text.
+  const pageErrors: string[] = [];
+  const it = (name: string, body: () => Promise<void>) =>
+    nodeIt(name, async () => {
+      try {
+        await body();
+      } catch (error) {
+        const main = await page.locator('body').innerText({ timeout: 2_000 }).catch((e: Error) => `(unreadable: ${e.message})`);
+        (error as Error).message += `\n  page ${page.url()}; last errors: ${JSON.stringify(pageErrors.slice(-10))}\n  text: ${main.replace(/\s+/g, ' ').slice(0, 1_500)}`;
+        throw error;
+      }
+    });
   let server: TestServer;
   let browser: Browser;
   let context: BrowserContext;
@@ -113,6 +125,8 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     });
     page = await context.newPage();
     page.on('dialog', (dialog) => void dialog.accept());
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => void (message.type() === 'error' && pageErrors.push(message.text())));
   });
 
   after(async () => {
@@ -249,6 +263,7 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
 
   it('creates a registry endpoint pointing at this Berth, tests the connection, and runs a replication policy over it', async () => {
     await page.goto('/admin/registries');
+    await page.getByText('No registry endpoints.').waitFor();
     await page.getByRole('button', { name: 'New registry endpoint' }).click();
     const form = page.getByRole('form', { name: 'New registry endpoint' });
     await form.getByLabel('Name', { exact: true }).fill('self');

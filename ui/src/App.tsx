@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react'
 import { api, ok, setCsrfToken, setUnauthorizedHandler } from './api/client';
 import type { Me, Session, SystemInfo } from './api/types';
 import { SessionCtx, useSession, type SessionContext } from './session';
-import { Link, href, navigate, useRoute } from './router';
+import { Link, href, navigate, useRoute, type Route } from './router';
 import { SignIn } from './views/SignIn';
 import { Projects } from './views/Projects';
 import { Repositories } from './views/Repositories';
@@ -99,21 +99,27 @@ function Shell() {
       </a>
       <Header />
       <main id="main" tabIndex={-1}>
-        <View />
+        {/* A new route is a fresh view (no filter or form state carried from the last page). */}
+        <View key={`${route.path}?${route.query.toString()}`} route={route} />
       </main>
     </>
   );
+}
 
-  function View() {
-    const [first, second, third, fourth] = route.parts;
-    if (first === 'projects' && second && third === 'settings') return <ProjectSettings project={second} tab={fourth ?? 'members'} />;
-    if (first === 'projects' && second) return <Repositories project={second} />;
-    if (first === 'repository') return <Tags repository={route.query.get('name') ?? ''} />;
-    if (first === 'artifact') return <ArtifactView repository={route.query.get('repository') ?? ''} reference={route.query.get('reference') ?? ''} />;
-    if (first === 'admin') return <Admin tab={second ?? 'users'} />;
-    if (first === 'search') return <SearchView q={route.query.get('q') ?? ''} />;
-    return <Projects />;
-  }
+/**
+ * The view of the current route. A component of its own at module level: declared inside Shell,
+ * it was a new component type at each Shell render, and React remounted the whole view (losing an
+ * open form's state) whenever Shell rendered for any reason. Shell keys it by the route instead.
+ */
+function View({ route }: { route: Route }) {
+  const [first, second, third, fourth] = route.parts;
+  if (first === 'projects' && second && third === 'settings') return <ProjectSettings project={second} tab={fourth ?? 'members'} />;
+  if (first === 'projects' && second) return <Repositories project={second} />;
+  if (first === 'repository') return <Tags repository={route.query.get('name') ?? ''} />;
+  if (first === 'artifact') return <ArtifactView repository={route.query.get('repository') ?? ''} reference={route.query.get('reference') ?? ''} />;
+  if (first === 'admin') return <Admin tab={second ?? 'users'} />;
+  if (first === 'search') return <SearchView q={route.query.get('q') ?? ''} />;
+  return <Projects />;
 }
 
 function Header() {

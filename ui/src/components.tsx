@@ -26,6 +26,17 @@ export function useAsync<T>(load: () => Promise<T>, deps: unknown[]): Async<T> {
   return { data: state.data, error: state.error, loading: state.loading, reload };
 }
 
+/**
+ * The row a table shows when it has no rows: "Loading…" until the list has loaded, then `empty`
+ * when it is empty. Holding the row's place while loading keeps what sits below the table (a
+ * "New …" button) where it is when the answer arrives: a click aimed at it does not land on the
+ * row that pushed it down.
+ */
+export function EmptyRow({ list, colSpan, empty }: { list: Async<unknown[]>; colSpan: number; empty: string }) {
+  if (list.data === undefined && !list.error) return <tr><td colSpan={colSpan} className="muted" aria-busy="true">Loading…</td></tr>;
+  return list.data?.length === 0 ? <tr><td colSpan={colSpan} className="muted">{empty}</td></tr> : null;
+}
+
 /** Keyset pagination: the cursors of the pages before the current one. */
 export function usePager(resetKey: string) {
   const [stack, setStack] = useState<(string | undefined)[]>([undefined]);

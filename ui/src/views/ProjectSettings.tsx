@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { api, ok } from '../api/client';
 import type { ImmutableRule, Member, ProjectDetail, Quota, RetentionPolicy, RetentionRun, Robot } from '../api/types';
-import { Badge, ErrorBox, Tabs, Time, UsageBar, useAsync } from '../components';
+import { Badge, EmptyRow, ErrorBox, Tabs, Time, UsageBar, useAsync } from '../components';
 import { bytes } from '../format';
 import { Link, href, navigate, useTitle } from '../router';
 import { can, useSession } from '../session';
@@ -206,7 +206,7 @@ export function Robots({ project }: { project: string | null }) {
               <td><button type="button" className="danger small" onClick={() => revoke(r.name)} aria-label={`Revoke ${r.name}`}>Revoke</button></td>
             </tr>
           ))}
-          {robots.data?.length === 0 ? <tr><td colSpan={5} className="muted">No robot accounts.</td></tr> : null}
+          <EmptyRow list={robots} colSpan={5} empty="No robot accounts." />
         </tbody>
       </table>
       <form className="inline-form" onSubmit={create} aria-label="New robot account">

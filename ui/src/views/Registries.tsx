@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { api, ok } from '../api/client';
 import type { PingResult, RegistryEndpoint } from '../api/types';
-import { Badge, ErrorBox, Time, useAsync } from '../components';
+import { Badge, EmptyRow, ErrorBox, Time, useAsync } from '../components';
 import { useAction } from './forms';
 
 const KINDS = ['berth', 'distribution', 'harbor', 'docker-hub', 'other'] as const;
@@ -50,7 +50,7 @@ export function Registries() {
                 </td>
               </tr>
             ))}
-            {endpoints.data?.length === 0 ? <tr><td colSpan={8} className="muted">No registry endpoints.</td></tr> : null}
+            <EmptyRow list={endpoints} colSpan={8} empty="No registry endpoints." />
           </tbody>
         </table>
       </div>

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { api, ok } from '../api/client';
 import type { RegistryEndpoint, ReplicationExecution, ReplicationPolicy, ReplicationTask } from '../api/types';
-import { Badge, ErrorBox, Time, useAsync } from '../components';
+import { Badge, EmptyRow, ErrorBox, Time, useAsync } from '../components';
 import { bytes } from '../format';
 import { listOf, textOf, useAction } from './forms';
 
@@ -52,7 +52,7 @@ export function Replication() {
                 </td>
               </tr>
             ))}
-            {policies.data?.length === 0 ? <tr><td colSpan={7} className="muted">No replication policies.</td></tr> : null}
+            <EmptyRow list={policies} colSpan={7} empty="No replication policies." />
           </tbody>
         </table>
       </div>
@@ -80,7 +80,7 @@ export function Replication() {
                 <td><button type="button" className="small" onClick={() => setOpen(x.id)} aria-label={`Tasks of execution ${x.id}`}>Tasks</button></td>
               </tr>
             ))}
-            {executions.data?.length === 0 ? <tr><td colSpan={8} className="muted">No executions.</td></tr> : null}
+            <EmptyRow list={executions} colSpan={8} empty="No executions." />
           </tbody>
         </table>
       </div>
@@ -109,7 +109,7 @@ function Tasks({ id }: { id: number }) {
               <td>{t.durationMs} ms</td>
             </tr>
           ))}
-          {tasks.data?.length === 0 ? <tr><td colSpan={6} className="muted">No tasks (yet).</td></tr> : null}
+          <EmptyRow list={tasks} colSpan={6} empty="No tasks (yet)." />
         </tbody>
       </table>
     </section>

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { api, ok } from '../api/client';
 import type { Delivery, WebhookPolicy } from '../api/types';
-import { Badge, ErrorBox, useAsync } from '../components';
+import { Badge, EmptyRow, ErrorBox, useAsync } from '../components';
 import { ObjectTable } from './generic';
 import { listOf, textOf, useAction } from './forms';
 
@@ -51,7 +51,7 @@ export function Webhooks({ project, manage }: { project: string; manage: boolean
                 </td>
               </tr>
             ))}
-            {hooks.data?.length === 0 ? <tr><td colSpan={6} className="muted">No webhooks.</td></tr> : null}
+            <EmptyRow list={hooks} colSpan={6} empty="No webhooks." />
           </tbody>
         </table>
       </div>
