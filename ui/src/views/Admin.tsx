@@ -7,6 +7,7 @@ import { useTitle, href } from '../router';
 import { useSession } from '../session';
 import { ObjectTable } from './generic';
 import { Robots } from './ProjectSettings';
+import { useAction } from './forms';
 import { Registries } from './Registries';
 import { Replication } from './Replication';
 
@@ -53,32 +54,24 @@ function Users() {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [admin, setAdmin] = useState(false);
-  const [error, setError] = useState<Error>();
+  const action = useAction();
+  /** Runs an API call; the list reloads after it, whether it worked or not (the error shows). */
   const act = async (call: Promise<{ response: Response; error?: unknown }>) => {
-    try {
-      await ok(call);
-      setError(undefined);
-      users.reload();
-    } catch (e) {
-      setError(e as Error);
-    }
+    await action.run(() => ok(call));
+    users.reload();
   };
   const create = async (event: FormEvent) => {
     event.preventDefault();
-    try {
-      await ok(api.POST('/api/v1/users', { body: { username, password, admin } as never }));
-      setError(undefined);
-      setUsername('');
-      setPassword('');
-      users.reload();
-    } catch (e) {
-      setError(e as Error);
-    }
+    const created = await action.run(() => ok(api.POST('/api/v1/users', { body: { username, password, admin } as never })));
+    if (created === undefined) return;
+    setUsername('');
+    setPassword('');
+    users.reload();
   };
   return (
     <>
       <h2>Users</h2>
-      <ErrorBox error={users.error ?? error} />
+      <ErrorBox error={users.error ?? action.error} />
       <ObjectTable caption="Users" rows={(users.data ?? []) as never[]} actions={(u) => (
         <>
           <button type="button" className="small" onClick={() => void act(api.PATCH('/api/v1/users/{username}', { params: { path: { username: String(u.username) } }, body: { admin: !u.admin } }))}>

@@ -6,6 +6,7 @@ import { bytes } from '../format';
 import { Link, href, navigate, useTitle } from '../router';
 import { can, useSession } from '../session';
 import { Policies, ProxyCache } from './ProjectPolicies';
+import { useAction } from './forms';
 import { Webhooks } from './Webhooks';
 import { ObjectTable } from './generic';
 
@@ -99,15 +100,10 @@ function Members({ project }: { project: string }) {
   const members = useAsync(() => ok<Member[]>(api.GET('/api/v1/projects/{project}/members', { params: { path: { project } } })), [project]);
   const [username, setUsername] = useState('');
   const [role, setRole] = useState<(typeof ROLES)[number]>('developer');
-  const [error, setError] = useState<Error>();
+  const action = useAction();
   const act = async (p: Promise<{ response: Response; error?: unknown }>) => {
-    try {
-      await ok(p);
-      setError(undefined);
-      members.reload();
-    } catch (e) {
-      setError(e as Error);
-    }
+    await action.run(() => ok(p));
+    members.reload();
   };
   const add = (event: FormEvent) => {
     event.preventDefault();
@@ -116,7 +112,7 @@ function Members({ project }: { project: string }) {
   return (
     <>
       <h2>Members</h2>
-      <ErrorBox error={members.error ?? error} />
+      <ErrorBox error={members.error ?? action.error} />
       <ObjectTable caption="Members" rows={(members.data ?? []) as never[]} columns={['username', 'role']} actions={(m) => (
         <button type="button" className="danger small" onClick={() => act(api.DELETE('/api/v1/projects/{project}/members/{username}', { params: { path: { project, username: String(m.username) } } }))}>Remove</button>
       )} />
@@ -277,15 +273,10 @@ function Immutable({ project }: { project: string }) {
   const rules = useAsync(() => ok<ImmutableRule[]>(api.GET('/api/v1/projects/{project}/immutable-rules', { params: { path: { project } } })), [project]);
   const [repository, setRepository] = useState('**');
   const [tag, setTag] = useState('');
-  const [error, setError] = useState<Error>();
+  const action = useAction();
   const act = async (p: Promise<{ response: Response; error?: unknown }>) => {
-    try {
-      await ok(p);
-      setError(undefined);
-      rules.reload();
-    } catch (e) {
-      setError(e as Error);
-    }
+    await action.run(() => ok(p));
+    rules.reload();
   };
   const add = (event: FormEvent) => {
     event.preventDefault();
@@ -294,7 +285,7 @@ function Immutable({ project }: { project: string }) {
   return (
     <>
       <h2>Immutable tag rules</h2>
-      <ErrorBox error={rules.error ?? error} />
+      <ErrorBox error={rules.error ?? action.error} />
       <ObjectTable caption="Immutable rules" rows={(rules.data ?? []) as never[]} columns={['id', 'repository', 'tag', 'disabled']} actions={(r) => (
         <button type="button" className="danger small" onClick={() => act(api.DELETE('/api/v1/projects/{project}/immutable-rules/{id}', { params: { path: { project, id: String(r.id) } } }))}>Delete</button>
       )} />
