@@ -67,8 +67,8 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
   }
 
   /** Pushes an image or an index the way a client does, starting over on a clean retryable refusal. */
-  async function pushWithRetry(record: Omit<Pushed, 'state'>, deadline: number): Promise<void> {
-    for (let attempt = 1; Date.now() < deadline; attempt++) {
+  async function pushWithRetry(record: Omit<Pushed, 'state'>, running: () => boolean): Promise<void> {
+    for (let attempt = 1; running(); attempt++) {
       try {
         for (const child of record.children) {
           for (const blob of [child.config, ...child.layers]) await pushBlobIfMissing(record.repository, blob);
@@ -102,19 +102,19 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     return { repository, tag, manifest: index, mediaType: OCI_INDEX, children };
   }
 
-  async function pusher(worker: number, deadline: number): Promise<void> {
-    for (let n = 0; Date.now() < deadline; n++) {
+  async function pusher(worker: number, running: () => boolean): Promise<void> {
+    for (let n = 0; running(); n++) {
       try {
-        await pushWithRetry(newRecord(worker, n), deadline);
+        await pushWithRetry(newRecord(worker, n), running);
       } catch (err) {
         failures.push(`pusher ${worker}: ${(err as Error).message}`);
       }
     }
   }
 
-  async function deleter(deadline: number): Promise<void> {
+  async function deleter(running: () => boolean): Promise<void> {
     let n = 0;
-    while (Date.now() < deadline) {
+    while (running()) {
       const victims = pushed.filter((p) => p.state === 'tagged');
       if (victims.length < 5) {
         await sleep(20);
@@ -129,8 +129,8 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     }
   }
 
-  async function collector(deadline: number): Promise<void> {
-    while (Date.now() < deadline) {
+  async function collector(running: () => boolean): Promise<void> {
+    while (running()) {
       const res = await reg.client.fetch('/api/v1/gc', { method: 'POST' });
       const report = (await res.json()) as GcReport;
       if (res.status !== 200 || !report.completed || report.counts.errors > 0) failures.push(`gc: ${res.status} ${JSON.stringify(report).slice(0, 300)}`);
@@ -140,14 +140,17 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
   }
 
   it('every surviving tagged image and index is pullable byte-for-byte; nothing failed except clean, retried refusals', async () => {
-    const deadline = Date.now() + DURATION_MS;
-    await Promise.all([...Array.from({ length: PUSHERS }, (_, w) => pusher(w, deadline)), deleter(deadline), collector(deadline)]);
+    // DURATION_MS at least, and on a loaded machine longer (up to 3×) until there was enough of each kind of work to judge.
+    const started = Date.now();
+    const enough = () => pushed.length > 20 && pushed.some((p) => p.state !== 'tagged') && reports.length > 5 && reports.some((r) => r.counts.blobs > 0);
+    const running = () => Date.now() - started < DURATION_MS || (!enough() && Date.now() - started < 3 * DURATION_MS);
+    await Promise.all([...Array.from({ length: PUSHERS }, (_, w) => pusher(w, running)), deleter(running), collector(running)]);
     assert.deepEqual(failures, []);
 
     const deletedBlobs = reports.reduce((sum, r) => sum + r.counts.blobs, 0);
     const deletedManifests = reports.reduce((sum, r) => sum + r.counts.manifests, 0);
     console.log(
-      `stress: ${pushed.length} pushes, ${pushed.filter((p) => p.state !== 'tagged').length} deletes, ${reports.length} gc runs ` +
+      `stress (${Date.now() - started} ms): ${pushed.length} pushes, ${pushed.filter((p) => p.state !== 'tagged').length} deletes, ${reports.length} gc runs ` +
         `(${deletedManifests} manifests, ${deletedBlobs} blobs collected), retries ${JSON.stringify(Object.fromEntries(retries))}`,
     );
     assert.ok(pushed.length > 20 && reports.length > 5 && deletedBlobs > 0, 'the stress run should push, delete and collect');
