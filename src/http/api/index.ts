@@ -153,7 +153,7 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
 }
 
 /** The response schema of GET /openapi.json (an OpenAPI 3.1 document). */
-export const OPENAPI_DOCUMENT = z.record(z.string(), z.unknown()).describe('an OpenAPI 3.1 document');
+export const OPENAPI_DOCUMENT = z.lazy(() => z.record(z.string(), z.unknown()).describe('an OpenAPI 3.1 document'));
 
 function openApiRoute(document: () => Promise<Record<string, unknown>>): ApiRoute {
   return { method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', response: OPENAPI_DOCUMENT, handler: async () => document() };
