@@ -3,27 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { Command, InvalidArgumentError } from 'commander';
 import type { BerthConfig } from './config/schema.js';
-import { registerBindingCommands } from './cli/bindings.js';
-import { registerFsckCommand } from './cli/fsck.js';
-import { registerJobsCommand } from './cli/jobs.js';
-import { registerGcCommand } from './cli/gc.js';
-import { registerProjectCommands } from './cli/projects.js';
-import { registerRetentionCommands } from './cli/retention.js';
-import { registerUserCommands } from './cli/users.js';
-import { registerMigrateMetadataCommand } from './cli/migrate-metadata.js';
-import { registerQuotaCommands } from './cli/quotas.js';
-import { registerTagCommands } from './cli/tags.js';
-import { registerWebhookCommands } from './cli/webhooks.js';
-import { registerSignatureCommands } from './cli/signatures.js';
-import { registerVulnPolicyCommands } from './cli/vuln-policy.js';
-import { registerVulnDbCommands } from './cli/vulndb.js';
-import { registerSbomCommands } from './cli/sbom.js';
-import { registerCacheCommands, registerRegistryCommands } from './cli/registries.js';
-import { registerReplicationCommands } from './cli/replication.js';
 
 // Startup cost: this file and src/cli/*.ts import only commander and types at the top; each
 // command imports what it runs (the server, the stores, zod and the YAML parser) when it runs,
-// so `berth --help` or `berth user list` do not load the whole server first.
+// so `berth --help` or `berth user list` do not load the whole server first. `berth serve`
+// does not even load or declare the other commands (src/cli/*.ts, ~80 commander objects):
+// each worker would keep them in its heap for nothing (issue 19).
 
 // src/cli.ts (run through tsx) sits one level below package.json; dist/src/cli.js two.
 const pkgUrl = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u))!;
@@ -133,26 +118,44 @@ configCommand
     process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
   });
 
-registerFsckCommand(program, () => program.opts<{ config?: string }>().config);
-registerGcCommand(program, () => program.opts<{ config?: string }>().config);
-registerJobsCommand(program, loadConfigured);
-registerUserCommands(program, loadConfigured);
-registerBindingCommands(program, loadConfigured);
-registerProjectCommands(program, loadConfigured);
-registerMigrateMetadataCommand(program, loadConfigured);
-registerQuotaCommands(program, loadConfigured);
+if (commandName(process.argv.slice(2)) !== 'serve') await registerOtherCommands();
 
-registerRetentionCommands(program, loadConfigured);
+/** The other commands than serve, from src/cli/*.ts. */
+async function registerOtherCommands(): Promise<void> {
+  const configFile = () => program.opts<{ config?: string }>().config;
+  (await import('./cli/fsck.js')).registerFsckCommand(program, configFile);
+  (await import('./cli/gc.js')).registerGcCommand(program, configFile);
+  (await import('./cli/jobs.js')).registerJobsCommand(program, loadConfigured);
+  (await import('./cli/users.js')).registerUserCommands(program, loadConfigured);
+  (await import('./cli/bindings.js')).registerBindingCommands(program, loadConfigured);
+  (await import('./cli/projects.js')).registerProjectCommands(program, loadConfigured);
+  (await import('./cli/migrate-metadata.js')).registerMigrateMetadataCommand(program, loadConfigured);
+  (await import('./cli/quotas.js')).registerQuotaCommands(program, loadConfigured);
+  (await import('./cli/retention.js')).registerRetentionCommands(program, loadConfigured);
+  (await import('./cli/tags.js')).registerTagCommands(program, loadConfigured);
+  (await import('./cli/webhooks.js')).registerWebhookCommands(program, loadConfigured);
+  (await import('./cli/signatures.js')).registerSignatureCommands(program, loadConfigured);
+  (await import('./cli/vulndb.js')).registerVulnDbCommands(program, loadConfigured);
+  (await import('./cli/vuln-policy.js')).registerVulnPolicyCommands(program, loadConfigured);
+  (await import('./cli/sbom.js')).registerSbomCommands(program, loadConfigured);
+  const registries = await import('./cli/registries.js');
+  registries.registerRegistryCommands(program, loadConfigured);
+  registries.registerCacheCommands(program, loadConfigured);
+  (await import('./cli/replication.js')).registerReplicationCommands(program, loadConfigured);
+}
 
-registerTagCommands(program, loadConfigured);
-registerWebhookCommands(program, loadConfigured);
-registerSignatureCommands(program, loadConfigured);
-registerVulnDbCommands(program, loadConfigured);
-registerVulnPolicyCommands(program, loadConfigured);
-registerSbomCommands(program, loadConfigured);
-registerRegistryCommands(program, loadConfigured);
-registerCacheCommands(program, loadConfigured);
-registerReplicationCommands(program, loadConfigured);
+/**
+ * The command a command line runs: its first word that is not an option (nor the value of
+ * -c/--config, the one global option that takes a separate value).
+ */
+function commandName(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '-c' || arg === '--config') i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // A ConfigError (src/config/load.ts, not imported here to keep startup light): the message says it all.

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /** Where the built SPA is and whether to serve it (config ui.enabled, ui.root). */
@@ -40,16 +39,21 @@ export function registerUiStatic(app: FastifyInstance, options: UiStaticOptions)
   const index = path.join(options.root, 'index.html');
   const built = existsSync(index);
   if (built) {
-    void app.register(fastifyStatic, {
-      root: path.join(options.root, 'assets'),
-      prefix: '/assets/',
-      index: false,
-      dotfiles: 'deny',
-      cacheControl: true,
-      maxAge: 365 * 24 * 60 * 60 * 1000,
-      immutable: true,
-      etag: true,
-      setHeaders: (res) => res.setHeader('x-content-type-options', 'nosniff'),
+    // Imported here, not at the top: with ui.enabled false (or no build) @fastify/static and
+    // its dependencies (send, mime's table, glob: ~1 MB of heap) are never loaded (issue 19).
+    void app.register(async (scope) => {
+      const { default: fastifyStatic } = await import('@fastify/static');
+      await scope.register(fastifyStatic, {
+        root: path.join(options.root, 'assets'),
+        prefix: '/assets/',
+        index: false,
+        dotfiles: 'deny',
+        cacheControl: true,
+        maxAge: 365 * 24 * 60 * 60 * 1000,
+        immutable: true,
+        etag: true,
+        setHeaders: (res) => res.setHeader('x-content-type-options', 'nosniff'),
+      });
     });
   }
   const serveIndex = async (reply: FastifyReply): Promise<FastifyReply> => {

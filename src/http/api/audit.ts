@@ -22,7 +22,7 @@ const ProjectAuditFilters = z
     outcome: z.enum(AUDIT_OUTCOMES).optional().describe('success, failure (failed or rate-limited login) or denied (authorization refused)'),
   })
   .strict();
-const AuditEntry = z
+const AuditEntry = z.lazy(() => z
   .strictObject({
     id: z.number(),
     at: Timestamp,
@@ -34,7 +34,7 @@ const AuditEntry = z
     project: z.string().nullable().describe('the project the entry belongs to; null: system-wide'),
     outcome: z.enum(AUDIT_OUTCOMES),
   })
-  .meta({ id: 'AuditEntry' });
+  .meta({ id: 'AuditEntry' }));
 const AuditFilters = ProjectAuditFilters.extend({ project: z.string().min(1).optional().describe('the project an entry belongs to') }).strict();
 
 export const auditRoutes: ApiRoute[] = [

@@ -6,7 +6,7 @@ import { RegistryError } from '../../core/errors.js';
 import type { ApiRoute } from './route.js';
 import { Timestamp } from './schemas.js';
 
-const NewBinding = z
+const NewBinding = z.lazy(() => z
   .object({
     source: z.string().describe('identity source: ldap, spiffe, or oidc:<provider>'),
     kind: z.enum(BINDING_KINDS as unknown as [string, ...string[]]).describe('group: a group the source reports; id: the identity itself; prefix: identities under this path (SPIFFE IDs)'),
@@ -14,9 +14,9 @@ const NewBinding = z
     project: z.string(),
     role: z.enum(ROLES as unknown as [string, ...string[]]),
   })
-  .strict();
+  .strict());
 
-const Binding = z
+const Binding = z.lazy(() => z
   .strictObject({
     id: z.number(),
     source: z.string(),
@@ -27,7 +27,7 @@ const Binding = z
     createdBy: z.string(),
     createdAt: Timestamp,
   })
-  .meta({ id: 'IdentityBinding' });
+  .meta({ id: 'IdentityBinding' }));
 
 const Filter = z.object({
   source: z.string().optional().describe('only bindings of this source'),

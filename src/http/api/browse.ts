@@ -11,25 +11,25 @@ import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 import { ARTIFACT_KINDS } from '../../browse/kinds.js';
 
-const Kind = z.enum(ARTIFACT_KINDS).describe('what the artifact is, from its media types');
+const Kind = z.lazy(() => z.enum(ARTIFACT_KINDS).describe('what the artifact is, from its media types'));
 const Platform = z.strictObject({ os: z.string(), architecture: z.string(), variant: z.string().optional() }).meta({ id: 'Platform' });
-const Cursor = z.string().nullable().describe('pass as ?last= for the next page; null on the last page');
+const Cursor = z.lazy(() => z.string().nullable().describe('pass as ?last= for the next page; null on the last page'));
 
-const SystemInfoSchema = z
+const SystemInfoSchema = z.lazy(() => z
   .strictObject({
     version: z.string(),
     registryHost: z.string().describe("host[:port] for pull commands (http.host's, else the request's Host)"),
     features: z.record(z.string(), z.boolean()).describe('which optional features this server has'),
     oidcProviders: z.array(z.strictObject({ name: z.string(), displayName: z.string() })).describe('OIDC providers with a browser login'),
   })
-  .meta({ id: 'SystemInfo' });
-const SearchResult = z
+  .meta({ id: 'SystemInfo' }));
+const SearchResult = z.lazy(() => z
   .strictObject({
     repositories: z.array(z.strictObject({ name: z.string(), project: z.string() })),
     tags: z.array(z.strictObject({ repository: z.string(), tag: z.string(), digest: z.string() })),
   })
-  .meta({ id: 'SearchResult' });
-const RepositoryRow = z
+  .meta({ id: 'SearchResult' }));
+const RepositoryRow = z.lazy(() => z
   .strictObject({
     name: z.string(),
     tagCount: z.number(),
@@ -37,9 +37,9 @@ const RepositoryRow = z
     pulls: z.number(),
     size: z.number().describe('bytes of its unique blobs'),
   })
-  .meta({ id: 'RepositoryRow' });
+  .meta({ id: 'RepositoryRow' }));
 const SeverityCounts = { critical: z.number(), high: z.number(), medium: z.number(), low: z.number(), unknown: z.number() };
-const TagRow = z
+const TagRow = z.lazy(() => z
   .strictObject({
     tag: z.string(),
     digest: z.string(),
@@ -57,9 +57,9 @@ const TagRow = z
     scan: z.strictObject({ status: z.string(), ...SeverityCounts }).nullable().describe('the last vulnerability scan; null: never scanned'),
     sbom: z.boolean(),
   })
-  .meta({ id: 'TagRow' });
+  .meta({ id: 'TagRow' }));
 const Refusal = { code: z.string().describe('the error code that refused it, e.g. DENIED for an immutable tag'), message: z.string() };
-const RepositoryDeleted = z
+const RepositoryDeleted = z.lazy(() => z
   .strictObject({
     deleted: z.array(z.string()).describe('digests of the manifests deleted'),
     untagged: z.array(z.string()).describe('tags removed from manifests that had to stay'),
@@ -67,17 +67,17 @@ const RepositoryDeleted = z
       .array(z.strictObject({ digest: z.string(), ...Refusal, tags: z.array(z.strictObject({ tag: z.string(), ...Refusal })).describe('its tags that could not go either') }))
       .describe('manifests that stay, and why; empty: the repository is gone'),
   })
-  .meta({ id: 'RepositoryDeleted' });
-const Descriptor = z.strictObject({
+  .meta({ id: 'RepositoryDeleted' }));
+const Descriptor = z.lazy(() => z.strictObject({
   digest: z.string().nullable(),
   mediaType: z.string().nullable(),
   size: z.number(),
   annotations: z.record(z.string(), z.string()),
-});
-const Referrer = z
+}));
+const Referrer = z.lazy(() => z
   .strictObject({ digest: z.string(), mediaType: z.string(), artifactType: z.string().nullable(), kind: Kind, size: z.number(), annotations: z.record(z.string(), z.string()) })
-  .meta({ id: 'Referrer' });
-const Artifact = z
+  .meta({ id: 'Referrer' }));
+const Artifact = z.lazy(() => z
   .strictObject({
     repository: z.string(),
     project: z.string(),
@@ -94,7 +94,7 @@ const Artifact = z
     tags: z.array(z.string()),
     pushedAt: z.string(),
   })
-  .meta({ id: 'Artifact' });
+  .meta({ id: 'Artifact' }));
 
 /** What GET /api/v1/system/info tells the UI (built by the composition root from the configuration). */
 export interface SystemInfo {
@@ -116,7 +116,7 @@ export interface BrowseFeature {
   oidcProviders(): { name: string; displayName: string }[];
 }
 
-const TagsDelete = z.object({ tags: z.array(z.string().min(1).max(128)).min(1).max(1000) }).strict();
+const TagsDelete = z.lazy(() => z.object({ tags: z.array(z.string().min(1).max(128)).min(1).max(1000) }).strict());
 const CONFIG_LIMIT = 1024 * 1024;
 const SEARCH_LIMIT = 100;
 

@@ -2,8 +2,8 @@ import { RegistryError } from '../../core/errors.js';
 import { z } from 'zod';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const Item = z.strictObject({ repository: z.string(), digest: z.string() });
-const GcReport = z
+const Item = z.lazy(() => z.strictObject({ repository: z.string(), digest: z.string() }));
+const GcReport = z.lazy(() => z
   .strictObject({
     dryRun: z.boolean(),
     ran: z.boolean().describe('false (with 409) when another process held the GC lease: nothing was done'),
@@ -32,15 +32,15 @@ const GcReport = z
       .describe('candidates still inside the grace period and when they can be collected'),
     error: z.string().optional(),
   })
-  .meta({ id: 'GcReport' });
-const RepositoryUsage = z.strictObject({ repository: z.string(), blobs: z.number(), bytes: z.number().describe('logical size') }).meta({ id: 'RepositoryUsage' });
-const StorageUsage = z
+  .meta({ id: 'GcReport' }));
+const RepositoryUsage = z.lazy(() => z.strictObject({ repository: z.string(), blobs: z.number(), bytes: z.number().describe('logical size') }).meta({ id: 'RepositoryUsage' }));
+const StorageUsage = z.lazy(() => z
   .strictObject({
     repositories: z.array(RepositoryUsage),
     projects: z.array(z.strictObject({ project: z.string(), blobs: z.number(), bytes: z.number() })),
     total: z.strictObject({ blobs: z.number(), bytes: z.number() }).describe('physical storage: every stored blob once'),
   })
-  .meta({ id: 'StorageUsage' });
+  .meta({ id: 'StorageUsage' }));
 
 function gcOf(ctx: ApiContext): NonNullable<ApiContext['features']['gc']> {
   return ctx.features.gc!;

@@ -11,7 +11,6 @@ import { bindingRoutes } from './bindings.js';
 import { gcRoutes } from './gc.js';
 import { jobRoutes } from './jobs.js';
 import { oidcRoutes } from './oidc.js';
-import { openApiDocument } from './openapi.js';
 import { projectRoutes } from './projects.js';
 import { retentionRoutes } from './retention.js';
 import { quotaRoutes } from './quotas.js';
@@ -129,7 +128,10 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
   };
 
   const routes = apiRoutes(features);
-  const document = openApiDocument([...routes, openApiRoute(() => document)], API_PREFIX);
+  // Built at the first GET /openapi.json, not at start: the document (every route's zod schemas
+  // turned into JSON Schema) is ~1 MB of heap that an idle worker never needs (issue 19).
+  let document: Promise<Record<string, unknown>> | undefined;
+  const documentRoute = openApiRoute(() => (document ??= import('./openapi.js').then(({ openApiDocument }) => openApiDocument([...routes, documentRoute], API_PREFIX))));
   app.register(
     async (scope) => {
       // Only the admin API parses JSON; /v2 streams its bodies untouched.
@@ -140,7 +142,7 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
           done(new RegistryError('INVALID_ARGUMENT', 'request body is not valid JSON'), undefined);
         }
       });
-      for (const route of [...routes, openApiRoute(() => document)]) {
+      for (const route of [...routes, documentRoute]) {
         const operation = apiOperation(route.method, route.path);
         gated.add(operation);
         registerRoute(scope, auth, features, route, operation, credentials, gate);
@@ -151,9 +153,9 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
 }
 
 /** The response schema of GET /openapi.json (an OpenAPI 3.1 document). */
-export const OPENAPI_DOCUMENT = z.record(z.string(), z.unknown()).describe('an OpenAPI 3.1 document');
+export const OPENAPI_DOCUMENT = z.lazy(() => z.record(z.string(), z.unknown()).describe('an OpenAPI 3.1 document'));
 
-function openApiRoute(document: () => Record<string, unknown>): ApiRoute {
+function openApiRoute(document: () => Promise<Record<string, unknown>>): ApiRoute {
   return { method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', response: OPENAPI_DOCUMENT, handler: async () => document() };
 }
 

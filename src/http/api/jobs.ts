@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ApiRoute } from './route.js';
 import { JobSchedule, Timestamp } from './schemas.js';
 
-const Job = z
+const Job = z.lazy(() => z
   .strictObject({
     name: z.string(),
     schedule: JobSchedule,
@@ -11,8 +11,8 @@ const Job = z
     running: z.boolean().describe('running in this process now'),
     nextRunAt: z.string().nullable(),
   })
-  .meta({ id: 'Job' });
-const JobRun = z
+  .meta({ id: 'Job' }));
+const JobRun = z.lazy(() => z
   .strictObject({
     id: z.number(),
     job: z.string(),
@@ -22,7 +22,7 @@ const JobRun = z
     outcome: z.enum(['running', 'ok', 'failed', 'skipped']),
     summary: z.unknown().describe('what the run did (job-specific JSON), or the error of a failed run'),
   })
-  .meta({ id: 'JobRun' });
+  .meta({ id: 'JobRun' }));
 
 const MAX_RUNS = 500;
 

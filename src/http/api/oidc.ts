@@ -31,13 +31,13 @@ const API_PREFIX = '/api/v1';
 /** The login cookie is sent back only to the OIDC paths. */
 const COOKIE_PATH = `${API_PREFIX}/oidc/`;
 
-const NewCliSecret = z
+const NewCliSecret = z.lazy(() => z
   .object({
     /** Lifetime, e.g. 30d (default auth.oidc.clisecretexpiration, at most auth.oidc.clisecretmaxexpiration). */
     expiresIn: z.string().optional(),
   })
   .strict()
-  .default({});
+  .default({}));
 
 function oidc(ctx: ApiContext): OidcService {
   const service = ctx.features.oidc;

@@ -11,9 +11,9 @@ const Project = z
   .strictObject({ name: z.string(), public: z.boolean(), createdBy: z.string().nullable(), createdAt: Timestamp })
   .meta({ id: 'Project' });
 
-const NewProject = z.object({ name: z.string(), public: z.boolean().default(false) }).strict();
-const ProjectUpdate = z.object({ public: z.boolean() }).strict();
-const Membership = z.object({ role: z.enum(ROLES) }).strict();
+const NewProject = z.lazy(() => z.object({ name: z.string(), public: z.boolean().default(false) }).strict());
+const ProjectUpdate = z.lazy(() => z.object({ public: z.boolean() }).strict());
+const Membership = z.lazy(() => z.object({ role: z.enum(ROLES) }).strict());
 
 function projectView(project: ProjectRecord) {
   return { name: project.name, public: project.public, createdBy: project.createdBy, createdAt: project.createdAt.toISOString() };

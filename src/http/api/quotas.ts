@@ -8,11 +8,11 @@ import type { ApiContext, ApiRoute } from './route.js';
 import { Quota } from './schemas.js';
 
 /** `{"limit": 10737418240}`, `{"limit": "10GiB"}`, or `{"limit": null}` (unlimited). */
-const QuotaLimit = z
+const QuotaLimit = z.lazy(() => z
   .object({
     limit: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.string().max(32), z.null()]),
   })
-  .strict();
+  .strict());
 
 function quotas(ctx: ApiContext): QuotaService {
   return ctx.features.quotas!;

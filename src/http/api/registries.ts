@@ -3,7 +3,7 @@ import { REGISTRY_KINDS, endpointView, type RegistryService } from '../../regist
 import type { ProxyCacheService } from '../../registries/proxy-service.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const Endpoint = z
+const Endpoint = z.lazy(() => z
   .strictObject({
     id: z.number(),
     name: z.string(),
@@ -17,8 +17,8 @@ const Endpoint = z
     createdAt: z.string(),
     updatedAt: z.string(),
   })
-  .meta({ id: 'RegistryEndpoint' });
-const Ping = z
+  .meta({ id: 'RegistryEndpoint' }));
+const Ping = z.lazy(() => z
   .strictObject({
     ok: z.boolean(),
     status: z.number().describe('the final HTTP status of GET /v2/ (0: unreachable)'),
@@ -27,8 +27,8 @@ const Ping = z
     latencyMs: z.number(),
     reason: z.string().nullable().describe('why it failed (null when ok)'),
   })
-  .meta({ id: 'RegistryPing' });
-const ProxyCacheProject = z
+  .meta({ id: 'RegistryPing' }));
+const ProxyCacheProject = z.lazy(() => z
   .strictObject({
     project: z.string(),
     endpoint: z.string().nullable().describe('the registry endpoint it caches'),
@@ -38,7 +38,7 @@ const ProxyCacheProject = z
     createdAt: z.string(),
     updatedAt: z.string(),
   })
-  .meta({ id: 'ProxyCacheProject' });
+  .meta({ id: 'ProxyCacheProject' }));
 
 const EndpointFields = {
   url: z.string().min(1).max(2048).describe('base URL of the registry, http(s)://host[:port]; no credentials in it'),
@@ -49,7 +49,7 @@ const EndpointFields = {
   insecure: z.boolean().describe('skip TLS certificate verification'),
   caBundle: z.string().min(1).max(262_144).nullable().describe('PEM CA certificates trusted for this endpoint, beside the system roots'),
 };
-const NewEndpoint = z
+const NewEndpoint = z.lazy(() => z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
     ...EndpointFields,
@@ -60,8 +60,8 @@ const NewEndpoint = z
     insecure: EndpointFields.insecure.default(false),
     caBundle: EndpointFields.caBundle.default(null),
   })
-  .strict();
-const EndpointUpdate = z.object(EndpointFields).partial().strict();
+  .strict());
+const EndpointUpdate = z.lazy(() => z.object(EndpointFields).partial().strict());
 
 function service(ctx: ApiContext): RegistryService {
   return ctx.features.registries!;
@@ -118,14 +118,14 @@ export const registryRoutes: ApiRoute[] = [
   },
 ];
 
-const ProxyBinding = z
+const ProxyBinding = z.lazy(() => z
   .object({
     endpoint: z.string().min(1).max(64).describe('name of the registry endpoint to pull through from'),
     namespace: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/).nullable().default(null).describe('prefix of repository names upstream (hub/app pulls <namespace>/app); null: none'),
     tagTtlSeconds: z.number().int().min(0).max(365 * 86_400).optional().describe('a cached tag is revalidated upstream (one HEAD) only after this many seconds (default proxy.tagttl)'),
     keepDeletedTags: z.boolean().nullable().default(null).describe('a tag deleted upstream stays pullable from the cache (true) or is deleted from it on revalidation (false); null: proxy.keepdeletedtags'),
   })
-  .strict();
+  .strict());
 
 function proxyService(ctx: ApiContext): ProxyCacheService {
   return ctx.features.proxyCache!;

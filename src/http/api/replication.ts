@@ -3,7 +3,7 @@ import { RegistryError } from '../../core/errors.js';
 import type { ReplicationService } from '../../replication/index.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const Policy = z
+const Policy = z.lazy(() => z
   .strictObject({
     id: z.number(),
     name: z.string(),
@@ -26,8 +26,8 @@ const Policy = z
     createdAt: z.number().describe('epoch ms'),
     updatedAt: z.number().describe('epoch ms'),
   })
-  .meta({ id: 'ReplicationPolicy' });
-const Execution = z
+  .meta({ id: 'ReplicationPolicy' }));
+const Execution = z.lazy(() => z
   .strictObject({
     id: z.number(),
     policy: z.string(),
@@ -44,8 +44,8 @@ const Execution = z
     bytes: z.number(),
     error: z.string().nullable(),
   })
-  .meta({ id: 'ReplicationExecution' });
-const Task = z
+  .meta({ id: 'ReplicationExecution' }));
+const Task = z.lazy(() => z
   .strictObject({
     id: z.number(),
     executionId: z.number(),
@@ -60,7 +60,7 @@ const Task = z
     durationMs: z.number(),
     finishedAt: z.number().describe('epoch ms'),
   })
-  .meta({ id: 'ReplicationTask' });
+  .meta({ id: 'ReplicationTask' }));
 
 const Globs = z.array(z.string().min(1).max(512)).max(100);
 const PolicyFields = {
@@ -81,7 +81,7 @@ const PolicyFields = {
   bandwidth: z.number().int().min(1024).nullable().describe('bytes per second over an execution; null: unlimited'),
   enabled: z.boolean(),
 };
-const NewPolicy = z
+const NewPolicy = z.lazy(() => z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
     ...PolicyFields,
@@ -100,8 +100,8 @@ const NewPolicy = z
     bandwidth: PolicyFields.bandwidth.default(null),
     enabled: PolicyFields.enabled.default(true),
   })
-  .strict();
-const PolicyUpdate = z.object(PolicyFields).partial().strict();
+  .strict());
+const PolicyUpdate = z.lazy(() => z.object(PolicyFields).partial().strict());
 const ExecutionsQuery = z.object({ policy: z.string().optional(), before: z.string().regex(/^\d+$/).optional(), limit: z.string().regex(/^\d+$/).optional() });
 const TasksQuery = z.object({ status: z.enum(['copied', 'skipped', 'failed', 'deleted']).optional(), after: z.string().regex(/^\d+$/).optional(), limit: z.string().regex(/^\d+$/).optional() });
 

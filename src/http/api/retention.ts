@@ -8,7 +8,7 @@ import type { ApiContext, ApiRoute } from './route.js';
 import { RuleSchema } from '../../retention/policy.js';
 import { Timestamp } from './schemas.js';
 
-const RetentionPolicySchema = z
+const RetentionPolicySchema = z.lazy(() => z
   .strictObject({
     project: z.string(),
     rules: z.array(RuleSchema),
@@ -17,8 +17,8 @@ const RetentionPolicySchema = z
     updatedBy: z.string().nullable(),
     updatedAt: Timestamp,
   })
-  .meta({ id: 'RetentionPolicy' });
-const Totals = z.strictObject({
+  .meta({ id: 'RetentionPolicy' }));
+const Totals = z.lazy(() => z.strictObject({
   repositories: z.number(),
   tagsKept: z.number(),
   tagsRemoved: z.number(),
@@ -26,7 +26,7 @@ const Totals = z.strictObject({
   manifestsUntagged: z.number(),
   manifestsDeleted: z.number(),
   bytes: z.number().describe('bytes only the artifacts left untagged or deleted reference: what GC will then free'),
-});
+}));
 const Tagged = { tag: z.string(), digest: z.string() };
 const RetentionReport = z.strictObject({
   totals: Totals,
@@ -41,7 +41,7 @@ const RetentionReport = z.strictObject({
     }),
   ),
 });
-const RetentionRunSchema = z
+const RetentionRunSchema = z.lazy(() => z
   .strictObject({
     id: z.number(),
     project: z.string(),
@@ -54,9 +54,9 @@ const RetentionRunSchema = z
     summary: z.union([Totals, z.strictObject({ error: z.string() }), z.null()]).describe('totals of a finished run, { error } of a failed one'),
     report: RetentionReport.nullable().optional().describe('the full report (only when one run is read)'),
   })
-  .meta({ id: 'RetentionRun' });
+  .meta({ id: 'RetentionRun' }));
 
-const NewRun = z.object({ dryRun: z.boolean().default(false).describe('report what a real run would remove, remove nothing') }).strict();
+const NewRun = z.lazy(() => z.object({ dryRun: z.boolean().default(false).describe('report what a real run would remove, remove nothing') }).strict());
 const RunsQuery = z.object({ limit: z.string().regex(/^\d+$/).optional().describe('how many runs, newest first (default 20, at most 100)') });
 
 export function policyView(policy: StoredPolicy) {

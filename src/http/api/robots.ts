@@ -24,9 +24,9 @@ const Robot = z
     createdAt: Timestamp,
   })
   .meta({ id: 'Robot' });
-const NewRobotAnswer = z.strictObject({ ...Robot.shape, secret: z.string().describe('shown this once; only its hash is stored') }).meta({ id: 'RobotWithSecret' });
+const NewRobotAnswer = z.lazy(() => z.strictObject({ ...Robot.shape, secret: z.string().describe('shown this once; only its hash is stored') }).meta({ id: 'RobotWithSecret' }));
 
-const Grant = z
+const Grant = z.lazy(() => z
   .object({
     project: z.string(),
     repository: z.string().default('*'),
@@ -35,8 +35,8 @@ const Grant = z
       .min(1)
       .describe('pull (includes listing the tags of the matching repositories), push, delete; list-tags is accepted but gives nothing pull does not'),
   })
-  .strict();
-const NewRobot = z
+  .strict());
+const NewRobot = z.lazy(() => z
   .object({
     name: z.string(),
     description: z.string().max(1000).optional(),
@@ -44,7 +44,7 @@ const NewRobot = z
     expiresIn: z.string().regex(/^\d+(s|m|h|d)$/).optional(),
     permissions: z.array(Grant).min(1),
   })
-  .strict();
+  .strict());
 
 export function robotView(robot: RobotRecord) {
   return {

@@ -5,7 +5,7 @@ import { SBOM_FORMATS, type SbomFormat, type SbomService } from '../../sbom/inde
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const SbomRefSchema = z.looseObject({ manifest: z.string(), origin: z.string() });
+const SbomRefSchema = z.lazy(() => z.looseObject({ manifest: z.string(), origin: z.string() }));
 const GenerateResultSchema: z.ZodType = z
   .looseObject({
     repository: z.string(),

@@ -7,7 +7,7 @@ import type { ArtifactScanner } from '../../scanning/scanner.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const Finding = z
+const Finding = z.lazy(() => z
   .looseObject({
     id: z.string().describe('the advisory id (DSA-…, GHSA-…, CVE-…)'),
     aliases: z.array(z.string()),
@@ -23,8 +23,8 @@ const Finding = z
     cweIds: z.array(z.string()).optional(),
     vendorAttributes: z.record(z.string(), z.unknown()).optional(),
   })
-  .meta({ id: 'VulnerabilityFinding' });
-const ScanRecord = z
+  .meta({ id: 'VulnerabilityFinding' }));
+const ScanRecord = z.lazy(() => z
   .strictObject({
     digest: z.string(),
     status: z.enum(['complete', 'failed']),
@@ -36,15 +36,15 @@ const ScanRecord = z
     findings: z.array(Finding).describe('most severe first'),
     error: z.string().nullable(),
   })
-  .meta({ id: 'VulnerabilityReport' });
+  .meta({ id: 'VulnerabilityReport' }));
 
-const ScanRequest = z
+const ScanRequest = z.lazy(() => z
   .object({
     packages: packageListSchema
       .optional()
       .describe('the installed packages ({ecosystem, name, version}; Debian source packages as "Debian:12", Alpine origins as "Alpine:v3.19", npm, Go, PyPI, crates.io); without it the SBOM extractor lists them'),
   })
-  .strict();
+  .strict());
 
 function scanner(ctx: ApiContext): ArtifactScanner {
   return ctx.features.scanning!;

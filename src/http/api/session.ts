@@ -5,16 +5,16 @@ import { SESSION_COOKIE, type BrowserSessions, type LiveSession } from '../../au
 import { RegistryError } from '../../core/errors.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const Session = z
+const Session = z.lazy(() => z
   .strictObject({
     username: z.string(),
     admin: z.boolean(),
     csrfToken: z.string().describe('send it as X-CSRF-Token with every mutating call signed in by the cookie; empty with auth.mode none'),
     expiresAt: z.string().nullable().describe('RFC 3339; null with auth.mode none (no session)'),
   })
-  .meta({ id: 'Session' });
+  .meta({ id: 'Session' }));
 
-const Login = z.object({ username: z.string().min(1).max(255), password: z.string().min(1).max(1024) }).strict();
+const Login = z.lazy(() => z.object({ username: z.string().min(1).max(255), password: z.string().min(1).max(1024) }).strict());
 
 /** The session cookie's value in a request, if any (parsed by @fastify/cookie). */
 export function sessionCookie(request: FastifyRequest): string | undefined {

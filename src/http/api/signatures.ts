@@ -7,8 +7,8 @@ import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 import { Timestamp } from './schemas.js';
 
-const KEYLESS = z.string().describe('why keyless (Fulcio/Rekor) signatures are not verified');
-const TrustedKeySchema = z
+const KEYLESS = z.lazy(() => z.string().describe('why keyless (Fulcio/Rekor) signatures are not verified'));
+const TrustedKeySchema = z.lazy(() => z
   .strictObject({
     id: z.number(),
     name: z.string(),
@@ -21,8 +21,8 @@ const TrustedKeySchema = z
     notBefore: z.string().optional(),
     notAfter: z.string().optional(),
   })
-  .meta({ id: 'TrustedKey' });
-const SignaturePolicySchema = z
+  .meta({ id: 'TrustedKey' }));
+const SignaturePolicySchema = z.lazy(() => z
   .strictObject({
     project: z.string(),
     mode: z.enum(TRUST_MODES),
@@ -32,7 +32,7 @@ const SignaturePolicySchema = z
     updatedAt: z.string().nullable(),
     keyless: KEYLESS,
   })
-  .meta({ id: 'SignaturePolicy' });
+  .meta({ id: 'SignaturePolicy' }));
 const Signer = z.strictObject({
   kind: z.enum(['key', 'certificate']),
   id: z.number(),
@@ -40,7 +40,7 @@ const Signer = z.strictObject({
   fingerprint: z.string(),
   subject: z.string().optional(),
 });
-const SignatureStatusSchema = z
+const SignatureStatusSchema = z.lazy(() => z
   .strictObject({
     repository: z.string(),
     digest: z.string(),
@@ -60,20 +60,20 @@ const SignatureStatusSchema = z
     ),
     keyless: KEYLESS,
   })
-  .meta({ id: 'SignatureStatus' });
+  .meta({ id: 'SignatureStatus' }));
 
-const PolicySettings = z
+const PolicySettings = z.lazy(() => z
   .object({
     mode: z.enum(TRUST_MODES as [TrustMode, ...TrustMode[]]).describe('off: nothing checked; audit: pulls allowed, violations recorded; enforce: pulls of unsigned manifests refused with 403'),
     inheritIndex: z.boolean().default(true).describe('a child manifest of a verified index counts as verified'),
   })
-  .strict();
-const NewKey = z
+  .strict());
+const NewKey = z.lazy(() => z
   .object({
     name: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._ -]*$/, 'letters, digits, dot, dash, underscore and space'),
     pem: z.string().min(1).max(64 * 1024).describe('a PEM public key (cosign.pub) or a PEM certificate (a Notation trust-store root)'),
   })
-  .strict();
+  .strict());
 
 function signatures(ctx: ApiContext): SignatureService {
   return ctx.features.signatures!;

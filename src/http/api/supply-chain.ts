@@ -3,7 +3,7 @@ import type { SupplyChainService } from '../../scanning/supply-chain.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const SettingsView = z
+const SettingsView = z.lazy(() => z
   .strictObject({
     project: z.string(),
     sbomOnPush: z.boolean(),
@@ -11,8 +11,8 @@ const SettingsView = z
     updatedAt: z.number().nullable().describe('epoch ms of the last change; null: never set'),
     updatedBy: z.string().nullable(),
   })
-  .meta({ id: 'SupplyChainSettings' });
-const Status = z
+  .meta({ id: 'SupplyChainSettings' }));
+const Status = z.lazy(() => z
   .strictObject({
     queue: z.strictObject({
       pending: z.number(),
@@ -23,14 +23,14 @@ const Status = z
     rescan: z.looseObject({ remaining: z.number(), startedAt: z.string(), updatedAt: z.string(), finishedAt: z.string().nullable() }).nullable().describe('the rescan after the last database change'),
     vulndb: z.strictObject({ lastImport: z.number().nullable(), lastImportAt: z.string().nullable(), changedImport: z.number().nullable() }),
   })
-  .meta({ id: 'SupplyChainStatus' });
+  .meta({ id: 'SupplyChainStatus' }));
 
-const Settings = z
+const Settings = z.lazy(() => z
   .object({
     sbomOnPush: z.boolean().describe('generate (or find) an SBOM of each pushed image and attach it as an OCI referrer'),
     scanOnPush: z.boolean().describe('scan each pushed image against the offline vulnerability database'),
   })
-  .strict();
+  .strict());
 const Backfill = z
   .object({
     sbom: z.boolean().default(true).describe('give every tagged image without an SBOM one'),

@@ -7,10 +7,10 @@ import type { ApiContext, ApiRoute } from './route.js';
 import { Timestamp } from './schemas.js';
 
 const RuleSelector = z.strictObject({ pattern: z.string().describe('doublestar glob'), decoration: z.enum(['matches', 'excludes']) });
-const ImmutableRuleSchema = z
+const ImmutableRuleSchema = z.lazy(() => z
   .strictObject({ id: z.number(), project: z.string(), repository: RuleSelector.describe('matched against the repository name without its project'), tag: RuleSelector, disabled: z.boolean(), createdBy: z.string().nullable(), createdAt: Timestamp })
-  .meta({ id: 'ImmutableRule' });
-const TagHistoryEntrySchema = z
+  .meta({ id: 'ImmutableRule' }));
+const TagHistoryEntrySchema = z.lazy(() => z
   .strictObject({
     id: z.number(),
     tag: z.string(),
@@ -20,7 +20,7 @@ const TagHistoryEntrySchema = z
     actor: z.string().nullable(),
     via: z.enum(['push', 'delete', 'restore', 'retention', 'proxy-cache']),
   })
-  .meta({ id: 'TagHistoryEntry' });
+  .meta({ id: 'TagHistoryEntry' }));
 
 const Selector = z
   .object({
@@ -28,15 +28,15 @@ const Selector = z
     decoration: z.enum(['matches', 'excludes']).default('matches'),
   })
   .strict();
-const Rule = z
+const Rule = z.lazy(() => z
   .object({
     /** Matched against the repository name without its project (`app` in `team/app`). */
     repository: Selector.default({ pattern: '**', decoration: 'matches' }),
     tag: Selector,
     disabled: z.boolean().default(false),
   })
-  .strict();
-const Restore = z.object({ digest: z.string() }).strict();
+  .strict());
+const Restore = z.lazy(() => z.object({ digest: z.string() }).strict());
 
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;

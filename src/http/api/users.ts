@@ -14,16 +14,16 @@ const User = z
   })
   .meta({ id: 'User' });
 
-const Membership = z
+const Membership = z.lazy(() => z
   .strictObject({
     project: z.string(),
     username: z.string(),
     role: Role,
     source: z.string().optional().describe('set when the role comes from identity bindings of that source, not a membership'),
   })
-  .meta({ id: 'Member' });
+  .meta({ id: 'Member' }));
 
-const Me = z
+const Me = z.lazy(() => z
   .strictObject({
     name: z.string(),
     username: z.string().describe('the same as name'),
@@ -32,13 +32,13 @@ const Me = z
     memberships: z.array(Membership),
     projects: z.array(z.strictObject({ name: z.string(), role: Role })).describe('the memberships as project name and role'),
   })
-  .meta({ id: 'Me' });
+  .meta({ id: 'Me' }));
 
 export { Membership as MemberSchema };
 
-const NewUser = z.object({ username: z.string(), password: z.string(), admin: z.boolean().default(false) }).strict();
-const PasswordChange = z.object({ password: z.string(), currentPassword: z.string().optional() }).strict();
-const UserUpdate = z.object({ admin: z.boolean() }).strict();
+const NewUser = z.lazy(() => z.object({ username: z.string(), password: z.string(), admin: z.boolean().default(false) }).strict());
+const PasswordChange = z.lazy(() => z.object({ password: z.string(), currentPassword: z.string().optional() }).strict());
+const UserUpdate = z.lazy(() => z.object({ admin: z.boolean() }).strict());
 
 export function userView(user: UserRecord) {
   // `source`: the identity source of an external user (ldap, oidc:<provider>), absent for local users.

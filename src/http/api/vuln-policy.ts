@@ -4,7 +4,7 @@ import type { VulnPolicySettings } from '../../scanning/ports.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const PolicyView = z
+const PolicyView = z.lazy(() => z
   .strictObject({
     project: z.string(),
     mode: z.enum(['off', 'audit', 'enforce']),
@@ -16,7 +16,7 @@ const PolicyView = z
     updatedBy: z.string().nullable(),
     updatedAt: z.string().nullable(),
   })
-  .meta({ id: 'VulnerabilityPolicy' });
+  .meta({ id: 'VulnerabilityPolicy' }));
 
 const PolicySettings = vulnPolicySettingsSchema;
 

@@ -16,7 +16,7 @@ const PolicyFields = {
   authHeader: z.string().min(1).max(4096).nullable().describe('sent as the Authorization header; stored sealed, never returned'),
   secret: z.string().min(1).max(4096).nullable().describe('key of the X-Berth-Signature HMAC-SHA256; stored sealed, never returned'),
 };
-const NewPolicy = z
+const NewPolicy = z.lazy(() => z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][\w.-]{0,99}$/),
     ...PolicyFields,
@@ -28,10 +28,10 @@ const NewPolicy = z
     authHeader: PolicyFields.authHeader.default(null),
     secret: PolicyFields.secret.default(null),
   })
-  .strict();
-const PolicyUpdate = z.object(PolicyFields).partial().strict();
+  .strict());
+const PolicyUpdate = z.lazy(() => z.object(PolicyFields).partial().strict());
 
-const WebhookPolicySchema = z
+const WebhookPolicySchema = z.lazy(() => z
   .strictObject({
     id: z.number(),
     project: z.string(),
@@ -47,7 +47,7 @@ const WebhookPolicySchema = z
     createdAt: z.string(),
     updatedAt: z.string(),
   })
-  .meta({ id: 'WebhookPolicy' });
+  .meta({ id: 'WebhookPolicy' }));
 const DeliveryFields = {
   id: z.number(),
   endpoint: z.string().describe('config:<name> for a configured endpoint, policy:<id> for a project policy'),
@@ -65,8 +65,8 @@ const DeliveryFields = {
   deliveredAt: z.string().nullable(),
   redeliveryOf: z.number().nullable().describe('the delivery this one sends again'),
 };
-const DeliverySchema = z.strictObject(DeliveryFields).meta({ id: 'WebhookDelivery' });
-const DeliveryWithBody = z.strictObject({ ...DeliveryFields, contentType: z.string(), body: z.string() }).meta({ id: 'WebhookDeliveryWithBody' });
+const DeliverySchema = z.lazy(() => z.strictObject(DeliveryFields).meta({ id: 'WebhookDelivery' }));
+const DeliveryWithBody = z.lazy(() => z.strictObject({ ...DeliveryFields, contentType: z.string(), body: z.string() }).meta({ id: 'WebhookDeliveryWithBody' }));
 
 function service(ctx: ApiContext): WebhookService {
   return ctx.features.webhooks!;
