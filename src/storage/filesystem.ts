@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { returnBuffer, sizeWithin, takeBuffer } from './buffer-pool.js';
 import { FileRangeStream } from './file-range-stream.js';
+import { droppedChunkBytes } from './young-garbage.js';
 import { BlobNotFoundError, UploadNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
 
 /**
@@ -259,6 +260,7 @@ async function stage(handle: fs.FileHandle, source: Readable, position: number):
         at += copied;
         if (filled === buffer.length) await flush();
       }
+      droppedChunkBytes(chunk.length);
     }
     if (filled > 0) await flush();
     await inFlight;
