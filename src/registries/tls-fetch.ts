@@ -114,7 +114,7 @@ const RAW_HIGH_WATER_MARK = 1024 * 1024;
 export function rawBody(res: http.IncomingMessage): Readable | null {
   const socket = res.socket;
   const length = Number(res.headers['content-length']);
-  if (!socket || socket.destroyed || res.complete || res.readableEnded || res.headers['transfer-encoding'] !== undefined || !Number.isSafeInteger(length)) return null;
+  if (!socket || socket.destroyed || res.destroyed || res.complete || res.readableEnded || res.headers['transfer-encoding'] !== undefined || !Number.isSafeInteger(length)) return null;
   const parserData = socket.listeners('data').filter((l) => (l as { name?: string }).name === 'socketOnData');
   if (parserData.length !== 1) return null;
   socket.removeListener('data', parserData[0] as (...args: unknown[]) => void);
@@ -171,6 +171,8 @@ export function rawBody(res: http.IncomingMessage): Readable | null {
     socket.on('end', onEnd);
     socket.on('close', onClose);
     socket.on('error', onError);
+    // A connection that ended before the body was taken sends no more events: fail now rather than hang.
+    if (socket.readableEnded) cut();
   }
   return body;
 }
