@@ -18,7 +18,7 @@
  * uncached/cached pair between rounds, so the drift of a shared machine hits every side alike;
  * ratios are given per round and as the median of the rounds.
  */
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatSize, type BenchOptions } from './options.js';
@@ -32,8 +32,23 @@ type Side = 'direct' | 'uncached' | 'cached' | 'normal';
 /** The layer size when the run does not name one: the issue's 1 GiB, or --quick's big blob. */
 export const PROXY_CACHE_DEFAULT_SIZE = 1024 ** 3;
 
+/** CPU seconds of each party during one GET, and the machine's idle CPU seconds (all cores) meanwhile. */
+interface Parties {
+  client: number;
+  upstream: number;
+  berthMain: number;
+  berthOther: number;
+  /** Berth's threads other than the main one, by thread id (the libuv pool's, V8's). */
+  berthThreads: Record<string, number>;
+  machineIdle: number;
+  /** Seconds the client's and Berth's main threads waited for a core while runnable (/proc/…/schedstat run_delay). */
+  clientRunWait: number;
+  berthMainRunWait: number;
+}
+
 interface Round {
   seconds: Record<Side, number>;
+  parties: Record<Side, Parties>;
   /** CPU seconds (user + system) the Berth process spent during each of its GETs. */
   berthCpu: Record<Exclude<Side, 'direct'>, number>;
   loadAverage: number;
@@ -42,17 +57,93 @@ interface Round {
 /** A discarded first round of this size warms Berth up (JIT, heap): the first pull of a fresh process costs twice the CPU. */
 const WARM_UP_SIZE = 32 * 1024 * 1024;
 
+/** CPU seconds (user + system) of one thread of a process. */
+function threadCpuSeconds(pid: number, tid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Seconds a thread spent runnable but waiting for a core (schedstat's second field, ns). */
+function runWaitSeconds(pid: number | 'self', tid: number | 'self'): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${tid === 'self' ? process.pid : tid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Idle + iowait seconds of all cores together (/proc/stat), NaN where there is no /proc. */
+function machineIdleSeconds(): number {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return (cpu[3]! + cpu[4]!) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The parties' CPU seconds so far: this process (the client), the upstream, Berth's main thread and its other threads. */
+function partiesNow(upstream: BenchServer, berth: BenchServer): Parties {
+  // The client is this process's main thread (the pull runs on it): its CPU, not the process's.
+  const own = threadCpuSeconds(process.pid, process.pid);
+  const berthAll = readCpuSeconds(berth.pid) ?? Number.NaN;
+  const berthMain = threadCpuSeconds(berth.pid, berth.pid);
+  return {
+    client: own,
+    upstream: readCpuSeconds(upstream.pid) ?? Number.NaN,
+    berthMain,
+    berthOther: berthAll - berthMain,
+    berthThreads: Object.fromEntries(
+      (() => {
+        try {
+          return readdirSync(`/proc/${berth.pid}/task`);
+        } catch {
+          return [];
+        }
+      })()
+        .filter((tid) => tid !== String(berth.pid))
+        .map((tid) => [tid, threadCpuSeconds(berth.pid, Number(tid))]),
+    ),
+    machineIdle: machineIdleSeconds(),
+    clientRunWait: runWaitSeconds('self', 'self'),
+    berthMainRunWait: runWaitSeconds(berth.pid, berth.pid),
+  };
+}
+
 /** One timed GET that must return exactly the layer: seconds, and CPU seconds of `cpuOf` meanwhile. */
-async function timedPull(server: BenchServer, repo: string, digest: string, size: number, what: string, cpuOf?: BenchServer): Promise<{ seconds: number; cpu: number }> {
+async function timedPull(
+  server: BenchServer,
+  repo: string,
+  digest: string,
+  size: number,
+  what: string,
+  cpuOf?: BenchServer,
+  partiesOf?: { upstream: BenchServer; berth: BenchServer },
+): Promise<{ seconds: number; cpu: number; parties?: Parties }> {
   const cpuBefore = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) : Number.NaN;
+  const partiesBefore = partiesOf ? partiesNow(partiesOf.upstream, partiesOf.berth) : undefined;
   const started = performance.now();
   const pulled = await pullAndHash(server.url, digest, repo);
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) - cpuBefore : Number.NaN;
+  let parties: Parties | undefined;
+  if (partiesOf && partiesBefore) {
+    const after = partiesNow(partiesOf.upstream, partiesOf.berth);
+    const { berthThreads, ...totals } = after;
+    parties = {
+      ...(Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, v - (partiesBefore[k as keyof typeof totals] as number)])) as Omit<Parties, 'berthThreads'>),
+      berthThreads: Object.fromEntries(Object.entries(berthThreads).map(([tid, v]) => [tid, v - (partiesBefore.berthThreads[tid] ?? 0)])),
+    };
+  }
   if (pulled.status !== 200 || pulled.bytes !== size || pulled.digest !== digest) {
     throw new CheckFailed(`${what}: GET answered ${pulled.status} with ${pulled.bytes} bytes of digest ${pulled.digest}, expected ${size} bytes of ${digest}`);
   }
-  return { seconds, cpu };
+  return { seconds, cpu, parties };
 }
 
 /**
@@ -120,10 +211,12 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
       }
       const seconds = {} as Record<Side, number>;
       const berthCpu = {} as Round['berthCpu'];
+      const parties = {} as Round['parties'];
       const berthServer = berth;
       const pull = async (side: Side, server: BenchServer, repo: string, what: string) => {
-        const { seconds: s, cpu } = await timedPull(server, repo, digest, layerSize, what, berthServer);
+        const { seconds: s, cpu, parties: p } = await timedPull(server, repo, digest, layerSize, what, berthServer, { upstream, berth: berthServer });
         seconds[side] = s;
+        parties[side] = p!;
         if (side !== 'direct') berthCpu[side] = cpu;
       };
       const steps: Record<'direct' | 'normal' | 'cache', () => Promise<void>> = {
@@ -148,13 +241,14 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
       };
       const order = round % 2 === 0 ? (['direct', 'cache', 'normal'] as const) : (['normal', 'cache', 'direct'] as const);
       for (const step of order) await steps[step]();
-      const r: Round = { seconds, berthCpu, loadAverage: os.loadavg()[0]! };
+      const r: Round = { seconds, parties, berthCpu, loadAverage: os.loadavg()[0]! };
       if (round >= 0) rounds.push(r);
       log(
         `[${round < 0 ? 'warm-up, discarded' : `round ${round + 1}/${options.rounds}`}] ${formatSize(layerSize)}: direct ${seconds.direct.toFixed(2)} s, uncached ${seconds.uncached.toFixed(2)} s (${(seconds.uncached / seconds.direct).toFixed(2)}×), ` +
           `cached ${seconds.cached.toFixed(2)} s, normal ${seconds.normal.toFixed(2)} s (cached/normal throughput ${(seconds.normal / seconds.cached).toFixed(2)}); ` +
           `Berth CPU s uncached ${berthCpu.uncached.toFixed(2)}, cached ${berthCpu.cached.toFixed(2)}, normal ${berthCpu.normal.toFixed(2)}; load ${r.loadAverage.toFixed(1)}`,
       );
+      for (const side of ['direct', 'uncached'] as const) log(`  ${side}: ${describeParties(seconds[side], parties[side])}`);
     }
   } catch (err) {
     const output = berth?.output().trim();
@@ -166,6 +260,18 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
     rmSync(workDir, { recursive: true, force: true });
   }
   return renderProxyCacheReport(rounds, size, loadAtStart);
+}
+
+/** CPU seconds of each party during a GET and the machine's idle time, as one line. */
+function describeParties(seconds: number, p: Parties): string {
+  const f = (n: number) => n.toFixed(2);
+  // Off a core and not waiting for one: asleep, waiting for bytes (the client) or for the upstream, the client or the disk (Berth).
+  const asleep = (cpu: number, runWait: number) => f(Math.max(0, seconds - cpu - runWait));
+  return `wall ${f(seconds)} s; client CPU ${f(p.client)}, runnable-waiting ${f(p.clientRunWait)}, asleep ${asleep(p.client, p.clientRunWait)}; Berth main thread CPU ${f(p.berthMain)}, runnable-waiting ${f(p.berthMainRunWait)}, asleep ${asleep(p.berthMain, p.berthMainRunWait)}; upstream CPU ${f(p.upstream)}, Berth other threads ${f(p.berthOther)} (${Object.values(p.berthThreads)
+    .filter((v) => v >= 0.05)
+    .sort((a, b) => b - a)
+    .map(f)
+    .join(' + ')}); machine idle ${f(p.machineIdle)} of ${f(seconds * os.cpus().length)} core-s`;
 }
 
 const mbps = (size: number, seconds: number) => (size / 1e6 / seconds).toFixed(0);
@@ -194,6 +300,10 @@ export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStar
     '|---|---|--:|--:|---|',
     `| first pull time / direct time | ${list(firstRatios)} | ${first.toFixed(2)}× | ≤ 1.2× | ${first <= 1.2 ? 'PASS' : 'MISS'} |`,
     `| cached throughput / normal throughput | ${list(cachedRatios)} | ${cached.toFixed(2)}× | ≥ 0.9× | ${cached >= 0.9 ? 'PASS' : 'MISS'} |`,
+    '',
+    'CPU seconds of each party per round (client = the bench process, hashing; idle = the whole machine\'s idle core-seconds meanwhile):',
+    '',
+    ...rounds.flatMap((r, i) => (['direct', 'uncached'] as const).map((s) => `- round ${i + 1} ${s}: ${describeParties(r.seconds[s], r.parties[s])}`)),
     '',
   ].join('\n');
 }
