@@ -603,13 +603,19 @@ export async function runFaultRounds(options: RunOptions): Promise<Tally> {
 async function restart(env: NodeJS.ProcessEnv, tally: Tally): Promise<BerthProcess> {
   const started = Date.now();
   const server = await startBerthProcess(env);
-  const res = await fetch(`${server.url}/v2/`);
-  await res.arrayBuffer();
-  assert.equal(res.status, 200, 'GET /v2/ after a restart');
-  const ms = Date.now() - started;
-  tally.maxRestartMs = Math.max(tally.maxRestartMs, ms);
-  assert.ok(ms < 15_000, `berth serve took ${ms} ms to answer after a restart`);
-  return server;
+  try {
+    const res = await fetch(`${server.url}/v2/`);
+    await res.arrayBuffer();
+    assert.equal(res.status, 200, 'GET /v2/ after a restart');
+    const ms = Date.now() - started;
+    tally.maxRestartMs = Math.max(tally.maxRestartMs, ms);
+    assert.ok(ms < 15_000, `berth serve took ${ms} ms to answer after a restart`);
+    return server;
+  } catch (err) {
+    // Not handed to the caller, so nobody else stops it: a live child keeps the test file running until its timeout.
+    await server.kill();
+    throw err;
+  }
 }
 
 async function killAfter(server: BerthProcess, ms: number): Promise<void> {
