@@ -78,8 +78,8 @@ program
     const server = await startServer(config, logger, member);
     const { compactWhenIdle } = await import('./idle-compaction.js');
     const compaction = compactWhenIdle({
-      onCompaction: ({ ms, heapBefore, heapAfter }) =>
-        server.app.log.debug({ ms: Math.round(ms), heapMB: [heapBefore, heapAfter].map((b) => Math.round(b / 1e6)) }, 'idle: heap compacted'),
+      onCompaction: ({ when, ms, heapBefore, heapAfter }) =>
+        server.app.log.debug({ when, ms: Math.round(ms), heapMB: [heapBefore, heapAfter].map((b) => Math.round(b / 1e6)) }, 'heap compacted'),
     });
     let stopping = false;
     const stop = async (signal: string) => {

@@ -1,5 +1,4 @@
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { v8Gc, type GcFunction } from '../runtime/gc.js';
 
 /**
  * Frees request-body chunks as soon as a few MiB of them are dead, instead of when V8 gets to it.
@@ -15,10 +14,7 @@ import vm from 'node:vm';
  */
 export const COLLECT_EVERY = 8 * 1024 * 1024;
 
-type Collector = (options: { type: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
-
 let dropped = 0;
-let collector: Collector | null | undefined;
 let collections = 0;
 
 /** Notes that `bytes` of externally allocated chunks just became garbage; collects the young generation every COLLECT_EVERY. */
@@ -26,7 +22,7 @@ export function droppedChunkBytes(bytes: number): void {
   dropped += bytes;
   if (dropped < COLLECT_EVERY) return;
   dropped = 0;
-  const collect = collector ?? (collector = loadCollector());
+  const collect: GcFunction | null = v8Gc();
   if (!collect) return;
   collect({ type: 'minor' });
   collections++;
@@ -35,22 +31,4 @@ export function droppedChunkBytes(bytes: number): void {
 /** Young-generation collections run by droppedChunkBytes so far (observability, tests). */
 export function youngCollections(): number {
   return collections;
-}
-
-/**
- * V8's `gc` function, which Node exposes only with --expose-gc: the flag, set at run time,
- * applies to contexts created after it, so a new context hands it out without putting `gc`
- * on the process's global object. null if it cannot be had (then nothing is collected early).
- */
-function loadCollector(): Collector | null {
-  const global = (globalThis as { gc?: Collector }).gc;
-  if (typeof global === 'function') return global;
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
-    v8.setFlagsFromString('--no-expose-gc');
-    return typeof gc === 'function' ? (gc as Collector) : null;
-  } catch {
-    return null;
-  }
 }

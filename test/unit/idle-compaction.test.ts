@@ -13,7 +13,7 @@ describe('idle compaction: one compacting GC per idle spell (src/idle-compaction
   it('compacts once after an idle interval, not again while idle, and again after a busy interval', async () => {
     const figures: { heapBefore: number; heapAfter: number }[] = [];
     // An interval counts as idle under 25 % of a core: the test runner's own threads stay well below.
-    const compaction = compactWhenIdle({ intervalMs: 300, idleShare: 0.25, onCompaction: (f) => figures.push(f) });
+    const compaction = compactWhenIdle({ intervalMs: 300, idleShare: 0.25, atStart: false, onCompaction: (f) => figures.push(f) });
     try {
       await sleep(1_100); // 3 idle intervals
       assert.equal(compaction.compactions(), 1, 'the start-up heap is compacted once, then nothing while idle');
@@ -29,5 +29,16 @@ describe('idle compaction: one compacting GC per idle spell (src/idle-compaction
     const after = compaction.compactions();
     await sleep(700);
     assert.equal(compaction.compactions(), after, 'stop() ends the checks');
+  });
+
+  it('compacts at once when started (atStart, the default), and again at the first idle interval', async () => {
+    const compaction = compactWhenIdle({ intervalMs: 300, idleShare: 0.25 });
+    try {
+      assert.equal(compaction.compactions(), 1, 'a server loaded from its first second still gets the start-up heap compacted');
+      await sleep(1_100);
+      assert.equal(compaction.compactions(), 2);
+    } finally {
+      compaction.stop();
+    }
   });
 });
