@@ -8,6 +8,7 @@ import net from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import { RegistryError } from '../core/errors.js';
 import type { BlobStore, ByteRange } from '../core/ports.js';
+import { droppedChunkBytes } from '../runtime/young-garbage.js';
 import { workerSpoolHash, type SpoolHash } from './spool-hash.js';
 
 /** What a fill needs from the upstream: the response body and its length. */
@@ -548,6 +549,8 @@ export class BlobFill extends EventEmitter {
           // write in flight, the upstream paused only when the ring is full.
           this.written += bytes.length;
           await writer.add(bytes);
+          // Copied into a segment: the chunk is garbage now; collect such chunks young (src/runtime/young-garbage.ts).
+          droppedChunkBytes(bytes.length);
           this.deps.onBytes?.(bytes.length);
           // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
           if (this.written === this.size) break;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { returnBuffer, sizeWithin, takeBuffer } from './buffer-pool.js';
 import { FileRangeStream } from './file-range-stream.js';
-import { droppedChunkBytes } from './young-garbage.js';
+import { droppedChunkBytes } from '../runtime/young-garbage.js';
 import { BlobNotFoundError, UploadNotFoundError, type BlobStore, type ByteRange, type StagingState } from '../core/ports.js';
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { COLLECT_EVERY, droppedChunkBytes, youngCollections } from '../../src/storage/young-garbage.js';
+import { COLLECT_EVERY, droppedChunkBytes, youngCollections } from '../../src/runtime/young-garbage.js';
 
 describe('young-garbage: dropped upload chunks are collected every COLLECT_EVERY bytes', () => {
   it('runs one young-generation collection per COLLECT_EVERY bytes dropped, none before', () => {

@@ -1,4 +1,4 @@
-import { v8Gc, type GcFunction } from '../runtime/gc.js';
+import { v8Gc, type GcFunction } from './gc.js';
 
 /**
  * Frees request-body chunks as soon as a few MiB of them are dead, instead of when V8 gets to it.
