@@ -142,3 +142,18 @@ export function domainError(err: unknown): RegistryError | null {
   if (err instanceof StorageFullError) return new RegistryError('STORAGE_FULL', 'storage is full: nothing was stored; retry once space is freed');
   return null;
 }
+
+/**
+ * Driver codes of a database refusal that the same work, tried again, gets past: a deadlock, a
+ * serialization failure or a lock wait that ran out (PostgreSQL, MySQL/MariaDB, SQLite).
+ */
+const TRANSIENT_DATABASE_CODES = new Set(['40P01', '40001', '55P03', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'SQLITE_BUSY']);
+
+/** True for a database refusal that a retry resolves (see TRANSIENT_DATABASE_CODES), also when it is the `cause` of another error. */
+export function isTransientDatabaseError(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TRANSIENT_DATABASE_CODES.has(code)) return true;
+  }
+  return false;
+}

@@ -1,4 +1,4 @@
-import { RegistryError } from '../core/errors.js';
+import { RegistryError, isTransientDatabaseError } from '../core/errors.js';
 import type { MetadataStore } from '../core/ports.js';
 import { ScannerError, type HarborScanner } from './harbor.js';
 import { matchPackages, summarize, type InstalledPackage } from './match.js';
@@ -70,6 +70,9 @@ export class ArtifactScanner {
         record = { ...base, status: 'complete', source, packages: list.length, summary: result.summary, findings: result.findings, error: null };
       }
     } catch (err) {
+      // A deadlock with another transaction says nothing of the artifact: thrown, so the queue
+      // or the rescan tries again, instead of a failed scan stored until the next rescan.
+      if (isTransientDatabaseError(err)) throw err;
       record = { ...base, status: 'failed', source: packages ? 'request' : (this.lister?.name ?? 'none'), packages: 0, summary: {}, findings: [], error: (err as Error).message };
     }
     return this.finish(repository, record, by.actor);
