@@ -144,16 +144,37 @@ export function domainError(err: unknown): RegistryError | null {
 }
 
 /**
- * Driver codes of a database refusal that the same work, tried again, gets past: a deadlock, a
- * serialization failure or a lock wait that ran out (PostgreSQL, MySQL/MariaDB, SQLite).
+ * Driver codes of a conflict between concurrent transactions that the database resolved by
+ * aborting one of them: a deadlock or a serialization failure (PostgreSQL, MySQL/MariaDB).
+ * The aborted transaction, run again from its start, normally goes through.
  */
-const TRANSIENT_DATABASE_CODES = new Set(['40P01', '40001', '55P03', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'SQLITE_BUSY']);
+const CONFLICT_CODES = new Set(['40P01', '40001', 'ER_LOCK_DEADLOCK']);
+
+/**
+ * Driver codes of a database refusal that the same work, tried again, gets past: a conflict
+ * (above), or a lock wait that ran out (PostgreSQL, MySQL/MariaDB, SQLite).
+ */
+const TRANSIENT_DATABASE_CODES = new Set([...CONFLICT_CODES, '55P03', 'ER_LOCK_WAIT_TIMEOUT', 'SQLITE_BUSY']);
+
+function hasDriverCode(err: unknown, codes: Set<string>): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && codes.has(code)) return true;
+  }
+  return false;
+}
 
 /** True for a database refusal that a retry resolves (see TRANSIENT_DATABASE_CODES), also when it is the `cause` of another error. */
 export function isTransientDatabaseError(err: unknown): boolean {
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && TRANSIENT_DATABASE_CODES.has(code)) return true;
-  }
-  return false;
+  return hasDriverCode(err, TRANSIENT_DATABASE_CODES);
+}
+
+/**
+ * True for a transaction the database aborted to resolve a conflict with another (deadlock,
+ * serialization failure), also as a `cause`: the metadata adapters run such a transaction
+ * again at once. Lock waits that ran out are not among them: they already waited a statement
+ * timeout, and their callers decide (retry later, re-queue).
+ */
+export function isDatabaseConflict(err: unknown): boolean {
+  return hasDriverCode(err, CONFLICT_CODES);
 }

@@ -246,11 +246,12 @@ export class Registry {
       if (!(await canRead(source))) continue;
       if (!(await this.metadata.repositories.linkedBlob(source, digest))) continue;
       return this.change(op, async (tx, events) => {
-        await this.policies.check('blob.mount', { repository, digest, from: source, actor: op.actor ?? null, ip: op.ip ?? null }, tx);
         // The row lock keeps a collector from deleting the blob until this link commits.
         if (!(await tx.repositories.lockBlob(digest))) return false;
         const repositoryId = await this.ensureRepository(tx, repository, events);
+        // Linked before the policies are asked (a refusal rolls it back): see linkBlob for the lock order.
         await tx.repositories.link(repositoryId, digest);
+        await this.policies.check('blob.mount', { repository, digest, from: source, actor: op.actor ?? null, ip: op.ip ?? null }, tx);
         events.push({ type: 'blob.mounted', repository, digest, from: source });
         return true;
       });
@@ -286,10 +287,14 @@ export class Registry {
     await tx.repositories.recordBlob(digest, size);
     // Gone again at once: a collector deleted the row between our insert and this lock (PostgreSQL).
     if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
+    const repositoryId = await this.ensureRepository(tx, repository, events);
+    // The link's row is locked before the policies lock theirs (a quota's project row), in the
+    // order a manifest PUT takes them (its references' links, then the policies): a blob commit
+    // and a manifest PUT naming that blob, in one project, then cannot deadlock on PostgreSQL or
+    // MySQL. A refusal rolls the link back.
+    await tx.repositories.link(repositoryId, digest);
     const facts = { repository, digest, size, phase: 'commit' as const, lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null, ip: commit.ip ?? null, reason: commit.reason };
     await this.policies.check('blob.commit', facts, tx);
-    const repositoryId = await this.ensureRepository(tx, repository, events);
-    await tx.repositories.link(repositoryId, digest);
     events.push({ type: 'blob.committed', repository, digest, size });
   }
 

@@ -1,4 +1,5 @@
 import { sql, type Expression, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { isDatabaseConflict } from '../core/errors.js';
 
 /**
  * The SQL dialects the metadata adapters run on. Everything that cannot be written the same
@@ -177,14 +178,32 @@ export function lockForUpdateSkipLocked<Q>(query: Q, dialect: Dialect): Q {
   return dialect === 'sqlite' ? query : q.forUpdate().skipLocked();
 }
 
+/** How often a transaction aborted by a conflict is run in all (see writeTransaction). */
+export const CONFLICT_ATTEMPTS = 4;
+
 /**
  * Runs `work` in a transaction that may write. On SQLite it begins IMMEDIATE (takes the
  * write lock up front; sqlite.ts makes Kysely's transactions do that), on PostgreSQL and
  * MySQL it is an ordinary transaction (READ COMMITTED on both: mysql.ts sets it per
  * connection, so each statement after a row lock sees everything committed before it).
+ *
+ * A transaction the database aborted to break a deadlock or a serialization failure
+ * (isDatabaseConflict) is run again from the start, up to CONFLICT_ATTEMPTS times in all,
+ * after a short random pause: that is what PostgreSQL and MySQL expect of their clients, and
+ * two writers that lock the same rows in different orders (a blob commit and a manifest PUT
+ * of one project, each with its quota row) then both succeed. `work` must therefore keep its
+ * effects inside the transaction (or make them idempotent): all of Berth's do.
  */
-export function writeTransaction<DB, T>(db: Kysely<DB>, work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
-  return db.transaction().execute(work);
+export async function writeTransaction<DB, T>(db: Kysely<DB>, work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute(work);
+    } catch (err) {
+      if (attempt >= CONFLICT_ATTEMPTS || !isDatabaseConflict(err)) throw err;
+      // 5-20 ms, then 10-40, 20-80: the other transaction usually commits within that.
+      await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** (attempt - 1) * (1 + Math.random() * 3)));
+    }
+  }
 }
 
 /**

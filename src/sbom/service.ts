@@ -244,7 +244,8 @@ export class SbomService {
       doc = await this.document(repository, digest);
     } catch (err) {
       if (!(err instanceof RegistryError) || err.kind !== 'NOT_FOUND') throw err;
-      await this.generate(repository, digest);
+      // The system's own write, as on push: a scan asked for by someone who may scan but not push still gets its SBOM.
+      await this.generate(repository, digest, { actor: null });
       doc = await this.document(repository, digest);
     }
     let parsed: unknown;

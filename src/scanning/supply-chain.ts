@@ -1,4 +1,4 @@
-import { RegistryError } from '../core/errors.js';
+import { RegistryError, isTransientDatabaseError } from '../core/errors.js';
 import type { EventConsumer, StoredEvent } from '../core/events.js';
 import { isIndexMediaType, MediaTypes } from '../core/media-types.js';
 import { projectOf } from '../core/names.js';
@@ -233,6 +233,8 @@ export class SupplyChainService {
       }
       let sbomError: unknown = null;
       if (item.sbom) await this.sbom.generate(item.repository, digest).catch((err: unknown) => (sbomError = err));
+      // A database conflict or lock wait: the row is retried as a whole (the scan would only fail for want of the SBOM).
+      if (sbomError && isTransientDatabaseError(sbomError)) throw sbomError;
       // The scan runs even when the SBOM could not be written: its failed result says why, and its event reaches webhooks.
       if (item.scan) await this.scanOnce(item, digest, changedImport);
       if (sbomError) throw sbomError;

@@ -623,6 +623,35 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
     });
 
     describe('transactions and the outbox', () => {
+      it('two transactions that lock the same rows in opposite orders both commit: the one the database aborts for the deadlock is run again', async () => {
+        const r = repo('deadlock');
+        const [first, second] = [randomDigest(), randomDigest()];
+        await store.commitBlob(r, first, 1);
+        await store.commitBlob(r, second, 1);
+        const id = (await subject.store.transaction((tx) => tx.repositories.ensure(r))).id;
+        // Each locks one link row (an upsert), waits until the other holds its own (or 500 ms: on
+        // SQLite the second cannot begin before the first ends), then locks the other's.
+        const holding = { a: false, b: false };
+        const attempts = { a: 0, b: 0 };
+        const otherHolds = async (other: 'a' | 'b') => {
+          for (const start = Date.now(); !holding[other] && Date.now() - start < 500; ) await new Promise((resolve) => setTimeout(resolve, 5));
+        };
+        const crosswise = (me: 'a' | 'b', other: 'a' | 'b', [mine, theirs]: string[]) =>
+          subject.store.transaction(async (tx) => {
+            attempts[me]++;
+            await tx.repositories.link(id, mine!);
+            holding[me] = true;
+            await otherHolds(other);
+            await tx.repositories.link(id, theirs!);
+            return attempts[me];
+          });
+        await Promise.all([crosswise('a', 'b', [first, second]), crosswise('b', 'a', [second, first])]);
+        const dialect = (subject.store as KyselyMetadataStore).dialect;
+        if (dialect === 'sqlite') assert.deepEqual(attempts, { a: 1, b: 1 }, 'SQLite runs writers one at a time');
+        else assert.equal(attempts.a + attempts.b, 3, `${dialect}: one of the two was aborted for the deadlock and ran again (${JSON.stringify(attempts)})`);
+        assert.deepEqual(await store.getLinkedBlob(r, first), { size: 1 });
+      });
+
       it('a transaction that throws leaves no row and no event behind', async () => {
         const r = repo('rollback');
         const before = await subject.outbox.status();
