@@ -55,21 +55,28 @@ export function selfTimes(profile: CpuProfile): FunctionTime[] {
     .map((e) => ({ name: e.name, location: e.location, selfMs: e.micros / 1000, share: e.micros / all }));
 }
 
-function main(files: string[]): void {
-  if (files.length === 0) {
+/** The report of `profile-summary.ts <file.cpuprofile>… [--top N]` (top 25 by default). */
+export function summarise(args: string[]): string {
+  const topIndex = args.indexOf('--top');
+  const top = topIndex >= 0 ? Number(args[topIndex + 1]) : 25;
+  // Without --top, topIndex + 1 is 0: the first file must not be taken for its value.
+  const files = topIndex >= 0 ? args.filter((_, i) => i !== topIndex && i !== topIndex + 1) : args;
+  let out = '';
+  for (const file of files) {
+    const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+    out += `\n${file} (${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s profiled)\n`;
+    for (const row of selfTimes(profile).slice(0, top)) {
+      out += `${(row.share * 100).toFixed(1).padStart(5)}%  ${row.selfMs.toFixed(0).padStart(7)} ms  ${row.name}  ${row.location}\n`;
+    }
+  }
+  return out;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
+  const args = process.argv.slice(2);
+  if (args.filter((a) => a !== '--top').length === 0) {
     process.stderr.write('usage: profile-summary.ts <file.cpuprofile>… [--top N]\n');
     process.exit(2);
   }
-  const topIndex = files.indexOf('--top');
-  const top = topIndex >= 0 ? Number(files[topIndex + 1]) : 25;
-  for (const file of files.filter((f, i) => f !== '--top' && i !== topIndex + 1)) {
-    const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-    const rows = selfTimes(profile);
-    process.stdout.write(`\n${file} (${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s profiled)\n`);
-    for (const row of rows.slice(0, top)) {
-      process.stdout.write(`${(row.share * 100).toFixed(1).padStart(5)}%  ${row.selfMs.toFixed(0).padStart(7)} ms  ${row.name}  ${row.location}\n`);
-    }
-  }
+  process.stdout.write(summarise(args));
 }
-
-if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) main(process.argv.slice(2));

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Transform } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createWorkloads, runBench } from '../../bench/bench.js';
@@ -13,6 +16,7 @@ import { readTreeCpuSeconds } from '../../bench/rss.js';
 import { bigBlobWorkload, splitRanges } from '../../bench/workloads/big-blob.js';
 import { blobStreamWorkload, PatternBlob } from '../../bench/workloads/blob-stream.js';
 import { rssGrowthMB } from '../../bench/workloads/big-push.js';
+import { summarise } from '../../bench/profile-summary.js';
 
 /** The quick mode's pieces at tiny sizes: every workload, both servers, one round. */
 const TINY: Partial<BenchOptions> = {
@@ -144,6 +148,27 @@ describe('npm run bench (quick pieces, tiny sizes)', () => {
     assert.ok(flat >= 0 && flat <= 1, `flat curve: ${flat} MB`);
     assert.equal(rssGrowthMB(curve((i) => 100e6 + i * 40e6)), (99 - 24) * 40);
     assert.ok(Number.isNaN(rssGrowthMB([])), 'no samples, no figure');
+  });
+
+  it('profile-summary lists the top self-time functions of every profile given, with or without --top', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'berth-prof-'));
+    const file = path.join(dir, 'one.cpuprofile');
+    const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 9 });
+    const nodes = [
+      { id: 1, callFrame: frame('(root)', '') },
+      { id: 2, callFrame: frame('hashChunk', 'file:///app/src/hash.js') },
+      { id: 3, callFrame: frame('writeChunk', 'file:///app/node_modules/lib/write.js') },
+    ];
+    writeFileSync(file, JSON.stringify({ nodes, startTime: 0, endTime: 2e6, samples: [2, 2, 2, 3], timeDeltas: [500, 500, 500, 500] }));
+    try {
+      const lines = summarise([file]).trim().split('\n');
+      assert.match(lines[0]!, /one\.cpuprofile \(2\.0 s profiled\)/);
+      assert.match(lines[1]!, /^ 75\.0% +2 ms +hashChunk +.*hash\.js:10$/);
+      assert.match(lines[2]!, /^ 25\.0% +1 ms +writeChunk +lib\/write\.js:10$/);
+      assert.equal(summarise(['--top', '1', file]).trim().split('\n').length, 2, '--top 1: the header and one row');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
