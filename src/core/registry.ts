@@ -246,12 +246,11 @@ export class Registry {
       if (!(await canRead(source))) continue;
       if (!(await this.metadata.repositories.linkedBlob(source, digest))) continue;
       return this.change(op, async (tx, events) => {
+        await this.policies.check('blob.mount', { repository, digest, from: source, actor: op.actor ?? null, ip: op.ip ?? null }, tx);
         // The row lock keeps a collector from deleting the blob until this link commits.
         if (!(await tx.repositories.lockBlob(digest))) return false;
         const repositoryId = await this.ensureRepository(tx, repository, events);
-        // Linked before the policies are asked (a refusal rolls it back): see linkBlob for the lock order.
         await tx.repositories.link(repositoryId, digest);
-        await this.policies.check('blob.mount', { repository, digest, from: source, actor: op.actor ?? null, ip: op.ip ?? null }, tx);
         events.push({ type: 'blob.mounted', repository, digest, from: source });
         return true;
       });
@@ -287,14 +286,10 @@ export class Registry {
     await tx.repositories.recordBlob(digest, size);
     // Gone again at once: a collector deleted the row between our insert and this lock (PostgreSQL).
     if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
-    const repositoryId = await this.ensureRepository(tx, repository, events);
-    // The link's row is locked before the policies lock theirs (a quota's project row), in the
-    // order a manifest PUT takes them (its references' links, then the policies): a blob commit
-    // and a manifest PUT naming that blob, in one project, then cannot deadlock on PostgreSQL or
-    // MySQL. A refusal rolls the link back.
-    await tx.repositories.link(repositoryId, digest);
     const facts = { repository, digest, size, phase: 'commit' as const, lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null, ip: commit.ip ?? null, reason: commit.reason };
     await this.policies.check('blob.commit', facts, tx);
+    const repositoryId = await this.ensureRepository(tx, repository, events);
+    await tx.repositories.link(repositoryId, digest);
     events.push({ type: 'blob.committed', repository, digest, size });
   }
 
@@ -373,13 +368,17 @@ export class Registry {
     const actor = op.actor ?? null;
     await this.change(op, async (tx, events) => {
       const existing = await tx.repositories.id(repository);
+      const facts = { repository, digest, mediaType: parsed.mediaType, artifactType: parsed.artifactType, subject, size: payload.length };
+      // The policies first, in the order a blob commit or mount asks them (their rows, a quota's
+      // project row, before the links): a manifest PUT and a blob commit naming the same blob, in
+      // one project, then never wait for each other crosswise (a deadlock on PostgreSQL and MySQL).
+      // A caller who may not push hears that before anything about the repository's content.
+      await this.policies.check('manifest.put', { ...facts, tags, references: parsed.references, actor, ip: op.ip ?? null, reason: op.reason }, tx);
       // Every reference must already be in this repository (share-locked, so no collector removes it before commit).
       if (requireReferences) {
         const missing = existing === null ? parsed.references : await tx.manifests.missingReferences(existing, parsed.references);
         if (missing.length > 0) throw missingReferences(repository, missing);
       }
-      const facts = { repository, digest, mediaType: parsed.mediaType, artifactType: parsed.artifactType, subject, size: payload.length };
-      await this.policies.check('manifest.put', { ...facts, tags, references: parsed.references, actor, ip: op.ip ?? null, reason: op.reason }, tx);
       const repositoryId = existing ?? (await this.ensureRepository(tx, repository, events));
       const targets = await tx.manifests.tagTargets(repositoryId, tags);
       for (const tag of tags) {
