@@ -437,7 +437,10 @@ function deletedUpstream(up: Upstream, repository: string, tag: string): Registr
   return new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} of ${repository} was deleted upstream in ${up.label} (${up.name}:${tag})`, { name: repository, reference: tag });
 }
 
-/** Retries a metadata write that lost a race with another replica (deadlock, lock timeout): 3 attempts. */
+/**
+ * Retries a metadata write that failed with a server-side error (a lock wait that ran out, a
+ * brief database outage): 3 attempts. Deadlocks are already run again inside, by writeTransaction.
+ */
 async function withRetries<T>(work: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
