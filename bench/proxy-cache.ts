@@ -22,7 +22,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatSize, type BenchOptions } from './options.js';
-import { median, readCpuSeconds } from './rss.js';
+import { machineCpuSeconds, median, readCpuSeconds } from './rss.js';
 import { prepareBerthBuild, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
 import { CheckFailed } from './workload.js';
 import { PatternBlob, pullAndHash, streamPush } from './workloads/blob-stream.js';
@@ -77,16 +77,6 @@ function runWaitSeconds(pid: number | 'self', tid: number | 'self'): number {
   }
 }
 
-/** Idle + iowait seconds of all cores together (/proc/stat), NaN where there is no /proc. */
-function machineIdleSeconds(): number {
-  try {
-    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return (cpu[3]! + cpu[4]!) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 /** The parties' CPU seconds so far: this process (the client), the upstream, Berth's main thread and its other threads. */
 function partiesNow(upstream: BenchServer, berth: BenchServer): Parties {
   // The client is this process's main thread (the pull runs on it): its CPU, not the process's.
@@ -109,7 +99,7 @@ function partiesNow(upstream: BenchServer, berth: BenchServer): Parties {
         .filter((tid) => tid !== String(berth.pid))
         .map((tid) => [tid, threadCpuSeconds(berth.pid, Number(tid))]),
     ),
-    machineIdle: machineIdleSeconds(),
+    machineIdle: machineCpuSeconds().idle,
     clientRunWait: runWaitSeconds('self', 'self'),
     berthMainRunWait: runWaitSeconds(berth.pid, berth.pid),
   };

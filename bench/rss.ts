@@ -54,6 +54,22 @@ export function readTreeCpuSeconds(pid: number): number | null {
   return processTree(pid).slice(1).reduce((sum, child) => sum + (readCpuSeconds(child) ?? 0), own);
 }
 
+/**
+ * Seconds all cores together spent busy (everything but idle and iowait) and idle (idle + iowait)
+ * so far, from /proc/stat; NaN where there is no /proc. Busy time includes the kernel's own
+ * threads (writeback flushers, softirqs), which no process's /proc/<pid>/stat is charged with.
+ */
+export function machineCpuSeconds(): { busy: number; idle: number } {
+  try {
+    const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    const idle = ticks[3]! + ticks[4]!;
+    const total = ticks.reduce((sum, t) => sum + t, 0);
+    return { busy: (total - idle) / CLOCK_TICKS_PER_SECOND, idle: idle / CLOCK_TICKS_PER_SECOND };
+  } catch {
+    return { busy: Number.NaN, idle: Number.NaN };
+  }
+}
+
 /** USER_HZ: 100 on every Linux architecture Node supports. */
 const CLOCK_TICKS_PER_SECOND = 100;
 

@@ -19,12 +19,23 @@ const pkg = JSON.parse(readFileSync(pkgUrl, 'utf8')) as { version: string };
  * collection: it allocates them straight into the old generation, which is collected rarely.
  * Under concurrent blob downloads that decision flipped on in some runs and not in others; when
  * on, request objects piled up as old-generation garbage (heap 58 -> 108 MB in 10 s, peak RSS
- * 140 -> 205 MB in the bench's blob-load). The flag is read at every collection, so setting it
- * here takes effect.
+ * 140 -> 205 MB in the bench's blob-load).
+ *
+ * Even without pretenuring, the objects of 64 requests in flight outlive two young-generation
+ * collections and die in the old generation, which grew ~4 MB/s under the bench's blob-load
+ * until V8's next full collection, set by default at 1.5-4x the live heap (peak RSS 147-160 MB).
+ * Growing the old generation by 20 % of the live heap (~6 MB) before the next full collection
+ * keeps that garbage to a few MB (peak 125-129 MB, same rate; docs/performance.md).
+ *
+ * Both flags are read at every collection, so setting them here takes effect.
  */
 function tuneGarbageCollector(): void {
   v8.setFlagsFromString('--no-allocation-site-pretenuring');
+  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }
+
+/** How much the old generation may grow, in % of the heap live after a full collection, before the next one. */
+const HEAP_GROWING_PERCENT = 20;
 
 /** Settings that are not Berth's (a misspelt BERTH_* variable…): said on stderr, not fatal. */
 function printWarnings(warnings: string[]): void {
