@@ -18,6 +18,8 @@
  * uncached/cached pair between rounds, so the drift of a shared machine hits every side alike;
  * ratios are given per round and as the median of the rounds.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +27,7 @@ import { formatSize, type BenchOptions } from './options.js';
 import { machineCpuSeconds, median, readCpuSeconds } from './rss.js';
 import { prepareBerthBuild, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
 import { CheckFailed } from './workload.js';
-import { PatternBlob, pullAndHash, streamPush } from './workloads/blob-stream.js';
+import { PatternBlob, streamPush } from './workloads/blob-stream.js';
 
 type Side = 'direct' | 'uncached' | 'cached' | 'normal';
 
@@ -69,22 +71,20 @@ function threadCpuSeconds(pid: number, tid: number): number {
 }
 
 /** Seconds a thread spent runnable but waiting for a core (schedstat's second field, ns). */
-function runWaitSeconds(pid: number | 'self', tid: number | 'self'): number {
+function runWaitSeconds(pid: number, tid: number): number {
   try {
-    return Number(readFileSync(`/proc/${pid}/task/${tid === 'self' ? process.pid : tid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
   } catch {
     return Number.NaN;
   }
 }
 
-/** The parties' CPU seconds so far: this process (the client), the upstream, Berth's main thread and its other threads. */
+/** The servers' CPU seconds so far: the upstream, Berth's main thread and its other threads (the client's come from pullInFreshClient). */
 function partiesNow(upstream: BenchServer, berth: BenchServer): Parties {
-  // The client is this process's main thread (the pull runs on it): its CPU, not the process's.
-  const own = threadCpuSeconds(process.pid, process.pid);
   const berthAll = readCpuSeconds(berth.pid) ?? Number.NaN;
   const berthMain = threadCpuSeconds(berth.pid, berth.pid);
   return {
-    client: own,
+    client: 0,
     upstream: readCpuSeconds(upstream.pid) ?? Number.NaN,
     berthMain,
     berthOther: berthAll - berthMain,
@@ -100,9 +100,52 @@ function partiesNow(upstream: BenchServer, berth: BenchServer): Parties {
         .map((tid) => [tid, threadCpuSeconds(berth.pid, Number(tid))]),
     ),
     machineIdle: machineCpuSeconds().idle,
-    clientRunWait: runWaitSeconds('self', 'self'),
+    clientRunWait: 0,
     berthMainRunWait: runWaitSeconds(berth.pid, berth.pid),
   };
+}
+
+/**
+ * The client of a timed pull, run in a fresh node process: it GETs the URL, hashes every byte and
+ * reports its wall time, CPU seconds and run-queue wait, measured inside it from the request to
+ * the last byte. Not the bench process itself: its hashing slowed down from round to round
+ * (2026-12-03, quiet machine: 1.9 CPU-s for 1 GiB in round 1, 5.3-5.5 in rounds 2 and 3), which
+ * made the direct pulls slower and the first-pull ratio look better than it was.
+ */
+const CLIENT_SCRIPT = `
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+const runWait = () => Number(readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]) / 1e9;
+const cpu0 = process.cpuUsage(), wait0 = runWait(), started = performance.now();
+const req = http.get(process.argv[1], { agent: false });
+const [res] = await once(req, 'response');
+const hash = createHash('sha256');
+let bytes = 0;
+for await (const chunk of res) { hash.update(chunk); bytes += chunk.length; }
+const seconds = (performance.now() - started) / 1000, cpu = process.cpuUsage(cpu0);
+process.stdout.write(JSON.stringify({ status: res.statusCode, bytes, digest: 'sha256:' + hash.digest('hex'), seconds, cpu: (cpu.user + cpu.system) / 1e6, runWait: runWait() - wait0 }));
+`;
+
+interface ClientReport {
+  status: number;
+  bytes: number;
+  digest: string;
+  seconds: number;
+  cpu: number;
+  runWait: number;
+}
+
+async function pullInFreshClient(url: string): Promise<ClientReport> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', CLIENT_SCRIPT, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new CheckFailed(`the pull client for ${url} exited with ${code}: ${err.trim()}`);
+  return JSON.parse(out) as ClientReport;
 }
 
 /** One timed GET that must return exactly the layer: seconds, and CPU seconds of `cpuOf` meanwhile. */
@@ -117,9 +160,8 @@ async function timedPull(
 ): Promise<{ seconds: number; cpu: number; parties?: Parties }> {
   const cpuBefore = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) : Number.NaN;
   const partiesBefore = partiesOf ? partiesNow(partiesOf.upstream, partiesOf.berth) : undefined;
-  const started = performance.now();
-  const pulled = await pullAndHash(server.url, digest, repo);
-  const seconds = (performance.now() - started) / 1000;
+  const pulled = await pullInFreshClient(`${server.url}/v2/${repo}/blobs/${digest}`);
+  const seconds = pulled.seconds;
   const cpu = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) - cpuBefore : Number.NaN;
   let parties: Parties | undefined;
   if (partiesOf && partiesBefore) {
@@ -127,6 +169,8 @@ async function timedPull(
     const { berthThreads, ...totals } = after;
     parties = {
       ...(Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, v - (partiesBefore[k as keyof typeof totals] as number)])) as Omit<Parties, 'berthThreads'>),
+      client: pulled.cpu,
+      clientRunWait: pulled.runWait,
       berthThreads: Object.fromEntries(Object.entries(berthThreads).map(([tid, v]) => [tid, v - (partiesBefore.berthThreads[tid] ?? 0)])),
     };
   }
@@ -291,7 +335,7 @@ export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStar
     `| first pull time / direct time | ${list(firstRatios)} | ${first.toFixed(2)}× | ≤ 1.2× | ${first <= 1.2 ? 'PASS' : 'MISS'} |`,
     `| cached throughput / normal throughput | ${list(cachedRatios)} | ${cached.toFixed(2)}× | ≥ 0.9× | ${cached >= 0.9 ? 'PASS' : 'MISS'} |`,
     '',
-    'CPU seconds of each party per round (client = the bench process, hashing; idle = the whole machine\'s idle core-seconds meanwhile):',
+    'CPU seconds of each party per round (client = a fresh node process per pull, hashing; idle = the whole machine\'s idle core-seconds meanwhile):',
     '',
     ...rounds.flatMap((r, i) => (['direct', 'uncached'] as const).map((s) => `- round ${i + 1} ${s}: ${describeParties(r.seconds[s], r.parties[s])}`)),
     '',
