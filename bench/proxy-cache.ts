@@ -48,6 +48,9 @@ interface Parties {
   berthMainRunWait: number;
 }
 
+/** The parties measured from outside, in this process: all but the client, which reports its own. */
+type ServerParties = Omit<Parties, 'client' | 'clientRunWait'>;
+
 interface Round {
   seconds: Record<Side, number>;
   parties: Record<Side, Parties>;
@@ -80,11 +83,10 @@ function runWaitSeconds(pid: number, tid: number): number {
 }
 
 /** The servers' CPU seconds so far: the upstream, Berth's main thread and its other threads (the client's come from pullInFreshClient). */
-function partiesNow(upstream: BenchServer, berth: BenchServer): Parties {
+function partiesNow(upstream: BenchServer, berth: BenchServer): ServerParties {
   const berthAll = readCpuSeconds(berth.pid) ?? Number.NaN;
   const berthMain = threadCpuSeconds(berth.pid, berth.pid);
   return {
-    client: 0,
     upstream: readCpuSeconds(upstream.pid) ?? Number.NaN,
     berthMain,
     berthOther: berthAll - berthMain,
@@ -100,7 +102,6 @@ function partiesNow(upstream: BenchServer, berth: BenchServer): Parties {
         .map((tid) => [tid, threadCpuSeconds(berth.pid, Number(tid))]),
     ),
     machineIdle: machineCpuSeconds().idle,
-    clientRunWait: 0,
     berthMainRunWait: runWaitSeconds(berth.pid, berth.pid),
   };
 }
@@ -168,7 +169,7 @@ async function timedPull(
     const after = partiesNow(partiesOf.upstream, partiesOf.berth);
     const { berthThreads, ...totals } = after;
     parties = {
-      ...(Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, v - (partiesBefore[k as keyof typeof totals] as number)])) as Omit<Parties, 'berthThreads'>),
+      ...(Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, v - (partiesBefore[k as keyof typeof totals] as number)])) as Omit<ServerParties, 'berthThreads'>),
       client: pulled.cpu,
       clientRunWait: pulled.runWait,
       berthThreads: Object.fromEntries(Object.entries(berthThreads).map(([tid, v]) => [tid, v - (partiesBefore.berthThreads[tid] ?? 0)])),
