@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatSize, type BenchOptions } from './options.js';
 import { machineCpuSeconds, median, readCpuSeconds } from './rss.js';
-import { prepareBerthBuild, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
+import { prepareBerthBuild, ROOT, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
 import { CheckFailed } from './workload.js';
 import { PatternBlob, streamPush } from './workloads/blob-stream.js';
 
@@ -106,29 +106,7 @@ function partiesNow(upstream: BenchServer, berth: BenchServer): ServerParties {
   };
 }
 
-/**
- * The client of a timed pull, run in a fresh node process: it GETs the URL, hashes every byte and
- * reports its wall time, CPU seconds and run-queue wait, measured inside it from the request to
- * the last byte. Not the bench process itself: its hashing slowed down from round to round
- * (2026-12-03, quiet machine: 1.9 CPU-s for 1 GiB in round 1, 5.3-5.5 in rounds 2 and 3), which
- * made the direct pulls slower and the first-pull ratio look better than it was.
- */
-const CLIENT_SCRIPT = `
-import http from 'node:http';
-import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-const runWait = () => Number(readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]) / 1e9;
-const cpu0 = process.cpuUsage(), wait0 = runWait(), started = performance.now();
-const req = http.get(process.argv[1], { agent: false });
-const [res] = await once(req, 'response');
-const hash = createHash('sha256');
-let bytes = 0;
-for await (const chunk of res) { hash.update(chunk); bytes += chunk.length; }
-const seconds = (performance.now() - started) / 1000, cpu = process.cpuUsage(cpu0);
-process.stdout.write(JSON.stringify({ status: res.statusCode, bytes, digest: 'sha256:' + hash.digest('hex'), seconds, cpu: (cpu.user + cpu.system) / 1e6, runWait: runWait() - wait0 }));
-`;
-
+/** What bench/pull-client.ts prints: pullAndHash's result and what the pull cost the client. */
 interface ClientReport {
   status: number;
   bytes: number;
@@ -138,14 +116,16 @@ interface ClientReport {
   runWait: number;
 }
 
-async function pullInFreshClient(url: string): Promise<ClientReport> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', CLIENT_SCRIPT, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** One pull by bench/pull-client.ts in a fresh process (see there why). */
+async function pullInFreshClient(baseUrl: string, repo: string, digest: string): Promise<ClientReport> {
+  const script = path.join(ROOT, 'bench/pull-client.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, baseUrl, repo, digest], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new CheckFailed(`the pull client for ${url} exited with ${code}: ${err.trim()}`);
+  if (code !== 0) throw new CheckFailed(`the pull client for ${repo}@${digest} exited with ${code}: ${err.trim()}`);
   return JSON.parse(out) as ClientReport;
 }
 
@@ -161,7 +141,7 @@ async function timedPull(
 ): Promise<{ seconds: number; cpu: number; parties?: Parties }> {
   const cpuBefore = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) : Number.NaN;
   const partiesBefore = partiesOf ? partiesNow(partiesOf.upstream, partiesOf.berth) : undefined;
-  const pulled = await pullInFreshClient(`${server.url}/v2/${repo}/blobs/${digest}`);
+  const pulled = await pullInFreshClient(server.url, repo, digest);
   const seconds = pulled.seconds;
   const cpu = cpuOf ? (readCpuSeconds(cpuOf.pid) ?? Number.NaN) - cpuBefore : Number.NaN;
   let parties: Parties | undefined;
