@@ -8,6 +8,7 @@ import net from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import { RegistryError } from '../core/errors.js';
 import type { BlobStore, ByteRange } from '../core/ports.js';
+import { alignedBuffers, DIRECT_ALIGN, isAlignmentError, openDirect } from '../runtime/direct-io.js';
 import { droppedChunkBytes } from '../runtime/young-garbage.js';
 import { workerSpoolHash, type SpoolHash } from './spool-hash.js';
 
@@ -83,6 +84,13 @@ interface Segment {
  * a client's socket write still holds when it is due for reuse is left to that write (and the
  * garbage collector) and a fresh one is taken: a stalled client never stalls the download, and
  * holds at most the segment of its one write in flight.
+ *
+ * A blob of a segment or more is spooled with O_DIRECT where the filesystem allows (its segments
+ * are then page-aligned memory, and every write but the last covers whole pages; the last bytes
+ * go through the buffered handle): the spool is written once, read back only by readers that
+ * fell behind, and on the VMs measured a buffered write's page-cache copy was most of a first
+ * pull's CPU (1.1–1.8 CPU-s per GiB, 0.06–0.14 with O_DIRECT). A write the device refuses as
+ * misaligned turns O_DIRECT off for the rest of the download.
  */
 class SpoolWriter {
   /** Bytes copied in. */
@@ -93,6 +101,8 @@ class SpoolWriter {
   /** The segments in memory by index, oldest first (inserted in increasing index order). */
   private readonly live = new Map<number, Segment>();
   private readonly idle: Buffer[] = [];
+  /** Page-aligned segment buffers not handed out yet (O_DIRECT). */
+  private aligned: Buffer[] | null = null;
   private readonly capacity: number;
   private writing: Promise<void> | null = null;
   private failure: Error | null = null;
@@ -101,6 +111,8 @@ class SpoolWriter {
 
   constructor(
     private readonly file: FileHandle,
+    /** The same file opened with O_DIRECT, or null (every write buffered). */
+    private direct: FileHandle | null,
     private readonly size: number,
     private readonly onSpooled: () => void,
     private readonly onSegment: () => void,
@@ -109,6 +121,26 @@ class SpoolWriter {
   ) {
     this.segmentBytes = Math.max(1, Math.min(size, SEGMENT_BYTES));
     this.capacity = Math.max(1, Math.min(SEGMENTS, Math.ceil(size / this.segmentBytes)));
+    if (this.segmentBytes % DIRECT_ALIGN !== 0) void this.closeDirect();
+  }
+
+  /** Where spool writes may end now: O_DIRECT writes end on a page boundary until the download's last bytes are in. */
+  private get writableEnd(): number {
+    return this.direct && this.received < this.size ? this.received - (this.received % DIRECT_ALIGN) : this.received;
+  }
+
+  /** A buffer for a new segment: page-aligned for O_DIRECT (one allocation for the first `capacity`, then one by one). */
+  private freshBuffer(): Buffer {
+    if (!this.direct) return Buffer.allocUnsafeSlow(this.segmentBytes);
+    this.aligned ??= alignedBuffers(this.capacity, this.segmentBytes);
+    return this.aligned.pop() ?? alignedBuffers(1, this.segmentBytes)[0]!;
+  }
+
+  /** Closes the O_DIRECT handle (the end of the download, or a write it refused). */
+  async closeDirect(): Promise<void> {
+    const direct = this.direct;
+    this.direct = null;
+    await direct?.close().catch(() => undefined);
   }
 
   /** The segment holding byte `offset`, if it is in memory and received (up to `received`). */
@@ -137,7 +169,7 @@ class SpoolWriter {
     for (;;) {
       if (this.failure) throw this.failure;
       if (this.live.size < this.capacity) {
-        const segment: Segment = { buf: this.idle.pop() ?? Buffer.allocUnsafeSlow(this.segmentBytes), index, writes: 0 };
+        const segment: Segment = { buf: this.idle.pop() ?? this.freshBuffer(), index, writes: 0 };
         this.live.set(index, segment);
         return segment;
       }
@@ -159,9 +191,9 @@ class SpoolWriter {
     }
   }
 
-  /** Resolves once every byte added is in the spool file (rejects with a write's error). */
+  /** Resolves once every byte added is in the spool file (rejects with a write's error); with O_DIRECT, only once the last byte was added. */
   async flush(): Promise<void> {
-    while (this.spooled < this.received) {
+    while (this.spooled < this.writableEnd) {
       if (this.failure) throw this.failure;
       this.kick(true);
       await this.writing;
@@ -171,13 +203,13 @@ class SpoolWriter {
 
   /** True while bytes received wait for a write (readers then expect more soon). */
   get behind(): boolean {
-    return this.spooled < this.received;
+    return this.spooled < this.writableEnd;
   }
 
   /** Starts a write of what is pending: at least MIN_WRITE of it (few, large writes), or all of it when `force`d or MIN_WAIT_MS later. */
   private kick(force = false): void {
-    if (this.writing || this.failure || this.spooled >= this.received) return;
-    if (!force && this.received - this.spooled < Math.min(MIN_WRITE, this.segmentBytes * this.capacity)) {
+    if (this.writing || this.failure || this.spooled >= this.writableEnd) return;
+    if (!force && this.writableEnd - this.spooled < Math.min(MIN_WRITE, this.segmentBytes * this.capacity)) {
       this.timer ??= setTimeout(() => {
         this.timer = null;
         this.kick(true);
@@ -194,29 +226,49 @@ class SpoolWriter {
   }
 
   private async drain(): Promise<void> {
-    const size = this.segmentBytes;
     try {
-      while (this.spooled < this.received) {
+      while (this.spooled < this.writableEnd) {
         const from = this.spooled;
-        const to = Math.min(this.received, from + MAX_WRITE);
-        const parts: Buffer[] = [];
-        for (let at = from; at < to; ) {
-          const segment = this.live.get(Math.floor(at / size))!;
-          const within = at - segment.index * size;
-          const n = Math.min(size - within, to - at);
-          parts.push(segment.buf.subarray(within, within + n));
-          at += n;
-        }
-        const { bytesWritten } = await this.file.writev(parts, from);
+        let to = Math.min(this.writableEnd, from + MAX_WRITE);
+        // O_DIRECT for whole pages; the download's last bytes (a partial page) through the buffered handle.
+        const direct = this.direct && to - (to % DIRECT_ALIGN) > from;
+        if (direct) to -= to % DIRECT_ALIGN;
+        const parts = this.stretch(from, to);
+        const bytesWritten = direct ? await this.writeDirect(parts, from) : (await this.file.writev(parts, from)).bytesWritten;
         if (bytesWritten === 0) throw new Error('the spool file took no bytes');
         this.spooled = from + bytesWritten;
         this.onSpooled();
         // The rest waits for MIN_WRITE (or the timer) like any other bytes.
-        if (this.received - this.spooled < Math.min(MIN_WRITE, size * this.capacity)) break;
+        if (this.writableEnd - this.spooled < Math.min(MIN_WRITE, this.segmentBytes * this.capacity)) break;
       }
     } catch (err) {
       // Reported by the next add() or flush(): nobody may be waiting on this write.
       this.failure = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  /** Bytes [from, to) as views of their segments. */
+  private stretch(from: number, to: number): Buffer[] {
+    const size = this.segmentBytes;
+    const parts: Buffer[] = [];
+    for (let at = from; at < to; ) {
+      const segment = this.live.get(Math.floor(at / size))!;
+      const within = at - segment.index * size;
+      const n = Math.min(size - within, to - at);
+      parts.push(segment.buf.subarray(within, within + n));
+      at += n;
+    }
+    return parts;
+  }
+
+  /** An O_DIRECT write; one the device refuses as misaligned is done buffered, and so is every later one. */
+  private async writeDirect(parts: Buffer[], at: number): Promise<number> {
+    try {
+      return (await this.direct!.writev(parts, at)).bytesWritten;
+    } catch (err) {
+      if (!isAlignmentError(err)) throw err;
+      await this.closeDirect();
+      return (await this.file.writev(parts, at)).bytesWritten;
     }
   }
 }
@@ -506,10 +558,12 @@ export class BlobFill extends EventEmitter {
 
   private async run(upstream: Readable): Promise<void> {
     let spool: FileHandle | null = null;
+    let direct: FileHandle | null = null;
     let threaded: SpoolHash | null = null;
     try {
       await mkdir(this.deps.spoolDir, { recursive: true });
       spool = await open(this.file, 'w', 0o600);
+      direct = this.size >= SEGMENT_BYTES ? await openDirect(this.file) : null;
       // Hashed here as the bytes arrive, or (hashThreadFrom) by a worker thread from the spool
       // file right behind the writes, off the main thread.
       const inline = this.size >= (this.deps.hashThreadFrom ?? HASH_THREAD_FROM) ? null : createHash('sha256');
@@ -517,6 +571,8 @@ export class BlobFill extends EventEmitter {
       const hashing = threaded;
       const writer = new SpoolWriter(
         spool,
+        // The writer closes it (when done, or when a write is refused as misaligned).
+        direct,
         this.size,
         () => {
           this.spooled = writer.spooled;
@@ -527,6 +583,7 @@ export class BlobFill extends EventEmitter {
         (end) => this.paced(end),
       );
       this.writer = writer;
+      direct = null;
       const idleMs = this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS;
       // Checked a few times per idleMs (re-arming a timer for every chunk costs more than the hashing).
       let seen = -1;
@@ -560,6 +617,7 @@ export class BlobFill extends EventEmitter {
       }
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
       await writer.flush();
+      await writer.closeDirect();
       const computed = `sha256:${inline ? inline.digest('hex') : await threaded!.digest(this.size)}`;
       if (computed !== this.digest) throw new Error(`upstream content has digest ${computed}, not ${this.digest}`);
       await spool.close();
@@ -578,6 +636,8 @@ export class BlobFill extends EventEmitter {
     } finally {
       this.settled = true;
       // The segments serve readers still sending a stored blob's last bytes; a failed fill has none to serve.
+      await this.writer?.closeDirect();
+      await direct?.close().catch(() => undefined);
       if (this.error) this.writer = null;
       this.emit('progress');
       await spool?.close().catch(() => undefined);
