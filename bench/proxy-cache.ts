@@ -116,10 +116,20 @@ interface ClientReport {
   runWait: number;
 }
 
+/**
+ * glibc settings of the client process: its heap is never trimmed. Node allocates a buffer per
+ * socket read and frees them in batches after a collection; glibc then gives the top of the heap
+ * back to the kernel and the next reads fault fresh pages in, which costs ~10 µs a page on the
+ * VMs measured. Without this, one pull in three cost the client 2-3× the CPU (direct pulls of the
+ * same 1 GiB from Distribution: 1.4-4.6 CPU-s, with 21k-230k page faults); with it 1.5-1.7
+ * (8 of 8, ~20k faults), whatever the server.
+ */
+const CLIENT_MALLOC_ENV = { MALLOC_TRIM_THRESHOLD_: String(256 * 1024 * 1024), MALLOC_TOP_PAD_: String(64 * 1024 * 1024) };
+
 /** One pull by bench/pull-client.ts in a fresh process (see there why). */
 async function pullInFreshClient(baseUrl: string, repo: string, digest: string): Promise<ClientReport> {
   const script = path.join(ROOT, 'bench/pull-client.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script, baseUrl, repo, digest], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, baseUrl, repo, digest], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...CLIENT_MALLOC_ENV } });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
@@ -10,7 +10,8 @@ import { RegistryError } from '../core/errors.js';
 import type { BlobStore, ByteRange } from '../core/ports.js';
 import { alignedBuffers, DIRECT_ALIGN, isAlignmentError, openDirect } from '../runtime/direct-io.js';
 import { droppedChunkBytes } from '../runtime/young-garbage.js';
-import { workerSpoolHash, type SpoolHash } from './spool-hash.js';
+import { availableParallelism } from 'node:os';
+import { inlineSegmentHash, threadSegmentHash, type SegmentHash } from './segment-hash.js';
 
 /** What a fill needs from the upstream: the response body and its length. */
 export interface UpstreamBody {
@@ -35,7 +36,7 @@ export interface FillDeps {
   spoolDir: string;
   /** Fail a download that receives no bytes for this long (ms; default 30 s). */
   idleTimeoutMs?: number;
-  /** Blobs of at least this many bytes are hashed on a worker thread from the spool file (default: none, all inline as they arrive). */
+  /** Blobs of at least this many bytes are hashed on the hashing thread (default HASH_THREAD_FROM; smaller ones on the main thread). */
   hashThreadFrom?: number;
   onBytes?(n: number): void;
   onStored?(repository: string, digest: string, size: number): void;
@@ -43,12 +44,12 @@ export interface FillDeps {
 }
 
 /**
- * Blobs of at least this size are hashed on a worker thread from the spool file; by default
- * none: on the 2-core machine measured, the worker's re-read of the spool cost more CPU than it
- * freed on the main thread (512 MiB first pulls side by side: 7.5–7.9 CPU-s per GiB with the
- * worker, 4.0–6.6 inline). A machine with cores to spare may set FillDeps.hashThreadFrom.
+ * Blobs of at least this size are hashed on the hashing thread (src/registries/segment-hash.ts)
+ * from their in-memory segments, where there is a core for it: a big first pull's main thread is
+ * its critical path, and SHA-256 was a third of it. Smaller blobs are hashed on the main thread
+ * (posting their segments would cost more than hashing them).
  */
-const HASH_THREAD_FROM = Number.POSITIVE_INFINITY;
+const HASH_THREAD_FROM = availableParallelism() > 1 ? 8 * 1024 * 1024 : Number.POSITIVE_INFINITY;
 /** Bytes per spool read of a reader (and so per write to its client: few, large socket writes). */
 const READ_CHUNK = 1024 * 1024;
 /** Bytes per segment of a download's in-memory stretch (less for a smaller blob): readers that keep up are served these buffers. */
@@ -63,11 +64,23 @@ const MAX_WRITE = 4 * 1024 * 1024;
 const MIN_WRITE = 1024 * 1024;
 const MIN_WAIT_MS = 5;
 
-/** One SEGMENT_BYTES stretch of a download in memory; `writes`: socket writes of it still in flight. */
+/**
+ * One SEGMENT_BYTES stretch of a download in memory; `writes`: socket writes of it still in
+ * flight; `release`: set when the download moved on while writes held it, called by the last.
+ */
 interface Segment {
   readonly buf: Buffer;
   readonly index: number;
   writes: number;
+  release?: () => void;
+}
+
+/** A socket write of `segment` ended: the last one hands a segment the download moved past back to it. */
+function writeEnded(segment: Segment): void {
+  if (--segment.writes > 0 || !segment.release) return;
+  const release = segment.release;
+  segment.release = undefined;
+  release();
 }
 
 /**
@@ -97,6 +110,8 @@ class SpoolWriter {
   received = 0;
   /** Bytes written to the spool file. */
   spooled = 0;
+  /** Of those, bytes written with O_DIRECT and through the page cache (observability, tests). */
+  readonly writes = { direct: 0, buffered: 0 };
   readonly segmentBytes: number;
   /** The segments in memory by index, oldest first (inserted in increasing index order). */
   private readonly live = new Map<number, Segment>();
@@ -113,6 +128,8 @@ class SpoolWriter {
     private readonly file: FileHandle,
     /** The same file opened with O_DIRECT, or null (every write buffered). */
     private direct: FileHandle | null,
+    /** Fed each segment once it is full (or holds the last byte); a segment is reused only once hashed. */
+    private readonly hash: SegmentHash,
     private readonly size: number,
     private readonly onSpooled: () => void,
     private readonly onSegment: () => void,
@@ -129,9 +146,12 @@ class SpoolWriter {
     return this.direct && this.received < this.size ? this.received - (this.received % DIRECT_ALIGN) : this.received;
   }
 
-  /** A buffer for a new segment: page-aligned for O_DIRECT (one allocation for the first `capacity`, then one by one). */
+  /**
+   * A buffer for a new segment: page-aligned shared memory (for O_DIRECT and the hashing thread;
+   * one allocation for the first `capacity`, then one by one) when the segment size allows.
+   */
   private freshBuffer(): Buffer {
-    if (!this.direct) return Buffer.allocUnsafeSlow(this.segmentBytes);
+    if (this.segmentBytes % DIRECT_ALIGN !== 0) return Buffer.allocUnsafeSlow(this.segmentBytes);
     this.aligned ??= alignedBuffers(this.capacity, this.segmentBytes);
     return this.aligned.pop() ?? alignedBuffers(1, this.segmentBytes)[0]!;
   }
@@ -159,7 +179,10 @@ class SpoolWriter {
       bytes.copy(segment.buf, at, offset, offset + n);
       this.received += n;
       offset += n;
-      if (at + n === size || this.received === this.size) this.onSegment();
+      if (at + n === size || this.received === this.size) {
+        this.hash.update(segment.buf.subarray(0, at + n));
+        this.onSegment();
+      }
     }
     this.kick();
   }
@@ -175,6 +198,10 @@ class SpoolWriter {
       }
       const oldest = this.live.values().next().value!;
       const end = (oldest.index + 1) * this.segmentBytes;
+      if (end > this.hash.hashed) {
+        await this.hash.until(end);
+        continue;
+      }
       if (end <= this.spooled) {
         const pacing = this.readersDone(end);
         if (pacing) {
@@ -182,8 +209,9 @@ class SpoolWriter {
           continue;
         }
         this.live.delete(oldest.index);
-        // A socket write still holding it keeps it: a fresh one is taken instead.
+        // A socket write still holding it keeps it until it ends (a fresh one is taken meanwhile).
         if (oldest.writes === 0) this.idle.push(oldest.buf);
+        else oldest.release = () => this.idle.push(oldest.buf);
         continue;
       }
       this.kick(true);
@@ -234,7 +262,7 @@ class SpoolWriter {
         const direct = this.direct && to - (to % DIRECT_ALIGN) > from;
         if (direct) to -= to % DIRECT_ALIGN;
         const parts = this.stretch(from, to);
-        const bytesWritten = direct ? await this.writeDirect(parts, from) : (await this.file.writev(parts, from)).bytesWritten;
+        const bytesWritten = direct ? await this.writeDirect(parts, from) : await this.writeBuffered(parts, from);
         if (bytesWritten === 0) throw new Error('the spool file took no bytes');
         this.spooled = from + bytesWritten;
         this.onSpooled();
@@ -264,12 +292,20 @@ class SpoolWriter {
   /** An O_DIRECT write; one the device refuses as misaligned is done buffered, and so is every later one. */
   private async writeDirect(parts: Buffer[], at: number): Promise<number> {
     try {
-      return (await this.direct!.writev(parts, at)).bytesWritten;
+      const { bytesWritten } = await this.direct!.writev(parts, at);
+      this.writes.direct += bytesWritten;
+      return bytesWritten;
     } catch (err) {
       if (!isAlignmentError(err)) throw err;
       await this.closeDirect();
-      return (await this.file.writev(parts, at)).bytesWritten;
+      return this.writeBuffered(parts, at);
     }
+  }
+
+  private async writeBuffered(parts: Buffer[], at: number): Promise<number> {
+    const { bytesWritten } = await this.file.writev(parts, at);
+    this.writes.buffered += bytesWritten;
+    return bytesWritten;
   }
 }
 
@@ -427,7 +463,7 @@ class SpoolReader extends Readable {
         inFlight = new Promise<void>((resolve, reject) => {
           pending = reject;
           dest.write(got.bytes, (err) => {
-            if (segment) segment.writes--;
+            if (segment) writeEnded(segment);
             pending = null;
             if (err) reject(err);
             else resolve();
@@ -538,6 +574,11 @@ export class BlobFill extends EventEmitter {
     return this.writer?.segmentAt(offset);
   }
 
+  /** Bytes written to the spool with O_DIRECT and through the page cache (observability, tests). */
+  get spoolWrites(): { direct: number; buffered: number } {
+    return { ...(this.writer?.writes ?? { direct: 0, buffered: 0 }) };
+  }
+
   /** Bytes copied into the segments (readers may send those before they reach the spool). */
   get received(): number {
     return this.writer?.received ?? 0;
@@ -559,24 +600,21 @@ export class BlobFill extends EventEmitter {
   private async run(upstream: Readable): Promise<void> {
     let spool: FileHandle | null = null;
     let direct: FileHandle | null = null;
-    let threaded: SpoolHash | null = null;
+    let hash: SegmentHash | null = null;
     try {
       await mkdir(this.deps.spoolDir, { recursive: true });
       spool = await open(this.file, 'w', 0o600);
       direct = this.size >= SEGMENT_BYTES ? await openDirect(this.file) : null;
-      // Hashed here as the bytes arrive, or (hashThreadFrom) by a worker thread from the spool
-      // file right behind the writes, off the main thread.
-      const inline = this.size >= (this.deps.hashThreadFrom ?? HASH_THREAD_FROM) ? null : createHash('sha256');
-      threaded = inline ? null : workerSpoolHash(this.file);
-      const hashing = threaded;
+      // Hashed segment by segment as they fill: on the hashing thread (big blobs) or here.
+      hash = this.size >= (this.deps.hashThreadFrom ?? HASH_THREAD_FROM) ? threadSegmentHash() : inlineSegmentHash();
       const writer = new SpoolWriter(
         spool,
         // The writer closes it (when done, or when a write is refused as misaligned).
         direct,
+        hash,
         this.size,
         () => {
           this.spooled = writer.spooled;
-          hashing?.written(writer.spooled);
           this.emit('progress');
         },
         () => this.emit('progress'),
@@ -601,9 +639,8 @@ export class BlobFill extends EventEmitter {
         for await (const chunk of upstream) {
           const bytes = chunk as Buffer;
           if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
-          inline?.update(bytes);
-          // Readers see the bytes once they are in the spool file: written in batches, one
-          // write in flight, the upstream paused only when the ring is full.
+          // Copied into the segments (readers that keep up are sent them), hashed and spooled
+          // segment by segment; the upstream waits only when every segment is still in use.
           this.written += bytes.length;
           await writer.add(bytes);
           // Copied into a segment: the chunk is garbage now; collect such chunks young (src/runtime/young-garbage.ts).
@@ -618,7 +655,7 @@ export class BlobFill extends EventEmitter {
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
       await writer.flush();
       await writer.closeDirect();
-      const computed = `sha256:${inline ? inline.digest('hex') : await threaded!.digest(this.size)}`;
+      const computed = `sha256:${await hash.digest()}`;
       if (computed !== this.digest) throw new Error(`upstream content has digest ${computed}, not ${this.digest}`);
       await spool.close();
       spool = null;
@@ -629,7 +666,7 @@ export class BlobFill extends EventEmitter {
       this.deps.onStored?.(this.repository, this.digest, this.size);
     } catch (err) {
       this.error = err instanceof Error ? err : new Error(String(err));
-      threaded?.close();
+      hash?.close();
       upstream.destroy();
       this.deps.onFailed?.(this.repository, this.digest, this.error);
       throw this.error;

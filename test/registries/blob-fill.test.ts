@@ -75,6 +75,30 @@ describe('blob fill (pull-through cache downloads)', () => {
     assert.ok(late.equals(data.subarray(5, 21)), 'a reader after the fill reads the stored blob');
   });
 
+  it('spools whole pages with O_DIRECT and only the last partial page through the page cache; hashed on the hashing thread', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 4096 * 3 + 77);
+    const digest = digestOf(data);
+    const fill = new BlobFill('hub/direct', digest, data.length, upstreamOf(data), { ...deps, hashThreadFrom: 1024 * 1024 });
+    assert.ok((await readAll(await fill.reader())).equals(data));
+    await fill.finished();
+    assert.equal(fill.error, null);
+    assert.deepEqual(fill.spoolWrites, { direct: data.length - 77, buffered: 77 }, 'every whole page went around the page cache');
+    assert.ok(readFileSync(blobs.blobPath(digest)).equals(data), 'the stored blob is the content');
+    await fill.cleanup();
+  });
+
+  it('a blob smaller than a segment is spooled through the page cache and hashed inline', async () => {
+    const data = randomBytes(300 * 1024 + 5);
+    const digest = digestOf(data);
+    const fill = new BlobFill('hub/small', digest, data.length, upstreamOf(data), deps);
+    assert.ok((await readAll(await fill.reader())).equals(data));
+    await fill.finished();
+    assert.equal(fill.error, null);
+    assert.deepEqual(fill.spoolWrites, { direct: 0, buffered: data.length });
+    assert.ok(readFileSync(blobs.blobPath(digest)).equals(data));
+    await fill.cleanup();
+  });
+
   it('a digest mismatch never hands out the last bytes and stores nothing', async () => {
     const data = randomBytes(3 * 1024 * 1024);
     const claimed = digestOf(randomBytes(16));
@@ -95,7 +119,7 @@ describe('blob fill (pull-through cache downloads)', () => {
     assert.deepEqual(readdirSync(deps.spoolDir), []);
   });
 
-  it('hashed on a worker thread from the spool file: two readers get the blob, it is stored', async () => {
+  it('hashed on the hashing thread from its segments: two readers get the blob, it is stored', async () => {
     const data = randomBytes(6 * 1024 * 1024 + 7);
     const digest = digestOf(data);
     const fill = new BlobFill('hub/threaded', digest, data.length, upstreamOf(data), { ...deps, hashThreadFrom: 0 });
@@ -108,7 +132,7 @@ describe('blob fill (pull-through cache downloads)', () => {
     await fill.cleanup();
   });
 
-  it('hashed on a worker thread: one flipped byte is a digest mismatch, the last bytes never go out, nothing is stored', async () => {
+  it('hashed on the hashing thread: one flipped byte is a digest mismatch, the last bytes never go out, nothing is stored', async () => {
     const data = randomBytes(5 * 1024 * 1024);
     const digest = digestOf(data);
     const corrupted = Buffer.from(data);
