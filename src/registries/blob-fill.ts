@@ -75,6 +75,17 @@ interface Segment {
   release?: () => void;
 }
 
+/**
+ * Copies `source` into `target` at `at` with one memcpy. Not Buffer.copy: that is
+ * TypedArray.prototype.set, which V8 does with a relaxed-atomic memmove when the target is
+ * shared memory (as segments are, for the hashing thread): 3× slower (47 against 16 ms per GiB
+ * in 64 KiB chunks; 0.28 CPU-s per first-pulled GiB in a perf profile). Buffer.fill with a
+ * Buffer as long as the range is Node's C++ fill, a plain memcpy.
+ */
+function copyInto(target: Buffer, at: number, source: Buffer): void {
+  target.fill(source, at, at + source.length);
+}
+
 /** A socket write of `segment` ended: the last one hands a segment the download moved past back to it. */
 function writeEnded(segment: Segment): void {
   if (--segment.writes > 0 || !segment.release) return;
@@ -176,7 +187,7 @@ class SpoolWriter {
       const segment = this.live.get(index) ?? (await this.take(index));
       const at = this.received - index * size;
       const n = Math.min(size - at, bytes.length - offset);
-      bytes.copy(segment.buf, at, offset, offset + n);
+      copyInto(segment.buf, at, bytes.subarray(offset, offset + n));
       this.received += n;
       offset += n;
       if (at + n === size || this.received === this.size) {
