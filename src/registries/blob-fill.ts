@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
@@ -10,8 +10,6 @@ import { RegistryError } from '../core/errors.js';
 import type { BlobStore, ByteRange } from '../core/ports.js';
 import { alignedBuffers, DIRECT_ALIGN, isAlignmentError, openDirect } from '../runtime/direct-io.js';
 import { droppedChunkBytes } from '../runtime/young-garbage.js';
-import { availableParallelism } from 'node:os';
-import { inlineSegmentHash, threadSegmentHash, type SegmentHash } from './segment-hash.js';
 
 /** What a fill needs from the upstream: the response body and its length. */
 export interface UpstreamBody {
@@ -36,20 +34,11 @@ export interface FillDeps {
   spoolDir: string;
   /** Fail a download that receives no bytes for this long (ms; default 30 s). */
   idleTimeoutMs?: number;
-  /** Blobs of at least this many bytes are hashed on the hashing thread (default HASH_THREAD_FROM; smaller ones on the main thread). */
-  hashThreadFrom?: number;
   onBytes?(n: number): void;
   onStored?(repository: string, digest: string, size: number): void;
   onFailed?(repository: string, digest: string, err: Error): void;
 }
 
-/**
- * Blobs of at least this size are hashed on the hashing thread (src/registries/segment-hash.ts)
- * from their in-memory segments, where there is a core for it: a big first pull's main thread is
- * its critical path, and SHA-256 was a third of it. Smaller blobs are hashed on the main thread
- * (posting their segments would cost more than hashing them).
- */
-const HASH_THREAD_FROM = availableParallelism() > 1 ? 8 * 1024 * 1024 : Number.POSITIVE_INFINITY;
 /** Bytes per spool read of a reader (and so per write to its client: few, large socket writes). */
 const READ_CHUNK = 1024 * 1024;
 /** Bytes per segment of a download's in-memory stretch (less for a smaller blob): readers that keep up are served these buffers. */
@@ -73,17 +62,6 @@ interface Segment {
   readonly index: number;
   writes: number;
   release?: () => void;
-}
-
-/**
- * Copies `source` into `target` at `at` with one memcpy. Not Buffer.copy: that is
- * TypedArray.prototype.set, which V8 does with a relaxed-atomic memmove when the target is
- * shared memory (as segments are, for the hashing thread): 3× slower (47 against 16 ms per GiB
- * in 64 KiB chunks; 0.28 CPU-s per first-pulled GiB in a perf profile). Buffer.fill with a
- * Buffer as long as the range is Node's C++ fill, a plain memcpy.
- */
-function copyInto(target: Buffer, at: number, source: Buffer): void {
-  target.fill(source, at, at + source.length);
 }
 
 /** A socket write of `segment` ended: the last one hands a segment the download moved past back to it. */
@@ -139,8 +117,6 @@ class SpoolWriter {
     private readonly file: FileHandle,
     /** The same file opened with O_DIRECT, or null (every write buffered). */
     private direct: FileHandle | null,
-    /** Fed each segment once it is full (or holds the last byte); a segment is reused only once hashed. */
-    private readonly hash: SegmentHash,
     private readonly size: number,
     private readonly onSpooled: () => void,
     private readonly onSegment: () => void,
@@ -157,12 +133,9 @@ class SpoolWriter {
     return this.direct && this.received < this.size ? this.received - (this.received % DIRECT_ALIGN) : this.received;
   }
 
-  /**
-   * A buffer for a new segment: page-aligned shared memory (for O_DIRECT and the hashing thread;
-   * one allocation for the first `capacity`, then one by one) when the segment size allows.
-   */
+  /** A buffer for a new segment: page-aligned for O_DIRECT (one allocation for the first `capacity`, then one by one). */
   private freshBuffer(): Buffer {
-    if (this.segmentBytes % DIRECT_ALIGN !== 0) return Buffer.allocUnsafeSlow(this.segmentBytes);
+    if (!this.direct) return Buffer.allocUnsafeSlow(this.segmentBytes);
     this.aligned ??= alignedBuffers(this.capacity, this.segmentBytes);
     return this.aligned.pop() ?? alignedBuffers(1, this.segmentBytes)[0]!;
   }
@@ -187,13 +160,10 @@ class SpoolWriter {
       const segment = this.live.get(index) ?? (await this.take(index));
       const at = this.received - index * size;
       const n = Math.min(size - at, bytes.length - offset);
-      copyInto(segment.buf, at, bytes.subarray(offset, offset + n));
+      bytes.copy(segment.buf, at, offset, offset + n);
       this.received += n;
       offset += n;
-      if (at + n === size || this.received === this.size) {
-        this.hash.update(segment.buf.subarray(0, at + n));
-        this.onSegment();
-      }
+      if (at + n === size || this.received === this.size) this.onSegment();
     }
     this.kick();
   }
@@ -209,10 +179,6 @@ class SpoolWriter {
       }
       const oldest = this.live.values().next().value!;
       const end = (oldest.index + 1) * this.segmentBytes;
-      if (end > this.hash.hashed) {
-        await this.hash.until(end);
-        continue;
-      }
       if (end <= this.spooled) {
         const pacing = this.readersDone(end);
         if (pacing) {
@@ -611,18 +577,15 @@ export class BlobFill extends EventEmitter {
   private async run(upstream: Readable): Promise<void> {
     let spool: FileHandle | null = null;
     let direct: FileHandle | null = null;
-    let hash: SegmentHash | null = null;
     try {
       await mkdir(this.deps.spoolDir, { recursive: true });
       spool = await open(this.file, 'w', 0o600);
       direct = this.size >= SEGMENT_BYTES ? await openDirect(this.file) : null;
-      // Hashed segment by segment as they fill: on the hashing thread (big blobs) or here.
-      hash = this.size >= (this.deps.hashThreadFrom ?? HASH_THREAD_FROM) ? threadSegmentHash() : inlineSegmentHash();
+      const hash = createHash('sha256');
       const writer = new SpoolWriter(
         spool,
         // The writer closes it (when done, or when a write is refused as misaligned).
         direct,
-        hash,
         this.size,
         () => {
           this.spooled = writer.spooled;
@@ -650,8 +613,9 @@ export class BlobFill extends EventEmitter {
         for await (const chunk of upstream) {
           const bytes = chunk as Buffer;
           if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
-          // Copied into the segments (readers that keep up are sent them), hashed and spooled
-          // segment by segment; the upstream waits only when every segment is still in use.
+          hash.update(bytes);
+          // Copied into the segments (readers that keep up are sent them) and spooled in
+          // batches; the upstream waits only when every segment is still in use.
           this.written += bytes.length;
           await writer.add(bytes);
           // Copied into a segment: the chunk is garbage now; collect such chunks young (src/runtime/young-garbage.ts).
@@ -666,7 +630,7 @@ export class BlobFill extends EventEmitter {
       if (this.written !== this.size) throw new Error(`upstream ended after ${this.written} of ${this.size} bytes`);
       await writer.flush();
       await writer.closeDirect();
-      const computed = `sha256:${await hash.digest()}`;
+      const computed = `sha256:${hash.digest('hex')}`;
       if (computed !== this.digest) throw new Error(`upstream content has digest ${computed}, not ${this.digest}`);
       await spool.close();
       spool = null;
@@ -677,7 +641,6 @@ export class BlobFill extends EventEmitter {
       this.deps.onStored?.(this.repository, this.digest, this.size);
     } catch (err) {
       this.error = err instanceof Error ? err : new Error(String(err));
-      hash?.close();
       upstream.destroy();
       this.deps.onFailed?.(this.repository, this.digest, this.error);
       throw this.error;

@@ -75,10 +75,10 @@ describe('blob fill (pull-through cache downloads)', () => {
     assert.ok(late.equals(data.subarray(5, 21)), 'a reader after the fill reads the stored blob');
   });
 
-  it('spools whole pages with O_DIRECT and only the last partial page through the page cache; hashed on the hashing thread', async () => {
+  it('spools whole pages with O_DIRECT and only the last partial page through the page cache', async () => {
     const data = randomBytes(5 * 1024 * 1024 + 4096 * 3 + 77);
     const digest = digestOf(data);
-    const fill = new BlobFill('hub/direct', digest, data.length, upstreamOf(data), { ...deps, hashThreadFrom: 1024 * 1024 });
+    const fill = new BlobFill('hub/direct', digest, data.length, upstreamOf(data), deps);
     assert.ok((await readAll(await fill.reader())).equals(data));
     await fill.finished();
     assert.equal(fill.error, null);
@@ -87,7 +87,7 @@ describe('blob fill (pull-through cache downloads)', () => {
     await fill.cleanup();
   });
 
-  it('a blob smaller than a segment is spooled through the page cache and hashed inline', async () => {
+  it('a blob smaller than a segment is spooled through the page cache', async () => {
     const data = randomBytes(300 * 1024 + 5);
     const digest = digestOf(data);
     const fill = new BlobFill('hub/small', digest, data.length, upstreamOf(data), deps);
@@ -117,39 +117,6 @@ describe('blob fill (pull-through cache downloads)', () => {
     assert.ok(!linked.some((l) => l.startsWith('hub/bad')), 'nothing linked');
     await fill.cleanup();
     assert.deepEqual(readdirSync(deps.spoolDir), []);
-  });
-
-  it('hashed on the hashing thread from its segments: two readers get the blob, it is stored', async () => {
-    const data = randomBytes(6 * 1024 * 1024 + 7);
-    const digest = digestOf(data);
-    const fill = new BlobFill('hub/threaded', digest, data.length, upstreamOf(data), { ...deps, hashThreadFrom: 0 });
-    const [first, second] = await Promise.all([fill.reader().then(readAll), fill.reader({ start: 4096, end: data.length - 1 }).then(readAll)]);
-    assert.ok(first.equals(data));
-    assert.ok(second.equals(data.subarray(4096)));
-    await fill.finished();
-    assert.equal(fill.error, null);
-    assert.ok(readFileSync(blobs.blobPath(digest)).equals(data), 'the stored blob is the content');
-    await fill.cleanup();
-  });
-
-  it('hashed on the hashing thread: one flipped byte is a digest mismatch, the last bytes never go out, nothing is stored', async () => {
-    const data = randomBytes(5 * 1024 * 1024);
-    const digest = digestOf(data);
-    const corrupted = Buffer.from(data);
-    corrupted[2 * 1024 * 1024] = corrupted[2 * 1024 * 1024]! ^ 1;
-    const fill = new BlobFill('hub/threaded-bad', digest, data.length, upstreamOf(corrupted), { ...deps, hashThreadFrom: 0 });
-    let received = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const chunk of await fill.reader()) received += (chunk as Buffer).length;
-      })(),
-      /digest/,
-    );
-    await fill.finished();
-    assert.ok(received < data.length, `the reader got ${received} of ${data.length} bytes, not all`);
-    assert.equal(await blobs.stat(digest), null, 'nothing stored');
-    assert.ok(!linked.some((l) => l.startsWith('hub/threaded-bad')), 'nothing linked');
-    await fill.cleanup();
   });
 
   it('an upstream that trickles: a reader gets the bytes as they come, not once a 1 MiB batch is full', async () => {

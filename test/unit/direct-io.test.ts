@@ -14,17 +14,14 @@ describe('direct I/O', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-direct-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('writes page-aligned shared buffers with O_DIRECT, byte for byte', async () => {
+  it('writes page-aligned buffers with O_DIRECT, byte for byte', async () => {
     const file = path.join(dir, 'aligned');
     closeSync(openSync(file, 'w'));
     const direct = await openDirect(file);
     assert.ok(direct, 'this filesystem takes O_DIRECT (the spool would silently lose it otherwise)');
     const buffers = alignedBuffers(3, 64 * 1024);
     assert.equal(buffers.length, 3);
-    for (const [i, b] of buffers.entries()) {
-      assert.ok(b.buffer instanceof SharedArrayBuffer, 'shared with threads');
-      b.fill(i + 1);
-    }
+    for (const [i, b] of buffers.entries()) b.fill(i + 1);
     await direct.writev(buffers, 0);
     await direct.close();
     const back = readFileSync(file);
