@@ -83,9 +83,9 @@ function writeEnded(segment: Segment): void {
  * A reader whose next byte is still in a segment is served from it (a socket write of the
  * segment itself, no spool read: each byte crosses the kernel three times instead of four); a
  * reader that fell further behind than the segments reach reads the spool file. A segment that
- * a client's socket write still holds when it is due for reuse is left to that write (and the
- * garbage collector) and a fresh one is taken: a stalled client never stalls the download, and
- * holds at most the segment of its one write in flight.
+ * a client's socket write still holds when it is due for reuse is left to that write, and a
+ * fresh one is taken; it comes back to the download when the write ends. A stalled client never
+ * stalls the download, and holds at most the segment of its one write in flight.
  *
  * A blob of a segment or more is spooled with O_DIRECT where the filesystem allows (its segments
  * are then page-aligned memory, and every write but the last covers whole pages; the last bytes
