@@ -24,7 +24,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatSize, type BenchOptions } from './options.js';
-import { machineCpuSeconds, median, readCpuSeconds } from './rss.js';
+import { machineCpuSeconds, median, readCpuSeconds, readThreadCpuSeconds } from './rss.js';
 import { prepareBerthBuild, ROOT, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
 import { CheckFailed } from './workload.js';
 import { PatternBlob, streamPush } from './workloads/blob-stream.js';
@@ -62,16 +62,8 @@ interface Round {
 /** A discarded first round of this size warms Berth up (JIT, heap): the first pull of a fresh process costs twice the CPU. */
 const WARM_UP_SIZE = 32 * 1024 * 1024;
 
-/** CPU seconds (user + system) of one thread of a process. */
-function threadCpuSeconds(pid: number, tid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
+/** CPU seconds (user + system) of one thread of a process (NaN once it is gone). */
+const threadCpuSeconds = (pid: number, tid: number): number => readThreadCpuSeconds(pid, tid) ?? Number.NaN;
 
 /** Seconds a thread spent runnable but waiting for a core (schedstat's second field, ns). */
 function runWaitSeconds(pid: number, tid: number): number {

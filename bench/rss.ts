@@ -25,9 +25,18 @@ export function readMemory(pid: number): { rss: number; hwm: number } | null {
 
 /** User + system CPU time of a process so far, seconds, from /proc/<pid>/stat. */
 export function readCpuSeconds(pid: number): number | null {
+  return cpuSecondsOfStat(`/proc/${pid}/stat`);
+}
+
+/** CPU seconds (user + system) of one thread `tid` of process `pid`, or null if it is gone. */
+export function readThreadCpuSeconds(pid: number, tid: number): number | null {
+  return cpuSecondsOfStat(`/proc/${pid}/task/${tid}/stat`);
+}
+
+function cpuSecondsOfStat(file: string): number | null {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    stat = readFileSync(file, 'utf8');
   } catch {
     return null;
   }
