@@ -125,7 +125,6 @@ class SpoolWriter {
   ) {
     this.segmentBytes = Math.max(1, Math.min(size, SEGMENT_BYTES));
     this.capacity = Math.max(1, Math.min(SEGMENTS, Math.ceil(size / this.segmentBytes)));
-    if (this.segmentBytes % DIRECT_ALIGN !== 0) void this.closeDirect();
   }
 
   /** Where spool writes may end now: O_DIRECT writes end on a page boundary until the download's last bytes are in. */
@@ -580,6 +579,7 @@ export class BlobFill extends EventEmitter {
     try {
       await mkdir(this.deps.spoolDir, { recursive: true });
       spool = await open(this.file, 'w', 0o600);
+      // O_DIRECT only where every segment is SEGMENT_BYTES (whole pages): a smaller blob's one segment is its size.
       direct = this.size >= SEGMENT_BYTES ? await openDirect(this.file) : null;
       const hash = createHash('sha256');
       const writer = new SpoolWriter(
