@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { RegistryError } from '../core/errors.js';
 import type { BlobStore, ByteRange } from '../core/ports.js';
 import { alignedBuffers, DIRECT_ALIGN, isAlignmentError, openDirect } from '../runtime/direct-io.js';
 import { droppedChunkBytes } from '../runtime/young-garbage.js';
+import { bodyReader, type ReadSink } from './socket-reads.js';
 
 /** What a fill needs from the upstream: the response body and its length. */
 export interface UpstreamBody {
@@ -151,24 +152,48 @@ class SpoolWriter {
     return this.live.get(Math.floor(offset / this.segmentBytes));
   }
 
+  /** Copies `bytes` in (waiting for a segment when every one holds bytes not spooled or not sent yet). */
   async add(bytes: Buffer): Promise<void> {
-    const size = this.segmentBytes;
     for (let offset = 0; offset < bytes.length; ) {
-      if (this.failure) throw this.failure;
-      const index = Math.floor(this.received / size);
-      const segment = this.live.get(index) ?? (await this.take(index));
-      const at = this.received - index * size;
-      const n = Math.min(size - at, bytes.length - offset);
-      bytes.copy(segment.buf, at, offset, offset + n);
-      this.received += n;
-      offset += n;
-      if (at + n === size || this.received === this.size) this.onSegment();
+      let room = this.room(bytes.length - offset);
+      while (room instanceof Promise) {
+        await room;
+        room = this.room(bytes.length - offset);
+      }
+      bytes.copy(room, 0, offset, offset + room.length);
+      this.filled(room.length);
+      offset += room.length;
     }
+  }
+
+  /**
+   * Memory for the download's next bytes (at most `max`): the rest of the current segment, or
+   * of a segment taken for them; or a promise to wait on before asking again when every
+   * segment still holds bytes not spooled or not sent yet. filled() says how much of it was used.
+   */
+  room(max: number): Buffer | Promise<void> {
+    if (this.failure) throw this.failure;
+    const size = this.segmentBytes;
+    const index = Math.floor(this.received / size);
+    const segment = this.live.get(index) ?? this.take(index);
+    if (segment instanceof Promise) return segment;
+    const at = this.received - index * size;
+    return segment.buf.subarray(at, at + Math.min(size - at, max));
+  }
+
+  /** The first `n` bytes of the last room() hold the download's next bytes. */
+  filled(n: number): void {
+    const at = this.received % this.segmentBytes;
+    this.received += n;
+    if (at + n === this.segmentBytes || this.received === this.size) this.onSegment();
     this.kick();
   }
 
-  /** A segment for `index`: a new one while fewer than `capacity` are live, else the oldest once it is spooled. */
-  private async take(index: number): Promise<Segment> {
+  /**
+   * A segment for `index`: a new one while fewer than `capacity` are live, else the oldest once
+   * it is spooled and sent; or a promise to wait on first (a spool write, or the readers).
+   */
+  private take(index: number): Segment | Promise<void> {
     for (;;) {
       if (this.failure) throw this.failure;
       if (this.live.size < this.capacity) {
@@ -178,20 +203,16 @@ class SpoolWriter {
       }
       const oldest = this.live.values().next().value!;
       const end = (oldest.index + 1) * this.segmentBytes;
-      if (end <= this.spooled) {
-        const pacing = this.readersDone(end);
-        if (pacing) {
-          await pacing;
-          continue;
-        }
-        this.live.delete(oldest.index);
-        // A socket write still holding it keeps it until it ends (a fresh one is taken meanwhile).
-        if (oldest.writes === 0) this.idle.push(oldest.buf);
-        else oldest.release = () => this.idle.push(oldest.buf);
-        continue;
+      if (end > this.spooled) {
+        this.kick(true);
+        return this.writing ?? Promise.resolve();
       }
-      this.kick(true);
-      await this.writing;
+      const pacing = this.readersDone(end);
+      if (pacing) return pacing;
+      this.live.delete(oldest.index);
+      // A socket write still holding it keeps it until it ends (a fresh one is taken meanwhile).
+      if (oldest.writes === 0) this.idle.push(oldest.buf);
+      else oldest.release = () => this.idle.push(oldest.buf);
     }
   }
 
@@ -494,6 +515,8 @@ export class BlobFill extends EventEmitter {
   error: Error | null = null;
   /** Bytes its readers sent from the in-memory segments and read from the spool file (observability, tests). */
   readonly served = { memory: 0, spool: 0 };
+  /** Whether the upstream's connection read the body straight into the segments (observability, tests). */
+  readInto = false;
   private readonly readers = new Set<SpoolReader>();
   private writer: SpoolWriter | null = null;
   private readonly file: string;
@@ -610,20 +633,9 @@ export class BlobFill extends EventEmitter {
         Math.max(10, Math.floor(idleMs / 4)),
       );
       try {
-        for await (const chunk of upstream) {
-          const bytes = chunk as Buffer;
-          if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
-          hash.update(bytes);
-          // Copied into the segments (readers that keep up are sent them) and spooled in
-          // batches; the upstream waits only when every segment is still in use.
-          this.written += bytes.length;
-          await writer.add(bytes);
-          // Copied into a segment: the chunk is garbage now; collect such chunks young (src/runtime/young-garbage.ts).
-          droppedChunkBytes(bytes.length);
-          this.deps.onBytes?.(bytes.length);
-          // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
-          if (this.written === this.size) break;
-        }
+        const readInto = bodyReader(upstream);
+        if (readInto) await this.receiveInto(readInto, hash, writer);
+        else await this.receive(upstream, hash, writer);
       } finally {
         clearInterval(idle);
       }
@@ -653,6 +665,52 @@ export class BlobFill extends EventEmitter {
       this.emit('progress');
       await spool?.close().catch(() => undefined);
     }
+  }
+
+  /** The upstream body read as a stream: each chunk hashed and copied into the segments. */
+  private async receive(upstream: Readable, hash: Hash, writer: SpoolWriter): Promise<void> {
+    for await (const chunk of upstream) {
+      const bytes = chunk as Buffer;
+      if (this.written + bytes.length > this.size) throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
+      hash.update(bytes);
+      // Copied into the segments (readers that keep up are sent them) and spooled in
+      // batches; the upstream waits only when every segment is still in use.
+      this.written += bytes.length;
+      await writer.add(bytes);
+      // Copied into a segment: the chunk is garbage now; collect such chunks young (src/runtime/young-garbage.ts).
+      droppedChunkBytes(bytes.length);
+      this.deps.onBytes?.(bytes.length);
+      // Content-Length bytes are all we need: do not wait on an upstream that is slow to end the body.
+      if (this.written === this.size) break;
+    }
+  }
+
+  /**
+   * The upstream body read by its connection straight into the segments (socket-reads.ts): no
+   * buffer per read, no copy; each read hashed where it landed. The connection reads exactly the
+   * body's length and waits, paused, while every segment is in use.
+   */
+  private async receiveInto(readInto: (sink: ReadSink) => Promise<void>, hash: Hash, writer: SpoolWriter): Promise<void> {
+    this.readInto = true;
+    let memory: Buffer | null = null;
+    let freed: Promise<void> = Promise.resolve();
+    await readInto({
+      room: (max) => {
+        const room = writer.room(max);
+        if (room instanceof Promise) {
+          freed = room;
+          return (memory = null);
+        }
+        return (memory = room);
+      },
+      filled: (n) => {
+        hash.update(memory!.subarray(0, n));
+        this.written += n;
+        writer.filled(n);
+        this.deps.onBytes?.(n);
+      },
+      roomFreed: () => freed,
+    });
   }
 
   /**

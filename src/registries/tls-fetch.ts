@@ -3,6 +3,7 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { NODE_BODY } from '../client/transport.js';
+import { READ_INTO, readIntoAgent, socketReads, type ReadSink } from './socket-reads.js';
 
 /** TLS options of an endpoint that Node's global fetch cannot take per request. */
 export interface TlsOptions {
@@ -22,12 +23,15 @@ export interface TlsOptions {
  * endpoints without TLS options use it too rather than Node's global fetch.
  */
 export function endpointFetch(tls: TlsOptions): typeof fetch {
-  const agent = new https.Agent({
-    keepAlive: true,
-    rejectUnauthorized: !tls.insecure,
-    ...(tls.caBundle ? { ca: [...rootCertificates, tls.caBundle] } : {}),
-  });
-  const plain = new http.Agent({ keepAlive: true });
+  // Connections read with onread: a blob body can then be read straight into a download's memory (socket-reads.ts).
+  const agent = readIntoAgent(
+    new https.Agent({
+      keepAlive: true,
+      rejectUnauthorized: !tls.insecure,
+      ...(tls.caBundle ? { ca: [...rootCertificates, tls.caBundle] } : {}),
+    }),
+  );
+  const plain = readIntoAgent(new http.Agent({ keepAlive: true }));
   return (input, init) => nodeFetch(new URL(input instanceof Request ? input.url : String(input)), init ?? {}, agent, plain);
 }
 
@@ -110,6 +114,9 @@ const RAW_HIGH_WATER_MARK = 1024 * 1024;
  * already pushed into `res`, then the socket's chunks themselves. The connection is never
  * reused (destroyed at the end: the agent then forgets it), and a connection that ends or
  * fails before the last byte fails the body, as a short response through `res` would.
+ *
+ * On a connection of readIntoAgent (every one of endpointFetch's), the body can instead be read
+ * straight into a sink's memory (bodyReader in socket-reads.ts): the stream side then stops.
  */
 export function rawBody(res: http.IncomingMessage): Readable | null {
   const socket = res.socket;
@@ -124,17 +131,46 @@ export function rawBody(res: http.IncomingMessage): Readable | null {
   res.pause();
   let received = 0;
   let ended = false;
+  /** Set once the body is read into a sink: the stream side no longer moves the socket. */
+  let intoSink = false;
+  const reads = socketReads(socket);
   const body = new Readable({
     highWaterMark: RAW_HIGH_WATER_MARK,
     read() {
-      socket.resume();
+      if (!intoSink) socket.resume();
     },
     destroy(err, callback) {
       detach();
+      reads?.abort(err ?? new Error('the upstream body was closed before its last byte'));
       socket.destroy();
       callback(err);
     },
   });
+  if (reads) {
+    Object.defineProperty(body, READ_INTO, {
+      value: async (sink: ReadSink): Promise<void> => {
+        if (intoSink) throw new Error('the body is already being read into a sink');
+        intoSink = true;
+        socket.pause();
+        detach();
+        // Its errors (a destroy with a reason: an idle timeout) come out of the read below; nobody reads the stream side.
+        body.on('error', () => undefined);
+        // What the stream side holds (bytes that came with the head, or read since), then the rest from the socket.
+        const chunks: Buffer[] = [];
+        for (let chunk = body.read() as Buffer | null; chunk !== null; chunk = body.read() as Buffer | null) chunks.push(chunk);
+        if (body.destroyed) throw body.errored ?? new Error('the upstream body was closed before its last byte');
+        const leftovers = Buffer.concat(chunks);
+        const due = length - received + leftovers.length;
+        try {
+          await reads.readInto(sink, due, leftovers, length);
+        } finally {
+          ended = true;
+          // Never back to the agent's pool: the parser did not see the body, so the connection's state is ours.
+          socket.destroy();
+        }
+      },
+    });
+  }
   const take = (chunk: Buffer): void => {
     if (ended) return;
     let bytes = chunk;

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { nodeBody } from '../../src/client/index.js';
 import { BlobFill, type FillDeps } from '../../src/registries/blob-fill.js';
+import { endpointFetch } from '../../src/registries/index.js';
 import { FilesystemBlobStore } from '../../src/storage/filesystem.js';
 
 const digestOf = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
@@ -117,6 +121,52 @@ describe('blob fill (pull-through cache downloads)', () => {
     assert.ok(!linked.some((l) => l.startsWith('hub/bad')), 'nothing linked');
     await fill.cleanup();
     assert.deepEqual(readdirSync(deps.spoolDir), []);
+  });
+
+  it('a body of an endpoint fetch is read straight into the segments: a live and a slow reader get the blob, a wrong body stores nothing', async () => {
+    const data = randomBytes(20 * 1024 * 1024 + 4096 + 5);
+    const digest = digestOf(data);
+    const server = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-length': String(data.length) });
+      res.end(data);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const fetchOf = endpointFetch({ insecure: false, caBundle: null });
+      const fill = new BlobFill('hub/direct', digest, data.length, nodeBody(await fetchOf(`${base}/blob`))!, deps);
+      // The only reader is slow at first: the download waits for it (every segment in use), then catches up.
+      const reader = await fill.reader();
+      const chunks: Buffer[] = [];
+      for await (const chunk of reader) {
+        chunks.push(chunk as Buffer);
+        if (chunks.length < 12) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(Buffer.concat(chunks).equals(data), 'the reader got the blob');
+      await fill.finished();
+      assert.equal(fill.error, null);
+      assert.equal(fill.readInto, true, 'the connection read into the segments');
+      assert.ok(readFileSync(blobs.blobPath(digest)).equals(data), 'the stored blob is the content');
+      await fill.cleanup();
+
+      const claimed = digestOf(randomBytes(16));
+      const bad = new BlobFill('hub/direct-bad', claimed, data.length, nodeBody(await fetchOf(`${base}/blob`))!, deps);
+      let received = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of await bad.reader()) received += (chunk as Buffer).length;
+        })(),
+        /digest/,
+      );
+      await bad.finished();
+      assert.equal(bad.readInto, true);
+      assert.ok(received < data.length, `the reader got ${received} of ${data.length} bytes, not all`);
+      assert.equal(await blobs.stat(claimed), null, 'nothing stored');
+      await bad.cleanup();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('an upstream that trickles: a reader gets the bytes as they come, not once a 1 MiB batch is full', async () => {
