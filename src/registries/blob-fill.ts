@@ -50,6 +50,8 @@ const SEGMENTS = 8;
 const STALL_MS = 500;
 /** At most this much per spool write. */
 const MAX_WRITE = 4 * 1024 * 1024;
+/** Spool writes in flight at once: with one, the disk idles between a write's end and the next (the event loop's turn). */
+const WRITES_IN_FLIGHT = 2;
 /** At least this much per spool write, unless the upstream paused for MIN_WAIT_MS or the download ended. */
 const MIN_WRITE = 1024 * 1024;
 const MIN_WAIT_MS = 5;
@@ -95,7 +97,7 @@ function writeEnded(segment: Segment): void {
  * pull's CPU (1.1–1.8 CPU-s per GiB, 0.06–0.14 with O_DIRECT). A write the device refuses as
  * misaligned turns O_DIRECT off for the rest of the download.
  */
-class SpoolWriter {
+export class SpoolWriter {
   /** Bytes copied in. */
   received = 0;
   /** Bytes written to the spool file. */
@@ -109,7 +111,13 @@ class SpoolWriter {
   /** Page-aligned segment buffers not handed out yet (O_DIRECT). */
   private aligned: Buffer[] | null = null;
   private readonly capacity: number;
-  private writing: Promise<void> | null = null;
+  /** Bytes handed to spool writes (those in flight may end in any order; `spooled` follows the ones ended without a gap). */
+  private issued = 0;
+  private inFlight = 0;
+  /** Writes ended beyond a gap (one still in flight before them): start → end. */
+  private readonly ended = new Map<number, number>();
+  private nextWrite: Promise<void> | null = null;
+  private wroteOne: (() => void) | null = null;
   private failure: Error | null = null;
   /** Writes less than MIN_WRITE only after this (an upstream sending slowly); one timer at a time. */
   private timer: NodeJS.Timeout | null = null;
@@ -205,7 +213,7 @@ class SpoolWriter {
       const end = (oldest.index + 1) * this.segmentBytes;
       if (end > this.spooled) {
         this.kick(true);
-        return this.writing ?? Promise.resolve();
+        return this.written();
       }
       const pacing = this.readersDone(end);
       if (pacing) return pacing;
@@ -221,7 +229,7 @@ class SpoolWriter {
     while (this.spooled < this.writableEnd) {
       if (this.failure) throw this.failure;
       this.kick(true);
-      await this.writing;
+      await this.written();
     }
     if (this.failure) throw this.failure;
   }
@@ -231,44 +239,62 @@ class SpoolWriter {
     return this.spooled < this.writableEnd;
   }
 
-  /** Starts a write of what is pending: at least MIN_WRITE of it (few, large writes), or all of it when `force`d or MIN_WAIT_MS later. */
-  private kick(force = false): void {
-    if (this.writing || this.failure || this.spooled >= this.writableEnd) return;
-    if (!force && this.writableEnd - this.spooled < Math.min(MIN_WRITE, this.segmentBytes * this.capacity)) {
-      this.timer ??= setTimeout(() => {
-        this.timer = null;
-        this.kick(true);
-      }, MIN_WAIT_MS);
-      return;
-    }
-    const run = this.drain();
-    this.writing = run;
-    void run.finally(() => {
-      if (this.writing === run) this.writing = null;
-      // Less than MIN_WRITE left over: written when more comes, or by the timer.
-      this.kick();
-    });
+  /** Resolves when the next write in flight ends (at once when none is). */
+  private written(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return (this.nextWrite ??= new Promise<void>((resolve) => (this.wroteOne = resolve)));
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.spooled < this.writableEnd) {
-        const from = this.spooled;
-        let to = Math.min(this.writableEnd, from + MAX_WRITE);
-        // O_DIRECT for whole pages; the download's last bytes (a partial page) through the buffered handle.
-        const direct = this.direct && to - (to % DIRECT_ALIGN) > from;
-        if (direct) to -= to % DIRECT_ALIGN;
-        const parts = this.stretch(from, to);
-        const bytesWritten = direct ? await this.writeDirect(parts, from) : await this.writeBuffered(parts, from);
-        if (bytesWritten === 0) throw new Error('the spool file took no bytes');
-        this.spooled = from + bytesWritten;
-        this.onSpooled();
-        // The rest waits for MIN_WRITE (or the timer) like any other bytes.
-        if (this.writableEnd - this.spooled < Math.min(MIN_WRITE, this.segmentBytes * this.capacity)) break;
+  /**
+   * Starts writes of what is pending, up to WRITES_IN_FLIGHT at a time: at least MIN_WRITE each
+   * (few, large writes), or all of it when `force`d or MIN_WAIT_MS later.
+   */
+  private kick(force = false): void {
+    while (!this.failure && this.inFlight < WRITES_IN_FLIGHT && this.issued < this.writableEnd) {
+      if (!force && this.writableEnd - this.issued < Math.min(MIN_WRITE, this.segmentBytes * this.capacity)) {
+        this.timer ??= setTimeout(() => {
+          this.timer = null;
+          this.kick(true);
+        }, MIN_WAIT_MS);
+        return;
       }
+      const from = this.issued;
+      let to = Math.min(this.writableEnd, from + MAX_WRITE);
+      // O_DIRECT for whole pages; the download's last bytes (a partial page) through the buffered handle.
+      const direct = this.direct !== null && to - (to % DIRECT_ALIGN) > from;
+      if (direct) to -= to % DIRECT_ALIGN;
+      this.issued = to;
+      this.inFlight++;
+      void this.write(from, to, direct);
+    }
+  }
+
+  /** Writes bytes [from, to) (short writes continued), then advances `spooled` over every write ended without a gap before it. */
+  private async write(from: number, to: number, direct: boolean): Promise<void> {
+    try {
+      for (let at = from; at < to; ) {
+        const parts = this.stretch(at, to);
+        const bytesWritten = direct && this.direct ? await this.writeDirect(parts, at) : await this.writeBuffered(parts, at);
+        if (bytesWritten === 0) throw new Error('the spool file took no bytes');
+        at += bytesWritten;
+      }
+      this.ended.set(from, to);
+      for (let end = this.ended.get(this.spooled); end !== undefined; end = this.ended.get(this.spooled)) {
+        this.ended.delete(this.spooled);
+        this.spooled = end;
+      }
+      this.onSpooled();
     } catch (err) {
       // Reported by the next add() or flush(): nobody may be waiting on this write.
-      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.failure ??= err instanceof Error ? err : new Error(String(err));
+    } finally {
+      this.inFlight--;
+      const wake = this.wroteOne;
+      this.nextWrite = null;
+      this.wroteOne = null;
+      wake?.();
+      // Less than MIN_WRITE left over: written when more comes, or by the timer.
+      this.kick();
     }
   }
 

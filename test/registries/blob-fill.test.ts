@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { nodeBody } from '../../src/client/index.js';
-import { BlobFill, type FillDeps } from '../../src/registries/blob-fill.js';
+import { BlobFill, SpoolWriter, type FillDeps } from '../../src/registries/blob-fill.js';
 import { endpointFetch } from '../../src/registries/index.js';
 import { FilesystemBlobStore } from '../../src/storage/filesystem.js';
 
@@ -167,6 +168,56 @@ describe('blob fill (pull-through cache downloads)', () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  it('spool writes run two at a time and may end in any order: the spooled mark never passes a write still in flight', async () => {
+    const size = 6 * 1024 * 1024;
+    const data = randomBytes(size);
+    const file = Buffer.alloc(size);
+    const writes: Array<{ at: number; bytes: number; finish: () => void }> = [];
+    let maxInFlight = 0;
+    // A file whose writes end when the test says so (the disk completing them out of order).
+    const handle = {
+      writev: (parts: Buffer[], at: number) =>
+        new Promise<{ bytesWritten: number }>((resolve) => {
+          const bytes = parts.reduce((n, p) => n + p.length, 0);
+          writes.push({
+            at,
+            bytes,
+            finish: () => {
+              Buffer.concat(parts).copy(file, at);
+              resolve({ bytesWritten: bytes });
+            },
+          });
+          maxInFlight = Math.max(maxInFlight, writes.length);
+        }),
+    } as unknown as FileHandle;
+    const spooledMarks: number[] = [];
+    const writer = new SpoolWriter(handle, null, size, () => spooledMarks.push(writer.spooled), () => undefined, () => null);
+    const adding = writer.add(data);
+    // Two writes in flight (4 MiB and what followed); the later one ends first.
+    while (writes.length < 2) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(writes.length, 2, 'two writes in flight at once');
+    const [first, second] = writes.splice(0, 2);
+    assert.ok(first!.at < second!.at);
+    second!.finish();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(writer.spooled, 0, 'a write ended beyond a gap does not move the spooled mark');
+    first!.finish();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(writer.spooled, second!.at + second!.bytes, 'both ended: the mark covers both');
+    const flushing = writer.flush();
+    for (;;) {
+      const next = writes.shift();
+      if (next) next.finish();
+      if (writer.spooled === size) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await adding;
+    await flushing;
+    assert.ok(file.equals(data), 'every byte at its place');
+    assert.ok(maxInFlight <= 2, `at most two writes in flight (${maxInFlight})`);
+    assert.deepEqual([...spooledMarks].sort((a, b) => a - b), spooledMarks, 'the mark only moves forward');
   });
 
   it('an upstream that trickles: a reader gets the bytes as they come, not once a 1 MiB batch is full', async () => {
