@@ -77,11 +77,13 @@ function writeEnded(segment: Segment): void {
 
 /**
  * The bytes of a download on their way from the upstream to the spool file and to the readers
- * that keep up: copied into segments (at most SEGMENTS, recycled), so an upstream chunk is
- * garbage as soon as it is hashed and copied. Chunks kept alive until a write took them get
- * promoted and make V8 run a full collection every few megabytes (holding them instead of
- * copying: 6.5–7.5 s of GC per GiB). One spool write in flight takes everything received
- * meanwhile (at most MAX_WRITE); `add` waits only when every segment holds unspooled bytes.
+ * that keep up, in segments (at most SEGMENTS, recycled): the upstream's connection reads
+ * straight into them (room() and filled(): socket-reads.ts), or a stream's chunks are copied in
+ * (add()), so an upstream chunk is garbage as soon as it is hashed and copied. Chunks kept alive
+ * until a write took them get promoted and make V8 run a full collection every few megabytes
+ * (holding them instead of copying: 6.5–7.5 s of GC per GiB). Up to WRITES_IN_FLIGHT spool
+ * writes run at once, each taking what was received (at most MAX_WRITE); the download waits
+ * only when every segment holds bytes not spooled or not sent yet.
  *
  * A reader whose next byte is still in a segment is served from it (a socket write of the
  * segment itself, no spool read: each byte crosses the kernel three times instead of four); a
