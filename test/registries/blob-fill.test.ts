@@ -52,6 +52,21 @@ describe('blob fill (pull-through cache downloads)', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** A fill of the wrong content: its reader fails before the last byte, nothing is stored, the spool file goes. */
+  async function refusedAsMismatch(fill: BlobFill): Promise<void> {
+    let received = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of await fill.reader()) received += (chunk as Buffer).length;
+      })(),
+      /digest/,
+    );
+    await fill.finished();
+    assert.ok(received < fill.size, `the reader got ${received} of ${fill.size} bytes, not all`);
+    assert.equal(await blobs.stat(fill.digest), null, 'nothing stored');
+    await fill.cleanup();
+  }
+
   it('streams to a live reader, a slow reader and a late reader; stores the spool file itself', async () => {
     const data = randomBytes(9 * 1024 * 1024 + 123);
     const digest = digestOf(data);
@@ -108,19 +123,9 @@ describe('blob fill (pull-through cache downloads)', () => {
     const data = randomBytes(3 * 1024 * 1024);
     const claimed = digestOf(randomBytes(16));
     const fill = new BlobFill('hub/bad', claimed, data.length, upstreamOf(data), deps);
-    let received = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const chunk of await fill.reader()) received += (chunk as Buffer).length;
-      })(),
-      /digest/,
-    );
-    await fill.finished();
-    assert.ok(received < data.length, `the reader got ${received} of ${data.length} bytes, not all`);
+    await refusedAsMismatch(fill);
     assert.match(String(fill.error), /digest/);
-    assert.equal(await blobs.stat(claimed), null, 'nothing stored');
     assert.ok(!linked.some((l) => l.startsWith('hub/bad')), 'nothing linked');
-    await fill.cleanup();
     assert.deepEqual(readdirSync(deps.spoolDir), []);
   });
 
@@ -152,18 +157,8 @@ describe('blob fill (pull-through cache downloads)', () => {
 
       const claimed = digestOf(randomBytes(16));
       const bad = new BlobFill('hub/direct-bad', claimed, data.length, nodeBody(await fetchOf(`${base}/blob`))!, deps);
-      let received = 0;
-      await assert.rejects(
-        (async () => {
-          for await (const chunk of await bad.reader()) received += (chunk as Buffer).length;
-        })(),
-        /digest/,
-      );
-      await bad.finished();
+      await refusedAsMismatch(bad);
       assert.equal(bad.readInto, true);
-      assert.ok(received < data.length, `the reader got ${received} of ${data.length} bytes, not all`);
-      assert.equal(await blobs.stat(claimed), null, 'nothing stored');
-      await bad.cleanup();
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
