@@ -91,19 +91,19 @@ class SocketReads {
   };
 
   /**
-   * Reads the next `length` body bytes (of `bodyLength` in all) into `sink`: first `leftovers`
-   * (bytes the connection delivered before, copied in), then straight from the socket. Resolves once all are in;
-   * rejects when the connection ends or fails before, or the sink throws. The socket must be
-   * paused, and nothing else may read it meanwhile.
+   * Reads the rest of a body of `bodyLength` bytes into `sink`: first `leftovers` (bytes the
+   * connection delivered before, copied in), then the `unread` bytes still due straight from
+   * the socket. Resolves once all are in; rejects when the connection ends or fails before, or
+   * the sink throws. The socket must be paused, and nothing else may read it meanwhile.
    */
-  readInto(sink: ReadSink, length: number, leftovers: Buffer, bodyLength: number): Promise<void> {
+  readInto(sink: ReadSink, leftovers: Buffer, unread: number, bodyLength: number): Promise<void> {
     const socket = this.socket!;
     return new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => this.into && this.fail(this.into, err);
       const onClose = () => this.into && this.fail(this.into, new Error(`the upstream connection closed after ${bodyLength - this.into.remaining} of ${bodyLength} body bytes`));
       const into: Into = {
         sink,
-        remaining: length - leftovers.length,
+        remaining: unread,
         next: null,
         parked: leftovers.length > 0 ? [leftovers] : [],
         settle: (err) => {
@@ -189,8 +189,6 @@ const connections = new WeakMap<net.Socket, SocketReads>();
 export function socketReads(socket: net.Socket): SocketReads | undefined {
   return connections.get(socket);
 }
-
-export type { SocketReads };
 
 /**
  * Makes `agent` open its connections with onread (plain TCP and TLS alike), so that a raw body

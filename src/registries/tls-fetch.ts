@@ -100,6 +100,8 @@ function nodeFetch(url: URL, init: RequestInit, agent: https.Agent, plain: http.
 /** Body bytes a raw body passes on per push before it waits for its reader (the socket is paused meanwhile). */
 const RAW_HIGH_WATER_MARK = 1024 * 1024;
 
+const CLOSED_EARLY = 'the upstream body was closed before its last byte';
+
 /**
  * The body of a Content-Length response read from its socket directly, past Node's HTTP parser,
  * or null where that is not possible (chunked, already complete, a socket or a Node version
@@ -141,7 +143,7 @@ export function rawBody(res: http.IncomingMessage): Readable | null {
     },
     destroy(err, callback) {
       detach();
-      reads?.abort(err ?? new Error('the upstream body was closed before its last byte'));
+      reads?.abort(err ?? new Error(CLOSED_EARLY));
       socket.destroy();
       callback(err);
     },
@@ -158,11 +160,9 @@ export function rawBody(res: http.IncomingMessage): Readable | null {
         // What the stream side holds (bytes that came with the head, or read since), then the rest from the socket.
         const chunks: Buffer[] = [];
         for (let chunk = body.read() as Buffer | null; chunk !== null; chunk = body.read() as Buffer | null) chunks.push(chunk);
-        if (body.destroyed) throw body.errored ?? new Error('the upstream body was closed before its last byte');
-        const leftovers = Buffer.concat(chunks);
-        const due = length - received + leftovers.length;
+        if (body.destroyed) throw body.errored ?? new Error(CLOSED_EARLY);
         try {
-          await reads.readInto(sink, due, leftovers, length);
+          await reads.readInto(sink, Buffer.concat(chunks), length - received, length);
         } finally {
           ended = true;
           // Never back to the agent's pool: the parser did not see the body, so the connection's state is ours.
