@@ -8,7 +8,14 @@
  * - direct: from Distribution itself;
  * - uncached: through the cache project, a real miss (the layer and its repository are new);
  * - cached: through the cache project again, once the first pull has stored the layer;
- * - normal: from Berth's normal project (pushed there).
+ * - normal: from Berth's normal project (pushed there);
+ * - anchor: through a second Distribution configured as a pull-through cache of the first
+ *   (`proxy.remoteurl`), a real miss too: what users coming from Distribution have today.
+ *
+ * With `--upstream-rate` (e.g. 4gbit) the upstream's replies go through a link of that rate
+ * (tc on loopback, bench/link-shaping.ts), as when the upstream is across a network; without
+ * it the upstream is as fast as two shared cores allow, and the first pull measures how much
+ * CPU the cache adds to a pull more than any link.
  *
  * A discarded warm-up round with a small layer comes first. Berth's CPU time per GET is
  * reported too: it depends less on the machine's load than the times do.
@@ -20,16 +27,18 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatSize, type BenchOptions } from './options.js';
 import { machineCpuSeconds, median, readCpuSeconds, readThreadCpuSeconds } from './rss.js';
 import { prepareBerthBuild, ROOT, startBerth, startDistribution, tempDir, type BenchServer, type BerthLaunch } from './servers.js';
+import { shapeRepliesFrom } from './link-shaping.js';
 import { CheckFailed } from './workload.js';
 import { PatternBlob, streamPush } from './workloads/blob-stream.js';
 
-type Side = 'direct' | 'uncached' | 'cached' | 'normal';
+type Side = 'direct' | 'uncached' | 'cached' | 'normal' | 'anchor';
+type BerthSide = 'uncached' | 'cached' | 'normal';
 
 /** The layer size when the run does not name one: the issue's 1 GiB, or --quick's big blob. */
 export const PROXY_CACHE_DEFAULT_SIZE = 1024 ** 3;
@@ -55,7 +64,9 @@ interface Round {
   seconds: Record<Side, number>;
   parties: Record<Side, Parties>;
   /** CPU seconds (user + system) the Berth process spent during each of its GETs. */
-  berthCpu: Record<Exclude<Side, 'direct'>, number>;
+  berthCpu: Record<BerthSide, number>;
+  /** CPU seconds Distribution's proxy spent during its first pull (it goes on storing the blob after). */
+  anchorCpu: number;
   loadAverage: number;
 }
 
@@ -187,6 +198,28 @@ async function fillsEnded(berth: BenchServer, timeoutMs = 300_000): Promise<void
   await new Promise((resolve) => setTimeout(resolve, 500));
 }
 
+/**
+ * Waits until Distribution's proxy has stored the blob: it serves a miss from one upstream
+ * request and stores the blob from a second one in the background, which would otherwise
+ * run into the next timed pull.
+ */
+async function anchorStored(anchor: BenchServer, digest: string, timeoutMs = 300_000): Promise<void> {
+  const hex = digest.slice('sha256:'.length);
+  const data = path.join(anchor.dataDir, 'storage/docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(data)) {
+    if (Date.now() > deadline) throw new CheckFailed(`Distribution's proxy had not stored ${digest} after ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // Then until it is idle (under 10 ms of CPU in 250 ms): the stored blob's bytes are still being flushed.
+  for (let cpu = readCpuSeconds(anchor.pid) ?? 0; ; ) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const now = readCpuSeconds(anchor.pid) ?? 0;
+    if (now - cpu < 0.01 || Date.now() > deadline) break;
+    cpu = now;
+  }
+}
+
 /** A counter's value in Berth's /metrics (open with auth mode none), 0 when absent. */
 async function counter(berth: BenchServer, series: string): Promise<number> {
   const text = await (await fetch(`${berth.url}/metrics`)).text();
@@ -195,10 +228,17 @@ async function counter(berth: BenchServer, series: string): Promise<number> {
 }
 
 /** Runs the rounds and returns a Markdown report (also logged as it goes). */
-export async function runProxyCacheBench(options: BenchOptions, size: number, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+export async function runProxyCacheBench(
+  options: BenchOptions,
+  size: number,
+  upstreamRate?: string,
+  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const workDir = tempDir('berth-bench-');
   const buildDir = options.berthRuntime === 'build' ? await prepareBerthBuild(workDir) : undefined;
   const upstream = await startDistribution();
+  let anchor: BenchServer | undefined;
+  let unshape: (() => void) | undefined;
   let berth: BenchServer | undefined;
   const rounds: Round[] = [];
   const loadAtStart = os.loadavg()[0]!;
@@ -215,6 +255,8 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
       ],
     };
     berth = await startBerth(launch);
+    anchor = await startDistribution({ proxyOf: upstream.url });
+    if (upstreamRate) unshape = shapeRepliesFrom(Number(new URL(upstream.url).port), upstreamRate);
     const blobMisses = 'berth_proxy_cache_misses_total{kind="blob"}';
     const blobJoined = 'berth_proxy_cache_coalesced_total{kind="blob"}';
     for (let round = -1; round < options.rounds; round++) {
@@ -228,16 +270,23 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
       }
       const seconds = {} as Record<Side, number>;
       const berthCpu = {} as Round['berthCpu'];
+      let anchorCpu = Number.NaN;
       const parties = {} as Round['parties'];
       const berthServer = berth;
+      const anchorServer = anchor;
       const pull = async (side: Side, server: BenchServer, repo: string, what: string) => {
-        const { seconds: s, cpu, parties: p } = await timedPull(server, repo, digest, layerSize, what, berthServer, { upstream, berth: berthServer });
+        const { seconds: s, cpu, parties: p } = await timedPull(server, repo, digest, layerSize, what, side === 'anchor' ? anchorServer : berthServer, { upstream, berth: berthServer });
         seconds[side] = s;
         parties[side] = p!;
-        if (side !== 'direct') berthCpu[side] = cpu;
+        if (side === 'anchor') anchorCpu = cpu;
+        else if (side !== 'direct') berthCpu[side] = cpu;
       };
-      const steps: Record<'direct' | 'normal' | 'cache', () => Promise<void>> = {
+      const steps: Record<'direct' | 'normal' | 'cache' | 'anchor', () => Promise<void>> = {
         direct: () => pull('direct', upstream, upstreamRepo, 'direct'),
+        anchor: async () => {
+          await pull('anchor', anchorServer, upstreamRepo, "first pull through Distribution's proxy");
+          await anchorStored(anchorServer, digest);
+        },
         normal: () => pull('normal', berthServer, 'normal/layer', 'normal project'),
         cache: async () => {
           const missesBefore = await counter(berthServer, blobMisses);
@@ -256,13 +305,13 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
           }
         },
       };
-      const order = round % 2 === 0 ? (['direct', 'cache', 'normal'] as const) : (['normal', 'cache', 'direct'] as const);
+      const order = round % 2 === 0 ? (['direct', 'cache', 'anchor', 'normal'] as const) : (['normal', 'anchor', 'cache', 'direct'] as const);
       for (const step of order) await steps[step]();
-      const r: Round = { seconds, parties, berthCpu, loadAverage: os.loadavg()[0]! };
+      const r: Round = { seconds, parties, berthCpu, anchorCpu, loadAverage: os.loadavg()[0]! };
       if (round >= 0) rounds.push(r);
       log(
         `[${round < 0 ? 'warm-up, discarded' : `round ${round + 1}/${options.rounds}`}] ${formatSize(layerSize)}: direct ${seconds.direct.toFixed(2)} s, uncached ${seconds.uncached.toFixed(2)} s (${(seconds.uncached / seconds.direct).toFixed(2)}×), ` +
-          `cached ${seconds.cached.toFixed(2)} s, normal ${seconds.normal.toFixed(2)} s (cached/normal throughput ${(seconds.normal / seconds.cached).toFixed(2)}); ` +
+          `Distribution's proxy ${seconds.anchor.toFixed(2)} s (${(seconds.anchor / seconds.direct).toFixed(2)}×), cached ${seconds.cached.toFixed(2)} s, normal ${seconds.normal.toFixed(2)} s (cached/normal throughput ${(seconds.normal / seconds.cached).toFixed(2)}); ` +
           `Berth CPU s uncached ${berthCpu.uncached.toFixed(2)}, cached ${berthCpu.cached.toFixed(2)}, normal ${berthCpu.normal.toFixed(2)}; load ${r.loadAverage.toFixed(1)}`,
       );
       for (const side of ['direct', 'uncached'] as const) log(`  ${side}: ${describeParties(seconds[side], parties[side])}`);
@@ -272,11 +321,13 @@ export async function runProxyCacheBench(options: BenchOptions, size: number, lo
     if (output) log(`berth output (tail):\n${output.slice(-2000)}`);
     throw err;
   } finally {
+    unshape?.();
     await berth?.stop();
+    await anchor?.stop();
     await upstream.stop();
     rmSync(workDir, { recursive: true, force: true });
   }
-  return renderProxyCacheReport(rounds, size, loadAtStart);
+  return renderProxyCacheReport(rounds, size, loadAtStart, upstreamRate);
 }
 
 /** CPU seconds of each party during a GET and the machine's idle time, as one line. */
@@ -293,23 +344,27 @@ function describeParties(seconds: number, p: Parties): string {
 
 const mbps = (size: number, seconds: number) => (size / 1e6 / seconds).toFixed(0);
 
-export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStart: number): string {
+export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStart: number, upstreamRate?: string): string {
   const firstRatios = rounds.map((r) => r.seconds.uncached / r.seconds.direct);
+  const anchorRatios = rounds.map((r) => r.seconds.anchor / r.seconds.direct);
   const cachedRatios = rounds.map((r) => r.seconds.normal / r.seconds.cached);
   const first = median(firstRatios);
   const cached = median(cachedRatios);
   const side = (s: Side) => `${median(rounds.map((r) => r.seconds[s])).toFixed(2)} s | ${mbps(size, median(rounds.map((r) => r.seconds[s])))} MB/s`;
-  const cpu = (s: Exclude<Side, 'direct'>) => `${median(rounds.map((r) => r.berthCpu[s])).toFixed(2)} s`;
+  const cpu = (s: BerthSide) => `${median(rounds.map((r) => r.berthCpu[s])).toFixed(2)} s`;
   const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(', ');
   return [
     `## Pull-through cache: one ${formatSize(size)} layer, single-stream GET hashed by the client (${rounds.length} rounds after a discarded ${formatSize(Math.min(WARM_UP_SIZE, size))} warm-up)`,
     '',
+    `Upstream link: ${upstreamRate ? `the upstream's replies limited to ${upstreamRate} (tc on loopback)` : 'loopback, not limited (the two shared cores set the pace)'}`,
+    '',
     `Load average (1 min) ${loadAtStart.toFixed(1)} at start, per round: ${rounds.map((r) => r.loadAverage.toFixed(1)).join(', ')} · MB = 10^6 bytes`,
     '',
-    '| GET of the layer | median time | throughput | Berth CPU (user + system) |',
+    '| GET of the layer | median time | throughput | cache\'s CPU (user + system) |',
     '|---|--:|--:|--:|',
     `| direct from Distribution (the upstream) | ${side('direct')} | — |`,
     `| first pull through the cache project (miss) | ${side('uncached')} | ${cpu('uncached')} |`,
+    `| first pull through Distribution's own proxy (the anchor; miss) | ${side('anchor')} | ${median(rounds.map((r) => r.anchorCpu)).toFixed(2)} s until the last byte |`,
     `| cached pull from the cache project | ${side('cached')} | ${cpu('cached')} |`,
     `| normal project (the layer pushed to Berth) | ${side('normal')} | ${cpu('normal')} |`,
     '',
@@ -317,6 +372,7 @@ export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStar
     '|---|---|--:|--:|---|',
     `| first pull time / direct time | ${list(firstRatios)} | ${first.toFixed(2)}× | ≤ 1.2× | ${first <= 1.2 ? 'PASS' : 'MISS'} |`,
     `| cached throughput / normal throughput | ${list(cachedRatios)} | ${cached.toFixed(2)}× | ≥ 0.9× | ${cached >= 0.9 ? 'PASS' : 'MISS'} |`,
+    `| anchor: Distribution's proxy first pull time / direct time | ${list(anchorRatios)} | ${median(anchorRatios).toFixed(2)}× | — | |`,
     '',
     'CPU seconds of each party per round (client = a fresh node process per pull, hashing; idle = the whole machine\'s idle core-seconds meanwhile):',
     '',

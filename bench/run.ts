@@ -11,6 +11,7 @@ import { runClusterScaling } from './cluster-scaling.js';
 import { runMetricsInstructions } from './metrics-instructions.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPoliciesOverhead } from './policies-overhead.js';
+import { LINK_RATE } from './link-shaping.js';
 import { PROXY_CACHE_DEFAULT_SIZE, runProxyCacheBench } from './proxy-cache.js';
 import { runSignaturesOverhead } from './signatures-overhead.js';
 import { runSupplyChainInProcess, runSupplyChainInstructions, runSupplyChainOverhead } from './supply-chain-overhead.js';
@@ -65,6 +66,7 @@ const program = new Command()
   .option('--supply-chain-inprocess', 'the same two sides as --supply-chain-overhead inside one process (policies switched between rounds, GETs through inject): CPU per GET')
   .option('--supply-chain-instructions', 'the same two sides as --supply-chain-overhead, counted in instructions per GET under callgrind (slow)')
   .option('--proxy-cache', 'only time pulls of one --big-blob-size layer (default 1g) directly from Distribution, through a cache project bound to it (first and cached pull) and from a normal project, in rounds')
+  .option('--upstream-rate <rate>', "with --proxy-cache: limit the upstream's replies to this rate (tc syntax, e.g. 4gbit; needs root), as for an upstream across a network")
   .option('--instructions-warmup <n>', 'GETs before callgrind counts (--metrics-instructions, --supply-chain-instructions; default 2000)', integer)
   .option('--instructions-requests <n>', 'GETs callgrind counts (default 1000)', integer);
 
@@ -100,6 +102,7 @@ interface Flags {
   supplyChainInstructions?: boolean;
   supplyChainInprocess?: boolean;
   proxyCache?: boolean;
+  upstreamRate?: string;
   instructionsWarmup?: number;
   instructionsRequests?: number;
 }
@@ -107,6 +110,9 @@ interface Flags {
 function optionsFromFlags(flags: Flags): BenchOptions {
   if (flags.berthRuntime !== undefined && flags.berthRuntime !== 'build' && flags.berthRuntime !== 'tsx') {
     throw new InvalidArgumentError('--berth-runtime must be build or tsx');
+  }
+  if (flags.upstreamRate !== undefined && (!flags.proxyCache || !LINK_RATE.test(flags.upstreamRate))) {
+    throw new InvalidArgumentError('--upstream-rate goes with --proxy-cache and takes a tc rate such as 500mbit or 4gbit');
   }
   if (flags.variant !== undefined && !(flags.variant in BERTH_VARIANTS)) {
     throw new InvalidArgumentError(`--variant must be one of ${Object.keys(BERTH_VARIANTS).join(', ')}`);
@@ -170,7 +176,7 @@ async function main(): Promise<void> {
     return;
   }
   if (flags.proxyCache) {
-    process.stdout.write(`\n${await runProxyCacheBench(options, flags.bigBlobSize ?? (options.quick ? options.bigBlobSize : PROXY_CACHE_DEFAULT_SIZE))}`);
+    process.stdout.write(`\n${await runProxyCacheBench(options, flags.bigBlobSize ?? (options.quick ? options.bigBlobSize : PROXY_CACHE_DEFAULT_SIZE), flags.upstreamRate)}`);
     return;
   }
   if (flags.supplyChainInstructions) {

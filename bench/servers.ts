@@ -80,6 +80,8 @@ export interface StartOptions {
   seedFrom?: string;
   /** Distribution only: require Basic auth against this htpasswd file (bcrypt, `htpasswd -Bbn`). */
   htpasswd?: string;
+  /** Distribution only: run as a pull-through cache of this registry (its `proxy.remoteurl`). */
+  proxyOf?: string;
 }
 
 async function freshDataDir(prefix: string, seedFrom: string | undefined): Promise<string> {
@@ -140,8 +142,9 @@ export async function startBerth(launch: BerthLaunch, start: StartOptions = {}):
 }
 
 /** The configuration Distribution is started with; cache as in its shipped config.yml. */
-export function distributionConfig(dataDir: string, port: number, htpasswd?: string): string {
+export function distributionConfig(dataDir: string, port: number, htpasswd?: string, proxyOf?: string): string {
   const auth = htpasswd ? ['auth:', '  htpasswd:', '    realm: berth-test', `    path: ${htpasswd}`] : [];
+  const proxy = proxyOf ? ['proxy:', `  remoteurl: ${proxyOf}`] : [];
   return [
     'version: 0.1',
     'log:',
@@ -158,6 +161,7 @@ export function distributionConfig(dataDir: string, port: number, htpasswd?: str
     'http:',
     `  addr: 127.0.0.1:${port}`,
     ...auth,
+    ...proxy,
     '',
   ].join('\n');
 }
@@ -167,7 +171,7 @@ export async function startDistribution(start: StartOptions = {}): Promise<Bench
   const port = await freePort();
   const dataDir = await freshDataDir('distribution-bench-data-', start.seedFrom);
   const configFile = path.join(dataDir, 'config.yml');
-  writeFileSync(configFile, distributionConfig(dataDir, port, start.htpasswd));
+  writeFileSync(configFile, distributionConfig(dataDir, port, start.htpasswd, start.proxyOf));
   mkdirSync(path.join(dataDir, 'storage'), { recursive: true });
   const child = spawn(DISTRIBUTION_BINARY, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
   return watch('distribution', child, `http://127.0.0.1:${port}`, dataDir);

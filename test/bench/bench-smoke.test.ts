@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,8 @@ import { bigBlobWorkload, splitRanges } from '../../bench/workloads/big-blob.js'
 import { blobStreamWorkload, PatternBlob } from '../../bench/workloads/blob-stream.js';
 import { rssGrowthMB } from '../../bench/workloads/big-push.js';
 import { summarise } from '../../bench/profile-summary.js';
+import { runProxyCacheBench } from '../../bench/proxy-cache.js';
+import { shapeRepliesFrom } from '../../bench/link-shaping.js';
 
 /** The quick mode's pieces at tiny sizes: every workload, both servers, one round. */
 const TINY: Partial<BenchOptions> = {
@@ -119,6 +122,44 @@ describe('npm run bench (quick pieces, tiny sizes)', () => {
       proxy.server.close();
       await distribution.stop();
     }
+  });
+
+  it("the proxy-cache bench times a miss through Berth's cache project and through Distribution's proxy, and reports both against direct", { timeout: 120_000 }, async () => {
+    const report = await runProxyCacheBench(resolveOptions(TINY), 2 * 1024 * 1024 + 5, undefined, () => {});
+    assert.match(report, /Upstream link: loopback, not limited/);
+    assert.match(report, /\| first pull through the cache project \(miss\) \| \d+\.\d\d s \| \d+ MB\/s \| \d+\.\d\d s \|/);
+    assert.match(report, /\| first pull through Distribution's own proxy \(the anchor; miss\) \| \d+\.\d\d s \| \d+ MB\/s \| \d+\.\d\d s until the last byte \|/);
+    assert.match(report, /\| first pull time \/ direct time \| \d+\.\d\d \| \d+\.\d\d× \| ≤ 1\.2× \| (PASS|MISS) \|/);
+    assert.match(report, /\| anchor: Distribution's proxy first pull time \/ direct time \| \d+\.\d\d \| \d+\.\d\d× \|/);
+  });
+
+  it('a shaped upstream link (tc on loopback) slows only the replies of the port it names, and is removed after', { timeout: 60_000 }, async () => {
+    assert.throws(() => shapeRepliesFrom(1, 'fast'), /is not a tc rate such as 500mbit/);
+    assert.equal(process.getuid?.(), 0, 'shaping needs root: the suite runs as root (scripts/install-system-deps.sh)');
+    const body = Buffer.alloc(12 * 1024 * 1024, 7);
+    const servers = await Promise.all([0, 1].map(() => new Promise<http.Server>((resolve) => {
+      const server = http.createServer((_req, res) => res.end(body)).listen(0, '127.0.0.1', () => resolve(server));
+    })));
+    const port = (server: http.Server) => (server.address() as AddressInfo).port;
+    const fetchSeconds = async (server: http.Server) => {
+      const started = performance.now();
+      const got = Buffer.from(await (await fetch(`http://127.0.0.1:${port(server)}/`)).arrayBuffer());
+      assert.equal(got.length, body.length);
+      return (performance.now() - started) / 1000;
+    };
+    const unshape = shapeRepliesFrom(port(servers[0]!), '100mbit');
+    try {
+      // 12 MiB at 100 Mbit/s: the first 4 MB pass in the burst allowance, the other ~8.6 MB
+      // take 0.69 s; the other port is not limited (milliseconds).
+      const shaped = await fetchSeconds(servers[0]!);
+      const free = await fetchSeconds(servers[1]!);
+      assert.ok(shaped > 0.5, `the shaped port's 12 MiB took ${shaped.toFixed(3)} s`);
+      assert.ok(free < shaped / 4, `the other port's took ${free.toFixed(3)} s against ${shaped.toFixed(3)} s`);
+    } finally {
+      unshape();
+      for (const server of servers) server.close();
+    }
+    assert.doesNotMatch(execFileSync('tc', ['qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8' }), /htb/, 'the shaping is gone');
   });
 
   it('counts the CPU time of a process and of its children', () => {
