@@ -8,7 +8,26 @@ import tseslint from 'typescript-eslint';
  * each other; only the composition root (server.ts, compose.ts, stores.ts, cli/) wires them.
  */
 const DRIVERS = ['kysely', 'pg', 'better-sqlite3', 'mysql2', '@aws-sdk/*'];
-const FEATURES = ['auth', 'gc', 'events', 'policies', 'client', 'fsck', 'metrics', 'retention', 'audit', 'quotas', 'tags', 'webhooks', 'scanning', 'signatures', 'sbom', 'registries', 'replication', 'browse'];
+const FEATURES = [
+  'auth',
+  'gc',
+  'events',
+  'policies',
+  'client',
+  'fsck',
+  'metrics',
+  'retention',
+  'audit',
+  'quotas',
+  'tags',
+  'webhooks',
+  'scanning',
+  'signatures',
+  'sbom',
+  'registries',
+  'replication',
+  'browse',
+];
 const ROOT = ['**/server.js', '**/compose.js', '**/stores.js', '**/cli.js', '**/cli/**'];
 const ADAPTERS = ['**/metadata/**', '**/storage/**'];
 /** The secrets-at-rest implementation (src/secrets): chosen by the composition root; everyone else uses core's SecretSealer port. */
@@ -16,7 +35,25 @@ const SECRETS = ['**/secrets/**'];
 
 /** Globals of the browser code under ui/ (readonly). */
 const BROWSER_GLOBALS = Object.fromEntries(
-  ['window', 'document', 'location', 'history', 'navigator', 'localStorage', 'fetch', 'Request', 'Response', 'Headers', 'URL', 'URLSearchParams', 'setTimeout', 'clearTimeout', 'console', 'HTMLElement', 'Event'].map((name) => [name, 'readonly']),
+  [
+    'window',
+    'document',
+    'location',
+    'history',
+    'navigator',
+    'localStorage',
+    'fetch',
+    'Request',
+    'Response',
+    'Headers',
+    'URL',
+    'URLSearchParams',
+    'setTimeout',
+    'clearTimeout',
+    'console',
+    'HTMLElement',
+    'Event',
+  ].map((name) => [name, 'readonly']),
 );
 
 function forbid(files, { groups = [], packages = [], message }) {
@@ -43,7 +80,14 @@ function forbid(files, { groups = [], packages = [], message }) {
 const SHARED_FEATURE_FILES = ['!**/registries/ports.js', '!**/registries/open-client.js', '!**/registries/tls-fetch.js'];
 const featureRules = FEATURES.map((feature) =>
   forbid([`src/${feature}/**/*.ts`], {
-    groups: [...ROOT, ...ADAPTERS, ...SECRETS, '**/http/**', ...FEATURES.filter((f) => f !== feature && f !== 'client').map((f) => `**/${f}/**`), ...SHARED_FEATURE_FILES],
+    groups: [
+      ...ROOT,
+      ...ADAPTERS,
+      ...SECRETS,
+      '**/http/**',
+      ...FEATURES.filter((f) => f !== feature && f !== 'client').map((f) => `**/${f}/**`),
+      ...SHARED_FEATURE_FILES,
+    ],
     packages: [...DRIVERS, 'fastify'],
     message: `src/${feature} is a feature: it may import core, config and the jobs model, never adapters, HTTP, the composition root or another feature (docs/architecture.md)`,
   }),
@@ -79,24 +123,45 @@ export default tseslint.config(
       ...ROOT,
       '**/http/**',
       // Adapters implement ports: they may import a feature's port file, not its logic.
-      '../auth/*', '!../auth/ports.js', '!../auth/permissions.js',
-      '!../auth/oidc', '../auth/oidc/*', '!../auth/oidc/ports.js',
-      '../gc/*', '!../gc/ports.js',
-      '../jobs/*', '!../jobs/ports.js', '!../jobs/leases.js',
-      '../events/*', '!../events/ports.js',
-      '../fsck/*', '!../fsck/types.js',
-      '../retention/*', '!../retention/ports.js',
-      '../metrics/*', '!../metrics/ports.js',
-      '../quotas/*', '!../quotas/ports.js',
-      '../tags/*', '!../tags/ports.js',
-      '../webhooks/*', '!../webhooks/ports.js',
-      '../scanning/*', '!../scanning/ports.js',
-      '../signatures/*', '!../signatures/ports.js',
-      '../sbom/*', '!../sbom/ports.js',
-      '../browse/*', '!../browse/ports.js',
-      '../registries/*', '!../registries/ports.js', '!../registries/proxy-ports.js',
+      '../auth/*',
+      '!../auth/ports.js',
+      '!../auth/permissions.js',
+      '!../auth/oidc',
+      '../auth/oidc/*',
+      '!../auth/oidc/ports.js',
+      '../gc/*',
+      '!../gc/ports.js',
+      '../jobs/*',
+      '!../jobs/ports.js',
+      '!../jobs/leases.js',
+      '../events/*',
+      '!../events/ports.js',
+      '../fsck/*',
+      '!../fsck/types.js',
+      '../retention/*',
+      '!../retention/ports.js',
+      '../metrics/*',
+      '!../metrics/ports.js',
+      '../quotas/*',
+      '!../quotas/ports.js',
+      '../tags/*',
+      '!../tags/ports.js',
+      '../webhooks/*',
+      '!../webhooks/ports.js',
+      '../scanning/*',
+      '!../scanning/ports.js',
+      '../signatures/*',
+      '!../signatures/ports.js',
+      '../sbom/*',
+      '!../sbom/ports.js',
+      '../browse/*',
+      '!../browse/ports.js',
+      '../registries/*',
+      '!../registries/ports.js',
+      '!../registries/proxy-ports.js',
       '../audit/**',
-      '../policies/**', '../client/**',
+      '../policies/**',
+      '../client/**',
       ...SECRETS,
     ],
     packages: ['fastify'],
@@ -105,7 +170,7 @@ export default tseslint.config(
   forbid(['src/secrets/**/*.ts'], {
     groups: [...ROOT, ...ADAPTERS, '**/http/**', '**/jobs/**', ...FEATURES.map((f) => `**/${f}/**`)],
     packages: [...DRIVERS, 'fastify'],
-    message: 'src/secrets seals secrets at rest behind core\'s SecretSealer port: it imports only core and config (docs/architecture.md)',
+    message: "src/secrets seals secrets at rest behind core's SecretSealer port: it imports only core and config (docs/architecture.md)",
   }),
   forbid(['src/http/**/*.ts'], {
     groups: ['**/metadata/**', '**/storage/**', ...SECRETS, ...ROOT],

@@ -4,7 +4,14 @@ import { describeMachine, measureMachineLimits } from './machine.js';
 import { BERTH_VARIANT_SETUP, BERTH_VARIANTS, scaledDownNotes, type BenchOptions } from './options.js';
 import { ResultCollector, type BenchResult } from './report.js';
 import { RssSampler } from './rss.js';
-import { ensureDistributionInstalled, prepareBerthBuild, startServerOfKind, tempDir, type BerthLaunch, type ServerKind } from './servers.js';
+import {
+  ensureDistributionInstalled,
+  prepareBerthBuild,
+  startServerOfKind,
+  tempDir,
+  type BerthLaunch,
+  type ServerKind,
+} from './servers.js';
 import { CheckFailed, type Workload } from './workload.js';
 import { blobLoadWorkload } from './workloads/blob-load.js';
 import { bigBlobWorkload } from './workloads/big-blob.js';
@@ -16,7 +23,9 @@ import { skopeoPushWorkload } from './workloads/skopeo-push.js';
 
 function scaledNote(options: BenchOptions): string[] {
   const changed = scaledDownNotes(options);
-  return changed.length === 0 ? [] : [`${options.quick ? 'Quick mode, s' : 'S'}izes differ from the issue's defaults: ${changed.join(', ')}.`];
+  return changed.length === 0
+    ? []
+    : [`${options.quick ? 'Quick mode, s' : 'S'}izes differ from the issue's defaults: ${changed.join(', ')}.`];
 }
 
 export type Log = (line: string) => void;
@@ -27,7 +36,15 @@ export const WORKLOAD_IDS = ['blob-stream', 'big-push', 'skopeo-push', 'manifest
 const OPT_IN = new Set(['big-blob']);
 
 export function createWorkloads(options: BenchOptions): Workload[] {
-  const all = [blobStreamWorkload(options), bigPushWorkload(options), skopeoPushWorkload(options), manifestLoadWorkload(options), blobLoadWorkload(options), listingsWorkload(options), bigBlobWorkload(options)];
+  const all = [
+    blobStreamWorkload(options),
+    bigPushWorkload(options),
+    skopeoPushWorkload(options),
+    manifestLoadWorkload(options),
+    blobLoadWorkload(options),
+    listingsWorkload(options),
+    bigBlobWorkload(options),
+  ];
   const unknown = options.only.filter((id) => !all.some((w) => w.id === id));
   if (unknown.length > 0) throw new Error(`unknown workload ${unknown.join(', ')}; known: ${WORKLOAD_IDS.join(', ')}`);
   if (options.only.length > 0) return all.filter((w) => options.only.includes(w.id));
@@ -106,7 +123,8 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
   let state: RunState | undefined;
   try {
     const machine = describeMachine();
-    if (machine.loadAverageAtStart > 1) log(`warning: load average is ${machine.loadAverageAtStart.toFixed(1)}; other work on this machine will skew the figures`);
+    if (machine.loadAverageAtStart > 1)
+      log(`warning: load average is ${machine.loadAverageAtStart.toFixed(1)}; other work on this machine will skew the figures`);
     log(`measuring machine limits (openssl ${options.openSslSeconds}s, dd ${options.ddSize} bytes)…`);
     const limits = options.ddSize > 0 ? measureMachineLimits(workDir, options.openSslSeconds, options.ddSize) : null;
     let buildDir: string | undefined;
@@ -114,9 +132,19 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
       log('compiling Berth into a private build directory…');
       buildDir = await prepareBerthBuild(workDir);
     }
-    const env = { ...(options.variant === null ? {} : BERTH_VARIANTS[options.variant]), ...(options.berthWorkers === undefined ? {} : { BERTH_SERVER_WORKERS: String(options.berthWorkers) }) };
+    const env = {
+      ...(options.variant === null ? {} : BERTH_VARIANTS[options.variant]),
+      ...(options.berthWorkers === undefined ? {} : { BERTH_SERVER_WORKERS: String(options.berthWorkers) }),
+    };
     const setup = options.variant === null ? undefined : BERTH_VARIANT_SETUP[options.variant];
-    state = { options, templates: new Map(), launch: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs, env, setup }, collector: new ResultCollector(), notes: new Set(), log };
+    state = {
+      options,
+      templates: new Map(),
+      launch: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs, env, setup },
+      collector: new ResultCollector(),
+      notes: new Set(),
+      log,
+    };
     for (const workload of workloads) {
       log(`preparing ${workload.id}… (${elapsed()})`);
       await workload.prepare?.();
@@ -142,7 +170,9 @@ export async function runBench(options: BenchOptions, log: Log = (line) => proce
       loadAverageAtEnd: os.loadavg()[0]!,
       durationSeconds: (Date.now() - started) / 1000,
       pushEfficiency:
-        push && limits ? { berth: push.median.berth / limits.pushLimitMBps, distribution: push.median.distribution / limits.pushLimitMBps } : null,
+        push && limits
+          ? { berth: push.median.berth / limits.pushLimitMBps, distribution: push.median.distribution / limits.pushLimitMBps }
+          : null,
     };
   } finally {
     for (const workload of workloads) await workload.cleanup?.();

@@ -35,10 +35,12 @@ async function allWorkersUp(url: string, workers: number): Promise<void> {
   while (seen.size < workers) {
     if (Date.now() > deadline) throw new Error(`only workers ${[...seen].join(', ')} of ${workers} answered within 120 s`);
     const worker = await new Promise<string | undefined>((resolve) => {
-      http.get(`${url}/v2/`, { agent: false }, (res) => {
-        res.resume();
-        resolve(res.headers['berth-worker'] as string | undefined);
-      }).on('error', () => resolve(undefined));
+      http
+        .get(`${url}/v2/`, { agent: false }, (res) => {
+          res.resume();
+          resolve(res.headers['berth-worker'] as string | undefined);
+        })
+        .on('error', () => resolve(undefined));
     });
     if (worker !== undefined) seen.add(worker);
     else if (workers === 1) return;
@@ -71,7 +73,8 @@ export async function runClusterScaling(options: BenchOptions, log = (line: stri
   };
   const loadAtStart = os.loadavg()[0]!;
   const results: Record<Side, Round[]> = { single: [], cluster: [] };
-  const show = (r: Round) => `${r.perSecond.toFixed(0)} req/s, ${r.cpuMicros.toFixed(0)} µs CPU/request, server ${r.serverCores.toFixed(2)} cores, load generator ${r.loadCores.toFixed(2)} cores, RSS ${r.rssMB.map((m) => m.toFixed(0)).join('+')} MB`;
+  const show = (r: Round) =>
+    `${r.perSecond.toFixed(0)} req/s, ${r.cpuMicros.toFixed(0)} µs CPU/request, server ${r.serverCores.toFixed(2)} cores, load generator ${r.loadCores.toFixed(2)} cores, RSS ${r.rssMB.map((m) => m.toFixed(0)).join('+')} MB`;
   // The first server measured in a run is slow (disk cache, the load generator's JIT): discarded.
   for (const side of ['single', 'cluster'] as const) log(`[warm-up, discarded] ${side}: ${show(await measure(launches[side], options))}`);
   for (let round = 0; round < options.rounds; round++) {

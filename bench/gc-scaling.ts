@@ -47,14 +47,27 @@ async function scenario(liveBlobs: number): Promise<Result> {
     await seedManifests(metadata, 'live', liveBlobs);
     const garbageTags = await seedManifests(metadata, 'junk', GARBAGE_BLOBS, blobs);
     // Through core, as a client's DELETE would: each deletion appends a tag.deleted event.
-    const registry = new Registry(blobs, metadata, { deleteEnabled: true, maxManifestSize: 1 << 22, maxBlobSize: 0, maxConcurrentUploads: 1, maxPageSize: 100 });
+    const registry = new Registry(blobs, metadata, {
+      deleteEnabled: true,
+      maxManifestSize: 1 << 22,
+      maxBlobSize: 0,
+      maxConcurrentUploads: 1,
+      maxPageSize: 100,
+    });
     for (const { repository, tag } of garbageTags) await registry.deleteManifest(repository, tag);
 
     const logger = pino({ level: 'silent' });
     const store = new KyselyGcStore(metadata.db, metadata.dialect, transactionOf);
-    const events = new EventDispatcher(metadata, new KyselyOutboxStore(metadata.db, metadata.dialect, transactionOf), [gcReviewConsumer(store)], logger);
+    const events = new EventDispatcher(
+      metadata,
+      new KyselyOutboxStore(metadata.db, metadata.dialect, transactionOf),
+      [gcReviewConsumer(store)],
+      logger,
+    );
     // The run includes delivering the deletions' events to GC's review queue (as every run does).
-    const collector = new GarbageCollector(blobs, store, store, { gracePeriodMs: 0, untagged: 'delete', batchSize: 100 }, logger, () => events.drain(store));
+    const collector = new GarbageCollector(blobs, store, store, { gracePeriodMs: 0, untagged: 'delete', batchSize: 100 }, logger, () =>
+      events.drain(store),
+    );
     const started = performance.now();
     const report = await collector.run();
     const gcMs = performance.now() - started;
@@ -79,7 +92,12 @@ async function scenario(liveBlobs: number): Promise<Result> {
  * over repositories of 100 manifests, as if reviewed long ago (nothing queued). With `bytes`,
  * the blobs' files are written too, so the collector has files to delete.
  */
-async function seedManifests(metadata: KyselyMetadataStore, prefix: string, count: number, bytes?: FilesystemBlobStore): Promise<{ repository: string; tag: string }[]> {
+async function seedManifests(
+  metadata: KyselyMetadataStore,
+  prefix: string,
+  count: number,
+  bytes?: FilesystemBlobStore,
+): Promise<{ repository: string; tag: string }[]> {
   const db = metadata.db;
   const now = Date.now() - 3_600_000;
   const manifests = Math.ceil(count / BLOBS_PER_MANIFEST);
@@ -94,7 +112,11 @@ async function seedManifests(metadata: KyselyMetadataStore, prefix: string, coun
     for (let m = 0; m < manifests; m++) {
       const repository = `${prefix}/repo${Math.floor(m / 100)}`;
       if (!repositoryIds.has(repository)) {
-        const row = await trx.insertInto('repositories').values({ name: repository, created_at: now }).returning('id').executeTakeFirstOrThrow();
+        const row = await trx
+          .insertInto('repositories')
+          .values({ name: repository, created_at: now })
+          .returning('id')
+          .executeTakeFirstOrThrow();
         repositoryIds.set(repository, Number(row.id));
       }
       const repositoryId = repositoryIds.get(repository)!;
@@ -126,14 +148,27 @@ async function seedManifests(metadata: KyselyMetadataStore, prefix: string, coun
       tagRows.push({ repository_id: repositoryId, name: `t${m}`, manifest_digest: manifestDigest, updated_at: now });
       tags.push({ repository, tag: `t${m}` });
     }
-    for (const [table, rows] of [['blobs', blobRows], ['repository_blobs', linkRows], ['manifests', manifestRows], ['manifest_references', referenceRows], ['tags', tagRows]] as const) {
-      for (let i = 0; i < rows.length; i += CHUNK) await trx.insertInto(table).values(rows.slice(i, i + CHUNK) as never).execute();
+    for (const [table, rows] of [
+      ['blobs', blobRows],
+      ['repository_blobs', linkRows],
+      ['manifests', manifestRows],
+      ['manifest_references', referenceRows],
+      ['tags', tagRows],
+    ] as const) {
+      for (let i = 0; i < rows.length; i += CHUNK)
+        await trx
+          .insertInto(table)
+          .values(rows.slice(i, i + CHUNK) as never)
+          .execute();
     }
   });
   return tags;
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 const results: Result[] = [];
 for (const live of sizes.length > 0 ? sizes : [1_000, 50_000]) {
   const result = await scenario(live);

@@ -18,7 +18,9 @@ function tc(args: string[]): void {
     execFileSync('tc', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`tc ${args.join(' ')} failed${stderr ? `: ${stderr}` : ''} (needs root, iproute2 and the kernel's HTB qdisc)`, { cause: err });
+    throw new Error(`tc ${args.join(' ')} failed${stderr ? `: ${stderr}` : ''} (needs root, iproute2 and the kernel's HTB qdisc)`, {
+      cause: err,
+    });
   }
 }
 
@@ -40,8 +42,45 @@ export function shapeRepliesFrom(port: number, rate: string): () => void {
   removeLoopbackShaping();
   tc(['qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb']);
   try {
-    tc(['class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', rate, 'ceil', rate, 'burst', '4mb', 'cburst', '4mb']);
-    tc(['filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'sport', String(port), '0xffff', 'flowid', '1:10']);
+    tc([
+      'class',
+      'add',
+      'dev',
+      'lo',
+      'parent',
+      '1:',
+      'classid',
+      '1:10',
+      'htb',
+      'rate',
+      rate,
+      'ceil',
+      rate,
+      'burst',
+      '4mb',
+      'cburst',
+      '4mb',
+    ]);
+    tc([
+      'filter',
+      'add',
+      'dev',
+      'lo',
+      'parent',
+      '1:',
+      'protocol',
+      'ip',
+      'prio',
+      '1',
+      'u32',
+      'match',
+      'ip',
+      'sport',
+      String(port),
+      '0xffff',
+      'flowid',
+      '1:10',
+    ]);
   } catch (err) {
     removeLoopbackShaping();
     throw err;

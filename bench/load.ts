@@ -73,7 +73,11 @@ export async function runLoad(ctx: WorkloadContext, request: LoadRequest): Promi
   });
   const what = `${request.label} under load`;
   ctx.check(result['2xx'] > 0, `${what}: some requests completed`);
-  ctx.check(result.errors === 0 && result.timeouts === 0, `${what}: no errors or timeouts`, `${result.errors} errors, ${result.timeouts} timeouts`);
+  ctx.check(
+    result.errors === 0 && result.timeouts === 0,
+    `${what}: no errors or timeouts`,
+    `${result.errors} errors, ${result.timeouts} timeouts`,
+  );
   ctx.check(result.non2xx === 0, `${what}: every response 2xx`, `${result.non2xx} were not: ${JSON.stringify(result.statusCodeStats)}`);
   ctx.check(result.mismatches === 0, `${what}: every body as expected`, `${result.mismatches} mismatches`);
   return {
@@ -91,17 +95,30 @@ export async function runLoad(ctx: WorkloadContext, request: LoadRequest): Promi
  * server's CPU time per request: steadier than throughput when others share the machine.
  * The overhead benches (--metrics-overhead, --policies-overhead) measure their GET side with it.
  */
-export async function measureManifestGets(server: BenchServer, options: BenchOptions, repo: string): Promise<{ perSecond: number; cpuMicros: number }> {
+export async function measureManifestGets(
+  server: BenchServer,
+  options: BenchOptions,
+  repo: string,
+): Promise<{ perSecond: number; cpuMicros: number }> {
   const client = new BenchClient(server.url);
   const image = smallImage(`${repo}-gets`);
   await client.uploadBlob(repo, image.config);
   await client.uploadBlob(repo, image.layer);
   await client.putManifest(repo, 'latest', image.manifest);
-  return measureRequest(server, options, { label: 'manifest GET by tag', path: `/v2/${repo}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: image.manifest.data.toString('utf8') });
+  return measureRequest(server, options, {
+    label: 'manifest GET by tag',
+    path: `/v2/${repo}/manifests/latest`,
+    headers: { accept: OCI_MANIFEST },
+    expectBody: image.manifest.data.toString('utf8'),
+  });
 }
 
 /** Requests per second and the server's CPU µs per answered request of `request` under load (any failure throws); a cluster's CPU is its primary's and workers' together. */
-export async function measureRequest(server: BenchServer, options: BenchOptions, request: LoadRequest): Promise<{ perSecond: number; cpuMicros: number }> {
+export async function measureRequest(
+  server: BenchServer,
+  options: BenchOptions,
+  request: LoadRequest,
+): Promise<{ perSecond: number; cpuMicros: number }> {
   const before = readTreeCpuSeconds(server.pid) ?? 0;
   const figures = await runLoad(
     {

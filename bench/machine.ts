@@ -72,7 +72,10 @@ export function measureMachineLimits(dir: string, opensslSeconds: number, ddByte
     env: { ...process.env, LC_ALL: 'C' },
   });
   // The file is in the page cache now (written, then flushed: its pages stay cached and clean).
-  const read = dd.status === 0 ? spawnSync('dd', [`if=${file}`, 'of=/dev/null', `bs=${1024 * 1024}`], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }) : undefined;
+  const read =
+    dd.status === 0
+      ? spawnSync('dd', [`if=${file}`, 'of=/dev/null', `bs=${1024 * 1024}`], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
+      : undefined;
   rmSync(file, { force: true });
   if (dd.status !== 0) throw new Error(`dd failed: ${dd.stderr}`);
   if (read?.status !== 0) throw new Error(`dd (read) failed: ${read?.stderr}`);

@@ -51,7 +51,13 @@ const pushSmallImage: PrepareGet = async (client) => {
   return { path: `/v2/${repo}/manifests/latest`, expected: image.manifest.data.toString('utf8') };
 };
 
-export async function instructionsPerGet(launch: BerthLaunch, counts: InstructionCounts, outDir: string, name: string, prepare: PrepareGet = pushSmallImage): Promise<number> {
+export async function instructionsPerGet(
+  launch: BerthLaunch,
+  counts: InstructionCounts,
+  outDir: string,
+  name: string,
+  prepare: PrepareGet = pushSmallImage,
+): Promise<number> {
   const server = await startBerth({
     ...launch,
     wrapper: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${path.join(outDir, 'callgrind.out')}`, '--dump-line=no'],
@@ -107,7 +113,11 @@ function dumpedInstructions(dump: string): number {
 }
 
 /** Runs the A/B rounds and returns a Markdown report (also logged as it goes). */
-export async function runMetricsInstructions(options: BenchOptions, counts: InstructionCounts, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+export async function runMetricsInstructions(
+  options: BenchOptions,
+  counts: InstructionCounts,
+  log = (line: string) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const buildDir = options.berthRuntime === 'build' ? await prepareBerthBuild(tempDir('berth-bench-')) : undefined;
   const launches: Record<Side, BerthLaunch> = {
     on: { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs },
@@ -124,7 +134,8 @@ export async function runMetricsInstructions(options: BenchOptions, counts: Inst
   }
   const on = median(results.on);
   const off = median(results.off);
-  const row = (side: Side, label: string) => `| ${label} | ${Math.round(median(results[side]))} | ${results[side].map((n) => Math.round(n)).join(', ')} |`;
+  const row = (side: Side, label: string) =>
+    `| ${label} | ${Math.round(median(results[side]))} | ${results[side].map((n) => Math.round(n)).join(', ')} |`;
   return [
     `## Metrics overhead in instructions: manifest GET by tag (callgrind, ${counts.requests} requests after ${counts.warmup} warm-up, ${options.rounds} A/B rounds)`,
     '',

@@ -29,7 +29,10 @@ function pinLoadGenerator(): string[] {
 }
 
 /** Runs the A/B rounds and returns a Markdown report (also logged as it goes). */
-export async function runMetricsOverhead(options: BenchOptions, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+export async function runMetricsOverhead(
+  options: BenchOptions,
+  log = (line: string) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const buildDir = options.berthRuntime === 'build' ? await prepareBerthBuild(tempDir('berth-bench-')) : undefined;
   const wrapper = options.pin ? pinLoadGenerator() : undefined;
   const launches: Record<Side, BerthLaunch> = {
@@ -49,7 +52,9 @@ export async function runMetricsOverhead(options: BenchOptions, log = (line: str
     for (const side of order) {
       const figures = await measure(launches[side], options);
       results[side].push(figures);
-      log(`[round ${round + 1}/${options.rounds}] metrics ${side}: ${figures.perSecond.toFixed(0)} req/s, ${figures.cpuMicros.toFixed(0)} µs CPU/request`);
+      log(
+        `[round ${round + 1}/${options.rounds}] metrics ${side}: ${figures.perSecond.toFixed(0)} req/s, ${figures.cpuMicros.toFixed(0)} µs CPU/request`,
+      );
     }
   }
   const rps = (side: Side) => median(results[side].map((f) => f.perSecond));

@@ -84,7 +84,10 @@ export const BERTH_VARIANT_SETUP: Record<string, SetupCommand[]> = {
     { args: ['project', 'add', 'bench', '--public'] },
     { args: ['quota', 'set', 'bench', '1TiB'] },
     { args: ['tag', 'rule', 'add', 'bench', '--tag', 'release-*'] },
-    { args: ['retention', 'set', 'bench', '-f', '-'], stdin: JSON.stringify({ rules: [{ template: 'latestPushedK', count: 10 }], schedule: '0 3 * * *' }) },
+    {
+      args: ['retention', 'set', 'bench', '-f', '-'],
+      stdin: JSON.stringify({ rules: [{ template: 'latestPushedK', count: 10 }], schedule: '0 3 * * *' }),
+    },
   ],
 };
 
@@ -147,7 +150,11 @@ export function parseSize(text: string): number {
 
 /** "1.0 GiB", "4.0 MiB" — for headings. */
 export function formatSize(bytes: number): string {
-  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+  for (const [unit, size] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
     if (bytes >= size) return `${+(bytes / size).toFixed(1)} ${unit}`;
   }
   return `${bytes} B`;

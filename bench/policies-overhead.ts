@@ -28,7 +28,12 @@ function cpuSeconds(server: BenchServer): number {
 }
 
 /** Pushes small images (2 blobs + a tagged manifest each) for `seconds` with `clients` at once. */
-async function measurePushes(server: BenchServer, clients: number, seconds: number, round: number): Promise<{ perSecond: number; cpuMicros: number }> {
+async function measurePushes(
+  server: BenchServer,
+  clients: number,
+  seconds: number,
+  round: number,
+): Promise<{ perSecond: number; cpuMicros: number }> {
   const client = new BenchClient(server.url);
   const before = cpuSeconds(server);
   const started = Date.now();
@@ -55,14 +60,22 @@ async function measure(launch: BerthLaunch, options: BenchOptions, round: number
   try {
     const gets = await measureManifestGets(server, options, 'bench/policies-get');
     const pushes = await measurePushes(server, Math.max(1, Math.round(options.connections / 8)), options.durationSeconds, round);
-    return { getPerSecond: gets.perSecond, getCpuMicros: gets.cpuMicros, pushesPerSecond: pushes.perSecond, pushCpuMicros: pushes.cpuMicros };
+    return {
+      getPerSecond: gets.perSecond,
+      getCpuMicros: gets.cpuMicros,
+      pushesPerSecond: pushes.perSecond,
+      pushCpuMicros: pushes.cpuMicros,
+    };
   } finally {
     await server.stop();
   }
 }
 
 /** Runs the A/B rounds and returns a Markdown report (also logged as it goes). */
-export async function runPoliciesOverhead(options: BenchOptions, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+export async function runPoliciesOverhead(
+  options: BenchOptions,
+  log = (line: string) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const buildDir = options.berthRuntime === 'build' ? await prepareBerthBuild(tempDir('berth-bench-')) : undefined;
   const base: BerthLaunch = { runtime: options.berthRuntime, buildDir, nodeArgs: options.berthNodeArgs };
   const launches: Record<Side, BerthLaunch> = { default: base, policies: { ...base, setup: BERTH_VARIANT_SETUP.policies } };
@@ -72,7 +85,9 @@ export async function runPoliciesOverhead(options: BenchOptions, log = (line: st
     for (const side of order) {
       const f = await measure(launches[side], options, round);
       results[side].push(f);
-      log(`[round ${round + 1}/${options.rounds}] ${side}: GET ${f.getPerSecond.toFixed(0)} req/s (${f.getCpuMicros.toFixed(0)} µs CPU), push ${f.pushesPerSecond.toFixed(1)} images/s (${f.pushCpuMicros.toFixed(0)} µs CPU)`);
+      log(
+        `[round ${round + 1}/${options.rounds}] ${side}: GET ${f.getPerSecond.toFixed(0)} req/s (${f.getCpuMicros.toFixed(0)} µs CPU), push ${f.pushesPerSecond.toFixed(1)} images/s (${f.pushCpuMicros.toFixed(0)} µs CPU)`,
+      );
     }
   }
   const m = (side: Side, key: keyof Figures) => median(results[side].map((f) => f[key]));

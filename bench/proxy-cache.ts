@@ -132,7 +132,11 @@ const CLIENT_MALLOC_ENV = { MALLOC_TRIM_THRESHOLD_: String(256 * 1024 * 1024), M
 /** One pull by bench/pull-client.ts in a fresh process (see there why). */
 async function pullInFreshClient(baseUrl: string, repo: string, digest: string): Promise<ClientReport> {
   const script = path.join(ROOT, 'bench/pull-client.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script, baseUrl, repo, digest], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...CLIENT_MALLOC_ENV } });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, baseUrl, repo, digest], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...CLIENT_MALLOC_ENV },
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -162,14 +166,19 @@ async function timedPull(
     const after = partiesNow(partiesOf.upstream, partiesOf.berth);
     const { berthThreads, ...totals } = after;
     parties = {
-      ...(Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, v - (partiesBefore[k as keyof typeof totals] as number)])) as Omit<ServerParties, 'berthThreads'>),
+      ...(Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, v - (partiesBefore[k as keyof typeof totals] as number)])) as Omit<
+        ServerParties,
+        'berthThreads'
+      >),
       client: pulled.cpu,
       clientRunWait: pulled.runWait,
       berthThreads: Object.fromEntries(Object.entries(berthThreads).map(([tid, v]) => [tid, v - (partiesBefore.berthThreads[tid] ?? 0)])),
     };
   }
   if (pulled.status !== 200 || pulled.bytes !== size || pulled.digest !== digest) {
-    throw new CheckFailed(`${what}: GET answered ${pulled.status} with ${pulled.bytes} bytes of digest ${pulled.digest}, expected ${size} bytes of ${digest}`);
+    throw new CheckFailed(
+      `${what}: GET answered ${pulled.status} with ${pulled.bytes} bytes of digest ${pulled.digest}, expected ${size} bytes of ${digest}`,
+    );
   }
   return { seconds, cpu, parties };
 }
@@ -187,11 +196,15 @@ async function fillsEnded(berth: BenchServer, timeoutMs = 300_000): Promise<void
         return [];
       }
     };
-    return [...list(path.join(berth.dataDir, 'proxy-spool')), ...list(path.join(berth.dataDir, 'storage', 'uploads')).filter((name) => name.startsWith('proxy-'))];
+    return [
+      ...list(path.join(berth.dataDir, 'proxy-spool')),
+      ...list(path.join(berth.dataDir, 'storage', 'uploads')).filter((name) => name.startsWith('proxy-')),
+    ];
   };
   const deadline = Date.now() + timeoutMs;
   for (let left = busy(); left.length > 0; left = busy()) {
-    if (Date.now() > deadline) throw new CheckFailed(`the cache still had downloads in progress after ${timeoutMs / 1000} s: ${left.join(', ')}`);
+    if (Date.now() > deadline)
+      throw new CheckFailed(`the cache still had downloads in progress after ${timeoutMs / 1000} s: ${left.join(', ')}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   // The staging file leaves before the link's transaction commits: give it a moment.
@@ -212,7 +225,7 @@ async function anchorStored(anchor: BenchServer, digest: string, timeoutMs = 300
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   // Then until it is idle (under 10 ms of CPU in 250 ms): the stored blob's bytes are still being flushed.
-  for (let cpu = readCpuSeconds(anchor.pid) ?? 0; ; ) {
+  for (let cpu = readCpuSeconds(anchor.pid) ?? 0; ;) {
     await new Promise((resolve) => setTimeout(resolve, 250));
     const now = readCpuSeconds(anchor.pid) ?? 0;
     if (now - cpu < 0.01 || Date.now() > deadline) break;
@@ -264,9 +277,13 @@ export async function runProxyCacheBench(
       const blob = new PatternBlob(layerSize);
       const digest = blob.digest();
       const upstreamRepo = round < 0 ? 'lib/warm-up' : `lib/layer-${round + 1}`;
-      for (const [server, repo] of [[upstream, upstreamRepo], [berth, 'normal/layer']] as const) {
+      for (const [server, repo] of [
+        [upstream, upstreamRepo],
+        [berth, 'normal/layer'],
+      ] as const) {
         const pushed = await streamPush(server.url, blob, digest, repo);
-        if (pushed.status !== 201) throw new CheckFailed(`push of the ${formatSize(layerSize)} layer to ${server.kind} answered ${pushed.status}`);
+        if (pushed.status !== 201)
+          throw new CheckFailed(`push of the ${formatSize(layerSize)} layer to ${server.kind} answered ${pushed.status}`);
       }
       const seconds = {} as Record<Side, number>;
       const berthCpu = {} as Round['berthCpu'];
@@ -275,7 +292,14 @@ export async function runProxyCacheBench(
       const berthServer = berth;
       const anchorServer = anchor;
       const pull = async (side: Side, server: BenchServer, repo: string, what: string) => {
-        const { seconds: s, cpu, parties: p } = await timedPull(server, repo, digest, layerSize, what, side === 'anchor' ? anchorServer : berthServer, { upstream, berth: berthServer });
+        const {
+          seconds: s,
+          cpu,
+          parties: p,
+        } = await timedPull(server, repo, digest, layerSize, what, side === 'anchor' ? anchorServer : berthServer, {
+          upstream,
+          berth: berthServer,
+        });
         seconds[side] = s;
         parties[side] = p!;
         if (side === 'anchor') anchorCpu = cpu;
@@ -292,12 +316,14 @@ export async function runProxyCacheBench(
           const missesBefore = await counter(berthServer, blobMisses);
           await pull('uncached', berthServer, `cache/${upstreamRepo}`, 'uncached pull through the cache');
           await fillsEnded(berthServer);
-          if ((await counter(berthServer, blobMisses)) !== missesBefore + 1) throw new CheckFailed('the first pull through the cache was not one upstream download');
+          if ((await counter(berthServer, blobMisses)) !== missesBefore + 1)
+            throw new CheckFailed('the first pull through the cache was not one upstream download');
           // A pull that joined the download (still linking on a busy machine) is measured again.
           for (let attempt = 1; ; attempt++) {
             const joinedBefore = await counter(berthServer, blobJoined);
             await pull('cached', berthServer, `cache/${upstreamRepo}`, 'cached pull');
-            if ((await counter(berthServer, blobMisses)) !== missesBefore + 1) throw new CheckFailed('the cached pull went upstream instead of reading the stored layer');
+            if ((await counter(berthServer, blobMisses)) !== missesBefore + 1)
+              throw new CheckFailed('the cached pull went upstream instead of reading the stored layer');
             if ((await counter(berthServer, blobJoined)) === joinedBefore) break;
             if (attempt === 3) throw new CheckFailed('three cached pulls in a row joined the download instead of reading the stored layer');
             log('  the cached pull joined the download still being stored; measuring it again');
@@ -305,7 +331,8 @@ export async function runProxyCacheBench(
           }
         },
       };
-      const order = round % 2 === 0 ? (['direct', 'cache', 'anchor', 'normal'] as const) : (['normal', 'anchor', 'cache', 'direct'] as const);
+      const order =
+        round % 2 === 0 ? (['direct', 'cache', 'anchor', 'normal'] as const) : (['normal', 'anchor', 'cache', 'direct'] as const);
       for (const step of order) await steps[step]();
       const r: Round = { seconds, parties, berthCpu, anchorCpu, loadAverage: os.loadavg()[0]! };
       if (round >= 0) rounds.push(r);
@@ -335,7 +362,9 @@ function describeParties(seconds: number, p: Parties): string {
   const f = (n: number) => n.toFixed(2);
   // Off a core and not waiting for one: asleep, waiting for bytes (the client) or for the upstream, the client or the disk (Berth).
   const asleep = (cpu: number, runWait: number) => f(Math.max(0, seconds - cpu - runWait));
-  return `wall ${f(seconds)} s; client CPU ${f(p.client)}, runnable-waiting ${f(p.clientRunWait)}, asleep ${asleep(p.client, p.clientRunWait)}; Berth main thread CPU ${f(p.berthMain)}, runnable-waiting ${f(p.berthMainRunWait)}, asleep ${asleep(p.berthMain, p.berthMainRunWait)}; upstream CPU ${f(p.upstream)}, Berth other threads ${f(p.berthOther)} (${Object.values(p.berthThreads)
+  return `wall ${f(seconds)} s; client CPU ${f(p.client)}, runnable-waiting ${f(p.clientRunWait)}, asleep ${asleep(p.client, p.clientRunWait)}; Berth main thread CPU ${f(p.berthMain)}, runnable-waiting ${f(p.berthMainRunWait)}, asleep ${asleep(p.berthMain, p.berthMainRunWait)}; upstream CPU ${f(p.upstream)}, Berth other threads ${f(p.berthOther)} (${Object.values(
+    p.berthThreads,
+  )
     .filter((v) => v >= 0.05)
     .sort((a, b) => b - a)
     .map(f)
@@ -350,7 +379,8 @@ export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStar
   const cachedRatios = rounds.map((r) => r.seconds.normal / r.seconds.cached);
   const first = median(firstRatios);
   const cached = median(cachedRatios);
-  const side = (s: Side) => `${median(rounds.map((r) => r.seconds[s])).toFixed(2)} s | ${mbps(size, median(rounds.map((r) => r.seconds[s])))} MB/s`;
+  const side = (s: Side) =>
+    `${median(rounds.map((r) => r.seconds[s])).toFixed(2)} s | ${mbps(size, median(rounds.map((r) => r.seconds[s])))} MB/s`;
   const cpu = (s: BerthSide) => `${median(rounds.map((r) => r.berthCpu[s])).toFixed(2)} s`;
   const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(', ');
   return [
@@ -360,7 +390,7 @@ export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStar
     '',
     `Load average (1 min) ${loadAtStart.toFixed(1)} at start, per round: ${rounds.map((r) => r.loadAverage.toFixed(1)).join(', ')} · MB = 10^6 bytes`,
     '',
-    '| GET of the layer | median time | throughput | cache\'s CPU (user + system) |',
+    "| GET of the layer | median time | throughput | cache's CPU (user + system) |",
     '|---|--:|--:|--:|',
     `| direct from Distribution (the upstream) | ${side('direct')} | — |`,
     `| first pull through the cache project (miss) | ${side('uncached')} | ${cpu('uncached')} |`,
@@ -374,9 +404,11 @@ export function renderProxyCacheReport(rounds: Round[], size: number, loadAtStar
     `| cached throughput / normal throughput | ${list(cachedRatios)} | ${cached.toFixed(2)}× | ≥ 0.9× | ${cached >= 0.9 ? 'PASS' : 'MISS'} |`,
     `| anchor: Distribution's proxy first pull time / direct time | ${list(anchorRatios)} | ${median(anchorRatios).toFixed(2)}× | — | |`,
     '',
-    'CPU seconds of each party per round (client = a fresh node process per pull, hashing; idle = the whole machine\'s idle core-seconds meanwhile):',
+    "CPU seconds of each party per round (client = a fresh node process per pull, hashing; idle = the whole machine's idle core-seconds meanwhile):",
     '',
-    ...rounds.flatMap((r, i) => (['direct', 'uncached'] as const).map((s) => `- round ${i + 1} ${s}: ${describeParties(r.seconds[s], r.parties[s])}`)),
+    ...rounds.flatMap((r, i) =>
+      (['direct', 'uncached'] as const).map((s) => `- round ${i + 1} ${s}: ${describeParties(r.seconds[s], r.parties[s])}`),
+    ),
     '',
   ].join('\n');
 }

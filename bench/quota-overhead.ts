@@ -40,11 +40,15 @@ async function main(): Promise<void> {
       if (quota) policies.register(quotaPolicy(stores.quotas, stores.metadata, { warningPercent: 85 }, pino({ level: 'silent' })));
       return policies;
     };
-    const registries: Record<Side, Registry> = { quota: new Registry(stores.blobs, stores.metadata, options, hooks(true)), none: new Registry(stores.blobs, stores.metadata, options, hooks(false)) };
+    const registries: Record<Side, Registry> = {
+      quota: new Registry(stores.blobs, stores.metadata, options, hooks(true)),
+      none: new Registry(stores.blobs, stores.metadata, options, hooks(false)),
+    };
     const repositories: Record<Side, string> = { quota: 'limited/app', none: 'free/app' };
     await stores.quotas.setLimit('limited', 2 ** 40);
     const config = Buffer.from('{}');
-    for (const side of ['quota', 'none'] as const) await registries[side].uploads.monolithic(repositories[side], digestOf(config, 'sha256'), Readable.from([config]));
+    for (const side of ['quota', 'none'] as const)
+      await registries[side].uploads.monolithic(repositories[side], digestOf(config, 'sha256'), Readable.from([config]));
 
     let n = 0;
     const push = async (side: Side) => {
@@ -74,7 +78,9 @@ async function main(): Promise<void> {
     }
     const [cpuQ, cpuN, wallQ, wallN] = [median(times.quota.cpu), median(times.none.cpu), median(times.quota.wall), median(times.none.wall)];
     const pct = (a: number, b: number) => `${(((a - b) / b) * 100).toFixed(1)} %`;
-    console.log(`push (blob + manifest), ${PUSHES} per round, ${ROUNDS} rounds: CPU ${cpuQ.toFixed(0)} µs with quota, ${cpuN.toFixed(0)} µs without (${pct(cpuQ, cpuN)}); wall ${wallQ.toFixed(0)} µs vs ${wallN.toFixed(0)} µs (${pct(wallQ, wallN)})`);
+    console.log(
+      `push (blob + manifest), ${PUSHES} per round, ${ROUNDS} rounds: CPU ${cpuQ.toFixed(0)} µs with quota, ${cpuN.toFixed(0)} µs without (${pct(cpuQ, cpuN)}); wall ${wallQ.toFixed(0)} µs vs ${wallN.toFixed(0)} µs (${pct(wallQ, wallN)})`,
+    );
     console.log(`usage counted: ${JSON.stringify(await stores.quotas.usage('limited'))}`);
   } finally {
     await stores.close();

@@ -78,9 +78,18 @@ export class ResultCollector {
 
   rss(): RssResult[] {
     return [...this.memory.entries()].map(([workload, rounds]) => {
-      const peakMB = { berth: Math.max(...rounds.berth.map((r) => r.peakMB)), distribution: Math.max(...rounds.distribution.map((r) => r.peakMB)) };
-      const steadyMB = { berth: median(rounds.berth.map((r) => r.steadyMB)), distribution: median(rounds.distribution.map((r) => r.steadyMB)) };
-      const cpuSeconds = { berth: median(rounds.berth.map((r) => r.cpuSeconds)), distribution: median(rounds.distribution.map((r) => r.cpuSeconds)) };
+      const peakMB = {
+        berth: Math.max(...rounds.berth.map((r) => r.peakMB)),
+        distribution: Math.max(...rounds.distribution.map((r) => r.peakMB)),
+      };
+      const steadyMB = {
+        berth: median(rounds.berth.map((r) => r.steadyMB)),
+        distribution: median(rounds.distribution.map((r) => r.steadyMB)),
+      };
+      const cpuSeconds = {
+        berth: median(rounds.berth.map((r) => r.cpuSeconds)),
+        distribution: median(rounds.distribution.map((r) => r.cpuSeconds)),
+      };
       return { workload, rounds, peakMB, steadyMB, cpuSeconds, status: peakMB.berth <= RSS_TARGET_MB ? 'PASS' : 'MISS' };
     });
   }
@@ -115,13 +124,20 @@ export function renderMarkdown(result: BenchResult): string {
   lines.push(
     `${machine.date} · ${machine.cpus} CPUs (${machine.cpuModel}) · ${machine.memoryGiB} GiB RAM · Linux ${machine.kernel} · Node ${machine.node} · ${machine.distribution}`,
   );
-  lines.push(`Load average (1 min) ${num(machine.loadAverageAtStart)} at start, ${num(result.loadAverageAtEnd)} at end · run took ${num(result.durationSeconds)} s`);
-  lines.push(`Berth runtime: ${options.berthRuntime === 'build' ? 'compiled JavaScript (esbuild transpile of src/)' : 'tsx loader'}, log level warn · rounds: ${options.rounds} (medians; servers alternate which goes first) · MB = 10^6 bytes`, '');
+  lines.push(
+    `Load average (1 min) ${num(machine.loadAverageAtStart)} at start, ${num(result.loadAverageAtEnd)} at end · run took ${num(result.durationSeconds)} s`,
+  );
+  lines.push(
+    `Berth runtime: ${options.berthRuntime === 'build' ? 'compiled JavaScript (esbuild transpile of src/)' : 'tsx loader'}, log level warn · rounds: ${options.rounds} (medians; servers alternate which goes first) · MB = 10^6 bytes`,
+    '',
+  );
   if (result.notes.length > 0) lines.push(...result.notes.map((n) => `> ${n}`), '');
 
   lines.push('| Figure | Unit | Berth | Distribution | Berth/Distribution | Target | |', '|---|---|--:|--:|--:|--:|---|');
   for (const f of result.figures) {
-    lines.push(`| ${f.label} | ${f.unit} | ${num(f.median.berth)} | ${num(f.median.distribution)} | ${f.target && ('atMost' in f.target || 'atLeast' in f.target) ? '—' : `${num(f.ratio)}×`} | ${targetText(f.target, f.unit)} | ${f.status} |`);
+    lines.push(
+      `| ${f.label} | ${f.unit} | ${num(f.median.berth)} | ${num(f.median.distribution)} | ${f.target && ('atMost' in f.target || 'atLeast' in f.target) ? '—' : `${num(f.ratio)}×`} | ${targetText(f.target, f.unit)} | ${f.status} |`,
+    );
   }
   lines.push(
     '',
@@ -129,7 +145,10 @@ export function renderMarkdown(result: BenchResult): string {
       'CPU = median user + system seconds the server process spent in the measured phase, which shows how much of the 2 cores each server leaves to the clients):',
     '',
   );
-  lines.push('| Workload | Berth peak | Berth steady | Distribution peak | Distribution steady | Target (Berth peak) | | Berth CPU s | Distribution CPU s |', '|---|--:|--:|--:|--:|--:|---|--:|--:|');
+  lines.push(
+    '| Workload | Berth peak | Berth steady | Distribution peak | Distribution steady | Target (Berth peak) | | Berth CPU s | Distribution CPU s |',
+    '|---|--:|--:|--:|--:|--:|---|--:|--:|',
+  );
   for (const r of result.rss) {
     lines.push(
       `| ${r.workload} | ${num(r.peakMB.berth)} | ${num(r.steadyMB.berth)} | ${num(r.peakMB.distribution)} | ${num(r.steadyMB.distribution)} | ≤ ${RSS_TARGET_MB} | ${r.status} | ${num(r.cpuSeconds.berth)} | ${num(r.cpuSeconds.distribution)} |`,
@@ -144,8 +163,14 @@ export function renderMarkdown(result: BenchResult): string {
         (eff ? ` Berth reaches ${(eff.berth * 100).toFixed(0)}% of it, Distribution ${(eff.distribution * 100).toFixed(0)}%.` : ''),
     );
   }
-  lines.push('', `Correctness: ${result.checks.berth.length} distinct checks passed on Berth, ${result.checks.distribution.length} on Distribution (digests of pulled data, manifest bytes, listings; any failure aborts the run).`);
-  const misses = [...result.figures.filter((f) => f.status === 'MISS').map((f) => f.label), ...result.rss.filter((r) => r.status === 'MISS').map((r) => `RSS ${r.workload}`)];
+  lines.push(
+    '',
+    `Correctness: ${result.checks.berth.length} distinct checks passed on Berth, ${result.checks.distribution.length} on Distribution (digests of pulled data, manifest bytes, listings; any failure aborts the run).`,
+  );
+  const misses = [
+    ...result.figures.filter((f) => f.status === 'MISS').map((f) => f.label),
+    ...result.rss.filter((r) => r.status === 'MISS').map((r) => `RSS ${r.workload}`),
+  ];
   lines.push('', misses.length === 0 ? 'All targets met.' : `Targets missed: ${misses.join('; ')}.`, '');
   return lines.join('\n');
 }

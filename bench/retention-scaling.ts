@@ -37,8 +37,13 @@ async function seed(metadata: KyselyMetadataStore): Promise<void> {
   const db = metadata.db;
   const start = Date.now() - 86_400_000;
   for (let r = 0; r < REPOSITORIES; r++) {
-    const row = await db.insertInto('repositories').values({ name: `bench/repo${r}`, created_at: start }).returning('id').executeTakeFirst()
-      ?? (await db.selectFrom('repositories').select('id').where('name', '=', `bench/repo${r}`).executeTakeFirstOrThrow());
+    const row =
+      (await db
+        .insertInto('repositories')
+        .values({ name: `bench/repo${r}`, created_at: start })
+        .returning('id')
+        .executeTakeFirst()) ??
+      (await db.selectFrom('repositories').select('id').where('name', '=', `bench/repo${r}`).executeTakeFirstOrThrow());
     const repositoryId = Number(row.id);
     const blobs = [];
     const links = [];
@@ -54,13 +59,38 @@ async function seed(metadata: KyselyMetadataStore): Promise<void> {
       for (const data of [config, layer]) {
         blobs.push({ digest: digestOf(data), size: data.length, created_at: at });
         links.push({ repository_id: repositoryId, digest: digestOf(data), created_at: at });
-        references.push({ repository_id: repositoryId, manifest_digest: digest, child_digest: digestOf(data), kind: data === config ? 'config' : 'layer' });
+        references.push({
+          repository_id: repositoryId,
+          manifest_digest: digest,
+          child_digest: digestOf(data),
+          kind: data === config ? 'config' : 'layer',
+        });
       }
-      manifests.push({ repository_id: repositoryId, digest, media_type: 'application/vnd.oci.image.manifest.v1+json', artifact_type: null, subject_digest: null, annotations: null, size: payload.length, payload, created_at: at });
+      manifests.push({
+        repository_id: repositoryId,
+        digest,
+        media_type: 'application/vnd.oci.image.manifest.v1+json',
+        artifact_type: null,
+        subject_digest: null,
+        annotations: null,
+        size: payload.length,
+        payload,
+        created_at: at,
+      });
       tags.push({ repository_id: repositoryId, name: `v${t}`, manifest_digest: digest, updated_at: at });
     }
-    for (const [table, rows] of [['blobs', blobs], ['repository_blobs', links], ['manifests', manifests], ['manifest_references', references], ['tags', tags]] as const) {
-      for (let i = 0; i < rows.length; i += CHUNK) await db.insertInto(table).values(rows.slice(i, i + CHUNK) as never).execute();
+    for (const [table, rows] of [
+      ['blobs', blobs],
+      ['repository_blobs', links],
+      ['manifests', manifests],
+      ['manifest_references', references],
+      ['tags', tags],
+    ] as const) {
+      for (let i = 0; i < rows.length; i += CHUNK)
+        await db
+          .insertInto(table)
+          .values(rows.slice(i, i + CHUNK) as never)
+          .execute();
     }
   }
 }
@@ -69,11 +99,13 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-retention-bench-'));
   let database: TestDatabase | undefined;
   if (driver === 'postgres') database = await createTestDatabase('berth_retention_bench');
-  const config = resolveConfigPaths(configSchema.parse({
-    data: { dir },
-    gc: { enabled: false },
-    ...(database ? { metadata: { driver: 'postgres', url: database.url } } : {}),
-  }));
+  const config = resolveConfigPaths(
+    configSchema.parse({
+      data: { dir },
+      gc: { enabled: false },
+      ...(database ? { metadata: { driver: 'postgres', url: database.url } } : {}),
+    }),
+  );
   const stores = await openStores(config);
   try {
     const { retention } = compose(config, stores, pino({ level: 'silent' }));
@@ -95,19 +127,28 @@ async function main(): Promise<void> {
     const totals = real.run.report!.totals;
     const expected = REPOSITORIES * (TAGS - KEEP);
     if (totals.tagsRemoved !== expected) throw new Error(`expected ${expected} tags removed, got ${totals.tagsRemoved}`);
-    const after = await stores.metadata.db.selectFrom('tags').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    console.log(JSON.stringify({
-      driver,
-      repositories: REPOSITORIES,
-      tagsPerRepository: TAGS,
-      policy: `latestPushedK ${KEEP}`,
-      seedMs: Math.round(seedMs),
-      dryRunMs: Math.round(dry.ms),
-      realRunMs: Math.round(real.ms),
-      dryRunEqualsRealRun: isDeepStrictEqual(dry.run.report, real.run.report),
-      totals,
-      tagsLeft: Number(after.n),
-    }, null, 2));
+    const after = await stores.metadata.db
+      .selectFrom('tags')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    console.log(
+      JSON.stringify(
+        {
+          driver,
+          repositories: REPOSITORIES,
+          tagsPerRepository: TAGS,
+          policy: `latestPushedK ${KEEP}`,
+          seedMs: Math.round(seedMs),
+          dryRunMs: Math.round(dry.ms),
+          realRunMs: Math.round(real.ms),
+          dryRunEqualsRealRun: isDeepStrictEqual(dry.run.report, real.run.report),
+          totals,
+          tagsLeft: Number(after.n),
+        },
+        null,
+        2,
+      ),
+    );
   } finally {
     await stores.close();
     await database?.drop();

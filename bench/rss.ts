@@ -60,7 +60,9 @@ export function processTree(pid: number): number[] {
 export function readTreeCpuSeconds(pid: number): number | null {
   const own = readCpuSeconds(pid);
   if (own === null) return null;
-  return processTree(pid).slice(1).reduce((sum, child) => sum + (readCpuSeconds(child) ?? 0), own);
+  return processTree(pid)
+    .slice(1)
+    .reduce((sum, child) => sum + (readCpuSeconds(child) ?? 0), own);
 }
 
 /**

@@ -39,12 +39,21 @@ const program = new Command()
   .option('--rounds <n>', 'rounds per workload (default 3)', integer)
   .option('--only <ids>', `comma-separated workloads: ${WORKLOAD_IDS.join(', ')}`, (text) => text.split(',').map((s) => s.trim()))
   .option('--berth-runtime <runtime>', 'build (tsc into a temp dir, default) or tsx')
-  .option('--berth-workers <n>', 'berth serve --workers for every Berth started (default 1: one process, as the figures have always been; --cluster-scaling: one per core)', integer)
+  .option(
+    '--berth-workers <n>',
+    'berth serve --workers for every Berth started (default 1: one process, as the figures have always been; --cluster-scaling: one per core)',
+    integer,
+  )
   .option('--cluster-scaling', 'only compare manifest GET throughput of berth serve with 1 worker and with --berth-workers (A/B rounds)')
-  .option('--berth-node-args <args>', 'extra node flags for Berth, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"', (text) => text.split(/\s+/).filter(Boolean))
-  .option('--big', 'also run the big-blob rows: push, GET and 8-range GET of one --big-blob-size blob (default 4g), machine limits before each server, CPU-s per GiB')
+  .option('--berth-node-args <args>', 'extra node flags for Berth, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"', (text) =>
+    text.split(/\s+/).filter(Boolean),
+  )
+  .option(
+    '--big',
+    'also run the big-blob rows: push, GET and 8-range GET of one --big-blob-size blob (default 4g), machine limits before each server, CPU-s per GiB',
+  )
   .option('--blob-size <size>', 'single-stream blob (default 1g)', size)
-  .option('--big-blob-size <size>', 'blob pushed once to watch memory, and the --big rows\' blob (default 4g)', size)
+  .option('--big-blob-size <size>', "blob pushed once to watch memory, and the --big rows' blob (default 4g)", size)
   .option('--images <n>', 'images pushed with skopeo (default 20)', integer)
   .option('--layers <n>', 'layers per image (default 5)', integer)
   .option('--layer-size <size>', 'layer size (default 4m)', size)
@@ -61,13 +70,35 @@ const program = new Command()
   .option('--metrics-instructions', 'only compare instructions per manifest GET with metrics on and off, under callgrind (slow)')
   .option('--metrics-instructions-dir <dir>', 'keep the callgrind dumps of --metrics-instructions here')
   .option('--policies-overhead', 'only compare manifest GET and push throughput with and without project policies (A/B rounds)')
-  .option('--signatures-overhead', 'only compare signed manifest GET throughput with the signature trust policy off and enforced (A/B rounds)')
-  .option('--supply-chain-overhead', 'only compare signed, scanned manifest GET throughput with the signature and vulnerability policies both off and both enforced (A/B rounds)')
-  .option('--supply-chain-inprocess', 'the same two sides as --supply-chain-overhead inside one process (policies switched between rounds, GETs through inject): CPU per GET')
-  .option('--supply-chain-instructions', 'the same two sides as --supply-chain-overhead, counted in instructions per GET under callgrind (slow)')
-  .option('--proxy-cache', 'only time pulls of one --big-blob-size layer (default 1g) directly from Distribution, through a cache project bound to it (first and cached pull) and from a normal project, in rounds')
-  .option('--upstream-rate <rate>', "with --proxy-cache: limit the upstream's replies to this rate (tc syntax, e.g. 4gbit; needs root), as for an upstream across a network")
-  .option('--instructions-warmup <n>', 'GETs before callgrind counts (--metrics-instructions, --supply-chain-instructions; default 2000)', integer)
+  .option(
+    '--signatures-overhead',
+    'only compare signed manifest GET throughput with the signature trust policy off and enforced (A/B rounds)',
+  )
+  .option(
+    '--supply-chain-overhead',
+    'only compare signed, scanned manifest GET throughput with the signature and vulnerability policies both off and both enforced (A/B rounds)',
+  )
+  .option(
+    '--supply-chain-inprocess',
+    'the same two sides as --supply-chain-overhead inside one process (policies switched between rounds, GETs through inject): CPU per GET',
+  )
+  .option(
+    '--supply-chain-instructions',
+    'the same two sides as --supply-chain-overhead, counted in instructions per GET under callgrind (slow)',
+  )
+  .option(
+    '--proxy-cache',
+    'only time pulls of one --big-blob-size layer (default 1g) directly from Distribution, through a cache project bound to it (first and cached pull) and from a normal project, in rounds',
+  )
+  .option(
+    '--upstream-rate <rate>',
+    "with --proxy-cache: limit the upstream's replies to this rate (tc syntax, e.g. 4gbit; needs root), as for an upstream across a network",
+  )
+  .option(
+    '--instructions-warmup <n>',
+    'GETs before callgrind counts (--metrics-instructions, --supply-chain-instructions; default 2000)',
+    integer,
+  )
   .option('--instructions-requests <n>', 'GETs callgrind counts (default 1000)', integer);
 
 interface Flags {
@@ -156,7 +187,9 @@ async function main(): Promise<void> {
     return;
   }
   if (flags.metricsInstructions) {
-    process.stdout.write(`\n${await runMetricsInstructions(options, { warmup: flags.instructionsWarmup ?? 2000, requests: flags.instructionsRequests ?? 1000, keepDumpsIn: flags.metricsInstructionsDir })}`);
+    process.stdout.write(
+      `\n${await runMetricsInstructions(options, { warmup: flags.instructionsWarmup ?? 2000, requests: flags.instructionsRequests ?? 1000, keepDumpsIn: flags.metricsInstructionsDir })}`,
+    );
     return;
   }
   if (flags.policiesOverhead) {
@@ -176,11 +209,15 @@ async function main(): Promise<void> {
     return;
   }
   if (flags.proxyCache) {
-    process.stdout.write(`\n${await runProxyCacheBench(options, flags.bigBlobSize ?? (options.quick ? options.bigBlobSize : PROXY_CACHE_DEFAULT_SIZE), flags.upstreamRate)}`);
+    process.stdout.write(
+      `\n${await runProxyCacheBench(options, flags.bigBlobSize ?? (options.quick ? options.bigBlobSize : PROXY_CACHE_DEFAULT_SIZE), flags.upstreamRate)}`,
+    );
     return;
   }
   if (flags.supplyChainInstructions) {
-    process.stdout.write(`\n${await runSupplyChainInstructions(options, { warmup: flags.instructionsWarmup ?? 2000, requests: flags.instructionsRequests ?? 1000, keepDumpsIn: flags.metricsInstructionsDir })}`);
+    process.stdout.write(
+      `\n${await runSupplyChainInstructions(options, { warmup: flags.instructionsWarmup ?? 2000, requests: flags.instructionsRequests ?? 1000, keepDumpsIn: flags.metricsInstructionsDir })}`,
+    );
     return;
   }
   const started = Date.now();
@@ -190,7 +227,9 @@ async function main(): Promise<void> {
   if (options.resultsDir) {
     const dir = path.resolve(ROOT, options.resultsDir);
     writeResults(dir, result, markdown);
-    process.stderr.write(`results written to ${path.relative(process.cwd(), dir) || '.'}/latest.{md,json} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+    process.stderr.write(
+      `results written to ${path.relative(process.cwd(), dir) || '.'}/latest.{md,json} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`,
+    );
   }
 }
 

@@ -67,7 +67,14 @@ export async function prepareBerthBuild(workDir: string): Promise<string> {
     .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
     .map((file) => path.join(ROOT, 'src', file));
   const esbuild = path.join(ROOT, 'node_modules/esbuild/bin/esbuild');
-  await promisify(execFile)(esbuild, [...sources, `--outdir=${path.join(buildDir, 'src')}`, '--format=esm', '--platform=node', '--target=node20', '--log-level=warning']);
+  await promisify(execFile)(esbuild, [
+    ...sources,
+    `--outdir=${path.join(buildDir, 'src')}`,
+    '--format=esm',
+    '--platform=node',
+    '--target=node20',
+    '--log-level=warning',
+  ]);
   if (!existsSync(path.join(buildDir, 'src/cli.js'))) throw new Error(`esbuild did not produce ${buildDir}/src/cli.js`);
   copyFileSync(path.join(ROOT, 'package.json'), path.join(buildDir, 'package.json'));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(buildDir, 'node_modules'));
@@ -116,7 +123,8 @@ function npmStartNodeFlags(): string[] {
 export async function startBerth(launch: BerthLaunch, start: StartOptions = {}): Promise<BenchServer> {
   const port = await freePort();
   const dataDir = await freshDataDir('berth-bench-data-', start.seedFrom);
-  const entry = launch.runtime === 'build' ? [path.join(launch.buildDir!, 'src/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
+  const entry =
+    launch.runtime === 'build' ? [path.join(launch.buildDir!, 'src/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
   const env = {
     ...withoutBerthVariables(process.env),
     BERTH_DATA_DIR: dataDir,
@@ -129,7 +137,13 @@ export async function startBerth(launch: BerthLaunch, start: StartOptions = {}):
   };
   // A seeded data directory was made by a Berth started the same way: its setup is in it already.
   for (const command of start.seedFrom ? [] : (launch.setup ?? [])) {
-    const done = spawnSync(process.execPath, [...entry, ...command.args], { cwd: ROOT, env, input: command.stdin, encoding: 'utf8', timeout: 60_000 });
+    const done = spawnSync(process.execPath, [...entry, ...command.args], {
+      cwd: ROOT,
+      env,
+      input: command.stdin,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     if (done.status !== 0) throw new Error(`berth ${command.args.join(' ')} failed (${done.status ?? done.signal}): ${done.stderr}`);
   }
   const [command, ...wrapperArgs] = [...(launch.wrapper ?? []), process.execPath];
@@ -173,7 +187,10 @@ export async function startDistribution(start: StartOptions = {}): Promise<Bench
   const configFile = path.join(dataDir, 'config.yml');
   writeFileSync(configFile, distributionConfig(dataDir, port, start.htpasswd, start.proxyOf));
   mkdirSync(path.join(dataDir, 'storage'), { recursive: true });
-  const child = spawn(DISTRIBUTION_BINARY, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
+  const child = spawn(DISTRIBUTION_BINARY, ['serve', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' },
+  });
   return watch('distribution', child, `http://127.0.0.1:${port}`, dataDir);
 }
 
@@ -193,7 +210,10 @@ export function ensureDistributionInstalled(): void {
   if (existsSync(DISTRIBUTION_BINARY)) return;
   if (process.getuid?.() !== 0) throw new Error(`${DISTRIBUTION_BINARY} is missing: apt-get install -y docker-registry (as root)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', 'docker-registry']]) {
+  for (const args of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', '--no-install-recommends', 'docker-registry'],
+  ]) {
     const result = spawnSync('apt-get', args, { env, stdio: 'inherit' });
     if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed with ${result.status}`);
   }
@@ -236,7 +256,10 @@ async function watch(kind: ServerKind, child: ChildProcess, url: string, dataDir
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
     // 401 is an answer too: a Distribution started with htpasswd auth.
-    const ok = await fetch(`${url}/v2/`).then((res) => res.status === 200 || res.status === 401, () => false);
+    const ok = await fetch(`${url}/v2/`).then(
+      (res) => res.status === 200 || res.status === 401,
+      () => false,
+    );
     if (ok) return server;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

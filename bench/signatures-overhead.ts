@@ -28,11 +28,24 @@ export function signatureSetup(publicPem: string, mode: 'off' | 'enforce'): Setu
 }
 
 /** Pushes a small image tagged latest and its cosign signature (legacy tag, one simple-signing layer). */
-export async function pushSigned(client: BenchClient, privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'], nonce: string): Promise<Blob> {
+export async function pushSigned(
+  client: BenchClient,
+  privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'],
+  nonce: string,
+): Promise<Blob> {
   const image = smallImage(nonce);
   for (const blob of [image.config, image.layer]) await client.uploadBlob(REPO, blob);
   await client.putManifest(REPO, 'latest', image.manifest);
-  const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': `bench/${REPO}` }, image: { 'docker-manifest-digest': image.manifest.digest }, type: 'cosign container image signature' }, optional: null }));
+  const payload = Buffer.from(
+    JSON.stringify({
+      critical: {
+        identity: { 'docker-reference': `bench/${REPO}` },
+        image: { 'docker-manifest-digest': image.manifest.digest },
+        type: 'cosign container image signature',
+      },
+      optional: null,
+    }),
+  );
   const layer: Blob = { digest: sha256(payload), size: payload.length, data: payload };
   const config = jsonBlob({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [layer.digest] }, config: {} });
   const signature = sign('sha256', payload, { key: privateKey, dsaEncoding: 'der' }).toString('base64');
@@ -40,14 +53,26 @@ export async function pushSigned(client: BenchClient, privateKey: ReturnType<typ
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', size: config.size, digest: config.digest },
-    layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', size: layer.size, digest: layer.digest, annotations: { 'dev.cosignproject.cosign/signature': signature } }],
+    layers: [
+      {
+        mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+        size: layer.size,
+        digest: layer.digest,
+        annotations: { 'dev.cosignproject.cosign/signature': signature },
+      },
+    ],
   });
   for (const blob of [config, layer]) await client.uploadBlob(REPO, blob);
   await client.putManifest(REPO, `${image.manifest.digest.replace(':', '-')}.sig`, manifest);
   return image.manifest;
 }
 
-async function measure(launch: BerthLaunch, options: BenchOptions, privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'], round: number): Promise<{ perSecond: number; cpuMicros: number }> {
+async function measure(
+  launch: BerthLaunch,
+  options: BenchOptions,
+  privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'],
+  round: number,
+): Promise<{ perSecond: number; cpuMicros: number }> {
   const server: BenchServer = await startBerth(launch);
   try {
     const client = new BenchClient(server.url);
@@ -55,14 +80,22 @@ async function measure(launch: BerthLaunch, options: BenchOptions, privateKey: R
     // Served (not refused) on both sides: the signature verifies.
     const first = await client.getBytes(`/v2/${REPO}/manifests/latest`, { accept: OCI_MANIFEST });
     if (first.status !== 200) throw new CheckFailed(`the signed manifest answered ${first.status}: ${first.body.toString().slice(0, 300)}`);
-    return await measureRequest(server, options, { label: 'signed manifest GET by tag', path: `/v2/${REPO}/manifests/latest`, headers: { accept: OCI_MANIFEST }, expectBody: manifest.data.toString('utf8') });
+    return await measureRequest(server, options, {
+      label: 'signed manifest GET by tag',
+      path: `/v2/${REPO}/manifests/latest`,
+      headers: { accept: OCI_MANIFEST },
+      expectBody: manifest.data.toString('utf8'),
+    });
   } finally {
     await server.stop();
   }
 }
 
 /** Runs the A/B rounds and returns a Markdown report (also logged as it goes). */
-export async function runSignaturesOverhead(options: BenchOptions, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+export async function runSignaturesOverhead(
+  options: BenchOptions,
+  log = (line: string) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const publicPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
   const buildDir = options.berthRuntime === 'build' ? await prepareBerthBuild(tempDir('berth-bench-')) : undefined;
@@ -82,7 +115,8 @@ export async function runSignaturesOverhead(options: BenchOptions, log = (line: 
   }
   const rps = (side: Side) => median(results[side].map((f) => f.perSecond));
   const cpu = (side: Side) => median(results[side].map((f) => f.cpuMicros));
-  const row = (side: Side, label: string) => `| ${label} | ${rps(side).toFixed(0)} | ${cpu(side).toFixed(0)} | ${results[side].map((f) => `${f.perSecond.toFixed(0)} / ${f.cpuMicros.toFixed(0)}`).join(', ')} |`;
+  const row = (side: Side, label: string) =>
+    `| ${label} | ${rps(side).toFixed(0)} | ${cpu(side).toFixed(0)} | ${results[side].map((f) => `${f.perSecond.toFixed(0)} / ${f.cpuMicros.toFixed(0)}`).join(', ')} |`;
   return [
     `## Signature policy overhead: signed manifest GET by tag (${options.connections} connections, ${options.durationSeconds} s, ${options.rounds} A/B rounds)`,
     '',

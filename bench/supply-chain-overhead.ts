@@ -35,7 +35,9 @@ type PrivateKey = ReturnType<typeof generateKeyPairSync>['privateKey'];
  * dominate the run-to-run noise of the total (bench/metrics-instructions.ts's caveat).
  */
 async function mainThreadInstructions(dump: string): Promise<number | null> {
-  const { stdout } = await promisify(execFile)('callgrind_annotate', ['--inclusive=yes', '--threshold=100', dump], { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)('callgrind_annotate', ['--inclusive=yes', '--threshold=100', dump], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const line = /^\s*([\d,]+)\s+\([\d.]+%\)\s+\S*__libc_start_main/m.exec(stdout);
   return line ? Number(line[1]!.replace(/,/g, '')) : null;
 }
@@ -49,7 +51,9 @@ function writeOsvDatabase(): string {
     modified: '2026-01-01T00:00:00Z',
     aliases: ['CVE-2099-9999'],
     summary: 'bench advisory',
-    affected: [{ package: { ecosystem: 'npm', name: 'bench-pkg' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '2.0.0' }] }] }],
+    affected: [
+      { package: { ecosystem: 'npm', name: 'bench-pkg' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '2.0.0' }] }] },
+    ],
     database_specific: { severity: 'HIGH' },
   };
   writeFileSync(path.join(dir, 'BENCH-2099-0001.json'), JSON.stringify(advisory));
@@ -71,31 +75,48 @@ export function supplyChainSetup(publicPem: string, osvDir: string, mode: 'off' 
 function prepareSigned(privateKey: PrivateKey, nonce: string, side: Side): PrepareGet {
   return async (client: BenchClient, baseUrl: string) => {
     const manifest = await pushSigned(client, privateKey, nonce);
-    const scan = await fetch(`${baseUrl}/api/v1/projects/bench/repositories/${REPO.slice('bench/'.length)}/artifacts/${manifest.digest}/scan`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ packages: [{ ecosystem: 'npm', name: 'bench-pkg', version: '2.0.0' }] }),
-    });
+    const scan = await fetch(
+      `${baseUrl}/api/v1/projects/bench/repositories/${REPO.slice('bench/'.length)}/artifacts/${manifest.digest}/scan`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ packages: [{ ecosystem: 'npm', name: 'bench-pkg', version: '2.0.0' }] }),
+      },
+    );
     const scanned = (await scan.json()) as { status?: string; findings?: unknown[]; error?: string };
-    if (scan.status !== 200 || scanned.status !== 'complete' || scanned.findings?.length !== 0) throw new CheckFailed(`the scan answered ${scan.status}: ${JSON.stringify(scanned).slice(0, 300)}`);
+    if (scan.status !== 200 || scanned.status !== 'complete' || scanned.findings?.length !== 0)
+      throw new CheckFailed(`the scan answered ${scan.status}: ${JSON.stringify(scanned).slice(0, 300)}`);
     const first = await client.getBytes(`/v2/${REPO}/manifests/latest`, { accept: OCI_MANIFEST });
-    if (first.status !== 200) throw new CheckFailed(`the signed, clean manifest answered ${first.status}: ${first.body.toString().slice(0, 300)}`);
+    if (first.status !== 200)
+      throw new CheckFailed(`the signed, clean manifest answered ${first.status}: ${first.body.toString().slice(0, 300)}`);
     // Enforcement really on (or off): an unsigned, unscanned image in the same project.
     const other = smallImage(`${nonce}-unsigned`);
     for (const blob of [other.config, other.layer]) await client.uploadBlob(REPO, blob);
     await client.putManifest(REPO, 'unsigned', other.manifest);
     const refused = await client.getBytes(`/v2/${REPO}/manifests/unsigned`, { accept: OCI_MANIFEST });
     const want = side === 'enforced' ? 403 : 200;
-    if (refused.status !== want) throw new CheckFailed(`side ${side}: an unsigned, unscanned manifest answered ${refused.status}, expected ${want}`);
+    if (refused.status !== want)
+      throw new CheckFailed(`side ${side}: an unsigned, unscanned manifest answered ${refused.status}, expected ${want}`);
     return { path: `/v2/${REPO}/manifests/latest`, expected: manifest.data.toString('utf8') };
   };
 }
 
-async function measure(launch: BerthLaunch, options: BenchOptions, privateKey: PrivateKey, side: Side, round: number): Promise<{ perSecond: number; cpuMicros: number }> {
+async function measure(
+  launch: BerthLaunch,
+  options: BenchOptions,
+  privateKey: PrivateKey,
+  side: Side,
+  round: number,
+): Promise<{ perSecond: number; cpuMicros: number }> {
   const server: BenchServer = await startBerth(launch);
   try {
     const get = await prepareSigned(privateKey, `sc-${side}-${round}`, side)(new BenchClient(server.url), server.url);
-    return await measureRequest(server, options, { label: 'signed, scanned manifest GET by tag', path: get.path, headers: { accept: OCI_MANIFEST }, expectBody: get.expected });
+    return await measureRequest(server, options, {
+      label: 'signed, scanned manifest GET by tag',
+      path: get.path,
+      headers: { accept: OCI_MANIFEST },
+      expectBody: get.expected,
+    });
   } finally {
     await server.stop();
   }
@@ -117,7 +138,10 @@ async function launchesOf(options: BenchOptions): Promise<{ launches: Record<Sid
 }
 
 /** Runs the A/B rounds (one discarded warm-up measurement per side first) and returns a Markdown report. */
-export async function runSupplyChainOverhead(options: BenchOptions, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+export async function runSupplyChainOverhead(
+  options: BenchOptions,
+  log = (line: string) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const { launches, privateKey } = await launchesOf(options);
   for (const side of ['off', 'enforced'] as Side[]) {
     const f = await measure(launches[side], options, privateKey, side, -1);
@@ -134,7 +158,8 @@ export async function runSupplyChainOverhead(options: BenchOptions, log = (line:
   }
   const rps = (side: Side) => median(results[side].map((f) => f.perSecond));
   const cpu = (side: Side) => median(results[side].map((f) => f.cpuMicros));
-  const row = (side: Side, label: string) => `| ${label} | ${rps(side).toFixed(0)} | ${cpu(side).toFixed(0)} | ${results[side].map((f) => `${f.perSecond.toFixed(0)} / ${f.cpuMicros.toFixed(0)}`).join(', ')} |`;
+  const row = (side: Side, label: string) =>
+    `| ${label} | ${rps(side).toFixed(0)} | ${cpu(side).toFixed(0)} | ${results[side].map((f) => `${f.perSecond.toFixed(0)} / ${f.cpuMicros.toFixed(0)}`).join(', ')} |`;
   return [
     `## Supply-chain policies overhead: signed, scanned manifest GET by tag (${options.connections} connections, ${options.durationSeconds} s, ${options.rounds} A/B rounds)`,
     '',
@@ -149,7 +174,11 @@ export async function runSupplyChainOverhead(options: BenchOptions, log = (line:
 }
 
 /** The same two sides under callgrind: instructions per GET, A/B rounds. */
-export async function runSupplyChainInstructions(options: BenchOptions, counts: InstructionCounts, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+export async function runSupplyChainInstructions(
+  options: BenchOptions,
+  counts: InstructionCounts,
+  log = (line: string) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const { launches, privateKey } = await launchesOf(options);
   const dumps = counts.keepDumpsIn ?? tempDir('berth-callgrind-dumps-');
   const results: Record<Side, number[]> = { off: [], enforced: [] };
@@ -158,17 +187,29 @@ export async function runSupplyChainInstructions(options: BenchOptions, counts: 
     const order: Side[] = round % 2 === 0 ? ['off', 'enforced'] : ['enforced', 'off'];
     for (const side of order) {
       const name = `supply-chain-${side}.${round + 1}`;
-      const perRequest = await instructionsPerGet(launches[side], { ...counts, keepDumpsIn: dumps }, tempDir('berth-callgrind-'), name, prepareSigned(privateKey, `sci-${side}-${round}`, side));
+      const perRequest = await instructionsPerGet(
+        launches[side],
+        { ...counts, keepDumpsIn: dumps },
+        tempDir('berth-callgrind-'),
+        name,
+        prepareSigned(privateKey, `sci-${side}-${round}`, side),
+      );
       results[side].push(perRequest);
       const main = await mainThreadInstructions(path.join(dumps, `callgrind.${name}`));
       if (main !== null) mainThread[side].push(main / counts.requests);
-      log(`[round ${round + 1}/${options.rounds}] ${side}: ${Math.round(perRequest)} instructions/request${main === null ? '' : `, ${Math.round(main / counts.requests)} on the main thread`}`);
+      log(
+        `[round ${round + 1}/${options.rounds}] ${side}: ${Math.round(perRequest)} instructions/request${main === null ? '' : `, ${Math.round(main / counts.requests)} on the main thread`}`,
+      );
     }
   }
   const off = median(results.off);
   const on = median(results.enforced);
-  const main = (side: Side) => (mainThread[side].length > 0 ? `${Math.round(median(mainThread[side]))} (${mainThread[side].map((n) => Math.round(n)).join(', ')})` : 'n/a');
-  const row = (side: Side, label: string) => `| ${label} | ${Math.round(median(results[side]))} | ${results[side].map((n) => Math.round(n)).join(', ')} | ${main(side)} |`;
+  const main = (side: Side) =>
+    mainThread[side].length > 0
+      ? `${Math.round(median(mainThread[side]))} (${mainThread[side].map((n) => Math.round(n)).join(', ')})`
+      : 'n/a';
+  const row = (side: Side, label: string) =>
+    `| ${label} | ${Math.round(median(results[side]))} | ${results[side].map((n) => Math.round(n)).join(', ')} | ${main(side)} |`;
   return [
     `## Supply-chain policies overhead in instructions: signed, scanned manifest GET by tag (callgrind, ${counts.requests} requests after ${counts.warmup} warm-up, ${options.rounds} A/B rounds)`,
     '',
@@ -179,7 +220,9 @@ export async function runSupplyChainInstructions(options: BenchOptions, counts: 
     '',
     `Instructions per request enforced / off: ${((on / off) * 100).toFixed(1)} % (${on >= off ? '+' : ''}${Math.round(on - off)} per request; target: within 10 %).`,
     ...(mainThread.off.length > 0 && mainThread.enforced.length > 0
-      ? [`Main thread only (V8's compiler and GC threads left out): ${((median(mainThread.enforced) / median(mainThread.off)) * 100).toFixed(1)} %.`]
+      ? [
+          `Main thread only (V8's compiler and GC threads left out): ${((median(mainThread.enforced) / median(mainThread.off)) * 100).toFixed(1)} %.`,
+        ]
       : []),
     '',
   ].join('\n');
@@ -193,7 +236,11 @@ export async function runSupplyChainInstructions(options: BenchOptions, counts: 
  * process's CPU time per GET is compared, over alternating rounds. Load on a shared machine
  * still adds noise to each round, but not a bias to one side.
  */
-export async function runSupplyChainInProcess(options: BenchOptions, requests = 4000, log = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
+export async function runSupplyChainInProcess(
+  options: BenchOptions,
+  requests = 4000,
+  log = (line: string) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const [{ default: pino }, { configSchema }, { resolveConfigPaths }, { startServer }, { VulnDb }, { readOsvSource }] = await Promise.all([
     import('pino'),
     import('../src/config/schema.js'),
@@ -203,7 +250,9 @@ export async function runSupplyChainInProcess(options: BenchOptions, requests = 
     import('../src/scanning/sources.js'),
   ]);
   const dataDir = tempDir('berth-bench-inprocess-');
-  const config = resolveConfigPaths(configSchema.parse({ data: { dir: dataDir }, http: { addr: '127.0.0.1:0' }, log: { level: 'silent' } }));
+  const config = resolveConfigPaths(
+    configSchema.parse({ data: { dir: dataDir }, http: { addr: '127.0.0.1:0' }, log: { level: 'silent' } }),
+  );
   const server = await startServer(config, pino({ level: 'silent' }));
   try {
     const c = server.composition;
@@ -218,11 +267,19 @@ export async function runSupplyChainInProcess(options: BenchOptions, requests = 
     if (scan.status !== 'complete' || scan.findings.length !== 0) throw new CheckFailed(`the scan: ${JSON.stringify(scan).slice(0, 300)}`);
     const set = async (mode: 'off' | 'enforce') => {
       await c.signatures.setPolicy(actor, 'bench', { mode, inheritIndex: true });
-      await c.vulnPolicy.setPolicy(actor, 'bench', { mode, severity: 'high', allowlist: [], unscanned: 'deny', graceSeconds: 0, inheritIndex: true });
+      await c.vulnPolicy.setPolicy(actor, 'bench', {
+        mode,
+        severity: 'high',
+        allowlist: [],
+        unscanned: 'deny',
+        graceSeconds: 0,
+        inheritIndex: true,
+      });
     };
     const get = async () => {
       const res = await server.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/latest`, headers: { accept: OCI_MANIFEST } });
-      if (res.statusCode !== 200 || res.body !== manifest.data.toString('utf8')) throw new CheckFailed(`manifest GET answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
+      if (res.statusCode !== 200 || res.body !== manifest.data.toString('utf8'))
+        throw new CheckFailed(`manifest GET answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
     };
     const measureSide = async (mode: 'off' | 'enforce') => {
       await set(mode);

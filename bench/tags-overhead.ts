@@ -64,28 +64,51 @@ async function main(): Promise<void> {
   const stores = await openStores(resolveConfigPaths(configSchema.parse({ data: { dir }, log: { level: 'silent' } })));
   try {
     const options = { deleteEnabled: true, maxManifestSize: 4 << 20, maxBlobSize: 0, maxConcurrentUploads: 100, maxPageSize: 1000 };
-    const withPolicy = new PolicyHooks().register(immutableTagsPolicy(stores.tags, new ImmutableRules())).register(tagHistoryPolicy(stores.tags));
-    const sides = { policy: new Registry(stores.blobs, stores.metadata, options, withPolicy), none: new Registry(stores.blobs, stores.metadata, options, new PolicyHooks()) };
+    const withPolicy = new PolicyHooks()
+      .register(immutableTagsPolicy(stores.tags, new ImmutableRules()))
+      .register(tagHistoryPolicy(stores.tags));
+    const sides = {
+      policy: new Registry(stores.blobs, stores.metadata, options, withPolicy),
+      none: new Registry(stores.blobs, stores.metadata, options, new PolicyHooks()),
+    };
     await stores.auth.createProject({ name: 'bench', public: true, createdBy: null });
     await stores.metadata.transaction(async (tx) => {
       for (let i = 0; i < 10; i++) {
-        await stores.tags.within(tx).addRule('bench', { repository: { pattern: '**', decoration: 'matches' }, tag: { pattern: `release-${i}-*`, decoration: 'matches' }, disabled: false }, 'bench', new Date());
+        await stores.tags.within(tx).addRule(
+          'bench',
+          {
+            repository: { pattern: '**', decoration: 'matches' },
+            tag: { pattern: `release-${i}-*`, decoration: 'matches' },
+            disabled: false,
+          },
+          'bench',
+          new Date(),
+        );
       }
     });
     const repos = { policy: 'bench/with-rules', none: 'bench/without' };
     const digests = { policy: await seed(stores, repos.policy), none: await seed(stores, repos.none) };
-    const times: Record<'policy' | 'none', { push: number[]; get: number[] }> = { policy: { push: [], get: [] }, none: { push: [], get: [] } };
+    const times: Record<'policy' | 'none', { push: number[]; get: number[] }> = {
+      policy: { push: [], get: [] },
+      none: { push: [], get: [] },
+    };
     let n = 0;
     for (let round = 0; round < ROUNDS; round++) {
       for (const side of ['policy', 'none'] as const) {
-        times[side].push.push(await cpuPerOp(() => sides[side].putManifest(repos[side], 'latest', manifest(digests[side].config, digests[side].layer, n++), MEDIA)));
+        times[side].push.push(
+          await cpuPerOp(() =>
+            sides[side].putManifest(repos[side], 'latest', manifest(digests[side].config, digests[side].layer, n++), MEDIA),
+          ),
+        );
         times[side].get.push(await cpuPerOp(() => sides[side].getManifest(repos[side], 'latest', { accept: MEDIA, pull: true })));
       }
     }
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
     for (const op of ['push', 'get'] as const) {
       const [p, none] = [median(times.policy[op]), median(times.none[op])];
-      console.log(`${op}: ${p.toFixed(0)} µs CPU with immutable-tags + history, ${none.toFixed(0)} µs without (${(((p - none) / none) * 100).toFixed(1)} %)`);
+      console.log(
+        `${op}: ${p.toFixed(0)} µs CPU with immutable-tags + history, ${none.toFixed(0)} µs without (${(((p - none) / none) * 100).toFixed(1)} %)`,
+      );
     }
   } finally {
     await stores.close();

@@ -39,7 +39,10 @@ function newestMtime(dir) {
 function stale() {
   if (!existsSync(stamp) || !existsSync(path.join(root, 'dist', 'src', 'cli.js'))) return 'no build yet';
   const built = statSync(stamp).mtimeMs;
-  const inputs = [newestMtime(path.join(root, 'src')), ...['tsconfig.json', 'tsconfig.build.json'].map((f) => statSync(path.join(root, f)).mtimeMs)];
+  const inputs = [
+    newestMtime(path.join(root, 'src')),
+    ...['tsconfig.json', 'tsconfig.build.json'].map((f) => statSync(path.join(root, f)).mtimeMs),
+  ];
   return Math.max(...inputs) > built ? 'sources changed since the last build' : null;
 }
 
@@ -60,7 +63,10 @@ function buildUi(reason) {
   }
   say(`${reason}: building the web UI into dist/ui/ (vite)…`);
   const started = Date.now();
-  const result = spawnSync(process.execPath, [vite, 'build', '--config', path.join(root, 'ui', 'vite.config.ts'), '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [vite, 'build', '--config', path.join(root, 'ui', 'vite.config.ts'), '--logLevel', 'warn'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (result.status !== 0) {
     say(`vite build failed (exit ${result.status ?? result.signal})`);
     process.exit(result.status ?? 1);

@@ -70,7 +70,11 @@ const program = new Command()
 program
   .command('serve')
   .description('run the registry server')
-  .option('-w, --workers <n>', 'worker processes serving HTTP on the same port: a number, or auto for one per core (default: server.workers, auto)', parseWorkers)
+  .option(
+    '-w, --workers <n>',
+    'worker processes serving HTTP on the same port: a number, or auto for one per core (default: server.workers, auto)',
+    parseWorkers,
+  )
   .action(async (options: { workers?: number | 'auto' }) => {
     const config = await loadConfigured();
     const { joinCluster, runPrimary, workerCount, workerPlace } = await import('./cluster.js');
@@ -91,7 +95,10 @@ program
     const { compactWhenIdle } = await import('./idle-compaction.js');
     const compaction = compactWhenIdle({
       onCompaction: ({ when, ms, heapBefore, heapAfter }) =>
-        server.app.log.debug({ when, ms: Math.round(ms), heapMB: [heapBefore, heapAfter].map((b) => Math.round(b / 1e6)) }, 'heap compacted'),
+        server.app.log.debug(
+          { when, ms: Math.round(ms), heapMB: [heapBefore, heapAfter].map((b) => Math.round(b / 1e6)) },
+          'heap compacted',
+        ),
     });
     let stopping = false;
     const stop = async (signal: string) => {

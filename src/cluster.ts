@@ -80,7 +80,8 @@ export async function runPrimary(count: number, logger: Logger): Promise<number>
         return;
       case 'publish':
         for (const { worker } of workers.values()) {
-          if (worker !== from && worker.isConnected()) worker.send({ berth: 'peer', topic: message.topic, payload: message.payload } satisfies Message);
+          if (worker !== from && worker.isConnected())
+            worker.send({ berth: 'peer', topic: message.topic, payload: message.payload } satisfies Message);
         }
         return;
       case 'metrics': {
@@ -128,7 +129,8 @@ export async function runPrimary(count: number, logger: Logger): Promise<number>
   const start = (index: number): Promise<string> =>
     new Promise<string>((resolve, reject) => {
       const worker = fork(index);
-      const early = (code: number | null) => reject(Object.assign(new Error(`worker ${index} exited with ${code ?? 'a signal'} before listening`), { exitCode: code ?? 1 }));
+      const early = (code: number | null) =>
+        reject(Object.assign(new Error(`worker ${index} exited with ${code ?? 'a signal'} before listening`), { exitCode: code ?? 1 }));
       worker.once('exit', early);
       listening.set(index, (url) => {
         listening.delete(index);
@@ -141,11 +143,14 @@ export async function runPrimary(count: number, logger: Logger): Promise<number>
     if (stopping) return;
     stopping = true;
     logger.info({ signal, workers: workers.size }, 'shutting down: every worker finishes its requests');
-    const exits = [...workers.values()].map(({ worker }) => new Promise<void>((resolve) => {
-      if (worker.isDead()) return resolve();
-      worker.once('exit', () => resolve());
-      worker.process.kill('SIGTERM');
-    }));
+    const exits = [...workers.values()].map(
+      ({ worker }) =>
+        new Promise<void>((resolve) => {
+          if (worker.isDead()) return resolve();
+          worker.once('exit', () => resolve());
+          worker.process.kill('SIGTERM');
+        }),
+    );
     await Promise.all(exits);
   };
 
@@ -207,7 +212,8 @@ export function joinCluster(): ClusterMember | null {
     } else if (message.berth === 'metrics-result') {
       const pending = scrapes.get(message.id);
       scrapes.delete(message.id);
-      if (message.error !== undefined || message.body === undefined) pending?.reject(new Error(`cluster metrics: ${message.error ?? 'no answer'}`));
+      if (message.error !== undefined || message.body === undefined)
+        pending?.reject(new Error(`cluster metrics: ${message.error ?? 'no answer'}`));
       else pending?.resolve({ contentType: message.contentType ?? 'text/plain; version=0.0.4; charset=utf-8', body: message.body });
     }
   });

@@ -111,7 +111,10 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   // Vulnerabilities: a pull of a manifest whose last scan has findings at or above the project's threshold (or unscanned,
   // when the policy says so) is refused or recorded; verdicts cached like signatures', signature artifacts exempt alike.
   const vulnCache = new VulnVerdictCache(stores.vulnPolicies);
-  const vulnReads = { scans: stores.vulndb, isExempt: (repository: string, digest: string) => trustCache.isArtifact(artifacts, repository, digest) };
+  const vulnReads = {
+    scans: stores.vulndb,
+    isExempt: (repository: string, digest: string) => trustCache.isArtifact(artifacts, repository, digest),
+  };
   policies.register(vulnerabilityPolicy(stores.vulnPolicies, vulnCache, vulnReads, vulnViolationRecorder(metadata, auditWriter, logger)));
   // Keep last: tag history records each tag change once every policy above has agreed to it.
   policies.register(tagHistoryPolicy(stores.tags));
@@ -176,12 +179,17 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const proxyCache = new ProxyCache(
     stores.proxyCache,
     stores.registries,
-    { blobs, link: (repository, digest, size, lastAppendAt) => registry.linkCachedBlob(repository, digest, size, lastAppendAt), spoolDir: path.join(config.data.dir, 'proxy-spool') },
+    {
+      blobs,
+      link: (repository, digest, size, lastAppendAt) => registry.linkCachedBlob(repository, digest, size, lastAppendAt),
+      spoolDir: path.join(config.data.dir, 'proxy-spool'),
+    },
     {
       core: {
         byDigest: (repository, digest) => metadata.manifests.get(repository, digest),
         byTag: (repository, tag) => metadata.manifests.byTag(repository, tag),
-        store: async (repository, reference, payload, mediaType) => void (await registry.storeCachedManifest(repository, reference, payload, mediaType)),
+        store: async (repository, reference, payload, mediaType) =>
+          void (await registry.storeCachedManifest(repository, reference, payload, mediaType)),
         admitBlob: (repository, digest, size) => registry.admitCachedBlob(repository, digest, size),
         deleteTag: (repository, tag, digest) => registry.deleteCachedTag(repository, tag, digest),
       },
@@ -190,10 +198,21 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
       defaultTagTtlMs: durationMs(proxyConfig.tagttl),
       keepDeletedTags: proxyConfig.keepdeletedtags,
       linked: (repository, digest) => metadata.repositories.linkedBlob(repository, digest),
-      onFillFailed: (repository, digest, err) => logger.warn({ repository, digest, err: err.message, stack: process.env.BERTH_DEBUG_FILL ? err.stack : undefined }, 'pull-through cache: blob download failed; nothing was stored'),
+      onFillFailed: (repository, digest, err) =>
+        logger.warn(
+          { repository, digest, err: err.message, stack: process.env.BERTH_DEBUG_FILL ? err.stack : undefined },
+          'pull-through cache: blob download failed; nothing was stored',
+        ),
     },
     proxyMetrics(metrics),
-    proxyConfig.remoteurl ? { remoteurl: proxyConfig.remoteurl, username: proxyConfig.username, password: proxyConfig.password, tagTtlMs: durationMs(proxyConfig.tagttl) } : null,
+    proxyConfig.remoteurl
+      ? {
+          remoteurl: proxyConfig.remoteurl,
+          username: proxyConfig.username,
+          password: proxyConfig.password,
+          tagTtlMs: durationMs(proxyConfig.tagttl),
+        }
+      : null,
   );
   registry.attachReadThrough(proxyCache);
   policies.register(proxyCachePolicy(proxyCache, proxyConfig.remoteurl ?? null));
@@ -203,7 +222,12 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   const eventsConfig = config.events;
   const jobs: Job[] = [
     dispatchJob(events, durationMs(eventsConfig.interval)),
-    pruneJob(stores.outbox, events.consumerNames, durationMs(eventsConfig.retention), Math.min(durationMs(eventsConfig.retention), 3_600_000)),
+    pruneJob(
+      stores.outbox,
+      events.consumerNames,
+      durationMs(eventsConfig.retention),
+      Math.min(durationMs(eventsConfig.retention), 3_600_000),
+    ),
     pullFlushJob(pulls, durationMs(eventsConfig.pullflushinterval)),
     jobHistoryPruneJob(stores.jobs),
     sessionPurgeJob(stores.sessions, { ttlMs: durationMs(config.ui.sessionttl), idleMs: durationMs(config.ui.sessionidle) }),
@@ -224,7 +248,9 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   logger.debug({ policies: policies.describe(), consumers: events.consumerNames, jobs: jobs.map((j) => j.name) }, 'composed');
   const signatures = new SignatureService(metadata, stores.signatures, trustCache, artifacts, auditWriter);
   // SBOMs read the layers through core and attach as referrers through core's write path; scans list packages from them.
-  const sbom = new SbomService(coreArtifactStore(registry, metadata), sqliteRpmDbReader, { registryHost: config.http.host ? new URL(config.http.host).host : config.http.addr });
+  const sbom = new SbomService(coreArtifactStore(registry, metadata), sqliteRpmDbReader, {
+    registryHost: config.http.host ? new URL(config.http.host).host : config.http.addr,
+  });
   const scanning = new ArtifactScanner(
     metadata,
     stores.vulndb,
@@ -235,7 +261,10 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   );
   const vulnPolicy = new VulnPolicyService(metadata, stores.vulnPolicies, vulnCache, auditWriter);
   // The queue worker and the rescan after a database import (leased jobs, never on a push's path); SBOMs reach it as a port.
-  const sbomPort = { generate: (repository: string, digest: string) => sbom.generate(repository, digest, { actor: null }), has: async (repository: string, digest: string) => (await sbom.find(repository, digest)).length > 0 };
+  const sbomPort = {
+    generate: (repository: string, digest: string) => sbom.generate(repository, digest, { actor: null }),
+    has: async (repository: string, digest: string) => (await sbom.find(repository, digest)).length > 0,
+  };
   const supplyChain = new SupplyChainService(metadata, stores.supplyChain, stores.vulndb, scanning, sbomPort, {
     concurrency: config.scanning.concurrency,
     intervalMs: durationMs(config.scanning.interval),
@@ -246,10 +275,38 @@ export function compose(config: BerthConfig, stores: Stores, logger: Logger, met
   supplyChainMetrics(metrics, stores.vulndb, stores.supplyChain);
   const oidc = new OidcService(config.auth.oidc, stores.oidc);
   const registries = new RegistryService(stores.registries);
-  registries.addUsageCheck(async (endpoint) => (await stores.replication.policiesUsing(endpoint.name)).map((p) => `replication policy ${p}`));
-  const proxyService = new ProxyCacheService(stores.proxyCache, stores.registries, proxyCache, proxyCachePolicyOnBind(stores.retention, durationMs(proxyConfig.ttl)));
+  registries.addUsageCheck(async (endpoint) =>
+    (await stores.replication.policiesUsing(endpoint.name)).map((p) => `replication policy ${p}`),
+  );
+  const proxyService = new ProxyCacheService(
+    stores.proxyCache,
+    stores.registries,
+    proxyCache,
+    proxyCachePolicyOnBind(stores.retention, durationMs(proxyConfig.ttl)),
+  );
   registries.addUsageCheck((endpoint) => proxyService.usersOf(endpoint.id));
-  return { oidc, registry, policies, pulls, events, gc, jobs, metrics, quotas: new QuotaService(stores.quotas), tags, retention, webhooks, signatures, scanning, vulnPolicy, sbom, supplyChain, registries, proxyCache: { cache: proxyCache, service: proxyService }, replication };
+  return {
+    oidc,
+    registry,
+    policies,
+    pulls,
+    events,
+    gc,
+    jobs,
+    metrics,
+    quotas: new QuotaService(stores.quotas),
+    tags,
+    retention,
+    webhooks,
+    signatures,
+    scanning,
+    vulnPolicy,
+    sbom,
+    supplyChain,
+    registries,
+    proxyCache: { cache: proxyCache, service: proxyService },
+    replication,
+  };
 }
 
 /** The Harbor scanner adapter client (scanning.scanner.kind: harbor), or null for the built-in matcher; the server attaches its credentials. */
@@ -271,9 +328,13 @@ export function scannerCredentials(config: BerthConfig, auth: AuthService): Pull
   return {
     async pullOnly(repository, requester, lifetimeMs) {
       if (config.auth.mode === 'none') return null;
-      if (!auth.issuer) throw new ScannerError(`a Harbor scanner adapter needs auth.mode token with Berth's own token server (auth.mode is ${config.auth.mode}${usesExternalIssuer(config.auth) ? ' with an external issuer' : ''}): Berth hands the adapter a short-lived pull-only token`);
+      if (!auth.issuer)
+        throw new ScannerError(
+          `a Harbor scanner adapter needs auth.mode token with Berth's own token server (auth.mode is ${config.auth.mode}${usesExternalIssuer(config.auth) ? ' with an external issuer' : ''}): Berth hands the adapter a short-lived pull-only token`,
+        );
       const identity = (requester ?? { kind: 'anonymous' }) as Identity;
-      if (identity.kind === 'anonymous') throw new ScannerError('a scan with a Harbor scanner adapter needs a signed-in caller: the pull token is issued on their behalf');
+      if (identity.kind === 'anonymous')
+        throw new ScannerError('a scan with a Harbor scanner adapter needs a signed-in caller: the pull token is issued on their behalf');
       const issued = await auth.issuer.issue(identity, [{ type: 'repository', name: repository, actions: ['pull'] }], lifetimeMs);
       return `Bearer ${issued.token}`;
     },

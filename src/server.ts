@@ -52,7 +52,11 @@ export function createLogger(config: BerthConfig): Logger {
  * of a `berth serve` cluster (`member`, src/cluster.ts) it runs the background jobs only in
  * worker 0, answers /metrics with every worker's sum, and names itself in a `Berth-Worker` header.
  */
-export async function startServer(config: BerthConfig, logger: Logger = createLogger(config), member: ClusterMember | null = null): Promise<RunningServer> {
+export async function startServer(
+  config: BerthConfig,
+  logger: Logger = createLogger(config),
+  member: ClusterMember | null = null,
+): Promise<RunningServer> {
   const metrics = createMetrics(config, logger);
   if (metrics && member) metrics.prom.joinClusterAggregation();
   const stores = await openStores(config, logger, metrics?.storeInstruments());
@@ -74,7 +78,9 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   const { registry, gc } = composition;
   // OIDC's browser login and CLI secrets use auth's keys, token issuer and identity sources; discovery starts now, in the background.
   composition.oidc.attach(auth);
-  composition.oidc.warmUp((provider, err) => logger.warn({ provider, err: (err as Error).message }, 'OIDC provider discovery failed; retried at its next use'));
+  composition.oidc.warmUp((provider, err) =>
+    logger.warn({ provider, err: (err as Error).message }, 'OIDC provider discovery failed; retried at its next use'),
+  );
   const scheduler = new Scheduler(logger, stores.leases, stores.jobs, metrics?.jobs);
   for (const job of composition.jobs) scheduler.add(job);
   if (metrics) {
@@ -89,16 +95,23 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
       ready: () => registry.check(),
     });
   }
-  const appMetrics: AppMetrics | undefined = metrics ? {
-    http: metrics.http,
-    scrape: member ? () => member.scrape() : () => metrics.scrape(),
-    serve: config.metrics.addr === undefined,
-    auth: config.metrics.auth,
-  } : undefined;
+  const appMetrics: AppMetrics | undefined = metrics
+    ? {
+        http: metrics.http,
+        scrape: member ? () => member.scrape() : () => metrics.scrape(),
+        serve: config.metrics.addr === undefined,
+        auth: config.metrics.auth,
+      }
+    : undefined;
   const tls = config.http.tls;
   // Client certificates (http.tls.clientcas, src/auth/mtls): asked for on the TLS listener, in front of auth's policy.
   const clientCerts = tls ? openClientCertificateAuth(tls, auth, logger) : null;
-  const secureContext = (): SecureContextOptions => ({ cert: readFileSync(tls!.certificate), key: readFileSync(tls!.key), minVersion: 'TLSv1.2', ...clientCerts?.listener.contextOptions() });
+  const secureContext = (): SecureContextOptions => ({
+    cert: readFileSync(tls!.certificate),
+    key: readFileSync(tls!.key),
+    minVersion: 'TLSv1.2',
+    ...clientCerts?.listener.contextOptions(),
+  });
   const app = buildApp({
     gc: { collector: gc.collector, usage: stores.usage },
     jobs: { list: () => scheduler.list(), history: stores.jobs },
@@ -116,19 +129,28 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
     proxyCache: composition.proxyCache.service,
     proxyCacheDefaultTtlMs: durationMs(config.proxy.tagttl),
     replication: composition.replication,
-    sessions: new BrowserSessions(stores.sessions, auth.authenticator, { ttlMs: durationMs(config.ui.sessionttl), idleMs: durationMs(config.ui.sessionidle) }),
+    sessions: new BrowserSessions(stores.sessions, auth.authenticator, {
+      ttlMs: durationMs(config.ui.sessionttl),
+      idleMs: durationMs(config.ui.sessionidle),
+    }),
     browse: {
       service: new BrowseService(stores.browse, composition.signatures),
       registry,
       system: systemInfo(config),
       runJob: (name) => scheduler.runNow(name),
       jobNames: () => scheduler.list().map((j) => j.name),
-      oidcProviders: () => composition.oidc.list('').filter((p) => p.login !== null).map((p) => ({ name: p.name, displayName: p.name })),
+      oidcProviders: () =>
+        composition.oidc
+          .list('')
+          .filter((p) => p.login !== null)
+          .map((p) => ({ name: p.name, displayName: p.name })),
     },
     registry,
     access: clientCerts?.policy ?? auth.policy,
     auth,
-    clientCertificates: clientCerts ? { peer: (socket) => clientCerts.listener.peer(socket), authenticator: clientCerts.authenticator } : undefined,
+    clientCertificates: clientCerts
+      ? { peer: (socket) => clientCerts.listener.peer(socket), authenticator: clientCerts.authenticator }
+      : undefined,
     trustProxy: config.http.trustproxy,
     logger,
     headersTimeout: durationMs(config.http.headerstimeout),
@@ -167,7 +189,8 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
   }
   // A Harbor scanner adapter pulls from Berth with pull-only tokens for the repository it scans.
   composition.scanning.remote?.attach(scannerCredentials(config, auth), config.scanning.scanner.registryurl ?? config.http.host ?? url);
-  const metricsListener = appMetrics && config.metrics.addr ? await listenForMetrics(...hostPort(config.metrics.addr), appMetrics.scrape) : undefined;
+  const metricsListener =
+    appMetrics && config.metrics.addr ? await listenForMetrics(...hostPort(config.metrics.addr), appMetrics.scrape) : undefined;
   if (metricsListener) logger.info({ url: `${metricsListener.url}/metrics` }, 'metrics are served on their own listener');
 
   return {
@@ -211,8 +234,14 @@ export async function startServer(config: BerthConfig, logger: Logger = createLo
 /** The process's metrics (null with metrics.enabled false); gauge queries that fail are logged, scrapes still answer. */
 function createMetrics(config: BerthConfig, logger: Logger): BerthMetrics | null {
   if (!config.metrics.enabled) return null;
-  const settings = { refreshMs: durationMs(config.metrics.refresh), projectLabels: config.metrics.projectlabels, storageCapacityBytes: config.metrics.storagecapacity };
-  return new BerthMetrics(settings, (metric, err) => logger.warn({ err, metric }, 'a metrics gauge could not be computed; it keeps its last value'));
+  const settings = {
+    refreshMs: durationMs(config.metrics.refresh),
+    projectLabels: config.metrics.projectlabels,
+    storageCapacityBytes: config.metrics.storagecapacity,
+  };
+  return new BerthMetrics(settings, (metric, err) =>
+    logger.warn({ err, metric }, 'a metrics gauge could not be computed; it keeps its last value'),
+  );
 }
 
 /** What GET /api/v1/system/info reports: the version and which features this configuration has. */
@@ -245,7 +274,8 @@ function systemInfo(config: BerthConfig): SystemInfo {
 /** dist/ui of the installation (next to package.json, from src/ under tsx or from the built output). */
 function defaultUiRoot(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const base = [path.resolve(here, '..'), path.resolve(here, '../..')].find((dir) => existsSync(path.join(dir, 'package.json'))) ?? process.cwd();
+  const base =
+    [path.resolve(here, '..'), path.resolve(here, '../..')].find((dir) => existsSync(path.join(dir, 'package.json'))) ?? process.cwd();
   return path.join(base, 'dist/ui');
 }
 

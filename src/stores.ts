@@ -88,7 +88,10 @@ export interface StoreInstruments {
 
 export async function openStores(config: BerthConfig, logger?: Logger, instruments?: StoreInstruments): Promise<Stores> {
   const sealer = openSealer(config.secrets);
-  const [opened, adapters] = await Promise.all([openBlobStore(config), openMetadataAdapters(config, logger, sealer, instruments?.metadata)]);
+  const [opened, adapters] = await Promise.all([
+    openBlobStore(config),
+    openMetadataAdapters(config, logger, sealer, instruments?.metadata),
+  ]);
   const blobs = instruments ? instruments.blobs(opened, config.storage.s3 ? 's3' : 'filesystem') : opened;
   const close = async () => {
     await Promise.all([adapters.metadata.close(), blobs.close()]);
@@ -111,7 +114,8 @@ export async function openStores(config: BerthConfig, logger?: Logger, instrumen
       await close().catch(() => undefined);
       throw err;
     });
-    if (endpointSecrets > 0) logger?.info({ sealed: endpointSecrets }, 'sealed registry endpoint credentials stored in plain text with the secrets key');
+    if (endpointSecrets > 0)
+      logger?.info({ sealed: endpointSecrets }, 'sealed registry endpoint credentials stored in plain text with the secrets key');
   }
   return { blobs, ...adapters, sealer, metricsQueries: new KyselyMetricsStore(adapters.metadata.db, adapters.metadata.dialect), close };
 }

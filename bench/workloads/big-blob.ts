@@ -16,7 +16,11 @@ export const RANGES = 8;
  * pattern as it arrives (memcmp speed: the client is not bound by hashing). Returns the
  * status and the bytes that matched; a mismatch stops the transfer.
  */
-async function pullAndCheck(url: string, blob: PatternBlob, range?: { start: number; end: number }): Promise<{ status: number; bytes: number; intact: boolean }> {
+async function pullAndCheck(
+  url: string,
+  blob: PatternBlob,
+  range?: { start: number; end: number },
+): Promise<{ status: number; bytes: number; intact: boolean }> {
   const headers = range ? { range: `bytes=${range.start}-${range.end}` } : undefined;
   const req = http.get(url, { headers, agent: false });
   const [res] = (await once(req, 'response')) as [http.IncomingMessage];
@@ -58,16 +62,49 @@ export function bigBlobWorkload(options: BenchOptions): Workload {
     title: `Big blob: push, GET and ${RANGES}-range GET of one ${size} blob, with the machine's limits`,
     figures: [
       { id: 'machine-sha256', label: 'Machine: SHA-256, one core (openssl), before each server', unit: 'MB/s', better: 'higher' },
-      { id: 'machine-fdatasync', label: `Machine: sequential write + fdatasync (dd ${formatSize(options.ddSize)}), before each server`, unit: 'MB/s', better: 'higher' },
+      {
+        id: 'machine-fdatasync',
+        label: `Machine: sequential write + fdatasync (dd ${formatSize(options.ddSize)}), before each server`,
+        unit: 'MB/s',
+        better: 'higher',
+      },
       { id: 'machine-cache-read', label: 'Machine: page-cache read (dd 1 MiB blocks), before each server', unit: 'MB/s', better: 'higher' },
       { id: 'big-push', label: `Push, 1 stream (${size})`, unit: 'MB/s', better: 'higher' },
-      { id: 'big-push-limit', label: `Push, 1 stream (${size}), share of min(SHA-256, fdatasync) measured just before`, unit: '%', better: 'higher', target: { atLeast: 90 } },
-      { id: 'big-push-cpu', label: `Push, 1 stream (${size}), server CPU per GiB`, unit: 'CPU-s/GiB', better: 'lower', target: { ratioAtMost: 1 } },
-      { id: 'big-push-machine-cpu', label: `Push, 1 stream (${size}), machine CPU per GiB outside the client (server + kernel writeback)`, unit: 'CPU-s/GiB', better: 'lower' },
+      {
+        id: 'big-push-limit',
+        label: `Push, 1 stream (${size}), share of min(SHA-256, fdatasync) measured just before`,
+        unit: '%',
+        better: 'higher',
+        target: { atLeast: 90 },
+      },
+      {
+        id: 'big-push-cpu',
+        label: `Push, 1 stream (${size}), server CPU per GiB`,
+        unit: 'CPU-s/GiB',
+        better: 'lower',
+        target: { ratioAtMost: 1 },
+      },
+      {
+        id: 'big-push-machine-cpu',
+        label: `Push, 1 stream (${size}), machine CPU per GiB outside the client (server + kernel writeback)`,
+        unit: 'CPU-s/GiB',
+        better: 'lower',
+      },
       { id: 'big-get', label: `GET, 1 stream (${size})`, unit: 'MB/s', better: 'higher', target: { ratioAtLeast: 0.9 } },
       { id: 'big-get-cpu', label: `GET, 1 stream (${size}), server CPU per GiB`, unit: 'CPU-s/GiB', better: 'lower' },
-      { id: 'big-ranged-get', label: `GET, ${RANGES} parallel ranges of one ${size} blob (aggregate)`, unit: 'MB/s', better: 'higher', target: { ratioAtLeast: 0.9 } },
-      { id: 'big-ranged-get-cpu', label: `GET, ${RANGES} parallel ranges (${size}), server CPU per GiB`, unit: 'CPU-s/GiB', better: 'lower' },
+      {
+        id: 'big-ranged-get',
+        label: `GET, ${RANGES} parallel ranges of one ${size} blob (aggregate)`,
+        unit: 'MB/s',
+        better: 'higher',
+        target: { ratioAtLeast: 0.9 },
+      },
+      {
+        id: 'big-ranged-get-cpu',
+        label: `GET, ${RANGES} parallel ranges (${size}), server CPU per GiB`,
+        unit: 'CPU-s/GiB',
+        better: 'lower',
+      },
     ],
     async prepare() {
       digest = blob.digest();
@@ -89,22 +126,36 @@ export function bigBlobWorkload(options: BenchOptions): Workload {
       const pushMs = performance.now() - started;
       const pushCpu = cpu() - cpuStart;
       const pushOutside = outsideClient() - outsideStart;
-      ctx.check(pushed.status === 201 && pushed.headers['docker-content-digest'] === digest, `${size} push answered 201 with its digest`, `got ${pushed.status}`);
+      ctx.check(
+        pushed.status === 201 && pushed.headers['docker-content-digest'] === digest,
+        `${size} push answered 201 with its digest`,
+        `got ${pushed.status}`,
+      );
 
       cpuStart = cpu();
       started = performance.now();
       const pulled = await pullAndCheck(url, blob);
       const getMs = performance.now() - started;
       const getCpu = cpu() - cpuStart;
-      ctx.check(pulled.status === 200 && pulled.intact && pulled.bytes === blob.size, `${size} GET returned every byte pushed`, `HTTP ${pulled.status}, ${pulled.bytes} bytes`);
+      ctx.check(
+        pulled.status === 200 && pulled.intact && pulled.bytes === blob.size,
+        `${size} GET returned every byte pushed`,
+        `HTTP ${pulled.status}, ${pulled.bytes} bytes`,
+      );
 
       cpuStart = cpu();
       started = performance.now();
-      const parts = await Promise.all(splitRanges(blob.size, RANGES).map((range) => pullAndCheck(url, blob, range).then((got) => ({ range, got }))));
+      const parts = await Promise.all(
+        splitRanges(blob.size, RANGES).map((range) => pullAndCheck(url, blob, range).then((got) => ({ range, got }))),
+      );
       const rangedMs = performance.now() - started;
       const rangedCpu = cpu() - cpuStart;
       for (const { range, got } of parts) {
-        ctx.check(got.status === 206 && got.intact && got.bytes === range.end - range.start + 1, `${RANGES} parallel ranged GETs return their bytes`, `${range.start}-${range.end}: HTTP ${got.status}, ${got.bytes} bytes`);
+        ctx.check(
+          got.status === 206 && got.intact && got.bytes === range.end - range.start + 1,
+          `${RANGES} parallel ranged GETs return their bytes`,
+          `${range.start}-${range.end}: HTTP ${got.status}, ${got.bytes} bytes`,
+        );
       }
       const push = mbPerSecond(blob.size, pushMs);
       return {

@@ -56,7 +56,11 @@ export function bigPushWorkload(options: BenchOptions): Workload {
       }
       const ms = performance.now() - started;
       sample();
-      ctx.check(pushed.status === 201 && pushed.headers['docker-content-digest'] === digest, `${size} push answered 201 with its digest`, `got ${pushed.status}`);
+      ctx.check(
+        pushed.status === 201 && pushed.headers['docker-content-digest'] === digest,
+        `${size} push answered 201 with its digest`,
+        `got ${pushed.status}`,
+      );
       return { 'big-push-growth': rssGrowthMB(samples), 'big-push-speed': mbPerSecond(blob.size, ms) };
     },
   };

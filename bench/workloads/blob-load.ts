@@ -8,7 +8,10 @@ const REPO = 'bench/blob-load';
 
 async function verifyBlob(ctx: WorkloadContext, client: BenchClient, digest: string, size: number, when: string): Promise<void> {
   const got = await client.getBytes(`/v2/${REPO}/blobs/${digest}`);
-  ctx.check(got.status === 200 && got.body.length === size && sha256(got.body) === digest, `${formatSize(size)} blob reads back intact ${when}`);
+  ctx.check(
+    got.status === 200 && got.body.length === size && sha256(got.body) === digest,
+    `${formatSize(size)} blob reads back intact ${when}`,
+  );
 }
 
 export function blobLoadWorkload(options: BenchOptions): Workload {
@@ -27,7 +30,11 @@ export function blobLoadWorkload(options: BenchOptions): Workload {
       await client.uploadBlob(REPO, blob);
       await verifyBlob(ctx, client, blob.digest, size, 'before the load');
       ctx.startMeasuring();
-      const load = await runLoad(ctx, { label: `${formatSize(size)} blob GET`, path: `/v2/${REPO}/blobs/${blob.digest}`, discardBodies: true });
+      const load = await runLoad(ctx, {
+        label: `${formatSize(size)} blob GET`,
+        path: `/v2/${REPO}/blobs/${blob.digest}`,
+        discardBodies: true,
+      });
       await verifyBlob(ctx, client, blob.digest, size, 'after the load');
       ctx.check(load.bytes >= load.ok * size, 'every response under load carried the whole blob');
       // Payload bytes only: every 2xx response carried the whole blob (autocannon checked the framing).

@@ -32,7 +32,7 @@ export class PatternBlob {
    */
   matches(offset: number, chunk: Buffer): boolean {
     if (offset + chunk.length > this.size) return false;
-    for (let at = 0; at < chunk.length; ) {
+    for (let at = 0; at < chunk.length;) {
       const position = offset + at;
       const index = Math.floor(position / PATTERN_SIZE);
       const within = position - index * PATTERN_SIZE;
@@ -70,7 +70,10 @@ async function send(url: string, method: string, headers: http.OutgoingHttpHeade
   const req = http.request(url, { method, headers });
   const response = once(req, 'response') as Promise<[http.IncomingMessage]>;
   let answered = false;
-  void response.then(() => (answered = true), () => (answered = true));
+  void response.then(
+    () => (answered = true),
+    () => (answered = true),
+  );
   for (const chunk of chunks) {
     // A server may answer (an error) before the body is complete: stop sending then.
     if (answered) break;
@@ -88,7 +91,12 @@ export async function streamPush(baseUrl: string, blob: PatternBlob, digest: str
   const started = await send(`${baseUrl}/v2/${repo}/blobs/uploads/`, 'POST', { 'content-length': 0 });
   if (started.status !== 202) return started;
   const patchUrl = new URL(started.headers.location!, baseUrl);
-  const patched = await send(patchUrl.toString(), 'PATCH', { 'content-type': 'application/octet-stream', 'content-length': blob.size }, blob.chunks());
+  const patched = await send(
+    patchUrl.toString(),
+    'PATCH',
+    { 'content-type': 'application/octet-stream', 'content-length': blob.size },
+    blob.chunks(),
+  );
   if (patched.status !== 202) return patched;
   const putUrl = new URL(patched.headers.location!, baseUrl);
   putUrl.searchParams.set('digest', digest);
@@ -96,7 +104,11 @@ export async function streamPush(baseUrl: string, blob: PatternBlob, digest: str
 }
 
 /** GET the blob, hashing every byte received. */
-export async function pullAndHash(baseUrl: string, digest: string, repo = REPO): Promise<{ status: number; bytes: number; digest: string }> {
+export async function pullAndHash(
+  baseUrl: string,
+  digest: string,
+  repo = REPO,
+): Promise<{ status: number; bytes: number; digest: string }> {
   const req = http.get(`${baseUrl}/v2/${repo}/blobs/${digest}`);
   const [res] = (await once(req, 'response')) as [http.IncomingMessage];
   const hash = createHash('sha256');
@@ -115,8 +127,20 @@ export function blobStreamWorkload(options: BenchOptions): Workload {
     id: 'blob-stream',
     title: `Single-stream push and pull of one ${formatSize(options.blobSize)} blob`,
     figures: [
-      { id: 'blob-push', label: `Blob push, 1 stream (${formatSize(options.blobSize)})`, unit: 'MB/s', better: 'higher', target: { ratioAtLeast: 2 } },
-      { id: 'blob-pull', label: `Blob pull, 1 stream (${formatSize(options.blobSize)})`, unit: 'MB/s', better: 'higher', target: { ratioAtLeast: 1 } },
+      {
+        id: 'blob-push',
+        label: `Blob push, 1 stream (${formatSize(options.blobSize)})`,
+        unit: 'MB/s',
+        better: 'higher',
+        target: { ratioAtLeast: 2 },
+      },
+      {
+        id: 'blob-pull',
+        label: `Blob pull, 1 stream (${formatSize(options.blobSize)})`,
+        unit: 'MB/s',
+        better: 'higher',
+        target: { ratioAtLeast: 1 },
+      },
     ],
     async prepare() {
       digest = blob.digest();

@@ -67,7 +67,7 @@ function checkPage(ctx: WorkloadContext, what: string, got: string[], all: strin
 /** Follows the Link headers from the first page to the last. */
 async function walkCatalog(client: BenchClient, n: number): Promise<string[]> {
   const seen: string[] = [];
-  for (let next: string | null = `/v2/_catalog?n=${n}`; next !== null; ) {
+  for (let next: string | null = `/v2/_catalog?n=${n}`; next !== null;) {
     const page: { body: { repositories: string[] }; next: string | null } = await client.getJson(next);
     seen.push(...page.body.repositories);
     next = page.next;

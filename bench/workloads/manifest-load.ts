@@ -32,10 +32,16 @@ export function manifestLoadWorkload(options: BenchOptions): Workload {
         headers: accept,
         expectBody: image.manifest.data.toString('utf8'),
       });
-      const head = await runLoad(ctx, { label: 'manifest HEAD by digest', path: `/v2/${REPO}/manifests/${image.manifest.digest}`, method: 'HEAD', headers: accept });
+      const head = await runLoad(ctx, {
+        label: 'manifest HEAD by digest',
+        path: `/v2/${REPO}/manifests/${image.manifest.digest}`,
+        method: 'HEAD',
+        headers: accept,
+      });
       const after = await client.fetch(`/v2/${REPO}/manifests/${image.manifest.digest}`, { method: 'HEAD', headers: accept });
       ctx.check(
-        after.headers.get('docker-content-digest') === image.manifest.digest && Number(after.headers.get('content-length')) === image.manifest.size,
+        after.headers.get('docker-content-digest') === image.manifest.digest &&
+          Number(after.headers.get('content-length')) === image.manifest.size,
         'manifest HEAD by digest reports its digest and size',
       );
       return {

@@ -30,7 +30,12 @@ function writeLayout(dir: string, index: number, layers: number, layerSize: numb
   // Stored (level 0) gzip of random bytes: a real gzip stream, so skopeo pushes it as is
   // instead of compressing it, and cheap to make.
   const layerDescriptors = Array.from({ length: layers }, () => store(gzipSync(randomBytes(layerSize), { level: 0 })));
-  const config = jsonBlob({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layerDescriptors.map((l) => l.digest) }, image: index });
+  const config = jsonBlob({
+    architecture: 'amd64',
+    os: 'linux',
+    rootfs: { type: 'layers', diff_ids: layerDescriptors.map((l) => l.digest) },
+    image: index,
+  });
   store(config.data);
   const manifest = jsonBlob({
     schemaVersion: 2,
@@ -59,11 +64,19 @@ async function verifyPushed(ctx: WorkloadContext, layouts: Layout[]): Promise<vo
   const client = new BenchClient(ctx.server.url);
   await runPool(layouts, 8, async (layout, i) => {
     const got = await client.getBytes(`/v2/bench/skopeo-${i}/manifests/latest`, { accept: OCI_MANIFEST });
-    ctx.check(got.status === 200 && got.body.equals(layout.manifest.data), "skopeo images: manifest bytes by tag equal the layout's", `image ${i}: HTTP ${got.status}`);
+    ctx.check(
+      got.status === 200 && got.body.equals(layout.manifest.data),
+      "skopeo images: manifest bytes by tag equal the layout's",
+      `image ${i}: HTTP ${got.status}`,
+    );
     for (const blob of layout.blobs) {
       const head = await client.head(`/v2/bench/skopeo-${i}/blobs/${blob.digest}`);
       const size = Number(head.headers.get('content-length'));
-      ctx.check(head.status === 200 && size === blob.size, 'skopeo images: every blob present with its size', `image ${i} ${blob.digest}: HTTP ${head.status}, ${size} bytes`);
+      ctx.check(
+        head.status === 200 && size === blob.size,
+        'skopeo images: every blob present with its size',
+        `image ${i} ${blob.digest}: HTTP ${head.status}, ${size} bytes`,
+      );
     }
   });
 }
@@ -78,11 +91,19 @@ export function skopeoPushWorkload(options: BenchOptions): Workload {
     figures: [
       { id: 'skopeo-push', label: `skopeo push (${shape})`, unit: 'images/s', better: 'higher', target: { ratioAtLeast: 1.5 } },
       // Issue 19: the wall time is skopeo-bound, so what the server spends per image is the figure that matters.
-      { id: 'skopeo-push-cpu', label: `skopeo push (${shape}), server CPU per image`, unit: 'CPU-ms/image', better: 'lower', target: { ratioAtMost: 1 } },
+      {
+        id: 'skopeo-push-cpu',
+        label: `skopeo push (${shape}), server CPU per image`,
+        unit: 'CPU-ms/image',
+        better: 'lower',
+        target: { ratioAtMost: 1 },
+      },
     ],
     async prepare() {
       workDir = tempDir('berth-bench-oci-');
-      layouts = Array.from({ length: options.images }, (_, i) => writeLayout(path.join(workDir, `image-${i}`), i, options.layersPerImage, options.layerSize));
+      layouts = Array.from({ length: options.images }, (_, i) =>
+        writeLayout(path.join(workDir, `image-${i}`), i, options.layersPerImage, options.layerSize),
+      );
     },
     async run(ctx) {
       const host = new URL(ctx.server.url).host;

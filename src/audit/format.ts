@@ -42,7 +42,14 @@ export function syslogMessage(entry: AuditRecorded, origin: SyslogOrigin): strin
     .filter((p): p is [string, string] => p[1] !== null)
     .map(([name, value]) => `${name}="${escapeParamValue(value)}"`)
     .join(' ');
-  const header = [`<${pri}>1`, new Date(entry.at).toISOString(), headerField(origin.hostname, 255), APP_NAME, headerField(origin.procId, 128), headerField(entry.action, 32)];
+  const header = [
+    `<${pri}>1`,
+    new Date(entry.at).toISOString(),
+    headerField(origin.hostname, 255),
+    APP_NAME,
+    headerField(origin.procId, 128),
+    headerField(entry.action, 32),
+  ];
   return `${header.join(' ')} [${AUDIT_SD_ID} ${sd}] ${auditJson(entry)}`;
 }
 

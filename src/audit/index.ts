@@ -19,7 +19,12 @@ export function auditSinkConsumers(sinks: readonly AuditSinkConfig[]): EventCons
   return sinks.map((config) => auditSinkConsumer(cursorName(sinkName(config)), openSink(config), formatterOf(config), filterOf(config)));
 }
 
-export function auditSinkConsumer(name: string, sink: AuditSink, format: (entry: AuditRecorded) => string, accepts: (entry: AuditRecorded) => boolean): EventConsumer {
+export function auditSinkConsumer(
+  name: string,
+  sink: AuditSink,
+  format: (entry: AuditRecorded) => string,
+  accepts: (entry: AuditRecorded) => boolean,
+): EventConsumer {
   /** The last outbox position this process wrote: a batch retried after a failure resumes past it. */
   let written = 0;
   return {
@@ -36,7 +41,8 @@ export function auditSinkConsumer(name: string, sink: AuditSink, format: (entry:
 }
 
 function openSink(config: AuditSinkConfig): AuditSink {
-  if (config.type === 'syslog') return config.protocol === 'tcp' ? new TcpSyslogSink(config.host, config.port) : new UdpSyslogSink(config.host, config.port);
+  if (config.type === 'syslog')
+    return config.protocol === 'tcp' ? new TcpSyslogSink(config.host, config.port) : new UdpSyslogSink(config.host, config.port);
   return config.type === 'stdout' || config.path === '-' ? new StdoutSink() : new FileSink(config.path);
 }
 

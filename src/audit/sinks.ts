@@ -49,7 +49,9 @@ export class FileSink implements AuditSink {
 /** JSON lines on the process's standard output. */
 export class StdoutSink implements AuditSink {
   write(lines: string[]): Promise<void> {
-    return new Promise((resolve, reject) => process.stdout.write(lines.map((l) => `${l}\n`).join(''), (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      process.stdout.write(lines.map((l) => `${l}\n`).join(''), (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   async close(): Promise<void> {}
@@ -133,7 +135,9 @@ export class TcpSyslogSink implements AuditSink {
         socket.destroy();
         reject(err);
       };
-      socket.once('timeout', () => fail(new Error(`syslog receiver ${this.host}:${this.port} did not accept a connection within ${CONNECT_TIMEOUT_MS} ms`)));
+      socket.once('timeout', () =>
+        fail(new Error(`syslog receiver ${this.host}:${this.port} did not accept a connection within ${CONNECT_TIMEOUT_MS} ms`)),
+      );
       socket.once('error', fail);
       socket.once('connect', () => {
         socket.removeAllListeners('timeout').removeAllListeners('error').setTimeout(0).setKeepAlive(true).unref();

@@ -44,7 +44,8 @@ export class Accounts {
   async setPassword(actor: Actor, username: string, password: string): Promise<void> {
     const source = sourceOfAccount((await this.store.getUser(username))?.passwordHash ?? '');
     // A local password would turn the directory's user into a local one (and outlive their removal there).
-    if (source !== null) throw new RegistryError('CONFLICT', `user ${username} comes from the identity source ${source}: its password is managed there`);
+    if (source !== null)
+      throw new RegistryError('CONFLICT', `user ${username} comes from the identity source ${source}: its password is managed there`);
     const passwordHash = await hashSecret(validatePassword(password));
     if (!(await this.store.setPassword(username, passwordHash, actor))) throw notFound(`user ${username}`);
   }
@@ -64,13 +65,23 @@ export class Accounts {
    * project first would own content they never had access to; the CLI (the operator, who
    * holds the database) keeps the default.
    */
-  async createProject(actor: Actor, name: string, isPublic: boolean, owner?: string, options: { overExisting: boolean } = { overExisting: true }): Promise<ProjectRecord> {
+  async createProject(
+    actor: Actor,
+    name: string,
+    isPublic: boolean,
+    owner?: string,
+    options: { overExisting: boolean } = { overExisting: true },
+  ): Promise<ProjectRecord> {
     validateProjectName(name);
     if (!options.overExisting && !(await this.store.getProject(name)) && (await this.projectHasRepositories(name))) {
       // The name is taken, as by an existing project (409); the message tells an admin what to do.
-      throw new RegistryError('CONFLICT', `project name ${name} is taken: repositories exist under it without a project, and only a system administrator may create it`);
+      throw new RegistryError(
+        'CONFLICT',
+        `project name ${name} is taken: repositories exist under it without a project, and only a system administrator may create it`,
+      );
     }
-    if (!(await this.store.createProject({ name, public: isPublic, createdBy: actor.name }, owner, actor))) throw conflict(`project ${name}`);
+    if (!(await this.store.createProject({ name, public: isPublic, createdBy: actor.name }, owner, actor)))
+      throw conflict(`project ${name}`);
     return (await this.store.getProject(name))!;
   }
 
@@ -80,7 +91,8 @@ export class Accounts {
 
   async deleteProject(actor: Actor, name: string): Promise<void> {
     // Otherwise anyone could re-create the name (autocreate) and inherit the old repositories.
-    if (await this.projectHasRepositories(name)) throw new RegistryError('CONFLICT', `project ${name} still has repositories; delete them first`);
+    if (await this.projectHasRepositories(name))
+      throw new RegistryError('CONFLICT', `project ${name} still has repositories; delete them first`);
     if (!(await this.store.deleteProject(name, actor))) throw notFound(`project ${name}`);
   }
 
@@ -137,11 +149,16 @@ function validateRobotPermissions(value: unknown, project: string | null): Robot
   if (!Array.isArray(value) || value.length === 0) throw badRequest('a robot needs at least one permission');
   return value.map((entry: unknown) => {
     const p = entry as Partial<RobotPermission> | null;
-    if (!p || typeof p.project !== 'string' || !Array.isArray(p.actions)) throw badRequest('permission must be {project, repository, actions}');
-    if (project !== null && p.project !== project) throw badRequest(`a robot of project ${project} may only be granted access to ${project}`);
+    if (!p || typeof p.project !== 'string' || !Array.isArray(p.actions))
+      throw badRequest('permission must be {project, repository, actions}');
+    if (project !== null && p.project !== project)
+      throw badRequest(`a robot of project ${project} may only be granted access to ${project}`);
     const bad = p.actions.filter((a) => !(ROBOT_PERMISSIONS as readonly unknown[]).includes(a));
     if (bad.length > 0) throw badRequest(`robot actions must be among ${ROBOT_PERMISSIONS.join(', ')}`);
-    return { project: validateProjectName(p.project), repository: typeof p.repository === 'string' ? p.repository : '*', actions: p.actions as string[] };
+    return {
+      project: validateProjectName(p.project),
+      repository: typeof p.repository === 'string' ? p.repository : '*',
+      actions: p.actions as string[],
+    };
   });
 }
-

@@ -27,7 +27,12 @@ export function auditConsumer(store: Pick<AuditRows, 'auditWithin'>): EventConsu
 
 function auditEntryOf(stored: StoredEvent): DatedAuditEntry[] {
   const e = stored.event;
-  const base = { actor: stored.actor ?? 'anonymous', ip: null, at: new Date(stored.at), project: 'repository' in e ? projectOf(e.repository) : null };
+  const base = {
+    actor: stored.actor ?? 'anonymous',
+    ip: null,
+    at: new Date(stored.at),
+    project: 'repository' in e ? projectOf(e.repository) : null,
+  };
   switch (e.type) {
     case 'tag.deleted':
       return [{ ...base, action: 'tag.delete', target: `${e.repository}:${e.tag}`, detail: { digest: e.digest } }];

@@ -63,7 +63,11 @@ export class IdentityBindings {
     const binding = validateBinding(input);
     if (!(await this.store.getProject(binding.project))) throw new RegistryError('NOT_FOUND', `project ${binding.project} not found`);
     const created = await this.store.createBinding({ ...binding, createdBy: actor.name }, actor);
-    if (!created) throw new RegistryError('CONFLICT', `${binding.source} ${binding.kind} ${binding.subject} is already bound in project ${binding.project}`);
+    if (!created)
+      throw new RegistryError(
+        'CONFLICT',
+        `${binding.source} ${binding.kind} ${binding.subject} is already bound in project ${binding.project}`,
+      );
     return created;
   }
 
@@ -98,8 +102,15 @@ function validateBinding(input: NewBinding): Omit<IdentityBindingRecord, 'id' | 
     throw badRequest('subject must be a non-empty string without leading or trailing spaces');
   }
   if (input.subject.length > MAX_SUBJECT) throw badRequest(`subject must be at most ${MAX_SUBJECT} characters`);
-  if (kind === 'prefix' && input.subject.endsWith('/')) throw badRequest('a prefix subject matches on path boundaries: give it without a trailing "/"');
+  if (kind === 'prefix' && input.subject.endsWith('/'))
+    throw badRequest('a prefix subject matches on path boundaries: give it without a trailing "/"');
   if (!isRole(input.role)) throw badRequest(`role must be one of ${ROLES.join(', ')}`);
   if (typeof input.project !== 'string' || input.project === '') throw badRequest('project is required');
-  return { source: input.source, kind, subject: normalizeSubject(input.source, kind, input.subject), project: input.project, role: input.role };
+  return {
+    source: input.source,
+    kind,
+    subject: normalizeSubject(input.source, kind, input.subject),
+    project: input.project,
+    role: input.role,
+  };
 }

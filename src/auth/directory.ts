@@ -63,7 +63,8 @@ export class Directory {
     const project = await this.store.getProject(name);
     const held = project ? await this.rules.projectPermissions(identity, project) : new Set<Permission>();
     if (!project || !held.has('read-project')) throw new RegistryError('NOT_FOUND', `project ${name} not found`);
-    if (!held.has(permission)) throw new RegistryError('DENIED', `this needs the ${permission} permission in project ${project.name} (project-admin)`);
+    if (!held.has(permission))
+      throw new RegistryError('DENIED', `this needs the ${permission} permission in project ${project.name} (project-admin)`);
     return project;
   }
 

@@ -109,7 +109,10 @@ export class Authenticator {
       // Never "allow": the credentials could not be checked. Not a guess, so not throttled.
       this.observeLogin('failure');
       await this.audit('login.failed', 'failure', username, ip, { via, source: outcome.unavailable.join(','), reason: 'unavailable' });
-      throw new RegistryError('UNAVAILABLE', `the identity source (${outcome.unavailable.join(', ')}) is unavailable: the credentials could not be checked; try again later`);
+      throw new RegistryError(
+        'UNAVAILABLE',
+        `the identity source (${outcome.unavailable.join(', ')}) is unavailable: the credentials could not be checked; try again later`,
+      );
     }
     if (!outcome) {
       await this.failed(username, ip, via);
@@ -182,14 +185,23 @@ export class Authenticator {
    * The identity behind a name and secret (null: wrong), and whether a stored hash or an
    * identity source was checked (not a cache); `unavailable`: the sources that had to answer could not.
    */
-  private async verify(name: string, secret: string, ip: string): Promise<{ identity: Identity; checked: boolean } | { unavailable: string[] } | null> {
+  private async verify(
+    name: string,
+    secret: string,
+    ip: string,
+  ): Promise<{ identity: Identity; checked: boolean } | { unavailable: string[] } | null> {
     const checked = { value: false };
     const identity = await this.resolve(name, secret, checked, ip);
     if (identity && 'unavailable' in identity) return identity;
     return identity ? { identity, checked: checked.value } : null;
   }
 
-  private async resolve(name: string, secret: string, checked: { value: boolean }, ip: string): Promise<Identity | { unavailable: string[] } | null> {
+  private async resolve(
+    name: string,
+    secret: string,
+    checked: { value: boolean },
+    ip: string,
+  ): Promise<Identity | { unavailable: string[] } | null> {
     if (name.startsWith(ROBOT_PREFIX)) {
       const robot = await this.store.getRobot(name);
       if (robot && robot.expiresAt !== null && robot.expiresAt.getTime() <= Date.now()) return null;
@@ -215,7 +227,13 @@ export class Authenticator {
   }
 
   /** A user of an identity source (sources.ts): the source vouches for them, or cannot tell. */
-  private async fromSource(name: string, secret: string, user: UserRecord | null, checked: { value: boolean }, ip: string): Promise<Identity | { unavailable: string[] } | null> {
+  private async fromSource(
+    name: string,
+    secret: string,
+    user: UserRecord | null,
+    checked: { value: boolean },
+    ip: string,
+  ): Promise<Identity | { unavailable: string[] } | null> {
     const outcome = this.external ? await this.external.login(name, secret, user, ip) : null;
     if (!outcome || 'unavailable' in outcome) return outcome;
     checked.value = outcome.checked;

@@ -7,12 +7,24 @@ import { AuthService, baseUrlResolver, type RequestOrigin } from './service.js';
 import type { PasswordSource } from './sources.js';
 
 /** The auth layer over the ports the composition root gives it (its own store, the registry's metadata). */
-export function createAuthService(config: BerthConfig, store: AuthStore, metadata: MetadataStore, baseUrl: (origin: RequestOrigin) => string, sources: readonly PasswordSource[] = []): AuthService {
+export function createAuthService(
+  config: BerthConfig,
+  store: AuthStore,
+  metadata: MetadataStore,
+  baseUrl: (origin: RequestOrigin) => string,
+  sources: readonly PasswordSource[] = [],
+): AuthService {
   return new AuthService(config.auth, store, metadata, baseUrl, sources);
 }
 
 /** Builds and initialises the auth layer for the server; warns when an open registry is exposed. */
-export async function openAuth(config: BerthConfig, store: AuthStore, metadata: MetadataStore, logger: Logger, sources: readonly PasswordSource[] = []): Promise<AuthService> {
+export async function openAuth(
+  config: BerthConfig,
+  store: AuthStore,
+  metadata: MetadataStore,
+  logger: Logger,
+  sources: readonly PasswordSource[] = [],
+): Promise<AuthService> {
   const auth = createAuthService(config, store, metadata, baseUrlResolver(config), sources);
   await auth.init(logger);
   // Auth switched on over existing data: repositories without a project go to the system admin, before anyone can claim them.

@@ -53,7 +53,10 @@ export async function adoptOrphanRepositories(
     const created = await store.createProject({ name: project, public: false, createdBy: 'system' }, owner ?? undefined, {
       name: 'system',
       ip: null,
-      audit: { action: 'project.adopt', detail: { owner, repositories: count, reason: 'repositories without a project at start with auth.mode token' } },
+      audit: {
+        action: 'project.adopt',
+        detail: { owner, repositories: count, reason: 'repositories without a project at start with auth.mode token' },
+      },
     });
     if (created) {
       logger.warn(
@@ -61,7 +64,10 @@ export async function adoptOrphanRepositories(
         `auth: ${count} repositor${count === 1 ? 'y' : 'ies'} without a project assigned to new private project ${project} (project-admin: ${owner ?? 'none; system admins only'})`,
       );
     } else {
-      logger.info({ project }, `auth: project ${project} for repositories without a project was created meanwhile (another replica starting)`);
+      logger.info(
+        { project },
+        `auth: project ${project} for repositories without a project was created meanwhile (another replica starting)`,
+      );
     }
     adopted.push({ project, repositories: count, owner, created });
   }

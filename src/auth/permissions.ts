@@ -55,12 +55,16 @@ export const ACTION_PERMISSION: Record<'pull' | 'push' | 'delete', Permission> =
 /** Each operation a client can perform → what it needs in the repository's project (as checked by routes.ts and the API). */
 export const OPERATIONS: readonly { operation: string; needs: string }[] = [
   { operation: 'GET/HEAD /v2/<name>/manifests/<ref>, GET/HEAD blobs, GET referrers', needs: 'pull' },
-  { operation: 'mount a blob from another repository (POST uploads ?mount=&from=<source>)', needs: 'push on the target, pull on the source' },
+  {
+    operation: 'mount a blob from another repository (POST uploads ?mount=&from=<source>)',
+    needs: 'push on the target, pull on the source',
+  },
   { operation: 'GET /v2/<name>/tags/list', needs: 'pull + list-tags (a robot granted pull has both)' },
   { operation: 'PUT manifests, POST/PATCH/PUT/DELETE blob uploads', needs: 'pull + push' },
   {
     operation: 'push into a project that does not exist yet (auth.projects.autocreate)',
-    needs: 'a user who may create projects (auth.projects.creation) and no repository under that name; the first successful write creates the project, the pusher its project-admin',
+    needs:
+      'a user who may create projects (auth.projects.creation) and no repository under that name; the first successful write creates the project, the pusher its project-admin',
   },
   { operation: 'DELETE /v2/<name>/manifests/<ref>, DELETE blobs', needs: 'delete' },
   { operation: 'GET /v2/_catalog', needs: 'any signed-in identity; lists only repositories it may pull' },
@@ -87,12 +91,27 @@ export interface ApiOperation {
 export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'GET', path: '/openapi.json', access: 'public', needs: 'nothing' },
   { method: 'GET', path: '/me', access: 'user', needs: 'any signed-in identity' },
-  { method: 'POST', path: '/session', access: 'public', needs: "a user's username and password (robots refused; the login throttle applies)" },
+  {
+    method: 'POST',
+    path: '/session',
+    access: 'public',
+    needs: "a user's username and password (robots refused; the login throttle applies)",
+  },
   { method: 'GET', path: '/session', access: 'public', needs: 'a live session cookie (else 401)' },
-  { method: 'DELETE', path: '/session', access: 'public', needs: "nothing (ends this browser's session; with a live session cookie, its CSRF token)" },
+  {
+    method: 'DELETE',
+    path: '/session',
+    access: 'public',
+    needs: "nothing (ends this browser's session; with a live session cookie, its CSRF token)",
+  },
   { method: 'GET', path: '/oidc/providers', access: 'public', needs: 'nothing (the configured OIDC providers and their login URLs)' },
   { method: 'GET', path: '/oidc/:provider/login', access: 'public', needs: 'nothing (starts a browser login at the provider)' },
-  { method: 'GET', path: '/oidc/:provider/callback', access: 'public', needs: "this browser's login cookie, the provider's code, state and nonce" },
+  {
+    method: 'GET',
+    path: '/oidc/:provider/callback',
+    access: 'public',
+    needs: "this browser's login cookie, the provider's code, state and nonce",
+  },
   { method: 'GET', path: '/users/:username/cli-secret', access: 'user', needs: 'system admin, or the OIDC user themself' },
   { method: 'POST', path: '/users/:username/cli-secret', access: 'user', needs: 'the OIDC user themself (not an admin for someone else)' },
   { method: 'DELETE', path: '/users/:username/cli-secret', access: 'user', needs: 'system admin, or the OIDC user themself' },
@@ -103,7 +122,12 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'PUT', path: '/users/:username/password', access: 'user', needs: 'system admin, or the user themself with currentPassword' },
   { method: 'DELETE', path: '/users/:username', access: 'admin', needs: 'system admin (not their own account)' },
   { method: 'GET', path: '/projects', access: 'user', needs: 'any signed-in identity; lists the projects it may read-project' },
-  { method: 'POST', path: '/projects', access: 'user', needs: 'any user (auth.projects.creation: everyone) or system admin; over existing repositories without a project, system admin only' },
+  {
+    method: 'POST',
+    path: '/projects',
+    access: 'user',
+    needs: 'any user (auth.projects.creation: everyone) or system admin; over existing repositories without a project, system admin only',
+  },
   { method: 'GET', path: '/projects/:project', access: 'user', needs: 'read-project' },
   { method: 'PATCH', path: '/projects/:project', access: 'user', needs: 'manage-project' },
   { method: 'DELETE', path: '/projects/:project', access: 'user', needs: 'manage-project' },
@@ -138,7 +162,12 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'PUT', path: '/projects/:project/immutable-rules/:id', access: 'user', needs: 'manage-project' },
   { method: 'DELETE', path: '/projects/:project/immutable-rules/:id', access: 'user', needs: 'manage-project' },
   { method: 'GET', path: '/repositories/:name/tag-history', access: 'user', needs: 'pull on the repository (name URL-encoded)' },
-  { method: 'POST', path: '/repositories/:name/tags/:tag/restore', access: 'user', needs: 'pull + push on the repository (name URL-encoded)' },
+  {
+    method: 'POST',
+    path: '/repositories/:name/tags/:tag/restore',
+    access: 'user',
+    needs: 'pull + push on the repository (name URL-encoded)',
+  },
   { method: 'GET', path: '/projects/:project/webhooks', access: 'user', needs: 'manage-project' },
   { method: 'POST', path: '/projects/:project/webhooks', access: 'user', needs: 'manage-project' },
   { method: 'GET', path: '/projects/:project/webhooks/:id', access: 'user', needs: 'manage-project' },
@@ -155,11 +184,36 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'DELETE', path: '/projects/:project/signature-policy/keys/:id', access: 'user', needs: 'manage-project' },
   { method: 'GET', path: '/projects/:project/vulnerability-policy', access: 'user', needs: 'read-project' },
   { method: 'PUT', path: '/projects/:project/vulnerability-policy', access: 'user', needs: 'manage-project' },
-  { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/signatures', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
-  { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/vulnerabilities', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
-  { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/scan', access: 'user', needs: 'push on the repository (project/repository, URL-encoded)' },
-  { method: 'GET', path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom', access: 'user', needs: 'pull on the repository (project/repository, URL-encoded)' },
-  { method: 'POST', path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom', access: 'user', needs: 'pull + push on the repository (the SBOM is attached to it)' },
+  {
+    method: 'GET',
+    path: '/projects/:project/repositories/:repository/artifacts/:digest/signatures',
+    access: 'user',
+    needs: 'pull on the repository (project/repository, URL-encoded)',
+  },
+  {
+    method: 'GET',
+    path: '/projects/:project/repositories/:repository/artifacts/:digest/vulnerabilities',
+    access: 'user',
+    needs: 'pull on the repository (project/repository, URL-encoded)',
+  },
+  {
+    method: 'POST',
+    path: '/projects/:project/repositories/:repository/artifacts/:digest/scan',
+    access: 'user',
+    needs: 'push on the repository (project/repository, URL-encoded)',
+  },
+  {
+    method: 'GET',
+    path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom',
+    access: 'user',
+    needs: 'pull on the repository (project/repository, URL-encoded)',
+  },
+  {
+    method: 'POST',
+    path: '/projects/:project/repositories/:repository/artifacts/:digest/sbom',
+    access: 'user',
+    needs: 'pull + push on the repository (the SBOM is attached to it)',
+  },
   { method: 'GET', path: '/projects/:project/supply-chain', access: 'user', needs: 'read-project' },
   { method: 'PUT', path: '/projects/:project/supply-chain', access: 'user', needs: 'manage-project' },
   { method: 'POST', path: '/projects/:project/supply-chain/backfill', access: 'user', needs: 'manage-project' },
@@ -189,7 +243,12 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'GET', path: '/projects/:project/repositories', access: 'user', needs: 'read-project' },
   { method: 'DELETE', path: '/repositories/:name', access: 'user', needs: 'pull + delete on the repository (name URL-encoded)' },
   { method: 'GET', path: '/repositories/:name/tags', access: 'user', needs: 'pull + list-tags on the repository (name URL-encoded)' },
-  { method: 'POST', path: '/repositories/:name/tags/delete', access: 'user', needs: 'pull + delete on the repository (name URL-encoded); immutable tags fail per tag' },
+  {
+    method: 'POST',
+    path: '/repositories/:name/tags/delete',
+    access: 'user',
+    needs: 'pull + delete on the repository (name URL-encoded); immutable tags fail per tag',
+  },
   { method: 'GET', path: '/repositories/:name/artifacts/:reference', access: 'user', needs: 'pull on the repository (name URL-encoded)' },
   { method: 'POST', path: '/jobs/:name/run', access: 'admin', needs: 'system admin' },
 ];
@@ -229,7 +288,11 @@ export function renderPermissionTables(): string {
   const rows = PERMISSIONS.map((permission) => {
     const cells = ROLES.map((role) => (ROLE_PERMISSIONS[role].includes(permission) ? 'yes' : '—'));
     const pub = PUBLIC_PERMISSIONS.includes(permission) ? 'yes' : '—';
-    const robot = !ROBOT_PERMISSIONS.includes(permission) ? '—' : robotGrant('pull').includes(permission) && permission !== 'pull' ? 'yes (with pull)' : 'yes';
+    const robot = !ROBOT_PERMISSIONS.includes(permission)
+      ? '—'
+      : robotGrant('pull').includes(permission) && permission !== 'pull'
+        ? 'yes (with pull)'
+        : 'yes';
     return `| ${permission} | ${cells.join(' | ')} | ${pub} | ${robot} |`;
   });
   const ops = [

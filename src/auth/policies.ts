@@ -23,7 +23,9 @@ const REPLICA_CLOCK_SKEW_MS = 1000;
 /** The permissions a scope needs: one per wire action, plus any extra `requires`. */
 export function neededPermissions(scope: Scope): Permission[] {
   if (scope.type !== 'repository') return [];
-  const fromActions = scope.actions.flatMap((a) => (a === '*' ? (['pull', 'push', 'delete'] as const) : [a])).map((a) => ACTION_PERMISSION[a]);
+  const fromActions = scope.actions
+    .flatMap((a) => (a === '*' ? (['pull', 'push', 'delete'] as const) : [a]))
+    .map((a) => ACTION_PERMISSION[a]);
   return [...new Set([...fromActions, ...(scope.requires ?? [])])];
 }
 
@@ -32,7 +34,8 @@ export function principalOf(identity: Identity, ip: string, grants?: VerifiedTok
 }
 
 function denied(identity: Identity, scope: Scope, missing: string[]): RegistryError {
-  const what = scope.type === 'repository' ? `repository ${scope.name}` : scope.type === 'registry' ? `registry ${scope.name}` : 'the registry';
+  const what =
+    scope.type === 'repository' ? `repository ${scope.name}` : scope.type === 'registry' ? `registry ${scope.name}` : 'the registry';
   return new RegistryError('DENIED', `${identityName(identity)} may not ${missing.join(', ')} ${what}`, {
     type: scope.type,
     name: scope.type === 'base' ? '' : scope.name,
@@ -71,7 +74,12 @@ export class BasicAccessPolicy implements AccessPolicy {
 }
 
 /** Throws unless `identity` holds every permission `scope` needs (`unauthenticated` builds the anonymous 401). */
-export async function checkScope(rules: AccessRules, identity: Identity, scope: Scope, unauthenticated: () => RegistryError): Promise<void> {
+export async function checkScope(
+  rules: AccessRules,
+  identity: Identity,
+  scope: Scope,
+  unauthenticated: () => RegistryError,
+): Promise<void> {
   if (scope.type !== 'repository') {
     if (identity.kind === 'anonymous') throw unauthenticated();
     return;
@@ -117,7 +125,10 @@ export class TokenAccessPolicy implements AccessPolicy {
         const hopeless = neededPermissions({ ...scope, actions: missing, requires: [] }).filter((p) => !held.has(p));
         if (hopeless.length > 0) throw this.forbidden(request, scope, denied(identity, scope, hopeless));
       }
-      const message = identity.kind === 'anonymous' ? `anonymous may not ${missing.join(', ')} ${scope.type} ${scope.name}: log in first` : `token lacks ${missing.join(',')} access to ${scopeString(scope)}`;
+      const message =
+        identity.kind === 'anonymous'
+          ? `anonymous may not ${missing.join(', ')} ${scope.type} ${scope.name}: log in first`
+          : `token lacks ${missing.join(',')} access to ${scopeString(scope)}`;
       throw this.unauthorized(request, scope, message, 'insufficient_scope');
     }
     if (scope.type === 'repository' && scope.requires && this.authenticator) {
@@ -128,7 +139,10 @@ export class TokenAccessPolicy implements AccessPolicy {
       // The current permissions decide, not the token.
       const held = await this.rules.permissions(identity, scope.name, { forPush: scope.actions.includes('push') });
       const lost = neededPermissions({ ...scope, requires: [] }).filter((p) => !held.has(p));
-      if (lost.length > 0) throw identity.kind === 'anonymous' ? this.unauthorized(request, scope, 'authentication required') : this.forbidden(request, scope, denied(identity, scope, lost));
+      if (lost.length > 0)
+        throw identity.kind === 'anonymous'
+          ? this.unauthorized(request, scope, 'authentication required')
+          : this.forbidden(request, scope, denied(identity, scope, lost));
     }
     return principalOf(identity, request.ip, verified.access);
   }
@@ -203,5 +217,8 @@ export class TokenAccessPolicy implements AccessPolicy {
 
 /** A message as an auth-param quoted-string (RFC 6750 §3: printable ASCII without '"' and '\\'). */
 function challengeText(message: string): string {
-  return message.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?').slice(0, 500);
+  return message
+    .replace(/["\\]/g, "'")
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 500);
 }

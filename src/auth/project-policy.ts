@@ -74,7 +74,9 @@ class WriteGuard {
       throw deny(POLICY, 'DENIED', `${actor} may not create project ${project}`, { project });
     }
     if (await rows.projectHasRepositories(project)) {
-      throw deny(POLICY, 'DENIED', `project ${project} holds repositories that belong to no project; only an administrator may create it`, { project });
+      throw deny(POLICY, 'DENIED', `project ${project} holds repositories that belong to no project; only an administrator may create it`, {
+        project,
+      });
     }
     // False: someone else's push created it a moment ago; this writer needs push in it like anyone.
     if (!(await this.create(rows, project, actor, ip))) await this.requirePush(rows, actor, project, repository);
@@ -93,7 +95,15 @@ class WriteGuard {
     if (actor.startsWith(ROBOT_PREFIX)) {
       const robot = await rows.getRobot(actor);
       const live = robot !== null && (robot.expiresAt === null || robot.expiresAt.getTime() > Date.now());
-      if (live && robotPermissions({ kind: 'robot', name: robot.name, project: robot.project, permissions: robot.permissions }, project, repository).includes('push')) return;
+      if (
+        live &&
+        robotPermissions(
+          { kind: 'robot', name: robot.name, project: robot.project, permissions: robot.permissions },
+          project,
+          repository,
+        ).includes('push')
+      )
+        return;
     } else {
       const role = await rows.getRole(project, actor);
       if (role && ROLE_PERMISSIONS[role].includes('push')) return;

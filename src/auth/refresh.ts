@@ -21,14 +21,23 @@ export class RefreshTokens {
   async issue(username: string, clientId: string): Promise<string> {
     const secret = `${REFRESH_PREFIX}${generateSecret()}`;
     const now = new Date();
-    await this.store.saveRefreshToken({ hash: sha256Hex(secret), username, clientId, createdAt: now, expiresAt: new Date(now.getTime() + this.lifetimeMs) });
+    await this.store.saveRefreshToken({
+      hash: sha256Hex(secret),
+      username,
+      clientId,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + this.lifetimeMs),
+    });
     return secret;
   }
 
   /** The current identity behind a refresh token; UNAUTHORIZED when unknown, expired, of another client, or its user is gone. */
   async redeem(secret: string, clientId: string): Promise<Identity> {
     const record = secret.startsWith(REFRESH_PREFIX) ? await this.store.getRefreshToken(sha256Hex(secret)) : null;
-    const identity = record && record.expiresAt.getTime() > Date.now() && record.clientId === clientId ? await this.authenticator.current(record.username) : null;
+    const identity =
+      record && record.expiresAt.getTime() > Date.now() && record.clientId === clientId
+        ? await this.authenticator.current(record.username)
+        : null;
     if (!identity) throw new RegistryError('UNAUTHORIZED', 'invalid or expired refresh token');
     return identity;
   }

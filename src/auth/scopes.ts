@@ -21,7 +21,14 @@ export function parseScopes(values: string[]): Grant[] {
       if (first <= 0 || last === first) continue;
       const type = item.slice(0, first).replace(/\(.*\)$/, '');
       const name = item.slice(first + 1, last);
-      const actions = [...new Set(item.slice(last + 1).split(',').filter(Boolean))];
+      const actions = [
+        ...new Set(
+          item
+            .slice(last + 1)
+            .split(',')
+            .filter(Boolean),
+        ),
+      ];
       if (name && actions.length > 0) out.push({ type, name, actions });
     }
   }

@@ -68,7 +68,10 @@ const USERNAME = /^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$/;
 
 export function validateUsername(username: unknown): string {
   if (typeof username !== 'string' || !USERNAME.test(username)) {
-    throw new RegistryError('INVALID_ARGUMENT', 'username must be 1-64 characters of [a-z0-9._-], starting and ending with a letter or digit');
+    throw new RegistryError(
+      'INVALID_ARGUMENT',
+      'username must be 1-64 characters of [a-z0-9._-], starting and ending with a letter or digit',
+    );
   }
   return username;
 }

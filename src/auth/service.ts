@@ -93,11 +93,18 @@ export class AuthService {
     this.keys = new KeyRing(this.store, this.tokenLifetimeMs + CLOCK_TOLERANCE_S * 1000);
     const external = usesExternalIssuer(config);
     const audience = config.token.audience ?? config.token.service;
-    this.issuer = config.mode === 'token' && !external ? new TokenIssuer(this.keys, { issuer: config.token.issuer, service: config.token.service, lifetimeMs: this.tokenLifetimeMs }) : null;
+    this.issuer =
+      config.mode === 'token' && !external
+        ? new TokenIssuer(this.keys, { issuer: config.token.issuer, service: config.token.service, lifetimeMs: this.tokenLifetimeMs })
+        : null;
     this.verifier =
       config.mode !== 'token'
         ? null
-        : new TokenVerifier(external ? externalKeyResolver(config.token) : this.keys.verificationKey, { issuer: config.token.issuer, audience, external });
+        : new TokenVerifier(external ? externalKeyResolver(config.token) : this.keys.verificationKey, {
+            issuer: config.token.issuer,
+            audience,
+            external,
+          });
     this.apiVerifier = this.issuer
       ? new TokenVerifier(this.keys.verificationKey, {
           issuer: config.token.issuer,
@@ -106,7 +113,9 @@ export class AuthService {
         })
       : null;
     this.directory = new Directory(this.store, this.rules);
-    this.tokens = this.issuer ? new TokenService(this.rules, this.issuer, new RefreshTokens(this.store, this.authenticator, this.refreshLifetimeMs)) : null;
+    this.tokens = this.issuer
+      ? new TokenService(this.rules, this.issuer, new RefreshTokens(this.store, this.authenticator, this.refreshLifetimeMs))
+      : null;
     this.policy = this.buildPolicy(external);
   }
 
@@ -207,7 +216,8 @@ export class AuthService {
    * the initial admin.
    */
   async init(logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-    this.authenticator.auditFailed = (entry, err) => logger.error({ err, audit: entry }, 'could not write a login audit entry; it is logged here instead');
+    this.authenticator.auditFailed = (entry, err) =>
+      logger.error({ err, audit: entry }, 'could not write a login audit entry; it is logged here instead');
     if (this.issuer) await this.keys.init();
     if (this.config.mode === 'none') return;
     // The file is read before the initial admin is created: its `admin` user may be that admin.
@@ -253,7 +263,10 @@ export class AuthService {
     if (given === undefined) {
       // Shown once, on stderr only: the JSON log goes to collectors and must never carry a secret;
       // only the bcrypt hash is kept.
-      logger.warn({ username }, 'created the initial admin with a generated password, printed once on stderr; change it with `npx berth user passwd`');
+      logger.warn(
+        { username },
+        'created the initial admin with a generated password, printed once on stderr; change it with `npx berth user passwd`',
+      );
       process.stderr.write(`\nberth: initial admin user "${username}" created with password: ${password}\n\n`);
     } else {
       logger.info({ username }, 'created the initial admin user');
@@ -268,7 +281,8 @@ export function baseUrlResolver(config: BerthConfig): (origin: RequestOrigin) =>
 }
 
 /** A hostname (underscores allowed, as in container names), IPv4 address or [IPv6] literal, with an optional port: nothing that could break out of a quoted header parameter. */
-const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+const HOST =
+  /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
 /**
  * `<protocol>://<host>` of a request, for the token realm in a challenge when http.host is not

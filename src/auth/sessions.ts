@@ -43,7 +43,8 @@ export class BrowserSessions {
 
   /** Starts a session for `identity` (a user, never a robot); returns the cookie value and the session. */
   async create(identity: Identity): Promise<{ id: string; session: LiveSession }> {
-    if (identity.kind !== 'user') throw new RegistryError('DENIED', 'only users can sign in to the web UI (robot accounts and workloads use the registry API)');
+    if (identity.kind !== 'user')
+      throw new RegistryError('DENIED', 'only users can sign in to the web UI (robot accounts and workloads use the registry API)');
     const now = this.now();
     const id = randomBytes(32).toString('base64url');
     const record: SessionRecord = {

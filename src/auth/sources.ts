@@ -162,7 +162,8 @@ export class ExternalIdentities {
    */
   async login(name: string, password: string, user: UserRecord | null, ip: string): Promise<ExternalOutcome> {
     const own = user ? sourceOfAccount(user.passwordHash) : null;
-    const candidates = own !== null ? this.sources.filter((s) => s.name === own) : user ? this.sources.filter((s) => s.takeover) : this.sources;
+    const candidates =
+      own !== null ? this.sources.filter((s) => s.name === own) : user ? this.sources.filter((s) => s.takeover) : this.sources;
     if (candidates.length === 0 || !validName(name)) return null;
     const unavailable: string[] = [];
     for (const source of candidates) {
@@ -189,7 +190,12 @@ export class ExternalIdentities {
   }
 
   /** The user's row made or brought up to date for a verified login, and their grants replaced; null if the name is not the source's to take. */
-  private async register(source: PasswordSource, external: ExternalUser, user: UserRecord | null, ip: string): Promise<ExternalLogin | null> {
+  private async register(
+    source: PasswordSource,
+    external: ExternalUser,
+    user: UserRecord | null,
+    ip: string,
+  ): Promise<ExternalLogin | null> {
     const name = external.username;
     const actor = (action?: string, detail: Record<string, unknown> = {}): ChangeActor => ({
       name: source.name,
@@ -198,7 +204,10 @@ export class ExternalIdentities {
     });
     let row = user;
     if (!row) {
-      await this.store.createUser({ username: name, passwordHash: externalMarker(source.name), admin: external.admin ?? false }, actor(undefined, { admin: external.admin ?? false }));
+      await this.store.createUser(
+        { username: name, passwordHash: externalMarker(source.name), admin: external.admin ?? false },
+        actor(undefined, { admin: external.admin ?? false }),
+      );
       row = await this.store.getUser(name);
     } else if (sourceOfAccount(row.passwordHash) !== source.name) {
       if (!source.takeover) return null;

@@ -49,7 +49,10 @@ export class TokenService {
   async issue(identity: Identity, scopes: string[], refreshFor: string | null = null): Promise<TokenAnswer> {
     wantsApiToken(scopes); // a malformed request is refused before a refresh token is stored
     // Users of an identity source get none: their client logs in again with the password, so the source (and their groups) is asked again.
-    const refresh = refreshFor !== null && identity.kind === 'user' && identity.source === undefined ? await this.refresh.issue(identity.name, refreshFor) : undefined;
+    const refresh =
+      refreshFor !== null && identity.kind === 'user' && identity.source === undefined
+        ? await this.refresh.issue(identity.name, refreshFor)
+        : undefined;
     return this.answer(identity, scopes, refresh);
   }
 

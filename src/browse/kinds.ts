@@ -25,7 +25,11 @@ const SIGNATURES = new Set([
   'application/vnd.dev.cosign.simplesigning.v1+json',
   'application/vnd.cncf.notary.signature',
 ]);
-const ATTESTATIONS = new Set(['application/vnd.dev.cosign.artifact.att.v1+json', 'application/vnd.dsse.envelope.v1+json', 'application/vnd.in-toto+json']);
+const ATTESTATIONS = new Set([
+  'application/vnd.dev.cosign.artifact.att.v1+json',
+  'application/vnd.dsse.envelope.v1+json',
+  'application/vnd.in-toto+json',
+]);
 const SBOMS = new Set([
   'application/spdx+json',
   'text/spdx',
@@ -45,13 +49,24 @@ function classify(type: string, annotations: Record<string, string> | null | und
   if (type.startsWith(SIGSTORE_BUNDLE_PREFIX)) {
     const predicate = annotations?.['dev.sigstore.bundle.predicateType'];
     const content = annotations?.['dev.sigstore.bundle.content'];
-    return predicate === undefined ? (content === 'dsse-envelope' ? 'attestation' : 'signature') : predicate === COSIGN_SIGN_PREDICATE ? 'signature' : 'attestation';
+    return predicate === undefined
+      ? content === 'dsse-envelope'
+        ? 'attestation'
+        : 'signature'
+      : predicate === COSIGN_SIGN_PREDICATE
+        ? 'signature'
+        : 'attestation';
   }
   if (ATTESTATIONS.has(type) || type.startsWith('application/vnd.in-toto')) return 'attestation';
   if (SBOMS.has(type)) return 'sbom';
   if (HELM.has(type)) return 'helm';
   if (MODEL.has(type)) return 'model';
-  if (type === 'application/vnd.wasm.config.v0+json' || type.startsWith('application/vnd.module.wasm.') || type.startsWith('application/vnd.wasm.')) return 'wasm';
+  if (
+    type === 'application/vnd.wasm.config.v0+json' ||
+    type.startsWith('application/vnd.module.wasm.') ||
+    type.startsWith('application/vnd.wasm.')
+  )
+    return 'wasm';
   return null;
 }
 

@@ -65,7 +65,14 @@ export interface BrowseQueries {
    * Repositories of `project` (the name itself and `project/…`) holding at least one manifest,
    * matching `q` (substring, case-insensitive), in `sort` order, `limit` after `after`.
    */
-  repositories(project: string, q: string | undefined, sort: RepositorySort, order: Order, limit: number, after: After | null): Promise<RepositoryRow[]>;
+  repositories(
+    project: string,
+    q: string | undefined,
+    sort: RepositorySort,
+    order: Order,
+    limit: number,
+    after: After | null,
+  ): Promise<RepositoryRow[]>;
   countRepositories(project: string, q: string | undefined): Promise<number>;
   /** Tag counts and sizes of a page of repositories (by id), in two statements. */
   repositoryStats(ids: number[]): Promise<Map<number, RepositoryStats>>;
@@ -88,7 +95,11 @@ export interface BrowseQueries {
   /** Repository names containing `q` (case-insensitive), in name order, after `after`. */
   searchRepositories(q: string, limit: number, after: string | null): Promise<string[]>;
   /** Tags containing `q` (case-insensitive), in (repository, tag) order, after `after`. */
-  searchTags(q: string, limit: number, after: { repository: string; tag: string } | null): Promise<{ repository: string; tag: string; digest: string }[]>;
+  searchTags(
+    q: string,
+    limit: number,
+    after: { repository: string; tag: string } | null,
+  ): Promise<{ repository: string; tag: string; digest: string }[]>;
   /** Every manifest digest of a repository, referrers first (repository delete). */
   manifestDigests(repositoryId: number): Promise<string[]>;
 }

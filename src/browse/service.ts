@@ -71,7 +71,10 @@ function parseAnnotations(text: string | null): Record<string, string> | null {
 }
 
 /** The kind of a stored manifest row (payload parsed once by the caller when given). */
-export function kindOf(row: { mediaType: string; artifactType: string | null; annotations: string | null }, parsed: ParsedManifest): ArtifactKind {
+export function kindOf(
+  row: { mediaType: string; artifactType: string | null; annotations: string | null },
+  parsed: ParsedManifest,
+): ArtifactKind {
   return artifactKind({
     mediaType: row.mediaType,
     artifactType: row.artifactType,
@@ -88,7 +91,12 @@ function imageSize(ownSize: number, parsed: ParsedManifest): number {
 export function platformsOf(parsed: ParsedManifest): (Platform & { digest: string })[] {
   return (parsed.manifests ?? [])
     .filter((m) => m.platform?.os && m.platform.architecture && m.platform.os !== 'unknown')
-    .map((m) => ({ digest: m.digest ?? '', os: m.platform!.os!, architecture: m.platform!.architecture!, ...(m.platform!.variant ? { variant: m.platform!.variant } : {}) }));
+    .map((m) => ({
+      digest: m.digest ?? '',
+      os: m.platform!.os!,
+      architecture: m.platform!.architecture!,
+      ...(m.platform!.variant ? { variant: m.platform!.variant } : {}),
+    }));
 }
 
 function encodeCursor(after: After): string {
@@ -99,18 +107,24 @@ function decodeCursor(last: string | undefined): After | null {
   if (last === undefined || last === '') return null;
   try {
     const value: unknown = JSON.parse(Buffer.from(last, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && value.length === 2 && (value[0] === null || typeof value[0] === 'number') && typeof value[1] === 'string') return { key: value[0], name: value[1] };
+    if (Array.isArray(value) && value.length === 2 && (value[0] === null || typeof value[0] === 'number') && typeof value[1] === 'string')
+      return { key: value[0], name: value[1] };
   } catch {
     // fall through
   }
-  throw new RegistryError('INVALID_ARGUMENT', 'last is not a cursor this listing returned (pass the previous page\'s next)');
+  throw new RegistryError('INVALID_ARGUMENT', "last is not a cursor this listing returned (pass the previous page's next)");
 }
 
 /**
  * A keyset page from `limit + 1` rows (the extra row only tells that a next page exists) and the
  * listing's total: the page, the cursor after its last row (null on the last page), the total.
  */
-export function keysetPage<R>(rows: R[], total: number, limit: number, cursorOf: (row: R) => After): { page: R[]; next: string | null; total: number } {
+export function keysetPage<R>(
+  rows: R[],
+  total: number,
+  limit: number,
+  cursorOf: (row: R) => After,
+): { page: R[]; next: string | null; total: number } {
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   return { page, next: rows.length > limit && last !== undefined ? encodeCursor(cursorOf(last)) : null, total };
@@ -161,7 +175,10 @@ export class BrowseService {
       this.queries.repositories(project, options.q, options.sort, options.order, options.limit + 1, after),
       this.queries.countRepositories(project, options.q),
     ]);
-    const { page, next, total } = keysetPage(rows, count, options.limit, (r) => ({ key: options.sort === 'pushed' ? r.pushedAt : options.sort === 'pulls' ? r.pulls : null, name: r.name }));
+    const { page, next, total } = keysetPage(rows, count, options.limit, (r) => ({
+      key: options.sort === 'pushed' ? r.pushedAt : options.sort === 'pulls' ? r.pulls : null,
+      name: r.name,
+    }));
     const stats = await this.queries.repositoryStats(page.map((r) => r.id));
     return {
       items: page.map((r) => ({
@@ -183,7 +200,10 @@ export class BrowseService {
       this.queries.tags(repositoryId, options.q, options.sort, options.order, options.limit + 1, after),
       this.queries.countTags(repositoryId, options.q),
     ]);
-    const { page, next, total } = keysetPage(rows, count, options.limit, (t) => ({ key: options.sort === 'pushed' ? t.pushedAt : null, name: t.tag }));
+    const { page, next, total } = keysetPage(rows, count, options.limit, (t) => ({
+      key: options.sort === 'pushed' ? t.pushedAt : null,
+      name: t.tag,
+    }));
     return { items: await this.tagItems(repository, page), next, total };
   }
 
@@ -225,7 +245,9 @@ export class BrowseService {
       const scheme = t.digest.replace(':', '-');
       const signatures = signatureCount.get(t.digest) ?? 0;
       const scan = scanOf.get(t.digest);
-      const size = p.manifests ? t.size + p.manifests.reduce((sum, m) => sum + (childSize.get(m.digest ?? '') ?? m.size ?? 0), 0) : imageSize(t.size, p);
+      const size = p.manifests
+        ? t.size + p.manifests.reduce((sum, m) => sum + (childSize.get(m.digest ?? '') ?? m.size ?? 0), 0)
+        : imageSize(t.size, p);
       const pulled = pulls.get(t.digest);
       return {
         tag: t.tag,
@@ -254,7 +276,8 @@ export class BrowseService {
     let afterRepo: string | null = null;
     for (let round = 0; round < 20 && repositories.length < limit; round++) {
       const names = await this.queries.searchRepositories(q, batch, afterRepo);
-      for (const name of names) if (repositories.length < limit && (await mayRead(name))) repositories.push({ name, project: projectOf(name) });
+      for (const name of names)
+        if (repositories.length < limit && (await mayRead(name))) repositories.push({ name, project: projectOf(name) });
       if (names.length < batch) break;
       afterRepo = names.at(-1)!;
     }
@@ -318,7 +341,9 @@ export class BrowseService {
       this.queries.manifests(repositoryId, (parsed.manifests ?? []).map((m) => m.digest ?? '').filter(Boolean)),
     ]);
     const childSize = new Map(children.map((c) => [c.digest, imageSize(c.size, parseManifest(c.payload))]));
-    const size = parsed.manifests ? row.size + parsed.manifests.reduce((sum, m) => sum + (childSize.get(m.digest ?? '') ?? m.size ?? 0), 0) : imageSize(row.size, parsed);
+    const size = parsed.manifests
+      ? row.size + parsed.manifests.reduce((sum, m) => sum + (childSize.get(m.digest ?? '') ?? m.size ?? 0), 0)
+      : imageSize(row.size, parsed);
     return { row, parsed, kind: kindOf(row, parsed), tags, size };
   }
 

@@ -54,7 +54,11 @@ async function fsckCommand(file: string | undefined, flags: FsckFlags): Promise<
 
 /** Opens the stores a configuration names, checks them, closes them. */
 export async function fsckStores(config: BerthConfig, options: FsckOptions): Promise<FsckReport> {
-  const [{ openStores }, { runFsck }, { projectOf }] = await Promise.all([import('../stores.js'), import('../fsck/check.js'), import('../core/names.js')]);
+  const [{ openStores }, { runFsck }, { projectOf }] = await Promise.all([
+    import('../stores.js'),
+    import('../fsck/check.js'),
+    import('../core/names.js'),
+  ]);
   const stores = await openStores(config);
   try {
     // Pull-through cache repositories may reference content not fetched yet (docs/proxy-cache.md).

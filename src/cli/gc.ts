@@ -41,7 +41,11 @@ async function gcCommand(file: string | undefined, flags: GcFlags): Promise<numb
 }
 
 /** Opens the stores a configuration names, collects (then purges abandoned uploads), closes them. */
-export async function collectStores(config: BerthConfig, dryRun: boolean, onProgress: (counts: GcCounts) => void): Promise<{ report: GcReport; uploadsPurged: number }> {
+export async function collectStores(
+  config: BerthConfig,
+  dryRun: boolean,
+  onProgress: (counts: GcCounts) => void,
+): Promise<{ report: GcReport; uploadsPurged: number }> {
   // Imported when a collection runs, so that `berth --help` does not load the stores.
   const [{ default: pino }, { durationMs }, { purgeUploads }, { compose }, { openStores }] = await Promise.all([
     import('pino'),
@@ -116,4 +120,3 @@ function formatDuration(ms: number): string {
   if (d > 0) return `${d} d${h % 24 ? ` ${h % 24} h` : ''}`;
   return `${h} h${m % 60 ? ` ${m % 60} min` : ''}`;
 }
-

@@ -36,7 +36,9 @@ export function registerJobsCommand(program: Command, loadConfig: () => Promise<
         }
         for (const run of runs) {
           const took = run.finishedAt ? `${run.finishedAt.getTime() - run.startedAt.getTime()} ms` : 'running';
-          process.stdout.write(`${run.startedAt.toISOString()}  ${run.job.padEnd(16)} ${run.outcome.padEnd(8)} ${took.padStart(9)}  ${run.holder}  ${JSON.stringify(run.summary ?? {})}\n`);
+          process.stdout.write(
+            `${run.startedAt.toISOString()}  ${run.job.padEnd(16)} ${run.outcome.padEnd(8)} ${took.padStart(9)}  ${run.holder}  ${JSON.stringify(run.summary ?? {})}\n`,
+          );
         }
       } finally {
         await stores.close();

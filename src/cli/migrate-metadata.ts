@@ -36,7 +36,9 @@ async function migrateMetadata(flags: MigrateFlags, loadConfig: () => Promise<Be
   };
   if (!flags.from.startsWith('sqlite:') || flags.from.length === 'sqlite:'.length) return usage('--from must be sqlite:<path>');
   if (/^(mysql|mariadb):\/\//.test(flags.to)) {
-    return usage('copying into MySQL/MariaDB is not supported yet: --to must be a postgres:// URL (a MySQL deployment starts from an empty database)');
+    return usage(
+      'copying into MySQL/MariaDB is not supported yet: --to must be a postgres:// URL (a MySQL deployment starts from an empty database)',
+    );
   }
   if (!/^postgres(ql)?:\/\//.test(flags.to)) return usage('--to must be a postgres:// URL');
   const batchSize = Number(flags.batchSize);
@@ -58,7 +60,9 @@ async function migrateMetadata(flags: MigrateFlags, loadConfig: () => Promise<Be
     return MIGRATE_EXIT.copied;
   } catch (err) {
     if (err instanceof TargetNotEmptyError) return usage(err.message);
-    process.stderr.write(`berth migrate-metadata: the copy failed; nothing was copied (the target's data is as it was): ${(err as Error).message}\n`);
+    process.stderr.write(
+      `berth migrate-metadata: the copy failed; nothing was copied (the target's data is as it was): ${(err as Error).message}\n`,
+    );
     return MIGRATE_EXIT.failed;
   }
 }

@@ -64,11 +64,19 @@ export function registerProjectCommands(program: Command, loadConfig: LoadConfig
           const { robotView } = await import('../http/api/robots.js');
           return out(JSON.stringify({ project: projectJson(found), members, robots: robots.map(robotView) }, null, 2));
         }
-        out(`project ${found.name}: ${found.public ? 'public' : 'private'}, created ${found.createdAt.toISOString()}${found.createdBy ? ` by ${found.createdBy}` : ''}`);
+        out(
+          `project ${found.name}: ${found.public ? 'public' : 'private'}, created ${found.createdAt.toISOString()}${found.createdBy ? ` by ${found.createdBy}` : ''}`,
+        );
         out(`members: ${members.length === 0 ? 'none' : ''}`);
-        table(['  USER', 'ROLE'], members.map((m) => [`  ${m.username}`, m.role]));
+        table(
+          ['  USER', 'ROLE'],
+          members.map((m) => [`  ${m.username}`, m.role]),
+        );
         out(`robots: ${robots.length === 0 ? 'none' : ''}`);
-        table(['  ROBOT', 'EXPIRES', 'PERMISSIONS'], robots.map((r) => robotRow(r).map((cell, i) => (i === 0 ? `  ${cell}` : cell))));
+        table(
+          ['  ROBOT', 'EXPIRES', 'PERMISSIONS'],
+          robots.map((r) => robotRow(r).map((cell, i) => (i === 0 ? `  ${cell}` : cell))),
+        );
       }),
     );
   project
@@ -80,7 +88,11 @@ export function registerProjectCommands(program: Command, loadConfig: LoadConfig
     .action((name: string, opts: { public?: boolean; owner?: string } & JsonFlag) =>
       withAuth(loadConfig, async (auth, actor) => {
         const created = await auth.accounts.createProject(actor, name, opts.public ?? false, opts.owner);
-        out(opts.json ? JSON.stringify(projectJson(created), null, 2) : `created ${created.public ? 'public' : 'private'} project ${created.name}`);
+        out(
+          opts.json
+            ? JSON.stringify(projectJson(created), null, 2)
+            : `created ${created.public ? 'public' : 'private'} project ${created.name}`,
+        );
       }),
     );
   project
@@ -129,7 +141,10 @@ export function registerProjectCommands(program: Command, loadConfig: LoadConfig
         const members = await auth.directory.members(found.name);
         if (opts.json) return out(JSON.stringify(members, null, 2));
         if (members.length === 0) return out(`project ${found.name} has no members`);
-        table(['USER', 'ROLE'], members.map((m) => [m.username, m.role]));
+        table(
+          ['USER', 'ROLE'],
+          members.map((m) => [m.username, m.role]),
+        );
       }),
     );
   member
@@ -180,18 +195,29 @@ export function registerProjectCommands(program: Command, loadConfig: LoadConfig
     .option('--expires-in <duration>', 'e.g. 90d (default: never)')
     .option('--description <text>', 'what the robot is for')
     .option('--json', 'print the robot and its secret as JSON (as POST /api/v1/projects/<project>/robots does)')
-    .action((projectName: string, name: string, opts: { actions: string; repository: string; expiresIn?: string; description?: string } & JsonFlag) =>
-      withAuth(loadConfig, async (auth, actor) => {
-        const { durationMs } = await import('../config/schema.js');
-        const expiresAt = opts.expiresIn ? new Date(Date.now() + durationMs(opts.expiresIn)) : null;
-        const permissions = [{ project: projectName, repository: opts.repository, actions: opts.actions.split(',') }];
-        const { robot: created, secret } = await auth.accounts.createRobot(actor, { name, project: projectName, permissions, description: opts.description, expiresAt });
-        if (opts.json) {
-          const { robotView } = await import('../http/api/robots.js');
-          return out(JSON.stringify({ ...robotView(created), secret }, null, 2));
-        }
-        out(`created ${created.name}\nsecret: ${secret}`);
-      }),
+    .action(
+      (
+        projectName: string,
+        name: string,
+        opts: { actions: string; repository: string; expiresIn?: string; description?: string } & JsonFlag,
+      ) =>
+        withAuth(loadConfig, async (auth, actor) => {
+          const { durationMs } = await import('../config/schema.js');
+          const expiresAt = opts.expiresIn ? new Date(Date.now() + durationMs(opts.expiresIn)) : null;
+          const permissions = [{ project: projectName, repository: opts.repository, actions: opts.actions.split(',') }];
+          const { robot: created, secret } = await auth.accounts.createRobot(actor, {
+            name,
+            project: projectName,
+            permissions,
+            description: opts.description,
+            expiresAt,
+          });
+          if (opts.json) {
+            const { robotView } = await import('../http/api/robots.js');
+            return out(JSON.stringify({ ...robotView(created), secret }, null, 2));
+          }
+          out(`created ${created.name}\nsecret: ${secret}`);
+        }),
     );
   robot
     .command('rm <robot>')

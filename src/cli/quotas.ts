@@ -45,7 +45,8 @@ export function registerQuotaCommands(program: Command, loadConfig: LoadConfig):
         if (project.includes('/')) return fail(`a project is one path component ("team-a", not "${project}")`);
         validateRepositoryName(project);
         const limit = size === 'unlimited' ? null : parseBytes(size);
-        if (limit === null && size !== 'unlimited') return fail(`"${size}" is not a size: give bytes or a size such as 10GiB, 500MB, or "unlimited"`);
+        if (limit === null && size !== 'unlimited')
+          return fail(`"${size}" is not a size: give bytes or a size such as 10GiB, 500MB, or "unlimited"`);
         const view = await quotas.setLimit(project, limit);
         out(opts.json ? JSON.stringify(view, null, 2) : await describe(view));
       }),
@@ -64,7 +65,7 @@ export function registerQuotaCommands(program: Command, loadConfig: LoadConfig):
     );
   quota
     .command('recount')
-    .description('recount every project\'s usage from scratch and correct the kept figures (--check: only compare)')
+    .description("recount every project's usage from scratch and correct the kept figures (--check: only compare)")
     .option('--check', 'compare only; exit 1 when a kept figure differs from the recount')
     .option('--json', 'print the differences as JSON')
     .action((opts: { check?: boolean; json?: boolean }) =>
@@ -72,13 +73,22 @@ export function registerQuotaCommands(program: Command, loadConfig: LoadConfig):
         if (opts.check) {
           const drift = await quotas.verify();
           if (opts.json) out(JSON.stringify(drift, null, 2));
-          else out(drift.length === 0 ? 'usage matches a recount' : drift.map((d) => `${d.project}: kept ${d.kept}, recounted ${d.recounted}`).join('\n'));
+          else
+            out(
+              drift.length === 0
+                ? 'usage matches a recount'
+                : drift.map((d) => `${d.project}: kept ${d.kept}, recounted ${d.recounted}`).join('\n'),
+            );
           if (drift.length > 0) process.exitCode = 1;
           return;
         }
         const changed = await quotas.recount();
         if (opts.json) return out(JSON.stringify(changed, null, 2));
-        out(changed.length === 0 ? 'usage already matched a recount' : changed.map((c) => `${c.project}: ${c.before} -> ${c.after} bytes`).join('\n'));
+        out(
+          changed.length === 0
+            ? 'usage already matched a recount'
+            : changed.map((c) => `${c.project}: ${c.before} -> ${c.after} bytes`).join('\n'),
+        );
       }),
     );
 }

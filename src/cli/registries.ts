@@ -20,7 +20,11 @@ interface AddFlags {
  */
 async function withRegistries(loadConfig: LoadConfig, fn: (service: RegistryService) => Promise<void>): Promise<void> {
   const config = await loadConfig();
-  const [{ openStores }, { RegistryService }, { RegistryError }] = await Promise.all([import('../stores.js'), import('../registries/service.js'), import('../core/errors.js')]);
+  const [{ openStores }, { RegistryService }, { RegistryError }] = await Promise.all([
+    import('../stores.js'),
+    import('../registries/service.js'),
+    import('../core/errors.js'),
+  ]);
   const stores = await openStores(config);
   try {
     const service = new RegistryService(stores.registries);
@@ -42,15 +46,21 @@ async function withRegistries(loadConfig: LoadConfig, fn: (service: RegistryServ
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** `berth registry add|list|remove|ping`: remote registry endpoints, as /api/v1/registries. */
 export function registerRegistryCommands(program: Command, loadConfig: LoadConfig): void {
-  const registry = program.command('registry').description('remote registry endpoints for replication and pull-through cache projects (docs/proxy-cache.md)');
+  const registry = program
+    .command('registry')
+    .description('remote registry endpoints for replication and pull-through cache projects (docs/proxy-cache.md)');
   registry
     .command('add <name> <url>')
-    .description('add an endpoint; the credential is read from stdin or an environment variable, never from the command line, and stored sealed')
+    .description(
+      'add an endpoint; the credential is read from stdin or an environment variable, never from the command line, and stored sealed',
+    )
     .option('--kind <kind>', 'distribution, berth, harbor, docker-hub or other', 'other')
     .option('--username <user>', 'user for Basic auth or the token flow')
     .option('--password-stdin', 'read the password or token from stdin')
@@ -120,7 +130,13 @@ export function registerRegistryCommands(program: Command, loadConfig: LoadConfi
     .action((name: string, flags: { json?: boolean }) =>
       withRegistries(loadConfig, async (service) => {
         const result = await service.ping(name);
-        out(flags.json ? JSON.stringify(result, null, 2) : result.ok ? `ok: ${name} answered in ${result.latencyMs} ms (auth: ${result.auth})` : `failed: ${result.reason}`);
+        out(
+          flags.json
+            ? JSON.stringify(result, null, 2)
+            : result.ok
+              ? `ok: ${name} answered in ${result.latencyMs} ms (auth: ${result.auth})`
+              : `failed: ${result.reason}`,
+        );
         if (!result.ok) process.exitCode = 1;
       }),
     );
@@ -145,7 +161,12 @@ export function registerCacheCommands(program: Command, loadConfig: LoadConfig):
     ]);
     const stores = await openStores(config);
     try {
-      const service = new ProxyCacheService(stores.proxyCache, stores.registries, { refresh: async () => undefined }, proxyCachePolicyOnBind(stores.retention, durationMs(config.proxy.ttl)));
+      const service = new ProxyCacheService(
+        stores.proxyCache,
+        stores.registries,
+        { refresh: async () => undefined },
+        proxyCachePolicyOnBind(stores.retention, durationMs(config.proxy.ttl)),
+      );
       await fn(service, durationMs(config.proxy.tagttl));
     } catch (err) {
       const wrongOption = (err as { usage?: boolean }).usage === true;
@@ -167,9 +188,23 @@ export function registerCacheCommands(program: Command, loadConfig: LoadConfig):
       withCache(async (service, defaultTtlMs) => {
         if (flags.tagTtl !== undefined && !/^\d{1,8}$/.test(flags.tagTtl)) throw usage('--tag-ttl must be a whole number of seconds');
         const ttl = flags.tagTtl === undefined ? defaultTtlMs : Number(flags.tagTtl) * 1000;
-        const saved = await service.view(await service.set(project, { endpoint, namespace: flags.namespace ?? null, tagTtlMs: ttl, keepDeletedTags: flags.keepDeletedTags ?? null }));
-        const deleted = saved.keepDeletedTags === null ? '' : saved.keepDeletedTags ? ', tags deleted upstream stay' : ', tags deleted upstream are deleted';
-        out(`project ${saved.project} pulls through ${saved.endpoint}${saved.namespace ? ` (namespace ${saved.namespace})` : ''}, tags revalidated after ${saved.tagTtlSeconds} s${deleted}`);
+        const saved = await service.view(
+          await service.set(project, {
+            endpoint,
+            namespace: flags.namespace ?? null,
+            tagTtlMs: ttl,
+            keepDeletedTags: flags.keepDeletedTags ?? null,
+          }),
+        );
+        const deleted =
+          saved.keepDeletedTags === null
+            ? ''
+            : saved.keepDeletedTags
+              ? ', tags deleted upstream stay'
+              : ', tags deleted upstream are deleted';
+        out(
+          `project ${saved.project} pulls through ${saved.endpoint}${saved.namespace ? ` (namespace ${saved.namespace})` : ''}, tags revalidated after ${saved.tagTtlSeconds} s${deleted}`,
+        );
       }),
     );
   cache
@@ -181,7 +216,8 @@ export function registerCacheCommands(program: Command, loadConfig: LoadConfig):
         const views = await Promise.all((await service.list()).map((b) => service.view(b)));
         if (flags.json) return out(JSON.stringify(views, null, 2));
         if (views.length === 0) return out('no cache projects');
-        for (const v of views) out(`${v.project.padEnd(20)} ${String(v.endpoint).padEnd(20)} ${v.namespace ?? '-'}  ttl ${v.tagTtlSeconds} s`);
+        for (const v of views)
+          out(`${v.project.padEnd(20)} ${String(v.endpoint).padEnd(20)} ${v.namespace ?? '-'}  ttl ${v.tagTtlSeconds} s`);
       }),
     );
   cache

@@ -25,10 +25,12 @@ interface PolicyFlags {
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function policyInput(name: string, flags: PolicyFlags): ReplicationPolicyInput {
-  if (flags.direction !== 'push' && flags.direction !== 'pull') throw new RegistryError('INVALID_ARGUMENT', '--direction must be push or pull');
+  if (flags.direction !== 'push' && flags.direction !== 'pull')
+    throw new RegistryError('INVALID_ARGUMENT', '--direction must be push or pull');
   if (!flags.registry) throw new RegistryError('INVALID_ARGUMENT', '--registry <endpoint> is required');
   const trigger = (flags.trigger ?? 'manual') as ReplicationPolicyInput['trigger'];
-  if (!['manual', 'cron', 'event'].includes(trigger)) throw new RegistryError('INVALID_ARGUMENT', '--trigger must be manual, cron or event');
+  if (!['manual', 'cron', 'event'].includes(trigger))
+    throw new RegistryError('INVALID_ARGUMENT', '--trigger must be manual, cron or event');
   return {
     name,
     description: flags.description ?? '',
@@ -52,7 +54,9 @@ function policyInput(name: string, flags: PolicyFlags): ReplicationPolicyInput {
 
 /** `berth replication …`: the policies, executions and tasks of /api/v1/replication, on the server's own DB. */
 export function registerReplicationCommands(program: Command, loadConfig: LoadConfig): void {
-  const replication = program.command('replication').description('replication policies (push to / pull from registry endpoints) and their executions (docs/replication.md)');
+  const replication = program
+    .command('replication')
+    .description('replication policies (push to / pull from registry endpoints) and their executions (docs/replication.md)');
   replication
     .command('create <name>')
     .description('create a policy')
@@ -82,29 +86,38 @@ export function registerReplicationCommands(program: Command, loadConfig: LoadCo
     .description('list policies')
     .action(() =>
       withComposition(loadConfig, async ({ replication: service }) => {
-        for (const p of await service.list()) out(`${p.name}\t${p.direction}\t${p.registry}\t${p.trigger}${p.cron ? ` ${p.cron}` : ''}\t${p.enabled ? 'enabled' : 'disabled'}\trepos=${p.repositories.join(',') || '*'}\ttags=${p.tags.join(',') || '*'}`);
+        for (const p of await service.list())
+          out(
+            `${p.name}\t${p.direction}\t${p.registry}\t${p.trigger}${p.cron ? ` ${p.cron}` : ''}\t${p.enabled ? 'enabled' : 'disabled'}\trepos=${p.repositories.join(',') || '*'}\ttags=${p.tags.join(',') || '*'}`,
+          );
       }),
     );
   replication
     .command('show <name>')
     .description('print a policy as JSON')
-    .action((name: string) => withComposition(loadConfig, async ({ replication: service }) => out(JSON.stringify(await service.get(name), null, 2))));
+    .action((name: string) =>
+      withComposition(loadConfig, async ({ replication: service }) => out(JSON.stringify(await service.get(name), null, 2))),
+    );
   replication
     .command('delete <name>')
     .description('delete a policy')
     .action((name: string) => withComposition(loadConfig, async ({ replication: service }) => service.remove(name)));
   replication
     .command('run <name>')
-    .description('queue an execution (the server\'s replication job runs it); with --now run it in this process under the replication lease')
+    .description("queue an execution (the server's replication job runs it); with --now run it in this process under the replication lease")
     .option('--now', 'run here and wait; prints the execution when done')
     .action((name: string, flags: { now?: boolean }) =>
       withComposition(loadConfig, async ({ replication: service }, stores) => {
         const execution = await service.run(name, 'manual');
         if (!flags.now) return out(JSON.stringify(execution, null, 2));
         const { withLease } = await import('../jobs/leases.js');
-        const outcome = await withLease(stores.leases, 'replication', (lease) => service.execute(execution, lease.signal), { ttlMs: 60_000 });
+        const outcome = await withLease(stores.leases, 'replication', (lease) => service.execute(execution, lease.signal), {
+          ttlMs: 60_000,
+        });
         if (!outcome.acquired) {
-          process.stderr.write(`berth: the replication lease is held by ${outcome.heldBy ?? 'another process'}; execution ${execution.id} is queued for it\n`);
+          process.stderr.write(
+            `berth: the replication lease is held by ${outcome.heldBy ?? 'another process'}; execution ${execution.id} is queued for it\n`,
+          );
           process.exitCode = 1;
           return;
         }
@@ -119,7 +132,9 @@ export function registerReplicationCommands(program: Command, loadConfig: LoadCo
     .action((flags: { policy?: string; limit: string }) =>
       withComposition(loadConfig, async ({ replication: service }) => {
         for (const e of await service.executions({ policy: flags.policy, limit: Number(flags.limit) })) {
-          out(`${e.id}\t${e.policy}\t${e.trigger}\t${e.status}\tcopied=${e.copied} skipped=${e.skipped} failed=${e.failed} deleted=${e.deleted} bytes=${e.bytes}${e.error ? `\t${e.error}` : ''}`);
+          out(
+            `${e.id}\t${e.policy}\t${e.trigger}\t${e.status}\tcopied=${e.copied} skipped=${e.skipped} failed=${e.failed} deleted=${e.deleted} bytes=${e.bytes}${e.error ? `\t${e.error}` : ''}`,
+          );
         }
       }),
     );
@@ -139,7 +154,9 @@ export function registerReplicationCommands(program: Command, loadConfig: LoadCo
     .action((id: string, flags: { status?: string }) =>
       withComposition(loadConfig, async ({ replication: service }) => {
         for (const t of await service.tasks(Number(id), { status: flags.status as never, limit: 100_000 })) {
-          out(`${t.status}\t${t.sourceRepository}:${t.reference} → ${t.destRepository}\t${t.bytes} B\t${t.durationMs} ms${t.reason ? `\t${t.reason}` : ''}`);
+          out(
+            `${t.status}\t${t.sourceRepository}:${t.reference} → ${t.destRepository}\t${t.bytes} B\t${t.durationMs} ms${t.reason ? `\t${t.reason}` : ''}`,
+          );
         }
       }),
     );

@@ -75,7 +75,9 @@ export function registerRetentionCommands(program: Command, loadConfig: LoadConf
     .action((project: string, opts: { file: string }) =>
       withRetention(loadConfig, async (service) => {
         const policy = await service.setPolicy(project, await readPolicy(opts.file), 'cli');
-        out(`retention policy of ${project}: ${policy.rules.length} rules, ${policy.schedule ? `runs on "${policy.schedule}", next ${policy.nextRunAt?.toISOString()}` : 'runs on demand only'}`);
+        out(
+          `retention policy of ${project}: ${policy.rules.length} rules, ${policy.schedule ? `runs on "${policy.schedule}", next ${policy.nextRunAt?.toISOString()}` : 'runs on demand only'}`,
+        );
       }),
     );
   retention

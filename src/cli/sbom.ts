@@ -19,7 +19,10 @@ export function registerSbomCommands(program: Command, loadConfig: LoadConfig): 
     .option('--project <project>', 'only the repositories of this project')
     .option('--format <format>', 'spdx or cyclonedx (default: both)')
     .option('--json', 'print one JSON object per image and the totals')
-    .option('--queue', "queue the images without an SBOM for the running server's supply-chain job instead of generating here (both formats)")
+    .option(
+      '--queue',
+      "queue the images without an SBOM for the running server's supply-chain job instead of generating here (both formats)",
+    )
     .option('--scan', 'with --queue: scan every image too')
     .action((flags: GenerateFlags) =>
       withComposition(loadConfig, async ({ sbom: service, supplyChain }, stores) => {
@@ -28,10 +31,15 @@ export function registerSbomCommands(program: Command, loadConfig: LoadConfig): 
         if (flags.queue) {
           if (flags.format) throw new RegistryError('INVALID_ARGUMENT', '--format does not go with --queue: the job writes both formats');
           const queued = await supplyChain.backfill(flags.project ?? null, { sbom: true, scan: flags.scan === true });
-          out(flags.json ? JSON.stringify(queued) : `${queued.manifests} tagged manifests: ${queued.queued} queued for the supply-chain job (GET /api/v1/supply-chain/status shows the queue)`);
+          out(
+            flags.json
+              ? JSON.stringify(queued)
+              : `${queued.manifests} tagged manifests: ${queued.queued} queued for the supply-chain job (GET /api/v1/supply-chain/status shows the queue)`,
+          );
           return;
         }
-        if (flags.format && flags.format !== 'spdx' && flags.format !== 'cyclonedx') throw new RegistryError('INVALID_ARGUMENT', `--format ${flags.format}: spdx or cyclonedx`);
+        if (flags.format && flags.format !== 'spdx' && flags.format !== 'cyclonedx')
+          throw new RegistryError('INVALID_ARGUMENT', `--format ${flags.format}: spdx or cyclonedx`);
         const totals = await service.generateAll(stores.metadata, {
           project: flags.project,
           formats: flags.format ? [flags.format as SbomFormat] : undefined,
@@ -41,7 +49,9 @@ export function registerSbomCommands(program: Command, loadConfig: LoadConfig): 
             if (flags.json) return out(JSON.stringify(r));
             if ('error' in r) return out(`${r.repository}@${r.digest}  failed: ${r.error}`);
             const sboms = [...r.sboms, ...(r.children ?? []).flatMap((c) => c.sboms)];
-            out(`${r.repository}@${r.digest}  ${r.reused ? 'reused' : 'generated'}  ${sboms.map((s) => `${s.format}:${s.origin}`).join(' ')}${r.packages !== null ? `  ${r.packages} packages` : ''}`);
+            out(
+              `${r.repository}@${r.digest}  ${r.reused ? 'reused' : 'generated'}  ${sboms.map((s) => `${s.format}:${s.origin}`).join(' ')}${r.packages !== null ? `  ${r.packages} packages` : ''}`,
+            );
           },
         });
         if (flags.json) out(JSON.stringify(totals));

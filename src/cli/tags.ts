@@ -11,7 +11,10 @@ interface JsonFlag {
  * service the admin API uses, as `cli:<user>` (a system administrator, as in the other
  * commands), and closes them. A refusal prints its message and exits 1.
  */
-async function withTags(loadConfig: LoadConfig, fn: (tags: TagsService, actor: TagsActor, projectExists: (name: string) => Promise<boolean>) => Promise<void>): Promise<void> {
+async function withTags(
+  loadConfig: LoadConfig,
+  fn: (tags: TagsService, actor: TagsActor, projectExists: (name: string) => Promise<boolean>) => Promise<void>,
+): Promise<void> {
   await withComposition(loadConfig, ({ tags }, stores) =>
     fn(tags, { name: `cli:${safeUser()}`, ip: null }, async (name) => (await stores.auth.getProject(name)) !== null),
   );
@@ -74,7 +77,11 @@ export function registerTagCommands(program: Command, loadConfig: LoadConfig): v
         const [repository, name] = parts;
         const { previous } = await tags.restore(actor, repository, name, digest);
         if (opts.json) return out(JSON.stringify({ repository, tag: name, digest, previous }, null, 2));
-        out(previous === digest ? `${reference} already points to ${digest}` : `${reference} now points to ${digest} (was ${previous ?? 'absent'})`);
+        out(
+          previous === digest
+            ? `${reference} already points to ${digest}`
+            : `${reference} now points to ${digest} (was ${previous ?? 'absent'})`,
+        );
       }),
     );
 
@@ -89,7 +96,10 @@ export function registerTagCommands(program: Command, loadConfig: LoadConfig): v
         const rules = (await tags.listRules(project)).map(ruleView);
         if (opts.json) return out(JSON.stringify(rules, null, 2));
         if (rules.length === 0) return out(`no immutable tag rules in ${project}`);
-        for (const r of rules) out(`${r.id}  repository ${r.repository.decoration} ${r.repository.pattern}  tag ${r.tag.decoration} ${r.tag.pattern}${r.disabled ? '  (disabled)' : ''}`);
+        for (const r of rules)
+          out(
+            `${r.id}  repository ${r.repository.decoration} ${r.repository.pattern}  tag ${r.tag.decoration} ${r.tag.pattern}${r.disabled ? '  (disabled)' : ''}`,
+          );
       }),
     );
   rule

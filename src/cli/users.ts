@@ -16,7 +16,10 @@ export type LoadConfig = () => Promise<BerthConfig>;
  * reads), closes it. A refused change (bad name, unknown user…) is the user's mistake: its
  * message is printed without a stack trace and the exit status is 1.
  */
-export async function withAuth<T>(loadConfig: LoadConfig, fn: (auth: AuthService, actor: Actor, identity: Identity) => Promise<T>): Promise<T> {
+export async function withAuth<T>(
+  loadConfig: LoadConfig,
+  fn: (auth: AuthService, actor: Actor, identity: Identity) => Promise<T>,
+): Promise<T> {
   const config = await loadConfig();
   const [{ openMetadataAdapters }, { createAuthService }, { RegistryError }, { openSealer }] = await Promise.all([
     import('../metadata/index.js'),
@@ -52,7 +55,9 @@ export function safeUser(): string {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** --password-stdin, else --password, else a generated one (printed once). */

@@ -11,7 +11,13 @@ interface PolicyOptions {
   inheritIndex?: boolean;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+const collect = (value: string, previous: string[] = []) => [
+  ...previous,
+  ...value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean),
+];
 
 /** `berth vuln-policy <project>`: show or change a project's vulnerability pull policy (docs/supply-chain.md). */
 export function registerVulnPolicyCommands(program: Command, loadConfig: LoadConfig): void {
@@ -24,16 +30,19 @@ export function registerVulnPolicyCommands(program: Command, loadConfig: LoadCon
     .option('--clear-allowlist', 'empty the allowlist first')
     .option('--unscanned <rule>', 'artifacts without a complete scan: allow, deny, grace')
     .option('--grace <duration>', 'with --unscanned grace: how long after its push, e.g. 24h, 7d')
-    .option('--inherit-index', 'a child manifest without its own scan is judged by its index\'s scan (the default)')
+    .option('--inherit-index', "a child manifest without its own scan is judged by its index's scan (the default)")
     .option('--no-inherit-index', 'each platform manifest needs its own scan')
     .action((project: string, opts: PolicyOptions) =>
       withComposition(loadConfig, async ({ vulnPolicy }, stores) => {
         // Imported here, not at the top: `berth --help` loads no zod or scheduler (test/unit/first-hour.test.ts).
         const { durationMs } = await import('../config/schema.js');
         const { vulnPolicySettingsSchema } = await import('../scanning/policy-service.js');
-        if ((await stores.auth.getProject(project)) === null) return fail(`project ${project} does not exist (berth project add ${project})`);
+        if ((await stores.auth.getProject(project)) === null)
+          return fail(`project ${project} does not exist (berth project add ${project})`);
         const current = await vulnPolicy.show(project);
-        const changing = ['mode', 'severity', 'allow', 'clearAllowlist', 'unscanned', 'grace', 'inheritIndex'].some((k) => opts[k as keyof PolicyOptions] !== undefined);
+        const changing = ['mode', 'severity', 'allow', 'clearAllowlist', 'unscanned', 'grace', 'inheritIndex'].some(
+          (k) => opts[k as keyof PolicyOptions] !== undefined,
+        );
         if (!changing) return out(JSON.stringify(current, null, 2));
         let graceSeconds = current.graceSeconds;
         if (opts.grace !== undefined) {

@@ -40,13 +40,16 @@ export function registerVulnDbCommands(program: Command, loadConfig: LoadConfig)
 
   vulndb
     .command('import <path>')
-    .description('load OSV records from a directory, a .zip archive (as OSV publishes each ecosystem) or a .json file; records already stored with the same or a newer "modified" are left alone')
+    .description(
+      'load OSV records from a directory, a .zip archive (as OSV publishes each ecosystem) or a .json file; records already stored with the same or a newer "modified" are left alone',
+    )
     .option('--batch-size <n>', 'records per transaction', '500')
     .option('--json', 'print the run as JSON')
     .action((source: string, opts: { batchSize: string; json?: boolean }) =>
       withVulnDb(loadConfig, async (store) => {
         const batchSize = Number(opts.batchSize);
-        if (!Number.isInteger(batchSize) || batchSize < 1) return usageError(`--batch-size must be a positive integer, not "${opts.batchSize}"`);
+        if (!Number.isInteger(batchSize) || batchSize < 1)
+          return usageError(`--batch-size must be a positive integer, not "${opts.batchSize}"`);
         const [{ VulnDb }, { readOsvSource }] = await Promise.all([import('../scanning/vulndb.js'), import('../scanning/sources.js')]);
         const { stat } = await import('node:fs/promises');
         const exists = await stat(source).then(
@@ -62,7 +65,9 @@ export function registerVulnDbCommands(program: Command, loadConfig: LoadConfig)
           run = await new VulnDb(store).import(source, readOsvSource(source), { batchSize, onProgress: progress });
         } catch (err) {
           if (process.stderr.isTTY) process.stderr.write('\n');
-          process.stderr.write(`berth: import stopped: ${(err as Error).message}; the batches stored before stay, run the same import again to resume\n`);
+          process.stderr.write(
+            `berth: import stopped: ${(err as Error).message}; the batches stored before stay, run the same import again to resume\n`,
+          );
           process.exitCode = 1;
           return;
         }
@@ -70,7 +75,9 @@ export function registerVulnDbCommands(program: Command, loadConfig: LoadConfig)
         if (opts.json) return out(JSON.stringify(run, null, 2));
         out(`imported ${source}: ${describeRun(run)}`);
         if (run.invalid > 0) {
-          out(`skipped ${run.invalid} invalid ${run.invalid === 1 ? 'file' : 'files'}${run.errors.length < run.invalid ? ` (the first ${run.errors.length})` : ''}:`);
+          out(
+            `skipped ${run.invalid} invalid ${run.invalid === 1 ? 'file' : 'files'}${run.errors.length < run.invalid ? ` (the first ${run.errors.length})` : ''}:`,
+          );
           for (const reason of run.errors) out(`  ${reason}`);
         }
       }),
@@ -78,7 +85,7 @@ export function registerVulnDbCommands(program: Command, loadConfig: LoadConfig)
 
   vulndb
     .command('status')
-    .description('advisories per ecosystem, the last import and the database\'s age')
+    .description("advisories per ecosystem, the last import and the database's age")
     .option('--max-age <duration>', 'older than this the database is stale (e.g. 24h, 7d)', '7d')
     .option('--check', 'exit 1 when the database is stale or empty (for monitoring)')
     .option('--json', 'print the status as JSON')
@@ -100,15 +107,21 @@ export function registerVulnDbCommands(program: Command, loadConfig: LoadConfig)
         const last = status.lastImport;
         out(last ? `last import: ${when(last.finishedAt)} from ${last.source} (${describeRun(last)})` : 'last import: never');
         const latest = status.latestRun;
-        if (latest && latest.id !== last?.id) out(`latest run: ${latest.outcome === 'running' ? 'running or interrupted' : latest.outcome}, started ${when(latest.startedAt)} from ${latest.source} (${describeRun(latest)})`);
-        if (status.ageMs !== null) out(`age: ${humanAge(status.ageMs)}${status.stale ? ` — STALE (older than ${opts.maxAge}): import a newer copy` : ''}`);
+        if (latest && latest.id !== last?.id)
+          out(
+            `latest run: ${latest.outcome === 'running' ? 'running or interrupted' : latest.outcome}, started ${when(latest.startedAt)} from ${latest.source} (${describeRun(latest)})`,
+          );
+        if (status.ageMs !== null)
+          out(`age: ${humanAge(status.ageMs)}${status.stale ? ` — STALE (older than ${opts.maxAge}): import a newer copy` : ''}`);
         else out('STALE: no complete import yet; run berth vulndb import <path>');
       }),
     );
 
   vulndb
     .command('match <packages.json>')
-    .description('match a package list (JSON array of {ecosystem, name, version}: Debian source packages as "Debian:12", Alpine origins as "Alpine:v3.19", npm, Go, PyPI, crates.io) against the database')
+    .description(
+      'match a package list (JSON array of {ecosystem, name, version}: Debian source packages as "Debian:12", Alpine origins as "Alpine:v3.19", npm, Go, PyPI, crates.io) against the database',
+    )
     .option('--json', 'print the findings and counts as JSON')
     .action((file: string, opts: { json?: boolean }) =>
       withVulnDb(loadConfig, async (store) => {
@@ -123,15 +136,20 @@ export function registerVulnDbCommands(program: Command, loadConfig: LoadConfig)
         } catch (err) {
           return usageError(`${file}: ${(err as Error).message}`);
         }
-        if (!parsed.success) return usageError(`${file}: not a package list: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
+        if (!parsed.success)
+          return usageError(`${file}: not a package list: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
         const result = await matchPackages(store, parsed.data);
         if (opts.json) return out(JSON.stringify(result, null, 2));
         for (const f of result.findings) {
           const cve = f.aliases.find((a) => a.startsWith('CVE-'));
-          out(`${f.severity.padEnd(10)} ${f.id}${cve && cve !== f.id ? ` (${cve})` : ''}  ${f.package} ${f.installed} → ${f.fixed ?? 'no fix'}`);
+          out(
+            `${f.severity.padEnd(10)} ${f.id}${cve && cve !== f.id ? ` (${cve})` : ''}  ${f.package} ${f.installed} → ${f.fixed ?? 'no fix'}`,
+          );
         }
         const s = result.summary;
-        out(`${s.total} vulnerabilities: ${s.Critical} critical, ${s.High} high, ${s.Medium} medium, ${s.Low} low, ${s.Negligible} negligible, ${s.Unknown} unknown`);
+        out(
+          `${s.total} vulnerabilities: ${s.Critical} critical, ${s.High} high, ${s.Medium} medium, ${s.Low} low, ${s.Negligible} negligible, ${s.Unknown} unknown`,
+        );
       }),
     );
 }

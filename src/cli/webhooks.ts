@@ -19,7 +19,11 @@ interface DeliveryFlags extends ListFlags {
  */
 async function withWebhooks(loadConfig: LoadConfig, fn: (service: WebhookService) => Promise<void>): Promise<void> {
   const config = await loadConfig();
-  const [{ openStores }, { WebhookService }, { RegistryError }] = await Promise.all([import('../stores.js'), import('../webhooks/service.js'), import('../core/errors.js')]);
+  const [{ openStores }, { WebhookService }, { RegistryError }] = await Promise.all([
+    import('../stores.js'),
+    import('../webhooks/service.js'),
+    import('../core/errors.js'),
+  ]);
   const stores = await openStores(config);
   try {
     await fn(new WebhookService(stores.webhooks));
@@ -46,7 +50,8 @@ export function registerWebhookCommands(program: Command, loadConfig: LoadConfig
         const policies = (await service.policies(project)).map(policyView);
         if (flags.json) return out(JSON.stringify(policies, null, 2));
         if (policies.length === 0) return out(`no webhook policies in project ${project}`);
-        for (const p of policies) out(`${String(p.id).padEnd(6)} ${p.name.padEnd(20)} ${p.enabled ? 'enabled ' : 'disabled'} ${p.format.padEnd(15)} ${p.url}`);
+        for (const p of policies)
+          out(`${String(p.id).padEnd(6)} ${p.name.padEnd(20)} ${p.enabled ? 'enabled ' : 'disabled'} ${p.format.padEnd(15)} ${p.url}`);
       }),
     );
   webhooks
@@ -61,15 +66,23 @@ export function registerWebhookCommands(program: Command, loadConfig: LoadConfig
       withWebhooks(loadConfig, async (service) => {
         const limit = Number(flags.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw usage('--limit must be a whole number from 1 to 500');
-        if (flags.status !== undefined && !['pending', 'delivered', 'failed'].includes(flags.status)) throw usage('--status must be pending, delivered or failed');
+        if (flags.status !== undefined && !['pending', 'delivered', 'failed'].includes(flags.status))
+          throw usage('--status must be pending, delivered or failed');
         const { deliveryView } = await import('../webhooks/service.js');
-        const query = { limit, endpoint: flags.endpoint, project: flags.project, status: flags.status as 'pending' | 'delivered' | 'failed' | undefined };
+        const query = {
+          limit,
+          endpoint: flags.endpoint,
+          project: flags.project,
+          status: flags.status as 'pending' | 'delivered' | 'failed' | undefined,
+        };
         const deliveries = (await service.deliveries(query)).map((d) => deliveryView(d));
         if (flags.json) return out(JSON.stringify(deliveries, null, 2));
         if (deliveries.length === 0) return out('no deliveries');
         for (const d of deliveries) {
           const answer = d.lastError ?? (d.lastStatusCode === null ? '-' : `HTTP ${d.lastStatusCode}`);
-          out(`${String(d.id).padEnd(8)} ${d.createdAt}  ${d.endpoint.padEnd(20)} ${d.event.padEnd(18)} ${d.status.padEnd(9)} ${String(d.attempts).padStart(3)}  ${answer}${d.lastLatencyMs === null ? '' : ` (${d.lastLatencyMs} ms)`}`);
+          out(
+            `${String(d.id).padEnd(8)} ${d.createdAt}  ${d.endpoint.padEnd(20)} ${d.event.padEnd(18)} ${d.status.padEnd(9)} ${String(d.attempts).padStart(3)}  ${answer}${d.lastLatencyMs === null ? '' : ` (${d.lastLatencyMs} ms)`}`,
+          );
         }
       }),
     );

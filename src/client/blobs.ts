@@ -23,8 +23,17 @@ export interface BlobInfo {
 /** The request descriptions, shared by the typed operations and raw callers (test helpers). */
 export const blobRequests = {
   head: (repo: string, digest: string): ClientRequest => ({ method: 'HEAD', url: `/v2/${repo}/blobs/${digest}`, scopes: [pull(repo)] }),
-  get: (repo: string, digest: string, headers: Record<string, string> = {}): ClientRequest => ({ method: 'GET', url: `/v2/${repo}/blobs/${digest}`, headers, scopes: [pull(repo)] }),
-  delete: (repo: string, digest: string): ClientRequest => ({ method: 'DELETE', url: `/v2/${repo}/blobs/${digest}`, scopes: [repositoryScope(repo, 'delete')] }),
+  get: (repo: string, digest: string, headers: Record<string, string> = {}): ClientRequest => ({
+    method: 'GET',
+    url: `/v2/${repo}/blobs/${digest}`,
+    headers,
+    scopes: [pull(repo)],
+  }),
+  delete: (repo: string, digest: string): ClientRequest => ({
+    method: 'DELETE',
+    url: `/v2/${repo}/blobs/${digest}`,
+    scopes: [repositoryScope(repo, 'delete')],
+  }),
   /** Starts an upload session. Retrying only leaks an unused session, which the registry purges. */
   start: (repo: string): ClientRequest => ({ method: 'POST', url: `/v2/${repo}/blobs/uploads/`, scopes: [push(repo)], idempotent: true }),
   /** The single-request monolithic upload: `POST ?digest=` with the whole body. Content-addressed, so repeatable. */
@@ -95,7 +104,13 @@ export function getBlob(t: Transport, repo: string, digest: string, options: Get
 async function* blobChunks(t: Transport, repo: string, digest: string, options: GetBlobOptions): AsyncGenerator<Buffer> {
   const verify = options.verify ?? true;
   const algorithm = digest.slice(0, digest.indexOf(':'));
-  if (verify && !(algorithm in DIGEST_ALGORITHMS)) throw RegistryClientError.local('GET', t.resolve(`/v2/${repo}/blobs/${digest}`), `cannot verify digest algorithm "${algorithm}"`, 'DIGEST_INVALID');
+  if (verify && !(algorithm in DIGEST_ALGORITHMS))
+    throw RegistryClientError.local(
+      'GET',
+      t.resolve(`/v2/${repo}/blobs/${digest}`),
+      `cannot verify digest algorithm "${algorithm}"`,
+      'DIGEST_INVALID',
+    );
   const hash = verify ? createHash(algorithm as DigestAlgorithm) : null;
   const maxResumes = options.maxResumes ?? t.retry.attempts;
   const start = options.offset ?? 0;
@@ -120,7 +135,12 @@ async function* blobChunks(t: Transport, repo: string, digest: string, options: 
       const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
       if (range === null || Number(range[1]) !== offset) {
         await discard(res);
-        throw RegistryClientError.local('GET', url, `resumed at byte ${offset} but the server sent ${res.headers.get('content-range')}`, 'RANGE_INVALID');
+        throw RegistryClientError.local(
+          'GET',
+          url,
+          `resumed at byte ${offset} but the server sent ${res.headers.get('content-range')}`,
+          'RANGE_INVALID',
+        );
       }
       if (total === undefined && range[2] !== '*') total = Number(range[2]);
     } else {
@@ -145,14 +165,27 @@ async function* blobChunks(t: Transport, repo: string, digest: string, options: 
     } catch (err) {
       if (options.signal?.aborted) throw err;
       if (err instanceof RegistryClientError) throw err;
-      if (++resumes > maxResumes) throw RegistryClientError.local('GET', url, `download failed at byte ${offset} after ${resumes - 1} resumes: ${describe(err)}`, 'NETWORK', err);
+      if (++resumes > maxResumes)
+        throw RegistryClientError.local(
+          'GET',
+          url,
+          `download failed at byte ${offset} after ${resumes - 1} resumes: ${describe(err)}`,
+          'NETWORK',
+          err,
+        );
       await sleep(backoffDelay(resumes, t.retry), options.signal);
     }
   }
 
   if (hash) {
     const actual = `${algorithm}:${hash.digest('hex')}`;
-    if (actual !== digest) throw RegistryClientError.local('GET', t.resolve(`/v2/${repo}/blobs/${digest}`), `content digest ${actual} does not match ${digest}`, 'DIGEST_INVALID');
+    if (actual !== digest)
+      throw RegistryClientError.local(
+        'GET',
+        t.resolve(`/v2/${repo}/blobs/${digest}`),
+        `content digest ${actual} does not match ${digest}`,
+        'DIGEST_INVALID',
+      );
   }
 }
 
@@ -162,7 +195,8 @@ export async function getBlobBytes(t: Transport, repo: string, digest: string, m
   let size = 0;
   for await (const chunk of getBlob(t, repo, digest) as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > maxBytes) throw RegistryClientError.local('GET', t.resolve(`/v2/${repo}/blobs/${digest}`), `blob exceeds ${maxBytes} bytes`, 'SIZE_INVALID');
+    if (size > maxBytes)
+      throw RegistryClientError.local('GET', t.resolve(`/v2/${repo}/blobs/${digest}`), `blob exceeds ${maxBytes} bytes`, 'SIZE_INVALID');
     parts.push(chunk);
   }
   return Buffer.concat(parts);
@@ -194,7 +228,12 @@ export interface PushBlobResult extends BlobInfo {
 const DEFAULT_CHUNK = 8 * 1024 * 1024;
 
 /** Uploads a blob from a Buffer or a stream; resolves once the registry answered 201. */
-export async function pushBlob(t: Transport, repo: string, source: Buffer | Readable, options: PushBlobOptions = {}): Promise<PushBlobResult> {
+export async function pushBlob(
+  t: Transport,
+  repo: string,
+  source: Buffer | Readable,
+  options: PushBlobOptions = {},
+): Promise<PushBlobResult> {
   const isBuffer = Buffer.isBuffer(source);
   const digest = options.digest ?? (isBuffer ? `sha256:${createHash('sha256').update(source).digest('hex')}` : undefined);
   if (!digest) throw new TypeError('pushBlob: a stream needs options.digest');
@@ -213,7 +252,13 @@ export async function pushBlob(t: Transport, repo: string, source: Buffer | Read
     await discard(res);
     if (res.status === 201) return { digest, size: size ?? -1, mounted: false, location: res.headers.get('location') };
     // The registry opened a session and ignored the bytes: finish with PUT, if we still have them.
-    if (!isBuffer) throw RegistryClientError.local('POST', t.resolve(`/v2/${repo}/blobs/uploads/`), 'registry does not accept single-request uploads and a stream cannot be resent', 'UNSUPPORTED');
+    if (!isBuffer)
+      throw RegistryClientError.local(
+        'POST',
+        t.resolve(`/v2/${repo}/blobs/uploads/`),
+        'registry does not accept single-request uploads and a stream cannot be resent',
+        'UNSUPPORTED',
+      );
     location = requireLocation(res, 'POST');
   }
   if (location === null) {
@@ -243,7 +288,8 @@ async function patchChunks(t: Transport, repo: string, location: string, source:
       await discard(res);
       res = await t.send({ ...blobRequests.status(location), scopes: [push(repo)] });
       const end = /^0-(\d+)$/.exec(res.headers.get('range') ?? '')?.[1];
-      if (res.status !== 204 || Number(end) !== offset + chunk.length - 1) throw await RegistryClientError.fromResponse('PATCH', t.resolve(location), res);
+      if (res.status !== 204 || Number(end) !== offset + chunk.length - 1)
+        throw await RegistryClientError.fromResponse('PATCH', t.resolve(location), res);
     } else if (res.status !== 202) {
       throw await RegistryClientError.fromResponse('PATCH', t.resolve(location), res);
     }
@@ -350,14 +396,25 @@ export async function uploadStatus(t: Transport, repo: string, location: string)
 }
 
 /** Appends one chunk at the session's offset (PATCH with Content-Range); returns the session after it. */
-export async function appendChunk(t: Transport, repo: string, session: UploadSession, chunk: Buffer, signal?: AbortSignal): Promise<UploadSession> {
+export async function appendChunk(
+  t: Transport,
+  repo: string,
+  session: UploadSession,
+  chunk: Buffer,
+  signal?: AbortSignal,
+): Promise<UploadSession> {
   const res = await t.send({ ...blobRequests.patch(session.location, session.offset, chunk), scopes: [push(repo)], signal });
   if (res.status === 416) {
     // A retried PATCH whose first try did arrive: the server may already be past this chunk.
     await discard(res);
     const status = await uploadStatus(t, repo, session.location);
     if (status?.offset === session.offset + chunk.length) return status;
-    throw RegistryClientError.local('PATCH', t.resolve(session.location), `registry refused the chunk at ${session.offset} (it holds ${status?.offset ?? 'no session'})`, 'RANGE_INVALID');
+    throw RegistryClientError.local(
+      'PATCH',
+      t.resolve(session.location),
+      `registry refused the chunk at ${session.offset} (it holds ${status?.offset ?? 'no session'})`,
+      'RANGE_INVALID',
+    );
   }
   if (res.status !== 202) throw await RegistryClientError.fromResponse('PATCH', t.resolve(session.location), res);
   await discard(res);

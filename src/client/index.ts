@@ -33,8 +33,25 @@ import { Transport, type ClientRequest, type TransportOptions } from './transpor
 export { RegistryClientError, redactUrl, type SpecError } from './errors.js';
 export { parseChallenge, unionScopes, repositoryScope, basicAuthorization, type Credentials, type Challenge } from './auth.js';
 export { DEFAULT_RETRY, backoffDelay, parseRetryAfter, isRetryableStatus, type RetryPolicy } from './retry.js';
-export { Transport, nextLink, discard, nodeBody, NODE_BODY, type ClientRequest, type RequestBody, type TransportOptions } from './transport.js';
-export { blobRequests, withParams, type BlobInfo, type GetBlobOptions, type PushBlobOptions, type PushBlobResult, type UploadSession } from './blobs.js';
+export {
+  Transport,
+  nextLink,
+  discard,
+  nodeBody,
+  NODE_BODY,
+  type ClientRequest,
+  type RequestBody,
+  type TransportOptions,
+} from './transport.js';
+export {
+  blobRequests,
+  withParams,
+  type BlobInfo,
+  type GetBlobOptions,
+  type PushBlobOptions,
+  type PushBlobResult,
+  type UploadSession,
+} from './blobs.js';
 export { manifestRequests, referrersTag, MANIFEST_ACCEPT, type Manifest, type ManifestInfo, type ReferrersIndex } from './manifests.js';
 
 /** The client's options are its transport's (base URL, credentials, headers, retries, redirects, challenges). */

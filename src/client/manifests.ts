@@ -46,7 +46,11 @@ export const manifestRequests = {
     body: bytes,
     scopes: [repositoryScope(repo, 'pull', 'push')],
   }),
-  delete: (repo: string, reference: string): ClientRequest => ({ method: 'DELETE', url: `/v2/${repo}/manifests/${reference}`, scopes: [repositoryScope(repo, 'delete')] }),
+  delete: (repo: string, reference: string): ClientRequest => ({
+    method: 'DELETE',
+    url: `/v2/${repo}/manifests/${reference}`,
+    scopes: [repositoryScope(repo, 'delete')],
+  }),
 };
 
 export async function getManifest(t: Transport, repo: string, reference: string): Promise<Manifest | null> {
@@ -58,7 +62,8 @@ export async function getManifest(t: Transport, repo: string, reference: string)
   }
   if (res.status !== 200) throw await RegistryClientError.fromResponse('GET', t.resolve(req.url), res);
   const bytes = Buffer.from(await res.arrayBuffer());
-  if (bytes.length > MAX_MANIFEST_BYTES) throw RegistryClientError.local('GET', t.resolve(req.url), `manifest exceeds ${MAX_MANIFEST_BYTES} bytes`, 'MANIFEST_INVALID');
+  if (bytes.length > MAX_MANIFEST_BYTES)
+    throw RegistryClientError.local('GET', t.resolve(req.url), `manifest exceeds ${MAX_MANIFEST_BYTES} bytes`, 'MANIFEST_INVALID');
   const computed = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   // Pulling by digest is only safe if we check it: the registry (or a proxy) could lie.
   if (reference.startsWith('sha256:') && computed !== reference) {
@@ -120,11 +125,21 @@ function pageQuery(options: { pageSize?: number; last?: string }): string {
 }
 
 export function tagPages(t: Transport, repo: string, options: { pageSize?: number; last?: string } = {}): AsyncGenerator<string[]> {
-  return pages(t, `/v2/${repo}/tags/list${pageQuery(options)}`, [repositoryScope(repo, 'pull')], (b) => (b as { tags?: string[] | null }).tags ?? []);
+  return pages(
+    t,
+    `/v2/${repo}/tags/list${pageQuery(options)}`,
+    [repositoryScope(repo, 'pull')],
+    (b) => (b as { tags?: string[] | null }).tags ?? [],
+  );
 }
 
 export function catalogPages(t: Transport, options: { pageSize?: number; last?: string } = {}): AsyncGenerator<string[]> {
-  return pages(t, `/v2/_catalog${pageQuery(options)}`, ['registry:catalog:*'], (b) => (b as { repositories?: string[] | null }).repositories ?? []);
+  return pages(
+    t,
+    `/v2/_catalog${pageQuery(options)}`,
+    ['registry:catalog:*'],
+    (b) => (b as { repositories?: string[] | null }).repositories ?? [],
+  );
 }
 
 export async function collect(pagesOf: AsyncIterable<string[]>): Promise<string[]> {
@@ -139,15 +154,28 @@ export async function collect(pagesOf: AsyncIterable<string[]>): Promise<string[
  * that pushers maintain. `artifactType` filters on the server when it says it did
  * (OCI-Filters-Applied), otherwise here.
  */
-export async function referrers(t: Transport, repo: string, digest: string, options: { artifactType?: string } = {}): Promise<ReferrersIndex> {
+export async function referrers(
+  t: Transport,
+  repo: string,
+  digest: string,
+  options: { artifactType?: string } = {},
+): Promise<ReferrersIndex> {
   const query = options.artifactType ? `?artifactType=${encodeURIComponent(options.artifactType)}` : '';
-  const req: ClientRequest = { method: 'GET', url: `/v2/${repo}/referrers/${digest}${query}`, headers: { accept: MediaTypes.ociIndex }, scopes: [repositoryScope(repo, 'pull')] };
+  const req: ClientRequest = {
+    method: 'GET',
+    url: `/v2/${repo}/referrers/${digest}${query}`,
+    headers: { accept: MediaTypes.ociIndex },
+    scopes: [repositoryScope(repo, 'pull')],
+  };
   const res = await t.send(req);
   let index: ReferrersIndex;
   let filtered = false;
   if (res.status === 200) {
     index = (await res.json()) as ReferrersIndex;
-    filtered = (res.headers.get('oci-filters-applied') ?? '').split(',').map((s) => s.trim()).includes('artifactType');
+    filtered = (res.headers.get('oci-filters-applied') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .includes('artifactType');
   } else if (res.status === 404) {
     await discard(res);
     const fallback = await getManifest(t, repo, referrersTag(digest));
@@ -156,7 +184,10 @@ export async function referrers(t: Transport, repo: string, digest: string, opti
     throw await RegistryClientError.fromResponse('GET', t.resolve(req.url), res);
   }
   const manifests = index.manifests ?? [];
-  return { ...index, manifests: options.artifactType && !filtered ? manifests.filter((m) => m.artifactType === options.artifactType) : manifests };
+  return {
+    ...index,
+    manifests: options.artifactType && !filtered ? manifests.filter((m) => m.artifactType === options.artifactType) : manifests,
+  };
 }
 
 /** The referrers tag schema's tag for a subject digest: `sha256:abc…` → `sha256-abc…`. */

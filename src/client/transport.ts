@@ -152,7 +152,13 @@ export class Transport {
       }
 
       const location = res.headers.get('location');
-      if (REDIRECTS.has(res.status) && location && req.redirect !== 'manual' && redirects < this.maxRedirects && (method === 'GET' || method === 'HEAD' || !oneShot)) {
+      if (
+        REDIRECTS.has(res.status) &&
+        location &&
+        req.redirect !== 'manual' &&
+        redirects < this.maxRedirects &&
+        (method === 'GET' || method === 'HEAD' || !oneShot)
+      ) {
         await discard(res);
         redirects++;
         attempt--;

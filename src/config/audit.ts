@@ -36,7 +36,10 @@ const sinkCommon = {
   /** Only these actions (exact names: login, login.failed, access.denied, tag.delete …). */
   actions: z.array(z.string().min(1)).min(1).optional(),
   /** Only these outcomes. */
-  outcomes: z.array(z.enum(['success', 'failure', 'denied'])).min(1).optional(),
+  outcomes: z
+    .array(z.enum(['success', 'failure', 'denied']))
+    .min(1)
+    .optional(),
 };
 
 /** One audit sink: JSON lines to a file (`path: -`: stdout) or stdout, or RFC 5424 syslog over UDP or TCP. */
@@ -64,7 +67,10 @@ export type AuditSinkConfig = z.infer<typeof auditSinkSchema>;
 export const auditConfigSchema = z
   .object({ sinks: z.array(auditSinkSchema).default([]) })
   .strict()
-  .refine((a) => new Set(a.sinks.map(sinkName)).size === a.sinks.length, { message: 'two audit sinks have the same name: give each a distinct name', path: ['sinks'] })
+  .refine((a) => new Set(a.sinks.map(sinkName)).size === a.sinks.length, {
+    message: 'two audit sinks have the same name: give each a distinct name',
+    path: ['sinks'],
+  })
   .default({ sinks: [] });
 
 /** The sink's name: given, or its type and destination (file:/var/log/berth/audit.jsonl, syslog:tcp://siem:6514). */

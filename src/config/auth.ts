@@ -49,13 +49,21 @@ export const oidcProviderSchema = z
   .strict()
   .superRefine((p, ctx) => {
     if (!p.insecure && new URL(p.issuer).protocol !== 'https:') {
-      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'must be https:// (or set insecure: true for a provider on a trusted network)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message: 'must be https:// (or set insecure: true for a provider on a trusted network)',
+      });
     }
     if (p.clientsecret !== undefined && p.clientsecretfile !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['clientsecretfile'], message: 'give clientsecret or clientsecretfile, not both' });
     }
     if (p.clientid === undefined && p.audiences.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['clientid'], message: 'a provider needs a clientid (browser login) or audiences (direct tokens), or both' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientid'],
+        message: 'a provider needs a clientid (browser login) or audiences (direct tokens), or both',
+      });
     }
   });
 
@@ -152,21 +160,38 @@ export const authConfigSchema = z
   .superRefine((auth, ctx) => {
     const external = auth.token.jwks !== undefined || auth.token.certificates !== undefined;
     if (external && !auth.token.realm) {
-      ctx.addIssue({ code: 'custom', path: ['token', 'realm'], message: 'required when tokens come from an external issuer (jwks/certificates)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token', 'realm'],
+        message: 'required when tokens come from an external issuer (jwks/certificates)',
+      });
     }
     if (auth.oidc.providers.length > 0 && (auth.mode !== 'token' || external)) {
       // The browser login ends in a Berth API token and CLI secrets are exchanged for Berth tokens.
-      ctx.addIssue({ code: 'custom', path: ['oidc'], message: 'needs auth.mode token with Berth issuing the tokens (not an external issuer)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['oidc'],
+        message: 'needs auth.mode token with Berth issuing the tokens (not an external issuer)',
+      });
     }
     const names = auth.oidc.providers.map((p) => p.name);
     const twice = names.find((n, i) => names.indexOf(n) !== i);
-    if (twice !== undefined) ctx.addIssue({ code: 'custom', path: ['oidc', 'providers'], message: `provider name ${twice} is given twice` });
+    if (twice !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['oidc', 'providers'], message: `provider name ${twice} is given twice` });
     if (auth.ldap && (auth.mode === 'none' || external)) {
-      ctx.addIssue({ code: 'custom', path: ['ldap'], message: 'needs auth.mode basic or token with Berth issuing the tokens (not none, not an external issuer)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ldap'],
+        message: 'needs auth.mode basic or token with Berth issuing the tokens (not none, not an external issuer)',
+      });
     }
     if (auth.htpasswd && (auth.mode === 'none' || external)) {
       // Silently ignoring the file would leave its users wondering why their passwords do nothing.
-      ctx.addIssue({ code: 'custom', path: ['htpasswd'], message: 'needs auth.mode basic or token with Berth issuing the tokens (not none, not an external issuer)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['htpasswd'],
+        message: 'needs auth.mode basic or token with Berth issuing the tokens (not none, not an external issuer)',
+      });
     }
   });
 

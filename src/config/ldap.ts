@@ -80,13 +80,21 @@ export const ldapConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['starttls'], message: 'ldaps:// is TLS already; starttls is for ldap://' });
     }
     if (ldap.url.startsWith('ldap:') && !ldap.starttls && !ldap.insecure) {
-      ctx.addIssue({ code: 'custom', path: ['starttls'], message: 'ldap:// sends passwords in clear: set starttls: true, use ldaps://, or set insecure: true on a trusted network' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['starttls'],
+        message: 'ldap:// sends passwords in clear: set starttls: true, use ldaps://, or set insecure: true on a trusted network',
+      });
     }
     if (ldap.group.membership === 'search' && !ldap.group.basedn) {
       ctx.addIssue({ code: 'custom', path: ['group', 'basedn'], message: 'required with membership: search' });
     }
     if (ldap.group.nested && ldap.group.membership !== 'search') {
-      ctx.addIssue({ code: 'custom', path: ['group', 'nested'], message: 'nested groups are read with a group search: set membership: search' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['group', 'nested'],
+        message: 'nested groups are read with a group search: set membership: search',
+      });
     }
   });
 

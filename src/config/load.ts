@@ -75,7 +75,10 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
 const NON_KEY_VARIABLES = /^BERTH_(CONFIG|ADMIN_PASSWORD|WORKER|API_CHECK_RESPONSES|TEST_\w+)$/;
 
 /** applyEnvOverrides, also telling which variable set which key, and which BERTH_* variables name no key. */
-function mergeEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): { merged: Record<string, unknown>; sources: Map<string, string>; unknown: string[] } {
+function mergeEnv(
+  raw: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): { merged: Record<string, unknown>; sources: Map<string, string>; unknown: string[] } {
   const out: Record<string, unknown> = structuredClone(raw);
   const sources = new Map<string, string>();
   const unknown: string[] = [];
@@ -117,7 +120,16 @@ function unwrapLeaf(schema: z.ZodType | undefined): z.ZodType | undefined {
 }
 
 /** The words booleans are written with besides true/false (YAML 1.1 and Distribution configs accept them). */
-const BOOLEAN_WORDS: Record<string, boolean> = { true: true, false: false, yes: true, no: false, on: true, off: false, '1': true, '0': false };
+const BOOLEAN_WORDS: Record<string, boolean> = {
+  true: true,
+  false: false,
+  yes: true,
+  no: false,
+  on: true,
+  off: false,
+  '1': true,
+  '0': false,
+};
 const BOOLEAN_HINT = 'expected true or false (yes/no, on/off, 1/0 are accepted too)';
 const ADDR_HINT = "expected a listen address such as ':5000', '0.0.0.0:5000' or '127.0.0.1:5000' (or a port number)";
 
@@ -131,7 +143,8 @@ function coerceValue(value: unknown, schema: z.ZodType | undefined, keyPath: str
     const word = String(value).trim().toLowerCase();
     return word in BOOLEAN_WORDS ? BOOLEAN_WORDS[word] : value;
   }
-  if (keyPath.join('.') === 'http.addr' && typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65535) return `0.0.0.0:${value}`;
+  if (keyPath.join('.') === 'http.addr' && typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65535)
+    return `0.0.0.0:${value}`;
   return value;
 }
 
@@ -140,7 +153,8 @@ function coerceToSchema(raw: Record<string, unknown>, keyPath: string[] = []): R
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {
     const here = [...keyPath, key];
-    if (value !== null && typeof value === 'object' && !Array.isArray(value) && unwrapObject(schemaAt(here))) out[key] = coerceToSchema(value as Record<string, unknown>, here);
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && unwrapObject(schemaAt(here)))
+      out[key] = coerceToSchema(value as Record<string, unknown>, here);
     else out[key] = coerceValue(value, schemaAt(here), here);
   }
   return out;
@@ -166,7 +180,10 @@ function knownVariables(schema: z.ZodType | undefined = configSchema, prefix = E
 function unknownVariableWarning(name: string): string {
   const known = knownVariables();
   const [closest] = known.map((k) => ({ k, d: editDistance(name, k) })).sort((a, b) => a.d - b.d);
-  const hint = closest && closest.d <= Math.max(3, Math.floor(name.length / 4)) ? `; did you mean ${closest.k}?` : ' (`berth config check` lists every key)';
+  const hint =
+    closest && closest.d <= Math.max(3, Math.floor(name.length / 4))
+      ? `; did you mean ${closest.k}?`
+      : ' (`berth config check` lists every key)';
   return `${name} is not a Berth setting and is ignored${hint}`;
 }
 
@@ -175,7 +192,8 @@ function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     previous = current;
   }
   return previous[b.length]!;
@@ -229,7 +247,8 @@ export function resolveConfigPaths(config: BerthConfig): BerthConfig {
     },
     metadata: {
       ...config.metadata,
-      path: config.metadata.driver === 'sqlite' ? path.resolve(config.metadata.path ?? path.join(dataDir, 'berth.db')) : config.metadata.path,
+      path:
+        config.metadata.driver === 'sqlite' ? path.resolve(config.metadata.path ?? path.join(dataDir, 'berth.db')) : config.metadata.path,
     },
   };
 }

@@ -32,7 +32,12 @@ const s3StorageSchema = z
     /** Key prefix under which Berth stores everything. */
     rootdirectory: z.string().default(''),
     /** Upload segment size: bytes buffered per upload request and the multipart part size (S3's minimum is 5 MiB). */
-    chunksize: z.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(10 * MiB),
+    chunksize: z
+      .number()
+      .int()
+      .min(5 * MiB)
+      .max(5 * 1024 * MiB)
+      .default(10 * MiB),
     /** Answer blob GETs with a redirect to a presigned S3 URL instead of streaming through Berth. */
     redirect: z.boolean().default(false),
   })
@@ -75,7 +80,10 @@ const notificationsSchema = z
   .object({
     endpoints: z.array(webhookEndpointSchema).default([]),
     /** Distribution's notifications.events block, accepted so its configuration carries over. */
-    events: z.object({ includereferences: z.boolean().default(false) }).strict().optional(),
+    events: z
+      .object({ includereferences: z.boolean().default(false) })
+      .strict()
+      .optional(),
     /** How often each process looks for due deliveries. */
     interval: duration.default('1s'),
     /** Endpoints one process delivers to at once (each in order, one request at a time). */
@@ -91,7 +99,16 @@ const notificationsSchema = z
     retention: duration.default('7d'),
   })
   .strict()
-  .default({ endpoints: [], interval: '1s', concurrency: 8, maxattempts: 10, maxbackoff: '5m', timeout: '5s', backoff: '1s', retention: '7d' });
+  .default({
+    endpoints: [],
+    interval: '1s',
+    concurrency: 8,
+    maxattempts: 10,
+    maxbackoff: '5m',
+    timeout: '5s',
+    backoff: '1s',
+    retention: '7d',
+  });
 
 export const configSchema = z
   .object({
@@ -104,7 +121,10 @@ export const configSchema = z
       .default({ level: 'info' }),
     http: z
       .object({
-        addr: z.string().regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:5000').default('0.0.0.0:5000'),
+        addr: z
+          .string()
+          .regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:5000')
+          .default('0.0.0.0:5000'),
         /** Public base URL, used for absolute Location headers when set. */
         host: z.string().url().optional(),
         tls: z
@@ -122,7 +142,11 @@ export const configSchema = z
             clientcrl: pathList.optional(),
             /** SPIFFE X.509-SVIDs: the trust domains whose IDs authenticate (as workloads whose roles come from bindings). */
             spiffe: z
-              .object({ trustdomains: z.array(z.string().regex(/^[a-z0-9._-]{1,255}$/, 'a SPIFFE trust domain: lowercase letters, digits, ".", "_" and "-"')).min(1) })
+              .object({
+                trustdomains: z
+                  .array(z.string().regex(/^[a-z0-9._-]{1,255}$/, 'a SPIFFE trust domain: lowercase letters, digits, ".", "_" and "-"'))
+                  .min(1),
+              })
               .strict()
               .optional(),
             /** Client certificates without a SPIFFE ID: `ignore` (they authenticate nobody) or `user` (the subject CN names an existing Berth user). */
@@ -131,7 +155,11 @@ export const configSchema = z
           .strict()
           .superRefine((tls, ctx) => {
             if (!tls.clientcas && (tls.clientcrl || tls.spiffe || tls.clientcn !== 'ignore')) {
-              ctx.addIssue({ code: 'custom', path: ['clientcas'], message: 'required by clientcrl, spiffe and clientcn: client certificates are verified against these CAs' });
+              ctx.addIssue({
+                code: 'custom',
+                path: ['clientcas'],
+                message: 'required by clientcrl, spiffe and clientcn: client certificates are verified against these CAs',
+              });
             }
           })
           .optional(),
@@ -175,10 +203,16 @@ export const configSchema = z
       .default({ enabled: true, sessionttl: '12h', sessionidle: '2h' }),
     storage: z
       .object({
-        filesystem: z.object({ rootdirectory: z.string().min(1).optional() }).strict().optional(),
+        filesystem: z
+          .object({ rootdirectory: z.string().min(1).optional() })
+          .strict()
+          .optional(),
         /** Blobs in an S3 bucket instead of the filesystem: see docs/storage.md. */
         s3: s3StorageSchema.optional(),
-        delete: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
+        delete: z
+          .object({ enabled: z.boolean().default(true) })
+          .strict()
+          .default({ enabled: true }),
         maintenance: z
           .object({
             uploadpurging: z
@@ -190,13 +224,19 @@ export const configSchema = z
               .strict()
               .default({ enabled: true, age: '24h', interval: '1h' }),
             /** Refuse every write (405 UNSUPPORTED) while pulls go on, as Distribution's read-only mode. */
-            readonly: z.object({ enabled: z.boolean().default(false) }).strict().default({ enabled: false }),
+            readonly: z
+              .object({ enabled: z.boolean().default(false) })
+              .strict()
+              .default({ enabled: false }),
           })
           .strict()
           .default({ uploadpurging: { enabled: true, age: '24h', interval: '1h' }, readonly: { enabled: false } }),
       })
       .strict()
-      .default({ delete: { enabled: true }, maintenance: { uploadpurging: { enabled: true, age: '24h', interval: '1h' }, readonly: { enabled: false } } }),
+      .default({
+        delete: { enabled: true },
+        maintenance: { uploadpurging: { enabled: true, age: '24h', interval: '1h' }, readonly: { enabled: false } },
+      }),
     metadata: z
       .object({
         driver: z.enum(['sqlite', 'postgres', 'mysql']).default('sqlite'),
@@ -224,7 +264,11 @@ export const configSchema = z
     limits: z
       .object({
         /** Largest manifest accepted, in bytes (Distribution's default is 4 MiB). */
-        manifestsize: z.number().int().positive().default(4 * 1024 * 1024),
+        manifestsize: z
+          .number()
+          .int()
+          .positive()
+          .default(4 * 1024 * 1024),
         /** Largest blob accepted, in bytes; 0 means unlimited. */
         blobsize: z.number().int().nonnegative().default(0),
         /** Upload sessions in progress at once, across all clients. */
@@ -298,7 +342,10 @@ export const configSchema = z
           }),
       })
       .strict()
-      .refine((s) => s.key === undefined || s.keyfile === undefined, { message: 'give secrets.key or secrets.keyfile, not both', path: ['keyfile'] })
+      .refine((s) => s.key === undefined || s.keyfile === undefined, {
+        message: 'give secrets.key or secrets.keyfile, not both',
+        path: ['keyfile'],
+      })
       .refine((s) => s.previouskeys.length === 0 || s.key !== undefined || s.keyfile !== undefined, {
         message: 'previous keys need the current one: set secrets.key or secrets.keyfile too',
         path: ['previouskeys'],
@@ -321,7 +368,11 @@ export const configSchema = z
       .object({
         interval: duration.default('2s'),
         /** PATCH size of a blob copy: a checkpoint is kept after each; an interruption re-sends at most one. */
-        chunksize: z.number().int().min(65_536).default(8 * 1024 * 1024),
+        chunksize: z
+          .number()
+          .int()
+          .min(65_536)
+          .default(8 * 1024 * 1024),
         /** Tries per blob (each resumes from its checkpoint) and per artifact. */
         attempts: z.number().int().min(1).max(20).default(5),
         taskattempts: z.number().int().min(1).max(10).default(3),
@@ -333,7 +384,15 @@ export const configSchema = z
         leasettl: duration.default('60s'),
       })
       .strict()
-      .default({ interval: '2s', chunksize: 8 * 1024 * 1024, attempts: 5, taskattempts: 3, backoff: '1s', retention: '30d', leasettl: '60s' }),
+      .default({
+        interval: '2s',
+        chunksize: 8 * 1024 * 1024,
+        attempts: 5,
+        taskattempts: 3,
+        backoff: '1s',
+        retention: '30d',
+        leasettl: '60s',
+      }),
     /** Tag history and rollback: see docs/policies.md. */
     tags: z
       .object({
@@ -359,7 +418,10 @@ export const configSchema = z
          * A listener of its own for GET /metrics, open to whoever reaches it (as Distribution's
          * http.debug.addr; bind it to an internal address). When set, the main listener serves no /metrics.
          */
-        addr: z.string().regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:5001').optional(),
+        addr: z
+          .string()
+          .regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:5001')
+          .optional(),
         /** On the main listener: admin (a system admin's Basic credentials or API token; open with auth.mode none) or none. */
         auth: z.enum(['admin', 'none']).default('admin'),
         /** How long gauges computed by a database query (storage, projects, outbox, jobs) keep their value. */
@@ -442,12 +504,19 @@ export const configSchema = z
           .strict()
           .superRefine((s, ctx) => {
             if (s.kind === 'harbor' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when kind is harbor' });
-            if (s.authorization !== undefined && s.authorizationfile !== undefined) ctx.addIssue({ code: 'custom', path: ['authorizationfile'], message: 'give authorization or authorizationfile, not both' });
+            if (s.authorization !== undefined && s.authorizationfile !== undefined)
+              ctx.addIssue({ code: 'custom', path: ['authorizationfile'], message: 'give authorization or authorizationfile, not both' });
           })
           .default({ kind: 'builtin', timeout: '5m', pollinterval: '2s' }),
       })
       .strict()
-      .default({ interval: '2s', concurrency: 2, rescaninterval: '1m', rescanbatch: 50, scanner: { kind: 'builtin', timeout: '5m', pollinterval: '2s' } }),
+      .default({
+        interval: '2s',
+        concurrency: 2,
+        rescaninterval: '1m',
+        rescanbatch: 50,
+        scanner: { kind: 'builtin', timeout: '5m', pollinterval: '2s' },
+      }),
   })
   .strict()
   .superRefine((cfg, ctx) => {

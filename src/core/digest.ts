@@ -28,10 +28,7 @@ export function parseDigest(input: string): ParsedDigest {
   }
   const length = DIGEST_ALGORITHMS[algorithm as DigestAlgorithm];
   if (hex.length !== length || !/^[a-f0-9]+$/.test(hex)) {
-    throw new RegistryError(
-      'DIGEST_INVALID',
-      `invalid ${algorithm} digest: expected ${length} lowercase hex characters`,
-    );
+    throw new RegistryError('DIGEST_INVALID', `invalid ${algorithm} digest: expected ${length} lowercase hex characters`);
   }
   return { algorithm: algorithm as DigestAlgorithm, hex, value: input };
 }

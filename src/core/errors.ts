@@ -15,7 +15,11 @@ export const ERRORS = {
   BLOB_UPLOAD_INVALID: { code: 'BLOB_UPLOAD_INVALID', status: 400, message: 'blob upload invalid' },
   BLOB_UPLOAD_UNKNOWN: { code: 'BLOB_UPLOAD_UNKNOWN', status: 404, message: 'blob upload unknown to registry' },
   DIGEST_INVALID: { code: 'DIGEST_INVALID', status: 400, message: 'provided digest did not match uploaded content' },
-  MANIFEST_BLOB_UNKNOWN: { code: 'MANIFEST_BLOB_UNKNOWN', status: 400, message: 'manifest references a manifest or blob unknown to registry' },
+  MANIFEST_BLOB_UNKNOWN: {
+    code: 'MANIFEST_BLOB_UNKNOWN',
+    status: 400,
+    message: 'manifest references a manifest or blob unknown to registry',
+  },
   MANIFEST_INVALID: { code: 'MANIFEST_INVALID', status: 400, message: 'manifest invalid' },
   MANIFEST_UNKNOWN: { code: 'MANIFEST_UNKNOWN', status: 404, message: 'manifest unknown to registry' },
   NAME_INVALID: { code: 'NAME_INVALID', status: 400, message: 'invalid repository name' },
@@ -139,7 +143,8 @@ export class StorageFullError extends Error {
 export function domainError(err: unknown): RegistryError | null {
   if (err instanceof RegistryError) return err;
   if (err instanceof BlobTooLargeError) return new RegistryError('BLOB_TOO_LARGE', err.message);
-  if (err instanceof StorageFullError) return new RegistryError('STORAGE_FULL', 'storage is full: nothing was stored; retry once space is freed');
+  if (err instanceof StorageFullError)
+    return new RegistryError('STORAGE_FULL', 'storage is full: nothing was stored; retry once space is freed');
   return null;
 }
 

@@ -52,7 +52,12 @@ export type DomainEvent =
   | { type: 'member.set'; project: string; username: string; role: string }
   | { type: 'member.removed'; project: string; username: string }
   /** `robot` is the login name (robot$…); `project` null for a system robot. */
-  | { type: 'robot.created'; robot: string; project: string | null; permissions: { project: string; repository: string; actions: string[] }[] }
+  | {
+      type: 'robot.created';
+      robot: string;
+      project: string | null;
+      permissions: { project: string; repository: string; actions: string[] }[];
+    }
   | { type: 'robot.deleted'; robot: string; project: string | null }
   /** An identity binding (src/auth/bindings.ts): identities of `source` matching `kind` + `subject` hold `role` in `project`. */
   | { type: 'binding.created'; id: number; source: string; kind: string; subject: string; project: string; role: string }
@@ -67,7 +72,15 @@ export type DomainEvent =
    * delete); `manifestsUntagged`: artifacts left without a tag (GC collects them); `bytes`: what
    * GC will then free (blobs no other manifest references).
    */
-  | { type: 'retention.finished'; project: string; runId: number; dryRun: boolean; tagsRemoved: number; manifestsUntagged: number; bytes: number }
+  | {
+      type: 'retention.finished';
+      project: string;
+      runId: number;
+      dryRun: boolean;
+      tagsRemoved: number;
+      manifestsUntagged: number;
+      bytes: number;
+    }
   /**
    * An audit entry was written (src/auth; appended in the audit row's own transaction, so the
    * audit sinks of src/audit export every entry). Carries the row: `id` lets a SIEM deduplicate.
@@ -93,7 +106,14 @@ export type DomainEvent =
   /** A garbage-collection run completed (not a dry run): what it deleted (src/gc). */
   | { type: 'gc.finished'; manifests: number; links: number; blobs: number; bytesFreed: number; errors: number; durationMs: number }
   /** An artifact was scanned for vulnerabilities (src/scanning): packages matched and the findings counted by severity (Critical…Unknown, total). */
-  | { type: 'scan.completed'; repository: string; digest: string; packages: number; summary: Record<string, number>; /** Findings with a fixed version (events before this field have none). */ fixable?: number }
+  | {
+      type: 'scan.completed';
+      repository: string;
+      digest: string;
+      packages: number;
+      summary: Record<string, number>;
+      /** Findings with a fixed version (events before this field have none). */ fixable?: number;
+    }
   /** A vulnerability scan of an artifact could not complete (no package list, empty database…). */
   | { type: 'scan.failed'; repository: string; digest: string; error: string }
   /** A replication execution ended (src/replication): its policy, outcome and totals (`bytes`: blob bytes sent). */

@@ -91,10 +91,7 @@ export function parseManifest(payload: Buffer, contentType: string | undefined):
   }
   const mediaType = declared ?? headerType ?? inferMediaType(json);
   if (declared !== undefined && headerType !== undefined && headerType !== declared && isManifestType(headerType)) {
-    throw new RegistryError(
-      'MANIFEST_INVALID',
-      `Content-Type "${headerType}" does not match the manifest's mediaType "${declared}"`,
-    );
+    throw new RegistryError('MANIFEST_INVALID', `Content-Type "${headerType}" does not match the manifest's mediaType "${declared}"`);
   }
   if (!isManifestType(mediaType)) {
     throw new RegistryError('MANIFEST_INVALID', `unsupported manifest media type "${String(mediaType).slice(0, 255)}"`, {

@@ -7,7 +7,13 @@ import type { PullCount } from './ports.js';
  * database write of its own.
  */
 export function pulledEvents(counts: PullCount[]): DomainEvent[] {
-  return counts.map((c) => ({ type: 'manifest.pulled', repository: c.repository, digest: c.digest, pulls: c.pulls, lastPulledAt: c.lastPulledAt }));
+  return counts.map((c) => ({
+    type: 'manifest.pulled',
+    repository: c.repository,
+    digest: c.digest,
+    pulls: c.pulls,
+    lastPulledAt: c.lastPulledAt,
+  }));
 }
 
 /**

@@ -106,16 +106,21 @@ export class Registry {
     private readonly policies: PolicyHooks = new PolicyHooks(),
     private readonly pulls: PullCounter | null = null,
   ) {
-    this.uploads = new UploadService(blobs, metadata.uploads, {
-      maxBlobSize: options.maxBlobSize,
-      maxConcurrentTransfers: options.maxConcurrentUploads,
-      maxHeldHashes: options.maxHeldHashes,
-      claimWriters: options.claimUploadWriters,
-    }, {
-      start: (repository, op) => this.policies.check('upload.start', { repository, actor: op.actor ?? null }, null),
-      check: (commit) => this.checkBlob(commit),
-      commit: (commit) => this.recordBlob(commit),
-    });
+    this.uploads = new UploadService(
+      blobs,
+      metadata.uploads,
+      {
+        maxBlobSize: options.maxBlobSize,
+        maxConcurrentTransfers: options.maxConcurrentUploads,
+        maxHeldHashes: options.maxHeldHashes,
+        claimWriters: options.claimUploadWriters,
+      },
+      {
+        start: (repository, op) => this.policies.check('upload.start', { repository, actor: op.actor ?? null }, null),
+        check: (commit) => this.checkBlob(commit),
+        commit: (commit) => this.recordBlob(commit),
+      },
+    );
   }
 
   /** Attaches the read-through source of covered repositories (the pull-through cache; see read-through.ts). */
@@ -160,7 +165,9 @@ export class Registry {
       return await this.blobs.openRange(digest, range);
     } catch (err) {
       if (err instanceof BlobNotFoundError) {
-        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is recorded but its content is missing from storage (run berth fsck)`, { digest });
+        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is recorded but its content is missing from storage (run berth fsck)`, {
+          digest,
+        });
       }
       throw err;
     }
@@ -192,7 +199,12 @@ export class Registry {
    * transaction) as a system write (`reason: 'proxy-cache'`). Unlike a push, the blobs and child
    * manifests it references need not be there yet: the cache fetches them when a client asks.
    */
-  async storeCachedManifest(repository: string, reference: string, payload: Buffer, contentType: string | undefined): Promise<StoredManifest> {
+  async storeCachedManifest(
+    repository: string,
+    reference: string,
+    payload: Buffer,
+    contentType: string | undefined,
+  ): Promise<StoredManifest> {
     return this.storeManifest(repository, reference, payload, contentType, [], READ_THROUGH, false);
   }
 
@@ -286,7 +298,16 @@ export class Registry {
     await tx.repositories.recordBlob(digest, size);
     // Gone again at once: a collector deleted the row between our insert and this lock (PostgreSQL).
     if (!(await tx.repositories.lockBlob(digest))) throw collectedMeanwhile(digest);
-    const facts = { repository, digest, size, phase: 'commit' as const, lastAppendAt: commit.lastAppendAt, actor: commit.actor ?? null, ip: commit.ip ?? null, reason: commit.reason };
+    const facts = {
+      repository,
+      digest,
+      size,
+      phase: 'commit' as const,
+      lastAppendAt: commit.lastAppendAt,
+      actor: commit.actor ?? null,
+      ip: commit.ip ?? null,
+      reason: commit.reason,
+    };
     await this.policies.check('blob.commit', facts, tx);
     const repositoryId = await this.ensureRepository(tx, repository, events);
     await tx.repositories.link(repositoryId, digest);
@@ -297,7 +318,13 @@ export class Registry {
   private async checkBlob(commit: Omit<BlobCommit, 'uploadId'>): Promise<void> {
     if (!this.policies.has('blob.commit')) return;
     const { repository, digest, size, lastAppendAt } = commit;
-    await this.metadata.transaction((tx) => this.policies.check('blob.commit', { repository, digest, size, lastAppendAt, phase: 'check', actor: commit.actor ?? null, reason: commit.reason }, tx));
+    await this.metadata.transaction((tx) =>
+      this.policies.check(
+        'blob.commit',
+        { repository, digest, size, lastAppendAt, phase: 'check', actor: commit.actor ?? null, reason: commit.reason },
+        tx,
+      ),
+    );
   }
 
   // ── Manifests ────────────────────────────────────────────────────────────
@@ -323,7 +350,11 @@ export class Registry {
       });
     }
     if (this.policies.has('manifest.serve')) {
-      await this.policies.check('manifest.serve', { repository, digest: manifest.digest, mediaType: manifest.mediaType, reference, actor: op.actor ?? null }, null);
+      await this.policies.check(
+        'manifest.serve',
+        { repository, digest: manifest.digest, mediaType: manifest.mediaType, reference, actor: op.actor ?? null },
+        null,
+      );
     }
     if (read.pull) this.pulls?.count(repository, manifest.digest);
     return manifest;
@@ -373,7 +404,11 @@ export class Registry {
       // project row, before the links): a manifest PUT and a blob commit naming the same blob, in
       // one project, then never wait for each other crosswise (a deadlock on PostgreSQL and MySQL).
       // A caller who may not push hears that before anything about the repository's content.
-      await this.policies.check('manifest.put', { ...facts, tags, references: parsed.references, actor, ip: op.ip ?? null, reason: op.reason }, tx);
+      await this.policies.check(
+        'manifest.put',
+        { ...facts, tags, references: parsed.references, actor, ip: op.ip ?? null, reason: op.reason },
+        tx,
+      );
       // Every reference must already be in this repository (share-locked, so no collector removes it before commit).
       if (requireReferences) {
         const missing = existing === null ? parsed.references : await tx.manifests.missingReferences(existing, parsed.references);
@@ -386,7 +421,16 @@ export class Registry {
         if (previous !== digest) await this.policies.check('tag.put', { repository, tag, digest, previous, actor, reason: op.reason }, tx);
       }
       await tx.manifests.put(
-        { repositoryId, digest, mediaType: parsed.mediaType, artifactType: parsed.artifactType, subjectDigest: subject, annotations: parsed.annotations, size: payload.length, payload },
+        {
+          repositoryId,
+          digest,
+          mediaType: parsed.mediaType,
+          artifactType: parsed.artifactType,
+          subjectDigest: subject,
+          annotations: parsed.annotations,
+          size: payload.length,
+          payload,
+        },
         parsed.references,
       );
       events.push({ type: 'manifest.pushed', ...facts, tags });
@@ -404,7 +448,8 @@ export class Registry {
   async deleteManifest(repository: string, reference: string, op: Operation = {}): Promise<void> {
     this.requireDelete();
     if (this.readThrough?.covers(repository)) throw this.readThrough.refusal(repository);
-    const unknown = () => new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${repository}`, { reference });
+    const unknown = () =>
+      new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${repository}`, { reference });
     const actor = op.actor ?? null;
     const digest = isDigest(reference) ? parseDigest(reference).value : null;
     const tag = digest === null ? validateTag(reference) : null;
@@ -439,7 +484,12 @@ export class Registry {
   async tagManifest(repository: string, tag: string, digest: string, op: Operation = {}): Promise<string | null> {
     validateTag(tag);
     parseDigest(digest);
-    const gone = () => new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is no longer stored in repository ${repository} (deleted or garbage-collected)`, { digest });
+    const gone = () =>
+      new RegistryError(
+        'MANIFEST_UNKNOWN',
+        `manifest ${digest} is no longer stored in repository ${repository} (deleted or garbage-collected)`,
+        { digest },
+      );
     return this.change(op, async (tx, events) => {
       const repositoryId = await tx.repositories.id(repository);
       // Locked like a delete locks it, so no collector removes the manifest before the tag commits.
@@ -448,7 +498,9 @@ export class Registry {
       if (previous === digest) return previous;
       await this.policies.check('tag.put', { repository, tag, digest, previous, actor: op.actor ?? null, reason: op.reason }, tx);
       await tx.manifests.setTag(repositoryId, tag, digest);
-      events.push(previous === null ? { type: 'tag.created', repository, tag, digest } : { type: 'tag.moved', repository, tag, digest, previous });
+      events.push(
+        previous === null ? { type: 'tag.created', repository, tag, digest } : { type: 'tag.moved', repository, tag, digest, previous },
+      );
       return previous;
     });
   }
@@ -472,18 +524,24 @@ export class Registry {
             const refused = new Map<string, RegistryError>();
             const agreed: { tag: string; digest: string }[] = [];
             for (const { tag, digest } of tags) {
-              const refusal = await refusalOf(() => this.policies.check('tag.delete', { repository, tag, digest, actor, reason: op.reason }, tx));
+              const refusal = await refusalOf(() =>
+                this.policies.check('tag.delete', { repository, tag, digest, actor, reason: op.reason }, tx),
+              );
               if (refusal) refused.set(tag, refusal);
               else agreed.push({ tag, digest });
             }
-            await tx.manifests.deleteTags(repositoryId, agreed.map((t) => t.tag));
+            await tx.manifests.deleteTags(
+              repositoryId,
+              agreed.map((t) => t.tag),
+            );
             for (const { tag, digest } of agreed) events.push({ type: 'tag.deleted', repository, tag, digest });
             return refused;
           },
           deleteManifest: (repository, repositoryId, digest) =>
             refusalOf(async () => {
               const locked = await tx.manifests.lock(repositoryId, digest);
-              if (!locked) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is unknown to repository ${repository}`, { digest });
+              if (!locked)
+                throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is unknown to repository ${repository}`, { digest });
               await this.policies.check('manifest.delete', { repository, digest, actor, reason: op.reason }, tx);
               const references = await tx.manifests.references(repositoryId, digest);
               const tags = await tx.manifests.delete(repositoryId, digest);
@@ -575,7 +633,9 @@ function missingReferences(repository: string, missing: ManifestReference[]): Re
 }
 
 function collectedMeanwhile(digest: string): RegistryError {
-  return new RegistryError('BLOB_UPLOAD_INVALID', `blob ${digest} was being garbage-collected while this upload completed; push it again`, { digest });
+  return new RegistryError('BLOB_UPLOAD_INVALID', `blob ${digest} was being garbage-collected while this upload completed; push it again`, {
+    digest,
+  });
 }
 
 export { manifestTooBig, collectedMeanwhile };

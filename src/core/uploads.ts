@@ -116,23 +116,27 @@ export class UploadService {
    * chunk must start exactly where the upload ends, else 416 with the current range.
    */
   async append(repository: string, id: string, body: Readable, range?: ChunkRange, declaredLength?: number): Promise<UploadStatus> {
-    return this.exclusive(id, async (claim) => {
-      const record = await this.find(repository, id);
-      if (range) {
-        if (range.start !== record.size || range.end < range.start - 1) {
-          throw rangeError(record, `chunk range ${range.start}-${range.end} does not continue the upload at offset ${record.size}`);
+    return this.exclusive(
+      id,
+      async (claim) => {
+        const record = await this.find(repository, id);
+        if (range) {
+          if (range.start !== record.size || range.end < range.start - 1) {
+            throw rangeError(record, `chunk range ${range.start}-${range.end} does not continue the upload at offset ${record.size}`);
+          }
+          const expected = range.end - range.start + 1;
+          if (declaredLength !== undefined && declaredLength !== expected) {
+            throw rangeError(record, `Content-Length ${declaredLength} does not match Content-Range ${range.start}-${range.end}`);
+          }
         }
-        const expected = range.end - range.start + 1;
-        if (declaredLength !== undefined && declaredLength !== expected) {
-          throw rangeError(record, `Content-Length ${declaredLength} does not match Content-Range ${range.start}-${range.end}`);
+        if (this.limits.maxBlobSize > 0 && declaredLength !== undefined && record.size + declaredLength > this.limits.maxBlobSize) {
+          throw tooBig(this.limits.maxBlobSize);
         }
-      }
-      if (this.limits.maxBlobSize > 0 && declaredLength !== undefined && record.size + declaredLength > this.limits.maxBlobSize) {
-        throw tooBig(this.limits.maxBlobSize);
-      }
-      const size = await this.transfer(record, body, range ? range.end - range.start + 1 : undefined, claim);
-      return { id, repository, size };
-    }, body);
+        const size = await this.transfer(record, body, range ? range.end - range.start + 1 : undefined, claim);
+        return { id, repository, size };
+      },
+      body,
+    );
   }
 
   /**
@@ -140,7 +144,15 @@ export class UploadService {
    * everything received, makes the bytes durable at their content address and links
    * the blob into the repository. A mismatch discards the upload.
    */
-  async complete(repository: string, id: string, digest: string, body?: Readable, range?: ChunkRange, declaredLength?: number, op: Operation = {}): Promise<string> {
+  async complete(
+    repository: string,
+    id: string,
+    digest: string,
+    body?: Readable,
+    range?: ChunkRange,
+    declaredLength?: number,
+    op: Operation = {},
+  ): Promise<string> {
     const expected = parseDigest(digest);
     try {
       return await this.finish(repository, id, expected, body, range, declaredLength, op);
@@ -152,7 +164,15 @@ export class UploadService {
     }
   }
 
-  private async finish(repository: string, id: string, expected: ParsedDigest, body: Readable | undefined, range: ChunkRange | undefined, declaredLength: number | undefined, op: Operation): Promise<string> {
+  private async finish(
+    repository: string,
+    id: string,
+    expected: ParsedDigest,
+    body: Readable | undefined,
+    range: ChunkRange | undefined,
+    declaredLength: number | undefined,
+    op: Operation,
+  ): Promise<string> {
     if (body) {
       // The closing PUT sent twice (its answer was lost; a proxy or the client re-sent it) after the
       // first copy's bytes were appended: the staged bytes are already the blob, the body a copy.
@@ -169,7 +189,15 @@ export class UploadService {
           actual,
         });
       }
-      const commit: BlobCommit = { repository, digest: expected.value, size: record.size, uploadId: id, lastAppendAt: record.updatedAt.getTime(), actor: op.actor, ip: op.ip };
+      const commit: BlobCommit = {
+        repository,
+        digest: expected.value,
+        size: record.size,
+        uploadId: id,
+        lastAppendAt: record.updatedAt.getTime(),
+        actor: op.actor,
+        ip: op.ip,
+      };
       await this.hooks.check(commit);
       await this.blobs.commitUpload(id, record.staging, expected.value, record.size).catch((err) => this.lostIf(record, err));
       await this.hooks.commit(commit);
@@ -320,8 +348,7 @@ export class UploadService {
 
   private async digestOf(record: UploadRecord, algorithm: DigestAlgorithm): Promise<string> {
     const held = this.hashes.get(record.id);
-    const hash =
-      algorithm === 'sha256' && held && held.size === record.size ? held.hash.copy() : await this.hashStaged(record, algorithm);
+    const hash = algorithm === 'sha256' && held && held.size === record.size ? held.hash.copy() : await this.hashStaged(record, algorithm);
     return `${algorithm}:${hash.digest('hex')}`;
   }
 
@@ -369,7 +396,10 @@ export class UploadService {
   private async exclusive<T>(id: string, fn: (claim: Claim) => Promise<T>, body?: Readable): Promise<T> {
     if (!(await this.settled(id))) throw anotherWriter();
     let release!: () => void;
-    const writer: Writer = { receiving: body !== undefined && !body.readableEnded, done: new Promise<void>((resolve) => (release = resolve)) };
+    const writer: Writer = {
+      receiving: body !== undefined && !body.readableEnded,
+      done: new Promise<void>((resolve) => (release = resolve)),
+    };
     // The body ended, or its client went away (cut mid-body): either way nothing more arrives.
     const received = () => (writer.receiving = false);
     for (const event of ['end', 'close', 'aborted']) body?.once(event, received);
@@ -540,11 +570,16 @@ function pipeAbortable(source: Readable, dest: Transform): Transform {
 }
 
 function rangeError(record: UploadRecord, message: string): RegistryError {
-  return new RegistryError('RANGE_INVALID', message, { offset: record.size }, {
-    Range: `0-${Math.max(record.size - 1, 0)}`,
-    Location: `/v2/${record.repository}/blobs/uploads/${record.id}`,
-    'Docker-Upload-UUID': record.id,
-  });
+  return new RegistryError(
+    'RANGE_INVALID',
+    message,
+    { offset: record.size },
+    {
+      Range: `0-${Math.max(record.size - 1, 0)}`,
+      Location: `/v2/${record.repository}/blobs/uploads/${record.id}`,
+      'Docker-Upload-UUID': record.id,
+    },
+  );
 }
 
 function tooBig(limit: number): RegistryError {
@@ -562,4 +597,3 @@ export function storageError(err: unknown): Error {
   }
   return err as Error;
 }
-

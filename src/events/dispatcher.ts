@@ -81,7 +81,8 @@ export class EventDispatcher {
     for (;;) {
       const outcome = await withLease(leases, EVENTS_LEASE, (lease) => this.dispatch(lease.signal), { ttlMs: EVENTS_LEASE_TTL_MS });
       if (outcome.acquired) return outcome.value;
-      if (Date.now() > deadline) throw new LeaseBusyError(`the event outbox is being dispatched by ${outcome.heldBy ?? 'another process'}; try again`);
+      if (Date.now() > deadline)
+        throw new LeaseBusyError(`the event outbox is being dispatched by ${outcome.heldBy ?? 'another process'}; try again`);
       if (!told) this.logger.info({ heldBy: outcome.heldBy }, 'events: waiting for the outbox dispatch another process runs');
       told = true;
       await new Promise((resolve) => setTimeout(resolve, 50));

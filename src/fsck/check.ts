@@ -11,7 +11,6 @@ const MAX_BROKEN_REFERENCES = 10_000;
 /** Orphan repositories listed by name; the rest are counted. */
 const MAX_LISTED_ORPHANS = 1_000;
 
-
 /**
  * Compares metadata and blob storage through their ports and reports (and with
  * `repair`, fixes) inconsistencies. Memory stays bounded: rows are read in keyset
@@ -81,12 +80,19 @@ class Fsck {
 
   private async danglingBlob(digest: string, size: number): Promise<void> {
     const [repositories, users] = await Promise.all([this.metadata.linkingRepositories(digest), this.metadata.manifestsUsing(digest)]);
-    const usedBy = users.length > 0 ? `; needed by ${users.slice(0, 5).map((u) => `${u.repository}@${u.manifest}`).join(', ')}` : '';
+    const usedBy =
+      users.length > 0
+        ? `; needed by ${users
+            .slice(0, 5)
+            .map((u) => `${u.repository}@${u.manifest}`)
+            .join(', ')}`
+        : '';
     const problem = this.add({
       kind: 'dangling-blob',
       severity: 'corruption',
       subject: digest,
-      message: `recorded (${size} bytes, linked in ${repositories.join(', ') || 'no repository'}) but its bytes are missing${usedBy}` +
+      message:
+        `recorded (${size} bytes, linked in ${repositories.join(', ') || 'no repository'}) but its bytes are missing${usedBy}` +
         (users.length > 0 ? ': re-push the image to restore it' : ''),
       repairable: users.length === 0,
     });
@@ -165,7 +171,8 @@ class Fsck {
     // A pull-through cache fetches referenced content when a client asks for it: not fetched yet is fine.
     const broken = this.options.readThrough ? found.filter((ref) => !this.options.readThrough!(ref.repository)) : found;
     const notFetched = found.length - broken.length;
-    if (notFetched > 0) this.report.skipped.push(`${notFetched} references of pull-through cache repositories not fetched from the upstream yet`);
+    if (notFetched > 0)
+      this.report.skipped.push(`${notFetched} references of pull-through cache repositories not fetched from the upstream yet`);
     for (const ref of broken.slice(0, MAX_BROKEN_REFERENCES)) {
       this.add({
         kind: 'missing-reference',
@@ -303,7 +310,8 @@ class Fsck {
       if (names.length < PAGE) break;
       after = names.at(-1)!;
     }
-    if (count > MAX_LISTED_ORPHANS) this.report.skipped.push(`orphan repositories beyond the first ${MAX_LISTED_ORPHANS} (${count} in all)`);
+    if (count > MAX_LISTED_ORPHANS)
+      this.report.skipped.push(`orphan repositories beyond the first ${MAX_LISTED_ORPHANS} (${count} in all)`);
     this.report.checked.orphanRepositories = count;
   }
 

@@ -92,7 +92,10 @@ export class GarbageCollector {
           report.recordWaiting(await queries.waiting(cutoff));
           // gc.finished (webhooks) commits with the run's last read: one event per completed run, never for a dry run.
           const { manifests, links, blobs, bytesFreed, errors } = report.counts;
-          await queries.tx.events.append([{ type: 'gc.finished', manifests, links, blobs, bytesFreed, errors, durationMs: Date.now() - now }], null);
+          await queries.tx.events.append(
+            [{ type: 'gc.finished', manifests, links, blobs, bytesFreed, errors, durationMs: Date.now() - now }],
+            null,
+          );
         });
       }
       if (!dryRun) await this.metadata.pruneBlobDeletions(now - DELETION_JOURNAL_RETENTION_MS);
@@ -106,7 +109,13 @@ export class GarbageCollector {
   }
 
   /** Reviews due candidates batch by batch until none is left (cascades are due at once). */
-  private async drainQueue(unit: UnitOfWork, cutoff: number, report: ReportBuilder, runOptions: GcRunOptions, signal: AbortSignal): Promise<void> {
+  private async drainQueue(
+    unit: UnitOfWork,
+    cutoff: number,
+    report: ReportBuilder,
+    runOptions: GcRunOptions,
+    signal: AbortSignal,
+  ): Promise<void> {
     const dryRun = runOptions.dryRun ?? false;
     for (;;) {
       signal.throwIfAborted();
@@ -114,7 +123,11 @@ export class GarbageCollector {
       if (batch.length === 0) return;
       const verdicts = await this.reviewBatch(unit, batch, cutoff, report, dryRun);
       for (const verdict of verdicts) report.record(verdict);
-      if (!dryRun) await this.deleteBytes(verdicts.filter((v) => v.action === 'blob-deleted'), report);
+      if (!dryRun)
+        await this.deleteBytes(
+          verdicts.filter((v) => v.action === 'blob-deleted'),
+          report,
+        );
       this.logger.info({ dryRun, ...report.counts }, 'gc: batch done');
       runOptions.onProgress?.({ ...report.counts });
       // SQLite calls are synchronous: give queued requests their turn between batches.
@@ -127,7 +140,13 @@ export class GarbageCollector {
    * one fsync), reviews a batch in one transaction; if that fails, or otherwise (PostgreSQL:
    * row locks held briefly, no lock held across candidates), one transaction per candidate.
    */
-  private async reviewBatch(unit: UnitOfWork, batch: Candidate[], cutoff: number, report: ReportBuilder, dryRun: boolean): Promise<Verdict[]> {
+  private async reviewBatch(
+    unit: UnitOfWork,
+    batch: Candidate[],
+    cutoff: number,
+    report: ReportBuilder,
+    dryRun: boolean,
+  ): Promise<Verdict[]> {
     if (!dryRun && !this.metadata.batchTransactions) return this.reviewEach(unit, batch, cutoff, report);
     try {
       return await unit(async (q) => {
@@ -181,7 +200,8 @@ export class GarbageCollector {
         if (facts.createdAt > cutoff) return this.postpone(q, c, facts.createdAt);
         if (!this.isGarbageManifest(facts)) return { action: 'kept' };
         // A tag pointed to it within the tag history window: reviewed again once the window has passed.
-        if (facts.retainedUntil !== null && facts.retainedUntil > Date.now()) return this.postpone(q, c, facts.retainedUntil - this.options.gracePeriodMs);
+        if (facts.retainedUntil !== null && facts.retainedUntil > Date.now())
+          return this.postpone(q, c, facts.retainedUntil - this.options.gracePeriodMs);
         await q.deleteManifest(c.repositoryId, c.digest, cutoff);
         await this.policies?.removed([{ repository: c.repository, digest: c.digest }], q.tx);
         return { action: 'manifest-deleted', repository: c.repository, digest: c.digest };

@@ -66,7 +66,17 @@ export type Verdict =
 
 export class ReportBuilder {
   private readonly started = Date.now();
-  readonly counts: GcCounts = { reviewed: 0, kept: 0, postponed: 0, manifests: 0, links: 0, blobs: 0, bytesFreed: 0, resumedByteDeletions: 0, errors: 0 };
+  readonly counts: GcCounts = {
+    reviewed: 0,
+    kept: 0,
+    postponed: 0,
+    manifests: 0,
+    links: 0,
+    blobs: 0,
+    bytesFreed: 0,
+    resumedByteDeletions: 0,
+    errors: 0,
+  };
   private readonly deleted: GcReport['deleted'] = { manifests: [], links: [], blobs: [] };
   private truncated = false;
   private waiting: WaitingReport | undefined;
@@ -99,7 +109,11 @@ export class ReportBuilder {
   /** What is left in the queue for later runs (queue times + the grace period = when it can go). */
   recordWaiting(waiting: WaitingCandidates): void {
     const at = (queuedAt: number | null) => (queuedAt === null ? null : new Date(queuedAt + this.settings.gracePeriodMs).toISOString());
-    this.waiting = { candidates: waiting.count, firstCollectableAt: at(waiting.oldestQueuedAt), lastCollectableAt: at(waiting.newestQueuedAt) };
+    this.waiting = {
+      candidates: waiting.count,
+      firstCollectableAt: at(waiting.oldestQueuedAt),
+      lastCollectableAt: at(waiting.newestQueuedAt),
+    };
   }
 
   finish(completed: boolean, error?: unknown): GcReport {

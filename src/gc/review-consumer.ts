@@ -33,7 +33,11 @@ export function gcReviewConsumer(store: GcMetadata): EventConsumer {
   };
 }
 
-async function reviewsFor(stored: StoredEvent, repositoryId: (name: string) => Promise<number | null>, queries: GcTxQueries): Promise<ReviewRequest[]> {
+async function reviewsFor(
+  stored: StoredEvent,
+  repositoryId: (name: string) => Promise<number | null>,
+  queries: GcTxQueries,
+): Promise<ReviewRequest[]> {
   const e = stored.event;
   // Account changes (src/auth) leave no garbage: a deleted project keeps its repositories.
   switch (e.type) {
@@ -81,7 +85,11 @@ async function reviewsFor(stored: StoredEvent, repositoryId: (name: string) => P
     case 'manifest.deleted': {
       const referrers = await queries.referrersOf(id, e.digest);
       return [
-        ...e.references.map((r): ReviewRequest => ({ kind: r.kind === 'manifest' ? 'manifest' : 'link', repositoryId: id, digest: r.digest })),
+        ...e.references.map((r): ReviewRequest => ({
+          kind: r.kind === 'manifest' ? 'manifest' : 'link',
+          repositoryId: id,
+          digest: r.digest,
+        })),
         ...referrers.map((digest): ReviewRequest => ({ kind: 'manifest', repositoryId: id, digest })),
       ];
     }

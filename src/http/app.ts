@@ -181,7 +181,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   const access = auth && auth.mode !== 'none' ? identityNotingPolicy(options.access) : options.access;
-  registerV2Routes(app, { registry: options.registry, access, credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer) });
+  registerV2Routes(app, {
+    registry: options.registry,
+    access,
+    credentials: credentialsReader(options.auth?.baseUrl, options.clientCertificates?.peer),
+  });
   if (options.auth) {
     if (options.auth.tokens) registerTokenRoutes(app, options.auth, options.clientCertificates);
     registerAdminApi(app, options.auth, {

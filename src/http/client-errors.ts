@@ -17,7 +17,12 @@ const MESSAGES: Partial<Record<ErrorKind, string>> = {
  */
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const kind: ErrorKind = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'MALFORMED_REQUEST';
+  const kind: ErrorKind =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? 'REQUEST_TIMEOUT'
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'HEADERS_TOO_LARGE'
+        : 'MALFORMED_REQUEST';
   const error = new RegistryError(kind, `${MESSAGES[kind] ?? ERRORS[kind].message}${err.code ? ` (${err.code})` : ''}`);
   const status = error.status;
   const body = errorBody(error);

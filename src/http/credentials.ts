@@ -48,7 +48,10 @@ export function claimedIdentity(authorization: string | undefined): string | und
  * request builds credentials, and with auth: none nobody reads them. A class, so the getters
  * live on its prototype (getters written per object cost ~50 MB of RSS under load).
  */
-export function credentialsReader(baseUrl: BaseUrlOf = ownOrigin, peer?: PeerCertificateOf): (request: FastifyRequest) => RequestCredentials {
+export function credentialsReader(
+  baseUrl: BaseUrlOf = ownOrigin,
+  peer?: PeerCertificateOf,
+): (request: FastifyRequest) => RequestCredentials {
   return (request) => new LazyCredentials(request, baseUrl, peer);
 }
 

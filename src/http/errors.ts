@@ -45,5 +45,11 @@ function isRawStorageFull(error: Error): boolean {
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendError(reply, new RegistryError('ENDPOINT_NOT_FOUND', `${ERRORS.ENDPOINT_NOT_FOUND.message}: ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`));
+  return sendError(
+    reply,
+    new RegistryError(
+      'ENDPOINT_NOT_FOUND',
+      `${ERRORS.ENDPOINT_NOT_FOUND.message}: ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`,
+    ),
+  );
 }

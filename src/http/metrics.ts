@@ -104,7 +104,8 @@ export async function listenForMetrics(host: string, port: number, scrape: AppMe
       return;
     }
     scrape().then(
-      ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : body),
+      ({ contentType, body }) =>
+        res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : body),
       () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics are unavailable\n'),
     );
   });

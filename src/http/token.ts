@@ -49,10 +49,16 @@ function queryParams(request: FastifyRequest): URLSearchParams {
 }
 
 function checkService(auth: AuthService, service: string | null): void {
-  if (service !== null && service !== auth.config.token.service) throw badRequest(`unknown service "${service.slice(0, 100)}"; this server is "${auth.config.token.service}"`);
+  if (service !== null && service !== auth.config.token.service)
+    throw badRequest(`unknown service "${service.slice(0, 100)}"; this server is "${auth.config.token.service}"`);
 }
 
-async function getToken(auth: AuthService, tokens: TokenService, request: FastifyRequest, certificates: TokenCertificates | undefined): Promise<TokenAnswer> {
+async function getToken(
+  auth: AuthService,
+  tokens: TokenService,
+  request: FastifyRequest,
+  certificates: TokenCertificates | undefined,
+): Promise<TokenAnswer> {
   const params = queryParams(request);
   checkService(auth, params.get('service'));
   const authorization = request.headers.authorization;
@@ -84,7 +90,12 @@ async function getToken(auth: AuthService, tokens: TokenService, request: Fastif
   return tokens.issue(identity, params.getAll('scope'), wantsRefresh ? params.get('client_id') : null);
 }
 
-async function postToken(auth: AuthService, tokens: TokenService, request: FastifyRequest, certificates: TokenCertificates | undefined): Promise<TokenAnswer> {
+async function postToken(
+  auth: AuthService,
+  tokens: TokenService,
+  request: FastifyRequest,
+  certificates: TokenCertificates | undefined,
+): Promise<TokenAnswer> {
   const certificate = requestCertificate(request, certificates?.peer);
   // The form's credentials decide here, but a presented certificate that failed is refused (as on GET and /v2).
   if (certificates && certificate?.state === 'refused') await certificates.authenticator.identify(certificate, request.ip, 'token');

@@ -13,7 +13,8 @@ export interface UiStaticOptions {
  * The page's policy: scripts and styles only from Berth itself (Vite emits no inline scripts),
  * no framing, no plugins; the API is same-origin.
  */
-export const UI_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+export const UI_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': UI_CSP,
@@ -35,7 +36,10 @@ const NOT_BUILT =
  * registry and API prefixes — index.html, never cached, with a strict CSP. Returns the
  * fallback the not-found handler asks first: true when it answered the request with the SPA.
  */
-export function registerUiStatic(app: FastifyInstance, options: UiStaticOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<boolean> {
+export function registerUiStatic(
+  app: FastifyInstance,
+  options: UiStaticOptions,
+): (request: FastifyRequest, reply: FastifyReply) => Promise<boolean> {
   const index = path.join(options.root, 'index.html');
   const built = existsSync(index);
   if (built) {
@@ -62,7 +66,10 @@ export function registerUiStatic(app: FastifyInstance, options: UiStaticOptions)
     }
     // Read at each navigation (a few KiB): a rebuilt UI is served without a restart.
     const html = await readFile(index);
-    return reply.code(200).headers({ ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).send(html);
+    return reply
+      .code(200)
+      .headers({ ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' })
+      .send(html);
   };
   app.get('/', async (_request, reply) => serveIndex(reply));
   return async (request, reply) => {

@@ -52,7 +52,12 @@ export function newHolderId(): string {
  * Runs `work` while holding the lease `name`, renewing it in the background and releasing
  * it at the end. Does not run `work` (and says who holds it) when the lease is taken.
  */
-export async function withLease<T>(store: LeaseStore, name: string, work: (lease: HeldLease) => Promise<T>, options: LeaseOptions = {}): Promise<LeaseOutcome<T>> {
+export async function withLease<T>(
+  store: LeaseStore,
+  name: string,
+  work: (lease: HeldLease) => Promise<T>,
+  options: LeaseOptions = {},
+): Promise<LeaseOutcome<T>> {
   const ttl = options.ttlMs ?? DEFAULT_TTL_MS;
   const holder = newHolderId();
   const now = Date.now();
@@ -65,9 +70,12 @@ export async function withLease<T>(store: LeaseStore, name: string, work: (lease
     controller.abort(new Error(`lease ${name} lost`));
     options.onLost?.(err);
   };
-  const renewal = setInterval(() => {
-    store.renew(name, holder, Date.now() + ttl).then((held) => held || lost(), lost);
-  }, Math.max(10, Math.floor(ttl / 3)));
+  const renewal = setInterval(
+    () => {
+      store.renew(name, holder, Date.now() + ttl).then((held) => held || lost(), lost);
+    },
+    Math.max(10, Math.floor(ttl / 3)),
+  );
   renewal.unref();
   try {
     return { acquired: true, value: await work({ holder, signal: controller.signal }) };

@@ -84,7 +84,9 @@ export class KyselyAuthStore implements AuthStore {
     private readonly dialect: Dialect = 'sqlite',
   ) {
     this.db = db as unknown as Kysely<AuthTables>;
-    this.bindings = new KyselyIdentityBindings(this.db, dialect, (actor, work) => this.change(actor, work as (trx: Transaction<AuthTables>) => Promise<Outcome | null>));
+    this.bindings = new KyselyIdentityBindings(this.db, dialect, (actor, work) =>
+      this.change(actor, work as (trx: Transaction<AuthTables>) => Promise<Outcome | null>),
+    );
   }
 
   listBindings(filter?: { source?: string; project?: string }): Promise<IdentityBindingRecord[]> {
@@ -112,7 +114,10 @@ export class KyselyAuthStore implements AuthStore {
   }
 
   async countUsers(): Promise<number> {
-    const row = await this.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const row = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
@@ -162,7 +167,11 @@ export class KyselyAuthStore implements AuthStore {
         .where('username', '=', username)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) return null;
-      return { event: { type: 'user.updated', username, changes: ['admin'] }, action: admin ? 'user.grant-admin' : 'user.revoke-admin', target: username };
+      return {
+        event: { type: 'user.updated', username, changes: ['admin'] },
+        action: admin ? 'user.grant-admin' : 'user.revoke-admin',
+        target: username,
+      };
     });
   }
 
@@ -237,9 +246,18 @@ export class KyselyAuthStore implements AuthStore {
 
   async setProjectVisibility(name: string, isPublic: boolean, actor?: ChangeActor): Promise<boolean> {
     return this.change(actor, async (trx) => {
-      const result = await trx.updateTable('projects').set({ public: isPublic ? 1 : 0 }).where('name', '=', name).executeTakeFirst();
+      const result = await trx
+        .updateTable('projects')
+        .set({ public: isPublic ? 1 : 0 })
+        .where('name', '=', name)
+        .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) return null;
-      return { event: { type: 'project.updated', project: name, public: isPublic }, action: 'project.visibility', target: name, detail: { public: isPublic } };
+      return {
+        event: { type: 'project.updated', project: name, public: isPublic },
+        action: 'project.visibility',
+        target: name,
+        detail: { public: isPublic },
+      };
     });
   }
 
@@ -271,14 +289,25 @@ export class KyselyAuthStore implements AuthStore {
 
   async setMember(project: string, username: string, role: Role, actor?: ChangeActor): Promise<void> {
     await this.change(actor, async (trx) => {
-      await insertOrUpdate(trx.insertInto('project_members').values({ project, username, role }), this.dialect, ['project', 'username'], { role }).execute();
-      return { event: { type: 'member.set', project, username, role }, action: 'member.set', target: `${project}/${username}`, detail: { role } };
+      await insertOrUpdate(trx.insertInto('project_members').values({ project, username, role }), this.dialect, ['project', 'username'], {
+        role,
+      }).execute();
+      return {
+        event: { type: 'member.set', project, username, role },
+        action: 'member.set',
+        target: `${project}/${username}`,
+        detail: { role },
+      };
     });
   }
 
   async removeMember(project: string, username: string, actor?: ChangeActor): Promise<boolean> {
     return this.change(actor, async (trx) => {
-      const result = await trx.deleteFrom('project_members').where('project', '=', project).where('username', '=', username).executeTakeFirst();
+      const result = await trx
+        .deleteFrom('project_members')
+        .where('project', '=', project)
+        .where('username', '=', username)
+        .executeTakeFirst();
       if (Number(result.numDeletedRows) === 0) return null;
       return { event: { type: 'member.removed', project, username }, action: 'member.remove', target: `${project}/${username}` };
     });
@@ -353,7 +382,13 @@ export class KyselyAuthStore implements AuthStore {
       await trx.updateTable('signing_keys').set({ retired_at: now }).where('retired_at', 'is', null).execute();
       await trx
         .insertInto('signing_keys')
-        .values({ kid: key.kid, private_jwk: key.privateJwk, public_jwk: key.publicJwk, created_at: key.createdAt.getTime(), retired_at: null })
+        .values({
+          kid: key.kid,
+          private_jwk: key.privateJwk,
+          public_jwk: key.publicJwk,
+          created_at: key.createdAt.getTime(),
+          retired_at: null,
+        })
         .execute();
     });
   }
@@ -452,8 +487,15 @@ async function record(trx: Transaction<AuthTables>, dialect: Dialect, actor: Cha
 }
 
 /** Inserts the project row (and its owner's membership); null when the name is taken. */
-async function insertProject(trx: Transaction<AuthTables>, dialect: Dialect, project: Omit<ProjectRecord, 'createdAt'>, owner: string | undefined): Promise<Outcome | null> {
-  const insert = trx.insertInto('projects').values({ name: project.name, public: project.public ? 1 : 0, created_by: project.createdBy, created_at: Date.now() });
+async function insertProject(
+  trx: Transaction<AuthTables>,
+  dialect: Dialect,
+  project: Omit<ProjectRecord, 'createdAt'>,
+  owner: string | undefined,
+): Promise<Outcome | null> {
+  const insert = trx
+    .insertInto('projects')
+    .values({ name: project.name, public: project.public ? 1 : 0, created_by: project.createdBy, created_at: Date.now() });
   if (!(await insertIfAbsent(insert, dialect, ['name']))) return null;
   if (owner !== undefined) {
     await trx.insertInto('project_members').values({ project: project.name, username: owner, role: 'project-admin' }).execute();
@@ -513,7 +555,12 @@ function startsWith(column: string, prefix: string, dialect: Dialect): RawBuilde
 }
 
 function toUser(row: AuthTables['users']): UserRecord {
-  return { username: row.username, passwordHash: row.password_hash, admin: Number(row.admin) === 1, createdAt: new Date(Number(row.created_at)) };
+  return {
+    username: row.username,
+    passwordHash: row.password_hash,
+    admin: Number(row.admin) === 1,
+    createdAt: new Date(Number(row.created_at)),
+  };
 }
 
 function toProject(row: AuthTables['projects']): ProjectRecord {

@@ -1,5 +1,16 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import type { After, BrowseQueries, ManifestRow, Order, RepositoryRow, RepositorySort, RepositoryStats, ScanBadgeRow, TagRow, TagSort } from '../browse/ports.js';
+import type {
+  After,
+  BrowseQueries,
+  ManifestRow,
+  Order,
+  RepositoryRow,
+  RepositorySort,
+  RepositoryStats,
+  ScanBadgeRow,
+  TagRow,
+  TagSort,
+} from '../browse/ports.js';
 import type { Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 
@@ -95,7 +106,14 @@ export class KyselyBrowseStore implements BrowseQueries {
     return sql`r.name >= ${project} and r.name < ${`${project}0`} and (r.name = ${project} or r.name >= ${`${project}/`}) and exists (select 1 from manifests m where m.repository_id = r.id)`;
   }
 
-  async repositories(project: string, q: string | undefined, sort: RepositorySort, order: Order, limit: number, after: After | null): Promise<RepositoryRow[]> {
+  async repositories(
+    project: string,
+    q: string | undefined,
+    sort: RepositorySort,
+    order: Order,
+    limit: number,
+    after: After | null,
+  ): Promise<RepositoryRow[]> {
     const cmp = order === 'asc' ? sql`>` : sql`<`;
     const dir = order === 'asc' ? sql`asc` : sql`desc`;
     const pushed = sql`(select max(m2.created_at) from manifests m2 where m2.repository_id = r.id)`;
@@ -116,7 +134,12 @@ export class KyselyBrowseStore implements BrowseQueries {
         ${after ? sql`where (${key} ${cmp} ${after.key ?? 0} or (${key} = ${after.key ?? 0} and t.name ${cmp} ${after.name}))` : sql``}
         order by ${key} ${dir}, t.name ${dir} limit ${limit}`);
     }
-    return rows.map((r) => ({ id: asNumber(r.id), name: r.name as string, pushedAt: r.pushed_at === null ? null : asNumber(r.pushed_at), pulls: asNumber(r.pulls) }));
+    return rows.map((r) => ({
+      id: asNumber(r.id),
+      name: r.name as string,
+      pushedAt: r.pushed_at === null ? null : asNumber(r.pushed_at),
+      pulls: asNumber(r.pulls),
+    }));
   }
 
   async countRepositories(project: string, q: string | undefined): Promise<number> {
@@ -127,7 +150,9 @@ export class KyselyBrowseStore implements BrowseQueries {
   async repositoryStats(ids: number[]): Promise<Map<number, RepositoryStats>> {
     const stats = new Map<number, RepositoryStats>(ids.map((id) => [id, { tagCount: 0, size: 0 }]));
     if (ids.length === 0) return stats;
-    for (const r of await this.rows(sql`select repository_id, count(*) as c from tags where repository_id in ${inList(ids)} group by repository_id`)) {
+    for (const r of await this.rows(
+      sql`select repository_id, count(*) as c from tags where repository_id in ${inList(ids)} group by repository_id`,
+    )) {
       stats.get(asNumber(r.repository_id))!.tagCount = asNumber(r.c);
     }
     for (const r of await this.rows(
@@ -138,7 +163,14 @@ export class KyselyBrowseStore implements BrowseQueries {
     return stats;
   }
 
-  async tags(repositoryId: number, q: string | undefined, sort: TagSort, order: Order, limit: number, after: After | null): Promise<TagRow[]> {
+  async tags(
+    repositoryId: number,
+    q: string | undefined,
+    sort: TagSort,
+    order: Order,
+    limit: number,
+    after: After | null,
+  ): Promise<TagRow[]> {
     const cmp = order === 'asc' ? sql`>` : sql`<`;
     const dir = order === 'asc' ? sql`asc` : sql`desc`;
     const keyset = !after
@@ -175,17 +207,23 @@ export class KyselyBrowseStore implements BrowseQueries {
 
   async manifests(repositoryId: number, digests: string[]): Promise<ManifestRow[]> {
     if (digests.length === 0) return [];
-    return (await this.rows(sql`select * from manifests where repository_id = ${repositoryId} and digest in ${inList(digests)}`)).map(manifestRow);
+    return (await this.rows(sql`select * from manifests where repository_id = ${repositoryId} and digest in ${inList(digests)}`)).map(
+      manifestRow,
+    );
   }
 
   async referrersOf(repositoryId: number, digests: string[]): Promise<ManifestRow[]> {
     if (digests.length === 0) return [];
-    return (await this.rows(sql`select * from manifests where repository_id = ${repositoryId} and subject_digest in ${inList(digests)}`)).map(manifestRow);
+    return (
+      await this.rows(sql`select * from manifests where repository_id = ${repositoryId} and subject_digest in ${inList(digests)}`)
+    ).map(manifestRow);
   }
 
   async existingTags(repositoryId: number, names: string[]): Promise<Map<string, string>> {
     if (names.length === 0) return new Map();
-    const rows = await this.rows(sql`select name, manifest_digest from tags where repository_id = ${repositoryId} and name in ${inList(names)}`);
+    const rows = await this.rows(
+      sql`select name, manifest_digest from tags where repository_id = ${repositoryId} and name in ${inList(names)}`,
+    );
     return new Map(rows.map((r) => [r.name as string, r.manifest_digest as string]));
   }
 
@@ -195,14 +233,18 @@ export class KyselyBrowseStore implements BrowseQueries {
   }
 
   async tagsOf(repositoryId: number, digest: string): Promise<string[]> {
-    const rows = await this.rows(sql`select name from tags where repository_id = ${repositoryId} and manifest_digest = ${digest} order by name`);
+    const rows = await this.rows(
+      sql`select name from tags where repository_id = ${repositoryId} and manifest_digest = ${digest} order by name`,
+    );
     return rows.map((r) => r.name as string);
   }
 
   async pulls(repositoryId: number, digests: string[]): Promise<Map<string, { pulls: number; lastPulledAt: number }>> {
     const out = new Map<string, { pulls: number; lastPulledAt: number }>();
     if (digests.length === 0) return out;
-    for (const r of await this.rows(sql`select digest, pulls, last_pulled_at from pull_stats where repository_id = ${repositoryId} and digest in ${inList(digests)}`)) {
+    for (const r of await this.rows(
+      sql`select digest, pulls, last_pulled_at from pull_stats where repository_id = ${repositoryId} and digest in ${inList(digests)}`,
+    )) {
       out.set(r.digest as string, { pulls: asNumber(r.pulls), lastPulledAt: asNumber(r.last_pulled_at) });
     }
     return out;
@@ -223,7 +265,11 @@ export class KyselyBrowseStore implements BrowseQueries {
     return rows.map((r) => r.name as string);
   }
 
-  async searchTags(q: string, limit: number, after: { repository: string; tag: string } | null): Promise<{ repository: string; tag: string; digest: string }[]> {
+  async searchTags(
+    q: string,
+    limit: number,
+    after: { repository: string; tag: string } | null,
+  ): Promise<{ repository: string; tag: string; digest: string }[]> {
     const rows = await this.rows(sql`
       select r.name as repository, t.name as tag, t.manifest_digest as digest from tags t join repositories r on r.id = t.repository_id
       where lower(t.name) like ${containing(q)} escape '!' ${this.indexed('tags', q)}

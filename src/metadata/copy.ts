@@ -116,12 +116,16 @@ export function topologicalOrder(nodes: string[], edges: Array<{ child: string; 
 async function assertSameSchema(source: AnyDb, target: AnyDb, tables: string[]): Promise<void> {
   const { rows } = await sql<{ name: string }>`
     select name from pragma_table_list
-    where schema = 'main' and type = 'table' and name not like 'sqlite\\_%' escape '\\' and name not like 'kysely\\_%' escape '\\'`.execute(source);
+    where schema = 'main' and type = 'table' and name not like 'sqlite\\_%' escape '\\' and name not like 'kysely\\_%' escape '\\'`.execute(
+    source,
+  );
   const sourceTables = new Set(rows.map((r) => r.name));
   const onlyInSource = [...sourceTables].filter((t) => !tables.includes(t));
   const onlyInTarget = tables.filter((t) => !sourceTables.has(t));
   if (onlyInSource.length > 0 || onlyInTarget.length > 0) {
-    throw new Error(`source and target schemas differ (only in SQLite: ${onlyInSource.join(', ') || '-'}; only in PostgreSQL: ${onlyInTarget.join(', ') || '-'})`);
+    throw new Error(
+      `source and target schemas differ (only in SQLite: ${onlyInSource.join(', ') || '-'}; only in PostgreSQL: ${onlyInTarget.join(', ') || '-'})`,
+    );
   }
   for (const table of tables) {
     const { rows: sourceColumns } = await sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(source);
@@ -179,7 +183,9 @@ async function resetSequences(trx: AnyDb, log: (line: string) => void): Promise<
   for (const { table_name: table, column_name: column, sequence } of rows) {
     if (!sequence) continue;
     const { rows: next } = await sql<{ next: number }>`
-      select setval(${sequence}::regclass, coalesce((select max(${sql.ref(column)}) from ${sql.table(table)}), 0) + 1, false) as next`.execute(trx);
+      select setval(${sequence}::regclass, coalesce((select max(${sql.ref(column)}) from ${sql.table(table)}), 0) + 1, false) as next`.execute(
+      trx,
+    );
     log(`  sequence ${sequence} now starts at ${next[0]?.next}`);
   }
 }

@@ -102,7 +102,13 @@ export function isDuplicateKey(err: unknown): boolean {
  * earlier ones, so put the columns that `when` reads LAST in `set` (for leases:
  * `{ holder, expires_at }`, with `when` reading `expires_at`).
  */
-export function insertOrUpdateIf<Q>(query: Q, dialect: Dialect, conflictColumns: readonly string[], set: Record<string, unknown>, when: Expression<unknown>): Q {
+export function insertOrUpdateIf<Q>(
+  query: Q,
+  dialect: Dialect,
+  conflictColumns: readonly string[],
+  set: Record<string, unknown>,
+  when: Expression<unknown>,
+): Q {
   const q = query as unknown as InsertBuilder<Q>;
   if (dialect === 'mysql') {
     const guarded = Object.fromEntries(
@@ -142,7 +148,9 @@ export async function deleteReturning<Row extends Record<string, unknown>, DB>(
   /* eslint-disable @typescript-eslint/no-explicit-any */
   const anyDb = db as Kysely<any>;
   if (dialect === 'mysql') {
-    const rows = (await filter(anyDb.selectFrom(table).select(columns as string[]) as any).forUpdate().execute()) as Row[];
+    const rows = (await filter(anyDb.selectFrom(table).select(columns as string[]) as any)
+      .forUpdate()
+      .execute()) as Row[];
     if (rows.length > 0) await (filter(anyDb.deleteFrom(table) as any) as any).execute();
     return rows;
   }
@@ -303,14 +311,18 @@ export function foreignKeys(dialect: Dialect) {
       return onDelete ? (referenced.onDelete(onDelete) as unknown as C) : (referenced as unknown as C);
     },
     /** Adds the MySQL table constraints collected by `column()` to `table`'s CREATE TABLE (no-op elsewhere). */
-    table: (table: string) => <T>(builder: T): T => {
-      let b = builder as unknown as ForeignKeyTable<T>;
-      for (const { column, target, cascade } of pending.splice(0)) {
-        const [targetTable, targetColumn] = target.split('.') as [string, string];
-        b = b.addForeignKeyConstraint(`${table}_${column}_fk`, [column], targetTable, [targetColumn], (fk) => (cascade ? fk.onDelete('cascade') : fk)) as unknown as ForeignKeyTable<T>;
-      }
-      return b as unknown as T;
-    },
+    table:
+      (table: string) =>
+      <T>(builder: T): T => {
+        let b = builder as unknown as ForeignKeyTable<T>;
+        for (const { column, target, cascade } of pending.splice(0)) {
+          const [targetTable, targetColumn] = target.split('.') as [string, string];
+          b = b.addForeignKeyConstraint(`${table}_${column}_fk`, [column], targetTable, [targetColumn], (fk) =>
+            cascade ? fk.onDelete('cascade') : fk,
+          ) as unknown as ForeignKeyTable<T>;
+        }
+        return b as unknown as T;
+      },
   };
 }
 

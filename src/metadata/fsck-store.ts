@@ -46,7 +46,9 @@ export class KyselyFsckStore implements FsckMetadata {
     const toBlobs = await this.db
       .selectFrom('manifest_references as mr')
       .innerJoin('repositories as r', 'r.id', 'mr.repository_id')
-      .leftJoin('repository_blobs as rb', (join) => join.onRef('rb.repository_id', '=', 'mr.repository_id').onRef('rb.digest', '=', 'mr.child_digest'))
+      .leftJoin('repository_blobs as rb', (join) =>
+        join.onRef('rb.repository_id', '=', 'mr.repository_id').onRef('rb.digest', '=', 'mr.child_digest'),
+      )
       .select(['r.name', 'mr.manifest_digest', 'mr.child_digest', 'mr.kind'])
       .where('mr.kind', '!=', 'manifest')
       .where('rb.digest', 'is', null)
@@ -57,7 +59,9 @@ export class KyselyFsckStore implements FsckMetadata {
     const toManifests = await this.db
       .selectFrom('manifest_references as mr')
       .innerJoin('repositories as r', 'r.id', 'mr.repository_id')
-      .leftJoin('manifests as m', (join) => join.onRef('m.repository_id', '=', 'mr.repository_id').onRef('m.digest', '=', 'mr.child_digest'))
+      .leftJoin('manifests as m', (join) =>
+        join.onRef('m.repository_id', '=', 'mr.repository_id').onRef('m.digest', '=', 'mr.child_digest'),
+      )
       .select(['r.name', 'mr.manifest_digest', 'mr.child_digest', 'mr.kind'])
       .where('mr.kind', '=', 'manifest')
       .where('m.digest', 'is', null)
@@ -91,7 +95,10 @@ export class KyselyFsckStore implements FsckMetadata {
   }
 
   async countManifests(): Promise<number> {
-    const row = await this.db.selectFrom('manifests').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const row = await this.db
+      .selectFrom('manifests')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
@@ -114,7 +121,12 @@ export class KyselyFsckStore implements FsckMetadata {
 
   async deleteUnreferencedBlobRow(digest: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      const used = await trx.selectFrom('manifest_references').select('child_digest').where('child_digest', '=', digest).limit(1).executeTakeFirst();
+      const used = await trx
+        .selectFrom('manifest_references')
+        .select('child_digest')
+        .where('child_digest', '=', digest)
+        .limit(1)
+        .executeTakeFirst();
       if (used) return false;
       await trx.deleteFrom('repository_blobs').where('digest', '=', digest).execute();
       const result = await trx.deleteFrom('blobs').where('digest', '=', digest).executeTakeFirst();
@@ -137,7 +149,12 @@ export class KyselyFsckStore implements FsckMetadata {
  * strictly after `after`: content pushed with auth.mode none, or by an admin with project
  * autocreation off. (Shared by fsck and the auth store's start-up adoption of orphans.)
  */
-export async function orphanRepositoryNames(db: AnyDb<Database>, dialect: Dialect, after: string | undefined, limit: number): Promise<string[]> {
+export async function orphanRepositoryNames(
+  db: AnyDb<Database>,
+  dialect: Dialect,
+  after: string | undefined,
+  limit: number,
+): Promise<string[]> {
   const project = firstPathSegment('r.name', dialect);
   const from = after === undefined ? sql`` : sql`and r.name > ${after}`;
   const rows = await sql<{ name: string }>`

@@ -44,17 +44,28 @@ export const CLOCK_SKEW_MARGIN_MS = 100;
  * Adds (or moves to `queuedAt`) review-queue rows. Called by the review-queue event consumer
  * (in the transaction that moves its cursor) and by the collector's cascades.
  */
-async function enqueueReview(db: Kysely<Database> | Transaction<Database>, dialect: Dialect, requests: ReviewRequest[], queuedAt: number): Promise<void> {
+async function enqueueReview(
+  db: Kysely<Database> | Transaction<Database>,
+  dialect: Dialect,
+  requests: ReviewRequest[],
+  queuedAt: number,
+): Promise<void> {
   const gdb = db as unknown as Db;
   const unique = new Map(requests.map((r) => [`${r.kind} ${r.repositoryId} ${r.digest}`, r]));
   const rows = [...unique.values()].map((r) => ({ kind: r.kind, repository_id: r.repositoryId, digest: r.digest, queued_at: queuedAt }));
   for (let i = 0; i < rows.length; i += 500) {
-    await insertOrUpdate(gdb.insertInto('gc_review_queue').values(rows.slice(i, i + 500)), dialect, ['kind', 'repository_id', 'digest'], { queued_at: queuedAt }).execute();
+    await insertOrUpdate(gdb.insertInto('gc_review_queue').values(rows.slice(i, i + 500)), dialect, ['kind', 'repository_id', 'digest'], {
+      queued_at: queuedAt,
+    }).execute();
   }
 }
 
 /** What deleting a manifest may turn into garbage: its blobs, its child manifests and its referrers. */
-async function manifestDependents(db: Kysely<Database> | Transaction<Database>, repositoryId: number, digest: string): Promise<ReviewRequest[]> {
+async function manifestDependents(
+  db: Kysely<Database> | Transaction<Database>,
+  repositoryId: number,
+  digest: string,
+): Promise<ReviewRequest[]> {
   const refs = await db
     .selectFrom('manifest_references')
     .select(['child_digest', 'kind'])
@@ -150,11 +161,21 @@ class KyselyGcQueries implements GcQueries {
 
   async lockManifest(repositoryId: number, digest: string): Promise<ManifestFacts | null> {
     const row = await this.forUpdate(
-      this.db.selectFrom('manifests').select(['created_at', 'subject_digest']).where('repository_id', '=', repositoryId).where('digest', '=', digest),
+      this.db
+        .selectFrom('manifests')
+        .select(['created_at', 'subject_digest'])
+        .where('repository_id', '=', repositoryId)
+        .where('digest', '=', digest),
     ).executeTakeFirst();
     if (!row) return null;
     // Separate statements after the lock: on PostgreSQL each sees everything committed before it.
-    const tag = await this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).limit(1).executeTakeFirst();
+    const tag = await this.db
+      .selectFrom('tags')
+      .select('name')
+      .where('repository_id', '=', repositoryId)
+      .where('manifest_digest', '=', digest)
+      .limit(1)
+      .executeTakeFirst();
     const parent = await this.db
       .selectFrom('manifest_references')
       .select('manifest_digest')
@@ -164,7 +185,12 @@ class KyselyGcQueries implements GcQueries {
       .limit(1)
       .executeTakeFirst();
     const subject = row.subject_digest
-      ? await this.db.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', '=', row.subject_digest).executeTakeFirst()
+      ? await this.db
+          .selectFrom('manifests')
+          .select('digest')
+          .where('repository_id', '=', repositoryId)
+          .where('digest', '=', row.subject_digest)
+          .executeTakeFirst()
       : undefined;
     return {
       createdAt: Number(row.created_at),
@@ -185,7 +211,11 @@ class KyselyGcQueries implements GcQueries {
 
   async deleteManifest(repositoryId: number, digest: string, queuedAt: number): Promise<void> {
     const dependents = await manifestDependents(this.db as unknown as Kysely<Database>, repositoryId, digest);
-    await this.db.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
+    await this.db
+      .deleteFrom('manifest_references')
+      .where('repository_id', '=', repositoryId)
+      .where('manifest_digest', '=', digest)
+      .execute();
     await this.db.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).execute();
     await enqueueReview(this.db as unknown as Kysely<Database>, this.dialect, dependents, queuedAt);
   }
@@ -213,7 +243,12 @@ class KyselyGcQueries implements GcQueries {
   async lockBlob(digest: string): Promise<BlobFacts | null> {
     const row = await this.forUpdate(this.db.selectFrom('blobs').select('size').where('digest', '=', digest)).executeTakeFirst();
     if (!row) return null;
-    const link = await this.db.selectFrom('repository_blobs').select('repository_id').where('digest', '=', digest).limit(1).executeTakeFirst();
+    const link = await this.db
+      .selectFrom('repository_blobs')
+      .select('repository_id')
+      .where('digest', '=', digest)
+      .limit(1)
+      .executeTakeFirst();
     return { size: Number(row.size), linked: link !== undefined };
   }
 
@@ -253,7 +288,14 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
     return {
       enqueue: (requests, queuedAt) => enqueueReview(trx, this.dialect, requests, queuedAt),
       referrersOf: async (repositoryId, digest) =>
-        (await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('subject_digest', '=', digest).execute()).map((r) => r.digest),
+        (
+          await trx
+            .selectFrom('manifests')
+            .select('digest')
+            .where('repository_id', '=', repositoryId)
+            .where('subject_digest', '=', digest)
+            .execute()
+        ).map((r) => r.digest),
       deletionOverlaps: (digest, lastAppendAt) => blobDeletionOverlaps(trx, digest, lastAppendAt),
     };
   }
@@ -280,7 +322,13 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
   }
 
   async pendingBlobDeletions(limit: number): Promise<BlobDeletion[]> {
-    const rows = await this.db.selectFrom('gc_blob_deletions').select(['digest', 'size']).where('finished_at', 'is', null).orderBy('started_at').limit(limit).execute();
+    const rows = await this.db
+      .selectFrom('gc_blob_deletions')
+      .select(['digest', 'size'])
+      .where('finished_at', 'is', null)
+      .orderBy('started_at')
+      .limit(limit)
+      .execute();
     return rows.map((r) => ({ digest: r.digest, size: Number(r.size) }));
   }
 
@@ -290,7 +338,11 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
 
   async finishBlobDeletions(digests: string[], now: number): Promise<void> {
     for (let i = 0; i < digests.length; i += 500) {
-      await this.db.updateTable('gc_blob_deletions').set({ finished_at: now }).where('digest', 'in', digests.slice(i, i + 500)).execute();
+      await this.db
+        .updateTable('gc_blob_deletions')
+        .set({ finished_at: now })
+        .where('digest', 'in', digests.slice(i, i + 500))
+        .execute();
     }
   }
 
@@ -302,7 +354,10 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
   async queueSize(cutoff: number): Promise<{ total: number; due: number }> {
     const row = await this.db
       .selectFrom('gc_review_queue')
-      .select((eb) => [eb.fn.countAll<number>().as('total'), eb.fn.sum<number>(eb.case().when('queued_at', '<=', cutoff).then(1).else(0).end()).as('due')])
+      .select((eb) => [
+        eb.fn.countAll<number>().as('total'),
+        eb.fn.sum<number>(eb.case().when('queued_at', '<=', cutoff).then(1).else(0).end()).as('due'),
+      ])
       .executeTakeFirstOrThrow();
     return { total: Number(row.total), due: Number(row.due ?? 0) };
   }
@@ -313,13 +368,20 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
     await this.db
       .insertInto('leases')
       .values({ name, holder, expires_at: expiresAt })
-      .$call((q) => insertOrUpdateIf(q, this.dialect, ['name'], { holder, expires_at: expiresAt }, sql`${sql.ref('leases.expires_at')} < ${now}`))
+      .$call((q) =>
+        insertOrUpdateIf(q, this.dialect, ['name'], { holder, expires_at: expiresAt }, sql`${sql.ref('leases.expires_at')} < ${now}`),
+      )
       .execute();
     return (await this.holder(name, now)) === holder;
   }
 
   async renew(name: string, holder: string, expiresAt: number): Promise<boolean> {
-    const result = await this.db.updateTable('leases').set({ expires_at: expiresAt }).where('name', '=', name).where('holder', '=', holder).executeTakeFirst();
+    const result = await this.db
+      .updateTable('leases')
+      .set({ expires_at: expiresAt })
+      .where('name', '=', name)
+      .where('holder', '=', holder)
+      .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
@@ -328,7 +390,12 @@ export class KyselyGcStore implements GcMetadata, LeaseStore, StorageUsageQuerie
   }
 
   async holder(name: string, now: number): Promise<string | null> {
-    const row = await this.db.selectFrom('leases').select('holder').where('name', '=', name).where('expires_at', '>=', now).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('leases')
+      .select('holder')
+      .where('name', '=', name)
+      .where('expires_at', '>=', now)
+      .executeTakeFirst();
     return row?.holder ?? null;
   }
 

@@ -20,14 +20,25 @@ export interface IdentityTables {
 
 /** A change that happened: its event and audit entry (the auth store's `change` records both in the transaction). */
 export interface IdentityChange {
-  event: { type: 'binding.created' | 'binding.deleted'; id: number; source: string; kind: string; subject: string; project: string; role: string };
+  event: {
+    type: 'binding.created' | 'binding.deleted';
+    id: number;
+    source: string;
+    kind: string;
+    subject: string;
+    project: string;
+    role: string;
+  };
   action: string;
   target: string;
   detail?: unknown;
 }
 
 /** The auth store's transaction runner: `work` returns what happened (or null: nothing), recorded with its event and audit entry. */
-export type ChangeRunner = (actor: ChangeActor | undefined, work: (trx: Transaction<IdentityTables>) => Promise<IdentityChange | null>) => Promise<boolean>;
+export type ChangeRunner = (
+  actor: ChangeActor | undefined,
+  work: (trx: Transaction<IdentityTables>) => Promise<IdentityChange | null>,
+) => Promise<boolean>;
 
 /**
  * Identity bindings and the grants derived from them, on Kysely (SQLite, PostgreSQL, MySQL).
@@ -53,7 +64,10 @@ export class KyselyIdentityBindings implements IdentityBindingRows {
     return row ? toBinding(row) : null;
   }
 
-  async createBinding(binding: Omit<IdentityBindingRecord, 'id' | 'createdAt'>, actor?: ChangeActor): Promise<IdentityBindingRecord | null> {
+  async createBinding(
+    binding: Omit<IdentityBindingRecord, 'id' | 'createdAt'>,
+    actor?: ChangeActor,
+  ): Promise<IdentityBindingRecord | null> {
     let created: IdentityBindingRecord | null = null;
     await this.change(actor, async (trx) => {
       const values = {
@@ -65,7 +79,15 @@ export class KyselyIdentityBindings implements IdentityBindingRows {
         created_by: binding.createdBy,
         created_at: Date.now(),
       };
-      if (!(await insertIfAbsent(trx.insertInto('identity_bindings').values(values as never), this.dialect, ['source', 'kind', 'subject', 'project']))) return null;
+      if (
+        !(await insertIfAbsent(trx.insertInto('identity_bindings').values(values as never), this.dialect, [
+          'source',
+          'kind',
+          'subject',
+          'project',
+        ]))
+      )
+        return null;
       const row = await trx
         .selectFrom('identity_bindings')
         .selectAll()
@@ -109,7 +131,11 @@ export class KyselyIdentityBindings implements IdentityBindingRows {
 
   async setGrants(username: string, source: string, grants: ProjectGrant[]): Promise<void> {
     await writeTransaction(this.db, async (trx) => {
-      const current = await trx.selectFrom('identity_grants').select(['project', 'role', 'source']).where('username', '=', username).execute();
+      const current = await trx
+        .selectFrom('identity_grants')
+        .select(['project', 'role', 'source'])
+        .where('username', '=', username)
+        .execute();
       const wanted = new Map(grants.map((g) => [g.project, g.role]));
       // Unchanged grants are left alone: a login with the same groups writes nothing.
       const same = current.length === wanted.size && current.every((g) => g.source === source && wanted.get(g.project) === g.role);
@@ -119,11 +145,17 @@ export class KyselyIdentityBindings implements IdentityBindingRows {
       const now = Date.now();
       // A project deleted since the bindings were read: its grant is dropped, not an error.
       const existing = new Set(
-        (await (trx as unknown as Transaction<{ projects: { name: string } }>).selectFrom('projects').select('name').where('name', 'in', [...wanted.keys()]).execute()).map(
-          (p) => p.name,
-        ),
+        (
+          await (trx as unknown as Transaction<{ projects: { name: string } }>)
+            .selectFrom('projects')
+            .select('name')
+            .where('name', 'in', [...wanted.keys()])
+            .execute()
+        ).map((p) => p.name),
       );
-      const rows = [...wanted].filter(([project]) => existing.has(project)).map(([project, role]) => ({ username, project, role, source, updated_at: now }));
+      const rows = [...wanted]
+        .filter(([project]) => existing.has(project))
+        .map(([project, role]) => ({ username, project, role, source, updated_at: now }));
       if (rows.length > 0) await trx.insertInto('identity_grants').values(rows).execute();
     });
   }

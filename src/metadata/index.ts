@@ -49,7 +49,12 @@ export async function openMetadataStore(config: BerthConfig, logger?: Logger, ob
  * (outbox, job history, auth, gc and leases, fsck). Only the composition root (src/stores.ts) calls this.
  * `sealer` seals secrets at rest (src/secrets' openSealer; required so that no caller forgets it).
  */
-export async function openMetadataAdapters(config: BerthConfig, logger: Logger | undefined, sealer: SecretSealer, observer?: MetadataObserver) {
+export async function openMetadataAdapters(
+  config: BerthConfig,
+  logger: Logger | undefined,
+  sealer: SecretSealer,
+  observer?: MetadataObserver,
+) {
   const metadata = await openMetadataStore(config, logger, observer);
   // GC keeps manifests a tag pointed to within the tag history window (tags.history.protectgc).
   const history = config.tags.history;

@@ -28,7 +28,9 @@ export class KyselyJobRunStore implements JobRunStore {
 
   async start(job: string, holder: string, at: Date): Promise<number> {
     return insertReturningId(
-      this.db.insertInto('job_runs').values({ job, holder, started_at: at.getTime(), finished_at: null, outcome: 'running', summary: null }),
+      this.db
+        .insertInto('job_runs')
+        .values({ job, holder, started_at: at.getTime(), finished_at: null, outcome: 'running', summary: null }),
       this.dialect,
     );
   }
@@ -59,7 +61,14 @@ export class KyselyJobRunStore implements JobRunStore {
     let deleted = 0;
     const jobs = await this.db.selectFrom('job_runs').select('job').distinct().execute();
     for (const { job } of jobs) {
-      const newest = await this.db.selectFrom('job_runs').select('started_at').where('job', '=', job).orderBy('started_at', 'desc').offset(keep - 1).limit(1).executeTakeFirst();
+      const newest = await this.db
+        .selectFrom('job_runs')
+        .select('started_at')
+        .where('job', '=', job)
+        .orderBy('started_at', 'desc')
+        .offset(keep - 1)
+        .limit(1)
+        .executeTakeFirst();
       if (!newest) continue;
       const cutoff = Math.min(before.getTime(), Number(newest.started_at));
       const result = await this.db.deleteFrom('job_runs').where('job', '=', job).where('started_at', '<', cutoff).executeTakeFirst();

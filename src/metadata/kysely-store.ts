@@ -61,7 +61,9 @@ export class KyselyMetadataStore implements MetadataStore {
         const add = sql<number>`${sql.ref('pull_stats.pulls')} + ${proposedValue('pulls', this.dialect)}`;
         const last = greatestOf(sql.ref('pull_stats.last_pulled_at'), proposedValue('last_pulled_at', this.dialect), this.dialect);
         await insertOrUpdate(
-          trx.insertInto('pull_stats').values({ repository_id: Number(repository.id), digest: c.digest, pulls: c.pulls, last_pulled_at: c.lastPulledAt }),
+          trx
+            .insertInto('pull_stats')
+            .values({ repository_id: Number(repository.id), digest: c.digest, pulls: c.pulls, last_pulled_at: c.lastPulledAt }),
           this.dialect,
           ['repository_id', 'digest'],
           { pulls: add, last_pulled_at: last },
@@ -123,9 +125,16 @@ class RepositoryQueries implements RepositoryReads {
   }
 
   async list(page: PageRequest): Promise<Page<string>> {
-    let query = this.db.selectFrom('repositories').select('name').orderBy('name').limit(page.limit + 1);
+    let query = this.db
+      .selectFrom('repositories')
+      .select('name')
+      .orderBy('name')
+      .limit(page.limit + 1);
     if (page.after !== undefined) query = query.where('name', '>', page.after);
-    return toPage((await query.execute()).map((r) => r.name), page.limit);
+    return toPage(
+      (await query.execute()).map((r) => r.name),
+      page.limit,
+    );
   }
 
   async blob(digest: string): Promise<{ size: number } | null> {
@@ -169,7 +178,10 @@ class ManifestQueries implements ManifestReads {
       .orderBy('t.name')
       .limit(page.limit + 1);
     if (page.after !== undefined) query = query.where('t.name', '>', page.after);
-    return toPage((await query.execute()).map((r) => r.name), page.limit);
+    return toPage(
+      (await query.execute()).map((r) => r.name),
+      page.limit,
+    );
   }
 
   async referrers(repository: string, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]> {
@@ -202,7 +214,14 @@ class UploadQueries implements UploadRows {
     const created = upload.createdAt.getTime();
     await this.db
       .insertInto('uploads')
-      .values({ id: upload.id, repository: upload.repository, size: upload.size, staging: serialiseStaging(upload.staging), created_at: created, updated_at: created })
+      .values({
+        id: upload.id,
+        repository: upload.repository,
+        size: upload.size,
+        staging: serialiseStaging(upload.staging),
+        created_at: created,
+        updated_at: created,
+      })
       .execute();
   }
 
@@ -214,7 +233,12 @@ class UploadQueries implements UploadRows {
   async update(id: string, expectedSize: number, size: number, staging: StagingState, writer?: string): Promise<boolean> {
     let query = this.db
       .updateTable('uploads')
-      .set({ size, staging: serialiseStaging(staging), updated_at: Date.now(), ...(writer === undefined ? {} : { writer: null, writer_until: null }) })
+      .set({
+        size,
+        staging: serialiseStaging(staging),
+        updated_at: Date.now(),
+        ...(writer === undefined ? {} : { writer: null, writer_until: null }),
+      })
       .where('id', '=', id)
       .where('size', '=', expectedSize);
     if (writer !== undefined) query = query.where('writer', '=', writer);
@@ -233,7 +257,12 @@ class UploadQueries implements UploadRows {
   }
 
   async unclaim(id: string, writer: string): Promise<void> {
-    await this.db.updateTable('uploads').set({ writer: null, writer_until: null }).where('id', '=', id).where('writer', '=', writer).execute();
+    await this.db
+      .updateTable('uploads')
+      .set({ writer: null, writer_until: null })
+      .where('id', '=', id)
+      .where('writer', '=', writer)
+      .execute();
   }
 
   async delete(id: string): Promise<boolean> {
@@ -311,7 +340,9 @@ function hotQueries(db: Kysely<Database>) {
       db
         .selectFrom('tags as t')
         .innerJoin('repositories as r', 'r.id', 't.repository_id')
-        .innerJoin('manifests as m', (join) => join.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
+        .innerJoin('manifests as m', (join) =>
+          join.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'),
+        )
         .selectAll('m')
         .where('r.name', '=', repository)
         .where('t.name', '=', tag),

@@ -97,7 +97,9 @@ async function migrateMysqlLocked(db: Kysely<unknown>): Promise<string[]> {
   return db.connection().execute(async (conn) => {
     // GET_LOCK names are global to the server: include the database so two registries on one server do not wait for each other.
     const lockName = sql`left(concat(${MYSQL_LOCK_PREFIX}, coalesce(database(), '')), 64)`;
-    const { rows } = await sql<{ locked: number | null }>`select get_lock(${lockName}, ${sql.lit(MYSQL_LOCK_WAIT_SECONDS)}) as locked`.execute(conn);
+    const { rows } = await sql<{
+      locked: number | null;
+    }>`select get_lock(${lockName}, ${sql.lit(MYSQL_LOCK_WAIT_SECONDS)}) as locked`.execute(conn);
     if (Number(rows[0]?.locked) !== 1) throw new Error(`another process held the migration lock for ${MYSQL_LOCK_WAIT_SECONDS} s`);
     try {
       const { rows: version } = await sql<{ v: string }>`select version() as v`.execute(conn);
@@ -118,7 +120,9 @@ async function runMigrator(db: Kysely<unknown>, dialect: Dialect, mysqlCollation
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
-    throw new Error(`metadata migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
+    throw new Error(`metadata migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, {
+      cause: error,
+    });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -1,4 +1,13 @@
-import { CompiledQuery, Kysely, MysqlDialect, type MysqlPool, type MysqlPoolConnection, type MysqlQueryResult, type MysqlStream, type MysqlStreamOptions } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  MysqlDialect,
+  type MysqlPool,
+  type MysqlPoolConnection,
+  type MysqlQueryResult,
+  type MysqlStream,
+  type MysqlStreamOptions,
+} from 'kysely';
 import mysql from 'mysql2';
 import { asStorageFull } from './errors.js';
 import type { Database } from './tables.js';
@@ -30,8 +39,13 @@ export function migrateMysql(options: MysqlOptions): Promise<string[]> {
  *   `max_execution_time` (milliseconds, SELECTs only) on MySQL, and row-lock waits
  *   (`innodb_lock_wait_timeout`, whole seconds) on both.
  */
-async function sessionStatements(run: (statement: string) => Promise<Array<Record<string, unknown>>>, statementTimeoutMs: number): Promise<void> {
-  await run(`set session sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'`);
+async function sessionStatements(
+  run: (statement: string) => Promise<Array<Record<string, unknown>>>,
+  statementTimeoutMs: number,
+): Promise<void> {
+  await run(
+    `set session sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'`,
+  );
   await run('set session transaction isolation level read committed');
   if (statementTimeoutMs > 0) {
     const [row] = await run('select version() as v');
@@ -66,7 +80,10 @@ export function createMysqlKysely(options: MysqlOptions): Kysely<Database> {
       new MysqlDialect({
         pool: new FailFastPool(pool as unknown as RawPool, options),
         onCreateConnection: async (connection) => {
-          await sessionStatements(async (statement) => (await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(statement))).rows, options.statementTimeoutMs);
+          await sessionStatements(
+            async (statement) => (await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(statement))).rows,
+            options.statementTimeoutMs,
+          );
         },
       }),
       options.observer,
@@ -98,7 +115,10 @@ function numberCast(overflow: (text: string) => void) {
 
 // The parts of mysql2's callback API that Kysely and this file use.
 interface RawConnection {
-  query(options: { sql: string; values: unknown[]; timeout?: number; typeCast?: unknown }, callback: (err: Error | null, result: unknown) => void): unknown;
+  query(
+    options: { sql: string; values: unknown[]; timeout?: number; typeCast?: unknown },
+    callback: (err: Error | null, result: unknown) => void,
+  ): unknown;
   query(sql: string, values: unknown[]): { stream(options: MysqlStreamOptions): unknown };
   release(): void;
   destroy(): void;
@@ -173,7 +193,8 @@ class FailFastConnection implements MysqlPoolConnection {
     let overflow: string | undefined;
     const typeCast = numberCast((text) => (overflow ??= text));
     this.connection.query({ sql, values: [...parameters], timeout: this.timeoutMs, typeCast }, (err, result) => {
-      if (!err && overflow !== undefined) return callback(new RangeError(`integer ${overflow} does not fit a JavaScript number`), undefined as never);
+      if (!err && overflow !== undefined)
+        return callback(new RangeError(`integer ${overflow} does not fit a JavaScript number`), undefined as never);
       if (!err) return callback(null, result as MysqlQueryResult);
       if (isConnectionFailure(err)) {
         this.failure ??= err;
@@ -225,4 +246,3 @@ function isStatementTimeout(err: unknown): boolean {
   const errno = (err as { errno?: unknown } | undefined)?.errno;
   return errno === 3024 || errno === 1969 || errno === 1205;
 }
-

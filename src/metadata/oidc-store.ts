@@ -9,7 +9,6 @@ export interface OidcTables {
   oidc_cli_secrets: { username: string; hash: string; created_at: number; expires_at: number };
 }
 
-
 /** OidcStore on Kysely, the same queries on SQLite, PostgreSQL and MySQL. */
 export class KyselyOidcStore implements OidcStore {
   private readonly db: Kysely<Database & OidcTables>;
@@ -50,11 +49,18 @@ export class KyselyOidcStore implements OidcStore {
 
   async getCliSecret(username: string): Promise<CliSecretRecord | null> {
     const row = await this.db.selectFrom('oidc_cli_secrets').selectAll().where('username', '=', username).executeTakeFirst();
-    return row ? { username: row.username, hash: row.hash, createdAt: new Date(Number(row.created_at)), expiresAt: new Date(Number(row.expires_at)) } : null;
+    return row
+      ? { username: row.username, hash: row.hash, createdAt: new Date(Number(row.created_at)), expiresAt: new Date(Number(row.expires_at)) }
+      : null;
   }
 
   async saveCliSecret(secret: CliSecretRecord): Promise<void> {
-    const row = { username: secret.username, hash: secret.hash, created_at: secret.createdAt.getTime(), expires_at: secret.expiresAt.getTime() };
+    const row = {
+      username: secret.username,
+      hash: secret.hash,
+      created_at: secret.createdAt.getTime(),
+      expires_at: secret.expiresAt.getTime(),
+    };
     await insertOrUpdate(this.db.insertInto('oidc_cli_secrets').values(row), this.dialect, ['username'], {
       hash: proposedValue('hash', this.dialect),
       created_at: proposedValue('created_at', this.dialect),

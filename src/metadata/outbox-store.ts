@@ -61,22 +61,41 @@ export class KyselyOutboxStore implements OutboxStore {
     if (!waiting) return 0;
     return writeTransaction(this.db, async (trx) => {
       // One sequencer at a time: the counter row's lock orders them (SQLite: the write lock).
-      await insertOrKeep(trx.insertInto('event_cursors').values({ name: SEQUENCE_ROW, position: 0, updated_at: Date.now() }), this.dialect, ['name']).execute();
-      const counter = await lockForUpdate(trx.selectFrom('event_cursors').select('position').where('name', '=', SEQUENCE_ROW), this.dialect).executeTakeFirstOrThrow();
+      await insertOrKeep(
+        trx.insertInto('event_cursors').values({ name: SEQUENCE_ROW, position: 0, updated_at: Date.now() }),
+        this.dialect,
+        ['name'],
+      ).execute();
+      const counter = await lockForUpdate(
+        trx.selectFrom('event_cursors').select('position').where('name', '=', SEQUENCE_ROW),
+        this.dialect,
+      ).executeTakeFirstOrThrow();
       const rows = await trx.selectFrom('events').select('id').where('seq', 'is', null).orderBy('id').limit(limit).execute();
       let next = Number(counter.position);
       for (const row of rows) {
         next++;
         await trx.updateTable('events').set({ seq: next }).where('id', '=', row.id).execute();
       }
-      if (rows.length > 0) await trx.updateTable('event_cursors').set({ position: next, updated_at: Date.now() }).where('name', '=', SEQUENCE_ROW).execute();
+      if (rows.length > 0)
+        await trx.updateTable('event_cursors').set({ position: next, updated_at: Date.now() }).where('name', '=', SEQUENCE_ROW).execute();
       return rows.length;
     });
   }
 
   async read(after: number, limit: number): Promise<StoredEvent[]> {
-    const rows = await this.db.selectFrom('events').select(['seq', 'actor', 'payload', 'created_at']).where('seq', '>', after).orderBy('seq').limit(limit).execute();
-    return rows.map((row) => ({ seq: Number(row.seq), at: Number(row.created_at), actor: row.actor, event: JSON.parse(row.payload) as DomainEvent }));
+    const rows = await this.db
+      .selectFrom('events')
+      .select(['seq', 'actor', 'payload', 'created_at'])
+      .where('seq', '>', after)
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({
+      seq: Number(row.seq),
+      at: Number(row.created_at),
+      actor: row.actor,
+      event: JSON.parse(row.payload) as DomainEvent,
+    }));
   }
 
   async position(consumer: string): Promise<number> {
@@ -87,7 +106,10 @@ export class KyselyOutboxStore implements OutboxStore {
   async advance(consumer: string, position: number, tx?: MetadataTx): Promise<void> {
     const db = tx ? (this.transactionOf(tx) as unknown as Transaction<OutboxDb>) : this.db;
     const now = Date.now();
-    await insertOrUpdate(db.insertInto('event_cursors').values({ name: consumer, position, updated_at: now }), this.dialect, ['name'], { position, updated_at: now }).execute();
+    await insertOrUpdate(db.insertInto('event_cursors').values({ name: consumer, position, updated_at: now }), this.dialect, ['name'], {
+      position,
+      updated_at: now,
+    }).execute();
   }
 
   async prune(consumers: string[], before: number): Promise<number> {
@@ -100,7 +122,11 @@ export class KyselyOutboxStore implements OutboxStore {
   }
 
   async status(): Promise<{ unsequenced: number; lastSeq: number; cursors: Record<string, number> }> {
-    const waiting = await this.db.selectFrom('events').select((eb) => eb.fn.countAll<number>().as('n')).where('seq', 'is', null).executeTakeFirstOrThrow();
+    const waiting = await this.db
+      .selectFrom('events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('seq', 'is', null)
+      .executeTakeFirstOrThrow();
     const cursors = await this.db.selectFrom('event_cursors').select(['name', 'position']).execute();
     const all = Object.fromEntries(cursors.map((c) => [c.name, Number(c.position)]));
     const lastSeq = all[SEQUENCE_ROW] ?? 0;

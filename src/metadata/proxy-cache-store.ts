@@ -5,7 +5,15 @@ import type { Database } from './tables.js';
 
 /** Row types of migrations/0020-proxy-cache.ts (proxy_cache_manifests dropped by 0022; keep_deleted_tags added by 0023). */
 export interface ProxyCacheTables {
-  proxy_cache_projects: { project: string; endpoint_id: number; namespace: string | null; tag_ttl_ms: number; keep_deleted_tags: number | null; created_at: number; updated_at: number };
+  proxy_cache_projects: {
+    project: string;
+    endpoint_id: number;
+    namespace: string | null;
+    tag_ttl_ms: number;
+    keep_deleted_tags: number | null;
+    created_at: number;
+    updated_at: number;
+  };
   proxy_cache_tags: { repository: string; tag: string; digest: string; validated_at: number };
 }
 
@@ -44,8 +52,19 @@ export class KyselyProxyCacheStore implements ProxyCacheStore {
   }
 
   async setProject(binding: Omit<ProxyProject, 'createdAt' | 'updatedAt'>, now: number): Promise<ProxyProject> {
-    const set = { endpoint_id: binding.endpointId, namespace: binding.namespace, tag_ttl_ms: binding.tagTtlMs, keep_deleted_tags: binding.keepDeletedTags === null ? null : binding.keepDeletedTags ? 1 : 0, updated_at: now };
-    await insertOrUpdate(this.db.insertInto('proxy_cache_projects').values({ project: binding.project, ...set, created_at: now }), this.dialect, ['project'], set).execute();
+    const set = {
+      endpoint_id: binding.endpointId,
+      namespace: binding.namespace,
+      tag_ttl_ms: binding.tagTtlMs,
+      keep_deleted_tags: binding.keepDeletedTags === null ? null : binding.keepDeletedTags ? 1 : 0,
+      updated_at: now,
+    };
+    await insertOrUpdate(
+      this.db.insertInto('proxy_cache_projects').values({ project: binding.project, ...set, created_at: now }),
+      this.dialect,
+      ['project'],
+      set,
+    ).execute();
     return (await this.project(binding.project))!;
   }
 
@@ -55,12 +74,22 @@ export class KyselyProxyCacheStore implements ProxyCacheStore {
   }
 
   async tag(repository: string, tag: string): Promise<CachedTag | null> {
-    const row = await this.db.selectFrom('proxy_cache_tags').select(['digest', 'validated_at']).where('repository', '=', repository).where('tag', '=', tag).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('proxy_cache_tags')
+      .select(['digest', 'validated_at'])
+      .where('repository', '=', repository)
+      .where('tag', '=', tag)
+      .executeTakeFirst();
     return row ? { digest: row.digest, validatedAt: Number(row.validated_at) } : null;
   }
 
   async putTag(repository: string, tag: string, digest: string, now: number): Promise<void> {
     const set = { digest, validated_at: now };
-    await insertOrUpdate(this.db.insertInto('proxy_cache_tags').values({ repository, tag, ...set }), this.dialect, ['repository', 'tag'], set).execute();
+    await insertOrUpdate(
+      this.db.insertInto('proxy_cache_tags').values({ repository, tag, ...set }),
+      this.dialect,
+      ['repository', 'tag'],
+      set,
+    ).execute();
   }
 }

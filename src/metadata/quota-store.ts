@@ -1,7 +1,17 @@
 import { sql, type Expression, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import type { MetadataTx } from '../core/ports.js';
 import type { QuotaStore, QuotaTxQueries, QuotaUsage } from '../quotas/ports.js';
-import { firstPathSegment, insertIfAbsent, insertOrKeep, insertOrUpdate, lockForUpdate, proposedValue, writeTransaction, type AnyDb, type Dialect } from './dialect.js';
+import {
+  firstPathSegment,
+  insertIfAbsent,
+  insertOrKeep,
+  insertOrUpdate,
+  lockForUpdate,
+  proposedValue,
+  writeTransaction,
+  type AnyDb,
+  type Dialect,
+} from './dialect.js';
 import type { Database } from './tables.js';
 
 /** Row types of migrations/0005-quotas.ts. */
@@ -46,7 +56,12 @@ export async function rebuildQuotaUsage(db: Kysely<unknown>, dialect: Dialect, n
   await qdb.updateTable('quota_projects').set({ used_bytes: 0, updated_at: now }).execute();
   const sums = qdb
     .selectFrom('quota_contents')
-    .select((eb) => ['project', sql<null>`null`.as('limit_bytes'), eb.fn.sum<number>('size').as('used_bytes'), sql<number>`${now}`.as('updated_at')])
+    .select((eb) => [
+      'project',
+      sql<null>`null`.as('limit_bytes'),
+      eb.fn.sum<number>('size').as('used_bytes'),
+      sql<number>`${now}`.as('updated_at'),
+    ])
     .groupBy('project');
   await insertOrUpdate(
     qdb.insertInto('quota_projects').columns(['project', 'limit_bytes', 'used_bytes', 'updated_at']).expression(sums),
@@ -76,7 +91,11 @@ class KyselyQuotaTxQueries implements QuotaTxQueries {
     let row = await read();
     if (!row && lock) {
       // First content of the project: its row, then the lock (a concurrent insert waits for ours, or ours for it).
-      await insertOrKeep(this.db.insertInto('quota_projects').values({ project, limit_bytes: null, used_bytes: 0, updated_at: Date.now() }), this.dialect, ['project']).execute();
+      await insertOrKeep(
+        this.db.insertInto('quota_projects').values({ project, limit_bytes: null, used_bytes: 0, updated_at: Date.now() }),
+        this.dialect,
+        ['project'],
+      ).execute();
       row = await read();
     }
     return toUsage(project, row);
@@ -92,7 +111,10 @@ class KyselyQuotaTxQueries implements QuotaTxQueries {
   }
 
   async add(project: string, digest: string, size: number): Promise<number> {
-    const inserted = await insertIfAbsent(this.db.insertInto('quota_contents').values({ project, digest, size }), this.dialect, ['project', 'digest']);
+    const inserted = await insertIfAbsent(this.db.insertInto('quota_contents').values({ project, digest, size }), this.dialect, [
+      'project',
+      'digest',
+    ]);
     if (!inserted) return 0;
     await this.adjust(project, size);
     return size;
@@ -108,7 +130,12 @@ class KyselyQuotaTxQueries implements QuotaTxQueries {
   }
 
   private counted(project: string, digest: string) {
-    return this.db.selectFrom('quota_contents').select('size').where('project', '=', project).where('digest', '=', digest).executeTakeFirst();
+    return this.db
+      .selectFrom('quota_contents')
+      .select('size')
+      .where('project', '=', project)
+      .where('digest', '=', digest)
+      .executeTakeFirst();
   }
 
   /** Linked or stored by a repository of the project (index lookups by digest: repository_blobs_digest, manifests_digest). */
@@ -157,7 +184,11 @@ export class KyselyQuotaStore implements QuotaStore {
   }
 
   async usage(project: string): Promise<QuotaUsage> {
-    const row = await this.db.selectFrom('quota_projects').select(['used_bytes', 'limit_bytes']).where('project', '=', project).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('quota_projects')
+      .select(['used_bytes', 'limit_bytes'])
+      .where('project', '=', project)
+      .executeTakeFirst();
     return toUsage(project, row);
   }
 
@@ -168,10 +199,15 @@ export class KyselyQuotaStore implements QuotaStore {
 
   async setLimit(project: string, limit: number | null): Promise<QuotaUsage> {
     const now = Date.now();
-    await insertOrUpdate(this.db.insertInto('quota_projects').values({ project, limit_bytes: limit, used_bytes: 0, updated_at: now }), this.dialect, ['project'], {
-      limit_bytes: limit,
-      updated_at: now,
-    }).execute();
+    await insertOrUpdate(
+      this.db.insertInto('quota_projects').values({ project, limit_bytes: limit, used_bytes: 0, updated_at: now }),
+      this.dialect,
+      ['project'],
+      {
+        limit_bytes: limit,
+        updated_at: now,
+      },
+    ).execute();
     return this.usage(project);
   }
 
@@ -192,7 +228,9 @@ export class KyselyQuotaStore implements QuotaStore {
 
   async rebuild(): Promise<{ project: string; before: number; after: number }[]> {
     return writeTransaction(this.db, async (trx) => {
-      const before = new Map((await trx.selectFrom('quota_projects').select(['project', 'used_bytes']).execute()).map((r) => [r.project, Number(r.used_bytes)]));
+      const before = new Map(
+        (await trx.selectFrom('quota_projects').select(['project', 'used_bytes']).execute()).map((r) => [r.project, Number(r.used_bytes)]),
+      );
       await rebuildQuotaUsage(trx as unknown as Kysely<unknown>, this.dialect, Date.now());
       const after = await trx.selectFrom('quota_projects').select(['project', 'used_bytes']).orderBy('project').execute();
       return after

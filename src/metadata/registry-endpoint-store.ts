@@ -100,10 +100,17 @@ export class KyselyRegistryEndpointStore implements RegistryEndpointStore {
       return await writeTransaction(this.db, async (trx) => {
         // The id is part of the sealing context: insert, then store the sealed credential on the row.
         const id = await insertReturningId(
-          trx.insertInto('registry_endpoints').values({ ...KyselyRegistryEndpointStore.plain(input), credential: null, created_at: now, updated_at: now }),
+          trx
+            .insertInto('registry_endpoints')
+            .values({ ...KyselyRegistryEndpointStore.plain(input), credential: null, created_at: now, updated_at: now }),
           this.dialect,
         );
-        if (input.credential !== null) await trx.updateTable('registry_endpoints').set({ credential: this.sealer.seal(input.credential, sealContext(id)) }).where('id', '=', id).execute();
+        if (input.credential !== null)
+          await trx
+            .updateTable('registry_endpoints')
+            .set({ credential: this.sealer.seal(input.credential, sealContext(id)) })
+            .where('id', '=', id)
+            .execute();
         return { ...input, id, createdAt: now, updatedAt: now };
       });
     } catch (err) {

@@ -21,7 +21,11 @@ export class RepositoryRows implements RepositoryWrites {
   }
 
   async ensure(repository: string): Promise<{ id: number; created: boolean }> {
-    const created = await insertIfAbsent(this.trx.insertInto('repositories').values({ name: repository, created_at: Date.now() }), this.dialect, ['name']);
+    const created = await insertIfAbsent(
+      this.trx.insertInto('repositories').values({ name: repository, created_at: Date.now() }),
+      this.dialect,
+      ['name'],
+    );
     const row = await this.trx.selectFrom('repositories').select('id').where('name', '=', repository).executeTakeFirstOrThrow();
     return { id: Number(row.id), created };
   }
@@ -31,19 +35,31 @@ export class RepositoryRows implements RepositoryWrites {
   }
 
   async lockBlob(digest: string): Promise<boolean> {
-    const row = await lockShared(this.trx.selectFrom('blobs').select('digest').where('digest', '=', digest), this.dialect).executeTakeFirst();
+    const row = await lockShared(
+      this.trx.selectFrom('blobs').select('digest').where('digest', '=', digest),
+      this.dialect,
+    ).executeTakeFirst();
     return row !== undefined;
   }
 
   async link(repositoryId: number, digest: string): Promise<void> {
     const now = Date.now();
-    await insertOrUpdate(this.trx.insertInto('repository_blobs').values({ repository_id: repositoryId, digest, created_at: now }), this.dialect, ['repository_id', 'digest'], {
-      created_at: now,
-    }).execute();
+    await insertOrUpdate(
+      this.trx.insertInto('repository_blobs').values({ repository_id: repositoryId, digest, created_at: now }),
+      this.dialect,
+      ['repository_id', 'digest'],
+      {
+        created_at: now,
+      },
+    ).execute();
   }
 
   async unlink(repositoryId: number, digest: string): Promise<boolean> {
-    const result = await this.trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+    const result = await this.trx
+      .deleteFrom('repository_blobs')
+      .where('repository_id', '=', repositoryId)
+      .where('digest', '=', digest)
+      .executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
 }
@@ -59,11 +75,19 @@ export class ManifestRows implements ManifestWrites {
     const manifestDigests = refs.filter((r) => r.kind === 'manifest').map((r) => r.digest);
     const found = new Set<string>();
     for (const chunk of chunks(blobDigests, 500)) {
-      const query = this.trx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', chunk);
+      const query = this.trx
+        .selectFrom('repository_blobs')
+        .select('digest')
+        .where('repository_id', '=', repositoryId)
+        .where('digest', 'in', chunk);
       for (const row of await lockShared(query, this.dialect).execute()) found.add(row.digest);
     }
     for (const chunk of chunks(manifestDigests, 500)) {
-      const query = this.trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', chunk);
+      const query = this.trx
+        .selectFrom('manifests')
+        .select('digest')
+        .where('repository_id', '=', repositoryId)
+        .where('digest', 'in', chunk);
       for (const row of await lockShared(query, this.dialect).execute()) found.add(row.digest);
     }
     return refs.filter((r) => !found.has(r.digest));
@@ -90,14 +114,27 @@ export class ManifestRows implements ManifestWrites {
       { created_at: now },
     ).execute();
     if (references.length === 0) return;
-    const rows = references.map((r) => ({ repository_id: m.repositoryId, manifest_digest: m.digest, child_digest: r.digest, kind: r.kind }));
+    const rows = references.map((r) => ({
+      repository_id: m.repositoryId,
+      manifest_digest: m.digest,
+      child_digest: r.digest,
+      kind: r.kind,
+    }));
     for (const chunk of chunks(rows, 500)) {
-      await insertOrKeep(this.trx.insertInto('manifest_references').values(chunk), this.dialect, ['repository_id', 'manifest_digest', 'child_digest']).execute();
+      await insertOrKeep(this.trx.insertInto('manifest_references').values(chunk), this.dialect, [
+        'repository_id',
+        'manifest_digest',
+        'child_digest',
+      ]).execute();
     }
   }
 
   async lock(repositoryId: number, digest: string): Promise<{ subject: string | null } | null> {
-    const query = this.trx.selectFrom('manifests').select('subject_digest').where('repository_id', '=', repositoryId).where('digest', '=', digest);
+    const query = this.trx
+      .selectFrom('manifests')
+      .select('subject_digest')
+      .where('repository_id', '=', repositoryId)
+      .where('digest', '=', digest);
     const row = await lockForUpdate(query, this.dialect).executeTakeFirst();
     return row ? { subject: row.subject_digest } : null;
   }
@@ -114,9 +151,19 @@ export class ManifestRows implements ManifestWrites {
   }
 
   async delete(repositoryId: number, digest: string): Promise<string[]> {
-    const tags = await this.trx.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).orderBy('name').execute();
+    const tags = await this.trx
+      .selectFrom('tags')
+      .select('name')
+      .where('repository_id', '=', repositoryId)
+      .where('manifest_digest', '=', digest)
+      .orderBy('name')
+      .execute();
     await this.trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
-    await this.trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
+    await this.trx
+      .deleteFrom('manifest_references')
+      .where('repository_id', '=', repositoryId)
+      .where('manifest_digest', '=', digest)
+      .execute();
     await this.trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).execute();
     return tags.map((t) => t.name);
   }
@@ -124,7 +171,12 @@ export class ManifestRows implements ManifestWrites {
   async tagTargets(repositoryId: number, tags: string[]): Promise<Map<string, string>> {
     const targets = new Map<string, string>();
     for (const chunk of chunks(tags, 500)) {
-      const rows = await this.trx.selectFrom('tags').select(['name', 'manifest_digest']).where('repository_id', '=', repositoryId).where('name', 'in', chunk).execute();
+      const rows = await this.trx
+        .selectFrom('tags')
+        .select(['name', 'manifest_digest'])
+        .where('repository_id', '=', repositoryId)
+        .where('name', 'in', chunk)
+        .execute();
       for (const row of rows) targets.set(row.name, row.manifest_digest);
     }
     return targets;
@@ -132,21 +184,32 @@ export class ManifestRows implements ManifestWrites {
 
   async setTag(repositoryId: number, tag: string, digest: string): Promise<void> {
     const now = Date.now();
-    await insertOrUpdate(this.trx.insertInto('tags').values({ repository_id: repositoryId, name: tag, manifest_digest: digest, updated_at: now }), this.dialect, ['repository_id', 'name'], {
-      manifest_digest: digest,
-      updated_at: now,
-    }).execute();
+    await insertOrUpdate(
+      this.trx.insertInto('tags').values({ repository_id: repositoryId, name: tag, manifest_digest: digest, updated_at: now }),
+      this.dialect,
+      ['repository_id', 'name'],
+      {
+        manifest_digest: digest,
+        updated_at: now,
+      },
+    ).execute();
   }
 
   async deleteTag(repositoryId: number, tag: string): Promise<string | null> {
-    const row = await this.trx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+    const row = await this.trx
+      .selectFrom('tags')
+      .select('manifest_digest')
+      .where('repository_id', '=', repositoryId)
+      .where('name', '=', tag)
+      .executeTakeFirst();
     if (!row) return null;
     await this.trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).execute();
     return row.manifest_digest;
   }
 
   async deleteTags(repositoryId: number, tags: string[]): Promise<void> {
-    for (const chunk of chunks(tags, 500)) await this.trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', 'in', chunk).execute();
+    for (const chunk of chunks(tags, 500))
+      await this.trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', 'in', chunk).execute();
   }
 }
 

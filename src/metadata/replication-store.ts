@@ -1,7 +1,17 @@
 import { createHash } from 'node:crypto';
 import type { Generated, Kysely, Selectable } from 'kysely';
 import { RegistryError } from '../core/errors.js';
-import type { Execution, ExecutionScope, NewTask, ReplicationPolicy, ReplicationPolicyInput, ReplicationStore, Task, TaskStatus, TriggerKind } from '../replication/ports.js';
+import type {
+  Execution,
+  ExecutionScope,
+  NewTask,
+  ReplicationPolicy,
+  ReplicationPolicyInput,
+  ReplicationStore,
+  Task,
+  TaskStatus,
+  TriggerKind,
+} from '../replication/ports.js';
 import { insertOrUpdate, insertReturningId, isDuplicateKey, type Dialect } from './dialect.js';
 import type { Database } from './tables.js';
 
@@ -187,7 +197,10 @@ export class KyselyReplicationStore implements ReplicationStore {
 
   async createPolicy(input: ReplicationPolicyInput, now: number): Promise<ReplicationPolicy> {
     try {
-      const id = await insertReturningId(this.db.insertInto('replication_policies').values({ ...policyRow(input), created_at: now, updated_at: now }), this.dialect);
+      const id = await insertReturningId(
+        this.db.insertInto('replication_policies').values({ ...policyRow(input), created_at: now, updated_at: now }),
+        this.dialect,
+      );
       return { ...input, id, createdAt: now, updatedAt: now };
     } catch (err) {
       if (uniqueViolation(err)) throw new RegistryError('CONFLICT', `replication policy ${input.name} already exists`);
@@ -196,7 +209,11 @@ export class KyselyReplicationStore implements ReplicationStore {
   }
 
   async updatePolicy(name: string, input: ReplicationPolicyInput, now: number): Promise<ReplicationPolicy | null> {
-    const result = await this.db.updateTable('replication_policies').set({ ...policyRow(input), name, updated_at: now }).where('name', '=', name).executeTakeFirst();
+    const result = await this.db
+      .updateTable('replication_policies')
+      .set({ ...policyRow(input), name, updated_at: now })
+      .where('name', '=', name)
+      .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) return null;
     return this.policy(name);
   }
@@ -207,11 +224,27 @@ export class KyselyReplicationStore implements ReplicationStore {
   }
 
   async policiesUsing(registry: string): Promise<string[]> {
-    return (await this.db.selectFrom('replication_policies').select('name').where('registry', '=', registry).orderBy('name').execute()).map((r) => r.name);
+    return (await this.db.selectFrom('replication_policies').select('name').where('registry', '=', registry).orderBy('name').execute()).map(
+      (r) => r.name,
+    );
   }
 
   async createExecution(policy: string, trigger: TriggerKind, scope: ExecutionScope | null, now: number): Promise<Execution> {
-    const row = { policy, trigger_kind: trigger, status: 'pending', scope: scope ? JSON.stringify(scope) : null, created_at: now, started_at: null, finished_at: null, copied: 0, skipped: 0, failed: 0, deleted: 0, bytes: 0, error: null };
+    const row = {
+      policy,
+      trigger_kind: trigger,
+      status: 'pending',
+      scope: scope ? JSON.stringify(scope) : null,
+      created_at: now,
+      started_at: null,
+      finished_at: null,
+      copied: 0,
+      skipped: 0,
+      failed: 0,
+      deleted: 0,
+      bytes: 0,
+      error: null,
+    };
     const id = await insertReturningId(this.db.insertInto('replication_executions').values(row), this.dialect);
     return executionOf({ ...row, id });
   }
@@ -230,38 +263,91 @@ export class KyselyReplicationStore implements ReplicationStore {
 
   async runnable(limit: number): Promise<Execution[]> {
     // `stopping` too: its runner died before it could end it; the next runner ends it as stopped.
-    const rows = await this.db.selectFrom('replication_executions').selectAll().where('status', 'in', ['pending', 'running', 'stopping']).orderBy('id').limit(limit).execute();
+    const rows = await this.db
+      .selectFrom('replication_executions')
+      .selectAll()
+      .where('status', 'in', ['pending', 'running', 'stopping'])
+      .orderBy('id')
+      .limit(limit)
+      .execute();
     return rows.map(executionOf);
   }
 
   async lastExecution(policy: string, trigger: TriggerKind): Promise<Execution | null> {
-    const row = await this.db.selectFrom('replication_executions').selectAll().where('policy', '=', policy).where('trigger_kind', '=', trigger).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('replication_executions')
+      .selectAll()
+      .where('policy', '=', policy)
+      .where('trigger_kind', '=', trigger)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return row ? executionOf(row) : null;
   }
 
   async markRunning(id: number, now: number): Promise<void> {
-    await this.db.updateTable('replication_executions').set({ status: 'running', started_at: now }).where('id', '=', id).where('started_at', 'is', null).where('status', '=', 'pending').execute();
-    await this.db.updateTable('replication_executions').set({ status: 'running' }).where('id', '=', id).where('status', '=', 'pending').execute();
+    await this.db
+      .updateTable('replication_executions')
+      .set({ status: 'running', started_at: now })
+      .where('id', '=', id)
+      .where('started_at', 'is', null)
+      .where('status', '=', 'pending')
+      .execute();
+    await this.db
+      .updateTable('replication_executions')
+      .set({ status: 'running' })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .execute();
   }
 
   async requestStop(id: number, now: number): Promise<Execution | null> {
-    const pending = await this.db.updateTable('replication_executions').set({ status: 'stopped', finished_at: now }).where('id', '=', id).where('status', '=', 'pending').executeTakeFirst();
-    const running = pending.numUpdatedRows > 0n ? null : await this.db.updateTable('replication_executions').set({ status: 'stopping' }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
+    const pending = await this.db
+      .updateTable('replication_executions')
+      .set({ status: 'stopped', finished_at: now })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    const running =
+      pending.numUpdatedRows > 0n
+        ? null
+        : await this.db
+            .updateTable('replication_executions')
+            .set({ status: 'stopping' })
+            .where('id', '=', id)
+            .where('status', '=', 'running')
+            .executeTakeFirst();
     if (pending.numUpdatedRows === 0n && (running?.numUpdatedRows ?? 0n) === 0n) return null;
     return this.execution(id);
   }
 
-  async finishExecution(id: number, result: Pick<Execution, 'status' | 'copied' | 'skipped' | 'failed' | 'deleted' | 'bytes' | 'error'>, now: number): Promise<void> {
+  async finishExecution(
+    id: number,
+    result: Pick<Execution, 'status' | 'copied' | 'skipped' | 'failed' | 'deleted' | 'bytes' | 'error'>,
+    now: number,
+  ): Promise<void> {
     await this.db
       .updateTable('replication_executions')
-      .set({ status: result.status, copied: result.copied, skipped: result.skipped, failed: result.failed, deleted: result.deleted, bytes: result.bytes, error: result.error, finished_at: now })
+      .set({
+        status: result.status,
+        copied: result.copied,
+        skipped: result.skipped,
+        failed: result.failed,
+        deleted: result.deleted,
+        bytes: result.bytes,
+        error: result.error,
+        finished_at: now,
+      })
       .where('id', '=', id)
       .execute();
   }
 
   async pruneExecutions(before: number): Promise<number> {
     // Two steps, in batches: MySQL refuses a DELETE whose subquery reads the table it deletes from.
-    const newest = this.db.selectFrom('replication_executions').select((eb) => eb.fn.max('id').as('id')).groupBy('policy');
+    const newest = this.db
+      .selectFrom('replication_executions')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .groupBy('policy');
     let pruned = 0;
     for (;;) {
       const ids = (
@@ -311,12 +397,21 @@ export class KyselyReplicationStore implements ReplicationStore {
   }
 
   async checkpoint(key: string): Promise<{ location: string; offset: number } | null> {
-    const row = await this.db.selectFrom('replication_uploads').select(['location', 'upload_offset']).where('upload_key', '=', keyOf(key)).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('replication_uploads')
+      .select(['location', 'upload_offset'])
+      .where('upload_key', '=', keyOf(key))
+      .executeTakeFirst();
     return row ? { location: row.location, offset: Number(row.upload_offset) } : null;
   }
 
   async saveCheckpoint(key: string, location: string, offset: number, now: number): Promise<void> {
-    await insertOrUpdate(this.db.insertInto('replication_uploads').values({ upload_key: keyOf(key), location, upload_offset: offset, updated_at: now }), this.dialect, ['upload_key'], { location, upload_offset: offset, updated_at: now }).execute();
+    await insertOrUpdate(
+      this.db.insertInto('replication_uploads').values({ upload_key: keyOf(key), location, upload_offset: offset, updated_at: now }),
+      this.dialect,
+      ['upload_key'],
+      { location, upload_offset: offset, updated_at: now },
+    ).execute();
   }
 
   async deleteCheckpoint(key: string): Promise<void> {

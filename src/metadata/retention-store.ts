@@ -19,7 +19,14 @@ import type { Database } from './tables.js';
 
 /** Row types of migrations/0007-retention.ts. */
 export interface RetentionTables {
-  retention_policies: { project: string; rules: string; schedule: string | null; next_run_at: number | null; updated_by: string | null; updated_at: number };
+  retention_policies: {
+    project: string;
+    rules: string;
+    schedule: string | null;
+    next_run_at: number | null;
+    updated_by: string | null;
+    updated_at: number;
+  };
   retention_runs: {
     id: Generated<number>;
     project: string;
@@ -77,7 +84,13 @@ export class KyselyRetentionStore implements RetentionStore {
       tagged: async (repositoryId, digests) => {
         const found = new Set<string>();
         for (const part of chunks(digests)) {
-          const rows = await trx.selectFrom('tags').select('manifest_digest').distinct().where('repository_id', '=', repositoryId).where('manifest_digest', 'in', part).execute();
+          const rows = await trx
+            .selectFrom('tags')
+            .select('manifest_digest')
+            .distinct()
+            .where('repository_id', '=', repositoryId)
+            .where('manifest_digest', 'in', part)
+            .execute();
           for (const row of rows) found.add(row.manifest_digest);
         }
         return found;
@@ -85,7 +98,12 @@ export class KyselyRetentionStore implements RetentionStore {
       finishRun: async (id, totals, report, at) => {
         await trx
           .updateTable('retention_runs')
-          .set({ status: 'ok' satisfies RunStatus, finished_at: at.getTime(), summary: JSON.stringify(totals), report: JSON.stringify(report) })
+          .set({
+            status: 'ok' satisfies RunStatus,
+            finished_at: at.getTime(),
+            summary: JSON.stringify(totals),
+            report: JSON.stringify(report),
+          })
           .where('id', '=', id)
           .execute();
       },
@@ -105,7 +123,12 @@ export class KyselyRetentionStore implements RetentionStore {
       updated_by: actor,
       updated_at: at.getTime(),
     };
-    await insertOrUpdate(this.db.insertInto('retention_policies').values({ project, ...values }), this.dialect, ['project'], values).execute();
+    await insertOrUpdate(
+      this.db.insertInto('retention_policies').values({ project, ...values }),
+      this.dialect,
+      ['project'],
+      values,
+    ).execute();
   }
 
   async deletePolicy(project: string): Promise<boolean> {
@@ -114,7 +137,12 @@ export class KyselyRetentionStore implements RetentionStore {
   }
 
   async duePolicies(now: Date): Promise<StoredPolicy[]> {
-    const rows = await this.db.selectFrom('retention_policies').selectAll().where('next_run_at', '<=', now.getTime()).orderBy('next_run_at').execute();
+    const rows = await this.db
+      .selectFrom('retention_policies')
+      .selectAll()
+      .where('next_run_at', '<=', now.getTime())
+      .orderBy('next_run_at')
+      .execute();
     return rows.map(toPolicy);
   }
 
@@ -144,8 +172,18 @@ export class KyselyRetentionStore implements RetentionStore {
     for (const part of chunks([...byId.keys()])) {
       const [tags, manifests, children, pulls] = await Promise.all([
         // Ordered, so that two runs over the same rows (a dry run and the real one) report in the same order.
-        this.db.selectFrom('tags').select(['repository_id', 'name', 'manifest_digest', 'updated_at']).where('repository_id', 'in', part).orderBy('repository_id').orderBy('name').execute(),
-        this.db.selectFrom('manifests').select(['repository_id', 'digest', 'created_at', 'subject_digest']).where('repository_id', 'in', part).execute(),
+        this.db
+          .selectFrom('tags')
+          .select(['repository_id', 'name', 'manifest_digest', 'updated_at'])
+          .where('repository_id', 'in', part)
+          .orderBy('repository_id')
+          .orderBy('name')
+          .execute(),
+        this.db
+          .selectFrom('manifests')
+          .select(['repository_id', 'digest', 'created_at', 'subject_digest'])
+          .where('repository_id', 'in', part)
+          .execute(),
         this.db
           .selectFrom('manifest_references')
           .select(['repository_id', 'manifest_digest', 'child_digest'])
@@ -155,7 +193,8 @@ export class KyselyRetentionStore implements RetentionStore {
         this.db.selectFrom('pull_stats').select(['repository_id', 'digest', 'last_pulled_at']).where('repository_id', 'in', part).execute(),
       ]);
       const pulledAt = new Map(pulls.map((p) => [`${p.repository_id} ${p.digest}`, Number(p.last_pulled_at)]));
-      for (const t of tags) byId.get(Number(t.repository_id))!.tags.push({ name: t.name, digest: t.manifest_digest, updatedAt: Number(t.updated_at) });
+      for (const t of tags)
+        byId.get(Number(t.repository_id))!.tags.push({ name: t.name, digest: t.manifest_digest, updatedAt: Number(t.updated_at) });
       for (const m of manifests) {
         byId.get(Number(m.repository_id))!.manifests.push({
           digest: m.digest,
@@ -193,7 +232,9 @@ export class KyselyRetentionStore implements RetentionStore {
     for (const part of chunks([...candidates])) {
       const users = await this.db
         .selectFrom('repository_blobs as rb')
-        .innerJoin('manifest_references as mr', (join) => join.onRef('mr.repository_id', '=', 'rb.repository_id').onRef('mr.child_digest', '=', 'rb.digest'))
+        .innerJoin('manifest_references as mr', (join) =>
+          join.onRef('mr.repository_id', '=', 'rb.repository_id').onRef('mr.child_digest', '=', 'rb.digest'),
+        )
         .select(['mr.repository_id', 'mr.manifest_digest', 'mr.child_digest'])
         .where('rb.digest', 'in', part)
         .execute();
@@ -253,7 +294,12 @@ export class KyselyRetentionStore implements RetentionStore {
   }
 
   async run(project: string, id: number): Promise<RetentionRun | null> {
-    const row = await this.db.selectFrom('retention_runs').selectAll().where('project', '=', project).where('id', '=', id).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('retention_runs')
+      .selectAll()
+      .where('project', '=', project)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row) return null;
     return { ...toRun(row), report: row.report === null ? null : (JSON.parse(row.report) as RetentionReport) };
   }

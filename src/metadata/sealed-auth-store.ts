@@ -33,7 +33,10 @@ export class SealedAuthStore extends KyselyAuthStore {
   }
 
   override async listSigningKeys(): Promise<SigningKeyRecord[]> {
-    return (await super.listSigningKeys()).map((key) => ({ ...key, privateJwk: this.sealer.open(key.privateJwk, signingKeyContext(key.kid)) }));
+    return (await super.listSigningKeys()).map((key) => ({
+      ...key,
+      privateJwk: this.sealer.open(key.privateJwk, signingKeyContext(key.kid)),
+    }));
   }
 
   override addSigningKey(key: Omit<SigningKeyRecord, 'retiredAt'>): Promise<void> {

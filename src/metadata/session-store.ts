@@ -43,7 +43,12 @@ export class KyselySessionStore implements SessionRows {
   }
 
   async touchSession(idHash: string, at: Date): Promise<void> {
-    await this.db.updateTable('ui_sessions').set({ last_seen_at: at.getTime() }).where('id_hash', '=', idHash).where('last_seen_at', '<', at.getTime()).execute();
+    await this.db
+      .updateTable('ui_sessions')
+      .set({ last_seen_at: at.getTime() })
+      .where('id_hash', '=', idHash)
+      .where('last_seen_at', '<', at.getTime())
+      .execute();
   }
 
   async deleteSession(idHash: string): Promise<boolean> {

@@ -79,7 +79,15 @@ class SignatureTxRows implements SignatureTxQueries {
   ) {}
 
   async setPolicy(project: string, settings: TrustPolicySettings, actor: string | null, at: Date): Promise<TrustPolicy> {
-    const row: PolicyRow = { project, mode: settings.mode, inherit_index: settings.inheritIndex ? 1 : 0, version: 1, signatures: 0, updated_at: at.getTime(), updated_by: actor };
+    const row: PolicyRow = {
+      project,
+      mode: settings.mode,
+      inherit_index: settings.inheritIndex ? 1 : 0,
+      version: 1,
+      signatures: 0,
+      updated_at: at.getTime(),
+      updated_by: actor,
+    };
     await insertOrUpdate(this.db.insertInto('signature_policies').values(row), this.dialect, ['project'], {
       mode: row.mode,
       inherit_index: row.inherit_index,
@@ -91,9 +99,25 @@ class SignatureTxRows implements SignatureTxQueries {
   }
 
   async addKey(project: string, key: TrustedKeyInput, actor: string | null, at: Date): Promise<TrustedKey> {
-    const policy: PolicyRow = { project, mode: 'off', inherit_index: 1, version: 0, signatures: 0, updated_at: at.getTime(), updated_by: actor };
+    const policy: PolicyRow = {
+      project,
+      mode: 'off',
+      inherit_index: 1,
+      version: 0,
+      signatures: 0,
+      updated_at: at.getTime(),
+      updated_by: actor,
+    };
     await insertOrKeep(this.db.insertInto('signature_policies').values(policy), this.dialect, ['project']).execute();
-    const row = { project, name: key.name, kind: key.kind, pem: key.pem, fingerprint: key.fingerprint, created_at: at.getTime(), created_by: actor };
+    const row = {
+      project,
+      name: key.name,
+      kind: key.kind,
+      pem: key.pem,
+      fingerprint: key.fingerprint,
+      created_at: at.getTime(),
+      created_by: actor,
+    };
     const id = await insertReturningId(this.db.insertInto('signature_keys').values(row), this.dialect);
     await this.bumpVersion(project);
     return keyOf({ ...row, id });
@@ -148,7 +172,12 @@ export class KyselySignatureStore implements SignatureStore {
     const row = await this.db.selectFrom('signature_policies').selectAll().where('project', '=', project).executeTakeFirst();
     if (!row) return { policy: null, keys: [], version: 0, signatures: 0 };
     const keys = await this.db.selectFrom('signature_keys').selectAll().where('project', '=', project).orderBy('id').execute();
-    return { policy: policyOf(row), keys: keys.map((k) => keyOf(k as KeyRow)), version: Number(row.version), signatures: Number(row.signatures) };
+    return {
+      policy: policyOf(row),
+      keys: keys.map((k) => keyOf(k as KeyRow)),
+      version: Number(row.version),
+      signatures: Number(row.signatures),
+    };
   }
 
   async parents(repository: string, digest: string, limit: number): Promise<string[]> {

@@ -73,7 +73,20 @@ async function insertQueue(db: Db, items: NewQueuedArtifact[], at: number): Prom
     const part = items.slice(i, i + 200);
     await db
       .insertInto('supply_chain_queue')
-      .values(part.map((q) => ({ repository: q.repository, digest: q.digest, sbom: q.sbom ? 1 : 0, scan: q.scan ? 1 : 0, reason: q.reason, state: 'pending', attempts: 0, enqueued_at: at, next_at: at, last_error: null })))
+      .values(
+        part.map((q) => ({
+          repository: q.repository,
+          digest: q.digest,
+          sbom: q.sbom ? 1 : 0,
+          scan: q.scan ? 1 : 0,
+          reason: q.reason,
+          state: 'pending',
+          attempts: 0,
+          enqueued_at: at,
+          next_at: at,
+          last_error: null,
+        })),
+      )
       .execute();
   }
 }
@@ -92,12 +105,28 @@ export class KyselySupplyChainStore implements SupplyChainStore {
 
   async settings(project: string): Promise<SupplyChainSettings | null> {
     const r = await this.db.selectFrom('supply_chain_settings').selectAll().where('project', '=', project).executeTakeFirst();
-    return r ? { project: r.project, sbomOnPush: Number(r.sbom_on_push) === 1, scanOnPush: Number(r.scan_on_push) === 1, updatedAt: Number(r.updated_at), updatedBy: r.updated_by } : null;
+    return r
+      ? {
+          project: r.project,
+          sbomOnPush: Number(r.sbom_on_push) === 1,
+          scanOnPush: Number(r.scan_on_push) === 1,
+          updatedAt: Number(r.updated_at),
+          updatedBy: r.updated_by,
+        }
+      : null;
   }
 
   async setSettings(s: SupplyChainSettings & { updatedAt: number }): Promise<void> {
-    const row = { project: s.project, sbom_on_push: s.sbomOnPush ? 1 : 0, scan_on_push: s.scanOnPush ? 1 : 0, updated_at: s.updatedAt, updated_by: s.updatedBy };
-    const set = Object.fromEntries(['sbom_on_push', 'scan_on_push', 'updated_at', 'updated_by'].map((c) => [c, proposedValue(c, this.dialect)]));
+    const row = {
+      project: s.project,
+      sbom_on_push: s.sbomOnPush ? 1 : 0,
+      scan_on_push: s.scanOnPush ? 1 : 0,
+      updated_at: s.updatedAt,
+      updated_by: s.updatedBy,
+    };
+    const set = Object.fromEntries(
+      ['sbom_on_push', 'scan_on_push', 'updated_at', 'updated_by'].map((c) => [c, proposedValue(c, this.dialect)]),
+    );
     await insertOrUpdate(this.db.insertInto('supply_chain_settings').values(row), this.dialect, ['project'], set).execute();
   }
 
@@ -107,7 +136,11 @@ export class KyselySupplyChainStore implements SupplyChainStore {
       async settingsOf(projects: string[]) {
         const out = new Map<string, { sbom: boolean; scan: boolean }>();
         if (projects.length === 0) return out;
-        const rows = await trx.selectFrom('supply_chain_settings').select(['project', 'sbom_on_push', 'scan_on_push']).where('project', 'in', projects).execute();
+        const rows = await trx
+          .selectFrom('supply_chain_settings')
+          .select(['project', 'sbom_on_push', 'scan_on_push'])
+          .where('project', 'in', projects)
+          .execute();
         for (const r of rows) out.set(r.project, { sbom: Number(r.sbom_on_push) === 1, scan: Number(r.scan_on_push) === 1 });
         return out;
       },
@@ -123,7 +156,15 @@ export class KyselySupplyChainStore implements SupplyChainStore {
   }
 
   async due(now: number, limit: number): Promise<QueuedArtifact[]> {
-    const rows = await this.db.selectFrom('supply_chain_queue').selectAll().where('state', '=', 'pending').where('next_at', '<=', now).orderBy('next_at').orderBy('id').limit(limit).execute();
+    const rows = await this.db
+      .selectFrom('supply_chain_queue')
+      .selectAll()
+      .where('state', '=', 'pending')
+      .where('next_at', '<=', now)
+      .orderBy('next_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
     return rows.map(queued);
   }
 
@@ -147,11 +188,21 @@ export class KyselySupplyChainStore implements SupplyChainStore {
       .execute();
     const pending = rows.find((r) => r.state === 'pending');
     const failed = rows.find((r) => r.state === 'failed');
-    return { pending: Number(pending?.n ?? 0), failed: Number(failed?.n ?? 0), oldestPendingAt: pending?.oldest == null ? null : Number(pending.oldest) };
+    return {
+      pending: Number(pending?.n ?? 0),
+      failed: Number(failed?.n ?? 0),
+      oldestPendingAt: pending?.oldest == null ? null : Number(pending.oldest),
+    };
   }
 
   async failedItems(limit: number): Promise<QueuedArtifact[]> {
-    const rows = await this.db.selectFrom('supply_chain_queue').selectAll().where('state', '=', 'failed').orderBy('id', 'desc').limit(limit).execute();
+    const rows = await this.db
+      .selectFrom('supply_chain_queue')
+      .selectAll()
+      .where('state', '=', 'failed')
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
     return rows.map(queued);
   }
 
@@ -165,11 +216,20 @@ export class KyselySupplyChainStore implements SupplyChainStore {
       .selectFrom('scan_results as s')
       .where('s.source', '<>', 'request')
       .where((eb) => eb.or([eb('s.database_import', 'is', null), eb('s.database_import', '<', target)]))
-      .where((eb) => eb.exists(eb.selectFrom('manifests as m').select(sql<number>`1`.as('one')).whereRef('m.digest', '=', 's.digest')));
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('manifests as m')
+            .select(sql<number>`1`.as('one'))
+            .whereRef('m.digest', '=', 's.digest'),
+        ),
+      );
   }
 
   async countStale(target: number): Promise<number> {
-    const row = await this.stale(target).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const row = await this.stale(target)
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
@@ -191,15 +251,33 @@ export class KyselySupplyChainStore implements SupplyChainStore {
 
   async rescan(databaseImport?: number): Promise<RescanRecord | null> {
     let query = this.db.selectFrom('vuln_rescans').selectAll();
-    query = databaseImport === undefined ? query.orderBy('database_import', 'desc').limit(1) : query.where('database_import', '=', databaseImport);
+    query =
+      databaseImport === undefined
+        ? query.orderBy('database_import', 'desc').limit(1)
+        : query.where('database_import', '=', databaseImport);
     const row = await query.executeTakeFirst();
     return row ? rescanOf(row) : null;
   }
 
   async startRescan(databaseImport: number, total: number, at: number): Promise<RescanRecord> {
-    await this.db.updateTable('vuln_rescans').set({ state: 'superseded', finished_at: at, updated_at: at }).where('state', '=', 'running').where('database_import', '<', databaseImport).execute();
+    await this.db
+      .updateTable('vuln_rescans')
+      .set({ state: 'superseded', finished_at: at, updated_at: at })
+      .where('state', '=', 'running')
+      .where('database_import', '<', databaseImport)
+      .execute();
     await insertOrKeep(
-      this.db.insertInto('vuln_rescans').values({ database_import: databaseImport, state: 'running', started_at: at, updated_at: at, finished_at: null, total, scanned: 0, failed: 0, resume_after: null }),
+      this.db.insertInto('vuln_rescans').values({
+        database_import: databaseImport,
+        state: 'running',
+        started_at: at,
+        updated_at: at,
+        finished_at: null,
+        total,
+        scanned: 0,
+        failed: 0,
+        resume_after: null,
+      }),
       this.dialect,
       ['database_import'],
     ).execute();
@@ -209,7 +287,15 @@ export class KyselySupplyChainStore implements SupplyChainStore {
   async updateRescan(r: RescanRecord): Promise<void> {
     await this.db
       .updateTable('vuln_rescans')
-      .set({ state: r.state, updated_at: r.updatedAt, finished_at: r.finishedAt, total: r.total, scanned: r.scanned, failed: r.failed, resume_after: r.resumeAfter })
+      .set({
+        state: r.state,
+        updated_at: r.updatedAt,
+        finished_at: r.finishedAt,
+        total: r.total,
+        scanned: r.scanned,
+        failed: r.failed,
+        resume_after: r.resumeAfter,
+      })
       .where('database_import', '=', r.databaseImport)
       .execute();
   }

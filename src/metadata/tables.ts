@@ -18,6 +18,15 @@ export interface Database {
   };
   manifest_references: { repository_id: number; manifest_digest: string; child_digest: string; kind: string };
   tags: { repository_id: number; name: string; manifest_digest: string; updated_at: number };
-  uploads: { id: string; repository: string; size: number; staging: string | null; created_at: number; updated_at: number; writer: string | null; writer_until: number | null };
+  uploads: {
+    id: string;
+    repository: string;
+    size: number;
+    staging: string | null;
+    created_at: number;
+    updated_at: number;
+    writer: string | null;
+    writer_until: number | null;
+  };
   upload_receipts: { id: string; repository: string; digest: string; finished_at: number };
 }

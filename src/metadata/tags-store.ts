@@ -103,17 +103,20 @@ export async function lastPointedAt(db: AnyDb<Database>, repositoryId: number, d
  */
 function historyStatements(db: Kysely<TagsDatabase>) {
   return {
-    repositoryId: precompiledOn<TagsDatabase, [string], { id: number }>((name) => db.selectFrom('repositories').select('id').where('name', '=', name)),
-    insert: precompiledOn<TagsDatabase, [string, string, string, string, string, string, string], never>((repositoryId, tag, oldDigest, newDigest, at, actor, via) =>
-      db.insertInto('tag_history').values({
-        repository_id: repositoryId as unknown as number,
-        tag,
-        old_digest: oldDigest,
-        new_digest: newDigest,
-        at: at as unknown as number,
-        actor,
-        via,
-      }),
+    repositoryId: precompiledOn<TagsDatabase, [string], { id: number }>((name) =>
+      db.selectFrom('repositories').select('id').where('name', '=', name),
+    ),
+    insert: precompiledOn<TagsDatabase, [string, string, string, string, string, string, string], never>(
+      (repositoryId, tag, oldDigest, newDigest, at, actor, via) =>
+        db.insertInto('tag_history').values({
+          repository_id: repositoryId as unknown as number,
+          tag,
+          old_digest: oldDigest,
+          new_digest: newDigest,
+          at: at as unknown as number,
+          actor,
+          via,
+        }),
     ),
   };
 }
@@ -144,9 +147,17 @@ class TagsTxRows implements TagsTxQueries {
   }
 
   async updateRule(project: string, id: number, rule: ImmutableRuleInput): Promise<boolean> {
-    const result = await this.db.updateTable('immutable_rules').set(ruleColumns(rule)).where('project', '=', project).where('id', '=', id).executeTakeFirst();
+    const result = await this.db
+      .updateTable('immutable_rules')
+      .set(ruleColumns(rule))
+      .where('project', '=', project)
+      .where('id', '=', id)
+      .executeTakeFirst();
     // MySQL counts changed rows, not matched ones: an update to the same values still names an existing rule.
-    const found = Number(result.numUpdatedRows) > 0 || (await this.db.selectFrom('immutable_rules').select('id').where('project', '=', project).where('id', '=', id).executeTakeFirst()) !== undefined;
+    const found =
+      Number(result.numUpdatedRows) > 0 ||
+      (await this.db.selectFrom('immutable_rules').select('id').where('project', '=', project).where('id', '=', id).executeTakeFirst()) !==
+        undefined;
     if (found) await this.bumpVersion(project);
     return found;
   }
@@ -175,7 +186,8 @@ class TagsTxRows implements TagsTxQueries {
     const [repo] = await this.statements.repositoryId(this.db, repository);
     if (!repo) return;
     const repositoryId = Number(repo.id);
-    for (const c of changes) await this.statements.insert(this.db, repositoryId, c.tag, c.oldDigest, c.newDigest, at.getTime(), c.actor, c.via);
+    for (const c of changes)
+      await this.statements.insert(this.db, repositoryId, c.tag, c.oldDigest, c.newDigest, at.getTime(), c.actor, c.via);
   }
 
   private async bumpVersion(project: string): Promise<void> {

@@ -135,7 +135,10 @@ function newRow(d: NewDelivery, redeliveryOf: number | null = null): Omit<Delive
 
 async function insertDeliveries(db: AnyDb<WebhookTables>, rows: Omit<DeliveryRow, 'id'>[]): Promise<void> {
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    await db.insertInto('webhook_deliveries').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+    await db
+      .insertInto('webhook_deliveries')
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
   }
 }
 
@@ -145,12 +148,21 @@ class WebhookTxQueries implements WebhookTxRows {
 
   async enabledPolicies(projects: string[]) {
     if (projects.length === 0) return [];
-    const rows = await this.trx.selectFrom('webhook_policies').selectAll().where('project', 'in', projects).where('enabled', '=', 1).orderBy('id').execute();
+    const rows = await this.trx
+      .selectFrom('webhook_policies')
+      .selectAll()
+      .where('project', 'in', projects)
+      .where('enabled', '=', 1)
+      .orderBy('id')
+      .execute();
     return rows.map((row) => policyOf(row, () => null));
   }
 
   async enqueue(deliveries: NewDelivery[]): Promise<void> {
-    await insertDeliveries(this.trx, deliveries.map((d) => newRow(d)));
+    await insertDeliveries(
+      this.trx,
+      deliveries.map((d) => newRow(d)),
+    );
   }
 
   async publicProjects(projects: string[]): Promise<Set<string>> {
@@ -188,7 +200,8 @@ export class KyselyWebhookStore implements WebhookStore {
   }
 
   private sealedColumns(id: number, input: WebhookPolicyInput) {
-    const seal = (value: string | null, column: 'auth_header' | 'secret') => (value === null ? null : this.sealer.seal(value, sealContext(id, column)));
+    const seal = (value: string | null, column: 'auth_header' | 'secret') =>
+      value === null ? null : this.sealer.seal(value, sealContext(id, column));
     return { auth_header: seal(input.authHeader, 'auth_header'), secret: seal(input.secret, 'secret') };
   }
 
@@ -210,7 +223,12 @@ export class KyselyWebhookStore implements WebhookStore {
   }
 
   async policy(project: string, id: number): Promise<WebhookPolicy | null> {
-    const row = await this.db.selectFrom('webhook_policies').selectAll().where('project', '=', project).where('id', '=', id).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('webhook_policies')
+      .selectAll()
+      .where('project', '=', project)
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row ? this.opened(row) : null;
   }
 
@@ -222,7 +240,14 @@ export class KyselyWebhookStore implements WebhookStore {
   async createPolicy(project: string, input: WebhookPolicyInput, now: number): Promise<WebhookPolicy> {
     return writeTransaction(this.db, async (trx) => {
       // The id is part of the sealing context: insert first, then store the sealed values on the row.
-      const values = { project, ...KyselyWebhookStore.plainColumns(input), auth_header: null, secret: null, created_at: now, updated_at: now };
+      const values = {
+        project,
+        ...KyselyWebhookStore.plainColumns(input),
+        auth_header: null,
+        secret: null,
+        created_at: now,
+        updated_at: now,
+      };
       const id = await insertReturningId(trx.insertInto('webhook_policies').values(values), this.dialect);
       await trx.updateTable('webhook_policies').set(this.sealedColumns(id, input)).where('id', '=', id).execute();
       return { ...input, id, project, createdAt: now, updatedAt: now };
@@ -313,7 +338,10 @@ export class KyselyWebhookStore implements WebhookStore {
   async redeliver(id: number, now: number): Promise<Delivery | null> {
     const original = await this.delivery(id);
     if (!original) return null;
-    const newId = await insertReturningId(this.db.insertInto('webhook_deliveries').values(newRow({ ...original, createdAt: now }, id)), this.dialect);
+    const newId = await insertReturningId(
+      this.db.insertInto('webhook_deliveries').values(newRow({ ...original, createdAt: now }, id)),
+      this.dialect,
+    );
     return this.delivery(newId);
   }
 
@@ -339,7 +367,11 @@ export class KyselyWebhookStore implements WebhookStore {
   }
 
   async prune(before: number): Promise<number> {
-    const result = await this.db.deleteFrom('webhook_deliveries').where('status', '<>', 'pending').where('created_at', '<', before).executeTakeFirst();
+    const result = await this.db
+      .deleteFrom('webhook_deliveries')
+      .where('status', '<>', 'pending')
+      .where('created_at', '<', before)
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 

@@ -5,7 +5,19 @@ import type { BlobStore, ByteRange, StagingState } from '../core/ports.js';
 /** Distribution's storage buckets are its HTTP ones; object stores need the long tail. */
 const STORAGE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-type Action = 'stat' | 'openRange' | 'delete' | 'createUpload' | 'appendUpload' | 'adoptUpload' | 'readUpload' | 'commitUpload' | 'abortUpload' | 'stagedSize' | 'redirectUrl' | 'check';
+type Action =
+  | 'stat'
+  | 'openRange'
+  | 'delete'
+  | 'createUpload'
+  | 'appendUpload'
+  | 'adoptUpload'
+  | 'readUpload'
+  | 'commitUpload'
+  | 'abortUpload'
+  | 'stagedSize'
+  | 'redirectUrl'
+  | 'check';
 
 /**
  * Every BlobStore adapter, wrapped once by the composition root (as Distribution's
@@ -26,7 +38,10 @@ export function instrumentBlobStore(store: BlobStore, driver: string, metrics: M
     help: 'Storage back-end operations that failed, by driver and action (a missing blob is not a failure)',
     labels: ['driver', 'action'],
   });
-  const received = metrics.counter({ name: 'berth_registry_blob_bytes_received_total', help: 'Blob bytes received by uploads and staged in storage' });
+  const received = metrics.counter({
+    name: 'berth_registry_blob_bytes_received_total',
+    help: 'Blob bytes received by uploads and staged in storage',
+  });
   const labels = new Map<Action, { driver: string; action: Action }>();
   const timed = async <T>(action: Action, work: () => Promise<T>): Promise<T> => {
     let bound = labels.get(action);

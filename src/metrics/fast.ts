@@ -39,7 +39,13 @@ abstract class Family<Child> {
   protected abstract values(name: string, labels: LabelSet, child: Child): MetricValue[];
 
   get(): { name: string; help: string; type: string; values: MetricValue[]; aggregator: string } {
-    return { name: this.name, help: this.help, type: this.type, values: this.children.flatMap(({ labels, child }) => this.values(this.name, labels, child)), aggregator: 'sum' };
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      values: this.children.flatMap(({ labels, child }) => this.values(this.name, labels, child)),
+      aggregator: 'sum',
+    };
   }
 
   /**
@@ -112,7 +118,12 @@ export class FastHistogram {
 }
 
 export class HistogramFamily extends Family<FastHistogram> {
-  constructor(name: string, help: string, registry: Registry, private readonly bounds: readonly number[]) {
+  constructor(
+    name: string,
+    help: string,
+    registry: Registry,
+    private readonly bounds: readonly number[],
+  ) {
     super(name, help, 'histogram', registry);
   }
 

@@ -5,7 +5,8 @@ import type { PromMetrics } from './registry.js';
  * Distribution's route names (registry/api/v2/routes.go, "-" as "_"), plus Berth's referrers:
  * the `handler` label of the `registry_http_*` series. Anything else under /v2 is `unknown`.
  */
-export type V2HandlerName = 'base' | 'catalog' | 'tags' | 'manifest' | 'blob' | 'blob_upload' | 'blob_upload_chunk' | 'referrers' | 'unknown';
+export type V2HandlerName =
+  'base' | 'catalog' | 'tags' | 'manifest' | 'blob' | 'blob_upload' | 'blob_upload_chunk' | 'referrers' | 'unknown';
 
 /** Distribution's duration buckets (metrics/prometheus.go), so its dashboards' quantiles match. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60];
@@ -68,32 +69,76 @@ export class HttpMetrics {
     const counter = (name: string, help: string, type: 'counter' | 'gauge' = 'counter') => new CounterFamily(name, help, type, registry);
     const byLabel = (family: CounterFamily, label: string) => new ByValue((value) => family.child({ [label]: value }));
     this.requests = counter('berth_http_requests_total', 'HTTP requests by route template, method and status code');
-    this.duration = new HistogramFamily('berth_http_request_duration_seconds', 'HTTP request latency by route template and method', registry, DURATION_BUCKETS);
+    this.duration = new HistogramFamily(
+      'berth_http_request_duration_seconds',
+      'HTTP request latency by route template and method',
+      registry,
+      DURATION_BUCKETS,
+    );
     this.requestBytes = byLabel(counter('berth_http_request_bytes_total', 'Request body bytes received, by route template'), 'route');
     this.responseBytes = byLabel(counter('berth_http_response_bytes_total', 'Response bytes sent, by route template'), 'route');
     this.inFlight = counter('berth_http_requests_in_flight', 'HTTP requests being served', 'gauge').child({});
     // Distribution's request counter and latency carry the same numbers as Berth's for /v2 routes
     // (one route template per handler): rendered from Berth's children at scrape time.
-    this.requests.relabelled('registry_http_requests_total', 'Distribution-compatible: /v2 requests by handler, code and method', registry, ({ route, method, code }) => {
-      const handler = this.handlers.get(route!);
-      return handler === undefined ? null : { handler, code: code!, method: method! };
-    });
-    this.duration.relabelled('registry_http_request_duration_seconds', 'Distribution-compatible: /v2 request latency by handler and method', registry, ({ route, method }) => {
-      const handler = this.handlers.get(route!);
-      return handler === undefined ? null : { handler, method: method! };
-    });
-    const requestSize = new HistogramFamily('registry_http_request_size_bytes', 'Distribution-compatible: /v2 request sizes by handler', registry, SIZE_BUCKETS);
+    this.requests.relabelled(
+      'registry_http_requests_total',
+      'Distribution-compatible: /v2 requests by handler, code and method',
+      registry,
+      ({ route, method, code }) => {
+        const handler = this.handlers.get(route!);
+        return handler === undefined ? null : { handler, code: code!, method: method! };
+      },
+    );
+    this.duration.relabelled(
+      'registry_http_request_duration_seconds',
+      'Distribution-compatible: /v2 request latency by handler and method',
+      registry,
+      ({ route, method }) => {
+        const handler = this.handlers.get(route!);
+        return handler === undefined ? null : { handler, method: method! };
+      },
+    );
+    const requestSize = new HistogramFamily(
+      'registry_http_request_size_bytes',
+      'Distribution-compatible: /v2 request sizes by handler',
+      registry,
+      SIZE_BUCKETS,
+    );
     this.registryRequestSize = new ByValue((handler) => requestSize.child({ handler }));
-    const responseSize = new HistogramFamily('registry_http_response_size_bytes', 'Distribution-compatible: /v2 response sizes by handler', registry, SIZE_BUCKETS);
+    const responseSize = new HistogramFamily(
+      'registry_http_response_size_bytes',
+      'Distribution-compatible: /v2 response sizes by handler',
+      registry,
+      SIZE_BUCKETS,
+    );
     this.registryResponseSize = new ByValue((handler) => responseSize.child({ handler }));
-    this.registryInFlight = byLabel(counter('registry_http_in_flight_requests', 'Distribution-compatible: /v2 requests being served, by handler', 'gauge'), 'handler');
-    this.uploadsInFlight = counter('berth_registry_uploads_in_flight', 'Blob upload requests (PATCH, PUT, monolithic POST) transferring now', 'gauge').child({});
+    this.registryInFlight = byLabel(
+      counter('registry_http_in_flight_requests', 'Distribution-compatible: /v2 requests being served, by handler', 'gauge'),
+      'handler',
+    );
+    this.uploadsInFlight = counter(
+      'berth_registry_uploads_in_flight',
+      'Blob upload requests (PATCH, PUT, monolithic POST) transferring now',
+      'gauge',
+    ).child({});
     this.pushes = byLabel(counter('berth_registry_pushes_total', 'Manifests pushed (PUT answered 201), by project'), 'project');
     this.pulls = byLabel(counter('berth_registry_pulls_total', 'Manifests pulled (GET answered 200), by project'), 'project');
-    this.deletes = byLabel(counter('berth_registry_deletes_total', 'Manifests and tags deleted (DELETE answered 202), by project'), 'project');
-    this.blobBytesSent = counter('berth_registry_blob_bytes_sent_total', 'Blob bytes sent to clients (redirected downloads not included)').child({});
-    this.authFailures = byLabel(counter('berth_auth_failures_total', 'Requests refused for their credentials (401) or permissions (403)'), 'code');
-    this.tokenRequests = byLabel(counter('berth_auth_token_requests_total', 'Token endpoint requests by outcome: issued, refused, ratelimited, invalid, error'), 'outcome');
+    this.deletes = byLabel(
+      counter('berth_registry_deletes_total', 'Manifests and tags deleted (DELETE answered 202), by project'),
+      'project',
+    );
+    this.blobBytesSent = counter(
+      'berth_registry_blob_bytes_sent_total',
+      'Blob bytes sent to clients (redirected downloads not included)',
+    ).child({});
+    this.authFailures = byLabel(
+      counter('berth_auth_failures_total', 'Requests refused for their credentials (401) or permissions (403)'),
+      'code',
+    );
+    this.tokenRequests = byLabel(
+      counter('berth_auth_token_requests_total', 'Token endpoint requests by outcome: issued, refused, ratelimited, invalid, error'),
+      'outcome',
+    );
   }
 
   /** A request arrived (`handler` null outside /v2). */
@@ -116,7 +161,16 @@ export class HttpMetrics {
    * A response was sent. `project` is the repository's first path component (null when the
    * path names none); `route` the template (never the concrete path).
    */
-  finished(route: string, handler: V2HandlerName | null, method: string, code: number, seconds: number, requestBytes: number, responseBytes: number, project: string | null): void {
+  finished(
+    route: string,
+    handler: V2HandlerName | null,
+    method: string,
+    code: number,
+    seconds: number,
+    requestBytes: number,
+    responseBytes: number,
+    project: string | null,
+  ): void {
     this.aborted(handler, method);
     const series = this.seriesFor(route, handler, method, code);
     series.requests.value++;

@@ -74,12 +74,20 @@ export class BerthMetrics {
       collectErrors.inc(metric);
       onCollectError(metric, err);
     }).withProcessMetrics();
-    const errors = this.prom.counter<'metric'>({ name: 'berth_metrics_collect_errors_total', help: 'Scrape-time gauge queries that failed (the gauge keeps its last value)', labels: ['metric'] });
+    const errors = this.prom.counter<'metric'>({
+      name: 'berth_metrics_collect_errors_total',
+      help: 'Scrape-time gauge queries that failed (the gauge keeps its last value)',
+      labels: ['metric'],
+    });
     collectErrors.inc = (metric) => errors.inc({ metric });
     this.projects = new ProjectLabels(settings.projectLabels);
     this.http = new HttpMetrics(this.prom, (project) => this.projects.label(project));
     this.jobs = this.jobObserver();
-    const logins = this.prom.counter<'outcome'>({ name: 'berth_auth_logins_total', help: 'Password and robot-secret checks by outcome: success, failure, ratelimited', labels: ['outcome'] });
+    const logins = this.prom.counter<'outcome'>({
+      name: 'berth_auth_logins_total',
+      help: 'Password and robot-secret checks by outcome: success, failure, ratelimited',
+      labels: ['outcome'],
+    });
     this.logins = (outcome) => logins.inc({ outcome });
   }
 
@@ -94,8 +102,18 @@ export class BerthMetrics {
   }
 
   private metadataObserver(): MetadataObserver {
-    const duration = new HistogramFamily('berth_metadata_query_duration_seconds', 'Metadata database statement latency by statement (select, insert, update, delete, other)', this.prom.registry, QUERY_BUCKETS);
-    const failures = new CounterFamily('berth_metadata_query_errors_total', 'Metadata database statements that failed, by statement', 'counter', this.prom.registry);
+    const duration = new HistogramFamily(
+      'berth_metadata_query_duration_seconds',
+      'Metadata database statement latency by statement (select, insert, update, delete, other)',
+      this.prom.registry,
+      QUERY_BUCKETS,
+    );
+    const failures = new CounterFamily(
+      'berth_metadata_query_errors_total',
+      'Metadata database statements that failed, by statement',
+      'counter',
+      this.prom.registry,
+    );
     const children = new Map<string, { duration: FastHistogram; failures: FastCounter }>();
     return {
       query: (statement, seconds, failed) => {
@@ -127,7 +145,12 @@ export class BerthMetrics {
         () => [{ labels: {}, value: 0 }],
       ),
     );
-    this.prom.gauge({ name: 'berth_ready', help: '1 when this replica can serve (its metadata database and storage answer), else 0', aggregate: 'min', collect: ready });
+    this.prom.gauge({
+      name: 'berth_ready',
+      help: '1 when this replica can serve (its metadata database and storage answer), else 0',
+      aggregate: 'min',
+      collect: ready,
+    });
   }
 
   async scrape(): Promise<{ contentType: string; body: string }> {
@@ -137,35 +160,84 @@ export class BerthMetrics {
   private watchStorage(sources: MetricSources): void {
     const prom = this.prom;
     const stored = prom.cached('berth_storage_physical_bytes', async () => [await sources.queries.stored()]);
-    prom.gauge({ name: 'berth_storage_physical_bytes', help: 'Bytes stored: every blob once, after deduplication', collect: async () => (await stored()).map((s) => ({ labels: {}, value: s.bytes })) });
-    prom.gauge({ name: 'berth_storage_blobs', help: 'Blobs stored (deduplicated)', collect: async () => (await stored()).map((s) => ({ labels: {}, value: s.blobs })) });
+    prom.gauge({
+      name: 'berth_storage_physical_bytes',
+      help: 'Bytes stored: every blob once, after deduplication',
+      collect: async () => (await stored()).map((s) => ({ labels: {}, value: s.bytes })),
+    });
+    prom.gauge({
+      name: 'berth_storage_blobs',
+      help: 'Blobs stored (deduplicated)',
+      collect: async () => (await stored()).map((s) => ({ labels: {}, value: s.blobs })),
+    });
     if (this.settings.storageCapacityBytes > 0) {
-      prom.gauge({ name: 'berth_storage_capacity_bytes', help: 'Capacity of the storage as configured (metrics.storagecapacity)', aggregate: 'max' }).set({}, this.settings.storageCapacityBytes);
+      prom
+        .gauge({
+          name: 'berth_storage_capacity_bytes',
+          help: 'Capacity of the storage as configured (metrics.storagecapacity)',
+          aggregate: 'max',
+        })
+        .set({}, this.settings.storageCapacityBytes);
     }
 
     const quotas = prom.cached('berth_project_usage_bytes', sources.quotas);
     const usage = (project: string) => this.capped(quotas, (q) => q.used, project);
     const limits = (project: string) => this.capped(quotas, (q) => q.limit, project);
-    prom.gauge<'project'>({ name: 'berth_project_usage_bytes', help: 'Bytes a project uses (each distinct blob once per project)', labels: ['project'], collect: () => usage('project') });
-    prom.gauge<'project_name'>({ name: 'harbor_project_quota_usage_byte', help: 'Harbor-compatible: bytes a project uses', labels: ['project_name'], collect: () => usage('project_name') });
-    prom.gauge<'project'>({ name: 'berth_project_quota_bytes', help: 'A project\'s storage quota (projects with a limit only)', labels: ['project'], collect: () => limits('project') });
-    prom.gauge<'project_name'>({ name: 'harbor_project_quota_byte', help: 'Harbor-compatible: a project\'s storage quota', labels: ['project_name'], collect: () => limits('project_name') });
+    prom.gauge<'project'>({
+      name: 'berth_project_usage_bytes',
+      help: 'Bytes a project uses (each distinct blob once per project)',
+      labels: ['project'],
+      collect: () => usage('project'),
+    });
+    prom.gauge<'project_name'>({
+      name: 'harbor_project_quota_usage_byte',
+      help: 'Harbor-compatible: bytes a project uses',
+      labels: ['project_name'],
+      collect: () => usage('project_name'),
+    });
+    prom.gauge<'project'>({
+      name: 'berth_project_quota_bytes',
+      help: "A project's storage quota (projects with a limit only)",
+      labels: ['project'],
+      collect: () => limits('project'),
+    });
+    prom.gauge<'project_name'>({
+      name: 'harbor_project_quota_byte',
+      help: "Harbor-compatible: a project's storage quota",
+      labels: ['project_name'],
+      collect: () => limits('project_name'),
+    });
 
     const inventory = prom.cached('berth_project_repositories', () => sources.queries.projects());
-    prom.gauge<'project'>({ name: 'berth_project_repositories', help: 'Repositories per project', labels: ['project'], collect: () => this.capped(inventory, (p) => p.repositories, 'project') });
-    prom.gauge<'project'>({ name: 'berth_project_artifacts', help: 'Artifacts (manifests: images, indexes, signatures…) per project', labels: ['project'], collect: () => this.capped(inventory, (p) => p.artifacts, 'project') });
+    prom.gauge<'project'>({
+      name: 'berth_project_repositories',
+      help: 'Repositories per project',
+      labels: ['project'],
+      collect: () => this.capped(inventory, (p) => p.repositories, 'project'),
+    });
+    prom.gauge<'project'>({
+      name: 'berth_project_artifacts',
+      help: 'Artifacts (manifests: images, indexes, signatures…) per project',
+      labels: ['project'],
+      collect: () => this.capped(inventory, (p) => p.artifacts, 'project'),
+    });
   }
 
   /**
    * One sample per project, the largest first, at most metrics.projectlabels of them; the rest
    * are summed into `_other`. Null values (no limit) are left out.
    */
-  private async capped<T extends { project: string }, L extends string>(load: () => Promise<T[]>, value: (row: T) => number | null, label: L): Promise<GaugeSample<L>[]> {
+  private async capped<T extends { project: string }, L extends string>(
+    load: () => Promise<T[]>,
+    value: (row: T) => number | null,
+    label: L,
+  ): Promise<GaugeSample<L>[]> {
     const rows = (await load()).filter((r) => value(r) !== null).sort((a, b) => value(b)! - value(a)!);
     const kept = rows.slice(0, this.settings.projectLabels);
     const samples: GaugeSample<L>[] = kept.map((r) => ({ labels: { [label]: r.project } as Record<L, string>, value: value(r)! }));
     const rest = rows.slice(kept.length);
-    if (rest.length > 0) samples.push({ labels: { [label]: ProjectLabels.OTHER } as Record<L, string>, value: rest.reduce((sum, r) => sum + value(r)!, 0) });
+    if (rest.length > 0)
+      samples.push({ labels: { [label]: ProjectLabels.OTHER } as Record<L, string>, value: rest.reduce((sum, r) => sum + value(r)!, 0) });
     return samples;
   }
 
@@ -177,7 +249,11 @@ export class BerthMetrics {
         consumers.map(async (consumer) => {
           const cursor = status.cursors[consumer] ?? 0;
           const [oldest] = cursor < status.lastSeq ? await outbox.read(cursor, 1) : [];
-          return { consumer, pending: status.lastSeq - cursor + status.unsequenced, age: oldest ? Math.max(0, (now - oldest.at) / 1000) : 0 };
+          return {
+            consumer,
+            pending: status.lastSeq - cursor + status.unsequenced,
+            age: oldest ? Math.max(0, (now - oldest.at) / 1000) : 0,
+          };
         }),
       );
     });
@@ -197,7 +273,11 @@ export class BerthMetrics {
 
   private jobObserver(): JobObserver {
     // `job_name`, not `job`: Prometheus gives every scraped series its own `job` label (the scrape job).
-    const runs = this.prom.counter<'job_name' | 'outcome'>({ name: 'berth_job_runs_total', help: 'Background job runs in this process by job and outcome: ok, failed, skipped, idle', labels: ['job_name', 'outcome'] });
+    const runs = this.prom.counter<'job_name' | 'outcome'>({
+      name: 'berth_job_runs_total',
+      help: 'Background job runs in this process by job and outcome: ok, failed, skipped, idle',
+      labels: ['job_name', 'outcome'],
+    });
     const duration = this.prom.histogram<'job_name'>({
       name: 'berth_job_duration_seconds',
       help: 'Background job run time by job (idle ticks excluded)',
@@ -228,7 +308,8 @@ export class BerthMetrics {
       name: 'berth_job_last_success_timestamp_seconds',
       help: 'When a job last finished without failing (Unix seconds; 0: never), from this process or the run history',
       labels: ['job_name'],
-      collect: async () => (await recorded()).map(({ job, at }) => ({ labels: { job_name: job }, value: Math.max(at, this.lastSuccess.get(job) ?? 0) })),
+      collect: async () =>
+        (await recorded()).map(({ job, at }) => ({ labels: { job_name: job }, value: Math.max(at, this.lastSuccess.get(job) ?? 0) })),
     });
   }
 }

@@ -20,7 +20,8 @@ export class PromMetrics implements MetricsRegistry {
   withProcessMetrics(): this {
     collectDefaultMetrics({ register: this.registry });
     // Gauges named like counters (promtool check metrics rejects them); nodejs_active_{handles,requests,resources} by type stay.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      this.registry.removeSingleMetric(name);
     return this;
   }
 
@@ -47,7 +48,9 @@ export class PromMetrics implements MetricsRegistry {
    * gauge a scrape computes (`collect`: a count in the shared database) is the same in every
    * worker, so the largest is shown, not the sum; one each process moves itself is summed.
    */
-  gauge<L extends string = never>(spec: MetricSpec<L> & { collect?: () => Promise<GaugeSample<L>[]>; aggregate?: 'sum' | 'max' | 'min' }): GaugeMetric<L> & { prom: Gauge<L> } {
+  gauge<L extends string = never>(
+    spec: MetricSpec<L> & { collect?: () => Promise<GaugeSample<L>[]>; aggregate?: 'sum' | 'max' | 'min' },
+  ): GaugeMetric<L> & { prom: Gauge<L> } {
     const load = spec.collect ? this.cached(spec.name, spec.collect) : undefined;
     const prom = new Gauge<L>({
       name: spec.name,

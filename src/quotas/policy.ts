@@ -32,12 +32,23 @@ interface Addition {
  * its own, since the refused push's transaction rolls back. Removals (deletes, GC) free the
  * bytes of digests no repository of the project holds any more.
  */
-export function quotaPolicy(store: QuotaStore, metadata: Pick<MetadataStore, 'transaction'>, options: QuotaPolicyOptions, logger: Logger): Policy {
+export function quotaPolicy(
+  store: QuotaStore,
+  metadata: Pick<MetadataStore, 'transaction'>,
+  options: QuotaPolicyOptions,
+  logger: Logger,
+): Policy {
   const refuse = (addition: Addition, project: string, usage: QuotaUsage & { limit: number }): never => {
-    recordExceeded(metadata, logger, { type: 'quota.exceeded', project, repository: addition.repository, requested: addition.size, used: usage.used, limit: usage.limit }, addition.actor);
+    recordExceeded(
+      metadata,
+      logger,
+      { type: 'quota.exceeded', project, repository: addition.repository, requested: addition.size, used: usage.used, limit: usage.limit },
+      addition.actor,
+    );
     throw quotaExceeded(project, addition.size, usage.used, usage.limit);
   };
-  const overLimit = (usage: QuotaUsage, size: number): usage is QuotaUsage & { limit: number } => usage.limit !== null && usage.used + size > usage.limit;
+  const overLimit = (usage: QuotaUsage, size: number): usage is QuotaUsage & { limit: number } =>
+    usage.limit !== null && usage.used + size > usage.limit;
 
   const admit = async (addition: Addition, tx: MetadataTx | null): Promise<void> => {
     if (!tx) return;
@@ -102,5 +113,7 @@ function crossedWarning(before: QuotaUsage, added: number, percent: number): Dom
  * it to a crash in between loses an event about a change that did not happen.
  */
 function recordExceeded(metadata: Pick<MetadataStore, 'transaction'>, logger: Logger, event: DomainEvent, actor: string | null): void {
-  void metadata.transaction((tx) => tx.events.append([event], actor)).catch((err: unknown) => logger.warn({ err, event }, 'quota: could not record the quota.exceeded event'));
+  void metadata
+    .transaction((tx) => tx.events.append([event], actor))
+    .catch((err: unknown) => logger.warn({ err, event }, 'quota: could not record the quota.exceeded event'));
 }

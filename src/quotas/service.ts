@@ -12,7 +12,8 @@ export interface QuotaView {
 }
 
 export function quotaView(usage: QuotaUsage): QuotaView {
-  const percent = usage.limit === null ? null : usage.limit === 0 ? (usage.used > 0 ? 100 : 0) : Math.round((usage.used / usage.limit) * 1000) / 10;
+  const percent =
+    usage.limit === null ? null : usage.limit === 0 ? (usage.used > 0 ? 100 : 0) : Math.round((usage.used / usage.limit) * 1000) / 10;
   return { project: usage.project, used: usage.used, limit: usage.limit, percent };
 }
 

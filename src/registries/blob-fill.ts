@@ -164,7 +164,7 @@ export class SpoolWriter {
 
   /** Copies `bytes` in (waiting for a segment when every one holds bytes not spooled or not sent yet). */
   async add(bytes: Buffer): Promise<void> {
-    for (let offset = 0; offset < bytes.length; ) {
+    for (let offset = 0; offset < bytes.length;) {
       let room = this.room(bytes.length - offset);
       while (room instanceof Promise) {
         await room;
@@ -274,7 +274,7 @@ export class SpoolWriter {
   /** Writes bytes [from, to) (short writes continued), then advances `spooled` over every write ended without a gap before it. */
   private async write(from: number, to: number, direct: boolean): Promise<void> {
     try {
-      for (let at = from; at < to; ) {
+      for (let at = from; at < to;) {
         const parts = this.stretch(at, to);
         const bytesWritten = direct && this.direct ? await this.writeDirect(parts, at) : await this.writeBuffered(parts, at);
         if (bytesWritten === 0) throw new Error('the spool file took no bytes');
@@ -304,7 +304,7 @@ export class SpoolWriter {
   private stretch(from: number, to: number): Buffer[] {
     const size = this.segmentBytes;
     const parts: Buffer[] = [];
-    for (let at = from; at < to; ) {
+    for (let at = from; at < to;) {
       const segment = this.live.get(Math.floor(at / size))!;
       const within = at - segment.index * size;
       const n = Math.min(size - within, to - at);
@@ -333,7 +333,6 @@ export class SpoolWriter {
     return bytesWritten;
   }
 }
-
 
 /**
  * A reader of bytes [start, end] of a fill, following the download: bytes still in one of its
@@ -798,7 +797,8 @@ export class BlobFill extends EventEmitter {
     } catch {
       // Gone: removed after the fill (its bytes then are in the store). A fill that failed
       // after verification (linking) may still have committed the bytes: openRange tells.
-      if (this.settled && (!this.error || this.verified)) return this.deps.blobs.openRange(this.digest, this.size > 0 ? { start, end } : undefined);
+      if (this.settled && (!this.error || this.verified))
+        return this.deps.blobs.openRange(this.digest, this.size > 0 ? { start, end } : undefined);
       if (this.error || this.settled) throw this.error ?? new Error('the download ended');
       // Not created yet: wait for the first bytes.
       await this.next();
@@ -820,7 +820,12 @@ export class BlobFills {
 
   /** Waits for the fills in progress to end (at shutdown), at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    const running = [...this.fills.values()].map((p) => p.then((fill) => (fill instanceof BlobFill ? fill.finished() : undefined), () => undefined));
+    const running = [...this.fills.values()].map((p) =>
+      p.then(
+        (fill) => (fill instanceof BlobFill ? fill.finished() : undefined),
+        () => undefined,
+      ),
+    );
     await Promise.race([Promise.all(running), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
   }
 
@@ -829,7 +834,11 @@ export class BlobFills {
    * `fetch` (null when the upstream has no such blob; 'stored' when `fetch` found it stored
    * meanwhile: a fill that just ended). `joined` tells whether it was running.
    */
-  async get(repository: string, digest: string, fetch: () => Promise<UpstreamBody | 'stored' | null>): Promise<{ fill: BlobFill | 'stored' | null; joined: boolean }> {
+  async get(
+    repository: string,
+    digest: string,
+    fetch: () => Promise<UpstreamBody | 'stored' | null>,
+  ): Promise<{ fill: BlobFill | 'stored' | null; joined: boolean }> {
     const key = `${repository}@${digest}`;
     const running = this.fills.get(key);
     if (running) return { fill: await running, joined: true };

@@ -8,7 +8,10 @@ import { endpointFetch } from './tls-fetch.js';
  * the client's own (retries, headers). Replication and the pull-through cache open their
  * clients here; keep one per endpoint and use, so tokens are cached between requests.
  */
-export function openRegistryClient(endpoint: Pick<RegistryEndpoint, 'url' | 'username' | 'credential' | 'insecure' | 'caBundle'>, options: Partial<Omit<OciClientOptions, 'baseUrl' | 'credentials' | 'fetch'>> = {}): OciClient {
+export function openRegistryClient(
+  endpoint: Pick<RegistryEndpoint, 'url' | 'username' | 'credential' | 'insecure' | 'caBundle'>,
+  options: Partial<Omit<OciClientOptions, 'baseUrl' | 'credentials' | 'fetch'>> = {},
+): OciClient {
   return new OciClient({
     ...options,
     baseUrl: endpoint.url,

@@ -63,11 +63,27 @@ export interface ProxyMetrics {
 }
 
 export function proxyMetrics(metrics: MetricsRegistry): ProxyMetrics {
-  const hits = metrics.counter<'kind'>({ name: 'berth_proxy_cache_hits_total', help: 'Pull-through cache reads served from the cache (kind: manifest, blob)', labels: ['kind'] });
-  const misses = metrics.counter<'kind'>({ name: 'berth_proxy_cache_misses_total', help: 'Pull-through cache reads fetched from the upstream (kind: manifest, blob)', labels: ['kind'] });
-  const joined = metrics.counter<'kind'>({ name: 'berth_proxy_cache_coalesced_total', help: 'Pull-through cache misses that joined a fetch already running (no upstream request of their own)', labels: ['kind'] });
+  const hits = metrics.counter<'kind'>({
+    name: 'berth_proxy_cache_hits_total',
+    help: 'Pull-through cache reads served from the cache (kind: manifest, blob)',
+    labels: ['kind'],
+  });
+  const misses = metrics.counter<'kind'>({
+    name: 'berth_proxy_cache_misses_total',
+    help: 'Pull-through cache reads fetched from the upstream (kind: manifest, blob)',
+    labels: ['kind'],
+  });
+  const joined = metrics.counter<'kind'>({
+    name: 'berth_proxy_cache_coalesced_total',
+    help: 'Pull-through cache misses that joined a fetch already running (no upstream request of their own)',
+    labels: ['kind'],
+  });
   const bytes = metrics.counter({ name: 'berth_proxy_cache_upstream_bytes_total', help: 'Blob bytes received from upstreams' });
-  const errors = metrics.counter<'reason'>({ name: 'berth_proxy_cache_upstream_errors_total', help: 'Failed upstream requests (reason: unreachable, timeout, ratelimited, denied, status, digest, body = a blob download that failed midway)', labels: ['reason'] });
+  const errors = metrics.counter<'reason'>({
+    name: 'berth_proxy_cache_upstream_errors_total',
+    help: 'Failed upstream requests (reason: unreachable, timeout, ratelimited, denied, status, digest, body = a blob download that failed midway)',
+    labels: ['reason'],
+  });
   return {
     hit: (kind) => hits.inc({ kind }),
     miss: (kind) => misses.inc({ kind }),
@@ -78,7 +94,11 @@ export function proxyMetrics(metrics: MetricsRegistry): ProxyMetrics {
 }
 
 /** The name a repository of a cache project has upstream: namespace prefix, Docker Hub's `library/`. */
-export function upstreamName(binding: Pick<ProxyProject, 'project' | 'namespace'>, kind: RegistryEndpoint['kind'], repository: string): string {
+export function upstreamName(
+  binding: Pick<ProxyProject, 'project' | 'namespace'>,
+  kind: RegistryEndpoint['kind'],
+  repository: string,
+): string {
   const rest = repository.slice(binding.project.length + 1);
   if (binding.namespace) return `${binding.namespace}/${rest}`;
   if (kind === 'docker-hub' && !rest.includes('/')) return `library/${rest}`;
@@ -112,7 +132,8 @@ export class ProxyCache implements ReadThrough {
     this.blobs = fill.blobs;
     this.fills = new BlobFills({
       ...fill,
-      link: (repository, digest, size, lastAppendAt) => this.serialised(repository, () => withRetries(() => fill.link(repository, digest, size, lastAppendAt))),
+      link: (repository, digest, size, lastAppendAt) =>
+        this.serialised(repository, () => withRetries(() => fill.link(repository, digest, size, lastAppendAt))),
       idleTimeoutMs: options.upstreamTimeoutMs,
       onBytes: (n) => metrics.upstreamBytes(n),
       onFailed: (repository, digest, err) => {
@@ -121,7 +142,16 @@ export class ProxyCache implements ReadThrough {
       },
     });
     this.mirrorClient = mirror
-      ? openRegistryClient({ url: mirror.remoteurl, username: mirror.username ?? null, credential: mirror.password ?? null, insecure: false, caBundle: null }, { retry: { attempts: 2 } })
+      ? openRegistryClient(
+          {
+            url: mirror.remoteurl,
+            username: mirror.username ?? null,
+            credential: mirror.password ?? null,
+            insecure: false,
+            caBundle: null,
+          },
+          { retry: { attempts: 2 } },
+        )
       : null;
   }
 
@@ -154,7 +184,10 @@ export class ProxyCache implements ReadThrough {
   }
 
   refusal(repository: string): Error {
-    return proxyRefusal(this, this.mirror?.remoteurl ?? null, repository) ?? new RegistryError('DENIED', `repository ${repository} is read-through`);
+    return (
+      proxyRefusal(this, this.mirror?.remoteurl ?? null, repository) ??
+      new RegistryError('DENIED', `repository ${repository} is read-through`)
+    );
   }
 
   covers(repository: string): boolean {
@@ -162,19 +195,33 @@ export class ProxyCache implements ReadThrough {
   }
 
   private async upstream(repository: string): Promise<Upstream> {
-    if (this.mirror) return { label: this.mirror.remoteurl, client: this.mirrorClient!, name: repository, tagTtlMs: this.mirror.tagTtlMs, keepDeletedTags: this.options.keepDeletedTags };
+    if (this.mirror)
+      return {
+        label: this.mirror.remoteurl,
+        client: this.mirrorClient!,
+        name: repository,
+        tagTtlMs: this.mirror.tagTtlMs,
+        keepDeletedTags: this.options.keepDeletedTags,
+      };
     const binding = this.bindings.get(projectOf(repository));
     if (!binding) throw new RegistryError('NAME_UNKNOWN', `repository ${repository} is not in a cache project`);
     let entry = this.clients.get(binding.endpointId);
     if (!entry || entry.updatedAt + this.options.refreshMs < Date.now()) {
       const endpoint = await this.endpoints.byId(binding.endpointId);
-      if (!endpoint) throw new RegistryError('UPSTREAM_FAILED', `the upstream endpoint of cache project ${binding.project} no longer exists`);
+      if (!endpoint)
+        throw new RegistryError('UPSTREAM_FAILED', `the upstream endpoint of cache project ${binding.project} no longer exists`);
       if (!entry || entry.endpoint.updatedAt !== endpoint.updatedAt) {
         entry = { updatedAt: Date.now(), endpoint, client: openRegistryClient(endpoint, { retry: { attempts: 2 } }) };
       } else entry.updatedAt = Date.now();
       this.clients.set(binding.endpointId, entry);
     }
-    return { label: `${entry.endpoint.name} (${entry.endpoint.url})`, client: entry.client, name: upstreamName(binding, entry.endpoint.kind, repository), tagTtlMs: binding.tagTtlMs, keepDeletedTags: binding.keepDeletedTags ?? this.options.keepDeletedTags };
+    return {
+      label: `${entry.endpoint.name} (${entry.endpoint.url})`,
+      client: entry.client,
+      name: upstreamName(binding, entry.endpoint.kind, repository),
+      tagTtlMs: binding.tagTtlMs,
+      keepDeletedTags: binding.keepDeletedTags ?? this.options.keepDeletedTags,
+    };
   }
 
   private readonly linking = new Map<string, Promise<unknown>>();
@@ -309,7 +356,8 @@ export class ProxyCache implements ReadThrough {
     if (res.status === 404) return null;
     if (res.status !== 200) throw await RegistryClientError.fromResponse('HEAD', up.client.transport.resolve(req.url), res);
     const digest = res.headers.get('docker-content-digest');
-    if (!digest) throw RegistryClientError.local('HEAD', up.client.transport.resolve(req.url), 'no Docker-Content-Digest header', 'MANIFEST_INVALID');
+    if (!digest)
+      throw RegistryClientError.local('HEAD', up.client.transport.resolve(req.url), 'no Docker-Content-Digest header', 'MANIFEST_INVALID');
     return digest;
   }
 
@@ -328,7 +376,8 @@ export class ProxyCache implements ReadThrough {
     if (res.status !== 200) throw await RegistryClientError.fromResponse('GET', url, res);
     const payload = Buffer.from(await res.arrayBuffer());
     const digest = digestOf(payload);
-    if (isDigest(reference) && digest !== reference) throw RegistryClientError.local('GET', url, `manifest has digest ${digest}, not ${reference}`, 'DIGEST_INVALID');
+    if (isDigest(reference) && digest !== reference)
+      throw RegistryClientError.local('GET', url, `manifest has digest ${digest}, not ${reference}`, 'DIGEST_INVALID');
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
     let mediaType: string;
     try {
@@ -354,7 +403,10 @@ export class ProxyCache implements ReadThrough {
         // The timeout covers the answer's headers only: the body may take long (a 1 GiB layer);
         // a stalled body is the fill's idle timeout.
         const controller = new AbortController();
-        const timer = setTimeout(() => controller.abort(new DOMException('upstream timeout', 'TimeoutError')), this.options.upstreamTimeoutMs);
+        const timer = setTimeout(
+          () => controller.abort(new DOMException('upstream timeout', 'TimeoutError')),
+          this.options.upstreamTimeoutMs,
+        );
         let res: Response;
         try {
           res = await up.client.send({ ...req, signal: controller.signal });
@@ -369,7 +421,12 @@ export class ProxyCache implements ReadThrough {
         const size = Number(res.headers.get('content-length') ?? NaN);
         if (!Number.isSafeInteger(size)) {
           await discard(res);
-          throw RegistryClientError.local('GET', up.client.transport.resolve(req.url), 'the upstream sent no Content-Length', 'SIZE_INVALID');
+          throw RegistryClientError.local(
+            'GET',
+            up.client.transport.resolve(req.url),
+            'the upstream sent no Content-Length',
+            'SIZE_INVALID',
+          );
         }
         // Refused before the download (a full quota), as a push is refused before its bytes move.
         try {
@@ -389,7 +446,11 @@ export class ProxyCache implements ReadThrough {
       const stored = await this.options.linked!(repository, digest);
       if (!stored) return null;
       const size = stored.size;
-      return { size, open: (range) => this.blobs.openRange(digest, range ?? (size > 0 ? { start: 0, end: size - 1 } : undefined)), redirectUrl: async () => null };
+      return {
+        size,
+        open: (range) => this.blobs.openRange(digest, range ?? (size > 0 ? { start: 0, end: size - 1 } : undefined)),
+        redirectUrl: async () => null,
+      };
     }
     if (joined) this.metrics.coalesced('blob');
     else this.metrics.miss('blob');
@@ -434,7 +495,10 @@ export class ProxyCache implements ReadThrough {
 
 /** The pull of a tag the upstream deleted (404 MANIFEST_UNKNOWN naming the upstream). */
 function deletedUpstream(up: Upstream, repository: string, tag: string): RegistryError {
-  return new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} of ${repository} was deleted upstream in ${up.label} (${up.name}:${tag})`, { name: repository, reference: tag });
+  return new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} of ${repository} was deleted upstream in ${up.label} (${up.name}:${tag})`, {
+    name: repository,
+    reference: tag,
+  });
 }
 
 /**

@@ -6,9 +6,19 @@ import type { ProxyCache } from './proxy-cache.js';
 
 /** The refusal of a write to `repository`, or null when it is not read-through. */
 export function proxyRefusal(cache: Pick<ProxyCache, 'binding'>, mirrorUrl: string | null, repository: string): RegistryError | null {
-  if (mirrorUrl !== null) return deny('proxy-cache', 'UNSUPPORTED', `this registry is a pull-through mirror of ${mirrorUrl} (proxy.remoteurl): pushes and deletes are refused`);
+  if (mirrorUrl !== null)
+    return deny(
+      'proxy-cache',
+      'UNSUPPORTED',
+      `this registry is a pull-through mirror of ${mirrorUrl} (proxy.remoteurl): pushes and deletes are refused`,
+    );
   const project = projectOf(repository);
-  if (cache.binding(project)) return deny('proxy-cache', 'DENIED', `project ${project} is a pull-through cache (proxy mode): its content comes from its upstream, pushes and deletes are refused`);
+  if (cache.binding(project))
+    return deny(
+      'proxy-cache',
+      'DENIED',
+      `project ${project} is a pull-through cache (proxy mode): its content comes from its upstream, pushes and deletes are refused`,
+    );
   return null;
 }
 

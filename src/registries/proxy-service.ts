@@ -49,8 +49,15 @@ export class ProxyCacheService {
 
   async set(project: string, input: ProxyProjectInput): Promise<ProxyProject> {
     const endpoint = await this.endpoints.byName(input.endpoint);
-    if (!endpoint) throw new RegistryError('INVALID_ARGUMENT', `registry endpoint ${input.endpoint} does not exist (add it with POST /api/v1/registries)`);
-    const saved = await this.store.setProject({ project, endpointId: endpoint.id, namespace: input.namespace, tagTtlMs: input.tagTtlMs, keepDeletedTags: input.keepDeletedTags }, Date.now());
+    if (!endpoint)
+      throw new RegistryError(
+        'INVALID_ARGUMENT',
+        `registry endpoint ${input.endpoint} does not exist (add it with POST /api/v1/registries)`,
+      );
+    const saved = await this.store.setProject(
+      { project, endpointId: endpoint.id, namespace: input.namespace, tagTtlMs: input.tagTtlMs, keepDeletedTags: input.keepDeletedTags },
+      Date.now(),
+    );
     await this.onBound(project);
     await this.cache.refresh();
     return saved;

@@ -52,12 +52,18 @@ export function normaliseEndpointUrl(raw: string): string {
   } catch {
     throw new RegistryError('INVALID_ARGUMENT', `endpoint url ${JSON.stringify(raw)} is not a URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RegistryError('INVALID_ARGUMENT', 'endpoint url must be http or https');
-  if (url.username || url.password) throw new RegistryError('INVALID_ARGUMENT', 'endpoint url must not carry credentials: give username and credential instead');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new RegistryError('INVALID_ARGUMENT', 'endpoint url must be http or https');
+  if (url.username || url.password)
+    throw new RegistryError('INVALID_ARGUMENT', 'endpoint url must not carry credentials: give username and credential instead');
   if (url.search || url.hash) throw new RegistryError('INVALID_ARGUMENT', 'endpoint url must not have a query or fragment');
   // The distribution API lives at /v2/ of the host: a registry under a path prefix is not a registry.
   const path = url.pathname.replace(/\/+$/, '').replace(/\/v2$/, '');
-  if (path !== '') throw new RegistryError('INVALID_ARGUMENT', `endpoint url must be the registry's origin (scheme://host[:port]), not a path under it: ${path}`);
+  if (path !== '')
+    throw new RegistryError(
+      'INVALID_ARGUMENT',
+      `endpoint url must be the registry's origin (scheme://host[:port]), not a path under it: ${path}`,
+    );
   return url.origin;
 }
 
@@ -122,13 +128,17 @@ export class RegistryService {
 /** What to do about a certificate the endpoint's TLS settings do not trust. */
 function tlsHint(err: unknown): string {
   const code = String((err as { cause?: { code?: unknown } }).cause?.code ?? '');
-  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code) ? ': the TLS certificate is not trusted (give the endpoint its CA as caBundle, or set insecure)' : '';
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
+    ? ': the TLS certificate is not trusted (give the endpoint its CA as caBundle, or set insecure)'
+    : '';
 }
 
 function check(input: RegistryEndpointInput): void {
-  if (!ENDPOINT_NAME.test(input.name)) throw new RegistryError('INVALID_ARGUMENT', 'endpoint name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
+  if (!ENDPOINT_NAME.test(input.name))
+    throw new RegistryError('INVALID_ARGUMENT', 'endpoint name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
   if (input.credential !== null && input.username === null) throw new RegistryError('INVALID_ARGUMENT', 'a credential needs a username');
-  if (input.caBundle !== null && !input.caBundle.includes('-----BEGIN CERTIFICATE-----')) throw new RegistryError('INVALID_ARGUMENT', 'caBundle must be PEM certificates');
+  if (input.caBundle !== null && !input.caBundle.includes('-----BEGIN CERTIFICATE-----'))
+    throw new RegistryError('INVALID_ARGUMENT', 'caBundle must be PEM certificates');
 }
 
 /**
@@ -147,14 +157,22 @@ export async function pingEndpoint(endpoint: RegistryEndpoint, timeoutMs = 10_00
     first = await endpointFetch(endpoint)(where, { signal, redirect: 'manual' });
     await first.arrayBuffer().catch(() => undefined);
   } catch (err) {
-    const reason = signal.aborted ? `no answer from ${where} within ${timeoutMs} ms` : `cannot reach ${where}: ${describeError(err)}${tlsHint(err)}`;
+    const reason = signal.aborted
+      ? `no answer from ${where} within ${timeoutMs} ms`
+      : `cannot reach ${where}: ${describeError(err)}${tlsHint(err)}`;
     return result({ ok: false, status: 0, auth: 'unknown', apiVersion: null, reason });
   }
   if (first.status === 401) {
     const challenge = parseChallenge(first.headers.get('www-authenticate'));
     auth = challenge?.scheme === 'basic' ? 'basic' : challenge?.scheme === 'bearer' ? 'bearer' : 'unknown';
     if (endpoint.username === null) {
-      return result({ ok: false, status: 401, auth, apiVersion: null, reason: `${where} asks for authentication (${auth}) and the endpoint has no username and credential` });
+      return result({
+        ok: false,
+        status: 401,
+        auth,
+        apiVersion: null,
+        reason: `${where} asks for authentication (${auth}) and the endpoint has no username and credential`,
+      });
     }
   }
   const client = openRegistryClient(endpoint, { retry: { attempts: 1 } });
@@ -169,9 +187,13 @@ export async function pingEndpoint(endpoint: RegistryEndpoint, timeoutMs = 10_00
         : `${where} answered HTTP ${res.status}${res.status === 404 ? ' (not a registry: no distribution API at this URL)' : ''}`;
     return result({ ok: false, status: res.status, auth, apiVersion, reason });
   } catch (err) {
-    if (signal.aborted) return result({ ok: false, status: 0, auth, apiVersion: null, reason: `no answer from ${where} within ${timeoutMs} ms` });
+    if (signal.aborted)
+      return result({ ok: false, status: 0, auth, apiVersion: null, reason: `no answer from ${where} within ${timeoutMs} ms` });
     if (err instanceof RegistryClientError && err.status !== 0) {
-      const reason = err.status === 401 || err.status === 403 ? `the token service refused the credential of user ${endpoint.username}: ${err.message}` : `token request failed: ${err.message}`;
+      const reason =
+        err.status === 401 || err.status === 403
+          ? `the token service refused the credential of user ${endpoint.username}: ${err.message}`
+          : `token request failed: ${err.message}`;
       return result({ ok: false, status: err.status === 403 ? 403 : 401, auth, apiVersion: null, reason });
     }
     return result({ ok: false, status: 0, auth, apiVersion: null, reason: err instanceof Error ? err.message : String(err) });

@@ -100,7 +100,12 @@ class SocketReads {
     const socket = this.socket!;
     return new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => this.into && this.fail(this.into, err);
-      const onClose = () => this.into && this.fail(this.into, new Error(`the upstream connection closed after ${bodyLength - this.into.remaining} of ${bodyLength} body bytes`));
+      const onClose = () =>
+        this.into &&
+        this.fail(
+          this.into,
+          new Error(`the upstream connection closed after ${bodyLength - this.into.remaining} of ${bodyLength} body bytes`),
+        );
       const into: Into = {
         sink,
         remaining: unread,

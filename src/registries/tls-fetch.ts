@@ -43,55 +43,64 @@ function nodeFetch(url: URL, init: RequestInit, agent: https.Agent, plain: http.
     new Headers(init.headers).forEach((value, key) => (headers[key] = value));
     const method = (init.method ?? 'GET').toUpperCase();
     const secure = url.protocol === 'https:';
-    const req = (secure ? https : http).request(url, { method, headers, agent: secure ? agent : plain, signal: init.signal ?? undefined }, (res) => {
-      const responseHeaders = new Headers();
-      for (const [key, value] of Object.entries(res.headers)) {
-        if (value === undefined) continue;
-        for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(key, v);
-      }
-      const status = res.statusCode ?? 502;
-      const empty = NO_BODY.has(status) || method === 'HEAD';
-      if (empty) res.resume();
-      // The web body reads `res` only when pulled (highWaterMark 0), so until then the raw
-      // stream can be taken instead (NODE_BODY): one or the other, never both.
-      let taken: 'web' | 'node' | null = null;
-      let chunks: AsyncIterator<Buffer> | null = null;
-      const web = empty
-        ? null
-        : new ReadableStream<Uint8Array>(
-            {
-              async pull(controller) {
-                if (taken === 'node') throw new TypeError('the body was taken as a Node stream');
-                taken = 'web';
-                chunks ??= res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-                const { value, done } = await chunks.next();
-                if (done) controller.close();
-                else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    const req = (secure ? https : http).request(
+      url,
+      { method, headers, agent: secure ? agent : plain, signal: init.signal ?? undefined },
+      (res) => {
+        const responseHeaders = new Headers();
+        for (const [key, value] of Object.entries(res.headers)) {
+          if (value === undefined) continue;
+          for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(key, v);
+        }
+        const status = res.statusCode ?? 502;
+        const empty = NO_BODY.has(status) || method === 'HEAD';
+        if (empty) res.resume();
+        // The web body reads `res` only when pulled (highWaterMark 0), so until then the raw
+        // stream can be taken instead (NODE_BODY): one or the other, never both.
+        let taken: 'web' | 'node' | null = null;
+        let chunks: AsyncIterator<Buffer> | null = null;
+        const web = empty
+          ? null
+          : new ReadableStream<Uint8Array>(
+              {
+                async pull(controller) {
+                  if (taken === 'node') throw new TypeError('the body was taken as a Node stream');
+                  taken = 'web';
+                  chunks ??= res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+                  const { value, done } = await chunks.next();
+                  if (done) controller.close();
+                  else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+                },
+                cancel() {
+                  res.destroy();
+                },
               },
-              cancel() {
-                res.destroy();
-              },
-            },
-            { highWaterMark: 0 },
-          );
-      const response = new Response(web, { status, statusText: res.statusMessage, headers: responseHeaders });
-      Object.defineProperty(response, 'url', { value: url.toString() });
-      Object.defineProperty(response, NODE_BODY, {
-        value: (): Readable | null => {
-          if (empty || taken !== null) return null;
-          taken = 'node';
-          return rawBody(res) ?? res;
-        },
-      });
-      resolve(response);
-    });
+              { highWaterMark: 0 },
+            );
+        const response = new Response(web, { status, statusText: res.statusMessage, headers: responseHeaders });
+        Object.defineProperty(response, 'url', { value: url.toString() });
+        Object.defineProperty(response, NODE_BODY, {
+          value: (): Readable | null => {
+            if (empty || taken !== null) return null;
+            taken = 'node';
+            return rawBody(res) ?? res;
+          },
+        });
+        resolve(response);
+      },
+    );
     // As fetch does: an aborted request rejects with the signal's reason (a TimeoutError of
     // AbortSignal.timeout tells a hung upstream from an unreachable one).
-    req.on('error', (err) => reject(init.signal?.aborted ? (init.signal.reason as Error) : Object.assign(new TypeError('fetch failed'), { cause: err })));
+    req.on('error', (err) =>
+      reject(init.signal?.aborted ? (init.signal.reason as Error) : Object.assign(new TypeError('fetch failed'), { cause: err })),
+    );
     const body = init.body as unknown;
     if (body === undefined || body === null) return void req.end();
     if (typeof body === 'string' || body instanceof Uint8Array) return void req.end(body);
-    const source = body instanceof ReadableStream ? Readable.fromWeb(body as import('node:stream/web').ReadableStream) : Readable.from(body as AsyncIterable<Uint8Array>);
+    const source =
+      body instanceof ReadableStream
+        ? Readable.fromWeb(body as import('node:stream/web').ReadableStream)
+        : Readable.from(body as AsyncIterable<Uint8Array>);
     source.on('error', (err) => req.destroy(err));
     source.pipe(req);
   });
@@ -123,7 +132,16 @@ const CLOSED_EARLY = 'the upstream body was closed before its last byte';
 export function rawBody(res: http.IncomingMessage): Readable | null {
   const socket = res.socket;
   const length = Number(res.headers['content-length']);
-  if (!socket || socket.destroyed || res.destroyed || res.complete || res.readableEnded || res.headers['transfer-encoding'] !== undefined || !Number.isSafeInteger(length)) return null;
+  if (
+    !socket ||
+    socket.destroyed ||
+    res.destroyed ||
+    res.complete ||
+    res.readableEnded ||
+    res.headers['transfer-encoding'] !== undefined ||
+    !Number.isSafeInteger(length)
+  )
+    return null;
   const parserData = socket.listeners('data').filter((l) => (l as { name?: string }).name === 'socketOnData');
   if (parserData.length !== 1) return null;
   socket.removeListener('data', parserData[0] as (...args: unknown[]) => void);

@@ -130,7 +130,17 @@ export interface CopyResult {
 }
 
 export function emptyStats(): CopyStats {
-  return { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytes: 0, resumedBytes: 0, manifestsCopied: 0, manifestsSkipped: 0, referrersCopied: 0, retries: 0 };
+  return {
+    blobsCopied: 0,
+    blobsSkipped: 0,
+    blobsMounted: 0,
+    bytes: 0,
+    resumedBytes: 0,
+    manifestsCopied: 0,
+    manifestsSkipped: 0,
+    referrersCopied: 0,
+    retries: 0,
+  };
 }
 
 export function addStats(into: CopyStats, from: CopyStats): CopyStats {
@@ -192,7 +202,9 @@ export class CopyEngine {
       if (tag) {
         existing = (await destination.client.headManifest(destination.repository, tag))?.digest ?? null;
         if (existing && existing !== digest && !this.options.override) {
-          throw new CopyRefused(`destination tag ${destination.repository}:${tag} points at ${existing}, not ${digest}, and override is off`);
+          throw new CopyRefused(
+            `destination tag ${destination.repository}:${tag} points at ${existing}, not ${digest}, and override is off`,
+          );
         }
       }
       await this.copyManifest(source, destination, digest, manifest, stats, new Set());
@@ -203,7 +215,15 @@ export class CopyEngine {
       return { status: moved > 0 ? 'copied' : 'skipped', digest, tag, stats, durationMs: Date.now() - started };
     } catch (err) {
       if (this.options.signal?.aborted) throw err;
-      return { status: 'failed', digest, tag, reason: reasonOf(err), retryable: !(err instanceof CopyRefused), stats, durationMs: Date.now() - started };
+      return {
+        status: 'failed',
+        digest,
+        tag,
+        reason: reasonOf(err),
+        retryable: !(err instanceof CopyRefused),
+        stats,
+        durationMs: Date.now() - started,
+      };
     }
   }
 
@@ -226,7 +246,9 @@ export class CopyEngine {
     for (const other of await client.listTags(repository)) {
       if (other === tag) continue;
       if ((await client.headManifest(repository, other))?.digest === info.digest) {
-        throw new CopyRefused(`${repository}:${tag} shares its manifest with tag ${other}, and the registry deletes manifests only by digest`);
+        throw new CopyRefused(
+          `${repository}:${tag} shares its manifest with tag ${other}, and the registry deletes manifests only by digest`,
+        );
       }
     }
     await client.deleteManifest(repository, info.digest);
@@ -234,7 +256,14 @@ export class CopyEngine {
   }
 
   /** The manifest `digest` and everything under it, then its referrers. */
-  private async copyManifest(source: CopySide, destination: CopySide, digest: string, given: { bytes: Buffer; mediaType: string } | null, stats: CopyStats, visiting: Set<string>): Promise<void> {
+  private async copyManifest(
+    source: CopySide,
+    destination: CopySide,
+    digest: string,
+    given: { bytes: Buffer; mediaType: string } | null,
+    stats: CopyStats,
+    visiting: Set<string>,
+  ): Promise<void> {
     if (visiting.has(digest)) return;
     visiting.add(digest);
     const key = `${destination.client.baseUrl}|${destination.repository}|${digest}`;
@@ -248,7 +277,14 @@ export class CopyEngine {
     if (this.options.referrers ?? true) await this.copyReferrers(source, destination, digest, stats, visiting);
   }
 
-  private async placeManifest(source: CopySide, destination: CopySide, digest: string, given: { bytes: Buffer; mediaType: string } | null, stats: CopyStats, visiting: Set<string>): Promise<void> {
+  private async placeManifest(
+    source: CopySide,
+    destination: CopySide,
+    digest: string,
+    given: { bytes: Buffer; mediaType: string } | null,
+    stats: CopyStats,
+    visiting: Set<string>,
+  ): Promise<void> {
     this.check();
     if (await destination.client.headManifest(destination.repository, digest)) {
       stats.manifestsSkipped++;
@@ -265,7 +301,13 @@ export class CopyEngine {
     stats.manifestsCopied++;
   }
 
-  private async copyReferrers(source: CopySide, destination: CopySide, digest: string, stats: CopyStats, visiting: Set<string>): Promise<void> {
+  private async copyReferrers(
+    source: CopySide,
+    destination: CopySide,
+    digest: string,
+    stats: CopyStats,
+    visiting: Set<string>,
+  ): Promise<void> {
     const index = await source.client.referrers(source.repository, digest);
     if (index.manifests.length === 0) return;
     const before = stats.manifestsCopied;
@@ -305,7 +347,12 @@ export class CopyEngine {
       known = (async () => {
         // A digest nobody has: the API answers 200 with an empty index; a registry without it 404.
         const probe = `sha256:${'0'.repeat(64)}`;
-        const res = await send({ method: 'GET', url: `/v2/${destination.repository}/referrers/${probe}`, headers: { accept: MediaTypes.ociIndex }, scopes: [`repository:${destination.repository}:pull`] });
+        const res = await send({
+          method: 'GET',
+          url: `/v2/${destination.repository}/referrers/${probe}`,
+          headers: { accept: MediaTypes.ociIndex },
+          scopes: [`repository:${destination.repository}:pull`],
+        });
         await res.arrayBuffer().catch(() => undefined);
         return res.status === 200;
       })();
@@ -320,11 +367,13 @@ export class CopyEngine {
     const key = `${base}|${destination.repository}|${blob.digest}`;
     let work = this.inflight.get(key);
     if (!work) {
-      work = this.blobs.use(() => this.transferBlob(source, destination, blob, stats, key)).then(() => {
-        const holders = this.placed.get(`${base}|${blob.digest}`) ?? new Set<string>();
-        holders.add(destination.repository);
-        this.placed.set(`${base}|${blob.digest}`, holders);
-      });
+      work = this.blobs
+        .use(() => this.transferBlob(source, destination, blob, stats, key))
+        .then(() => {
+          const holders = this.placed.get(`${base}|${blob.digest}`) ?? new Set<string>();
+          holders.add(destination.repository);
+          this.placed.set(`${base}|${blob.digest}`, holders);
+        });
       this.inflight.set(key, work);
       work.catch(() => this.inflight.delete(key));
     }
@@ -357,7 +406,10 @@ export class CopyEngine {
         if (this.options.signal?.aborted || err instanceof CopyRefused || attempt >= this.attempts) throw err;
         // A session the destination refuses (wrong offset, digest mismatch) starts over; any
         // other failure resumes from the checkpoint.
-        if (err instanceof RegistryClientError && ['BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'RANGE_INVALID', 'SIZE_INVALID'].includes(err.code ?? '')) {
+        if (
+          err instanceof RegistryClientError &&
+          ['BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'RANGE_INVALID', 'SIZE_INVALID'].includes(err.code ?? '')
+        ) {
           await this.checkpoints.delete(key);
         }
         stats.retries++;

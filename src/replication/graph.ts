@@ -45,12 +45,15 @@ export function parseManifest(bytes: Buffer, mediaTypeHint?: string): ManifestGr
     throw new Error('manifest is not JSON');
   }
   const mediaType = body.mediaType ?? mediaTypeHint ?? (body.manifests ? MediaTypes.ociIndex : MediaTypes.ociManifest);
-  if (mediaType === MediaTypes.dockerSchema1 || mediaType === MediaTypes.dockerSchema1Signed) throw new Error('schema 1 manifests are not replicated');
+  if (mediaType === MediaTypes.dockerSchema1 || mediaType === MediaTypes.dockerSchema1Signed)
+    throw new Error('schema 1 manifests are not replicated');
   const index = isIndexMediaType(mediaType) || (Array.isArray(body.manifests) && !body.config);
   const children = index ? (body.manifests ?? []).filter(isDescriptor) : [];
   const blobs = index
     ? []
-    : [body.config, ...(body.layers ?? []), ...(body.blobs ?? [])].filter(isDescriptor).filter((d) => !(FOREIGN.has(d.mediaType) || (d.urls && d.urls.length > 0)));
+    : [body.config, ...(body.layers ?? []), ...(body.blobs ?? [])]
+        .filter(isDescriptor)
+        .filter((d) => !(FOREIGN.has(d.mediaType) || (d.urls && d.urls.length > 0)));
   return {
     mediaType,
     children,

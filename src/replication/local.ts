@@ -79,7 +79,13 @@ export class LocalRegistry implements RegistryAccess {
   }
 
   async appendChunk(repo: string, session: UploadSession, chunk: Buffer): Promise<UploadSession> {
-    const status = await this.registry.uploads.append(repo, session.location, Readable.from([chunk]), { start: session.offset, end: session.offset + chunk.length - 1 }, chunk.length);
+    const status = await this.registry.uploads.append(
+      repo,
+      session.location,
+      Readable.from([chunk]),
+      { start: session.offset, end: session.offset + chunk.length - 1 },
+      chunk.length,
+    );
     return { location: status.id, offset: status.size };
   }
 
@@ -97,7 +103,13 @@ export class LocalRegistry implements RegistryAccess {
     return {
       schemaVersion: 2,
       mediaType: MediaTypes.ociIndex,
-      manifests: list.map((r) => ({ mediaType: r.mediaType, digest: r.digest, size: r.size, ...(r.artifactType ? { artifactType: r.artifactType } : {}), ...(r.annotations ? { annotations: r.annotations } : {}) })),
+      manifests: list.map((r) => ({
+        mediaType: r.mediaType,
+        digest: r.digest,
+        size: r.size,
+        ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+        ...(r.annotations ? { annotations: r.annotations } : {}),
+      })),
     };
   }
 

@@ -113,7 +113,11 @@ export interface ReplicationStore {
   markRunning(id: number, now: number): Promise<void>;
   /** A pending execution becomes `stopped` at once, a running one `stopping`; null when it was not pending or running. */
   requestStop(id: number, now: number): Promise<Execution | null>;
-  finishExecution(id: number, result: Pick<Execution, 'status' | 'copied' | 'skipped' | 'failed' | 'deleted' | 'bytes' | 'error'>, now: number): Promise<void>;
+  finishExecution(
+    id: number,
+    result: Pick<Execution, 'status' | 'copied' | 'skipped' | 'failed' | 'deleted' | 'bytes' | 'error'>,
+    now: number,
+  ): Promise<void>;
 
   /**
    * Deletes finished executions that finished before `before`, with their tasks — except the

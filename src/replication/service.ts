@@ -10,10 +10,23 @@ import { CopyEngine, emptyStats, type CopyResult, type RegistryAccess, type Uplo
 import { parseManifest, rewriteRepository } from './graph.js';
 import { sleep } from '../client/retry.js';
 import { backoff } from './limits.js';
-import type { Execution, ExecutionScope, ReplicationPolicy, ReplicationPolicyInput, ReplicationStore, Task, TaskStatus, TriggerKind } from './ports.js';
+import type {
+  Execution,
+  ExecutionScope,
+  ReplicationPolicy,
+  ReplicationPolicyInput,
+  ReplicationStore,
+  Task,
+  TaskStatus,
+  TriggerKind,
+} from './ports.js';
 
 /** Signature artifact types an `onlySigned` policy accepts as "signed". */
-export const SIGNATURE_TYPES = ['application/vnd.dev.cosign.artifact.sig.v1+json', 'application/vnd.cncf.notary.signature', 'application/vnd.dev.sigstore.bundle.v0.3+json'];
+export const SIGNATURE_TYPES = [
+  'application/vnd.dev.cosign.artifact.sig.v1+json',
+  'application/vnd.cncf.notary.signature',
+  'application/vnd.dev.sigstore.bundle.v0.3+json',
+];
 /** Tags of the referrers tag schema (`sha256-<hex>`): kept by the engine itself, never copied as tags. */
 const REFERRERS_TAG = /^sha256-[0-9a-f]{64}$/;
 const GLOB_CHARS = /[*?[\]{}!()+@]/;
@@ -54,9 +67,21 @@ export class ReplicationService {
   private readonly bytesTotal;
 
   constructor(private readonly deps: ReplicationDeps) {
-    this.executionsTotal = deps.metrics.counter<'direction' | 'status'>({ name: 'berth_replication_executions_total', help: 'Replication executions finished, by direction and outcome', labels: ['direction', 'status'] });
-    this.artifactsTotal = deps.metrics.counter<'direction' | 'status'>({ name: 'berth_replication_artifacts_total', help: 'Artifacts handled by replication, by direction and outcome (copied, skipped, failed, deleted)', labels: ['direction', 'status'] });
-    this.bytesTotal = deps.metrics.counter<'direction'>({ name: 'berth_replication_bytes_total', help: 'Blob bytes sent to replication destinations', labels: ['direction'] });
+    this.executionsTotal = deps.metrics.counter<'direction' | 'status'>({
+      name: 'berth_replication_executions_total',
+      help: 'Replication executions finished, by direction and outcome',
+      labels: ['direction', 'status'],
+    });
+    this.artifactsTotal = deps.metrics.counter<'direction' | 'status'>({
+      name: 'berth_replication_artifacts_total',
+      help: 'Artifacts handled by replication, by direction and outcome (copied, skipped, failed, deleted)',
+      labels: ['direction', 'status'],
+    });
+    this.bytesTotal = deps.metrics.counter<'direction'>({
+      name: 'berth_replication_bytes_total',
+      help: 'Blob bytes sent to replication destinations',
+      labels: ['direction'],
+    });
   }
 
   // ── Policies ───────────────────────────────────────────────────────────────
@@ -90,7 +115,8 @@ export class ReplicationService {
   }
 
   private async validate(p: ReplicationPolicyInput): Promise<void> {
-    if (!(await this.deps.endpoint(p.registry))) throw new RegistryError('INVALID_ARGUMENT', `registry endpoint ${p.registry} does not exist`);
+    if (!(await this.deps.endpoint(p.registry)))
+      throw new RegistryError('INVALID_ARGUMENT', `registry endpoint ${p.registry} does not exist`);
     if (p.trigger === 'cron') {
       if (!p.cron) throw new RegistryError('INVALID_ARGUMENT', 'trigger cron needs a cron expression');
       try {
@@ -99,7 +125,8 @@ export class ReplicationService {
         throw new RegistryError('INVALID_ARGUMENT', `invalid cron expression "${p.cron}": ${(err as Error).message}`);
       }
     }
-    if (p.trigger === 'event' && p.direction !== 'push') throw new RegistryError('INVALID_ARGUMENT', 'trigger event (on push) applies to push policies only');
+    if (p.trigger === 'event' && p.direction !== 'push')
+      throw new RegistryError('INVALID_ARGUMENT', 'trigger event (on push) applies to push policies only');
     for (const glob of [...p.repositories, ...p.tags]) {
       try {
         picomatch.makeRe(glob);
@@ -133,7 +160,10 @@ export class ReplicationService {
     const stopped = await this.deps.store.requestStop(id, Date.now());
     if (stopped) return stopped;
     const execution = await this.execution(id);
-    throw new RegistryError('CONFLICT', `replication execution ${id} is ${execution.status}: only a pending or running execution can be stopped`);
+    throw new RegistryError(
+      'CONFLICT',
+      `replication execution ${id} is ${execution.status}: only a pending or running execution can be stopped`,
+    );
   }
 
   async tasks(id: number, query: { status?: TaskStatus; after?: number; limit: number }): Promise<Task[]> {
@@ -183,7 +213,11 @@ export class ReplicationService {
       name: 'replication',
       transactional: false,
       handle: async (events: StoredEvent[]) => {
-        const pushes = events.map((e) => e.event).filter((e): e is Extract<StoredEvent['event'], { type: 'manifest.pushed' }> => e.type === 'manifest.pushed' && e.tags.length > 0);
+        const pushes = events
+          .map((e) => e.event)
+          .filter(
+            (e): e is Extract<StoredEvent['event'], { type: 'manifest.pushed' }> => e.type === 'manifest.pushed' && e.tags.length > 0,
+          );
         if (pushes.length === 0) return;
         const policies = (await this.deps.store.listPolicies()).filter((p) => p.enabled && p.trigger === 'event' && p.direction === 'push');
         for (const policy of policies) {
@@ -196,7 +230,8 @@ export class ReplicationService {
             for (const t of tags) set.add(t);
             byRepo.set(push.repository, set);
           }
-          for (const [repository, tags] of byRepo) await this.deps.store.createExecution(policy.name, 'event', { repository, tags: [...tags] }, Date.now());
+          for (const [repository, tags] of byRepo)
+            await this.deps.store.createExecution(policy.name, 'event', { repository, tags: [...tags] }, Date.now());
         }
       },
     };
@@ -232,7 +267,11 @@ export class ReplicationService {
     const endpoint = policy ? await this.deps.endpoint(policy.registry) : null;
     if (!policy || !endpoint) {
       const error = !policy ? `policy ${execution.policy} no longer exists` : `registry endpoint ${policy.registry} no longer exists`;
-      await store.finishExecution(execution.id, { status: 'failed', copied: 0, skipped: 0, failed: 0, deleted: 0, bytes: 0, error }, Date.now());
+      await store.finishExecution(
+        execution.id,
+        { status: 'failed', copied: 0, skipped: 0, failed: 0, deleted: 0, bytes: 0, error },
+        Date.now(),
+      );
       this.executionsTotal.inc({ direction: policy?.direction ?? 'push', status: 'failed' });
       return 'failed';
     }
@@ -257,7 +296,11 @@ export class ReplicationService {
       chunkSize: tuning.chunkSize,
     });
     // Artifacts an earlier (interrupted) run of this execution finished.
-    const done = new Set((await store.tasks(execution.id, { limit: 1_000_000 })).filter((t) => t.status !== 'failed').map((t) => `${t.sourceRepository}|${t.reference}`));
+    const done = new Set(
+      (await store.tasks(execution.id, { limit: 1_000_000 }))
+        .filter((t) => t.status !== 'failed')
+        .map((t) => `${t.sourceRepository}|${t.reference}`),
+    );
     let error: string | null = null;
     let stopped = await stopRequested();
     try {
@@ -266,14 +309,27 @@ export class ReplicationService {
         if (signal.aborted || stopped) break;
         const destRepository = rewriteRepository(repository, { namespace: policy.destNamespace, flatten: policy.flatten });
         // Docker Hub's official images live under library/: `nginx` in a pull policy is library/nginx there.
-        const sourceRepository = policy.direction === 'pull' && endpoint.kind === 'docker-hub' && !repository.includes('/') ? `library/${repository}` : repository;
+        const sourceRepository =
+          policy.direction === 'pull' && endpoint.kind === 'docker-hub' && !repository.includes('/') ? `library/${repository}` : repository;
         let sourceTags: string[];
         try {
           sourceTags = (await source.listTags(sourceRepository)).filter((t) => !REFERRERS_TAG.test(t));
         } catch (err) {
           // One repository that cannot be listed (gone, no access) is a failed task, not a failed execution.
           if (signal.aborted) throw err;
-          await this.record(execution.id, policy, { repository, destRepository, tag: '*', started: Date.now() }, { status: 'failed', digest: null, tag: null, reason: `listing tags: ${(err as Error).message}`, stats: emptyStats(), durationMs: 0 });
+          await this.record(
+            execution.id,
+            policy,
+            { repository, destRepository, tag: '*', started: Date.now() },
+            {
+              status: 'failed',
+              digest: null,
+              tag: null,
+              reason: `listing tags: ${(err as Error).message}`,
+              stats: emptyStats(),
+              durationMs: 0,
+            },
+          );
           continue;
         }
         let tags = sourceTags.filter((t) => matches(policy.tags, t));
@@ -288,26 +344,61 @@ export class ReplicationService {
           const started = Date.now();
           const filtered = await this.filterOut(policy, source, sourceRepository, tag);
           if (filtered) {
-            await this.record(execution.id, policy, { repository, destRepository, tag, started }, { status: 'skipped', digest: filtered.digest, tag, reason: filtered.reason, stats: emptyStats(), durationMs: Date.now() - started });
+            await this.record(
+              execution.id,
+              policy,
+              { repository, destRepository, tag, started },
+              {
+                status: 'skipped',
+                digest: filtered.digest,
+                tag,
+                reason: filtered.reason,
+                stats: emptyStats(),
+                durationMs: Date.now() - started,
+              },
+            );
             return;
           }
           let result: CopyResult;
           for (let attempt = 1; ; attempt++) {
-            result = await engine.copy({ client: source, repository: sourceRepository }, { client: destination, repository: destRepository }, tag);
+            result = await engine.copy(
+              { client: source, repository: sourceRepository },
+              { client: destination, repository: destRepository },
+              tag,
+            );
             if (result.status !== 'failed' || !result.retryable || attempt >= (tuning.taskAttempts ?? 3) || signal.aborted) break;
             await sleep(backoff(attempt, tuning.baseDelayMs ?? 1000), signal);
           }
           await this.record(execution.id, policy, { repository, destRepository, tag, started }, result);
         });
         if (policy.deletion && !execution.scope?.tags && !stopped) {
-          const gone = (await destination.listTags(destRepository)).filter((t) => !REFERRERS_TAG.test(t) && matches(policy.tags, t) && !sourceTags.includes(t));
+          const gone = (await destination.listTags(destRepository)).filter(
+            (t) => !REFERRERS_TAG.test(t) && matches(policy.tags, t) && !sourceTags.includes(t),
+          );
           for (const tag of gone) {
             const started = Date.now();
             try {
               await engine.deleteTag({ client: destination, repository: destRepository }, tag);
-              await this.record(execution.id, policy, { repository, destRepository, tag, started }, { status: 'deleted' as never, digest: null, tag, stats: emptyStats(), durationMs: Date.now() - started });
+              await this.record(
+                execution.id,
+                policy,
+                { repository, destRepository, tag, started },
+                { status: 'deleted' as never, digest: null, tag, stats: emptyStats(), durationMs: Date.now() - started },
+              );
             } catch (err) {
-              await this.record(execution.id, policy, { repository, destRepository, tag, started }, { status: 'failed', digest: null, tag, reason: `delete: ${(err as Error).message}`, stats: emptyStats(), durationMs: Date.now() - started });
+              await this.record(
+                execution.id,
+                policy,
+                { repository, destRepository, tag, started },
+                {
+                  status: 'failed',
+                  digest: null,
+                  tag,
+                  reason: `delete: ${(err as Error).message}`,
+                  stats: emptyStats(),
+                  durationMs: Date.now() - started,
+                },
+              );
             }
           }
         }
@@ -323,20 +414,49 @@ export class ReplicationService {
     }
     const tasks = await store.tasks(execution.id, { limit: 1_000_000 });
     const count = (s: TaskStatus) => tasks.filter((t) => t.status === s).length;
-    const totals = { copied: count('copied'), skipped: count('skipped'), failed: count('failed'), deleted: count('deleted'), bytes: tasks.reduce((n, t) => n + t.bytes, 0) };
-    const status = stopped ? 'stopped' : error !== null ? 'failed' : totals.failed === 0 ? 'succeeded' : totals.copied + totals.skipped + totals.deleted > 0 ? 'partial' : 'failed';
+    const totals = {
+      copied: count('copied'),
+      skipped: count('skipped'),
+      failed: count('failed'),
+      deleted: count('deleted'),
+      bytes: tasks.reduce((n, t) => n + t.bytes, 0),
+    };
+    const status = stopped
+      ? 'stopped'
+      : error !== null
+        ? 'failed'
+        : totals.failed === 0
+          ? 'succeeded'
+          : totals.copied + totals.skipped + totals.deleted > 0
+            ? 'partial'
+            : 'failed';
     const finishedAt = Date.now();
     await store.finishExecution(execution.id, { status, ...totals, error }, finishedAt);
     this.executionsTotal.inc({ direction: policy.direction, status });
     const startedAt = (await store.execution(execution.id))?.startedAt ?? finishedAt;
     await this.deps
-      .emit?.({ type: 'replication.finished', policy: policy.name, executionId: execution.id, direction: policy.direction, registry: policy.registry, trigger: execution.trigger, status, ...totals, durationMs: finishedAt - startedAt })
+      .emit?.({
+        type: 'replication.finished',
+        policy: policy.name,
+        executionId: execution.id,
+        direction: policy.direction,
+        registry: policy.registry,
+        trigger: execution.trigger,
+        status,
+        ...totals,
+        durationMs: finishedAt - startedAt,
+      })
       .catch((err: unknown) => logger.warn({ err, execution: execution.id }, 'could not append replication.finished'));
     logger.info({ execution: execution.id, policy: policy.name, status, ...totals }, 'replication execution finished');
     return status;
   }
 
-  private async record(executionId: number, policy: ReplicationPolicy, where: { repository: string; destRepository: string; tag: string; started: number }, result: CopyResult | (Omit<CopyResult, 'status'> & { status: TaskStatus })): Promise<void> {
+  private async record(
+    executionId: number,
+    policy: ReplicationPolicy,
+    where: { repository: string; destRepository: string; tag: string; started: number },
+    result: CopyResult | (Omit<CopyResult, 'status'> & { status: TaskStatus }),
+  ): Promise<void> {
     const status = result.status as TaskStatus;
     await this.deps.store.addTask({
       executionId,
@@ -363,7 +483,12 @@ export class ReplicationService {
   }
 
   /** Why an artifact is left out by the policy's artifact-type and signature filters, or null. */
-  private async filterOut(policy: ReplicationPolicy, source: RegistryAccess, repository: string, tag: string): Promise<{ digest: string | null; reason: string } | null> {
+  private async filterOut(
+    policy: ReplicationPolicy,
+    source: RegistryAccess,
+    repository: string,
+    tag: string,
+  ): Promise<{ digest: string | null; reason: string } | null> {
     if (policy.artifactTypes.length === 0 && !policy.onlySigned) return null;
     const manifest = await source.getManifest(repository, tag);
     if (!manifest) return null; // the copy reports it
@@ -375,7 +500,11 @@ export class ReplicationService {
         const child = first ? await source.getManifest(repository, first.digest) : null;
         type = first?.artifactType ?? (child ? parseManifest(child.bytes, child.mediaType).artifactType : null);
       }
-      if (!type || !policy.artifactTypes.includes(type)) return { digest: manifest.digest, reason: `filtered out: artifact type ${type ?? 'unknown'} is not one of ${policy.artifactTypes.join(', ')}` };
+      if (!type || !policy.artifactTypes.includes(type))
+        return {
+          digest: manifest.digest,
+          reason: `filtered out: artifact type ${type ?? 'unknown'} is not one of ${policy.artifactTypes.join(', ')}`,
+        };
     }
     if (policy.onlySigned) {
       const referrers = await source.referrers(repository, manifest.digest);

@@ -55,7 +55,8 @@ export function pathInProject(repository: string, project: string): string {
 
 /** The candidates one rule keeps (Harbor's templates; `latest…` count artifacts, not tags). */
 function retained(rule: RetentionRule, candidates: Candidate[], now: number): Candidate[] {
-  const newest = (key: (c: Candidate) => number) => [...candidates].sort((a, b) => key(b) - key(a) || b.pushedAt - a.pushedAt || (a.digest < b.digest ? -1 : 1));
+  const newest = (key: (c: Candidate) => number) =>
+    [...candidates].sort((a, b) => key(b) - key(a) || b.pushedAt - a.pushedAt || (a.digest < b.digest ? -1 : 1));
   switch (rule.template) {
     case 'latestPushedK':
       return newest((c) => c.pushedAt).slice(0, rule.count ?? 10);
@@ -137,7 +138,12 @@ export function planRepository(graph: ManifestGraph, path: string, rules: Retent
       if (!selects(rule.tags, tag.name)) continue;
       selected.add(tag.name);
       const manifest = manifests.get(tag.digest);
-      const candidate = candidates.get(tag.digest) ?? { digest: tag.digest, tags: [], pushedAt: manifest?.createdAt ?? 0, pulledAt: manifest?.lastPulledAt ?? null };
+      const candidate = candidates.get(tag.digest) ?? {
+        digest: tag.digest,
+        tags: [],
+        pushedAt: manifest?.createdAt ?? 0,
+        pulledAt: manifest?.lastPulledAt ?? null,
+      };
       candidate.tags.push(tag.name);
       // Pushed = the latest of the artifact's push and its tags' (Harbor's max over both).
       candidate.pushedAt = Math.max(candidate.pushedAt, tag.updatedAt);
@@ -184,7 +190,11 @@ function keepReferrerTags(graph: ManifestGraph, kept: Map<string, string[]>, rem
  * and every manifest GC will now collect (those, the untagged ones deleted, and whatever only
  * they kept alive: index children, referrers).
  */
-export function consequences(graph: ManifestGraph, removedTags: ReadonlySet<string>, deletedManifests: string[]): { untagged: string[]; garbage: string[] } {
+export function consequences(
+  graph: ManifestGraph,
+  removedTags: ReadonlySet<string>,
+  deletedManifests: string[],
+): { untagged: string[]; garbage: string[] } {
   const before = graph.reachable(graph.tagsOf.keys());
   const taggedAfter = graph.taggedWithout(removedTags);
   const after = graph.reachable(taggedAfter);

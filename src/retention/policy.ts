@@ -14,7 +14,10 @@ const selector = {
 
 const RepositorySelector = z.object(selector).strict().default({ decoration: 'matches', pattern: '**' });
 const TagSelector = z
-  .object({ ...selector, untagged: z.boolean().optional().describe('untagged artifacts are candidates too (default: true for matches, false for excludes)') })
+  .object({
+    ...selector,
+    untagged: z.boolean().optional().describe('untagged artifacts are candidates too (default: true for matches, false for excludes)'),
+  })
   .strict()
   .default({ decoration: 'matches', pattern: '**' });
 
@@ -81,7 +84,10 @@ function proxyCacheRetentionDays(ttlMs: number): number {
  * give it the default policy (`proxyCacheDefaultPolicy` over `proxy.ttl`, `ttlMs`) unless it has
  * a policy already; a ttl of 0 gives none.
  */
-export function proxyCachePolicyOnBind(store: Pick<RetentionStore, 'policy' | 'setPolicy'>, ttlMs: number): (project: string) => Promise<void> {
+export function proxyCachePolicyOnBind(
+  store: Pick<RetentionStore, 'policy' | 'setPolicy'>,
+  ttlMs: number,
+): (project: string) => Promise<void> {
   const days = proxyCacheRetentionDays(ttlMs);
   return async (project) => {
     if (days <= 0 || (await store.policy(project))) return;

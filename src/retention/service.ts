@@ -143,7 +143,13 @@ export class RetentionService {
     const outcome = await withLease(this.leases, `retention:${project}`, async (lease) => {
       // A run still marked running lost its process (a crash, a shutdown mid-run): with the lease held, none is running.
       await this.store.failUnfinished(project, 'interrupted: its process stopped before the run finished', new Date());
-      const id = await this.store.startRun({ project, dryRun: options.dryRun, trigger: options.trigger, actor: options.actor, at: new Date() });
+      const id = await this.store.startRun({
+        project,
+        dryRun: options.dryRun,
+        trigger: options.trigger,
+        actor: options.actor,
+        at: new Date(),
+      });
       started?.(id);
       try {
         await this.execute(id, project, policy, options, lease.signal);
@@ -175,12 +181,21 @@ export class RetentionService {
     // The report and its event commit together: a consumer (webhooks) never hears of a run whose report is missing.
     await this.metadata.transaction(async (tx) => {
       await this.store.within(tx).finishRun(id, report.totals, report, new Date());
-      await tx.events.append([{ type: 'retention.finished', project, runId: id, dryRun: options.dryRun, tagsRemoved, manifestsUntagged, bytes }], options.actor);
+      await tx.events.append(
+        [{ type: 'retention.finished', project, runId: id, dryRun: options.dryRun, tagsRemoved, manifestsUntagged, bytes }],
+        options.actor,
+      );
     });
   }
 
   /** Plans one repository and, when the plan deletes anything, applies it in one change batch (rolled back for a dry run). */
-  private async applyToRepository(snapshot: RepositorySnapshot, project: string, policy: RetentionPolicy, options: RunOptions, now: number): Promise<RepositoryOutcome | null> {
+  private async applyToRepository(
+    snapshot: RepositorySnapshot,
+    project: string,
+    policy: RetentionPolicy,
+    options: RunOptions,
+    now: number,
+  ): Promise<RepositoryOutcome | null> {
     const graph = new ManifestGraph(snapshot);
     const plan = planRepository(graph, pathInProject(snapshot.name, project), policy.rules, now);
     if (plan.kept.size === 0 && plan.remove.size === 0 && plan.deleteUntagged.length === 0) return null;
@@ -225,7 +240,13 @@ export class RetentionService {
   }
 }
 
-function reportOf(snapshot: RepositorySnapshot, plan: RepositoryPlan, removed: RepositoryReport['removed'], refused: RefusedTag[], deleted: string[]): RepositoryReport {
+function reportOf(
+  snapshot: RepositorySnapshot,
+  plan: RepositoryPlan,
+  removed: RepositoryReport['removed'],
+  refused: RefusedTag[],
+  deleted: string[],
+): RepositoryReport {
   const digests = new Map(snapshot.tags.map((t) => [t.name, t.digest]));
   return {
     repository: snapshot.name,
@@ -263,5 +284,7 @@ function noPolicy(project: string): RegistryError {
 }
 
 function busy(project: string): RegistryError {
-  return new RegistryError('CONFLICT', `a retention run of project ${project} is already in progress; try again when it has finished`, { project });
+  return new RegistryError('CONFLICT', `a retention run of project ${project} is already in progress; try again when it has finished`, {
+    project,
+  });
 }

@@ -67,7 +67,9 @@ export function toSpdx(inv: Inventory, subject: SbomSubject, created: Date = new
       ...(inv.os ? { comment: `operating system: ${inv.os.prettyName ?? `${inv.os.id} ${inv.os.versionId ?? ''}`.trim()}` } : {}),
     },
   ];
-  const relationships: Record<string, unknown>[] = [{ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: imageId }];
+  const relationships: Record<string, unknown>[] = [
+    { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: imageId },
+  ];
   for (const p of inv.packages) {
     const id = spdxId(`Package-${p.type}`, p.purl);
     packages.push({
@@ -81,7 +83,14 @@ export function toSpdx(inv: Inventory, subject: SbomSubject, created: Date = new
       copyrightText: 'NOASSERTION',
       ...(p.source && p.source.name !== p.name ? { sourceInfo: `built from source package ${p.source.name} ${p.source.version}` } : {}),
       externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: p.purl }],
-      annotations: [{ annotationType: 'OTHER', annotator: `Tool: ${TOOL_NAME}-${TOOL_VERSION}`, annotationDate: isoSeconds(created), comment: `found in /${p.path} of layer ${p.layer}` }],
+      annotations: [
+        {
+          annotationType: 'OTHER',
+          annotator: `Tool: ${TOOL_NAME}-${TOOL_VERSION}`,
+          annotationDate: isoSeconds(created),
+          comment: `found in /${p.path} of layer ${p.layer}`,
+        },
+      ],
     });
     relationships.push({ spdxElementId: imageId, relationshipType: 'CONTAINS', relatedSpdxElement: id });
   }
@@ -95,7 +104,13 @@ export function toSpdx(inv: Inventory, subject: SbomSubject, created: Date = new
     documentDescribes: [imageId],
     packages,
     relationships,
-    ...(extracted.size > 0 ? { hasExtractedLicensingInfos: [...extracted].sort(([a], [b]) => (a < b ? -1 : 1)).map(([licenseId, extractedText]) => ({ licenseId, extractedText, name: extractedText })) } : {}),
+    ...(extracted.size > 0
+      ? {
+          hasExtractedLicensingInfos: [...extracted]
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([licenseId, extractedText]) => ({ licenseId, extractedText, name: extractedText })),
+        }
+      : {}),
   };
 }
 
@@ -109,12 +124,22 @@ export function toCycloneDx(inv: Inventory, subject: SbomSubject, created: Date 
   const { Models, Enums } = CDX;
   const bom = new Models.Bom({ serialNumber: `urn:uuid:${randomUUID()}` });
   bom.metadata.timestamp = created;
-  bom.metadata.tools.components.add(new Models.Component(Enums.ComponentType.Application, TOOL_NAME, { version: TOOL_VERSION, group: 'berth' }));
-  const image = new Models.Component(Enums.ComponentType.Container, subject.repository, { version: subject.digest, bomRef: imagePurl(subject), purl: imagePurl(subject) });
+  bom.metadata.tools.components.add(
+    new Models.Component(Enums.ComponentType.Application, TOOL_NAME, { version: TOOL_VERSION, group: 'berth' }),
+  );
+  const image = new Models.Component(Enums.ComponentType.Container, subject.repository, {
+    version: subject.digest,
+    bomRef: imagePurl(subject),
+    purl: imagePurl(subject),
+  });
   bom.metadata.component = image;
   if (inv.os) {
     bom.components.add(
-      new Models.Component(Enums.ComponentType.OperatingSystem, inv.os.id, { version: inv.os.versionId ?? undefined, description: inv.os.prettyName ?? undefined, bomRef: `os:${inv.os.id}` }),
+      new Models.Component(Enums.ComponentType.OperatingSystem, inv.os.id, {
+        version: inv.os.versionId ?? undefined,
+        description: inv.os.prettyName ?? undefined,
+        bomRef: `os:${inv.os.id}`,
+      }),
     );
   }
   for (const p of inv.packages) {
@@ -129,8 +154,11 @@ export function toCycloneDx(inv: Inventory, subject: SbomSubject, created: Date 
     }
     if (p.arch) properties.add(new Models.Property('berth:package:arch', p.arch));
     const licenses = new Models.LicenseRepository();
-    if (p.license) licenses.add(CDX.SPDX.isSupportedSpdxId(p.license) ? new Models.SpdxLicense(p.license) : new Models.NamedLicense(p.license));
-    bom.components.add(new Models.Component(Enums.ComponentType.Library, p.name, { version: p.version, purl: p.purl, bomRef: p.purl, licenses, properties }));
+    if (p.license)
+      licenses.add(CDX.SPDX.isSupportedSpdxId(p.license) ? new Models.SpdxLicense(p.license) : new Models.NamedLicense(p.license));
+    bom.components.add(
+      new Models.Component(Enums.ComponentType.Library, p.name, { version: p.version, purl: p.purl, bomRef: p.purl, licenses, properties }),
+    );
   }
   const serializer = new CDX.Serialize.JsonSerializer(new CDX.Serialize.JSON.Normalize.Factory(CDX.Spec.Spec1dot6));
   return JSON.parse(serializer.serialize(bom, { sortLists: true })) as Record<string, unknown>;

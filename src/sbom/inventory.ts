@@ -33,7 +33,12 @@ const SMALL_FILE = 1024 * 1024;
  * Reads the layers and returns every package found in the image's final filesystem, with its
  * purl and its OSV ecosystem.
  */
-export async function inventory(layers: LayerRef[], open: (layer: LayerRef) => Promise<Readable | null>, rpm: RpmDbReader, limits: InventoryLimits = DEFAULT_LIMITS): Promise<Inventory> {
+export async function inventory(
+  layers: LayerRef[],
+  open: (layer: LayerRef) => Promise<Readable | null>,
+  rpm: RpmDbReader,
+  limits: InventoryLimits = DEFAULT_LIMITS,
+): Promise<Inventory> {
   const notes: string[] = [];
   const select = (h: FileHeader): FileSink<FileValue> | null => selectFile(h, rpm, limits, notes);
   const read = await readLayers(layers, open, select);
@@ -65,19 +70,24 @@ function cmp(a: string, b: string): number {
 function selectFile(h: FileHeader, rpm: RpmDbReader, limits: InventoryLimits, notes: string[]): FileSink<FileValue> | null {
   const { path } = h;
   const base = path.slice(path.lastIndexOf('/') + 1);
-  const text = (parse: (t: string) => FileValue | null, limit = limits.maxFileBytes) => bufferSink<FileValue>(h, limit, (b) => parse(b.toString('utf8')), notes);
+  const text = (parse: (t: string) => FileValue | null, limit = limits.maxFileBytes) =>
+    bufferSink<FileValue>(h, limit, (b) => parse(b.toString('utf8')), notes);
   const pkgs = (parse: (t: string) => Parsed[], limit?: number) => text((t) => ({ packages: parse(t) }), limit);
-  if (OS_RELEASE.has(path)) return text((t) => {
-    const os = parseOsRelease(t);
-    return os ? { os } : null;
-  });
+  if (OS_RELEASE.has(path))
+    return text((t) => {
+      const os = parseOsRelease(t);
+      return os ? { os } : null;
+    });
   if (path === 'var/lib/dpkg/status') return pkgs((t) => parseDpkgStatus(t));
-  if (path.startsWith('var/lib/dpkg/status.d/') && !path.endsWith('.md5sums') && !path.slice('var/lib/dpkg/status.d/'.length).includes('/')) return pkgs((t) => parseDpkgStatus(t, true));
+  if (path.startsWith('var/lib/dpkg/status.d/') && !path.endsWith('.md5sums') && !path.slice('var/lib/dpkg/status.d/'.length).includes('/'))
+    return pkgs((t) => parseDpkgStatus(t, true));
   if (path === 'lib/apk/db/installed') return pkgs(parseApkInstalled);
   if (RPMDB.has(path)) return rpmSink(h, rpm, limits, notes);
   if (base === 'package-lock.json') return pkgs(parsePackageLock);
-  if (base === 'package.json' && /(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/.test(path)) return pkgs(parsePackageJson, SMALL_FILE);
-  if ((base === 'METADATA' && /\.dist-info\/METADATA$/.test(path)) || (base === 'PKG-INFO' && /\.egg-info\/PKG-INFO$/.test(path))) return pkgs(parsePythonMetadata, SMALL_FILE);
+  if (base === 'package.json' && /(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/.test(path))
+    return pkgs(parsePackageJson, SMALL_FILE);
+  if ((base === 'METADATA' && /\.dist-info\/METADATA$/.test(path)) || (base === 'PKG-INFO' && /\.egg-info\/PKG-INFO$/.test(path)))
+    return pkgs(parsePythonMetadata, SMALL_FILE);
   if (base === 'Cargo.lock') return pkgs(parseCargoLock);
   // Executables (any x bit) big enough to be a Go program: scanned for Go build info.
   if ((h.mode & 0o111) !== 0 && h.size >= 64 * 1024 && h.size <= limits.maxExecutableBytes) {
@@ -106,7 +116,10 @@ function rpmSink(h: FileHeader, rpm: RpmDbReader, limits: InventoryLimits, notes
       try {
         const file = join(dir, 'rpmdb.sqlite');
         await writeFile(file, bytes);
-        const packages = rpm.headers(file).map(parseRpmHeader).filter((p): p is Parsed => p !== null);
+        const packages = rpm
+          .headers(file)
+          .map(parseRpmHeader)
+          .filter((p): p is Parsed => p !== null);
         return { packages };
       } catch (err) {
         notes.push(`${h.path}: not a readable rpm database (${(err as Error).message})`);
@@ -136,7 +149,13 @@ export function ecosystemOf(p: Pick<FoundPackage, 'type'>, os: OsRelease | null)
   }
 }
 
-const DISTRO_NAMESPACE: Record<string, string> = { rhel: 'redhat', ol: 'oracle', amzn: 'amazon', sles: 'suse', 'opensuse-leap': 'opensuse' };
+const DISTRO_NAMESPACE: Record<string, string> = {
+  rhel: 'redhat',
+  ol: 'oracle',
+  amzn: 'amazon',
+  sles: 'suse',
+  'opensuse-leap': 'opensuse',
+};
 
 /** The package's purl (`pkg:deb/debian/…?arch=&distro=debian-12&upstream=<source>`, as Syft and Trivy write them). */
 export function purlOf(p: FoundPackage, os: OsRelease | null): string {
@@ -164,11 +183,21 @@ export function purlOf(p: FoundPackage, os: OsRelease | null): string {
     }
     case 'npm': {
       const slash = p.name.startsWith('@') ? p.name.indexOf('/') : -1;
-      return new (packageUrl().PackageURL)('npm', slash > 0 ? p.name.slice(0, slash) : null, slash > 0 ? p.name.slice(slash + 1) : p.name, p.version).toString();
+      return new (packageUrl().PackageURL)(
+        'npm',
+        slash > 0 ? p.name.slice(0, slash) : null,
+        slash > 0 ? p.name.slice(slash + 1) : p.name,
+        p.version,
+      ).toString();
     }
     case 'golang': {
       const slash = p.name.lastIndexOf('/');
-      return new (packageUrl().PackageURL)('golang', slash > 0 ? p.name.slice(0, slash) : null, slash > 0 ? p.name.slice(slash + 1) : p.name, p.version).toString();
+      return new (packageUrl().PackageURL)(
+        'golang',
+        slash > 0 ? p.name.slice(0, slash) : null,
+        slash > 0 ? p.name.slice(slash + 1) : p.name,
+        p.version,
+      ).toString();
     }
     case 'pypi':
       return new (packageUrl().PackageURL)('pypi', null, p.name, p.version).toString();

@@ -14,7 +14,11 @@ function licenseOf(value: unknown): string | undefined {
 
 /** `package-lock.json` v2/v3 (and `node_modules/.package-lock.json`): its `packages` map, the root project left out. */
 export function parsePackageLock(text: string): Parsed[] {
-  const lock = JSON.parse(text) as { lockfileVersion?: number; packages?: Record<string, { name?: string; version?: string; license?: unknown; link?: boolean }>; dependencies?: Record<string, { version?: string }> };
+  const lock = JSON.parse(text) as {
+    lockfileVersion?: number;
+    packages?: Record<string, { name?: string; version?: string; license?: unknown; link?: boolean }>;
+    dependencies?: Record<string, { version?: string }>;
+  };
   const out: Parsed[] = [];
   if (lock.packages) {
     for (const [key, entry] of Object.entries(lock.packages)) {
@@ -41,7 +45,9 @@ export function parsePackageLock(text: string): Parsed[] {
 export function parsePackageJson(text: string): Parsed[] {
   const pkg = JSON.parse(text) as { name?: unknown; version?: unknown; license?: unknown; licenses?: unknown };
   if (typeof pkg.name !== 'string' || typeof pkg.version !== 'string' || !pkg.name || !pkg.version) return [];
-  const license = licenseOf(pkg.license) ?? (Array.isArray(pkg.licenses) ? pkg.licenses.map(licenseOf).filter(Boolean).join(' OR ') || undefined : undefined);
+  const license =
+    licenseOf(pkg.license) ??
+    (Array.isArray(pkg.licenses) ? pkg.licenses.map(licenseOf).filter(Boolean).join(' OR ') || undefined : undefined);
   return [{ type: 'npm', name: pkg.name, version: pkg.version, license }];
 }
 
@@ -59,7 +65,9 @@ export function parsePythonMetadata(text: string): Parsed[] {
   const name = headers.get('name');
   const version = headers.get('version');
   if (!name || !version) return [];
-  const license = headers.get('license-expression') || (headers.get('license') && headers.get('license') !== 'UNKNOWN' ? headers.get('license') : undefined);
+  const license =
+    headers.get('license-expression') ||
+    (headers.get('license') && headers.get('license') !== 'UNKNOWN' ? headers.get('license') : undefined);
   return [{ type: 'pypi', name, version, license: license || undefined }];
 }
 
@@ -72,7 +80,8 @@ export function parseCargoLock(text: string): Parsed[] {
   const out: Parsed[] = [];
   let current: Map<string, string> | null = null;
   const flush = () => {
-    if (current?.get('name') && current.get('version') && current.has('source')) out.push({ type: 'cargo', name: current.get('name')!, version: current.get('version')! });
+    if (current?.get('name') && current.get('version') && current.has('source'))
+      out.push({ type: 'cargo', name: current.get('name')!, version: current.get('version')! });
     current = null;
   };
   for (const raw of text.split('\n')) {

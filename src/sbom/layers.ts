@@ -6,7 +6,6 @@ import type tarModule from 'tar-stream';
 import type { Header as TarHeader } from 'tar-stream';
 import { lazyPackage } from '../core/lazy.js';
 
-
 const fzstd = lazyPackage<typeof fzstdModule>('fzstd');
 const tar = lazyPackage<typeof tarModule>('tar-stream');
 /**
@@ -119,7 +118,11 @@ async function* untarred(source: Readable): AsyncGenerator<Buffer> {
  * Reads `layers` (lowest first) and returns the selected files of the final filesystem.
  * `open` streams a layer's stored bytes (null: not stored here, e.g. a foreign layer).
  */
-export async function readLayers<T>(layers: LayerRef[], open: (layer: LayerRef) => Promise<Readable | null>, select: Selector<T>): Promise<LayerReadResult<T>> {
+export async function readLayers<T>(
+  layers: LayerRef[],
+  open: (layer: LayerRef) => Promise<Readable | null>,
+  select: Selector<T>,
+): Promise<LayerReadResult<T>> {
   const files = new Map<string, FoundFile<T>>();
   const notes: string[] = [];
   for (let layerIndex = 0; layerIndex < layers.length; layerIndex++) {

@@ -62,7 +62,14 @@ export function parseApkInstalled(text: string): Parsed[] {
     const name = fields.get('P');
     const version = fields.get('V');
     if (name && version) {
-      packages.push({ type: 'apk', name, version, source: { name: fields.get('o') ?? name, version }, arch: fields.get('A'), license: fields.get('L') });
+      packages.push({
+        type: 'apk',
+        name,
+        version,
+        source: { name: fields.get('o') ?? name, version },
+        arch: fields.get('A'),
+        license: fields.get('L'),
+      });
     }
     fields = new Map();
   };
@@ -96,7 +103,12 @@ export function parseOsRelease(text: string): OsRelease | null {
   }
   const id = values.get('ID');
   if (!id) return null;
-  return { id, versionId: values.get('VERSION_ID') ?? null, version: values.get('VERSION') ?? null, prettyName: values.get('PRETTY_NAME') ?? null };
+  return {
+    id,
+    versionId: values.get('VERSION_ID') ?? null,
+    version: values.get('VERSION') ?? null,
+    prettyName: values.get('PRETTY_NAME') ?? null,
+  };
 }
 
 /**

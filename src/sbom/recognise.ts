@@ -20,19 +20,30 @@ export type SbomOrigin = 'generated' | 'referrer' | 'cosign-referrer' | 'cosign-
 export function recogniseReferrer(ref: ReferrerRecord): { format: SbomFormat | 'other'; origin: SbomOrigin } | null {
   const type = ref.artifactType ?? '';
   const ours = ref.annotations?.['created-by'] === TOOL_NAME;
-  if (type === SPDX_MEDIA_TYPE || type === 'text/spdx+json' || type === 'text/spdx') return { format: 'spdx', origin: ours ? 'generated' : 'referrer' };
-  if (type === CYCLONEDX_MEDIA_TYPE || type === 'application/vnd.cyclonedx') return { format: 'cyclonedx', origin: ours ? 'generated' : 'referrer' };
+  if (type === SPDX_MEDIA_TYPE || type === 'text/spdx+json' || type === 'text/spdx')
+    return { format: 'spdx', origin: ours ? 'generated' : 'referrer' };
+  if (type === CYCLONEDX_MEDIA_TYPE || type === 'application/vnd.cyclonedx')
+    return { format: 'cyclonedx', origin: ours ? 'generated' : 'referrer' };
   if (type === 'application/vnd.dev.cosign.artifact.sbom.v1+json') return { format: 'other', origin: 'cosign-referrer' };
   return null;
 }
 
-const PURL_TYPES: Record<string, PackageType> = { deb: 'deb', apk: 'apk', rpm: 'rpm', npm: 'npm', pypi: 'pypi', golang: 'golang', cargo: 'cargo' };
+const PURL_TYPES: Record<string, PackageType> = {
+  deb: 'deb',
+  apk: 'apk',
+  rpm: 'rpm',
+  npm: 'npm',
+  pypi: 'pypi',
+  golang: 'golang',
+  cargo: 'cargo',
+};
 
 /** Every purl an SPDX (`externalRefs`) or CycloneDX (`components[].purl`, nested) document names. */
 function purls(doc: unknown): string[] {
   const out: string[] = [];
   const d = doc as { packages?: { externalRefs?: { referenceType?: string; referenceLocator?: string }[] }[]; components?: unknown[] };
-  for (const p of d.packages ?? []) for (const r of p.externalRefs ?? []) if (r.referenceType === 'purl' && r.referenceLocator) out.push(r.referenceLocator);
+  for (const p of d.packages ?? [])
+    for (const r of p.externalRefs ?? []) if (r.referenceType === 'purl' && r.referenceLocator) out.push(r.referenceLocator);
   const walk = (components: unknown[] | undefined) => {
     for (const c of components ?? []) {
       const comp = c as { purl?: string; components?: unknown[] };

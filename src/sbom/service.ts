@@ -95,15 +95,33 @@ export class SbomService {
       if (existing.length > 0) return { repository, digest, reused: true, sboms: existing, packages: null, notes: [] };
     }
     if (!json.layers || !json.config) throw new RegistryError('INVALID_ARGUMENT', `${repository}@${digest} is not an image manifest`);
-    if (json.subject) throw new RegistryError('INVALID_ARGUMENT', `${repository}@${digest} is an artifact attached to ${json.subject.digest}, not an image: its SBOM is its subject's`);
+    if (json.subject)
+      throw new RegistryError(
+        'INVALID_ARGUMENT',
+        `${repository}@${digest} is an artifact attached to ${json.subject.digest}, not an image: its SBOM is its subject's`,
+      );
     const layers: LayerRef[] = json.layers.map((l) => ({ digest: l.digest, mediaType: l.mediaType, size: l.size }));
-    const inv = await inventory(layers, (layer) => this.artifacts.openBlob(repository, layer.digest), this.rpm, this.options.limits ?? DEFAULT_LIMITS);
+    const inv = await inventory(
+      layers,
+      (layer) => this.artifacts.openBlob(repository, layer.digest),
+      this.rpm,
+      this.options.limits ?? DEFAULT_LIMITS,
+    );
     const subject = { repository, digest, registryHost: this.options.registryHost };
     const created = new Date();
     const sboms: SbomRef[] = [];
     for (const format of opts.formats ?? (['spdx', 'cyclonedx'] as SbomFormat[])) {
       const document = render(format, inv, subject, created);
-      sboms.push(await this.attach(repository, { digest, mediaType: manifest.mediaType, size: manifest.size }, format, document, created, opts.actor));
+      sboms.push(
+        await this.attach(
+          repository,
+          { digest, mediaType: manifest.mediaType, size: manifest.size },
+          format,
+          document,
+          created,
+          opts.actor,
+        ),
+      );
     }
     return { repository, digest, reused: false, sboms, packages: inv.packages.length, notes: inv.notes };
   }
@@ -113,7 +131,15 @@ export class SbomService {
    * tag's manifest once; an SBOM already there is reused. `onResult` hears each image (or its
    * failure) as it goes. Untagged manifests are left out.
    */
-  async generateAll(listing: Pick<MetadataStore, 'repositories' | 'manifests'>, opts: { project?: string; formats?: SbomFormat[]; actor?: string | null; onResult?: (r: GenerateResult | { repository: string; digest: string; error: string }) => void } = {}): Promise<{ images: number; generated: number; reused: number; failed: number }> {
+  async generateAll(
+    listing: Pick<MetadataStore, 'repositories' | 'manifests'>,
+    opts: {
+      project?: string;
+      formats?: SbomFormat[];
+      actor?: string | null;
+      onResult?: (r: GenerateResult | { repository: string; digest: string; error: string }) => void;
+    } = {},
+  ): Promise<{ images: number; generated: number; reused: number; failed: number }> {
     const totals = { images: 0, generated: 0, reused: 0, failed: 0 };
     let after: string | undefined;
     for (;;) {
@@ -150,7 +176,14 @@ export class SbomService {
   }
 
   /** Stores the document as a blob and an OCI image manifest (artifactType = its media type, subject = the image). */
-  private async attach(repository: string, subject: { digest: string; mediaType: string; size: number }, format: SbomFormat, document: Buffer, created: Date, actor?: string | null): Promise<SbomRef> {
+  private async attach(
+    repository: string,
+    subject: { digest: string; mediaType: string; size: number },
+    format: SbomFormat,
+    document: Buffer,
+    created: Date,
+    actor?: string | null,
+  ): Promise<SbomRef> {
     const op = actor === null ? {} : { actor: actor ?? TOOL_NAME };
     const mediaType = mediaTypeOf(format);
     const blob = await this.artifacts.pushBlob(repository, document, op);
@@ -161,7 +194,9 @@ export class SbomService {
         mediaType: MediaTypes.ociManifest,
         artifactType: mediaType,
         config: { mediaType: MediaTypes.ociEmpty, digest: digestOf(EMPTY_CONFIG), size: EMPTY_CONFIG.length },
-        layers: [{ mediaType, digest: blob, size: document.length, annotations: { 'org.opencontainers.image.title': `sbom.${format}.json` } }],
+        layers: [
+          { mediaType, digest: blob, size: document.length, annotations: { 'org.opencontainers.image.title': `sbom.${format}.json` } },
+        ],
         subject,
         annotations: {
           'org.opencontainers.image.created': created.toISOString(),
@@ -185,7 +220,13 @@ export class SbomService {
       if (!manifest) continue;
       const layer = (JSON.parse(manifest.payload.toString('utf8')) as ImageJson).layers?.[0];
       if (!layer) continue;
-      found.push({ format: recognised.format, mediaType: layer.mediaType, manifest: ref.digest, blob: layer.digest, origin: recognised.origin });
+      found.push({
+        format: recognised.format,
+        mediaType: layer.mediaType,
+        manifest: ref.digest,
+        blob: layer.digest,
+        origin: recognised.origin,
+      });
     }
     // cosign's legacy tag scheme: sha256-<hex>.sbom, one layer holding the document.
     const legacy = await this.artifacts.tagged(repository, `${digest.replace(':', '-')}.sbom`);
@@ -209,7 +250,8 @@ export class SbomService {
       for (const layer of (JSON.parse(att.payload.toString('utf8')) as ImageJson).layers ?? []) {
         const predicate = layer.annotations?.['in-toto.io/predicate-type'] ?? '';
         const format = /spdx/i.test(predicate) ? 'spdx' : /cyclonedx/i.test(predicate) ? 'cyclonedx' : null;
-        if (format) out.push({ format, mediaType: layer.mediaType, manifest: entry.digest, blob: layer.digest, origin: 'buildkit-attestation' });
+        if (format)
+          out.push({ format, mediaType: layer.mediaType, manifest: entry.digest, blob: layer.digest, origin: 'buildkit-attestation' });
       }
     }
     return out;
@@ -219,7 +261,12 @@ export class SbomService {
    * An image's SBOM document in `format` (any format when not given), or NOT_FOUND. An in-toto
    * statement (BuildKit) is unwrapped to its predicate, the SBOM itself.
    */
-  async document(repository: string, digest: string, format?: SbomFormat, index?: string): Promise<{ ref: SbomRef; mediaType: string; body: Buffer }> {
+  async document(
+    repository: string,
+    digest: string,
+    format?: SbomFormat,
+    index?: string,
+  ): Promise<{ ref: SbomRef; mediaType: string; body: Buffer }> {
     await this.requireManifest(repository, digest);
     const sboms = (await this.find(repository, digest, index)).filter((s) => !format || s.format === format);
     for (const ref of sboms) {
@@ -227,11 +274,18 @@ export class SbomService {
       if (!bytes) continue;
       if (ref.origin === 'buildkit-attestation') {
         const predicate = (JSON.parse(bytes.toString('utf8')) as { predicate?: unknown }).predicate;
-        return { ref, mediaType: ref.format === 'cyclonedx' ? CYCLONEDX_MEDIA_TYPE : SPDX_MEDIA_TYPE, body: Buffer.from(JSON.stringify(predicate ?? null)) };
+        return {
+          ref,
+          mediaType: ref.format === 'cyclonedx' ? CYCLONEDX_MEDIA_TYPE : SPDX_MEDIA_TYPE,
+          body: Buffer.from(JSON.stringify(predicate ?? null)),
+        };
       }
       return { ref, mediaType: ref.mediaType, body: bytes };
     }
-    throw new RegistryError('NOT_FOUND', `${repository}@${digest} has no ${format ? `${format} ` : ''}SBOM: POST to this URL generates one`);
+    throw new RegistryError(
+      'NOT_FOUND',
+      `${repository}@${digest} has no ${format ? `${format} ` : ''}SBOM: POST to this URL generates one`,
+    );
   }
 
   /**
@@ -252,7 +306,10 @@ export class SbomService {
     try {
       parsed = JSON.parse(doc.body.toString('utf8'));
     } catch {
-      throw new RegistryError('INVALID_ARGUMENT', `the SBOM of ${repository}@${digest} is not JSON (an XML CycloneDX document?): its packages cannot be listed`);
+      throw new RegistryError(
+        'INVALID_ARGUMENT',
+        `the SBOM of ${repository}@${digest} is not JSON (an XML CycloneDX document?): its packages cannot be listed`,
+      );
     }
     return matchable(purlsOfDocument(parsed));
   }

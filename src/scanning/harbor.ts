@@ -16,10 +16,16 @@ import { SEVERITIES, type Severity } from './severity.js';
  * see the same shape whichever scanner ran.
  */
 
-export const METADATA_TYPES = ['application/vnd.scanner.adapter.metadata+json; version=1.1', 'application/vnd.scanner.adapter.metadata+json; version=1.0'];
+export const METADATA_TYPES = [
+  'application/vnd.scanner.adapter.metadata+json; version=1.1',
+  'application/vnd.scanner.adapter.metadata+json; version=1.0',
+];
 export const SCAN_REQUEST_TYPE = 'application/vnd.scanner.adapter.scan.request+json; version=1.1';
 /** The report types Berth reads, in the order it prefers them (both carry HarborVulnerabilityReport). */
-export const REPORT_TYPES = ['application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0', 'application/vnd.security.vulnerability.report; version=1.1'];
+export const REPORT_TYPES = [
+  'application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0',
+  'application/vnd.security.vulnerability.report; version=1.1',
+];
 
 export interface HarborScannerOptions {
   /** The adapter's base URL (its API is under `/api/v1`). */
@@ -90,16 +96,25 @@ export function chooseReportType(metadata: unknown, mediaType: string): string {
   // A capability without `type` is a vulnerability one (spec: backward compatibility).
   const vuln = (caps as Capability[]).filter((c) => c && (c.type === undefined || c.type === 'vulnerability'));
   const consuming = vuln.filter((c) => Array.isArray(c.consumes_mime_types) && c.consumes_mime_types.includes(mediaType));
-  if (consuming.length === 0) throw new ScannerError(`the adapter does not scan artifacts of media type ${mediaType} (it consumes: ${[...new Set(vuln.flatMap((c) => c.consumes_mime_types ?? []))].join(', ') || 'nothing'})`);
+  if (consuming.length === 0)
+    throw new ScannerError(
+      `the adapter does not scan artifacts of media type ${mediaType} (it consumes: ${[...new Set(vuln.flatMap((c) => c.consumes_mime_types ?? []))].join(', ') || 'nothing'})`,
+    );
   const produced = new Set(consuming.flatMap((c) => c.produces_mime_types ?? []).map(normaliseType));
   const chosen = REPORT_TYPES.find((t) => produced.has(normaliseType(t)));
-  if (!chosen) throw new ScannerError(`the adapter produces no vulnerability report Berth reads (it produces: ${[...produced].join(', ') || 'nothing'}; Berth reads ${REPORT_TYPES.join(', ')})`);
+  if (!chosen)
+    throw new ScannerError(
+      `the adapter produces no vulnerability report Berth reads (it produces: ${[...produced].join(', ') || 'nothing'}; Berth reads ${REPORT_TYPES.join(', ')})`,
+    );
   return chosen;
 }
 
 /** Media types compared without case or blanks around parameters ("a; version=1.0" = "a;version=1.0"). */
 function normaliseType(t: string): string {
-  return t.toLowerCase().replace(/\s*;\s*/g, '; ').trim();
+  return t
+    .toLowerCase()
+    .replace(/\s*;\s*/g, '; ')
+    .trim();
 }
 
 /** One Harbor VulnerabilityItem as a Berth finding. */
@@ -113,8 +128,16 @@ export function findingOf(item: HarborVulnerability, scanner: string): Finding |
   const v2 = cvss ? str(cvss.vector_v2) : null;
   const s3 = cvss ? num(cvss.score_v3) : null;
   const s2 = cvss ? num(cvss.score_v2) : null;
-  const score = v3 !== null && s3 !== null ? { type: 'CVSS_V3', vector: v3, score: s3 } : v2 !== null && s2 !== null ? { type: 'CVSS_V2', vector: v2, score: s2 } : null;
-  const vendor = item.vendor_attributes && typeof item.vendor_attributes === 'object' && !Array.isArray(item.vendor_attributes) ? (item.vendor_attributes as Record<string, unknown>) : null;
+  const score =
+    v3 !== null && s3 !== null
+      ? { type: 'CVSS_V3', vector: v3, score: s3 }
+      : v2 !== null && s2 !== null
+        ? { type: 'CVSS_V2', vector: v2, score: s2 }
+        : null;
+  const vendor =
+    item.vendor_attributes && typeof item.vendor_attributes === 'object' && !Array.isArray(item.vendor_attributes)
+      ? (item.vendor_attributes as Record<string, unknown>)
+      : null;
   const description = str(item.description);
   return {
     id,
@@ -137,10 +160,13 @@ export function findingOf(item: HarborVulnerability, scanner: string): Finding |
 /** A HarborVulnerabilityReport as findings, most severe first (as the built-in matcher orders them). */
 export function findingsOf(report: unknown, scanner: string): Finding[] {
   const items = (report as { vulnerabilities?: unknown } | null)?.vulnerabilities;
-  if (items !== undefined && items !== null && !Array.isArray(items)) throw new ScannerError('the adapter report is not a Harbor vulnerability report (vulnerabilities is not a list)');
+  if (items !== undefined && items !== null && !Array.isArray(items))
+    throw new ScannerError('the adapter report is not a Harbor vulnerability report (vulnerabilities is not a list)');
   const findings = ((items ?? []) as HarborVulnerability[]).map((i) => findingOf(i, scanner)).filter((f): f is Finding => f !== null);
   const rank = (s: Severity) => SEVERITIES.indexOf(s);
-  return findings.sort((a, b) => rank(b.severity) - rank(a.severity) || cmp(a.package, b.package) || cmp(a.installed, b.installed) || cmp(a.id, b.id));
+  return findings.sort(
+    (a, b) => rank(b.severity) - rank(a.severity) || cmp(a.package, b.package) || cmp(a.installed, b.installed) || cmp(a.id, b.id),
+  );
 }
 
 function cmp(a: string, b: string): number {
@@ -184,9 +210,15 @@ export class HarborScanner {
 
   /** Scans `repository@digest` (a manifest of `mediaType`) with the adapter; throws ScannerError with a message for the user. */
   async scan(repository: string, digest: string, mediaType: string, requester: unknown): Promise<RemoteScan> {
-    if (!this.credentials || !this.registryUrl) throw new ScannerError('the Harbor scanner adapter is used by the server only (berth serve): this process cannot hand it registry credentials');
+    if (!this.credentials || !this.registryUrl)
+      throw new ScannerError(
+        'the Harbor scanner adapter is used by the server only (berth serve): this process cannot hand it registry credentials',
+      );
     const deadline = Date.now() + this.options.timeoutMs;
-    const metadata = await this.json(await this.call('GET', '/metadata', deadline, { accept: METADATA_TYPES.join(', ') }, 'metadata'), 'metadata');
+    const metadata = await this.json(
+      await this.call('GET', '/metadata', deadline, { accept: METADATA_TYPES.join(', ') }, 'metadata'),
+      'metadata',
+    );
     const reportType = chooseReportType(metadata, mediaType);
     const scannerInfo = (metadata as { scanner?: { name?: unknown; version?: unknown } }).scanner;
     const name = str(scannerInfo?.name) ?? 'adapter';
@@ -198,13 +230,29 @@ export class HarborScanner {
       artifact: { repository, digest, mime_type: mediaType },
       enabled_capabilities: [{ type: 'vulnerability', produces_mime_types: [reportType] }],
     };
-    const accepted = await this.call('POST', '/scan', deadline, { 'content-type': SCAN_REQUEST_TYPE, accept: 'application/vnd.scanner.adapter.scan.response+json; version=1.0, application/json' }, 'scan request', JSON.stringify(request));
-    if (accepted.status !== 202 && accepted.status !== 200) throw new ScannerError(`the adapter refused the scan request: ${accepted.status} ${await errorText(accepted)}`);
+    const accepted = await this.call(
+      'POST',
+      '/scan',
+      deadline,
+      { 'content-type': SCAN_REQUEST_TYPE, accept: 'application/vnd.scanner.adapter.scan.response+json; version=1.0, application/json' },
+      'scan request',
+      JSON.stringify(request),
+    );
+    if (accepted.status !== 202 && accepted.status !== 200)
+      throw new ScannerError(`the adapter refused the scan request: ${accepted.status} ${await errorText(accepted)}`);
     const id = str(((await this.json(accepted, 'scan response')) as { id?: unknown } | null)?.id);
     if (!id) throw new ScannerError('the adapter accepted the scan but answered no id');
 
     for (;;) {
-      const res = await this.call('GET', `/scan/${encodeURIComponent(id)}/report`, deadline, { accept: reportType }, 'report', undefined, 'manual');
+      const res = await this.call(
+        'GET',
+        `/scan/${encodeURIComponent(id)}/report`,
+        deadline,
+        { accept: reportType },
+        'report',
+        undefined,
+        'manual',
+      );
       if (res.status === 200) {
         const findings = findingsOf(await this.json(res, 'report'), name);
         return { source, findings, packages: new Set(findings.map((f) => `${f.package}@${f.installed}`)).size };
@@ -212,13 +260,22 @@ export class HarborScanner {
       if (res.status !== 302) throw new ScannerError(`the adapter failed the scan ${id}: ${res.status} ${await errorText(res)}`);
       await res.body?.cancel();
       const wait = Math.max(advisedDelayMs(res) ?? this.options.pollIntervalMs, 50);
-      if (Date.now() + wait >= deadline) throw new ScannerError(`the adapter did not finish scan ${id} within ${this.options.timeoutMs / 1000}s (scanning.scanner.timeout)`);
+      if (Date.now() + wait >= deadline)
+        throw new ScannerError(`the adapter did not finish scan ${id} within ${this.options.timeoutMs / 1000}s (scanning.scanner.timeout)`);
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 
   /** One request within what is left of the deadline; a refused connection, DNS failure or timeout becomes a ScannerError naming the adapter. */
-  private async call(method: string, path: string, deadline: number, headers: Record<string, string>, what: string, body?: string, redirect: RequestRedirect = 'follow'): Promise<Response> {
+  private async call(
+    method: string,
+    path: string,
+    deadline: number,
+    headers: Record<string, string>,
+    what: string,
+    body?: string,
+    redirect: RequestRedirect = 'follow',
+  ): Promise<Response> {
     const left = deadline - Date.now();
     if (left <= 0) throw new ScannerError(`the adapter did not answer within ${this.options.timeoutMs / 1000}s (scanning.scanner.timeout)`);
     try {
@@ -229,12 +286,18 @@ export class HarborScanner {
         redirect,
         signal: AbortSignal.timeout(left),
       });
-      if (method === 'GET' && path === '/metadata' && res.status !== 200) throw new ScannerError(`the adapter at ${this.options.url} answered ${res.status} to GET /api/v1/metadata: ${await errorText(res)}`);
+      if (method === 'GET' && path === '/metadata' && res.status !== 200)
+        throw new ScannerError(
+          `the adapter at ${this.options.url} answered ${res.status} to GET /api/v1/metadata: ${await errorText(res)}`,
+        );
       return res;
     } catch (err) {
       if (err instanceof ScannerError) throw err;
       const e = err as Error & { cause?: { code?: string; message?: string } };
-      const reason = e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${this.options.timeoutMs / 1000}s (scanning.scanner.timeout)` : (e.cause?.code ?? e.cause?.message ?? e.message);
+      const reason =
+        e.name === 'TimeoutError' || e.name === 'AbortError'
+          ? `no answer within ${this.options.timeoutMs / 1000}s (scanning.scanner.timeout)`
+          : (e.cause?.code ?? e.cause?.message ?? e.message);
       throw new ScannerError(`the scanner adapter at ${this.options.url} is unreachable (${what}): ${reason}`);
     }
   }

@@ -114,14 +114,18 @@ export function evaluateRange(range: OsvRange, ecosystem: string, version: strin
     else if (e.kind === 'last_affected' && compareBounds(scheme, v, e.at) > 0) affected = false;
   }
   if (!affected || !belowLimit) return { affected: false, fixed: null };
-  const fixes = sorted.filter((e): e is Event & { at: string } => e.kind === 'fixed' && typeof e.at === 'string' && compareBounds(scheme, v, e.at) < 0);
+  const fixes = sorted.filter(
+    (e): e is Event & { at: string } => e.kind === 'fixed' && typeof e.at === 'string' && compareBounds(scheme, v, e.at) < 0,
+  );
   return { affected: true, fixed: fixes[0]?.at ?? null };
 }
 
 /** Is `version` one of the entry's explicit `versions` (equal in the ecosystem's order, or as text)? */
 function listed(entry: OsvAffected, ecosystem: string, version: string): boolean {
   const scheme = schemeForEcosystem(ecosystem);
-  return (entry.versions ?? []).some((v) => v === version || (scheme !== null && scheme.valid(v) && scheme.valid(version) && scheme.compare(v, version) === 0));
+  return (entry.versions ?? []).some(
+    (v) => v === version || (scheme !== null && scheme.valid(v) && scheme.valid(version) && scheme.compare(v, version) === 0),
+  );
 }
 
 /** The lower of two fixed versions (null: unknown) in the package's order. */
@@ -155,7 +159,9 @@ export function emptyCounts(): SeverityCounts {
 }
 
 function sortedAliases(aliases: string[] | undefined): string[] {
-  return [...new Set(aliases ?? [])].sort((a, b) => Number(b.startsWith('CVE-')) - Number(a.startsWith('CVE-')) || (a < b ? -1 : a > b ? 1 : 0));
+  return [...new Set(aliases ?? [])].sort(
+    (a, b) => Number(b.startsWith('CVE-')) - Number(a.startsWith('CVE-')) || (a < b ? -1 : a > b ? 1 : 0),
+  );
 }
 
 /** Findings of one advisory for the given packages (one per package it affects). */
@@ -203,7 +209,9 @@ export function summarize(findings: Finding[]): SeverityCounts {
 
 /** Most severe first, then by package and id. */
 function byImportance(a: Finding, b: Finding): number {
-  return severityRank(b.severity) - severityRank(a.severity) || cmp(a.package, b.package) || cmp(a.installed, b.installed) || cmp(a.id, b.id);
+  return (
+    severityRank(b.severity) - severityRank(a.severity) || cmp(a.package, b.package) || cmp(a.installed, b.installed) || cmp(a.id, b.id)
+  );
 }
 
 function cmp(a: string, b: string): number {
@@ -221,7 +229,10 @@ export async function matchPackages(store: Pick<VulnDbStore, 'affecting'>, packa
   for (const p of packages) byEcosystem.set(p.ecosystem, [...(byEcosystem.get(p.ecosystem) ?? []), p]);
   const findings: Finding[] = [];
   for (const [ecosystem, group] of byEcosystem) {
-    const rows = await store.affecting(lookupEcosystems(ecosystem), group.map((p) => packageKey(ecosystem, p.name)));
+    const rows = await store.affecting(
+      lookupEcosystems(ecosystem),
+      group.map((p) => packageKey(ecosystem, p.name)),
+    );
     for (const row of rows) findings.push(...matchAdvisory(JSON.parse(row.document) as OsvRecord, group));
   }
   findings.sort(byImportance);

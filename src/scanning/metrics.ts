@@ -8,7 +8,12 @@ import { importsOf } from './supply-chain.js';
  * metrics.refresh): a scrape never scans anything. Before the first complete import the
  * database series have no sample, so a registry that does not scan is never alerted.
  */
-export function supplyChainMetrics(metrics: MetricsRegistry, vulndb: VulnDbStore, store: SupplyChainStore, clock: () => number = Date.now): void {
+export function supplyChainMetrics(
+  metrics: MetricsRegistry,
+  vulndb: VulnDbStore,
+  store: SupplyChainStore,
+  clock: () => number = Date.now,
+): void {
   const lastImport = async () => importsOf(await vulndb.imports(50)).last?.finishedAt ?? null;
   metrics.gauge({
     name: 'berth_vulndb_last_import_timestamp_seconds',

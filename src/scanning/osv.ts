@@ -20,7 +20,10 @@ const event = z
     limit: z.string().min(1).optional(),
   })
   .loose()
-  .refine((e) => [e.introduced, e.fixed, e.last_affected, e.limit].filter((v) => v !== undefined).length === 1, 'an event holds exactly one of introduced, fixed, last_affected, limit');
+  .refine(
+    (e) => [e.introduced, e.fixed, e.last_affected, e.limit].filter((v) => v !== undefined).length === 1,
+    'an event holds exactly one of introduced, fixed, last_affected, limit',
+  );
 
 const range = z
   .object({
@@ -56,7 +59,11 @@ const affected = z
 export const osvRecordSchema = z
   .object({
     schema_version: z.string().optional(),
-    id: z.string().min(1).max(191).regex(/^[^\s]+$/, 'an id without blanks'),
+    id: z
+      .string()
+      .min(1)
+      .max(191)
+      .regex(/^[^\s]+$/, 'an id without blanks'),
     modified: timestamp,
     published: timestamp.optional(),
     withdrawn: timestamp.optional(),
@@ -108,7 +115,9 @@ export function parseOsv(text: string): ParsedRecord {
   const parsed = osvRecordSchema.safeParse(json);
   if (!parsed.success) return { ok: false, reason: `not an OSV record: ${describeIssues(parsed.error)}` };
   const { details: _details, ...kept } = parsed.data;
-  const packages = (kept.affected ?? []).flatMap((a) => (a.package ? [{ ecosystem: a.package.ecosystem, name: packageKey(a.package.ecosystem, a.package.name) }] : []));
+  const packages = (kept.affected ?? []).flatMap((a) =>
+    a.package ? [{ ecosystem: a.package.ecosystem, name: packageKey(a.package.ecosystem, a.package.name) }] : [],
+  );
   return {
     ok: true,
     record: {

@@ -50,7 +50,12 @@ export class VulnVerdictCache extends CounterCheckedCache<VulnPolicyState, VulnV
       (project) => store.state(project),
       async (project, state, checkedAt) => {
         const snapshot = state === null ? null : await store.snapshot(project);
-        return { state: snapshot ? { version: snapshot.version, scans: snapshot.scans } : null, policy: snapshot?.policy ?? null, checkedAt, verdicts: new Map() };
+        return {
+          state: snapshot ? { version: snapshot.version, scans: snapshot.scans } : null,
+          policy: snapshot?.policy ?? null,
+          checkedAt,
+          verdicts: new Map(),
+        };
       },
       (a, b) => a.version === b.version && a.scans === b.scans,
       refreshMs,
@@ -138,7 +143,8 @@ export async function judgeManifest(
   if (!index && (await reads.isExempt(repository, digest))) return { allowed: true, summary: 'a signature or supply-chain artifact' };
   let scan: ScanRecord | null = await reads.scans.scanOf(digest);
   let via = '';
-  if (scan?.status !== 'complete' && index) return { allowed: true, summary: 'an image index without a scan of its own: each platform manifest is judged when pulled' };
+  if (scan?.status !== 'complete' && index)
+    return { allowed: true, summary: 'an image index without a scan of its own: each platform manifest is judged when pulled' };
   if (scan?.status !== 'complete' && policy.inheritIndex) {
     for (const parent of await store.parents(repository, digest, MAX_PARENTS)) {
       const theirs = await reads.scans.scanOf(parent);
@@ -158,8 +164,12 @@ export async function judgeManifest(
   if (policy.unscanned === 'deny') return { allowed: false, summary: `${why}, and the policy refuses unscanned artifacts` };
   const pushed = (await store.pushedAt(repository, digest)) ?? now;
   const until = pushed + policy.graceSeconds * 1000;
-  if (now < until) return { allowed: true, summary: `${why}; within the ${formatDuration(policy.graceSeconds)} grace after its push`, validUntil: until };
-  return { allowed: false, summary: `${why} within the ${formatDuration(policy.graceSeconds)} grace after its push at ${new Date(pushed).toISOString()}` };
+  if (now < until)
+    return { allowed: true, summary: `${why}; within the ${formatDuration(policy.graceSeconds)} grace after its push`, validUntil: until };
+  return {
+    allowed: false,
+    summary: `${why} within the ${formatDuration(policy.graceSeconds)} grace after its push at ${new Date(pushed).toISOString()}`,
+  };
 }
 
 /**
@@ -170,7 +180,12 @@ export async function judgeManifest(
  * violation once; signatures, attestations and SBOM referrers are always served. Removals move
  * the project's scan counter in their transaction; the scanner moves it with each stored scan.
  */
-export function vulnerabilityPolicy(store: VulnPolicyStore, cache: VulnVerdictCache, reads: VulnPolicyReads, record: VulnViolationRecorder): Policy {
+export function vulnerabilityPolicy(
+  store: VulnPolicyStore,
+  cache: VulnVerdictCache,
+  reads: VulnPolicyReads,
+  record: VulnViolationRecorder,
+): Policy {
   return {
     name: VULNERABILITY_POLICY,
     hooks: {
@@ -200,7 +215,15 @@ export function vulnerabilityPolicy(store: VulnPolicyStore, cache: VulnVerdictCa
         const mode = policy.mode as 'audit' | 'enforce';
         if (!verdict.recorded) {
           verdict.recorded = true;
-          record({ project, repository: ctx.repository, digest: ctx.digest, reference: ctx.reference, mode, actor: ctx.actor, summary: verdict.summary });
+          record({
+            project,
+            repository: ctx.repository,
+            digest: ctx.digest,
+            reference: ctx.reference,
+            mode,
+            actor: ctx.actor,
+            summary: verdict.summary,
+          });
         }
         if (mode === 'enforce') {
           throw deny(
@@ -240,9 +263,16 @@ export type VulnAuditWriter = (tx: MetadataTx, entries: VulnAuditEntry[]) => Pro
  * `vulnerability.violation` (outcome denied under enforce, success under audit) in a
  * transaction of its own, not awaited; its `audit.recorded` event reaches sinks and webhooks.
  */
-export function vulnViolationRecorder(metadata: Pick<MetadataStore, 'transaction'>, audit: VulnAuditWriter | null, logger: Logger): VulnViolationRecorder {
+export function vulnViolationRecorder(
+  metadata: Pick<MetadataStore, 'transaction'>,
+  audit: VulnAuditWriter | null,
+  logger: Logger,
+): VulnViolationRecorder {
   return (v) => {
-    logger.warn({ project: v.project, repository: v.repository, digest: v.digest, mode: v.mode, reason: v.summary }, 'vulnerability policy violation');
+    logger.warn(
+      { project: v.project, repository: v.repository, digest: v.digest, mode: v.mode, reason: v.summary },
+      'vulnerability policy violation',
+    );
     if (!audit) return;
     const entry: VulnAuditEntry = {
       actor: v.actor ?? 'anonymous',
@@ -254,6 +284,8 @@ export function vulnViolationRecorder(metadata: Pick<MetadataStore, 'transaction
       detail: { mode: v.mode, reference: v.reference, reason: v.summary },
       at: new Date(),
     };
-    void metadata.transaction((tx) => audit(tx, [entry])).catch((err: unknown) => logger.warn({ err }, 'scanning: could not record a vulnerability policy violation in the audit log'));
+    void metadata
+      .transaction((tx) => audit(tx, [entry]))
+      .catch((err: unknown) => logger.warn({ err }, 'scanning: could not record a vulnerability policy violation in the audit log'));
   };
 }

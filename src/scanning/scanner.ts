@@ -38,7 +38,8 @@ export class ArtifactScanner {
   ) {}
 
   private async requireArtifact(repository: string, digest: string): Promise<void> {
-    if (!(await this.metadata.manifests.get(repository, digest))) throw new RegistryError('MANIFEST_UNKNOWN', `artifact ${digest} not found in ${repository}`);
+    if (!(await this.metadata.manifests.get(repository, digest)))
+      throw new RegistryError('MANIFEST_UNKNOWN', `artifact ${digest} not found in ${repository}`);
   }
 
   /**
@@ -47,9 +48,18 @@ export class ArtifactScanner {
    * instead (pulling it with a pull-only credential made for `by.requester`, who asked for the
    * scan); a package list cannot be given then. `by.actor` names who asked in the event.
    */
-  async scan(repository: string, digest: string, packages?: InstalledPackage[], by: { actor?: string; requester?: unknown } = {}): Promise<ScanRecord> {
+  async scan(
+    repository: string,
+    digest: string,
+    packages?: InstalledPackage[],
+    by: { actor?: string; requester?: unknown } = {},
+  ): Promise<ScanRecord> {
     if (this.remote) {
-      if (packages) throw new RegistryError('INVALID_ARGUMENT', 'this registry scans with a Harbor scanner adapter (scanning.scanner.kind: harbor), which reads the image itself: a package list cannot be given');
+      if (packages)
+        throw new RegistryError(
+          'INVALID_ARGUMENT',
+          'this registry scans with a Harbor scanner adapter (scanning.scanner.kind: harbor), which reads the image itself: a package list cannot be given',
+        );
       const manifest = await this.metadata.manifests.get(repository, digest);
       if (!manifest) throw new RegistryError('MANIFEST_UNKNOWN', `artifact ${digest} not found in ${repository}`);
       return this.finish(repository, await this.remoteScan(this.remote, repository, digest, manifest.mediaType, by.requester), by.actor);
@@ -62,27 +72,73 @@ export class ArtifactScanner {
       const source = packages ? 'request' : (this.lister?.name ?? 'none');
       const list = packages ?? (this.lister ? await this.lister.packagesOf(repository, digest) : null);
       if (list === null) {
-        record = { ...base, status: 'failed', source, packages: 0, summary: {}, findings: [], error: 'no package list: give one in the request (no SBOM extractor could read this artifact)' };
+        record = {
+          ...base,
+          status: 'failed',
+          source,
+          packages: 0,
+          summary: {},
+          findings: [],
+          error: 'no package list: give one in the request (no SBOM extractor could read this artifact)',
+        };
       } else if (lastImport === null) {
-        record = { ...base, status: 'failed', source, packages: list.length, summary: {}, findings: [], error: 'the vulnerability database is empty: run berth vulndb import first' };
+        record = {
+          ...base,
+          status: 'failed',
+          source,
+          packages: list.length,
+          summary: {},
+          findings: [],
+          error: 'the vulnerability database is empty: run berth vulndb import first',
+        };
       } else {
         const result = await matchPackages(this.store, list);
-        record = { ...base, status: 'complete', source, packages: list.length, summary: result.summary, findings: result.findings, error: null };
+        record = {
+          ...base,
+          status: 'complete',
+          source,
+          packages: list.length,
+          summary: result.summary,
+          findings: result.findings,
+          error: null,
+        };
       }
     } catch (err) {
       // A deadlock with another transaction says nothing of the artifact: thrown, so the queue
       // or the rescan tries again, instead of a failed scan stored until the next rescan.
       if (isTransientDatabaseError(err)) throw err;
-      record = { ...base, status: 'failed', source: packages ? 'request' : (this.lister?.name ?? 'none'), packages: 0, summary: {}, findings: [], error: (err as Error).message };
+      record = {
+        ...base,
+        status: 'failed',
+        source: packages ? 'request' : (this.lister?.name ?? 'none'),
+        packages: 0,
+        summary: {},
+        findings: [],
+        error: (err as Error).message,
+      };
     }
     return this.finish(repository, record, by.actor);
   }
 
-  private async remoteScan(remote: HarborScanner, repository: string, digest: string, mediaType: string, requester: unknown): Promise<ScanRecord> {
+  private async remoteScan(
+    remote: HarborScanner,
+    repository: string,
+    digest: string,
+    mediaType: string,
+    requester: unknown,
+  ): Promise<ScanRecord> {
     const base = { digest, scannedAt: this.clock(), databaseImport: null };
     try {
       const result = await remote.scan(repository, digest, mediaType, requester);
-      return { ...base, status: 'complete', source: result.source, packages: result.packages, summary: summarize(result.findings), findings: result.findings, error: null };
+      return {
+        ...base,
+        status: 'complete',
+        source: result.source,
+        packages: result.packages,
+        summary: summarize(result.findings),
+        findings: result.findings,
+        error: null,
+      };
     } catch (err) {
       // Only the adapter's own failures are the user's to read; anything else is a fault of Berth's and is thrown.
       if (!(err instanceof ScannerError)) throw err;
@@ -99,7 +155,14 @@ export class ArtifactScanner {
     const digest = record.digest;
     const event =
       record.status === 'complete'
-        ? { type: 'scan.completed' as const, repository, digest, packages: record.packages, summary: record.summary, fixable: (record.findings as { fixed?: string | null }[]).filter((f) => f.fixed).length }
+        ? {
+            type: 'scan.completed' as const,
+            repository,
+            digest,
+            packages: record.packages,
+            summary: record.summary,
+            fixable: (record.findings as { fixed?: string | null }[]).filter((f) => f.fixed).length,
+          }
         : { type: 'scan.failed' as const, repository, digest, error: record.error ?? 'failed' };
     const policies = this.policies;
     await this.metadata.transaction(async (tx) => {

@@ -87,7 +87,8 @@ export function rateAdvisory(record: OsvRecord, affected: OsvAffected | null): R
   for (const type of PREFERRED) {
     for (const entry of entries.filter((e) => e.type === type)) {
       const score = cvssBaseScore(entry);
-      if (score !== null) return { severity: ratingOfScore(score, type), cvss: { type, vector: entry.score.trim(), score }, source: 'cvss' };
+      if (score !== null)
+        return { severity: ratingOfScore(score, type), cvss: { type, vector: entry.score.trim(), score }, source: 'cvss' };
     }
   }
   const stated = [

@@ -4,7 +4,15 @@ import { isIndexMediaType, MediaTypes } from '../core/media-types.js';
 import { projectOf } from '../core/names.js';
 import type { MetadataStore, MetadataTx } from '../core/ports.js';
 import type { Job } from '../jobs/scheduler.js';
-import type { NewQueuedArtifact, QueuedArtifact, RescanRecord, SupplyChainSettings, SupplyChainStore, VulnDbStore, VulnImportRun } from './ports.js';
+import type {
+  NewQueuedArtifact,
+  QueuedArtifact,
+  RescanRecord,
+  SupplyChainSettings,
+  SupplyChainStore,
+  VulnDbStore,
+  VulnImportRun,
+} from './ports.js';
 import type { ArtifactScanner } from './scanner.js';
 
 /**
@@ -73,14 +81,20 @@ export function supplyChainConsumer(store: SupplyChainStore, clock: () => number
       if (!tx) throw new Error('the supply-chain consumer runs inside a transaction');
       for (const s of events) if (s.event.type === 'project.deleted') await store.within(tx).forgetProject(s.event.project, s.at);
       const pushes = events.flatMap((s) => (s.event.type === 'manifest.pushed' ? [s.event] : []));
-      const candidates = pushes.filter((e) => !e.subject && !(e.artifactType && !IMAGE_CONFIGS.has(e.artifactType)) && !(e.tags.length > 0 && e.tags.every((t) => COSIGN_TAG.test(t))));
+      const candidates = pushes.filter(
+        (e) =>
+          !e.subject &&
+          !(e.artifactType && !IMAGE_CONFIGS.has(e.artifactType)) &&
+          !(e.tags.length > 0 && e.tags.every((t) => COSIGN_TAG.test(t))),
+      );
       if (candidates.length === 0) return;
       const rows = store.within(tx);
       const settings = await rows.settingsOf([...new Set(candidates.map((e) => projectOf(e.repository)))]);
       const items: NewQueuedArtifact[] = [];
       for (const e of candidates) {
         const wanted = settings.get(projectOf(e.repository));
-        if (wanted && (wanted.sbom || wanted.scan)) items.push({ repository: e.repository, digest: e.digest, sbom: wanted.sbom, scan: wanted.scan, reason: 'push' });
+        if (wanted && (wanted.sbom || wanted.scan))
+          items.push({ repository: e.repository, digest: e.digest, sbom: wanted.sbom, scan: wanted.scan, reason: 'push' });
       }
       if (items.length > 0) await rows.enqueue(items, clock());
     },
@@ -106,7 +120,10 @@ interface ManifestJson {
  * container image config and at least one filesystem layer), or something else — cosign's
  * simplesigning signatures, SBOM and attestation referrers, Helm charts, in-toto layers.
  */
-export function classifyManifest(mediaType: string, payload: Buffer): { kind: 'index'; images: string[] } | { kind: 'image' } | { kind: 'other'; why: string } {
+export function classifyManifest(
+  mediaType: string,
+  payload: Buffer,
+): { kind: 'index'; images: string[] } | { kind: 'image' } | { kind: 'other'; why: string } {
   let json: ManifestJson;
   try {
     json = JSON.parse(payload.toString('utf8')) as ManifestJson;
@@ -117,13 +134,21 @@ export function classifyManifest(mediaType: string, payload: Buffer): { kind: 'i
   if (json.artifactType) return { kind: 'other', why: `an artifact of type ${json.artifactType}` };
   if (isIndexMediaType(mediaType)) {
     const images = (json.manifests ?? [])
-      .filter((m) => m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest' && !isIndexMediaType(m.mediaType ?? '') && m.platform?.os !== 'unknown')
+      .filter(
+        (m) =>
+          m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest' &&
+          !isIndexMediaType(m.mediaType ?? '') &&
+          m.platform?.os !== 'unknown',
+      )
       .map((m) => m.digest);
     return { kind: 'index', images };
   }
-  if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.dockerManifest) return { kind: 'other', why: `media type ${mediaType}` };
-  if (!json.config?.mediaType || !IMAGE_CONFIGS.has(json.config.mediaType)) return { kind: 'other', why: `config ${json.config?.mediaType ?? 'missing'}` };
-  if (!(json.layers ?? []).some((l) => /(^|\.)tar($|\+)|rootfs/.test(l.mediaType ?? ''))) return { kind: 'other', why: 'no filesystem layer' };
+  if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.dockerManifest)
+    return { kind: 'other', why: `media type ${mediaType}` };
+  if (!json.config?.mediaType || !IMAGE_CONFIGS.has(json.config.mediaType))
+    return { kind: 'other', why: `config ${json.config?.mediaType ?? 'missing'}` };
+  if (!(json.layers ?? []).some((l) => /(^|\.)tar($|\+)|rootfs/.test(l.mediaType ?? '')))
+    return { kind: 'other', why: 'no filesystem layer' };
   return { kind: 'image' };
 }
 
@@ -143,8 +168,20 @@ export function importsOf(runs: VulnImportRun[]): { last: VulnImportRun | null; 
 }
 
 export interface SupplyChainStatus {
-  queue: { pending: number; failed: number; oldestPendingAt: string | null; failures: { repository: string; digest: string; attempts: number; error: string | null }[] };
-  rescan: (Omit<RescanRecord, 'startedAt' | 'updatedAt' | 'finishedAt'> & { remaining: number; startedAt: string; updatedAt: string; finishedAt: string | null }) | null;
+  queue: {
+    pending: number;
+    failed: number;
+    oldestPendingAt: string | null;
+    failures: { repository: string; digest: string; attempts: number; error: string | null }[];
+  };
+  rescan:
+    | (Omit<RescanRecord, 'startedAt' | 'updatedAt' | 'finishedAt'> & {
+        remaining: number;
+        startedAt: string;
+        updatedAt: string;
+        finishedAt: string | null;
+      })
+    | null;
   vulndb: { lastImport: number | null; lastImportAt: string | null; changedImport: number | null };
 }
 
@@ -173,7 +210,11 @@ export class SupplyChainService {
     return (await this.store.settings(project)) ?? { project, sbomOnPush: false, scanOnPush: false, updatedAt: null, updatedBy: null };
   }
 
-  async setSettings(actor: string | null, project: string, settings: { sbomOnPush: boolean; scanOnPush: boolean }): Promise<SupplyChainSettings> {
+  async setSettings(
+    actor: string | null,
+    project: string,
+    settings: { sbomOnPush: boolean; scanOnPush: boolean },
+  ): Promise<SupplyChainSettings> {
     await this.store.setSettings({ project, ...settings, updatedAt: this.clock(), updatedBy: actor });
     return this.settings(project);
   }
@@ -261,7 +302,8 @@ export class SupplyChainService {
 
   private async scanIfStale(repository: string, digest: string, changedImport: number | null): Promise<void> {
     const previous = await this.vulndb.scanOf(digest);
-    const current = previous !== null && changedImport !== null && previous.databaseImport !== null && previous.databaseImport >= changedImport;
+    const current =
+      previous !== null && changedImport !== null && previous.databaseImport !== null && previous.databaseImport >= changedImport;
     if (previous !== null && current && previous.status === 'complete' && previous.source !== 'request') return;
     await this.scanner.scan(repository, digest, undefined, { actor: ACTOR });
   }
@@ -287,7 +329,13 @@ export class SupplyChainService {
           const giveUp = attempts >= maxAttempts;
           if (giveUp) totals.failed++;
           else totals.retried++;
-          await this.store.retry(item.id, attempts, this.clock() + Math.min(300_000, 5_000 * 2 ** (attempts - 1)), (err as Error).message, giveUp);
+          await this.store.retry(
+            item.id,
+            attempts,
+            this.clock() + Math.min(300_000, 5_000 * 2 ** (attempts - 1)),
+            (err as Error).message,
+            giveUp,
+          );
         }
       });
     }
@@ -339,11 +387,21 @@ export class SupplyChainService {
       };
       await this.store.updateRescan(record);
     }
-    return { databaseImport: changed.id, scanned, failed, remaining: record.state === 'complete' ? 0 : Math.max(0, record.total - record.scanned) };
+    return {
+      databaseImport: changed.id,
+      scanned,
+      failed,
+      remaining: record.state === 'complete' ? 0 : Math.max(0, record.total - record.scanned),
+    };
   }
 
   async status(): Promise<SupplyChainStatus> {
-    const [counts, failures, rescan, runs] = await Promise.all([this.store.queueCounts(), this.store.failedItems(20), this.store.rescan(), this.vulndb.imports(50)]);
+    const [counts, failures, rescan, runs] = await Promise.all([
+      this.store.queueCounts(),
+      this.store.failedItems(20),
+      this.store.rescan(),
+      this.vulndb.imports(50),
+    ]);
     const { last, changed } = importsOf(runs);
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     return {

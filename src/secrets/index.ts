@@ -39,7 +39,9 @@ export function readSecretsKey(secrets: Pick<BerthConfig['secrets'], 'key' | 'ke
   try {
     text = readFileSync(secrets.keyfile, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read secrets.keyfile ${secrets.keyfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new Error(`cannot read secrets.keyfile ${secrets.keyfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      cause: err,
+    });
   }
   try {
     return decodeSecretsKey(text);
@@ -62,6 +64,8 @@ export function reportSecretsAtRest(config: BerthConfig, sealer: SecretSealer, l
   if (sealer.enabled) {
     logger.info({ keyId: sealer.keyId }, 'secrets at rest (token signing keys) are sealed with AES-256-GCM');
   } else {
-    logger.info('secrets at rest are not encrypted (no secrets key configured): token signing keys are stored in plain text in the metadata database; set BERTH_SECRETS_KEY (or secrets.key / secrets.keyfile) to seal them (docs/security.md#secrets-at-rest)');
+    logger.info(
+      'secrets at rest are not encrypted (no secrets key configured): token signing keys are stored in plain text in the metadata database; set BERTH_SECRETS_KEY (or secrets.key / secrets.keyfile) to seal them (docs/security.md#secrets-at-rest)',
+    );
   }
 }

@@ -50,7 +50,8 @@ export class AesGcmSealer implements SecretSealer {
     const keyId = sealedKeyId(stored);
     if (keyId === null) {
       // Stored before a key was configured; sealed at the next start (see sealing at start).
-      if (stored.startsWith('berth:')) throw new SealedSecretError(`${context} is sealed in a format this version of Berth does not know (${stored.slice(0, 12)}…)`);
+      if (stored.startsWith('berth:'))
+        throw new SealedSecretError(`${context} is sealed in a format this version of Berth does not know (${stored.slice(0, 12)}…)`);
       return stored;
     }
     const key = this.keys.get(keyId);

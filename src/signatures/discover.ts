@@ -1,6 +1,15 @@
 import { RegistryError } from '../core/errors.js';
 import type { ReferrerRecord } from '../core/ports.js';
-import { COSE, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLESIGNING, cosignTag, JOSE, referrerFormat, SIGSTORE_BUNDLE_PREFIX, type SignatureFormat } from './formats.js';
+import {
+  COSE,
+  COSIGN_SIGNATURE_ANNOTATION,
+  COSIGN_SIMPLESIGNING,
+  cosignTag,
+  JOSE,
+  referrerFormat,
+  SIGSTORE_BUNDLE_PREFIX,
+  type SignatureFormat,
+} from './formats.js';
 import type { TrustAnchors } from './trust.js';
 import { verifyBundle, verifyCosignLayer, verifyNotation, type Outcome, type Subject } from './verify.js';
 
@@ -51,7 +60,13 @@ interface Descriptor {
  * `sha256-<hex>.sig` tag, cosign's OCI 1.1 referrers, cosign v3's Sigstore bundle referrers,
  * Notation's referrers — and verifies each against `anchors`.
  */
-export async function verifyArtifact(reader: ArtifactReader, repository: string, digest: string, anchors: TrustAnchors, now = new Date()): Promise<ArtifactSignatures> {
+export async function verifyArtifact(
+  reader: ArtifactReader,
+  repository: string,
+  digest: string,
+  anchors: TrustAnchors,
+  now = new Date(),
+): Promise<ArtifactSignatures> {
   const artifact = await reader.manifest(repository, digest);
   if (!artifact) throw new RegistryError('NOT_FOUND', `manifest ${digest} is not in repository ${repository}`);
   const subject: Subject = { digest: artifact.digest, mediaType: artifact.mediaType, size: artifact.size };
@@ -87,9 +102,20 @@ export async function verifyArtifact(reader: ArtifactReader, repository: string,
   return { subject, signatures, verified: signatures.some((s) => s.outcome.valid) };
 }
 
-async function verifyLayer(reader: ArtifactReader, repository: string, subject: Subject, format: SignatureFormat, layer: Descriptor, anchors: TrustAnchors, now: Date): Promise<Outcome | null> {
+async function verifyLayer(
+  reader: ArtifactReader,
+  repository: string,
+  subject: Subject,
+  format: SignatureFormat,
+  layer: Descriptor,
+  anchors: TrustAnchors,
+  now: Date,
+): Promise<Outcome | null> {
   const read = async () => (typeof layer.digest === 'string' ? reader.blob(repository, layer.digest, MAX_SIGNATURE_BLOB) : null);
-  const unreadable: Outcome = { valid: false, reason: `the layer ${layer.digest ?? '(no digest)'} is missing from the repository or larger than ${MAX_SIGNATURE_BLOB} bytes` };
+  const unreadable: Outcome = {
+    valid: false,
+    reason: `the layer ${layer.digest ?? '(no digest)'} is missing from the repository or larger than ${MAX_SIGNATURE_BLOB} bytes`,
+  };
   switch (format) {
     case 'cosign': {
       const signature = layer.annotations?.[COSIGN_SIGNATURE_ANNOTATION];
@@ -104,8 +130,13 @@ async function verifyLayer(reader: ArtifactReader, repository: string, subject: 
       return bundle ? verifyBundle(subject, bundle, anchors, now) : unreadable;
     }
     case 'notation': {
-      if (layer.mediaType === COSE) return { valid: false, reason: 'COSE envelopes (notation sign --signature-format cose) are not verified by Berth: use the default JWS format' };
-      if (layer.mediaType !== JOSE) return { valid: false, reason: `a Notation envelope of media type ${JSON.stringify(layer.mediaType)} (expected ${JOSE})` };
+      if (layer.mediaType === COSE)
+        return {
+          valid: false,
+          reason: 'COSE envelopes (notation sign --signature-format cose) are not verified by Berth: use the default JWS format',
+        };
+      if (layer.mediaType !== JOSE)
+        return { valid: false, reason: `a Notation envelope of media type ${JSON.stringify(layer.mediaType)} (expected ${JOSE})` };
       const envelope = await read();
       return envelope ? verifyNotation(subject, envelope, anchors, now) : unreadable;
     }

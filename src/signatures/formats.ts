@@ -79,7 +79,8 @@ export function isSupplyChainArtifact(payload: Buffer): boolean {
   if (m === null || typeof m !== 'object' || m.manifests !== undefined || !Array.isArray(m.layers)) return false;
   const layers = m.layers.map((l) => (typeof l?.mediaType === 'string' ? l.mediaType : ''));
   if (layers.some((t) => /tar/.test(t))) return false;
-  const artifactType = typeof m.artifactType === 'string' ? m.artifactType : typeof m.config?.mediaType === 'string' ? m.config.mediaType : null;
+  const artifactType =
+    typeof m.artifactType === 'string' ? m.artifactType : typeof m.config?.mediaType === 'string' ? m.config.mediaType : null;
   if (artifactType !== null && (SIGNATURE_ARTIFACTS.has(artifactType) || artifactType.startsWith(SIGSTORE_BUNDLE_PREFIX))) return true;
   if (layers.length > 0 && layers.every((t) => SIGNATURE_LAYERS.has(t) || t.startsWith(SIGSTORE_BUNDLE_PREFIX))) return true;
   return m.subject !== undefined && m.subject !== null;

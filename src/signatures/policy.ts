@@ -75,7 +75,6 @@ export class TrustCache extends CounterCheckedCache<TrustState, Verdict, Project
   }
 }
 
-
 /** A violation to record (audit mode: allowed; enforce: refused). */
 export interface Violation {
   project: string;
@@ -102,7 +101,8 @@ export async function judge(
   repository: string,
   digest: string,
 ): Promise<Verdict> {
-  if (await cache.isArtifact(reader, repository, digest)) return { verified: true, via: 'artifact', summary: 'a signature or supply-chain artifact' };
+  if (await cache.isArtifact(reader, repository, digest))
+    return { verified: true, via: 'artifact', summary: 'a signature or supply-chain artifact' };
   const own = await verifyArtifact(reader, repository, digest, trust.anchors);
   if (own.verified) return { verified: true, via: 'signature', summary: signedBy(own), ...expiryOf(own) };
   if (trust.policy?.inheritIndex) {
@@ -112,10 +112,18 @@ export async function judge(
       if (verdict?.validUntil !== undefined && Date.now() > verdict.validUntil) verdict = undefined;
       if (!verdict) {
         const theirs = await verifyArtifact(reader, repository, index, trust.anchors);
-        verdict = theirs.verified ? { verified: true, via: 'signature', summary: signedBy(theirs), ...expiryOf(theirs) } : { verified: false, via: 'none', summary: whyNot(theirs) };
+        verdict = theirs.verified
+          ? { verified: true, via: 'signature', summary: signedBy(theirs), ...expiryOf(theirs) }
+          : { verified: false, via: 'none', summary: whyNot(theirs) };
         cache.remember(trust, key, verdict);
       }
-      if (verdict.verified) return { verified: true, via: 'index', summary: `listed by the verified index ${index}`, ...(verdict.validUntil === undefined ? {} : { validUntil: verdict.validUntil }) };
+      if (verdict.verified)
+        return {
+          verified: true,
+          via: 'index',
+          summary: `listed by the verified index ${index}`,
+          ...(verdict.validUntil === undefined ? {} : { validUntil: verdict.validUntil }),
+        };
     }
   }
   return { verified: false, via: 'none', summary: whyNot(own) };
@@ -128,13 +136,16 @@ function expiryOf(found: ArtifactSignatures): { validUntil?: number } {
 }
 
 function signedBy(found: ArtifactSignatures): string {
-  const names = found.signatures.flatMap((s) => (s.outcome.valid ? [`${s.format} signature by ${s.outcome.signer.kind} "${s.outcome.signer.name}"`] : []));
+  const names = found.signatures.flatMap((s) =>
+    s.outcome.valid ? [`${s.format} signature by ${s.outcome.signer.kind} "${s.outcome.signer.name}"`] : [],
+  );
   return names.join(', ');
 }
 
 /** Why an artifact counts as unsigned, in one line for the refusal. */
 export function whyNot(found: ArtifactSignatures): string {
-  if (found.signatures.length === 0) return `no signature found (cosign tag ${found.subject.digest.replace(':', '-')}.sig, cosign/Sigstore bundle/Notation referrers)`;
+  if (found.signatures.length === 0)
+    return `no signature found (cosign tag ${found.subject.digest.replace(':', '-')}.sig, cosign/Sigstore bundle/Notation referrers)`;
   const reasons = found.signatures.map((s) => `${s.format}: ${s.outcome.valid ? 'valid' : s.outcome.reason}`);
   return `${found.signatures.length} signature(s) found, none valid — ${reasons.join('; ')}`;
 }
@@ -182,7 +193,15 @@ export function signaturePolicy(store: SignatureStore, cache: TrustCache, reader
         const mode = trust.policy.mode;
         if (!verdict.recorded) {
           verdict.recorded = true;
-          record({ project, repository: ctx.repository, digest: ctx.digest, reference: ctx.reference, mode, actor: ctx.actor, summary: verdict.summary });
+          record({
+            project,
+            repository: ctx.repository,
+            digest: ctx.digest,
+            reference: ctx.reference,
+            mode,
+            actor: ctx.actor,
+            summary: verdict.summary,
+          });
         }
         if (mode === 'enforce') {
           throw deny(

@@ -10,9 +10,13 @@ import type { SignatureAuditWriter } from './service.js';
  * Discovery's reads on core's read ports: manifests by tag or digest and referrers from the
  * metadata store, blob bytes through the Registry (which knows where they are stored).
  */
-export function coreArtifactReader(metadata: Pick<MetadataStore, 'manifests'>, findBlob: (repository: string, digest: string) => Promise<BlobHandle>): ArtifactReader {
+export function coreArtifactReader(
+  metadata: Pick<MetadataStore, 'manifests'>,
+  findBlob: (repository: string, digest: string) => Promise<BlobHandle>,
+): ArtifactReader {
   return {
-    manifest: (repository, reference) => (isDigest(reference) ? metadata.manifests.get(repository, reference) : metadata.manifests.byTag(repository, reference)),
+    manifest: (repository, reference) =>
+      isDigest(reference) ? metadata.manifests.get(repository, reference) : metadata.manifests.byTag(repository, reference),
     referrers: (repository, digest) => metadata.manifests.referrers(repository, digest),
     async blob(repository, digest, limit) {
       let handle: BlobHandle;
@@ -40,9 +44,16 @@ export function coreArtifactReader(metadata: Pick<MetadataStore, 'manifests'>, f
  * transaction of its own, not awaited (the pull does not wait for it). The audit entry
  * appends `audit.recorded` to the outbox, so the audit sinks and webhooks see it.
  */
-export function violationRecorder(metadata: Pick<MetadataStore, 'transaction'>, audit: ((tx: MetadataTx, entries: Parameters<SignatureAuditWriter>[1]) => Promise<void>) | null, logger: Logger): ViolationRecorder {
+export function violationRecorder(
+  metadata: Pick<MetadataStore, 'transaction'>,
+  audit: ((tx: MetadataTx, entries: Parameters<SignatureAuditWriter>[1]) => Promise<void>) | null,
+  logger: Logger,
+): ViolationRecorder {
   return (v) => {
-    logger.warn({ project: v.project, repository: v.repository, digest: v.digest, mode: v.mode, reason: v.summary }, 'signature policy violation');
+    logger.warn(
+      { project: v.project, repository: v.repository, digest: v.digest, mode: v.mode, reason: v.summary },
+      'signature policy violation',
+    );
     if (!audit) return;
     const entry = {
       actor: v.actor ?? 'anonymous',
@@ -54,6 +65,8 @@ export function violationRecorder(metadata: Pick<MetadataStore, 'transaction'>, 
       detail: { mode: v.mode, reference: v.reference, reason: v.summary },
       at: new Date(),
     };
-    void metadata.transaction((tx) => audit(tx, [entry])).catch((err: unknown) => logger.warn({ err }, 'signatures: could not record a violation in the audit log'));
+    void metadata
+      .transaction((tx) => audit(tx, [entry]))
+      .catch((err: unknown) => logger.warn({ err }, 'signatures: could not record a violation in the audit log'));
   };
 }

@@ -30,10 +30,23 @@ export interface SignatureAuditEntry {
 export type SignatureAuditWriter = (tx: MetadataTx, entries: SignatureAuditEntry[]) => Promise<void>;
 
 export function keyView(key: TrustedKey) {
-  const base = { id: key.id, name: key.name, kind: key.kind, fingerprint: key.fingerprint, createdBy: key.createdBy, createdAt: key.createdAt.toISOString(), pem: key.pem };
+  const base = {
+    id: key.id,
+    name: key.name,
+    kind: key.kind,
+    fingerprint: key.fingerprint,
+    createdBy: key.createdBy,
+    createdAt: key.createdAt.toISOString(),
+    pem: key.pem,
+  };
   if (key.kind !== 'certificate') return base;
   const cert = new X509Certificate(key.pem);
-  return { ...base, subject: subjectOf(cert), notBefore: new Date(cert.validFrom).toISOString(), notAfter: new Date(cert.validTo).toISOString() };
+  return {
+    ...base,
+    subject: subjectOf(cert),
+    notBefore: new Date(cert.validFrom).toISOString(),
+    notAfter: new Date(cert.validTo).toISOString(),
+  };
 }
 
 export function policyView(project: string, snapshot: TrustSnapshot) {
@@ -95,8 +108,15 @@ export class SignatureService {
   async addKey(actor: SignaturesActor, project: string, name: string, pem: string) {
     const material = trustMaterial(name, pem);
     const existing = await this.store.snapshot(project);
-    if (existing.keys.some((k) => k.name === name)) throw new RegistryError('CONFLICT', `project ${project} already trusts a key named ${JSON.stringify(name)}`);
-    const key = await this.change(actor, project, 'signature-key.add', { name, kind: material.kind, fingerprint: material.fingerprint }, (q) => q.addKey(project, material, actor.name, new Date()));
+    if (existing.keys.some((k) => k.name === name))
+      throw new RegistryError('CONFLICT', `project ${project} already trusts a key named ${JSON.stringify(name)}`);
+    const key = await this.change(
+      actor,
+      project,
+      'signature-key.add',
+      { name, kind: material.kind, fingerprint: material.fingerprint },
+      (q) => q.addKey(project, material, actor.name, new Date()),
+    );
     return keyView(key);
   }
 
@@ -143,7 +163,9 @@ export class SignatureService {
       for (let next = todo.shift(); next; next = todo.shift()) {
         let valid = 0;
         try {
-          valid = (await verifyArtifact(this.reader, repository, next.digest, trust.anchors)).signatures.filter((s) => s.outcome.valid).length;
+          valid = (await verifyArtifact(this.reader, repository, next.digest, trust.anchors)).signatures.filter(
+            (s) => s.outcome.valid,
+          ).length;
         } catch (err) {
           // Deleted since the page was read: nothing verifies.
           if (!(err instanceof RegistryError && err.code === 'NOT_FOUND')) throw err;
@@ -157,10 +179,18 @@ export class SignatureService {
     return counts;
   }
 
-  private async change<T>(actor: SignaturesActor, project: string, action: string, detail: unknown, work: (q: ReturnType<SignatureStore['within']>) => Promise<T>): Promise<T> {
+  private async change<T>(
+    actor: SignaturesActor,
+    project: string,
+    action: string,
+    detail: unknown,
+    work: (q: ReturnType<SignatureStore['within']>) => Promise<T>,
+  ): Promise<T> {
     const result = await this.metadata.transaction(async (tx) => {
       const done = await work(this.store.within(tx));
-      await this.audit?.(tx, [{ actor: actor.name, action, target: `${project}/signature-policy`, ip: actor.ip, project, detail, at: new Date() }]);
+      await this.audit?.(tx, [
+        { actor: actor.name, action, target: `${project}/signature-policy`, ip: actor.ip, project, detail, at: new Date() },
+      ]);
       return done;
     });
     this.cache.forget(project);

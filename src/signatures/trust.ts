@@ -39,7 +39,8 @@ export function trustMaterial(name: string, pem: string): TrustedKeyInput {
   const blocks = [...pem.matchAll(PEM_BLOCK)];
   const invalid = (why: string) => new RegistryError('INVALID_ARGUMENT', `pem: ${why}`);
   if (blocks.length === 0) throw invalid('no PEM block found (expected -----BEGIN PUBLIC KEY----- or -----BEGIN CERTIFICATE-----)');
-  if (blocks.some((b) => /PRIVATE KEY/.test(b[1]!))) throw invalid('this is a private key: give the public key (cosign.pub) or a certificate, never the private key');
+  if (blocks.some((b) => /PRIVATE KEY/.test(b[1]!)))
+    throw invalid('this is a private key: give the public key (cosign.pub) or a certificate, never the private key');
   if (blocks.length > 1) throw invalid(`${blocks.length} PEM blocks found: add one key or certificate at a time`);
   const [block, label] = [blocks[0]![0], blocks[0]![1]!];
   if (label === 'PUBLIC KEY') {
@@ -49,7 +50,8 @@ export function trustMaterial(name: string, pem: string): TrustedKeyInput {
     } catch (err) {
       throw invalid(`not a PKIX public key: ${(err as Error).message}`);
     }
-    if (!['ec', 'rsa', 'ed25519'].includes(key.asymmetricKeyType ?? '')) throw invalid(`unsupported key type ${key.asymmetricKeyType}: use ECDSA (cosign's default), RSA or Ed25519`);
+    if (!['ec', 'rsa', 'ed25519'].includes(key.asymmetricKeyType ?? ''))
+      throw invalid(`unsupported key type ${key.asymmetricKeyType}: use ECDSA (cosign's default), RSA or Ed25519`);
     return { name, kind: 'key', pem: block + '\n', fingerprint: keyFingerprint(key) };
   }
   if (label === 'CERTIFICATE') {
@@ -65,7 +67,9 @@ export function trustMaterial(name: string, pem: string): TrustedKeyInput {
 }
 
 export function keyFingerprint(key: KeyObject): string {
-  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 export function certFingerprint(cert: X509Certificate): string {
@@ -112,11 +116,16 @@ export function subjectOf(cert: X509Certificate): string {
  * issued by) a trusted certificate, and every certificate valid at each of `times` (the
  * signing time and now). Returns the anchor, or why not.
  */
-export function validateChain(chain: X509Certificate[], anchors: TrustAnchors, times: Date[]): { anchor: AnchorCertificate; validUntil: number } | { reason: string } {
+export function validateChain(
+  chain: X509Certificate[],
+  anchors: TrustAnchors,
+  times: Date[],
+): { anchor: AnchorCertificate; validUntil: number } | { reason: string } {
   if (chain.length === 0) return { reason: 'no certificate chain' };
   for (let i = 0; i + 1 < chain.length; i++) {
     const [cert, issuer] = [chain[i]!, chain[i + 1]!];
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) return { reason: `certificate "${subjectOf(cert)}" is not signed by the next certificate of the chain ("${subjectOf(issuer)}")` };
+    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey))
+      return { reason: `certificate "${subjectOf(cert)}" is not signed by the next certificate of the chain ("${subjectOf(issuer)}")` };
     if (!issuer.ca) return { reason: `certificate "${subjectOf(issuer)}" issues certificates but is not a CA` };
   }
   let anchor: AnchorCertificate | null = null;
@@ -129,14 +138,18 @@ export function validateChain(chain: X509Certificate[], anchors: TrustAnchors, t
   if (!anchor) {
     const top = chain[chain.length - 1]!;
     anchor = anchors.certificates.find((a) => a.cert.ca && top.checkIssued(a.cert) && top.verify(a.cert.publicKey)) ?? null;
-    if (!anchor) return { reason: `certificate chain of "${subjectOf(chain[0]!)}" does not lead to a trusted certificate of the project (issuer "${top.issuer.split('\n').join(', ')}")` };
+    if (!anchor)
+      return {
+        reason: `certificate chain of "${subjectOf(chain[0]!)}" does not lead to a trusted certificate of the project (issuer "${top.issuer.split('\n').join(', ')}")`,
+      };
   }
   const checked = [...chain.slice(0, anchoredAt + 1), ...(anchoredAt === chain.length ? [anchor.cert] : [])];
   for (const cert of checked) {
     const from = new Date(cert.validFrom);
     const to = new Date(cert.validTo);
     for (const at of times) {
-      if (at < from) return { reason: `certificate "${subjectOf(cert)}" is not valid before ${from.toISOString()} (checked at ${at.toISOString()})` };
+      if (at < from)
+        return { reason: `certificate "${subjectOf(cert)}" is not valid before ${from.toISOString()} (checked at ${at.toISOString()})` };
       if (at > to) return { reason: `certificate "${subjectOf(cert)}" expired at ${to.toISOString()} (checked at ${at.toISOString()})` };
     }
   }

@@ -1,6 +1,12 @@
 import type { X509Certificate } from 'node:crypto';
 import { base64url, flattenedVerify, type FlattenedJWSInput } from 'jose';
-import { COSIGN_CERTIFICATE_ANNOTATION, COSIGN_CHAIN_ANNOTATION, COSIGN_SIGN_PREDICATE, IN_TOTO_PAYLOAD, NOTARY_PAYLOAD } from './formats.js';
+import {
+  COSIGN_CERTIFICATE_ANNOTATION,
+  COSIGN_CHAIN_ANNOTATION,
+  COSIGN_SIGN_PREDICATE,
+  IN_TOTO_PAYLOAD,
+  NOTARY_PAYLOAD,
+} from './formats.js';
 import {
   certificateSigner,
   keySigner,
@@ -20,10 +26,11 @@ export interface Subject {
 }
 
 /** One signature's verdict: who verified it, or why it does not count. */
-export type Outcome = { valid: true; signer: Signer; signedAt?: string; validUntil?: number } | { valid: false; reason: string; signedAt?: string };
+export type Outcome =
+  { valid: true; signer: Signer; signedAt?: string; validUntil?: number } | { valid: false; reason: string; signedAt?: string };
 
 export const KEYLESS_UNSUPPORTED =
-  'keyless signatures (a Fulcio certificate with a Rekor transparency-log entry) are not verified by Berth: that needs online or separately distributed Sigstore trust roots; sign with a key (cosign sign --key) or add the signing certificate chain\'s root to the trust policy';
+  "keyless signatures (a Fulcio certificate with a Rekor transparency-log entry) are not verified by Berth: that needs online or separately distributed Sigstore trust roots; sign with a key (cosign sign --key) or add the signing certificate chain's root to the trust policy";
 
 const invalid = (reason: string): Outcome => ({ valid: false, reason });
 
@@ -35,14 +42,23 @@ const invalid = (reason: string): Outcome => ({ valid: false, reason });
  * certificate — and the payload's claims: `critical.type` is cosign's and
  * `critical.image.docker-manifest-digest` is the artifact's digest.
  */
-export function verifyCosignLayer(subject: Subject, annotations: Record<string, string>, payload: Buffer, signatureB64: string, anchors: TrustAnchors, now: Date): Outcome {
+export function verifyCosignLayer(
+  subject: Subject,
+  annotations: Record<string, string>,
+  payload: Buffer,
+  signatureB64: string,
+  anchors: TrustAnchors,
+  now: Date,
+): Outcome {
   const signature = Buffer.from(signatureB64, 'base64');
   if (signature.length === 0) return invalid('the signature annotation is empty or not base64');
   let signer: Signer;
   let validUntil: number | undefined;
   const certificate = annotations[COSIGN_CERTIFICATE_ANNOTATION];
   if (certificate) {
-    const byCertificate = certificateVerifies(certificate, annotations[COSIGN_CHAIN_ANNOTATION] ?? '', anchors, now, (leaf) => verifyRaw(leaf.publicKey, payload, signature));
+    const byCertificate = certificateVerifies(certificate, annotations[COSIGN_CHAIN_ANNOTATION] ?? '', anchors, now, (leaf) =>
+      verifyRaw(leaf.publicKey, payload, signature),
+    );
     if (!byCertificate.valid) return byCertificate;
     ({ signer, validUntil } = byCertificate);
   } else {
@@ -52,8 +68,10 @@ export function verifyCosignLayer(subject: Subject, annotations: Record<string, 
   }
   const claims = simpleSigningClaims(payload);
   if ('reason' in claims) return invalid(claims.reason);
-  if (claims.type !== 'cosign container image signature') return invalid(`payload critical.type is ${JSON.stringify(claims.type)}, not "cosign container image signature"`);
-  if (claims.digest !== subject.digest) return invalid(`payload signs ${JSON.stringify(claims.digest)} (critical.image.docker-manifest-digest), not ${subject.digest}`);
+  if (claims.type !== 'cosign container image signature')
+    return invalid(`payload critical.type is ${JSON.stringify(claims.type)}, not "cosign container image signature"`);
+  if (claims.digest !== subject.digest)
+    return invalid(`payload signs ${JSON.stringify(claims.digest)} (critical.image.docker-manifest-digest), not ${subject.digest}`);
   return validUntil === undefined ? { valid: true, signer } : { valid: true, signer, validUntil };
 }
 
@@ -82,7 +100,13 @@ function simpleSigningClaims(payload: Buffer): { type: unknown; digest: unknown 
   return { type: field(critical, 'type'), digest: field(field(critical, 'image'), 'docker-manifest-digest') };
 }
 
-function certificateVerifies(leafPem: string, chainPem: string, anchors: TrustAnchors, now: Date, verifies: (leaf: X509Certificate) => boolean): Outcome {
+function certificateVerifies(
+  leafPem: string,
+  chainPem: string,
+  anchors: TrustAnchors,
+  now: Date,
+  verifies: (leaf: X509Certificate) => boolean,
+): Outcome {
   let chain: X509Certificate[];
   try {
     chain = [...parsePemCertificates(leafPem).slice(0, 1), ...parsePemCertificates(chainPem)];
@@ -106,7 +130,11 @@ export function pae(payloadType: string, body: Buffer): Buffer {
 
 interface Bundle {
   mediaType?: unknown;
-  verificationMaterial?: { publicKey?: unknown; certificate?: { rawBytes?: unknown }; x509CertificateChain?: { certificates?: { rawBytes?: unknown }[] } };
+  verificationMaterial?: {
+    publicKey?: unknown;
+    certificate?: { rawBytes?: unknown };
+    x509CertificateChain?: { certificates?: { rawBytes?: unknown }[] };
+  };
   dsseEnvelope?: { payload?: unknown; payloadType?: unknown; signatures?: { sig?: unknown }[] };
   messageSignature?: unknown;
 }
@@ -125,9 +153,18 @@ export function verifyBundle(subject: Subject, bundleBytes: Buffer, anchors: Tru
   }
   const envelope = bundle.dsseEnvelope;
   if (!envelope) {
-    return invalid(bundle.messageSignature ? 'message-signature bundles (cosign sign-blob) are not verified for images: cosign signs images with a DSSE envelope' : 'the bundle has no dsseEnvelope');
+    return invalid(
+      bundle.messageSignature
+        ? 'message-signature bundles (cosign sign-blob) are not verified for images: cosign signs images with a DSSE envelope'
+        : 'the bundle has no dsseEnvelope',
+    );
   }
-  if (typeof envelope.payload !== 'string' || typeof envelope.payloadType !== 'string' || !Array.isArray(envelope.signatures) || envelope.signatures.length === 0) {
+  if (
+    typeof envelope.payload !== 'string' ||
+    typeof envelope.payloadType !== 'string' ||
+    !Array.isArray(envelope.signatures) ||
+    envelope.signatures.length === 0
+  ) {
     return invalid('the DSSE envelope lacks payload, payloadType or signatures');
   }
   const body = Buffer.from(envelope.payload, 'base64');
@@ -136,10 +173,13 @@ export function verifyBundle(subject: Subject, bundleBytes: Buffer, anchors: Tru
   const material = bundle.verificationMaterial ?? {};
   let signer: Signer | null = null;
   let validUntil: number | undefined;
-  const certificates = material.x509CertificateChain?.certificates?.map((c) => c.rawBytes) ?? (material.certificate ? [material.certificate.rawBytes] : []);
+  const certificates =
+    material.x509CertificateChain?.certificates?.map((c) => c.rawBytes) ?? (material.certificate ? [material.certificate.rawBytes] : []);
   if (certificates.length > 0) {
     const pem = certificates.map((raw) => `-----BEGIN CERTIFICATE-----\n${String(raw)}\n-----END CERTIFICATE-----\n`);
-    const outcome = certificateVerifies(pem[0]!, pem.slice(1).join(''), anchors, now, (leaf) => signatures.some((sig) => verifyRaw(leaf.publicKey, signed, sig)));
+    const outcome = certificateVerifies(pem[0]!, pem.slice(1).join(''), anchors, now, (leaf) =>
+      signatures.some((sig) => verifyRaw(leaf.publicKey, signed, sig)),
+    );
     if (!outcome.valid) return outcome;
     ({ signer, validUntil } = outcome);
   } else {
@@ -152,7 +192,8 @@ export function verifyBundle(subject: Subject, bundleBytes: Buffer, anchors: Tru
     }
     if (!signer) return invalid(noKey(anchors).replace('over the payload', 'over the DSSE envelope'));
   }
-  if (envelope.payloadType !== IN_TOTO_PAYLOAD) return invalid(`the envelope's payloadType is ${JSON.stringify(envelope.payloadType)}, not ${IN_TOTO_PAYLOAD}`);
+  if (envelope.payloadType !== IN_TOTO_PAYLOAD)
+    return invalid(`the envelope's payloadType is ${JSON.stringify(envelope.payloadType)}, not ${IN_TOTO_PAYLOAD}`);
   let statement: { predicateType?: unknown; subject?: { digest?: Record<string, unknown> }[] };
   try {
     statement = JSON.parse(body.toString('utf8')) as typeof statement;
@@ -205,14 +246,17 @@ export async function verifyNotation(subject: Subject, envelopeBytes: Buffer, an
   }
   const signingTime = typeof header['io.cncf.notary.signingTime'] === 'string' ? header['io.cncf.notary.signingTime'] : undefined;
   const at = (outcome: Outcome): Outcome => (signingTime ? { ...outcome, signedAt: signingTime } : outcome);
-  if (!NOTATION_ALGORITHMS.includes(String(header.alg))) return invalid(`algorithm ${JSON.stringify(header.alg)} is not allowed (PS256/384/512, ES256/384/512)`);
+  if (!NOTATION_ALGORITHMS.includes(String(header.alg)))
+    return invalid(`algorithm ${JSON.stringify(header.alg)} is not allowed (PS256/384/512, ES256/384/512)`);
   if (header.cty !== NOTARY_PAYLOAD) return invalid(`protected header cty is ${JSON.stringify(header.cty)}, not ${NOTARY_PAYLOAD}`);
   const scheme = header['io.cncf.notary.signingScheme'];
-  if (scheme === 'notary.x509.signingAuthority') return at(invalid('signing scheme notary.x509.signingAuthority needs RFC 3161 timestamp verification, which Berth does not do'));
+  if (scheme === 'notary.x509.signingAuthority')
+    return at(invalid('signing scheme notary.x509.signingAuthority needs RFC 3161 timestamp verification, which Berth does not do'));
   if (scheme !== 'notary.x509') return invalid(`signing scheme ${JSON.stringify(scheme)} is not notary.x509`);
   const critical = Array.isArray(header.crit) ? header.crit : [];
   if (!critical.includes('io.cncf.notary.signingScheme')) return invalid('io.cncf.notary.signingScheme is not marked critical');
-  if (header['io.cncf.notary.expiry'] !== undefined && !critical.includes('io.cncf.notary.expiry')) return invalid('io.cncf.notary.expiry is not marked critical');
+  if (header['io.cncf.notary.expiry'] !== undefined && !critical.includes('io.cncf.notary.expiry'))
+    return invalid('io.cncf.notary.expiry is not marked critical');
   const signed = signingTime ? new Date(signingTime) : null;
   let expiresAt = Number.POSITIVE_INFINITY;
   if (!signed || Number.isNaN(signed.getTime())) return invalid('io.cncf.notary.signingTime is missing or not a time');
@@ -232,7 +276,8 @@ export async function verifyNotation(subject: Subject, envelopeBytes: Buffer, an
     return at(invalid('x5c holds something that is not a DER certificate'));
   }
   const leaf = chain[0]!;
-  if (leaf.keyUsage && leaf.keyUsage.length > 0 && !leaf.keyUsage.includes('1.3.6.1.5.5.7.3.3')) return at(invalid(`the signing certificate "${leaf.subject.split('\n').join(', ')}" is not for code signing (extended key usage)`));
+  if (leaf.keyUsage && leaf.keyUsage.length > 0 && !leaf.keyUsage.includes('1.3.6.1.5.5.7.3.3'))
+    return at(invalid(`the signing certificate "${leaf.subject.split('\n').join(', ')}" is not for code signing (extended key usage)`));
   const checked = validateChain(chain, anchors, [signed, now]);
   if ('reason' in checked) return at(invalid(checked.reason));
   let payload: Uint8Array;
@@ -248,7 +293,13 @@ export async function verifyNotation(subject: Subject, envelopeBytes: Buffer, an
     return at(invalid('the payload is not JSON'));
   }
   if (!target) return at(invalid('the payload has no targetArtifact'));
-  if (target.digest !== subject.digest) return at(invalid(`the payload's targetArtifact is ${JSON.stringify(target.digest)}, not ${subject.digest}`));
-  if (target.size !== subject.size || target.mediaType !== subject.mediaType) return at(invalid(`the payload's targetArtifact size or mediaType (${String(target.size)}, ${String(target.mediaType)}) differ from the artifact's`));
+  if (target.digest !== subject.digest)
+    return at(invalid(`the payload's targetArtifact is ${JSON.stringify(target.digest)}, not ${subject.digest}`));
+  if (target.size !== subject.size || target.mediaType !== subject.mediaType)
+    return at(
+      invalid(
+        `the payload's targetArtifact size or mediaType (${String(target.size)}, ${String(target.mediaType)}) differ from the artifact's`,
+      ),
+    );
   return at({ valid: true, signer: certificateSigner(checked.anchor, leaf), validUntil: Math.min(expiresAt, checked.validUntil) });
 }

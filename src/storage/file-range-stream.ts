@@ -60,7 +60,10 @@ export class FileRangeStream extends Readable {
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    this.handle.close().then(() => done(err), (closeErr: Error) => done(err ?? closeErr));
+    this.handle.close().then(
+      () => done(err),
+      (closeErr: Error) => done(err ?? closeErr),
+    );
   }
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, options?: { end?: boolean }): T {

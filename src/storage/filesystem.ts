@@ -254,7 +254,7 @@ async function stage(handle: fs.FileHandle, source: Readable, position: number):
   };
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      for (let at = 0; at < chunk.length; ) {
+      for (let at = 0; at < chunk.length;) {
         const copied = chunk.copy(buffer, filled, at);
         filled += copied;
         at += copied;
@@ -278,7 +278,7 @@ async function stage(handle: fs.FileHandle, source: Readable, position: number):
 
 /** write(2) until all `length` bytes of `buffer` are in the file at `position`. */
 async function writeFully(handle: fs.FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
-  for (let done = 0; done < length; ) {
+  for (let done = 0; done < length;) {
     const { bytesWritten } = await handle.write(buffer, done, length - done, position + done);
     done += bytesWritten;
   }

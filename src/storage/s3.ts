@@ -217,7 +217,8 @@ export class S3BlobStore implements BlobStore {
 
   async readUpload(uploadId: string, state: StagingState, length: number): Promise<Readable> {
     const slices = sliceSegments(parseStaging(state, uploadId).segments, length, uploadId);
-    const read = (slice: SegmentSlice) => this.readSegment(uploadId, slice.name, slice.whole ? undefined : { start: 0, end: slice.length - 1 });
+    const read = (slice: SegmentSlice) =>
+      this.readSegment(uploadId, slice.name, slice.whole ? undefined : { start: 0, end: slice.length - 1 });
     return Readable.from(concatStreams(slices.filter((s) => s.length > 0).map((slice) => () => read(slice))));
   }
 
@@ -274,7 +275,9 @@ export class S3BlobStore implements BlobStore {
       if (!isNotFound(err)) throw err;
       if ((await this.stagedSize(uploadId, state)) !== size) throw new UploadNotFoundError(uploadId);
       await this.assemble(uploadId, target, slices).catch((again: unknown) => {
-        throw isNotFound(again) ? new Error(`upload ${uploadId}: copying its staged segments failed twice with ${(again as Error).name}`, { cause: again }) : again;
+        throw isNotFound(again)
+          ? new Error(`upload ${uploadId}: copying its staged segments failed twice with ${(again as Error).name}`, { cause: again })
+          : again;
       });
     }
   }
@@ -458,7 +461,9 @@ class SegmentWriter {
   private async flush(): Promise<void> {
     const index = this.firstIndex + this.written.length;
     if (index >= MAX_PARTS) {
-      throw new BlobTooLargeError(`blob exceeds ${MAX_PARTS} segments of ${this.chunkSize} bytes, the most S3 can assemble; raise storage.s3.chunksize`);
+      throw new BlobTooLargeError(
+        `blob exceeds ${MAX_PARTS} segments of ${this.chunkSize} bytes, the most S3 can assemble; raise storage.s3.chunksize`,
+      );
     }
     const name = `${String(index).padStart(5, '0')}-${randomBytes(6).toString('hex')}`;
     // The SDK is done with the body once the request resolves, so the buffer can be reused.
@@ -583,7 +588,16 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: nu
 }
 
 /** Errors of the connection to S3 (no HTTP response at all) that mean "unreachable". */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** A failure to reach S3 as 503 UNAVAILABLE (S3's own answers, with a status, pass through). */
 function unreachable(err: unknown): unknown {

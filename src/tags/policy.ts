@@ -19,14 +19,22 @@ function queriesOf(store: TagsMetadata, tx: MetadataTx | null): TagsTxQueries {
 export function immutableTagsPolicy(store: TagsMetadata, rules: ImmutableRules): Policy {
   const refuseIfImmutable = async (q: TagsTxQueries, repository: string, tag: string, what: string) => {
     const rule = await rules.protecting(q, repository, tag);
-    if (rule) throw deny(IMMUTABLE_POLICY, 'DENIED', `'${repository}:${tag}' configured as immutable by ${describeRule(rule)}: ${what}`, { rule: rule.id });
+    if (rule)
+      throw deny(IMMUTABLE_POLICY, 'DENIED', `'${repository}:${tag}' configured as immutable by ${describeRule(rule)}: ${what}`, {
+        rule: rule.id,
+      });
   };
   return {
     name: IMMUTABLE_POLICY,
     hooks: {
       'tag.put': async (ctx, tx) => {
         if (ctx.previous === null) return;
-        await refuseIfImmutable(queriesOf(store, tx), ctx.repository, ctx.tag, `it cannot be moved from ${ctx.previous} to another digest; push under a new tag`);
+        await refuseIfImmutable(
+          queriesOf(store, tx),
+          ctx.repository,
+          ctx.tag,
+          `it cannot be moved from ${ctx.previous} to another digest; push under a new tag`,
+        );
       },
       'tag.delete': (ctx, tx) => refuseIfImmutable(queriesOf(store, tx), ctx.repository, ctx.tag, 'it cannot be deleted'),
       'manifest.delete': async (ctx, tx) => {
@@ -49,12 +57,18 @@ export function tagHistoryPolicy(store: TagsMetadata): Policy {
   return {
     name: TAG_HISTORY_POLICY,
     hooks: {
-      'tag.put': (ctx, tx) => queriesOf(store, tx).record(ctx.repository, [change(ctx, ctx.tag, ctx.previous, ctx.digest, 'push')], new Date()),
-      'tag.delete': (ctx, tx) => queriesOf(store, tx).record(ctx.repository, [change(ctx, ctx.tag, ctx.digest, null, 'delete')], new Date()),
+      'tag.put': (ctx, tx) =>
+        queriesOf(store, tx).record(ctx.repository, [change(ctx, ctx.tag, ctx.previous, ctx.digest, 'push')], new Date()),
+      'tag.delete': (ctx, tx) =>
+        queriesOf(store, tx).record(ctx.repository, [change(ctx, ctx.tag, ctx.digest, null, 'delete')], new Date()),
       'manifest.delete': async (ctx, tx) => {
         const q = queriesOf(store, tx);
         const tags = await q.tagsOf(ctx.repository, ctx.digest);
-        await q.record(ctx.repository, tags.map((tag) => change(ctx, tag, ctx.digest, null, 'delete')), new Date());
+        await q.record(
+          ctx.repository,
+          tags.map((tag) => change(ctx, tag, ctx.digest, null, 'delete')),
+          new Date(),
+        );
       },
     },
   };

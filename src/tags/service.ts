@@ -97,7 +97,11 @@ export class TagsService {
         { repository, tag, digest },
       );
     }
-    const previous = await this.registry.tagManifest(repository, tag, digest, { actor: actor.name, ...(actor.ip ? { ip: actor.ip } : {}), reason: 'restore' });
+    const previous = await this.registry.tagManifest(repository, tag, digest, {
+      actor: actor.name,
+      ...(actor.ip ? { ip: actor.ip } : {}),
+      reason: 'restore',
+    });
     return { previous };
   }
 
@@ -114,7 +118,14 @@ export class TagsService {
   ): Promise<T> {
     const result = await this.metadata.transaction(async (tx) => {
       const done = await work(tx);
-      const entry: RuleAuditEntry = { actor: actor.name, action, target: `${project}/immutable-rules/${done.id}`, ip: actor.ip, project, at: new Date() };
+      const entry: RuleAuditEntry = {
+        actor: actor.name,
+        action,
+        target: `${project}/immutable-rules/${done.id}`,
+        ip: actor.ip,
+        project,
+        at: new Date(),
+      };
       if (done.detail !== undefined) entry.detail = done.detail;
       await this.audit?.(tx, [entry]);
       return done.result;
@@ -129,7 +140,10 @@ function checkPatterns(input: ImmutableRuleInput): void {
     try {
       validatePattern(selector.pattern);
     } catch (err) {
-      throw new RegistryError('INVALID_ARGUMENT', `pattern ${JSON.stringify(selector.pattern)} is not a valid glob: ${(err as Error).message}`);
+      throw new RegistryError(
+        'INVALID_ARGUMENT',
+        `pattern ${JSON.stringify(selector.pattern)} is not a valid glob: ${(err as Error).message}`,
+      );
     }
   }
 }

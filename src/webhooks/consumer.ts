@@ -39,7 +39,15 @@ export function webhookConsumer(store: WebhookStore, options: ConsumerOptions): 
         const add = (endpoint: string, project: string | null, format: Parameters<typeof render>[0]) => {
           const rendered = render(format, event, context);
           if (!rendered) return;
-          deliveries.push({ endpoint, project, eventId: event.id, kind: event.kind, repository: event.repository, ...rendered, createdAt: Date.now() });
+          deliveries.push({
+            endpoint,
+            project,
+            eventId: event.id,
+            kind: event.kind,
+            repository: event.repository,
+            ...rendered,
+            createdAt: Date.now(),
+          });
         };
         for (const endpoint of options.endpoints) if (configEndpointWants(endpoint, event)) add(endpoint.key, null, endpoint.format);
         for (const policy of policies) if (policyWants(policy, event)) add(policyEndpointKey(policy.id), policy.project, policy.format);

@@ -112,9 +112,14 @@ export class WebhookDeliverer {
 
   /** Drains the endpoint's queue under its lease; false when another process holds it. */
   private async work(endpoint: string, stats: RoundStats, signal: AbortSignal): Promise<boolean> {
-    const outcome = await withLease(this.leases, `${WEBHOOKS_JOB}:${endpoint}`, (lease) => this.drain(endpoint, stats, anyOf(signal, lease.signal)), {
-      ttlMs: ENDPOINT_LEASE_TTL_MS,
-    });
+    const outcome = await withLease(
+      this.leases,
+      `${WEBHOOKS_JOB}:${endpoint}`,
+      (lease) => this.drain(endpoint, stats, anyOf(signal, lease.signal)),
+      {
+        ttlMs: ENDPOINT_LEASE_TTL_MS,
+      },
+    );
     return outcome.acquired;
   }
 
@@ -133,7 +138,11 @@ export class WebhookDeliverer {
       if (!(await this.store.recordAttempt(head.id, head.attempts, outcome))) return;
       stats[outcome.status === 'delivered' ? 'delivered' : outcome.status === 'failed' ? 'failed' : 'retrying']++;
       this.options.observer?.attempted(endpoint, outcome);
-      if (outcome.status === 'failed') this.logger.warn({ endpoint, delivery: head.id, eventId: head.eventId, attempts: head.attempts + 1, error: outcome.error }, 'webhook delivery given up');
+      if (outcome.status === 'failed')
+        this.logger.warn(
+          { endpoint, delivery: head.id, eventId: head.eventId, attempts: head.attempts + 1, error: outcome.error },
+          'webhook delivery given up',
+        );
     }
   }
 

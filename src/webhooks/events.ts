@@ -82,7 +82,10 @@ function fieldsOf(stored: StoredEvent): Fields | null {
     case 'manifest.pushed':
       return repositoryEvent('artifact.pushed', e.repository, { digest: e.digest, mediaType: e.mediaType, size: e.size, tags: e.tags });
     case 'manifest.pulled':
-      return repositoryEvent('artifact.pulled', e.repository, { digest: e.digest, details: { pulls: e.pulls, lastPulledAt: new Date(e.lastPulledAt).toISOString() } });
+      return repositoryEvent('artifact.pulled', e.repository, {
+        digest: e.digest,
+        details: { pulls: e.pulls, lastPulledAt: new Date(e.lastPulledAt).toISOString() },
+      });
     case 'manifest.deleted':
       return repositoryEvent('artifact.deleted', e.repository, { digest: e.digest, tags: e.tags });
     case 'tag.deleted':
@@ -93,7 +96,10 @@ function fieldsOf(stored: StoredEvent): Fields | null {
     }
     // Harbor's messages (pkg/quota/errors.go, middleware/quota), which its receivers read from custom_attributes.Details.
     case 'quota.warning':
-      return projectEvent('quota.warning', { ...e, message: `quota usage reach ${e.threshold}%: resource storage used ${e.used} of ${e.limit}` });
+      return projectEvent('quota.warning', {
+        ...e,
+        message: `quota usage reach ${e.threshold}%: resource storage used ${e.used} of ${e.limit}`,
+      });
     case 'quota.exceeded':
       return projectEvent('quota.exceeded', {
         ...e,
@@ -102,12 +108,24 @@ function fieldsOf(stored: StoredEvent): Fields | null {
     case 'retention.finished':
       return projectEvent('retention.finished', e);
     case 'scan.completed':
-      return repositoryEvent('scan.completed', e.repository, { digest: e.digest, details: { packages: e.packages, summary: e.summary, ...(e.fixable !== undefined ? { fixable: e.fixable } : {}) } });
+      return repositoryEvent('scan.completed', e.repository, {
+        digest: e.digest,
+        details: { packages: e.packages, summary: e.summary, ...(e.fixable !== undefined ? { fixable: e.fixable } : {}) },
+      });
     case 'scan.failed':
       return repositoryEvent('scan.failed', e.repository, { digest: e.digest, details: { error: e.error } });
     case 'replication.finished': {
       const { type: _type, ...details } = e;
-      return { kind: 'replication.finished', project: null, repository: null, digest: null, mediaType: null, size: null, tags: [], details };
+      return {
+        kind: 'replication.finished',
+        project: null,
+        repository: null,
+        digest: null,
+        mediaType: null,
+        size: null,
+        tags: [],
+        details,
+      };
     }
     default:
       return null;

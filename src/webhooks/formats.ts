@@ -72,7 +72,14 @@ function distributionEnvelope(event: WebhookEvent, ctx: RenderContext) {
   else {
     const url = `${ctx.baseUrl}/v2/${repository}/manifests/${event.digest}`;
     const sized = event.size === null ? {} : { size: event.size, length: event.size };
-    target = { ...(event.mediaType ? { mediaType: event.mediaType } : {}), ...sized, digest: event.digest, repository, url, ...(tag ? { tag } : {}) };
+    target = {
+      ...(event.mediaType ? { mediaType: event.mediaType } : {}),
+      ...sized,
+      digest: event.digest,
+      repository,
+      url,
+      ...(tag ? { tag } : {}),
+    };
   }
   return {
     events: [
@@ -98,7 +105,11 @@ function harborDefault(event: WebhookEvent, ctx: RenderContext) {
     const namespace = event.project ?? '';
     const tags: (string | null)[] = event.tags.length > 0 ? event.tags : [null];
     eventData.resources = event.digest
-      ? tags.map((tag) => ({ digest: event.digest, ...(tag ? { tag } : {}), resource_url: resourceUrl(ctx, repository, tag, event.digest) }))
+      ? tags.map((tag) => ({
+          digest: event.digest,
+          ...(tag ? { tag } : {}),
+          resource_url: resourceUrl(ctx, repository, tag, event.digest),
+        }))
       : [];
     eventData.repository = {
       name: repository.startsWith(`${namespace}/`) ? repository.slice(namespace.length + 1) : repository,
@@ -115,10 +126,16 @@ function harborDefault(event: WebhookEvent, ctx: RenderContext) {
     eventData.resources = (eventData.resources as Record<string, unknown>[]).map((r) => ({ ...r, scan_overview: overview }));
     eventData.scan = { scan_type: 'vulnerability' };
     if (event.kind === 'scan.failed') eventData.custom_attributes = { Details: String(event.details.error ?? '') };
-  } else if (event.kind === 'retention.finished') eventData.retention = { harbor_hostname: host(ctx), project_name: event.project, ...event.details };
+  } else if (event.kind === 'retention.finished')
+    eventData.retention = { harbor_hostname: host(ctx), project_name: event.project, ...event.details };
   else if (event.kind === 'replication.finished') eventData.replication = harborReplication(event, ctx);
   else if (Object.keys(event.details).length > 0) eventData.custom_attributes = customAttributes(event);
-  return { type: WEBHOOK_EVENT_KINDS[event.kind].harbor, occur_at: Math.floor(event.at / 1000), operator: event.actor ?? 'anonymous', event_data: eventData };
+  return {
+    type: WEBHOOK_EVENT_KINDS[event.kind].harbor,
+    occur_at: Math.floor(event.at / 1000),
+    operator: event.actor ?? 'anonymous',
+    event_data: eventData,
+  };
 }
 
 /**
@@ -148,12 +165,24 @@ const HARBOR_SEVERITIES = ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'U
 /** Harbor's NativeReportSummary of a scan (report_id, scan_status, severity, summary{total, fixable, summary}, times, scanner). */
 function harborScanOverview(event: WebhookEvent): Record<string, unknown> {
   const time = new Date(event.at).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const common = { report_id: event.id, duration: 0, start_time: time, end_time: time, scanner: { name: 'Berth', vendor: 'Berth', version: '1.0' }, complete_percent: 100 };
+  const common = {
+    report_id: event.id,
+    duration: 0,
+    start_time: time,
+    end_time: time,
+    scanner: { name: 'Berth', vendor: 'Berth', version: '1.0' },
+    complete_percent: 100,
+  };
   if (event.kind === 'scan.failed') return { ...common, scan_status: 'Error', severity: 'Unknown' };
   const counts = (event.details.summary ?? {}) as Record<string, number>;
   const severities = Object.fromEntries(HARBOR_SEVERITIES.filter((s) => (counts[s] ?? 0) > 0).map((s) => [s, counts[s]!]));
   const severity = HARBOR_SEVERITIES.find((s) => (counts[s] ?? 0) > 0) ?? 'None';
-  return { ...common, scan_status: 'Success', severity, summary: { total: counts.total ?? 0, fixable: Number(event.details.fixable ?? 0), summary: severities } };
+  return {
+    ...common,
+    scan_status: 'Success',
+    severity,
+    summary: { total: counts.total ?? 0, fixable: Number(event.details.fixable ?? 0), summary: severities },
+  };
 }
 
 /** Harbor's custom_attributes are strings; a quota event's message goes to `Details` as Harbor's does. */

@@ -13,9 +13,18 @@ export function webhookMetrics(metrics: MetricsRegistry, store: WebhookStore): D
     help: 'Webhook delivery attempts by outcome (delivered, retrying, failed = given up)',
     labels: ['endpoint', 'outcome'],
   });
-  const latency = metrics.histogram<'endpoint'>({ name: 'berth_webhook_attempt_duration_seconds', help: 'Time to a webhook response (or timeout)', labels: ['endpoint'] });
+  const latency = metrics.histogram<'endpoint'>({
+    name: 'berth_webhook_attempt_duration_seconds',
+    help: 'Time to a webhook response (or timeout)',
+    labels: ['endpoint'],
+  });
   const pending = async () => Object.entries(await store.pendingCounts()).map(([endpoint, value]) => ({ labels: { endpoint }, value }));
-  metrics.gauge<'endpoint'>({ name: 'berth_webhook_pending_deliveries', help: 'Webhook deliveries queued and not yet delivered or given up', labels: ['endpoint'], collect: pending });
+  metrics.gauge<'endpoint'>({
+    name: 'berth_webhook_pending_deliveries',
+    help: 'Webhook deliveries queued and not yet delivered or given up',
+    labels: ['endpoint'],
+    collect: pending,
+  });
   const distributionEvents = metrics.counter<'type' | 'endpoint'>({
     name: 'registry_notifications_events_total',
     help: 'Distribution-compatible: notification attempts (type Successes, Failures, Errors)',
@@ -26,14 +35,23 @@ export function webhookMetrics(metrics: MetricsRegistry, store: WebhookStore): D
     help: 'Distribution-compatible: notification responses by HTTP status',
     labels: ['code', 'endpoint'],
   });
-  metrics.gauge<'endpoint'>({ name: 'registry_notifications_pending_total', help: 'Distribution-compatible: notifications pending', labels: ['endpoint'], collect: pending });
+  metrics.gauge<'endpoint'>({
+    name: 'registry_notifications_pending_total',
+    help: 'Distribution-compatible: notifications pending',
+    labels: ['endpoint'],
+    collect: pending,
+  });
   return {
     attempted(endpoint, outcome) {
       const result = outcome.status === 'pending' ? 'retrying' : outcome.status;
       attempts.inc({ endpoint, outcome: result });
       latency.observe({ endpoint }, outcome.latencyMs / 1000);
-      distributionEvents.inc({ endpoint, type: outcome.status === 'delivered' ? 'Successes' : outcome.statusCode === null ? 'Errors' : 'Failures' });
-      if (outcome.statusCode !== null) distributionStatus.inc({ endpoint, code: `${outcome.statusCode} ${statusText(outcome.statusCode)}` });
+      distributionEvents.inc({
+        endpoint,
+        type: outcome.status === 'delivered' ? 'Successes' : outcome.statusCode === null ? 'Errors' : 'Failures',
+      });
+      if (outcome.statusCode !== null)
+        distributionStatus.inc({ endpoint, code: `${outcome.statusCode} ${statusText(outcome.statusCode)}` });
     },
   };
 }

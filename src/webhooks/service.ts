@@ -83,7 +83,8 @@ export class WebhookService {
   }
 
   async remove(project: string, id: number): Promise<void> {
-    if (!(await this.store.deletePolicy(project, id))) throw new RegistryError('NOT_FOUND', `webhook policy ${id} not found in project ${project}`);
+    if (!(await this.store.deletePolicy(project, id)))
+      throw new RegistryError('NOT_FOUND', `webhook policy ${id} not found in project ${project}`);
   }
 
   /** The log of one policy (newest first). */
@@ -100,7 +101,8 @@ export class WebhookService {
   /** A delivery; with `project`, only one of that project's policies. */
   async delivery(id: number, project?: string): Promise<Delivery> {
     const found = Number.isSafeInteger(id) ? await this.store.delivery(id) : null;
-    if (!found || (project !== undefined && found.project !== project)) throw new RegistryError('NOT_FOUND', `webhook delivery ${id} not found`);
+    if (!found || (project !== undefined && found.project !== project))
+      throw new RegistryError('NOT_FOUND', `webhook delivery ${id} not found`);
     return found;
   }
 

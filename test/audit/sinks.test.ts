@@ -59,9 +59,13 @@ describe('audit sinks: every audited action of a scripted sequence reaches a fil
     assert.equal((await fetch(`${server.url}/v2/`, { headers: { authorization: basic('dev', 'wrong-password') } })).status, 401);
     // A name needing RFC 5424 escapes ('"', '\\', ']') in the structured data.
     assert.equal((await fetch(`${server.url}/v2/`, { headers: { authorization: basic('q"u]o\\te', 'wrong-password') } })).status, 401);
-    const pull = await new RegistryClient(server.url, { authorization: basic('outsider', 'outsider-secret-1') }).fetch('/v2/team/app/manifests/1');
+    const pull = await new RegistryClient(server.url, { authorization: basic('outsider', 'outsider-secret-1') }).fetch(
+      '/v2/team/app/manifests/1',
+    );
     assert.equal(pull.status, 403);
-    const deleted = await new RegistryClient(server.url, { authorization: adminAuth() }).fetch('/v2/team/app/manifests/1', { method: 'DELETE' });
+    const deleted = await new RegistryClient(server.url, { authorization: adminAuth() }).fetch('/v2/team/app/manifests/1', {
+      method: 'DELETE',
+    });
     assert.equal(deleted.status, 202);
     await waitFor('the tag delete in the audit log', async () => (await auditLog()).some((e) => e.action === 'tag.delete'));
     audited = await auditLog();
@@ -83,7 +87,8 @@ describe('audit sinks: every audited action of a scripted sequence reaches a fil
 
   it('the sequence produced every kind of entry', () => {
     const actions = new Set(audited.map((e) => e.action));
-    for (const action of ['login', 'login.failed', 'user.create', 'project.create', 'member.set', 'access.denied', 'tag.delete']) assert.ok(actions.has(action), `${action} audited`);
+    for (const action of ['login', 'login.failed', 'user.create', 'project.create', 'member.set', 'access.denied', 'tag.delete'])
+      assert.ok(actions.has(action), `${action} audited`);
   });
 
   it('the JSON-lines file holds every entry once, in order, with the fields of the audit API', async () => {
@@ -170,7 +175,14 @@ describe('docs/observability.md › Audit export', () => {
 
   it('a sink missing its host is refused, naming the key', () => {
     assert.throws(() => configSchema.parse({ audit: { sinks: [{ type: 'syslog', facility: 'local9' }] } }), /audit.*sinks/s);
-    const result = configSchema.safeParse({ audit: { sinks: [{ type: 'file', path: '/tmp/a' }, { type: 'syslog', port: 514 }] } });
+    const result = configSchema.safeParse({
+      audit: {
+        sinks: [
+          { type: 'file', path: '/tmp/a' },
+          { type: 'syslog', port: 514 },
+        ],
+      },
+    });
     assert.equal(result.success, false);
     assert.deepEqual(result.error!.issues[0]!.path, ['audit', 'sinks', 1, 'host']);
   });

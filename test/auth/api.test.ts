@@ -49,9 +49,20 @@ describe('admin API /api/v1', () => {
     const list = (await (await api(reg.server, 'GET', '/users', adminAuth())).json()) as { username: string }[];
     assert.ok(list.some((u) => u.username === 'rita'));
     const rita = basic('rita', 'rita-password');
-    assert.equal((await api(reg.server, 'PUT', '/users/rita/password', rita, { password: 'rita-password-2' })).status, 403, 'needs currentPassword');
-    assert.equal((await api(reg.server, 'PUT', '/users/rita/password', rita, { password: 'rita-password-2', currentPassword: 'rita-password' })).status, 204);
-    assert.equal((await api(reg.server, 'PUT', '/users/pat/password', basic('rita', 'rita-password-2'), { password: 'hijacked-pw' })).status, 403);
+    assert.equal(
+      (await api(reg.server, 'PUT', '/users/rita/password', rita, { password: 'rita-password-2' })).status,
+      403,
+      'needs currentPassword',
+    );
+    assert.equal(
+      (await api(reg.server, 'PUT', '/users/rita/password', rita, { password: 'rita-password-2', currentPassword: 'rita-password' }))
+        .status,
+      204,
+    );
+    assert.equal(
+      (await api(reg.server, 'PUT', '/users/pat/password', basic('rita', 'rita-password-2'), { password: 'hijacked-pw' })).status,
+      403,
+    );
     assert.equal((await api(reg.server, 'PATCH', '/users/rita', adminAuth(), { admin: true })).status, 204);
     assert.equal((await api(reg.server, 'GET', '/users', basic('rita', 'rita-password-2'))).status, 200);
     assert.equal((await api(reg.server, 'DELETE', '/users/rita', adminAuth())).status, 204);
@@ -59,7 +70,11 @@ describe('admin API /api/v1', () => {
   });
 
   it('rejects malformed JSON and unknown fields with 400 and a spec error body', async () => {
-    const res = await fetch(`${reg.url}/api/v1/users`, { method: 'POST', headers: { authorization: adminAuth(), 'content-type': 'application/json' }, body: '{not json' });
+    const res = await fetch(`${reg.url}/api/v1/users`, {
+      method: 'POST',
+      headers: { authorization: adminAuth(), 'content-type': 'application/json' },
+      body: '{not json',
+    });
     assert.equal(res.status, 400);
     assert.ok(((await res.json()) as { errors: unknown[] }).errors.length === 1);
     assert.equal((await api(reg.server, 'POST', '/users', adminAuth(), { username: 'x1', password: 'long-enough', extra: 1 })).status, 400);
@@ -70,12 +85,19 @@ describe('admin API /api/v1', () => {
     assert.equal((await api(reg.server, 'PUT', '/projects/pats/members/quinn', pat, { role: 'guest' })).status, 204);
     assert.equal((await api(reg.server, 'PUT', '/projects/pats/members/quinn', pat, { role: 'overlord' })).status, 400);
     const members = (await (await api(reg.server, 'GET', '/projects/pats/members', pat)).json()) as { username: string; role: string }[];
-    assert.deepEqual(members.map((m) => `${m.username}:${m.role}`), ['pat:project-admin', 'quinn:guest']);
+    assert.deepEqual(
+      members.map((m) => `${m.username}:${m.role}`),
+      ['pat:project-admin', 'quinn:guest'],
+    );
     const quinn = basic('quinn', 'quinn-password');
     assert.equal((await api(reg.server, 'GET', '/projects/pats', quinn)).status, 200, 'a guest can read the project');
     assert.equal((await api(reg.server, 'PATCH', '/projects/pats', quinn, { public: true })).status, 403, 'a guest cannot manage it');
     await addUser(reg.server, 'stranger', 'stranger-password');
-    assert.equal((await api(reg.server, 'GET', '/projects/pats', basic('stranger', 'stranger-password'))).status, 404, 'private projects do not leak');
+    assert.equal(
+      (await api(reg.server, 'GET', '/projects/pats', basic('stranger', 'stranger-password'))).status,
+      404,
+      'private projects do not leak',
+    );
     const visible = (await (await api(reg.server, 'GET', '/projects', basic('stranger', 'stranger-password'))).json()) as unknown[];
     assert.deepEqual(visible, []);
   });
@@ -99,11 +121,23 @@ describe('admin API /api/v1', () => {
     assert.deepEqual(claims(jwt).access, [{ type: 'repository', name: 'ci/app', actions: ['pull', 'push'] }]);
     await new RegistryClient(reg.url, { authorization: bearer(jwt) }).pushImage('ci/app', 'v1', makeImage());
 
-    assert.equal((await api(reg.server, 'POST', '/projects/ci/robots', adminAuth(), { name: 'sneaky', permissions: [{ project: 'pats', actions: ['pull'] }] })).status, 400);
+    assert.equal(
+      (
+        await api(reg.server, 'POST', '/projects/ci/robots', adminAuth(), {
+          name: 'sneaky',
+          permissions: [{ project: 'pats', actions: ['pull'] }],
+        })
+      ).status,
+      400,
+    );
     assert.equal((await api(reg.server, 'DELETE', `/projects/ci/robots/${encodeURIComponent(robot.name)}`, adminAuth())).status, 204);
     const after = await fetch(`${reg.url}/token?service=berth&scope=repository:ci/app:pull`, { headers: { authorization: creds } });
     assert.equal(after.status, 401, 'a revoked robot cannot log in');
-    assert.equal((await fetch(`${reg.url}/v2/ci/app/tags/list`, { headers: { authorization: bearer(jwt) } })).status, 401, 'its tokens die with it');
+    assert.equal(
+      (await fetch(`${reg.url}/v2/ci/app/tags/list`, { headers: { authorization: bearer(jwt) } })).status,
+      401,
+      'its tokens die with it',
+    );
   });
 
   it('a project with repositories cannot be deleted (its name could be re-created by anyone); an empty one can', async () => {
@@ -115,18 +149,34 @@ describe('admin API /api/v1', () => {
   });
 
   it('an expired robot cannot log in', async () => {
-    const res = await api(reg.server, 'POST', '/robots', adminAuth(), { name: 'shortlived', expiresIn: '1s', permissions: [{ project: 'ci', actions: ['pull'] }] });
+    const res = await api(reg.server, 'POST', '/robots', adminAuth(), {
+      name: 'shortlived',
+      expiresIn: '1s',
+      permissions: [{ project: 'ci', actions: ['pull'] }],
+    });
     assert.equal(res.status, 201);
     const robot = (await res.json()) as { name: string; secret: string };
     assert.equal(robot.name, 'robot$shortlived');
-    assert.equal((await fetch(`${reg.url}/token?service=berth`, { headers: { authorization: basic(robot.name, robot.secret) } })).status, 200);
+    assert.equal(
+      (await fetch(`${reg.url}/token?service=berth`, { headers: { authorization: basic(robot.name, robot.secret) } })).status,
+      200,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    assert.equal((await fetch(`${reg.url}/token?service=berth`, { headers: { authorization: basic(robot.name, robot.secret) } })).status, 401);
+    assert.equal(
+      (await fetch(`${reg.url}/token?service=berth`, { headers: { authorization: basic(robot.name, robot.secret) } })).status,
+      401,
+    );
   });
 
   it('every mutating call is in the audit log with actor, action, target, time and client IP (admin only)', async () => {
     assert.equal((await api(reg.server, 'GET', '/audit', pat)).status, 403);
-    const entries = (await (await api(reg.server, 'GET', '/audit?limit=1000', adminAuth())).json()) as { actor: string; action: string; target: string; ip: string | null; at: string }[];
+    const entries = (await (await api(reg.server, 'GET', '/audit?limit=1000', adminAuth())).json()) as {
+      actor: string;
+      action: string;
+      target: string;
+      ip: string | null;
+      at: string;
+    }[];
     const find = (action: string, target: string) => entries.find((e) => e.action === action && e.target === target);
     const created = find('user.create', 'rita');
     assert.ok(created, 'user.create rita');
@@ -156,7 +206,12 @@ describe('admin API /api/v1', () => {
     assert.equal(res.status, 200);
     const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: unknown }>> };
     assert.match(doc.openapi, /^3\./);
-    for (const path of ['/api/v1/users', '/api/v1/projects/{project}/members/{username}', '/api/v1/projects/{project}/robots', '/api/v1/audit']) {
+    for (const path of [
+      '/api/v1/users',
+      '/api/v1/projects/{project}/members/{username}',
+      '/api/v1/projects/{project}/robots',
+      '/api/v1/audit',
+    ]) {
       assert.ok(doc.paths[path], path);
     }
     assert.ok(doc.paths['/api/v1/users']!.post!.requestBody, 'POST /users documents its JSON body');

@@ -91,7 +91,8 @@ describe('audit query filters', () => {
     const alpha = await audit(reg.url, '?project=alpha');
     assert.ok(alpha.every((e) => e.project === 'alpha'));
     const actions = new Set(alpha.map((e) => e.action));
-    for (const action of ['project.create', 'member.set', 'access.denied', 'tag.delete']) assert.ok(actions.has(action), `alpha has ${action}`);
+    for (const action of ['project.create', 'member.set', 'access.denied', 'tag.delete'])
+      assert.ok(actions.has(action), `alpha has ${action}`);
     const beta = await audit(reg.url, '?project=beta');
     assert.deepEqual(beta.map((e) => e.action).sort(), ['member.set', 'project.create']);
     assert.ok(all.filter((e) => e.action === 'user.create').every((e) => e.project === null));
@@ -106,7 +107,10 @@ describe('audit query filters', () => {
     assert.deepEqual(await audit(reg.url, '?resource=alpha/ap'), []);
     assert.deepEqual(
       (await audit(reg.url, '?resource=alpha')).map((e) => e.target).sort(),
-      all.filter((e) => e.target === 'alpha' || e.target.startsWith('alpha/')).map((e) => e.target).sort(),
+      all
+        .filter((e) => e.target === 'alpha' || e.target.startsWith('alpha/'))
+        .map((e) => e.target)
+        .sort(),
     );
     // LIKE wildcards in the value match themselves only.
     assert.deepEqual(await audit(reg.url, '?resource=alpha%25'), []);
@@ -175,22 +179,36 @@ describe('audit query filters', () => {
     const anonymous = await fetch(`${reg.url}/api/v1/projects/alpha/audit`);
     assert.equal(anonymous.status, 401);
     // The project route takes no project filter: no way to name another tenant's project through it.
-    assert.deepEqual(await errorOf(await api(reg, 'GET', '/projects/alpha/audit?project=beta', ALICE)), { status: 400, code: 'INVALID_ARGUMENT' });
+    assert.deepEqual(await errorOf(await api(reg, 'GET', '/projects/alpha/audit?project=beta', ALICE)), {
+      status: 400,
+      code: 'INVALID_ARGUMENT',
+    });
   });
 
   it('a system admin reads any project through the project route', async () => {
     const res = await api(reg, 'GET', '/projects/beta/audit', adminAuth());
     assert.equal(res.status, 200);
-    assert.deepEqual(
-      ((await res.json()) as FilteredEntry[]).map((e) => e.action).sort(),
-      ['member.set', 'project.create'],
-    );
+    assert.deepEqual(((await res.json()) as FilteredEntry[]).map((e) => e.action).sort(), ['member.set', 'project.create']);
   });
 
   it('openapi.json documents the filters', async () => {
-    const doc = (await (await fetch(`${reg.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, { get: { parameters: { name: string; in: string }[] } }> };
-    const names = (path: string) => doc.paths[path]!.get.parameters.filter((p) => p.in === 'query').map((p) => p.name).sort();
+    const doc = (await (await fetch(`${reg.url}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, { get: { parameters: { name: string; in: string }[] } }>;
+    };
+    const names = (path: string) =>
+      doc.paths[path]!.get.parameters.filter((p) => p.in === 'query')
+        .map((p) => p.name)
+        .sort();
     assert.deepEqual(names('/api/v1/audit'), ['action', 'actor', 'before', 'from', 'limit', 'outcome', 'project', 'resource', 'to']);
-    assert.deepEqual(names('/api/v1/projects/{project}/audit'), ['action', 'actor', 'before', 'from', 'limit', 'outcome', 'resource', 'to']);
+    assert.deepEqual(names('/api/v1/projects/{project}/audit'), [
+      'action',
+      'actor',
+      'before',
+      'from',
+      'limit',
+      'outcome',
+      'resource',
+      'to',
+    ]);
   });
 });

@@ -4,14 +4,31 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
 import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
-import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, api, auditLog, basic, bearer, token, useAuthServer, type AuditEntry } from './support.js';
+import {
+  ADMIN_PASSWORD,
+  addMember,
+  addProject,
+  addUser,
+  adminAuth,
+  api,
+  auditLog,
+  basic,
+  bearer,
+  token,
+  useAuthServer,
+  type AuditEntry,
+} from './support.js';
 
 type Audit = AuditEntry;
 
 /** Issue 12: logins, failed and rate-limited logins, refusals and /v2 deletes reach the audit log. */
 describe('audit log: logins, refusals and /v2 deletes', () => {
   const ip = '203.0.113.50';
-  const reg = useAuthServer('token', { ratelimit: { failures: 3, perip: 50, window: '1m', backoff: '1m' } }, { http: { trustproxy: true }, events: { interval: '100ms' } });
+  const reg = useAuthServer(
+    'token',
+    { ratelimit: { failures: 3, perip: 50, window: '1m', backoff: '1m' } },
+    { http: { trustproxy: true }, events: { interval: '100ms' } },
+  );
   before(async () => {
     await addUser(reg.server, 'gina', 'gina-password');
     await addProject(reg.server, 'team');
@@ -24,7 +41,8 @@ describe('audit log: logins, refusals and /v2 deletes', () => {
   async function lastId(): Promise<number> {
     return ((await (await api(reg.server, 'GET', '/audit?limit=1', adminAuth())).json()) as Audit[])[0]?.id ?? 0;
   }
-  const tokenAt = (authorization: string, at = ip) => fetch(`${reg.url}/token?service=berth`, { headers: { authorization, 'x-forwarded-for': at } });
+  const tokenAt = (authorization: string, at = ip) =>
+    fetch(`${reg.url}/token?service=berth`, { headers: { authorization, 'x-forwarded-for': at } });
 
   it('a login records who, from where and how; a failed login records the attempted username but never the password', async () => {
     const start = await lastId();
@@ -39,7 +57,10 @@ describe('audit log: logins, refusals and /v2 deletes', () => {
       ['login.failed', 'no-such-user', 'no-such-user', { via: 'token' }],
     ]);
     const all = JSON.stringify(await (await api(reg.server, 'GET', '/audit?limit=1000', adminAuth())).json());
-    assert.ok(!all.includes('Wr0ng-Secret-Guess') && !all.includes('An0ther-Secret-Guess') && !all.includes('gina-password'), 'no password in the audit log');
+    assert.ok(
+      !all.includes('Wr0ng-Secret-Guess') && !all.includes('An0ther-Secret-Guess') && !all.includes('gina-password'),
+      'no password in the audit log',
+    );
   });
 
   it('rate-limited attempts are recorded once per block (not once per attempt)', async () => {
@@ -63,7 +84,10 @@ describe('audit log: logins, refusals and /v2 deletes', () => {
     assert.equal(users.status, 403);
     // A guest's token for team/app holds pull only; a DELETE needs delete, which gina can never get.
     const jwt = await token(reg.server, ['repository:team/app:pull,delete'], gina);
-    const del = await fetch(`${reg.url}/v2/team/app/manifests/sha256:${'0'.repeat(64)}`, { method: 'DELETE', headers: { authorization: bearer(jwt), 'x-forwarded-for': ip } });
+    const del = await fetch(`${reg.url}/v2/team/app/manifests/sha256:${'0'.repeat(64)}`, {
+      method: 'DELETE',
+      headers: { authorization: bearer(jwt), 'x-forwarded-for': ip },
+    });
     assert.equal(del.status, 403);
     const denied = (await auditSince(start)).filter((e) => e.action === 'access.denied').map((e) => [e.actor, e.target, e.ip]);
     assert.deepEqual(denied, [
@@ -91,7 +115,9 @@ describe('audit log: logins, refusals and /v2 deletes', () => {
 
   it('/v2 deletes of a tag, a manifest and a blob are recorded with their actor (through the outbox)', async () => {
     const start = await lastId();
-    const admin = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['repository:team/app:pull,push,delete'], adminAuth())) });
+    const admin = new RegistryClient(reg.url, {
+      authorization: bearer(await token(reg.server, ['repository:team/app:pull,push,delete'], adminAuth())),
+    });
     const image = makeImage();
     await admin.pushImage('team/app', 'v1', image);
     await admin.pushImage('team/app', 'v2', image);
@@ -119,7 +145,12 @@ describe('request log: client IP and identity', () => {
   let dataDir = '';
   before(async () => {
     dataDir = tempDir();
-    berth = await startBerthProcess({ BERTH_DATA_DIR: dataDir, BERTH_AUTH_MODE: 'token', BERTH_AUTH_ADMIN_PASSWORD: ADMIN_PASSWORD, BERTH_HTTP_TRUSTPROXY: 'true' });
+    berth = await startBerthProcess({
+      BERTH_DATA_DIR: dataDir,
+      BERTH_AUTH_MODE: 'token',
+      BERTH_AUTH_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      BERTH_HTTP_TRUSTPROXY: 'true',
+    });
   });
   after(async () => {
     await berth?.stop();
@@ -149,7 +180,9 @@ describe('request log: client IP and identity', () => {
     await fetch(`${berth!.url}/v2/?marker=v2`, { headers: { authorization: bearer(jwt), 'x-forwarded-for': '192.0.2.11' } });
     await fetch(`${berth!.url}/api/v1/me?marker=api`, { headers: { authorization: admin, 'x-forwarded-for': '192.0.2.12' } });
     await fetch(`${berth!.url}/v2/?marker=anon`, { headers: { 'x-forwarded-for': '192.0.2.13' } });
-    await fetch(`${berth!.url}/api/v1/me?marker=bad`, { headers: { authorization: basic('admin', 'not-the-password'), 'x-forwarded-for': '192.0.2.14' } });
+    await fetch(`${berth!.url}/api/v1/me?marker=bad`, {
+      headers: { authorization: basic('admin', 'not-the-password'), 'x-forwarded-for': '192.0.2.14' },
+    });
 
     const tok = await lineFor('marker=tok');
     assert.equal(tok.ip, '192.0.2.10');

@@ -28,7 +28,11 @@ class ScriptedSource implements PasswordSource {
   }
 }
 
-const user = (username: string, groups: string[], admin?: boolean): ExternalUser => ({ username, groups, ...(admin === undefined ? {} : { admin }) });
+const user = (username: string, groups: string[], admin?: boolean): ExternalUser => ({
+  username,
+  groups,
+  ...(admin === undefined ? {} : { admin }),
+});
 
 describe('external identities: the Authenticator with password sources', () => {
   let deployment: Deployment;
@@ -48,7 +52,12 @@ describe('external identities: the Authenticator with password sources', () => {
   after(async () => deployment?.destroy());
 
   const authenticator = (...sources: PasswordSource[]) =>
-    new Authenticator(store, new LoginRateLimiter({ failures: 100, perIp: 1000, windowMs: 60_000, backoffMs: 1 }), null, new ExternalIdentities(store, bindings, sources));
+    new Authenticator(
+      store,
+      new LoginRateLimiter({ failures: 100, perIp: 1000, windowMs: 60_000, backoffMs: 1 }),
+      null,
+      new ExternalIdentities(store, bindings, sources),
+    );
   const login = (a: Authenticator, name: string, password: string) => a.login(name, password, '192.0.2.9', {}, 'token');
 
   it('first login creates the user of that source; roles are the strongest of the matching bindings, re-derived at each login', async () => {
@@ -80,7 +89,12 @@ describe('external identities: the Authenticator with password sources', () => {
     taking.answer = (name, pw) => (pw === 'directory-password' ? user(name, ['devs']) : null);
     assert.equal((await login(authenticator(taking), 'localuser', 'local-password')).kind, 'user', 'the local password still works');
     assert.equal(taking.calls, 0);
-    assert.deepEqual(await login(authenticator(taking), 'localuser', 'directory-password'), { kind: 'user', name: 'localuser', admin: false, source: 'dir' });
+    assert.deepEqual(await login(authenticator(taking), 'localuser', 'directory-password'), {
+      kind: 'user',
+      name: 'localuser',
+      admin: false,
+      source: 'dir',
+    });
     assert.equal((await store.getUser('localuser'))?.passwordHash, externalMarker('dir'));
     const audit = await store.queryAudit({ limit: 5, action: 'user.takeover' });
     assert.equal(audit[0]?.target, 'localuser');
@@ -92,7 +106,10 @@ describe('external identities: the Authenticator with password sources', () => {
     const other = new ScriptedSource('other');
     other.answer = (name, pw) => (pw === 'bo-pw' ? user(name, []) : null);
     const a = authenticator(down, other);
-    await assert.rejects(login(a, 'nobody', 'x'), (err: { status: number; message: string }) => err.status === 503 && /down/.test(err.message));
+    await assert.rejects(
+      login(a, 'nobody', 'x'),
+      (err: { status: number; message: string }) => err.status === 503 && /down/.test(err.message),
+    );
     assert.equal((await login(a, 'bo', 'bo-pw')).kind, 'user', 'the second source answered');
     assert.equal((await store.getUser('bo'))?.passwordHash, externalMarker('other'));
     const thrower = new ScriptedSource('thrower');
@@ -132,8 +149,20 @@ describe('external identities: the Authenticator with password sources', () => {
   });
 
   it('rolesFor: prefix bindings match on path boundaries, exact ids, and groups of that source only', async () => {
-    await bindings.add(actor, { source: 'spiffe', kind: 'prefix', subject: 'spiffe://example.org/ns/ci', project: 'team-a', role: 'developer' });
-    await bindings.add(actor, { source: 'spiffe', kind: 'id', subject: 'spiffe://example.org/ns/ci/sa/deploy', project: 'team-b', role: 'maintainer' });
+    await bindings.add(actor, {
+      source: 'spiffe',
+      kind: 'prefix',
+      subject: 'spiffe://example.org/ns/ci',
+      project: 'team-a',
+      role: 'developer',
+    });
+    await bindings.add(actor, {
+      source: 'spiffe',
+      kind: 'id',
+      subject: 'spiffe://example.org/ns/ci/sa/deploy',
+      project: 'team-b',
+      role: 'maintainer',
+    });
     assert.deepEqual(await bindings.rolesFor('spiffe', [], 'spiffe://example.org/ns/ci/sa/deploy'), [
       { project: 'team-a', role: 'developer' },
       { project: 'team-b', role: 'maintainer' },

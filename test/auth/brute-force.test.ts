@@ -7,18 +7,26 @@ import { openStores } from '../../src/stores.js';
 import { ADMIN_PASSWORD, addUser, adminAuth, basic, bearer, claims, getToken, token, useAuthServer } from './support.js';
 
 /** A request from client address `ip` (the server trusts X-Forwarded-For: http.trustproxy). */
-const from = (ip: string, authorization?: string): Record<string, string> => ({ 'x-forwarded-for': ip, ...(authorization ? { authorization } : {}) });
+const from = (ip: string, authorization?: string): Record<string, string> => ({
+  'x-forwarded-for': ip,
+  ...(authorization ? { authorization } : {}),
+});
 
 /** Issue 12: the failed-login throttle is per account and client address, with backoff. */
 describe('brute-force limits: per account and client address, with backoff', () => {
   const BACKOFF_MS = 500;
-  const reg = useAuthServer('token', { ratelimit: { failures: 3, perip: 6, window: '1m', backoff: `${BACKOFF_MS}ms` } }, { http: { trustproxy: true } });
+  const reg = useAuthServer(
+    'token',
+    { ratelimit: { failures: 3, perip: 6, window: '1m', backoff: `${BACKOFF_MS}ms` } },
+    { http: { trustproxy: true } },
+  );
   before(async () => {
     await addUser(reg.server, 'erin', 'erin-password');
     await addUser(reg.server, 'frank', 'frank-password');
   });
 
-  const login = (ip: string, username: string, password: string) => fetch(`${reg.url}/token?service=berth`, { headers: from(ip, basic(username, password)) });
+  const login = (ip: string, username: string, password: string) =>
+    fetch(`${reg.url}/token?service=berth`, { headers: from(ip, basic(username, password)) });
 
   it('wrong admin passwords from one address do not lock the admin out from another (no global lock-out)', async () => {
     for (let i = 0; i < 3; i++) assert.equal((await login('203.0.113.1', 'admin', `wrong-${i}-password`)).status, 401);
@@ -42,7 +50,11 @@ describe('brute-force limits: per account and client address, with backoff', () 
     assert.equal((await login(ip, 'erin', 'erin-password')).status, 429, 'the second wait is twice as long');
     await sleep(BACKOFF_MS + 150);
     assert.equal((await login(ip, 'erin', 'erin-password')).status, 200);
-    assert.equal((await login(ip, 'erin', 'wrong-later-password')).status, 401, 'the success cleared the counter: a new failure is not refused');
+    assert.equal(
+      (await login(ip, 'erin', 'wrong-later-password')).status,
+      401,
+      'the success cleared the counter: a new failure is not refused',
+    );
   });
 
   it('password spraying: an address failing across accounts (auth.ratelimit.perip) waits for every account; others do not', async () => {

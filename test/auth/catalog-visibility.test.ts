@@ -47,9 +47,19 @@ describe('catalog paging shows only what the caller may read', () => {
     await addUser(reg.server, 'alice', 'alice-password');
     await addMember(reg.server, 'b-team', 'alice', 'guest');
     const all = [...HIDDEN, ...VISIBLE_TO_ALICE];
-    const admin = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, all.map((r) => `repository:${r}:pull,push`), adminAuth())) });
+    const admin = new RegistryClient(reg.url, {
+      authorization: bearer(
+        await token(
+          reg.server,
+          all.map((r) => `repository:${r}:pull,push`),
+          adminAuth(),
+        ),
+      ),
+    });
     for (const repo of all) await admin.pushImage(repo, 'v1', makeImage({ layers: 1, layerSize: 16 }));
-    alice = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['registry:catalog:*'], basic('alice', 'alice-password'))) });
+    alice = new RegistryClient(reg.url, {
+      authorization: bearer(await token(reg.server, ['registry:catalog:*'], basic('alice', 'alice-password'))),
+    });
     const res = await api(reg.server, 'POST', '/projects/b-team/robots', adminAuth(), {
       name: 'ci',
       permissions: [{ project: 'b-team', repository: 'b-team/two', actions: ['pull'] }],
@@ -69,7 +79,10 @@ describe('catalog paging shows only what the caller may read', () => {
   for (const n of [1, 2, 5]) {
     it(`walking the Links with n=${n} yields exactly the readable repositories, and no Link names another`, async () => {
       const pages = await walk(alice, n);
-      assert.deepEqual(pages.flatMap((p) => p.repositories), VISIBLE_TO_ALICE);
+      assert.deepEqual(
+        pages.flatMap((p) => p.repositories),
+        VISIBLE_TO_ALICE,
+      );
       for (const page of pages) {
         assert.ok(page.repositories.length <= n);
         if (page.link) {
@@ -81,12 +94,18 @@ describe('catalog paging shows only what the caller may read', () => {
   }
 
   it('a robot sees the repositories its grant pattern names (and public ones), not the rest of its project', async () => {
-    assert.deepEqual((await walk(robot, 1)).flatMap((p) => p.repositories), ['b-team/two', 'p-public/one']);
+    assert.deepEqual(
+      (await walk(robot, 1)).flatMap((p) => p.repositories),
+      ['b-team/two', 'p-public/one'],
+    );
   });
 
   it('an admin pages through everything', async () => {
     const admin = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['registry:catalog:*'], adminAuth())) });
-    assert.deepEqual((await walk(admin, 2)).flatMap((p) => p.repositories), [...HIDDEN, ...VISIBLE_TO_ALICE].sort());
+    assert.deepEqual(
+      (await walk(admin, 2)).flatMap((p) => p.repositories),
+      [...HIDDEN, ...VISIBLE_TO_ALICE].sort(),
+    );
   });
 
   it('without n the page holds at most limits.pagesize visible names', async () => {

@@ -25,7 +25,14 @@ function rawGet(url: string, path: string, headers: Record<string, string>): Pro
   });
 }
 
-const INJECTIONS = ['evil.example"', 'a.example",error="x', 'a.example, Basic realm=x', 'a.example/path', 'a b.example', 'a.example:99999999'];
+const INJECTIONS = [
+  'evil.example"',
+  'a.example",error="x',
+  'a.example, Basic realm=x',
+  'a.example/path',
+  'a b.example',
+  'a.example:99999999',
+];
 
 /** Issue 12: the Host header must not be copied unescaped into WWW-Authenticate. */
 describe('Bearer challenge realm: built from the Host only when it is a plain host[:port]', () => {
@@ -37,7 +44,11 @@ describe('Bearer challenge realm: built from the Host only when it is a plain ho
     assert.match(String(res.headers['www-authenticate']), /^Bearer realm="http:\/\/registry\.example\.com:5000\/token",service="berth"/);
     const container = await rawGet(reg.url, '/v2/', { host: 'berth_registry_1:5000' });
     assert.match(String(container.headers['www-authenticate']), /^Bearer realm="http:\/\/berth_registry_1:5000\/token"/);
-    const proxied = await rawGet(reg.url, '/v2/', { host: 'internal:5000', 'x-forwarded-host': '[2001:db8::1]:443', 'x-forwarded-proto': 'https' });
+    const proxied = await rawGet(reg.url, '/v2/', {
+      host: 'internal:5000',
+      'x-forwarded-host': '[2001:db8::1]:443',
+      'x-forwarded-proto': 'https',
+    });
     assert.match(String(proxied.headers['www-authenticate']), /^Bearer realm="https:\/\/\[2001:db8::1\]:443\/token"/);
   });
 
@@ -70,7 +81,15 @@ describe('Bearer challenge realm with http.host set', () => {
 /** Issue 12: malformed Basic credentials on /token used to yield an anonymous token. */
 describe('malformed Authorization on /token and /api/v1', () => {
   const reg = useAuthServer('token');
-  const MALFORMED = ['Basic', 'Basic !!!!', 'Basic Zm9v' /* "foo": no colon */, 'Basic Og==' /* ":" empty username */, 'Basic YWRtaW46eA=' /* bad padding */, 'Bearer abc', 'Digest x'];
+  const MALFORMED = [
+    'Basic',
+    'Basic !!!!',
+    'Basic Zm9v' /* "foo": no colon */,
+    'Basic Og==' /* ":" empty username */,
+    'Basic YWRtaW46eA=' /* bad padding */,
+    'Bearer abc',
+    'Digest x',
+  ];
 
   it('GET /token answers 401 UNAUTHORIZED with a spec error body and a Basic challenge, never a token', async () => {
     for (const authorization of MALFORMED) {

@@ -9,7 +9,7 @@ import { basic, useAuthServer } from './support.js';
 
 const exec = promisify(execFile);
 
-describe('berth user / project / robot CLI against a running server\'s data', () => {
+describe("berth user / project / robot CLI against a running server's data", () => {
   const reg = useAuthServer('basic');
 
   /** Runs `berth <args>` on the same data directory (and so the same SQLite DB) as the server. */
@@ -28,7 +28,8 @@ describe('berth user / project / robot CLI against a running server\'s data', ()
     return { BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}) };
   }
 
-  const status = async (user: string, password: string) => (await fetch(`${reg.url}/v2/`, { headers: { authorization: basic(user, password) } })).status;
+  const status = async (user: string, password: string) =>
+    (await fetch(`${reg.url}/v2/`, { headers: { authorization: basic(user, password) } })).status;
 
   it('user add (password from stdin) creates an account the server accepts at once; user list shows it', async () => {
     assert.match(await berth(['user', 'add', 'carl', '--password-stdin'], 'carl-password\n'), /created user carl/);

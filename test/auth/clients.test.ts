@@ -84,21 +84,31 @@ describe('podman and skopeo with auth.mode token', () => {
     const post = await fetch(`${berth.url}/v2/alice/stolen/blobs/uploads/`, { method: 'POST', headers: { authorization: bearer(jwt) } });
     assert.equal(post.status, 403);
     const body = (await post.json()) as { errors: { code: string; message: string }[] };
-    assert.deepEqual(body.errors.map((e) => e.code), ['DENIED']);
+    assert.deepEqual(
+      body.errors.map((e) => e.code),
+      ['DENIED'],
+    );
     assert.match(body.errors[0]!.message, /bob may not pull, push repository alice\/stolen/);
   });
 
   it('denied pull of a private project: unauthorized for anonymous, denied for a signed-in stranger', async () => {
-    const anon = await sandbox.skopeo(['inspect', '--tls-verify=false', '--no-creds', `docker://${host}/alice/app:v1`], { allowFailure: true });
+    const anon = await sandbox.skopeo(['inspect', '--tls-verify=false', '--no-creds', `docker://${host}/alice/app:v1`], {
+      allowFailure: true,
+    });
     assert.notEqual(anon.code, 0);
     assert.match(anon.stderr, /unauthorized|authentication required/i);
-    const bob = await sandbox.skopeo(['inspect', '--tls-verify=false', '--creds', 'bob:bob-password', `docker://${host}/alice/app:v1`], { allowFailure: true });
+    const bob = await sandbox.skopeo(['inspect', '--tls-verify=false', '--creds', 'bob:bob-password', `docker://${host}/alice/app:v1`], {
+      allowFailure: true,
+    });
     assert.notEqual(bob.code, 0);
     assert.match(bob.stderr, /denied/i);
   });
 
   it('a robot account logs in with podman and pushes within its grant', async () => {
-    const res = await api(berth, 'POST', '/projects/alice/robots', adminAuth(), { name: 'ci', permissions: [{ project: 'alice', repository: '*', actions: ['pull', 'push'] }] });
+    const res = await api(berth, 'POST', '/projects/alice/robots', adminAuth(), {
+      name: 'ci',
+      permissions: [{ project: 'alice', repository: '*', actions: ['pull', 'push'] }],
+    });
     assert.equal(res.status, 201);
     const robot = (await res.json()) as { name: string; secret: string };
     await sandbox.podman(['login', '--tls-verify=false', '-u', robot.name, '-p', robot.secret, host]);
@@ -131,11 +141,20 @@ describe('skopeo with auth.mode basic', () => {
     const layout = sandbox.path('layout');
     await createLayoutImage(layout, 'src', [1024]);
     const flags = ['--src-tls-verify=false', '--dest-tls-verify=false'];
-    const push = await sandbox.skopeo(['copy', ...flags, '--dest-creds', `admin:${ADMIN_PASSWORD}`, `oci:${layout}:src`, `docker://${host}/team/app:v1`], { allowFailure: true });
+    const push = await sandbox.skopeo(
+      ['copy', ...flags, '--dest-creds', `admin:${ADMIN_PASSWORD}`, `oci:${layout}:src`, `docker://${host}/team/app:v1`],
+      { allowFailure: true },
+    );
     assert.equal(push.code, 0, push.stderr);
-    const pull = await sandbox.skopeo(['copy', ...flags, '--src-creds', `admin:${ADMIN_PASSWORD}`, `docker://${host}/team/app:v1`, `oci:${sandbox.path('out')}:x`], { allowFailure: true });
+    const pull = await sandbox.skopeo(
+      ['copy', ...flags, '--src-creds', `admin:${ADMIN_PASSWORD}`, `docker://${host}/team/app:v1`, `oci:${sandbox.path('out')}:x`],
+      { allowFailure: true },
+    );
     assert.equal(pull.code, 0, pull.stderr);
-    const wrong = await sandbox.skopeo(['copy', ...flags, '--dest-creds', 'admin:not-the-password', `oci:${layout}:src`, `docker://${host}/team/app:v2`], { allowFailure: true });
+    const wrong = await sandbox.skopeo(
+      ['copy', ...flags, '--dest-creds', 'admin:not-the-password', `oci:${layout}:src`, `docker://${host}/team/app:v2`],
+      { allowFailure: true },
+    );
     assert.notEqual(wrong.code, 0);
     assert.match(wrong.stderr, /unauthorized|invalid username or password/i);
   });

@@ -3,7 +3,20 @@ import { before, describe, it } from 'node:test';
 import type { DomainEvent, StoredEvent } from '../../src/core/events.js';
 import { RegistryClient, makeBlob } from '../helpers/registry-client.js';
 import type { TestServer } from '../helpers/server.js';
-import { addUser, adminAuth, api, auditLog, basic, bearer, claims, getToken, token, useAuthServer, type AuditEntry, type TokenAnswer } from './support.js';
+import {
+  addUser,
+  adminAuth,
+  api,
+  auditLog,
+  basic,
+  bearer,
+  claims,
+  getToken,
+  token,
+  useAuthServer,
+  type AuditEntry,
+  type TokenAnswer,
+} from './support.js';
 
 /**
  * Account changes through the admin API (and a project created by a push) become domain
@@ -55,7 +68,14 @@ async function lastAuditId(server: TestServer): Promise<number> {
 }
 
 /** Performs an admin-API call and checks its status. */
-async function call(server: TestServer, method: string, path: string, authorization: string, status: number, body?: unknown): Promise<unknown> {
+async function call(
+  server: TestServer,
+  method: string,
+  path: string,
+  authorization: string,
+  status: number,
+  body?: unknown,
+): Promise<unknown> {
   const res = await api(server, method, path, authorization, body);
   const text = await res.text();
   assert.equal(res.status, status, `${method} ${path}: ${res.status} ${text}`);
@@ -68,7 +88,10 @@ function auditOf(event: DomainEvent): { action: string; target: string } {
     case 'user.created':
       return { action: 'user.create', target: event.username };
     case 'user.updated':
-      return { action: event.changes.includes('password') ? 'user.password' : 'user.grant-admin|user.revoke-admin', target: event.username };
+      return {
+        action: event.changes.includes('password') ? 'user.password' : 'user.grant-admin|user.revoke-admin',
+        target: event.username,
+      };
     case 'user.deleted':
       return { action: 'user.delete', target: event.username };
     case 'project.created':
@@ -96,7 +119,10 @@ function assertMatchesAudit(events: StoredEvent[], audit: AuditRow[]): void {
   events.forEach((stored, i) => {
     const row = audit[i]!;
     const expected = auditOf(stored.event);
-    assert.ok(expected.action.split('|').includes(row.action), `event ${stored.event.type} #${i}: audit action ${row.action}, expected ${expected.action}`);
+    assert.ok(
+      expected.action.split('|').includes(row.action),
+      `event ${stored.event.type} #${i}: audit action ${row.action}, expected ${expected.action}`,
+    );
     assert.equal(row.target, expected.target, `event ${stored.event.type} #${i}: audit target`);
     assert.equal(row.actor, stored.actor, `event ${stored.event.type} #${i}: the same actor in the event and the audit row`);
   });
@@ -135,7 +161,10 @@ describe('account changes become domain events, committed with their audit entry
     secrets.push(robot.secret);
     assert.equal(robot.name, 'robot$evt+ci');
     await call(reg.server, 'DELETE', `/projects/evt/robots/${encodeURIComponent(robot.name)}`, admin, 204);
-    const system = (await call(reg.server, 'POST', '/robots', admin, 201, { name: 'sys', permissions: [{ project: 'evt', actions: ['pull'] }] })) as {
+    const system = (await call(reg.server, 'POST', '/robots', admin, 201, {
+      name: 'sys',
+      permissions: [{ project: 'evt', actions: ['pull'] }],
+    })) as {
       name: string;
       secret: string;
     };
@@ -166,9 +195,25 @@ describe('account changes become domain events, committed with their audit entry
         ['admin', { type: 'project.updated', project: 'evt', public: true }],
         ['admin', { type: 'member.set', project: 'evt', username: 'erin', role: 'developer' }],
         ['admin', { type: 'member.set', project: 'evt', username: 'erin', role: 'maintainer' }],
-        ['admin', { type: 'robot.created', robot: 'robot$evt+ci', project: 'evt', permissions: [{ project: 'evt', repository: 'app*', actions: ['pull', 'push'] }] }],
+        [
+          'admin',
+          {
+            type: 'robot.created',
+            robot: 'robot$evt+ci',
+            project: 'evt',
+            permissions: [{ project: 'evt', repository: 'app*', actions: ['pull', 'push'] }],
+          },
+        ],
         ['admin', { type: 'robot.deleted', robot: 'robot$evt+ci', project: 'evt' }],
-        ['admin', { type: 'robot.created', robot: 'robot$sys', project: null, permissions: [{ project: 'evt', repository: '*', actions: ['pull'] }] }],
+        [
+          'admin',
+          {
+            type: 'robot.created',
+            robot: 'robot$sys',
+            project: null,
+            permissions: [{ project: 'evt', repository: '*', actions: ['pull'] }],
+          },
+        ],
         ['admin', { type: 'robot.deleted', robot: 'robot$sys', project: null }],
         ['erin', { type: 'project.created', project: 'erins', public: false, owner: 'erin' }],
         ['erin', { type: 'member.set', project: 'erins', username: 'admin', role: 'guest' }],
@@ -214,9 +259,10 @@ describe('account changes become domain events, committed with their audit entry
   it('a refused change (taken name, unknown user, member, project or robot) appends no event and no audit row', async () => {
     await addUser(reg.server, 'fay', 'fay-password-1');
     await call(reg.server, 'POST', '/projects', adminAuth(), 201, { name: 'taken', public: false });
-    await call(reg.server, 'POST', '/projects/taken/robots', adminAuth(), 201, { name: 'bot', permissions: [{ project: 'taken', actions: ['pull'] }] }).then((r) =>
-      secrets.push((r as { secret: string }).secret),
-    );
+    await call(reg.server, 'POST', '/projects/taken/robots', adminAuth(), 201, {
+      name: 'bot',
+      permissions: [{ project: 'taken', actions: ['pull'] }],
+    }).then((r) => secrets.push((r as { secret: string }).secret));
     const seq = await lastSeq(reg.server);
     const auditId = await lastAuditId(reg.server);
     const admin = adminAuth();
@@ -224,7 +270,10 @@ describe('account changes become domain events, committed with their audit entry
 
     await call(reg.server, 'POST', '/projects', admin, 409, { name: 'taken', public: true });
     await call(reg.server, 'POST', '/users', admin, 409, { username: 'fay', password: 'another-password-1' });
-    await call(reg.server, 'POST', '/projects/taken/robots', admin, 409, { name: 'bot', permissions: [{ project: 'taken', actions: ['pull'] }] });
+    await call(reg.server, 'POST', '/projects/taken/robots', admin, 409, {
+      name: 'bot',
+      permissions: [{ project: 'taken', actions: ['pull'] }],
+    });
     await call(reg.server, 'PATCH', '/users/nobody', admin, 404, { admin: true });
     await call(reg.server, 'PUT', '/users/nobody/password', admin, 404, { password: 'nobody-password-1' });
     await call(reg.server, 'DELETE', '/users/nobody', admin, 404);

@@ -18,7 +18,12 @@ const REALM = 'https://auth.example.test/token';
 
 type Key = CryptoKey | KeyObject;
 
-async function sign(key: Key, alg: string, access: unknown[], overrides: { iss?: string; aud?: string; kid?: string } = {}): Promise<string> {
+async function sign(
+  key: Key,
+  alg: string,
+  access: unknown[],
+  overrides: { iss?: string; aud?: string; kid?: string } = {},
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ access })
     .setProtectedHeader({ alg, ...(overrides.kid ? { kid: overrides.kid } : {}) })
@@ -81,7 +86,9 @@ describe('external token issuer: JWKS served over HTTP on loopback', () => {
   });
 
   it('the catalog lists only repositories the token grants pull on', async () => {
-    const jwt = await sign(privateKey, 'RS256', [...pushPull('ext/app'), { type: 'registry', name: 'catalog', actions: ['*'] }], { kid: 'ext-1' });
+    const jwt = await sign(privateKey, 'RS256', [...pushPull('ext/app'), { type: 'registry', name: 'catalog', actions: ['*'] }], {
+      kid: 'ext-1',
+    });
     const res = await fetch(`${reg.url}/v2/_catalog`, { headers: { authorization: bearer(jwt) } });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { repositories: ['ext/app'] });
@@ -96,18 +103,43 @@ describe('external token issuer: PEM certificate bundle', () => {
     dir = tempDir();
     const keyFile = path.join(dir, 'issuer.key');
     const certFile = path.join(dir, 'issuer.crt');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=token-issuer'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=token-issuer',
+      ],
+      { stdio: 'ignore' },
+    );
     key = await importPKCS8(readFileSync(keyFile, 'utf8'), 'ES256');
     writeFileSync(path.join(dir, 'bundle.pem'), readFileSync(certFile));
   });
-  const reg = useServer(() => ({ auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, certificates: path.join(dir, 'bundle.pem') } } }));
+  const reg = useServer(() => ({
+    auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, certificates: path.join(dir, 'bundle.pem') } },
+  }));
   after(() => {
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('accepts tokens signed by the certificate key and rejects others', async () => {
     const good = await sign(key, 'ES256', pushPull('certs/app'));
-    assert.equal((await new RegistryClient(reg.url, { authorization: bearer(good) }).pushBlob('certs/app', makeImage().config)).status, 201);
+    assert.equal(
+      (await new RegistryClient(reg.url, { authorization: bearer(good) }).pushBlob('certs/app', makeImage().config)).status,
+      201,
+    );
     const { privateKey: stranger } = await generateKeyPair('ES256');
     const bad = await sign(stranger, 'ES256', pushPull('certs/app'));
     assert.equal((await new RegistryClient(reg.url, { authorization: bearer(bad) }).pushBlob('certs/app', makeImage().config)).status, 401);
@@ -120,10 +152,15 @@ describe('external token issuer: JWKS file', () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256');
     const file = path.join(dir, 'jwks.json');
     writeFileSync(file, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'file-1', alg: 'ES256' }] }));
-    const server = await startTestServer({ auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, jwks: file } } });
+    const server = await startTestServer({
+      auth: { mode: 'token', token: { issuer: ISSUER, service: SERVICE, realm: REALM, jwks: file } },
+    });
     try {
       const good = await sign(privateKey, 'ES256', pushPull('file/app'), { kid: 'file-1' });
-      assert.equal((await new RegistryClient(server.url, { authorization: bearer(good) }).pushBlob('file/app', makeImage().config)).status, 201);
+      assert.equal(
+        (await new RegistryClient(server.url, { authorization: bearer(good) }).pushBlob('file/app', makeImage().config)).status,
+        201,
+      );
       const { privateKey: stranger } = await generateKeyPair('ES256');
       const bad = await sign(stranger, 'ES256', pushPull('file/app'), { kid: 'file-1' });
       assert.equal((await fetch(`${server.url}/v2/file/app/tags/list`, { headers: { authorization: bearer(bad) } })).status, 401);

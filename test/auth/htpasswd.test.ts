@@ -378,7 +378,10 @@ describe('auth.mode basic with an htpasswd file', () => {
   before(() => {
     requireTools(['htpasswd']);
     dir = tempDir('berth-htpasswd-');
-    writeFileSync(path.join(dir, 'htpasswd'), [htpasswdTool('B', 'admin', 'file-admin-password'), htpasswdTool('B', 'alice', 'alice-password'), ''].join('\n'));
+    writeFileSync(
+      path.join(dir, 'htpasswd'),
+      [htpasswdTool('B', 'admin', 'file-admin-password'), htpasswdTool('B', 'alice', 'alice-password'), ''].join('\n'),
+    );
   });
   // No admin password given: the file's `admin` becomes the initial admin.
   const reg = useServer(() => ({

@@ -108,7 +108,14 @@ describe('token signing keys at rest', () => {
     const { driver, url } = server!.config.metadata;
     const { stdout } = await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'auth', 'rotate-key'], {
       cwd: ROOT,
-      env: { ...process.env, BERTH_DATA_DIR: dataDir, BERTH_AUTH_MODE: 'token', BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}), BERTH_SECRETS_KEY: key },
+      env: {
+        ...process.env,
+        BERTH_DATA_DIR: dataDir,
+        BERTH_AUTH_MODE: 'token',
+        BERTH_METADATA_DRIVER: driver,
+        ...(url ? { BERTH_METADATA_URL: url } : {}),
+        BERTH_SECRETS_KEY: key,
+      },
     });
     const kid = /new signing key (\S+)/.exec(stdout)?.[1];
     assert.ok(kid, stdout);
@@ -136,11 +143,17 @@ describe('token signing keys at rest', () => {
   });
 
   it('a wrong key stops the start with a message naming both key ids, and changes nothing', async () => {
-    await assert.rejects(restart({ BERTH_SECRETS_KEY: randomBytes(32).toString('hex') }), /signing key \S+ is sealed with secrets key [0-9a-f]{8}, but the configured secrets key is [0-9a-f]{8}/);
+    await assert.rejects(
+      restart({ BERTH_SECRETS_KEY: randomBytes(32).toString('hex') }),
+      /signing key \S+ is sealed with secrets key [0-9a-f]{8}, but the configured secrets key is [0-9a-f]{8}/,
+    );
   });
 
   it('no key at all stops the start too: Berth never makes a new signing key in place of sealed ones', async () => {
-    await assert.rejects(restart(), /cannot load the token signing keys: signing key \S+ is sealed with secrets key [0-9a-f]{8}, but no secrets key is configured.*does not make a new key/);
+    await assert.rejects(
+      restart(),
+      /cannot load the token signing keys: signing key \S+ is sealed with secrets key [0-9a-f]{8}, but no secrets key is configured.*does not make a new key/,
+    );
     await restart({ BERTH_SECRETS_KEY: key });
     assert.equal((await storedRows()).length, 3);
     assert.equal(await v2(oldToken), 200);
@@ -158,7 +171,10 @@ describe('sealing at start on replicas starting together', () => {
     const sealer = new AesGcmSealer(randomBytes(32));
     const replicas = Array.from({ length: 3 }, () => new SealedAuthStore(metadata.db, metadata.dialect, sealer));
     const counts = await Promise.all(replicas.map((replica) => replica.sealSigningKeys()));
-    assert.equal(counts.reduce((a, b) => a + b, 0), 4);
+    assert.equal(
+      counts.reduce((a, b) => a + b, 0),
+      4,
+    );
     for (const replica of replicas) assert.deepEqual(await replica.listSigningKeys(), before);
     assert.deepEqual(await Promise.all(replicas.map((replica) => replica.sealSigningKeys())), [0, 0, 0]);
   });

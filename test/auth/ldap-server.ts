@@ -101,7 +101,10 @@ ${user.disabled ? 'employeeType: disabled\n' : ''}`,
 
   /** A groupOfNames with these members (uids, or full DNs for nested groups). */
   addGroup(cn: string, members: string[]): void {
-    this.ldif('ldapadd', `dn: cn=${cn},${GROUPS}\nobjectClass: groupOfNames\ncn: ${cn}\n${members.map((m) => `member: ${dnOf(m)}\n`).join('')}`);
+    this.ldif(
+      'ldapadd',
+      `dn: cn=${cn},${GROUPS}\nobjectClass: groupOfNames\ncn: ${cn}\n${members.map((m) => `member: ${dnOf(m)}\n`).join('')}`,
+    );
   }
 
   addMember(cn: string, member: string): void {
@@ -143,7 +146,11 @@ ${user.disabled ? 'employeeType: disabled\n' : ''}`,
   }
 
   private async run(): Promise<void> {
-    const child = spawn('/usr/sbin/slapd', ['-f', path.join(this.dir, 'slapd.conf'), '-h', `${this.url}/ ldaps://127.0.0.1:${this.ldapsPort}/`, '-d', 'stats'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      '/usr/sbin/slapd',
+      ['-f', path.join(this.dir, 'slapd.conf'), '-h', `${this.url}/ ldaps://127.0.0.1:${this.ldapsPort}/`, '-d', 'stats'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child = child;
     for (let i = 0; i < 100; i++) {
@@ -165,10 +172,40 @@ ${user.disabled ? 'employeeType: disabled\n' : ''}`,
   private writeCertificates(): void {
     const d = this.dir;
     const run = (args: string[]) => execFileSync('openssl', args, { cwd: d, stdio: 'ignore' });
-    run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=berth test LDAP CA', '-keyout', 'ca.key', '-out', 'ca.pem']);
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=berth test LDAP CA',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+    ]);
     run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr']);
     writeFileSync(path.join(d, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-    run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.pem']);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'san.ext',
+      '-out',
+      'server.pem',
+    ]);
   }
 
   private writeConfig(): void {

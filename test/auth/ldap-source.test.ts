@@ -48,16 +48,41 @@ describe('LdapSource against a real slapd', () => {
     assert.deepEqual(viaMemberOf, { username: 'user0', groups: expected, email: 'user0@example.org' });
     const viaSearch = await source({ group: { membership: 'search', basedn: GROUPS } }).verify('user0', 'password-0');
     assert.deepEqual(viaSearch, { username: 'user0', groups: expected, email: 'user0@example.org' });
-    assert.deepEqual((await source().verify('user2', 'password-2')) as object, { username: 'user2', groups: [], email: 'user2@example.org' });
+    assert.deepEqual((await source().verify('user2', 'password-2')) as object, {
+      username: 'user2',
+      groups: [],
+      email: 'user2@example.org',
+    });
   });
 
   it('ldaps:// with the CA works; StartTLS or ldaps with another CA is unavailable, not a login', async () => {
     const ldaps = source({ url: `ldaps://127.0.0.1:${directory.ldapsPort}`, starttls: false });
     assert.equal(((await ldaps.verify('user1', 'password-1')) as { username: string }).username, 'user1');
     const otherCa = path.join(directory.dir, 'other-ca.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=someone else', '-keyout', path.join(directory.dir, 'other.key'), '-out', otherCa], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=someone else',
+        '-keyout',
+        path.join(directory.dir, 'other.key'),
+        '-out',
+        otherCa,
+      ],
+      { stdio: 'ignore' },
+    );
     assert.equal(await source({ ca: otherCa }).verify('user1', 'password-1'), 'unavailable');
-    assert.equal(await source({ url: `ldaps://127.0.0.1:${directory.ldapsPort}`, starttls: false, ca: otherCa }).verify('user1', 'password-1'), 'unavailable');
+    assert.equal(
+      await source({ url: `ldaps://127.0.0.1:${directory.ldapsPort}`, starttls: false, ca: otherCa }).verify('user1', 'password-1'),
+      'unavailable',
+    );
   });
 
   it('a wrong service password makes every login unavailable (never a user)', async () => {
@@ -76,7 +101,10 @@ describe('LdapSource against a real slapd', () => {
     const before = directory.binds(SERVICE_DN);
     const s = source({ poolsize: 2 });
     const results = await Promise.all([0, 1, 2, 3, 4, 5, 0, 1].map((i) => s.verify(`user${i}`, `password-${i}`)));
-    assert.ok(results.every((r) => typeof r === 'object' && r !== null), JSON.stringify(results));
+    assert.ok(
+      results.every((r) => typeof r === 'object' && r !== null),
+      JSON.stringify(results),
+    );
     assert.ok(directory.binds(SERVICE_DN) - before <= 2, `service binds: ${directory.binds(SERVICE_DN) - before}`);
     await s.verify('user3', 'password-3');
     assert.ok(directory.binds(SERVICE_DN) - before <= 2, 'idle connections are reused');
@@ -109,7 +137,10 @@ describe('LdapSource against a real slapd', () => {
   it('nested groups (AD in-chain rule): slapd does not implement 1.2.840.113556.1.4.1941, and the login is never widened by it', async () => {
     const nested = await source({ group: { membership: 'search', basedn: GROUPS, nested: true } }).verify('user0', 'password-0');
     // Against AD this would list platform too; slapd either refuses the filter (unavailable) or matches nothing.
-    assert.ok(nested === 'unavailable' || (typeof nested === 'object' && nested !== null && !nested.groups.includes('platform')), JSON.stringify(nested));
+    assert.ok(
+      nested === 'unavailable' || (typeof nested === 'object' && nested !== null && !nested.groups.includes('platform')),
+      JSON.stringify(nested),
+    );
   });
 
   it('the config refuses plain ldap:// without StartTLS unless insecure, and nested without a group search', () => {

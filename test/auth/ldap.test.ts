@@ -5,7 +5,20 @@ import { createLayoutImage } from '../helpers/images.js';
 import { RegistryClient, makeBlob } from '../helpers/registry-client.js';
 import { useServer } from '../helpers/use-server.js';
 import { PEOPLE, TestDirectory, ldapConfig } from './ldap-server.js';
-import { addProject, addUser, adminAuth, api, auditLog, authConfig, basic, bearer, claims, getToken, token, type TokenAnswer } from './support.js';
+import {
+  addProject,
+  addUser,
+  adminAuth,
+  api,
+  auditLog,
+  authConfig,
+  basic,
+  bearer,
+  claims,
+  getToken,
+  token,
+  type TokenAnswer,
+} from './support.js';
 
 /**
  * LDAP login against a real OpenLDAP (Debian slapd, started by the suite on a loopback port,
@@ -61,7 +74,10 @@ describe('LDAP users against a real slapd (auth.mode token, StartTLS, no cache)'
     const client = new RegistryClient(reg.url, { authorization: bearer(jwt) });
     assert.equal((await client.pushBlob('team-a/app', makeBlob(2048))).status, 201);
     // The users row is the source's; the audit log names it.
-    const user = (await (await api(reg.server, 'GET', '/users/alice', adminAuth())).json()) as { source?: string; memberships: { project: string; role: string; source?: string }[] };
+    const user = (await (await api(reg.server, 'GET', '/users/alice', adminAuth())).json()) as {
+      source?: string;
+      memberships: { project: string; role: string; source?: string }[];
+    };
     assert.equal(user.source, 'ldap');
     assert.deepEqual(user.memberships, [{ project: 'team-a', username: 'alice', role: 'developer', source: 'ldap' }]);
     const local = (await (await api(reg.server, 'GET', '/users/dave', adminAuth())).json()) as { source?: string };
@@ -83,7 +99,15 @@ describe('LDAP users against a real slapd (auth.mode token, StartTLS, no cache)'
     const res = await fetch(`${reg.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: 'alice-ldap-pw', service: 'berth', client_id: 'docker', access_type: 'offline', scope: 'repository:team-a/app:pull' }),
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'alice',
+        password: 'alice-ldap-pw',
+        service: 'berth',
+        client_id: 'docker',
+        access_type: 'offline',
+        scope: 'repository:team-a/app:pull',
+      }),
     });
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as TokenAnswer).refresh_token, undefined, 'the client must log in again, so group changes are seen');
@@ -123,17 +147,25 @@ describe('LDAP users against a real slapd (auth.mode token, StartTLS, no cache)'
   });
 
   it('removing the binding ends the access at once; adding it back applies at the next login', async () => {
-    const list = (await (await api(reg.server, 'GET', '/identity/bindings?source=ldap&project=team-a', adminAuth())).json()) as { id: number }[];
+    const list = (await (await api(reg.server, 'GET', '/identity/bindings?source=ldap&project=team-a', adminAuth())).json()) as {
+      id: number;
+    }[];
     const held = await token(reg.server, pushScope('team-a/app'), basic('alice', 'alice-ldap-pw'));
     for (const b of list) assert.equal((await api(reg.server, 'DELETE', `/identity/bindings/${b.id}`, adminAuth())).status, 204);
-    assert.equal((await new RegistryClient(reg.url, { authorization: bearer(held) }).pushBlob('team-a/app', makeBlob(512, 'gone'))).status, 403);
+    assert.equal(
+      (await new RegistryClient(reg.url, { authorization: bearer(held) }).pushBlob('team-a/app', makeBlob(512, 'gone'))).status,
+      403,
+    );
     await bindGroup(reg.server, 'DEVS', 'team-a', 'maintainer');
     const jwt = await token(reg.server, ['repository:team-a/app:pull,push,delete'], basic('alice', 'alice-ldap-pw'));
     assert.deepEqual(actions(jwt, 'team-a/app').sort(), ['delete', 'pull', 'push'], 'bound by group name (cn), any case');
   });
 
   it('slapd stopped: LDAP logins fail with 503 (never allow) while a local admin and a robot still log in', async () => {
-    const robot = await api(reg.server, 'POST', '/robots', adminAuth(), { name: 'ci', permissions: [{ project: 'team-a', repository: '*', actions: ['pull', 'push'] }] });
+    const robot = await api(reg.server, 'POST', '/robots', adminAuth(), {
+      name: 'ci',
+      permissions: [{ project: 'team-a', repository: '*', actions: ['pull', 'push'] }],
+    });
     assert.equal(robot.status, 201);
     const { name, secret } = (await robot.json()) as { name: string; secret: string };
     await directory.stop();
@@ -152,7 +184,11 @@ describe('LDAP users against a real slapd (auth.mode token, StartTLS, no cache)'
     } finally {
       await directory.restart();
     }
-    assert.equal(await loginStatus(reg.server, 'alice', 'alice-ldap-pw'), 200, 'back once the directory answers (pooled connections re-opened)');
+    assert.equal(
+      await loginStatus(reg.server, 'alice', 'alice-ldap-pw'),
+      200,
+      'back once the directory answers (pooled connections re-opened)',
+    );
   });
 
   it('skopeo copies an image into the bound project with LDAP credentials; bob (no group) is refused', async () => {
@@ -163,7 +199,9 @@ describe('LDAP users against a real slapd (auth.mode token, StartTLS, no cache)'
       await createLayoutImage(layout, 'src', [4096]);
       const host = registryHost(reg.url);
       const copy = (creds: string, target: string) =>
-        sandbox.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:src`, `docker://${host}/${target}`], { allowFailure: true });
+        sandbox.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:src`, `docker://${host}/${target}`], {
+          allowFailure: true,
+        });
       const ok = await copy('alice:alice-ldap-pw', 'team-a/tool:v1');
       assert.equal(ok.code, 0, ok.stderr);
       const refused = await copy('bob:bob-ldap-pw', 'team-a/tool:v2');
@@ -264,7 +302,10 @@ describe('LDAP users with auth.mode basic (Basic credentials on every /v2 reques
     const wrong = await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('alice', 'wrong-password') } });
     assert.equal(wrong.status, 401);
     assert.match(wrong.headers.get('www-authenticate') ?? '', /^Basic /);
-    const refused = await new RegistryClient(reg.url, { authorization: basic('alice', 'alice-ldap-pw') }).pushBlob('team-b/app', makeBlob(64));
+    const refused = await new RegistryClient(reg.url, { authorization: basic('alice', 'alice-ldap-pw') }).pushBlob(
+      'team-b/app',
+      makeBlob(64),
+    );
     assert.equal(refused.status, 403, 'no binding into team-b');
   });
 });

@@ -11,7 +11,9 @@ describe('http.tls client certificate settings', () => {
     assert.deepEqual(one.clientcas, ['/ca.pem']);
     assert.deepEqual(one.clientcrl, ['/a.crl']);
     assert.equal(one.clientcn, 'ignore');
-    const many = configSchema.parse(tls({ clientcas: ['/a.pem', '/b.pem'], spiffe: { trustdomains: ['prod.example.org'] }, clientcn: 'user' })).http.tls!;
+    const many = configSchema.parse(
+      tls({ clientcas: ['/a.pem', '/b.pem'], spiffe: { trustdomains: ['prod.example.org'] }, clientcn: 'user' }),
+    ).http.tls!;
     assert.deepEqual(many.clientcas, ['/a.pem', '/b.pem']);
     assert.deepEqual(many.spiffe, { trustdomains: ['prod.example.org'] });
   });
@@ -28,7 +30,11 @@ describe('http.tls client certificate settings', () => {
       assert.match(JSON.stringify(result.error!.issues), /clientcas/);
     }
     for (const trustdomains of [[], ['Example.org'], ['spiffe://example.org'], ['example.org:443']]) {
-      assert.equal(configSchema.safeParse(tls({ clientcas: ['/ca.pem'], spiffe: { trustdomains } })).success, false, JSON.stringify(trustdomains));
+      assert.equal(
+        configSchema.safeParse(tls({ clientcas: ['/ca.pem'], spiffe: { trustdomains } })).success,
+        false,
+        JSON.stringify(trustdomains),
+      );
     }
   });
 });

@@ -27,11 +27,50 @@ export class TestPki {
   static create(parent: string, name = 'pki'): TestPki {
     const pki = new TestPki(path.join(parent, name), name);
     const root = pki.caDir('root');
-    openssl(['req', '-x509', ...EC_KEY, '-nodes', '-keyout', path.join(root, 'ca.key'), '-out', path.join(root, 'ca.crt'), '-days', '2', '-subj', `/CN=${name} root CA`,
-      '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    openssl([
+      'req',
+      '-x509',
+      ...EC_KEY,
+      '-nodes',
+      '-keyout',
+      path.join(root, 'ca.key'),
+      '-out',
+      path.join(root, 'ca.crt'),
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name} root CA`,
+      '-addext',
+      'basicConstraints=critical,CA:true',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
     const intermediate = pki.caDir('intermediate');
-    openssl(['req', '-new', ...EC_KEY, '-nodes', '-keyout', path.join(intermediate, 'ca.key'), '-out', path.join(intermediate, 'ca.csr'), '-subj', `/CN=${name} intermediate CA`]);
-    openssl(['ca', '-config', path.join(root, 'ca.cnf'), '-batch', '-notext', '-extensions', 'v3_ca', '-in', path.join(intermediate, 'ca.csr'), '-out', path.join(intermediate, 'ca.crt')]);
+    openssl([
+      'req',
+      '-new',
+      ...EC_KEY,
+      '-nodes',
+      '-keyout',
+      path.join(intermediate, 'ca.key'),
+      '-out',
+      path.join(intermediate, 'ca.csr'),
+      '-subj',
+      `/CN=${name} intermediate CA`,
+    ]);
+    openssl([
+      'ca',
+      '-config',
+      path.join(root, 'ca.cnf'),
+      '-batch',
+      '-notext',
+      '-extensions',
+      'v3_ca',
+      '-in',
+      path.join(intermediate, 'ca.csr'),
+      '-out',
+      path.join(intermediate, 'ca.crt'),
+    ]);
     return pki;
   }
 
@@ -40,7 +79,10 @@ export class TestPki {
    * SANs; `start`/`end` (openssl's YYMMDDHHMMSSZ) set the validity window. Returns the paths of
    * the certificate, its key, and `chain` (leaf then intermediate: what a client presents).
    */
-  issue(file: string, options: { cn?: string; uris?: string[]; ca?: boolean; by?: 'root' | 'intermediate'; start?: string; end?: string } = {}): LeafFiles {
+  issue(
+    file: string,
+    options: { cn?: string; uris?: string[]; ca?: boolean; by?: 'root' | 'intermediate'; start?: string; end?: string } = {},
+  ): LeafFiles {
     const by = options.by ?? 'intermediate';
     const caDir = path.join(this.dir, by);
     const base = path.join(this.dir, 'leaves', file);
@@ -54,7 +96,20 @@ export class TestPki {
     ];
     writeFileSync(`${base}.ext`, `${ext.join('\n')}\n`);
     const dates = [...(options.start ? ['-startdate', options.start] : []), ...(options.end ? ['-enddate', options.end] : [])];
-    openssl(['ca', '-config', path.join(caDir, 'ca.cnf'), '-batch', '-notext', '-extfile', `${base}.ext`, ...dates, '-in', `${base}.csr`, '-out', `${base}.crt`]);
+    openssl([
+      'ca',
+      '-config',
+      path.join(caDir, 'ca.cnf'),
+      '-batch',
+      '-notext',
+      '-extfile',
+      `${base}.ext`,
+      ...dates,
+      '-in',
+      `${base}.csr`,
+      '-out',
+      `${base}.crt`,
+    ]);
     const chain = `${base}.chain.crt`;
     const issuers = by === 'intermediate' ? [readFileSync(this.intermediateCert, 'utf8')] : [];
     writeFileSync(chain, [readFileSync(`${base}.crt`, 'utf8'), ...issuers].join(''));
@@ -98,7 +153,22 @@ export interface LeafFiles {
 export function serverCertificate(dir: string): { cert: string; key: string } {
   const cert = path.join(dir, 'server.crt');
   const key = path.join(dir, 'server.key');
-  openssl(['req', '-x509', ...EC_KEY, '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=berth-test-server', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  openssl([
+    'req',
+    '-x509',
+    ...EC_KEY,
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=berth-test-server',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ]);
   return { cert, key };
 }
 

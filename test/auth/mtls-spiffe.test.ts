@@ -4,8 +4,16 @@ import { parseSpiffeId, svidId, uriSans } from '../../src/auth/mtls/spiffe.js';
 
 describe('SPIFFE IDs (SPIFFE ID and X.509-SVID specifications)', () => {
   it('parses the trust domain and path of a valid ID', () => {
-    assert.deepEqual(parseSpiffeId('spiffe://example.org/ns/ci/sa/builder'), { id: 'spiffe://example.org/ns/ci/sa/builder', trustDomain: 'example.org', path: '/ns/ci/sa/builder' });
-    assert.deepEqual(parseSpiffeId('spiffe://prod_1.example-org'), { id: 'spiffe://prod_1.example-org', trustDomain: 'prod_1.example-org', path: '' });
+    assert.deepEqual(parseSpiffeId('spiffe://example.org/ns/ci/sa/builder'), {
+      id: 'spiffe://example.org/ns/ci/sa/builder',
+      trustDomain: 'example.org',
+      path: '/ns/ci/sa/builder',
+    });
+    assert.deepEqual(parseSpiffeId('spiffe://prod_1.example-org'), {
+      id: 'spiffe://prod_1.example-org',
+      trustDomain: 'prod_1.example-org',
+      path: '',
+    });
   });
 
   it('refuses what the spec forbids', () => {
@@ -28,7 +36,7 @@ describe('SPIFFE IDs (SPIFFE ID and X.509-SVID specifications)', () => {
     }
   });
 
-  it('reads URI SANs from Node\'s subjectaltname, quoted values included', () => {
+  it("reads URI SANs from Node's subjectaltname, quoted values included", () => {
     assert.deepEqual(uriSans('DNS:a.example, URI:spiffe://example.org/x, IP Address:127.0.0.1'), ['spiffe://example.org/x']);
     assert.deepEqual(uriSans('URI:"spiffe://example.org/a,b"'), ['spiffe://example.org/a,b']);
     assert.deepEqual(uriSans(undefined), []);

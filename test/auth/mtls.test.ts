@@ -18,7 +18,17 @@ interface Answer {
 }
 
 /** One HTTPS request; `client` presents a certificate chain and key, `agent` keeps a connection alive across calls. */
-function call(url: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer | string; client?: LeafFiles; agent?: https.Agent; ca: Buffer }): Promise<Answer> {
+function call(
+  url: string,
+  options: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: Buffer | string;
+    client?: LeafFiles;
+    agent?: https.Agent;
+    ca: Buffer;
+  },
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const request = https.request(
       url,
@@ -96,15 +106,24 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
     const admin = { name: 'admin', ip: null };
     await bindings.add(admin, { source: 'spiffe', kind: 'id', subject: BUILDER, project: 'apps', role: 'developer' });
     // Every workload of the namespace may pull: a prefix on a path boundary.
-    await bindings.add(admin, { source: 'spiffe', kind: 'prefix', subject: `spiffe://${TRUST_DOMAIN}/ns/ci`, project: 'apps', role: 'guest' });
+    await bindings.add(admin, {
+      source: 'spiffe',
+      kind: 'prefix',
+      subject: `spiffe://${TRUST_DOMAIN}/ns/ci`,
+      project: 'apps',
+      role: 'guest',
+    });
   });
   after(async () => {
     await server?.destroy();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const v2 = (pathname: string, client?: LeafFiles, extra: { method?: string; headers?: Record<string, string>; body?: Buffer | string; agent?: https.Agent } = {}) =>
-    call(`${server.url}${pathname}`, { ca, client, ...extra });
+  const v2 = (
+    pathname: string,
+    client?: LeafFiles,
+    extra: { method?: string; headers?: Record<string, string>; body?: Buffer | string; agent?: https.Agent } = {},
+  ) => call(`${server.url}${pathname}`, { ca, client, ...extra });
 
   /** Pushes a one-blob image as `client` (monolithic blob upload, then the manifest). */
   async function push(repository: string, tag: string, client: LeafFiles, headers: Record<string, string> = {}): Promise<Answer> {
@@ -132,14 +151,24 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
     assert.equal((await v2('/v2/', svid.builder)).status, 200);
     const pushed = await push('apps/web', 'v1', svid.builder);
     assert.equal(pushed.status, 201, pushed.body);
-    const pulled = await v2('/v2/apps/web/manifests/v1', svid.builder, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const pulled = await v2('/v2/apps/web/manifests/v1', svid.builder, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     assert.equal(pulled.status, 200);
     const tags = await v2('/v2/apps/web/tags/list', svid.builder);
     assert.deepEqual(JSON.parse(tags.body).tags, ['v1']);
   });
 
   it('a prefix binding gives its role to IDs under it (path boundary): pull yes, push 403', async () => {
-    assert.equal((await v2('/v2/apps/web/manifests/v1', svid.reader, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).status, 200);
+    assert.equal(
+      (
+        await v2('/v2/apps/web/manifests/v1', svid.reader, {
+          method: 'HEAD',
+          headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+        })
+      ).status,
+      200,
+    );
     const refused = await push('apps/web', 'v2', svid.reader);
     assert.equal(refused.status, 403);
     assert.match(refused.body, /DENIED/);
@@ -155,7 +184,13 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
   });
 
   it('a binding made through the admin API applies at the next request, and its removal too', async () => {
-    const created = await adminApi(server, ca, 'POST', '/identity/bindings', { source: 'spiffe', kind: 'id', subject: STRANGER, project: 'apps', role: 'guest' });
+    const created = await adminApi(server, ca, 'POST', '/identity/bindings', {
+      source: 'spiffe',
+      kind: 'id',
+      subject: STRANGER,
+      project: 'apps',
+      role: 'guest',
+    });
     const { id } = JSON.parse(created.body) as { id: number };
     const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
     assert.equal((await v2('/v2/apps/web/manifests/v1', svid.stranger, { headers: accept })).status, 200);
@@ -175,7 +210,9 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
     const answer = await v2('/v2/', expired);
     assert.equal(answer.status, 401);
     assert.match(answer.body, /expired/);
-    const token = await v2('/token?service=berth&scope=repository:apps/web:pull', expired, { headers: { authorization: basic('admin', ADMIN_PASSWORD) } });
+    const token = await v2('/token?service=berth&scope=repository:apps/web:pull', expired, {
+      headers: { authorization: basic('admin', ADMIN_PASSWORD) },
+    });
     assert.equal(token.status, 401, 'a presented certificate that fails is never ignored');
     const form = await v2('/token', expired, {
       method: 'POST',
@@ -206,15 +243,22 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
     const anonymous = await v2('/v2/apps/web/manifests/v1');
     assert.equal(anonymous.status, 401);
     assert.match(String(anonymous.headers['www-authenticate']), /^Bearer realm=/);
-    const issued = await v2('/token?service=berth&scope=repository:apps/web:pull', undefined, { headers: { authorization: basic('admin', ADMIN_PASSWORD) } });
+    const issued = await v2('/token?service=berth&scope=repository:apps/web:pull', undefined, {
+      headers: { authorization: basic('admin', ADMIN_PASSWORD) },
+    });
     assert.equal(issued.status, 200);
     const { token } = JSON.parse(issued.body) as { token: string };
-    const pulled = await v2('/v2/apps/web/manifests/v1', undefined, { headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const pulled = await v2('/v2/apps/web/manifests/v1', undefined, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     assert.equal(pulled.status, 200);
   });
 
   it('/token issues a token to the certificate identity (no password, no refresh token); it works on /v2 without the certificate', async () => {
-    const issued = await v2('/token?service=berth&scope=repository:apps/web:pull,push,delete&offline_token=true&client_id=ci', svid.builder);
+    const issued = await v2(
+      '/token?service=berth&scope=repository:apps/web:pull,push,delete&offline_token=true&client_id=ci',
+      svid.builder,
+    );
     assert.equal(issued.status, 200, issued.body);
     const answer = JSON.parse(issued.body) as { token: string; refresh_token?: string };
     assert.equal(answer.refresh_token, undefined);
@@ -223,7 +267,9 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
     assert.deepEqual(jwt.access, [{ type: 'repository', name: 'apps/web', actions: ['pull', 'push'] }], 'a developer may not delete');
     const pushed = await push('apps/web', 'via-token', svid.builder, { authorization: `Bearer ${answer.token}` });
     assert.equal(pushed.status, 201, pushed.body);
-    const plain = await v2('/v2/apps/web/manifests/via-token', undefined, { headers: { authorization: `Bearer ${answer.token}`, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const plain = await v2('/v2/apps/web/manifests/via-token', undefined, {
+      headers: { authorization: `Bearer ${answer.token}`, accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     assert.equal(plain.status, 200);
   });
 
@@ -232,7 +278,9 @@ describe('mTLS and SPIFFE workload identity (http.tls.clientcas, token auth)', (
     const login = entries.find((e) => e.action === 'login' && e.actor === BUILDER);
     assert.ok(login, 'a login of the SVID is audited');
     assert.equal((login.detail as { source?: string }).source, 'spiffe');
-    const failed = entries.find((e) => e.action === 'login.failed' && (e.detail as { source?: string; reason?: string }).reason?.includes('evil.example'));
+    const failed = entries.find(
+      (e) => e.action === 'login.failed' && (e.detail as { source?: string; reason?: string }).reason?.includes('evil.example'),
+    );
     assert.ok(failed, 'a refused certificate is audited');
     assert.equal((failed.detail as { source?: string }).source, 'mtls');
   });
@@ -351,10 +399,15 @@ describe('mTLS with skopeo: --dest-cert-dir carries the SVID', () => {
     const serverCert = serverCertificate(dir);
     server = await startTestServer({
       auth: { mode: 'token', admin: { password: ADMIN_PASSWORD } },
-      http: { tls: { certificate: serverCert.cert, key: serverCert.key, clientcas: [pki.rootCert], spiffe: { trustdomains: [TRUST_DOMAIN] } } },
+      http: {
+        tls: { certificate: serverCert.cert, key: serverCert.key, clientcas: [pki.rootCert], spiffe: { trustdomains: [TRUST_DOMAIN] } },
+      },
     });
     await adminApi(server, readFileSync(serverCert.cert), 'POST', '/projects', { name: 'apps', public: false });
-    await new IdentityBindings(server.stores.auth).add({ name: 'admin', ip: null }, { source: 'spiffe', kind: 'prefix', subject: `spiffe://${TRUST_DOMAIN}/ns/ci`, project: 'apps', role: 'developer' });
+    await new IdentityBindings(server.stores.auth).add(
+      { name: 'admin', ip: null },
+      { source: 'spiffe', kind: 'prefix', subject: `spiffe://${TRUST_DOMAIN}/ns/ci`, project: 'apps', role: 'developer' },
+    );
     sandbox = ClientSandbox.create();
     // What skopeo reads from a cert dir: *.crt CAs for the server, client.cert (chain) + client.key.
     certDir = sandbox.path('certs', 'registry');
@@ -374,12 +427,18 @@ describe('mTLS with skopeo: --dest-cert-dir carries the SVID', () => {
     const layout = sandbox.path('layout');
     await createLayoutImage(layout, 'src', [4096]);
     const host = registryHost(server.url);
-    const pushed = await sandbox.skopeo(['copy', '--dest-cert-dir', certDir, `oci:${layout}:src`, `docker://${host}/apps/svid:v1`], { allowFailure: true });
+    const pushed = await sandbox.skopeo(['copy', '--dest-cert-dir', certDir, `oci:${layout}:src`, `docker://${host}/apps/svid:v1`], {
+      allowFailure: true,
+    });
     assert.equal(pushed.code, 0, pushed.stderr);
     const back = sandbox.path('back');
-    const pulled = await sandbox.skopeo(['copy', '--src-cert-dir', certDir, `docker://${host}/apps/svid:v1`, `oci:${back}:v1`], { allowFailure: true });
+    const pulled = await sandbox.skopeo(['copy', '--src-cert-dir', certDir, `docker://${host}/apps/svid:v1`, `oci:${back}:v1`], {
+      allowFailure: true,
+    });
     assert.equal(pulled.code, 0, pulled.stderr);
-    const denied = await sandbox.skopeo(['copy', '--dest-cert-dir', certDir, `oci:${layout}:src`, `docker://${host}/other/svid:v1`], { allowFailure: true });
+    const denied = await sandbox.skopeo(['copy', '--dest-cert-dir', certDir, `oci:${layout}:src`, `docker://${host}/other/svid:v1`], {
+      allowFailure: true,
+    });
     assert.notEqual(denied.code, 0);
     assert.match(denied.stderr, /denied|may not|403/i);
   });

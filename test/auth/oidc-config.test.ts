@@ -23,12 +23,24 @@ describe('auth.oidc configuration', () => {
   });
 
   it('refuses an http issuer unless insecure, a provider without client or audiences, duplicate names, and modes without Berth tokens', () => {
-    assert.match(messages({ mode: 'token', oidc: { providers: [{ ...provider, issuer: 'http://sso.example.org' }] } }), /issuer: must be https/);
-    assert.equal(parse({ mode: 'token', oidc: { providers: [{ ...provider, issuer: 'http://sso.example.org', insecure: true }] } }).success, true);
-    assert.match(messages({ mode: 'token', oidc: { providers: [{ name: 'x', issuer: 'https://sso.example.org' }] } }), /needs a clientid \(browser login\) or audiences/);
+    assert.match(
+      messages({ mode: 'token', oidc: { providers: [{ ...provider, issuer: 'http://sso.example.org' }] } }),
+      /issuer: must be https/,
+    );
+    assert.equal(
+      parse({ mode: 'token', oidc: { providers: [{ ...provider, issuer: 'http://sso.example.org', insecure: true }] } }).success,
+      true,
+    );
+    assert.match(
+      messages({ mode: 'token', oidc: { providers: [{ name: 'x', issuer: 'https://sso.example.org' }] } }),
+      /needs a clientid \(browser login\) or audiences/,
+    );
     assert.match(messages({ mode: 'token', oidc: { providers: [provider, provider] } }), /provider name keycloak is given twice/);
     assert.match(messages({ mode: 'basic', oidc: { providers: [provider] } }), /oidc: needs auth.mode token/);
-    assert.match(messages({ mode: 'token', oidc: { providers: [{ ...provider, clientsecretfile: '/etc/berth/s' }] } }), /clientsecret or clientsecretfile, not both/);
+    assert.match(
+      messages({ mode: 'token', oidc: { providers: [{ ...provider, clientsecretfile: '/etc/berth/s' }] } }),
+      /clientsecret or clientsecretfile, not both/,
+    );
     assert.match(messages({ mode: 'token', oidc: { providers: [{ ...provider, name: 'Bad Name' }] } }), /providers\.0\.name/);
   });
 

@@ -22,12 +22,19 @@ describe('OIDC CLI secret with podman and skopeo', () => {
   before(async () => {
     requireTools(['podman', 'skopeo']);
     let berthUrl = 'http://127.0.0.1:1';
-    provider = await startTestProvider({ redirectUris: () => [`${berthUrl}/api/v1/oidc/sso/callback`], accounts: [{ username: 'alice', groups: ['devs'] }] });
+    provider = await startTestProvider({
+      redirectUris: () => [`${berthUrl}/api/v1/oidc/sso/callback`],
+      accounts: [{ username: 'alice', groups: ['devs'] }],
+    });
     server = await startTestServer({
       auth: {
         mode: 'token',
         admin: { password: ADMIN_PASSWORD },
-        oidc: { providers: [{ name: 'sso', issuer: provider.issuer, clientid: provider.clientId, clientsecret: provider.clientSecret, insecure: true }] },
+        oidc: {
+          providers: [
+            { name: 'sso', issuer: provider.issuer, clientid: provider.clientId, clientsecret: provider.clientSecret, insecure: true },
+          ],
+        },
       },
     });
     berthUrl = server.url;
@@ -36,7 +43,18 @@ describe('OIDC CLI secret with podman and skopeo', () => {
     host = registryHost(server.url);
     assert.equal((await api(server, 'POST', '/projects', adminAuth(), { name: 'team', public: false })).status, 201);
     assert.equal((await api(server, 'POST', '/projects', adminAuth(), { name: 'other', public: false })).status, 201);
-    assert.equal((await api(server, 'POST', '/identity/bindings', adminAuth(), { source: 'oidc:sso', kind: 'group', subject: 'devs', project: 'team', role: 'developer' })).status, 201);
+    assert.equal(
+      (
+        await api(server, 'POST', '/identity/bindings', adminAuth(), {
+          source: 'oidc:sso',
+          kind: 'group',
+          subject: 'devs',
+          project: 'team',
+          role: 'developer',
+        })
+      ).status,
+      201,
+    );
   });
   after(async () => {
     await server?.destroy();
@@ -56,10 +74,14 @@ describe('OIDC CLI secret with podman and skopeo', () => {
     const layout = sandbox.path('layouts', 'app');
     await createLayoutImage(layout, 'v1', [64 * 1024, 128 * 1024]);
     await sandbox.skopeo(['copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/team/app:v1`]);
-    const inspected = JSON.parse((await sandbox.skopeo(['inspect', '--tls-verify=false', `docker://${host}/team/app:v1`])).stdout) as { Layers: string[] };
+    const inspected = JSON.parse((await sandbox.skopeo(['inspect', '--tls-verify=false', `docker://${host}/team/app:v1`])).stdout) as {
+      Layers: string[];
+    };
     assert.equal(inspected.Layers.length, 2);
     // A project the user's groups are not bound to: refused.
-    const denied = await sandbox.skopeo(['copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/other/app:v1`], { allowFailure: true });
+    const denied = await sandbox.skopeo(['copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/other/app:v1`], {
+      allowFailure: true,
+    });
     assert.notEqual(denied.code, 0);
 
     assert.equal((await api(server, 'DELETE', '/users/alice/cli-secret', `Bearer ${token}`)).status, 204);

@@ -200,7 +200,10 @@ export class TestBrowser {
   private readonly cookies = new Map<string, Map<string, string>>();
 
   /** Requests `url` and follows redirects (at most 20); returns the last answer (not a redirect, or a redirect to `stopAt`). */
-  async follow(url: string, options: { stopAt?: (url: URL) => boolean; login?: string } = {}): Promise<{ url: URL; status: number; body: string; headers: Headers }> {
+  async follow(
+    url: string,
+    options: { stopAt?: (url: URL) => boolean; login?: string } = {},
+  ): Promise<{ url: URL; status: number; body: string; headers: Headers }> {
     let current = new URL(url);
     let method = 'GET';
     let body: URLSearchParams | undefined;

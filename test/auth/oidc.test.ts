@@ -74,7 +74,10 @@ describe('OIDC single sign-on', () => {
   });
 
   /** A full browser login of `account`: Berth's /login → the provider's pages → Berth's callback. */
-  async function browserLogin(account: string, browser = new TestBrowser()): Promise<{ status: number; body: string; json: () => LoginAnswer }> {
+  async function browserLogin(
+    account: string,
+    browser = new TestBrowser(),
+  ): Promise<{ status: number; body: string; json: () => LoginAnswer }> {
     const answer = await browser.follow(`${server.url}/api/v1/oidc/test/login`, { login: account });
     return { status: answer.status, body: answer.body, json: () => JSON.parse(answer.body) as LoginAnswer };
   }
@@ -82,12 +85,16 @@ describe('OIDC single sign-on', () => {
   /** The provider's authorization URL /login redirects to, and the browser holding the login cookie. */
   async function startLogin(): Promise<{ browser: TestBrowser; authorize: URL }> {
     const browser = new TestBrowser();
-    const stopped = await browser.follow(`${server.url}/api/v1/oidc/test/login`, { stopAt: (u) => u.href.startsWith(`${provider.issuer}/auth`) });
+    const stopped = await browser.follow(`${server.url}/api/v1/oidc/test/login`, {
+      stopAt: (u) => u.href.startsWith(`${provider.issuer}/auth`),
+    });
     return { browser, authorize: stopped.url };
   }
 
   async function tokenWithBasic(username: string, password: string, scope = 'repository:team/app:pull,push'): Promise<Response> {
-    return fetch(`${server.url}/token?service=berth&scope=${encodeURIComponent(scope)}`, { headers: { authorization: basic(username, password) } });
+    return fetch(`${server.url}/token?service=berth&scope=${encodeURIComponent(scope)}`, {
+      headers: { authorization: basic(username, password) },
+    });
   }
 
   function actionsOf(token: string): string[] {
@@ -107,7 +114,9 @@ describe('OIDC single sign-on', () => {
     const res = await fetch(`${server.url}/api/v1/oidc/test/login`, { redirect: 'manual' });
     assert.equal(res.status, 302);
     const location = new URL(res.headers.get('location')!);
-    const discovery = (await (await fetch(`${provider.issuer}/.well-known/openid-configuration`)).json()) as { authorization_endpoint: string };
+    const discovery = (await (await fetch(`${provider.issuer}/.well-known/openid-configuration`)).json()) as {
+      authorization_endpoint: string;
+    };
     assert.equal(`${location.origin}${location.pathname}`, discovery.authorization_endpoint);
     assert.equal(location.searchParams.get('code_challenge_method'), 'S256');
     assert.equal(location.searchParams.get('response_type'), 'code');
@@ -151,7 +160,10 @@ describe('OIDC single sign-on', () => {
 
   it('?ui=1: the callback ends in a web UI session cookie and a redirect to /', async () => {
     const browser = new TestBrowser();
-    const end = await browser.follow(`${server.url}/api/v1/oidc/test/login?ui=1`, { login: 'alice', stopAt: (u) => u.host === new URL(server.url).host && u.pathname === '/' });
+    const end = await browser.follow(`${server.url}/api/v1/oidc/test/login?ui=1`, {
+      login: 'alice',
+      stopAt: (u) => u.host === new URL(server.url).host && u.pathname === '/',
+    });
     assert.equal(end.url.pathname, '/', 'redirected to the UI');
     const cookie = browser.cookieHeader(new URL(server.url));
     assert.match(cookie, /berth_session=[A-Za-z0-9_-]{43}/);
@@ -186,7 +198,7 @@ describe('OIDC single sign-on', () => {
     assert.equal((await tokenWithBasic('carol', 'carol-local-pw')).status, 200);
   });
 
-  it('a callback without this browser\'s login cookie, or with another state, is refused (400)', async () => {
+  it("a callback without this browser's login cookie, or with another state, is refused (400)", async () => {
     const { authorize } = await startLogin();
     // The provider's answer, replayed into a browser that did not start the login (login CSRF).
     const stranger = new TestBrowser();
@@ -226,7 +238,13 @@ describe('OIDC single sign-on', () => {
     before(async () => {
       // Group devs → developer in project team (identity bindings of source oidc:test).
       assert.equal((await api(server, 'POST', '/projects', adminAuth(), { name: 'team', public: false })).status, 201);
-      const binding = await api(server, 'POST', '/identity/bindings', adminAuth(), { source: 'oidc:test', kind: 'group', subject: 'devs', project: 'team', role: 'developer' });
+      const binding = await api(server, 'POST', '/identity/bindings', adminAuth(), {
+        source: 'oidc:test',
+        kind: 'group',
+        subject: 'devs',
+        project: 'team',
+        role: 'developer',
+      });
       assert.equal(binding.status, 201, await binding.text());
       provider.accounts.get('alice')!.groups = ['devs'];
       aliceToken = (await browserLogin('alice')).json().token;
@@ -308,7 +326,9 @@ describe('OIDC single sign-on', () => {
       };
       const local = await time('dan', 'dan-local-pw1');
       const oidc = await time('alice', secret);
-      t.diagnostic(`token issuance, mean of 100 after warm-up: local user ${local.toFixed(2)} ms, OIDC CLI-secret user ${oidc.toFixed(2)} ms (${(oidc / local).toFixed(2)}x)`);
+      t.diagnostic(
+        `token issuance, mean of 100 after warm-up: local user ${local.toFixed(2)} ms, OIDC CLI-secret user ${oidc.toFixed(2)} ms (${(oidc / local).toFixed(2)}x)`,
+      );
       // The issue asks for at most 2x (measured 1.4x); 3x here so a loaded CI machine does not make it flaky.
       assert.ok(oidc < local * 3, `OIDC ${oidc} ms vs local ${local} ms`);
     });
@@ -350,7 +370,12 @@ describe('OIDC single sign-on', () => {
       cases.push(['foreign key', foreign]);
       for (const [what, token] of cases) assert.equal((await tokenWithBasic('frank', token)).status, 401, what);
       // A username bound to one subject is never handed to another subject.
-      const impostor = await provider.sign({ sub: 'someone-else-sub', preferred_username: 'frank', aud: provider.ci.resource, groups: ['devs'] });
+      const impostor = await provider.sign({
+        sub: 'someone-else-sub',
+        preferred_username: 'frank',
+        aud: provider.ci.resource,
+        groups: ['devs'],
+      });
       assert.equal((await tokenWithBasic('frank', impostor)).status, 401);
     });
 
@@ -371,10 +396,15 @@ describe('OIDC single sign-on', () => {
     it('local admins, robots, CLI secrets and tokens already issued keep working; logins through it answer 503', async () => {
       const alice = await browserLogin('alice');
       assert.equal(alice.status, 200);
-      const robot = await api(server, 'POST', '/robots', adminAuth(), { name: 'ci', permissions: [{ project: 'team', repository: '*', actions: ['pull'] }] });
+      const robot = await api(server, 'POST', '/robots', adminAuth(), {
+        name: 'ci',
+        permissions: [{ project: 'team', repository: '*', actions: ['pull'] }],
+      });
       assert.equal(robot.status, 201);
       const robotBody = (await robot.json()) as { name: string; secret: string };
-      const secret = ((await (await api(server, 'POST', '/users/alice/cli-secret', bearer(alice.json().token), {})).json()) as { secret: string }).secret;
+      const secret = (
+        (await (await api(server, 'POST', '/users/alice/cli-secret', bearer(alice.json().token), {})).json()) as { secret: string }
+      ).secret;
       await provider.stop();
       try {
         assert.equal((await tokenWithBasic('admin', ADMIN_PASSWORD)).status, 200);
@@ -385,9 +415,20 @@ describe('OIDC single sign-on', () => {
         // Discovery was done before: the redirect needs no round trip; the callback's code exchange would fail with 503.
         assert.equal(login.status, 302);
         const now = Math.floor(Date.now() / 1000);
-        const unknownKid = await provider.sign({ sub: 'frank-sub', preferred_username: 'frank', aud: provider.ci.resource, groups: ['devs'], iat: now });
+        const unknownKid = await provider.sign({
+          sub: 'frank-sub',
+          preferred_username: 'frank',
+          aud: provider.ci.resource,
+          groups: ['devs'],
+          iat: now,
+        });
         await provider.rotateKeys();
-        const withNewKey = await provider.sign({ sub: 'frank-sub', preferred_username: 'frank', aud: provider.ci.resource, groups: ['devs'] });
+        const withNewKey = await provider.sign({
+          sub: 'frank-sub',
+          preferred_username: 'frank',
+          aud: provider.ci.resource,
+          groups: ['devs'],
+        });
         await sleep(1100);
         assert.equal((await tokenWithBasic('frank', unknownKid)).status, 200, 'a known key still verifies from the cache');
         assert.equal((await tokenWithBasic('frank', withNewKey)).status, 503, 'a new key cannot be fetched: unavailable, never allowed');

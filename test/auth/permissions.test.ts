@@ -38,10 +38,13 @@ describe('the permission table', () => {
   });
 
   it('parses token scopes, including several per parameter and resource classes, dropping malformed ones', () => {
-    assert.deepEqual(parseScopes(['repository:a/b:pull,push', 'registry:catalog:* repository(plugin):c:pull', 'nonsense', 'repository::pull']), [
-      { type: 'repository', name: 'a/b', actions: ['pull', 'push'] },
-      { type: 'registry', name: 'catalog', actions: ['*'] },
-      { type: 'repository', name: 'c', actions: ['pull'] },
-    ]);
+    assert.deepEqual(
+      parseScopes(['repository:a/b:pull,push', 'registry:catalog:* repository(plugin):c:pull', 'nonsense', 'repository::pull']),
+      [
+        { type: 'repository', name: 'a/b', actions: ['pull', 'push'] },
+        { type: 'registry', name: 'catalog', actions: ['*'] },
+        { type: 'repository', name: 'c', actions: ['pull'] },
+      ],
+    );
   });
 });

@@ -15,7 +15,9 @@ describe('projects and roles (token mode)', () => {
       await addMember(reg.server, 'team', role, role);
     }
     await addUser(reg.server, 'outsider', 'outsider-password');
-    const admin = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['repository:team/app:pull,push'], adminAuth())) });
+    const admin = new RegistryClient(reg.url, {
+      authorization: bearer(await token(reg.server, ['repository:team/app:pull,push'], adminAuth())),
+    });
     await admin.pushImage('team/app', 'v1', image);
     digest = image.manifest.digest;
   });
@@ -46,12 +48,16 @@ describe('projects and roles (token mode)', () => {
   });
 
   it('a maintainer may delete a manifest, a developer may not', async () => {
-    const dev = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['repository:team/app:pull,push,delete'], creds('developer'))) });
+    const dev = new RegistryClient(reg.url, {
+      authorization: bearer(await token(reg.server, ['repository:team/app:pull,push,delete'], creds('developer'))),
+    });
     const other = makeImage();
     await dev.pushImage('team/app', 'temp', other);
     const denied = await dev.fetch(`/v2/team/app/manifests/${other.manifest.digest}`, { method: 'DELETE' });
     assert.equal(denied.status, 403);
-    const maintainer = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['repository:team/app:delete'], creds('maintainer'))) });
+    const maintainer = new RegistryClient(reg.url, {
+      authorization: bearer(await token(reg.server, ['repository:team/app:delete'], creds('maintainer'))),
+    });
     const res = await maintainer.fetch(`/v2/team/app/manifests/${other.manifest.digest}`, { method: 'DELETE' });
     assert.equal(res.status, 202);
   });
@@ -72,7 +78,9 @@ describe('projects and roles (token mode)', () => {
 
   it('making the project public opens pulls to everyone, anonymous included', async () => {
     await addProject(reg.server, 'pub');
-    const admin = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['repository:pub/x:pull,push'], adminAuth())) });
+    const admin = new RegistryClient(reg.url, {
+      authorization: bearer(await token(reg.server, ['repository:pub/x:pull,push'], adminAuth())),
+    });
     await admin.pushImage('pub/x', 'v1', makeImage());
     assert.deepEqual(claims(await token(reg.server, ['repository:pub/x:pull'])).access, []);
     assert.equal((await api(reg.server, 'PATCH', '/projects/pub', adminAuth(), { public: true })).status, 204);
@@ -82,9 +90,13 @@ describe('projects and roles (token mode)', () => {
 
   it('a single-component repository name belongs to the project of the same name', async () => {
     await addProject(reg.server, 'alpine', true);
-    const admin = new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['repository:alpine:pull,push'], adminAuth())) });
+    const admin = new RegistryClient(reg.url, {
+      authorization: bearer(await token(reg.server, ['repository:alpine:pull,push'], adminAuth())),
+    });
     await admin.pushImage('alpine', 'latest', makeImage());
-    assert.deepEqual(claims(await token(reg.server, ['repository:alpine:pull,push'], creds('outsider'))).access, [{ type: 'repository', name: 'alpine', actions: ['pull'] }]);
+    assert.deepEqual(claims(await token(reg.server, ['repository:alpine:pull,push'], creds('outsider'))).access, [
+      { type: 'repository', name: 'alpine', actions: ['pull'] },
+    ]);
   });
 
   it('the catalog needs a signed-in token and lists only repositories the caller may pull', async () => {
@@ -95,7 +107,9 @@ describe('projects and roles (token mode)', () => {
     const res = await fetch(`${reg.url}/v2/_catalog`, { headers: { authorization: bearer(jwt) } });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { repositories: ['alpine', 'pub/x'] });
-    const guest = await fetch(`${reg.url}/v2/_catalog`, { headers: { authorization: bearer(await token(reg.server, ['registry:catalog:*'], creds('guest'))) } });
+    const guest = await fetch(`${reg.url}/v2/_catalog`, {
+      headers: { authorization: bearer(await token(reg.server, ['registry:catalog:*'], creds('guest'))) },
+    });
     assert.deepEqual(await guest.json(), { repositories: ['alpine', 'pub/x', 'team/app'] });
   });
 

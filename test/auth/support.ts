@@ -12,17 +12,30 @@ export function basic(username: string, password: string): string {
 export const adminAuth = () => basic('admin', ADMIN_PASSWORD);
 
 /** Config overrides for auth on, an admin whose password is ADMIN_PASSWORD, and `extra` auth settings. */
-export function authConfig(mode: 'basic' | 'token', extra: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function authConfig(
+  mode: 'basic' | 'token',
+  extra: Record<string, unknown> = {},
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { ...overrides, auth: { mode, admin: { password: ADMIN_PASSWORD }, ...extra } };
 }
 
 /** A server with auth on, an admin whose password is ADMIN_PASSWORD, and `extra` auth settings. */
-export function startAuthServer(mode: 'basic' | 'token', extra: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): Promise<TestServer> {
+export function startAuthServer(
+  mode: 'basic' | 'token',
+  extra: Record<string, unknown> = {},
+  overrides: Record<string, unknown> = {},
+): Promise<TestServer> {
   return startTestServer(authConfig(mode, extra, overrides));
 }
 
 /** useServer() for the calling describe with startAuthServer's settings. */
-export function useAuthServer(mode: 'basic' | 'token', extra: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}, options?: UseServerOptions): ServerFixture {
+export function useAuthServer(
+  mode: 'basic' | 'token',
+  extra: Record<string, unknown> = {},
+  overrides: Record<string, unknown> = {},
+  options?: UseServerOptions,
+): ServerFixture {
   return useServer(authConfig(mode, extra, overrides), options);
 }
 
@@ -82,7 +95,12 @@ export interface TokenAnswer {
 }
 
 /** GET /token with the given scopes (and Basic credentials when `authorization` is set). */
-export async function getToken(server: HasUrl, scopes: string[], authorization?: string, extra: Record<string, string> = {}): Promise<Response> {
+export async function getToken(
+  server: HasUrl,
+  scopes: string[],
+  authorization?: string,
+  extra: Record<string, string> = {},
+): Promise<Response> {
   const params = new URLSearchParams({ service: 'berth', ...extra });
   for (const s of scopes) params.append('scope', s);
   return fetch(`${server.url}/token?${params}`, { headers: authorization ? { authorization } : {} });

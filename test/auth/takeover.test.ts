@@ -7,7 +7,21 @@ import { runFsck } from '../../src/fsck/check.js';
 import { corruptionCount } from '../../src/fsck/types.js';
 import { RegistryClient, errorCode, makeBlob, makeImage, type Image } from '../helpers/registry-client.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
-import { addMember, addProject, addUser, adminAuth, api, auditLog, authConfig, basic, bearer, claims, token, useAuthServer, type AuditEntry } from './support.js';
+import {
+  addMember,
+  addProject,
+  addUser,
+  adminAuth,
+  api,
+  auditLog,
+  authConfig,
+  basic,
+  bearer,
+  claims,
+  token,
+  useAuthServer,
+  type AuditEntry,
+} from './support.js';
 
 /**
  * Issue 12: nobody gains access to existing content by creating a project, explicitly or by
@@ -66,11 +80,14 @@ describe('switching from auth none to basic, then token, over existing repositor
 
     const report = await fsck(s);
     const orphans = report.problems.filter((p) => p.kind === 'orphan-repository');
-    assert.deepEqual(orphans.map((p) => [p.subject, p.severity, p.repairable]), [
-      ['demo/hello', 'notice', false],
-      ['secretteam/app', 'notice', false],
-      ['solo', 'notice', false],
-    ]);
+    assert.deepEqual(
+      orphans.map((p) => [p.subject, p.severity, p.repairable]),
+      [
+        ['demo/hello', 'notice', false],
+        ['secretteam/app', 'notice', false],
+        ['solo', 'notice', false],
+      ],
+    );
     assert.equal(report.checked.orphanRepositories, 3);
     assert.equal(corruptionCount(report), 0, 'orphans are not corruption');
 
@@ -143,9 +160,17 @@ describe('adopting orphans: idempotent, safe with replicas starting together', (
   const reg = useAuthServer('token', { projects: { autocreate: false } });
 
   it('concurrent adoptions create each project once, with one event and one audit row, and log what they assigned', async () => {
-    const admin = await tokenClient(reg.server, ['repository:legacy/app:pull,push', 'repository:legacy/db:pull,push', 'repository:old:pull,push'], adminAuth());
+    const admin = await tokenClient(
+      reg.server,
+      ['repository:legacy/app:pull,push', 'repository:legacy/db:pull,push', 'repository:old:pull,push'],
+      adminAuth(),
+    );
     for (const repo of ['legacy/app', 'legacy/db', 'old']) await admin.pushImage(repo, 'v1', makeImage({ layers: 1 }));
-    assert.equal(await status(reg.server, 'GET', '/projects/legacy', adminAuth()), 404, 'an admin push with autocreate off leaves an orphan');
+    assert.equal(
+      await status(reg.server, 'GET', '/projects/legacy', adminAuth()),
+      404,
+      'an admin push with autocreate off leaves an orphan',
+    );
 
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
@@ -240,7 +265,11 @@ describe('token auth with the default settings', () => {
       const image = makeImage();
       await bob.pushImage('race/app', 'v1', image);
       const push = await carol.pushBlob('race/app', makeBlob(64));
-      assert.equal(push.status, 403, `carol may not push into bob’s project with a token from before it existed: ${push.status} ${await push.clone().text()}`);
+      assert.equal(
+        push.status,
+        403,
+        `carol may not push into bob’s project with a token from before it existed: ${push.status} ${await push.clone().text()}`,
+      );
       assert.equal(await errorCode(push), 'DENIED');
       assert.equal((await carol.fetch(`/v2/race/app/manifests/${image.manifest.digest}`)).status, 403, 'nor pull from it');
       const head = await carol.fetch(`/v2/race/app/blobs/${image.layers[0]!.digest}`, { method: 'HEAD' });
@@ -301,7 +330,13 @@ describe('token auth with the default settings', () => {
 
     /** Status and body of a call, with the probed name masked. */
     async function answer(method: string, username: string, authorization: string): Promise<[number, string]> {
-      const res = await api(reg.server, method, `/projects/proj/members/${username}`, authorization, method === 'PUT' ? { role: 'guest' } : undefined);
+      const res = await api(
+        reg.server,
+        method,
+        `/projects/proj/members/${username}`,
+        authorization,
+        method === 'PUT' ? { role: 'guest' } : undefined,
+      );
       return [res.status, (await res.text()).replaceAll(username, '<name>')];
     }
 
@@ -318,7 +353,8 @@ describe('token auth with the default settings', () => {
     }
 
     it('anonymous: 401 for both', async () => {
-      for (const name of ['nosuchuser', 'realuser']) assert.equal((await fetch(`${reg.url}/api/v1/projects/proj/members/${name}`, { method: 'DELETE' })).status, 401);
+      for (const name of ['nosuchuser', 'realuser'])
+        assert.equal((await fetch(`${reg.url}/api/v1/projects/proj/members/${name}`, { method: 'DELETE' })).status, 401);
     });
 
     it('project-admin: removing an unknown user and a non-member answer alike', async () => {

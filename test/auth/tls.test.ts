@@ -17,7 +17,25 @@ function makeCertificate(dir: string, name: string): { cert: string; key: string
   const key = path.join(dir, `${name}.key`);
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1'],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
     { stdio: 'ignore' },
   );
   return { cert, key };
@@ -67,10 +85,12 @@ describe('HTTPS: http.tls with token auth', () => {
   it('serves HTTPS and points the token realm at https', async () => {
     assert.match(berth.url, /^https:\/\//);
     const challenge = await new Promise<string | undefined>((resolve, reject) => {
-      https.get(`${berth.url}/v2/`, { ca: readFileSync(live.cert) }, (res) => {
-        res.resume();
-        resolve(res.headers['www-authenticate']);
-      }).once('error', reject);
+      https
+        .get(`${berth.url}/v2/`, { ca: readFileSync(live.cert) }, (res) => {
+          res.resume();
+          resolve(res.headers['www-authenticate']);
+        })
+        .once('error', reject);
     });
     assert.equal(challenge, `Bearer realm="${berth.url}/token",service="berth"`);
   });
@@ -83,11 +103,27 @@ describe('HTTPS: http.tls with token auth', () => {
     const layout = sandbox.path('layout');
     await createLayoutImage(layout, 'src', [2048]);
     const host = registryHost(berth.url);
-    const push = await sandbox.skopeo(['copy', '--dest-cert-dir', certDir, '--dest-creds', `admin:${ADMIN_PASSWORD}`, `oci:${layout}:src`, `docker://${host}/secure/app:v1`], { allowFailure: true });
+    const push = await sandbox.skopeo(
+      [
+        'copy',
+        '--dest-cert-dir',
+        certDir,
+        '--dest-creds',
+        `admin:${ADMIN_PASSWORD}`,
+        `oci:${layout}:src`,
+        `docker://${host}/secure/app:v1`,
+      ],
+      { allowFailure: true },
+    );
     assert.equal(push.code, 0, push.stderr);
-    const inspect = await sandbox.skopeo(['inspect', '--cert-dir', certDir, '--creds', `admin:${ADMIN_PASSWORD}`, `docker://${host}/secure/app:v1`], { allowFailure: true });
+    const inspect = await sandbox.skopeo(
+      ['inspect', '--cert-dir', certDir, '--creds', `admin:${ADMIN_PASSWORD}`, `docker://${host}/secure/app:v1`],
+      { allowFailure: true },
+    );
     assert.equal(inspect.code, 0, inspect.stderr);
-    const untrusted = await sandbox.skopeo(['inspect', '--creds', `admin:${ADMIN_PASSWORD}`, `docker://${host}/secure/app:v1`], { allowFailure: true });
+    const untrusted = await sandbox.skopeo(['inspect', '--creds', `admin:${ADMIN_PASSWORD}`, `docker://${host}/secure/app:v1`], {
+      allowFailure: true,
+    });
     assert.notEqual(untrusted.code, 0, 'without the CA the client must refuse the certificate');
   });
 

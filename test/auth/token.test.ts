@@ -7,7 +7,22 @@ import { SignJWT, generateKeyPair, importJWK, type JWK } from 'jose';
 import { RegistryClient, errorCode, makeImage } from '../helpers/registry-client.js';
 import { openStores } from '../../src/stores.js';
 import { ROOT } from '../helpers/server.js';
-import { ADMIN_PASSWORD, addMember, addProject, addUser, adminAuth, api, basic, bearer, claims, getToken, header, token, type TokenAnswer, useAuthServer } from './support.js';
+import {
+  ADMIN_PASSWORD,
+  addMember,
+  addProject,
+  addUser,
+  adminAuth,
+  api,
+  basic,
+  bearer,
+  claims,
+  getToken,
+  header,
+  token,
+  type TokenAnswer,
+  useAuthServer,
+} from './support.js';
 
 const run = promisify(execFile);
 
@@ -21,7 +36,9 @@ describe('auth: token — Docker Registry token authentication', () => {
     await addProject(reg.server, 'open', true);
     await addMember(reg.server, 'team', 'alice', 'developer');
     await addMember(reg.server, 'team', 'guest', 'guest');
-    await new RegistryClient(reg.url, { authorization: bearer(await token(reg.server, ['repository:open/tool:pull,push'], adminAuth())) }).pushImage('open/tool', 'v1', makeImage());
+    await new RegistryClient(reg.url, {
+      authorization: bearer(await token(reg.server, ['repository:open/tool:pull,push'], adminAuth())),
+    }).pushImage('open/tool', 'v1', makeImage());
   });
 
   /** Signs a token with the server's own current key (read from its DB), with claims of our choosing. */
@@ -44,7 +61,8 @@ describe('auth: token — Docker Registry token authentication', () => {
       .sign(key);
   }
 
-  const tagsList = (jwt: string, repo = 'team/app') => fetch(`${reg.url}/v2/${repo}/tags/list`, { headers: { authorization: bearer(jwt) } });
+  const tagsList = (jwt: string, repo = 'team/app') =>
+    fetch(`${reg.url}/v2/${repo}/tags/list`, { headers: { authorization: bearer(jwt) } });
 
   it('GET /v2/ without a token answers 401 with a Bearer challenge naming the realm and service', async () => {
     const res = await fetch(`${reg.url}/v2/`);
@@ -57,7 +75,10 @@ describe('auth: token — Docker Registry token authentication', () => {
     const get = await fetch(`${reg.url}/v2/team/app/manifests/latest`);
     assert.equal(get.headers.get('www-authenticate'), `Bearer realm="${reg.url}/token",service="berth",scope="repository:team/app:pull"`);
     const post = await fetch(`${reg.url}/v2/team/app/blobs/uploads/`, { method: 'POST' });
-    assert.equal(post.headers.get('www-authenticate'), `Bearer realm="${reg.url}/token",service="berth",scope="repository:team/app:pull,push"`);
+    assert.equal(
+      post.headers.get('www-authenticate'),
+      `Bearer realm="${reg.url}/token",service="berth",scope="repository:team/app:pull,push"`,
+    );
   });
 
   it('issues an ES256 JWT with kid, iss, sub, aud, exp, nbf, iat, jti and the access granted', async () => {
@@ -82,7 +103,11 @@ describe('auth: token — Docker Registry token authentication', () => {
   });
 
   it('grants only the intersection of requested and allowed actions, and omits denied scopes without failing', async () => {
-    const jwt = await token(reg.server, ['repository:team/app:pull,push,delete', 'repository:secret/x:pull', 'registry:catalog:*', 'bogus'], basic('guest', 'guest-password'));
+    const jwt = await token(
+      reg.server,
+      ['repository:team/app:pull,push,delete', 'repository:secret/x:pull', 'registry:catalog:*', 'bogus'],
+      basic('guest', 'guest-password'),
+    );
     assert.deepEqual(claims(jwt).access, [
       { type: 'repository', name: 'team/app', actions: ['pull'] },
       { type: 'registry', name: 'catalog', actions: ['*'] },
@@ -115,7 +140,10 @@ describe('auth: token — Docker Registry token authentication', () => {
     const jwt = await token(reg.server, ['repository:team/app:pull'], alice);
     const res = await tagsList(jwt, 'team/other');
     assert.equal(res.status, 401);
-    assert.equal(res.headers.get('www-authenticate'), `Bearer realm="${reg.url}/token",service="berth",scope="repository:team/other:pull",error="insufficient_scope",error_description="token lacks pull access to repository:team/other:pull"`);
+    assert.equal(
+      res.headers.get('www-authenticate'),
+      `Bearer realm="${reg.url}/token",service="berth",scope="repository:team/other:pull",error="insufficient_scope",error_description="token lacks pull access to repository:team/other:pull"`,
+    );
   });
 
   it('a pull-only token used to push answers 401 insufficient_scope when the user could get push', async () => {
@@ -133,7 +161,10 @@ describe('auth: token — Docker Registry token authentication', () => {
   });
 
   for (const [what, payload] of [
-    ['expired', { exp: Math.floor(Date.now() / 1000) - 120, iat: Math.floor(Date.now() / 1000) - 600, nbf: Math.floor(Date.now() / 1000) - 600 }],
+    [
+      'expired',
+      { exp: Math.floor(Date.now() / 1000) - 120, iat: Math.floor(Date.now() / 1000) - 600, nbf: Math.floor(Date.now() / 1000) - 600 },
+    ],
     ['not yet valid', { nbf: Math.floor(Date.now() / 1000) + 3600 }],
     ['wrong-audience', { aud: 'someone-else' }],
     ['wrong-issuer', { iss: 'evil' }],
@@ -190,30 +221,54 @@ describe('auth: token — Docker Registry token authentication', () => {
   });
 
   it('offline_token=true returns a refresh token; POST grant_type=refresh_token exchanges it for new scopes', async () => {
-    const first = (await (await getToken(reg.server, ['repository:team/app:pull'], alice, { offline_token: 'true', client_id: 'test-cli' })).json()) as TokenAnswer;
+    const first = (await (
+      await getToken(reg.server, ['repository:team/app:pull'], alice, { offline_token: 'true', client_id: 'test-cli' })
+    ).json()) as TokenAnswer;
     assert.match(first.refresh_token ?? '', /^berth_rt_/);
-    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: first.refresh_token!, client_id: 'test-cli', service: 'berth', scope: 'repository:team/app:pull,push' });
+    const form = new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: first.refresh_token!,
+      client_id: 'test-cli',
+      service: 'berth',
+      scope: 'repository:team/app:pull,push',
+    });
     const res = await fetch(`${reg.url}/token`, { method: 'POST', body: form });
     assert.equal(res.status, 200);
     const second = (await res.json()) as TokenAnswer;
     assert.equal(claims(second.access_token).sub, 'alice');
     assert.deepEqual(claims(second.access_token).access, [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }]);
-    const otherClient = await fetch(`${reg.url}/token`, { method: 'POST', body: new URLSearchParams({ ...Object.fromEntries(form), client_id: 'other' }) });
+    const otherClient = await fetch(`${reg.url}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ ...Object.fromEntries(form), client_id: 'other' }),
+    });
     assert.equal(otherClient.status, 401, 'a refresh token is bound to its client_id');
   });
 
   it('POST grant_type=password issues tokens (and a refresh token for access_type=offline); a password change revokes refresh tokens', async () => {
     await addUser(reg.server, 'dave', 'dave-password');
-    const form = new URLSearchParams({ grant_type: 'password', username: 'dave', password: 'dave-password', client_id: 'c', access_type: 'offline', service: 'berth' });
+    const form = new URLSearchParams({
+      grant_type: 'password',
+      username: 'dave',
+      password: 'dave-password',
+      client_id: 'c',
+      access_type: 'offline',
+      service: 'berth',
+    });
     const res = await fetch(`${reg.url}/token`, { method: 'POST', body: form });
     assert.equal(res.status, 200);
     const answer = (await res.json()) as TokenAnswer;
     assert.equal(claims(answer.access_token).sub, 'dave');
     assert.ok(answer.refresh_token);
-    const bad = await fetch(`${reg.url}/token`, { method: 'POST', body: new URLSearchParams({ ...Object.fromEntries(form), password: 'wrong-password' }) });
+    const bad = await fetch(`${reg.url}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ ...Object.fromEntries(form), password: 'wrong-password' }),
+    });
     assert.equal(bad.status, 401);
     assert.equal((await api(reg.server, 'PUT', '/users/dave/password', adminAuth(), { password: 'dave-password-2' })).status, 204);
-    const refresh = await fetch(`${reg.url}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: answer.refresh_token!, client_id: 'c' }) });
+    const refresh = await fetch(`${reg.url}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: answer.refresh_token!, client_id: 'c' }),
+    });
     assert.equal(refresh.status, 401);
   });
 
@@ -225,8 +280,18 @@ describe('auth: token — Docker Registry token authentication', () => {
   it('`berth auth rotate-key`: new tokens use the new kid, tokens signed with the old key stay valid', async () => {
     const before = await token(reg.server, ['repository:team/app:pull'], alice);
     const { driver, url } = reg.server.config.metadata;
-    const env = { ...process.env, BERTH_DATA_DIR: reg.server.dataDir, BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}), BERTH_AUTH_MODE: 'token', BERTH_AUTH_ADMIN_PASSWORD: ADMIN_PASSWORD };
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'auth', 'rotate-key'], { cwd: ROOT, env });
+    const env = {
+      ...process.env,
+      BERTH_DATA_DIR: reg.server.dataDir,
+      BERTH_METADATA_DRIVER: driver,
+      ...(url ? { BERTH_METADATA_URL: url } : {}),
+      BERTH_AUTH_MODE: 'token',
+      BERTH_AUTH_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    };
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'auth', 'rotate-key'], {
+      cwd: ROOT,
+      env,
+    });
     const kid = /new signing key (\S+)/.exec(stdout)?.[1];
     assert.ok(kid && kid !== header(before).kid);
     // A token from the new key is accepted at once (an unknown kid makes the server reload its keys)…

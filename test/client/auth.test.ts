@@ -12,7 +12,10 @@ async function pushImage(client: OciClient, repo: string, tag: string, image: Im
 }
 
 async function failure(promise: Promise<unknown>): Promise<RegistryClientError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof RegistryClientError, `expected a RegistryClientError, got ${String(err)}`);
   return err;
 }
@@ -72,7 +75,12 @@ describe('client auth: Docker token flow against Berth', () => {
 
   it('anonymous pull works on a public project, anonymous push is 401 UNAUTHORIZED', async () => {
     const image = makeImage({ layers: 1 });
-    await pushImage(new OciClient({ baseUrl: server.url, credentials: { username: 'admin', password: ADMIN_PASSWORD } }), 'open/tool', 'v1', image);
+    await pushImage(
+      new OciClient({ baseUrl: server.url, credentials: { username: 'admin', password: ADMIN_PASSWORD } }),
+      'open/tool',
+      'v1',
+      image,
+    );
     const anonymous = new OciClient({ baseUrl: server.url, retry: FAST_RETRY });
     assert.equal((await anonymous.getManifest('open/tool', 'v1'))?.digest, image.manifest.digest);
     const err = await failure(anonymous.pushBlob('open/tool', Buffer.from('nope')));
@@ -82,10 +90,16 @@ describe('client auth: Docker token flow against Berth', () => {
   });
 
   it('a guest pushing is 403 DENIED; a wrong password is 401 from the realm; neither leaks the password', async () => {
-    const err = await failure(new OciClient({ baseUrl: server.url, credentials: guest, retry: FAST_RETRY }).pushBlob('team/app', Buffer.from('x')));
+    const err = await failure(
+      new OciClient({ baseUrl: server.url, credentials: guest, retry: FAST_RETRY }).pushBlob('team/app', Buffer.from('x')),
+    );
     assert.equal(err.status, 403);
     assert.equal(err.code, 'DENIED');
-    const wrong = await failure(new OciClient({ baseUrl: server.url, credentials: { username: 'alice', password: 'wrong-password' }, retry: FAST_RETRY }).listTags('team/app'));
+    const wrong = await failure(
+      new OciClient({ baseUrl: server.url, credentials: { username: 'alice', password: 'wrong-password' }, retry: FAST_RETRY }).listTags(
+        'team/app',
+      ),
+    );
     assert.equal(wrong.status, 401);
     assert.equal(wrong.code, 'UNAUTHORIZED');
     assert.match(wrong.url, /\/token\?/);
@@ -115,7 +129,9 @@ describe('client auth: Basic challenge against Berth', () => {
   });
 
   it('wrong Basic credentials are 401 UNAUTHORIZED, tried once', async () => {
-    const err = await failure(new OciClient({ baseUrl: server.url, credentials: { username: 'bob', password: 'nope' }, retry: FAST_RETRY }).listTags('bob/app'));
+    const err = await failure(
+      new OciClient({ baseUrl: server.url, credentials: { username: 'bob', password: 'nope' }, retry: FAST_RETRY }).listTags('bob/app'),
+    );
     assert.equal(err.status, 401);
     assert.equal(err.code, 'UNAUTHORIZED');
   });
@@ -123,15 +139,21 @@ describe('client auth: Basic challenge against Berth', () => {
 
 describe('challenge parsing', () => {
   it('reads quoted values containing commas and bare tokens', () => {
-    assert.deepEqual(parseChallenge('Bearer realm="https://r/token",service="reg",scope="repository:a/b:pull,push",error="insufficient_scope"'), {
-      scheme: 'bearer',
-      params: { realm: 'https://r/token', service: 'reg', scope: 'repository:a/b:pull,push', error: 'insufficient_scope' },
-    });
+    assert.deepEqual(
+      parseChallenge('Bearer realm="https://r/token",service="reg",scope="repository:a/b:pull,push",error="insufficient_scope"'),
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://r/token', service: 'reg', scope: 'repository:a/b:pull,push', error: 'insufficient_scope' },
+      },
+    );
     assert.deepEqual(parseChallenge('Basic realm=x'), { scheme: 'basic', params: { realm: 'x' } });
     assert.equal(parseChallenge(null), null);
   });
 
   it('merges scopes per resource', () => {
-    assert.deepEqual(unionScopes(['repository:a:pull'], ['repository:a:push,pull', 'repository:b:pull']), ['repository:a:pull,push', 'repository:b:pull']);
+    assert.deepEqual(unionScopes(['repository:a:pull'], ['repository:a:push,pull', 'repository:b:pull']), [
+      'repository:a:pull,push',
+      'repository:b:pull',
+    ]);
   });
 });

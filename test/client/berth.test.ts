@@ -9,9 +9,11 @@ import { FAST_RETRY, readAll } from './support.js';
 
 /** A stream of `size` bytes in uneven pieces, as a file or socket would deliver them. */
 function streamOf(data: Buffer): Readable {
-  return Readable.from((function* () {
-    for (let offset = 0; offset < data.length; offset += 7_777) yield data.subarray(offset, offset + 7_777);
-  })());
+  return Readable.from(
+    (function* () {
+      for (let offset = 0; offset < data.length; offset += 7_777) yield data.subarray(offset, offset + 7_777);
+    })(),
+  );
 }
 
 describe('client against Berth: push, pull, list, delete', () => {
@@ -39,7 +41,12 @@ describe('client against Berth: push, pull, list, delete', () => {
 
     it(`pushes a stream with a known digest (${mode})`, async () => {
       const blob = makeBlob(200_001);
-      const pushed = await client.pushBlob('push/stream', streamOf(blob.data), { mode, digest: blob.digest, size: mode === 'chunked' ? undefined : blob.size, chunkSize: 50_000 });
+      const pushed = await client.pushBlob('push/stream', streamOf(blob.data), {
+        mode,
+        digest: blob.digest,
+        size: mode === 'chunked' ? undefined : blob.size,
+        chunkSize: 50_000,
+      });
       assert.equal(pushed.digest, blob.digest);
       assert.ok((await client.getBlobBytes('push/stream', blob.digest)).equals(blob.data));
     });
@@ -62,7 +69,10 @@ describe('client against Berth: push, pull, list, delete', () => {
   it('headBlob answers null for an unknown blob; getBlob fails with BLOB_UNKNOWN', async () => {
     const unknown = makeBlob(10).digest;
     assert.equal(await client.headBlob('push/buffer', unknown), null);
-    await assert.rejects(readAll(client.getBlob('push/buffer', unknown)), (err: RegistryClientError) => err.status === 404 && err.code === 'BLOB_UNKNOWN');
+    await assert.rejects(
+      readAll(client.getBlob('push/buffer', unknown)),
+      (err: RegistryClientError) => err.status === 404 && err.code === 'BLOB_UNKNOWN',
+    );
   });
 
   it('mounts a blob from another repository, and falls back to an upload when the source lacks it', async () => {
@@ -107,7 +117,10 @@ describe('client against Berth: push, pull, list, delete', () => {
     for (const tag of tags) await client.putManifest('tags/many', tag, image.manifest.data, OCI_MANIFEST);
     const pages: string[][] = [];
     for await (const page of client.tagPages('tags/many', { pageSize: 3 })) pages.push(page);
-    assert.deepEqual(pages.map((p) => p.length), [3, 3, 1]);
+    assert.deepEqual(
+      pages.map((p) => p.length),
+      [3, 3, 1],
+    );
     assert.deepEqual(await client.listTags('tags/many', { pageSize: 2 }), tags);
     assert.deepEqual(await client.listTags('tags/many'), tags);
   });
@@ -134,7 +147,10 @@ describe('client against Berth: push, pull, list, delete', () => {
     assert.equal(all.mediaType, OCI_INDEX);
     assert.deepEqual(all.manifests.map((m) => m.digest).sort(), [sig.manifest.digest, sbom.manifest.digest].sort());
     const sigs = await client.referrers('ref/app', subject.manifest.digest, { artifactType: 'application/vnd.example.sig' });
-    assert.deepEqual(sigs.manifests.map((m) => m.digest), [sig.manifest.digest]);
+    assert.deepEqual(
+      sigs.manifests.map((m) => m.digest),
+      [sig.manifest.digest],
+    );
     assert.deepEqual((await client.referrers('ref/app', makeBlob(4).digest)).manifests, []);
   });
 
@@ -155,7 +171,14 @@ describe('client against Berth: push, pull, list, delete', () => {
     assert.equal(referrersTag(`sha256:${'a'.repeat(64)}`), `sha256-${'a'.repeat(64)}`);
     const config = jsonBlob({ nonce: randomBytes(4).toString('hex') });
     await client.pushBlob('verify/app', config.data);
-    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size }, layers: [] }));
+    const body = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
+        layers: [],
+      }),
+    );
     const digest = await client.putManifest('verify/app', 'v1', body, OCI_MANIFEST);
     assert.equal(digest, `sha256:${createHash('sha256').update(body).digest('hex')}`);
     assert.ok((await client.getManifest('verify/app', digest))?.bytes.equals(body));

@@ -41,7 +41,10 @@ for (const withAuth of [false, true]) {
       const chunked = makeBlob(150_000);
       await client.pushBlob('lib/up', chunked.data, { mode: 'chunked', chunkSize: 64 * 1024 });
       const streamed = makeBlob(80_000);
-      await client.pushBlob('lib/up', Readable.from([streamed.data.subarray(0, 30_000), streamed.data.subarray(30_000)]), { digest: streamed.digest, size: streamed.size });
+      await client.pushBlob('lib/up', Readable.from([streamed.data.subarray(0, 30_000), streamed.data.subarray(30_000)]), {
+        digest: streamed.digest,
+        size: streamed.size,
+      });
       const single = makeBlob(1000);
       await client.pushBlob('lib/up', single.data, { mode: 'single' });
       for (const blob of [chunked, streamed, single]) assert.ok((await client.getBlobBytes('lib/up', blob.digest)).equals(blob.data));
@@ -75,7 +78,12 @@ for (const withAuth of [false, true]) {
       const sig = makeImage({ layers: 1, artifactType: 'application/vnd.example.sig' });
       await pushImage(client, 'lib/ref', 'sig', sig);
       assert.deepEqual((await client.referrers('lib/ref', subject.manifest.digest)).manifests, []);
-      const descriptor = { mediaType: OCI_MANIFEST, digest: sig.manifest.digest, size: sig.manifest.size, artifactType: 'application/vnd.example.sig' };
+      const descriptor = {
+        mediaType: OCI_MANIFEST,
+        digest: sig.manifest.digest,
+        size: sig.manifest.size,
+        artifactType: 'application/vnd.example.sig',
+      };
       const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [descriptor] }));
       await client.putManifest('lib/ref', referrersTag(subject.manifest.digest), index, OCI_INDEX);
       assert.deepEqual((await client.referrers('lib/ref', subject.manifest.digest)).manifests, [descriptor]);
@@ -94,7 +102,9 @@ for (const withAuth of [false, true]) {
     if (withAuth) {
       it('without credentials, or with wrong ones, the answer is 401 UNAUTHORIZED', async () => {
         for (const credentials of [undefined, { username: 'user', password: 'wrong' }]) {
-          const err = await new OciClient({ baseUrl: registry.url, credentials, retry: FAST_RETRY }).listTags('lib/app').catch((e: unknown) => e);
+          const err = await new OciClient({ baseUrl: registry.url, credentials, retry: FAST_RETRY })
+            .listTags('lib/app')
+            .catch((e: unknown) => e);
           assert.ok(err instanceof RegistryClientError);
           assert.equal(err.status, 401);
           assert.equal(err.code, 'UNAUTHORIZED');

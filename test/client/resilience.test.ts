@@ -57,7 +57,10 @@ describe('client resilience: resume, retry, redirect', () => {
     const liar = await httpServer((_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body));
     try {
       const client = new OciClient({ baseUrl: liar.url, retry: FAST_RETRY });
-      await assert.rejects(readAll(client.getBlob('x/y', sha256('something else'))), (err: RegistryClientError) => err.code === 'DIGEST_INVALID' && err.status === 0);
+      await assert.rejects(
+        readAll(client.getBlob('x/y', sha256('something else'))),
+        (err: RegistryClientError) => err.code === 'DIGEST_INVALID' && err.status === 0,
+      );
     } finally {
       await liar.close();
     }
@@ -128,7 +131,11 @@ describe('client resilience: resume, retry, redirect', () => {
     const url = new URL(gone.url);
     url.username = 'user';
     url.password = 'secret';
-    const client = new OciClient({ baseUrl: url.toString(), credentials: { username: 'user', password: 'secret' }, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+    const client = new OciClient({
+      baseUrl: url.toString(),
+      credentials: { username: 'user', password: 'secret' },
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+    });
     const err = await client.headBlob('x/y', sha256('z')).catch((e: unknown) => e);
     assert.ok(err instanceof RegistryClientError);
     assert.equal(err.code, 'NETWORK');

@@ -101,7 +101,13 @@ export class FlakyFront {
           return;
         }
         const upstream = httpRequest(
-          { host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: { ...req.headers, host: targetUrl.host } },
+          {
+            host: targetUrl.hostname,
+            port: targetUrl.port,
+            method: req.method,
+            path: req.url,
+            headers: { ...req.headers, host: targetUrl.host },
+          },
           (up) => {
             res.writeHead(up.statusCode!, up.headers);
             up.pipe(res);
@@ -127,7 +133,10 @@ export class FlakyFront {
 }
 
 /** A plain HTTP server with a handler, on a random port of `host`. */
-export async function httpServer(handler: Parameters<typeof createServer>[1], host = '127.0.0.1'): Promise<{ url: string; close(): Promise<void> }> {
+export async function httpServer(
+  handler: Parameters<typeof createServer>[1],
+  host = '127.0.0.1',
+): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as net.AddressInfo;

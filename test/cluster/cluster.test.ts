@@ -27,14 +27,37 @@ interface Answer {
 }
 
 /** One request on a connection of its own. */
-function request(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer, timeoutMs = 60_000): Promise<Answer> {
+function request(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: Buffer,
+  timeoutMs = 60_000,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(new URL(path, url), { method, agent: false, timeout: timeoutMs, headers: { connection: 'close', ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, worker: res.headers['berth-worker'] as string | undefined, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      new URL(path, url),
+      {
+        method,
+        agent: false,
+        timeout: timeoutMs,
+        headers: { connection: 'close', ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            worker: res.headers['berth-worker'] as string | undefined,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
     req.end(body);
@@ -61,7 +84,10 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
 
     before(async () => {
       dataDir = tempDir('berth-cluster-');
-      const metadataEnv = metadata === 'postgres' ? { BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: (await databaseForDeployment(dataDir)).url } : { BERTH_METADATA_DRIVER: 'sqlite' };
+      const metadataEnv =
+        metadata === 'postgres'
+          ? { BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: (await databaseForDeployment(dataDir)).url }
+          : { BERTH_METADATA_DRIVER: 'sqlite' };
       server = await startBerthProcess(
         {
           BERTH_DATA_DIR: dataDir,
@@ -100,7 +126,13 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       const served = new Set<string | undefined>();
       let offset = 0;
       for (const chunk of chunks) {
-        const res = await request(server.url, 'PATCH', location, { authorization: BASIC, 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + chunk.length - 1}` }, chunk);
+        const res = await request(
+          server.url,
+          'PATCH',
+          location,
+          { authorization: BASIC, 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + chunk.length - 1}` },
+          chunk,
+        );
         assert.equal(res.status, 202, res.body.toString());
         served.add(res.worker);
         offset += chunk.length;
@@ -109,7 +141,9 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       }
       assert.deepEqual([...served].sort(), ['0', '1'], 'the chunks were appended by both workers');
       const digest = sha256(blob);
-      const put = await request(server.url, 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${digest}`, { authorization: BASIC });
+      const put = await request(server.url, 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${digest}`, {
+        authorization: BASIC,
+      });
       assert.equal(put.status, 201, put.body.toString());
       for (let i = 0; i < 2; i++) {
         const got = await request(server.url, 'GET', `/v2/team/chunked/blobs/${digest}`, { authorization: BASIC });
@@ -132,7 +166,9 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
         });
         socket.on('close', () => resolve());
       });
-      socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\nConnection: close\r\nContent-Range: 0-${blob.length - 1}\r\nContent-Length: ${blob.length}\r\n\r\n`);
+      socket.write(
+        `PATCH ${location} HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\nConnection: close\r\nContent-Range: 0-${blob.length - 1}\r\nContent-Length: ${blob.length}\r\n\r\n`,
+      );
       socket.write(blob.subarray(0, 1000));
       await sleep(300);
       // Whichever worker the first PATCH went to, one of the next connections lands on the other.
@@ -144,7 +180,11 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
         assert.match(second.body.toString(), /another request is writing/);
         refusals.push(second);
       }
-      assert.deepEqual([...new Set(refusals.map((r) => r.worker))].sort(), ['0', '1'], 'refused by both workers, the one writing and the other');
+      assert.deepEqual(
+        [...new Set(refusals.map((r) => r.worker))].sort(),
+        ['0', '1'],
+        'refused by both workers, the one writing and the other',
+      );
       socket.write(blob.subarray(1000));
       await answered;
       socket.destroy();
@@ -159,9 +199,21 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
     it('parallel pushes through both workers all succeed (no SQLITE_BUSY: WAL + busy_timeout, BEGIN IMMEDIATE)', async () => {
       const blobs = Array.from({ length: 24 }, () => randomBytes(64 * 1024));
       const results = await Promise.all(
-        blobs.map((blob, i) => request(server.url, 'POST', `/v2/team/parallel${i % 3}/blobs/uploads/?digest=${sha256(blob)}`, { authorization: BASIC, 'content-type': 'application/octet-stream' }, blob)),
+        blobs.map((blob, i) =>
+          request(
+            server.url,
+            'POST',
+            `/v2/team/parallel${i % 3}/blobs/uploads/?digest=${sha256(blob)}`,
+            { authorization: BASIC, 'content-type': 'application/octet-stream' },
+            blob,
+          ),
+        ),
       );
-      assert.deepEqual(results.map((r) => r.status), Array(blobs.length).fill(201), results.map((r) => r.body.toString()).join('\n'));
+      assert.deepEqual(
+        results.map((r) => r.status),
+        Array(blobs.length).fill(201),
+        results.map((r) => r.body.toString()).join('\n'),
+      );
       assert.deepEqual([...new Set(results.map((r) => r.worker))].sort(), ['0', '1']);
     });
 
@@ -183,7 +235,11 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
         blockedOn.add(res.worker);
       }
       assert.deepEqual([...blockedOn].sort(), ['0', '1']);
-      assert.equal((await request(server.url, 'GET', '/v2/', { 'x-forwarded-for': '198.51.100.3', authorization: BASIC })).status, 200, 'another address is not blocked');
+      assert.equal(
+        (await request(server.url, 'GET', '/v2/', { 'x-forwarded-for': '198.51.100.3', authorization: BASIC })).status,
+        200,
+        'another address is not blocked',
+      );
     });
 
     it('/metrics is the sum over both workers (counters), passes promtool, and shows shared gauges once', async () => {
@@ -202,7 +258,10 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       promtoolCheckMetrics(text);
       assert.equal(sample(text, 'berth_ready'), 1, 'a shared gauge is not doubled');
       const blobs = sample(text, 'berth_storage_blobs');
-      assert.ok(blobs !== undefined && blobs >= 2 + 24 && blobs <= 3 + 24, `berth_storage_blobs ${blobs}: the blobs pushed above, counted once`);
+      assert.ok(
+        blobs !== undefined && blobs >= 2 + 24 && blobs <= 3 + 24,
+        `berth_storage_blobs ${blobs}: the blobs pushed above, counted once`,
+      );
     });
 
     it('a killed worker is restarted (logged), and the server keeps answering meanwhile', async () => {
@@ -230,7 +289,10 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
         await sleep(100);
       }
       assert.ok(failures.length <= 1, `${failures.length} requests failed (${answered} answered): ${failures.join('; ')}`);
-      assert.match(server.logOutput(), /"worker":1,"pid":\d+,"code":null,"signal":"SIGKILL","restartInMs":\d+,"msg":"worker exited; restarting it"/);
+      assert.match(
+        server.logOutput(),
+        /"worker":1,"pid":\d+,"code":null,"signal":"SIGKILL","restartInMs":\d+,"msg":"worker exited; restarting it"/,
+      );
       assert.match(server.logOutput(), /"msg":"worker restarted"/);
     });
 
@@ -246,7 +308,9 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
         socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
         socket.on('close', () => resolve());
       });
-      socket.write(`PUT ${location}?digest=${digest} HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\nConnection: close\r\nContent-Length: ${blob.length}\r\n\r\n`);
+      socket.write(
+        `PUT ${location}?digest=${digest} HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\nConnection: close\r\nContent-Length: ${blob.length}\r\n\r\n`,
+      );
       socket.write(blob.subarray(0, 4096));
       await sleep(300);
       const exited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));

@@ -50,7 +50,7 @@ export function authStoreContract(backend: Backend): void {
         assert.equal(await auth.createUser(user('u2-carol')), true);
         assert.equal(await auth.createUser(user('U2-CAROL')), true, 'another name, not a duplicate');
         assert.equal(await auth.createUser(user('u2-carol ')), true, 'a trailing space is significant');
-        assert.equal((await auth.getUser('U2-Carol')), null);
+        assert.equal(await auth.getUser('U2-Carol'), null);
         assert.equal((await auth.getUser('u2-carol'))?.passwordHash, 'hash-of-u2-carol');
         assert.equal((await auth.getUser('U2-CAROL'))?.passwordHash, 'hash-of-U2-CAROL');
         assert.equal((await auth.getUser('u2-carol '))?.passwordHash, 'hash-of-u2-carol ');
@@ -106,7 +106,11 @@ export function authStoreContract(backend: Backend): void {
         assert.deepEqual(await auth.listMemberships('u6-gina'), []);
         assert.equal(await auth.getRole('u6-proj', 'u6-gina'), null);
         assert.equal(await auth.getRefreshToken('u6-t1'), null);
-        assert.deepEqual(await auth.listMembers('u6-proj'), [{ project: 'u6-proj', username: 'u6-hank', role: 'developer' }], 'other members stay');
+        assert.deepEqual(
+          await auth.listMembers('u6-proj'),
+          [{ project: 'u6-proj', username: 'u6-hank', role: 'developer' }],
+          'other members stay',
+        );
         assert.equal((await auth.getRefreshToken('u6-t2'))?.username, 'u6-hank');
         assert.ok(await auth.getProject('u6-proj'), 'the project stays');
         assert.equal(await auth.deleteUser('u6-gina'), false, 'deleting twice');
@@ -123,7 +127,10 @@ export function authStoreContract(backend: Backend): void {
         assert.equal(await auth.createProject({ name: 'p1-team', public: true, createdBy: 'p1-owner' }, 'p1-owner'), true);
         const project = await auth.getProject('p1-team');
         assert.ok(project);
-        assert.deepEqual({ ...project, createdAt: undefined }, { name: 'p1-team', public: true, createdBy: 'p1-owner', createdAt: undefined });
+        assert.deepEqual(
+          { ...project, createdAt: undefined },
+          { name: 'p1-team', public: true, createdBy: 'p1-owner', createdAt: undefined },
+        );
         assert.ok(project.createdAt.getTime() >= started - 1000 && project.createdAt.getTime() <= Date.now() + 1000);
         assert.equal(await auth.getRole('p1-team', 'p1-owner'), 'project-admin');
         assert.equal(await auth.createProject({ name: 'p1-team', public: false, createdBy: 'p1-other' }, 'p1-other'), false);
@@ -200,11 +207,15 @@ export function authStoreContract(backend: Backend): void {
         assert.equal(await auth.projectHasRepositories('o1-solo'), true);
         assert.equal(await auth.projectHasRepositories('o1-team'), true);
         assert.equal(await auth.projectHasRepositories('o1-team-b'), true);
-        for (const empty of ['o1-sol', 'o1-tea', 'O1-team', 'o1-team-', 'o1-team-c']) assert.equal(await auth.projectHasRepositories(empty), false, empty);
+        for (const empty of ['o1-sol', 'o1-tea', 'O1-team', 'o1-team-', 'o1-team-c'])
+          assert.equal(await auth.projectHasRepositories(empty), false, empty);
         const orphans = (await auth.orphanRepositories(undefined, 10_000)).filter((n) => n.startsWith('o1-'));
         assert.deepEqual(orphans, ['o1-solo', 'o1-team-b/app', 'o1-team/app/x']);
         assert.equal(await auth.createProject({ name: 'o1-team', public: false, createdBy: null }), true);
-        assert.deepEqual((await auth.orphanRepositories('o1-', 10_000)).filter((n) => n.startsWith('o1-')), ['o1-solo', 'o1-team-b/app']);
+        assert.deepEqual(
+          (await auth.orphanRepositories('o1-', 10_000)).filter((n) => n.startsWith('o1-')),
+          ['o1-solo', 'o1-team-b/app'],
+        );
       });
 
       it('within(tx): reads and creates a project inside a registry write, which commits or rolls back with it', async () => {
@@ -213,7 +224,13 @@ export function authStoreContract(backend: Backend): void {
         await assert.rejects(
           metadata.transaction(async (tx) => {
             const rows = auth.within(tx);
-            assert.equal(await rows.createProject({ name: 'o2-gone', public: false, createdBy: 'o2-owner' }, 'o2-owner', { name: 'o2-owner', ip: '192.0.2.1' }), true);
+            assert.equal(
+              await rows.createProject({ name: 'o2-gone', public: false, createdBy: 'o2-owner' }, 'o2-owner', {
+                name: 'o2-owner',
+                ip: '192.0.2.1',
+              }),
+              true,
+            );
             assert.equal((await rows.getProject('o2-gone'))?.createdBy, 'o2-owner', 'visible inside');
             throw new Error('the write fails');
           }),
@@ -226,10 +243,17 @@ export function authStoreContract(backend: Backend): void {
           const rows = auth.within(tx);
           const actor = { name: 'o2-owner', ip: '192.0.2.1', audit: { action: 'project.autocreate', detail: { owner: 'o2-owner' } } };
           assert.equal(await rows.createProject({ name: 'o2-kept', public: false, createdBy: 'o2-owner' }, 'o2-owner', actor), true);
-          assert.equal(await rows.createProject({ name: 'o2-kept', public: true, createdBy: 'o2-owner' }, 'o2-owner', actor), false, 'a taken name is false');
+          assert.equal(
+            await rows.createProject({ name: 'o2-kept', public: true, createdBy: 'o2-owner' }, 'o2-owner', actor),
+            false,
+            'a taken name is false',
+          );
           assert.equal(await rows.getRole('o2-kept', 'o2-owner'), 'project-admin');
           const both = await rows.getProjectAndRole('o2-kept', 'o2-owner');
-          assert.deepEqual([both?.project.name, both?.project.createdBy, both?.project.public, both?.role], ['o2-kept', 'o2-owner', false, 'project-admin']);
+          assert.deepEqual(
+            [both?.project.name, both?.project.createdBy, both?.project.public, both?.role],
+            ['o2-kept', 'o2-owner', false, 'project-admin'],
+          );
           assert.equal((await rows.getProjectAndRole('o2-kept', 'o2-stranger'))?.role, null, 'the project, without a role');
           assert.equal(await rows.getProjectAndRole('o2-none', 'o2-owner'), null);
           assert.equal((await rows.getUser('o2-owner'))?.username, 'o2-owner');
@@ -238,7 +262,10 @@ export function authStoreContract(backend: Backend): void {
         });
         assert.equal((await auth.getProject('o2-kept'))?.public, false);
         const audit = (await auth.listAudit(1000)).filter((a) => a.target === 'o2-kept');
-        assert.deepEqual(audit.map((a) => [a.actor, a.action, a.ip, a.detail]), [['o2-owner', 'project.autocreate', '192.0.2.1', { owner: 'o2-owner' }]]);
+        assert.deepEqual(
+          audit.map((a) => [a.actor, a.action, a.ip, a.detail]),
+          [['o2-owner', 'project.autocreate', '192.0.2.1', { owner: 'o2-owner' }]],
+        );
       });
 
       it('within(tx): two writes creating the same project at once: one creates it, the other sees it exists', async () => {
@@ -249,7 +276,9 @@ export function authStoreContract(backend: Backend): void {
           metadata.transaction(async (tx) => {
             const rows = auth.within(tx);
             if (await rows.getProject('o3-race')) return 'existed';
-            return (await rows.createProject({ name: 'o3-race', public: false, createdBy: owner }, owner, { name: owner, ip: null })) ? 'created' : 'taken';
+            return (await rows.createProject({ name: 'o3-race', public: false, createdBy: owner }, owner, { name: owner, ip: null }))
+              ? 'created'
+              : 'taken';
           });
         const outcomes = await Promise.all([attempt('o3-a'), attempt('o3-b')]);
         assert.equal(outcomes.filter((o) => o === 'created').length, 1, JSON.stringify(outcomes));
@@ -269,17 +298,24 @@ export function authStoreContract(backend: Backend): void {
         assert.equal(await auth.getRole('m1-proj', 'm1-ann'), 'project-admin');
         await auth.setMember('m1-proj', 'm1-ann', 'project-admin');
         assert.equal(await auth.getRole('m1-proj', 'm1-ann'), 'project-admin', 'setting the same role is a no-op');
-        assert.deepEqual(await auth.listMembers('m1-proj'), [
-          { project: 'm1-proj', username: 'm1-Bea', role: 'maintainer' },
-          { project: 'm1-proj', username: 'm1-ann', role: 'project-admin' },
-          { project: 'm1-proj', username: 'm1-cid', role: 'guest' },
-        ], 'one row per member, in byte order of the user name');
+        assert.deepEqual(
+          await auth.listMembers('m1-proj'),
+          [
+            { project: 'm1-proj', username: 'm1-Bea', role: 'maintainer' },
+            { project: 'm1-proj', username: 'm1-ann', role: 'project-admin' },
+            { project: 'm1-proj', username: 'm1-cid', role: 'guest' },
+          ],
+          'one row per member, in byte order of the user name',
+        );
         assert.equal(await auth.getRole('m1-proj', 'M1-ANN'), null, 'user names compare byte-wise');
         assert.equal(await auth.getRole('M1-PROJ', 'm1-ann'), null, 'project names compare byte-wise');
         assert.equal(await auth.removeMember('m1-proj', 'm1-ann'), true);
         assert.equal(await auth.removeMember('m1-proj', 'm1-ann'), false);
         assert.equal(await auth.getRole('m1-proj', 'm1-ann'), null);
-        assert.deepEqual((await auth.listMembers('m1-proj')).map((m) => m.username), ['m1-Bea', 'm1-cid']);
+        assert.deepEqual(
+          (await auth.listMembers('m1-proj')).map((m) => m.username),
+          ['m1-Bea', 'm1-cid'],
+        );
         assert.ok(await auth.getUser('m1-ann'), 'removing a member keeps the user');
         assert.deepEqual(await auth.listMembers('m1-no-project'), []);
       });
@@ -307,7 +343,16 @@ export function authStoreContract(backend: Backend): void {
     });
 
     function robot(name: string, project: string | null, fields: Partial<RobotRecord> = {}): Omit<RobotRecord, 'createdAt'> {
-      return { name, project, secretHash: `secret-of-${name}`, permissions: [], description: null, expiresAt: null, createdBy: 'admin', ...fields };
+      return {
+        name,
+        project,
+        secretHash: `secret-of-${name}`,
+        permissions: [],
+        description: null,
+        expiresAt: null,
+        createdBy: 'admin',
+        ...fields,
+      };
     }
 
     describe('robots', () => {
@@ -319,7 +364,12 @@ export function authStoreContract(backend: Backend): void {
         ];
         const expiresAt = new Date(Date.now() + 86_400_000 + 123);
         const started = Date.now();
-        const record = robot('robot$r1-proj+ci', 'r1-proj', { permissions, description: 'CI — déploiement', expiresAt, createdBy: 'r1-admin' });
+        const record = robot('robot$r1-proj+ci', 'r1-proj', {
+          permissions,
+          description: 'CI — déploiement',
+          expiresAt,
+          createdBy: 'r1-admin',
+        });
         assert.equal(await auth.createRobot(record), true);
         assert.equal(await auth.createRobot({ ...record, secretHash: 'other' }), false);
         const stored = await auth.getRobot('robot$r1-proj+ci');
@@ -357,12 +407,18 @@ export function authStoreContract(backend: Backend): void {
           ['robot$r3-b+ci'],
         );
         const systemLevel = await auth.listRobots(null);
-        assert.ok(systemLevel.every((r) => r.project === null), 'only system-level robots');
+        assert.ok(
+          systemLevel.every((r) => r.project === null),
+          'only system-level robots',
+        );
         assert.deepEqual(
           systemLevel.map((r) => r.name).filter((n) => n.toLowerCase().startsWith('robot$r3-')),
           byteOrder(system),
         );
-        assert.deepEqual(systemLevel.map((r) => r.name), byteOrder(systemLevel.map((r) => r.name)));
+        assert.deepEqual(
+          systemLevel.map((r) => r.name),
+          byteOrder(systemLevel.map((r) => r.name)),
+        );
         assert.deepEqual(await auth.listRobots('r3-none'), []);
       });
 
@@ -382,7 +438,12 @@ export function authStoreContract(backend: Backend): void {
 
     describe('signing keys', () => {
       // Signing keys are global: these tests run in order on the same table.
-      const key = (kid: string, createdAt: number) => ({ kid, privateJwk: `{"d":"${kid}"}`, publicJwk: `{"x":"${kid}"}`, createdAt: new Date(createdAt) });
+      const key = (kid: string, createdAt: number) => ({
+        kid,
+        privateJwk: `{"d":"${kid}"}`,
+        publicJwk: `{"x":"${kid}"}`,
+        createdAt: new Date(createdAt),
+      });
 
       it('the first key is active; each new key retires the previous active one; listed newest first', async () => {
         assert.deepEqual(await auth.listSigningKeys(), []);
@@ -422,7 +483,10 @@ export function authStoreContract(backend: Backend): void {
         assert.deepEqual(
           keys.filter((k) => k.retiredAt === null).length,
           1,
-          `active: ${keys.filter((k) => k.retiredAt === null).map((k) => k.kid).join(', ')}`,
+          `active: ${keys
+            .filter((k) => k.retiredAt === null)
+            .map((k) => k.kid)
+            .join(', ')}`,
         );
       });
     });
@@ -430,7 +494,12 @@ export function authStoreContract(backend: Backend): void {
     describe('refresh tokens', () => {
       it('save, get (every field), revoke', async () => {
         await auth.createUser(user('t1-user'));
-        const saved = { ...token('t1-hash', 't1-user'), clientId: 'podman', createdAt: new Date(Date.now() - 1234), expiresAt: new Date(Date.now() + 3_600_567) };
+        const saved = {
+          ...token('t1-hash', 't1-user'),
+          clientId: 'podman',
+          createdAt: new Date(Date.now() - 1234),
+          expiresAt: new Date(Date.now() + 3_600_567),
+        };
         await auth.saveRefreshToken(saved);
         assert.deepEqual(await auth.getRefreshToken('t1-hash'), saved);
         assert.equal(await auth.getRefreshToken('T1-HASH'), null, 'hashes compare byte-wise');
@@ -476,7 +545,11 @@ export function authStoreContract(backend: Backend): void {
           entries.map((e) => e.actor).reverse(),
           'newest first',
         );
-        assert.deepEqual(all.map((r) => r.id), [...all.map((r) => r.id)].sort((a, b) => b - a), 'ids descending');
+        assert.deepEqual(
+          all.map((r) => r.id),
+          [...all.map((r) => r.id)].sort((a, b) => b - a),
+          'ids descending',
+        );
         for (const r of mine) {
           const i = Number(r.actor.slice('a-actor-'.length));
           const { id, at, ...rest } = r;
@@ -503,19 +576,36 @@ export function authStoreContract(backend: Backend): void {
         const rows = [
           { actor: 'q-ann', action: 'login', target: 'q-ann', ip: null, outcome: 'success' as const },
           { actor: 'q-ann', action: 'tag.delete', target: 'q_proj/app:1', ip: null, project: 'q_proj' },
-          { actor: 'q-bob', action: 'access.denied', target: 'GET /v2/q_proj/app2/manifests/1', ip: '10.0.0.9', project: 'q_proj', outcome: 'denied' as const },
+          {
+            actor: 'q-bob',
+            action: 'access.denied',
+            target: 'GET /v2/q_proj/app2/manifests/1',
+            ip: '10.0.0.9',
+            project: 'q_proj',
+            outcome: 'denied' as const,
+          },
           { actor: 'q-bob', action: 'login.failed', target: 'q-bob', ip: '10.0.0.9', outcome: 'failure' as const },
           { actor: 'q-ann', action: 'manifest.delete', target: 'q_proj/app@sha256:00', ip: null, project: 'q_proj' },
           { actor: 'q-ann', action: 'tag.delete', target: 'q_proj/app2:1', ip: null, project: 'q_proj' },
         ];
         for (const row of rows) await auth.audit(row);
         const ours = (q: Omit<AuditQuery, 'limit'> & { limit?: number }) => auth.queryAudit({ limit: 1000, ...q });
-        const ids = async (q: Omit<AuditQuery, 'limit'> & { limit?: number }) => (await ours(q)).filter((r) => r.actor.startsWith('q-')).map((r) => `${r.actor} ${r.action} ${r.target}`);
-        assert.deepEqual(await ids({ actor: 'q-bob' }), ['q-bob login.failed q-bob', 'q-bob access.denied GET /v2/q_proj/app2/manifests/1']);
+        const ids = async (q: Omit<AuditQuery, 'limit'> & { limit?: number }) =>
+          (await ours(q)).filter((r) => r.actor.startsWith('q-')).map((r) => `${r.actor} ${r.action} ${r.target}`);
+        assert.deepEqual(await ids({ actor: 'q-bob' }), [
+          'q-bob login.failed q-bob',
+          'q-bob access.denied GET /v2/q_proj/app2/manifests/1',
+        ]);
         assert.deepEqual(await ids({ outcome: 'denied', actor: 'q-bob' }), ['q-bob access.denied GET /v2/q_proj/app2/manifests/1']);
-        assert.deepEqual(await ids({ project: 'q_proj', action: 'tag.delete' }), ['q-ann tag.delete q_proj/app2:1', 'q-ann tag.delete q_proj/app:1']);
+        assert.deepEqual(await ids({ project: 'q_proj', action: 'tag.delete' }), [
+          'q-ann tag.delete q_proj/app2:1',
+          'q-ann tag.delete q_proj/app:1',
+        ]);
         // resource: the target or below it at / : @ — and LIKE's '_' in the name matches itself only.
-        assert.deepEqual(await ids({ resource: 'q_proj/app' }), ['q-ann manifest.delete q_proj/app@sha256:00', 'q-ann tag.delete q_proj/app:1']);
+        assert.deepEqual(await ids({ resource: 'q_proj/app' }), [
+          'q-ann manifest.delete q_proj/app@sha256:00',
+          'q-ann tag.delete q_proj/app:1',
+        ]);
         assert.deepEqual(await ids({ resource: 'qXproj/app' }), []);
         assert.deepEqual(await ids({ resource: 'q_proj/ap' }), []);
         assert.deepEqual(await ids({ resource: 'Q_PROJ/app' }), [], 'case-sensitive on every database');
@@ -531,12 +621,17 @@ export function authStoreContract(backend: Backend): void {
         // Each row's event, in the outbox with the row's id and fields.
         const outbox = deployment.stores.outbox;
         while ((await outbox.sequence(500)) === 500);
-        const events = (await outbox.read(0, 100_000)).flatMap((e) => (e.event.type === 'audit.recorded' && e.event.actor.startsWith('q-') ? [e.event] : []));
+        const events = (await outbox.read(0, 100_000)).flatMap((e) =>
+          e.event.type === 'audit.recorded' && e.event.actor.startsWith('q-') ? [e.event] : [],
+        );
         for (const row of await ours({ resource: 'q_proj' })) {
           if (!row.actor.startsWith('q-')) continue;
           const event = events.find((e) => e.id === row.id);
           assert.ok(event, `audit.recorded for entry ${row.id}`);
-          assert.deepEqual([event.actor, event.action, event.target, event.project, event.outcome, event.at], [row.actor, row.action, row.target, row.project, row.outcome, row.at.getTime()]);
+          assert.deepEqual(
+            [event.actor, event.action, event.target, event.project, event.outcome, event.at],
+            [row.actor, row.action, row.target, row.project, row.outcome, row.at.getTime()],
+          );
         }
       });
     });

@@ -48,7 +48,16 @@ export function fsckStoreContract(backend: Backend): void {
       m.dash = await write.putManifest(repos.dash, { references: [config(shared)], payload: samePayload });
       m.dot = await write.putManifest(repos.dot, { references: [config(shared)], payload: samePayload });
       m.nested = await write.putManifest(repos.nested, { references: [config(shared)] });
-      const where: Record<string, string> = { image: repos.app, index: repos.app, brokenBlob: repos.app, brokenIndex: repos.app, upper: repos.upper, dash: repos.dash, dot: repos.dot, nested: repos.nested };
+      const where: Record<string, string> = {
+        image: repos.app,
+        index: repos.app,
+        brokenBlob: repos.app,
+        brokenIndex: repos.app,
+        upper: repos.upper,
+        dash: repos.dash,
+        dot: repos.dot,
+        nested: repos.nested,
+      };
       for (const [name, repository] of Object.entries(where)) {
         const stored = await stores.metadata.manifests.get(repository, m[name]!);
         manifests.push({ repository, digest: m[name]!, payload: stored!.payload });
@@ -106,7 +115,8 @@ export function fsckStoreContract(backend: Backend): void {
 
     it('manifestsUsing: the manifests referencing a digest, in any repository, by (repository, manifest)', async () => {
       const byRepoThenDigest = (a: { repository: string; manifest: string }, b: { repository: string; manifest: string }) =>
-        Buffer.compare(Buffer.from(a.repository), Buffer.from(b.repository)) || Buffer.compare(Buffer.from(a.manifest), Buffer.from(b.manifest));
+        Buffer.compare(Buffer.from(a.repository), Buffer.from(b.repository)) ||
+        Buffer.compare(Buffer.from(a.manifest), Buffer.from(b.manifest));
       assert.deepEqual(
         await fsck.manifestsUsing(shared),
         [
@@ -118,10 +128,14 @@ export function fsckStoreContract(backend: Backend): void {
           { repository: repos.nested, manifest: m.nested! },
         ].sort(byRepoThenDigest),
       );
-      assert.deepEqual(await fsck.manifestsUsing(m.image!), [
-        { repository: repos.app, manifest: m.brokenIndex! },
-        { repository: repos.app, manifest: m.index! },
-      ].sort(byRepoThenDigest), 'child manifests too');
+      assert.deepEqual(
+        await fsck.manifestsUsing(m.image!),
+        [
+          { repository: repos.app, manifest: m.brokenIndex! },
+          { repository: repos.app, manifest: m.index! },
+        ].sort(byRepoThenDigest),
+        'child manifests too',
+      );
       assert.deepEqual(await fsck.manifestsUsing(missing), [{ repository: repos.app, manifest: m.brokenBlob! }]);
       assert.deepEqual(await fsck.manifestsUsing(lonely), []);
     });
@@ -144,7 +158,9 @@ export function fsckStoreContract(backend: Backend): void {
 
     it('manifests: (repository, digest) keyset pages in byte order, with payloads; countManifests', async () => {
       const expected: ManifestRow[] = [...manifests].sort(
-        (a, b) => Buffer.compare(Buffer.from(a.repository), Buffer.from(b.repository)) || Buffer.compare(Buffer.from(a.digest), Buffer.from(b.digest)),
+        (a, b) =>
+          Buffer.compare(Buffer.from(a.repository), Buffer.from(b.repository)) ||
+          Buffer.compare(Buffer.from(a.digest), Buffer.from(b.digest)),
       );
       assert.equal(expected.length, 8);
       assert.equal(await fsck.countManifests(), 8);
@@ -160,7 +176,11 @@ export function fsckStoreContract(backend: Backend): void {
       }
       assert.deepEqual(paged, expected, 'every manifest exactly once, including two with the same digest in different repositories');
       const dash = expected.findIndex((r) => r.repository === repos.dash);
-      assert.deepEqual(await fsck.manifests({ repository: repos.dash, digest: m.dash! }, 100), expected.slice(dash + 1), 'the same digest in the next repository is not skipped');
+      assert.deepEqual(
+        await fsck.manifests({ repository: repos.dash, digest: m.dash! }, 100),
+        expected.slice(dash + 1),
+        'the same digest in the next repository is not skipped',
+      );
       for (const row of expected) assert.ok(Buffer.isBuffer(row.payload));
       assert.deepEqual(expected.find((r) => r.repository === repos.dot)?.payload, samePayload, 'payloads round-trip byte for byte');
     });
@@ -172,7 +192,8 @@ export function fsckStoreContract(backend: Backend): void {
         listed.map((u) => ({ ...u, updatedAt: undefined })),
         expected.map((u) => ({ ...u, updatedAt: undefined })),
       );
-      for (const u of listed) assert.ok(u.updatedAt instanceof Date && u.updatedAt.getTime() >= started - 1000 && u.updatedAt.getTime() <= Date.now() + 1000);
+      for (const u of listed)
+        assert.ok(u.updatedAt instanceof Date && u.updatedAt.getTime() >= started - 1000 && u.updatedAt.getTime() <= Date.now() + 1000);
       assert.deepEqual(
         (await fsck.uploadRows(expected[1]!.id, 2)).map((u) => u.id),
         expected.slice(2, 4).map((u) => u.id),

@@ -24,11 +24,13 @@ export function gcStoreContract(backend: Backend): void {
     });
     after(async () => deployment?.destroy());
 
-    const enqueue = (requests: ReviewRequest[], queuedAt: number) => stores.metadata.transaction((tx) => stores.gc.within(tx).enqueue(requests, queuedAt));
+    const enqueue = (requests: ReviewRequest[], queuedAt: number) =>
+      stores.metadata.transaction((tx) => stores.gc.within(tx).enqueue(requests, queuedAt));
     const queue = () => stores.gc.transaction((q) => q.dueCandidates(Number.MAX_SAFE_INTEGER, 100_000));
-    const drain = () => stores.gc.transaction(async (q) => {
-      for (const c of await q.dueCandidates(Number.MAX_SAFE_INTEGER, 100_000)) await q.dequeue(c);
-    });
+    const drain = () =>
+      stores.gc.transaction(async (q) => {
+        for (const c of await q.dueCandidates(Number.MAX_SAFE_INTEGER, 100_000)) await q.dequeue(c);
+      });
     const key = (c: Pick<Candidate, 'kind' | 'repositoryId' | 'digest'>) => `${c.kind} ${c.repositoryId} ${c.digest}`;
 
     describe('storage usage', () => {
@@ -36,7 +38,14 @@ export function gcStoreContract(backend: Backend): void {
         const before = await stores.usage.storageUsage();
         const p = unique('usage');
         const [appA, libA, appB, solo, upper] = [`${p}-a/app`, `${p}-a/team/lib`, `${p}-b/app`, `${p}-solo`, `${p.toUpperCase()}-Z/app`];
-        const [c1, l1, l2, l3, orphan, unlinked] = [randomDigest(), randomDigest(), randomDigest(), randomDigest(), randomDigest(), randomDigest()];
+        const [c1, l1, l2, l3, orphan, unlinked] = [
+          randomDigest(),
+          randomDigest(),
+          randomDigest(),
+          randomDigest(),
+          randomDigest(),
+          randomDigest(),
+        ];
         await write.commitBlob(appA, c1, 100);
         await write.commitBlob(appA, l1, 1000);
         await write.commitBlob(appA, l2, 2000);
@@ -60,14 +69,21 @@ export function gcStoreContract(backend: Backend): void {
 
         const usage = await stores.usage.storageUsage();
         const mine = usage.repositories.filter((r) => r.repository.toLowerCase().startsWith(p.toLowerCase()));
-        assert.deepEqual(mine, [
-          { repository: upper, blobs: 1, bytes: 4000 },
-          { repository: appA, blobs: 3, bytes: 3100 },
-          { repository: libA, blobs: 2, bytes: 1100 },
-          { repository: appB, blobs: 2, bytes: 4100 },
-          { repository: solo, blobs: 1, bytes: 2000 },
-        ], 'in byte order; repositories without manifests are not listed');
-        assert.deepEqual(usage.repositories.map((r) => r.repository), byteOrder(usage.repositories.map((r) => r.repository)));
+        assert.deepEqual(
+          mine,
+          [
+            { repository: upper, blobs: 1, bytes: 4000 },
+            { repository: appA, blobs: 3, bytes: 3100 },
+            { repository: libA, blobs: 2, bytes: 1100 },
+            { repository: appB, blobs: 2, bytes: 4100 },
+            { repository: solo, blobs: 1, bytes: 2000 },
+          ],
+          'in byte order; repositories without manifests are not listed',
+        );
+        assert.deepEqual(
+          usage.repositories.map((r) => r.repository),
+          byteOrder(usage.repositories.map((r) => r.repository)),
+        );
         const projects = usage.projects.filter((r) => r.project.toLowerCase().startsWith(p.toLowerCase()));
         assert.deepEqual(projects, [
           { project: `${p.toUpperCase()}-Z`, blobs: 1, bytes: 4000 },
@@ -75,8 +91,15 @@ export function gcStoreContract(backend: Backend): void {
           { project: `${p}-b`, blobs: 2, bytes: 4100 },
           { project: `${p}-solo`, blobs: 1, bytes: 2000 },
         ]);
-        assert.deepEqual(usage.projects.map((r) => r.project), byteOrder(usage.projects.map((r) => r.project)));
-        assert.deepEqual(usage.total, { blobs: before.total.blobs + 6, bytes: before.total.bytes + 7120 }, 'every blob row once, linked or not');
+        assert.deepEqual(
+          usage.projects.map((r) => r.project),
+          byteOrder(usage.projects.map((r) => r.project)),
+        );
+        assert.deepEqual(
+          usage.total,
+          { blobs: before.total.blobs + 6, bytes: before.total.bytes + 7120 },
+          'every blob row once, linked or not',
+        );
         for (const r of [...usage.repositories, ...usage.projects]) {
           assert.equal(typeof r.blobs, 'number');
           assert.equal(typeof r.bytes, 'number');
@@ -253,7 +276,11 @@ export function gcStoreContract(backend: Backend): void {
         assert.deepEqual(drop(facts.inIndex), { ...plain, childOfManifest: true, createdAt: undefined });
         assert.deepEqual(drop(facts.referrer), { ...plain, subjectDigest: tagged, subjectExists: true, createdAt: undefined });
         assert.deepEqual(drop(facts.danglingReferrer), { ...plain, subjectDigest: dangling, createdAt: undefined });
-        assert.deepEqual(drop(facts.crossReferrer), { ...plain, subjectDigest: otherSubject, createdAt: undefined }, 'the subject is stored in another repository only');
+        assert.deepEqual(
+          drop(facts.crossReferrer),
+          { ...plain, subjectDigest: otherSubject, createdAt: undefined },
+          'the subject is stored in another repository only',
+        );
         assert.equal(facts.unknown, null);
         assert.equal(facts.otherRepository, null);
         assert.ok(facts.tagged!.createdAt >= started - 1000 && facts.tagged!.createdAt <= Date.now() + 1000, 'epoch milliseconds');
@@ -366,17 +393,30 @@ export function gcStoreContract(backend: Backend): void {
         assert.ok(await stores.metadata.manifests.get(repository, manifest), 'a dry run deletes nothing');
         assert.ok(await stores.metadata.repositories.linkedBlob(repository, d));
         assert.deepEqual(await stores.gc.queueSize(Number.MAX_SAFE_INTEGER), { total: 0, due: 0 }, 'and enqueues nothing');
-        await assert.rejects(stores.gc.rolledBack(async () => { throw new Error('dry run failed'); }), /dry run failed/);
+        await assert.rejects(
+          stores.gc.rolledBack(async () => {
+            throw new Error('dry run failed');
+          }),
+          /dry run failed/,
+        );
       });
     });
 
     describe('blob deletion journal', () => {
       it('deleteBlobRow deletes the row and journals a pending deletion; finish, re-delete, prune; blobRowExists', async () => {
         // The journal is global: start from a known state.
-        await stores.gc.finishBlobDeletions((await stores.gc.pendingBlobDeletions(100_000)).map((d) => d.digest), 1);
+        await stores.gc.finishBlobDeletions(
+          (await stores.gc.pendingBlobDeletions(100_000)).map((d) => d.digest),
+          1,
+        );
         await stores.gc.pruneBlobDeletions(Number.MAX_SAFE_INTEGER);
         const [a, b, c] = [randomDigest(), randomDigest(), randomDigest()];
-        for (const [d, size] of [[a, 10], [b, 20], [c, 30]] as const) await write.recordBlob(d, size);
+        for (const [d, size] of [
+          [a, 10],
+          [b, 20],
+          [c, 30],
+        ] as const)
+          await write.recordBlob(d, size);
         assert.equal(await stores.gc.blobRowExists(a), true);
         await stores.gc.transaction(async (q) => {
           await q.deleteBlobRow(b, 20, 2000);
@@ -385,11 +425,15 @@ export function gcStoreContract(backend: Backend): void {
         });
         assert.equal(await stores.gc.blobRowExists(a), false);
         assert.equal(await stores.metadata.repositories.blob(a), null);
-        assert.deepEqual(await stores.gc.pendingBlobDeletions(10), [
-          { digest: a, size: 10 },
-          { digest: b, size: 20 },
-          { digest: c, size: 30 },
-        ], 'oldest first');
+        assert.deepEqual(
+          await stores.gc.pendingBlobDeletions(10),
+          [
+            { digest: a, size: 10 },
+            { digest: b, size: 20 },
+            { digest: c, size: 30 },
+          ],
+          'oldest first',
+        );
         assert.deepEqual(await stores.gc.pendingBlobDeletions(2), [
           { digest: a, size: 10 },
           { digest: b, size: 20 },
@@ -426,7 +470,8 @@ export function gcStoreContract(backend: Backend): void {
           await q.deleteBlobRow(finished, 1, 1000);
         });
         await stores.gc.finishBlobDeletions([finished], 10_000);
-        const overlaps = (digest: string, lastAppendAt: number) => stores.metadata.transaction((tx) => stores.gc.within(tx).deletionOverlaps(digest, lastAppendAt));
+        const overlaps = (digest: string, lastAppendAt: number) =>
+          stores.metadata.transaction((tx) => stores.gc.within(tx).deletionOverlaps(digest, lastAppendAt));
         assert.equal(await overlaps(never, 0), false);
         assert.equal(await overlaps(pending, Number.MAX_SAFE_INTEGER), true, 'unfinished: whatever the upload time');
         assert.equal(await overlaps(finished, 5_000), true, 'finished after the last append');

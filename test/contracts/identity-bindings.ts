@@ -18,38 +18,57 @@ export function identityBindingsContract(backend: Backend): void {
       deployment = await deploy(backend);
       auth = deployment.stores.auth;
       for (const name of ['team-a', 'team-b', 'team-c']) await auth.createProject({ name, public: false, createdBy: 'root' });
-      for (const username of ['ext-alice', 'ext-bob', 'local-carol']) await auth.createUser({ username, passwordHash: username.startsWith('ext') ? '!source:ldap' : 'hash', admin: false });
+      for (const username of ['ext-alice', 'ext-bob', 'local-carol'])
+        await auth.createUser({ username, passwordHash: username.startsWith('ext') ? '!source:ldap' : 'hash', admin: false });
     });
     after(async () => deployment?.destroy());
 
-    const bind = (subject: string, project: string, role: 'developer' | 'guest' | 'maintainer' | 'project-admin', kind: 'group' | 'id' | 'prefix' = 'group', source = 'ldap') =>
-      auth.createBinding({ source, kind, subject, project, role, createdBy: 'root' }, actor);
+    const bind = (
+      subject: string,
+      project: string,
+      role: 'developer' | 'guest' | 'maintainer' | 'project-admin',
+      kind: 'group' | 'id' | 'prefix' = 'group',
+      source = 'ldap',
+    ) => auth.createBinding({ source, kind, subject, project, role, createdBy: 'root' }, actor);
 
     async function eventsOf(type: string): Promise<Record<string, unknown>[]> {
       await deployment.stores.outbox.sequence(1e6);
-      return (await deployment.stores.outbox.read(0, 10_000)).map((e) => e.event as unknown as Record<string, unknown>).filter((e) => e.type === type);
+      return (await deployment.stores.outbox.read(0, 10_000))
+        .map((e) => e.event as unknown as Record<string, unknown>)
+        .filter((e) => e.type === type);
     }
 
     it('createBinding stores it with its id, event and audit entry; the same binding again is refused and writes neither', async () => {
       const created = await bind('cn=devs,ou=groups,dc=example,dc=org', 'team-a', 'developer');
       assert.ok(created);
       assert.equal(typeof created.id, 'number');
-      assert.deepEqual({ ...created, createdAt: undefined }, {
+      assert.deepEqual(
+        { ...created, createdAt: undefined },
+        {
+          id: created.id,
+          source: 'ldap',
+          kind: 'group',
+          subject: 'cn=devs,ou=groups,dc=example,dc=org',
+          project: 'team-a',
+          role: 'developer',
+          createdBy: 'root',
+          createdAt: undefined,
+        },
+      );
+      assert.deepEqual(await auth.getBinding(created.id), created);
+      const eventsBefore = (await eventsOf('binding.created')).length;
+      assert.equal(await bind('cn=devs,ou=groups,dc=example,dc=org', 'team-a', 'guest'), null, 'same source, kind, subject, project');
+      assert.equal((await eventsOf('binding.created')).length, eventsBefore);
+      const events = await eventsOf('binding.created');
+      assert.deepEqual(events.at(-1), {
+        type: 'binding.created',
         id: created.id,
         source: 'ldap',
         kind: 'group',
         subject: 'cn=devs,ou=groups,dc=example,dc=org',
         project: 'team-a',
         role: 'developer',
-        createdBy: 'root',
-        createdAt: undefined,
       });
-      assert.deepEqual(await auth.getBinding(created.id), created);
-      const eventsBefore = (await eventsOf('binding.created')).length;
-      assert.equal(await bind('cn=devs,ou=groups,dc=example,dc=org', 'team-a', 'guest'), null, 'same source, kind, subject, project');
-      assert.equal((await eventsOf('binding.created')).length, eventsBefore);
-      const events = await eventsOf('binding.created');
-      assert.deepEqual(events.at(-1), { type: 'binding.created', id: created.id, source: 'ldap', kind: 'group', subject: 'cn=devs,ou=groups,dc=example,dc=org', project: 'team-a', role: 'developer' });
       const audit = await auth.queryAudit({ limit: 10, action: 'binding.create' });
       assert.equal(audit.length, 1);
       assert.equal(audit[0]!.actor, 'root');
@@ -59,16 +78,22 @@ export function identityBindingsContract(backend: Backend): void {
     });
 
     it('subjects compare byte-wise; other kinds, sources and projects are other bindings', async () => {
-      assert.ok(await bind('CN=Devs,ou=groups,dc=example,dc=org', 'team-a', 'guest'), 'case differs (the service lowercases LDAP groups, not the store)');
+      assert.ok(
+        await bind('CN=Devs,ou=groups,dc=example,dc=org', 'team-a', 'guest'),
+        'case differs (the service lowercases LDAP groups, not the store)',
+      );
       assert.ok(await bind('cn=devs,ou=groups,dc=example,dc=org', 'team-b', 'guest'));
       assert.ok(await bind('cn=devs,ou=groups,dc=example,dc=org', 'team-a', 'guest', 'id'));
       assert.ok(await bind('cn=devs,ou=groups,dc=example,dc=org', 'team-a', 'guest', 'group', 'oidc:kc'));
       const list = await auth.listBindings({ project: 'team-a', source: 'ldap' });
-      assert.deepEqual(list.map((b) => [b.kind, b.subject, b.role]), [
-        ['group', 'cn=devs,ou=groups,dc=example,dc=org', 'developer'],
-        ['group', 'CN=Devs,ou=groups,dc=example,dc=org', 'guest'],
-        ['id', 'cn=devs,ou=groups,dc=example,dc=org', 'guest'],
-      ]);
+      assert.deepEqual(
+        list.map((b) => [b.kind, b.subject, b.role]),
+        [
+          ['group', 'cn=devs,ou=groups,dc=example,dc=org', 'developer'],
+          ['group', 'CN=Devs,ou=groups,dc=example,dc=org', 'guest'],
+          ['id', 'cn=devs,ou=groups,dc=example,dc=org', 'guest'],
+        ],
+      );
       assert.equal((await auth.listBindings({ source: 'oidc:kc' })).length, 1);
     });
 
@@ -76,12 +101,18 @@ export function identityBindingsContract(backend: Backend): void {
       await bind('spiffe://example.org/ns/ci', 'team-c', 'developer', 'prefix', 'spiffe');
       await bind('spiffe://example.org/ns/ci/sa/one', 'team-b', 'guest', 'id', 'spiffe');
       const spiffe = await auth.candidateBindings('spiffe', [], 'spiffe://example.org/ns/ci/sa/one');
-      assert.deepEqual(spiffe.map((b) => [b.kind, b.project]).sort(), [['id', 'team-b'], ['prefix', 'team-c']]);
-      const ldap = await auth.candidateBindings('ldap', ['cn=devs,ou=groups,dc=example,dc=org', 'nobody'], undefined);
-      assert.deepEqual(ldap.map((b) => [b.kind, b.project, b.role]), [
-        ['group', 'team-a', 'developer'],
-        ['group', 'team-b', 'guest'],
+      assert.deepEqual(spiffe.map((b) => [b.kind, b.project]).sort(), [
+        ['id', 'team-b'],
+        ['prefix', 'team-c'],
       ]);
+      const ldap = await auth.candidateBindings('ldap', ['cn=devs,ou=groups,dc=example,dc=org', 'nobody'], undefined);
+      assert.deepEqual(
+        ldap.map((b) => [b.kind, b.project, b.role]),
+        [
+          ['group', 'team-a', 'developer'],
+          ['group', 'team-b', 'guest'],
+        ],
+      );
       assert.deepEqual(await auth.candidateBindings('ldap', [], undefined), []);
     });
 
@@ -113,7 +144,10 @@ export function identityBindingsContract(backend: Backend): void {
     });
 
     it('setGrants replaces the whole set; a project that no longer exists is skipped', async () => {
-      await auth.setGrants('ext-bob', 'ldap', [{ project: 'team-a', role: 'guest' }, { project: 'gone', role: 'developer' }]);
+      await auth.setGrants('ext-bob', 'ldap', [
+        { project: 'team-a', role: 'guest' },
+        { project: 'gone', role: 'developer' },
+      ]);
       assert.deepEqual(await auth.listMemberships('ext-bob'), [{ project: 'team-a', username: 'ext-bob', role: 'guest', source: 'ldap' }]);
       await auth.setGrants('ext-bob', 'ldap', [{ project: 'team-c', role: 'developer' }]);
       assert.equal(await auth.getRole('team-a', 'ext-bob'), null, 'the previous grant is gone');
@@ -123,7 +157,10 @@ export function identityBindingsContract(backend: Backend): void {
     });
 
     it('deleteBinding removes it with its event and audit entry, and the grants of its source in its project at once', async () => {
-      await auth.setGrants('ext-bob', 'ldap', [{ project: 'team-a', role: 'developer' }, { project: 'team-c', role: 'guest' }]);
+      await auth.setGrants('ext-bob', 'ldap', [
+        { project: 'team-a', role: 'developer' },
+        { project: 'team-c', role: 'guest' },
+      ]);
       const binding = (await auth.listBindings({ source: 'ldap', project: 'team-a' }))[0]!;
       assert.equal(await auth.deleteBinding(binding.id, actor), true);
       assert.equal(await auth.getBinding(binding.id), null);
@@ -140,7 +177,10 @@ export function identityBindingsContract(backend: Backend): void {
     it('grants and bindings go with their user or project', async () => {
       await auth.setGrants('ext-bob', 'ldap', [{ project: 'team-c', role: 'guest' }]);
       assert.equal(await auth.deleteUser('ext-bob'), true);
-      assert.deepEqual((await auth.listMembers('team-c')).filter((m) => m.username === 'ext-bob'), []);
+      assert.deepEqual(
+        (await auth.listMembers('team-c')).filter((m) => m.username === 'ext-bob'),
+        [],
+      );
       await auth.createProject({ name: 'team-d', public: false, createdBy: 'root' });
       await bind('devs', 'team-d', 'guest');
       await auth.setGrants('ext-alice', 'ldap', [{ project: 'team-d', role: 'guest' }]);

@@ -25,7 +25,8 @@ export function signatureStoreContract(backend: Backend): void {
       await stores.auth.createProject({ name, public: false, createdBy: 'test' });
       return name;
     };
-    const inTx = <T>(work: (q: ReturnType<Stores['signatures']['within']>) => Promise<T>) => stores.metadata.transaction((tx) => work(stores.signatures.within(tx)));
+    const inTx = <T>(work: (q: ReturnType<Stores['signatures']['within']>) => Promise<T>) =>
+      stores.metadata.transaction((tx) => work(stores.signatures.within(tx)));
     const pem = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
     it('a project without a policy: no state, an empty snapshot; signaturesChanged creates nothing', async () => {
@@ -40,9 +41,16 @@ export function signatureStoreContract(backend: Backend): void {
       const p = await project();
       await inTx((q) => q.setPolicy(p, { mode: 'audit', inheritIndex: false }, 'alice', new Date(1000)));
       const first = (await stores.signatures.state(p))!;
-      const a = await inTx((q) => q.addKey(p, { name: 'a', kind: 'key', pem: pem(), fingerprint: 'f'.repeat(64) }, 'alice', new Date(2000)));
-      const b = await inTx((q) => q.addKey(p, { name: 'b', kind: 'certificate', pem: 'PEM', fingerprint: 'e'.repeat(64) }, null, new Date(3000)));
-      await assert.rejects(inTx((q) => q.addKey(p, { name: 'a', kind: 'key', pem: 'x', fingerprint: '0'.repeat(64) }, null, new Date())), 'one name per project');
+      const a = await inTx((q) =>
+        q.addKey(p, { name: 'a', kind: 'key', pem: pem(), fingerprint: 'f'.repeat(64) }, 'alice', new Date(2000)),
+      );
+      const b = await inTx((q) =>
+        q.addKey(p, { name: 'b', kind: 'certificate', pem: 'PEM', fingerprint: 'e'.repeat(64) }, null, new Date(3000)),
+      );
+      await assert.rejects(
+        inTx((q) => q.addKey(p, { name: 'a', kind: 'key', pem: 'x', fingerprint: '0'.repeat(64) }, null, new Date())),
+        'one name per project',
+      );
       await inTx((q) => q.setPolicy(p, { mode: 'enforce', inheritIndex: true }, 'bob', new Date(4000)));
       const afterChanges = (await stores.signatures.state(p))!;
       assert.equal(afterChanges.version, first.version + 3);
@@ -51,7 +59,13 @@ export function signatureStoreContract(backend: Backend): void {
       assert.equal((await stores.signatures.state(p))!.signatures, first.signatures + 1);
       const snapshot = await stores.signatures.snapshot(p);
       assert.deepEqual(snapshot.policy, { project: p, mode: 'enforce', inheritIndex: true, updatedAt: new Date(4000), updatedBy: 'bob' });
-      assert.deepEqual(snapshot.keys.map((k) => [k.id, k.name, k.kind, k.createdBy]), [[a.id, 'a', 'key', 'alice'], [b.id, 'b', 'certificate', null]]);
+      assert.deepEqual(
+        snapshot.keys.map((k) => [k.id, k.name, k.kind, k.createdBy]),
+        [
+          [a.id, 'a', 'key', 'alice'],
+          [b.id, 'b', 'certificate', null],
+        ],
+      );
       assert.equal(snapshot.keys[0]!.createdAt.getTime(), 2000);
       assert.equal(await inTx((q) => q.deleteKey(p, a.id)), true);
       assert.equal(await inTx((q) => q.deleteKey(p, a.id)), false);
@@ -80,9 +94,30 @@ export function signatureStoreContract(backend: Backend): void {
       const index = `sha256:${'2'.repeat(64)}`;
       await stores.metadata.transaction(async (tx) => {
         const { id } = await tx.repositories.ensure(repo);
-        await tx.manifests.put({ repositoryId: id, digest: child, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: null, subjectDigest: null, annotations: null, size: 2, payload: Buffer.from('{}') }, []);
         await tx.manifests.put(
-          { repositoryId: id, digest: index, mediaType: 'application/vnd.oci.image.index.v1+json', artifactType: null, subjectDigest: null, annotations: null, size: 2, payload: Buffer.from('{}') },
+          {
+            repositoryId: id,
+            digest: child,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            artifactType: null,
+            subjectDigest: null,
+            annotations: null,
+            size: 2,
+            payload: Buffer.from('{}'),
+          },
+          [],
+        );
+        await tx.manifests.put(
+          {
+            repositoryId: id,
+            digest: index,
+            mediaType: 'application/vnd.oci.image.index.v1+json',
+            artifactType: null,
+            subjectDigest: null,
+            annotations: null,
+            size: 2,
+            payload: Buffer.from('{}'),
+          },
           [{ digest: child, kind: 'manifest' }],
         );
       });

@@ -29,13 +29,44 @@ export function vulnPolicyStoreContract(backend: Backend): void {
       await stores.auth.createProject({ name, public: false, createdBy: 'test' });
       return name;
     };
-    const inTx = <T>(work: (q: ReturnType<Stores['vulnPolicies']['within']>) => Promise<T>) => stores.metadata.transaction((tx) => work(stores.vulnPolicies.within(tx)));
-    const settings = (extra: Partial<VulnPolicySettings> = {}): VulnPolicySettings => ({ mode: 'enforce', severity: 'high', allowlist: ['CVE-2099-0001', 'GHSA-ü✓'], unscanned: 'grace', graceSeconds: 86_400, inheritIndex: false, ...extra });
-    const scan = (digest: string, findings: unknown[] = []): ScanRecord => ({ digest, status: 'complete', scannedAt: 1234, source: 'request', databaseImport: null, packages: 1, summary: { High: findings.length, total: findings.length }, findings, error: null });
+    const inTx = <T>(work: (q: ReturnType<Stores['vulnPolicies']['within']>) => Promise<T>) =>
+      stores.metadata.transaction((tx) => work(stores.vulnPolicies.within(tx)));
+    const settings = (extra: Partial<VulnPolicySettings> = {}): VulnPolicySettings => ({
+      mode: 'enforce',
+      severity: 'high',
+      allowlist: ['CVE-2099-0001', 'GHSA-ü✓'],
+      unscanned: 'grace',
+      graceSeconds: 86_400,
+      inheritIndex: false,
+      ...extra,
+    });
+    const scan = (digest: string, findings: unknown[] = []): ScanRecord => ({
+      digest,
+      status: 'complete',
+      scannedAt: 1234,
+      source: 'request',
+      databaseImport: null,
+      packages: 1,
+      summary: { High: findings.length, total: findings.length },
+      findings,
+      error: null,
+    });
     const putManifest = (repository: string, digest: string, mediaType = IMAGE, children: string[] = []) =>
       stores.metadata.transaction(async (tx) => {
         const { id } = await tx.repositories.ensure(repository);
-        await tx.manifests.put({ repositoryId: id, digest, mediaType, artifactType: null, subjectDigest: null, annotations: null, size: 2, payload: Buffer.from('{}') }, children.map((c) => ({ digest: c, kind: 'manifest' as const })));
+        await tx.manifests.put(
+          {
+            repositoryId: id,
+            digest,
+            mediaType,
+            artifactType: null,
+            subjectDigest: null,
+            annotations: null,
+            size: 2,
+            payload: Buffer.from('{}'),
+          },
+          children.map((c) => ({ digest: c, kind: 'manifest' as const })),
+        );
       });
     const digest = (c: string) => `sha256:${c.repeat(64)}`;
 
@@ -51,10 +82,32 @@ export function vulnPolicyStoreContract(backend: Backend): void {
       const p = await project();
       await inTx((q) => q.setPolicy(p, settings(), 'alice', new Date(1000)));
       const first = (await stores.vulnPolicies.state(p))!;
-      assert.deepEqual((await stores.vulnPolicies.snapshot(p)).policy, { project: p, ...settings(), updatedAt: new Date(1000), updatedBy: 'alice' });
-      await inTx((q) => q.setPolicy(p, settings({ mode: 'audit', severity: 'low', allowlist: [], unscanned: 'deny', graceSeconds: 0, inheritIndex: true }), null, new Date(2000)));
+      assert.deepEqual((await stores.vulnPolicies.snapshot(p)).policy, {
+        project: p,
+        ...settings(),
+        updatedAt: new Date(1000),
+        updatedBy: 'alice',
+      });
+      await inTx((q) =>
+        q.setPolicy(
+          p,
+          settings({ mode: 'audit', severity: 'low', allowlist: [], unscanned: 'deny', graceSeconds: 0, inheritIndex: true }),
+          null,
+          new Date(2000),
+        ),
+      );
       const snapshot = await stores.vulnPolicies.snapshot(p);
-      assert.deepEqual(snapshot.policy, { project: p, mode: 'audit', severity: 'low', allowlist: [], unscanned: 'deny', graceSeconds: 0, inheritIndex: true, updatedAt: new Date(2000), updatedBy: null });
+      assert.deepEqual(snapshot.policy, {
+        project: p,
+        mode: 'audit',
+        severity: 'low',
+        allowlist: [],
+        unscanned: 'deny',
+        graceSeconds: 0,
+        inheritIndex: true,
+        updatedAt: new Date(2000),
+        updatedBy: null,
+      });
       assert.deepEqual([snapshot.version, snapshot.scans], [first.version + 1, first.scans]);
     });
 
@@ -75,7 +128,11 @@ export function vulnPolicyStoreContract(backend: Backend): void {
       const stored = await stores.vulndb.scanOf(d);
       assert.deepEqual([stored?.status, stored?.findings], ['complete', [{ id: 'X-1' }]]);
       await inTx((q) => q.scanChanged(digest('4')));
-      assert.deepEqual(await Promise.all([a, b, c].map(async (p) => (await stores.vulnPolicies.state(p))!.scans)), after, 'an artifact nobody holds');
+      assert.deepEqual(
+        await Promise.all([a, b, c].map(async (p) => (await stores.vulnPolicies.state(p))!.scans)),
+        after,
+        'an artifact nobody holds',
+      );
     });
 
     it('a failing transaction keeps neither the scan nor the counter', async () => {

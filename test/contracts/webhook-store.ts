@@ -51,11 +51,22 @@ export function webhookStoreContract(backend: Backend): void {
     it('policies: create, read back (secrets opened), scoped by project, unique names, update, delete', async () => {
       const project = unique('proj');
       const created = await stores.webhooks.createPolicy(project, policy('ci'), 5);
-      assert.deepEqual(await stores.webhooks.policy(project, created.id), { ...policy('ci'), id: created.id, project, createdAt: 5, updatedAt: 5 });
+      assert.deepEqual(await stores.webhooks.policy(project, created.id), {
+        ...policy('ci'),
+        id: created.id,
+        project,
+        createdAt: 5,
+        updatedAt: 5,
+      });
       assert.equal(await stores.webhooks.policy(unique('other'), created.id), null, "another project's id");
       assert.equal((await stores.webhooks.policyById(created.id))?.secret, 's3cret');
       await assert.rejects(stores.webhooks.createPolicy(project, policy('ci'), 6), 'one name per project');
-      const updated = await stores.webhooks.updatePolicy(project, created.id, policy('ci', { enabled: false, secret: null, tags: ['v*'] }), 9);
+      const updated = await stores.webhooks.updatePolicy(
+        project,
+        created.id,
+        policy('ci', { enabled: false, secret: null, tags: ['v*'] }),
+        9,
+      );
       assert.equal(updated?.enabled, false);
       assert.equal(updated?.secret, null);
       assert.deepEqual(updated?.tags, ['v*']);
@@ -69,7 +80,12 @@ export function webhookStoreContract(backend: Backend): void {
     it('secrets stored before a secrets key was configured are sealed at start, and still open', async () => {
       const project = unique('sealp');
       const plain = await stores.webhooks.createPolicy(project, policy('old'), 1);
-      const sealed = new KyselyWebhookStore(stores.metadata.db, stores.metadata.dialect, openSealer({ key: randomBytes(32).toString('base64'), previouskeys: [] }), transactionOf);
+      const sealed = new KyselyWebhookStore(
+        stores.metadata.db,
+        stores.metadata.dialect,
+        openSealer({ key: randomBytes(32).toString('base64'), previouskeys: [] }),
+        transactionOf,
+      );
       assert.ok((await sealed.sealStoredSecrets()) >= 2);
       assert.equal(await sealed.sealStoredSecrets(), 0, 'once');
       const reread = (await sealed.policy(project, plain.id))!;
@@ -94,13 +110,47 @@ export function webhookStoreContract(backend: Backend): void {
       assert.equal(head.attempts, 0);
       assert.ok((await stores.webhooks.dueEndpoints(2_000, 1_000)).includes(a));
       // A failed attempt moves the head into backoff: the whole endpoint waits, later rows too.
-      assert.equal(await stores.webhooks.recordAttempt(head.id, 0, { status: 'pending', statusCode: 500, error: 'HTTP 500', latencyMs: 3, at: 2_000, nextAttemptAt: 9_000 }), true);
-      assert.equal(await stores.webhooks.recordAttempt(head.id, 0, { status: 'delivered', statusCode: 200, error: null, latencyMs: 3, at: 2_000, nextAttemptAt: 2_000 }), false, 'a stale attempt count loses');
+      assert.equal(
+        await stores.webhooks.recordAttempt(head.id, 0, {
+          status: 'pending',
+          statusCode: 500,
+          error: 'HTTP 500',
+          latencyMs: 3,
+          at: 2_000,
+          nextAttemptAt: 9_000,
+        }),
+        true,
+      );
+      assert.equal(
+        await stores.webhooks.recordAttempt(head.id, 0, {
+          status: 'delivered',
+          statusCode: 200,
+          error: null,
+          latencyMs: 3,
+          at: 2_000,
+          nextAttemptAt: 2_000,
+        }),
+        false,
+        'a stale attempt count loses',
+      );
       const due = await stores.webhooks.dueEndpoints(5_000, 1_000);
       assert.ok(!due.includes(a) && due.includes(b));
-      assert.equal(await stores.webhooks.recordAttempt(head.id, 1, { status: 'delivered', statusCode: 204, error: null, latencyMs: 4, at: 9_100, nextAttemptAt: 9_100 }), true);
+      assert.equal(
+        await stores.webhooks.recordAttempt(head.id, 1, {
+          status: 'delivered',
+          statusCode: 204,
+          error: null,
+          latencyMs: 4,
+          at: 9_100,
+          nextAttemptAt: 9_100,
+        }),
+        true,
+      );
       const done = (await stores.webhooks.delivery(head.id))!;
-      assert.deepEqual([done.status, done.attempts, done.lastStatusCode, done.lastError, done.lastLatencyMs, done.deliveredAt], ['delivered', 2, 204, null, 4, 9_100]);
+      assert.deepEqual(
+        [done.status, done.attempts, done.lastStatusCode, done.lastError, done.lastLatencyMs, done.deliveredAt],
+        ['delivered', 2, 204, null, 4, 9_100],
+      );
       assert.equal((await stores.webhooks.head(a))!.eventId, 'event-2');
       assert.equal((await stores.webhooks.pendingCounts())[a], 2);
     });
@@ -110,21 +160,36 @@ export function webhookStoreContract(backend: Backend): void {
       const project = unique('logp');
       await enqueue([delivery(e, 1, project), delivery(e, 2, project), delivery(e, 3, project)]);
       const all = await stores.webhooks.deliveries({ endpoint: e, limit: 10 });
-      assert.deepEqual(all.map((d) => d.eventId), ['event-3', 'event-2', 'event-1']);
-      assert.deepEqual((await stores.webhooks.deliveries({ project, limit: 2 })).map((d) => d.eventId), ['event-3', 'event-2']);
-      assert.deepEqual((await stores.webhooks.deliveries({ endpoint: e, before: all[1]!.id, limit: 10 })).map((d) => d.eventId), ['event-1']);
+      assert.deepEqual(
+        all.map((d) => d.eventId),
+        ['event-3', 'event-2', 'event-1'],
+      );
+      assert.deepEqual(
+        (await stores.webhooks.deliveries({ project, limit: 2 })).map((d) => d.eventId),
+        ['event-3', 'event-2'],
+      );
+      assert.deepEqual(
+        (await stores.webhooks.deliveries({ endpoint: e, before: all[1]!.id, limit: 10 })).map((d) => d.eventId),
+        ['event-1'],
+      );
       assert.equal(await stores.webhooks.abandon(e, 'the webhook policy was deleted', 7), 3);
       const failed = await stores.webhooks.deliveries({ endpoint: e, status: 'failed', limit: 10 });
       assert.equal(failed.length, 3);
       assert.equal(failed[0]!.lastError, 'the webhook policy was deleted');
       assert.equal(await stores.webhooks.head(e), null);
       const again = (await stores.webhooks.redeliver(failed[2]!.id, 8))!;
-      assert.deepEqual([again.status, again.attempts, again.eventId, again.body, again.redeliveryOf, again.createdAt], ['pending', 0, 'event-1', failed[2]!.body, failed[2]!.id, 8]);
+      assert.deepEqual(
+        [again.status, again.attempts, again.eventId, again.body, again.redeliveryOf, again.createdAt],
+        ['pending', 0, 'event-1', failed[2]!.body, failed[2]!.id, 8],
+      );
       assert.equal((await stores.webhooks.head(e))!.id, again.id);
       assert.equal(await stores.webhooks.redeliver(987_654_321, 9), null);
       // Pruning keeps pending rows, whatever their age.
       assert.ok((await stores.webhooks.prune(1_000_000)) >= 3);
-      assert.deepEqual((await stores.webhooks.deliveries({ endpoint: e, limit: 10 })).map((d) => d.id), [again.id]);
+      assert.deepEqual(
+        (await stores.webhooks.deliveries({ endpoint: e, limit: 10 })).map((d) => d.id),
+        [again.id],
+      );
     });
   });
 }

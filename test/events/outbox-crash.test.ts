@@ -81,12 +81,26 @@ async function readQueue(stores: Stores): Promise<QueueRow[]> {
     .leftJoin('repositories as r', 'r.id', 'q.repository_id')
     .select(['q.kind', 'q.digest', 'q.queued_at', 'r.name'])
     .execute();
-  return rows.map((r) => ({ key: `${r.kind} ${r.name ?? ''} ${r.digest}`, kind: r.kind, repository: r.name ?? '', digest: r.digest, queuedAt: Number(r.queued_at) }));
+  return rows.map((r) => ({
+    key: `${r.kind} ${r.name ?? ''} ${r.digest}`,
+    kind: r.kind,
+    repository: r.name ?? '',
+    digest: r.digest,
+    queuedAt: Number(r.queued_at),
+  }));
 }
 
-async function readEvents(stores: Stores): Promise<{ id: number; seq: number | null; type: string; createdAt: number; payload: Record<string, unknown> }[]> {
+async function readEvents(
+  stores: Stores,
+): Promise<{ id: number; seq: number | null; type: string; createdAt: number; payload: Record<string, unknown> }[]> {
   const rows = await dbOf(stores).selectFrom('events').select(['id', 'seq', 'type', 'payload', 'created_at']).orderBy('id').execute();
-  return rows.map((r) => ({ id: Number(r.id), seq: r.seq === null ? null : Number(r.seq), type: r.type, createdAt: Number(r.created_at), payload: JSON.parse(r.payload) }));
+  return rows.map((r) => ({
+    id: Number(r.id),
+    seq: r.seq === null ? null : Number(r.seq),
+    type: r.type,
+    createdAt: Number(r.created_at),
+    payload: JSON.parse(r.payload),
+  }));
 }
 
 async function leaseHolder(stores: Stores, name: string): Promise<string | null> {
@@ -108,7 +122,8 @@ async function waitConsumed(stores: Stores, seen: number[], timeoutMs = 60_000):
 }
 
 function assertMonotonic(seen: number[], what: string): void {
-  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `${what}: the gc-review cursor went backwards (${seen[i - 1]} → ${seen[i]})`);
+  for (let i = 1; i < seen.length; i++)
+    assert.ok(seen[i]! >= seen[i - 1]!, `${what}: the gc-review cursor went backwards (${seen[i - 1]} → ${seen[i]})`);
 }
 
 async function pushBlobs(client: RegistryClient, repo: string, blobs: Blob[], concurrency = 8): Promise<void> {
@@ -177,7 +192,8 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
       assert.equal(before.cursors[GC_REVIEW_CONSUMER], undefined, 'the gc-review consumer has no cursor yet');
       assert.deepEqual(await readQueue(stores), [], 'nothing queued before consumption');
       const types = new Set(events.map((e) => e.type));
-      for (const type of ['repository.created', 'blob.committed', 'blob.mounted', 'manifest.pushed', 'tag.created', 'tag.moved']) assert.ok(types.has(type), `an ${type} event was committed`);
+      for (const type of ['repository.created', 'blob.committed', 'blob.mounted', 'manifest.pushed', 'tag.created', 'tag.moved'])
+        assert.ok(types.has(type), `an ${type} event was committed`);
 
       const expected = new Set([
         ...linkKeys(app, a),
@@ -208,7 +224,11 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
       const again = await stores.outbox.status();
       // Other consumers (webhooks) keep cursors of their own; this test is about gc-review's.
       const gcCursor = { ...again, cursors: { [GC_REVIEW_CONSUMER]: again.cursors[GC_REVIEW_CONSUMER] } };
-      assert.deepEqual(gcCursor, { unsequenced: 0, lastSeq: consumed.lastSeq, cursors: { [GC_REVIEW_CONSUMER]: consumed.cursor } }, 'restarting changes neither positions nor the cursor');
+      assert.deepEqual(
+        gcCursor,
+        { unsequenced: 0, lastSeq: consumed.lastSeq, cursors: { [GC_REVIEW_CONSUMER]: consumed.cursor } },
+        'restarting changes neither positions nor the cursor',
+      );
       assert.deepEqual(await readQueue(stores), [], 'restarting redelivers nothing to gc-review');
       t.diagnostic(`${db}: ${events.length} events, ${queue.length} candidates, ${Date.now() - began} ms`);
     });
@@ -243,7 +263,11 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
         assert.match(target.payload.digest as string, /^sha256:[0-9a-f]{64}$/);
         const lite = new SQLite(deployment.config.metadata.path!);
         lite.pragma('busy_timeout = 10000');
-        lite.prepare(`create trigger outbox_test_hold before insert on gc_review_queue when new.digest = '${target.payload.digest as string}' begin select raise(abort, 'test: the second batch is held'); end`).run();
+        lite
+          .prepare(
+            `create trigger outbox_test_hold before insert on gc_review_queue when new.digest = '${target.payload.digest as string}' begin select raise(abort, 'test: the second batch is held'); end`,
+          )
+          .run();
         try {
           const proc = await start('200ms');
           const deadline = Date.now() + 40_000;
@@ -272,7 +296,9 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
         const target = pending[BATCH + 200]!;
         assert.equal(target.type, 'blob.committed');
         const blocker = await openStores(deployment.config);
-        const repositoryId = Number((await dbOf(stores).selectFrom('repositories').select('id').where('name', '=', repo).executeTakeFirstOrThrow()).id);
+        const repositoryId = Number(
+          (await dbOf(stores).selectFrom('repositories').select('id').where('name', '=', repo).executeTakeFirstOrThrow()).id,
+        );
         let release!: () => void;
         const released = new Promise<void>((resolve) => (release = resolve));
         let ready!: () => void;
@@ -281,7 +307,10 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
         const holding = dbOf(blocker)
           .transaction()
           .execute(async (trx) => {
-            await trx.insertInto('gc_review_queue').values({ kind: 'link', repository_id: repositoryId, digest: target.payload.digest, queued_at: 0 }).execute();
+            await trx
+              .insertInto('gc_review_queue')
+              .values({ kind: 'link', repository_id: repositoryId, digest: target.payload.digest, queued_at: 0 })
+              .execute();
             ready();
             await released;
             throw new Rollback();
@@ -295,7 +324,9 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
           // PostgreSQL shows the waiting backend; on MariaDB/MySQL the second batch cannot
           // commit past the held row, so a cursor parked at the first batch's end for 1.5s is
           // a round stuck inside its second batch (the lock wait lasts innodb_lock_wait_timeout, 50s).
-          const waiters = sql<{ n: number }>`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+          const waiters = sql<{
+            n: number;
+          }>`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
           const deadline = Date.now() + 40_000;
           let parkedSince = Infinity;
           for (;;) {
@@ -304,7 +335,8 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
             seen.push(cursor);
             if (cursor !== prev + BATCH) parkedSince = Infinity;
             else if (parkedSince === Infinity) parkedSince = Date.now();
-            const blocked = db === 'postgres' ? Number((await waiters.execute(dbOf(stores))).rows[0]?.n ?? 0) > 0 : Date.now() - parkedSince > 1_500;
+            const blocked =
+              db === 'postgres' ? Number((await waiters.execute(dbOf(stores))).rows[0]?.n ?? 0) > 0 : Date.now() - parkedSince > 1_500;
             if (blocked && cursor > prev) {
               assert.equal(cursor, prev + BATCH, 'the first batch committed, the second is open and waiting');
               break;
@@ -325,18 +357,23 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
 
       const cursorAtKill = (await stores.outbox.status()).cursors[GC_REVIEW_CONSUMER]!;
       seen.push(cursorAtKill);
-      assert.ok(cursorAtKill > prev && cursorAtKill < prev + pending.length, `killed mid-consumption (cursor ${cursorAtKill}, from ${prev} to ${prev + pending.length})`);
+      assert.ok(
+        cursorAtKill > prev && cursorAtKill < prev + pending.length,
+        `killed mid-consumption (cursor ${cursorAtKill}, from ${prev} to ${prev + pending.length})`,
+      );
       assert.ok(committed.length > 0 && committed.every((r) => expected.has(r.key)), 'the committed batch queued its candidates');
       assert.ok(committed.length <= cursorAtKill - prev, 'no more rows than events delivered');
       // The killed process held the events lease (its round was in progress); it would expire
       // after its TTL (10 s). Expire it now instead of waiting.
       // (SQLite: the stuck consumer's rounds end between retries, so the lease may be free.)
-      if (db !== 'sqlite') assert.match((await leaseHolder(stores, EVENTS_LEASE)) ?? '', new RegExp(`:${killedPid}:`), 'the killed process was dispatching');
+      if (db !== 'sqlite')
+        assert.match((await leaseHolder(stores, EVENTS_LEASE)) ?? '', new RegExp(`:${killedPid}:`), 'the killed process was dispatching');
       await dbOf(stores).updateTable('leases').set({ expires_at: 0 }).where('name', '=', EVENTS_LEASE).execute();
 
       // GC reviewed the committed batch's rows while the process was down: a redelivery of that
       // batch would bring them back.
-      for (const row of committed) await dbOf(stores).deleteFrom('gc_review_queue').where('kind', '=', row.kind).where('digest', '=', row.digest).execute();
+      for (const row of committed)
+        await dbOf(stores).deleteFrom('gc_review_queue').where('kind', '=', row.kind).where('digest', '=', row.digest).execute();
 
       await start('200ms');
       const consumed = await waitConsumed(stores, seen);
@@ -351,7 +388,9 @@ for (const db of (process.env.OUTBOX_ONLY ? [process.env.OUTBOX_ONLY] : ['sqlite
       );
       for (const row of queue) assert.equal(row.queuedAt, eventTime.get(row.digest), `${row.key} queued at its own event's time`);
       await kill();
-      t.diagnostic(`${db}: ${pending.length} events, killed at cursor ${cursorAtKill - prev}/${pending.length}, ${committed.length} rows committed before the kill, ${Date.now() - began} ms`);
+      t.diagnostic(
+        `${db}: ${pending.length} events, killed at cursor ${cursorAtKill - prev}/${pending.length}, ${committed.length} rows committed before the kill, ${Date.now() - began} ms`,
+      );
     });
   });
 }

@@ -24,7 +24,10 @@ function acceptsName(name: string): boolean {
 }
 
 /** Inserts, replaces or deletes characters at random places, favouring the ones that matter. */
-const hostileChar = fc.oneof(fc.constantFrom('/', '.', '..', '_', '__', '-', '\\', '\0', ' ', 'A', 'é', 'а', '%2e', ':', '@', '//', '\n'), fc.string({ minLength: 1, maxLength: 2 }));
+const hostileChar = fc.oneof(
+  fc.constantFrom('/', '.', '..', '_', '__', '-', '\\', '\0', ' ', 'A', 'é', 'а', '%2e', ':', '@', '//', '\n'),
+  fc.string({ minLength: 1, maxLength: 2 }),
+);
 function mutate(base: fc.Arbitrary<string>): fc.Arbitrary<string> {
   return fc.tuple(base, fc.nat(), hostileChar, fc.constantFrom('insert', 'replace', 'delete')).map(([s, at, c, op]) => {
     const i = s.length === 0 ? 0 : at % (s.length + 1);
@@ -39,7 +42,10 @@ const specTag = fc.stringMatching(SPEC_TAG);
 
 describe('fuzz: repository name grammar', () => {
   it('every name the spec grammar generates (≤ 255 chars) is accepted', () => {
-    fc.assert(fc.property(specName, (name) => assert.ok(acceptsName(name), name)), RUNS);
+    fc.assert(
+      fc.property(specName, (name) => assert.ok(acceptsName(name), name)),
+      RUNS,
+    );
   });
 
   it('mutated names are accepted exactly when the spec regex (and the length limit) accepts them', () => {
@@ -63,8 +69,16 @@ describe('fuzz: repository name grammar', () => {
 
 describe('fuzz: tag grammar', () => {
   it('generated tags are valid; mutated and arbitrary ones are valid exactly when the spec regex says so', () => {
-    fc.assert(fc.property(specTag, (tag) => assert.ok(isValidTag(tag), tag)), RUNS);
-    fc.assert(fc.property(fc.oneof(mutate(specTag), fc.string({ maxLength: 200 })), (tag) => assert.equal(isValidTag(tag), SPEC_TAG.test(tag), JSON.stringify(tag))), RUNS);
+    fc.assert(
+      fc.property(specTag, (tag) => assert.ok(isValidTag(tag), tag)),
+      RUNS,
+    );
+    fc.assert(
+      fc.property(fc.oneof(mutate(specTag), fc.string({ maxLength: 200 })), (tag) =>
+        assert.equal(isValidTag(tag), SPEC_TAG.test(tag), JSON.stringify(tag)),
+      ),
+      RUNS,
+    );
   });
 });
 
@@ -72,9 +86,15 @@ describe('fuzz: digest grammar', () => {
   const hex = (n: number) => fc.stringMatching(new RegExp(`^[a-f0-9]{${n}}$`));
   it('well-formed sha256 and sha512 digests parse to themselves', () => {
     fc.assert(
-      fc.property(fc.oneof(hex(64).map((h) => `sha256:${h}`), hex(128).map((h) => `sha512:${h}`)), (digest) => {
-        assert.equal(parseDigest(digest).value, digest);
-      }),
+      fc.property(
+        fc.oneof(
+          hex(64).map((h) => `sha256:${h}`),
+          hex(128).map((h) => `sha512:${h}`),
+        ),
+        (digest) => {
+          assert.equal(parseDigest(digest).value, digest);
+        },
+      ),
       RUNS,
     );
   });

@@ -19,11 +19,22 @@ function parsesOrRejectsCleanly(payload: Buffer, contentType: string | undefined
   }
 }
 
-const contentTypes = fc.option(fc.oneof(fc.constantFrom(...MANIFEST_MEDIA_TYPES, 'text/plain', '', ';;', 'application/json; charset=utf-8'), fc.string()), { nil: undefined });
+const contentTypes = fc.option(
+  fc.oneof(fc.constantFrom(...MANIFEST_MEDIA_TYPES, 'text/plain', '', ';;', 'application/json; charset=utf-8'), fc.string()),
+  { nil: undefined },
+);
 const hex = (length: number) => fc.stringMatching(new RegExp(`^[a-f0-9]{${length}}$`));
-const digest = fc.oneof(hex(64).map((h) => `sha256:${h}`), hex(128).map((h) => `sha512:${h}`));
-const mediaType = fc.oneof(fc.constantFrom(MediaTypes.ociEmpty, 'application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.config.v1+json'), fc.stringMatching(/^[a-z]{1,10}\/[a-z.+-]{1,30}$/));
-const annotations = fc.option(fc.dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 40 }), { maxKeys: 5 }), { nil: undefined });
+const digest = fc.oneof(
+  hex(64).map((h) => `sha256:${h}`),
+  hex(128).map((h) => `sha512:${h}`),
+);
+const mediaType = fc.oneof(
+  fc.constantFrom(MediaTypes.ociEmpty, 'application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.config.v1+json'),
+  fc.stringMatching(/^[a-z]{1,10}\/[a-z.+-]{1,30}$/),
+);
+const annotations = fc.option(fc.dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 40 }), { maxKeys: 5 }), {
+  nil: undefined,
+});
 const descriptor = fc.record(
   { mediaType, digest, size: fc.nat({ max: Number.MAX_SAFE_INTEGER }), annotations },
   { requiredKeys: ['mediaType', 'digest', 'size'] },
@@ -42,7 +53,9 @@ const imageManifest = fc.record(
 describe('fuzz: parseManifest', () => {
   it('arbitrary bytes never throw anything but MANIFEST_INVALID', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 2048 }), contentTypes, (bytes, contentType) => parsesOrRejectsCleanly(Buffer.from(bytes), contentType)),
+      fc.property(fc.uint8Array({ maxLength: 2048 }), contentTypes, (bytes, contentType) =>
+        parsesOrRejectsCleanly(Buffer.from(bytes), contentType),
+      ),
       RUNS,
     );
   });
@@ -60,7 +73,17 @@ describe('fuzz: parseManifest', () => {
     const field = fc.oneof(fc.jsonValue({ maxDepth: 3 }), descriptor, fc.array(descriptor, { maxLength: 3 }));
     fc.assert(
       fc.property(
-        fc.record({ schemaVersion: fc.oneof(fc.constant(2), fc.jsonValue()), mediaType: fc.oneof(fc.constantFrom(...MANIFEST_MEDIA_TYPES), fc.jsonValue()), config: field, layers: field, manifests: field, subject: field }, { requiredKeys: [] }),
+        fc.record(
+          {
+            schemaVersion: fc.oneof(fc.constant(2), fc.jsonValue()),
+            mediaType: fc.oneof(fc.constantFrom(...MANIFEST_MEDIA_TYPES), fc.jsonValue()),
+            config: field,
+            layers: field,
+            manifests: field,
+            subject: field,
+          },
+          { requiredKeys: [] },
+        ),
         contentTypes,
         (doc, contentType) => parsesOrRejectsCleanly(Buffer.from(JSON.stringify(doc)), contentType),
       ),
@@ -77,7 +100,10 @@ describe('fuzz: parseManifest', () => {
         // Compared as JSON: generated objects may have a null prototype.
         assert.equal(JSON.stringify(parsed.annotations), JSON.stringify(manifest.annotations ?? null));
         const expected = [...new Set([manifest.config.digest, ...manifest.layers.map((l) => l.digest)])];
-        assert.deepEqual(parsed.references.map((r) => r.digest), expected);
+        assert.deepEqual(
+          parsed.references.map((r) => r.digest),
+          expected,
+        );
         assert.equal(parsed.references[0]!.kind, 'config');
       }),
       RUNS,
@@ -85,7 +111,14 @@ describe('fuzz: parseManifest', () => {
   });
 
   it('a valid manifest with one required field removed or retyped is rejected with MANIFEST_INVALID', () => {
-    const mutation = fc.constantFrom<[string, unknown]>(['config', undefined], ['layers', undefined], ['config', 'x'], ['layers', {}], ['schemaVersion', 3], ['schemaVersion', '2']);
+    const mutation = fc.constantFrom<[string, unknown]>(
+      ['config', undefined],
+      ['layers', undefined],
+      ['config', 'x'],
+      ['layers', {}],
+      ['schemaVersion', 3],
+      ['schemaVersion', '2'],
+    );
     fc.assert(
       fc.property(imageManifest, mutation, (manifest, [key, value]) => {
         const broken = { ...manifest, [key]: value };

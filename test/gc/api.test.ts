@@ -15,7 +15,7 @@ async function postGc(client: RegistryClient, query = ''): Promise<{ status: num
 describe('POST /api/v1/gc', () => {
   const reg = useServer({ gc: { enabled: false, graceperiod: 0 }, tags: { history: { protectgc: false } } });
 
-  it("a dry run deletes nothing and reports exactly what the real run then deletes", async () => {
+  it('a dry run deletes nothing and reports exactly what the real run then deletes', async () => {
     const untagged = makeImage();
     await reg.client.pushImage('dry/app', 'old', untagged);
     await reg.client.pushImage('dry/app', 'live', makeImage());
@@ -25,7 +25,10 @@ describe('POST /api/v1/gc', () => {
     await reg.client.fetch('/v2/dry/multi/manifests/v1', { method: 'DELETE' });
     const subject = makeImage();
     await reg.client.pushImage('dry/signed', 'v1', subject);
-    const signature = makeImage({ layers: 1, subject: { digest: subject.manifest.digest, size: subject.manifest.size, mediaType: subject.mediaType } });
+    const signature = makeImage({
+      layers: 1,
+      subject: { digest: subject.manifest.digest, size: subject.manifest.size, mediaType: subject.mediaType },
+    });
     await reg.client.pushImage('dry/signed', signature.manifest.digest, signature);
     await reg.client.fetch(`/v2/dry/signed/manifests/${subject.manifest.digest}`, { method: 'DELETE' });
     await reg.client.pushBlob('dry/loose', makeBlob(3000));
@@ -40,7 +43,8 @@ describe('POST /api/v1/gc', () => {
     assert.equal(real.status, 200);
     assert.equal(real.report.dryRun, false);
     assert.deepEqual(dry.report.deleted, real.report.deleted);
-    for (const key of ['manifests', 'links', 'blobs', 'bytesFreed'] as const) assert.equal(dry.report.counts[key], real.report.counts[key], key);
+    for (const key of ['manifests', 'links', 'blobs', 'bytesFreed'] as const)
+      assert.equal(dry.report.counts[key], real.report.counts[key], key);
     assert.equal(real.report.counts.manifests, 1 + 3 + 1, 'untagged image, index + 2 children, orphaned signature');
     assert.ok(real.report.counts.bytesFreed > 3000);
     for (const blob of real.report.deleted.blobs) assert.equal(await bytesStored(reg.server, blob.digest), false);
@@ -89,7 +93,11 @@ describe('GET /api/v1/storage', () => {
     assert.deepEqual(repo('proj/b'), { repository: 'proj/b', blobs: 3, bytes: sizeOf(imageB.config, ...imageB.layers) });
     assert.deepEqual(repo('other'), { repository: 'other', blobs: 2, bytes: sizeOf(other.config, ...other.layers) });
     const project = u.projects.find((p) => p.project === 'proj');
-    assert.deepEqual(project, { project: 'proj', blobs: 5, bytes: sizeOf(imageA.config, imageA.layers[0]!, imageB.config, imageB.layers[0]!, shared) });
+    assert.deepEqual(project, {
+      project: 'proj',
+      blobs: 5,
+      bytes: sizeOf(imageA.config, imageA.layers[0]!, imageB.config, imageB.layers[0]!, shared),
+    });
     const allBlobs = [imageA.config, ...imageA.layers, imageB.config, imageB.layers[0]!, other.config, ...other.layers];
     assert.deepEqual(u.total, { blobs: 7, bytes: sizeOf(...allBlobs) });
 
@@ -103,7 +111,11 @@ describe('GET /api/v1/storage', () => {
     const digest = (await reg.client.fetch('/v2/proj/b/manifests/v1', { method: 'HEAD' })).headers.get('docker-content-digest')!;
     assert.equal((await reg.client.fetch(`/v2/proj/b/manifests/${digest}`, { method: 'DELETE' })).status, 202);
     const afterDelete = await usage();
-    assert.equal(afterDelete.repositories.find((r) => r.repository === 'proj/b'), undefined, 'logical size drops at once');
+    assert.equal(
+      afterDelete.repositories.find((r) => r.repository === 'proj/b'),
+      undefined,
+      'logical size drops at once',
+    );
     assert.deepEqual(afterDelete.total, before.total, 'physical size drops only when GC deletes the bytes');
     await reg.server.gc.collector.run();
     const afterGc = await usage();

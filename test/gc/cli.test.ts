@@ -20,7 +20,13 @@ describe('berth gc (CLI) beside a running server', () => {
   /** `berth gc <args>` on the server's data directory and metadata database. */
   async function berthGc(args: string[]): Promise<string> {
     const { driver, url } = server.config.metadata;
-    const env = { ...process.env, BERTH_DATA_DIR: server.dataDir, BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}), BERTH_GC_GRACEPERIOD: '1h' };
+    const env = {
+      ...process.env,
+      BERTH_DATA_DIR: server.dataDir,
+      BERTH_METADATA_DRIVER: driver,
+      ...(url ? { BERTH_METADATA_URL: url } : {}),
+      BERTH_GC_GRACEPERIOD: '1h',
+    };
     return (await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'gc', ...args], { cwd: ROOT, env })).stdout;
   }
 
@@ -33,7 +39,10 @@ describe('berth gc (CLI) beside a running server', () => {
     const out = await berthGc(['--dry-run']);
     assert.match(out, /reviewed 0 candidates past the grace period/);
     // One time when they were all queued within the same second, else the first and the last.
-    const m = /^3 candidates are waiting out the 1 h grace period \(gc\.graceperiod\): (?:the first )?collectable from (\S+) \(in (?:59 min|1 h)\)(?:, all by (\S+) \(in (?:59 min|1 h)\))?; a run after that deletes what is still unused$/m.exec(out);
+    const m =
+      /^3 candidates are waiting out the 1 h grace period \(gc\.graceperiod\): (?:the first )?collectable from (\S+) \(in (?:59 min|1 h)\)(?:, all by (\S+) \(in (?:59 min|1 h)\))?; a run after that deletes what is still unused$/m.exec(
+        out,
+      );
     assert.ok(m, out);
     assert.ok(Date.parse(m[1]!) >= Math.floor(before / 1000) * 1000 + 3_600_000, `${m[1]} is an hour after the push`);
     const json = JSON.parse(await berthGc(['--json'])) as { waiting: { candidates: number; firstCollectableAt: string } };

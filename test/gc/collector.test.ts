@@ -20,7 +20,10 @@ describe('gc: what is collected (grace period 0)', () => {
       assert.equal(await blobStatus(reg.client, 'gc/untag', blob.digest), 404);
       assert.equal(await bytesStored(reg.server, blob.digest), false, `bytes of ${blob.digest} should be gone`);
     }
-    assert.equal(report.counts.bytesFreed, imageBlobs(image).reduce((sum, b) => sum + b.size, 0));
+    assert.equal(
+      report.counts.bytesFreed,
+      imageBlobs(image).reduce((sum, b) => sum + b.size, 0),
+    );
   });
 
   it('a layer shared with a tagged image survives; only the unshared blobs go', async () => {
@@ -67,7 +70,11 @@ describe('gc: what is collected (grace period 0)', () => {
   it('a referrer (signature) of a live image survives; deleting the image collects the referrer', async () => {
     const image = makeImage();
     await reg.client.pushImage('gc/signed', 'v1', image);
-    const signature = makeImage({ layers: 1, artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json', subject: { digest: image.manifest.digest, size: image.manifest.size, mediaType: image.mediaType } });
+    const signature = makeImage({
+      layers: 1,
+      artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+      subject: { digest: image.manifest.digest, size: image.manifest.size, mediaType: image.mediaType },
+    });
     await reg.client.pushImage('gc/signed', signature.manifest.digest, signature);
     let report = await runGc(reg.server);
     assert.deepEqual(report.deleted.manifests, []);
@@ -75,7 +82,10 @@ describe('gc: what is collected (grace period 0)', () => {
 
     await reg.client.fetch(`/v2/gc/signed/manifests/${image.manifest.digest}`, { method: 'DELETE' });
     report = await runGc(reg.server);
-    assert.deepEqual(report.deleted.manifests.map((m) => m.digest), [signature.manifest.digest]);
+    assert.deepEqual(
+      report.deleted.manifests.map((m) => m.digest),
+      [signature.manifest.digest],
+    );
     assert.equal(await bytesStored(reg.server, signature.layers[0]!.digest), false);
   });
 
@@ -136,7 +146,10 @@ describe('gc: grace period and policy', () => {
       assert.equal(real.waiting?.candidates, 4);
       const first = Date.parse(real.waiting!.firstCollectableAt!);
       const last = Date.parse(real.waiting!.lastCollectableAt!);
-      assert.ok(first >= before + 3_600_000 && last <= after + 3_600_000 && first <= last, `${real.waiting!.firstCollectableAt} … ${real.waiting!.lastCollectableAt}`);
+      assert.ok(
+        first >= before + 3_600_000 && last <= after + 3_600_000 && first <= last,
+        `${real.waiting!.firstCollectableAt} … ${real.waiting!.lastCollectableAt}`,
+      );
       assert.deepEqual(dry.waiting, real.waiting, 'a dry run reports the same');
     } finally {
       await server.destroy();
@@ -162,8 +175,14 @@ describe('gc: grace period and policy', () => {
       await sleep(1100);
       assert.equal((await c.pushBlob('grace/reup', image.layers[0]!)).status, 201);
       const report = await runGc(short);
-      assert.deepEqual(report.deleted.manifests.map((m) => m.digest), [image.manifest.digest]);
-      assert.deepEqual(report.deleted.blobs.map((b) => b.digest), [image.config.digest]);
+      assert.deepEqual(
+        report.deleted.manifests.map((m) => m.digest),
+        [image.manifest.digest],
+      );
+      assert.deepEqual(
+        report.deleted.blobs.map((b) => b.digest),
+        [image.config.digest],
+      );
       assert.equal(report.counts.postponed, 1);
       assert.equal(await blobStatus(c, 'grace/reup', image.layers[0]!.digest), 200);
       assert.equal(await bytesStored(short, image.layers[0]!.digest), true);
@@ -172,7 +191,7 @@ describe('gc: grace period and policy', () => {
     }
   });
 
-  it("with untagged: keep, an untagged image is kept but a referrer whose subject is gone is not", async () => {
+  it('with untagged: keep, an untagged image is kept but a referrer whose subject is gone is not', async () => {
     const { server: keepServer, client: keep } = await startGcServer({ untagged: 'keep' });
     try {
       const image = makeImage();
@@ -180,11 +199,18 @@ describe('gc: grace period and policy', () => {
       await keep.fetch('/v2/keep/app/manifests/v1', { method: 'DELETE' });
       const subject = makeImage();
       await keep.pushImage('keep/app', 'v2', subject);
-      const sbom = makeImage({ layers: 1, artifactType: 'application/spdx+json', subject: { digest: subject.manifest.digest, size: subject.manifest.size, mediaType: subject.mediaType } });
+      const sbom = makeImage({
+        layers: 1,
+        artifactType: 'application/spdx+json',
+        subject: { digest: subject.manifest.digest, size: subject.manifest.size, mediaType: subject.mediaType },
+      });
       await keep.pushImage('keep/app', sbom.manifest.digest, sbom);
       await keep.fetch(`/v2/keep/app/manifests/${subject.manifest.digest}`, { method: 'DELETE' });
       const report = await runGc(keepServer);
-      assert.deepEqual(report.deleted.manifests.map((m) => m.digest), [sbom.manifest.digest]);
+      assert.deepEqual(
+        report.deleted.manifests.map((m) => m.digest),
+        [sbom.manifest.digest],
+      );
       assert.equal(await manifestStatus(keep, 'keep/app', image.manifest.digest), 200);
     } finally {
       await keepServer.destroy();

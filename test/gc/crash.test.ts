@@ -25,7 +25,15 @@ interface GcProcess {
 async function runGcProcess(dataDir: string, killAfterBlobs?: number): Promise<GcProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'gc'], {
     cwd: ROOT,
-    env: { ...process.env, BERTH_DATA_DIR: dataDir, BERTH_GC_BATCHSIZE: '1', BERTH_GC_GRACEPERIOD: '0', BERTH_GC_LEASETTL: `${LEASE_TTL_MS}ms`, BERTH_TAGS_HISTORY_PROTECTGC: 'false', ...(await testMetadataEnv(dataDir)) },
+    env: {
+      ...process.env,
+      BERTH_DATA_DIR: dataDir,
+      BERTH_GC_BATCHSIZE: '1',
+      BERTH_GC_GRACEPERIOD: '0',
+      BERTH_GC_LEASETTL: `${LEASE_TTL_MS}ms`,
+      BERTH_TAGS_HISTORY_PROTECTGC: 'false',
+      ...(await testMetadataEnv(dataDir)),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -66,12 +74,19 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
 
     server = await startTestServer({ data: { dir: dataDir }, gc: { enabled: false }, tags: { history: { protectgc: false } } });
     const db = server.stores.metadata.db;
-    assert.notEqual(await server.stores.leases.holder('gc', Date.now()), null, 'the killed collector still holds its lease until it expires');
+    assert.notEqual(
+      await server.stores.leases.holder('gc', Date.now()),
+      null,
+      'the killed collector still holds its lease until it expires',
+    );
     await assertConsistent(server);
     // Manifests are reviewed first (their tags went first), then the links and blobs they cascade to.
     const blobRows = await db.selectFrom('blobs').select('digest').execute();
     const garbageBlobs = GARBAGE_IMAGES * 3 + 1;
-    assert.ok(blobRows.length > 3 && blobRows.length < 3 + garbageBlobs, `the kill should land mid-run (${blobRows.length - 3} of ${garbageBlobs} garbage blobs left)`);
+    assert.ok(
+      blobRows.length > 3 && blobRows.length < 3 + garbageBlobs,
+      `the kill should land mid-run (${blobRows.length - 3} of ${garbageBlobs} garbage blobs left)`,
+    );
     await server.close();
 
     await sleep(Math.max(0, killedAt + LEASE_TTL_MS - Date.now()));
@@ -82,7 +97,8 @@ describe('gc: crash safety (berth gc killed with SIGKILL mid-run)', () => {
     const client = new RegistryClient(server.url);
     for (const image of garbage) {
       assert.equal((await client.fetch(`/v2/crash/junk/manifests/${image.manifest.digest}`, { method: 'HEAD' })).status, 404);
-      for (const blob of [image.config, ...image.layers]) assert.equal(await server.stores.blobs.stat(blob.digest), null, `bytes of ${blob.digest} left behind`);
+      for (const blob of [image.config, ...image.layers])
+        assert.equal(await server.stores.blobs.stat(blob.digest), null, `bytes of ${blob.digest} left behind`);
     }
     for (const blob of [live.config, ...live.layers]) {
       const res = await client.fetch(`/v2/crash/live/blobs/${blob.digest}`);

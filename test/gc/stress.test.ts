@@ -62,7 +62,8 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     if (res.status === 201) return;
     const body = await res.text();
     const code = (JSON.parse(body || '{}') as { errors?: { code: string }[] }).errors?.[0]?.code ?? `HTTP ${res.status}`;
-    if (res.status === 400 && RETRYABLE[code]?.test(body)) throw Object.assign(new Error(code), { retryable: code, detail: `${what}: ${body.slice(0, 200)}` });
+    if (res.status === 400 && RETRYABLE[code]?.test(body))
+      throw Object.assign(new Error(code), { retryable: code, detail: `${what}: ${body.slice(0, 200)}` });
     throw new Failure(`${what}: ${res.status} ${body.slice(0, 300)}`);
   }
 
@@ -97,7 +98,12 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     const index = jsonBlob({
       schemaVersion: 2,
       mediaType: OCI_INDEX,
-      manifests: children.map((c, i) => ({ mediaType: c.mediaType, digest: c.manifest.digest, size: c.manifest.size, platform: { architecture: `arch${i}`, os: 'linux' } })),
+      manifests: children.map((c, i) => ({
+        mediaType: c.mediaType,
+        digest: c.manifest.digest,
+        size: c.manifest.size,
+        platform: { architecture: `arch${i}`, os: 'linux' },
+      })),
     });
     return { repository, tag, manifest: index, mediaType: OCI_INDEX, children };
   }
@@ -122,7 +128,9 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
       }
       const victim = victims[Math.floor(Math.random() * victims.length)]!;
       const byDigest = n++ % 2 === 0;
-      const res = await reg.client.fetch(`/v2/${victim.repository}/manifests/${byDigest ? victim.manifest.digest : victim.tag}`, { method: 'DELETE' });
+      const res = await reg.client.fetch(`/v2/${victim.repository}/manifests/${byDigest ? victim.manifest.digest : victim.tag}`, {
+        method: 'DELETE',
+      });
       if (res.status !== 202) failures.push(`delete ${victim.repository}:${victim.tag}: ${res.status} ${await res.text()}`);
       victim.state = byDigest ? 'deleted' : 'untagged';
       await sleep(5);
@@ -133,7 +141,8 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     while (running()) {
       const res = await reg.client.fetch('/api/v1/gc', { method: 'POST' });
       const report = (await res.json()) as GcReport;
-      if (res.status !== 200 || !report.completed || report.counts.errors > 0) failures.push(`gc: ${res.status} ${JSON.stringify(report).slice(0, 300)}`);
+      if (res.status !== 200 || !report.completed || report.counts.errors > 0)
+        failures.push(`gc: ${res.status} ${JSON.stringify(report).slice(0, 300)}`);
       reports.push(report);
       await sleep(10);
     }
@@ -142,7 +151,8 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
   it('every surviving tagged image and index is pullable byte-for-byte; nothing failed except clean, retried refusals', async () => {
     // DURATION_MS at least, and on a loaded machine longer (up to 3×) until there was enough of each kind of work to judge.
     const started = Date.now();
-    const enough = () => pushed.length > 20 && pushed.some((p) => p.state !== 'tagged') && reports.length > 5 && reports.some((r) => r.counts.blobs > 0);
+    const enough = () =>
+      pushed.length > 20 && pushed.some((p) => p.state !== 'tagged') && reports.length > 5 && reports.some((r) => r.counts.blobs > 0);
     const running = () => Date.now() - started < DURATION_MS || (!enough() && Date.now() - started < 3 * DURATION_MS);
     await Promise.all([...Array.from({ length: PUSHERS }, (_, w) => pusher(w, running)), deleter(running), collector(running)]);
     assert.deepEqual(failures, []);
@@ -163,7 +173,9 @@ describe(`gc stress: pushes and deletes over HTTP while GC loops with grace peri
     assert.equal(final.completed, true);
     await verifyLiveImages();
     await assertConsistent(reg.server);
-    const liveBlobs = new Set(pushed.filter((p) => p.state === 'tagged').flatMap((p) => p.children.flatMap((c) => [c.config, ...c.layers].map((b) => b.digest))));
+    const liveBlobs = new Set(
+      pushed.filter((p) => p.state === 'tagged').flatMap((p) => p.children.flatMap((c) => [c.config, ...c.layers].map((b) => b.digest))),
+    );
     const stored = await reg.server.stores.usage.storageUsage();
     assert.equal(stored.total.blobs, liveBlobs.size, 'after a final run only live blobs are stored');
   });

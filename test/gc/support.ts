@@ -7,8 +7,15 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
  * A test server whose collector runs only when a test asks (no schedule), grace period 0 unless given.
  * Tag history does not protect manifests here (GC alone; test/policies/tag-history.test.ts tests the protection).
  */
-export async function startGcServer(gc: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): Promise<{ server: TestServer; client: RegistryClient }> {
-  const server = await startTestServer({ gc: { enabled: false, graceperiod: 0, ...gc }, tags: { history: { protectgc: false } }, ...overrides });
+export async function startGcServer(
+  gc: Record<string, unknown> = {},
+  overrides: Record<string, unknown> = {},
+): Promise<{ server: TestServer; client: RegistryClient }> {
+  const server = await startTestServer({
+    gc: { enabled: false, graceperiod: 0, ...gc },
+    tags: { history: { protectgc: false } },
+    ...overrides,
+  });
   return { server, client: new RegistryClient(server.url) };
 }
 
@@ -82,7 +89,9 @@ export async function assertConsistent(server: TestServer): Promise<void> {
   }
   const dangling = await db
     .selectFrom('manifest_references as mr')
-    .leftJoin('repository_blobs as rb', (j) => j.onRef('rb.repository_id', '=', 'mr.repository_id').onRef('rb.digest', '=', 'mr.child_digest'))
+    .leftJoin('repository_blobs as rb', (j) =>
+      j.onRef('rb.repository_id', '=', 'mr.repository_id').onRef('rb.digest', '=', 'mr.child_digest'),
+    )
     .leftJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 'mr.repository_id').onRef('m.digest', '=', 'mr.child_digest'))
     .select(['mr.manifest_digest', 'mr.child_digest'])
     .where((eb) => eb.and([eb('rb.digest', 'is', null), eb('m.digest', 'is', null)]))

@@ -95,7 +95,11 @@ async function pushBlob(base: string, repo: string, blob: Blob, random: Random, 
       const piece = new Uint8Array(blob.data.subarray(offset, last ? blob.data.length : offset + chunk));
       const res = last
         ? await call(`${base}${location}?digest=${blob.digest}`, { method: 'PUT', body: piece })
-        : await call(`${base}${location}`, { method: 'PATCH', body: piece, headers: { 'content-range': `${offset}-${offset + piece.length - 1}` } });
+        : await call(`${base}${location}`, {
+            method: 'PATCH',
+            body: piece,
+            headers: { 'content-range': `${offset}-${offset + piece.length - 1}` },
+          });
       if (res && res.status === 201) {
         if (interrupted) counts.resumedOnAnotherReplica++;
         return;
@@ -138,7 +142,10 @@ async function pushBlob(base: string, repo: string, blob: Blob, random: Random, 
           break;
         }
         // The PUT that follows a 204 must complete; if it fails again it is only because a replica died under it.
-        const put = await call(`${base}${location}?digest=${blob.digest}`, { method: 'PUT', body: new Uint8Array(blob.data.subarray(offset)) });
+        const put = await call(`${base}${location}?digest=${blob.digest}`, {
+          method: 'PUT',
+          body: new Uint8Array(blob.data.subarray(offset)),
+        });
         if (put && put.status !== 503) {
           assert.equal(put.status, 201, `a session that answered 204 + Range did not complete: ${put.status} ${await put.text()}`);
           counts.resumedOnAnotherReplica++;
@@ -168,7 +175,11 @@ describe('replicas: one killed at random moments while pushes continue through n
     for (let i = 0; i < 3; i++) {
       const dataDir = tempDir('berth-ha-kill-');
       const port = await freePort();
-      replicas.push({ dataDir, port, process: await startBerthProcess({ ...env, BERTH_DATA_DIR: dataDir, BERTH_HTTP_ADDR: `127.0.0.1:${port}` }) });
+      replicas.push({
+        dataDir,
+        port,
+        process: await startBerthProcess({ ...env, BERTH_DATA_DIR: dataDir, BERTH_HTTP_ADDR: `127.0.0.1:${port}` }),
+      });
     }
     nginx = await startNginx(replicas.map((r) => `127.0.0.1:${r.port}`));
   });
@@ -201,7 +212,11 @@ describe('replicas: one killed at random moments while pushes continue through n
         for (const blob of [config, ...layers]) await pushBlob(nginx.url, repo, blob, wr, counts);
         const image = imageOf(config, layers);
         const tag = `t${n}`;
-        const res = await retried(`${nginx.url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: new Uint8Array(image.manifest.data), headers: { 'content-type': MANIFEST_TYPE } });
+        const res = await retried(`${nginx.url}/v2/${repo}/manifests/${tag}`, {
+          method: 'PUT',
+          body: new Uint8Array(image.manifest.data),
+          headers: { 'content-type': MANIFEST_TYPE },
+        });
         assert.equal(res.status, 201, await res.text());
         pushed.push({ repo, tag, image });
         counts.images++;

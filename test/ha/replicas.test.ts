@@ -230,7 +230,9 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
             .split('\n')
             // Contested rounds: a replica found the gc lease taken, or waited for another's outbox
             // dispatch (GC brings the review queue up to date under the events lease first).
-            .filter((l) => l.includes('another collector holds the lease') || l.includes('waiting for the outbox dispatch another process runs')).length,
+            .filter(
+              (l) => l.includes('another collector holds the lease') || l.includes('waiting for the outbox dispatch another process runs'),
+            ).length,
       ),
     });
     const { runs, skipped } = await waitFor(
@@ -240,7 +242,10 @@ describe('three stateless replicas behind nginx, one PostgreSQL database, one S3
     );
     assert.ok(runs.length >= 5, `GC ran repeatedly (${runs.length} runs)`);
     assert.ok(new Set(runs.map((r) => r.replica)).size >= 2, 'more than one replica collected at some point');
-    assert.ok(skipped.reduce((a, b) => a + b, 0) >= 1, `replicas met a lease held by another (gc skips or outbox waits per replica: ${skipped.join('/')})`);
+    assert.ok(
+      skipped.reduce((a, b) => a + b, 0) >= 1,
+      `replicas met a lease held by another (gc skips or outbox waits per replica: ${skipped.join('/')})`,
+    );
     runs.sort((a, b) => a.start - b.start);
     for (let i = 1; i < runs.length; i++) {
       const [prev, next] = [runs[i - 1]!, runs[i]!];

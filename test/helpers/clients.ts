@@ -34,8 +34,13 @@ export interface RunOptions {
 const DEFAULT_TIMEOUT_MS = 120_000;
 
 export class ToolError extends Error {
-  constructor(readonly result: RunResult, reason: string) {
-    super(`${result.command} ${reason} after ${result.ms} ms\n--- stderr ---\n${tail(result.stderr)}\n--- stdout ---\n${tail(result.stdout)}`);
+  constructor(
+    readonly result: RunResult,
+    reason: string,
+  ) {
+    super(
+      `${result.command} ${reason} after ${result.ms} ms\n--- stderr ---\n${tail(result.stderr)}\n--- stdout ---\n${tail(result.stdout)}`,
+    );
   }
 }
 

@@ -107,11 +107,7 @@ export async function writeImage(dir: string, options: { layerSizes: number[]; p
     ),
     OCI_CONFIG,
   );
-  const manifest = writeBlob(
-    dir,
-    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers })),
-    OCI_MANIFEST,
-  );
+  const manifest = writeBlob(dir, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers })), OCI_MANIFEST);
   return { manifest, config, layers };
 }
 
@@ -158,11 +154,20 @@ export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
  * A fresh layout at `dir` holding an OCI artifact tagged `tag`: `artifactType`, the
  * empty config and one layer per entry of `files` (any bytes, zero-length included).
  */
-export function createLayoutArtifact(dir: string, tag: string, artifactType: string, files: { mediaType: string; data: Buffer }[]): LayoutImage {
+export function createLayoutArtifact(
+  dir: string,
+  tag: string,
+  artifactType: string,
+  files: { mediaType: string; data: Buffer }[],
+): LayoutImage {
   initLayout(dir);
   const config = writeBlob(dir, Buffer.from('{}'), OCI_EMPTY);
   const layers = files.map((file) => writeBlob(dir, file.data, file.mediaType));
-  const manifest = writeBlob(dir, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType, config, layers })), OCI_MANIFEST);
+  const manifest = writeBlob(
+    dir,
+    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType, config, layers })),
+    OCI_MANIFEST,
+  );
   tagInLayout(dir, manifest, tag);
   return { manifest, config, layers };
 }
@@ -213,7 +218,8 @@ function* tarStream(name: string, size: number): Generator<Buffer> {
 function tarHeader(name: string, size: number): Buffer {
   const header = Buffer.alloc(TAR_BLOCK);
   const field = (offset: number, length: number, value: string) => header.write(value, offset, length, 'ascii');
-  const octal = (offset: number, length: number, value: number) => field(offset, length, value.toString(8).padStart(length - 1, '0') + '\0');
+  const octal = (offset: number, length: number, value: number) =>
+    field(offset, length, value.toString(8).padStart(length - 1, '0') + '\0');
   field(0, 100, name);
   octal(100, 8, 0o644);
   octal(108, 8, 0);

@@ -70,7 +70,15 @@ async function main(): Promise<void> {
       stateFile: values.state,
       onEvent: print,
     });
-    print({ event: 'done', command, manifestDigest: result.manifestDigest, bytes: spec.layers * spec.layerSize, seconds: seconds(), cpuSeconds: cpuSeconds(), peakRss: peakRss() });
+    print({
+      event: 'done',
+      command,
+      manifestDigest: result.manifestDigest,
+      bytes: spec.layers * spec.layerSize,
+      seconds: seconds(),
+      cpuSeconds: cpuSeconds(),
+      peakRss: peakRss(),
+    });
   } else if (command === 'pull') {
     const outDir = required('out');
     mkdirSync(outDir, { recursive: true });
@@ -83,7 +91,16 @@ async function main(): Promise<void> {
       onEvent: print,
     });
     const total = result.files.reduce((sum, f) => sum + f.size, 0);
-    print({ event: 'done', command, manifestDigest: result.manifestDigest, files: result.files, bytes: total, seconds: seconds(), cpuSeconds: cpuSeconds(), peakRss: peakRss() });
+    print({
+      event: 'done',
+      command,
+      manifestDigest: result.manifestDigest,
+      files: result.files,
+      bytes: total,
+      seconds: seconds(),
+      cpuSeconds: cpuSeconds(),
+      peakRss: peakRss(),
+    });
   } else {
     throw new Error('usage: modelpack-cli.ts push|pull [options] (see the comment at the top of this file)');
   }

@@ -41,8 +41,21 @@ export interface Image {
 }
 
 /** Builds (without pushing) an OCI image manifest over fresh random layers. */
-export function makeImage(options: { layers?: number; layerSize?: number; subject?: { digest: string; size: number; mediaType: string }; artifactType?: string; annotations?: Record<string, string> } = {}): Image {
-  const config = jsonBlob({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBytes(8).toString('hex') });
+export function makeImage(
+  options: {
+    layers?: number;
+    layerSize?: number;
+    subject?: { digest: string; size: number; mediaType: string };
+    artifactType?: string;
+    annotations?: Record<string, string>;
+  } = {},
+): Image {
+  const config = jsonBlob({
+    architecture: 'amd64',
+    os: 'linux',
+    rootfs: { type: 'layers', diff_ids: [] },
+    nonce: randomBytes(8).toString('hex'),
+  });
   const layers = Array.from({ length: options.layers ?? 2 }, () => makeBlob(options.layerSize ?? 1024));
   const manifest = jsonBlob({
     schemaVersion: 2,

@@ -41,14 +41,11 @@ export function tempDir(prefix = 'berth-test-'): string {
  */
 export async function startTestServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
   const dataDir = (overrides.data as { dir?: string } | undefined)?.dir ?? tempDir();
-  const raw = applyEnvOverrides(
-    deepMerge({ http: { addr: '127.0.0.1:0' }, data: { dir: dataDir }, log: { level: 'silent' } }, overrides),
-    {
-      ...(await testMetadataEnv(dataDir, { ...env, ...flattenMetadataOverride(overrides) })),
-      ...(await testStorageEnv(dataDir, { ...env, ...flattenStorageOverride(overrides) })),
-      ...env,
-    },
-  );
+  const raw = applyEnvOverrides(deepMerge({ http: { addr: '127.0.0.1:0' }, data: { dir: dataDir }, log: { level: 'silent' } }, overrides), {
+    ...(await testMetadataEnv(dataDir, { ...env, ...flattenMetadataOverride(overrides) })),
+    ...(await testStorageEnv(dataDir, { ...env, ...flattenStorageOverride(overrides) })),
+    ...env,
+  });
   const parsed = configSchema.parse(raw);
   const config = resolveConfigPaths(parsed);
   const server = await startServer(config, pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }));
@@ -83,7 +80,12 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, e
  */
 const TEST_WORKERS = Number(process.env.BERTH_TEST_WORKERS ?? '1');
 
-async function startClusterBeside(server: RunningServer, raw: Record<string, unknown>, dataDir: string, env: NodeJS.ProcessEnv): Promise<BerthProcess> {
+async function startClusterBeside(
+  server: RunningServer,
+  raw: Record<string, unknown>,
+  dataDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<BerthProcess> {
   const file = path.join(os.tmpdir(), `berth-cluster-config-${randomUUID()}.json`);
   // JSON is YAML: the child reads the very configuration the in-process server runs with.
   writeFileSync(file, JSON.stringify(raw));
@@ -163,7 +165,15 @@ export async function startBerthProcess(env: NodeJS.ProcessEnv, args: string[] =
   const storageEnv = await testStorageEnv(env.BERTH_DATA_DIR, env);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args, 'serve', ...serveArgs], {
     cwd: ROOT,
-    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_LOG_LEVEL: 'info', BERTH_SERVER_WORKERS: String(TEST_WORKERS), ...metadataEnv, ...storageEnv, ...env },
+    env: {
+      ...process.env,
+      BERTH_HTTP_ADDR: '127.0.0.1:0',
+      BERTH_LOG_LEVEL: 'info',
+      BERTH_SERVER_WORKERS: String(TEST_WORKERS),
+      ...metadataEnv,
+      ...storageEnv,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

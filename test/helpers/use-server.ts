@@ -36,7 +36,8 @@ export function useServer(
 ): ServerFixture {
   let running: { server: TestServer; client: RegistryClient } | undefined;
   const current = () => {
-    if (!running) throw new Error('useServer: no server is running here (use it inside the tests and hooks of the describe that called useServer)');
+    if (!running)
+      throw new Error('useServer: no server is running here (use it inside the tests and hooks of the describe that called useServer)');
     return running;
   };
   before(async () => {

@@ -12,8 +12,24 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const on = true as never;
 const everyFeature = {
-  oidc: on, gc: on, jobs: on, quotas: on, retention: on, tags: on, webhooks: on, signatures: on, scanning: on, sbom: on,
-  supplyChain: on, vulnPolicy: on, registries: on, proxyCache: on, proxyCacheDefaultTtlMs: on, replication: on, sessions: on, browse: on,
+  oidc: on,
+  gc: on,
+  jobs: on,
+  quotas: on,
+  retention: on,
+  tags: on,
+  webhooks: on,
+  signatures: on,
+  scanning: on,
+  sbom: on,
+  supplyChain: on,
+  vulnPolicy: on,
+  registries: on,
+  proxyCache: on,
+  proxyCacheDefaultTtlMs: on,
+  replication: on,
+  sessions: on,
+  browse: on,
 } as ApiFeatures;
 
 describe('response schemas', () => {

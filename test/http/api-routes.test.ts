@@ -47,7 +47,11 @@ describe('the /api route table', () => {
     for (const route of routes) {
       const row = API_OPERATIONS.find((o) => o.method === route.method && `${PREFIX}${o.path}` === route.url);
       assert.ok(row, `${route.method} ${route.url} is missing from API_OPERATIONS (src/auth/permissions.ts)`);
-      assert.equal(openapi.paths[openApiPath(route.url)]![route.method.toLowerCase()]!['x-berth-access'], row.access, `${route.method} ${route.url}`);
+      assert.equal(
+        openapi.paths[openApiPath(route.url)]![route.method.toLowerCase()]!['x-berth-access'],
+        row.access,
+        `${route.method} ${route.url}`,
+      );
     }
   });
 
@@ -82,7 +86,11 @@ describe('the /api route table', () => {
       const res = await fetch(`${server.url}${PREFIX}${concrete(row.path)}`, { method: row.method, redirect: 'manual' });
       // The browser session: signing in needs a body (400), reading one needs a session (401), signing out always works (204).
       const session: Record<string, number> = { POST: 400, GET: 401, DELETE: 204 };
-      assert.equal(res.status, row.path === '/session' ? session[row.method] : row.path.includes(':') ? 404 : 200, `${row.method} ${row.path}`);
+      assert.equal(
+        res.status,
+        row.path === '/session' ? session[row.method] : row.path.includes(':') ? 404 : 200,
+        `${row.method} ${row.path}`,
+      );
     }
   });
 
@@ -96,7 +104,12 @@ describe('the /api route table', () => {
 
   it('admin-API conditions answer with their own rows: 409 CONFLICT, 404 NOT_FOUND, 400 INVALID_ARGUMENT', async () => {
     const admin = basic('admin', ADMIN_PASSWORD);
-    const post = (path: string, body: string) => fetch(`${server.url}${PREFIX}${path}`, { method: 'POST', headers: { authorization: admin, 'content-type': 'application/json' }, body });
+    const post = (path: string, body: string) =>
+      fetch(`${server.url}${PREFIX}${path}`, {
+        method: 'POST',
+        headers: { authorization: admin, 'content-type': 'application/json' },
+        body,
+      });
     const code = async (res: Response) => ((await res.json()) as { errors: { code: string }[] }).errors[0]!.code;
     const dup = await post('/users', JSON.stringify({ username: 'ursula', password: 'ursula-password' }));
     assert.deepEqual([dup.status, await code(dup)], [409, 'CONFLICT']);

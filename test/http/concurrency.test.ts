@@ -12,7 +12,10 @@ describe('concurrency: simultaneous pushes leave a consistent state', () => {
   it(`${PARALLEL} concurrent monolithic pushes of the same blob all succeed and the blob is pullable and correct`, async () => {
     const blob = makeBlob(256 * 1024);
     const results = await Promise.all(Array.from({ length: PARALLEL }, () => reg.client.pushBlob('conc/mono', blob)));
-    assert.deepEqual(results.map((r) => r.status), Array(PARALLEL).fill(201));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(PARALLEL).fill(201),
+    );
     const res = await reg.client.fetch(`/v2/conc/mono/blobs/${blob.digest}`);
     assert.equal(res.status, 200);
     const pulled = await bytesOf(res);
@@ -24,7 +27,10 @@ describe('concurrency: simultaneous pushes leave a consistent state', () => {
     const blob = makeBlob(300 * 1024);
     const repos = Array.from({ length: PARALLEL }, (_, i) => `conc/chunked-${i}`);
     const results = await Promise.all(repos.map((repo) => reg.client.pushBlobChunked(repo, blob, 64 * 1024)));
-    assert.deepEqual(results.map((r) => r.status), Array(PARALLEL).fill(201));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(PARALLEL).fill(201),
+    );
     for (const repo of repos) {
       const res = await reg.client.fetch(`/v2/${repo}/blobs/${blob.digest}`);
       assert.deepEqual(await bytesOf(res), blob.data);
@@ -45,13 +51,19 @@ describe('concurrency: simultaneous pushes leave a consistent state', () => {
       }),
     );
     const results = await Promise.all(manifests.map((m) => reg.client.pushManifest('conc/tag', 'latest', m)));
-    assert.deepEqual(results.map((r) => r.status), Array(PARALLEL).fill(201));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(PARALLEL).fill(201),
+    );
     const res = await reg.client.fetch('/v2/conc/tag/manifests/latest');
     assert.equal(res.status, 200);
     const body = await bytesOf(res);
     const digest = res.headers.get('docker-content-digest');
     assert.equal(sha256(body), digest);
-    assert.ok(manifests.some((m) => m.digest === digest), 'tag points at one of the pushed manifests');
+    assert.ok(
+      manifests.some((m) => m.digest === digest),
+      'tag points at one of the pushed manifests',
+    );
     // Every manifest was stored, whichever won the tag.
     for (const m of manifests) assert.equal((await reg.client.fetch(`/v2/conc/tag/manifests/${m.digest}`, { method: 'HEAD' })).status, 200);
     const tags = (await (await reg.client.fetch('/v2/conc/tag/tags/list')).json()) as { tags: string[] };

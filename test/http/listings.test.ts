@@ -5,7 +5,11 @@ import { useServer } from '../helpers/use-server.js';
 import { expectError } from './support.js';
 
 /** Follows `Link: <…>; rel="next"` from `path` to the end, returning every page's items and links. */
-async function walk(client: RegistryClient, path: string, key: 'tags' | 'repositories'): Promise<{ pages: string[][]; links: (string | null)[] }> {
+async function walk(
+  client: RegistryClient,
+  path: string,
+  key: 'tags' | 'repositories',
+): Promise<{ pages: string[][]; links: (string | null)[] }> {
   const pages: string[][] = [];
   const links: (string | null)[] = [];
   let next: string | null = path;

@@ -48,7 +48,11 @@ function makeDockerImage(): Image {
 }
 
 function tagsIn(res: Response): string[] {
-  return (res.headers.get('oci-tag') ?? '').split(',').map((t) => t.trim()).filter(Boolean).sort();
+  return (res.headers.get('oci-tag') ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .sort();
 }
 
 describe('manifests: GET and HEAD /v2/<name>/manifests/<reference>', () => {
@@ -294,7 +298,11 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
 
   it('Docker schema 1 manifests answer 400 MANIFEST_INVALID', async () => {
     const schema1 = { schemaVersion: 1, name: repo, tag: 'old', architecture: 'amd64', fsLayers: [], history: [] };
-    await expectError(await put('schema1', JSON.stringify(schema1), 'application/vnd.docker.distribution.manifest.v1+prettyjws'), 400, 'MANIFEST_INVALID');
+    await expectError(
+      await put('schema1', JSON.stringify(schema1), 'application/vnd.docker.distribution.manifest.v1+prettyjws'),
+      400,
+      'MANIFEST_INVALID',
+    );
   });
 
   it('an unsupported mediaType answers 400 MANIFEST_INVALID', async () => {
@@ -340,7 +348,14 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
   it('a foreign (non-distributable) layer need not exist in the registry', async () => {
     const body = ociBody({
       annotations: { n: 'foreign' },
-      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', digest: makeBlob(9).digest, size: 9, urls: ['https://example.com/l'] }],
+      layers: [
+        {
+          mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+          digest: makeBlob(9).digest,
+          size: 9,
+          urls: ['https://example.com/l'],
+        },
+      ],
     });
     assert.equal((await put('foreign', JSON.stringify(body), OCI_MANIFEST)).status, 201);
   });
@@ -387,7 +402,10 @@ describe('manifests: PUT /v2/<name>/manifests/<reference>', () => {
     await reg.client.pushImage(repo, 'docker-v2', image);
     const list = makeIndex([{ manifest: image.manifest, mediaType: DOCKER_MANIFEST }], DOCKER_LIST);
     assert.equal((await put('docker-list', list.data, DOCKER_LIST)).status, 201);
-    for (const [tag, blob, type] of [['docker-v2', image.manifest, DOCKER_MANIFEST], ['docker-list', list, DOCKER_LIST]] as const) {
+    for (const [tag, blob, type] of [
+      ['docker-v2', image.manifest, DOCKER_MANIFEST],
+      ['docker-list', list, DOCKER_LIST],
+    ] as const) {
       const res = await reg.client.fetch(`/v2/${repo}/manifests/${tag}`, { headers: { accept: type } });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), type);
@@ -449,7 +467,10 @@ describe('manifests: DELETE /v2/<name>/manifests/<reference>', () => {
     assert.equal(res.status, 202);
     await expectError(await reg.client.fetch(`/v2/${repo}/manifests/${image.manifest.digest}`), 404, 'MANIFEST_UNKNOWN');
     await expectError(await reg.client.fetch(`/v2/${repo}/manifests/d1`), 404, 'MANIFEST_UNKNOWN');
-    assert.deepEqual((await tags()).filter((t) => t.startsWith('d')), []);
+    assert.deepEqual(
+      (await tags()).filter((t) => t.startsWith('d')),
+      [],
+    );
   });
 
   it('by tag answers 202; only the tag goes, the manifest stays pullable by digest', async () => {

@@ -97,7 +97,13 @@ describe('names: repository name grammar', () => {
         ['GET', `/v2/${name}/referrers/${digest}`],
       ];
       for (const [method, path] of probes) {
-        const res = await rawRequest(reg.url, method, path, method === 'PUT' ? { 'content-type': 'application/json' } : {}, method === 'PUT' ? Buffer.from('{}') : undefined);
+        const res = await rawRequest(
+          reg.url,
+          method,
+          path,
+          method === 'PUT' ? { 'content-type': 'application/json' } : {},
+          method === 'PUT' ? Buffer.from('{}') : undefined,
+        );
         assert.equal(res.status, 400, `${method} ${path} → ${res.status} ${res.body.toString()}`);
         if (method !== 'HEAD') assertErrorBody(res.headers['content-type'], res.body.toString(), 'NAME_INVALID');
       }
@@ -106,7 +112,8 @@ describe('names: repository name grammar', () => {
 
   it('nothing is created under an invalid name', async () => {
     const catalog = (await (await reg.client.fetch('/v2/_catalog')).json()) as { repositories: string[] };
-    for (const repo of catalog.repositories) assert.match(repo, /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/);
+    for (const repo of catalog.repositories)
+      assert.match(repo, /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/);
   });
 });
 
@@ -156,12 +163,20 @@ describe('references: tag and digest grammar', () => {
       await expectError(await reg.client.fetch(`/v2/${repo}/manifests/${digest}`), 400, 'DIGEST_INVALID');
       await expectError(await reg.client.fetch(`/v2/${repo}/manifests/${digest}`, { method: 'DELETE' }), 400, 'DIGEST_INVALID');
       await expectError(await reg.client.pushManifest(repo, digest, image.manifest), 400, 'DIGEST_INVALID');
-      await expectError(await reg.client.fetch(`/v2/${repo}/blobs/uploads/?digest=${encoded}`, { method: 'POST', body: 'x' }), 400, 'DIGEST_INVALID');
+      await expectError(
+        await reg.client.fetch(`/v2/${repo}/blobs/uploads/?digest=${encoded}`, { method: 'POST', body: 'x' }),
+        400,
+        'DIGEST_INVALID',
+      );
     });
   }
 
   it('a mount with an invalid digest answers 400 DIGEST_INVALID', async () => {
-    await expectError(await reg.client.fetch(`/v2/${repo}/blobs/uploads/?mount=sha256:nope&from=other`, { method: 'POST' }), 400, 'DIGEST_INVALID');
+    await expectError(
+      await reg.client.fetch(`/v2/${repo}/blobs/uploads/?mount=sha256:nope&from=other`, { method: 'POST' }),
+      400,
+      'DIGEST_INVALID',
+    );
   });
 
   it('HEAD errors carry the status and headers but no body', async () => {

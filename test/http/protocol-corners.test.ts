@@ -37,7 +37,14 @@ describe('protocol corners: references, names, Accept and Host', () => {
   const index = jsonBlob({
     schemaVersion: 2,
     mediaType: OCI_INDEX,
-    manifests: [{ mediaType: image.mediaType, digest: image.manifest.digest, size: image.manifest.size, platform: { os: 'linux', architecture: 'amd64' } }],
+    manifests: [
+      {
+        mediaType: image.mediaType,
+        digest: image.manifest.digest,
+        size: image.manifest.size,
+        platform: { os: 'linux', architecture: 'amd64' },
+      },
+    ],
   });
   const reg = useServer();
   before(async () => {
@@ -59,7 +66,13 @@ describe('protocol corners: references, names, Accept and Host', () => {
 
   it('a tag with a "/" answers 400 TAG_INVALID on PUT (not NAME_INVALID), 404 MANIFEST_UNKNOWN on GET, and stores nothing', async () => {
     for (const ref of ['a/b', 'v1/', 'x/y/z']) {
-      const put = await rawRequest(reg.url, 'PUT', `/v2/${repo}/manifests/${ref}`, { 'content-type': image.mediaType }, image.manifest.data);
+      const put = await rawRequest(
+        reg.url,
+        'PUT',
+        `/v2/${repo}/manifests/${ref}`,
+        { 'content-type': image.mediaType },
+        image.manifest.data,
+      );
       assert.equal(put.status, 400, `PUT ${ref}: ${put.body.toString()}`);
       assertErrorBody(put.headers['content-type'], put.body.toString(), 'TAG_INVALID');
       const get = await rawRequest(reg.url, 'GET', `/v2/${repo}/manifests/${ref}`);
@@ -105,14 +118,20 @@ describe('protocol corners: references, names, Accept and Host', () => {
       }
     }
     // Garbage next to a parseable type that excludes the stored one: the readable part decides.
-    await expectError(await reg.client.fetch(`/v2/${repo}/manifests/v1`, { headers: { accept: `garbage, ${DOCKER_MANIFEST}` } }), 404, 'MANIFEST_UNKNOWN');
+    await expectError(
+      await reg.client.fetch(`/v2/${repo}/manifests/v1`, { headers: { accept: `garbage, ${DOCKER_MANIFEST}` } }),
+      404,
+      'MANIFEST_UNKNOWN',
+    );
     // …and garbage next to the stored type serves it.
     assert.equal((await reg.client.fetch(`/v2/${repo}/manifests/v1`, { headers: { accept: `;;, ${image.mediaType}` } })).status, 200);
   });
 
   it('a request with two Host headers answers 400 with a spec error body (RFC 9112), one with one Host is served', async () => {
     for (const path of ['/v2/', `/v2/${repo}/manifests/v1`, '/healthz']) {
-      const twice = splitResponse(await rawExchange(reg.url, `GET ${path} HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n`));
+      const twice = splitResponse(
+        await rawExchange(reg.url, `GET ${path} HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n`),
+      );
       assert.equal(twice.status, 400, `${path}: ${twice.headers}`);
       const error = assertErrorBody(/content-type: ([^\r]+)/i.exec(twice.headers)?.[1], twice.body, 'UNSUPPORTED');
       assert.match(error.message, /Host header/);
@@ -120,7 +139,9 @@ describe('protocol corners: references, names, Accept and Host', () => {
       assert.equal(once.status, 200, `${path}: ${once.headers}`);
     }
     // Case does not matter, and a HEAD gets the status without a body.
-    const head = splitResponse(await rawExchange(reg.url, `HEAD /v2/ HTTP/1.1\r\nhost: a.example\r\nHOST: a.example\r\nConnection: close\r\n\r\n`));
+    const head = splitResponse(
+      await rawExchange(reg.url, `HEAD /v2/ HTTP/1.1\r\nhost: a.example\r\nHOST: a.example\r\nConnection: close\r\n\r\n`),
+    );
     assert.equal(head.status, 400);
     assert.equal(head.body, '');
   });
@@ -139,7 +160,11 @@ describe('protocol corners: a refusal that must reach the user without a body (a
     const head = await fetch(`${reg.url}/v2/team/app/blobs/${digest}`, { method: 'HEAD', headers: { authorization: bearer(jwt) } });
     assert.equal(head.status, 401);
     const challenge = head.headers.get('www-authenticate') ?? '';
-    assert.match(challenge, /^Bearer realm="[^"]+",service="berth",scope="repository:team\/app:pull",error="insufficient_scope",error_description="bob may not pull repository team\/app"$/, challenge);
+    assert.match(
+      challenge,
+      /^Bearer realm="[^"]+",service="berth",scope="repository:team\/app:pull",error="insufficient_scope",error_description="bob may not pull repository team\/app"$/,
+      challenge,
+    );
     const get = await fetch(`${reg.url}/v2/team/app/manifests/v1`, { headers: { authorization: bearer(jwt) } });
     assert.equal(get.headers.get('www-authenticate'), challenge);
     const error = await expectError(get, 403, 'DENIED');
@@ -150,7 +175,10 @@ describe('protocol corners: a refusal that must reach the user without a body (a
     const jwt = await token(reg.server, ['repository:team/app:pull']);
     const head = await fetch(`${reg.url}/v2/team/app/manifests/v1`, { method: 'HEAD', headers: { authorization: bearer(jwt) } });
     assert.equal(head.status, 401);
-    assert.match(head.headers.get('www-authenticate') ?? '', /error="insufficient_scope",error_description="anonymous may not pull repository team\/app: log in first"$/);
+    assert.match(
+      head.headers.get('www-authenticate') ?? '',
+      /error="insufficient_scope",error_description="anonymous may not pull repository team\/app: log in first"$/,
+    );
     const get = await fetch(`${reg.url}/v2/team/app/manifests/v1`, { headers: { authorization: bearer(jwt) } });
     const error = await expectError(get, 401, 'UNAUTHORIZED');
     assert.equal(error.message, 'anonymous may not pull repository team/app: log in first');

@@ -20,7 +20,11 @@ describe('pull counts', () => {
 
   async function counted(): Promise<{ pulls: number; last: number }[]> {
     const db = server.stores.metadata.db as unknown as Kysely<PullStats>;
-    const rows = await db.selectFrom('pull_stats').select(['pulls', 'last_pulled_at']).where('digest', '=', image.manifest.digest).execute();
+    const rows = await db
+      .selectFrom('pull_stats')
+      .select(['pulls', 'last_pulled_at'])
+      .where('digest', '=', image.manifest.digest)
+      .execute();
     return rows.map((r) => ({ pulls: Number(r.pulls), last: Number(r.last_pulled_at) }));
   }
 

@@ -71,7 +71,13 @@ describe('referrers: GET /v2/<name>/referrers/<digest>', () => {
       artifactType: SBOM,
       annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' },
     });
-    assert.deepEqual(byDigest.get(index.digest), { mediaType: OCI_INDEX, digest: index.digest, size: index.size, artifactType: SBOM, annotations: { kind: 'index' } });
+    assert.deepEqual(byDigest.get(index.digest), {
+      mediaType: OCI_INDEX,
+      digest: index.digest,
+      size: index.size,
+      artifactType: SBOM,
+      annotations: { kind: 'index' },
+    });
   });
 
   it('an image manifest without artifactType is reported with its config mediaType as artifactType', async () => {
@@ -87,7 +93,10 @@ describe('referrers: GET /v2/<name>/referrers/<digest>', () => {
     assert.equal(res.headers.get('oci-filters-applied'), 'artifactType');
     assert.deepEqual(body.manifests.map((m) => m.digest).sort(), [sbom.digest, index.digest].sort());
     const sig = await referrers(`?artifactType=${encodeURIComponent(SIG_CONFIG)}`);
-    assert.deepEqual(sig.body.manifests.map((m) => m.digest), [signature.digest]);
+    assert.deepEqual(
+      sig.body.manifests.map((m) => m.digest),
+      [signature.digest],
+    );
   });
 
   it('a filter that matches nothing answers an empty index, still with OCI-Filters-Applied', async () => {
@@ -119,7 +128,11 @@ describe('referrers: GET /v2/<name>/referrers/<digest>', () => {
   });
 
   it('a deleted referrer disappears from the list', async () => {
-    const extra = await pushArtifact({ artifactType: 'application/vnd.example.temp', config: { mediaType: EMPTY, digest: emptyConfig.digest, size: emptyConfig.size }, layers: [] });
+    const extra = await pushArtifact({
+      artifactType: 'application/vnd.example.temp',
+      config: { mediaType: EMPTY, digest: emptyConfig.digest, size: emptyConfig.size },
+      layers: [],
+    });
     assert.ok((await referrers()).body.manifests.some((m) => m.digest === extra.digest));
     assert.equal((await reg.client.fetch(`/v2/${repo}/manifests/${extra.digest}`, { method: 'DELETE' })).status, 202);
     assert.ok(!(await referrers()).body.manifests.some((m) => m.digest === extra.digest));

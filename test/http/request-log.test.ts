@@ -47,7 +47,9 @@ describe('request log', () => {
     const { port } = new URL(berth.url);
     const socket = net.connect(Number(port), '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write(`PATCH ${location} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n`);
+    socket.write(
+      `PATCH ${location} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n`,
+    );
     socket.write(Buffer.alloc(10, 'x'));
     await sleep(200);
     socket.destroy();

@@ -48,7 +48,10 @@ describe('restart: an upload continues on a new server over the same data direct
     const location = await openUpload(client, 'restart/app');
     assert.equal((await patchChunk(client, location, blob.data.subarray(0, 300_000), 0)).status, 202);
     client = await restart();
-    const streamed = await client.fetch(location, { method: 'PATCH', ...streamBody([blob.data.subarray(300_000, 450_000), blob.data.subarray(450_000, 600_000)]) } as RequestInit);
+    const streamed = await client.fetch(location, {
+      method: 'PATCH',
+      ...streamBody([blob.data.subarray(300_000, 450_000), blob.data.subarray(450_000, 600_000)]),
+    } as RequestInit);
     assert.equal(streamed.status, 202);
     assert.equal(streamed.headers.get('range'), '0-599999');
     client = await restart();

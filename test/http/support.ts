@@ -44,7 +44,13 @@ export interface RawResponse {
  * A request through node:http with the path sent exactly as given. fetch() normalises
  * paths ("..", "%2e%2e", "//"), which would hide exactly what the name tests probe.
  */
-export function rawRequest(baseUrl: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<RawResponse> {
+export function rawRequest(
+  baseUrl: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: Buffer,
+): Promise<RawResponse> {
   const { hostname, port } = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: hostname, port, method, path, headers, agent: false }, (res) => {

@@ -63,7 +63,11 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
   it('chunked PATCH with Content-Range answers 202 with the growing Range each time, then PUT commits', async () => {
     const blob = makeBlob(2500);
     let location = await openUpload(reg.client, repo);
-    for (const [start, end] of [[0, 999], [1000, 1999], [2000, 2499]] as const) {
+    for (const [start, end] of [
+      [0, 999],
+      [1000, 1999],
+      [2000, 2499],
+    ] as const) {
       const res = await patchChunk(reg.client, location, blob.data.subarray(start, end + 1), start);
       assert.equal(res.status, 202);
       assert.equal(res.headers.get('range'), `0-${end}`);
@@ -143,9 +147,20 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
     await expectError(await reg.client.fetch(location), 404, 'BLOB_UPLOAD_UNKNOWN');
     await expectError(await patchChunk(reg.client, location, blob.data, 300), 404, 'BLOB_UPLOAD_UNKNOWN');
     const other = makeBlob(301);
-    await expectError(await reg.client.fetch(withDigest(location, other.digest), { method: 'PUT', body: new Uint8Array(other.data) }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    await expectError(
+      await reg.client.fetch(withDigest(location, other.digest), { method: 'PUT', body: new Uint8Array(other.data) }),
+      404,
+      'BLOB_UPLOAD_UNKNOWN',
+    );
     // Nor does a receipt answer for another repository's path.
-    await expectError(await reg.client.fetch(withDigest(location.replace(repo, `${repo}-other`), blob.digest), { method: 'PUT', body: new Uint8Array(blob.data) }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    await expectError(
+      await reg.client.fetch(withDigest(location.replace(repo, `${repo}-other`), blob.digest), {
+        method: 'PUT',
+        body: new Uint8Array(blob.data),
+      }),
+      404,
+      'BLOB_UPLOAD_UNKNOWN',
+    );
   });
 
   it('a closing PUT whose body repeats bytes the session already holds completes the blob (a re-sent last chunk)', async () => {
@@ -154,14 +169,21 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
     // The first copy of the PUT got its body appended, then its process died before the commit.
     const patched = await patchChunk(reg.client, location, blob.data, 0);
     assert.equal(patched.status, 202);
-    const res = await reg.client.fetch(withDigest(patched.headers.get('location')!, blob.digest), { method: 'PUT', body: new Uint8Array(blob.data) });
+    const res = await reg.client.fetch(withDigest(patched.headers.get('location')!, blob.digest), {
+      method: 'PUT',
+      body: new Uint8Array(blob.data),
+    });
     assert.equal(res.status, 201, await res.text());
     await assertPullable(repo, blob);
     // A body that does not repeat the held bytes is still appended, and a wrong total is still refused.
     const mixed = makeBlob(1000);
     const second = await openUpload(reg.client, repo);
     const half = await patchChunk(reg.client, second, mixed.data.subarray(0, 400), 0);
-    await expectError(await reg.client.fetch(withDigest(half.headers.get('location')!, mixed.digest), { method: 'PUT', body: new Uint8Array(mixed.data) }), 400, 'DIGEST_INVALID');
+    await expectError(
+      await reg.client.fetch(withDigest(half.headers.get('location')!, mixed.digest), { method: 'PUT', body: new Uint8Array(mixed.data) }),
+      400,
+      'DIGEST_INVALID',
+    );
   });
 
   it('PATCH with a gap answers 416 with the current Range and keeps the upload', async () => {
@@ -220,12 +242,21 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
     assert.equal((await patchChunk(reg.client, location, blob.data.subarray(0, 50_000), 0)).status, 202);
     const { hostname, port } = new URL(reg.url);
     await new Promise<void>((resolve) => {
-      const req = http.request({ host: hostname, port, method: 'PATCH', path: location, agent: false, headers: { 'content-range': '50000-199999', 'content-length': '150000' } });
+      const req = http.request({
+        host: hostname,
+        port,
+        method: 'PATCH',
+        path: location,
+        agent: false,
+        headers: { 'content-range': '50000-199999', 'content-length': '150000' },
+      });
       req.on('error', () => resolve());
-      req.write(blob.data.subarray(50_000, 120_000), () => setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 100));
+      req.write(blob.data.subarray(50_000, 120_000), () =>
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 100),
+      );
     });
     // The server notices the disconnect asynchronously; until then the session is busy (400).
     let resumed: Response | undefined;
@@ -266,7 +297,10 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
     const blob = makeBlob(500);
     const claimed = makeBlob(500);
     const sessions = await openSessions();
-    const res = await reg.client.fetch(`/v2/${repo}/blobs/uploads/?digest=${claimed.digest}`, { method: 'POST', body: new Uint8Array(blob.data) });
+    const res = await reg.client.fetch(`/v2/${repo}/blobs/uploads/?digest=${claimed.digest}`, {
+      method: 'POST',
+      body: new Uint8Array(blob.data),
+    });
     await expectError(res, 400, 'DIGEST_INVALID');
     assert.equal((await reg.client.fetch(`/v2/${repo}/blobs/${claimed.digest}`, { method: 'HEAD' })).status, 404);
     assert.equal((await reg.client.fetch(`/v2/${repo}/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
@@ -282,7 +316,10 @@ describe('uploads: POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/', () => {
 
   it('sha512 digests are accepted for monolithic and chunked uploads', async () => {
     const mono = sha512Blob(3000);
-    let res = await reg.client.fetch(`/v2/${repo}/blobs/uploads/?digest=${mono.sha512}`, { method: 'POST', body: new Uint8Array(mono.data) });
+    let res = await reg.client.fetch(`/v2/${repo}/blobs/uploads/?digest=${mono.sha512}`, {
+      method: 'POST',
+      body: new Uint8Array(mono.data),
+    });
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('docker-content-digest'), mono.sha512);
     const chunked = sha512Blob(3000);
@@ -379,7 +416,10 @@ describe('uploads: cross-repository mount POST ?mount=&from=', () => {
     const fresh = makeBlob(64);
     const res = await reg.client.fetch(`/v2/mount/target-f/blobs/uploads/?mount=${fresh.digest}&from=mount/source`, { method: 'POST' });
     assert.equal(res.status, 202);
-    const put = await reg.client.fetch(withDigest(res.headers.get('location')!, fresh.digest), { method: 'PUT', body: new Uint8Array(fresh.data) });
+    const put = await reg.client.fetch(withDigest(res.headers.get('location')!, fresh.digest), {
+      method: 'PUT',
+      body: new Uint8Array(fresh.data),
+    });
     assert.equal(put.status, 201);
   });
 });
@@ -398,7 +438,10 @@ describe('uploads: size limit (limits.blobsize = 1000)', () => {
     const blob = makeBlob(1500);
     const location = await openUpload(reg.client, 'limit/app');
     assert.equal((await patchChunk(reg.client, location, blob.data.subarray(0, 800), 0)).status, 202);
-    const res = await reg.client.fetch(location, { method: 'PATCH', ...streamBody([blob.data.subarray(800, 1100), blob.data.subarray(1100)]) } as RequestInit);
+    const res = await reg.client.fetch(location, {
+      method: 'PATCH',
+      ...streamBody([blob.data.subarray(800, 1100), blob.data.subarray(1100)]),
+    } as RequestInit);
     await expectError(res, 413, 'SIZE_INVALID');
     assert.equal((await reg.client.fetch(location)).headers.get('range'), '0-799');
   });

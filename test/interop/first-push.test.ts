@@ -35,7 +35,10 @@ describe('README: the first push works offline (examples/first-push.sh, buildah 
     host = registryHost(berth.url);
     client = new RegistryClient(berth.url);
     const storageConf = sandbox.path('storage.conf');
-    writeFileSync(storageConf, `[storage]\ndriver = "vfs"\nrunroot = "${sandbox.path('rr', 'readme')}"\ngraphroot = "${sandbox.path('stores', 'readme')}"\n`);
+    writeFileSync(
+      storageConf,
+      `[storage]\ndriver = "vfs"\nrunroot = "${sandbox.path('rr', 'readme')}"\ngraphroot = "${sandbox.path('stores', 'readme')}"\n`,
+    );
     const containersConf = sandbox.path('containers.conf');
     // No container ever runs: cgroupfs and file events avoid needing systemd/journald.
     writeFileSync(containersConf, '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n');
@@ -83,7 +86,9 @@ describe('README: the first push works offline (examples/first-push.sh, buildah 
     await runBlock(offlineBlocks()[1]!);
     const res = await client.fetch('/v2/library/hello/tags/list');
     assert.deepEqual(((await res.json()) as { tags: string[] }).tags.sort(), ['v1', 'v2']);
-    const manifest = await client.fetch('/v2/library/hello/manifests/v2', { headers: { accept: `${OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json` } });
+    const manifest = await client.fetch('/v2/library/hello/manifests/v2', {
+      headers: { accept: `${OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json` },
+    });
     assert.equal(manifest.status, 200);
     const { layers } = (await manifest.json()) as { layers: { digest: string; mediaType: string }[] };
     assert.equal(layers.length, 1);

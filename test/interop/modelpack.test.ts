@@ -7,7 +7,19 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readCpuSeconds } from '../../bench/rss.js';
 import { ClientSandbox, registryHost, requireTools, runTool } from '../helpers/clients.js';
-import { GiB, MiB, MODELPACK, OCI_MANIFEST, layerBytes, layerDigest, peakRss, pushModel, sha256, weightPath, type ModelManifest } from '../helpers/modelpack.js';
+import {
+  GiB,
+  MiB,
+  MODELPACK,
+  OCI_MANIFEST,
+  layerBytes,
+  layerDigest,
+  peakRss,
+  pushModel,
+  sha256,
+  weightPath,
+  type ModelManifest,
+} from '../helpers/modelpack.js';
 import { ROOT, startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 
 /**
@@ -112,7 +124,10 @@ class ClientProcess {
   }
 
   log(): string {
-    return `${this.events.slice(-8).map((e) => JSON.stringify(e)).join('\n')}\n${this.stderr.slice(-2000)}`;
+    return `${this.events
+      .slice(-8)
+      .map((e) => JSON.stringify(e))
+      .join('\n')}\n${this.stderr.slice(-2000)}`;
   }
 }
 
@@ -195,18 +210,47 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
 
   /** Warms the server up with a small push and returns its idle RSS then (tsx has compiled what requests need). */
   async function idleRss(): Promise<number> {
-    await pushModel({ registry, repository: 'models/warmup', tag: 'w', spec: { seed: 'warmup', layers: 1, layerSize: MiB }, chunkSize: MiB });
+    await pushModel({
+      registry,
+      repository: 'models/warmup',
+      tag: 'w',
+      spec: { seed: 'warmup', layers: 1, layerSize: MiB },
+      chunkSize: MiB,
+    });
     await sleep(500);
     return rss(server.child.pid!);
   }
 
-  const pushArgs = ['push', '--repository', REPO, '--tag', 'v1', '--seed', SEED, '--layers', String(LAYERS), '--layer-size', String(LAYER_SIZE), '--chunk-size', String(CHUNK), '--state', stateFile];
-  const midLayer = (layer: number) => (e: ClientEvent) => e.event === 'chunk-sending' && e.layer === layer && e.start! >= Math.min(4 * CHUNK, LAYER_SIZE / 2);
+  const pushArgs = [
+    'push',
+    '--repository',
+    REPO,
+    '--tag',
+    'v1',
+    '--seed',
+    SEED,
+    '--layers',
+    String(LAYERS),
+    '--layer-size',
+    String(LAYER_SIZE),
+    '--chunk-size',
+    String(CHUNK),
+    '--state',
+    stateFile,
+  ];
+  const midLayer = (layer: number) => (e: ClientEvent) =>
+    e.event === 'chunk-sending' && e.layer === layer && e.start! >= Math.min(4 * CHUNK, LAYER_SIZE / 2);
 
   it('the generated layer bytes can be regenerated from any offset (what a resume at an unaligned Range needs)', () => {
     const whole = Buffer.concat([...layerBytes(SEED, 7, 0, 3 * MiB + 5)]);
     assert.equal(whole.length, 3 * MiB + 5);
-    for (const [start, end] of [[0, 1], [15, 17], [16, 32], [1_000_003, 2 * MiB + 9], [MiB - 1, 3 * MiB + 5]] as const) {
+    for (const [start, end] of [
+      [0, 1],
+      [15, 17],
+      [16, 32],
+      [1_000_003, 2 * MiB + 9],
+      [MiB - 1, 3 * MiB + 5],
+    ] as const) {
       const part = Buffer.concat([...layerBytes(SEED, 7, start, end)]);
       assert.ok(part.equals(whole.subarray(start, end)), `bytes ${start}-${end}`);
     }
@@ -214,168 +258,223 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
     assert.equal(layerDigest(SEED, 7, 3 * MiB + 5), sha256(whole));
   });
 
-  it('pushes in 64 MiB chunks and resumes from the upload Range after the client is SIGKILLed and after the server is SIGKILLed and restarted, both mid-layer', { timeout: 20 * 60_000 }, async (t) => {
-    const started = Date.now();
-    let idle = await idleRss();
-    let serverCpu = -cpuOf(server.child.pid!);
+  it(
+    'pushes in 64 MiB chunks and resumes from the upload Range after the client is SIGKILLed and after the server is SIGKILLed and restarted, both mid-layer',
+    { timeout: 20 * 60_000 },
+    async (t) => {
+      const started = Date.now();
+      let idle = await idleRss();
+      let serverCpu = -cpuOf(server.child.pid!);
 
-    // 1. The client dies (SIGKILL) while a chunk of layer 0 is on the wire.
-    const first = new ClientProcess(['push', '--registry', registry, ...pushArgs.slice(1)]);
-    let active = first;
-    const watch = new RssWatch(
-      () => server.child.pid!,
-      () => `${active === first ? 'first' : 'second'} client after ${JSON.stringify(active.events.at(-1) ?? {})}`,
-    );
-    const sending = await first.waitFor(midLayer(0));
-    await sleep(100);
-    const firstPeak = peakRss(first.child.pid!);
-    const firstCpu = cpuOf(first.child.pid!);
-    first.child.kill('SIGKILL');
-    await first.exited;
-    const acked = Math.max(0, ...first.events.filter((e) => e.event === 'chunk-acked' && e.layer === 0).map((e) => e.offset!));
-    t.diagnostic(`client killed while sending layer 0 bytes ${sending.start}-${sending.end! - 1}; ${acked} bytes acknowledged; its peak RSS ${MB(firstPeak)}`);
-    assert.ok(firstPeak < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(firstPeak)}`);
-
-    // 2. A new client process resumes from the state file; the server dies mid-layer 1 and comes back on the same port.
-    const second = new ClientProcess(['push', '--registry', registry, ...pushArgs.slice(1)]);
-    active = second;
-    const resumed = await second.waitFor((e) => e.event === 'resume' && e.layer === 0);
-    assert.ok(resumed.offset! >= acked && resumed.offset! < LAYER_SIZE, `resumed layer 0 at ${resumed.offset}, after ${acked} acknowledged bytes`);
-    assert.equal(resumed.offset! % CHUNK, 0, 'the server kept whole chunks only (the cut chunk is re-sent)');
-    assert.ok(!second.events.some((e) => e.event === 'upload-started' && e.layer === 0), 'layer 0 was not started over');
-    await second.waitFor(midLayer(1));
-    await sleep(100);
-    const port = server.port;
-    serverPeaks.push({ phase: 'push before the server kill', peak: peakRss(server.child.pid!), idle });
-    serverCpu += cpuOf(server.child.pid!);
-    await server.kill();
-    earlierLogs += server.logOutput();
-    server = await startBerthProcess({ ...env, BERTH_HTTP_ADDR: `127.0.0.1:${port}` });
-    idle = rss(server.child.pid!);
-    serverCpu -= cpuOf(server.child.pid!);
-    const done = await second.done();
-    serverCpu += cpuOf(server.child.pid!);
-    t.diagnostic(`server RSS sampled every 100 ms peaked at ${watch.stop()}`);
-    const restartResume = second.events.find((e) => e.event === 'resume' && e.layer === 1);
-    assert.ok(restartResume, `the client resumed layer 1 after the restart: ${second.log()}`);
-    assert.ok(second.events.some((e) => e.event === 'interrupted' && e.layer === 1), 'the restart interrupted a chunk of layer 1');
-    assert.ok(!second.events.some((e) => e.event === 'upload-started' && e.layer === 1 && second.events.indexOf(e) > second.events.indexOf(restartResume)), 'layer 1 was not started over');
-
-    // What the registry holds is what the seed generates.
-    const pushed = second.events.filter((e) => e.event === 'layer-pushed').map((e) => e.digest!);
-    assert.deepEqual(pushed, expected);
-    manifestDigest = done.manifestDigest!;
-    // Layer 0's rest went uninterrupted: the steady chunked push rate (generation, hashing and 64 MiB PATCHes).
-    const layer0 = second.events.find((e) => e.event === 'layer-pushed' && e.layer === 0)!;
-    t.diagnostic(`layer 0 from ${resumed.offset} to the end: ${layer0.seconds} s, ${MB((LAYER_SIZE - resumed.offset!) / layer0.seconds!)}/s`);
-    const seconds = (Date.now() - started) / 1000;
-    serverPeaks.push({ phase: 'push after the restart', peak: peakRss(server.child.pid!), idle });
-    t.diagnostic(
-      `pushed ${LAYERS} × ${LAYER_SIZE / GiB} GiB in ${seconds.toFixed(1)} s with two interruptions (${MB((LAYERS * LAYER_SIZE) / seconds)}/s overall, restart included); ` +
-        `resumed layer 0 at ${resumed.offset}, layer 1 at ${restartResume.offset}; client peak RSS ${MB(done.peakRss!)}; ` +
-        `server peak RSS ${serverPeaks.map((p) => `${MB(p.peak)} (${p.phase}, idle ${MB(p.idle)})`).join(', ')}`,
-    );
-    const gib = (LAYERS * LAYER_SIZE) / GiB;
-    t.diagnostic(
-      `CPU: server ${serverCpu.toFixed(1)} s (${(serverCpu / gib).toFixed(2)} s/GiB, start-up of the restarted server excluded), ` +
-        `clients ${(firstCpu + done.cpuSeconds!).toFixed(1)} s (killed ${firstCpu.toFixed(1)} + resumed ${done.cpuSeconds!.toFixed(1)}; ${((firstCpu + done.cpuSeconds!) / gib).toFixed(2)} s/GiB, keystream generation and hashing included)`,
-    );
-    assert.ok(done.peakRss! < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(done.peakRss!)}`);
-    t.diagnostic(`server log lines at warn or above: ${JSON.stringify(serverComplaints())}`);
-    for (const p of serverPeaks) {
-      assert.ok(p.peak < SERVER_PEAK_LIMIT && p.peak - p.idle < SERVER_GROWTH_LIMIT, `server peak RSS ${MB(p.peak)} over idle ${MB(p.idle)} (${p.phase})`);
-    }
-  });
-
-  it('pulls with 8 concurrent Range GETs per layer, byte-identical, with flat memory on both sides', { timeout: 20 * 60_000 }, async (t) => {
-    assert.ok(manifestDigest, 'the push test ran');
-    const idle = rss(server.child.pid!);
-    resetPeak(server.child.pid!);
-    const cpuBefore = cpuOf(server.child.pid!);
-    const pull = new ClientProcess(['pull', '--registry', registry, '--repository', REPO, '--reference', 'v1', '--out', path.join(work, 'pulled'), '--parallel', '8']);
-    const done = await pull.done();
-    assert.equal(done.manifestDigest, manifestDigest);
-    const weights = done.files!.slice(0, LAYERS);
-    assert.deepEqual(
-      weights.map((f) => f.digest),
-      expected,
-      'SHA-256 of each pulled file equals the digest generated from the seed',
-    );
-    assert.deepEqual(
-      weights.map((f) => path.basename(f.path)),
-      Array.from({ length: LAYERS }, (_, i) => weightPath(i, LAYERS)),
-    );
-    const serverPeak = peakRss(server.child.pid!);
-    const serverCpu = cpuOf(server.child.pid!) - cpuBefore;
-    const gib = (LAYERS * LAYER_SIZE) / GiB;
-    const pulled = pull.events.filter((e) => e.event === 'layer-pulled').slice(0, LAYERS);
-    const transfer = pulled.reduce((sum, e) => sum + e.transferSeconds!, 0);
-    const hashing = pulled.reduce((sum, e) => sum + e.hashSeconds!, 0);
-    t.diagnostic(
-      `pulled ${LAYERS} × ${LAYER_SIZE / GiB} GiB in ${done.seconds!.toFixed(1)} s: transfer ${transfer.toFixed(1)} s (${MB((LAYERS * LAYER_SIZE) / transfer)}/s), ` +
-        `hashing the files ${hashing.toFixed(1)} s; client peak RSS ${MB(done.peakRss!)}, CPU ${(done.cpuSeconds! / gib).toFixed(2)} s/GiB; ` +
-        `server peak RSS ${MB(serverPeak)} during the pull (idle ${MB(idle)}), CPU ${(serverCpu / gib).toFixed(2)} s/GiB`,
-    );
-    assert.ok(done.peakRss! < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(done.peakRss!)}`);
-    assert.ok(serverPeak < SERVER_PEAK_LIMIT && serverPeak - idle < SERVER_GROWTH_LIMIT, `server peak RSS ${MB(serverPeak)} over idle ${MB(idle)}`);
-    rmSync(path.join(work, 'pulled'), { recursive: true, force: true });
-    t.diagnostic(`server log lines at warn or above: ${JSON.stringify(serverComplaints())}`);
-  });
-
-  it('the model is an artifact like any other: tags list, referrers (a fine-tune whose subject is the base model), skopeo inspect --raw and skopeo copy to an OCI layout', { timeout: 5 * 60_000 }, async () => {
-    assert.ok(manifestDigest, 'the push test ran');
-    const base = await fetch(`${registry}/v2/${REPO}/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
-    const baseBytes = Buffer.from(await base.arrayBuffer());
-    assert.equal(sha256(baseBytes), manifestDigest);
-    const manifest = JSON.parse(baseBytes.toString()) as ModelManifest;
-    assert.equal(manifest.artifactType, MODELPACK.artifactType);
-    assert.equal(manifest.config.mediaType, MODELPACK.config);
-    assert.deepEqual(
-      manifest.layers.map((l) => l.mediaType),
-      [...Array<string>(LAYERS).fill(MODELPACK.weightRaw), MODELPACK.weightConfigRaw, MODELPACK.docRaw],
-    );
-    const config = (await (await fetch(`${registry}/v2/${REPO}/blobs/${manifest.config.digest}`)).json()) as { modelfs: { diffIds: string[] } };
-    assert.deepEqual(config.modelfs.diffIds.slice(0, LAYERS), expected);
-
-    // A small fine-tune (one 1 MiB adapter layer) that refers to the base model.
-    const fineTune = await pushModel({
-      registry,
-      repository: REPO,
-      tag: 'v1-lora',
-      spec: { seed: `${SEED}-lora`, layers: 1, layerSize: MiB, name: 'llama-lora', subject: { mediaType: OCI_MANIFEST, digest: manifestDigest, size: baseBytes.length } },
-      chunkSize: 256 * 1024,
-    });
-
-    const tags = (await (await fetch(`${registry}/v2/${REPO}/tags/list`)).json()) as { tags: string[] };
-    assert.deepEqual([...tags.tags].sort(), ['v1', 'v1-lora']);
-    for (const query of ['', `?artifactType=${encodeURIComponent(MODELPACK.artifactType)}`]) {
-      const res = await fetch(`${registry}/v2/${REPO}/referrers/${manifestDigest}${query}`);
-      assert.equal(res.status, 200);
-      const index = (await res.json()) as { manifests: { digest: string; artifactType: string; annotations?: Record<string, string> }[] };
-      assert.deepEqual(
-        index.manifests.map((m) => [m.digest, m.artifactType, m.annotations?.['org.opencontainers.image.title']]),
-        [[fineTune.manifestDigest, MODELPACK.artifactType, 'llama-lora']],
-        `referrers${query}`,
+      // 1. The client dies (SIGKILL) while a chunk of layer 0 is on the wire.
+      const first = new ClientProcess(['push', '--registry', registry, ...pushArgs.slice(1)]);
+      let active = first;
+      const watch = new RssWatch(
+        () => server.child.pid!,
+        () => `${active === first ? 'first' : 'second'} client after ${JSON.stringify(active.events.at(-1) ?? {})}`,
       );
-      assert.equal(res.headers.get('oci-filters-applied'), query ? 'artifactType' : null);
-    }
-    const none = (await (await fetch(`${registry}/v2/${REPO}/referrers/${manifestDigest}?artifactType=application/example`)).json()) as { manifests: unknown[] };
-    assert.deepEqual(none.manifests, []);
+      const sending = await first.waitFor(midLayer(0));
+      await sleep(100);
+      const firstPeak = peakRss(first.child.pid!);
+      const firstCpu = cpuOf(first.child.pid!);
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const acked = Math.max(0, ...first.events.filter((e) => e.event === 'chunk-acked' && e.layer === 0).map((e) => e.offset!));
+      t.diagnostic(
+        `client killed while sending layer 0 bytes ${sending.start}-${sending.end! - 1}; ${acked} bytes acknowledged; its peak RSS ${MB(firstPeak)}`,
+      );
+      assert.ok(firstPeak < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(firstPeak)}`);
 
-    const host = registryHost(registry);
-    const raw = await sandbox.skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${host}/${REPO}:v1`]);
-    assert.equal(sha256(Buffer.from(raw.stdout)), manifestDigest, 'skopeo inspect --raw prints the manifest byte for byte');
+      // 2. A new client process resumes from the state file; the server dies mid-layer 1 and comes back on the same port.
+      const second = new ClientProcess(['push', '--registry', registry, ...pushArgs.slice(1)]);
+      active = second;
+      const resumed = await second.waitFor((e) => e.event === 'resume' && e.layer === 0);
+      assert.ok(
+        resumed.offset! >= acked && resumed.offset! < LAYER_SIZE,
+        `resumed layer 0 at ${resumed.offset}, after ${acked} acknowledged bytes`,
+      );
+      assert.equal(resumed.offset! % CHUNK, 0, 'the server kept whole chunks only (the cut chunk is re-sent)');
+      assert.ok(!second.events.some((e) => e.event === 'upload-started' && e.layer === 0), 'layer 0 was not started over');
+      await second.waitFor(midLayer(1));
+      await sleep(100);
+      const port = server.port;
+      serverPeaks.push({ phase: 'push before the server kill', peak: peakRss(server.child.pid!), idle });
+      serverCpu += cpuOf(server.child.pid!);
+      await server.kill();
+      earlierLogs += server.logOutput();
+      server = await startBerthProcess({ ...env, BERTH_HTTP_ADDR: `127.0.0.1:${port}` });
+      idle = rss(server.child.pid!);
+      serverCpu -= cpuOf(server.child.pid!);
+      const done = await second.done();
+      serverCpu += cpuOf(server.child.pid!);
+      t.diagnostic(`server RSS sampled every 100 ms peaked at ${watch.stop()}`);
+      const restartResume = second.events.find((e) => e.event === 'resume' && e.layer === 1);
+      assert.ok(restartResume, `the client resumed layer 1 after the restart: ${second.log()}`);
+      assert.ok(
+        second.events.some((e) => e.event === 'interrupted' && e.layer === 1),
+        'the restart interrupted a chunk of layer 1',
+      );
+      assert.ok(
+        !second.events.some(
+          (e) => e.event === 'upload-started' && e.layer === 1 && second.events.indexOf(e) > second.events.indexOf(restartResume),
+        ),
+        'layer 1 was not started over',
+      );
 
-    // The fine-tune is a whole ModelPack artifact of small blobs: skopeo copies it to an OCI layout unchanged.
-    const layout = sandbox.path('layouts', 'lora');
-    await sandbox.skopeo(['copy', '--src-tls-verify=false', `docker://${host}/${REPO}:v1-lora`, `oci:${layout}:v1-lora`]);
-    const indexJson = JSON.parse(readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    assert.equal(indexJson.manifests[0]!.digest, fineTune.manifestDigest, 'the layout holds the same manifest');
-    for (const d of [fineTune.manifest.config, ...fineTune.manifest.layers]) {
-      const blob = readFileSync(path.join(layout, 'blobs', 'sha256', d.digest.slice('sha256:'.length)));
-      assert.equal(sha256(blob), d.digest, `${d.mediaType} copied intact`);
-    }
-  });
+      // What the registry holds is what the seed generates.
+      const pushed = second.events.filter((e) => e.event === 'layer-pushed').map((e) => e.digest!);
+      assert.deepEqual(pushed, expected);
+      manifestDigest = done.manifestDigest!;
+      // Layer 0's rest went uninterrupted: the steady chunked push rate (generation, hashing and 64 MiB PATCHes).
+      const layer0 = second.events.find((e) => e.event === 'layer-pushed' && e.layer === 0)!;
+      t.diagnostic(
+        `layer 0 from ${resumed.offset} to the end: ${layer0.seconds} s, ${MB((LAYER_SIZE - resumed.offset!) / layer0.seconds!)}/s`,
+      );
+      const seconds = (Date.now() - started) / 1000;
+      serverPeaks.push({ phase: 'push after the restart', peak: peakRss(server.child.pid!), idle });
+      t.diagnostic(
+        `pushed ${LAYERS} × ${LAYER_SIZE / GiB} GiB in ${seconds.toFixed(1)} s with two interruptions (${MB((LAYERS * LAYER_SIZE) / seconds)}/s overall, restart included); ` +
+          `resumed layer 0 at ${resumed.offset}, layer 1 at ${restartResume.offset}; client peak RSS ${MB(done.peakRss!)}; ` +
+          `server peak RSS ${serverPeaks.map((p) => `${MB(p.peak)} (${p.phase}, idle ${MB(p.idle)})`).join(', ')}`,
+      );
+      const gib = (LAYERS * LAYER_SIZE) / GiB;
+      t.diagnostic(
+        `CPU: server ${serverCpu.toFixed(1)} s (${(serverCpu / gib).toFixed(2)} s/GiB, start-up of the restarted server excluded), ` +
+          `clients ${(firstCpu + done.cpuSeconds!).toFixed(1)} s (killed ${firstCpu.toFixed(1)} + resumed ${done.cpuSeconds!.toFixed(1)}; ${((firstCpu + done.cpuSeconds!) / gib).toFixed(2)} s/GiB, keystream generation and hashing included)`,
+      );
+      assert.ok(done.peakRss! < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(done.peakRss!)}`);
+      t.diagnostic(`server log lines at warn or above: ${JSON.stringify(serverComplaints())}`);
+      for (const p of serverPeaks) {
+        assert.ok(
+          p.peak < SERVER_PEAK_LIMIT && p.peak - p.idle < SERVER_GROWTH_LIMIT,
+          `server peak RSS ${MB(p.peak)} over idle ${MB(p.idle)} (${p.phase})`,
+        );
+      }
+    },
+  );
+
+  it(
+    'pulls with 8 concurrent Range GETs per layer, byte-identical, with flat memory on both sides',
+    { timeout: 20 * 60_000 },
+    async (t) => {
+      assert.ok(manifestDigest, 'the push test ran');
+      const idle = rss(server.child.pid!);
+      resetPeak(server.child.pid!);
+      const cpuBefore = cpuOf(server.child.pid!);
+      const pull = new ClientProcess([
+        'pull',
+        '--registry',
+        registry,
+        '--repository',
+        REPO,
+        '--reference',
+        'v1',
+        '--out',
+        path.join(work, 'pulled'),
+        '--parallel',
+        '8',
+      ]);
+      const done = await pull.done();
+      assert.equal(done.manifestDigest, manifestDigest);
+      const weights = done.files!.slice(0, LAYERS);
+      assert.deepEqual(
+        weights.map((f) => f.digest),
+        expected,
+        'SHA-256 of each pulled file equals the digest generated from the seed',
+      );
+      assert.deepEqual(
+        weights.map((f) => path.basename(f.path)),
+        Array.from({ length: LAYERS }, (_, i) => weightPath(i, LAYERS)),
+      );
+      const serverPeak = peakRss(server.child.pid!);
+      const serverCpu = cpuOf(server.child.pid!) - cpuBefore;
+      const gib = (LAYERS * LAYER_SIZE) / GiB;
+      const pulled = pull.events.filter((e) => e.event === 'layer-pulled').slice(0, LAYERS);
+      const transfer = pulled.reduce((sum, e) => sum + e.transferSeconds!, 0);
+      const hashing = pulled.reduce((sum, e) => sum + e.hashSeconds!, 0);
+      t.diagnostic(
+        `pulled ${LAYERS} × ${LAYER_SIZE / GiB} GiB in ${done.seconds!.toFixed(1)} s: transfer ${transfer.toFixed(1)} s (${MB((LAYERS * LAYER_SIZE) / transfer)}/s), ` +
+          `hashing the files ${hashing.toFixed(1)} s; client peak RSS ${MB(done.peakRss!)}, CPU ${(done.cpuSeconds! / gib).toFixed(2)} s/GiB; ` +
+          `server peak RSS ${MB(serverPeak)} during the pull (idle ${MB(idle)}), CPU ${(serverCpu / gib).toFixed(2)} s/GiB`,
+      );
+      assert.ok(done.peakRss! < CLIENT_PEAK_LIMIT, `client peak RSS ${MB(done.peakRss!)}`);
+      assert.ok(
+        serverPeak < SERVER_PEAK_LIMIT && serverPeak - idle < SERVER_GROWTH_LIMIT,
+        `server peak RSS ${MB(serverPeak)} over idle ${MB(idle)}`,
+      );
+      rmSync(path.join(work, 'pulled'), { recursive: true, force: true });
+      t.diagnostic(`server log lines at warn or above: ${JSON.stringify(serverComplaints())}`);
+    },
+  );
+
+  it(
+    'the model is an artifact like any other: tags list, referrers (a fine-tune whose subject is the base model), skopeo inspect --raw and skopeo copy to an OCI layout',
+    { timeout: 5 * 60_000 },
+    async () => {
+      assert.ok(manifestDigest, 'the push test ran');
+      const base = await fetch(`${registry}/v2/${REPO}/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
+      const baseBytes = Buffer.from(await base.arrayBuffer());
+      assert.equal(sha256(baseBytes), manifestDigest);
+      const manifest = JSON.parse(baseBytes.toString()) as ModelManifest;
+      assert.equal(manifest.artifactType, MODELPACK.artifactType);
+      assert.equal(manifest.config.mediaType, MODELPACK.config);
+      assert.deepEqual(
+        manifest.layers.map((l) => l.mediaType),
+        [...Array<string>(LAYERS).fill(MODELPACK.weightRaw), MODELPACK.weightConfigRaw, MODELPACK.docRaw],
+      );
+      const config = (await (await fetch(`${registry}/v2/${REPO}/blobs/${manifest.config.digest}`)).json()) as {
+        modelfs: { diffIds: string[] };
+      };
+      assert.deepEqual(config.modelfs.diffIds.slice(0, LAYERS), expected);
+
+      // A small fine-tune (one 1 MiB adapter layer) that refers to the base model.
+      const fineTune = await pushModel({
+        registry,
+        repository: REPO,
+        tag: 'v1-lora',
+        spec: {
+          seed: `${SEED}-lora`,
+          layers: 1,
+          layerSize: MiB,
+          name: 'llama-lora',
+          subject: { mediaType: OCI_MANIFEST, digest: manifestDigest, size: baseBytes.length },
+        },
+        chunkSize: 256 * 1024,
+      });
+
+      const tags = (await (await fetch(`${registry}/v2/${REPO}/tags/list`)).json()) as { tags: string[] };
+      assert.deepEqual([...tags.tags].sort(), ['v1', 'v1-lora']);
+      for (const query of ['', `?artifactType=${encodeURIComponent(MODELPACK.artifactType)}`]) {
+        const res = await fetch(`${registry}/v2/${REPO}/referrers/${manifestDigest}${query}`);
+        assert.equal(res.status, 200);
+        const index = (await res.json()) as { manifests: { digest: string; artifactType: string; annotations?: Record<string, string> }[] };
+        assert.deepEqual(
+          index.manifests.map((m) => [m.digest, m.artifactType, m.annotations?.['org.opencontainers.image.title']]),
+          [[fineTune.manifestDigest, MODELPACK.artifactType, 'llama-lora']],
+          `referrers${query}`,
+        );
+        assert.equal(res.headers.get('oci-filters-applied'), query ? 'artifactType' : null);
+      }
+      const none = (await (await fetch(`${registry}/v2/${REPO}/referrers/${manifestDigest}?artifactType=application/example`)).json()) as {
+        manifests: unknown[];
+      };
+      assert.deepEqual(none.manifests, []);
+
+      const host = registryHost(registry);
+      const raw = await sandbox.skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${host}/${REPO}:v1`]);
+      assert.equal(sha256(Buffer.from(raw.stdout)), manifestDigest, 'skopeo inspect --raw prints the manifest byte for byte');
+
+      // The fine-tune is a whole ModelPack artifact of small blobs: skopeo copies it to an OCI layout unchanged.
+      const layout = sandbox.path('layouts', 'lora');
+      await sandbox.skopeo(['copy', '--src-tls-verify=false', `docker://${host}/${REPO}:v1-lora`, `oci:${layout}:v1-lora`]);
+      const indexJson = JSON.parse(readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+      assert.equal(indexJson.manifests[0]!.digest, fineTune.manifestDigest, 'the layout holds the same manifest');
+      for (const d of [fineTune.manifest.config, ...fineTune.manifest.layers]) {
+        const blob = readFileSync(path.join(layout, 'blobs', 'sha256', d.digest.slice('sha256:'.length)));
+        assert.equal(sha256(blob), d.digest, `${d.mediaType} copied intact`);
+      }
+    },
+  );
 
   it('docs/ai-models.md: the curl HTTP flow (chunked push, manifest, 8-range pull) runs as written', { timeout: 5 * 60_000 }, async () => {
     const docs = readFileSync(path.join(ROOT, 'docs/ai-models.md'), 'utf8');
@@ -387,7 +486,9 @@ describe(`ModelPack artifact end to end: ${LAYERS} weight layers of ${LAYER_SIZE
     const out = (await runTool('bash', ['-c', script], { timeoutMs: 240_000 })).stdout;
     assert.match(out, /pulled 100000000 bytes, digest verified/);
     assert.match(out, /\{"name":"models\/demo","tags":\["v1"\]\}/);
-    const manifest = (await (await fetch(`${registry}/v2/models/demo/manifests/v1`, { headers: { accept: OCI_MANIFEST } })).json()) as ModelManifest;
+    const manifest = (await (
+      await fetch(`${registry}/v2/models/demo/manifests/v1`, { headers: { accept: OCI_MANIFEST } })
+    ).json()) as ModelManifest;
     assert.equal(manifest.artifactType, MODELPACK.artifactType);
     assert.equal(manifest.layers[0]!.size, 100_000_000);
   });

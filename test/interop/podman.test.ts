@@ -59,7 +59,11 @@ describe('podman and buildah against berth serve', () => {
     return {
       digest: sha256(body),
       mediaType: res.headers.get('content-type'),
-      manifest: JSON.parse(body.toString()) as { config: { digest: string }; layers: unknown[]; manifests?: { digest: string; platform?: unknown }[] },
+      manifest: JSON.parse(body.toString()) as {
+        config: { digest: string };
+        layers: unknown[];
+        manifests?: { digest: string; platform?: unknown }[];
+      },
     };
   }
 
@@ -74,7 +78,14 @@ describe('podman and buildah against berth serve', () => {
     const built = await inspectLocal('localhost/interop/built:v1', 'default');
 
     const digestFile = sandbox.path('build', 'pushed.digest');
-    await sandbox.buildah(['push', '--tls-verify=false', '--digestfile', digestFile, 'localhost/interop/built:v1', `docker://${host}/interop/built:v1`]);
+    await sandbox.buildah([
+      'push',
+      '--tls-verify=false',
+      '--digestfile',
+      digestFile,
+      'localhost/interop/built:v1',
+      `docker://${host}/interop/built:v1`,
+    ]);
     const pushedDigest = readFileSync(digestFile, 'utf8').trim();
 
     const served = await servedManifest('interop/built', 'v1', OCI_MANIFEST);
@@ -120,7 +131,16 @@ describe('podman and buildah against berth serve', () => {
     const image = await createLayoutImage(layout, 'src', [200 * KB, 400 * KB, 300 * KB]);
     const loaded = (await sandbox.podman(['pull', '--quiet', `oci:${layout}:src`])).stdout.trim();
     const digestFile = sandbox.path('podman-v2s2.digest');
-    await sandbox.podman(['push', '--tls-verify=false', '--format', 'v2s2', '--digestfile', digestFile, loaded, `${host}/interop/podman-docker:v1`]);
+    await sandbox.podman([
+      'push',
+      '--tls-verify=false',
+      '--format',
+      'v2s2',
+      '--digestfile',
+      digestFile,
+      loaded,
+      `${host}/interop/podman-docker:v1`,
+    ]);
     const pushedDigest = readFileSync(digestFile, 'utf8').trim();
 
     const served = await servedManifest('interop/podman-docker', 'v1', DOCKER_MANIFEST);
@@ -150,7 +170,10 @@ describe('podman and buildah against berth serve', () => {
     const pulled = JSON.parse(stdout) as { id: string; arch: string; repoDigests: string[] };
     assert.equal(pulled.arch, 'arm64');
     assert.equal(`sha256:${pulled.id}`, arm64.config.digest);
-    assert.deepEqual([...pulled.repoDigests].sort(), [`${host}/interop/multi@${index.digest}`, `${host}/interop/multi@${arm64.manifest.digest}`].sort());
+    assert.deepEqual(
+      [...pulled.repoDigests].sort(),
+      [`${host}/interop/multi@${index.digest}`, `${host}/interop/multi@${arm64.manifest.digest}`].sort(),
+    );
   });
 
   it('podman manifest create/add/push --all stores an OCI index whose child is the added image', async () => {
@@ -160,7 +183,16 @@ describe('podman and buildah against berth serve', () => {
     await sandbox.podman(['manifest', 'create', 'localhost/interop/list:v1']);
     await sandbox.podman(['manifest', 'add', '--tls-verify=false', 'localhost/interop/list:v1', `docker://${host}/interop/single:v1`]);
     const digestFile = sandbox.path('podman-list.digest');
-    await sandbox.podman(['manifest', 'push', '--all', '--tls-verify=false', '--digestfile', digestFile, 'localhost/interop/list:v1', `docker://${host}/interop/list:v1`]);
+    await sandbox.podman([
+      'manifest',
+      'push',
+      '--all',
+      '--tls-verify=false',
+      '--digestfile',
+      digestFile,
+      'localhost/interop/list:v1',
+      `docker://${host}/interop/list:v1`,
+    ]);
 
     const served = await servedManifest('interop/list', 'v1', OCI_INDEX);
     assert.equal(served.mediaType, OCI_INDEX);

@@ -57,21 +57,28 @@ describe('refusals as skopeo and podman print them (auth.mode token)', () => {
     await addProject(reg.server, 'alice');
     await addMember(reg.server, 'alice', 'alice', 'developer');
     const robot = async (name: string, actions: string[]) => {
-      const res = await api(reg.server, 'POST', '/projects/alice/robots', adminAuth(), { name, permissions: [{ project: 'alice', repository: '*', actions }] });
+      const res = await api(reg.server, 'POST', '/projects/alice/robots', adminAuth(), {
+        name,
+        permissions: [{ project: 'alice', repository: '*', actions }],
+      });
       assert.equal(res.status, 201, await res.clone().text());
       return res.json() as Promise<never>;
     };
     reader = await robot('reader', ['pull']);
     ci = await robot('ci', ['pull', 'push']);
     imageId = (await sandbox.podman(['pull', '--quiet', `oci:${layout}:src`])).stdout.trim();
-    const seed = await sandbox.skopeo(['copy', ...DEST_FLAGS, '--dest-creds', `admin:${ADMIN_PASSWORD}`, `oci:${layout}:src`, `docker://${host}/alice/app:v1`], { allowFailure: true });
+    const seed = await sandbox.skopeo(
+      ['copy', ...DEST_FLAGS, '--dest-creds', `admin:${ADMIN_PASSWORD}`, `oci:${layout}:src`, `docker://${host}/alice/app:v1`],
+      { allowFailure: true },
+    );
     assert.equal(seed.code, 0, seed.stderr);
   });
   after(() => sandbox?.destroy());
 
   const skopeoPush = (creds: string[], repo: string) =>
     sandbox.skopeo(['copy', ...DEST_FLAGS, ...creds, `oci:${layout}:src`, `docker://${host}/${repo}:v1`], { allowFailure: true });
-  const podmanPush = (creds: string[], repo: string) => sandbox.podman(['push', '--tls-verify=false', ...creds, imageId, `docker://${host}/${repo}:v1`], { allowFailure: true });
+  const podmanPush = (creds: string[], repo: string) =>
+    sandbox.podman(['push', '--tls-verify=false', ...creds, imageId, `docker://${host}/${repo}:v1`], { allowFailure: true });
 
   // A push starts with a HEAD on the blob (may it be reused?), which needs pull: that is the
   // refusal the user sees, with the HEAD's scope in its message.
@@ -96,24 +103,41 @@ describe('refusals as skopeo and podman print them (auth.mode token)', () => {
   });
 
   it('pull of a private repository: anonymous is told to log in, a stranger that it may not pull', async () => {
-    const anonymous = await sandbox.skopeo(['inspect', '--tls-verify=false', '--no-creds', `docker://${host}/alice/app:v1`], { allowFailure: true });
+    const anonymous = await sandbox.skopeo(['inspect', '--tls-verify=false', '--no-creds', `docker://${host}/alice/app:v1`], {
+      allowFailure: true,
+    });
     assertRefused(anonymous, /anonymous may not pull repository alice\/app: log in first/);
-    const anonymousPodman = await sandbox.podman(['pull', '--tls-verify=false', `${host}/alice/app:v1`], { allowFailure: true, store: 'pull' });
+    const anonymousPodman = await sandbox.podman(['pull', '--tls-verify=false', `${host}/alice/app:v1`], {
+      allowFailure: true,
+      store: 'pull',
+    });
     assertRefused(anonymousPodman, /anonymous may not pull repository alice\/app: log in first/);
-    const stranger = await sandbox.podman(['pull', '--tls-verify=false', '--creds', 'bob:bob-password', `${host}/alice/app:v1`], { allowFailure: true, store: 'pull' });
+    const stranger = await sandbox.podman(['pull', '--tls-verify=false', '--creds', 'bob:bob-password', `${host}/alice/app:v1`], {
+      allowFailure: true,
+      store: 'pull',
+    });
     assertRefused(stranger, /denied: bob may not pull repository alice\/app/);
   });
 
   it('a robot granted pull,push lists tags with skopeo list-tags (pull includes listing tags), and the robot API says so in "gives"', async () => {
     assert.deepEqual(ci.permissions[0]!.actions, ['pull', 'push']);
     assert.deepEqual(ci.permissions[0]!.gives, ['pull', 'list-tags', 'push']);
-    const listed = await sandbox.skopeo(['list-tags', '--tls-verify=false', '--creds', `${ci.name}:${ci.secret}`, `docker://${host}/alice/app`], { allowFailure: true });
+    const listed = await sandbox.skopeo(
+      ['list-tags', '--tls-verify=false', '--creds', `${ci.name}:${ci.secret}`, `docker://${host}/alice/app`],
+      { allowFailure: true },
+    );
     assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual((JSON.parse(listed.stdout) as { Tags: string[] }).Tags, ['v1']);
     // A pull-only robot too; a stranger still may not.
-    const pullOnly = await sandbox.skopeo(['list-tags', '--tls-verify=false', '--creds', `${reader.name}:${reader.secret}`, `docker://${host}/alice/app`], { allowFailure: true });
+    const pullOnly = await sandbox.skopeo(
+      ['list-tags', '--tls-verify=false', '--creds', `${reader.name}:${reader.secret}`, `docker://${host}/alice/app`],
+      { allowFailure: true },
+    );
     assert.equal(pullOnly.code, 0, pullOnly.stderr);
-    const stranger = await sandbox.skopeo(['list-tags', '--tls-verify=false', '--creds', 'bob:bob-password', `docker://${host}/alice/app`], { allowFailure: true });
+    const stranger = await sandbox.skopeo(
+      ['list-tags', '--tls-verify=false', '--creds', 'bob:bob-password', `docker://${host}/alice/app`],
+      { allowFailure: true },
+    );
     assert.notEqual(stranger.code, 0);
   });
 });
@@ -132,7 +156,10 @@ describe('a policy refusal (read-only mode; quotas refuse through the same deny(
     const layout = sandbox.path('layout');
     await createLayoutImage(layout, 'src', [512]);
     const message = /the registry is in read-only mode .*\(policy: read-only\)/;
-    assertRefused(await sandbox.skopeo(['copy', ...DEST_FLAGS, `oci:${layout}:src`, `docker://${host}/ro/app:v1`], { allowFailure: true }), message);
+    assertRefused(
+      await sandbox.skopeo(['copy', ...DEST_FLAGS, `oci:${layout}:src`, `docker://${host}/ro/app:v1`], { allowFailure: true }),
+      message,
+    );
     const id = (await sandbox.podman(['pull', '--quiet', `oci:${layout}:src`])).stdout.trim();
     assertRefused(await sandbox.podman(['push', '--tls-verify=false', id, `docker://${host}/ro/app:v1`], { allowFailure: true }), message);
   });

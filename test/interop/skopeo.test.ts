@@ -62,7 +62,11 @@ describe('skopeo against berth serve', () => {
     await pullLayout('interop/round-trip:v1', out, 'pulled');
 
     assert.equal(taggedDescriptor(out, 'pulled').digest, image.manifest.digest);
-    assertSameBlobs(dir, out, [image.manifest, image.config, ...image.layers].map((d) => d.digest));
+    assertSameBlobs(
+      dir,
+      out,
+      [image.manifest, image.config, ...image.layers].map((d) => d.digest),
+    );
   });
 
   it('copies a linux/amd64 + linux/arm64 image index with --all, keeping the index and both child manifests', async () => {
@@ -79,13 +83,18 @@ describe('skopeo against berth serve', () => {
     const pulled = taggedDescriptor(out, 'pulled');
     assert.equal(pulled.digest, index.digest);
     assert.equal(pulled.mediaType, OCI_INDEX);
-    const children = (JSON.parse(readBlob(out, index.digest).toString()) as { manifests: { digest: string; platform: unknown }[] }).manifests;
+    const children = (JSON.parse(readBlob(out, index.digest).toString()) as { manifests: { digest: string; platform: unknown }[] })
+      .manifests;
     assert.deepEqual(
       children.map((c) => [c.digest, c.platform]),
       images.map((image, i) => [image.manifest.digest, platforms[i]]),
     );
     const expected = [index, ...images.flatMap((image) => [image.manifest, image.config, ...image.layers])];
-    assertSameBlobs(dir, out, expected.map((d) => d.digest));
+    assertSameBlobs(
+      dir,
+      out,
+      expected.map((d) => d.digest),
+    );
     // Each child is also addressable on its own by digest.
     for (const image of images) {
       const raw = await inspect(`interop/multi@${image.manifest.digest}`, ['--raw']);
@@ -134,7 +143,9 @@ describe('skopeo against berth serve', () => {
       assert.notEqual(res.code, 0, `inspect ${ref} should fail after delete`);
       assert.match(res.stderr, /manifest unknown/);
     }
-    const listed = JSON.parse((await sandbox.skopeo(['list-tags', '--tls-verify=false', remote('interop/delete')])).stdout) as { Tags: string[] };
+    const listed = JSON.parse((await sandbox.skopeo(['list-tags', '--tls-verify=false', remote('interop/delete')])).stdout) as {
+      Tags: string[];
+    };
     assert.deepEqual(listed.Tags, []);
   });
 
@@ -179,7 +190,10 @@ describe('skopeo against berth serve', () => {
 
     const raw = await inspect('interop/docker-list:v1', ['--raw']);
     assert.equal(sha256(raw), readFileSync(digestFile, 'utf8').trim());
-    const list = JSON.parse(raw) as { mediaType: string; manifests: { mediaType: string; digest: string; platform: { architecture: string } }[] };
+    const list = JSON.parse(raw) as {
+      mediaType: string;
+      manifests: { mediaType: string; digest: string; platform: { architecture: string } }[];
+    };
     assert.equal(list.mediaType, DOCKER_LIST);
     assert.deepEqual(
       list.manifests.map((m) => [m.mediaType, m.platform.architecture]),
@@ -189,7 +203,15 @@ describe('skopeo against berth serve', () => {
       ],
     );
     // Out and back in under another name with --preserve-digests: nothing may change.
-    await sandbox.skopeo(['copy', '--all', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', remote('interop/docker-list:v1'), remote('interop/docker-list-copy:v1')]);
+    await sandbox.skopeo([
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      remote('interop/docker-list:v1'),
+      remote('interop/docker-list-copy:v1'),
+    ]);
     assert.equal(await inspect('interop/docker-list-copy:v1', ['--raw']), raw);
     for (const [i, child] of list.manifests.entries()) {
       const childRaw = await inspect(`interop/docker-list-copy@${child.digest}`, ['--raw']);
@@ -227,7 +249,11 @@ describe('skopeo against berth serve', () => {
     const out = sandbox.path('out', 'artifact');
     await pullLayout('interop/artifact:v1', out, 'pulled');
     assert.equal(taggedDescriptor(out, 'pulled').digest, artifact.manifest.digest);
-    assertSameBlobs(dir, out, [artifact.manifest, artifact.config, ...artifact.layers].map((d) => d.digest));
+    assertSameBlobs(
+      dir,
+      out,
+      [artifact.manifest, artifact.config, ...artifact.layers].map((d) => d.digest),
+    );
   });
 
   it('pushing an image that is already there uploads nothing: every blob HEAD answers 200', async () => {
@@ -275,7 +301,11 @@ describe('skopeo against berth serve', () => {
     const out = sandbox.path('out', 'retag-old');
     await pullLayout(`${repo}@${first.image.manifest.digest}`, out, 'old');
     assert.equal(taggedDescriptor(out, 'old').digest, first.image.manifest.digest);
-    assertSameBlobs(first.dir, out, [first.image.manifest, first.image.config, ...first.image.layers].map((d) => d.digest));
+    assertSameBlobs(
+      first.dir,
+      out,
+      [first.image.manifest, first.image.config, ...first.image.layers].map((d) => d.digest),
+    );
   });
 
   it('streams a ~20 MB layer with POST → PATCH → PUT and pulls it back intact', async () => {
@@ -308,7 +338,9 @@ describe('skopeo against berth serve', () => {
 
     const requests = requestsSince(berth.output(), mark);
     for (const layer of image.layers) {
-      const mount = requests.find((r) => r.method === 'POST' && r.url.startsWith('/v2/interop/mount-b/blobs/uploads/?') && mountedDigest(r.url) === layer.digest);
+      const mount = requests.find(
+        (r) => r.method === 'POST' && r.url.startsWith('/v2/interop/mount-b/blobs/uploads/?') && mountedDigest(r.url) === layer.digest,
+      );
       assert.ok(mount, `layer ${layer.digest} was mounted`);
       assert.equal(mount.status, 201);
       assert.ok(!requests.some((r) => r.method === 'PUT' && r.url.includes(encodeURIComponent(layer.digest))), 'and not uploaded');
@@ -316,7 +348,11 @@ describe('skopeo against berth serve', () => {
     for (const repo of ['mount-a', 'mount-b']) {
       const out = sandbox.path('out', repo);
       await pullLayout(`interop/${repo}:v1`, out, 'pulled');
-      assertSameBlobs(dir, out, [image.manifest, image.config, ...image.layers].map((d) => d.digest));
+      assertSameBlobs(
+        dir,
+        out,
+        [image.manifest, image.config, ...image.layers].map((d) => d.digest),
+      );
     }
   });
 });

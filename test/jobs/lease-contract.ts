@@ -52,7 +52,10 @@ export function leaseContract(backend: string, deploy: () => Promise<LeaseDeploy
 
     it('of concurrent acquirers on two stores over the same database exactly one gets a free lease, and both see the winner', async () => {
       const now = Date.now();
-      const acquirers = Array.from({ length: 10 }, (_, i) => ({ store: i % 2 === 0 ? stores.leases : replica.leases, holder: `replica-${i % 2}-${i}` }));
+      const acquirers = Array.from({ length: 10 }, (_, i) => ({
+        store: i % 2 === 0 ? stores.leases : replica.leases,
+        holder: `replica-${i % 2}-${i}`,
+      }));
       const results = await Promise.all(acquirers.map((a) => a.store.tryAcquire('race-replicas', a.holder, now, now + 60_000)));
       assert.equal(results.filter(Boolean).length, 1);
       const winner = acquirers[results.indexOf(true)]!.holder;
@@ -75,10 +78,14 @@ export function leaseContract(backend: string, deploy: () => Promise<LeaseDeploy
       assert.equal(await store.renew('renewal', 'first', now + 10_000), true);
       assert.equal(await store.holder('renewal', now + 5_000), 'first', 'renewed past its first expiry');
       assert.equal(await replica.leases.tryAcquire('renewal', 'second', now + 5_000, now + 60_000), false, 'a renewed lease is not free');
-      assert.equal(await replica.leases.tryAcquire('renewal', 'second', now + 20_000, now + 60_000), true, 'expired after the renewal: taken over');
+      assert.equal(
+        await replica.leases.tryAcquire('renewal', 'second', now + 20_000, now + 60_000),
+        true,
+        'expired after the renewal: taken over',
+      );
       assert.equal(await store.renew('renewal', 'first', now + 90_000), false, 'the old holder cannot renew after the takeover');
       assert.equal(await store.holder('renewal', now + 30_000), 'second');
-      assert.equal(await store.holder('renewal', now + 61_000), null, 'the failed renewal did not extend the new holder\'s lease');
+      assert.equal(await store.holder('renewal', now + 61_000), null, "the failed renewal did not extend the new holder's lease");
     });
 
     it('only the holder can release a lease; released, it is free for anyone', async () => {

@@ -64,14 +64,26 @@ describe('Scheduler: leased jobs and their run history', () => {
     const scheduler = new Scheduler(silent, replicas[0]!.leases, replicas[0]!.jobs);
     scheduler.add({ name: 'broken', schedule: { everyMs: 3_600_000 }, run: async () => Promise.reject(new Error('disk on fire')) });
     let idle = true;
-    scheduler.add({ name: 'ticker', schedule: { everyMs: 3_600_000 }, history: 'work', scope: 'process', run: async () => ({ idle, summary: { idle } }) });
+    scheduler.add({
+      name: 'ticker',
+      schedule: { everyMs: 3_600_000 },
+      history: 'work',
+      scope: 'process',
+      run: async () => ({ idle, summary: { idle } }),
+    });
     await scheduler.runNow('broken');
     await scheduler.runNow('ticker');
     idle = false;
     await scheduler.runNow('ticker');
     const broken = await replicas[0]!.jobs.list(10, 'broken');
-    assert.deepEqual(broken.map((r) => [r.outcome, r.summary]), [['failed', { error: 'disk on fire' }]]);
-    assert.deepEqual((await replicas[0]!.jobs.list(10, 'ticker')).map((r) => r.summary), [{ idle: false }]);
+    assert.deepEqual(
+      broken.map((r) => [r.outcome, r.summary]),
+      [['failed', { error: 'disk on fire' }]],
+    );
+    assert.deepEqual(
+      (await replicas[0]!.jobs.list(10, 'ticker')).map((r) => r.summary),
+      [{ idle: false }],
+    );
     assert.equal(await replicas[0]!.leases.holder('ticker', Date.now()), null, 'a process-scope job takes no lease');
     await scheduler.stop();
   });
@@ -79,11 +91,26 @@ describe('Scheduler: leased jobs and their run history', () => {
   it('a tick whose job says it has no work takes no lease and does not run; runNow runs it anyway', async () => {
     const acquired: string[] = [];
     const store = replicas[0]!.leases;
-    const counting = { ...store, holder: store.holder.bind(store), renew: store.renew.bind(store), release: store.release.bind(store), tryAcquire: (name: string, holder: string, now: number, until: number) => (acquired.push(name), store.tryAcquire(name, holder, now, until)) };
+    const counting = {
+      ...store,
+      holder: store.holder.bind(store),
+      renew: store.renew.bind(store),
+      release: store.release.bind(store),
+      tryAcquire: (name: string, holder: string, now: number, until: number) => (
+        acquired.push(name),
+        store.tryAcquire(name, holder, now, until)
+      ),
+    };
     const scheduler = new Scheduler(silent, counting, replicas[0]!.jobs);
     let work = false;
     let runs = 0;
-    scheduler.add({ name: 'frequent', schedule: { everyMs: 50 }, history: 'work', hasWork: async () => work, run: async () => ({ idle: !work, summary: { runs: ++runs } }) });
+    scheduler.add({
+      name: 'frequent',
+      schedule: { everyMs: 50 },
+      history: 'work',
+      hasWork: async () => work,
+      run: async () => ({ idle: !work, summary: { runs: ++runs } }),
+    });
     scheduler.start();
     await sleep(400);
     assert.deepEqual([runs, acquired.length], [0, 0], 'no work: neither a run nor a lease');
@@ -130,11 +157,15 @@ describe('an idle server writes no leases', () => {
     try {
       await sleep(1_500);
       const frequent = ['events', 'replication', 'supply-chain'];
-      assert.deepEqual(taken.filter((n) => frequent.includes(n)), [], `idle for 1.5 s at 200 ms ticks; leases taken: ${taken.join(', ')}`);
+      assert.deepEqual(
+        taken.filter((n) => frequent.includes(n)),
+        [],
+        `idle for 1.5 s at 200 ms ticks; leases taken: ${taken.join(', ')}`,
+      );
       await reg.client.pushImage('idle/app', 'v1', makeImage());
       const deadline = Date.now() + 5_000;
       while (!taken.includes('events') && Date.now() < deadline) await sleep(50);
-      assert.ok(taken.includes('events'), 'the push\'s events were dispatched under the events lease');
+      assert.ok(taken.includes('events'), "the push's events were dispatched under the events lease");
     } finally {
       leases.tryAcquire = tryAcquire;
     }
@@ -144,12 +175,15 @@ describe('an idle server writes no leases', () => {
 describe('GET /api/v1/jobs and berth jobs', () => {
   const reg = useServer({ gc: { enabled: true, schedule: '0 4 * * *' } });
 
-  it('lists the server\'s jobs and their recorded runs', async () => {
+  it("lists the server's jobs and their recorded runs", async () => {
     await reg.server.scheduler.runNow('upload-purge');
     await reg.server.scheduler.runNow('gc');
     const res = await fetch(`${reg.url}/api/v1/jobs`);
     assert.equal(res.status, 200);
-    const body = (await res.json()) as { jobs: { name: string; scope: string }[]; runs: { job: string; outcome: string; summary: unknown }[] };
+    const body = (await res.json()) as {
+      jobs: { name: string; scope: string }[];
+      runs: { job: string; outcome: string; summary: unknown }[];
+    };
     assert.deepEqual(body.jobs.map((j) => j.name).sort(), [
       'events',
       'events-prune',
@@ -173,7 +207,10 @@ describe('GET /api/v1/jobs and berth jobs', () => {
     assert.deepEqual(purge?.summary, { purged: 0 });
     assert.equal(body.runs.find((r) => r.job === 'gc')?.outcome, 'ok');
     const only = (await (await fetch(`${reg.url}/api/v1/jobs?job=gc&limit=1`)).json()) as { runs: { job: string }[] };
-    assert.deepEqual(only.runs.map((r) => r.job), ['gc']);
+    assert.deepEqual(
+      only.runs.map((r) => r.job),
+      ['gc'],
+    );
   });
 
   it('refuses an unknown job (404 NOT_FOUND) and a bad limit (400 INVALID_ARGUMENT)', async () => {
@@ -189,10 +226,19 @@ describe('GET /api/v1/jobs and berth jobs', () => {
 
   it('berth jobs prints the same history from the database', async () => {
     const { driver, url } = reg.server.config.metadata;
-    const env = { ...process.env, BERTH_DATA_DIR: reg.server.dataDir, BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}) };
-    const run = (args: string[]) => exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'jobs', ...args], { cwd: ROOT, env });
+    const env = {
+      ...process.env,
+      BERTH_DATA_DIR: reg.server.dataDir,
+      BERTH_METADATA_DRIVER: driver,
+      ...(url ? { BERTH_METADATA_URL: url } : {}),
+    };
+    const run = (args: string[]) =>
+      exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'jobs', ...args], { cwd: ROOT, env });
     const json = JSON.parse((await run(['--json', '--job', 'gc'])).stdout) as { job: string; outcome: string }[];
-    assert.deepEqual(json.map((r) => [r.job, r.outcome]), [['gc', 'ok']]);
+    assert.deepEqual(
+      json.map((r) => [r.job, r.outcome]),
+      [['gc', 'ok']],
+    );
     assert.match((await run([])).stdout, /upload-purge\s+skipped/);
     await assert.rejects(run(['--limit', '0']), (err: { code: number; stderr: string }) => err.code === 2 && /--limit/.test(err.stderr));
   });

@@ -97,7 +97,8 @@ function operations(store: MetadataStore) {
       }),
     createUpload: (upload: Omit<UploadRecord, 'updatedAt'>) => store.uploads.create(upload),
     getUpload: (id: string) => store.uploads.get(id),
-    updateUpload: (id: string, expected: number, size: number, staging: unknown, writer?: string) => store.uploads.update(id, expected, size, staging, writer),
+    updateUpload: (id: string, expected: number, size: number, staging: unknown, writer?: string) =>
+      store.uploads.update(id, expected, size, staging, writer),
     claimUpload: (id: string, writer: string, now: number, until: number) => store.uploads.claim(id, writer, now, until),
     unclaimUpload: (id: string, writer: string) => store.uploads.unclaim(id, writer),
     deleteUpload: (id: string) => store.uploads.delete(id),
@@ -122,7 +123,8 @@ function operations(store: MetadataStore) {
         });
         return { ok: true };
       } catch (err) {
-        if (err && typeof err === 'object' && missingMarker in err) return { ok: false, missing: (err as Record<symbol, ManifestReference[]>)[missingMarker]! };
+        if (err && typeof err === 'object' && missingMarker in err)
+          return { ok: false, missing: (err as Record<symbol, ManifestReference[]>)[missingMarker]! };
         throw err;
       }
     },
@@ -146,7 +148,8 @@ function operations(store: MetadataStore) {
         if (id !== null) await tx.manifests.deleteTags(id, tags);
       }),
     listTags: (repository: string, page: { limit: number; after?: string }) => store.manifests.tags(repository, page),
-    listReferrers: (repository: string, subject: string, artifactType?: string) => store.manifests.referrers(repository, subject, artifactType),
+    listReferrers: (repository: string, subject: string, artifactType?: string) =>
+      store.manifests.referrers(repository, subject, artifactType),
     check: () => store.check(),
   };
 }
@@ -380,13 +383,28 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         for (const [i, id] of ids.entries()) {
           await store.createUpload({ id, repository: r, size: 0, staging: null, createdAt: new Date(Date.UTC(2001, 0, 1 + i)) });
         }
-        await store.createUpload({ id: `fresh-${randomBytes(4).toString('hex')}`, repository: r, size: 0, staging: null, createdAt: new Date(Date.UTC(2001, 6, 1)) });
+        await store.createUpload({
+          id: `fresh-${randomBytes(4).toString('hex')}`,
+          repository: r,
+          size: 0,
+          staging: null,
+          createdAt: new Date(Date.UTC(2001, 6, 1)),
+        });
         const cutoff = new Date(Date.UTC(2001, 1, 1));
-        assert.deepEqual((await store.listUploadsOlderThan(cutoff, 10)).map((u) => u.id), ids);
-        assert.deepEqual((await store.listUploadsOlderThan(cutoff, 2)).map((u) => u.id), ids.slice(0, 2));
+        assert.deepEqual(
+          (await store.listUploadsOlderThan(cutoff, 10)).map((u) => u.id),
+          ids,
+        );
+        assert.deepEqual(
+          (await store.listUploadsOlderThan(cutoff, 2)).map((u) => u.id),
+          ids.slice(0, 2),
+        );
         // An update refreshes the session: it is no longer stale.
         assert.equal(await store.updateUpload(ids[0]!, 0, 1, null), true);
-        assert.deepEqual((await store.listUploadsOlderThan(cutoff, 10)).map((u) => u.id), ids.slice(1));
+        assert.deepEqual(
+          (await store.listUploadsOlderThan(cutoff, 10)).map((u) => u.id),
+          ids.slice(1),
+        );
         for (const id of ids) await store.deleteUpload(id);
       });
     });
@@ -432,7 +450,11 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         });
         const before = Date.now();
         assert.deepEqual(await store.putManifest(m), { ok: true });
-        for (const got of [await store.getManifest(r, m.digest), await store.getManifestByTag(r, 'v1'), await store.getManifestByTag(r, 'latest')]) {
+        for (const got of [
+          await store.getManifest(r, m.digest),
+          await store.getManifestByTag(r, 'v1'),
+          await store.getManifestByTag(r, 'latest'),
+        ]) {
           assert.ok(got);
           assert.equal(got.repository, r);
           assert.equal(got.digest, m.digest);
@@ -485,7 +507,7 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         assert.deepEqual((await store.listTags(r, { limit: 10 })).items, ['latest', 'v1']);
       });
 
-      it('deleteManifest removes the manifest and its tags, not other manifests\' tags', async () => {
+      it("deleteManifest removes the manifest and its tags, not other manifests' tags", async () => {
         const r = repo('delete');
         const [m1, m2] = [manifest(r, { tags: ['a', 'b'], references: await blobsIn(store, r) }), manifest(r, { tags: ['c'] })];
         await store.putManifest(m1);
@@ -544,7 +566,11 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
           const pages = await collectPages((last) => store.listTags(r, { limit: n, after: last }), n);
           assert.deepEqual(pages.flat(), sorted, `n=${n}`);
         }
-        assert.deepEqual(await store.listTags(r, { limit: TAGS.length }), { items: sorted, more: false }, 'a page that ends exactly at the end has more=false');
+        assert.deepEqual(
+          await store.listTags(r, { limit: TAGS.length }),
+          { items: sorted, more: false },
+          'a page that ends exactly at the end has more=false',
+        );
         assert.deepEqual(await store.listTags(r, { limit: TAGS.length - 1 }), { items: sorted.slice(0, -1), more: true });
       });
 
@@ -574,7 +600,10 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
           const pages = await collectPages((last) => operations(own.store).listRepositories({ limit: n, after: last }), n);
           assert.deepEqual(pages.flat(), sorted, `n=${n}`);
         }
-        assert.deepEqual(await operations(own.store).listRepositories({ limit: 2, after: 'a/b' }), { items: sorted.slice(sorted.indexOf('a/b') + 1, sorted.indexOf('a/b') + 3), more: true });
+        assert.deepEqual(await operations(own.store).listRepositories({ limit: 2, after: 'a/b' }), {
+          items: sorted.slice(sorted.indexOf('a/b') + 1, sorted.indexOf('a/b') + 3),
+          more: true,
+        });
         for (const name of names) assert.equal(await operations(own.store).repositoryExists(name), true);
         assert.equal(await operations(own.store).repositoryExists('a/c'), false);
       });
@@ -594,7 +623,13 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
 
         const all = await store.listReferrers(r, subject.digest);
         const expected = [sig, sbom, plain]
-          .map((m) => ({ digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, size: m.size, annotations: m.annotations }))
+          .map((m) => ({
+            digest: m.digest,
+            mediaType: m.mediaType,
+            artifactType: m.artifactType,
+            size: m.size,
+            annotations: m.annotations,
+          }))
           .sort((a, b) => (a.digest < b.digest ? -1 : 1));
         assert.deepEqual(all, expected);
         assert.deepEqual(
@@ -634,7 +669,8 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         const holding = { a: false, b: false };
         const attempts = { a: 0, b: 0 };
         const otherHolds = async (other: 'a' | 'b') => {
-          for (const start = Date.now(); !holding[other] && Date.now() - start < 500; ) await new Promise((resolve) => setTimeout(resolve, 5));
+          for (const start = Date.now(); !holding[other] && Date.now() - start < 500;)
+            await new Promise((resolve) => setTimeout(resolve, 5));
         };
         const crosswise = (me: 'a' | 'b', other: 'a' | 'b', [mine, theirs]: string[]) =>
           subject.store.transaction(async (tx) => {
@@ -648,7 +684,12 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         await Promise.all([crosswise('a', 'b', [first, second]), crosswise('b', 'a', [second, first])]);
         const dialect = (subject.store as KyselyMetadataStore).dialect;
         if (dialect === 'sqlite') assert.deepEqual(attempts, { a: 1, b: 1 }, 'SQLite runs writers one at a time');
-        else assert.equal(attempts.a + attempts.b, 3, `${dialect}: one of the two was aborted for the deadlock and ran again (${JSON.stringify(attempts)})`);
+        else
+          assert.equal(
+            attempts.a + attempts.b,
+            3,
+            `${dialect}: one of the two was aborted for the deadlock and ran again (${JSON.stringify(attempts)})`,
+          );
         assert.deepEqual(await store.getLinkedBlob(r, first), { size: 1 });
       });
 
@@ -672,7 +713,9 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         await subject.outbox.sequence(10_000);
         const start = (await subject.outbox.status()).lastSeq;
         for (let i = 0; i < 3; i++) {
-          await subject.store.transaction((tx) => tx.events.append([{ type: 'tag.created', repository: r, tag: `t${i}`, digest: randomDigest() }], i === 0 ? 'alice' : null));
+          await subject.store.transaction((tx) =>
+            tx.events.append([{ type: 'tag.created', repository: r, tag: `t${i}`, digest: randomDigest() }], i === 0 ? 'alice' : null),
+          );
         }
         assert.equal((await subject.outbox.status()).unsequenced, 3);
         assert.deepEqual(await subject.outbox.read(start, 10), [], 'unpositioned events are not delivered');
@@ -680,8 +723,14 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         assert.equal(await subject.outbox.sequence(10), 1);
         assert.equal(await subject.outbox.sequence(10), 0, 'each event is positioned once');
         const events = await subject.outbox.read(start, 10);
-        assert.deepEqual(events.map((e) => e.seq), [start + 1, start + 2, start + 3]);
-        assert.deepEqual(events.map((e) => (e.event as { tag: string }).tag), ['t0', 't1', 't2']);
+        assert.deepEqual(
+          events.map((e) => e.seq),
+          [start + 1, start + 2, start + 3],
+        );
+        assert.deepEqual(
+          events.map((e) => (e.event as { tag: string }).tag),
+          ['t0', 't1', 't2'],
+        );
         assert.equal(events[0]!.actor, 'alice');
         assert.equal(events[1]!.actor, null);
         assert.ok(events.every((e) => Math.abs(e.at - Date.now()) < 60_000));
@@ -693,7 +742,11 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         assert.equal(await subject.outbox.position(a), start + 3);
         assert.ok((await subject.outbox.prune([a, b], Date.now() + 1000)) >= 1);
         assert.equal((await subject.outbox.read(0, 1))[0]?.seq, start + 2, 'everything both consumers passed is gone');
-        assert.deepEqual((await subject.outbox.read(start, 10)).map((e) => e.seq), [start + 2, start + 3], 'what b has not passed stays');
+        assert.deepEqual(
+          (await subject.outbox.read(start, 10)).map((e) => e.seq),
+          [start + 2, start + 3],
+          'what b has not passed stays',
+        );
         assert.equal(await subject.outbox.prune([a, b], 0), 0, 'nothing younger than the cutoff goes');
       });
 
@@ -719,9 +772,14 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
           { repository: r, digest, pulls: 3, lastPulledAt: 1000 },
           { repository: repo('no-such-repository'), digest, pulls: 1, lastPulledAt: 1 },
         ]);
-        const db = (subject.store as KyselyMetadataStore).db as unknown as Kysely<{ pull_stats: { digest: string; pulls: number; last_pulled_at: number } }>;
+        const db = (subject.store as KyselyMetadataStore).db as unknown as Kysely<{
+          pull_stats: { digest: string; pulls: number; last_pulled_at: number };
+        }>;
         const row = await db.selectFrom('pull_stats').select(['pulls', 'last_pulled_at']).where('digest', '=', digest).execute();
-        assert.deepEqual(row.map((x) => ({ pulls: Number(x.pulls), last: Number(x.last_pulled_at) })), [{ pulls: 5, last: 2000 }]);
+        assert.deepEqual(
+          row.map((x) => ({ pulls: Number(x.pulls), last: Number(x.last_pulled_at) })),
+          [{ pulls: 5, last: 2000 }],
+        );
       });
 
       it('job runs are recorded, listed newest first and pruned keeping the newest', async () => {
@@ -731,10 +789,19 @@ export function runMetadataContract(name: string, factory: ContractFactory): voi
         const second = await subject.jobs.start(job, 'host:1', new Date(Date.UTC(2001, 0, 2)));
         await subject.jobs.finish(second, 'failed', { error: 'boom' }, new Date(Date.UTC(2001, 0, 2, 0, 1)));
         const runs = await subject.jobs.list(10, job);
-        assert.deepEqual(runs.map((r) => [r.id, r.outcome, r.summary]), [[second, 'failed', { error: 'boom' }], [first, 'ok', { purged: 3 }]]);
+        assert.deepEqual(
+          runs.map((r) => [r.id, r.outcome, r.summary]),
+          [
+            [second, 'failed', { error: 'boom' }],
+            [first, 'ok', { purged: 3 }],
+          ],
+        );
         assert.equal(runs[1]!.finishedAt?.getTime(), Date.UTC(2001, 0, 1, 0, 1));
         assert.equal(await subject.jobs.prune(new Date(), 1), 1);
-        assert.deepEqual((await subject.jobs.list(10, job)).map((r) => r.id), [second]);
+        assert.deepEqual(
+          (await subject.jobs.list(10, job)).map((r) => r.id),
+          [second],
+        );
       });
     });
 

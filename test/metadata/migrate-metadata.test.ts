@@ -70,16 +70,33 @@ describe('berth migrate-metadata --from sqlite:… --to postgres://…', () => {
     const index = jsonBlob({
       schemaVersion: 2,
       mediaType: OCI_INDEX,
-      manifests: children.map((c, i) => ({ mediaType: c.mediaType, digest: c.manifest.digest, size: c.manifest.size, platform: { os: 'linux', architecture: ['amd64', 'arm64'][i] } })),
+      manifests: children.map((c, i) => ({
+        mediaType: c.mediaType,
+        digest: c.manifest.digest,
+        size: c.manifest.size,
+        platform: { os: 'linux', architecture: ['amd64', 'arm64'][i] },
+      })),
     });
     assert.equal((await client.pushManifest('multi/arch', 'latest', index, OCI_INDEX)).status, 201);
     pushed.push({ repo: 'multi/arch', tag: 'latest', manifest: index, mediaType: OCI_INDEX, blobs: [] });
     subject = makeImage();
     await client.pushImage('signed/app', 'v1', subject);
-    const signature = makeImage({ layers: 1, artifactType: 'application/vnd.example.signature', subject: { digest: subject.manifest.digest, size: subject.manifest.size, mediaType: subject.mediaType } });
+    const signature = makeImage({
+      layers: 1,
+      artifactType: 'application/vnd.example.signature',
+      subject: { digest: subject.manifest.digest, size: subject.manifest.size, mediaType: subject.mediaType },
+    });
     await client.pushImage('signed/app', 'sig', signature);
-    pushed.push({ repo: 'signed/app', tag: 'sig', manifest: signature.manifest, mediaType: signature.mediaType, blobs: [signature.config, ...signature.layers] });
-    const mount = await client.fetch(`/v2/mounted/copy/blobs/uploads/?mount=${pushed[0]!.blobs[1]!.digest}&from=library/alpine`, { method: 'POST' });
+    pushed.push({
+      repo: 'signed/app',
+      tag: 'sig',
+      manifest: signature.manifest,
+      mediaType: signature.mediaType,
+      blobs: [signature.config, ...signature.layers],
+    });
+    const mount = await client.fetch(`/v2/mounted/copy/blobs/uploads/?mount=${pushed[0]!.blobs[1]!.digest}&from=library/alpine`, {
+      method: 'POST',
+    });
     assert.equal(mount.status, 201);
     // An upload left half-way: it must be resumable on the PostgreSQL server.
     const started = await client.fetch('/v2/resume/me/blobs/uploads/', { method: 'POST' });
@@ -202,9 +219,23 @@ describe('copy order', () => {
         { child: 'repository_blobs', parent: 'blobs' },
       ],
     );
-    for (const [child, parent] of [['tags', 'manifests'], ['manifests', 'repositories'], ['repository_blobs', 'blobs']] as const) {
+    for (const [child, parent] of [
+      ['tags', 'manifests'],
+      ['manifests', 'repositories'],
+      ['repository_blobs', 'blobs'],
+    ] as const) {
       assert.ok(order.indexOf(parent) < order.indexOf(child), `${parent} before ${child}: ${order.join(', ')}`);
     }
-    assert.throws(() => topologicalOrder(['a', 'b'], [{ child: 'a', parent: 'b' }, { child: 'b', parent: 'a' }]), /cycle/);
+    assert.throws(
+      () =>
+        topologicalOrder(
+          ['a', 'b'],
+          [
+            { child: 'a', parent: 'b' },
+            { child: 'b', parent: 'a' },
+          ],
+        ),
+      /cycle/,
+    );
   });
 });

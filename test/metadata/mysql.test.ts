@@ -55,7 +55,17 @@ describe('MySQL schema', () => {
         select table_name as t, referenced_table_name as p from information_schema.referential_constraints
         where constraint_schema = database() order by table_name, referenced_table_name`.execute(db);
       const edges = rows.map((r) => `${r.t}->${r.p}`);
-      for (const edge of ['repository_blobs->blobs', 'repository_blobs->repositories', 'manifests->repositories', 'tags->manifests', 'manifest_references->manifests', 'project_members->projects', 'project_members->users', 'robots->projects', 'refresh_tokens->users']) {
+      for (const edge of [
+        'repository_blobs->blobs',
+        'repository_blobs->repositories',
+        'manifests->repositories',
+        'tags->manifests',
+        'manifest_references->manifests',
+        'project_members->projects',
+        'project_members->users',
+        'robots->projects',
+        'refresh_tokens->users',
+      ]) {
         assert.ok(edges.includes(edge), `${edge} in ${edges.join(', ')}`);
       }
     } finally {
@@ -66,7 +76,13 @@ describe('MySQL schema', () => {
   it('BIGINT and SUM values come back as numbers; unsafe integers are refused', async () => {
     const db = createMysqlKysely(mysqlOptions(database.url));
     try {
-      const { rows } = await sql<{ n: unknown; big: unknown; total: unknown }>`select count(*) as n, cast(9007199254740991 as signed) as big, sum(cast(2 as signed)) as total from (select 1 as x) one`.execute(db);
+      const { rows } = await sql<{
+        n: unknown;
+        big: unknown;
+        total: unknown;
+      }>`select count(*) as n, cast(9007199254740991 as signed) as big, sum(cast(2 as signed)) as total from (select 1 as x) one`.execute(
+        db,
+      );
       assert.deepEqual(rows[0], { n: 1, big: Number.MAX_SAFE_INTEGER, total: 2 });
       await assert.rejects(sql`select cast(9007199254740993 as signed) as big`.execute(db), /does not fit a JavaScript number/);
     } finally {
@@ -87,10 +103,22 @@ describe('MySQL schema', () => {
       assert.equal(await auth.createProject({ name: 'proj', public: true, createdBy: 'alice' }, 'alice'), false);
       await auth.setMember('proj', 'alice', 'developer' as never);
       assert.equal(await auth.getRole('proj', 'alice'), 'developer');
-      const robot = { name: 'bot', project: 'proj', secretHash: 'h', permissions: [], description: null, expiresAt: null, createdBy: 'alice' };
+      const robot = {
+        name: 'bot',
+        project: 'proj',
+        secretHash: 'h',
+        permissions: [],
+        description: null,
+        expiresAt: null,
+        createdBy: 'alice',
+      };
       assert.equal(await auth.createRobot(robot), true);
       assert.equal(await auth.createRobot(robot), false);
-      await assert.rejects(auth.createRobot({ ...robot, name: 'bot2', project: 'no-such-project' }), /foreign key/i, 'other errors are not swallowed');
+      await assert.rejects(
+        auth.createRobot({ ...robot, name: 'bot2', project: 'no-such-project' }),
+        /foreign key/i,
+        'other errors are not swallowed',
+      );
       assert.equal(await auth.deleteProject('proj'), true);
       assert.equal(await auth.deleteUser('alice'), true);
     } finally {

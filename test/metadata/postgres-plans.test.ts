@@ -75,7 +75,9 @@ describe('PostgreSQL query plans with 50,000 tags', () => {
     await run();
     assert.ok(capture.last, 'the store issued a query');
     const compiled = db.getExecutor().compileQuery(capture.last, { queryId: 'explain' });
-    const { rows } = await db.executeQuery<{ 'QUERY PLAN': string }>(CompiledQuery.raw(`explain (analyze, costs off) ${compiled.sql}`, [...compiled.parameters]));
+    const { rows } = await db.executeQuery<{ 'QUERY PLAN': string }>(
+      CompiledQuery.raw(`explain (analyze, costs off) ${compiled.sql}`, [...compiled.parameters]),
+    );
     return rows.map((r) => r['QUERY PLAN']).join('\n');
   }
 
@@ -102,12 +104,14 @@ describe('PostgreSQL query plans with 50,000 tags', () => {
     console.log(`tag page plan:\n${plan}`);
     assert.doesNotMatch(plan, /Seq Scan on tags/);
     assert.match(plan, /Index (Only )?Scan using tags_pk on tags/);
-    assert.doesNotMatch(plan, /Sort Method/, 'rows come in index order; no sort over the repository\'s tags');
+    assert.doesNotMatch(plan, /Sort Method/, "rows come in index order; no sort over the repository's tags");
 
     const middle = await medianMs(() => store.manifests.tags(REPOSITORY, { limit: 100, after: 'v025000' }));
     const first = await medianMs(() => store.manifests.tags(REPOSITORY, { limit: 100 }));
     const last = await medianMs(() => store.manifests.tags(REPOSITORY, { limit: 100, after: 'v049950' }));
-    console.log(`tag page timings (median of 25, ${TAG_COUNT} tags): first page ${first} ms, last=v025000 ${middle} ms, last page ${last} ms`);
+    console.log(
+      `tag page timings (median of 25, ${TAG_COUNT} tags): first page ${first} ms, last=v025000 ${middle} ms, last page ${last} ms`,
+    );
     assert.ok(middle < 250, `a tag page took ${middle} ms`);
   });
 

@@ -49,7 +49,10 @@ describe('PostgreSQL schema', () => {
   it('BIGINT values come back as numbers (count(*) included)', async () => {
     const db = createPostgresKysely(postgresOptions(database.url));
     try {
-      const { rows } = await sql<{ n: unknown; big: unknown }>`select count(*) as n, 9007199254740991::bigint as big from (values (1)) as one(x)`.execute(db);
+      const { rows } = await sql<{
+        n: unknown;
+        big: unknown;
+      }>`select count(*) as n, 9007199254740991::bigint as big from (values (1)) as one(x)`.execute(db);
       assert.deepEqual(rows[0], { n: 1, big: Number.MAX_SAFE_INTEGER });
     } finally {
       await db.destroy();

@@ -35,12 +35,16 @@ describe('precompiled queries', () => {
   });
 
   it('keeps the constants the builder bound itself', async () => {
-    const olderIn = precompiled(db, (city: string) => db.selectFrom('people').select('name').where('city', '=', city).where('age', '>', 40));
+    const olderIn = precompiled(db, (city: string) =>
+      db.selectFrom('people').select('name').where('city', '=', city).where('age', '>', 40),
+    );
     assert.deepEqual(await olderIn('london'), [{ name: 'alan' }]);
   });
 
   it('refuses a builder that uses an argument twice or not at all, instead of binding wrong values', async () => {
-    const twice = precompiled(db, (name: string) => db.selectFrom('people').select('age').where('name', '=', name).where('city', '=', name));
+    const twice = precompiled(db, (name: string) =>
+      db.selectFrom('people').select('age').where('name', '=', name).where('city', '=', name),
+    );
     await assert.rejects(twice('ada'), /argument 0 2 times/);
     const unused = precompiled(db, (_name: string) => db.selectFrom('people').select('age'));
     await assert.rejects(unused('ada'), /argument 0 0 times/);

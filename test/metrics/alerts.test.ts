@@ -8,7 +8,9 @@ import { ROOT, startTestServer, type TestServer } from '../helpers/server.js';
 import { families, scrape } from './support.js';
 
 const PROMETHEUS = path.join(ROOT, 'examples/prometheus');
-const rules = (YAML.parse(readFileSync(path.join(PROMETHEUS, 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
+const rules = (
+  YAML.parse(readFileSync(path.join(PROMETHEUS, 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] }
+).groups.flatMap((g) => g.rules);
 
 function promtool(...args: string[]): void {
   const run = spawnSync('promtool', args, { cwd: PROMETHEUS, encoding: 'utf8', timeout: 60_000 });
@@ -26,7 +28,9 @@ describe('examples/prometheus/alerts.yml', () => {
   });
 
   it('has a unit test in which each alert fires, and a line in docs/observability.md', () => {
-    const tests = YAML.parse(readFileSync(path.join(PROMETHEUS, 'alerts.test.yml'), 'utf8')) as { tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[] };
+    const tests = YAML.parse(readFileSync(path.join(PROMETHEUS, 'alerts.test.yml'), 'utf8')) as {
+      tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[];
+    };
     const fired = new Set(tests.tests.flatMap((t) => t.alert_rule_test.filter((c) => c.exp_alerts.length > 0).map((c) => c.alertname)));
     const docs = readFileSync(path.join(ROOT, 'docs/observability.md'), 'utf8');
     for (const { alert } of rules) {
@@ -47,7 +51,12 @@ describe('examples/grafana/berth.json', () => {
 
   before(async () => {
     server = await startTestServer();
-    known = new Set(['up', ...families(await scrape(`${server.url}/metrics`)), ...featureMetricNames(), ...rules.flatMap((r) => metricNames(r.expr))]);
+    known = new Set([
+      'up',
+      ...families(await scrape(`${server.url}/metrics`)),
+      ...featureMetricNames(),
+      ...rules.flatMap((r) => metricNames(r.expr)),
+    ]);
     for (const name of [...known]) for (const suffix of ['_bucket', '_sum', '_count']) known.add(name + suffix);
   });
   after(async () => server?.destroy());
@@ -63,20 +72,42 @@ describe('examples/grafana/berth.json', () => {
   it('queries only metrics Berth exports', () => {
     for (const panel of dashboard.panels) {
       for (const { expr } of panel.targets ?? []) {
-        for (const name of metricNames(expr)) assert.ok(known.has(name), `panel "${panel.title}" queries ${name}, which Berth does not export`);
+        for (const name of metricNames(expr))
+          assert.ok(known.has(name), `panel "${panel.title}" queries ${name}, which Berth does not export`);
       }
     }
   });
 
   it('covers requests, latency, errors, bytes, storage by project, jobs and webhooks', () => {
     const queried = dashboard.panels.flatMap((p) => (p.targets ?? []).flatMap((t) => metricNames(t.expr)));
-    for (const name of ['berth_http_requests_total', 'registry_http_request_duration_seconds_bucket', 'berth_registry_blob_bytes_sent_total', 'berth_project_usage_bytes', 'berth_job_runs_total', 'berth_webhook_attempts_total']) {
+    for (const name of [
+      'berth_http_requests_total',
+      'registry_http_request_duration_seconds_bucket',
+      'berth_registry_blob_bytes_sent_total',
+      'berth_project_usage_bytes',
+      'berth_job_runs_total',
+      'berth_webhook_attempts_total',
+    ]) {
       assert.ok(queried.includes(name), `no panel shows ${name}`);
     }
   });
 });
 
-const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan']);
+const PROMQL_WORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /** The metric names a PromQL expression selects: identifiers outside label matchers, strings, ranges and grouping clauses, not called as functions. */
 function metricNames(expr: string): string[] {
@@ -86,7 +117,9 @@ function metricNames(expr: string): string[] {
     .replace(/\[[^\]]*\]/g, ' ')
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
     .replace(/\$\w+/g, ' ');
-  return [...stripped.matchAll(/(?<![\w.])([a-zA-Z_:][\w:]*)(?!\s*\()/g)].map((m) => m[1]!).filter((w) => !PROMQL_WORDS.has(w.toLowerCase()));
+  return [...stripped.matchAll(/(?<![\w.])([a-zA-Z_:][\w:]*)(?!\s*\()/g)]
+    .map((m) => m[1]!)
+    .filter((w) => !PROMQL_WORDS.has(w.toLowerCase()));
 }
 
 /** Series features register through core's MetricsRegistry (src/<feature>/*.ts): exported once the feature is configured. */

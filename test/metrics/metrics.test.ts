@@ -33,7 +33,10 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
 
   it('passes promtool check metrics, each series once', () => {
     promtoolCheckMetrics(text);
-    const series = text.split('\n').filter((line) => line && !line.startsWith('#')).map((line) => line.slice(0, line.lastIndexOf(' ')));
+    const series = text
+      .split('\n')
+      .filter((line) => line && !line.startsWith('#'))
+      .map((line) => line.slice(0, line.lastIndexOf(' ')));
     assert.equal(new Set(series).size, series.length, 'a series appears twice');
   });
 
@@ -43,7 +46,7 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
     assert.ok(!/project="team\/app"|tag=|digest=/.test(text), 'a label carries a repository, tag or digest');
   });
 
-  it('counts requests by route template and code, a 404 with code 404, under Berth\'s and Distribution\'s names', () => {
+  it("counts requests by route template and code, a 404 with code 404, under Berth's and Distribution's names", () => {
     assert.equal(sample(text, 'berth_http_requests_total', { route: MANIFEST_ROUTE, method: 'GET', code: '200' }), 2);
     assert.equal(sample(text, 'berth_http_requests_total', { route: MANIFEST_ROUTE, method: 'GET', code: '404' }), 1);
     assert.equal(sample(text, 'registry_http_requests_total', { handler: 'manifest', method: 'GET', code: '404' }), 1);
@@ -67,7 +70,7 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
     assert.ok(sample(text, 'registry_storage_action_seconds_count', { driver: 'filesystem', action: 'openRange' })! >= 1);
   });
 
-  it('reports storage, project inventory and usage (Harbor\'s names too), readiness, jobs and the outbox', () => {
+  it("reports storage, project inventory and usage (Harbor's names too), readiness, jobs and the outbox", () => {
     assert.ok(sample(text, 'berth_storage_physical_bytes')! >= 2048 + 3000);
     assert.equal(sample(text, 'berth_storage_capacity_bytes'), 1_000_000_000);
     assert.equal(sample(text, 'berth_project_repositories', { project: 'team' }), 1);
@@ -96,7 +99,10 @@ describe('GET /metrics after pushes and pulls (auth none, metrics on the main li
 describe('/metrics access', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ auth: { mode: 'token', admin: { password: ADMIN_PASSWORD }, ratelimit: { failures: 2, backoff: '1m' } }, metrics: { refresh: 0 } });
+    server = await startTestServer({
+      auth: { mode: 'token', admin: { password: ADMIN_PASSWORD }, ratelimit: { failures: 2, backoff: '1m' } },
+      metrics: { refresh: 0 },
+    });
     await addUser(server, 'ursula', 'ursula-password');
   });
   after(async () => server?.destroy());
@@ -132,7 +138,12 @@ describe('/metrics access', () => {
   });
 
   it('counts a failed job run for the job', async () => {
-    server.scheduler.add({ name: 'metrics-boom', schedule: { everyMs: 3_600_000 }, scope: 'process', run: async () => Promise.reject(new Error('boom')) });
+    server.scheduler.add({
+      name: 'metrics-boom',
+      schedule: { everyMs: 3_600_000 },
+      scope: 'process',
+      run: async () => Promise.reject(new Error('boom')),
+    });
     await server.scheduler.runNow('metrics-boom');
     const text = await scrape(`${server.url}/metrics`, adminAuth());
     assert.equal(sample(text, 'berth_job_runs_total', { job_name: 'metrics-boom', outcome: 'failed' }), 1);

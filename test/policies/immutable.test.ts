@@ -28,15 +28,18 @@ describe('immutable tags', () => {
     const res = await api(reg.server, 'GET', '/projects/team/immutable-rules', USERS.guest);
     assert.equal(res.status, 200);
     const [rule] = (await res.json()) as { id: number; repository: unknown; tag: unknown; disabled: boolean; createdBy: string }[];
-    assert.deepEqual({ ...rule, createdAt: undefined }, {
-      id: ruleId,
-      project: 'team',
-      repository: { pattern: '**', decoration: 'matches' },
-      tag: { pattern: 'v*', decoration: 'matches' },
-      disabled: false,
-      createdBy: 'owner',
-      createdAt: undefined,
-    });
+    assert.deepEqual(
+      { ...rule, createdAt: undefined },
+      {
+        id: ruleId,
+        project: 'team',
+        repository: { pattern: '**', decoration: 'matches' },
+        tag: { pattern: 'v*', decoration: 'matches' },
+        disabled: false,
+        createdBy: 'owner',
+        createdAt: undefined,
+      },
+    );
   });
 
   it('refuses moving an immutable tag with 403 DENIED naming the tag and the rule; the tag stays', async () => {
@@ -44,7 +47,10 @@ describe('immutable tags', () => {
     const error = await refusal(await dev.pushManifest('team/app', 'v1', other.manifest));
     assert.equal(error.status, 403);
     assert.equal(error.code, 'DENIED');
-    assert.match(error.message, new RegExp(`'team/app:v1' configured as immutable by rule ${ruleId} \\(repository matches \\*\\*, tag matches v\\*\\)`));
+    assert.match(
+      error.message,
+      new RegExp(`'team/app:v1' configured as immutable by rule ${ruleId} \\(repository matches \\*\\*, tag matches v\\*\\)`),
+    );
     assert.match(error.message, /policy: immutable-tags/);
     const head = await dev.fetch('/v2/team/app/manifests/v1', { method: 'HEAD' });
     assert.equal(head.headers.get('docker-content-digest'), image.manifest.digest);
@@ -64,17 +70,26 @@ describe('immutable tags', () => {
     assert.match(tagDelete.message, /'team\/app:v1' configured as immutable .*it cannot be deleted/);
     const manifestDelete = await refusal(await admin.fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'DELETE' }));
     assert.equal(manifestDelete.status, 403);
-    assert.match(manifestDelete.message, new RegExp(`'team/app:v1' configured as immutable .*manifest ${image.manifest.digest} cannot be deleted`));
+    assert.match(
+      manifestDelete.message,
+      new RegExp(`'team/app:v1' configured as immutable .*manifest ${image.manifest.digest} cannot be deleted`),
+    );
     assert.equal((await admin.fetch('/v2/team/app/manifests/v1', { method: 'HEAD' })).status, 200);
   });
 
   it('GC keeps the manifest an immutable tag points to', async () => {
     await runGc(reg.server);
-    assert.equal((await clientAs(reg.server, USERS.dev).fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'HEAD' })).status, 200);
+    assert.equal(
+      (await clientAs(reg.server, USERS.dev).fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'HEAD' })).status,
+      200,
+    );
   });
 
   it('a rule that excludes the repository frees the tag at once; changes are audited', async () => {
-    const put = await api(reg.server, 'PUT', `/projects/team/immutable-rules/${ruleId}`, USERS.owner, { repository: { pattern: 'app', decoration: 'excludes' }, tag: { pattern: 'v*' } });
+    const put = await api(reg.server, 'PUT', `/projects/team/immutable-rules/${ruleId}`, USERS.owner, {
+      repository: { pattern: 'app', decoration: 'excludes' },
+      tag: { pattern: 'v*' },
+    });
     assert.equal(put.status, 204, await put.clone().text());
     const dev = clientAs(reg.server, USERS.dev);
     assert.equal((await dev.pushManifest('team/app', 'v1', other.manifest)).status, 201, 'team/app is excluded now');
@@ -94,7 +109,14 @@ describe('immutable tags', () => {
     const { server } = reg;
     // Written straight through the store, as another replica's service would: this process's cache is not told.
     await server.stores.metadata.transaction((tx) =>
-      server.stores.tags.within(tx).addRule('team', { repository: { pattern: 'app', decoration: 'matches' }, tag: { pattern: 'pinned', decoration: 'matches' }, disabled: false }, 'elsewhere', new Date()),
+      server.stores.tags
+        .within(tx)
+        .addRule(
+          'team',
+          { repository: { pattern: 'app', decoration: 'matches' }, tag: { pattern: 'pinned', decoration: 'matches' }, disabled: false },
+          'elsewhere',
+          new Date(),
+        ),
     );
     const dev = clientAs(server, USERS.dev);
     await dev.pushManifest('team/app', 'pinned', image.manifest);
@@ -104,7 +126,7 @@ describe('immutable tags', () => {
 
   describe('who may change rules', () => {
     const rule = { tag: { pattern: 'x*' } };
-    it('another project\'s admin gets 404 for this project, reading or writing', async () => {
+    it("another project's admin gets 404 for this project, reading or writing", async () => {
       for (const [method, path, body] of [
         ['GET', '/projects/team/immutable-rules', undefined],
         ['POST', '/projects/team/immutable-rules', rule],
@@ -122,7 +144,9 @@ describe('immutable tags', () => {
       assert.equal((await fetch(`${reg.url}/api/v1/projects/team/immutable-rules`)).status, 401);
     });
     it('a malformed rule is 400, an unknown rule 404', async () => {
-      const bad = await refusal(await api(reg.server, 'POST', '/projects/team/immutable-rules', USERS.owner, { tag: { pattern: 'v*', decoration: 'sometimes' } }));
+      const bad = await refusal(
+        await api(reg.server, 'POST', '/projects/team/immutable-rules', USERS.owner, { tag: { pattern: 'v*', decoration: 'sometimes' } }),
+      );
       assert.equal(bad.status, 400);
       assert.equal(bad.code, 'INVALID_ARGUMENT');
       assert.equal((await api(reg.server, 'DELETE', '/projects/team/immutable-rules/999999', USERS.owner)).status, 404);
@@ -146,9 +170,19 @@ describe('immutable tags', () => {
     });
     after(() => sandbox?.destroy());
 
-    it('overwriting an immutable tag fails with Berth\'s message; copying the same image again succeeds', async () => {
+    it("overwriting an immutable tag fails with Berth's message; copying the same image again succeeds", async () => {
       const copy = (from: string) =>
-        sandbox.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', `admin:${ADMIN_PASSWORD}`, `oci:${sandbox.path(from)}:${from}`, `docker://${registryHost(reg.url)}/team/cli:v9`], { allowFailure: true });
+        sandbox.skopeo(
+          [
+            'copy',
+            '--dest-tls-verify=false',
+            '--dest-creds',
+            `admin:${ADMIN_PASSWORD}`,
+            `oci:${sandbox.path(from)}:${from}`,
+            `docker://${registryHost(reg.url)}/team/cli:v9`,
+          ],
+          { allowFailure: true },
+        );
       const first = await copy('a');
       assert.equal(first.code, 0, first.stderr);
       assert.equal((await copy('a')).code, 0, 'the same digest again');

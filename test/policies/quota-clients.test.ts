@@ -22,10 +22,20 @@ describe('a push over the quota, as skopeo prints it', () => {
   after(() => sandbox?.destroy());
 
   const copy = (repository: string) =>
-    sandbox.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', `admin:${ADMIN_PASSWORD}`, `oci:${layout}:src`, `docker://${registryHost(reg.url)}/${repository}:v1`], {
-      allowFailure: true,
-      timeoutMs: 60_000,
-    });
+    sandbox.skopeo(
+      [
+        'copy',
+        '--dest-tls-verify=false',
+        '--dest-creds',
+        `admin:${ADMIN_PASSWORD}`,
+        `oci:${layout}:src`,
+        `docker://${registryHost(reg.url)}/${repository}:v1`,
+      ],
+      {
+        allowFailure: true,
+        timeoutMs: 60_000,
+      },
+    );
 
   it('skopeo copy into a project without room fails with "denied: storage quota of project … exceeded: adding …"; with room it succeeds and is counted', async () => {
     await setQuota(reg.server, 'tight', 2000);

@@ -25,7 +25,9 @@ describe('storage quota at the boundary under concurrent pushes', () => {
     const admin = new RegistryClient(reg.url, { authorization: adminAuth() });
     const blobs = Array.from({ length: PUSHES }, () => makeBlob(BLOB));
     // Spread over repositories of the project, each blob uploaded in two requests (POST, then PUT).
-    const statuses = await Promise.all(blobs.map((blob, i) => admin.pushBlobChunked(`race/r${i % 4}`, blob, BLOB).then((res) => res.status)));
+    const statuses = await Promise.all(
+      blobs.map((blob, i) => admin.pushBlobChunked(`race/r${i % 4}`, blob, BLOB).then((res) => res.status)),
+    );
     assert.equal(statuses.filter((s) => s === 201).length, FITS, `statuses: ${statuses.join(' ')}`);
     assert.equal(statuses.filter((s) => s === 403).length, PUSHES - FITS, `statuses: ${statuses.join(' ')}`);
     assert.deepEqual(await getQuota(reg.server, 'race'), { project: 'race', used: FITS * BLOB, limit: FITS * BLOB, percent: 100 });
@@ -36,7 +38,9 @@ describe('storage quota at the boundary under concurrent pushes', () => {
     const admin = new RegistryClient(reg.url, { authorization: adminAuth() });
     const before = (await getQuota(reg.server, 'race')).used;
     const shared = makeBlob(BLOB);
-    const statuses = await Promise.all(Array.from({ length: 8 }, (_, i) => admin.pushBlob(`race/same${i}`, shared).then((res) => res.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => admin.pushBlob(`race/same${i}`, shared).then((res) => res.status)),
+    );
     assert.deepEqual(statuses, Array(8).fill(201));
     assert.equal((await getQuota(reg.server, 'race')).used, before + BLOB);
   });

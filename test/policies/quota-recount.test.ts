@@ -71,7 +71,9 @@ describe(`quota usage equals a recount after a random sequence (seed ${SEED})`, 
       } else if (action === 'mount') {
         const source = pick(pushed);
         const blob = pick(source.layers);
-        const res = await admin.fetch(`/v2/${repository}/blobs/uploads/?mount=${blob.digest}&from=${source.repository}`, { method: 'POST' });
+        const res = await admin.fetch(`/v2/${repository}/blobs/uploads/?mount=${blob.digest}&from=${source.repository}`, {
+          method: 'POST',
+        });
         assert.ok([201, 202].includes(res.status), `mount: ${res.status}`);
       } else if (action === 'untag') {
         const target = pick(pushed);
@@ -93,7 +95,11 @@ describe(`quota usage equals a recount after a random sequence (seed ${SEED})`, 
     await runGc(reg.server);
     await expectRecount('at the end');
     // The sequence exercised every kind of change (else the seed proves less than it claims).
-    for (const action of ['push', 'mount', 'untag', 'delete-manifest', 'delete-blob', 'gc']) assert.ok(counts[action]! > 0, `no ${action} in the sequence`);
-    assert.ok((await getQuota(reg.server, 'alpha')).used > 0 || (await getQuota(reg.server, 'beta')).used > 0, 'something is left to count');
+    for (const action of ['push', 'mount', 'untag', 'delete-manifest', 'delete-blob', 'gc'])
+      assert.ok(counts[action]! > 0, `no ${action} in the sequence`);
+    assert.ok(
+      (await getQuota(reg.server, 'alpha')).used > 0 || (await getQuota(reg.server, 'beta')).used > 0,
+      'something is left to count',
+    );
   });
 });

@@ -25,7 +25,9 @@ export async function setQuota(server: HasUrl, project: string, limit: number | 
 
 /** Outbox events of `type` (payloads), oldest first. */
 export async function outboxEvents<T = Record<string, unknown>>(server: TestServer, type: string): Promise<T[]> {
-  const { rows } = await sql<{ payload: string }>`select payload from events where type = ${type} order by id`.execute(server.stores.metadata.db);
+  const { rows } = await sql<{ payload: string }>`select payload from events where type = ${type} order by id`.execute(
+    server.stores.metadata.db,
+  );
   return rows.map((r) => JSON.parse(r.payload) as T);
 }
 

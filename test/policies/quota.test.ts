@@ -40,7 +40,11 @@ describe('storage quotas (over HTTP)', () => {
     assert.equal((await getQuota(reg.server, 'team')).used, imageBytes(image));
     await admin.pushImage('team/b', 'v1', image);
     await admin.pushImage('team/a', 'v2', image);
-    assert.equal((await getQuota(reg.server, 'team')).used, imageBytes(image), 'the same digests in a second repository and under a second tag count nothing more');
+    assert.equal(
+      (await getQuota(reg.server, 'team')).used,
+      imageBytes(image),
+      'the same digests in a second repository and under a second tag count nothing more',
+    );
     await admin.pushImage('other/x', 'v1', image);
     assert.equal((await getQuota(reg.server, 'other')).used, imageBytes(image));
     assert.deepEqual(await getQuota(reg.server, 'team'), { project: 'team', used: imageBytes(image), limit: null, percent: null });
@@ -53,9 +57,17 @@ describe('storage quotas (over HTTP)', () => {
     await setQuota(reg.server, 'full', used + 50);
 
     const big = makeBlob(100);
-    assert.deepEqual(await refusal(await admin.pushBlob('full/app', big)), { status: 403, code: 'DENIED', message: exceeded('full', 100, used, used + 50) });
+    assert.deepEqual(await refusal(await admin.pushBlob('full/app', big)), {
+      status: 403,
+      code: 'DENIED',
+      message: exceeded('full', 100, used, used + 50),
+    });
     // Chunked: refused at the final PUT, before the bytes move.
-    assert.deepEqual(await refusal(await admin.pushBlobChunked('full/app', big, 40)), { status: 403, code: 'DENIED', message: exceeded('full', 100, used, used + 50) });
+    assert.deepEqual(await refusal(await admin.pushBlobChunked('full/app', big, 40)), {
+      status: 403,
+      code: 'DENIED',
+      message: exceeded('full', 100, used, used + 50),
+    });
 
     const elsewhere = makeBlob(120);
     assert.equal((await admin.pushBlob('other/src', elsewhere)).status, 201);
@@ -64,7 +76,11 @@ describe('storage quotas (over HTTP)', () => {
 
     assert.ok(image.manifest.size > 50, 'the manifest is larger than the room left');
     const manifest = await admin.pushManifest('full/app', 'v1', image.manifest);
-    assert.deepEqual(await refusal(manifest), { status: 403, code: 'DENIED', message: exceeded('full', image.manifest.size, used, used + 50) });
+    assert.deepEqual(await refusal(manifest), {
+      status: 403,
+      code: 'DENIED',
+      message: exceeded('full', image.manifest.size, used, used + 50),
+    });
 
     // Content the project already holds costs nothing: a mount of it into another repository passes at the limit.
     await setQuota(reg.server, 'full', used);
@@ -75,7 +91,12 @@ describe('storage quotas (over HTTP)', () => {
     // With room for the manifest the push goes through.
     await setQuota(reg.server, 'full', used + image.manifest.size);
     assert.equal((await admin.pushManifest('full/app', 'v1', image.manifest)).status, 201);
-    assert.deepEqual(await getQuota(reg.server, 'full'), { project: 'full', used: used + image.manifest.size, limit: used + image.manifest.size, percent: 100 });
+    assert.deepEqual(await getQuota(reg.server, 'full'), {
+      project: 'full',
+      used: used + image.manifest.size,
+      limit: used + image.manifest.size,
+      percent: 100,
+    });
   });
 
   it('frees quota on manifest delete, blob delete and garbage collection', async () => {
@@ -97,7 +118,8 @@ describe('storage quotas (over HTTP)', () => {
 
   it('appends quota.warning when a push crosses 85 % and quota.exceeded when one is refused', async () => {
     await setQuota(reg.server, 'events', 1000);
-    const warnings = async () => (await outboxEvents<{ project: string }>(reg.server, 'quota.warning')).filter((e) => e.project === 'events');
+    const warnings = async () =>
+      (await outboxEvents<{ project: string }>(reg.server, 'quota.warning')).filter((e) => e.project === 'events');
     assert.equal((await admin.pushBlob('events/app', makeBlob(800))).status, 201);
     assert.deepEqual(await warnings(), []);
     assert.equal((await admin.pushBlob('events/app', makeBlob(60))).status, 201);
@@ -110,7 +132,9 @@ describe('storage quotas (over HTTP)', () => {
       const found = (await outboxEvents<{ project: string }>(reg.server, 'quota.exceeded')).filter((e) => e.project === 'events');
       return found.length > 0 && found;
     }, 'the quota.exceeded event');
-    assert.deepEqual(exceededEvents, [{ type: 'quota.exceeded', project: 'events', repository: 'events/app', requested: 500, used: 870, limit: 1000 }]);
+    assert.deepEqual(exceededEvents, [
+      { type: 'quota.exceeded', project: 'events', repository: 'events/app', requested: 500, used: 870, limit: 1000 },
+    ]);
   });
 
   it('admin API: a member reads its project quota; only a system admin sets one; other tenants get 404; bad input 400', async () => {
@@ -120,8 +144,16 @@ describe('storage quotas (over HTTP)', () => {
     const project = (await (await api(reg.server, 'GET', '/projects/api', dev)).json()) as { quota: unknown };
     assert.deepEqual(project.quota, { project: 'api', used: 0, limit: null, percent: null }, 'GET /projects/:project shows the quota too');
     assert.equal((await api(reg.server, 'PUT', '/projects/api/quota', dev, { limit: 10 })).status, 403, 'a developer may not set a quota');
-    assert.equal((await api(reg.server, 'PUT', '/projects/other/quota', stranger, { limit: 10 })).status, 403, 'a project-admin may not set its own quota');
-    assert.equal((await api(reg.server, 'GET', '/projects/api/quota', stranger)).status, 404, 'another tenant does not learn the project exists');
+    assert.equal(
+      (await api(reg.server, 'PUT', '/projects/other/quota', stranger, { limit: 10 })).status,
+      403,
+      'a project-admin may not set its own quota',
+    );
+    assert.equal(
+      (await api(reg.server, 'GET', '/projects/api/quota', stranger)).status,
+      404,
+      'another tenant does not learn the project exists',
+    );
     assert.equal((await api(reg.server, 'GET', '/projects/nope/quota', adminAuth())).status, 404);
     assert.equal((await api(reg.server, 'PUT', '/projects/nope/quota', adminAuth(), { limit: 10 })).status, 404);
     assert.equal((await api(reg.server, 'GET', '/projects/api/quota', '')).status, 401);
@@ -138,6 +170,10 @@ describe('storage quotas (over HTTP)', () => {
     };
     await setQuota(reg.server, 'other', null);
     assert.deepEqual(await listed(stranger), ['other'], 'the list shows only projects the caller may read');
-    assert.deepEqual((await listed(adminAuth())).filter((p) => p === 'api' || p === 'other'), ['api', 'other'], 'an admin sees every project');
+    assert.deepEqual(
+      (await listed(adminAuth())).filter((p) => p === 'api' || p === 'other'),
+      ['api', 'other'],
+      'an admin sees every project',
+    );
   });
 });

@@ -20,7 +20,11 @@ describe('read-only mode (storage.maintenance.readonly.enabled), over HTTP', () 
     const writable = await startTestServer({ gc: { enabled: false } });
     await new RegistryClient(writable.url).pushImage('team/app', 'v1', image);
     await writable.close();
-    server = await startTestServer({ data: { dir: writable.dataDir }, gc: { enabled: false }, storage: { maintenance: { readonly: { enabled: true } } } });
+    server = await startTestServer({
+      data: { dir: writable.dataDir },
+      gc: { enabled: false },
+      storage: { maintenance: { readonly: { enabled: true } } },
+    });
     client = new RegistryClient(server.url);
     await server.stores.outbox.sequence(10_000);
     eventsBefore = (await server.stores.outbox.status()).lastSeq;
@@ -40,9 +44,21 @@ describe('read-only mode (storage.maintenance.readonly.enabled), over HTTP', () 
   const refusals: [string, (c: RegistryClient) => Promise<Response>][] = [
     ['starting an upload', (c) => c.fetch('/v2/team/app/blobs/uploads/', { method: 'POST' })],
     ['a monolithic upload', (c) => c.pushBlob('team/app', makeBlob(100))],
-    ['a cross-repository mount', (c) => c.fetch(`/v2/team/other/blobs/uploads/?mount=${image.layers[0]!.digest}&from=team/app`, { method: 'POST' })],
+    [
+      'a cross-repository mount',
+      (c) => c.fetch(`/v2/team/other/blobs/uploads/?mount=${image.layers[0]!.digest}&from=team/app`, { method: 'POST' }),
+    ],
     ['a manifest push', (c) => c.pushManifest('team/app', 'v2', image.manifest, image.mediaType)],
-    ['moving a tag', (c) => c.pushManifest('team/app', 'v1', jsonBlob({ ...JSON.parse(image.manifest.data.toString()), annotations: { moved: 'yes' } }), image.mediaType)],
+    [
+      'moving a tag',
+      (c) =>
+        c.pushManifest(
+          'team/app',
+          'v1',
+          jsonBlob({ ...JSON.parse(image.manifest.data.toString()), annotations: { moved: 'yes' } }),
+          image.mediaType,
+        ),
+    ],
     ['deleting a tag', (c) => c.fetch('/v2/team/app/manifests/v1', { method: 'DELETE' })],
     ['deleting a manifest', (c) => c.fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'DELETE' })],
     ['deleting a blob', (c) => c.fetch(`/v2/team/app/blobs/${image.layers[0]!.digest}`, { method: 'DELETE' })],
@@ -61,7 +77,11 @@ describe('read-only mode (storage.maintenance.readonly.enabled), over HTTP', () 
   it('nothing changed: same tags, same manifest, same blobs, no event recorded', async () => {
     assert.deepEqual(await (await client.fetch('/v2/team/app/tags/list')).json(), { name: 'team/app', tags: ['v1'] });
     assert.equal((await client.fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'HEAD' })).status, 200);
-    assert.equal((await client.fetch(`/v2/team/other/blobs/${image.layers[0]!.digest}`, { method: 'HEAD' })).status, 404, 'the refused mount linked nothing');
+    assert.equal(
+      (await client.fetch(`/v2/team/other/blobs/${image.layers[0]!.digest}`, { method: 'HEAD' })).status,
+      404,
+      'the refused mount linked nothing',
+    );
     assert.deepEqual(await (await client.fetch('/v2/_catalog')).json(), { repositories: ['team/app'] });
     await server.stores.outbox.sequence(10_000);
     assert.equal((await server.stores.outbox.status()).lastSeq, eventsBefore);

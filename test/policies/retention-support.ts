@@ -26,7 +26,10 @@ export async function tagsOf(client: RegistryClient, repo: string): Promise<stri
 }
 
 /** A rule over every repository and tag (untagged artifacts not included) with `extra` on top. */
-export function rule(template: RetentionRule['template'], extra: Partial<RetentionRule> & { tags?: Partial<RetentionRule['tags']> } = {}): Record<string, unknown> {
+export function rule(
+  template: RetentionRule['template'],
+  extra: Partial<RetentionRule> & { tags?: Partial<RetentionRule['tags']> } = {},
+): Record<string, unknown> {
   return { template, ...extra, tags: { decoration: 'matches', pattern: '**', untagged: false, ...extra.tags } };
 }
 

@@ -20,11 +20,15 @@ function removed(run: RetentionRun, repository: string): string[] {
 
 describe('retention policies over HTTP: rules, tag-level removal, referrers, indexes, dry runs', () => {
   // GC collects as soon as an artifact is untagged (not after the tag-history window), so tests can see what it frees.
-  const reg = useAuthServer('basic', {}, {
-    gc: { enabled: false, graceperiod: 0 },
-    events: { pullflushinterval: `${PULL_FLUSH_MS}ms` },
-    tags: { history: { protectgc: false } },
-  });
+  const reg = useAuthServer(
+    'basic',
+    {},
+    {
+      gc: { enabled: false, graceperiod: 0 },
+      events: { pullflushinterval: `${PULL_FLUSH_MS}ms` },
+      tags: { history: { protectgc: false } },
+    },
+  );
   const admin = () => new RegistryClient(reg.url, { authorization: adminAuth() });
 
   it('latestPushedK keeps the K most recently pushed artifacts and untags the rest', async () => {
@@ -46,7 +50,8 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
     const tenDaysAgo = Date.now() - 10 * 86_400_000;
     const db = reg.server.stores.metadata.db;
     await db.updateTable('tags').set({ updated_at: tenDaysAgo }).where('name', '=', 'old').execute();
-    const oldDigest = (await db.selectFrom('tags').select('manifest_digest').where('name', '=', 'old').executeTakeFirstOrThrow()).manifest_digest;
+    const oldDigest = (await db.selectFrom('tags').select('manifest_digest').where('name', '=', 'old').executeTakeFirstOrThrow())
+      .manifest_digest;
     await db.updateTable('manifests').set({ created_at: tenDaysAgo }).where('digest', '=', oldDigest).execute();
     await setPolicy(reg.server, 'days', [rule('nDaysSinceLastPush', { days: 5 })]);
     const run = await runRetention(reg.server, 'days', false);
@@ -59,8 +64,13 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
     for (const tag of ['a', 'b', 'c']) await pushTagged(admin(), 'pulled/app', [tag]);
     await pushTagged(admin(), 'pulled/other', ['x']);
     await pushTagged(admin(), 'pulled/other', ['y']);
-    for (const [repo, tag] of [['pulled/app', 'b'], ['pulled/other', 'x']] as const) {
-      const res = await admin().fetch(`/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    for (const [repo, tag] of [
+      ['pulled/app', 'b'],
+      ['pulled/other', 'x'],
+    ] as const) {
+      const res = await admin().fetch(`/v2/${repo}/manifests/${tag}`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      });
       assert.equal(res.status, 200);
       await res.arrayBuffer();
     }
@@ -100,7 +110,9 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
     const loose = smallImage();
     await admin().pushImage('untagged/app', loose.manifest.digest, loose);
     await pushTagged(admin(), 'untagged/app', ['keep-me']);
-    await setPolicy(reg.server, 'untagged', [rule('latestPushedK', { count: 0, tags: { decoration: 'excludes', pattern: 'keep-*', untagged: true } })]);
+    await setPolicy(reg.server, 'untagged', [
+      rule('latestPushedK', { count: 0, tags: { decoration: 'excludes', pattern: 'keep-*', untagged: true } }),
+    ]);
     const run = await runRetention(reg.server, 'untagged', false);
     assert.deepEqual(await tagsOf(admin(), 'untagged/app'), ['keep-me']);
     assert.deepEqual(run.report?.repositories[0]?.deleted, [loose.manifest.digest]);
@@ -117,7 +129,11 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
     const sigTag = `${signed.manifest.digest.replace(':', '-')}.sig`;
     await pushTagged(client, 'graph/app', [sigTag]);
     const dev = await pushTagged(client, 'graph/app', ['dev']);
-    const devSbom = makeImage({ layers: 1, layerSize: 32, subject: { digest: dev.manifest.digest, size: dev.manifest.size, mediaType: dev.mediaType } });
+    const devSbom = makeImage({
+      layers: 1,
+      layerSize: 32,
+      subject: { digest: dev.manifest.digest, size: dev.manifest.size, mediaType: dev.mediaType },
+    });
     await client.pushImage('graph/app', devSbom.manifest.digest, devSbom);
     const oldChildren = [makeImage({ layers: 1, layerSize: 32 }), makeImage({ layers: 1, layerSize: 32 })];
     await pushIndex(client, 'graph/multi', 'v0', oldChildren);
@@ -137,9 +153,11 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
     await runGc(reg.server);
     assert.equal(await manifestStatus(client, 'graph/app', sbom.manifest.digest), 200, "the kept artifact's SBOM stays");
     assert.equal(await manifestStatus(client, 'graph/app', dev.manifest.digest), 404, 'the untagged dev image is collected');
-    assert.equal(await manifestStatus(client, 'graph/app', devSbom.manifest.digest), 404, "and with it its SBOM");
-    for (const child of newChildren) assert.equal(await manifestStatus(client, 'graph/multi', child.manifest.digest), 200, 'children of the kept index stay');
-    for (const child of oldChildren) assert.equal(await manifestStatus(client, 'graph/multi', child.manifest.digest), 404, 'children of the removed index go');
+    assert.equal(await manifestStatus(client, 'graph/app', devSbom.manifest.digest), 404, 'and with it its SBOM');
+    for (const child of newChildren)
+      assert.equal(await manifestStatus(client, 'graph/multi', child.manifest.digest), 200, 'children of the kept index stay');
+    for (const child of oldChildren)
+      assert.equal(await manifestStatus(client, 'graph/multi', child.manifest.digest), 404, 'children of the removed index go');
   });
 
   it('a policy hook that refuses a tag delete keeps the tag and the report names the policy; the others go', async () => {
@@ -151,7 +169,8 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
       name: 'guard',
       hooks: {
         'tag.delete': ({ repository, tag }) => {
-          if (repository === 'refuse/app' && tag === 'protected') throw deny('guard', 'PRECONDITION_FAILED', `'${repository}:${tag}' is protected`);
+          if (repository === 'refuse/app' && tag === 'protected')
+            throw deny('guard', 'PRECONDITION_FAILED', `'${repository}:${tag}' is protected`);
         },
       },
     });
@@ -161,7 +180,10 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
     assert.deepEqual(dry.report, run.report, 'the dry run met the same refusal');
     assert.deepEqual(await tagsOf(admin(), 'refuse/app'), ['newest', 'protected']);
     const repo = run.report!.repositories[0]!;
-    assert.deepEqual(repo.refused.map((r) => [r.tag, r.policy]), [['protected', 'guard']]);
+    assert.deepEqual(
+      repo.refused.map((r) => [r.tag, r.policy]),
+      [['protected', 'guard']],
+    );
     assert.match(reasons(run, 'refuse/app', 'protected')![0]!, /is protected \(policy: guard\)/);
     assert.deepEqual(removed(run, 'refuse/app'), ['plain']);
     assert.equal(run.report?.totals.tagsRefused, 1);
@@ -172,13 +194,22 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
     await pushTagged(admin(), 'frozen/app', ['v1']);
     await pushTagged(admin(), 'frozen/app', ['v2']);
     await pushTagged(admin(), 'frozen/app', ['dev']);
-    const res = await api(reg.server, 'POST', '/projects/frozen/immutable-rules', adminAuth(), { repository: { pattern: '**' }, tag: { pattern: 'v*' } });
+    const res = await api(reg.server, 'POST', '/projects/frozen/immutable-rules', adminAuth(), {
+      repository: { pattern: '**' },
+      tag: { pattern: 'v*' },
+    });
     assert.equal(res.status, 201, await res.clone().text());
     await setPolicy(reg.server, 'frozen', [rule('latestPushedK', { count: 0 })]);
     const run = await runRetention(reg.server, 'frozen', false);
     assert.deepEqual(await tagsOf(admin(), 'frozen/app'), ['v1', 'v2']);
     assert.deepEqual(removed(run, 'frozen/app'), ['dev']);
-    assert.deepEqual(run.report!.repositories[0]!.refused.map((r) => [r.tag, r.policy]), [['v1', 'immutable-tags'], ['v2', 'immutable-tags']]);
+    assert.deepEqual(
+      run.report!.repositories[0]!.refused.map((r) => [r.tag, r.policy]),
+      [
+        ['v1', 'immutable-tags'],
+        ['v2', 'immutable-tags'],
+      ],
+    );
     assert.match(reasons(run, 'frozen/app', 'v1')![0]!, /'frozen\/app:v1' configured as immutable/);
   });
 
@@ -215,21 +246,38 @@ describe('retention policies over HTTP: rules, tag-level removal, referrers, ind
 
   /** tag.deleted events in the outbox so far. */
   async function deletedTagEvents(): Promise<number> {
-    const db = reg.server.stores.metadata.db as unknown as { selectFrom(t: 'events'): { select(c: string): { where(c: string, op: string, v: string): { execute(): Promise<unknown[]> } } } };
+    const db = reg.server.stores.metadata.db as unknown as {
+      selectFrom(t: 'events'): { select(c: string): { where(c: string, op: string, v: string): { execute(): Promise<unknown[]> } } };
+    };
     return (await db.selectFrom('events').select('id').where('type', '=', 'tag.deleted').execute()).length;
   }
 
   it('each run is stored and readable, and appends a retention.finished event', async () => {
-    const list = (await (await fetch(`${reg.url}/api/v1/projects/dry/retention/runs`, { headers: { authorization: adminAuth() } })).json()) as RetentionRun[];
-    assert.deepEqual(list.map((r) => r.dryRun), [false, true]);
+    const list = (await (
+      await fetch(`${reg.url}/api/v1/projects/dry/retention/runs`, { headers: { authorization: adminAuth() } })
+    ).json()) as RetentionRun[];
+    assert.deepEqual(
+      list.map((r) => r.dryRun),
+      [false, true],
+    );
     assert.equal(list[0]!.report, undefined, 'the list carries totals, not reports');
-    assert.deepEqual(list[0]!.summary, (await (await fetch(`${reg.url}/api/v1/projects/dry/retention/runs/${list[0]!.id}`, { headers: { authorization: adminAuth() } })).json() as RetentionRun).report!.totals);
+    assert.deepEqual(
+      list[0]!.summary,
+      (
+        (await (
+          await fetch(`${reg.url}/api/v1/projects/dry/retention/runs/${list[0]!.id}`, { headers: { authorization: adminAuth() } })
+        ).json()) as RetentionRun
+      ).report!.totals,
+    );
     await reg.server.stores.outbox.sequence(10_000);
     const events = (await reg.server.stores.outbox.read(0, 100_000)).map((e) => e.event).filter((e) => e.type === 'retention.finished');
     const forDry = events.filter((e) => e.type === 'retention.finished' && e.project === 'dry');
     assert.deepEqual(
       forDry.map((e) => e.type === 'retention.finished' && [e.runId, e.dryRun, e.tagsRemoved, e.manifestsUntagged]),
-      [[list[1]!.id, true, 4, 4], [list[0]!.id, false, 4, 4]],
+      [
+        [list[1]!.id, true, 4, 4],
+        [list[0]!.id, false, 4, 4],
+      ],
     );
   });
 });

@@ -32,9 +32,12 @@ async function history(server: HasUrl, query = '', authorization = adminAuth()):
   return (await res.json()) as Page;
 }
 
-const restore = (server: HasUrl, tag: string, digest: string, authorization = USERS.dev) => api(server, 'POST', `/repositories/${REPO}/tags/${tag}/restore`, authorization, { digest });
-const manifestStatus = async (server: HasUrl, image: Image) => (await clientAs(server, adminAuth()).fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'HEAD' })).status;
-const headDigest = async (server: HasUrl, tag: string) => (await clientAs(server, adminAuth()).fetch(`/v2/team/app/manifests/${tag}`, { method: 'HEAD' })).headers.get('docker-content-digest');
+const restore = (server: HasUrl, tag: string, digest: string, authorization = USERS.dev) =>
+  api(server, 'POST', `/repositories/${REPO}/tags/${tag}/restore`, authorization, { digest });
+const manifestStatus = async (server: HasUrl, image: Image) =>
+  (await clientAs(server, adminAuth()).fetch(`/v2/team/app/manifests/${image.manifest.digest}`, { method: 'HEAD' })).status;
+const headDigest = async (server: HasUrl, tag: string) =>
+  (await clientAs(server, adminAuth()).fetch(`/v2/team/app/manifests/${tag}`, { method: 'HEAD' })).headers.get('docker-content-digest');
 
 /** Pushes `a` as team/app:v1, then moves v1 to `b` (both as the developer). */
 async function pushThenMove(server: HasUrl, a: Image, b: Image): Promise<void> {
@@ -76,26 +79,50 @@ describe('tag history and rollback (default window, GC protection on)', () => {
     assert.equal(first.entries.length, 3);
     assert.notEqual(first.next, null);
     const second = await history(reg.server, `?n=3&last=${first.next}`);
-    assert.deepEqual(second.entries.map((e) => [e.tag, e.via]), [['tmp', 'push'], ['v1', 'push'], ['v1', 'push']]);
+    assert.deepEqual(
+      second.entries.map((e) => [e.tag, e.via]),
+      [
+        ['tmp', 'push'],
+        ['v1', 'push'],
+        ['v1', 'push'],
+      ],
+    );
     assert.equal(second.entries.at(-1)!.newDigest, a.manifest.digest, 'the oldest entry last');
     assert.equal(second.next, null);
-    assert.deepEqual((await history(reg.server, '?tag=tmp')).entries.map((e) => e.via), ['delete', 'push']);
+    assert.deepEqual(
+      (await history(reg.server, '?tag=tmp')).entries.map((e) => e.via),
+      ['delete', 'push'],
+    );
     assert.equal((await api(reg.server, 'GET', `/repositories/${REPO}/tag-history?n=x`, adminAuth())).status, 400);
   });
 
-  it('pages through one tag\'s changes (?tag= with n and last, as the web UI asks) and declares the three in openapi.json', async () => {
+  it("pages through one tag's changes (?tag= with n and last, as the web UI asks) and declares the three in openapi.json", async () => {
     const first = await history(reg.server, '?tag=v1&n=1');
-    assert.deepEqual(first.entries.map((e) => [e.tag, e.newDigest]), [['v1', b.manifest.digest]]);
+    assert.deepEqual(
+      first.entries.map((e) => [e.tag, e.newDigest]),
+      [['v1', b.manifest.digest]],
+    );
     assert.notEqual(first.next, null);
     const second = await history(reg.server, `?tag=v1&n=1&last=${first.next}`);
-    assert.deepEqual(second.entries.map((e) => [e.tag, e.newDigest]), [['v1', a.manifest.digest]]);
+    assert.deepEqual(
+      second.entries.map((e) => [e.tag, e.newDigest]),
+      [['v1', a.manifest.digest]],
+    );
     assert.equal(second.next, null, 'the tag has no older change');
     const bad = await api(reg.server, 'GET', `/repositories/${REPO}/tag-history?tag=${encodeURIComponent('-not a tag')}`, adminAuth());
     assert.equal(bad.status, 400);
     assert.ok(((await bad.json()) as { errors: { code: string }[] }).errors[0]!.code, 'a registry JSON error');
-    const doc = (await (await api(reg.server, 'GET', '/openapi.json', adminAuth())).json()) as { paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>> };
+    const doc = (await (await api(reg.server, 'GET', '/openapi.json', adminAuth())).json()) as {
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>>;
+    };
     const params = doc.paths['/api/v1/repositories/{name}/tag-history']?.get?.parameters ?? [];
-    assert.deepEqual(params.filter((p) => p.in === 'query').map((p) => p.name).sort(), ['last', 'n', 'tag']);
+    assert.deepEqual(
+      params
+        .filter((p) => p.in === 'query')
+        .map((p) => p.name)
+        .sort(),
+      ['last', 'n', 'tag'],
+    );
   });
 
   it('GC keeps the manifest v1 pointed to before the move (within the window)', async () => {
@@ -125,7 +152,10 @@ describe('tag history and rollback (default window, GC protection on)', () => {
   });
 
   it('refuses callers without access: other tenant 404, pull-only member 403 on restore, anonymous 401', async () => {
-    for (const res of [await api(reg.server, 'GET', `/repositories/${REPO}/tag-history`, USERS.outsider), await restore(reg.server, 'v1', b.manifest.digest, USERS.outsider)]) {
+    for (const res of [
+      await api(reg.server, 'GET', `/repositories/${REPO}/tag-history`, USERS.outsider),
+      await restore(reg.server, 'v1', b.manifest.digest, USERS.outsider),
+    ]) {
       assert.equal(res.status, 404);
       assert.equal((await refusal(res)).code, 'NOT_FOUND');
     }
@@ -136,11 +166,21 @@ describe('tag history and rollback (default window, GC protection on)', () => {
     assert.equal((await fetch(`${reg.url}/api/v1/repositories/${REPO}/tag-history`)).status, 401);
   });
 
-  it('npx berth tag restore works on the server\'s data, recorded with the CLI user', async () => {
+  it("npx berth tag restore works on the server's data, recorded with the CLI user", async () => {
     const { driver, url } = reg.server.config.metadata;
-    const env = { ...process.env, BERTH_DATA_DIR: reg.server.dataDir, BERTH_AUTH_MODE: 'basic', BERTH_METADATA_DRIVER: driver, ...(url ? { BERTH_METADATA_URL: url } : {}) };
-    const berth = async (args: string[]) => (await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env })).stdout;
-    assert.match(await berth(['tag', 'restore', 'team/app:v1', b.manifest.digest]), new RegExp(`team/app:v1 now points to ${b.manifest.digest}`));
+    const env = {
+      ...process.env,
+      BERTH_DATA_DIR: reg.server.dataDir,
+      BERTH_AUTH_MODE: 'basic',
+      BERTH_METADATA_DRIVER: driver,
+      ...(url ? { BERTH_METADATA_URL: url } : {}),
+    };
+    const berth = async (args: string[]) =>
+      (await exec(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env })).stdout;
+    assert.match(
+      await berth(['tag', 'restore', 'team/app:v1', b.manifest.digest]),
+      new RegExp(`team/app:v1 now points to ${b.manifest.digest}`),
+    );
     assert.equal(await headDigest(reg.server, 'v1'), b.manifest.digest);
     const [latest] = (await history(reg.server, '?tag=v1')).entries;
     assert.equal(latest!.via, 'restore');
@@ -149,8 +189,18 @@ describe('tag history and rollback (default window, GC protection on)', () => {
 });
 
 describe('tag history with GC protection off, and with a window that has passed', () => {
-  const off = useAuthServer('basic', {}, { gc: { enabled: false, graceperiod: 0 }, tags: { history: { protectgc: false } } }, { setup: seedDeveloper });
-  const short = useAuthServer('basic', {}, { gc: { enabled: false, graceperiod: 0 }, tags: { history: { retention: '1s' } } }, { setup: seedDeveloper });
+  const off = useAuthServer(
+    'basic',
+    {},
+    { gc: { enabled: false, graceperiod: 0 }, tags: { history: { protectgc: false } } },
+    { setup: seedDeveloper },
+  );
+  const short = useAuthServer(
+    'basic',
+    {},
+    { gc: { enabled: false, graceperiod: 0 }, tags: { history: { retention: '1s' } } },
+    { setup: seedDeveloper },
+  );
   const a = smallImage();
   const b = variant(a, 'b');
 

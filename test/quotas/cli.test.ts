@@ -6,12 +6,12 @@ import { metadataEnvOf, runBerth } from '../helpers/cli.js';
 import { RegistryClient, makeBlob } from '../helpers/registry-client.js';
 import { getQuota } from '../policies/quota-support.js';
 
-
-describe('berth quota set / show / recount on the server\'s own data', () => {
+describe("berth quota set / show / recount on the server's own data", () => {
   const reg = useAuthServer('basic', {}, {}, { setup: (server) => addProject(server, 'cli') });
 
   /** Runs `berth <args>` on the server's data directory and metadata database; the exit code and output. */
-  const berth = (args: string[]) => runBerth(args, { ...metadataEnvOf(reg.server.dataDir, reg.server.config.metadata), BERTH_AUTH_MODE: 'basic' }, 60_000);
+  const berth = (args: string[]) =>
+    runBerth(args, { ...metadataEnvOf(reg.server.dataDir, reg.server.config.metadata), BERTH_AUTH_MODE: 'basic' }, 60_000);
 
   it('set takes effect on the running server at once; show --json equals the API; a bad size exits 2 naming it', async () => {
     const admin = new RegistryClient(reg.url, { authorization: adminAuth() });

@@ -111,7 +111,10 @@ describe('blob fill: readers served from memory, slow readers from the spool', (
     // The upstream here is faster than the client: the download waits for it (at most 500 ms
     // at a time, then it reads the spool), so all its bytes but a hiccup's come from memory.
     t.diagnostic(`from memory ${fill.served.memory}, from the spool ${fill.served.spool}`);
-    assert.ok(fill.served.memory >= fill.size * 0.9, `sent from memory: ${fill.served.memory} of ${fill.size} (spool ${fill.served.spool})`);
+    assert.ok(
+      fill.served.memory >= fill.size * 0.9,
+      `sent from memory: ${fill.served.memory} of ${fill.size} (spool ${fill.served.spool})`,
+    );
     await fill.cleanup();
   });
 

@@ -87,7 +87,11 @@ describe('blob fill (pull-through cache downloads)', () => {
     assert.equal(fill.error, null);
     assert.deepEqual(linked, [`hub/app@${digest}`]);
     assert.ok(readFileSync(blobs.blobPath(digest)).equals(data), 'the stored blob is the content');
-    assert.equal(statSync(blobs.blobPath(digest)).ino, statSync(path.join(deps.spoolDir, readdirSync(deps.spoolDir)[0]!)).ino, 'the stored blob is the spool file itself (a hard link: written once)');
+    assert.equal(
+      statSync(blobs.blobPath(digest)).ino,
+      statSync(path.join(deps.spoolDir, readdirSync(deps.spoolDir)[0]!)).ino,
+      'the stored blob is the spool file itself (a hard link: written once)',
+    );
     await fill.cleanup();
     assert.deepEqual(readdirSync(deps.spoolDir), [], 'the spool file is removed once the fill ends');
     assert.deepEqual(readdirSync(path.join(dir, 'storage', 'uploads')), [], 'no staging left');
@@ -188,7 +192,14 @@ describe('blob fill (pull-through cache downloads)', () => {
         }),
     } as unknown as FileHandle;
     const spooledMarks: number[] = [];
-    const writer = new SpoolWriter(handle, null, size, () => spooledMarks.push(writer.spooled), () => undefined, () => null);
+    const writer = new SpoolWriter(
+      handle,
+      null,
+      size,
+      () => spooledMarks.push(writer.spooled),
+      () => undefined,
+      () => null,
+    );
     const adding = writer.add(data);
     // Two writes in flight (4 MiB and what followed); the later one ends first.
     while (writes.length < 2) await new Promise((resolve) => setImmediate(resolve));
@@ -212,7 +223,11 @@ describe('blob fill (pull-through cache downloads)', () => {
     await flushing;
     assert.ok(file.equals(data), 'every byte at its place');
     assert.ok(maxInFlight <= 2, `at most two writes in flight (${maxInFlight})`);
-    assert.deepEqual([...spooledMarks].sort((a, b) => a - b), spooledMarks, 'the mark only moves forward');
+    assert.deepEqual(
+      [...spooledMarks].sort((a, b) => a - b),
+      spooledMarks,
+      'the mark only moves forward',
+    );
   });
 
   it('an upstream that trickles: a reader gets the bytes as they come, not once a 1 MiB batch is full', async () => {
@@ -239,7 +254,10 @@ describe('blob fill (pull-through cache downloads)', () => {
     body.end();
     await reading;
     assert.ok(Buffer.concat(got).equals(data));
-    assert.ok(firstAt >= 0 && firstAt < data.length / 2, `the first bytes reached the reader when ${firstAt} of ${data.length} had been sent`);
+    assert.ok(
+      firstAt >= 0 && firstAt < data.length / 2,
+      `the first bytes reached the reader when ${firstAt} of ${data.length} had been sent`,
+    );
     await fill.finished();
     await fill.cleanup();
   });

@@ -44,7 +44,10 @@ describe('registry endpoints', () => {
     [open, locked] = await Promise.all([startDistribution(), startDistribution({ user: { username: 'dist', password: SECRET } })]);
     // One after the other: two schedulers starting at once in one process collide on croner's job names.
     upstreamBerth = await startTestServer({ auth: { mode: 'token', admin: { password: 'upstream-admin-1' } } });
-    server = await startTestServer({ auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } }, secrets: { key: randomBytes(32).toString('base64') } });
+    server = await startTestServer({
+      auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } },
+      secrets: { key: randomBytes(32).toString('base64') },
+    });
     await addUser(server, 'ursula', 'ursula-pass-1');
     // A port that accepts connections and never answers (a hung upstream).
     silent = createServer(() => undefined);
@@ -62,7 +65,10 @@ describe('registry endpoints', () => {
     assert.equal(created.hasCredential, true);
     assert.equal(created.credential, undefined);
     const listed = await call('GET', '/registries', adminAuth());
-    assert.deepEqual(listed.body.map((e: { name: string }) => e.name), ['dist']);
+    assert.deepEqual(
+      listed.body.map((e: { name: string }) => e.name),
+      ['dist'],
+    );
     const changed = await call('PATCH', '/registries/dist', adminAuth(), { description: 'DR site', insecure: true });
     assert.equal(changed.status, 200);
     assert.equal(changed.body.description, 'DR site');
@@ -71,11 +77,18 @@ describe('registry endpoints', () => {
     await add({ name: 'gone', url: 'http://127.0.0.1:1' });
     assert.equal((await call('DELETE', '/registries/gone', adminAuth())).status, 204);
     assert.equal((await call('GET', '/registries/gone', adminAuth())).status, 404);
-    assert.ok(responses.every((text) => !text.includes(SECRET)), 'no answer ever contains the credential');
+    assert.ok(
+      responses.every((text) => !text.includes(SECRET)),
+      'no answer ever contains the credential',
+    );
   });
 
   it('the credential is sealed in the database', async () => {
-    const db = server.stores.metadata.db as unknown as { selectFrom(t: string): { select(c: string[]): { where(c: string, o: string, v: string): { executeTakeFirstOrThrow(): Promise<{ credential: string }> } } } };
+    const db = server.stores.metadata.db as unknown as {
+      selectFrom(t: string): {
+        select(c: string[]): { where(c: string, o: string, v: string): { executeTakeFirstOrThrow(): Promise<{ credential: string }> } };
+      };
+    };
     const row = await db.selectFrom('registry_endpoints').select(['credential']).where('name', '=', 'dist').executeTakeFirstOrThrow();
     assert.match(row.credential, /^berth:v1:/);
     assert.ok(!row.credential.includes(SECRET));
@@ -83,20 +96,47 @@ describe('registry endpoints', () => {
   });
 
   it('refusals: 401 anonymous, 403 for a user who is not a system admin, 400 bad bodies, 409 duplicate name, 404 unknown', async () => {
-    for (const [method, path] of [['GET', '/registries'], ['POST', '/registries'], ['GET', '/registries/dist'], ['PATCH', '/registries/dist'], ['DELETE', '/registries/dist'], ['POST', '/registries/dist/ping']] as const) {
-      const anonymous = await fetch(`${server.url}/api/v1${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'GET' || method === 'DELETE' ? undefined : '{}' });
+    for (const [method, path] of [
+      ['GET', '/registries'],
+      ['POST', '/registries'],
+      ['GET', '/registries/dist'],
+      ['PATCH', '/registries/dist'],
+      ['DELETE', '/registries/dist'],
+      ['POST', '/registries/dist/ping'],
+    ] as const) {
+      const anonymous = await fetch(`${server.url}/api/v1${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: method === 'GET' || method === 'DELETE' ? undefined : '{}',
+      });
       assert.equal(anonymous.status, 401, `${method} ${path} anonymous`);
       const res = await call(method, path, user, method === 'GET' || method === 'DELETE' ? undefined : {});
       assert.equal(res.status, 403, `${method} ${path} as a plain user`);
       assert.equal(res.body.errors[0].code, 'DENIED');
     }
     assert.equal((await call('POST', '/registries', adminAuth(), { name: 'x', url: 'ftp://example' })).status, 400);
-    assert.equal((await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://u:p@example' })).status, 400, 'credentials in the URL');
+    assert.equal(
+      (await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://u:p@example' })).status,
+      400,
+      'credentials in the URL',
+    );
     assert.equal((await call('POST', '/registries', adminAuth(), { name: 'bad name', url: 'http://example' })).status, 400);
-    assert.equal((await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://example/prefix' })).status, 400, 'a path under the host');
-    assert.equal((await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://example', credential: 'p' })).status, 400, 'a credential without a username');
+    assert.equal(
+      (await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://example/prefix' })).status,
+      400,
+      'a path under the host',
+    );
+    assert.equal(
+      (await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://example', credential: 'p' })).status,
+      400,
+      'a credential without a username',
+    );
     assert.equal((await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://example', caBundle: 'not pem' })).status, 400);
-    assert.equal((await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://example', password: 'p' })).status, 400, 'unknown field');
+    assert.equal(
+      (await call('POST', '/registries', adminAuth(), { name: 'x', url: 'http://example', password: 'p' })).status,
+      400,
+      'unknown field',
+    );
     const duplicate = await call('POST', '/registries', adminAuth(), { name: 'dist', url: 'http://example' });
     assert.equal(duplicate.status, 409);
     assert.equal(duplicate.body.errors[0].code, 'CONFLICT');
@@ -147,7 +187,10 @@ describe('registry endpoints', () => {
       const again = [] as Buffer[];
       for await (const chunk of client.getBlob('team/raw', digest)) again.push(chunk as Buffer);
       assert.ok(Buffer.concat(again).equals(data), `getBlob verifies over the raw stream (${url})`);
-      const wrong = client.getBlob('team/raw', digest.replace(/.$/, (c) => (c === '0' ? '1' : '0')));
+      const wrong = client.getBlob(
+        'team/raw',
+        digest.replace(/.$/, (c) => (c === '0' ? '1' : '0')),
+      );
       await assert.rejects(async () => {
         for await (const _ of wrong) void _;
       }, /404|BLOB_UNKNOWN|unknown/i);
@@ -194,9 +237,25 @@ describe('registry endpoints', () => {
   });
 
   it('the CLI adds (password from stdin or env), lists, pings and removes endpoints', async () => {
-    const env = { ...metadataEnvOf(server.dataDir, server.config.metadata), BERTH_AUTH_MODE: 'basic', BERTH_SECRETS_KEY: server.config.secrets.key, DIST_PASS: SECRET };
+    const env = {
+      ...metadataEnvOf(server.dataDir, server.config.metadata),
+      BERTH_AUTH_MODE: 'basic',
+      BERTH_SECRETS_KEY: server.config.secrets.key,
+      DIST_PASS: SECRET,
+    };
     const berth = (args: string[]) => runBerth(args, env, 60_000);
-    const added = await berth(['registry', 'add', 'cli-dist', locked.url, '--kind', 'distribution', '--username', 'dist', '--password-env', 'DIST_PASS']);
+    const added = await berth([
+      'registry',
+      'add',
+      'cli-dist',
+      locked.url,
+      '--kind',
+      'distribution',
+      '--username',
+      'dist',
+      '--password-env',
+      'DIST_PASS',
+    ]);
     assert.equal(added.code, 0, added.stderr);
     const listed = await berth(['registry', 'list', '--json']);
     assert.equal(listed.code, 0, listed.stderr);
@@ -218,7 +277,14 @@ describe('registry endpoints', () => {
     assert.equal(bound.code, 0, bound.stderr);
     assert.match(bound.stdout, /project mirror pulls through cli-dist \(namespace lib\), tags revalidated after 60 s/);
     const caches = await berth(['registry', 'cache', 'list', '--json']);
-    assert.deepEqual((JSON.parse(caches.stdout) as { project: string; endpoint: string; keepDeletedTags: boolean | null }[]).map((c) => [c.project, c.endpoint, c.keepDeletedTags]), [['mirror', 'cli-dist', null]]);
+    assert.deepEqual(
+      (JSON.parse(caches.stdout) as { project: string; endpoint: string; keepDeletedTags: boolean | null }[]).map((c) => [
+        c.project,
+        c.endpoint,
+        c.keepDeletedTags,
+      ]),
+      [['mirror', 'cli-dist', null]],
+    );
     const dropping = await berth(['registry', 'cache', 'set', 'mirror', 'cli-dist', '--namespace', 'lib', '--no-keep-deleted-tags']);
     assert.equal(dropping.code, 0, dropping.stderr);
     assert.match(dropping.stdout, /tags deleted upstream are deleted/);

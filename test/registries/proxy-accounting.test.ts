@@ -80,15 +80,24 @@ describe('pull-through cache content in core: listings, quota, default retention
     const res = await api(server, 'GET', '/projects/hub/retention', adminAuth());
     assert.equal(res.status, 200);
     const policy = (await res.json()) as { rules: { template: string; days: number }[]; schedule: string };
-    assert.deepEqual(policy.rules.map((r) => [r.template, r.days]), [['nDaysSinceLastPull', 2]]);
+    assert.deepEqual(
+      policy.rules.map((r) => [r.template, r.days]),
+      [['nDaysSinceLastPull', 2]],
+    );
     assert.equal(policy.schedule, '0 0 * * *');
     // A policy the admin set is kept when the binding changes.
-    const custom = await api(server, 'PUT', '/projects/capped/retention', adminAuth(), { rules: [{ template: 'latestPulledN', count: 5 }], schedule: null });
+    const custom = await api(server, 'PUT', '/projects/capped/retention', adminAuth(), {
+      rules: [{ template: 'latestPulledN', count: 5 }],
+      schedule: null,
+    });
     assert.equal(custom.status, 200, await custom.text());
     const rebind = await api(server, 'PUT', '/projects/capped/proxy-cache', adminAuth(), { endpoint: 'up', tagTtlSeconds: 3600 });
     assert.equal(rebind.status, 200);
     const kept = (await (await api(server, 'GET', '/projects/capped/retention', adminAuth())).json()) as { rules: { template: string }[] };
-    assert.deepEqual(kept.rules.map((r) => r.template), ['latestPulledN']);
+    assert.deepEqual(
+      kept.rules.map((r) => r.template),
+      ['latestPulledN'],
+    );
   });
 
   it('tags/list and the catalog list the cached repositories and tags; usage grows by the cached bytes', async () => {
@@ -112,7 +121,10 @@ describe('pull-through cache content in core: listings, quota, default retention
     const repositories = ((await catalog.json()) as { repositories: string[] }).repositories;
     for (const repo of ['hub/lib/app', 'hub/lib/other']) assert.ok(repositories.includes(repo), `${repo} in ${repositories.join(', ')}`);
     // Users still cannot delete cached content.
-    const del = await fetch(`${server.url}/v2/hub/lib/app/manifests/${v1.manifest.digest}`, { method: 'DELETE', headers: { authorization: adminAuth() } });
+    const del = await fetch(`${server.url}/v2/hub/lib/app/manifests/${v1.manifest.digest}`, {
+      method: 'DELETE',
+      headers: { authorization: adminAuth() },
+    });
     assert.equal(del.status, 403);
   });
 
@@ -137,16 +149,25 @@ describe('pull-through cache content in core: listings, quota, default retention
       assert.match(err.message, /storage quota of project capped exceeded: adding .* \(policy: quota\)/);
       return true;
     });
-    assert.equal(await server.stores.metadata.repositories.linkedBlob('capped/lib/big', big.layers[0]!.digest), null, 'the refused blob is not stored');
+    assert.equal(
+      await server.stores.metadata.repositories.linkedBlob('capped/lib/big', big.layers[0]!.digest),
+      null,
+      'the refused blob is not stored',
+    );
     assert.equal(await bytesStored(server, big.layers[0]!.digest), false);
     assert.ok((await getQuota(server, 'capped')).used <= (await getQuota(server, 'capped')).limit!);
 
     // Full: a new manifest is refused too, before anything is stored.
     const full = (await getQuota(server, 'capped')).used;
     await setQuota(server, 'capped', full);
-    const refused = await fetch(`${server.url}/v2/capped/lib/later/manifests/v1`, { headers: { authorization: adminAuth(), accept: OCI_MANIFEST } });
+    const refused = await fetch(`${server.url}/v2/capped/lib/later/manifests/v1`, {
+      headers: { authorization: adminAuth(), accept: OCI_MANIFEST },
+    });
     assert.equal(refused.status, 403);
-    assert.match(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message, /storage quota of project capped exceeded/);
+    assert.match(
+      ((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message,
+      /storage quota of project capped exceeded/,
+    );
     const listed = await fetch(`${server.url}/v2/capped/lib/later/tags/list`, { headers: { authorization: adminAuth() } });
     assert.equal(listed.status, 404, 'nothing of the refused fill was stored');
     await pull('capped/lib/cached', 'v1', cached);
@@ -169,7 +190,12 @@ describe('pull-through cache content in core: listings, quota, default retention
     // The pulls reach pull_stats within one flush interval.
     const db = server.stores.metadata.db;
     const staleRepo = (await db.selectFrom('repositories').select('id').where('name', '=', 'hub/lib/stale').executeTakeFirstOrThrow()).id;
-    await eventually(async () => (await sql`select pulls from pull_stats where repository_id = ${staleRepo} and digest = ${stale.manifest.digest}`.execute(db)).rows.length > 0, 'the pull in pull_stats');
+    await eventually(
+      async () =>
+        (await sql`select pulls from pull_stats where repository_id = ${staleRepo} and digest = ${stale.manifest.digest}`.execute(db)).rows
+          .length > 0,
+      'the pull in pull_stats',
+    );
     // Last pulled three days ago, as far as the metadata knows: outside the 2-day window.
     await sql`update pull_stats set last_pulled_at = ${Date.now() - 3 * DAY_MS} where repository_id = ${staleRepo}`.execute(db);
     const usedBefore = (await getQuota(server, 'hub')).used;
@@ -200,6 +226,9 @@ describe('pull-through cache content in core: listings, quota, default retention
     await pull('hub/lib/multi', amd.manifest.digest, amd);
     const report = await fsckStores(server.config, { repair: false, verifyContent: false, graceMs: 0 });
     assert.equal(corruptionCount(report), 0, JSON.stringify(report.problems));
-    assert.ok(report.skipped.some((s) => /references of pull-through cache repositories not fetched/.test(s)), report.skipped.join('; '));
+    assert.ok(
+      report.skipped.some((s) => /references of pull-through cache repositories not fetched/.test(s)),
+      report.skipped.join('; '),
+    );
   });
 });

@@ -38,7 +38,11 @@ describe('pull-through cache projects', () => {
     await pushImage(pusher, 'lib/app', 'v1', image);
     const add = await api(server, 'POST', '/registries', adminAuth(), { name: 'up', url: proxy.url, kind: 'distribution' });
     assert.equal(add.status, 201, await add.text());
-    const bind = await api(server, 'PUT', '/projects/hub/proxy-cache', adminAuth(), { endpoint: 'up', namespace: null, tagTtlSeconds: 3600 });
+    const bind = await api(server, 'PUT', '/projects/hub/proxy-cache', adminAuth(), {
+      endpoint: 'up',
+      namespace: null,
+      tagTtlSeconds: 3600,
+    });
     assert.equal(bind.status, 200, await bind.text());
   });
   after(async () => {
@@ -48,7 +52,14 @@ describe('pull-through cache projects', () => {
 
   it('skopeo pulls through the cache byte-identical; a second pull never reaches the upstream', async () => {
     const out = sandbox.path('first');
-    await sandbox.skopeo(['copy', '--src-tls-verify=false', '--src-creds', `admin:${ADMIN_PASSWORD}`, `docker://${registryHost(server.url)}/hub/lib/app:v1`, `dir:${out}`]);
+    await sandbox.skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      '--src-creds',
+      `admin:${ADMIN_PASSWORD}`,
+      `docker://${registryHost(server.url)}/hub/lib/app:v1`,
+      `dir:${out}`,
+    ]);
     for (const blob of [image.config, ...image.layers]) {
       assert.ok(readFileSync(path.join(out, blob.digest.slice('sha256:'.length))).equals(blob.data), `${blob.digest} is byte-identical`);
     }
@@ -56,7 +67,14 @@ describe('pull-through cache projects', () => {
     for (const blob of image.layers) assert.equal(proxy.count('GET', blob.digest), 1, 'one upstream GET per layer');
     proxy.reset();
     const again = sandbox.path('second');
-    await sandbox.skopeo(['copy', '--src-tls-verify=false', '--src-creds', `admin:${ADMIN_PASSWORD}`, `docker://${registryHost(server.url)}/hub/lib/app:v1`, `dir:${again}`]);
+    await sandbox.skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      '--src-creds',
+      `admin:${ADMIN_PASSWORD}`,
+      `docker://${registryHost(server.url)}/hub/lib/app:v1`,
+      `dir:${again}`,
+    ]);
     for (const blob of image.layers) assert.ok(readFileSync(path.join(again, blob.digest.slice(7))).equals(blob.data));
     assert.deepEqual(proxy.requests, [], 'within the tag TTL and with blobs cached, nothing goes upstream');
   });
@@ -74,20 +92,31 @@ describe('pull-through cache projects', () => {
       }
     };
     await Promise.all(Array.from({ length: 20 }, pull));
-    for (const blob of [big.config, ...big.layers]) assert.equal(proxy.count('GET', `/blobs/${blob.digest}`), 1, `one upstream GET of ${blob.digest}: ${proxy.requests.join('\n')}`);
+    for (const blob of [big.config, ...big.layers])
+      assert.equal(proxy.count('GET', `/blobs/${blob.digest}`), 1, `one upstream GET of ${blob.digest}: ${proxy.requests.join('\n')}`);
     assert.equal(proxy.count('GET', '/manifests/v1'), 1, 'one upstream GET of the manifest');
   });
 
   it('a client that disconnects mid-blob does not corrupt the stored copy', async () => {
     const layer = makeBlob(12 * 1024 * 1024);
     const config = jsonBlob({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.size }] }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.size }],
+      }),
+    );
     await pusher.pushBlob('lib/cut', layer.data);
     await pusher.pushBlob('lib/cut', config.data);
     await pusher.putManifest('lib/cut', 'v1', manifest, OCI_MANIFEST);
     proxy.reset();
     const controller = new AbortController();
-    const res = await fetch(`${server.url}/v2/hub/lib/cut/blobs/${layer.digest}`, { headers: { authorization: adminAuth() }, signal: controller.signal });
+    const res = await fetch(`${server.url}/v2/hub/lib/cut/blobs/${layer.digest}`, {
+      headers: { authorization: adminAuth() },
+      signal: controller.signal,
+    });
     assert.equal(res.status, 200);
     const reader = res.body!.getReader();
     await reader.read();
@@ -96,7 +125,8 @@ describe('pull-through cache projects', () => {
     let bytes: Buffer | null = null;
     for (let i = 0; i < 50 && bytes === null; i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      if (await server.stores.metadata.repositories.linkedBlob('hub/lib/cut', layer.digest)) bytes = await readAll(berth.getBlob('hub/lib/cut', layer.digest));
+      if (await server.stores.metadata.repositories.linkedBlob('hub/lib/cut', layer.digest))
+        bytes = await readAll(berth.getBlob('hub/lib/cut', layer.digest));
     }
     assert.ok(bytes, 'the blob was stored although the client left');
     assert.equal(sha256(bytes), layer.digest);
@@ -148,12 +178,19 @@ describe('pull-through cache projects', () => {
       assert.match(err.message, /project hub is a pull-through cache \(proxy mode\)/);
       return true;
     });
-    const put = await fetch(`${server.url}/v2/hub/lib/app/manifests/v2`, { method: 'PUT', headers: { authorization: adminAuth(), 'content-type': OCI_MANIFEST }, body: new Uint8Array(image.manifest.data) });
+    const put = await fetch(`${server.url}/v2/hub/lib/app/manifests/v2`, {
+      method: 'PUT',
+      headers: { authorization: adminAuth(), 'content-type': OCI_MANIFEST },
+      body: new Uint8Array(image.manifest.data),
+    });
     assert.equal(put.status, 403);
     const del = await fetch(`${server.url}/v2/hub/lib/app/manifests/v1`, { method: 'DELETE', headers: { authorization: adminAuth() } });
     assert.equal(del.status, 403);
     assert.match(((await del.json()) as { errors: { message: string }[] }).errors[0]!.message, /pull-through cache \(proxy mode\)/);
-    const delBlob = await fetch(`${server.url}/v2/hub/lib/app/blobs/${image.layers[0]!.digest}`, { method: 'DELETE', headers: { authorization: adminAuth() } });
+    const delBlob = await fetch(`${server.url}/v2/hub/lib/app/blobs/${image.layers[0]!.digest}`, {
+      method: 'DELETE',
+      headers: { authorization: adminAuth() },
+    });
     assert.equal(delBlob.status, 403);
   });
 
@@ -165,7 +202,10 @@ describe('pull-through cache projects', () => {
       proxy.mode = mode;
       const manifest = await berth.getManifest('hub/lib/app', 'v1');
       assert.equal(manifest?.digest, image.manifest.digest, `${mode}: the cached tag is served`);
-      assert.ok((await readAll(berth.getBlob('hub/lib/app', image.layers[0]!.digest))).equals(image.layers[0]!.data), `${mode}: cached blobs are served`);
+      assert.ok(
+        (await readAll(berth.getBlob('hub/lib/app', image.layers[0]!.digest))).equals(image.layers[0]!.data),
+        `${mode}: cached blobs are served`,
+      );
       const res = await fetch(`${server.url}/v2/hub/lib/never/manifests/v1`, { headers: { authorization: adminAuth() } });
       const body = (await res.json()) as { errors: { code: string; message: string }[] };
       const expected = { down: 502, ratelimit: 503, hang: 504 }[mode];
@@ -183,10 +223,23 @@ describe('pull-through cache projects', () => {
     const never = await fetch(`${server.url}/v2/hub/lib/gone/manifests/v1`, { headers: { authorization: adminAuth() } });
     assert.equal(never.status, 502, 'a never-cached tag with the upstream stopped');
     const out = sandbox.path('offline');
-    await sandbox.skopeo(['copy', '--src-tls-verify=false', '--src-creds', `admin:${ADMIN_PASSWORD}`, `docker://${registryHost(server.url)}/hub/lib/app:v1`, `dir:${out}`]);
+    await sandbox.skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      '--src-creds',
+      `admin:${ADMIN_PASSWORD}`,
+      `docker://${registryHost(server.url)}/hub/lib/app:v1`,
+      `dir:${out}`,
+    ]);
     for (const blob of image.layers) assert.ok(readFileSync(path.join(out, blob.digest.slice(7))).equals(blob.data));
     const metrics = await (await fetch(server.metricsUrl!, { headers: { authorization: adminAuth() } })).text();
-    for (const series of ['berth_proxy_cache_hits_total{kind="manifest"}', 'berth_proxy_cache_misses_total{kind="blob"}', 'berth_proxy_cache_upstream_bytes_total', 'berth_proxy_cache_upstream_errors_total{reason="timeout"}', 'berth_proxy_cache_coalesced_total{kind="blob"}']) {
+    for (const series of [
+      'berth_proxy_cache_hits_total{kind="manifest"}',
+      'berth_proxy_cache_misses_total{kind="blob"}',
+      'berth_proxy_cache_upstream_bytes_total',
+      'berth_proxy_cache_upstream_errors_total{reason="timeout"}',
+      'berth_proxy_cache_coalesced_total{kind="blob"}',
+    ]) {
       assert.match(metrics, new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} [1-9]`, 'm'), series);
     }
   });

@@ -15,7 +15,9 @@ interface Pulled {
 }
 
 async function pull(server: TestServer, repository: string, reference: string): Promise<Pulled> {
-  const res = await fetch(`${server.url}/v2/${repository}/manifests/${reference}`, { headers: { authorization: adminAuth(), accept: OCI_MANIFEST } });
+  const res = await fetch(`${server.url}/v2/${repository}/manifests/${reference}`, {
+    headers: { authorization: adminAuth(), accept: OCI_MANIFEST },
+  });
   const body = res.status === 200 ? null : ((await res.json()) as { errors: { code: string; message: string }[] });
   if (res.status === 200) await res.arrayBuffer();
   return { status: res.status, digest: res.headers.get('docker-content-digest'), errors: body?.errors ?? [] };
@@ -45,7 +47,11 @@ describe('pull-through cache: tags deleted upstream', () => {
   const v2 = makeImage({ layers: 1 });
 
   const bind = async (server: TestServer, project: string, keepDeletedTags: boolean | null) => {
-    const res = await api(server, 'PUT', `/projects/${project}/proxy-cache`, adminAuth(), { endpoint: 'up', tagTtlSeconds: 0, ...(keepDeletedTags === null ? {} : { keepDeletedTags }) });
+    const res = await api(server, 'PUT', `/projects/${project}/proxy-cache`, adminAuth(), {
+      endpoint: 'up',
+      tagTtlSeconds: 0,
+      ...(keepDeletedTags === null ? {} : { keepDeletedTags }),
+    });
     const text = await res.text();
     assert.equal(res.status, 200, text);
     assert.equal((JSON.parse(text) as { keepDeletedTags: boolean | null }).keepDeletedTags, keepDeletedTags);
@@ -59,7 +65,10 @@ describe('pull-through cache: tags deleted upstream', () => {
     await pushImage(pusher, 'lib/app', 'v2', v2);
     [byDefault, dropping] = await Promise.all([
       startTestServer({ auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } }, proxy: { upstreamtimeout: '1500ms' } }),
-      startTestServer({ auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } }, proxy: { upstreamtimeout: '1500ms', keepdeletedtags: false } }),
+      startTestServer({
+        auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } },
+        proxy: { upstreamtimeout: '1500ms', keepdeletedtags: false },
+      }),
     ]);
     for (const server of [byDefault, dropping]) {
       const add = await api(server, 'POST', '/registries', adminAuth(), { name: 'up', url: proxy.url, kind: 'distribution' });
@@ -76,8 +85,18 @@ describe('pull-through cache: tags deleted upstream', () => {
 
   const cases = () =>
     [byDefault, dropping].flatMap((server) => [
-      { server, name: `${server === byDefault ? 'default config' : 'keepdeletedtags: false'}, project keep`, repository: 'keep/lib/app', keeps: true },
-      { server, name: `${server === byDefault ? 'default config' : 'keepdeletedtags: false'}, project drop`, repository: 'drop/lib/app', keeps: false },
+      {
+        server,
+        name: `${server === byDefault ? 'default config' : 'keepdeletedtags: false'}, project keep`,
+        repository: 'keep/lib/app',
+        keeps: true,
+      },
+      {
+        server,
+        name: `${server === byDefault ? 'default config' : 'keepdeletedtags: false'}, project drop`,
+        repository: 'drop/lib/app',
+        keeps: false,
+      },
     ]);
 
   it('caches both tags, then an upstream delete that the upstream cannot confirm (down, 429, hung) deletes nothing', async () => {
@@ -85,7 +104,9 @@ describe('pull-through cache: tags deleted upstream', () => {
       assert.equal((await pull(c.server, c.repository, 'v1')).digest, v1.manifest.digest, c.name);
       assert.equal((await pull(c.server, c.repository, 'v2')).digest, v2.manifest.digest, c.name);
       assert.deepEqual(await tags(c.server, c.repository), ['v1', 'v2'], c.name);
-      const blob = await fetch(`${c.server.url}/v2/${c.repository}/blobs/${v1.layers[0]!.digest}`, { headers: { authorization: adminAuth() } });
+      const blob = await fetch(`${c.server.url}/v2/${c.repository}/blobs/${v1.layers[0]!.digest}`, {
+        headers: { authorization: adminAuth() },
+      });
       assert.equal(blob.status, 200, c.name);
       await blob.arrayBuffer();
     }
@@ -119,10 +140,16 @@ describe('pull-through cache: tags deleted upstream', () => {
       }
       assert.equal(got.status, 404, c.name);
       assert.equal(got.errors[0]?.code, 'MANIFEST_UNKNOWN', c.name);
-      assert.match(got.errors[0]!.message, new RegExp(`tag v1 of ${c.repository} was deleted upstream in up \\(http://127\\.0\\.0\\.1:\\d+\\)`), c.name);
+      assert.match(
+        got.errors[0]!.message,
+        new RegExp(`tag v1 of ${c.repository} was deleted upstream in up \\(http://127\\.0\\.0\\.1:\\d+\\)`),
+        c.name,
+      );
       assert.deepEqual(await tags(c.server, c.repository), ['v2'], `${c.name}: tags/list drops the tag`);
       const history = await api(c.server, 'GET', `/repositories/${encodeURIComponent(c.repository)}/tag-history?tag=v1`, adminAuth());
-      const entries = ((await history.json()) as { entries: { tag: string; oldDigest: string | null; newDigest: string | null; via: string }[] }).entries;
+      const entries = (
+        (await history.json()) as { entries: { tag: string; oldDigest: string | null; newDigest: string | null; via: string }[] }
+      ).entries;
       assert.equal(entries[0]!.via, 'proxy-cache', `${c.name}: a system delete by the cache`);
       assert.equal(entries[0]!.oldDigest, v1.manifest.digest);
       assert.equal(entries[0]!.newDigest, null);
@@ -135,7 +162,9 @@ describe('pull-through cache: tags deleted upstream', () => {
       const byDigest = await pull(c.server, c.repository, v1.manifest.digest);
       assert.equal(byDigest.status, 200, `${c.name}: by digest ${JSON.stringify(byDigest.errors)}`);
       assert.equal(byDigest.digest, v1.manifest.digest);
-      const blob = await fetch(`${c.server.url}/v2/${c.repository}/blobs/${v1.layers[0]!.digest}`, { headers: { authorization: adminAuth() } });
+      const blob = await fetch(`${c.server.url}/v2/${c.repository}/blobs/${v1.layers[0]!.digest}`, {
+        headers: { authorization: adminAuth() },
+      });
       assert.equal(blob.status, 200, `${c.name}: a blob of the manifest`);
       assert.ok(Buffer.from(await blob.arrayBuffer()).equals(v1.layers[0]!.data));
       assert.deepEqual(proxy.requests, [], `${c.name}: cached content by digest does not go upstream`);

@@ -24,7 +24,11 @@ describe('pull-through cache: a Berth upstream with token auth, Docker Hub names
 
   before(async () => {
     upstream = await startTestServer({ auth: { mode: 'token', admin: { password: 'upstream-admin-1' } } });
-    const upClient = new OciClient({ baseUrl: upstream.url, credentials: { username: 'admin', password: 'upstream-admin-1' }, retry: FAST });
+    const upClient = new OciClient({
+      baseUrl: upstream.url,
+      credentials: { username: 'admin', password: 'upstream-admin-1' },
+      retry: FAST,
+    });
     await pushImage(upClient, 'library/alpine', '3', alpine);
     await pushImage(upClient, 'team/tool', 'v1', team);
     cache = await startTestServer({ auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } } });
@@ -41,18 +45,35 @@ describe('pull-through cache: a Berth upstream with token auth, Docker Hub names
   });
 
   it('docker-hub kind: hub/alpine pulls library/alpine from the upstream (token auth)', async () => {
-    assert.equal((await api(cache, 'POST', '/registries', adminAuth(), { name: 'hub', url: upstream.url, kind: 'docker-hub', username: 'admin', credential: 'upstream-admin-1' })).status, 201);
+    assert.equal(
+      (
+        await api(cache, 'POST', '/registries', adminAuth(), {
+          name: 'hub',
+          url: upstream.url,
+          kind: 'docker-hub',
+          username: 'admin',
+          credential: 'upstream-admin-1',
+        })
+      ).status,
+      201,
+    );
     assert.equal((await api(cache, 'PUT', '/projects/hub/proxy-cache', adminAuth(), { endpoint: 'hub' })).status, 200);
     const manifest = await cacheClient.getManifest('hub/alpine', '3');
     assert.equal(manifest?.digest, alpine.manifest.digest);
     assert.ok((await readAll(cacheClient.getBlob('hub/alpine', alpine.layers[0]!.digest))).equals(alpine.layers[0]!.data));
-    const view = (await (await api(cache, 'GET', '/projects/hub/proxy-cache', adminAuth())).json()) as { endpoint: string; tagTtlSeconds: number };
+    const view = (await (await api(cache, 'GET', '/projects/hub/proxy-cache', adminAuth())).json()) as {
+      endpoint: string;
+      tagTtlSeconds: number;
+    };
     assert.equal(view.endpoint, 'hub');
     assert.equal(view.tagTtlSeconds, 300, 'proxy.tagttl is the default');
   });
 
   it('a namespace maps mirror/tool to team/tool upstream', async () => {
-    assert.equal((await api(cache, 'PUT', '/projects/mirror/proxy-cache', adminAuth(), { endpoint: 'hub', namespace: 'team' })).status, 200);
+    assert.equal(
+      (await api(cache, 'PUT', '/projects/mirror/proxy-cache', adminAuth(), { endpoint: 'hub', namespace: 'team' })).status,
+      200,
+    );
     const manifest = await cacheClient.getManifest('mirror/tool', 'v1');
     assert.equal(manifest?.digest, team.manifest.digest);
     assert.equal(sha256(await readAll(cacheClient.getBlob('mirror/tool', team.layers[0]!.digest))), team.layers[0]!.digest);
@@ -67,7 +88,10 @@ describe('pull-through cache: a Berth upstream with token auth, Docker Hub names
     assert.equal((await api(cache, 'PUT', '/projects/x/proxy-cache', adminAuth(), { endpoint: 'nope' })).status, 400);
     assert.equal((await api(cache, 'GET', '/projects/normal/proxy-cache', adminAuth())).status, 404);
     const listed = (await (await api(cache, 'GET', '/proxy-cache', adminAuth())).json()) as { project: string }[];
-    assert.deepEqual(listed.map((p) => p.project), ['hub', 'mirror']);
+    assert.deepEqual(
+      listed.map((p) => p.project),
+      ['hub', 'mirror'],
+    );
     assert.equal((await fetch(`${cache.url}/api/v1/proxy-cache`)).status, 401);
   });
 

@@ -111,7 +111,29 @@ describe('raw bodies read into a sink', () => {
     requireTools(['openssl']);
     const key = path.join(dir, 'key.pem');
     const cert = path.join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=upstream', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=upstream',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     pem = readFileSync(cert, 'utf8');
     plainBase = await listen(http.createServer(handler), 'http');
     tlsBase = await listen(https.createServer({ key: readFileSync(key), cert: pem }, handler), 'https');
@@ -154,7 +176,12 @@ describe('raw bodies read into a sink', () => {
       assert.ok(sink.fills < size / 1024, `few, large fills (${sink.fills})`);
       // The connection was not handed back to the pool mid-state: the next request works.
       const again = await fetchOf(`${base}/blob`);
-      assert.equal(createHash('sha256').update(Buffer.from(await again.arrayBuffer())).digest('hex'), digest);
+      assert.equal(
+        createHash('sha256')
+          .update(Buffer.from(await again.arrayBuffer()))
+          .digest('hex'),
+        digest,
+      );
     });
   }
 

@@ -17,7 +17,11 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 /** Pushes a linux/amd64 + linux/arm64 index under `tag` (the children by digest only) to an upstream. */
-export async function pushTwoPlatformIndex(client: OciClient, repo: string, tag: string): Promise<{ amd: Image; arm: Image; index: Buffer }> {
+export async function pushTwoPlatformIndex(
+  client: OciClient,
+  repo: string,
+  tag: string,
+): Promise<{ amd: Image; arm: Image; index: Buffer }> {
   const amd = makeImage({ layers: 1 });
   const arm = makeImage({ layers: 1 });
   for (const child of [amd, arm]) {
@@ -28,7 +32,12 @@ export async function pushTwoPlatformIndex(client: OciClient, repo: string, tag:
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_INDEX,
-      manifests: [amd, arm].map((c, i) => ({ mediaType: OCI_MANIFEST, digest: c.manifest.digest, size: c.manifest.size, platform: { architecture: ['amd64', 'arm64'][i], os: 'linux' } })),
+      manifests: [amd, arm].map((c, i) => ({
+        mediaType: OCI_MANIFEST,
+        digest: c.manifest.digest,
+        size: c.manifest.size,
+        platform: { architecture: ['amd64', 'arm64'][i], os: 'linux' },
+      })),
     }),
   );
   await client.putManifest(repo, tag, index, OCI_INDEX);

@@ -29,13 +29,44 @@ describe('registry endpoints over TLS: insecure and caBundle', () => {
     dir = tempDir('berth-registries-tls-');
     const cert = path.join(dir, 'up.crt');
     const key = path.join(dir, 'up.key');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=upstream', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=upstream',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     pem = readFileSync(cert, 'utf8');
-    upstream = await startTestServer({ http: { tls: { certificate: cert, key } }, auth: { mode: 'token', admin: { password: 'upstream-admin-1' } } });
+    upstream = await startTestServer({
+      http: { tls: { certificate: cert, key } },
+      auth: { mode: 'token', admin: { password: 'upstream-admin-1' } },
+    });
     server = await startTestServer({ auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } } });
     // Push with a client that trusts the certificate (the same fetch the endpoints use).
     const { openRegistryClient } = await import('../../src/registries/index.js');
-    const pusher = openRegistryClient({ url: upstream.url, username: 'admin', credential: 'upstream-admin-1', insecure: false, caBundle: pem });
+    const pusher = openRegistryClient({
+      url: upstream.url,
+      username: 'admin',
+      credential: 'upstream-admin-1',
+      insecure: false,
+      caBundle: pem,
+    });
     for (const blob of [image.config, ...image.layers]) await pusher.pushBlob('team/app', blob.data);
     await pusher.putManifest('team/app', 'v1', image.manifest.data, OCI_MANIFEST);
   });
@@ -44,7 +75,12 @@ describe('registry endpoints over TLS: insecure and caBundle', () => {
     await upstream?.destroy();
   });
 
-  const ping = async (name: string) => (await (await api(server, 'POST', `/registries/${name}/ping`, adminAuth())).json()) as { ok: boolean; reason: string | null; auth: string };
+  const ping = async (name: string) =>
+    (await (await api(server, 'POST', `/registries/${name}/ping`, adminAuth())).json()) as {
+      ok: boolean;
+      reason: string | null;
+      auth: string;
+    };
 
   it('a self-signed upstream is refused with the TLS reason, accepted with insecure or its certificate as caBundle', async () => {
     assert.match(upstream.url, /^https:/);
@@ -54,7 +90,10 @@ describe('registry endpoints over TLS: insecure and caBundle', () => {
     assert.equal((await api(server, 'POST', '/registries', adminAuth(), { ...base, name: 'pinned', caBundle: pem })).status, 201);
     const strict = await ping('strict');
     assert.equal(strict.ok, false);
-    assert.match(strict.reason!, /DEPTH_ZERO_SELF_SIGNED_CERT\): the TLS certificate is not trusted \(give the endpoint its CA as caBundle, or set insecure\)/);
+    assert.match(
+      strict.reason!,
+      /DEPTH_ZERO_SELF_SIGNED_CERT\): the TLS certificate is not trusted \(give the endpoint its CA as caBundle, or set insecure\)/,
+    );
     const insecure = await ping('insecure');
     assert.equal(insecure.ok, true, insecure.reason ?? '');
     assert.equal(insecure.auth, 'bearer');
@@ -64,7 +103,10 @@ describe('registry endpoints over TLS: insecure and caBundle', () => {
 
   it("the endpoint's fetch over TLS hands out the blob GET's body read from the TLS socket past the HTTP parser (token auth), with the bytes intact", async () => {
     const { openRegistryClient } = await import('../../src/registries/index.js');
-    const client = openRegistryClient({ url: upstream.url, username: 'admin', credential: 'upstream-admin-1', insecure: false, caBundle: pem }, { retry: { attempts: 1 } });
+    const client = openRegistryClient(
+      { url: upstream.url, username: 'admin', credential: 'upstream-admin-1', insecure: false, caBundle: pem },
+      { retry: { attempts: 1 } },
+    );
     const layer = image.layers[0]!;
     const res = await client.send(blobRequests.get('team/app', layer.digest));
     assert.equal(res.status, 200);
@@ -78,7 +120,11 @@ describe('registry endpoints over TLS: insecure and caBundle', () => {
 
   it('a cache project pulls through the caBundle endpoint', async () => {
     assert.equal((await api(server, 'PUT', '/projects/sec/proxy-cache', adminAuth(), { endpoint: 'pinned' })).status, 200);
-    const client = new OciClient({ baseUrl: server.url, credentials: { username: 'admin', password: ADMIN_PASSWORD }, retry: { attempts: 1 } });
+    const client = new OciClient({
+      baseUrl: server.url,
+      credentials: { username: 'admin', password: ADMIN_PASSWORD },
+      retry: { attempts: 1 },
+    });
     const manifest = await client.getManifest('sec/team/app', 'v1');
     assert.equal(manifest?.digest, image.manifest.digest);
     assert.ok((await readAll(client.getBlob('sec/team/app', image.layers[0]!.digest))).equals(image.layers[0]!.data));

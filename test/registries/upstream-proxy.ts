@@ -51,16 +51,25 @@ export class CountingProxy {
       return;
     }
     if (this.mode === 'ratelimit') {
-      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '0' }).end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'pull rate limit' }] }));
+      res
+        .writeHead(429, { 'content-type': 'application/json', 'retry-after': '0' })
+        .end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'pull rate limit' }] }));
       return;
     }
     this.requests.push(`${req.method} ${req.url}`);
     const upstream = http.request(
-      { host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.target.host } },
+      {
+        host: this.target.hostname,
+        port: this.target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: this.target.host },
+      },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         const length = Number(answer.headers['content-length']);
-        if (this.mode !== 'corrupt' || req.method !== 'GET' || !req.url?.includes('/blobs/sha256:') || !(length > 0)) return void answer.pipe(res);
+        if (this.mode !== 'corrupt' || req.method !== 'GET' || !req.url?.includes('/blobs/sha256:') || !(length > 0))
+          return void answer.pipe(res);
         const middle = Math.floor(length / 2);
         let at = 0;
         answer.on('data', (chunk: Buffer) => {

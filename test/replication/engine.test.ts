@@ -7,7 +7,17 @@ import { makeImage, type Image } from '../helpers/registry-client.js';
 import { startDistribution, type DistributionServer } from '../helpers/distribution.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { CuttingProxy, readAll } from '../client/support.js';
-import { bigImage, FAST_RETRY, pushImage, pushIndex, pushReferrer, RecordingFront, respawnDistribution, skopeoRaw, type SeededIndex } from './support.js';
+import {
+  bigImage,
+  FAST_RETRY,
+  pushImage,
+  pushIndex,
+  pushReferrer,
+  RecordingFront,
+  respawnDistribution,
+  skopeoRaw,
+  type SeededIndex,
+} from './support.js';
 
 /**
  * The copy engine between real registries: a Berth (token-less, anonymous) and CNCF
@@ -63,19 +73,30 @@ describe('replication copy engine', () => {
 
   it('parses graphs: index children, image blobs, subject, artifact type', () => {
     const g = parseManifest(index.index.data);
-    assert.deepEqual(g.children.map((c) => c.digest), index.children.map((c) => c.manifest.digest));
+    assert.deepEqual(
+      g.children.map((c) => c.digest),
+      index.children.map((c) => c.manifest.digest),
+    );
     assert.equal(g.blobs.length, 0);
     const s = parseManifest(signature.manifest.data);
     assert.equal(s.subject?.digest, images[0]!.manifest.digest);
     assert.equal(s.artifactType, SIG);
-    assert.deepEqual(s.blobs.map((b) => b.digest), [signature.config.digest, signature.layers[0]!.digest]);
+    assert.deepEqual(
+      s.blobs.map((b) => b.digest),
+      [signature.config.digest, signature.layers[0]!.digest],
+    );
   });
 
   it('push Berth → Distribution: whole graphs in order (blobs, children, parent, referrers, tag last)', async () => {
     const engine = new CopyEngine({ baseDelayMs: 5, concurrency: 3 });
     const results = [];
-    for (const tag of ['v0', 'v1', 'v2']) results.push(await engine.copy({ client: src, repository: 'prod/team/app' }, { client: dstRecorded, repository: 'dr/team/app' }, tag));
-    results.push(await engine.copy({ client: src, repository: 'prod/team/multi' }, { client: dstRecorded, repository: 'dr/team/multi' }, 'latest'));
+    for (const tag of ['v0', 'v1', 'v2'])
+      results.push(
+        await engine.copy({ client: src, repository: 'prod/team/app' }, { client: dstRecorded, repository: 'dr/team/app' }, tag),
+      );
+    results.push(
+      await engine.copy({ client: src, repository: 'prod/team/multi' }, { client: dstRecorded, repository: 'dr/team/multi' }, 'latest'),
+    );
     for (const r of results) assert.equal(r.status, 'copied', r.reason);
     const total = sum(results.map((r) => r.stats));
     // 3 images × (config + 2 layers) + 2 referrers × 2 + 2 children (5 blobs) = 18 blobs.
@@ -87,23 +108,37 @@ describe('replication copy engine', () => {
     const seen = front.seen.map((r) => `${r.method} ${decodeURIComponent(r.url)}`);
     const at = (pattern: string) => seen.findIndex((line) => line.includes(pattern));
     const manifestPut = (repo: string, ref: string) => at(`PUT /v2/${repo}/manifests/${ref}`);
-    const blobDone = (digest: string) => seen.findIndex((line) => (line.startsWith('PUT ') && line.includes(`digest=${digest}`)) || (line.startsWith('POST ') && line.includes(`mount=${digest}`)));
+    const blobDone = (digest: string) =>
+      seen.findIndex(
+        (line) =>
+          (line.startsWith('PUT ') && line.includes(`digest=${digest}`)) || (line.startsWith('POST ') && line.includes(`mount=${digest}`)),
+      );
     for (const [i, image] of images.entries()) {
       const put = manifestPut('dr/team/app', image.manifest.digest);
       assert.ok(put > 0, `manifest of v${i} put by digest`);
-      for (const blob of [image.config, ...image.layers]) assert.ok(blobDone(blob.digest) >= 0 && blobDone(blob.digest) < put, `blob ${blob.digest} before its manifest`);
+      for (const blob of [image.config, ...image.layers])
+        assert.ok(blobDone(blob.digest) >= 0 && blobDone(blob.digest) < put, `blob ${blob.digest} before its manifest`);
       assert.ok(manifestPut('dr/team/app', `v${i}`) > put, `tag v${i} after the manifest`);
     }
     const indexPut = manifestPut('dr/team/multi', index.index.digest);
-    for (const child of index.children) assert.ok(manifestPut('dr/team/multi', child.manifest.digest) < indexPut, 'children before the index');
+    for (const child of index.children)
+      assert.ok(manifestPut('dr/team/multi', child.manifest.digest) < indexPut, 'children before the index');
     assert.ok(manifestPut('dr/team/multi', 'latest') > indexPut);
-    for (const referrer of [signature, sbom]) assert.ok(manifestPut('dr/team/app', referrer.manifest.digest) > manifestPut('dr/team/app', images[0]!.manifest.digest), 'referrer after its subject');
+    for (const referrer of [signature, sbom])
+      assert.ok(
+        manifestPut('dr/team/app', referrer.manifest.digest) > manifestPut('dr/team/app', images[0]!.manifest.digest),
+        'referrer after its subject',
+      );
     // Distribution 2.8 has no referrers API: the engine keeps the referrers tag for it.
     const fallback = await dst.referrers('dr/team/app', images[0]!.manifest.digest);
     assert.deepEqual(fallback.manifests.map((m) => m.digest).sort(), [signature.manifest.digest, sbom.manifest.digest].sort());
 
     // Byte-identical, as skopeo sees both registries.
-    for (const tag of ['v0', 'v1', 'v2']) assert.equal(await skopeoRaw(distribution.url, `dr/team/app:${tag}`, distribution.credentials), await skopeoRaw(berth.url, `prod/team/app:${tag}`));
+    for (const tag of ['v0', 'v1', 'v2'])
+      assert.equal(
+        await skopeoRaw(distribution.url, `dr/team/app:${tag}`, distribution.credentials),
+        await skopeoRaw(berth.url, `prod/team/app:${tag}`),
+      );
     assert.equal(await skopeoRaw(distribution.url, 'dr/team/multi:latest', distribution.credentials), index.index.data.toString());
     for (const layer of images[1]!.layers) assert.ok((await readAll(dst.getBlob('dr/team/app', layer.digest))).equals(layer.data));
   });
@@ -112,13 +147,21 @@ describe('replication copy engine', () => {
     const before = front.seen.length;
     const engine = new CopyEngine({ baseDelayMs: 5 });
     const results = [];
-    for (const tag of ['v0', 'v1', 'v2']) results.push(await engine.copy({ client: src, repository: 'prod/team/app' }, { client: dstRecorded, repository: 'dr/team/app' }, tag));
-    results.push(await engine.copy({ client: src, repository: 'prod/team/multi' }, { client: dstRecorded, repository: 'dr/team/multi' }, 'latest'));
+    for (const tag of ['v0', 'v1', 'v2'])
+      results.push(
+        await engine.copy({ client: src, repository: 'prod/team/app' }, { client: dstRecorded, repository: 'dr/team/app' }, tag),
+      );
+    results.push(
+      await engine.copy({ client: src, repository: 'prod/team/multi' }, { client: dstRecorded, repository: 'dr/team/multi' }, 'latest'),
+    );
     for (const r of results) assert.equal(r.status, 'skipped', r.reason);
     const total = sum(results.map((r) => r.stats));
     assert.equal(total.bytes, 0);
     assert.equal(total.blobsCopied + total.blobsMounted, 0);
-    const writes = front.seen.slice(before).filter((r) => r.method !== 'GET' && r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`);
+    const writes = front.seen
+      .slice(before)
+      .filter((r) => r.method !== 'GET' && r.method !== 'HEAD')
+      .map((r) => `${r.method} ${r.url}`);
     assert.deepEqual(writes, [], 'no write request at all');
   });
 
@@ -148,7 +191,11 @@ describe('replication copy engine', () => {
     assert.equal(refused.status, 'failed');
     assert.match(refused.reason!, /points at .* override is off/);
     assert.equal((await dst.headManifest('dr/team/app', 'v9'))?.digest, other.manifest.digest);
-    const forced = await new CopyEngine({ override: true }).copy({ client: src, repository: 'prod/team/app' }, { client: dst, repository: 'dr/team/app' }, 'v9');
+    const forced = await new CopyEngine({ override: true }).copy(
+      { client: src, repository: 'prod/team/app' },
+      { client: dst, repository: 'dr/team/app' },
+      'v9',
+    );
     assert.equal(forced.status, 'copied', forced.reason);
     assert.equal((await dst.headManifest('dr/team/app', 'v9'))?.digest, images[2]!.manifest.digest);
     assert.equal(forced.stats.bytes, 0, 'blobs already there');
@@ -172,7 +219,11 @@ describe('replication copy engine', () => {
     const image = bigImage(12 * MiB);
     await pushImage(src, 'prod/slow', 'v1', image);
     const started = Date.now();
-    const r = await new CopyEngine({ bandwidth: 4 * MiB, chunkSize: 2 * MiB }).copy({ client: src, repository: 'prod/slow' }, { client: dst, repository: 'dr/slow' }, 'v1');
+    const r = await new CopyEngine({ bandwidth: 4 * MiB, chunkSize: 2 * MiB }).copy(
+      { client: src, repository: 'prod/slow' },
+      { client: dst, repository: 'dr/slow' },
+      'v1',
+    );
     const seconds = (Date.now() - started) / 1000;
     assert.equal(r.status, 'copied', r.reason);
     // 12 MiB at 4 MiB/s with a 4 MiB burst: at least 2 s.
@@ -186,7 +237,11 @@ describe('replication copy engine', () => {
     try {
       const viaProxy = new OciClient({ baseUrl: proxy.url, retry: FAST_RETRY });
       proxy.cutAfter(10 * MiB);
-      const r = await new CopyEngine({ baseDelayMs: 5, chunkSize: 4 * MiB }).copy({ client: viaProxy, repository: 'prod/big' }, { client: dst, repository: 'dr/big' }, 'cut');
+      const r = await new CopyEngine({ baseDelayMs: 5, chunkSize: 4 * MiB }).copy(
+        { client: viaProxy, repository: 'prod/big' },
+        { client: dst, repository: 'dr/big' },
+        'cut',
+      );
       assert.equal(r.status, 'copied', r.reason);
       assert.equal(proxy.cuts, 1);
       assert.equal(r.stats.bytes, image.layers[0]!.size + image.config.size, 'no byte sent twice');
@@ -216,19 +271,29 @@ describe('replication copy engine', () => {
           process.kill(source.pid, 'SIGKILL');
         }
       };
-      const first = await new CopyEngine({ checkpoints, chunkSize: 4 * MiB, attempts: 2, baseDelayMs: 5, bandwidth: 64 * MiB }).copy({ client: from, repository: 'big/app' }, { client: to, repository: 'dr/big' }, 'v1');
+      const first = await new CopyEngine({ checkpoints, chunkSize: 4 * MiB, attempts: 2, baseDelayMs: 5, bandwidth: 64 * MiB }).copy(
+        { client: from, repository: 'big/app' },
+        { client: to, repository: 'dr/big' },
+        'v1',
+      );
       assert.equal(first.status, 'failed');
       assert.ok(killed);
       assert.ok(first.stats.bytes >= 40 * MiB && first.stats.bytes < size, `first run sent ${first.stats.bytes}`);
       assert.equal(await to.headManifest('dr/big', 'v1'), null, 'no manifest without its blob');
 
       restarted = await respawnDistribution(source.dataDir, source.url);
-      const second_ = await new CopyEngine({ checkpoints, chunkSize: 4 * MiB, baseDelayMs: 5 }).copy({ client: from, repository: 'big/app' }, { client: to, repository: 'dr/big' }, 'v1');
+      const second_ = await new CopyEngine({ checkpoints, chunkSize: 4 * MiB, baseDelayMs: 5 }).copy(
+        { client: from, repository: 'big/app' },
+        { client: to, repository: 'dr/big' },
+        'v1',
+      );
       assert.equal(second_.status, 'copied', second_.reason);
       const layer = image.layers[0]!;
       assert.ok(second_.stats.resumedBytes >= 40 * MiB, `resumed at byte ${second_.stats.resumedBytes}`);
       assert.equal(first.stats.bytes + second_.stats.bytes, layer.size + image.config.size, 'the blob was not started over');
-      console.log(`kill -9 of the source: run 1 sent ${first.stats.bytes} B, run 2 resumed at ${second_.stats.resumedBytes} B and sent ${second_.stats.bytes} B of ${layer.size}`);
+      console.log(
+        `kill -9 of the source: run 1 sent ${first.stats.bytes} B, run 2 resumed at ${second_.stats.resumedBytes} B and sent ${second_.stats.bytes} B of ${layer.size}`,
+      );
       const pulled = await to.getManifest('dr/big', 'v1');
       assert.equal(pulled?.digest, image.manifest.digest);
       assert.deepEqual(await to.headBlob('dr/big', layer.digest), { digest: layer.digest, size: layer.size });
@@ -244,4 +309,3 @@ function sum(list: CopyStats[]): CopyStats {
   for (const s of list.slice(1)) for (const k of Object.keys(total) as (keyof CopyStats)[]) total[k] += s[k];
   return total;
 }
-

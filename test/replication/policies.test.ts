@@ -79,7 +79,15 @@ describe('replication policies', () => {
   });
 
   it('push policy: N images to a second Berth (token auth), byte-identical, namespace rewritten, signatures along', async () => {
-    const created = await call('POST', '/replication/policies', { name: 'dr-copy', direction: 'push', registry: 'dr', repositories: ['prod/**'], tags: ['v*'], destNamespace: 'dr', flatten: 1 });
+    const created = await call('POST', '/replication/policies', {
+      name: 'dr-copy',
+      direction: 'push',
+      registry: 'dr',
+      repositories: ['prod/**'],
+      tags: ['v*'],
+      destNamespace: 'dr',
+      flatten: 1,
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.trigger, 'manual');
     const execution = await run('dr-copy', 240_000);
@@ -135,13 +143,22 @@ describe('replication policies', () => {
       pulled.push(image);
       await pushImage(dist, 'lib/tool', `1.${i}`, image);
     }
-    const created = await call('POST', '/replication/policies', { name: 'from-dist', direction: 'pull', registry: 'dist', repositories: ['lib/tool'], destNamespace: 'mirror' });
+    const created = await call('POST', '/replication/policies', {
+      name: 'from-dist',
+      direction: 'pull',
+      registry: 'dist',
+      repositories: ['lib/tool'],
+      destNamespace: 'mirror',
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const execution = await run('from-dist');
     assert.equal(execution.status, 'succeeded', JSON.stringify((await call('GET', `/replication/executions/${execution.id}/tasks`)).body));
     assert.equal(execution.copied, 3);
     for (const [i, image] of pulled.entries()) {
-      assert.equal(await skopeoRaw(server.url, `mirror/lib/tool:1.${i}`, { username: 'admin', password: ADMIN_PASSWORD }), image.manifest.data.toString());
+      assert.equal(
+        await skopeoRaw(server.url, `mirror/lib/tool:1.${i}`, { username: 'admin', password: ADMIN_PASSWORD }),
+        image.manifest.data.toString(),
+      );
     }
     assert.equal((await run('from-dist')).bytes, 0);
   });
@@ -149,14 +166,29 @@ describe('replication policies', () => {
   it('pull policy from a docker-hub endpoint: a single-segment name is library/<name> upstream, and keeps its own name here', async () => {
     const image = makeImage({ layers: 1, layerSize: 12_345 });
     await pushImage(dist, 'library/busybox', '1.36', image);
-    const endpoint = await call('POST', '/registries', { name: 'hub', url: distribution.url, username: 'dist', credential: 'dist-pass-1', kind: 'docker-hub' });
+    const endpoint = await call('POST', '/registries', {
+      name: 'hub',
+      url: distribution.url,
+      username: 'dist',
+      credential: 'dist-pass-1',
+      kind: 'docker-hub',
+    });
     assert.equal(endpoint.status, 201, JSON.stringify(endpoint.body));
-    const created = await call('POST', '/replication/policies', { name: 'from-hub', direction: 'pull', registry: 'hub', repositories: ['busybox'], destNamespace: 'hub' });
+    const created = await call('POST', '/replication/policies', {
+      name: 'from-hub',
+      direction: 'pull',
+      registry: 'hub',
+      repositories: ['busybox'],
+      destNamespace: 'hub',
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const execution = await run('from-hub');
     assert.equal(execution.status, 'succeeded', JSON.stringify((await call('GET', `/replication/executions/${execution.id}/tasks`)).body));
     assert.equal(execution.copied, 1);
-    assert.equal(await skopeoRaw(server.url, 'hub/busybox:1.36', { username: 'admin', password: ADMIN_PASSWORD }), image.manifest.data.toString());
+    assert.equal(
+      await skopeoRaw(server.url, 'hub/busybox:1.36', { username: 'admin', password: ADMIN_PASSWORD }),
+      image.manifest.data.toString(),
+    );
   });
 
   it('deletion propagation removes destination tags gone at the source', async () => {
@@ -170,25 +202,55 @@ describe('replication policies', () => {
   });
 
   it('filters: only signed artifacts, and by artifact type, with the reason on each skipped task', async () => {
-    assert.equal((await call('POST', '/replication/policies', { name: 'signed', direction: 'push', registry: 'dr', repositories: ['prod/team/app0'], tags: ['v0', 'v4'], onlySigned: true, destNamespace: 'signed', flatten: -1 })).status, 201);
+    assert.equal(
+      (
+        await call('POST', '/replication/policies', {
+          name: 'signed',
+          direction: 'push',
+          registry: 'dr',
+          repositories: ['prod/team/app0'],
+          tags: ['v0', 'v4'],
+          onlySigned: true,
+          destNamespace: 'signed',
+          flatten: -1,
+        })
+      ).status,
+      201,
+    );
     const execution = await run('signed');
     assert.equal(execution.status, 'succeeded');
-    const tasks = (await call('GET', `/replication/executions/${execution.id}/tasks`)).body as { reference: string; status: string; reason: string | null }[];
+    const tasks = (await call('GET', `/replication/executions/${execution.id}/tasks`)).body as {
+      reference: string;
+      status: string;
+      reason: string | null;
+    }[];
     const byTag = Object.fromEntries(tasks.map((t) => [t.reference, t]));
     assert.equal(byTag.v0?.status, 'copied', 'v0 carries a cosign signature referrer');
     assert.equal(byTag.v4?.status, 'skipped');
     assert.match(byTag.v4?.reason ?? '', /not signed/);
     assert.ok(await remote.headManifest('signed/app0', 'v0'));
     assert.equal(await remote.headManifest('signed/app0', 'v4'), null);
-    assert.equal((await call('PUT', '/replication/policies/signed', { onlySigned: false, artifactTypes: ['application/vnd.example.other'] })).status, 200);
+    assert.equal(
+      (await call('PUT', '/replication/policies/signed', { onlySigned: false, artifactTypes: ['application/vnd.example.other'] })).status,
+      200,
+    );
     const typed = await run('signed');
     const typedTasks = (await call('GET', `/replication/executions/${typed.id}/tasks`)).body as { status: string; reason: string }[];
-    assert.ok(typedTasks.every((t) => t.status === 'skipped' && /artifact type application\/vnd.oci.image.config.v1\+json is not one of/.test(t.reason)), JSON.stringify(typedTasks));
+    assert.ok(
+      typedTasks.every(
+        (t) => t.status === 'skipped' && /artifact type application\/vnd.oci.image.config.v1\+json is not one of/.test(t.reason),
+      ),
+      JSON.stringify(typedTasks),
+    );
     assert.equal((await call('DELETE', '/replication/policies/signed')).status, 204);
   });
 
   it('a source repository that cannot be listed is a failed task with the reason', async () => {
-    assert.equal((await call('POST', '/replication/policies', { name: 'missing', direction: 'pull', registry: 'dist', repositories: ['lib/missing'] })).status, 201);
+    assert.equal(
+      (await call('POST', '/replication/policies', { name: 'missing', direction: 'pull', registry: 'dist', repositories: ['lib/missing'] }))
+        .status,
+      201,
+    );
     const execution = await run('missing');
     assert.equal(execution.status, 'failed');
     const tasks = await call('GET', `/replication/executions/${execution.id}/tasks`);
@@ -198,7 +260,13 @@ describe('replication policies', () => {
   });
 
   it('event trigger: a push queues an execution for that repository and tag', async () => {
-    const created = await call('POST', '/replication/policies', { name: 'on-push', direction: 'push', registry: 'dr', repositories: ['hot/**'], trigger: 'event' });
+    const created = await call('POST', '/replication/policies', {
+      name: 'on-push',
+      direction: 'push',
+      registry: 'dr',
+      repositories: ['hot/**'],
+      trigger: 'event',
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const image = makeImage({ layers: 1 });
     await pushImage(local, 'hot/app', 'live', image);
@@ -216,7 +284,17 @@ describe('replication policies', () => {
 
   it('cron trigger: the leased job queues and runs an execution when the expression comes due', async () => {
     // Croner takes a seconds field: every second here, so the test does not wait for a minute boundary.
-    const created = await call('POST', '/replication/policies', { name: 'nightly', direction: 'push', registry: 'dr', repositories: ['prod/team/app0'], tags: ['v0'], destNamespace: 'dr', flatten: 1, trigger: 'cron', cron: '* * * * * *' });
+    const created = await call('POST', '/replication/policies', {
+      name: 'nightly',
+      direction: 'push',
+      registry: 'dr',
+      repositories: ['prod/team/app0'],
+      tags: ['v0'],
+      destNamespace: 'dr',
+      flatten: 1,
+      trigger: 'cron',
+      cron: '* * * * * *',
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const deadline = Date.now() + 30_000;
     let list;
@@ -228,7 +306,11 @@ describe('replication policies', () => {
     const execution = await finished(list.body[list.body.length - 1].id);
     assert.equal(execution.status, 'succeeded');
     const tasks = (await call('GET', `/replication/executions/${execution.id}/tasks`)).body;
-    assert.deepEqual(tasks.map((t: { reference: string; status: string; bytes: number }) => [t.reference, t.status, t.bytes]), [['v0', 'skipped', 0]], JSON.stringify({ execution, tasks }));
+    assert.deepEqual(
+      tasks.map((t: { reference: string; status: string; bytes: number }) => [t.reference, t.status, t.bytes]),
+      [['v0', 'skipped', 0]],
+      JSON.stringify({ execution, tasks }),
+    );
     assert.equal((await call('PUT', '/replication/policies/nightly', { enabled: false })).status, 200);
     // Disabled: no new cron run is queued; the ones queued already run to their end.
     for (const e of (await call('GET', '/replication/executions?policy=nightly')).body) await finished(e.id);
@@ -276,7 +358,11 @@ describe('replication policies', () => {
       ['GET', '/replication/executions/1'],
       ['GET', '/replication/executions/1/tasks'],
     ] as const) {
-      assert.equal((await call(method, path, method === 'POST' || method === 'PUT' ? {} : undefined, user)).status, 403, `${method} ${path} as a non-admin`);
+      assert.equal(
+        (await call(method, path, method === 'POST' || method === 'PUT' ? {} : undefined, user)).status,
+        403,
+        `${method} ${path} as a non-admin`,
+      );
     }
     assert.equal((await call('GET', '/replication/policies/nope')).status, 404);
     assert.equal((await call('POST', '/replication/policies/nope/run')).status, 404);
@@ -288,9 +374,19 @@ describe('replication policies', () => {
     assert.equal((await call('POST', '/replication/policies', { name: 'dr-copy', direction: 'push', registry: 'dr' })).status, 409);
     assert.equal((await call('POST', '/replication/policies', { name: 'x', direction: 'push', registry: 'no-such-endpoint' })).status, 400);
     assert.equal((await call('POST', '/replication/policies', { name: 'x', direction: 'sideways', registry: 'dr' })).status, 400);
-    assert.equal((await call('POST', '/replication/policies', { name: 'x', direction: 'push', registry: 'dr', trigger: 'cron', cron: 'not a cron' })).status, 400);
-    assert.equal((await call('POST', '/replication/policies', { name: 'x', direction: 'pull', registry: 'dr', trigger: 'event' })).status, 400);
-    assert.equal((await call('POST', '/replication/policies', { name: 'x', direction: 'push', registry: 'dr', unknownField: 1 })).status, 400);
+    assert.equal(
+      (await call('POST', '/replication/policies', { name: 'x', direction: 'push', registry: 'dr', trigger: 'cron', cron: 'not a cron' }))
+        .status,
+      400,
+    );
+    assert.equal(
+      (await call('POST', '/replication/policies', { name: 'x', direction: 'pull', registry: 'dr', trigger: 'event' })).status,
+      400,
+    );
+    assert.equal(
+      (await call('POST', '/replication/policies', { name: 'x', direction: 'push', registry: 'dr', unknownField: 1 })).status,
+      400,
+    );
     assert.equal((await call('DELETE', '/registries/dr')).status, 409, 'an endpoint in use by a policy is not deleted');
     const removed = await call('DELETE', '/replication/policies/on-push');
     assert.equal(removed.status, 204);

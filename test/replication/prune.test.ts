@@ -21,7 +21,7 @@ describe('replication: stopping executions, pruning the history', () => {
   const run = async (name: string) => {
     const started = await call('POST', `/replication/policies/${name}/run`);
     assert.equal(started.status, 202, JSON.stringify(started.body));
-    for (const deadline = Date.now() + 60_000; ; ) {
+    for (const deadline = Date.now() + 60_000; ;) {
       const res = await call('GET', `/replication/executions/${started.body.id}`);
       if (!['pending', 'running'].includes(res.body.status)) return res.body as { id: number; status: string };
       if (Date.now() > deadline) assert.fail(`execution ${started.body.id} still ${res.body.status}`);
@@ -31,12 +31,25 @@ describe('replication: stopping executions, pruning the history', () => {
 
   before(async () => {
     // Retention 1 ms: every finished execution is old enough at once; the job runs when the test says.
-    server = await startTestServer({ auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } }, replication: { interval: '100ms', retention: '1ms' } });
+    server = await startTestServer({
+      auth: { mode: 'basic', admin: { password: ADMIN_PASSWORD } },
+      replication: { interval: '100ms', retention: '1ms' },
+    });
     const local = new OciClient({ baseUrl: server.url, credentials: { username: 'admin', password: ADMIN_PASSWORD }, retry: FAST_RETRY });
     await pushImage(local, 'prod/app', 'v1', makeImage({ layers: 1 }));
-    assert.equal((await call('POST', '/registries', { name: 'self', url: server.url, username: 'admin', credential: ADMIN_PASSWORD, kind: 'berth' })).status, 201);
+    assert.equal(
+      (await call('POST', '/registries', { name: 'self', url: server.url, username: 'admin', credential: ADMIN_PASSWORD, kind: 'berth' }))
+        .status,
+      201,
+    );
     for (const name of ['a', 'b']) {
-      const created = await call('POST', '/replication/policies', { name, direction: 'push', registry: 'self', repositories: ['prod/app'], destNamespace: `copy-${name}` });
+      const created = await call('POST', '/replication/policies', {
+        name,
+        direction: 'push',
+        registry: 'self',
+        repositories: ['prod/app'],
+        destNamespace: `copy-${name}`,
+      });
       assert.equal(created.status, 201, JSON.stringify(created.body));
     }
   });
@@ -48,12 +61,20 @@ describe('replication: stopping executions, pruning the history', () => {
     const local = new OciClient({ baseUrl: server.url, credentials: { username: 'admin', password: ADMIN_PASSWORD }, retry: FAST_RETRY });
     for (let i = 0; i < 6; i++) await pushImage(local, 'slow/app', `v${i}`, makeImage({ layers: 1, layerSize: 150_000 + i }));
     // 100 kB/s: each artifact takes over a second, so the stop lands while it runs.
-    const created = await call('POST', '/replication/policies', { name: 'slow', direction: 'push', registry: 'self', repositories: ['slow/app'], destNamespace: 'copy-slow', concurrency: 1, bandwidth: 100_000 });
+    const created = await call('POST', '/replication/policies', {
+      name: 'slow',
+      direction: 'push',
+      registry: 'self',
+      repositories: ['slow/app'],
+      destNamespace: 'copy-slow',
+      concurrency: 1,
+      bandwidth: 100_000,
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const started = await call('POST', '/replication/policies/slow/run');
     assert.equal(started.status, 202);
     const id = started.body.id as number;
-    for (const deadline = Date.now() + 30_000; (await call('GET', `/replication/executions/${id}`)).body.status !== 'running'; ) {
+    for (const deadline = Date.now() + 30_000; (await call('GET', `/replication/executions/${id}`)).body.status !== 'running';) {
       if (Date.now() > deadline) assert.fail('the execution never started');
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -61,7 +82,7 @@ describe('replication: stopping executions, pruning the history', () => {
     assert.equal(stop.status, 202, JSON.stringify(stop.body));
     assert.ok(['stopping', 'stopped'].includes(stop.body.status), stop.body.status);
     let execution: { status: string; copied: number };
-    for (const deadline = Date.now() + 30_000; ; ) {
+    for (const deadline = Date.now() + 30_000; ;) {
       execution = (await call('GET', `/replication/executions/${id}`)).body;
       if (execution.status === 'stopped') break;
       if (Date.now() > deadline) assert.fail(`still ${execution.status}`);
@@ -86,7 +107,9 @@ describe('replication: stopping executions, pruning the history', () => {
     assert.equal((await call('GET', `/replication/executions/${a2.id}`)).status, 200, 'the newest of a stays');
     assert.equal((await call('GET', `/replication/executions/${b1.id}`)).status, 200, 'the only one of b stays');
     const runs = await call('GET', '/jobs');
-    const prune = (runs.body.runs as { job: string; summary: { pruned?: number } }[]).find((r) => r.job === 'replication-prune' && r.summary?.pruned);
+    const prune = (runs.body.runs as { job: string; summary: { pruned?: number } }[]).find(
+      (r) => r.job === 'replication-prune' && r.summary?.pruned,
+    );
     assert.equal(prune?.summary.pruned, 1);
   });
 });

@@ -36,7 +36,12 @@ const MANUAL_RUNS = 6;
 const CRON_RUNS = 3;
 
 /** An admin API call; `T` is what the caller expects on success (an error body otherwise). */
-async function call<T = { id: number }>(server: { url: string }, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+async function call<T = { id: number }>(
+  server: { url: string },
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const res = await api(server, method, path, admin, body);
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
@@ -105,7 +110,14 @@ describe(`two replicas on one ${DRIVER} database: each replication execution run
     const [a, b] = replicas as [BerthProcess, BerthProcess];
     assert.equal((await call(a, 'POST', '/registries', { name: 'dist', url: front.url, kind: 'distribution' })).status, 201);
     // Made through one replica, used by both: the policy is a row in the shared database.
-    const created = await call(b, 'POST', '/replication/policies', { name: 'to-dist', direction: 'push', registry: 'dist', repositories: ['rep/**'], trigger: 'cron', cron: '* * * * * *' });
+    const created = await call(b, 'POST', '/replication/policies', {
+      name: 'to-dist',
+      direction: 'push',
+      registry: 'dist',
+      repositories: ['rep/**'],
+      trigger: 'cron',
+      cron: '* * * * * *',
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const manual: number[] = [];
     for (let i = 0; i < MANUAL_RUNS; i++) {
@@ -116,7 +128,8 @@ describe(`two replicas on one ${DRIVER} database: each replication execution run
 
     // Until the manual runs ended and a few cron runs did; then the policy stops queueing.
     const deadline = Date.now() + 180_000;
-    const list = async (via: BerthProcess) => (await call<Execution[]>(via, 'GET', '/replication/executions?policy=to-dist&limit=100')).body;
+    const list = async (via: BerthProcess) =>
+      (await call<Execution[]>(via, 'GET', '/replication/executions?policy=to-dist&limit=100')).body;
     const ended = (e: Execution) => !['pending', 'running', 'stopping'].includes(e.status);
     for (;;) {
       const executions = await list(a);
@@ -155,12 +168,16 @@ describe(`two replicas on one ${DRIVER} database: each replication execution run
 
     // What the destination received: one upload session and one closing PUT per blob, each manifest once.
     const blobs = new Set(images.flatMap((image) => [image.config.digest, ...image.layers.map((l) => l.digest)]));
-    const completes = front.seen.filter((r) => r.method === 'PUT' && r.url.includes('/blobs/uploads/')).map((r) => new URL(r.url, front.url).searchParams.get('digest'));
+    const completes = front.seen
+      .filter((r) => r.method === 'PUT' && r.url.includes('/blobs/uploads/'))
+      .map((r) => new URL(r.url, front.url).searchParams.get('digest'));
     assert.deepEqual([...completes].sort(), [...blobs].sort(), 'each blob uploaded once');
     const sessions = front.seen.filter((r) => r.method === 'POST' && r.url.includes('/blobs/uploads/'));
     assert.equal(sessions.length, blobs.size, 'one upload session per blob');
     for (const image of images) {
-      const puts = front.seen.filter((r) => r.method === 'PUT' && decodeURIComponent(r.url).endsWith(`/manifests/${image.manifest.digest}`));
+      const puts = front.seen.filter(
+        (r) => r.method === 'PUT' && decodeURIComponent(r.url).endsWith(`/manifests/${image.manifest.digest}`),
+      );
       assert.equal(puts.length, 1, `manifest ${image.manifest.digest} put ${puts.length} times`);
     }
     t.diagnostic(

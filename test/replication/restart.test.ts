@@ -74,7 +74,12 @@ async function start(dataDir: string, port: number): Promise<Node> {
 }
 
 /** An admin API call; `T` is what the caller expects on success (an error body otherwise). */
-async function call<T = { id: number }>(server: { url: string }, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+async function call<T = { id: number }>(
+  server: { url: string },
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const res = await api(server, method, path, admin, body);
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
@@ -127,7 +132,11 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     const t0 = Date.now();
     source = track(await start(dir('source'), await freePort()));
     const t1 = Date.now();
-    const client = new OciClient({ baseUrl: source.process.url, credentials: { username: 'admin', password: PASSWORD }, retry: FAST_RETRY });
+    const client = new OciClient({
+      baseUrl: source.process.url,
+      credentials: { username: 'admin', password: PASSWORD },
+      retry: FAST_RETRY,
+    });
     image = await pushGeneratedImage(client, 'big/app', 'v1', SIZE, 'replication-restart');
     console.log(`# source Berth started in ${((t1 - t0) / 1000).toFixed(1)} s, the ${SIZE / MiB} MiB image pushed in ${since(t1)}`);
   });
@@ -150,14 +159,34 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     const dataDir = dir('pull');
     const port = await freePort();
     let puller = track(await start(dataDir, port));
-    assert.equal((await call(puller.process, 'POST', '/registries', { name: 'src', url: front.url, kind: 'berth', username: 'admin', credential: PASSWORD })).status, 201);
-    const created = await call(puller.process, 'POST', '/replication/policies', { name: 'big-pull', direction: 'pull', registry: 'src', repositories: ['big/app'] });
+    assert.equal(
+      (
+        await call(puller.process, 'POST', '/registries', {
+          name: 'src',
+          url: front.url,
+          kind: 'berth',
+          username: 'admin',
+          credential: PASSWORD,
+        })
+      ).status,
+      201,
+    );
+    const created = await call(puller.process, 'POST', '/replication/policies', {
+      name: 'big-pull',
+      direction: 'pull',
+      registry: 'src',
+      repositories: ['big/app'],
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const queued = await call(puller.process, 'POST', '/replication/policies/big-pull/run');
     assert.equal(queued.status, 202);
     const runAt = Date.now();
 
-    await until(() => front.bytesOut >= KILL_AT, 300_000, () => `only ${front.bytesOut} bytes moved`);
+    await until(
+      () => front.bytesOut >= KILL_AT,
+      300_000,
+      () => `only ${front.bytesOut} bytes moved`,
+    );
     const killAt = Date.now();
     await puller.process.kill();
     const atKill = front.bytesOut;
@@ -167,7 +196,9 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     const upAt = Date.now();
     const afterKill = front.bytesOut;
     const execution = await finished(puller.process, queued.body.id);
-    t.diagnostic(`(a) ${mib(KILL_AT)} in ${((killAt - runAt) / 1000).toFixed(1)} s, restart ${((upAt - killAt) / 1000).toFixed(1)} s, finished ${since(upAt)} later`);
+    t.diagnostic(
+      `(a) ${mib(KILL_AT)} in ${((killAt - runAt) / 1000).toFixed(1)} s, restart ${((upAt - killAt) / 1000).toFixed(1)} s, finished ${since(upAt)} later`,
+    );
     assert.equal(execution.status, 'succeeded', JSON.stringify(execution));
     const tasks = (await call<Task[]>(puller.process, 'GET', `/replication/executions/${queued.body.id}/tasks`)).body;
     assert.equal(tasks.length, 1);
@@ -182,7 +213,10 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     assert.ok(tasks[0]!.resumedBytes >= MIN_RESUMED, `resumed at ${tasks[0]!.resumedBytes}`);
     const written = tasks[0]!.resumedBytes + tasks[0]!.bytes;
     assert.ok(written >= SIZE && written <= SIZE + image.config.size, `every byte of the layer written once in all (${written})`);
-    assert.ok(afterRestart <= SIZE - tasks[0]!.resumedBytes + SLACK, `the restart read ${afterRestart} bytes: only the rest of the blob (Range), not all of it`);
+    assert.ok(
+      afterRestart <= SIZE - tasks[0]!.resumedBytes + SLACK,
+      `the restart read ${afterRestart} bytes: only the rest of the blob (Range), not all of it`,
+    );
     assert.ok(read <= MAX_WIRE, `read ${read} bytes in all for a ${SIZE}-byte layer`);
     await arrived(puller, 'big/app');
     await puller.process.stop();
@@ -199,14 +233,34 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     destination = track(await start(dataDir, port));
     front = await RecordingFront.start(destination.process.url);
     fronts.push(front);
-    assert.equal((await call(source.process, 'POST', '/registries', { name: 'dr', url: front.url, kind: 'berth', username: 'admin', credential: PASSWORD })).status, 201);
-    const created = await call(source.process, 'POST', '/replication/policies', { name: 'big-push', direction: 'push', registry: 'dr', repositories: ['big/app'] });
+    assert.equal(
+      (
+        await call(source.process, 'POST', '/registries', {
+          name: 'dr',
+          url: front.url,
+          kind: 'berth',
+          username: 'admin',
+          credential: PASSWORD,
+        })
+      ).status,
+      201,
+    );
+    const created = await call(source.process, 'POST', '/replication/policies', {
+      name: 'big-push',
+      direction: 'push',
+      registry: 'dr',
+      repositories: ['big/app'],
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const queued = await call(source.process, 'POST', '/replication/policies/big-push/run');
     assert.equal(queued.status, 202);
     const runAt = Date.now();
 
-    await until(() => front.bytesIn >= KILL_AT, 300_000, () => `only ${front.bytesIn} bytes moved`);
+    await until(
+      () => front.bytesIn >= KILL_AT,
+      300_000,
+      () => `only ${front.bytesIn} bytes moved`,
+    );
     await destination.process.kill();
     const killedAt = Date.now();
     const atKill = front.bytesIn;
@@ -216,7 +270,9 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     const upAt = Date.now();
 
     const execution = await finished(source.process, queued.body.id);
-    t.diagnostic(`(b) ${mib(KILL_AT)} in ${((killedAt - runAt) / 1000).toFixed(1)} s, restart ${((upAt - killedAt) / 1000).toFixed(1)} s, finished ${since(upAt)} later`);
+    t.diagnostic(
+      `(b) ${mib(KILL_AT)} in ${((killedAt - runAt) / 1000).toFixed(1)} s, restart ${((upAt - killedAt) / 1000).toFixed(1)} s, finished ${since(upAt)} later`,
+    );
     assert.equal(execution.status, 'succeeded', JSON.stringify(execution));
     const tasks = (await call<Task[]>(source.process, 'GET', `/replication/executions/${queued.body.id}/tasks`)).body;
     assert.equal(tasks.length, 1);
@@ -244,20 +300,33 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
         `the upload continued at ${mib(resumedAt)} (${asked ? 'GET → 204 Range' : 'a re-sent PATCH'}), task: ${tasks[0]!.bytes} B sent, ${tasks[0]!.resumedBytes} B resumed`,
     );
     // PATCHes re-sent while the destination was down may have crossed the front in part.
-    assert.ok(afterKill <= SIZE - resumedAt + 2 * CHUNK + SLACK, `after the restart ${afterKill} bytes were sent: only the rest of the blob`);
+    assert.ok(
+      afterKill <= SIZE - resumedAt + 2 * CHUNK + SLACK,
+      `after the restart ${afterKill} bytes were sent: only the rest of the blob`,
+    );
     assert.ok(sent <= MAX_WIRE, `sent ${sent} bytes in all for a ${SIZE}-byte layer`);
     await arrived(destination, 'big/app');
   });
 
   it('(c) push: the source Berth running the execution killed; its restart continues the upload session at the destination', async (t: TestContext) => {
     assert.ok(destination && front, 'runs after (b), into the same destination (another repository)');
-    const created = await call(source.process, 'POST', '/replication/policies', { name: 'big-push-c', direction: 'push', registry: 'dr', repositories: ['big/app'], destNamespace: 'c' });
+    const created = await call(source.process, 'POST', '/replication/policies', {
+      name: 'big-push-c',
+      direction: 'push',
+      registry: 'dr',
+      repositories: ['big/app'],
+      destNamespace: 'c',
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const queued = await call(source.process, 'POST', '/replication/policies/big-push-c/run');
     assert.equal(queued.status, 202);
     const runAt = Date.now();
     const base = front.bytesIn;
-    await until(() => front.bytesIn - base >= KILL_AT, 300_000, () => `only ${front.bytesIn - base} bytes moved`);
+    await until(
+      () => front.bytesIn - base >= KILL_AT,
+      300_000,
+      () => `only ${front.bytesIn - base} bytes moved`,
+    );
     await source.process.kill();
     const atKill = front.bytesIn - base;
     const killedAt = Date.now();
@@ -267,7 +336,9 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     const upAt = Date.now();
 
     const execution = await finished(source.process, queued.body.id);
-    t.diagnostic(`(c) ${mib(KILL_AT)} in ${((killedAt - runAt) / 1000).toFixed(1)} s, restart ${((upAt - killedAt) / 1000).toFixed(1)} s, finished ${since(upAt)} later`);
+    t.diagnostic(
+      `(c) ${mib(KILL_AT)} in ${((killedAt - runAt) / 1000).toFixed(1)} s, restart ${((upAt - killedAt) / 1000).toFixed(1)} s, finished ${since(upAt)} later`,
+    );
     assert.equal(execution.status, 'succeeded', JSON.stringify(execution));
     const tasks = (await call<Task[]>(source.process, 'GET', `/replication/executions/${queued.body.id}/tasks`)).body;
     assert.equal(tasks.length, 1);
@@ -283,7 +354,10 @@ describe(`replication survives kill -9 of either side in the middle of a ${SIZE 
     assert.ok(tasks[0]!.resumedBytes >= MIN_RESUMED, `resumed at ${tasks[0]!.resumedBytes}`);
     const written = tasks[0]!.resumedBytes + tasks[0]!.bytes;
     assert.ok(written >= SIZE && written <= SIZE + image.config.size, `every byte of the layer sent once in all (${written})`);
-    assert.ok(afterKill <= SIZE - tasks[0]!.resumedBytes + CHUNK, `after the restart ${afterKill} bytes were sent: only the rest of the blob`);
+    assert.ok(
+      afterKill <= SIZE - tasks[0]!.resumedBytes + CHUNK,
+      `after the restart ${afterKill} bytes were sent: only the rest of the blob`,
+    );
     assert.ok(sent <= MAX_WIRE, `sent ${sent} bytes in all for a ${SIZE}-byte layer`);
     await arrived(destination, 'c/big/app');
   });

@@ -9,7 +9,17 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { DISTRIBUTION_BINARY } from '../../bench/servers.js';
 import { OciClient } from '../../src/client/index.js';
-import { jsonBlob, makeBlob, makeImage, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, type Blob, type Image } from '../helpers/registry-client.js';
+import {
+  jsonBlob,
+  makeBlob,
+  makeImage,
+  OCI_CONFIG,
+  OCI_INDEX,
+  OCI_LAYER,
+  OCI_MANIFEST,
+  type Blob,
+  type Image,
+} from '../helpers/registry-client.js';
 
 /** Fast retries for tests. */
 export const FAST_RETRY = { attempts: 3, baseDelayMs: 5, maxDelayMs: 50 };
@@ -31,7 +41,12 @@ export async function pushIndex(client: OciClient, repo: string, tag: string): P
   const index = jsonBlob({
     schemaVersion: 2,
     mediaType: OCI_INDEX,
-    manifests: children.map((c, i) => ({ mediaType: OCI_MANIFEST, digest: c.manifest.digest, size: c.manifest.size, platform: { architecture: i === 0 ? 'amd64' : 'arm64', os: 'linux' } })),
+    manifests: children.map((c, i) => ({
+      mediaType: OCI_MANIFEST,
+      digest: c.manifest.digest,
+      size: c.manifest.size,
+      platform: { architecture: i === 0 ? 'amd64' : 'arm64', os: 'linux' },
+    })),
   });
   await client.putManifest(repo, tag, index.data, OCI_INDEX);
   return { index, children };
@@ -39,7 +54,12 @@ export async function pushIndex(client: OciClient, repo: string, tag: string): P
 
 /** A signature-like artifact whose subject is `subject`, pushed by digest. */
 export async function pushReferrer(client: OciClient, repo: string, subject: Blob, artifactType: string): Promise<Image> {
-  const referrer = makeImage({ layers: 1, layerSize: 500, artifactType, subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.size } });
+  const referrer = makeImage({
+    layers: 1,
+    layerSize: 500,
+    artifactType,
+    subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.size },
+  });
   await pushImage(client, repo, null, referrer);
   return referrer;
 }
@@ -80,7 +100,13 @@ export interface GeneratedImage {
  * Pushes an image over one generated layer of `size` bytes (pseudoRandom of `seed`): the layer
  * is sent in PATCHes of 32 MiB and hashed on the way, so a GiB costs 32 MiB of memory.
  */
-export async function pushGeneratedImage(client: OciClient, repo: string, tag: string, size: number, seed: string): Promise<GeneratedImage> {
+export async function pushGeneratedImage(
+  client: OciClient,
+  repo: string,
+  tag: string,
+  size: number,
+  seed: string,
+): Promise<GeneratedImage> {
   const hash = createHash('sha256');
   let session = await client.startUpload(repo);
   for await (const chunk of pseudoRandom(size, seed, 32 * 1024 * 1024)) {
@@ -99,24 +125,37 @@ export async function pushGeneratedImage(client: OciClient, repo: string, tag: s
 export function requireFreeSpace(bytes: number, dir = os.tmpdir()): void {
   const stats = statfsSync(dir);
   const free = stats.bavail * stats.bsize;
-  if (free < bytes) throw new Error(`${dir} has ${(free / 2 ** 30).toFixed(1)} GiB free; this test needs ${(bytes / 2 ** 30).toFixed(1)} GiB`);
+  if (free < bytes)
+    throw new Error(`${dir} has ${(free / 2 ** 30).toFixed(1)} GiB free; this test needs ${(bytes / 2 ** 30).toFixed(1)} GiB`);
 }
 
 /** `skopeo inspect --raw`: the manifest bytes as a real client sees them. */
 export async function skopeoRaw(url: string, reference: string, creds?: { username: string; password: string }): Promise<string> {
   const host = new URL(url).host;
-  const args = ['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', `${creds.username}:${creds.password}`] : ['--no-creds']), `docker://${host}/${reference}`];
+  const args = [
+    'inspect',
+    '--raw',
+    '--tls-verify=false',
+    ...(creds ? ['--creds', `${creds.username}:${creds.password}`] : ['--no-creds']),
+    `docker://${host}/${reference}`,
+  ];
   const { stdout } = await promisify(execFile)('skopeo', args, { timeout: 60_000 });
   return stdout;
 }
 
 /** Restarts a Distribution on its kept data directory (same config, same port) after a kill. */
 export async function respawnDistribution(dataDir: string, url: string): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
-  const child = spawn(DISTRIBUTION_BINARY, ['serve', path.join(dataDir, 'config.yml')], { stdio: 'ignore', env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
+  const child = spawn(DISTRIBUTION_BINARY, ['serve', path.join(dataDir, 'config.yml')], {
+    stdio: 'ignore',
+    env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' },
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const ok = await fetch(`${url}/v2/`).then((res) => res.status === 200 || res.status === 401, () => false);
+    const ok = await fetch(`${url}/v2/`).then(
+      (res) => res.status === 200 || res.status === 401,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline || child.exitCode !== null) throw new Error('Distribution did not come back');
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -150,12 +189,15 @@ export class RecordingFront {
         const range = req.headers['content-range'];
         const entry = { method: req.method!, url: req.url!, status: 0, at: Date.now(), ...(range ? { range } : {}) };
         front.seen.push(entry);
-        const upstream = httpRequest({ host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-          entry.status = up.statusCode!;
-          res.writeHead(up.statusCode!, up.headers);
-          up.on('data', (chunk: Buffer) => (front.bytesOut += chunk.length));
-          up.pipe(res);
-        });
+        const upstream = httpRequest(
+          { host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: req.headers },
+          (up) => {
+            entry.status = up.statusCode!;
+            res.writeHead(up.statusCode!, up.headers);
+            up.on('data', (chunk: Buffer) => (front.bytesOut += chunk.length));
+            up.pipe(res);
+          },
+        );
         upstream.on('error', () => res.destroy());
         // A client killed mid-request: end the upstream request too, as the registry would see it without the front.
         res.on('close', () => {

@@ -36,9 +36,16 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
     const json = async (path: string) => (await reg.client.fetch(path)).json();
     const manifest = await reg.client.fetch(`/v2/${REPO}/manifests/v1`);
     const blobs = await Promise.all(
-      [image.config, ...image.layers].map(async (b) => (await reg.client.fetch(`/v2/${REPO}/blobs/${b.digest}`, { method: 'HEAD' })).status),
+      [image.config, ...image.layers].map(
+        async (b) => (await reg.client.fetch(`/v2/${REPO}/blobs/${b.digest}`, { method: 'HEAD' })).status,
+      ),
     );
-    return { catalog: await json('/v2/_catalog'), tags: await json(`/v2/${REPO}/tags/list`), manifest: sha256(Buffer.from(await manifest.arrayBuffer())), blobs };
+    return {
+      catalog: await json('/v2/_catalog'),
+      tags: await json(`/v2/${REPO}/tags/list`),
+      manifest: sha256(Buffer.from(await manifest.arrayBuffer())),
+      blobs,
+    };
   }
 
   async function assertUntouched(what: string): Promise<void> {
@@ -74,19 +81,59 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
     const cases: [string, () => Buffer | string, string | undefined][] = [
       ['100k nested arrays', () => deep(100_000, '[', ']'), OCI_MANIFEST],
       ['100k nested objects', () => deep(100_000, '{"a":', '}').replace(/}$/, '1}'), OCI_MANIFEST],
-      ['100k nested arrays inside a valid manifest (annotations)', () => withRaw('annotations', `{"a":${deep(100_000, '[', ']')}}`), OCI_MANIFEST],
-      ['10 001 layers', () => manifestWith({ layers: Array.from({ length: 10_001 }, () => ({ mediaType: 'x', digest: image.layers[0]!.digest, size: 1 })) }), OCI_MANIFEST],
-      ['invalid UTF-8', () => Buffer.concat([Buffer.from('{"schemaVersion":2,"mediaType":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}')]), OCI_MANIFEST],
+      [
+        '100k nested arrays inside a valid manifest (annotations)',
+        () => withRaw('annotations', `{"a":${deep(100_000, '[', ']')}}`),
+        OCI_MANIFEST,
+      ],
+      [
+        '10 001 layers',
+        () =>
+          manifestWith({ layers: Array.from({ length: 10_001 }, () => ({ mediaType: 'x', digest: image.layers[0]!.digest, size: 1 })) }),
+        OCI_MANIFEST,
+      ],
+      [
+        'invalid UTF-8',
+        () => Buffer.concat([Buffer.from('{"schemaVersion":2,"mediaType":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}')]),
+        OCI_MANIFEST,
+      ],
       ['a byte-order mark before the JSON', () => `\uFEFF${image.manifest.data.toString()}`, OCI_MANIFEST],
       ['a bare JSON string', () => '"manifest"', OCI_MANIFEST],
       ['null', () => 'null', OCI_MANIFEST],
       ['a huge number as schemaVersion', () => manifestWith({ schemaVersion: 1e308 }), OCI_MANIFEST],
-      ['a negative layer size', () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest, size: -1 }] }), OCI_MANIFEST],
-      ['a fractional layer size', () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest, size: 1.5 }] }), OCI_MANIFEST],
-      ['a layer size past 2^53', () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest, size: 2 ** 60 }] }), OCI_MANIFEST],
-      ['an md5 layer digest', () => manifestWith({ layers: [{ mediaType: 'x', digest: 'md5:d41d8cd98f00b204e9800998ecf8427e', size: 1 }] }), OCI_MANIFEST],
-      ['an upper-case hex digest', () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest.toUpperCase().replace('SHA256', 'sha256'), size: 1 }] }), OCI_MANIFEST],
-      ['a truncated digest', () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest.slice(0, 40), size: 1 }] }), OCI_MANIFEST],
+      [
+        'a negative layer size',
+        () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest, size: -1 }] }),
+        OCI_MANIFEST,
+      ],
+      [
+        'a fractional layer size',
+        () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest, size: 1.5 }] }),
+        OCI_MANIFEST,
+      ],
+      [
+        'a layer size past 2^53',
+        () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest, size: 2 ** 60 }] }),
+        OCI_MANIFEST,
+      ],
+      [
+        'an md5 layer digest',
+        () => manifestWith({ layers: [{ mediaType: 'x', digest: 'md5:d41d8cd98f00b204e9800998ecf8427e', size: 1 }] }),
+        OCI_MANIFEST,
+      ],
+      [
+        'an upper-case hex digest',
+        () =>
+          manifestWith({
+            layers: [{ mediaType: 'x', digest: image.layers[0]!.digest.toUpperCase().replace('SHA256', 'sha256'), size: 1 }],
+          }),
+        OCI_MANIFEST,
+      ],
+      [
+        'a truncated digest',
+        () => manifestWith({ layers: [{ mediaType: 'x', digest: image.layers[0]!.digest.slice(0, 40), size: 1 }] }),
+        OCI_MANIFEST,
+      ],
       ['a mediaType of 10 000 characters', () => manifestWith({ mediaType: 'a'.repeat(10_000) }), undefined],
       ['Content-Type text/plain and no mediaType field', () => manifestWith({ mediaType: undefined }), 'text/plain'],
       ['neither Content-Type nor mediaType nor a recognisable shape', () => '{"schemaVersion":2}', undefined],
@@ -151,7 +198,15 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
   });
 
   describe('digests on blob endpoints', () => {
-    for (const digest of ['md5:d41d8cd98f00b204e9800998ecf8427e', 'sha256:xyz', `sha256:${'A'.repeat(64)}`, `sha512:${'0'.repeat(64)}`, 'sha256', 'sha256:', `sha256:${'0'.repeat(65)}`]) {
+    for (const digest of [
+      'md5:d41d8cd98f00b204e9800998ecf8427e',
+      'sha256:xyz',
+      `sha256:${'A'.repeat(64)}`,
+      `sha512:${'0'.repeat(64)}`,
+      'sha256',
+      'sha256:',
+      `sha256:${'0'.repeat(65)}`,
+    ]) {
       it(`GET/HEAD/DELETE blobs/${digest.slice(0, 20)}…: 400 DIGEST_INVALID`, async () => {
         for (const method of ['GET', 'DELETE']) {
           const res = await rawRequest(reg.url, method, `/v2/${REPO}/blobs/${digest}`);
@@ -167,7 +222,11 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
       const start = await reg.client.fetch(`/v2/${REPO}/blobs/uploads/`, { method: 'POST' });
       const location = start.headers.get('location')!;
       assert.equal((await reg.client.fetch(location, { method: 'PATCH', body: new Uint8Array(blob.data) })).status, 202);
-      await expectError(await reg.client.fetch(`${location}?digest=md5:d41d8cd98f00b204e9800998ecf8427e`, { method: 'PUT' }), 400, 'DIGEST_INVALID');
+      await expectError(
+        await reg.client.fetch(`${location}?digest=md5:d41d8cd98f00b204e9800998ecf8427e`, { method: 'PUT' }),
+        400,
+        'DIGEST_INVALID',
+      );
       const status = await reg.client.fetch(location);
       assert.equal(status.status, 204);
       assert.equal(status.headers.get('range'), '0-499');
@@ -205,7 +264,13 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
           ['POST', `/v2/${name}/blobs/uploads/`],
           ['PUT', `/v2/${name}/manifests/v1`],
         ] as const) {
-          const res = await rawRequest(reg.url, method, path, { 'content-type': OCI_MANIFEST }, method === 'PUT' ? image.manifest.data : undefined);
+          const res = await rawRequest(
+            reg.url,
+            method,
+            path,
+            { 'content-type': OCI_MANIFEST },
+            method === 'PUT' ? image.manifest.data : undefined,
+          );
           assert.ok(res.status === 400 || res.status === 404, `${method} ${path.slice(0, 60)} answered ${res.status}`);
           assertErrorBody(res.headers['content-type'], res.body.toString(), res.status === 400 ? 'NAME_INVALID' : 'UNSUPPORTED');
         }
@@ -296,7 +361,11 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
 
     it('a body shorter than its Content-Length (client hangs up): nothing recorded, the session resumes at 0', async () => {
       const { location } = await session();
-      const res = await rawSend(reg.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Range: 0-99\r\nContent-Length: 100\r\n\r\n${'a'.repeat(50)}`, { end: true });
+      const res = await rawSend(
+        reg.url,
+        `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Range: 0-99\r\nContent-Length: 100\r\n\r\n${'a'.repeat(50)}`,
+        { end: true },
+      );
       assertSpecError(res, 400);
       assert.equal(await sizeOf(location), 0);
       const blob = makeBlob(100);
@@ -306,7 +375,10 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
 
     it('a body longer than its Content-Length: only Content-Length bytes are taken, the excess is a bad next request', async () => {
       const { location } = await session();
-      const res = await rawSend(reg.url, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789GARBAGE-NOT-HTTP\r\n\r\n`);
+      const res = await rawSend(
+        reg.url,
+        `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789GARBAGE-NOT-HTTP\r\n\r\n`,
+      );
       // The excess is parsed as a next request and refused; the connection closes (possibly
       // before the PATCH's own 202 is written). The session holds all 10 bytes or none.
       assertSpecError(res.slice(res.lastIndexOf('HTTP/1.1 ')), 400);
@@ -314,7 +386,11 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
       const size = await sizeOf(location);
       assert.ok(size === 0 || size === 10, `size ${size}`);
       if (size === 10) {
-        assert.equal((await reg.client.fetch(`${location}?digest=${sha256('0123456789')}`, { method: 'PUT' })).status, 201, 'exactly those bytes');
+        assert.equal(
+          (await reg.client.fetch(`${location}?digest=${sha256('0123456789')}`, { method: 'PUT' })).status,
+          201,
+          'exactly those bytes',
+        );
       }
     });
 
@@ -372,7 +448,13 @@ describe('bad input: hostile requests get spec errors and change nothing', () =>
 
     for (const id of ['00000000-0000-4000-8000-000000000000', '..%2F..%2Fberth.db', 'x'.repeat(300), '%00']) {
       it(`an unknown or malformed session id "${id.slice(0, 24)}": 404 BLOB_UPLOAD_UNKNOWN`, async () => {
-        const res = await rawRequest(reg.url, 'PATCH', `/v2/${REPO}/blobs/uploads/${id}`, { 'content-type': 'application/octet-stream' }, Buffer.alloc(10));
+        const res = await rawRequest(
+          reg.url,
+          'PATCH',
+          `/v2/${REPO}/blobs/uploads/${id}`,
+          { 'content-type': 'application/octet-stream' },
+          Buffer.alloc(10),
+        );
         assert.equal(res.status, 404, res.body.toString());
         assertErrorBody(res.headers['content-type'], res.body.toString(), 'BLOB_UPLOAD_UNKNOWN');
       });

@@ -92,7 +92,9 @@ describe('crash safety: kill -9 during pushes, restart, verify', () => {
       assert.deepEqual(corrupt, [], `fsck found corruption after the crash (${where})`);
       iteration++;
     }
-    t.diagnostic(`${iteration} crashes in ${Date.now() - started} ms; ${ledger.images.length} acknowledged images, ${ledger.blobs.length} blobs kept`);
+    t.diagnostic(
+      `${iteration} crashes in ${Date.now() - started} ms; ${ledger.images.length} acknowledged images, ${ledger.blobs.length} blobs kept`,
+    );
     assert.ok(iteration >= MIN_ITERATIONS);
     assert.ok(ledger.images.length > 0, 'some pushes completed between crashes (else the test proves nothing)');
 
@@ -111,7 +113,7 @@ describe('crash safety: kill -9 during pushes, restart, verify', () => {
   });
 });
 
-describe('crash between committing an upload\'s bytes and recording them', () => {
+describe("crash between committing an upload's bytes and recording them", () => {
   it('the session answers 404 BLOB_UPLOAD_UNKNOWN (not 500), fsck calls it a leftover, and a new push of the blob succeeds', async () => {
     const dataDir = tempDir('berth-crash-commit-');
     try {
@@ -159,7 +161,9 @@ async function pushUntilKilled(client: RegistryClient, repo: string, tagPrefix: 
       const layers = plan.layerSizes.map((size) => makeImage({ layers: 1, layerSize: size }).layers[0]!);
       const full = withLayers(image, layers);
       for (const blob of [full.config, ...full.layers]) {
-        const ok = plan.monolithic ? await pushMonolithic(client, repo, blob, ledger) : await pushChunked(client, repo, blob, plan.chunkSize, ledger);
+        const ok = plan.monolithic
+          ? await pushMonolithic(client, repo, blob, ledger)
+          : await pushChunked(client, repo, blob, plan.chunkSize, ledger);
         if (!ok) return;
       }
       const tag = `${tagPrefix}-${n}`;
@@ -323,5 +327,8 @@ function isConnectionFailure(err: unknown): boolean {
   if (err instanceof RegistryClientError) return err.status === 0 && err.errors[0]?.code === 'NETWORK' && isConnectionFailure(err.cause);
   if (!(err instanceof TypeError)) return false;
   const cause = (err as { cause?: { code?: string } }).cause;
-  return ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED'].includes(cause?.code ?? '') || /fetch failed|terminated/.test(err.message);
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED'].includes(cause?.code ?? '') ||
+    /fetch failed|terminated/.test(err.message)
+  );
 }

@@ -45,7 +45,10 @@ async function privateCluster(): Promise<Cluster> {
     chownSync(dir, uid, gid);
   }
   const run = (bin: string, args: string[]) =>
-    execFileSync(asRoot ? 'runuser' : path.join(PG_BIN, bin), asRoot ? ['-u', 'postgres', '--', path.join(PG_BIN, bin), ...args] : args, { stdio: 'pipe', cwd: dir });
+    execFileSync(asRoot ? 'runuser' : path.join(PG_BIN, bin), asRoot ? ['-u', 'postgres', '--', path.join(PG_BIN, bin), ...args] : args, {
+      stdio: 'pipe',
+      cwd: dir,
+    });
   const data = path.join(dir, 'data');
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
@@ -101,18 +104,34 @@ function pusher(base: string, repo: string, random: Random) {
   const pushOne = async (n: number): Promise<void> => {
     const config = blobOf(Buffer.from(JSON.stringify({ nonce: randomBytes(8).toString('hex') })));
     const layer = blobOf(randomBytes(random.int(64 * 1024, 3 * 1024 * 1024)));
-    const put = await send(`${base}/v2/${repo}/blobs/uploads/?digest=${config.digest}`, { method: 'POST', body: new Uint8Array(config.data) }, [201]);
+    const put = await send(
+      `${base}/v2/${repo}/blobs/uploads/?digest=${config.digest}`,
+      { method: 'POST', body: new Uint8Array(config.data) },
+      [201],
+    );
     if (!put || put.status === 503) return;
     const start = await send(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' }, [202]);
     if (!start || start.status === 503) return;
     const location = start.headers.get('location')!;
     const half = Math.floor(layer.data.length / 2);
     // The layer in two requests; after a 503 the session's GET says where to resume (as clients do).
-    for (let offset = 0, interrupted = false; ; ) {
+    for (let offset = 0, interrupted = false; ;) {
       const res =
         offset < half
-          ? await send(`${base}${location}`, { method: 'PATCH', body: new Uint8Array(layer.data.subarray(offset, half)), headers: { 'content-range': `${offset}-${half - 1}` } }, [202])
-          : await send(`${base}${location}?digest=${layer.digest}`, { method: 'PUT', body: new Uint8Array(layer.data.subarray(offset)) }, [201]);
+          ? await send(
+              `${base}${location}`,
+              {
+                method: 'PATCH',
+                body: new Uint8Array(layer.data.subarray(offset, half)),
+                headers: { 'content-range': `${offset}-${half - 1}` },
+              },
+              [202],
+            )
+          : await send(
+              `${base}${location}?digest=${layer.digest}`,
+              { method: 'PUT', body: new Uint8Array(layer.data.subarray(offset)) },
+              [201],
+            );
       if (!res) return;
       if (res.status === 201) {
         if (interrupted) resumed++;
@@ -127,10 +146,15 @@ function pusher(base: string, repo: string, random: Random) {
       const status = await send(`${base}${location}`, {}, [204, 404]);
       if (!status) return;
       if (status.status === 404) return; // cleanly unknown: the client would start the blob again
-      if (status.status === 204) offset = status.headers.get('range') === '0-0' ? 0 : Number(/^0-(\d+)$/.exec(status.headers.get('range')!)![1]) + 1;
+      if (status.status === 204)
+        offset = status.headers.get('range') === '0-0' ? 0 : Number(/^0-(\d+)$/.exec(status.headers.get('range')!)![1]) + 1;
     }
     const entry = { repo, tag: `t${n}`, image: imageOf(config, [layer]) };
-    const res = await send(`${base}/v2/${repo}/manifests/${entry.tag}`, { method: 'PUT', body: new Uint8Array(entry.image.manifest.data), headers: { 'content-type': MANIFEST_TYPE } }, [201]);
+    const res = await send(
+      `${base}/v2/${repo}/manifests/${entry.tag}`,
+      { method: 'PUT', body: new Uint8Array(entry.image.manifest.data), headers: { 'content-type': MANIFEST_TYPE } },
+      [201],
+    );
     if (res?.status === 201) acked.push(entry);
     else uncertain.push(entry);
   };
@@ -207,7 +231,12 @@ describe('dependency faults under a running berth serve', () => {
     const cluster = await privateCluster();
     const dataDir = tempDir('berth-dep-pg-');
     try {
-      const env = { BERTH_DATA_DIR: dataDir, BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: cluster.url, BERTH_GC_ENABLED: 'false' };
+      const env = {
+        BERTH_DATA_DIR: dataDir,
+        BERTH_METADATA_DRIVER: 'postgres',
+        BERTH_METADATA_URL: cluster.url,
+        BERTH_GC_ENABLED: 'false',
+      };
       server = await startBerthProcess(env);
       const base = server.url;
       const work = pusher(base, 'dep/pg', new Random(SEED));
@@ -229,7 +258,9 @@ describe('dependency faults under a running berth serve', () => {
       await verify(base, work.acked, work.uncertain);
       const check = await fsckWith(env);
       assert.equal(check.corrupt, 0, JSON.stringify(check.report.problems));
-      t.diagnostic(`503 in ${failFast.join('/')} ms while down; pool recovered ${recoveredMs} ms after the restart; ${work.acked.length} pushes acknowledged, ${work.resumed} layer uploads resumed after a 503, ${work.uncertain.length} uncertain (absent or whole); statuses ${JSON.stringify([...work.statuses])}`);
+      t.diagnostic(
+        `503 in ${failFast.join('/')} ms while down; pool recovered ${recoveredMs} ms after the restart; ${work.acked.length} pushes acknowledged, ${work.resumed} layer uploads resumed after a 503, ${work.uncertain.length} uncertain (absent or whole); statuses ${JSON.stringify([...work.statuses])}`,
+      );
     } finally {
       await server?.kill();
       server = undefined;
@@ -243,16 +274,37 @@ describe('dependency faults under a running berth serve', () => {
     const port = await freePort();
     const bucket = 'berth-dep';
     const startS3 = async () => {
-      const s3 = new S3rver({ address: '127.0.0.1', port, silent: true, directory, vhostBuckets: false, configureBuckets: [{ name: bucket }] });
+      const s3 = new S3rver({
+        address: '127.0.0.1',
+        port,
+        silent: true,
+        directory,
+        vhostBuckets: false,
+        configureBuckets: [{ name: bucket }],
+      });
       await s3.run();
       return s3;
     };
     let s3 = await startS3();
-    const local: LocalS3 = { endpoint: `http://127.0.0.1:${port}`, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', requests: [], directory, close: async () => {} };
+    const local: LocalS3 = {
+      endpoint: `http://127.0.0.1:${port}`,
+      bucket,
+      accessKeyId: 'S3RVER',
+      secretAccessKey: 'S3RVER',
+      requests: [],
+      directory,
+      close: async () => {},
+    };
     const dataDir = tempDir('berth-dep-s3-');
     const db = await import('../helpers/postgres.js').then((m) => m.createTestDatabase('berth_dep'));
     try {
-      const env = { BERTH_DATA_DIR: dataDir, BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: db.url, BERTH_GC_ENABLED: 'false', ...s3Env(local, 'dep') };
+      const env = {
+        BERTH_DATA_DIR: dataDir,
+        BERTH_METADATA_DRIVER: 'postgres',
+        BERTH_METADATA_URL: db.url,
+        BERTH_GC_ENABLED: 'false',
+        ...s3Env(local, 'dep'),
+      };
       assert.equal(localS3Settings(local, 'dep').bucket, bucket);
       server = await startBerthProcess(env);
       const base = server.url;
@@ -260,7 +312,9 @@ describe('dependency faults under a running berth serve', () => {
       await sleep(1500);
       s3.httpServer?.closeAllConnections();
       await s3.close();
-      const failFast = [await assertFailsFast(`${base}/v2/dep/s3/blobs/uploads/?digest=${blobOf(Buffer.from('x')).digest}`, { method: 'POST', body: 'x' })];
+      const failFast = [
+        await assertFailsFast(`${base}/v2/dep/s3/blobs/uploads/?digest=${blobOf(Buffer.from('x')).digest}`, { method: 'POST', body: 'x' }),
+      ];
       await sleep(1000);
       s3 = await startS3();
       const recoveredMs = await recovers(`${base}/readyz`);
@@ -271,7 +325,9 @@ describe('dependency faults under a running berth serve', () => {
       await verify(base, work.acked, work.uncertain);
       const check = await fsckWith(env);
       assert.equal(check.corrupt, 0, JSON.stringify(check.report.problems));
-      t.diagnostic(`503 in ${failFast.join('/')} ms while S3 was down; ready ${recoveredMs} ms after it came back; ${work.acked.length} pushes acknowledged, ${work.resumed} layer uploads resumed after a 503; statuses ${JSON.stringify([...work.statuses])}`);
+      t.diagnostic(
+        `503 in ${failFast.join('/')} ms while S3 was down; ready ${recoveredMs} ms after it came back; ${work.acked.length} pushes acknowledged, ${work.resumed} layer uploads resumed after a 503; statuses ${JSON.stringify([...work.statuses])}`,
+      );
     } finally {
       await server?.kill();
       server = undefined;

@@ -51,7 +51,10 @@ describe('disk full while GC deletes and while SQLite cannot grow (64 MiB tmpfs)
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', mountPoint], { stdio: 'pipe' });
       mounted = true;
     } catch (err) {
-      throw new Error(`this test needs to mount a tmpfs (run as root; CI does): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || (err as Error).message}`, { cause: err });
+      throw new Error(
+        `this test needs to mount a tmpfs (run as root; CI does): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || (err as Error).message}`,
+        { cause: err },
+      );
     }
     server = await startBerthProcess({ BERTH_DATA_DIR: mountPoint, BERTH_GC_ENABLED: 'false' });
     client = new RegistryClient(server.url);
@@ -94,7 +97,9 @@ describe('disk full while GC deletes and while SQLite cannot grow (64 MiB tmpfs)
         assert.equal(body.errors[0]!.code, 'STORAGE_FULL');
       }
     }
-    t.diagnostic(`tag pushes on a full disk: ${statuses.filter((s) => s === 201).length} × 201, then ${statuses.filter((s) => s !== 201).join(' ')}`);
+    t.diagnostic(
+      `tag pushes on a full disk: ${statuses.filter((s) => s === 201).length} × 201, then ${statuses.filter((s) => s !== 201).join(' ')}`,
+    );
     assert.ok(statuses.includes(507), 'SQLite never ran out of room');
     await assertLiveIntact('reads while SQLite cannot grow');
     assert.equal((await client.fetch('/v2/full/live/tags/list')).status, 200);
@@ -124,7 +129,12 @@ describe('disk full while GC deletes and while SQLite cannot grow (64 MiB tmpfs)
     }
     await assertLiveIntact('after gc on a full disk');
     const during = await fsckInProcess(mountPoint).catch((err: Error) => err);
-    if (!(during instanceof Error)) assert.deepEqual(during.report.problems.filter((p) => p.severity === 'corruption'), [], 'fsck during the full disk');
+    if (!(during instanceof Error))
+      assert.deepEqual(
+        during.report.problems.filter((p) => p.severity === 'corruption'),
+        [],
+        'fsck during the full disk',
+      );
 
     for (const file of fillers) rmSync(file, { force: true });
     if (run.code !== 0) {
@@ -136,13 +146,20 @@ describe('disk full while GC deletes and while SQLite cannot grow (64 MiB tmpfs)
       t.diagnostic(`berth gc after freeing space: ${again.toString().trim().split('\n').slice(-1)[0]}`);
     }
     for (const image of garbage) {
-      assert.equal((await client.fetch(`/v2/full/junk/blobs/${image.layers[0]!.digest}`, { method: 'HEAD' })).status, 404, 'garbage collected');
+      assert.equal(
+        (await client.fetch(`/v2/full/junk/blobs/${image.layers[0]!.digest}`, { method: 'HEAD' })).status,
+        404,
+        'garbage collected',
+      );
     }
     assert.equal((await client.pushImage('full/live', 'after', makeImage({ layers: 1, layerSize: 1024 * 1024 }))).status, 201);
     await assertLiveIntact('after freeing space');
     await server!.stop();
     server = undefined;
     const check = await fsckInProcess(mountPoint, { graceMs: 0, verifyContent: true });
-    assert.deepEqual(check.report.problems.filter((p) => p.severity === 'corruption'), []);
+    assert.deepEqual(
+      check.report.problems.filter((p) => p.severity === 'corruption'),
+      [],
+    );
   });
 });

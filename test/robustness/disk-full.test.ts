@@ -116,6 +116,9 @@ describe('disk full (64 MiB tmpfs data directory)', () => {
     await server!.stop();
     server = undefined;
     const check = await fsckInProcess(mountPoint, { graceMs: 0, verifyContent: true });
-    assert.deepEqual(check.report.problems.filter((p) => p.severity === 'corruption'), []);
+    assert.deepEqual(
+      check.report.problems.filter((p) => p.severity === 'corruption'),
+      [],
+    );
   });
 });

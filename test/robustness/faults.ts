@@ -56,11 +56,21 @@ export async function openBackend(name: BackendName, dataDir: string): Promise<B
       return { name, env: { ...base, BERTH_METADATA_DRIVER: 'sqlite' }, stagingDir: fsStaging, close: async () => {} };
     case 'fs-postgres': {
       const db = await createPostgresDatabase('berth_faults');
-      return { name, env: { ...base, BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: db.url }, stagingDir: fsStaging, close: () => db.drop() };
+      return {
+        name,
+        env: { ...base, BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: db.url },
+        stagingDir: fsStaging,
+        close: () => db.drop(),
+      };
     }
     case 'mysql': {
       const db = await createMysqlDatabase('berth_faults');
-      return { name, env: { ...base, BERTH_METADATA_DRIVER: 'mysql', BERTH_METADATA_URL: db.url }, stagingDir: fsStaging, close: () => db.drop() };
+      return {
+        name,
+        env: { ...base, BERTH_METADATA_DRIVER: 'mysql', BERTH_METADATA_URL: db.url },
+        stagingDir: fsStaging,
+        close: () => db.drop(),
+      };
     }
     case 's3-postgres': {
       const db = await createPostgresDatabase('berth_faults');
@@ -73,7 +83,12 @@ export async function openBackend(name: BackendName, dataDir: string): Promise<B
       }
       return {
         name,
-        env: { ...base, BERTH_METADATA_DRIVER: 'postgres', BERTH_METADATA_URL: db.url, ...s3Env(s3, `faults-${randomBytes(4).toString('hex')}`) },
+        env: {
+          ...base,
+          BERTH_METADATA_DRIVER: 'postgres',
+          BERTH_METADATA_URL: db.url,
+          ...s3Env(s3, `faults-${randomBytes(4).toString('hex')}`),
+        },
         close: async () => {
           await s3.close();
           await db.drop();
@@ -213,7 +228,21 @@ export interface Tally {
 }
 
 export function newTally(): Tally {
-  return { rounds: 0, kills: 0, gcRuns: 0, acknowledgedManifests: 0, acknowledgedBlobs: 0, mounts: 0, deletes: 0, interrupted: 0, resumed: 0, unknownOnGet: 0, commitKills: 0, rehashKills: 0, maxRestartMs: 0 };
+  return {
+    rounds: 0,
+    kills: 0,
+    gcRuns: 0,
+    acknowledgedManifests: 0,
+    acknowledgedBlobs: 0,
+    mounts: 0,
+    deletes: 0,
+    interrupted: 0,
+    resumed: 0,
+    unknownOnGet: 0,
+    commitKills: 0,
+    rehashKills: 0,
+    maxRestartMs: 0,
+  };
 }
 
 // ── HTTP against a server that may die at any moment ────────────────────────
@@ -265,7 +294,8 @@ export async function worker(ctx: WorkerContext): Promise<void> {
     const op = ctx.random.next();
     let alive: boolean;
     if (op < 0.15 && ownImages(ctx).length > 0) alive = await deleteImage(ctx, ctx.random.pick(ownImages(ctx)));
-    else if (op < 0.35 && foreignImages(ctx).length > 0) alive = await copyImage(ctx, ctx.random.pick(foreignImages(ctx)), `m${n}-${randomBytes(3).toString('hex')}`);
+    else if (op < 0.35 && foreignImages(ctx).length > 0)
+      alive = await copyImage(ctx, ctx.random.pick(foreignImages(ctx)), `m${n}-${randomBytes(3).toString('hex')}`);
     else alive = await pushImage(ctx, `t${n}-${randomBytes(3).toString('hex')}`);
     if (!alive) return;
   }
@@ -299,7 +329,10 @@ type Outcome = 'ok' | 'refused' | 'dead';
 async function monolithic(ctx: WorkerContext, blob: Blob): Promise<Outcome> {
   const entry = { repo: ctx.repo, blob };
   ctx.ledger.unconfirmed.push(entry);
-  const res = await call(`${ctx.base}/v2/${ctx.repo}/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', body: new Uint8Array(blob.data) });
+  const res = await call(`${ctx.base}/v2/${ctx.repo}/blobs/uploads/?digest=${blob.digest}`, {
+    method: 'POST',
+    body: new Uint8Array(blob.data),
+  });
   if (!res) return 'dead';
   assert.equal(res.status, 201, `monolithic upload: ${await res.text()}`);
   remove(ctx.ledger.unconfirmed, entry);
@@ -352,7 +385,11 @@ async function chunked(ctx: WorkerContext, blob: Blob): Promise<Outcome> {
 async function putManifest(ctx: WorkerContext, tag: string, image: Image): Promise<boolean> {
   const pending = { repo: ctx.repo, tag, image };
   ctx.ledger.unansweredPuts.push(pending);
-  const res = await call(`${ctx.base}/v2/${ctx.repo}/manifests/${tag}`, { method: 'PUT', body: new Uint8Array(image.manifest.data), headers: { 'content-type': MANIFEST_TYPE } });
+  const res = await call(`${ctx.base}/v2/${ctx.repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: new Uint8Array(image.manifest.data),
+    headers: { 'content-type': MANIFEST_TYPE },
+  });
   if (!res) return false;
   remove(ctx.ledger.unansweredPuts, pending);
   // A concurrent `berth gc` (grace 0) may have collected a blob pushed moments ago: refused, not stored.
@@ -397,7 +434,8 @@ async function deleteImage(ctx: WorkerContext, target: Ledger['images'][number])
   remove(ctx.ledger.unansweredDeletes, target);
   assert.equal(res.status, 202, `manifest DELETE: ${await res.text()}`);
   // The same manifest may still be tagged elsewhere in this repository (a copy of it): those go too.
-  for (const other of ctx.ledger.images.filter((i) => i.repo === target.repo && i.image.manifest.digest === target.image.manifest.digest)) remove(ctx.ledger.images, other);
+  for (const other of ctx.ledger.images.filter((i) => i.repo === target.repo && i.image.manifest.digest === target.image.manifest.digest))
+    remove(ctx.ledger.images, other);
   ctx.ledger.deleted.push({ repo: target.repo, digest: target.image.manifest.digest });
   ctx.tally.deletes++;
   return true;
@@ -405,7 +443,8 @@ async function deleteImage(ctx: WorkerContext, target: Ledger['images'][number])
 
 /** A manifest pushed again after a delete is no longer expected to be absent. */
 function undelete(ledger: Ledger, image: Ledger['images'][number]): void {
-  for (const d of ledger.deleted.filter((d) => d.repo === image.repo && d.digest === image.image.manifest.digest)) remove(ledger.deleted, d);
+  for (const d of ledger.deleted.filter((d) => d.repo === image.repo && d.digest === image.image.manifest.digest))
+    remove(ledger.deleted, d);
 }
 
 function remove<T>(list: T[], item: T): void {
@@ -438,15 +477,23 @@ async function assertBlobIntact(base: string, repo: string, blob: Blob, where: s
  * With `rehashKill`, the first resumed PUT is killed while the server re-reads the staged
  * bytes; the caller restarts and verifies again. Returns false in that case.
  */
-export async function verifyAfterRestart(server: BerthProcess, ledger: Ledger, tally: Tally, where: string, rehashKill?: Random): Promise<boolean> {
+export async function verifyAfterRestart(
+  server: BerthProcess,
+  ledger: Ledger,
+  tally: Tally,
+  where: string,
+  rehashKill?: Random,
+): Promise<boolean> {
   const base = server.url;
   for (const { repo, tag, image } of ledger.images) {
     const res = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { headers: { accept: MANIFEST_TYPE } });
     assert.equal(res.status, 200, `acknowledged manifest ${repo}:${tag} lost (${where})`);
     assert.deepEqual(Buffer.from(await res.arrayBuffer()), image.manifest.data, `acknowledged manifest ${repo}:${tag} changed (${where})`);
-    for (const blob of [image.config, ...image.layers]) await assertBlobIntact(base, repo, blob, `referenced by ${repo}:${tag}, ${where}`, false);
+    for (const blob of [image.config, ...image.layers])
+      await assertBlobIntact(base, repo, blob, `referenced by ${repo}:${tag}, ${where}`, false);
   }
-  for (const { repo, digest } of ledger.deleted) await assertAbsentManifest(base, repo, digest, `a manifest whose DELETE answered 202 (${where})`);
+  for (const { repo, digest } of ledger.deleted)
+    await assertAbsentManifest(base, repo, digest, `a manifest whose DELETE answered 202 (${where})`);
   for (const pending of ledger.unansweredPuts.splice(0)) {
     const res = await fetch(`${base}/v2/${pending.repo}/manifests/${pending.tag}`, { headers: { accept: MANIFEST_TYPE } });
     const body = Buffer.from(await res.arrayBuffer());
@@ -458,7 +505,9 @@ export async function verifyAfterRestart(server: BerthProcess, ledger: Ledger, t
     ledger.images.push(pending);
   }
   for (const pending of ledger.unansweredDeletes.splice(0)) {
-    const res = await fetch(`${base}/v2/${pending.repo}/manifests/${pending.image.manifest.digest}`, { headers: { accept: MANIFEST_TYPE } });
+    const res = await fetch(`${base}/v2/${pending.repo}/manifests/${pending.image.manifest.digest}`, {
+      headers: { accept: MANIFEST_TYPE },
+    });
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status === 404) {
       ledger.deleted.push({ repo: pending.repo, digest: pending.image.manifest.digest });
@@ -486,7 +535,11 @@ export async function verifyAfterRestart(server: BerthProcess, ledger: Ledger, t
     assert.ok(offset >= session.acked, `session lost acknowledged bytes: Range says ${offset} < ${session.acked} acknowledged (${where})`);
     assert.ok(offset <= session.blob.data.length, `session holds more than was sent (${where})`);
     const rest = new Uint8Array(session.blob.data.subarray(offset));
-    const put = call(`${base}${session.location}?digest=${session.blob.digest}`, { method: 'PUT', body: rest, headers: { 'content-type': 'application/octet-stream' } });
+    const put = call(`${base}${session.location}?digest=${session.blob.digest}`, {
+      method: 'PUT',
+      body: rest,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     if (rehashKill) {
       // Kill while the server rebuilds the session's hash from its staged bytes (or just after).
       await sleep(rehashKill.int(0, 25));
@@ -512,7 +565,10 @@ export async function verifyAfterRestart(server: BerthProcess, ledger: Ledger, t
 }
 
 /** `berth fsck` in-process on the back ends of `env` (what the CLI runs after parsing flags). */
-export async function fsckWith(env: NodeJS.ProcessEnv, options: { repair?: boolean; verifyContent?: boolean; graceMs?: number } = {}): Promise<{ corrupt: number; report: FsckReport }> {
+export async function fsckWith(
+  env: NodeJS.ProcessEnv,
+  options: { repair?: boolean; verifyContent?: boolean; graceMs?: number } = {},
+): Promise<{ corrupt: number; report: FsckReport }> {
   const raw = applyEnvOverrides({ data: { dir: env.BERTH_DATA_DIR } }, env);
   const config = resolveConfigPaths(configSchema.parse(raw));
   const report = await fsckStores(config, { repair: false, verifyContent: false, graceMs: 3_600_000, ...options });
@@ -554,12 +610,23 @@ export async function runFaultRounds(options: RunOptions): Promise<Tally> {
         await verifyAfterRestart(server, ledger, tally, `${where}, after a kill during hash rebuild`);
       }
       const check = await fsckWith(backend.env);
-      assert.equal(check.corrupt, 0, `fsck found corruption (${where}): ${JSON.stringify(check.report.problems.filter((p) => p.severity === 'corruption'))}`);
+      assert.equal(
+        check.corrupt,
+        0,
+        `fsck found corruption (${where}): ${JSON.stringify(check.report.problems.filter((p) => p.severity === 'corruption'))}`,
+      );
 
       // The workload, and the kill.
       let stopped = false;
       const workers = Array.from({ length: options.workers }, (_, k) =>
-        worker({ base: server!.url, repo: `faults/w${k}`, random: new Random(random.int(0, 2 ** 31)), ledger, tally, stopped: () => stopped }),
+        worker({
+          base: server!.url,
+          repo: `faults/w${k}`,
+          random: new Random(random.int(0, 2 ** 31)),
+          ledger,
+          tally,
+          stopped: () => stopped,
+        }),
       );
       const gc = random.chance(options.gcChance) ? startGc(env, random.int(0, 1500)) : undefined;
       if (gc) tally.gcRuns++;
@@ -572,7 +639,9 @@ export async function runFaultRounds(options: RunOptions): Promise<Tally> {
       const point = random.pick(options.killPoints.filter((p) => p !== 'rehash'));
       const isSession = (id: string) => ledger.sessions.some((s) => s.location.endsWith(`/${id}`));
       const killed =
-        point === 'commit' && backend.stagingDir ? killOnCommit(target, backend.stagingDir, isSession, random.int(300, 3000), tally) : killAfter(target, random.int(200, 3000));
+        point === 'commit' && backend.stagingDir
+          ? killOnCommit(target, backend.stagingDir, isSession, random.int(300, 3000), tally)
+          : killAfter(target, random.int(200, 3000));
       await killed;
       stopped = true;
       gc?.kill();
@@ -581,7 +650,9 @@ export async function runFaultRounds(options: RunOptions): Promise<Tally> {
       await gc?.exited;
       server = undefined;
       tally.rounds++;
-      options.log(`${where}: ${point} kill${rehash ? ' (and one during a hash rebuild)' : ''}; ${ledger.images.length} images held, ${ledger.sessions.length} sessions open`);
+      options.log(
+        `${where}: ${point} kill${rehash ? ' (and one during a hash rebuild)' : ''}; ${ledger.images.length} images held, ${ledger.sessions.length} sessions open`,
+      );
     }
     server = await restart(env, tally);
     await verifyAfterRestart(server, ledger, tally, `${backend.name}, seed ${seed}, final`);
@@ -589,7 +660,11 @@ export async function runFaultRounds(options: RunOptions): Promise<Tally> {
     server = undefined;
     // With the server stopped every leftover may go; what is left afterwards is a clean store.
     const repaired = await fsckWith(backend.env, { repair: true, graceMs: 0, verifyContent: true });
-    assert.equal(repaired.corrupt, 0, `fsck --repair --verify-content (${backend.name}, seed ${seed}): ${JSON.stringify(repaired.report.problems)}`);
+    assert.equal(
+      repaired.corrupt,
+      0,
+      `fsck --repair --verify-content (${backend.name}, seed ${seed}): ${JSON.stringify(repaired.report.problems)}`,
+    );
     const clean = await fsckWith(backend.env, { graceMs: 0 });
     assert.deepEqual(clean.report.problems, [], `leftovers after fsck --repair (${backend.name}, seed ${seed})`);
     server = await restart(env, tally);
@@ -627,7 +702,13 @@ async function killAfter(server: BerthProcess, ms: number): Promise<void> {
  * SIGKILL as soon as a staging file disappears (its upload's bytes were just renamed to their
  * content address; the metadata commit follows), or after `fallbackMs` if none does.
  */
-async function killOnCommit(server: BerthProcess, stagingDir: string, isSession: (id: string) => boolean, fallbackMs: number, tally: Tally): Promise<void> {
+async function killOnCommit(
+  server: BerthProcess,
+  stagingDir: string,
+  isSession: (id: string) => boolean,
+  fallbackMs: number,
+  tally: Tally,
+): Promise<void> {
   await sleep(100);
   let watcher: FSWatcher | undefined;
   const committed = new Promise<void>((resolve) => {
@@ -683,7 +764,10 @@ export function describeFaultRounds(title: string, name: BackendName, defaultSee
       try {
         const tally = await runFaultRounds({ backend, seed, rounds, workers: 4, killPoints, gcChance: 0.3, log: (l) => t.diagnostic(l) });
         t.diagnostic(JSON.stringify(tally));
-        assert.ok(tally.acknowledgedManifests > 0 && tally.interrupted > 0, 'the rounds pushed something and interrupted sessions (else they prove nothing)');
+        assert.ok(
+          tally.acknowledgedManifests > 0 && tally.interrupted > 0,
+          'the rounds pushed something and interrupted sessions (else they prove nothing)',
+        );
       } finally {
         await backend.close();
         rmSync(dataDir, { recursive: true, force: true });

@@ -68,8 +68,14 @@ describe('berth fsck', () => {
 
     const report = await fsckInProcess(dataDir);
     assert.equal(report.code, 0, 'leftovers alone are not corruption');
-    assert.deepEqual(problemsOf(report.report, 'orphan-blob').map((p) => p.subject), [orphan.digest]);
-    assert.deepEqual(problemsOf(report.report, 'orphan-staging').map((p) => p.subject), ['b2f1c7de-0000-4000-8000-000000000001']);
+    assert.deepEqual(
+      problemsOf(report.report, 'orphan-blob').map((p) => p.subject),
+      [orphan.digest],
+    );
+    assert.deepEqual(
+      problemsOf(report.report, 'orphan-staging').map((p) => p.subject),
+      ['b2f1c7de-0000-4000-8000-000000000001'],
+    );
     assert.ok(report.report.problems.every((p) => p.severity === 'leftover'));
 
     // Default grace (1h): fresh leftovers may be in flight, so --repair leaves them.
@@ -117,7 +123,10 @@ describe('berth fsck', () => {
 
     const run = await fsckInProcess(dataDir, { repair: true });
     assert.equal(run.code, 0, 'repaired corruption leaves the store consistent');
-    assert.deepEqual(problemsOf(run.report, 'dangling-blob').map((p) => [p.subject, p.repaired]), [[loose.digest, true]]);
+    assert.deepEqual(
+      problemsOf(run.report, 'dangling-blob').map((p) => [p.subject, p.repaired]),
+      [[loose.digest, true]],
+    );
 
     const again = await startTestServer({ data: { dir: dataDir } });
     try {
@@ -136,12 +145,18 @@ describe('berth fsck', () => {
 
     const quick = await fsckInProcess(dataDir);
     assert.equal(quick.code, 1);
-    assert.deepEqual(problemsOf(quick.report, 'size-mismatch').map((p) => p.subject), [image.layers[1]!.digest]);
+    assert.deepEqual(
+      problemsOf(quick.report, 'size-mismatch').map((p) => p.subject),
+      [image.layers[1]!.digest],
+    );
     assert.deepEqual(problemsOf(quick.report, 'digest-mismatch'), []);
 
     const deep = await fsckInProcess(dataDir, { verifyContent: true });
     assert.equal(deep.code, 1);
-    assert.deepEqual(problemsOf(deep.report, 'digest-mismatch').map((p) => p.subject), [rotten.digest]);
+    assert.deepEqual(
+      problemsOf(deep.report, 'digest-mismatch').map((p) => p.subject),
+      [rotten.digest],
+    );
   });
 
   it('a manifest whose layer was unlinked from its repository is reported as missing-reference', async () => {
@@ -175,8 +190,14 @@ describe('berth fsck', () => {
     rmSync(stagingFile(dataDir, idleId));
     const run = await fsckInProcess(dataDir, { graceMs: 0 });
     assert.equal(run.code, 1);
-    assert.deepEqual(problemsOf(run.report, 'broken-upload').map((p) => p.subject), [id]);
-    assert.deepEqual(problemsOf(run.report, 'stale-upload').map((p) => [p.subject, p.severity]), [[idleId, 'leftover']]);
+    assert.deepEqual(
+      problemsOf(run.report, 'broken-upload').map((p) => p.subject),
+      [id],
+    );
+    assert.deepEqual(
+      problemsOf(run.report, 'stale-upload').map((p) => [p.subject, p.severity]),
+      [[idleId, 'leftover']],
+    );
 
     const repaired = await fsckInProcess(dataDir, { repair: true, graceMs: 0 });
     assert.equal(repaired.code, 0);

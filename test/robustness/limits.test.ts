@@ -23,7 +23,9 @@ function rawConnection(url: string): { socket: net.Socket; closed: Promise<{ dat
   let data = '';
   socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
   socket.on('error', () => {});
-  const closed = new Promise<{ data: string; afterMs: number }>((resolve) => socket.once('close', () => resolve({ data, afterMs: Date.now() - started })));
+  const closed = new Promise<{ data: string; afterMs: number }>((resolve) =>
+    socket.once('close', () => resolve({ data, afterMs: Date.now() - started })),
+  );
   return { socket, closed };
 }
 
@@ -41,7 +43,15 @@ function heldPatch(url: string, location: string, localAddress?: string): { rele
   let release!: () => void;
   const response = new Promise<number>((resolve, reject) => {
     const req = http.request(
-      { host: target.hostname, port: target.port, path: target.pathname, method: 'PATCH', localAddress, agent: false, headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } },
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: 'PATCH',
+        localAddress,
+        agent: false,
+        headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' },
+      },
       (res) => {
         res.resume();
         resolve(res.statusCode!);
@@ -92,7 +102,9 @@ describe('limits: manifest and blob size', () => {
   it('a blob PATCH declaring more than limits.blobsize gets 413 SIZE_INVALID without reading, and the session keeps its size', async () => {
     const location = await openUpload(reg.client, 'limits/app');
     const { socket, closed } = rawConnection(reg.url);
-    socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000000000\r\n\r\n`);
+    socket.write(
+      `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000000000\r\n\r\n`,
+    );
     const { data } = await closed;
     assert.deepEqual(parseRaw(data), { status: 413, code: 'SIZE_INVALID' });
     const status = await reg.client.fetch(location);
@@ -102,7 +114,10 @@ describe('limits: manifest and blob size', () => {
 
   it('a streamed (chunked) blob that grows past limits.blobsize is refused with 413 and never becomes visible', async () => {
     const blob = makeBlob(150_000);
-    const res = await reg.client.fetch(`/v2/limits/app/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', ...streamBody([blob.data]) } as RequestInit);
+    const res = await reg.client.fetch(`/v2/limits/app/blobs/uploads/?digest=${blob.digest}`, {
+      method: 'POST',
+      ...streamBody([blob.data]),
+    } as RequestInit);
     assert.equal(res.status, 413);
     assert.equal(await errorCode(res), 'SIZE_INVALID');
     assert.equal((await reg.client.fetch(`/v2/limits/app/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
@@ -124,7 +139,10 @@ describe('limits: a rejected body never takes the process down', () => {
       const client = new RegistryClient(server.url);
       for (let i = 0; i < 5; i++) {
         const blob = makeBlob(150_000);
-        const streamed = await client.fetch(`/v2/limits/crash/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', ...streamBody([blob.data]) } as RequestInit);
+        const streamed = await client.fetch(`/v2/limits/crash/blobs/uploads/?digest=${blob.digest}`, {
+          method: 'POST',
+          ...streamBody([blob.data]),
+        } as RequestInit);
         assert.equal(streamed.status, 413, await streamed.text());
         const whole = await client.pushBlob('limits/crash', blob);
         assert.equal(whole.status, 413, await whole.text());
@@ -143,7 +161,10 @@ describe('limits: concurrent uploads', () => {
     const server = await startTestServer({ limits: { uploads: 2, uploadsperclient: 0 } });
     try {
       const client = new RegistryClient(server.url);
-      const held = [heldPatch(server.url, await openUpload(client, 'limits/a')), heldPatch(server.url, await openUpload(client, 'limits/b'))];
+      const held = [
+        heldPatch(server.url, await openUpload(client, 'limits/a')),
+        heldPatch(server.url, await openUpload(client, 'limits/b')),
+      ];
       await sleep(300);
       const third = await client.fetch(await openUpload(client, 'limits/c'), { method: 'PATCH', body: new Uint8Array(10) });
       assert.equal(third.status, 429);
@@ -160,7 +181,10 @@ describe('limits: concurrent uploads', () => {
     const server = await startTestServer({ limits: { uploads: 1000, uploadsperclient: 2 } });
     try {
       const client = new RegistryClient(server.url);
-      const held = [heldPatch(server.url, await openUpload(client, 'limits/a')), heldPatch(server.url, await openUpload(client, 'limits/b'))];
+      const held = [
+        heldPatch(server.url, await openUpload(client, 'limits/a')),
+        heldPatch(server.url, await openUpload(client, 'limits/b')),
+      ];
       await sleep(300);
       const third = await client.fetch(await openUpload(client, 'limits/c'), { method: 'PATCH', body: new Uint8Array(10) });
       assert.equal(third.status, 429);
@@ -211,7 +235,9 @@ describe('limits: slow and stalled clients', () => {
     assert.equal(first.status, 202);
 
     const { socket, closed } = rawConnection(reg.url);
-    socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Range: 50000-199999\r\nContent-Length: 150000\r\n\r\n`);
+    socket.write(
+      `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Range: 50000-199999\r\nContent-Length: 150000\r\n\r\n`,
+    );
     socket.write(blob.data.subarray(50_000, 100_000));
     const { afterMs } = await Promise.race([closed, sleep(15_000).then(() => ({ afterMs: Infinity, data: '' }))]);
     socket.destroy();

@@ -119,7 +119,10 @@ describe('a PATCH cut off mid-body leaves the session immediately resumable (raw
     it(`${what}: GET 204 with the durable Range at once, PATCH from there 202, PUT 201, digest verifies`, async () => {
       const repo = `cut/${cut}`;
       const blob: Blob = makeBlob(3 * 1024 * 1024 + 333);
-      const start = await request(port, `POST /v2/${repo}/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      const start = await request(
+        port,
+        `POST /v2/${repo}/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
       assert.equal(start.status, 202);
       const location = start.headers.location!;
       const first = 1024 * 1024;
@@ -136,7 +139,10 @@ describe('a PATCH cut off mid-body leaves the session immediately resumable (raw
       const resumed = await patch(port, location, blob.data.subarray(offset), offset);
       assert.equal(resumed.status, 202, `PATCH right after the cut: ${resumed.status} ${resumed.body}`);
       assert.equal(resumed.headers.range, `0-${blob.size - 1}`);
-      const put = await request(port, `PUT ${location}?digest=${blob.digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      const put = await request(
+        port,
+        `PUT ${location}?digest=${blob.digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
       assert.equal(put.status, 201, put.body);
       const pulled = await fetch(`${server.url}/v2/${repo}/blobs/${blob.digest}`);
       assert.equal(sha256(Buffer.from(await pulled.arrayBuffer())), blob.digest);
@@ -146,7 +152,10 @@ describe('a PATCH cut off mid-body leaves the session immediately resumable (raw
   it('a PATCH that is still being sent keeps the session to itself: a second writer is refused, the first completes', async () => {
     const repo = 'cut/live';
     const blob = makeBlob(2 * 1024 * 1024);
-    const start = await request(port, `POST /v2/${repo}/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    const start = await request(
+      port,
+      `POST /v2/${repo}/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
     const location = start.headers.location!;
     const socket = net.connect(port, '127.0.0.1');
     let raw = '';
@@ -157,7 +166,9 @@ describe('a PATCH cut off mid-body leaves the session immediately resumable (raw
       });
       socket.on('close', () => resolve());
     });
-    socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Range: 0-${blob.size - 1}\r\nContent-Length: ${blob.size}\r\n\r\n`);
+    socket.write(
+      `PATCH ${location} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Range: 0-${blob.size - 1}\r\nContent-Length: ${blob.size}\r\n\r\n`,
+    );
     socket.write(blob.data.subarray(0, 1000));
     await new Promise((resolve) => setTimeout(resolve, 100));
     const second = await patch(port, location, blob.data.subarray(0, 10), 0);

@@ -27,7 +27,11 @@ async function openSession(client: RegistryClient, repo: string, data: Buffer): 
   const start = await client.fetch(`/v2/${repo}/blobs/uploads/`, { method: 'POST' });
   assert.equal(start.status, 202);
   const location = start.headers.get('location')!;
-  const patch = await client.fetch(location, { method: 'PATCH', body: new Uint8Array(data), headers: { 'content-range': `0-${data.length - 1}` } });
+  const patch = await client.fetch(location, {
+    method: 'PATCH',
+    body: new Uint8Array(data),
+    headers: { 'content-range': `0-${data.length - 1}` },
+  });
   assert.equal(patch.status, 202, await patch.text());
   return { location, id: start.headers.get('docker-upload-uuid')! };
 }
@@ -50,7 +54,11 @@ describe('upload sessions after a crash: resumable and completable, or unknown o
         const status = await client.fetch(location);
         assert.equal(status.status, 404, 'a session whose staged bytes are gone must not answer 204 + Range');
         assert.equal(await errorCode(status), 'BLOB_UPLOAD_UNKNOWN');
-        assert.equal((await client.fetch(`/v2/inv/moved/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404, 'nothing unrecorded is visible');
+        assert.equal(
+          (await client.fetch(`/v2/inv/moved/blobs/${blob.digest}`, { method: 'HEAD' })).status,
+          404,
+          'nothing unrecorded is visible',
+        );
         assert.equal((await client.pushBlob('inv/moved', blob)).status, 201);
         assert.equal(sha256(Buffer.from(await (await client.fetch(`/v2/inv/moved/blobs/${blob.digest}`)).arrayBuffer())), blob.digest);
       } finally {
@@ -108,7 +116,9 @@ describe('upload sessions after a crash: resumable and completable, or unknown o
         const api = createS3Client(localS3Settings(s3, root));
         const listed = await api.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${root}/uploads/${lost.id}/` }));
         assert.ok((listed.Contents ?? []).length > 0);
-        await api.send(new DeleteObjectsCommand({ Bucket: s3.bucket, Delete: { Objects: listed.Contents!.map((o) => ({ Key: o.Key! })) } }));
+        await api.send(
+          new DeleteObjectsCommand({ Bucket: s3.bucket, Delete: { Objects: listed.Contents!.map((o) => ({ Key: o.Key! })) } }),
+        );
         api.destroy();
 
         const status = await client.fetch(lost.location);
@@ -118,7 +128,10 @@ describe('upload sessions after a crash: resumable and completable, or unknown o
         const ok = await client.fetch(intact.location);
         assert.equal(ok.status, 204);
         assert.equal(ok.headers.get('range'), `0-${5 * 1024 * 1024 + 2}`);
-        const put = await client.fetch(`${intact.location}?digest=${kept.digest}`, { method: 'PUT', body: new Uint8Array(kept.data.subarray(5 * 1024 * 1024 + 3)) });
+        const put = await client.fetch(`${intact.location}?digest=${kept.digest}`, {
+          method: 'PUT',
+          body: new Uint8Array(kept.data.subarray(5 * 1024 * 1024 + 3)),
+        });
         assert.equal(put.status, 201, await put.text());
         assert.equal(sha256(Buffer.from(await (await client.fetch(`/v2/inv/s3/blobs/${kept.digest}`)).arrayBuffer())), kept.digest);
       } finally {
@@ -144,7 +157,9 @@ describe('upload sessions after a crash: resumable and completable, or unknown o
         const watcher = watch(staging, (_e, name) => {
           if (name === id && !existsSync(stagingFile(dataDir, id))) server.child.kill('SIGKILL');
         });
-        const put = client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT', body: new Uint8Array(blob.data.subarray(sent)) }).catch(() => null);
+        const put = client
+          .fetch(`${location}?digest=${blob.digest}`, { method: 'PUT', body: new Uint8Array(blob.data.subarray(sent)) })
+          .catch(() => null);
         const answered = await Promise.race([put, sleep(20_000).then(() => 'timeout' as const)]);
         watcher.close();
         if (answered === 'timeout') assert.fail('the closing PUT neither answered nor was killed within 20 s');
@@ -162,11 +177,22 @@ describe('upload sessions after a crash: resumable and completable, or unknown o
           } else {
             assert.equal(status.status, 204, where);
             const offset = Number(/^0-(\d+)$/.exec(status.headers.get('range') ?? '')![1]) + 1;
-            const res = await client.fetch(`${location}?digest=${blob.digest}`, { method: 'PUT', body: new Uint8Array(blob.data.subarray(offset)) });
-            assert.equal(res.status, 201, `a session that answered 204 + Range 0-${offset - 1} did not complete (${where}): ${await res.text()}`);
+            const res = await client.fetch(`${location}?digest=${blob.digest}`, {
+              method: 'PUT',
+              body: new Uint8Array(blob.data.subarray(offset)),
+            });
+            assert.equal(
+              res.status,
+              201,
+              `a session that answered 204 + Range 0-${offset - 1} did not complete (${where}): ${await res.text()}`,
+            );
             outcomes.resumed++;
           }
-          assert.equal(sha256(Buffer.from(await (await client.fetch(`/v2/inv/kill/blobs/${blob.digest}`)).arrayBuffer())), blob.digest, where);
+          assert.equal(
+            sha256(Buffer.from(await (await client.fetch(`/v2/inv/kill/blobs/${blob.digest}`)).arrayBuffer())),
+            blob.digest,
+            where,
+          );
         } finally {
           await server.kill();
         }

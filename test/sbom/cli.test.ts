@@ -7,7 +7,6 @@ import { useServer } from '../helpers/use-server.js';
 import { layerOf } from './support.js';
 import { createHash } from 'node:crypto';
 
-
 async function alpineImage(pkg: string): Promise<Image> {
   const data = await layerOf([
     { path: 'etc/os-release', data: 'ID=alpine\nVERSION_ID=3.19.1\n' },
@@ -15,7 +14,12 @@ async function alpineImage(pkg: string): Promise<Image> {
   ]);
   const layer = { data, size: data.length, digest: `sha256:${createHash('sha256').update(data).digest('hex')}` };
   const config = jsonBlob({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
-  const manifest = jsonBlob({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.size }, layers: [{ mediaType: OCI_LAYER, digest: layer.digest, size: layer.size }] });
+  const manifest = jsonBlob({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.size },
+    layers: [{ mediaType: OCI_LAYER, digest: layer.digest, size: layer.size }],
+  });
   return { config, layers: [layer], manifest, mediaType: OCI_MANIFEST };
 }
 
@@ -34,10 +38,23 @@ describe('npx berth sbom generate', () => {
     await reg.client.pushImage('other/c', 'v1', other);
     const first = await berth(['sbom', 'generate', '--project', 'team', '--format', 'cyclonedx']);
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, new RegExp(`^team/a@${a.manifest.digest}  generated  cyclonedx:generated  1 packages\nteam/b@${b.manifest.digest}  generated  cyclonedx:generated  1 packages\n2 images: 2 generated, 0 reused, 0 failed\n$`));
-    const referrers = (await (await fetch(`${reg.url}/v2/team/b/referrers/${b.manifest.digest}`)).json()) as { manifests: { artifactType: string }[] };
-    assert.deepEqual(referrers.manifests.map((m) => m.artifactType), ['application/vnd.cyclonedx+json']);
-    assert.deepEqual(((await (await fetch(`${reg.url}/v2/other/c/referrers/${other.manifest.digest}`)).json()) as { manifests: unknown[] }).manifests, []);
+    assert.match(
+      first.stdout,
+      new RegExp(
+        `^team/a@${a.manifest.digest}  generated  cyclonedx:generated  1 packages\nteam/b@${b.manifest.digest}  generated  cyclonedx:generated  1 packages\n2 images: 2 generated, 0 reused, 0 failed\n$`,
+      ),
+    );
+    const referrers = (await (await fetch(`${reg.url}/v2/team/b/referrers/${b.manifest.digest}`)).json()) as {
+      manifests: { artifactType: string }[];
+    };
+    assert.deepEqual(
+      referrers.manifests.map((m) => m.artifactType),
+      ['application/vnd.cyclonedx+json'],
+    );
+    assert.deepEqual(
+      ((await (await fetch(`${reg.url}/v2/other/c/referrers/${other.manifest.digest}`)).json()) as { manifests: unknown[] }).manifests,
+      [],
+    );
     const second = await berth(['sbom', 'generate', '--project', 'team']);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /\n2 images: 0 generated, 2 reused, 0 failed\n$/);
@@ -46,7 +63,7 @@ describe('npx berth sbom generate', () => {
     assert.match(bad.stderr, /--format xml: spdx or cyclonedx/);
   });
 
-  it('--queue hands the images without an SBOM to the running server\'s supply-chain job, which attaches them', async () => {
+  it("--queue hands the images without an SBOM to the running server's supply-chain job, which attaches them", async () => {
     const image = await alpineImage('busybox');
     await reg.client.pushImage('queued/app', 'v1', image);
     const queued = await berth(['sbom', 'generate', '--queue', '--project', 'queued', '--json']);
@@ -55,7 +72,13 @@ describe('npx berth sbom generate', () => {
     const deadline = Date.now() + 20_000;
     let types: string[] = [];
     while (Date.now() < deadline && types.length < 2) {
-      types = ((await (await fetch(`${reg.url}/v2/queued/app/referrers/${image.manifest.digest}`)).json()) as { manifests: { artifactType: string }[] }).manifests.map((m) => m.artifactType).sort();
+      types = (
+        (await (await fetch(`${reg.url}/v2/queued/app/referrers/${image.manifest.digest}`)).json()) as {
+          manifests: { artifactType: string }[];
+        }
+      ).manifests
+        .map((m) => m.artifactType)
+        .sort();
       if (types.length < 2) await new Promise((resolve) => setTimeout(resolve, 200));
     }
     assert.deepEqual(types, ['application/spdx+json', 'application/vnd.cyclonedx+json']);
@@ -73,7 +96,10 @@ describe('npx berth sbom generate with auth on', () => {
   it('attaches the SBOMs as the system (no project role is asked of the CLI)', async () => {
     const image = await alpineImage('musl');
     await new RegistryClient(reg.url, { authorization: adminAuth() }).pushImage('team/a', 'v1', image);
-    const run = await runBerth(['sbom', 'generate', '--project', 'team'], { BERTH_AUTH_MODE: 'basic', ...metadataEnvOf(reg.server.dataDir, reg.server.config.metadata) });
+    const run = await runBerth(['sbom', 'generate', '--project', 'team'], {
+      BERTH_AUTH_MODE: 'basic',
+      ...metadataEnvOf(reg.server.dataDir, reg.server.config.metadata),
+    });
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /1 images: 1 generated, 0 reused, 0 failed\n$/);
   });

@@ -10,11 +10,25 @@ const subject = { repository: 'team/app', digest: `sha256:${'a'.repeat(64)}`, re
 
 describe('SBOM documents', () => {
   it('SPDX and CycloneDX are deterministic apart from the creation time and the document ids', async () => {
-    const inv = await inventoryOf([await layerOf([{ path: 'etc/os-release', data: readFileSync('/etc/os-release') }, { path: 'var/lib/dpkg/status', data: readFileSync('/var/lib/dpkg/status') }])]);
-    const again = await inventoryOf([await layerOf([{ path: 'var/lib/dpkg/status', data: readFileSync('/var/lib/dpkg/status') }, { path: 'etc/os-release', data: readFileSync('/etc/os-release') }])]);
+    const inv = await inventoryOf([
+      await layerOf([
+        { path: 'etc/os-release', data: readFileSync('/etc/os-release') },
+        { path: 'var/lib/dpkg/status', data: readFileSync('/var/lib/dpkg/status') },
+      ]),
+    ]);
+    const again = await inventoryOf([
+      await layerOf([
+        { path: 'var/lib/dpkg/status', data: readFileSync('/var/lib/dpkg/status') },
+        { path: 'etc/os-release', data: readFileSync('/etc/os-release') },
+      ]),
+    ]);
     const at = new Date('2026-01-02T03:04:05Z');
     for (const format of ['spdx', 'cyclonedx'] as const) {
-      const strip = (b: Buffer) => b.toString().replace(/"documentNamespace":"[^"]+"/, '').replace(/"serialNumber":"[^"]+"/, '');
+      const strip = (b: Buffer) =>
+        b
+          .toString()
+          .replace(/"documentNamespace":"[^"]+"/, '')
+          .replace(/"serialNumber":"[^"]+"/, '');
       assert.equal(strip(render(format, inv, subject, at)), strip(render(format, again, subject, at)), format);
     }
   });
@@ -23,7 +37,10 @@ describe('SBOM documents', () => {
     const inv = await inventoryOf([
       await layerOf([
         { path: 'etc/os-release', data: 'ID=debian\nVERSION_ID="12"\n' },
-        { path: 'var/lib/dpkg/status', data: 'Package: libssl3\nStatus: install ok installed\nVersion: 3.0.15-1~deb12u1+b1\nSource: openssl (3.0.15-1~deb12u1)\nArchitecture: amd64\n\nPackage: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\nSource: zlib\nArchitecture: amd64\n' },
+        {
+          path: 'var/lib/dpkg/status',
+          data: 'Package: libssl3\nStatus: install ok installed\nVersion: 3.0.15-1~deb12u1+b1\nSource: openssl (3.0.15-1~deb12u1)\nArchitecture: amd64\n\nPackage: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\nSource: zlib\nArchitecture: amd64\n',
+        },
         { path: 'app/node_modules/@scope/pkg/package.json', data: '{"name":"@scope/pkg","version":"1.0.0"}' },
         { path: 'lib/apk/db/installed', data: 'P:libcrypto3\nV:3.1.4-r5\no:openssl\n' },
       ]),
@@ -38,7 +55,11 @@ describe('SBOM documents', () => {
     const key = (p: { ecosystem: string; name: string }) => `${p.ecosystem} ${p.name}`;
     for (const format of ['spdx', 'cyclonedx'] as const) {
       const doc = JSON.parse(render(format, inv, subject).toString()) as unknown;
-      assert.deepEqual(matchable(purlsOfDocument(doc)).sort((a, b) => key(a).localeCompare(key(b))), [...direct].sort((a, b) => key(a).localeCompare(key(b))), format);
+      assert.deepEqual(
+        matchable(purlsOfDocument(doc)).sort((a, b) => key(a).localeCompare(key(b))),
+        [...direct].sort((a, b) => key(a).localeCompare(key(b))),
+        format,
+      );
     }
   });
 });

@@ -8,7 +8,11 @@ import { inventoryOf, layerOf, type Compression } from './support.js';
 
 /** This machine's own dpkg database: what `dpkg-query -W` lists (installed packages) with their source and its version. */
 function dpkgQuery(): Map<string, { version: string; source: string; sourceVersion: string }> {
-  const out = execFileSync('dpkg-query', ['-W', '-f', '${db:Status-Abbrev}\t${Package}\t${Version}\t${source:Package}\t${source:Version}\n'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const out = execFileSync(
+    'dpkg-query',
+    ['-W', '-f', '${db:Status-Abbrev}\t${Package}\t${Version}\t${source:Package}\t${source:Version}\n'],
+    { encoding: 'utf8', maxBuffer: 64 << 20 },
+  );
   const map = new Map<string, { version: string; source: string; sourceVersion: string }>();
   for (const line of out.trim().split('\n')) {
     const [status, name, version, source, sourceVersion] = line.split('\t');
@@ -50,7 +54,10 @@ describe('SBOM inventory: package databases read from image layers', () => {
     const inv = await inventoryOf([
       await layerOf([
         { path: 'etc/os-release', data: 'ID=debian\nVERSION_ID="12"\n' },
-        { path: 'var/lib/dpkg/status.d/libssl3', data: 'Package: libssl3\nVersion: 3.0.15-1~deb12u1\nArchitecture: amd64\nSource: openssl\n' },
+        {
+          path: 'var/lib/dpkg/status.d/libssl3',
+          data: 'Package: libssl3\nVersion: 3.0.15-1~deb12u1\nArchitecture: amd64\nSource: openssl\n',
+        },
         { path: 'var/lib/dpkg/status.d/base-files', data: 'Package: base-files\nVersion: 12.4+deb12u8\nArchitecture: amd64\n' },
         { path: 'var/lib/dpkg/status.d/libssl3.md5sums', data: 'abc  usr/lib/x\n' },
       ]),
@@ -65,18 +72,54 @@ describe('SBOM inventory: package databases read from image layers', () => {
   });
 
   const APK = [
-    'C:Q1abc=', 'P:musl', 'V:1.2.4_git20230717-r4', 'A:x86_64', 'L:MIT', 'o:musl', 'F:lib', 'R:ld-musl-x86_64.so.1', '',
-    'C:Q1def=', 'P:libcrypto3', 'V:3.1.4-r5', 'A:x86_64', 'L:Apache-2.0', 'o:openssl', 'D:so:libc.musl-x86_64.so.1', '',
+    'C:Q1abc=',
+    'P:musl',
+    'V:1.2.4_git20230717-r4',
+    'A:x86_64',
+    'L:MIT',
+    'o:musl',
+    'F:lib',
+    'R:ld-musl-x86_64.so.1',
+    '',
+    'C:Q1def=',
+    'P:libcrypto3',
+    'V:3.1.4-r5',
+    'A:x86_64',
+    'L:Apache-2.0',
+    'o:openssl',
+    'D:so:libc.musl-x86_64.so.1',
+    '',
   ].join('\n');
   const alpineRelease = 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n';
 
   it('apk: name, version, origin, licence, arch; ecosystem Alpine:v3.19', async () => {
-    const inv = await inventoryOf([await layerOf([{ path: 'etc/os-release', data: alpineRelease }, { path: 'lib/apk/db/installed', data: APK }])]);
+    const inv = await inventoryOf([
+      await layerOf([
+        { path: 'etc/os-release', data: alpineRelease },
+        { path: 'lib/apk/db/installed', data: APK },
+      ]),
+    ]);
     assert.deepEqual(
       inv.packages.map((p) => [p.name, p.version, p.source?.name, p.license, p.arch, p.ecosystem, p.purl]),
       [
-        ['libcrypto3', '3.1.4-r5', 'openssl', 'Apache-2.0', 'x86_64', 'Alpine:v3.19', 'pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl'],
-        ['musl', '1.2.4_git20230717-r4', 'musl', 'MIT', 'x86_64', 'Alpine:v3.19', 'pkg:apk/alpine/musl@1.2.4_git20230717-r4?arch=x86_64&distro=alpine-3.19.1'],
+        [
+          'libcrypto3',
+          '3.1.4-r5',
+          'openssl',
+          'Apache-2.0',
+          'x86_64',
+          'Alpine:v3.19',
+          'pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl',
+        ],
+        [
+          'musl',
+          '1.2.4_git20230717-r4',
+          'musl',
+          'MIT',
+          'x86_64',
+          'Alpine:v3.19',
+          'pkg:apk/alpine/musl@1.2.4_git20230717-r4?arch=x86_64&distro=alpine-3.19.1',
+        ],
       ],
     );
   });
@@ -84,12 +127,19 @@ describe('SBOM inventory: package databases read from image layers', () => {
   it('rpm: a real sqlite rpmdb (rpmbuild + rpm --justdb on this machine): epoch:version-release, licence, source rpm, arch', async () => {
     const top = join(tmp, 'rpm');
     mkdirSync(join(top, 'SPECS'), { recursive: true });
-    writeFileSync(join(top, 'SPECS', 'hello.spec'), 'Name: berth-hello\nVersion: 1.2.3\nRelease: 4.el9\nEpoch: 2\nSummary: t\nLicense: MIT and BSD\nBuildArch: noarch\n%description\nt\n%files\n');
+    writeFileSync(
+      join(top, 'SPECS', 'hello.spec'),
+      'Name: berth-hello\nVersion: 1.2.3\nRelease: 4.el9\nEpoch: 2\nSummary: t\nLicense: MIT and BSD\nBuildArch: noarch\n%description\nt\n%files\n',
+    );
     execFileSync('rpmbuild', ['--quiet', '--define', `_topdir ${top}`, '-bb', join(top, 'SPECS', 'hello.spec')], { stdio: 'pipe' });
     const db = join(top, 'db');
     mkdirSync(db);
     execFileSync('rpm', ['--dbpath', db, '--initdb'], { stdio: 'pipe' });
-    execFileSync('rpm', ['--dbpath', db, '-i', '--justdb', '--nodeps', '--nosignature', join(top, 'RPMS', 'noarch', 'berth-hello-1.2.3-4.el9.noarch.rpm')], { stdio: 'pipe' });
+    execFileSync(
+      'rpm',
+      ['--dbpath', db, '-i', '--justdb', '--nodeps', '--nosignature', join(top, 'RPMS', 'noarch', 'berth-hello-1.2.3-4.el9.noarch.rpm')],
+      { stdio: 'pipe' },
+    );
     const inv = await inventoryOf([
       await layerOf([
         { path: 'etc/os-release', data: 'ID="rocky"\nVERSION_ID="9.3"\n' },
@@ -98,7 +148,17 @@ describe('SBOM inventory: package databases read from image layers', () => {
     ]);
     assert.deepEqual(
       inv.packages.map((p) => [p.name, p.version, p.license, p.arch, p.source?.name, p.ecosystem, p.purl]),
-      [['berth-hello', '2:1.2.3-4.el9', 'MIT and BSD', 'noarch', 'berth-hello', 'Rocky Linux:9', 'pkg:rpm/rocky/berth-hello@1.2.3-4.el9?arch=noarch&distro=rocky-9.3&epoch=2']],
+      [
+        [
+          'berth-hello',
+          '2:1.2.3-4.el9',
+          'MIT and BSD',
+          'noarch',
+          'berth-hello',
+          'Rocky Linux:9',
+          'pkg:rpm/rocky/berth-hello@1.2.3-4.el9?arch=noarch&distro=rocky-9.3&epoch=2',
+        ],
+      ],
     );
   });
 
@@ -118,28 +178,55 @@ describe('SBOM inventory: package databases read from image layers', () => {
       { path: 'app/node_modules/.wh.left-pad', data: '' },
     ]);
     const after1 = await inventoryOf([lower, upper]);
-    assert.deepEqual(after1.packages.map((p) => p.name), ['lodash']);
+    assert.deepEqual(
+      after1.packages.map((p) => p.name),
+      ['lodash'],
+    );
     // The opaque directory hides the layers below only: a database written in the same layer counts.
     const readded = await layerOf([
       { path: 'lib/apk/db/.wh..wh..opq', data: '' },
       { path: 'lib/apk/db/installed', data: 'P:busybox\nV:1.36.1-r15\no:busybox\n' },
     ]);
     const after2 = await inventoryOf([lower, upper, readded]);
-    assert.deepEqual(after2.packages.map((p) => [p.name, p.layer]), [['busybox', `sha256:${'2'.padStart(64, '0')}`], ['lodash', `sha256:${'0'.padStart(64, '0')}`]]);
+    assert.deepEqual(
+      after2.packages.map((p) => [p.name, p.layer]),
+      [
+        ['busybox', `sha256:${'2'.padStart(64, '0')}`],
+        ['lodash', `sha256:${'0'.padStart(64, '0')}`],
+      ],
+    );
     // A whole directory whited out takes what is under it.
     const gone = await inventoryOf([lower, await layerOf([{ path: '.wh.app', data: '' }])]);
     assert.deepEqual(gone.packages.map((p) => p.name).sort(), ['a', 'libcrypto3', 'musl']);
   });
 
   it('npm lockfile v3 and installed package.json, Python dist-info METADATA, Cargo.lock', async () => {
-    const lock = { name: 'app', lockfileVersion: 3, packages: { '': { name: 'app', version: '1.0.0' }, 'node_modules/@types/node': { version: '20.1.0', license: 'MIT' }, 'node_modules/express': { version: '4.18.2', license: 'MIT' }, 'node_modules/mylink': { link: true, resolved: '../x' } } };
+    const lock = {
+      name: 'app',
+      lockfileVersion: 3,
+      packages: {
+        '': { name: 'app', version: '1.0.0' },
+        'node_modules/@types/node': { version: '20.1.0', license: 'MIT' },
+        'node_modules/express': { version: '4.18.2', license: 'MIT' },
+        'node_modules/mylink': { link: true, resolved: '../x' },
+      },
+    };
     const inv = await inventoryOf([
       await layerOf([
         { path: 'srv/app/package-lock.json', data: JSON.stringify(lock) },
         { path: 'usr/lib/node_modules/npm/node_modules/semver/package.json', data: '{"name":"semver","version":"7.5.4","license":"ISC"}' },
-        { path: 'usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA', data: 'Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n\nLicense: not a header\n' },
-        { path: 'usr/local/lib/python3.12/site-packages/Flask_Cors-4.0.0.dist-info/METADATA', data: 'Metadata-Version: 2.4\nName: Flask_Cors\nVersion: 4.0.0\nLicense-Expression: MIT\n' },
-        { path: 'src/tool/Cargo.lock', data: 'version = 3\n\n[[package]]\nname = "tool"\nversion = "0.1.0"\n\n[[package]]\nname = "serde"\nversion = "1.0.193"\nsource = "registry+https://github.com/rust-lang/crates.io-index"\nchecksum = "abc"\ndependencies = [\n "serde_derive",\n]\n' },
+        {
+          path: 'usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA',
+          data: 'Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n\nLicense: not a header\n',
+        },
+        {
+          path: 'usr/local/lib/python3.12/site-packages/Flask_Cors-4.0.0.dist-info/METADATA',
+          data: 'Metadata-Version: 2.4\nName: Flask_Cors\nVersion: 4.0.0\nLicense-Expression: MIT\n',
+        },
+        {
+          path: 'src/tool/Cargo.lock',
+          data: 'version = 3\n\n[[package]]\nname = "tool"\nversion = "0.1.0"\n\n[[package]]\nname = "serde"\nversion = "1.0.193"\nsource = "registry+https://github.com/rust-lang/crates.io-index"\nchecksum = "abc"\ndependencies = [\n "serde_derive",\n]\n',
+        },
       ]),
     ]);
     assert.deepEqual(
@@ -176,15 +263,30 @@ describe('SBOM inventory: package databases read from image layers', () => {
     );
   });
 
-  const WITH_DEPS = ['/usr/lib/google-cloud-sdk/platform/bigtable-emulator/cbtemulator', '/usr/lib/google-cloud-sdk/platform/google_appengine/go-app-stager'].find(existsSync);
-  it(`Go: module dependencies of a real module-mode binary (${WITH_DEPS ?? 'none on this machine'})`, { skip: WITH_DEPS ? false : 'no module-mode Go binary with dependencies on this machine (go is not installed: golang-go is 1.19 and too heavy for install-system-deps)' }, async () => {
-    const expected = goInfo(WITH_DEPS!);
-    assert.ok(expected.deps.length > 0);
-    const inv = await inventoryOf([await layerOf([{ path: 'bin/tool', data: readFileSync(WITH_DEPS!), mode: 0o755 }], 'none')]);
-    const got = inv.packages.map((p) => [p.name, p.version]);
-    for (const dep of expected.deps) assert.ok(got.some(([n, v]) => n === dep[0] && v === dep[1]), `${dep.join('@')} listed`);
-    assert.ok(got.some(([n, v]) => n === 'stdlib' && v === expected.go));
-  });
+  const WITH_DEPS = [
+    '/usr/lib/google-cloud-sdk/platform/bigtable-emulator/cbtemulator',
+    '/usr/lib/google-cloud-sdk/platform/google_appengine/go-app-stager',
+  ].find(existsSync);
+  it(
+    `Go: module dependencies of a real module-mode binary (${WITH_DEPS ?? 'none on this machine'})`,
+    {
+      skip: WITH_DEPS
+        ? false
+        : 'no module-mode Go binary with dependencies on this machine (go is not installed: golang-go is 1.19 and too heavy for install-system-deps)',
+    },
+    async () => {
+      const expected = goInfo(WITH_DEPS!);
+      assert.ok(expected.deps.length > 0);
+      const inv = await inventoryOf([await layerOf([{ path: 'bin/tool', data: readFileSync(WITH_DEPS!), mode: 0o755 }], 'none')]);
+      const got = inv.packages.map((p) => [p.name, p.version]);
+      for (const dep of expected.deps)
+        assert.ok(
+          got.some(([n, v]) => n === dep[0] && v === dep[1]),
+          `${dep.join('@')} listed`,
+        );
+      assert.ok(got.some(([n, v]) => n === 'stdlib' && v === expected.go));
+    },
+  );
 
   it('a 200 MiB layer (a 200 MiB executable scanned for Go build info, then a dpkg status) is read with RSS growth well under its size', async () => {
     const big = Buffer.alloc(200 * 1024 * 1024);
@@ -200,7 +302,10 @@ describe('SBOM inventory: package databases read from image layers', () => {
     const inv = await inventoryOf([layer]);
     clearInterval(timer);
     peak = Math.max(peak, process.memoryUsage().rss);
-    assert.deepEqual(inv.packages.map((p) => p.name), ['tail']);
+    assert.deepEqual(
+      inv.packages.map((p) => p.name),
+      ['tail'],
+    );
     const growthMiB = (peak - start) / 1024 / 1024;
     console.log(`200 MiB layer (${(layer.length / 1024).toFixed(0)} KiB gzip): RSS growth ${growthMiB.toFixed(1)} MiB`);
     assert.ok(growthMiB < 64, `RSS grew ${growthMiB.toFixed(1)} MiB`);

@@ -36,7 +36,9 @@ const require = createRequire(import.meta.url);
 const SCHEMAS = path.join(path.dirname(require.resolve('@cyclonedx/cyclonedx-library/package.json')), 'res/schema');
 const readSchema = (file: string) => JSON.parse(readFileSync(path.join(SCHEMAS, file), 'utf8')) as Record<string, unknown>;
 // ajv-formats is CommonJS with `exports.default`: under ESM the default import is the module object.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (
+  ajv: Ajv,
+) => Ajv;
 
 const subject = { repository: 'team/app', digest: `sha256:${'a'.repeat(64)}`, registryHost: 'registry.example.com' };
 
@@ -62,10 +64,16 @@ function cycloneDxAjv(): ValidateFunction {
 /** Validates with the library's strict validator when its optional dependencies are there, else with cycloneDxAjv(); the errors (null: valid) and which ran. */
 async function validateCycloneDx(json: string, fallback: ValidateFunction): Promise<{ errors: unknown; validator: string }> {
   try {
-    return { errors: await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(json), validator: 'Validation.JsonStrictValidator' };
+    return {
+      errors: await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(json),
+      validator: 'Validation.JsonStrictValidator',
+    };
   } catch (err) {
     if (!(err instanceof Validation.MissingOptionalDependencyError)) throw err;
-    return { errors: fallback(JSON.parse(json)) ? null : fallback.errors, validator: `ajv with the library's schema set-up (strict validator unavailable: ${err.message})` };
+    return {
+      errors: fallback(JSON.parse(json)) ? null : fallback.errors,
+      validator: `ajv with the library's schema set-up (strict validator unavailable: ${err.message})`,
+    };
   }
 }
 
@@ -85,7 +93,10 @@ const SPDX_23 = {
     creationInfo: {
       type: 'object',
       required: ['created', 'creators'],
-      properties: { created: { type: 'string', pattern: DATE }, creators: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^(Tool|Organization|Person): .+' } } },
+      properties: {
+        created: { type: 'string', pattern: DATE },
+        creators: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^(Tool|Organization|Person): .+' } },
+      },
     },
     packages: {
       type: 'array',
@@ -103,13 +114,32 @@ const SPDX_23 = {
           copyrightText: { type: 'string' },
           sourceInfo: { type: 'string' },
           comment: { type: 'string' },
-          primaryPackagePurpose: { enum: ['APPLICATION', 'FRAMEWORK', 'LIBRARY', 'CONTAINER', 'OPERATING-SYSTEM', 'DEVICE', 'FIRMWARE', 'SOURCE', 'ARCHIVE', 'FILE', 'INSTALL', 'OTHER'] },
+          primaryPackagePurpose: {
+            enum: [
+              'APPLICATION',
+              'FRAMEWORK',
+              'LIBRARY',
+              'CONTAINER',
+              'OPERATING-SYSTEM',
+              'DEVICE',
+              'FIRMWARE',
+              'SOURCE',
+              'ARCHIVE',
+              'FILE',
+              'INSTALL',
+              'OTHER',
+            ],
+          },
           externalRefs: {
             type: 'array',
             items: {
               type: 'object',
               required: ['referenceCategory', 'referenceType', 'referenceLocator'],
-              properties: { referenceCategory: { enum: ['OTHER', 'PERSISTENT-ID', 'PERSISTENT_ID', 'SECURITY', 'PACKAGE-MANAGER', 'PACKAGE_MANAGER'] }, referenceType: { type: 'string' }, referenceLocator: { type: 'string', pattern: '^\\S+$' } },
+              properties: {
+                referenceCategory: { enum: ['OTHER', 'PERSISTENT-ID', 'PERSISTENT_ID', 'SECURITY', 'PACKAGE-MANAGER', 'PACKAGE_MANAGER'] },
+                referenceType: { type: 'string' },
+                referenceLocator: { type: 'string', pattern: '^\\S+$' },
+              },
             },
           },
           annotations: {
@@ -117,7 +147,12 @@ const SPDX_23 = {
             items: {
               type: 'object',
               required: ['annotationDate', 'annotationType', 'annotator', 'comment'],
-              properties: { annotationDate: { type: 'string', pattern: DATE }, annotationType: { enum: ['OTHER', 'REVIEW'] }, annotator: { type: 'string', pattern: '^(Tool|Organization|Person): .+' }, comment: { type: 'string' } },
+              properties: {
+                annotationDate: { type: 'string', pattern: DATE },
+                annotationType: { enum: ['OTHER', 'REVIEW'] },
+                annotator: { type: 'string', pattern: '^(Tool|Organization|Person): .+' },
+                comment: { type: 'string' },
+              },
             },
           },
         },
@@ -131,12 +166,26 @@ const SPDX_23 = {
       items: {
         type: 'object',
         required: ['spdxElementId', 'relationshipType', 'relatedSpdxElement'],
-        properties: { spdxElementId: { type: 'string', pattern: SPDX_ID }, relationshipType: { enum: ['DESCRIBES', 'DESCRIBED_BY', 'CONTAINS', 'CONTAINED_BY', 'DEPENDS_ON', 'DEPENDENCY_OF', 'GENERATED_FROM', 'OTHER'] }, relatedSpdxElement: { type: 'string' } },
+        properties: {
+          spdxElementId: { type: 'string', pattern: SPDX_ID },
+          relationshipType: {
+            enum: ['DESCRIBES', 'DESCRIBED_BY', 'CONTAINS', 'CONTAINED_BY', 'DEPENDS_ON', 'DEPENDENCY_OF', 'GENERATED_FROM', 'OTHER'],
+          },
+          relatedSpdxElement: { type: 'string' },
+        },
       },
     },
     hasExtractedLicensingInfos: {
       type: 'array',
-      items: { type: 'object', required: ['licenseId', 'extractedText'], properties: { licenseId: { type: 'string', pattern: '^LicenseRef-[A-Za-z0-9.-]+$' }, extractedText: { type: 'string', minLength: 1 }, name: { type: 'string' } } },
+      items: {
+        type: 'object',
+        required: ['licenseId', 'extractedText'],
+        properties: {
+          licenseId: { type: 'string', pattern: '^LicenseRef-[A-Za-z0-9.-]+$' },
+          extractedText: { type: 'string', minLength: 1 },
+          name: { type: 'string' },
+        },
+      },
     },
   },
 };
@@ -148,18 +197,27 @@ function spdxValidator(): ValidateFunction {
 }
 
 /** What a schema cannot say: references resolve, licences are listed ids or defined LicenseRefs. */
-function spdxReferenceProblems(doc: { SPDXID: string; packages: { SPDXID: string; licenseDeclared?: string; licenseConcluded?: string }[]; relationships: { spdxElementId: string; relatedSpdxElement: string }[]; documentDescribes?: string[]; hasExtractedLicensingInfos?: { licenseId: string }[] }): string[] {
+function spdxReferenceProblems(doc: {
+  SPDXID: string;
+  packages: { SPDXID: string; licenseDeclared?: string; licenseConcluded?: string }[];
+  relationships: { spdxElementId: string; relatedSpdxElement: string }[];
+  documentDescribes?: string[];
+  hasExtractedLicensingInfos?: { licenseId: string }[];
+}): string[] {
   const listed = new Set((readSchema('spdx.SNAPSHOT.schema.json') as { enum: string[] }).enum);
   const ids = new Set([doc.SPDXID, ...doc.packages.map((p) => p.SPDXID)]);
   const refs = new Set((doc.hasExtractedLicensingInfos ?? []).map((l) => l.licenseId));
   const problems: string[] = [];
   if (ids.size !== doc.packages.length + 1) problems.push('SPDXIDs are not unique');
-  for (const r of doc.relationships) for (const id of [r.spdxElementId, r.relatedSpdxElement]) if (!ids.has(id)) problems.push(`relationship names ${id}, not in the document`);
+  for (const r of doc.relationships)
+    for (const id of [r.spdxElementId, r.relatedSpdxElement])
+      if (!ids.has(id)) problems.push(`relationship names ${id}, not in the document`);
   for (const id of doc.documentDescribes ?? []) if (!ids.has(id)) problems.push(`documentDescribes names ${id}, not in the document`);
   for (const p of doc.packages) {
     for (const license of [p.licenseDeclared, p.licenseConcluded]) {
       if (license === undefined || license === 'NOASSERTION' || license === 'NONE') continue;
-      if (license.startsWith('LicenseRef-') ? !refs.has(license) : !listed.has(license)) problems.push(`${p.SPDXID}: licence ${license} is neither a listed SPDX id nor a defined LicenseRef`);
+      if (license.startsWith('LicenseRef-') ? !refs.has(license) : !listed.has(license))
+        problems.push(`${p.SPDXID}: licence ${license} is neither a listed SPDX id nor a defined LicenseRef`);
     }
   }
   return problems;
@@ -182,10 +240,30 @@ describe('SBOM documents against their schemas', () => {
       await layerOf([
         { path: 'etc/os-release', data: readFileSync('/etc/os-release') },
         { path: 'var/lib/dpkg/status', data: readFileSync('/var/lib/dpkg/status') },
-        { path: 'lib/apk/db/installed', data: 'P:libcrypto3\nV:3.1.4-r5\no:openssl\nL:Apache-2.0\n\nP:musl\nV:1.2.4-r2\no:musl\nL:MIT AND BSD-2-Clause\n' },
-        { path: 'app/package-lock.json', data: JSON.stringify({ name: 'app', lockfileVersion: 3, packages: { '': { name: 'app' }, 'node_modules/lodash': { version: '4.17.20', license: 'MIT' }, 'node_modules/@scope/pkg': { version: '1.0.0', license: 'Some custom licence text' } } }) },
-        { path: 'usr/lib/python3/dist-packages/Django-4.2.6.dist-info/METADATA', data: 'Metadata-Version: 2.1\nName: Django\nVersion: 4.2.6\nLicense: BSD-3-Clause\n' },
-        { path: 'src/Cargo.lock', data: 'version = 3\n\n[[package]]\nname = "smallvec"\nversion = "1.6.0"\nsource = "registry+https://github.com/rust-lang/crates.io-index"\n' },
+        {
+          path: 'lib/apk/db/installed',
+          data: 'P:libcrypto3\nV:3.1.4-r5\no:openssl\nL:Apache-2.0\n\nP:musl\nV:1.2.4-r2\no:musl\nL:MIT AND BSD-2-Clause\n',
+        },
+        {
+          path: 'app/package-lock.json',
+          data: JSON.stringify({
+            name: 'app',
+            lockfileVersion: 3,
+            packages: {
+              '': { name: 'app' },
+              'node_modules/lodash': { version: '4.17.20', license: 'MIT' },
+              'node_modules/@scope/pkg': { version: '1.0.0', license: 'Some custom licence text' },
+            },
+          }),
+        },
+        {
+          path: 'usr/lib/python3/dist-packages/Django-4.2.6.dist-info/METADATA',
+          data: 'Metadata-Version: 2.1\nName: Django\nVersion: 4.2.6\nLicense: BSD-3-Clause\n',
+        },
+        {
+          path: 'src/Cargo.lock',
+          data: 'version = 3\n\n[[package]]\nname = "smallvec"\nversion = "1.6.0"\nsource = "registry+https://github.com/rust-lang/crates.io-index"\n',
+        },
       ]),
     ]);
     assert.ok(inv.packages.length > 50, `a real package list (${inv.packages.length})`);
@@ -215,11 +293,17 @@ describe('SBOM documents against their schemas', () => {
     const doc = JSON.parse(render('spdx', inv, subject).toString()) as Parameters<typeof spdxReferenceProblems>[0];
     assert.ok(spdx(doc), errorsText(spdx.errors));
     assert.deepEqual(spdxReferenceProblems(doc), []);
-    assert.ok((doc.hasExtractedLicensingInfos ?? []).some((l) => l.licenseId.startsWith('LicenseRef-')), 'the custom licence is a defined LicenseRef');
+    assert.ok(
+      (doc.hasExtractedLicensingInfos ?? []).some((l) => l.licenseId.startsWith('LicenseRef-')),
+      'the custom licence is a defined LicenseRef',
+    );
   });
 
   it('the SPDX checks can fail: a broken document is refused', () => {
-    const doc = JSON.parse(render('spdx', inv, subject).toString()) as Parameters<typeof spdxReferenceProblems>[0] & { spdxVersion: string; packages: { SPDXID: string; licenseDeclared?: string }[] };
+    const doc = JSON.parse(render('spdx', inv, subject).toString()) as Parameters<typeof spdxReferenceProblems>[0] & {
+      spdxVersion: string;
+      packages: { SPDXID: string; licenseDeclared?: string }[];
+    };
     doc.spdxVersion = 'SPDX-2.2';
     doc.packages[1]!.SPDXID = 'Package_1';
     assert.equal(spdx(doc), false);

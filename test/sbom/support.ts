@@ -25,7 +25,17 @@ export async function tarOf(entries: Entry[]): Promise<Buffer> {
   for (const e of entries) {
     const data = e.data === undefined ? undefined : Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
     await new Promise<void>((resolve, reject) =>
-      pack.entry({ name: e.path, type: e.type ?? 'file', mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644), linkname: e.linkname, size: data?.length ?? 0 }, data ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())),
+      pack.entry(
+        {
+          name: e.path,
+          type: e.type ?? 'file',
+          mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644),
+          linkname: e.linkname,
+          size: data?.length ?? 0,
+        },
+        data ?? Buffer.alloc(0),
+        (err) => (err ? reject(err) : resolve()),
+      ),
     );
   }
   pack.finalize();
@@ -44,6 +54,10 @@ export async function layerOf(entries: Entry[], compression: Compression = 'gzip
 
 /** Runs the inventory over in-memory layers. */
 export async function inventoryOf(layers: Buffer[]): Promise<Inventory> {
-  const refs: LayerRef[] = layers.map((_, i) => ({ digest: `sha256:${String(i).padStart(64, '0')}`, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', size: layers[i]!.length }));
+  const refs: LayerRef[] = layers.map((_, i) => ({
+    digest: `sha256:${String(i).padStart(64, '0')}`,
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    size: layers[i]!.length,
+  }));
   return inventory(refs, async (ref) => Readable.from([layers[refs.indexOf(ref)]!]), sqliteRpmDbReader);
 }

@@ -14,7 +14,15 @@ interface ScanBody {
   source: string;
   packages: number;
   summary: Record<string, number>;
-  findings: { id: string; package: string; installed: string; fixed: string | null; severity: string; aliases: string[]; links: string[] }[];
+  findings: {
+    id: string;
+    package: string;
+    installed: string;
+    fixed: string | null;
+    severity: string;
+    aliases: string[];
+    links: string[];
+  }[];
   error: string | null;
   databaseImport: number | null;
 }
@@ -54,7 +62,10 @@ describe('vulnerability scan API', () => {
     const res = await api(reg.server, 'POST', `${path()}/scan`, USERS.dev, { packages });
     assert.equal(res.status, 200, await res.clone().text());
     const scanned = (await res.json()) as ScanBody;
-    assert.deepEqual([scanned.status, scanned.source, scanned.packages, scanned.databaseImport, scanned.error], ['complete', 'request', 3, run.id, null]);
+    assert.deepEqual(
+      [scanned.status, scanned.source, scanned.packages, scanned.databaseImport, scanned.error],
+      ['complete', 'request', 3, run.id, null],
+    );
     const read = await api(reg.server, 'GET', `${path()}/vulnerabilities`, USERS.guest);
     assert.equal(read.status, 200);
     const body = (await read.json()) as ScanBody;
@@ -69,8 +80,15 @@ describe('vulnerability scan API', () => {
     assert.deepEqual(body.findings[0]!.aliases, ['CVE-2099-0001']);
     assert.deepEqual(body.summary, { Unknown: 0, Negligible: 0, Low: 0, Medium: 0, High: 1, Critical: 1, total: 2 });
 
-    const db = reg.server.stores.metadata.db as unknown as Kysely<{ events: { id: number; type: string; repository: string | null; payload: string } }>;
-    const events = await db.selectFrom('events').select(['type', 'repository', 'payload']).where('type', 'like', 'scan.%').orderBy('id').execute();
+    const db = reg.server.stores.metadata.db as unknown as Kysely<{
+      events: { id: number; type: string; repository: string | null; payload: string };
+    }>;
+    const events = await db
+      .selectFrom('events')
+      .select(['type', 'repository', 'payload'])
+      .where('type', 'like', 'scan.%')
+      .orderBy('id')
+      .execute();
     assert.deepEqual(
       events.map((e) => [e.type, e.repository]),
       [
@@ -81,27 +99,40 @@ describe('vulnerability scan API', () => {
     assert.deepEqual(JSON.parse(events[1]!.payload).summary, body.summary);
   });
 
-  it('who may: anonymous 401; a guest reads but may not scan (403); another project\'s admin sees nothing (404)', async () => {
+  it("who may: anonymous 401; a guest reads but may not scan (403); another project's admin sees nothing (404)", async () => {
     assert.equal((await fetch(`${reg.url}/api/v1${path()}/vulnerabilities`)).status, 401);
-    assert.equal((await fetch(`${reg.url}/api/v1${path()}/scan`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 401);
+    assert.equal(
+      (await fetch(`${reg.url}/api/v1${path()}/scan`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }))
+        .status,
+      401,
+    );
     const guest = await refusal(await api(reg.server, 'POST', `${path()}/scan`, USERS.guest, { packages }));
     assert.deepEqual([guest.status, guest.code], [403, 'DENIED']);
     assert.match(guest.message, /scanning team\/app needs push access/);
-    for (const [method, suffix] of [['GET', 'vulnerabilities'], ['POST', 'scan']] as const) {
+    for (const [method, suffix] of [
+      ['GET', 'vulnerabilities'],
+      ['POST', 'scan'],
+    ] as const) {
       const res = await api(reg.server, method, `${path()}/${suffix}`, USERS.outsider, method === 'POST' ? { packages } : undefined);
       assert.equal(res.status, 404, `${method} ${suffix}`);
     }
   });
 
   it('refusals: unknown artifact 404 MANIFEST_UNKNOWN, never scanned 404, malformed digest 400, bad package list 400', async () => {
-    const unknown = await refusal(await api(reg.server, 'GET', `/projects/team/repositories/app/artifacts/sha256:${'0'.repeat(64)}/vulnerabilities`, USERS.guest));
+    const unknown = await refusal(
+      await api(reg.server, 'GET', `/projects/team/repositories/app/artifacts/sha256:${'0'.repeat(64)}/vulnerabilities`, USERS.guest),
+    );
     assert.deepEqual([unknown.status, unknown.code], [404, 'MANIFEST_UNKNOWN']);
     const other = smallImage();
     await clientAs(reg.server, USERS.dev).pushImage('team/app', 'v2', other);
-    const never = await refusal(await api(reg.server, 'GET', `/projects/team/repositories/app/artifacts/${other.manifest.digest}/vulnerabilities`, USERS.guest));
+    const never = await refusal(
+      await api(reg.server, 'GET', `/projects/team/repositories/app/artifacts/${other.manifest.digest}/vulnerabilities`, USERS.guest),
+    );
     assert.equal(never.status, 404);
     assert.match(never.message, /has not been scanned yet/);
-    const malformed = await refusal(await api(reg.server, 'GET', '/projects/team/repositories/app/artifacts/sha256:xyz/vulnerabilities', USERS.guest));
+    const malformed = await refusal(
+      await api(reg.server, 'GET', '/projects/team/repositories/app/artifacts/sha256:xyz/vulnerabilities', USERS.guest),
+    );
     assert.deepEqual([malformed.status, malformed.code], [400, 'DIGEST_INVALID']);
     const bad = await refusal(await api(reg.server, 'POST', `${path()}/scan`, USERS.dev, { packages: [{ ecosystem: 'npm', name: 'x' }] }));
     assert.equal(bad.status, 400);

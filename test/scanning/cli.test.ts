@@ -33,7 +33,10 @@ describe(`npx berth vulndb import / status / match (${backend})`, () => {
     assert.match(status.stdout, /^advisories: 14 \(1 withdrawn\)\n/);
     assert.match(status.stdout, /\n {2}Debian:12: 2\n/);
     assert.match(status.stdout, /\n {2}npm: 4\n/);
-    assert.match(status.stdout, /\nlast import: \S+ from .*fixtures\/osv \(14 files: 14 new, 0 updated, 0 unchanged, 0 invalid\)\nage: \d+s\n$/);
+    assert.match(
+      status.stdout,
+      /\nlast import: \S+ from .*fixtures\/osv \(14 files: 14 new, 0 updated, 0 unchanged, 0 invalid\)\nage: \d+s\n$/,
+    );
 
     const stale = await berth(['vulndb', 'status', '--max-age', '1ms', '--check', '--json']);
     assert.equal(stale.code, 1);

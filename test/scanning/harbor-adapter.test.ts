@@ -25,7 +25,11 @@ const ADAPTER_AUTH = 'Bearer adapter-api-key-1';
 const REPORT_TYPE = 'application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0';
 
 interface Checks {
-  scanRequest: { registry: { url: string; authorization?: string }; artifact: { repository: string; digest: string; mime_type: string }; enabled_capabilities?: unknown };
+  scanRequest: {
+    registry: { url: string; authorization?: string };
+    artifact: { repository: string; digest: string; mime_type: string };
+    enabled_capabilities?: unknown;
+  };
   requestType: string | undefined;
   adapterAuth: string | undefined;
   manifestStatus: number;
@@ -42,7 +46,20 @@ interface ScanBody {
   source: string;
   packages: number;
   summary: Record<string, number>;
-  findings: { id: string; package: string; ecosystem: string; installed: string; fixed: string | null; severity: string; severitySource: string; cvss: unknown; links: string[]; summary: string | null; cweIds?: string[]; vendorAttributes?: Record<string, unknown> }[];
+  findings: {
+    id: string;
+    package: string;
+    ecosystem: string;
+    installed: string;
+    fixed: string | null;
+    severity: string;
+    severitySource: string;
+    cvss: unknown;
+    links: string[];
+    summary: string | null;
+    cweIds?: string[];
+    vendorAttributes?: Record<string, unknown>;
+  }[];
   error: string | null;
   databaseImport: number | null;
 }
@@ -86,13 +103,26 @@ class FakeAdapter {
     const body = await readBody(req);
     if (this.mode === 'hang') return new Promise(() => undefined);
     if (req.headers.authorization !== ADAPTER_AUTH) return { status: 401, headers: {}, body: '' };
-    const json = (status: number, type: string, value: unknown) => ({ status, headers: { 'content-type': type }, body: JSON.stringify(value) });
+    const json = (status: number, type: string, value: unknown) => ({
+      status,
+      headers: { 'content-type': type },
+      body: JSON.stringify(value),
+    });
     if (req.method === 'GET' && req.url === '/api/v1/metadata') {
       return json(200, 'application/vnd.scanner.adapter.metadata+json; version=1.1', {
         scanner: { name: 'FakeTrivy', vendor: 'Berth tests', version: '0.0-test' },
         capabilities: [
-          { type: 'vulnerability', consumes_mime_types: ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'], produces_mime_types: [REPORT_TYPE, 'application/vnd.scanner.adapter.vuln.report.raw'] },
-          { type: 'sbom', consumes_mime_types: ['application/vnd.oci.image.manifest.v1+json'], produces_mime_types: ['application/vnd.security.sbom.report+json; version=1.0'], additional_attributes: { sbom_media_types: ['application/spdx+json'] } },
+          {
+            type: 'vulnerability',
+            consumes_mime_types: ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'],
+            produces_mime_types: [REPORT_TYPE, 'application/vnd.scanner.adapter.vuln.report.raw'],
+          },
+          {
+            type: 'sbom',
+            consumes_mime_types: ['application/vnd.oci.image.manifest.v1+json'],
+            produces_mime_types: ['application/vnd.security.sbom.report+json; version=1.0'],
+            additional_attributes: { sbom_media_types: ['application/spdx+json'] },
+          },
         ],
         properties: { 'harbor.scanner-adapter/scanner-type': 'os-package-vulnerability' },
       });
@@ -111,16 +141,30 @@ class FakeAdapter {
       if (!job) return { status: 404, headers: {}, body: '' };
       const checks = await job.work;
       checks.reportAccept.push(String(req.headers.accept));
-      if (this.mode === 'broken') return json(500, 'application/vnd.scanner.adapter.error+json; version=1.0', { error: { message: 'trivy: database download failed' } });
+      if (this.mode === 'broken')
+        return json(500, 'application/vnd.scanner.adapter.error+json; version=1.0', {
+          error: { message: 'trivy: database download failed' },
+        });
       if (this.mode === 'stuck' || job.polls++ === 0) return { status: 302, headers: { 'refresh-after': '1' }, body: '' };
-      if (checks.manifestStatus !== 200) return json(500, 'application/vnd.scanner.adapter.error+json; version=1.0', { error: { message: `pull failed: ${checks.manifestStatus}` } });
+      if (checks.manifestStatus !== 200)
+        return json(500, 'application/vnd.scanner.adapter.error+json; version=1.0', {
+          error: { message: `pull failed: ${checks.manifestStatus}` },
+        });
       return json(200, REPORT_TYPE, {
         generated_at: new Date().toISOString(),
         artifact: checks.scanRequest.artifact,
         scanner: { name: 'FakeTrivy', vendor: 'Berth tests', version: '0.0-test' },
         severity: 'Critical',
         vulnerabilities: [
-          { id: 'CVE-2099-1111', package: 'zlib1g', version: '1:1.2.13.dfsg-1', fix_version: '', severity: 'Medium', description: 'zlib: a medium one', links: ['https://avd.aquasec.com/nvd/cve-2099-1111'] },
+          {
+            id: 'CVE-2099-1111',
+            package: 'zlib1g',
+            version: '1:1.2.13.dfsg-1',
+            fix_version: '',
+            severity: 'Medium',
+            description: 'zlib: a medium one',
+            links: ['https://avd.aquasec.com/nvd/cve-2099-1111'],
+          },
           {
             id: 'CVE-2099-0001',
             package: 'libssl3',
@@ -175,7 +219,9 @@ class FakeAdapter {
 /** A client pushing as dev: Basic with auth.mode basic, a registry token for `repository` from /token with auth.mode token. */
 async function devClient(server: HasUrl, mode: 'basic' | 'token', repository = 'team/app'): Promise<RegistryClient> {
   if (mode === 'basic') return clientAs(server, USERS.dev);
-  return new RegistryClient(server.url, { authorization: `Bearer ${await tokenFor(server, [`repository:${repository}:pull,push`], USERS.dev)}` });
+  return new RegistryClient(server.url, {
+    authorization: `Bearer ${await tokenFor(server, [`repository:${repository}:pull,push`], USERS.dev)}`,
+  });
 }
 
 const adapter = new FakeAdapter();
@@ -210,7 +256,7 @@ describe('Harbor scanner adapter: a scan through Berth, pulled by the adapter wi
     assert.ok(Date.now() - started >= 1000, 'the 302 with Refresh-After: 1 was honoured');
 
     const c = adapter.checks.at(-1)!;
-    assert.equal(c.adapterAuth, ADAPTER_AUTH, "Berth sent the configured Authorization to the adapter");
+    assert.equal(c.adapterAuth, ADAPTER_AUTH, 'Berth sent the configured Authorization to the adapter');
     assert.equal(c.requestType, 'application/vnd.scanner.adapter.scan.request+json; version=1.1');
     assert.equal(c.scanRequest.registry.url, reg.server.url);
     assert.deepEqual(c.scanRequest.artifact, { repository: 'team/app', digest, mime_type: 'application/vnd.oci.image.manifest.v1+json' });
@@ -239,20 +285,37 @@ describe('Harbor scanner adapter: a scan through Berth, pulled by the adapter wi
     );
     const critical = body.findings[0]!;
     assert.deepEqual(critical.cvss, { type: 'CVSS_V3', vector: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H', score: 9.8 });
-    assert.deepEqual([critical.cweIds, critical.vendorAttributes, critical.links, critical.summary], [['CWE-787'], { CVSS: { nvd: { V3Score: 9.8 } } }, ['https://security-tracker.debian.org/tracker/CVE-2099-0001'], 'openssl: a critical one']);
+    assert.deepEqual(
+      [critical.cweIds, critical.vendorAttributes, critical.links, critical.summary],
+      [
+        ['CWE-787'],
+        { CVSS: { nvd: { V3Score: 9.8 } } },
+        ['https://security-tracker.debian.org/tracker/CVE-2099-0001'],
+        'openssl: a critical one',
+      ],
+    );
     assert.deepEqual(body.summary, { Unknown: 1, Negligible: 0, Low: 0, Medium: 1, High: 0, Critical: 1, total: 3 });
 
     const read = await api(reg.server, 'GET', `${path()}/vulnerabilities`, USERS.guest);
     assert.equal(read.status, 200);
     assert.deepEqual(await read.json(), body);
-    const db = reg.server.stores.metadata.db as unknown as Kysely<{ events: { id: number; type: string; repository: string | null; payload: string } }>;
-    const events = await db.selectFrom('events').select(['type', 'repository', 'payload']).where('type', 'like', 'scan.%').orderBy('id').execute();
+    const db = reg.server.stores.metadata.db as unknown as Kysely<{
+      events: { id: number; type: string; repository: string | null; payload: string };
+    }>;
+    const events = await db
+      .selectFrom('events')
+      .select(['type', 'repository', 'payload'])
+      .where('type', 'like', 'scan.%')
+      .orderBy('id')
+      .execute();
     assert.deepEqual(events.map((e) => [e.type, e.repository]).at(-1), ['scan.completed', 'team/app']);
     assert.deepEqual((JSON.parse(events.at(-1)!.payload) as { summary: unknown }).summary, body.summary);
   });
 
   it('a package list in the request is refused with 400 (the adapter reads the image itself)', async () => {
-    const res = await api(reg.server, 'POST', `${path()}/scan`, USERS.dev, { packages: [{ ecosystem: 'npm', name: 'lodash', version: '4.17.20' }] });
+    const res = await api(reg.server, 'POST', `${path()}/scan`, USERS.dev, {
+      packages: [{ ecosystem: 'npm', name: 'lodash', version: '4.17.20' }],
+    });
     const r = await refusal(res);
     assert.deepEqual([r.status, r.code], [400, 'INVALID_ARGUMENT']);
     assert.match(r.message, /Harbor scanner adapter/);
@@ -260,7 +323,9 @@ describe('Harbor scanner adapter: a scan through Berth, pulled by the adapter wi
 
   it('an unknown artifact is 404 MANIFEST_UNKNOWN before the adapter is asked; a guest may not scan (403)', async () => {
     const before = adapter.checks.length;
-    const unknown = await refusal(await api(reg.server, 'POST', `/projects/team/repositories/app/artifacts/sha256:${'0'.repeat(64)}/scan`, USERS.dev, {}));
+    const unknown = await refusal(
+      await api(reg.server, 'POST', `/projects/team/repositories/app/artifacts/sha256:${'0'.repeat(64)}/scan`, USERS.dev, {}),
+    );
     assert.deepEqual([unknown.status, unknown.code], [404, 'MANIFEST_UNKNOWN']);
     const guest = await refusal(await api(reg.server, 'POST', `${path()}/scan`, USERS.guest, {}));
     assert.deepEqual([guest.status, guest.code], [403, 'DENIED']);
@@ -276,8 +341,15 @@ describe('Harbor scanner adapter: a scan through Berth, pulled by the adapter wi
     const body = (await res.json()) as ScanBody;
     assert.equal(body.status, 'failed');
     assert.match(body.error!, /the adapter failed the scan scan-\d+: 500 trivy: database download failed/);
-    const db = reg.server.stores.metadata.db as unknown as Kysely<{ events: { id: number; type: string; repository: string | null; payload: string } }>;
-    const last = await db.selectFrom('events').select(['type', 'payload']).where('type', 'like', 'scan.%').orderBy('id', 'desc').executeTakeFirstOrThrow();
+    const db = reg.server.stores.metadata.db as unknown as Kysely<{
+      events: { id: number; type: string; repository: string | null; payload: string };
+    }>;
+    const last = await db
+      .selectFrom('events')
+      .select(['type', 'payload'])
+      .where('type', 'like', 'scan.%')
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
     assert.equal(last.type, 'scan.failed');
     assert.match(last.payload, /database download failed/);
     // Never the credential: neither the stored record nor the event carries a token.
@@ -330,11 +402,16 @@ describe('Harbor scanner adapter: a stuck adapter ends as a failed scan after th
     const image = variant(smallImage(), 'hang');
     await (await devClient(slow.server, 'token')).pushImage('team/app', 'v2', image);
     const started = Date.now();
-    const body = (await (await api(slow.server, 'POST', `/projects/team/repositories/app/artifacts/${image.manifest.digest}/scan`, USERS.dev, {})).json()) as ScanBody;
+    const body = (await (
+      await api(slow.server, 'POST', `/projects/team/repositories/app/artifacts/${image.manifest.digest}/scan`, USERS.dev, {})
+    ).json()) as ScanBody;
     const took = Date.now() - started;
     adapter.mode = 'ok';
     assert.equal(body.status, 'failed');
-    assert.equal(body.error, `the scanner adapter at ${adapter.url} is unreachable (metadata): no answer within 3s (scanning.scanner.timeout)`);
+    assert.equal(
+      body.error,
+      `the scanner adapter at ${adapter.url} is unreachable (metadata): no answer within 3s (scanning.scanner.timeout)`,
+    );
     assert.ok(took >= 2900 && took < 6000, `took ${took} ms`);
   });
 });
@@ -357,20 +434,48 @@ describe('Harbor scanner adapter: metadata and report mapping (no server)', () =
   const OCI = 'application/vnd.oci.image.manifest.v1+json';
 
   it('a capability without type is a vulnerability one; the v1.1 security report is taken when the Harbor report is not offered (parameters compared loosely)', () => {
-    const metadata = { scanner: { name: 'Clair' }, capabilities: [{ consumes_mime_types: [OCI], produces_mime_types: ['application/vnd.security.vulnerability.report;version=1.1'] }] };
+    const metadata = {
+      scanner: { name: 'Clair' },
+      capabilities: [{ consumes_mime_types: [OCI], produces_mime_types: ['application/vnd.security.vulnerability.report;version=1.1'] }],
+    };
     assert.equal(chooseReportType(metadata, OCI), 'application/vnd.security.vulnerability.report; version=1.1');
   });
 
   it('an index, or an adapter producing only raw reports, is refused with what the adapter offers', () => {
-    const metadata = { capabilities: [{ type: 'vulnerability', consumes_mime_types: [OCI], produces_mime_types: ['application/vnd.scanner.adapter.vuln.report.raw'] }, { type: 'sbom', consumes_mime_types: ['application/vnd.oci.image.index.v1+json'], produces_mime_types: [] }] };
-    assert.throws(() => chooseReportType(metadata, 'application/vnd.oci.image.index.v1+json'), (err: Error) => err instanceof ScannerError && err.message === `the adapter does not scan artifacts of media type application/vnd.oci.image.index.v1+json (it consumes: ${OCI})`);
-    assert.throws(() => chooseReportType(metadata, OCI), /produces no vulnerability report Berth reads \(it produces: application\/vnd\.scanner\.adapter\.vuln\.report\.raw;/);
+    const metadata = {
+      capabilities: [
+        { type: 'vulnerability', consumes_mime_types: [OCI], produces_mime_types: ['application/vnd.scanner.adapter.vuln.report.raw'] },
+        { type: 'sbom', consumes_mime_types: ['application/vnd.oci.image.index.v1+json'], produces_mime_types: [] },
+      ],
+    };
+    assert.throws(
+      () => chooseReportType(metadata, 'application/vnd.oci.image.index.v1+json'),
+      (err: Error) =>
+        err instanceof ScannerError &&
+        err.message === `the adapter does not scan artifacts of media type application/vnd.oci.image.index.v1+json (it consumes: ${OCI})`,
+    );
+    assert.throws(
+      () => chooseReportType(metadata, OCI),
+      /produces no vulnerability report Berth reads \(it produces: application\/vnd\.scanner\.adapter\.vuln\.report\.raw;/,
+    );
     assert.throws(() => chooseReportType({}, OCI), /has no capabilities/);
   });
 
   it('CVSS v2 when v3 is absent; a report whose vulnerabilities is not a list is refused; none at all is an empty result', () => {
-    const f = findingOf({ id: 'CVE-1', package: 'p', version: '1', severity: 'Low', preferred_cvss: { score_v2: 5, vector_v2: 'AV:N/AC:L/Au:N/C:N/I:N/A:P' } }, 'Clair')!;
-    assert.deepEqual([f.cvss, f.severity, f.fixed, f.ecosystem], [{ type: 'CVSS_V2', vector: 'AV:N/AC:L/Au:N/C:N/I:N/A:P', score: 5 }, 'Low', null, 'Clair']);
+    const f = findingOf(
+      {
+        id: 'CVE-1',
+        package: 'p',
+        version: '1',
+        severity: 'Low',
+        preferred_cvss: { score_v2: 5, vector_v2: 'AV:N/AC:L/Au:N/C:N/I:N/A:P' },
+      },
+      'Clair',
+    )!;
+    assert.deepEqual(
+      [f.cvss, f.severity, f.fixed, f.ecosystem],
+      [{ type: 'CVSS_V2', vector: 'AV:N/AC:L/Au:N/C:N/I:N/A:P', score: 5 }, 'Low', null, 'Clair'],
+    );
     assert.throws(() => findingsOf({ vulnerabilities: {} }, 'x'), ScannerError);
     assert.deepEqual(findingsOf({ generated_at: '2026-01-01T00:00:00Z' }, 'x'), []);
   });

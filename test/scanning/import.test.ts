@@ -48,7 +48,10 @@ describe(`berth vulndb import: directories, zips, re-imports, bad records, inter
   it('a directory tree: every record stored; the same import again changes nothing; the run and the age are recorded', async () => {
     const db = new VulnDb(store);
     const first = await db.import(FIXTURE, readOsvSource(FIXTURE), { batchSize: 4 });
-    assert.deepEqual([first.outcome, first.files, first.inserted, first.updated, first.unchanged, first.invalid], ['complete', FIXTURE_RECORDS, FIXTURE_RECORDS, 0, 0, 0]);
+    assert.deepEqual(
+      [first.outcome, first.files, first.inserted, first.updated, first.unchanged, first.invalid],
+      ['complete', FIXTURE_RECORDS, FIXTURE_RECORDS, 0, 0, 0],
+    );
     const again = await db.import(FIXTURE, readOsvSource(FIXTURE));
     assert.deepEqual([again.inserted, again.updated, again.unchanged], [0, 0, FIXTURE_RECORDS]);
     const status = await db.status(60_000);
@@ -57,7 +60,11 @@ describe(`berth vulndb import: directories, zips, re-imports, bad records, inter
     assert.equal(status.lastImport?.id, again.id);
     assert.equal(status.stale, false);
     assert.ok(status.ageMs !== null && status.ageMs < 60_000);
-    assert.equal((await new VulnDb(store, () => Date.now() + 86_400_000).status(3_600_000)).stale, true, 'a day later, with a maximum age of an hour');
+    assert.equal(
+      (await new VulnDb(store, () => Date.now() + 86_400_000).status(3_600_000)).stale,
+      true,
+      'a day later, with a maximum age of an hour',
+    );
   });
 
   it('a zip of a newer copy: only the changed records are written (by id and modified)', async () => {
@@ -71,8 +78,14 @@ describe(`berth vulndb import: directories, zips, re-imports, bad records, inter
     writeFileSync(path.join(copy, 'npm', 'GHSA-new-0001.json'), record('GHSA-new-0001', '2026-07-01T00:00:00Z'));
     const zip = await zipOf(copy, path.join(dir, 'all.zip'));
     const result = await new VulnDb(store).import(zip, readOsvSource(zip));
-    assert.deepEqual([result.files, result.inserted, result.updated, result.unchanged, result.invalid], [FIXTURE_RECORDS + 1, 1, 1, FIXTURE_RECORDS - 1, 0]);
-    assert.deepEqual((await store.affecting(['npm'], ['right-pad'])).map((r) => r.id), ['GHSA-aaaa-bbbb-0002']);
+    assert.deepEqual(
+      [result.files, result.inserted, result.updated, result.unchanged, result.invalid],
+      [FIXTURE_RECORDS + 1, 1, 1, FIXTURE_RECORDS - 1, 0],
+    );
+    assert.deepEqual(
+      (await store.affecting(['npm'], ['right-pad'])).map((r) => r.id),
+      ['GHSA-aaaa-bbbb-0002'],
+    );
     assert.deepEqual(await store.affecting(['npm'], ['left-pad']), []);
   });
 
@@ -97,7 +110,8 @@ describe(`berth vulndb import: directories, zips, re-imports, bad records, inter
   it('an import that stops half-way keeps its stored batches, is recorded as failed, and the same import resumes it', async () => {
     const big = path.join(dir, 'big');
     mkdirSync(big);
-    for (let i = 0; i < 50; i++) writeFileSync(path.join(big, `R-${String(i).padStart(3, '0')}.json`), record(`R-${i}`, '2026-08-01T00:00:00Z', `pkg-${i}`));
+    for (let i = 0; i < 50; i++)
+      writeFileSync(path.join(big, `R-${String(i).padStart(3, '0')}.json`), record(`R-${i}`, '2026-08-01T00:00:00Z', `pkg-${i}`));
     let batches = 0;
     const failing: VulnDbStore = Object.create(store) as VulnDbStore;
     failing.storeBatch = async (records) => {
@@ -118,7 +132,10 @@ describe(`berth vulndb import: directories, zips, re-imports, bad records, inter
   it('a zip entry larger than the record limit or a broken archive is refused clearly', async () => {
     const broken = path.join(dir, 'broken.zip');
     writeFileSync(broken, 'PK\u0003\u0004 not really a zip');
-    await assert.rejects(new VulnDb(store).import(broken, readOsvSource(broken)), /broken\.zip: not a readable zip archive \(End of central directory record signature not found/);
+    await assert.rejects(
+      new VulnDb(store).import(broken, readOsvSource(broken)),
+      /broken\.zip: not a readable zip archive \(End of central directory record signature not found/,
+    );
     const limited = path.join(dir, 'limited');
     mkdirSync(limited);
     writeFileSync(path.join(limited, 'SMALL-1.json'), JSON.stringify({ id: 'SMALL-1', modified: '2026-01-01T00:00:00Z' }));

@@ -105,7 +105,14 @@ describe(`vulnerability matching against the OSV fixture (${backend})`, () => {
     assert.equal(result.findings.length, expectedTotal);
     assert.equal(result.summary.total, expectedTotal);
     const severities = result.findings.map((f) => f.severity);
-    assert.deepEqual(severities, [...severities].sort((a, b) => ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'].indexOf(a) - ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'].indexOf(b)));
+    assert.deepEqual(
+      severities,
+      [...severities].sort(
+        (a, b) =>
+          ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'].indexOf(a) -
+          ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'].indexOf(b),
+      ),
+    );
     const count = (s: Finding['severity']) => CASES.reduce((n, [, e]) => n + e.filter(([, , sev]) => sev === s).length, 0);
     for (const s of ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'] as const) assert.equal(result.summary[s], count(s), s);
 

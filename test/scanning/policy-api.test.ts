@@ -16,21 +16,57 @@ describe('vulnerability policy API', () => {
     const res = await api(reg.server, 'GET', path, USERS.guest);
     assert.equal(res.status, 200);
     const body = (await res.json()) as Record<string, unknown>;
-    assert.deepEqual(body, { project: 'team', mode: 'off', severity: 'critical', allowlist: [], unscanned: 'allow', graceSeconds: 0, inheritIndex: true, updatedBy: null, updatedAt: null });
+    assert.deepEqual(body, {
+      project: 'team',
+      mode: 'off',
+      severity: 'critical',
+      allowlist: [],
+      unscanned: 'allow',
+      graceSeconds: 0,
+      inheritIndex: true,
+      updatedBy: null,
+      updatedAt: null,
+    });
   });
 
   it('a project admin sets it (defaults fill what is left out, the allowlist normalised); members read it; the change is audited', async () => {
-    const put = await api(reg.server, 'PUT', path, USERS.owner, { mode: 'enforce', severity: 'high', allowlist: [' cve-2099-0001', 'GHSA-aaaa-bbbb-0001', 'CVE-2099-0001'], unscanned: 'grace', graceSeconds: 86400 });
+    const put = await api(reg.server, 'PUT', path, USERS.owner, {
+      mode: 'enforce',
+      severity: 'high',
+      allowlist: [' cve-2099-0001', 'GHSA-aaaa-bbbb-0001', 'CVE-2099-0001'],
+      unscanned: 'grace',
+      graceSeconds: 86400,
+    });
     assert.equal(put.status, 200, await put.clone().text());
     const read = (await (await api(reg.server, 'GET', path, USERS.guest)).json()) as Record<string, unknown>;
     assert.deepEqual(
       { ...read, updatedAt: typeof read.updatedAt },
-      { project: 'team', mode: 'enforce', severity: 'high', allowlist: ['CVE-2099-0001', 'GHSA-AAAA-BBBB-0001'], unscanned: 'grace', graceSeconds: 86400, inheritIndex: true, updatedBy: 'owner', updatedAt: 'string' },
+      {
+        project: 'team',
+        mode: 'enforce',
+        severity: 'high',
+        allowlist: ['CVE-2099-0001', 'GHSA-AAAA-BBBB-0001'],
+        unscanned: 'grace',
+        graceSeconds: 86400,
+        inheritIndex: true,
+        updatedBy: 'owner',
+        updatedAt: 'string',
+      },
     );
     const second = await api(reg.server, 'PUT', path, USERS.owner, { mode: 'audit' });
-    assert.deepEqual(((await second.json()) as { severity: string; allowlist: string[]; unscanned: string }).severity, 'critical', 'a PUT replaces the policy');
+    assert.deepEqual(
+      ((await second.json()) as { severity: string; allowlist: string[]; unscanned: string }).severity,
+      'critical',
+      'a PUT replaces the policy',
+    );
     const entries = (await auditLog(reg.server)).filter((e) => e.target === 'team/vulnerability-policy');
-    assert.deepEqual(entries.map((e) => [e.action, e.actor]), [['vulnerability-policy.update', 'owner'], ['vulnerability-policy.update', 'owner']]);
+    assert.deepEqual(
+      entries.map((e) => [e.action, e.actor]),
+      [
+        ['vulnerability-policy.update', 'owner'],
+        ['vulnerability-policy.update', 'owner'],
+      ],
+    );
     assert.deepEqual(entries[0]!.detail?.allowlist, ['CVE-2099-0001', 'GHSA-AAAA-BBBB-0001']);
   });
 
@@ -51,7 +87,11 @@ describe('vulnerability policy API', () => {
     await bad({ mode: 'enforce', graceSeconds: 1.5 }, /graceSeconds/);
     await bad({ mode: 'enforce', extra: 1 }, /invalid request body/);
     await bad({}, /mode/);
-    const raw = await fetch(`${reg.url}/api/v1${path}`, { method: 'PUT', headers: { authorization: USERS.owner, 'content-type': 'application/json' }, body: '{"mode":' });
+    const raw = await fetch(`${reg.url}/api/v1${path}`, {
+      method: 'PUT',
+      headers: { authorization: USERS.owner, 'content-type': 'application/json' },
+      body: '{"mode":',
+    });
     assert.equal(raw.status, 400);
     assert.ok(((await raw.json()) as { errors: { code: string }[] }).errors[0]!.code);
     const unchanged = (await (await api(reg.server, 'GET', path, USERS.owner)).json()) as { mode: string };
@@ -60,7 +100,11 @@ describe('vulnerability policy API', () => {
 
   it("who may: anonymous 401; a developer or guest may read, not change (403); another tenant's admin sees nothing (404); an unknown project 404", async () => {
     assert.equal((await fetch(`${reg.url}/api/v1${path}`)).status, 401);
-    assert.equal((await fetch(`${reg.url}/api/v1${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"mode":"off"}' })).status, 401);
+    assert.equal(
+      (await fetch(`${reg.url}/api/v1${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"mode":"off"}' }))
+        .status,
+      401,
+    );
     for (const who of [USERS.dev, USERS.guest]) {
       assert.equal((await api(reg.server, 'GET', path, who)).status, 200);
       const error = await refusal(await api(reg.server, 'PUT', path, who, { mode: 'off' }));
@@ -71,14 +115,20 @@ describe('vulnerability policy API', () => {
       const error = await refusal(await api(reg.server, method, path, USERS.outsider, method === 'PUT' ? { mode: 'off' } : undefined));
       assert.equal(error.status, 404, `${method} by another project's admin`);
     }
-    assert.equal((await api(reg.server, 'PUT', '/projects/other/vulnerability-policy', USERS.outsider, { mode: 'audit' })).status, 200, 'their own project');
+    assert.equal(
+      (await api(reg.server, 'PUT', '/projects/other/vulnerability-policy', USERS.outsider, { mode: 'audit' })).status,
+      200,
+      'their own project',
+    );
     assert.equal((await api(reg.server, 'GET', '/projects/nosuch/vulnerability-policy', USERS.owner)).status, 404);
     const mode = ((await (await api(reg.server, 'GET', path, USERS.owner)).json()) as { mode: string }).mode;
     assert.equal(mode, 'audit', 'no refused change was stored');
   });
 
   it('the endpoints are in openapi.json with their access', async () => {
-    const doc = (await (await fetch(`${reg.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { 'x-berth-needs': string; requestBody?: unknown }>> };
+    const doc = (await (await fetch(`${reg.url}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { 'x-berth-needs': string; requestBody?: unknown }>>;
+    };
     assert.equal(doc.paths['/api/v1/projects/{project}/vulnerability-policy']?.get?.['x-berth-needs'], 'read-project');
     assert.equal(doc.paths['/api/v1/projects/{project}/vulnerability-policy']?.put?.['x-berth-needs'], 'manage-project');
     assert.match(JSON.stringify(doc.paths['/api/v1/projects/{project}/vulnerability-policy']?.put?.requestBody), /graceSeconds/);

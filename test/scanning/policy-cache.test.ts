@@ -8,11 +8,33 @@ const DIGEST = `sha256:${'a'.repeat(64)}`;
 const IMAGE = 'application/vnd.oci.image.manifest.v1+json';
 
 function finding(id: string, severity: Finding['severity'], aliases: string[] = []): Finding {
-  return { id, aliases, summary: null, package: 'p', ecosystem: 'npm', installed: '1', fixed: null, severity, cvss: null, severitySource: 'database', links: [] };
+  return {
+    id,
+    aliases,
+    summary: null,
+    package: 'p',
+    ecosystem: 'npm',
+    installed: '1',
+    fixed: null,
+    severity,
+    cvss: null,
+    severitySource: 'database',
+    links: [],
+  };
 }
 
 function scan(findings: Finding[], status: ScanRecord['status'] = 'complete'): ScanRecord {
-  return { digest: DIGEST, status, scannedAt: 0, source: 'request', databaseImport: 1, packages: 1, summary: {}, findings, error: status === 'failed' ? 'no package list' : null };
+  return {
+    digest: DIGEST,
+    status,
+    scannedAt: 0,
+    source: 'request',
+    databaseImport: 1,
+    packages: 1,
+    summary: {},
+    findings,
+    error: status === 'failed' ? 'no package list' : null,
+  };
 }
 
 /**
@@ -23,12 +45,27 @@ function scan(findings: Finding[], status: ScanRecord['status'] = 'complete'): S
  */
 describe('vulnerability policy: judgement and verdict cache', () => {
   it('counts findings at or above the threshold, most severe first; the allowlist matches ids and aliases case-insensitively', () => {
-    const findings = [finding('DSA-1', 'Critical', ['CVE-2099-0001']), finding('GHSA-2', 'Critical'), finding('GHSA-3', 'High', ['CVE-2099-0003']), finding('GHSA-4', 'High'), finding('GHSA-5', 'Medium'), finding('GHSA-6', 'Low')];
-    assert.deepEqual(judgeScan({ severity: 'high', allowlist: [] }, findings), { allowed: false, summary: '2 critical, 2 high at or above high', allowlisted: [] });
+    const findings = [
+      finding('DSA-1', 'Critical', ['CVE-2099-0001']),
+      finding('GHSA-2', 'Critical'),
+      finding('GHSA-3', 'High', ['CVE-2099-0003']),
+      finding('GHSA-4', 'High'),
+      finding('GHSA-5', 'Medium'),
+      finding('GHSA-6', 'Low'),
+    ];
+    assert.deepEqual(judgeScan({ severity: 'high', allowlist: [] }, findings), {
+      allowed: false,
+      summary: '2 critical, 2 high at or above high',
+      allowlisted: [],
+    });
     assert.equal(judgeScan({ severity: 'critical', allowlist: [] }, findings).summary, '2 critical at or above critical');
     assert.equal(judgeScan({ severity: 'low', allowlist: [] }, findings).summary, '2 critical, 2 high, 1 medium, 1 low at or above low');
     const listed = judgeScan({ severity: 'high', allowlist: ['cve-2099-0001', 'GHSA-4'] }, findings);
-    assert.deepEqual(listed, { allowed: false, summary: '1 critical, 1 high at or above high; allowlisted: CVE-2099-0001, GHSA-4', allowlisted: ['CVE-2099-0001', 'GHSA-4'] });
+    assert.deepEqual(listed, {
+      allowed: false,
+      summary: '1 critical, 1 high at or above high; allowlisted: CVE-2099-0001, GHSA-4',
+      allowlisted: ['CVE-2099-0001', 'GHSA-4'],
+    });
     const clean = judgeScan({ severity: 'critical', allowlist: ['CVE-2099-0001', 'GHSA-2'] }, findings);
     assert.deepEqual([clean.allowed, clean.summary], [true, 'no vulnerabilities at or above critical; allowlisted: CVE-2099-0001, GHSA-2']);
     assert.equal(judgeScan({ severity: 'critical', allowlist: [] }, [finding('X-1', 'High')]).allowed, true, 'one below the threshold');
@@ -38,19 +75,38 @@ describe('vulnerability policy: judgement and verdict cache', () => {
   function world(settings: Partial<VulnPolicy> = {}) {
     const reads = { state: 0, snapshot: 0, scans: 0, pushedAt: 0, parents: 0, exempt: 0 };
     const snapshot: VulnPolicySnapshot = {
-      policy: { project: 'team', mode: 'enforce', severity: 'high', allowlist: [], unscanned: 'deny', graceSeconds: 3600, inheritIndex: true, updatedAt: new Date(), updatedBy: null, ...settings },
+      policy: {
+        project: 'team',
+        mode: 'enforce',
+        severity: 'high',
+        allowlist: [],
+        unscanned: 'deny',
+        graceSeconds: 3600,
+        inheritIndex: true,
+        updatedAt: new Date(),
+        updatedBy: null,
+        ...settings,
+      },
       version: 1,
       scans: 0,
     };
     const scans = new Map<string, ScanRecord>();
     const store: VulnPolicyStore = {
-      within: () => ({ setPolicy: async () => assert.fail(), saveScan: async () => assert.fail(), scanChanged: async () => void snapshot.scans++, contentRemoved: async () => void snapshot.scans++ }),
+      within: () => ({
+        setPolicy: async () => assert.fail(),
+        saveScan: async () => assert.fail(),
+        scanChanged: async () => void snapshot.scans++,
+        contentRemoved: async () => void snapshot.scans++,
+      }),
       state: async () => (reads.state++, { version: snapshot.version, scans: snapshot.scans }),
       snapshot: async () => (reads.snapshot++, structuredClone(snapshot)),
       pushedAt: async () => (reads.pushedAt++, 1_000_000),
       parents: async () => (reads.parents++, []),
     };
-    const reader = { scans: { scanOf: async (d: string) => (reads.scans++, scans.get(d) ?? null) }, isExempt: async () => (reads.exempt++, false) };
+    const reader = {
+      scans: { scanOf: async (d: string) => (reads.scans++, scans.get(d) ?? null) },
+      isExempt: async () => (reads.exempt++, false),
+    };
     const rescan = (record: ScanRecord) => {
       scans.set(DIGEST, record);
       snapshot.scans++;
@@ -58,7 +114,8 @@ describe('vulnerability policy: judgement and verdict cache', () => {
     return { reads, snapshot, store, reader, scans, rescan };
   }
 
-  const serve = async (policy: ReturnType<typeof vulnerabilityPolicy>): Promise<void> => policy.hooks['manifest.serve']!({ repository: 'team/app', digest: DIGEST, mediaType: IMAGE, reference: 'v1', actor: 'dev' }, null);
+  const serve = async (policy: ReturnType<typeof vulnerabilityPolicy>): Promise<void> =>
+    policy.hooks['manifest.serve']!({ repository: 'team/app', digest: DIGEST, mediaType: IMAGE, reference: 'v1', actor: 'dev' }, null);
 
   it('an allowed manifest is judged once: a thousand later pulls read nothing', async () => {
     const w = world();
@@ -76,7 +133,8 @@ describe('vulnerability policy: judgement and verdict cache', () => {
     w.rescan(scan([finding('DSA-1', 'Critical', ['CVE-2099-0001']), finding('GHSA-3', 'High')]));
     const violations: VulnViolation[] = [];
     const policy = vulnerabilityPolicy(w.store, new VulnVerdictCache(w.store, 60_000), w.reader, (v) => violations.push(v));
-    const expected = /manifest team\/app@sha256:a{64} is refused by the vulnerability policy of project team \(mode enforce, severity high\): 1 critical, 1 high at or above high \(policy: vulnerabilities\)$/;
+    const expected =
+      /manifest team\/app@sha256:a{64} is refused by the vulnerability policy of project team \(mode enforce, severity high\): 1 critical, 1 high at or above high \(policy: vulnerabilities\)$/;
     await assert.rejects(serve(policy), expected);
     await assert.rejects(serve(policy), expected);
     assert.equal(violations.length, 1);
@@ -118,10 +176,16 @@ describe('vulnerability policy: judgement and verdict cache', () => {
 
   it('unscanned: deny refuses, allow serves, grace serves until the grace (on the injected clock) ends', async () => {
     const deny = world({ unscanned: 'deny' });
-    await assert.rejects(serve(vulnerabilityPolicy(deny.store, new VulnVerdictCache(deny.store, 60_000), deny.reader, () => undefined)), /: not scanned, and the policy refuses unscanned artifacts/);
+    await assert.rejects(
+      serve(vulnerabilityPolicy(deny.store, new VulnVerdictCache(deny.store, 60_000), deny.reader, () => undefined)),
+      /: not scanned, and the policy refuses unscanned artifacts/,
+    );
     const failed = world({ unscanned: 'deny' });
     failed.scans.set(DIGEST, scan([], 'failed'));
-    await assert.rejects(serve(vulnerabilityPolicy(failed.store, new VulnVerdictCache(failed.store, 60_000), failed.reader, () => undefined)), /its last scan failed \(no package list\)/);
+    await assert.rejects(
+      serve(vulnerabilityPolicy(failed.store, new VulnVerdictCache(failed.store, 60_000), failed.reader, () => undefined)),
+      /its last scan failed \(no package list\)/,
+    );
     const allow = world({ unscanned: 'allow' });
     await serve(vulnerabilityPolicy(allow.store, new VulnVerdictCache(allow.store, 60_000), allow.reader, () => assert.fail()));
 

@@ -22,19 +22,51 @@ describe(`npx berth vuln-policy (${backend})`, () => {
   const show = async () => {
     const run = await berth(['vuln-policy', 'team']);
     assert.equal(run.code, 0, run.stderr);
-    return JSON.parse(run.stdout) as { mode: string; severity: string; allowlist: string[]; unscanned: string; graceSeconds: number; inheritIndex: boolean; updatedBy: string | null };
+    return JSON.parse(run.stdout) as {
+      mode: string;
+      severity: string;
+      allowlist: string[];
+      unscanned: string;
+      graceSeconds: number;
+      inheritIndex: boolean;
+      updatedBy: string | null;
+    };
   };
 
   it('shows the defaults, sets what is given and keeps the rest', async () => {
-    assert.deepEqual((({ mode, severity, allowlist, unscanned }) => ({ mode, severity, allowlist, unscanned }))(await show()), { mode: 'off', severity: 'critical', allowlist: [], unscanned: 'allow' });
-    const set = await berth(['vuln-policy', 'team', '--mode', 'enforce', '--severity', 'high', '--allow', 'CVE-2099-0001,GHSA-aaaa-bbbb-0001', '--unscanned', 'grace', '--grace', '24h']);
+    assert.deepEqual((({ mode, severity, allowlist, unscanned }) => ({ mode, severity, allowlist, unscanned }))(await show()), {
+      mode: 'off',
+      severity: 'critical',
+      allowlist: [],
+      unscanned: 'allow',
+    });
+    const set = await berth([
+      'vuln-policy',
+      'team',
+      '--mode',
+      'enforce',
+      '--severity',
+      'high',
+      '--allow',
+      'CVE-2099-0001,GHSA-aaaa-bbbb-0001',
+      '--unscanned',
+      'grace',
+      '--grace',
+      '24h',
+    ]);
     assert.equal(set.code, 0, set.stderr);
     const after1 = await show();
-    assert.deepEqual([after1.mode, after1.severity, after1.allowlist, after1.unscanned, after1.graceSeconds, after1.inheritIndex], ['enforce', 'high', ['CVE-2099-0001', 'GHSA-AAAA-BBBB-0001'], 'grace', 86_400, true]);
+    assert.deepEqual(
+      [after1.mode, after1.severity, after1.allowlist, after1.unscanned, after1.graceSeconds, after1.inheritIndex],
+      ['enforce', 'high', ['CVE-2099-0001', 'GHSA-AAAA-BBBB-0001'], 'grace', 86_400, true],
+    );
     assert.match(after1.updatedBy ?? '', /^cli:/);
     assert.equal((await berth(['vuln-policy', 'team', '--allow', 'CVE-2099-0002', '--no-inherit-index'])).code, 0);
     const after2 = await show();
-    assert.deepEqual([after2.mode, after2.allowlist, after2.inheritIndex, after2.graceSeconds], ['enforce', ['CVE-2099-0001', 'CVE-2099-0002', 'GHSA-AAAA-BBBB-0001'], false, 86_400]);
+    assert.deepEqual(
+      [after2.mode, after2.allowlist, after2.inheritIndex, after2.graceSeconds],
+      ['enforce', ['CVE-2099-0001', 'CVE-2099-0002', 'GHSA-AAAA-BBBB-0001'], false, 86_400],
+    );
     assert.equal((await berth(['vuln-policy', 'team', '--clear-allowlist', '--mode', 'audit'])).code, 0);
     assert.deepEqual([(await show()).allowlist, (await show()).mode], [[], 'audit']);
   });

@@ -17,7 +17,14 @@ const OPENSSL = { ecosystem: 'Debian:12', name: 'openssl', version: '3.0.11-1~de
 const LODASH = { ecosystem: 'npm', name: 'lodash', version: '4.17.20' };
 const LODASH_FIXED = { ecosystem: 'npm', name: 'lodash', version: '4.17.21' };
 
-type Settings = { mode: string; severity?: string; allowlist?: string[]; unscanned?: string; graceSeconds?: number; inheritIndex?: boolean };
+type Settings = {
+  mode: string;
+  severity?: string;
+  allowlist?: string[];
+  unscanned?: string;
+  graceSeconds?: number;
+  inheritIndex?: boolean;
+};
 
 /**
  * The vulnerability policy on pulls, over real HTTP and with skopeo: enforce refuses a manifest
@@ -36,7 +43,13 @@ describe('vulnerability policy on pulls', () => {
     return image.manifest.digest;
   };
   const scan = async (repository: string, digest: string, packages: unknown[]) => {
-    const res = await api(reg.server, 'POST', `/projects/team/repositories/${encodeURIComponent(repository.slice('team/'.length))}/artifacts/${digest}/scan`, USERS.dev, { packages });
+    const res = await api(
+      reg.server,
+      'POST',
+      `/projects/team/repositories/${encodeURIComponent(repository.slice('team/'.length))}/artifacts/${digest}/scan`,
+      USERS.dev,
+      { packages },
+    );
     assert.equal(res.status, 200, await res.clone().text());
     assert.equal(((await res.json()) as { status: string }).status, 'complete');
   };
@@ -44,7 +57,11 @@ describe('vulnerability policy on pulls', () => {
     const res = await api(reg.server, 'PUT', '/projects/team/vulnerability-policy', USERS.owner, settings);
     assert.equal(res.status, 200, await res.clone().text());
   };
-  const pull = (repository: string, reference: string, method = 'GET') => dev().fetch(`/v2/${repository}/manifests/${reference}`, { method, headers: { accept: `application/vnd.oci.image.manifest.v1+json, ${OCI_INDEX}` } });
+  const pull = (repository: string, reference: string, method = 'GET') =>
+    dev().fetch(`/v2/${repository}/manifests/${reference}`, {
+      method,
+      headers: { accept: `application/vnd.oci.image.manifest.v1+json, ${OCI_INDEX}` },
+    });
 
   before(async () => {
     requireTools(['skopeo']);
@@ -63,7 +80,10 @@ describe('vulnerability policy on pulls', () => {
     const error = await refusal(await pull('team/app', 'both'));
     assert.equal(error.status, 403);
     assert.equal(error.code, 'DENIED');
-    assert.equal(error.message, `manifest team/app@${both} is refused by the vulnerability policy of project team (mode enforce, severity high): 1 critical, 1 high at or above high (policy: vulnerabilities)`);
+    assert.equal(
+      error.message,
+      `manifest team/app@${both} is refused by the vulnerability policy of project team (mode enforce, severity high): 1 critical, 1 high at or above high (policy: vulnerabilities)`,
+    );
     assert.equal((await pull('team/app', both)).status, 403);
     assert.equal((await pull('team/app', 'both', 'HEAD')).status, 403);
     assert.equal((await pull('team/app', both, 'HEAD')).status, 403);
@@ -120,7 +140,10 @@ describe('vulnerability policy on pulls', () => {
       service.clock = () => start + 3_700_000;
       const late = await refusal(await pull('team/fresh', digest));
       assert.equal(late.status, 403);
-      assert.match(late.message, /: not scanned within the 1h grace after its push at \d{4}-\d\d-\d\dT[\d:.]+Z \(policy: vulnerabilities\)$/);
+      assert.match(
+        late.message,
+        /: not scanned within the 1h grace after its push at \d{4}-\d\d-\d\dT[\d:.]+Z \(policy: vulnerabilities\)$/,
+      );
       await scan('team/fresh', digest, [LODASH_FIXED]);
       assert.equal((await pull('team/fresh', 'v1')).status, 200, 'scanned clean');
     } finally {
@@ -129,7 +152,10 @@ describe('vulnerability policy on pulls', () => {
   });
 
   it('index children inherit the scan of an index listing them when inheritIndex is on, not when off; an unscanned index itself is served', async () => {
-    const index = await pushIndex(dev(), 'team/multi', 'v1', [makeImage({ layers: 1, layerSize: 32 }), makeImage({ layers: 1, layerSize: 32 })]);
+    const index = await pushIndex(dev(), 'team/multi', 'v1', [
+      makeImage({ layers: 1, layerSize: 32 }),
+      makeImage({ layers: 1, layerSize: 32 }),
+    ]);
     const child = (JSON.parse(index.data.toString()) as { manifests: { digest: string }[] }).manifests[0]!.digest;
     await policy({ mode: 'enforce', severity: 'high', unscanned: 'deny', inheritIndex: true });
     assert.equal((await pull('team/multi', 'v1')).status, 200, 'an index without its own scan: its children are judged');
@@ -149,7 +175,9 @@ describe('vulnerability policy on pulls', () => {
     const keyId = await trust(reg.server, USERS.owner, 'team', 'release', keys.publicPem);
     const sign = async (repository: string, digest: string) => {
       const payload = simpleSigningPayload(`${registryHost(reg.url)}/${repository}`, digest);
-      return pushCosignTag(dev(), { repository, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 0 }, [{ payload, signature: cosignSign(keys.privateKey, payload) }]);
+      return pushCosignTag(dev(), { repository, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 0 }, [
+        { payload, signature: cosignSign(keys.privateKey, payload) },
+      ]);
     };
     await policy({ mode: 'enforce', severity: 'high', unscanned: 'allow' });
     await setMode(reg.server, USERS.owner, 'team', 'enforce');
@@ -184,10 +212,18 @@ describe('vulnerability policy on pulls', () => {
     await scan('team/cli', bad, [OPENSSL, LODASH]);
     const creds = ['--src-tls-verify=false', '--src-creds', 'dev:dev-password'];
     await sandbox.skopeo(['copy', ...creds, `docker://${host}/team/cli:clean`, `dir:${sandbox.path('clean')}`]);
-    const refused = await sandbox.skopeo(['copy', ...creds, `docker://${host}/team/cli:vulnerable`, `dir:${sandbox.path('vulnerable')}`], { allowFailure: true });
+    const refused = await sandbox.skopeo(['copy', ...creds, `docker://${host}/team/cli:vulnerable`, `dir:${sandbox.path('vulnerable')}`], {
+      allowFailure: true,
+    });
     assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr, /vulnerability policy of project team \(mode enforce, severity high\): 1 critical, 1 high at or above high/);
-    const byDigest = await sandbox.skopeo(['copy', ...creds, `docker://${host}/team/cli@${bad}`, `dir:${sandbox.path('vulnerable-digest')}`], { allowFailure: true });
+    assert.match(
+      refused.stderr,
+      /vulnerability policy of project team \(mode enforce, severity high\): 1 critical, 1 high at or above high/,
+    );
+    const byDigest = await sandbox.skopeo(
+      ['copy', ...creds, `docker://${host}/team/cli@${bad}`, `dir:${sandbox.path('vulnerable-digest')}`],
+      { allowFailure: true },
+    );
     assert.notEqual(byDigest.code, 0);
     assert.match(byDigest.stderr, /1 critical, 1 high at or above high/);
   });
@@ -199,7 +235,9 @@ describe('vulnerability policy on pulls', () => {
     assert.equal((await pull('team/audited', 'v1')).status, 200);
     assert.equal((await pull('team/audited', 'v1')).status, 200);
     const entries = await eventually(async () => {
-      const found = (await auditLog(reg.server)).filter((e) => e.action === 'vulnerability.violation' && e.target === `team/audited@${digest}`);
+      const found = (await auditLog(reg.server)).filter(
+        (e) => e.action === 'vulnerability.violation' && e.target === `team/audited@${digest}`,
+      );
       return found.length > 0 ? found : null;
     }, 'the violation in the audit log');
     assert.equal(entries.length, 1, 'recorded once, not once per pull');

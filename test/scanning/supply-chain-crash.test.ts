@@ -18,7 +18,11 @@ interface Status {
 }
 
 const call = (url: string, method: string, p: string, body?: unknown) =>
-  fetch(`${url}/api/v1${p}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  fetch(`${url}/api/v1${p}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 
 /**
  * The work of SBOM and scan on push is durable: a real `berth serve` killed with SIGKILL after a
@@ -30,7 +34,10 @@ describe('supply chain survives kill -9 of berth serve', () => {
   let berth: BerthProcess | undefined;
 
   const configure = (workerInterval: string) =>
-    writeFileSync(configFile, YAML.stringify({ events: { interval: '100ms' }, gc: { enabled: false }, scanning: { interval: workerInterval } }));
+    writeFileSync(
+      configFile,
+      YAML.stringify({ events: { interval: '100ms' }, gc: { enabled: false }, scanning: { interval: workerInterval } }),
+    );
   const start = async () => {
     berth = await startBerthProcess({ BERTH_CONFIG: configFile, BERTH_DATA_DIR: dataDir });
     return berth.url;
@@ -48,7 +55,11 @@ describe('supply chain survives kill -9 of berth serve', () => {
     );
     // No database imported: the scan ran and says so.
     assert.deepEqual([scan.status, scan.error], ['failed', 'the vulnerability database is empty: run berth vulndb import first']);
-    assert.equal((await call(url, 'GET', `/projects/crash/repositories/app/artifacts/${digest}/sbom`)).status, 200, 'the SBOM was attached');
+    assert.equal(
+      (await call(url, 'GET', `/projects/crash/repositories/app/artifacts/${digest}/sbom`)).status,
+      200,
+      'the SBOM was attached',
+    );
     await eventually('an empty queue', async () => ((await status(url)).queue.pending === 0 ? true : undefined));
   };
 
@@ -88,7 +99,11 @@ describe('supply chain survives kill -9 of berth serve', () => {
  * artifact once.
  */
 describe('rescan: resumable', () => {
-  const reg = useServer({ events: { interval: '100ms', pullflushinterval: '1h' }, gc: { enabled: false }, scanning: { interval: '200ms', rescaninterval: '1h', rescanbatch: 1 } });
+  const reg = useServer({
+    events: { interval: '100ms', pullflushinterval: '1h' },
+    gc: { enabled: false },
+    scanning: { interval: '200ms', rescaninterval: '1h', rescanbatch: 1 },
+  });
   const dirs: string[] = [];
   after(() => dirs.forEach((d) => rmSync(path.dirname(d), { recursive: true, force: true })));
 
@@ -105,12 +120,18 @@ describe('rescan: resumable', () => {
       await reg.client.pushImage('team/app', tag, image);
       digests.push(image.manifest.digest);
     }
-    for (const d of digests) await eventually(`the scan of ${d}`, async () => ((await reg.server.stores.vulndb.scanOf(d)) ? true : undefined));
+    for (const d of digests)
+      await eventually(`the scan of ${d}`, async () => ((await reg.server.stores.vulndb.scanOf(d)) ? true : undefined));
     // The queue rows too: a row still pending when the second import lands would be scanned
     // against it by the worker, and the rescan would find fewer stale scans than it expects.
-    await eventually('an empty scan queue', async () => ((await reg.server.stores.supplyChain.queueCounts()).pending === 0 ? true : undefined));
+    await eventually('an empty scan queue', async () =>
+      (await reg.server.stores.supplyChain.queueCounts()).pending === 0 ? true : undefined,
+    );
 
-    const second = osvDir([opensslAdvisory('DSA-9401-1', '3.0.11-1~deb12u2', '2026-01-10T00:00:00Z'), opensslAdvisory('DSA-9402-1', '3.0.11-1~deb12u3', '2026-02-10T00:00:00Z')]);
+    const second = osvDir([
+      opensslAdvisory('DSA-9401-1', '3.0.11-1~deb12u2', '2026-01-10T00:00:00Z'),
+      opensslAdvisory('DSA-9402-1', '3.0.11-1~deb12u3', '2026-02-10T00:00:00Z'),
+    ]);
     dirs.push(second);
     const run = await vulndb.import(second, readOsvSource(second));
     const service = reg.server.composition.supplyChain;
@@ -133,15 +154,21 @@ describe('rescan: resumable', () => {
     const resumed = await service.rescan(new AbortController().signal);
     assert.deepEqual(resumed, { databaseImport: run.id, scanned: 2, failed: 0, remaining: 0 });
     const finished = (await (await call(reg.url, 'GET', '/supply-chain/status')).json()) as Status;
-    assert.deepEqual([finished.rescan!.state, finished.rescan!.total, finished.rescan!.scanned, finished.rescan!.remaining], ['complete', 3, 3, 0]);
+    assert.deepEqual(
+      [finished.rescan!.state, finished.rescan!.total, finished.rescan!.scanned, finished.rescan!.remaining],
+      ['complete', 3, 3, 0],
+    );
     assert.equal(await service.rescan(new AbortController().signal), null, 'nothing left: a further run does nothing');
 
     for (const d of digests) assert.equal((await reg.server.stores.vulndb.scanOf(d))!.databaseImport, run.id);
     const db = reg.server.stores.metadata.db as unknown as Kysely<{ events: { type: string; payload: string } }>;
-    const events = (await db.selectFrom('events').select(['type', 'payload']).where('type', 'in', ['scan.completed', 'scan.failed']).execute()).map((e) => ({ type: e.type, ...(JSON.parse(e.payload) as { digest: string; error?: string }) }));
+    const events = (
+      await db.selectFrom('events').select(['type', 'payload']).where('type', 'in', ['scan.completed', 'scan.failed']).execute()
+    ).map((e) => ({ type: e.type, ...(JSON.parse(e.payload) as { digest: string; error?: string }) }));
     const scans = events.filter((e) => e.type === 'scan.completed').map((e) => e.digest);
     // The whole list in the message: this assertion failed twice on PostgreSQL in CI and never alone.
     const seen = JSON.stringify(events.map((e) => ({ type: e.type, digest: e.digest.slice(7, 19), error: e.error })));
-    for (const d of digests) assert.equal(scans.filter((s) => s === d).length, 2, `scanned on push, then once by the rescan: ${d.slice(7, 19)} in ${seen}`);
+    for (const d of digests)
+      assert.equal(scans.filter((s) => s === d).length, 2, `scanned on push, then once by the rescan: ${d.slice(7, 19)} in ${seen}`);
   });
 });

@@ -13,7 +13,12 @@ export function blobOf(data: Buffer): Blob {
 export function imageOf(layers: Buffer[], architecture = 'amd64'): Image {
   const blobs = layers.map(blobOf);
   const config = jsonBlob({ architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBytes(8).toString('hex') });
-  const manifest = jsonBlob({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.size }, layers: blobs.map((b) => ({ mediaType: OCI_LAYER, digest: b.digest, size: b.size })) });
+  const manifest = jsonBlob({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.size },
+    layers: blobs.map((b) => ({ mediaType: OCI_LAYER, digest: b.digest, size: b.size })),
+  });
   return { config, layers: blobs, manifest, mediaType: OCI_MANIFEST };
 }
 
@@ -30,11 +35,24 @@ export async function debianImage(version = '3.0.11-1~deb12u1', architecture = '
     'Description: Secure Sockets Layer toolkit - shared libraries',
     '',
   ].join('\n');
-  return imageOf([await layerOf([{ path: 'etc/os-release', data: 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n' }, { path: 'var/lib/dpkg/status', data: status }])], architecture);
+  return imageOf(
+    [
+      await layerOf([
+        { path: 'etc/os-release', data: 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n' },
+        { path: 'var/lib/dpkg/status', data: status },
+      ]),
+    ],
+    architecture,
+  );
 }
 
 /** An OSV advisory on Debian 12's openssl, fixed in `fixed`. */
-export function opensslAdvisory(id: string, fixed: string, modified: string, cvss = 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H'): object {
+export function opensslAdvisory(
+  id: string,
+  fixed: string,
+  modified: string,
+  cvss = 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H',
+): object {
   return {
     schema_version: '1.6.0',
     id,
@@ -42,7 +60,9 @@ export function opensslAdvisory(id: string, fixed: string, modified: string, cvs
     aliases: [`CVE-2099-${id.slice(-4)}`],
     summary: `openssl: ${id}`,
     severity: [{ type: 'CVSS_V3', score: cvss }],
-    affected: [{ package: { ecosystem: 'Debian:12', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed }] }] }],
+    affected: [
+      { package: { ecosystem: 'Debian:12', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed }] }] },
+    ],
   };
 }
 

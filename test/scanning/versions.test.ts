@@ -76,7 +76,8 @@ function neighbour(v: string, rnd: () => number): string {
 async function dpkgAgrees(lines: string[]): Promise<boolean[]> {
   const file = path.join(dir, `pairs-${lines.length}-${Math.random()}.txt`);
   writeFileSync(file, lines.map((l, i) => `${i} ${l}`).join('\n') + '\n');
-  const script = 'xargs -P 4 -L 1 sh -c \'if dpkg --compare-versions "$1" "$2" "$3" 2>/dev/null; then echo "$0 1"; else echo "$0 0"; fi\' < "$1"';
+  const script =
+    'xargs -P 4 -L 1 sh -c \'if dpkg --compare-versions "$1" "$2" "$3" 2>/dev/null; then echo "$0 1"; else echo "$0 0"; fi\' < "$1"';
   const { stdout } = await run('bash', ['-c', script, 'bash', file], { maxBuffer: 64 * 1024 * 1024 });
   const verdicts: boolean[] = new Array<boolean>(lines.length);
   for (const line of stdout.trim().split('\n')) {
@@ -90,12 +91,34 @@ const OP = (r: number) => (r < 0 ? 'lt' : r > 0 ? 'gt' : 'eq');
 
 describe('Debian versions (dpkg order)', () => {
   it('known cases: ~ before the end, letters before other characters, epochs, revisions', () => {
-    const ordered = ['1.0~~', '1.0~~a', '1.0~', '1.0~rc1', '1.0', '1.0-0.1', '1.0-1', '1.0a', '1.0+b1', '1.0.1', '1.00.2', '1.1', '1.10', '2', '1:0.1'];
+    const ordered = [
+      '1.0~~',
+      '1.0~~a',
+      '1.0~',
+      '1.0~rc1',
+      '1.0',
+      '1.0-0.1',
+      '1.0-1',
+      '1.0a',
+      '1.0+b1',
+      '1.0.1',
+      '1.00.2',
+      '1.1',
+      '1.10',
+      '2',
+      '1:0.1',
+    ];
     for (let i = 0; i + 1 < ordered.length; i++) {
       assert.equal(compareDebianVersions(ordered[i]!, ordered[i + 1]!), -1, `${ordered[i]} < ${ordered[i + 1]}`);
       assert.equal(compareDebianVersions(ordered[i + 1]!, ordered[i]!), 1);
     }
-    for (const [a, b] of [['1.0', '1.0-0'], ['0:1.0', '1.0'], ['1.01', '1.1'], ['1.0-1', '1.0-01']] as const) assert.equal(compareDebianVersions(a, b), 0, `${a} = ${b}`);
+    for (const [a, b] of [
+      ['1.0', '1.0-0'],
+      ['0:1.0', '1.0'],
+      ['1.01', '1.1'],
+      ['1.0-1', '1.0-01'],
+    ] as const)
+      assert.equal(compareDebianVersions(a, b), 0, `${a} = ${b}`);
     assert.deepEqual(parseDebianVersion('2:1.2-3-4'), { epoch: 2, upstream: '1.2-3', revision: '4' });
     for (const bad of ['', ' ', 'a:1.0', ':1.0', '1.0-', '1 0']) assert.equal(parseDebianVersion(bad), null, `"${bad}" is refused`);
   });
@@ -111,7 +134,8 @@ describe('Debian versions (dpkg order)', () => {
     }
     const chain = [...versions].sort(compareDebianVersions);
     const lines: string[] = [];
-    for (let i = 0; i + 1 < chain.length; i++) lines.push(`${chain[i]} ${OP(compareDebianVersions(chain[i]!, chain[i + 1]!))} ${chain[i + 1]}`);
+    for (let i = 0; i + 1 < chain.length; i++)
+      lines.push(`${chain[i]} ${OP(compareDebianVersions(chain[i]!, chain[i + 1]!))} ${chain[i + 1]}`);
     for (let i = 0; i < PAIRS; i++) {
       const a = versions[Math.floor(rnd() * versions.length)]!;
       const b = rnd() < 0.5 ? neighbour(a, rnd) : versions[Math.floor(rnd() * versions.length)]!;
@@ -122,7 +146,9 @@ describe('Debian versions (dpkg order)', () => {
     assert.equal(verdicts.filter((v) => v !== undefined).length, lines.length, 'dpkg answered every line');
     const disagreements = lines.filter((_, i) => !verdicts[i]);
     const equal = lines.filter((l) => l.includes(' eq ')).length;
-    t.diagnostic(`${lines.length} comparisons checked against dpkg (${equal} equal pairs) in ${Date.now() - started} ms; disagreements: ${disagreements.length}`);
+    t.diagnostic(
+      `${lines.length} comparisons checked against dpkg (${equal} equal pairs) in ${Date.now() - started} ms; disagreements: ${disagreements.length}`,
+    );
     assert.deepEqual(disagreements.slice(0, 20), [], 'every comparison matches dpkg --compare-versions');
   });
 });
@@ -133,7 +159,7 @@ describe('Alpine versions (apk-tools order)', () => {
     .map((l) => l.replace(/#.*/, '').trim())
     .filter((l) => l !== '');
 
-  it('every comparison (<, >, =) and validity line of apk-tools\' own test vectors holds', (t) => {
+  it("every comparison (<, >, =) and validity line of apk-tools' own test vectors holds", (t) => {
     let comparisons = 0;
     let validity = 0;
     const failures: string[] = [];
@@ -163,8 +189,22 @@ describe('Alpine versions (apk-tools order)', () => {
   });
 
   it('suffixes, letters, revisions and leading zeros', () => {
-    const ordered = ['1.0_alpha', '1.0_alpha2', '1.0_beta', '1.0_pre1', '1.0_rc1', '1.0', '1.0-r1', '1.0_p1', '1.0a', '1.0.1', '1.02', '1.1'];
-    for (let i = 0; i + 1 < ordered.length; i++) assert.equal(compareApkVersions(ordered[i]!, ordered[i + 1]!), -1, `${ordered[i]} < ${ordered[i + 1]}`);
+    const ordered = [
+      '1.0_alpha',
+      '1.0_alpha2',
+      '1.0_beta',
+      '1.0_pre1',
+      '1.0_rc1',
+      '1.0',
+      '1.0-r1',
+      '1.0_p1',
+      '1.0a',
+      '1.0.1',
+      '1.02',
+      '1.1',
+    ];
+    for (let i = 0; i + 1 < ordered.length; i++)
+      assert.equal(compareApkVersions(ordered[i]!, ordered[i + 1]!), -1, `${ordered[i]} < ${ordered[i + 1]}`);
     assert.equal(compareApkVersions('3.0.15-r0', '3.0.15-r0'), 0);
     assert.equal(compareApkVersions('1.36.1-r15', '1.36.1-r2'), 1);
   });
@@ -194,12 +234,13 @@ describe('semver (npm, Go, crates.io) and PEP 440 (PyPI)', () => {
     const py = schemeForEcosystem('PyPI')!;
     assert.equal(py, PEP440);
     const ordered = ['1.0.dev1', '1.0a1', '1.0b2', '1.0rc1', '1.0', '1.0.post1', '1.0.1', '1!0.1'];
-    for (let i = 0; i + 1 < ordered.length; i++) assert.ok(py.compare(ordered[i]!, ordered[i + 1]!) < 0, `${ordered[i]} < ${ordered[i + 1]}`);
+    for (let i = 0; i + 1 < ordered.length; i++)
+      assert.ok(py.compare(ordered[i]!, ordered[i + 1]!) < 0, `${ordered[i]} < ${ordered[i + 1]}`);
     assert.equal(py.compare('1.0', '1.0.0'), 0);
     assert.equal(py.valid('not a version'), false);
   });
 
-  it('ecosystems with a release suffix use their base ecosystem\'s order; unknown ones have none', () => {
+  it("ecosystems with a release suffix use their base ecosystem's order; unknown ones have none", () => {
     assert.equal(schemeForEcosystem('Debian:12')?.name, 'dpkg');
     assert.equal(schemeForEcosystem('Alpine:v3.19')?.name, 'apk');
     assert.equal(schemeForEcosystem('Maven'), null);

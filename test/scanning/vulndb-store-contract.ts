@@ -19,7 +19,12 @@ export function vulnDbStoreContract(backend: Backend): void {
     });
     after(async () => deployment?.destroy());
 
-    const advisory = (id: string, modified: number, packages: Array<[string, string]>, extra: Partial<StoredAdvisory> = {}): StoredAdvisory => ({
+    const advisory = (
+      id: string,
+      modified: number,
+      packages: Array<[string, string]>,
+      extra: Partial<StoredAdvisory> = {},
+    ): StoredAdvisory => ({
       id,
       modified,
       withdrawn: null,
@@ -30,7 +35,16 @@ export function vulnDbStoreContract(backend: Backend): void {
     const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
 
     it('a batch inserts new records; the same modified again is unchanged; a newer one replaces the record and its packages; an older one is ignored', async () => {
-      assert.deepEqual(await store.storeBatch([advisory('A-1', 100, [['npm', 'a']]), advisory('A-2', 100, [['npm', 'b'], ['Go', 'example.com/b']])]), { inserted: 2, updated: 0, unchanged: 0 });
+      assert.deepEqual(
+        await store.storeBatch([
+          advisory('A-1', 100, [['npm', 'a']]),
+          advisory('A-2', 100, [
+            ['npm', 'b'],
+            ['Go', 'example.com/b'],
+          ]),
+        ]),
+        { inserted: 2, updated: 0, unchanged: 0 },
+      );
       assert.deepEqual(await store.storeBatch([advisory('A-1', 100, [['npm', 'a']])]), { inserted: 0, updated: 0, unchanged: 1 });
       const newer = advisory('A-1', 200, [['npm', 'a2']], { document: '{"id":"A-1","v":2}' });
       assert.deepEqual(await store.storeBatch([newer, advisory('A-3', 5, [['npm', 'a']])]), { inserted: 1, updated: 1, unchanged: 0 });
@@ -43,7 +57,14 @@ export function vulnDbStoreContract(backend: Backend): void {
     });
 
     it('the same id twice in a batch: the newest is stored once; a package named twice by one advisory is indexed once', async () => {
-      const outcome = await store.storeBatch([advisory('D-1', 1, [['npm', 'd']]), advisory('D-1', 3, [['npm', 'd'], ['npm', 'd']]), advisory('D-1', 2, [['npm', 'd']])]);
+      const outcome = await store.storeBatch([
+        advisory('D-1', 1, [['npm', 'd']]),
+        advisory('D-1', 3, [
+          ['npm', 'd'],
+          ['npm', 'd'],
+        ]),
+        advisory('D-1', 2, [['npm', 'd']]),
+      ]);
       assert.deepEqual(outcome, { inserted: 1, updated: 0, unchanged: 2 });
       assert.deepEqual(ids(await store.affecting(['npm'], ['d'])), ['D-1']);
       assert.equal(JSON.parse((await store.advisory('D-1'))!).modified, 3);
@@ -60,7 +81,10 @@ export function vulnDbStoreContract(backend: Backend): void {
 
     it('look-ups: by any of the ecosystems and names given, withdrawn advisories left out, each advisory once, by id; byte-exact names', async () => {
       await store.storeBatch([
-        advisory('L-2', 1, [['Debian:12', 'openssl'], ['Debian:11', 'openssl']]),
+        advisory('L-2', 1, [
+          ['Debian:12', 'openssl'],
+          ['Debian:11', 'openssl'],
+        ]),
         advisory('L-1', 1, [['Debian', 'openssl']]),
         advisory('L-3', 1, [['Debian:12', 'openssl']], { withdrawn: 2 }),
         advisory('L-4', 1, [['Debian:12', 'OpenSSL']]),
@@ -76,14 +100,20 @@ export function vulnDbStoreContract(backend: Backend): void {
     it('look-ups of more names than one statement takes (chunks)', async () => {
       const many = Array.from({ length: 700 }, (_, i) => advisory(`M-${String(i).padStart(4, '0')}`, 1, [['crates.io', `crate-${i}`]]));
       assert.equal((await store.storeBatch(many)).inserted, 700);
-      const found = await store.affecting(['crates.io'], many.map((_, i) => `crate-${i}`));
+      const found = await store.affecting(
+        ['crates.io'],
+        many.map((_, i) => `crate-${i}`),
+      );
       assert.equal(found.length, 700);
-      assert.deepEqual(ids(found), many.map((a) => a.id));
+      assert.deepEqual(
+        ids(found),
+        many.map((a) => a.id),
+      );
     });
 
     it('counts: advisories, withdrawn, per ecosystem (distinct advisories), newest modified', async () => {
       const counts = await store.counts();
-      assert.equal(counts.advisories, 709, "A-1..3, D-1, L-1..5, 700 M-");
+      assert.equal(counts.advisories, 709, 'A-1..3, D-1, L-1..5, 700 M-');
       assert.equal(counts.withdrawn, 1);
       assert.equal(counts.byEcosystem['crates.io'], 700);
       assert.equal(counts.byEcosystem['Debian:12'], 3);
@@ -94,25 +124,76 @@ export function vulnDbStoreContract(backend: Backend): void {
       const first = await store.startImport('/data/osv/Debian.zip', 1000);
       const second = await store.startImport('/data/osv/npm', 2000);
       assert.ok(second > first);
-      await store.updateImport({ id: first, finishedAt: 1500, outcome: 'complete', files: 10, inserted: 7, updated: 1, unchanged: 1, invalid: 1, errors: ['x.json: not JSON ü'] });
+      await store.updateImport({
+        id: first,
+        finishedAt: 1500,
+        outcome: 'complete',
+        files: 10,
+        inserted: 7,
+        updated: 1,
+        unchanged: 1,
+        invalid: 1,
+        errors: ['x.json: not JSON ü'],
+      });
       const runs = await store.imports(10);
-      assert.deepEqual(
-        runs.slice(0, 2),
-        [
-          { id: second, source: '/data/osv/npm', startedAt: 2000, finishedAt: null, outcome: 'running', files: 0, inserted: 0, updated: 0, unchanged: 0, invalid: 0, errors: [] },
-          { id: first, source: '/data/osv/Debian.zip', startedAt: 1000, finishedAt: 1500, outcome: 'complete', files: 10, inserted: 7, updated: 1, unchanged: 1, invalid: 1, errors: ['x.json: not JSON ü'] },
-        ],
-      );
+      assert.deepEqual(runs.slice(0, 2), [
+        {
+          id: second,
+          source: '/data/osv/npm',
+          startedAt: 2000,
+          finishedAt: null,
+          outcome: 'running',
+          files: 0,
+          inserted: 0,
+          updated: 0,
+          unchanged: 0,
+          invalid: 0,
+          errors: [],
+        },
+        {
+          id: first,
+          source: '/data/osv/Debian.zip',
+          startedAt: 1000,
+          finishedAt: 1500,
+          outcome: 'complete',
+          files: 10,
+          inserted: 7,
+          updated: 1,
+          unchanged: 1,
+          invalid: 1,
+          errors: ['x.json: not JSON ü'],
+        },
+      ]);
       assert.equal((await store.imports(1)).length, 1);
     });
 
     it('scan results: stored per digest, replaced by the next scan, read back exactly (unicode, nulls); unknown digest null', async () => {
       const digest = `sha256:${'a'.repeat(64)}`;
       assert.equal(await store.scanOf(digest), null);
-      const first = { digest, status: 'failed' as const, scannedAt: 10, source: 'none', databaseImport: null, packages: 0, summary: {}, findings: [], error: 'no package list ü' };
+      const first = {
+        digest,
+        status: 'failed' as const,
+        scannedAt: 10,
+        source: 'none',
+        databaseImport: null,
+        packages: 0,
+        summary: {},
+        findings: [],
+        error: 'no package list ü',
+      };
       await store.saveScan(first);
       assert.deepEqual(await store.scanOf(digest), first);
-      const second = { ...first, status: 'complete' as const, scannedAt: 20, source: 'request', databaseImport: 7, packages: 2, summary: { High: 1, total: 1 }, findings: [{ id: 'X-1', severity: 'High' }], error: null };
+      const second = {
+        ...first,
+        status: 'complete' as const,
+        scannedAt: 20,
+        source: 'request',
+        databaseImport: 7,
+        packages: 2,
+        summary: { High: 1, total: 1 },
+        findings: [{ id: 'X-1', severity: 'High' }],
+        error: null,
+      };
       await store.saveScan(second);
       assert.deepEqual(await store.scanOf(digest), second);
       assert.equal(await store.scanOf(`sha256:${'b'.repeat(64)}`), null);
@@ -121,7 +202,17 @@ export function vulnDbStoreContract(backend: Backend): void {
     it('a scan saved in a registry write commits with its event, or neither does (within(tx))', async () => {
       const metadata = deployment.stores.metadata;
       const digest = `sha256:${'c'.repeat(64)}`;
-      const scan = { digest, status: 'complete' as const, scannedAt: 30, source: 'sbom', databaseImport: 1, packages: 1, summary: { total: 0 }, findings: [], error: null };
+      const scan = {
+        digest,
+        status: 'complete' as const,
+        scannedAt: 30,
+        source: 'sbom',
+        databaseImport: 1,
+        packages: 1,
+        summary: { total: 0 },
+        findings: [],
+        error: null,
+      };
       await assert.rejects(
         metadata.transaction(async (tx) => {
           await store.within(tx).saveScan(scan);
@@ -143,9 +234,21 @@ export function vulnDbStoreContract(backend: Backend): void {
       assert.equal(await chain.settings('team'), null);
       await chain.setSettings({ project: 'team', sbomOnPush: true, scanOnPush: false, updatedAt: 5, updatedBy: 'ü-owner' });
       await chain.setSettings({ project: 'team', sbomOnPush: true, scanOnPush: true, updatedAt: 6, updatedBy: 'owner' });
-      assert.deepEqual(await chain.settings('team'), { project: 'team', sbomOnPush: true, scanOnPush: true, updatedAt: 6, updatedBy: 'owner' });
+      assert.deepEqual(await chain.settings('team'), {
+        project: 'team',
+        sbomOnPush: true,
+        scanOnPush: true,
+        updatedAt: 6,
+        updatedBy: 'owner',
+      });
       const d = (c: string) => `sha256:${c.repeat(64)}`;
-      await chain.enqueue([{ repository: 'team/app', digest: d('1'), sbom: true, scan: false, reason: 'push' }, { repository: 'team/app', digest: d('2'), sbom: false, scan: true, reason: 'backfill' }], 100);
+      await chain.enqueue(
+        [
+          { repository: 'team/app', digest: d('1'), sbom: true, scan: false, reason: 'push' },
+          { repository: 'team/app', digest: d('2'), sbom: false, scan: true, reason: 'backfill' },
+        ],
+        100,
+      );
       await deployment.stores.metadata.transaction(async (tx) => {
         const rows = chain.within(tx);
         assert.deepEqual([...(await rows.settingsOf(['team', 'nobody']))], [['team', { sbom: true, scan: true }]]);
@@ -153,13 +256,31 @@ export function vulnDbStoreContract(backend: Backend): void {
       });
       assert.deepEqual(await chain.queueCounts(), { pending: 3, failed: 0, oldestPendingAt: 100 });
       const due = await chain.due(150, 10);
-      assert.deepEqual(due.map((q) => [q.digest, q.sbom, q.scan, q.reason, q.attempts, q.state]), [[d('1'), true, false, 'push', 0, 'pending'], [d('2'), false, true, 'backfill', 0, 'pending']]);
+      assert.deepEqual(
+        due.map((q) => [q.digest, q.sbom, q.scan, q.reason, q.attempts, q.state]),
+        [
+          [d('1'), true, false, 'push', 0, 'pending'],
+          [d('2'), false, true, 'backfill', 0, 'pending'],
+        ],
+      );
       await chain.retry(due[0]!.id, 1, 1_000, 'layer unreadable ü', false);
       await chain.retry(due[1]!.id, 5, 1_000, 'gave up', true);
-      assert.deepEqual((await chain.due(999, 10)).map((q) => q.digest), [d('3')]);
+      assert.deepEqual(
+        (await chain.due(999, 10)).map((q) => q.digest),
+        [d('3')],
+      );
       const later = await chain.due(1_000, 10);
-      assert.deepEqual(later.map((q) => [q.digest, q.attempts, q.lastError]), [[d('3'), 0, null], [d('1'), 1, 'layer unreadable ü']]);
-      assert.deepEqual((await chain.failedItems(10)).map((q) => [q.digest, q.state, q.lastError]), [[d('2'), 'failed', 'gave up']]);
+      assert.deepEqual(
+        later.map((q) => [q.digest, q.attempts, q.lastError]),
+        [
+          [d('3'), 0, null],
+          [d('1'), 1, 'layer unreadable ü'],
+        ],
+      );
+      assert.deepEqual(
+        (await chain.failedItems(10)).map((q) => [q.digest, q.state, q.lastError]),
+        [[d('2'), 'failed', 'gave up']],
+      );
       for (const q of later) await chain.done(q.id);
       assert.deepEqual(await chain.queueCounts(), { pending: 0, failed: 1, oldestPendingAt: null });
     });

@@ -34,9 +34,15 @@ describe('signature trust policy API', () => {
     assert.equal(put.status, 200, await put.clone().text());
     assert.equal(((await put.json()) as { inheritIndex: boolean }).inheritIndex, true, 'default');
     const id = await trust(reg.server, USERS.owner, 'team', 'ci key', key.publicPem);
-    const read = (await (await api(reg.server, 'GET', '/projects/team/signature-policy', USERS.guest)).json()) as { mode: string; keys: { id: number; name: string; kind: string; fingerprint: string; createdBy: string }[] };
+    const read = (await (await api(reg.server, 'GET', '/projects/team/signature-policy', USERS.guest)).json()) as {
+      mode: string;
+      keys: { id: number; name: string; kind: string; fingerprint: string; createdBy: string }[];
+    };
     assert.equal(read.mode, 'audit');
-    assert.deepEqual(read.keys.map((k) => [k.id, k.name, k.kind, k.createdBy]), [[id, 'ci key', 'key', 'owner']]);
+    assert.deepEqual(
+      read.keys.map((k) => [k.id, k.name, k.kind, k.createdBy]),
+      [[id, 'ci key', 'key', 'owner']],
+    );
     assert.match(read.keys[0]!.fingerprint, /^[0-9a-f]{64}$/);
     const actions = (await auditLog(reg.server)).filter((e) => e.target === 'team/signature-policy').map((e) => e.action);
     assert.deepEqual(actions, ['signature-policy.update', 'signature-key.add']);
@@ -54,21 +60,33 @@ describe('signature trust policy API', () => {
     await bad('POST', '/projects/team/signature-policy/keys', { name: 'secret', pem: privatePem }, 400, /this is a private key/);
     await bad('POST', '/projects/team/signature-policy/keys', { name: 'two', pem: key.publicPem + key.publicPem }, 400, /2 PEM blocks/);
     await bad('POST', '/projects/team/signature-policy/keys', { name: 'junk', pem: 'hello' }, 400, /no PEM block/);
-    await bad('POST', '/projects/team/signature-policy/keys', { name: 'ci key', pem: key.publicPem }, 409, /already trusts a key named "ci key"/);
+    await bad(
+      'POST',
+      '/projects/team/signature-policy/keys',
+      { name: 'ci key', pem: key.publicPem },
+      409,
+      /already trusts a key named "ci key"/,
+    );
     await bad('DELETE', '/projects/team/signature-policy/keys/99999', undefined, 404, /has no trusted key 99999/);
     await bad('DELETE', '/projects/team/signature-policy/keys/abc', undefined, 404, /has no trusted key abc/);
   });
 
-  it('who may: anonymous 401, a developer or guest may not change (403), another project\'s admin sees nothing (404)', async () => {
+  it("who may: anonymous 401, a developer or guest may not change (403), another project's admin sees nothing (404)", async () => {
     assert.equal((await fetch(`${reg.url}/api/v1/projects/team/signature-policy`)).status, 401);
     for (const who of [USERS.dev, USERS.guest]) {
       assert.equal((await api(reg.server, 'PUT', '/projects/team/signature-policy', who, { mode: 'off' })).status, 403);
-      assert.equal((await api(reg.server, 'POST', '/projects/team/signature-policy/keys', who, { name: 'x', pem: key.publicPem })).status, 403);
+      assert.equal(
+        (await api(reg.server, 'POST', '/projects/team/signature-policy/keys', who, { name: 'x', pem: key.publicPem })).status,
+        403,
+      );
       assert.equal((await api(reg.server, 'DELETE', '/projects/team/signature-policy/keys/1', who)).status, 403);
     }
     assert.equal((await api(reg.server, 'GET', '/projects/team/signature-policy', USERS.outsider)).status, 404);
     assert.equal((await api(reg.server, 'PUT', '/projects/team/signature-policy', USERS.outsider, { mode: 'off' })).status, 404);
-    assert.equal((await api(reg.server, 'GET', `/projects/team/repositories/app/artifacts/${digest}/signatures`, USERS.outsider)).status, 404);
+    assert.equal(
+      (await api(reg.server, 'GET', `/projects/team/repositories/app/artifacts/${digest}/signatures`, USERS.outsider)).status,
+      404,
+    );
     assert.equal((await fetch(`${reg.url}/api/v1/projects/team/repositories/app/artifacts/${digest}/signatures`)).status, 401);
   });
 
@@ -77,17 +95,29 @@ describe('signature trust policy API', () => {
     assert.equal(ok.status, 200);
     const body = (await ok.json()) as { repository: string; digest: string; verified: boolean; policy: { mode: string } };
     assert.deepEqual([body.repository, body.digest, body.verified, body.policy.mode], ['team/app', digest, false, 'audit']);
-    const unknown = await api(reg.server, 'GET', `/projects/team/repositories/app/artifacts/sha256:${'0'.repeat(64)}/signatures`, USERS.guest);
+    const unknown = await api(
+      reg.server,
+      'GET',
+      `/projects/team/repositories/app/artifacts/sha256:${'0'.repeat(64)}/signatures`,
+      USERS.guest,
+    );
     assert.equal(unknown.status, 404);
-    const malformed = await refusal(await api(reg.server, 'GET', '/projects/team/repositories/app/artifacts/sha256:xyz/signatures', USERS.guest));
+    const malformed = await refusal(
+      await api(reg.server, 'GET', '/projects/team/repositories/app/artifacts/sha256:xyz/signatures', USERS.guest),
+    );
     assert.equal(malformed.status, 400);
     assert.equal(malformed.code, 'DIGEST_INVALID');
   });
 
   it('the endpoints are in openapi.json with their access', async () => {
-    const doc = (await (await fetch(`${reg.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { 'x-berth-needs': string }>> };
+    const doc = (await (await fetch(`${reg.url}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { 'x-berth-needs': string }>>;
+    };
     assert.equal(doc.paths['/api/v1/projects/{project}/signature-policy']?.put?.['x-berth-needs'], 'manage-project');
     assert.ok(doc.paths['/api/v1/projects/{project}/signature-policy/keys/{id}']?.delete);
-    assert.match(doc.paths['/api/v1/projects/{project}/repositories/{repository}/artifacts/{digest}/signatures']?.get?.['x-berth-needs'] ?? '', /pull/);
+    assert.match(
+      doc.paths['/api/v1/projects/{project}/repositories/{repository}/artifacts/{digest}/signatures']?.get?.['x-berth-needs'] ?? '',
+      /pull/,
+    );
   });
 });

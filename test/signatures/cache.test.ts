@@ -17,7 +17,14 @@ const digestOf = (data: Buffer) => `sha256:${createHash('sha256').update(data).d
  */
 describe('signature verdict cache', () => {
   const keys = cosignKeys();
-  const image = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'c'.repeat(64)}`, size: 2 }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'d'.repeat(64)}`, size: 3 }] }));
+  const image = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'c'.repeat(64)}`, size: 2 },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'d'.repeat(64)}`, size: 3 }],
+    }),
+  );
   const digest = digestOf(image);
 
   function world() {
@@ -31,7 +38,12 @@ describe('signature verdict cache', () => {
     const manifests = new Map<string, Buffer>([[digest, image]]);
     const blobs = new Map<string, Buffer>();
     const store: SignatureStore = {
-      within: () => ({ setPolicy: async () => assert.fail(), addKey: async () => assert.fail(), deleteKey: async () => false, signaturesChanged: async () => void snapshot.signatures++ }),
+      within: () => ({
+        setPolicy: async () => assert.fail(),
+        addKey: async () => assert.fail(),
+        deleteKey: async () => false,
+        signaturesChanged: async () => void snapshot.signatures++,
+      }),
       state: async () => (reads.state++, { version: snapshot.version, signatures: snapshot.signatures }),
       snapshot: async () => (reads.snapshots++, structuredClone(snapshot)),
       parents: async () => [],
@@ -40,7 +52,14 @@ describe('signature verdict cache', () => {
       manifest: async (_repository, reference) => {
         reads.manifests++;
         const payload = manifests.get(reference);
-        return payload ? { digest: reference.startsWith('sha256:') ? reference : digestOf(payload), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: payload.length, payload } : null;
+        return payload
+          ? {
+              digest: reference.startsWith('sha256:') ? reference : digestOf(payload),
+              mediaType: 'application/vnd.oci.image.manifest.v1+json',
+              size: payload.length,
+              payload,
+            }
+          : null;
       },
       referrers: async (): Promise<ReferrerRecord[]> => [],
       blob: async (_repository, d) => (reads.blobs++, blobs.get(d) ?? null),
@@ -48,14 +67,31 @@ describe('signature verdict cache', () => {
     const sign = () => {
       const payload = simpleSigningPayload('team/app', digest);
       blobs.set(digestOf(payload), payload);
-      const sig = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'e'.repeat(64)}`, size: 2 }, layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: digestOf(payload), size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': cosignSign(keys.privateKey, payload) } }] }));
+      const sig = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'e'.repeat(64)}`, size: 2 },
+          layers: [
+            {
+              mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+              digest: digestOf(payload),
+              size: payload.length,
+              annotations: { 'dev.cosignproject.cosign/signature': cosignSign(keys.privateKey, payload) },
+            },
+          ],
+        }),
+      );
       manifests.set(`${digest.replace(':', '-')}.sig`, sig);
       snapshot.signatures++;
     };
     return { reads, snapshot, reader, store, sign };
   }
 
-  const serve = async (policy: ReturnType<typeof signaturePolicy>): Promise<void> => policy.hooks['manifest.serve']!({ repository: 'team/app', digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', reference: 'v1', actor: 'dev' }, null);
+  const serve = async (policy: ReturnType<typeof signaturePolicy>): Promise<void> =>
+    policy.hooks['manifest.serve']!(
+      { repository: 'team/app', digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', reference: 'v1', actor: 'dev' },
+      null,
+    );
 
   it('a verified manifest is judged once: later pulls read nothing and verify nothing', async () => {
     const w = world();

@@ -6,7 +6,17 @@ import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js
 import { makeImage, OCI_INDEX, type Image } from '../helpers/registry-client.js';
 import { eventually } from '../policies/quota-support.js';
 import { clientAs, refusal, seedTeam, smallImage, USERS } from '../policies/tags-support.js';
-import { cosignKeys, cosignSign, pushBundle, pushCosignTag, setMode, simpleSigningPayload, targetOf, trust, type Target } from './support.js';
+import {
+  cosignKeys,
+  cosignSign,
+  pushBundle,
+  pushCosignTag,
+  setMode,
+  simpleSigningPayload,
+  targetOf,
+  trust,
+  type Target,
+} from './support.js';
 
 /**
  * The trust policy on pulls, over real HTTP and with skopeo: enforce refuses a manifest without
@@ -29,7 +39,11 @@ describe('signature policy on pulls', () => {
     const payload = simpleSigningPayload(`${registryHost(reg.url)}/${target.repository}`, target.digest);
     return pushCosignTag(dev(), target, [{ payload, signature: cosignSign(key, payload) }]);
   };
-  const pull = (repository: string, reference: string, method = 'GET') => dev().fetch(`/v2/${repository}/manifests/${reference}`, { method, headers: { accept: `application/vnd.oci.image.manifest.v1+json, ${OCI_INDEX}` } });
+  const pull = (repository: string, reference: string, method = 'GET') =>
+    dev().fetch(`/v2/${repository}/manifests/${reference}`, {
+      method,
+      headers: { accept: `application/vnd.oci.image.manifest.v1+json, ${OCI_INDEX}` },
+    });
 
   before(async () => {
     requireTools(['skopeo']);
@@ -45,7 +59,12 @@ describe('signature policy on pulls', () => {
     const error = await refusal(res);
     assert.equal(error.status, 403);
     assert.equal(error.code, 'DENIED');
-    assert.match(error.message, new RegExp(`manifest team/app@${target.digest} has no valid signature by a key or certificate the signature trust policy of project team \\(mode enforce\\) trusts: no signature found`));
+    assert.match(
+      error.message,
+      new RegExp(
+        `manifest team/app@${target.digest} has no valid signature by a key or certificate the signature trust policy of project team \\(mode enforce\\) trusts: no signature found`,
+      ),
+    );
     assert.match(error.message, /\(policy: signatures\)$/);
     assert.equal((await pull('team/app', target.digest)).status, 403);
     assert.equal((await pull('team/app', 'unsigned', 'HEAD')).status, 403);
@@ -83,7 +102,10 @@ describe('signature policy on pulls', () => {
   });
 
   it('index children inherit a verified index when inheritIndex is on, not when off', async () => {
-    const index = await pushIndex(dev(), 'team/multi', 'v1', [makeImage({ layers: 1, layerSize: 32 }), makeImage({ layers: 1, layerSize: 32 })]);
+    const index = await pushIndex(dev(), 'team/multi', 'v1', [
+      makeImage({ layers: 1, layerSize: 32 }),
+      makeImage({ layers: 1, layerSize: 32 }),
+    ]);
     const child = (JSON.parse(index.data.toString()) as { manifests: { digest: string }[] }).manifests[0]!.digest;
     assert.equal((await pull('team/multi', 'v1')).status, 403);
     await sign({ repository: 'team/multi', digest: index.digest, mediaType: OCI_INDEX, size: index.size });
@@ -105,10 +127,15 @@ describe('signature policy on pulls', () => {
     await push('team/cli', 'unsigned', makeImage({ layers: 1, layerSize: 256 }));
     const creds = ['--src-tls-verify=false', '--src-creds', 'dev:dev-password'];
     await sandbox.skopeo(['copy', ...creds, `docker://${host}/team/cli:signed`, `dir:${sandbox.path('signed')}`]);
-    const refused = await sandbox.skopeo(['copy', ...creds, `docker://${host}/team/cli:unsigned`, `dir:${sandbox.path('unsigned')}`], { allowFailure: true });
+    const refused = await sandbox.skopeo(['copy', ...creds, `docker://${host}/team/cli:unsigned`, `dir:${sandbox.path('unsigned')}`], {
+      allowFailure: true,
+    });
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /signature trust policy of project team \(mode enforce\)/);
-    const inspect = await sandbox.skopeo(['inspect', '--tls-verify=false', '--creds', 'dev:dev-password', `docker://${host}/team/cli:unsigned`], { allowFailure: true });
+    const inspect = await sandbox.skopeo(
+      ['inspect', '--tls-verify=false', '--creds', 'dev:dev-password', `docker://${host}/team/cli:unsigned`],
+      { allowFailure: true },
+    );
     assert.notEqual(inspect.code, 0);
     assert.match(inspect.stderr, /denied|DENIED/);
   });
@@ -142,7 +169,9 @@ describe('signature policy on pulls', () => {
       assert.equal((await pull('team/audited', 'v1')).status, 200);
       assert.equal((await pull('team/audited', 'v1')).status, 200);
       const entries = await eventually(async () => {
-        const found = (await auditLog(reg.server)).filter((e) => e.action === 'signature.violation' && e.target === `team/audited@${target.digest}`);
+        const found = (await auditLog(reg.server)).filter(
+          (e) => e.action === 'signature.violation' && e.target === `team/audited@${target.digest}`,
+        );
         return found.length > 0 ? found : null;
       }, 'the violation in the audit log');
       assert.equal(entries.length, 1, 'recorded once, not once per pull');

@@ -17,7 +17,11 @@ export const SIMPLESIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const COSIGN_SIG_ARTIFACT = 'application/vnd.dev.cosign.artifact.sig.v1+json';
 export const BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 export const NOTARY = 'application/vnd.cncf.notary.signature';
-const EMPTY = { mediaType: 'application/vnd.oci.empty.v1+json', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2 };
+const EMPTY = {
+  mediaType: 'application/vnd.oci.empty.v1+json',
+  digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
+  size: 2,
+};
 const EMPTY_BLOB: Blob = { digest: EMPTY.digest, size: 2, data: Buffer.from('{}') };
 
 export interface Target {
@@ -35,7 +39,16 @@ export function cosignKeys(): { privateKey: KeyObject; publicPem: string } {
 
 /** The simple-signing payload cosign signs (Go's field order; `optional` null without -a). */
 export function simpleSigningPayload(dockerReference: string, digest: string): Buffer {
-  return Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': dockerReference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
+  return Buffer.from(
+    JSON.stringify({
+      critical: {
+        identity: { 'docker-reference': dockerReference },
+        image: { 'docker-manifest-digest': digest },
+        type: 'cosign container image signature',
+      },
+      optional: null,
+    }),
+  );
 }
 
 /** ECDSA P-256 / SHA-256, ASN.1 DER, base64: the `dev.cosignproject.cosign/signature` annotation. */
@@ -51,7 +64,14 @@ export interface CosignLayer {
 
 /** The config go-containerregistry writes for cosign's signature image (one diff id per layer). */
 function signatureConfig(layers: Blob[], mediaType = 'application/vnd.oci.image.config.v1+json'): { blob: Blob; mediaType: string } {
-  const blob = jsonBlob({ architecture: '', created: '0001-01-01T00:00:00Z', history: layers.map(() => ({ created: '0001-01-01T00:00:00Z' })), os: '', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} });
+  const blob = jsonBlob({
+    architecture: '',
+    created: '0001-01-01T00:00:00Z',
+    history: layers.map(() => ({ created: '0001-01-01T00:00:00Z' })),
+    os: '',
+    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+    config: {},
+  });
   return { blob, mediaType };
 }
 
@@ -69,13 +89,21 @@ async function pushManifest(client: RegistryClient, repository: string, referenc
 
 function cosignManifest(layers: CosignLayer[], referrer: Target | null): { manifest: Blob; blobs: Blob[] } {
   const payloads = layers.map((l) => ({ blob: { digest: sha256(l.payload), size: l.payload.length, data: l.payload } as Blob, layer: l }));
-  const config = signatureConfig(payloads.map((p) => p.blob), referrer ? COSIGN_SIG_ARTIFACT : undefined);
+  const config = signatureConfig(
+    payloads.map((p) => p.blob),
+    referrer ? COSIGN_SIG_ARTIFACT : undefined,
+  );
   const manifest = jsonBlob({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
     ...(referrer ? { artifactType: COSIGN_SIG_ARTIFACT } : {}),
     config: { mediaType: config.mediaType, size: config.blob.size, digest: config.blob.digest },
-    layers: payloads.map(({ blob, layer }) => ({ mediaType: SIMPLESIGNING, size: blob.size, digest: blob.digest, annotations: { 'dev.cosignproject.cosign/signature': layer.signature, ...layer.annotations } })),
+    layers: payloads.map(({ blob, layer }) => ({
+      mediaType: SIMPLESIGNING,
+      size: blob.size,
+      digest: blob.digest,
+      annotations: { 'dev.cosignproject.cosign/signature': layer.signature, ...layer.annotations },
+    })),
     ...(referrer ? { subject: { mediaType: referrer.mediaType, size: referrer.size, digest: referrer.digest } } : {}),
   });
   return { manifest, blobs: [config.blob, ...payloads.map((p) => p.blob)] };
@@ -111,13 +139,27 @@ export async function pushBundle(
 ): Promise<string> {
   const [algorithm, hex] = (options.subjectDigest ?? target.digest).split(':') as [string, string];
   const predicateType = options.predicateType ?? 'https://sigstore.dev/cosign/sign/v1';
-  const statement = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: target.repository, digest: { [algorithm]: hex } }], predicateType, predicate: {} }));
+  const statement = Buffer.from(
+    JSON.stringify({
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: [{ name: target.repository, digest: { [algorithm]: hex } }],
+      predicateType,
+      predicate: {},
+    }),
+  );
   const payloadType = 'application/vnd.in-toto+json';
   const sig = sign('sha256', pae(payloadType, statement), { key: privateKey, dsaEncoding: 'der' }).toString('base64');
   const body = options.tamper ? Buffer.from(statement.toString().replace('"predicate":{}', '"predicate":{"x":1}')) : statement;
   const bundle = jsonBlob({
     mediaType: BUNDLE,
-    verificationMaterial: { publicKey: { hint: createHash('sha256').update(privateKey.export({ type: 'pkcs8', format: 'der' })).digest('base64') }, tlogEntries: [] },
+    verificationMaterial: {
+      publicKey: {
+        hint: createHash('sha256')
+          .update(privateKey.export({ type: 'pkcs8', format: 'der' }))
+          .digest('base64'),
+      },
+      tlogEntries: [],
+    },
     dsseEnvelope: { payload: body.toString('base64'), payloadType, signatures: [{ sig }] },
   });
   const manifest = jsonBlob({
@@ -127,7 +169,11 @@ export async function pushBundle(
     config: EMPTY,
     layers: [{ mediaType: BUNDLE, size: bundle.size, digest: bundle.digest }],
     subject: { mediaType: target.mediaType, size: target.size, digest: target.digest },
-    annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': predicateType, 'org.opencontainers.image.created': new Date().toISOString() },
+    annotations: {
+      'dev.sigstore.bundle.content': 'dsse-envelope',
+      'dev.sigstore.bundle.predicateType': predicateType,
+      'org.opencontainers.image.created': new Date().toISOString(),
+    },
   });
   await pushBlobs(client, target.repository, [EMPTY_BLOB, bundle]);
   await pushManifest(client, target.repository, manifest.digest, manifest);
@@ -177,14 +223,83 @@ export async function makePki(dir: string, name: string): Promise<Pki> {
   const asn1 = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
   const day = 86_400_000;
   // The root is self-signed by the CA itself, valid from three years ago (as a real root is).
-  await runTool('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', file('root.key'), '-out', file('root.csr'), '-subj', `/CN=${name} Root/O=Berth Tests`]);
-  await runTool('openssl', ['ca', '-batch', '-selfsign', '-config', file('ca.cnf'), '-keyfile', file('root.key'), '-extensions', 'root', '-startdate', asn1(new Date(Date.now() - 1095 * day)), '-enddate', asn1(new Date(Date.now() + 3650 * day)), '-in', file('root.csr'), '-out', file('root.crt')]);
+  await runTool('openssl', [
+    'req',
+    '-new',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    file('root.key'),
+    '-out',
+    file('root.csr'),
+    '-subj',
+    `/CN=${name} Root/O=Berth Tests`,
+  ]);
+  await runTool('openssl', [
+    'ca',
+    '-batch',
+    '-selfsign',
+    '-config',
+    file('ca.cnf'),
+    '-keyfile',
+    file('root.key'),
+    '-extensions',
+    'root',
+    '-startdate',
+    asn1(new Date(Date.now() - 1095 * day)),
+    '-enddate',
+    asn1(new Date(Date.now() + 3650 * day)),
+    '-in',
+    file('root.csr'),
+    '-out',
+    file('root.crt'),
+  ]);
   const issue = async (leaf: string, start: string, end: string) => {
-    await runTool('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', file(`${leaf}.key`), '-out', file(`${leaf}.csr`), '-subj', `/CN=${name} ${leaf}/O=Berth Tests`]);
-    await runTool('openssl', ['ca', '-batch', '-config', file('ca.cnf'), '-cert', file('root.crt'), '-keyfile', file('root.key'), '-extensions', 'leaf', '-startdate', start, '-enddate', end, '-in', file(`${leaf}.csr`), '-out', file(`${leaf}.crt`)]);
+    await runTool('openssl', [
+      'req',
+      '-new',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      file(`${leaf}.key`),
+      '-out',
+      file(`${leaf}.csr`),
+      '-subj',
+      `/CN=${name} ${leaf}/O=Berth Tests`,
+    ]);
+    await runTool('openssl', [
+      'ca',
+      '-batch',
+      '-config',
+      file('ca.cnf'),
+      '-cert',
+      file('root.crt'),
+      '-keyfile',
+      file('root.key'),
+      '-extensions',
+      'leaf',
+      '-startdate',
+      start,
+      '-enddate',
+      end,
+      '-in',
+      file(`${leaf}.csr`),
+      '-out',
+      file(`${leaf}.crt`),
+    ]);
     const cert = new X509Certificate(readFileSync(file(`${leaf}.crt`)));
-    const root = new X509Certificate(readFileSync(file('root.crt')).toString().replace(/^[\s\S]*?(?=-----BEGIN)/, ''));
-    return { key: createPrivateKey(readFileSync(file(`${leaf}.key`))), x5c: [cert.raw.toString('base64'), root.raw.toString('base64')], notBefore: new Date(cert.validFrom) };
+    const root = new X509Certificate(
+      readFileSync(file('root.crt'))
+        .toString()
+        .replace(/^[\s\S]*?(?=-----BEGIN)/, ''),
+    );
+    return {
+      key: createPrivateKey(readFileSync(file(`${leaf}.key`))),
+      x5c: [cert.raw.toString('base64'), root.raw.toString('base64')],
+      notBefore: new Date(cert.validFrom),
+    };
   };
   const leaf = await issue('signer', asn1(new Date(Date.now() - day)), asn1(new Date(Date.now() + 365 * day)));
   const expired = await issue('expired', asn1(new Date(Date.now() - 730 * day)), asn1(new Date(Date.now() - 365 * day)));
@@ -192,9 +307,16 @@ export async function makePki(dir: string, name: string): Promise<Pki> {
 }
 
 /** `notation sign` (JWS, notary.x509): the envelope referrer with one application/jose+json layer. */
-export async function pushNotation(client: RegistryClient, target: Target, signer: { key: KeyObject; x5c: string[]; notBefore: Date }, options: { signingTime?: Date; digest?: string } = {}): Promise<string> {
+export async function pushNotation(
+  client: RegistryClient,
+  target: Target,
+  signer: { key: KeyObject; x5c: string[]; notBefore: Date },
+  options: { signingTime?: Date; digest?: string } = {},
+): Promise<string> {
   const signingTime = options.signingTime ?? new Date(Math.min(Date.now(), signer.notBefore.getTime() + 3_600_000));
-  const payload = Buffer.from(JSON.stringify({ targetArtifact: { digest: options.digest ?? target.digest, mediaType: target.mediaType, size: target.size } }));
+  const payload = Buffer.from(
+    JSON.stringify({ targetArtifact: { digest: options.digest ?? target.digest, mediaType: target.mediaType, size: target.size } }),
+  );
   const jws = await new FlattenedSign(payload)
     .setProtectedHeader({
       alg: 'PS256',
@@ -214,7 +336,10 @@ export async function pushNotation(client: RegistryClient, target: Target, signe
     config: EMPTY,
     layers: [{ mediaType: 'application/jose+json', size: envelope.size, digest: envelope.digest }],
     subject: { mediaType: target.mediaType, size: target.size, digest: target.digest },
-    annotations: { 'io.cncf.notary.x509chain.thumbprint#S256': JSON.stringify(thumbprints), 'org.opencontainers.image.created': signingTime.toISOString() },
+    annotations: {
+      'io.cncf.notary.x509chain.thumbprint#S256': JSON.stringify(thumbprints),
+      'org.opencontainers.image.created': signingTime.toISOString(),
+    },
   });
   await pushBlobs(client, target.repository, [EMPTY_BLOB, envelope]);
   await pushManifest(client, target.repository, manifest.digest, manifest);
@@ -223,7 +348,13 @@ export async function pushNotation(client: RegistryClient, target: Target, signe
 
 // ── The admin API ─────────────────────────────────────────────────────────────────────────
 
-export async function setMode(server: HasUrl, authorization: string, project: string, mode: 'off' | 'audit' | 'enforce', inheritIndex = true): Promise<void> {
+export async function setMode(
+  server: HasUrl,
+  authorization: string,
+  project: string,
+  mode: 'off' | 'audit' | 'enforce',
+  inheritIndex = true,
+): Promise<void> {
   const res = await api(server, 'PUT', `/projects/${project}/signature-policy`, authorization, { mode, inheritIndex });
   assert.equal(res.status, 200, await res.clone().text());
 }
@@ -237,12 +368,24 @@ export async function trust(server: HasUrl, authorization: string, project: stri
 export interface SignatureStatus {
   verified: boolean;
   policy: { mode: string };
-  signatures: { format: string; valid: boolean; reason?: string; signer?: { kind: string; id: number; name: string; fingerprint: string; subject?: string }; source: { kind: string; tag?: string }; manifest: string }[];
+  signatures: {
+    format: string;
+    valid: boolean;
+    reason?: string;
+    signer?: { kind: string; id: number; name: string; fingerprint: string; subject?: string };
+    source: { kind: string; tag?: string };
+    manifest: string;
+  }[];
 }
 
 export async function status(server: HasUrl, authorization: string, target: Target): Promise<SignatureStatus> {
   const [project, ...rest] = target.repository.split('/');
-  const res = await api(server, 'GET', `/projects/${project}/repositories/${encodeURIComponent(rest.join('/'))}/artifacts/${target.digest}/signatures`, authorization);
+  const res = await api(
+    server,
+    'GET',
+    `/projects/${project}/repositories/${encodeURIComponent(rest.join('/'))}/artifacts/${target.digest}/signatures`,
+    authorization,
+  );
   assert.equal(res.status, 200, await res.clone().text());
   return (await res.json()) as SignatureStatus;
 }

@@ -65,21 +65,27 @@ describe('signature verification', () => {
     const tampered = signedPayload(target);
     const sigDigest = await pushCosignTag(dev(), target, [
       signedPayload(target),
-      { payload: Buffer.from(tampered.payload.toString().replace('"optional":null', '"optional":{"x":"y"}')), signature: tampered.signature },
+      {
+        payload: Buffer.from(tampered.payload.toString().replace('"optional":null', '"optional":{"x":"y"}')),
+        signature: tampered.signature,
+      },
       signedPayload(target, stranger.privateKey),
     ]);
     const found = await status(reg.server, USERS.guest, target);
     assert.equal(found.verified, true);
     assert.equal(found.signatures.length, 3);
     const [valid, altered, untrusted] = found.signatures;
-    assert.deepEqual({ ...valid, layer: undefined }, {
-      format: 'cosign',
-      source: { kind: 'tag', tag: `${target.digest.replace(':', '-')}.sig` },
-      manifest: sigDigest,
-      layer: undefined,
-      valid: true,
-      signer: { kind: 'key', id: valid!.signer!.id, name: 'release-key', fingerprint: valid!.signer!.fingerprint },
-    });
+    assert.deepEqual(
+      { ...valid, layer: undefined },
+      {
+        format: 'cosign',
+        source: { kind: 'tag', tag: `${target.digest.replace(':', '-')}.sig` },
+        manifest: sigDigest,
+        layer: undefined,
+        valid: true,
+        signer: { kind: 'key', id: valid!.signer!.id, name: 'release-key', fingerprint: valid!.signer!.fingerprint },
+      },
+    );
     assert.equal(altered!.valid, false);
     assert.match(altered!.reason!, /no trusted key verifies the signature over the payload .*release-key/);
     assert.equal(untrusted!.valid, false);
@@ -93,13 +99,30 @@ describe('signature verification', () => {
     await pushCosignTag(dev(), target, [{ payload, signature: cosignSign(trusted.privateKey, payload) }]);
     const found = await status(reg.server, USERS.guest, target);
     assert.equal(found.verified, false);
-    assert.match(found.signatures[0]!.reason!, new RegExp(`payload signs "${other.digest}" \\(critical.image.docker-manifest-digest\\), not ${target.digest}`));
+    assert.match(
+      found.signatures[0]!.reason!,
+      new RegExp(`payload signs "${other.digest}" \\(critical.image.docker-manifest-digest\\), not ${target.digest}`),
+    );
   });
 
-  it('cosign: the payload type must be cosign\'s, and capitalised keys (old payloads) are read', async () => {
+  it("cosign: the payload type must be cosign's, and capitalised keys (old payloads) are read", async () => {
     const target = await pushed('team/payloadtype');
-    const wrongType = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': 'x' }, image: { 'docker-manifest-digest': target.digest }, type: 'something else' }, optional: null }));
-    const capitalised = Buffer.from(JSON.stringify({ Critical: { Identity: { 'docker-reference': 'x' }, Image: { 'Docker-manifest-digest': target.digest }, Type: 'cosign container image signature' }, Optional: null }));
+    const wrongType = Buffer.from(
+      JSON.stringify({
+        critical: { identity: { 'docker-reference': 'x' }, image: { 'docker-manifest-digest': target.digest }, type: 'something else' },
+        optional: null,
+      }),
+    );
+    const capitalised = Buffer.from(
+      JSON.stringify({
+        Critical: {
+          Identity: { 'docker-reference': 'x' },
+          Image: { 'Docker-manifest-digest': target.digest },
+          Type: 'cosign container image signature',
+        },
+        Optional: null,
+      }),
+    );
     await pushCosignTag(dev(), target, [
       { payload: wrongType, signature: cosignSign(trusted.privateKey, wrongType) },
       { payload: capitalised, signature: cosignSign(trusted.privateKey, capitalised) },
@@ -114,7 +137,10 @@ describe('signature verification', () => {
     const sigDigest = await pushCosignReferrer(dev(), target, [signedPayload(target)]);
     const found = await status(reg.server, USERS.guest, target);
     assert.equal(found.verified, true);
-    assert.deepEqual(found.signatures.map((s) => [s.format, s.source.kind, s.manifest, s.valid]), [['cosign', 'referrer', sigDigest, true]]);
+    assert.deepEqual(
+      found.signatures.map((s) => [s.format, s.source.kind, s.manifest, s.valid]),
+      [['cosign', 'referrer', sigDigest, true]],
+    );
   });
 
   it('Sigstore bundle (cosign v3): DSSE over the in-toto statement verifies; tampered, untrusted, another subject and an attestation do not', async () => {
@@ -130,9 +156,19 @@ describe('signature verification', () => {
     const reasons = found.signatures.map((s) => (s.valid ? `valid:${s.signer!.name}` : s.reason!)).sort();
     assert.equal(found.signatures.length, 5);
     assert.ok(reasons.includes('valid:release-key'), reasons.join('\n'));
-    assert.equal(reasons.filter((r) => /no trusted key verifies the signature over the DSSE envelope/.test(r)).length, 2, reasons.join('\n'));
-    assert.ok(reasons.some((r) => r === `the in-toto statement's subject does not name ${target.digest}`), reasons.join('\n'));
-    assert.ok(reasons.some((r) => /an attestation \(predicateType "https:\/\/slsa.dev\/provenance\/v1"\), not a signature/.test(r)), reasons.join('\n'));
+    assert.equal(
+      reasons.filter((r) => /no trusted key verifies the signature over the DSSE envelope/.test(r)).length,
+      2,
+      reasons.join('\n'),
+    );
+    assert.ok(
+      reasons.some((r) => r === `the in-toto statement's subject does not name ${target.digest}`),
+      reasons.join('\n'),
+    );
+    assert.ok(
+      reasons.some((r) => /an attestation \(predicateType "https:\/\/slsa.dev\/provenance\/v1"\), not a signature/.test(r)),
+      reasons.join('\n'),
+    );
   });
 
   it('Notation: a JWS envelope chaining to the trusted root verifies, naming the root and the signer', async () => {

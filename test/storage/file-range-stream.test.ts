@@ -9,7 +9,14 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { BIG_RANGE, CHUNK_SIZE, FileRangeStream, MAX_CHUNK_SIZE, chunkSizeFor, pooledBuffers } from '../../src/storage/file-range-stream.js';
+import {
+  BIG_RANGE,
+  CHUNK_SIZE,
+  FileRangeStream,
+  MAX_CHUNK_SIZE,
+  chunkSizeFor,
+  pooledBuffers,
+} from '../../src/storage/file-range-stream.js';
 import { tempDir } from '../helpers/server.js';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -71,7 +78,10 @@ describe('FileRangeStream', () => {
   });
 
   it('sizes chunks by how many transfers run: 1 MiB for a few, down to 128 KiB for 64 and more', () => {
-    assert.deepEqual([1, 8, 9, 16, 17, 32, 64, 1000].map(chunkSizeFor), [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125].map((m) => m * MAX_CHUNK_SIZE));
+    assert.deepEqual(
+      [1, 8, 9, 16, 17, 32, 64, 1000].map(chunkSizeFor),
+      [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125].map((m) => m * MAX_CHUNK_SIZE),
+    );
   });
 
   it('serves a byte range, including one inside a single chunk', async () => {

@@ -95,7 +95,11 @@ describe('registry on S3: push and pull over HTTP', () => {
     assert.equal(started.status, 202);
     const location = started.headers.get('location')!;
     const id = location.split('/').pop()!.split('?')[0]!;
-    const patched = await reg.client.fetch(location, { method: 'PATCH', body: new Uint8Array(blob.data), headers: { 'content-range': `0-${blob.size - 1}` } });
+    const patched = await reg.client.fetch(location, {
+      method: 'PATCH',
+      body: new Uint8Array(blob.data),
+      headers: { 'content-range': `0-${blob.size - 1}` },
+    });
     assert.equal(patched.status, 202);
     const sep = location.includes('?') ? '&' : '?';
     const failed = await reg.client.fetch(`${location}${sep}digest=${blob.digest}`, { method: 'PUT' });

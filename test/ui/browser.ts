@@ -22,7 +22,14 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
   });
 }
 
@@ -39,7 +46,10 @@ export function ensureUiBuilt(): void {
   const index = path.join(UI_DIST, 'index.html');
   if (existsSync(index) && statSync(index).mtimeMs >= newest(path.join(ROOT, 'ui'))) return;
   const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-  const result = spawnSync(process.execPath, [vite, 'build', '--config', path.join(ROOT, 'ui', 'vite.config.ts'), '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [vite, 'build', '--config', path.join(ROOT, 'ui', 'vite.config.ts'), '--logLevel', 'warn'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
   assert.equal(result.status, 0, 'vite build of ui/ failed');
 }
 
@@ -61,12 +71,21 @@ export async function checkAxe(page: Page, view: string): Promise<string[]> {
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE());
   const violations = (await page.evaluate(async () => {
     const axe = (window as unknown as { axe: { run(context: Document, options: unknown): Promise<{ violations: unknown[] }> } }).axe;
-    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }, resultTypes: ['violations'] });
+    const result = await axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+      resultTypes: ['violations'],
+    });
     return result.violations;
   })) as AxeViolation[];
   const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   assert.deepEqual(
-    bad.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`),
+    bad.map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help} at ${v.nodes
+          .slice(0, 3)
+          .map((n) => n.target.join(' '))
+          .join(', ')}`,
+    ),
     [],
     `axe found serious/critical violations on the ${view} view`,
   );
@@ -140,7 +159,8 @@ export async function seedTags(client: RegistryClient, repository: string, count
   const manifest = tinyManifest();
   assert.equal((await client.pushBlob(repository, EMPTY)).status, 201);
   const batches: string[][] = [];
-  for (let i = 0; i < count; i += 250) batches.push(Array.from({ length: Math.min(250, count - i) }, (_, j) => `t${String(i + j).padStart(5, '0')}`));
+  for (let i = 0; i < count; i += 250)
+    batches.push(Array.from({ length: Math.min(250, count - i) }, (_, j) => `t${String(i + j).padStart(5, '0')}`));
   await pool(batches, 4, async (tags) => {
     const query = tags.map((t) => `tag=${t}`).join('&');
     const res = await client.fetch(`/v2/${repository}/manifests/${manifest.digest}?${query}`, {

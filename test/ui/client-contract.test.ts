@@ -27,11 +27,17 @@ test('the served /api/v1/openapi.json describes every operation as the generator
   assert.equal(response.status, 200);
   const served = (await response.json()) as { paths: Paths };
   const full = fullOpenApiDocument() as { paths: Paths };
-  const servedOps = Object.entries(served.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`));
+  const servedOps = Object.entries(served.paths).flatMap(([path, ops]) =>
+    Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
+  );
   assert.ok(servedOps.length > 50, `the server serves ${servedOps.length} operations`);
   for (const [path, ops] of Object.entries(served.paths)) {
     for (const [method, op] of Object.entries(ops)) {
-      assert.deepEqual(full.paths[path]?.[method], op, `${method.toUpperCase()} ${path} differs between the served document and the generator's`);
+      assert.deepEqual(
+        full.paths[path]?.[method],
+        op,
+        `${method.toUpperCase()} ${path} differs between the served document and the generator's`,
+      );
     }
   }
   // And the generated types name every served path.

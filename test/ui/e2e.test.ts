@@ -30,8 +30,12 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
       try {
         await body();
       } catch (error) {
-        const main = await page.locator('body').innerText({ timeout: 2_000 }).catch((e: Error) => `(unreadable: ${e.message})`);
-        (error as Error).message += `\n  page ${page.url()}; last errors: ${JSON.stringify(pageErrors.slice(-10))}\n  text: ${main.replace(/\s+/g, ' ').slice(0, 1_500)}`;
+        const main = await page
+          .locator('body')
+          .innerText({ timeout: 2_000 })
+          .catch((e: Error) => `(unreadable: ${e.message})`);
+        (error as Error).message +=
+          `\n  page ${page.url()}; last errors: ${JSON.stringify(pageErrors.slice(-10))}\n  text: ${main.replace(/\s+/g, ' ').slice(0, 1_500)}`;
         throw error;
       }
     });
@@ -47,7 +51,9 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
   const shifts: Record<string, string[]> = {};
 
   const skopeoPush = (layout: string, tag: string, dest: string, creds = `admin:${ADMIN_PASSWORD}`) =>
-    sandbox.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:${tag}`, `docker://${host}/${dest}`], { allowFailure: true });
+    sandbox.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:${tag}`, `docker://${host}/${dest}`], {
+      allowFailure: true,
+    });
 
   before(async () => {
     ensureUiBuilt();
@@ -68,7 +74,10 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
       const pushed = await skopeoPush(layout, 'src', `team/app:${tag}`);
       assert.equal(pushed.code, 0, pushed.stderr);
     }
-    const head = await admin.fetch('/v2/team/app/manifests/v1', { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const head = await admin.fetch('/v2/team/app/manifests/v1', {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     v1Digest = head.headers.get('docker-content-digest')!;
     const size = Number(head.headers.get('content-length'));
     const target = { ...targetOf('team/app', { digest: v1Digest, size, data: Buffer.alloc(0) }), size };
@@ -77,18 +86,34 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     const keys = cosignKeys();
     await trust(server, adminAuth(), 'team', 'release', keys.publicPem);
     await setMode(server, adminAuth(), 'team', 'audit');
-    await pushCosignTag(admin, target, [{ payload: simpleSigningPayload(`${host}/team/app`, v1Digest), signature: '' }].map((l) => ({ ...l, signature: cosignSign(keys.privateKey, l.payload) })));
+    await pushCosignTag(
+      admin,
+      target,
+      [{ payload: simpleSigningPayload(`${host}/team/app`, v1Digest), signature: '' }].map((l) => ({
+        ...l,
+        signature: cosignSign(keys.privateKey, l.payload),
+      })),
+    );
 
     // An SPDX SBOM attached as an OCI 1.1 referrer (as `oras attach` / trivy push it).
     const spdx = jsonBlob({
-      spdxVersion: 'SPDX-2.3', dataLicense: 'CC0-1.0', SPDXID: 'SPDXRef-DOCUMENT', name: 'team/app', documentNamespace: 'https://example.test/spdx/team-app',
+      spdxVersion: 'SPDX-2.3',
+      dataLicense: 'CC0-1.0',
+      SPDXID: 'SPDXRef-DOCUMENT',
+      name: 'team/app',
+      documentNamespace: 'https://example.test/spdx/team-app',
       creationInfo: { created: new Date().toISOString(), creators: ['Tool: berth-e2e'] },
-      packages: [{ SPDXID: 'SPDXRef-Package-openssl', name: 'openssl', versionInfo: '3.0.13', downloadLocation: 'NOASSERTION' }, { SPDXID: 'SPDXRef-Package-zlib', name: 'zlib', versionInfo: '1.3.1', downloadLocation: 'NOASSERTION' }],
+      packages: [
+        { SPDXID: 'SPDXRef-Package-openssl', name: 'openssl', versionInfo: '3.0.13', downloadLocation: 'NOASSERTION' },
+        { SPDXID: 'SPDXRef-Package-zlib', name: 'zlib', versionInfo: '1.3.1', downloadLocation: 'NOASSERTION' },
+      ],
     });
     const empty = jsonBlob({});
     for (const blob of [spdx, empty]) assert.equal((await admin.pushBlob('team/app', blob)).status, 201);
     const sbomManifest = jsonBlob({
-      schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/spdx+json',
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: 'application/spdx+json',
       config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty.digest, size: empty.size },
       layers: [{ mediaType: 'application/spdx+json', digest: spdx.digest, size: spdx.size }],
       subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: v1Digest, size },
@@ -118,7 +143,9 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
           if (entry.hadRecentInput) continue;
           w.__cls += entry.value;
           // What moved (for the failure message): tag.class of each source node.
-          const nodes = (entry.sources ?? []).map((s) => (s.node instanceof Element ? `${s.node.tagName.toLowerCase()}.${s.node.className}` : String(s.node?.nodeName)));
+          const nodes = (entry.sources ?? []).map((s) =>
+            s.node instanceof Element ? `${s.node.tagName.toLowerCase()}.${s.node.className}` : String(s.node?.nodeName),
+          );
           w.__shifts.push(`${entry.value.toFixed(4)}@${Math.round(entry.startTime)}ms: ${nodes.join(', ')}`);
         }
       }).observe({ type: 'layout-shift', buffered: true });
@@ -130,7 +157,9 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
   });
 
   after(async () => {
-    process.stdout.write(`# web UI timings (ms): ${JSON.stringify(timings)}\n# axe violations (all impacts) per view: ${JSON.stringify(axe)}\n# layout shifts per page: ${JSON.stringify(shifts)}\n`);
+    process.stdout.write(
+      `# web UI timings (ms): ${JSON.stringify(timings)}\n# axe violations (all impacts) per view: ${JSON.stringify(axe)}\n# layout shifts per page: ${JSON.stringify(shifts)}\n`,
+    );
     if (process.env.BERTH_UI_REPORT) writeFileSync(process.env.BERTH_UI_REPORT, JSON.stringify({ timings, axe }, null, 2));
     await context?.close();
     await browser?.close();
@@ -195,9 +224,14 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     assert.ok(secret.length >= 16, 'a secret is shown');
     axe.robots = await checkAxe(page, 'project settings: robots');
     await screenshot(page, 'robots');
-    const login = await sandbox.skopeo(['login', '--tls-verify=false', '--username', 'robot$team+ci', '--password', secret, host], { allowFailure: true });
+    const login = await sandbox.skopeo(['login', '--tls-verify=false', '--username', 'robot$team+ci', '--password', secret, host], {
+      allowFailure: true,
+    });
     assert.equal(login.code, 0, `skopeo login with the robot's secret: ${login.stderr}`);
-    const wrong = await sandbox.skopeo(['login', '--tls-verify=false', '--username', 'robot$team+ci', '--password', 'not-the-secret', host], { allowFailure: true });
+    const wrong = await sandbox.skopeo(
+      ['login', '--tls-verify=false', '--username', 'robot$team+ci', '--password', 'not-the-secret', host],
+      { allowFailure: true },
+    );
     assert.notEqual(wrong.code, 0, 'a wrong secret is refused');
     // Shown once: after reload the list has the robot but no secret.
     await page.reload();
@@ -232,7 +266,9 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     await preview.getByText('keep', { exact: true }).first().waitFor();
     axe.retention = await checkAxe(page, 'project settings: retention');
     await screenshot(page, 'retention');
-    const tags = (await (await new RegistryClient(server.url, { authorization: adminAuth() }).fetch('/v2/team/app/tags/list')).json()) as { tags: string[] };
+    const tags = (await (await new RegistryClient(server.url, { authorization: adminAuth() }).fetch('/v2/team/app/tags/list')).json()) as {
+      tags: string[];
+    };
     for (const tag of ['v1', 'v2', 'v3']) assert.ok(tags.tags.includes(tag), `the dry run left ${tag}`);
   });
 
@@ -251,8 +287,16 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     await row.getByText('artifact.pushed').waitFor();
     await row.getByRole('button', { name: 'Disable ci-hook' }).click();
     await row.getByText('disabled', { exact: true }).waitFor();
-    const hooks = (await (await api(server, 'GET', '/projects/team/webhooks', adminAuth())).json()) as { name: string; enabled: boolean; hasSecret: boolean; events: string[] }[];
-    assert.deepEqual(hooks.map((h) => [h.name, h.enabled, h.hasSecret, h.events]), [['ci-hook', false, true, ['artifact.pushed']]]);
+    const hooks = (await (await api(server, 'GET', '/projects/team/webhooks', adminAuth())).json()) as {
+      name: string;
+      enabled: boolean;
+      hasSecret: boolean;
+      events: string[];
+    }[];
+    assert.deepEqual(
+      hooks.map((h) => [h.name, h.enabled, h.hasSecret, h.events]),
+      [['ci-hook', false, true, ['artifact.pushed']]],
+    );
     // A second webhook of the same name: the server's error is shown next to the form.
     await page.getByRole('button', { name: 'New webhook' }).click();
     await form.getByLabel('Name').fill('ci-hook');
@@ -283,7 +327,10 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     await edit.getByLabel('Description').fill('this Berth');
     await edit.getByRole('button', { name: 'Save endpoint' }).click();
     await edit.waitFor({ state: 'detached' });
-    const [endpoint] = (await (await api(server, 'GET', '/registries', adminAuth())).json()) as { description: string; hasCredential: boolean }[];
+    const [endpoint] = (await (await api(server, 'GET', '/registries', adminAuth())).json()) as {
+      description: string;
+      hasCredential: boolean;
+    }[];
     assert.deepEqual([endpoint!.description, endpoint!.hasCredential], ['this Berth', true]);
     await row.getByRole('button', { name: 'Test connection to self' }).click();
     await row.getByText('reachable').waitFor({ timeout: 15_000 });
@@ -301,7 +348,10 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     axe.replication = await checkAxe(page, 'administration: replication form');
     await policy.getByRole('button', { name: 'Create policy' }).click();
     await page.getByRole('button', { name: 'Run now (mirror)' }).click();
-    await page.getByRole('status').filter({ hasText: /Execution \d+ of mirror queued/ }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: /Execution \d+ of mirror queued/ })
+      .waitFor();
   });
 
   it('the signature / vulnerability policy forms and the proxy-cache binding form pass axe', async () => {
@@ -325,7 +375,9 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     await page.getByRole('button', { name: 'Delete selected (2)' }).click();
     await page.getByText(/Deleted 2 tag/).waitFor();
     await page.getByRole('link', { name: 'del-1', exact: true }).waitFor({ state: 'detached' });
-    const tags = (await (await new RegistryClient(server.url, { authorization: adminAuth() }).fetch('/v2/team/app/tags/list')).json()) as { tags: string[] };
+    const tags = (await (await new RegistryClient(server.url, { authorization: adminAuth() }).fetch('/v2/team/app/tags/list')).json()) as {
+      tags: string[];
+    };
     assert.ok(!tags.tags.includes('del-1') && !tags.tags.includes('del-2') && tags.tags.includes('del-3'), JSON.stringify(tags.tags));
   });
 
@@ -334,10 +386,17 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
     // Layout shift of the page load so far (after the network settles and one more frame).
     const cls = async () => {
       await page.waitForLoadState('networkidle');
-      const [value, sources] = await page.evaluate(() => new Promise<[number, string[]]>((resolve) => requestAnimationFrame(() => setTimeout(() => {
-        const w = window as unknown as { __cls: number; __shifts: string[] };
-        resolve([w.__cls, w.__shifts]);
-      }, 100))));
+      const [value, sources] = await page.evaluate(
+        () =>
+          new Promise<[number, string[]]>((resolve) =>
+            requestAnimationFrame(() =>
+              setTimeout(() => {
+                const w = window as unknown as { __cls: number; __shifts: string[] };
+                resolve([w.__cls, w.__shifts]);
+              }, 100),
+            ),
+          ),
+      );
       shifts[page.url()] = sources;
       return value;
     };
@@ -387,10 +446,14 @@ describe('web UI in chromium', { timeout: 15 * 60_000 }, () => {
       await page.getByText(`shown of ${matching.toLocaleString('en-US')} tags`).waitFor();
       return Date.now() - started;
     })();
-    assert.ok(timings.repositoriesFirstRenderMs < FIRST_RENDER_LIMIT_MS, `repositories page first render ${timings.repositoriesFirstRenderMs} ms`);
+    assert.ok(
+      timings.repositoriesFirstRenderMs < FIRST_RENDER_LIMIT_MS,
+      `repositories page first render ${timings.repositoriesFirstRenderMs} ms`,
+    );
     assert.ok(timings.tagsFirstRenderMs < FIRST_RENDER_LIMIT_MS, `tags page first render ${timings.tagsFirstRenderMs} ms`);
     // No layout shift (CLS < 0.1 is "good"; the pages are built to shift nothing).
-    for (const key of ['repositoriesCls', 'tagsCls', 'tagsWithDeleteCls']) assert.ok(timings[key]! < 0.1, `${key} ${timings[key]}: ${JSON.stringify(shifts)}`);
+    for (const key of ['repositoriesCls', 'tagsCls', 'tagsWithDeleteCls'])
+      assert.ok(timings[key]! < 0.1, `${key} ${timings[key]}: ${JSON.stringify(shifts)}`);
   });
 
   it('the administration views pass axe', async () => {

@@ -46,7 +46,10 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
     const bigId = Number(big!.id);
     const [manifest] = (await sql<{ digest: string }>`select digest from manifests where repository_id = ${bigId}`.execute(db)).rows;
     for (let start = 0; start < TAGS; start += CHUNK) {
-      const rows = Array.from({ length: CHUNK }, (_, i) => sql`(${bigId}, ${`t${String(start + i).padStart(5, '0')}`}, ${manifest!.digest}, ${now - (start + i)})`);
+      const rows = Array.from(
+        { length: CHUNK },
+        (_, i) => sql`(${bigId}, ${`t${String(start + i).padStart(5, '0')}`}, ${manifest!.digest}, ${now - (start + i)})`,
+      );
       await sql`insert into tags (repository_id, name, manifest_digest, updated_at) values ${sql.join(rows)}`.execute(db);
     }
     for (let start = 0; start < REPOSITORIES; start += CHUNK) {
@@ -58,7 +61,9 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
       select r.id, m.digest, m.media_type, m.artifact_type, m.subject_digest, m.annotations, m.size, m.payload, r.id
       from repositories r, manifests m where r.name like 'scale/r%' and m.repository_id = ${bigId}`.execute(db);
     await sql`insert into tags (repository_id, name, manifest_digest, updated_at)
-      select r.id, 'latest', m.digest, r.id from repositories r, manifests m where r.name like 'scale/r%' and m.repository_id = ${bigId}`.execute(db);
+      select r.id, 'latest', m.digest, r.id from repositories r, manifests m where r.name like 'scale/r%' and m.repository_id = ${bigId}`.execute(
+      db,
+    );
     // What autovacuum (PostgreSQL) and the persistent statistics (MySQL) do soon after a bulk load
     // of this size in production; SQLite's planner needs no statistics for these plans.
     const driver = process.env.BERTH_TEST_METADATA;
@@ -76,7 +81,9 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
     assert.equal(pushed.body.items.length, 50);
     timings['tags: first page by push time'] = pushed.ms;
     let cursor = first.body.next;
-    for (let i = 0; i < 5; i++) cursor = (await timed<Page>(() => api(reg.server, 'GET', `/repositories/scale%2Fbig/tags?n=1000&last=${cursor}`, adminAuth()))).body.next;
+    for (let i = 0; i < 5; i++)
+      cursor = (await timed<Page>(() => api(reg.server, 'GET', `/repositories/scale%2Fbig/tags?n=1000&last=${cursor}`, adminAuth()))).body
+        .next;
     const deep = await timed<Page>(() => api(reg.server, 'GET', `/repositories/scale%2Fbig/tags?n=50&last=${cursor}`, adminAuth()));
     assert.equal(deep.body.items[0]!.tag, 't05049');
     timings['tags: page 101 (keyset)'] = deep.ms;
@@ -90,7 +97,9 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
     assert.equal(first.body.total, REPOSITORIES + 1);
     assert.equal(first.body.items[0]!.name, 'scale/big');
     timings['repositories: first page by name'] = first.ms;
-    const second = await timed<Page>(() => api(reg.server, 'GET', `/projects/scale/repositories?n=50&last=${first.body.next}`, adminAuth()));
+    const second = await timed<Page>(() =>
+      api(reg.server, 'GET', `/projects/scale/repositories?n=50&last=${first.body.next}`, adminAuth()),
+    );
     assert.equal(second.body.items[0]!.name, 'scale/r00049');
     timings['repositories: second page (keyset)'] = second.ms;
     const pushed = await timed<Page>(() => api(reg.server, 'GET', '/projects/scale/repositories?n=50&sort=pushed', adminAuth()));
@@ -104,20 +113,44 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
     timings['search: q= over 10,000 repositories and 30,000 tags'] = search.ms;
   });
 
-  it('search answers from the name index (EXPLAIN), with the scan\'s answers, for long, short and mixed-case queries', async () => {
+  it("search answers from the name index (EXPLAIN), with the scan's answers, for long, short and mixed-case queries", async () => {
     const db = reg.server.stores.metadata.db;
     const driver = process.env.BERTH_TEST_METADATA || 'sqlite';
     // The scan's answers, computed here from every row: what the index must not change.
-    const tagRows = (await sql<{ repository: string; tag: string }>`select r.name as repository, t.name as tag from tags t join repositories r on r.id = t.repository_id`.execute(db)).rows;
-    const byKey = (a: { repository: string; tag: string }, b: { repository: string; tag: string }) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0);
+    const tagRows = (
+      await sql<{
+        repository: string;
+        tag: string;
+      }>`select r.name as repository, t.name as tag from tags t join repositories r on r.id = t.repository_id`.execute(db)
+    ).rows;
+    const byKey = (a: { repository: string; tag: string }, b: { repository: string; tag: string }) =>
+      a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0;
     for (const q of ['r0999', 'T1999', 'atest', 't19', 'e', '99', 'zzz', '%_']) {
-      const expected = tagRows.filter((t) => t.tag.toLowerCase().includes(q.toLowerCase())).sort(byKey).slice(0, 100);
+      const expected = tagRows
+        .filter((t) => t.tag.toLowerCase().includes(q.toLowerCase()))
+        .sort(byKey)
+        .slice(0, 100);
       const res = await api(reg.server, 'GET', `/search?q=${encodeURIComponent(q)}&n=100`, adminAuth());
       assert.equal(res.status, 200);
       const body = (await res.json()) as { repositories: { name: string }[]; tags: { repository: string; tag: string }[] };
-      assert.deepEqual(body.tags.map((t) => `${t.repository}:${t.tag}`), expected.map((t) => `${t.repository}:${t.tag}`), `tags matching ${q}`);
-      const repos = (await sql<{ name: string }>`select r.name from repositories r where exists (select 1 from manifests m where m.repository_id = r.id)`.execute(db)).rows.map((r) => r.name);
-      assert.deepEqual(body.repositories.map((r) => r.name), repos.filter((n) => n.toLowerCase().includes(q.toLowerCase())).sort().slice(0, 100), `repositories matching ${q}`);
+      assert.deepEqual(
+        body.tags.map((t) => `${t.repository}:${t.tag}`),
+        expected.map((t) => `${t.repository}:${t.tag}`),
+        `tags matching ${q}`,
+      );
+      const repos = (
+        await sql<{
+          name: string;
+        }>`select r.name from repositories r where exists (select 1 from manifests m where m.repository_id = r.id)`.execute(db)
+      ).rows.map((r) => r.name);
+      assert.deepEqual(
+        body.repositories.map((r) => r.name),
+        repos
+          .filter((n) => n.toLowerCase().includes(q.toLowerCase()))
+          .sort()
+          .slice(0, 100),
+        `repositories matching ${q}`,
+      );
     }
     const tagSearch = await timed<{ tags: unknown[] }>(() => api(reg.server, 'GET', '/search?q=t1999&n=20', adminAuth()));
     assert.equal(tagSearch.body.tags.length, 10);
@@ -134,7 +167,10 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
       }
       return Math.round(times.sort((a, b) => a - b)[2]! * 10) / 10;
     };
-    const scan = () => sql`select r.name as repository, t.name as tag from tags t join repositories r on r.id = t.repository_id where lower(t.name) like '%t1999%' order by r.name, t.name limit 100`.execute(db);
+    const scan = () =>
+      sql`select r.name as repository, t.name as tag from tags t join repositories r on r.id = t.repository_id where lower(t.name) like '%t1999%' order by r.name, t.name limit 100`.execute(
+        db,
+      );
     timings['sql: tags q=t1999, scan (before)'] = await median(scan);
     timings['sql: tags q=t1999, indexed'] = await median(() => reg.server.stores.browse.searchTags('t1999', 100, null));
     timings['sql: tags q=latest (10,000 matches), indexed'] = await median(() => reg.server.stores.browse.searchTags('latest', 100, null));
@@ -142,14 +178,28 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
     const plan =
       driver === 'postgres'
         ? (
-            await sql<{ 'QUERY PLAN': string }>`explain select r.name as repository, t.name as tag, t.manifest_digest as digest from tags t join repositories r on r.id = t.repository_id
+            await sql<{
+              'QUERY PLAN': string;
+            }>`explain select r.name as repository, t.name as tag, t.manifest_digest as digest from tags t join repositories r on r.id = t.repository_id
               where lower(t.name) like '%t1999%' escape '!' order by r.name, t.name limit 100`.execute(db)
           ).rows
             .map((r) => r['QUERY PLAN'])
             .join('\n')
         : driver === 'mysql'
-          ? JSON.stringify((await sql`explain select g.repository_id, g.name from tag_trigrams g where g.gram in ('t19', '199', '999') group by g.repository_id, g.name having count(*) = 3`.execute(db)).rows)
-          : JSON.stringify((await sql`explain query plan select t.name from tags t where t.rowid in (select rowid from tags_search where tags_search match '"t1999"')`.execute(db)).rows);
+          ? JSON.stringify(
+              (
+                await sql`explain select g.repository_id, g.name from tag_trigrams g where g.gram in ('t19', '199', '999') group by g.repository_id, g.name having count(*) = 3`.execute(
+                  db,
+                )
+              ).rows,
+            )
+          : JSON.stringify(
+              (
+                await sql`explain query plan select t.name from tags t where t.rowid in (select rowid from tags_search where tags_search match '"t1999"')`.execute(
+                  db,
+                )
+              ).rows,
+            );
     console.log(`# ${driver} search plan: ${plan}`);
     assert.match(plan, driver === 'postgres' ? /tags_name_trgm/ : driver === 'mysql' ? /PRIMARY/ : /VIRTUAL TABLE INDEX/);
   });
@@ -173,7 +223,10 @@ describe('web UI listings at 10,000 repositories and 20,000 tags', { timeout: 60
     const start = process.hrtime.bigint();
     const cold = await page();
     timings['tags: first page, 50 signed, verifying (cold)'] = Math.round(Number(process.hrtime.bigint() - start) / 1e5) / 10;
-    assert.deepEqual(new Set(((await cold.json()) as Signed).items.map((t) => `${t.signatures.count}/${t.signatures.verified}`)), new Set(['1/1']));
+    assert.deepEqual(
+      new Set(((await cold.json()) as Signed).items.map((t) => `${t.signatures.count}/${t.signatures.verified}`)),
+      new Set(['1/1']),
+    );
     const warm = await timed<Signed>(page);
     assert.deepEqual(new Set(warm.body.items.map((t) => `${t.signatures.count}/${t.signatures.verified}`)), new Set(['1/1']));
     timings['tags: first page, 50 signed, verdicts cached (warm)'] = warm.ms;

@@ -65,13 +65,20 @@ describe('web UI sessions /api/v1/session', () => {
   });
 
   it('bad bodies: 400 with the JSON error format', async () => {
-    const res = await fetch(`${reg.url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":"sam"}' });
+    const res = await fetch(`${reg.url}/api/v1/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"username":"sam"}',
+    });
     assert.equal(res.status, 400);
     assert.match(((await res.json()) as { errors: { message: string }[] }).errors[0]!.message, /password/);
   });
 
   it('robot accounts are refused (403), even with their right secret', async () => {
-    const created = await api(reg.server, 'POST', '/robots', adminAuth(), { name: 'ci', permissions: [{ project: 'team', repository: '*', actions: ['pull'] }] });
+    const created = await api(reg.server, 'POST', '/robots', adminAuth(), {
+      name: 'ci',
+      permissions: [{ project: 'team', repository: '*', actions: ['pull'] }],
+    });
     assert.equal(created.status, 201);
     const robot = (await created.json()) as { name: string; secret: string };
     const res = await signInRaw(reg.server, robot.name, robot.secret);
@@ -120,7 +127,7 @@ describe('web UI sessions /api/v1/session', () => {
     assert.equal(me.headers.get('www-authenticate'), null, 'a stale cookie gets no browser challenge');
   });
 
-  it('a deleted user\'s session stops working', async () => {
+  it("a deleted user's session stops working", async () => {
     const browser = await signIn(reg.server, 'gone', 'gone-password');
     assert.equal((await ui(reg.server, browser, 'GET', '/me', undefined, false)).status, 200);
     assert.equal((await api(reg.server, 'DELETE', '/users/gone', adminAuth())).status, 204);
@@ -176,7 +183,8 @@ describe('web UI session expiry', () => {
 
 describe('web UI session purge job', () => {
   const reg = useAuthServer('token', {}, { ui: { sessionidle: '1s', sessionttl: '1h' } });
-  const rowOf = (browser: { cookie: string }) => reg.server.stores.sessions.getSession(createHash('sha256').update(browser.cookie.split('=')[1]!).digest('hex'));
+  const rowOf = (browser: { cookie: string }) =>
+    reg.server.stores.sessions.getSession(createHash('sha256').update(browser.cookie.split('=')[1]!).digest('hex'));
 
   it('session-purge deletes expired sessions (not live ones), is listed in GET /api/v1/jobs and records its run', async () => {
     const stale = await signIn(reg.server, 'admin', 'admin-secret-1');
@@ -187,7 +195,10 @@ describe('web UI session purge job', () => {
     assert.equal(await rowOf(stale), null, 'the idle session is gone');
     assert.notEqual(await rowOf(fresh), null, 'the live session stays');
     assert.equal((await ui(reg.server, fresh, 'GET', '/session', undefined, false)).status, 200);
-    const jobs = (await (await api(reg.server, 'GET', '/jobs?job=session-purge', adminAuth())).json()) as { jobs: { name: string; schedule: unknown }[]; runs: { job: string; outcome: string; summary: unknown }[] };
+    const jobs = (await (await api(reg.server, 'GET', '/jobs?job=session-purge', adminAuth())).json()) as {
+      jobs: { name: string; schedule: unknown }[];
+      runs: { job: string; outcome: string; summary: unknown }[];
+    };
     assert.deepEqual(jobs.jobs.find((j) => j.name === 'session-purge')?.schedule, { everyMs: 3_600_000 });
     assert.equal(jobs.runs[0]?.outcome, 'ok');
     assert.deepEqual(jobs.runs[0]?.summary, { purged: 1 });

@@ -6,7 +6,8 @@ import { tempDir } from '../helpers/server.js';
 import { useServer } from '../helpers/use-server.js';
 import { adminAuth, useAuthServer } from '../auth/support.js';
 
-const INDEX = '<!doctype html><html><head><script type="module" src="/assets/index-3f2a1b.js"></script></head><body><div id="root"></div></body></html>';
+const INDEX =
+  '<!doctype html><html><head><script type="module" src="/assets/index-3f2a1b.js"></script></head><body><div id="root"></div></body></html>';
 const SCRIPT = 'console.log("berth ui");';
 
 function fakeBuild(): string {

@@ -25,7 +25,14 @@ export async function signIn(server: HasUrl, username: string, password: string)
 }
 
 /** Calls /api/v1 as the browser (cookie; the CSRF header unless `csrf` is false or a string to send instead). */
-export function ui(server: HasUrl, browser: Browser, method: string, path: string, body?: unknown, csrf: boolean | string = true): Promise<Response> {
+export function ui(
+  server: HasUrl,
+  browser: Browser,
+  method: string,
+  path: string,
+  body?: unknown,
+  csrf: boolean | string = true,
+): Promise<Response> {
   const headers: Record<string, string> = { cookie: browser.cookie };
   if (csrf !== false) headers['x-csrf-token'] = csrf === true ? browser.csrfToken : csrf;
   if (body !== undefined) headers['content-type'] = 'application/json';

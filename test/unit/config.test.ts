@@ -32,7 +32,10 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
   });
 
   it('reads Distribution-style keys from a YAML file', () => {
-    const file = configFile('a.yaml', 'version: 0.1\nlog:\n  level: debug\nhttp:\n  addr: 127.0.0.1:6000\nstorage:\n  delete:\n    enabled: false\n');
+    const file = configFile(
+      'a.yaml',
+      'version: 0.1\nlog:\n  level: debug\nhttp:\n  addr: 127.0.0.1:6000\nstorage:\n  delete:\n    enabled: false\n',
+    );
     const { config } = loadConfig({ file, env: {} });
     assert.equal(config.log.level, 'debug');
     assert.equal(config.http.addr, '127.0.0.1:6000');
@@ -43,7 +46,12 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
     const file = configFile('b.yaml', 'http:\n  addr: 127.0.0.1:6000\n');
     const { config } = loadConfig({
       file,
-      env: { BERTH_HTTP_ADDR: '127.0.0.1:7000', BERTH_STORAGE_DELETE_ENABLED: 'false', BERTH_LIMITS_MANIFESTSIZE: '1024', BERTH_DATA_DIR: dir },
+      env: {
+        BERTH_HTTP_ADDR: '127.0.0.1:7000',
+        BERTH_STORAGE_DELETE_ENABLED: 'false',
+        BERTH_LIMITS_MANIFESTSIZE: '1024',
+        BERTH_DATA_DIR: dir,
+      },
     });
     assert.equal(config.http.addr, '127.0.0.1:7000');
     assert.equal(config.storage.delete.enabled, false);
@@ -60,7 +68,9 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
   it('a bad value is refused with a message naming the key', () => {
     assert.throws(
       () => loadConfig({ env: { BERTH_HTTP_ADDR: 'not an address' } }),
-      (err: unknown) => err instanceof ConfigError && /http\.addr: expected a listen address such as ':5000'.*; set by BERTH_HTTP_ADDR="not an address"/.test(err.message),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /http\.addr: expected a listen address such as ':5000'.*; set by BERTH_HTTP_ADDR="not an address"/.test(err.message),
     );
     assert.throws(
       () => loadConfig({ env: { BERTH_LIMITS_MANIFESTSIZE: '-5' } }),
@@ -78,7 +88,10 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
 
   it('invalid YAML and unreadable files give clear errors', () => {
     const file = configFile('e.yaml', 'http: [unclosed\n');
-    assert.throws(() => loadConfig({ file, env: {} }), (err: unknown) => err instanceof ConfigError && /not valid YAML/.test(err.message));
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      (err: unknown) => err instanceof ConfigError && /not valid YAML/.test(err.message),
+    );
     assert.throws(
       () => loadConfig({ file: path.join(dir, 'missing.yaml'), env: {} }),
       (err: unknown) => err instanceof ConfigError && /cannot read config file/.test(err.message),
@@ -90,13 +103,28 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
       () => loadConfig({ env: { BERTH_STORAGE_DELETE_ENABLED: 'maybe' } }),
       (err: unknown) =>
         err instanceof ConfigError &&
-        err.message.includes('storage.delete.enabled: expected true or false (yes/no, on/off, 1/0 are accepted too); set by BERTH_STORAGE_DELETE_ENABLED="maybe"'),
+        err.message.includes(
+          'storage.delete.enabled: expected true or false (yes/no, on/off, 1/0 are accepted too); set by BERTH_STORAGE_DELETE_ENABLED="maybe"',
+        ),
     );
   });
 
   it('booleans accept yes/no, on/off, 1/0 and true/false in any case, from the environment and from the file', () => {
-    for (const [word, expected] of [['yes', true], ['NO', false], ['on', true], ['Off', false], ['1', true], ['0', false], ['TRUE', true], ['false', false]] as const) {
-      assert.equal(loadConfig({ env: { BERTH_STORAGE_DELETE_ENABLED: word } }).config.storage.delete.enabled, expected, `BERTH_STORAGE_DELETE_ENABLED=${word}`);
+    for (const [word, expected] of [
+      ['yes', true],
+      ['NO', false],
+      ['on', true],
+      ['Off', false],
+      ['1', true],
+      ['0', false],
+      ['TRUE', true],
+      ['false', false],
+    ] as const) {
+      assert.equal(
+        loadConfig({ env: { BERTH_STORAGE_DELETE_ENABLED: word } }).config.storage.delete.enabled,
+        expected,
+        `BERTH_STORAGE_DELETE_ENABLED=${word}`,
+      );
     }
     const file = configFile('bool.yaml', 'storage:\n  delete:\n    enabled: no\n  maintenance:\n    readonly:\n      enabled: yes\n');
     const { config } = loadConfig({ file, env: {} });
@@ -109,13 +137,23 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
     assert.equal(loadConfig({ env: { BERTH_HTTP_ADDR: '6123' } }).config.http.addr, '0.0.0.0:6123');
     assert.throws(
       () => loadConfig({ file: configFile('addr.yaml', 'http:\n  addr: [5000]\n'), env: {} }),
-      (err: unknown) => err instanceof ConfigError && /http\.addr: expected a listen address such as ':5000', '0\.0\.0\.0:5000' or '127\.0\.0\.1:5000' \(or a port number\)/.test(err.message),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /http\.addr: expected a listen address such as ':5000', '0\.0\.0\.0:5000' or '127\.0\.0\.1:5000' \(or a port number\)/.test(
+          err.message,
+        ),
     );
   });
 
   it('a misspelt BERTH_* variable is a warning naming the closest setting; BERTH_CONFIG, BERTH_ADMIN_PASSWORD and BERTH_TEST_* are not', () => {
     const { config, warnings } = loadConfig({
-      env: { BERTH_STORAGE_DELETE_ENABLE: 'false', BERTH_HTTP_ADR: '127.0.0.1:1', BERTH_ADMIN_PASSWORD: 'x', BERTH_TEST_METADATA: 'postgres', BERTH_QQQQQQQQQQQQQQQQQQQQQQQQ: '1' },
+      env: {
+        BERTH_STORAGE_DELETE_ENABLE: 'false',
+        BERTH_HTTP_ADR: '127.0.0.1:1',
+        BERTH_ADMIN_PASSWORD: 'x',
+        BERTH_TEST_METADATA: 'postgres',
+        BERTH_QQQQQQQQQQQQQQQQQQQQQQQQ: '1',
+      },
     });
     assert.equal(config.storage.delete.enabled, true, 'the misspelt variable changes nothing');
     assert.deepEqual(warnings, [
@@ -157,7 +195,10 @@ describe('configuration: berth.yaml + BERTH_* environment', () => {
 describe('berth CLI', () => {
   const run = promisify(execFile);
   const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env } });
+    run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, ...env },
+    });
 
   it('berth --version prints the package version', async () => {
     const { stdout } = await cli(['--version']);
@@ -178,13 +219,21 @@ describe('berth CLI', () => {
   it('berth config check warns about a misspelt BERTH_* variable on stderr, naming the closest one, and still succeeds', async () => {
     const { stdout, stderr } = await cli(['config', 'check'], { BERTH_STORAGE_DELETE_ENABLE: 'false' });
     assert.match(stdout, /configuration OK/);
-    assert.match(stderr, /berth: warning: BERTH_STORAGE_DELETE_ENABLE is not a Berth setting and is ignored; did you mean BERTH_STORAGE_DELETE_ENABLED\?/);
+    assert.match(
+      stderr,
+      /berth: warning: BERTH_STORAGE_DELETE_ENABLE is not a Berth setting and is ignored; did you mean BERTH_STORAGE_DELETE_ENABLED\?/,
+    );
   });
 
   it('berth serve warns about a misspelt BERTH_* variable at start', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_DATA_DIR: path.join(dir, 'serve-data'), BERTH_GC_GRACEPERIODE: '2h' },
+      env: {
+        PATH: process.env.PATH,
+        BERTH_HTTP_ADDR: '127.0.0.1:0',
+        BERTH_DATA_DIR: path.join(dir, 'serve-data'),
+        BERTH_GC_GRACEPERIODE: '2h',
+      },
     });
     try {
       let stderr = '';
@@ -196,7 +245,10 @@ describe('berth CLI', () => {
         child.once('exit', () => resolve(false));
       });
       assert.ok(warned, `no warning; stderr: ${stderr}`);
-      assert.match(stderr, /berth: warning: BERTH_GC_GRACEPERIODE is not a Berth setting and is ignored; did you mean BERTH_GC_GRACEPERIOD\?/);
+      assert.match(
+        stderr,
+        /berth: warning: BERTH_GC_GRACEPERIODE is not a Berth setting and is ignored; did you mean BERTH_GC_GRACEPERIOD\?/,
+      );
     } finally {
       child.kill('SIGTERM');
       if (child.exitCode === null) await once(child, 'exit');

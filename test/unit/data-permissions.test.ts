@@ -60,8 +60,21 @@ describe('data directory permissions', () => {
       assert.equal(staging.status, 202);
       const uploadId = staging.headers.get('docker-upload-uuid')!;
       const hex = digest.slice('sha256:'.length);
-      const dirs = [dataDir, storage, path.join(storage, 'blobs'), path.join(storage, 'blobs', 'sha256'), path.join(storage, 'blobs', 'sha256', hex.slice(0, 2)), path.join(storage, 'uploads')];
-      const files = [db, `${db}-wal`, `${db}-shm`, path.join(storage, 'blobs', 'sha256', hex.slice(0, 2), hex), path.join(storage, 'uploads', uploadId)];
+      const dirs = [
+        dataDir,
+        storage,
+        path.join(storage, 'blobs'),
+        path.join(storage, 'blobs', 'sha256'),
+        path.join(storage, 'blobs', 'sha256', hex.slice(0, 2)),
+        path.join(storage, 'uploads'),
+      ];
+      const files = [
+        db,
+        `${db}-wal`,
+        `${db}-shm`,
+        path.join(storage, 'blobs', 'sha256', hex.slice(0, 2), hex),
+        path.join(storage, 'uploads', uploadId),
+      ];
       assert.deepEqual(
         [...dirs, ...files].map((p) => [path.relative(root, p), octal(mode(p))]),
         [...dirs.map((p) => [path.relative(root, p), '0700']), ...files.map((p) => [path.relative(root, p), '0600'])],

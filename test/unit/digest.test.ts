@@ -5,7 +5,11 @@ import { digestOf, isDigest, parseDigest } from '../../src/core/digest.js';
 import { RegistryError } from '../../src/core/errors.js';
 
 function assertDigestInvalid(input: string): void {
-  assert.throws(() => parseDigest(input), (err: unknown) => err instanceof RegistryError && err.code === 'DIGEST_INVALID' && err.status === 400, input);
+  assert.throws(
+    () => parseDigest(input),
+    (err: unknown) => err instanceof RegistryError && err.code === 'DIGEST_INVALID' && err.status === 400,
+    input,
+  );
 }
 
 describe('digest parsing', () => {

@@ -19,7 +19,12 @@ const tempDir = () => mkdtempSync(path.join(os.tmpdir(), 'berth-first-hour-'));
 
 describe('build once: scripts/build.mjs --if-stale (npm start, npm ci)', () => {
   /** A throw-away checkout: the real build script, a fake tsc that counts its runs and writes dist/src/cli.js. */
-  function fakeCheckout(): { root: string; build: (...args: string[]) => { status: number | null; stderr: string }; runs: () => number; touch: (file: string) => void } {
+  function fakeCheckout(): {
+    root: string;
+    build: (...args: string[]) => { status: number | null; stderr: string };
+    runs: () => number;
+    touch: (file: string) => void;
+  } {
     const root = tempDir();
     for (const dir of ['scripts', 'src', 'node_modules/typescript/bin']) mkdirSync(path.join(root, dir), { recursive: true });
     copyFileSync(path.join(ROOT, 'scripts/build.mjs'), path.join(root, 'scripts/build.mjs'));
@@ -98,7 +103,10 @@ fs.appendFileSync(path.join(root, 'tsc-runs'), 'x');\n`,
   });
 
   it('npm start and npm ci (prepare) build only when stale, and npm start runs the compiled CLI', () => {
-    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+      bin: Record<string, string>;
+    };
     assert.match(pkg.scripts.start!, /^node scripts\/build\.mjs --if-stale && node .*dist\/src\/cli\.js serve$/);
     assert.equal(pkg.scripts.prepare, 'node scripts/build.mjs --if-stale --at-install');
     assert.equal(pkg.bin.berth, 'dist/src/cli.js');
@@ -112,7 +120,10 @@ describe('the CLI starts fast', () => {
       import { register } from 'node:module';
       register('data:text/javascript,' + encodeURIComponent("export async function resolve(s, c, next) { const r = await next(s, c); if (r.url.startsWith('file:')) process.stderr.write('LOADED ' + r.url + '\\\\n'); return r; }"));
     `)}`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', hook, path.join(ROOT, 'src/cli.ts'), '--help'], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', hook, path.join(ROOT, 'src/cli.ts'), '--help'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /Usage: berth/);
     const loaded = [...r.stderr.matchAll(/^LOADED file:\/\/(.*)$/gm)].map((m) => path.relative(ROOT, m[1]!));
@@ -126,7 +137,9 @@ describe('the CLI starts fast', () => {
 
 describe('npm ci prints no EBADENGINE', () => {
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
-  const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { engines?: { node?: string } | string[] }> };
+  const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { engines?: { node?: string } | string[] }>;
+  };
   /** The packages npm would warn about on Node `version`. */
   const refusing = (version: string) =>
     Object.entries(lock.packages)
@@ -135,20 +148,36 @@ describe('npm ci prints no EBADENGINE', () => {
       .map(([name, range]) => `${name} wants node ${range}`);
 
   it('every package in package-lock.json admits the Node version running the tests', () => {
-    assert.deepEqual(refusing(process.versions.node), [], `npm ci on Node ${process.versions.node} would print EBADENGINE (pin a release that admits it, with package.json "overrides")`);
+    assert.deepEqual(
+      refusing(process.versions.node),
+      [],
+      `npm ci on Node ${process.versions.node} would print EBADENGINE (pin a release that admits it, with package.json "overrides")`,
+    );
   });
 
   it("every package admits the lowest release of each Node line package.json's engines supports", () => {
     // "^20.19.0 || ^22.13.0 || ^24.0.0" → 20.19.0, 22.13.0, 24.0.0: what a user may install with.
-    const lowest = new semver.Range(pkg.engines.node).set.map((comparators) => semver.minVersion(comparators.map((c) => c.value).join(' '))!.version);
+    const lowest = new semver.Range(pkg.engines.node).set.map(
+      (comparators) => semver.minVersion(comparators.map((c) => c.value).join(' '))!.version,
+    );
     assert.ok(lowest.length > 0);
-    for (const version of lowest) assert.deepEqual(refusing(version), [], `package.json's engines (${pkg.engines.node}) admit Node ${version}, but npm ci would print EBADENGINE there`);
+    for (const version of lowest)
+      assert.deepEqual(
+        refusing(version),
+        [],
+        `package.json's engines (${pkg.engines.node}) admit Node ${version}, but npm ci would print EBADENGINE there`,
+      );
   });
 });
 
 describe('one spelling of the berth command in the docs', () => {
   it('no shell block in README.md or docs/*.md runs a bare `berth` (not on PATH in a fresh clone): npx berth …', () => {
-    const files = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+    const files = [
+      'README.md',
+      ...readdirSync(path.join(ROOT, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ];
     const bare: string[] = [];
     for (const file of files) {
       const text = readFileSync(path.join(ROOT, file), 'utf8');

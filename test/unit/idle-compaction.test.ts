@@ -18,7 +18,10 @@ describe('idle compaction: one compacting GC per idle spell (src/idle-compaction
       await sleep(1_100); // 3 idle intervals
       assert.equal(compaction.compactions(), 1, 'the start-up heap is compacted once, then nothing while idle');
       assert.equal(figures.length, 1);
-      assert.ok(figures[0]!.heapAfter > 0 && figures[0]!.heapAfter <= figures[0]!.heapBefore, `heap ${figures[0]!.heapBefore} -> ${figures[0]!.heapAfter}`);
+      assert.ok(
+        figures[0]!.heapAfter > 0 && figures[0]!.heapAfter <= figures[0]!.heapBefore,
+        `heap ${figures[0]!.heapBefore} -> ${figures[0]!.heapAfter}`,
+      );
 
       spin(500); // the interval that sees this is busy
       await sleep(1_000);

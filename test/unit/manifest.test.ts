@@ -57,7 +57,9 @@ describe('parseManifest', () => {
   });
 
   it('foreign and non-distributable layers are not required to exist', () => {
-    const parsed = parse(image({ layers: [desc(MediaTypes.dockerForeignLayer, d('f')), desc(MediaTypes.ociNondistributableLayers[0], d('9'))] }));
+    const parsed = parse(
+      image({ layers: [desc(MediaTypes.dockerForeignLayer, d('f')), desc(MediaTypes.ociNondistributableLayers[0], d('9'))] }),
+    );
     assert.deepEqual(parsed.references, [{ digest: d('a'), kind: 'config' }]);
   });
 
@@ -81,7 +83,11 @@ describe('parseManifest', () => {
 
   it('refuses malformed documents with MANIFEST_INVALID', () => {
     for (const bad of ['not json', '[]', 'null', '42']) {
-      assert.throws(() => parseManifest(Buffer.from(bad), undefined), (e: unknown) => e instanceof RegistryError && e.code === 'MANIFEST_INVALID', bad);
+      assert.throws(
+        () => parseManifest(Buffer.from(bad), undefined),
+        (e: unknown) => e instanceof RegistryError && e.code === 'MANIFEST_INVALID',
+        bad,
+      );
     }
     invalid(image({ schemaVersion: 1 }));
     invalid(image({ config: undefined }));

@@ -16,14 +16,52 @@ function code(fn: () => unknown): string | undefined {
 
 describe('repository name grammar', () => {
   it('accepts the spec grammar: lowercase components joined by ".", "_", "__", "-"+ and "/"', () => {
-    for (const name of ['a', 'a/b/c', 'library/ubuntu', 'a.b', 'a_b', 'a__b', 'a-b', 'a---b', '0', 'x1/y2/z3', 'a'.repeat(MAX_NAME_LENGTH)]) {
+    for (const name of [
+      'a',
+      'a/b/c',
+      'library/ubuntu',
+      'a.b',
+      'a_b',
+      'a__b',
+      'a-b',
+      'a---b',
+      '0',
+      'x1/y2/z3',
+      'a'.repeat(MAX_NAME_LENGTH),
+    ]) {
       assert.equal(validateRepositoryName(name), name);
     }
   });
 
   it('refuses everything else with NAME_INVALID', () => {
-    for (const name of ['', 'A', 'a/B', '..', 'a/../b', 'a/./b', 'a//b', '/a', 'a/', '-a', 'a-', '.a', 'a.', 'a..b', 'a___b', 'a\\b', 'a b', 'a:b', 'a%2fb', 'é', 'a'.repeat(MAX_NAME_LENGTH + 1)]) {
-      assert.equal(code(() => validateRepositoryName(name)), 'NAME_INVALID', JSON.stringify(name));
+    for (const name of [
+      '',
+      'A',
+      'a/B',
+      '..',
+      'a/../b',
+      'a/./b',
+      'a//b',
+      '/a',
+      'a/',
+      '-a',
+      'a-',
+      '.a',
+      'a.',
+      'a..b',
+      'a___b',
+      'a\\b',
+      'a b',
+      'a:b',
+      'a%2fb',
+      'é',
+      'a'.repeat(MAX_NAME_LENGTH + 1),
+    ]) {
+      assert.equal(
+        code(() => validateRepositoryName(name)),
+        'NAME_INVALID',
+        JSON.stringify(name),
+      );
     }
   });
 
@@ -47,7 +85,11 @@ describe('tag grammar', () => {
 
   it('refuses anything else with TAG_INVALID', () => {
     for (const tag of ['', '-a', '.a', 'a'.repeat(129), 'a:b', 'a/b', 'a b', 'a+b', 'é']) {
-      assert.equal(code(() => validateTag(tag)), 'TAG_INVALID', tag);
+      assert.equal(
+        code(() => validateTag(tag)),
+        'TAG_INVALID',
+        tag,
+      );
     }
   });
 });

@@ -17,7 +17,8 @@ describe('parseRangeHeader (Range: bytes=… on blob GET)', () => {
   });
 
   it('answers null (416) for unsatisfiable ranges', () => {
-    for (const header of ['bytes=100-', 'bytes=100-200', 'bytes=20-10', 'bytes=-0']) assert.equal(parseRangeHeader(header, 100), null, header);
+    for (const header of ['bytes=100-', 'bytes=100-200', 'bytes=20-10', 'bytes=-0'])
+      assert.equal(parseRangeHeader(header, 100), null, header);
     assert.equal(parseRangeHeader('bytes=0-0', 0), null);
     assert.equal(parseRangeHeader('bytes=-5', 0), null);
   });

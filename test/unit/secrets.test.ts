@@ -37,9 +37,15 @@ describe('secrets at rest: AES-256-GCM sealing', () => {
     assert.throws(() => sealer.open(sealed, 'signing key k2'), SealedSecretError);
     const body = Buffer.from(sealed.slice(sealed.lastIndexOf(':') + 1), 'base64url');
     body[14] = (body[14] ?? 0) ^ 1;
-    assert.throws(() => sealer.open(`${sealed.slice(0, sealed.lastIndexOf(':') + 1)}${body.toString('base64url')}`, 'signing key k1'), /does not open/);
+    assert.throws(
+      () => sealer.open(`${sealed.slice(0, sealed.lastIndexOf(':') + 1)}${body.toString('base64url')}`, 'signing key k1'),
+      /does not open/,
+    );
     const other = new AesGcmSealer(OTHER).seal('secret', 'signing key k1');
-    assert.throws(() => sealer.open(other, 'signing key k1'), new RegExp(`sealed with secrets key ${secretsKeyId(OTHER)}, but the configured secrets key is ${sealer.keyId}`));
+    assert.throws(
+      () => sealer.open(other, 'signing key k1'),
+      new RegExp(`sealed with secrets key ${secretsKeyId(OTHER)}, but the configured secrets key is ${sealer.keyId}`),
+    );
   });
 
   it('passes plain text stored before a key was configured through, and marks it for sealing', () => {
@@ -62,7 +68,10 @@ describe('secrets at rest: AES-256-GCM sealing', () => {
   it('without a key: values stay plain text, and a sealed one is a clear error, not a silent miss', () => {
     assert.equal(PLAINTEXT_SEALER.seal('x', 'c'), 'x');
     assert.equal(PLAINTEXT_SEALER.needsSealing('x'), false);
-    assert.throws(() => PLAINTEXT_SEALER.open(sealer.seal('x', 'signing key k1'), 'signing key k1'), /signing key k1 is sealed with secrets key .* no secrets key is configured/);
+    assert.throws(
+      () => PLAINTEXT_SEALER.open(sealer.seal('x', 'signing key k1'), 'signing key k1'),
+      /signing key k1 is sealed with secrets key .* no secrets key is configured/,
+    );
   });
 });
 
@@ -75,7 +84,10 @@ describe('secrets at rest: the key setting', () => {
 
   it('refuses other lengths and non-encodings, without repeating the value', () => {
     const short = randomBytes(31).toString('base64');
-    assert.throws(() => decodeSecretsKey(short), (err: Error) => /32 random bytes.*decodes to 31 bytes/.test(err.message) && !err.message.includes(short));
+    assert.throws(
+      () => decodeSecretsKey(short),
+      (err: Error) => /32 random bytes.*decodes to 31 bytes/.test(err.message) && !err.message.includes(short),
+    );
     assert.throws(() => decodeSecretsKey('not a key!'), /32 random bytes/);
   });
 
@@ -113,7 +125,10 @@ describe('secrets at rest: the key setting', () => {
   });
 
   it('redactConfig masks secrets.key', () => {
-    const redacted = redactConfig({ secrets: { key: KEY.toString('hex') }, http: { tls: { key: '/etc/tls/key.pem' } } }) as { secrets: { key: string }; http: { tls: { key: string } } };
+    const redacted = redactConfig({ secrets: { key: KEY.toString('hex') }, http: { tls: { key: '/etc/tls/key.pem' } } }) as {
+      secrets: { key: string };
+      http: { tls: { key: string } };
+    };
     assert.equal(redacted.secrets.key, '********');
     assert.equal(redacted.http.tls.key, '/etc/tls/key.pem');
   });

@@ -28,7 +28,11 @@ describe('a server that fails while wiring its features', () => {
         startTestServer({
           data: { dir: path.join(dir, 'data') },
           metadata: { driver: 'postgres', url: db.url },
-          auth: { mode: 'token', admin: { password: 'admin-password-1' }, ldap: { url: 'ldaps://127.0.0.1:1', ca: missing, user: { basedn: 'dc=example,dc=org' } } },
+          auth: {
+            mode: 'token',
+            admin: { password: 'admin-password-1' },
+            ldap: { url: 'ldaps://127.0.0.1:1', ca: missing, user: { basedn: 'dc=example,dc=org' } },
+          },
         }),
         (err: Error) => err.message.includes('no-such-ca.pem'),
       );

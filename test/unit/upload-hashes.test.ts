@@ -18,7 +18,14 @@ describe('UploadService running hashes', () => {
     const metadata = await openSqliteMetadata(path.join(dir, 'berth.db'));
     try {
       // Through the Registry, which gives its UploadService the commit transaction.
-      const uploads = new Registry(blobs, metadata, { deleteEnabled: true, maxManifestSize: 1 << 20, maxBlobSize: 0, maxConcurrentUploads: 10, maxPageSize: 100, maxHeldHashes: 2 }).uploads;
+      const uploads = new Registry(blobs, metadata, {
+        deleteEnabled: true,
+        maxManifestSize: 1 << 20,
+        maxBlobSize: 0,
+        maxConcurrentUploads: 10,
+        maxPageSize: 100,
+        maxHeldHashes: 2,
+      }).uploads;
       const blobsToPush = [makeBlob(3000), makeBlob(3000), makeBlob(3000)];
       const sessions = [];
       for (const blob of blobsToPush) {

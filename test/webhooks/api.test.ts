@@ -71,12 +71,25 @@ describe('webhooks: project policies through the admin API', () => {
     assert.equal(admins.status, 201, 'a system admin manages any project');
     betaPolicyId = admins.body.id;
     const listed = await call('GET', '/projects/alpha/webhooks', alice);
-    assert.deepEqual(listed.body.map((p: { name: string }) => p.name), ['ci']);
+    assert.deepEqual(
+      listed.body.map((p: { name: string }) => p.name),
+      ['ci'],
+    );
   });
 
   it('the secret and the Authorization header are sealed in the database', async () => {
-    const db = server.stores.metadata.db as unknown as { selectFrom(t: string): { select(c: string[]): { where(c: string, o: string, v: number): { executeTakeFirstOrThrow(): Promise<{ secret: string; auth_header: string }> } } } };
-    const row = await db.selectFrom('webhook_policies').select(['secret', 'auth_header']).where('id', '=', policyId).executeTakeFirstOrThrow();
+    const db = server.stores.metadata.db as unknown as {
+      selectFrom(t: string): {
+        select(c: string[]): {
+          where(c: string, o: string, v: number): { executeTakeFirstOrThrow(): Promise<{ secret: string; auth_header: string }> };
+        };
+      };
+    };
+    const row = await db
+      .selectFrom('webhook_policies')
+      .select(['secret', 'auth_header'])
+      .where('id', '=', policyId)
+      .executeTakeFirstOrThrow();
     assert.match(row.secret, /^berth:v1:/);
     assert.match(row.auth_header, /^berth:v1:/);
     assert.ok(!row.secret.includes(SECRET) && !row.auth_header.includes('receiver-token'));
@@ -134,7 +147,11 @@ describe('webhooks: project policies through the admin API', () => {
     await receiver.waitFor('the redelivery', () => receiver.delivered('/alpha').length === 2);
     assert.equal(receiver.delivered('/alpha')[1]!.headers['x-berth-event-id'], entry.eventId);
     assert.equal((await call('POST', `/projects/alpha/webhooks/${policyId}/deliveries/${entry.id}/redeliver`, dev)).status, 403);
-    assert.equal((await call('POST', `/projects/beta/webhooks/${betaPolicyId}/deliveries/${entry.id}/redeliver`, adminAuth())).status, 404, "alpha's delivery is not beta's");
+    assert.equal(
+      (await call('POST', `/projects/beta/webhooks/${betaPolicyId}/deliveries/${entry.id}/redeliver`, adminAuth())).status,
+      404,
+      "alpha's delivery is not beta's",
+    );
 
     const one = await call('GET', `/webhooks/deliveries/${entry.id}`, adminAuth());
     assert.equal(one.status, 200);

@@ -30,7 +30,10 @@ describe('webhooks survive kill -9 of berth serve', () => {
       YAML.stringify({
         events: { interval: '100ms' },
         gc: { enabled: false },
-        notifications: { interval: '100ms', endpoints: [{ name: 'ci', url: receiver.url('/hook'), backoff: '100ms', timeout: '10s', ignore: { actions: ['pull'] } }] },
+        notifications: {
+          interval: '100ms',
+          endpoints: [{ name: 'ci', url: receiver.url('/hook'), backoff: '100ms', timeout: '10s', ignore: { actions: ['pull'] } }],
+        },
       }),
     );
     env = { BERTH_CONFIG: configFile, BERTH_DATA_DIR: dataDir };
@@ -74,7 +77,10 @@ describe('webhooks survive kill -9 of berth serve', () => {
     await receiver.waitFor('k3 answered', () => receiver.delivered('/hook').some((r) => tagOf(r) === 'k3' && r.at > first.at), 20_000);
     const k3 = receiver.arrivals.filter((r) => tagOf(r) === 'k3');
     assert.ok(k3.length >= 2, 'at-least-once: the unanswered attempt is repeated');
-    assert.ok(k3.every((r) => idOf(r) === idOf(first)), 'under the same event id, so the receiver can drop the repeat');
+    assert.ok(
+      k3.every((r) => idOf(r) === idOf(first)),
+      'under the same event id, so the receiver can drop the repeat',
+    );
     assert.equal(new Set(receiver.arrivals.map(idOf)).size, 3, 'three events in all (k1, k2, k3)');
   });
 
@@ -83,8 +89,11 @@ describe('webhooks survive kill -9 of berth serve', () => {
     const cliEnv = { ...process.env, ...(await testMetadataEnv(dataDir, env)), ...env };
     const cli = (...args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'webhooks', ...args], { cwd: ROOT, env: cliEnv, timeout: 60_000 }, (err, stdout, stderr) =>
-          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'webhooks', ...args],
+          { cwd: ROOT, env: cliEnv, timeout: 60_000 },
+          (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
         );
       });
     const listed = await cli('deliveries', '--endpoint', 'config:ci', '--status', 'delivered', '--json');
@@ -97,7 +106,11 @@ describe('webhooks survive kill -9 of berth serve', () => {
     const again = await cli('redeliver', String(entry.id));
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, new RegExp(`redelivery of ${entry.id}`));
-    await receiver.waitFor('the redelivery', () => receiver.delivered('/hook').filter((r) => idOf(r) === entry.eventId).length > before, 20_000);
+    await receiver.waitFor(
+      'the redelivery',
+      () => receiver.delivered('/hook').filter((r) => idOf(r) === entry.eventId).length > before,
+      20_000,
+    );
     const missing = await cli('redeliver', '99999999');
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /webhook delivery 99999999 not found/);

@@ -15,7 +15,12 @@ describe('webhooks: delivery, retries, order, isolation', () => {
 
   before(async () => {
     receiver = await Receiver.start();
-    const endpoint = (name: string, extra: Record<string, unknown> = {}) => ({ name, url: receiver.url(`/${name}`), backoff: '200ms', ...extra });
+    const endpoint = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      url: receiver.url(`/${name}`),
+      backoff: '200ms',
+      ...extra,
+    });
     server = await startTestServer(
       fastWebhooks([
         endpoint('flaky', { ignore: { actions: ['pull', 'delete'] } }),
@@ -46,11 +51,23 @@ describe('webhooks: delivery, retries, order, isolation', () => {
     await client.pushImage('ord/app', 'a2', makeImage({ layers: 1, layerSize: 32 }));
     await receiver.waitFor('a1 and a2 on /flaky', () => receiver.delivered('/flaky').length === 2);
     const attempts = receiver.requests.filter((r) => r.path === '/flaky');
-    assert.deepEqual(attempts.map((r) => [tagOf(r), r.status]), [['a1', 500], ['a1', 500], ['a1', 500], ['a1', 200], ['a2', 200]]);
+    assert.deepEqual(
+      attempts.map((r) => [tagOf(r), r.status]),
+      [
+        ['a1', 500],
+        ['a1', 500],
+        ['a1', 500],
+        ['a1', 200],
+        ['a2', 200],
+      ],
+    );
     const gaps = attempts.slice(1, 4).map((r, i) => r.at - attempts[i]!.at);
     // backoff 200 ms doubling: no retry before 200, 400, 800 ms (a loaded machine only adds to them).
     const floors = [200, 400, 800];
-    assert.ok(gaps.every((gap, i) => gap >= floors[i]! - 15), `spacing at least ${floors.join(', ')} ms: ${gaps.join(', ')} ms`);
+    assert.ok(
+      gaps.every((gap, i) => gap >= floors[i]! - 15),
+      `spacing at least ${floors.join(', ')} ms: ${gaps.join(', ')} ms`,
+    );
 
     const log = await server.composition.webhooks.service.deliveries({ endpoint: 'config:flaky', limit: 10 });
     const first = log.find((d) => d.body.includes('"tag":"a1"'))!;
@@ -73,7 +90,9 @@ describe('webhooks: delivery, retries, order, isolation', () => {
     const again = await server.composition.webhooks.service.redeliver(failed.id);
     assert.equal(again.redeliveryOf, failed.id);
     assert.equal(again.eventId, failed.eventId);
-    await receiver.waitFor('the redelivery', () => receiver.delivered('/dead').some((r) => r.headers['x-berth-event-id'] === failed.eventId));
+    await receiver.waitFor('the redelivery', () =>
+      receiver.delivered('/dead').some((r) => r.headers['x-berth-event-id'] === failed.eventId),
+    );
     const original = await server.composition.webhooks.service.delivery(failed.id);
     assert.equal(original.status, 'failed', 'the original keeps its log');
   });
@@ -98,10 +117,16 @@ describe('webhooks: delivery, retries, order, isolation', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const pending = await server.composition.webhooks.service.deliveries({ endpoint: 'config:fast', status: 'pending', limit: 10 });
     assert.ok(pending.length >= 4, 'queued while the receiver is down');
-    assert.ok(pending.some((d) => d.attempts > 0 && d.lastError?.startsWith('request failed')), 'attempts failed with a connection error');
+    assert.ok(
+      pending.some((d) => d.attempts > 0 && d.lastError?.startsWith('request failed')),
+      'attempts failed with a connection error',
+    );
     await receiver.listen();
     await receiver.waitFor('d1..d4 on /fast', () => tags.every((t) => receiver.delivered('/fast').some((r) => tagOf(r) === t)));
-    const order = receiver.delivered('/fast').map(tagOf).filter((t) => tags.includes(t));
+    const order = receiver
+      .delivered('/fast')
+      .map(tagOf)
+      .filter((t) => tags.includes(t));
     assert.deepEqual(order, tags);
   });
 });

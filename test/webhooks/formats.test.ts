@@ -22,7 +22,12 @@ describe('webhooks: the three formats, field by field', () => {
 
   before(async () => {
     receiver = await Receiver.start();
-    const endpoint = (name: string, format: string, extra: Record<string, unknown> = {}) => ({ name, url: receiver.url(`/${name}`), format, ...extra });
+    const endpoint = (name: string, format: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      url: receiver.url(`/${name}`),
+      format,
+      ...extra,
+    });
     server = await startTestServer(
       fastWebhooks([
         endpoint('dist', 'distribution', { secret: SECRET, headers: { 'X-Token': ['abc'] } }),
@@ -43,7 +48,14 @@ describe('webhooks: the three formats, field by field', () => {
     assert.equal((await client.fetch(`/v2/${repo}/manifests/${byDigest.manifest.digest}`, { method: 'DELETE' })).status, 202);
     await server.gc.collector.run();
     // dist and dist3 carry no gc event; ce and harbor get 5 each (push, pull, tag delete, push, delete) + gc.
-    await receiver.waitFor('every delivery', () => receiver.delivered('/dist').length === 5 && receiver.delivered('/dist3').length === 4 && receiver.delivered('/harbor').length === 6 && receiver.delivered('/ce').length === 6);
+    await receiver.waitFor(
+      'every delivery',
+      () =>
+        receiver.delivered('/dist').length === 5 &&
+        receiver.delivered('/dist3').length === 4 &&
+        receiver.delivered('/harbor').length === 6 &&
+        receiver.delivered('/ce').length === 6,
+    );
   });
   after(async () => {
     await server?.destroy();
@@ -106,7 +118,10 @@ describe('webhooks: the three formats, field by field', () => {
   it('Distribution 3.x (…events.v2+json) with ignore.actions: pull left out', () => {
     const requests = receiver.delivered('/dist3');
     assert.ok(requests.every((r) => r.headers['content-type'] === 'application/vnd.docker.distribution.events.v2+json'));
-    assert.deepEqual(requests.map((r) => json(r).events[0].action), ['push', 'delete', 'push', 'delete']);
+    assert.deepEqual(
+      requests.map((r) => json(r).events[0].action),
+      ['push', 'delete', 'push', 'delete'],
+    );
   });
 
   it('the event id is the same in every format and stable per event', () => {
@@ -131,7 +146,9 @@ describe('webhooks: the three formats, field by field', () => {
 
     const pull = json(at('/harbor', 1));
     assert.equal(pull.type, 'PULL_ARTIFACT');
-    assert.deepEqual(pull.event_data.resources, [{ digest: image.manifest.digest, resource_url: `${host}/${repo}@${image.manifest.digest}` }]);
+    assert.deepEqual(pull.event_data.resources, [
+      { digest: image.manifest.digest, resource_url: `${host}/${repo}@${image.manifest.digest}` },
+    ]);
     assert.equal(pull.event_data.custom_attributes.pulls, '2');
     assert.equal(json(at('/harbor', 2)).type, 'DELETE_TAG');
     assert.equal(json(at('/harbor', 4)).type, 'DELETE_ARTIFACT');
@@ -151,9 +168,23 @@ describe('webhooks: the three formats, field by field', () => {
     assert.ok(!Number.isNaN(Date.parse(ce.time)));
     assert.equal(ce.datacontenttype, 'application/json');
     assert.equal(ce.subject, `${repo}@${image.manifest.digest}`);
-    assert.deepEqual(ce.data, { project: 'shop', repository: repo, digest: image.manifest.digest, mediaType: image.mediaType, size: image.manifest.size, tags: ['v1'] });
+    assert.deepEqual(ce.data, {
+      project: 'shop',
+      repository: repo,
+      digest: image.manifest.digest,
+      mediaType: image.mediaType,
+      size: image.manifest.size,
+      tags: ['v1'],
+    });
     const types = receiver.delivered('/ce').map((r) => json(r).type);
-    assert.deepEqual(types, ['io.berth.artifact.pushed', 'io.berth.artifact.pulled', 'io.berth.tag.deleted', 'io.berth.artifact.pushed', 'io.berth.artifact.deleted', 'io.berth.gc.finished']);
+    assert.deepEqual(types, [
+      'io.berth.artifact.pushed',
+      'io.berth.artifact.pulled',
+      'io.berth.tag.deleted',
+      'io.berth.artifact.pushed',
+      'io.berth.artifact.deleted',
+      'io.berth.gc.finished',
+    ]);
     assert.equal(json(at('/ce', 1)).data.pulls, 2);
     const gc = json(at('/ce', 5));
     assert.equal(gc.subject, undefined);

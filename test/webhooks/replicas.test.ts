@@ -56,10 +56,20 @@ describe('webhooks: three replicas on PostgreSQL deliver each event once', () =>
     const delivered = receiver.delivered('/hook');
     assert.equal(delivered.length, pushes.length, 'no event delivered twice');
     assert.equal(new Set(delivered.map(idOf)).size, pushes.length);
-    assert.ok(receiver.requests.some((r) => r.status === 500), 'some attempts failed and were retried');
+    assert.ok(
+      receiver.requests.some((r) => r.status === 500),
+      'some attempts failed and were retried',
+    );
     for (const repository of ['ha/app0', 'ha/app1']) {
       const expected = pushes.filter((p) => p.repository === repository).map((p) => p.tag);
-      assert.deepEqual(delivered.map(targetOf).filter((t) => t.repository === repository).map((t) => t.tag), expected, `${repository} in push order`);
+      assert.deepEqual(
+        delivered
+          .map(targetOf)
+          .filter((t) => t.repository === repository)
+          .map((t) => t.tag),
+        expected,
+        `${repository} in push order`,
+      );
     }
   });
 });

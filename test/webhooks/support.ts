@@ -81,7 +81,10 @@ export class Receiver {
   async waitFor(what: string, done: () => boolean, timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!done()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received: ${JSON.stringify(this.requests.map((r) => [r.path, r.status, r.body.slice(0, 200)]))}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out waiting for ${what}; received: ${JSON.stringify(this.requests.map((r) => [r.path, r.status, r.body.slice(0, 200)]))}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }

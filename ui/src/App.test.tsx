@@ -19,9 +19,13 @@ describe('App session', () => {
       'GET /api/v1/oidc/providers': () => [{ name: 'corp', displayName: 'Corp SSO' }],
       'GET /api/v1/system/info': () => INFO,
       'GET /api/v1/me': () => ({ username: 'alice', admin: false, projects: [{ name: 'team', role: 'developer' }] }),
-      'GET /api/v1/projects': () => (signedIn ? [{ name: 'team', public: false, createdBy: 'alice', createdAt: new Date().toISOString() }] : json({ errors: [{ code: 'UNAUTHORIZED', message: 'expired' }] }, 401)),
+      'GET /api/v1/projects': () =>
+        signedIn
+          ? [{ name: 'team', public: false, createdBy: 'alice', createdAt: new Date().toISOString() }]
+          : json({ errors: [{ code: 'UNAUTHORIZED', message: 'expired' }] }, 401),
       'GET /api/v1/quotas': () => [{ project: 'team', used: 512, limit: 1024, percent: 50 }],
-      'GET /api/v1/projects/team/repositories': () => (signedIn ? { items: [], next: null, total: 7 } : json({ errors: [{ code: 'UNAUTHORIZED', message: 'expired' }] }, 401)),
+      'GET /api/v1/projects/team/repositories': () =>
+        signedIn ? { items: [], next: null, total: 7 } : json({ errors: [{ code: 'UNAUTHORIZED', message: 'expired' }] }, 401),
     });
     render(<App />);
     fireEvent.change(await screen.findByLabelText('Username'), { target: { value: 'alice' } });

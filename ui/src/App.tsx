@@ -33,7 +33,10 @@ function hint(value?: boolean): boolean {
 }
 
 function loadContext(): Promise<Context> {
-  return Promise.all([ok<Me>(api.GET('/api/v1/me')).catch(() => null), ok<SystemInfo>(api.GET('/api/v1/system/info')).catch(() => null)]).then(([me, info]) => ({ me, info }));
+  return Promise.all([
+    ok<Me>(api.GET('/api/v1/me')).catch(() => null),
+    ok<SystemInfo>(api.GET('/api/v1/system/info')).catch(() => null),
+  ]).then(([me, info]) => ({ me, info }));
 }
 
 export function App() {
@@ -116,7 +119,8 @@ function View({ route }: { route: Route }) {
   if (first === 'projects' && second && third === 'settings') return <ProjectSettings project={second} tab={fourth ?? 'members'} />;
   if (first === 'projects' && second) return <Repositories project={second} />;
   if (first === 'repository') return <Tags repository={route.query.get('name') ?? ''} />;
-  if (first === 'artifact') return <ArtifactView repository={route.query.get('repository') ?? ''} reference={route.query.get('reference') ?? ''} />;
+  if (first === 'artifact')
+    return <ArtifactView repository={route.query.get('repository') ?? ''} reference={route.query.get('reference') ?? ''} />;
   if (first === 'admin') return <Admin tab={second ?? 'users'} />;
   if (first === 'search') return <SearchView q={route.query.get('q') ?? ''} />;
   return <Projects />;
@@ -175,4 +179,3 @@ function UserMenu() {
     </div>
   );
 }
-

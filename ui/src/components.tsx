@@ -33,8 +33,21 @@ export function useAsync<T>(load: () => Promise<T>, deps: unknown[]): Async<T> {
  * row that pushed it down.
  */
 export function EmptyRow({ list, colSpan, empty }: { list: Async<unknown[]>; colSpan: number; empty: string }) {
-  if (list.data === undefined && !list.error) return <tr><td colSpan={colSpan} className="muted" aria-busy="true">Loading…</td></tr>;
-  return list.data?.length === 0 ? <tr><td colSpan={colSpan} className="muted">{empty}</td></tr> : null;
+  if (list.data === undefined && !list.error)
+    return (
+      <tr>
+        <td colSpan={colSpan} className="muted" aria-busy="true">
+          Loading…
+        </td>
+      </tr>
+    );
+  return list.data?.length === 0 ? (
+    <tr>
+      <td colSpan={colSpan} className="muted">
+        {empty}
+      </td>
+    </tr>
+  ) : null;
 }
 
 /** Keyset pagination: the cursors of the pages before the current one. */
@@ -54,7 +67,23 @@ export function usePager(resetKey: string) {
   };
 }
 
-export function Pager({ page, next, total, count, onNext, onPrevious, label }: { page: number; next: string | null | undefined; total?: number; count: number; onNext: (cursor: string) => void; onPrevious: () => void; label: string }) {
+export function Pager({
+  page,
+  next,
+  total,
+  count,
+  onNext,
+  onPrevious,
+  label,
+}: {
+  page: number;
+  next: string | null | undefined;
+  total?: number;
+  count: number;
+  onNext: (cursor: string) => void;
+  onPrevious: () => void;
+  label: string;
+}) {
   return (
     <nav className="pager" aria-label={`${label} pages`}>
       <button type="button" onClick={onPrevious} disabled={page <= 1}>
@@ -119,7 +148,10 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
   };
   return (
     <button type="button" className="copy" onClick={copy} aria-label={label} title={text}>
-      <span aria-hidden="true" className="copy-mark">{done === 'copied' ? '✓' : done === 'failed' ? '✗' : ''}</span>Copy pull
+      <span aria-hidden="true" className="copy-mark">
+        {done === 'copied' ? '✓' : done === 'failed' ? '✗' : ''}
+      </span>
+      Copy pull
       <span className="visually-hidden" aria-live="polite">
         {done === 'copied' ? 'copied to the clipboard' : done === 'failed' ? 'copying failed' : ''}
       </span>
@@ -132,7 +164,9 @@ export function UsageBar({ used, limit, label }: { used: number; limit: number |
   const percent = limit ? Math.min(100, Math.round((used / limit) * 100)) : 0;
   return (
     <span className="usage">
-      {limit ? <meter min={0} max={limit} value={Math.min(used, limit)} low={limit * 0.8} high={limit * 0.95} optimum={0} aria-label={label} /> : null}
+      {limit ? (
+        <meter min={0} max={limit} value={Math.min(used, limit)} low={limit * 0.8} high={limit * 0.95} optimum={0} aria-label={label} />
+      ) : null}
       <span className="usage-text">{limit ? `${percent}%` : 'no quota'}</span>
     </span>
   );
@@ -163,7 +197,17 @@ export function useDebounced<T>(value: T, ms = 250): T {
   return debounced;
 }
 
-export function Tabs({ tabs, current, hrefOf, label }: { tabs: [string, string][]; current: string; hrefOf: (tab: string) => string; label: string; }) {
+export function Tabs({
+  tabs,
+  current,
+  hrefOf,
+  label,
+}: {
+  tabs: [string, string][];
+  current: string;
+  hrefOf: (tab: string) => string;
+  label: string;
+}) {
   return (
     <nav className="tabs" aria-label={label}>
       {tabs.map(([id, title]) => (

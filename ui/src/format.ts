@@ -24,7 +24,13 @@ export function ago(iso: string | number | null | undefined, now = Date.now()): 
   if (Number.isNaN(t)) return '—';
   const s = Math.round((now - t) / 1000);
   if (s < 45) return 'just now';
-  const steps: [number, string][] = [[60, 'min'], [3600, 'h'], [86400, 'day'], [2592000, 'month'], [31536000, 'year']];
+  const steps: [number, string][] = [
+    [60, 'min'],
+    [3600, 'h'],
+    [86400, 'day'],
+    [2592000, 'month'],
+    [31536000, 'year'],
+  ];
   let label = 'min';
   let size = 60;
   for (const [limit, name] of steps) if (s >= limit) [size, label] = [limit, name];
@@ -34,5 +40,8 @@ export function ago(iso: string | number | null | undefined, now = Date.now()): 
 
 export function isoTime(iso: string | number | null | undefined): string {
   if (iso === null || iso === undefined) return '';
-  return new Date(iso).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  return new Date(iso)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
 }

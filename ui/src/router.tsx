@@ -49,7 +49,8 @@ export const href = {
   project: (project: string) => `/projects/${encodeURIComponent(project)}`,
   settings: (project: string, tab = 'members') => `/projects/${encodeURIComponent(project)}/settings/${tab}`,
   repository: (name: string) => `/repository?name=${encodeURIComponent(name)}`,
-  artifact: (repository: string, reference: string) => `/artifact?repository=${encodeURIComponent(repository)}&reference=${encodeURIComponent(reference)}`,
+  artifact: (repository: string, reference: string) =>
+    `/artifact?repository=${encodeURIComponent(repository)}&reference=${encodeURIComponent(reference)}`,
   admin: (tab = 'users') => `/admin/${tab}`,
   search: (q: string) => `/search?q=${encodeURIComponent(q)}`,
 };

@@ -21,8 +21,20 @@ export function fakeApi(routes: Record<string, Handler>): Call[] {
   const calls: Call[] = [];
   vi.stubGlobal('fetch', async (input: Request) => {
     const url = new URL(input.url);
-    const body = input.method === 'GET' || input.method === 'DELETE' ? undefined : await input.clone().text().then((t) => (t ? JSON.parse(t) : undefined));
-    const call: Call = { method: input.method, path: decodeURIComponent(url.pathname), query: url.searchParams, body, headers: input.headers };
+    const body =
+      input.method === 'GET' || input.method === 'DELETE'
+        ? undefined
+        : await input
+            .clone()
+            .text()
+            .then((t) => (t ? JSON.parse(t) : undefined));
+    const call: Call = {
+      method: input.method,
+      path: decodeURIComponent(url.pathname),
+      query: url.searchParams,
+      body,
+      headers: input.headers,
+    };
     calls.push(call);
     const handler = routes[`${input.method} ${url.pathname}`] ?? routes[`${input.method} ${call.path}`];
     if (!handler) return json({ errors: [{ code: 'NOT_FOUND', message: `no fake for ${input.method} ${url.pathname}` }] }, 404);
@@ -36,13 +48,35 @@ export function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 }
 
-export const INFO: SystemInfo = { version: '0.1.0', registryHost: 'registry.example:5000', features: { quotas: true, proxyCache: false }, oidcProviders: [] };
+export const INFO: SystemInfo = {
+  version: '0.1.0',
+  registryHost: 'registry.example:5000',
+  features: { quotas: true, proxyCache: false },
+  oidcProviders: [],
+};
 
 /** Renders `ui` as signed in: `admin`, or a member of projects with roles. */
 export function renderSignedIn(ui: ReactNode, who: { admin?: boolean; projects?: Me['projects'] } = {}) {
   setCsrfToken('csrf-test');
   const projects = who.projects ?? [];
-  const me: Me = { name: 'alice', username: 'alice', kind: 'user', admin: who.admin ?? false, projects, memberships: projects.map((p) => ({ project: p.name, username: 'alice', role: p.role })) };
-  const ctx: SessionContext = { session: { username: 'alice', admin: who.admin ?? false, csrfToken: 'csrf-test', expiresAt: new Date(Date.now() + 3600_000).toISOString() }, info: INFO, me, signOut: () => {} };
+  const me: Me = {
+    name: 'alice',
+    username: 'alice',
+    kind: 'user',
+    admin: who.admin ?? false,
+    projects,
+    memberships: projects.map((p) => ({ project: p.name, username: 'alice', role: p.role })),
+  };
+  const ctx: SessionContext = {
+    session: {
+      username: 'alice',
+      admin: who.admin ?? false,
+      csrfToken: 'csrf-test',
+      expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+    },
+    info: INFO,
+    me,
+    signOut: () => {},
+  };
   return render(<SessionCtx.Provider value={ctx}>{ui}</SessionCtx.Provider>);
 }

@@ -33,7 +33,13 @@ export function ThemeToggle() {
     }
   };
   return (
-    <button type="button" className="theme" onClick={change} aria-label={`Theme: ${theme}. Switch to ${next[theme]}`} title={`Theme: ${theme}`}>
+    <button
+      type="button"
+      className="theme"
+      onClick={change}
+      aria-label={`Theme: ${theme}. Switch to ${next[theme]}`}
+      title={`Theme: ${theme}`}
+    >
       {theme === 'dark' ? '☾' : theme === 'light' ? '☀' : '◐'}
     </button>
   );

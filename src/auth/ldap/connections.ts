@@ -21,7 +21,13 @@ export async function connect(endpoint: DirectoryEndpoint): Promise<Client> {
   const tlsOptions = tlsFor(endpoint);
   // ldapts speaks TLS from the first byte whenever tlsOptions are given: only for ldaps://; StartTLS gets them below.
   const implicit = endpoint.url.startsWith('ldaps:');
-  const client = new (ldapts().Client)({ url: endpoint.url, timeout: endpoint.timeoutMs, connectTimeout: endpoint.timeoutMs, ...(implicit ? { tlsOptions } : {}), strictDN: false });
+  const client = new (ldapts().Client)({
+    url: endpoint.url,
+    timeout: endpoint.timeoutMs,
+    connectTimeout: endpoint.timeoutMs,
+    ...(implicit ? { tlsOptions } : {}),
+    strictDN: false,
+  });
   try {
     if (endpoint.starttls) await withTimeout(client.startTLS(tlsOptions), endpoint.timeoutMs, 'StartTLS');
     return client;

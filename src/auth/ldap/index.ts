@@ -41,7 +41,9 @@ export class LdapSource implements PasswordSource {
     this.takeover = config.takeover;
     this.cacheTtlMs = durationMs(config.cache);
     this.endpoint = { url: config.url, starttls: config.starttls, ca: readCa(config.ca), timeoutMs: durationMs(config.timeout) };
-    const password = config.bindpasswordfile ? readFileSync(config.bindpasswordfile, 'utf8').replace(/\r?\n$/, '') : (config.bindpassword ?? '');
+    const password = config.bindpasswordfile
+      ? readFileSync(config.bindpasswordfile, 'utf8').replace(/\r?\n$/, '')
+      : (config.bindpassword ?? '');
     this.pool = new ServicePool(this.endpoint, config.binddn, password, config.poolsize, () => this.binds++);
   }
 
@@ -77,7 +79,9 @@ export class LdapSource implements PasswordSource {
     const { user, group } = this.config;
     const filter = substitute(user.filter, { username });
     const attributes = [user.emailattribute, ...(group.membership === 'memberof' ? [group.memberofattribute] : [])];
-    const { searchEntries } = await this.pool.use((client) => client.search(user.basedn, { scope: user.scope, filter, attributes, sizeLimit: 2 }));
+    const { searchEntries } = await this.pool.use((client) =>
+      client.search(user.basedn, { scope: user.scope, filter, attributes, sizeLimit: 2 }),
+    );
     if (searchEntries.length > 1) {
       this.log.warn({ user: username, entries: searchEntries.length }, 'ldap: the user filter matches more than one entry; login refused');
       return null;
@@ -122,7 +126,10 @@ export class LdapSource implements PasswordSource {
   }
 
   private unavailable(step: string, err: unknown): 'unavailable' {
-    this.log.warn({ step, url: this.config.url, err: err instanceof Error ? err.message : String(err) }, `ldap: ${step} failed; logins through LDAP are refused until the directory answers`);
+    this.log.warn(
+      { step, url: this.config.url, err: err instanceof Error ? err.message : String(err) },
+      `ldap: ${step} failed; logins through LDAP are refused until the directory answers`,
+    );
     return 'unavailable';
   }
 
@@ -133,7 +140,9 @@ export class LdapSource implements PasswordSource {
 
 /** `{username}` and `{dn}` in a filter, escaped per RFC 4515 (a login name cannot widen the filter). */
 function substitute(filter: string, values: Record<string, string>): string {
-  return filter.replace(/\{(username|dn)\}/g, (whole, key: string) => (values[key] === undefined ? whole : ldapts().Filter.escape(values[key])));
+  return filter.replace(/\{(username|dn)\}/g, (whole, key: string) =>
+    values[key] === undefined ? whole : ldapts().Filter.escape(values[key]),
+  );
 }
 
 function values(attribute: Entry[string] | undefined): string[] {

@@ -44,22 +44,57 @@ export class CertificateAuthenticator {
 
   async identify(certificate: ClientCertificate, ip: string, via: LoginVia): Promise<Identity | null> {
     if (certificate.state === 'refused') {
-      await this.audit('login.failed', 'failure', 'client-certificate', ip, { via, source: 'mtls', certificate: certificate.fingerprint, reason: certificate.reason }, certificate.fingerprint, via);
+      await this.audit(
+        'login.failed',
+        'failure',
+        'client-certificate',
+        ip,
+        { via, source: 'mtls', certificate: certificate.fingerprint, reason: certificate.reason },
+        certificate.fingerprint,
+        via,
+      );
       throw new RegistryError('UNAUTHORIZED', `client certificate refused: ${certificate.reason}`);
     }
     if (certificate.state === 'spiffe') {
       const identity = await this.workload(certificate.spiffe.id);
-      await this.audit('login', 'success', identity.name, ip, { via, source: 'spiffe', certificate: certificate.fingerprint }, certificate.fingerprint, via);
+      await this.audit(
+        'login',
+        'success',
+        identity.name,
+        ip,
+        { via, source: 'spiffe', certificate: certificate.fingerprint },
+        certificate.fingerprint,
+        via,
+      );
       return identity;
     }
     if (this.config.clientcn === 'ignore') return null;
     const name = certificate.commonName;
     const user = name !== '' && !name.startsWith(ROBOT_PREFIX) ? await this.store.getUser(name) : null;
     if (!user) {
-      await this.audit('login.failed', 'failure', name || 'client-certificate', ip, { via, source: 'mtls', certificate: certificate.fingerprint, reason: 'no such user' }, certificate.fingerprint, via);
-      throw new RegistryError('UNAUTHORIZED', `client certificate refused: its subject CN "${name.slice(0, 128)}" names no Berth user (http.tls.clientcn: user)`);
+      await this.audit(
+        'login.failed',
+        'failure',
+        name || 'client-certificate',
+        ip,
+        { via, source: 'mtls', certificate: certificate.fingerprint, reason: 'no such user' },
+        certificate.fingerprint,
+        via,
+      );
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        `client certificate refused: its subject CN "${name.slice(0, 128)}" names no Berth user (http.tls.clientcn: user)`,
+      );
     }
-    await this.audit('login', 'success', user.username, ip, { via, source: 'mtls', certificate: certificate.fingerprint }, certificate.fingerprint, via);
+    await this.audit(
+      'login',
+      'success',
+      user.username,
+      ip,
+      { via, source: 'mtls', certificate: certificate.fingerprint },
+      certificate.fingerprint,
+      via,
+    );
     return { kind: 'user', name: user.username, admin: user.admin };
   }
 
@@ -79,7 +114,15 @@ export class CertificateAuthenticator {
     return this.workload(subject);
   }
 
-  private async audit(action: string, outcome: AuditOutcome, actor: string, ip: string, detail: Record<string, unknown>, fingerprint: string, via: LoginVia): Promise<void> {
+  private async audit(
+    action: string,
+    outcome: AuditOutcome,
+    actor: string,
+    ip: string,
+    detail: Record<string, unknown>,
+    fingerprint: string,
+    via: LoginVia,
+  ): Promise<void> {
     const key = `${action}\u0000${fingerprint}\u0000${ip}\u0000${via}`;
     const now = Date.now();
     if ((this.quiet.get(key) ?? 0) > now) return;

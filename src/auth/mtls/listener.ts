@@ -32,7 +32,8 @@ const REASONS: Record<string, string> = {
   CERT_HAS_EXPIRED: 'the certificate has expired',
   CERT_NOT_YET_VALID: 'the certificate is not valid yet',
   CERT_REVOKED: 'the certificate is revoked (http.tls.clientcrl)',
-  UNABLE_TO_GET_CRL: 'no CRL for an issuer of this certificate: it does not chain to http.tls.clientcas, or http.tls.clientcrl lacks that CA\'s CRL',
+  UNABLE_TO_GET_CRL:
+    "no CRL for an issuer of this certificate: it does not chain to http.tls.clientcas, or http.tls.clientcrl lacks that CA's CRL",
   CRL_HAS_EXPIRED: 'the CRL of its issuer has expired (renew http.tls.clientcrl)',
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'it does not chain to a CA of http.tls.clientcas (or the client did not send its intermediates)',
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'it does not chain to a CA of http.tls.clientcas (or the client did not send its intermediates)',
@@ -143,7 +144,10 @@ export class ClientCertificateListener {
         response.shouldKeepAlive = false;
       }
     }
-    this.logger.info({ file, closed, busy: this.live.size }, 'reloaded the client certificate CRLs; connections verified before are closed');
+    this.logger.info(
+      { file, closed, busy: this.live.size },
+      'reloaded the client certificate CRLs; connections verified before are closed',
+    );
   }
 
   /** The client certificate of the connection `socket`, or null when it presented none (or is not TLS). */
@@ -185,8 +189,10 @@ export class ClientCertificateListener {
     }
     if ('error' in svid) return refused(`not a valid X.509-SVID: ${svid.error}`);
     if (x509.ca) return refused('not a valid X.509-SVID: a leaf SVID must not be a CA certificate');
-    if (this.trustDomains.size === 0) return refused(`SPIFFE IDs are not accepted here (http.tls.spiffe.trustdomains is not set): ${svid.id}`);
-    if (!this.trustDomains.has(svid.trustDomain)) return refused(`trust domain "${svid.trustDomain}" of ${svid.id} is not one of http.tls.spiffe.trustdomains`);
+    if (this.trustDomains.size === 0)
+      return refused(`SPIFFE IDs are not accepted here (http.tls.spiffe.trustdomains is not set): ${svid.id}`);
+    if (!this.trustDomains.has(svid.trustDomain))
+      return refused(`trust domain "${svid.trustDomain}" of ${svid.id} is not one of http.tls.spiffe.trustdomains`);
     return { state: 'spiffe', spiffe: svid, fingerprint, notAfterMs };
   }
 }

@@ -22,7 +22,8 @@ export class CertificateAccessPolicy implements AccessPolicy {
 
   async authorize(credentials: RequestCredentials, scope: Scope): Promise<Principal> {
     const certificate = credentials.clientCertificate;
-    if (!certificate || (certificate.state !== 'refused' && credentials.authorization !== undefined)) return this.inner.authorize(credentials, scope);
+    if (!certificate || (certificate.state !== 'refused' && credentials.authorization !== undefined))
+      return this.inner.authorize(credentials, scope);
     const identity = await this.certificates.identify(certificate, credentials.ip, 'v2');
     if (!identity) return this.inner.authorize(credentials, scope);
     // A certificate identity is never anonymous: checkScope answers 403 DENIED, not a challenge.

@@ -26,11 +26,13 @@ export function parseSpiffeId(value: string): SpiffeId | { error: string } {
   const trustDomain = slash === -1 ? rest : rest.slice(0, slash);
   const path = slash === -1 ? '' : rest.slice(slash);
   if (trustDomain === '') return { error: 'the trust domain is empty' };
-  if (!TRUST_DOMAIN.test(trustDomain)) return { error: 'the trust domain may hold only lowercase letters, digits, ".", "-" and "_" (no port or user info)' };
+  if (!TRUST_DOMAIN.test(trustDomain))
+    return { error: 'the trust domain may hold only lowercase letters, digits, ".", "-" and "_" (no port or user info)' };
   if (path !== '') {
     for (const segment of path.slice(1).split('/')) {
       if (segment === '' || segment === '.' || segment === '..') return { error: 'the path has an empty, "." or ".." segment' };
-      if (!SEGMENT.test(segment)) return { error: 'a path segment holds a character other than letters, digits, ".", "-" and "_" (no query or fragment)' };
+      if (!SEGMENT.test(segment))
+        return { error: 'a path segment holds a character other than letters, digits, ".", "-" and "_" (no query or fragment)' };
     }
   }
   return { id: value, trustDomain, path };

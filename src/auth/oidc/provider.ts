@@ -59,7 +59,8 @@ export class OidcProvider {
   /** Discovery (`<issuer>/.well-known/openid-configuration`), once; ProviderUnavailableError while it cannot be read. */
   async metadata(): Promise<client.Configuration> {
     if (this.discovered === null) {
-      if (Date.now() - this.failedAt < DISCOVERY_RETRY_MS) throw new ProviderUnavailableError(`OIDC provider ${this.name} is unreachable (discovery failed moments ago)`);
+      if (Date.now() - this.failedAt < DISCOVERY_RETRY_MS)
+        throw new ProviderUnavailableError(`OIDC provider ${this.name} is unreachable (discovery failed moments ago)`);
       this.discovered = this.discover().catch((err: unknown) => {
         this.discovered = null;
         this.failedAt = Date.now();
@@ -111,10 +112,14 @@ export class OidcProvider {
       });
       return payload;
     } catch (err) {
-      if (err instanceof joseErrors.JWKSTimeout || (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC' && /fetch|network|ECONNREFUSED/i.test(err.message))) {
+      if (
+        err instanceof joseErrors.JWKSTimeout ||
+        (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC' && /fetch|network|ECONNREFUSED/i.test(err.message))
+      ) {
         throw new ProviderUnavailableError(`OIDC provider ${this.name}: its keys could not be fetched: ${err.message}`);
       }
-      if (err instanceof TypeError) throw new ProviderUnavailableError(`OIDC provider ${this.name}: its keys could not be fetched: ${err.message}`);
+      if (err instanceof TypeError)
+        throw new ProviderUnavailableError(`OIDC provider ${this.name}: its keys could not be fetched: ${err.message}`);
       throw new OidcRefusal(`token refused: ${(err as Error).message}`);
     }
   }
@@ -136,11 +141,14 @@ export class OidcProvider {
   userOf(claims: JWTPayload): VerifiedClaims['user'] {
     const names = this.config.claims;
     const username = claims[names.username];
-    if (typeof username !== 'string') throw new OidcRefusal(`the token has no "${names.username}" claim (auth.oidc.providers[].claims.username)`);
+    if (typeof username !== 'string')
+      throw new OidcRefusal(`the token has no "${names.username}" claim (auth.oidc.providers[].claims.username)`);
     try {
       validateUsername(username);
     } catch {
-      throw new OidcRefusal(`the "${names.username}" claim "${username.slice(0, 64)}" is not a valid Berth username ([a-z0-9._-], 1-64 characters): map another claim`);
+      throw new OidcRefusal(
+        `the "${names.username}" claim "${username.slice(0, 64)}" is not a valid Berth username ([a-z0-9._-], 1-64 characters): map another claim`,
+      );
     }
     const groups = groupsOf(claims[names.groups]);
     this.checkAllowed(groups);

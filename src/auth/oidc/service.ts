@@ -100,7 +100,8 @@ export class OidcService {
 
   private provider(name: string): OidcProvider {
     const provider = this.providers.get(name);
-    if (!provider || !provider.browserLogin) throw new RegistryError('NOT_FOUND', `OIDC provider ${name} not found (or it has no clientid for browser logins)`);
+    if (!provider || !provider.browserLogin)
+      throw new RegistryError('NOT_FOUND', `OIDC provider ${name} not found (or it has no clientid for browser logins)`);
     return provider;
   }
 
@@ -157,20 +158,30 @@ export class OidcService {
     const login = await this.loginState(name, cookie);
     const error = params.get('error');
     if (error !== null) {
-      throw new RegistryError('UNAUTHORIZED', `the OIDC provider refused the login: ${error}${params.get('error_description') ? ` (${params.get('error_description')!.slice(0, 200)})` : ''}`);
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        `the OIDC provider refused the login: ${error}${params.get('error_description') ? ` (${params.get('error_description')!.slice(0, 200)})` : ''}`,
+      );
     }
-    if (params.get('state') !== login.s) throw badRequest('the login state does not match this browser\'s login (start again at /login)');
+    if (params.get('state') !== login.s) throw badRequest("the login state does not match this browser's login (start again at /login)");
     const configuration = await unavailableAs503(provider.metadata());
     const current = new URL(login.r);
     current.search = params.toString();
     const client = await openidClient();
     let idToken: string | undefined;
     try {
-      const tokens = await client.authorizationCodeGrant(configuration, current, { pkceCodeVerifier: login.v, expectedState: login.s, expectedNonce: login.n });
+      const tokens = await client.authorizationCodeGrant(configuration, current, {
+        pkceCodeVerifier: login.v,
+        expectedState: login.s,
+        expectedNonce: login.n,
+      });
       idToken = tokens.id_token;
     } catch (err) {
       if (err instanceof client.ResponseBodyError || err instanceof client.AuthorizationResponseError) {
-        throw new RegistryError('UNAUTHORIZED', `the OIDC provider refused the code exchange: ${err.error}${err.error_description ? ` (${err.error_description.slice(0, 200)})` : ''}`);
+        throw new RegistryError(
+          'UNAUTHORIZED',
+          `the OIDC provider refused the code exchange: ${err.error}${err.error_description ? ` (${err.error_description.slice(0, 200)})` : ''}`,
+        );
       }
       if (isNetworkError(err)) throw new RegistryError('UNAVAILABLE', `OIDC provider ${name} is unreachable: ${(err as Error).message}`);
       // openid-client wraps oauth4webapi's error, whose message names the claim that failed (nonce, iss, aud…).
@@ -193,9 +204,14 @@ export class OidcService {
     }
     const admitted = await auth.external.admit(provider.source, user, ip);
     if (!admitted) {
-      throw new RegistryError('CONFLICT', `a user named ${user.username} exists in Berth and is not an OIDC user of ${name}: an OIDC login never takes it over (an administrator may rename or remove it)`);
+      throw new RegistryError(
+        'CONFLICT',
+        `a user named ${user.username} exists in Berth and is not an OIDC user of ${name}: an OIDC login never takes it over (an administrator may rename or remove it)`,
+      );
     }
-    await auth.store.audit({ actor: user.username, action: 'login', target: user.username, ip, detail: { via: 'oidc', source: provider.source } }).catch(() => undefined);
+    await auth.store
+      .audit({ actor: user.username, action: 'login', target: user.username, ip, detail: { via: 'oidc', source: provider.source } })
+      .catch(() => undefined);
     const identity: Identity = { kind: 'user', name: admitted.name, admin: admitted.admin, source: provider.source };
     const issued = await auth.issuer.issueApi(identity);
     return {
@@ -215,7 +231,10 @@ export class OidcService {
     if (!cookie) throw badRequest('no OIDC login in progress in this browser (start at /login; the login cookie is needed)');
     let payload;
     try {
-      ({ payload } = await jwtVerify(cookie, this.attached().keys.verificationKey, { audience: this.loginAudience(), algorithms: [SIGNING_ALG] }));
+      ({ payload } = await jwtVerify(cookie, this.attached().keys.verificationKey, {
+        audience: this.loginAudience(),
+        algorithms: [SIGNING_ALG],
+      }));
     } catch {
       throw badRequest('the OIDC login cookie is invalid or expired (start again at /login)');
     }
@@ -245,15 +264,22 @@ export class OidcService {
    * sha256. Only the user themself may create it (an administrator creating one for someone
    * would hold that user's credentials), and only an OIDC user (local users have a password).
    */
-  async createCliSecret(identity: Identity, username: string, expiresIn: string | undefined, ip: string): Promise<{ username: string; secret: string; createdAt: string; expiresAt: string }> {
-    if (identity.kind !== 'user' || identity.name !== username) throw new RegistryError('DENIED', 'only the user themself may create their CLI secret');
+  async createCliSecret(
+    identity: Identity,
+    username: string,
+    expiresIn: string | undefined,
+    ip: string,
+  ): Promise<{ username: string; secret: string; createdAt: string; expiresAt: string }> {
+    if (identity.kind !== 'user' || identity.name !== username)
+      throw new RegistryError('DENIED', 'only the user themself may create their CLI secret');
     const provider = await this.oidcUser(username);
     const maxMs = durationMs(this.config.clisecretmaxexpiration);
     let lifetimeMs = durationMs(this.config.clisecretexpiration);
     if (expiresIn !== undefined) {
       if (!DURATION.test(expiresIn)) throw badRequest('expiresIn must be a duration like 30d, 12h or 90m');
       lifetimeMs = durationMs(expiresIn);
-      if (lifetimeMs <= 0 || lifetimeMs > maxMs) throw badRequest(`expiresIn must be positive and at most ${this.config.clisecretmaxexpiration} (auth.oidc.clisecretmaxexpiration)`);
+      if (lifetimeMs <= 0 || lifetimeMs > maxMs)
+        throw badRequest(`expiresIn must be positive and at most ${this.config.clisecretmaxexpiration} (auth.oidc.clisecretmaxexpiration)`);
     }
     const secret = `${CLI_SECRET_PREFIX}${generateSecret()}`;
     const createdAt = new Date();
@@ -261,7 +287,13 @@ export class OidcService {
     await this.store.saveCliSecret({ username, hash: sha256Hex(secret), createdAt, expiresAt });
     // The previous secret stops working here at once, not when its cached login expires.
     this.attached().external.forget(provider.source, username);
-    await this.attached().store.audit({ actor: username, action: 'cli-secret.create', target: username, ip, detail: { source: provider.source, expiresAt: expiresAt.toISOString() } });
+    await this.attached().store.audit({
+      actor: username,
+      action: 'cli-secret.create',
+      target: username,
+      ip,
+      detail: { source: provider.source, expiresAt: expiresAt.toISOString() },
+    });
     return { username, secret, createdAt: createdAt.toISOString(), expiresAt: expiresAt.toISOString() };
   }
 
@@ -272,7 +304,13 @@ export class OidcService {
     if (!(await this.store.deleteCliSecret(username))) throw new RegistryError('NOT_FOUND', `user ${username} has no CLI secret`);
     this.attached().external.forget(provider.source, username);
     const actor = identity.kind === 'user' ? identity.name : 'anonymous';
-    await this.attached().store.audit({ actor, action: 'cli-secret.revoke', target: username, ip, detail: { admin: isSystemAdmin(identity) && actor !== username } });
+    await this.attached().store.audit({
+      actor,
+      action: 'cli-secret.revoke',
+      target: username,
+      ip,
+      detail: { admin: isSystemAdmin(identity) && actor !== username },
+    });
   }
 
   /** The provider of an OIDC user of a configured provider; NOT_FOUND / CONFLICT otherwise. */
@@ -280,7 +318,11 @@ export class OidcService {
     const user = await this.attached().directory.user(username);
     const source = sourceOfAccount(user.passwordHash);
     const provider = [...this.providers.values()].find((p) => p.source === source);
-    if (!provider) throw new RegistryError('CONFLICT', `${username} is not a user of a configured OIDC provider: only OIDC users have a CLI secret (local users log in with their password)`);
+    if (!provider)
+      throw new RegistryError(
+        'CONFLICT',
+        `${username} is not a user of a configured OIDC provider: only OIDC users have a CLI secret (local users log in with their password)`,
+      );
     return provider;
   }
 }
@@ -295,5 +337,9 @@ async function unavailableAs503<T>(work: Promise<T>): Promise<T> {
 }
 
 function isNetworkError(err: unknown): boolean {
-  return err instanceof TypeError || (err instanceof Error && /ECONNREFUSED|ETIMEDOUT|fetch failed|aborted|timeout/i.test(`${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`));
+  return (
+    err instanceof TypeError ||
+    (err instanceof Error &&
+      /ECONNREFUSED|ETIMEDOUT|fetch failed|aborted|timeout/i.test(`${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`))
+  );
 }

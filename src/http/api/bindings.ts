@@ -6,28 +6,34 @@ import { RegistryError } from '../../core/errors.js';
 import type { ApiRoute } from './route.js';
 import { Timestamp } from './schemas.js';
 
-const NewBinding = z.lazy(() => z
-  .object({
-    source: z.string().describe('identity source: ldap, spiffe, or oidc:<provider>'),
-    kind: z.enum(BINDING_KINDS as unknown as [string, ...string[]]).describe('group: a group the source reports; id: the identity itself; prefix: identities under this path (SPIFFE IDs)'),
-    subject: z.string().describe('the group (LDAP: its DN or cn, case-insensitive), the user name or SPIFFE ID, or the SPIFFE ID prefix'),
-    project: z.string(),
-    role: z.enum(ROLES as unknown as [string, ...string[]]),
-  })
-  .strict());
+const NewBinding = z.lazy(() =>
+  z
+    .object({
+      source: z.string().describe('identity source: ldap, spiffe, or oidc:<provider>'),
+      kind: z
+        .enum(BINDING_KINDS as unknown as [string, ...string[]])
+        .describe('group: a group the source reports; id: the identity itself; prefix: identities under this path (SPIFFE IDs)'),
+      subject: z.string().describe('the group (LDAP: its DN or cn, case-insensitive), the user name or SPIFFE ID, or the SPIFFE ID prefix'),
+      project: z.string(),
+      role: z.enum(ROLES as unknown as [string, ...string[]]),
+    })
+    .strict(),
+);
 
-const Binding = z.lazy(() => z
-  .strictObject({
-    id: z.number(),
-    source: z.string(),
-    kind: z.enum(BINDING_KINDS as unknown as [string, ...string[]]),
-    subject: z.string(),
-    project: z.string(),
-    role: z.enum(ROLES),
-    createdBy: z.string(),
-    createdAt: Timestamp,
-  })
-  .meta({ id: 'IdentityBinding' }));
+const Binding = z.lazy(() =>
+  z
+    .strictObject({
+      id: z.number(),
+      source: z.string(),
+      kind: z.enum(BINDING_KINDS as unknown as [string, ...string[]]),
+      subject: z.string(),
+      project: z.string(),
+      role: z.enum(ROLES),
+      createdBy: z.string(),
+      createdAt: Timestamp,
+    })
+    .meta({ id: 'IdentityBinding' }),
+);
 
 const Filter = z.object({
   source: z.string().optional().describe('only bindings of this source'),
@@ -65,7 +71,8 @@ export const bindingRoutes: ApiRoute[] = [
   {
     method: 'DELETE',
     path: '/identity/bindings/:id',
-    summary: 'Remove a binding; users of its source lose what they held in its project at once (other bindings apply again at their next login)',
+    summary:
+      'Remove a binding; users of its source lose what they held in its project at once (other bindings apply again at their next login)',
     status: 204,
     handler: async ({ auth, actor, params }) => auth.bindings.remove(actor, bindingId(params.id)),
   },

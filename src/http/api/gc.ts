@@ -3,44 +3,54 @@ import { z } from 'zod';
 import type { ApiContext, ApiRoute } from './route.js';
 
 const Item = z.lazy(() => z.strictObject({ repository: z.string(), digest: z.string() }));
-const GcReport = z.lazy(() => z
-  .strictObject({
-    dryRun: z.boolean(),
-    ran: z.boolean().describe('false (with 409) when another process held the GC lease: nothing was done'),
-    heldBy: z.string().nullable().optional().describe('holder of the lease when ran is false'),
-    completed: z.boolean().describe('false when the run stopped early (lease lost, storage error): the next run continues'),
-    startedAt: z.string(),
-    durationMs: z.number(),
-    gracePeriodMs: z.number(),
-    untagged: z.enum(['delete', 'keep']),
-    counts: z.strictObject({
-      reviewed: z.number(),
-      kept: z.number(),
-      postponed: z.number(),
-      manifests: z.number(),
-      links: z.number(),
-      blobs: z.number(),
-      bytesFreed: z.number(),
-      resumedByteDeletions: z.number(),
-      errors: z.number(),
-    }),
-    deleted: z.strictObject({ manifests: z.array(Item), links: z.array(Item), blobs: z.array(z.strictObject({ digest: z.string(), size: z.number() })) }),
-    truncated: z.boolean().describe('a deleted list was capped'),
-    waiting: z
-      .strictObject({ candidates: z.number(), firstCollectableAt: z.string().nullable(), lastCollectableAt: z.string().nullable() })
-      .optional()
-      .describe('candidates still inside the grace period and when they can be collected'),
-    error: z.string().optional(),
-  })
-  .meta({ id: 'GcReport' }));
-const RepositoryUsage = z.lazy(() => z.strictObject({ repository: z.string(), blobs: z.number(), bytes: z.number().describe('logical size') }).meta({ id: 'RepositoryUsage' }));
-const StorageUsage = z.lazy(() => z
-  .strictObject({
-    repositories: z.array(RepositoryUsage),
-    projects: z.array(z.strictObject({ project: z.string(), blobs: z.number(), bytes: z.number() })),
-    total: z.strictObject({ blobs: z.number(), bytes: z.number() }).describe('physical storage: every stored blob once'),
-  })
-  .meta({ id: 'StorageUsage' }));
+const GcReport = z.lazy(() =>
+  z
+    .strictObject({
+      dryRun: z.boolean(),
+      ran: z.boolean().describe('false (with 409) when another process held the GC lease: nothing was done'),
+      heldBy: z.string().nullable().optional().describe('holder of the lease when ran is false'),
+      completed: z.boolean().describe('false when the run stopped early (lease lost, storage error): the next run continues'),
+      startedAt: z.string(),
+      durationMs: z.number(),
+      gracePeriodMs: z.number(),
+      untagged: z.enum(['delete', 'keep']),
+      counts: z.strictObject({
+        reviewed: z.number(),
+        kept: z.number(),
+        postponed: z.number(),
+        manifests: z.number(),
+        links: z.number(),
+        blobs: z.number(),
+        bytesFreed: z.number(),
+        resumedByteDeletions: z.number(),
+        errors: z.number(),
+      }),
+      deleted: z.strictObject({
+        manifests: z.array(Item),
+        links: z.array(Item),
+        blobs: z.array(z.strictObject({ digest: z.string(), size: z.number() })),
+      }),
+      truncated: z.boolean().describe('a deleted list was capped'),
+      waiting: z
+        .strictObject({ candidates: z.number(), firstCollectableAt: z.string().nullable(), lastCollectableAt: z.string().nullable() })
+        .optional()
+        .describe('candidates still inside the grace period and when they can be collected'),
+      error: z.string().optional(),
+    })
+    .meta({ id: 'GcReport' }),
+);
+const RepositoryUsage = z.lazy(() =>
+  z.strictObject({ repository: z.string(), blobs: z.number(), bytes: z.number().describe('logical size') }).meta({ id: 'RepositoryUsage' }),
+);
+const StorageUsage = z.lazy(() =>
+  z
+    .strictObject({
+      repositories: z.array(RepositoryUsage),
+      projects: z.array(z.strictObject({ project: z.string(), blobs: z.number(), bytes: z.number() })),
+      total: z.strictObject({ blobs: z.number(), bytes: z.number() }).describe('physical storage: every stored blob once'),
+    })
+    .meta({ id: 'StorageUsage' }),
+);
 
 function gcOf(ctx: ApiContext): NonNullable<ApiContext['features']['gc']> {
   return ctx.features.gc!;
@@ -69,7 +79,10 @@ export const gcRoutes: ApiRoute[] = [
       const repository = ctx.query.repository;
       if (repository === undefined) return usage.storageUsage();
       const one = await usage.repositoryUsage(repository);
-      if (!one) throw new RegistryError('NAME_UNKNOWN', `repository ${repository.slice(0, 256)} is not known to the registry`, { name: repository.slice(0, 256) });
+      if (!one)
+        throw new RegistryError('NAME_UNKNOWN', `repository ${repository.slice(0, 256)} is not known to the registry`, {
+          name: repository.slice(0, 256),
+        });
       return one;
     },
   },

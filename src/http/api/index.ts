@@ -117,11 +117,13 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
               );
             }
           }
-          if (access === 'admin' && !isSystemAdmin(live.identity)) throw new RegistryError('DENIED', 'this operation needs a system administrator');
+          if (access === 'admin' && !isSystemAdmin(live.identity))
+            throw new RegistryError('DENIED', 'this operation needs a system administrator');
           return live.identity;
         }
         // A stale cookie: 401 without a challenge, so the browser shows the UI's sign-in page, not its own dialog.
-        if (access !== 'public') throw new RegistryError('UNAUTHORIZED', 'the browser session has expired or was signed out; sign in again');
+        if (access !== 'public')
+          throw new RegistryError('UNAUTHORIZED', 'the browser session has expired or was signed out; sign in again');
       }
     }
     return auth.authorizeApi(credentials(request), access);
@@ -131,7 +133,9 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
   // Built at the first GET /openapi.json, not at start: the document (every route's zod schemas
   // turned into JSON Schema) is ~1 MB of heap that an idle worker never needs (issue 19).
   let document: Promise<Record<string, unknown>> | undefined;
-  const documentRoute = openApiRoute(() => (document ??= import('./openapi.js').then(({ openApiDocument }) => openApiDocument([...routes, documentRoute], API_PREFIX))));
+  const documentRoute = openApiRoute(
+    () => (document ??= import('./openapi.js').then(({ openApiDocument }) => openApiDocument([...routes, documentRoute], API_PREFIX))),
+  );
   app.register(
     async (scope) => {
       // Only the admin API parses JSON; /v2 streams its bodies untouched.
@@ -156,7 +160,13 @@ export function registerAdminApi(app: FastifyInstance, auth: AuthService, featur
 export const OPENAPI_DOCUMENT = z.lazy(() => z.record(z.string(), z.unknown()).describe('an OpenAPI 3.1 document'));
 
 function openApiRoute(document: () => Promise<Record<string, unknown>>): ApiRoute {
-  return { method: 'GET', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', response: OPENAPI_DOCUMENT, handler: async () => document() };
+  return {
+    method: 'GET',
+    path: '/openapi.json',
+    summary: 'This document (OpenAPI 3.1)',
+    response: OPENAPI_DOCUMENT,
+    handler: async () => document(),
+  };
 }
 
 function registerRoute(
@@ -218,5 +228,9 @@ function parseBody(schema: z.ZodType, body: unknown): unknown {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-  throw new RegistryError('INVALID_ARGUMENT', `invalid request body: ${issues.map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ')}`, issues);
+  throw new RegistryError(
+    'INVALID_ARGUMENT',
+    `invalid request body: ${issues.map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ')}`,
+    issues,
+  );
 }

@@ -31,13 +31,15 @@ const API_PREFIX = '/api/v1';
 /** The login cookie is sent back only to the OIDC paths. */
 const COOKIE_PATH = `${API_PREFIX}/oidc/`;
 
-const NewCliSecret = z.lazy(() => z
-  .object({
-    /** Lifetime, e.g. 30d (default auth.oidc.clisecretexpiration, at most auth.oidc.clisecretmaxexpiration). */
-    expiresIn: z.string().optional(),
-  })
-  .strict()
-  .default({}));
+const NewCliSecret = z.lazy(() =>
+  z
+    .object({
+      /** Lifetime, e.g. 30d (default auth.oidc.clisecretexpiration, at most auth.oidc.clisecretmaxexpiration). */
+      expiresIn: z.string().optional(),
+    })
+    .strict()
+    .default({}),
+);
 
 function oidc(ctx: ApiContext): OidcService {
   const service = ctx.features.oidc;
@@ -83,13 +85,21 @@ export const oidcRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/oidc/providers',
     summary: 'The configured OIDC providers and where their browser login starts',
-    response: z.array(z.strictObject({ name: z.string(), issuer: z.string(), login: z.string().nullable().describe('where the browser login starts; null: no clientid'), directTokens: z.boolean().describe('ID tokens of the provider are accepted directly') })),
+    response: z.array(
+      z.strictObject({
+        name: z.string(),
+        issuer: z.string(),
+        login: z.string().nullable().describe('where the browser login starts; null: no clientid'),
+        directTokens: z.boolean().describe('ID tokens of the provider are accepted directly'),
+      }),
+    ),
     handler: async (ctx) => oidc(ctx).list(`${ctx.credentials.baseUrl}${API_PREFIX}`),
   },
   {
     method: 'GET',
     path: '/oidc/:provider/login',
-    summary: 'Starts a browser login: redirects (302) to the provider with PKCE, state and nonce, kept in an HttpOnly login cookie; with ?ui=1 the callback ends in a web UI session and a redirect to /',
+    summary:
+      'Starts a browser login: redirects (302) to the provider with PKCE, state and nonce, kept in an HttpOnly login cookie; with ?ui=1 the callback ends in a web UI session and a redirect to /',
     status: 302,
     handler: async (ctx) => {
       const name = ctx.params.provider!;
@@ -108,7 +118,12 @@ export const oidcRoutes: ApiRoute[] = [
       "The provider's redirect back: checks state, exchanges the code with the PKCE verifier, verifies the ID token (nonce, signature, issuer, audience, expiry), creates or updates the user and answers with a short-lived API token and the CLI secret's state",
     response: LoginResult.describe('without ?ui=1; with it the answer is a 302 to / with a session cookie'),
     handler: async (ctx) => {
-      const result = await oidc(ctx).complete(ctx.params.provider!, queryOf(ctx), cookieValue(ctx.request.headers.cookie, LOGIN_COOKIE), ctx.credentials.ip);
+      const result = await oidc(ctx).complete(
+        ctx.params.provider!,
+        queryOf(ctx),
+        cookieValue(ctx.request.headers.cookie, LOGIN_COOKIE),
+        ctx.credentials.ip,
+      );
       setCookie(ctx, '', 0);
       ctx.reply.header('cache-control', 'no-store');
       if (cookieValue(ctx.request.headers.cookie, UI_COOKIE) === '1' && ctx.features.sessions) {
@@ -122,15 +137,20 @@ export const oidcRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/users/:username/cli-secret',
-    summary: "Whether the OIDC user has a registry CLI secret, and when it expires (never the secret)",
+    summary: 'Whether the OIDC user has a registry CLI secret, and when it expires (never the secret)',
     response: CliSecretInfo,
     handler: async (ctx) => oidc(ctx).cliSecretInfo(ctx.identity, ctx.params.username!),
   },
   {
     method: 'POST',
     path: '/users/:username/cli-secret',
-    summary: 'Creates (or replaces) the caller\'s registry CLI secret, shown once: docker/podman login -u <user> -p <secret>',
-    response: z.strictObject({ username: z.string(), secret: z.string().describe('shown once'), createdAt: z.string(), expiresAt: z.string() }),
+    summary: "Creates (or replaces) the caller's registry CLI secret, shown once: docker/podman login -u <user> -p <secret>",
+    response: z.strictObject({
+      username: z.string(),
+      secret: z.string().describe('shown once'),
+      createdAt: z.string(),
+      expiresAt: z.string(),
+    }),
     body: NewCliSecret,
     status: 201,
     handler: async (ctx) => {

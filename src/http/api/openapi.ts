@@ -7,7 +7,11 @@ const ERROR_BODY = {
   properties: {
     errors: {
       type: 'array',
-      items: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, detail: {} }, required: ['code', 'message'] },
+      items: {
+        type: 'object',
+        properties: { code: { type: 'string' }, message: { type: 'string' }, detail: {} },
+        required: ['code', 'message'],
+      },
     },
   },
 };
@@ -29,7 +33,9 @@ export function openApiDocument(routes: ApiRoute[], prefix: string): Record<stri
       'x-berth-access': access,
       'x-berth-needs': needs,
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input' }) } } } } : {}),
+      ...(route.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input' }) } } } }
+        : {}),
       responses: {
         [status]: {
           description: status === '204' ? 'done' : 'success',
@@ -42,8 +48,15 @@ export function openApiDocument(routes: ApiRoute[], prefix: string): Record<stri
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Berth admin API', version: '1', description: 'Users, projects, members, robot accounts, the audit log, garbage collection and storage usage. See docs/security.md.' },
-    components: { schemas: Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b))), securitySchemes: { basic: { type: 'http', scheme: 'basic' }, bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    info: {
+      title: 'Berth admin API',
+      version: '1',
+      description: 'Users, projects, members, robot accounts, the audit log, garbage collection and storage usage. See docs/security.md.',
+    },
+    components: {
+      schemas: Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b))),
+      securitySchemes: { basic: { type: 'http', scheme: 'basic' }, bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+    },
     security: [{ basic: [] }, { bearer: [] }],
     paths,
   };
@@ -61,7 +74,14 @@ function queryParameter(name: string, schema: z.ZodType): Record<string, unknown
  * (collected in `schemas`) and are referenced from there.
  */
 function responseSchema(schema: z.ZodType, schemas: Record<string, unknown>): unknown {
-  const { $schema: _, $defs, ...json } = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as { $schema?: string; $defs?: Record<string, unknown> } & Record<string, unknown>;
+  const {
+    $schema: _,
+    $defs,
+    ...json
+  } = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as { $schema?: string; $defs?: Record<string, unknown> } & Record<
+    string,
+    unknown
+  >;
   for (const [id, def] of Object.entries($defs ?? {})) schemas[id] = toComponentRefs(def);
   return toComponentRefs(json);
 }

@@ -40,7 +40,8 @@ export const projectRoutes: ApiRoute[] = [
     response: Project,
     status: 201,
     handler: async ({ auth, actor, identity, body }) => {
-      if (!auth.directory.mayCreateProjects(identity)) throw new RegistryError('DENIED', 'only administrators may create projects (auth.projects.creation: adminonly)');
+      if (!auth.directory.mayCreateProjects(identity))
+        throw new RegistryError('DENIED', 'only administrators may create projects (auth.projects.creation: adminonly)');
       const b = body as z.infer<typeof NewProject>;
       const admin = isSystemAdmin(identity);
       const owner = identity.kind === 'user' && !admin ? identity.name : undefined;
@@ -52,7 +53,9 @@ export const projectRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/projects/:project',
     summary: 'A project, with its storage quota (used, limit, percent: one row)',
-    response: z.strictObject({ ...Project.shape, quota: Quota.optional().describe('absent when quotas are off') }).meta({ id: 'ProjectDetail' }),
+    response: z
+      .strictObject({ ...Project.shape, quota: Quota.optional().describe('absent when quotas are off') })
+      .meta({ id: 'ProjectDetail' }),
     handler: async (ctx) => {
       const project = projectView(await projectWith(ctx, 'read-project'));
       return ctx.features.quotas ? { ...project, quota: await ctx.features.quotas.show(project.name) } : project;
@@ -99,6 +102,7 @@ export const projectRoutes: ApiRoute[] = [
     path: '/projects/:project/members/:username',
     summary: 'Remove a member (project-admin)',
     status: 204,
-    handler: async (ctx) => ctx.auth.accounts.removeMember(ctx.actor, (await projectWith(ctx, 'manage-project')).name, ctx.params.username!),
+    handler: async (ctx) =>
+      ctx.auth.accounts.removeMember(ctx.actor, (await projectWith(ctx, 'manage-project')).name, ctx.params.username!),
   },
 ];

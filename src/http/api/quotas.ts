@@ -8,11 +8,13 @@ import type { ApiContext, ApiRoute } from './route.js';
 import { Quota } from './schemas.js';
 
 /** `{"limit": 10737418240}`, `{"limit": "10GiB"}`, or `{"limit": null}` (unlimited). */
-const QuotaLimit = z.lazy(() => z
-  .object({
-    limit: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.string().max(32), z.null()]),
-  })
-  .strict());
+const QuotaLimit = z.lazy(() =>
+  z
+    .object({
+      limit: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.string().max(32), z.null()]),
+    })
+    .strict(),
+);
 
 function quotas(ctx: ApiContext): QuotaService {
   return ctx.features.quotas!;
@@ -22,7 +24,11 @@ function quotas(ctx: ApiContext): QuotaService {
 function limitOf(body: z.infer<typeof QuotaLimit>): number | null {
   if (typeof body.limit !== 'string') return body.limit;
   const bytes = parseBytes(body.limit);
-  if (bytes === null) throw new RegistryError('INVALID_ARGUMENT', `invalid request body: limit: "${body.limit}" is not a size (e.g. 10737418240, "10GiB", "500MB")`);
+  if (bytes === null)
+    throw new RegistryError(
+      'INVALID_ARGUMENT',
+      `invalid request body: limit: "${body.limit}" is not a size (e.g. 10737418240, "10GiB", "500MB")`,
+    );
   return bytes;
 }
 
@@ -48,7 +54,7 @@ export const quotaRoutes: ApiRoute[] = [
   {
     method: 'PUT',
     path: '/projects/:project/quota',
-    summary: "Set a project's storage quota in bytes (a number, a size such as \"10GiB\", or null for unlimited; system admin)",
+    summary: 'Set a project\'s storage quota in bytes (a number, a size such as "10GiB", or null for unlimited; system admin)',
     body: QuotaLimit,
     response: Quota,
     handler: async (ctx) => {

@@ -8,32 +8,41 @@ import type { ApiContext, ApiRoute } from './route.js';
 import { RuleSchema } from '../../retention/policy.js';
 import { Timestamp } from './schemas.js';
 
-const RetentionPolicySchema = z.lazy(() => z
-  .strictObject({
-    project: z.string(),
-    rules: z.array(RuleSchema),
-    schedule: z.string().nullable().describe('cron expression; null: only on demand'),
-    nextRunAt: z.string().nullable(),
-    updatedBy: z.string().nullable(),
-    updatedAt: Timestamp,
-  })
-  .meta({ id: 'RetentionPolicy' }));
-const Totals = z.lazy(() => z.strictObject({
-  repositories: z.number(),
-  tagsKept: z.number(),
-  tagsRemoved: z.number(),
-  tagsRefused: z.number(),
-  manifestsUntagged: z.number(),
-  manifestsDeleted: z.number(),
-  bytes: z.number().describe('bytes only the artifacts left untagged or deleted reference: what GC will then free'),
-}));
+const RetentionPolicySchema = z.lazy(() =>
+  z
+    .strictObject({
+      project: z.string(),
+      rules: z.array(RuleSchema),
+      schedule: z.string().nullable().describe('cron expression; null: only on demand'),
+      nextRunAt: z.string().nullable(),
+      updatedBy: z.string().nullable(),
+      updatedAt: Timestamp,
+    })
+    .meta({ id: 'RetentionPolicy' }),
+);
+const Totals = z.lazy(() =>
+  z.strictObject({
+    repositories: z.number(),
+    tagsKept: z.number(),
+    tagsRemoved: z.number(),
+    tagsRefused: z.number(),
+    manifestsUntagged: z.number(),
+    manifestsDeleted: z.number(),
+    bytes: z.number().describe('bytes only the artifacts left untagged or deleted reference: what GC will then free'),
+  }),
+);
 const Tagged = { tag: z.string(), digest: z.string() };
 const RetentionReport = z.strictObject({
   totals: Totals,
   repositories: z.array(
     z.strictObject({
       repository: z.string(),
-      kept: z.array(z.strictObject({ ...Tagged, reasons: z.array(z.string()).describe('the rules that kept it, or the referrer or race that saved it') })),
+      kept: z.array(
+        z.strictObject({
+          ...Tagged,
+          reasons: z.array(z.string()).describe('the rules that kept it, or the referrer or race that saved it'),
+        }),
+      ),
       removed: z.array(z.strictObject(Tagged)),
       refused: z.array(z.strictObject({ ...Tagged, policy: z.string().nullable(), reason: z.string() })),
       untagged: z.array(z.string()).describe('artifacts whose last tag this run removed'),
@@ -41,23 +50,31 @@ const RetentionReport = z.strictObject({
     }),
   ),
 });
-const RetentionRunSchema = z.lazy(() => z
-  .strictObject({
-    id: z.number(),
-    project: z.string(),
-    dryRun: z.boolean(),
-    trigger: z.enum(['manual', 'schedule']),
-    actor: z.string().nullable(),
-    status: z.enum(['running', 'ok', 'failed']),
-    startedAt: Timestamp,
-    finishedAt: z.string().nullable(),
-    summary: z.union([Totals, z.strictObject({ error: z.string() }), z.null()]).describe('totals of a finished run, { error } of a failed one'),
-    report: RetentionReport.nullable().optional().describe('the full report (only when one run is read)'),
-  })
-  .meta({ id: 'RetentionRun' }));
+const RetentionRunSchema = z.lazy(() =>
+  z
+    .strictObject({
+      id: z.number(),
+      project: z.string(),
+      dryRun: z.boolean(),
+      trigger: z.enum(['manual', 'schedule']),
+      actor: z.string().nullable(),
+      status: z.enum(['running', 'ok', 'failed']),
+      startedAt: Timestamp,
+      finishedAt: z.string().nullable(),
+      summary: z
+        .union([Totals, z.strictObject({ error: z.string() }), z.null()])
+        .describe('totals of a finished run, { error } of a failed one'),
+      report: RetentionReport.nullable().optional().describe('the full report (only when one run is read)'),
+    })
+    .meta({ id: 'RetentionRun' }),
+);
 
-const NewRun = z.lazy(() => z.object({ dryRun: z.boolean().default(false).describe('report what a real run would remove, remove nothing') }).strict());
-const RunsQuery = z.object({ limit: z.string().regex(/^\d+$/).optional().describe('how many runs, newest first (default 20, at most 100)') });
+const NewRun = z.lazy(() =>
+  z.object({ dryRun: z.boolean().default(false).describe('report what a real run would remove, remove nothing') }).strict(),
+);
+const RunsQuery = z.object({
+  limit: z.string().regex(/^\d+$/).optional().describe('how many runs, newest first (default 20, at most 100)'),
+});
 
 export function policyView(policy: StoredPolicy) {
   return {
@@ -137,7 +154,11 @@ export const retentionRoutes: ApiRoute[] = [
     handler: async (ctx) => {
       const { retention, project } = await managed(ctx);
       const limit = ctx.query.limit === undefined ? 20 : Number(ctx.query.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new RegistryError('INVALID_ARGUMENT', `limit must be a whole number from 1 to 100, got "${String(ctx.query.limit).slice(0, 20)}"`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+        throw new RegistryError(
+          'INVALID_ARGUMENT',
+          `limit must be a whole number from 1 to 100, got "${String(ctx.query.limit).slice(0, 20)}"`,
+        );
       return (await retention.runs(project, limit)).map(runView);
     },
   },

@@ -24,27 +24,40 @@ const Robot = z
     createdAt: Timestamp,
   })
   .meta({ id: 'Robot' });
-const NewRobotAnswer = z.lazy(() => z.strictObject({ ...Robot.shape, secret: z.string().describe('shown this once; only its hash is stored') }).meta({ id: 'RobotWithSecret' }));
+const NewRobotAnswer = z.lazy(() =>
+  z
+    .strictObject({ ...Robot.shape, secret: z.string().describe('shown this once; only its hash is stored') })
+    .meta({ id: 'RobotWithSecret' }),
+);
 
-const Grant = z.lazy(() => z
-  .object({
-    project: z.string(),
-    repository: z.string().default('*'),
-    actions: z
-      .array(z.enum(ROBOT_PERMISSIONS as unknown as [string, ...string[]]))
-      .min(1)
-      .describe('pull (includes listing the tags of the matching repositories), push, delete; list-tags is accepted but gives nothing pull does not'),
-  })
-  .strict());
-const NewRobot = z.lazy(() => z
-  .object({
-    name: z.string(),
-    description: z.string().max(1000).optional(),
-    /** Lifetime, e.g. "30d"; omit for a robot that never expires. */
-    expiresIn: z.string().regex(/^\d+(s|m|h|d)$/).optional(),
-    permissions: z.array(Grant).min(1),
-  })
-  .strict());
+const Grant = z.lazy(() =>
+  z
+    .object({
+      project: z.string(),
+      repository: z.string().default('*'),
+      actions: z
+        .array(z.enum(ROBOT_PERMISSIONS as unknown as [string, ...string[]]))
+        .min(1)
+        .describe(
+          'pull (includes listing the tags of the matching repositories), push, delete; list-tags is accepted but gives nothing pull does not',
+        ),
+    })
+    .strict(),
+);
+const NewRobot = z.lazy(() =>
+  z
+    .object({
+      name: z.string(),
+      description: z.string().max(1000).optional(),
+      /** Lifetime, e.g. "30d"; omit for a robot that never expires. */
+      expiresIn: z
+        .string()
+        .regex(/^\d+(s|m|h|d)$/)
+        .optional(),
+      permissions: z.array(Grant).min(1),
+    })
+    .strict(),
+);
 
 export function robotView(robot: RobotRecord) {
   return {
@@ -52,7 +65,10 @@ export function robotView(robot: RobotRecord) {
     project: robot.project,
     description: robot.description,
     // `gives`: what each grant's actions amount to (pull includes list-tags; ROBOT_GRANTS in src/auth/permissions.ts).
-    permissions: robot.permissions.map((grant) => ({ ...grant, gives: [...new Set(grant.actions.flatMap((action) => robotGrant(action)))] })),
+    permissions: robot.permissions.map((grant) => ({
+      ...grant,
+      gives: [...new Set(grant.actions.flatMap((action) => robotGrant(action)))],
+    })),
     expiresAt: robot.expiresAt?.toISOString() ?? null,
     createdBy: robot.createdBy,
     createdAt: robot.createdAt.toISOString(),
@@ -62,7 +78,13 @@ export function robotView(robot: RobotRecord) {
 async function create(ctx: ApiContext, project: string | null) {
   const b = ctx.body as z.infer<typeof NewRobot>;
   const expiresAt = b.expiresIn ? new Date(Date.now() + durationMs(b.expiresIn)) : null;
-  const { robot, secret } = await ctx.auth.accounts.createRobot(ctx.actor, { name: b.name, project, permissions: b.permissions, description: b.description, expiresAt });
+  const { robot, secret } = await ctx.auth.accounts.createRobot(ctx.actor, {
+    name: b.name,
+    project,
+    permissions: b.permissions,
+    description: b.description,
+    expiresAt,
+  });
   // The secret is returned this once; only its bcrypt hash is stored.
   return { ...robotView(robot), secret };
 }

@@ -5,14 +5,16 @@ import { SESSION_COOKIE, type BrowserSessions, type LiveSession } from '../../au
 import { RegistryError } from '../../core/errors.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const Session = z.lazy(() => z
-  .strictObject({
-    username: z.string(),
-    admin: z.boolean(),
-    csrfToken: z.string().describe('send it as X-CSRF-Token with every mutating call signed in by the cookie; empty with auth.mode none'),
-    expiresAt: z.string().nullable().describe('RFC 3339; null with auth.mode none (no session)'),
-  })
-  .meta({ id: 'Session' }));
+const Session = z.lazy(() =>
+  z
+    .strictObject({
+      username: z.string(),
+      admin: z.boolean(),
+      csrfToken: z.string().describe('send it as X-CSRF-Token with every mutating call signed in by the cookie; empty with auth.mode none'),
+      expiresAt: z.string().nullable().describe('RFC 3339; null with auth.mode none (no session)'),
+    })
+    .meta({ id: 'Session' }),
+);
 
 const Login = z.lazy(() => z.object({ username: z.string().min(1).max(255), password: z.string().min(1).max(1024) }).strict());
 
@@ -32,12 +34,22 @@ function secure(ctx: ApiContext): boolean {
 export function setSessionCookie(reply: FastifyReply, value: string | null, maxAgeS: number, isSecure: boolean): void {
   reply.header(
     'set-cookie',
-    fastifyCookie.serialize(SESSION_COOKIE, value ?? '', { httpOnly: true, sameSite: 'strict', path: '/', secure: isSecure, maxAge: value === null ? 0 : maxAgeS }),
+    fastifyCookie.serialize(SESSION_COOKIE, value ?? '', {
+      httpOnly: true,
+      sameSite: 'strict',
+      path: '/',
+      secure: isSecure,
+      maxAge: value === null ? 0 : maxAgeS,
+    }),
   );
 }
 
 /** Starts a session for a verified identity and sets its cookie (password sign-in and OIDC's ?ui=1). */
-export async function startSession(sessions: BrowserSessions, ctx: ApiContext, identity: Parameters<BrowserSessions['create']>[0]): Promise<LiveSession> {
+export async function startSession(
+  sessions: BrowserSessions,
+  ctx: ApiContext,
+  identity: Parameters<BrowserSessions['create']>[0],
+): Promise<LiveSession> {
   const { id, session } = await sessions.create(identity);
   setSessionCookie(ctx.reply, id, Math.ceil(sessions.settings.ttlMs / 1000), secure(ctx));
   return session;
@@ -65,7 +77,8 @@ export const sessionRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/session',
-    summary: 'Sign in to the web UI: {username, password} → a session cookie (HttpOnly, SameSite=Strict) and the CSRF token mutating calls must send as X-CSRF-Token',
+    summary:
+      'Sign in to the web UI: {username, password} → a session cookie (HttpOnly, SameSite=Strict) and the CSRF token mutating calls must send as X-CSRF-Token',
     body: Login,
     response: Session,
     handler: async (ctx) => {

@@ -8,31 +8,35 @@ import type { ApiContext, ApiRoute } from './route.js';
 import { Timestamp } from './schemas.js';
 
 const KEYLESS = z.lazy(() => z.string().describe('why keyless (Fulcio/Rekor) signatures are not verified'));
-const TrustedKeySchema = z.lazy(() => z
-  .strictObject({
-    id: z.number(),
-    name: z.string(),
-    kind: z.enum(['key', 'certificate']),
-    fingerprint: z.string(),
-    createdBy: z.string().nullable(),
-    createdAt: Timestamp,
-    pem: z.string(),
-    subject: z.string().optional().describe('a certificate: its subject'),
-    notBefore: z.string().optional(),
-    notAfter: z.string().optional(),
-  })
-  .meta({ id: 'TrustedKey' }));
-const SignaturePolicySchema = z.lazy(() => z
-  .strictObject({
-    project: z.string(),
-    mode: z.enum(TRUST_MODES),
-    inheritIndex: z.boolean(),
-    keys: z.array(TrustedKeySchema),
-    updatedBy: z.string().nullable(),
-    updatedAt: z.string().nullable(),
-    keyless: KEYLESS,
-  })
-  .meta({ id: 'SignaturePolicy' }));
+const TrustedKeySchema = z.lazy(() =>
+  z
+    .strictObject({
+      id: z.number(),
+      name: z.string(),
+      kind: z.enum(['key', 'certificate']),
+      fingerprint: z.string(),
+      createdBy: z.string().nullable(),
+      createdAt: Timestamp,
+      pem: z.string(),
+      subject: z.string().optional().describe('a certificate: its subject'),
+      notBefore: z.string().optional(),
+      notAfter: z.string().optional(),
+    })
+    .meta({ id: 'TrustedKey' }),
+);
+const SignaturePolicySchema = z.lazy(() =>
+  z
+    .strictObject({
+      project: z.string(),
+      mode: z.enum(TRUST_MODES),
+      inheritIndex: z.boolean(),
+      keys: z.array(TrustedKeySchema),
+      updatedBy: z.string().nullable(),
+      updatedAt: z.string().nullable(),
+      keyless: KEYLESS,
+    })
+    .meta({ id: 'SignaturePolicy' }),
+);
 const Signer = z.strictObject({
   kind: z.enum(['key', 'certificate']),
   id: z.number(),
@@ -40,40 +44,56 @@ const Signer = z.strictObject({
   fingerprint: z.string(),
   subject: z.string().optional(),
 });
-const SignatureStatusSchema = z.lazy(() => z
-  .strictObject({
-    repository: z.string(),
-    digest: z.string(),
-    policy: z.strictObject({ mode: z.enum(TRUST_MODES), inheritIndex: z.boolean() }),
-    verified: z.boolean().describe('at least one signature is valid'),
-    signatures: z.array(
-      z.strictObject({
-        format: z.enum(['cosign', 'sigstore-bundle', 'notation']),
-        source: z.union([z.strictObject({ kind: z.literal('tag'), tag: z.string() }), z.strictObject({ kind: z.literal('referrer') })]),
-        manifest: z.string().describe("the signature manifest's digest"),
-        layer: z.string().nullable(),
-        valid: z.boolean(),
-        signer: Signer.optional().describe('a valid signature: the key or certificate that verified it'),
-        reason: z.string().optional().describe('an invalid signature: why'),
-        signedAt: z.string().optional(),
-      }),
-    ),
-    keyless: KEYLESS,
-  })
-  .meta({ id: 'SignatureStatus' }));
+const SignatureStatusSchema = z.lazy(() =>
+  z
+    .strictObject({
+      repository: z.string(),
+      digest: z.string(),
+      policy: z.strictObject({ mode: z.enum(TRUST_MODES), inheritIndex: z.boolean() }),
+      verified: z.boolean().describe('at least one signature is valid'),
+      signatures: z.array(
+        z.strictObject({
+          format: z.enum(['cosign', 'sigstore-bundle', 'notation']),
+          source: z.union([z.strictObject({ kind: z.literal('tag'), tag: z.string() }), z.strictObject({ kind: z.literal('referrer') })]),
+          manifest: z.string().describe("the signature manifest's digest"),
+          layer: z.string().nullable(),
+          valid: z.boolean(),
+          signer: Signer.optional().describe('a valid signature: the key or certificate that verified it'),
+          reason: z.string().optional().describe('an invalid signature: why'),
+          signedAt: z.string().optional(),
+        }),
+      ),
+      keyless: KEYLESS,
+    })
+    .meta({ id: 'SignatureStatus' }),
+);
 
-const PolicySettings = z.lazy(() => z
-  .object({
-    mode: z.enum(TRUST_MODES as [TrustMode, ...TrustMode[]]).describe('off: nothing checked; audit: pulls allowed, violations recorded; enforce: pulls of unsigned manifests refused with 403'),
-    inheritIndex: z.boolean().default(true).describe('a child manifest of a verified index counts as verified'),
-  })
-  .strict());
-const NewKey = z.lazy(() => z
-  .object({
-    name: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._ -]*$/, 'letters, digits, dot, dash, underscore and space'),
-    pem: z.string().min(1).max(64 * 1024).describe('a PEM public key (cosign.pub) or a PEM certificate (a Notation trust-store root)'),
-  })
-  .strict());
+const PolicySettings = z.lazy(() =>
+  z
+    .object({
+      mode: z
+        .enum(TRUST_MODES as [TrustMode, ...TrustMode[]])
+        .describe('off: nothing checked; audit: pulls allowed, violations recorded; enforce: pulls of unsigned manifests refused with 403'),
+      inheritIndex: z.boolean().default(true).describe('a child manifest of a verified index counts as verified'),
+    })
+    .strict(),
+);
+const NewKey = z.lazy(() =>
+  z
+    .object({
+      name: z
+        .string()
+        .min(1)
+        .max(128)
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._ -]*$/, 'letters, digits, dot, dash, underscore and space'),
+      pem: z
+        .string()
+        .min(1)
+        .max(64 * 1024)
+        .describe('a PEM public key (cosign.pub) or a PEM certificate (a Notation trust-store root)'),
+    })
+    .strict(),
+);
 
 function signatures(ctx: ApiContext): SignatureService {
   return ctx.features.signatures!;
@@ -139,7 +159,8 @@ export const signatureRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/projects/:project/repositories/:repository/artifacts/:digest/signatures',
-    summary: "Every signature of an artifact (cosign tag, cosign/bundle/Notation referrers), each valid with the key or certificate that verified it, or why not; repository without the project, URL-encoded",
+    summary:
+      'Every signature of an artifact (cosign tag, cosign/bundle/Notation referrers), each valid with the key or certificate that verified it, or why not; repository without the project, URL-encoded',
     response: SignatureStatusSchema,
     handler: async (ctx) => {
       const { project, repository } = await pullable(ctx);

@@ -3,34 +3,49 @@ import type { SupplyChainService } from '../../scanning/supply-chain.js';
 import { projectWith } from './projects.js';
 import type { ApiContext, ApiRoute } from './route.js';
 
-const SettingsView = z.lazy(() => z
-  .strictObject({
-    project: z.string(),
-    sbomOnPush: z.boolean(),
-    scanOnPush: z.boolean(),
-    updatedAt: z.number().nullable().describe('epoch ms of the last change; null: never set'),
-    updatedBy: z.string().nullable(),
-  })
-  .meta({ id: 'SupplyChainSettings' }));
-const Status = z.lazy(() => z
-  .strictObject({
-    queue: z.strictObject({
-      pending: z.number(),
-      failed: z.number(),
-      oldestPendingAt: z.string().nullable(),
-      failures: z.array(z.strictObject({ repository: z.string(), digest: z.string(), attempts: z.number(), error: z.string().nullable() })),
-    }),
-    rescan: z.looseObject({ remaining: z.number(), startedAt: z.string(), updatedAt: z.string(), finishedAt: z.string().nullable() }).nullable().describe('the rescan after the last database change'),
-    vulndb: z.strictObject({ lastImport: z.number().nullable(), lastImportAt: z.string().nullable(), changedImport: z.number().nullable() }),
-  })
-  .meta({ id: 'SupplyChainStatus' }));
+const SettingsView = z.lazy(() =>
+  z
+    .strictObject({
+      project: z.string(),
+      sbomOnPush: z.boolean(),
+      scanOnPush: z.boolean(),
+      updatedAt: z.number().nullable().describe('epoch ms of the last change; null: never set'),
+      updatedBy: z.string().nullable(),
+    })
+    .meta({ id: 'SupplyChainSettings' }),
+);
+const Status = z.lazy(() =>
+  z
+    .strictObject({
+      queue: z.strictObject({
+        pending: z.number(),
+        failed: z.number(),
+        oldestPendingAt: z.string().nullable(),
+        failures: z.array(
+          z.strictObject({ repository: z.string(), digest: z.string(), attempts: z.number(), error: z.string().nullable() }),
+        ),
+      }),
+      rescan: z
+        .looseObject({ remaining: z.number(), startedAt: z.string(), updatedAt: z.string(), finishedAt: z.string().nullable() })
+        .nullable()
+        .describe('the rescan after the last database change'),
+      vulndb: z.strictObject({
+        lastImport: z.number().nullable(),
+        lastImportAt: z.string().nullable(),
+        changedImport: z.number().nullable(),
+      }),
+    })
+    .meta({ id: 'SupplyChainStatus' }),
+);
 
-const Settings = z.lazy(() => z
-  .object({
-    sbomOnPush: z.boolean().describe('generate (or find) an SBOM of each pushed image and attach it as an OCI referrer'),
-    scanOnPush: z.boolean().describe('scan each pushed image against the offline vulnerability database'),
-  })
-  .strict());
+const Settings = z.lazy(() =>
+  z
+    .object({
+      sbomOnPush: z.boolean().describe('generate (or find) an SBOM of each pushed image and attach it as an OCI referrer'),
+      scanOnPush: z.boolean().describe('scan each pushed image against the offline vulnerability database'),
+    })
+    .strict(),
+);
 const Backfill = z
   .object({
     sbom: z.boolean().default(true).describe('give every tagged image without an SBOM one'),
@@ -64,7 +79,8 @@ export const supplyChainRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/projects/:project/supply-chain/backfill',
-    summary: "Queue the project's existing tagged images: an SBOM for those without one (sbom, default true) and a scan (scan); the supply-chain job does the work (project-admin)",
+    summary:
+      "Queue the project's existing tagged images: an SBOM for those without one (sbom, default true) and a scan (scan); the supply-chain job does the work (project-admin)",
     response: z.strictObject({ project: z.string(), manifests: z.number(), queued: z.number() }),
     body: Backfill,
     status: 202,
@@ -77,7 +93,8 @@ export const supplyChainRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/supply-chain/status',
-    summary: 'The supply-chain queue (pending, failed with their errors), the rescan after the last database change (scanned / total) and the database imports it follows',
+    summary:
+      'The supply-chain queue (pending, failed with their errors), the rescan after the last database change (scanned / total) and the database imports it follows',
     response: Status,
     handler: async (ctx) => supplyChain(ctx).status(),
   },

@@ -7,20 +7,32 @@ import type { ApiContext, ApiRoute } from './route.js';
 import { Timestamp } from './schemas.js';
 
 const RuleSelector = z.strictObject({ pattern: z.string().describe('doublestar glob'), decoration: z.enum(['matches', 'excludes']) });
-const ImmutableRuleSchema = z.lazy(() => z
-  .strictObject({ id: z.number(), project: z.string(), repository: RuleSelector.describe('matched against the repository name without its project'), tag: RuleSelector, disabled: z.boolean(), createdBy: z.string().nullable(), createdAt: Timestamp })
-  .meta({ id: 'ImmutableRule' }));
-const TagHistoryEntrySchema = z.lazy(() => z
-  .strictObject({
-    id: z.number(),
-    tag: z.string(),
-    oldDigest: z.string().nullable().describe('null: the tag was created'),
-    newDigest: z.string().nullable().describe('null: the tag was deleted'),
-    at: Timestamp,
-    actor: z.string().nullable(),
-    via: z.enum(['push', 'delete', 'restore', 'retention', 'proxy-cache']),
-  })
-  .meta({ id: 'TagHistoryEntry' }));
+const ImmutableRuleSchema = z.lazy(() =>
+  z
+    .strictObject({
+      id: z.number(),
+      project: z.string(),
+      repository: RuleSelector.describe('matched against the repository name without its project'),
+      tag: RuleSelector,
+      disabled: z.boolean(),
+      createdBy: z.string().nullable(),
+      createdAt: Timestamp,
+    })
+    .meta({ id: 'ImmutableRule' }),
+);
+const TagHistoryEntrySchema = z.lazy(() =>
+  z
+    .strictObject({
+      id: z.number(),
+      tag: z.string(),
+      oldDigest: z.string().nullable().describe('null: the tag was created'),
+      newDigest: z.string().nullable().describe('null: the tag was deleted'),
+      at: Timestamp,
+      actor: z.string().nullable(),
+      via: z.enum(['push', 'delete', 'restore', 'retention', 'proxy-cache']),
+    })
+    .meta({ id: 'TagHistoryEntry' }),
+);
 
 const Selector = z
   .object({
@@ -28,25 +40,43 @@ const Selector = z
     decoration: z.enum(['matches', 'excludes']).default('matches'),
   })
   .strict();
-const Rule = z.lazy(() => z
-  .object({
-    /** Matched against the repository name without its project (`app` in `team/app`). */
-    repository: Selector.default({ pattern: '**', decoration: 'matches' }),
-    tag: Selector,
-    disabled: z.boolean().default(false),
-  })
-  .strict());
+const Rule = z.lazy(() =>
+  z
+    .object({
+      /** Matched against the repository name without its project (`app` in `team/app`). */
+      repository: Selector.default({ pattern: '**', decoration: 'matches' }),
+      tag: Selector,
+      disabled: z.boolean().default(false),
+    })
+    .strict(),
+);
 const Restore = z.lazy(() => z.object({ digest: z.string() }).strict());
 
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
 
 export function ruleView(rule: ImmutableRule) {
-  return { id: rule.id, project: rule.project, repository: rule.repository, tag: rule.tag, disabled: rule.disabled, createdBy: rule.createdBy, createdAt: rule.createdAt.toISOString() };
+  return {
+    id: rule.id,
+    project: rule.project,
+    repository: rule.repository,
+    tag: rule.tag,
+    disabled: rule.disabled,
+    createdBy: rule.createdBy,
+    createdAt: rule.createdAt.toISOString(),
+  };
 }
 
 export function historyView(entry: TagHistoryEntry) {
-  return { id: entry.id, tag: entry.tag, oldDigest: entry.oldDigest, newDigest: entry.newDigest, at: entry.at.toISOString(), actor: entry.actor, via: entry.via };
+  return {
+    id: entry.id,
+    tag: entry.tag,
+    oldDigest: entry.oldDigest,
+    newDigest: entry.newDigest,
+    at: entry.at.toISOString(),
+    actor: entry.actor,
+    via: entry.via,
+  };
 }
 
 function tagsOf(ctx: ApiContext): TagsService {
@@ -55,7 +85,8 @@ function tagsOf(ctx: ApiContext): TagsService {
 
 function ruleId(ctx: ApiContext): number {
   const raw = ctx.params.id!;
-  if (!/^\d{1,15}$/.test(raw)) throw new RegistryError('NOT_FOUND', `project ${ctx.params.project} has no immutable rule ${raw.slice(0, 32)}`);
+  if (!/^\d{1,15}$/.test(raw))
+    throw new RegistryError('NOT_FOUND', `project ${ctx.params.project} has no immutable rule ${raw.slice(0, 32)}`);
   return Number(raw);
 }
 
@@ -129,13 +160,18 @@ export const tagRoutes: ApiRoute[] = [
   {
     method: 'GET',
     path: '/repositories/:name/tag-history',
-    summary: 'Tag creations, moves and deletes of a repository (name URL-encoded), newest first; ?tag=, ?n= (≤ 1000), ?last= (the previous page\'s next)',
+    summary:
+      "Tag creations, moves and deletes of a repository (name URL-encoded), newest first; ?tag=, ?n= (≤ 1000), ?last= (the previous page's next)",
     query: z.object({
       tag: z.string().optional().describe('only the changes of this tag'),
       n: z.string().optional().describe('entries a page (≤ 1000)'),
       last: z.string().optional().describe("the previous page's next"),
     }),
-    response: z.strictObject({ repository: z.string(), entries: z.array(TagHistoryEntrySchema), next: z.number().nullable().describe('the id to pass as ?last= for older entries; null: no more') }),
+    response: z.strictObject({
+      repository: z.string(),
+      entries: z.array(TagHistoryEntrySchema),
+      next: z.number().nullable().describe('the id to pass as ?last= for older entries; null: no more'),
+    }),
     handler: async (ctx) => {
       const name = await repositoryWith(ctx, 'pull');
       const page = await tagsOf(ctx).history(name, pageQuery(ctx));
@@ -146,7 +182,12 @@ export const tagRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/repositories/:name/tags/:tag/restore',
     summary: 'Point a tag back at a digest it pointed to within the tag history window (push on the repository)',
-    response: z.strictObject({ repository: z.string(), tag: z.string(), digest: z.string(), previous: z.string().nullable().describe('the digest the tag pointed at before; null: it did not exist') }),
+    response: z.strictObject({
+      repository: z.string(),
+      tag: z.string(),
+      digest: z.string(),
+      previous: z.string().nullable().describe('the digest the tag pointed at before; null: it did not exist'),
+    }),
     body: Restore,
     handler: async (ctx) => {
       const name = await repositoryWith(ctx, 'push');

@@ -14,25 +14,29 @@ const User = z
   })
   .meta({ id: 'User' });
 
-const Membership = z.lazy(() => z
-  .strictObject({
-    project: z.string(),
-    username: z.string(),
-    role: Role,
-    source: z.string().optional().describe('set when the role comes from identity bindings of that source, not a membership'),
-  })
-  .meta({ id: 'Member' }));
+const Membership = z.lazy(() =>
+  z
+    .strictObject({
+      project: z.string(),
+      username: z.string(),
+      role: Role,
+      source: z.string().optional().describe('set when the role comes from identity bindings of that source, not a membership'),
+    })
+    .meta({ id: 'Member' }),
+);
 
-const Me = z.lazy(() => z
-  .strictObject({
-    name: z.string(),
-    username: z.string().describe('the same as name'),
-    kind: z.enum(['anonymous', 'user', 'robot', 'external', 'workload']),
-    admin: z.boolean(),
-    memberships: z.array(Membership),
-    projects: z.array(z.strictObject({ name: z.string(), role: Role })).describe('the memberships as project name and role'),
-  })
-  .meta({ id: 'Me' }));
+const Me = z.lazy(() =>
+  z
+    .strictObject({
+      name: z.string(),
+      username: z.string().describe('the same as name'),
+      kind: z.enum(['anonymous', 'user', 'robot', 'external', 'workload']),
+      admin: z.boolean(),
+      memberships: z.array(Membership),
+      projects: z.array(z.strictObject({ name: z.string(), role: Role })).describe('the memberships as project name and role'),
+    })
+    .meta({ id: 'Me' }),
+);
 
 export { Membership as MemberSchema };
 
@@ -93,7 +97,8 @@ export const userRoutes: ApiRoute[] = [
     summary: 'Grant or revoke system administrator',
     body: UserUpdate,
     status: 204,
-    handler: async ({ auth, actor, params, body }) => auth.accounts.setAdmin(actor, params.username!, (body as z.infer<typeof UserUpdate>).admin),
+    handler: async ({ auth, actor, params, body }) =>
+      auth.accounts.setAdmin(actor, params.username!, (body as z.infer<typeof UserUpdate>).admin),
   },
   {
     method: 'PUT',
@@ -115,7 +120,8 @@ export const userRoutes: ApiRoute[] = [
     summary: 'Delete a user (with their memberships and refresh tokens)',
     status: 204,
     handler: async ({ auth, actor, params, identity }) => {
-      if (identity.kind === 'user' && identity.name === params.username) throw new RegistryError('DENIED', 'you cannot delete your own account');
+      if (identity.kind === 'user' && identity.name === params.username)
+        throw new RegistryError('DENIED', 'you cannot delete your own account');
       await auth.accounts.removeUser(actor, params.username!);
     },
   },

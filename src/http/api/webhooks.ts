@@ -7,8 +7,13 @@ import type { ApiContext, ApiRoute } from './route.js';
 
 const globs = z.array(z.string().min(1).max(255)).max(100);
 const PolicyFields = {
-  url: z.string().url().refine((u) => /^https?:/.test(u), 'an http or https URL'),
-  format: z.enum(WEBHOOK_FORMATS).describe('distribution (…events.v1+json), distribution-v2 (…events.v2+json), harbor (Default JSON) or cloudevents (1.0 structured)'),
+  url: z
+    .string()
+    .url()
+    .refine((u) => /^https?:/.test(u), 'an http or https URL'),
+  format: z
+    .enum(WEBHOOK_FORMATS)
+    .describe('distribution (…events.v1+json), distribution-v2 (…events.v2+json), harbor (Default JSON) or cloudevents (1.0 structured)'),
   events: z.array(z.enum(WEBHOOK_EVENT_KIND_NAMES as [string, ...string[]])).describe('event kinds to send; empty or omitted: all'),
   repositories: globs.describe('picomatch globs over the repository name inside the project (team/app); empty: all'),
   tags: globs.describe('picomatch globs over tags; empty: all, and events without a tag'),
@@ -16,38 +21,42 @@ const PolicyFields = {
   authHeader: z.string().min(1).max(4096).nullable().describe('sent as the Authorization header; stored sealed, never returned'),
   secret: z.string().min(1).max(4096).nullable().describe('key of the X-Berth-Signature HMAC-SHA256; stored sealed, never returned'),
 };
-const NewPolicy = z.lazy(() => z
-  .object({
-    name: z.string().regex(/^[A-Za-z0-9][\w.-]{0,99}$/),
-    ...PolicyFields,
-    format: PolicyFields.format.default('harbor'),
-    events: PolicyFields.events.default([]),
-    repositories: PolicyFields.repositories.default([]),
-    tags: PolicyFields.tags.default([]),
-    enabled: PolicyFields.enabled.default(true),
-    authHeader: PolicyFields.authHeader.default(null),
-    secret: PolicyFields.secret.default(null),
-  })
-  .strict());
+const NewPolicy = z.lazy(() =>
+  z
+    .object({
+      name: z.string().regex(/^[A-Za-z0-9][\w.-]{0,99}$/),
+      ...PolicyFields,
+      format: PolicyFields.format.default('harbor'),
+      events: PolicyFields.events.default([]),
+      repositories: PolicyFields.repositories.default([]),
+      tags: PolicyFields.tags.default([]),
+      enabled: PolicyFields.enabled.default(true),
+      authHeader: PolicyFields.authHeader.default(null),
+      secret: PolicyFields.secret.default(null),
+    })
+    .strict(),
+);
 const PolicyUpdate = z.lazy(() => z.object(PolicyFields).partial().strict());
 
-const WebhookPolicySchema = z.lazy(() => z
-  .strictObject({
-    id: z.number(),
-    project: z.string(),
-    name: z.string(),
-    url: z.string(),
-    format: z.enum(WEBHOOK_FORMATS),
-    events: z.array(z.string()).describe('event kinds sent; empty: all'),
-    repositories: z.array(z.string()),
-    tags: z.array(z.string()),
-    enabled: z.boolean(),
-    hasAuthHeader: z.boolean().describe('an Authorization header is set (never shown)'),
-    hasSecret: z.boolean().describe('an HMAC secret is set (never shown)'),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-  })
-  .meta({ id: 'WebhookPolicy' }));
+const WebhookPolicySchema = z.lazy(() =>
+  z
+    .strictObject({
+      id: z.number(),
+      project: z.string(),
+      name: z.string(),
+      url: z.string(),
+      format: z.enum(WEBHOOK_FORMATS),
+      events: z.array(z.string()).describe('event kinds sent; empty: all'),
+      repositories: z.array(z.string()),
+      tags: z.array(z.string()),
+      enabled: z.boolean(),
+      hasAuthHeader: z.boolean().describe('an Authorization header is set (never shown)'),
+      hasSecret: z.boolean().describe('an HMAC secret is set (never shown)'),
+      createdAt: z.string(),
+      updatedAt: z.string(),
+    })
+    .meta({ id: 'WebhookPolicy' }),
+);
 const DeliveryFields = {
   id: z.number(),
   endpoint: z.string().describe('config:<name> for a configured endpoint, policy:<id> for a project policy'),
@@ -66,7 +75,9 @@ const DeliveryFields = {
   redeliveryOf: z.number().nullable().describe('the delivery this one sends again'),
 };
 const DeliverySchema = z.lazy(() => z.strictObject(DeliveryFields).meta({ id: 'WebhookDelivery' }));
-const DeliveryWithBody = z.lazy(() => z.strictObject({ ...DeliveryFields, contentType: z.string(), body: z.string() }).meta({ id: 'WebhookDeliveryWithBody' }));
+const DeliveryWithBody = z.lazy(() =>
+  z.strictObject({ ...DeliveryFields, contentType: z.string(), body: z.string() }).meta({ id: 'WebhookDeliveryWithBody' }),
+);
 
 function service(ctx: ApiContext): WebhookService {
   return ctx.features.webhooks!;
@@ -81,10 +92,15 @@ function numberParam(ctx: ApiContext, name: string): number {
 /** ?status=, ?before= (an id, keyset paging) and ?limit= (default 100, at most 500) of a delivery listing. */
 function deliveryQuery(ctx: ApiContext) {
   const { status, before, limit } = ctx.query;
-  if (status !== undefined && !['pending', 'delivered', 'failed'].includes(status)) throw new RegistryError('INVALID_ARGUMENT', 'status must be pending, delivered or failed');
+  if (status !== undefined && !['pending', 'delivered', 'failed'].includes(status))
+    throw new RegistryError('INVALID_ARGUMENT', 'status must be pending, delivered or failed');
   if (before !== undefined && !/^\d{1,15}$/.test(before)) throw new RegistryError('INVALID_ARGUMENT', 'before must be a delivery id');
   if (limit !== undefined && !/^\d{1,4}$/.test(limit)) throw new RegistryError('INVALID_ARGUMENT', 'limit must be a number up to 500');
-  return { status: status as DeliveryStatus | undefined, before: before === undefined ? undefined : Number(before), limit: Math.min(Number(limit ?? 100), 500) };
+  return {
+    status: status as DeliveryStatus | undefined,
+    before: before === undefined ? undefined : Number(before),
+    limit: Math.min(Number(limit ?? 100), 500),
+  };
 }
 
 /** The project (404 unless the caller may manage it) and the policy id of the path. */

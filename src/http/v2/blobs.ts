@@ -21,9 +21,14 @@ export const getBlob: V2Handler = async ({ registry }, request, reply, { name, r
   if (rangeHeader !== undefined) {
     const parsed = parseRangeHeader(rangeHeader, size);
     if (parsed === null) {
-      throw new RegistryError('RANGE_INVALID', `range "${rangeHeader.slice(0, 64)}" is outside the blob's ${size} bytes`, { size }, {
-        'Content-Range': `bytes */${size}`,
-      });
+      throw new RegistryError(
+        'RANGE_INVALID',
+        `range "${rangeHeader.slice(0, 64)}" is outside the blob's ${size} bytes`,
+        { size },
+        {
+          'Content-Range': `bytes */${size}`,
+        },
+      );
     }
     range = parsed;
   }

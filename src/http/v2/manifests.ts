@@ -14,7 +14,12 @@ import { operation, type V2Handler } from './context.js';
 export const getManifest: V2Handler = async ({ registry }, request, reply, { name, ref, principal }) => {
   let manifest: ManifestRecord;
   try {
-    manifest = await registry.getManifest(name, ref, { accept: request.headers.accept, pull: request.method === 'GET' }, operation(principal));
+    manifest = await registry.getManifest(
+      name,
+      ref,
+      { accept: request.headers.accept, pull: request.method === 'GET' },
+      operation(principal),
+    );
   } catch (err) {
     // Core validates the reference before it reads anything: TAG_INVALID can only be about it.
     if (err instanceof RegistryError && err.kind === 'TAG_INVALID') throw unknownReference(name, ref, err);

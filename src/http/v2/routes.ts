@@ -38,7 +38,10 @@ const ENDPOINTS: Endpoint[] = [
   {
     // HEAD too: some clients probe the API with it (Distribution answers any method here).
     pattern: /^\/v2\/?$/,
-    methods: { GET: { handler: apiVersion, scope: () => ({ type: 'base' }) }, HEAD: { handler: apiVersion, scope: () => ({ type: 'base' }) } },
+    methods: {
+      GET: { handler: apiVersion, scope: () => ({ type: 'base' }) },
+      HEAD: { handler: apiVersion, scope: () => ({ type: 'base' }) },
+    },
   },
   {
     pattern: /^\/v2\/_catalog$/,

@@ -40,7 +40,15 @@ export const putUpload: V2Handler = async ({ registry }, request, reply, { name,
     throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload');
   }
   const body = hasBody(request) ? request.raw : undefined;
-  const committed = await registry.uploads.complete(name, id, digest, body, body ? chunkRange(request) : undefined, contentLength(request), operation(principal));
+  const committed = await registry.uploads.complete(
+    name,
+    id,
+    digest,
+    body,
+    body ? chunkRange(request) : undefined,
+    contentLength(request),
+    operation(principal),
+  );
   return created(reply, name, committed);
 };
 

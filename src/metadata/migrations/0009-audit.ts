@@ -17,12 +17,17 @@ import type { MigrationContext } from '../migrate.js';
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {
   const t = schemaTypes(ctx.dialect, ctx.mysqlCollation);
   await db.schema.alterTable('audit_log').addColumn('project', t.key(255)).execute();
-  await db.schema.alterTable('audit_log').addColumn('outcome', t.plainKey(16), (c) => c.notNull().defaultTo('success')).execute();
+  await db.schema
+    .alterTable('audit_log')
+    .addColumn('outcome', t.plainKey(16), (c) => c.notNull().defaultTo('success'))
+    .execute();
 
   await sql`update audit_log set outcome = 'failure' where action in ('login.failed', 'login.ratelimited')`.execute(db);
   await sql`update audit_log set outcome = 'denied' where action = 'access.denied'`.execute(db);
   await sql`update audit_log set project = target where action like 'project.%'`.execute(db);
-  await sql`update audit_log set project = ${firstPathSegment('target', ctx.dialect)} where action like 'member.%' and target like '%/%'`.execute(db);
+  await sql`update audit_log set project = ${firstPathSegment('target', ctx.dialect)} where action like 'member.%' and target like '%/%'`.execute(
+    db,
+  );
 
   for (const column of ['actor', 'action', 'target']) {
     await sql`create index ${sql.id(`audit_log_${column}`)} on audit_log (${indexed(column, ctx)}, id)`.execute(db);

@@ -32,7 +32,12 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .$call(bindingsFk.table('identity_bindings'))
     .execute();
-  await db.schema.createIndex('identity_bindings_subject').on('identity_bindings').columns(['source', 'kind', 'subject', 'project']).unique().execute();
+  await db.schema
+    .createIndex('identity_bindings_subject')
+    .on('identity_bindings')
+    .columns(['source', 'kind', 'subject', 'project'])
+    .unique()
+    .execute();
   await db.schema.createIndex('identity_bindings_project').on('identity_bindings').column('project').execute();
 
   const grantsFk = foreignKeys(ctx.dialect);

@@ -78,12 +78,21 @@ async function mysqlTrigrams(db: Kysely<unknown>, ctx: MigrationContext): Promis
   ];
   for (const trigger of triggers) await sql.raw(trigger).execute(db);
   await sql`insert ignore into repository_trigrams (gram, repository_id)
-    select substring(lower(r.name), w.i, 3), r.id from repositories r join (${windowNumbers()}) w on w.i <= char_length(r.name) - 2`.execute(db);
+    select substring(lower(r.name), w.i, 3), r.id from repositories r join (${windowNumbers()}) w on w.i <= char_length(r.name) - 2`.execute(
+    db,
+  );
   await sql`insert ignore into tag_trigrams (gram, repository_id, name)
-    select substring(lower(t.name), w.i, 3), t.repository_id, t.name from tags t join (${windowNumbers()}) w on w.i <= char_length(t.name) - 2`.execute(db);
+    select substring(lower(t.name), w.i, 3), t.repository_id, t.name from tags t join (${windowNumbers()}) w on w.i <= char_length(t.name) - 2`.execute(
+    db,
+  );
 }
 
 /** 1…255 as a derived table (names are at most 255 characters). */
 function windowNumbers() {
-  return sql.raw('select a.d + 16 * b.d + 1 as i from ' + [0, 1].map((_, j) => `(${Array.from({ length: 16 }, (_, d) => `select ${d} as d`).join(' union all ')}) ${j === 0 ? 'a' : 'b'}`).join(' cross join '));
+  return sql.raw(
+    'select a.d + 16 * b.d + 1 as i from ' +
+      [0, 1]
+        .map((_, j) => `(${Array.from({ length: 16 }, (_, d) => `select ${d} as d`).join(' union all ')}) ${j === 0 ? 'a' : 'b'}`)
+        .join(' cross join '),
+  );
 }

@@ -58,7 +58,11 @@ export async function ok<T>(call: Promise<{ data?: unknown; error?: unknown; res
   const { data, error, response } = await call;
   if (!response.ok) {
     const first = (error as ErrorBody | undefined)?.errors?.[0];
-    throw new ApiError(response.status, first?.code ?? String(response.status), first?.message ?? `${response.status} ${response.statusText}`);
+    throw new ApiError(
+      response.status,
+      first?.code ?? String(response.status),
+      first?.message ?? `${response.status} ${response.statusText}`,
+    );
   }
   return data as T;
 }

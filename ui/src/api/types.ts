@@ -28,7 +28,11 @@ export type Descriptor = Omit<Schemas['Artifact']['layers'][number], 'annotation
 export type Referrer = Omit<Schemas['Referrer'], 'annotations'> & { annotations?: Record<string, string> };
 /** An image config, or whatever JSON the config blob holds (the schema says unknown: any JSON ≤ 1 MiB, else null). */
 export type ArtifactConfig = Record<string, unknown>;
-export type Artifact = Omit<Schemas['Artifact'], 'config' | 'layers' | 'referrers'> & { config: ArtifactConfig | null; layers: Descriptor[]; referrers: Referrer[] };
+export type Artifact = Omit<Schemas['Artifact'], 'config' | 'layers' | 'referrers'> & {
+  config: ArtifactConfig | null;
+  layers: Descriptor[];
+  referrers: Referrer[];
+};
 export type SearchResult = Schemas['SearchResult'];
 export type BatchDelete = Schemas['TagsDeleted'];
 export type Member = Schemas['Member'];

@@ -24,7 +24,12 @@ const TABS: [string, string][] = [
 export function Admin({ tab }: { tab: string }) {
   useTitle('Administration');
   const { session } = useSession();
-  if (!session.admin) return <p className="error" role="alert">Administration is for system administrators.</p>;
+  if (!session.admin)
+    return (
+      <p className="error" role="alert">
+        Administration is for system administrators.
+      </p>
+    );
   return (
     <section aria-labelledby="admin-title">
       <h1 id="admin-title">Administration</h1>
@@ -45,7 +50,8 @@ export function Admin({ tab }: { tab: string }) {
 function rowsOf(data: unknown): Record<string, unknown>[] {
   if (Array.isArray(data)) return data as Record<string, unknown>[];
   const o = data as Record<string, unknown> | undefined;
-  for (const key of ['items', 'entries', 'policies', 'registries', 'runs']) if (o && Array.isArray(o[key])) return o[key] as Record<string, unknown>[];
+  for (const key of ['items', 'entries', 'policies', 'registries', 'runs'])
+    if (o && Array.isArray(o[key])) return o[key] as Record<string, unknown>[];
   return [];
 }
 
@@ -72,23 +78,53 @@ function Users() {
     <>
       <h2>Users</h2>
       <ErrorBox error={users.error ?? action.error} />
-      <ObjectTable caption="Users" rows={(users.data ?? []) as never[]} actions={(u) => (
-        <>
-          <button type="button" className="small" onClick={() => void act(api.PATCH('/api/v1/users/{username}', { params: { path: { username: String(u.username) } }, body: { admin: !u.admin } }))}>
-            {u.admin ? `Revoke administrator (${String(u.username)})` : `Make administrator (${String(u.username)})`}
-          </button>{' '}
-          <button type="button" className="danger small" onClick={() => window.confirm(`Delete user ${String(u.username)}?`) && void act(api.DELETE('/api/v1/users/{username}', { params: { path: { username: String(u.username) } } }))}>
-            Delete {String(u.username)}
-          </button>
-        </>
-      )} />
+      <ObjectTable
+        caption="Users"
+        rows={(users.data ?? []) as never[]}
+        actions={(u) => (
+          <>
+            <button
+              type="button"
+              className="small"
+              onClick={() =>
+                void act(
+                  api.PATCH('/api/v1/users/{username}', { params: { path: { username: String(u.username) } }, body: { admin: !u.admin } }),
+                )
+              }
+            >
+              {u.admin ? `Revoke administrator (${String(u.username)})` : `Make administrator (${String(u.username)})`}
+            </button>{' '}
+            <button
+              type="button"
+              className="danger small"
+              onClick={() =>
+                window.confirm(`Delete user ${String(u.username)}?`) &&
+                void act(api.DELETE('/api/v1/users/{username}', { params: { path: { username: String(u.username) } } }))
+              }
+            >
+              Delete {String(u.username)}
+            </button>
+          </>
+        )}
+      />
       <form className="inline-form" onSubmit={create} aria-label="New user">
         <label htmlFor="user-name">Username</label>
         <input id="user-name" required value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" />
         <label htmlFor="user-password">Password</label>
-        <input id="user-password" type="password" required value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" />
-        <label><input type="checkbox" checked={admin} onChange={(e) => setAdmin(e.target.checked)} /> administrator</label>
-        <button type="submit" className="primary">Create user</button>
+        <input
+          id="user-password"
+          type="password"
+          required
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+          autoComplete="new-password"
+        />
+        <label>
+          <input type="checkbox" checked={admin} onChange={(e) => setAdmin(e.target.checked)} /> administrator
+        </label>
+        <button type="submit" className="primary">
+          Create user
+        </button>
       </form>
     </>
   );
@@ -100,7 +136,10 @@ function SystemRobots() {
 
 function Jobs() {
   const [job, setJob] = useState('');
-  const jobs = useAsync(() => ok<{ jobs: Job[]; runs: Record<string, unknown>[] }>(api.GET('/api/v1/jobs', { params: { query: job ? { job } : {} } as never })), [job]);
+  const jobs = useAsync(
+    () => ok<{ jobs: Job[]; runs: Record<string, unknown>[] }>(api.GET('/api/v1/jobs', { params: { query: job ? { job } : {} } as never })),
+    [job],
+  );
   const [error, setError] = useState<Error>();
   const [started, setStarted] = useState<string | null>(null);
   const run = async (name: string) => {
@@ -118,14 +157,26 @@ function Jobs() {
       <h2>Jobs</h2>
       <ErrorBox error={jobs.error ?? error} />
       {started ? <p role="status">Started {started}.</p> : null}
-      <ObjectTable caption="Jobs" rows={(jobs.data?.jobs ?? []) as never[]} actions={(j) => (
-        <>
-          <button type="button" className="small" onClick={() => run(String(j.name))}>Run now</button>{' '}
-          <button type="button" className="small" onClick={() => setJob(String(j.name))}>History</button>
-        </>
-      )} />
+      <ObjectTable
+        caption="Jobs"
+        rows={(jobs.data?.jobs ?? []) as never[]}
+        actions={(j) => (
+          <>
+            <button type="button" className="small" onClick={() => run(String(j.name))}>
+              Run now
+            </button>{' '}
+            <button type="button" className="small" onClick={() => setJob(String(j.name))}>
+              History
+            </button>
+          </>
+        )}
+      />
       <h3>Recent runs{job ? ` of ${job}` : ''}</h3>
-      {job ? <button type="button" className="small" onClick={() => setJob('')}>All jobs</button> : null}
+      {job ? (
+        <button type="button" className="small" onClick={() => setJob('')}>
+          All jobs
+        </button>
+      ) : null}
       <ObjectTable caption="Job runs" rows={jobs.data?.runs ?? []} />
     </>
   );
@@ -136,7 +187,9 @@ function Audit() {
   const [applied, setApplied] = useState(filters);
   const entries = useAsync(() => {
     const query = Object.fromEntries(Object.entries(applied).filter(([, v]) => v));
-    return ok<AuditEntry[] | { entries: AuditEntry[] }>(api.GET('/api/v1/audit', { params: { query: { ...query, limit: '100' } as never } }));
+    return ok<AuditEntry[] | { entries: AuditEntry[] }>(
+      api.GET('/api/v1/audit', { params: { query: { ...query, limit: '100' } as never } }),
+    );
   }, [JSON.stringify(applied)]);
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -152,7 +205,9 @@ function Audit() {
             <input id={`audit-${k}`} value={filters[k]} onChange={(e) => setFilters({ ...filters, [k]: e.target.value })} size={12} />
           </span>
         ))}
-        <button type="submit" className="primary">Filter</button>
+        <button type="submit" className="primary">
+          Filter
+        </button>
       </form>
       <ErrorBox error={entries.error} />
       <ObjectTable caption="Audit entries" rows={rowsOf(entries.data)} />

@@ -63,7 +63,12 @@ function General({ project, manage }: { project: string; manage: boolean }) {
     }
   };
   const remove = async () => {
-    if (!window.confirm(`Delete project ${project} with its members and robot accounts? Its repositories stay, visible to administrators only.`)) return;
+    if (
+      !window.confirm(
+        `Delete project ${project} with its members and robot accounts? Its repositories stay, visible to administrators only.`,
+      )
+    )
+      return;
     try {
       await ok(api.DELETE('/api/v1/projects/{project}', { params: { path: { project } } }));
       navigate('/');
@@ -113,17 +118,38 @@ function Members({ project }: { project: string }) {
     <>
       <h2>Members</h2>
       <ErrorBox error={members.error ?? action.error} />
-      <ObjectTable caption="Members" rows={(members.data ?? []) as never[]} columns={['username', 'role']} actions={(m) => (
-        <button type="button" className="danger small" onClick={() => act(api.DELETE('/api/v1/projects/{project}/members/{username}', { params: { path: { project, username: String(m.username) } } }))}>Remove</button>
-      )} />
+      <ObjectTable
+        caption="Members"
+        rows={(members.data ?? []) as never[]}
+        columns={['username', 'role']}
+        actions={(m) => (
+          <button
+            type="button"
+            className="danger small"
+            onClick={() =>
+              act(
+                api.DELETE('/api/v1/projects/{project}/members/{username}', {
+                  params: { path: { project, username: String(m.username) } },
+                }),
+              )
+            }
+          >
+            Remove
+          </button>
+        )}
+      />
       <form className="inline-form" onSubmit={add} aria-label="Add a member">
         <label htmlFor="member-name">User</label>
         <input id="member-name" required value={username} onChange={(e) => setUsername(e.target.value)} />
         <label htmlFor="member-role">Role</label>
         <select id="member-role" value={role} onChange={(e) => setRole(e.target.value as typeof role)}>
-          {ROLES.map((r) => <option key={r}>{r}</option>)}
+          {ROLES.map((r) => (
+            <option key={r}>{r}</option>
+          ))}
         </select>
-        <button type="submit" className="primary">Add or change</button>
+        <button type="submit" className="primary">
+          Add or change
+        </button>
       </form>
     </>
   );
@@ -132,7 +158,10 @@ function Members({ project }: { project: string }) {
 /** A project's robot accounts, or (project null) the system robots, whose grants name their project. */
 export function Robots({ project }: { project: string | null }) {
   const robots = useAsync(
-    () => ok<Robot[]>(project === null ? api.GET('/api/v1/robots') : api.GET('/api/v1/projects/{project}/robots', { params: { path: { project } } })),
+    () =>
+      ok<Robot[]>(
+        project === null ? api.GET('/api/v1/robots') : api.GET('/api/v1/projects/{project}/robots', { params: { path: { project } } }),
+      ),
     [project],
   );
   const [grantProject, setGrantProject] = useState('');
@@ -150,7 +179,9 @@ export function Robots({ project }: { project: string | null }) {
         ...(expiresIn ? { expiresIn } : {}),
       };
       const robot = await ok<Robot>(
-        project === null ? api.POST('/api/v1/robots', { body }) : api.POST('/api/v1/projects/{project}/robots', { params: { path: { project } }, body }),
+        project === null
+          ? api.POST('/api/v1/robots', { body })
+          : api.POST('/api/v1/projects/{project}/robots', { params: { path: { project } }, body }),
       );
       setCreated(robot);
       setName('');
@@ -185,21 +216,45 @@ export function Robots({ project }: { project: string | null }) {
           </p>
           <label htmlFor="robot-secret">Secret</label>
           <input id="robot-secret" readOnly value={created.secret} onFocus={(e) => e.target.select()} />
-          <button type="button" onClick={() => void navigator.clipboard?.writeText(created.secret!)}>Copy secret</button>
-          <button type="button" onClick={() => setCreated(null)}>Done</button>
+          <button type="button" onClick={() => void navigator.clipboard?.writeText(created.secret!)}>
+            Copy secret
+          </button>
+          <button type="button" onClick={() => setCreated(null)}>
+            Done
+          </button>
         </div>
       ) : null}
       <table className="grid compact">
         <caption className="visually-hidden">Robot accounts</caption>
-        <thead><tr><th scope="col">Name</th><th scope="col">Permissions</th><th scope="col">Expires</th><th scope="col">Created</th><th scope="col"><span className="visually-hidden">Actions</span></th></tr></thead>
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Permissions</th>
+            <th scope="col">Expires</th>
+            <th scope="col">Created</th>
+            <th scope="col">
+              <span className="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
         <tbody>
           {(robots.data ?? []).map((r) => (
             <tr key={r.name}>
-              <td><code>{r.name}</code></td>
-              <td>{r.permissions.map((p) => `${project === null ? `${p.project}/` : ''}${p.repository}: ${p.actions.join(', ')}`).join('; ')}</td>
+              <td>
+                <code>{r.name}</code>
+              </td>
+              <td>
+                {r.permissions.map((p) => `${project === null ? `${p.project}/` : ''}${p.repository}: ${p.actions.join(', ')}`).join('; ')}
+              </td>
               <td>{r.expiresAt ? <Time at={r.expiresAt} /> : 'never'}</td>
-              <td><Time at={r.createdAt} /></td>
-              <td><button type="button" className="danger small" onClick={() => revoke(r.name)} aria-label={`Revoke ${r.name}`}>Revoke</button></td>
+              <td>
+                <Time at={r.createdAt} />
+              </td>
+              <td>
+                <button type="button" className="danger small" onClick={() => revoke(r.name)} aria-label={`Revoke ${r.name}`}>
+                  Revoke
+                </button>
+              </td>
             </tr>
           ))}
           <EmptyRow list={robots} colSpan={5} empty="No robot accounts." />
@@ -217,12 +272,23 @@ export function Robots({ project }: { project: string | null }) {
         <fieldset>
           <legend>Permissions</legend>
           {['pull', 'push', 'delete'].map((a) => (
-            <label key={a}><input type="checkbox" checked={actions.includes(a)} onChange={() => toggle(a)} /> {a}</label>
+            <label key={a}>
+              <input type="checkbox" checked={actions.includes(a)} onChange={() => toggle(a)} /> {a}
+            </label>
           ))}
         </fieldset>
         <label htmlFor="robot-expiry">Expires in</label>
-        <input id="robot-expiry" placeholder="e.g. 30d (empty: never)" value={expiresIn} onChange={(e) => setExpiresIn(e.target.value)} pattern="\d+[smhd]" size={14} />
-        <button type="submit" className="primary">Create robot</button>
+        <input
+          id="robot-expiry"
+          placeholder="e.g. 30d (empty: never)"
+          value={expiresIn}
+          onChange={(e) => setExpiresIn(e.target.value)}
+          pattern="\d+[smhd]"
+          size={14}
+        />
+        <button type="submit" className="primary">
+          Create robot
+        </button>
       </form>
     </>
   );
@@ -254,23 +320,44 @@ function QuotaTab({ project }: { project: string }) {
       <ErrorBox error={quota.error ?? error} />
       {q ? (
         <p>
-          Using <strong>{bytes(q.used)}</strong> {q.limit !== null ? <>of <strong>{bytes(q.limit)}</strong></> : '(no limit)'} <UsageBar used={q.used} limit={q.limit} label="storage used of the quota" />
+          Using <strong>{bytes(q.used)}</strong>{' '}
+          {q.limit !== null ? (
+            <>
+              of <strong>{bytes(q.limit)}</strong>
+            </>
+          ) : (
+            '(no limit)'
+          )}{' '}
+          <UsageBar used={q.used} limit={q.limit} label="storage used of the quota" />
         </p>
       ) : null}
       {session.admin ? (
         <form className="inline-form" onSubmit={save} aria-label="Set the quota">
           <label htmlFor="quota-limit">Limit</label>
-          <input id="quota-limit" placeholder="e.g. 10GiB, 500MB; empty: unlimited" value={limit} onChange={(e) => setLimit(e.target.value)} size={30} />
-          <button type="submit" className="primary">Set quota</button>
+          <input
+            id="quota-limit"
+            placeholder="e.g. 10GiB, 500MB; empty: unlimited"
+            value={limit}
+            onChange={(e) => setLimit(e.target.value)}
+            size={30}
+          />
+          <button type="submit" className="primary">
+            Set quota
+          </button>
           {saved ? <span role="status">Quota saved.</span> : null}
         </form>
-      ) : <p className="muted">Only a system administrator sets quotas.</p>}
+      ) : (
+        <p className="muted">Only a system administrator sets quotas.</p>
+      )}
     </>
   );
 }
 
 function Immutable({ project }: { project: string }) {
-  const rules = useAsync(() => ok<ImmutableRule[]>(api.GET('/api/v1/projects/{project}/immutable-rules', { params: { path: { project } } })), [project]);
+  const rules = useAsync(
+    () => ok<ImmutableRule[]>(api.GET('/api/v1/projects/{project}/immutable-rules', { params: { path: { project } } })),
+    [project],
+  );
   const [repository, setRepository] = useState('**');
   const [tag, setTag] = useState('');
   const action = useAction();
@@ -280,21 +367,41 @@ function Immutable({ project }: { project: string }) {
   };
   const add = (event: FormEvent) => {
     event.preventDefault();
-    void act(api.POST('/api/v1/projects/{project}/immutable-rules', { params: { path: { project } }, body: { repository: { pattern: repository, decoration: 'matches' }, tag: { pattern: tag, decoration: 'matches' } } }));
+    void act(
+      api.POST('/api/v1/projects/{project}/immutable-rules', {
+        params: { path: { project } },
+        body: { repository: { pattern: repository, decoration: 'matches' }, tag: { pattern: tag, decoration: 'matches' } },
+      }),
+    );
   };
   return (
     <>
       <h2>Immutable tag rules</h2>
       <ErrorBox error={rules.error ?? action.error} />
-      <ObjectTable caption="Immutable rules" rows={(rules.data ?? []) as never[]} columns={['id', 'repository', 'tag', 'disabled']} actions={(r) => (
-        <button type="button" className="danger small" onClick={() => act(api.DELETE('/api/v1/projects/{project}/immutable-rules/{id}', { params: { path: { project, id: String(r.id) } } }))}>Delete</button>
-      )} />
+      <ObjectTable
+        caption="Immutable rules"
+        rows={(rules.data ?? []) as never[]}
+        columns={['id', 'repository', 'tag', 'disabled']}
+        actions={(r) => (
+          <button
+            type="button"
+            className="danger small"
+            onClick={() =>
+              act(api.DELETE('/api/v1/projects/{project}/immutable-rules/{id}', { params: { path: { project, id: String(r.id) } } }))
+            }
+          >
+            Delete
+          </button>
+        )}
+      />
       <form className="inline-form" onSubmit={add} aria-label="New immutable rule">
         <label htmlFor="imm-repo">Repositories</label>
         <input id="imm-repo" value={repository} onChange={(e) => setRepository(e.target.value)} />
         <label htmlFor="imm-tag">Tags</label>
         <input id="imm-tag" required placeholder="e.g. v*" value={tag} onChange={(e) => setTag(e.target.value)} />
-        <button type="submit" className="primary">Add rule</button>
+        <button type="submit" className="primary">
+          Add rule
+        </button>
       </form>
     </>
   );
@@ -303,8 +410,14 @@ function Immutable({ project }: { project: string }) {
 const TEMPLATES = ['latestPushedK', 'latestPulledN', 'nDaysSinceLastPush', 'nDaysSinceLastPull', 'always'] as const;
 
 export function Retention({ project }: { project: string }) {
-  const policy = useAsync(() => ok<RetentionPolicy>(api.GET('/api/v1/projects/{project}/retention', { params: { path: { project } } })).catch(() => null), [project]);
-  const runs = useAsync(() => ok<RetentionRun[]>(api.GET('/api/v1/projects/{project}/retention/runs', { params: { path: { project } } })), [project]);
+  const policy = useAsync(
+    () => ok<RetentionPolicy>(api.GET('/api/v1/projects/{project}/retention', { params: { path: { project } } })).catch(() => null),
+    [project],
+  );
+  const runs = useAsync(
+    () => ok<RetentionRun[]>(api.GET('/api/v1/projects/{project}/retention/runs', { params: { path: { project } } })),
+    [project],
+  );
   const [template, setTemplate] = useState<(typeof TEMPLATES)[number]>('latestPushedK');
   const [value, setValue] = useState('10');
   const [tags, setTags] = useState('**');
@@ -321,7 +434,12 @@ export function Retention({ project }: { project: string }) {
   const save = async (event: FormEvent) => {
     event.preventDefault();
     try {
-      await ok(api.PUT('/api/v1/projects/{project}/retention', { params: { path: { project } }, body: { rules: [rule()], schedule: schedule || null } as never }));
+      await ok(
+        api.PUT('/api/v1/projects/{project}/retention', {
+          params: { path: { project } },
+          body: { rules: [rule()], schedule: schedule || null } as never,
+        }),
+      );
       setError(undefined);
       policy.reload();
     } catch (e) {
@@ -334,9 +452,13 @@ export function Retention({ project }: { project: string }) {
     setBusy(true);
     setPreview(null);
     try {
-      const started = await ok<{ id: number }>(api.POST('/api/v1/projects/{project}/retention/runs', { params: { path: { project } }, body: { dryRun: true } }));
+      const started = await ok<{ id: number }>(
+        api.POST('/api/v1/projects/{project}/retention/runs', { params: { path: { project } }, body: { dryRun: true } }),
+      );
       for (let i = 0; i < 120; i++) {
-        const run = await ok<RetentionRun>(api.GET('/api/v1/projects/{project}/retention/runs/{id}', { params: { path: { project, id: String(started.id) } } }));
+        const run = await ok<RetentionRun>(
+          api.GET('/api/v1/projects/{project}/retention/runs/{id}', { params: { path: { project, id: String(started.id) } } }),
+        );
         if (run.status !== 'running') {
           setPreview(run);
           break;
@@ -359,16 +481,34 @@ export function Retention({ project }: { project: string }) {
       {policy.data ? (
         <div className="panel">
           <p>
-            Current policy: {policy.data.rules.map((r, i) => <code key={i}>{r.template} {r.count ?? r.days ?? ''} tags {r.tags?.pattern ?? '**'}</code>)}
-            {policy.data.schedule ? <> · schedule <code>{policy.data.schedule}</code></> : ' · on demand only'}
+            Current policy:{' '}
+            {policy.data.rules.map((r, i) => (
+              <code key={i}>
+                {r.template} {r.count ?? r.days ?? ''} tags {r.tags?.pattern ?? '**'}
+              </code>
+            ))}
+            {policy.data.schedule ? (
+              <>
+                {' '}
+                · schedule <code>{policy.data.schedule}</code>
+              </>
+            ) : (
+              ' · on demand only'
+            )}
           </p>
-          <button type="button" onClick={dryRun} disabled={busy}>{busy ? 'Dry run…' : 'Dry run (preview)'}</button>
+          <button type="button" onClick={dryRun} disabled={busy}>
+            {busy ? 'Dry run…' : 'Dry run (preview)'}
+          </button>
         </div>
-      ) : policy.loading ? null : <p className="muted">No retention policy yet.</p>}
+      ) : policy.loading ? null : (
+        <p className="muted">No retention policy yet.</p>
+      )}
       <form className="inline-form" onSubmit={save} aria-label="Retention policy">
         <label htmlFor="ret-template">Keep</label>
         <select id="ret-template" value={template} onChange={(e) => setTemplate(e.target.value as typeof template)}>
-          {TEMPLATES.map((t) => <option key={t}>{t}</option>)}
+          {TEMPLATES.map((t) => (
+            <option key={t}>{t}</option>
+          ))}
         </select>
         <label htmlFor="ret-value">Count or days</label>
         <input id="ret-value" type="number" min={0} value={value} onChange={(e) => setValue(e.target.value)} size={6} />
@@ -376,11 +516,17 @@ export function Retention({ project }: { project: string }) {
         <input id="ret-tags" value={tags} onChange={(e) => setTags(e.target.value)} size={10} />
         <label htmlFor="ret-schedule">Schedule (cron)</label>
         <input id="ret-schedule" placeholder="empty: on demand" value={schedule} onChange={(e) => setSchedule(e.target.value)} size={12} />
-        <button type="submit" className="primary">Save policy</button>
+        <button type="submit" className="primary">
+          Save policy
+        </button>
       </form>
       {preview ? <RunReport run={preview} /> : null}
       <h3>Runs</h3>
-      <ObjectTable caption="Retention runs" rows={(runs.data ?? []) as never[]} columns={['id', 'dryRun', 'status', 'startedAt', 'summary']} />
+      <ObjectTable
+        caption="Retention runs"
+        rows={(runs.data ?? []) as never[]}
+        columns={['id', 'dryRun', 'status', 'startedAt', 'summary']}
+      />
     </>
   );
 }
@@ -389,18 +535,60 @@ function RunReport({ run }: { run: RetentionRun }) {
   const repos = run.report?.repositories ?? [];
   return (
     <section className="panel" aria-labelledby="preview-title">
-      <h3 id="preview-title">Dry run #{run.id}: {run.status}</h3>
+      <h3 id="preview-title">
+        Dry run #{run.id}: {run.status}
+      </h3>
       {run.summary && 'error' in run.summary ? <p className="error">{String(run.summary.error)}</p> : null}
       <table className="grid compact preview">
         <caption className="visually-hidden">What the policy would keep and remove</caption>
-        <thead><tr><th scope="col">Repository</th><th scope="col">Tag</th><th scope="col">Outcome</th><th scope="col">Why</th></tr></thead>
+        <thead>
+          <tr>
+            <th scope="col">Repository</th>
+            <th scope="col">Tag</th>
+            <th scope="col">Outcome</th>
+            <th scope="col">Why</th>
+          </tr>
+        </thead>
         <tbody>
           {repos.flatMap((r) => [
-            ...r.removed.map((t) => <tr key={`${r.repository}:${t.tag}:rm`}><td>{r.repository}</td><td>{t.tag}</td><td><Badge tone="bad">would remove</Badge></td><td /></tr>),
-            ...r.refused.map((t) => <tr key={`${r.repository}:${t.tag}:ref`}><td>{r.repository}</td><td>{t.tag}</td><td><Badge tone="warn">refused</Badge></td><td>{t.reason}</td></tr>),
-            ...r.kept.map((t) => <tr key={`${r.repository}:${t.tag}:kept`}><td>{r.repository}</td><td>{t.tag}</td><td><Badge tone="ok">keep</Badge></td><td>{t.reasons.join('; ')}</td></tr>),
+            ...r.removed.map((t) => (
+              <tr key={`${r.repository}:${t.tag}:rm`}>
+                <td>{r.repository}</td>
+                <td>{t.tag}</td>
+                <td>
+                  <Badge tone="bad">would remove</Badge>
+                </td>
+                <td />
+              </tr>
+            )),
+            ...r.refused.map((t) => (
+              <tr key={`${r.repository}:${t.tag}:ref`}>
+                <td>{r.repository}</td>
+                <td>{t.tag}</td>
+                <td>
+                  <Badge tone="warn">refused</Badge>
+                </td>
+                <td>{t.reason}</td>
+              </tr>
+            )),
+            ...r.kept.map((t) => (
+              <tr key={`${r.repository}:${t.tag}:kept`}>
+                <td>{r.repository}</td>
+                <td>{t.tag}</td>
+                <td>
+                  <Badge tone="ok">keep</Badge>
+                </td>
+                <td>{t.reasons.join('; ')}</td>
+              </tr>
+            )),
           ])}
-          {repos.length === 0 ? <tr><td colSpan={4} className="muted">Nothing matched.</td></tr> : null}
+          {repos.length === 0 ? (
+            <tr>
+              <td colSpan={4} className="muted">
+                Nothing matched.
+              </td>
+            </tr>
+          ) : null}
         </tbody>
       </table>
     </section>

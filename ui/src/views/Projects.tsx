@@ -39,7 +39,9 @@ export function Projects() {
           <tr>
             <th scope="col">Name</th>
             <th scope="col">Visibility</th>
-            <th scope="col" className="num">Repositories</th>
+            <th scope="col" className="num">
+              Repositories
+            </th>
             <th scope="col">Usage</th>
             <th scope="col">Quota</th>
           </tr>
@@ -58,7 +60,16 @@ export function Projects() {
                   <RepoCount project={p.name} />
                 </td>
                 <td>{q ? bytes(q.used) : '—'}</td>
-                <td>{q ? <><UsageBar used={q.used} limit={q.limit} label={`${p.name} storage used of its quota`} /> {q.limit !== null ? <span className="muted">of {bytes(q.limit)}</span> : null}</> : '—'}</td>
+                <td>
+                  {q ? (
+                    <>
+                      <UsageBar used={q.used} limit={q.limit} label={`${p.name} storage used of its quota`} />{' '}
+                      {q.limit !== null ? <span className="muted">of {bytes(q.limit)}</span> : null}
+                    </>
+                  ) : (
+                    '—'
+                  )}
+                </td>
               </tr>
             );
           })}

@@ -7,7 +7,9 @@ const row = (name: string, pulls: number) => ({ name, tagCount: 3, pushedAt: new
 
 describe('Repositories view', () => {
   it('sorts on the server, searches, and offers delete only to maintainers and up', async () => {
-    const calls = fakeApi({ 'GET /api/v1/projects/team/repositories': () => ({ items: [row('team/a', 5), row('team/b', 9)], next: null, total: 2 }) });
+    const calls = fakeApi({
+      'GET /api/v1/projects/team/repositories': () => ({ items: [row('team/a', 5), row('team/b', 9)], next: null, total: 2 }),
+    });
     const view = renderSignedIn(<Repositories project="team" />, { projects: [{ name: 'team', role: 'developer' }] });
     expect(await screen.findByRole('link', { name: 'team/a' })).toBeTruthy();
     expect(screen.queryByRole('button', { name: /Delete repository/ })).toBeNull();

@@ -20,7 +20,9 @@ export function Repositories({ project }: { project: string }) {
   const page = useAsync(
     () =>
       ok<Page<RepositoryRow>>(
-        api.GET('/api/v1/projects/{project}/repositories', { params: { path: { project }, query: { q: query || undefined, sort, order, n: String(PAGE), last: pager.last } } }),
+        api.GET('/api/v1/projects/{project}/repositories', {
+          params: { path: { project }, query: { q: query || undefined, sort, order, n: String(PAGE), last: pager.last } },
+        }),
       ),
     [project, query, sort, order, pager.last],
   );
@@ -34,7 +36,9 @@ export function Repositories({ project }: { project: string }) {
       page.reload();
       // A repository with immutable tags (or manifests another policy keeps) is only partly deleted: say what stayed and why.
       if (result.failed.length > 0) {
-        const kept = result.failed.map((f) => `${f.digest.slice(0, 19)}… (${[...new Set([f.message, ...f.tags.map((t) => `${t.tag}: ${t.message}`)])].join('; ')})`);
+        const kept = result.failed.map(
+          (f) => `${f.digest.slice(0, 19)}… (${[...new Set([f.message, ...f.tags.map((t) => `${t.tag}: ${t.message}`)])].join('; ')})`,
+        );
         setError(new Error(`${name}: deleted ${result.deleted.length} artifact(s); ${result.failed.length} stayed: ${kept.join(' · ')}`));
       }
     } catch (e) {
@@ -59,7 +63,11 @@ export function Repositories({ project }: { project: string }) {
       </nav>
       <div className="title-row">
         <h1 id="repos-title">{project}</h1>
-        {can(session, project, 'manage') ? <Link to={href.settings(project)} className="button">Project settings</Link> : null}
+        {can(session, project, 'manage') ? (
+          <Link to={href.settings(project)} className="button">
+            Project settings
+          </Link>
+        ) : null}
       </div>
       <div className="toolbar">
         <label htmlFor="repo-filter">Search repositories</label>
@@ -71,17 +79,31 @@ export function Repositories({ project }: { project: string }) {
         <thead>
           <tr>
             <th scope="col" aria-sort={ariaSort('name')}>
-              <button type="button" className="sort" onClick={() => sortBy('name')}>Name{arrow('name')}</button>
+              <button type="button" className="sort" onClick={() => sortBy('name')}>
+                Name{arrow('name')}
+              </button>
             </th>
-            <th scope="col" className="num">Tags</th>
-            <th scope="col" className="num">Size</th>
+            <th scope="col" className="num">
+              Tags
+            </th>
+            <th scope="col" className="num">
+              Size
+            </th>
             <th scope="col" aria-sort={ariaSort('pushed')}>
-              <button type="button" className="sort" onClick={() => sortBy('pushed')}>Last push{arrow('pushed')}</button>
+              <button type="button" className="sort" onClick={() => sortBy('pushed')}>
+                Last push{arrow('pushed')}
+              </button>
             </th>
             <th scope="col" className="num" aria-sort={ariaSort('pulls')}>
-              <button type="button" className="sort" onClick={() => sortBy('pulls')}>Pulls{arrow('pulls')}</button>
+              <button type="button" className="sort" onClick={() => sortBy('pulls')}>
+                Pulls{arrow('pulls')}
+              </button>
             </th>
-            {mayDelete ? <th scope="col"><span className="visually-hidden">Actions</span></th> : null}
+            {mayDelete ? (
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            ) : null}
           </tr>
         </thead>
         <tbody>
@@ -93,7 +115,9 @@ export function Repositories({ project }: { project: string }) {
               </td>
               <td className="num">{r.tagCount.toLocaleString()}</td>
               <td className="num">{bytes(r.size)}</td>
-              <td><Time at={r.pushedAt} /></td>
+              <td>
+                <Time at={r.pushedAt} />
+              </td>
               <td className="num">{r.pulls.toLocaleString()}</td>
               {mayDelete ? (
                 <td>
@@ -106,14 +130,24 @@ export function Repositories({ project }: { project: string }) {
           ))}
           {page.data && page.data.items.length === 0 ? (
             <tr>
-              <td colSpan={6} className="muted">No repositories{query ? ` match “${query}”` : ''}.</td>
+              <td colSpan={6} className="muted">
+                No repositories{query ? ` match “${query}”` : ''}.
+              </td>
             </tr>
           ) : null}
         </tbody>
       </table>
       {/* Rendered once the first page is there: below a table that grows from its skeleton, it would be pushed down (a layout shift). */}
       {page.data ? (
-        <Pager label="repositories" page={pager.page} next={page.data?.next} total={page.data?.total} count={page.data?.items.length ?? 0} onNext={pager.next} onPrevious={pager.previous} />
+        <Pager
+          label="repositories"
+          page={pager.page}
+          next={page.data?.next}
+          total={page.data?.total}
+          count={page.data?.items.length ?? 0}
+          onNext={pager.next}
+          onPrevious={pager.previous}
+        />
       ) : null}
     </section>
   );

@@ -16,20 +16,35 @@ export function SearchView({ q }: { q: string }) {
         r.repositories.length ? (
           <ul className="results">
             {r.repositories.map((repo) => (
-              <li key={repo.name}><Link to={href.repository(repo.name)}>{repo.name}</Link></li>
+              <li key={repo.name}>
+                <Link to={href.repository(repo.name)}>{repo.name}</Link>
+              </li>
             ))}
           </ul>
-        ) : <p className="muted">No repository matches.</p>
-      ) : <p className="muted" aria-busy="true">Searching…</p>}
+        ) : (
+          <p className="muted">No repository matches.</p>
+        )
+      ) : (
+        <p className="muted" aria-busy="true">
+          Searching…
+        </p>
+      )}
       <h2>Tags</h2>
       {r ? (
         r.tags.length ? (
           <ul className="results">
             {r.tags.map((t) => (
-              <li key={`${t.repository}:${t.tag}`}><Link to={href.artifact(t.repository, t.tag)}>{t.repository}:{t.tag}</Link> <Digest digest={t.digest} /></li>
+              <li key={`${t.repository}:${t.tag}`}>
+                <Link to={href.artifact(t.repository, t.tag)}>
+                  {t.repository}:{t.tag}
+                </Link>{' '}
+                <Digest digest={t.digest} />
+              </li>
             ))}
           </ul>
-        ) : <p className="muted">No tag matches.</p>
+        ) : (
+          <p className="muted">No tag matches.</p>
+        )
       ) : null}
     </section>
   );

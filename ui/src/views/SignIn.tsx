@@ -41,11 +41,30 @@ export function SignIn({ reason, onSignedIn }: { reason?: string; onSignedIn: (s
         <h1>
           <span aria-hidden="true">⚓</span> Sign in to Berth
         </h1>
-        {reason ? <p className="notice" role="status">{reason}</p> : null}
+        {reason ? (
+          <p className="notice" role="status">
+            {reason}
+          </p>
+        ) : null}
         <label htmlFor="username">Username</label>
-        <input id="username" name="username" autoComplete="username" required value={username} onChange={(e) => setUsername(e.target.value)} />
+        <input
+          id="username"
+          name="username"
+          autoComplete="username"
+          required
+          value={username}
+          onChange={(e) => setUsername(e.target.value)}
+        />
         <label htmlFor="password">Password</label>
-        <input id="password" name="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+        <input
+          id="password"
+          name="password"
+          type="password"
+          autoComplete="current-password"
+          required
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+        />
         <p id="signin-error" className="error" role="alert">
           {error ?? ''}
         </p>
@@ -63,7 +82,9 @@ export function SignIn({ reason, onSignedIn }: { reason?: string; onSignedIn: (s
             ))}
           </div>
         ) : null}
-        <p className="muted small">The same accounts as <code>docker login</code>. Robot accounts sign in with the registry clients only.</p>
+        <p className="muted small">
+          The same accounts as <code>docker login</code>. Robot accounts sign in with the registry clients only.
+        </p>
       </form>
     </main>
   );

@@ -6,13 +6,31 @@ import { Tags } from './Tags';
 
 function tag(name: string, extra: Partial<TagRow> = {}): TagRow {
   return {
-    tag: name, digest: `sha256:${'a'.repeat(63)}${name.length}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: null, kind: 'image', size: 2048,
-    platforms: [{ os: 'linux', architecture: 'amd64' }], pushedAt: new Date(Date.now() - 3600_000).toISOString(), pulledAt: null,
-    signatures: { count: 0, verified: 0 }, scan: null, sbom: false, ...extra,
+    tag: name,
+    digest: `sha256:${'a'.repeat(63)}${name.length}`,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    artifactType: null,
+    kind: 'image',
+    size: 2048,
+    platforms: [{ os: 'linux', architecture: 'amd64' }],
+    pushedAt: new Date(Date.now() - 3600_000).toISOString(),
+    pulledAt: null,
+    signatures: { count: 0, verified: 0 },
+    scan: null,
+    sbom: false,
+    ...extra,
   };
 }
 
-const PAGE1 = { items: [tag('v1', { signatures: { count: 1, verified: 1 }, sbom: true }), tag('v2', { kind: 'helm' }), tag('v3', { scan: { status: 'complete', critical: 2, high: 0, medium: 1, low: 0, unknown: 0 } })], next: 'cursor-1', total: 5 };
+const PAGE1 = {
+  items: [
+    tag('v1', { signatures: { count: 1, verified: 1 }, sbom: true }),
+    tag('v2', { kind: 'helm' }),
+    tag('v3', { scan: { status: 'complete', critical: 2, high: 0, medium: 1, low: 0, unknown: 0 } }),
+  ],
+  next: 'cursor-1',
+  total: 5,
+};
 const PAGE2 = { items: [tag('v4'), tag('v5', { kind: 'model' })], next: null, total: 5 };
 
 describe('Tags view', () => {

@@ -24,20 +24,39 @@ export function SignatureBadge({ signatures }: { signatures: TagRow['signatures'
   if (!signatures || signatures.count === 0) return <Badge tone="muted">unsigned</Badge>;
   // verified is null when the project trusts no key or certificate: nothing to verify with.
   if (signatures.verified === null || signatures.verified === undefined)
-    return <Badge tone="info" title={`${signatures.count} signature(s); the project trusts no key to verify them with`}>signed</Badge>;
+    return (
+      <Badge tone="info" title={`${signatures.count} signature(s); the project trusts no key to verify them with`}>
+        signed
+      </Badge>
+    );
   return signatures.verified ? (
-    <Badge tone="ok" title={`${signatures.count} signature(s), at least one verified`}>✓ signed</Badge>
+    <Badge tone="ok" title={`${signatures.count} signature(s), at least one verified`}>
+      ✓ signed
+    </Badge>
   ) : (
-    <Badge tone="warn" title={`${signatures.count} signature(s), none verified`}>signed, unverified</Badge>
+    <Badge tone="warn" title={`${signatures.count} signature(s), none verified`}>
+      signed, unverified
+    </Badge>
   );
 }
 
 export function ScanBadge({ scan }: { scan: TagRow['scan'] }) {
   if (!scan) return <Badge tone="muted">not scanned</Badge>;
   if (scan.status !== 'complete') return <Badge tone="warn">scan {scan.status}</Badge>;
-  const worst = scan.critical ? ['bad', `${scan.critical} critical`] : scan.high ? ['bad', `${scan.high} high`] : scan.medium ? ['warn', `${scan.medium} medium`] : scan.low ? ['info', `${scan.low} low`] : ['ok', 'no vulnerabilities'];
+  const worst = scan.critical
+    ? ['bad', `${scan.critical} critical`]
+    : scan.high
+      ? ['bad', `${scan.high} high`]
+      : scan.medium
+        ? ['warn', `${scan.medium} medium`]
+        : scan.low
+          ? ['info', `${scan.low} low`]
+          : ['ok', 'no vulnerabilities'];
   return (
-    <Badge tone={worst[0] as 'ok'} title={`critical ${scan.critical}, high ${scan.high}, medium ${scan.medium}, low ${scan.low}, unknown ${scan.unknown}`}>
+    <Badge
+      tone={worst[0] as 'ok'}
+      title={`critical ${scan.critical}, high ${scan.high}, medium ${scan.medium}, low ${scan.low}, unknown ${scan.unknown}`}
+    >
       {worst[1]}
     </Badge>
   );
@@ -53,7 +72,12 @@ export function Tags({ repository }: { repository: string }) {
   const query = useDebounced(q);
   const pager = usePager(`${repository}|${query}|${sort}|${order}`);
   const page = useAsync(
-    () => ok<Page<TagRow>>(api.GET('/api/v1/repositories/{name}/tags', { params: { path: { name: repository }, query: { q: query || undefined, sort, order, n: String(PAGE), last: pager.last } } })),
+    () =>
+      ok<Page<TagRow>>(
+        api.GET('/api/v1/repositories/{name}/tags', {
+          params: { path: { name: repository }, query: { q: query || undefined, sort, order, n: String(PAGE), last: pager.last } },
+        }),
+      ),
     [repository, query, sort, order, pager.last],
   );
   const [selected, setSelected] = useState<Set<string>>(new Set());
@@ -77,7 +101,9 @@ export function Tags({ repository }: { repository: string }) {
     const tags = [...selected];
     if (!window.confirm(`Delete ${tags.length} tag(s) from ${repository}?`)) return;
     try {
-      const answer = await ok<BatchDelete>(api.POST('/api/v1/repositories/{name}/tags/delete', { params: { path: { name: repository } }, body: { tags } }));
+      const answer = await ok<BatchDelete>(
+        api.POST('/api/v1/repositories/{name}/tags/delete', { params: { path: { name: repository } }, body: { tags } }),
+      );
       setResult(answer);
       setSelected(new Set(answer.failed.map((f) => f.tag)));
       page.reload();
@@ -98,7 +124,8 @@ export function Tags({ repository }: { repository: string }) {
   return (
     <section aria-labelledby="tags-title">
       <nav aria-label="Breadcrumb" className="crumbs">
-        <Link to="/">Projects</Link> / <Link to={href.project(project)}>{project}</Link> / <span>{repository.slice(project.length + 1) || repository}</span>
+        <Link to="/">Projects</Link> / <Link to={href.project(project)}>{project}</Link> /{' '}
+        <span>{repository.slice(project.length + 1) || repository}</span>
       </nav>
       <h1 id="tags-title">{repository}</h1>
       <div className="toolbar">
@@ -135,18 +162,26 @@ export function Tags({ repository }: { repository: string }) {
               </th>
             ) : null}
             <th scope="col" aria-sort={ariaSort('name')}>
-              <button type="button" className="sort" onClick={() => sortBy('name')}>Tag{sort === 'name' ? (order === 'asc' ? ' ▲' : ' ▼') : ''}</button>
+              <button type="button" className="sort" onClick={() => sortBy('name')}>
+                Tag{sort === 'name' ? (order === 'asc' ? ' ▲' : ' ▼') : ''}
+              </button>
             </th>
             <th scope="col">Kind</th>
             <th scope="col">Digest</th>
-            <th scope="col" className="num">Size</th>
+            <th scope="col" className="num">
+              Size
+            </th>
             <th scope="col" aria-sort={ariaSort('pushed')}>
-              <button type="button" className="sort" onClick={() => sortBy('pushed')}>Pushed{sort === 'pushed' ? (order === 'asc' ? ' ▲' : ' ▼') : ''}</button>
+              <button type="button" className="sort" onClick={() => sortBy('pushed')}>
+                Pushed{sort === 'pushed' ? (order === 'asc' ? ' ▲' : ' ▼') : ''}
+              </button>
             </th>
             <th scope="col">Pulled</th>
             <th scope="col">Signature</th>
             <th scope="col">Vulnerabilities</th>
-            <th scope="col"><span className="visually-hidden">Pull command</span></th>
+            <th scope="col">
+              <span className="visually-hidden">Pull command</span>
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -162,16 +197,33 @@ export function Tags({ repository }: { repository: string }) {
                 <Link to={href.artifact(repository, t.tag)}>{t.tag}</Link>
               </td>
               <td>
-                <Badge tone="info" title={t.artifactType ?? t.mediaType}>{KIND_LABEL[t.kind] ?? t.kind}</Badge>
+                <Badge tone="info" title={t.artifactType ?? t.mediaType}>
+                  {KIND_LABEL[t.kind] ?? t.kind}
+                </Badge>
                 {t.platforms.length > 1 ? <span className="muted small"> {t.platforms.length} platforms</span> : null}
-                {t.sbom ? <> <Badge tone="info">SBOM</Badge></> : null}
+                {t.sbom ? (
+                  <>
+                    {' '}
+                    <Badge tone="info">SBOM</Badge>
+                  </>
+                ) : null}
               </td>
-              <td><Digest digest={t.digest} /></td>
+              <td>
+                <Digest digest={t.digest} />
+              </td>
               <td className="num">{bytes(t.size)}</td>
-              <td><Time at={t.pushedAt} /></td>
-              <td><Time at={t.pulledAt} /></td>
-              <td><SignatureBadge signatures={t.signatures} /></td>
-              <td><ScanBadge scan={t.scan} /></td>
+              <td>
+                <Time at={t.pushedAt} />
+              </td>
+              <td>
+                <Time at={t.pulledAt} />
+              </td>
+              <td>
+                <SignatureBadge signatures={t.signatures} />
+              </td>
+              <td>
+                <ScanBadge scan={t.scan} />
+              </td>
               <td>
                 <CopyButton text={`podman pull ${host}/${repository}:${t.tag}`} label={`Copy pull command of ${t.tag}`} />
               </td>
@@ -179,14 +231,24 @@ export function Tags({ repository }: { repository: string }) {
           ))}
           {page.data && items.length === 0 ? (
             <tr>
-              <td colSpan={10} className="muted">No tags{query ? ` match “${query}”` : ''}.</td>
+              <td colSpan={10} className="muted">
+                No tags{query ? ` match “${query}”` : ''}.
+              </td>
             </tr>
           ) : null}
         </tbody>
       </table>
       {/* Rendered once the first page is there: below a table that grows from its skeleton, it would be pushed down (a layout shift). */}
       {page.data ? (
-        <Pager label="tags" page={pager.page} next={page.data?.next} total={page.data?.total} count={items.length} onNext={pager.next} onPrevious={pager.previous} />
+        <Pager
+          label="tags"
+          page={pager.page}
+          next={page.data?.next}
+          total={page.data?.total}
+          count={items.length}
+          onNext={pager.next}
+          onPrevious={pager.previous}
+        />
       ) : null}
     </section>
   );

@@ -3,7 +3,10 @@ import { useState } from 'react';
 
 /** "a, b c" → ["a", "b", "c"]: glob and id lists typed in one field. */
 export function listOf(text: string): string[] {
-  return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 export function textOf(list: readonly string[] | null | undefined): string {
