@@ -10,6 +10,8 @@ bash scripts/start-mariadb.sh
 npx tsc -p tsconfig.json --noEmit
 npx tsc -p ui/tsconfig.json --noEmit
 npx eslint --max-warnings=0 .
+# One format (.prettierrc): `npm run format` fixes what this refuses.
+npm run --silent format:check
 # The web UI's component tests (vitest + jsdom, ~30 s) before the long node:test passes.
 npm run --silent test:ui
 shopt -s globstar nullglob
