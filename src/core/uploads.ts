@@ -301,14 +301,15 @@ export class UploadService {
       const maxSize = this.limits.maxBlobSize > 0 ? this.limits.maxBlobSize - record.size : Infinity;
       const meter = new HashingMeter(state.hash, maxSize);
       let staging;
+      const piped = pipeAbortable(body, meter);
       try {
-        staging = await this.blobs.appendUpload(record.id, record.staging, record.size, pipeAbortable(body, meter));
+        staging = await this.blobs.appendUpload(record.id, record.staging, record.size, piped.stream);
       } catch (err) {
         // Part of the chunk may have been hashed but not stored: forget the hash, rebuild it next time.
         this.hashes.delete(record.id);
         if (meter.tooBig) throw tooBig(this.limits.maxBlobSize);
         if (err instanceof UploadNotFoundError) return this.lost(record);
-        throw storageError(err);
+        throw storageError(err, piped.clientGone());
       }
       if (expectedLength !== undefined && meter.bytes !== expectedLength) {
         this.hashes.delete(record.id);
@@ -555,9 +556,12 @@ class HashingMeter extends Transform {
  * would leave it waiting forever). Unlike pipeline(), a failing `dest` does not destroy
  * `source`, so the request socket stays usable for an error response.
  */
-function pipeAbortable(source: Readable, dest: Transform): Transform {
+function pipeAbortable(source: Readable, dest: Transform): { stream: Transform; clientGone: () => boolean } {
+  let gone = false;
   const abort = (err?: Error) => {
-    if (!source.readableEnded) dest.destroy(err ?? Object.assign(new Error('request body ended early'), { code: 'ECONNRESET' }));
+    if (source.readableEnded) return;
+    gone = true;
+    dest.destroy(err ?? Object.assign(new Error('request body ended early'), { code: 'ECONNRESET' }));
   };
   source.once('error', abort);
   source.once('close', () => abort());
@@ -566,7 +570,8 @@ function pipeAbortable(source: Readable, dest: Transform): Transform {
   // that (size limit, client gone) must not be an unhandled 'error' event, which would kill
   // the process; the store still sees it, since `dest` is destroyed and its pipeline rejects.
   dest.on('error', () => {});
-  return source.pipe(dest);
+  source.pipe(dest);
+  return { stream: dest, clientGone: () => gone };
 }
 
 function rangeError(record: UploadRecord, message: string): RegistryError {
@@ -586,14 +591,20 @@ function tooBig(limit: number): RegistryError {
   return new RegistryError('BLOB_TOO_LARGE', `blob exceeds the configured size limit of ${limit} bytes`);
 }
 
-/** Maps a storage failure to an API error a client can act on. */
-export function storageError(err: unknown): Error {
+/**
+ * Maps a failed append to an API error a client can act on. A connection reset or premature
+ * close is the client's body ending early only when that body did fail (`clientGone`); the same
+ * codes from the storage back end's own connection (S3 going away while a staged segment was
+ * read back) mean the storage is unavailable, and the client should retry, not resume.
+ */
+function storageError(err: unknown, clientGone: boolean): Error {
   const mapped = domainError(err);
   if (mapped) return mapped;
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return new RegistryError('STORAGE_FULL', 'storage is full: the upload was not stored');
   if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR') {
-    return new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended early; query the upload status and resume');
+    if (clientGone) return new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended early; query the upload status and resume');
+    return Object.assign(new RegistryError('UNAVAILABLE', 'blob storage unavailable; retry later'), { cause: err });
   }
   return err as Error;
 }
