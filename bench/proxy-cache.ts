@@ -27,6 +27,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -201,14 +202,21 @@ async function fillsEnded(berth: BenchServer, timeoutMs = 300_000): Promise<void
       ...list(path.join(berth.dataDir, 'storage', 'uploads')).filter((name) => name.startsWith('proxy-')),
     ];
   };
-  const deadline = Date.now() + timeoutMs;
-  for (let left = busy(); left.length > 0; left = busy()) {
-    if (Date.now() > deadline)
-      throw new CheckFailed(`the cache still had downloads in progress after ${timeoutMs / 1000} s: ${left.join(', ')}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitFor(() => {
+    const left = busy();
+    return left.length > 0 ? `the cache still had downloads in progress after ${timeoutMs / 1000} s: ${left.join(', ')}` : null;
+  }, timeoutMs);
   // The staging file leaves before the link's transaction commits: give it a moment.
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  await sleep(500);
+}
+
+/** Checks every 50 ms until `pending` answers null (done); after `timeoutMs`, fails with its last answer. */
+async function waitFor(pending: () => string | null, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let failure = pending(); failure !== null; failure = pending()) {
+    if (Date.now() > deadline) throw new CheckFailed(failure);
+    await sleep(50);
+  }
 }
 
 /**
@@ -220,13 +228,10 @@ async function anchorStored(anchor: BenchServer, digest: string, timeoutMs = 300
   const hex = digest.slice('sha256:'.length);
   const data = path.join(anchor.dataDir, 'storage/docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
   const deadline = Date.now() + timeoutMs;
-  while (!existsSync(data)) {
-    if (Date.now() > deadline) throw new CheckFailed(`Distribution's proxy had not stored ${digest} after ${timeoutMs / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitFor(() => (existsSync(data) ? null : `Distribution's proxy had not stored ${digest} after ${timeoutMs / 1000} s`), timeoutMs);
   // Then until it is idle (under 10 ms of CPU in 250 ms): the stored blob's bytes are still being flushed.
   for (let cpu = readCpuSeconds(anchor.pid) ?? 0; ;) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await sleep(250);
     const now = readCpuSeconds(anchor.pid) ?? 0;
     if (now - cpu < 0.01 || Date.now() > deadline) break;
     cpu = now;
@@ -327,7 +332,7 @@ export async function runProxyCacheBench(
             if ((await counter(berthServer, blobJoined)) === joinedBefore) break;
             if (attempt === 3) throw new CheckFailed('three cached pulls in a row joined the download instead of reading the stored layer');
             log('  the cached pull joined the download still being stored; measuring it again');
-            await new Promise((resolve) => setTimeout(resolve, 2000));
+            await sleep(2000);
           }
         },
       };
