@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { RegistryClient, errorCode, makeImage, type Image } from '../helpers/registry-client.js';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { TcpProxy } from './tcp-proxy.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /**
  * Losing PostgreSQL must not hang requests or the process: /readyz answers 503, registry

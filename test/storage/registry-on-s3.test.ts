@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { deny } from '../../src/core/policies.js';
@@ -8,6 +7,7 @@ import { createS3Client } from '../../src/storage/s3.js';
 import { RegistryClient, makeBlob, makeImage, type Blob } from '../helpers/registry-client.js';
 import { localS3Settings, startLocalS3, type LocalS3 } from '../helpers/s3.js';
 import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { useServer } from '../helpers/use-server.js';
 import { assertBytes } from './contract.js';
 
@@ -205,68 +205,13 @@ describe('registry on S3 with storage.s3.redirect', () => {
   });
 });
 
-/**
- * A TCP relay in front of s3rver that, once armed, cuts the next GET's response mid-body with a
- * reset: S3 going away while Berth reads a staged segment back.
- */
-async function cuttingRelay(target: string): Promise<{ endpoint: string; armNextGet(): void; cuts: () => number; close(): void }> {
-  const { port } = new URL(target);
-  let armed = false;
-  let cuts = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(port), '127.0.0.1');
-    sockets.add(client).add(upstream);
-    let cutting = false;
-    let relayed = 0;
-    client.on('data', (chunk: Buffer) => {
-      if (armed && chunk.subarray(0, 4).toString() === 'GET ') {
-        armed = false;
-        cutting = true;
-      }
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      if (!cutting) return void client.write(chunk);
-      // The head and some of the body, then a reset in the middle of the object.
-      client.write(chunk.subarray(0, Math.max(0, 64 * 1024 - relayed)));
-      relayed += chunk.length;
-      if (relayed >= 64 * 1024) {
-        cuts++;
-        client.resetAndDestroy();
-        upstream.destroy();
-      }
-    });
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      a.on('error', () => b.destroy());
-      a.on('close', () => {
-        sockets.delete(a);
-        b.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    armNextGet: () => void (armed = true),
-    cuts: () => cuts,
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-    },
-  };
-}
-
 describe('registry on S3: the storage going away mid-read is the storage failing, not the client', () => {
-  let relay: Awaited<ReturnType<typeof cuttingRelay>>;
+  let relay: TcpProxy;
   before(async () => {
-    relay = await cuttingRelay(s3.endpoint);
+    relay = await TcpProxy.start({ host: '127.0.0.1', port: Number(new URL(s3.endpoint).port) });
   });
   after(() => relay.close());
-  const reg = useServer(() => ({ storage: { s3: { ...localS3Settings(s3, 'cut'), regionendpoint: relay.endpoint } } }));
+  const reg = useServer(() => ({ storage: { s3: { ...localS3Settings(s3, 'cut'), regionendpoint: `http://127.0.0.1:${relay.port}` } } }));
 
   it('a staged segment read back while S3 resets the connection: 503 UNAVAILABLE, the session intact, the retry stores every byte', async () => {
     // The first half (1 MiB) is staged as one segment under S3's 5 MiB part minimum, so the
@@ -287,10 +232,10 @@ describe('registry on S3: the storage going away mid-read is the storage failing
         body: new Uint8Array(body),
       });
 
-    relay.armNextGet();
+    relay.resetNextReply('GET ', 64 * 1024);
     const cut = await put(blob.data.subarray(MiB));
     const text = await cut.text();
-    assert.equal(relay.cuts(), 1, 'the segment read was cut');
+    assert.equal(relay.repliesCut, 1, 'the segment read was cut');
     assert.equal(cut.status, 503, text);
     assert.equal((JSON.parse(text) as { errors: { code: string }[] }).errors[0]!.code, 'UNAVAILABLE');
 

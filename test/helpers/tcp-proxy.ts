@@ -1,15 +1,20 @@
 import net from 'node:net';
 
 /**
- * A TCP forwarder between Berth and the real PostgreSQL, to take the database "away"
+ * A TCP forwarder between Berth and a real dependency (PostgreSQL, S3), to take it "away"
  * without stopping the shared server: `refuse()` resets every connection and every new
  * one (database down), `blackhole()` keeps sockets open but stops moving bytes (network
- * partition / hung server), `restore()` forwards again.
+ * partition / hung server), `restore()` forwards again. `resetNextReply()` cuts one reply
+ * in the middle (the server going away while Berth reads from it).
  */
 export type ProxyMode = 'forward' | 'refuse' | 'blackhole';
 
 export class TcpProxy {
   private mode: ProxyMode = 'forward';
+  /** The next request starting with `prefix` gets its reply cut by a reset after `afterBytes`. */
+  private cut: { prefix: string; afterBytes: number } | null = null;
+  /** Replies cut by resetNextReply() so far. */
+  repliesCut = 0;
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
 
@@ -51,6 +56,11 @@ export class TcpProxy {
     }
   }
 
+  /** Resets the connection of the next request whose bytes start with `prefix` (e.g. 'GET ') once `afterBytes` of its reply went through. */
+  resetNextReply(prefix: string, afterBytes: number): void {
+    this.cut = { prefix, afterBytes };
+  }
+
   /** Forwards new connections again; connections stalled by a blackhole are reset, as a healed partition would. */
   restore(): void {
     if (this.mode === 'blackhole') this.resetAll();
@@ -76,6 +86,18 @@ export class TcpProxy {
     this.track(upstream);
     client.pipe(upstream);
     upstream.pipe(client);
+    client.on('data', (request: Buffer) => {
+      const cut = this.cut;
+      if (!cut || request.subarray(0, cut.prefix.length).toString() !== cut.prefix) return;
+      this.cut = null;
+      let relayed = 0;
+      upstream.on('data', (reply: Buffer) => {
+        relayed += reply.length;
+        if (relayed < cut.afterBytes || client.destroyed) return;
+        this.repliesCut++;
+        client.resetAndDestroy();
+      });
+    });
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   }
