@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair, importPKCS8, type CryptoKey, type KeyObject } from 'jose';
+import { selfSignedCertificate } from '../helpers/certificates.js';
 import { requireTools } from '../helpers/clients.js';
 import { RegistryClient, makeImage } from '../helpers/registry-client.js';
 import { startTestServer, tempDir } from '../helpers/server.js';
@@ -101,29 +101,7 @@ describe('external token issuer: PEM certificate bundle', () => {
   before(async () => {
     requireTools(['openssl']);
     dir = tempDir();
-    const keyFile = path.join(dir, 'issuer.key');
-    const certFile = path.join(dir, 'issuer.crt');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=token-issuer',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert: certFile, key: keyFile } = selfSignedCertificate(dir, 'issuer', { cn: 'token-issuer', ip: null });
     key = await importPKCS8(readFileSync(keyFile, 'utf8'), 'ES256');
     writeFileSync(path.join(dir, 'bundle.pem'), readFileSync(certFile));
   });

@@ -1,45 +1,15 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ClientSandbox, registryHost, requireTools } from '../helpers/clients.js';
+import { selfSignedCertificate } from '../helpers/certificates.js';
 import { createLayoutImage } from '../helpers/images.js';
 import { startBerthProcess, tempDir, type BerthProcess } from '../helpers/server.js';
 import { ADMIN_PASSWORD, adminAuth, api, basic, startAuthServer } from './support.js';
-
-/** A self-signed certificate for 127.0.0.1, made with openssl at test time. */
-function makeCertificate(dir: string, name: string): { cert: string; key: string } {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
 
 /** Connects with the given TLS version range; resolves with the served certificate's fingerprint and protocol. */
 function handshake(port: number, options: tls.ConnectionOptions): Promise<{ fingerprint: string; protocol: string | null }> {
@@ -62,7 +32,7 @@ describe('HTTPS: http.tls with token auth', () => {
   before(async () => {
     requireTools(['skopeo', 'openssl']);
     dir = tempDir();
-    const first = makeCertificate(dir, 'first');
+    const first = selfSignedCertificate(dir, 'first');
     // The server reads these paths; the test swaps their contents to exercise SIGHUP.
     live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
     copyFileSync(first.cert, live.cert);
@@ -136,7 +106,7 @@ describe('HTTPS: http.tls with token auth', () => {
   it('SIGHUP reloads a renewed certificate without a restart', async () => {
     const before = await handshake(berth.port, {});
     assert.equal(before.fingerprint, new X509Certificate(readFileSync(live.cert)).fingerprint256);
-    const renewed = makeCertificate(dir, 'renewed');
+    const renewed = selfSignedCertificate(dir, 'renewed');
     copyFileSync(renewed.cert, live.cert);
     copyFileSync(renewed.key, live.key);
     berth.child.kill('SIGHUP');

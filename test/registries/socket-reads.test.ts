@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -11,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { nodeBody } from '../../src/client/index.js';
 import { endpointFetch } from '../../src/registries/index.js';
 import { bodyReader, type ReadSink } from '../../src/registries/socket-reads.js';
+import { selfSignedCertificate } from '../helpers/certificates.js';
 import { requireTools } from '../helpers/clients.js';
 
 /**
@@ -109,31 +109,7 @@ describe('raw bodies read into a sink', () => {
 
   before(async () => {
     requireTools(['openssl']);
-    const key = path.join(dir, 'key.pem');
-    const cert = path.join(dir, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=upstream',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCertificate(dir, 'upstream');
     pem = readFileSync(cert, 'utf8');
     plainBase = await listen(http.createServer(handler), 'http');
     tlsBase = await listen(https.createServer({ key: readFileSync(key), cert: pem }, handler), 'https');

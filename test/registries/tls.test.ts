@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { IncomingMessage } from 'node:http';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { OciClient, blobRequests, nodeBody } from '../../src/client/index.js';
 import { ADMIN_PASSWORD, adminAuth, api } from '../auth/support.js';
+import { selfSignedCertificate } from '../helpers/certificates.js';
 import { requireTools } from '../helpers/clients.js';
 import { OCI_MANIFEST, makeImage } from '../helpers/registry-client.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
@@ -27,31 +26,7 @@ describe('registry endpoints over TLS: insecure and caBundle', () => {
   before(async () => {
     requireTools(['openssl']);
     dir = tempDir('berth-registries-tls-');
-    const cert = path.join(dir, 'up.crt');
-    const key = path.join(dir, 'up.key');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=upstream',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCertificate(dir, 'upstream');
     pem = readFileSync(cert, 'utf8');
     upstream = await startTestServer({
       http: { tls: { certificate: cert, key } },
